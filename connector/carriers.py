@@ -1,0 +1,138 @@
+"""The carrier contract every carrier plugin implements (karrio's proxy/mapper split).
+
+A plugin registers a :class:`CarrierSpec`; the engine builds one :class:`Carrier` per configured
+carrier through ``spec.factory(settings, http)``. Carriers do I/O and mapping only: retries,
+idempotency claims and state live in the engine. Errors are classified so the engine knows
+whether a retry is safe:
+
+* :class:`TransientCarrierError` -- the call may or may not have taken effect (timeout, 5xx,
+  reset, malformed answer). The engine looks the reference up before trying again.
+* :class:`PermanentCarrierError` -- the carrier refused; retrying the same request is pointless.
+  The order is held with the carrier's message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .model import Quote, Shipment, ShipmentRequest, TrackingInfo
+
+
+class CarrierError(Exception):
+    """Base for carrier failures. ``code`` is the carrier's own error code when it gave one."""
+
+    def __init__(self, message: str, *, code: str = "", carrier: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.carrier = carrier
+
+
+class TransientCarrierError(CarrierError):
+    """Outcome unknown or temporary: safe to retry only after a reference lookup."""
+
+
+class PermanentCarrierError(CarrierError):
+    """The carrier rejected the request; retrying it unchanged will not help."""
+
+
+class DuplicateReferenceError(PermanentCarrierError):
+    """The carrier already holds a shipment for this reference (look it up, do not buy again)."""
+
+
+class NotSupported(NotImplementedError):
+    """Raised by the default implementation of an optional carrier operation."""
+
+
+TRACKING_LEVELS = ("untracked", "tracked", "fully_tracked")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One product a carrier sells.
+
+    ``tracking_level`` is one of ``untracked`` / ``tracked`` (at least one scan) /
+    ``fully_tracked`` (scans through delivery). ``amazon_shipping_method`` is what
+    confirmShipment's ``shippingMethod`` carries.
+    """
+
+    code: str
+    name: str
+    tracking_level: str = "tracked"
+    amazon_shipping_method: str = ""
+    max_weight_g: int | None = None
+
+
+@dataclass(frozen=True)
+class CarrierSpec:
+    """What a carrier plugin registers through ``mfn_register_carriers``.
+
+    * ``code`` -- the carrier's key in configuration (``carriers.<code>``) and in the ledger.
+    * ``amazon_carrier_code`` -- the CarrierCode Amazon lists for this carrier; ``site_carrier_codes``
+      overrides it per site (Amazon's lists differ by marketplace, e.g. ``Yanwen`` vs ``YANWEN``).
+      A site that maps to ``None`` does not accept the carrier: the order is held, never sent as
+      a silent ``Other``.
+    * ``settings_schema`` -- JSON Schema for ``carriers.<code>`` in the YAML configuration.
+    * ``factory(settings: dict, http: requests.Session) -> Carrier``.
+    """
+
+    code: str
+    label: str
+    factory: Callable[..., "Carrier"]
+    amazon_carrier_code: str
+    services: tuple[ServiceSpec, ...] = ()
+    settings_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    site_carrier_codes: dict[str, str | None] = field(default_factory=dict)
+    pickup_cities: tuple[str, ...] = ()
+    batch_sizes: dict[str, int] = field(default_factory=dict)
+    tracking_number_pattern: str = ""  # regex Amazon checks tracking numbers against
+
+    def carrier_code_for(self, site: str) -> str | None:
+        return self.site_carrier_codes.get(site, self.amazon_carrier_code)
+
+    def service(self, code: str) -> ServiceSpec | None:
+        return next((s for s in self.services if s.code == code), None)
+
+    def capabilities(self) -> list[str]:
+        """Operations this carrier implements (derived from what its class overrides)."""
+        cls = getattr(self.factory, "__func__", self.factory)
+        if not isinstance(cls, type) or not issubclass(cls, Carrier):
+            return []
+        return [op for op in Carrier.OPERATIONS if getattr(cls, op) is not getattr(Carrier, op)]
+
+
+class Carrier:
+    """Base class for a configured carrier client. Override what the carrier supports."""
+
+    OPERATIONS = ("quote", "create_shipment", "get_label", "cancel", "track", "find_by_reference")
+
+    code: str = ""
+
+    def quote(self, request: ShipmentRequest) -> list[Quote]:
+        raise NotSupported(f"{self.code}: quote")
+
+    def create_shipment(self, request: ShipmentRequest) -> Shipment:
+        """Create the shipment (buy the label) under ``request.reference``.
+
+        Must be safe to call again with the same reference: either the carrier deduplicates, or
+        the plugin raises :class:`DuplicateReferenceError`, or it looks the reference up itself.
+        ``tracking_number`` may be ``None`` when the carrier assigns it later.
+        """
+        raise NotSupported(f"{self.code}: create_shipment")
+
+    def get_label(self, shipment: Shipment) -> bytes:
+        """The label document (PDF bytes). Freely retryable: it never buys anything."""
+        raise NotSupported(f"{self.code}: get_label")
+
+    def cancel(self, shipment: Shipment) -> bool:
+        raise NotSupported(f"{self.code}: cancel")
+
+    def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
+        raise NotSupported(f"{self.code}: track")
+
+    def find_by_reference(self, reference: str) -> Shipment | None:
+        """Look up the shipment created under our reference; ``None`` if the carrier has none.
+
+        The engine calls this after a crash or an ambiguous failure, before buying again, and to
+        pick up a tracking number the carrier assigned later.
+        """
+        raise NotSupported(f"{self.code}: find_by_reference")

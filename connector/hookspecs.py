@@ -1,0 +1,82 @@
+"""Hook specifications for mfn-connector plugins.
+
+Every hook name starts with ``mfn_``. Implementations may accept any subset of the arguments
+(pluggy passes only those they name), so adding an argument never breaks a plugin. Each hook is
+documented in ``docs/plugin-hooks.md``; a test fails when one is not.
+
+Three kinds of hooks:
+
+* registration hooks, called once at start-up with a ``register`` callback;
+* decision hooks, ``firstresult``: the first non-``None`` answer wins, built-ins are ``trylast``;
+* event hooks, called once per event; the engine calls each implementation isolated, so one
+  failing plugin never stops the others or the order.
+"""
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "mfn_connector"  # pluggy project, entry-point group and (upper-cased) env-var prefix
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+@hookspec
+def mfn_register_carriers(register):
+    """Register carriers: call ``register(CarrierSpec(...))`` once per carrier.
+
+    Called once per process. A carrier code registered twice is reported as a plugin error and
+    the second registration is skipped.
+    """
+
+
+@hookspec
+def mfn_register_sandbox_emulators(register):
+    """Register sandbox emulators: call ``register(EmulatorSpec(...))`` once per emulator.
+
+    ``mfn-connector sandbox serve`` runs each on its own loopback port.
+    """
+
+
+@hookspec
+def mfn_register_commands(cli):
+    """Add click commands or groups to the ``mfn-connector`` command group."""
+
+
+# -- decisions -------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def mfn_choose_service(order, candidates):
+    """Choose how to ship ``order``: return one of ``candidates`` or ``None`` to pass.
+
+    ``candidates`` is a list of ``(carrier_code, service_code)`` tuples the configuration allows
+    for the order's site, in configured preference order. The built-in default (``trylast``)
+    returns the first.
+    """
+
+
+# -- events (for the ERP side) ----------------------------------------------------------------
+
+
+@hookspec
+def mfn_order_received(order):
+    """A new order entered the ledger. ``order`` carries no buyer PII."""
+
+
+@hookspec
+def mfn_order_held(order_id, reason, message):
+    """An order was held: ``reason`` is machine-readable, ``message`` is for a human."""
+
+
+@hookspec
+def mfn_package_labeled(order_id, package):
+    """A label was bought and stored: ``package`` is the ledger's Package record."""
+
+
+@hookspec
+def mfn_package_confirmed(order_id, package):
+    """Amazon holds the package's tracking number and reading the order back showed it."""

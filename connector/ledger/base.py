@@ -1,0 +1,176 @@
+"""The ledger contract: states, records and the store interface the engine drives.
+
+Every transition is a compare-and-set committed before the next external call: a killed process
+restarts and carries on from the last committed state (DESIGN.md section 4).
+
+Order states follow DESIGN section 1. An order ships as one or more packages; each package has
+its own state, and the order's state moves with the package currently in flight, in the same
+transaction.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+from ..model import Order
+
+
+class OrderState(str, enum.Enum):
+    NEW = "NEW"                       # ingested; nothing planned yet
+    HELD = "HELD"                     # cannot proceed; hold_reason says why; a human releases it
+    PLANNED = "PLANNED"               # carrier + service chosen, package row written
+    LABEL_CLAIMED = "LABEL_CLAIMED"   # idempotency claim committed; the carrier may be called
+    LABELED = "LABELED"               # tracking number known, label file on disk
+    CONFIRMING = "CONFIRMING"         # confirmShipment claim committed; Amazon may be called
+    CONFIRMED = "CONFIRMED"           # Amazon answered 204 (not yet proof)
+    VERIFIED = "VERIFIED"             # reading the order back shows the package: done
+    CANCELLED = "CANCELLED"           # Amazon cancelled the order before we shipped
+
+
+class PackageState(str, enum.Enum):
+    PLANNED = "PLANNED"
+    LABEL_CLAIMED = "LABEL_CLAIMED"   # about to call / called carrier.create_shipment
+    LABEL_CREATED = "LABEL_CREATED"   # the carrier holds a shipment; tracking number or file may be pending
+    LABELED = "LABELED"
+    CONFIRMING = "CONFIRMING"
+    CONFIRMED = "CONFIRMED"
+    VERIFIED = "VERIFIED"
+    FAILED = "FAILED"                 # the carrier refused; no label exists for this package
+
+
+# Order states the engine still has work for (HELD, VERIFIED and CANCELLED are at rest).
+ACTIVE_ORDER_STATES = (OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED,
+                       OrderState.LABELED, OrderState.CONFIRMING, OrderState.CONFIRMED)
+
+
+@dataclass
+class OrderRecord:
+    order: Order                      # ship_to is decrypted when PII is present, else None
+    state: OrderState
+    hold_reason: str = ""             # machine-readable, e.g. "unknown_sku"
+    hold_message: str = ""            # for a human; never contains PII
+    held_from: OrderState | None = None  # state to return to on release
+    attempts: int = 0                 # consecutive transient failures of the current step
+    next_attempt_at: datetime | None = None
+    pii_purged: bool = False
+    updated_at: datetime | None = None
+
+    @property
+    def order_id(self) -> str:
+        return self.order.order_id
+
+
+@dataclass
+class Package:
+    id: int
+    order_id: str
+    package_ref: str                  # confirmShipment packageReferenceId: positive numeric string
+    idempotency_key: str              # the carrier's customer reference, unique forever
+    carrier: str
+    service: str
+    state: PackageState
+    items: list[dict[str, Any]] = field(default_factory=list)  # [{"order_item_id", "quantity"}]
+    carrier_shipment_id: str = ""
+    tracking_number: str = ""
+    label_path: str = ""
+    error: str = ""
+    confirm_attempts: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    shipped_at: datetime | None = None  # the shipDate sent to Amazon (kept stable across re-sends)
+
+
+class StaleStateError(Exception):
+    """A compare-and-set found the row in another state (someone else moved it)."""
+
+
+class Ledger:
+    """Interface of a ledger store. :mod:`connector.ledger.sqlite` is the embedded default."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply pending migrations; return the schema version now in force."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- orders ---------------------------------------------------------------------------
+    def upsert_order(self, order: Order) -> bool:
+        """Insert an unknown order as NEW (True) or refresh a known one (False).
+
+        Refreshing updates the non-PII data and the address only while the order is NEW or HELD
+        (a label already bought keeps the address it was bought for); it never moves the state.
+        """
+        raise NotImplementedError
+
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        raise NotImplementedError
+
+    def orders(self, states: Iterable[OrderState] | None = None, *, due_before: datetime | None = None,
+               limit: int | None = None) -> list[OrderRecord]:
+        """Orders in ``states`` (all when None), oldest first; with ``due_before``, only those
+        whose ``next_attempt_at`` is empty or not after it."""
+        raise NotImplementedError
+
+    def set_order_state(self, order_id: str, expect: Iterable[OrderState], new: OrderState, *,
+                        note: str = "") -> None:
+        """Compare-and-set the order state (raises StaleStateError); resets attempts."""
+        raise NotImplementedError
+
+    def hold(self, order_id: str, reason: str, message: str) -> None:
+        """Move any non-final order to HELD, remembering the state to return to."""
+        raise NotImplementedError
+
+    def release(self, order_id: str) -> OrderState:
+        """Return a HELD order to the state it was held from (NEW if unknown); returns it."""
+        raise NotImplementedError
+
+    def defer(self, order_id: str, until: datetime, error: str) -> int:
+        """Record a transient failure: attempts += 1, next_attempt_at = until. Returns attempts."""
+        raise NotImplementedError
+
+    def clear_deferral(self, order_id: str) -> None:
+        """Make the order due now (``orders retry``)."""
+        raise NotImplementedError
+
+    # -- packages -------------------------------------------------------------------------
+    def plan_package(self, order_id: str, package_ref: str, idempotency_key: str, carrier: str,
+                     service: str, items: list[dict[str, Any]]) -> Package:
+        """Insert a PLANNED package and move the order NEW -> PLANNED in one transaction."""
+        raise NotImplementedError
+
+    def packages(self, order_id: str) -> list[Package]:
+        raise NotImplementedError
+
+    def open_package(self, order_id: str) -> Package | None:
+        """The order's package that is not yet VERIFIED or FAILED, if any."""
+        raise NotImplementedError
+
+    def advance(self, package: Package, expect: PackageState, new: PackageState,
+                order_state: OrderState | None = None, **fields: Any) -> Package:
+        """Compare-and-set a package's state, update ``fields`` on it and (optionally) move its
+        order to ``order_state``, all in one transaction. Returns the updated package."""
+        raise NotImplementedError
+
+    # -- polling --------------------------------------------------------------------------
+    def get_watermark(self, account: str) -> datetime | None:
+        raise NotImplementedError
+
+    def set_watermark(self, account: str, value: datetime) -> None:
+        raise NotImplementedError
+
+    # -- reporting and data protection ---------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Number of orders per state."""
+        raise NotImplementedError
+
+    def history(self, order_id: str) -> list[dict[str, Any]]:
+        """Transitions of one order: [{"at", "from", "to", "note"}], oldest first."""
+        raise NotImplementedError
+
+    def purge_pii(self, order_ids: Iterable[str]) -> int:
+        """Erase the encrypted buyer data of these orders; returns how many were purged."""
+        raise NotImplementedError

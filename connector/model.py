@@ -1,0 +1,296 @@
+"""Plain data types that flow between Amazon, the ledger, the engine and carrier plugins.
+
+No I/O here. Money is Decimal with a currency; weights are grams; lengths are centimetres;
+times are timezone-aware UTC datetimes.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    """ISO 8601 in UTC with a Z suffix and milliseconds, the form Amazon documents."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            object.__setattr__(self, "amount", Decimal(str(self.amount)))
+        if len(self.currency) != 3:
+            raise ValueError(f"currency must be an ISO 4217 code, got {self.currency!r}")
+
+    def __add__(self, other: Money) -> Money:
+        if other.currency != self.currency:
+            raise ValueError(f"cannot add {other.currency} to {self.currency}")
+        return Money(self.amount + other.amount, self.currency)
+
+    def __mul__(self, factor: int | Decimal) -> Money:
+        return Money(self.amount * Decimal(factor), self.currency)
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"amount": str(self.amount), "currency": self.currency}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Money:
+        return cls(Decimal(str(data["amount"])), data["currency"])
+
+
+@dataclass(frozen=True)
+class Address:
+    """A postal address. For a buyer this is PII: the ledger stores it encrypted."""
+
+    name: str = ""
+    line1: str = ""
+    line2: str = ""
+    line3: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    country_code: str = ""
+    phone: str = ""
+    email: str = ""
+    company: str = ""
+    district: str = ""
+
+    REQUIRED_FOR_LABEL = ("name", "line1", "city", "country_code")
+
+    def missing_fields(self) -> list[str]:
+        """Fields a carrier needs that are empty (Amazon sometimes sends only city and postcode)."""
+        return [f for f in self.REQUIRED_FOR_LABEL if not getattr(self, f).strip()]
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Address:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: str(v) for k, v in data.items() if k in names and v is not None})
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    order_item_id: str
+    sku: str
+    quantity: int  # quantity still to ship
+    title: str = ""
+    asin: str = ""
+    unit_price: Money | None = None
+    ioss_number: str = ""
+    quantity_shipped: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["unit_price"] = self.unit_price.to_dict() if self.unit_price else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OrderItem:
+        data = dict(data)
+        price = data.pop("unit_price", None)
+        return cls(unit_price=Money.from_dict(price) if price else None, **data)
+
+
+class FulfillmentStatus(str, enum.Enum):
+    UNSHIPPED = "UNSHIPPED"
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
+    SHIPPED = "SHIPPED"
+    CANCELLED = "CANCELLED"
+    PENDING = "PENDING"
+    OTHER = "OTHER"
+
+
+@dataclass(frozen=True)
+class Order:
+    """An Amazon MFN order as the connector sees it (one seller account, one marketplace)."""
+
+    order_id: str
+    account: str
+    marketplace_id: str
+    site: str  # two-letter site code: US, UK, DE, ...
+    status: FulfillmentStatus
+    last_updated: datetime
+    items: tuple[OrderItem, ...]
+    total: Money | None = None
+    ship_to: Address | None = None
+    created: datetime | None = None
+    ship_by: datetime | None = None
+    deliver_by: datetime | None = None
+    buyer_cancel_requested: bool = False
+    programs: tuple[str, ...] = ()
+    shipped_package_refs: tuple[str, ...] = ()  # packageReferenceIds Amazon already knows
+
+    def without_pii(self) -> Order:
+        return replace(self, ship_to=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialisable form WITHOUT the ship-to address (PII is stored separately, encrypted)."""
+        return {
+            "order_id": self.order_id,
+            "account": self.account,
+            "marketplace_id": self.marketplace_id,
+            "site": self.site,
+            "status": self.status.value,
+            "last_updated": iso(self.last_updated),
+            "created": iso(self.created) if self.created else None,
+            "ship_by": iso(self.ship_by) if self.ship_by else None,
+            "deliver_by": iso(self.deliver_by) if self.deliver_by else None,
+            "items": [i.to_dict() for i in self.items],
+            "total": self.total.to_dict() if self.total else None,
+            "buyer_cancel_requested": self.buyer_cancel_requested,
+            "programs": list(self.programs),
+            "shipped_package_refs": list(self.shipped_package_refs),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], ship_to: Address | None = None) -> Order:
+        def dt(key: str) -> datetime | None:
+            return parse_iso(data[key]) if data.get(key) else None
+
+        return cls(
+            order_id=data["order_id"],
+            account=data["account"],
+            marketplace_id=data["marketplace_id"],
+            site=data["site"],
+            status=FulfillmentStatus(data["status"]),
+            last_updated=parse_iso(data["last_updated"]),
+            created=dt("created"),
+            ship_by=dt("ship_by"),
+            deliver_by=dt("deliver_by"),
+            items=tuple(OrderItem.from_dict(i) for i in data["items"]),
+            total=Money.from_dict(data["total"]) if data.get("total") else None,
+            ship_to=ship_to,
+            buyer_cancel_requested=bool(data.get("buyer_cancel_requested")),
+            programs=tuple(data.get("programs") or ()),
+            shipped_package_refs=tuple(data.get("shipped_package_refs") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """Item master entry: what the carrier and customs need to know about one SKU."""
+
+    sku: str
+    weight_g: int
+    length_cm: Decimal
+    width_cm: Decimal
+    height_cm: Decimal
+    name_en: str
+    name_cn: str
+    hs_code: str
+    declared_value: Money
+    has_battery: bool = False
+    origin_country: str = "CN"
+
+
+@dataclass(frozen=True)
+class CustomsLine:
+    sku: str
+    name_en: str
+    name_cn: str
+    hs_code: str
+    quantity: int
+    unit_value: Money
+    unit_weight_g: int
+    origin_country: str = "CN"
+
+
+@dataclass(frozen=True)
+class Parcel:
+    weight_g: int
+    length_cm: Decimal
+    width_cm: Decimal
+    height_cm: Decimal
+    contents: tuple[CustomsLine, ...]
+    has_battery: bool = False
+
+    @property
+    def declared_value(self) -> Money:
+        total = Money(Decimal("0"), self.contents[0].unit_value.currency)
+        for line in self.contents:
+            total = total + line.unit_value * line.quantity
+        return total
+
+
+@dataclass(frozen=True)
+class ShipmentRequest:
+    """Everything a carrier needs to quote or create one package's label."""
+
+    reference: str  # idempotency key, unique per (order, package); the carrier's customer reference
+    order_id: str
+    site: str
+    service: str
+    ship_from: Address
+    ship_to: Address
+    parcel: Parcel
+    ioss_number: str = ""
+
+
+@dataclass(frozen=True)
+class Quote:
+    carrier: str
+    service: str
+    price: Money
+    transit_days: int | None = None
+    tracking_level: str = ""
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """A label the carrier has issued (or is issuing) for one reference."""
+
+    carrier: str
+    reference: str
+    carrier_shipment_id: str  # the carrier's own waybill / shipment id
+    tracking_number: str | None = None  # None while the carrier is still assigning it
+    service: str = ""
+    status: str = "created"  # created | cancelled
+
+
+class TrackingStatus(str, enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    IN_TRANSIT = "in_transit"
+    CUSTOMS = "customs"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    FAILED_ATTEMPT = "failed_attempt"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    time: datetime
+    status: TrackingStatus
+    description: str
+    location: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class TrackingInfo:
+    tracking_number: str
+    status: TrackingStatus
+    events: tuple[TrackingEvent, ...] = ()

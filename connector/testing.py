@@ -1,0 +1,1 @@
+from connector.hookspecs import hookimpl  # noqa: F401
