@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import date, datetime, timedelta, timezone
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import responses
+
+from connector.amazon.auth import LwaTokenProvider
+from connector.amazon.errors import AuthError, TransientError
+from connector.amazon.sites import LWA_TOKEN_URL
+
+from .conftest import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeClock, LwaStub, make_tokens
+
+
+def lwa_calls(rsps: responses.RequestsMock) -> list[responses.Call]:
+    return [c for c in rsps.calls if c.request.url == LWA_TOKEN_URL]
+
+
+def test_token_is_fetched_with_the_refresh_token_grant_and_cached(
+    rsps, lwa: LwaStub, clock: FakeClock
+) -> None:
+    tokens = make_tokens(clock=clock)
+    assert tokens.token() == "Atza|token-1"
+    assert tokens.token() == "Atza|token-1"
+    assert len(lwa.issued) == 1
+    assert lwa.forms[0] == {
+        "grant_type": ["refresh_token"],
+        "refresh_token": [REFRESH_TOKEN],
+        "client_id": [CLIENT_ID],
+        "client_secret": [CLIENT_SECRET],
+    }
+    assert tokens.expires_at == pytest.approx(clock.now + 3600)
+
+
+def test_token_is_refreshed_before_it_expires(rsps, lwa: LwaStub, clock: FakeClock) -> None:
+    tokens = make_tokens(clock=clock, refresh_margin=300)
+    assert tokens.token() == "Atza|token-1"
+    clock.advance(3600 - 300 - 1)  # 301 s left: still good
+    assert tokens.token() == "Atza|token-1"
+    clock.advance(2)  # 299 s left: refresh early
+    assert tokens.token() == "Atza|token-2"
+    assert len(lwa.issued) == 2
+
+
+def test_short_lived_token_is_refreshed_at_half_life_not_on_every_call(rsps, clock: FakeClock) -> None:
+    lwa = LwaStub(rsps, expires_in=120)
+    tokens = make_tokens(clock=clock, refresh_margin=300)
+    tokens.token()
+    clock.advance(59)
+    tokens.token()
+    assert len(lwa.issued) == 1
+    clock.advance(2)
+    tokens.token()
+    assert len(lwa.issued) == 2
+
+
+def test_invalidate_forces_a_refresh_but_not_of_a_newer_token(rsps, lwa: LwaStub, clock: FakeClock) -> None:
+    tokens = make_tokens(clock=clock)
+    stale = tokens.token()
+    tokens.invalidate(stale)
+    fresh = tokens.token()
+    assert fresh == "Atza|token-2"
+    tokens.invalidate(stale)  # another thread still holding the old token: keep the fresh one
+    assert tokens.token() == fresh
+    tokens.invalidate()
+    assert tokens.token() == "Atza|token-3"
+
+
+@pytest.mark.parametrize(
+    "status, error", [(400, "invalid_grant"), (401, "invalid_client"), (400, "unauthorized_client")]
+)
+def test_lwa_refusal_is_an_auth_error_with_lwa_code_and_is_not_retried(rsps, status: int, error: str) -> None:
+    rsps.add(
+        responses.POST,
+        LWA_TOKEN_URL,
+        status=status,
+        json={"error": error, "error_description": f"The request has an invalid parameter: {REFRESH_TOKEN}"},
+    )
+    tokens = make_tokens()
+    with pytest.raises(AuthError) as info:
+        tokens.token()
+    assert info.value.code == error
+    assert info.value.status == status
+    assert error in str(info.value)
+    assert REFRESH_TOKEN not in str(info.value) and CLIENT_SECRET not in str(info.value)
+    assert len(lwa_calls(rsps)) == 1
+
+
+def test_transient_lwa_failures_are_retried(rsps) -> None:
+    rsps.add(responses.POST, LWA_TOKEN_URL, status=503, json={"error": "ServiceUnavailable"})
+    rsps.add(responses.POST, LWA_TOKEN_URL, body=requests.ConnectionError("reset"))
+    rsps.add(responses.POST, LWA_TOKEN_URL, json={"access_token": "Atza|late", "expires_in": 3600})
+    assert make_tokens().token() == "Atza|late"
+    assert len(lwa_calls(rsps)) == 3
+
+
+def test_transient_lwa_failures_give_up_after_three_attempts(rsps) -> None:
+    rsps.add(responses.POST, LWA_TOKEN_URL, status=500, body="oops")
+    rsps.add(responses.POST, LWA_TOKEN_URL, status=200, body='{"access_tok')  # truncated JSON
+    rsps.add(responses.POST, LWA_TOKEN_URL, body=requests.ReadTimeout("slow"))
+    rsps.add(responses.POST, LWA_TOKEN_URL, json={"access_token": "Atza|never", "expires_in": 3600})
+    with pytest.raises(TransientError) as info:
+        make_tokens().token()
+    assert info.value.ambiguous is False
+    assert len(lwa_calls(rsps)) == 3
+
+
+def test_concurrent_callers_share_one_refresh(rsps, lwa: LwaStub) -> None:
+    tokens = make_tokens()
+    got: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        got.append(tokens.token())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert got == ["Atza|token-1"] * 8
+    assert len(lwa.issued) == 1
+
+
+def _rotated_days_ago(clock: FakeClock, days: int) -> date:
+    today = datetime.fromtimestamp(clock.now, timezone.utc).date()
+    return today - timedelta(days=days)
+
+
+def test_no_rotation_warning_while_the_secret_is_young(rsps, clock: FakeClock, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="connector.amazon")
+    tokens = make_tokens(clock=clock, client_secret_rotated_at=_rotated_days_ago(clock, 100))
+    assert tokens.secret_rotation_days_left() == 80
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_rotation_warning_within_30_days_once_a_day(rsps, lwa: LwaStub, clock: FakeClock, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="connector.amazon")
+    tokens = make_tokens(clock=clock, client_secret_rotated_at=_rotated_days_ago(clock, 160))
+    tokens.token()
+    clock.advance(3600)
+    tokens.token()  # a refresh on the same day: no second warning
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "20 day(s)" in warnings[0].getMessage()
+    clock.advance(86400)
+    tokens.token()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+def test_rotation_overdue_is_an_error(rsps, clock: FakeClock, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="connector.amazon")
+    tokens = make_tokens(clock=clock, client_secret_rotated_at=_rotated_days_ago(clock, 181))
+    assert tokens.secret_rotation_days_left() == -1
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "rotation deadline" in errors[0].getMessage()
+
+
+def test_invalid_client_after_the_deadline_says_to_rotate(rsps, clock: FakeClock) -> None:
+    rsps.add(responses.POST, LWA_TOKEN_URL, status=401, json={"error": "invalid_client"})
+    tokens = make_tokens(clock=clock, client_secret_rotated_at=_rotated_days_ago(clock, 200))
+    with pytest.raises(AuthError, match="rotate it"):
+        tokens.token()
+
+
+def test_tokens_and_secrets_never_reach_the_logs(rsps, lwa: LwaStub, clock: FakeClock, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    tokens = make_tokens(clock=clock, client_secret_rotated_at=_rotated_days_ago(clock, 175))
+    tokens.token()
+    tokens.invalidate()
+    tokens.token()
+    text = caplog.text + repr(tokens)
+    assert "LWA access token refreshed" in text
+    for secret in ["Atza|token-1", "Atza|token-2", REFRESH_TOKEN, CLIENT_SECRET]:
+        assert secret not in text
+
+
+def test_empty_credentials_are_refused() -> None:
+    with pytest.raises(ValueError, match="client_secret"):
+        LwaTokenProvider(LWA_TOKEN_URL, REFRESH_TOKEN, CLIENT_ID, "", session=requests.Session())
+
+
+def test_lwa_answer_without_expiry_defaults_to_an_hour(rsps, clock: FakeClock) -> None:
+    rsps.add(responses.POST, LWA_TOKEN_URL, body=json.dumps({"access_token": "Atza|x"}))
+    tokens = make_tokens(clock=clock)
+    tokens.token()
+    assert tokens.expires_at == pytest.approx(clock.now + 3600)
+    assert parse_qs(rsps.calls[0].request.body)["grant_type"] == ["refresh_token"]

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from connector.ratelimit import DEFAULT_PACING, DEFAULT_QUOTAS, RateLimiter, TokenBucket
+
+from .conftest import FakeClock
+
+
+def test_published_defaults_are_held_in_one_table() -> None:
+    assert DEFAULT_QUOTAS["searchOrders"] == (0.0056, 20)
+    assert DEFAULT_QUOTAS["getOrder"] == (0.5, 30)
+    assert DEFAULT_QUOTAS["confirmShipment"] == (2.0, 10)
+    for op in ("getRates", "purchaseShipment", "getTracking", "cancelShipment"):
+        assert DEFAULT_QUOTAS[op] == (80, 100)
+    assert DEFAULT_PACING == 0.9
+
+
+def test_full_bucket_serves_the_burst_at_once_then_paces_at_the_rate(clock: FakeClock) -> None:
+    bucket = TokenBucket(2.0, 10, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        assert bucket.acquire()
+    assert clock.sleeps == []
+    start = clock.now
+    for _ in range(4):
+        assert bucket.acquire()
+    assert clock.now - start == pytest.approx(4 / 2.0)
+    assert all(s == pytest.approx(0.5) for s in clock.sleeps)
+
+
+def test_limiter_paces_below_amazons_bucket(clock: FakeClock) -> None:
+    """Replay what the limiter hands out against Amazon's own bucket: never a 429."""
+    limiter = RateLimiter(DEFAULT_QUOTAS, clock=clock, sleep=clock.sleep)
+    bucket = limiter.bucket("acme", "confirmShipment")
+    assert bucket.rate == pytest.approx(2.0 * 0.9)
+    assert bucket.burst == 10
+    amazon_tokens, last = 10.0, clock.now
+    start = clock.now
+    for _ in range(200):
+        bucket.acquire()
+        amazon_tokens = min(10.0, amazon_tokens + (clock.now - last) * 2.0)
+        last = clock.now
+        assert amazon_tokens >= 1.0 - 1e-9, "Amazon would have answered 429"
+        amazon_tokens -= 1
+    # sustained rate is the paced rate: (200 - burst) tokens at 1.8/s
+    assert clock.now - start == pytest.approx((200 - 10) / 1.8)
+
+
+def test_search_orders_bucket_is_one_call_per_about_three_minutes(clock: FakeClock) -> None:
+    bucket = RateLimiter(clock=clock, sleep=clock.sleep).bucket("acme", "searchOrders")
+    for _ in range(20):
+        bucket.acquire()
+    before = clock.now
+    bucket.acquire()
+    assert clock.now - before == pytest.approx(1 / (0.0056 * 0.9))  # ~198 s
+
+
+def test_acquire_with_timeout(clock: FakeClock) -> None:
+    bucket = TokenBucket(1.0, 1, clock=clock, sleep=clock.sleep)
+    assert bucket.acquire(timeout=0)
+    assert not bucket.acquire(timeout=0)  # empty: a non-blocking try fails
+    assert not bucket.acquire(timeout=0.5)  # the next token is 1 s away: fails at once
+    assert clock.sleeps == []
+    assert bucket.acquire(timeout=1.5)  # waits for it
+    assert clock.sleeps == [pytest.approx(1.0)]
+
+
+def test_penalize_empties_the_bucket_and_blocks_for_the_penalty(clock: FakeClock) -> None:
+    bucket = TokenBucket(2.0, 10, clock=clock, sleep=clock.sleep)
+    assert bucket.available == 10
+    bucket.penalize(5.0)
+    assert bucket.available == 0
+    assert not bucket.acquire(timeout=4.9)
+    start = clock.now
+    assert bucket.acquire()
+    assert clock.now - start == pytest.approx(5.0)
+    # tokens refilled during the penalty (5 s x 2/s = 10, capped at burst) are usable afterwards
+    assert bucket.available == pytest.approx(9.0)
+
+
+def test_short_penalty_still_waits_for_a_refilled_token(clock: FakeClock) -> None:
+    bucket = TokenBucket(0.5, 30, clock=clock, sleep=clock.sleep)
+    bucket.penalize(0.1)
+    start = clock.now
+    bucket.acquire()
+    assert clock.now - start == pytest.approx(2.0)  # one token at 0.5/s, not 0.1 s
+
+
+def test_penalties_do_not_shorten_each_other(clock: FakeClock) -> None:
+    bucket = TokenBucket(100.0, 10, clock=clock, sleep=clock.sleep)
+    bucket.penalize(10)
+    bucket.penalize(1)
+    start = clock.now
+    bucket.acquire()
+    assert clock.now - start == pytest.approx(10)
+
+
+def test_one_bucket_per_account_and_operation(clock: FakeClock) -> None:
+    limiter = RateLimiter(DEFAULT_QUOTAS, clock=clock, sleep=clock.sleep)
+    a_confirm = limiter.bucket("acct-a", "confirmShipment")
+    assert limiter.bucket("acct-a", "confirmShipment") is a_confirm
+    b_confirm = limiter.bucket("acct-b", "confirmShipment")
+    a_get = limiter.bucket("acct-a", "getOrder")
+    assert len({id(a_confirm), id(b_confirm), id(a_get)}) == 3
+    for _ in range(10):
+        a_confirm.acquire()
+    a_confirm.penalize(60)
+    assert not a_confirm.acquire(timeout=0)
+    # neither the other account nor the other operation is affected
+    assert b_confirm.acquire(timeout=0)
+    assert a_get.acquire(timeout=0)
+    assert b_confirm.available == pytest.approx(9)
+
+
+def test_overrides_per_operation_and_per_account(clock: FakeClock) -> None:
+    limiter = RateLimiter(
+        DEFAULT_QUOTAS,
+        {"getOrder": {"rate": 1.0}, "newOp": {"rate": 3, "burst": 4}},
+        account_overrides={"big-seller": {"confirmShipment": {"rate": 10.0, "burst": 40}}},
+        pacing=0.5,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert limiter.quota("x", "getOrder") == (1.0, 30)  # burst kept from the default
+    assert limiter.bucket("x", "getOrder").rate == pytest.approx(0.5)
+    assert limiter.quota("big-seller", "confirmShipment") == (10.0, 40)
+    assert limiter.quota("small-seller", "confirmShipment") == (2.0, 10)
+    assert limiter.quota("x", "newOp") == (3.0, 4)
+    with pytest.raises(KeyError, match="unknownOp"):
+        limiter.bucket("x", "unknownOp")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"getOrder": {"rate": 0}},
+        {"getOrder": {"burst": 0}},
+        {"getOrder": {"burst": 2.5}},
+        {"getOrder": {"rate": 1, "size": 3}},
+        {"getOrder": 5},
+    ],
+)
+def test_bad_overrides_are_refused(overrides: dict) -> None:
+    with pytest.raises(ValueError, match="getOrder"):
+        RateLimiter(DEFAULT_QUOTAS, overrides)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(0, 1)
+    with pytest.raises(ValueError):
+        TokenBucket(1, 0)
+    with pytest.raises(ValueError):
+        TokenBucket(1, 2).acquire(3)
+    with pytest.raises(ValueError):
+        RateLimiter(pacing=1.5)
+
+
+def test_threads_never_get_more_than_the_bucket_allows() -> None:
+    bucket = TokenBucket(200.0, 5)
+    taken: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(10):
+            bucket.acquire()
+            with lock:
+                taken.append(time.monotonic())
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(taken) == 40
+    # 5 from the burst, 35 at 200/s
+    assert time.monotonic() - start >= 35 / 200 - 0.01
