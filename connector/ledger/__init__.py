@@ -1,0 +1,72 @@
+"""The ledger: durable order and package state, driven by compare-and-set transitions.
+
+``open_ledger(url, ...)`` is the entry point; the contract lives in :mod:`connector.ledger.base`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import (
+    ACTIVE_ORDER_STATES,
+    Ledger,
+    OrderRecord,
+    OrderState,
+    Package,
+    PackageState,
+    StaleStateError,
+)
+
+__all__ = [
+    "ACTIVE_ORDER_STATES", "Ledger", "OrderRecord", "OrderState", "Package", "PackageState",
+    "StaleStateError", "open_ledger", "sqlite_path",
+]
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
+    if not url.startswith(_SQLITE_PREFIX):
+        raise ValueError(f"not a SQLite ledger URL: {url!r} (expected sqlite:///path/to/ledger.db)")
+    path = url[len(_SQLITE_PREFIX):]
+    if "?" in path or "#" in path:
+        raise ValueError(f"ledger URL {url!r}: query strings and fragments are not supported")
+    if not path or path == ":memory:":
+        raise ValueError(f"ledger URL {url!r} must name a database file "
+                         "(an in-memory database would lose every label claim)")
+    return str(Path(path).expanduser())
+
+
+def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key: bool = False) -> Ledger:
+    """Open (and migrate) the ledger at ``url`` with the buyer-PII key from the environment
+    (``MFN_CONNECTOR_PII_KEY``) or ``key_file``.
+
+    ``sqlite:///path.db`` (relative to the working directory) or ``sqlite:////abs/path.db``; the
+    parent directory is created (mode 0700). ``create_key`` creates a missing key file (sandbox).
+    Raises ValueError for an unsupported URL, PiiKeyError for a missing/unsafe key and
+    PiiDecryptError when the key cannot read the buyer data already stored.
+    """
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        raise ValueError("the PostgreSQL ledger store is not available yet (planned in a later "
+                         "issue); use a sqlite:/// ledger URL for now")
+    if scheme != "sqlite":
+        raise ValueError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db")
+    path = sqlite_path(url)
+
+    from .crypto import PiiCipher, load_keys
+    from .sqlite import SqliteLedger
+
+    cipher = PiiCipher(load_keys(key_file=key_file, create=create_key))
+    parent = Path(path).parent
+    if not parent.exists():
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    ledger = SqliteLedger(path, cipher)
+    try:
+        ledger.migrate()
+        ledger.check_key()
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger

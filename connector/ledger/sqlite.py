@@ -1,0 +1,588 @@
+"""The embedded ledger store: SQLite in WAL mode.
+
+Durability: ``synchronous=FULL`` -- a committed transition (a claim on a label that costs money)
+survives power loss, not only a killed process. Concurrency: one connection per thread, short
+explicit transactions, ``BEGIN IMMEDIATE`` (the write lock taken up front) for every
+read-then-write so a compare-and-set cannot interleave with another writer; other writers wait up
+to ``busy_timeout`` (10 s). Every state change writes its ``transitions`` row in the same
+transaction. Buyer addresses are stored only as Fernet tokens (:mod:`connector.ledger.crypto`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from ..model import Order, parse_iso, utcnow
+from .base import Ledger, OrderRecord, OrderState, Package, PackageState, StaleStateError
+from .crypto import PiiCipher, PiiDecryptError, open_address, seal_address
+from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
+
+BUSY_TIMEOUT_S = 10.0
+
+_FINAL_ORDER_STATES = (OrderState.VERIFIED, OrderState.CANCELLED)
+_CLOSED_PACKAGE_STATES = (PackageState.VERIFIED.value, PackageState.FAILED.value)
+_PACKAGE_REF = re.compile(r"[1-9][0-9]{0,29}")
+
+# advance(**fields): what may change, and when.
+_PACKAGE_TEXT_FIELDS = ("carrier_shipment_id", "tracking_number", "label_path", "error")
+_PACKAGE_PLAN_FIELDS = ("carrier", "service", "items")  # only while the package is PLANNED
+_PACKAGE_OTHER_FIELDS = ("confirm_attempts", "shipped_at")
+_PACKAGE_FIXED_FIELDS = ("id", "order_id", "package_ref", "idempotency_key", "state", "created_at",
+                         "updated_at")
+_SQL_CHUNK = 500  # bound parameters per IN (...) list
+
+
+def _ts(dt: datetime) -> str:
+    """Fixed-width ISO-8601 UTC text (text order == time order). Naive datetimes are UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return parse_iso(value) if value else None
+
+
+class _Handle:
+    """Holds one thread's connection (sqlite3.Connection itself cannot be weakly referenced)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn: sqlite3.Connection | None = conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def _ensure_private_file(path: str) -> None:
+    """Create the database file owner-only (0600) before SQLite does; WAL/SHM files inherit it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+class SqliteLedger(Ledger):
+    """:class:`Ledger` on a SQLite file. Call :meth:`migrate` once before use."""
+
+    def __init__(self, path: str | os.PathLike[str], cipher: PiiCipher, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        path = os.fspath(path)
+        if not path or path == ":memory:" or path.startswith("file:"):
+            raise ValueError("SqliteLedger needs a file path (each thread opens its own connection, "
+                             "so ':memory:' and URIs are not supported)")
+        self.path = path
+        self._cipher = cipher
+        self._clock = clock
+        self._local = threading.local()
+        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._closed = False
+        _ensure_private_file(path)
+        self._conn()  # fail fast on a bad path or a file system without WAL support
+
+    def __repr__(self) -> str:
+        return f"SqliteLedger({self.path!r})"
+
+    # -- connections and transactions -----------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is not None and handle.conn is not None:
+            return handle.conn
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
+        # check_same_thread=False only so close() can close every thread's connection.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); put "
+                                   "the ledger on a local file system")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")  # purged bytes are zeroed, not just freed
+        except BaseException:
+            conn.close()
+            raise
+        handle = _Handle(conn)
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise RuntimeError("the ledger is closed")
+            self._handles.add(handle)
+        self._local.handle = handle
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction holding the database write lock from its first statement."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _now(self) -> str:
+        return _ts(self._clock())
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            handles = list(self._handles)
+        for handle in handles:
+            handle.close()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+        check(migrations)
+        while True:
+            with self._write() as conn:
+                conn.execute(SCHEMA_VERSION_DDL)
+                current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version"
+                                       ).fetchone()[0]
+                pending = next_pending(current, migrations)
+                if pending is None:
+                    return int(current)
+                try:
+                    for statement in pending.statements:
+                        conn.execute(render(statement, "sqlite"))
+                except sqlite3.Error as exc:
+                    raise SchemaError(f"{self.path}: migration {pending.version} "
+                                      f"({pending.description}) failed: {exc}") from exc
+                conn.execute("INSERT INTO schema_version (version, description, applied_at) "
+                             "VALUES (?, ?, ?)", (pending.version, pending.description, self._now()))
+
+    def schema_version(self) -> int:
+        conn = self._conn()
+        try:
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0])
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @staticmethod
+    def _transition(conn: sqlite3.Connection, order_id: str, package_id: int | None, at: str,
+                    from_state: str | None, to_state: str, note: str = "") -> None:
+        conn.execute("INSERT INTO transitions (order_id, package_id, at, from_state, to_state, note) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (order_id, package_id, at, from_state, to_state, note))
+
+    @staticmethod
+    def _order_row(conn: sqlite3.Connection, order_id: str, columns: str = "*") -> sqlite3.Row:
+        row = conn.execute(f"SELECT {columns} FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"unknown order {order_id}")
+        return row
+
+    def _record(self, row: sqlite3.Row) -> OrderRecord:
+        ship_to = open_address(self._cipher, row["order_id"], row["pii"]) if row["pii"] is not None \
+            else None
+        return OrderRecord(
+            order=Order.from_dict(json.loads(row["data"]), ship_to=ship_to),
+            state=OrderState(row["state"]),
+            hold_reason=row["hold_reason"],
+            hold_message=row["hold_message"],
+            held_from=OrderState(row["held_from"]) if row["held_from"] else None,
+            attempts=row["attempts"],
+            next_attempt_at=_dt(row["next_attempt_at"]),
+            pii_purged=row["pii_purged_at"] is not None,
+            updated_at=_dt(row["updated_at"]),
+        )
+
+    @staticmethod
+    def _package(row: sqlite3.Row) -> Package:
+        return Package(
+            id=row["id"], order_id=row["order_id"], package_ref=row["package_ref"],
+            idempotency_key=row["idempotency_key"], carrier=row["carrier"], service=row["service"],
+            state=PackageState(row["state"]), items=json.loads(row["items"]),
+            carrier_shipment_id=row["carrier_shipment_id"], tracking_number=row["tracking_number"],
+            label_path=row["label_path"], error=row["error"], confirm_attempts=row["confirm_attempts"],
+            created_at=_dt(row["created_at"]), updated_at=_dt(row["updated_at"]),
+            shipped_at=_dt(row["shipped_at"]),
+        )
+
+    def _set_state(self, conn: sqlite3.Connection, order_id: str, old: str, new: OrderState, now: str,
+                   note: str) -> None:
+        """Move an order to a non-HELD state: a new step starts, so its retry budget resets."""
+        conn.execute("UPDATE orders SET state = ?, hold_reason = '', hold_message = '', held_from = NULL,"
+                     " attempts = 0, next_attempt_at = NULL, last_error = '', updated_at = ?"
+                     " WHERE order_id = ?", (new.value, now, order_id))
+        self._transition(conn, order_id, None, now, old, new.value, note)
+
+    # -- orders -----------------------------------------------------------------------------------
+    def upsert_order(self, order: Order) -> bool:
+        data = json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False)
+        address = order.ship_to.to_dict() if order.ship_to is not None else {}
+        with self._write() as conn:
+            now = self._now()
+            row = conn.execute("SELECT state, data, pii, pii_purged_at FROM orders WHERE order_id = ?",
+                               (order.order_id,)).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO orders (order_id, account, marketplace_id, site, state, data, pii,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (order.order_id, order.account, order.marketplace_id, order.site,
+                     OrderState.NEW.value, data, seal_address(self._cipher, order.order_id, order.ship_to),
+                     now, now))
+                self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, "ingested")
+                return True
+            changes: dict[str, Any] = {}
+            if row["data"] != data:
+                changes.update(data=data, account=order.account, marketplace_id=order.marketplace_id,
+                               site=order.site)
+            if (address and row["pii_purged_at"] is None
+                    and row["state"] in (OrderState.NEW.value, OrderState.HELD.value)):
+                if row["pii"] is None:
+                    old: dict[str, str] = {}
+                else:
+                    try:
+                        old = open_address(self._cipher, order.order_id, row["pii"]).to_dict()
+                    except PiiDecryptError:
+                        old = {}  # unreadable (key rotated out): the fresh copy replaces it
+                if old != address:
+                    changes["pii"] = seal_address(self._cipher, order.order_id, order.ship_to)
+            if changes:
+                changes["updated_at"] = now
+                conn.execute(f"UPDATE orders SET {', '.join(f'{c} = ?' for c in changes)}"
+                             " WHERE order_id = ?", (*changes.values(), order.order_id))
+            return False
+
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        row = self._conn().execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+        return self._record(row) if row is not None else None
+
+    def orders(self, states: Iterable[OrderState] | None = None, *, due_before: datetime | None = None,
+               limit: int | None = None) -> list[OrderRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if states is not None:
+            wanted = sorted({OrderState(s).value for s in states})
+            if not wanted:
+                return []
+            where.append(f"state IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if due_before is not None:
+            where.append("(next_attempt_at IS NULL OR next_attempt_at <= ?)")
+            params.append(_ts(due_before))
+        sql = "SELECT * FROM orders"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_at, order_id"
+        if limit is not None:
+            if limit < 0:
+                raise ValueError(f"limit must not be negative, got {limit}")
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [self._record(row) for row in self._conn().execute(sql, params).fetchall()]
+
+    def set_order_state(self, order_id: str, expect: Iterable[OrderState], new: OrderState, *,
+                        note: str = "") -> None:
+        expected = {OrderState(s).value for s in expect}
+        new = OrderState(new)
+        if new is OrderState.HELD:
+            raise ValueError(f"order {order_id}: use hold() to hold an order (it needs a reason)")
+        with self._write() as conn:
+            now = self._now()
+            state = self._order_row(conn, order_id, "state")["state"]
+            if state not in expected:
+                raise StaleStateError(f"order {order_id} is {state}, expected "
+                                      f"{' or '.join(sorted(expected)) or 'nothing'}")
+            self._set_state(conn, order_id, state, new, now, note)
+
+    def hold(self, order_id: str, reason: str, message: str) -> None:
+        if not reason.strip():
+            raise ValueError(f"order {order_id}: a hold needs a reason")
+        with self._write() as conn:
+            now = self._now()
+            row = self._order_row(conn, order_id, "state, held_from")
+            state = OrderState(row["state"])
+            if state in _FINAL_ORDER_STATES:
+                raise ValueError(f"order {order_id} is {state.value}: a finished order cannot be held")
+            held_from = row["held_from"] if state is OrderState.HELD else state.value
+            conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
+                         " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
+                         (OrderState.HELD.value, reason, message, held_from, now, order_id))
+            self._transition(conn, order_id, None, now, state.value, OrderState.HELD.value,
+                             f"{reason}: {message}" if message else reason)
+
+    def release(self, order_id: str) -> OrderState:
+        with self._write() as conn:
+            now = self._now()
+            row = self._order_row(conn, order_id, "state, held_from")
+            if row["state"] != OrderState.HELD.value:
+                raise StaleStateError(f"order {order_id} is {row['state']}, not HELD")
+            target = OrderState(row["held_from"]) if row["held_from"] else OrderState.NEW
+            self._set_state(conn, order_id, OrderState.HELD.value, target, now, "released")
+            return target
+
+    def defer(self, order_id: str, until: datetime, error: str) -> int:
+        with self._write() as conn:
+            now = self._now()
+            attempts = self._order_row(conn, order_id, "attempts")["attempts"] + 1
+            conn.execute("UPDATE orders SET attempts = ?, next_attempt_at = ?, last_error = ?,"
+                         " updated_at = ? WHERE order_id = ?",
+                         (attempts, _ts(until), error, now, order_id))
+            return int(attempts)
+
+    def clear_deferral(self, order_id: str) -> None:
+        with self._write() as conn:
+            now = self._now()
+            self._order_row(conn, order_id, "order_id")
+            conn.execute("UPDATE orders SET attempts = 0, next_attempt_at = NULL, updated_at = ?"
+                         " WHERE order_id = ?", (now, order_id))
+
+    def last_error(self, order_id: str) -> str:
+        """The error recorded by the latest :meth:`defer` ('' when none)."""
+        return str(self._order_row(self._conn(), order_id, "last_error")["last_error"])
+
+    # -- packages ---------------------------------------------------------------------------------
+    def plan_package(self, order_id: str, package_ref: str, idempotency_key: str, carrier: str,
+                     service: str, items: list[dict[str, Any]]) -> Package:
+        if not isinstance(package_ref, str) or not _PACKAGE_REF.fullmatch(package_ref):
+            raise ValueError(f"order {order_id}: package_ref must be a positive numeric string without "
+                             f"leading zeros, got {package_ref!r}")
+        for name, value in (("idempotency_key", idempotency_key), ("carrier", carrier),
+                            ("service", service)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"order {order_id}: package {name} must be a non-empty string")
+        items_json = self._items_json(order_id, items)
+        with self._write() as conn:
+            now = self._now()
+            state = self._order_row(conn, order_id, "state")["state"]
+            if state != OrderState.NEW.value:
+                raise StaleStateError(f"order {order_id} is {state}, expected NEW")
+            busy = conn.execute(
+                "SELECT package_ref, state FROM packages WHERE order_id = ? AND state NOT IN (?, ?)"
+                " ORDER BY id LIMIT 1", (order_id, *_CLOSED_PACKAGE_STATES)).fetchone()
+            if busy is not None:
+                raise StaleStateError(f"order {order_id} already has package {busy['package_ref']} in "
+                                      f"state {busy['state']}")
+            other = conn.execute("SELECT order_id FROM packages WHERE idempotency_key = ?",
+                                 (idempotency_key,)).fetchone()
+            if other is not None:
+                raise ValueError(f"order {order_id}: idempotency key {idempotency_key!r} was already "
+                                 f"used for order {other['order_id']}; keys are unique forever")
+            if conn.execute("SELECT 1 FROM packages WHERE order_id = ? AND package_ref = ?",
+                            (order_id, package_ref)).fetchone() is not None:
+                raise ValueError(f"order {order_id} already has a package with reference {package_ref}")
+            cur = conn.execute(
+                "INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state,"
+                " items, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (order_id, package_ref, idempotency_key, carrier, service, PackageState.PLANNED.value,
+                 items_json, now, now))
+            package_id = int(cur.lastrowid or 0)
+            self._transition(conn, order_id, package_id, now, None, PackageState.PLANNED.value,
+                             f"package {package_ref}: {carrier}/{service}")
+            self._set_state(conn, order_id, state, OrderState.PLANNED, now, f"package {package_ref} planned")
+            row = conn.execute("SELECT * FROM packages WHERE id = ?", (package_id,)).fetchone()
+        return self._package(row)
+
+    @staticmethod
+    def _items_json(order_id: str, items: Any) -> str:
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, dict) for i in items):
+            raise ValueError(f"order {order_id}: package items must be a list of dicts")
+        try:
+            return json.dumps(list(items), sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"order {order_id}: package items are not JSON-serialisable: {exc}") from None
+
+    def packages(self, order_id: str) -> list[Package]:
+        rows = self._conn().execute("SELECT * FROM packages WHERE order_id = ? ORDER BY id",
+                                    (order_id,)).fetchall()
+        return [self._package(r) for r in rows]
+
+    def open_package(self, order_id: str) -> Package | None:
+        row = self._conn().execute(
+            "SELECT * FROM packages WHERE order_id = ? AND state NOT IN (?, ?) ORDER BY id LIMIT 1",
+            (order_id, *_CLOSED_PACKAGE_STATES)).fetchone()
+        return self._package(row) if row is not None else None
+
+    def get_package(self, package_id: int) -> Package | None:
+        row = self._conn().execute("SELECT * FROM packages WHERE id = ?", (package_id,)).fetchone()
+        return self._package(row) if row is not None else None
+
+    def _package_changes(self, package: Package, expect: PackageState, fields: dict[str, Any]
+                         ) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        where = f"package {package.package_ref} of order {package.order_id}"
+        for name, value in fields.items():
+            if name in _PACKAGE_FIXED_FIELDS:
+                raise ValueError(f"{where}: field {name!r} cannot be changed")
+            if name in _PACKAGE_TEXT_FIELDS:
+                value = "" if value is None else (os.fspath(value) if name == "label_path" else value)
+                if not isinstance(value, str):
+                    raise ValueError(f"{where}: field {name!r} must be a string")
+                changes[name] = value
+            elif name == "confirm_attempts":
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise ValueError(f"{where}: confirm_attempts must be a non-negative integer")
+                changes[name] = value
+            elif name == "shipped_at":
+                if value is not None and not isinstance(value, datetime):
+                    raise ValueError(f"{where}: shipped_at must be a datetime or None")
+                changes[name] = _ts(value) if value is not None else None
+            elif name in _PACKAGE_PLAN_FIELDS:
+                if expect is not PackageState.PLANNED:
+                    raise ValueError(f"{where}: {name} can only change while the package is PLANNED "
+                                     "(a claimed label is reconciled with the carrier it was bought from)")
+                if name == "items":
+                    changes[name] = self._items_json(package.order_id, value)
+                elif not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"{where}: {name} must be a non-empty string")
+                else:
+                    changes[name] = value
+            else:
+                known = _PACKAGE_TEXT_FIELDS + _PACKAGE_OTHER_FIELDS + _PACKAGE_PLAN_FIELDS
+                raise ValueError(f"{where}: unknown package field {name!r}; known: {', '.join(known)}")
+        return changes
+
+    def advance(self, package: Package, expect: PackageState, new: PackageState,
+                order_state: OrderState | None = None, **fields: Any) -> Package:
+        """See :meth:`Ledger.advance`.
+
+        The package change is never refused because of its order's state (a label may already
+        have been paid for). If the order is HELD meanwhile, it stays HELD and ``order_state``
+        becomes the state release() returns it to; a CANCELLED or VERIFIED order keeps its state.
+        """
+        expect, new = PackageState(expect), PackageState(new)
+        target = OrderState(order_state) if order_state is not None else None
+        if target is OrderState.HELD:
+            raise ValueError(f"order {package.order_id}: use hold() to hold an order (it needs a reason)")
+        changes = self._package_changes(package, expect, fields)
+        with self._write() as conn:
+            now = self._now()
+            row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
+                               (package.id,)).fetchone()
+            if row is None:
+                raise KeyError(f"unknown package {package.id}")
+            order_id, ref = row["order_id"], row["package_ref"]
+            if row["state"] != expect.value:
+                raise StaleStateError(f"package {ref} of order {order_id} is {row['state']}, "
+                                      f"expected {expect.value}")
+            columns = {**changes, "state": new.value, "updated_at": now}
+            conn.execute(f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
+                         " WHERE id = ? AND state = ?", (*columns.values(), package.id, expect.value))
+            if new is not expect or changes:
+                note = f"package {ref}" + (f"; set {', '.join(sorted(changes))}" if changes else "")
+                self._transition(conn, order_id, package.id, now, expect.value, new.value, note)
+            if target is not None:
+                self._move_order_with_package(conn, order_id, ref, target, now)
+            fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
+        return self._package(fresh)
+
+    def _move_order_with_package(self, conn: sqlite3.Connection, order_id: str, ref: str,
+                                 target: OrderState, now: str) -> None:
+        order = self._order_row(conn, order_id, "state, held_from")
+        state = OrderState(order["state"])
+        if state is target:
+            return
+        if state is OrderState.HELD:
+            conn.execute("UPDATE orders SET held_from = ?, updated_at = ? WHERE order_id = ?",
+                         (target.value, now, order_id))
+            self._transition(conn, order_id, None, now, state.value, state.value,
+                             f"package {ref} moved on while held; release resumes at {target.value}")
+        elif state in _FINAL_ORDER_STATES:
+            self._transition(conn, order_id, None, now, state.value, state.value,
+                             f"package {ref} moved on; order stays {state.value} (not {target.value})")
+        else:
+            self._set_state(conn, order_id, state.value, target, now, f"package {ref}")
+
+    # -- polling ----------------------------------------------------------------------------------
+    def get_watermark(self, account: str) -> datetime | None:
+        row = self._conn().execute("SELECT value FROM watermarks WHERE account = ?", (account,)).fetchone()
+        return _dt(row["value"]) if row is not None else None
+
+    def set_watermark(self, account: str, value: datetime) -> None:
+        with self._write() as conn:
+            now = self._now()
+            conn.execute("INSERT INTO watermarks (account, value, updated_at) VALUES (?, ?, ?)"
+                         " ON CONFLICT (account) DO UPDATE SET value = excluded.value,"
+                         " updated_at = excluded.updated_at", (account, _ts(value), now))
+
+    # -- reporting and data protection ------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        rows = self._conn().execute("SELECT state, COUNT(*) AS n FROM orders GROUP BY state").fetchall()
+        return {r["state"]: int(r["n"]) for r in rows}
+
+    def held_reasons(self) -> dict[str, int]:
+        """Number of HELD orders per hold reason."""
+        rows = self._conn().execute("SELECT hold_reason, COUNT(*) AS n FROM orders WHERE state = ?"
+                                    " GROUP BY hold_reason", (OrderState.HELD.value,)).fetchall()
+        return {r["hold_reason"]: int(r["n"]) for r in rows}
+
+    def history(self, order_id: str) -> list[dict[str, Any]]:
+        """See :meth:`Ledger.history`; each entry also has ``package_id`` (None for the order's own
+        transitions, else the package whose state moved)."""
+        rows = self._conn().execute(
+            "SELECT at, from_state, to_state, note, package_id FROM transitions WHERE order_id = ?"
+            " ORDER BY id", (order_id,)).fetchall()
+        return [{"at": _dt(r["at"]), "from": r["from_state"], "to": r["to_state"], "note": r["note"],
+                 "package_id": r["package_id"]} for r in rows]
+
+    def purge_pii(self, order_ids: Iterable[str]) -> int:
+        """Erase the encrypted address of these orders (final: a later upsert does not store a new
+        one). Returns how many orders were newly purged; each gets an audit row."""
+        ids = list(dict.fromkeys(order_ids))
+        purged = 0
+        for start in range(0, len(ids), _SQL_CHUNK):
+            chunk = ids[start:start + _SQL_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            with self._write() as conn:
+                now = self._now()
+                rows = conn.execute(f"SELECT order_id, state FROM orders WHERE order_id IN ({marks})"
+                                    " AND pii_purged_at IS NULL", chunk).fetchall()
+                for r in rows:
+                    conn.execute("UPDATE orders SET pii = NULL, pii_purged_at = ?, updated_at = ?"
+                                 " WHERE order_id = ?", (now, now, r["order_id"]))
+                    self._transition(conn, r["order_id"], None, now, r["state"], r["state"], "pii purged")
+                purged += len(rows)
+        return purged
+
+    def rotate_pii(self) -> int:
+        """Re-encrypt every stored address with the primary key (key rotation); returns the count."""
+        done = 0
+        last = ""
+        while True:
+            with self._write() as conn:
+                rows = conn.execute("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL AND"
+                                    " order_id > ? ORDER BY order_id LIMIT ?", (last, _SQL_CHUNK)).fetchall()
+                for r in rows:
+                    try:
+                        blob = self._cipher.rotate(r["pii"])
+                    except PiiDecryptError as exc:
+                        raise PiiDecryptError(f"order {r['order_id']}: {exc}") from None
+                    conn.execute("UPDATE orders SET pii = ? WHERE order_id = ?", (blob, r["order_id"]))
+            if not rows:
+                return done
+            done += len(rows)
+            last = rows[-1]["order_id"]
+
+    def check_key(self) -> None:
+        """Raise PiiDecryptError if the configured key cannot read the newest stored address
+        (a replaced or regenerated key file is caught at start-up, not at label time)."""
+        row = self._conn().execute("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL"
+                                   " ORDER BY updated_at DESC LIMIT 1").fetchone()
+        if row is not None:
+            try:
+                open_address(self._cipher, row["order_id"], row["pii"])
+            except PiiDecryptError as exc:
+                raise PiiDecryptError(f"{self.path}: the configured PII key cannot read buyer data "
+                                      f"already stored ({exc}); restore the original key, or list it "
+                                      "after the new one to rotate") from None

@@ -1,0 +1,880 @@
+"""The SQLite ledger: every Ledger method, compare-and-set, PII at rest, concurrency, durability."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+import connector
+from connector.ledger import (
+    ACTIVE_ORDER_STATES,
+    OrderState,
+    Package,
+    PackageState,
+    StaleStateError,
+    open_ledger,
+)
+from connector.ledger.crypto import PiiCipher, PiiDecryptError, PiiKeyError
+from connector.ledger.sqlite import SqliteLedger
+from connector.model import Address, FulfillmentStatus, Money, Order, OrderItem
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+BUYER_NAME = "Zelda Quux-Ångström"
+BUYER_STREET = "742 Evergreen Terrace"
+BUYER_PHONE = "+1 555 0100 4242"
+ENV = "MFN_CONNECTOR_PII_KEY"
+REPO = Path(connector.__file__).resolve().parent.parent
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+class Clock:
+    """Deterministic, thread-safe: every reading is 1 ms after the previous one."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            self.now += timedelta(milliseconds=1)
+            return self.now
+
+
+def address(**changes: str) -> Address:
+    base = dict(name=BUYER_NAME, line1=BUYER_STREET, city="Springfield", state="OR",
+                postal_code="97403", country_code="US", phone=BUYER_PHONE)
+    base.update(changes)
+    return Address(**base)
+
+
+def make_order(order_id: str = "111-0000001-0000001", *, ship_to: Address | None = None,
+               cancel: bool = False, **kw) -> Order:
+    return Order(
+        order_id=order_id, account=kw.get("account", "acme"), marketplace_id="ATVPDKIKX0DER",
+        site="US", status=FulfillmentStatus.UNSHIPPED,
+        last_updated=kw.get("last_updated", datetime(2026, 3, 1, 7, 0, tzinfo=timezone.utc)),
+        items=(OrderItem("item-1", "SKU-RED", 2, title="Red mug", unit_price=Money(Decimal("9.99"), "USD")),),
+        total=Money(Decimal("19.98"), "USD"), ship_to=address() if ship_to is None else ship_to,
+        created=datetime(2026, 2, 28, 23, 0, tzinfo=timezone.utc),
+        ship_by=datetime(2026, 3, 3, tzinfo=timezone.utc), buyer_cancel_requested=cancel,
+    )
+
+
+ITEMS = [{"order_item_id": "item-1", "quantity": 2}]
+
+
+@pytest.fixture
+def key() -> bytes:
+    return Fernet.generate_key()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def ledger(db_path: Path, key: bytes, clock: Clock):
+    led = SqliteLedger(db_path, PiiCipher([key]), clock=clock)
+    led.migrate()
+    yield led
+    led.close()
+
+
+def planned(ledger: SqliteLedger, order_id: str = "111-0000001-0000001", ref: str = "1") -> Package:
+    ledger.upsert_order(make_order(order_id))
+    return ledger.plan_package(order_id, ref, f"MFN-{order_id}-{ref}", "yunexpress", "AYPZXR", ITEMS)
+
+
+def claim(ledger: SqliteLedger, package: Package) -> Package:
+    return ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
+
+
+def race(*calls) -> list[str]:
+    """Start ``calls`` together on their own threads; each reports "won" or "stale"."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[str] = []
+
+    def run(call) -> None:
+        barrier.wait()
+        try:
+            call()
+            outcomes.append("won")
+        except StaleStateError:
+            outcomes.append("stale")
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(outcomes)
+
+
+def raw(db_path: Path, sql: str, *params):
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+# -- upsert_order / get_order ----------------------------------------------------------------------
+
+def test_new_order_is_inserted_as_new_with_a_transition(ledger: SqliteLedger, clock: Clock) -> None:
+    order = make_order()
+    assert ledger.upsert_order(order) is True
+    record = ledger.get_order(order.order_id)
+    assert record is not None
+    assert record.state is OrderState.NEW and record.order_id == order.order_id
+    assert record.order == order  # data and decrypted address round-trip
+    assert record.attempts == 0 and record.next_attempt_at is None and not record.pii_purged
+    assert record.hold_reason == "" and record.held_from is None
+    assert record.updated_at == clock.now  # the ledger's clock, read inside the transaction
+    assert [(h["from"], h["to"]) for h in ledger.history(order.order_id)] == [(None, "NEW")]
+    assert ledger.get_order("no-such-order") is None
+
+
+def test_order_without_address_stores_no_pii(ledger: SqliteLedger, db_path: Path) -> None:
+    ledger.upsert_order(make_order(ship_to=Address()))
+    assert ledger.get_order("111-0000001-0000001").order.ship_to is None
+    assert raw(db_path, "SELECT pii FROM orders") == [(None,)]
+
+
+def test_known_order_refreshes_data_but_never_the_state(ledger: SqliteLedger) -> None:
+    ledger.upsert_order(make_order())
+    assert ledger.upsert_order(make_order(cancel=True)) is False
+    record = ledger.get_order("111-0000001-0000001")
+    assert record.state is OrderState.NEW and record.order.buyer_cancel_requested is True
+    assert len(ledger.history("111-0000001-0000001")) == 1  # a refresh is not a transition
+
+
+def test_identical_refresh_does_not_touch_the_row(ledger: SqliteLedger) -> None:
+    ledger.upsert_order(make_order())
+    before = ledger.get_order("111-0000001-0000001").updated_at
+    ledger.upsert_order(make_order())
+    assert ledger.get_order("111-0000001-0000001").updated_at == before
+
+
+def test_address_refreshes_only_while_new_or_held(ledger: SqliteLedger) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order())
+    ledger.upsert_order(make_order(ship_to=address(line2="Apt 5")))
+    assert ledger.get_order(oid).order.ship_to.line2 == "Apt 5"           # NEW: refreshed
+    ledger.hold(oid, "unknown_sku", "SKU-RED is not in the catalog")
+    ledger.upsert_order(make_order(ship_to=address(line2="Apt 6")))
+    assert ledger.get_order(oid).order.ship_to.line2 == "Apt 6"           # HELD: refreshed
+    ledger.release(oid)
+    ledger.plan_package(oid, "1", "K-1", "yunexpress", "AYPZXR", ITEMS)
+    ledger.upsert_order(make_order(ship_to=address(line2="Apt 7"), cancel=True))
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.PLANNED
+    assert record.order.ship_to.line2 == "Apt 6"          # the label is bought for this address
+    assert record.order.buyer_cancel_requested is True    # but the data is refreshed
+
+
+def test_empty_address_never_wipes_a_stored_one_and_fills_an_empty_one(ledger: SqliteLedger) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order(ship_to=Address()))
+    ledger.upsert_order(make_order(ship_to=address()))
+    assert ledger.get_order(oid).order.ship_to == address()
+    ledger.upsert_order(make_order(ship_to=Address()))
+    assert ledger.get_order(oid).order.ship_to == address()
+
+
+def test_complete_address_leaves_an_address_incomplete_hold_in_place(ledger: SqliteLedger) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order(ship_to=Address(city="Springfield", postal_code="97403")))
+    ledger.hold(oid, "address_incomplete", "missing: name, line1")
+    ledger.upsert_order(make_order(ship_to=address()))
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.HELD and record.hold_reason == "address_incomplete"
+    assert record.order.ship_to == address() and record.order.ship_to.missing_fields() == []
+
+
+def test_times_are_stored_as_fixed_width_iso_utc_text(ledger: SqliteLedger, db_path: Path) -> None:
+    package = planned(ledger)
+    ledger.defer(package.order_id, datetime(2026, 3, 1, 10, 0, tzinfo=timezone(timedelta(hours=8))), "x")
+    ledger.set_watermark("acme", T0)
+    (created, updated, due), = raw(db_path, "SELECT created_at, updated_at, next_attempt_at FROM orders")
+    assert all(ISO_UTC.match(v) for v in (created, updated, due))
+    assert due == "2026-03-01T02:00:00.000000Z"
+    assert all(ISO_UTC.match(r[0]) for r in raw(db_path, "SELECT at FROM transitions"))
+    assert raw(db_path, "SELECT value FROM watermarks") == [("2026-03-01T08:00:00.000000Z",)]
+
+
+# -- orders() ---------------------------------------------------------------------------------------
+
+def test_orders_filters_by_state_and_due_time_oldest_first(ledger: SqliteLedger, clock: Clock) -> None:
+    for n in (3, 1, 2):
+        ledger.upsert_order(make_order(f"111-0000000-000000{n}"))
+    ids = [r.order_id for r in ledger.orders()]
+    assert ids == ["111-0000000-0000003", "111-0000000-0000001", "111-0000000-0000002"]
+    ledger.hold("111-0000000-0000003", "unknown_sku", "")  # touched last: now the newest
+    assert [r.order_id for r in ledger.orders([OrderState.NEW])] == ids[1:]
+    assert [r.order_id for r in ledger.orders([OrderState.HELD])] == ids[:1]
+    assert [r.order_id for r in ledger.orders()] == ids[1:] + ids[:1]
+    assert ledger.orders([]) == []
+    assert [r.order_id for r in ledger.orders(ACTIVE_ORDER_STATES, limit=1)] == ids[1:2]
+
+    later = clock.now + timedelta(hours=1)
+    ledger.defer("111-0000000-0000001", later, "carrier timeout")
+    due_now = [r.order_id for r in ledger.orders([OrderState.NEW], due_before=clock.now)]
+    assert due_now == ["111-0000000-0000002"]
+    due_later = [r.order_id for r in ledger.orders([OrderState.NEW], due_before=later)]
+    assert due_later == ["111-0000000-0000002", "111-0000000-0000001"]  # not after `later`: due
+
+
+# -- set_order_state ---------------------------------------------------------------------------------
+
+def test_set_order_state_is_a_compare_and_set_that_resets_attempts(ledger: SqliteLedger) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order())
+    ledger.defer(oid, T0 + timedelta(days=1), "boom")
+    ledger.set_order_state(oid, [OrderState.NEW, OrderState.PLANNED], OrderState.CANCELLED,
+                           note="buyer cancelled")
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.CANCELLED and record.attempts == 0
+    assert record.next_attempt_at is None
+    assert ledger.history(oid)[-1] == {"at": record.updated_at, "from": "NEW", "to": "CANCELLED",
+                                       "note": "buyer cancelled", "package_id": None}
+
+
+def test_stale_set_order_state_raises_and_changes_nothing(ledger: SqliteLedger) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order())
+    ledger.defer(oid, T0 + timedelta(days=1), "boom")
+    before, history = ledger.get_order(oid), ledger.history(oid)
+    with pytest.raises(StaleStateError, match="is NEW, expected PLANNED"):
+        ledger.set_order_state(oid, [OrderState.PLANNED], OrderState.LABEL_CLAIMED)
+    assert ledger.get_order(oid) == before and ledger.history(oid) == history
+    with pytest.raises(ValueError, match="hold"):
+        ledger.set_order_state(oid, [OrderState.NEW], OrderState.HELD)
+    with pytest.raises(KeyError):
+        ledger.set_order_state("nope", [OrderState.NEW], OrderState.PLANNED)
+    assert ledger.get_order(oid) == before
+
+
+# -- hold / release ----------------------------------------------------------------------------------
+
+def test_hold_release_round_trip(ledger: SqliteLedger) -> None:
+    package = planned(ledger)
+    oid = package.order_id
+    ledger.defer(oid, T0 + timedelta(days=1), "transient")
+    ledger.hold(oid, "no_eligible_carrier", "no carrier serves US for 2 kg")
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.HELD and record.held_from is OrderState.PLANNED
+    assert record.hold_reason == "no_eligible_carrier"
+    assert record.hold_message == "no carrier serves US for 2 kg"
+    ledger.hold(oid, "unknown_sku", "SKU-RED")  # re-hold: the reason changes, the origin stays
+    record = ledger.get_order(oid)
+    assert record.held_from is OrderState.PLANNED and record.hold_reason == "unknown_sku"
+    assert ledger.held_reasons() == {"unknown_sku": 1}
+
+    assert ledger.release(oid) is OrderState.PLANNED
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.PLANNED
+    assert (record.hold_reason, record.hold_message, record.held_from) == ("", "", None)
+    assert record.attempts == 0 and record.next_attempt_at is None
+    assert ledger.held_reasons() == {}
+    order_rows = [(h["from"], h["to"]) for h in ledger.history(oid) if h["package_id"] is None]
+    assert order_rows[-3:] == [("PLANNED", "HELD"), ("HELD", "HELD"), ("HELD", "PLANNED")]
+    with pytest.raises(StaleStateError, match="not HELD"):
+        ledger.release(oid)
+
+
+def test_release_without_origin_returns_to_new(ledger: SqliteLedger, db_path: Path) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order())
+    ledger.hold(oid, "manual", "")
+    raw(db_path, "UPDATE orders SET held_from = NULL")
+    assert ledger.release(oid) is OrderState.NEW
+
+
+@pytest.mark.parametrize("final", [OrderState.VERIFIED, OrderState.CANCELLED])
+def test_finished_orders_cannot_be_held(ledger: SqliteLedger, final: OrderState) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order())
+    ledger.set_order_state(oid, [OrderState.NEW], final)
+    before = ledger.get_order(oid)
+    with pytest.raises(ValueError, match=final.value):
+        ledger.hold(oid, "manual", "")
+    assert ledger.get_order(oid) == before
+    with pytest.raises(ValueError, match="reason"):
+        ledger.hold(oid, " ", "")
+    with pytest.raises(KeyError):
+        ledger.hold("nope", "manual", "")
+
+
+def test_held_reasons_counts_only_held_orders(ledger: SqliteLedger) -> None:
+    for n, reason in enumerate(["unknown_sku", "unknown_sku", "address_incomplete", None]):
+        oid = f"111-0000000-000000{n}"
+        ledger.upsert_order(make_order(oid))
+        if reason:
+            ledger.hold(oid, reason, "")
+    assert ledger.held_reasons() == {"unknown_sku": 2, "address_incomplete": 1}
+    assert ledger.counts() == {"HELD": 3, "NEW": 1}
+
+
+# -- defer / clear_deferral ----------------------------------------------------------------------
+
+def test_defer_counts_attempts_and_clear_deferral_makes_it_due(ledger: SqliteLedger, clock: Clock) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order())
+    until = T0 + timedelta(minutes=5)
+    assert ledger.defer(oid, until, "HTTP 503 from carrier") == 1
+    assert ledger.defer(oid, until + timedelta(minutes=5), "HTTP 503 again") == 2
+    record = ledger.get_order(oid)
+    assert record.attempts == 2 and record.next_attempt_at == until + timedelta(minutes=5)
+    assert ledger.last_error(oid) == "HTTP 503 again"
+    assert ledger.orders(due_before=clock.now) == []
+    ledger.clear_deferral(oid)
+    record = ledger.get_order(oid)
+    assert record.attempts == 0 and record.next_attempt_at is None
+    assert [r.order_id for r in ledger.orders(due_before=clock.now)] == [oid]
+    with pytest.raises(KeyError):
+        ledger.defer("nope", until, "x")
+    with pytest.raises(KeyError):
+        ledger.clear_deferral("nope")
+
+
+# -- plan_package / packages / open_package --------------------------------------------------------
+
+def test_plan_package_inserts_and_moves_the_order_atomically(ledger: SqliteLedger) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order())
+    package = ledger.plan_package(oid, "1", "MFN-K-1", "yunexpress", "AYPZXR", ITEMS)
+    assert (package.order_id, package.package_ref, package.idempotency_key) == (oid, "1", "MFN-K-1")
+    assert package.state is PackageState.PLANNED and package.items == ITEMS
+    assert package.carrier == "yunexpress" and package.service == "AYPZXR"
+    assert package.created_at is not None and package.id > 0
+    assert ledger.get_order(oid).state is OrderState.PLANNED
+    assert ledger.packages(oid) == [package] and ledger.open_package(oid) == package
+    assert ledger.get_package(package.id) == package
+    rows = [(h["from"], h["to"], h["package_id"]) for h in ledger.history(oid)]
+    assert rows[1:] == [(None, "PLANNED", package.id), ("NEW", "PLANNED", None)]
+
+
+def test_plan_package_needs_a_new_order_and_changes_nothing_otherwise(ledger: SqliteLedger,
+                                                                       db_path: Path) -> None:
+    package = planned(ledger)
+    oid = package.order_id
+    history = ledger.history(oid)
+    with pytest.raises(StaleStateError, match="is PLANNED, expected NEW"):
+        ledger.plan_package(oid, "2", "MFN-K-2", "yanwen", "S", ITEMS)
+    # Someone wrongly sends the order back to NEW while the package is still open.
+    ledger.set_order_state(oid, [OrderState.PLANNED], OrderState.NEW)
+    with pytest.raises(StaleStateError, match="already has package 1"):
+        ledger.plan_package(oid, "2", "MFN-K-2", "yanwen", "S", ITEMS)
+    assert raw(db_path, "SELECT COUNT(*) FROM packages") == [(1,)]
+    assert ledger.history(oid)[: len(history)] == history
+    with pytest.raises(KeyError):
+        ledger.plan_package("nope", "1", "K", "c", "s", ITEMS)
+
+
+@pytest.mark.parametrize("ref", ["0", "01", "-1", "1a", "", " 1", "１"])
+def test_plan_package_rejects_non_numeric_references(ledger: SqliteLedger, ref: str) -> None:
+    ledger.upsert_order(make_order())
+    with pytest.raises(ValueError, match="package_ref"):
+        ledger.plan_package("111-0000001-0000001", ref, "K", "c", "s", ITEMS)
+    assert ledger.get_order("111-0000001-0000001").state is OrderState.NEW
+
+
+def test_idempotency_keys_are_unique_forever(ledger: SqliteLedger) -> None:
+    first = planned(ledger, "111-0000000-0000001")
+    ledger.upsert_order(make_order("111-0000000-0000002"))
+    with pytest.raises(ValueError, match="already"):
+        ledger.plan_package("111-0000000-0000002", "1", first.idempotency_key, "c", "s", ITEMS)
+    assert ledger.get_order("111-0000000-0000002").state is OrderState.NEW
+    # A failed package keeps its key; the replacement needs a new key and a new reference.
+    ledger.advance(first, PackageState.PLANNED, PackageState.FAILED, OrderState.NEW, error="refused")
+    assert ledger.open_package(first.order_id) is None
+    with pytest.raises(ValueError, match="already"):
+        ledger.plan_package(first.order_id, "2", first.idempotency_key, "c", "s", ITEMS)
+    with pytest.raises(ValueError, match="reference 1"):
+        ledger.plan_package(first.order_id, "1", "MFN-new", "c", "s", ITEMS)
+    second = ledger.plan_package(first.order_id, "2", "MFN-new", "yanwen", "S", ITEMS)
+    assert [p.package_ref for p in ledger.packages(first.order_id)] == ["1", "2"]
+    assert ledger.open_package(first.order_id) == second
+
+
+# -- advance ----------------------------------------------------------------------------------------
+
+def test_advance_walks_the_whole_chain(ledger: SqliteLedger) -> None:
+    package = planned(ledger)
+    oid = package.order_id
+    ship_date = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+    package = claim(ledger, package)
+    package = ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
+                             carrier_shipment_id="YT2412345678")
+    assert ledger.get_order(oid).state is OrderState.LABEL_CLAIMED
+    package = ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABELED, OrderState.LABELED,
+                             tracking_number="YT2412345678901", label_path=Path("/labels/1.pdf"))
+    package = ledger.advance(package, PackageState.LABELED, PackageState.CONFIRMING, OrderState.CONFIRMING,
+                             shipped_at=ship_date, confirm_attempts=1)
+    package = ledger.advance(package, PackageState.CONFIRMING, PackageState.CONFIRMED, OrderState.CONFIRMED)
+    package = ledger.advance(package, PackageState.CONFIRMED, PackageState.VERIFIED, OrderState.VERIFIED)
+
+    fresh = ledger.packages(oid)[0]
+    assert fresh == package and fresh.state is PackageState.VERIFIED
+    assert (fresh.carrier_shipment_id, fresh.tracking_number, fresh.label_path) == (
+        "YT2412345678", "YT2412345678901", "/labels/1.pdf")
+    assert fresh.shipped_at == ship_date and fresh.confirm_attempts == 1
+    assert ledger.get_order(oid).state is OrderState.VERIFIED
+    assert ledger.open_package(oid) is None
+    package_rows = [(h["from"], h["to"]) for h in ledger.history(oid) if h["package_id"] == package.id]
+    assert package_rows == [(None, "PLANNED"), ("PLANNED", "LABEL_CLAIMED"),
+                            ("LABEL_CLAIMED", "LABEL_CREATED"), ("LABEL_CREATED", "LABELED"),
+                            ("LABELED", "CONFIRMING"),
+                            ("CONFIRMING", "CONFIRMED"), ("CONFIRMED", "VERIFIED")]
+    order_rows = [h["to"] for h in ledger.history(oid) if h["package_id"] is None]
+    assert order_rows == ["NEW", "PLANNED", "LABEL_CLAIMED", "LABELED", "CONFIRMING", "CONFIRMED", "VERIFIED"]
+    assert "tracking_number" in [h for h in ledger.history(oid) if h["to"] == "LABELED"][0]["note"]
+
+
+def test_advance_can_update_fields_without_moving_state(ledger: SqliteLedger) -> None:
+    package = planned(ledger)
+    package = ledger.advance(package, PackageState.PLANNED, PackageState.PLANNED, service="ZXR2")
+    assert ledger.packages(package.order_id)[0].service == "ZXR2"
+    history = ledger.history(package.order_id)
+    ledger.advance(package, PackageState.PLANNED, PackageState.PLANNED)  # nothing at all
+    assert ledger.history(package.order_id) == history
+
+
+def test_stale_advance_raises_and_changes_nothing(ledger: SqliteLedger) -> None:
+    package = planned(ledger)
+    claimed = claim(ledger, package)
+    snapshot = (ledger.packages(package.order_id), ledger.get_order(package.order_id),
+                ledger.history(package.order_id))
+    with pytest.raises(StaleStateError, match="is LABEL_CLAIMED, expected PLANNED"):
+        ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABELED,
+                       tracking_number="X1", error="second buyer")
+    assert (ledger.packages(package.order_id), ledger.get_order(package.order_id),
+            ledger.history(package.order_id)) == snapshot
+    assert ledger.packages(package.order_id) == [claimed]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"tracking": "X"}, "unknown package field 'tracking'"),
+    ({"idempotency_key": "other"}, "cannot be changed"),
+    ({"order_id": "other"}, "cannot be changed"),
+    ({"state": "LABELED"}, "cannot be changed"),
+    ({"carrier": "yanwen"}, "only change while the package is PLANNED"),
+    ({"confirm_attempts": -1}, "non-negative"),
+    ({"tracking_number": 42}, "must be a string"),
+    ({"shipped_at": "2026-03-01"}, "datetime"),
+])
+def test_advance_rejects_bad_fields_before_touching_anything(ledger: SqliteLedger, fields, message) -> None:
+    package = planned(ledger)
+    claimed = claim(ledger, package)
+    history = ledger.history(package.order_id)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ledger.advance(claimed, PackageState.LABEL_CLAIMED, PackageState.LABELED, OrderState.LABELED,
+                       **fields)
+    assert ledger.packages(package.order_id) == [claimed]
+    assert ledger.get_order(package.order_id).state is OrderState.LABEL_CLAIMED
+    assert ledger.history(package.order_id) == history
+
+
+def test_advance_cannot_hold_an_order(ledger: SqliteLedger) -> None:
+    package = planned(ledger)
+    with pytest.raises(ValueError, match="hold"):
+        ledger.advance(package, PackageState.PLANNED, PackageState.FAILED, OrderState.HELD)
+    assert ledger.packages(package.order_id)[0].state is PackageState.PLANNED
+
+
+def test_a_label_bought_while_the_order_was_held_is_recorded_and_the_hold_stays(ledger: SqliteLedger) -> None:
+    package = planned(ledger)
+    oid = package.order_id
+    claimed = claim(ledger, package)
+    ledger.hold(oid, "manual", "operator is checking the address")  # meanwhile, a human holds it
+    labeled = ledger.advance(claimed, PackageState.LABEL_CLAIMED, PackageState.LABELED, OrderState.LABELED,
+                             tracking_number="YT1", label_path="/labels/1.pdf")
+    assert labeled.state is PackageState.LABELED and labeled.tracking_number == "YT1"
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.HELD and record.held_from is OrderState.LABELED
+    assert ledger.release(oid) is OrderState.LABELED
+
+
+def test_a_cancelled_order_is_not_resurrected_by_its_package(ledger: SqliteLedger) -> None:
+    package = planned(ledger)
+    oid = package.order_id
+    claimed = claim(ledger, package)
+    ledger.set_order_state(oid, [OrderState.LABEL_CLAIMED], OrderState.CANCELLED, note="Amazon cancelled")
+    labeled = ledger.advance(claimed, PackageState.LABEL_CLAIMED, PackageState.LABELED, OrderState.LABELED,
+                             tracking_number="YT1")
+    assert labeled.tracking_number == "YT1"  # the paid label is known, so it can be voided
+    assert ledger.get_order(oid).state is OrderState.CANCELLED
+    assert "stays CANCELLED" in ledger.history(oid)[-1]["note"]
+
+
+def test_unknown_package_is_a_key_error(ledger: SqliteLedger) -> None:
+    package = planned(ledger)
+    ghost = Package(id=package.id + 100, order_id=package.order_id, package_ref="9", idempotency_key="G",
+                    carrier="c", service="s", state=PackageState.PLANNED)
+    with pytest.raises(KeyError):
+        ledger.advance(ghost, PackageState.PLANNED, PackageState.LABEL_CLAIMED)
+
+
+# -- watermarks, counts, history ---------------------------------------------------------------------
+
+def test_watermarks_per_account(ledger: SqliteLedger) -> None:
+    assert ledger.get_watermark("acme") is None
+    ledger.set_watermark("acme", T0)
+    ledger.set_watermark("globex", T0 + timedelta(hours=1))
+    ledger.set_watermark("acme", T0 + timedelta(minutes=2, microseconds=7))
+    assert ledger.get_watermark("acme") == T0 + timedelta(minutes=2, microseconds=7)
+    assert ledger.get_watermark("globex") == T0 + timedelta(hours=1)
+    assert ledger.get_watermark("acme").tzinfo is not None
+
+
+def test_counts_per_state(ledger: SqliteLedger) -> None:
+    assert ledger.counts() == {}
+    planned(ledger, "111-0000000-0000001")
+    ledger.upsert_order(make_order("111-0000000-0000002"))
+    ledger.upsert_order(make_order("111-0000000-0000003"))
+    ledger.set_order_state("111-0000000-0000003", [OrderState.NEW], OrderState.CANCELLED)
+    assert ledger.counts() == {"PLANNED": 1, "NEW": 1, "CANCELLED": 1}
+
+
+def test_every_state_change_leaves_an_audit_row_in_the_same_transaction(ledger: SqliteLedger,
+                                                                         db_path: Path) -> None:
+    package = planned(ledger)
+    oid = package.order_id
+    ledger.hold(oid, "unknown_sku", "SKU-RED")
+    ledger.release(oid)
+    ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
+    # Every order row's state is explained by its last order-level transition ...
+    last = raw(db_path, "SELECT to_state FROM transitions WHERE order_id = ? AND package_id IS NULL"
+                        " ORDER BY id DESC LIMIT 1", oid)
+    assert last == [("LABEL_CLAIMED",)] == raw(db_path, "SELECT state FROM orders")
+    # ... and each package's by its own.
+    assert raw(db_path, "SELECT to_state FROM transitions WHERE package_id = ? ORDER BY id DESC LIMIT 1",
+               package.id) == raw(db_path, "SELECT state FROM packages")
+    history = ledger.history(oid)
+    assert [h["at"] for h in history] == sorted(h["at"] for h in history)
+    assert history[3]["to"] == "HELD" and history[3]["note"] == "unknown_sku: SKU-RED"
+    assert ledger.history("nope") == []
+
+
+def test_a_failed_write_leaves_neither_state_nor_audit_row(ledger: SqliteLedger, db_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    package = planned(ledger)
+
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteLedger, "_transition", staticmethod(broken))
+    with pytest.raises(sqlite3.OperationalError):
+        ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
+    monkeypatch.undo()
+    assert ledger.packages(package.order_id)[0].state is PackageState.PLANNED
+    assert ledger.get_order(package.order_id).state is OrderState.PLANNED
+    ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED)  # no transaction left open
+
+
+# -- buyer PII at rest -----------------------------------------------------------------------------
+
+def _files_bytes(db_path: Path) -> dict[str, bytes]:
+    out = {}
+    for suffix in ("", "-wal"):
+        p = Path(str(db_path) + suffix)
+        if p.exists():
+            out[p.name] = p.read_bytes()
+    return out
+
+
+def test_buyer_pii_is_not_readable_in_the_database_or_wal(ledger: SqliteLedger, db_path: Path) -> None:
+    for n in range(5):
+        ledger.upsert_order(make_order(f"111-0000000-000000{n}"))
+        ledger.hold(f"111-0000000-000000{n}", "address_incomplete", "missing: line2")
+        ledger.upsert_order(make_order(f"111-0000000-000000{n}", ship_to=address(line2="Apt 5")))
+    files = _files_bytes(db_path)
+    assert set(files) == {"ledger.db", "ledger.db-wal"} and files["ledger.db-wal"]
+    everything = b"".join(files.values())
+    assert b"111-0000000-0000003" in everything  # the check can see what is stored in clear
+    assert b"SKU-RED" in everything
+    for secret in (BUYER_NAME, BUYER_STREET, BUYER_PHONE, "Apt 5", "Springfield"):
+        for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+            assert secret.encode(encoding) not in everything, (secret, encoding)
+    # ... also once the WAL has been folded into the main file.
+    ledger.close()
+    main = db_path.read_bytes()
+    assert b"SKU-RED" in main
+    assert BUYER_NAME.encode() not in main and BUYER_STREET.encode() not in main
+
+
+def test_the_raw_pii_column_is_a_fernet_token(ledger: SqliteLedger, db_path: Path, key: bytes) -> None:
+    ledger.upsert_order(make_order())
+    (blob, data), = raw(db_path, "SELECT pii, data FROM orders")
+    assert isinstance(blob, bytes) and blob.startswith(b"gAAAAA")
+    assert BUYER_NAME not in data and "ship_to" not in data
+    assert PiiCipher([key]).decrypt(blob)["address"]["name"] == BUYER_NAME
+
+
+def test_purge_pii(ledger: SqliteLedger, db_path: Path) -> None:
+    ids = [f"111-0000000-000000{n}" for n in range(3)]
+    for oid in ids:
+        ledger.upsert_order(make_order(oid))
+    assert ledger.purge_pii([ids[0], ids[1], ids[1], "unknown"]) == 2
+    for oid in ids[:2]:
+        record = ledger.get_order(oid)
+        assert record.pii_purged and record.order.ship_to is None
+        assert record.order.total == Money(Decimal("19.98"), "USD")  # non-PII data stays
+        assert ledger.history(oid)[-1]["note"] == "pii purged"
+    assert raw(db_path, "SELECT COUNT(*) FROM orders"
+                        " WHERE pii IS NULL AND pii_purged_at IS NOT NULL") == [(2,)]
+    assert ledger.get_order(ids[2]).order.ship_to == address()
+    assert ledger.purge_pii(ids[:2]) == 0  # already purged
+    assert ledger.purge_pii([]) == 0
+    ledger.upsert_order(make_order(ids[0]))  # Amazon sends it again: it is not stored again
+    assert ledger.get_order(ids[0]).order.ship_to is None
+
+
+def test_key_rotation_with_rotate_pii(db_path: Path) -> None:
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    led = SqliteLedger(db_path, PiiCipher([old]))
+    led.migrate()
+    led.upsert_order(make_order())
+    led.close()
+
+    led = SqliteLedger(db_path, PiiCipher([new, old]))
+    assert led.get_order("111-0000001-0000001").order.ship_to == address()
+    assert led.rotate_pii() == 1
+    led.close()
+
+    only_new = SqliteLedger(db_path, PiiCipher([new]))
+    only_new.check_key()
+    assert only_new.get_order("111-0000001-0000001").order.ship_to == address()
+    only_new.close()
+    only_old = SqliteLedger(db_path, PiiCipher([old]))
+    with pytest.raises(PiiDecryptError, match="restore the original key") as err:
+        only_old.check_key()
+    assert BUYER_NAME not in str(err.value)
+    with pytest.raises(PiiDecryptError, match="111-0000001-0000001"):
+        only_old.get_order("111-0000001-0000001")
+    only_old.close()
+
+
+def test_a_blob_moved_to_another_order_is_detected(ledger: SqliteLedger, db_path: Path) -> None:
+    ledger.upsert_order(make_order("111-0000000-0000001"))
+    ledger.upsert_order(make_order("111-0000000-0000002", ship_to=Address()))
+    raw(db_path, "UPDATE orders SET pii = (SELECT pii FROM orders WHERE order_id = '111-0000000-0000001')"
+                 " WHERE order_id = '111-0000000-0000002'")
+    with pytest.raises(PiiDecryptError, match="another order"):
+        ledger.get_order("111-0000000-0000002")
+
+
+# -- connections, concurrency ---------------------------------------------------------------------------
+
+def test_every_connection_is_wal_full_sync_with_foreign_keys(ledger: SqliteLedger) -> None:
+    def pragmas() -> tuple:
+        conn = ledger._conn()
+        return tuple(conn.execute(f"PRAGMA {p}").fetchone()[0]
+                     for p in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout"))
+
+    with ThreadPoolExecutor(3) as pool:
+        seen = list(pool.map(lambda _: pragmas(), range(6)))
+    assert set(seen) == {pragmas()} == {("wal", 2, 1, 10000)}
+
+
+def test_threads_advancing_different_packages(ledger: SqliteLedger) -> None:
+    ids = [f"111-0000000-{n:07d}" for n in range(24)]
+    packages = [planned(ledger, oid) for oid in ids]
+    chain = [(PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED),
+             (PackageState.LABEL_CLAIMED, PackageState.LABELED, OrderState.LABELED),
+             (PackageState.LABELED, PackageState.CONFIRMING, OrderState.CONFIRMING),
+             (PackageState.CONFIRMING, PackageState.CONFIRMED, OrderState.CONFIRMED),
+             (PackageState.CONFIRMED, PackageState.VERIFIED, OrderState.VERIFIED)]
+
+    def ship(package: Package) -> str:
+        for expect, new, order_state in chain:
+            fields = {"tracking_number": f"YT{package.id:010d}"} if new is PackageState.LABELED else {}
+            package = ledger.advance(package, expect, new, order_state, **fields)
+        return package.tracking_number
+
+    with ThreadPoolExecutor(8) as pool:
+        tracking = list(pool.map(ship, packages))
+    assert tracking == [f"YT{p.id:010d}" for p in packages]
+    assert ledger.counts() == {"VERIFIED": len(ids)}
+    for oid in ids:
+        assert [h["to"] for h in ledger.history(oid)].count("VERIFIED") == 2  # package + order
+
+
+def test_two_threads_racing_to_claim_one_package_exactly_one_wins(ledger: SqliteLedger) -> None:
+    for round_ in range(15):
+        package = planned(ledger, f"111-0000000-{round_:07d}")
+        outcomes = race(*(
+            lambda worker=worker, package=package: ledger.advance(
+                package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED,
+                carrier_shipment_id=worker)
+            for worker in ("a", "b")))
+        assert outcomes == ["stale", "won"]
+        claims = [h for h in ledger.history(package.order_id)
+                  if h["to"] == "LABEL_CLAIMED" and h["package_id"] == package.id]
+        assert len(claims) == 1
+
+
+def test_two_threads_racing_to_plan_one_order_make_one_package(ledger: SqliteLedger) -> None:
+    ledger.upsert_order(make_order())
+    outcomes = race(*(
+        lambda n=n: ledger.plan_package("111-0000001-0000001", str(n), f"K-{n}", "c", "s", ITEMS)
+        for n in (1, 2)))
+    assert outcomes == ["stale", "won"]
+    assert len(ledger.packages("111-0000001-0000001")) == 1
+
+
+def test_closed_ledger_refuses_work(db_path: Path, key: bytes) -> None:
+    led = SqliteLedger(db_path, PiiCipher([key]))
+    led.migrate()
+    led.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        led.counts()
+
+
+# -- crash durability --------------------------------------------------------------------------------
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from connector.ledger.crypto import PiiCipher
+    from connector.ledger.sqlite import SqliteLedger
+    from connector.ledger.base import OrderState, PackageState
+
+    led = SqliteLedger(sys.argv[1], PiiCipher([os.environ["TEST_PII_KEY"].encode()]))
+    package = led.open_package("111-0000001-0000001")
+    how = sys.argv[2]
+    if how == "uncommitted":
+        conn = led._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE packages SET state = 'LABELED', tracking_number = 'GHOST'")
+        conn.execute("UPDATE orders SET state = 'LABELED'")
+    else:
+        led.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
+    sys.stdout.write("ready\\n")
+    sys.stdout.flush()
+    if how == "exit":
+        os._exit(1)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def _run_child(db_path: Path, key: bytes, how: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TEST_PII_KEY=key.decode(),
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-c", CHILD, str(db_path), how], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("how", ["exit", pytest.param("sigkill", marks=pytest.mark.skipif(
+    not hasattr(signal, "SIGKILL"), reason="no SIGKILL"))])
+def test_a_committed_claim_survives_the_process_dying(db_path: Path, key: bytes, how: str) -> None:
+    led = SqliteLedger(db_path, PiiCipher([key]))
+    led.migrate()
+    planned(led)
+    led.close()
+
+    result = _run_child(db_path, key, how)
+    assert result.stdout == "ready\n", result.stderr
+    assert result.returncode == (1 if how == "exit" else -signal.SIGKILL)
+
+    reopened = SqliteLedger(db_path, PiiCipher([key]))
+    assert reopened.migrate() > 0
+    package = reopened.open_package("111-0000001-0000001")
+    assert package.state is PackageState.LABEL_CLAIMED
+    assert reopened.get_order("111-0000001-0000001").state is OrderState.LABEL_CLAIMED
+    assert reopened.history("111-0000001-0000001")[-1]["to"] == "LABEL_CLAIMED"
+    reopened.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL")
+def test_an_uncommitted_change_vanishes_and_the_lock_is_released(db_path: Path, key: bytes) -> None:
+    led = SqliteLedger(db_path, PiiCipher([key]))
+    led.migrate()
+    package = planned(led)
+    led.close()
+
+    result = _run_child(db_path, key, "uncommitted")
+    assert result.stdout == "ready\n" and result.returncode == -signal.SIGKILL, result.stderr
+
+    reopened = SqliteLedger(db_path, PiiCipher([key]))
+    assert reopened.packages(package.order_id) == [package]
+    assert reopened.get_order(package.order_id).state is OrderState.PLANNED
+    reopened.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED)  # not locked
+    reopened.close()
+
+
+# -- open_ledger ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+
+
+def test_open_ledger_relative_url_creates_the_directory_and_key(tmp_path, monkeypatch, no_env_key) -> None:
+    monkeypatch.chdir(tmp_path)
+    led = open_ledger("sqlite:///state/nested/ledger.db", key_file="keys/pii.key", create_key=True)
+    try:
+        assert isinstance(led, SqliteLedger) and led.schema_version() > 0
+        led.upsert_order(make_order())
+        assert led.get_order("111-0000001-0000001").order.ship_to == address()
+    finally:
+        led.close()
+    assert (tmp_path / "state" / "nested" / "ledger.db").is_file()
+    if os.name == "posix":
+        assert (tmp_path / "keys" / "pii.key").stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "state" / "nested" / "ledger.db").stat().st_mode & 0o077 == 0
+
+
+def test_open_ledger_absolute_url_and_env_key(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(ENV, Fernet.generate_key().decode())
+    path = tmp_path / "abs" / "ledger.db"
+    led = open_ledger(f"sqlite:///{path}", key_file=None, create_key=False)
+    led.upsert_order(make_order())
+    led.close()
+    assert path.is_file() and path.is_absolute()
+
+
+def test_open_ledger_refuses_a_key_that_cannot_read_the_stored_data(tmp_path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    monkeypatch.setenv(ENV, Fernet.generate_key().decode())
+    led = open_ledger(url, key_file=None, create_key=False)
+    led.upsert_order(make_order())
+    led.close()
+    monkeypatch.setenv(ENV, Fernet.generate_key().decode())  # e.g. a regenerated key file
+    with pytest.raises(PiiDecryptError, match="cannot read buyer data"):
+        open_ledger(url, key_file=None, create_key=False)
+
+
+def test_open_ledger_without_a_key_fails_clearly(tmp_path, no_env_key) -> None:
+    with pytest.raises(PiiKeyError, match="does not exist"):
+        open_ledger(f"sqlite:///{tmp_path / 'l.db'}", key_file=str(tmp_path / "pii.key"), create_key=False)
+
+
+@pytest.mark.parametrize("url, message", [
+    ("postgresql://mfn@127.0.0.1:5432/mfn", "PostgreSQL ledger store is not available yet"),
+    ("postgres://mfn@db/mfn", "PostgreSQL ledger store is not available yet"),
+    ("mysql://x/y", "unsupported ledger URL"),
+    ("ledger.db", "unsupported ledger URL"),
+    ("sqlite:///:memory:", "must name a database file"),
+    ("sqlite:///", "must name a database file"),
+    ("sqlite://relative.db", "not a SQLite ledger URL"),
+    ("sqlite:///x.db?mode=ro", "query strings"),
+])
+def test_open_ledger_rejects_unsupported_urls(tmp_path, url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        open_ledger(url, key_file=str(tmp_path / "pii.key"), create_key=True)
+    assert not (tmp_path / "pii.key").exists()
