@@ -28,13 +28,15 @@ import os
 import random
 import re
 import socket
+import struct
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ class EmulatorSpec:
     """
 
     name: str
-    factory: Callable[[dict[str, Any]], "Emulator"]
+    factory: Callable[[dict[str, Any]], Emulator]
     port_offset: int
     env_var: str
 
@@ -84,13 +86,13 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> "Response":
+    def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         h = {"Content-Type": "application/json"}
         h.update(headers or {})
         return cls(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), h)
 
     @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> "Response":
+    def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> Response:
         return cls(status, text.encode("utf-8"), {"Content-Type": content_type + "; charset=utf-8"})
 
 
@@ -257,6 +259,8 @@ class Emulator:
         if request.path == "/_sandbox/clock" and request.method == "POST":
             with self.lock:
                 self.clock.advance(float((request.json() or {}).get("advance_seconds", 0)))
+            if self.state_file:
+                self.persist()
             return Response.json({"clock": self.clock.now().isoformat()})
         return self.not_found(request)
 
@@ -274,6 +278,9 @@ class Emulator:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle on, each answer waits ~40 ms for the
+    # client's delayed ACK.
+    disable_nagle_algorithm = True
     emulator: Emulator  # set on the per-server subclass
 
     def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; no PII in logs
@@ -299,6 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
         body_out = response.body
         if fault == "malformed":
             body_out = body_out[: max(1, len(body_out) // 2)] + b"<<garbled"
+            if response.status == 204:  # a 204 cannot carry a body: answer 200 with the garbage
+                response.status = 200
         self.send_response(response.status)
         for key, value in response.headers.items():
             self.send_header(key, value)
@@ -311,7 +320,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset(self) -> None:
         try:  # RST instead of FIN: SO_LINGER with zero timeout
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            linger = struct.pack("ii", 1, 0)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
         except OSError:
             pass
         self.close_connection = True
@@ -328,15 +338,15 @@ class EmulatorServer:
         self.emulator = emulator
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name=f"sandbox-{emulator.name}",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name=f"sandbox-{emulator.name}", daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "EmulatorServer":
+    def start(self) -> EmulatorServer:
         self.thread.start()
         return self
 

@@ -1,0 +1,79 @@
+"""Start every registered emulator on loopback, configured from the same YAML the daemon reads.
+
+The SP-API emulator learns the seller accounts (refresh tokens, LWA client) and the quotas from
+the configuration, and each carrier emulator its credentials from ``carriers.<code>``, so the
+sandbox accepts exactly what the daemon will send. ``sandbox.emulators.<name>`` adds options.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..plugins import PluginHost
+from .framework import EmulatorServer, EmulatorSpec
+
+
+@dataclass
+class Sandbox:
+    servers: dict[str, EmulatorServer] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # env var -> URL, for config/sandbox.yaml
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def export_env(self) -> None:
+        os.environ.update(self.env)
+
+
+def emulator_options(config: Config, name: str, *, faults: Any = None,
+                     state_dir: Path | None = None) -> dict[str, Any]:
+    sandbox = config.data["sandbox"]
+    options: dict[str, Any] = {
+        "seed": sandbox["seed"],
+        "faults": sandbox["faults"] if faults is None else faults,
+        "timeout_seconds": sandbox["timeout_seconds"],
+    }
+    if name == "spapi":
+        options["sellers"] = [
+            {"name": a["name"], "refresh_token": a["refresh_token"], "client_id": a["client_id"],
+             "client_secret": a["client_secret"], "marketplaces": a["marketplaces"]}
+            for a in config.data["accounts"]]
+        options["orders_per_seller"] = sandbox["orders"]
+        options["quotas"] = config.data["amazon"]["quotas"]
+    elif name in config.data["carriers"]:
+        options["carrier_settings"] = config.data["carriers"][name]
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        options["state_file"] = str(state_dir / f"{name}.json")
+    options.update(sandbox["emulators"].get(name, {}))
+    return options
+
+
+def start_sandbox(config: Config, host: PluginHost, *, base_port: int | None = None,
+                  any_port: bool = False, faults: Any = None, state_dir: Path | None = None,
+                  host_address: str = "127.0.0.1") -> Sandbox:
+    """Serve every emulator at ``base_port + offset``; ``base_port=0`` takes free ports throughout,
+    and ``any_port`` falls back to a free port when the planned one is taken."""
+    base = config.data["sandbox"]["base_port"] if base_port is None else base_port
+    sandbox = Sandbox()
+    specs: dict[str, EmulatorSpec] = host.emulators()
+    try:
+        for name, spec in sorted(specs.items(), key=lambda kv: kv[1].port_offset):
+            emulator = spec.factory(emulator_options(config, name, faults=faults, state_dir=state_dir))
+            try:
+                server = EmulatorServer(emulator, host_address, base + spec.port_offset if base else 0)
+            except OSError as exc:
+                if not any_port or exc.errno != errno.EADDRINUSE:
+                    raise
+                server = EmulatorServer(emulator, host_address, 0)
+            sandbox.servers[name] = server.start()
+            sandbox.env[spec.env_var] = server.url
+    except BaseException:
+        sandbox.stop()
+        raise
+    return sandbox

@@ -1,0 +1,154 @@
+"""connector.sandbox.schemas: Amazon's vendored models as request/response validators."""
+from __future__ import annotations
+
+import pytest
+
+from connector.sandbox.schemas import static_sandbox_pairs, validate_request, validate_response
+
+VALID_CONFIRM = {
+    "marketplaceId": "ATVPDKIKX0DER",
+    "packageDetail": {
+        "packageReferenceId": "1", "carrierCode": "FedEx", "trackingNumber": "112345678",
+        "shipDate": "2022-02-11T01:00:00.000Z",
+        "orderItems": [{"orderItemId": "79039765272157", "quantity": 1}],
+    },
+}
+
+
+def _order(**overrides):
+    order = {"orderId": "111-1234567-1234567", "createdTime": "2026-01-01T00:00:00Z",
+             "lastUpdatedTime": "2026-01-01T00:00:00Z",
+             "salesChannel": {"channelName": "AMAZON", "marketplaceId": "ATVPDKIKX0DER"},
+             "orderItems": [{"orderItemId": "1", "quantityOrdered": 1, "product": {"sellerSku": "X"}}]}
+    order.update(overrides)
+    return order
+
+
+# -- the model's own sandbox pairs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", ["searchOrders", "getOrder", "confirmShipment"])
+def test_static_pairs_of_each_operation_replay_cleanly(operation):
+    pairs = static_sandbox_pairs(operation)
+    assert any(p["status"] in (200, 204) for p in pairs)
+    assert any(p["status"] == 400 for p in pairs)
+    for pair in pairs:
+        assert validate_response(operation, pair["status"], pair["response"]) == [], pair
+        if pair["status"] in (200, 204):
+            assert validate_request(operation, path_params=pair["path_params"], query=pair["query"],
+                                    body=pair["body"]) == [], pair
+
+
+def test_static_pairs_split_parameters_for_replay():
+    (ok,) = [p for p in static_sandbox_pairs("confirmShipment") if p["status"] == 204]
+    assert ok["path_params"] == {"orderId": "902-1106328-1059050"}
+    assert ok["body"]["packageDetail"]["packageReferenceId"] == "1"  # model's "body" -> the body param
+    assert ok["response"] is None  # 204: no body, although the model writes {}
+    search = [p for p in static_sandbox_pairs("searchOrders") if p["status"] == 200][0]
+    assert search["query"]["marketplaceIds"] == ["A1VC38T7YXB528"]
+    assert "BUYER" in search["query"]["includedData"]
+    assert search["response"]["orders"][0]["orderId"]
+
+
+def test_static_400_pairs_are_invalid_requests_naming_the_parameter():
+    (bad_confirm,) = [p for p in static_sandbox_pairs("confirmShipment") if p["status"] == 400]
+    problems = validate_request("confirmShipment", path_params=bad_confirm["path_params"],
+                                body=bad_confirm["body"])
+    assert problems and all("shipDate" in p for p in problems)
+    (bad_search,) = [p for p in static_sandbox_pairs("searchOrders") if p["status"] == 400]
+    problems = validate_request("searchOrders", query=bad_search["query"])
+    assert problems and "createdAfter" in problems[0]
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+def test_confirm_body_problems_name_the_field():
+    assert validate_request("confirmShipment", path_params={"orderId": "1"}, body=VALID_CONFIRM) == []
+    body = {"marketplaceId": "ATVPDKIKX0DER",
+            "packageDetail": dict(VALID_CONFIRM["packageDetail"], packageReferenceId=1)}
+    (problem,) = validate_request("confirmShipment", path_params={"orderId": "1"}, body=body)
+    assert "packageDetail.packageReferenceId" in problem and "invalid type" in problem
+    detail = {k: v for k, v in VALID_CONFIRM["packageDetail"].items() if k != "carrierCode"}
+    (problem,) = validate_request("confirmShipment", path_params={"orderId": "1"},
+                                  body={"marketplaceId": "X", "packageDetail": detail})
+    assert "packageDetail.carrierCode" in problem and "missing" in problem
+
+
+def test_confirm_requires_body_and_path_parameter():
+    problems = validate_request("confirmShipment", path_params={"orderId": "1"})
+    assert problems == ["missing required request body"]
+    problems = validate_request("confirmShipment", body=VALID_CONFIRM)
+    assert problems == ["missing required path parameter orderId"]
+
+
+def test_query_enums_arrays_and_integers():
+    ok = {"createdAfter": ["2026-01-01T00:00:00Z"], "marketplaceIds": ["ATVPDKIKX0DER,A2EUQ1WTGCTBG2"],
+          "fulfillmentStatuses": ["UNSHIPPED", "PARTIALLY_SHIPPED"], "maxResultsPerPage": ["50"],
+          "includedData": ["RECIPIENT,FULFILLMENT"]}
+    assert validate_request("searchOrders", query=ok) == []
+    problems = validate_request("searchOrders", query={
+        "fulfillmentStatuses": ["UNSHIPPED,Unshipped"], "maxResultsPerPage": ["ten"],
+        "includedData": ["ADDRESS"], "marketplaceIds": [",".join(["ATVPDKIKX0DER"] * 51)]})
+    text = "\n".join(problems)
+    assert "fulfillmentStatuses: 'Unshipped' is not one of" in text
+    assert "maxResultsPerPage: invalid type: expected integer" in text
+    assert "includedData: 'ADDRESS'" in text
+    assert "marketplaceIds: 51 values, at most 50 allowed" in text
+    assert len(problems) == 4
+
+
+def test_unknown_query_parameters_are_reported():
+    (problem,) = validate_request("searchOrders", query={"MarketplaceIds": ["ATVPDKIKX0DER"]})
+    assert "MarketplaceIds" in problem and "unknown" in problem
+
+
+def test_unknown_operation_is_a_key_error():
+    with pytest.raises(KeyError, match="getOrdersss"):
+        validate_request("getOrdersss")
+
+
+def test_qualified_operation_ids_reach_the_other_model():
+    # getOrder is v2026-01-01 by default; v0's getOrder answers {"payload": ...}
+    assert validate_response("getOrder", 200, {"order": _order()}) == []
+    assert validate_response("getOrder", 200, {"payload": {}})  # no "order"
+    v0 = {"payload": {"AmazonOrderId": "111-1234567-1234567", "PurchaseDate": "2026-01-01T00:00:00Z",
+                      "LastUpdateDate": "2026-01-01T00:00:00Z", "OrderStatus": "Unshipped"}}
+    assert validate_response("ordersV0:getOrder", 200, v0) == []
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+def test_response_schema_per_status():
+    assert validate_response("confirmShipment", 204, None) == []
+    assert validate_response("confirmShipment", 204, b"") == []
+    assert validate_response("confirmShipment", 204, {"ok": True})  # 204 has no body
+    assert validate_response("confirmShipment", 400, {"errors": [{"code": "X", "message": "m"}]}) == []
+    assert validate_response("getOrder", 404, {"errors": [{"code": "NotFound", "message": "m"}]}) == []
+    (problem,) = validate_response("getOrder", 429, {"errors": [{"code": "QuotaExceeded"}]})
+    assert "errors[0].message" in problem
+    (problem,) = validate_response("getOrder", 418, {})
+    assert "418" in problem and "not declared" in problem
+
+
+def test_response_problems_carry_the_path_and_catch_undeclared_fields():
+    bad = _order(orderItems=[{"orderItemId": "1", "quantityOrdered": "2", "product": {}}])
+    (problem,) = validate_response("searchOrders", 200, {"orders": [bad]})
+    assert problem.startswith("orders[0].orderItems[0].quantityOrdered: invalid type")
+    typo = _order(fulfilment={"fulfillmentStatus": "UNSHIPPED"})
+    (problem,) = validate_response("getOrder", 200, {"order": typo})
+    assert "order" in problem and "fulfilment" in problem
+    status = _order(fulfillment={"fulfillmentStatus": "Unshipped"})
+    (problem,) = validate_response("getOrder", 200, {"order": status})
+    assert "order.fulfillment.fulfillmentStatus" in problem
+
+
+def test_date_time_format_is_checked_leniently():
+    for good in ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05.123456+08:00", "2026-01-02T03:04Z",
+                 "2026-01-02T03:04:05+0800"):
+        body = {"marketplaceId": "X", "packageDetail": dict(VALID_CONFIRM["packageDetail"], shipDate=good)}
+        assert validate_request("confirmShipment", path_params={"orderId": "1"}, body=body) == [], good
+    for bad in ("02/21/2022", "2026-01-02 at noon", "yesterday"):
+        body = {"marketplaceId": "X", "packageDetail": dict(VALID_CONFIRM["packageDetail"], shipDate=bad)}
+        assert validate_request("confirmShipment", path_params={"orderId": "1"}, body=body), bad
