@@ -1,1 +1,48 @@
-from connector import hookimpl  # noqa: F401  (filled in by the plugin work)
+"""YunExpress (云途) carrier plugin for mfn-connector: the OMS API client and its sandbox emulator.
+
+Registered through the ``mfn_connector`` entry point like any third-party plugin. The client,
+the mapping and the emulator are imported inside the hooks, so loading the plugin stays cheap.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from connector import hookimpl
+
+CODE = "yunexpress"
+
+# Example data from public knowledge (YunExpress runs pickup/receiving in these cities); not a
+# verified coverage list -- check with the account manager before relying on it.
+PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Foshan", "Yiwu", "Hangzhou", "Shanghai",
+                 "Xiamen", "Quanzhou", "Beijing")
+
+
+@hookimpl
+def mfn_register_carriers(register: Callable[[Any], None]) -> None:
+    from connector.carriers import CarrierSpec
+
+    from .client import YunExpressCarrier
+    from .settings import SERVICES, SETTINGS_SCHEMA
+
+    register(CarrierSpec(
+        code=CODE,
+        label="YunExpress (云途)",
+        factory=YunExpressCarrier,
+        amazon_carrier_code="Yun Express",
+        services=SERVICES,
+        settings_schema=SETTINGS_SCHEMA,
+        tracking_number_pattern=r"^YT\d{16}$",
+        batch_sizes={"create": 10, "track": 40},
+        pickup_cities=PICKUP_CITIES,
+    ))
+
+
+@hookimpl
+def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
+    from connector.sandbox.framework import EmulatorSpec
+
+    from .sandbox import YunExpressEmulator
+
+    register(EmulatorSpec(name=CODE, factory=YunExpressEmulator, port_offset=1,
+                          env_var="MFN_SANDBOX_YUNEXPRESS"))

@@ -1,0 +1,556 @@
+"""A loopback emulator of the YunExpress OMS API (``reference/carriers.md`` section 7.3).
+
+It answers under ``/api/...`` with the envelope and payload shapes of the captured fixtures, and
+enforces what the real API enforces: Basic auth, required CreateOrder fields, unique
+CustomerOrderNumbers, delete only before the first scan. Some orders get their tracking number
+late (TrackType "2"), labels are real PDFs served by the emulator itself, and tracking advances
+with the simulated clock. Faults (5xx, timeouts, resets, malformed bodies) come from the framework.
+
+Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``:
+
+* ``credentials``: ``[{"customer_code", "api_secret"}, ...]`` accepted for Basic auth;
+* ``carrier_settings``: the plugin's ``carriers.yunexpress`` section; its credentials are accepted;
+  with neither, ``C88888`` / ``sandbox-secret`` is;
+* ``auth_failure``: ``"text"`` (HTTP 401, text body; default) or ``"json"`` (HTTP 200,
+  ``{"Code": "1001", "Message": "...Unauthorized..."}``);
+* ``track_type2_rate`` (0.3): share of orders created with TrackType "2" and no TrackingNumber;
+* ``tracking_polls`` (2): GetTrackingNumber/GetOrder calls answered "generating" before the
+  number appears;
+* ``delivery_failure_rate`` (0.0): share of parcels that fail delivery and go back to the sender;
+* ``max_orders_per_request`` (10).
+
+No buyer PII is kept: of the receiver only the country code is stored (the label shows it).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from connector.sandbox.framework import Emulator, Request, Response, route
+from connector.sandbox.pdf import make_label_pdf
+
+OK = "0000"
+DEFAULT_CREDENTIALS = ("C88888", "sandbox-secret")
+CHINA_TIME = timezone(timedelta(hours=8))  # ProcessDate carries no zone; the client assumes +8
+
+# code -> (CName, EName as in GetShippingMethods, CNY per kg, registration fee CNY, DeliveryDays)
+SERVICE_CATALOG: dict[str, tuple[str, str, float, float, str]] = {
+    "AYPZXR": ("AMZ云途全球专线挂号", "Amazon Yuntu Global Tracked Line  DDP", 88.0, 19.0, "7-12"),
+    "AYUZXR": ("AMZ云途全球普货专线挂号", "Amazon Yuntu Global Tracked line DDU", 82.0, 18.0, "7-12"),
+    "AYPZXU": ("AMZ云途全球专线平邮DDP", "Amazon Yuntu Global Untracked Line DDP", 70.0, 0.0, "10-20"),
+    "THPHR": ("云途全球专线挂号（特惠普货）", "YunExpress Registered Standard General", 76.0, 17.0, "8-15"),
+    "THZXR": ("云途全球专线挂号（特惠带电）", "YunExpress Registered Standard", 80.0, 17.0, "8-15"),
+    "ZXR": ("云途全球专线挂号", "YunExpress Global Line", 92.0, 20.0, "7-14"),
+    "BKZXR": ("云途全球专线挂号（标快）", "YunExpress Registered Priority", 105.0, 22.0, "5-10"),
+}
+# Destination -> price factor (a small example rate card) and last-mile provider. Any other
+# destination is not served (GetPriceTrial answers ``Items: null``, CreateOrder refuses it).
+_EU = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "GR", "HU", "IE", "LV", "LT", "LU", "MT", "PT",
+       "RO", "SK", "SI", "SE")
+ZONES: dict[str, tuple[float, str]] = {
+    **{country: (1.00, "local postal service") for country in _EU},
+    "US": (1.00, "USPS"), "CA": (1.15, "Canada Post"), "MX": (1.40, "Estafeta"), "BR": (1.60, "Correios"),
+    "GB": (0.90, "Royal Mail"), "DE": (0.90, "DHL Paket"), "FR": (0.92, "Colissimo"),
+    "IT": (0.95, "Poste Italiane"), "ES": (0.95, "Correos"), "NL": (0.92, "PostNL"), "PL": (0.95, "InPost"),
+    "CH": (1.10, "Swiss Post"), "NO": (1.10, "Posten"), "JP": (0.85, "Japan Post"),
+    "KR": (0.85, "Korea Post"), "AU": (1.10, "Australia Post"), "NZ": (1.20, "NZ Post"),
+    "SG": (0.80, "SingPost"),
+    "AE": (1.20, "Emirates Post"), "SA": (1.30, "SPL"), "TR": (1.20, "PTT"), "IN": (1.20, "India Post"),
+}
+
+# The parcel's life after CreateOrder: (hours, PackageState from then on, wordings, where).
+# Wordings alternate per order so the client must classify by keyword, not by exact text.
+_FIRST_SCAN_HOURS = 24
+_TRANSIT = (
+    (0, 1, ("Shipment information received", "订单信息已提交 Shipment information received"), "origin"),
+    (_FIRST_SCAN_HOURS, 2, ("Parcel received at YunExpress Shenzhen warehouse",
+                            "云途深圳仓已收货 Received by YunExpress"), "origin"),
+    (48, 2, ("Departed from origin country (CN)", "已离开中国 Departed China"), "origin"),
+    (96, 2, ("Arrived at destination country", "Arrival at destination"), "destination"),
+    (120, 2, ("Customs clearance completed", "清关完成 Customs cleared"), "destination"),
+    (132, 2, ("Handed over to last mile carrier {provider}", "Transferred to {provider} for final delivery"),
+     "destination"),
+    (156, 2, ("Out for delivery", "{provider}: out for delivery"), "destination"),
+)
+_DELIVERED = (168, 3, ("Delivered", "Delivered, signed for by recipient"), "destination")
+_FAILED = ((168, 6, ("Delivery attempt unsuccessful - recipient not available",
+                     "Unsuccessful delivery attempt"), "destination"),
+           (240, 7, ("Returned to sender", "Return to sender completed"), "origin"))
+
+
+_RECEIVER_BLANKS = ("FirstName", "LastName", "Company", "Street", "StreetAddress1", "StreetAddress2", "City",
+                    "State", "Zip", "Phone", "Email")
+_SENDER_BLANKS = ("FirstName", "LastName", "Company", "Street", "City", "State", "Zip", "Phone")
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+class YunExpressEmulator(Emulator):
+    name = "yunexpress"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        opts = self.options
+        accepted = {(_text(c.get("customer_code")), _text(c.get("api_secret")))
+                    for c in opts.get("credentials") or ()}
+        carrier_settings = opts.get("carrier_settings") or {}
+        if carrier_settings.get("customer_code"):
+            accepted.add((_text(carrier_settings["customer_code"]),
+                          _text(carrier_settings.get("api_secret"))))
+        self.accepted_credentials = accepted or {DEFAULT_CREDENTIALS}
+        self.auth_failure = _text(opts.get("auth_failure")) or "text"
+        self.track_type2_rate = float(opts.get("track_type2_rate", 0.3))
+        self.tracking_polls = int(opts.get("tracking_polls", 2))
+        self.delivery_failure_rate = float(opts.get("delivery_failure_rate", 0.0))
+        self.max_orders = int(opts.get("max_orders_per_request", 10))
+        self.seed = opts.get("seed")
+
+    # -- state ------------------------------------------------------------------------------
+
+    def initial_store(self) -> dict[str, Any]:
+        return {
+            "seq": 0,                 # orders created so far: waybill and tracking numbers derive from it
+            "orders": {},             # waybill -> order record (no receiver PII)
+            "live": {},               # CustomerOrderNumber -> waybill of its not-deleted order
+            "by_tracking": {},        # tracking number -> waybill
+            "labels": {},             # CustomerOrderNumber -> {"created": n, "waybills": [...]}
+            "create_attempts": {},    # CustomerOrderNumber -> orders submitted under it (incl. refused)
+        }
+
+    def sandbox_state(self) -> dict[str, Any]:
+        orders = self.store["orders"]
+        labels = {}
+        for ref, entry in self.store["labels"].items():
+            latest = orders[entry["waybills"][-1]]
+            labels[ref] = {"created": entry["created"], "waybill": latest["waybill"],
+                           "tracking_number": latest["tracking_number"],
+                           "cancelled": latest["deleted_at"] is not None, "waybills": list(entry["waybills"])}
+        return {"labels": labels, "create_attempts": dict(self.store["create_attempts"]),
+                "tracking_pending": sum(1 for o in orders.values() if o["tracking_number"] is None)}
+
+    # -- framework hooks ----------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> Response | None:
+        if not request.path.lower().startswith("/api/"):
+            return None  # label files are served without auth, like the carrier's file host
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "basic" and token:
+            try:
+                decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+                code, sep, secret = decoded.partition("&")
+            except (binascii.Error, UnicodeDecodeError):
+                sep = ""
+            if sep and (code, secret) in self.accepted_credentials:
+                return None
+        if self.auth_failure == "json":
+            return Response.json(self._envelope(
+                code="1001", message="Unauthorized: invalid CustomerCode or ApiSecret (身份认证失败)",
+                Item=None))
+        return Response.text("401 Unauthorized: invalid CustomerCode or ApiSecret", status=401)
+
+    def not_found(self, request: Request) -> Response:  # the ASP.NET Web API shape
+        return Response.json({"Message": f"No HTTP resource was found that matches the request URI "
+                                         f"'{request.path}'.",
+                              "MessageDetail": "No action was found on the controller for "
+                                               f"{request.method}."}, 404)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _envelope(self, code: str = OK, message: str = "提交成功!", **payload: Any) -> dict[str, Any]:
+        return {**payload, "Code": code, "Message": message,
+                "RequestId": uuid.uuid4().hex, "TimeStamp": self.clock.now().isoformat()}
+
+    def _digits(self, kind: int, seq: int) -> str:
+        seed = self.seed if isinstance(self.seed, int) else 0
+        return f"YT{kind:02d}{seed % 10000:04d}{seq:010d}"
+
+    def _save_if_persistent(self) -> None:
+        if self.state_file:  # GET handlers that change state (tracking polls) persist themselves
+            self.persist()
+
+    def _find(self, number: str, *, deleted: bool = False) -> dict[str, Any] | None:
+        """The order a waybill, tracking number or CustomerOrderNumber refers to."""
+        store = self.store
+        waybill = (number if number in store["orders"] else
+                   store["live"].get(number) or store["by_tracking"].get(number))
+        order = store["orders"].get(waybill) if waybill else None
+        if order is None or (order["deleted_at"] is not None and not deleted):
+            return None
+        return order
+
+    def _poll(self, order: dict[str, Any]) -> bool:
+        """One look at a pending tracking number; True when the order changed."""
+        if order["tracking_number"] is not None or order["deleted_at"] is not None:
+            return False
+        if order["polls_left"] > 0:
+            order["polls_left"] -= 1
+        else:
+            order["tracking_number"] = order["planned_tracking"]
+            self.store["by_tracking"][order["tracking_number"]] = order["waybill"]
+        return True
+
+    def _age_hours(self, order: dict[str, Any]) -> float:
+        created = datetime.fromisoformat(order["created_at"])
+        return (self.clock.now() - created).total_seconds() / 3600
+
+    # -- CreateOrder --------------------------------------------------------------------------
+
+    @route("POST", r"(?i)/api/waybill/createorder")
+    def create_order(self, request: Request) -> Response:
+        try:
+            orders = request.json()
+        except ValueError:
+            return Response.json(self._envelope("1002", "request body is not valid JSON", Item=None))
+        if not isinstance(orders, list) or not orders:
+            return Response.json(self._envelope("1002", "the body must be a non-empty JSON array of orders",
+                                                Item=None))
+        if len(orders) > self.max_orders:
+            return Response.json(self._envelope("1002", f"at most {self.max_orders} orders per request",
+                                                Item=None))
+        results, duplicate = [], False
+        with self.lock:
+            for order in orders:
+                ref = _text(order.get("CustomerOrderNumber")) if isinstance(order, dict) else ""
+                if ref:
+                    attempts = self.store["create_attempts"]
+                    attempts[ref] = attempts.get(ref, 0) + 1
+                problems = self._validate(order)
+                if problems:
+                    results.append(self._refused(ref, "; ".join(problems)))
+                elif ref in self.store["live"]:
+                    duplicate = True
+                    remark = f"客户订单号重复 / CustomerOrderNumber {ref} already exists (repeat submission)"
+                    results.append(self._refused(ref, remark))
+                else:
+                    results.append(self._create(order, ref))
+        if duplicate:
+            return Response.json(self._envelope("1001", "订单号重复 / duplicate CustomerOrderNumber",
+                                                Item=results))
+        return Response.json(self._envelope(Item=results))
+
+    @staticmethod
+    def _refused(ref: str, remark: str) -> dict[str, Any]:
+        return {"CustomerOrderNumber": ref, "Success": 0, "TrackType": None, "Remark": remark,
+                "AgentNumber": None, "WayBillNumber": None, "RequireSenderAddress": 0,
+                "TrackingNumber": None, "ShipperBoxs": None}
+
+    @staticmethod
+    def _validate(order: Any) -> list[str]:
+        if not isinstance(order, dict):
+            return ["order must be a JSON object"]
+        problems = []
+
+        def need_text(container: dict[str, Any], key: str, path: str) -> str:
+            value = _text(container.get(key))
+            if not value:
+                problems.append(f"{path} is required ({path} 不能为空)")
+            return value
+
+        def need_positive(container: dict[str, Any], key: str, path: str, *, zero_ok: bool = False) -> None:
+            value = _number(container.get(key))
+            if value is None or value < 0 or (value == 0 and not zero_ok):
+                problems.append(f"{path} must be a number {'>= 0' if zero_ok else '> 0'} "
+                                f"(got {container.get(key)!r})")
+
+        ref = need_text(order, "CustomerOrderNumber", "CustomerOrderNumber")
+        if len(ref) > 50:
+            problems.append("CustomerOrderNumber is longer than 50 characters")
+        service = need_text(order, "ShippingMethodCode", "ShippingMethodCode")
+        if service and service not in SERVICE_CATALOG:
+            problems.append(f"ShippingMethodCode {service} does not exist (运输方式不存在)")
+        count = order.get("PackageCount")
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+            problems.append(f"PackageCount must be an integer > 0 (got {count!r})")
+        need_positive(order, "Weight", "Weight")
+        receiver = order.get("Receiver")
+        if not isinstance(receiver, dict):
+            problems.append("Receiver is required (收件人信息不能为空)")
+        else:
+            country = need_text(receiver, "CountryCode", "Receiver.CountryCode").upper()
+            for key in ("FirstName", "Street", "City"):
+                need_text(receiver, key, f"Receiver.{key}")
+            if country and service in SERVICE_CATALOG and country not in ZONES:
+                problems.append(f"ShippingMethodCode {service} does not serve Receiver.CountryCode {country}")
+        parcels = order.get("Parcels")
+        if not isinstance(parcels, list) or not parcels:
+            problems.append("Parcels must list at least one item (申报信息不能为空)")
+        else:
+            for i, parcel in enumerate(parcels):
+                path = f"Parcels[{i}]"
+                if not isinstance(parcel, dict):
+                    problems.append(f"{path} must be an object")
+                    continue
+                need_text(parcel, "EName", f"{path}.EName")
+                quantity = parcel.get("Quantity")
+                if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+                    problems.append(f"{path}.Quantity must be an integer > 0 (got {quantity!r})")
+                need_positive(parcel, "UnitPrice", f"{path}.UnitPrice", zero_ok=True)
+                need_positive(parcel, "UnitWeight", f"{path}.UnitWeight")
+                currency = _text(parcel.get("CurrencyCode"))
+                if len(currency) != 3 or not currency.isalpha():
+                    problems.append(f"{path}.CurrencyCode must be a 3-letter currency code "
+                                    f"(got {currency!r})")
+        return problems
+
+    def _create(self, order: dict[str, Any], ref: str) -> dict[str, Any]:
+        store = self.store
+        store["seq"] += 1
+        seq = store["seq"]
+        draw = random.Random(f"{self.seed}:{seq}")
+        late_tracking = draw.random() < self.track_type2_rate
+        fails_delivery = draw.random() < self.delivery_failure_rate
+        waybill, planned = self._digits(24, seq), self._digits(25, seq)
+        store["orders"][waybill] = {
+            "reference": ref, "waybill": waybill, "seq": seq,
+            "service": _text(order["ShippingMethodCode"]),
+            "country": _text(order["Receiver"]["CountryCode"]).upper(),
+            "transaction": _text(order.get("TransactionNumber")) or None,
+            "weight": _number(order["Weight"]),
+            "dims": [_number(order.get(k)) or 1 for k in ("Length", "Width", "Height")],
+            "application_type": order.get("ApplicationType") or 4,
+            "parcels": [{k: p.get(k) for k in ("EName", "CName", "HSCode", "Quantity", "UnitPrice",
+                                                 "UnitWeight", "CurrencyCode", "SKU")}
+                        for p in order["Parcels"]],
+            "track_type": "2" if late_tracking else "1",
+            "tracking_number": None if late_tracking else planned,
+            "planned_tracking": planned,
+            "polls_left": self.tracking_polls if late_tracking else 0,
+            "fails_delivery": fails_delivery,
+            "created_at": self.clock.now().isoformat(),
+            "deleted_at": None,
+        }
+        store["live"][ref] = waybill
+        if not late_tracking:
+            store["by_tracking"][planned] = waybill
+        label = store["labels"].setdefault(ref, {"created": 0, "waybills": []})
+        label["created"] += 1
+        label["waybills"].append(waybill)
+        return {"CustomerOrderNumber": ref, "Success": 1, "TrackType": "2" if late_tracking else "1",
+                "Remark": "", "AgentNumber": None, "WayBillNumber": waybill, "RequireSenderAddress": 0,
+                "TrackingNumber": None if late_tracking else planned, "ShipperBoxs": None}
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    @route("GET", r"(?i)/api/waybill/getorder")
+    def get_order(self, request: Request) -> Response:
+        number = _text(request.arg("OrderNumber"))
+        if not number:
+            return Response.json(self._envelope("1002", "OrderNumber is required", Item=None))
+        with self.lock:
+            order = self._find(number)
+            if order is None:
+                return Response.json(self._envelope(Item=None))
+            if self._poll(order):
+                self._save_if_persistent()
+            scanned = self._age_hours(order) >= _FIRST_SCAN_HOURS
+            length, width, height = order["dims"]
+            item = {
+                "WayBillNumber": order["waybill"], "OrderNumber": order["reference"],
+                "ShippingMethodCode": order["service"], "TrackingNumber": order["tracking_number"],
+                "TransactionNumber": order["transaction"], "Length": length, "Width": width, "Height": height,
+                "PackageNumber": 1, "Weight": order["weight"], "WeightUnits": "KG",
+                "ApplicationType": order["application_type"], "ReturnOption": 0,
+                "Status": 6 if scanned else 1,  # meaning UNVERIFIED; the client ignores it
+                "InsuranceType": 0, "InsureAmount": 0.0, "SensitiveTypeID": 0,
+                # No receiver PII is kept: only the country comes back.
+                "Receiver": {"CountryCode": order["country"], **dict.fromkeys(_RECEIVER_BLANKS)},
+                "Sender": {"CountryCode": "CN", **dict.fromkeys(_SENDER_BLANKS)},
+                "Parcels": [{"Sku": p.get("SKU"), "EName": p.get("EName"), "CName": p.get("CName"),
+                             "HsCode": p.get("HSCode"), "Quantity": p.get("Quantity"),
+                             "UnitPrice": p.get("UnitPrice"), "UnitWeight": p.get("UnitWeight"),
+                             "CurrencyCode": p.get("CurrencyCode")} for p in order["parcels"]],
+                "ChargeWeight": None, "BarCodeNumber": None,
+            }
+        return Response.json(self._envelope(message="提交成功", Item=item))
+
+    @route("GET", r"(?i)/api/waybill/gettrackingnumber")
+    def get_tracking_number(self, request: Request) -> Response:
+        refs = [r.strip() for r in _text(request.arg("CustomerOrderNumber")).split(",") if r.strip()]
+        if not refs:
+            return Response.json(self._envelope("1002", "CustomerOrderNumber is required", Items=None))
+        items, changed = [], False
+        with self.lock:
+            for ref in refs:
+                waybill = self.store["live"].get(ref)
+                if waybill is None:
+                    continue
+                order = self.store["orders"][waybill]
+                changed = self._poll(order) or changed
+                items.append({"OrderNumber": ref, "CustomerOrderNumber": ref,
+                              "TrackingNumber": order["tracking_number"], "WayBillNumber": waybill,
+                              "ChildTrackings": [], "Remark": "",
+                              "Status": 1 if order["tracking_number"] else 2})
+            if changed:
+                self._save_if_persistent()
+        return Response.json(self._envelope(Items=items))
+
+    # -- labels ---------------------------------------------------------------------------------
+
+    @route("POST", r"(?i)/api/label/print")
+    def label_print(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        numbers = body.get("OrderNumbers") if isinstance(body, dict) else body
+        if isinstance(numbers, str):
+            numbers = numbers.split(",")
+        if not isinstance(numbers, list) or not numbers or not all(isinstance(n, str) for n in numbers):
+            return Response.json(self._envelope("1002", "the body must be a JSON array of order numbers",
+                                                Item=None))
+        host = request.headers.get("host") or "127.0.0.1"
+        items = []
+        with self.lock:
+            for number in (n.strip() for n in numbers):
+                order = self._find(number)
+                if order is None:
+                    items.append({"Url": "", "OrderInfos": [{"CustomerOrderNumber": number,
+                                                             "Error": "订单不存在 / order does not exist",
+                                                             "Code": 200}]})
+                    continue
+                items.append({"Url": f"http://{host}/PDF/{order['waybill']}.pdf",
+                              "OrderInfos": [{"CustomerOrderNumber": number, "Error": "", "Code": 100}]})
+        return Response.json(self._envelope(message="提交成功", Item=items))
+
+    @route("GET", r"/PDF/(?P<waybill>YT\d{16})\.pdf")
+    def label_file(self, request: Request) -> Response:
+        with self.lock:
+            order = self._find(request.params["waybill"])
+            if order is None:
+                return Response.text("404 Not Found", status=404)
+            lines = ["YunExpress", order["tracking_number"] or order["waybill"],
+                     f"Waybill {order['waybill']}", f"Service {order['service']}",
+                     f"To {order['country']}", f"Ref {order['reference']}"]
+        return Response(200, make_label_pdf(lines), {"Content-Type": "application/pdf"})
+
+    # -- cancel ---------------------------------------------------------------------------------
+
+    @route("POST", r"(?i)/api/waybill/delete")
+    def delete(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not _text(body.get("OrderNumber")):
+            return Response.json(self._envelope("1002", "OrderNumber and OrderType are required", Item=None))
+        number = _text(body["OrderNumber"])
+        order_type = _text(body.get("OrderType")) or "1"
+        result = {"OrderNumber": number, "Type": int(order_type) if order_type.isdigit() else order_type}
+        with self.lock:
+            store = self.store
+            waybill = {"1": number if number in store["orders"] else None, "2": store["live"].get(number),
+                       "3": store["by_tracking"].get(number)}.get(order_type)
+            order = store["orders"].get(waybill) if waybill else None
+            if order is None or order["deleted_at"] is not None:
+                result.update(Status="Failure", Remark="订单不存在 / order does not exist")
+            elif self._age_hours(order) >= _FIRST_SCAN_HOURS:
+                result.update(Status="Failure", Remark="包裹已收货，不能删除 / parcel already received by "
+                                                       "YunExpress, cannot delete (use WayBill/Intercept)")
+            else:
+                order["deleted_at"] = self.clock.now().isoformat()
+                store["live"].pop(order["reference"], None)  # the CustomerOrderNumber may be used again
+                result.update(Status="5012", Remark="删除成功!")
+        return Response.json(self._envelope(Item=result))
+
+    # -- tracking -------------------------------------------------------------------------------
+
+    @route("GET", r"(?i)/api/tracking/get(?:track|trackall)info")
+    def track_info(self, request: Request) -> Response:
+        number = _text(request.arg("OrderNumber"))
+        with self.lock:
+            order = self._find(number, deleted=True) if number else None
+            if order is None:
+                return Response.json(self._envelope("1011", f"未查询到轨迹信息 / no tracking information for "
+                                                            f"{number or '(empty)'}", Item=None))
+            state, details = self._timeline(order)
+            tracking = order["tracking_number"] or ""
+        provider = ZONES.get(order["country"], (1.0, "local postal service"))[1]
+        item = {
+            "CountryCode": order["country"], "WaybillNumber": order["waybill"], "TrackingNumber": tracking,
+            "ProviderName": provider if state >= 2 else "", "ProviderTelephone": "", "ProviderSite": "",
+            "POD": "", "PODs": [], "CreatedBy": None, "PackageState": state, "TrackingStatus": state * 10,
+            "IntervalDays": -1.0, "OrderTrackingDetails": details,
+        }
+        return Response.json(self._envelope(message="提交成功", Item=item))
+
+    def _timeline(self, order: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+        """PackageState and the events (newest first) as of the simulated now."""
+        created = datetime.fromisoformat(order["created_at"])
+        age = self._age_hours(order)
+        provider = ZONES.get(order["country"], (1.0, "local postal service"))[1]
+        steps = list(_TRANSIT) + (list(_FAILED) if order["fails_delivery"] else [_DELIVERED])
+        if order["deleted_at"] is not None:
+            deleted = datetime.fromisoformat(order["deleted_at"])
+            hours = (deleted - created).total_seconds() / 3600
+            steps = [_TRANSIT[0], (hours, 5, ("Order cancelled (deleted by the shipper)",) * 2, "origin")]
+        state, details = 1, []
+        for n, (hours, step_state, wordings, where) in enumerate(steps):
+            if hours > age:
+                break
+            state = step_state
+            country = "CN" if where == "origin" else order["country"]
+            when = (created + timedelta(hours=hours)).astimezone(CHINA_TIME)
+            details.append({
+                "ProcessDate": when.strftime("%Y-%m-%dT%H:%M:%S"),
+                "ProcessContent": wordings[order["seq"] % 2].format(provider=provider),
+                "ProcessLocation": "SHENZHEN" if where == "origin" else country,
+                "TrackNodeCode": f"SBX{n:02d}", "TrackCodeDescription": "", "ProcessCountry": country,
+                "ProcessProvince": "", "ProcessCity": "", "AbnormalReasons": [],
+            })
+        return state, details[::-1]
+
+    # -- services and prices --------------------------------------------------------------------
+
+    @staticmethod
+    def _services_for(country: str, battery: bool = False) -> list[str]:
+        if country and country not in ZONES:
+            return []
+        # "普货" (general goods) lines take no batteries.
+        return [code for code, entry in SERVICE_CATALOG.items() if not (battery and "普货" in entry[0])]
+
+    @route("GET", r"(?i)/api/common/getshippingmethods")
+    def shipping_methods(self, request: Request) -> Response:
+        country = _text(request.arg("CountryCode")).upper()
+        items = [{"Code": code, "CName": SERVICE_CATALOG[code][0], "EName": SERVICE_CATALOG[code][1],
+                  "HasTrackingNumber": True, "DisplayName": SERVICE_CATALOG[code][0]}
+                 for code in self._services_for(country)]
+        return Response.json(self._envelope(Items=items))
+
+    @route("GET", r"(?i)/api/freight/getpricetrial")
+    def price_trial(self, request: Request) -> Response:
+        country = _text(request.arg("CountryCode")).upper()
+        weight = _number(request.arg("Weight"))
+        if not country or weight is None or weight <= 0:
+            return Response.json(self._envelope("1002", "CountryCode and Weight (kg, > 0) are required",
+                                                Items=None))
+        battery = _text(request.arg("PackageType") or request.arg("packageType")) == "1"
+        factor = ZONES.get(country, (1.0, ""))[0]
+        items = []
+        for code in self._services_for(country, battery):
+            cname, ename, per_kg, registration, days = SERVICE_CATALOG[code]
+            shipping = round(per_kg * factor * max(weight, 0.05), 2)
+            fuel = round(shipping * 0.05, 2)
+            items.append({"Code": code, "CName": cname, "EName": ename, "ShippingFee": shipping,
+                          "RegistrationFee": registration, "FuelFee": fuel, "SundryFee": 0.0,
+                          "TariffPrepayFee": 0.0, "InsuredFee": 0.0,
+                          "TotalFee": round(shipping + registration + fuel, 2), "DeliveryDays": days,
+                          "Remark": "", "Currency": "CNY"})
+        return Response.json(self._envelope(Items=items or None))

@@ -1,0 +1,80 @@
+"""Registration through the hooks, and the settings schema the configuration loader validates with."""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import jsonschema
+import pytest
+from mfn_carrier_yunexpress import mfn_register_carriers, mfn_register_sandbox_emulators
+from mfn_carrier_yunexpress.client import YunExpressCarrier
+from mfn_carrier_yunexpress.sandbox import YunExpressEmulator
+from mfn_carrier_yunexpress.settings import SETTINGS_SCHEMA, YunExpressSettings, resolve_settings
+
+from connector.carriers import TRACKING_LEVELS, CarrierSpec
+
+
+def _registered(hook) -> list:
+    found: list = []
+    hook(register=found.append)
+    return found
+
+
+def test_carrier_spec():
+    [spec] = _registered(mfn_register_carriers)
+    assert isinstance(spec, CarrierSpec)
+    assert (spec.code, spec.label) == ("yunexpress", "YunExpress (云途)")
+    assert spec.amazon_carrier_code == "Yun Express" and spec.carrier_code_for("DE") == "Yun Express"
+    assert spec.factory is YunExpressCarrier and spec.settings_schema is SETTINGS_SCHEMA
+    assert spec.batch_sizes == {"create": 10, "track": 40}
+    assert "Shenzhen" in spec.pickup_cities
+    assert set(spec.capabilities()) == set(YunExpressCarrier.OPERATIONS)
+    assert {s.code: s.tracking_level for s in spec.services} == {
+        "AYPZXR": "fully_tracked", "AYUZXR": "fully_tracked", "AYPZXU": "untracked", "THPHR": "tracked",
+        "ZXR": "fully_tracked"}
+    assert all(s.tracking_level in TRACKING_LEVELS and s.amazon_shipping_method for s in spec.services)
+    pattern = re.compile(spec.tracking_number_pattern)
+    assert pattern.match("YT2222222222222222") and not pattern.match("YT222")
+
+
+def test_emulator_spec():
+    [spec] = _registered(mfn_register_sandbox_emulators)
+    assert (spec.name, spec.port_offset, spec.env_var) == ("yunexpress", 1, "MFN_SANDBOX_YUNEXPRESS")
+    assert isinstance(spec.factory({}), YunExpressEmulator)
+
+
+def test_schema_is_valid_and_marks_the_secret():
+    jsonschema.Draft202012Validator.check_schema(SETTINGS_SCHEMA)
+    assert SETTINGS_SCHEMA["properties"]["api_secret"]["x-secret"] is True
+    assert SETTINGS_SCHEMA["required"] == ["base_url", "customer_code", "api_secret"]
+
+
+def test_schema_accepts_the_sandbox_section_and_refuses_mistakes():
+    validator = jsonschema.Draft202012Validator(SETTINGS_SCHEMA)
+    section = {"base_url": "http://127.0.0.1:8701", "customer_code": "C88888", "api_secret": "sandbox-secret",
+               "timeout_seconds": 2}
+    assert list(validator.iter_errors(section)) == []
+    for bad in ({**section, "api_secret": ""}, {**section, "timeout_seconds": 0},
+                {**section, "api_secrte": "x"}, {**section, "tracking_number_source": "AgentNumber"},
+                {**section, "services": []},
+                {k: v for k, v in section.items() if k != "base_url"}):
+        assert list(validator.iter_errors(bad)), bad
+
+
+def test_schema_defaults_are_the_settings_defaults():
+    fields = {f.name: f.default for f in dataclasses.fields(YunExpressSettings)}
+    for name, prop in SETTINGS_SCHEMA["properties"].items():
+        if "default" in prop:
+            default = prop["default"]
+            assert fields[name] == (tuple(default) if isinstance(default, list) else default), name
+    resolved = resolve_settings({"base_url": "http://h/", "customer_code": "C", "api_secret": "s",
+                                 "max_requests_per_second": None, "services": ["ZXR"]})
+    assert resolved.api_root == "http://h/api" and resolved.services == ("ZXR",)
+    assert resolved.timeouts == (5.0, 30.0) and resolved.max_requests_per_second is None
+
+
+@pytest.mark.parametrize("section", [None, [],
+                                     {"base_url": "http://h", "customer_code": "C", "api_secret": " "}])
+def test_resolve_settings_refuses_incomplete_sections(section):
+    with pytest.raises(ValueError, match="carriers.yunexpress"):
+        resolve_settings(section)
