@@ -12,8 +12,9 @@ whether a retry is safe:
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .model import Quote, Shipment, ShipmentRequest, TrackingInfo
 
@@ -77,7 +78,7 @@ class CarrierSpec:
 
     code: str
     label: str
-    factory: Callable[..., "Carrier"]
+    factory: Callable[..., Carrier]
     amazon_carrier_code: str
     services: tuple[ServiceSpec, ...] = ()
     settings_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})

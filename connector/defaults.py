@@ -8,3 +8,11 @@ from .hookspecs import hookimpl
 def mfn_choose_service(order, candidates):
     """Take the configured preference order as it stands: the first allowed (carrier, service)."""
     return candidates[0] if candidates else None
+
+
+@hookimpl
+def mfn_register_sandbox_emulators(register):
+    """The SP-API emulator is core; it registers through the same hook as carrier emulators."""
+    from .sandbox.spapi import SPAPI_EMULATOR
+
+    register(SPAPI_EMULATOR)

@@ -6,7 +6,7 @@ times are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any

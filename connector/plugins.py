@@ -21,8 +21,9 @@ import importlib.metadata
 import logging
 import os
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pluggy
 

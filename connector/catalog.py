@@ -1,0 +1,128 @@
+"""Item master: SKU -> weight, dimensions, customs names (English and Chinese), HS code,
+declared value and battery flag, from a CSV or YAML file.
+
+Every row is checked on load; a bad row is reported with file, line and column name, and the
+whole file is refused (a half-loaded catalog would hold orders for the wrong reason).
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ConfigError, Problem
+from .model import CatalogItem, Money
+
+COLUMNS = ("sku", "weight_g", "length_cm", "width_cm", "height_cm", "name_en", "name_cn", "hs_code",
+           "declared_value", "declared_currency", "battery")
+_TRUE = {"yes", "y", "true", "1"}
+_FALSE = {"no", "n", "false", "0", ""}
+
+
+class Catalog:
+    def __init__(self, items: dict[str, CatalogItem], source: str = "") -> None:
+        self.items = items
+        self.source = source
+
+    def get(self, sku: str) -> CatalogItem | None:
+        return self.items.get(sku)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), None, "", f"cannot read catalog: {exc.strerror}")]) from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        rows = _yaml_rows(path, text)
+    else:
+        rows = _csv_rows(path, text)
+    items: dict[str, CatalogItem] = {}
+    problems: list[Problem] = []
+    for line, row in rows:
+        item, row_problems = _parse_row(str(path), line, row)
+        problems += row_problems
+        if item is None:
+            continue
+        if item.sku in items:
+            problems.append(Problem(str(path), line, "sku", f"SKU {item.sku} appears twice"))
+        items[item.sku] = item
+    if problems:
+        raise ConfigError(problems)
+    return Catalog(items, str(path))
+
+
+def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ConfigError([Problem(str(path), 1, "", "missing column(s): " + ", ".join(missing))])
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError([Problem(str(path), line, "", f"YAML syntax error: {exc.problem}")]) from None
+    if not isinstance(node, yaml.SequenceNode):
+        raise ConfigError([Problem(str(path), 1, "", "the catalog must be a list of items")])
+    for item in node.value:
+        yield item.start_mark.line + 1, yaml.safe_load(yaml.serialize(item)) or {}
+
+
+def _parse_row(file: str, line: int, row: dict[str, Any]) -> tuple[CatalogItem | None, list[Problem]]:
+    problems: list[Problem] = []
+
+    def bad(column: str, message: str) -> None:
+        problems.append(Problem(file, line, column, message))
+
+    def text(column: str, required: bool = True) -> str:
+        value = str(row.get(column) or "").strip()
+        if required and not value:
+            bad(column, "is required")
+        return value
+
+    def number(column: str, *, integer: bool = False) -> Decimal:
+        raw = text(column)
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            if raw:
+                bad(column, "must be a number")
+            return Decimal(0)
+        if value <= 0:
+            bad(column, "must be greater than 0")
+        if integer and value != value.to_integral_value():
+            bad(column, "must be a whole number")
+        return value
+
+    sku = text("sku")
+    weight = number("weight_g", integer=True)
+    dims = [number(c) for c in ("length_cm", "width_cm", "height_cm")]
+    name_en, name_cn = text("name_en"), text("name_cn")
+    hs_code = text("hs_code")
+    if hs_code and not (hs_code.isdigit() and 6 <= len(hs_code) <= 10):
+        bad("hs_code", "must be 6 to 10 digits")
+    value = number("declared_value")
+    currency = text("declared_currency").upper()
+    if currency and len(currency) != 3:
+        bad("declared_currency", "must be a 3-letter ISO 4217 code")
+    battery_raw = str(row.get("battery", "")).strip().lower()
+    if battery_raw not in _TRUE | _FALSE:
+        bad("battery", "must be yes or no")
+    if problems:
+        return None, problems
+    return CatalogItem(sku=sku, weight_g=int(weight), length_cm=dims[0], width_cm=dims[1],
+                       height_cm=dims[2], name_en=name_en, name_cn=name_cn, hs_code=hs_code,
+                       declared_value=Money(value, currency), has_battery=battery_raw in _TRUE), []

@@ -1,0 +1,59 @@
+"""The readable end-of-run summary: what this run did, where every order stands, why any are held."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..ledger import OrderState
+from .runtime import Runtime
+
+
+def summarize(rt: Runtime) -> dict:
+    counts = rt.ledger.counts()
+    held: dict[str, list[str]] = defaultdict(list)
+    for record in rt.ledger.orders([OrderState.HELD]):
+        held[record.hold_reason].append(record.hold_message)
+    carriers: dict[str, int] = defaultdict(int)
+    labels = 0
+    for record in rt.ledger.orders([OrderState.VERIFIED, OrderState.CONFIRMED, OrderState.LABELED]):
+        for package in rt.ledger.packages(record.order_id):
+            if package.label_path:
+                carriers[package.carrier] += 1
+                labels += 1
+    c = rt.counters
+    return {
+        "this_run": {"new_orders": c.ingested_new, "labels_bought": c.labels_bought,
+                     "labels_recovered": c.labels_recovered,
+                     "confirmations_sent": c.confirmations_sent, "verified": c.verified,
+                     "held": c.held},
+        "states": {s.value: counts.get(s.value, 0) for s in OrderState if counts.get(s.value)},
+        "held_reasons": {reason: {"count": len(msgs), "example": msgs[0]} for reason, msgs in
+                         sorted(held.items())},
+        "labels_by_carrier": dict(carriers),
+        "labels_on_disk": labels,
+    }
+
+
+def render(summary: dict) -> str:
+    run = summary["this_run"]
+    lines = [
+        "",
+        "mfn-connector summary",
+        "=====================",
+        f"This run: {run['new_orders']} new order(s), {run['labels_bought']} label(s) bought, "
+        f"{run['labels_recovered']} recovered by reference, {run['confirmations_sent']} confirmation(s) "
+        f"sent, {run['verified']} verified, {run['held']} held",
+        "",
+        "Orders by state:",
+    ]
+    total = sum(summary["states"].values())
+    for state, n in summary["states"].items():
+        lines.append(f"  {state:<14} {n:>5}")
+    lines.append(f"  {'total':<14} {total:>5}")
+    if summary["labels_by_carrier"]:
+        lines += ["", "Labels by carrier:"]
+        lines += [f"  {c:<14} {n:>5}" for c, n in sorted(summary["labels_by_carrier"].items())]
+    if summary["held_reasons"]:
+        lines += ["", "Held, by reason (release with `mfn-connector orders release ID`):"]
+        for reason, info in summary["held_reasons"].items():
+            lines.append(f"  {reason:<26} {info['count']:>4}   e.g. {info['example']}")
+    return "\n".join(lines) + "\n"

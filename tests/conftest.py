@@ -1,0 +1,108 @@
+"""Shared fixtures: a sandbox on loopback and a configuration pointing at it.
+
+The configuration is the real ``config/sandbox.yaml`` with test-sized overrides, so the file
+users run is the file the tests run.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from connector.config import load_config
+from connector.engine.runtime import build_runtime, load_config_with_plugins
+from connector.plugins import load_plugins
+from connector.sandbox.runner import start_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_YAML = ROOT / "config" / "sandbox.yaml"
+
+
+def deep_update(base: dict, changes: dict) -> dict:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write config/sandbox.yaml with ``overrides`` merged in; state goes under tmp_path."""
+
+    def write(overrides: dict[str, Any] | None = None, name: str = "config.yaml") -> Path:
+        data = yaml.safe_load(SANDBOX_YAML.read_text(encoding="utf-8"))
+        data["state_dir"] = str(tmp_path / "state")
+        data["catalog"] = str(ROOT / "config" / "catalog.sandbox.csv")
+        deep_update(data, overrides or {})
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+class SandboxWorld:
+    """Emulators on free loopback ports plus the config that points at them."""
+
+    def __init__(self, config_path: Path, faults: Any = None) -> None:
+        self.config_path = config_path
+        self.host = load_plugins()
+        base = load_config(config_path)
+        self.sandbox = start_sandbox(base, self.host, base_port=0,
+                                     faults=faults)
+        self._saved_env = {k: os.environ.get(k) for k in self.sandbox.env}
+        self.sandbox.export_env()
+        self.env = dict(os.environ)
+
+    def config(self):
+        config, _ = load_config_with_plugins(str(self.config_path), self.host)
+        return config
+
+    def runtime(self):
+        return build_runtime(self.config(), self.host)
+
+    def url(self, name: str) -> str:
+        return self.sandbox.servers[name].url
+
+    def state(self, name: str) -> dict[str, Any]:
+        return requests.get(self.url(name) + "/_sandbox/state", timeout=10).json()
+
+    def set_faults(self, rates: Any) -> None:
+        for server in self.sandbox.servers.values():
+            body = rates if isinstance(rates, dict) else _spread(rates)
+            requests.post(server.url + "/_sandbox/faults", json=body, timeout=10)
+
+    def close(self) -> None:
+        self.sandbox.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _spread(rate: float) -> dict[str, float]:
+    from connector.sandbox.framework import FAULT_KINDS
+
+    return {k: rate / len(FAULT_KINDS) for k in FAULT_KINDS}
+
+
+@pytest.fixture
+def world(write_config) -> Callable[..., SandboxWorld]:
+    worlds: list[SandboxWorld] = []
+
+    def make(overrides: dict[str, Any] | None = None, faults: Any = None) -> SandboxWorld:
+        w = SandboxWorld(write_config(overrides), faults=faults)
+        worlds.append(w)
+        return w
+
+    yield make
+    for w in worlds:
+        w.close()

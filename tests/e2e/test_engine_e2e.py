@@ -1,0 +1,170 @@
+"""The real daemon against the sandbox over loopback HTTP: orders to verified shipments."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from connector import hookimpl
+from connector.engine.loop import Engine
+from connector.ledger import OrderState
+
+from .helpers import assert_exactly_once, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+class Recorder:
+    """A plugin that records every event hook call."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    @hookimpl
+    def mfn_order_received(self, order):
+        assert order.ship_to is None  # plugins never get buyer PII
+        self.events.append(("received", order.order_id))
+
+    @hookimpl
+    def mfn_order_held(self, order_id, reason, message):
+        self.events.append(("held", order_id))
+
+    @hookimpl
+    def mfn_package_labeled(self, order_id, package):
+        assert package.label_path and package.tracking_number
+        self.events.append(("labeled", order_id))
+
+    @hookimpl
+    def mfn_package_confirmed(self, order_id, package):
+        self.events.append(("confirmed", order_id))
+
+
+@pytest.fixture
+def run_engine(world):
+    def run(w, plugin=None):
+        rt = w.runtime()
+        if plugin is not None:
+            rt.host.pm.register(plugin, name="recorder")
+        try:
+            Engine(rt).run_until_quiet()
+            return rt.counters, rt.ledger.counts()
+        finally:
+            rt.close()
+
+    return run
+
+
+def test_orders_flow_to_verified_shipments_exactly_once(world, run_engine):
+    w = world({"sandbox": {"orders": 12}})
+    recorder = Recorder()
+    counters, counts = run_engine(w, recorder)
+    result = assert_exactly_once(w)
+    assert result["orders"] == result["expected"] >= 28 and result["verified"] >= 15
+    assert counters.labels_bought == result["verified"]
+    assert set(counts) <= {"VERIFIED", "HELD", "CANCELLED"}
+    events = Counter(kind for kind, _ in recorder.events)
+    assert events["received"] == result["orders"]
+    assert events["labeled"] == events["confirmed"] == result["verified"]
+    assert events["held"] == result["held"]
+    # a second run against the same world buys and confirms nothing
+    counters, _ = run_engine(w)
+    assert (counters.labels_bought, counters.confirmations_sent, counters.ingested_new) == (0, 0, 0)
+    assert_exactly_once(w)
+
+
+def test_held_orders_carry_reasons_and_release_works(world, run_engine):
+    w = world({"sandbox": {"orders": 30}})
+    run_engine(w)
+    rt = w.runtime()
+    try:
+        held = rt.ledger.orders([OrderState.HELD])
+        reasons = Counter(r.hold_reason for r in held)
+        assert {"unknown_sku", "address_incomplete", "buyer_cancel_requested"} <= set(reasons)
+        for record in held:
+            assert record.order_id in record.hold_message
+            address = record.order.ship_to  # messages never carry the buyer's name or street
+            for pii in (address.name, address.line1, address.phone) if address else ():
+                assert not pii or pii not in record.hold_message
+        sku_hold = next(r for r in held if r.hold_reason == "unknown_sku")
+        assert rt.ledger.release(sku_hold.order_id) == OrderState.NEW
+        Engine(rt).run_pass(ingest=False)
+        again = rt.ledger.get_order(sku_hold.order_id)
+        assert again.state == OrderState.HELD and again.hold_reason == "unknown_sku"
+    finally:
+        rt.close()
+
+
+def _ledger_ids(w) -> set[str]:
+    rt = w.runtime()
+    try:
+        return {r.order_id for r in rt.ledger.orders()}
+    finally:
+        rt.close()
+
+
+def test_hook_mfn_order_received(world, run_engine):
+    w = world({"sandbox": {"orders": 4}})
+    recorder = Recorder()
+    run_engine(w, recorder)
+    received = {oid for kind, oid in recorder.events if kind == "received"}
+    assert received and received == set(assert_exactly_once(w) and _ledger_ids(w))
+
+
+def test_hook_mfn_order_held(world, run_engine):
+    recorder = Recorder()
+    w = world({"sandbox": {"orders": 30}})
+    run_engine(w, recorder)
+    held = {oid for kind, oid in recorder.events if kind == "held"}
+    rt = w.runtime()
+    try:
+        assert held == {r.order_id for r in rt.ledger.orders([OrderState.HELD])} and held
+    finally:
+        rt.close()
+
+
+def test_hook_mfn_package_labeled(world, run_engine):
+    recorder = Recorder()
+    run_engine(world({"sandbox": {"orders": 4}}), recorder)
+    labeled = [oid for kind, oid in recorder.events if kind == "labeled"]
+    assert labeled and len(labeled) == len(set(labeled))
+
+
+def test_hook_mfn_package_confirmed(world, run_engine):
+    recorder = Recorder()
+    run_engine(world({"sandbox": {"orders": 4}}), recorder)
+    kinds = [kind for kind, _ in recorder.events]
+    confirmed = [oid for kind, oid in recorder.events if kind == "confirmed"]
+    assert confirmed and all(kinds.index("labeled") < kinds.index("confirmed") for _ in confirmed)
+
+
+def test_hook_mfn_choose_service(world, run_engine):
+    class PreferZxr:
+        @hookimpl
+        def mfn_choose_service(self, order, candidates):
+            return ("yunexpress", "ZXR") if ("yunexpress", "ZXR") in candidates else None
+
+    w = world({"sandbox": {"orders": 4},
+               "routing": {"default": ["yunexpress:AYPZXR", "yunexpress:ZXR"]}})
+    run_engine(w, PreferZxr())
+    rt = w.runtime()
+    try:
+        services = {p.service for r in rt.ledger.orders([OrderState.VERIFIED])
+                    for p in rt.ledger.packages(r.order_id)}
+        assert services == {"ZXR"}
+    finally:
+        rt.close()
+
+
+def test_once_cli_prints_summary_and_json_logs(world):
+    w = world({"sandbox": {"orders": 4}})
+    result = run_cli(w, "--log-format", "json", "run", "--once")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Orders by state:" in result.stdout and "VERIFIED" in result.stdout
+    import json
+
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any("x-amzn-RequestId" in line["message"] or "request_id" in line["message"]
+               or "RequestId" in line["message"] for line in lines)
+    assert all("Atzr|" not in line["message"] and "Atza|" not in line["message"] for line in lines)
+    listed = run_cli(w, "orders", "list", "--json")
+    assert listed.returncode == 0 and '"state": "VERIFIED"' in listed.stdout

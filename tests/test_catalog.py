@@ -1,0 +1,56 @@
+"""Item master: CSV and YAML, with line-precise errors."""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from connector.catalog import load_catalog
+from connector.config import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = ("sku,weight_g,length_cm,width_cm,height_cm,name_en,name_cn,hs_code,declared_value,"
+          "declared_currency,battery\n")
+
+
+def test_sandbox_catalog_loads():
+    catalog = load_catalog(ROOT / "config" / "catalog.sandbox.csv")
+    item = catalog.get("EARBUDS-BT5")
+    assert item is not None and item.has_battery and item.weight_g == 120
+    assert item.declared_value.amount == Decimal("12.00") and item.name_cn == "蓝牙耳机"
+    assert catalog.get("NOPE") is None
+
+
+def test_bad_rows_name_line_and_column(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + "A,10,1,1,1,A,甲,123456,1.0,USD,no\n"
+                    "B,-5,1,1,1,B,乙,12,1.0,USDX,maybe\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    out = [str(p) for p in info.value.problems]
+    assert f"{path}:3: weight_g: must be greater than 0" in out
+    assert f"{path}:3: hs_code: must be 6 to 10 digits" in out
+    assert f"{path}:3: declared_currency: must be a 3-letter ISO 4217 code" in out
+    assert f"{path}:3: battery: must be yes or no" in out
+
+
+def test_duplicate_sku_and_missing_column(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + "A,10,1,1,1,A,甲,123456,1,USD,no\nA,10,1,1,1,A,甲,123456,1,USD,no\n")
+    with pytest.raises(ConfigError, match="SKU A appears twice"):
+        load_catalog(path)
+    path.write_text("sku,weight_g\nA,1\n")
+    with pytest.raises(ConfigError, match="missing column"):
+        load_catalog(path)
+
+
+def test_yaml_catalog(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("- {sku: A, weight_g: 10, length_cm: 1, width_cm: 1, height_cm: 1, name_en: A,\n"
+                    "   name_cn: 甲, hs_code: '123456', declared_value: 2.5, declared_currency: eur,\n"
+                    "   battery: no}\n"
+                    "- {sku: B, weight_g: x}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert any(str(p).startswith(f"{path}:4: weight_g") for p in info.value.problems)

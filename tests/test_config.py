@@ -1,0 +1,135 @@
+"""Configuration: interpolation, validation messages with file/line/field, no echoed secrets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector.cli import cli
+from connector.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """\
+catalog: catalog.csv
+ship_from:
+  name: Sender
+  line1: 1 Road
+  city: Shenzhen
+  country_code: CN
+  phone: "+86 1"
+accounts:
+  - name: seller-a
+    region: {region}
+    marketplaces: [US]
+    refresh_token: ${{TEST_REFRESH_TOKEN:-Atzr|default}}
+    client_id: client
+    client_secret: {secret}
+routing:
+  default: ["yunexpress:AYPZXR"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(path: Path, **kw) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **kw)
+    return [str(p) for p in info.value.problems]
+
+
+def test_valid_config_gets_defaults_and_interpolation(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_REFRESH_TOKEN", "Atzr|from-env")
+    config = load_config(write(tmp_path, MINIMAL.format(region="na", secret="s3cret")))
+    account = config.data["accounts"][0]
+    assert account["refresh_token"] == "Atzr|from-env"
+    assert config.data["engine"]["workers"] == 4
+    assert config.data["amazon"]["pacing"] == 0.9
+    assert config.catalog_path == (tmp_path / "catalog.csv").resolve()
+    assert config.ledger_url == f"sqlite:///{(tmp_path / '.mfn' / 'ledger.db').resolve()}"
+
+
+def test_default_used_when_variable_unset(tmp_path, monkeypatch):
+    monkeypatch.delenv("TEST_REFRESH_TOKEN", raising=False)
+    config = load_config(write(tmp_path, MINIMAL.format(region="na", secret="s")))
+    assert config.data["accounts"][0]["refresh_token"] == "Atzr|default"
+
+
+def test_plain_scalar_interpolation_resolves_type(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_WORKERS", "7")
+    text = MINIMAL.format(region="na", secret="s") + "engine:\n  workers: ${TEST_WORKERS}\n"
+    assert load_config(write(tmp_path, text)).data["engine"]["workers"] == 7
+
+
+def test_enum_error_names_file_line_and_path(tmp_path):
+    path = write(tmp_path, MINIMAL.format(region="mars", secret="s"))
+    assert problems(path) == [f"{path}:10: accounts[0].region: must be one of na, eu, fe"]
+
+
+def test_missing_variable_is_reported_with_its_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOPE_SECRET", raising=False)
+    path = write(tmp_path, MINIMAL.format(region="na", secret="${NOPE_SECRET}"))
+    assert f"{path}:14: accounts[0].client_secret: environment variable NOPE_SECRET is not set" \
+        in problems(path)
+
+
+def test_secret_values_never_echoed(tmp_path):
+    text = MINIMAL.format(region="na", secret="[not, a, string, TOPSECRET]")
+    out = problems(write(tmp_path, text))
+    assert out and all("TOPSECRET" not in p for p in out)
+    assert any("accounts[0].client_secret: must be a string" in p for p in out)
+
+
+def test_missing_and_unknown_fields(tmp_path):
+    text = MINIMAL.format(region="na", secret="s").replace("  city: Shenzhen\n", "") + "colour: blue\n"
+    out = problems(write(tmp_path, text))
+    assert any(p.endswith(": unknown field(s) 'colour'") for p in out)
+    assert any(":2: ship_from: missing required field 'city'" in p for p in out)
+
+
+def test_yaml_syntax_error_has_line(tmp_path):
+    path = write(tmp_path, "catalog: x\naccounts: [\n  - broken: {\n")
+    (only,) = problems(path)
+    assert only.startswith(f"{path}:") and "YAML syntax error" in only
+
+
+def test_marketplace_outside_region_and_unknown_carrier(tmp_path):
+    text = MINIMAL.format(region="eu", secret="s") + "carriers:\n  acme: {}\n"
+    out = problems(write(tmp_path, text), carrier_schemas={"yunexpress": {"type": "object"}})
+    assert any("accounts[0].marketplaces[0]: site US is in region na, not eu" in p for p in out)
+
+
+def test_carrier_settings_validated_by_plugin_schema(tmp_path):
+    text = MINIMAL.format(region="na", secret="s") + "carriers:\n  yunexpress:\n    base_url: 5\n"
+    schema = {"type": "object", "required": ["base_url", "api_secret"],
+              "properties": {"base_url": {"type": "string"}, "api_secret": {"type": "string"}}}
+    out = problems(write(tmp_path, text), carrier_schemas={"yunexpress": schema})
+    assert any(":19: carriers.yunexpress.base_url: must be a string" in p for p in out)
+    assert any("carriers.yunexpress: missing required field 'api_secret'" in p for p in out)
+
+
+def test_shipped_configs_are_valid(monkeypatch):
+    for var in ("BRAND_A_NA_REFRESH_TOKEN", "BRAND_A_EU_REFRESH_TOKEN", "BRAND_B_FE_REFRESH_TOKEN",
+                "LWA_CLIENT_ID", "LWA_CLIENT_SECRET", "YUNEXPRESS_CUSTOMER_CODE",
+                "YUNEXPRESS_API_SECRET"):
+        monkeypatch.setenv(var, "placeholder")
+    for name in ("sandbox.yaml", "production.example.yaml"):
+        runner = CliRunner()
+        result = runner.invoke(cli, ["config", "check", str(ROOT / "config" / name)])
+        if name == "production.example.yaml":  # its catalog lives on the server
+            assert "catalog" in result.output and result.exit_code == 1, result.output
+        else:
+            assert result.exit_code == 0, result.output
+            assert "OK" in result.output
+
+
+def test_config_check_cli_reports_file_line_field(tmp_path):
+    path = write(tmp_path, MINIMAL.format(region="moon", secret="s"))
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:10: accounts[0].region: must be one of na, eu, fe" in result.output

@@ -1,0 +1,84 @@
+"""Registration hooks, exercised through a plugin host exactly as the daemon builds it."""
+from __future__ import annotations
+
+import click
+from click.testing import CliRunner
+
+from connector import Carrier, CarrierSpec, ServiceSpec, hookimpl
+from connector.plugins import load_plugins
+from connector.sandbox.framework import Emulator, EmulatorSpec, Response, route
+
+
+class AcmeCarrier(Carrier):
+    code = "acme"
+
+    def __init__(self, settings, http):
+        self.settings = settings
+
+    def create_shipment(self, request):
+        raise NotImplementedError
+
+    def find_by_reference(self, reference):
+        return None
+
+
+class AcmeEmulator(Emulator):
+    name = "acme"
+
+    @route("GET", r"/ping")
+    def ping(self, request):
+        return Response.json({"pong": True})
+
+
+def test_hook_mfn_register_carriers():
+    class Plugin:
+        @hookimpl
+        def mfn_register_carriers(self, register):
+            register(CarrierSpec(code="acme", label="ACME", factory=AcmeCarrier, amazon_carrier_code="ACME",
+                                 services=(ServiceSpec("STD", "Standard", "fully_tracked"),),
+                                 site_carrier_codes={"JP": None}))
+
+    host = load_plugins(entrypoints=False)
+    host.pm.register(Plugin(), name="acme-plugin")
+    host._carriers = None
+    spec = host.carriers()["acme"]
+    assert spec.carrier_code_for("US") == "ACME" and spec.carrier_code_for("JP") is None
+    assert spec.capabilities() == ["create_shipment", "find_by_reference"]
+    assert isinstance(spec.factory({"k": 1}, None), AcmeCarrier)
+
+
+def test_hook_mfn_register_sandbox_emulators():
+    class Plugin:
+        @hookimpl
+        def mfn_register_sandbox_emulators(self, register):
+            register(EmulatorSpec(name="acme", factory=AcmeEmulator, port_offset=10,
+                                  env_var="MFN_SANDBOX_ACME"))
+
+    host = load_plugins(entrypoints=False)
+    host.pm.register(Plugin(), name="acme-plugin")
+    host._emulators = None
+    emulators = host.emulators()
+    assert emulators["spapi"].port_offset == 0  # the core's own, through the same hook
+    emulator = emulators["acme"].factory({})
+    from connector.sandbox.framework import Request
+
+    assert emulator.handle(Request("GET", "/ping", {}, {}, b"")).status == 200
+
+
+def test_hook_mfn_register_commands():
+    class Plugin:
+        @hookimpl
+        def mfn_register_commands(self, cli):
+            @cli.command("acme-status")
+            def acme_status():
+                click.echo("acme ok")
+
+    @click.group()
+    def group():
+        pass
+
+    host = load_plugins(entrypoints=False)
+    host.pm.register(Plugin(), name="acme-plugin")
+    host.register_commands(group)
+    result = CliRunner().invoke(group, ["acme-status"])
+    assert result.exit_code == 0 and result.output == "acme ok\n"
