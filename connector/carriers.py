@@ -73,7 +73,11 @@ class CarrierSpec:
       A site that maps to ``None`` does not accept the carrier: the order is held, never sent as
       a silent ``Other``.
     * ``settings_schema`` -- JSON Schema for ``carriers.<code>`` in the YAML configuration.
-    * ``factory(settings: dict, http: requests.Session) -> Carrier``.
+    * ``factory(settings: dict, http: requests.Session) -> Carrier``; with ``needs_amazon`` the
+      engine also passes ``amazon=`` a mapping of seller account name -> ``SpApiClient``.
+    * ``confirms_shipment`` -- labels bought here confirm the shipment on Amazon by themselves
+      (Amazon Buy Shipping): the engine never sends confirmShipment for them, and verifies them
+      by reading the order back like any other.
     """
 
     code: str
@@ -86,6 +90,8 @@ class CarrierSpec:
     pickup_cities: tuple[str, ...] = ()
     batch_sizes: dict[str, int] = field(default_factory=dict)
     tracking_number_pattern: str = ""  # regex Amazon checks tracking numbers against
+    needs_amazon: bool = False
+    confirms_shipment: bool = False
 
     def carrier_code_for(self, site: str) -> str | None:
         return self.site_carrier_codes.get(site, self.amazon_carrier_code)

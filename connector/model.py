@@ -244,6 +244,8 @@ class ShipmentRequest:
     ship_to: Address
     parcel: Parcel
     ioss_number: str = ""
+    account: str = ""         # the seller account the order belongs to (Buy Shipping needs it)
+    marketplace_id: str = ""
 
 
 @dataclass(frozen=True)

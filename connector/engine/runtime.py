@@ -98,7 +98,8 @@ def build_runtime(config: Config, host: PluginHost) -> Runtime:
     for code, settings in config.data["carriers"].items():
         spec = specs[code]
         try:
-            carriers[code] = spec.factory(settings, requests.Session())
+            extra = {"amazon": amazon} if spec.needs_amazon else {}
+            carriers[code] = spec.factory(settings, requests.Session(), **extra)
         except Exception as exc:  # noqa: BLE001 - a plugin bug must name the plugin, not crash blind
             problem = Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
                               f"carrier plugin failed to start: {exc}")

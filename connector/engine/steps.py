@@ -203,7 +203,7 @@ def build_request(rt: Runtime, order: Order, package: Package) -> ShipmentReques
                            service=package.service, ship_from=rt.ship_from, ship_to=order.ship_to,
                            parcel=Parcel(weight_g=weight, length_cm=length, width_cm=width,
                                          height_cm=height, contents=tuple(lines), has_battery=battery),
-                           ioss_number=ioss)
+                           ioss_number=ioss, account=order.account, marketplace_id=order.marketplace_id)
 
 
 def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
