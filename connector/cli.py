@@ -320,6 +320,7 @@ def demo_cmd(state: State, faults: float | None) -> None:
     """Start the emulators and run the daemon until quiet: the main job, end to end, on loopback."""
     from .engine.demo import run_demo
 
+    state.log_level = state.log_level or "WARNING"  # the summary tells the story; holds still show
     config = state.config()
     ok = run_demo(state, config, faults=faults)
     sys.exit(0 if ok else 1)

@@ -12,6 +12,9 @@ def summarize(rt: Runtime) -> dict:
     held: dict[str, list[str]] = defaultdict(list)
     for record in rt.ledger.orders([OrderState.HELD]):
         held[record.hold_reason].append(record.hold_message)
+    sites: dict[str, int] = defaultdict(int)
+    for record in rt.ledger.orders():
+        sites[record.order.site or "?"] += 1
     carriers: dict[str, int] = defaultdict(int)
     labels = 0
     for record in rt.ledger.orders([OrderState.VERIFIED, OrderState.CONFIRMED, OrderState.LABELED]):
@@ -29,6 +32,7 @@ def summarize(rt: Runtime) -> dict:
         "held_reasons": {reason: {"count": len(msgs), "example": msgs[0]} for reason, msgs in
                          sorted(held.items())},
         "labels_by_carrier": dict(carriers),
+        "orders_by_site": dict(sorted(sites.items())),
         "labels_on_disk": labels,
     }
 
@@ -49,6 +53,9 @@ def render(summary: dict) -> str:
     for state, n in summary["states"].items():
         lines.append(f"  {state:<14} {n:>5}")
     lines.append(f"  {'total':<14} {total:>5}")
+    if summary["orders_by_site"]:
+        by_site = ", ".join(f"{site} {n}" for site, n in summary["orders_by_site"].items())
+        lines += ["", f"Orders by site: {by_site}"]
     if summary["labels_by_carrier"]:
         lines += ["", "Labels by carrier:"]
         lines += [f"  {c:<14} {n:>5}" for c, n in sorted(summary["labels_by_carrier"].items())]

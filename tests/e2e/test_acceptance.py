@@ -1,0 +1,58 @@
+"""Issue-level acceptance: the demo command, and a broken plugin next to the good ones."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_plugins import install_fake
+
+from .helpers import run_cli
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MFN_STATE_DIR=str(state_dir))
+    return subprocess.run([sys.executable, "-m", "connector.cli", "--config",
+                           str(ROOT / "config" / "sandbox.yaml"), "demo", *args],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_demo_runs_the_main_job_and_a_second_run_buys_nothing(tmp_path):
+    first = demo(tmp_path / "state")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "each exactly once" in first.stdout
+    bought = next(line for line in first.stdout.splitlines() if line.startswith("This run:"))
+    assert " 0 label(s) bought" not in bought
+    labels = list((tmp_path / "state" / "labels").glob("*.pdf"))
+    assert len(labels) >= 50 and all(p.read_bytes().startswith(b"%PDF-") for p in labels)
+    sites = next(line for line in first.stdout.splitlines() if line.startswith("Orders by site:"))
+    assert sites.count(",") >= 2  # at least three sites
+    second = demo(tmp_path / "state")
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "This run: 0 new order(s), 0 label(s) bought, 0 recovered by reference, " \
+           "0 confirmation(s) sent" in second.stdout
+
+
+def test_broken_plugin_beside_the_good_ones(world, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake(site, "broken-carrier", "carrier_broken", "broken_carrier_mod",
+                 "raise RuntimeError('this plugin is broken')\n")
+    w = world({"sandbox": {"orders": 4}})
+    env = {"PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    listed = run_cli(w, "plugins", "--json", extra_env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["carrier_broken"]["status"] == "failed"
+    assert "this plugin is broken" in rows["carrier_broken"]["error"]
+    assert rows["carrier_yunexpress"]["status"] == "loaded"
+    ran = run_cli(w, "run", "--once", extra_env=env)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "VERIFIED" in ran.stdout
