@@ -76,8 +76,9 @@ def main() -> None:
             counts = ledger.counts()
             active = sum(n for s, n in counts.items() if s not in ("VERIFIED", "HELD", "CANCELLED"))
             ledger.close()
-            if active == 0 or runs >= 5:
+            if active == 0 or runs >= 40:
                 break
+            time.sleep(20)  # like the daemon's next tick: confirmations show in search after 2 min
         wall = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         spapi = requests.get(sandbox.env["MFN_SANDBOX_SPAPI"] + "/_sandbox/state", timeout=30).json()

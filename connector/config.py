@@ -132,6 +132,7 @@ SCHEMA: dict[str, Any] = {
                 "max_attempts": {"type": "integer", "minimum": 1, "default": 12},
                 "carrier_attempts": {"type": "integer", "minimum": 1, "default": 3},
                 "verify_attempts": {"type": "integer", "minimum": 1, "default": 6},
+                "verify_grace_seconds": {"type": "number", "minimum": 0, "default": 300},
             },
         },
         "plugins": {

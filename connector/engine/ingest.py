@@ -7,14 +7,16 @@ from typing import Any
 
 from ..amazon.mapping import order_from_api
 from ..amazon.sites import marketplace_id
-from ..ledger import OrderState
+from ..ledger import OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, Order, parse_iso, utcnow
 from .runtime import Runtime
-from .steps import hold
+from .steps import hold, mark_verified, shown_on
 
 log = logging.getLogger("connector.engine")
 
-STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "CANCELLED")
+# SHIPPED brings back the orders we confirmed, with their packages: the poll verifies them in
+# pages of 100 instead of one getOrder each. Unknown SHIPPED orders (shipped by hand) are ignored.
+STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
 # RECIPIENT: the address; CANCELLATION: buyer cancel requests (check before buying a label);
 # PACKAGES: packageReferenceIds already used on partially shipped orders.
 INCLUDED_DATA = ("RECIPIENT", "FULFILLMENT", "PROCEEDS", "PACKAGES", "CANCELLATION")
@@ -43,6 +45,9 @@ def ingest_account(rt: Runtime, account: dict[str, Any]) -> int:
         if order is None:
             continue
         latest_seen = max(latest_seen or order.last_updated, order.last_updated)
+        if order.status == FulfillmentStatus.SHIPPED:
+            if not _verify_from_poll(rt, order.order_id, raw):
+                continue  # shipped outside the daemon and never ours
         if rt.ledger.upsert_order(order):
             new += 1
             rt.counters.add("ingested_new")
@@ -53,6 +58,21 @@ def ingest_account(rt: Runtime, account: dict[str, Any]) -> int:
     rt.ledger.set_watermark(name, next_mark)
     log.info("account %s: %d new order(s); watermark now %s", name, new, next_mark.isoformat())
     return new
+
+
+def _verify_from_poll(rt: Runtime, order_id: str, raw: dict[str, Any]) -> bool:
+    """Verify a CONFIRMED order from the poll's data; returns whether the ledger knows the order."""
+    record = rt.ledger.get_order(order_id)
+    if record is None:
+        return False
+    package = rt.ledger.open_package(order_id)
+    if (record.state == OrderState.CONFIRMED and package is not None
+            and package.state == PackageState.CONFIRMED and shown_on(rt, raw, package)):
+        try:
+            mark_verified(rt, package, PackageState.CONFIRMED)
+        except StaleStateError:
+            pass  # a worker verified it at the same moment
+    return True
 
 
 def _to_order(rt: Runtime, raw: dict[str, Any], account: str) -> Order | None:

@@ -325,15 +325,31 @@ def _write_atomically(path: Path, data: bytes) -> Path:
 # -- confirm and verify ---------------------------------------------------------------------------
 
 
-def _visible(rt: Runtime, order: Order, package: Package) -> bool:
-    raw = rt.amazon[order.account].get_order(order.order_id)
-    if raw is None:
+def _confirms_itself(rt: Runtime, package: Package) -> bool:
+    spec = rt.carrier_specs.get(package.carrier)
+    return bool(spec and spec.confirms_shipment)
+
+
+def shown_on(rt: Runtime, raw_order: dict | None, package: Package) -> bool:
+    """Does this Amazon order (as getOrder or searchOrders returns it) show our package?
+
+    Our own confirmations carry our packageReferenceId; a Buy Shipping label's package gets an
+    id from Amazon, so there only the tracking number identifies it.
+    """
+    if not raw_order:
         return False
-    on_amazon = package_from_api(raw, package.package_ref)
+    if _confirms_itself(rt, package):
+        return any(p.get("trackingNumber") == package.tracking_number
+                   for p in raw_order.get("packages") or [])
+    on_amazon = package_from_api(raw_order, package.package_ref)
     return bool(on_amazon) and on_amazon.get("trackingNumber") == package.tracking_number
 
 
-def _mark_verified(rt: Runtime, package: Package, expect: PackageState) -> Outcome:
+def _visible(rt: Runtime, order: Order, package: Package) -> bool:
+    return shown_on(rt, rt.amazon[order.account].get_order(order.order_id), package)
+
+
+def mark_verified(rt: Runtime, package: Package, expect: PackageState) -> Outcome:
     package = rt.ledger.advance(package, expect, PackageState.VERIFIED, order_state=OrderState.VERIFIED)
     crashpoint("after_verify")
     rt.counters.add("verified")
@@ -343,6 +359,10 @@ def _mark_verified(rt: Runtime, package: Package, expect: PackageState) -> Outco
 
 def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
+    if _confirms_itself(rt, package):  # Buy Shipping: the purchase confirmed it; never send again
+        rt.ledger.advance(package, package.state, PackageState.CONFIRMED, order_state=OrderState.CONFIRMED,
+                          shipped_at=package.shipped_at or utcnow())
+        return Outcome.PROGRESS
     spec = rt.carrier_specs.get(package.carrier)
     carrier_code = spec.carrier_code_for(order.site) if spec else None
     if spec is None or carrier_code is None:
@@ -357,7 +377,7 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                                         shipped_at=package.shipped_at or utcnow(),
                                         confirm_attempts=package.confirm_attempts + 1)
         elif _visible(rt, order, package):  # resumed: the earlier send may have landed
-            return _mark_verified(rt, package, PackageState.CONFIRMING)
+            return mark_verified(rt, package, PackageState.CONFIRMING)
         crashpoint("before_confirm")
         service = spec.service(package.service)
         client.confirm_shipment(
@@ -369,7 +389,7 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     except AlreadyShippedError as exc:
         try:
             if _visible(rt, order, package):
-                return _mark_verified(rt, package, PackageState.CONFIRMING)
+                return mark_verified(rt, package, PackageState.CONFIRMING)
         except SpApiError as read_exc:
             return defer(rt, record, f"verifying after 'already shipped': {read_exc}")
         return hold(rt, order.order_id, "already_shipped",
@@ -392,15 +412,26 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
 
 def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
+    grace = rt.engine_setting("verify_grace_seconds")
+    if grace and package.updated_at and utcnow() < package.updated_at + timedelta(seconds=grace):
+        # The order poll verifies confirmations in pages of 100 (ingest.py); a getOrder per
+        # order would cap throughput at its 0.5/s quota. Read one by one only after the grace.
+        return Outcome.DEFER
     try:
         if _visible(rt, order, package):
-            return _mark_verified(rt, package, PackageState.CONFIRMED)
+            return mark_verified(rt, package, PackageState.CONFIRMED)
     except SpApiError as exc:
         return defer(rt, record, f"getOrder: {exc}")
     # Amazon answered 204 but does not show the package. Read once more later; after that the
     # confirmation was dropped (it happens) and is sent again, a bounded number of times.
     if record.attempts == 0:
         return defer(rt, record, "the confirmed package is not visible on the order yet")
+    if _confirms_itself(rt, package):  # nothing of ours to re-send: keep reading, then hold
+        if record.attempts + 1 >= rt.engine_setting("verify_attempts"):
+            return hold(rt, order.order_id, "confirmation_not_visible",
+                        f"order {order.order_id}: the {package.carrier} label {package.tracking_number} "
+                        "does not show on the order")
+        return defer(rt, record, "the Buy Shipping package is not visible on the order yet")
     if package.confirm_attempts >= rt.engine_setting("verify_attempts"):
         return hold(rt, order.order_id, "confirmation_not_visible",
                     f"order {order.order_id}: Amazon accepted {package.confirm_attempts} confirmations "
@@ -427,6 +458,12 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
             rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED,
                               order_state=OrderState.CANCELLED, error="order cancelled on Amazon")
             return Outcome.REST
+        if record.order.status == FulfillmentStatus.SHIPPED and package.state == PackageState.PLANNED:
+            rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED,
+                              order_state=OrderState.NEW, error="shipped outside the daemon")
+            return hold(rt, record.order_id, "shipped_elsewhere",
+                        f"order {record.order_id} was marked shipped on Amazon before a label was "
+                        "bought here; nothing was bought")
         return buy(rt, record, package)
     if package.state == PackageState.LABEL_CREATED:
         return fetch_label(rt, record, package)

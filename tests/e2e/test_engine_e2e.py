@@ -168,3 +168,26 @@ def test_once_cli_prints_summary_and_json_logs(world):
     assert all("Atzr|" not in line["message"] and "Atza|" not in line["message"] for line in lines)
     listed = run_cli(w, "orders", "list", "--json")
     assert listed.returncode == 0 and '"state": "VERIFIED"' in listed.stdout
+
+
+def test_the_order_poll_verifies_confirmations_in_bulk(world):
+    """With a long grace the per-order getOrder read-back cannot run: every VERIFIED here comes
+    from the searchOrders page that also polls for new orders (100 orders per call)."""
+    import requests
+
+    w = world({"sandbox": {"orders": 10}, "engine": {"verify_grace_seconds": 3600}})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_pass()
+        for _ in range(5):  # late tracking numbers (YunExpress TrackType 2) arrive after polls
+            Engine(rt).run_pass(ingest=False)
+        counts = rt.ledger.counts()
+        assert set(counts) == {"CONFIRMED", "HELD", "CANCELLED"} and counts["CONFIRMED"] >= 8
+        # Amazon's search only shows changes older than two minutes
+        requests.post(w.url("spapi") + "/_sandbox/clock", json={"advance_seconds": 180}, timeout=10)
+        Engine(rt).run_pass()
+        after = rt.ledger.counts()
+        assert after.get("VERIFIED") == counts["CONFIRMED"] and "CONFIRMED" not in after
+    finally:
+        rt.close()
+    assert_exactly_once(w)
