@@ -1,1 +1,486 @@
-from connector.hookspecs import hookimpl  # noqa: F401
+"""The carrier contract: tests every carrier plugin runs against its own sandbox emulator.
+
+A carrier author subclasses :class:`CarrierContract` in a test module and supplies two fixtures,
+``carrier`` and ``emulator``::
+
+    import pytest
+    import requests
+    from connector.sandbox.framework import EmulatorServer
+    from connector.testing import CarrierContract
+    from mfn_carrier_acmepost.client import AcmePostCarrier
+    from mfn_carrier_acmepost.sandbox import AcmePostEmulator
+
+    @pytest.fixture
+    def emulator():
+        server = EmulatorServer(AcmePostEmulator({"seed": 1}), port=0).start()
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def carrier(emulator):
+        # SHORT read timeout: the contract makes the emulator answer late on purpose.
+        settings = {"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 0.5}
+        return AcmePostCarrier(settings, requests.Session())
+
+    class TestAcmePostContract(CarrierContract):
+        carrier_code = "acmepost"
+
+* ``carrier`` -- a configured :class:`~connector.carriers.Carrier` pointing at the emulator, with a
+  read timeout well below :attr:`CarrierContract.fault_timeout_seconds` (0.5 s is a good value);
+* ``emulator`` -- the running emulator: anything with a ``url`` attribute, usually the
+  :class:`~connector.sandbox.framework.EmulatorServer` serving it. A fresh one per test is the
+  simplest; a shared one works too, since every test uses references of its own.
+
+The emulator follows the sandbox conventions (``connector/sandbox/framework.py``): the framework
+answers ``POST /_sandbox/faults`` and ``POST /_sandbox/clock``, and the emulator's
+``sandbox_state()`` reports ``{"labels": {reference: {"created": n, ...}}}`` -- how many labels it
+issued under each customer reference. That count is how the contract checks "never two labels for
+one package" from the carrier's side.
+
+The contract needs the plugin installed (``pip install -e .``): the carrier's ``CarrierSpec`` is
+taken from the entry point, exactly as the daemon finds it.
+
+This module is also registered as a pytest plugin (``pytest11``), so it is imported by every pytest
+run in an environment with mfn-connector: it defines no global fixtures and imports nothing heavy
+at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import json
+import random
+import re
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pytest
+
+from .carriers import (
+    TRACKING_LEVELS,
+    Carrier,
+    CarrierSpec,
+    DuplicateReferenceError,
+    TransientCarrierError,
+)
+from .model import (
+    Address,
+    CustomsLine,
+    Money,
+    Parcel,
+    Quote,
+    Shipment,
+    ShipmentRequest,
+    TrackingEvent,
+    TrackingInfo,
+    TrackingStatus,
+)
+
+if TYPE_CHECKING:
+    from .plugins import PluginReport
+
+__all__ = ["CarrierContract", "REQUIRED_OPERATIONS", "find_registered_carrier"]
+
+REQUIRED_OPERATIONS = ("create_shipment", "get_label", "find_by_reference", "track", "cancel")
+"""Operations every carrier implements; ``quote`` is optional (rate cards cover carriers without)."""
+
+# connector.sandbox.framework.FAULT_KINDS; not imported, to keep this pytest plugin's import light.
+_FAULT_KINDS = ("error_5xx", "timeout", "reset", "malformed")
+_NO_FAULTS = dict.fromkeys(_FAULT_KINDS, 0.0)
+_SECRET_NAMES = re.compile(r"(secret|password|token|api_?key|private_?key)$", re.IGNORECASE)
+
+
+def find_registered_carrier(code: str) -> tuple[CarrierSpec, PluginReport]:
+    """The ``CarrierSpec`` registered under ``code`` by an installed plugin, and that plugin's
+    load report (``connector.plugins.PluginReport``); fails the test with the loader's findings
+    when no installed plugin registers it. Plugins are loaded once per test session."""
+    host = _plugin_host()
+    spec = host.carriers().get(code)
+    owner = next((r for r in host.reports.values() if f"carrier:{code}" in r.registered), None)
+    if spec is None or owner is None:
+        problems = [f"  {r.name} ({r.distribution} {r.version}): {r.status}: {r.error}"
+                    for r in host.reports.values() if r.status == "failed"]
+        pytest.fail(
+            f"no installed plugin registers carrier {code!r} through the 'mfn_connector' entry point "
+            f"group (registered: {', '.join(sorted(host.carriers())) or 'none'}). Install the plugin "
+            f"(pip install -e .) and check `mfn-connector plugins`."
+            + ("\nplugins that failed to load:\n" + "\n".join(problems) if problems else ""),
+            pytrace=False)
+    return spec, owner
+
+
+@functools.lru_cache(maxsize=1)
+def _plugin_host() -> Any:
+    from .plugins import load_plugins
+
+    return load_plugins(strict=False)
+
+
+class CarrierContract:
+    """Contract tests for one carrier plugin; subclass it as ``Test<Name>Contract``.
+
+    Set :attr:`carrier_code` and provide the ``carrier`` and ``emulator`` fixtures (see the module
+    docstring). Override the other class attributes when the defaults do not suit the carrier, and
+    use the helpers (:meth:`make_request`, :meth:`set_faults`, :meth:`labels_created`, ...) in
+    extra tests of your own.
+    """
+
+    #: The carrier's code as registered in its ``CarrierSpec`` (``carriers.<code>`` in the YAML).
+    carrier_code: ClassVar[str] = ""
+    #: The Amazon site the sample order comes from (its carrier code must be accepted there).
+    site: ClassVar[str] = "US"
+    #: The service to ship with; ``None`` takes the first service of the ``CarrierSpec``.
+    service: ClassVar[str | None] = None
+    #: Where the sample parcel goes: a complete, synthetic address on the site.
+    destination: ClassVar[Address] = Address(
+        name="Jordan Sample", line1="1600 Example Avenue", line2="Suite 200", city="Seattle",
+        state="WA", postal_code="98101", country_code="US", phone="+1 206 555 0100",
+        email="jordan.sample@example.com")
+    #: The seller's warehouse in China.
+    ship_from: ClassVar[Address] = Address(
+        name="Li Wei", company="Shenzhen Sample Trading Co., Ltd.", line1="8 Keji South Road",
+        line2="Nanshan", city="Shenzhen", state="Guangdong", postal_code="518057", country_code="CN",
+        phone="+86 755 0000 0000")
+    #: What is in the parcel (customs lines; the parcel weight is their sum).
+    sku_lines: ClassVar[tuple[CustomsLine, ...]] = (
+        CustomsLine(sku="CONTRACT-CASE", name_en="Phone case", name_cn="手机壳", hs_code="392690",
+                    quantity=2, unit_value=Money(Decimal("4.50"), "USD"), unit_weight_g=120),
+    )
+    #: Box size in centimetres (length, width, height).
+    parcel_size_cm: ClassVar[tuple[Decimal, Decimal, Decimal]] = (Decimal("20"), Decimal("15"),
+                                                                   Decimal("4"))
+    #: How late a ``timeout`` fault answers; must exceed the ``carrier`` fixture's read timeout.
+    fault_timeout_seconds: ClassVar[float] = 2.0
+    #: How far the tracking test moves the emulator's clock.
+    clock_advance_seconds: ClassVar[float] = 3 * 86400
+    #: ``find_by_reference`` calls allowed until a late tracking number shows up, and the pause
+    #: between them (carriers such as YunExpress assign some numbers after creation).
+    tracking_number_attempts: ClassVar[int] = 6
+    tracking_number_wait_seconds: ClassVar[float] = 0.1
+
+    _emulator_url: str
+    _spec: CarrierSpec
+
+    # -- fixtures (names prefixed so they never collide with the author's) -----------------
+
+    @pytest.fixture
+    def contract_spec(self) -> CarrierSpec:
+        """The carrier's spec, as the daemon finds it: through the installed entry point."""
+        if not self.carrier_code:
+            pytest.fail(f"{type(self).__name__}: set carrier_code", pytrace=False)
+        return find_registered_carrier(self.carrier_code)[0]
+
+    @pytest.fixture(autouse=True)
+    def _contract_emulator(self, contract_spec: CarrierSpec, emulator: Any) -> Iterator[None]:
+        """Remember the spec and the emulator's URL for the helpers; always clear faults after."""
+        self._spec = contract_spec
+        url = getattr(emulator, "url", emulator)
+        if not isinstance(url, str) or not url.startswith("http"):
+            pytest.fail("the `emulator` fixture must give the running emulator (an EmulatorServer "
+                        f"or anything with a .url), got {emulator!r}", pytrace=False)
+        self._emulator_url = url.rstrip("/")
+        try:
+            yield
+        finally:
+            self.set_faults(_NO_FAULTS)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def new_reference(self) -> str:
+        """A fresh idempotency key shaped like the engine's: ``<Amazon order id>-<package>``."""
+        return f"{self._order_id()}-1"
+
+    @staticmethod
+    def _order_id() -> str:
+        rng = random.SystemRandom()
+        return f"{rng.randrange(100, 1000)}-{rng.randrange(10**7):07d}-{rng.randrange(10**7):07d}"
+
+    def make_request(self, reference: str | None = None, **overrides: Any) -> ShipmentRequest:
+        """A complete request for the sample parcel; keyword arguments replace fields."""
+        reference = reference or self.new_reference()
+        length, width, height = self.parcel_size_cm
+        parcel = Parcel(weight_g=sum(line.unit_weight_g * line.quantity for line in self.sku_lines),
+                        length_cm=length, width_cm=width, height_cm=height, contents=self.sku_lines)
+        order_id, _, _ = reference.rpartition("-")
+        if not re.fullmatch(r"\d{3}-\d{7}-\d{7}", order_id):
+            order_id = self._order_id()
+        request = ShipmentRequest(reference=reference, order_id=order_id, site=self.site,
+                                  service=self._service(), ship_from=self.ship_from,
+                                  ship_to=self.destination, parcel=parcel)
+        return dataclasses.replace(request, **overrides) if overrides else request
+
+    def _service(self) -> str:
+        if self.service:
+            return self.service
+        spec = self._spec
+        if not spec.services:
+            pytest.fail(f"carrier {self.carrier_code!r} registers no services; set `service`",
+                        pytrace=False)
+        return spec.services[0].code
+
+    def _control(self, path: str, payload: dict[str, Any] | None = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{self._emulator_url}/_sandbox/{path}", data=data,
+                                         headers={"Content-Type": "application/json"},
+                                         method="GET" if data is None else "POST")
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+        with direct.open(request, timeout=10) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    def emulator_state(self) -> dict[str, Any]:
+        """``GET /_sandbox/state``: what the emulator issued and accepted."""
+        return self._control("state")
+
+    def set_faults(self, rates: dict[str, float]) -> None:
+        """``POST /_sandbox/faults``, e.g. ``{"malformed": 1.0}``; kinds not named are turned
+        off. Faults are cleared after every contract test."""
+        self._control("faults", {**_NO_FAULTS, **rates})
+
+    def clear_faults(self) -> None:
+        self.set_faults(_NO_FAULTS)
+
+    def advance_clock(self, seconds: float) -> None:
+        """``POST /_sandbox/clock``: move the emulator's simulated time forward."""
+        self._control("clock", {"advance_seconds": seconds})
+
+    def labels_created(self, reference: str) -> int:
+        """How many labels the emulator issued under ``reference`` (0 when none)."""
+        labels = self.emulator_state().get("labels")
+        if not isinstance(labels, dict):
+            pytest.fail("the emulator's sandbox_state() must report {'labels': {reference: "
+                        "{'created': n}}} (the sandbox state convention)", pytrace=False)
+        entry = labels.get(reference) or {}
+        return int(entry.get("created", 0))
+
+    def tracking_number_of(self, carrier: Carrier, shipment: Shipment) -> str:
+        """The shipment's tracking number: from ``create_shipment`` or, when the carrier assigns it
+        later, from ``find_by_reference`` (asked up to :attr:`tracking_number_attempts` times)."""
+        number = shipment.tracking_number
+        for _ in range(self.tracking_number_attempts):
+            if number:
+                return number
+            time.sleep(self.tracking_number_wait_seconds)
+            found = carrier.find_by_reference(shipment.reference)
+            number = found.tracking_number if found else None
+        if not number:
+            pytest.fail(f"no tracking number for {shipment.reference} after "
+                        f"{self.tracking_number_attempts} find_by_reference calls", pytrace=False)
+        return number
+
+    def create(self, carrier: Carrier, reference: str | None = None) -> Shipment:
+        """Create a shipment for a fresh (or the given) reference, with faults off."""
+        return carrier.create_shipment(self.make_request(reference))
+
+    # -- the spec --------------------------------------------------------------------------
+
+    def test_spec_is_registered_through_an_entry_point(self) -> None:
+        spec, report = find_registered_carrier(self.carrier_code)
+        assert report.status == "loaded", report.error
+        assert report.distribution and report.version, \
+            f"plugin {report.name} is not reported with its distribution and version"
+        assert spec.code == self.carrier_code and spec.label.strip()
+        # Carriers that are Amazon APIs (Buy Shipping) are emulated by the core SP-API emulator.
+        emulators = [r for r in report.registered if r.startswith("emulator:")]
+        assert emulators or spec.needs_amazon, \
+            f"plugin {report.name} registers no sandbox emulator (mfn_register_sandbox_emulators)"
+
+    def test_spec_names_amazon_codes_services_and_settings(self, contract_spec: CarrierSpec) -> None:
+        spec = contract_spec
+        assert spec.amazon_carrier_code.strip(), "amazon_carrier_code must be Amazon's CarrierCode"
+        for site, code in {"*": spec.amazon_carrier_code, **spec.site_carrier_codes}.items():
+            assert code is None or (code.strip() and code != "Other"), \
+                (f"site {site}: carrier code {code!r}; use Amazon's listed code, or None where "
+                 "Amazon does not accept the carrier (never a silent 'Other')")
+        assert spec.carrier_code_for(self.site), f"{spec.code} does not ship from site {self.site}"
+        assert spec.services, "register at least one ServiceSpec"
+        codes = [s.code for s in spec.services]
+        assert len(codes) == len(set(codes)), f"duplicate service codes: {codes}"
+        for service in spec.services:
+            assert service.code.strip() and service.name.strip(), service
+            assert service.tracking_level in TRACKING_LEVELS, \
+                f"service {service.code}: tracking_level {service.tracking_level!r} not in {TRACKING_LEVELS}"
+        if spec.tracking_number_pattern:
+            re.compile(spec.tracking_number_pattern)
+        self._check_settings_schema(spec.settings_schema)
+
+    @staticmethod
+    def _check_settings_schema(schema: dict[str, Any]) -> None:
+        from jsonschema.validators import validator_for
+
+        assert isinstance(schema, dict) and schema.get("type") == "object", \
+            "settings_schema must be a JSON Schema for an object (the carriers.<code> section)"
+        validator_for(schema).check_schema(schema)
+        properties = schema.get("properties") or {}
+        assert properties, "settings_schema lists no properties: document the carrier's settings"
+        unmarked = [name for name, prop in properties.items()
+                    if _SECRET_NAMES.search(name) and not prop.get("x-secret")]
+        assert not unmarked, f"mark secret settings with \"x-secret\": true: {unmarked}"
+
+    def test_capabilities_include_the_required_operations(self, contract_spec: CarrierSpec,
+                                                          carrier: Carrier) -> None:
+        assert isinstance(carrier, Carrier), "the `carrier` fixture must give a Carrier instance"
+        assert carrier.code == contract_spec.code
+        capabilities = contract_spec.capabilities()
+        missing = [op for op in REQUIRED_OPERATIONS if op not in capabilities]
+        assert not missing, (f"missing operations {missing} (capabilities: {capabilities}); the "
+                             "factory must be your Carrier subclass, overriding each of them")
+
+    # -- operations -----------------------------------------------------------------------
+
+    def test_quote_returns_positive_prices(self, contract_spec: CarrierSpec, carrier: Carrier) -> None:
+        if "quote" not in contract_spec.capabilities():
+            pytest.skip(f"{contract_spec.code} has no quote operation (optional: a rate card can "
+                        "price it)")
+        request = self.make_request()
+        quotes = carrier.quote(request)
+        assert quotes, f"no quote for service {request.service} to {self.destination.country_code}"
+        for quote in quotes:
+            assert isinstance(quote, Quote), quote
+            assert quote.carrier == contract_spec.code, quote
+            assert isinstance(quote.price, Money) and quote.price.amount > 0, quote
+        assert request.service in {q.service for q in quotes}, \
+            f"no quote for the requested service {request.service}: {quotes}"
+
+    def test_create_returns_a_shipment_with_a_valid_tracking_number(
+            self, contract_spec: CarrierSpec, carrier: Carrier) -> None:
+        request = self.make_request()
+        shipment = carrier.create_shipment(request)
+        assert isinstance(shipment, Shipment), shipment
+        assert shipment.carrier == contract_spec.code and shipment.reference == request.reference
+        assert shipment.carrier_shipment_id, "carrier_shipment_id must be the carrier's own id"
+        number = self.tracking_number_of(carrier, shipment)
+        if contract_spec.tracking_number_pattern:
+            assert re.fullmatch(contract_spec.tracking_number_pattern, number), \
+                f"tracking number {number!r} does not match {contract_spec.tracking_number_pattern!r}"
+        assert self.labels_created(request.reference) == 1
+
+    def test_get_label_returns_a_pdf(self, carrier: Carrier) -> None:
+        from pypdf import PdfReader
+
+        shipment = self.create(carrier)
+        self.tracking_number_of(carrier, shipment)
+        data = carrier.get_label(shipment)
+        assert isinstance(data, bytes) and data.startswith(b"%PDF-"), data[:20]
+        assert len(PdfReader(io.BytesIO(data)).pages) >= 1
+
+    def test_find_by_reference(self, carrier: Carrier) -> None:
+        shipment = self.create(carrier)
+        found = carrier.find_by_reference(shipment.reference)
+        assert isinstance(found, Shipment), found
+        assert (found.reference, found.carrier_shipment_id) == (shipment.reference,
+                                                                 shipment.carrier_shipment_id)
+        assert carrier.find_by_reference(self.new_reference()) is None
+
+    def test_duplicate_create_yields_the_same_shipment(self, carrier: Carrier) -> None:
+        request = self.make_request()
+        first = carrier.create_shipment(request)
+        again = self._create_again(carrier, request)
+        assert again.carrier_shipment_id == first.carrier_shipment_id
+        assert self.labels_created(request.reference) == 1
+
+    def _create_again(self, carrier: Carrier, request: ShipmentRequest) -> Shipment:
+        """A repeated create: the same shipment back, or DuplicateReferenceError and then
+        ``find_by_reference`` finds it (what the engine does)."""
+        try:
+            return carrier.create_shipment(request)
+        except DuplicateReferenceError:
+            found = carrier.find_by_reference(request.reference)
+            assert found is not None, \
+                f"DuplicateReferenceError for {request.reference}, but find_by_reference finds nothing"
+            return found
+
+    @pytest.mark.parametrize("fault", ["timeout", "reset"])
+    def test_ambiguous_failure_then_reconcile(self, carrier: Carrier, fault: str) -> None:
+        request = self.make_request()
+        self.set_faults({fault: 1.0, "timeout_seconds": self.fault_timeout_seconds})
+        try:
+            carrier.create_shipment(request)
+        except TransientCarrierError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the type is the assertion
+            pytest.fail(f"a {fault} on create_shipment raised {type(exc).__name__}: {exc}; it must "
+                        "raise TransientCarrierError (the outcome is unknown)", pytrace=False)
+        else:
+            pytest.fail(f"create_shipment returned although the emulator's answer was a {fault}; is "
+                        f"the `carrier` read timeout below {self.fault_timeout_seconds}s?",
+                        pytrace=False)
+        self.clear_faults()
+        assert self.labels_created(request.reference) == 1, "the emulator should have made the label"
+        found = carrier.find_by_reference(request.reference)
+        assert found is not None and found.reference == request.reference, \
+            "find_by_reference must find the label the ambiguous call bought"
+        again = self._create_again(carrier, request)
+        assert again.carrier_shipment_id == found.carrier_shipment_id
+        assert self.labels_created(request.reference) == 1, "a second label was bought"
+
+    def test_server_error_is_transient_and_buys_nothing(self, carrier: Carrier) -> None:
+        request = self.make_request()
+        self.set_faults({"error_5xx": 1.0})
+        with pytest.raises(TransientCarrierError):
+            carrier.create_shipment(request)
+        self.clear_faults()
+        assert self.labels_created(request.reference) == 0
+        assert carrier.find_by_reference(request.reference) is None
+
+    @pytest.mark.parametrize("operation", ["quote", "create_shipment", "find_by_reference",
+                                           "get_label", "track", "cancel"])
+    def test_malformed_answer_is_transient(self, contract_spec: CarrierSpec, carrier: Carrier,
+                                           operation: str) -> None:
+        if operation not in contract_spec.capabilities():
+            pytest.skip(f"{contract_spec.code} has no {operation} operation")
+        call = self._operation(carrier, operation)
+        garbled = self._faults_injected("malformed")
+        self.set_faults({"malformed": 1.0})
+        try:
+            call()
+        except TransientCarrierError:
+            return
+        except Exception as exc:  # noqa: BLE001 - the type is the assertion
+            pytest.fail(f"{operation} on a malformed answer raised {type(exc).__name__}: {exc}; it "
+                        "must raise TransientCarrierError", pytrace=False)
+        if self._faults_injected("malformed") == garbled:
+            pytest.skip(f"{operation} sent no request to the emulator (e.g. quotes from a rate card)")
+        pytest.fail(f"{operation} returned normally from a malformed (truncated) answer",
+                    pytrace=False)
+
+    def _faults_injected(self, kind: str) -> int:
+        return int(self.emulator_state().get("faults_injected", {}).get(kind, 0))
+
+    def _operation(self, carrier: Carrier, operation: str) -> Callable[[], Any]:
+        """The call to make for ``operation``, prepared with faults off."""
+        request = self.make_request()
+        if operation in ("quote", "create_shipment"):
+            return lambda: getattr(carrier, operation)(request)
+        shipment = carrier.create_shipment(request)
+        number = self.tracking_number_of(carrier, shipment)
+        shipment = dataclasses.replace(shipment, tracking_number=number)
+        return {"find_by_reference": lambda: carrier.find_by_reference(request.reference),
+                "get_label": lambda: carrier.get_label(shipment),
+                "track": lambda: carrier.track([number]),
+                "cancel": lambda: carrier.cancel(shipment)}[operation]
+
+    def test_cancel_a_fresh_label(self, carrier: Carrier) -> None:
+        shipment = self.create(carrier)
+        self.tracking_number_of(carrier, shipment)
+        assert carrier.cancel(shipment) is True
+        found = carrier.find_by_reference(shipment.reference)
+        assert found is None or found.status == "cancelled", \
+            f"after cancel, find_by_reference must return None or a cancelled shipment: {found}"
+
+    def test_track_after_the_clock_moves(self, carrier: Carrier) -> None:
+        shipment = self.create(carrier)
+        number = self.tracking_number_of(carrier, shipment)
+        self.advance_clock(self.clock_advance_seconds)
+        infos = carrier.track([number])
+        assert all(isinstance(i, TrackingInfo) for i in infos), infos
+        info = next((i for i in infos if i.tracking_number == number), None)
+        assert info is not None, f"track([{number!r}]) returned no TrackingInfo for it: {infos}"
+        assert isinstance(info.status, TrackingStatus)
+        assert info.events, f"no tracking event {self.clock_advance_seconds / 86400:g} days after creation"
+        for event in info.events:
+            assert isinstance(event, TrackingEvent) and isinstance(event.status, TrackingStatus)
+            assert event.time.tzinfo is not None, f"event time must be timezone-aware: {event}"

@@ -1,0 +1,135 @@
+"""A loopback emulator of the ACME Post API, on the mfn-connector sandbox framework.
+
+The framework adds fault injection, the simulated clock and ``/_sandbox/state``; the emulator
+keeps everything in ``self.store`` (plain JSON) and, like every carrier emulator, reports how many
+labels it issued per customer reference in ``sandbox_state()["labels"][ref]["created"]``.
+Options: ``carrier_settings`` (its ``api_key`` is accepted; default ``sandbox-key``) and ``seed``.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from connector.sandbox.framework import Emulator, Request, Response, route
+from connector.sandbox.pdf import make_label_pdf
+
+PRICES = {"STD": (Decimal("8.50"), Decimal("95.00"), 9), "ECO": (Decimal("5.90"), Decimal("70.00"), 14)}
+TIMELINE = ((0, "INFO_RECEIVED", "Shipment information received", "Shenzhen, CN"),
+            (24, "ACCEPTED", "Accepted at the ACME Post Shenzhen hub", "Shenzhen, CN"),
+            (48, "IN_TRANSIT", "Departed the origin country", "Shenzhen, CN"),
+            (96, "CUSTOMS", "Cleared US customs", "Los Angeles, US"),
+            (120, "IN_TRANSIT", "Handed over to USPS", "Los Angeles, US"),
+            (156, "OUT_FOR_DELIVERY", "Out for delivery (USPS)", "US"),
+            (168, "DELIVERED", "Delivered (USPS)", "US"))
+
+
+class AcmePostEmulator(Emulator):
+    name = "acmepost"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.api_key = (self.options.get("carrier_settings") or {}).get("api_key") or "sandbox-key"
+        self.prefix = int(self.options.get("seed") or 0) % 1000
+
+    def initial_store(self) -> dict[str, Any]:
+        return {"seq": 0, "shipments": {}, "labels": {}}  # labels: reference -> {"created", "ids"}
+
+    def sandbox_state(self) -> dict[str, Any]:
+        shipments = self.store["shipments"]
+        return {"labels": {ref: {"created": entry["created"],
+                                 "tracking_number": shipments[entry["ids"][-1]]["tracking_number"],
+                                 "cancelled": shipments[entry["ids"][-1]]["status"] == "cancelled"}
+                           for ref, entry in self.store["labels"].items()}}
+
+    def authorize(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") == f"Bearer {self.api_key}":
+            return None
+        return Response.json({"message": "invalid API key"}, 401)
+
+    def _live(self, reference: str) -> dict[str, Any] | None:
+        ids = self.store["labels"].get(reference, {}).get("ids", [])
+        shipment = self.store["shipments"][ids[-1]] if ids else None
+        return shipment if shipment and shipment["status"] != "cancelled" else None
+
+    def _age_hours(self, shipment: dict[str, Any]) -> float:
+        return (self.clock.now() - datetime.fromisoformat(shipment["created_at"])).total_seconds() / 3600
+
+    @route("POST", r"/v1/rates")
+    def rates(self, request: Request) -> Response:
+        body = request.json() or {}
+        weight = Decimal(int(body.get("weight_g") or 0)) / 1000
+        if body.get("country") != "US" or weight <= 0:
+            return Response.json({"rates": []})
+        return Response.json({"rates": [
+            {"service": code, "transit_days": days,
+             "price": {"amount": str((base + per_kg * weight).quantize(Decimal("0.01"))), "currency": "USD"}}
+            for code, (base, per_kg, days) in PRICES.items() if body.get("service") in (None, "", code)]})
+
+    @route("POST", r"/v1/shipments")
+    def create(self, request: Request) -> Response:
+        body = request.json() or {}
+        ref, to = body.get("customer_reference"), body.get("recipient") or {}
+        required = {"customer_reference": ref, "recipient.name": to.get("name"),
+                    "recipient.lines": to.get("lines"), "recipient.city": to.get("city"),
+                    "parcel.items": (body.get("parcel") or {}).get("items")}
+        missing = [name for name, value in required.items() if not value]
+        if missing or body.get("service") not in PRICES or to.get("country") != "US":
+            return Response.json({"message": f"invalid shipment: missing {missing}, service "
+                                             f"{body.get('service')!r}, country {to.get('country')!r} "
+                                             "(ACME Post ships to US only)"}, 422)
+        with self.lock:
+            existing = self._live(ref)
+            if existing:  # idempotent by customer_reference: the same shipment, no new label
+                return Response.json(existing, 200)
+            self.store["seq"] += 1
+            seq = self.store["seq"]
+            shipment = {"id": f"AP{seq:08d}", "customer_reference": ref, "service": body["service"],
+                        "tracking_number": f"94001{self.prefix:03d}{seq:014d}", "status": "created",
+                        "created_at": self.clock.now().isoformat()}
+            self.store["shipments"][shipment["id"]] = shipment
+            entry = self.store["labels"].setdefault(ref, {"created": 0, "ids": []})
+            entry["created"] += 1
+            entry["ids"].append(shipment["id"])
+        return Response.json(shipment, 201)
+
+    @route("GET", r"/v1/shipments")
+    def lookup(self, request: Request) -> Response:
+        with self.lock:
+            ids = self.store["labels"].get(request.arg("customer_reference") or "", {}).get("ids", [])
+            return Response.json({"shipments": [self.store["shipments"][i] for i in ids]})
+
+    @route("GET", r"/v1/shipments/(?P<id>AP\d+)/label")
+    def label(self, request: Request) -> Response:
+        s = self.store["shipments"].get(request.params["id"])
+        if s is None or s["status"] == "cancelled":
+            return Response.json({"message": "no such shipment"}, 404)
+        pdf = make_label_pdf(["ACME Post", s["tracking_number"], f"Shipment {s['id']}",
+                              f"Service {s['service']}", f"Ref {s['customer_reference']}", "USPS last mile"])
+        return Response(200, pdf, {"Content-Type": "application/pdf"})
+
+    @route("POST", r"/v1/shipments/(?P<id>AP\d+)/cancel")
+    def cancel(self, request: Request) -> Response:
+        with self.lock:
+            s = self.store["shipments"].get(request.params["id"])
+            if s is None or s["status"] == "cancelled" or self._age_hours(s) >= 24:
+                return Response.json({"message": "not cancellable (unknown, cancelled or scanned)"}, 409)
+            s.update(status="cancelled", cancelled_at=self.clock.now().isoformat())
+            return Response.json(s)
+
+    @route("GET", r"/v1/tracking/(?P<number>\w+)")
+    def tracking(self, request: Request) -> Response:
+        with self.lock:
+            s = next((s for s in self.store["shipments"].values()
+                      if s["tracking_number"] == request.params["number"]), None)
+            if s is None:
+                return Response.json({"message": "unknown tracking number"}, 404)
+            created, age = datetime.fromisoformat(s["created_at"]), self._age_hours(s)
+            steps = [step for step in TIMELINE if step[0] <= age]
+            if s["status"] == "cancelled":
+                hours = (datetime.fromisoformat(s["cancelled_at"]) - created).total_seconds() / 3600
+                steps = [TIMELINE[0], (hours, "CANCELLED", "Cancelled by the shipper", "Shenzhen, CN")]
+        events = [{"time": (created + timedelta(hours=h)).isoformat(), "code": code, "description": text,
+                   "location": where} for h, code, text, where in steps]
+        return Response.json({"tracking_number": s["tracking_number"], "status": steps[-1][1],
+                              "events": events[::-1]})
