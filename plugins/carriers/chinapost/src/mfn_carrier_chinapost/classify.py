@@ -1,0 +1,100 @@
+"""Classify China Post / EMS tracking events, which are free text, by keyword (Chinese and English).
+
+The legacy tracking answer (``trace{acceptTime, acceptAddress, remark}``) has no machine status
+code: the status has to be read from ``remark`` (``reference/carriers.md`` §1.1, §7.1), and the
+exact wording varies between offices, languages and years. Rules are tried in order; the first
+rule with a keyword in the text wins, so the more specific and more final outcomes come first
+("投递未成功" must not read as "投递", "Undelivered" not as "Delivered", "Delivered to the
+airline" not as a delivery). Pure functions, no I/O.
+"""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+from connector.model import TrackingStatus
+
+# (status, keywords). Keywords are matched against the NFKC-normalised, lower-cased text.
+RULES: tuple[tuple[TrackingStatus, tuple[str, ...]], ...] = (
+    (TrackingStatus.RETURNED, (
+        "return to sender", "returned to sender", "returned to shipper", "returned to the sender",
+        "return to shipper", "item returned", "being returned", "will be returned", "returning to",
+        "return in progress", "returned", "retour",
+        "退回", "退件", "退还寄件人", "退运", "返回寄件人", "已退寄", "退寄")),
+    (TrackingStatus.FAILED_ATTEMPT, (
+        "unsuccessful", "attempted delivery", "delivery attempt", "attempt to deliver", "undeliverable",
+        "undelivered", "not delivered", "could not be delivered", "delivery failed", "failed delivery",
+        "failed to deliver", "addressee absent", "addressee not available", "recipient not available",
+        "recipient not at home", "no one at home", "nobody at home", "notice left", "notification left",
+        "awaiting collection", "ready for collection", "available for collection",
+        "available for pickup", "ready for pickup", "held at post office",
+        "投递未成功", "未妥投", "投递失败", "无法投递", "未能投递", "派送失败", "派送不成功", "投递不成功",
+        "收件人不在", "无人签收", "无人在家", "地址不详", "待自取", "待领取", "招领")),
+    (TrackingStatus.DELIVERED, (
+        "delivered", "final delivery", "deliver item", "delivery completed", "delivery confirmed",
+        "signed for", "signed by", "collected by addressee", "collected by recipient",
+        "picked up by recipient", "picked up by addressee", "receipt confirmed",
+        "签收", "妥投", "已投递", "投递成功", "已送达", "已交付收件人", "已被取件")),
+    (TrackingStatus.OUT_FOR_DELIVERY, (
+        "out for delivery", "out-for-delivery", "with delivery courier", "on vehicle for delivery",
+        "with courier for delivery", "delivery in progress", "being delivered", "in delivery",
+        "安排投递", "正在投递", "出班投递", "开始投递", "投递员", "派送中", "正在派送", "派件中", "派件员",
+        "投递中")),
+    (TrackingStatus.CUSTOMS, (
+        "customs", "douane", "zoll", "clearance", "海关", "清关", "通关", "验关", "关务", "报关")),
+    (TrackingStatus.CANCELLED, (
+        "cancelled", "canceled", "cancellation", "order deleted", "撤单", "已撤销", "取消")),
+    (TrackingStatus.PENDING, (
+        "information received", "info received", "electronic information", "electronic notification",
+        "pre-advice", "pre-advised", "label created", "label printed", "order created",
+        "awaiting item", "item not yet received", "shipping information sent",
+        "电子信息", "已下单", "预报", "等待揽收", "待揽收", "待收寄", "已接收订单", "订单信息")),
+    (TrackingStatus.ACCEPTED, (
+        "posting", "posted", "acceptance", "accepted", "collection", "collected", "picked up", "pickup",
+        "pick-up", "receive item from customer", "received from customer", "received from shipper",
+        "item received", "received by post office", "item mailed",
+        "收寄", "揽收", "已揽件", "揽件", "已收件", "交寄", "已收取")),
+    (TrackingStatus.IN_TRANSIT, (
+        "departure", "departed", "depart", "dispatch", "left ", "leaving", "arrival", "arrived", "arrive",
+        "in transit", "transit", "office of exchange", "sorting", "processed", "processing",
+        "handed over", "airline", "flight", "airport", "export", "import", "hub", "facility",
+        "insert item into bag", "send item", "receive item at", "forwarded", "on the way", "en route",
+        "离开", "发出", "发往", "已发", "交航", "航班", "起飞", "启运", "到达", "抵达", "运输", "转运",
+        "互换局", "处理中心", "经转", "直封", "封发", "出口", "进口", "中转", "分拣", "已接收", "接收")),
+)
+
+# Words that take a rule back: "Delivered to the airline / at the hub" is a hand-over between legs,
+# "Accepted by the airline" is not the posting scan, "Returned to the delivery office" (after an
+# attempt) is not a return to the sender.
+HANDOVER_WORDS = ("airline", "air carrier", "carrier", "flight", "airport", "hub", "sorting", "facility",
+                  "office of exchange", "customs", "transport", "partner", "交航", "航空", "转运", "互换局",
+                  "处理中心", "海关")
+EXCLUSIONS: dict[TrackingStatus, tuple[str, ...]] = {
+    TrackingStatus.DELIVERED: HANDOVER_WORDS,
+    TrackingStatus.ACCEPTED: ("airline", "air carrier", "flight", "交航", "航空公司"),
+    TrackingStatus.RETURNED: ("delivery office", "post office", "depot", "投递局", "投递部"),
+}
+
+
+def normalise(text: str) -> str:
+    """Full-width characters to ASCII (NFKC), lower case, single spaces."""
+    return " ".join(unicodedata.normalize("NFKC", text or "").lower().split())
+
+
+def classify(text: str) -> TrackingStatus:
+    """The status one free-text tracking event stands for; ``UNKNOWN`` when no keyword matches."""
+    low = normalise(text) + " "  # the trailing space lets "left " match at the end
+    for status, words in RULES:
+        if not any(w in low for w in words):
+            continue
+        if any(w in low for w in EXCLUSIONS.get(status, ())):
+            continue  # e.g. a hand-over between legs: let the later rules decide
+        return status
+    return TrackingStatus.UNKNOWN
+
+
+def overall_status(statuses: Iterable[TrackingStatus]) -> TrackingStatus:
+    """The parcel's status from its events' statuses in time order: the latest one that says
+    something (an unrecognised newest event does not undo a known state)."""
+    known = [s for s in statuses if s is not TrackingStatus.UNKNOWN]
+    return known[-1] if known else TrackingStatus.UNKNOWN

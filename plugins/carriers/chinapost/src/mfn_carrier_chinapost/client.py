@@ -1,0 +1,262 @@
+"""China Post / EMS client: HTTP only; every request and answer goes through mapping.py.
+
+pcpErp small-packet API (form POSTs signed with ``base64(MD5(payload + key))``) for create,
+label, cancel, fees and the reference lookup; the legacy EUB API for tracking by mail number.
+No retries here (the engine retries with back-off). Failures are classified for the engine:
+network errors, timeouts, 5xx, 429 and unreadable answers are transient; refusals are permanent
+with the carrier's message; credentials errors never carry the key or the token.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+
+from connector.carriers import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.model import Quote, Shipment, ShipmentRequest, TrackingInfo, TrackingStatus
+from connector.ratecard import RateCard
+
+from . import mapping
+from .s10 import is_valid_s10
+from .settings import SERVICES, ChinaPostSettings, resolve_settings
+
+log = logging.getLogger(__name__)
+
+CREATE_PATH = "orderService/OrderReceiveBack"
+LABEL_PATH = "surface/download"
+CANCEL_PATH = "orderService/cancelOrder"
+FEE_PATH = "orderFeeService/getOrderFee"
+TRACK_PATH = "track/query/{language}/{number}"
+FORM = "application/x-www-form-urlencoded; charset=UTF-8"
+
+
+class ChinaPostCarrier(Carrier):
+    """One configured China Post account (``carriers.chinapost`` in the YAML)."""
+
+    code = "chinapost"
+
+    def __init__(self, settings: dict[str, Any] | ChinaPostSettings,
+                 http: requests.Session | None = None) -> None:
+        self.settings = settings if isinstance(settings, ChinaPostSettings) else resolve_settings(settings)
+        self.http = http if http is not None else requests.Session()
+        try:
+            self.rate_card = RateCard.from_rows(self.settings.rate_card_rows())
+        except ValueError as exc:
+            raise ValueError(f"carriers.chinapost.rate_card: {exc}") from None
+        self._tracking_levels = {s.code: s.tracking_level for s in SERVICES}
+        self._services_by_product = {v: k for k, v in self.settings.biz_product_codes.items()}
+
+    def __repr__(self) -> str:
+        return f"ChinaPostCarrier({self.settings!r})"
+
+    # -- operations ------------------------------------------------------------------------
+
+    def quote(self, request: ShipmentRequest) -> list[Quote]:
+        """From the rate card (China Post has no rate API): the requested service, or every
+        configured one when the request names none."""
+        services = (request.service,) if request.service else self.settings.services
+        quotes = []
+        for service in services:
+            if service not in self._tracking_levels:
+                continue
+            for quote in self.rate_card.quote(self.code, replace(request, service=service)):
+                quotes.append(replace(quote, tracking_level=self._tracking_levels[service]))
+        return quotes
+
+    def create_shipment(self, request: ShipmentRequest) -> Shipment:
+        """``OrderReceiveBack`` with ``logistics_order_no`` = ``request.reference``.
+
+        A repeated reference either comes back with the same waybill (then that is the answer) or
+        is refused as a duplicate (then the existing order is looked up and returned): both ways
+        there is never a second label.
+        """
+        product = self.settings.biz_product_codes.get(request.service)
+        if not product:
+            raise PermanentCarrierError(
+                f"China Post has no service {request.service!r} (known: "
+                f"{', '.join(sorted(self.settings.biz_product_codes))})", code="service", carrier=self.code)
+        order = mapping.build_order(
+            request, biz_product_no=product, sender_no=self.settings.effective_sender_no,
+            now=datetime.now(timezone.utc), mail_type=self.settings.mail_type, wh_code=self.settings.wh_code,
+            declare_currency=self.settings.declare_currency, ioss_field=self.settings.ioss_field,
+            undelivery_option=self.settings.undelivery_option)
+        form = mapping.create_form(mapping.to_json(order), key=self.settings.key,
+                                   ec_company_id=self.settings.ec_company_id, biz_product_no=product,
+                                   encoding=self.settings.digest_encoding)
+        data = self._post_json(CREATE_PATH, form, op="OrderReceiveBack", reference=request.reference)
+        try:
+            waybill = mapping.parse_create(data, request.reference,
+                                           duplicate_keywords=self.settings.duplicate_keywords,
+                                           duplicate_codes=self.settings.duplicate_codes)
+        except DuplicateReferenceError as duplicate:
+            log.info("chinapost OrderReceiveBack: reference %s already exists; looking it up",
+                     request.reference)
+            existing = self.find_by_reference(request.reference)
+            if existing is None:
+                raise TransientCarrierError(
+                    f"China Post refused {request.reference} as a duplicate but the order query finds "
+                    f"no live order under it", code=duplicate.code, carrier=self.code) from duplicate
+            return existing
+        self._check_number(waybill, request.reference)
+        return Shipment(carrier=self.code, reference=request.reference, carrier_shipment_id=waybill,
+                        tracking_number=waybill, service=request.service, status="created")
+
+    def find_by_reference(self, reference: str) -> Shipment | None:
+        """The live order under ``logistics_order_no`` = ``reference`` (UNVERIFIED endpoint,
+        ``order_query_path``); cancelled orders do not count."""
+        form = mapping.query_form(reference, key=self.settings.key, ec_company_id=self.settings.ec_company_id,
+                                  encoding=self.settings.digest_encoding)
+        data = self._post_json(self.settings.order_query_path, form, op="order query", reference=reference)
+        shipment = mapping.live_shipment(mapping.parse_query(data, reference), reference,
+                                         self._services_by_product)
+        if shipment is not None:
+            self._check_number(shipment.carrier_shipment_id, reference)
+        return shipment
+
+    def get_label(self, shipment: Shipment) -> bytes:
+        """``surface/download`` for the waybill: PDF bytes (version 1.0) or hex in JSON (2.0)."""
+        barcode = shipment.carrier_shipment_id or shipment.tracking_number or ""
+        form = mapping.label_form([barcode], key=self.settings.key, ec_company_id=self.settings.ec_company_id,
+                                  version=self.settings.label_version, encoding=self.settings.digest_encoding)
+        op = "surface/download"
+        response = self._send("POST", f"{self.settings.api_root}/{LABEL_PATH}", op=op,
+                              reference=shipment.reference, data=form, headers={"Content-Type": FORM})
+        self._raise_for_transport_status(response, op)
+        content = response.content
+        if content.startswith(b"%PDF-"):
+            if not mapping.looks_like_pdf(content):
+                raise TransientCarrierError(f"China Post {op}: the PDF is truncated ({len(content)} bytes)",
+                                            code="malformed", carrier=self.code)
+            return content
+        try:
+            data = self._decode(response, op)
+        except TransientCarrierError:
+            if 400 <= response.status_code < 500:  # e.g. a 404 page: not China Post answering
+                raise PermanentCarrierError(f"China Post {op}: HTTP {response.status_code} (check base_url)",
+                                            code=f"http_{response.status_code}", carrier=self.code) from None
+            raise
+        if self.settings.label_version == "2.0":
+            return mapping.parse_label_v2(data, barcode)
+        raise mapping.label_refusal(data, barcode)
+
+    def cancel(self, shipment: Shipment) -> bool:
+        """``cancelOrder`` by waybill; refused once China Post has scanned the item."""
+        form = mapping.cancel_form(shipment.carrier_shipment_id, sender_no=self.settings.effective_sender_no,
+                                   key=self.settings.key, encoding=self.settings.digest_encoding)
+        data = self._post_json(CANCEL_PATH, form, op="cancelOrder", reference=shipment.reference)
+        return mapping.parse_cancel(data, shipment.carrier_shipment_id)
+
+    def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
+        """``GET track/query/{cn|en}/{mailnum}`` once per number. A number that is not a valid S10
+        identifier cannot be China Post's: UNKNOWN without asking."""
+        if not self.settings.tracking_token:
+            raise PermanentCarrierError("China Post tracking needs carriers.chinapost.tracking_token "
+                                        "(the authenticate header)", code="config", carrier=self.code)
+        infos = []
+        for number in dict.fromkeys(n.strip().upper() for n in tracking_numbers if n and n.strip()):
+            if not is_valid_s10(number):
+                log.info("chinapost track: %s is not a valid S10 number; not asked", number)
+                infos.append(TrackingInfo(tracking_number=number, status=TrackingStatus.UNKNOWN))
+                continue
+            infos.append(self._track_one(number))
+        return infos
+
+    def order_fees(self, waybills: Iterable[str]) -> dict[str, mapping.OrderFee]:
+        """``getOrderFee``: what China Post charged, for the waybills it has accepted (a cost
+        check after the fact; not a quote). Waybills not scanned yet are absent."""
+        numbers = list(dict.fromkeys(w for w in waybills if w))
+        if not numbers:
+            return {}
+        form = mapping.fee_form(numbers, key=self.settings.key, ec_company_id=self.settings.ec_company_id,
+                                encoding=self.settings.digest_encoding)
+        return mapping.parse_fees(self._post_json(FEE_PATH, form, op="getOrderFee"))
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _track_one(self, number: str) -> TrackingInfo:
+        op = "track/query"
+        path = TRACK_PATH.format(language=self.settings.tracking_language, number=number)
+        accept = "application/json" if self.settings.tracking_format == "json" else "application/xml"
+        headers = {"authenticate": self.settings.tracking_token,
+                   "version": self.settings.tracking_version_header, "Accept": accept}
+        response = self._send("GET", f"{self.settings.tracking_root}/{path}", op=op, reference=number,
+                              headers=headers)
+        self._raise_for_status(response, op, url_setting="tracking_base_url")
+        return mapping.parse_tracking(response.content, number,
+                                      utc_offset_hours=self.settings.tracking_utc_offset_hours)
+
+    def _post_json(self, path: str, form: dict[str, str], *, op: str, reference: str = "") -> Any:
+        response = self._send("POST", f"{self.settings.api_root}/{path}", op=op, reference=reference,
+                              data=form, headers={"Content-Type": FORM, "Accept": "application/json"})
+        self._raise_for_status(response, op)
+        return self._decode(response, op)
+
+    def _send(self, method: str, url: str, *, op: str, reference: str = "",
+              **kwargs: Any) -> requests.Response:
+        started = time.monotonic()
+        try:
+            response = self.http.request(method, url, timeout=self.settings.timeouts,
+                                         verify=self.settings.verify_tls, **kwargs)
+        except requests.Timeout as exc:
+            self._log(op, reference, started, f"timeout ({type(exc).__name__})")
+            raise TransientCarrierError(
+                f"China Post {op}: no answer within {self.settings.timeout_seconds:g}s "
+                f"({type(exc).__name__}); the call may have taken effect",
+                code="timeout", carrier=self.code) from exc
+        except requests.RequestException as exc:
+            self._log(op, reference, started, f"network error ({type(exc).__name__})")
+            raise TransientCarrierError(
+                f"China Post {op}: {type(exc).__name__} talking to {url.split('?')[0]}; "
+                f"the call may have taken effect", code="network", carrier=self.code) from exc
+        self._log(op, reference, started, f"HTTP {response.status_code}")
+        return response
+
+    def _raise_for_transport_status(self, response: requests.Response, op: str) -> None:
+        status = response.status_code
+        if status in (401, 403):
+            raise mapping.credentials_error(f"HTTP {status} on {op}")
+        if status in (408, 425, 429) or status >= 500:
+            raise TransientCarrierError(f"China Post {op}: HTTP {status}", code=f"http_{status}",
+                                        carrier=self.code)
+
+    def _raise_for_status(self, response: requests.Response, op: str, url_setting: str = "base_url") -> None:
+        self._raise_for_transport_status(response, op)
+        status = response.status_code
+        if status >= 400:
+            raise PermanentCarrierError(f"China Post {op}: HTTP {status} (check {url_setting})",
+                                        code=f"http_{status}", carrier=self.code)
+
+    def _decode(self, response: requests.Response, op: str) -> Any:
+        """The JSON body, or a transient error naming what is wrong with it (never echoing it)."""
+        content = response.content
+        try:
+            return json.loads(content.decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            problem = f"not UTF-8 at byte {exc.start}"
+        except json.JSONDecodeError as exc:
+            problem = f"{exc.msg} at char {exc.pos}"
+        text = content[:300].decode("utf-8", "replace").strip()
+        if text and not text.startswith(("{", "[")) and mapping.is_auth_failure(text):
+            raise mapping.credentials_error(f"non-JSON answer to {op}")
+        raise TransientCarrierError(
+            f"China Post {op}: answer is not valid JSON (HTTP {response.status_code}, {len(content)} bytes; "
+            f"{problem}); the call may have taken effect", code="malformed", carrier=self.code)
+
+    def _check_number(self, waybill: str, reference: str) -> None:
+        if not is_valid_s10(waybill, country="CN"):
+            # The label exists: never drop it. The engine's tracking-number pattern check holds the
+            # order if Amazon would refuse the number.
+            log.warning("chinapost: waybill %s for %s is not a valid S10 number (check digit or format)",
+                        waybill, reference)
+
+    @staticmethod
+    def _log(op: str, reference: str, started: float, outcome: str) -> None:
+        # Operation, our reference, duration, outcome: never bodies (PII) nor keys.
+        log.info("chinapost %s ref=%s %.0fms %s", op, reference or "-", (time.monotonic() - started) * 1000,
+                 outcome)

@@ -1,0 +1,484 @@
+"""A loopback emulator of the China Post small-packet (pcpErp) API and the legacy EUB tracking API
+(``reference/carriers.md`` §1.2, §1.1, §7.1).
+
+It verifies what the real API verifies: the ``ecCompanyId`` and the ``base64(MD5(payload + key))``
+digest of every call, ``msg_type``/``data_type``, the order's required fields; it issues UPU S10
+mail numbers with valid check digits (``LX`` ePacket, ``RR`` registered, ``EE`` EMS),
+deterministic from the seed; serves label PDFs; refuses to cancel after the acceptance scan; and
+its tracking advances with the simulated clock through free-text events whose wording varies
+(Chinese and English), with customs and failure/return branches. Faults come from the framework.
+
+Routes (any path prefix, so ``/pcpErp-web/a/pcp/...`` and bare paths both work):
+``POST orderService/OrderReceiveBack``, ``POST orderService/queryOrder`` (the lookup by
+``logistics_order_no``; our design, UNVERIFIED), ``POST surface/download``,
+``POST orderService/cancelOrder``, ``POST orderFeeService/getOrderFee``,
+``GET track/query/{cn|en}/{mailnum}`` (header ``authenticate``; XML, or JSON when the Accept
+header asks for it).
+
+Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``:
+
+* ``credentials``: ``[{"ec_company_id", "key", "tracking_token", "sender_no"}, ...]``;
+* ``carrier_settings``: the plugin's ``carriers.chinapost`` section (its credentials, digest
+  encoding and product codes are used); with neither, ``SANDBOX-ECID`` / ``sandbox-key`` /
+  ``sandbox-token``;
+* ``duplicate_mode``: ``"same_waybill"`` (default: a repeated live ``logistics_order_no`` answers
+  the same waybill) or ``"error"`` (refused with "物流订单号重复 / ... already exists");
+* ``digest_encoding``: ``"raw"`` or ``"hex"`` (default: the carrier settings', else raw);
+* ``customs_rate`` (0.5): share of parcels whose tracking shows customs events;
+* ``delivery_failure_rate`` (0.0): share of parcels that fail delivery and go back;
+* ``first_scan_hours`` (24): simulated hours from creation to the acceptance scan.
+
+No buyer PII is kept: of the receiver only the country code is stored.
+"""
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from xml.sax.saxutils import escape
+
+from connector.sandbox.framework import Emulator, Request, Response, route
+from connector.sandbox.pdf import make_label_pdf
+
+from .mapping import digest
+from .s10 import is_valid_s10, make_s10
+from .settings import DEFAULT_BIZ_PRODUCT_CODES
+
+DEFAULT_CREDENTIALS = {"ec_company_id": "SANDBOX-ECID", "key": "sandbox-key",
+                       "tracking_token": "sandbox-token"}
+CHINA_TIME = timezone(timedelta(hours=8))
+PREFIX = r"(?:/[\w.\-/]*)?"  # any path prefix, e.g. /pcpErp-web/a/pcp or /partner/api/public/p
+
+# service -> (S10 prefix, label name, max weight g, postage base CNY, CNY per kg)
+PRODUCTS: dict[str, tuple[str, str, int, Decimal, Decimal]] = {
+    "EUB": ("LX", "China Post ePacket", 2000, Decimal("20.00"), Decimal("96.00")),
+    "REGISTERED": ("RR", "China Post Registered Air Mail", 2000, Decimal("18.00"), Decimal("85.00")),
+    "EMS": ("EE", "China Post EMS", 30000, Decimal("160.00"), Decimal("120.00")),
+}
+COUNTRY_CN = {"US": "美国", "CA": "加拿大", "MX": "墨西哥", "GB": "英国", "DE": "德国", "FR": "法国",
+              "IT": "意大利", "ES": "西班牙", "NL": "荷兰", "JP": "日本", "AU": "澳大利亚", "BR": "巴西"}
+COUNTRY_EN = {"US": "United States", "CA": "Canada", "MX": "Mexico", "GB": "United Kingdom",
+              "DE": "Germany", "FR": "France", "IT": "Italy", "ES": "Spain", "NL": "Netherlands",
+              "JP": "Japan", "AU": "Australia", "BR": "Brazil"}
+
+# The parcel's life: (hours after creation, Chinese wordings, English wordings, origin?). The
+# wording is picked per parcel (three variants), so the client has to classify by keyword.
+# ``None`` hours mark the acceptance scan (``first_scan_hours``).
+Step = tuple[float | None, tuple[str, ...], tuple[str, ...], bool]
+_BEFORE_CUSTOMS: tuple[Step, ...] = (
+    (0, ("收到电子信息", "已接收电子信息，等待收寄", "寄件人已下单，等待揽收"),
+     ("Electronic information received", "Shipment information received, awaiting item",
+      "Pre-advice received from sender"), True),
+    (None, ("【深圳市】深圳国际小包揽收部已收寄", "已收寄，揽投员：李师傅", "深圳市邮政速递物流 已揽收"),
+     ("Posting/Collection", "Acceptance", "Item accepted by post office"), True),
+    (36, ("到达深圳国际邮件处理中心", "已到达【深圳国际】互换局", "快件到达 深圳国际处理中心"),
+     ("Arrival at outward office of exchange", "Arrived at Shenzhen international mail processing centre",
+      "Item arrived at sorting centre"), True),
+    (48, ("离开深圳国际邮件处理中心，发往{country_cn}", "已出口直封，发往{country_cn}",
+          "离开【深圳国际】互换局，下一站【{country_cn}】"),
+     ("Departure from outward office of exchange", "Departed from Shenzhen, bound for {country}",
+      "Dispatched to {country}"), True),
+    (60, ("已交航空公司运输", "交航", "航班已起飞"),
+     ("Handed over to airline", "Delivered to airline", "Flight departed"), True),
+    (96, ("到达寄达地{country_cn}", "已到达{country_cn}进口互换局", "邮件到达寄达国"),
+     ("Arrival at inward office of exchange", "Arrived at destination country ({country})",
+      "Item arrived in {country}"), False),
+)
+_CUSTOMS: tuple[Step, ...] = (
+    (108, ("海关查验", "进口海关待查验", "已交寄达地海关"),
+     ("Held by customs", "Handed over to customs", "Customs inspection"), False),
+    (120, ("海关放行", "清关完成", "已通关"),
+     ("Released from customs", "Customs clearance completed", "Cleared customs"), False),
+)
+_LAST_MILE: tuple[Step, ...] = (
+    (132, ("离开{country_cn}进口互换局", "已从进口处理中心发出", "离开寄达地处理中心"),
+     ("Departure from inward office of exchange", "Departed from inward office of exchange",
+      "Item left the inward sorting centre"), False),
+    (144, ("到达投递局", "已到达投递站", "到达寄达地投递局"),
+     ("Arrival at delivery office", "Arrived at delivery office", "Arrived at the local delivery office"),
+     False),
+    (156, ("安排投递", "正在投递，投递员：Mike", "出班投递"),
+     ("Out for delivery", "Item out for delivery", "With delivery courier"), False),
+)
+_DELIVERED: Step = (168, ("投递并签收，签收人：本人签收", "已妥投", "已签收，他人代收"),
+                    ("Delivered", "Final delivery", "Item delivered, signed for by addressee"), False)
+_FAILED: tuple[Step, ...] = (
+    (168, ("投递未成功，收件人不在", "未妥投，无人签收", "投递失败，地址不详"),
+     ("Unsuccessful delivery attempt", "Attempted delivery - addressee absent",
+      "Delivery failed, notice left"), False),
+    (240, ("退回寄件人", "已退回", "退件"),
+     ("Returned to sender", "Item returned to sender", "Return to sender in progress"), True),
+)
+_CANCELLED_WORDING = ("订单已撤销", "Order cancelled by sender")
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+class ChinaPostEmulator(Emulator):
+    name = "chinapost"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        opts = self.options
+        settings = opts.get("carrier_settings") or {}
+        entries = [dict(c) for c in opts.get("credentials") or ()]
+        if settings.get("ec_company_id"):
+            entries.append({k: settings.get(k)
+                            for k in ("ec_company_id", "key", "tracking_token", "sender_no")})
+        if not entries:
+            entries = [dict(DEFAULT_CREDENTIALS)]
+        self.keys = {_text(e["ec_company_id"]): _text(e.get("key")) for e in entries}
+        # senderNo of cancelOrder: the customer's sender_no, or its ecCompanyId.
+        self.sender_keys = {**self.keys, **{_text(e["sender_no"]): _text(e.get("key"))
+                                            for e in entries if e.get("sender_no")}}
+        self.tokens = {_text(e.get("tracking_token") or DEFAULT_CREDENTIALS["tracking_token"])
+                       for e in entries}
+        self.encoding = _text(opts.get("digest_encoding") or settings.get("digest_encoding")) or "raw"
+        codes = {**DEFAULT_BIZ_PRODUCT_CODES, **(settings.get("biz_product_codes") or {})}
+        self.products = {code: service for service, code in codes.items()}  # biz_product_no -> service
+        self.duplicate_mode = _text(opts.get("duplicate_mode")) or "same_waybill"
+        if self.duplicate_mode not in ("same_waybill", "error"):
+            raise ValueError(f"chinapost emulator: duplicate_mode must be same_waybill or error, "
+                             f"got {self.duplicate_mode!r}")
+        self.customs_rate = float(opts.get("customs_rate", 0.5))
+        self.delivery_failure_rate = float(opts.get("delivery_failure_rate", 0.0))
+        self.first_scan_hours = float(opts.get("first_scan_hours", 24))
+        self.seed = opts.get("seed")
+
+    # -- state ------------------------------------------------------------------------------
+
+    def initial_store(self) -> dict[str, Any]:
+        return {
+            "seq": 0,               # orders created so far: mail numbers derive from it
+            "orders": {},           # waybill -> order record (no receiver PII)
+            "live": {},             # logistics_order_no -> waybill of its not-cancelled order
+            "labels": {},           # logistics_order_no -> {"created": n, "waybills": [...]}
+            "create_attempts": {},  # logistics_order_no -> OrderReceiveBack calls under it
+        }
+
+    def sandbox_state(self) -> dict[str, Any]:
+        orders = self.store["orders"]
+        labels = {}
+        for ref, entry in self.store["labels"].items():
+            latest = orders[entry["waybills"][-1]]
+            labels[ref] = {"created": entry["created"], "waybill": latest["waybill"],
+                           "cancelled": latest["cancelled_at"] is not None,
+                           "waybills": list(entry["waybills"])}
+        return {"labels": labels, "create_attempts": dict(self.store["create_attempts"]),
+                "duplicate_mode": self.duplicate_mode}
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _digest_ok(self, ec_company_id: str, content: str, given: str,
+                   keys: dict[str, str] | None = None) -> bool:
+        key = (keys or self.keys).get(ec_company_id)
+        return key is not None and given == digest(content, key, self.encoding)
+
+    def _age_hours(self, order: dict[str, Any]) -> float:
+        return (self.clock.now() - datetime.fromisoformat(order["created_at"])).total_seconds() / 3600
+
+    def _accepted(self, order: dict[str, Any]) -> bool:
+        return order["cancelled_at"] is None and self._age_hours(order) >= self.first_scan_hours
+
+    def _status(self, order: dict[str, Any]) -> str:
+        if order["cancelled_at"] is not None:
+            return "cancelled"
+        return "accepted" if self._accepted(order) else "created"
+
+    def _serial(self, seq: int) -> int:
+        seed = self.seed if isinstance(self.seed, int) else 0
+        return (seed % 100) * 1_000_000 + seq % 1_000_000
+
+    # -- create: OrderReceiveBack ---------------------------------------------------------------
+
+    @staticmethod
+    def _create_failure(reason: str, msg: str) -> Response:
+        return Response.json({"success": "false", "waybillNo": "", "reason": reason, "msg": msg})
+
+    @route("POST", PREFIX + r"/orderService/OrderReceiveBack")
+    def create_order(self, request: Request) -> Response:
+        form = request.form()
+        ec_id = form.get("ecCompanyId", "")
+        payload = form.get("logistics_interface", "")
+        if ec_id not in self.keys:
+            return self._create_failure("S01", "ecCompanyId不存在 / unknown ecCompanyId")
+        if not self._digest_ok(ec_id, payload, form.get("data_digest", "")):
+            return self._create_failure("S02", "数据签名验证失败 / data_digest verification failed")
+        if form.get("msg_type") != "B2C_TRADE":
+            return self._create_failure("S03", "msg_type必须为B2C_TRADE / msg_type must be B2C_TRADE")
+        if form.get("data_type", "").upper() != "JSON":
+            return self._create_failure("S03", "the sandbox takes data_type=JSON only")
+        try:
+            order = json.loads(payload)
+        except ValueError:
+            return self._create_failure("B01", "logistics_interface不是合法的JSON / "
+                                               "logistics_interface is not valid JSON")
+        if not isinstance(order, dict):
+            return self._create_failure("B01", "logistics_interface must be a JSON object")
+        ref = _text(order.get("logistics_order_no"))
+        with self.lock:
+            if ref:
+                attempts = self.store["create_attempts"]
+                attempts[ref] = attempts.get(ref, 0) + 1
+            live = self.store["live"].get(ref) if ref else None
+            if live is not None:
+                if self.duplicate_mode == "same_waybill":
+                    return Response.json({"success": "true", "waybillNo": live, "reason": "", "msg": "成功"})
+                return self._create_failure("B03", f"物流订单号重复 / logistics_order_no {ref} "
+                                                   f"already exists")
+            service, problems = self._validate(order, form)
+            if problems:
+                return self._create_failure("B02", "; ".join(problems))
+            waybill = self._create(order, ref, service)
+        return Response.json({"success": "true", "waybillNo": waybill, "reason": "", "msg": "成功"})
+
+    def _validate(self, order: dict[str, Any], form: dict[str, str]) -> tuple[str, list[str]]:
+        problems = []
+
+        def need(container: Any, key: str, path: str) -> str:
+            value = _text(container.get(key)) if isinstance(container, dict) else ""
+            if not value:
+                problems.append(f"{path}不能为空 / {path} is required")
+            return value
+
+        ref = need(order, "logistics_order_no", "logistics_order_no")
+        if len(ref) > 50:
+            problems.append("logistics_order_no is longer than 50 characters")
+        need(order, "sender_no", "sender_no")
+        product = _text(order.get("biz_product_no")) or _text(form.get("biz_product_no"))
+        service = self.products.get(product, "")
+        if not service:
+            shown = product or "(empty)"
+            problems.append(f"业务产品代码{shown}不存在 / biz_product_no {shown} is unknown")
+        weight = _number(order.get("weight"))
+        if weight is None or weight <= 0:
+            problems.append(f"weight must be grams > 0 (got {order.get('weight')!r})")
+        elif service and weight > PRODUCTS[service][2]:
+            problems.append(f"weight {weight:g} g exceeds the {PRODUCTS[service][2]} g limit of {service} "
+                            f"(超过最大重量)")
+        receiver = order.get("receiver")
+        if not isinstance(receiver, dict):
+            problems.append("receiver不能为空 / receiver is required")
+        else:
+            need(receiver, "name", "receiver.name")
+            nation = need(receiver, "nation", "receiver.nation")
+            if nation and not (len(nation) == 2 and nation.isalpha() and nation.isupper()):
+                problems.append(f"receiver.nation must be a two-letter country code (got {nation!r})")
+            need(receiver, "address", "receiver.address")
+        items = order.get("items")
+        if not isinstance(items, list) or not items:
+            problems.append("items不能为空 / at least one item is required")
+        else:
+            for i, item in enumerate(items):
+                path = f"items[{i}]"
+                if not isinstance(item, dict):
+                    problems.append(f"{path} must be an object")
+                    continue
+                need(item, "cargo_name_en", f"{path}.cargo_name_en")
+                value = _number(item.get("cargo_value"))
+                if value is None or value <= 0:
+                    problems.append(f"{path}.cargo_value must be a number > 0 "
+                                    f"(got {item.get('cargo_value')!r})")
+                quantity = item.get("cargo_quantity")
+                if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+                    problems.append(f"{path}.cargo_quantity must be an integer > 0 (got {quantity!r})")
+        return service, problems
+
+    def _create(self, order: dict[str, Any], ref: str, service: str) -> str:
+        store = self.store
+        store["seq"] += 1
+        seq = store["seq"]
+        draw = random.Random(f"{self.seed}:{seq}")
+        waybill = make_s10(PRODUCTS[service][0], self._serial(seq))
+        store["orders"][waybill] = {
+            "reference": ref, "waybill": waybill, "seq": seq, "service": service,
+            "biz_product_no": next(c for c, s in self.products.items() if s == service),
+            "country": _text(order["receiver"]["nation"]).upper(),
+            "weight": int(_number(order["weight"]) or 0),
+            "variant": draw.randrange(3),
+            "customs": draw.random() < self.customs_rate,
+            "fails_delivery": draw.random() < self.delivery_failure_rate,
+            "extra_grams": draw.randrange(0, 30),
+            "created_at": self.clock.now().isoformat(),
+            "cancelled_at": None,
+        }
+        store["live"][ref] = waybill
+        label = store["labels"].setdefault(ref, {"created": 0, "waybills": []})
+        label["created"] += 1
+        label["waybills"].append(waybill)
+        return waybill
+
+    # -- lookup by logistics_order_no ------------------------------------------------------------
+
+    @route("POST", PREFIX + r"/orderService/queryOrder")
+    def query_order(self, request: Request) -> Response:
+        form = request.form()
+        ref = form.get("logistics_order_no", "")
+        if not self._digest_ok(form.get("ecCompanyId", ""), ref, form.get("dataDigest", "")):
+            return Response.json({"return_success": "false", "data": None, "return_reason": "S02",
+                                  "return_msg": "数据签名验证失败 / dataDigest verification failed"})
+        with self.lock:
+            entry = self.store["labels"].get(ref)
+            if not ref or entry is None:
+                return Response.json({"return_success": "false", "data": [], "return_reason": "B04",
+                                      "return_msg": "订单不存在 / no order under this logistics_order_no"})
+            orders = [self.store["orders"][w] for w in entry["waybills"]]
+            data = [{"logistics_order_no": ref, "waybillNo": o["waybill"],
+                     "biz_product_no": o["biz_product_no"], "status": self._status(o),
+                     "created_time": datetime.fromisoformat(o["created_at"]).astimezone(CHINA_TIME)
+                     .strftime("%Y-%m-%d %H:%M:%S")} for o in orders]
+        return Response.json({"return_success": "true", "data": data, "return_msg": "", "return_reason": ""})
+
+    # -- label: surface/download ----------------------------------------------------------------
+
+    @route("POST", PREFIX + r"/surface/download")
+    def label(self, request: Request) -> Response:
+        form = request.form()
+        version = form.get("version") or "1.0"
+        barcodes = form.get("barCode", "")
+
+        def failure(code: str, msg: str) -> Response:
+            # 1.0: a PDF on HTTP 200, a JSON error otherwise; 2.0: JSON either way.
+            return Response.json({"success": False, "err_code": code, "msg": msg},
+                                 status=200 if version == "2.0" else 400)
+
+        if not self._digest_ok(form.get("ecCompanyId", ""), barcodes, form.get("dataDigest", "")):
+            return failure("S02", "数据签名验证失败 / dataDigest verification failed")
+        numbers = [b.strip() for b in barcodes.split(",") if b.strip()]
+        if len(numbers) != 1:
+            return failure("L02", "the sandbox prints one barCode per call" if numbers
+                           else "barCode is required")
+        with self.lock:
+            order = self.store["orders"].get(numbers[0])
+            if order is None or order["cancelled_at"] is not None:
+                return failure("L01", f"面单不存在 / no label for {numbers[0]}")
+            lines = [PRODUCTS[order["service"]][1], order["waybill"], f"Service {order['service']}",
+                     f"To {order['country']}", f"Ref {order['reference']}", f"Weight {order['weight']} g"]
+        pdf = make_label_pdf(lines)
+        if version == "2.0":
+            hex_text = pdf.hex()
+            key = self.keys[form["ecCompanyId"]]
+            return Response.json({"success": True, "data": hex_text,
+                                  "digest": digest(hex_text, key, self.encoding), "msg": "", "err_code": ""})
+        return Response(200, pdf, {"Content-Type": "application/pdf"})
+
+    # -- cancel ---------------------------------------------------------------------------------
+
+    @route("POST", PREFIX + r"/orderService/cancelOrder")
+    def cancel(self, request: Request) -> Response:
+        form = request.form()
+        waybill = form.get("waybillNo", "")
+        if not self._digest_ok(form.get("senderNo", ""), waybill, form.get("digest", ""), self.sender_keys):
+            return Response.json({"flag": False, "message": "签名验证失败 / digest verification failed"})
+        with self.lock:
+            order = self.store["orders"].get(waybill)
+            if order is None:
+                return Response.json({"flag": False,
+                                      "message": f"运单不存在 / waybill {waybill} does not exist"})
+            if order["cancelled_at"] is not None:
+                return Response.json({"flag": False, "message": "邮件已撤单 / already cancelled"})
+            if self._accepted(order):
+                return Response.json({"flag": False, "message": "邮件已收寄，不能撤单 / the item has been "
+                                                                "accepted (posted); it cannot be cancelled"})
+            order["cancelled_at"] = self.clock.now().isoformat()
+            self.store["live"].pop(order["reference"], None)  # the logistics_order_no may be used again
+        return Response.json({"flag": True, "message": "撤单成功"})
+
+    # -- fees after acceptance ------------------------------------------------------------------
+
+    @route("POST", PREFIX + r"/orderFeeService/getOrderFee")
+    def order_fee(self, request: Request) -> Response:
+        form = request.form()
+        joined = form.get("waybillNos", "")
+        if not self._digest_ok(form.get("ecCompanyId", ""), joined, form.get("dataDigest", "")):
+            return Response.json({"return_success": "false", "data": None, "return_reason": "S02",
+                                  "return_msg": "数据签名验证失败 / dataDigest verification failed"})
+        data = []
+        with self.lock:
+            for number in (n.strip() for n in joined.split(",") if n.strip()):
+                order = self.store["orders"].get(number)
+                if order is None or not self._accepted(order):
+                    continue
+                _prefix, _name, _max, base, per_kg = PRODUCTS[order["service"]]
+                weight = order["weight"] + order["extra_grams"]
+                postage = (base + per_kg * Decimal(weight) / 1000).quantize(Decimal("0.01"))
+                data.append({"waybillNo": number, "weight": weight, "postage_total": str(postage),
+                             "postage_currency": "CNY"})
+        if not data:
+            return Response.json({"return_success": "false", "data": [], "return_reason": "F01",
+                                  "return_msg": "邮件未收寄 / not yet accepted"})
+        return Response.json({"return_success": "true", "data": data, "return_msg": "", "return_reason": ""})
+
+    # -- tracking (legacy EUB) --------------------------------------------------------------------
+
+    @route("GET", PREFIX + r"/track/query/(?P<lang>cn|en)/(?P<number>[^/]+)")
+    def track(self, request: Request) -> Response:
+        as_json = "json" in request.headers.get("accept", "").lower()
+        number = request.params["number"].strip().upper()
+        if request.headers.get("authenticate", "") not in self.tokens:
+            return self._track_error(as_json, "S04", "authenticate无效 / invalid authenticate token")
+        with self.lock:
+            order = self.store["orders"].get(number) if is_valid_s10(number) else None
+            events = self._timeline(order, request.params["lang"]) if order else []
+        if not events:
+            return self._track_error(as_json, "B404", "未查询到该邮件的信息 / no information found for this "
+                                                      "mail number")
+        if as_json:
+            return Response.json({"trace": events})
+        traces = "".join("<trace>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in e.items()) + "</trace>"
+                         for e in events)
+        return Response.text(f'<?xml version="1.0" encoding="UTF-8"?><response>{traces}</response>',
+                             content_type="application/xml")
+
+    @staticmethod
+    def _track_error(as_json: bool, code: str, description: str) -> Response:
+        if as_json:
+            return Response.json({"code": code, "description": description})
+        return Response.text(f'<?xml version="1.0" encoding="UTF-8"?><response><code>{code}</code>'
+                             f"<description>{escape(description)}</description></response>",
+                             content_type="application/xml")
+
+    def _timeline(self, order: dict[str, Any], lang: str) -> list[dict[str, str]]:
+        """The events (oldest first) as of the simulated now."""
+        created = datetime.fromisoformat(order["created_at"])
+        variant, country = order["variant"], order["country"]
+        steps = list(_BEFORE_CUSTOMS) + (list(_CUSTOMS) if order["customs"] else []) + list(_LAST_MILE)
+        steps += list(_FAILED) if order["fails_delivery"] else [_DELIVERED]
+        now = self.clock.now()
+        if order["cancelled_at"] is not None:
+            now = datetime.fromisoformat(order["cancelled_at"])
+        events = []
+        for hours, cn, en, origin in steps:
+            at = created + timedelta(hours=self.first_scan_hours if hours is None else hours)
+            if at > now:
+                break
+            # China Post's English pages often leave the domestic (origin) events in Chinese.
+            chinese = lang == "cn" or (origin and variant == 2)
+            wording = (cn if chinese else en)[variant]
+            place = ("深圳" if chinese else "SHENZHEN") if origin else \
+                (COUNTRY_CN.get(country, country) if lang == "cn" else COUNTRY_EN.get(country, country))
+            events.append(self._event(at, wording.format(country=COUNTRY_EN.get(country, country),
+                                                         country_cn=COUNTRY_CN.get(country, country)), place))
+        if order["cancelled_at"] is not None:
+            cancelled = datetime.fromisoformat(order["cancelled_at"])
+            events.append(self._event(cancelled, _CANCELLED_WORDING[0 if lang == "cn" else 1],
+                                      "深圳" if lang == "cn" else "SHENZHEN"))
+        return events
+
+    @staticmethod
+    def _event(at: datetime, remark: str, place: str) -> dict[str, str]:
+        return {"acceptTime": at.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M:%S"),
+                "acceptAddress": place, "remark": remark}

@@ -1,0 +1,114 @@
+"""Registration through the hooks, and the settings schema the configuration loader validates with."""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import jsonschema
+import pytest
+from mfn_carrier_chinapost import mfn_register_carriers, mfn_register_sandbox_emulators
+from mfn_carrier_chinapost.client import ChinaPostCarrier
+from mfn_carrier_chinapost.s10 import make_s10
+from mfn_carrier_chinapost.sandbox import ChinaPostEmulator
+from mfn_carrier_chinapost.settings import (
+    SETTINGS_SCHEMA,
+    ChinaPostSettings,
+    example_rate_card_rows,
+    resolve_settings,
+)
+
+from connector.carriers import TRACKING_LEVELS, CarrierSpec
+from connector.ratecard import RATE_CARD_SCHEMA
+from connector.sandbox.spapi import ACCEPTED_CARRIER_CODES, TRACKING_FORMATS
+
+
+def _registered(hook) -> list:
+    found: list = []
+    hook(register=found.append)
+    return found
+
+
+def test_carrier_spec():
+    [spec] = _registered(mfn_register_carriers)
+    assert isinstance(spec, CarrierSpec)
+    assert spec.code == "chinapost" and spec.amazon_carrier_code == "China Post"
+    assert spec.factory is ChinaPostCarrier and spec.settings_schema is SETTINGS_SCHEMA
+    assert set(spec.capabilities()) == set(ChinaPostCarrier.OPERATIONS)
+    assert {s.code: s.tracking_level for s in spec.services} == {
+        "EUB": "tracked", "REGISTERED": "tracked", "EMS": "fully_tracked"}
+    assert all(s.tracking_level in TRACKING_LEVELS and s.amazon_shipping_method and s.max_weight_g
+               for s in spec.services)
+
+
+def test_amazon_accepts_the_carrier_code_and_the_numbers_on_every_site():
+    [spec] = _registered(mfn_register_carriers)
+    for site, codes in ACCEPTED_CARRIER_CODES.items():
+        assert spec.carrier_code_for(site) in codes, site
+    amazon = re.compile(TRACKING_FORMATS["China Post"])
+    ours = re.compile(spec.tracking_number_pattern)
+    for number in (make_s10("LX", 1), make_s10("RR", 12345678), make_s10("EE", 99_999_999)):
+        assert amazon.match(number) and ours.match(number)
+    assert not ours.match("EE473124829US") and not ours.match("YT2222222222222222")
+
+
+def test_emulator_spec():
+    [spec] = _registered(mfn_register_sandbox_emulators)
+    assert (spec.name, spec.port_offset, spec.env_var) == ("chinapost", 2, "MFN_SANDBOX_CHINAPOST")
+    assert isinstance(spec.factory({}), ChinaPostEmulator)
+    with pytest.raises(ValueError, match="duplicate_mode"):
+        spec.factory({"duplicate_mode": "sometimes"})
+
+
+def test_schema_is_valid_and_marks_the_secrets():
+    jsonschema.Draft202012Validator.check_schema(SETTINGS_SCHEMA)
+    secrets = {k for k, v in SETTINGS_SCHEMA["properties"].items() if v.get("x-secret")}
+    assert secrets == {"key", "tracking_token"}
+    assert SETTINGS_SCHEMA["required"] == ["base_url", "ec_company_id", "key"]
+    assert SETTINGS_SCHEMA["additionalProperties"] is False
+
+
+def test_schema_accepts_the_sandbox_section_and_refuses_mistakes():
+    validator = jsonschema.Draft202012Validator(SETTINGS_SCHEMA)
+    section = {"base_url": "http://127.0.0.1:8702", "ec_company_id": "SANDBOX-ECID", "key": "sandbox-key",
+               "tracking_token": "sandbox-token", "timeout_seconds": 2,
+               "rate_card": [{"service": "EUB", "countries": "US,CA", "max_weight_g": 2000, "base": "20",
+                              "per_kg": 96, "currency": "CNY", "transit_days": 12}]}
+    assert list(validator.iter_errors(section)) == []
+    for bad in ({**section, "key": ""}, {**section, "timeout_seconds": 0}, {**section, "kye": "x"},
+                {**section, "digest_encoding": "md5"}, {**section, "services": []},
+                {**section, "services": ["SAL"]}, {**section, "biz_product_codes": {"SAL": "9"}},
+                {**section, "rate_card": [{"service": "EUB", "countries": "usa"}]},
+                {**section, "tracking_language": "fr"},
+                {k: v for k, v in section.items() if k != "ec_company_id"}):
+        assert list(validator.iter_errors(bad)), bad
+
+
+def test_packaged_example_rate_card_is_valid():
+    rows = example_rate_card_rows()
+    typed = [{**r, "max_weight_g": int(r["max_weight_g"]), "transit_days": int(r["transit_days"])}
+             for r in rows]
+    assert rows and list(jsonschema.Draft202012Validator(RATE_CARD_SCHEMA).iter_errors(typed)) == []
+    assert {r["service"] for r in rows} == {"EUB", "REGISTERED", "EMS"}
+
+
+def test_schema_defaults_are_the_settings_defaults():
+    fields = {f.name: f for f in dataclasses.fields(ChinaPostSettings)}
+    for name, prop in SETTINGS_SCHEMA["properties"].items():
+        if "default" not in prop:
+            continue
+        f = fields[name]
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        expected = prop["default"]
+        assert default == (tuple(expected) if isinstance(expected, list) else expected), name
+    resolved = resolve_settings({"base_url": "http://h/a/", "ec_company_id": "E", "key": "k",
+                                 "biz_product_codes": {"EMS": "019"}, "services": ["EMS"]})
+    assert resolved.api_root == "http://h/a" and resolved.tracking_root == "http://h/a"
+    assert resolved.biz_product_codes == {"EUB": "001", "REGISTERED": "002", "EMS": "019"}
+    assert resolved.effective_sender_no == "E" and resolved.timeouts == (5.0, 30.0)
+    assert resolved.rate_card_rows() == example_rate_card_rows()
+
+
+@pytest.mark.parametrize("section", [None, [], {"base_url": "http://h", "ec_company_id": "E", "key": " "}])
+def test_resolve_settings_refuses_incomplete_sections(section):
+    with pytest.raises(ValueError, match="carriers.chinapost"):
+        resolve_settings(section)
