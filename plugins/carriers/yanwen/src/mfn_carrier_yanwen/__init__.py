@@ -1,0 +1,56 @@
+"""Yanwen (燕文) carrier plugin for mfn-connector: the open API + tracking API client and its emulator.
+
+Registered through the ``mfn_connector`` entry point like any third-party plugin. The client,
+the mapping and the emulator are imported inside the hooks, so loading the plugin stays cheap.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from connector import hookimpl
+
+CODE = "yanwen"
+
+# Example data from public knowledge (Yanwen runs collection/sorting in these cities); not a
+# verified coverage list -- check with the account manager before relying on it.
+PICKUP_CITIES = ("Beijing", "Shenzhen", "Guangzhou", "Dongguan", "Yiwu", "Hangzhou", "Shanghai", "Suzhou",
+                 "Quanzhou", "Xiamen")
+
+
+@hookimpl
+def mfn_register_carriers(register: Callable[[Any], None]) -> None:
+    from connector.carriers import CarrierSpec
+
+    from .client import YanwenCarrier
+    from .settings import (
+        AMAZON_CARRIER_CODE,
+        LOOKUP_BATCH_MAX,
+        SERVICES,
+        SETTINGS_SCHEMA,
+        SITE_CARRIER_CODES,
+        TRACK_BATCH_MAX,
+        TRACKING_NUMBER_PATTERN,
+    )
+
+    register(CarrierSpec(
+        code=CODE,
+        label="Yanwen (燕文)",
+        factory=YanwenCarrier,
+        amazon_carrier_code=AMAZON_CARRIER_CODE,
+        site_carrier_codes=dict(SITE_CARRIER_CODES),
+        services=SERVICES,
+        settings_schema=SETTINGS_SCHEMA,
+        tracking_number_pattern=TRACKING_NUMBER_PATTERN,
+        batch_sizes={"create": 1, "track": TRACK_BATCH_MAX, "lookup": LOOKUP_BATCH_MAX},
+        pickup_cities=PICKUP_CITIES,
+    ))
+
+
+@hookimpl
+def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
+    from connector.sandbox.framework import EmulatorSpec
+
+    from .sandbox import YanwenEmulator
+
+    register(EmulatorSpec(name=CODE, factory=YanwenEmulator, port_offset=3, env_var="MFN_SANDBOX_YANWEN"))

@@ -1,0 +1,704 @@
+"""Pure request building, signing and response parsing for the Yanwen APIs (no I/O here).
+
+Two APIs (``reference/carriers.md`` sections 2.2 and 2.3):
+
+* the open API: ``POST /api/order?user_id&method&format=json&timestamp&version=V1.0&sign`` with a
+  compact JSON body, answered by the envelope ``{success, code, message, data}`` where code
+  ``"0"`` is success, ``> 0`` a business refusal and ``< 0`` a system error;
+* the tracking API: ``GET /api/tracking?nums=A,B`` (1-30 numbers), ``Authorization: <customer
+  number>``, answered by ``{code: 0, message, result[]}``.
+
+Every parser takes the decoded JSON body and returns model objects or raises:
+
+* :class:`TransientCarrierError` -- malformed or undocumented answer (the message names the
+  field), or a system error (``code < 0``): the outcome is unknown, the engine reconciles;
+* :class:`PermanentCarrierError` -- the carrier refused (its ``message`` and ``code``);
+* :class:`DuplicateReferenceError` -- the ``orderNumber`` (our reference) is already used.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from connector.carriers import (
+    CarrierError,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TransientCarrierError,
+)
+from connector.model import (
+    Address,
+    Money,
+    Quote,
+    Shipment,
+    ShipmentRequest,
+    TrackingEvent,
+    TrackingInfo,
+    TrackingStatus,
+)
+
+CARRIER = "yanwen"
+FORMAT = "json"
+VERSION = "V1.0"
+OK = "0"
+
+# Open API methods.
+CHANNEL_LIST = "express.channel.getlist"
+ORDER_CREATE = "express.order.create"
+ORDER_LABEL = "express.order.label.get"
+ORDER_CANCEL = "express.order.cancel"
+ORDER_GET = "express.order.get"
+ORDER_LIST = "express.order.getlist"
+CALC_LIST = "calc.list"
+
+# A refusal whose message matches one of these is a credentials/signature problem.
+_AUTH_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
+    r"\bsign(?:ature)?\b", r"签名", r"验签", r"\btoken\b", r"unauthori[sz]", r"authori[sz]ation",
+    r"authenticat", r"认证", r"授权", r"\buser_?id\b"))
+# "No such order" in a lookup answer.
+NOT_FOUND_WORDS = ("not exist", "not found", "no record", "no data", "不存在", "查询不到", "未找到", "无数据")
+# calc.list without the account permission.
+PERMISSION_WORDS = ("permission", "权限", "not allowed", "not enabled", "未开通")
+# A cancel refused because it is already done.
+ALREADY_CANCELLED_WORDS = ("already cancel", "已取消", "已经取消")
+_CUSTOMS_WORDS = ("customs", "清关", "海关", "报关")
+
+
+# -- small helpers -------------------------------------------------------------------------
+
+
+def _fail(op: str, message: str) -> TransientCarrierError:
+    return TransientCarrierError(f"Yanwen {op}: {message}", code="malformed", carrier=CARRIER)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def money_text(amount: Decimal) -> str:
+    """A declared amount as the API's decimal string, two places."""
+    return str(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def centimetres(value: Decimal | int | float) -> int:
+    """Whole centimetres, rounded up (the API takes integers), at least 1."""
+    return max(1, math.ceil(Decimal(str(value))))
+
+
+def looks_like_pdf(data: bytes) -> bool:
+    """A whole PDF: the header at the start and the end-of-file marker near the end."""
+    return data.startswith(b"%PDF-") and b"%%EOF" in data[-1024:]
+
+
+def is_auth_failure_text(text: str) -> bool:
+    return any(p.search(text) for p in _AUTH_PATTERNS)
+
+
+def credentials_error(detail: str = "") -> PermanentCarrierError:
+    message = "Yanwen rejected the credentials or the signature (check user_id and api_token)"
+    return PermanentCarrierError(message + (f": {detail}" if detail else ""), code="auth", carrier=CARRIER)
+
+
+def tracking_credentials_error(detail: str = "") -> PermanentCarrierError:
+    message = "Yanwen tracking rejected the Authorization (check customer_number, or user_id when unset)"
+    return PermanentCarrierError(message + (f": {detail}" if detail else ""), code="auth", carrier=CARRIER)
+
+
+def chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    """``items`` in consecutive batches of at most ``size``."""
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+# -- signing ------------------------------------------------------------------------------------
+
+
+def compact_json(data: Any) -> str:
+    """The exact body that is sent and signed: compact separators, UTF-8 characters as they are."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def sign(api_token: str, user_id: str, body: str, method: str, timestamp: str,
+         fmt: str = FORMAT, version: str = VERSION) -> str:
+    """``lower(md5(apiToken + user_id + body + format + method + timestamp + version + apiToken))``."""
+    source = f"{api_token}{user_id}{body}{fmt}{method}{timestamp}{version}{api_token}"
+    return hashlib.md5(source.encode("utf-8")).hexdigest().lower()  # noqa: S324 - the API's scheme
+
+
+def signed_call(method: str, data: Any, *, user_id: str, api_token: str,
+                timestamp: str) -> tuple[dict[str, str], str]:
+    """The query parameters and the body of one open-API call (the body is what was signed)."""
+    body = compact_json(data)
+    query = {"user_id": user_id, "method": method, "format": FORMAT, "timestamp": timestamp,
+             "version": VERSION, "sign": sign(api_token, user_id, body, method, timestamp)}
+    return query, body
+
+
+# -- the envelope -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    success: bool | None
+    code: str
+    message: str
+    data: Any
+
+    @property
+    def ok(self) -> bool:
+        return self.code == OK
+
+
+def read_envelope(answer: Any, op: str) -> Envelope:
+    """Check the ``{success, code, message, data}`` envelope (malformed -> transient)."""
+    if not isinstance(answer, dict):
+        raise _fail(op, f"answer is not a JSON object (got {type(answer).__name__})")
+    if answer.get("code") is None:
+        raise _fail(op, "field 'code' is missing from the answer")
+    raw = answer["code"]
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise _fail(op, f"field 'code' should be a string or number, got {type(raw).__name__}")
+    code = str(_int(raw)) if _int(raw) is not None else _text(raw)
+    if not code:
+        raise _fail(op, "field 'code' is empty")
+    success = answer.get("success")
+    if success is not None and not isinstance(success, bool):
+        raise _fail(op, f"field 'success' should be a boolean, got {success!r}")
+    envelope = Envelope(success, code, _text(answer.get("message")), answer.get("data"))
+    if envelope.ok and success is False:
+        raise _fail(op, "the answer says success false with code 0 (inconsistent envelope)")
+    return envelope
+
+
+def refusal(envelope: Envelope, op: str) -> CarrierError:
+    """The error for a non-zero code: credentials, system error (transient) or business refusal."""
+    code, message = envelope.code, envelope.message
+    if is_auth_failure_text(message):
+        return credentials_error(f"{op}: {message} (code {code})")
+    number = _int(code)
+    if number is not None and number < 0:
+        return TransientCarrierError(f"Yanwen {op}: system error {message or 'without message'} "
+                                     f"(code {code}); the call may have taken effect",
+                                     code=code, carrier=CARRIER)
+    return PermanentCarrierError(f"Yanwen {op} refused: {message or 'no message'} (code {code})",
+                                 code=code, carrier=CARRIER)
+
+
+def expect_ok(answer: Any, op: str) -> Any:
+    """The ``data`` of a successful answer, or the classified refusal."""
+    envelope = read_envelope(answer, op)
+    if not envelope.ok:
+        raise refusal(envelope, op)
+    return envelope.data
+
+
+def is_duplicate(envelope: Envelope, codes: Iterable[str], keywords: Iterable[str]) -> bool:
+    if envelope.ok:
+        return False
+    if envelope.code in set(codes):
+        return True
+    low = envelope.message.lower()
+    return any(k.lower() in low for k in keywords)
+
+
+# -- express.order.create -------------------------------------------------------------------
+
+
+def _receiver(address: Address) -> dict[str, Any]:
+    street = ", ".join(p.strip() for p in (address.line1, address.line2, address.line3, address.district)
+                       if p and p.strip())
+    fields = {
+        "name": address.name,
+        "phone": address.phone,
+        "email": address.email,
+        "company": address.company,
+        "country": address.country_code.upper(),
+        "state": address.state,
+        "city": address.city,
+        "zipCode": address.postal_code,
+        "address": street,
+    }
+    required = ("name", "country", "city", "address")
+    return {k: v for k, v in fields.items() if v or k in required}
+
+
+def _sender(address: Address) -> dict[str, Any]:
+    fields = _receiver(address)
+    return {k: v for k, v in fields.items() if v}
+
+
+def build_create_order(request: ShipmentRequest, *, user_id: str,
+                       order_source: str = "amazon") -> dict[str, Any]:
+    """The ``express.order.create`` body; ``orderNumber`` is our reference (the idempotency key)."""
+    parcel = request.parcel
+    if not parcel.contents:
+        raise PermanentCarrierError(f"Yanwen needs at least one customs line for {request.reference}",
+                                    code="no_contents", carrier=CARRIER)
+    try:
+        declared: Money = parcel.declared_value
+    except ValueError as exc:
+        raise PermanentCarrierError(f"Yanwen takes one declared currency per parcel ({request.reference}): "
+                                    f"{exc}", code="currency", carrier=CARRIER) from None
+    products = []
+    for line in parcel.contents:
+        product = {
+            "goodsNameCh": line.name_cn,
+            "goodsNameEn": line.name_en,
+            "price": money_text(line.unit_value.amount),
+            "priceExport": money_text(line.unit_value.amount),
+            "hscode": line.hs_code,
+            "quantity": int(line.quantity),
+            "weight": int(line.unit_weight_g),
+        }
+        products.append({k: v for k, v in product.items() if v not in ("", None)
+                         or k in ("goodsNameCh", "goodsNameEn")})
+    parcel_info: dict[str, Any] = {
+        "hasBattery": 1 if parcel.has_battery else 0,
+        "currency": declared.currency,
+        "totalPrice": money_text(declared.amount),
+        "totalQuantity": sum(int(line.quantity) for line in parcel.contents),
+        "totalWeight": int(parcel.weight_g),
+        "length": centimetres(parcel.length_cm),
+        "width": centimetres(parcel.width_cm),
+        "height": centimetres(parcel.height_cm),
+        "productList": products,
+    }
+    if request.ioss_number:
+        parcel_info["ioss"] = request.ioss_number
+    body: dict[str, Any] = {
+        "channelId": request.service,
+        "orderSource": order_source,
+        "userId": user_id,
+        "orderNumber": request.reference,
+        "remark": request.order_id,  # printed on the picking slip; no PII
+        "receiverInfo": _receiver(request.ship_to),
+    }
+    sender = _sender(request.ship_from)
+    if sender:
+        body["senderInfo"] = sender
+    body["parcelInfo"] = parcel_info
+    return body
+
+
+def parse_create_order(answer: Any, request: ShipmentRequest, *,
+                       duplicate_codes: Iterable[str] = ("121", "V121"),
+                       duplicate_keywords: Iterable[str] = ("重复", "already exist")) -> Shipment:
+    """The Shipment created for ``request.reference``, or the refusal as an exception."""
+    op = ORDER_CREATE
+    envelope = read_envelope(answer, op)
+    reference = request.reference
+    if not envelope.ok:
+        if is_duplicate(envelope, duplicate_codes, duplicate_keywords):
+            raise DuplicateReferenceError(
+                f"Yanwen already holds orderNumber {reference}: {envelope.message} (code {envelope.code})",
+                code=envelope.code, carrier=CARRIER)
+        raise refusal(envelope, op)
+    data = envelope.data
+    if not isinstance(data, dict):
+        raise _fail(op, f"field 'data' should be an object, got {type(data).__name__}")
+    waybill = _text(data.get("waybillNumber"))
+    if not waybill:
+        raise _fail(op, "field 'data.waybillNumber' is missing or empty")
+    order_number = _text(data.get("orderNumber"))
+    if order_number and order_number != reference:
+        raise _fail(op, f"field 'data.orderNumber' is {order_number!r}, not the reference {reference!r}")
+    return Shipment(carrier=CARRIER, reference=reference, carrier_shipment_id=waybill,
+                    tracking_number=waybill, service=request.service, status="created")
+
+
+# -- express.order.label.get ------------------------------------------------------------------
+
+
+def build_label_request(waybill: str) -> dict[str, Any]:
+    return {"waybillNumber": waybill}
+
+
+def parse_label(answer: Any, waybill: str) -> bytes:
+    """The label PDF, decoded from ``data.base64String``."""
+    op = ORDER_LABEL
+    data = expect_ok(answer, op)
+    if not isinstance(data, dict):
+        raise _fail(op, f"field 'data' should be an object, got {type(data).__name__}")
+    if data.get("isSuccess") is False:
+        raise PermanentCarrierError(f"Yanwen cannot print the label of {waybill}: "
+                                    f"{_text(data.get('errorMsg')) or 'no errorMsg'}",
+                                    code="label_refused", carrier=CARRIER)
+    encoded = data.get("base64String")
+    if not isinstance(encoded, str) or not encoded.strip():
+        raise _fail(op, "field 'data.base64String' is missing or empty")
+    try:
+        pdf = base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise _fail(op, "field 'data.base64String' is not valid base64") from None
+    if not looks_like_pdf(pdf):
+        raise _fail(op, f"field 'data.base64String' is not a complete PDF ({len(pdf)} bytes, "
+                        f"starts with {pdf[:8]!r})")
+    return pdf
+
+
+# -- express.order.cancel ---------------------------------------------------------------------
+
+
+def build_cancel_request(waybill: str, note: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"waybillNumber": waybill}
+    if note:
+        body["note"] = note
+    return body
+
+
+def parse_cancel(answer: Any, waybill: str) -> bool:
+    """True when cancelled (or already cancelled); a refusal (e.g. after pickup) is permanent."""
+    op = ORDER_CANCEL
+    envelope = read_envelope(answer, op)
+    if envelope.ok:
+        return True
+    if any(w in envelope.message.lower() for w in ALREADY_CANCELLED_WORDS):
+        return True
+    number = _int(envelope.code)
+    if is_auth_failure_text(envelope.message) or (number is not None and number < 0):
+        raise refusal(envelope, op)
+    raise PermanentCarrierError(f"Yanwen refused to cancel {waybill}: {envelope.message or 'no message'} "
+                                f"(code {envelope.code})", code=envelope.code, carrier=CARRIER)
+
+
+# -- express.order.getlist (reference lookup) ---------------------------------------------------
+
+
+def build_lookup_request(numbers: Sequence[str]) -> dict[str, Any]:
+    """``express.order.getlist``: waybill numbers or order numbers (our references), at most 50."""
+    return {"listNumber": list(numbers)}
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    waybill: str
+    order_number: str
+    channel_id: str
+    status: int | None
+    yanwen_order_number: str = ""
+    reference_number: str = ""
+
+
+def parse_order_records(answer: Any, op: str = ORDER_LIST) -> list[OrderRecord]:
+    """The records of ``express.order.getlist`` / ``express.order.get`` (no PII is kept)."""
+    envelope = read_envelope(answer, op)
+    if not envelope.ok:
+        if any(w in envelope.message.lower() for w in NOT_FOUND_WORDS):
+            return []
+        raise refusal(envelope, op)
+    data = envelope.data
+    if data is None:
+        return []
+    records = [data] if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise _fail(op, f"field 'data' should be a list, got {type(data).__name__}")
+    out = []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise _fail(op, f"field 'data[{i}]' is not an object")
+        waybill = _text(record.get("waybillNumber"))
+        if not waybill:
+            raise _fail(op, f"field 'data[{i}].waybillNumber' is missing or empty")
+        status = record.get("status")
+        if status is not None and _int(status) is None:
+            raise _fail(op, f"field 'data[{i}].status' is not a number (got {status!r})")
+        out.append(OrderRecord(waybill=waybill, order_number=_text(record.get("orderNumber")),
+                               channel_id=_text(record.get("channelId")), status=_int(status),
+                               yanwen_order_number=_text(record.get("yanwenOrderNumber")),
+                               reference_number=_text(record.get("referenceNumber"))))
+    return out
+
+
+def shipment_for_reference(records: Iterable[OrderRecord], reference: str, *,
+                           cancelled_statuses: Iterable[int] = (5,)) -> tuple[Shipment | None, int]:
+    """The live (not cancelled) shipment created under ``reference`` and how many live ones exist."""
+    cancelled = set(cancelled_statuses)
+    live = [r for r in records if r.order_number == reference and r.status not in cancelled]
+    if not live:
+        return None, 0
+    record = live[0]
+    return (Shipment(carrier=CARRIER, reference=reference, carrier_shipment_id=record.waybill,
+                     tracking_number=record.waybill, service=record.channel_id, status="created"), len(live))
+
+
+# -- express.channel.getlist -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    name_en: str
+    name_ch: str
+
+
+def parse_channels(answer: Any) -> list[Channel]:
+    op = CHANNEL_LIST
+    data = expect_ok(answer, op)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise _fail(op, f"field 'data' should be a list, got {type(data).__name__}")
+    channels = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or not _text(item.get("id")):
+            raise _fail(op, f"field 'data[{i}].id' is missing")
+        channels.append(Channel(id=_text(item["id"]), name_en=" ".join(_text(item.get("nameEn")).split()),
+                                name_ch=_text(item.get("nameCh"))))
+    return channels
+
+
+# -- calc.list (quotes, permissioned) ---------------------------------------------------------
+
+
+def build_calc_request(request: ShipmentRequest, *, city_id: str = "") -> dict[str, Any]:
+    """``calc.list`` parameters (UNVERIFIED beyond the names countryId, cityId, grams)."""
+    parcel = request.parcel
+    body: dict[str, Any] = {
+        "countryId": request.ship_to.country_code.upper(),
+        "grams": int(parcel.weight_g),
+        "length": centimetres(parcel.length_cm),
+        "width": centimetres(parcel.width_cm),
+        "height": centimetres(parcel.height_cm),
+    }
+    if request.ship_to.postal_code:
+        body["postcode"] = request.ship_to.postal_code
+    if city_id:
+        body["cityId"] = city_id
+    return body
+
+
+_CALC_ID_KEYS = ("channelId", "productId", "channel", "id")
+_CALC_PRICE_KEYS = ("totalPrice", "totalFee", "totalAmount", "price", "freight")
+_CALC_CURRENCY_KEYS = ("currency", "currencyCode")
+_CALC_DAYS_KEYS = ("deliveryDays", "transitDays", "timeLimit", "aging")
+
+
+def _first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    return next((item[k] for k in keys if item.get(k) not in (None, "")), None)
+
+
+def _transit_days(value: Any) -> int | None:
+    numbers = [int(n) for n in re.findall(r"\d+", _text(value))]
+    return max(numbers) if numbers else None
+
+
+def parse_calc(answer: Any, *, services: Iterable[str] = (), tracking_levels: dict[str, str] | None = None,
+               default_currency: str = "CNY") -> list[Quote]:
+    """Quotes from ``calc.list`` for ``services`` (all when empty).
+
+    The answer's field names are UNVERIFIED: the channel id, price, currency and transit time are
+    read from the first present of a few candidate names each.
+    """
+    op = CALC_LIST
+    envelope = read_envelope(answer, op)
+    if not envelope.ok:
+        if any(w in envelope.message.lower() for w in PERMISSION_WORDS):
+            raise PermanentCarrierError(
+                f"Yanwen calc.list is not enabled for this account: {envelope.message} "
+                f"(code {envelope.code}); ask Yanwen for the permission or set quote_source: rate_card",
+                code=envelope.code, carrier=CARRIER)
+        raise refusal(envelope, op)
+    data = envelope.data
+    if data is None:
+        return []
+    if isinstance(data, dict):  # some gateways wrap lists: {"list": [...]}
+        data = next((v for v in data.values() if isinstance(v, list)), None)
+    if not isinstance(data, list):
+        raise _fail(op, f"field 'data' should be a list, got {type(envelope.data).__name__}")
+    wanted = set(services)
+    levels = tracking_levels or {}
+    quotes = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise _fail(op, f"field 'data[{i}]' is not an object")
+        service = _text(_first(item, _CALC_ID_KEYS))
+        if not service:
+            raise _fail(op, f"field 'data[{i}].channelId' is missing")
+        if wanted and service not in wanted:
+            continue
+        price = _decimal(_first(item, _CALC_PRICE_KEYS))
+        if price is None:
+            raise _fail(op, f"field 'data[{i}].totalPrice' is missing or not a number")
+        currency = (_text(_first(item, _CALC_CURRENCY_KEYS)) or default_currency).upper()
+        currency = "CNY" if currency in ("RMB", "元") else currency
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            raise _fail(op, f"field 'data[{i}].currency' is not a currency code (got {currency!r})")
+        quotes.append(Quote(carrier=CARRIER, service=service, price=Money(price, currency),
+                            transit_days=_transit_days(_first(item, _CALC_DAYS_KEYS)),
+                            tracking_level=levels.get(service, "")))
+    return quotes
+
+
+# -- tracking API ------------------------------------------------------------------------------
+
+NOT_FOUND = "NOTFOUND"
+
+# Checkpoint codes (reference/carriers.md 2.3). LM30 "ready for pickup" maps to OUT_FOR_DELIVERY:
+# the parcel has reached the last point before the buyer; it is not moving through the network.
+TRACKING_CODES: dict[str, TrackingStatus] = {
+    "PU10": TrackingStatus.ACCEPTED,
+    "LM25": TrackingStatus.OUT_FOR_DELIVERY,
+    "LM30": TrackingStatus.OUT_FOR_DELIVERY,
+    "LM40": TrackingStatus.DELIVERED,
+    "LM50": TrackingStatus.FAILED_ATTEMPT,
+    "LM90": TrackingStatus.RETURNED,
+}
+
+
+def checkpoint_status(code: str, message: str = "") -> TrackingStatus:
+    """A checkpoint's status from its ``tracking_status`` code (the message only spots customs)."""
+    code = code.strip().upper()
+    if code in TRACKING_CODES:
+        return TRACKING_CODES[code]
+    if code == NOT_FOUND:
+        return TrackingStatus.UNKNOWN
+    if code.startswith("PU"):  # other pickup/acceptance scans
+        return TrackingStatus.ACCEPTED
+    if code.startswith("SC"):  # shipment-level codes (SC20 seen once; meaning UNVERIFIED): no scan
+        return TrackingStatus.PENDING
+    low = message.lower()
+    if any(w in low for w in _CUSTOMS_WORDS):
+        return TrackingStatus.CUSTOMS
+    return TrackingStatus.IN_TRANSIT
+
+
+_ZONE = re.compile(r"^(?:UTC|GMT)?\s*([+-])?\s*(\d{1,2})(?::?(\d{2})|\.(\d+))?$", re.IGNORECASE)
+
+
+def parse_zone(text: str) -> float:
+    """``"+8"``, ``"-5"``, ``"+05:30"``, ``"+0530"``, ``"5.5"``, ``"UTC+8"`` -> hours east of UTC."""
+    match = _ZONE.match(text.strip())
+    if not match:
+        raise ValueError(f"not a UTC offset: {text!r}")
+    sign_, hours, minutes, fraction = match.groups()
+    value = int(hours) + (int(minutes) / 60 if minutes else 0) + (float("0." + fraction) if fraction else 0)
+    if value > 14:
+        raise ValueError(f"UTC offset out of range: {text!r}")
+    return -value if sign_ == "-" else value
+
+
+def parse_checkpoint_time(stamp: Any, zone: Any, default_offset_hours: float = 8.0) -> datetime:
+    """``time_stamp`` (local, ISO without zone) + ``time_zone`` -> an aware UTC datetime."""
+    text = _text(stamp)
+    if not text:
+        raise ValueError("empty time_stamp")
+    text = text.replace(" ", "T", 1)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    match = re.fullmatch(r"(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)", text)
+    if match:  # fromisoformat on 3.10 takes 3 or 6 fraction digits only
+        text = match.group(1) + "." + (match.group(2) + "000000")[:6] + match.group(3)
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        offset = parse_zone(_text(zone)) if _text(zone) else default_offset_hours
+        dt = dt.replace(tzinfo=timezone(timedelta(hours=offset)))
+    return dt.astimezone(timezone.utc)
+
+
+def tracking_query(numbers: Sequence[str]) -> dict[str, str]:
+    return {"nums": ",".join(numbers)}
+
+
+def _tracking_info(entry: dict[str, Any], number: str, index: int,
+                   default_offset_hours: float) -> TrackingInfo:
+    op = "tracking"
+    overall = _text(entry.get("tracking_status")).upper()
+    checkpoints = entry.get("checkpoints") or []
+    if not isinstance(checkpoints, list):
+        raise _fail(op, f"field 'result[{index}].checkpoints' should be a list")
+    if overall == NOT_FOUND and not checkpoints:
+        return TrackingInfo(tracking_number=number, status=TrackingStatus.UNKNOWN)
+    events = []
+    for j, point in enumerate(checkpoints):
+        where = f"result[{index}].checkpoints[{j}]"
+        if not isinstance(point, dict):
+            raise _fail(op, f"field '{where}' is not an object")
+        try:
+            when = parse_checkpoint_time(point.get("time_stamp"), point.get("time_zone"),
+                                         default_offset_hours)
+        except ValueError:
+            raise _fail(op, f"field '{where}.time_stamp'/'time_zone' is not a date "
+                            f"(got {point.get('time_stamp')!r} {point.get('time_zone')!r})") from None
+        code = _text(point.get("tracking_status")).upper()
+        message = _text(point.get("message"))
+        events.append(TrackingEvent(time=when, status=checkpoint_status(code, message), description=message,
+                                    location=_text(point.get("location")), code=code))
+    events.sort(key=lambda e: e.time)
+    if events:
+        status = events[-1].status
+    elif overall in TRACKING_CODES:
+        status = TRACKING_CODES[overall]
+    else:  # known to Yanwen, not scanned yet
+        status = TrackingStatus.PENDING
+    return TrackingInfo(tracking_number=number, status=status, events=tuple(events))
+
+
+def parse_tracking(answer: Any, numbers: Sequence[str], *,
+                   default_offset_hours: float = 8.0) -> dict[str, TrackingInfo]:
+    """One tracking answer -> ``{asked number: TrackingInfo}``; numbers it omits are UNKNOWN."""
+    op = "tracking"
+    if not isinstance(answer, dict):
+        raise _fail(op, f"answer is not a JSON object (got {type(answer).__name__})")
+    if answer.get("code") is None:
+        raise _fail(op, "field 'code' is missing from the answer")
+    code = _int(answer["code"])
+    message = _text(answer.get("message"))
+    if code is None:
+        raise _fail(op, f"field 'code' is not a number (got {answer['code']!r})")
+    if code != 0:
+        if is_auth_failure_text(message) or code in (401, 403):
+            raise tracking_credentials_error(f"{message} (code {code})")
+        raise PermanentCarrierError(f"Yanwen tracking refused: {message or 'no message'} (code {code})",
+                                    code=str(code), carrier=CARRIER)
+    result = answer.get("result")
+    if result is None:
+        result = []
+    if not isinstance(result, list):
+        raise _fail(op, f"field 'result' should be a list, got {type(result).__name__}")
+    asked = set(numbers)
+    infos: dict[str, TrackingInfo] = {}
+    for i, entry in enumerate(result):
+        if not isinstance(entry, dict):
+            raise _fail(op, f"field 'result[{i}]' is not an object")
+        candidates = [_text(entry.get(k)) for k in ("tracking_number", "waybill_number", "exchange_number")]
+        number = next((c for c in candidates if c in asked), None)
+        if number is None:
+            if not candidates[0]:
+                raise _fail(op, f"field 'result[{i}].tracking_number' is missing")
+            continue  # an answer for a number we did not ask about: ignore it
+        infos[number] = _tracking_info(entry, number, i, default_offset_hours)
+    for number in numbers:
+        infos.setdefault(number, TrackingInfo(tracking_number=number, status=TrackingStatus.UNKNOWN))
+    return infos

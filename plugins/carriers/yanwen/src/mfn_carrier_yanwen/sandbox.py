@@ -1,0 +1,644 @@
+"""A loopback emulator of the Yanwen open API and tracking API (``reference/carriers.md`` 7.2).
+
+* ``POST /api/order?user_id&method&format=json&timestamp&version=V1.0&sign`` -- the signed JSON
+  gateway. The signature is verified over the raw body exactly as received; a mismatch (or an
+  unknown user_id) answers ``{success: false, code: "1001", message: "sign error"}``.
+* ``GET /api/tracking?nums=A,B`` -- at most 30 numbers, ``Authorization: <customer number>``.
+
+It enforces what the real API enforces (required create fields, channels, batteries, unique
+``orderNumber``, cancel only before the first scan), serves labels as base64 PDFs and moves
+parcels along with the simulated clock. Faults (5xx, timeouts, resets, malformed bodies) come
+from the framework.
+
+Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``:
+
+* ``credentials``: ``[{"user_id", "api_token"}, ...]`` accepted for signing;
+* ``carrier_settings``: the plugin's ``carriers.yanwen`` section; its user_id/api_token (and
+  customer_number) are accepted; with neither, ``100000`` / ``sandbox-token``;
+* ``customer_numbers``: extra tracking ``Authorization`` values (the user ids are always accepted);
+* ``duplicate_mode``: ``refuse`` (default: ``code`` ``duplicate_code``, "121", like legacy V121),
+  ``return_existing`` (answer the original waybill again) or ``create_new`` (a second waybill);
+* ``calc_permission`` (True): whether ``calc.list`` answers or refuses for lack of permission;
+* ``timestamp_window_seconds`` (900): refuse timestamps further from the real time (0 = off);
+* ``failed_attempt_rate`` / ``return_rate`` / ``pickup_rate`` (0.0): share of parcels that fail
+  one delivery attempt and are then delivered / fail and go back / wait at a pickup point;
+* ``system_error_rate`` (0.0): share of gateway calls answered ``code "-1"`` without effect.
+
+No buyer PII is kept: of the receiver only the country code is stored (the label shows it).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from connector.sandbox.framework import Emulator, Request, Response, route
+from connector.sandbox.pdf import make_label_pdf
+
+from .settings import SERVICES
+
+DEFAULT_CREDENTIALS = ("100000", "sandbox-token")
+FORMAT, VERSION = "json", "V1.0"
+CHINA_TIME = timezone(timedelta(hours=8))
+FIRST_SCAN_HOURS = 24  # PU10: before it a waybill can be cancelled
+MAX_WEIGHT_G = 2000
+MAX_TRACK_NUMBERS = 30
+MAX_LOOKUP_NUMBERS = 50
+CURRENCIES = ("USD", "EUR", "GBP", "CNY", "AUD", "CAD")
+
+# Error codes (positive = business, negative = system). Exact values UNVERIFIED.
+E_PARAMETER, E_SIGN, E_TIMESTAMP, E_BODY, E_METHOD = "1000", "1001", "1002", "1003", "1004"
+E_TOO_MANY, E_INVALID_ORDER, E_NOT_FOUND, E_SCANNED, E_CANCELLED = "1005", "1101", "2002", "2003", "2004"
+E_PERMISSION, E_SYSTEM = "3001", "-1"
+
+_NAMES = {s.code: s.name for s in SERVICES}
+# channel id -> (nameCh, nameEn, CNY per kg, base CNY, delivery days, takes batteries, number prefix,
+#                last tracked step: "delivery" | "handover" | "export")
+CHANNELS: dict[str, tuple[str, str, float, float, str, bool, str, str]] = {
+    "481": ("燕文专线追踪-普货", _NAMES["481"], 86.0, 18.0, "8-12", False, "UG", "delivery"),
+    "482": ("燕文专线追踪-带电", _NAMES["482"], 96.0, 20.0, "10-14", True, "UG", "delivery"),
+    "464": ("燕文航空挂号小包-普货", _NAMES["464"], 78.0, 11.0, "12-18", False, "UG", "handover"),
+    "466": ("燕文专线平邮-普货", _NAMES["466"], 70.0, 3.0, "15-25", False, "YW", "export"),
+}
+# destination -> (price factor, UTC offset hours of its checkpoints, last-mile carrier)
+_EU = {c: (1.0, 1.0, "local postal service") for c in ("AT", "CZ", "DK", "HU", "LU", "PT", "SK", "SI", "HR")}
+_EU.update({c: (1.05, 2.0, "local postal service") for c in ("BG", "CY", "EE", "FI", "GR", "LT", "LV", "RO")})
+DESTINATIONS: dict[str, tuple[float, float, str]] = {
+    **_EU,
+    "US": (1.0, -5.0, "USPS"), "CA": (1.15, -5.0, "Canada Post"), "MX": (1.4, -6.0, "Estafeta"),
+    "BR": (1.6, -3.0, "Correios"), "GB": (0.9, 0.0, "Royal Mail"), "UK": (0.9, 0.0, "Royal Mail"),
+    "IE": (0.95, 0.0, "An Post"), "DE": (0.9, 1.0, "Deutsche Post"), "FR": (0.92, 1.0, "La Poste"),
+    "IT": (0.95, 1.0, "Poste Italiane"), "ES": (0.95, 1.0, "Correos"), "NL": (0.92, 1.0, "PostNL"),
+    "BE": (0.92, 1.0, "bpost"), "SE": (1.0, 1.0, "PostNord"), "PL": (0.95, 1.0, "Poczta Polska"),
+    "CH": (1.1, 1.0, "Swiss Post"), "NO": (1.1, 1.0, "Posten"), "JP": (0.85, 9.0, "Japan Post"),
+    "KR": (0.85, 9.0, "Korea Post"), "AU": (1.1, 10.0, "Australia Post"), "NZ": (1.2, 12.0, "NZ Post"),
+    "SG": (0.8, 8.0, "SingPost"), "AE": (1.2, 4.0, "Emirates Post"), "SA": (1.3, 3.0, "SPL"),
+    "TR": (1.2, 3.0, "PTT"), "IN": (1.2, 5.5, "India Post"), "EG": (1.3, 2.0, "Egypt Post"),
+    "ZA": (1.4, 2.0, "The Courier Guy"),
+}
+_ORIGINS = (("Shenzhen", "深圳"), ("Yiwu", "义乌"))
+
+# The parcel's life after creation: (hours, code, wordings, where). Wordings alternate per parcel.
+# Transit codes other than PU/LM are UNVERIFIED stand-ins ("non-LM codes", carriers.md 7.2).
+_TRANSIT = (
+    (FIRST_SCAN_HOURS, "PU10", ("Parcel received by Yanwen {city} facility",
+                                "燕文{city_cn}仓已收货 Received by Yanwen"), "origin"),
+    (30, "OR10", ("Departed Yanwen {city} sorting center", "Left the Yanwen sorting centre"), "origin"),
+    (48, "EX10", ("Export customs clearance completed", "出口报关完成 Export customs declaration cleared"),
+     "origin"),
+    (60, "LH10", ("Departed from origin airport", "航班已起飞 Flight departed"), "origin"),
+    (96, "LH20", ("Arrived at destination airport", "Arrival at destination country"), "destination"),
+    (110, "IM10", ("Import customs clearance completed", "Customs cleared in destination country"),
+     "destination"),
+    (130, "LM10", ("Handed over to last-mile carrier {provider}",
+                   "Transferred to {provider} for final delivery"), "destination"),
+)
+_OUT = (156, "LM25", ("Out for delivery", "{provider}: with courier for delivery"), "destination")
+_DELIVERED = (168, "LM40", ("Delivered", "Delivered, signed for by recipient"), "destination")
+_FAILED = (168, "LM50", ("Delivery attempted - recipient not available", "Unsuccessful delivery attempt"),
+           "destination")
+_ENDINGS: dict[str, tuple[tuple[float, str, tuple[str, str], str], ...]] = {
+    "delivered": (_OUT, _DELIVERED),
+    "retry": (_OUT, _FAILED, (192, "LM25", ("Out for delivery (second attempt)", "Second delivery attempt"),
+                              "destination"),
+              (200, "LM40", ("Delivered", "Delivered to the recipient"), "destination")),
+    "returned": (_OUT, _FAILED,
+                 (240, "LM90", ("Returned to sender", "Return to sender completed"), "origin")),
+    "pickup": ((156, "LM30", ("Ready for pickup at a {provider} access point", "Awaiting collection by the "
+                              "recipient"), "destination"),
+               (200, "LM40", ("Collected by the recipient", "Delivered (collected at the access point)"),
+                "destination")),
+}
+_CUT = {"handover": "LM10", "export": "LH10"}  # untracked/economy lines stop being tracked there
+# last code -> (order status of express.order.get, package level of the tracking API)
+_STATUS = {"": (0, "2"), "PU10": (2, "3"), "LM25": (12, "4"), "LM30": (13, "5"), "LM40": (4, "6"),
+           "LM50": (7, "8"), "LM90": (10, "0")}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _whole(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def s10_check_digit(digits: str) -> int:
+    """The UPU S10 check digit of 8 serial digits."""
+    total = sum(int(d) * w for d, w in zip(digits, (8, 6, 4, 2, 3, 5, 9, 7), strict=True))
+    check = 11 - total % 11
+    return {10: 0, 11: 5}.get(check, check)
+
+
+def _zone_text(hours: float) -> str:
+    whole = int(hours)
+    minutes = round(abs(hours - whole) * 60)
+    return f"{whole:+d}" + (f":{minutes:02d}" if minutes else "")
+
+
+class YanwenEmulator(Emulator):
+    name = "yanwen"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        opts = self.options
+        accepted = {_text(c.get("user_id")): _text(c.get("api_token")) for c in opts.get("credentials") or ()}
+        carrier_settings = opts.get("carrier_settings") or {}
+        if carrier_settings.get("user_id"):
+            accepted[_text(carrier_settings["user_id"])] = _text(carrier_settings.get("api_token"))
+        self.accepted_credentials: dict[str, str] = accepted or dict([DEFAULT_CREDENTIALS])
+        numbers = set(self.accepted_credentials) | {_text(n) for n in opts.get("customer_numbers") or ()}
+        if carrier_settings.get("customer_number"):
+            numbers.add(_text(carrier_settings["customer_number"]))
+        self.customer_numbers = numbers
+        self.duplicate_mode = _text(opts.get("duplicate_mode")) or "refuse"
+        if self.duplicate_mode not in ("refuse", "return_existing", "create_new"):
+            raise ValueError(f"duplicate_mode must be refuse, return_existing or create_new, "
+                             f"got {self.duplicate_mode!r}")
+        self.duplicate_code = _text(opts.get("duplicate_code")) or "121"
+        self.calc_permission = bool(opts.get("calc_permission", True))
+        self.timestamp_window = float(opts.get("timestamp_window_seconds", 900) or 0)
+        self.outcome_rates = {"retry": float(opts.get("failed_attempt_rate", 0.0)),
+                              "returned": float(opts.get("return_rate", 0.0)),
+                              "pickup": float(opts.get("pickup_rate", 0.0))}
+        self.system_error_rate = float(opts.get("system_error_rate", 0.0))
+        self.seed = opts.get("seed")
+        self._system_errors = random.Random(f"{self.seed}:system")
+
+    # -- state ------------------------------------------------------------------------------
+
+    def initial_store(self) -> dict[str, Any]:
+        return {
+            "seq": 0,                # waybills issued so far: numbers derive from it
+            "waybills": {},          # waybill -> record (no receiver PII)
+            "by_reference": {},      # orderNumber -> [waybills], oldest first
+            "by_exchange": {},       # last-mile number -> waybill (tracked once handed over)
+            "create_attempts": {},   # orderNumber -> create calls that reached validation
+        }
+
+    def sandbox_state(self) -> dict[str, Any]:
+        waybills = self.store["waybills"]
+        labels = {}
+        for ref, numbers in self.store["by_reference"].items():
+            latest = waybills[numbers[-1]]
+            labels[ref] = {"created": len(numbers), "waybill": latest["waybill"],
+                           "tracking_number": latest["waybill"],
+                           "cancelled": latest["cancelled_at"] is not None, "waybills": list(numbers)}
+        return {"labels": labels, "create_attempts": dict(self.store["create_attempts"])}
+
+    # -- authentication -------------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> Response | None:
+        if request.path == "/api/tracking":
+            if _text(request.headers.get("authorization")) in self.customer_numbers:
+                return None
+            return Response.json({"code": 401, "result": None,
+                                  "message": "Unauthorized: invalid Authorization (customer number)"},
+                                 status=401)
+        if request.path != "/api/order":
+            return None
+        names = ("user_id", "method", "format", "timestamp", "version", "sign")
+        args = {k: _text(request.arg(k)) for k in names}
+        missing = [k for k, v in args.items() if not v]
+        if missing:
+            return self._refuse(E_PARAMETER, f"missing parameter(s): {', '.join(missing)}")
+        if args["format"] != FORMAT:
+            return self._refuse(E_PARAMETER, f"format {args['format']} is not supported (json)")
+        if args["version"] != VERSION:
+            return self._refuse(E_PARAMETER, f"version {args['version']} is not supported (V1.0)")
+        token = self.accepted_credentials.get(args["user_id"])
+        try:
+            body = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            body = None
+        if token is None or body is None:
+            return self._refuse(E_SIGN, "sign error")
+        source = f"{token}{args['user_id']}{body}{FORMAT}{args['method']}{args['timestamp']}{VERSION}{token}"
+        if hashlib.md5(source.encode("utf-8")).hexdigest() != args["sign"].lower():  # noqa: S324
+            return self._refuse(E_SIGN, "sign error")
+        if not args["timestamp"].isdigit() or len(args["timestamp"]) not in (13, 16):
+            return self._refuse(E_TIMESTAMP, "timestamp must be epoch milliseconds")
+        if self.timestamp_window:
+            sent = int(args["timestamp"]) / (1000 if len(args["timestamp"]) == 13 else 1_000_000)
+            if abs(time.time() - sent) > self.timestamp_window:
+                return self._refuse(E_TIMESTAMP, "timestamp expired (时间戳过期)")
+        return None
+
+    # -- envelope helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _ok(data: Any = None, message: str = "success") -> Response:
+        return Response.json({"success": True, "code": "0", "message": message, "data": data})
+
+    @staticmethod
+    def _refuse(code: str, message: str, data: Any = None) -> Response:
+        return Response.json({"success": False, "code": code, "message": message, "data": data})
+
+    def not_found(self, request: Request) -> Response:
+        return Response.text("<html><body><h1>404 Not Found</h1></body></html>", status=404,
+                             content_type="text/html")
+
+    def _digits(self, seq: int) -> tuple[int, int]:
+        seed = self.seed if isinstance(self.seed, int) else 0
+        return seed % 100, seq
+
+    def _numbers(self, seq: int, prefix: str) -> tuple[str, str]:
+        """(waybill, yanwenOrderNumber) for the ``seq``-th waybill."""
+        seed, seq = self._digits(seq)
+        if prefix == "UG":
+            serial = f"{seed:02d}{seq:06d}"
+            waybill = f"UG{serial}{s10_check_digit(serial)}YP"
+        else:
+            waybill = f"YW{seed:02d}{seq:012d}"
+        return waybill, f"Y{seed:02d}{seq:010d}"
+
+    def _age_hours(self, record: dict[str, Any]) -> float:
+        return (self.clock.now() - datetime.fromisoformat(record["created_at"])).total_seconds() / 3600
+
+    # -- the gateway ----------------------------------------------------------------------------
+
+    @route("POST", r"/api/order")
+    def gateway(self, request: Request) -> Response:
+        method = _text(request.arg("method"))
+        handler = {
+            "express.channel.getlist": self._channel_list,
+            "express.order.create": self._create,
+            "express.order.label.get": self._label,
+            "express.order.cancel": self._cancel,
+            "express.order.get": self._get,
+            "express.order.getlist": self._get_list,
+            "calc.list": self._calc,
+        }.get(method)
+        if handler is None:
+            return self._refuse(E_METHOD, f"method {method} does not exist (接口不存在)")
+        try:
+            body = json.loads(request.body.decode("utf-8")) if request.body else {}
+        except ValueError:
+            return self._refuse(E_BODY, "request body is not valid JSON")
+        if not isinstance(body, dict):
+            return self._refuse(E_BODY, "request body must be a JSON object")
+        if self.system_error_rate:
+            with self.lock:
+                failed = self._system_errors.random() < self.system_error_rate
+            if failed:
+                return self._refuse(E_SYSTEM, "系统异常，请稍后重试 / system busy, try again later")
+        with self.lock:
+            return handler(body, request)
+
+    def _channel_list(self, body: dict[str, Any], request: Request) -> Response:
+        wanted = _text(body.get("channelId"))
+        return self._ok([{"id": cid, "nameCh": entry[0], "nameEn": entry[1]}
+                         for cid, entry in CHANNELS.items() if not wanted or cid == wanted])
+
+    # -- express.order.create -------------------------------------------------------------------
+
+    def _create(self, body: dict[str, Any], request: Request) -> Response:
+        ref = _text(body.get("orderNumber"))
+        if ref:
+            attempts = self.store["create_attempts"]
+            attempts[ref] = attempts.get(ref, 0) + 1
+        problems = self._validate(body, _text(request.arg("user_id")))
+        if problems:
+            return self._refuse(E_INVALID_ORDER, "; ".join(problems))
+        live = self._live(ref)
+        if live is not None and self.duplicate_mode == "refuse":
+            return self._refuse(self.duplicate_code, f"V121 订单号重复 / orderNumber {ref} already exists "
+                                                     f"(waybill {live['waybill']})")
+        if live is not None and self.duplicate_mode == "return_existing":
+            return self._ok(self._created_data(live))
+        return self._ok(self._new_waybill(body, ref))
+
+    def _live(self, ref: str) -> dict[str, Any] | None:
+        for waybill in reversed(self.store["by_reference"].get(ref, [])):
+            record = self.store["waybills"][waybill]
+            if record["cancelled_at"] is None:
+                return record
+        return None
+
+    @staticmethod
+    def _created_data(record: dict[str, Any]) -> dict[str, Any]:
+        return {"waybillNumber": record["waybill"], "orderNumber": record["reference"], "referenceNumber": "",
+                "yanwenOrderNumber": record["yanwen_order_number"]}
+
+    def _validate(self, body: dict[str, Any], user_id: str) -> list[str]:
+        problems: list[str] = []
+
+        def need(container: dict[str, Any], key: str, path: str) -> str:
+            value = _text(container.get(key))
+            if not value:
+                problems.append(f"{path} is required ({path} 不能为空)")
+            return value
+
+        def positive_int(container: dict[str, Any], key: str, path: str) -> int | None:
+            value = _whole(container.get(key))
+            if value is None or value <= 0:
+                problems.append(f"{path} must be a whole number > 0 (got {container.get(key)!r})")
+                return None
+            return value
+
+        channel = need(body, "channelId", "channelId")
+        if channel and channel not in CHANNELS:
+            problems.append(f"channelId {channel} does not exist or is not enabled (产品不存在)")
+        need(body, "orderSource", "orderSource")
+        ref = need(body, "orderNumber", "orderNumber")
+        if len(ref) > 50:
+            problems.append("orderNumber is longer than 50 characters")
+        if _text(body.get("userId")) and _text(body.get("userId")) != user_id:
+            problems.append(f"userId {body['userId']} does not match user_id")
+
+        receiver = body.get("receiverInfo")
+        if not isinstance(receiver, dict):
+            problems.append("receiverInfo is required (receiverInfo 不能为空)")
+            receiver = {}
+        need(receiver, "name", "receiverInfo.name")
+        country = need(receiver, "country", "receiverInfo.country").upper()
+        need(receiver, "city", "receiverInfo.city")
+        need(receiver, "address", "receiverInfo.address")
+        if country and country not in DESTINATIONS:
+            problems.append(f"receiverInfo.country {country} is not served (目的国不通邮)")
+        zip_code = _text(receiver.get("zipCode"))
+        if country == "US" and not re.fullmatch(r"\d{5}(-\d{4})?", zip_code):
+            problems.append(f"receiverInfo.zipCode {zip_code!r} is not a valid US ZIP code")
+
+        parcel = body.get("parcelInfo")
+        if not isinstance(parcel, dict):
+            problems.append("parcelInfo is required (parcelInfo 不能为空)")
+            return problems
+        battery = _whole(parcel.get("hasBattery"))
+        if battery not in (0, 1):
+            problems.append(f"parcelInfo.hasBattery must be 1 or 0 (got {parcel.get('hasBattery')!r})")
+        elif battery == 1 and channel in CHANNELS and not CHANNELS[channel][5]:
+            problems.append(f"channelId {channel} does not accept batteries (普货渠道不接带电)")
+        currency = _text(parcel.get("currency")).upper()
+        if currency not in CURRENCIES:
+            problems.append(f"parcelInfo.currency must be one of {', '.join(CURRENCIES)} (got {currency!r})")
+        total_quantity = positive_int(parcel, "totalQuantity", "parcelInfo.totalQuantity")
+        weight = positive_int(parcel, "totalWeight", "parcelInfo.totalWeight")
+        if weight is not None and weight > MAX_WEIGHT_G:
+            problems.append(f"parcelInfo.totalWeight {weight} g exceeds the channel maximum "
+                            f"of {MAX_WEIGHT_G} g")
+        products = parcel.get("productList")
+        if not isinstance(products, list) or not products:
+            problems.append("parcelInfo.productList must list at least one product")
+            return problems
+        quantities = 0
+        for i, product in enumerate(products):
+            path = f"parcelInfo.productList[{i}]"
+            if not isinstance(product, dict):
+                problems.append(f"{path} must be an object")
+                continue
+            need(product, "goodsNameCh", f"{path}.goodsNameCh")
+            need(product, "goodsNameEn", f"{path}.goodsNameEn")
+            price = _number(product.get("price"))
+            if price is None or price <= 0:
+                problems.append(f"{path}.price must be a number > 0 (got {product.get('price')!r})")
+            quantities += positive_int(product, "quantity", f"{path}.quantity") or 0
+            positive_int(product, "weight", f"{path}.weight")
+        if total_quantity is not None and quantities and quantities != total_quantity:
+            problems.append(f"parcelInfo.totalQuantity {total_quantity} does not match the products' "
+                            f"quantities ({quantities})")
+        return problems
+
+    def _new_waybill(self, body: dict[str, Any], ref: str) -> dict[str, Any]:
+        store = self.store
+        store["seq"] += 1
+        seq = store["seq"]
+        channel = _text(body["channelId"])
+        waybill, order_number = self._numbers(seq, CHANNELS[channel][6])
+        draw = random.Random(f"{self.seed}:{seq}").random()
+        outcome = "delivered"
+        for name, rate in self.outcome_rates.items():
+            if draw < rate:
+                outcome = name
+                break
+            draw -= rate
+        parcel = body["parcelInfo"]
+        store["waybills"][waybill] = {
+            "waybill": waybill, "reference": ref, "seq": seq, "yanwen_order_number": order_number,
+            "channel": channel, "country": _text(body["receiverInfo"]["country"]).upper(),
+            "order_source": _text(body.get("orderSource")), "weight_g": _whole(parcel.get("totalWeight")),
+            "has_battery": _whole(parcel.get("hasBattery")) == 1, "ioss": _text(parcel.get("ioss")),
+            "currency": _text(parcel.get("currency")).upper(), "total_price": _text(parcel.get("totalPrice")),
+            "products": [{"goodsNameEn": _text(p.get("goodsNameEn")),
+                          "goodsNameCh": _text(p.get("goodsNameCh")),
+                          "quantity": _whole(p.get("quantity")), "hscode": _text(p.get("hscode"))}
+                         for p in parcel["productList"]],
+            "outcome": outcome, "printed": False,
+            "created_at": self.clock.now().isoformat(), "cancelled_at": None,
+        }
+        store["by_reference"].setdefault(ref, []).append(waybill)
+        store["by_exchange"][self._exchange_number(store["waybills"][waybill])] = waybill
+        return self._created_data(store["waybills"][waybill])
+
+    # -- labels and cancel ----------------------------------------------------------------------
+
+    def _record(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, Response | None]:
+        waybill = _text(body.get("waybillNumber"))
+        if not waybill:
+            return None, self._refuse(E_PARAMETER, "waybillNumber is required")
+        record = self.store["waybills"].get(waybill)
+        if record is None:
+            return None, self._refuse(E_NOT_FOUND, f"运单不存在 / waybill {waybill} does not exist")
+        return record, None
+
+    def _label(self, body: dict[str, Any], request: Request) -> Response:
+        record, error = self._record(body)
+        if record is None:
+            return error  # type: ignore[return-value]
+        if record["cancelled_at"] is not None:
+            return self._ok({"waybillNumber": record["waybill"], "isSuccess": False,
+                             "errorMsg": "运单已取消 / the waybill is cancelled", "base64String": ""})
+        record["printed"] = True
+        channel = CHANNELS[record["channel"]]
+        lines = ["Yanwen", record["waybill"], f"Channel {record['channel']} {channel[1]}",
+                 f"To {record['country']}", f"Ref {record['reference']}",
+                 f"Yanwen order {record['yanwen_order_number']}"]
+        if record["ioss"]:
+            lines.append(f"IOSS {record['ioss']}")
+        pdf = make_label_pdf(lines)
+        return self._ok({"waybillNumber": record["waybill"], "isSuccess": True, "errorMsg": "",
+                         "base64String": base64.b64encode(pdf).decode("ascii")})
+
+    def _cancel(self, body: dict[str, Any], request: Request) -> Response:
+        record, error = self._record(body)
+        if record is None:
+            return error  # type: ignore[return-value]
+        if record["cancelled_at"] is not None:
+            return self._refuse(E_CANCELLED, f"运单已取消 / waybill {record['waybill']} is already cancelled")
+        if self._age_hours(record) >= FIRST_SCAN_HOURS:
+            return self._refuse(E_SCANNED, f"运单已揽收，不能取消 / waybill {record['waybill']} was "
+                                           "received by Yanwen and cannot be cancelled")
+        record["cancelled_at"] = self.clock.now().isoformat()
+        return self._ok(None)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def _order_view(self, record: dict[str, Any]) -> dict[str, Any]:
+        last = self._last_code(record)
+        status = 5 if record["cancelled_at"] is not None else _STATUS.get(last, (3, "3"))[0]
+        created = datetime.fromisoformat(record["created_at"]).astimezone(CHINA_TIME)
+        channel = CHANNELS[record["channel"]]
+        return {
+            "waybillNumber": record["waybill"], "orderNumber": record["reference"],
+            "referenceNumber": self._exchange_number(record) if self._handed_over(record) else "",
+            "yanwenNumber": record["waybill"], "yanwenOrderNumber": record["yanwen_order_number"],
+            "userId": "", "orderSource": record["order_source"], "channelId": record["channel"],
+            "channelName": channel[0], "dateOfReceipt": "",
+            "createTime": created.strftime("%Y-%m-%d %H:%M:%S"),
+            "companyCode": "SZ", "isPrint": 1 if record["printed"] else 0, "remark": "", "status": status,
+            "salesPlatform": "", "handoverCode": "",
+            # No receiver PII is kept: only the country comes back.
+            "receiverInfo": {"countryId": record["country"], "countryName": record["country"], "name": "",
+                             "phone": "", "email": "", "company": "", "state": "", "city": "", "zipCode": "",
+                             "taxNumber": "", "address": "", "houseNumber": ""},
+            "parcelInfo": {"hasBattery": 1 if record["has_battery"] else 0, "currency": record["currency"],
+                           "totalPrice": record["total_price"],
+                           "totalQuantity": sum(p["quantity"] or 0 for p in record["products"]),
+                           "totalWeight": record["weight_g"], "ioss": record["ioss"],
+                           "productList": [dict(p) for p in record["products"]]},
+        }
+
+    def _get(self, body: dict[str, Any], request: Request) -> Response:
+        record, error = self._record(body)
+        if record is None:
+            return error  # type: ignore[return-value]
+        return self._ok(self._order_view(record))
+
+    def _get_list(self, body: dict[str, Any], request: Request) -> Response:
+        numbers = body.get("listNumber")
+        if isinstance(numbers, str):
+            numbers = numbers.split(",")
+        if not isinstance(numbers, list) or not numbers or not all(isinstance(n, str) for n in numbers):
+            return self._refuse(E_PARAMETER, "listNumber must be a non-empty list of waybill or order "
+                                             "numbers")
+        if len(numbers) > MAX_LOOKUP_NUMBERS:
+            return self._refuse(E_TOO_MANY, f"listNumber takes at most {MAX_LOOKUP_NUMBERS} numbers")
+        found: list[str] = []
+        for number in (n.strip() for n in numbers):
+            if number in self.store["waybills"]:
+                found.append(number)
+            found.extend(self.store["by_reference"].get(number, []))
+        return self._ok([self._order_view(self.store["waybills"][w]) for w in dict.fromkeys(found)])
+
+    # -- calc.list ---------------------------------------------------------------------------------
+
+    def _calc(self, body: dict[str, Any], request: Request) -> Response:
+        if not self.calc_permission:
+            return self._refuse(E_PERMISSION, "无权限访问该接口 / no permission for calc.list, contact your "
+                                              "Yanwen account manager")
+        country = _text(body.get("countryId")).upper()
+        grams = _whole(body.get("grams"))
+        if not country or grams is None or grams <= 0:
+            return self._refuse(E_PARAMETER, "countryId and grams (> 0) are required")
+        if country not in DESTINATIONS or grams > MAX_WEIGHT_G:
+            return self._ok([])
+        factor = DESTINATIONS[country][0]
+        items = []
+        for cid, (name_ch, _name_en, per_kg, base, days, _battery, _prefix, _cut) in CHANNELS.items():
+            price = Decimal(str(base + per_kg * factor * max(grams, 50) / 1000)).quantize(Decimal("0.01"))
+            items.append({"channelId": cid, "channelName": name_ch, "totalPrice": str(price),
+                          "currency": "CNY", "deliveryDays": days, "chargeWeight": max(grams, 50)})
+        return self._ok(items)
+
+    # -- tracking -----------------------------------------------------------------------------
+
+    def _steps(self, record: dict[str, Any]) -> list[tuple[float, str, tuple[str, str], str]]:
+        steps = list(_TRANSIT) + list(_ENDINGS[record["outcome"]])
+        cut = _CUT.get(CHANNELS[record["channel"]][7])
+        if cut:
+            steps = steps[:next(i for i, s in enumerate(steps) if s[1] == cut) + 1]
+        return steps
+
+    def _reached(self, record: dict[str, Any]) -> list[tuple[float, str, tuple[str, str], str]]:
+        if record["cancelled_at"] is not None:
+            return []
+        age = self._age_hours(record)
+        return [step for step in self._steps(record) if step[0] <= age]
+
+    def _last_code(self, record: dict[str, Any]) -> str:
+        reached = self._reached(record)
+        return reached[-1][1] if reached else ""
+
+    def _handed_over(self, record: dict[str, Any]) -> bool:
+        return any(step[1] == "LM10" for step in self._reached(record))
+
+    def _exchange_number(self, record: dict[str, Any]) -> str:
+        seed, seq = self._digits(record["seq"])
+        return f"LM{seed:02d}{seq:010d}{record['country']}"
+
+    def _checkpoints(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        created = datetime.fromisoformat(record["created_at"])
+        offset, provider = DESTINATIONS.get(record["country"], (1.0, 0.0, "local post"))[1:]
+        city, city_cn = _ORIGINS[record["seq"] % len(_ORIGINS)]
+        points = []
+        for hours, code, wordings, where in self._reached(record):
+            zone = 8.0 if where == "origin" else offset
+            local = (created + timedelta(hours=hours)).astimezone(timezone(timedelta(hours=zone)))
+            points.append({
+                "time_stamp": local.strftime("%Y-%m-%dT%H:%M:%S"), "time_zone": _zone_text(zone),
+                "tracking_status": code,
+                "message": wordings[record["seq"] % 2].format(city=city, city_cn=city_cn, provider=provider),
+                "location": city if where == "origin" else record["country"],
+                "is_last_mile_checkpoint": 1 if code.startswith("LM") else 0,
+                "extraProperties": {"FlightNumber": f"CA{900 + record['seq'] % 90}"
+                                    if code == "LH10" else ""},
+            })
+        return points[::-1]  # newest first
+
+    def _find_tracked(self, number: str) -> dict[str, Any] | None:
+        record = self.store["waybills"].get(number)
+        if record is not None:
+            return record
+        waybill = self.store["by_exchange"].get(number)
+        record = self.store["waybills"].get(waybill) if waybill else None
+        return record if record is not None and self._handed_over(record) else None
+
+    @route("GET", r"/api/tracking")
+    def tracking(self, request: Request) -> Response:
+        started = time.monotonic()
+        numbers = [n.strip() for n in _text(request.arg("nums")).split(",") if n.strip()]
+        if not numbers:
+            return Response.json({"code": 1000, "message": "nums is required", "result": None})
+        if len(numbers) > MAX_TRACK_NUMBERS:
+            return Response.json({"code": 1005, "message": f"最多支持{MAX_TRACK_NUMBERS}个单号 / at most "
+                                                           f"{MAX_TRACK_NUMBERS} numbers per request",
+                                  "result": None})
+        results = []
+        with self.lock:
+            for number in numbers:
+                record = self._find_tracked(number)
+                if record is None or record["cancelled_at"] is not None:
+                    results.append({"tracking_number": number, "waybill_number": "", "exchange_number": "",
+                                    "tracking_status": "NOTFOUND", "checkpoints": []})
+                    continue
+                last = self._last_code(record)
+                level = _STATUS.get(last, (3, "3"))[1]
+                handed = self._handed_over(record)
+                results.append({
+                    "tracking_number": number, "waybill_number": record["waybill"],
+                    "exchange_number": self._exchange_number(record) if handed else "",
+                    "tracking_status": last,
+                    "tracking_status_waybill": {"level1": level, "level2": "", "level3": last},
+                    "last_mile_tracking_expected": CHANNELS[record["channel"]][7] == "delivery",
+                    "origin_country": "CN", "destination_country": record["country"],
+                    "checkpoints": self._checkpoints(record),
+                })
+        return Response.json({"code": 0, "message": "success", "result": results,
+                              "requestTime": self.clock.now().isoformat(),
+                              "elapsedMilliseconds": {"total": int((time.monotonic() - started) * 1000)}})
