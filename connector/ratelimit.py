@@ -29,6 +29,7 @@ DEFAULT_QUOTAS: dict[str, tuple[float, int]] = {
     "getRates": (80.0, 100),
     "purchaseShipment": (80.0, 100),
     "getTracking": (80.0, 100),
+    "getShipmentDocuments": (80.0, 100),
     "cancelShipment": (80.0, 100),
 }
 

@@ -42,7 +42,10 @@ log = logging.getLogger("connector.amazon")
 
 # Operations without side effects: any transient failure may be retried. Everything else is a
 # write, whose 5xx/timeout/reset/garbled answer is ambiguous.
-READ_OPERATIONS: frozenset[str] = frozenset({"searchOrders", "getOrder"})
+# Operations that change nothing on Amazon's side, so a lost answer can simply be asked again
+# (getRates is a POST but buys nothing). Everything else is a write whose failure is ambiguous.
+READ_OPERATIONS: frozenset[str] = frozenset({"searchOrders", "getOrder", "getRates",
+                                            "getShipmentDocuments", "getTracking"})
 
 SEARCH_ORDERS_PATH = "/orders/2026-01-01/orders"
 GET_ORDER_PATH = "/orders/2026-01-01/orders/{orderId}"
@@ -93,6 +96,7 @@ class _CallState:
     requests_sent: int = 0
     throttled: int = 0
     auth_retried: bool = False
+    headers: Mapping[str, str] | None = None  # extra request headers of this call
 
 
 class SpApiClient:
@@ -228,14 +232,17 @@ class SpApiClient:
     # -- the core --------------------------------------------------------------------------------
 
     def _call(self, operation: str, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-              json: Any = None) -> Any:
+              json: Any = None, headers: Mapping[str, str] | None = None) -> Any:
         """One logical SP-API call with throttling, auth refresh and the retry policy above.
 
-        Returns the parsed JSON body (a dict for reads), or None for an empty 2xx answer.
+        ``headers`` are sent with every request of the call (e.g. Shipping API v2's
+        ``x-amzn-shipping-business-id`` and ``x-amzn-IdempotencyKey``); they cannot replace the
+        access token. Returns the parsed JSON body (a dict for reads), or None for an empty 2xx
+        answer.
         """
         write = operation not in READ_OPERATIONS
         bucket = self.limiter.bucket(self.account, operation)
-        state = _CallState()
+        state = _CallState(headers=headers)
 
         def retry_safe(exc: BaseException) -> bool:
             # Only failures of this call's own HTTP request; LWA errors (operation "lwaToken")
@@ -293,6 +300,9 @@ class SpApiClient:
             "content-type": "application/json",
             "accept": "application/json",
         }
+        for name, value in (state.headers or {}).items():
+            if name.lower() != "x-amz-access-token":
+                headers[name] = value
         started = time.monotonic()
         try:
             resp = self.session.request(method, self.endpoint + path, params=params, json=json,

@@ -1,6 +1,8 @@
-"""The SP-API emulator: LWA tokens, Orders v2026-01-01 searchOrders/getOrder, v0 confirmShipment.
+"""The SP-API emulator: LWA tokens, Orders v2026-01-01 searchOrders/getOrder, v0 confirmShipment,
+and Shipping API v2 (Amazon Buy Shipping) getRates/purchaseShipment/getShipmentDocuments/
+getTracking/cancelShipment.
 
-It enforces what Amazon enforces and what users of the real API ran into (spapi.md §1-3, §7;
+It enforces what Amazon enforces and what users of the real API ran into (spapi.md §1-3, §6, §7;
 field-notes.md §1): LWA refresh-token grants, ``x-amz-access-token`` on every call, one access
 token per seller, per (seller, operation) token-bucket quotas on the simulated clock (429
 ``QuotaExceeded``), the searchOrders time-window rules and opaque pagination tokens,
@@ -8,6 +10,18 @@ token per seller, per (seller, operation) token-bucket quotas on the simulated c
 formats, string ``packageReferenceId`` (re-sending one edits that package), quantities still to
 ship, "order already fulfilled" and cancelled orders. ``silent_drop_rate`` answers 204 and drops
 the write, as field-notes §1.7 reports; only reading the order back reveals it.
+
+Buy Shipping (data in :mod:`.buy_shipping`): ``channelType: AMAZON`` orders of the caller on a
+Buy Shipping site, ``x-amzn-shipping-business-id`` checked against the order's site (missing =
+``AmazonShipping_UK``), four China carriers offered differently per site (plus ``ineligibleRates``),
+one package per shipment with ``itemIdentifier`` = orderItemId, requestTokens valid 10 simulated
+minutes and single-use (then ``TOKEN_EXPIRED``), ``x-amzn-IdempotencyKey`` (same key -> the
+original shipment, no second label), plain-base64 PDF labels, tracking that follows the simulated
+clock, cancellation (refund, package removed) until the carrier's pickup 24 hours after purchase.
+A purchase adds the package to the order like confirmShipment does (``packageReferenceId`` = the
+shipment id, or an unrelated number with ``buy_shipping_package_ids: opaque``) and is never
+listed under ``confirmations``; ``GET /_sandbox/state`` reports it under ``buy_shipping`` and, for
+the exactly-once audits, under ``labels`` (``{idempotencyKey: {"created": n, ...}}``).
 
 Every request it accepts and every response it returns is validated against Amazon's published
 models (:mod:`.schemas`); a response that does not validate is an emulator bug and lands in
@@ -17,7 +31,9 @@ Options (all optional): ``sellers`` (list of ``{name, refresh_token, client_id, 
 marketplaces}``; marketplaces are site codes such as ``"US"`` or marketplace ids),
 ``orders_per_seller`` (60), ``seed`` (7), ``quotas`` (``{operationId: {rate, burst}}`` over the
 published defaults), ``token_ttl_seconds`` (3600), ``silent_drop_rate`` (0.0), ``validate``
-(True), plus the framework's ``faults``, ``timeout_seconds`` and ``state_file``.
+(True), ``buy_shipping_package_ids`` (``shipment_id`` | ``opaque``), ``fault_operations`` (the
+operationIds injected faults apply to, e.g. ``["purchaseShipment"]``; default: every request),
+plus the framework's ``faults``, ``timeout_seconds`` and ``state_file``.
 """
 from __future__ import annotations
 
@@ -37,7 +53,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from . import buy_shipping as bs
 from .framework import Emulator, EmulatorSpec, Request, Response, route
+from .pdf import make_label_pdf
 from .schemas import validate_request, validate_response
 from .seed import MARKETPLACE_IDS, seed_orders
 
@@ -55,7 +73,14 @@ DEFAULT_QUOTAS: dict[str, dict[str, float]] = {
     "searchOrders": {"rate": 0.0056, "burst": 20},
     "getOrder": {"rate": 0.5, "burst": 30},
     "confirmShipment": {"rate": 2.0, "burst": 10},
+    # Shipping API v2 (spapi.md §6): every operation 80 rps, burst 100
+    "getRates": {"rate": 80.0, "burst": 100},
+    "purchaseShipment": {"rate": 80.0, "burst": 100},
+    "getShipmentDocuments": {"rate": 80.0, "burst": 100},
+    "getTracking": {"rate": 80.0, "burst": 100},
+    "cancelShipment": {"rate": 80.0, "burst": 100},
 }
+MAX_ACCESS_TOKENS = 2000  # LWA access tokens remembered (the oldest half is dropped beyond it)
 PAGINATION_TOKEN_TTL = timedelta(hours=24)  # spapi.md §3: tokens expire after 24 h
 MIN_BEFORE_AGE = timedelta(minutes=2)  # *Before must be at least two minutes before now
 
@@ -248,6 +273,50 @@ def _project(order: dict[str, Any], included: set[str]) -> dict[str, Any]:
     return out
 
 
+_OPERATION_OF_HANDLER = {
+    "lwa_token": "lwaToken", "search_orders": "searchOrders", "get_order": "getOrder",
+    "confirm_shipment": "confirmShipment", "get_rates": "getRates", "purchase_shipment": "purchaseShipment",
+    "get_shipment_documents": "getShipmentDocuments", "get_tracking": "getTracking",
+    "cancel_shipment": "cancelShipment",
+}
+
+
+def _empty_buy_shipping() -> dict[str, Any]:
+    return {"counter": 0, "token_counter": 0, "tokens": {}, "shipments": {}, "keys": {}, "tracking": {},
+            "rate_requests": 0}
+
+
+def _package_items(order: dict[str, Any], lines: list[tuple[Any, Any]], *, field: str,
+                   existing: dict[str, Any] | None, empty: str) -> dict[str, int]:
+    """Order item id -> quantity for a new (or edited ``existing``) package of ``order``.
+
+    ``lines`` are (order item id, quantity) as the client sent them (``field`` names the id in
+    messages). Refuses unknown items, quantities below one and more units than are still to ship.
+    """
+    order_id = order["orderId"]
+    items = {it["orderItemId"]: it for it in order.get("orderItems", [])}
+    wanted: dict[str, int] = {}
+    for item_id, quantity in lines:
+        if item_id not in items:
+            raise _invalid(f"{field} {item_id} is invalid for order {order_id}.")
+        if not isinstance(quantity, int) or quantity < 1:
+            raise _invalid(f"quantity for {field} {item_id} must be at least 1.")
+        wanted[item_id] = wanted.get(item_id, 0) + quantity
+    if not wanted:
+        raise _invalid(empty)
+    packages = order.get("packages", [])
+    in_this_package = {pi["orderItemId"]: int(pi["quantity"])
+                       for pi in (existing or {}).get("packageItems", [])}
+    for item_id, quantity in wanted.items():
+        shipped = sum(int(pi["quantity"]) for p in packages for pi in p.get("packageItems", [])
+                      if pi["orderItemId"] == item_id)
+        available = int(items[item_id]["quantityOrdered"]) - shipped + in_this_package.get(item_id, 0)
+        if quantity > available:
+            raise _invalid(f"quantity {quantity} for {field} {item_id} exceeds the quantity still "
+                           f"to ship ({available}).")
+    return wanted
+
+
 class SpApiEmulator(Emulator):
     """Amazon SP-API on loopback: LWA, searchOrders, getOrder, confirmShipment."""
 
@@ -263,6 +332,12 @@ class SpApiEmulator(Emulator):
         self.silent_drop_rate = float(options.get("silent_drop_rate", 0.0))
         self.validate = bool(options.get("validate", True))
         self.orders_per_seller = int(options.get("orders_per_seller", 60))
+        targets = options.get("fault_operations")
+        self.fault_operations: frozenset[str] | None = None if targets is None else frozenset(targets)
+        """Operations the injected faults apply to (None: every request, the framework's default)."""
+        self.package_ids = str(options.get("buy_shipping_package_ids", "shipment_id"))
+        if self.package_ids not in ("shipment_id", "opaque"):
+            raise ValueError("buy_shipping_package_ids must be 'shipment_id' or 'opaque'")
         seed = options.get("seed")
         self.seed = 7 if seed is None else int(seed)
         self.schema_violations: list[dict[str, Any]] = []
@@ -277,7 +352,8 @@ class SpApiEmulator(Emulator):
     # -- framework hooks ---------------------------------------------------------------------
 
     def initial_store(self) -> dict[str, Any]:
-        store: dict[str, Any] = {"orders": {}, "tokens": {}, "confirmations": {}}
+        store: dict[str, Any] = {"orders": {}, "tokens": {}, "confirmations": {},
+                                 "buy_shipping": _empty_buy_shipping()}
         for seller in self.sellers.values():
             self._seed_seller(store, seller)
         return store
@@ -293,6 +369,7 @@ class SpApiEmulator(Emulator):
     def _seed_missing_sellers(self) -> None:
         for key in ("orders", "tokens", "confirmations"):
             self.store.setdefault(key, {})
+        self.store.setdefault("buy_shipping", _empty_buy_shipping())
         present = {record["seller"] for record in self.store["orders"].values()}
         for seller in self.sellers.values():
             if seller.name not in present:
@@ -313,14 +390,30 @@ class SpApiEmulator(Emulator):
                               for oid, rec in self.store["orders"].items()},
             "schema_violations": copy.deepcopy(self.schema_violations),
             "silent_drops": self.silent_drops,
+            **self._buy_shipping_state(),
             "sellers": {s.name: list(s.sites) for s in self.sellers.values()},
         }
 
     def handle(self, request: Request) -> Response:
-        response = super().handle(request)
+        if (self.fault_operations is not None and not request.path.startswith("/_sandbox/")
+                and self.operation_of(request) not in self.fault_operations):
+            with self.lock:  # an operation the faults do not target: served as the framework would
+                self.request_count += 1
+            response = self.dispatch(request)
+            if self.state_file and request.method != "GET":
+                self.persist()
+        else:
+            response = super().handle(request)
         if not request.path.startswith("/_sandbox/"):
             response.headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
         return response
+
+    def operation_of(self, request: Request) -> str | None:
+        """The SP-API operation (``getRates``, ``lwaToken``...) a request is routed to, or None."""
+        for method, pattern, attr in self._route_table:
+            if method == request.method and pattern.match(request.path):
+                return _OPERATION_OF_HANDLER.get(attr)
+        return None
 
     def server_error(self) -> Response:
         if self._error_rng.random() < 0.5:
@@ -449,8 +542,11 @@ class SpApiEmulator(Emulator):
                                    "The request has an invalid grant parameter : refresh_token")
             now = self._now().timestamp()
             tokens = self.store["tokens"]
-            for stale in [t for t, r in tokens.items() if r["expires_at"] < now - self.token_ttl]:
-                del tokens[stale]
+            # Bound the table by count, not by age: a token that expired long ago (the simulated
+            # clock can jump days) must still be answered "expired", so the client refreshes.
+            if len(tokens) >= MAX_ACCESS_TOKENS:
+                for stale in sorted(tokens, key=lambda t: tokens[t]["expires_at"])[: len(tokens) // 2]:
+                    del tokens[stale]
             access_token = "Atza|" + secrets.token_urlsafe(48)
             tokens[access_token] = {"seller": seller.name, "expires_at": now + self.token_ttl}
         return Response.json({"access_token": access_token, "refresh_token": seller.refresh_token,
@@ -648,26 +744,13 @@ class SpApiEmulator(Emulator):
         if existing is None and status == "SHIPPED":
             raise _ApiError(400, "PackageToUpdateNotFound",
                             f"order already fulfilled: order {order_id} has no package {ref} to update.")
-        items = {it["orderItemId"]: it for it in order.get("orderItems", [])}
-        wanted: dict[str, int] = {}
-        for line in detail.get("orderItems", []):
-            item_id = line.get("orderItemId")
-            if item_id not in items:
-                raise _invalid(f"orderItemId {item_id} is invalid for order {order_id}.")
-            if line.get("quantity", 0) < 1:
-                raise _invalid(f"quantity for orderItemId {item_id} must be at least 1.")
-            wanted[item_id] = wanted.get(item_id, 0) + int(line["quantity"])
-        if not wanted:
-            raise _invalid("packageDetail.orderItems must list at least one order item.")
-        in_this_package = {pi["orderItemId"]: int(pi["quantity"])
-                           for pi in (existing or {}).get("packageItems", [])}
-        for item_id, quantity in wanted.items():
-            shipped = sum(int(pi["quantity"]) for p in packages for pi in p.get("packageItems", [])
-                          if pi["orderItemId"] == item_id)
-            available = int(items[item_id]["quantityOrdered"]) - shipped + in_this_package.get(item_id, 0)
-            if quantity > available:
-                raise _invalid(f"quantity {quantity} for orderItemId {item_id} exceeds the quantity still "
-                               f"to ship ({available}).")
+        if existing is not None and self._buy_shipping_package(order_id, ref) is not None:
+            raise _invalid(f"Package {ref} of order {order_id} was created by a label purchased through "
+                           "Amazon Buy Shipping; it is confirmed already and cannot be edited.")
+        wanted = _package_items(order, [(line.get("orderItemId"), line.get("quantity", 0))
+                                        for line in detail.get("orderItems", [])],
+                                field="orderItemId", existing=existing,
+                                empty="packageDetail.orderItems must list at least one order item.")
 
         if self.silent_drop_rate and self._drop_rng.random() < self.silent_drop_rate:
             self.silent_drops += 1
@@ -686,13 +769,7 @@ class SpApiEmulator(Emulator):
         }
         if detail.get("shippingMethod"):
             package["shippingService"] = str(detail["shippingMethod"])
-        if existing is not None:
-            packages[packages.index(existing)] = package
-        else:
-            packages.append(package)
-        order["packages"] = packages
-        self._recount(order)
-        order["lastUpdatedTime"] = now
+        self._put_package(order, package, existing, now)
 
         confirmations = self.store["confirmations"].setdefault(order_id, {})
         previous = confirmations.get(ref, {})
@@ -709,6 +786,431 @@ class SpApiEmulator(Emulator):
             "lastAcceptedAt": now,
         }
         return 204, None
+
+    # -- Shipping API v2 (Amazon Buy Shipping) ---------------------------------------------------
+    #
+    # getRates -> purchaseShipment (x-amzn-IdempotencyKey) -> getShipmentDocuments / getTracking /
+    # cancelShipment, for Amazon orders (channelType AMAZON) of Buy Shipping sites. A purchase
+    # ships the order's items like confirmShipment does (shared _package_items / _put_package), and
+    # is never listed under "confirmations": no confirmShipment is sent for it.
+
+    @route("POST", r"/shipping/v2/shipments/rates")
+    def get_rates(self, request: Request) -> Response:
+        return self._sp_call("getRates", request, self._get_rates)
+
+    @route("POST", r"/shipping/v2/shipments")
+    def purchase_shipment(self, request: Request) -> Response:
+        return self._sp_call("purchaseShipment", request, self._purchase_shipment)
+
+    @route("GET", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/documents")
+    def get_shipment_documents(self, request: Request) -> Response:
+        return self._sp_call("getShipmentDocuments", request, self._get_shipment_documents)
+
+    @route("GET", r"/shipping/v2/tracking")
+    def get_tracking(self, request: Request) -> Response:
+        return self._sp_call("getTracking", request, self._get_tracking)
+
+    @route("PUT", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/cancel")
+    def cancel_shipment(self, request: Request) -> Response:
+        return self._sp_call("cancelShipment", request, self._cancel_shipment)
+
+    @staticmethod
+    def _json_body(request: Request) -> Any:
+        try:
+            return request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise _invalid("The request body is not valid JSON.") from None
+
+    @staticmethod
+    def _business_id(request: Request) -> str:
+        """The x-amzn-shipping-business-id of the request (Amazon's default when absent)."""
+        value = request.headers.get("x-amzn-shipping-business-id", "").strip()
+        if not value:
+            return bs.DEFAULT_BUSINESS_ID
+        if value not in bs.BUSINESS_ID_VALUES:
+            raise _invalid(f"x-amzn-shipping-business-id {value} is not one of "
+                           f"{', '.join(sorted(bs.BUSINESS_ID_VALUES))}.")
+        return value
+
+    @staticmethod
+    def _buy_shipping_site(order: dict[str, Any], business_id: str) -> str:
+        """The order's site when Buy Shipping can ship it under ``business_id``; else 400."""
+        order_id = order["orderId"]
+        marketplace = order["salesChannel"].get("marketplaceId")
+        site = _SITE_BY_MARKETPLACE.get(marketplace, "")
+        if site not in bs.BUY_SHIPPING_SITES:
+            raise _invalid(f"Amazon Buy Shipping is not available for order {order_id}: marketplace "
+                           f"{marketplace} ({site or 'unknown'}) is not a Buy Shipping marketplace.")
+        if business_id not in bs.ACCEPTED_BUSINESS_IDS[site]:
+            raise _invalid(f"x-amzn-shipping-business-id {business_id} cannot ship orders of marketplace "
+                           f"{marketplace} ({site}); use "
+                           f"{' or '.join(sorted(bs.ACCEPTED_BUSINESS_IDS[site]))}.")
+        fulfillment = order.get("fulfillment", {})
+        if fulfillment.get("fulfilledBy") != "MERCHANT":
+            raise _invalid(f"Order {order_id} is fulfilled by Amazon; Buy Shipping is for merchant-"
+                           "fulfilled orders.")
+        status = fulfillment.get("fulfillmentStatus")
+        if status == "CANCELLED":
+            raise _invalid(f"Order {order_id} is cancelled; no label can be bought for it.")
+        if status not in ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED"):
+            raise _invalid(f"Order {order_id} is {status} and cannot be shipped yet.")
+        return site
+
+    def _get_rates(self, request: Request, seller: _Seller) -> tuple[int, Any]:
+        body = self._json_body(request)
+        self._check("getRates", body=body)
+        if not isinstance(body, dict):
+            raise _invalid("The request body must be a GetRatesRequest object.")
+        business_id = self._business_id(request)
+        channel = body["channelDetails"]
+        if channel.get("channelType") != "AMAZON":
+            raise _invalid("The sandbox sells Buy Shipping for Amazon orders only: "
+                           "channelDetails.channelType must be AMAZON.")
+        order_id = (channel.get("amazonOrderDetails") or {}).get("orderId")
+        if not order_id:
+            raise _invalid("channelDetails.amazonOrderDetails.orderId is required when channelType is "
+                           "AMAZON.")
+        if not _ORDER_ID.match(str(order_id)):
+            raise _invalid(f"orderId {order_id} is not a valid order id (3-7-7 format expected).")
+        order = self._order_for(order_id, seller)
+        site = self._buy_shipping_site(order, business_id)
+        if len(body["packages"]) != 1:
+            raise _invalid("Each shipment is limited to a single package: send exactly one in packages.")
+        package = body["packages"][0]
+        reference = str(package["packageClientReferenceId"]).strip()
+        if not reference:
+            raise _invalid("packages[0].packageClientReferenceId must not be empty.")
+        for i, item in enumerate(package["items"]):
+            if not item.get("itemIdentifier"):
+                raise _invalid(f"packages[0].items[{i}].itemIdentifier must be the order item id "
+                               "(orderItemId) of an item of the Amazon order.")
+            if "itemValue" not in item:
+                raise _invalid(f"packages[0].items[{i}].itemValue is required to generate a label.")
+        wanted = _package_items(order, [(it["itemIdentifier"], it["quantity"]) for it in package["items"]],
+                                field="itemIdentifier", existing=None,
+                                empty="packages[0].items must list at least one order item.")
+        weight_g = bs.grams(package["weight"])
+        dims = package["dimensions"]
+        if weight_g <= 0 or min(float(dims["length"]), float(dims["width"]), float(dims["height"])) <= 0:
+            raise _invalid("packages[0].weight and dimensions must be greater than zero.")
+        now = self._now()
+        ship_date = now
+        if body.get("shipDate"):
+            ship_date = parse_iso8601(body["shipDate"])
+            if ship_date is None:
+                raise _invalid("shipDate must be an ISO 8601 date-time.")
+        destination = (order.get("recipient", {}).get("deliveryAddress", {}).get("countryCode")
+                       or ("GB" if site == "UK" else site))
+
+        store = self.store["buy_shipping"]
+        store["token_counter"] += 1
+        store["rate_requests"] += 1
+        token = hashlib.sha256(f"{self.seed}:rates:{store['token_counter']}:{seller.name}".encode()) \
+            .hexdigest()[:29].upper()
+        card = bs.SITE_CARDS[site]
+        rates, ineligible, offered = [], [], {}
+        for service in bs.SERVICES.values():
+            carrier = bs.carrier_name(service.carrier_id, site)
+            reasons = []
+            if service.service_id not in card.services:
+                reasons.append({"code": "NO_COVERAGE", "message": f"{service.name} does not serve "
+                                f"{site} orders."})
+            elif weight_g > service.max_weight_g:
+                reasons.append({"code": "WEIGHT_RESTRICTIONS", "message": f"{service.name} takes parcels "
+                                f"up to {service.max_weight_g} g."})
+            if reasons:
+                ineligible.append({"serviceId": service.service_id, "serviceName": service.name,
+                                   "carrierName": carrier, "carrierId": service.carrier_id,
+                                   "ineligibilityReasons": reasons})
+                continue
+            rate_id = hashlib.sha256(f"{token}:{service.service_id}".encode()).hexdigest()[:29].upper()
+            charge = bs.price(service, site, weight_g)
+            earliest = ship_date + timedelta(days=max(1, service.transit_days - 3))
+            promise = {
+                "deliveryWindow": {"start": _iso(earliest),
+                                   "end": _iso(ship_date + timedelta(days=service.transit_days))},
+                "pickupWindow": {"start": _iso(ship_date), "end": _iso(ship_date + timedelta(days=1))},
+            }
+            rates.append({
+                "rateId": rate_id,
+                "carrierId": service.carrier_id,
+                "carrierName": carrier,
+                "serviceId": service.service_id,
+                "serviceName": service.name,
+                "billedWeight": {"value": round(weight_g, 3), "unit": "GRAM"},
+                "totalCharge": {"value": bs.money_number(charge), "unit": card.currency},
+                "promise": promise,
+                "supportedDocumentSpecifications": [
+                    {"format": "PDF", "size": {"width": w, "length": length, "unit": unit},
+                     "printOptions": [{"supportedDPIs": [203, 300], "supportedPageLayouts": ["DEFAULT"],
+                                       "supportedFileJoiningOptions": [False],
+                                       "supportedDocumentDetails": [{"name": "LABEL", "isMandatory": True}]}]}
+                    for w, length, unit in card.label_sizes],
+                "requiresAdditionalInputs": False,
+                "rateItemList": [{"rateItemID": "BASE_RATE", "rateItemType": "MANDATORY",
+                                  "rateItemCharge": {"value": bs.money_number(charge),
+                                                     "unit": card.currency}}],
+                "paymentType": "PAY_THROUGH_AMAZON",
+            })
+            offered[rate_id] = {"serviceId": service.service_id, "carrierId": service.carrier_id,
+                                "carrierName": carrier, "serviceName": service.name,
+                                "totalCharge": {"value": bs.money_number(charge), "unit": card.currency},
+                                "transitDays": service.transit_days, "promise": promise}
+        tokens = store["tokens"]
+        for stale in [t for t, r in tokens.items() if r["createdAt"] < now.timestamp() - 86400]:
+            del tokens[stale]
+        tokens[token] = {"seller": seller.name, "orderId": order_id, "site": site, "businessId": business_id,
+                         "createdAt": now.timestamp(), "shipDate": ship_date.timestamp(),
+                         "packageClientReferenceId": reference, "destination": destination,
+                         "items": [{"orderItemId": i, "quantity": q} for i, q in wanted.items()],
+                         "rates": offered, "usedBy": None}
+        return 200, {"payload": {"requestToken": token, "rates": rates, "ineligibleRates": ineligible}}
+
+    def _purchase_shipment(self, request: Request, seller: _Seller) -> tuple[int, Any]:
+        body = self._json_body(request)
+        self._check("purchaseShipment", body=body)
+        if not isinstance(body, dict):
+            raise _invalid("The request body must be a PurchaseShipmentRequest object.")
+        business_id = self._business_id(request)
+        store = self.store["buy_shipping"]
+        key = request.headers.get("x-amzn-idempotencykey", "").strip()
+        keys = store["keys"].setdefault(seller.name, {})
+        record = keys.get(key) if key else None
+        if record is not None:
+            record["requests"] += 1
+            shipment = store["shipments"][record["shipmentId"]]
+            if shipment["cancelledAt"] is None:
+                # "recognize subsequent retries of the same request": the original shipment, no new label
+                return 200, {"payload": self._purchase_result(shipment)}
+
+        token = str(body["requestToken"])
+        offer = store["tokens"].get(token)
+        if offer is None or offer["seller"] != seller.name:
+            raise _invalid("requestToken is invalid or unknown; get rates first.")
+        if self._now().timestamp() - offer["createdAt"] > bs.TOKEN_TTL.total_seconds():
+            raise _ApiError(400, "TOKEN_EXPIRED", "The requestToken has expired: a shipment must be "
+                            "purchased within 10 minutes of getRates. Get rates for the shipment again.")
+        if offer["usedBy"] is not None:
+            raise _invalid("requestToken has already been used for a purchase; get rates again.")
+        rate = offer["rates"].get(str(body["rateId"]))
+        if rate is None:
+            raise _invalid(f"rateId {body['rateId']} is not a rate of this requestToken.")
+        order = self._order_for(offer["orderId"], seller)
+        site = self._buy_shipping_site(order, business_id)
+        spec = body["requestedDocumentSpecification"]
+        card = bs.SITE_CARDS[site]
+        size = spec["size"]
+        if spec["format"] != "PDF" or not any(
+                size.get("unit") == unit and abs(float(size["width"]) - w) < 1e-6
+                and abs(float(size["length"]) - length) < 1e-6 for w, length, unit in card.label_sizes):
+            supported = ", ".join(f"PDF {w:g}x{length:g} {unit}" for w, length, unit in card.label_sizes)
+            raise _invalid(f"requestedDocumentSpecification {spec['format']} {size.get('width')}x"
+                           f"{size.get('length')} {size.get('unit')} is not supported by this rate "
+                           f"(supported: {supported}).")
+        if set(spec["requestedDocumentTypes"]) != {"LABEL"}:
+            raise _invalid("requestedDocumentSpecification.requestedDocumentTypes: this rate supports "
+                           "LABEL only.")
+        if spec.get("dpi") is not None and spec["dpi"] not in (203, 300):
+            raise _invalid("requestedDocumentSpecification.dpi must be one of 203, 300.")
+        # the items may have shipped since the rate (another label, a confirmShipment)
+        _package_items(order, [(i["orderItemId"], i["quantity"]) for i in offer["items"]],
+                       field="itemIdentifier", existing=None, empty="no items")
+
+        store["counter"] += 1
+        number = store["counter"]
+        prefix = int(hashlib.sha256(f"spapi-shipments:{self.seed}".encode()).hexdigest()[:8], 16) % 10**5
+        shipment_id = f"8{prefix:05d}{number:08d}"
+        rng = random.Random(f"spapi-buy-shipping:{self.seed}:{number}")
+        tracking = bs.tracking_number(rate["carrierId"], rng)
+        while tracking in store["tracking"]:
+            tracking = bs.tracking_number(rate["carrierId"], rng)
+        if self.package_ids == "shipment_id":
+            package_ref = shipment_id
+        else:  # an Amazon-assigned number unrelated to the shipment id
+            digest = int(hashlib.sha256(shipment_id.encode()).hexdigest()[:12], 16)
+            package_ref = str(10**9 + digest % (9 * 10**9))
+        now = self._now()
+        stamp = _iso(now)
+        package = {
+            "packageReferenceId": package_ref,
+            "createdTime": stamp,
+            "packageStatus": {"status": "SHIPPED"},
+            "carrier": rate["carrierName"],
+            "shipTime": _iso(datetime.fromtimestamp(offer["shipDate"], timezone.utc)),
+            "shippingService": rate["serviceName"],
+            "trackingNumber": tracking,
+            "packageItems": [dict(i) for i in offer["items"]],
+        }
+        self._put_package(order, package, None, stamp)
+        offer["usedBy"] = shipment_id
+        shipment = {
+            "seller": seller.name, "orderId": offer["orderId"], "site": site, "businessId": business_id,
+            "idempotencyKey": key, "packageClientReferenceId": offer["packageClientReferenceId"],
+            "packageReferenceId": package_ref, "trackingId": tracking, "carrierId": rate["carrierId"],
+            "carrierName": rate["carrierName"], "serviceId": rate["serviceId"],
+            "serviceName": rate["serviceName"], "totalCharge": dict(rate["totalCharge"]),
+            "transitDays": rate["transitDays"], "promise": copy.deepcopy(rate["promise"]),
+            "destination": offer["destination"], "purchasedAt": now.timestamp(), "cancelledAt": None,
+            "refunded": False, "shipmentId": shipment_id,
+        }
+        store["shipments"][shipment_id] = shipment
+        store["tracking"][tracking] = shipment_id
+        if key:
+            entry = keys.setdefault(key, {"purchased": 0, "requests": 0, "shipmentIds": []})
+            entry["purchased"] += 1
+            entry["requests"] += 1
+            entry["shipmentIds"].append(shipment_id)
+            entry["shipmentId"] = shipment_id
+        return 200, {"payload": self._purchase_result(shipment)}
+
+    @staticmethod
+    def _label(shipment: dict[str, Any]) -> dict[str, Any]:
+        """The LABEL document, regenerated identically on every request (no buyer PII on it)."""
+        pdf = make_label_pdf([
+            shipment["carrierName"], shipment["trackingId"], shipment["serviceName"],
+            f"Amazon Buy Shipping - order {shipment['orderId']}",
+            f"Destination: {shipment['destination']}", f"Ref: {shipment['packageClientReferenceId']}",
+        ])
+        return {"type": "LABEL", "format": "PDF", "contents": base64.b64encode(pdf).decode("ascii")}
+
+    def _purchase_result(self, shipment: dict[str, Any]) -> dict[str, Any]:
+        return {"shipmentId": shipment["shipmentId"],
+                "packageDocumentDetails": [{"packageClientReferenceId": shipment["packageClientReferenceId"],
+                                            "packageDocuments": [self._label(shipment)],
+                                            "trackingId": shipment["trackingId"]}],
+                "promise": copy.deepcopy(shipment["promise"])}
+
+    def _shipment_for(self, shipment_id: str, seller: _Seller) -> dict[str, Any]:
+        shipment = self.store["buy_shipping"]["shipments"].get(shipment_id)
+        if shipment is None or shipment["seller"] != seller.name:
+            raise _ApiError(404, "NotFound", f"Shipment {shipment_id} was not found.")
+        return shipment
+
+    def _get_shipment_documents(self, request: Request, seller: _Seller) -> tuple[int, Any]:
+        shipment_id = request.params["shipmentId"]
+        self._check("getShipmentDocuments", path_params={"shipmentId": shipment_id}, query=request.query)
+        self._business_id(request)
+        shipment = self._shipment_for(shipment_id, seller)
+        reference = _arg(request.query, "packageClientReferenceId") or ""
+        if reference != shipment["packageClientReferenceId"]:
+            raise _invalid(f"packageClientReferenceId {reference} is not a package of shipment "
+                           f"{shipment_id}.")
+        if shipment["cancelledAt"] is not None:
+            raise _invalid(f"Shipment {shipment_id} is cancelled; its documents are no longer available.")
+        fmt = _arg(request.query, "format")
+        if fmt is not None and fmt != "PDF":
+            raise _invalid(f"format {fmt} is not supported for shipment {shipment_id} (supported: PDF).")
+        dpi = _arg(request.query, "dpi")
+        if dpi is not None and dpi not in ("203", "300"):
+            raise _invalid("dpi must be one of 203, 300.")
+        return 200, {"payload": {"shipmentId": shipment_id, "packageDocumentDetail": {
+            "packageClientReferenceId": shipment["packageClientReferenceId"],
+            "packageDocuments": [self._label(shipment)], "trackingId": shipment["trackingId"]}}}
+
+    def _get_tracking(self, request: Request, seller: _Seller) -> tuple[int, Any]:
+        self._check("getTracking", query=request.query)
+        self._business_id(request)
+        tracking = _arg(request.query, "trackingId") or ""
+        carrier_id = _arg(request.query, "carrierId") or ""
+        shipment_id = self.store["buy_shipping"]["tracking"].get(tracking)
+        shipment = self.store["buy_shipping"]["shipments"].get(shipment_id or "")
+        if shipment is None or shipment["seller"] != seller.name:
+            raise _ApiError(404, "NotFound", f"No shipment purchased through the Shipping API has tracking "
+                            f"id {tracking}.")
+        if carrier_id != shipment["carrierId"]:
+            raise _invalid(f"carrierId {carrier_id} does not match tracking id {tracking}.")
+        purchased = datetime.fromtimestamp(shipment["purchasedAt"], timezone.utc)
+        cancelled = shipment["cancelledAt"]
+        events, status = bs.tracking_events(
+            purchased=purchased, now=self._now(), transit_days=shipment["transitDays"], site=shipment["site"],
+            destination=shipment["destination"],
+            cancelled_at=datetime.fromtimestamp(cancelled, timezone.utc) if cancelled is not None else None)
+        promised = purchased + timedelta(days=shipment["transitDays"])
+        return 200, {"payload": {"trackingId": tracking, "alternateLegTrackingId": "",
+                                 "eventHistory": events, "promisedDeliveryDate": _iso(promised),
+                                 "summary": {"status": status}}}
+
+    def _cancel_shipment(self, request: Request, seller: _Seller) -> tuple[int, Any]:
+        shipment_id = request.params["shipmentId"]
+        self._check("cancelShipment", path_params={"shipmentId": shipment_id}, query=request.query)
+        self._business_id(request)
+        shipment = self._shipment_for(shipment_id, seller)
+        if shipment["cancelledAt"] is not None:  # cancelling twice is a no-op (a safe retry)
+            return 200, {"payload": {}}
+        now = self._now()
+        if now.timestamp() - shipment["purchasedAt"] >= bs.PICKUP_AFTER.total_seconds():
+            raise _invalid(f"Shipment {shipment_id} has been picked up by the carrier and can no longer "
+                           "be cancelled.")
+        shipment["cancelledAt"] = now.timestamp()
+        shipment["refunded"] = True
+        order = self._order_for(shipment["orderId"], seller)
+        self._drop_package(order, shipment["packageReferenceId"], _iso(now))
+        return 200, {"payload": {}}
+
+    def _buy_shipping_package(self, order_id: str, package_reference_id: str) -> dict[str, Any] | None:
+        """The live Buy Shipping shipment behind an order package, if it is one."""
+        for shipment in self.store["buy_shipping"]["shipments"].values():
+            if (shipment["orderId"] == order_id and shipment["packageReferenceId"] == package_reference_id
+                    and shipment["cancelledAt"] is None):
+                return shipment
+        return None
+
+    def _buy_shipping_state(self) -> dict[str, Any]:
+        """``buy_shipping`` and ``labels`` per idempotency key (purchases without a key are
+        listed under ``shipment:<id>``), for the exactly-once audits."""
+        store = self.store["buy_shipping"]
+        buy: dict[str, Any] = {}
+        labels: dict[str, Any] = {}
+        keyed: set[str] = set()
+        for seller, keys in store["keys"].items():
+            for key, entry in keys.items():
+                shipment = store["shipments"][entry["shipmentId"]]
+                keyed.update(entry["shipmentIds"])
+                name = key if key not in buy else f"{seller}/{key}"
+                buy[name] = {"purchased": entry["purchased"], "requests": entry["requests"],
+                             "shipmentId": shipment["shipmentId"], "trackingId": shipment["trackingId"],
+                             "orderId": shipment["orderId"], "cancelled": shipment["cancelledAt"] is not None,
+                             "seller": seller, "carrierName": shipment["carrierName"],
+                             "serviceId": shipment["serviceId"], "totalCharge": dict(shipment["totalCharge"]),
+                             "packageReferenceId": shipment["packageReferenceId"],
+                             "shipmentIds": list(entry["shipmentIds"])}
+        for shipment_id, shipment in store["shipments"].items():
+            if shipment_id not in keyed:
+                buy[f"shipment:{shipment_id}"] = {
+                    "purchased": 1, "requests": 1, "shipmentId": shipment_id,
+                    "trackingId": shipment["trackingId"], "orderId": shipment["orderId"],
+                    "cancelled": shipment["cancelledAt"] is not None, "seller": shipment["seller"],
+                    "carrierName": shipment["carrierName"], "serviceId": shipment["serviceId"],
+                    "totalCharge": dict(shipment["totalCharge"]),
+                    "packageReferenceId": shipment["packageReferenceId"], "shipmentIds": [shipment_id]}
+        for name, entry in buy.items():
+            labels[name] = {"created": entry["purchased"], "tracking_number": entry["trackingId"],
+                            "shipment_id": entry["shipmentId"], "waybill": entry["shipmentId"],
+                            "cancelled": entry["cancelled"], "order_id": entry["orderId"],
+                            "waybills": list(entry["shipmentIds"])}
+        return {"buy_shipping": buy, "labels": labels, "buy_shipping_rate_requests": store["rate_requests"]}
+
+    def _put_package(self, order: dict[str, Any], package: dict[str, Any], existing: dict[str, Any] | None,
+                     now: str) -> None:
+        """Add ``package`` to the order (or replace ``existing``), then recount the items and the
+        order's status: what every package-creating call (confirmShipment, purchaseShipment) does."""
+        packages: list[dict[str, Any]] = order.get("packages", [])
+        if existing is not None:
+            packages[packages.index(existing)] = package
+        else:
+            packages.append(package)
+        order["packages"] = packages
+        self._recount(order)
+        order["lastUpdatedTime"] = now
+
+    def _drop_package(self, order: dict[str, Any], package_reference_id: str, now: str) -> None:
+        """Remove a package (a cancelled Buy Shipping label) and recount."""
+        order["packages"] = [p for p in order.get("packages", [])
+                             if p.get("packageReferenceId") != package_reference_id]
+        if not order["packages"]:
+            del order["packages"]
+        self._recount(order)
+        order["lastUpdatedTime"] = now
 
     @staticmethod
     def _recount(order: dict[str, Any]) -> None:

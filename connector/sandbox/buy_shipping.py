@@ -1,0 +1,372 @@
+"""Data and pure helpers behind the SP-API emulator's Shipping API v2 (Amazon Buy Shipping).
+
+The rate card is example data, not Amazon's prices: four China cross-border carriers (YunExpress,
+China Post, Yanwen, DHL eCommerce) offered as Buy Shipping services, with a different selection,
+currency, price level and (for Yanwen on the EU-region sites) carrier spelling per site, so that
+a client cannot assume one answer everywhere. Everything here is deterministic.
+
+Tracking numbers follow the formats the emulator's confirmShipment checks
+(:data:`connector.sandbox.spapi.TRACKING_FORMATS`): YunExpress ``YT`` + 16 digits, China Post a
+UPU S10 number posted in China with a valid check digit, Yanwen ``UG`` + 9 digits + ``YP``,
+DHL eCommerce ``GM`` + 18 digits.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+BUY_SHIPPING_SITES: tuple[str, ...] = ("US", "CA", "UK", "FR", "DE", "IT", "ES", "IN", "MX", "NL", "JP", "BR")
+"""DESIGN §7: the sites where Amazon Buy Shipping is offered."""
+
+TOKEN_TTL = timedelta(minutes=10)  # spapi.md §6: purchase within 10 minutes of the rate
+PICKUP_AFTER = timedelta(hours=24)  # the carrier's first scan; no cancellation after it
+
+BUSINESS_ID_VALUES: frozenset[str] = frozenset(
+    {
+        "AmazonShipping_US",
+        "AmazonShipping_IN",
+        "AmazonShipping_UK",
+        "AmazonShipping_UAE",
+        "AmazonShipping_SA",
+        "AmazonShipping_EG",
+        "AmazonShipping_IT",
+        "AmazonShipping_ES",
+        "AmazonShipping_FR",
+        "AmazonShipping_JP",
+    }
+)
+DEFAULT_BUSINESS_ID = "AmazonShipping_UK"  # what Amazon assumes when the header is missing
+
+_EU_BUSINESSES = frozenset(
+    {"AmazonShipping_UK", "AmazonShipping_FR", "AmazonShipping_IT", "AmazonShipping_ES"}
+)
+ACCEPTED_BUSINESS_IDS: dict[str, frozenset[str]] = {
+    "US": frozenset({"AmazonShipping_US"}),
+    "CA": frozenset({"AmazonShipping_US"}),
+    "MX": frozenset({"AmazonShipping_US"}),
+    "BR": frozenset({"AmazonShipping_US"}),
+    "UK": frozenset({"AmazonShipping_UK"}),
+    "FR": frozenset({"AmazonShipping_FR"}),
+    "IT": frozenset({"AmazonShipping_IT"}),
+    "ES": frozenset({"AmazonShipping_ES"}),
+    "DE": _EU_BUSINESSES,
+    "NL": _EU_BUSINESSES,
+    "IN": frozenset({"AmazonShipping_IN"}),
+    "JP": frozenset({"AmazonShipping_JP"}),
+}
+"""Site -> the x-amzn-shipping-business-id values the emulator accepts for its orders.
+
+The emulator's stand-in for an UNVERIFIED fact: the header's enum has no CA/MX/BR/DE/NL value,
+so the NA sites take the US business and DE/NL any EU one. A US order sent without the header
+(= AmazonShipping_UK) is refused, which is the mistake spapi.md §6 warns about.
+"""
+
+
+@dataclass(frozen=True)
+class Service:
+    service_id: str
+    carrier_id: str
+    name: str
+    base_usd: Decimal  # per parcel
+    per_100g_usd: Decimal
+    transit_days: int
+    max_weight_g: int
+
+
+CARRIER_NAMES: dict[str, str] = {
+    "YUNEXPRESS": "YunExpress",
+    "CHINAPOST": "China Post",
+    "YANWEN": "Yanwen",
+    "DHLEC": "DHL eCommerce",
+}
+"""carrierId -> carrierName (the name also becomes the order package's ``carrier``)."""
+
+SERVICES: dict[str, Service] = {
+    s.service_id: s
+    for s in (
+        Service(
+            "YUNEXPRESS_AYPZXR",
+            "YUNEXPRESS",
+            "YunExpress Global Tracked Line DDP",
+            Decimal("2.60"),
+            Decimal("0.85"),
+            9,
+            2500,
+        ),
+        Service(
+            "YUNEXPRESS_ZXR",
+            "YUNEXPRESS",
+            "YunExpress Global Line",
+            Decimal("3.20"),
+            Decimal("0.95"),
+            8,
+            30000,
+        ),
+        Service(
+            "CHINAPOST_EPACKET", "CHINAPOST", "China Post ePacket", Decimal("1.90"), Decimal("0.75"), 14, 2000
+        ),
+        Service(
+            "CHINAPOST_REGISTERED",
+            "CHINAPOST",
+            "China Post Registered Air Mail",
+            Decimal("2.40"),
+            Decimal("0.90"),
+            20,
+            2000,
+        ),
+        Service(
+            "YANWEN_SPECIAL_LINE",
+            "YANWEN",
+            "Yanwen Special Line Tracked",
+            Decimal("2.20"),
+            Decimal("0.80"),
+            11,
+            2000,
+        ),
+        Service(
+            "YANWEN_EXPRESS",
+            "YANWEN",
+            "Yanwen Direct Line Express",
+            Decimal("3.00"),
+            Decimal("1.00"),
+            8,
+            5000,
+        ),
+        Service("DHLEC_PKD", "DHLEC", "DHL eCommerce Packet Plus", Decimal("3.50"), Decimal("1.05"), 7, 2000),
+        Service(
+            "DHLEC_PPS", "DHLEC", "DHL eCommerce Parcel Standard", Decimal("4.20"), Decimal("1.10"), 9, 20000
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SiteCard:
+    currency: str
+    per_usd: Decimal  # site currency units per USD
+    factor: Decimal  # the site's price level
+    decimals: int
+    services: tuple[str, ...]  # serviceIds offered on the site, the others are NO_COVERAGE
+    label_sizes: tuple[tuple[float, float, str], ...]  # (width, length, unit) PDF label sizes
+    origin: tuple[str, str, str]  # (city, stateOrRegion, countryCode) of the first scans
+
+
+_INCH = ((4.0, 6.0, "INCH"),)
+_BOTH = ((4.0, 6.0, "INCH"), (10.0, 15.0, "CENTIMETER"))
+_SZ = ("Shenzhen", "Guangdong", "CN")
+_GZ = ("Guangzhou", "Guangdong", "CN")
+_YW = ("Yiwu", "Zhejiang", "CN")
+
+SITE_CARDS: dict[str, SiteCard] = {
+    "US": SiteCard("USD", Decimal("1"), Decimal("1.00"), 2, tuple(SERVICES), _INCH, _SZ),
+    "CA": SiteCard(
+        "CAD",
+        Decimal("1.37"),
+        Decimal("1.10"),
+        2,
+        ("YUNEXPRESS_AYPZXR", "CHINAPOST_EPACKET", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
+        _INCH,
+        _SZ,
+    ),
+    "MX": SiteCard(
+        "MXN",
+        Decimal("17"),
+        Decimal("1.15"),
+        2,
+        ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "DHLEC_PPS"),
+        _INCH,
+        _GZ,
+    ),
+    "BR": SiteCard(
+        "BRL", Decimal("5.5"), Decimal("1.25"), 2, ("CHINAPOST_REGISTERED", "YUNEXPRESS_ZXR"), _INCH, _GZ
+    ),
+    "UK": SiteCard(
+        "GBP",
+        Decimal("0.79"),
+        Decimal("1.00"),
+        2,
+        ("YUNEXPRESS_AYPZXR", "YUNEXPRESS_ZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
+        _BOTH,
+        _SZ,
+    ),
+    "DE": SiteCard(
+        "EUR",
+        Decimal("0.92"),
+        Decimal("1.00"),
+        2,
+        (
+            "YUNEXPRESS_AYPZXR",
+            "CHINAPOST_REGISTERED",
+            "YANWEN_SPECIAL_LINE",
+            "YANWEN_EXPRESS",
+            "DHLEC_PKD",
+            "DHLEC_PPS",
+        ),
+        _BOTH,
+        _YW,
+    ),
+    "FR": SiteCard(
+        "EUR",
+        Decimal("0.92"),
+        Decimal("1.05"),
+        2,
+        ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
+        _BOTH,
+        _YW,
+    ),
+    "IT": SiteCard(
+        "EUR",
+        Decimal("0.92"),
+        Decimal("1.08"),
+        2,
+        ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE"),
+        _BOTH,
+        _YW,
+    ),
+    "ES": SiteCard(
+        "EUR",
+        Decimal("0.92"),
+        Decimal("1.06"),
+        2,
+        ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
+        _BOTH,
+        _YW,
+    ),
+    "NL": SiteCard(
+        "EUR",
+        Decimal("0.92"),
+        Decimal("1.02"),
+        2,
+        ("YUNEXPRESS_AYPZXR", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
+        _BOTH,
+        _SZ,
+    ),
+    "IN": SiteCard(
+        "INR", Decimal("84"), Decimal("0.90"), 2, ("CHINAPOST_REGISTERED", "DHLEC_PPS"), _BOTH, _GZ
+    ),
+    "JP": SiteCard(
+        "JPY",
+        Decimal("150"),
+        Decimal("0.95"),
+        0,
+        ("YUNEXPRESS_AYPZXR", "YUNEXPRESS_ZXR", "CHINAPOST_EPACKET", "YANWEN_EXPRESS"),
+        _BOTH,
+        _SZ,
+    ),
+}
+
+_EU_REGION = frozenset({"UK", "DE", "FR", "IT", "ES", "NL", "IN"})
+
+
+def carrier_name(carrier_id: str, site: str) -> str:
+    """The carrierName shown on ``site`` (Yanwen is spelt ``YANWEN`` on the EU-region sites, as in
+    the emulator's confirmShipment carrier codes)."""
+    if carrier_id == "YANWEN" and site in _EU_REGION:
+        return "YANWEN"
+    return CARRIER_NAMES[carrier_id]
+
+
+def grams(weight: dict[str, Any]) -> float:
+    """A Shipping v2 ``Weight`` in grams."""
+    factor = {"GRAM": 1.0, "KILOGRAM": 1000.0, "OUNCE": 28.349523125, "POUND": 453.59237}[weight["unit"]]
+    return float(weight["value"]) * factor
+
+
+def price(service: Service, site: str, weight_g: float) -> Decimal:
+    """The service's total charge on ``site`` in the site's currency (deterministic)."""
+    card = SITE_CARDS[site]
+    steps = max(1, math.ceil(weight_g / 100))
+    usd = service.base_usd + service.per_100g_usd * steps
+    quantum = Decimal(1).scaleb(-card.decimals)
+    return (usd * card.per_usd * card.factor).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def money_number(amount: Decimal) -> float | int:
+    """A ``Currency.value`` (a JSON number): int for whole amounts, else float."""
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+# -- tracking numbers --------------------------------------------------------------------------
+
+
+def s10_check_digit(serial: str) -> int:
+    """UPU S10 check digit of an 8-digit serial number."""
+    weights = (8, 6, 4, 2, 3, 5, 9, 7)
+    total = sum(int(d) * w for d, w in zip(serial, weights, strict=True))
+    check = 11 - total % 11
+    return 5 if check == 11 else 0 if check == 10 else check
+
+
+def tracking_number(carrier_id: str, rng: random.Random) -> str:
+    """A tracking number in the carrier's format."""
+    if carrier_id == "YUNEXPRESS":
+        return "YT" + "".join(str(rng.randrange(10)) for _ in range(16))
+    if carrier_id == "CHINAPOST":
+        serial = f"{rng.randrange(10**8):08d}"
+        return f"{rng.choice(('LK', 'LX', 'RB', 'UA'))}{serial}{s10_check_digit(serial)}CN"
+    if carrier_id == "YANWEN":
+        return f"UG{rng.randrange(10**9):09d}YP"
+    if carrier_id == "DHLEC":
+        return "GM" + "".join(str(rng.randrange(10)) for _ in range(18))
+    raise KeyError(carrier_id)
+
+
+# -- tracking timeline -------------------------------------------------------------------------
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_STATUS_OF = {
+    "ReadyForReceive": "PreTransit",
+    "PickupDone": "InTransit",
+    "Departed": "InTransit",
+    "ArrivedAtCarrierFacility": "InTransit",
+    "OutForDelivery": "OutForDelivery",
+    "Delivered": "Delivered",
+    "PickupCancelled": "PickupCancelled",
+}
+
+
+def tracking_events(
+    *,
+    purchased: datetime,
+    now: datetime,
+    transit_days: int,
+    site: str,
+    destination: str,
+    cancelled_at: datetime | None,
+) -> tuple[list[dict[str, Any]], str]:
+    """The ``eventHistory`` up to ``now`` and the summary status, for a shipment bought at
+    ``purchased`` (hours after it: 0 label created, 24 picked up, 48 departed, 120 arrived in
+    the destination country, transit-12 h out for delivery, transit delivered)."""
+    city, state, country = SITE_CARDS[site].origin
+    origin = {"city": city, "stateOrRegion": state, "countryCode": country}
+    there = {"countryCode": destination}
+    transit_h = transit_days * 24
+    plan = [
+        (0, "ReadyForReceive", origin),
+        (24, "PickupDone", origin),
+        (48, "Departed", origin),
+        (min(120, transit_h - 24), "ArrivedAtCarrierFacility", there),
+        (transit_h - 12, "OutForDelivery", there),
+        (transit_h, "Delivered", there),
+    ]
+    events: list[dict[str, Any]] = []
+    for hours, code, location in plan:
+        when = purchased + timedelta(hours=hours)
+        if when > now or (cancelled_at is not None and when > cancelled_at):
+            break
+        events.append({"eventCode": code, "eventTime": _iso(when), "location": dict(location)})
+    if cancelled_at is not None and cancelled_at <= now:
+        events.append(
+            {"eventCode": "PickupCancelled", "eventTime": _iso(cancelled_at), "location": dict(origin)}
+        )
+    status = _STATUS_OF[events[-1]["eventCode"]] if events else "PreTransit"
+    return events, status

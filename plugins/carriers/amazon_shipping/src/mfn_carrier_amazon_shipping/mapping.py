@@ -1,0 +1,399 @@
+"""Pure mapping between the connector's types and Shipping API v2 bodies (no I/O).
+
+* :func:`parse_reference` -- the engine's reference contract ``{orderId}-{packageRef}``;
+* :func:`package_body` / :func:`address_body` -- the GetRatesRequest parts, items identified by
+  their Amazon ``orderItemId`` (Amazon: "the Order Item ID should be sent in the itemIdentifier
+  attribute"), found from the order's SKUs by :func:`order_item_lines`;
+* :func:`select_rate` -- the rate to buy; :func:`quotes_from_rates`;
+* :func:`shipment_from_purchase` / :func:`label_from_documents` -- plain-base64 labels;
+* :func:`tracking_info` -- getTracking to :class:`~connector.model.TrackingInfo`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connector.amazon.mapping import parse_api_time
+from connector.amazon.shipping import decode_contents
+from connector.model import (
+    Address,
+    Money,
+    Quote,
+    Shipment,
+    ShipmentRequest,
+    TrackingEvent,
+    TrackingInfo,
+    TrackingStatus,
+)
+
+from .settings import CHEAPEST, CODE
+
+REFERENCE = re.compile(r"^(?P<order>\d{3}-\d{7}-\d{7})-(?P<package>[1-9]\d{0,8})$")
+
+
+class MappingError(ValueError):
+    """The request cannot be expressed, or an answer lacks what we need (message names it)."""
+
+
+class NoLongerToShip(MappingError):
+    """The order's items were shipped since the package was planned: maybe by a label of ours
+    whose answer was lost, maybe by hand. Never buy on top of it; reconcile."""
+
+
+def parse_reference(reference: str) -> tuple[str, str]:
+    """``(order_id, package_ref)`` of an engine reference ``"111-1234567-1234567-1"``.
+
+    The contract with the engine (``steps.plan``: ``f"{order.order_id}-{ref}"``): the reference
+    names the Amazon order, which is how a lost purchase is found again without any local state.
+    """
+    match = REFERENCE.match(reference.strip()) if isinstance(reference, str) else None
+    if not match:
+        raise MappingError(
+            f"reference {reference!r} is not '<amazon order id>-<package number>' "
+            "(e.g. 111-1234567-1234567-1); Buy Shipping finds lost purchases through it"
+        )
+    return match["order"], match["package"]
+
+
+def address_body(address: Address) -> dict[str, Any]:
+    """A Shipping v2 ``Address`` (required: name, addressLine1, city, stateOrRegion, postalCode,
+    countryCode)."""
+    missing = [
+        name
+        for name, value in (
+            ("name", address.name or address.company),
+            ("line1", address.line1),
+            ("city", address.city),
+            ("country_code", address.country_code),
+        )
+        if not value.strip()
+    ]
+    if missing:
+        raise MappingError(f"ship-from address lacks {', '.join(missing)}")
+    body: dict[str, Any] = {
+        "name": address.name or address.company,
+        "addressLine1": address.line1,
+        "city": address.city,
+        "stateOrRegion": address.state or address.city,
+        "postalCode": address.postal_code,
+        "countryCode": address.country_code.upper(),
+    }
+    for key, value in (
+        ("addressLine2", address.line2),
+        ("addressLine3", address.line3),
+        ("companyName", address.company),
+        ("email", address.email),
+        ("phoneNumber", address.phone),
+    ):
+        if value:
+            body[key] = value
+    return body
+
+
+@dataclass(frozen=True)
+class ItemLine:
+    order_item_id: str
+    quantity: int
+    sku: str
+
+
+def order_item_lines(order: Mapping[str, Any], request: ShipmentRequest) -> list[ItemLine]:
+    """The parcel's customs lines as (orderItemId, quantity) of the Amazon order.
+
+    Each SKU's quantity is spread over the order's items with that ``product.sellerSku`` that
+    still have units to ship (``fulfillment.quantityUnfulfilled``; needs includedData
+    FULFILLMENT). MappingError when a SKU is not (or no longer) to ship on the order.
+    """
+    remaining: dict[str, int] = {}
+    by_sku: dict[str, list[str]] = {}
+    for item in order.get("orderItems") or []:
+        item_id = str(item.get("orderItemId") or "")
+        sku = str((item.get("product") or {}).get("sellerSku") or "")
+        fulfillment = item.get("fulfillment") or {}
+        left = fulfillment.get("quantityUnfulfilled")
+        if left is None:
+            left = int(item.get("quantityOrdered") or 0) - int(fulfillment.get("quantityFulfilled") or 0)
+        if item_id and sku:
+            by_sku.setdefault(sku, []).append(item_id)
+            remaining[item_id] = int(left)
+    lines: list[ItemLine] = []
+    for line in request.parcel.contents:
+        wanted = line.quantity
+        for item_id in by_sku.get(line.sku, []):
+            take = min(wanted, remaining[item_id])
+            if take > 0:
+                lines.append(ItemLine(item_id, take, line.sku))
+                remaining[item_id] -= take
+                wanted -= take
+        if wanted and line.sku in by_sku:
+            raise NoLongerToShip(
+                f"order {request.order_id}: SKU {line.sku} x{line.quantity} is no longer "
+                "to ship on the Amazon order; a label may already exist for it"
+            )
+        if wanted:
+            raise MappingError(f"order {request.order_id}: SKU {line.sku} is not an item of the Amazon order")
+    return lines
+
+
+def _number(value: Decimal | int | float) -> float | int:
+    d = Decimal(str(value))
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def package_body(request: ShipmentRequest, lines: Sequence[ItemLine]) -> dict[str, Any]:
+    """The one ``Package`` of a GetRatesRequest: centimetres, grams, the declared value insured,
+    ``packageClientReferenceId`` = our reference, one item per order item."""
+    parcel = request.parcel
+    if parcel.weight_g <= 0:
+        raise MappingError(f"order {request.order_id}: parcel weight must be positive")
+    customs = {c.sku: c for c in parcel.contents}
+    items = []
+    for line in lines:
+        c = customs[line.sku]
+        items.append(
+            {
+                "itemValue": {"value": _number(c.unit_value.amount), "unit": c.unit_value.currency},
+                "description": c.name_en[:100],
+                "itemIdentifier": line.order_item_id,
+                "quantity": line.quantity,
+                "weight": {"value": c.unit_weight_g, "unit": "GRAM"},
+                "isHazmat": bool(parcel.has_battery),
+            }
+        )
+    declared = parcel.declared_value
+    return {
+        "dimensions": {
+            "length": _number(parcel.length_cm),
+            "width": _number(parcel.width_cm),
+            "height": _number(parcel.height_cm),
+            "unit": "CENTIMETER",
+        },
+        "weight": {"value": parcel.weight_g, "unit": "GRAM"},
+        "insuredValue": {"value": _number(declared.amount), "unit": declared.currency},
+        "isHazmat": bool(parcel.has_battery),
+        "packageClientReferenceId": request.reference,
+        "items": items,
+    }
+
+
+# -- rates -------------------------------------------------------------------------------------------
+
+
+def _charge(rate: Mapping[str, Any]) -> Decimal:
+    try:
+        return Decimal(str(rate["totalCharge"]["value"]))
+    except (KeyError, TypeError, InvalidOperation):
+        raise MappingError(f"rate {rate.get('serviceId')!r} has no readable totalCharge") from None
+
+
+def select_rate(
+    payload: Mapping[str, Any], service: str, *, rate_choice: str, allowed: Iterable[str]
+) -> dict[str, Any]:
+    """The rate to buy.
+
+    ``rate_choice == "cheapest"`` or a service of ``""``/``"cheapest"``: the cheapest rate among
+    ``allowed`` serviceIds (ties: the serviceId, for determinism). Otherwise the rate whose
+    serviceId is ``service``. MappingError (with Amazon's ineligibility reasons when it gave
+    them) when there is none.
+    """
+    rates = [r for r in payload.get("rates") or [] if isinstance(r, dict) and r.get("rateId")]
+    allowed = set(allowed)
+    if rate_choice == CHEAPEST or service in ("", CHEAPEST):
+        eligible = [r for r in rates if r.get("serviceId") in allowed]
+        if not eligible:
+            offered = ", ".join(sorted(str(r.get("serviceId")) for r in rates)) or "none"
+            raise MappingError(f"no Buy Shipping rate among the allowed services (offered: {offered})")
+        return min(eligible, key=lambda r: (_charge(r), str(r.get("serviceId"))))
+    for rate in rates:
+        if rate.get("serviceId") == service:
+            return rate
+    for rate in payload.get("ineligibleRates") or []:
+        if rate.get("serviceId") == service:
+            reasons = "; ".join(
+                f"{r.get('code')}: {r.get('message')}" for r in rate.get("ineligibilityReasons") or []
+            )
+            raise MappingError(
+                f"Buy Shipping service {service} is not eligible: {reasons or 'no reason given'}"
+            )
+    offered = ", ".join(sorted(str(r.get("serviceId")) for r in rates)) or "none"
+    raise MappingError(f"Buy Shipping service {service} is not offered for this order (offered: {offered})")
+
+
+def transit_days(rate: Mapping[str, Any]) -> int | None:
+    """Whole days from the start of the pickup window to the end of the delivery window."""
+    promise = rate.get("promise") or {}
+    try:
+        start = parse_api_time((promise.get("pickupWindow") or {})["start"])
+        end = parse_api_time((promise.get("deliveryWindow") or {})["end"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(0, math.ceil((end - start).total_seconds() / 86400))
+
+
+def quotes_from_rates(
+    payload: Mapping[str, Any], *, services: Iterable[str], tracking_levels: Mapping[str, str]
+) -> list[Quote]:
+    """One :class:`Quote` per offered rate among ``services`` (cheapest first)."""
+    wanted = set(services)
+    quotes = []
+    for rate in payload.get("rates") or []:
+        service = rate.get("serviceId")
+        if service not in wanted:
+            continue
+        charge = rate.get("totalCharge") or {}
+        try:
+            price = Money(_charge(rate), str(charge.get("unit")))
+        except ValueError:
+            continue  # an unreadable currency: no quote rather than a wrong one
+        quotes.append(
+            Quote(
+                carrier=CODE,
+                service=service,
+                price=price,
+                transit_days=transit_days(rate),
+                tracking_level=tracking_levels.get(service, "tracked"),
+            )
+        )
+    return sorted(quotes, key=lambda q: (q.price.amount, q.service))
+
+
+# -- purchase and documents ----------------------------------------------------------------------
+
+
+def _label_of(detail: Mapping[str, Any], where: str) -> bytes:
+    for document in detail.get("packageDocuments") or []:
+        if document.get("type") == "LABEL":
+            if document.get("format") != "PDF":
+                raise MappingError(f"{where}: the label is {document.get('format')}, not PDF")
+            try:
+                data = decode_contents(document.get("contents", ""))
+            except ValueError as exc:
+                raise MappingError(f"{where}: {exc}") from None
+            if not data.startswith(b"%PDF-"):
+                raise MappingError(f"{where}: the decoded label is not a PDF")
+            return data
+    raise MappingError(f"{where}: no LABEL document in the answer")
+
+
+def shipment_from_purchase(
+    payload: Mapping[str, Any], reference: str, service: str
+) -> tuple[Shipment, bytes]:
+    """The :class:`Shipment` and the label PDF of a PurchaseShipmentResult."""
+    shipment_id = str(payload.get("shipmentId") or "")
+    details = [
+        d
+        for d in payload.get("packageDocumentDetails") or []
+        if d.get("packageClientReferenceId") in (reference, None)
+    ] or list(payload.get("packageDocumentDetails") or [])
+    if not shipment_id or not details:
+        raise MappingError("purchaseShipment answered without shipmentId or packageDocumentDetails")
+    detail = details[0]
+    tracking = str(detail.get("trackingId") or "") or None
+    label = _label_of(detail, "purchaseShipment")
+    return Shipment(
+        carrier=CODE,
+        reference=reference,
+        carrier_shipment_id=shipment_id,
+        tracking_number=tracking,
+        service=service,
+    ), label
+
+
+def label_from_documents(payload: Mapping[str, Any]) -> tuple[bytes, str | None]:
+    """The label PDF and the tracking id of a GetShipmentDocumentsResult."""
+    detail = payload.get("packageDocumentDetail")
+    if not isinstance(detail, dict):
+        raise MappingError("getShipmentDocuments answered without packageDocumentDetail")
+    return _label_of(detail, "getShipmentDocuments"), (str(detail.get("trackingId") or "") or None)
+
+
+def service_id_for(rate_or_name: str, services: Mapping[str, str]) -> str:
+    """A serviceId for an order package's ``shippingService`` (a service name), or the name."""
+    for service_id, name in services.items():
+        if rate_or_name in (service_id, name):
+            return service_id
+    return rate_or_name
+
+
+# -- tracking --------------------------------------------------------------------------------------
+
+SUMMARY_STATUS: dict[str, TrackingStatus] = {
+    "PreTransit": TrackingStatus.PENDING,
+    "InTransit": TrackingStatus.IN_TRANSIT,
+    "OutForDelivery": TrackingStatus.OUT_FOR_DELIVERY,
+    "Delivered": TrackingStatus.DELIVERED,
+    "DeliveryAttempted": TrackingStatus.FAILED_ATTEMPT,
+    "AwaitingCustomerPickup": TrackingStatus.FAILED_ATTEMPT,  # at an access point: an attempt
+    "Rejected": TrackingStatus.RETURNED,
+    "Undeliverable": TrackingStatus.RETURNED,
+    "PickupCancelled": TrackingStatus.CANCELLED,
+    "Lost": TrackingStatus.UNKNOWN,
+}
+EVENT_STATUS: dict[str, TrackingStatus] = {
+    "ReadyForReceive": TrackingStatus.PENDING,
+    "PickupDone": TrackingStatus.ACCEPTED,
+    "Departed": TrackingStatus.IN_TRANSIT,
+    "ArrivedAtCarrierFacility": TrackingStatus.IN_TRANSIT,
+    "RecipientRequestedAlternateDeliveryTiming": TrackingStatus.IN_TRANSIT,
+    "OutForDelivery": TrackingStatus.OUT_FOR_DELIVERY,
+    "Delivered": TrackingStatus.DELIVERED,
+    "DeliveryAttempted": TrackingStatus.FAILED_ATTEMPT,
+    "AvailableForPickup": TrackingStatus.FAILED_ATTEMPT,
+    "Rejected": TrackingStatus.RETURNED,
+    "Undeliverable": TrackingStatus.RETURNED,
+    "ReturnInitiated": TrackingStatus.RETURNED,
+    "PickupCancelled": TrackingStatus.CANCELLED,
+    "Lost": TrackingStatus.UNKNOWN,
+}
+_DESCRIPTIONS = {
+    "ReadyForReceive": "Label created, waiting for the carrier",
+    "PickupDone": "Picked up by the carrier",
+    "Departed": "Departed the origin facility",
+    "ArrivedAtCarrierFacility": "Arrived at a carrier facility",
+    "OutForDelivery": "Out for delivery",
+    "Delivered": "Delivered",
+    "DeliveryAttempted": "Delivery attempted",
+    "AvailableForPickup": "Available for pickup",
+    "Rejected": "Rejected by the recipient",
+    "Undeliverable": "Undeliverable",
+    "ReturnInitiated": "Return initiated",
+    "PickupCancelled": "Pickup cancelled",
+    "Lost": "Reported lost",
+    "RecipientRequestedAlternateDeliveryTiming": "Recipient asked for another time",
+}
+
+
+def tracking_info(payload: Mapping[str, Any], tracking_number: str) -> TrackingInfo:
+    """A GetTrackingResult as :class:`TrackingInfo` (events oldest first)."""
+    events = []
+    for event in payload.get("eventHistory") or []:
+        code = str(event.get("eventCode") or "")
+        try:
+            when = parse_api_time(str(event.get("eventTime") or ""))
+        except ValueError:
+            continue
+        location = event.get("location") or {}
+        place = ", ".join(
+            str(location[k]) for k in ("city", "stateOrRegion", "countryCode") if location.get(k)
+        )
+        events.append(
+            TrackingEvent(
+                time=when,
+                status=EVENT_STATUS.get(code, TrackingStatus.UNKNOWN),
+                description=_DESCRIPTIONS.get(code, code),
+                location=place,
+                code=code,
+            )
+        )
+    events.sort(key=lambda e: e.time)
+    summary = str((payload.get("summary") or {}).get("status") or "")
+    if summary in SUMMARY_STATUS:
+        status = SUMMARY_STATUS[summary]
+    else:
+        status = events[-1].status if events else TrackingStatus.UNKNOWN
+    return TrackingInfo(tracking_number=tracking_number, status=status, events=tuple(events))
