@@ -141,7 +141,8 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
         return hold(rt, order.order_id, "unknown_sku",
                     f"order {order.order_id}: SKU {', '.join(unknown)} is not in the catalog "
                     f"({rt.config.data['catalog']}); add it and release the order")
-    candidates, rejected = _candidates(rt, order)
+    weight_g = sum(rt.catalog.get(i.sku).weight_g * i.quantity for i in items)
+    candidates, rejected = _candidates(rt, order, weight_g)
     choice = rt.host.decide("mfn_choose_service", order=order.without_pii(), candidates=candidates) \
         if candidates else None
     if choice is None or tuple(choice) not in candidates:
@@ -159,19 +160,24 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
     return Outcome.PROGRESS
 
 
-def _candidates(rt: Runtime, order: Order) -> tuple[list[tuple[str, str]], list[str]]:
+def _candidates(rt: Runtime, order: Order, weight_g: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """The configured routes for the order's site that can take it, and why the others cannot."""
     routing = rt.config.data["routing"]
     routes = routing["sites"].get(order.site) or routing["default"]
     allowed, rejected = [], []
     for route in routes:
         carrier, service = route.split(":", 1)
         spec = rt.carrier_specs.get(carrier)
+        service_spec = spec.service(service) if spec else None
         if spec is None or carrier not in rt.carriers:
             rejected.append(f"{route}: carrier not installed or not configured")
         elif spec.carrier_code_for(order.site) is None:
             rejected.append(f"{route}: Amazon does not accept {spec.label} on {order.site}")
-        elif spec.services and spec.service(service) is None:
+        elif spec.services and service_spec is None:
             rejected.append(f"{route}: {spec.label} has no service {service}")
+        elif service_spec and service_spec.max_weight_g and weight_g > service_spec.max_weight_g:
+            rejected.append(f"{route}: the parcel weighs {weight_g} g, over the "
+                            f"{service_spec.max_weight_g} g limit of {service_spec.name}")
         else:
             allowed.append((carrier, service))
     return allowed, rejected

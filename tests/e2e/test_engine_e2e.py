@@ -143,8 +143,9 @@ def test_hook_mfn_choose_service(world, run_engine):
         def mfn_choose_service(self, order, candidates):
             return ("yunexpress", "ZXR") if ("yunexpress", "ZXR") in candidates else None
 
+    both = ["yunexpress:AYPZXR", "yunexpress:ZXR"]
     w = world({"sandbox": {"orders": 4},
-               "routing": {"default": ["yunexpress:AYPZXR", "yunexpress:ZXR"]}})
+               "routing": {"default": both, "sites": {s: both for s in ("US", "CA", "JP", "UK", "DE")}}})
     run_engine(w, PreferZxr())
     rt = w.runtime()
     try:
