@@ -1,0 +1,183 @@
+"""The Amazon site rules data: every site present, consistent with the core's site table and the
+SP-API emulator, schema-valid, and the values DESIGN §7 and the issue give."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from mfn_marketplace_amazon import DATA_FILE, load_site_rules, mfn_register_site_rules
+
+from connector.amazon.sites import SITES
+from connector.fx import DEFAULT_RATES
+from connector.model import Address, CustomsLine, FulfillmentStatus, Money, Order, OrderItem, Parcel
+from connector.rules import (
+    SITES_FILE_SCHEMA,
+    RulesError,
+    SiteRules,
+    SiteRulesPatch,
+    merge_rules,
+    requirements,
+)
+from connector.sandbox.spapi import ACCEPTED_CARRIER_CODES
+
+DATA = Path(__file__).resolve().parents[1] / "src" / "mfn_marketplace_amazon" / DATA_FILE
+README = Path(__file__).resolve().parents[1] / "README.md"
+EXPECTED_SITES = ("US CA MX BR UK DE FR IT ES NL SE PL BE IE TR AE SA EG IN JP AU SG").split()
+BUY_SHIPPING = {"US", "CA", "UK", "FR", "DE", "IT", "ES", "IN", "MX", "NL", "JP", "BR"}
+EU = {"DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE"}
+
+
+@pytest.fixture(scope="module")
+def rules() -> dict[str, SiteRules]:
+    registered: list = []
+    mfn_register_site_rules(register=registered.append)
+    assert all(isinstance(r, SiteRules) for r in registered)
+    return {r.site: r for r in registered}
+
+
+def m(value: str) -> Money:
+    amount, currency = value.split()
+    return Money(Decimal(amount), currency)
+
+
+def test_every_site_is_registered_once(rules: dict[str, SiteRules]) -> None:
+    assert sorted(rules) == sorted(EXPECTED_SITES) and len(rules) == 22
+    assert merge_rules(rules.values()) == rules  # no duplicate
+
+
+def test_ids_regions_and_currencies_match_the_core_site_table(rules: dict[str, SiteRules]) -> None:
+    for code, r in rules.items():
+        site = SITES[code]
+        assert (r.marketplace_id, r.region, r.currency, r.country) == \
+            (site.marketplace_id, site.region, site.currency, site.country), code
+
+
+def test_data_file_is_schema_valid() -> None:
+    data = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    jsonschema.validate(data, SITES_FILE_SCHEMA)
+    assert list(data["sites"]) == EXPECTED_SITES  # the documented order
+
+
+def test_a_broken_data_file_names_the_site_and_field(tmp_path: Path) -> None:
+    data = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    data["sites"]["DE"]["ioss_cap"] = "150"
+    del data["sites"]["JP"]["region"]
+    bad = tmp_path / "sites.yaml"
+    bad.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(RulesError) as err:
+        load_site_rules(bad)
+    message = str(err.value)
+    assert "sites.DE.ioss_cap" in message and "sites.JP" in message and "region" in message
+
+
+def test_buy_shipping_sites_and_caps(rules: dict[str, SiteRules]) -> None:
+    assert {s for s, r in rules.items() if r.buy_shipping} == BUY_SHIPPING
+    caps = {s: r.buy_shipping_cap for s, r in rules.items() if r.buy_shipping_cap}
+    assert caps == {"US": m("800 USD"), "CA": m("20 CAD"), "UK": m("135 GBP"), "MX": m("50 USD"),
+                    **{s: m("150 EUR") for s in ("DE", "FR", "IT", "ES", "NL")}}
+
+
+def test_china_origin_threshold(rules: dict[str, SiteRules]) -> None:
+    assert rules["UK"].tracked_below == m("5 GBP")
+    assert all(r.tracked_below == m("5 USD") for s, r in rules.items() if s != "UK")
+
+
+def test_ioss_vtr_and_returnless_refund(rules: dict[str, SiteRules]) -> None:
+    assert {s for s, r in rules.items() if r.ioss_cap} == EU
+    assert all(rules[s].ioss_cap == m("150 EUR") for s in EU)
+    assert {s: r.vtr_exclusion_below for s, r in rules.items() if r.vtr_exclusion_below} == \
+        {"DE": m("20 EUR"), "ES": m("15 EUR"), "FR": m("10 EUR")}
+    assert {s: r.returnless_refund_below for s, r in rules.items() if r.returnless_refund_below} == \
+        {"US": m("25 USD"), "JP": m("1000 JPY")}
+
+
+def test_carrier_codes_agree_with_the_sp_api_emulator(rules: dict[str, SiteRules]) -> None:
+    for code, r in rules.items():
+        for carrier in ("China Post", "Yun Express", "DHL eCommerce"):
+            assert carrier in r.carrier_codes, (code, carrier)
+        yanwen = "YANWEN" if r.region == "eu" else "Yanwen"
+        assert yanwen in r.carrier_codes and ({"Yanwen", "YANWEN"} - {yanwen}).isdisjoint(r.carrier_codes)
+        # every code we call accepted is one the emulator's confirmShipment accepts on that site
+        assert set(r.carrier_codes) <= ACCEPTED_CARRIER_CODES[code], code
+        assert "Other" not in r.carrier_codes  # never a silent "Other"
+
+
+def test_every_site_and_rule_is_in_the_readme(rules: dict[str, SiteRules]) -> None:
+    text = README.read_text(encoding="utf-8")
+    for name in ("buy_shipping_cap", "tracked_below", "ioss_cap", "vtr_exclusion_below",
+                 "returnless_refund_below", "carrier_codes", "UNVERIFIED", "site_rules:", "fx:"):
+        assert name in text, name
+    for code in rules:
+        assert f"| {code} " in text, code
+
+
+# -- the data through requirements(): the issue's boundaries with the real rules ---------------
+
+NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
+
+
+def order(site: str, total: str, currency: str) -> Order:
+    return Order(order_id="111-0000001-0000001", account="a", marketplace_id=SITES[site].marketplace_id,
+                 site=site, status=FulfillmentStatus.UNSHIPPED, last_updated=NOW,
+                 items=(OrderItem("1", "SKU-1", 1, unit_price=Money(Decimal(total), currency),
+                                  ioss_number="IM0000000001"),),
+                 total=Money(Decimal(total), currency), ship_to=Address(country_code=SITES[site].country))
+
+
+PARCEL = Parcel(200, Decimal(20), Decimal(15), Decimal(3),
+                (CustomsLine("SKU-1", "Case", "壳", "392690", 1, Money(Decimal(5), "USD"), 200),))
+
+
+def req(rules: dict[str, SiteRules], site: str, total: str, currency: str):
+    return requirements(order(site, total, currency), None, rules, DEFAULT_RATES, parcel=PARCEL)
+
+
+@pytest.mark.parametrize("site, currency, at, over", [
+    ("US", "USD", "800.00", "800.01"), ("CA", "CAD", "20.00", "20.01"), ("UK", "GBP", "135.00", "135.01"),
+    ("DE", "EUR", "150.00", "150.01"), ("NL", "EUR", "150.00", "150.01"),
+    ("MX", "MXN", "850.00", "850.01"),  # 50 USD at the default table's 17 MXN per USD
+])
+def test_buy_shipping_cap_boundaries_with_the_shipped_data(rules, site, currency, at, over) -> None:
+    assert req(rules, site, at, currency).buy_shipping_allowed
+    assert not req(rules, site, over, currency).buy_shipping_allowed
+
+
+@pytest.mark.parametrize("site, currency", [("US", "USD"), ("UK", "GBP")])
+def test_tracking_boundaries_with_the_shipped_data(rules, site, currency) -> None:
+    assert req(rules, site, "4.99", currency).tracking_level == "tracked"
+    assert req(rules, site, "5.00", currency).tracking_level == "fully_tracked"
+    assert req(rules, site, "5.01", currency).tracking_level == "fully_tracked"
+
+
+def test_ioss_boundary_with_the_shipped_data(rules) -> None:
+    assert req(rules, "IT", "150.00", "EUR").ioss_number == "IM0000000001"
+    assert req(rules, "IT", "150.01", "EUR").ioss_number == ""
+
+
+def test_a_third_party_patch_and_config_override_apply_over_the_data(rules) -> None:
+    merged = merge_rules(rules.values(), [SiteRulesPatch("DE", carrier_codes={"4PX": None})],
+                         {"UK": {"buy_shipping_cap": "150 GBP"}})
+    assert "4PX" not in merged["DE"].carrier_codes and "4PX" in merged["FR"].carrier_codes
+    assert req(merged, "UK", "150.00", "GBP").buy_shipping_allowed
+    assert merged["US"] == rules["US"] and replace(merged["UK"], buy_shipping_cap=m("135 GBP")) == rules["UK"]
+
+
+def test_the_readme_override_example_validates_and_applies(rules) -> None:
+    from connector.fx import FX_SCHEMA, RateTable
+    from connector.rules import SITE_RULES_CONFIG_SCHEMA
+
+    text = README.read_text(encoding="utf-8").split("## Overriding", 1)[1]
+    config = yaml.safe_load(text.split("```yaml", 1)[1].split("```", 1)[0])
+    jsonschema.validate(config["site_rules"], SITE_RULES_CONFIG_SCHEMA)
+    jsonschema.validate(config["fx"], FX_SCHEMA)
+    merged = merge_rules(rules.values(), [], config["site_rules"])
+    assert merged["DE"].carrier_codes["YANWEN"] == ("Yanwen Special Line Tracked",)
+    assert "4PX" not in merged["DE"].carrier_codes
+    assert "Yanwen" in merged["IN"].carrier_codes and "YANWEN" not in merged["IN"].carrier_codes
+    assert merged["ZA"].currency == "ZAR" and merged["BR"].buy_shipping_cap == m("50 USD")
+    assert RateTable.from_config(config["fx"]).rate("MXN") == Decimal("0.0588235")
