@@ -44,6 +44,10 @@ def write_config(directory: Path, orders: int, workers: int) -> Path:
     data["amazon"]["quotas"] = {}  # Amazon's published defaults on both sides
     data["amazon"]["read_timeout_seconds"] = 30
     data["engine"]["workers"] = workers
+    data["engine"].pop("verify_grace_seconds", None)  # production default: the poll verifies
+    # A direct carrier, so every label goes through confirmShipment (Buy Shipping labels confirm
+    # themselves and would leave the confirmation pipeline unmeasured).
+    data["routing"] = {"default": ["yunexpress:*"]}
     data["sandbox"]["orders"] = orders
     data["logging"] = {"level": "WARNING", "format": "text"}
     path = directory / "bench.yaml"

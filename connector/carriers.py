@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from .model import Quote, Shipment, ShipmentRequest, TrackingInfo
@@ -53,7 +54,8 @@ class ServiceSpec:
 
     ``tracking_level`` is one of ``untracked`` / ``tracked`` (at least one scan) /
     ``fully_tracked`` (scans through delivery). ``amazon_shipping_method`` is what
-    confirmShipment's ``shippingMethod`` carries.
+    confirmShipment's ``shippingMethod`` carries. The limits (weight, size, battery,
+    destinations) make the engine skip the service for parcels that break them.
     """
 
     code: str
@@ -61,6 +63,10 @@ class ServiceSpec:
     tracking_level: str = "tracked"
     amazon_shipping_method: str = ""
     max_weight_g: int | None = None
+    allows_battery: bool = False  # a service that does not say it takes batteries gets none
+    max_length_cm: Decimal | None = None  # longest side
+    max_dimensions_sum_cm: Decimal | None = None  # length + width + height
+    destinations: tuple[str, ...] = ()  # ISO countries served; empty = any
 
 
 @dataclass(frozen=True)

@@ -280,6 +280,28 @@ def orders_retry(state: State, order_id: str) -> None:
     click.echo(f"{order_id}: due now")
 
 
+@cli.command("quote")
+@click.argument("order_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def quote_cmd(state: State, order_id: str, as_json: bool) -> None:
+    """Why an order ships the way it does: its requirements, every quote, eligibility, the winner.
+
+    Asks the carriers for fresh quotes (nothing is bought) and changes nothing in the ledger.
+    """
+    from .engine.quoting import explain, render_explanation
+
+    rt = state.runtime()
+    try:
+        record = rt.ledger.get_order(order_id)
+        if record is None:
+            raise click.ClickException(f"no order {order_id} in the ledger")
+        result = explain(rt, record)
+    finally:
+        rt.close()
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else render_explanation(result))
+
+
 # -- sandbox and demo -------------------------------------------------------------------------------
 
 

@@ -18,6 +18,8 @@ import jsonschema
 import yaml
 
 from .amazon.sites import SITES
+from .fx import FX_SCHEMA
+from .rules import SELECTION_SCHEMA, SITE_RULES_CONFIG_SCHEMA
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
@@ -51,8 +53,8 @@ _ADDRESS = {
         "name", "company", "line1", "line2", "line3", "city", "district", "state", "postal_code",
         "country_code", "phone", "email")},
 }
-_ROUTE = {"type": "string", "pattern": r"^[a-z0-9_]+:[A-Za-z0-9_-]+$",
-          "x-format": "carrier:service, e.g. yunexpress:AYPZXR"}
+_ROUTE = {"type": "string", "pattern": r"^[a-z0-9_]+:([A-Za-z0-9_-]+|\*)$",
+          "x-format": "carrier:service or carrier:*, e.g. yunexpress:AYPZXR"}
 _QUOTA = {"type": "object", "additionalProperties": False, "required": ["rate", "burst"],
           "properties": {"rate": {"type": "number", "exclusiveMinimum": 0},
                          "burst": {"type": "integer", "minimum": 1}}}
@@ -60,7 +62,7 @@ _QUOTA = {"type": "object", "additionalProperties": False, "required": ["rate", 
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["catalog", "ship_from", "accounts", "routing"],
+    "required": ["catalog", "ship_from", "accounts"],
     "properties": {
         "state_dir": {"type": "string", "default": ".mfn"},
         "labels_dir": {"type": "string"},
@@ -101,7 +103,7 @@ SCHEMA: dict[str, Any] = {
         },
         "carriers": {"type": "object", "default": {}},
         "routing": {
-            "type": "object", "additionalProperties": False, "required": ["default"],
+            "type": "object", "additionalProperties": False, "default": {},
             "properties": {
                 "default": {"type": "array", "minItems": 1, "items": _ROUTE},
                 "sites": {"type": "object", "default": {},
@@ -133,6 +135,7 @@ SCHEMA: dict[str, Any] = {
                 "carrier_attempts": {"type": "integer", "minimum": 1, "default": 3},
                 "verify_attempts": {"type": "integer", "minimum": 1, "default": 6},
                 "verify_grace_seconds": {"type": "number", "minimum": 0, "default": 300},
+                "quote_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 20},
             },
         },
         "plugins": {
@@ -145,6 +148,9 @@ SCHEMA: dict[str, Any] = {
             "properties": {"level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"], "default": "INFO"},
                            "format": {"enum": ["text", "json"], "default": "text"}},
         },
+        "fx": FX_SCHEMA,
+        "site_rules": SITE_RULES_CONFIG_SCHEMA,
+        "selection": SELECTION_SCHEMA,
         "sandbox": {
             "type": "object", "additionalProperties": False, "default": {},
             "properties": {
@@ -397,7 +403,7 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
             settings = data["carriers"][code] = {}
         _validate(carrier_schemas[code], settings, located, ("carriers", code))
         apply_defaults(carrier_schemas[code], settings)
-    routes = [(("routing", "default", i), r) for i, r in enumerate(data["routing"]["default"])]
+    routes = [(("routing", "default", i), r) for i, r in enumerate(data["routing"].get("default", []))]
     for site, lst in data["routing"]["sites"].items():
         routes += [(("routing", "sites", site, i), r) for i, r in enumerate(lst)]
     for path, route in routes:

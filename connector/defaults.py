@@ -5,9 +5,11 @@ from .hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)
-def mfn_choose_service(order, candidates):
-    """Take the configured preference order as it stands: the first allowed (carrier, service)."""
-    return candidates[0] if candidates else None
+def mfn_choose_quote(order, requirements, candidates):
+    """The lowest cost after discounts and the Buy Shipping premium (rules.choose_cheapest)."""
+    from .rules import choose_cheapest
+
+    return choose_cheapest(candidates, req=requirements)
 
 
 @hookimpl

@@ -49,13 +49,24 @@ def mfn_register_commands(cli):
 # -- decisions -------------------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
-def mfn_choose_service(order, candidates):
-    """Choose how to ship ``order``: return one of ``candidates`` or ``None`` to pass.
+@hookspec
+def mfn_register_site_rules(register):
+    """Register Amazon site rules: ``register(SiteRules(...))`` defines a whole site,
+    ``register(SiteRulesPatch(site, field=value))`` overrides fields of one.
 
-    ``candidates`` is a list of ``(carrier_code, service_code)`` tuples the configuration allows
-    for the order's site, in configured preference order. The built-in default (``trylast``)
-    returns the first.
+    Full definitions are merged first, then patches, then the ``site_rules`` configuration
+    section, which always wins.
+    """
+
+
+@hookspec(firstresult=True)
+def mfn_choose_quote(order, requirements, candidates):
+    """Choose the label for ``order``: return one of ``candidates`` or ``None`` to pass.
+
+    ``candidates`` are the eligible ``rules.Candidate`` objects (a quote and its cost after
+    discounts and the Buy Shipping premium), cheapest first; ``requirements`` says what the
+    order's site demands. The built-in default (``trylast``) returns the cheapest. An answer
+    that is not one of the candidates is ignored and the order held.
     """
 
 

@@ -255,6 +255,8 @@ class Quote:
     price: Money
     transit_days: int | None = None
     tracking_level: str = ""
+    promised_delivery: datetime | None = None  # when the carrier promises delivery, if it says
+    handling_fee: Money | None = None  # the part of the price that is handling (some discounts)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ class PluginHost:
         self.reports: dict[str, PluginReport] = {}
         self._carriers: dict[str, CarrierSpec] | None = None
         self._emulators: dict[str, Any] | None = None
+        self._site_rules: list[Any] | None = None
         self._register(defaults, "builtin-defaults", status="builtin")
 
     # -- loading ---------------------------------------------------------------------------
@@ -220,6 +221,26 @@ class PluginHost:
                                             lambda s: s.name)
         return self._emulators
 
+    def site_rules(self) -> list[Any]:
+        """Every SiteRules and SiteRulesPatch plugins registered, in call order (rules.merge_rules
+        resolves them: unlike carriers, a site may be registered once and patched by others)."""
+        if self._site_rules is None:
+            found: list[Any] = []
+            for impl in self._impls("mfn_register_site_rules"):
+                report = self.reports.get(impl.plugin_name)
+                mine: list[Any] = []
+                try:
+                    impl.function(**{k: {"register": mine.append}[k] for k in impl.argnames})
+                except Exception as exc:  # noqa: BLE001
+                    if report:
+                        self._fail(report, f"mfn_register_site_rules raised {type(exc).__name__}: {exc}", exc)
+                    continue
+                found += mine
+                if report:
+                    report.registered.append(f"site rules:{len(mine)}")
+            self._site_rules = found
+        return self._site_rules
+
     def register_commands(self, cli: Any) -> None:
         self.call_each("mfn_register_commands", cli=cli)
 
@@ -238,4 +259,5 @@ def load_plugins(*, allow: Iterable[str] | None = None, deny: Iterable[str] = ()
     # Registration errors (duplicates, raising hooks) surface in the reports straight away.
     host.carriers()
     host.emulators()
+    host.site_rules()
     return host

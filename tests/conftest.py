@@ -36,13 +36,21 @@ def deep_update(base: dict, changes: dict) -> dict:
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write config/sandbox.yaml with ``overrides`` merged in; state goes under tmp_path."""
 
-    def write(overrides: dict[str, Any] | None = None, name: str = "config.yaml") -> Path:
+    written: list[Path] = []
+
+    def write(overrides: dict[str, Any] | None = None, name: str | None = None,
+              fresh_state: bool = False) -> Path:
+        """``fresh_state`` gives this configuration its own ledger, labels and emulator state;
+        otherwise every configuration of the test shares one (e.g. to change plugins mid-test)."""
+        n = len(written)
+        name = name or ("config.yaml" if n == 0 else f"config-{n}.yaml")
         data = yaml.safe_load(SANDBOX_YAML.read_text(encoding="utf-8"))
-        data["state_dir"] = str(tmp_path / "state")
+        data["state_dir"] = str(tmp_path / ("state" if n == 0 or not fresh_state else f"state-{n}"))
         data["catalog"] = str(ROOT / "config" / "catalog.sandbox.csv")
         deep_update(data, overrides or {})
         path = tmp_path / name
         path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        written.append(path)
         return path
 
     return write
@@ -99,7 +107,7 @@ def world(write_config) -> Callable[..., SandboxWorld]:
     worlds: list[SandboxWorld] = []
 
     def make(overrides: dict[str, Any] | None = None, faults: Any = None) -> SandboxWorld:
-        w = SandboxWorld(write_config(overrides), faults=faults)
+        w = SandboxWorld(write_config(overrides, fresh_state=True), faults=faults)
         worlds.append(w)
         return w
 

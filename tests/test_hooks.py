@@ -82,3 +82,28 @@ def test_hook_mfn_register_commands():
     host.register_commands(group)
     result = CliRunner().invoke(group, ["acme-status"])
     assert result.exit_code == 0 and result.output == "acme ok\n"
+
+
+def test_hook_mfn_register_site_rules(write_config):
+    """The built-in marketplace plugin defines the sites; another plugin patches one; the
+    configuration's site_rules section wins over both."""
+    from decimal import Decimal
+
+    from connector.engine.runtime import _rules, load_config_with_plugins
+    from connector.rules import SiteRulesPatch
+
+    class Patch:
+        @hookimpl
+        def mfn_register_site_rules(self, register):
+            register(SiteRulesPatch("DE", vtr_exclusion_below="25 EUR", returnless_refund_below="10 EUR"))
+
+    host = load_plugins()
+    host.pm.register(Patch(), name="de-patch")
+    host._site_rules = None
+    config, _ = load_config_with_plugins(str(write_config({"site_rules": {"DE": {
+        "returnless_refund_below": "12 EUR"}}})), host)
+    rules, _, _ = _rules(config, host)
+    assert len(rules) >= 22 and rules["US"].buy_shipping_cap.amount == Decimal("800")
+    assert rules["DE"].vtr_exclusion_below.amount == Decimal("25")      # the plugin's patch
+    assert rules["DE"].returnless_refund_below.amount == Decimal("12")  # configuration wins
+    assert rules["FR"].vtr_exclusion_below.amount == Decimal("10")      # untouched

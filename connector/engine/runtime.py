@@ -15,10 +15,12 @@ from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS
 from ..carriers import Carrier, CarrierSpec
 from ..catalog import Catalog, load_catalog
 from ..config import Config, ConfigError, Problem, client_secret_rotated_at, load_config
+from ..fx import FxError, RateTable
 from ..ledger import Ledger, open_ledger
 from ..model import Address
 from ..plugins import PluginHost, load_plugins
 from ..ratelimit import DEFAULT_QUOTAS, RateLimiter
+from ..rules import ChoicePolicy, RulesError, SiteRules, SiteRulesPatch, merge_rules
 
 log = logging.getLogger("connector.engine")
 
@@ -51,6 +53,9 @@ class Runtime:
     amazon: dict[str, SpApiClient]  # by account name
     ship_from: Address
     labels_dir: Path
+    site_rules: dict[str, SiteRules]
+    fx: RateTable
+    policy: ChoicePolicy
     counters: Counters = field(default_factory=Counters)
 
     def engine_setting(self, key: str) -> Any:
@@ -104,8 +109,30 @@ def build_runtime(config: Config, host: PluginHost) -> Runtime:
             problem = Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
                               f"carrier plugin failed to start: {exc}")
             raise ConfigError([problem]) from exc
+    site_rules, fx, policy = _rules(config, host)
     labels_dir = config.labels_dir
     labels_dir.mkdir(parents=True, exist_ok=True)
     return Runtime(config=config, host=host, ledger=ledger, catalog=catalog, carrier_specs=specs,
                    carriers=carriers, amazon=amazon, ship_from=Address.from_dict(config.data["ship_from"]),
-                   labels_dir=labels_dir)
+                   labels_dir=labels_dir, site_rules=site_rules, fx=fx, policy=policy)
+
+
+def _rules(config: Config, host: PluginHost) -> tuple[dict[str, SiteRules], RateTable, ChoicePolicy]:
+    """Site rules (plugins, then their patches, then the site_rules section), fx, selection policy."""
+    registered = host.site_rules()
+    try:
+        rules = merge_rules([r for r in registered if isinstance(r, SiteRules)],
+                            [p for p in registered if isinstance(p, SiteRulesPatch)],
+                            config.data.get("site_rules"))
+        fx = RateTable.from_config(config.data.get("fx"))
+        policy = ChoicePolicy.from_config(config.data.get("selection"))
+    except (RulesError, FxError) as exc:
+        raise ConfigError([Problem(str(config.path), None, "", str(exc))]) from None
+    for i, account in enumerate(config.data["accounts"]):
+        missing = [s for s in account["marketplaces"] if s not in rules]
+        if missing:
+            line = config.line_of("accounts", i, "marketplaces")
+            raise ConfigError([Problem(str(config.path), line, f"accounts[{i}].marketplaces",
+                                       f"no site rules for {', '.join(missing)} (install "
+                                       "mfn-marketplace-amazon, or add them under site_rules)")])
+    return rules, fx, policy

@@ -26,7 +26,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,10 +40,13 @@ from ..carriers import (
     PermanentCarrierError,
     TransientCarrierError,
 )
+from ..fx import FxError
 from ..ledger import OrderRecord, OrderState, Package, PackageState
-from ..model import CustomsLine, FulfillmentStatus, Order, Parcel, Shipment, ShipmentRequest, utcnow
+from ..model import FulfillmentStatus, Order, Shipment, ShipmentRequest, utcnow
+from ..rules import RulesError
 from .crashpoints import crashpoint
 from .runtime import Runtime
+from .shopping import build_parcel, order_requirements, shop
 
 log = logging.getLogger("connector.engine")
 T = TypeVar("T")
@@ -116,40 +118,50 @@ def _shipment_of(package: Package) -> Shipment:
 # -- plan --------------------------------------------------------------------------------------
 
 
+def precheck(rt: Runtime, order: Order) -> tuple[str, str] | None:
+    """(reason, message) when the order cannot be shipped as it stands, before any quote."""
+    if order.buyer_cancel_requested:
+        return ("buyer_cancel_requested", f"order {order.order_id}: the buyer asked to cancel; cancel it "
+                "in Seller Central or release it to ship anyway")
+    items = [i for i in order.items if i.quantity > 0]
+    if not items:
+        return "nothing_to_ship", f"order {order.order_id}: every item is already shipped"
+    if order.ship_to is None or order.ship_to.missing_fields():
+        missing = order.ship_to.missing_fields() if order.ship_to else ["address"]
+        return ("address_incomplete", f"order {order.order_id}: Amazon sent no {', '.join(missing)} for "
+                "the shipping address (check the app's Direct-to-Consumer Shipping role); it is retried "
+                "when Amazon sends the full address")
+    unknown = sorted({i.sku for i in items if rt.catalog.get(i.sku) is None})
+    if unknown:
+        return ("unknown_sku", f"order {order.order_id}: SKU {', '.join(unknown)} is not in the catalog "
+                f"({rt.config.data['catalog']}); add it and release the order")
+    return None
+
+
 def plan(rt: Runtime, record: OrderRecord) -> Outcome:
     order = record.order
     if order.status == FulfillmentStatus.CANCELLED:
         rt.ledger.set_order_state(order.order_id, [OrderState.NEW], OrderState.CANCELLED,
                                   note="cancelled on Amazon before a label was bought")
         return Outcome.REST
-    if order.buyer_cancel_requested:
-        return hold(rt, order.order_id, "buyer_cancel_requested",
-                    f"order {order.order_id}: the buyer asked to cancel; cancel it in Seller Central "
-                    "or release it to ship anyway")
+    blocked = precheck(rt, order)
+    if blocked:
+        return hold(rt, order.order_id, *blocked)
     items = [i for i in order.items if i.quantity > 0]
-    if not items:
-        return hold(rt, order.order_id, "nothing_to_ship",
-                    f"order {order.order_id}: every item is already shipped")
-    if order.ship_to is None or order.ship_to.missing_fields():
-        missing = order.ship_to.missing_fields() if order.ship_to else ["address"]
-        return hold(rt, order.order_id, "address_incomplete",
-                    f"order {order.order_id}: Amazon sent no {', '.join(missing)} for the shipping "
-                    "address (check the app's Direct-to-Consumer Shipping role); it is retried when "
-                    "Amazon sends the full address")
-    unknown = sorted({i.sku for i in items if rt.catalog.get(i.sku) is None})
-    if unknown:
-        return hold(rt, order.order_id, "unknown_sku",
-                    f"order {order.order_id}: SKU {', '.join(unknown)} is not in the catalog "
-                    f"({rt.config.data['catalog']}); add it and release the order")
-    weight_g = sum(rt.catalog.get(i.sku).weight_g * i.quantity for i in items)
-    candidates, rejected = _candidates(rt, order, weight_g)
-    choice = rt.host.decide("mfn_choose_service", order=order.without_pii(), candidates=candidates) \
-        if candidates else None
-    if choice is None or tuple(choice) not in candidates:
-        why = "; ".join(rejected) or "no route is configured for this site"
+    try:
+        shopping = shop(rt, order, items)
+    except (RulesError, FxError) as exc:
+        return hold(rt, order.order_id, "site_rules", f"order {order.order_id}: {exc}")
+    chosen = shopping.selection.chosen
+    if chosen is None and shopping.unanswered:  # a carrier that did not answer may be the one
+        return defer(rt, record, f"no eligible quote yet; no answer from {', '.join(shopping.unanswered)}")
+    if chosen is None:
         return hold(rt, order.order_id, "no_eligible_service",
-                    f"order {order.order_id} ({order.site}): no carrier service can ship it: {why}")
-    carrier, service = choice
+                    f"order {order.order_id} ({order.site}): no carrier service can ship it: "
+                    f"{shopping.selection.held_message()}")
+    log.info("order %s: %s chosen at %s; %s", order.order_id, chosen.option.label, chosen.cost,
+             "; ".join(shopping.requirements.notes))
+    carrier, service = chosen.option.carrier, chosen.option.service
     used = set(order.shipped_package_refs) | {p.package_ref for p in rt.ledger.packages(order.order_id)}
     number = 1
     while str(number) in used:
@@ -160,56 +172,20 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
     return Outcome.PROGRESS
 
 
-def _candidates(rt: Runtime, order: Order, weight_g: int) -> tuple[list[tuple[str, str]], list[str]]:
-    """The configured routes for the order's site that can take it, and why the others cannot."""
-    routing = rt.config.data["routing"]
-    routes = routing["sites"].get(order.site) or routing["default"]
-    allowed, rejected = [], []
-    for route in routes:
-        carrier, service = route.split(":", 1)
-        spec = rt.carrier_specs.get(carrier)
-        service_spec = spec.service(service) if spec else None
-        if spec is None or carrier not in rt.carriers:
-            rejected.append(f"{route}: carrier not installed or not configured")
-        elif spec.carrier_code_for(order.site) is None:
-            rejected.append(f"{route}: Amazon does not accept {spec.label} on {order.site}")
-        elif spec.services and service_spec is None:
-            rejected.append(f"{route}: {spec.label} has no service {service}")
-        elif service_spec and service_spec.max_weight_g and weight_g > service_spec.max_weight_g:
-            rejected.append(f"{route}: the parcel weighs {weight_g} g, over the "
-                            f"{service_spec.max_weight_g} g limit of {service_spec.name}")
-        else:
-            allowed.append((carrier, service))
-    return allowed, rejected
-
-
 # -- buy and label -------------------------------------------------------------------------------
 
 
 def build_request(rt: Runtime, order: Order, package: Package) -> ShipmentRequest:
     assert order.ship_to is not None
-    quantities = {i["order_item_id"]: i["quantity"] for i in package.items}
-    lines, weight, length, width, height, battery = [], 0, Decimal(0), Decimal(0), Decimal(0), False
-    for item in order.items:
-        qty = quantities.get(item.order_item_id, 0)
-        if not qty:
-            continue
-        cat = rt.catalog.get(item.sku)
-        if cat is None:  # the catalog changed after planning
-            raise KeyError(item.sku)
-        lines.append(CustomsLine(sku=cat.sku, name_en=cat.name_en, name_cn=cat.name_cn,
-                                 hs_code=cat.hs_code, quantity=qty, unit_value=cat.declared_value,
-                                 unit_weight_g=cat.weight_g, origin_country=cat.origin_country))
-        weight += cat.weight_g * qty
-        length, width = max(length, cat.length_cm), max(width, cat.width_cm)
-        height += cat.height_cm * qty  # stacked: a conservative box
-        battery = battery or cat.has_battery
-    ioss = next((i.ioss_number for i in order.items if i.ioss_number), "")
+    parcel = build_parcel(rt, order, {i["order_item_id"]: i["quantity"] for i in package.items})
+    try:  # the IOSS number goes to customs only when the site's rules say so (EU, <= 150 EUR)
+        ioss = order_requirements(rt, order, parcel).ioss_number
+    except (RulesError, FxError):
+        ioss = ""
     return ShipmentRequest(reference=package.idempotency_key, order_id=order.order_id, site=order.site,
                            service=package.service, ship_from=rt.ship_from, ship_to=order.ship_to,
-                           parcel=Parcel(weight_g=weight, length_cm=length, width_cm=width,
-                                         height_cm=height, contents=tuple(lines), has_battery=battery),
-                           ioss_number=ioss, account=order.account, marketplace_id=order.marketplace_id)
+                           parcel=parcel, ioss_number=ioss or "", account=order.account,
+                           marketplace_id=order.marketplace_id)
 
 
 def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:

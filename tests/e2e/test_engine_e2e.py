@@ -137,23 +137,28 @@ def test_hook_mfn_package_confirmed(world, run_engine):
     assert confirmed and all(kinds.index("labeled") < kinds.index("confirmed") for _ in confirmed)
 
 
-def test_hook_mfn_choose_service(world, run_engine):
-    class PreferZxr:
-        @hookimpl
-        def mfn_choose_service(self, order, candidates):
-            return ("yunexpress", "ZXR") if ("yunexpress", "ZXR") in candidates else None
+def test_hook_mfn_choose_quote(world, run_engine):
+    """A plugin that always takes the most expensive eligible label overrides the default."""
+    seen = []
 
-    both = ["yunexpress:AYPZXR", "yunexpress:ZXR"]
-    w = world({"sandbox": {"orders": 4},
-               "routing": {"default": both, "sites": {s: both for s in ("US", "CA", "JP", "UK", "DE")}}})
-    run_engine(w, PreferZxr())
+    class MostExpensive:
+        @hookimpl
+        def mfn_choose_quote(self, order, requirements, candidates):
+            assert order.ship_to is None and requirements.site == order.site
+            assert candidates == sorted(candidates, key=lambda c: c.comparable.amount)
+            seen.append((order.order_id, candidates[-1].option.key))
+            return candidates[-1]
+
+    w = world({"sandbox": {"orders": 4}})
+    run_engine(w, MostExpensive())
     rt = w.runtime()
     try:
-        services = {p.service for r in rt.ledger.orders([OrderState.VERIFIED])
-                    for p in rt.ledger.packages(r.order_id)}
-        assert services == {"ZXR"}
+        planned = {r.order_id: (p.carrier, p.service) for r in rt.ledger.orders([OrderState.VERIFIED])
+                   for p in rt.ledger.packages(r.order_id)}
     finally:
         rt.close()
+    assert planned and all(planned[oid] == key for oid, key in seen if oid in planned)
+    assert_exactly_once(w)
 
 
 def test_once_cli_prints_summary_and_json_logs(world):

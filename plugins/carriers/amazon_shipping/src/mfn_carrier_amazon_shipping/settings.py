@@ -29,6 +29,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "Cheapest eligible Buy Shipping rate",
         "tracked",
         amazon_shipping_method="Amazon Buy Shipping (cheapest rate)",
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
     ServiceSpec(
         "YUNEXPRESS_AYPZXR",
@@ -36,6 +37,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "fully_tracked",
         amazon_shipping_method="YunExpress Global Tracked Line DDP",
         max_weight_g=2500,
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
     ServiceSpec(
         "YUNEXPRESS_ZXR",
@@ -43,6 +45,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "fully_tracked",
         amazon_shipping_method="YunExpress Global Line",
         max_weight_g=30000,
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
     ServiceSpec(
         "CHINAPOST_EPACKET",
@@ -50,6 +53,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "tracked",
         amazon_shipping_method="China Post ePacket",
         max_weight_g=2000,
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
     ServiceSpec(
         "CHINAPOST_REGISTERED",
@@ -57,6 +61,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "tracked",
         amazon_shipping_method="China Post Registered Air Mail",
         max_weight_g=2000,
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
     ServiceSpec(
         "YANWEN_SPECIAL_LINE",
@@ -64,6 +69,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "fully_tracked",
         amazon_shipping_method="Yanwen Special Line Tracked",
         max_weight_g=2000,
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
     ServiceSpec(
         "YANWEN_EXPRESS",
@@ -71,6 +77,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "fully_tracked",
         amazon_shipping_method="Yanwen Direct Line Express",
         max_weight_g=5000,
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
     ServiceSpec(
         "DHLEC_PKD",
@@ -78,6 +85,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "fully_tracked",
         amazon_shipping_method="DHL eCommerce Packet Plus",
         max_weight_g=2000,
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
     ServiceSpec(
         "DHLEC_PPS",
@@ -85,6 +93,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "fully_tracked",
         amazon_shipping_method="DHL eCommerce Parcel Standard",
         max_weight_g=20000,
+        allows_battery=True,  # Amazon decides per rate (ineligibleRates)
     ),
 )
 SERVICE_IDS: tuple[str, ...] = tuple(s.code for s in SERVICES if s.code != CHEAPEST)

@@ -14,15 +14,15 @@ from connector.carriers import ServiceSpec
 # The Amazon lines first: they are what an MFN seller ships with (GetShippingMethods fixture).
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("AYPZXR", "Amazon Yuntu Global Tracked Line DDP", "fully_tracked",
-                amazon_shipping_method="Amazon Yuntu Global Tracked Line DDP"),
+                amazon_shipping_method="Amazon Yuntu Global Tracked Line DDP", allows_battery=True),
     ServiceSpec("AYUZXR", "Amazon Yuntu Global Tracked line DDU", "fully_tracked",
                 amazon_shipping_method="Amazon Yuntu Global Tracked line DDU"),
     ServiceSpec("AYPZXU", "Amazon Yuntu Global Untracked Line DDP", "untracked",
-                amazon_shipping_method="Amazon Yuntu Global Untracked Line DDP"),
+                amazon_shipping_method="Amazon Yuntu Global Untracked Line DDP", allows_battery=True),
     ServiceSpec("THPHR", "YunExpress Registered Standard General", "tracked",
                 amazon_shipping_method="YunExpress Registered Standard General"),
     ServiceSpec("ZXR", "YunExpress Global Line", "fully_tracked",
-                amazon_shipping_method="YunExpress Global Line"),
+                amazon_shipping_method="YunExpress Global Line", allows_battery=True),
 )
 
 DEFAULT_SERVICES: tuple[str, ...] = ("AYPZXR", "AYUZXR", "AYPZXU")

@@ -1,0 +1,149 @@
+"""Rate shopping: what an order's site demands, quotes from every eligible carrier at once, and
+the choice -- with the reason for every option that was not taken.
+
+Used by the plan step (which plans the chosen label) and by ``mfn-connector quote`` (which
+only shows the decision).
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..carriers import NotSupported, PermanentCarrierError
+from ..model import Address, CustomsLine, Order, OrderItem, Parcel, Quote, ShipmentRequest, utcnow
+from ..rules import (
+    QuoteOption,
+    Rejection,
+    Requirements,
+    Selection,
+    carrier_rejections,
+    requirements,
+    select,
+)
+from .runtime import Runtime
+
+log = logging.getLogger("connector.engine")
+
+
+@dataclass(frozen=True)
+class Shopping:
+    requirements: Requirements
+    selection: Selection
+    quotes: tuple[Quote, ...]
+    unanswered: tuple[str, ...] = ()  # carriers whose quote failed for a reason that may pass
+
+
+def build_parcel(rt: Runtime, order: Order, quantities: dict[str, int]) -> Parcel:
+    """The box for these quantities of the order's items, from the item master (KeyError: SKU)."""
+    lines, weight, length, width, height, battery = [], 0, Decimal(0), Decimal(0), Decimal(0), False
+    for item in order.items:
+        qty = quantities.get(item.order_item_id, 0)
+        if not qty:
+            continue
+        cat = rt.catalog.get(item.sku)
+        if cat is None:
+            raise KeyError(item.sku)
+        lines.append(CustomsLine(sku=cat.sku, name_en=cat.name_en, name_cn=cat.name_cn,
+                                 hs_code=cat.hs_code, quantity=qty, unit_value=cat.declared_value,
+                                 unit_weight_g=cat.weight_g, origin_country=cat.origin_country))
+        weight += cat.weight_g * qty
+        length, width = max(length, cat.length_cm), max(width, cat.width_cm)
+        height += cat.height_cm * qty  # stacked: a conservative box
+        battery = battery or cat.has_battery
+    return Parcel(weight_g=weight, length_cm=length, width_cm=width, height_cm=height,
+                  contents=tuple(lines), has_battery=battery)
+
+
+def order_requirements(rt: Runtime, order: Order, parcel: Parcel) -> Requirements:
+    """Raises RulesError / FxError when the site or a currency is unknown."""
+    return requirements(order, rt.catalog, rt.site_rules, rt.fx, parcel=parcel)
+
+
+def _routes(rt: Runtime, site: str) -> dict[str, set[str] | None]:
+    """Carrier -> allowed services (None: any) for a site; every configured carrier by default."""
+    routing = rt.config.data["routing"]
+    routes = routing.get("sites", {}).get(site) or routing.get("default")
+    if not routes:
+        return {code: None for code in rt.carriers}
+    allowed: dict[str, set[str] | None] = {}
+    for route in routes:
+        carrier, service = route.split(":", 1)
+        if service == "*" or allowed.get(carrier, set()) is None:
+            allowed[carrier] = None
+        else:
+            allowed.setdefault(carrier, set()).add(service)  # type: ignore[union-attr]
+    return allowed
+
+
+def shop(rt: Runtime, order: Order, items: list[OrderItem]) -> Shopping:
+    parcel = build_parcel(rt, order, {i.order_item_id: i.quantity for i in items})
+    req = order_requirements(rt, order, parcel)
+    rules = rt.site_rules[order.site]
+    failures: list[Rejection] = []
+    ask: list[tuple[str, set[str] | None]] = []
+    for code, services in _routes(rt, order.site).items():
+        spec, carrier = rt.carrier_specs.get(code), rt.carriers.get(code)
+        if spec is None or carrier is None:
+            failures.append(Rejection(code, "", ("carrier not installed or not configured",)))
+            continue
+        reasons = carrier_rejections(req, spec, rules, ship_from_city=rt.ship_from.city,
+                                     drop_off=rt.policy.drop_off)
+        if reasons:
+            failures.append(Rejection(code, "", tuple(reasons)))
+        else:
+            ask.append((code, services))
+    ship_to = order.ship_to or Address(country_code=rules.country)  # e.g. purged: the country suffices
+    request = ShipmentRequest(reference=f"{order.order_id}-quote", order_id=order.order_id, site=order.site,
+                              service="", ship_from=rt.ship_from, ship_to=ship_to,
+                              parcel=parcel, ioss_number=req.ioss_number, account=order.account,
+                              marketplace_id=order.marketplace_id)
+    unanswered: list[str] = []
+    quotes = _quote_all(rt, request, ask, failures, unanswered)
+    options = [QuoteOption.from_quote(q, rt.carrier_specs[q.carrier]) for q in quotes]
+
+    def choose(candidates):
+        return rt.host.decide("mfn_choose_quote", order=order.without_pii(), requirements=req,
+                              candidates=candidates)
+
+    selection = select(req, options, rules=rules, fx=rt.fx, now=utcnow(), policy=rt.policy,
+                       ship_from_city=rt.ship_from.city, choose=choose, failures=failures)
+    return Shopping(req, selection, tuple(quotes), tuple(unanswered))
+
+
+def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[str] | None]],
+               failures: list[Rejection], unanswered: list[str]) -> list[Quote]:
+    """Every carrier at once, each isolated and bounded by engine.quote_timeout_seconds."""
+    if not ask:
+        return []
+    timeout = rt.engine_setting("quote_timeout_seconds")
+    pool = ThreadPoolExecutor(max_workers=len(ask), thread_name_prefix="quote")
+    futures = {pool.submit(rt.carriers[code].quote, request): (code, services) for code, services in ask}
+    done, _ = wait(futures, timeout=timeout)
+    pool.shutdown(wait=False, cancel_futures=True)  # a hung carrier must not hold the order
+    quotes: list[Quote] = []
+    for future, (code, services) in futures.items():
+        if future not in done:
+            failures.append(Rejection(code, "", (f"no quote within {timeout:g} s",)))
+            unanswered.append(code)
+            continue
+        try:
+            answer = future.result()
+        except NotSupported:
+            failures.append(Rejection(code, "", ("the carrier gives no quotes",)))
+            continue
+        except PermanentCarrierError as exc:
+            failures.append(Rejection(code, "", (f"quote refused: {exc}",)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one carrier's failure never stops the others
+            failures.append(Rejection(code, "", (f"quote failed: {type(exc).__name__}: {exc}",)))
+            unanswered.append(code)  # transient, or a plugin bug: worth asking again later
+            continue
+        kept = [q for q in answer if services is None or q.service in services]
+        if not kept:
+            why = ("no quote for the routed service(s) " + ", ".join(sorted(services)) if services
+                   else "no service quoted for this parcel and destination")
+            failures.append(Rejection(code, "", (why,)))
+        quotes += kept
+    return quotes
