@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -19,6 +18,7 @@ import requests
 from connector.carriers import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.model import Quote, Shipment, ShipmentRequest, TrackingInfo
 from connector.ratecard import RateCard
+from connector.ratelimit import TokenBucket
 
 from . import mapping
 from .settings import BATTERY_SERVICES, SERVICES, YanwenSettings, resolve_settings
@@ -43,8 +43,8 @@ class YanwenCarrier(Carrier):
             self.rate_card = RateCard.from_rows([dict(row) for row in self.settings.rate_card])
         except ValueError as exc:
             raise ValueError(f"carriers.yanwen.rate_card: {exc}") from None
-        self._pace_lock = threading.Lock()
-        self._next_slot = 0.0
+        rate = self.settings.max_requests_per_second  # no limit is documented: off by default
+        self._bucket = TokenBucket(rate, 1) if rate else None
 
     def __repr__(self) -> str:
         return f"YanwenCarrier({self.settings!r})"
@@ -156,22 +156,11 @@ class YanwenCarrier(Carrier):
                                    "Accept": "application/json"},
                           reference=reference, auth_error=mapping.credentials_error)
 
-    def _pace(self) -> None:
-        """Client-side pacing when ``max_requests_per_second`` is set (no limit is documented)."""
-        rate = self.settings.max_requests_per_second
-        if not rate:
-            return
-        with self._pace_lock:
-            now = time.monotonic()
-            wait = self._next_slot - now
-            self._next_slot = max(now, self._next_slot) + 1.0 / rate
-        if wait > 0:
-            time.sleep(wait)
-
     def _send(self, op: str, method: str, url: str, *, params: dict[str, str], headers: dict[str, str],
               auth_error: Callable[[str], PermanentCarrierError], data: bytes | None = None,
               reference: str = "") -> Any:
-        self._pace()
+        if self._bucket is not None:
+            self._bucket.acquire()
         started = time.monotonic()
         try:
             response = self.http.request(method, url, params=params, data=data, headers=headers,
