@@ -43,8 +43,8 @@ def active_orders(world: Any) -> list[str]:
         ledger.close()
 
 
-# The built-in carriers; the crash and fault tests run against each.
-CARRIERS = ("yunexpress", "chinapost", "yanwen", "amazon_shipping")
+# The five built-in carriers; the crash and fault tests run against each.
+CARRIERS = ("yunexpress", "chinapost", "yanwen", "dhl_ecommerce", "amazon_shipping")
 
 # What the seed deliberately contains; any other hold after a crash or a fault is a bug.
 SEEDED_HOLDS = {"unknown_sku", "address_incomplete", "buyer_cancel_requested"}

@@ -1,0 +1,58 @@
+"""DHL eCommerce Asia-Pacific carrier plugin for mfn-connector: the REST client and its emulator.
+
+Registered through the ``mfn_connector`` entry point like any third-party plugin. The client,
+the mapping and the emulator are imported inside the hooks, so loading the plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from connector import hookimpl
+
+CODE = "dhl_ecommerce"
+
+# Example data (cities DHL eCommerce Asia publicly serves from China); not a verified list.
+PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Shanghai", "Yiwu", "Hangzhou", "Xiamen")
+
+
+@hookimpl
+def mfn_register_carriers(register: Callable[[Any], None]) -> None:
+    from connector.carriers import CarrierSpec
+
+    from .client import DhlEcommerceCarrier
+    from .settings import (
+        AMAZON_CARRIER_CODE,
+        SERVICES,
+        SETTINGS_SCHEMA,
+        TRACK_BATCH_MAX,
+        TRACKING_NUMBER_PATTERN,
+    )
+
+    register(
+        CarrierSpec(
+            code=CODE,
+            label="DHL eCommerce Asia",
+            factory=DhlEcommerceCarrier,
+            amazon_carrier_code=AMAZON_CARRIER_CODE,
+            services=SERVICES,
+            settings_schema=SETTINGS_SCHEMA,
+            tracking_number_pattern=TRACKING_NUMBER_PATTERN,
+            batch_sizes={"create": 1, "track": TRACK_BATCH_MAX, "lookup": 1},
+            pickup_cities=PICKUP_CITIES,
+        )
+    )
+
+
+@hookimpl
+def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
+    from connector.sandbox.framework import EmulatorSpec
+
+    from .sandbox import DhlEcommerceEmulator
+
+    register(
+        EmulatorSpec(
+            name=CODE, factory=DhlEcommerceEmulator, port_offset=4, env_var="MFN_SANDBOX_DHL_ECOMMERCE"
+        )
+    )
