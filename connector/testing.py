@@ -94,6 +94,28 @@ _NO_FAULTS = dict.fromkeys(_FAULT_KINDS, 0.0)
 _SECRET_NAMES = re.compile(r"(secret|password|token|api_?key|private_?key)$", re.IGNORECASE)
 
 
+@pytest.fixture
+def mfn_emulator() -> Iterator[Callable[[Any], Any]]:
+    """``mfn_emulator(emulator)`` serves an Emulator instance on a free loopback port and returns
+    its running ``EmulatorServer`` (``.url``); every server is stopped when the test ends.
+
+    For a carrier plugin's own tests, e.g.
+    ``server = mfn_emulator(AcmeEmulator({"seed": 7}))`` then ``AcmeCarrier({"base_url": server.url})``.
+    """
+    from .sandbox.framework import EmulatorServer
+
+    servers: list[Any] = []
+
+    def serve(emulator: Any) -> Any:
+        server = EmulatorServer(emulator, port=0).start()
+        servers.append(server)
+        return server
+
+    yield serve
+    for server in servers:
+        server.stop()
+
+
 def find_registered_carrier(code: str) -> tuple[CarrierSpec, PluginReport]:
     """The ``CarrierSpec`` registered under ``code`` by an installed plugin, and that plugin's
     load report (``connector.plugins.PluginReport``); fails the test with the loader's findings

@@ -19,10 +19,8 @@ from mfn_carrier_acmepost.sandbox import AcmePostEmulator  # noqa: E402
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(AcmePostEmulator({"seed": 1}), port=0).start()
-    yield server
-    server.stop()
+def emulator(mfn_emulator) -> EmulatorServer:  # serves it on a free port, stops it afterwards
+    return mfn_emulator(AcmePostEmulator({"seed": 1}))
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Fixtures for the China Post plugin tests: a fresh emulator on a free port and clients for it."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,29 +13,10 @@ from mfn_carrier_chinapost.sandbox import ChinaPostEmulator
 from connector.sandbox.framework import EmulatorServer
 
 
-@pytest.fixture(scope="session")
-def _chinapost_servers() -> Iterator[list[EmulatorServer]]:
-    """Every server the session started; stopped together at the end (in parallel: each stop
-    waits for the server loop's poll)."""
-    servers: list[EmulatorServer] = []
-    yield servers
-    stoppers = [threading.Thread(target=server.stop) for server in servers]
-    for thread in stoppers:
-        thread.start()
-    for thread in stoppers:
-        thread.join()
-
-
 @pytest.fixture
-def sandbox(_chinapost_servers: list[EmulatorServer]) -> Callable[..., EmulatorServer]:
+def sandbox(mfn_emulator: Callable[[Any], EmulatorServer]) -> Callable[..., EmulatorServer]:
     """``sandbox(**options)`` serves a fresh China Post emulator on a free loopback port."""
-
-    def start(**options: Any) -> EmulatorServer:
-        server = EmulatorServer(ChinaPostEmulator({"seed": 7, **options}), port=0).start()
-        _chinapost_servers.append(server)
-        return server
-
-    return start
+    return lambda **options: mfn_emulator(ChinaPostEmulator({"seed": 7, **options}))
 
 
 @pytest.fixture

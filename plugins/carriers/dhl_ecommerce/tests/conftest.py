@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,27 +21,10 @@ def load_fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="session")
-def _emulator_servers() -> Iterator[list[EmulatorServer]]:
-    servers: list[EmulatorServer] = []
-    yield servers
-    stoppers = [threading.Thread(target=server.stop) for server in servers]
-    for thread in stoppers:
-        thread.start()
-    for thread in stoppers:
-        thread.join()
-
-
 @pytest.fixture
-def sandbox(_emulator_servers: list[EmulatorServer]) -> Callable[..., EmulatorServer]:
+def sandbox(mfn_emulator: Callable[[Any], EmulatorServer]) -> Callable[..., EmulatorServer]:
     """``sandbox(**options)`` serves a fresh emulator on a free loopback port."""
-
-    def start(**options: Any) -> EmulatorServer:
-        server = EmulatorServer(DhlEcommerceEmulator({"seed": 7, **options}), port=0).start()
-        _emulator_servers.append(server)
-        return server
-
-    return start
+    return lambda **options: mfn_emulator(DhlEcommerceEmulator({"seed": 7, **options}))
 
 
 @pytest.fixture
