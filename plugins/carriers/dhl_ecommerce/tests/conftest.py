@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +11,6 @@ from mfn_carrier_dhl_ecommerce.client import DhlEcommerceCarrier
 from mfn_carrier_dhl_ecommerce.sandbox import DhlEcommerceEmulator
 
 from connector.sandbox.framework import EmulatorServer
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def load_fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
 @pytest.fixture

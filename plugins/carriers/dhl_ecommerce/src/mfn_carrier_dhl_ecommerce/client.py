@@ -21,13 +21,12 @@ import requests
 from connector.carriers import Carrier, PermanentCarrierError, TransientCarrierError
 from connector.model import Quote, Shipment, ShipmentRequest, TrackingInfo, TrackingStatus
 from connector.ratecard import RateCard
+from connector.ratelimit import TokenBucket
 
 from . import mapping
-from .settings import BATTERY_SERVICES, SERVICES, TRACK_BATCH_MAX, DhlEcommerceSettings, resolve_settings
+from .settings import BATTERY_SERVICES, SERVICES, DhlEcommerceSettings, resolve_settings
 
 log = logging.getLogger(__name__)
-
-_REFRESH_MARGIN = 0.1  # refresh when less than 10 % of the lifetime (at most 30 min) is left
 
 
 class DhlEcommerceCarrier(Carrier):
@@ -53,6 +52,8 @@ class DhlEcommerceCarrier(Carrier):
             self.rate_card = RateCard.from_rows(self.settings.rate_card_rows())
         except ValueError as exc:
             raise ValueError(f"carriers.dhl_ecommerce.rate_card: {exc}") from None
+        rate = self.settings.max_requests_per_second  # UNVERIFIED limit: off unless configured
+        self._bucket = TokenBucket(rate, max(1, int(rate))) if rate else None
 
     def __repr__(self) -> str:
         return f"DhlEcommerceCarrier({self.settings!r})"
@@ -65,7 +66,12 @@ class DhlEcommerceCarrier(Carrier):
         }
 
     def _sid(self, reference: str) -> str:
-        return mapping.shipment_id(self.settings.shipment_id_prefix, reference)
+        try:
+            return mapping.shipment_id(self.settings.shipment_id_prefix, reference)
+        except ValueError as exc:
+            raise PermanentCarrierError(
+                f"DHL eCommerce: {exc}", code="reference", carrier=self.code
+            ) from None
 
     # -- operations ------------------------------------------------------------------------
 
@@ -86,11 +92,13 @@ class DhlEcommerceCarrier(Carrier):
         request returns the same label (item code 203); a different one under the same
         shipmentID raises DuplicateReferenceError."""
         sid = self._sid(request.reference)
-        bd = mapping.label_bd(
+        bd = mapping.label_bd(  # raises ValueError only for the reference, checked by _sid above
             request,
             prefix=self.settings.shipment_id_prefix,
             handover_method=self.settings.handover_method,
             ioss_field=self.settings.ioss_field,
+            incoterm=self.settings.incoterm,
+            battery_content_indicator=self.settings.battery_content_indicator,
             **self._accounts,
         )
         answer = self._post(
@@ -120,7 +128,7 @@ class DhlEcommerceCarrier(Carrier):
 
     def cancel(self, shipment: Shipment) -> bool:
         sid = self._sid(shipment.reference)
-        bd = mapping.reprint_bd(sid, **self._accounts)
+        bd = mapping.delete_bd(sid, **self._accounts)
         answer = self._post(
             "delete",
             mapping.DELETE_PATH,
@@ -134,11 +142,11 @@ class DhlEcommerceCarrier(Carrier):
         return mapping.parse_delete(answer, sid)
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
-        """``POST /rest/v3/Tracking``, at most 100 numbers per call, results in input order
-        (numbers DHL does not know yet come back as ``unknown`` without events)."""
+        """``POST /rest/v3/Tracking``, ``tracking_batch_size`` (<= 100) numbers per call, results
+        in input order (numbers DHL does not know yet come back as ``unknown`` without events)."""
         numbers = list(dict.fromkeys(n.strip() for n in tracking_numbers if n and n.strip()))
         infos: dict[str, TrackingInfo] = {}
-        for batch in mapping.chunks(numbers, TRACK_BATCH_MAX):
+        for batch in mapping.chunks(numbers, self.settings.tracking_batch_size):
             bd = mapping.track_bd(batch, **self._accounts)
             answer = self._post(
                 "track", mapping.TRACK_PATH, "trackItemRequest", "TRACKITEM", "1.0", bd, "trackItemResponse"
@@ -166,7 +174,8 @@ class DhlEcommerceCarrier(Carrier):
             )
             token, lifetime = mapping.parse_token(answer)
             self._token = token
-            self._token_refresh_at = now + lifetime - min(lifetime * _REFRESH_MARGIN, 1800.0)
+            margin = min(self.settings.token_refresh_margin_seconds, lifetime / 2)
+            self._token_refresh_at = now + lifetime - margin
             return token
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -232,7 +241,12 @@ class DhlEcommerceCarrier(Carrier):
         reference: str = "",
     ) -> Any:
         url = self.settings.root + path
+        if self._bucket is not None:
+            self._bucket.acquire()
         started = time.monotonic()
+        # The token request carries the password in its query string, and requests' exception
+        # messages quote the URL: for it, the cause is not chained (nor ever echoed).
+        secret_url = params is not None and "password" in params
         try:
             response = self.http.request(
                 method, url, params=params, data=data, headers=headers, timeout=self.settings.timeouts
@@ -244,7 +258,7 @@ class DhlEcommerceCarrier(Carrier):
                 "taken effect",
                 code="timeout",
                 carrier=self.code,
-            ) from exc
+            ) from (None if secret_url else exc)
         except requests.RequestException as exc:  # the message may hold the token URL: not echoed
             self._log(op, reference, started, f"network error ({type(exc).__name__})")
             raise TransientCarrierError(
@@ -252,7 +266,7 @@ class DhlEcommerceCarrier(Carrier):
                 "may have taken effect",
                 code="network",
                 carrier=self.code,
-            ) from exc
+            ) from (None if secret_url else exc)
         status = response.status_code
         self._log(op, reference, started, f"HTTP {status}")
         if status in (408, 425, 429) or status >= 500:

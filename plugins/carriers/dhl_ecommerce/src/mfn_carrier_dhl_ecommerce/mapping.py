@@ -15,7 +15,12 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.carriers import (
+    CarrierError,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TransientCarrierError,
+)
 from connector.model import Address, Shipment, ShipmentRequest, TrackingEvent, TrackingInfo, TrackingStatus
 
 CARRIER = "dhl_ecommerce"
@@ -28,20 +33,48 @@ TRACK_PATH = "/rest/v3/Tracking"
 
 TOKEN_OK = "100000"
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9~_\\.\-]")  # documented specials ~ _ \ . ; '-' seen in captures
+_ALIASES_NUMBER = ("deliveryConfirmationNo", "deliveryConfirmationNumber")  # both seen in captures
 _INVALID_TOKEN = re.compile(r"invalid access token", re.IGNORECASE)
 _SAME_ID = re.compile(r"same shipment id exists", re.IGNORECASE)
-_VALIDATION = re.compile(r"input validation failed:\s*([^\[]+?)\s*\[([^\]]*)\]", re.IGNORECASE)
-_NOT_FOUND = re.compile(r"not\s+found|does\s+not\s+exist|no\s+shipment", re.IGNORECASE)
+# "Input validation failed: <field> [<json-pointer>]. <reason>"; the pointer itself holds brackets.
+_VALIDATION = re.compile(r"input validation failed:\s*([^\[]+?)\s*\[(.*?)\]\s*(?:\.|$)", re.IGNORECASE)
+# "No such shipment" in a reprint answer (wording UNVERIFIED). Deliberately narrow: reading any
+# other refusal as "not found" would make the engine buy a second label.
+_NOT_FOUND = re.compile(
+    r"not\s+found|does\s+not\s+exist|no\s+record|no\s+such\s+shipment|invalid\s+shipment\s*id",
+    re.IGNORECASE,
+)
+# A refusal that is DHL's own trouble, not ours: retry later (bd-level only; see refusal()).
+_SYSTEM_ERROR = re.compile(r"system\s+error|run\s*time|internal\s+error|try\s+again|timed?\s*out", re.I)
 
 STATUS_BY_CODE: dict[str, TrackingStatus] = {
     "71005": TrackingStatus.PENDING,
     "77123": TrackingStatus.PENDING,
     "77206": TrackingStatus.ACCEPTED,
-    "77429": TrackingStatus.FAILED_ATTEMPT,
+    # Pickup failed (secondaryStatus e.g. 77443 insufficient pickup address): the parcel is still
+    # with the shipper. Not FAILED_ATTEMPT, which Amazon's tracking rules read as a delivery attempt.
+    "77429": TrackingStatus.PENDING,
     **dict.fromkeys(("77013", "77015", "77027", "77169", "77178", "77184"), TrackingStatus.IN_TRANSIT),
     "77090": TrackingStatus.OUT_FOR_DELIVERY,
     "77093": TrackingStatus.DELIVERED,
 }
+# Codes not in the table (customs, returns, ... are UNVERIFIED) are classified by their
+# description, first match wins; no match -> UNKNOWN (kept, with its description, but it never
+# moves the parcel's status).
+_KEYWORDS: tuple[tuple[TrackingStatus, re.Pattern[str]], ...] = (
+    (TrackingStatus.CANCELLED, re.compile(r"cancel", re.I)),
+    (TrackingStatus.RETURNED, re.compile(r"return", re.I)),
+    (
+        TrackingStatus.FAILED_ATTEMPT,
+        re.compile(r"refused|unsuccessful|attempt|failed\s+delivery|delivery\s+failed", re.I),
+    ),
+    (TrackingStatus.CUSTOMS, re.compile(r"customs|clearance", re.I)),
+    (TrackingStatus.OUT_FOR_DELIVERY, re.compile(r"out\s+for\s+delivery", re.I)),
+    (
+        TrackingStatus.IN_TRANSIT,
+        re.compile(r"depart|arriv|transit|hub|facility|flight|line.?haul|handed\s+over|export|import", re.I),
+    ),
+)
 
 
 class Malformed(TransientCarrierError):
@@ -57,8 +90,16 @@ class Malformed(TransientCarrierError):
 
 
 def shipment_id(prefix: str, reference: str) -> str:
-    """``prefix + reference`` keeping only the characters shipmentID allows."""
-    return _NOT_ALLOWED.sub("", f"{prefix}{reference}")
+    """``prefix + reference``. A reference holding a character shipmentID does not allow is
+    refused (ValueError): dropping it could map two references onto one shipmentID."""
+    sid = f"{prefix}{reference}"
+    bad = sorted(set(_NOT_ALLOWED.findall(sid)))
+    if not reference or bad:
+        raise ValueError(
+            f"reference {reference!r} cannot be a DHL eCommerce shipmentID"
+            + (f": characters {''.join(bad)!r} are not allowed (letters, digits, ~ _ \\ . -)" if bad else "")
+        )
+    return sid
 
 
 def reference_of(prefix: str, sid: str) -> str:
@@ -151,6 +192,7 @@ def parse_token(answer: Any) -> tuple[str, float]:
 
 
 def hdr(message_type: str, token: str, version: str, now: datetime) -> dict[str, str]:
+    """The envelope header. Only the header carries a time: ``bd`` stays identical on a re-send."""
     return {
         "messageType": message_type,
         "messageDateTime": now.isoformat(timespec="seconds"),
@@ -181,6 +223,10 @@ def address(a: Address) -> dict[str, str]:
     return {k: v for k, v in out.items() if v}
 
 
+def _hs_code(value: str) -> str:
+    return re.sub(r"[\s.]", "", value)
+
+
 def label_bd(
     request: ShipmentRequest,
     *,
@@ -189,22 +235,27 @@ def label_bd(
     prefix: str,
     handover_method: int,
     ioss_field: str,
+    incoterm: str = "DDP",
+    battery_content_indicator: str = "04",
 ) -> dict[str, Any]:
-    """The deterministic ``bd`` of a labelRequest: the same request gives the same bytes."""
+    """The deterministic ``bd`` of a labelRequest: built only from the request and the settings
+    (no clock, no counters), so a re-send of the same request is byte-identical and DHL answers
+    203 with the same label instead of refusing it as a variance."""
     parcel = request.parcel
-    indicator = "04" if parcel.has_battery else "00"
+    indicator = battery_content_indicator if parcel.has_battery else "00"
     contents = [
         {
             "skuNumber": line.sku,
             "description": line.name_en,
+            "descriptionImport": line.name_en,
             "descriptionExport": line.name_cn or line.name_en,
             "itemValue": _money(line.unit_value.amount),
             "itemQuantity": line.quantity,
             "grossWeight": line.unit_weight_g,
             "weightUOM": "G",
             "contentIndicator": indicator,
-            "countryOfOrigin": line.origin_country,
-            "hsCode": line.hs_code,
+            "countryOfOrigin": line.origin_country.upper(),
+            "hsCode": _hs_code(line.hs_code),
         }
         for line in parcel.contents
     ]
@@ -222,11 +273,12 @@ def label_bd(
         "productCode": request.service,
         "totalValue": _money(value.amount),
         "currency": value.currency,
-        "incoterm": "DDP",
+        "incoterm": incoterm,
+        "isMult": "false",
         "shipmentContents": contents,
     }
     if request.ioss_number and ioss_field:
-        item[ioss_field] = request.ioss_number
+        place_ioss(item, ioss_field, request.ioss_number)
     return {
         "pickupAccountId": pickup_account_id,
         "soldToAccountId": sold_to_account_id,
@@ -239,23 +291,59 @@ def label_bd(
     }
 
 
+def place_ioss(item: dict[str, Any], ioss_field: str, number: str) -> None:
+    """Put the IOSS number where ``ioss_field`` says (the real field name is UNVERIFIED):
+    ``remarks`` gets ``"IOSS <number>"``; another name is an item field with the bare number;
+    ``shipmentContents.<name>`` sets it on every customs line."""
+    if ioss_field.startswith("shipmentContents."):
+        name = ioss_field.split(".", 1)[1]
+        for line in item["shipmentContents"]:
+            line[name] = number
+    elif ioss_field == "remarks":
+        item["remarks"] = f"IOSS {number}"
+    else:
+        item[ioss_field] = number
+
+
+def _number_of(entry: dict[str, Any]) -> str:
+    return next((_text(entry.get(k)) for k in _ALIASES_NUMBER if _text(entry.get(k))), "")
+
+
+def label_number(item: dict[str, Any], where: str) -> str:
+    """The tracking number of a label entry: ``deliveryConfirmationNo`` (once seen as
+    ``deliveryConfirmationNumber``), or for a multi-piece shipment the first piece's."""
+    number = _number_of(item)
+    if number:
+        return number
+    pieces = item.get("pieces")
+    if isinstance(pieces, list) and pieces:
+        first = pieces[0]
+        if isinstance(first, dict) and _number_of(first):
+            return _number_of(first)
+        raise Malformed(f"{where}.pieces[0].deliveryConfirmationNo missing")
+    raise Malformed(f"{where}.deliveryConfirmationNo missing")
+
+
+def _find(entries: Any, sid: str, where: str) -> dict[str, Any]:
+    if not isinstance(entries, list):
+        raise Malformed(f"{where} is not a list")
+    item = next((x for x in entries if isinstance(x, dict) and _text(x.get("shipmentID")) == sid), None)
+    if item is None:
+        raise Malformed(f"{where} has no entry for shipmentID {sid}")
+    return item
+
+
 def parse_label(answer: Any, request: ShipmentRequest, sid: str) -> Shipment:
     """The Shipment of a labelResponse: item 200 (new) or 203 (same data re-sent: same label)."""
     bd = envelope(answer, "labelResponse")
     labels = bd.get("labels")
     if not isinstance(labels, list) or not labels:
         code, message = _status(bd, "labelResponse.bd")
-        raise PermanentCarrierError(
-            f"DHL eCommerce refused the label for {sid} (code {code}: {message})", code=code, carrier=CARRIER
-        )
-    item = next((x for x in labels if isinstance(x, dict) and _text(x.get("shipmentID")) == sid), None)
-    if item is None:
-        raise Malformed(f"labelResponse.bd.labels has no entry for shipmentID {sid}")
+        raise refusal(code, message, sid, item_level=False)
+    item = _find(labels, sid, "labelResponse.bd.labels")
     code, message = _status(item, "labels[]")
     if code in ("200", "203"):
-        number = _text(item.get("deliveryConfirmationNo"))
-        if not number:
-            raise Malformed(f"labels[].deliveryConfirmationNo missing for {sid}")
+        number = label_number(item, "labels[]")
         return Shipment(
             carrier=CARRIER,
             reference=request.reference,
@@ -266,7 +354,10 @@ def parse_label(answer: Any, request: ShipmentRequest, sid: str) -> Shipment:
     raise refusal(code, message, sid)
 
 
-def refusal(code: str, message: str, sid: str) -> PermanentCarrierError:
+def refusal(code: str, message: str, sid: str, *, item_level: bool = True) -> CarrierError:
+    """The error for a non-success business code: a variance under the same shipmentID is
+    DuplicateReferenceError, a field validation failure names the field, DHL's own system trouble
+    (answered for the whole message) is transient, anything else permanent."""
     if _SAME_ID.search(message):
         return DuplicateReferenceError(
             f"DHL eCommerce already holds shipmentID {sid} with other data: {message}",
@@ -281,19 +372,36 @@ def refusal(code: str, message: str, sid: str) -> PermanentCarrierError:
             code=code,
             carrier=CARRIER,
         )
+    if code.startswith("5") or (not item_level and _SYSTEM_ERROR.search(message)):
+        return TransientCarrierError(
+            f"DHL eCommerce could not process {sid} (code {code}): {message}", code=code, carrier=CARRIER
+        )
     return PermanentCarrierError(
         f"DHL eCommerce refused {sid} (code {code}): {message}", code=code, carrier=CARRIER
     )
 
 
 def label_content(item: dict[str, Any], sid: str) -> bytes:
+    """The decoded label (``content`` of the entry, or of its first piece)."""
     raw = item.get("content")
+    if not raw and isinstance(item.get("pieces"), list) and item["pieces"]:
+        first = item["pieces"][0]
+        raw = first.get("content") if isinstance(first, dict) else None
     if not isinstance(raw, str) or not raw:
         raise Malformed(f"no label content for {sid}")
     try:
-        return base64.b64decode(raw, validate=False)
+        return base64.b64decode("".join(raw.split()), validate=True)
     except (binascii.Error, ValueError):
         raise Malformed(f"label content of {sid} is not base64") from None
+
+
+def label_format(data: bytes) -> str:
+    """``PDF``, ``PNG`` or ``ZPL``/unknown by the document's first bytes."""
+    if data.startswith(b"%PDF-"):
+        return "PDF"
+    if data.startswith(b"\x89PNG"):
+        return "PNG"
+    return "ZPL" if data.lstrip().startswith(b"^XA") else "unknown"
 
 
 # -- reprint (lookup, label) ----------------------------------------------------------------------
@@ -307,36 +415,46 @@ def reprint_bd(sid: str, *, pickup_account_id: str, sold_to_account_id: str) -> 
     }
 
 
+delete_bd = reprint_bd  # deleteShipmentReq has the same bd: accounts + shipmentItems[{shipmentID}]
+
+
 def parse_reprint(answer: Any, sid: str) -> dict[str, Any] | None:
     """The reprinted item (``shipmentID``, ``deliveryConfirmationNo``, ``content``), or ``None``
-    when DHL has no (live) shipment under ``sid``."""
+    when DHL says it has no (live) shipment under ``sid``. Any other refusal is an error, never
+    ``None``: the engine would buy a second label on a wrong ``None``."""
     bd = envelope(answer, "labelReprintResponse")
     items = bd.get("shipmentItems")
     if isinstance(items, list) and items:
-        item = next((x for x in items if isinstance(x, dict) and _text(x.get("shipmentID")) == sid), None)
-        if item is None:
-            raise Malformed(f"labelReprintResponse.bd.shipmentItems has no entry for {sid}")
+        item = _find(items, sid, "labelReprintResponse.bd.shipmentItems")
         code, message = _status(item, "shipmentItems[]")
         if code in ("200", "203"):
-            if not _text(item.get("deliveryConfirmationNo")):
-                raise Malformed(f"shipmentItems[].deliveryConfirmationNo missing for {sid}")
+            label_number(item, "shipmentItems[]")
             return item
+        item_level = True
     else:
         code, message = _status(bd, "labelReprintResponse.bd")
-    if _NOT_FOUND.search(message):
+        item_level = False
+    if _NOT_FOUND.search(message) and not _VALIDATION.search(message):
         return None
-    raise refusal(code, message, sid)
+    raise refusal(code, message, sid, item_level=item_level)
 
 
 def shipment_from_reprint(item: dict[str, Any], reference: str) -> Shipment:
-    number = _text(item["deliveryConfirmationNo"])
+    number = label_number(item, "shipmentItems[]")
     return Shipment(carrier=CARRIER, reference=reference, carrier_shipment_id=number, tracking_number=number)
 
 
 def pdf_from_reprint(item: dict[str, Any], sid: str) -> bytes:
     data = label_content(item, sid)
-    if not data.startswith(b"%PDF"):
-        raise Malformed(f"label of {sid} is not a PDF (starts with {data[:8]!r})")
+    kind = label_format(data)
+    if kind != "PDF":
+        raise PermanentCarrierError(
+            f"DHL eCommerce returned a {kind} label for {sid}, not a PDF (the account's label format?)",
+            code="label_format",
+            carrier=CARRIER,
+        )
+    if b"%%EOF" not in data[-1024:]:
+        raise Malformed(f"label of {sid} is a truncated PDF ({len(data)} bytes)")
     return data
 
 
@@ -344,10 +462,20 @@ def pdf_from_reprint(item: dict[str, Any], sid: str) -> bytes:
 
 
 def parse_delete(answer: Any, sid: str) -> bool:
+    """True when deleted: bd code 200 and, when items are listed, the item's code 200 too."""
     bd = envelope(answer, "deleteShipmentResp")
     code, message = _status(bd, "deleteShipmentResp.bd")
+    items = bd.get("shipmentItems")
+    if isinstance(items, list) and items:
+        item = _find(items, sid, "deleteShipmentResp.bd.shipmentItems")
+        item_code, item_message = _status(item, "shipmentItems[]")
+        if item_code != "200":
+            code, message = item_code, item_message
     if code == "200":
         return True
+    error = refusal(code, message, sid, item_level=False)
+    if isinstance(error, TransientCarrierError):
+        raise error
     raise PermanentCarrierError(
         f"DHL eCommerce did not delete {sid} (code {code}): {message}", code=code, carrier=CARRIER
     )
@@ -365,62 +493,134 @@ def track_bd(numbers: list[str], *, pickup_account_id: str, sold_to_account_id: 
     }
 
 
-def _event_time(raw: Any, offset_hours: float) -> datetime:
+# Standard-time UTC offsets (hours) for the countries events are seen in; event "dateTime" is
+# local time ("LT") of the event's place. DST is ignored; elsewhere tracking_utc_offset_hours.
+COUNTRY_UTC_OFFSETS: dict[str, float] = {
+    **dict.fromkeys(("CN", "HK", "MO", "TW", "MY", "SG", "PH"), 8.0),
+    **dict.fromkeys(("JP", "KR"), 9.0),
+    **dict.fromkeys(("TH", "VN", "ID"), 7.0),
+    "IN": 5.5,
+    **dict.fromkeys(("GB", "IE", "PT"), 0.0),
+    **dict.fromkeys(("DE", "FR", "IT", "ES", "NL", "BE", "AT", "PL", "SE", "DK", "CZ", "CH", "NO"), 1.0),
+    **dict.fromkeys(("FI", "GR", "RO", "BG"), 2.0),
+    "AE": 4.0,
+    "SA": 3.0,
+    "TR": 3.0,
+    "BR": -3.0,
+    "MX": -6.0,
+    # US/CA/AU span several zones: the configured fallback applies.
+}
+_UTC_NAMES = {"GMT", "UTC", "Z"}
+_DATE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T\s]+(\d{1,2})\s*:\s*(\d{2})(?:\s*:\s*(\d{2}))?(?:\.\d+)?\s*"
+    r"(Z|[+-]\s*\d{2}\s*:?\s*\d{2})?"
+)
+
+
+def event_time(
+    raw: Any, *, timezone_name: Any = None, country: str = "", default_offset: float = 8.0
+) -> datetime:
+    """An event's ``dateTime`` as aware UTC. Tolerates the stray spaces seen in captures
+    ("2024-03-23 08: 57: 46"), a ``T`` separator (push requests) and an explicit offset."""
     text = _text(raw)
-    try:
-        when = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise Malformed(f"event dateTime {text!r} is not YYYY-MM-DD HH:MM:SS") from None
-    return when.replace(tzinfo=timezone(timedelta(hours=offset_hours))).astimezone(timezone.utc)
+    match = _DATE_TIME.fullmatch(text)
+    if match is None:
+        raise ValueError(text)
+    year, month, day, hour, minute, second, zone = match.groups()
+    naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    if zone:
+        zone = zone.replace(" ", "")
+        offset = (
+            0.0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) + int(zone[-2:]) / 60)
+        )
+    elif _text(timezone_name).upper() in _UTC_NAMES:
+        offset = 0.0
+    else:
+        offset = COUNTRY_UTC_OFFSETS.get(country.upper(), default_offset)
+    return naive.replace(tzinfo=timezone(timedelta(hours=offset))).astimezone(timezone.utc)
 
 
-def parse_tracking(answer: Any, numbers: list[str], *, offset_hours: float = 8.0) -> dict[str, TrackingInfo]:
-    """TrackingInfo per requested number found (matched on trackingID or shipmentID); events are
-    given newest first and returned oldest first."""
-    bd = envelope(answer, "trackItemResponse")
+def event_status(code: str, description: str) -> TrackingStatus:
+    status = STATUS_BY_CODE.get(code)
+    if status is not None:
+        return status
+    for candidate, pattern in _KEYWORDS:
+        if pattern.search(description):
+            return candidate
+    return TrackingStatus.UNKNOWN
+
+
+def _events(item: dict[str, Any], number: str, default_offset: float) -> tuple[TrackingEvent, ...]:
+    raw_events = item.get("events") or []
+    events = []
+    for i, ev in enumerate(raw_events):
+        if not isinstance(ev, dict) or not _text(ev.get("status")):
+            raise Malformed(f"tracking event {i} of {number} has no status")
+        code = _text(ev["status"])
+        place = ev.get("address") if isinstance(ev.get("address"), dict) else {}
+        location = ", ".join(_text(place.get(k)) for k in ("city", "state", "country") if _text(place.get(k)))
+        description = _text(ev.get("description"))
+        if _text(ev.get("secondaryEvent")):  # e.g. 77429 + 77443 "Insufficient pickup address"
+            description = f"{description} ({_text(ev['secondaryEvent'])})"
+        try:
+            when = event_time(
+                ev.get("dateTime"),
+                timezone_name=ev.get("timezone"),
+                country=_text(place.get("country")),
+                default_offset=default_offset,
+            )
+        except ValueError:
+            raise Malformed(
+                f"event {code} of {number}: dateTime {_text(ev.get('dateTime'))!r} is not a date"
+            ) from None
+        events.append(
+            TrackingEvent(
+                time=when,
+                status=event_status(code, description),
+                description=description,
+                location=location,
+                code=code,
+            )
+        )
+    # DHL lists events newest first; its order is authoritative (local times of different zones
+    # need not sort), so the list is reversed, not re-sorted.
+    return tuple(reversed(events))
+
+
+def parse_tracking(
+    answer: Any, numbers: list[str], *, offset_hours: float = 8.0, root: str = "trackItemResponse"
+) -> dict[str, TrackingInfo]:
+    """TrackingInfo per requested number found, matched on trackingID, shipmentID or
+    masterShipmentID; events oldest first. The parcel's status is that of its newest event with a
+    known meaning; none known -> UNKNOWN (events kept). ``root`` ``pushTrackItemRequest`` reads
+    DHL's push requests, which carry the same ``shipmentItems``."""
+    bd = envelope(answer, root)
     items = bd.get("shipmentItems")
     if items is None:
-        code, message = _status(bd, "trackItemResponse.bd")
+        code, message = _status(bd, f"{root}.bd")
         if code == "200" or _NOT_FOUND.search(message):
             return {}
-        raise PermanentCarrierError(
-            f"DHL eCommerce tracking refused (code {code}): {message}", code=code, carrier=CARRIER
+        error = refusal(code, message, "tracking", item_level=False)
+        raise (
+            error
+            if isinstance(error, TransientCarrierError)
+            else PermanentCarrierError(
+                f"DHL eCommerce tracking refused (code {code}): {message}", code=code, carrier=CARRIER
+            )
         )
     if not isinstance(items, list):
-        raise Malformed("trackItemResponse.bd.shipmentItems is not a list")
+        raise Malformed(f"{root}.bd.shipmentItems is not a list")
     wanted = set(numbers)
     out: dict[str, TrackingInfo] = {}
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("events", []), list):
-            raise Malformed("trackItemResponse shipmentItems[] entry is not an object with events[]")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("events") or [], list):
+            raise Malformed(f"{root}.bd.shipmentItems[{i}] is not an object with events[]")
         keys = [_text(item.get(k)) for k in ("trackingID", "shipmentID", "masterShipmentID")]
-        number = next((k for k in keys if k in wanted), None)
-        if number is None:
+        number = next((k for k in keys if k and (k in wanted or not wanted)), None)
+        if number is None or number in out:
             continue
-        events = []
-        for ev in item.get("events") or []:
-            if not isinstance(ev, dict) or not _text(ev.get("status")):
-                raise Malformed(f"tracking event of {number} without status")
-            code = _text(ev["status"])
-            place = ev.get("address") if isinstance(ev.get("address"), dict) else {}
-            location = ", ".join(
-                _text(place.get(k)) for k in ("city", "state", "country") if _text(place.get(k))
-            )
-            events.append(
-                TrackingEvent(
-                    time=_event_time(ev.get("dateTime"), offset_hours),
-                    status=STATUS_BY_CODE.get(code, TrackingStatus.UNKNOWN),
-                    description=_text(ev.get("description")),
-                    location=location,
-                    code=code,
-                )
-            )
-        events = sorted(reversed(events), key=lambda e: e.time)  # DHL: newest first; ours: oldest first
+        events = _events(item, number, offset_hours)
         known = [e for e in events if e.status is not TrackingStatus.UNKNOWN]
-        status = (
-            known[-1].status
-            if known
-            else (TrackingStatus.UNKNOWN if not events else TrackingStatus.IN_TRANSIT)
-        )
-        out[number] = TrackingInfo(tracking_number=number, status=status, events=tuple(events))
+        status = known[-1].status if known else TrackingStatus.UNKNOWN
+        out[number] = TrackingInfo(tracking_number=number, status=status, events=events)
     return out

@@ -1,8 +1,23 @@
 """Emulator of the DHL eCommerce Asia REST API (reference/carriers.md section 7.4).
 
 Token endpoint (tokens expire on the simulated clock), label create with 200/203/202 idempotency,
-reprint, delete (refused after pickup, 24 simulated hours), tracking progressing on the clock.
-Every POST answers HTTP 200 with business codes, like the real API. All state lives in ``store``.
+reprint, delete (refused after pickup), tracking progressing on the clock (71005 -> 77123 ->
+77206 ... -> 77093, optionally through 77429). Every POST answers HTTP 200 with business codes,
+like the real API. All state lives in ``store``; of the consignee only the country is kept.
+
+Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``:
+
+* ``carrier_settings``: the plugin's ``carriers.dhl_ecommerce`` section; its client id, password,
+  account ids and shipment-id prefix are the accepted ones (defaults ``sandbox-client`` /
+  ``sandbox-password`` / ``5999999`` / ``CNMFN``);
+* ``token_ttl_seconds`` (86400): token lifetime on the simulated clock;
+* ``pickup_failure_rate`` (0.0): share of shipments whose first pickup fails (77429 + 77443);
+* ``rate_limit_per_second`` (None): more requests than this within one (real) second are answered
+  HTTP 429 TOO_MANY_REQUESTS (the generic DHL eCommerce FAQ's limit is 5).
+
+Control endpoints besides the framework's: ``POST /_sandbox/expire_tokens`` (every issued token
+becomes invalid: the next business call gets the 202 "Invalid access token") and
+``POST /_sandbox/rate_limit`` ``{"per_second": 5}`` (``null`` turns it off).
 """
 
 from __future__ import annotations
@@ -10,6 +25,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
+import re
+import threading
+import time
+from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,23 +38,73 @@ from connector.sandbox.pdf import make_label_pdf
 
 from .settings import DEFAULT_PREFIX, SANDBOX_ACCOUNT, SANDBOX_CLIENT_ID, SANDBOX_PASSWORD, SERVICES
 
-PICKUP_SECONDS = 24 * 3600
+HOUR = 3600
+PICKUP_SECONDS = 24 * HOUR  # the first pickup attempt; deletion is refused from the pickup on
 CN = timezone(timedelta(hours=8))
-# (seconds after creation, code, description, where)
-TIMELINE: tuple[tuple[int, str, str, str], ...] = (
-    (0, "71005", "Data Submitted - Awaiting Parcel Handover to DHL", "origin"),
-    (60, "77123", "Shipment data received - Awaiting Parcel Handover to DHL", "origin"),
-    (PICKUP_SECONDS, "77206", "Shipment picked up", "origin"),
-    (28 * 3600, "77013", "Arrival at facility", "origin"),
-    (30 * 3600, "77015", "Processed at facility", "origin"),
-    (34 * 3600, "77027", "Sorted to delivery facility", "origin"),
-    (40 * 3600, "77169", "Departed facility", "origin"),
-    (120 * 3600, "77178", "Arrived at delivery facility", "dest"),
-    (124 * 3600, "77184", "Processed at delivery facility", "dest"),
-    (144 * 3600, "77090", "Out for delivery", "dest"),
-    (150 * 3600, "77093", "Successfully delivered", "dest"),
+# Before pickup: (seconds after creation, code, description).
+BEFORE_PICKUP: tuple[tuple[int, str, str], ...] = (
+    (0, "71005", "Data Submitted - Awaiting Parcel Handover to DHL"),
+    (60, "77123", "Shipment data received - Awaiting Parcel Handover to DHL"),
 )
+PICKED_UP = ("77206", "Shipment picked up")
+# The 77429 branch (option pickup_failure_rate): pickup fails, the retry a day later succeeds.
+PICKUP_FAILED = ("77429", "Shipment picked up failed", "77443", "Insufficient pickup address")
+PICKUP_RETRY_SECONDS = 24 * HOUR
+# After pickup: (seconds after the pickup, code, description, where). The cross-border steps have
+# no known DHL codes (UNVERIFIED): they use free "SBX-" codes with meaningful descriptions.
+AFTER_PICKUP: tuple[tuple[int, str, str, str], ...] = (
+    (4 * HOUR, "77013", "Arrival at Facility", "origin"),
+    (6 * HOUR, "77015", "Processed at facility", "origin"),
+    (10 * HOUR, "77027", "Sorted to delivery facility", "origin"),
+    (16 * HOUR, "77169", "Departed from facility", "origin"),
+    (24 * HOUR, "SBX-EXP", "Departed origin country on line-haul flight", "origin"),
+    (72 * HOUR, "SBX-IMP", "Arrived in destination country", "dest"),
+    (84 * HOUR, "SBX-CUS", "Customs clearance completed", "dest"),
+    (96 * HOUR, "77178", "Arrived at facility", "dest"),
+    (100 * HOUR, "77184", "Processed at delivery facility", "dest"),
+    (120 * HOUR, "77090", "Out for Delivery", "dest"),
+    (126 * HOUR, "77093", "Successfully delivered", "dest"),
+)
+CANCELLED = ("SBX-CAN", "Shipment cancelled by shipper (label deleted)")
+ORIGIN_PLACE = {"city": "Shenzhen Hub", "postCode": "518000", "state": "Guangdong", "country": "CN"}
+CONTENT_INDICATORS = frozenset({"00", "01", "02", "03", "04", "05", "06"})
 _PRODUCTS = frozenset(s.code for s in SERVICES)
+_PRODUCT_NAMES = {s.code: s.name for s in SERVICES}
+# How DHL names fields in "Variances found for fields -> Remarks;  Shipper Address 1; ..."
+_ADDRESS_OWNERS = {
+    "consigneeAddress": "Consignee",
+    "pickupAddress": "Pickup",
+    "shipperAddress": "Shipper",
+    "returnAddress": "Return",
+}
+_ADDRESS_FIELDS = {
+    "name": "Name",
+    "companyName": "Company Name",
+    "address1": "Address 1",
+    "address2": "Address 2",
+    "address3": "Address 3",
+    "city": "City",
+    "state": "State",
+    "district": "District",
+    "country": "Country",
+    "postCode": "Postcode",
+    "phone": "Phone",
+    "email": "Email",
+}
+_ITEM_FIELDS = {
+    "remarks": "Remarks",
+    "productCode": "Product Code",
+    "totalWeight": "Total Weight",
+    "totalValue": "Total Value",
+    "currency": "Currency",
+    "packageDesc": "Package Description",
+    "incoterm": "Incoterm",
+    "shipmentContents": "Shipment Contents",
+    "length": "Length",
+    "width": "Width",
+    "height": "Height",
+}
+_SHIPMENT_ID = re.compile(r"[A-Za-z0-9~_\\.\-]+")
 
 
 def _status(code: str, message: str, detail: str) -> dict[str, Any]:
@@ -59,9 +129,71 @@ class DhlEcommerceEmulator(Emulator):
         self.prefix = DEFAULT_PREFIX if prefix is None else str(prefix)
         self.token_ttl = int(self.options.get("token_ttl_seconds", 86400))
         self.seed = str(self.options.get("seed", 0))
+        self.pickup_failure_rate = float(self.options.get("pickup_failure_rate", 0.0))
+        limit = self.options.get("rate_limit_per_second")
+        self.rate_limit: float | None = float(limit) if limit else None
+        self._recent: deque[float] = deque()
+        self._rate_lock = threading.Lock()
+        self._upgrade_store()
+
+    def _upgrade_store(self) -> None:
+        """A state file written by an earlier version: add what is missing, and replace the
+        request data it kept per label by the digests (no PII at rest)."""
+        self.store.setdefault("create_attempts", {})
+        for sid, rec in self.store["labels"].items():
+            data = rec.pop("data", None)
+            rec.pop("fingerprint", None)
+            if "digests" not in rec:
+                bd = {
+                    "pickupAddress": (data or {}).get("pickup"),
+                    "shipperAddress": (data or {}).get("shipper"),
+                    "handoverMethod": (data or {}).get("handover"),
+                }
+                rec["digests"] = self._digests(bd, (data or {}).get("item") or {}, sid)
+            rec.setdefault("deleted_at", None)
+            rec.setdefault("pickup_fails", False)
 
     def initial_store(self) -> dict[str, Any]:
-        return {"tokens": {}, "labels": {}}
+        return {"tokens": {}, "labels": {}, "create_attempts": {}}
+
+    # -- framework hooks: 429 mode and the extra control endpoints ---------------------------
+
+    def dispatch(self, request: Request) -> Response:
+        if self.rate_limit and self._over_limit():
+            return Response.json(
+                {
+                    "code": "429",
+                    "message": "TOO_MANY_REQUESTS",
+                    "detail": f"more than {self.rate_limit:g} calls per second",
+                },
+                429,
+                {"Retry-After": "1"},
+            )
+        return super().dispatch(request)
+
+    def _over_limit(self) -> bool:
+        now = time.monotonic()
+        with self._rate_lock:
+            while self._recent and now - self._recent[0] >= 1.0:
+                self._recent.popleft()
+            if self.rate_limit is not None and len(self._recent) >= self.rate_limit:
+                return True
+            self._recent.append(now)
+            return False
+
+    def _control(self, request: Request) -> Response:
+        if request.path == "/_sandbox/expire_tokens" and request.method == "POST":
+            with self.lock:
+                expired = len(self.store["tokens"])
+                self.store["tokens"] = {}
+            if self.state_file:
+                self.persist()
+            return Response.json({"expired_tokens": expired})
+        if request.path == "/_sandbox/rate_limit" and request.method == "POST":
+            limit = (request.json() or {}).get("per_second")
+            self.rate_limit = float(limit) if limit else None
+            return Response.json({"rate_limit_per_second": self.rate_limit})
+        return super()._control(request)
 
     def sandbox_state(self) -> dict[str, Any]:
         labels = {}
@@ -72,8 +204,13 @@ class DhlEcommerceEmulator(Emulator):
                 "waybill": rec["number"],
                 "tracking_number": rec["number"],
                 "cancelled": rec["cancelled"],
+                "product": rec["product"],
             }
-        return {"labels": labels}
+        attempts = {
+            (sid[len(self.prefix) :] if self.prefix and sid.startswith(self.prefix) else sid): n
+            for sid, n in self.store["create_attempts"].items()
+        }
+        return {"labels": labels, "create_attempts": attempts, "tokens_live": len(self.store["tokens"])}
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -127,22 +264,23 @@ class DhlEcommerceEmulator(Emulator):
                 },
             )
         bd = envelope["bd"]
-        if (
-            str(bd.get("pickupAccountId", self.pickup_account)) != self.pickup_account
-            or str(bd.get("soldToAccountId", self.sold_to_account)) != self.sold_to_account
+        for key, label, expected in (
+            ("pickupAccountId", "Pickup Account ID", self.pickup_account),
+            ("soldToAccountId", "Sold To Account ID", self.sold_to_account),
         ):
+            value = bd.get(key)
+            if value in (None, ""):
+                reason = "Mandatory field missing."
+            elif str(value) != expected:
+                reason = "Account not authorised for this client."
+            else:
+                continue
             return None, self._envelope(
                 out_root,
                 message_type,
                 {
                     "responseStatus": _status(
-                        "202",
-                        "Message validation failed.",
-                        _invalid(
-                            "Pickup Account ID",
-                            f"/{root}/bd/pickupAccountId",
-                            "Account not authorised for this client.",
-                        ),
+                        "202", "Message validation failed.", _invalid(label, f"/{root}/bd/{key}", reason)
                     )
                 },
             )
@@ -205,11 +343,17 @@ class DhlEcommerceEmulator(Emulator):
     # -- label -----------------------------------------------------------------------------
 
     def _validate(self, bd: dict[str, Any], item: Any, i: int) -> str:
+        """The first problem of one shipment item as DHL words it, or ``""``."""
         base = f"/labelRequest/bd/shipmentItems[{i}]"
         if not isinstance(item, dict):
             return _invalid("Shipment Item", base, "Object expected.")
-        if not str(item.get("shipmentID") or "").strip():
+        sid = item.get("shipmentID")
+        if not isinstance(sid, str) or not sid.strip():
             return _invalid("Shipment ID", f"{base}/shipmentID", "Mandatory field missing.")
+        if not _SHIPMENT_ID.fullmatch(sid):
+            return _invalid(
+                "Shipment ID", f"{base}/shipmentID", "Only letters, digits and ~ _ \\ . - allowed."
+            )
         consignee = item.get("consigneeAddress")
         if not isinstance(consignee, dict):
             return _invalid("Consignee Address", f"{base}/consigneeAddress", "Mandatory field missing.")
@@ -221,18 +365,66 @@ class DhlEcommerceEmulator(Emulator):
         ):
             if not str(consignee.get(key) or "").strip():
                 return _invalid(label, f"{base}/consigneeAddress/{key}", "Mandatory field missing.")
+        if len(str(consignee["country"])) != 2:
+            return _invalid(
+                "Consignee Country", f"{base}/consigneeAddress/country", "ISO 3166 alpha-2 expected."
+            )
         weight = item.get("totalWeight")
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
             return _invalid("Total Weight", f"{base}/totalWeight", "Positive number expected.")
+        if item.get("totalWeightUOM", "G") not in ("G", "g"):
+            return _invalid("Total Weight UOM", f"{base}/totalWeightUOM", "Only G supported.")
         if item.get("productCode") not in _PRODUCTS:
             return _invalid("Product Code", f"{base}/productCode", "Invalid product code.")
-        if "remarks" in item and not isinstance(item["remarks"], str):
-            return _invalid(
-                "Remarks", f"{base}/remarks", "Data type mismatch; string value expected (e.g. abc)."
-            )
+        for key, label in (
+            ("length", "Length"),
+            ("width", "Width"),
+            ("height", "Height"),
+            ("totalValue", "Total Value"),
+        ):
+            if key in item and (not isinstance(item[key], (int, float)) or isinstance(item[key], bool)):
+                return _invalid(
+                    label, f"{base}/{key}", "Data type mismatch; numeric value expected (e.g. 1.5)."
+                )
+        if "currency" in item and not (isinstance(item["currency"], str) and len(item["currency"]) == 3):
+            return _invalid("Currency", f"{base}/currency", "ISO 4217 code expected.")
+        if item.get("incoterm") not in (None, "DDP", "DDU"):
+            return _invalid("Incoterm", f"{base}/incoterm", "DDP or DDU expected.")
+        for key in ("remarks", "packageDesc", "customerReference1", "customerReference2"):
+            if key in item and not isinstance(item[key], str):
+                label = {"remarks": "Remarks", "packageDesc": "Package Description"}.get(key, key)
+                return _invalid(
+                    label, f"{base}/{key}", "Data type mismatch; string value expected (e.g. abc)."
+                )
+        if len(str(item.get("packageDesc") or "")) > 50:
+            return _invalid("Package Description", f"{base}/packageDesc", "Maximum length is 50.")
         origin = str((bd.get("pickupAddress") or {}).get("country") or "CN")
-        if consignee["country"] != origin and not item.get("shipmentContents"):
+        contents = item.get("shipmentContents")
+        if consignee["country"] != origin and not contents:
             return _invalid("Shipment Contents", f"{base}/shipmentContents", "Mandatory for cross-border.")
+        if contents is not None and not isinstance(contents, list):
+            return _invalid("Shipment Contents", f"{base}/shipmentContents", "Array expected.")
+        for j, line in enumerate(contents or []):
+            where = f"{base}/shipmentContents[{j}]"
+            if not isinstance(line, dict):
+                return _invalid("Shipment Contents", where, "Object expected.")
+            if not str(line.get("description") or "").strip():
+                return _invalid("Description", f"{where}/description", "Mandatory field missing.")
+            quantity = line.get("itemQuantity")
+            if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+                return _invalid("Item Quantity", f"{where}/itemQuantity", "Positive integer expected.")
+            value = line.get("itemValue")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                return _invalid(
+                    "Item Value", f"{where}/itemValue", "Data type mismatch; numeric value expected."
+                )
+            hs_code = str(line.get("hsCode") or "")
+            if hs_code and not 6 <= len(hs_code) <= 20:
+                return _invalid("HS Code", f"{where}/hsCode", "Length must be 6 to 20.")
+            if str(line.get("contentIndicator", "00")) not in CONTENT_INDICATORS:
+                return _invalid("Content Indicator", f"{where}/contentIndicator", "Invalid value.")
+            if "countryOfOrigin" in line and len(str(line["countryOfOrigin"])) != 2:
+                return _invalid("Country Of Origin", f"{where}/countryOfOrigin", "ISO 3166 alpha-2 expected.")
         return ""
 
     @route("POST", r"/rest/v2/Label")
@@ -260,6 +452,9 @@ class DhlEcommerceEmulator(Emulator):
             for i, item in enumerate(items):
                 problem = self._validate(bd, item, i)
                 sid = str(item.get("shipmentID") or "") if isinstance(item, dict) else ""
+                if sid:
+                    attempts = self.store["create_attempts"]
+                    attempts[sid] = attempts.get(sid, 0) + 1
                 if problem:
                     labels.append(
                         {
@@ -291,17 +486,33 @@ class DhlEcommerceEmulator(Emulator):
             )
         return self._envelope("labelResponse", "LABEL", {"labels": labels, "responseStatus": status})
 
-    def _issue(self, bd: dict[str, Any], item: dict[str, Any], sid: str) -> dict[str, Any]:
-        data = {
-            "item": item,
-            "pickup": bd.get("pickupAddress"),
-            "shipper": bd.get("shipperAddress"),
-            "handover": bd.get("handoverMethod"),
+    def _digests(self, bd: dict[str, Any], item: dict[str, Any], sid: str) -> dict[str, str]:
+        """One short salted digest per compared field, named the way DHL names variances
+        ("Consignee Address 1", "Remarks", ...). Only digests are stored, never the values (PII)."""
+        fields: dict[str, Any] = {}
+        for key, value in item.items():
+            if key in _ADDRESS_OWNERS and isinstance(value, dict):
+                for sub, text in value.items():
+                    fields[f"{_ADDRESS_OWNERS[key]} {_ADDRESS_FIELDS.get(sub, sub)}"] = text
+            elif key != "shipmentID":
+                fields[_ITEM_FIELDS.get(key, key)] = value
+        for key in ("pickupAddress", "shipperAddress"):
+            for sub, text in (bd.get(key) or {}).items():
+                fields[f"{_ADDRESS_OWNERS[key]} {_ADDRESS_FIELDS.get(sub, sub)}"] = text
+        fields["Handover Method"] = bd.get("handoverMethod")
+        salt = f"{self.seed}:{sid}"
+        return {
+            name: hashlib.sha256(f"{salt}:{json.dumps(value, sort_keys=True)}".encode()).hexdigest()[:8]
+            for name, value in fields.items()
         }
-        fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    def _issue(self, bd: dict[str, Any], item: dict[str, Any], sid: str) -> dict[str, Any]:
+        digests = self._digests(bd, item, sid)
         rec = self.store["labels"].get(sid)
         if rec is not None and not rec["cancelled"]:
-            if rec["fingerprint"] == fingerprint:
+            old = rec["digests"]
+            fields = [name for name in dict.fromkeys([*old, *digests]) if old.get(name) != digests.get(name)]
+            if not fields:
                 return {
                     "shipmentID": sid,
                     "deliveryConfirmationNo": rec["number"],
@@ -309,11 +520,6 @@ class DhlEcommerceEmulator(Emulator):
                     "content": self._pdf(sid, rec),
                     "responseStatus": _status("203", "SUCCESS", "Shipment label reprinted successfully"),
                 }
-            old = rec["data"]
-            fields = sorted(
-                {k for k in set(old["item"]) | set(item) if old["item"].get(k) != item.get(k)}
-                | {k for k in ("pickup", "shipper", "handover") if old[k] != data[k]}
-            )
             return {
                 "shipmentID": sid,
                 "deliveryConfirmationNo": None,
@@ -329,12 +535,13 @@ class DhlEcommerceEmulator(Emulator):
             }
         created = (rec or {}).get("created", 0) + 1
         rec = {
-            "fingerprint": fingerprint,
-            "data": data,
+            "digests": digests,
             "number": self._number(sid, created),
             "created": created,
             "cancelled": False,
             "created_at": self._now().isoformat(),
+            "deleted_at": None,
+            "pickup_fails": random.Random(f"{self.seed}:{sid}:{created}").random() < self.pickup_failure_rate,
             "product": item["productCode"],
             "country": item["consigneeAddress"]["country"],
         }
@@ -408,7 +615,9 @@ class DhlEcommerceEmulator(Emulator):
                 rec = self.store["labels"].get(sid)
                 if rec is None:
                     problems.append(f"Shipment ID {sid} not found.")
-                elif not rec["cancelled"] and self._elapsed(rec) >= PICKUP_SECONDS:
+                elif rec["cancelled"]:
+                    problems.append(f"Shipment ID {sid} not found (already deleted).")
+                elif self._elapsed(rec) >= self._pickup_at(rec):
                     problems.append(f"Shipment ID {sid} cannot be deleted: already picked up.")
             if not ids:
                 problems.append(
@@ -419,6 +628,7 @@ class DhlEcommerceEmulator(Emulator):
             if not problems:
                 for sid in ids:
                     self.store["labels"][sid]["cancelled"] = True
+                    self.store["labels"][sid]["deleted_at"] = self._now().isoformat()
         status = (
             _status("200", "SUCCESS", "Shipment(s) deleted successfully.")
             if not problems
@@ -470,35 +680,72 @@ class DhlEcommerceEmulator(Emulator):
             "trackItemResponse", "TRACKITEM", {"shipmentItems": items, "responseStatus": status}
         )
 
+    @staticmethod
+    def _pickup_at(rec: dict[str, Any]) -> float:
+        """Seconds after creation at which DHL has the parcel (after a failed first try, a day later)."""
+        return PICKUP_SECONDS + (PICKUP_RETRY_SECONDS if rec.get("pickup_fails") else 0)
+
+    def _timeline(self, rec: dict[str, Any]) -> list[tuple[float, str, str, str, dict[str, str]]]:
+        """(seconds after creation, code, description, where, extra fields) of every event so far."""
+        steps: list[tuple[float, str, str, str, dict[str, str]]] = [
+            (offset, code, text, "origin", {}) for offset, code, text in BEFORE_PICKUP
+        ]
+        pickup = self._pickup_at(rec)
+        if rec.get("pickup_fails"):
+            code, text, secondary, secondary_text = PICKUP_FAILED
+            steps.append(
+                (
+                    PICKUP_SECONDS,
+                    code,
+                    text,
+                    "origin",
+                    {"secondaryStatus": secondary, "secondaryEvent": secondary_text},
+                )
+            )
+        steps.append((pickup, *PICKED_UP, "origin", {}))
+        steps += [(pickup + offset, code, text, where, {}) for offset, code, text, where in AFTER_PICKUP]
+        elapsed = self._elapsed(rec)
+        if rec["cancelled"] and rec.get("deleted_at"):
+            deleted = (
+                datetime.fromisoformat(rec["deleted_at"]) - datetime.fromisoformat(rec["created_at"])
+            ).total_seconds()
+            steps = [step for step in steps if step[0] <= deleted] + [(deleted, *CANCELLED, "origin", {})]
+        return [step for step in steps if step[0] <= elapsed]
+
     def _track_item(self, sid: str, rec: dict[str, Any]) -> dict[str, Any]:
         created = datetime.fromisoformat(rec["created_at"])
-        elapsed = self._elapsed(rec)
         events = []
-        for offset, code, text, where in TIMELINE:
-            if offset > elapsed or (rec["cancelled"] and offset >= PICKUP_SECONDS):
-                break
-            at = (created + timedelta(seconds=offset)).astimezone(CN)
+        for offset, code, text, where, extra in self._timeline(rec):
+            at = (created + timedelta(seconds=offset)).astimezone(CN)  # local time of the origin
             place = (
-                {"city": "Shenzhen", "postCode": "518000", "state": "Guangdong", "country": "CN"}
+                dict(ORIGIN_PLACE)
                 if where == "origin"
                 else {"city": "", "postCode": "", "state": "", "country": rec["country"]}
             )
+            if where != "origin":  # destination events in UTC, said so with timezone "GMT"
+                at = created.astimezone(timezone.utc) + timedelta(seconds=offset)
             events.append(
                 {
                     "status": code,
                     "description": text,
+                    **extra,
                     "dateTime": at.strftime("%Y-%m-%d %H:%M:%S"),
-                    "timezone": "LT",
+                    "timezone": "LT" if where == "origin" else "GMT",
                     "address": place,
                 }
             )
         return {
-            "masterShipmentID": sid,
+            "masterShipmentID": None,
             "shipmentID": sid,
             "trackingID": rec["number"],
             "orderNumber": None,
-            "shippingService": {"productCode": rec["product"], "productName": rec["product"]},
+            "handoverID": None,
+            "shippingService": {
+                "productCode": rec["product"],
+                "productName": _PRODUCT_NAMES.get(rec["product"], ""),
+            },
             "consigneeAddress": {"country": rec["country"]},
             "weightUnit": "G",
-            "events": list(reversed(events)),
+            "events": list(reversed(events)),  # newest first, like DHL
+            "dimensionsUnit": "CM",
         }
