@@ -23,6 +23,7 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
+	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/backlog.py
 
 lint: install

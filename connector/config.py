@@ -1,24 +1,30 @@
-"""YAML configuration: load, interpolate ``${VAR}`` / ``${VAR:-default}``, validate, apply defaults.
+"""YAML configuration: load, interpolate ``${VAR}`` / ``${VAR:-default}``, validate, apply defaults,
+and hand out typed settings.
 
 Errors name the file, the line and the field path (``config/x.yaml:12: accounts[0].region: must
 be one of na, eu, fe``) and never echo a value, so secrets cannot leak into a terminal or a log.
 Relative paths in the file are resolved against the file's own directory.
+
+Each section the core reads is a typed, frozen settings class (the same mechanism as a carrier
+plugin's settings, :mod:`connector.kit.settings`); its JSON Schema is part of :data:`SCHEMA`, so
+defaults and checks have one source.
 """
 from __future__ import annotations
 
-import copy
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import jsonschema
 import yaml
 
-from .amazon.sites import SITES
+from .amazon.sites import BUILTIN, IDENTITY_FIELDS, REGIONS, SiteTable
 from .fx import FX_SCHEMA
+from .kit.schema import apply_defaults, format_path, problems
+from .kit.settings import Secret, Settings
+from .model import Address
 from .rules import SELECTION_SCHEMA, SITE_RULES_CONFIG_SCHEMA
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -42,9 +48,190 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-# -- schema -----------------------------------------------------------------------------------
+# -- typed sections (their schemas make up SCHEMA) ----------------------------------------------
 
 _SECRET = {"type": "string", "minLength": 1, "x-secret": True}
+_URL = {"type": "string", "pattern": r"^(https?://.*)?$", "x-format": "an http(s) URL", "default": ""}
+
+
+def _section(properties: dict[str, Any], *, required: tuple[str, ...] = (), default: bool = True,
+             description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if default:
+        schema["default"] = {}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+@dataclass(frozen=True, kw_only=True)
+class LedgerSettings(Settings):
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "url": {"type": "string", "pattern": r"^((sqlite|postgresql)://.*)?$", "default": "",
+                "x-format": "sqlite:///path/to/ledger.db"},
+        "pii_key_file": {"type": "string", "default": ""},
+        "create_pii_key": {"type": "boolean", "default": False},
+        "pii_retention_days": {"type": "integer", "minimum": 0, "default": 30},
+        "max_transit_days": {"type": "integer", "minimum": 1, "default": 60},
+    })
+    url: str
+    pii_key_file: str
+    create_pii_key: bool
+    pii_retention_days: int
+    max_transit_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account(Settings):
+    """One seller account in one SP-API region (the unit of Amazon's quotas)."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "name": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]*$",
+                 "x-format": "lower-case letters, digits, - and _"},
+        "region": {"type": "string", "enum": list(REGIONS)},
+        "marketplaces": {"type": "array", "minItems": 1, "uniqueItems": True,
+                         "items": {"type": "string", "pattern": r"^[A-Z]{2}$",
+                                   "x-format": "a site code, e.g. US"}},
+        "endpoint": _URL,
+        "lwa_token_url": _URL,
+        "refresh_token": _SECRET,
+        "client_id": {"type": "string", "minLength": 1},
+        "client_secret": _SECRET,
+        "client_secret_rotated_at": {"type": "string", "pattern": r"^(\d{4}-\d{2}-\d{2})?$",
+                                     "x-format": "YYYY-MM-DD", "default": ""},
+    }, required=("name", "region", "marketplaces", "refresh_token", "client_id", "client_secret"),
+        default=False)
+    name: str
+    region: str
+    marketplaces: tuple[str, ...]
+    endpoint: str
+    lwa_token_url: str
+    refresh_token: Secret
+    client_id: str
+    client_secret: Secret
+    client_secret_rotated_at: str
+
+    @property
+    def rotated_at(self) -> date | None:
+        return date.fromisoformat(self.client_secret_rotated_at) if self.client_secret_rotated_at else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Quota(Settings):
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "rate": {"type": "number", "exclusiveMinimum": 0}, "burst": {"type": "integer", "minimum": 1}},
+        required=("rate", "burst"), default=False)
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AmazonSettings(Settings):
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "quotas": {"type": "object", "default": {}, "additionalProperties": Quota.SCHEMA,
+                   "description": "per SP-API operation: {rate, burst} over Amazon's published defaults"},
+        "pacing": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.9},
+        "poll_overlap_minutes": {"type": "number", "minimum": 0, "default": 10},
+        "initial_lookback_days": {"type": "number", "exclusiveMinimum": 0, "default": 7},
+        "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+        "read_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+        "max_attempts": {"type": "integer", "minimum": 1, "default": 5},
+        "backoff_base_seconds": {"type": "number", "minimum": 0, "default": 1},
+    })
+    quotas: dict[str, Quota]
+    pacing: float
+    poll_overlap_minutes: float
+    initial_lookback_days: float
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+    max_attempts: int
+    backoff_base_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSettings(Settings):
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "workers": {"type": "integer", "minimum": 1, "maximum": 64, "default": 4},
+        "poll_interval_seconds": {"type": "number", "minimum": 1, "default": 180},
+        "retry_delay_seconds": {"type": "number", "minimum": 0, "default": 30},
+        "retry_delay_max_seconds": {"type": "number", "minimum": 0, "default": 900},
+        "max_attempts": {"type": "integer", "minimum": 1, "default": 12},
+        "carrier_attempts": {"type": "integer", "minimum": 1, "default": 3},
+        "verify_attempts": {"type": "integer", "minimum": 1, "default": 6},
+        "verify_grace_seconds": {"type": "number", "minimum": 0, "default": 300},
+        "quote_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 20},
+    })
+    workers: int
+    poll_interval_seconds: float
+    retry_delay_seconds: float
+    retry_delay_max_seconds: float
+    max_attempts: int
+    carrier_attempts: int
+    verify_attempts: int
+    verify_grace_seconds: float
+    quote_timeout_seconds: float
+
+
+_ROUTE = {"type": "string", "pattern": r"^[a-z0-9_]+:([A-Za-z0-9_-]+|\*)$",
+          "x-format": "carrier:service or carrier:*, e.g. yunexpress:AYPZXR"}
+_ROUTES = {"type": "array", "minItems": 1, "items": _ROUTE}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingSettings(Settings):
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "default": {"type": "array", "items": _ROUTE, "default": []},
+        "sites": {"type": "object", "default": {}, "propertyNames": {"pattern": r"^[A-Z]{2}$"},
+                  "additionalProperties": _ROUTES},
+    })
+    default: tuple[str, ...]
+    sites: dict[str, tuple[str, ...]]
+
+    def routes(self, site: str) -> tuple[str, ...]:
+        """``carrier:service`` routes for a site (empty: every configured carrier)."""
+        return self.sites.get(site) or self.default
+
+
+@dataclass(frozen=True, kw_only=True)
+class PluginsSettings(Settings):
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "allow": {"type": ["array", "null"], "items": {"type": "string"}, "default": None},
+        "deny": {"type": "array", "items": {"type": "string"}, "default": []},
+    })
+    allow: tuple[str, ...] | None
+    deny: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingSettings(Settings):
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"], "default": "INFO"},
+        "format": {"enum": ["text", "json"], "default": "text"},
+    })
+    level: str
+    format: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxSettings(Settings):
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "base_port": {"type": "integer", "minimum": 1024, "maximum": 65000, "default": 8700},
+        "seed": {"type": "integer", "default": 7},
+        "orders": {"type": "integer", "minimum": 0, "default": 60},
+        "faults": {"type": ["number", "object"], "default": 0},
+        "timeout_seconds": {"type": "number", "minimum": 0, "default": 3},
+        "emulators": {"type": "object", "default": {}, "additionalProperties": {"type": "object"}},
+    })
+    base_port: int
+    seed: int
+    orders: int
+    faults: Any
+    timeout_seconds: float
+    emulators: dict[str, dict[str, Any]]
+
+
 _ADDRESS = {
     "type": "object",
     "additionalProperties": False,
@@ -53,11 +240,6 @@ _ADDRESS = {
         "name", "company", "line1", "line2", "line3", "city", "district", "state", "postal_code",
         "country_code", "phone", "email")},
 }
-_ROUTE = {"type": "string", "pattern": r"^[a-z0-9_]+:([A-Za-z0-9_-]+|\*)$",
-          "x-format": "carrier:service or carrier:*, e.g. yunexpress:AYPZXR"}
-_QUOTA = {"type": "object", "additionalProperties": False, "required": ["rate", "burst"],
-          "properties": {"rate": {"type": "number", "exclusiveMinimum": 0},
-                         "burst": {"type": "integer", "minimum": 1}}}
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -67,104 +249,22 @@ SCHEMA: dict[str, Any] = {
         "state_dir": {"type": "string", "default": ".mfn"},
         "labels_dir": {"type": "string"},
         "catalog": {"type": "string", "minLength": 1},
-        "ledger": {
-            "type": "object", "additionalProperties": False, "default": {},
-            "properties": {
-                "url": {"type": "string", "pattern": r"^(sqlite|postgresql)://"},
-                "pii_key_file": {"type": "string"},
-                "create_pii_key": {"type": "boolean", "default": False},
-                "pii_retention_days": {"type": "integer", "minimum": 0, "default": 30},
-                "max_transit_days": {"type": "integer", "minimum": 1, "default": 60},
-            },
-        },
+        "ledger": LedgerSettings.SCHEMA,
         "ship_from": _ADDRESS,
-        "accounts": {
-            "type": "array", "minItems": 1,
-            "items": {
-                "type": "object", "additionalProperties": False,
-                "required": ["name", "region", "marketplaces", "refresh_token", "client_id",
-                             "client_secret"],
-                "properties": {
-                    "name": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]*$",
-                             "x-format": "lower-case letters, digits, - and _"},
-                    "region": {"type": "string", "enum": ["na", "eu", "fe"]},
-                    "marketplaces": {"type": "array", "minItems": 1, "uniqueItems": True,
-                                     "items": {"type": "string", "enum": sorted(SITES)}},
-                    "endpoint": {"type": "string", "pattern": r"^https?://"},
-                    "lwa_token_url": {"type": "string", "pattern": r"^https?://"},
-                    "refresh_token": _SECRET,
-                    "client_id": {"type": "string", "minLength": 1},
-                    "client_secret": _SECRET,
-                    "client_secret_rotated_at": {"type": "string", "format": "date",
-                                                 "pattern": r"^\d{4}-\d{2}-\d{2}$",
-                                                 "x-format": "YYYY-MM-DD"},
-                },
-            },
-        },
+        "accounts": {"type": "array", "minItems": 1, "items": Account.SCHEMA},
         "carriers": {"type": "object", "default": {}},
-        "routing": {
-            "type": "object", "additionalProperties": False, "default": {},
-            "properties": {
-                "default": {"type": "array", "minItems": 1, "items": _ROUTE},
-                "sites": {"type": "object", "default": {},
-                          "propertyNames": {"enum": sorted(SITES)},
-                          "additionalProperties": {"type": "array", "minItems": 1, "items": _ROUTE}},
-            },
-        },
-        "amazon": {
-            "type": "object", "additionalProperties": False, "default": {},
-            "properties": {
-                "quotas": {"type": "object", "default": {}, "additionalProperties": _QUOTA},
-                "pacing": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.9},
-                "poll_overlap_minutes": {"type": "number", "minimum": 0, "default": 10},
-                "initial_lookback_days": {"type": "number", "exclusiveMinimum": 0, "default": 7},
-                "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
-                "read_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
-                "max_attempts": {"type": "integer", "minimum": 1, "default": 5},
-                "backoff_base_seconds": {"type": "number", "minimum": 0, "default": 1},
-            },
-        },
-        "engine": {
-            "type": "object", "additionalProperties": False, "default": {},
-            "properties": {
-                "workers": {"type": "integer", "minimum": 1, "maximum": 64, "default": 4},
-                "poll_interval_seconds": {"type": "number", "minimum": 1, "default": 180},
-                "retry_delay_seconds": {"type": "number", "minimum": 0, "default": 30},
-                "retry_delay_max_seconds": {"type": "number", "minimum": 0, "default": 900},
-                "max_attempts": {"type": "integer", "minimum": 1, "default": 12},
-                "carrier_attempts": {"type": "integer", "minimum": 1, "default": 3},
-                "verify_attempts": {"type": "integer", "minimum": 1, "default": 6},
-                "verify_grace_seconds": {"type": "number", "minimum": 0, "default": 300},
-                "quote_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 20},
-            },
-        },
-        "plugins": {
-            "type": "object", "additionalProperties": False, "default": {},
-            "properties": {"allow": {"type": "array", "items": {"type": "string"}},
-                           "deny": {"type": "array", "items": {"type": "string"}, "default": []}},
-        },
-        "logging": {
-            "type": "object", "additionalProperties": False, "default": {},
-            "properties": {"level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"], "default": "INFO"},
-                           "format": {"enum": ["text", "json"], "default": "text"}},
-        },
+        "routing": RoutingSettings.SCHEMA,
+        "amazon": AmazonSettings.SCHEMA,
+        "engine": EngineSettings.SCHEMA,
+        "plugins": PluginsSettings.SCHEMA,
+        "logging": LoggingSettings.SCHEMA,
         "fx": FX_SCHEMA,
         "site_rules": SITE_RULES_CONFIG_SCHEMA,
         "selection": SELECTION_SCHEMA,
-        "sandbox": {
-            "type": "object", "additionalProperties": False, "default": {},
-            "properties": {
-                "base_port": {"type": "integer", "minimum": 1024, "maximum": 65000, "default": 8700},
-                "seed": {"type": "integer", "default": 7},
-                "orders": {"type": "integer", "minimum": 0, "default": 60},
-                "faults": {"type": ["number", "object"], "default": 0},
-                "timeout_seconds": {"type": "number", "minimum": 0, "default": 3},
-                "emulators": {"type": "object", "default": {},
-                              "additionalProperties": {"type": "object"}},
-            },
-        },
+        "sandbox": SandboxSettings.SCHEMA,
     },
 }
+"""The whole file. Carrier sections are validated against their plugins' schemas."""
 
 
 # -- loading with line numbers ------------------------------------------------------------------
@@ -187,7 +287,7 @@ class _Located:
                 key = str(self._scalar.construct_object(key_node))
                 if key in out:
                     self.problems.append(Problem(self.file, key_node.start_mark.line + 1,
-                                                _fmt(path + (key,)), "appears twice"))
+                                                format_path(path + (key,)), "appears twice"))
                 out[key] = self.build(value_node, path + (key,))
                 self.lines[path + (key,)] = key_node.start_mark.line + 1  # where `key:` is written
             return out
@@ -207,7 +307,7 @@ class _Located:
                 return os.environ[name]
             if default is not None:
                 return default
-            self.problems.append(Problem(self.file, node.start_mark.line + 1, _fmt(path),
+            self.problems.append(Problem(self.file, node.start_mark.line + 1, format_path(path),
                                          f"environment variable {name} is not set"))
             return ""
 
@@ -220,78 +320,16 @@ class _Located:
         return result
 
 
-def _fmt(path: tuple | list) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _line(lines: dict[tuple, int], path: tuple) -> int | None:
     while path not in lines and path:
         path = path[:-1]
     return lines.get(path)
 
 
-def _message(error: jsonschema.ValidationError) -> tuple[tuple, str]:
-    """A value-free message for a schema error, and the path it belongs to."""
-    path = tuple(error.absolute_path)
-    v, arg, schema = error.validator, error.validator_value, error.schema
-    if v == "required":
-        missing = [r for r in arg if r not in (error.instance or {})]
-        return path, "missing required field " + ", ".join(repr(m) for m in missing)
-    if v == "additionalProperties":
-        extra = sorted(set(error.instance) - set(schema.get("properties", {})))
-        return path, "unknown field(s) " + ", ".join(repr(e) for e in extra)
-    if v == "enum":
-        return path, "must be one of " + ", ".join(str(a) for a in arg)
-    if v == "type":
-        kinds = arg if isinstance(arg, list) else [arg]
-        return path, "must be " + " or ".join({"object": "a mapping", "array": "a list",
-                                                 "string": "a string", "integer": "an integer",
-                                                 "number": "a number", "boolean": "true or false"}
-                                                .get(k, k) for k in kinds)
-    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        sym = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
-        return path, f"must be {sym} {arg}"
-    if v == "minItems":
-        return path, f"must have at least {arg} item(s)"
-    if v == "minLength":
-        return path, "must not be empty"
-    if v == "uniqueItems":
-        return path, "must not repeat items"
-    if v in ("pattern", "format"):
-        return path, "has the wrong format" + (f" (expected {schema['x-format']})"
-                                               if "x-format" in schema else "")
-    if v == "propertyNames":
-        return path, f"unknown key(s); keys must be one of {', '.join(arg.get('enum', []))}"
-    return path, f"is invalid ({v})"
-
-
-def apply_defaults(schema: dict[str, Any], data: Any) -> Any:
-    if not isinstance(data, dict) or schema.get("type") != "object":
-        return data
-    for key, sub in schema.get("properties", {}).items():
-        if key not in data and "default" in sub:
-            data[key] = copy.deepcopy(sub["default"])
-        if key in data:
-            data[key] = apply_defaults(sub, data[key])
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key in data:
-            if key not in schema.get("properties", {}):
-                data[key] = apply_defaults(extra, data[key])
-    if isinstance(schema.get("items"), dict):
-        pass
-    return data
-
-
 def _validate(schema: dict[str, Any], data: Any, located: _Located, prefix: tuple = ()) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        path, message = _message(error)
+    for path, message in problems(schema, data):
         full = prefix + path
-        located.problems.append(Problem(located.file, _line(located.lines, full), _fmt(full), message))
+        located.problems.append(Problem(located.file, _line(located.lines, full), format_path(full), message))
 
 
 # -- the loaded configuration ----------------------------------------------------------------
@@ -299,9 +337,30 @@ def _validate(schema: dict[str, Any], data: Any, located: _Located, prefix: tupl
 
 @dataclass
 class Config:
+    """A validated configuration file: typed sections, plus ``data`` (the raw, defaulted tree,
+    for the sections plugins own: ``carriers``, ``site_rules``, ``fx``, ``selection``)."""
+
     path: Path
     data: dict[str, Any]
     lines: dict[tuple, int] = field(default_factory=dict, repr=False)
+    sites: SiteTable = field(default_factory=lambda: BUILTIN)
+
+    def __post_init__(self) -> None:
+        self.ledger = LedgerSettings.from_section(self.data["ledger"], where="ledger")
+        self.accounts = tuple(Account.from_section(a, where=f"accounts[{i}]")
+                              for i, a in enumerate(self.data["accounts"]))
+        self.amazon = AmazonSettings.from_section(self.data["amazon"], where="amazon")
+        self.engine = EngineSettings.from_section(self.data["engine"], where="engine")
+        self.routing = RoutingSettings.from_section(self.data["routing"], where="routing")
+        self.plugins = PluginsSettings.from_section(self.data["plugins"], where="plugins")
+        self.logging = LoggingSettings.from_section(self.data["logging"], where="logging")
+        self.sandbox = SandboxSettings.from_section(self.data["sandbox"], where="sandbox")
+        self.ship_from = Address.from_dict(self.data["ship_from"])
+
+    @property
+    def carriers(self) -> dict[str, dict[str, Any]]:
+        """``carriers.<code>`` sections (validated against each plugin's schema)."""
+        return self.data["carriers"]
 
     def resolve(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -318,7 +377,7 @@ class Config:
 
     @property
     def ledger_url(self) -> str:
-        url = self.data["ledger"].get("url")
+        url = self.ledger.url
         if not url:
             return f"sqlite:///{self.state_dir / 'ledger.db'}"
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
@@ -327,18 +386,12 @@ class Config:
 
     @property
     def pii_key_file(self) -> Path:
-        key = self.data["ledger"].get("pii_key_file")
+        key = self.ledger.pii_key_file
         return self.resolve(key) if key else self.state_dir / "pii.key"
 
     @property
     def catalog_path(self) -> Path:
         return self.resolve(self.data["catalog"])
-
-    def section(self, *keys: str) -> Any:
-        node: Any = self.data
-        for k in keys:
-            node = node.get(k, {}) if isinstance(node, dict) else {}
-        return node
 
     def line_of(self, *path: str | int) -> int | None:
         return _line(self.lines, tuple(path))
@@ -369,18 +422,29 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, 1, "", "the top level must be a mapping")])
     _validate(SCHEMA, data, located)
+    sites = BUILTIN
     if not located.problems:
         apply_defaults(SCHEMA, data)
-        _check_cross_references(data, located, carrier_schemas)
+        sites = _site_table(data, located)
+        _check_cross_references(data, located, carrier_schemas, sites)
     if located.problems:
         raise ConfigError(located.problems)
-    return Config(path.resolve(), data, located.lines)
+    return Config(path.resolve(), data, located.lines, sites)
+
+
+def _site_table(data: dict[str, Any], located: _Located) -> SiteTable:
+    """Amazon's sites plus those the ``site_rules`` section adds."""
+    try:
+        return BUILTIN.extended(data.get("site_rules"))
+    except ValueError as exc:  # the message starts with the field path
+        located.problems.append(Problem(located.file, _line(located.lines, ("site_rules",)), "", str(exc)))
+        return BUILTIN
 
 
 def _check_cross_references(data: dict[str, Any], located: _Located,
-                            carrier_schemas: dict[str, dict] | None) -> None:
+                            carrier_schemas: dict[str, dict] | None, sites: SiteTable) -> None:
     def add(path: tuple, message: str) -> None:
-        located.problems.append(Problem(located.file, _line(located.lines, path), _fmt(path), message))
+        located.problems.append(Problem(located.file, _line(located.lines, path), format_path(path), message))
 
     names = [a["name"] for a in data["accounts"]]
     for i, name in enumerate(names):
@@ -389,9 +453,16 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
     for i, account in enumerate(data["accounts"]):
         region = account["region"]
         for j, site in enumerate(account["marketplaces"]):
-            if SITES[site].region != region:
+            if site not in sites:
                 add(("accounts", i, "marketplaces", j),
-                    f"site {site} is in region {SITES[site].region}, not {region}")
+                    f"unknown Amazon site {site} (known: {', '.join(sites)}; a new site needs "
+                    f"{', '.join(IDENTITY_FIELDS)} under site_rules.{site})")
+            elif sites[site].region != region:
+                add(("accounts", i, "marketplaces", j),
+                    f"site {site} is in region {sites[site].region}, not {region}")
+    for site in data["routing"]["sites"]:
+        if site not in sites:
+            add(("routing", "sites", site), f"unknown Amazon site {site}")
     if carrier_schemas is None:
         return
     for code, settings in data["carriers"].items():
@@ -410,20 +481,3 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
         carrier = route.split(":", 1)[0]
         if carrier not in data["carriers"]:
             add(path, f"carrier {carrier!r} is not configured under carriers")
-
-
-def secret_paths(schema: dict[str, Any], prefix: tuple = ()) -> list[tuple]:
-    """Paths of fields marked ``x-secret`` (for redacting a config dump)."""
-    out = []
-    if schema.get("x-secret"):
-        out.append(prefix)
-    for key, sub in schema.get("properties", {}).items():
-        out += secret_paths(sub, prefix + (key,))
-    if isinstance(schema.get("items"), dict):
-        out += secret_paths(schema["items"], prefix + ("*",))
-    return out
-
-
-def client_secret_rotated_at(account: dict[str, Any]) -> date | None:
-    value = account.get("client_secret_rotated_at")
-    return date.fromisoformat(value) if value else None

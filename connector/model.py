@@ -214,6 +214,13 @@ class CustomsLine:
     unit_weight_g: int
     origin_country: str = "CN"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "unit_value": self.unit_value.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomsLine:
+        return cls(**{**data, "unit_value": Money.from_dict(data["unit_value"])})
+
 
 @dataclass(frozen=True)
 class Parcel:
@@ -230,6 +237,18 @@ class Parcel:
         for line in self.contents:
             total = total + line.unit_value * line.quantity
         return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weight_g": self.weight_g, "length_cm": str(self.length_cm), "width_cm": str(self.width_cm),
+                "height_cm": str(self.height_cm), "has_battery": self.has_battery,
+                "contents": [line.to_dict() for line in self.contents]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Parcel:
+        return cls(weight_g=int(data["weight_g"]), length_cm=Decimal(data["length_cm"]),
+                   width_cm=Decimal(data["width_cm"]), height_cm=Decimal(data["height_cm"]),
+                   has_battery=bool(data["has_battery"]),
+                   contents=tuple(CustomsLine.from_dict(line) for line in data["contents"]))
 
 
 @dataclass(frozen=True)

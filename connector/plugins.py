@@ -9,6 +9,16 @@ implements an unknown hook or registers a carrier code that is already taken is 
 (``mfn-connector plugins``) and skipped. ``MFN_CONNECTOR_STRICT_PLUGINS=1`` turns every such
 report into an error, for plugin authors.
 
+Every hook is called through pluggy, so ``firstresult``, ``tryfirst``/``trylast`` and wrappers
+(``wrapper=True`` / ``hookwrapper=True``) behave as pluggy documents. Isolation is added at
+registration: each ordinary implementation is wrapped so that an exception is logged (and, for a
+registration hook, reported as the plugin's failure) and counts as "no answer", and the next
+implementation still runs.
+
+Loading is lazy: importing the plugins' modules is cheap, and what they register (carriers, site
+rules, emulators) is collected the first time someone asks, so ``--help`` and ``plugins`` stay
+fast and the daemon never imports an emulator.
+
 Knobs (all use entry-point names):
 
 * ``MFN_CONNECTOR_LOAD_PLUGINS=a,b`` -- allow list; empty string loads no external plugin;
@@ -17,18 +27,23 @@ Knobs (all use entry-point names):
 """
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib.metadata
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import defaults, hookspecs
-from .carriers import CarrierSpec
+
+if TYPE_CHECKING:
+    from .kit.carrier import CarrierSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +52,10 @@ ENV_PREFIX = GROUP.upper() + "_"
 ENV_ALLOW = ENV_PREFIX + "LOAD_PLUGINS"
 ENV_DENY = ENV_PREFIX + "DISABLED_PLUGINS"
 ENV_STRICT = ENV_PREFIX + "STRICT_PLUGINS"
+
+# Which plugin is running right now (set by the guard around each implementation), so that a
+# registration callback can attribute what it receives.
+_current_plugin: contextvars.ContextVar[str] = contextvars.ContextVar("mfn_current_plugin", default="")
 
 
 class PluginError(Exception):
@@ -76,10 +95,10 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.strict = _is_strict() if strict is None else strict
         self.reports: dict[str, PluginReport] = {}
-        self._carriers: dict[str, CarrierSpec] | None = None
-        self._emulators: dict[str, Any] | None = None
-        self._site_rules: list[Any] | None = None
-        self._register(defaults, "builtin-defaults", status="builtin")
+        self._registries: dict[str, Any] = {}
+        self._failures: list[tuple[str, str, BaseException]] = []  # (plugin, hook, error) of the guard
+        self._lock = threading.Lock()
+        self.register(defaults, "builtin-defaults", status="builtin")
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -109,25 +128,60 @@ class PluginHost:
             except Exception as exc:  # noqa: BLE001 - any import failure is reported, not fatal
                 self._fail(report, f"import failed: {type(exc).__name__}: {exc}", exc)
                 continue
-            self._register(module, ep_name, report=report)
+            self.register(module, ep_name, report=report)
 
-    def _register(self, module: Any, name: str, *, status: str = "loaded",
-                  report: PluginReport | None = None) -> None:
+    def register(self, plugin: Any, name: str, *, status: str = "loaded",
+                 report: PluginReport | None = None) -> bool:
+        """Register one plugin (a module or an object with hookimpls); False when it was refused.
+
+        The way in for entry points, built-ins and tests alike: pluggy validates the arguments,
+        unknown hooks are refused, ordinary implementations are isolated (see the module docs).
+        """
         report = report or PluginReport(name, "mfn-connector", _core_version(), status)
         report.status = status
         try:
-            self.pm.register(module, name=name)
+            self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy validation: bad hook arguments, non-generator wrapper
             self._fail(report, f"rejected by pluggy: {exc}", exc)
-            return
-        unknown = [hc.name for hc in self.pm.get_hookcallers(module) or [] if hc.spec is None
+            return False
+        callers = self.pm.get_hookcallers(plugin) or []
+        unknown = [hc.name for hc in callers if hc.spec is None
                    and not all(i.optionalhook for i in hc.get_hookimpls())]
         if unknown:
-            self.pm.unregister(module)
+            self.pm.unregister(plugin)
             self._fail(report, "implements unknown hook(s): " + ", ".join(sorted(unknown)))
-            return
-        report.hooks = sorted(hc.name for hc in self.pm.get_hookcallers(module) or [])
+            return False
+        for caller in callers:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    self._isolate(impl, caller.name)
+        report.hooks = sorted(hc.name for hc in callers)
         self.reports[name] = report
+        self._registries.clear()  # a new plugin may register more
+        return True
+
+    def _isolate(self, impl: pluggy.HookImpl, hook_name: str) -> None:
+        """Wrap an ordinary implementation: its exception is recorded and logged, and pluggy
+        goes on to the next implementation. Wrappers are left as they are (they see the others'
+        results and exceptions, as pluggy intends)."""
+        if impl.hookwrapper or impl.wrapper:
+            return
+        function = impl.function
+
+        @functools.wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            token = _current_plugin.set(impl.plugin_name)
+            try:
+                return function(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - one plugin's bug never stops the others
+                log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
+                with self._lock:
+                    self._failures.append((impl.plugin_name, hook_name, exc))
+                return None
+            finally:
+                _current_plugin.reset(token)
+
+        impl.function = guarded
 
     def _fail(self, report: PluginReport, message: str, exc: BaseException | None = None) -> None:
         report.status = "failed"
@@ -144,105 +198,94 @@ class PluginHost:
 
     # -- calling ---------------------------------------------------------------------------
 
-    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
-        # pluggy calls implementations last-registered first; keep that order.
-        return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
-
-    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call every implementation of an event hook, isolated: one failure never stops others."""
-        results = []
-        for impl in self._impls(hook_name):
-            try:
-                result = impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception:  # noqa: BLE001 - a plugin's failure is logged and contained
-                log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
-                continue
-            if result is not None:
-                results.append(result)
-        return results
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an event hook: every implementation runs, each isolated."""
+        try:
+            getattr(self.pm.hook, hook_name)(**kwargs)
+        except Exception:  # noqa: BLE001 - a failing wrapper: logged, the order goes on
+            log.exception("a wrapper of %s failed", hook_name)
 
     def decide(self, hook_name: str, **kwargs: Any) -> Any:
-        """Call a firstresult decision hook; a failing plugin is logged and skipped."""
-        for impl in self._impls_by_priority(hook_name):
-            try:
-                result = impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception:  # noqa: BLE001
-                log.exception("plugin %s failed in %s; asking the next", impl.plugin_name, hook_name)
-                continue
-            if result is not None:
-                return result
-        return None
+        """Call a ``firstresult`` decision hook: the first non-``None`` answer, or ``None``."""
+        try:
+            return getattr(self.pm.hook, hook_name)(**kwargs)
+        except Exception:  # noqa: BLE001 - a failing wrapper: no decision
+            log.exception("a wrapper of %s failed; no decision", hook_name)
+            return None
 
-    def _impls_by_priority(self, hook_name: str) -> list[pluggy.HookImpl]:
-        impls = self._impls(hook_name)
-        first = [i for i in impls if i.tryfirst]
-        last = [i for i in impls if i.trylast]
-        return first + [i for i in impls if not i.tryfirst and not i.trylast] + last
+    def _collect(self, hook_name: str, kind: str, key: Callable[[Any], str] | None) -> Any:
+        """Run a registration hook through pluggy, attributing every registration to its plugin.
 
-    def _collect(self, hook_name: str, kind: str, key: Callable[[Any], str]) -> dict[str, Any]:
-        """Run a registration hook plugin by plugin, attributing each registration."""
+        With ``key``, a code registered by two plugins fails the later one (the dict maps
+        code -> item); without, every item is kept in order (a list).
+        """
+        mine: dict[str, list[Any]] = {}
+
+        def register(item: Any) -> None:
+            mine.setdefault(_current_plugin.get(), []).append(item)
+
+        with self._lock:
+            failures_before = len(self._failures)
+        getattr(self.pm.hook, hook_name)(register=register)
+        with self._lock:
+            failed = {(plugin, exc) for plugin, hook, exc in self._failures[failures_before:]
+                      if hook == hook_name}
+        for plugin, exc in failed:
+            mine.pop(plugin, None)
+            report = self.reports.get(plugin)
+            if report:
+                self._fail(report, f"{hook_name} raised {type(exc).__name__}: {exc}", exc)
+        # in pluggy's call order (the last registered first), so the first claim of a code wins
+        order = [name for name, _ in reversed(self.pm.list_name_plugin())]
         found: dict[str, Any] = {}
         owners: dict[str, str] = {}
-        for impl in self._impls(hook_name):
-            report = self.reports.get(impl.plugin_name)
-            mine: dict[str, Any] = {}
-
-            def register(item: Any, _mine: dict[str, Any] = mine) -> None:
-                _mine[key(item)] = item
-
-            try:
-                impl.function(**{k: {"register": register}[k] for k in impl.argnames})
-            except Exception as exc:  # noqa: BLE001
+        items: list[Any] = []
+        for plugin in sorted(mine, key=lambda p: order.index(p) if p in order else len(order)):
+            report = self.reports.get(plugin)
+            if key is None:
+                items += mine[plugin]
                 if report:
-                    self._fail(report, f"{hook_name} raised {type(exc).__name__}: {exc}", exc)
+                    report.registered.append(f"{kind}:{len(mine[plugin])}")
                 continue
-            duplicates = [k for k in mine if k in found]
-            if duplicates and report:
-                self._fail(report, f"duplicate {kind} code(s) {', '.join(duplicates)} "
-                                   f"(already registered by {', '.join(owners[k] for k in duplicates)})")
-                continue
-            for k, item in mine.items():
-                found[k] = item
-                owners[k] = impl.plugin_name
+            codes = {key(item): item for item in mine[plugin]}
+            duplicates = [k for k in codes if k in found]
+            if duplicates:
                 if report:
-                    report.registered.append(f"{kind}:{k}")
-        return found
+                    self._fail(report, f"duplicate {kind} code(s) {', '.join(duplicates)} "
+                                       f"(already registered by {', '.join(owners[k] for k in duplicates)})")
+                continue
+            for code, item in codes.items():
+                found[code] = item
+                owners[code] = plugin
+                if report:
+                    report.registered.append(f"{kind}:{code}")
+        return found if key is not None else items
+
+    def _registry(self, name: str, build: Callable[[], Any]) -> Any:
+        if name not in self._registries:
+            self._registries[name] = build()
+        return self._registries[name]
 
     # -- registries ------------------------------------------------------------------------
 
     def carriers(self) -> dict[str, CarrierSpec]:
-        if self._carriers is None:
-            self._carriers = self._collect("mfn_register_carriers", "carrier", lambda s: s.code)
-        return self._carriers
+        return self._registry("carriers", lambda: self._collect("mfn_register_carriers", "carrier",
+                                                                lambda s: s.code))
 
     def emulators(self) -> dict[str, Any]:
-        if self._emulators is None:
-            self._emulators = self._collect("mfn_register_sandbox_emulators", "emulator",
-                                            lambda s: s.name)
-        return self._emulators
+        """Sandbox emulators (imports emulator code: only for ``sandbox``, ``demo`` and tests)."""
+        return self._registry("emulators", lambda: self._collect("mfn_register_sandbox_emulators",
+                                                                 "emulator", lambda s: s.name))
 
     def site_rules(self) -> list[Any]:
-        """Every SiteRules and SiteRulesPatch plugins registered, in call order (rules.merge_rules
-        resolves them: unlike carriers, a site may be registered once and patched by others)."""
-        if self._site_rules is None:
-            found: list[Any] = []
-            for impl in self._impls("mfn_register_site_rules"):
-                report = self.reports.get(impl.plugin_name)
-                mine: list[Any] = []
-                try:
-                    impl.function(**{k: {"register": mine.append}[k] for k in impl.argnames})
-                except Exception as exc:  # noqa: BLE001
-                    if report:
-                        self._fail(report, f"mfn_register_site_rules raised {type(exc).__name__}: {exc}", exc)
-                    continue
-                found += mine
-                if report:
-                    report.registered.append(f"site rules:{len(mine)}")
-            self._site_rules = found
-        return self._site_rules
+        """Every SiteRules and SiteRulesPatch plugins registered, in pluggy's call order
+        (rules.merge_rules resolves them: unlike carriers, a site may be registered once and
+        patched by others)."""
+        return self._registry("site_rules", lambda: self._collect("mfn_register_site_rules",
+                                                                  "site rules", None))
 
     def register_commands(self, cli: Any) -> None:
-        self.call_each("mfn_register_commands", cli=cli)
+        self.notify("mfn_register_commands", cli=cli)
 
 
 def _core_version() -> str:
@@ -256,8 +299,4 @@ def load_plugins(*, allow: Iterable[str] | None = None, deny: Iterable[str] = ()
     host = PluginHost(strict=strict)
     if entrypoints:
         host.load_entrypoints(allow=allow, deny=deny)
-    # Registration errors (duplicates, raising hooks) surface in the reports straight away.
-    host.carriers()
-    host.emulators()
-    host.site_rules()
     return host

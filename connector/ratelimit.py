@@ -6,9 +6,14 @@ We mirror that bucket on our side and pace a little below it (``pacing``, defaul
 daemon normally never sees a 429; when it does (a restart with Amazon's bucket still drained, a
 second app instance, a quota Amazon lowered) the client calls :meth:`TokenBucket.penalize`.
 
-The published defaults live in :data:`DEFAULT_QUOTAS` (spapi.md §2, §3, §6, §13). They change
-over time and Orders v0 plans can be raised per seller, so configuration may override them per
-operation and per account. ``x-amzn-RateLimit-Limit`` is deliberately not used (unreliable).
+The core's published defaults live in :data:`DEFAULT_QUOTAS`: the Orders operations the daemon
+itself calls, with the rate and burst Amazon documents for each operation (the models'
+operation descriptions, https://github.com/amzn/selling-partner-api-models, and
+https://developer-docs.amazon.com/sp-api/docs/usage-plans-and-rate-limits). A plugin that calls
+other SP-API operations contributes their defaults with :meth:`RateLimiter.add_defaults`. Amazon
+changes these numbers over time and can raise Orders plans per seller, so configuration may
+override any of them per operation and per account, and configuration always wins.
+``x-amzn-RateLimit-Limit`` is deliberately not used: Amazon sends it best-effort only.
 """
 from __future__ import annotations
 
@@ -18,19 +23,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-# operation -> (rate in requests per second, burst). The one place these numbers live.
+# operation -> (rate in requests per second, burst), for the operations the core calls. Plugins add
+# their own operations' defaults through RateLimiter.add_defaults.
 DEFAULT_QUOTAS: dict[str, tuple[float, int]] = {
     # Orders API v2026-01-01
     "searchOrders": (0.0056, 20),
     "getOrder": (0.5, 30),
     # Orders API v0 (shipment confirmation stays on v0)
     "confirmShipment": (2.0, 10),
-    # Shipping API v2 (Buy Shipping)
-    "getRates": (80.0, 100),
-    "purchaseShipment": (80.0, 100),
-    "getTracking": (80.0, 100),
-    "getShipmentDocuments": (80.0, 100),
-    "cancelShipment": (80.0, 100),
 }
 
 DEFAULT_PACING = 0.9
@@ -114,11 +114,12 @@ class TokenBucket:
 class RateLimiter:
     """One :class:`TokenBucket` per (account, operation), created on first use.
 
-    ``defaults`` maps operation -> (rate, burst) (normally :data:`DEFAULT_QUOTAS`).
-    ``overrides`` maps operation -> ``{"rate": float, "burst": int}`` (either key optional) and
-    applies to every account; ``account_overrides`` maps account -> the same shape, for a seller
-    whose usage plan Amazon raised. The effective rate is multiplied by ``pacing`` (0 < p <= 1)
-    so the client stays below Amazon's bucket; burst is not scaled.
+    ``defaults`` maps operation -> (rate, burst) (normally :data:`DEFAULT_QUOTAS`; plugins add
+    theirs with :meth:`add_defaults`). ``overrides`` maps operation -> ``{"rate": float,
+    "burst": int}`` (either key optional) and applies to every account; ``account_overrides``
+    maps account -> the same shape, for a seller whose usage plan Amazon raised. The effective
+    rate is multiplied by ``pacing`` (0 < p <= 1) so the client stays below Amazon's bucket;
+    burst is not scaled.
     """
 
     def __init__(self, defaults: Mapping[str, tuple[float, int]] | None = None,
@@ -139,6 +140,18 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def add_defaults(self, quotas: Mapping[str, tuple[float, int]]) -> None:
+        """Contribute the default (rate, burst) of operations a plugin calls.
+
+        An operation that already has a quota -- a core default, a configured quota, or another
+        plugin's contribution -- keeps it: configuration always wins, and the first contribution
+        wins over later ones. Safe to call again (each client of a plugin may do so).
+        """
+        checked = {op: _check_default(op, quota) for op, quota in quotas.items()}
+        with self._lock:
+            for op, quota in checked.items():
+                self.defaults.setdefault(op, quota)
 
     def quota(self, account: str, operation: str) -> tuple[float, int]:
         """The (rate, burst) Amazon grants for this pair, before pacing."""
@@ -163,6 +176,18 @@ class RateLimiter:
                 bucket = TokenBucket(rate * self.pacing, burst, clock=self._clock, sleep=self._sleep)
                 self._buckets[key] = bucket
             return bucket
+
+
+def _check_default(operation: str, quota: Any) -> tuple[float, int]:
+    try:
+        rate, burst = quota
+    except (TypeError, ValueError):
+        raise ValueError(f"default quota of {operation}: expected (rate, burst), got {quota!r}") from None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ValueError(f"default quota of {operation}: rate must be a positive number, got {rate!r}")
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        raise ValueError(f"default quota of {operation}: burst must be a positive integer, got {burst!r}")
+    return float(rate), burst
 
 
 def _check_override(where: str, override: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Site rules and the choice of a label, as pure functions (no I/O, no clock: ``now`` is passed in).
 
-The flow for one order (DESIGN §1, §7), each step a function here:
+The flow for one order (the README's "How an order flows"; each rule and its source:
+docs/site-rules.md), each step a function here:
 
 1. :func:`requirements` -- what Amazon's site rules demand of this order: the tracking level
    (China-origin rule), whether Buy Shipping is allowed (value cap), the IOSS number (EU,
@@ -29,8 +30,9 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from .carriers import TRACKING_LEVELS, CarrierSpec, ServiceSpec
+from .amazon.sites import BUILTIN, IDENTITY_FIELDS, REGIONS, SiteTable
 from .fx import FxError, RateTable
+from .kit.carrier import TRACKING_LEVELS, CarrierSpec, ServiceSpec
 from .model import CatalogItem, Money, Order, Parcel, Quote
 
 TRACKING_RANK: dict[str, int] = {level: i for i, level in enumerate(TRACKING_LEVELS)}
@@ -44,7 +46,6 @@ EU_COUNTRIES: frozenset[str] = frozenset({
     "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"})
 """EU member states: IOSS covers consignments delivered to these countries only."""
 
-REGIONS = ("na", "eu", "fe")
 
 
 class RulesError(ValueError):
@@ -100,18 +101,17 @@ def _compare(value: Money, threshold: Money, fx: RateTable) -> int:
 
 @dataclass(frozen=True)
 class SiteRules:
-    """Everything the connector needs to know about one Amazon site.
+    """The rules of one Amazon site (who the site is -- marketplace id, region, currency,
+    country -- comes from the site table, :mod:`connector.amazon.sites`).
 
     Money thresholds are ``None`` when the rule does not apply on the site. ``carrier_codes``
     maps each CarrierCode Amazon accepts on the site (exact, case-sensitive) to the shipping
     methods accepted for it; an empty tuple accepts any method. ``tracked_below`` ``None`` means
-    every order needs a fully tracked service.
+    every order needs a fully tracked service. ``country`` is filled in from the site table by
+    :func:`merge_rules`.
     """
 
     site: str
-    marketplace_id: str
-    region: str
-    currency: str
     country: str = ""
     buy_shipping: bool = False
     buy_shipping_cap: Money | None = None
@@ -124,11 +124,8 @@ class SiteRules:
     def __post_init__(self) -> None:
         site = _site_key(self.site)
         object.__setattr__(self, "site", site)
-        if self.region not in REGIONS:
-            raise RulesError(f"site {site}: region must be one of {', '.join(REGIONS)}, got {self.region!r}")
-        if len(self.currency) != 3:
-            raise RulesError(f"site {site}: currency must be an ISO 4217 code, got {self.currency!r}")
-        object.__setattr__(self, "country", (self.country or site).upper())
+        known = BUILTIN[site].country if site in BUILTIN else site
+        object.__setattr__(self, "country", (self.country or known).upper())
         for name in MONEY_FIELDS:
             object.__setattr__(self, name, parse_money(getattr(self, name), where=f"site {site}: {name}"))
         codes = {}
@@ -163,7 +160,9 @@ class SiteRules:
 
     @classmethod
     def from_mapping(cls, site: str, data: Mapping[str, Any]) -> SiteRules:
-        """A full SiteRules from data (the plugin's ``sites.yaml`` entry or a configuration block)."""
+        """A full SiteRules from data (the plugin's ``sites.yaml`` entry or a configuration block;
+        a block's site-table fields, if any, are not rules and are skipped here)."""
+        data = {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
         unknown = sorted(set(data) - set(FIELD_NAMES) - {"site"})
         if unknown:
             raise RulesError(f"site {site}: unknown field(s) {', '.join(unknown)}")
@@ -173,10 +172,10 @@ class SiteRules:
         return cls(site=site, **{k: v for k, v in data.items() if k != "site"})
 
 
-FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteRules) if f.name != "site")
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteRules) if f.name not in ("site", "country"))
 MONEY_FIELDS: tuple[str, ...] = ("buy_shipping_cap", "tracked_below", "ioss_cap", "vtr_exclusion_below",
                                  "returnless_refund_below")
-REQUIRED_FIELDS: tuple[str, ...] = ("marketplace_id", "region", "currency", "carrier_codes")
+REQUIRED_FIELDS: tuple[str, ...] = ("carrier_codes",)
 
 
 def _site_key(site: str) -> str:
@@ -200,6 +199,7 @@ class SiteRulesPatch:
 
     def __init__(self, site: str, **changes: Any) -> None:
         self.site = _site_key(site)
+        changes = {k: v for k, v in changes.items() if k not in IDENTITY_FIELDS}
         unknown = sorted(set(changes) - set(FIELD_NAMES))
         if unknown:
             raise RulesError(f"site {self.site}: unknown site rule field(s) {', '.join(unknown)}; "
@@ -226,11 +226,14 @@ class SiteRulesPatch:
 
 
 def merge_rules(full: Iterable[SiteRules], patches: Iterable[SiteRulesPatch] = (),
-                config_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, SiteRules]:
+                config_overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+                sites: SiteTable = BUILTIN) -> dict[str, SiteRules]:
     """The effective rules per site: registered sites, then plugin patches (in order), then config.
 
-    A site registered twice, or a patch for a site nobody registered, is an error naming it. A
-    configuration block for an unknown site adds it when it is complete (see ``REQUIRED_FIELDS``).
+    A site registered twice, a patch for a site nobody registered, or rules for a site the site
+    table does not know (``sites``: Amazon's plus those the configuration adds) is an error
+    naming it. A configuration block for a site without rules adds them when it is complete (see
+    ``REQUIRED_FIELDS``). Each site's ``country`` comes from the table.
     """
     merged: dict[str, SiteRules] = {}
     for rules in full:
@@ -250,6 +253,11 @@ def merge_rules(full: Iterable[SiteRules], patches: Iterable[SiteRulesPatch] = (
             merged[key] = SiteRulesPatch(key, **data).apply(merged[key])
         else:
             merged[key] = SiteRules.from_mapping(key, data)
+    for key, rules in merged.items():
+        if key not in sites:
+            raise RulesError(f"site rules for {key}, which is not in the site table; add "
+                             f"{', '.join(IDENTITY_FIELDS)} under site_rules.{key}")
+        merged[key] = replace(rules, country=sites[key].country)
     return merged
 
 
@@ -268,19 +276,22 @@ _METHODS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqu
 
 def _site_schema(*, patch: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "marketplace_id": {"type": "string", "pattern": r"^[A-Z0-9]{9,16}$"},
-        "region": {"enum": list(REGIONS)},
-        "currency": {"type": "string", "pattern": r"^[A-Z]{3}$"},
-        "country": {"type": "string", "pattern": r"^[A-Z]{2}$"},
         "buy_shipping": {"type": "boolean"},
         "carrier_codes": {"type": "object", "propertyNames": {"minLength": 1},
                           "additionalProperties": {"anyOf": [_METHODS, {"type": "null"}]} if patch
                           else _METHODS},
     }
     props.update({name: _MONEY_SCHEMA for name in MONEY_FIELDS})
+    if patch:  # a configuration block may add a site to the site table
+        props.update({
+            "marketplace_id": {"type": "string", "pattern": r"^[A-Z0-9]{9,16}$"},
+            "region": {"enum": list(REGIONS)},
+            "currency": {"type": "string", "pattern": r"^[A-Z]{3}$"},
+            "country": {"type": "string", "pattern": r"^[A-Z]{2}$"},
+        })
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": props}
     if not patch:
-        schema["required"] = [*REQUIRED_FIELDS, "country", "buy_shipping", *MONEY_FIELDS]
+        schema["required"] = [*REQUIRED_FIELDS, "buy_shipping", *MONEY_FIELDS]
     return schema
 
 
@@ -289,7 +300,8 @@ SITE_RULES_SCHEMA: dict[str, Any] = _site_schema(patch=False)
 
 SITE_RULES_CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "Per-site overrides of the site rules (site code -> fields); a complete block adds a site",
+    "description": "Per-site overrides of the site rules (site code -> fields); a block for a new site "
+                   "adds it to the site table (marketplace_id, region, currency, country) with its rules",
     "propertyNames": {"pattern": r"^[A-Z]{2}$"},
     "additionalProperties": _site_schema(patch=True),
 }

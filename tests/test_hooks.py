@@ -4,15 +4,15 @@ from __future__ import annotations
 import click
 from click.testing import CliRunner
 
-from connector import Carrier, CarrierSpec, ServiceSpec, hookimpl
+from connector.kit import Carrier, CarrierContext, CarrierSpec, ServiceSpec, hookimpl
+from connector.kit.sandbox import Emulator, EmulatorSpec, Request, Response, route
 from connector.plugins import load_plugins
-from connector.sandbox.framework import Emulator, EmulatorSpec, Response, route
 
 
 class AcmeCarrier(Carrier):
     code = "acme"
 
-    def __init__(self, settings, http):
+    def __init__(self, settings, context):
         self.settings = settings
 
     def create_shipment(self, request):
@@ -39,12 +39,13 @@ def test_hook_mfn_register_carriers():
                                  site_carrier_codes={"JP": None}))
 
     host = load_plugins(entrypoints=False)
-    host.pm.register(Plugin(), name="acme-plugin")
-    host._carriers = None
+    host.register(Plugin(), "acme-plugin")
     spec = host.carriers()["acme"]
     assert spec.carrier_code_for("US") == "ACME" and spec.carrier_code_for("JP") is None
     assert spec.capabilities() == ["create_shipment", "find_by_reference"]
-    assert isinstance(spec.factory({"k": 1}, None), AcmeCarrier)
+    carrier = spec.build({}, CarrierContext.default())
+    assert isinstance(carrier, AcmeCarrier) and carrier.settings == spec.settings.from_section({})
+    assert host.reports["acme-plugin"].registered == ["carrier:acme"]
 
 
 def test_hook_mfn_register_sandbox_emulators():
@@ -55,13 +56,10 @@ def test_hook_mfn_register_sandbox_emulators():
                                   env_var="MFN_SANDBOX_ACME"))
 
     host = load_plugins(entrypoints=False)
-    host.pm.register(Plugin(), name="acme-plugin")
-    host._emulators = None
+    host.register(Plugin(), "acme-plugin")
     emulators = host.emulators()
     assert emulators["spapi"].port_offset == 0  # the core's own, through the same hook
     emulator = emulators["acme"].factory({})
-    from connector.sandbox.framework import Request
-
     assert emulator.handle(Request("GET", "/ping", {}, {}, b"")).status == 200
 
 
@@ -78,7 +76,7 @@ def test_hook_mfn_register_commands():
         pass
 
     host = load_plugins(entrypoints=False)
-    host.pm.register(Plugin(), name="acme-plugin")
+    host.register(Plugin(), "acme-plugin")
     host.register_commands(group)
     result = CliRunner().invoke(group, ["acme-status"])
     assert result.exit_code == 0 and result.output == "acme ok\n"
@@ -98,8 +96,7 @@ def test_hook_mfn_register_site_rules(write_config):
             register(SiteRulesPatch("DE", vtr_exclusion_below="25 EUR", returnless_refund_below="10 EUR"))
 
     host = load_plugins()
-    host.pm.register(Patch(), name="de-patch")
-    host._site_rules = None
+    host.register(Patch(), "de-patch")
     config, _ = load_config_with_plugins(str(write_config({"site_rules": {"DE": {
         "returnless_refund_below": "12 EUR"}}})), host)
     rules, _, _ = _rules(config, host)

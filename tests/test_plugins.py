@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from connector import hookimpl
 from connector.cli import cli
+from connector.kit import hookimpl
 from connector.plugins import PluginError, load_plugins
 
 CARRIER_PLUGIN = """
-from connector import hookimpl, CarrierSpec, Carrier
+from connector.kit import hookimpl, CarrierSpec, Carrier
 
 class _C(Carrier):
     code = "{code}"
@@ -63,6 +63,7 @@ def test_import_failure_is_reported_and_skipped(site):
 def test_duplicate_carrier_code_fails_the_second_plugin(site):
     install_fake(site, "dup-plugin", "carrier_dup", "dup_mod", CARRIER_PLUGIN.format(code="yunexpress"))
     host = load_plugins()
+    host.carriers()  # registrations are collected on first use
     failed = [r for r in host.reports.values() if r.status == "failed"]
     assert len(failed) == 1 and "duplicate carrier code(s) yunexpress" in failed[0].error
     owners = [r.name for r in host.reports.values() if "carrier:yunexpress" in r.registered]
@@ -71,13 +72,13 @@ def test_duplicate_carrier_code_fails_the_second_plugin(site):
 
 def test_unknown_hook_and_bad_arguments_are_rejected(site):
     install_fake(site, "typo-plugin", "typo", "typo_mod", """
-        from connector import hookimpl
+        from connector.kit import hookimpl
         @hookimpl
         def mfn_register_carrier(register):
             pass
         """)
     install_fake(site, "args-plugin", "badargs", "badargs_mod", """
-        from connector import hookimpl
+        from connector.kit import hookimpl
         @hookimpl
         def mfn_order_held(order_id, colour):
             pass
@@ -125,10 +126,84 @@ def test_event_hooks_are_isolated(site):
             calls.append((order_id, reason))
 
     host = load_plugins(entrypoints=False)
-    host.pm.register(Good(), name="good")
-    host.pm.register(Bad(), name="bad")  # registered last: called first, and it raises
-    host.call_each("mfn_order_held", order_id="1", reason="r", message="m")
+    host.register(Good(), "good")
+    host.register(Bad(), "bad")  # registered last: called first, and it raises
+    host.notify("mfn_order_held", order_id="1", reason="r", message="m")
     assert calls == [("1", "r")]
+
+
+def test_a_raising_registration_hook_fails_its_plugin_only(site):
+    class Bad:
+        @hookimpl
+        def mfn_register_carriers(self, register):
+            register("half-registered")
+            raise RuntimeError("plugin bug")
+
+    host = load_plugins()
+    host.register(Bad(), "bad")
+    assert "yunexpress" in host.carriers() and "half-registered" not in str(host.carriers())
+    assert host.reports["bad"].status == "failed"
+    assert "mfn_register_carriers raised RuntimeError: plugin bug" in host.reports["bad"].error
+
+
+def test_decisions_go_through_pluggy_firstresult_and_wrappers():
+    """A decision hook is firstresult: the first non-None answer wins, a failing plugin passes to
+    the next, the built-in default runs last (trylast), and a wrapper sees and may change the result."""
+    seen = []
+
+    class Failing:
+        @hookimpl(tryfirst=True)
+        def mfn_choose_quote(self, candidates):
+            raise RuntimeError("plugin bug")
+
+    class Passing:
+        @hookimpl
+        def mfn_choose_quote(self, candidates):
+            return None
+
+    class Dearest:
+        @hookimpl
+        def mfn_choose_quote(self, candidates):
+            return max(candidates)
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def mfn_choose_quote(self, candidates):
+            result = yield
+            seen.append(result)
+            return result * 10
+
+    host = load_plugins(entrypoints=False)
+    for plugin, name in ((Dearest(), "dearest"), (Passing(), "passing"), (Failing(), "failing")):
+        host.register(plugin, name)
+    assert host.decide("mfn_choose_quote", order=None, requirements=None, candidates=[3, 5, 4]) == 5
+    assert host.register(Wrapper(), "wrapper")
+    assert host.decide("mfn_choose_quote", order=None, requirements=None, candidates=[3, 5, 4]) == 50
+    assert seen == [5]
+
+
+def test_a_wrapper_sees_every_event_and_a_bad_wrapper_is_refused():
+    seen = []
+
+    class Audit:
+        @hookimpl(hookwrapper=True)
+        def mfn_order_held(self, order_id, reason):
+            seen.append(("before", order_id, reason))
+            yield
+            seen.append(("after", order_id))
+
+    class NotAGenerator:
+        @hookimpl(wrapper=True)
+        def mfn_order_held(self, order_id):
+            return None
+
+    host = load_plugins(entrypoints=False)
+    assert host.register(Audit(), "audit")
+    host.notify("mfn_order_held", order_id="1", reason="manual", message="m")
+    assert seen == [("before", "1", "manual"), ("after", "1")]
+    assert not host.register(NotAGenerator(), "not-a-generator")
+    report = host.reports["not-a-generator"]
+    assert report.status == "failed" and "rejected by pluggy" in report.error
 
 
 def test_plugins_command_shows_failed_plugin(site):

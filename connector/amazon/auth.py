@@ -3,7 +3,8 @@
 One :class:`LwaTokenProvider` per seller account, shared by every thread of that account. It
 refreshes ``refresh_margin`` seconds before expiry (under a lock, so one refresh at a time),
 retries LWA's transient failures, and maps LWA's refusals to :class:`AuthError` with LWA's
-``error`` code. It also watches the LWA client secret's 180-day rotation deadline (spapi.md §1.1).
+``error`` code. It also watches the LWA client secret's 180-day rotation deadline
+(docs/amazon-sp-api.md#lwa-tokens).
 
 Nothing here logs or puts into an exception a token, the refresh token or the client secret.
 """

@@ -1,22 +1,29 @@
 """The SP-API client: Orders v2026-01-01 reads and v0 confirmShipment, for one seller account.
 
-Every call goes through :meth:`SpApiClient._call`, which
+Every request goes through :meth:`SpApiClient.call`, which is public: a plugin calls any other
+SP-API operation through it and gets the same behaviour as the core's own calls. It
 
 * takes a token from the (account, operation) bucket of the :class:`~connector.ratelimit.RateLimiter`
-  (pacing below Amazon's bucket; ``x-amzn-RateLimit-Limit`` is ignored on purpose);
+  (pacing below Amazon's bucket; ``x-amzn-RateLimit-Limit`` is ignored on purpose). An operation
+  needs a quota there: the core's Orders operations have defaults, a plugin adds those of its own
+  operations with ``client.limiter.add_defaults(...)`` (configuration wins);
 * sends ``x-amz-access-token`` from the :class:`~connector.amazon.auth.LwaTokenProvider`;
 * on a 401, or a 403 whose message says the token expired, invalidates the token and resends
   ONCE; a second refusal is :class:`AuthError`;
 * on 429 empties and pauses the bucket (``penalize``) and retries with jittered exponential
   back-off, up to ``max_attempts`` requests;
 * on 5xx / read timeout / connection reset / unparsable JSON retries with jitter only when the
-  operation is a read (:data:`READ_OPERATIONS`); for a write (confirmShipment) the outcome is
-  unknown, so it raises ``TransientError(ambiguous=True)`` at once and the caller reads the
-  order back. A connection that was refused or timed out while connecting never carried the
-  request, so it is retried for every operation;
+  caller says the call is ``idempotent`` (it changes nothing on Amazon's side, so asking again is
+  harmless: searchOrders, getOrder, a rate quote...). Otherwise (confirmShipment, a purchase) the
+  outcome is unknown, so it raises ``TransientError(ambiguous=True)`` at once and the caller
+  reads the result back. A connection that was refused or timed out while connecting never
+  carried the request, so it is retried either way;
 * logs one INFO line per HTTP request on logger ``connector.amazon``: account, operation, HTTP
   status (or the network failure), duration, ``x-amzn-RequestId``, attempt. Never the token, a
   body, a query or an address.
+
+Amazon's SP-API documentation: https://developer-docs.amazon.com/sp-api/ ; the operation models:
+https://github.com/amzn/selling-partner-api-models .
 """
 from __future__ import annotations
 
@@ -39,13 +46,6 @@ from .errors import NotFoundError, ThrottledError, TransientError, error_from_re
 from .mapping import confirm_shipment_body, parse_api_time
 
 log = logging.getLogger("connector.amazon")
-
-# Operations without side effects: any transient failure may be retried. Everything else is a
-# write, whose 5xx/timeout/reset/garbled answer is ambiguous.
-# Operations that change nothing on Amazon's side, so a lost answer can simply be asked again
-# (getRates is a POST but buys nothing). Everything else is a write whose failure is ambiguous.
-READ_OPERATIONS: frozenset[str] = frozenset({"searchOrders", "getOrder", "getRates",
-                                            "getShipmentDocuments", "getTracking"})
 
 SEARCH_ORDERS_PATH = "/orders/2026-01-01/orders"
 GET_ORDER_PATH = "/orders/2026-01-01/orders/{orderId}"
@@ -171,7 +171,7 @@ class SpApiClient:
             page_params = dict(params)
             if token:
                 page_params["paginationToken"] = token
-            page = self._call("searchOrders", "GET", SEARCH_ORDERS_PATH, params=page_params)
+            page = self.call("searchOrders", "GET", SEARCH_ORDERS_PATH, params=page_params, idempotent=True)
             if not isinstance(page.get("orders"), list):
                 raise TransientError("searchOrders answered without an orders list", status=200,
                                      operation="searchOrders")
@@ -181,8 +181,9 @@ class SpApiClient:
             if not next_token:
                 return
             if next_token in seen or next_token == token:
-                # Amazon has been seen returning the same page again (field-notes §1.4): stop
-                # rather than loop, and fail so the caller keeps its watermark.
+                # Sellers have reported Amazon returning the same page again (e.g.
+                # https://github.com/amzn/selling-partner-api-models/issues/2297): stop rather
+                # than loop, and fail so the caller keeps its watermark.
                 raise TransientError("searchOrders returned a pagination token it had already returned",
                                      status=200, operation="searchOrders")
             seen.add(next_token)
@@ -198,8 +199,8 @@ class SpApiClient:
             raise ValueError("get_order: order_id is empty")
         params = {"includedData": _csv("included_data", included_data)} if included_data else None
         try:
-            body = self._call("getOrder", "GET", GET_ORDER_PATH.format(orderId=quote(order_id, safe="")),
-                              params=params)
+            body = self.call("getOrder", "GET", GET_ORDER_PATH.format(orderId=quote(order_id, safe="")),
+                             params=params, idempotent=True)
         except NotFoundError:
             return None
         order = body.get("order")
@@ -226,21 +227,30 @@ class SpApiClient:
             carrier_code=carrier_code, tracking_number=tracking_number, ship_date=ship_date, items=items,
             carrier_name=carrier_name, shipping_method=shipping_method,
             ship_from_supply_source_id=ship_from_supply_source_id, transparency_codes=transparency_codes)
-        self._call("confirmShipment", "POST", CONFIRM_SHIPMENT_PATH.format(orderId=quote(order_id, safe="")),
-                   json=body)
+        self.call("confirmShipment", "POST", CONFIRM_SHIPMENT_PATH.format(orderId=quote(order_id, safe="")),
+                  json=body)
 
     # -- the core --------------------------------------------------------------------------------
 
-    def _call(self, operation: str, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-              json: Any = None, headers: Mapping[str, str] | None = None) -> Any:
+    def call(self, operation: str, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+             json: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool = False) -> Any:
         """One logical SP-API call with throttling, auth refresh and the retry policy above.
 
-        ``headers`` are sent with every request of the call (e.g. Shipping API v2's
-        ``x-amzn-shipping-business-id`` and ``x-amzn-IdempotencyKey``); they cannot replace the
-        access token. Returns the parsed JSON body (a dict for reads), or None for an empty 2xx
-        answer.
+        * ``operation`` -- Amazon's operationId (``"getOrder"``); it names the rate-limit bucket
+          (the limiter must know a quota for it) and the log line;
+        * ``method``, ``path`` -- e.g. ``"GET"``, ``"/orders/2026-01-01/orders/123-..."`` (path
+          parameters already quoted), sent to the account's endpoint;
+        * ``params`` -- the query; ``json`` -- the request body;
+        * ``headers`` -- sent with every request of the call (e.g. an API's business or
+          idempotency-key header); they cannot replace the access token;
+        * ``idempotent`` -- True when the call changes nothing on Amazon's side, so a 5xx, a lost
+          answer or an unreadable one is retried; False (the default) makes such a failure raise
+          ``TransientError(ambiguous=True)`` at once: it may have taken effect.
+
+        Returns the parsed JSON body (an idempotent call must answer a JSON object), or None for
+        an empty 2xx answer. Raises the :mod:`connector.amazon.errors` classes.
         """
-        write = operation not in READ_OPERATIONS
+        write = not idempotent
         bucket = self.limiter.bucket(self.account, operation)
         state = _CallState(headers=headers)
 
@@ -441,6 +451,6 @@ def _maybe_time(value: Any) -> datetime | None:
 
 
 __all__ = [
-    "DEFAULT_INCLUDED_DATA", "DEFAULT_STATUSES", "OrderSearch", "READ_OPERATIONS", "SpApiClient",
+    "DEFAULT_INCLUDED_DATA", "DEFAULT_STATUSES", "OrderSearch", "SpApiClient",
     "VERIFY_INCLUDED_DATA",
 ]

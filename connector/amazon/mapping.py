@@ -5,7 +5,8 @@
   without raises ``ValueError("order <id>: <field path> is missing")`` so the order can be
   HELD with that reason.
 * :func:`package_from_api` - the ``packages[]`` entry of an order with a given packageReferenceId.
-* :func:`confirm_shipment_body` - the v0 ``ConfirmShipmentRequest`` body (spapi.md §2.5).
+* :func:`confirm_shipment_body` - the v0 ``ConfirmShipmentRequest`` body
+  (docs/amazon-sp-api.md#confirmshipment-v0).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..model import Address, FulfillmentStatus, Money, Order, OrderItem, iso
-from .sites import site_for_marketplace
+from .sites import BUILTIN, SiteTable
 
 # v2026-01-01 FulfillmentStatus -> ours. Values not listed (UNFULFILLABLE, future ones) -> OTHER.
 _STATUS = {
@@ -199,7 +200,7 @@ def _buyer_requested_cancel(items: Sequence[Any]) -> bool:
     return False
 
 
-def order_from_api(raw: dict[str, Any], *, account: str) -> Order:
+def order_from_api(raw: dict[str, Any], *, account: str, sites: SiteTable = BUILTIN) -> Order:
     """Map one Orders API v2026-01-01 ``Order`` to :class:`~connector.model.Order`.
 
     Needed (ValueError when missing or garbled): ``orderId``, ``lastUpdatedTime``,
@@ -217,7 +218,7 @@ def order_from_api(raw: dict[str, Any], *, account: str) -> Order:
 
     marketplace = f.text(raw.get("salesChannel"), "marketplaceId", "salesChannel.marketplaceId")
     try:
-        site = site_for_marketplace(marketplace)
+        site = sites.for_marketplace(marketplace).code
     except ValueError:
         raise f.error("salesChannel.marketplaceId", f"{marketplace!r} is not a known marketplace") from None
 

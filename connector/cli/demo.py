@@ -13,10 +13,9 @@ import click
 import requests
 
 from ..config import Config
-from ..sandbox.pdf import looks_like_pdf
-from ..sandbox.runner import start_sandbox
-from .loop import Engine
-from .runtime import build_runtime, load_config_with_plugins
+from ..engine.loop import Engine
+from ..engine.runtime import build_runtime, load_config_with_plugins
+from ..kit.values import looks_like_pdf
 from .summary import render, summarize
 
 
@@ -43,6 +42,8 @@ def audit(sandbox_states: dict[str, dict[str, Any]], labels: list[Path]) -> list
 
 
 def run_demo(state: Any, config: Config, *, faults: float | None = None) -> bool:
+    from ..sandbox.runner import start_sandbox  # the demo is one of the few places emulators load
+
     sandbox = start_sandbox(config, state.host, any_port=True, faults=faults,
                             state_dir=config.state_dir / "sandbox")
     try:

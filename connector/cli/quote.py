@@ -1,15 +1,16 @@
-"""``mfn-connector quote ORDER_ID``: the rate-shopping decision for one order, explained."""
+"""``mfn-connector quote ORDER_ID``: the rate-shopping decision for one order, explained (data for
+``--json``, text for people)."""
 from __future__ import annotations
 
 from typing import Any
 
+from ..engine.plan import precheck
+from ..engine.runtime import Runtime
+from ..engine.shopping import shop
 from ..fx import FxError
 from ..ledger import OrderRecord
 from ..model import Money
 from ..rules import RulesError, format_money
-from .runtime import Runtime
-from .shopping import shop
-from .steps import precheck
 
 
 def _money(value: Money | None) -> str | None:
@@ -21,7 +22,7 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
     out: dict[str, Any] = {"order_id": order.order_id, "site": order.site, "state": record.state.value}
     blocked = precheck(rt, order)
     if blocked:  # the plan step would hold it before asking anyone for a quote
-        out["error"] = f"not shopped: {blocked[0]}: {blocked[1]}"
+        out["error"] = f"not shopped: {blocked[0].value}: {blocked[1]}"
         return out
     items = [i for i in order.items if i.quantity > 0]
     try:

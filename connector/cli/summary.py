@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..engine.runtime import Runtime
 from ..ledger import OrderState
-from .runtime import Runtime
 
 
 def summarize(rt: Runtime) -> dict:

@@ -6,11 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 from ..amazon.mapping import order_from_api
-from ..amazon.sites import marketplace_id
+from ..config import Account
+from ..holds import HoldReason
 from ..ledger import OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, Order, parse_iso, utcnow
+from .outcome import hold
 from .runtime import Runtime
-from .steps import hold, mark_verified, shown_on
+from .verify import mark_verified, shown_on
 
 log = logging.getLogger("connector.engine")
 
@@ -22,20 +24,20 @@ STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
 INCLUDED_DATA = ("RECIPIENT", "FULFILLMENT", "PROCEEDS", "PACKAGES", "CANCELLATION")
 
 
-def ingest_account(rt: Runtime, account: dict[str, Any]) -> int:
+def ingest_account(rt: Runtime, account: Account) -> int:
     """One searchOrders sweep for one seller account; returns how many orders were new.
 
     The watermark moves only after the whole sweep is in the ledger, and each sweep starts
     ``poll_overlap_minutes`` before it: a late-indexed order is seen twice rather than never.
     """
-    name = account["name"]
-    amazon_cfg = rt.config.data["amazon"]
+    name = account.name
+    settings = rt.config.amazon
     now = utcnow()
     watermark = rt.ledger.get_watermark(name)
-    after = (watermark - timedelta(minutes=amazon_cfg["poll_overlap_minutes"]) if watermark
-             else now - timedelta(days=amazon_cfg["initial_lookback_days"]))
+    after = (watermark - timedelta(minutes=settings.poll_overlap_minutes) if watermark
+             else now - timedelta(days=settings.initial_lookback_days))
     client = rt.amazon[name]
-    search = client.search_orders(marketplace_ids=[marketplace_id(s) for s in account["marketplaces"]],
+    search = client.search_orders(marketplace_ids=[rt.sites[s].marketplace_id for s in account.marketplaces],
                                   last_updated_after=after, statuses=STATUSES,
                                   included_data=INCLUDED_DATA)
     new = 0
@@ -51,7 +53,7 @@ def ingest_account(rt: Runtime, account: dict[str, Any]) -> int:
         if rt.ledger.upsert_order(order):
             new += 1
             rt.counters.add("ingested_new")
-            rt.host.call_each("mfn_order_received", order=order.without_pii())
+            rt.host.notify("mfn_order_received", order=order.without_pii())
         else:
             _reconsider_held(rt, order)
     next_mark = search.last_updated_before or latest_seen or (now - timedelta(minutes=2))
@@ -78,7 +80,7 @@ def _verify_from_poll(rt: Runtime, order_id: str, raw: dict[str, Any]) -> bool:
 def _to_order(rt: Runtime, raw: dict[str, Any], account: str) -> Order | None:
     """Map one API order; one Amazon has garbled is kept and held, never dropped."""
     try:
-        return order_from_api(raw, account=account)
+        return order_from_api(raw, account=account, sites=rt.sites)
     except ValueError as exc:
         order_id = raw.get("orderId") if isinstance(raw, dict) else None
         if not order_id:
@@ -90,7 +92,7 @@ def _to_order(rt: Runtime, raw: dict[str, Any], account: str) -> Order | None:
                             status=FulfillmentStatus.OTHER,
                             last_updated=_time(raw.get("lastUpdatedTime")), items=())
         if rt.ledger.upsert_order(placeholder):
-            hold(rt, order_id, "malformed_order", f"Amazon's order data could not be read: {exc}")
+            hold(rt, order_id, HoldReason.MALFORMED_ORDER, f"Amazon's order data could not be read: {exc}")
         return None
 
 
@@ -106,7 +108,7 @@ def _reconsider_held(rt: Runtime, order: Order) -> None:
     record = rt.ledger.get_order(order.order_id)
     if record is None or record.state != OrderState.HELD:
         return
-    if record.hold_reason == "address_incomplete" and record.order.ship_to \
+    if record.hold_reason == HoldReason.ADDRESS_INCOMPLETE.value and record.order.ship_to \
             and not record.order.ship_to.missing_fields():
         rt.ledger.release(order.order_id)
         log.info("order %s: Amazon now sends a complete address; released", order.order_id)

@@ -1,6 +1,15 @@
-"""The sync loop: poll Amazon, then drive every due order in a bounded worker pool.
+"""The sync loop: poll Amazon, then drive every due order through its stages in a bounded pool.
 
-The loop only schedules. Each order is driven by one worker at a time (``steps.drive``); Amazon
+The spine, one module per stage, each step committing its transition before the next call::
+
+    ingest.py   searchOrders -> ledger (NEW); the poll also verifies confirmations in bulk
+    plan.py     NEW -> PLANNED (the label chosen, its plan stored) | HELD | CANCELLED
+    buy.py      PLANNED -> LABEL_CLAIMED -> label created -> LABELED (PDF on disk)
+    confirm.py  LABELED -> CONFIRMING -> CONFIRMED (confirmShipment)
+    verify.py   CONFIRMED -> VERIFIED (read back)
+    purge.py    buyer PII erased after the retention window
+
+The loop only schedules. Each order is driven by one worker at a time (:func:`drive`); Amazon
 calls are paced by the shared token buckets, so confirmations never outrun the quota however
 many workers run. A stop request (SIGTERM/SIGINT) lets every step in flight finish and commit.
 """
@@ -9,16 +18,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..amazon.errors import SpApiError
-from ..ledger import ACTIVE_ORDER_STATES
-from ..model import utcnow
+from ..holds import HoldReason
+from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
+from ..model import FulfillmentStatus, utcnow
+from .buy import buy, fetch_label
+from .confirm import confirm
 from .ingest import ingest_account
+from .outcome import Outcome, defer, hold
+from .plan import plan
 from .purge import purge_expired_pii
 from .runtime import Runtime
-from .steps import drive
+from .verify import verify
 
 log = logging.getLogger("connector.engine")
 
@@ -45,16 +60,16 @@ class Engine:
         """Ingest (optionally), then drive the active orders; ``only_due`` respects deferrals."""
         errors = 0
         if ingest:
-            for account in self.rt.config.data["accounts"]:
+            for account in self.rt.config.accounts:
                 if self.stop_event.is_set():
                     break
                 try:
                     ingest_account(self.rt, account)
                 except SpApiError as exc:  # one account's trouble never stops the others
                     errors += 1
-                    log.error("account %s: order poll failed: %s", account["name"], exc)
+                    log.error("account %s: order poll failed: %s", account.name, exc)
         due = self.rt.ledger.orders(ACTIVE_ORDER_STATES, due_before=utcnow() if only_due else None)
-        workers = self.rt.engine_setting("workers")
+        workers = self.rt.engine.workers
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order") as pool:
             futures = [pool.submit(drive, self.rt, r.order_id, self.stop_event.is_set) for r in due]
             try:
@@ -82,7 +97,7 @@ class Engine:
         return passes
 
     def run_forever(self, *, tick_seconds: float = 2.0) -> None:
-        poll_interval = self.rt.engine_setting("poll_interval_seconds")
+        poll_interval = self.rt.engine.poll_interval_seconds
         next_poll = 0.0
         while not self.stop_event.is_set():
             now = time.monotonic()
@@ -92,3 +107,57 @@ class Engine:
             self.run_pass(ingest=do_ingest, only_due=True)
             self.stop_event.wait(tick_seconds)
         log.info("stopped: every step in flight finished and was committed")
+
+
+# -- one order -----------------------------------------------------------------------------------
+
+
+def step(rt: Runtime, record: OrderRecord) -> Outcome:
+    """Do the next piece of work for one order, by its state and its open package's state."""
+    if record.state == OrderState.NEW:
+        return plan(rt, record)
+    package = rt.ledger.open_package(record.order_id)
+    if package is None:
+        return hold(rt, record.order_id, HoldReason.LEDGER_INCONSISTENT,
+                    f"order {record.order_id} is {record.state.value} but has no open package")
+    if package.state in (PackageState.PLANNED, PackageState.LABEL_CLAIMED):
+        if record.order.status == FulfillmentStatus.CANCELLED and package.state == PackageState.PLANNED:
+            rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED,
+                              order_state=OrderState.CANCELLED, error="order cancelled on Amazon")
+            return Outcome.REST
+        if record.order.status == FulfillmentStatus.SHIPPED and package.state == PackageState.PLANNED:
+            rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED,
+                              order_state=OrderState.NEW, error="shipped outside the daemon")
+            return hold(rt, record.order_id, HoldReason.SHIPPED_ELSEWHERE,
+                        f"order {record.order_id} was marked shipped on Amazon before a label was "
+                        "bought here; nothing was bought")
+        return buy(rt, record, package)
+    if package.state == PackageState.LABEL_CREATED:
+        return fetch_label(rt, record, package)
+    if package.state in (PackageState.LABELED, PackageState.CONFIRMING):
+        return confirm(rt, record, package)
+    if package.state == PackageState.CONFIRMED:
+        return verify(rt, record, package)
+    return hold(rt, record.order_id, HoldReason.LEDGER_INCONSISTENT,
+                f"order {record.order_id}: unexpected package state {package.state.value}")
+
+
+def drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int = 12) -> Outcome:
+    """Move one order as far as it goes now; stop early when asked (the step in flight finishes)."""
+    outcome = Outcome.REST
+    for _ in range(max_steps):
+        if should_stop():
+            return outcome
+        record = rt.ledger.get_order(order_id)
+        if record is None or record.state not in ACTIVE_ORDER_STATES:
+            return Outcome.REST
+        try:
+            outcome = step(rt, record)
+        except StaleStateError:
+            return Outcome.REST  # another worker moved it; it is theirs now
+        except Exception as exc:  # noqa: BLE001 - one order's bug must never stop the others
+            log.exception("order %s: unexpected error in state %s", order_id, record.state.value)
+            return defer(rt, record, f"internal error: {type(exc).__name__}: {exc}"[:500])
+        if outcome is not Outcome.PROGRESS:
+            return outcome
+    return outcome

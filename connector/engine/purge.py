@@ -18,8 +18,8 @@ log = logging.getLogger("connector.engine")
 
 
 def purge_expired_pii(rt: Runtime) -> int:
-    cfg = rt.config.data["ledger"]
-    keep = timedelta(days=cfg["max_transit_days"] + cfg["pii_retention_days"])
+    settings = rt.config.ledger
+    keep = timedelta(days=settings.max_transit_days + settings.pii_retention_days)
     now = utcnow()
     expired = []
     for record in rt.ledger.orders([OrderState.VERIFIED, OrderState.CANCELLED]):

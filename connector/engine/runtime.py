@@ -5,17 +5,16 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import requests
 
 from ..amazon.auth import LwaTokenProvider
 from ..amazon.client import SpApiClient
-from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS
-from ..carriers import Carrier, CarrierSpec
+from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, SiteTable
 from ..catalog import Catalog, load_catalog
-from ..config import Config, ConfigError, Problem, client_secret_rotated_at, load_config
+from ..config import Config, ConfigError, EngineSettings, Problem, load_config
 from ..fx import FxError, RateTable
+from ..kit.carrier import Carrier, CarrierContext, CarrierSpec
 from ..ledger import Ledger, open_ledger
 from ..model import Address
 from ..plugins import PluginHost, load_plugins
@@ -51,15 +50,26 @@ class Runtime:
     carrier_specs: dict[str, CarrierSpec]
     carriers: dict[str, Carrier]
     amazon: dict[str, SpApiClient]  # by account name
-    ship_from: Address
-    labels_dir: Path
     site_rules: dict[str, SiteRules]
     fx: RateTable
     policy: ChoicePolicy
     counters: Counters = field(default_factory=Counters)
 
-    def engine_setting(self, key: str) -> Any:
-        return self.config.data["engine"][key]
+    @property
+    def engine(self) -> EngineSettings:
+        return self.config.engine
+
+    @property
+    def sites(self) -> SiteTable:
+        return self.config.sites
+
+    @property
+    def ship_from(self) -> Address:
+        return self.config.ship_from
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.config.labels_dir
 
     def close(self) -> None:
         self.ledger.close()
@@ -68,53 +78,61 @@ class Runtime:
 def load_config_with_plugins(path: str, host: PluginHost | None = None) -> tuple[Config, PluginHost]:
     """Plugins first (their settings schemas validate the carrier sections), then the config."""
     host = host or load_plugins()
-    schemas = {code: spec.settings_schema for code, spec in host.carriers().items()}
-    config = load_config(path, carrier_schemas=schemas)
-    plugin_cfg = config.data["plugins"]
-    if plugin_cfg.get("allow") is not None or plugin_cfg.get("deny"):
-        host = load_plugins(allow=plugin_cfg.get("allow"), deny=plugin_cfg.get("deny") or ())
-        schemas = {code: spec.settings_schema for code, spec in host.carriers().items()}
-        config = load_config(path, carrier_schemas=schemas)
+    config = load_config(path, carrier_schemas=_schemas(host))
+    if config.plugins.allow is not None or config.plugins.deny:
+        host = load_plugins(allow=config.plugins.allow, deny=config.plugins.deny)
+        config = load_config(path, carrier_schemas=_schemas(host))
     return config, host
+
+
+def _schemas(host: PluginHost) -> dict[str, dict]:
+    return {code: spec.settings_schema for code, spec in host.carriers().items()}
+
+
+def open_configured_ledger(config: Config) -> Ledger:
+    ledger = open_ledger(config.ledger_url, key_file=str(config.pii_key_file),
+                         create_key=config.ledger.create_pii_key)
+    ledger.migrate()
+    return ledger
 
 
 def build_runtime(config: Config, host: PluginHost) -> Runtime:
     specs = host.carriers()
     catalog = load_catalog(config.catalog_path)
-    ledger = open_ledger(config.ledger_url, key_file=str(config.pii_key_file),
-                         create_key=config.data["ledger"]["create_pii_key"])
-    ledger.migrate()
-    amazon_cfg = config.data["amazon"]
-    overrides = {op: (q["rate"], q["burst"]) for op, q in amazon_cfg["quotas"].items()}
-    limiter = RateLimiter({**DEFAULT_QUOTAS, **overrides}, pacing=amazon_cfg["pacing"])
-    timeout = (amazon_cfg["connect_timeout_seconds"], amazon_cfg["read_timeout_seconds"])
-    amazon: dict[str, SpApiClient] = {}
-    for account in config.data["accounts"]:
-        session = requests.Session()
-        tokens = LwaTokenProvider(
-            account.get("lwa_token_url") or LWA_TOKEN_URL, account["refresh_token"],
-            account["client_id"], account["client_secret"], session=session,
-            client_secret_rotated_at=client_secret_rotated_at(account))
-        amazon[account["name"]] = SpApiClient(
-            account=account["name"], endpoint=account.get("endpoint") or REGION_HOSTS[account["region"]],
-            tokens=tokens, limiter=limiter, session=session, timeout=timeout,
-            max_attempts=amazon_cfg["max_attempts"], backoff_base=amazon_cfg["backoff_base_seconds"])
+    site_rules, fx, policy = _rules(config, host)
+    amazon = _amazon_clients(config)
     carriers: dict[str, Carrier] = {}
-    for code, settings in config.data["carriers"].items():
-        spec = specs[code]
+    for code, section in config.carriers.items():
+        context = CarrierContext(http=requests.Session(), amazon=amazon)
         try:
-            extra = {"amazon": amazon} if spec.needs_amazon else {}
-            carriers[code] = spec.factory(settings, requests.Session(), **extra)
+            carriers[code] = specs[code].build(section, context)
         except Exception as exc:  # noqa: BLE001 - a plugin bug must name the plugin, not crash blind
             problem = Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
                               f"carrier plugin failed to start: {exc}")
             raise ConfigError([problem]) from exc
-    site_rules, fx, policy = _rules(config, host)
-    labels_dir = config.labels_dir
-    labels_dir.mkdir(parents=True, exist_ok=True)
-    return Runtime(config=config, host=host, ledger=ledger, catalog=catalog, carrier_specs=specs,
-                   carriers=carriers, amazon=amazon, ship_from=Address.from_dict(config.data["ship_from"]),
-                   labels_dir=labels_dir, site_rules=site_rules, fx=fx, policy=policy)
+    config.labels_dir.mkdir(parents=True, exist_ok=True)
+    return Runtime(config=config, host=host, ledger=open_configured_ledger(config), catalog=catalog,
+                   carrier_specs=specs, carriers=carriers, amazon=amazon, site_rules=site_rules, fx=fx,
+                   policy=policy)
+
+
+def _amazon_clients(config: Config) -> dict[str, SpApiClient]:
+    """One SP-API client per seller account, all sharing one set of token buckets."""
+    settings = config.amazon
+    overrides = {op: (q.rate, q.burst) for op, q in settings.quotas.items()}
+    limiter = RateLimiter({**DEFAULT_QUOTAS, **overrides}, pacing=settings.pacing)
+    clients: dict[str, SpApiClient] = {}
+    for account in config.accounts:
+        session = requests.Session()
+        tokens = LwaTokenProvider(
+            account.lwa_token_url or LWA_TOKEN_URL, account.refresh_token, account.client_id,
+            account.client_secret, session=session, client_secret_rotated_at=account.rotated_at)
+        clients[account.name] = SpApiClient(
+            account=account.name, endpoint=account.endpoint or REGION_HOSTS[account.region], tokens=tokens,
+            limiter=limiter, session=session,
+            timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+            max_attempts=settings.max_attempts, backoff_base=settings.backoff_base_seconds)
+    return clients
 
 
 def _rules(config: Config, host: PluginHost) -> tuple[dict[str, SiteRules], RateTable, ChoicePolicy]:
@@ -123,13 +141,13 @@ def _rules(config: Config, host: PluginHost) -> tuple[dict[str, SiteRules], Rate
     try:
         rules = merge_rules([r for r in registered if isinstance(r, SiteRules)],
                             [p for p in registered if isinstance(p, SiteRulesPatch)],
-                            config.data.get("site_rules"))
+                            config.data.get("site_rules"), sites=config.sites)
         fx = RateTable.from_config(config.data.get("fx"))
         policy = ChoicePolicy.from_config(config.data.get("selection"))
     except (RulesError, FxError) as exc:
         raise ConfigError([Problem(str(config.path), None, "", str(exc))]) from None
-    for i, account in enumerate(config.data["accounts"]):
-        missing = [s for s in account["marketplaces"] if s not in rules]
+    for i, account in enumerate(config.accounts):
+        missing = [s for s in account.marketplaces if s not in rules]
         if missing:
             line = config.line_of("accounts", i, "marketplaces")
             raise ConfigError([Problem(str(config.path), line, f"accounts[{i}].marketplaces",

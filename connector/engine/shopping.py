@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..carriers import NotSupported, PermanentCarrierError
+from ..kit.carrier import NotSupported, PermanentCarrierError
 from ..model import Address, CustomsLine, Order, OrderItem, Parcel, Quote, ShipmentRequest, utcnow
 from ..rules import (
     QuoteOption,
@@ -63,8 +63,7 @@ def order_requirements(rt: Runtime, order: Order, parcel: Parcel) -> Requirement
 
 def _routes(rt: Runtime, site: str) -> dict[str, set[str] | None]:
     """Carrier -> allowed services (None: any) for a site; every configured carrier by default."""
-    routing = rt.config.data["routing"]
-    routes = routing.get("sites", {}).get(site) or routing.get("default")
+    routes = rt.config.routing.routes(site)
     if not routes:
         return {code: None for code in rt.carriers}
     allowed: dict[str, set[str] | None] = {}
@@ -117,7 +116,7 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
     """Every carrier at once, each isolated and bounded by engine.quote_timeout_seconds."""
     if not ask:
         return []
-    timeout = rt.engine_setting("quote_timeout_seconds")
+    timeout = rt.engine.quote_timeout_seconds
     pool = ThreadPoolExecutor(max_workers=len(ask), thread_name_prefix="quote")
     futures = {pool.submit(rt.carriers[code].quote, request): (code, services) for code, services in ask}
     done, _ = wait(futures, timeout=timeout)

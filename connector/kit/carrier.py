@@ -1,9 +1,11 @@
 """The carrier contract every carrier plugin implements (karrio's proxy/mapper split).
 
 A plugin registers a :class:`CarrierSpec`; the engine builds one :class:`Carrier` per configured
-carrier through ``spec.factory(settings, http)``. Carriers do I/O and mapping only: retries,
-idempotency claims and state live in the engine. Errors are classified so the engine knows
-whether a retry is safe:
+carrier through ``spec.factory(settings, context)``: ``settings`` is the plugin's typed settings
+object (``spec.settings.from_section(...)``), ``context`` a :class:`CarrierContext` with what the
+daemon shares (an HTTP session, the seller accounts' SP-API clients). Carriers do I/O and mapping
+only: retries, idempotency claims and state live in the engine. Errors are classified so the
+engine knows whether a retry is safe:
 
 * :class:`TransientCarrierError` -- the call may or may not have taken effect (timeout, 5xx,
   reset, malformed answer). The engine looks the reference up before trying again.
@@ -12,12 +14,16 @@ whether a retry is safe:
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .model import Quote, Shipment, ShipmentRequest, TrackingInfo
+from ..model import Quote, Shipment, ShipmentRequest, TrackingInfo
+from .settings import CarrierSettings
+
+if TYPE_CHECKING:
+    import requests
 
 
 class CarrierError(Exception):
@@ -70,17 +76,38 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True)
+class CarrierContext:
+    """What the daemon hands every carrier factory besides its settings.
+
+    * ``http`` -- a ``requests.Session`` of the carrier's own (connection pooling; tests pass
+      one wired to ``responses``);
+    * ``amazon`` -- seller account name -> ``connector.amazon.client.SpApiClient``, for carriers
+      that are Amazon APIs themselves (Buy Shipping). Most carriers ignore it.
+    """
+
+    http: requests.Session
+    amazon: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def default(cls) -> CarrierContext:
+        import requests
+
+        return cls(http=requests.Session())
+
+
+@dataclass(frozen=True)
 class CarrierSpec:
     """What a carrier plugin registers through ``mfn_register_carriers``.
 
     * ``code`` -- the carrier's key in configuration (``carriers.<code>``) and in the ledger.
+    * ``settings`` -- the plugin's :class:`~connector.kit.settings.CarrierSettings` subclass; its
+      JSON Schema validates ``carriers.<code>`` in the YAML, and the engine builds the typed
+      object from the section (defaults applied) before calling the factory.
+    * ``factory(settings, context: CarrierContext) -> Carrier`` -- usually the Carrier class.
     * ``amazon_carrier_code`` -- the CarrierCode Amazon lists for this carrier; ``site_carrier_codes``
       overrides it per site (Amazon's lists differ by marketplace, e.g. ``Yanwen`` vs ``YANWEN``).
       A site that maps to ``None`` does not accept the carrier: the order is held, never sent as
-      a silent ``Other``.
-    * ``settings_schema`` -- JSON Schema for ``carriers.<code>`` in the YAML configuration.
-    * ``factory(settings: dict, http: requests.Session) -> Carrier``; with ``needs_amazon`` the
-      engine also passes ``amazon=`` a mapping of seller account name -> ``SpApiClient``.
+      a silent ``Other``. Empty for a carrier whose labels confirm themselves.
     * ``confirms_shipment`` -- labels bought here confirm the shipment on Amazon by themselves
       (Amazon Buy Shipping): the engine never sends confirmShipment for them, and verifies them
       by reading the order back like any other.
@@ -89,21 +116,28 @@ class CarrierSpec:
     code: str
     label: str
     factory: Callable[..., Carrier]
-    amazon_carrier_code: str
+    settings: type[CarrierSettings] = CarrierSettings
+    amazon_carrier_code: str = ""
     services: tuple[ServiceSpec, ...] = ()
-    settings_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     site_carrier_codes: dict[str, str | None] = field(default_factory=dict)
     pickup_cities: tuple[str, ...] = ()
     batch_sizes: dict[str, int] = field(default_factory=dict)
     tracking_number_pattern: str = ""  # regex Amazon checks tracking numbers against
-    needs_amazon: bool = False
     confirms_shipment: bool = False
 
+    @property
+    def settings_schema(self) -> dict[str, Any]:
+        return self.settings.SCHEMA
+
     def carrier_code_for(self, site: str) -> str | None:
-        return self.site_carrier_codes.get(site, self.amazon_carrier_code)
+        return self.site_carrier_codes.get(site, self.amazon_carrier_code or None)
 
     def service(self, code: str) -> ServiceSpec | None:
         return next((s for s in self.services if s.code == code), None)
+
+    def build(self, section: Mapping[str, Any] | None, context: CarrierContext) -> Carrier:
+        """The configured carrier: typed settings from ``section``, then the factory."""
+        return self.factory(self.settings.from_section(section, where=f"carriers.{self.code}"), context)
 
     def capabilities(self) -> list[str]:
         """Operations this carrier implements (derived from what its class overrides)."""

@@ -14,12 +14,15 @@ order, so put specific countries before ``*``.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .model import Money, Quote, ShipmentRequest
+from ..model import Money, Quote, ShipmentRequest
 
 RATE_CARD_SCHEMA: dict[str, Any] = {
     "type": "array",
@@ -86,23 +89,57 @@ class RateCard:
     @classmethod
     def from_csv(cls, path: str | Path) -> RateCard:
         with open(path, encoding="utf-8", newline="") as fh:
-            return cls.from_rows(list(csv.DictReader(fh)))
+            return cls.from_rows(csv_rows(fh.read()))
+
+    @classmethod
+    def from_setting(cls, rows: Iterable[Mapping[str, Any]], *, where: str) -> RateCard:
+        """The card of a ``rate_card`` setting; a bad row is a ValueError naming ``where``."""
+        try:
+            return cls.from_rows([dict(row) for row in rows])
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
 
     def services(self) -> list[str]:
         return list(dict.fromkeys(r.service for r in self.rows))
 
-    def quote(self, carrier_code: str, request: ShipmentRequest) -> list[Quote]:
+    def quote(self, carrier_code: str, request: ShipmentRequest, *, services: Iterable[str] | None = None,
+              tracking_levels: Mapping[str, str] | None = None) -> list[Quote]:
         """One quote per service the card can price for this parcel and destination.
 
-        With ``request.service`` set, only that service is quoted.
+        The services asked for: ``request.service`` when set, else ``services`` (default: every
+        service on the card). With ``tracking_levels`` (service -> level, the carrier's
+        ServiceSpecs) only those services are quoted, each carrying its level.
         """
         country = request.ship_to.country_code.upper()
         weight = request.parcel.weight_g
-        wanted = [request.service] if request.service else self.services()
+        wanted = [request.service] if request.service else list(services or self.services())
         quotes = []
         for service in wanted:
+            if tracking_levels is not None and service not in tracking_levels:
+                continue
             row = next((r for r in self.rows if r.matches(service, country, weight)), None)
             if row is not None:
-                quotes.append(Quote(carrier=carrier_code, service=service, price=row.price(weight),
-                                    transit_days=row.transit_days))
+                quote = Quote(carrier=carrier_code, service=service, price=row.price(weight),
+                              transit_days=row.transit_days)
+                if tracking_levels is not None:
+                    quote = replace(quote, tracking_level=tracking_levels[service])
+                quotes.append(quote)
         return quotes
+
+
+def csv_rows(text: str) -> list[dict[str, Any]]:
+    """Rate card rows from CSV text, shaped like a ``rate_card`` setting (empty cells dropped,
+    whole-number columns as integers), so they validate against :data:`RATE_CARD_SCHEMA`."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        clean: dict[str, Any] = {k: v.strip() for k, v in row.items() if k and v not in (None, "")}
+        for key in ("max_weight_g", "transit_days"):
+            if key in clean:
+                clean[key] = int(clean[key])
+        rows.append(clean)
+    return rows
+
+
+def packaged_rows(package: str, resource: str) -> list[dict[str, Any]]:
+    """The rows of a rate card CSV shipped inside a plugin package (e.g. its EXAMPLE card)."""
+    return csv_rows(resources.files(package).joinpath(resource).read_text(encoding="utf-8"))

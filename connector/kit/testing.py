@@ -1,47 +1,49 @@
-"""The carrier contract: tests every carrier plugin runs against its own sandbox emulator.
+"""The test kit for carrier plugins: the contract suite, shared fixtures and sample data.
 
 A carrier author subclasses :class:`CarrierContract` in a test module and supplies two fixtures,
 ``carrier`` and ``emulator``::
 
     import pytest
-    import requests
-    from connector.sandbox.framework import EmulatorServer
-    from connector.testing import CarrierContract
+    from connector.kit.testing import CarrierContract, connect
     from mfn_carrier_acmepost.client import AcmePostCarrier
     from mfn_carrier_acmepost.sandbox import AcmePostEmulator
+    from mfn_carrier_acmepost.settings import AcmePostSettings
 
     @pytest.fixture
-    def emulator():
-        server = EmulatorServer(AcmePostEmulator({"seed": 1}), port=0).start()
-        yield server
-        server.stop()
+    def emulator(mfn_emulator):
+        return mfn_emulator(AcmePostEmulator({"seed": 1}))
 
     @pytest.fixture
     def carrier(emulator):
         # SHORT read timeout: the contract makes the emulator answer late on purpose.
-        settings = {"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 0.5}
-        return AcmePostCarrier(settings, requests.Session())
+        return connect(AcmePostCarrier, AcmePostSettings,
+                       {"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 0.5})
 
     class TestAcmePostContract(CarrierContract):
         carrier_code = "acmepost"
 
-* ``carrier`` -- a configured :class:`~connector.carriers.Carrier` pointing at the emulator, with a
-  read timeout well below :attr:`CarrierContract.fault_timeout_seconds` (0.5 s is a good value);
+* ``carrier`` -- a configured :class:`~connector.kit.carrier.Carrier` pointing at the emulator, with
+  a read timeout well below :attr:`CarrierContract.fault_timeout_seconds` (0.5 s is a good value);
 * ``emulator`` -- the running emulator: anything with a ``url`` attribute, usually the
-  :class:`~connector.sandbox.framework.EmulatorServer` serving it. A fresh one per test is the
-  simplest; a shared one works too, since every test uses references of its own.
+  ``EmulatorServer`` that :func:`mfn_emulator` returns. A fresh one per test is the simplest; a
+  shared one works too, since every test uses references of its own.
 
-The emulator follows the sandbox conventions (``connector/sandbox/framework.py``): the framework
-answers ``POST /_sandbox/faults`` and ``POST /_sandbox/clock``, and the emulator's
-``sandbox_state()`` reports ``{"labels": {reference: {"created": n, ...}}}`` -- how many labels it
-issued under each customer reference. That count is how the contract checks "never two labels for
-one package" from the carrier's side.
+The emulator follows the sandbox conventions (``connector.kit.sandbox``): the framework answers
+``POST /_sandbox/faults`` and ``POST /_sandbox/clock``, and the emulator's ``sandbox_state()``
+reports ``{"labels": {reference: {"created": n, ...}}}`` -- how many labels it issued under each
+customer reference. That count is how the contract checks "never two labels for one package" from
+the carrier's side.
 
 The contract needs the plugin installed (``pip install -e .``): the carrier's ``CarrierSpec`` is
 taken from the entry point, exactly as the daemon finds it.
 
-This module is also registered as a pytest plugin (``pytest11``), so it is imported by every pytest
-run in an environment with mfn-connector: it defines no global fixtures and imports nothing heavy
+Besides the contract, plugin tests share: :data:`BUYER` and :data:`SELLER` (synthetic addresses),
+:func:`sample_request`, :func:`connect` (a carrier from settings), :func:`sandbox_control`,
+:func:`set_faults`, :func:`advance_clock` and :func:`sandbox_state` (the emulator control
+endpoints), and the ``mfn_emulator`` fixture.
+
+This module is registered as a pytest plugin (``pytest11``), so it is imported by every pytest
+run in an environment with mfn-connector: it defines no autouse fixtures and imports nothing heavy
 at import time.
 """
 from __future__ import annotations
@@ -53,21 +55,15 @@ import json
 import random
 import re
 import time
+import typing
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from .carriers import (
-    TRACKING_LEVELS,
-    Carrier,
-    CarrierSpec,
-    DuplicateReferenceError,
-    TransientCarrierError,
-)
-from .model import (
+from ..model import (
     Address,
     CustomsLine,
     Money,
@@ -79,11 +75,22 @@ from .model import (
     TrackingInfo,
     TrackingStatus,
 )
+from .carrier import (
+    TRACKING_LEVELS,
+    Carrier,
+    CarrierContext,
+    CarrierSpec,
+    DuplicateReferenceError,
+    TransientCarrierError,
+)
 
 if TYPE_CHECKING:
-    from .plugins import PluginReport
+    from ..plugins import PluginReport
+    from .settings import CarrierSettings
 
-__all__ = ["CarrierContract", "REQUIRED_OPERATIONS", "find_registered_carrier"]
+__all__ = ["BUYER", "SELLER", "CarrierContract", "REQUIRED_OPERATIONS", "advance_clock",
+           "amazon_carrier_codes", "amazon_sites", "amazon_tracking_format", "connect",
+           "find_registered_carrier", "sample_request", "sandbox_control", "sandbox_state", "set_faults"]
 
 REQUIRED_OPERATIONS = ("create_shipment", "get_label", "find_by_reference", "track", "cancel")
 """Operations every carrier implements; ``quote`` is optional (rate cards cover carriers without)."""
@@ -91,7 +98,96 @@ REQUIRED_OPERATIONS = ("create_shipment", "get_label", "find_by_reference", "tra
 # connector.sandbox.framework.FAULT_KINDS; not imported, to keep this pytest plugin's import light.
 _FAULT_KINDS = ("error_5xx", "timeout", "reset", "malformed")
 _NO_FAULTS = dict.fromkeys(_FAULT_KINDS, 0.0)
-_SECRET_NAMES = re.compile(r"(secret|password|token|api_?key|private_?key)$", re.IGNORECASE)
+_SECRET_NAMES = re.compile(r"(secret|password|token|api_?key|private_?key|key)$", re.IGNORECASE)
+
+BUYER = Address(name="Jane Q. Buyer", line1="1200 Pine Street", line2="Apt 4B", city="Seattle", state="WA",
+                postal_code="98101", country_code="US", phone="+1 206 555 0142",
+                email="jane.buyer@example.com")
+"""A complete, synthetic US buyer address."""
+SELLER = Address(name="Li Wei", company="Shenzhen Demo Trading Co., Ltd.", line1="8 Keji South Road",
+                 line2="Nanshan", city="Shenzhen", state="Guangdong", postal_code="518057", country_code="CN",
+                 phone="+86 755 0000 0000", district="Nanshan")
+"""A synthetic seller warehouse in Shenzhen."""
+
+
+def sample_request(reference: str = "111-0000001-0000001-1", *, service: str = "", ship_to: Address = BUYER,
+                   ship_from: Address = SELLER, site: str = "US", weight_g: int = 250, ioss_number: str = "",
+                   has_battery: bool = False, currency: str = "USD", **fields: Any) -> ShipmentRequest:
+    """A complete request for a 250 g parcel of two phone cases (customs value 9.00 USD).
+
+    ``reference`` is shaped like the engine's (``<Amazon order id>-<package>``); the order id is
+    taken from it. Any other :class:`ShipmentRequest` field can be given by keyword.
+    """
+    parcel = Parcel(
+        weight_g=weight_g, length_cm=Decimal("20.5"), width_cm=Decimal("15"), height_cm=Decimal("3"),
+        contents=(CustomsLine(sku="CASE-BLK", name_en="Phone case", name_cn="手机壳", hs_code="392690",
+                              quantity=2, unit_value=Money(Decimal("4.50"), currency), unit_weight_g=100),),
+        has_battery=has_battery)
+    order_id = reference.rpartition("-")[0]
+    if not re.fullmatch(r"\d{3}-\d{7}-\d{7}", order_id):
+        order_id = "111-0000001-0000001"
+    return ShipmentRequest(**{"reference": reference, "order_id": order_id, "site": site, "service": service,
+                              "ship_from": ship_from, "ship_to": ship_to, "parcel": parcel,
+                              "ioss_number": ioss_number, **fields})
+
+
+def connect(carrier_class: Callable[..., Carrier], settings_class: type[CarrierSettings],
+            section: Mapping[str, Any], *, context: CarrierContext | None = None) -> Carrier:
+    """The carrier the daemon would build from the YAML ``section``: typed settings (schema
+    validated, defaults applied), then the factory with a fresh HTTP session."""
+    settings = settings_class.from_section(section)
+    return carrier_class(settings, context or CarrierContext.default())
+
+
+def sandbox_control(url: Any, path: str, payload: dict[str, Any] | None = None) -> Any:
+    """Call ``/_sandbox/<path>`` of the emulator at ``url`` (an ``EmulatorServer`` or its URL):
+    GET without ``payload``, POST with it. Loopback, so no proxy."""
+    base = str(getattr(url, "url", url)).rstrip("/")
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(f"{base}/_sandbox/{path}", data=data,
+                                     headers={"Content-Type": "application/json"},
+                                     method="GET" if data is None else "POST")
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with direct.open(request, timeout=10) as response:
+        return json.loads(response.read().decode("utf-8"))
+
+
+def sandbox_state(url: Any) -> dict[str, Any]:
+    """``GET /_sandbox/state``: what the emulator issued and accepted."""
+    return sandbox_control(url, "state")
+
+
+def set_faults(url: Any, rates: Mapping[str, float]) -> Any:
+    """``POST /_sandbox/faults``, e.g. ``{"malformed": 1.0}``; kinds not named are turned off."""
+    return sandbox_control(url, "faults", {**_NO_FAULTS, **rates})
+
+
+def advance_clock(url: Any, seconds: float) -> Any:
+    """``POST /_sandbox/clock``: move the emulator's simulated time forward."""
+    return sandbox_control(url, "clock", {"advance_seconds": seconds})
+
+
+def amazon_sites() -> tuple[str, ...]:
+    """Every Amazon site code of the site table."""
+    from ..amazon.sites import BUILTIN
+
+    return tuple(BUILTIN)
+
+
+def amazon_carrier_codes(site: str) -> frozenset[str]:
+    """The carrierCode values confirmShipment accepts on ``site``, as the SP-API emulator enforces
+    them (a carrier's code must be one of them, or the sandbox refuses its confirmations)."""
+    from ..amazon.sites import BUILTIN
+    from ..sandbox.spapi import accepted_carrier_codes
+
+    return accepted_carrier_codes(BUILTIN[site])
+
+
+def amazon_tracking_format(carrier_code: str) -> str:
+    """The tracking-number pattern the SP-API emulator's confirmShipment checks for a carrierCode."""
+    from ..sandbox.spapi import LENIENT_TRACKING_FORMAT, TRACKING_FORMATS
+
+    return TRACKING_FORMATS.get(carrier_code, LENIENT_TRACKING_FORMAT)
 
 
 @pytest.fixture
@@ -99,10 +195,10 @@ def mfn_emulator() -> Iterator[Callable[[Any], Any]]:
     """``mfn_emulator(emulator)`` serves an Emulator instance on a free loopback port and returns
     its running ``EmulatorServer`` (``.url``); every server is stopped when the test ends.
 
-    For a carrier plugin's own tests, e.g.
-    ``server = mfn_emulator(AcmeEmulator({"seed": 7}))`` then ``AcmeCarrier({"base_url": server.url})``.
+    For a carrier plugin's own tests, e.g. ``server = mfn_emulator(AcmeEmulator({"seed": 7}))``, then
+    ``connect(AcmeCarrier, AcmeSettings, {"base_url": server.url, ...})``.
     """
-    from .sandbox.framework import EmulatorServer
+    from ..sandbox.framework import EmulatorServer
 
     servers: list[Any] = []
 
@@ -137,7 +233,7 @@ def find_registered_carrier(code: str) -> tuple[CarrierSpec, PluginReport]:
 
 @functools.lru_cache(maxsize=1)
 def _plugin_host() -> Any:
-    from .plugins import load_plugins
+    from ..plugins import load_plugins
 
     return load_plugins(strict=False)
 
@@ -244,30 +340,21 @@ class CarrierContract:
                         pytrace=False)
         return spec.services[0].code
 
-    def _control(self, path: str, payload: dict[str, Any] | None = None) -> Any:
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(f"{self._emulator_url}/_sandbox/{path}", data=data,
-                                         headers={"Content-Type": "application/json"},
-                                         method="GET" if data is None else "POST")
-        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-        with direct.open(request, timeout=10) as response:
-            return json.loads(response.read().decode("utf-8"))
-
     def emulator_state(self) -> dict[str, Any]:
         """``GET /_sandbox/state``: what the emulator issued and accepted."""
-        return self._control("state")
+        return sandbox_state(self._emulator_url)
 
     def set_faults(self, rates: dict[str, float]) -> None:
         """``POST /_sandbox/faults``, e.g. ``{"malformed": 1.0}``; kinds not named are turned
         off. Faults are cleared after every contract test."""
-        self._control("faults", {**_NO_FAULTS, **rates})
+        set_faults(self._emulator_url, rates)
 
     def clear_faults(self) -> None:
         self.set_faults(_NO_FAULTS)
 
     def advance_clock(self, seconds: float) -> None:
         """``POST /_sandbox/clock``: move the emulator's simulated time forward."""
-        self._control("clock", {"advance_seconds": seconds})
+        advance_clock(self._emulator_url, seconds)
 
     def labels_created(self, reference: str) -> int:
         """How many labels the emulator issued under ``reference`` (0 when none)."""
@@ -305,19 +392,18 @@ class CarrierContract:
         assert report.distribution and report.version, \
             f"plugin {report.name} is not reported with its distribution and version"
         assert spec.code == self.carrier_code and spec.label.strip()
-        # Carriers that are Amazon APIs (Buy Shipping) are emulated by the core SP-API emulator.
-        emulators = [r for r in report.registered if r.startswith("emulator:")]
-        assert emulators or spec.needs_amazon, \
+        assert "mfn_register_sandbox_emulators" in report.hooks, \
             f"plugin {report.name} registers no sandbox emulator (mfn_register_sandbox_emulators)"
 
     def test_spec_names_amazon_codes_services_and_settings(self, contract_spec: CarrierSpec) -> None:
         spec = contract_spec
-        assert spec.amazon_carrier_code.strip(), "amazon_carrier_code must be Amazon's CarrierCode"
-        for site, code in {"*": spec.amazon_carrier_code, **spec.site_carrier_codes}.items():
+        if not spec.confirms_shipment:  # a self-confirming label is never confirmed with a code
+            assert spec.amazon_carrier_code.strip(), "amazon_carrier_code must be Amazon's CarrierCode"
+            assert spec.carrier_code_for(self.site), f"{spec.code} does not ship from site {self.site}"
+        for site, code in {"*": spec.amazon_carrier_code or None, **spec.site_carrier_codes}.items():
             assert code is None or (code.strip() and code != "Other"), \
                 (f"site {site}: carrier code {code!r}; use Amazon's listed code, or None where "
                  "Amazon does not accept the carrier (never a silent 'Other')")
-        assert spec.carrier_code_for(self.site), f"{spec.code} does not ship from site {self.site}"
         assert spec.services, "register at least one ServiceSpec"
         codes = [s.code for s in spec.services]
         assert len(codes) == len(set(codes)), f"duplicate service codes: {codes}"
@@ -327,11 +413,28 @@ class CarrierContract:
                 f"service {service.code}: tracking_level {service.tracking_level!r} not in {TRACKING_LEVELS}"
         if spec.tracking_number_pattern:
             re.compile(spec.tracking_number_pattern)
-        self._check_settings_schema(spec.settings_schema)
+        self._check_settings(spec.settings)
 
     @staticmethod
-    def _check_settings_schema(schema: dict[str, Any]) -> None:
+    def _check_settings(settings: type[CarrierSettings]) -> None:
         from jsonschema.validators import validator_for
+
+        from .settings import CarrierSettings, Secret
+
+        assert isinstance(settings, type) and issubclass(settings, CarrierSettings), \
+            "CarrierSpec.settings must be a CarrierSettings subclass (connector.kit)"
+        schema = settings.SCHEMA
+        fields = {f.name: f for f in dataclasses.fields(settings) if f.init}
+        properties = schema.get("properties") or {}
+        only_fields = sorted(set(fields) - set(properties))
+        only_properties = sorted(set(properties) - set(fields))
+        assert not only_fields and not only_properties, (
+            f"{settings.__name__}: fields and SCHEMA properties differ: only fields {only_fields}, "
+            f"only properties {only_properties}")
+        hints = typing.get_type_hints(settings)
+        plain = [name for name, prop in properties.items() if prop.get("x-secret") and Secret not in
+                 (hints[name], *typing.get_args(hints[name]))]
+        assert not plain, f"{settings.__name__}: type x-secret settings as Secret: {plain}"
 
         assert isinstance(schema, dict) and schema.get("type") == "object", \
             "settings_schema must be a JSON Schema for an object (the carriers.<code> section)"
@@ -341,6 +444,16 @@ class CarrierContract:
         unmarked = [name for name, prop in properties.items()
                     if _SECRET_NAMES.search(name) and not prop.get("x-secret")]
         assert not unmarked, f"mark secret settings with \"x-secret\": true: {unmarked}"
+
+    def test_amazon_accepts_the_carrier_code_where_it_ships(self, contract_spec: CarrierSpec) -> None:
+        """On every site the carrier ships from, its carrier code is one confirmShipment takes
+        (as the SP-API emulator enforces it); a site it does not serve maps to None."""
+        if contract_spec.confirms_shipment:
+            pytest.skip(f"{contract_spec.code}'s labels confirm themselves: no carrier code is sent")
+        refused = {site: contract_spec.carrier_code_for(site) for site in amazon_sites()
+                   if contract_spec.carrier_code_for(site) is not None
+                   and contract_spec.carrier_code_for(site) not in amazon_carrier_codes(site)}
+        assert not refused, f"Amazon does not accept these carrier codes: {refused}"
 
     def test_capabilities_include_the_required_operations(self, contract_spec: CarrierSpec,
                                                           carrier: Carrier) -> None:
@@ -378,6 +491,10 @@ class CarrierContract:
         if contract_spec.tracking_number_pattern:
             assert re.fullmatch(contract_spec.tracking_number_pattern, number), \
                 f"tracking number {number!r} does not match {contract_spec.tracking_number_pattern!r}"
+        if not contract_spec.confirms_shipment:  # Amazon must take the number in confirmShipment
+            code = contract_spec.carrier_code_for(self.site)
+            assert re.match(amazon_tracking_format(code), number), \
+                f"Amazon refuses tracking number {number!r} for carrier code {code!r}"
         assert self.labels_created(request.reference) == 1
 
     def test_get_label_returns_a_pdf(self, carrier: Carrier) -> None:

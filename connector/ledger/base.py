@@ -1,11 +1,12 @@
 """The ledger contract: states, records and the store interface the engine drives.
 
 Every transition is a compare-and-set committed before the next external call: a killed process
-restarts and carries on from the last committed state (DESIGN.md section 4).
+restarts and carries on from the last committed state (the README's "How an order flows"; why:
+docs/known-problems.md#double-labels).
 
-Order states follow DESIGN section 1. An order ships as one or more packages; each package has
-its own state, and the order's state moves with the package currently in flight, in the same
-transaction.
+Order states follow the flow in the README ("How an order flows"). An order ships as one or more
+packages; each package has its own state, and the order's state moves with the package currently
+in flight, in the same transaction.
 """
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ class Package:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     shipped_at: datetime | None = None  # the shipDate sent to Amazon (kept stable across re-sends)
+    plan: dict[str, Any] = field(default_factory=dict)  # what the label is bought for (engine/plan.py)
 
 
 class StaleStateError(Exception):
@@ -122,7 +124,8 @@ class Ledger:
         raise NotImplementedError
 
     def hold(self, order_id: str, reason: str, message: str) -> None:
-        """Move any non-final order to HELD, remembering the state to return to."""
+        """Move any non-final order to HELD, remembering the state to return to. ``reason`` is a
+        :class:`connector.holds.HoldReason` value (ValueError for anything else)."""
         raise NotImplementedError
 
     def release(self, order_id: str) -> OrderState:
@@ -139,8 +142,12 @@ class Ledger:
 
     # -- packages -------------------------------------------------------------------------
     def plan_package(self, order_id: str, package_ref: str, idempotency_key: str, carrier: str,
-                     service: str, items: list[dict[str, Any]]) -> Package:
-        """Insert a PLANNED package and move the order NEW -> PLANNED in one transaction."""
+                     service: str, items: list[dict[str, Any]],
+                     plan: dict[str, Any] | None = None) -> Package:
+        """Insert a PLANNED package and move the order NEW -> PLANNED in one transaction.
+
+        ``plan`` (JSON) is what the label will be bought for: the parcel, the IOSS number, the
+        requirements digest. It holds no buyer PII and never changes after planning."""
         raise NotImplementedError
 
     def packages(self, order_id: str) -> list[Package]:

@@ -1,4 +1,4 @@
-"""Buyer PII encryption at rest (DESIGN.md section 4, Amazon DPP section 2.4).
+"""Buyer PII encryption at rest (Amazon DPP section 2.4; docs/amazon-sp-api.md#data-protection).
 
 Buyer addresses are sealed with Fernet (AES-128-CBC + HMAC-SHA256) before they reach the
 database. The key lives OUTSIDE the database: in an environment variable or in a key file

@@ -115,6 +115,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             updated_at  TEXT NOT NULL
         )""",
     )),
+    Migration(2, "packages keep the plan they were bought for (parcel, IOSS number, requirements)", (
+        "ALTER TABLE packages ADD COLUMN plan TEXT NOT NULL DEFAULT ''",  # '' = no plan stored
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from ..holds import parse_hold_reason
 from ..model import Order, parse_iso, utcnow
 from .base import Ledger, OrderRecord, OrderState, Package, PackageState, StaleStateError
 from .crypto import PiiCipher, PiiDecryptError, open_address, seal_address
@@ -35,7 +36,7 @@ _PACKAGE_REF = re.compile(r"[1-9][0-9]{0,29}")
 _PACKAGE_TEXT_FIELDS = ("carrier_shipment_id", "tracking_number", "label_path", "error")
 _PACKAGE_PLAN_FIELDS = ("carrier", "service", "items")  # only while the package is PLANNED
 _PACKAGE_OTHER_FIELDS = ("confirm_attempts", "shipped_at")
-_PACKAGE_FIXED_FIELDS = ("id", "order_id", "package_ref", "idempotency_key", "state", "created_at",
+_PACKAGE_FIXED_FIELDS = ("id", "order_id", "package_ref", "idempotency_key", "state", "plan", "created_at",
                          "updated_at")
 _SQL_CHUNK = 500  # bound parameters per IN (...) list
 
@@ -215,7 +216,7 @@ class SqliteLedger(Ledger):
             carrier_shipment_id=row["carrier_shipment_id"], tracking_number=row["tracking_number"],
             label_path=row["label_path"], error=row["error"], confirm_attempts=row["confirm_attempts"],
             created_at=_dt(row["created_at"]), updated_at=_dt(row["updated_at"]),
-            shipped_at=_dt(row["shipped_at"]),
+            shipped_at=_dt(row["shipped_at"]), plan=json.loads(row["plan"] or "{}"),
         )
 
     def _set_state(self, conn: sqlite3.Connection, order_id: str, old: str, new: OrderState, now: str,
@@ -309,6 +310,7 @@ class SqliteLedger(Ledger):
     def hold(self, order_id: str, reason: str, message: str) -> None:
         if not reason.strip():
             raise ValueError(f"order {order_id}: a hold needs a reason")
+        reason = parse_hold_reason(reason).value  # one enumeration: an ERP can rely on the value
         with self._write() as conn:
             now = self._now()
             row = self._order_row(conn, order_id, "state, held_from")
@@ -354,7 +356,8 @@ class SqliteLedger(Ledger):
 
     # -- packages ---------------------------------------------------------------------------------
     def plan_package(self, order_id: str, package_ref: str, idempotency_key: str, carrier: str,
-                     service: str, items: list[dict[str, Any]]) -> Package:
+                     service: str, items: list[dict[str, Any]],
+                     plan: dict[str, Any] | None = None) -> Package:
         if not isinstance(package_ref, str) or not _PACKAGE_REF.fullmatch(package_ref):
             raise ValueError(f"order {order_id}: package_ref must be a positive numeric string without "
                              f"leading zeros, got {package_ref!r}")
@@ -363,6 +366,10 @@ class SqliteLedger(Ledger):
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"order {order_id}: package {name} must be a non-empty string")
         items_json = self._items_json(order_id, items)
+        try:
+            plan_json = json.dumps(plan or {}, sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"order {order_id}: the package plan is not JSON-serialisable: {exc}") from None
         with self._write() as conn:
             now = self._now()
             state = self._order_row(conn, order_id, "state")["state"]
@@ -384,9 +391,9 @@ class SqliteLedger(Ledger):
                 raise ValueError(f"order {order_id} already has a package with reference {package_ref}")
             cur = conn.execute(
                 "INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state,"
-                " items, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " items, plan, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (order_id, package_ref, idempotency_key, carrier, service, PackageState.PLANNED.value,
-                 items_json, now, now))
+                 items_json, plan_json, now, now))
             package_id = int(cur.lastrowid or 0)
             self._transition(conn, order_id, package_id, now, None, PackageState.PLANNED.value,
                              f"package {package_ref}: {carrier}/{service}")

@@ -19,6 +19,16 @@ Fault kinds, chosen per request at the configured rates:
 * ``malformed``  -- the request takes effect, the answer is truncated, unparsable JSON.
 
 The last three are ambiguous to a client by design: they are what makes exactly-once hard.
+
+Extensions. An API that is served by another emulator's host -- e.g. a further SP-API, which
+lives on the SP-API host with its sellers, tokens, quotas and orders -- is not an emulator of its
+own: its plugin registers ``EmulatorSpec(name, factory, mount_on="spapi")``. The sandbox runner
+builds the host emulator first, then calls ``factory(host, options)``; the factory mounts an
+extension object on the host with :meth:`Emulator.mount`. The extension's ``@route`` methods are
+then served by the host (same port, faults, clock and persistence) and its ``sandbox_state()``
+is merged into the host's ``GET /_sandbox/state`` (dicts such as ``labels`` key by key). What a
+host offers its extensions besides that is the host's own public API (for the SP-API emulator:
+``connector.sandbox.spapi``).
 """
 from __future__ import annotations
 
@@ -48,15 +58,29 @@ FAULT_KINDS = ("error_5xx", "timeout", "reset", "malformed")
 class EmulatorSpec:
     """What a plugin registers through ``mfn_register_sandbox_emulators``.
 
-    ``factory(options: dict) -> Emulator``; ``port_offset`` places it at ``base_port + offset``
-    (the SP-API emulator is 0; built-in carriers take 1-9; third parties should pick >= 10).
-    ``env_var`` names the environment variable that ``config/sandbox.yaml`` reads its URL from.
+    An emulator served on a port of its own: ``factory(options: dict) -> Emulator``;
+    ``port_offset`` places it at ``base_port + offset`` (the SP-API emulator is 0; built-in
+    carriers take 1-9; third parties should pick >= 10). ``env_var`` names the environment
+    variable that ``config/sandbox.yaml`` reads its URL from.
+
+    An extension mounted on another emulator: ``mount_on`` names that host emulator (e.g.
+    ``"spapi"``), ``factory(host: Emulator, options: dict)`` mounts the extension on the host
+    (:meth:`Emulator.mount`) and may return it; no port, no environment variable.
     """
 
     name: str
-    factory: Callable[[dict[str, Any]], Emulator]
-    port_offset: int
-    env_var: str
+    factory: Callable[..., Any]
+    port_offset: int | None = None
+    env_var: str = ""
+    mount_on: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mount_on:
+            if self.port_offset is not None or self.env_var:
+                raise ValueError(f"emulator {self.name}: mounted on {self.mount_on!r}, it has no "
+                                 "port_offset or env_var of its own")
+        elif self.port_offset is None or not self.env_var:
+            raise ValueError(f"emulator {self.name}: give port_offset and env_var (or mount_on)")
 
 
 @dataclass
@@ -96,15 +120,36 @@ class Response:
         return cls(status, text.encode("utf-8"), {"Content-Type": content_type + "; charset=utf-8"})
 
 
-def route(method: str, pattern: str) -> Callable[[Callable], Callable]:
-    """Mark an Emulator method as the handler of ``method`` requests whose path matches
-    ``pattern`` (a regex, anchored; named groups land in ``request.params``)."""
+def route(method: str, pattern: str, *, name: str = "") -> Callable[[Callable], Callable]:
+    """Mark an Emulator (or extension) method as the handler of ``method`` requests whose path
+    matches ``pattern`` (a regex, anchored; named groups land in ``request.params``). ``name``
+    names the route (e.g. the API's operation id; default: the method's name), see
+    :meth:`Emulator.route_name`."""
 
     def mark(fn: Callable) -> Callable:
-        fn.__dict__.setdefault("_routes", []).append((method.upper(), re.compile(pattern + r"\Z")))
+        fn.__dict__.setdefault("_routes", []).append((method.upper(), re.compile(pattern + r"\Z"), name))
         return fn
 
     return mark
+
+
+def _routes_of(cls: type) -> list[tuple[str, re.Pattern[str], str, str]]:
+    """(method, pattern, attribute, route name) of every ``@route`` method of ``cls``."""
+    table = []
+    for klass in reversed(cls.__mro__):
+        for attr, fn in vars(klass).items():
+            for method, pattern, name in getattr(fn, "_routes", ()):
+                table.append((method, pattern, attr, name or attr))
+    return table
+
+
+def _merge_state(state: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add an extension's state: dicts present on both sides are merged key by key."""
+    for key, value in extra.items():
+        if isinstance(state.get(key), dict) and isinstance(value, dict):
+            state[key] = {**state[key], **value}
+        else:
+            state[key] = value
 
 
 class FaultPlan:
@@ -159,21 +204,18 @@ class Emulator:
     """
 
     name = "emulator"
-    _route_table: list[tuple[str, re.Pattern[str], str]] = []
+    _route_table: list[tuple[str, re.Pattern[str], str, str]] = []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        table = []
-        for klass in reversed(cls.__mro__):
-            for attr, fn in vars(klass).items():
-                for method, pattern in getattr(fn, "_routes", ()):
-                    table.append((method, pattern, attr))
-        cls._route_table = table
+        cls._route_table = _routes_of(cls)
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})
         self.options = options
         self.lock = threading.RLock()
+        self.extensions: list[Any] = []
+        self._mounted: list[tuple[str, re.Pattern[str], Callable[[Request], Response], str]] = []
         self.clock = SimClock()
         self.faults = FaultPlan(options.get("faults"), seed=options.get("seed"),
                                 timeout_seconds=float(options.get("timeout_seconds", 3.0)))
@@ -199,6 +241,52 @@ class Emulator:
         """Return an error Response when the request is not authenticated, else ``None``."""
         return None
 
+    # -- extensions -----------------------------------------------------------------------
+
+    def mount(self, extension: Any) -> None:
+        """Serve the ``@route`` methods of ``extension`` (any object) on this emulator, after its
+        own routes, and merge ``extension.sandbox_state()`` (when it has one) into
+        ``GET /_sandbox/state``. A route this emulator already serves is refused (ValueError)."""
+        routes = [(method, pattern, getattr(extension, attr), name)
+                  for method, pattern, attr, name in _routes_of(type(extension))]
+        if not routes:
+            raise ValueError(f"{type(extension).__name__} has no @route methods to mount")
+        with self.lock:
+            taken = {(method, pattern.pattern) for method, pattern, _, _ in self.routes()}
+            clash = sorted(f"{m} {p.pattern[:-2]}" for m, p, _, _ in routes if (m, p.pattern) in taken)
+            if clash:
+                raise ValueError(f"{self.name}: routes already served: {', '.join(clash)}")
+            self._mounted.extend(routes)
+            self.extensions.append(extension)
+
+    def routes(self) -> list[tuple[str, re.Pattern[str], Callable[[Request], Response], str]]:
+        """(method, pattern, handler, route name) of every route: own ones, then mounted ones."""
+        own = [(method, pattern, getattr(self, attr), name)
+               for method, pattern, attr, name in self._route_table]
+        return own + list(self._mounted)
+
+    def route_name(self, request: Request) -> str | None:
+        """The name of the route ``request`` goes to (see :func:`route`), or None."""
+        for method, pattern, _, name in self.routes():
+            if method == request.method and pattern.match(request.path):
+                return name
+        return None
+
+    def state(self) -> dict[str, Any]:
+        """What ``GET /_sandbox/state`` answers: :meth:`sandbox_state`, the mounted extensions'
+        contributions, and the framework's counters."""
+        with self.lock:
+            state = self.sandbox_state()
+            for extension in self.extensions:
+                contribute = getattr(extension, "sandbox_state", None)
+                if callable(contribute):
+                    _merge_state(state, contribute())
+            state["emulator"] = self.name
+            state["requests"] = self.request_count
+            state["faults_injected"] = dict(self.fault_counts)
+            state["clock"] = self.clock.now().isoformat()
+        return state
+
     # -- dispatch -------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
@@ -220,7 +308,7 @@ class Emulator:
 
     def dispatch(self, request: Request) -> Response:
         allowed = []
-        for method, pattern, attr in self._route_table:
+        for method, pattern, handler, _ in self.routes():
             match = pattern.match(request.path)
             if not match:
                 continue
@@ -231,7 +319,7 @@ class Emulator:
             if denied is not None:
                 return denied
             request.params = match.groupdict()
-            return getattr(self, attr)(request)
+            return handler(request)
         if allowed:
             return Response.json({"message": f"method {request.method} not allowed"}, 405)
         return self.not_found(request)
@@ -244,13 +332,7 @@ class Emulator:
 
     def _control(self, request: Request) -> Response:
         if request.path == "/_sandbox/state" and request.method == "GET":
-            with self.lock:
-                state = self.sandbox_state()
-                state["emulator"] = self.name
-                state["requests"] = self.request_count
-                state["faults_injected"] = dict(self.fault_counts)
-                state["clock"] = self.clock.now().isoformat()
-            return Response.json(state)
+            return Response.json(self.state())
         if request.path == "/_sandbox/faults" and request.method == "POST":
             with self.lock:
                 self.faults.set(request.json() or {})

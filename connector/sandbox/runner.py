@@ -3,6 +3,10 @@
 The SP-API emulator learns the seller accounts (refresh tokens, LWA client) and the quotas from
 the configuration, and each carrier emulator its credentials from ``carriers.<code>``, so the
 sandbox accepts exactly what the daemon will send. ``sandbox.emulators.<name>`` adds options.
+
+An emulator registered with ``mount_on`` (see :class:`~connector.sandbox.framework.EmulatorSpec`)
+gets no server: right after its host emulator is built, ``factory(host, options)`` mounts it on
+the host, whose port, faults, clock, persisted state and ``/_sandbox/state`` it then shares.
 """
 from __future__ import annotations
 
@@ -32,25 +36,27 @@ class Sandbox:
 
 def emulator_options(config: Config, name: str, *, faults: Any = None,
                      state_dir: Path | None = None) -> dict[str, Any]:
-    sandbox = config.data["sandbox"]
+    sandbox = config.sandbox
     options: dict[str, Any] = {
-        "seed": sandbox["seed"],
-        "faults": sandbox["faults"] if faults is None else faults,
-        "timeout_seconds": sandbox["timeout_seconds"],
+        "seed": sandbox.seed,
+        "faults": sandbox.faults if faults is None else faults,
+        "timeout_seconds": sandbox.timeout_seconds,
     }
     if name == "spapi":
         options["sellers"] = [
-            {"name": a["name"], "refresh_token": a["refresh_token"], "client_id": a["client_id"],
-             "client_secret": a["client_secret"], "marketplaces": a["marketplaces"]}
-            for a in config.data["accounts"]]
-        options["orders_per_seller"] = sandbox["orders"]
+            {"name": a.name, "refresh_token": a.refresh_token, "client_id": a.client_id,
+             "client_secret": a.client_secret, "marketplaces": list(a.marketplaces)}
+            for a in config.accounts]
+        options["sites"] = [{"code": s.code, "marketplace_id": s.marketplace_id, "region": s.region,
+                             "currency": s.currency, "country": s.country} for s in config.sites.values()]
+        options["orders_per_seller"] = sandbox.orders
         options["quotas"] = config.data["amazon"]["quotas"]
-    elif name in config.data["carriers"]:
-        options["carrier_settings"] = config.data["carriers"][name]
+    elif name in config.carriers:
+        options["carrier_settings"] = config.carriers[name]
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)
         options["state_file"] = str(state_dir / f"{name}.json")
-    options.update(sandbox["emulators"].get(name, {}))
+    options.update(sandbox.emulators.get(name, {}))
     return options
 
 
@@ -59,14 +65,21 @@ def start_sandbox(config: Config, host: PluginHost, *, base_port: int | None = N
                   host_address: str = "127.0.0.1") -> Sandbox:
     """Serve every emulator at ``base_port + offset``; ``base_port=0`` takes free ports throughout,
     and ``any_port`` falls back to a free port when the planned one is taken."""
-    base = config.data["sandbox"]["base_port"] if base_port is None else base_port
+    base = config.sandbox.base_port if base_port is None else base_port
     sandbox = Sandbox()
     specs: dict[str, EmulatorSpec] = host.emulators()
+    served = {name: spec for name, spec in specs.items() if not spec.mount_on}
+    mounted = [spec for spec in specs.values() if spec.mount_on]
+    orphans = sorted(f"{s.name} (on {s.mount_on!r})" for s in mounted if s.mount_on not in served)
+    if orphans:
+        raise ValueError(f"emulators mounted on an emulator no plugin registers: {', '.join(orphans)}")
     try:
-        for name, spec in sorted(specs.items(), key=lambda kv: kv[1].port_offset):
+        for name, spec in sorted(served.items(), key=lambda kv: kv[1].port_offset or 0):
             emulator = spec.factory(emulator_options(config, name, faults=faults, state_dir=state_dir))
+            for extension in sorted((s for s in mounted if s.mount_on == name), key=lambda s: s.name):
+                extension.factory(emulator, emulator_options(config, extension.name, faults=faults))
             try:
-                server = EmulatorServer(emulator, host_address, base + spec.port_offset if base else 0)
+                server = EmulatorServer(emulator, host_address, base + (spec.port_offset or 0) if base else 0)
             except OSError as exc:
                 if not any_port or exc.errno != errno.EADDRINUSE:
                     raise

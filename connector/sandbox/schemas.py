@@ -1,11 +1,15 @@
 """Amazon's published SP-API models (vendored Swagger 2.0) as JSON Schema validators.
 
 The emulator checks every request it accepts and every response it returns against the same
-models Amazon publishes (``spapi_models/``), so the sandbox cannot drift into a private dialect.
+models Amazon publishes (https://github.com/amzn/selling-partner-api-models), so the sandbox
+cannot drift into a private dialect. The core vendors the Orders models it serves
+(``spapi_models/``); an emulator extension that serves another API registers that API's model
+with :func:`register_model`.
 
 * Operations are found by ``operationId`` across the loaded models. The first model that declares
-  an id wins (``orders_2026-01-01`` before ``ordersV0``, so ``getOrder`` is the v2026 one); qualify
-  it as ``"ordersV0:getOrder"`` to reach another model's operation.
+  an id wins (``orders_2026-01-01`` before ``ordersV0``, so ``getOrder`` is the v2026 one; the
+  core models before registered ones); qualify it as ``"ordersV0:getOrder"`` to reach another
+  model's operation.
 * Swagger definitions become one JSON Schema resource per model (``urn:spapi-model:<model>``), so
   ``$ref: "#/definitions/X"`` resolves through a :mod:`referencing` registry. Compiled validators
   are cached.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 MODELS_DIR = Path(__file__).with_name("spapi_models")
-MODEL_FILES = ("orders_2026-01-01.json", "ordersV0.json", "shippingV2.json")
+MODEL_FILES = ("orders_2026-01-01.json", "ordersV0.json")
+"""The core's models (the Orders APIs), in lookup order."""
+
+_models: list[Path] = [MODELS_DIR / filename for filename in MODEL_FILES]
+_models_lock = threading.Lock()
 
 _URN = "urn:spapi-model:"
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -70,22 +79,49 @@ class _Operation:
         return found[0] if found else None
 
 
+def register_model(path: str | Path) -> str:
+    """Add a Swagger 2.0 model file (an SP-API model as Amazon publishes it) to the validators and
+    return its model name (the file name without ``.json``). Its operations come after those of
+    the models already loaded. Registering the same file again does nothing; another file with
+    the name of a loaded model is refused (ValueError)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ValueError(f"no SP-API model at {path}")
+    with _models_lock:
+        name = _model_name(path)
+        for known in _models:
+            if _model_name(known) == name:
+                if known.resolve() == path:
+                    return name
+                raise ValueError(f"an SP-API model named {name!r} is already loaded (from {known})")
+        _models.append(path)
+        _operations.cache_clear()
+        _registry.cache_clear()
+        _validator.cache_clear()
+    return name
+
+
+def models() -> list[str]:
+    """Names of the loaded models, in lookup order."""
+    return [_model_name(path) for path in _models]
+
+
 @cache
-def _load_model(filename: str) -> dict[str, Any]:
-    with open(MODELS_DIR / filename, encoding="utf-8") as fh:
+def _load_model(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 
 
-def _model_name(filename: str) -> str:
-    return filename[: -len(".json")] if filename.endswith(".json") else filename
+def _model_name(path: Path) -> str:
+    return path.name[: -len(".json")] if path.name.endswith(".json") else path.name
 
 
 @cache
 def _operations() -> dict[str, _Operation]:
     table: dict[str, _Operation] = {}
-    for filename in MODEL_FILES:
-        model = _model_name(filename)
-        doc = _load_model(filename)
+    for path in list(_models):
+        model = _model_name(path)
+        doc = _load_model(path)
         for path, item in doc.get("paths", {}).items():
             shared = item.get("parameters", [])
             for method in _HTTP_METHODS:
@@ -154,9 +190,9 @@ def _registry(strict: bool) -> Registry:
     for op in _operations().values():
         if op.key not in by_model.setdefault(op.model, {}):
             by_model[op.model][op.key] = op
-    for filename in MODEL_FILES:
-        model = _model_name(filename)
-        doc = _load_model(filename)
+    for path in list(_models):
+        model = _model_name(path)
+        doc = _load_model(path)
         contents = {
             "definitions": _convert(doc.get("definitions", {}), strict=strict),
             "operations": {op.operation_id: _operation_schemas(op, strict=strict)

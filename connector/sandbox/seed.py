@@ -36,7 +36,10 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-# Marketplace ids from spapi.md §1.3 (site code -> marketplace id).
+from ..amazon.sites import BUILTIN, SiteTable
+
+# Amazon's marketplace ids (site code -> marketplace id), as published at
+# https://developer-docs.amazon.com/sp-api/docs/marketplace-ids
 MARKETPLACE_IDS: dict[str, str] = {
     "US": "ATVPDKIKX0DER", "CA": "A2EUQ1WTGCTBG2", "MX": "A1AM78C64UM0Y8", "BR": "A2Q3Y263D00KWC",
     "UK": "A1F83G8C2ARO7P", "DE": "A1PA6795UKMFR9", "FR": "A13V1IB3VIYZZH", "IT": "APJ6JRA9NG5V4",
@@ -143,9 +146,10 @@ _PHONES = {"US": "+1 206 555 01{n:02d}", "CA": "+1 416 555 01{n:02d}", "GB": "+4
 
 
 @dataclass(frozen=True)
-class _Site:
+class _Profile:
+    """How orders of one site look in the seed (who the site is comes from the site table)."""
+
     code: str
-    currency: str
     marketplace_name: str
     tld: str
     per_usd: Decimal  # units of the site currency per USD (only to make prices plausible)
@@ -154,40 +158,54 @@ class _Site:
     id_prefixes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Site:
+    """A site of the table with its seed profile."""
+
+    code: str
+    marketplace_id: str
+    currency: str
+    country: str
+    profile: _Profile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.profile, name)
+
+
 def _t(*pairs: tuple[str, str]) -> tuple[tuple[Decimal, Decimal], ...]:
     return tuple((Decimal(v), Decimal(s)) for v, s in pairs)
 
 
 _C, _E = "0.01", "1"
-_SITES: dict[str, _Site] = {s.code: s for s in (
-    _Site("US", "USD", "Amazon.com", "com", Decimal("1"), 2,
+_PROFILES: dict[str, _Profile] = {s.code: s for s in (
+    _Profile("US", "Amazon.com", "com", Decimal("1"), 2,
           _t(("5", _C), ("800", _C), ("25", _C)), ("111", "112", "113", "114")),
-    _Site("CA", "CAD", "Amazon.ca", "ca", Decimal("1.37"), 2, _t(("20", _C)), ("701", "702")),
-    _Site("MX", "MXN", "Amazon.com.mx", "com.mx", MXN_PER_USD_ASSUMED, 2, _t(("850", "50")), ("701", "702")),
-    _Site("BR", "BRL", "Amazon.com.br", "com.br", Decimal("5.5"), 2, (), ("701",)),
-    _Site("UK", "GBP", "Amazon.co.uk", "co.uk", Decimal("0.79"), 2,
+    _Profile("CA", "Amazon.ca", "ca", Decimal("1.37"), 2, _t(("20", _C)), ("701", "702")),
+    _Profile("MX", "Amazon.com.mx", "com.mx", MXN_PER_USD_ASSUMED, 2, _t(("850", "50")), ("701", "702")),
+    _Profile("BR", "Amazon.com.br", "com.br", Decimal("5.5"), 2, (), ("701",)),
+    _Profile("UK", "Amazon.co.uk", "co.uk", Decimal("0.79"), 2,
           _t(("5", _C), ("135", _C)), ("202", "203", "204", "205", "206")),
-    _Site("DE", "EUR", "Amazon.de", "de", Decimal("0.92"), 2,
+    _Profile("DE", "Amazon.de", "de", Decimal("0.92"), 2,
           _t(("150", _C), ("20", _C)), ("302", "303", "304", "305", "306")),
-    _Site("FR", "EUR", "Amazon.fr", "fr", Decimal("0.92"), 2,
+    _Profile("FR", "Amazon.fr", "fr", Decimal("0.92"), 2,
           _t(("150", _C), ("10", _C)), ("402", "403", "404", "405")),
-    _Site("IT", "EUR", "Amazon.it", "it", Decimal("0.92"), 2, _t(("150", _C)), ("403", "404", "405", "406")),
-    _Site("ES", "EUR", "Amazon.es", "es", Decimal("0.92"), 2,
+    _Profile("IT", "Amazon.it", "it", Decimal("0.92"), 2, _t(("150", _C)), ("403", "404", "405", "406")),
+    _Profile("ES", "Amazon.es", "es", Decimal("0.92"), 2,
           _t(("150", _C), ("15", _C)), ("404", "405", "406", "407")),
-    _Site("NL", "EUR", "Amazon.nl", "nl", Decimal("0.92"), 2, _t(("150", _C)), ("402", "407")),
-    _Site("SE", "SEK", "Amazon.se", "se", Decimal("10.5"), 2, (), ("402", "403")),
-    _Site("PL", "PLN", "Amazon.pl", "pl", Decimal("4.0"), 2, (), ("402", "405")),
-    _Site("BE", "EUR", "Amazon.com.be", "com.be", Decimal("0.92"), 2, _t(("150", _C)), ("402", "406")),
-    _Site("IE", "EUR", "Amazon.ie", "ie", Decimal("0.92"), 2, _t(("150", _C)), ("402", "403")),
-    _Site("TR", "TRY", "Amazon.com.tr", "com.tr", Decimal("40"), 2, (), ("028",)),
-    _Site("AE", "AED", "Amazon.ae", "ae", Decimal("3.67"), 2, (), ("405", "406")),
-    _Site("SA", "SAR", "Amazon.sa", "sa", Decimal("3.75"), 2, (), ("405", "406")),
-    _Site("EG", "EGP", "Amazon.eg", "eg", Decimal("49"), 2, (), ("405",)),
-    _Site("IN", "INR", "Amazon.in", "in", Decimal("84"), 2, (), ("402", "403", "404", "405", "406", "407")),
-    _Site("ZA", "ZAR", "Amazon.co.za", "co.za", Decimal("18"), 2, (), ("405",)),
-    _Site("JP", "JPY", "Amazon.co.jp", "co.jp", Decimal("150"), 0, _t(("1000", _E)), ("249", "250", "503")),
-    _Site("AU", "AUD", "Amazon.com.au", "com.au", Decimal("1.5"), 2, (), ("249", "250")),
-    _Site("SG", "SGD", "Amazon.sg", "sg", Decimal("1.35"), 2, (), ("249", "250")),
+    _Profile("NL", "Amazon.nl", "nl", Decimal("0.92"), 2, _t(("150", _C)), ("402", "407")),
+    _Profile("SE", "Amazon.se", "se", Decimal("10.5"), 2, (), ("402", "403")),
+    _Profile("PL", "Amazon.pl", "pl", Decimal("4.0"), 2, (), ("402", "405")),
+    _Profile("BE", "Amazon.com.be", "com.be", Decimal("0.92"), 2, _t(("150", _C)), ("402", "406")),
+    _Profile("IE", "Amazon.ie", "ie", Decimal("0.92"), 2, _t(("150", _C)), ("402", "403")),
+    _Profile("TR", "Amazon.com.tr", "com.tr", Decimal("40"), 2, (), ("028",)),
+    _Profile("AE", "Amazon.ae", "ae", Decimal("3.67"), 2, (), ("405", "406")),
+    _Profile("SA", "Amazon.sa", "sa", Decimal("3.75"), 2, (), ("405", "406")),
+    _Profile("EG", "Amazon.eg", "eg", Decimal("49"), 2, (), ("405",)),
+    _Profile("IN", "Amazon.in", "in", Decimal("84"), 2, (), ("402", "403", "404", "405", "406", "407")),
+    _Profile("ZA", "Amazon.co.za", "co.za", Decimal("18"), 2, (), ("405",)),
+    _Profile("JP", "Amazon.co.jp", "co.jp", Decimal("150"), 0, _t(("1000", _E)), ("249", "250", "503")),
+    _Profile("AU", "Amazon.com.au", "com.au", Decimal("1.5"), 2, (), ("249", "250")),
+    _Profile("SG", "Amazon.sg", "sg", Decimal("1.35"), 2, (), ("249", "250")),
 )}
 _EUR_PER_USD = Decimal("0.92")
 
@@ -201,16 +219,19 @@ def _money(minor: int, site: _Site) -> dict[str, str]:
     return {"amount": f"{amount:.{site.decimals}f}", "currencyCode": site.currency}
 
 
-def _site_code(value: str) -> str:
+def _site(value: str, sites: SiteTable) -> _Site:
+    """A site of the table (by code or marketplace id) with its seed profile; a site the seed has
+    no profile for (one the configuration added) gets plain orders in its currency and country."""
     key = value.strip()
-    if key.upper() == "GB":
-        key = "UK"
-    if key.upper() in _SITES:
-        return key.upper()
-    for code, mid in MARKETPLACE_IDS.items():
-        if mid == key:
-            return code
-    raise ValueError(f"unknown Amazon site or marketplace id {value!r}; known sites: {', '.join(_SITES)}")
+    try:
+        site = sites[key] if key in sites else sites.for_marketplace(key)
+    except ValueError:
+        raise ValueError(f"unknown Amazon site or marketplace id {value!r}; known sites: "
+                         f"{', '.join(sites)}") from None
+    profile = _PROFILES.get(site.code) or _Profile(
+        site.code, f"Amazon {site.code}", site.code.lower(), Decimal("1"), 0 if site.currency == "JPY" else 2,
+        (), ("405",))
+    return _Site(site.code, site.marketplace_id, site.currency, site.country, profile)
 
 
 def _asin(sku: str) -> str:
@@ -287,7 +308,8 @@ class _Builder:
 
     def address(self, site: _Site, role: str, n: int) -> tuple[dict[str, str], str]:
         """(deliveryAddress, buyer name)."""
-        pool = _ADDRESSES[site.code]
+        pool = _ADDRESSES.get(site.code) or (
+            ("1 Test Street", "", "Test City", "", "1000", site.country, "en"),)
         name_style_override = None
         if role == "non_latin":
             k = self.non_latin_seen
@@ -410,7 +432,7 @@ class _Builder:
             "orderId": order_id,
             "createdTime": _iso(created),
             "lastUpdatedTime": _iso(updated),
-            "salesChannel": {"channelName": "AMAZON", "marketplaceId": MARKETPLACE_IDS[site.code],
+            "salesChannel": {"channelName": "AMAZON", "marketplaceId": site.marketplace_id,
                              "marketplaceName": site.marketplace_name},
             "buyer": {"buyerName": name if role != "incomplete_address" else f"Test Buyer {n}",
                       "buyerEmail": f"test-buyer-{n_email}@marketplace.amazon.{site.tld}"},
@@ -444,16 +466,19 @@ class _Builder:
         return order
 
 
-def seed_orders(seller: str, marketplaces: list[str], count: int, seed: int, now: datetime) -> list[dict]:
+def seed_orders(seller: str, marketplaces: list[str], count: int, seed: int, now: datetime, *,
+                sites: SiteTable = BUILTIN) -> list[dict]:
     """``count`` deterministic v2026-01-01 ``Order`` dicts for ``seller`` over ``marketplaces``.
 
-    ``marketplaces`` are site codes (``"US"``, ``"UK"``...; marketplace ids are accepted too).
+    ``marketplaces`` are site codes of ``sites`` (``"US"``, ``"UK"``...; marketplace ids are
+    accepted too).
     The result depends only on the arguments (``seller`` is mixed into the seed, so two sellers
     get different order ids) and is sorted by ``lastUpdatedTime``, then ``orderId``.
     """
     if count < 0:
         raise ValueError("count must be >= 0")
-    sites = [_SITES[_site_code(m)] for m in marketplaces]
+    table = sites
+    sites = [_site(m, table) for m in marketplaces]
     if not sites:
         if count:
             raise ValueError("seed_orders needs at least one marketplace")
@@ -474,7 +499,7 @@ def seed_orders(seller: str, marketplaces: list[str], count: int, seed: int, now
         if roles[i] not in ("partial", "shipped", "cancelled", "afn"):
             by_site.setdefault(sites[i % len(sites)].code, []).append(i)
     for code, indexes in by_site.items():
-        site = _SITES[code]
+        site = _site(code, table)
         combos = [int((value + k * step).scaleb(site.decimals)) for value, step in site.thresholds
                   for k in (-1, 0, 1)]
         n_thr = min(len(combos), math.ceil(len(indexes) * _THRESHOLD_SHARE))

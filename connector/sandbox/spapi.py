@@ -1,39 +1,50 @@
 """The SP-API emulator: LWA tokens, Orders v2026-01-01 searchOrders/getOrder, v0 confirmShipment,
-and Shipping API v2 (Amazon Buy Shipping) getRates/purchaseShipment/getShipmentDocuments/
-getTracking/cancelShipment.
+and the host every other emulated SP-API mounts on.
 
-It enforces what Amazon enforces and what users of the real API ran into (spapi.md §1-3, §6, §7;
-field-notes.md §1): LWA refresh-token grants, ``x-amz-access-token`` on every call, one access
-token per seller, per (seller, operation) token-bucket quotas on the simulated clock (429
-``QuotaExceeded``), the searchOrders time-window rules and opaque pagination tokens,
-``includedData`` sections, and confirmShipment's carrier codes per marketplace, tracking-number
-formats, string ``packageReferenceId`` (re-sending one edits that package), quantities still to
-ship, "order already fulfilled" and cancelled orders. ``silent_drop_rate`` answers 204 and drops
-the write, as field-notes §1.7 reports; only reading the order back reveals it.
-
-Buy Shipping (data in :mod:`.buy_shipping`): ``channelType: AMAZON`` orders of the caller on a
-Buy Shipping site, ``x-amzn-shipping-business-id`` checked against the order's site (missing =
-``AmazonShipping_UK``), four China carriers offered differently per site (plus ``ineligibleRates``),
-one package per shipment with ``itemIdentifier`` = orderItemId, requestTokens valid 10 simulated
-minutes and single-use (then ``TOKEN_EXPIRED``), ``x-amzn-IdempotencyKey`` (same key -> the
-original shipment, no second label), plain-base64 PDF labels, tracking that follows the simulated
-clock, cancellation (refund, package removed) until the carrier's pickup 24 hours after purchase.
-A purchase adds the package to the order like confirmShipment does (``packageReferenceId`` = the
-shipment id, or an unrelated number with ``buy_shipping_package_ids: opaque``) and is never
-listed under ``confirmations``; ``GET /_sandbox/state`` reports it under ``buy_shipping`` and, for
-the exactly-once audits, under ``labels`` (``{idempotencyKey: {"created": n, ...}}``).
+It enforces what Amazon enforces and what users of the real API ran into: LWA refresh-token
+grants, ``x-amz-access-token`` on every call, one access token per seller, per (seller,
+operation) token-bucket quotas on the simulated clock (429 ``QuotaExceeded``), the searchOrders
+time-window rules and opaque pagination tokens, ``includedData`` sections, and confirmShipment's
+carrier codes per marketplace, tracking-number formats, string ``packageReferenceId`` (re-sending
+one edits that package), quantities still to ship, "order already fulfilled" and cancelled
+orders. ``silent_drop_rate`` answers 204 and drops the write, as sellers have reported
+(https://github.com/amzn/selling-partner-api-models/issues/5232); only reading the order back
+reveals it. Amazon's documentation: https://developer-docs.amazon.com/sp-api/ .
 
 Every request it accepts and every response it returns is validated against Amazon's published
 models (:mod:`.schemas`); a response that does not validate is an emulator bug and lands in
 ``schema_violations`` of ``GET /_sandbox/state``.
 
+Extensions. Another SP-API (one a plugin emulates) is served by this emulator, with its sellers,
+tokens, quotas, orders and clock: the plugin registers ``EmulatorSpec(name, factory,
+mount_on="spapi")`` and its ``factory(spapi, options)`` mounts an object with ``@route`` methods
+(``spapi.mount(extension)``; see :mod:`.framework`). Name each route by its operationId
+(``@route("POST", r"/widgets/v1/widgets", name="createWidget")``): ``fault_operations`` and the
+quotas go by it. The extension's ``sandbox_state()`` is merged into ``GET /_sandbox/state`` --
+labels it issues go under ``labels`` (``{reference: {"created": n, ...}}``) for the exactly-once
+audits. What it may use of this emulator (see each method):
+
+* :meth:`SpApiEmulator.call` -- authenticate, take a quota token, run the handler, validate its
+  answer against the model: the whole life of one SP-API request;
+* :meth:`~SpApiEmulator.check_request`, :meth:`~SpApiEmulator.json_body`,
+  :meth:`~SpApiEmulator.invalid` / :meth:`~SpApiEmulator.error` (an :class:`ApiError` to raise);
+* :meth:`~SpApiEmulator.add_models` (the API's model, for the validator) and
+  :meth:`~SpApiEmulator.add_quotas` (its published quotas; configured ones win);
+* orders: :meth:`~SpApiEmulator.order_for` (an order of the caller), :meth:`~SpApiEmulator.site_of`,
+  :meth:`~SpApiEmulator.package_items` (quantities still to ship), :meth:`~SpApiEmulator.put_package`
+  / :meth:`~SpApiEmulator.drop_package` (add or remove a package and recount the order),
+  :meth:`~SpApiEmulator.lock_package` (a package confirmShipment may not edit);
+* :meth:`~SpApiEmulator.substore` -- a JSON sub-store persisted with the emulator's state;
+* :meth:`~SpApiEmulator.now`, ``seed``, ``lock``, :meth:`~SpApiEmulator.parse_time`,
+  :meth:`~SpApiEmulator.format_time`.
+
 Options (all optional): ``sellers`` (list of ``{name, refresh_token, client_id, client_secret,
 marketplaces}``; marketplaces are site codes such as ``"US"`` or marketplace ids),
 ``orders_per_seller`` (60), ``seed`` (7), ``quotas`` (``{operationId: {rate, burst}}`` over the
-published defaults), ``token_ttl_seconds`` (3600), ``silent_drop_rate`` (0.0), ``validate``
-(True), ``buy_shipping_package_ids`` (``shipment_id`` | ``opaque``), ``fault_operations`` (the
-operationIds injected faults apply to, e.g. ``["purchaseShipment"]``; default: every request),
-plus the framework's ``faults``, ``timeout_seconds`` and ``state_file``.
+published defaults and those extensions add), ``token_ttl_seconds`` (3600), ``silent_drop_rate``
+(0.0), ``validate`` (True), ``fault_operations`` (the operationIds injected faults apply to,
+e.g. ``["confirmShipment"]``; default: every request), plus the framework's ``faults``,
+``timeout_seconds`` and ``state_file``.
 """
 from __future__ import annotations
 
@@ -48,16 +59,16 @@ import random
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
-from . import buy_shipping as bs
+from ..amazon.sites import BUILTIN, Site, SiteTable
+from . import schemas
 from .framework import Emulator, EmulatorSpec, Request, Response, route
-from .pdf import make_label_pdf
-from .schemas import validate_request, validate_response
-from .seed import MARKETPLACE_IDS, seed_orders
+from .seed import seed_orders
 
 log = logging.getLogger(__name__)
 
@@ -68,29 +79,28 @@ DEFAULT_SELLER: dict[str, Any] = {
     "client_secret": "sandbox-secret",
     "marketplaces": ["US", "CA", "UK", "DE", "FR", "JP"],
 }
-# Published default usage plans (spapi.md §2-3).
+# The published default usage plans of the operations served here (each operation's description in
+# the Orders models); extensions add theirs with add_quotas.
 DEFAULT_QUOTAS: dict[str, dict[str, float]] = {
     "searchOrders": {"rate": 0.0056, "burst": 20},
     "getOrder": {"rate": 0.5, "burst": 30},
     "confirmShipment": {"rate": 2.0, "burst": 10},
-    # Shipping API v2 (spapi.md §6): every operation 80 rps, burst 100
-    "getRates": {"rate": 80.0, "burst": 100},
-    "purchaseShipment": {"rate": 80.0, "burst": 100},
-    "getShipmentDocuments": {"rate": 80.0, "burst": 100},
-    "getTracking": {"rate": 80.0, "burst": 100},
-    "cancelShipment": {"rate": 80.0, "burst": 100},
 }
 MAX_ACCESS_TOKENS = 2000  # LWA access tokens remembered (the oldest half is dropped beyond it)
-PAGINATION_TOKEN_TTL = timedelta(hours=24)  # spapi.md §3: tokens expire after 24 h
+# Pagination tokens expire after 24 hours (Amazon's Orders API migration guide,
+# https://developer-docs.amazon.com/sp-api/docs/orders-api-migration-guide).
+PAGINATION_TOKEN_TTL = timedelta(hours=24)
 MIN_BEFORE_AGE = timedelta(minutes=2)  # *Before must be at least two minutes before now
 
 # -- carrier codes and tracking formats (data, per marketplace) ---------------------------------
 #
 # Amazon's "acceptable CarrierCode values" differ per marketplace and the exact list is not
-# published in the models (spapi.md §14). This table is the emulator's stand-in: the China
-# cross-border carriers everywhere, local carriers per site, and Yanwen spelled "YANWEN" on the
-# EU-region sites but "Yanwen" elsewhere (field-notes.md §4: the case conflict is real), so a
-# client has to map carrier codes per site instead of assuming one spelling.
+# published in the models (Seller Central holds it; confirmShipment refuses a value that is not on
+# it, see https://developer-docs.amazon.com/sp-api/changelog/carriercode-value-required-in-shipment-confirmations-for-br-mx-ca-sg-au-in-jp-marketplaces).
+# This table is the emulator's stand-in: the China cross-border carriers everywhere, local
+# carriers per site, and one carrier spelled in upper case on the EU-region sites but not
+# elsewhere (sellers have met both spellings, and Amazon matches the code exactly), so a client
+# has to map carrier codes per site instead of assuming one spelling.
 
 _COMMON_CARRIERS = ("China Post", "Yun Express", "DHL eCommerce", "DHL", "UPS", "FedEx", "USPS",
                     "4PX", "SFC", "EUB", "Hongkong Post", "Other")
@@ -111,15 +121,19 @@ _LOCAL_CARRIERS: dict[str, tuple[str, ...]] = {
     "AU": ("Australia Post",),
     "IN": ("India Post",),
 }
-_EU_REGION_SITES = frozenset({"UK", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE", "TR", "AE",
-                              "SA", "EG", "IN", "ZA"})
+
+
+def accepted_carrier_codes(site: Site) -> frozenset[str]:
+    """The carrierCode values confirmShipment accepts on a site (exact, case-sensitive): the
+    cross-border list, the site's local carriers, and the EU-region spelling where it applies."""
+    return frozenset(_COMMON_CARRIERS + _LOCAL_CARRIERS.get(site.code, ())
+                     + (("YANWEN",) if site.region == "eu" else ("Yanwen",)))
+
 
 ACCEPTED_CARRIER_CODES: dict[str, frozenset[str]] = {
-    site: frozenset(_COMMON_CARRIERS + _LOCAL_CARRIERS.get(site, ())
-                    + (("YANWEN",) if site in _EU_REGION_SITES else ("Yanwen",)))
-    for site in MARKETPLACE_IDS
-}
-"""Site code -> the carrierCode values confirmShipment accepts there (exact, case-sensitive)."""
+    code: accepted_carrier_codes(site) for code, site in BUILTIN.items()}
+"""Site code -> the carrierCode values confirmShipment accepts there, for Amazon's own sites (a site
+the configuration adds gets :func:`accepted_carrier_codes` of its region)."""
 
 TRACKING_FORMATS: dict[str, str] = {
     "Yun Express": r"^YT\d{16}$",
@@ -132,7 +146,6 @@ TRACKING_FORMATS: dict[str, str] = {
 LENIENT_TRACKING_FORMAT = r"^[A-Za-z0-9][A-Za-z0-9-]{3,49}$"
 
 _ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
-_SITE_BY_MARKETPLACE = {mid: site for site, mid in MARKETPLACE_IDS.items()}
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
                   r"([Zz]|[+-]\d{2}(?::?\d{2})?)?)?$")
 
@@ -184,8 +197,9 @@ def _unauthorized(message: str = "Access to requested resource is denied.") -> t
     return 403, _errors("Unauthorized", message, "")
 
 
-class _ApiError(Exception):
-    """Ends a handler early with an SP-API error answer."""
+class ApiError(Exception):
+    """Raised by a handler to end the request with an SP-API error answer
+    (``{"errors": [{"code", "message", "details"?}]}`` with ``status``)."""
 
     def __init__(self, status: int, code: str, message: str, details: str | None = None) -> None:
         super().__init__(message)
@@ -193,8 +207,8 @@ class _ApiError(Exception):
         self.body = _errors(code, message, details)
 
 
-def _invalid(message: str) -> _ApiError:
-    return _ApiError(400, "InvalidInput", message)
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, "InvalidInput", message)
 
 
 def _values(query: dict[str, list[str]], name: str) -> list[str]:
@@ -213,32 +227,38 @@ def _arg(query: dict[str, list[str]], name: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Seller:
+class Seller:
+    """A seller account the emulator knows (what a handler of :meth:`SpApiEmulator.call` gets)."""
+
     name: str
     refresh_token: str
     client_id: str
     client_secret: str
     sites: tuple[str, ...]
-
-    @property
-    def marketplace_ids(self) -> frozenset[str]:
-        return frozenset(MARKETPLACE_IDS[s] for s in self.sites)
+    marketplace_ids: frozenset[str]
 
 
-def _site_code(value: str) -> str:
+def _site_code(value: str, sites: SiteTable) -> str:
     key = str(value).strip()
-    if key.upper() == "GB":
-        return "UK"
-    if key.upper() in MARKETPLACE_IDS:
-        return key.upper()
-    if key in _SITE_BY_MARKETPLACE:
-        return _SITE_BY_MARKETPLACE[key]
-    raise ValueError(f"unknown Amazon site or marketplace id {value!r}")
+    if key in sites:
+        return sites[key].code
+    try:
+        return sites.for_marketplace(key).code
+    except ValueError:
+        raise ValueError(f"unknown Amazon site or marketplace id {value!r}") from None
 
 
-def _parse_sellers(raw: Any) -> dict[str, _Seller]:
+def _site_table(raw: Any) -> SiteTable:
+    """The ``sites`` option (the daemon's site table: Amazon's plus those its configuration adds)."""
+    if not raw:
+        return BUILTIN
+    return SiteTable(Site(s["code"], s["marketplace_id"], s["region"], s["currency"], s["country"])
+                     for s in raw)
+
+
+def _parse_sellers(raw: Any, sites: SiteTable) -> dict[str, Seller]:
     entries = raw if raw else [DEFAULT_SELLER]
-    sellers: dict[str, _Seller] = {}
+    sellers: dict[str, Seller] = {}
     tokens: set[str] = set()
     for i, entry in enumerate(entries):
         missing = [k for k in ("name", "refresh_token", "client_id", "client_secret") if not entry.get(k)]
@@ -249,10 +269,11 @@ def _parse_sellers(raw: Any) -> dict[str, _Seller]:
         if entry["refresh_token"] in tokens:
             raise ValueError(f"sellers[{i}]: refresh_token is shared with another seller")
         tokens.add(entry["refresh_token"])
-        sites = tuple(dict.fromkeys(_site_code(m) for m in entry.get("marketplaces")
+        codes = tuple(dict.fromkeys(_site_code(m, sites) for m in entry.get("marketplaces")
                                     or DEFAULT_SELLER["marketplaces"]))
-        sellers[entry["name"]] = _Seller(entry["name"], entry["refresh_token"], entry["client_id"],
-                                         entry["client_secret"], sites)
+        sellers[entry["name"]] = Seller(entry["name"], entry["refresh_token"], entry["client_id"],
+                                        entry["client_secret"], codes,
+                                        frozenset(sites[c].marketplace_id for c in codes))
     return sellers
 
 
@@ -271,19 +292,6 @@ def _project(order: dict[str, Any], included: set[str]) -> dict[str, Any]:
         items.append(projected)
     out["orderItems"] = items
     return out
-
-
-_OPERATION_OF_HANDLER = {
-    "lwa_token": "lwaToken", "search_orders": "searchOrders", "get_order": "getOrder",
-    "confirm_shipment": "confirmShipment", "get_rates": "getRates", "purchase_shipment": "purchaseShipment",
-    "get_shipment_documents": "getShipmentDocuments", "get_tracking": "getTracking",
-    "cancel_shipment": "cancelShipment",
-}
-
-
-def _empty_buy_shipping() -> dict[str, Any]:
-    return {"counter": 0, "token_counter": 0, "tokens": {}, "shipments": {}, "keys": {}, "tracking": {},
-            "rate_requests": 0}
 
 
 def _package_items(order: dict[str, Any], lines: list[tuple[Any, Any]], *, field: str,
@@ -318,16 +326,30 @@ def _package_items(order: dict[str, Any], lines: list[tuple[Any, Any]], *, field
 
 
 class SpApiEmulator(Emulator):
-    """Amazon SP-API on loopback: LWA, searchOrders, getOrder, confirmShipment."""
+    """Amazon SP-API on loopback: LWA, searchOrders, getOrder, confirmShipment, and the host of
+    extensions (see the module docstring)."""
 
     name = "spapi"
 
+    DEFAULT_SELLER = DEFAULT_SELLER
+    """The seller served when the ``sellers`` option is not given."""
+    ORDER_ID = _ORDER_ID
+    """The pattern of an Amazon order id (3-7-7 digits)."""
+    ACCEPTED_CARRIER_CODES = ACCEPTED_CARRIER_CODES
+    TRACKING_FORMATS = TRACKING_FORMATS
+    """confirmShipment's carrierCode -> tracking-number pattern (a label an extension sells for a
+    carrier should carry a number this accepts)."""
+
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})
-        self.sellers = _parse_sellers(options.get("sellers"))
+        self.sites = _site_table(options.get("sites"))
+        self.sellers = _parse_sellers(options.get("sellers"), self.sites)
+        self.configured_quotas: dict[str, dict[str, float]] = {
+            op: {k: float(v) for k, v in quota.items()}
+            for op, quota in (options.get("quotas") or {}).items()}
         self.quotas: dict[str, dict[str, float]] = {k: dict(v) for k, v in DEFAULT_QUOTAS.items()}
-        for op, quota in (options.get("quotas") or {}).items():
-            self.quotas.setdefault(op, {}).update({k: float(v) for k, v in quota.items()})
+        for op, quota in self.configured_quotas.items():
+            self.quotas.setdefault(op, {}).update(quota)
         self.token_ttl = float(options.get("token_ttl_seconds", 3600))
         self.silent_drop_rate = float(options.get("silent_drop_rate", 0.0))
         self.validate = bool(options.get("validate", True))
@@ -335,9 +357,6 @@ class SpApiEmulator(Emulator):
         targets = options.get("fault_operations")
         self.fault_operations: frozenset[str] | None = None if targets is None else frozenset(targets)
         """Operations the injected faults apply to (None: every request, the framework's default)."""
-        self.package_ids = str(options.get("buy_shipping_package_ids", "shipment_id"))
-        if self.package_ids not in ("shipment_id", "opaque"):
-            raise ValueError("buy_shipping_package_ids must be 'shipment_id' or 'opaque'")
         seed = options.get("seed")
         self.seed = 7 if seed is None else int(seed)
         self.schema_violations: list[dict[str, Any]] = []
@@ -352,24 +371,23 @@ class SpApiEmulator(Emulator):
     # -- framework hooks ---------------------------------------------------------------------
 
     def initial_store(self) -> dict[str, Any]:
-        store: dict[str, Any] = {"orders": {}, "tokens": {}, "confirmations": {},
-                                 "buy_shipping": _empty_buy_shipping()}
+        store: dict[str, Any] = {"orders": {}, "tokens": {}, "confirmations": {}, "locked_packages": {},
+                                 "extensions": {}}
         for seller in self.sellers.values():
             self._seed_seller(store, seller)
         return store
 
-    def _seed_seller(self, store: dict[str, Any], seller: _Seller) -> None:
+    def _seed_seller(self, store: dict[str, Any], seller: Seller) -> None:
         orders = store["orders"]
         for order in seed_orders(seller.name, list(seller.sites), self.orders_per_seller, self.seed,
-                                 self.clock.now()):
+                                 self.clock.now(), sites=self.sites):
             if order["orderId"] in orders:  # astronomically unlikely; never silently merge
                 raise RuntimeError(f"seed order id collision: {order['orderId']}")
             orders[order["orderId"]] = {"seller": seller.name, "order": order}
 
     def _seed_missing_sellers(self) -> None:
-        for key in ("orders", "tokens", "confirmations"):
+        for key in ("orders", "tokens", "confirmations", "locked_packages", "extensions"):
             self.store.setdefault(key, {})
-        self.store.setdefault("buy_shipping", _empty_buy_shipping())
         present = {record["seller"] for record in self.store["orders"].values()}
         for seller in self.sellers.values():
             if seller.name not in present:
@@ -390,7 +408,7 @@ class SpApiEmulator(Emulator):
                               for oid, rec in self.store["orders"].items()},
             "schema_violations": copy.deepcopy(self.schema_violations),
             "silent_drops": self.silent_drops,
-            **self._buy_shipping_state(),
+            "labels": {},  # none issued here; extensions that sell labels add theirs
             "sellers": {s.name: list(s.sites) for s in self.sellers.values()},
         }
 
@@ -409,11 +427,9 @@ class SpApiEmulator(Emulator):
         return response
 
     def operation_of(self, request: Request) -> str | None:
-        """The SP-API operation (``getRates``, ``lwaToken``...) a request is routed to, or None."""
-        for method, pattern, attr in self._route_table:
-            if method == request.method and pattern.match(request.path):
-                return _OPERATION_OF_HANDLER.get(attr)
-        return None
+        """The SP-API operation (``getOrder``, ``lwaToken``...) a request is routed to, or None:
+        the route's name, for extensions' routes too."""
+        return self.route_name(request)
 
     def server_error(self) -> Response:
         if self._error_rng.random() < 0.5:
@@ -425,34 +441,16 @@ class SpApiEmulator(Emulator):
     def not_found(self, request: Request) -> Response:
         return Response.json(_errors("NotFound", f"Resource {request.path} is not found."), 404)
 
-    # -- plumbing ------------------------------------------------------------------------------
+    # -- the extension API: one request ------------------------------------------------------
 
-    def _now(self) -> datetime:
-        return self.clock.now()
-
-    def _authenticate(self, request: Request) -> tuple[_Seller | None, tuple[int, dict] | None]:
-        token = request.headers.get("x-amz-access-token", "").strip()
-        record = self.store["tokens"].get(token) if token else None
-        if record is None or record["seller"] not in self.sellers:
-            return None, _unauthorized()
-        if self._now().timestamp() >= record["expires_at"]:
-            return None, _unauthorized("The access token you provided has expired.")
-        return self.sellers[record["seller"]], None
-
-    def _take(self, seller: str, operation: str) -> bool:
-        quota = self.quotas[operation]
-        rate, burst = float(quota["rate"]), float(quota["burst"])
-        now = self._now().timestamp()
-        tokens, last = self._buckets.get((seller, operation), (burst, now))
-        tokens = min(burst, tokens + max(0.0, now - last) * rate)
-        if tokens < 1.0:
-            self._buckets[(seller, operation)] = (tokens, now)
-            return False
-        self._buckets[(seller, operation)] = (tokens - 1.0, now)
-        return True
-
-    def _sp_call(self, operation: str, request: Request,
-                 handler: Callable[[Request, _Seller], tuple[int, Any]]) -> Response:
+    def call(self, operation: str, request: Request,
+             handler: Callable[[Request, Seller], tuple[int, Any]]) -> Response:
+        """Serve one SP-API request as ``operation`` (its operationId): check the access token
+        (403 otherwise), take a token from the (seller, operation) quota (429 ``QuotaExceeded``
+        when empty), run ``handler(request, seller) -> (status, body)`` -- an :class:`ApiError`
+        it raises becomes the error answer -- and validate the answer against the model (a
+        violation is recorded in ``schema_violations``). Runs under :attr:`lock`; ``body`` None
+        answers without a body."""
         with self.lock:
             seller, denied = self._authenticate(request)
             if denied is not None:
@@ -463,7 +461,7 @@ class SpApiEmulator(Emulator):
             else:
                 try:
                     status, body = handler(request, seller)
-                except _ApiError as exc:
+                except ApiError as exc:
                     status, body = exc.status, exc.body
                 except (KeyError, TypeError, AttributeError, ValueError) as exc:
                     if self.validate:  # the model accepted the request: this is an emulator bug
@@ -471,12 +469,189 @@ class SpApiEmulator(Emulator):
                     status, body = 400, _errors("InvalidInput", f"Malformed request ({type(exc).__name__}).")
             return self._respond(operation, status, body)
 
+    def check_request(self, operation: str, *, path_params: dict[str, str] | None = None,
+                      query: dict[str, list[str]] | None = None, body: Any = None) -> None:
+        """Raise a 400 :class:`ApiError` listing what in the request the operation's model refuses
+        (nothing when ``validate`` is off)."""
+        if not self.validate:
+            return
+        problems = schemas.validate_request(operation, path_params=path_params, query=query, body=body)
+        if problems:
+            raise _invalid("; ".join(problems))
+
+    @staticmethod
+    def json_body(request: Request) -> Any:
+        """The decoded JSON body; a 400 :class:`ApiError` when it is not JSON."""
+        try:
+            return request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise _invalid("The request body is not valid JSON.") from None
+
+    @staticmethod
+    def error(status: int, code: str, message: str, details: str | None = None) -> ApiError:
+        """An :class:`ApiError` to raise from a handler."""
+        return ApiError(status, code, message, details)
+
+    @staticmethod
+    def invalid(message: str) -> ApiError:
+        """The 400 ``InvalidInput`` :class:`ApiError` with ``message``."""
+        return _invalid(message)
+
+    @staticmethod
+    def arg(request: Request, name: str) -> str | None:
+        """The first non-empty value of query parameter ``name`` (stripped), or None."""
+        return _arg(request.query, name)
+
+    def now(self) -> datetime:
+        """The simulated clock (``POST /_sandbox/clock`` moves it)."""
+        return self.clock.now()
+
+    @staticmethod
+    def parse_time(value: str) -> datetime | None:
+        """An aware datetime for an ISO 8601 date or date-time (UTC when no offset), or None."""
+        return parse_iso8601(value)
+
+    @staticmethod
+    def format_time(dt: datetime) -> str:
+        """``2026-01-02T03:04:05Z``: how the emulator writes times."""
+        return _iso(dt)
+
+    # -- the extension API: set-up -----------------------------------------------------------
+
+    @staticmethod
+    def add_models(*paths: str | Path) -> list[str]:
+        """Load Amazon's models (Swagger files) of the operations an extension serves, for
+        :meth:`check_request`, the answers' validation and :meth:`request_problems`."""
+        return [schemas.register_model(path) for path in paths]
+
+    @staticmethod
+    def request_problems(operation: str, *, path_params: dict[str, str] | None = None,
+                         query: dict[str, list[str]] | None = None, body: Any = None) -> list[str]:
+        """What the model of ``operation`` refuses in a request (empty: valid)."""
+        return schemas.validate_request(operation, path_params=path_params, query=query, body=body)
+
+    @staticmethod
+    def response_problems(operation: str, status: int, body: Any) -> list[str]:
+        """What the model of ``operation`` refuses in an answer (empty: valid)."""
+        return schemas.validate_response(operation, status, body)
+
+    def add_quotas(self, quotas: Mapping[str, Mapping[str, float]]) -> None:
+        """The published quotas ``{operationId: {"rate": r, "burst": b}}`` of an extension's
+        operations. What the ``quotas`` option configures for an operation wins."""
+        with self.lock:
+            for operation, quota in quotas.items():
+                self.quotas[operation] = {**{k: float(v) for k, v in quota.items()},
+                                          **self.quotas.get(operation, {})}
+
+    def substore(self, name: str, initial: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The extension's own part of the store, created with ``initial()`` the first time:
+        plain JSON data, persisted (``state_file``) with the rest and changed under :attr:`lock`."""
+        with self.lock:
+            stores = self.store.setdefault("extensions", {})
+            if name not in stores:
+                stores[name] = initial()
+            return stores[name]
+
+    # -- the extension API: orders and packages ----------------------------------------------
+
+    def order_for(self, order_id: str, seller: Seller) -> dict[str, Any]:
+        """The live order ``order_id`` of ``seller`` (change it only through the methods below);
+        a 404 :class:`ApiError` when it does not exist or belongs to another seller."""
+        record = self.store["orders"].get(order_id)
+        if record is None or record["seller"] != seller.name:  # another seller's order: not yours
+            raise ApiError(404, "NotFound", f"Order {order_id} was not found.")
+        return record["order"]
+
+    def site_of(self, order: Mapping[str, Any]) -> str:
+        """The site code (``"US"``) of an order's marketplace; ``""`` when unknown."""
+        try:
+            return self.sites.for_marketplace(order["salesChannel"].get("marketplaceId")).code
+        except ValueError:
+            return ""
+
+    @staticmethod
+    def package_items(order: dict[str, Any], lines: Iterable[tuple[Any, Any]], *, field: str,
+                      existing: dict[str, Any] | None = None, empty: str) -> dict[str, int]:
+        """Order item id -> quantity for a new (or edited ``existing``) package of ``order``.
+
+        ``lines`` are (order item id, quantity) as the client sent them (``field`` names the id in
+        messages). A 400 :class:`ApiError` for unknown items, quantities below one, more units
+        than are still to ship, and no line at all (``empty`` is that message).
+        """
+        return _package_items(order, list(lines), field=field, existing=existing, empty=empty)
+
+    def put_package(self, order: dict[str, Any], package: dict[str, Any],
+                    existing: dict[str, Any] | None = None, *, now: str | None = None) -> None:
+        """Add ``package`` (an order ``Package``) to the order, or replace ``existing``, then
+        recount the items' quantities and the order's status (what confirmShipment does)."""
+        packages: list[dict[str, Any]] = order.get("packages", [])
+        if existing is not None:
+            packages[packages.index(existing)] = package
+        else:
+            packages.append(package)
+        order["packages"] = packages
+        self._recount(order)
+        order["lastUpdatedTime"] = now or _iso(self.now())
+
+    def drop_package(self, order: dict[str, Any], package_reference_id: str, *,
+                     now: str | None = None) -> None:
+        """Remove a package from the order (and its lock), then recount."""
+        order["packages"] = [p for p in order.get("packages", [])
+                             if p.get("packageReferenceId") != package_reference_id]
+        if not order["packages"]:
+            del order["packages"]
+        locks = self.store["locked_packages"].get(order["orderId"], {})
+        locks.pop(package_reference_id, None)
+        if not locks:
+            self.store["locked_packages"].pop(order["orderId"], None)
+        self._recount(order)
+        order["lastUpdatedTime"] = now or _iso(self.now())
+
+    def lock_package(self, order_id: str, package_reference_id: str, reason: str) -> None:
+        """confirmShipment may not edit this package; its refusal says the package ``reason``
+        (e.g. "was created by ..."). :meth:`drop_package` lifts the lock."""
+        self.store["locked_packages"].setdefault(order_id, {})[package_reference_id] = reason
+
+    def package_lock(self, order_id: str, package_reference_id: str) -> str | None:
+        """Why confirmShipment may not edit the package, or None."""
+        return self.store["locked_packages"].get(order_id, {}).get(package_reference_id)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _authenticate(self, request: Request) -> tuple[Seller | None, tuple[int, dict] | None]:
+        token = request.headers.get("x-amz-access-token", "").strip()
+        record = self.store["tokens"].get(token) if token else None
+        if record is None or record["seller"] not in self.sellers:
+            return None, _unauthorized()
+        if self.now().timestamp() >= record["expires_at"]:
+            return None, _unauthorized("The access token you provided has expired.")
+        return self.sellers[record["seller"]], None
+
+    def _quota(self, operation: str) -> dict[str, float]:
+        quota = self.quotas.get(operation, {})
+        if "rate" not in quota or "burst" not in quota:
+            raise KeyError(f"no quota (rate and burst) for SP-API operation {operation!r}; an extension "
+                           "declares its operations' quotas with add_quotas")
+        return quota
+
+    def _take(self, seller: str, operation: str) -> bool:
+        quota = self._quota(operation)
+        rate, burst = float(quota["rate"]), float(quota["burst"])
+        now = self.now().timestamp()
+        tokens, last = self._buckets.get((seller, operation), (burst, now))
+        tokens = min(burst, tokens + max(0.0, now - last) * rate)
+        if tokens < 1.0:
+            self._buckets[(seller, operation)] = (tokens, now)
+            return False
+        self._buckets[(seller, operation)] = (tokens - 1.0, now)
+        return True
+
     def _respond(self, operation: str, status: int, body: Any) -> Response:
         headers: dict[str, str] = {}
         if 200 <= status < 300 or status in (400, 404):
-            headers["x-amzn-RateLimit-Limit"] = str(float(self.quotas[operation]["rate"]))
+            headers["x-amzn-RateLimit-Limit"] = str(float(self._quota(operation)["rate"]))
         if self.validate:
-            problems = validate_response(operation, status, body)
+            problems = schemas.validate_response(operation, status, body)
             if problems:
                 self.schema_violations.append({"operation": operation, "status": status,
                                                "problems": problems})
@@ -486,23 +661,9 @@ class SpApiEmulator(Emulator):
             return Response(status, b"", headers)
         return Response.json(body, status, headers)
 
-    def _check(self, operation: str, *, path_params: dict[str, str] | None = None,
-               query: dict[str, list[str]] | None = None, body: Any = None) -> None:
-        if not self.validate:
-            return
-        problems = validate_request(operation, path_params=path_params, query=query, body=body)
-        if problems:
-            raise _invalid("; ".join(problems))
-
-    def _order_for(self, order_id: str, seller: _Seller) -> dict[str, Any]:
-        record = self.store["orders"].get(order_id)
-        if record is None or record["seller"] != seller.name:  # another seller's order: not yours
-            raise _ApiError(404, "NotFound", f"Order {order_id} was not found.")
-        return record["order"]
-
     # -- LWA -----------------------------------------------------------------------------------
 
-    @route("POST", r"/auth/o2/token")
+    @route("POST", r"/auth/o2/token", name="lwaToken")
     def lwa_token(self, request: Request) -> Response:
         def oauth_error(status: int, error: str, description: str) -> Response:
             return Response.json({"error": error, "error_description": description}, status,
@@ -540,7 +701,7 @@ class SpApiEmulator(Emulator):
             if seller is None or seller.client_id != client_id:
                 return oauth_error(400, "invalid_grant",
                                    "The request has an invalid grant parameter : refresh_token")
-            now = self._now().timestamp()
+            now = self.now().timestamp()
             tokens = self.store["tokens"]
             # Bound the table by count, not by age: a token that expired long ago (the simulated
             # clock can jump days) must still be answered "expired", so the client refreshes.
@@ -555,17 +716,17 @@ class SpApiEmulator(Emulator):
 
     # -- Orders v2026-01-01 ----------------------------------------------------------------------
 
-    @route("GET", r"/orders/2026-01-01/orders")
+    @route("GET", r"/orders/2026-01-01/orders", name="searchOrders")
     def search_orders(self, request: Request) -> Response:
-        return self._sp_call("searchOrders", request, self._search_orders)
+        return self.call("searchOrders", request, self._search_orders)
 
-    @route("GET", r"/orders/2026-01-01/orders/(?P<orderId>[^/]+)")
+    @route("GET", r"/orders/2026-01-01/orders/(?P<orderId>[^/]+)", name="getOrder")
     def get_order(self, request: Request) -> Response:
-        return self._sp_call("getOrder", request, self._get_order)
+        return self.call("getOrder", request, self._get_order)
 
-    def _search_orders(self, request: Request, seller: _Seller) -> tuple[int, Any]:
+    def _search_orders(self, request: Request, seller: Seller) -> tuple[int, Any]:
         query = request.query
-        self._check("searchOrders", query=query)
+        self.check_request("searchOrders", query=query)
         created_after, updated_after = _arg(query, "createdAfter"), _arg(query, "lastUpdatedAfter")
         if bool(created_after) == bool(updated_after):
             raise _invalid("Exactly one of createdAfter and lastUpdatedAfter must be provided.")
@@ -579,7 +740,7 @@ class SpApiEmulator(Emulator):
         after = parse_iso8601(created_after or updated_after or "")
         if after is None:
             raise _invalid(f"{after_name} must be an ISO 8601 date-time.")
-        now = self._now()
+        now = self.now()
         before_raw = _arg(query, before_name)
         if before_raw:
             before = parse_iso8601(before_raw)
@@ -674,21 +835,22 @@ class SpApiEmulator(Emulator):
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise _invalid("paginationToken is invalid.") from None
 
-    def _get_order(self, request: Request, seller: _Seller) -> tuple[int, Any]:
+    def _get_order(self, request: Request, seller: Seller) -> tuple[int, Any]:
         order_id = request.params["orderId"]
-        self._check("getOrder", path_params={"orderId": order_id}, query=request.query)
+        self.check_request("getOrder", path_params={"orderId": order_id}, query=request.query)
         if not _ORDER_ID.match(order_id):
             raise _invalid(f"orderId {order_id} is not a valid order id (3-7-7 format expected).")
-        order = self._order_for(order_id, seller)
+        order = self.order_for(order_id, seller)
         return 200, {"order": _project(order, set(_values(request.query, "includedData")))}
 
     # -- Orders v0 confirmShipment -----------------------------------------------------------------
 
-    @route("POST", r"/orders/v0/orders/(?P<orderId>[^/]+)/shipmentConfirmation")
+    @route("POST", r"/orders/v0/orders/(?P<orderId>[^/]+)/shipmentConfirmation",
+           name="confirmShipment")
     def confirm_shipment(self, request: Request) -> Response:
-        return self._sp_call("confirmShipment", request, self._confirm_shipment)
+        return self.call("confirmShipment", request, self._confirm_shipment)
 
-    def _confirm_shipment(self, request: Request, seller: _Seller) -> tuple[int, Any]:
+    def _confirm_shipment(self, request: Request, seller: Seller) -> tuple[int, Any]:
         order_id = request.params["orderId"]
         try:
             body = request.json()
@@ -698,13 +860,14 @@ class SpApiEmulator(Emulator):
         ship_date_raw = detail.get("shipDate") if isinstance(detail, dict) else None
         if isinstance(ship_date_raw, str) and parse_iso8601(ship_date_raw) is None:
             # the model's own sandbox pair: a non-ISO shipDate -> this exact answer
-            raise _ApiError(400, "Invalid Input", "Invalid Input")
-        self._check("confirmShipment", path_params={"orderId": order_id}, query=request.query, body=body)
+            raise ApiError(400, "Invalid Input", "Invalid Input")
+        self.check_request("confirmShipment", path_params={"orderId": order_id}, query=request.query,
+                           body=body)
         if not isinstance(body, dict) or not isinstance(detail, dict):
             raise _invalid("The request body must be a ConfirmShipmentRequest object.")
         if not _ORDER_ID.match(order_id):
             raise _invalid(f"orderId {order_id} is not a valid order id (3-7-7 format expected).")
-        order = self._order_for(order_id, seller)
+        order = self.order_for(order_id, seller)
         marketplace = order["salesChannel"].get("marketplaceId")
         if body.get("marketplaceId") != marketplace:
             raise _invalid(f"marketplaceId {body.get('marketplaceId')} does not match the marketplace "
@@ -723,9 +886,9 @@ class SpApiEmulator(Emulator):
             raise _invalid("packageDetail.packageReferenceId must be a positive numeric value "
                            "sent as a string.")
         ref = str(int(ref_raw))
-        site = _SITE_BY_MARKETPLACE.get(marketplace, "")
+        site = self.site_of(order)
         carrier = str(detail.get("carrierCode", ""))
-        if carrier not in ACCEPTED_CARRIER_CODES.get(site, frozenset()):
+        if not site or carrier not in accepted_carrier_codes(self.sites[site]):
             raise _invalid(f"carrierCode '{carrier}' is not an accepted carrier code for marketplace "
                            f"{marketplace} ({site}); use a listed value, or 'Other' with carrierName.")
         carrier_name = str(detail.get("carrierName") or "").strip()
@@ -737,16 +900,17 @@ class SpApiEmulator(Emulator):
                            f"carrier {carrier_name if carrier == 'Other' else carrier}.")
         ship_date = parse_iso8601(str(detail.get("shipDate", "")))
         if ship_date is None:
-            raise _ApiError(400, "Invalid Input", "Invalid Input")
+            raise ApiError(400, "Invalid Input", "Invalid Input")
 
         packages: list[dict[str, Any]] = order.get("packages", [])
         existing = next((p for p in packages if p.get("packageReferenceId") == ref), None)
         if existing is None and status == "SHIPPED":
-            raise _ApiError(400, "PackageToUpdateNotFound",
-                            f"order already fulfilled: order {order_id} has no package {ref} to update.")
-        if existing is not None and self._buy_shipping_package(order_id, ref) is not None:
-            raise _invalid(f"Package {ref} of order {order_id} was created by a label purchased through "
-                           "Amazon Buy Shipping; it is confirmed already and cannot be edited.")
+            raise ApiError(400, "PackageToUpdateNotFound",
+                           f"order already fulfilled: order {order_id} has no package {ref} to update.")
+        lock = self.package_lock(order_id, ref) if existing is not None else None
+        if lock:
+            raise _invalid(f"Package {ref} of order {order_id} {lock}; it is confirmed already and cannot "
+                           "be edited.")
         wanted = _package_items(order, [(line.get("orderItemId"), line.get("quantity", 0))
                                         for line in detail.get("orderItems", [])],
                                 field="orderItemId", existing=existing,
@@ -757,7 +921,7 @@ class SpApiEmulator(Emulator):
             log.info("spapi emulator silently dropped a confirmShipment for package %s", ref)
             return 204, None
 
-        now = _iso(self._now())
+        now = _iso(self.now())
         package: dict[str, Any] = {
             "packageReferenceId": ref,
             "createdTime": existing.get("createdTime", now) if existing else now,
@@ -769,7 +933,7 @@ class SpApiEmulator(Emulator):
         }
         if detail.get("shippingMethod"):
             package["shippingService"] = str(detail["shippingMethod"])
-        self._put_package(order, package, existing, now)
+        self.put_package(order, package, existing, now=now)
 
         confirmations = self.store["confirmations"].setdefault(order_id, {})
         previous = confirmations.get(ref, {})
@@ -786,431 +950,6 @@ class SpApiEmulator(Emulator):
             "lastAcceptedAt": now,
         }
         return 204, None
-
-    # -- Shipping API v2 (Amazon Buy Shipping) ---------------------------------------------------
-    #
-    # getRates -> purchaseShipment (x-amzn-IdempotencyKey) -> getShipmentDocuments / getTracking /
-    # cancelShipment, for Amazon orders (channelType AMAZON) of Buy Shipping sites. A purchase
-    # ships the order's items like confirmShipment does (shared _package_items / _put_package), and
-    # is never listed under "confirmations": no confirmShipment is sent for it.
-
-    @route("POST", r"/shipping/v2/shipments/rates")
-    def get_rates(self, request: Request) -> Response:
-        return self._sp_call("getRates", request, self._get_rates)
-
-    @route("POST", r"/shipping/v2/shipments")
-    def purchase_shipment(self, request: Request) -> Response:
-        return self._sp_call("purchaseShipment", request, self._purchase_shipment)
-
-    @route("GET", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/documents")
-    def get_shipment_documents(self, request: Request) -> Response:
-        return self._sp_call("getShipmentDocuments", request, self._get_shipment_documents)
-
-    @route("GET", r"/shipping/v2/tracking")
-    def get_tracking(self, request: Request) -> Response:
-        return self._sp_call("getTracking", request, self._get_tracking)
-
-    @route("PUT", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/cancel")
-    def cancel_shipment(self, request: Request) -> Response:
-        return self._sp_call("cancelShipment", request, self._cancel_shipment)
-
-    @staticmethod
-    def _json_body(request: Request) -> Any:
-        try:
-            return request.json()
-        except (ValueError, UnicodeDecodeError):
-            raise _invalid("The request body is not valid JSON.") from None
-
-    @staticmethod
-    def _business_id(request: Request) -> str:
-        """The x-amzn-shipping-business-id of the request (Amazon's default when absent)."""
-        value = request.headers.get("x-amzn-shipping-business-id", "").strip()
-        if not value:
-            return bs.DEFAULT_BUSINESS_ID
-        if value not in bs.BUSINESS_ID_VALUES:
-            raise _invalid(f"x-amzn-shipping-business-id {value} is not one of "
-                           f"{', '.join(sorted(bs.BUSINESS_ID_VALUES))}.")
-        return value
-
-    @staticmethod
-    def _buy_shipping_site(order: dict[str, Any], business_id: str) -> str:
-        """The order's site when Buy Shipping can ship it under ``business_id``; else 400."""
-        order_id = order["orderId"]
-        marketplace = order["salesChannel"].get("marketplaceId")
-        site = _SITE_BY_MARKETPLACE.get(marketplace, "")
-        if site not in bs.BUY_SHIPPING_SITES:
-            raise _invalid(f"Amazon Buy Shipping is not available for order {order_id}: marketplace "
-                           f"{marketplace} ({site or 'unknown'}) is not a Buy Shipping marketplace.")
-        if business_id not in bs.ACCEPTED_BUSINESS_IDS[site]:
-            raise _invalid(f"x-amzn-shipping-business-id {business_id} cannot ship orders of marketplace "
-                           f"{marketplace} ({site}); use "
-                           f"{' or '.join(sorted(bs.ACCEPTED_BUSINESS_IDS[site]))}.")
-        fulfillment = order.get("fulfillment", {})
-        if fulfillment.get("fulfilledBy") != "MERCHANT":
-            raise _invalid(f"Order {order_id} is fulfilled by Amazon; Buy Shipping is for merchant-"
-                           "fulfilled orders.")
-        status = fulfillment.get("fulfillmentStatus")
-        if status == "CANCELLED":
-            raise _invalid(f"Order {order_id} is cancelled; no label can be bought for it.")
-        if status not in ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED"):
-            raise _invalid(f"Order {order_id} is {status} and cannot be shipped yet.")
-        return site
-
-    def _get_rates(self, request: Request, seller: _Seller) -> tuple[int, Any]:
-        body = self._json_body(request)
-        self._check("getRates", body=body)
-        if not isinstance(body, dict):
-            raise _invalid("The request body must be a GetRatesRequest object.")
-        business_id = self._business_id(request)
-        channel = body["channelDetails"]
-        if channel.get("channelType") != "AMAZON":
-            raise _invalid("The sandbox sells Buy Shipping for Amazon orders only: "
-                           "channelDetails.channelType must be AMAZON.")
-        order_id = (channel.get("amazonOrderDetails") or {}).get("orderId")
-        if not order_id:
-            raise _invalid("channelDetails.amazonOrderDetails.orderId is required when channelType is "
-                           "AMAZON.")
-        if not _ORDER_ID.match(str(order_id)):
-            raise _invalid(f"orderId {order_id} is not a valid order id (3-7-7 format expected).")
-        order = self._order_for(order_id, seller)
-        site = self._buy_shipping_site(order, business_id)
-        if len(body["packages"]) != 1:
-            raise _invalid("Each shipment is limited to a single package: send exactly one in packages.")
-        package = body["packages"][0]
-        reference = str(package["packageClientReferenceId"]).strip()
-        if not reference:
-            raise _invalid("packages[0].packageClientReferenceId must not be empty.")
-        for i, item in enumerate(package["items"]):
-            if not item.get("itemIdentifier"):
-                raise _invalid(f"packages[0].items[{i}].itemIdentifier must be the order item id "
-                               "(orderItemId) of an item of the Amazon order.")
-            if "itemValue" not in item:
-                raise _invalid(f"packages[0].items[{i}].itemValue is required to generate a label.")
-        wanted = _package_items(order, [(it["itemIdentifier"], it["quantity"]) for it in package["items"]],
-                                field="itemIdentifier", existing=None,
-                                empty="packages[0].items must list at least one order item.")
-        weight_g = bs.grams(package["weight"])
-        dims = package["dimensions"]
-        if weight_g <= 0 or min(float(dims["length"]), float(dims["width"]), float(dims["height"])) <= 0:
-            raise _invalid("packages[0].weight and dimensions must be greater than zero.")
-        now = self._now()
-        ship_date = now
-        if body.get("shipDate"):
-            ship_date = parse_iso8601(body["shipDate"])
-            if ship_date is None:
-                raise _invalid("shipDate must be an ISO 8601 date-time.")
-        destination = (order.get("recipient", {}).get("deliveryAddress", {}).get("countryCode")
-                       or ("GB" if site == "UK" else site))
-
-        store = self.store["buy_shipping"]
-        store["token_counter"] += 1
-        store["rate_requests"] += 1
-        token = hashlib.sha256(f"{self.seed}:rates:{store['token_counter']}:{seller.name}".encode()) \
-            .hexdigest()[:29].upper()
-        card = bs.SITE_CARDS[site]
-        rates, ineligible, offered = [], [], {}
-        for service in bs.SERVICES.values():
-            carrier = bs.carrier_name(service.carrier_id, site)
-            reasons = []
-            if service.service_id not in card.services:
-                reasons.append({"code": "NO_COVERAGE", "message": f"{service.name} does not serve "
-                                f"{site} orders."})
-            elif weight_g > service.max_weight_g:
-                reasons.append({"code": "WEIGHT_RESTRICTIONS", "message": f"{service.name} takes parcels "
-                                f"up to {service.max_weight_g} g."})
-            if reasons:
-                ineligible.append({"serviceId": service.service_id, "serviceName": service.name,
-                                   "carrierName": carrier, "carrierId": service.carrier_id,
-                                   "ineligibilityReasons": reasons})
-                continue
-            rate_id = hashlib.sha256(f"{token}:{service.service_id}".encode()).hexdigest()[:29].upper()
-            charge = bs.price(service, site, weight_g)
-            earliest = ship_date + timedelta(days=max(1, service.transit_days - 3))
-            promise = {
-                "deliveryWindow": {"start": _iso(earliest),
-                                   "end": _iso(ship_date + timedelta(days=service.transit_days))},
-                "pickupWindow": {"start": _iso(ship_date), "end": _iso(ship_date + timedelta(days=1))},
-            }
-            rates.append({
-                "rateId": rate_id,
-                "carrierId": service.carrier_id,
-                "carrierName": carrier,
-                "serviceId": service.service_id,
-                "serviceName": service.name,
-                "billedWeight": {"value": round(weight_g, 3), "unit": "GRAM"},
-                "totalCharge": {"value": bs.money_number(charge), "unit": card.currency},
-                "promise": promise,
-                "supportedDocumentSpecifications": [
-                    {"format": "PDF", "size": {"width": w, "length": length, "unit": unit},
-                     "printOptions": [{"supportedDPIs": [203, 300], "supportedPageLayouts": ["DEFAULT"],
-                                       "supportedFileJoiningOptions": [False],
-                                       "supportedDocumentDetails": [{"name": "LABEL", "isMandatory": True}]}]}
-                    for w, length, unit in card.label_sizes],
-                "requiresAdditionalInputs": False,
-                "rateItemList": [{"rateItemID": "BASE_RATE", "rateItemType": "MANDATORY",
-                                  "rateItemCharge": {"value": bs.money_number(charge),
-                                                     "unit": card.currency}}],
-                "paymentType": "PAY_THROUGH_AMAZON",
-            })
-            offered[rate_id] = {"serviceId": service.service_id, "carrierId": service.carrier_id,
-                                "carrierName": carrier, "serviceName": service.name,
-                                "totalCharge": {"value": bs.money_number(charge), "unit": card.currency},
-                                "transitDays": service.transit_days, "promise": promise}
-        tokens = store["tokens"]
-        for stale in [t for t, r in tokens.items() if r["createdAt"] < now.timestamp() - 86400]:
-            del tokens[stale]
-        tokens[token] = {"seller": seller.name, "orderId": order_id, "site": site, "businessId": business_id,
-                         "createdAt": now.timestamp(), "shipDate": ship_date.timestamp(),
-                         "packageClientReferenceId": reference, "destination": destination,
-                         "items": [{"orderItemId": i, "quantity": q} for i, q in wanted.items()],
-                         "rates": offered, "usedBy": None}
-        return 200, {"payload": {"requestToken": token, "rates": rates, "ineligibleRates": ineligible}}
-
-    def _purchase_shipment(self, request: Request, seller: _Seller) -> tuple[int, Any]:
-        body = self._json_body(request)
-        self._check("purchaseShipment", body=body)
-        if not isinstance(body, dict):
-            raise _invalid("The request body must be a PurchaseShipmentRequest object.")
-        business_id = self._business_id(request)
-        store = self.store["buy_shipping"]
-        key = request.headers.get("x-amzn-idempotencykey", "").strip()
-        keys = store["keys"].setdefault(seller.name, {})
-        record = keys.get(key) if key else None
-        if record is not None:
-            record["requests"] += 1
-            shipment = store["shipments"][record["shipmentId"]]
-            if shipment["cancelledAt"] is None:
-                # "recognize subsequent retries of the same request": the original shipment, no new label
-                return 200, {"payload": self._purchase_result(shipment)}
-
-        token = str(body["requestToken"])
-        offer = store["tokens"].get(token)
-        if offer is None or offer["seller"] != seller.name:
-            raise _invalid("requestToken is invalid or unknown; get rates first.")
-        if self._now().timestamp() - offer["createdAt"] > bs.TOKEN_TTL.total_seconds():
-            raise _ApiError(400, "TOKEN_EXPIRED", "The requestToken has expired: a shipment must be "
-                            "purchased within 10 minutes of getRates. Get rates for the shipment again.")
-        if offer["usedBy"] is not None:
-            raise _invalid("requestToken has already been used for a purchase; get rates again.")
-        rate = offer["rates"].get(str(body["rateId"]))
-        if rate is None:
-            raise _invalid(f"rateId {body['rateId']} is not a rate of this requestToken.")
-        order = self._order_for(offer["orderId"], seller)
-        site = self._buy_shipping_site(order, business_id)
-        spec = body["requestedDocumentSpecification"]
-        card = bs.SITE_CARDS[site]
-        size = spec["size"]
-        if spec["format"] != "PDF" or not any(
-                size.get("unit") == unit and abs(float(size["width"]) - w) < 1e-6
-                and abs(float(size["length"]) - length) < 1e-6 for w, length, unit in card.label_sizes):
-            supported = ", ".join(f"PDF {w:g}x{length:g} {unit}" for w, length, unit in card.label_sizes)
-            raise _invalid(f"requestedDocumentSpecification {spec['format']} {size.get('width')}x"
-                           f"{size.get('length')} {size.get('unit')} is not supported by this rate "
-                           f"(supported: {supported}).")
-        if set(spec["requestedDocumentTypes"]) != {"LABEL"}:
-            raise _invalid("requestedDocumentSpecification.requestedDocumentTypes: this rate supports "
-                           "LABEL only.")
-        if spec.get("dpi") is not None and spec["dpi"] not in (203, 300):
-            raise _invalid("requestedDocumentSpecification.dpi must be one of 203, 300.")
-        # the items may have shipped since the rate (another label, a confirmShipment)
-        _package_items(order, [(i["orderItemId"], i["quantity"]) for i in offer["items"]],
-                       field="itemIdentifier", existing=None, empty="no items")
-
-        store["counter"] += 1
-        number = store["counter"]
-        prefix = int(hashlib.sha256(f"spapi-shipments:{self.seed}".encode()).hexdigest()[:8], 16) % 10**5
-        shipment_id = f"8{prefix:05d}{number:08d}"
-        rng = random.Random(f"spapi-buy-shipping:{self.seed}:{number}")
-        tracking = bs.tracking_number(rate["carrierId"], rng)
-        while tracking in store["tracking"]:
-            tracking = bs.tracking_number(rate["carrierId"], rng)
-        if self.package_ids == "shipment_id":
-            package_ref = shipment_id
-        else:  # an Amazon-assigned number unrelated to the shipment id
-            digest = int(hashlib.sha256(shipment_id.encode()).hexdigest()[:12], 16)
-            package_ref = str(10**9 + digest % (9 * 10**9))
-        now = self._now()
-        stamp = _iso(now)
-        package = {
-            "packageReferenceId": package_ref,
-            "createdTime": stamp,
-            "packageStatus": {"status": "SHIPPED"},
-            "carrier": rate["carrierName"],
-            "shipTime": _iso(datetime.fromtimestamp(offer["shipDate"], timezone.utc)),
-            "shippingService": rate["serviceName"],
-            "trackingNumber": tracking,
-            "packageItems": [dict(i) for i in offer["items"]],
-        }
-        self._put_package(order, package, None, stamp)
-        offer["usedBy"] = shipment_id
-        shipment = {
-            "seller": seller.name, "orderId": offer["orderId"], "site": site, "businessId": business_id,
-            "idempotencyKey": key, "packageClientReferenceId": offer["packageClientReferenceId"],
-            "packageReferenceId": package_ref, "trackingId": tracking, "carrierId": rate["carrierId"],
-            "carrierName": rate["carrierName"], "serviceId": rate["serviceId"],
-            "serviceName": rate["serviceName"], "totalCharge": dict(rate["totalCharge"]),
-            "transitDays": rate["transitDays"], "promise": copy.deepcopy(rate["promise"]),
-            "destination": offer["destination"], "purchasedAt": now.timestamp(), "cancelledAt": None,
-            "refunded": False, "shipmentId": shipment_id,
-        }
-        store["shipments"][shipment_id] = shipment
-        store["tracking"][tracking] = shipment_id
-        if key:
-            entry = keys.setdefault(key, {"purchased": 0, "requests": 0, "shipmentIds": []})
-            entry["purchased"] += 1
-            entry["requests"] += 1
-            entry["shipmentIds"].append(shipment_id)
-            entry["shipmentId"] = shipment_id
-        return 200, {"payload": self._purchase_result(shipment)}
-
-    @staticmethod
-    def _label(shipment: dict[str, Any]) -> dict[str, Any]:
-        """The LABEL document, regenerated identically on every request (no buyer PII on it)."""
-        pdf = make_label_pdf([
-            shipment["carrierName"], shipment["trackingId"], shipment["serviceName"],
-            f"Amazon Buy Shipping - order {shipment['orderId']}",
-            f"Destination: {shipment['destination']}", f"Ref: {shipment['packageClientReferenceId']}",
-        ])
-        return {"type": "LABEL", "format": "PDF", "contents": base64.b64encode(pdf).decode("ascii")}
-
-    def _purchase_result(self, shipment: dict[str, Any]) -> dict[str, Any]:
-        return {"shipmentId": shipment["shipmentId"],
-                "packageDocumentDetails": [{"packageClientReferenceId": shipment["packageClientReferenceId"],
-                                            "packageDocuments": [self._label(shipment)],
-                                            "trackingId": shipment["trackingId"]}],
-                "promise": copy.deepcopy(shipment["promise"])}
-
-    def _shipment_for(self, shipment_id: str, seller: _Seller) -> dict[str, Any]:
-        shipment = self.store["buy_shipping"]["shipments"].get(shipment_id)
-        if shipment is None or shipment["seller"] != seller.name:
-            raise _ApiError(404, "NotFound", f"Shipment {shipment_id} was not found.")
-        return shipment
-
-    def _get_shipment_documents(self, request: Request, seller: _Seller) -> tuple[int, Any]:
-        shipment_id = request.params["shipmentId"]
-        self._check("getShipmentDocuments", path_params={"shipmentId": shipment_id}, query=request.query)
-        self._business_id(request)
-        shipment = self._shipment_for(shipment_id, seller)
-        reference = _arg(request.query, "packageClientReferenceId") or ""
-        if reference != shipment["packageClientReferenceId"]:
-            raise _invalid(f"packageClientReferenceId {reference} is not a package of shipment "
-                           f"{shipment_id}.")
-        if shipment["cancelledAt"] is not None:
-            raise _invalid(f"Shipment {shipment_id} is cancelled; its documents are no longer available.")
-        fmt = _arg(request.query, "format")
-        if fmt is not None and fmt != "PDF":
-            raise _invalid(f"format {fmt} is not supported for shipment {shipment_id} (supported: PDF).")
-        dpi = _arg(request.query, "dpi")
-        if dpi is not None and dpi not in ("203", "300"):
-            raise _invalid("dpi must be one of 203, 300.")
-        return 200, {"payload": {"shipmentId": shipment_id, "packageDocumentDetail": {
-            "packageClientReferenceId": shipment["packageClientReferenceId"],
-            "packageDocuments": [self._label(shipment)], "trackingId": shipment["trackingId"]}}}
-
-    def _get_tracking(self, request: Request, seller: _Seller) -> tuple[int, Any]:
-        self._check("getTracking", query=request.query)
-        self._business_id(request)
-        tracking = _arg(request.query, "trackingId") or ""
-        carrier_id = _arg(request.query, "carrierId") or ""
-        shipment_id = self.store["buy_shipping"]["tracking"].get(tracking)
-        shipment = self.store["buy_shipping"]["shipments"].get(shipment_id or "")
-        if shipment is None or shipment["seller"] != seller.name:
-            raise _ApiError(404, "NotFound", f"No shipment purchased through the Shipping API has tracking "
-                            f"id {tracking}.")
-        if carrier_id != shipment["carrierId"]:
-            raise _invalid(f"carrierId {carrier_id} does not match tracking id {tracking}.")
-        purchased = datetime.fromtimestamp(shipment["purchasedAt"], timezone.utc)
-        cancelled = shipment["cancelledAt"]
-        events, status = bs.tracking_events(
-            purchased=purchased, now=self._now(), transit_days=shipment["transitDays"], site=shipment["site"],
-            destination=shipment["destination"],
-            cancelled_at=datetime.fromtimestamp(cancelled, timezone.utc) if cancelled is not None else None)
-        promised = purchased + timedelta(days=shipment["transitDays"])
-        return 200, {"payload": {"trackingId": tracking, "alternateLegTrackingId": "",
-                                 "eventHistory": events, "promisedDeliveryDate": _iso(promised),
-                                 "summary": {"status": status}}}
-
-    def _cancel_shipment(self, request: Request, seller: _Seller) -> tuple[int, Any]:
-        shipment_id = request.params["shipmentId"]
-        self._check("cancelShipment", path_params={"shipmentId": shipment_id}, query=request.query)
-        self._business_id(request)
-        shipment = self._shipment_for(shipment_id, seller)
-        if shipment["cancelledAt"] is not None:  # cancelling twice is a no-op (a safe retry)
-            return 200, {"payload": {}}
-        now = self._now()
-        if now.timestamp() - shipment["purchasedAt"] >= bs.PICKUP_AFTER.total_seconds():
-            raise _invalid(f"Shipment {shipment_id} has been picked up by the carrier and can no longer "
-                           "be cancelled.")
-        shipment["cancelledAt"] = now.timestamp()
-        shipment["refunded"] = True
-        order = self._order_for(shipment["orderId"], seller)
-        self._drop_package(order, shipment["packageReferenceId"], _iso(now))
-        return 200, {"payload": {}}
-
-    def _buy_shipping_package(self, order_id: str, package_reference_id: str) -> dict[str, Any] | None:
-        """The live Buy Shipping shipment behind an order package, if it is one."""
-        for shipment in self.store["buy_shipping"]["shipments"].values():
-            if (shipment["orderId"] == order_id and shipment["packageReferenceId"] == package_reference_id
-                    and shipment["cancelledAt"] is None):
-                return shipment
-        return None
-
-    def _buy_shipping_state(self) -> dict[str, Any]:
-        """``buy_shipping`` and ``labels`` per idempotency key (purchases without a key are
-        listed under ``shipment:<id>``), for the exactly-once audits."""
-        store = self.store["buy_shipping"]
-        buy: dict[str, Any] = {}
-        labels: dict[str, Any] = {}
-        keyed: set[str] = set()
-        for seller, keys in store["keys"].items():
-            for key, entry in keys.items():
-                shipment = store["shipments"][entry["shipmentId"]]
-                keyed.update(entry["shipmentIds"])
-                name = key if key not in buy else f"{seller}/{key}"
-                buy[name] = {"purchased": entry["purchased"], "requests": entry["requests"],
-                             "shipmentId": shipment["shipmentId"], "trackingId": shipment["trackingId"],
-                             "orderId": shipment["orderId"], "cancelled": shipment["cancelledAt"] is not None,
-                             "seller": seller, "carrierName": shipment["carrierName"],
-                             "serviceId": shipment["serviceId"], "totalCharge": dict(shipment["totalCharge"]),
-                             "packageReferenceId": shipment["packageReferenceId"],
-                             "shipmentIds": list(entry["shipmentIds"])}
-        for shipment_id, shipment in store["shipments"].items():
-            if shipment_id not in keyed:
-                buy[f"shipment:{shipment_id}"] = {
-                    "purchased": 1, "requests": 1, "shipmentId": shipment_id,
-                    "trackingId": shipment["trackingId"], "orderId": shipment["orderId"],
-                    "cancelled": shipment["cancelledAt"] is not None, "seller": shipment["seller"],
-                    "carrierName": shipment["carrierName"], "serviceId": shipment["serviceId"],
-                    "totalCharge": dict(shipment["totalCharge"]),
-                    "packageReferenceId": shipment["packageReferenceId"], "shipmentIds": [shipment_id]}
-        for name, entry in buy.items():
-            labels[name] = {"created": entry["purchased"], "tracking_number": entry["trackingId"],
-                            "shipment_id": entry["shipmentId"], "waybill": entry["shipmentId"],
-                            "cancelled": entry["cancelled"], "order_id": entry["orderId"],
-                            "waybills": list(entry["shipmentIds"])}
-        return {"buy_shipping": buy, "labels": labels, "buy_shipping_rate_requests": store["rate_requests"]}
-
-    def _put_package(self, order: dict[str, Any], package: dict[str, Any], existing: dict[str, Any] | None,
-                     now: str) -> None:
-        """Add ``package`` to the order (or replace ``existing``), then recount the items and the
-        order's status: what every package-creating call (confirmShipment, purchaseShipment) does."""
-        packages: list[dict[str, Any]] = order.get("packages", [])
-        if existing is not None:
-            packages[packages.index(existing)] = package
-        else:
-            packages.append(package)
-        order["packages"] = packages
-        self._recount(order)
-        order["lastUpdatedTime"] = now
-
-    def _drop_package(self, order: dict[str, Any], package_reference_id: str, now: str) -> None:
-        """Remove a package (a cancelled Buy Shipping label) and recount."""
-        order["packages"] = [p for p in order.get("packages", [])
-                             if p.get("packageReferenceId") != package_reference_id]
-        if not order["packages"]:
-            del order["packages"]
-        self._recount(order)
-        order["lastUpdatedTime"] = now
 
     @staticmethod
     def _recount(order: dict[str, Any]) -> None:

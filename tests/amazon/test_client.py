@@ -719,3 +719,53 @@ def test_real_connection_reset_on_a_read_is_retried(resetting_server, clock: Fak
         real_client(url, clock, max_attempts=3).get_order(ORDER_ID)
     assert info.value.ambiguous is False
     assert len(hits) == 3
+
+
+# -- the public call: any SP-API operation, with the same policy ----------------------------------
+
+WIDGETS_URL = f"{ENDPOINT}/widgets/v1/widgets"
+
+
+def widget_client(make_client: Callable[..., SpApiClient], clock: FakeClock) -> SpApiClient:
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    limiter.add_defaults({"listWidgets": (5.0, 10), "createWidget": (1.0, 5)})
+    return make_client(limiter=limiter)
+
+
+def test_call_needs_a_quota_for_the_operation(rsps, make_client) -> None:
+    with pytest.raises(KeyError, match="listWidgets"):
+        make_client().call("listWidgets", "GET", "/widgets/v1/widgets", idempotent=True)
+    assert api_calls(rsps) == []
+
+
+def test_an_idempotent_call_is_retried_and_sends_its_headers(rsps, make_client, clock: FakeClock) -> None:
+    rsps.add(responses.GET, WIDGETS_URL, status=503, json={"errors": [{"code": "Busy", "message": "later"}]})
+    rsps.add(responses.GET, WIDGETS_URL, json={"widgets": []})
+    client = widget_client(make_client, clock)
+    body = client.call("listWidgets", "GET", "/widgets/v1/widgets", params={"size": "L"},
+                       headers={"x-widget-business": "W1", "x-amz-access-token": "forged"}, idempotent=True)
+    assert body == {"widgets": []}
+    first, second = api_calls(rsps)
+    assert parse_qs(urlsplit(second.request.url).query) == {"size": ["L"]}
+    assert second.request.headers["x-widget-business"] == "W1"
+    assert second.request.headers["x-amz-access-token"] != "forged"  # never replaces the token
+    assert client.limiter.bucket("acme-eu", "listWidgets").rate == pytest.approx(5.0 * 0.9)
+
+
+def test_a_call_that_is_not_idempotent_is_ambiguous_and_sent_once(rsps, make_client, clock) -> None:
+    rsps.add(responses.POST, WIDGETS_URL, status=500, json={"errors": [{"code": "Boom", "message": "boom"}]})
+    with pytest.raises(TransientError) as info:
+        widget_client(make_client, clock).call("createWidget", "POST", "/widgets/v1/widgets", json={"n": 1})
+    assert info.value.ambiguous is True and info.value.operation == "createWidget"
+    assert len(api_calls(rsps)) == 1
+    assert json.loads(api_calls(rsps)[0].request.body) == {"n": 1}
+
+
+def test_an_empty_answer_is_fine_for_a_write_not_for_an_idempotent_call(rsps, make_client, clock) -> None:
+    rsps.add(responses.POST, WIDGETS_URL, status=204)
+    rsps.add(responses.GET, WIDGETS_URL, status=200, body=b"")
+    client = widget_client(make_client, clock)
+    assert client.call("createWidget", "POST", "/widgets/v1/widgets", json={}) is None
+    with pytest.raises(TransientError) as info:
+        client.call("listWidgets", "GET", "/widgets/v1/widgets", idempotent=True)
+    assert info.value.ambiguous is False

@@ -11,12 +11,31 @@ from .conftest import FakeClock
 
 
 def test_published_defaults_are_held_in_one_table() -> None:
-    assert DEFAULT_QUOTAS["searchOrders"] == (0.0056, 20)
-    assert DEFAULT_QUOTAS["getOrder"] == (0.5, 30)
-    assert DEFAULT_QUOTAS["confirmShipment"] == (2.0, 10)
-    for op in ("getRates", "purchaseShipment", "getTracking", "cancelShipment"):
-        assert DEFAULT_QUOTAS[op] == (80, 100)
+    # the core's own operations only; a plugin contributes its operations' defaults
+    assert DEFAULT_QUOTAS == {"searchOrders": (0.0056, 20), "getOrder": (0.5, 30),
+                              "confirmShipment": (2.0, 10)}
     assert DEFAULT_PACING == 0.9
+
+
+def test_plugins_add_defaults_and_configuration_wins(clock: FakeClock) -> None:
+    limiter = RateLimiter({**DEFAULT_QUOTAS, "getWidgets": (1.0, 2)}, {"listWidgets": {"rate": 3.0}},
+                          account_overrides={"big": {"createWidget": {"burst": 50}}},
+                          clock=clock, sleep=clock.sleep)
+    with pytest.raises(KeyError, match="createWidget"):
+        limiter.quota("acme", "createWidget")
+    limiter.add_defaults({"getWidgets": (80.0, 100), "createWidget": (10, 20), "listWidgets": (5.0, 9),
+                          "getOrder": (99.0, 99)})
+    assert limiter.quota("acme", "getWidgets") == (1.0, 2)  # configured (in the defaults) wins
+    assert limiter.quota("acme", "listWidgets") == (3.0, 9)  # a configured override wins
+    assert limiter.quota("acme", "createWidget") == (10.0, 20)
+    assert limiter.quota("big", "createWidget") == (10.0, 50)  # per-account configuration too
+    assert limiter.quota("acme", "getOrder") == (0.5, 30)  # a plugin never replaces a core default
+    limiter.add_defaults({"createWidget": (1.0, 1)})  # the first contribution stays
+    assert limiter.quota("acme", "createWidget") == (10.0, 20)
+    assert limiter.bucket("acme", "createWidget").rate == pytest.approx(10.0 * 0.9)
+    for bad in ({"x": (0, 1)}, {"x": (1.0, 0)}, {"x": (1.0, True)}, {"x": "fast"}):
+        with pytest.raises(ValueError, match="default quota of x"):
+            limiter.add_defaults(bad)
 
 
 def test_full_bucket_serves_the_burst_at_once_then_paces_at_the_rate(clock: FakeClock) -> None:

@@ -11,7 +11,7 @@ returns None. Every request the typed API builds must also validate against the 
 
 Two pairs carry deliberately invalid requests (``createdAfter=TEST_CASE_400``, ``shipDate=
 "02/21/2022"``) that the typed API refuses to build; those are replayed verbatim through
-``SpApiClient._call`` (the same error handling), and the typed API is shown to refuse them.
+``SpApiClient.call`` (the same error handling), and the typed API is shown to refuse them.
 One documented difference: the confirmShipment pair sends ``carrierName`` next to a listed
 ``carrierCode`` ("FedEx"); the client sends ``carrierName`` only with ``carrierCode == "Other"``,
 so that one field is left out of the body comparison.
@@ -199,7 +199,7 @@ def test_search_orders_pair(rsps, make_client: Callable[..., SpApiClient], pair:
     q = pair.query
     if not is_time(q["createdAfter"]):  # the TEST_CASE_400 trigger: not a time, replay verbatim
         with pytest.raises(InvalidInputError) as info:
-            client._call("searchOrders", "GET", SEARCH_ORDERS_PATH, params=q)
+            client.call("searchOrders", "GET", SEARCH_ORDERS_PATH, params=q, idempotent=True)
         assert info.value.message == pair.response["errors"][0]["message"]
         assert info.value.code == pair.response["errors"][0]["code"]
         assert info.value.request_id == f"sandbox-{pair.id}"
@@ -309,7 +309,7 @@ def test_confirm_shipment_pair(rsps, make_client: Callable[..., SpApiClient], pa
         assert api_calls(rsps) == []
         # ... so replay the pair's request verbatim to check the handling of Amazon's answer
         with pytest.raises(InvalidInputError) as info:
-            client._call(
+            client.call(
                 "confirmShipment", "POST", CONFIRM_SHIPMENT_PATH.format(orderId=order_id), json=pair.body
             )
         assert info.value.message == pair.response["errors"][0]["message"]

@@ -20,7 +20,7 @@ def test_cheapest_eligible_label_wins_and_quote_explains_it(world):
     w = world({"sandbox": {"orders": 8}})
     rt = w.runtime()
     try:  # orders in the ledger, nothing planned yet: `quote` shows what the engine will choose
-        for account in rt.config.data["accounts"]:
+        for account in rt.config.accounts:
             ingest_account(rt, account)
         new = [r.order_id for r in rt.ledger.orders([OrderState.NEW])]
     finally:

@@ -3,8 +3,8 @@ from decimal import Decimal
 import jsonschema
 import pytest
 
+from connector.kit.ratecard import RATE_CARD_SCHEMA, RateCard
 from connector.model import Address, CustomsLine, Money, Parcel, ShipmentRequest
-from connector.ratecard import RATE_CARD_SCHEMA, RateCard
 
 ROWS = [
     {"service": "EUB", "countries": "US,CA", "max_weight_g": 2000, "base": "18.00", "per_kg": "95",

@@ -275,10 +275,10 @@ def test_hold_release_round_trip(ledger: SqliteLedger) -> None:
     package = planned(ledger)
     oid = package.order_id
     ledger.defer(oid, T0 + timedelta(days=1), "transient")
-    ledger.hold(oid, "no_eligible_carrier", "no carrier serves US for 2 kg")
+    ledger.hold(oid, "no_eligible_service", "no carrier serves US for 2 kg")
     record = ledger.get_order(oid)
     assert record.state is OrderState.HELD and record.held_from is OrderState.PLANNED
-    assert record.hold_reason == "no_eligible_carrier"
+    assert record.hold_reason == "no_eligible_service"
     assert record.hold_message == "no carrier serves US for 2 kg"
     ledger.hold(oid, "unknown_sku", "SKU-RED")  # re-hold: the reason changes, the origin stays
     record = ledger.get_order(oid)

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from connector.carriers import Carrier, CarrierSpec, ServiceSpec
+from connector.amazon.sites import SITES
 from connector.fx import RateTable
+from connector.kit import Carrier, CarrierSpec, ServiceSpec
 from connector.model import Address, CustomsLine, FulfillmentStatus, Money, Order, OrderItem, Parcel
 from connector.rules import QuoteOption, SiteRules
 
@@ -18,27 +19,27 @@ FX = RateTable("USD", {"EUR": "1.08", "GBP": "1.27", "CAD": "0.73", "MXN": "0.05
 
 CHINA = {"China Post": (), "Yun Express": (), "DHL eCommerce": ()}
 RULES: dict[str, SiteRules] = {r.site: r for r in (
-    SiteRules("US", "ATVPDKIKX0DER", "na", "USD", buy_shipping=True, buy_shipping_cap="800 USD",
+    SiteRules("US", buy_shipping=True, buy_shipping_cap="800 USD",
               tracked_below="5 USD", returnless_refund_below="25 USD",
               carrier_codes={**CHINA, "Yanwen": ()}),
-    SiteRules("CA", "A2EUQ1WTGCTBG2", "na", "CAD", buy_shipping=True, buy_shipping_cap="20 CAD",
+    SiteRules("CA", buy_shipping=True, buy_shipping_cap="20 CAD",
               tracked_below="5 USD", carrier_codes={**CHINA, "Yanwen": ()}),
-    SiteRules("MX", "A1AM78C64UM0Y8", "na", "MXN", buy_shipping=True, buy_shipping_cap="50 USD",
+    SiteRules("MX", buy_shipping=True, buy_shipping_cap="50 USD",
               tracked_below="5 USD", carrier_codes={**CHINA, "Yanwen": ()}),
-    SiteRules("UK", "A1F83G8C2ARO7P", "eu", "GBP", "GB", buy_shipping=True, buy_shipping_cap="135 GBP",
+    SiteRules("UK", country="GB", buy_shipping=True, buy_shipping_cap="135 GBP",
               tracked_below="5 GBP", carrier_codes={**CHINA, "YANWEN": ()}),
-    SiteRules("DE", "A1PA6795UKMFR9", "eu", "EUR", buy_shipping=True, buy_shipping_cap="150 EUR",
+    SiteRules("DE", buy_shipping=True, buy_shipping_cap="150 EUR",
               tracked_below="5 USD", ioss_cap="150 EUR", vtr_exclusion_below="20 EUR",
               carrier_codes={**CHINA, "YANWEN": ("Yanwen Special Line Tracked",)}),
-    SiteRules("FR", "A13V1IB3VIYZZH", "eu", "EUR", buy_shipping=True, buy_shipping_cap="150 EUR",
+    SiteRules("FR", buy_shipping=True, buy_shipping_cap="150 EUR",
               tracked_below="5 USD", ioss_cap="150 EUR", vtr_exclusion_below="10 EUR",
               carrier_codes={**CHINA, "YANWEN": ()}),
-    SiteRules("ES", "A1RKKUPIHCS9HS", "eu", "EUR", buy_shipping=True, buy_shipping_cap="150 EUR",
+    SiteRules("ES", buy_shipping=True, buy_shipping_cap="150 EUR",
               tracked_below="5 USD", ioss_cap="150 EUR", vtr_exclusion_below="15 EUR",
               carrier_codes={**CHINA, "YANWEN": ()}),
-    SiteRules("SE", "A2NODRKZP88ZB9", "eu", "SEK", buy_shipping=False, tracked_below="5 USD",
+    SiteRules("SE", buy_shipping=False, tracked_below="5 USD",
               ioss_cap="150 EUR", carrier_codes={**CHINA, "YANWEN": ()}),
-    SiteRules("JP", "A1VC38T7YXB528", "fe", "JPY", buy_shipping=True, tracked_below="5 USD",
+    SiteRules("JP", buy_shipping=True, tracked_below="5 USD",
               returnless_refund_below="1000 JPY", carrier_codes={**CHINA, "Yanwen": ()}),
 )}
 
@@ -57,13 +58,13 @@ def order(site: str = "US", total: str | None = "10.00", *, currency: str | None
           items: tuple[tuple[str, int, str | None], ...] = (("SKU-1", 1, None),), ioss: str = "",
           country: str | None = None, deliver_by: datetime | None = None, shipped: int = 0,
           order_id: str = "111-0000001-0000001") -> Order:
-    cur = currency or RULES[site].currency
+    cur = currency or SITES[site].currency
     lines = tuple(OrderItem(order_item_id=f"OI{i}", sku=sku, quantity=qty,
                             unit_price=Money(Decimal(price), cur) if price is not None else None,
                             ioss_number=ioss, quantity_shipped=shipped if i == 0 else 0)
                   for i, (sku, qty, price) in enumerate(items))
     grand_total = Money(Decimal(total), cur) if total is not None else None
-    return Order(order_id=order_id, account="acct", marketplace_id=RULES[site].marketplace_id, site=site,
+    return Order(order_id=order_id, account="acct", marketplace_id=SITES[site].marketplace_id, site=site,
                  status=FulfillmentStatus.UNSHIPPED, last_updated=NOW, items=lines, total=grand_total,
                  ship_to=Address(name="Test Buyer", line1="1 Main St", city="Town",
                                  country_code=country or RULES[site].country),

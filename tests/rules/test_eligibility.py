@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from connector.carriers import ServiceSpec
+from connector.kit import ServiceSpec
 from connector.rules import (
     QuoteOption,
     Requirements,

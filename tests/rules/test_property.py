@@ -91,7 +91,7 @@ def _in(money: Money, currency: str) -> Decimal:
 
 
 def oracle_rejects(o, p, opt: QuoteOption) -> bool:
-    """True when the option breaks one of the rules restated from DESIGN §7 and the issue."""
+    """True when the option breaks one of the rules documented in docs/site-rules.md."""
     rules = RULES[o.site]
     threshold = Money(Decimal(5), "GBP" if o.site == "UK" else "USD")
     needed = "tracked" if _in(o.total, threshold.currency) < threshold.amount else "fully_tracked"

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from connector.amazon.sites import BUILTIN, Site, SiteTable
 from connector.fx import DEFAULT_RATES, FxError, RateTable
 from connector.model import CatalogItem, Money
 from connector.rules import (
@@ -50,7 +51,7 @@ def test_tracking_threshold_in_usd_is_converted_for_a_eur_site() -> None:
 
 
 def test_site_without_threshold_is_always_fully_tracked() -> None:
-    strict = {"US": SiteRules("US", "ATVPDKIKX0DER", "na", "USD", tracked_below=None)}
+    strict = {"US": SiteRules("US", tracked_below=None)}
     r = req("US", "0.50", rules=strict)
     assert r.tracking_level == "fully_tracked" and any("no low-value exception" in n for n in r.notes)
 
@@ -229,15 +230,24 @@ def test_site_registered_twice_is_an_error() -> None:
 
 
 def test_third_party_adds_a_site_and_config_can_too() -> None:
-    za = SiteRules("ZA", "AE08WJ6YKNBMC", "eu", "ZAR", carrier_codes={"China Post": ()})
-    merged = merge_rules([*BASE, za], [], {"NO": {"marketplace_id": "AXXXXXXXXXXXX", "region": "eu",
-                                                   "currency": "NOK", "carrier_codes": {"China Post": []}}})
-    assert merged["ZA"] is za and merged["NO"].currency == "NOK" and merged["NO"].country == "NO"
+    za = SiteRules("ZA", carrier_codes={"China Post": ()})
+    config = {"NO": {"marketplace_id": "AXXXXXXXXXXXX", "region": "eu", "currency": "NOK", "country": "NO",
+                     "carrier_codes": {"China Post": []}}}
+    sites = BUILTIN.extended(config)
+    merged = merge_rules([*BASE, za], [], config, sites=sites)
+    assert merged["ZA"] == za and merged["ZA"].country == "ZA"
+    assert sites["NO"].currency == "NOK" and sites["NO"].marketplace_id == "AXXXXXXXXXXXX"
+    assert merged["NO"].country == "NO" and merged["NO"].carrier_codes == {"China Post": ()}
 
 
 def test_incomplete_new_site_in_config_names_what_is_missing() -> None:
-    with pytest.raises(RulesError, match="site NO: a new site needs marketplace_id, region"):
+    with pytest.raises(ValueError, match="site_rules.NO: a new site needs marketplace_id, region, country"):
+        BUILTIN.extended({"NO": {"currency": "NOK", "carrier_codes": {}}})
+    with pytest.raises(RulesError, match="site rules for NO, which is not in the site table; add "
+                                         "marketplace_id, region, currency, country under site_rules.NO"):
         merge_rules(BASE, [], {"NO": {"currency": "NOK", "carrier_codes": {}}})
+    with pytest.raises(ValueError, match="site_rules.DE: marketplace_id of a known Amazon site cannot be"):
+        BUILTIN.extended({"DE": {"marketplace_id": "AXXXXXXXXXXXX"}})
 
 
 def test_carrier_codes_merge_code_by_code() -> None:
@@ -249,5 +259,5 @@ def test_carrier_codes_merge_code_by_code() -> None:
 def test_bad_money_in_rules_names_site_and_field() -> None:
     with pytest.raises(RulesError, match="site DE: ioss_cap: '150' is not an amount with a currency"):
         SiteRulesPatch("DE", ioss_cap="150")
-    with pytest.raises(RulesError, match="region"):
-        SiteRules("XX", "A", "asia", "USD")
+    with pytest.raises(ValueError, match="site XX: region must be one of na, eu, fe"):
+        SiteTable([Site("XX", "A", "asia", "USD", "XX")])

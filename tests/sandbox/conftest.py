@@ -106,11 +106,16 @@ class SpApiClient:
 
 @pytest.fixture
 def start_spapi() -> Iterator[Callable[..., SpApiClient]]:
-    """``start_spapi(**options)`` serves a fresh emulator on loopback; stopped at teardown."""
+    """``start_spapi(seller=None, mount=None, **options)`` serves a fresh emulator on loopback
+    (``mount(emulator)`` first mounts an extension on it); stopped at teardown."""
     servers: list[EmulatorServer] = []
 
-    def start(seller: dict[str, Any] | None = None, **options: Any) -> SpApiClient:
-        server = EmulatorServer(SpApiEmulator(options)).start()
+    def start(seller: dict[str, Any] | None = None, mount: Callable[[SpApiEmulator], Any] | None = None,
+              **options: Any) -> SpApiClient:
+        emulator = SpApiEmulator(options)
+        if mount is not None:
+            mount(emulator)
+        server = EmulatorServer(emulator).start()
         servers.append(server)
         return SpApiClient(server, seller)
 
@@ -122,3 +127,9 @@ def start_spapi() -> Iterator[Callable[..., SpApiClient]]:
 @pytest.fixture
 def spapi(start_spapi: Callable[..., SpApiClient]) -> SpApiClient:
     return start_spapi()
+
+
+@pytest.fixture
+def drive() -> Callable[..., SpApiClient]:
+    """``drive(server, seller=None)``: the small client for an emulator served elsewhere."""
+    return SpApiClient

@@ -4,30 +4,24 @@ Run after `pip install -e ".[test]"`: the contract finds the carrier through its
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import requests
+from mfn_carrier_acmepost.client import AcmePostCarrier
+from mfn_carrier_acmepost.sandbox import AcmePostEmulator
+from mfn_carrier_acmepost.settings import AcmePostSettings
 
-from connector.sandbox.framework import EmulatorServer
-from connector.testing import CarrierContract, find_registered_carrier
-
-acmepost = pytest.importorskip("mfn_carrier_acmepost",
-                               reason="the example is not installed: pip install -e examples/carrier-plugin")
-from mfn_carrier_acmepost.client import AcmePostCarrier  # noqa: E402
-from mfn_carrier_acmepost.sandbox import AcmePostEmulator  # noqa: E402
+from connector.kit import Carrier
+from connector.kit.testing import CarrierContract, connect, find_registered_carrier
 
 
 @pytest.fixture
-def emulator(mfn_emulator) -> EmulatorServer:  # serves it on a free port, stops it afterwards
+def emulator(mfn_emulator):  # serves it on a free port, stops it afterwards
     return mfn_emulator(AcmePostEmulator({"seed": 1}))
 
 
 @pytest.fixture
-def carrier(emulator: EmulatorServer) -> Iterator[AcmePostCarrier]:
-    with requests.Session() as session:  # a short read timeout: the contract provokes timeouts
-        yield AcmePostCarrier({"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 0.5},
-                              session)
+def carrier(emulator) -> Carrier:  # a short read timeout: the contract provokes timeouts
+    return connect(AcmePostCarrier, AcmePostSettings,
+                   {"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 0.5})
 
 
 class TestAcmePostContract(CarrierContract):

@@ -1,41 +1,42 @@
 """ACME Post carrier plugin for mfn-connector: registers the carrier and its sandbox emulator.
 
-Imports of the client and the emulator stay inside the hooks, so loading the plugin is cheap.
+Imports of the settings, the client and the emulator stay inside the hooks, so loading the plugin
+is cheap (every ``mfn-connector`` command loads every plugin).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from connector import hookimpl
+from connector.kit import hookimpl
 
 CODE = "acmepost"
 
 
 @hookimpl
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
-    from connector import CarrierSpec
+    from connector.kit import CarrierSpec
 
     from .client import AcmePostCarrier
-    from .settings import NOT_SERVED_SITES, SERVICES, SETTINGS_SCHEMA
+    from .settings import NOT_SERVED_SITES, SERVICES, AcmePostSettings
 
     register(CarrierSpec(
         code=CODE,
         label="ACME Post",
         factory=AcmePostCarrier,
+        settings=AcmePostSettings,
         # ACME Post hands its parcels to USPS in the US, and the tracking number is the USPS one,
         # so Amazon's carrier code is "USPS" (see the README). It ships to no other site.
         amazon_carrier_code="USPS",
         site_carrier_codes=dict.fromkeys(NOT_SERVED_SITES),
         services=SERVICES,
-        settings_schema=SETTINGS_SCHEMA,
         tracking_number_pattern=r"^9400\d{18}$",
     ))
 
 
 @hookimpl
 def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
-    from connector.sandbox.framework import EmulatorSpec
+    from connector.kit.sandbox import EmulatorSpec
 
     from .sandbox import AcmePostEmulator
 

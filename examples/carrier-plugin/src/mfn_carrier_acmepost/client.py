@@ -1,89 +1,79 @@
-"""ACME Post API client: HTTP only, mapping in mapping.py, no retries (the engine retries)."""
+"""ACME Post API client: I/O only, through the kit's Transport; mapping in mapping.py.
+
+No retries here (the engine retries, after looking the reference up). The transport classifies
+every failure: timeouts, resets, 5xx, 429 and unreadable answers are transient (the call may have
+taken effect), 401/403 and other 4xx answers permanent.
+"""
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterable
 from typing import Any
 
-import requests
-
-from connector import (
+from connector.kit import (
     Carrier,
-    PermanentCarrierError,
+    CarrierContext,
     Quote,
     Shipment,
     ShipmentRequest,
     TrackingInfo,
     TransientCarrierError,
+    Transport,
 )
+from connector.kit.values import looks_like_pdf
 
 from . import mapping
-from .settings import SERVICES
-
-log = logging.getLogger(__name__)
+from .settings import SERVICES, AcmePostSettings
 
 
 class AcmePostCarrier(Carrier):
-    """One configured ACME Post account (``carriers.acmepost``); settings arrive validated."""
+    """One configured ACME Post account (``carriers.acmepost``)."""
 
     code = mapping.CARRIER
 
-    def __init__(self, settings: dict[str, Any], http: requests.Session | None = None) -> None:
-        self.base_url = settings["base_url"].rstrip("/")
-        self.timeout = (float(settings.get("connect_timeout_seconds", 5)),
-                        float(settings.get("timeout_seconds", 30)))
-        self.http = http or requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {settings['api_key']}"
+    def __init__(self, settings: AcmePostSettings, context: CarrierContext) -> None:
+        self.settings = settings
+        self.http = Transport.for_settings(settings, carrier=self.code, name="ACME Post",
+                                           session=context.http, error_detail=mapping.error_message)
+        self._headers = {"Authorization": f"Bearer {settings.api_key}"}
 
     def quote(self, request: ShipmentRequest) -> list[Quote]:
-        data = self._call("POST", "/v1/rates", json=mapping.rate_request(request))
+        data = self._call("rates", "POST", "/v1/rates", reference=request.reference,
+                          json=mapping.rate_request(request))
         return mapping.parse_rates(data, {s.code: s.tracking_level for s in SERVICES})
 
     def create_shipment(self, request: ShipmentRequest) -> Shipment:
         """ACME Post is idempotent by customer_reference: a repeat returns the existing shipment."""
-        return mapping.parse_shipment(self._call("POST", "/v1/shipments",
-                                                 json=mapping.shipment_request(request)))
+        data = self._call("create", "POST", "/v1/shipments", reference=request.reference,
+                          json=mapping.shipment_request(request), hint="")  # a 4xx says what to fix
+        return mapping.parse_shipment(data)
 
     def find_by_reference(self, reference: str) -> Shipment | None:
-        return mapping.parse_lookup(self._call("GET", "/v1/shipments",
+        return mapping.parse_lookup(self._call("lookup", "GET", "/v1/shipments", reference=reference,
                                                params={"customer_reference": reference}))
 
     def get_label(self, shipment: Shipment) -> bytes:
-        pdf = self._call("GET", f"/v1/shipments/{shipment.carrier_shipment_id}/label", raw=True)
-        if not mapping.is_complete_pdf(pdf):
-            raise TransientCarrierError("ACME Post label is not a complete PDF", code="malformed",
-                                        carrier=self.code)
+        url = self._url(f"/v1/shipments/{shipment.carrier_shipment_id}/label")
+        response = self.http.send("label", "GET", url, reference=shipment.reference, headers=self._headers)
+        if response.status_code >= 400:  # send() returns 4xx answers other than 401/403/408/425/429
+            self.http.refuse(response, "label")
+        pdf = response.content
+        if not looks_like_pdf(pdf):  # e.g. cut off mid-download: the label exists, fetch it again
+            raise TransientCarrierError(f"ACME Post label: not a complete PDF ({len(pdf)} bytes)",
+                                        code="malformed", carrier=self.code)
         return pdf
 
     def cancel(self, shipment: Shipment) -> bool:
-        data = self._call("POST", f"/v1/shipments/{shipment.carrier_shipment_id}/cancel")
+        data = self._call("cancel", "POST", f"/v1/shipments/{shipment.carrier_shipment_id}/cancel",
+                          reference=shipment.reference, hint="")
         return mapping.parse_shipment(data).status == "cancelled"
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
-        return [mapping.parse_tracking(self._call("GET", f"/v1/tracking/{number}"))
+        return [mapping.parse_tracking(self._call("track", "GET", f"/v1/tracking/{number}"))
                 for number in dict.fromkeys(tracking_numbers)]
 
-    def _call(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
-        """One request; the decoded JSON (or the bytes), or a classified CarrierError."""
-        started = time.monotonic()
-        try:
-            response = self.http.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:  # timeout, reset, refused: the call may have landed
-            raise TransientCarrierError(f"ACME Post {method} {path}: {type(exc).__name__}",
-                                        code="network", carrier=self.code) from exc
-        finally:  # what, how long, how it ended: never bodies (they hold buyer PII)
-            log.info("acmepost %s %s %.0fms", method, path, (time.monotonic() - started) * 1000)
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientCarrierError(f"ACME Post {method} {path}: HTTP {response.status_code}",
-                                        code=f"http_{response.status_code}", carrier=self.code)
-        try:
-            data = response.content if raw and response.ok else response.json()
-        except ValueError as exc:
-            raise TransientCarrierError(f"ACME Post {method} {path}: unreadable answer", code="malformed",
-                                        carrier=self.code) from exc
-        if not response.ok:
-            message = data.get("message", "") if isinstance(data, dict) else ""
-            raise PermanentCarrierError(f"ACME Post {method} {path}: HTTP {response.status_code} {message}",
-                                        code=f"http_{response.status_code}", carrier=self.code)
-        return data
+    def _url(self, path: str) -> str:
+        return self.settings.api_root + path
+
+    def _call(self, op: str, method: str, path: str, **request: Any) -> Any:
+        """One JSON call: the decoded answer, or a classified CarrierError."""
+        return self.http.send_json(op, method, self._url(path), headers=self._headers, **request)

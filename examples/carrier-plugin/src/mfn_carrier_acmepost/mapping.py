@@ -8,8 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connector import Money, Quote, Shipment, ShipmentRequest, TrackingEvent, TrackingInfo, TrackingStatus
-from connector import TransientCarrierError as Transient
+from connector.kit import (
+    Money,
+    Quote,
+    Shipment,
+    ShipmentRequest,
+    TrackingEvent,
+    TrackingInfo,
+    TrackingStatus,
+    TransientCarrierError,
+)
+from connector.kit.values import integer, text
 
 CARRIER = "acmepost"
 STATUSES = {
@@ -22,8 +31,13 @@ STATUSES = {
 
 def _get(data: Any, key: str) -> Any:
     if not isinstance(data, dict) or data.get(key) is None:
-        raise Transient(f"ACME Post answer lacks {key!r}", code="malformed", carrier=CARRIER)
+        raise TransientCarrierError(f"ACME Post answer lacks {key!r}", code="malformed", carrier=CARRIER)
     return data[key]
+
+
+def error_message(decoded: Any) -> str:
+    """ACME Post's own message in an error answer (``{"message": ...}``), for the transport."""
+    return text(decoded.get("message")) if isinstance(decoded, dict) else ""
 
 
 def rate_request(request: ShipmentRequest) -> dict[str, Any]:
@@ -33,7 +47,7 @@ def rate_request(request: ShipmentRequest) -> dict[str, Any]:
 
 def parse_rates(data: Any, tracking_levels: dict[str, str]) -> list[Quote]:
     return [Quote(carrier=CARRIER, service=_get(rate, "service"), price=Money.from_dict(_get(rate, "price")),
-                  transit_days=rate.get("transit_days"),
+                  transit_days=integer(rate.get("transit_days")),
                   tracking_level=tracking_levels.get(rate["service"], ""))
             for rate in _get(data, "rates")]
 
@@ -41,7 +55,7 @@ def parse_rates(data: Any, tracking_levels: dict[str, str]) -> list[Quote]:
 def shipment_request(request: ShipmentRequest) -> dict[str, Any]:
     to = request.ship_to
     return {
-        "customer_reference": request.reference,
+        "customer_reference": request.reference,  # the idempotency key: ACME Post deduplicates on it
         "service": request.service,
         "recipient": {"name": to.name, "company": to.company,
                       "lines": [line for line in (to.line1, to.line2, to.line3) if line],
@@ -79,9 +93,5 @@ def _time(value: str) -> datetime:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise Transient(f"ACME Post answer has a bad time {value!r}", code="malformed",
-                        carrier=CARRIER) from exc
-
-
-def is_complete_pdf(data: bytes) -> bool:
-    return data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+        raise TransientCarrierError(f"ACME Post answer has a bad time {value!r}", code="malformed",
+                                    carrier=CARRIER) from exc

@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.framework import Emulator, Request, Response, route
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
 
 PRICES = {"STD": (Decimal("8.50"), Decimal("95.00"), 9), "ECO": (Decimal("5.90"), Decimal("70.00"), 14)}
 TIMELINE = ((0, "INFO_RECEIVED", "Shipment information received", "Shenzhen, CN"),

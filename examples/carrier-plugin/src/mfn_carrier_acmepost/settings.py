@@ -1,9 +1,10 @@
-"""The ``carriers.acmepost`` settings schema and the services ACME Post sells (pure data)."""
+"""The ``carriers.acmepost`` settings and the services ACME Post sells (pure data, no I/O)."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from connector import ServiceSpec
+from connector.kit import URL, HttpSettings, Secret, ServiceSpec, settings_schema
 
 SERVICES = (
     ServiceSpec("STD", "ACME Post Standard (USPS last mile)", "fully_tracked",
@@ -17,20 +18,27 @@ SERVICES = (
 NOT_SERVED_SITES = ("CA", "MX", "BR", "UK", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE", "TR",
                     "AE", "SA", "EG", "IN", "ZA", "JP", "AU", "SG")
 
-SETTINGS_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "carriers.acmepost",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["base_url", "api_key"],
-    "properties": {
-        "base_url": {"type": "string", "pattern": "^https?://",
-                     "description": "API root, e.g. https://api.acmepost.example (sandbox: "
-                                    "${MFN_SANDBOX_ACMEPOST})"},
-        "api_key": {"type": "string", "minLength": 1, "x-secret": True,
-                    "description": "sent as a Bearer token; never logged"},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30,
-                            "description": "read timeout of every call"},
-        "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
-    },
-}
+
+@dataclass(frozen=True, kw_only=True)
+class AcmePostSettings(HttpSettings):
+    """The ``carriers.acmepost`` section, typed. ``HttpSettings`` adds the timeouts, the TLS check
+    and pacing; every default is in SCHEMA, none on the fields."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = settings_schema(
+        "carriers.acmepost",
+        description="ACME Post (fictional): a China-to-US line with USPS last mile.",
+        required=["base_url", "api_key"],
+        properties={
+            "base_url": {**URL, "description": "API root, e.g. https://api.acmepost.example "
+                                               "(sandbox: ${MFN_SANDBOX_ACMEPOST})"},
+            "api_key": {"type": "string", "minLength": 1, "x-secret": True,
+                        "description": "sent as a Bearer token; never logged"},
+        },
+    )
+
+    base_url: str
+    api_key: Secret
+
+    @property
+    def api_root(self) -> str:
+        return self.base_url.rstrip("/")

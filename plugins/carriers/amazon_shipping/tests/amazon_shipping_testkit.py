@@ -1,4 +1,5 @@
-"""Helpers for the Amazon Buy Shipping plugin tests: SP-API clients, sample requests, seed orders.
+"""Helpers for the Amazon Buy Shipping plugin tests: SP-API clients, the carrier, sample requests,
+seed orders, and a small HTTP driver for the SP-API emulator.
 
 A uniquely named module (not ``conftest``) so that test modules can import it.
 """
@@ -7,21 +8,30 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import requests
+from mfn_carrier_amazon_shipping.client import AmazonShippingCarrier
+from mfn_carrier_amazon_shipping.settings import AmazonShippingSettings
 
-from connector.amazon.auth import LwaTokenProvider
-from connector.amazon.client import SpApiClient
-from connector.amazon.sites import LWA_TOKEN_URL, REGION_HOSTS
-from connector.model import Address, CustomsLine, Money, Parcel, ShipmentRequest
-from connector.ratelimit import RateLimiter
-from connector.sandbox.framework import EmulatorServer
-from connector.sandbox.seed import MARKETPLACE_IDS
-from connector.sandbox.spapi import DEFAULT_SELLER
+from connector.kit import Address, CarrierContext, CustomsLine, Money, Parcel, ShipmentRequest
+from connector.kit.amazon import (
+    LWA_TOKEN_URL,
+    REGION_HOSTS,
+    SpApiClient,
+    SpApiEmulator,
+    connect_account,
+    marketplace_id,
+    site_for_marketplace,
+)
+from connector.kit.sandbox import EmulatorServer
+from connector.kit.testing import connect
 
 ENDPOINT = REGION_HOSTS["na"]
+DEFAULT_SELLER: dict[str, Any] = SpApiEmulator.DEFAULT_SELLER
+UNKNOWN_SKU = "DISCONTINUED-SKU-9"  # the SKU the emulator's seed orders carry that no catalog knows
 SELLER = Address(
     name="Li Wei",
     company="Shenzhen Demo Trading Co., Ltd.",
@@ -65,27 +75,11 @@ def make_client(
     max_attempts: int = 3,
 ) -> SpApiClient:
     """An SpApiClient with tiny back-off (for canned HTTP or the emulator)."""
-    session = session or requests.Session()
-    tokens = LwaTokenProvider(
-        token_url,
-        refresh_token,
-        client_id,
-        client_secret,
-        session=requests.Session(),
-        backoff_base=0.001,
-        backoff_max=0.002,
-    )
-    return SpApiClient(
-        account=account,
-        endpoint=endpoint,
-        tokens=tokens,
-        limiter=RateLimiter(),
-        session=session,
-        timeout=(2, read_timeout),
-        max_attempts=max_attempts,
-        backoff_base=0.01,
-        backoff_max=0.02,
-    )
+    return connect_account(account=account, endpoint=endpoint, token_url=token_url,
+                           refresh_token=refresh_token, client_id=client_id, client_secret=client_secret,
+                           session=session,
+                           timeout=(2, read_timeout), max_attempts=max_attempts, backoff_base=0.01,
+                           backoff_max=0.02)
 
 
 def emulator_client(server: EmulatorServer, seller: dict[str, Any] | None = None, **kw: Any) -> SpApiClient:
@@ -99,6 +93,15 @@ def emulator_client(server: EmulatorServer, seller: dict[str, Any] | None = None
         client_secret=seller["client_secret"],
         **kw,
     )
+
+
+def carrier_for(clients: Mapping[str, SpApiClient], **settings: Any) -> AmazonShippingCarrier:
+    """The carrier the daemon would build from ``carriers.amazon_shipping: settings`` with these
+    accounts' clients in its context."""
+    context = CarrierContext(http=requests.Session(), amazon=dict(clients))
+    carrier = connect(AmazonShippingCarrier, AmazonShippingSettings, settings, context=context)
+    assert isinstance(carrier, AmazonShippingCarrier)
+    return carrier
 
 
 def make_request(
@@ -140,7 +143,7 @@ def make_request(
         ship_to=BUYER,
         parcel=parcel,
         account=account,
-        marketplace_id=MARKETPLACE_IDS.get(site, ""),
+        marketplace_id=marketplace_id(site),
     )
 
 
@@ -157,7 +160,7 @@ def api_order(
         "orderId": order_id,
         "createdTime": "2026-01-01T00:00:00Z",
         "lastUpdatedTime": "2026-01-01T00:00:00Z",
-        "salesChannel": {"channelName": "AMAZON", "marketplaceId": MARKETPLACE_IDS[site]},
+        "salesChannel": {"channelName": "AMAZON", "marketplaceId": marketplace_id(site)},
         "fulfillment": {"fulfillmentStatus": "UNSHIPPED", "fulfilledBy": "MERCHANT"},
         "orderItems": [
             {
@@ -192,11 +195,11 @@ def seed_order(
             copy.deepcopy(r["order"])
             for r in emulator.store["orders"].values()
             if r["seller"] == seller
-            and (site is None or r["order"]["salesChannel"]["marketplaceId"] == MARKETPLACE_IDS[site])
+            and (site is None or r["order"]["salesChannel"]["marketplaceId"] == marketplace_id(site))
             and r["order"]["fulfillment"]["fulfillmentStatus"] == status
             and r["order"]["fulfillment"]["fulfilledBy"] == "MERCHANT"
             and not any(it.get("cancellation") for it in r["order"]["orderItems"])
-            and all(it["product"]["sellerSku"] != "DISCONTINUED-SKU-9" for it in r["order"]["orderItems"])
+            and all(it["product"]["sellerSku"] != UNKNOWN_SKU for it in r["order"]["orderItems"])
             and (multi is None or (len(r["order"]["orderItems"]) > 1) == multi)
             and sum(it["fulfillment"]["quantityUnfulfilled"] for it in r["order"]["orderItems"]) <= max_units
         ]
@@ -213,8 +216,6 @@ def request_for(
     site: str | None = None,
 ) -> ShipmentRequest:
     """The engine's request for the units of ``order`` still to ship, with its reference format."""
-    from connector.amazon.sites import site_for_marketplace
-
     site = site or site_for_marketplace(order["salesChannel"]["marketplaceId"])
     lines = tuple(
         (it["product"]["sellerSku"], it["fulfillment"]["quantityUnfulfilled"])
@@ -234,14 +235,67 @@ def request_for(
     )
 
 
-def control(server: EmulatorServer, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    url = f"{server.url}/_sandbox/{path}"
-    response = (
-        requests.post(url, json=payload, timeout=5) if payload is not None else requests.get(url, timeout=5)
-    )
-    response.raise_for_status()
-    return response.json()
-
-
 def body_of(call: Any) -> Any:
     return json.loads(call.request.body) if call.request.body else None
+
+
+class SpApiDriver:
+    """Just enough of an SP-API client to drive the emulator over raw HTTP (one seller)."""
+
+    def __init__(self, server: EmulatorServer, seller: dict[str, Any] | None = None) -> None:
+        self.server = server
+        self.url = server.url
+        self.seller = seller or DEFAULT_SELLER
+        self._token: str | None = None
+
+    def for_seller(self, seller: dict[str, Any]) -> SpApiDriver:
+        """A driver for another seller of the same emulator."""
+        return SpApiDriver(self.server, seller)
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            form = {"grant_type": "refresh_token", "refresh_token": self.seller["refresh_token"],
+                    "client_id": self.seller["client_id"], "client_secret": self.seller["client_secret"]}
+            response = requests.post(self.url + "/auth/o2/token", data=form, timeout=5)
+            assert response.status_code == 200, response.text
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def headers(self) -> dict[str, str]:
+        return {"x-amz-access-token": self.token}
+
+    def get_order(self, order_id: str, **params: Any) -> requests.Response:
+        params = {k: ",".join(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
+        return requests.get(f"{self.url}/orders/2026-01-01/orders/{order_id}", params=params,
+                            headers=self.headers(), timeout=5)
+
+    def confirm(self, order_id: str, body: Any) -> requests.Response:
+        return requests.post(f"{self.url}/orders/v0/orders/{order_id}/shipmentConfirmation", json=body,
+                             headers=self.headers(), timeout=5)
+
+    def state(self) -> dict[str, Any]:
+        return requests.get(self.url + "/_sandbox/state", timeout=5).json()
+
+    def advance(self, seconds: float) -> None:
+        requests.post(self.url + "/_sandbox/clock", json={"advance_seconds": seconds}, timeout=5)
+
+    def set_faults(self, spec: Any) -> None:
+        requests.post(self.url + "/_sandbox/faults", json=spec, timeout=5).raise_for_status()
+
+    def orders(self, predicate: Callable[[dict[str, Any]], bool] = lambda o: True) -> list[dict[str, Any]]:
+        """Snapshots of this seller's seed orders (white box, to pick orders; behaviour is checked
+        over HTTP)."""
+        emulator = self.server.emulator
+        with emulator.lock:
+            return [copy.deepcopy(r["order"]) for r in emulator.store["orders"].values()
+                    if r["seller"] == self.seller["name"] and predicate(r["order"])]
+
+    def pick(self, *, status: str = "UNSHIPPED", site: str | None = None, by: str = "MERCHANT",
+             where: Callable[[dict[str, Any]], bool] = lambda o: True) -> dict[str, Any]:
+        found = self.orders(lambda o: o["fulfillment"]["fulfillmentStatus"] == status
+                            and o["fulfillment"]["fulfilledBy"] == by
+                            and (site is None or o["salesChannel"]["marketplaceId"] == marketplace_id(site))
+                            and where(o))
+        assert found, f"no seed order with status={status} site={site}"
+        return found[0]

@@ -12,14 +12,21 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
-from amazon_shipping_testkit import ENDPOINT, ORDER_ID, REFERENCE, api_order, make_client, make_request
+from amazon_shipping_testkit import (
+    ENDPOINT,
+    ORDER_ID,
+    REFERENCE,
+    api_order,
+    carrier_for,
+    make_client,
+    make_request,
+)
 from mfn_carrier_amazon_shipping.client import AmazonShippingCarrier
+from mfn_carrier_amazon_shipping.sandbox import request_problems as validate_request
 
-from connector.amazon.sites import LWA_TOKEN_URL
-from connector.carriers import PermanentCarrierError, TransientCarrierError
-from connector.model import TrackingStatus
-from connector.sandbox.pdf import make_label_pdf
-from connector.sandbox.schemas import validate_request
+from connector.kit import PermanentCarrierError, TrackingStatus, TransientCarrierError
+from connector.kit.amazon import LWA_TOKEN_URL
+from connector.kit.sandbox import make_label_pdf
 
 ORDER_URL = f"{ENDPOINT}/orders/2026-01-01/orders/{ORDER_ID}"
 RATES_URL = f"{ENDPOINT}/shipping/v2/shipments/rates"
@@ -167,7 +174,7 @@ def amazon() -> Iterator[Amazon]:
 def carrier() -> Callable[..., AmazonShippingCarrier]:
     def make(**settings: Any) -> AmazonShippingCarrier:
         client = make_client()
-        return AmazonShippingCarrier(settings, None, amazon={client.account: client})
+        return carrier_for({client.account: client}, **settings)
 
     return make
 
@@ -476,7 +483,7 @@ def test_seller_confirmed_packages_are_not_taken(amazon, carrier):
 
 def test_find_by_reference_looks_in_every_account(amazon):
     first, second = make_client(account="acme-us"), make_client(account="acme-eu")
-    plugin = AmazonShippingCarrier({}, None, amazon={"acme-us": first, "acme-eu": second})
+    plugin = carrier_for({"acme-us": first, "acme-eu": second})
     calls = []
 
     def answer(request: Any) -> Any:
@@ -534,6 +541,27 @@ def test_purchase_5xx_is_transient_and_not_retried(amazon, carrier):
     assert len(amazon.calls(PURCHASE_URL)) == 1
 
 
+def test_rates_5xx_is_retried_because_rating_buys_nothing(amazon, carrier):
+    amazon.order()
+    amazon.rates((503, errors("ServiceUnavailable", "busy")), (200, rates_answer()))
+    amazon.purchase()
+    shipment = carrier().create_shipment(make_request(service="YUNEXPRESS_AYPZXR"))
+    assert shipment.carrier_shipment_id == SHIPMENT_ID
+    assert len(amazon.calls(RATES_URL)) == 2 and len(amazon.calls(PURCHASE_URL)) == 1
+
+
+def test_the_shipping_quotas_join_the_shared_limiter_and_configuration_wins():
+    from connector.kit.amazon import RateLimiter, connect_account
+
+    limiter = RateLimiter({"getOrder": (0.5, 30), "getRates": (1.0, 2)})  # getRates as configured
+    client = connect_account(account="acme", endpoint=ENDPOINT, refresh_token="r", client_id="c",
+                             client_secret="s", limiter=limiter)
+    carrier_for({"acme": client})
+    assert limiter.quota("acme", "getRates") == (1.0, 2)
+    assert limiter.quota("acme", "purchaseShipment") == (80.0, 100)
+    assert limiter.quota("acme", "cancelShipment") == (80.0, 100)
+
+
 def test_requests_that_cannot_be_bought(amazon, carrier):
     with pytest.raises(PermanentCarrierError, match="not offered on SE"):
         carrier().create_shipment(make_request(site="SE"))
@@ -557,7 +585,7 @@ def test_requests_that_cannot_be_bought(amazon, carrier):
 
 def test_factory_needs_accounts():
     with pytest.raises(ValueError, match="SP-API clients"):
-        AmazonShippingCarrier({}, None, amazon={})
+        carrier_for({})  # a context without seller accounts
 
 
 # -- quote, track, cancel ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The carrier contract (``connector.testing``) run against Amazon Buy Shipping and the SP-API emulator.
+"""The carrier contract (``connector.kit.testing``) run against Amazon Buy Shipping and its emulator
+(mounted on the SP-API emulator).
 
 Two adaptations, both about Buy Shipping being an Amazon API rather than a carrier's:
 
@@ -20,14 +21,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from amazon_shipping_testkit import request_for
+from amazon_shipping_testkit import UNKNOWN_SKU, request_for
 from mfn_carrier_amazon_shipping.client import AmazonShippingCarrier
 
-from connector.carriers import Carrier
-from connector.model import ShipmentRequest
-from connector.sandbox.framework import EmulatorServer
-from connector.sandbox.seed import MARKETPLACE_IDS, UNKNOWN_SKU
-from connector.testing import CarrierContract
+from connector.kit import Carrier, ShipmentRequest
+from connector.kit.amazon import marketplace_id
+from connector.kit.sandbox import EmulatorServer
+from connector.kit.testing import CarrierContract
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ class TestAmazonShippingContract(CarrierContract):
                 if (
                     record["seller"] == "demo-seller"
                     and order["orderId"] not in self._used
-                    and order["salesChannel"]["marketplaceId"] == MARKETPLACE_IDS[self.site]
+                    and order["salesChannel"]["marketplaceId"] == marketplace_id(self.site)
                     and order["fulfillment"]
                     == {**order["fulfillment"], "fulfillmentStatus": "UNSHIPPED", "fulfilledBy": "MERCHANT"}
                     and not any(it.get("cancellation") for it in items)

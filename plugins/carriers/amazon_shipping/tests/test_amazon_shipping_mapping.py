@@ -1,5 +1,5 @@
 """Pure mapping: the reference contract, request bodies validated against Amazon's model, rate
-choice, labels, tracking; and the Shipping API helpers of connector.amazon.shipping."""
+choice, labels, tracking; and the Shipping API helpers (``api``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from decimal import Decimal
 
 import pytest
 from amazon_shipping_testkit import ORDER_ID, REFERENCE, SELLER, api_order, make_request
-from mfn_carrier_amazon_shipping import mapping
+from mfn_carrier_amazon_shipping import api, mapping
+from mfn_carrier_amazon_shipping.sandbox import request_problems as validate_request
 
-from connector.amazon import shipping as api
-from connector.model import Address, TrackingStatus
-from connector.sandbox.pdf import make_label_pdf
-from connector.sandbox.schemas import validate_request
+from connector.kit import Address, TrackingStatus
+from connector.kit.sandbox import make_label_pdf
 
 
 def test_reference_contract():
@@ -183,9 +182,9 @@ def test_tracking_without_summary_uses_the_last_event():
 def test_every_model_status_and_event_code_is_mapped():
     import json
 
-    from connector.sandbox.schemas import MODELS_DIR
+    from mfn_carrier_amazon_shipping.sandbox import MODEL
 
-    model = json.loads((MODELS_DIR / "shippingV2.json").read_text(encoding="utf-8"))["definitions"]
+    model = json.loads(MODEL.read_text(encoding="utf-8"))["definitions"]
     assert set(model["Status"]["enum"]) == set(mapping.SUMMARY_STATUS)
     assert set(model["EventCode"]["enum"]) == set(mapping.EVENT_STATUS)
 
@@ -206,7 +205,7 @@ def test_quotes_and_transit_days():
     assert mapping.transit_days({"promise": {}}) is None
 
 
-# -- connector.amazon.shipping -------------------------------------------------------------------
+# -- api: the Shipping API helpers ---------------------------------------------------------------
 
 
 def test_business_ids():
@@ -220,3 +219,24 @@ def test_business_ids():
         api.business_id_for_site("US", {"US": "AmazonShipping_DE"})
     with pytest.raises(ValueError, match="needs business_id or site"):
         api.resolve_business_id(None, None)
+
+
+def test_quotas_and_business_ids_are_the_models():
+    import json
+    import re
+
+    from mfn_carrier_amazon_shipping.sandbox import MODEL
+
+    doc = json.loads(MODEL.read_text(encoding="utf-8"))
+    plan = re.compile(r"\|\s*([\d.]+)\s*\|\s*(\d+)\s*\|\s*$", re.M)  # the "Usage Plan" table row
+    plans = {}
+    for item in doc["paths"].values():
+        for op in item.values():
+            if isinstance(op, dict) and op.get("operationId") in api.QUOTAS:
+                rate, burst = plan.search(op["description"]).groups()
+                plans[op["operationId"]] = (float(rate), int(burst))
+    assert plans == api.QUOTAS
+    header = next(p for item in doc["paths"].values() for op in item.values() if isinstance(op, dict)
+                  for p in op.get("parameters", []) if p.get("name") == api.BUSINESS_ID_HEADER)
+    assert set(header["enum"]) == set(api.BUSINESS_ID_VALUES)
+    assert "default is AmazonShipping_UK" in header["description"]

@@ -1,5 +1,6 @@
-"""The plugin against the SP-API emulator over loopback HTTP: rates, purchase, labels, the order
-read back, lost answers reconciled without a second label, TOKEN_EXPIRED, cancel, tracking."""
+"""The plugin against its emulator (mounted on the SP-API emulator) over loopback HTTP: rates,
+purchase, labels, the order read back, lost answers reconciled without a second label,
+TOKEN_EXPIRED, cancel, tracking."""
 
 from __future__ import annotations
 
@@ -9,15 +10,23 @@ from typing import Any
 
 import pytest
 import requests
-from amazon_shipping_testkit import OTHER_SELLER, control, emulator_client, request_for, seed_order
+from amazon_shipping_testkit import (
+    DEFAULT_SELLER,
+    OTHER_SELLER,
+    carrier_for,
+    emulator_client,
+    request_for,
+    seed_order,
+)
 from mfn_carrier_amazon_shipping.client import AmazonShippingCarrier
 from pypdf import PdfReader
 
-from connector.carriers import PermanentCarrierError, TransientCarrierError
-from connector.model import TrackingStatus
-from connector.sandbox.framework import EmulatorServer
-from connector.sandbox.seed import MARKETPLACE_IDS
-from connector.sandbox.spapi import DEFAULT_SELLER, TRACKING_FORMATS
+from connector.kit import PermanentCarrierError, TrackingStatus, TransientCarrierError
+from connector.kit.amazon import SpApiEmulator, marketplace_id
+from connector.kit.sandbox import EmulatorServer
+from connector.kit.testing import sandbox_control as control
+
+TRACKING_FORMATS = SpApiEmulator.TRACKING_FORMATS
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +66,7 @@ def hooked_carrier(
     server: EmulatorServer, before: Callable[[str, str], None], *, read_timeout: float = 5, **settings: Any
 ) -> AmazonShippingCarrier:
     client = emulator_client(server, session=HookSession(before), read_timeout=read_timeout)
-    return AmazonShippingCarrier(settings, None, amazon={client.account: client})
+    return carrier_for({client.account: client}, **settings)
 
 
 def read_order(server: EmulatorServer, order_id: str, seller: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -180,7 +189,7 @@ def test_token_expired_rates_again_and_buys_once(spapi_server):
 def test_opaque_package_ids_fall_back_to_tracking(spapi_server, connect):
     """Where Amazon's packageReferenceId is not the shipment id, the proof cannot work: the one
     Buy Shipping package getTracking knows is taken, without a shipment id (label: Seller Central)."""
-    server = spapi_server(timeout_seconds=1.5, buy_shipping_package_ids="opaque")
+    server = spapi_server(timeout_seconds=1.5, package_ids="opaque")
     carrier = hooked_carrier(
         server, on_first_purchase(lambda: control(server, "faults", {"timeout": 1.0})), read_timeout=0.5
     )
@@ -287,4 +296,4 @@ def test_non_buy_shipping_site_is_refused_before_any_call(spapi_server, connect)
     with pytest.raises(PermanentCarrierError, match="not offered on SE"):
         connect(server).create_shipment(request)
     assert control(server, "state")["requests"] == 0
-    assert MARKETPLACE_IDS["SE"]
+    assert marketplace_id("SE")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from mfn_carrier_chinapost.classify import classify, normalise, overall_status
 
-from connector.model import TrackingStatus as S
+from connector.kit import TrackingStatus as S
 
 CASES: dict[S, list[str]] = {
     S.PENDING: [

@@ -8,13 +8,20 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 import responses
-from chinapost_testkit import KEY, TOKEN, make_request, settings_for
+from chinapost_testkit import KEY, TOKEN, carrier_for, make_request, settings_for
 from mfn_carrier_chinapost import mapping
 from mfn_carrier_chinapost.client import ChinaPostCarrier
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Money, Shipment, TrackingStatus
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit import (
+    DuplicateReferenceError,
+    Money,
+    PermanentCarrierError,
+    SettingsError,
+    Shipment,
+    TrackingStatus,
+    TransientCarrierError,
+)
+from connector.kit.sandbox import make_label_pdf
 
 BASE = "https://pcp.example.test/pcpErp-web/a/pcp"
 TRACK = "http://eub.example.test/partner/api/public/p"
@@ -25,7 +32,7 @@ PDF = make_label_pdf(["China Post ePacket", WAYBILL])
 @pytest.fixture
 def carrier() -> ChinaPostCarrier:
     settings = settings_for(BASE, tracking_base_url=TRACK, timeout_seconds=7, connect_timeout_seconds=2)
-    return ChinaPostCarrier(settings, requests.Session())
+    return carrier_for(settings)
 
 
 def _form(call) -> dict[str, str]:
@@ -44,13 +51,13 @@ def _shipment(reference: str = "PKG-1", waybill: str = WAYBILL) -> Shipment:
 @responses.activate
 def test_create_posts_a_signed_form(carrier, monkeypatch):
     seen = {}
-    original = carrier.http.request
+    original = carrier.http.session.request
 
     def spy(*args, **kwargs):
         seen.update(timeout=kwargs["timeout"], verify=kwargs["verify"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(carrier.http, "request", spy)
+    monkeypatch.setattr(carrier.http.session, "request", spy)
     responses.post(f"{BASE}/orderService/OrderReceiveBack",
                    json={"success": "true", "waybillNo": WAYBILL, "reason": "", "msg": "成功"})
     shipment = carrier.create_shipment(make_request("PKG-1", ioss_number="IM2760000001"))
@@ -73,8 +80,8 @@ def test_create_posts_a_signed_form(carrier, monkeypatch):
 
 @responses.activate
 def test_service_codes_map_to_configured_product_numbers():
-    carrier = ChinaPostCarrier(settings_for(BASE, biz_product_codes={"EMS": "019"}, sender_no="SN1",
-                                            digest_encoding="hex"), requests.Session())
+    carrier = carrier_for(settings_for(BASE, biz_product_codes={"EMS": "019"}, sender_no="SN1",
+                                       digest_encoding="hex"))
     responses.post(f"{BASE}/orderService/OrderReceiveBack",
                    json={"success": "true", "waybillNo": "EE100000003CN"})
     carrier.create_shipment(make_request("PKG-2", service="EMS"))
@@ -101,8 +108,7 @@ def test_find_by_reference_uses_the_order_query(carrier):
 
 @responses.activate
 def test_order_query_path_is_a_setting():
-    carrier = ChinaPostCarrier(settings_for(BASE, order_query_path="orderService/getOrderByLogisticsNo"),
-                               requests.Session())
+    carrier = carrier_for(settings_for(BASE, order_query_path="orderService/getOrderByLogisticsNo"))
     responses.post(f"{BASE}/orderService/getOrderByLogisticsNo",
                    json={"return_success": "false", "return_msg": "订单不存在"})
     assert carrier.find_by_reference("PKG-9") is None
@@ -159,7 +165,7 @@ def test_a_duplicate_that_cannot_be_found_is_transient(carrier):
 
 @responses.activate
 def test_duplicate_words_are_a_setting():
-    carrier = ChinaPostCarrier(settings_for(BASE, duplicate_keywords=["doppelt"]), requests.Session())
+    carrier = carrier_for(settings_for(BASE, duplicate_keywords=["doppelt"]))
     responses.post(f"{BASE}/orderService/OrderReceiveBack", json={"success": "false", "msg": "订单号重复"})
     with pytest.raises(PermanentCarrierError) as caught:
         carrier.create_shipment(make_request("PKG-1"))
@@ -179,7 +185,7 @@ def test_label_version_1_is_pdf_bytes(carrier):
 
 @responses.activate
 def test_label_version_2_is_hex_in_json():
-    carrier = ChinaPostCarrier(settings_for(BASE, label_version="2.0"), requests.Session())
+    carrier = carrier_for(settings_for(BASE, label_version="2.0"))
     responses.post(f"{BASE}/surface/download", json={"success": True, "data": PDF.hex(), "digest": "d"})
     assert carrier.get_label(_shipment()) == PDF
     assert _form(responses.calls[0])["version"] == "2.0"
@@ -221,8 +227,7 @@ def test_track_sends_the_legacy_headers(carrier):
 
 @responses.activate
 def test_track_json_chinese_and_the_base_url_default():
-    carrier = ChinaPostCarrier(settings_for(BASE, tracking_format="json", tracking_language="cn"),
-                               requests.Session())
+    carrier = carrier_for(settings_for(BASE, tracking_format="json", tracking_language="cn"))
     responses.get(f"{BASE}/track/query/cn/{WAYBILL}", json={"trace": [
         {"acceptTime": "2026-03-01 08:00:00", "acceptAddress": "美国", "remark": "投递并签收"}]})
     [info] = carrier.track([WAYBILL])
@@ -236,8 +241,7 @@ def test_numbers_that_are_not_s10_are_not_asked_for(carrier):
 
 
 def test_tracking_needs_the_token():
-    carrier = ChinaPostCarrier({k: v for k, v in settings_for(BASE).items() if k != "tracking_token"},
-                               requests.Session())
+    carrier = carrier_for({k: v for k, v in settings_for(BASE).items() if k != "tracking_token"})
     with pytest.raises(PermanentCarrierError, match="tracking_token"):
         carrier.track([WAYBILL])
 
@@ -330,24 +334,29 @@ def test_an_inline_rate_card_and_the_offered_services_are_settings():
              "currency": "USD", "transit_days": 9},
             {"service": "EMS", "countries": "*", "max_weight_g": 30000, "base": 30, "per_kg": 20,
              "currency": "USD"}]
-    carrier = ChinaPostCarrier(settings_for(BASE, rate_card=rows, services=["EUB"]), requests.Session())
+    carrier = carrier_for(settings_for(BASE, rate_card=rows, services=["EUB"]))
     [quote] = carrier.quote(make_request(service=""))
     assert (quote.service, str(quote.price), quote.transit_days) == ("EUB", "35.00 USD", 9)
     assert carrier.quote(make_request(service="REGISTERED")) == []  # not on this card
 
 
-def test_a_bad_rate_card_is_a_configuration_error():
-    with pytest.raises(ValueError, match="rate_card: rate card row 1"):
-        ChinaPostCarrier(settings_for(BASE, rate_card=[{"service": "EUB"}]), requests.Session())
+@pytest.mark.parametrize(("rows", "match"), [
+    ([{"service": "EUB"}], r"carriers\.chinapost\.rate_card\[0\]: missing required field 'countries'"),
+    ([{"service": "EUB", "countries": "US", "max_weight_g": 2000, "base": "cheap", "per_kg": 1,
+       "currency": "CNY"}], "rate_card: rate card row 1"),
+], ids=["refused-by-the-schema", "prices-that-do-not-parse"])
+def test_a_bad_rate_card_is_a_configuration_error(rows, match):
+    with pytest.raises(SettingsError, match=match):
+        carrier_for(settings_for(BASE, rate_card=rows))
 
 
 # -- settings ---------------------------------------------------------------------------------
 
 
 def test_settings_are_checked_by_name():
-    with pytest.raises(ValueError, match="key"):
-        ChinaPostCarrier({"base_url": BASE, "ec_company_id": "E"}, requests.Session())
-    with pytest.raises(ValueError, match="ec_compnay_id"):
-        ChinaPostCarrier(settings_for(BASE, ec_compnay_id="typo"), requests.Session())
-    with pytest.raises(ValueError, match="unknown service"):
-        ChinaPostCarrier(settings_for(BASE, services=["EUB", "SAL"]), requests.Session())
+    with pytest.raises(SettingsError, match="key"):
+        carrier_for({"base_url": BASE, "ec_company_id": "E"})
+    with pytest.raises(SettingsError, match="ec_compnay_id"):
+        carrier_for(settings_for(BASE, ec_compnay_id="typo"))
+    with pytest.raises(SettingsError, match=r"services\[1\]: must be one of EUB, REGISTERED, EMS"):
+        carrier_for(settings_for(BASE, services=["EUB", "SAL"]))

@@ -1,4 +1,4 @@
-"""The carrier contract (``connector.testing``) run against China Post and its emulator."""
+"""The carrier contract (``connector.kit.testing``) run against China Post and its emulator."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,8 +6,8 @@ from collections.abc import Callable
 import pytest
 from mfn_carrier_chinapost.client import ChinaPostCarrier
 
-from connector.sandbox.framework import EmulatorServer
-from connector.testing import CarrierContract
+from connector.kit.sandbox import EmulatorServer
+from connector.kit.testing import CarrierContract
 
 
 @pytest.fixture

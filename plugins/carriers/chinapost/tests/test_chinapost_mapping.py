@@ -9,9 +9,14 @@ import pytest
 from chinapost_testkit import BUYER, make_request
 from mfn_carrier_chinapost import mapping
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Money, TrackingStatus
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit import (
+    DuplicateReferenceError,
+    Money,
+    PermanentCarrierError,
+    TrackingStatus,
+    TransientCarrierError,
+)
+from connector.kit.sandbox import make_label_pdf
 
 NOW = datetime(2026, 3, 1, 2, 30, 0, tzinfo=timezone.utc)
 DUP_WORDS = ("重复", "已存在", "duplicate", "already exist")

@@ -1,7 +1,6 @@
 """Registration through the hooks, and the settings schema the configuration loader validates with."""
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import jsonschema
@@ -10,16 +9,15 @@ from mfn_carrier_chinapost import mfn_register_carriers, mfn_register_sandbox_em
 from mfn_carrier_chinapost.client import ChinaPostCarrier
 from mfn_carrier_chinapost.s10 import make_s10
 from mfn_carrier_chinapost.sandbox import ChinaPostEmulator
-from mfn_carrier_chinapost.settings import (
-    SETTINGS_SCHEMA,
-    ChinaPostSettings,
-    example_rate_card_rows,
-    resolve_settings,
-)
+from mfn_carrier_chinapost.settings import EXAMPLE_RATE_CARD, SCHEMA, ChinaPostSettings
 
-from connector.carriers import TRACKING_LEVELS, CarrierSpec
-from connector.ratecard import RATE_CARD_SCHEMA
-from connector.sandbox.spapi import ACCEPTED_CARRIER_CODES, TRACKING_FORMATS
+from connector.kit import RATE_CARD_SCHEMA, TRACKING_LEVELS, CarrierSpec, Secret, SettingsError, packaged_rows
+from connector.kit.testing import amazon_carrier_codes, amazon_sites, amazon_tracking_format
+
+# Amazon's carrier code for China Post and the tracking-number format Amazon checks it against
+# (UPU S10 posted in China): the values the SP-API emulator uses.
+AMAZON_CARRIER_CODE = "China Post"
+AMAZON_TRACKING_FORMAT = r"^[A-Z]{2}\d{9}CN$"
 
 
 def _registered(hook) -> list:
@@ -32,7 +30,8 @@ def test_carrier_spec():
     [spec] = _registered(mfn_register_carriers)
     assert isinstance(spec, CarrierSpec)
     assert spec.code == "chinapost" and spec.amazon_carrier_code == "China Post"
-    assert spec.factory is ChinaPostCarrier and spec.settings_schema is SETTINGS_SCHEMA
+    assert spec.factory is ChinaPostCarrier and spec.settings is ChinaPostSettings
+    assert spec.settings_schema is SCHEMA
     assert set(spec.capabilities()) == set(ChinaPostCarrier.OPERATIONS)
     assert {s.code: s.tracking_level for s in spec.services} == {
         "EUB": "tracked", "REGISTERED": "tracked", "EMS": "fully_tracked"}
@@ -42,9 +41,12 @@ def test_carrier_spec():
 
 def test_amazon_accepts_the_carrier_code_and_the_numbers_on_every_site():
     [spec] = _registered(mfn_register_carriers)
-    for site, codes in ACCEPTED_CARRIER_CODES.items():
-        assert spec.carrier_code_for(site) in codes, site
-    amazon = re.compile(TRACKING_FORMATS["China Post"])
+    assert spec.site_carrier_codes == {}  # no site overrides: the same code everywhere
+    for site in amazon_sites():
+        assert spec.carrier_code_for(site) == AMAZON_CARRIER_CODE, site
+        assert spec.carrier_code_for(site) in amazon_carrier_codes(site), site
+    assert amazon_tracking_format(AMAZON_CARRIER_CODE) == AMAZON_TRACKING_FORMAT
+    amazon = re.compile(AMAZON_TRACKING_FORMAT)
     ours = re.compile(spec.tracking_number_pattern)
     for number in (make_s10("LX", 1), make_s10("RR", 12345678), make_s10("EE", 99_999_999)):
         assert amazon.match(number) and ours.match(number)
@@ -60,15 +62,15 @@ def test_emulator_spec():
 
 
 def test_schema_is_valid_and_marks_the_secrets():
-    jsonschema.Draft202012Validator.check_schema(SETTINGS_SCHEMA)
-    secrets = {k for k, v in SETTINGS_SCHEMA["properties"].items() if v.get("x-secret")}
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    secrets = {k for k, v in SCHEMA["properties"].items() if v.get("x-secret")}
     assert secrets == {"key", "tracking_token"}
-    assert SETTINGS_SCHEMA["required"] == ["base_url", "ec_company_id", "key"]
-    assert SETTINGS_SCHEMA["additionalProperties"] is False
+    assert SCHEMA["required"] == ["base_url", "ec_company_id", "key"]
+    assert SCHEMA["additionalProperties"] is False
 
 
 def test_schema_accepts_the_sandbox_section_and_refuses_mistakes():
-    validator = jsonschema.Draft202012Validator(SETTINGS_SCHEMA)
+    validator = jsonschema.Draft202012Validator(SCHEMA)
     section = {"base_url": "http://127.0.0.1:8702", "ec_company_id": "SANDBOX-ECID", "key": "sandbox-key",
                "tracking_token": "sandbox-token", "timeout_seconds": 2,
                "rate_card": [{"service": "EUB", "countries": "US,CA", "max_weight_g": 2000, "base": "20",
@@ -84,31 +86,28 @@ def test_schema_accepts_the_sandbox_section_and_refuses_mistakes():
 
 
 def test_packaged_example_rate_card_is_valid():
-    rows = example_rate_card_rows()
-    typed = [{**r, "max_weight_g": int(r["max_weight_g"]), "transit_days": int(r["transit_days"])}
-             for r in rows]
-    assert rows and list(jsonschema.Draft202012Validator(RATE_CARD_SCHEMA).iter_errors(typed)) == []
+    rows = packaged_rows("mfn_carrier_chinapost", EXAMPLE_RATE_CARD)
+    assert rows and list(jsonschema.Draft202012Validator(RATE_CARD_SCHEMA).iter_errors(rows)) == []
     assert {r["service"] for r in rows} == {"EUB", "REGISTERED", "EMS"}
 
 
-def test_schema_defaults_are_the_settings_defaults():
-    fields = {f.name: f for f in dataclasses.fields(ChinaPostSettings)}
-    for name, prop in SETTINGS_SCHEMA["properties"].items():
-        if "default" not in prop:
-            continue
-        f = fields[name]
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        expected = prop["default"]
-        assert default == (tuple(expected) if isinstance(expected, list) else expected), name
-    resolved = resolve_settings({"base_url": "http://h/a/", "ec_company_id": "E", "key": "k",
-                                 "biz_product_codes": {"EMS": "019"}, "services": ["EMS"]})
-    assert resolved.api_root == "http://h/a" and resolved.tracking_root == "http://h/a"
-    assert resolved.biz_product_codes == {"EUB": "001", "REGISTERED": "002", "EMS": "019"}
-    assert resolved.effective_sender_no == "E" and resolved.timeouts == (5.0, 30.0)
-    assert resolved.rate_card_rows() == example_rate_card_rows()
+def test_typed_settings_take_the_schema_defaults():
+    settings = ChinaPostSettings.from_section({"base_url": "http://h/a/", "ec_company_id": "E", "key": "k",
+                                               "biz_product_codes": {"EMS": "019"}, "services": ["EMS"]})
+    for name, prop in SCHEMA["properties"].items():
+        if "default" in prop and name not in ("services", "biz_product_codes"):
+            default = prop["default"]
+            assert getattr(settings, name) == (tuple(default) if isinstance(default, list) else default), name
+    assert settings.api_root == "http://h/a" and settings.tracking_root == "http://h/a"
+    assert settings.biz_product_codes == {"EUB": "001", "REGISTERED": "002", "EMS": "019"}
+    assert settings.services == ("EMS",)
+    assert settings.effective_sender_no == "E" and settings.timeouts == (5.0, 30.0)
+    assert list(settings.rate_card) == packaged_rows("mfn_carrier_chinapost", EXAMPLE_RATE_CARD)
+    assert isinstance(settings.key, Secret) and "'k'" not in repr(settings)
+    assert settings.tracking_token is None and settings.sender_no is None
 
 
 @pytest.mark.parametrize("section", [None, [], {"base_url": "http://h", "ec_company_id": "E", "key": " "}])
-def test_resolve_settings_refuses_incomplete_sections(section):
-    with pytest.raises(ValueError, match="carriers.chinapost"):
-        resolve_settings(section)
+def test_typed_settings_refuse_incomplete_sections(section):
+    with pytest.raises(SettingsError, match="carriers.chinapost"):
+        ChinaPostSettings.from_section(section, where="carriers.chinapost")

@@ -9,13 +9,15 @@ from dataclasses import replace
 import pypdf
 import pytest
 import requests
-from chinapost_testkit import BUYER, control, make_request
+from chinapost_testkit import BUYER, make_request
 from mfn_carrier_chinapost import mapping
 from mfn_carrier_chinapost.s10 import is_valid_s10
 from mfn_carrier_chinapost.sandbox import ChinaPostEmulator
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import TrackingStatus as S
+from connector.kit import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit import TrackingStatus as S
+from connector.kit.testing import advance_clock, sandbox_state, set_faults
+from connector.kit.values import looks_like_pdf
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +26,7 @@ AMAZON_CHINA_POST = re.compile(r"^[A-Z]{2}\d{9}CN$")  # what the SP-API emulator
 
 
 def _advance(server, hours: float) -> None:
-    control(server, "clock", {"advance_seconds": hours * HOUR})
+    advance_clock(server, hours * HOUR)
 
 
 def test_label_lifecycle(sandbox, connect):
@@ -49,13 +51,13 @@ def test_label_lifecycle(sandbox, connect):
 
     again = carrier.create_shipment(request)  # e.g. a retry after a lost answer
     assert again == created
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert state["labels"]["PKG-LIFE-1"] == {"created": 1, "waybill": created.tracking_number,
                                             "cancelled": False, "waybills": [created.tracking_number]}
     assert state["create_attempts"]["PKG-LIFE-1"] == 2
 
     assert carrier.cancel(created) is True
-    assert control(server, "state")["labels"]["PKG-LIFE-1"]["cancelled"] is True
+    assert sandbox_state(server)["labels"]["PKG-LIFE-1"]["cancelled"] is True
     assert carrier.find_by_reference("PKG-LIFE-1") is None
     with pytest.raises(PermanentCarrierError, match="already cancelled"):
         carrier.cancel(created)
@@ -74,7 +76,7 @@ def test_duplicates_refused_by_the_carrier_still_give_one_label(sandbox, connect
     raw = requests.post(f"{server.url}/orderService/queryOrder", timeout=5, data=mapping.query_form(
         "PKG-DUP-1", key="sandbox-key", ec_company_id="SANDBOX-ECID")).json()
     assert [d["waybillNo"] for d in raw["data"]] == [first.carrier_shipment_id]
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert state["labels"]["PKG-DUP-1"]["created"] == 1 and state["create_attempts"]["PKG-DUP-1"] == 2
     assert state["duplicate_mode"] == "error"
 
@@ -147,14 +149,14 @@ def test_wording_varies_between_parcels_and_still_classifies(sandbox, connect, l
 def test_an_ambiguous_create_is_found_by_reference(sandbox, connect):
     server = sandbox()
     carrier = connect(server)
-    control(server, "faults", {"malformed": 1.0})
+    set_faults(server, {"malformed": 1.0})
     with pytest.raises(TransientCarrierError, match="not valid JSON"):
         carrier.create_shipment(make_request("PKG-AMBIGUOUS-1"))
-    control(server, "faults", {"malformed": 0.0})
+    set_faults(server, {"malformed": 0.0})
     found = carrier.find_by_reference("PKG-AMBIGUOUS-1")  # the create took effect
     assert found is not None and is_valid_s10(found.tracking_number)
     assert carrier.create_shipment(make_request("PKG-AMBIGUOUS-1")) == found
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert state["labels"]["PKG-AMBIGUOUS-1"]["created"] == 1
     assert state["faults_injected"]["malformed"] == 1
 
@@ -162,14 +164,14 @@ def test_an_ambiguous_create_is_found_by_reference(sandbox, connect):
 def test_timeout_and_server_error_faults_are_transient(sandbox, connect):
     server = sandbox()
     carrier = connect(server, timeout_seconds=0.3)
-    control(server, "faults", {"timeout": 1.0, "timeout_seconds": 1.0})
+    set_faults(server, {"timeout": 1.0, "timeout_seconds": 1.0})
     with pytest.raises(TransientCarrierError, match="no answer within"):
         carrier.find_by_reference("PKG-X")
-    control(server, "faults", {"timeout": 0.0, "error_5xx": 1.0})
+    set_faults(server, {"timeout": 0.0, "error_5xx": 1.0})
     with pytest.raises(TransientCarrierError, match="HTTP 500"):
         carrier.create_shipment(make_request("PKG-5XX-1"))
-    control(server, "faults", {"error_5xx": 0.0})
-    assert "PKG-5XX-1" not in control(server, "state")["labels"]  # a 5xx fault never takes effect
+    set_faults(server, {"error_5xx": 0.0})
+    assert "PKG-5XX-1" not in sandbox_state(server)["labels"]  # a 5xx fault never takes effect
     assert carrier.find_by_reference("PKG-5XX-1") is None
 
 
@@ -192,7 +194,7 @@ def test_wrong_credentials_are_permanent_everywhere(sandbox, connect):
     for fmt in ("xml", "json"):
         with pytest.raises(PermanentCarrierError, match="rejected the credentials"):
             connect(server, tracking_token="nope", tracking_format=fmt).track([shipment.tracking_number])
-    assert "PKG-AUTH-2" not in control(server, "state")["labels"]
+    assert "PKG-AUTH-2" not in sandbox_state(server)["labels"]
 
 
 def test_credentials_and_digest_encoding_come_from_the_carrier_settings(sandbox, connect):
@@ -232,7 +234,7 @@ def test_missing_fields_are_named(sandbox, connect):
     for field in ("receiver.nation must be a two-letter", "receiver.address", "items[0].cargo_name_en",
                   "items[0].cargo_value"):
         assert field in answer["msg"]
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert "RAW-1" not in state["labels"] and state["create_attempts"]["RAW-1"] == 1
     bad_type = {**form, "msg_type": "OTHER"}
     assert "B2C_TRADE" in requests.post(f"{server.url}/orderService/OrderReceiveBack", data=bad_type,
@@ -269,7 +271,7 @@ def test_a_cancelled_reference_can_be_used_again(sandbox, connect):
     second = carrier.create_shipment(make_request("PKG-REUSE"))
     assert second.tracking_number != first.tracking_number
     assert carrier.find_by_reference("PKG-REUSE") == second
-    label = control(server, "state")["labels"]["PKG-REUSE"]
+    label = sandbox_state(server)["labels"]["PKG-REUSE"]
     assert label["created"] == 2 and label["cancelled"] is False
     assert label["waybills"] == [first.tracking_number, second.tracking_number]
 
@@ -278,7 +280,7 @@ def test_label_version_2_and_unknown_numbers(sandbox, connect):
     server = sandbox()
     carrier = connect(server, label_version="2.0", tracking_format="json")
     shipment = carrier.create_shipment(make_request("PKG-V2"))
-    assert mapping.looks_like_pdf(carrier.get_label(shipment))
+    assert looks_like_pdf(carrier.get_label(shipment))
     unknown = replace(shipment, carrier_shipment_id="LX999999995CN", tracking_number="LX999999995CN")
     with pytest.raises(PermanentCarrierError, match="面单不存在"):
         carrier.get_label(unknown)

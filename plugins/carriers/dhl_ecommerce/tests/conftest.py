@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
+from dhl_ecommerce_testkit import carrier_for
 from mfn_carrier_dhl_ecommerce.client import DhlEcommerceCarrier
 from mfn_carrier_dhl_ecommerce.sandbox import DhlEcommerceEmulator
 
-from connector.sandbox.framework import EmulatorServer
-
 
 @pytest.fixture
-def sandbox(mfn_emulator: Callable[[Any], EmulatorServer]) -> Callable[..., EmulatorServer]:
+def sandbox(mfn_emulator: Callable[[Any], Any]) -> Callable[..., Any]:
     """``sandbox(**options)`` serves a fresh emulator on a free loopback port."""
     return lambda **options: mfn_emulator(DhlEcommerceEmulator({"seed": 7, **options}))
 
 
 @pytest.fixture
-def connect() -> Iterator[Callable[..., DhlEcommerceCarrier]]:
-    """``connect(server, **settings)``: a client for the emulator with the sandbox credentials."""
-    sessions: list[requests.Session] = []
+def connect() -> Callable[..., DhlEcommerceCarrier]:
+    """``connect(server, context=None, **settings)``: a client for the emulator with the sandbox
+    credentials (the settings' defaults)."""
 
-    def make(server: EmulatorServer, **overrides: Any) -> DhlEcommerceCarrier:
-        session = requests.Session()
-        sessions.append(session)
-        return DhlEcommerceCarrier({"base_url": server.url, "timeout_seconds": 5, **overrides}, session)
+    def make(server: Any, context: Any = None, **overrides: Any) -> DhlEcommerceCarrier:
+        return carrier_for({"base_url": server.url, "timeout_seconds": 5, **overrides}, context)
 
-    yield make
-    for session in sessions:
-        session.close()
+    return make

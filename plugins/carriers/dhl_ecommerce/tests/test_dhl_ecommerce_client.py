@@ -6,19 +6,25 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import traceback
 from decimal import Decimal
 
 import pytest
 import requests
 import responses
-from dhl_ecommerce_testkit import BUYER, EU_BUYER, SECRET, load_fixture, make_request
+from dhl_ecommerce_testkit import BUYER, EU_BUYER, SECRET, carrier_for, load_fixture, make_request
 from mfn_carrier_dhl_ecommerce.client import DhlEcommerceCarrier
 from responses import matchers
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Shipment, TrackingStatus
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit import (
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    Shipment,
+    TrackingStatus,
+    TransientCarrierError,
+)
+from connector.kit.sandbox import make_label_pdf
 
 BASE = "https://dhl.example.test"
 TOKEN_URL = BASE + "/rest/v1/OAuth/AccessToken"
@@ -58,9 +64,7 @@ def _carrier(clock: FakeClock | None = None, **settings) -> DhlEcommerceCarrier:
         "sold_to_account_id": "5222222",
         **settings,
     }
-    if clock is None:
-        return DhlEcommerceCarrier(section, requests.Session())
-    return DhlEcommerceCarrier(section, requests.Session(), clock=clock)
+    return carrier_for(section, clock=clock)
 
 
 def _label_answer(sid: str = SID, code: str = "200", number: str = "7027000000000001") -> dict:
@@ -354,6 +358,16 @@ def test_a_network_error_on_the_token_never_leaks_the_password() -> None:
     assert SECRET not in "".join(traceback.format_exception(err.value))
 
 
+@pytest.mark.parametrize("status", [401, 403])
+@responses.activate
+def test_http_401_and_403_are_the_credentials_error(status: int) -> None:
+    responses.get(TOKEN_URL, status=status, body="Unauthorized")
+    with pytest.raises(PermanentCarrierError, match="DHL eCommerce refused the credentials") as err:
+        _carrier().create_shipment(make_request(REF))
+    assert err.value.code == "auth" and not isinstance(err.value, TransientCarrierError)
+    assert SECRET not in "".join(traceback.format_exception(err.value))
+
+
 # -- classification ---------------------------------------------------------------------------
 
 
@@ -375,6 +389,16 @@ def test_http_status_classification(status: int, kind: type) -> None:
     assert err.value.code == f"http_{status}"
     if kind is PermanentCarrierError:
         assert not isinstance(err.value, TransientCarrierError)
+        assert "(check base_url and credentials)" in str(err.value)
+
+
+@responses.activate
+def test_a_client_error_in_dhls_envelope_carries_dhls_message() -> None:
+    responses.get(TOKEN_URL, json=_token())
+    status = {"code": "400", "message": "FAILED", "messageDetails": [{"messageDetail": "Bad request body"}]}
+    responses.post(LABEL_URL, status=400, json={"labelResponse": {"bd": {"responseStatus": status}}})
+    with pytest.raises(PermanentCarrierError, match=r"label: HTTP 400: Bad request body \(check base_url"):
+        _carrier().create_shipment(make_request(REF))
 
 
 @responses.activate
@@ -393,6 +417,16 @@ def test_a_timeout_is_transient() -> None:
     with pytest.raises(TransientCarrierError, match="no answer within 30s") as err:
         _carrier().create_shipment(make_request(REF))
     assert err.value.code == "timeout"
+
+
+@responses.activate
+def test_max_requests_per_second_spaces_the_calls() -> None:
+    responses.get(TOKEN_URL, json=_token())
+    responses.add_callback(responses.POST, TRACK_URL, callback=_tracking_callback([]))
+    carrier = _carrier(max_requests_per_second=20, tracking_batch_size=1)
+    started = time.monotonic()
+    carrier.track(["7000000000000001", "7000000000000002", "7000000000000003"])
+    assert len(responses.calls) == 4 and time.monotonic() - started >= 3 * 0.05 * 0.9  # no burst
 
 
 # -- tracking ---------------------------------------------------------------------------------
@@ -468,15 +502,15 @@ def test_quotes_come_from_the_example_rate_card_without_any_call() -> None:
     carrier = _carrier()
     [quote] = carrier.quote(make_request(service="PPM"))
     assert (quote.carrier, quote.service, quote.tracking_level) == ("dhl_ecommerce", "PPM", "fully_tracked")
-    assert quote.price.currency == "CNY" and quote.price.amount == Decimal("47.20")  # 22 + 105 * 0.24
+    assert quote.price.currency == "CNY" and quote.price.amount == Decimal("48.25")  # 22 + 105 * 0.25
     assert quote.transit_days == 10
     assert [q.service for q in carrier.quote(make_request(service=""))] == ["PPM", "PKD", "PLT"]
     assert [q.service for q in carrier.quote(make_request(service="", has_battery=True))] == ["PPM", "PLT"]
     assert carrier.quote(make_request(service="PPM", weight_g=2500)) == []  # over the packet limit
     assert carrier.quote(make_request(service="PKG")) == []  # no row for it on the card
     assert [q.price.amount for q in carrier.quote(make_request(service="PPM", ship_to=EU_BUYER))] == [
-        Decimal("42.80")
-    ]  # the "*" row
+        Decimal("43.75")
+    ]  # the "*" row: 20 + 95 * 0.25
 
 
 def test_a_configured_rate_card_replaces_the_example() -> None:
@@ -497,6 +531,6 @@ def test_a_configured_rate_card_replaces_the_example() -> None:
         q.service for q in _carrier(rate_card=card, services=["PKG"]).quote(make_request(service=""))
     ] == ["PKG"]
     [pkg] = carrier.quote(make_request(service="PKG"))
-    assert (str(pkg.price), pkg.tracking_level) == ("17.00 USD", "untracked")
+    assert (str(pkg.price), pkg.tracking_level) == ("17.50 USD", "untracked")  # 5 + 50 * 0.25
     with pytest.raises(ValueError, match="rate_card"):
         _carrier(rate_card=[{"service": "PPM"}])

@@ -1,4 +1,4 @@
-"""The carrier contract (``connector.testing``) run against DHL eCommerce and its emulator."""
+"""The carrier contract (``connector.kit.testing``) run against DHL eCommerce and its emulator."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from mfn_carrier_dhl_ecommerce.client import DhlEcommerceCarrier
 
-from connector.sandbox.framework import EmulatorServer
-from connector.testing import CarrierContract
+from connector.kit.sandbox import EmulatorServer
+from connector.kit.testing import CarrierContract
 
 
 @pytest.fixture

@@ -8,11 +8,15 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
-from dhl_ecommerce_testkit import EU_BUYER, FIXTURES, load_fixture, make_request
+from dhl_ecommerce_testkit import BUYER, EU_BUYER, FIXTURES, load_fixture, make_request
 from mfn_carrier_dhl_ecommerce import mapping
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import TrackingStatus
+from connector.kit import (
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TrackingStatus,
+    TransientCarrierError,
+)
 
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json"))
 
@@ -395,8 +399,9 @@ def test_a_date_that_is_no_date_is_transient() -> None:
 
 # -- the request builder ----------------------------------------------------------------------
 
-# The labelRequest fields reference/carriers.md section 4 documents (no captured request exists:
-# the pack's two request samples are push requests, checked above).
+# The labelRequest fields DHL documents for /rest/v2/Label (as the DHL eCommerce Asia client of
+# https://github.com/RafaelFunchal/dhl-logistic-services-for-woocommerce sends them). No captured
+# labelRequest exists: the two captured request samples are push requests, checked above.
 BD_FIELDS = {
     "pickupAccountId",
     "soldToAccountId",
@@ -478,7 +483,10 @@ ACCOUNTS = {
 
 
 def test_label_bd_uses_only_documented_fields_with_the_documented_values() -> None:
-    bd = mapping.label_bd(make_request("111-0000001-0000001-1"), **ACCOUNTS)
+    request = make_request("111-0000001-0000001-1")
+    [line] = request.parcel.contents  # HS codes are often written with a dot: DHL takes digits only
+    request = replace(request, parcel=replace(request.parcel, contents=(replace(line, hs_code="3926.90"),)))
+    bd = mapping.label_bd(request, **ACCOUNTS)
     assert set(bd) <= BD_FIELDS and set(bd["pickupAddress"]) <= ADDRESS_FIELDS
     assert bd["label"] == {"format": "PDF", "layout": "1x1", "pageSize": "400x600"}
     assert (bd["inlineLabelReturn"], bd["handoverMethod"], bd["pickupAccountId"], bd["soldToAccountId"]) == (
@@ -490,22 +498,22 @@ def test_label_bd_uses_only_documented_fields_with_the_documented_values() -> No
     [item] = bd["shipmentItems"]
     assert set(item) <= ITEM_FIELDS and set(item["consigneeAddress"]) <= ADDRESS_FIELDS
     assert item["shipmentID"] == "CNMFN111-0000001-0000001-1"
-    assert (item["totalWeight"], item["totalWeightUOM"], item["dimensionUOM"]) == (240, "G", "CM")
-    assert (item["length"], item["width"], item["height"]) == (20.5, 15.0, 4.0)
+    assert (item["totalWeight"], item["totalWeightUOM"], item["dimensionUOM"]) == (250, "G", "CM")
+    assert (item["length"], item["width"], item["height"]) == (20.5, 15.0, 3.0)
     assert (item["productCode"], item["totalValue"], item["currency"], item["incoterm"]) == (
         "PPM",
         9.0,
         "USD",
         "DDP",
     )
-    assert item["consigneeAddress"]["country"] == "US" and item["consigneeAddress"]["address2"] == "Suite 200"
+    assert item["consigneeAddress"]["country"] == "US" and item["consigneeAddress"]["address2"] == BUYER.line2
     [line] = item["shipmentContents"]
     assert set(line) <= CONTENT_FIELDS
     assert (line["hsCode"], line["contentIndicator"], line["countryOfOrigin"]) == ("392690", "00", "CN")
     assert (line["itemValue"], line["itemQuantity"], line["grossWeight"], line["descriptionExport"]) == (
         4.5,
         2,
-        120,
+        100,
         "手机壳",
     )
     assert "remarks" not in item  # nothing to say without an IOSS number

@@ -10,14 +10,19 @@ from dataclasses import replace
 import pypdf
 import pytest
 import requests
-from dhl_ecommerce_testkit import BUYER, EU_BUYER, control, make_request
+from dhl_ecommerce_testkit import AMAZON_TRACKING_FORMAT, BUYER, EU_BUYER, make_request
 from mfn_carrier_dhl_ecommerce import mapping
 from mfn_carrier_dhl_ecommerce.sandbox import DhlEcommerceEmulator
 from mfn_carrier_dhl_ecommerce.settings import TRACKING_NUMBER_PATTERN
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import TrackingStatus
-from connector.sandbox.spapi import TRACKING_FORMATS
+from connector.kit import (
+    CarrierContext,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TrackingStatus,
+    TransientCarrierError,
+)
+from connector.kit.testing import advance_clock, sandbox_control, sandbox_state, set_faults
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +30,7 @@ HOUR = 3600
 
 
 def _advance(server, hours: float) -> None:  # noqa: ANN001
-    control(server, "clock", {"advance_seconds": hours * HOUR})
+    advance_clock(server, hours * HOUR)
 
 
 def _token(server, client_id: str = "sandbox-client", password: str = "sandbox-password") -> str:  # noqa: ANN001
@@ -53,7 +58,7 @@ def test_lifecycle_create_label_find_resend_cancel(sandbox, connect) -> None:  #
     created = carrier.create_shipment(request)
     number = created.tracking_number
     assert number and re.fullmatch(TRACKING_NUMBER_PATTERN, number)
-    assert re.fullmatch(TRACKING_FORMATS["DHL eCommerce"], number)  # what the SP-API emulator accepts
+    assert re.fullmatch(AMAZON_TRACKING_FORMAT, number)  # what Amazon accepts (the SP-API emulator's check)
 
     pdf = carrier.get_label(created)
     reader = pypdf.PdfReader(io.BytesIO(pdf))
@@ -66,7 +71,7 @@ def test_lifecycle_create_label_find_resend_cancel(sandbox, connect) -> None:  #
     assert found is not None and (found.reference, found.tracking_number) == (reference, number)
     again = carrier.create_shipment(request)  # e.g. a retry after a lost answer: DHL answers 203
     assert again == created
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert state["labels"][reference] == {
         "created": 1,
         "waybill": number,
@@ -77,7 +82,7 @@ def test_lifecycle_create_label_find_resend_cancel(sandbox, connect) -> None:  #
     assert state["create_attempts"][reference] == 2
 
     assert carrier.cancel(created) is True
-    assert control(server, "state")["labels"][reference]["cancelled"] is True
+    assert sandbox_state(server)["labels"][reference]["cancelled"] is True
     assert carrier.find_by_reference(reference) is None
     [info] = carrier.track([number])
     assert info.status is TrackingStatus.CANCELLED and info.events[-1].code == "SBX-CAN"
@@ -145,26 +150,27 @@ def test_a_failed_pickup_then_the_retry(sandbox, connect) -> None:  # noqa: ANN0
 
 def test_expired_and_forcibly_expired_tokens_are_refreshed(sandbox, connect) -> None:  # noqa: ANN001
     server = sandbox(token_ttl_seconds=3600)
-    carrier = connect(server)
+    session = requests.Session()
     fetched: list[str] = []
-    original = carrier.http.request
+    original = session.request
 
     def spy(method, url, **kwargs):  # noqa: ANN001, ANN003, ANN202
         if "AccessToken" in url:
             fetched.append(url)
         return original(method, url, **kwargs)
 
-    carrier.http.request = spy  # type: ignore[method-assign]
+    session.request = spy  # type: ignore[method-assign]
+    carrier = connect(server, CarrierContext(http=session))
     carrier.create_shipment(make_request("111-0000004-0000001-1"))
     carrier.find_by_reference("111-0000004-0000001-1")
     assert len(fetched) == 1  # cached
     _advance(server, 2)  # expired for DHL, not on the client's own clock
     shipment = carrier.create_shipment(make_request("111-0000004-0000002-1"))
     assert len(fetched) == 2 and shipment.tracking_number
-    assert control(server, "expire_tokens", {}) == {"expired_tokens": 1}
+    assert sandbox_control(server, "expire_tokens", {}) == {"expired_tokens": 1}
     assert carrier.find_by_reference("111-0000004-0000002-1") == replace(shipment, service="")
     assert len(fetched) == 3
-    assert control(server, "state")["labels"]["111-0000004-0000002-1"]["created"] == 1
+    assert sandbox_state(server)["labels"]["111-0000004-0000002-1"]["created"] == 1
 
 
 def test_credentials(sandbox, connect) -> None:  # noqa: ANN001
@@ -183,7 +189,7 @@ def test_credentials(sandbox, connect) -> None:  # noqa: ANN001
     server = sandbox(carrier_settings=own)
     carrier = connect(server, **{k: v for k, v in own.items() if k != "base_url"})
     carrier.create_shipment(make_request("111-0000005-0000001-1"))
-    assert list(control(server, "state")["labels"]) == ["111-0000005-0000001-1"]  # the prefix "ABC" stripped
+    assert list(sandbox_state(server)["labels"]) == ["111-0000005-0000001-1"]  # the prefix "ABC" stripped
     with pytest.raises(PermanentCarrierError, match="Pickup Account ID.*not authorised"):
         connect(server, **{**own, "base_url": server.url, "pickup_account_id": "5999999"}).find_by_reference(
             "x-1"
@@ -201,7 +207,7 @@ def test_same_shipment_id_other_data_then_reconcile(sandbox, connect) -> None:  
     assert str(err.value).endswith("Variances found for fields -> Consignee Address 1;  Product Code")
     found = carrier.find_by_reference(request.reference)  # what the engine does next
     assert found is not None and found.tracking_number == original.tracking_number
-    assert control(server, "state")["labels"][request.reference]["created"] == 1
+    assert sandbox_state(server)["labels"][request.reference]["created"] == 1
 
 
 def test_validation_failures_name_the_field_and_pointer(sandbox, connect) -> None:  # noqa: ANN001
@@ -239,7 +245,7 @@ def test_validation_failures_name_the_field_and_pointer(sandbox, connect) -> Non
     bad_line["shipmentItems"][0]["shipmentContents"][0]["hsCode"] = "39"
     answer = _post(server, "/rest/v2/Label", "labelRequest", bad_line, token)["labelResponse"]["bd"]
     assert "HS Code [/labelRequest/bd/shipmentItems[0]/shipmentContents[0]/hsCode]" in json.dumps(answer)
-    assert control(server, "state")["labels"] == {}
+    assert sandbox_state(server)["labels"] == {}
     answer = _post(server, "/rest/v2/Label", "labelRequest", carrier_bd, "not-a-token")["labelResponse"]["bd"]
     assert answer["responseStatus"]["messageDetails"][0]["messageDetail"].startswith("Invalid access token")
 
@@ -248,7 +254,7 @@ def test_references_the_shipment_id_cannot_hold(sandbox, connect) -> None:  # no
     server = sandbox()
     with pytest.raises(PermanentCarrierError, match="not allowed"):
         connect(server).create_shipment(make_request("PKG 1"))
-    assert control(server, "state")["requests"] == 0
+    assert sandbox_state(server)["requests"] == 0
 
 
 def test_ambiguous_failures_are_transient_and_reconcile_to_one_label(sandbox, connect) -> None:  # noqa: ANN001
@@ -256,17 +262,17 @@ def test_ambiguous_failures_are_transient_and_reconcile_to_one_label(sandbox, co
     carrier = connect(server)
     carrier.access_token()
     request = make_request("111-0000008-0000001-1")
-    control(server, "faults", {"malformed": 1.0})
+    set_faults(server, {"malformed": 1.0})
     with pytest.raises(TransientCarrierError, match="not valid JSON"):
         carrier.create_shipment(request)
-    control(server, "faults", {"malformed": 0.0, "error_5xx": 1.0})
+    set_faults(server, {"error_5xx": 1.0})
     with pytest.raises(TransientCarrierError, match="HTTP 500"):
         carrier.create_shipment(make_request("111-0000008-0000002-1"))
-    control(server, "faults", {"error_5xx": 0.0})
+    set_faults(server, {})
     found = carrier.find_by_reference(request.reference)  # the malformed create took effect
     assert found is not None
     assert carrier.create_shipment(request).tracking_number == found.tracking_number  # 203
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert state["labels"][request.reference]["created"] == 1
     assert "111-0000008-0000002-1" not in state["labels"]  # a 5xx fault never takes effect
 
@@ -282,7 +288,7 @@ def test_rate_limit_mode_answers_429(sandbox, connect) -> None:  # noqa: ANN001
     with pytest.raises(TransientCarrierError, match="HTTP 429") as err:
         carrier.track(["7000000000000000"])
     assert err.value.code == "http_429"
-    assert control(server, "rate_limit", {"per_second": None}) == {"rate_limit_per_second": None}
+    assert sandbox_control(server, "rate_limit", {"per_second": None}) == {"rate_limit_per_second": None}
     assert carrier.track(["7000000000000000"])[0].status is TrackingStatus.UNKNOWN
 
 
@@ -342,5 +348,5 @@ def test_a_deleted_reference_can_be_used_again(sandbox, connect) -> None:  # noq
     assert carrier.cancel(first)
     second = carrier.create_shipment(make_request("111-0000011-0000001-1"))
     assert second.tracking_number != first.tracking_number
-    label = control(server, "state")["labels"]["111-0000011-0000001-1"]
+    label = sandbox_state(server)["labels"]["111-0000011-0000001-1"]
     assert label["created"] == 2 and label["cancelled"] is False

@@ -17,6 +17,7 @@ from yanwen_testkit import (
     BUYER,
     TOKEN,
     USER,
+    carrier_for,
     checkpoint,
     make_request,
     ok,
@@ -27,9 +28,16 @@ from yanwen_testkit import (
     waybill_record,
 )
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Money, Shipment, TrackingStatus
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit import (
+    CarrierContext,
+    DuplicateReferenceError,
+    Money,
+    PermanentCarrierError,
+    Shipment,
+    TrackingStatus,
+    TransientCarrierError,
+)
+from connector.kit.sandbox import make_label_pdf
 
 BASE = "https://open.yw56.com.cn"
 API = BASE + "/api/order"
@@ -40,8 +48,7 @@ REF = "111-0000001-0000001-1"
 
 @pytest.fixture
 def carrier() -> YanwenCarrier:
-    return YanwenCarrier(settings_for(BASE, timeout_seconds=7, connect_timeout_seconds=2), requests.Session(),
-                         clock=lambda: NOW)
+    return carrier_for(settings_for(BASE, timeout_seconds=7, connect_timeout_seconds=2), clock=lambda: NOW)
 
 
 def _method(name: str) -> list:
@@ -90,7 +97,8 @@ def test_base_url_forms_and_timeouts(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(session, "request", spy)
-    carrier = YanwenCarrier(settings_for(API + "/", timeout_seconds=7, connect_timeout_seconds=2), session)
+    carrier = carrier_for(settings_for(API + "/", timeout_seconds=7, connect_timeout_seconds=2),
+                          CarrierContext(http=session))
     responses.post(API, json=ok([]), match=_method("express.order.getlist"))
     assert carrier.find_by_reference(REF) is None
     assert seen["timeout"] == (2.0, 7.0)
@@ -98,19 +106,19 @@ def test_base_url_forms_and_timeouts(monkeypatch):
 
 
 def test_tracking_url_follows_the_base_url():
-    assert YanwenCarrier(settings_for(BASE)).settings.tracking_url == TRACK
-    fat = YanwenCarrier(settings_for("https://open-fat.yw56.com.cn/api/order"))
+    assert carrier_for(settings_for(BASE)).settings.tracking_url == TRACK
+    fat = carrier_for(settings_for("https://open-fat.yw56.com.cn/api/order"))
     assert fat.settings.tracking_url == TRACK
-    sandbox = YanwenCarrier(settings_for("http://127.0.0.1:8703"))
+    sandbox = carrier_for(settings_for("http://127.0.0.1:8703"))
     assert sandbox.settings.api_url == "http://127.0.0.1:8703/api/order"
     assert sandbox.settings.tracking_url == "http://127.0.0.1:8703/api/tracking"
-    own = YanwenCarrier(settings_for(BASE, tracking_base_url="http://trackapi.yanwentech.com/"))
+    own = carrier_for(settings_for(BASE, tracking_base_url="http://trackapi.yanwentech.com/"))
     assert own.settings.tracking_url == "http://trackapi.yanwentech.com/api/tracking"
 
 
 @responses.activate
 def test_timestamp_unit_can_be_microseconds():
-    carrier = YanwenCarrier(settings_for(BASE, timestamp_unit="us"), requests.Session(), clock=lambda: NOW)
+    carrier = carrier_for(settings_for(BASE, timestamp_unit="us"), clock=lambda: NOW)
     responses.post(API, json=ok([]))
     carrier.channels()
     query, body = _sent(responses.calls[0])
@@ -172,8 +180,7 @@ def test_duplicate_that_cannot_be_found_is_transient(carrier):
 
 @responses.activate
 def test_duplicate_codes_come_from_the_settings():
-    carrier = YanwenCarrier(settings_for(BASE, duplicate_codes=["4711"], duplicate_keywords=["in use"]),
-                            requests.Session())
+    carrier = carrier_for(settings_for(BASE, duplicate_codes=["4711"], duplicate_keywords=["in use"]))
     responses.post(API, json=refused("121", "V121 订单号重复"), match=_method("express.order.create"))
     with pytest.raises(PermanentCarrierError, match="V121") as caught:
         carrier.create_shipment(make_request())
@@ -182,7 +189,7 @@ def test_duplicate_codes_come_from_the_settings():
 
 @responses.activate
 def test_find_by_reference_ignores_other_references_and_uses_cancelled_statuses():
-    carrier = YanwenCarrier(settings_for(BASE, cancelled_statuses=[5, 6]), requests.Session())
+    carrier = carrier_for(settings_for(BASE, cancelled_statuses=[5, 6]))
     responses.post(API, json=ok([waybill_record("UG1", REF, status=6), waybill_record("UG2", "OTHER")]))
     assert carrier.find_by_reference(REF) is None
 
@@ -212,17 +219,17 @@ def test_rate_card_quotes_by_default(carrier):
 def test_own_rate_card():
     rows = [{"service": "481", "countries": "DE,FR", "max_weight_g": 500, "base": "10", "per_kg": "50",
              "currency": "CNY", "transit_days": 9}]
-    carrier = YanwenCarrier(settings_for(BASE, rate_card=rows, services=["481"]))
+    carrier = carrier_for(settings_for(BASE, rate_card=rows, services=["481"]))
     de = make_request(service="", ship_to=replace(BUYER, country_code="DE"))
     assert [(q.service, q.price) for q in carrier.quote(de)] == [("481", Money("22.50", "CNY"))]
     assert carrier.quote(make_request(service="")) == []  # US is not on this card
     with pytest.raises(ValueError, match="rate_card"):
-        YanwenCarrier(settings_for(BASE, rate_card=[{**rows[0], "base": "cheap"}]))
+        carrier_for(settings_for(BASE, rate_card=[{**rows[0], "base": "cheap"}]))
 
 
 @responses.activate
 def test_api_quotes_use_calc_list():
-    carrier = YanwenCarrier(settings_for(BASE, quote_source="api", calc_city_id="440300"), requests.Session())
+    carrier = carrier_for(settings_for(BASE, quote_source="api", calc_city_id="440300"))
     responses.post(API, json=ok([{"channelId": "481", "totalPrice": "39.50", "currency": "CNY",
                                   "deliveryDays": "8-12"},
                                  {"channelId": "464", "totalPrice": "30.00", "currency": "CNY"}]),
@@ -236,7 +243,7 @@ def test_api_quotes_use_calc_list():
 
 @responses.activate
 def test_api_quotes_without_permission_are_permanent():
-    carrier = YanwenCarrier(settings_for(BASE, quote_source="api"), requests.Session())
+    carrier = carrier_for(settings_for(BASE, quote_source="api"))
     responses.post(API, json=refused("3001", "无权限访问该接口 / no permission"))
     with pytest.raises(PermanentCarrierError, match="quote_source: rate_card"):
         carrier.quote(make_request())
@@ -266,8 +273,7 @@ def test_track_batches_thirty_numbers_per_call_and_keeps_the_order(carrier):
 
 @responses.activate
 def test_track_uses_customer_number_and_batch_size():
-    carrier = YanwenCarrier(settings_for(BASE, customer_number="C-777", track_batch_size=10),
-                            requests.Session())
+    carrier = carrier_for(settings_for(BASE, customer_number="C-777", track_batch_size=10))
     responses.get(TRACK, json=tracking_answer([]))
     infos = carrier.track([f"N{i}" for i in range(12)])
     assert all(i.status is TrackingStatus.UNKNOWN for i in infos)
@@ -367,10 +373,10 @@ def test_system_error_code_is_transient(carrier):
 
 def test_settings_are_checked_by_name():
     with pytest.raises(ValueError, match="api_token"):
-        YanwenCarrier({"base_url": BASE, "user_id": "1"})
+        carrier_for({"base_url": BASE, "user_id": "1"})
     with pytest.raises(ValueError, match="api_tokn"):
-        YanwenCarrier(settings_for(BASE, api_tokn="typo"))
+        carrier_for(settings_for(BASE, api_tokn="typo"))
     with pytest.raises(ValueError, match="quote_source"):
-        YanwenCarrier(settings_for(BASE, quote_source="guess"))
+        carrier_for(settings_for(BASE, quote_source="guess"))
     with pytest.raises(ValueError, match="track_batch_size"):
-        YanwenCarrier(settings_for(BASE, track_batch_size=31))
+        carrier_for(settings_for(BASE, track_batch_size=31))

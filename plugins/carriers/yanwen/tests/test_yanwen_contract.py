@@ -1,4 +1,4 @@
-"""The carrier contract (``connector.testing``) run against Yanwen and its emulator."""
+"""The carrier contract (``connector.kit.testing``) run against Yanwen and its emulator."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,9 +6,9 @@ from collections.abc import Callable
 import pytest
 from mfn_carrier_yanwen.client import YanwenCarrier
 
-from connector.model import Address
-from connector.sandbox.framework import EmulatorServer
-from connector.testing import CarrierContract
+from connector.kit import Address
+from connector.kit.sandbox import EmulatorServer
+from connector.kit.testing import CarrierContract
 
 
 @pytest.fixture

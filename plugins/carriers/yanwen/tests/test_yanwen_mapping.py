@@ -20,9 +20,16 @@ from yanwen_testkit import (
     waybill_record,
 )
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import CustomsLine, Money, Parcel, TrackingStatus
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit import (
+    CustomsLine,
+    DuplicateReferenceError,
+    Money,
+    Parcel,
+    PermanentCarrierError,
+    TrackingStatus,
+    TransientCarrierError,
+)
+from connector.kit.sandbox import make_label_pdf
 
 # -- signing ---------------------------------------------------------------------------------
 
@@ -390,11 +397,3 @@ def test_parse_tracking_errors(answer, error, text):
     with pytest.raises(error, match=text):
         mapping.parse_tracking(answer, ["A"])
 
-
-def test_chunks():
-    numbers = [f"N{i}" for i in range(65)]
-    batches = mapping.chunks(numbers, 30)
-    assert [len(b) for b in batches] == [30, 30, 5] and sum(batches, []) == numbers
-    assert mapping.chunks([], 30) == []
-    with pytest.raises(ValueError):
-        mapping.chunks(numbers, 0)

@@ -14,10 +14,15 @@ import requests
 from mfn_carrier_yanwen import mapping
 from mfn_carrier_yanwen.sandbox import YanwenEmulator, s10_check_digit
 from mfn_carrier_yanwen.settings import TRACKING_NUMBER_PATTERN
-from yanwen_testkit import BUYER, control, make_request
+from yanwen_testkit import BUYER, make_request
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import TrackingStatus
+from connector.kit import (
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TrackingStatus,
+    TransientCarrierError,
+)
+from connector.kit.testing import advance_clock, sandbox_state, set_faults
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +66,7 @@ def test_label_lifecycle(sandbox, connect):
 
     again = carrier.create_shipment(request)  # e.g. a retry after a lost answer
     assert again.carrier_shipment_id == created.carrier_shipment_id
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert state["labels"][REF] == {"created": 1, "waybill": created.carrier_shipment_id,
                                     "tracking_number": created.tracking_number, "cancelled": False,
                                     "waybills": [created.carrier_shipment_id]}
@@ -71,7 +76,7 @@ def test_label_lifecycle(sandbox, connect):
     assert record.order_number == REF and record.status == 0
 
     assert carrier.cancel(found) is True
-    assert control(server, "state")["labels"][REF]["cancelled"] is True
+    assert sandbox_state(server)["labels"][REF]["cancelled"] is True
     assert carrier.find_by_reference(REF) is None
     assert carrier.get_order(created.carrier_shipment_id).status == 5
     assert carrier.cancel(found) is True  # already cancelled: nothing left to do
@@ -82,7 +87,7 @@ def test_label_lifecycle(sandbox, connect):
 
     reused = carrier.create_shipment(request)  # a cancelled orderNumber may be used again
     assert reused.carrier_shipment_id != created.carrier_shipment_id
-    label = control(server, "state")["labels"][REF]
+    label = sandbox_state(server)["labels"][REF]
     assert label["created"] == 2 and label["cancelled"] is False
 
 
@@ -92,7 +97,7 @@ def test_tracking_progresses_with_the_simulated_clock(sandbox, connect):
     shipment = carrier.create_shipment(make_request(REF))
 
     def status_after(hours: float) -> TrackingStatus:
-        control(server, "clock", {"advance_seconds": hours * HOUR})
+        advance_clock(server, hours * HOUR)
         [info] = carrier.track([shipment.tracking_number])
         return info.status
 
@@ -128,10 +133,10 @@ def test_delivery_branches(sandbox, connect, option, codes, final):
     server = sandbox(**{option: 1.0})
     carrier = connect(server)
     shipment = carrier.create_shipment(make_request(REF))
-    control(server, "clock", {"advance_seconds": 170 * HOUR})
+    advance_clock(server, 170 * HOUR)
     middle = carrier.track([shipment.tracking_number])[0].status
     assert middle in (TrackingStatus.FAILED_ATTEMPT, TrackingStatus.OUT_FOR_DELIVERY)
-    control(server, "clock", {"advance_seconds": 100 * HOUR})
+    advance_clock(server, 100 * HOUR)
     [info] = carrier.track([shipment.tracking_number])
     assert info.status is final
     assert [e.code for e in info.events][-len(codes):] == codes
@@ -144,7 +149,7 @@ def test_untracked_and_economy_lines_stop_being_tracked(sandbox, connect):
     economy = carrier.create_shipment(make_request("R-ECONOMY", service="464"))
     assert untracked.tracking_number.startswith("YW")
     assert re.fullmatch(TRACKING_NUMBER_PATTERN, untracked.tracking_number)
-    control(server, "clock", {"advance_seconds": 300 * HOUR})
+    advance_clock(server, 300 * HOUR)
     tracked = carrier.track([untracked.tracking_number, economy.tracking_number])
     infos = {i.tracking_number: i for i in tracked}
     assert infos[untracked.tracking_number].events[-1].code == "LH10"
@@ -160,9 +165,9 @@ def test_more_than_thirty_numbers_are_refused_but_the_client_batches(sandbox, co
     too_many = requests.get(f"{server.url}/api/tracking", params={"nums": ",".join(numbers[:31])},
                             headers={"Authorization": "100000"}, timeout=5).json()
     assert too_many["code"] != 0 and "30" in too_many["message"]
-    before = control(server, "state")["requests"]
+    before = sandbox_state(server)["requests"]
     infos = carrier.track(numbers)
-    assert control(server, "state")["requests"] - before == 2
+    assert sandbox_state(server)["requests"] - before == 2
     assert [i.tracking_number for i in infos] == numbers
     assert [i.status for i in infos[:3]] == [TrackingStatus.PENDING] * 3
     assert {i.status for i in infos[3:]} == {TrackingStatus.UNKNOWN}
@@ -185,7 +190,7 @@ def test_wrong_token_is_a_sign_error(sandbox, connect):
     with pytest.raises(PermanentCarrierError, match="rejected the credentials") as caught:
         carrier.create_shipment(make_request(REF))
     assert not isinstance(caught.value, DuplicateReferenceError) and "wrong-token" not in str(caught.value)
-    assert REF not in control(server, "state")["labels"]
+    assert REF not in sandbox_state(server)["labels"]
     answer = _gateway(server, "express.channel.getlist", {}, token="nope")
     assert answer == {"success": False, "code": "1001", "message": "sign error", "data": None}
     assert int(answer["code"]) > 0
@@ -204,7 +209,7 @@ def test_the_signature_covers_the_exact_body(sandbox):
     assert unknown["success"] is False and "does not exist" in unknown["message"]
     missing = requests.post(f"{server.url}/api/order", params={"user_id": "100000"}, data=b"{}", timeout=5)
     assert "missing parameter" in missing.json()["message"]
-    # signed by hand, as the reference describes it
+    # signed by hand: md5(token + user_id + body + format + method + timestamp + version + token)
     ts = str(int(time.time() * 1000))
     source = f"sandbox-token100000{{}}jsonexpress.channel.getlist{ts}V1.0sandbox-token"
     query = {"user_id": "100000", "method": "express.channel.getlist", "format": "json", "timestamp": ts,
@@ -243,7 +248,7 @@ def test_missing_fields_are_named(sandbox, connect):
                   "parcelInfo.totalQuantity", "parcelInfo.totalWeight", "productList[0].goodsNameEn",
                   "productList[0].price"):
         assert field in answer["message"], field
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert "RAW-1" not in state["labels"] and state["create_attempts"]["RAW-1"] == 1
 
 
@@ -259,7 +264,7 @@ def test_duplicate_refusal_is_configurable(sandbox, connect):
     carrier = connect(returning)
     one = carrier.create_shipment(make_request(REF))
     assert carrier.create_shipment(make_request(REF)).carrier_shipment_id == one.carrier_shipment_id
-    assert control(returning, "state")["labels"][REF]["created"] == 1
+    assert sandbox_state(returning)["labels"][REF]["created"] == 1
 
     own_code = sandbox(duplicate_code="4711")
     strict = connect(own_code, duplicate_codes=["4711"], duplicate_keywords=["nothing-matches"])
@@ -270,7 +275,7 @@ def test_duplicate_refusal_is_configurable(sandbox, connect):
     with pytest.raises(PermanentCarrierError, match="V121") as caught:  # not recognised: held, not re-bought
         blind.create_shipment(make_request(REF))
     assert not isinstance(caught.value, DuplicateReferenceError)
-    assert control(own_code, "state")["labels"][REF]["created"] == 1
+    assert sandbox_state(own_code)["labels"][REF]["created"] == 1
 
 
 def test_create_new_mode_shows_why_the_engine_looks_up_first(sandbox, connect):
@@ -280,40 +285,40 @@ def test_create_new_mode_shows_why_the_engine_looks_up_first(sandbox, connect):
     assert carrier.find_by_reference(REF).carrier_shipment_id == first.carrier_shipment_id
     second = carrier.create_shipment(make_request(REF))
     assert second.carrier_shipment_id != first.carrier_shipment_id
-    assert control(server, "state")["labels"][REF]["created"] == 2
+    assert sandbox_state(server)["labels"][REF]["created"] == 2
 
 
 def test_malformed_answer_is_transient_and_the_waybill_can_be_found(sandbox, connect):
     server = sandbox()
     carrier = connect(server)
-    control(server, "faults", {"malformed": 1.0})
+    set_faults(server, {"malformed": 1.0})
     with pytest.raises(TransientCarrierError, match="not valid JSON"):
         carrier.create_shipment(make_request("R-AMBIGUOUS"))
-    control(server, "faults", {"malformed": 0.0})
+    set_faults(server, {"malformed": 0.0})
     found = carrier.find_by_reference("R-AMBIGUOUS")  # the create took effect
     assert found is not None and UG.match(found.tracking_number)
     again = carrier.create_shipment(make_request("R-AMBIGUOUS"))
     assert again.carrier_shipment_id == found.carrier_shipment_id
-    state = control(server, "state")
+    state = sandbox_state(server)
     assert state["labels"]["R-AMBIGUOUS"]["created"] == 1 and state["faults_injected"]["malformed"] == 1
 
 
 def test_timeout_server_error_and_system_error(sandbox, connect):
     server = sandbox()
     carrier = connect(server, timeout_seconds=0.3)
-    control(server, "faults", {"timeout": 1.0, "timeout_seconds": 1.0})
+    set_faults(server, {"timeout": 1.0, "timeout_seconds": 1.0})
     with pytest.raises(TransientCarrierError, match="no answer within"):
         carrier.track(["UG1"])
-    control(server, "faults", {"timeout": 0.0, "error_5xx": 1.0})
+    set_faults(server, {"timeout": 0.0, "error_5xx": 1.0})
     with pytest.raises(TransientCarrierError, match="HTTP 500"):
         carrier.create_shipment(make_request("R-5XX"))
-    control(server, "faults", {"error_5xx": 0.0})
-    assert "R-5XX" not in control(server, "state")["labels"]  # a 5xx fault never takes effect
+    set_faults(server, {"error_5xx": 0.0})
+    assert "R-5XX" not in sandbox_state(server)["labels"]  # a 5xx fault never takes effect
 
     busy = sandbox(system_error_rate=1.0)
     with pytest.raises(TransientCarrierError, match="system error"):
         connect(busy).create_shipment(make_request("R-BUSY"))
-    assert "R-BUSY" not in control(busy, "state")["labels"]
+    assert "R-BUSY" not in sandbox_state(busy)["labels"]
 
 
 def test_quotes_from_calc_list_and_the_permission_switch(sandbox, connect):
@@ -333,7 +338,7 @@ def test_quotes_from_calc_list_and_the_permission_switch(sandbox, connect):
         connect(locked, quote_source="api").quote(make_request())
     card = connect(locked).quote(make_request())  # the rate card needs no permission (and no call)
     assert [q.service for q in card] == ["481"]
-    assert control(locked, "state")["requests"] == 1
+    assert sandbox_state(locked)["requests"] == 1
 
 
 def test_lookup_limits_and_channels(sandbox, connect):

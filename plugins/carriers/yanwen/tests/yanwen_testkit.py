@@ -1,43 +1,47 @@
-"""Helpers for the Yanwen plugin tests: sample answers, a sample request, control calls.
+"""Helpers for the Yanwen plugin tests: canned Yanwen answers and the plugin's defaults for the kit's
+shared test data (``connector.kit.testing``).
 
 A uniquely named module (not ``conftest``) so that test modules can import it. No captured Yanwen
-answers are public; the samples below follow the field lists of the open-source clients cited in
-``reference/carriers.md`` section 2 (zengweigg/yw56 models, the gateway client, the skill reference).
+answers are public; the samples below follow the field lists of the public open-source clients (the
+models of https://github.com/zengweigg/yw56, and karrio's Yanwen tracking extension, removed in
+https://github.com/karrioapi/karrio/commit/2787ca7ff).
 """
 from __future__ import annotations
 
-from decimal import Decimal
+import functools
+from collections.abc import Callable
 from typing import Any
 
-import requests
+from mfn_carrier_yanwen.client import YanwenCarrier
+from mfn_carrier_yanwen.settings import YanwenSettings
 
-from connector.model import Address, CustomsLine, Money, Parcel, ShipmentRequest
-from connector.sandbox.framework import EmulatorServer
+from connector.kit import CarrierContext, ShipmentRequest
+from connector.kit.testing import BUYER, SELLER, connect, sample_request
 
-BUYER = Address(name="Jane Q. Buyer", line1="1200 Pine Street", line2="Apt 4B", city="Seattle", state="WA",
-                postal_code="98101", country_code="US", phone="+1 206 555 0142",
-                email="jane.buyer@example.com")
-SELLER = Address(name="Li Wei", company="Shenzhen Demo Trading Co., Ltd.", line1="8 Keji South Road",
-                 line2="Nanshan", city="Shenzhen", state="Guangdong", postal_code="518057", country_code="CN",
-                 phone="+86 755 0000 0000")
+__all__ = ["BUYER", "SELLER", "TOKEN", "USER", "carrier_for", "checkpoint", "make_request", "ok", "refused",
+           "settings_for", "tracking_answer", "tracking_result", "waybill_record"]
+
 TOKEN = "s3cr3t-yanwen-token"
 USER = "99000015"
 
 
-def make_request(reference: str = "111-0000001-0000001-1", *, service: str = "481", ship_to: Address = BUYER,
-                 weight_g: int = 250, ioss_number: str = "", has_battery: bool = False,
-                 site: str = "US") -> ShipmentRequest:
-    parcel = Parcel(
-        weight_g=weight_g, length_cm=Decimal("20.5"), width_cm=Decimal("15"), height_cm=Decimal("3"),
-        contents=(CustomsLine(sku="CASE-BLK", name_en="Phone case", name_cn="手机壳", hs_code="392690",
-                              quantity=2, unit_value=Money(Decimal("4.50"), "USD"), unit_weight_g=100),),
-        has_battery=has_battery)
-    return ShipmentRequest(reference=reference, order_id="111-0000001-0000001", site=site, service=service,
-                           ship_from=SELLER, ship_to=ship_to, parcel=parcel, ioss_number=ioss_number)
+def make_request(reference: str = "111-0000001-0000001-1", *, service: str = "481",
+                 **fields: Any) -> ShipmentRequest:
+    """The kit's sample request (a 250 g parcel of two phone cases to Seattle) on channel 481."""
+    return sample_request(reference, service=service, **fields)
 
 
 def settings_for(base_url: str, **overrides: Any) -> dict[str, Any]:
+    """A ``carriers.yanwen`` section for ``base_url`` with a test account."""
     return {"base_url": base_url, "user_id": USER, "api_token": TOKEN, **overrides}
+
+
+def carrier_for(section: dict[str, Any], context: CarrierContext | None = None, *,
+                clock: Callable[[], float] | None = None) -> YanwenCarrier:
+    """The carrier the daemon builds from a ``carriers.yanwen`` section; ``clock`` fixes the signed
+    timestamp."""
+    factory = YanwenCarrier if clock is None else functools.partial(YanwenCarrier, clock=clock)
+    return connect(factory, YanwenSettings, section, context=context)
 
 
 def ok(data: Any = None) -> dict[str, Any]:
@@ -75,14 +79,3 @@ def tracking_result(number: str, checkpoints: list[dict], status: str | None = N
 def tracking_answer(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"code": 0, "message": "success", "result": results, "requestTime": "2026-03-02T10:00:00+08:00",
             "elapsedMilliseconds": {"total": 12}}
-
-
-def control(server: EmulatorServer, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Call a ``/_sandbox/...`` control endpoint (GET without payload, POST with one)."""
-    url = f"{server.url}/_sandbox/{path}"
-    if payload is None:
-        response = requests.get(url, timeout=5)
-    else:
-        response = requests.post(url, json=payload, timeout=5)
-    response.raise_for_status()
-    return response.json()

@@ -10,10 +10,16 @@ import requests
 import responses
 from mfn_carrier_yunexpress.client import YunExpressCarrier
 from responses import matchers
-from yunexpress_testkit import SECRET, load_fixture, make_request, settings_for
+from yunexpress_testkit import SECRET, carrier_for, load_fixture, make_request, settings_for
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Shipment, TrackingStatus
+from connector.kit import (
+    CarrierContext,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    Shipment,
+    TrackingStatus,
+    TransientCarrierError,
+)
 
 BASE = "http://oms.example.test"
 API = BASE + "/api"
@@ -24,7 +30,7 @@ AUTH = "Basic " + base64.b64encode(f"C12345&{SECRET}".encode()).decode()
 @pytest.fixture
 def carrier() -> YunExpressCarrier:
     settings = settings_for(BASE, timeout_seconds=7, connect_timeout_seconds=2)
-    return YunExpressCarrier(settings, requests.Session())
+    return carrier_for(settings)
 
 
 def _shipment(reference: str = "PKG-1", waybill: str = "YT2222222222222222") -> Shipment:
@@ -69,7 +75,7 @@ def test_base_url_may_end_in_api_and_timeouts_come_from_settings(monkeypatch):
 
     monkeypatch.setattr(session, "request", spy)
     settings = settings_for(BASE + "/api/", timeout_seconds=7, connect_timeout_seconds=2)
-    carrier = YunExpressCarrier(settings, session)
+    carrier = carrier_for(settings, CarrierContext(http=session))
     responses.get(f"{API}/WayBill/GetOrder", json={"Code": "0000", "Message": "ok", "Item": None},
                   match=[matchers.query_param_matcher({"OrderNumber": "PKG-9"})])
     assert carrier.find_by_reference("PKG-9") is None
@@ -171,7 +177,7 @@ def test_label_is_printed_then_downloaded_without_credentials(carrier):
 
 @responses.activate
 def test_label_request_format_object():
-    carrier = YunExpressCarrier(settings_for(BASE, label_request_format="object"), requests.Session())
+    carrier = carrier_for(settings_for(BASE, label_request_format="object"))
     label = load_fixture("label_print")
     responses.post(f"{API}/Label/Print", json=label,
                    match=[matchers.json_params_matcher({"OrderNumbers": ["YT2222222222222222"]})])
@@ -264,14 +270,14 @@ def test_business_refusal_is_permanent_with_the_carriers_code(carrier):
 
 def test_settings_are_checked_by_name():
     with pytest.raises(ValueError, match="api_secret"):
-        YunExpressCarrier({"base_url": BASE, "customer_code": "C1"}, requests.Session())
+        carrier_for({"base_url": BASE, "customer_code": "C1"})
     with pytest.raises(ValueError, match="api_secrte"):
-        YunExpressCarrier(settings_for(BASE, api_secrte="typo"), requests.Session())
+        carrier_for(settings_for(BASE, api_secrte="typo"))
 
 
 @responses.activate
 def test_optional_pacing_spaces_the_calls():
-    carrier = YunExpressCarrier(settings_for(BASE, max_requests_per_second=20), requests.Session())
+    carrier = carrier_for(settings_for(BASE, max_requests_per_second=20))
     responses.get(f"{API}/Tracking/GetTrackInfo", json=load_fixture("get_track_info"))
     started = time.monotonic()
     carrier.track(["A", "B", "C", "D"])

@@ -11,8 +11,13 @@ from mfn_carrier_yunexpress import mapping
 from mfn_carrier_yunexpress.settings import SERVICES
 from yunexpress_testkit import BUYER, load_fixture, make_request
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Money, TrackingStatus
+from connector.kit import (
+    DuplicateReferenceError,
+    Money,
+    PermanentCarrierError,
+    TrackingStatus,
+    TransientCarrierError,
+)
 
 # -- request building ------------------------------------------------------------------------
 
@@ -395,9 +400,3 @@ def test_captured_shipping_methods_match_the_registered_services():
     for service in SERVICES:
         assert methods[service.code].name_en == service.name
         assert methods[service.code].has_tracking_number
-
-
-def test_pdf_check():
-    assert mapping.looks_like_pdf(b"%PDF-1.4\n...\n%%EOF\n")
-    assert not mapping.looks_like_pdf(b"%PDF-1.4\n... truncated")
-    assert not mapping.looks_like_pdf(b"<html>Not found</html>")

@@ -1,7 +1,6 @@
 """Registration through the hooks, and the settings schema the configuration loader validates with."""
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import jsonschema
@@ -9,9 +8,9 @@ import pytest
 from mfn_carrier_yunexpress import mfn_register_carriers, mfn_register_sandbox_emulators
 from mfn_carrier_yunexpress.client import YunExpressCarrier
 from mfn_carrier_yunexpress.sandbox import YunExpressEmulator
-from mfn_carrier_yunexpress.settings import SETTINGS_SCHEMA, YunExpressSettings, resolve_settings
+from mfn_carrier_yunexpress.settings import SCHEMA, YunExpressSettings
 
-from connector.carriers import TRACKING_LEVELS, CarrierSpec
+from connector.kit import TRACKING_LEVELS, CarrierSpec, Secret, SettingsError
 
 
 def _registered(hook) -> list:
@@ -25,7 +24,8 @@ def test_carrier_spec():
     assert isinstance(spec, CarrierSpec)
     assert (spec.code, spec.label) == ("yunexpress", "YunExpress (云途)")
     assert spec.amazon_carrier_code == "Yun Express" and spec.carrier_code_for("DE") == "Yun Express"
-    assert spec.factory is YunExpressCarrier and spec.settings_schema is SETTINGS_SCHEMA
+    assert spec.factory is YunExpressCarrier and spec.settings is YunExpressSettings
+    assert spec.settings_schema is SCHEMA
     assert spec.batch_sizes == {"create": 10, "track": 40}
     assert "Shenzhen" in spec.pickup_cities
     assert set(spec.capabilities()) == set(YunExpressCarrier.OPERATIONS)
@@ -44,13 +44,13 @@ def test_emulator_spec():
 
 
 def test_schema_is_valid_and_marks_the_secret():
-    jsonschema.Draft202012Validator.check_schema(SETTINGS_SCHEMA)
-    assert SETTINGS_SCHEMA["properties"]["api_secret"]["x-secret"] is True
-    assert SETTINGS_SCHEMA["required"] == ["base_url", "customer_code", "api_secret"]
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["properties"]["api_secret"]["x-secret"] is True
+    assert SCHEMA["required"] == ["base_url", "customer_code", "api_secret"]
 
 
 def test_schema_accepts_the_sandbox_section_and_refuses_mistakes():
-    validator = jsonschema.Draft202012Validator(SETTINGS_SCHEMA)
+    validator = jsonschema.Draft202012Validator(SCHEMA)
     section = {"base_url": "http://127.0.0.1:8701", "customer_code": "C88888", "api_secret": "sandbox-secret",
                "timeout_seconds": 2}
     assert list(validator.iter_errors(section)) == []
@@ -61,20 +61,20 @@ def test_schema_accepts_the_sandbox_section_and_refuses_mistakes():
         assert list(validator.iter_errors(bad)), bad
 
 
-def test_schema_defaults_are_the_settings_defaults():
-    fields = {f.name: f.default for f in dataclasses.fields(YunExpressSettings)}
-    for name, prop in SETTINGS_SCHEMA["properties"].items():
-        if "default" in prop:
+def test_typed_settings_take_the_schema_defaults():
+    settings = YunExpressSettings.from_section({"base_url": "http://h/", "customer_code": "C",
+                                                "api_secret": "s", "max_requests_per_second": None,
+                                                "services": ["ZXR"]})
+    for name, prop in SCHEMA["properties"].items():
+        if "default" in prop and name != "services":
             default = prop["default"]
-            assert fields[name] == (tuple(default) if isinstance(default, list) else default), name
-    resolved = resolve_settings({"base_url": "http://h/", "customer_code": "C", "api_secret": "s",
-                                 "max_requests_per_second": None, "services": ["ZXR"]})
-    assert resolved.api_root == "http://h/api" and resolved.services == ("ZXR",)
-    assert resolved.timeouts == (5.0, 30.0) and resolved.max_requests_per_second is None
+            assert getattr(settings, name) == (tuple(default) if isinstance(default, list) else default), name
+    assert settings.api_root == "http://h/api" and settings.services == ("ZXR",)
+    assert settings.timeouts == (5.0, 30.0) and settings.max_requests_per_second is None
+    assert isinstance(settings.api_secret, Secret) and "'s'" not in repr(settings)
 
 
-@pytest.mark.parametrize("section", [None, [],
-                                     {"base_url": "http://h", "customer_code": "C", "api_secret": " "}])
-def test_resolve_settings_refuses_incomplete_sections(section):
-    with pytest.raises(ValueError, match="carriers.yunexpress"):
-        resolve_settings(section)
+@pytest.mark.parametrize("section", [[], {"base_url": "http://h", "customer_code": "C", "api_secret": ""}])
+def test_typed_settings_refuse_incomplete_sections(section):
+    with pytest.raises(SettingsError, match="carriers.yunexpress"):
+        YunExpressSettings.from_section(section, where="carriers.yunexpress")

@@ -13,8 +13,12 @@ import requests
 from mfn_carrier_yunexpress.sandbox import YunExpressEmulator
 from yunexpress_testkit import BUYER, control, make_request
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import TrackingStatus
+from connector.kit import (
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TrackingStatus,
+    TransientCarrierError,
+)
 
 pytestmark = pytest.mark.e2e
 

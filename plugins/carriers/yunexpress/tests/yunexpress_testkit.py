@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import copy
 import json
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import requests
+from mfn_carrier_yunexpress.client import YunExpressCarrier
+from mfn_carrier_yunexpress.settings import YunExpressSettings
 
-from connector.model import Address, CustomsLine, Money, Parcel, ShipmentRequest
-from connector.sandbox.framework import EmulatorServer
+from connector.kit import CarrierContext, ShipmentRequest
+from connector.kit.testing import BUYER, SELLER, connect, sample_request, sandbox_control
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-BUYER = Address(name="Jane Q. Buyer", line1="1200 Pine Street", line2="Apt 4B", city="Seattle", state="WA",
-                postal_code="98101", country_code="US", phone="+1 206 555 0142",
-                email="jane.buyer@example.com")
-SELLER = Address(name="Li Wei", company="Shenzhen Demo Trading Co., Ltd.", line1="8 Keji South Road",
-                 line2="Nanshan", city="Shenzhen", state="Guangdong", postal_code="518057", country_code="CN",
-                 phone="+86 755 0000 0000")
 SECRET = "s3cr3t-do-not-log"
+__all__ = ["BUYER", "SELLER", "SECRET", "carrier_for", "control", "load_fixture", "make_request",
+           "settings_for"]
+control = sandbox_control
 
 
 def load_fixture(name: str) -> dict[str, Any]:
@@ -31,27 +27,15 @@ def load_fixture(name: str) -> dict[str, Any]:
     return copy.deepcopy(json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8")))
 
 
-def make_request(reference: str = "PKG-111-0000001-1", *, service: str = "AYPZXR", ship_to: Address = BUYER,
-                 weight_g: int = 250, ioss_number: str = "", has_battery: bool = False) -> ShipmentRequest:
-    parcel = Parcel(
-        weight_g=weight_g, length_cm=Decimal("20.5"), width_cm=Decimal("15"), height_cm=Decimal("3"),
-        contents=(CustomsLine(sku="CASE-BLK", name_en="Phone case", name_cn="手机壳", hs_code="392690",
-                              quantity=2, unit_value=Money(Decimal("4.50"), "USD"), unit_weight_g=100),),
-        has_battery=has_battery)
-    return ShipmentRequest(reference=reference, order_id="111-0000001-0000001", site="US", service=service,
-                           ship_from=SELLER, ship_to=ship_to, parcel=parcel, ioss_number=ioss_number)
+def make_request(reference: str = "PKG-111-0000001-1", *, service: str = "AYPZXR",
+                 **fields: Any) -> ShipmentRequest:
+    return sample_request(reference, service=service, **fields)
 
 
 def settings_for(base_url: str, **overrides: Any) -> dict[str, Any]:
     return {"base_url": base_url, "customer_code": "C12345", "api_secret": SECRET, **overrides}
 
 
-def control(server: EmulatorServer, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Call a ``/_sandbox/...`` control endpoint (GET without payload, POST with one)."""
-    url = f"{server.url}/_sandbox/{path}"
-    if payload is None:
-        response = requests.get(url, timeout=5)
-    else:
-        response = requests.post(url, json=payload, timeout=5)
-    response.raise_for_status()
-    return response.json()
+def carrier_for(section: dict[str, Any], context: CarrierContext | None = None) -> YunExpressCarrier:
+    """The carrier the daemon builds from a ``carriers.yunexpress`` section."""
+    return connect(YunExpressCarrier, YunExpressSettings, section, context=context)

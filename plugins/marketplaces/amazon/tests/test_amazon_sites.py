@@ -1,5 +1,5 @@
 """The Amazon site rules data: every site present, consistent with the core's site table and the
-SP-API emulator, schema-valid, and the values DESIGN §7 and the issue give."""
+SP-API emulator, schema-valid, and the values docs/site-rules.md documents (with their sources)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -50,11 +50,16 @@ def test_every_site_is_registered_once(rules: dict[str, SiteRules]) -> None:
     assert merge_rules(rules.values()) == rules  # no duplicate
 
 
-def test_ids_regions_and_currencies_match_the_core_site_table(rules: dict[str, SiteRules]) -> None:
-    for code, r in rules.items():
-        site = SITES[code]
-        assert (r.marketplace_id, r.region, r.currency, r.country) == \
-            (site.marketplace_id, site.region, site.currency, site.country), code
+def test_every_site_is_in_the_core_site_table(rules: dict[str, SiteRules]) -> None:
+    """Ids, regions, currencies and countries live in the one site table; the rules take the
+    country from it when merged."""
+    merged = merge_rules(rules.values(), sites=SITES)
+    for code in rules:
+        assert code in SITES, code
+        assert merged[code].country == SITES[code].country, code
+    data = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    for code, fields in data["sites"].items():
+        assert not {"marketplace_id", "region", "currency", "country"} & set(fields), code
 
 
 def test_data_file_is_schema_valid() -> None:
@@ -66,13 +71,13 @@ def test_data_file_is_schema_valid() -> None:
 def test_a_broken_data_file_names_the_site_and_field(tmp_path: Path) -> None:
     data = yaml.safe_load(DATA.read_text(encoding="utf-8"))
     data["sites"]["DE"]["ioss_cap"] = "150"
-    del data["sites"]["JP"]["region"]
+    del data["sites"]["JP"]["buy_shipping"]
     bad = tmp_path / "sites.yaml"
     bad.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(RulesError) as err:
         load_site_rules(bad)
     message = str(err.value)
-    assert "sites.DE.ioss_cap" in message and "sites.JP" in message and "region" in message
+    assert "sites.DE.ioss_cap" in message and "sites.JP" in message and "buy_shipping" in message
 
 
 def test_buy_shipping_sites_and_caps(rules: dict[str, SiteRules]) -> None:
@@ -100,7 +105,7 @@ def test_carrier_codes_agree_with_the_sp_api_emulator(rules: dict[str, SiteRules
     for code, r in rules.items():
         for carrier in ("China Post", "Yun Express", "DHL eCommerce"):
             assert carrier in r.carrier_codes, (code, carrier)
-        yanwen = "YANWEN" if r.region == "eu" else "Yanwen"
+        yanwen = "YANWEN" if SITES[code].region == "eu" else "Yanwen"
         assert yanwen in r.carrier_codes and ({"Yanwen", "YANWEN"} - {yanwen}).isdisjoint(r.carrier_codes)
         # every code we call accepted is one the emulator's confirmShipment accepts on that site
         assert set(r.carrier_codes) <= ACCEPTED_CARRIER_CODES[code], code
@@ -116,7 +121,7 @@ def test_every_site_and_rule_is_in_the_readme(rules: dict[str, SiteRules]) -> No
         assert f"| {code} " in text, code
 
 
-# -- the data through requirements(): the issue's boundaries with the real rules ---------------
+# -- the data through requirements(): the documented boundaries with the real rules -----------
 
 NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
 
@@ -175,9 +180,11 @@ def test_the_readme_override_example_validates_and_applies(rules) -> None:
     config = yaml.safe_load(text.split("```yaml", 1)[1].split("```", 1)[0])
     jsonschema.validate(config["site_rules"], SITE_RULES_CONFIG_SCHEMA)
     jsonschema.validate(config["fx"], FX_SCHEMA)
-    merged = merge_rules(rules.values(), [], config["site_rules"])
+    sites = SITES.extended(config["site_rules"])
+    merged = merge_rules(rules.values(), [], config["site_rules"], sites=sites)
     assert merged["DE"].carrier_codes["YANWEN"] == ("Yanwen Special Line Tracked",)
     assert "4PX" not in merged["DE"].carrier_codes
     assert "Yanwen" in merged["IN"].carrier_codes and "YANWEN" not in merged["IN"].carrier_codes
-    assert merged["ZA"].currency == "ZAR" and merged["BR"].buy_shipping_cap == m("50 USD")
+    assert sites["CL"].currency == "CLP" and merged["CL"].country == "CL"  # a site the table lacked
+    assert merged["BR"].buy_shipping_cap == m("50 USD")
     assert RateTable.from_config(config["fx"]).rate("MXN") == Decimal("0.0588235")

@@ -1,9 +1,12 @@
 """Amazon Buy Shipping carrier plugin for mfn-connector (Shipping API v2, ``channelType: AMAZON``).
 
-Registered through the ``mfn_connector`` entry point like any third-party plugin. The carrier
-needs the seller accounts' SP-API clients (``needs_amazon``) and its labels confirm the shipment
-on Amazon by themselves (``confirms_shipment``). Its sandbox is the SP-API emulator itself
-(``connector/sandbox/spapi.py``), so it registers no emulator of its own.
+Registered through the ``mfn_connector`` entry point like any third-party plugin, and built on
+``connector.kit`` alone. The carrier calls Amazon with the seller accounts' SP-API clients
+(``context.amazon``) and its labels confirm the shipment on Amazon by themselves
+(``confirms_shipment``). Its emulator is mounted on the SP-API emulator (``mount_on="spapi"``):
+the Shipping API is served by the same host as the Orders API, for the same sellers and orders.
+The client, the mapping and the emulator are imported inside the hooks, so loading the plugin
+stays cheap.
 """
 
 from __future__ import annotations
@@ -11,44 +14,40 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector import hookimpl
+from connector.kit import hookimpl
 
-from .settings import BUY_SHIPPING_SITES, CODE
-
-# The CarrierCode field is required by CarrierSpec but never sent: Buy Shipping labels are not
-# confirmed with confirmShipment. "Amazon Buy Shipping" is deliberately NOT one of Amazon's
-# carrier codes (the label's real carrier is YunExpress, China Post, ...): if anything ever sent
-# it in a confirmShipment, Amazon would refuse it instead of recording the wrong carrier.
-AMAZON_CARRIER_CODE = "Amazon Buy Shipping"
-
-
-def _site_carrier_codes() -> dict[str, str | None]:
-    """Every site Amazon does not offer Buy Shipping on maps to None: the engine never routes there."""
-    from connector.amazon.sites import SITES
-
-    return {site: None for site in SITES if site not in BUY_SHIPPING_SITES}
+CODE = "amazon_shipping"  # kept here, not in settings.py: loading the plugin must stay cheap
 
 
 @hookimpl
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
-    from connector.carriers import CarrierSpec
+    from connector.kit import CarrierSpec
 
     from .client import AmazonShippingCarrier
-    from .settings import SERVICES, SETTINGS_SCHEMA
+    from .settings import SERVICES, AmazonShippingSettings
 
     register(
         CarrierSpec(
             code=CODE,
             label="Amazon Buy Shipping",
             factory=AmazonShippingCarrier,
-            amazon_carrier_code=AMAZON_CARRIER_CODE,
+            settings=AmazonShippingSettings,
             services=SERVICES,
-            settings_schema=SETTINGS_SCHEMA,
-            site_carrier_codes=_site_carrier_codes(),
+            # The label confirms the shipment by itself: no confirmShipment, so no carrier code.
+            # Whether Buy Shipping is offered for an order is the site rules' decision.
+            confirms_shipment=True,
+            amazon_carrier_code="",
             # Amazon issues the tracking number itself, for whichever carrier it picked: there is no
             # format to hold it against (and it is valid on Amazon by construction).
             tracking_number_pattern="",
-            needs_amazon=True,
-            confirms_shipment=True,
         )
     )
+
+
+@hookimpl
+def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
+    from connector.kit.sandbox import EmulatorSpec
+
+    from .sandbox import BuyShippingEmulator
+
+    register(EmulatorSpec(name=CODE, factory=BuyShippingEmulator, mount_on="spapi"))

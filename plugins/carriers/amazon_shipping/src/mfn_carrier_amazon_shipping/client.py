@@ -1,10 +1,10 @@
 """Amazon Buy Shipping carrier: Shipping API v2 through the seller accounts' SP-API clients.
 
-The engine builds it as ``AmazonShippingCarrier(settings, http, amazon={account: SpApiClient})``
-(``CarrierSpec.needs_amazon``). No retries here: the SP-API client paces, refreshes tokens and
-retries reads; the engine retries the rest. Every SP-API failure becomes a classified carrier
-error: transient (timeouts, 5xx, 429, an unreadable answer -- the purchase may have happened) or
-permanent (Amazon refused: the message is Amazon's).
+The engine builds it as ``AmazonShippingCarrier(settings, context)``; ``context.amazon`` maps each
+configured seller account to its SP-API client. No retries here: the SP-API client paces,
+refreshes tokens and retries the calls that buy nothing; the engine retries the rest. Every SP-API
+failure becomes a classified carrier error: transient (timeouts, 5xx, 429, an unreadable answer
+-- the purchase may have happened) or permanent (Amazon refused: the message is Amazon's).
 
 Reconciliation (``find_by_reference``) never buys. It reads the order named by the reference and
 proves a package ours with ``getShipmentDocuments(packageReferenceId, reference)``; see the README.
@@ -18,25 +18,32 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-
-from connector.amazon import shipping as api
-from connector.amazon.client import SpApiClient
-from connector.amazon.errors import (
+from connector.kit import (
+    Carrier,
+    CarrierContext,
+    PermanentCarrierError,
+    Quote,
+    Shipment,
+    ShipmentRequest,
+    TrackingInfo,
+    TransientCarrierError,
+)
+from connector.kit.amazon import (
     AuthError,
     InvalidInputError,
     NotFoundError,
     SpApiError,
     TransientError,
+    site_for_marketplace,
 )
-from connector.amazon.sites import site_for_marketplace
-from connector.carriers import Carrier, PermanentCarrierError, TransientCarrierError
-from connector.model import Quote, Shipment, ShipmentRequest, TrackingInfo
 
-from . import mapping
-from .settings import BUY_SHIPPING_SITES, CODE, SERVICES, AmazonShippingSettings, resolve_settings
+from . import CODE, api, mapping
+from .settings import SERVICES, AmazonShippingSettings
+
+if TYPE_CHECKING:
+    from connector.kit.amazon import SpApiClient
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +67,16 @@ class AmazonShippingCarrier(Carrier):
 
     code = CODE
 
-    def __init__(
-        self,
-        settings: Mapping[str, Any] | AmazonShippingSettings | None = None,
-        http: requests.Session | None = None,
-        *,
-        amazon: Mapping[str, SpApiClient] | None = None,
-    ) -> None:
-        self.settings = (
-            settings
-            if isinstance(settings, AmazonShippingSettings)
-            else resolve_settings(dict(settings or {}))
-        )
-        if not amazon:
+    def __init__(self, settings: AmazonShippingSettings, context: CarrierContext) -> None:
+        self.settings = settings
+        if not context.amazon:
             raise ValueError(
-                "amazon_shipping needs the SP-API clients of the seller accounts (amazon=...); "
+                "amazon_shipping needs the SP-API clients of the seller accounts (context.amazon); "
                 "configure at least one account"
             )
-        self.amazon: dict[str, SpApiClient] = dict(amazon)
+        self.amazon: dict[str, SpApiClient] = dict(context.amazon)
+        for client in self.amazon.values():
+            api.add_quotas(client)  # the Shipping API's published quotas; configured ones win
         self._levels = {s.code: s.tracking_level for s in SERVICES}
         self._names = {s.code: s.name for s in SERVICES}
         self._patterns = {cid: re.compile(p) for cid, p in self.settings.tracking_patterns.items()}
@@ -355,11 +354,14 @@ class AmazonShippingCarrier(Carrier):
     # -- helpers ---------------------------------------------------------------------------
 
     def _client_and_site(self, request: ShipmentRequest) -> tuple[SpApiClient, str]:
+        # Whether Buy Shipping may ship the order is the site rules' decision (the engine asks
+        # them before routing here); the plugin only needs the Shipping API's business for it.
         site = request.site.strip().upper()
         site = "UK" if site == "GB" else site
-        if site not in BUY_SHIPPING_SITES:
+        if site not in self.settings.business_ids:
             raise PermanentCarrierError(
-                f"Amazon Buy Shipping is not offered on {site} (sites: {', '.join(BUY_SHIPPING_SITES)})",
+                f"Amazon Buy Shipping is not offered on {site}: no x-amzn-shipping-business-id is known "
+                f"for it (known: {', '.join(sorted(self.settings.business_ids))})",
                 code="site",
                 carrier=CODE,
             )

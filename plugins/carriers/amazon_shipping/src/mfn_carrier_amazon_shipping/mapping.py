@@ -3,10 +3,11 @@
 * :func:`parse_reference` -- the engine's reference contract ``{orderId}-{packageRef}``;
 * :func:`package_body` / :func:`address_body` -- the GetRatesRequest parts, items identified by
   their Amazon ``orderItemId`` (Amazon: "the Order Item ID should be sent in the itemIdentifier
-  attribute"), found from the order's SKUs by :func:`order_item_lines`;
+  attribute", https://developer-docs.amazon.com/amazon-shipping/docs/tutorial-purchase-a-shipment-from-a-rate),
+  found from the order's SKUs by :func:`order_item_lines`;
 * :func:`select_rate` -- the rate to buy; :func:`quotes_from_rates`;
 * :func:`shipment_from_purchase` / :func:`label_from_documents` -- plain-base64 labels;
-* :func:`tracking_info` -- getTracking to :class:`~connector.model.TrackingInfo`.
+* :func:`tracking_info` -- getTracking to :class:`~connector.kit.TrackingInfo`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connector.amazon.mapping import parse_api_time
-from connector.amazon.shipping import decode_contents
-from connector.model import (
+from connector.kit import (
     Address,
     Money,
     Quote,
@@ -30,8 +29,11 @@ from connector.model import (
     TrackingInfo,
     TrackingStatus,
 )
+from connector.kit.amazon import parse_api_time
 
-from .settings import CHEAPEST, CODE
+from . import CODE
+from .api import decode_contents
+from .settings import CHEAPEST
 
 REFERENCE = re.compile(r"^(?P<order>\d{3}-\d{7}-\d{7})-(?P<package>[1-9]\d{0,8})$")
 

@@ -9,26 +9,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector import hookimpl
+from connector.kit import hookimpl
 
 CODE = "chinapost"
 
 
 @hookimpl
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
-    from connector.carriers import CarrierSpec
+    from connector.kit import CarrierSpec
 
     from .client import ChinaPostCarrier
     from .s10 import CHINA_POST_PATTERN
-    from .settings import SERVICES, SETTINGS_SCHEMA
+    from .settings import SERVICES, ChinaPostSettings
 
     register(CarrierSpec(
         code=CODE,
         label="China Post / EMS (中国邮政)",
         factory=ChinaPostCarrier,
+        settings=ChinaPostSettings,
         amazon_carrier_code="China Post",
         services=SERVICES,
-        settings_schema=SETTINGS_SCHEMA,
         tracking_number_pattern=CHINA_POST_PATTERN,
         # OrderReceiveBack takes one order; surface/download up to 50 barcodes; tracking one number.
         batch_sizes={"create": 1, "label": 50, "track": 1},
@@ -37,7 +37,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
-    from connector.sandbox.framework import EmulatorSpec
+    from connector.kit.sandbox import EmulatorSpec
 
     from .sandbox import ChinaPostEmulator
 

@@ -1,10 +1,11 @@
 """Classify China Post / EMS tracking events, which are free text, by keyword (Chinese and English).
 
 The legacy tracking answer (``trace{acceptTime, acceptAddress, remark}``) has no machine status
-code: the status has to be read from ``remark`` (``reference/carriers.md`` §1.1, §7.1), and the
-exact wording varies between offices, languages and years. Rules are tried in order; the first
-rule with a keyword in the text wins, so the more specific and more final outcomes come first
-("投递未成功" must not read as "投递", "Undelivered" not as "Delivered", "Delivered to the
+code: the status has to be read from ``remark`` (see the open-source EMS tracker
+https://github.com/slince-archived/shipment-tracking-ems, which reads only those three fields),
+and the exact wording varies between offices, languages and years. Rules are tried in order; the
+first rule with a keyword in the text wins, so the more specific and more final outcomes come
+first ("投递未成功" must not read as "投递", "Undelivered" not as "Delivered", "Delivered to the
 airline" not as a delivery). Pure functions, no I/O.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-from connector.model import TrackingStatus
+from connector.kit import TrackingStatus
 
 # (status, keywords). Keywords are matched against the NFKC-normalised, lower-cased text.
 RULES: tuple[tuple[TrackingStatus, tuple[str, ...]], ...] = (

@@ -2,29 +2,36 @@
 
 pcpErp small-packet API (form POSTs signed with ``base64(MD5(payload + key))``) for create,
 label, cancel, fees and the reference lookup; the legacy EUB API for tracking by mail number.
-No retries here (the engine retries with back-off). Failures are classified for the engine:
+No retries here (the engine retries with back-off). The kit's transport classifies failures:
 network errors, timeouts, 5xx, 429 and unreadable answers are transient; refusals are permanent
 with the carrier's message; credentials errors never carry the key or the token.
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-import requests
-
-from connector.carriers import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Quote, Shipment, ShipmentRequest, TrackingInfo, TrackingStatus
-from connector.ratecard import RateCard
+from connector.kit import (
+    Carrier,
+    CarrierContext,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    Quote,
+    RateCard,
+    Shipment,
+    ShipmentRequest,
+    TrackingInfo,
+    TrackingStatus,
+    TransientCarrierError,
+    Transport,
+)
+from connector.kit.values import looks_like_pdf, text
 
 from . import mapping
 from .s10 import is_valid_s10
-from .settings import SERVICES, ChinaPostSettings, resolve_settings
+from .settings import SERVICES, ChinaPostSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +48,15 @@ class ChinaPostCarrier(Carrier):
 
     code = "chinapost"
 
-    def __init__(self, settings: dict[str, Any] | ChinaPostSettings,
-                 http: requests.Session | None = None) -> None:
-        self.settings = settings if isinstance(settings, ChinaPostSettings) else resolve_settings(settings)
-        self.http = http if http is not None else requests.Session()
-        try:
-            self.rate_card = RateCard.from_rows(self.settings.rate_card_rows())
-        except ValueError as exc:
-            raise ValueError(f"carriers.chinapost.rate_card: {exc}") from None
+    def __init__(self, settings: ChinaPostSettings, context: CarrierContext) -> None:
+        self.settings = settings
+        self.http = Transport.for_settings(
+            settings, carrier=self.code, name="China Post", session=context.http, logger=log,
+            credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure,
+            error_detail=_message)
+        self.rate_card = RateCard.from_setting(settings.rate_card, where="carriers.chinapost.rate_card")
         self._tracking_levels = {s.code: s.tracking_level for s in SERVICES}
-        self._services_by_product = {v: k for k, v in self.settings.biz_product_codes.items()}
+        self._services_by_product = {v: k for k, v in settings.biz_product_codes.items()}
 
     def __repr__(self) -> str:
         return f"ChinaPostCarrier({self.settings!r})"
@@ -60,14 +66,8 @@ class ChinaPostCarrier(Carrier):
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         """From the rate card (China Post has no rate API): the requested service, or every
         configured one when the request names none."""
-        services = (request.service,) if request.service else self.settings.services
-        quotes = []
-        for service in services:
-            if service not in self._tracking_levels:
-                continue
-            for quote in self.rate_card.quote(self.code, replace(request, service=service)):
-                quotes.append(replace(quote, tracking_level=self._tracking_levels[service]))
-        return quotes
+        return self.rate_card.quote(self.code, request, services=self.settings.services,
+                                    tracking_levels=self._tracking_levels)
 
     def create_shipment(self, request: ShipmentRequest) -> Shipment:
         """``OrderReceiveBack`` with ``logistics_order_no`` = ``request.reference``.
@@ -125,22 +125,23 @@ class ChinaPostCarrier(Carrier):
         form = mapping.label_form([barcode], key=self.settings.key, ec_company_id=self.settings.ec_company_id,
                                   version=self.settings.label_version, encoding=self.settings.digest_encoding)
         op = "surface/download"
-        response = self._send("POST", f"{self.settings.api_root}/{LABEL_PATH}", op=op,
-                              reference=shipment.reference, data=form, headers={"Content-Type": FORM})
-        self._raise_for_transport_status(response, op)
+        response = self.http.send(op, "POST", f"{self.settings.api_root}/{LABEL_PATH}",
+                                  reference=shipment.reference, data=form, headers={"Content-Type": FORM})
         content = response.content
         if content.startswith(b"%PDF-"):
-            if not mapping.looks_like_pdf(content):
+            if not looks_like_pdf(content):
                 raise TransientCarrierError(f"China Post {op}: the PDF is truncated ({len(content)} bytes)",
                                             code="malformed", carrier=self.code)
             return content
+        client_error = 400 <= response.status_code < 500
         try:
-            data = self._decode(response, op)
+            data = self.http.decode(response, op)
         except TransientCarrierError:
-            if 400 <= response.status_code < 500:  # e.g. a 404 page: not China Post answering
-                raise PermanentCarrierError(f"China Post {op}: HTTP {response.status_code} (check base_url)",
-                                            code=f"http_{response.status_code}", carrier=self.code) from None
-            raise
+            if not client_error:
+                raise
+            data = None
+        if data is None and client_error:  # e.g. a 404 page: not China Post answering
+            self.http.refuse(response, op)
         if self.settings.label_version == "2.0":
             return mapping.parse_label_v2(data, barcode)
         raise mapping.label_refusal(data, barcode)
@@ -183,70 +184,18 @@ class ChinaPostCarrier(Carrier):
         op = "track/query"
         path = TRACK_PATH.format(language=self.settings.tracking_language, number=number)
         accept = "application/json" if self.settings.tracking_format == "json" else "application/xml"
-        headers = {"authenticate": self.settings.tracking_token,
+        headers = {"authenticate": self.settings.tracking_token or "",
                    "version": self.settings.tracking_version_header, "Accept": accept}
-        response = self._send("GET", f"{self.settings.tracking_root}/{path}", op=op, reference=number,
-                              headers=headers)
-        self._raise_for_status(response, op, url_setting="tracking_base_url")
+        response = self.http.send(op, "GET", f"{self.settings.tracking_root}/{path}", reference=number,
+                                  headers=headers)
+        if response.status_code >= 400:
+            self.http.refuse(response, op, hint="check tracking_base_url")
         return mapping.parse_tracking(response.content, number,
                                       utc_offset_hours=self.settings.tracking_utc_offset_hours)
 
     def _post_json(self, path: str, form: dict[str, str], *, op: str, reference: str = "") -> Any:
-        response = self._send("POST", f"{self.settings.api_root}/{path}", op=op, reference=reference,
-                              data=form, headers={"Content-Type": FORM, "Accept": "application/json"})
-        self._raise_for_status(response, op)
-        return self._decode(response, op)
-
-    def _send(self, method: str, url: str, *, op: str, reference: str = "",
-              **kwargs: Any) -> requests.Response:
-        started = time.monotonic()
-        try:
-            response = self.http.request(method, url, timeout=self.settings.timeouts,
-                                         verify=self.settings.verify_tls, **kwargs)
-        except requests.Timeout as exc:
-            self._log(op, reference, started, f"timeout ({type(exc).__name__})")
-            raise TransientCarrierError(
-                f"China Post {op}: no answer within {self.settings.timeout_seconds:g}s "
-                f"({type(exc).__name__}); the call may have taken effect",
-                code="timeout", carrier=self.code) from exc
-        except requests.RequestException as exc:
-            self._log(op, reference, started, f"network error ({type(exc).__name__})")
-            raise TransientCarrierError(
-                f"China Post {op}: {type(exc).__name__} talking to {url.split('?')[0]}; "
-                f"the call may have taken effect", code="network", carrier=self.code) from exc
-        self._log(op, reference, started, f"HTTP {response.status_code}")
-        return response
-
-    def _raise_for_transport_status(self, response: requests.Response, op: str) -> None:
-        status = response.status_code
-        if status in (401, 403):
-            raise mapping.credentials_error(f"HTTP {status} on {op}")
-        if status in (408, 425, 429) or status >= 500:
-            raise TransientCarrierError(f"China Post {op}: HTTP {status}", code=f"http_{status}",
-                                        carrier=self.code)
-
-    def _raise_for_status(self, response: requests.Response, op: str, url_setting: str = "base_url") -> None:
-        self._raise_for_transport_status(response, op)
-        status = response.status_code
-        if status >= 400:
-            raise PermanentCarrierError(f"China Post {op}: HTTP {status} (check {url_setting})",
-                                        code=f"http_{status}", carrier=self.code)
-
-    def _decode(self, response: requests.Response, op: str) -> Any:
-        """The JSON body, or a transient error naming what is wrong with it (never echoing it)."""
-        content = response.content
-        try:
-            return json.loads(content.decode("utf-8-sig"))
-        except UnicodeDecodeError as exc:
-            problem = f"not UTF-8 at byte {exc.start}"
-        except json.JSONDecodeError as exc:
-            problem = f"{exc.msg} at char {exc.pos}"
-        text = content[:300].decode("utf-8", "replace").strip()
-        if text and not text.startswith(("{", "[")) and mapping.is_auth_failure(text):
-            raise mapping.credentials_error(f"non-JSON answer to {op}")
-        raise TransientCarrierError(
-            f"China Post {op}: answer is not valid JSON (HTTP {response.status_code}, {len(content)} bytes; "
-            f"{problem}); the call may have taken effect", code="malformed", carrier=self.code)
+        return self.http.send_json(op, "POST", f"{self.settings.api_root}/{path}", reference=reference,
+                                   data=form, headers={"Content-Type": FORM, "Accept": "application/json"})
 
     def _check_number(self, waybill: str, reference: str) -> None:
         if not is_valid_s10(waybill, country="CN"):
@@ -255,8 +204,10 @@ class ChinaPostCarrier(Carrier):
             log.warning("chinapost: waybill %s for %s is not a valid S10 number (check digit or format)",
                         waybill, reference)
 
-    @staticmethod
-    def _log(op: str, reference: str, started: float, outcome: str) -> None:
-        # Operation, our reference, duration, outcome: never bodies (PII) nor keys.
-        log.info("chinapost %s ref=%s %.0fms %s", op, reference or "-", (time.monotonic() - started) * 1000,
-                 outcome)
+
+def _message(decoded: Any) -> str:
+    """China Post's own words in an error answer (the field differs per interface)."""
+    if not isinstance(decoded, dict):
+        return ""
+    return next((text(decoded[k]) for k in ("msg", "message", "return_msg", "description")
+                 if text(decoded.get(k))), "")

@@ -1,8 +1,9 @@
 """Pure request building and answer parsing for the China Post small-packet (pcpErp) API and the
 legacy EUB tracking API (no I/O here).
 
-Shapes follow ``reference/carriers.md`` §1.1/§1.2 ("what integrators send"). Every parser takes
-the decoded answer and returns plain values or model objects, or raises:
+China Post publishes no open documentation for either API: the shapes are what several open-source
+integrations send and read (see the plugin README). Every parser takes the decoded answer and
+returns plain values or model objects, or raises:
 
 * :class:`TransientCarrierError` -- the answer is malformed or not what the API documents (the
   message names the field); the outcome of the call is unknown, the engine reconciles;
@@ -16,25 +17,30 @@ import base64
 import binascii
 import hashlib
 import json
-import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import (
+from connector.kit import (
     Address,
+    DuplicateReferenceError,
     Money,
+    PermanentCarrierError,
     Shipment,
     ShipmentRequest,
     TrackingEvent,
     TrackingInfo,
     TrackingStatus,
+    TransientCarrierError,
 )
+from connector.kit.values import cents, looks_like_pdf
+from connector.kit.values import decimal as _decimal
+from connector.kit.values import text as _text
+from connector.kit.values import whole_centimetres as centimetres
 
 from .classify import classify, overall_status
 
@@ -57,10 +63,6 @@ NOT_ACCEPTED_WORDS = ("未收寄", "尚未收寄", "not yet accepted", "not acce
 
 def _fail(op: str, message: str) -> TransientCarrierError:
     return TransientCarrierError(f"China Post {op}: {message}", code="malformed", carrier=CARRIER)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
 
 
 def _contains(text: str, words: Iterable[str]) -> bool:
@@ -91,17 +93,13 @@ def is_auth_failure(message: str) -> bool:
     return _contains(message, AUTH_FAILURE_WORDS)
 
 
-def looks_like_pdf(data: bytes) -> bool:
-    """A whole PDF: the header at the start and the end-of-file marker near the end."""
-    return data.startswith(b"%PDF-") and b"%%EOF" in data[-1024:]
-
-
 # -- the digest ----------------------------------------------------------------------------
 
 
 def digest(content: str, key: str, encoding: str = "raw") -> str:
-    """``base64(MD5(content + key))``: of the 16 raw bytes (``raw``, carriers.md §1.2) or of the
-    32-character hex text (``hex``, what one Go client does; UNVERIFIED which the server wants)."""
+    """``base64(MD5(content + key))``: of the 16 raw bytes (``raw``, what most integrations do) or
+    of the 32-character hex text (``hex``, what one Go client does; UNVERIFIED which the server
+    wants)."""
     md5 = hashlib.md5((content + key).encode("utf-8"))
     raw = md5.hexdigest().encode("ascii") if encoding == "hex" else md5.digest()
     return base64.b64encode(raw).decode("ascii")
@@ -113,15 +111,6 @@ def to_json(obj: Any) -> str:
 
 
 # -- create: orderService/OrderReceiveBack --------------------------------------------------
-
-
-def centimetres(value: Decimal | int | float) -> int:
-    """Whole centimetres, rounded up, at least 1."""
-    return max(1, math.ceil(Decimal(str(value))))
-
-
-def _money(amount: Decimal) -> float:
-    return float(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def _party(address: Address) -> dict[str, str]:
@@ -170,8 +159,8 @@ def build_order(request: ShipmentRequest, *, biz_product_no: str, sender_no: str
             "cargo_origin_name": line.origin_country,
             "cargo_link": "",
             "cargo_quantity": line.quantity,
-            "cargo_value": _money(line.unit_value.amount),
-            "cost": _money(line.unit_value.amount),
+            "cargo_value": cents(line.unit_value.amount),
+            "cost": cents(line.unit_value.amount),
             "cargo_currency": declare_currency,
             "carogo_weight": line.unit_weight_g,  # sic: the API's spelling
             "cargo_description": line.name_en,
@@ -191,7 +180,7 @@ def build_order(request: ShipmentRequest, *, biz_product_no: str, sender_no: str
         "width": centimetres(parcel.width_cm),
         "height": centimetres(parcel.height_cm),
         "contents_total_weight": total_weight,
-        "contents_total_value": _money(total_value),
+        "contents_total_value": cents(total_value),
         "battery_flag": "1" if parcel.has_battery else "0",
         "insurance_flag": "1",
         "undelivery_option": undelivery_option,
@@ -437,16 +426,6 @@ class OrderFee:
 def fee_form(waybills: list[str], *, key: str, ec_company_id: str, encoding: str = "raw") -> dict[str, str]:
     joined = ",".join(waybills)
     return {"waybillNos": joined, "dataDigest": digest(joined, key, encoding), "ecCompanyId": ec_company_id}
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(_text(value))
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
 
 
 def parse_fees(data: Any, *, default_currency: str = "CNY") -> dict[str, OrderFee]:

@@ -1,5 +1,5 @@
-"""A loopback emulator of the China Post small-packet (pcpErp) API and the legacy EUB tracking API
-(``reference/carriers.md`` §1.2, §1.1, §7.1).
+"""A loopback emulator of the China Post small-packet (pcpErp) API and the legacy EUB tracking API,
+built from what open-source integrations send and read (see the plugin README).
 
 It verifies what the real API verifies: the ``ecCompanyId`` and the ``base64(MD5(payload + key))``
 digest of every call, ``msg_type``/``data_type``, the order's required fields; it issues UPU S10
@@ -39,8 +39,7 @@ from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
-from connector.sandbox.framework import Emulator, Request, Response, route
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
 
 from .mapping import digest
 from .s10 import is_valid_s10, make_s10

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector import hookimpl
+from connector.kit import hookimpl
 
 CODE = "dhl_ecommerce"
 
@@ -19,40 +19,35 @@ PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Shanghai", "Yiwu", "Hangz
 
 @hookimpl
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
-    from connector.carriers import CarrierSpec
+    from connector.kit import CarrierSpec
 
     from .client import DhlEcommerceCarrier
     from .settings import (
         AMAZON_CARRIER_CODE,
         SERVICES,
-        SETTINGS_SCHEMA,
         TRACK_BATCH_MAX,
         TRACKING_NUMBER_PATTERN,
+        DhlEcommerceSettings,
     )
 
-    register(
-        CarrierSpec(
-            code=CODE,
-            label="DHL eCommerce Asia",
-            factory=DhlEcommerceCarrier,
-            amazon_carrier_code=AMAZON_CARRIER_CODE,
-            services=SERVICES,
-            settings_schema=SETTINGS_SCHEMA,
-            tracking_number_pattern=TRACKING_NUMBER_PATTERN,
-            batch_sizes={"create": 1, "track": TRACK_BATCH_MAX, "lookup": 1},
-            pickup_cities=PICKUP_CITIES,
-        )
-    )
+    register(CarrierSpec(
+        code=CODE,
+        label="DHL eCommerce Asia",
+        factory=DhlEcommerceCarrier,
+        settings=DhlEcommerceSettings,
+        amazon_carrier_code=AMAZON_CARRIER_CODE,
+        services=SERVICES,
+        tracking_number_pattern=TRACKING_NUMBER_PATTERN,
+        batch_sizes={"create": 1, "track": TRACK_BATCH_MAX, "lookup": 1},
+        pickup_cities=PICKUP_CITIES,
+    ))
 
 
 @hookimpl
 def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
-    from connector.sandbox.framework import EmulatorSpec
+    from connector.kit.sandbox import EmulatorSpec
 
     from .sandbox import DhlEcommerceEmulator
 
-    register(
-        EmulatorSpec(
-            name=CODE, factory=DhlEcommerceEmulator, port_offset=4, env_var="MFN_SANDBOX_DHL_ECOMMERCE"
-        )
-    )
+    register(EmulatorSpec(name=CODE, factory=DhlEcommerceEmulator, port_offset=4,
+                          env_var="MFN_SANDBOX_DHL_ECOMMERCE"))

@@ -2,7 +2,8 @@
 
 No retries here (the engine retries with back-off), except one: a business 202 "Invalid access
 token" means the request was refused at the header, so the token is refreshed and the request
-re-sent once. Timeouts, network errors, 5xx/429 and unreadable answers are transient.
+re-sent once. The kit's transport classifies everything else: timeouts, network errors, 5xx/429
+and unreadable answers are transient; 401/403 are a credentials error; other 4xx are permanent.
 """
 
 from __future__ import annotations
@@ -12,21 +13,29 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-import requests
-
-from connector.carriers import Carrier, PermanentCarrierError, TransientCarrierError
-from connector.model import Quote, Shipment, ShipmentRequest, TrackingInfo, TrackingStatus
-from connector.ratecard import RateCard
-from connector.ratelimit import TokenBucket
+from connector.kit import (
+    Carrier,
+    CarrierContext,
+    PermanentCarrierError,
+    Quote,
+    Shipment,
+    ShipmentRequest,
+    TrackingInfo,
+    TrackingStatus,
+    TransientCarrierError,
+    Transport,
+)
+from connector.kit.values import chunks
 
 from . import mapping
-from .settings import BATTERY_SERVICES, SERVICES, DhlEcommerceSettings, resolve_settings
+from .settings import BATTERY_SERVICES, SERVICES, DhlEcommerceSettings
 
 log = logging.getLogger(__name__)
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
 class DhlEcommerceCarrier(Carrier):
@@ -34,57 +43,43 @@ class DhlEcommerceCarrier(Carrier):
 
     code = "dhl_ecommerce"
 
-    def __init__(
-        self,
-        settings: dict[str, Any] | DhlEcommerceSettings,
-        http: requests.Session | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.settings = settings if isinstance(settings, DhlEcommerceSettings) else resolve_settings(settings)
-        self.http = http if http is not None else requests.Session()
-        self._clock = clock
+    def __init__(self, settings: DhlEcommerceSettings, context: CarrierContext, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        # Pacing (max_requests_per_second, UNVERIFIED limit: off unless configured) is the transport's.
+        self.http = Transport.for_settings(
+            settings, carrier=self.code, name="DHL eCommerce", session=context.http, logger=log,
+            credentials_error=mapping.credentials_error, error_detail=mapping.error_detail,
+            hint="check base_url and credentials")
+        self._clock = clock  # the token cache's clock (tests move it)
         self._token_lock = threading.Lock()
         self._token: str = ""
         self._token_refresh_at = 0.0
         self._levels = {s.code: s.tracking_level for s in SERVICES}
-        try:
-            self.rate_card = RateCard.from_rows(self.settings.rate_card_rows())
-        except ValueError as exc:
-            raise ValueError(f"carriers.dhl_ecommerce.rate_card: {exc}") from None
-        rate = self.settings.max_requests_per_second  # UNVERIFIED limit: off unless configured
-        self._bucket = TokenBucket(rate, max(1, int(rate))) if rate else None
 
     def __repr__(self) -> str:
         return f"DhlEcommerceCarrier({self.settings!r})"
 
     @property
     def _accounts(self) -> dict[str, str]:
-        return {
-            "pickup_account_id": self.settings.pickup_account_id,
-            "sold_to_account_id": self.settings.sold_to_account_id,
-        }
+        return {"pickup_account_id": self.settings.pickup_account_id,
+                "sold_to_account_id": self.settings.sold_to_account_id}
 
     def _sid(self, reference: str) -> str:
         try:
             return mapping.shipment_id(self.settings.shipment_id_prefix, reference)
         except ValueError as exc:
-            raise PermanentCarrierError(
-                f"DHL eCommerce: {exc}", code="reference", carrier=self.code
-            ) from None
+            raise PermanentCarrierError(f"DHL eCommerce: {exc}", code="reference",
+                                        carrier=self.code) from None
 
     # -- operations ------------------------------------------------------------------------
 
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         """From the rate card (no rate API); battery parcels only on battery-capable products."""
-        services = (request.service,) if request.service else self.settings.services
-        quotes = [
-            replace(q, tracking_level=self._levels.get(q.service, ""))
-            for service in services
-            for q in self.rate_card.quote(self.code, replace(request, service=service))
-        ]
+        quotes = self.settings.card.quote(self.code, request, services=self.settings.services,
+                                          tracking_levels=self._levels)
         if request.parcel.has_battery:
-            quotes = [q for q in quotes if q.service not in self._levels or q.service in BATTERY_SERVICES]
+            quotes = [q for q in quotes if q.service in BATTERY_SERVICES]
         return quotes
 
     def create_shipment(self, request: ShipmentRequest) -> Shipment:
@@ -101,16 +96,8 @@ class DhlEcommerceCarrier(Carrier):
             battery_content_indicator=self.settings.battery_content_indicator,
             **self._accounts,
         )
-        answer = self._post(
-            "label",
-            mapping.LABEL_PATH,
-            "labelRequest",
-            "LABEL",
-            "1.4",
-            bd,
-            "labelResponse",
-            reference=request.reference,
-        )
+        answer = self._post("label", mapping.LABEL_PATH, "labelRequest", "LABEL", "1.4", bd, "labelResponse",
+                            reference=request.reference)
         return mapping.parse_label(answer, request, sid)
 
     def find_by_reference(self, reference: str) -> Shipment | None:
@@ -121,24 +108,15 @@ class DhlEcommerceCarrier(Carrier):
         sid = self._sid(shipment.reference)
         item = self._reprint(shipment.reference)
         if item is None:
-            raise PermanentCarrierError(
-                f"DHL eCommerce has no live label under {sid}", code="not_found", carrier=self.code
-            )
+            raise PermanentCarrierError(f"DHL eCommerce has no live label under {sid}", code="not_found",
+                                        carrier=self.code)
         return mapping.pdf_from_reprint(item, sid)
 
     def cancel(self, shipment: Shipment) -> bool:
         sid = self._sid(shipment.reference)
         bd = mapping.delete_bd(sid, **self._accounts)
-        answer = self._post(
-            "delete",
-            mapping.DELETE_PATH,
-            "deleteShipmentReq",
-            "DELETESHIPMENT",
-            "1.0",
-            bd,
-            "deleteShipmentResp",
-            reference=shipment.reference,
-        )
+        answer = self._post("delete", mapping.DELETE_PATH, "deleteShipmentReq", "DELETESHIPMENT", "1.0", bd,
+                            "deleteShipmentResp", reference=shipment.reference)
         return mapping.parse_delete(answer, sid)
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
@@ -146,14 +124,12 @@ class DhlEcommerceCarrier(Carrier):
         in input order (numbers DHL does not know yet come back as ``unknown`` without events)."""
         numbers = list(dict.fromkeys(n.strip() for n in tracking_numbers if n and n.strip()))
         infos: dict[str, TrackingInfo] = {}
-        for batch in mapping.chunks(numbers, self.settings.tracking_batch_size):
+        for batch in chunks(numbers, self.settings.tracking_batch_size):
             bd = mapping.track_bd(batch, **self._accounts)
-            answer = self._post(
-                "track", mapping.TRACK_PATH, "trackItemRequest", "TRACKITEM", "1.0", bd, "trackItemResponse"
-            )
-            infos.update(
-                mapping.parse_tracking(answer, batch, offset_hours=self.settings.tracking_utc_offset_hours)
-            )
+            answer = self._post("track", mapping.TRACK_PATH, "trackItemRequest", "TRACKITEM", "1.0", bd,
+                                "trackItemResponse")
+            infos.update(mapping.parse_tracking(answer, batch,
+                                                offset_hours=self.settings.tracking_utc_offset_hours))
         return [infos.get(n) or TrackingInfo(n, TrackingStatus.UNKNOWN) for n in numbers]
 
     # -- token -----------------------------------------------------------------------------
@@ -166,12 +142,10 @@ class DhlEcommerceCarrier(Carrier):
             fresh = self._token and now < self._token_refresh_at
             if fresh and not (force and (not stale or stale == self._token)):
                 return self._token
-            answer = self._send(
-                "token",
-                "GET",
-                mapping.TOKEN_PATH,
-                params=mapping.token_params(self.settings.client_id, self.settings.password),
-            )
+            # The password travels in the query string: the transport never logs or echoes a URL's query.
+            answer = self.http.send_json("token", "GET", self.settings.root + mapping.TOKEN_PATH,
+                                         params=mapping.token_params(self.settings.client_id,
+                                                                     self.settings.password))
             token, lifetime = mapping.parse_token(answer)
             self._token = token
             margin = min(self.settings.token_refresh_margin_seconds, lifetime / 2)
@@ -182,121 +156,25 @@ class DhlEcommerceCarrier(Carrier):
 
     def _reprint(self, reference: str) -> dict[str, Any] | None:
         sid = self._sid(reference)
-        answer = self._post(
-            "reprint",
-            mapping.REPRINT_PATH,
-            "labelReprintRequest",
-            "LABELREPRINT",
-            "1.0",
-            mapping.reprint_bd(sid, **self._accounts),
-            "labelReprintResponse",
-            reference=reference,
-        )
+        bd = mapping.reprint_bd(sid, **self._accounts)
+        answer = self._post("reprint", mapping.REPRINT_PATH, "labelReprintRequest", "LABELREPRINT", "1.0", bd,
+                            "labelReprintResponse", reference=reference)
         return mapping.parse_reprint(answer, sid)
 
-    def _post(
-        self,
-        op: str,
-        path: str,
-        root: str,
-        message_type: str,
-        version: str,
-        bd: dict[str, Any],
-        answer_root: str,
-        *,
-        reference: str = "",
-    ) -> Any:
+    def _post(self, op: str, path: str, root: str, message_type: str, version: str, bd: dict[str, Any],
+              answer_root: str, *, reference: str = "") -> Any:
+        """One enveloped call; on "Invalid access token" the token is refreshed and ``bd`` re-sent once."""
         token = self.access_token()
         for attempt in (1, 2):
             hdr = mapping.hdr(message_type, token, version, datetime.now(timezone.utc))
             body = json.dumps({root: {"hdr": hdr, "bd": bd}}, ensure_ascii=False).encode("utf-8")
-            answer = self._send(
-                op,
-                "POST",
-                path,
-                data=body,
-                reference=reference,
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
+            answer = self.http.send_json(
+                op, "POST", self.settings.root + path, reference=reference, data=body, headers=_JSON_HEADERS
             )
             if not mapping.is_invalid_token(answer, answer_root):
                 return answer
             log.info("dhl_ecommerce %s: access token refused (attempt %d); refreshing", op, attempt)
             if attempt == 1:
                 token = self.access_token(force=True, stale=token)
-        raise TransientCarrierError(
-            f"DHL eCommerce {op}: access token refused again right after a refresh",
-            code="token",
-            carrier=self.code,
-        )
-
-    def _send(
-        self,
-        op: str,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        reference: str = "",
-    ) -> Any:
-        url = self.settings.root + path
-        if self._bucket is not None:
-            self._bucket.acquire()
-        started = time.monotonic()
-        # The token request carries the password in its query string, and requests' exception
-        # messages quote the URL: for it, the cause is not chained (nor ever echoed).
-        secret_url = params is not None and "password" in params
-        try:
-            response = self.http.request(
-                method, url, params=params, data=data, headers=headers, timeout=self.settings.timeouts
-            )
-        except requests.Timeout as exc:
-            self._log(op, reference, started, "timeout")
-            raise TransientCarrierError(
-                f"DHL eCommerce {op}: no answer within {self.settings.timeout_seconds:g}s; the call may have "
-                "taken effect",
-                code="timeout",
-                carrier=self.code,
-            ) from (None if secret_url else exc)
-        except requests.RequestException as exc:  # the message may hold the token URL: not echoed
-            self._log(op, reference, started, f"network error ({type(exc).__name__})")
-            raise TransientCarrierError(
-                f"DHL eCommerce {op}: {type(exc).__name__} talking to {self.settings.root}{path}; the call "
-                "may have taken effect",
-                code="network",
-                carrier=self.code,
-            ) from (None if secret_url else exc)
-        status = response.status_code
-        self._log(op, reference, started, f"HTTP {status}")
-        if status in (408, 425, 429) or status >= 500:
-            raise TransientCarrierError(
-                f"DHL eCommerce {op}: HTTP {status}", code=f"http_{status}", carrier=self.code
-            )
-        if status >= 400:
-            raise PermanentCarrierError(
-                f"DHL eCommerce {op}: HTTP {status} (check base_url and credentials)",
-                code=f"http_{status}",
-                carrier=self.code,
-            )
-        try:
-            return json.loads(response.content.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise TransientCarrierError(
-                f"DHL eCommerce {op}: answer is not valid JSON (HTTP {status}, "
-                f"{len(response.content)} bytes: "
-                f"{exc}); the call may have taken effect",
-                code="malformed",
-                carrier=self.code,
-            ) from None
-
-    @staticmethod
-    def _log(op: str, reference: str, started: float, outcome: str) -> None:
-        # Operation, reference, duration, outcome: never bodies (PII), the password or the token.
-        log.info(
-            "dhl_ecommerce %s ref=%s %.0fms %s",
-            op,
-            reference or "-",
-            (time.monotonic() - started) * 1000,
-            outcome,
-        )
+        raise TransientCarrierError(f"DHL eCommerce {op}: access token refused again right after a refresh",
+                                    code="token", carrier=self.code)

@@ -10,18 +10,23 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
-from connector.carriers import (
+from connector.kit import (
+    Address,
     CarrierError,
     DuplicateReferenceError,
     PermanentCarrierError,
+    Shipment,
+    ShipmentRequest,
+    TrackingEvent,
+    TrackingInfo,
+    TrackingStatus,
     TransientCarrierError,
 )
-from connector.model import Address, Shipment, ShipmentRequest, TrackingEvent, TrackingInfo, TrackingStatus
+from connector.kit.values import cents, decimal, looks_like_pdf
+from connector.kit.values import text as _text
 
 CARRIER = "dhl_ecommerce"
 
@@ -106,19 +111,6 @@ def reference_of(prefix: str, sid: str) -> str:
     return sid[len(prefix) :] if prefix and sid.startswith(prefix) else sid
 
 
-def chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def _money(value: Decimal) -> float:
-    return float(value.quantize(Decimal("0.01")))
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
 def details(status: Any) -> str:
     """``messageDetails`` as one string (it is a list of {messageDetail} or a plain string)."""
     if not isinstance(status, dict):
@@ -130,6 +122,14 @@ def details(status: Any) -> str:
         parts = [_text(raw)]
     text = "; ".join(p for p in parts if p)
     return text or _text(status.get("message"))
+
+
+def error_detail(answer: Any) -> str:
+    """DHL's message in an HTTP error answer shaped like its envelope (``<root>.bd.responseStatus``);
+    ``""`` for anything else."""
+    body = next(iter(answer.values()), None) if isinstance(answer, dict) and len(answer) == 1 else None
+    bd = body.get("bd") if isinstance(body, dict) else None
+    return details(bd.get("responseStatus")) if isinstance(bd, dict) else ""
 
 
 def envelope(answer: Any, root: str) -> dict[str, Any]:
@@ -169,6 +169,15 @@ def token_params(client_id: str, password: str) -> dict[str, str]:
     return {"clientId": client_id, "password": password, "returnFormat": "json"}
 
 
+def credentials_error(detail: str) -> PermanentCarrierError:
+    """What HTTP 401/403 raises: the API refused the credentials (never echoes them)."""
+    return PermanentCarrierError(
+        f"DHL eCommerce refused the credentials ({detail}); check client_id, password and the account ids",
+        code="auth",
+        carrier=CARRIER,
+    )
+
+
 def parse_token(answer: Any) -> tuple[str, float]:
     """(token, lifetime in seconds); PermanentCarrierError when the credentials are refused."""
     if not isinstance(answer, dict) or not isinstance(answer.get("accessTokenResponse"), dict):
@@ -184,11 +193,11 @@ def parse_token(answer: Any) -> tuple[str, float]:
     token = _text(body.get("token"))
     if not token:
         raise Malformed("accessTokenResponse.token missing")
-    try:
-        lifetime = float(body.get("expires_in_seconds") or 0)
-    except (TypeError, ValueError):
-        raise Malformed("accessTokenResponse.expires_in_seconds is not a number") from None
-    return token, lifetime if lifetime > 0 else 3600.0
+    raw = body.get("expires_in_seconds")
+    lifetime = decimal(raw) if raw not in (None, "") else 0
+    if lifetime is None:
+        raise Malformed("accessTokenResponse.expires_in_seconds is not a number")
+    return token, float(lifetime) if lifetime > 0 else 3600.0
 
 
 def hdr(message_type: str, token: str, version: str, now: datetime) -> dict[str, str]:
@@ -249,7 +258,7 @@ def label_bd(
             "description": line.name_en,
             "descriptionImport": line.name_en,
             "descriptionExport": line.name_cn or line.name_en,
-            "itemValue": _money(line.unit_value.amount),
+            "itemValue": cents(line.unit_value.amount),
             "itemQuantity": line.quantity,
             "grossWeight": line.unit_weight_g,
             "weightUOM": "G",
@@ -271,7 +280,7 @@ def label_bd(
         "width": float(parcel.width_cm),
         "height": float(parcel.height_cm),
         "productCode": request.service,
-        "totalValue": _money(value.amount),
+        "totalValue": cents(value.amount),
         "currency": value.currency,
         "incoterm": incoterm,
         "isMult": "false",
@@ -453,7 +462,7 @@ def pdf_from_reprint(item: dict[str, Any], sid: str) -> bytes:
             code="label_format",
             carrier=CARRIER,
         )
-    if b"%%EOF" not in data[-1024:]:
+    if not looks_like_pdf(data):
         raise Malformed(f"label of {sid} is a truncated PDF ({len(data)} bytes)")
     return data
 

@@ -1,4 +1,4 @@
-"""Emulator of the DHL eCommerce Asia REST API (reference/carriers.md section 7.4).
+"""Emulator of the DHL eCommerce Asia REST API (token, label, reprint, delete, tracking).
 
 Token endpoint (tokens expire on the simulated clock), label create with 200/203/202 idempotency,
 reprint, delete (refused after pickup), tracking progressing on the clock (71005 -> 77123 ->
@@ -33,8 +33,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connector.sandbox.framework import Emulator, Request, Response, route
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
 
 from .settings import DEFAULT_PREFIX, SANDBOX_ACCOUNT, SANDBOX_CLIENT_ID, SANDBOX_PASSWORD, SERVICES
 

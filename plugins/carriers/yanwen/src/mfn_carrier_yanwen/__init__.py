@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector import hookimpl
+from connector.kit import hookimpl
 
 CODE = "yanwen"
 
@@ -20,27 +20,27 @@ PICKUP_CITIES = ("Beijing", "Shenzhen", "Guangzhou", "Dongguan", "Yiwu", "Hangzh
 
 @hookimpl
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
-    from connector.carriers import CarrierSpec
+    from connector.kit import CarrierSpec
 
     from .client import YanwenCarrier
     from .settings import (
         AMAZON_CARRIER_CODE,
         LOOKUP_BATCH_MAX,
         SERVICES,
-        SETTINGS_SCHEMA,
         SITE_CARRIER_CODES,
         TRACK_BATCH_MAX,
         TRACKING_NUMBER_PATTERN,
+        YanwenSettings,
     )
 
     register(CarrierSpec(
         code=CODE,
         label="Yanwen (燕文)",
         factory=YanwenCarrier,
+        settings=YanwenSettings,
         amazon_carrier_code=AMAZON_CARRIER_CODE,
         site_carrier_codes=dict(SITE_CARRIER_CODES),
         services=SERVICES,
-        settings_schema=SETTINGS_SCHEMA,
         tracking_number_pattern=TRACKING_NUMBER_PATTERN,
         batch_sizes={"create": 1, "track": TRACK_BATCH_MAX, "lookup": LOOKUP_BATCH_MAX},
         pickup_cities=PICKUP_CITIES,
@@ -49,7 +49,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
-    from connector.sandbox.framework import EmulatorSpec
+    from connector.kit.sandbox import EmulatorSpec
 
     from .sandbox import YanwenEmulator
 

@@ -1,31 +1,38 @@
 """Yanwen client: HTTP only; every request body and answer goes through mapping.py.
 
-No retries here (the engine retries with back-off). Failures are classified for the engine:
-network errors, timeouts, 5xx, 429, system errors (``code < 0``) and unreadable answers are
-transient; signature/credential refusals are permanent and never carry the token.
+No retries here (the engine retries with back-off). The kit's transport classifies what happens
+on the wire: network errors, timeouts, 5xx, 429 and unreadable answers are transient; HTTP 401/403
+and answers that say the signature or the credentials were refused are a permanent credentials
+error that never carries the token. mapping.py classifies the envelope (system errors,
+``code < 0``, are transient; business refusals permanent).
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
-import requests
-
-from connector.carriers import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Quote, Shipment, ShipmentRequest, TrackingInfo
-from connector.ratecard import RateCard
-from connector.ratelimit import TokenBucket
+from connector.kit import (
+    Carrier,
+    CarrierContext,
+    DuplicateReferenceError,
+    Quote,
+    Shipment,
+    ShipmentRequest,
+    TrackingInfo,
+    TransientCarrierError,
+    Transport,
+)
+from connector.kit.values import chunks
 
 from . import mapping
-from .settings import BATTERY_SERVICES, SERVICES, YanwenSettings, resolve_settings
+from .settings import BATTERY_SERVICES, SERVICES, YanwenSettings
 
 log = logging.getLogger(__name__)
 
 _KNOWN_SERVICES = frozenset(s.code for s in SERVICES)
+_API_HEADERS = {"Content-Type": "application/json;charset=utf-8", "Accept": "application/json"}
 
 
 class YanwenCarrier(Carrier):
@@ -33,18 +40,15 @@ class YanwenCarrier(Carrier):
 
     code = "yanwen"
 
-    def __init__(self, settings: dict[str, Any] | YanwenSettings, http: requests.Session | None = None,
-                 *, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings if isinstance(settings, YanwenSettings) else resolve_settings(settings)
-        self.http = http if http is not None else requests.Session()
+    def __init__(self, settings: YanwenSettings, context: CarrierContext, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.http = Transport.for_settings(
+            settings, carrier=self.code, name="Yanwen", session=context.http, logger=log,
+            credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure_text,
+            error_detail=mapping.error_detail)
         self._clock = clock  # seconds since the epoch; the signed timestamp comes from it
         self._tracking_levels = {s.code: s.tracking_level for s in SERVICES}
-        try:
-            self.rate_card = RateCard.from_rows([dict(row) for row in self.settings.rate_card])
-        except ValueError as exc:
-            raise ValueError(f"carriers.yanwen.rate_card: {exc}") from None
-        rate = self.settings.max_requests_per_second  # no limit is documented: off by default
-        self._bucket = TokenBucket(rate, 1) if rate else None
 
     def __repr__(self) -> str:
         return f"YanwenCarrier({self.settings!r})"
@@ -54,15 +58,14 @@ class YanwenCarrier(Carrier):
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         """``calc.list`` (``quote_source: api``) or the rate card; battery parcels are not quoted on
         the general-goods (普货) lines."""
-        services = (request.service,) if request.service else self.settings.services
         if self.settings.quote_source == "api":
             body = mapping.build_calc_request(request, city_id=self.settings.calc_city_id)
             answer = self._call(mapping.CALC_LIST, body)
+            services = (request.service,) if request.service else self.settings.services
             quotes = mapping.parse_calc(answer, services=services, tracking_levels=self._tracking_levels)
         else:
-            quotes = [replace(q, tracking_level=self._tracking_levels.get(q.service, ""))
-                      for service in services
-                      for q in self.rate_card.quote(self.code, replace(request, service=service))]
+            quotes = self.settings.card.quote(self.code, request, services=self.settings.services,
+                                              tracking_levels=self._tracking_levels)
         if request.parcel.has_battery:
             quotes = [q for q in quotes if q.service not in _KNOWN_SERVICES or q.service in BATTERY_SERVICES]
         return quotes
@@ -116,15 +119,18 @@ class YanwenCarrier(Carrier):
         return mapping.parse_cancel(answer, waybill)
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
-        """The tracking API, ``track_batch_size`` (at most 30) numbers per call, in input order."""
+        """The tracking API, ``track_batch_size`` (at most 30) numbers per call, in input order.
+
+        Its credential is a plain ``Authorization`` header (``customer_number``, else ``user_id``),
+        so a refusal names that setting rather than the signature's."""
         numbers = list(dict.fromkeys(n.strip() for n in tracking_numbers if n and n.strip()))
+        headers = {"Authorization": self.settings.tracking_authorization, "Accept": "application/json"}
         infos: dict[str, TrackingInfo] = {}
-        for batch in mapping.chunks(numbers, self.settings.track_batch_size):
-            answer = self._send("tracking", "GET", self.settings.tracking_url,
-                                params=mapping.tracking_query(batch),
-                                headers={"Authorization": self.settings.tracking_authorization,
-                                         "Accept": "application/json"},
-                                auth_error=mapping.tracking_credentials_error)
+        for batch in chunks(numbers, self.settings.track_batch_size):
+            answer = self.http.send_json("tracking", "GET", self.settings.tracking_url,
+                                         params=mapping.tracking_query(batch), headers=headers,
+                                         credentials_error=mapping.tracking_credentials_error,
+                                         hint="check tracking_base_url, or base_url when it is unset")
             infos.update(mapping.parse_tracking(answer, batch,
                                                 default_offset_hours=self.settings.tracking_utc_offset_hours))
         return [infos[n] for n in numbers]
@@ -148,71 +154,10 @@ class YanwenCarrier(Carrier):
         return str(int(self._clock() * scale))
 
     def _call(self, method: str, data: Any, *, reference: str = "") -> Any:
-        """One signed open-API call; returns the decoded JSON or raises a classified CarrierError."""
+        """One signed open-API call; returns the decoded JSON or raises a classified CarrierError.
+
+        The query string carries the ``sign``: the transport never echoes a URL's query."""
         query, body = mapping.signed_call(method, data, user_id=self.settings.user_id,
                                           api_token=self.settings.api_token, timestamp=self._timestamp())
-        return self._send(method, "POST", self.settings.api_url, params=query, data=body.encode("utf-8"),
-                          headers={"Content-Type": "application/json;charset=utf-8",
-                                   "Accept": "application/json"},
-                          reference=reference, auth_error=mapping.credentials_error)
-
-    def _send(self, op: str, method: str, url: str, *, params: dict[str, str], headers: dict[str, str],
-              auth_error: Callable[[str], PermanentCarrierError], data: bytes | None = None,
-              reference: str = "") -> Any:
-        if self._bucket is not None:
-            self._bucket.acquire()
-        started = time.monotonic()
-        try:
-            response = self.http.request(method, url, params=params, data=data, headers=headers,
-                                         timeout=self.settings.timeouts)
-        except requests.Timeout as exc:
-            self._log(op, reference, started, f"timeout ({type(exc).__name__})")
-            raise TransientCarrierError(
-                f"Yanwen {op}: no answer within {self.settings.timeout_seconds:g}s ({type(exc).__name__}); "
-                "the call may have taken effect", code="timeout", carrier=self.code) from exc
-        except requests.RequestException as exc:  # the message may hold the signed URL: not echoed
-            self._log(op, reference, started, f"network error ({type(exc).__name__})")
-            raise TransientCarrierError(
-                f"Yanwen {op}: {type(exc).__name__} talking to {url}; the call may have taken effect",
-                code="network", carrier=self.code) from exc
-        status = response.status_code
-        decoded, json_error = _decode(response.content)
-        self._log(op, reference, started, f"HTTP {status}")
-        if status in (401, 403):
-            raise auth_error(f"HTTP {status} on {op}")
-        if status in (408, 425, 429) or status >= 500:
-            raise TransientCarrierError(f"Yanwen {op}: HTTP {status}", code=f"http_{status}",
-                                        carrier=self.code)
-        if status >= 400:
-            detail = _text(decoded.get("message")) if isinstance(decoded, dict) else ""
-            raise PermanentCarrierError(f"Yanwen {op}: HTTP {status}{': ' + detail if detail else ''} "
-                                        f"(check base_url / tracking_base_url)", code=f"http_{status}",
-                                        carrier=self.code)
-        if json_error is not None:
-            text = response.content[:300].decode("utf-8", "replace").strip()
-            if text and not text.startswith(("{", "[")) and mapping.is_auth_failure_text(text):
-                raise auth_error(f"non-JSON answer to {op}")
-            raise TransientCarrierError(
-                f"Yanwen {op}: answer is not valid JSON (HTTP {status}, {len(response.content)} bytes; "
-                f"{json_error}); the call may have taken effect", code="malformed", carrier=self.code)
-        return decoded
-
-    @staticmethod
-    def _log(op: str, reference: str, started: float, outcome: str) -> None:
-        # Operation, our reference, duration, outcome: never bodies (PII), the sign or the token.
-        log.info("yanwen %s ref=%s %.0fms %s", op, reference or "-", (time.monotonic() - started) * 1000,
-                 outcome)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _decode(content: bytes) -> tuple[Any, str | None]:
-    """The JSON body and ``None``, or ``None`` and what is wrong with it (without echoing it)."""
-    try:
-        return json.loads(content.decode("utf-8-sig")), None
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 at byte {exc.start}"
-    except json.JSONDecodeError as exc:
-        return None, f"{exc.msg} at char {exc.pos}"
+        return self.http.send_json(method, "POST", self.settings.api_url, reference=reference, params=query,
+                                   data=body.encode("utf-8"), headers=_API_HEADERS)

@@ -1,6 +1,7 @@
 """Pure request building, signing and response parsing for the Yanwen APIs (no I/O here).
 
-Two APIs (``reference/carriers.md`` sections 2.2 and 2.3):
+Two APIs, as the public open-source clients use them (e.g. https://github.com/zengweigg/yw56; no
+official documentation is public):
 
 * the open API: ``POST /api/order?user_id&method&format=json&timestamp&version=V1.0&sign`` with a
   compact JSON body, answered by the envelope ``{success, code, message, data}`` where code
@@ -21,30 +22,32 @@ import base64
 import binascii
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from connector.carriers import (
+from connector.kit import (
+    Address,
     CarrierError,
     DuplicateReferenceError,
-    PermanentCarrierError,
-    TransientCarrierError,
-)
-from connector.model import (
-    Address,
     Money,
+    PermanentCarrierError,
     Quote,
     Shipment,
     ShipmentRequest,
     TrackingEvent,
     TrackingInfo,
     TrackingStatus,
+    TransientCarrierError,
 )
+from connector.kit.values import decimal as _decimal
+from connector.kit.values import integer as _int
+from connector.kit.values import looks_like_pdf
+from connector.kit.values import text as _text
+from connector.kit.values import whole_centimetres as centimetres
 
 CARRIER = "yanwen"
 FORMAT = "json"
@@ -80,49 +83,19 @@ def _fail(op: str, message: str) -> TransientCarrierError:
     return TransientCarrierError(f"Yanwen {op}: {message}", code="malformed", carrier=CARRIER)
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    return None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
-
-
 def money_text(amount: Decimal) -> str:
     """A declared amount as the API's decimal string, two places."""
     return str(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
-def centimetres(value: Decimal | int | float) -> int:
-    """Whole centimetres, rounded up (the API takes integers), at least 1."""
-    return max(1, math.ceil(Decimal(str(value))))
-
-
-def looks_like_pdf(data: bytes) -> bool:
-    """A whole PDF: the header at the start and the end-of-file marker near the end."""
-    return data.startswith(b"%PDF-") and b"%%EOF" in data[-1024:]
-
-
 def is_auth_failure_text(text: str) -> bool:
+    """Whether a refusal's text says the signature or the credentials were refused."""
     return any(p.search(text) for p in _AUTH_PATTERNS)
+
+
+def error_detail(decoded: Any) -> str:
+    """Yanwen's own message in an HTTP 4xx answer (both APIs call it ``message``)."""
+    return _text(decoded.get("message")) if isinstance(decoded, dict) else ""
 
 
 def credentials_error(detail: str = "") -> PermanentCarrierError:
@@ -133,13 +106,6 @@ def credentials_error(detail: str = "") -> PermanentCarrierError:
 def tracking_credentials_error(detail: str = "") -> PermanentCarrierError:
     message = "Yanwen tracking rejected the Authorization (check customer_number, or user_id when unset)"
     return PermanentCarrierError(message + (f": {detail}" if detail else ""), code="auth", carrier=CARRIER)
-
-
-def chunks(items: Sequence[str], size: int) -> list[list[str]]:
-    """``items`` in consecutive batches of at most ``size``."""
-    if size < 1:
-        raise ValueError("batch size must be at least 1")
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 # -- signing ------------------------------------------------------------------------------------
@@ -565,8 +531,10 @@ def parse_calc(answer: Any, *, services: Iterable[str] = (), tracking_levels: di
 
 NOT_FOUND = "NOTFOUND"
 
-# Checkpoint codes (reference/carriers.md 2.3). LM30 "ready for pickup" maps to OUT_FOR_DELIVERY:
-# the parcel has reached the last point before the buyer; it is not moving through the network.
+# Checkpoint codes as the public clients list them (e.g. karrio's Yanwen tracking extension, removed in
+# https://github.com/karrioapi/karrio/commit/2787ca7ff). LM30 "ready for pickup" maps to
+# OUT_FOR_DELIVERY: the parcel has reached the last point before the buyer; it is not moving
+# through the network.
 TRACKING_CODES: dict[str, TrackingStatus] = {
     "PU10": TrackingStatus.ACCEPTED,
     "LM25": TrackingStatus.OUT_FOR_DELIVERY,

@@ -1,4 +1,4 @@
-"""A loopback emulator of the Yanwen open API and tracking API (``reference/carriers.md`` 7.2).
+"""A loopback emulator of the Yanwen open API and tracking API.
 
 * ``POST /api/order?user_id&method&format=json&timestamp&version=V1.0&sign`` -- the signed JSON
   gateway. The signature is verified over the raw body exactly as received; a mismatch (or an
@@ -38,8 +38,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.framework import Emulator, Request, Response, route
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
 
 from .settings import SERVICES
 
@@ -85,7 +84,8 @@ DESTINATIONS: dict[str, tuple[float, float, str]] = {
 _ORIGINS = (("Shenzhen", "深圳"), ("Yiwu", "义乌"))
 
 # The parcel's life after creation: (hours, code, wordings, where). Wordings alternate per parcel.
-# Transit codes other than PU/LM are UNVERIFIED stand-ins ("non-LM codes", carriers.md 7.2).
+# Transit codes other than PU/LM are UNVERIFIED stand-ins: no public source lists Yanwen's codes for
+# the sort, export and line-haul steps, so the emulator makes up non-LM codes for them.
 _TRANSIT = (
     (FIRST_SCAN_HOURS, "PU10", ("Parcel received by Yanwen {city} facility",
                                 "燕文{city_cn}仓已收货 Received by Yanwen"), "origin"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector import hookimpl
+from connector.kit import hookimpl
 
 CODE = "yunexpress"
 
@@ -20,18 +20,18 @@ PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Foshan", "Yiwu", "Hangzho
 
 @hookimpl
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
-    from connector.carriers import CarrierSpec
+    from connector.kit import CarrierSpec
 
     from .client import YunExpressCarrier
-    from .settings import SERVICES, SETTINGS_SCHEMA
+    from .settings import SERVICES, YunExpressSettings
 
     register(CarrierSpec(
         code=CODE,
         label="YunExpress (云途)",
         factory=YunExpressCarrier,
+        settings=YunExpressSettings,
         amazon_carrier_code="Yun Express",
         services=SERVICES,
-        settings_schema=SETTINGS_SCHEMA,
         tracking_number_pattern=r"^YT\d{16}$",
         batch_sizes={"create": 10, "track": 40},
         pickup_cities=PICKUP_CITIES,
@@ -40,7 +40,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def mfn_register_sandbox_emulators(register: Callable[[Any], None]) -> None:
-    from connector.sandbox.framework import EmulatorSpec
+    from connector.kit.sandbox import EmulatorSpec
 
     from .sandbox import YunExpressEmulator
 

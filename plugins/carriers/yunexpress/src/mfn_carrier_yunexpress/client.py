@@ -1,26 +1,32 @@
 """YunExpress OMS API client: HTTP only; every request body and answer goes through mapping.py.
 
-No retries here (the engine retries with back-off). Failures are classified for the engine:
-network errors, timeouts, 5xx, 429 and unreadable answers are transient; 401/403 and JSON auth
-failures are a permanent credentials error whose message never carries the secret.
+No retries here (the engine retries with back-off). The kit's transport classifies failures:
+network errors, timeouts, 5xx, 429 and unreadable answers are transient; 401/403 and answers that
+say authentication failed are a permanent credentials error whose message never carries the secret.
 """
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urljoin
 
-import requests
-
-from connector.carriers import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import Quote, Shipment, ShipmentRequest, TrackingInfo
+from connector.kit import (
+    Carrier,
+    CarrierContext,
+    DuplicateReferenceError,
+    Quote,
+    Shipment,
+    ShipmentRequest,
+    TrackingInfo,
+    TransientCarrierError,
+    Transport,
+)
+from connector.kit.values import looks_like_pdf
 
 from . import mapping
-from .settings import SERVICES, YunExpressSettings, resolve_settings
+from .settings import SERVICES, YunExpressSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +36,19 @@ class YunExpressCarrier(Carrier):
 
     code = "yunexpress"
 
-    def __init__(self, settings: dict[str, Any] | YunExpressSettings,
-                 http: requests.Session | None = None) -> None:
-        self.settings = settings if isinstance(settings, YunExpressSettings) else resolve_settings(settings)
-        self.http = http if http is not None else requests.Session()
-        self._authorization = mapping.authorization_header(self.settings.customer_code,
-                                                           self.settings.api_secret)
+    def __init__(self, settings: YunExpressSettings, context: CarrierContext) -> None:
+        self.settings = settings
+        self.http = Transport.for_settings(
+            settings, carrier=self.code, name="YunExpress", session=context.http, logger=log,
+            credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure_text,
+            error_detail=_message, request_id=_request_id)
+        self._headers = {
+            "Authorization": mapping.authorization_header(settings.customer_code, settings.api_secret),
+            "Accept": "application/json",
+            "Content-Type": "application/json;charset=UTF-8",
+            "Accept-Language": settings.language,
+        }
         self._tracking_levels = {s.code: s.tracking_level for s in SERVICES}
-        self._pace_lock = threading.Lock()
-        self._next_slot = 0.0
 
     def __repr__(self) -> str:
         return f"YunExpressCarrier({self.settings!r})"
@@ -127,103 +137,30 @@ class YunExpressCarrier(Carrier):
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": self._authorization,
-            "Accept": "application/json",
-            "Content-Type": "application/json;charset=UTF-8",
-            "Accept-Language": self.settings.language,
-        }
-
-    def _pace(self) -> None:
-        """Client-side pacing when ``max_requests_per_second`` is set (no limit is documented)."""
-        rate = self.settings.max_requests_per_second
-        if not rate:
-            return
-        with self._pace_lock:
-            now = time.monotonic()
-            wait = self._next_slot - now
-            self._next_slot = max(now, self._next_slot) + 1.0 / rate
-        if wait > 0:
-            time.sleep(wait)
-
     def _call(self, method: str, path: str, *, op: str, params: dict[str, str] | None = None,
               body: Any = None, reference: str = "") -> Any:
         """One API call; returns the decoded JSON or raises a classified CarrierError."""
-        url = f"{self.settings.api_root}/{path}"
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
-        self._pace()
-        started = time.monotonic()
-        try:
-            response = self.http.request(method, url, params=params, data=data, headers=self._headers(),
-                                         timeout=self.settings.timeouts)
-        except requests.Timeout as exc:
-            self._log(op, reference, started, f"timeout ({type(exc).__name__})")
-            raise TransientCarrierError(
-                f"YunExpress {op}: no answer within {self.settings.timeout_seconds:g}s "
-                f"({type(exc).__name__}); the call may have taken effect",
-                code="timeout", carrier=self.code) from exc
-        except requests.RequestException as exc:
-            self._log(op, reference, started, f"network error ({type(exc).__name__})")
-            raise TransientCarrierError(
-                f"YunExpress {op}: {type(exc).__name__} talking to {self.settings.api_root}; "
-                f"the call may have taken effect", code="network", carrier=self.code) from exc
-        status = response.status_code
-        decoded, json_error = _decode(response.content)
-        request_id = decoded.get("RequestId", "") if isinstance(decoded, dict) else ""
-        self._log(op, reference, started, f"HTTP {status}", request_id)
-        if status in (401, 403):
-            raise mapping.credentials_error(f"HTTP {status} on {op}")
-        if status in (408, 425, 429) or status >= 500:
-            raise TransientCarrierError(f"YunExpress {op}: HTTP {status}", code=f"http_{status}",
-                                        carrier=self.code)
-        if status >= 400:
-            detail = ""
-            if isinstance(decoded, dict):
-                detail = str(decoded.get("Message") or decoded.get("message") or "")
-            raise PermanentCarrierError(f"YunExpress {op}: HTTP {status}{': ' + detail if detail else ''} "
-                                        f"(check base_url)", code=f"http_{status}", carrier=self.code)
-        if json_error is not None:
-            text = response.content[:300].decode("utf-8", "replace").strip()
-            if not text.startswith(("{", "[")) and mapping.is_auth_failure_text(text):
-                raise mapping.credentials_error(f"non-JSON answer to {op}")
-            raise TransientCarrierError(
-                f"YunExpress {op}: answer is not valid JSON (HTTP {status}, {len(response.content)} bytes; "
-                f"{json_error}); the call may have taken effect", code="malformed", carrier=self.code)
-        return decoded
+        return self.http.send_json(op, method, f"{self.settings.api_root}/{path}", reference=reference,
+                                   params=params, data=data, headers=self._headers)
 
     def _download_label(self, url: str, reference: str) -> bytes:
         """GET the label file. No Authorization header: the URL is on the carrier's file host."""
-        started = time.monotonic()
-        try:
-            response = self.http.get(url, timeout=self.settings.timeouts,
-                                     headers={"Accept": "application/pdf"})
-        except requests.RequestException as exc:
-            self._log("label download", reference, started, f"network error ({type(exc).__name__})")
-            raise TransientCarrierError(f"YunExpress label download failed: {type(exc).__name__}",
-                                        code="network", carrier=self.code) from exc
-        self._log("label download", reference, started, f"HTTP {response.status_code}")
+        response = self.http.send("label download", "GET", url, reference=reference,
+                                  headers={"Accept": "application/pdf"})
         if response.status_code != 200:
             raise TransientCarrierError(f"YunExpress label download: HTTP {response.status_code}",
                                         code=f"http_{response.status_code}", carrier=self.code)
-        if not mapping.looks_like_pdf(response.content):
+        if not looks_like_pdf(response.content):
             raise TransientCarrierError(
                 f"YunExpress label download: not a complete PDF ({len(response.content)} bytes, "
                 f"starts with {response.content[:8]!r})", code="malformed", carrier=self.code)
         return response.content
 
-    @staticmethod
-    def _log(op: str, reference: str, started: float, outcome: str, request_id: str = "") -> None:
-        # Operation, our reference, the carrier's RequestId, duration, outcome: never bodies (PII).
-        log.info("yunexpress %s ref=%s request_id=%s %.0fms %s", op, reference or "-", request_id or "-",
-                 (time.monotonic() - started) * 1000, outcome)
+
+def _message(decoded: Any) -> str:
+    return str(decoded.get("Message") or decoded.get("message") or "") if isinstance(decoded, dict) else ""
 
 
-def _decode(content: bytes) -> tuple[Any, str | None]:
-    """The JSON body and ``None``, or ``None`` and what is wrong with it (without echoing it)."""
-    try:
-        return json.loads(content.decode("utf-8-sig")), None
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 at byte {exc.start}"
-    except json.JSONDecodeError as exc:
-        return None, f"{exc.msg} at char {exc.pos}"
+def _request_id(response: Any, decoded: Any) -> str:
+    return str(decoded.get("RequestId") or "") if isinstance(decoded, dict) else ""

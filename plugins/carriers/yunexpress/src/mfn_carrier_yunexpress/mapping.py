@@ -8,30 +8,35 @@ Every parser takes the decoded JSON body and returns model objects or raises:
   its ``Code`` the code);
 * :class:`DuplicateReferenceError` -- the ``CustomerOrderNumber`` is already taken.
 
-Shapes follow ``reference/carriers.md`` section 3.1 and the captured fixtures.
+Shapes follow docs/carrier-apis.md#yunexpress (OMS API, public sources) and the captured fixtures.
 """
 from __future__ import annotations
 
 import base64
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from connector.carriers import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.model import (
+from connector.kit import (
     Address,
+    DuplicateReferenceError,
     Money,
+    PermanentCarrierError,
     Quote,
     Shipment,
     ShipmentRequest,
     TrackingEvent,
     TrackingInfo,
     TrackingStatus,
+    TransientCarrierError,
 )
+from connector.kit.values import decimal as _decimal
+from connector.kit.values import integer as _int
+from connector.kit.values import kilograms
+from connector.kit.values import text as _text
+from connector.kit.values import whole_centimetres as centimetres
 
 CARRIER = "yunexpress"
 OK = "0000"
@@ -84,8 +89,6 @@ def _fail(op: str, message: str) -> TransientCarrierError:
     return TransientCarrierError(f"YunExpress {op}: {message}", carrier=CARRIER)
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
 
 
 def _opt_str(value: Any) -> str | None:
@@ -93,27 +96,10 @@ def _opt_str(value: Any) -> str | None:
     return text or None
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    return None
 
 
-def kilograms(grams: int | Decimal) -> float:
-    """Grams to kilograms rounded to 3 decimals (the API's precision)."""
-    kg = (Decimal(grams) / Decimal(1000)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
-    return float(kg)
 
 
-def centimetres(value: Decimal | int | float) -> int:
-    """Whole centimetres, rounded up (the API takes integers), at least 1."""
-    return max(1, math.ceil(Decimal(str(value))))
 
 
 def authorization_header(customer_code: str, api_secret: str) -> str:
@@ -147,9 +133,6 @@ def is_duplicate_remark(remark: str, keywords: Iterable[str]) -> bool:
     return False
 
 
-def looks_like_pdf(data: bytes) -> bool:
-    """A whole PDF: the header at the start and the end-of-file marker near the end."""
-    return data.startswith(b"%PDF-") and b"%%EOF" in data[-1024:]
 
 
 # -- the envelope ---------------------------------------------------------------------------
@@ -569,14 +552,6 @@ def build_price_trial_params(request: ShipmentRequest, *, package_type_param: st
     return params
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
 
 
 def _transit_days(value: Any) -> int | None:

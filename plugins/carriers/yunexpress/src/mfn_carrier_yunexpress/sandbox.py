@@ -1,4 +1,4 @@
-"""A loopback emulator of the YunExpress OMS API (``reference/carriers.md`` section 7.3).
+"""A loopback emulator of the YunExpress OMS API (behaviour and sources: docs/carrier-apis.md#yunexpress).
 
 It answers under ``/api/...`` with the envelope and payload shapes of the captured fixtures, and
 enforces what the real API enforces: Basic auth, required CreateOrder fields, unique
@@ -30,8 +30,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connector.sandbox.framework import Emulator, Request, Response, route
-from connector.sandbox.pdf import make_label_pdf
+from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
 
 OK = "0000"
 DEFAULT_CREDENTIALS = ("C88888", "sandbox-secret")

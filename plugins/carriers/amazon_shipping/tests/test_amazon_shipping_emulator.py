@@ -1,6 +1,6 @@
-"""The SP-API emulator's Shipping API v2 (Amazon Buy Shipping) over real loopback HTTP: getRates,
-purchaseShipment with idempotency keys and TOKEN_EXPIRED, documents, tracking on the simulated
-clock, cancel, the order read back, quotas, faults and the exactly-once state."""
+"""The Buy Shipping emulator (Shipping API v2 mounted on the SP-API emulator) over real loopback
+HTTP: getRates, purchaseShipment with idempotency keys and TOKEN_EXPIRED, documents, tracking on
+the simulated clock, cancel, the order read back, quotas, faults and the exactly-once state."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 import requests
+from mfn_carrier_amazon_shipping import sandbox_data as bs
+from mfn_carrier_amazon_shipping.sandbox import BuyShippingEmulator, request_problems, spapi_emulator
 from pypdf import PdfReader
 
-from connector.sandbox import buy_shipping as bs
-from connector.sandbox.schemas import validate_request
-from connector.sandbox.seed import MARKETPLACE_IDS
-from connector.sandbox.spapi import TRACKING_FORMATS, SpApiEmulator
+from connector.kit.amazon import SpApiEmulator, marketplace_id, site_for_marketplace
+
+TRACKING_FORMATS = SpApiEmulator.TRACKING_FORMATS
 
 RATES = "/shipping/v2/shipments/rates"
 PURCHASE = "/shipping/v2/shipments"
@@ -200,7 +201,7 @@ def no_violations(spapi: Any) -> None:
 def test_rates_for_a_us_order(spapi, ship):
     order = spapi.pick(site="US", where=light)
     body = rates_body(order)
-    assert validate_request("getRates", body=body) == []
+    assert request_problems("getRates", body=body) == []
     response = ship.rates(body)
     assert response.status_code == 200, response.text
     assert response.headers["x-amzn-RateLimit-Limit"] == "80.0"
@@ -334,7 +335,7 @@ def test_rates_for_orders_that_cannot_ship(spapi, ship, start_spapi):
     theirs = other.for_seller(OTHER).pick(site="US", where=light)
     assert Shipping(other).rates(rates_body(theirs)).status_code == 404  # another seller's order
     cancelled = spapi.pick(status="CANCELLED", site=None)
-    site = next(s for s, m in MARKETPLACE_IDS.items() if m == cancelled["salesChannel"]["marketplaceId"])
+    site = site_for_marketplace(cancelled["salesChannel"]["marketplaceId"])
     body = rates_body(
         cancelled,
         items=[
@@ -348,7 +349,7 @@ def test_rates_for_orders_that_cannot_ship(spapi, ship, start_spapi):
     response = ship.rates(body, site)
     assert response.status_code == 400 and "cancelled" in error(response)[1]
     afn = spapi.pick(by="AMAZON", site=None)
-    site = next(s for s, m in MARKETPLACE_IDS.items() if m == afn["salesChannel"]["marketplaceId"])
+    site = site_for_marketplace(afn["salesChannel"]["marketplaceId"])
     response = ship.rates(rates_body(afn), site)
     assert response.status_code == 400 and "fulfilled by Amazon" in error(response)[1]
 
@@ -509,7 +510,7 @@ def test_items_shipped_since_the_rate_are_not_sold_again(spapi, ship):
 
 def test_partially_shipped_order_ships_the_rest(spapi, ship):
     order = spapi.pick(status="PARTIALLY_SHIPPED", site=None)
-    site = next(s for s, m in MARKETPLACE_IDS.items() if m == order["salesChannel"]["marketplaceId"])
+    site = site_for_marketplace(order["salesChannel"]["marketplaceId"])
     bought = ship.buy(order, site=site, key=f"{order['orderId']}-2")
     after = ship.order(order["orderId"])
     assert after["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
@@ -520,7 +521,7 @@ def test_confirm_shipment_cannot_edit_a_buy_shipping_package(spapi, ship):
     order = spapi.pick(site="US", where=light)
     bought = ship.buy(order)
     body = {
-        "marketplaceId": MARKETPLACE_IDS["US"],
+        "marketplaceId": marketplace_id("US"),
         "packageDetail": {
             "packageReferenceId": bought["shipmentId"],
             "carrierCode": "Yun Express",
@@ -537,7 +538,7 @@ def test_confirm_shipment_cannot_edit_a_buy_shipping_package(spapi, ship):
 
 
 def test_opaque_package_ids(start_spapi):
-    spapi = start_spapi(buy_shipping_package_ids="opaque")
+    spapi = start_spapi(package_ids="opaque")
     ship = Shipping(spapi)
     order = spapi.pick(site="US", where=light)
     bought = ship.buy(order)
@@ -711,12 +712,11 @@ def test_buy_shipping_state_survives_a_restart(start_spapi, tmp_path):
     spapi = start_spapi(state_file=path, orders_per_seller=30)
     order = spapi.pick(site="US", where=light)
     bought = Shipping(spapi).buy(order)
-    reloaded = SpApiEmulator({"state_file": path, "orders_per_seller": 30})
-    state = reloaded.sandbox_state()
+    reloaded = spapi_emulator({"state_file": path, "orders_per_seller": 30})
+    state = reloaded.state()
     assert state["labels"][f"{order['orderId']}-1"]["shipment_id"] == bought["shipmentId"]
     assert state["orders"][order["orderId"]] == "SHIPPED"
     reference = f"{order['orderId']}-1"
-    assert (
-        reloaded._buy_shipping_package(order["orderId"], bought["shipmentId"])["packageClientReferenceId"]
-        == reference
-    )
+    [extension] = [e for e in reloaded.extensions if isinstance(e, BuyShippingEmulator)]
+    shipment = extension.package_shipment(order["orderId"], bought["shipmentId"])
+    assert shipment["packageClientReferenceId"] == reference

@@ -1,14 +1,14 @@
-"""Data and pure helpers behind the SP-API emulator's Shipping API v2 (Amazon Buy Shipping).
+"""Data and pure helpers behind the Buy Shipping emulator (:mod:`.sandbox`).
 
 The rate card is example data, not Amazon's prices: four China cross-border carriers (YunExpress,
 China Post, Yanwen, DHL eCommerce) offered as Buy Shipping services, with a different selection,
 currency, price level and (for Yanwen on the EU-region sites) carrier spelling per site, so that
 a client cannot assume one answer everywhere. Everything here is deterministic.
 
-Tracking numbers follow the formats the emulator's confirmShipment checks
-(:data:`connector.sandbox.spapi.TRACKING_FORMATS`): YunExpress ``YT`` + 16 digits, China Post a
-UPU S10 number posted in China with a valid check digit, Yanwen ``UG`` + 9 digits + ``YP``,
-DHL eCommerce ``GM`` + 18 digits.
+Tracking numbers follow the formats the SP-API emulator's confirmShipment checks
+(``SpApiEmulator.TRACKING_FORMATS``): YunExpress ``YT`` + 16 digits, China Post a UPU S10 number
+posted in China with a valid check digit, Yanwen ``UG`` + 9 digits + ``YP``, DHL eCommerce
+``GM`` + 18 digits.
 """
 
 from __future__ import annotations
@@ -20,31 +20,22 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-BUY_SHIPPING_SITES: tuple[str, ...] = ("US", "CA", "UK", "FR", "DE", "IT", "ES", "IN", "MX", "NL", "JP", "BR")
-"""DESIGN §7: the sites where Amazon Buy Shipping is offered."""
+from .api import BUSINESS_ID_VALUES as _BUSINESS_ID_VALUES
 
-TOKEN_TTL = timedelta(minutes=10)  # spapi.md §6: purchase within 10 minutes of the rate
+BUY_SHIPPING_SITES: tuple[str, ...] = ("US", "CA", "UK", "FR", "DE", "IT", "ES", "IN", "MX", "NL", "JP", "BR")
+"""The sites the emulator sells Buy Shipping on (those the connector's Amazon site rules mark as
+offering it); orders of any other site are refused."""
+
+# The model's purchaseShipment description: "You must complete the purchase within 10 minutes of
+# rate creation", else the error code TOKEN_EXPIRED.
+TOKEN_TTL = timedelta(minutes=10)
 PICKUP_AFTER = timedelta(hours=24)  # the carrier's first scan; no cancellation after it
 
-BUSINESS_ID_VALUES: frozenset[str] = frozenset(
-    {
-        "AmazonShipping_US",
-        "AmazonShipping_IN",
-        "AmazonShipping_UK",
-        "AmazonShipping_UAE",
-        "AmazonShipping_SA",
-        "AmazonShipping_EG",
-        "AmazonShipping_IT",
-        "AmazonShipping_ES",
-        "AmazonShipping_FR",
-        "AmazonShipping_JP",
-    }
-)
-DEFAULT_BUSINESS_ID = "AmazonShipping_UK"  # what Amazon assumes when the header is missing
+BUSINESS_ID_VALUES: frozenset[str] = frozenset(_BUSINESS_ID_VALUES)
+DEFAULT_BUSINESS_ID = "AmazonShipping_UK"  # what Amazon assumes when the header is missing (the model)
 
-_EU_BUSINESSES = frozenset(
-    {"AmazonShipping_UK", "AmazonShipping_FR", "AmazonShipping_IT", "AmazonShipping_ES"}
-)
+_EU_BUSINESSES = frozenset({"AmazonShipping_UK", "AmazonShipping_FR", "AmazonShipping_IT",
+                            "AmazonShipping_ES"})
 ACCEPTED_BUSINESS_IDS: dict[str, frozenset[str]] = {
     "US": frozenset({"AmazonShipping_US"}),
     "CA": frozenset({"AmazonShipping_US"}),
@@ -63,7 +54,7 @@ ACCEPTED_BUSINESS_IDS: dict[str, frozenset[str]] = {
 
 The emulator's stand-in for an UNVERIFIED fact: the header's enum has no CA/MX/BR/DE/NL value,
 so the NA sites take the US business and DE/NL any EU one. A US order sent without the header
-(= AmazonShipping_UK) is refused, which is the mistake spapi.md §6 warns about.
+(= AmazonShipping_UK) is refused: the mistake the header's UK default invites.
 """
 
 
@@ -89,58 +80,21 @@ CARRIER_NAMES: dict[str, str] = {
 SERVICES: dict[str, Service] = {
     s.service_id: s
     for s in (
-        Service(
-            "YUNEXPRESS_AYPZXR",
-            "YUNEXPRESS",
-            "YunExpress Global Tracked Line DDP",
-            Decimal("2.60"),
-            Decimal("0.85"),
-            9,
-            2500,
-        ),
-        Service(
-            "YUNEXPRESS_ZXR",
-            "YUNEXPRESS",
-            "YunExpress Global Line",
-            Decimal("3.20"),
-            Decimal("0.95"),
-            8,
-            30000,
-        ),
-        Service(
-            "CHINAPOST_EPACKET", "CHINAPOST", "China Post ePacket", Decimal("1.90"), Decimal("0.75"), 14, 2000
-        ),
-        Service(
-            "CHINAPOST_REGISTERED",
-            "CHINAPOST",
-            "China Post Registered Air Mail",
-            Decimal("2.40"),
-            Decimal("0.90"),
-            20,
-            2000,
-        ),
-        Service(
-            "YANWEN_SPECIAL_LINE",
-            "YANWEN",
-            "Yanwen Special Line Tracked",
-            Decimal("2.20"),
-            Decimal("0.80"),
-            11,
-            2000,
-        ),
-        Service(
-            "YANWEN_EXPRESS",
-            "YANWEN",
-            "Yanwen Direct Line Express",
-            Decimal("3.00"),
-            Decimal("1.00"),
-            8,
-            5000,
-        ),
+        Service("YUNEXPRESS_AYPZXR", "YUNEXPRESS", "YunExpress Global Tracked Line DDP", Decimal("2.60"),
+                Decimal("0.85"), 9, 2500),
+        Service("YUNEXPRESS_ZXR", "YUNEXPRESS", "YunExpress Global Line", Decimal("3.20"), Decimal("0.95"), 8,
+                30000),
+        Service("CHINAPOST_EPACKET", "CHINAPOST", "China Post ePacket", Decimal("1.90"), Decimal("0.75"), 14,
+                2000),
+        Service("CHINAPOST_REGISTERED", "CHINAPOST", "China Post Registered Air Mail", Decimal("2.40"),
+                Decimal("0.90"), 20, 2000),
+        Service("YANWEN_SPECIAL_LINE", "YANWEN", "Yanwen Special Line Tracked", Decimal("2.20"),
+                Decimal("0.80"), 11, 2000),
+        Service("YANWEN_EXPRESS", "YANWEN", "Yanwen Direct Line Express", Decimal("3.00"), Decimal("1.00"), 8,
+                5000),
         Service("DHLEC_PKD", "DHLEC", "DHL eCommerce Packet Plus", Decimal("3.50"), Decimal("1.05"), 7, 2000),
-        Service(
-            "DHLEC_PPS", "DHLEC", "DHL eCommerce Parcel Standard", Decimal("4.20"), Decimal("1.10"), 9, 20000
-        ),
+        Service("DHLEC_PPS", "DHLEC", "DHL eCommerce Parcel Standard", Decimal("4.20"), Decimal("1.10"), 9,
+                20000),
     )
 }
 
@@ -164,100 +118,34 @@ _YW = ("Yiwu", "Zhejiang", "CN")
 
 SITE_CARDS: dict[str, SiteCard] = {
     "US": SiteCard("USD", Decimal("1"), Decimal("1.00"), 2, tuple(SERVICES), _INCH, _SZ),
-    "CA": SiteCard(
-        "CAD",
-        Decimal("1.37"),
-        Decimal("1.10"),
-        2,
-        ("YUNEXPRESS_AYPZXR", "CHINAPOST_EPACKET", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
-        _INCH,
-        _SZ,
-    ),
-    "MX": SiteCard(
-        "MXN",
-        Decimal("17"),
-        Decimal("1.15"),
-        2,
-        ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "DHLEC_PPS"),
-        _INCH,
-        _GZ,
-    ),
-    "BR": SiteCard(
-        "BRL", Decimal("5.5"), Decimal("1.25"), 2, ("CHINAPOST_REGISTERED", "YUNEXPRESS_ZXR"), _INCH, _GZ
-    ),
-    "UK": SiteCard(
-        "GBP",
-        Decimal("0.79"),
-        Decimal("1.00"),
-        2,
-        ("YUNEXPRESS_AYPZXR", "YUNEXPRESS_ZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
-        _BOTH,
-        _SZ,
-    ),
-    "DE": SiteCard(
-        "EUR",
-        Decimal("0.92"),
-        Decimal("1.00"),
-        2,
-        (
-            "YUNEXPRESS_AYPZXR",
-            "CHINAPOST_REGISTERED",
-            "YANWEN_SPECIAL_LINE",
-            "YANWEN_EXPRESS",
-            "DHLEC_PKD",
-            "DHLEC_PPS",
-        ),
-        _BOTH,
-        _YW,
-    ),
-    "FR": SiteCard(
-        "EUR",
-        Decimal("0.92"),
-        Decimal("1.05"),
-        2,
-        ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
-        _BOTH,
-        _YW,
-    ),
-    "IT": SiteCard(
-        "EUR",
-        Decimal("0.92"),
-        Decimal("1.08"),
-        2,
-        ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE"),
-        _BOTH,
-        _YW,
-    ),
-    "ES": SiteCard(
-        "EUR",
-        Decimal("0.92"),
-        Decimal("1.06"),
-        2,
-        ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
-        _BOTH,
-        _YW,
-    ),
-    "NL": SiteCard(
-        "EUR",
-        Decimal("0.92"),
-        Decimal("1.02"),
-        2,
-        ("YUNEXPRESS_AYPZXR", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
-        _BOTH,
-        _SZ,
-    ),
-    "IN": SiteCard(
-        "INR", Decimal("84"), Decimal("0.90"), 2, ("CHINAPOST_REGISTERED", "DHLEC_PPS"), _BOTH, _GZ
-    ),
-    "JP": SiteCard(
-        "JPY",
-        Decimal("150"),
-        Decimal("0.95"),
-        0,
-        ("YUNEXPRESS_AYPZXR", "YUNEXPRESS_ZXR", "CHINAPOST_EPACKET", "YANWEN_EXPRESS"),
-        _BOTH,
-        _SZ,
-    ),
+    "CA": SiteCard("CAD", Decimal("1.37"), Decimal("1.10"), 2,
+                   ("YUNEXPRESS_AYPZXR", "CHINAPOST_EPACKET", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
+                   _INCH, _SZ),
+    "MX": SiteCard("MXN", Decimal("17"), Decimal("1.15"), 2,
+                   ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "DHLEC_PPS"), _INCH, _GZ),
+    "BR": SiteCard("BRL", Decimal("5.5"), Decimal("1.25"), 2, ("CHINAPOST_REGISTERED", "YUNEXPRESS_ZXR"),
+                   _INCH, _GZ),
+    "UK": SiteCard("GBP", Decimal("0.79"), Decimal("1.00"), 2,
+                   ("YUNEXPRESS_AYPZXR", "YUNEXPRESS_ZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE",
+                    "DHLEC_PKD"), _BOTH, _SZ),
+    "DE": SiteCard("EUR", Decimal("0.92"), Decimal("1.00"), 2,
+                   ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "YANWEN_EXPRESS",
+                    "DHLEC_PKD", "DHLEC_PPS"), _BOTH, _YW),
+    "FR": SiteCard("EUR", Decimal("0.92"), Decimal("1.05"), 2,
+                   ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
+                   _BOTH, _YW),
+    "IT": SiteCard("EUR", Decimal("0.92"), Decimal("1.08"), 2,
+                   ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE"), _BOTH, _YW),
+    "ES": SiteCard("EUR", Decimal("0.92"), Decimal("1.06"), 2,
+                   ("YUNEXPRESS_AYPZXR", "CHINAPOST_REGISTERED", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"),
+                   _BOTH, _YW),
+    "NL": SiteCard("EUR", Decimal("0.92"), Decimal("1.02"), 2,
+                   ("YUNEXPRESS_AYPZXR", "YANWEN_SPECIAL_LINE", "DHLEC_PKD"), _BOTH, _SZ),
+    "IN": SiteCard("INR", Decimal("84"), Decimal("0.90"), 2, ("CHINAPOST_REGISTERED", "DHLEC_PPS"),
+                   _BOTH, _GZ),
+    "JP": SiteCard("JPY", Decimal("150"), Decimal("0.95"), 0,
+                   ("YUNEXPRESS_AYPZXR", "YUNEXPRESS_ZXR", "CHINAPOST_EPACKET", "YANWEN_EXPRESS"),
+                   _BOTH, _SZ),
 }
 
 _EU_REGION = frozenset({"UK", "DE", "FR", "IT", "ES", "NL", "IN"})
@@ -265,7 +153,7 @@ _EU_REGION = frozenset({"UK", "DE", "FR", "IT", "ES", "NL", "IN"})
 
 def carrier_name(carrier_id: str, site: str) -> str:
     """The carrierName shown on ``site`` (Yanwen is spelt ``YANWEN`` on the EU-region sites, as in
-    the emulator's confirmShipment carrier codes)."""
+    the SP-API emulator's confirmShipment carrier codes)."""
     if carrier_id == "YANWEN" and site in _EU_REGION:
         return "YANWEN"
     return CARRIER_NAMES[carrier_id]
@@ -334,15 +222,8 @@ _STATUS_OF = {
 }
 
 
-def tracking_events(
-    *,
-    purchased: datetime,
-    now: datetime,
-    transit_days: int,
-    site: str,
-    destination: str,
-    cancelled_at: datetime | None,
-) -> tuple[list[dict[str, Any]], str]:
+def tracking_events(*, purchased: datetime, now: datetime, transit_days: int, site: str, destination: str,
+                    cancelled_at: datetime | None) -> tuple[list[dict[str, Any]], str]:
     """The ``eventHistory`` up to ``now`` and the summary status, for a shipment bought at
     ``purchased`` (hours after it: 0 label created, 24 picked up, 48 departed, 120 arrived in
     the destination country, transit-12 h out for delivery, transit delivered)."""
@@ -365,8 +246,7 @@ def tracking_events(
             break
         events.append({"eventCode": code, "eventTime": _iso(when), "location": dict(location)})
     if cancelled_at is not None and cancelled_at <= now:
-        events.append(
-            {"eventCode": "PickupCancelled", "eventTime": _iso(cancelled_at), "location": dict(origin)}
-        )
+        events.append({"eventCode": "PickupCancelled", "eventTime": _iso(cancelled_at),
+                       "location": dict(origin)})
     status = _STATUS_OF[events[-1]["eventCode"]] if events else "PreTransit"
     return events, status

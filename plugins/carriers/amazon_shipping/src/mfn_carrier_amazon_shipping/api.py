@@ -1,21 +1,27 @@
-"""Amazon Shipping API v2 (Buy Shipping) calls on top of :meth:`SpApiClient._call`.
+"""Amazon Shipping API v2 calls on top of the public :meth:`SpApiClient.call`.
 
-Thin, stateless helpers (spapi.md §6): each builds one request, sends it through the client
-(rate limiting, LWA, logging, retry policy) and returns the ``payload`` of the answer. They do not
-decide anything; the ``amazon_shipping`` carrier plugin does.
+Thin, stateless helpers: each builds one request, sends it through the seller account's SP-API
+client (rate limiting, LWA, logging, retry policy) and returns the ``payload`` of the answer.
+They decide nothing; the carrier (:mod:`.client`) does. The API: Amazon's model
+(``spapi_models/shippingV2.json``, vendored from
+https://github.com/amzn/selling-partner-api-models/tree/main/models/shipping-api-model) and
+Amazon's tutorial:
+https://developer-docs.amazon.com/amazon-shipping/docs/tutorial-purchase-a-shipment-from-a-rate
 
-* Every call carries ``x-amzn-shipping-business-id``. Amazon's default is ``AmazonShipping_UK``,
-  so a US call without it is a UK call: :func:`business_id_for_site` gives the header for a site
-  (table :data:`BUSINESS_IDS`, overridable per call).
-* ``purchaseShipment`` is a write: a 5xx / timeout / reset raises
-  ``TransientError(ambiguous=True)`` from the client. It is sent with ``x-amzn-IdempotencyKey``:
-  Amazon "uses [it] to recognize subsequent retries of the same request", so a second purchase
-  under the same key returns the original shipment instead of a second label.
-* ``getRates``, ``getShipmentDocuments`` and ``getTracking`` buy nothing, but the client's
-  :data:`~connector.amazon.client.READ_OPERATIONS` does not list them yet, so their 5xx/timeouts
-  are reported (not retried) like a write's; the caller may simply call again.
-* Label ``contents`` are plain base64 (no gzip, unlike Merchant Fulfillment v0):
-  :func:`decode_contents`.
+* Every operation's published quota is 80 requests per second, burst 100 (:data:`QUOTAS`, given
+  to the client's rate limiter as defaults: configured quotas win).
+* Every call carries ``x-amzn-shipping-business-id``. The model says Amazon assumes
+  ``AmazonShipping_UK`` without it, so a US call without it is a UK call:
+  :func:`business_id_for_site` gives the header for a site (table :data:`BUSINESS_IDS`,
+  overridable per call).
+* ``getRates``, ``getShipmentDocuments`` and ``getTracking`` buy nothing: they are sent as
+  idempotent calls (a 5xx, a timeout or an unreadable answer is retried by the client).
+* ``purchaseShipment`` and ``cancelShipment`` change something: a 5xx / timeout / reset raises
+  ``TransientError(ambiguous=True)``. A purchase is sent with ``x-amzn-IdempotencyKey``, which the
+  model describes as what Amazon uses "to recognize subsequent retries of the same request", so a
+  second purchase under the same key returns the original shipment instead of a second label.
+* Label ``contents`` are plain base64 (the model's ``Contents``; no gzip, unlike the older
+  Merchant Fulfillment API): :func:`decode_contents`.
 """
 from __future__ import annotations
 
@@ -26,11 +32,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .errors import TransientError
-from .mapping import ship_date_iso
+from connector.kit.amazon import TransientError, ship_date_iso
 
 if TYPE_CHECKING:
-    from .client import SpApiClient
+    from connector.kit.amazon import SpApiClient
 
 RATES_PATH = "/shipping/v2/shipments/rates"
 PURCHASE_PATH = "/shipping/v2/shipments"
@@ -41,7 +46,17 @@ CANCEL_PATH = "/shipping/v2/shipments/{shipmentId}/cancel"
 BUSINESS_ID_HEADER = "x-amzn-shipping-business-id"
 IDEMPOTENCY_HEADER = "x-amzn-IdempotencyKey"
 
-# The header's enum in the model (shippingV2.json); Amazon's default is AmazonShipping_UK.
+QUOTAS: dict[str, tuple[float, int]] = {
+    "getRates": (80.0, 100),
+    "purchaseShipment": (80.0, 100),
+    "getShipmentDocuments": (80.0, 100),
+    "getTracking": (80.0, 100),
+    "cancelShipment": (80.0, 100),
+}
+"""operationId -> (rate per second, burst): the usage plan each operation's description in the
+model publishes."""
+
+# The header's enum in the model; Amazon's default is AmazonShipping_UK.
 BUSINESS_ID_VALUES: tuple[str, ...] = (
     "AmazonShipping_US", "AmazonShipping_IN", "AmazonShipping_UK", "AmazonShipping_UAE",
     "AmazonShipping_SA", "AmazonShipping_EG", "AmazonShipping_IT", "AmazonShipping_ES",
@@ -67,7 +82,8 @@ BUSINESS_IDS: dict[str, str] = {
     "BR": "AmazonShipping_US",
     "DE": "AmazonShipping_UK",
     "NL": "AmazonShipping_UK",
-    # The enum's Middle East values, for completeness (these are not Buy Shipping sites in DESIGN §7).
+    # The enum's Middle East values, for completeness (the site rules decide whether Buy Shipping
+    # is offered there).
     "AE": "AmazonShipping_UAE",
     "SA": "AmazonShipping_SA",
     "EG": "AmazonShipping_EG",
@@ -75,6 +91,11 @@ BUSINESS_IDS: dict[str, str] = {
 """Site code -> ``x-amzn-shipping-business-id``. Always sent explicitly where known."""
 
 DEFAULT_LABEL_SIZE: dict[str, Any] = {"width": 4, "length": 6, "unit": "INCH"}
+
+
+def add_quotas(client: SpApiClient) -> None:
+    """Give the client's rate limiter the Shipping API's published quotas (configured ones win)."""
+    client.limiter.add_defaults(QUOTAS)
 
 
 def business_id_for_site(site: str, overrides: Mapping[str, str] | None = None) -> str:
@@ -115,6 +136,12 @@ def _headers(business_id: str, idempotency_key: str | None = None) -> dict[str, 
             raise ValueError("purchaseShipment: the idempotency key is empty")
         headers[IDEMPOTENCY_HEADER] = idempotency_key
     return headers
+
+
+def _send(client: SpApiClient, operation: str, method: str, path: str, *, idempotent: bool,
+          **request: Any) -> Any:
+    add_quotas(client)  # cheap and idempotent: any client works, not only the carrier's
+    return client.call(operation, method, path, idempotent=idempotent, **request)
 
 
 def _payload(body: Any, operation: str) -> dict[str, Any]:
@@ -179,7 +206,8 @@ def get_rates(client: SpApiClient, *, order_id: str, ship_from: Mapping[str, Any
     ineligibleRates). The requestToken is valid for 10 minutes."""
     headers = _headers(resolve_business_id(business_id, site))
     body = rates_body(order_id=order_id, ship_from=ship_from, package=package, ship_date=ship_date)
-    return _payload(client._call("getRates", "POST", RATES_PATH, json=body, headers=headers), "getRates")
+    return _payload(_send(client, "getRates", "POST", RATES_PATH, json=body, headers=headers,
+                          idempotent=True), "getRates")
 
 
 def purchase_shipment(client: SpApiClient, *, request_token: str, rate_id: str, idempotency_key: str,
@@ -196,8 +224,8 @@ def purchase_shipment(client: SpApiClient, *, request_token: str, rate_id: str, 
     headers = _headers(resolve_business_id(business_id, site), idempotency_key)
     body = purchase_body(request_token=request_token, rate_id=rate_id, label_format=label_format,
                          label_size=label_size, dpi=dpi)
-    return _payload(client._call("purchaseShipment", "POST", PURCHASE_PATH, json=body, headers=headers),
-                    "purchaseShipment")
+    return _payload(_send(client, "purchaseShipment", "POST", PURCHASE_PATH, json=body, headers=headers,
+                          idempotent=False), "purchaseShipment")
 
 
 def get_shipment_documents(client: SpApiClient, shipment_id: str, package_client_reference_id: str, *,
@@ -214,8 +242,8 @@ def get_shipment_documents(client: SpApiClient, shipment_id: str, package_client
     if dpi is not None:
         params["dpi"] = str(dpi)
     path = DOCUMENTS_PATH.format(shipmentId=quote(shipment_id, safe=""))
-    return _payload(client._call("getShipmentDocuments", "GET", path, params=params, headers=headers),
-                    "getShipmentDocuments")
+    return _payload(_send(client, "getShipmentDocuments", "GET", path, params=params, headers=headers,
+                          idempotent=True), "getShipmentDocuments")
 
 
 def get_tracking(client: SpApiClient, tracking_id: str, carrier_id: str, *,
@@ -226,8 +254,8 @@ def get_tracking(client: SpApiClient, tracking_id: str, carrier_id: str, *,
         raise ValueError("getTracking needs a trackingId and a carrierId")
     headers = _headers(resolve_business_id(business_id, site))
     params = {"trackingId": tracking_id, "carrierId": carrier_id}
-    return _payload(client._call("getTracking", "GET", TRACKING_PATH, params=params, headers=headers),
-                    "getTracking")
+    return _payload(_send(client, "getTracking", "GET", TRACKING_PATH, params=params, headers=headers,
+                          idempotent=True), "getTracking")
 
 
 def cancel_shipment(client: SpApiClient, shipment_id: str, *, business_id: str | None = None,
@@ -237,13 +265,13 @@ def cancel_shipment(client: SpApiClient, shipment_id: str, *, business_id: str |
         raise ValueError("cancelShipment: shipment_id is empty")
     headers = _headers(resolve_business_id(business_id, site))
     path = CANCEL_PATH.format(shipmentId=quote(shipment_id, safe=""))
-    body = client._call("cancelShipment", "PUT", path, headers=headers)
+    body = _send(client, "cancelShipment", "PUT", path, headers=headers, idempotent=False)
     if body is not None:  # Amazon answers {"payload": {}}; an empty 2xx is accepted too
         _payload(body, "cancelShipment")
 
 
 def decode_contents(contents: str) -> bytes:
-    """A ``PackageDocument.contents`` value: plain base64 (spapi.md §15.6). ValueError if not."""
+    """A ``PackageDocument.contents`` value: plain base64. ValueError if not."""
     if not isinstance(contents, str) or not contents.strip():
         raise ValueError("document contents are empty")
     try:
@@ -254,7 +282,7 @@ def decode_contents(contents: str) -> bytes:
 
 __all__ = [
     "BUSINESS_IDS", "BUSINESS_ID_HEADER", "BUSINESS_ID_VALUES", "BUSINESS_ID_VERIFIED_SITES",
-    "DEFAULT_LABEL_SIZE", "IDEMPOTENCY_HEADER", "business_id_for_site",
+    "DEFAULT_LABEL_SIZE", "IDEMPOTENCY_HEADER", "QUOTAS", "add_quotas", "business_id_for_site",
     "cancel_shipment", "decode_contents", "get_rates", "get_shipment_documents",
     "get_tracking", "purchase_body", "purchase_shipment", "rates_body", "resolve_business_id",
 ]

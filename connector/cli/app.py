@@ -1,0 +1,128 @@
+"""The ``mfn-connector`` click group, the state every command shares, and the plugin and config
+commands. Commands import what they need inside their body, so ``--help`` loads no engine."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import click
+
+from .. import __version__
+from ..plugins import PluginHost, load_plugins
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..engine.runtime import Runtime
+    from ..ledger import Ledger
+
+DEFAULT_CONFIG = "config/sandbox.yaml"
+
+
+class State:
+    """What a command needs, built on demand: plugins, the configuration, a runtime, the ledger."""
+
+    preloaded_host: PluginHost | None = None
+
+    def __init__(self, config_path: str, log_level: str | None, log_format: str | None) -> None:
+        self.config_path = config_path
+        self.log_level = log_level
+        self.log_format = log_format
+        self._host: PluginHost | None = State.preloaded_host
+
+    @property
+    def host(self) -> PluginHost:
+        if self._host is None:
+            self._host = load_plugins()
+        return self._host
+
+    def config(self) -> Config:
+        from ..config import ConfigError
+        from ..engine.runtime import load_config_with_plugins
+
+        try:
+            config, self._host = load_config_with_plugins(self.config_path, self._host)
+        except ConfigError as exc:
+            raise click.ClickException(f"invalid configuration:\n{exc}") from None
+        from ..logs import configure
+
+        configure(self.log_level or config.logging.level, self.log_format or config.logging.format)
+        return config
+
+    def runtime(self) -> Runtime:
+        from ..config import ConfigError
+        from ..engine.runtime import build_runtime
+
+        config = self.config()
+        try:
+            return build_runtime(config, self.host)
+        except ConfigError as exc:
+            raise click.ClickException(f"invalid configuration:\n{exc}") from None
+
+    def ledger(self) -> Ledger:
+        from ..engine.runtime import open_configured_ledger
+
+        return open_configured_ledger(self.config())
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mfn-connector")
+@click.option("--config", "config_path", envvar="MFN_CONNECTOR_CONFIG", default=DEFAULT_CONFIG,
+              show_default=True, type=click.Path(dir_okay=False), help="YAML configuration file.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default=None)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="text (default) or one JSON object per line.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, log_level: str | None, log_format: str | None) -> None:
+    """Amazon MFN orders to carrier labels and confirmed shipments, exactly once."""
+    ctx.obj = State(config_path, log_level, log_format)
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def plugins_cmd(state: State, as_json: bool) -> None:
+    """List plugins with distribution, version, hooks, status and error."""
+    host = state.host
+    host.carriers()  # registration problems (duplicates, raising hooks) show up in the reports
+    host.site_rules()
+    reports = [r.to_dict() for r in host.reports.values()]
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+        return
+    for r in sorted(reports, key=lambda r: r["name"]):
+        click.echo(f"{r['name']}  [{r['status']}]  {r['distribution']} {r['version']}")
+        if r["hooks"]:
+            click.echo(f"    hooks: {', '.join(r['hooks'])}")
+        if r["registered"]:
+            click.echo(f"    provides: {', '.join(r['registered'])}")
+        if r["error"]:
+            click.echo(f"    error: {r['error']}")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Configuration commands."""
+
+
+@config_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@pass_state
+def config_check(state: State, file: str | None) -> None:
+    """Validate FILE (default: --config); errors name file, line and field."""
+    from ..catalog import load_catalog
+    from ..config import ConfigError
+    from ..engine.runtime import load_config_with_plugins
+
+    path = file or state.config_path
+    try:
+        config, _ = load_config_with_plugins(path, state.host)
+        catalog = load_catalog(config.catalog_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+    accounts = ", ".join(f"{a.name} ({a.region}: {' '.join(a.marketplaces)})" for a in config.accounts)
+    click.echo(f"{path}: OK -- accounts: {accounts}; carriers: "
+               f"{', '.join(config.carriers) or 'none'}; catalog: {len(catalog)} SKU(s)")

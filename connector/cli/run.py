@@ -1,0 +1,59 @@
+"""``mfn-connector run`` (the daemon) and ``mfn-connector quote`` (one order's label decision)."""
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+import click
+
+from .app import State, cli, pass_state
+
+
+@cli.command("run")
+@click.option("--once", is_flag=True, help="One full pass (poll, plan, buy, confirm, verify), then exit.")
+@pass_state
+def run_cmd(state: State, once: bool) -> None:
+    """Run the daemon. SIGTERM/SIGINT finish the step in flight, commit and exit 0."""
+    from ..engine.loop import Engine
+    from .summary import render, summarize
+
+    rt = state.runtime()
+    engine = Engine(rt)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        click.echo(f"received {signal.Signals(signum).name}: finishing the steps in flight", err=True)
+        engine.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if once:
+            engine.run_pass()
+            click.echo(render(summarize(rt)))
+        else:
+            engine.run_forever()
+    finally:
+        rt.close()
+
+
+@cli.command("quote")
+@click.argument("order_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def quote_cmd(state: State, order_id: str, as_json: bool) -> None:
+    """Why an order ships the way it does: its requirements, every quote, eligibility, the winner.
+
+    Asks the carriers for fresh quotes (nothing is bought) and changes nothing in the ledger.
+    """
+    from .quote import explain, render_explanation
+
+    rt = state.runtime()
+    try:
+        record = rt.ledger.get_order(order_id)
+        if record is None:
+            raise click.ClickException(f"no order {order_id} in the ledger")
+        result = explain(rt, record)
+    finally:
+        rt.close()
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else render_explanation(result))

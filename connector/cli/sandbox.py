@@ -1,0 +1,53 @@
+"""``mfn-connector sandbox serve`` and ``mfn-connector demo``: the only commands that load emulators."""
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from .app import State, cli, pass_state
+
+
+@cli.group("sandbox")
+def sandbox_group() -> None:
+    """The loopback emulators of Amazon and the carriers."""
+
+
+@sandbox_group.command("serve")
+@click.option("--base-port", type=int, default=None, help="First port (default: sandbox.base_port).")
+@click.option("--faults", type=float, default=None, help="Fault rate on every emulator, e.g. 0.2.")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Persist emulator state here (default: <state_dir>/sandbox).")
+@pass_state
+def sandbox_serve(state: State, base_port: int | None, faults: float | None, state_dir: str | None) -> None:
+    """Run every emulator in the foreground until interrupted."""
+    import threading
+
+    from ..sandbox.runner import start_sandbox
+
+    config = state.config()
+    directory = Path(state_dir) if state_dir else config.state_dir / "sandbox"
+    sandbox = start_sandbox(config, state.host, base_port=base_port, faults=faults, state_dir=directory)
+    for var, url in sandbox.env.items():
+        click.echo(f"export {var}={url}")
+    click.echo("sandbox running; Ctrl-C to stop", err=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+    sandbox.stop()
+
+
+@cli.command("demo")
+@click.option("--faults", type=float, default=None, help="Inject faults at this rate, e.g. 0.2.")
+@pass_state
+def demo_cmd(state: State, faults: float | None) -> None:
+    """Start the emulators and run the daemon until quiet: the main job, end to end, on loopback."""
+    from .demo import run_demo
+
+    state.log_level = state.log_level or "WARNING"  # the summary tells the story; holds still show
+    config = state.config()
+    ok = run_demo(state, config, faults=faults)
+    sys.exit(0 if ok else 1)

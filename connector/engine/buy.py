@@ -1,0 +1,159 @@
+"""Stage 3, buy: PLANNED -> LABEL_CLAIMED -> (label created) -> LABELED.
+
+A label costs money, so:
+
+* it is bought only after its claim (the package in LABEL_CLAIMED with its idempotency key) is
+  committed;
+* coming back to a claimed package -- after a crash, a timeout, a reset -- the carrier is asked
+  by reference (``find_by_reference``) before anything is bought again;
+* the label is bought for the package's stored plan (parcel, IOSS number), never recomputed.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from ..fx import FxError
+from ..holds import HoldReason
+from ..kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from ..ledger import OrderRecord, OrderState, Package, PackageState
+from ..model import Order, ShipmentRequest
+from ..rules import RulesError
+from .carrier_calls import backoff, retry_safe, shipment_of, timed
+from .crashpoints import crashpoint
+from .outcome import Outcome, defer, hold
+from .plan import planned_parcel
+from .runtime import Runtime
+
+
+def build_request(rt: Runtime, order: Order, package: Package) -> ShipmentRequest:
+    """The carrier request for a planned package (KeyError, RulesError, FxError: no plan)."""
+    assert order.ship_to is not None
+    quantities = {i["order_item_id"]: i["quantity"] for i in package.items}
+    parcel, ioss = planned_parcel(rt, order, package.plan, quantities)
+    return ShipmentRequest(reference=package.idempotency_key, order_id=order.order_id, site=order.site,
+                           service=package.service, ship_from=rt.ship_from, ship_to=order.ship_to,
+                           parcel=parcel, ioss_number=ioss, account=order.account,
+                           marketplace_id=order.marketplace_id)
+
+
+def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
+    order = record.order
+    carrier = rt.carriers.get(package.carrier)
+    if carrier is None:
+        return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
+                    f"order {order.order_id}: carrier {package.carrier!r} is no longer configured or "
+                    "installed; its package is claimed, so check the carrier before releasing")
+    fresh = False
+    if package.state == PackageState.PLANNED:
+        if order.buyer_cancel_requested:
+            return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
+                        f"order {order.order_id}: the buyer asked to cancel before the label was bought")
+        package = rt.ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED,
+                                    order_state=OrderState.LABEL_CLAIMED)
+        crashpoint("after_claim")
+        fresh = True
+    if package.state != PackageState.LABEL_CLAIMED:
+        return Outcome.PROGRESS
+    try:
+        request = build_request(rt, order, package)
+    except KeyError as exc:
+        return hold(rt, order.order_id, HoldReason.UNKNOWN_SKU,
+                    f"order {order.order_id}: SKU {exc.args[0]} left the catalog after planning")
+    except (RulesError, FxError) as exc:
+        return hold(rt, order.order_id, HoldReason.PLAN_UNAVAILABLE,
+                    f"order {order.order_id}: package {package.package_ref} has no stored plan and the "
+                    f"site rules cannot give it one now: {exc}")
+    shipment, last_error = None, ""
+    for attempt in range(rt.engine.carrier_attempts):
+        try:
+            if not fresh or attempt > 0:  # the earlier call may have bought it: ask first
+                shipment = timed(package.carrier, "find_by_reference",
+                                 lambda: carrier.find_by_reference(package.idempotency_key))
+                if shipment is not None:
+                    rt.counters.add("labels_recovered")
+                    break
+            shipment = timed(package.carrier, "create_shipment", lambda: carrier.create_shipment(request))
+            crashpoint("after_create_call")
+            rt.counters.add("labels_bought")
+            break
+        except DuplicateReferenceError:
+            shipment = retry_safe(rt, package.carrier, "find_by_reference",
+                                  lambda: carrier.find_by_reference(package.idempotency_key))
+            if shipment is None:
+                return hold(rt, order.order_id, HoldReason.CARRIER_DUPLICATE_UNRESOLVED,
+                            f"order {order.order_id}: {package.carrier} says reference "
+                            f"{package.idempotency_key} exists but cannot find it")
+            rt.counters.add("labels_recovered")
+            break
+        except PermanentCarrierError as exc:
+            rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
+                              order_state=OrderState.NEW, error=str(exc)[:500])
+            return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
+                        f"order {order.order_id}: {package.carrier} refused the shipment: {exc}")
+        except TransientCarrierError as exc:
+            last_error = f"{package.carrier}: {exc}"
+            backoff(attempt)
+    if shipment is None:
+        return defer(rt, record, last_error or "carrier did not answer")
+    rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
+                      carrier_shipment_id=shipment.carrier_shipment_id,
+                      tracking_number=shipment.tracking_number or "")
+    crashpoint("after_create")
+    return Outcome.PROGRESS
+
+
+def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
+    """LABEL_CREATED -> LABELED: the tracking number (when assigned late) and the PDF on disk."""
+    order = record.order
+    carrier = rt.carriers.get(package.carrier)
+    if carrier is None:
+        return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
+                    f"order {order.order_id}: carrier {package.carrier!r} is not configured; a label "
+                    f"exists there under {package.idempotency_key}")
+    try:
+        if not package.tracking_number:  # some carriers assign the number after creation
+            found = retry_safe(rt, package.carrier, "find_by_reference",
+                               lambda: carrier.find_by_reference(package.idempotency_key))
+            if found is None or not found.tracking_number:
+                return defer(rt, record, f"{package.carrier} has not assigned a tracking number yet")
+            package = rt.ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABEL_CREATED,
+                                        tracking_number=found.tracking_number)
+        spec = rt.carrier_specs[package.carrier]
+        if spec.tracking_number_pattern and not re.fullmatch(spec.tracking_number_pattern,
+                                                             package.tracking_number):
+            return hold(rt, order.order_id, HoldReason.INVALID_TRACKING_NUMBER,
+                        f"order {order.order_id}: {package.carrier} returned tracking number "
+                        f"{package.tracking_number}, which Amazon would reject for {spec.label}; "
+                        f"the label exists (reference {package.idempotency_key})")
+        pdf = retry_safe(rt, package.carrier, "get_label", lambda: carrier.get_label(shipment_of(package)))
+    except TransientCarrierError as exc:
+        return defer(rt, record, f"{package.carrier}: {exc}")
+    except PermanentCarrierError as exc:
+        return hold(rt, order.order_id, HoldReason.LABEL_UNAVAILABLE,
+                    f"order {order.order_id}: {package.carrier} will not give the label: {exc}")
+    if not pdf.startswith(b"%PDF-"):
+        return defer(rt, record, f"{package.carrier} returned a label that is not a PDF")
+    path = _write_atomically(rt.labels_dir / f"{order.order_id}-{package.package_ref}.pdf", pdf)
+    package = rt.ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABELED,
+                                order_state=OrderState.LABELED, label_path=str(path))
+    crashpoint("after_label")
+    rt.host.notify("mfn_package_labeled", order_id=order.order_id, package=package)
+    return Outcome.PROGRESS
+
+
+def _write_atomically(path: Path, data: bytes) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

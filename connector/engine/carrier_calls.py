@@ -1,0 +1,57 @@
+"""Calling a carrier from the engine: one timed log line per operation, and bounded retries for
+operations that buy nothing (lookups, label downloads). Buying is retried only in buy.py, after
+a lookup by reference."""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..kit.carrier import TransientCarrierError
+from ..ledger import Package
+from ..model import Shipment
+from .runtime import Runtime
+
+log = logging.getLogger("connector.engine")
+T = TypeVar("T")
+
+
+def timed(carrier_code: str, operation: str, fn: Callable[[], T]) -> T:
+    """Run one carrier call and log its outcome and duration (never its payload)."""
+    started = time.monotonic()
+    outcome = "ok"
+    try:
+        return fn()
+    except Exception as exc:
+        outcome = f"{type(exc).__name__}"
+        raise
+    finally:
+        log.info("carrier call %s.%s %s in %.0f ms", carrier_code, operation, outcome,
+                 (time.monotonic() - started) * 1000)
+
+
+def backoff(attempt: int) -> None:
+    """A short jittered pause between two tries of one carrier call."""
+    time.sleep(min(0.2 * 2 ** attempt, 2.0) * random.random())
+
+
+def retry_safe(rt: Runtime, carrier_code: str, operation: str, fn: Callable[[], T]) -> T:
+    """Retry an operation that buys nothing on transient errors (``engine.carrier_attempts``)."""
+    attempts = rt.engine.carrier_attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            return timed(carrier_code, operation, fn)
+        except TransientCarrierError:
+            if attempt == attempts:
+                raise
+            backoff(attempt)
+    raise AssertionError("unreachable")
+
+
+def shipment_of(package: Package) -> Shipment:
+    """The carrier's view of a ledger package."""
+    return Shipment(carrier=package.carrier, reference=package.idempotency_key,
+                    carrier_shipment_id=package.carrier_shipment_id,
+                    tracking_number=package.tracking_number or None, service=package.service)

@@ -1,0 +1,119 @@
+"""Stage 2, plan: NEW -> PLANNED (or HELD, or CANCELLED).
+
+Checks what would stop the order before anyone is asked for a price (a cancel request, an
+incomplete address, an unknown SKU), shops for the label (``shopping.py``) and writes the package
+row with its plan: the parcel, the IOSS number and the requirements it was chosen for. Buying
+reads that plan back, so the label is bought for exactly what was planned, and nothing is
+recomputed or silently dropped between the two steps.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from ..fx import FxError
+from ..holds import HoldReason
+from ..ledger import OrderRecord, OrderState
+from ..model import FulfillmentStatus, Order, Parcel, utcnow
+from ..rules import Candidate, Requirements, RulesError
+from .outcome import Outcome, defer, hold
+from .runtime import Runtime
+from .shopping import build_parcel, order_requirements, shop
+
+log = logging.getLogger("connector.engine")
+
+
+def precheck(rt: Runtime, order: Order) -> tuple[HoldReason, str] | None:
+    """(reason, message) when the order cannot be shipped as it stands, before any quote."""
+    if order.buyer_cancel_requested:
+        return (HoldReason.BUYER_CANCEL_REQUESTED, f"order {order.order_id}: the buyer asked to cancel; "
+                "cancel it in Seller Central or release it to ship anyway")
+    items = [i for i in order.items if i.quantity > 0]
+    if not items:
+        return HoldReason.NOTHING_TO_SHIP, f"order {order.order_id}: every item is already shipped"
+    if order.ship_to is None or order.ship_to.missing_fields():
+        missing = order.ship_to.missing_fields() if order.ship_to else ["address"]
+        return (HoldReason.ADDRESS_INCOMPLETE, f"order {order.order_id}: Amazon sent no {', '.join(missing)} "
+                "for the shipping address (check the app's Direct-to-Consumer Shipping role); it is retried "
+                "when Amazon sends the full address")
+    unknown = sorted({i.sku for i in items if rt.catalog.get(i.sku) is None})
+    if unknown:
+        return (HoldReason.UNKNOWN_SKU, f"order {order.order_id}: SKU {', '.join(unknown)} is not in the "
+                f"catalog ({rt.config.catalog_path.name}); add it and release the order")
+    return None
+
+
+def plan(rt: Runtime, record: OrderRecord) -> Outcome:
+    order = record.order
+    if order.status == FulfillmentStatus.CANCELLED:
+        rt.ledger.set_order_state(order.order_id, [OrderState.NEW], OrderState.CANCELLED,
+                                  note="cancelled on Amazon before a label was bought")
+        return Outcome.REST
+    blocked = precheck(rt, order)
+    if blocked:
+        return hold(rt, order.order_id, *blocked)
+    items = [i for i in order.items if i.quantity > 0]
+    try:
+        shopping = shop(rt, order, items)
+    except (RulesError, FxError) as exc:
+        return hold(rt, order.order_id, HoldReason.SITE_RULES, f"order {order.order_id}: {exc}")
+    chosen = shopping.selection.chosen
+    if chosen is None and shopping.unanswered:  # a carrier that did not answer may be the one
+        return defer(rt, record, f"no eligible quote yet; no answer from {', '.join(shopping.unanswered)}")
+    if chosen is None:
+        return hold(rt, order.order_id, HoldReason.NO_ELIGIBLE_SERVICE,
+                    f"order {order.order_id} ({order.site}): no carrier service can ship it: "
+                    f"{shopping.selection.held_message()}")
+    log.info("order %s: %s chosen at %s; %s", order.order_id, chosen.option.label, chosen.cost,
+             "; ".join(shopping.requirements.notes))
+    used = set(order.shipped_package_refs) | {p.package_ref for p in rt.ledger.packages(order.order_id)}
+    number = 1
+    while str(number) in used:
+        number += 1
+    ref = str(number)
+    rt.ledger.plan_package(order.order_id, ref, f"{order.order_id}-{ref}", chosen.option.carrier,
+                           chosen.option.service,
+                           [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in items],
+                           plan=plan_record(shopping.requirements, chosen))
+    return Outcome.PROGRESS
+
+
+def plan_record(req: Requirements, chosen: Candidate | None = None) -> dict[str, Any]:
+    """What a package is bought for, as stored with it (no buyer PII)."""
+    record: dict[str, Any] = {
+        "parcel": req.parcel.to_dict(),
+        "ioss_number": req.ioss_number,
+        "declared_value": req.declared_value.to_dict(),
+        "destination": req.destination_country,
+        "tracking_level": req.tracking_level,
+        "min_scans": req.min_scans,
+        "requirements_digest": requirements_digest(req),
+        "planned_at": utcnow().isoformat(),
+    }
+    if chosen is not None:
+        record["price"] = chosen.option.price.to_dict()
+        record["cost"] = chosen.cost.to_dict()
+    return record
+
+
+def requirements_digest(req: Requirements) -> str:
+    """A short fingerprint of what the site rules demanded, to tell later whether they changed."""
+    facts = {"site": req.site, "tracking_level": req.tracking_level, "min_scans": req.min_scans,
+             "buy_shipping_allowed": req.buy_shipping_allowed, "ioss_number": req.ioss_number,
+             "destination": req.destination_country, "declared_value": req.declared_value.to_dict(),
+             "parcel": req.parcel.to_dict()}
+    text = json.dumps(facts, sort_keys=True, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def planned_parcel(rt: Runtime, order: Order, package_plan: dict[str, Any],
+                   quantities: dict[str, int]) -> tuple[Parcel, str]:
+    """The parcel and IOSS number a package is bought for: from its stored plan, or -- for a
+    package planned before plans were stored -- worked out again now. Raises KeyError (a SKU
+    left the catalog) or RulesError/FxError: the caller holds the order, it never guesses."""
+    if package_plan.get("parcel"):
+        return Parcel.from_dict(package_plan["parcel"]), str(package_plan.get("ioss_number") or "")
+    parcel = build_parcel(rt, order, quantities)
+    return parcel, order_requirements(rt, order, parcel).ioss_number

@@ -1,0 +1,52 @@
+"""Why an order is HELD: one enumeration, used by the engine, the ledger, the CLI and the hooks.
+
+A held order waits for a person (or for Amazon's data to change); ``mfn_order_held`` hands an ERP
+the reason as one of these values, and ``docs/hold-reasons.md`` explains each (a test fails when
+a reason has no section there). The message that goes with a hold is for a human and names the
+order, never buyer data.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class HoldReason(str, enum.Enum):
+    """The machine-readable reason of a hold (the value is what the ledger stores)."""
+
+    # Before any label: the order as Amazon sent it cannot be shipped yet.
+    BUYER_CANCEL_REQUESTED = "buyer_cancel_requested"
+    NOTHING_TO_SHIP = "nothing_to_ship"
+    ADDRESS_INCOMPLETE = "address_incomplete"
+    UNKNOWN_SKU = "unknown_sku"
+    MALFORMED_ORDER = "malformed_order"
+    SITE_RULES = "site_rules"
+    NO_ELIGIBLE_SERVICE = "no_eligible_service"
+    SHIPPED_ELSEWHERE = "shipped_elsewhere"
+    # Buying the label.
+    CARRIER_UNAVAILABLE = "carrier_unavailable"
+    CARRIER_REJECTED = "carrier_rejected"
+    CARRIER_DUPLICATE_UNRESOLVED = "carrier_duplicate_unresolved"
+    PLAN_UNAVAILABLE = "plan_unavailable"
+    INVALID_TRACKING_NUMBER = "invalid_tracking_number"
+    LABEL_UNAVAILABLE = "label_unavailable"
+    # Confirming on Amazon.
+    CARRIER_NOT_ACCEPTED = "carrier_not_accepted"
+    AMAZON_REJECTED = "amazon_rejected"
+    ALREADY_SHIPPED = "already_shipped"
+    CONFIRMATION_NOT_VISIBLE = "confirmation_not_visible"
+    # Anywhere.
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    LEDGER_INCONSISTENT = "ledger_inconsistent"
+    MANUAL = "manual"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def parse_hold_reason(value: str) -> HoldReason:
+    """The reason named ``value``; ValueError listing the known ones."""
+    try:
+        return HoldReason(value)
+    except ValueError:
+        known = ", ".join(r.value for r in HoldReason)
+        raise ValueError(f"unknown hold reason {value!r} (known: {known})") from None
