@@ -18,7 +18,8 @@ retry policy, one log line per request::
   (``ambiguous`` when a non-idempotent call may have taken effect), :class:`ThrottledError`,
   :class:`InvalidInputError`, :class:`AlreadyShippedError`, :class:`AuthError`,
   :class:`NotFoundError`;
-* sites: :func:`site_for_marketplace` (marketplace id -> site code), :func:`marketplace_id`,
+* sites: :data:`SITES` (Amazon's site table: code -> marketplace id, region, currency, country),
+  :func:`site_for_marketplace` (marketplace id -> site code), :func:`marketplace_id`,
   :func:`get_site`; :data:`REGION_HOSTS` (region -> SP-API host) and :data:`LWA_TOKEN_URL`;
 * time: :func:`parse_api_time` (Amazon's ISO 8601 date-times), :func:`ship_date_iso`;
 * :func:`connect_account` -- one seller account's client wired as the daemon wires it, for a
@@ -48,7 +49,7 @@ from ..amazon.errors import (
     TransientError,
 )
 from ..amazon.mapping import parse_api_time, ship_date_iso
-from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, get_site, marketplace_id, site_for_marketplace
+from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, SITES, get_site, marketplace_id, site_for_marketplace
 from ..ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -58,9 +59,9 @@ if TYPE_CHECKING:
     from ..sandbox.spapi import SpApiEmulator
 
 __all__ = [
-    "LWA_TOKEN_URL", "REGION_HOSTS", "AlreadyShippedError", "AuthError", "InvalidInputError", "NotFoundError",
-    "RateLimiter", "SpApiClient", "SpApiEmulator", "SpApiError", "ThrottledError", "TransientError",
-    "connect_account", "get_site", "marketplace_id", "parse_api_time", "ship_date_iso",
+    "LWA_TOKEN_URL", "REGION_HOSTS", "SITES", "AlreadyShippedError", "AuthError", "InvalidInputError",
+    "NotFoundError", "RateLimiter", "SpApiClient", "SpApiEmulator", "SpApiError", "ThrottledError",
+    "TransientError", "connect_account", "get_site", "marketplace_id", "parse_api_time", "ship_date_iso",
     "site_for_marketplace",
 ]
 

@@ -10,19 +10,28 @@ the parcel weight prices it as ``base + per_kg * weight_kg``, rounded to the cen
 
 ``countries`` is a comma-separated list of ISO 3166 codes or ``*`` for any. Rows are tried in
 order, so put specific countries before ``*``.
+
+A plugin whose settings hold a card derives them from :class:`RateCardSettings` and declares the
+setting with :func:`rate_card_setting`; :func:`services_setting` declares the services it quotes
+when a request names none, and :func:`tracking_levels` maps its ServiceSpecs for the quotes.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..model import Money, Quote, ShipmentRequest
+from .settings import CarrierSettings
+
+if TYPE_CHECKING:
+    from .carrier import ServiceSpec
 
 RATE_CARD_SCHEMA: dict[str, Any] = {
     "type": "array",
@@ -143,3 +152,45 @@ def csv_rows(text: str) -> list[dict[str, Any]]:
 def packaged_rows(package: str, resource: str) -> list[dict[str, Any]]:
     """The rows of a rate card CSV shipped inside a plugin package (e.g. its EXAMPLE card)."""
     return csv_rows(resources.files(package).joinpath(resource).read_text(encoding="utf-8"))
+
+
+def tracking_levels(services: Iterable[ServiceSpec]) -> dict[str, str]:
+    """``{service code: tracking level}`` of a carrier's ServiceSpecs, as quotes carry it."""
+    return {s.code: s.tracking_level for s in services}
+
+
+def services_setting(default: Iterable[str], description: str, *,
+                     codes: Iterable[str] | None = None) -> dict[str, Any]:
+    """Schema of a ``services`` setting: the services to quote when a request names none, at
+    least one, each once; ``codes`` limits them to those the carrier knows."""
+    items = {"enum": list(codes)} if codes is not None else {"type": "string", "minLength": 1}
+    return {"type": "array", "items": items, "uniqueItems": True, "minItems": 1, "default": list(default),
+            "description": description}
+
+
+def rate_card_setting(default: Iterable[Mapping[str, Any]], description: str) -> dict[str, Any]:
+    """Schema of a ``rate_card`` setting: :data:`RATE_CARD_SCHEMA` with its default rows."""
+    return {**copy.deepcopy(RATE_CARD_SCHEMA), "default": [dict(row) for row in default],
+            "description": description}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateCardSettings(CarrierSettings):
+    """Settings with a ``rate_card`` (:func:`rate_card_setting`), e.g. ``class
+    AcmeSettings(HttpSettings, RateCardSettings)``. ``card`` is the card the quotes come from,
+    built with the settings: a row the schema lets through but that prices nothing (``base:
+    "cheap"``) is refused when the section is read, naming the row, not at the first quote.
+
+    ``PACKAGED_RATE_CARD`` (package, resource), when set, is a packaged CSV (:func:`packaged_rows`)
+    that an empty ``rate_card`` stands for."""
+
+    PACKAGED_RATE_CARD: ClassVar[tuple[str, str] | None] = None
+
+    rate_card: tuple[dict[str, Any], ...] = field(repr=False)  # no default: it is in the schema
+    card: RateCard = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rows = [dict(row) for row in self.rate_card]
+        if not rows and self.PACKAGED_RATE_CARD:
+            rows = packaged_rows(*self.PACKAGED_RATE_CARD)
+        object.__setattr__(self, "card", RateCard.from_setting(rows, where="rate_card"))

@@ -1,19 +1,32 @@
-"""Pure helpers for mapping code: lenient readers of carrier answers, units, batches, PDFs.
+"""Pure helpers for mapping code: lenient readers of carrier answers, units, batches, PDFs, times.
 
 Carrier APIs send numbers as strings, strings with spaces, ``null`` for empty; these readers
-never raise on such input, they answer ``None`` (or ``""``) and let the mapping decide.
+never raise on such input, they answer ``None`` (or ``""``) and let the mapping decide. Where an
+answer's shape is wrong rather than loose (:func:`objects`, :func:`iso_time`), a ``ValueError``
+says what, and the mapping reports it as a malformed answer. Beside them: the schema of the
+settings that tell a mapping how to read (:func:`keywords_setting`, :func:`utc_offset_setting`)
+and what a create the carrier refused as a duplicate stands for (:func:`existing_shipment`).
 """
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .carrier import CarrierError, TransientCarrierError
+
+if TYPE_CHECKING:
+    from ..model import Shipment
 
 T = TypeVar("T")
 
 _INTEGER = re.compile(r"\s*-?\d+\s*")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_CURRENCY_ALIASES = {"RMB": "CNY", "YUAN": "CNY", "元": "CNY"}
+_FRACTION = re.compile(r"(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)")
 
 
 def text(value: Any) -> str:
@@ -72,3 +85,100 @@ def looks_like_pdf(data: bytes) -> bool:
     """A whole PDF: the header at the start and the end-of-file marker near the end (a
     truncated download fails this)."""
     return data.startswith(b"%PDF-") and b"%%EOF" in data[-1024:]
+
+
+def objects(value: Any, field: str) -> list[dict[str, Any]]:
+    """``value``, a JSON list of objects (``null`` for none), as a list. ``ValueError`` naming
+    ``field`` when it is something else (``field 'Items' should be a list, got str``, ``field
+    'Items[2]' is not an object``): the mapping reports it as a malformed answer."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"field {field!r} should be a list, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ValueError(f"field '{field}[{i}]' is not an object")
+    return value
+
+
+def mentions(text: str, words: Iterable[str]) -> bool:
+    """Whether ``text`` contains one of ``words``, ignoring case (a carrier message that says
+    "duplicate", "not found", ...)."""
+    low = text.lower()
+    return any(word.lower() in low for word in words)
+
+
+def currency(value: Any, default: str = "") -> str | None:
+    """An ISO 4217 code from a carrier's currency field (``RMB``, ``YUAN`` and ``元`` are ``CNY``;
+    empty is ``default``); ``None`` when it is not a three-letter code."""
+    code = (text(value) or default).upper()
+    code = _CURRENCY_ALIASES.get(code, code)
+    return code if _CURRENCY.fullmatch(code) else None
+
+
+def transit_days(value: Any) -> int | None:
+    """Days in transit from text like ``7``, ``"7-12"`` or ``"7~12 工作日"``: the largest number."""
+    numbers = [int(n) for n in re.findall(r"\d+", text(value))]
+    return max(numbers) if numbers else None
+
+
+def url_with_path(url: str, path: str) -> str:
+    """``url`` ending in ``path`` (e.g. ``/api``), whether it was configured with it or without."""
+    root = url.rstrip("/")
+    return root if root.lower().endswith(path.lower()) else root + path
+
+
+# -- times ------------------------------------------------------------------------------------
+
+
+def iso_time(value: Any) -> datetime:
+    """A date-time as carriers write ISO 8601: a space or ``T`` between date and time, any number
+    of fraction digits, ``Z`` or an offset or no zone at all (then the datetime is naive).
+    ``ValueError`` when it is not one."""
+    stamp = text(value).replace(" ", "T", 1)
+    if not stamp:
+        raise ValueError("empty")
+    if stamp.endswith(("Z", "z")):
+        stamp = stamp[:-1] + "+00:00"
+    match = _FRACTION.fullmatch(stamp)
+    if match:  # fromisoformat on 3.10 takes 3 or 6 fraction digits only
+        stamp = match.group(1) + "." + (match.group(2) + "000000")[:6] + match.group(3)
+    return datetime.fromisoformat(stamp)
+
+
+def in_utc(moment: datetime, utc_offset_hours: float) -> datetime:
+    """``moment`` in UTC; a naive one is local time ``utc_offset_hours`` east of UTC (the zone a
+    carrier's answer leaves out)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone(timedelta(hours=utc_offset_hours)))
+    return moment.astimezone(timezone.utc)
+
+
+def utc_offset_setting(description: str, *, default: float = 8) -> dict[str, Any]:
+    """Schema of a ``tracking_utc_offset_hours`` setting: the zone of answer times that carry
+    none, for :func:`in_utc` (default UTC+8, China)."""
+    return {"type": "number", "minimum": -12, "maximum": 14, "default": default, "description": description}
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+def keywords_setting(default: Iterable[str], description: str) -> dict[str, Any]:
+    """Schema of a list of words a carrier message is searched for (:func:`mentions`), e.g.
+    ``duplicate_keywords``."""
+    return {"type": "array", "items": {"type": "string", "minLength": 1}, "default": list(default),
+            "description": description}
+
+
+def existing_shipment(found: Shipment | None, duplicate: CarrierError, *, name: str, reference: str,
+                      lookup: str) -> Shipment:
+    """What a create the carrier refused as a duplicate of ``reference`` stands for: ``found``, the
+    shipment the lookup by reference answered, which an earlier attempt made.
+
+    The carrier says the reference is taken, so a lookup that finds nothing is not "no shipment":
+    that raises a TransientCarrierError caused by ``duplicate`` (the engine asks again later),
+    saying "``name`` refused ``reference`` as a duplicate but ``lookup``"."""
+    if found is not None:
+        return found
+    raise TransientCarrierError(f"{name} refused {reference} as a duplicate but {lookup}",
+                                code=duplicate.code, carrier=duplicate.carrier) from duplicate

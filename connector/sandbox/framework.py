@@ -20,6 +20,22 @@ Fault kinds, chosen per request at the configured rates:
 
 The last three are ambiguous to a client by design: they are what makes exactly-once hard.
 
+What emulators share besides (so that no emulator writes it again):
+
+* a handler, or a helper it calls, may ``raise Refusal(response)`` to answer at once;
+* an emulator or extension that defines ``serve_route(name, handler, request)`` serves each of its
+  own routes through it (e.g. the SP-API host's token, quota and answer checks);
+* :class:`Checks` collects the problems of a request body (required text, positive numbers,
+  lists of objects) in the emulator's own wording; :func:`as_text`, :func:`as_number`,
+  :func:`as_integer` and :func:`as_whole` read loosely typed JSON values;
+* the labels audit and the bookkeeping around it, in store keys of their own:
+  :meth:`Emulator.next_seq`, :meth:`Emulator.count_create_attempt` and
+  :meth:`Emulator.create_attempts`, :meth:`Emulator.record_label`,
+  :meth:`Emulator.label_numbers`, :meth:`Emulator.live_label` and
+  :meth:`Emulator.labels_audit`; ``Emulator.seed`` (the ``seed`` option) and
+  :meth:`Emulator.hours_since` for timelines that follow the simulated clock;
+* :meth:`Request.json_or` (a body that may not be JSON) and :meth:`Response.pdf`.
+
 Extensions. An API that is served by another emulator's host -- e.g. a further SP-API, which
 lives on the SP-API host with its sellers, tokens, quotas and orders -- is not an emulator of its
 own: its plugin registers ``EmulatorSpec(name, factory, mount_on="spapi")``. The sandbox runner
@@ -32,6 +48,7 @@ host offers its extensions besides that is the host's own public API (for the SP
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -42,7 +59,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,6 +112,13 @@ class Request:
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8")) if self.body else None
 
+    def json_or(self, default: Any = None) -> Any:
+        """The decoded JSON body (None when empty), or ``default`` when the body is not JSON."""
+        try:
+            return self.json()
+        except ValueError:  # UnicodeDecodeError included
+            return default
+
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[0] if values else default
@@ -119,12 +143,143 @@ class Response:
     def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> Response:
         return cls(status, text.encode("utf-8"), {"Content-Type": content_type + "; charset=utf-8"})
 
+    @classmethod
+    def pdf(cls, data: bytes, status: int = 200) -> Response:
+        return cls(status, data, {"Content-Type": "application/pdf"})
+
+
+class Refusal(Exception):  # noqa: N818 - raised to answer, not an error of the emulator
+    """Raise ``Refusal(response)`` in a route handler, or in a helper it calls, to answer with
+    ``response`` at once (a request refused half-way through its checks)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+# -- reading request bodies -------------------------------------------------------------------------
+
+
+def as_text(value: Any) -> str:
+    """``value`` as stripped text; ``""`` for None."""
+    return "" if value is None else str(value).strip()
+
+
+def as_number(value: Any) -> float | None:
+    """``value`` (a JSON number or numeric text) as a float; None for None, booleans and
+    anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def as_integer(value: Any) -> int | None:
+    """``value`` when it is a JSON integer (not a boolean, not numeric text), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def as_whole(value: Any) -> int | None:
+    """``value`` (a number or numeric text) when it is a whole number, as an int; else None."""
+    number = as_number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+class Checks:
+    """The problems of one request body, collected in the order found, in the emulator's wording.
+
+    ``required`` words a missing field (``{path}`` is the field's path). Each ``need_*`` method
+    reads ``container[key]`` (``path`` defaults to ``key``), adds a problem when it is missing or
+    invalid and returns the value read (``""`` or None when it is not usable), so that checks can
+    go on with it::
+
+        checks = Checks("{path} is required ({path} 不能为空)")
+        ref = checks.need_text(order, "orderNumber", max_length=50)
+        for path, item in checks.each_object(order.get("items"), "items", "at least one item"):
+            checks.need_integer(item, "quantity", f"{path}.quantity")
+        if checks:
+            raise Refusal(Response.json({"message": "; ".join(checks)}, 400))
+    """
+
+    def __init__(self, required: str = "{path} is required") -> None:
+        self.required = required
+        self.problems: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.problems)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.problems)
+
+    def add(self, problem: str) -> None:
+        self.problems.append(problem)
+
+    def need_text(self, container: Any, key: str, path: str | None = None, *,
+                  max_length: int | None = None) -> str:
+        """Non-empty text (stripped); a container that is not an object counts as missing it."""
+        path = path or key
+        value = as_text(container.get(key)) if isinstance(container, dict) else ""
+        if not value:
+            self.add(self.required.format(path=path))
+        elif max_length is not None and len(value) > max_length:
+            self.add(f"{path} is longer than {max_length} characters")
+        return value
+
+    def need_object(self, container: Any, key: str, path: str | None = None, *,
+                    message: str | None = None) -> dict[str, Any] | None:
+        """A JSON object (``message`` words its absence; default: ``required``)."""
+        value = container.get(key) if isinstance(container, dict) else None
+        if isinstance(value, dict):
+            return value
+        self.add(message or self.required.format(path=path or key))
+        return None
+
+    def need_positive(self, container: Any, key: str, path: str | None = None, *,
+                      read: Callable[[Any], Any] = as_number, kind: str = "a number",
+                      zero_ok: bool = False) -> Any:
+        """A number ``read`` accepts that is > 0 (>= 0 with ``zero_ok``); the problem says
+        "{path} must be {kind} > 0 (got ...)"."""
+        raw = container.get(key) if isinstance(container, dict) else None
+        value = read(raw)
+        if value is None or value < 0 or (value == 0 and not zero_ok):
+            self.add(f"{path or key} must be {kind} {'>= 0' if zero_ok else '> 0'} (got {raw!r})")
+            return None
+        return value
+
+    def need_integer(self, container: Any, key: str, path: str | None = None) -> int | None:
+        """A JSON integer > 0."""
+        return self.need_positive(container, key, path, read=as_integer, kind="an integer")
+
+    def need_whole(self, container: Any, key: str, path: str | None = None) -> int | None:
+        """A whole number > 0, also as a float or as text."""
+        return self.need_positive(container, key, path, read=as_whole, kind="a whole number")
+
+    def each_object(self, value: Any, path: str, empty: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(f"{path}[i]", item)`` for each object of the list ``value``, to check in a ``for``
+        loop: ``empty`` is the problem when ``value`` is not a non-empty list, and
+        "{path}[i] must be an object" the one of an item that is not (added when reached, so the
+        problems stay in the items' order)."""
+        if not isinstance(value, list) or not value:
+            self.add(empty)
+            return
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                yield f"{path}[{i}]", item
+            else:
+                self.add(f"{path}[{i}] must be an object")
+
 
 def route(method: str, pattern: str, *, name: str = "") -> Callable[[Callable], Callable]:
     """Mark an Emulator (or extension) method as the handler of ``method`` requests whose path
     matches ``pattern`` (a regex, anchored; named groups land in ``request.params``). ``name``
     names the route (e.g. the API's operation id; default: the method's name), see
-    :meth:`Emulator.route_name`."""
+    :meth:`Emulator.route_name`.
+
+    The method is called with the request, unless its class defines ``serve_route(name,
+    handler, request) -> Response``: then that serves the request (``handler`` is the bound
+    method), and what the method takes and returns is between the two."""
 
     def mark(fn: Callable) -> Callable:
         fn.__dict__.setdefault("_routes", []).append((method.upper(), re.compile(pattern + r"\Z"), name))
@@ -141,6 +296,14 @@ def _routes_of(cls: type) -> list[tuple[str, re.Pattern[str], str, str]]:
             for method, pattern, name in getattr(fn, "_routes", ()):
                 table.append((method, pattern, attr, name or attr))
     return table
+
+
+def _bound(owner: Any, attr: str, name: str) -> Callable[[Request], Response]:
+    """The handler of ``owner``'s route method ``attr``: through ``owner.serve_route(name,
+    handler, request)`` when ``owner`` defines one."""
+    handler = getattr(owner, attr)
+    serve = getattr(owner, "serve_route", None)
+    return handler if serve is None else functools.partial(serve, name, handler)
 
 
 def _merge_state(state: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -200,7 +363,11 @@ class Emulator:
     """Base class of every emulator. Subclasses add ``@route`` handlers and ``sandbox_state``.
 
     All mutable state lives in ``self.store`` (JSON-serialisable) under ``self.lock``, so it can
-    be persisted and inspected.
+    be persisted and inspected. ``self.seed`` is the ``seed`` option (None when not given), for
+    numbers and draws that repeat from run to run.
+
+    The bookkeeping methods below keep their own keys of the store (``"seq"``, ``"labels"``,
+    ``"create_attempts"``), made when first used: ``initial_store`` need not list them.
     """
 
     name = "emulator"
@@ -220,6 +387,8 @@ class Emulator:
         self.faults = FaultPlan(options.get("faults"), seed=options.get("seed"),
                                 timeout_seconds=float(options.get("timeout_seconds", 3.0)))
         self.state_file: str | None = options.get("state_file")
+        if "seed" not in vars(self):  # a subclass may set its own (e.g. a default) before this
+            self.seed: Any = options.get("seed")
         self.store: dict[str, Any] = self.initial_store()
         self.fault_counts: dict[str, int] = {k: 0 for k in FAULT_KINDS}
         self.request_count = 0
@@ -241,13 +410,76 @@ class Emulator:
         """Return an error Response when the request is not authenticated, else ``None``."""
         return None
 
+    # -- bookkeeping shared by the carrier emulators ---------------------------------------
+
+    def next_seq(self, counter: str = "seq") -> int:
+        """Count one more in ``store[counter]`` (numbers issued so far) and return the count."""
+        with self.lock:
+            self.store[counter] = self.store.get(counter, 0) + 1
+            return self.store[counter]
+
+    def create_attempts(self) -> dict[str, int]:
+        """Create calls per reference so far (see :meth:`count_create_attempt`), a copy."""
+        with self.lock:
+            return dict(self.store.get("create_attempts", {}))
+
+    def count_create_attempt(self, reference: str) -> None:
+        """Count one create call under ``reference`` in ``store["create_attempts"]`` (refused
+        ones too; what ``sandbox_state()["create_attempts"]`` reports). An empty reference is
+        not counted."""
+        if reference:
+            with self.lock:
+                attempts = self.store.setdefault("create_attempts", {})
+                attempts[reference] = attempts.get(reference, 0) + 1
+
+    def record_label(self, reference: str, number: str, *, field: str = "waybills") -> None:
+        """Count a label issued under ``reference`` in ``store["labels"]``: ``{"created": n,
+        field: [numbers, oldest first]}``, what the labels audit of ``sandbox_state()`` is made
+        from (:meth:`labels_audit`)."""
+        with self.lock:
+            entry = self.store.setdefault("labels", {}).setdefault(reference, {"created": 0, field: []})
+            entry["created"] += 1
+            entry[field].append(number)
+
+    def label_numbers(self, reference: str, *, field: str = "waybills") -> list[str]:
+        """The numbers of the labels issued under ``reference``, oldest first (see
+        :meth:`record_label`); empty when none was."""
+        with self.lock:
+            return list(self.store.get("labels", {}).get(reference, {}).get(field, []))
+
+    def live_label(self, reference: str, is_live: Callable[[str], bool], *,
+                   field: str = "waybills") -> str | None:
+        """The newest label number issued under ``reference`` that ``is_live`` (not cancelled,
+        say), or None: what a repeated create under the reference finds (see
+        :meth:`record_label`)."""
+        for number in reversed(self.label_numbers(reference, field=field)):
+            if is_live(number):
+                return number
+        return None
+
+    def labels_audit(self, describe: Callable[[str], dict[str, Any]], *, field: str = "waybills",
+                     listed: bool = True) -> dict[str, dict[str, Any]]:
+        """``sandbox_state()["labels"]`` from what :meth:`record_label` kept: per reference
+        ``{"created": n, **describe(number of its latest label), field: [numbers]}`` (the list
+        only when ``listed``)."""
+        audit = {}
+        for reference, entry in self.store.get("labels", {}).items():
+            audit[reference] = {"created": entry["created"], **describe(entry[field][-1])}
+            if listed:
+                audit[reference][field] = list(entry[field])
+        return audit
+
+    def hours_since(self, stamp: str) -> float:
+        """Simulated hours from ``stamp`` (ISO 8601, with its zone) until now."""
+        return (self.clock.now() - datetime.fromisoformat(stamp)).total_seconds() / 3600
+
     # -- extensions -----------------------------------------------------------------------
 
     def mount(self, extension: Any) -> None:
         """Serve the ``@route`` methods of ``extension`` (any object) on this emulator, after its
         own routes, and merge ``extension.sandbox_state()`` (when it has one) into
         ``GET /_sandbox/state``. A route this emulator already serves is refused (ValueError)."""
-        routes = [(method, pattern, getattr(extension, attr), name)
+        routes = [(method, pattern, _bound(extension, attr, name), name)
                   for method, pattern, attr, name in _routes_of(type(extension))]
         if not routes:
             raise ValueError(f"{type(extension).__name__} has no @route methods to mount")
@@ -261,7 +493,7 @@ class Emulator:
 
     def routes(self) -> list[tuple[str, re.Pattern[str], Callable[[Request], Response], str]]:
         """(method, pattern, handler, route name) of every route: own ones, then mounted ones."""
-        own = [(method, pattern, getattr(self, attr), name)
+        own = [(method, pattern, _bound(self, attr, name), name)
                for method, pattern, attr, name in self._route_table]
         return own + list(self._mounted)
 
@@ -319,7 +551,10 @@ class Emulator:
             if denied is not None:
                 return denied
             request.params = match.groupdict()
-            return handler(request)
+            try:
+                return handler(request)
+            except Refusal as refusal:
+                return refusal.response
         if allowed:
             return Response.json({"message": f"method {request.method} not allowed"}, 405)
         return self.not_found(request)

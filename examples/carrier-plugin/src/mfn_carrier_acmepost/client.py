@@ -7,22 +7,18 @@ taken effect), 401/403 and other 4xx answers permanent.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Carrier,
-    CarrierContext,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingInfo,
-    TransientCarrierError,
-    Transport,
-)
+from connector.kit import Carrier, Transport
+from connector.kit.carrier import TransientCarrierError
+from connector.kit.ratecard import tracking_levels
 from connector.kit.values import looks_like_pdf
 
 from . import mapping
 from .settings import SERVICES, AcmePostSettings
+
+if TYPE_CHECKING:
+    from connector.kit import CarrierContext, Quote, Shipment, ShipmentRequest, TrackingInfo
 
 
 class AcmePostCarrier(Carrier):
@@ -39,7 +35,7 @@ class AcmePostCarrier(Carrier):
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         data = self._call("rates", "POST", "/v1/rates", reference=request.reference,
                           json=mapping.rate_request(request))
-        return mapping.parse_rates(data, {s.code: s.tracking_level for s in SERVICES})
+        return mapping.parse_rates(data, tracking_levels(SERVICES))
 
     def create_shipment(self, request: ShipmentRequest) -> Shipment:
         """ACME Post is idempotent by customer_reference: a repeat returns the existing shipment."""

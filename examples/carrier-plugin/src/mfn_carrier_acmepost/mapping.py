@@ -6,19 +6,14 @@ TransientCarrierError, because the call may still have taken effect.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Money,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingEvent,
-    TrackingInfo,
-    TrackingStatus,
-    TransientCarrierError,
-)
-from connector.kit.values import integer, text
+from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
+from connector.kit.carrier import TransientCarrierError
+from connector.kit.values import integer, iso_time, text
+
+if TYPE_CHECKING:
+    from connector.kit import ShipmentRequest
 
 CARRIER = "acmepost"
 STATUSES = {
@@ -91,7 +86,7 @@ def parse_tracking(data: Any) -> TrackingInfo:
 
 def _time(value: str) -> datetime:
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return iso_time(value)
     except ValueError as exc:
         raise TransientCarrierError(f"ACME Post answer has a bad time {value!r}", code="malformed",
                                     carrier=CARRIER) from exc

@@ -32,14 +32,15 @@ class AcmePostEmulator(Emulator):
         self.prefix = int(self.options.get("seed") or 0) % 1000
 
     def initial_store(self) -> dict[str, Any]:
-        return {"seq": 0, "shipments": {}, "labels": {}}  # labels: reference -> {"created", "ids"}
+        # and the framework's "seq" and "labels" (reference -> {"created": n, "ids": [...]})
+        return {"shipments": {}}
 
     def sandbox_state(self) -> dict[str, Any]:
-        shipments = self.store["shipments"]
-        return {"labels": {ref: {"created": entry["created"],
-                                 "tracking_number": shipments[entry["ids"][-1]]["tracking_number"],
-                                 "cancelled": shipments[entry["ids"][-1]]["status"] == "cancelled"}
-                           for ref, entry in self.store["labels"].items()}}
+        def latest(shipment_id: str) -> dict[str, Any]:  # the last label issued under a reference
+            s = self.store["shipments"][shipment_id]
+            return {"tracking_number": s["tracking_number"], "cancelled": s["status"] == "cancelled"}
+
+        return {"labels": self.labels_audit(latest, field="ids", listed=False)}
 
     def authorize(self, request: Request) -> Response | None:
         if request.headers.get("authorization") == f"Bearer {self.api_key}":
@@ -47,12 +48,9 @@ class AcmePostEmulator(Emulator):
         return Response.json({"message": "invalid API key"}, 401)
 
     def _live(self, reference: str) -> dict[str, Any] | None:
-        ids = self.store["labels"].get(reference, {}).get("ids", [])
-        shipment = self.store["shipments"][ids[-1]] if ids else None
-        return shipment if shipment and shipment["status"] != "cancelled" else None
-
-    def _age_hours(self, shipment: dict[str, Any]) -> float:
-        return (self.clock.now() - datetime.fromisoformat(shipment["created_at"])).total_seconds() / 3600
+        shipments = self.store["shipments"]
+        live = self.live_label(reference, lambda i: shipments[i]["status"] != "cancelled", field="ids")
+        return shipments[live] if live else None
 
     @route("POST", r"/v1/rates")
     def rates(self, request: Request) -> Response:
@@ -81,21 +79,18 @@ class AcmePostEmulator(Emulator):
             existing = self._live(ref)
             if existing:  # idempotent by customer_reference: the same shipment, no new label
                 return Response.json(existing, 200)
-            self.store["seq"] += 1
-            seq = self.store["seq"]
+            seq = self.next_seq()
             shipment = {"id": f"AP{seq:08d}", "customer_reference": ref, "service": body["service"],
                         "tracking_number": f"94001{self.prefix:03d}{seq:014d}", "status": "created",
                         "created_at": self.clock.now().isoformat()}
             self.store["shipments"][shipment["id"]] = shipment
-            entry = self.store["labels"].setdefault(ref, {"created": 0, "ids": []})
-            entry["created"] += 1
-            entry["ids"].append(shipment["id"])
+            self.record_label(ref, shipment["id"], field="ids")  # what sandbox_state() reports
         return Response.json(shipment, 201)
 
     @route("GET", r"/v1/shipments")
     def lookup(self, request: Request) -> Response:
         with self.lock:
-            ids = self.store["labels"].get(request.arg("customer_reference") or "", {}).get("ids", [])
+            ids = self.label_numbers(request.arg("customer_reference") or "", field="ids")
             return Response.json({"shipments": [self.store["shipments"][i] for i in ids]})
 
     @route("GET", r"/v1/shipments/(?P<id>AP\d+)/label")
@@ -105,13 +100,13 @@ class AcmePostEmulator(Emulator):
             return Response.json({"message": "no such shipment"}, 404)
         pdf = make_label_pdf(["ACME Post", s["tracking_number"], f"Shipment {s['id']}",
                               f"Service {s['service']}", f"Ref {s['customer_reference']}", "USPS last mile"])
-        return Response(200, pdf, {"Content-Type": "application/pdf"})
+        return Response.pdf(pdf)
 
     @route("POST", r"/v1/shipments/(?P<id>AP\d+)/cancel")
     def cancel(self, request: Request) -> Response:
         with self.lock:
             s = self.store["shipments"].get(request.params["id"])
-            if s is None or s["status"] == "cancelled" or self._age_hours(s) >= 24:
+            if s is None or s["status"] == "cancelled" or self.hours_since(s["created_at"]) >= 24:
                 return Response.json({"message": "not cancellable (unknown, cancelled or scanned)"}, 409)
             s.update(status="cancelled", cancelled_at=self.clock.now().isoformat())
             return Response.json(s)
@@ -123,7 +118,7 @@ class AcmePostEmulator(Emulator):
                       if s["tracking_number"] == request.params["number"]), None)
             if s is None:
                 return Response.json({"message": "unknown tracking number"}, 404)
-            created, age = datetime.fromisoformat(s["created_at"]), self._age_hours(s)
+            created, age = datetime.fromisoformat(s["created_at"]), self.hours_since(s["created_at"])
             steps = [step for step in TIMELINE if step[0] <= age]
             if s["status"] == "cancelled":
                 hours = (datetime.fromisoformat(s["cancelled_at"]) - created).total_seconds() / 3600

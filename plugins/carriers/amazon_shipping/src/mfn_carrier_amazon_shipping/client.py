@@ -20,16 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Carrier,
-    CarrierContext,
-    PermanentCarrierError,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingInfo,
-    TransientCarrierError,
-)
+from connector.kit import Carrier, TrackingInfo
 from connector.kit.amazon import (
     AuthError,
     InvalidInputError,
@@ -38,11 +29,14 @@ from connector.kit.amazon import (
     TransientError,
     site_for_marketplace,
 )
+from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
+from connector.kit.ratecard import tracking_levels
 
 from . import CODE, api, mapping
 from .settings import SERVICES, AmazonShippingSettings
 
 if TYPE_CHECKING:
+    from connector.kit import CarrierContext, Quote, Shipment, ShipmentRequest
     from connector.kit.amazon import SpApiClient
 
 log = logging.getLogger(__name__)
@@ -77,7 +71,7 @@ class AmazonShippingCarrier(Carrier):
         self.amazon: dict[str, SpApiClient] = dict(context.amazon)
         for client in self.amazon.values():
             api.add_quotas(client)  # the Shipping API's published quotas; configured ones win
-        self._levels = {s.code: s.tracking_level for s in SERVICES}
+        self._levels = tracking_levels(SERVICES)
         self._names = {s.code: s.name for s in SERVICES}
         self._patterns = {cid: re.compile(p) for cid, p in self.settings.tracking_patterns.items()}
         self._lock = threading.Lock()
@@ -307,13 +301,7 @@ class AmazonShippingCarrier(Carrier):
             carrier_id = self.settings.carrier_ids.get(str(package.get("carrier") or ""), "")
             self._remember(reference, _Known(client.account, site, shipment_id, tracking, carrier_id, label))
             log.info("amazon_shipping ref=%s found on order (shipment %s)", reference, shipment_id)
-            return Shipment(
-                carrier=CODE,
-                reference=reference,
-                carrier_shipment_id=shipment_id,
-                tracking_number=tracking,
-                service=service,
-            )
+            return mapping.shipment(reference, shipment_id, tracking, service)
         if not fallback or reachable:
             return None
         matches = []
@@ -343,13 +331,8 @@ class AmazonShippingCarrier(Carrier):
         number = str(package["trackingNumber"])
         log.info("amazon_shipping ref=%s matched by tracking %s (no shipment id)", reference, number)
         self._remember(reference, _Known(client.account, site, "", number, carrier_id))
-        return Shipment(
-            carrier=CODE,
-            reference=reference,
-            carrier_shipment_id="",
-            tracking_number=number,
-            service=mapping.service_id_for(str(package.get("shippingService") or ""), self._names),
-        )
+        service = mapping.service_id_for(str(package.get("shippingService") or ""), self._names)
+        return mapping.shipment(reference, "", number, service)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
   found from the order's SKUs by :func:`order_item_lines`;
 * :func:`select_rate` -- the rate to buy; :func:`quotes_from_rates`;
 * :func:`shipment_from_purchase` / :func:`label_from_documents` -- plain-base64 labels;
+  :func:`shipment` -- what the client returns for a shipment it found;
 * :func:`tracking_info` -- getTracking to :class:`~connector.kit.TrackingInfo`.
 """
 
@@ -17,23 +18,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Address,
-    Money,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingEvent,
-    TrackingInfo,
-    TrackingStatus,
-)
+from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.amazon import parse_api_time
 
 from . import CODE
 from .api import decode_contents
 from .settings import CHEAPEST
+
+if TYPE_CHECKING:
+    from connector.kit import Address, ShipmentRequest
 
 REFERENCE = re.compile(r"^(?P<order>\d{3}-\d{7}-\d{7})-(?P<package>[1-9]\d{0,8})$")
 
@@ -297,13 +292,19 @@ def shipment_from_purchase(
     detail = details[0]
     tracking = str(detail.get("trackingId") or "") or None
     label = _label_of(detail, "purchaseShipment")
+    return shipment(reference, shipment_id, tracking, service), label
+
+
+def shipment(reference: str, shipment_id: str, tracking: str | None, service: str) -> Shipment:
+    """Our :class:`Shipment` under ``reference``: Buy Shipping's ``shipment_id`` ("" when only
+    the order's package and its tracking number prove it ours)."""
     return Shipment(
         carrier=CODE,
         reference=reference,
         carrier_shipment_id=shipment_id,
         tracking_number=tracking,
         service=service,
-    ), label
+    )
 
 
 def label_from_documents(payload: Mapping[str, Any]) -> tuple[bytes, str | None]:

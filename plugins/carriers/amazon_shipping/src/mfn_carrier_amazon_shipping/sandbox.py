@@ -37,6 +37,7 @@ import base64
 import copy
 import hashlib
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,29 +106,23 @@ class BuyShippingEmulator:
     # -- routes --------------------------------------------------------------------------------
     #
     # getRates -> purchaseShipment (x-amzn-IdempotencyKey) -> getShipmentDocuments / getTracking /
-    # cancelShipment, for Amazon orders (channelType AMAZON) of Buy Shipping sites.
+    # cancelShipment, for Amazon orders (channelType AMAZON) of Buy Shipping sites. Every route is
+    # an SP-API operation named like its operationId: the host serves it (token, quota, answer
+    # validation) and calls the route method with the request and the calling seller.
 
-    @route("POST", r"/shipping/v2/shipments/rates", name="getRates")
-    def get_rates(self, request: Request) -> Response:
-        return self.spapi.call("getRates", request, self._get_rates)
-
-    @route("POST", r"/shipping/v2/shipments", name="purchaseShipment")
-    def purchase_shipment(self, request: Request) -> Response:
-        return self.spapi.call("purchaseShipment", request, self._purchase_shipment)
-
-    @route("GET", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/documents", name="getShipmentDocuments")
-    def get_shipment_documents(self, request: Request) -> Response:
-        return self.spapi.call("getShipmentDocuments", request, self._get_shipment_documents)
-
-    @route("GET", r"/shipping/v2/tracking", name="getTracking")
-    def get_tracking(self, request: Request) -> Response:
-        return self.spapi.call("getTracking", request, self._get_tracking)
-
-    @route("PUT", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/cancel", name="cancelShipment")
-    def cancel_shipment(self, request: Request) -> Response:
-        return self.spapi.call("cancelShipment", request, self._cancel_shipment)
+    def serve_route(self, name: str, handler: Callable[[Request, Any], tuple[int, Any]],
+                    request: Request) -> Response:
+        return self.spapi.call(name, request, handler)
 
     # -- checks --------------------------------------------------------------------------------
+
+    def _body(self, request: Request, operation: str, model: str) -> dict[str, Any]:
+        """The JSON body of ``operation``, checked against Amazon's model: a ``model`` object."""
+        body = self.spapi.json_body(request)
+        self.spapi.check_request(operation, body=body)
+        if not isinstance(body, dict):
+            raise self.spapi.invalid(f"The request body must be a {model} object.")
+        return body
 
     def _business_id(self, request: Request) -> str:
         """The x-amzn-shipping-business-id of the request (Amazon's default when absent)."""
@@ -165,12 +160,10 @@ class BuyShippingEmulator:
 
     # -- getRates ------------------------------------------------------------------------------
 
-    def _get_rates(self, request: Request, seller: Any) -> tuple[int, Any]:
+    @route("POST", r"/shipping/v2/shipments/rates", name="getRates")
+    def get_rates(self, request: Request, seller: Any) -> tuple[int, Any]:
         spapi, invalid = self.spapi, self.spapi.invalid
-        body = spapi.json_body(request)
-        spapi.check_request("getRates", body=body)
-        if not isinstance(body, dict):
-            raise invalid("The request body must be a GetRatesRequest object.")
+        body = self._body(request, "getRates", "GetRatesRequest")
         business_id = self._business_id(request)
         channel = body["channelDetails"]
         if channel.get("channelType") != "AMAZON":
@@ -279,12 +272,10 @@ class BuyShippingEmulator:
 
     # -- purchaseShipment ----------------------------------------------------------------------
 
-    def _purchase_shipment(self, request: Request, seller: Any) -> tuple[int, Any]:
+    @route("POST", r"/shipping/v2/shipments", name="purchaseShipment")
+    def purchase_shipment(self, request: Request, seller: Any) -> tuple[int, Any]:
         spapi, invalid = self.spapi, self.spapi.invalid
-        body = spapi.json_body(request)
-        spapi.check_request("purchaseShipment", body=body)
-        if not isinstance(body, dict):
-            raise invalid("The request body must be a PurchaseShipmentRequest object.")
+        body = self._body(request, "purchaseShipment", "PurchaseShipmentRequest")
         business_id = self._business_id(request)
         store = self.store
         key = request.headers.get("x-amzn-idempotencykey", "").strip()
@@ -403,7 +394,8 @@ class BuyShippingEmulator:
             raise self.spapi.error(404, "NotFound", f"Shipment {shipment_id} was not found.")
         return shipment
 
-    def _get_shipment_documents(self, request: Request, seller: Any) -> tuple[int, Any]:
+    @route("GET", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/documents", name="getShipmentDocuments")
+    def get_shipment_documents(self, request: Request, seller: Any) -> tuple[int, Any]:
         spapi, invalid = self.spapi, self.spapi.invalid
         shipment_id = request.params["shipmentId"]
         spapi.check_request("getShipmentDocuments", path_params={"shipmentId": shipment_id},
@@ -425,7 +417,8 @@ class BuyShippingEmulator:
             "packageClientReferenceId": shipment["packageClientReferenceId"],
             "packageDocuments": [self._label(shipment)], "trackingId": shipment["trackingId"]}}}
 
-    def _get_tracking(self, request: Request, seller: Any) -> tuple[int, Any]:
+    @route("GET", r"/shipping/v2/tracking", name="getTracking")
+    def get_tracking(self, request: Request, seller: Any) -> tuple[int, Any]:
         spapi = self.spapi
         spapi.check_request("getTracking", query=request.query)
         self._business_id(request)
@@ -449,7 +442,8 @@ class BuyShippingEmulator:
                                  "eventHistory": events, "promisedDeliveryDate": spapi.format_time(promised),
                                  "summary": {"status": status}}}
 
-    def _cancel_shipment(self, request: Request, seller: Any) -> tuple[int, Any]:
+    @route("PUT", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/cancel", name="cancelShipment")
+    def cancel_shipment(self, request: Request, seller: Any) -> tuple[int, Any]:
         spapi = self.spapi
         shipment_id = request.params["shipmentId"]
         spapi.check_request("cancelShipment", path_params={"shipmentId": shipment_id}, query=request.query)

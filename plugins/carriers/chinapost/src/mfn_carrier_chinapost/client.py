@@ -11,27 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Carrier,
-    CarrierContext,
-    DuplicateReferenceError,
-    PermanentCarrierError,
-    Quote,
-    RateCard,
-    Shipment,
-    ShipmentRequest,
-    TrackingInfo,
-    TrackingStatus,
-    TransientCarrierError,
-    Transport,
-)
-from connector.kit.values import looks_like_pdf, text
+from connector.kit import Carrier, TrackingInfo, TrackingStatus, Transport
+from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit.ratecard import tracking_levels
+from connector.kit.values import existing_shipment, looks_like_pdf, text
 
 from . import mapping
 from .s10 import is_valid_s10
 from .settings import SERVICES, ChinaPostSettings
+
+if TYPE_CHECKING:
+    from connector.kit import CarrierContext, Quote, Shipment, ShipmentRequest
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +46,7 @@ class ChinaPostCarrier(Carrier):
             settings, carrier=self.code, name="China Post", session=context.http, logger=log,
             credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure,
             error_detail=_message)
-        self.rate_card = RateCard.from_setting(settings.rate_card, where="carriers.chinapost.rate_card")
-        self._tracking_levels = {s.code: s.tracking_level for s in SERVICES}
+        self._tracking_levels = tracking_levels(SERVICES)
         self._services_by_product = {v: k for k, v in settings.biz_product_codes.items()}
 
     def __repr__(self) -> str:
@@ -66,8 +57,8 @@ class ChinaPostCarrier(Carrier):
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         """From the rate card (China Post has no rate API): the requested service, or every
         configured one when the request names none."""
-        return self.rate_card.quote(self.code, request, services=self.settings.services,
-                                    tracking_levels=self._tracking_levels)
+        return self.settings.card.quote(self.code, request, services=self.settings.services,
+                                        tracking_levels=self._tracking_levels)
 
     def create_shipment(self, request: ShipmentRequest) -> Shipment:
         """``OrderReceiveBack`` with ``logistics_order_no`` = ``request.reference``.
@@ -97,15 +88,11 @@ class ChinaPostCarrier(Carrier):
         except DuplicateReferenceError as duplicate:
             log.info("chinapost OrderReceiveBack: reference %s already exists; looking it up",
                      request.reference)
-            existing = self.find_by_reference(request.reference)
-            if existing is None:
-                raise TransientCarrierError(
-                    f"China Post refused {request.reference} as a duplicate but the order query finds "
-                    f"no live order under it", code=duplicate.code, carrier=self.code) from duplicate
-            return existing
+            return existing_shipment(self.find_by_reference(request.reference), duplicate, name="China Post",
+                                     reference=request.reference,
+                                     lookup="the order query finds no live order under it")
         self._check_number(waybill, request.reference)
-        return Shipment(carrier=self.code, reference=request.reference, carrier_shipment_id=waybill,
-                        tracking_number=waybill, service=request.service, status="created")
+        return mapping.shipment(request.reference, waybill, request.service)
 
     def find_by_reference(self, reference: str) -> Shipment | None:
         """The live order under ``logistics_order_no`` = ``reference`` (UNVERIFIED endpoint,

@@ -23,26 +23,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Address,
-    DuplicateReferenceError,
-    Money,
-    PermanentCarrierError,
-    Shipment,
-    ShipmentRequest,
-    TrackingEvent,
-    TrackingInfo,
-    TrackingStatus,
-    TransientCarrierError,
-)
-from connector.kit.values import cents, looks_like_pdf
+from connector.kit import Money, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
+from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit.values import cents, in_utc, looks_like_pdf, mentions, objects
+from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
 
 from .classify import classify, overall_status
+
+if TYPE_CHECKING:
+    from connector.kit import Address, ShipmentRequest
 
 CARRIER = "chinapost"
 CHINA_TIME = timezone(timedelta(hours=8))
@@ -65,11 +59,6 @@ def _fail(op: str, message: str) -> TransientCarrierError:
     return TransientCarrierError(f"China Post {op}: {message}", code="malformed", carrier=CARRIER)
 
 
-def _contains(text: str, words: Iterable[str]) -> bool:
-    low = text.lower()
-    return any(w.lower() in low for w in words)
-
-
 def flag(value: Any) -> bool | None:
     """``true``/``"true"``/``1`` -> True, ``false``/``"false"``/``0`` -> False, else None."""
     if isinstance(value, bool):
@@ -84,13 +73,25 @@ def flag(value: Any) -> bool | None:
     return None
 
 
+def _flag(data: Any, op: str, name: str) -> bool:
+    """``data[name]`` as true/false (:func:`flag`), ``data`` being the answer's JSON object."""
+    if not isinstance(data, dict):
+        raise _fail(op, f"answer is not a JSON object (got {type(data).__name__})")
+    if name not in data:
+        raise _fail(op, f"field {name!r} is missing from the answer")
+    ok = flag(data[name])
+    if ok is None:
+        raise _fail(op, f"field {name!r} is not true/false (got {data[name]!r})")
+    return ok
+
+
 def credentials_error(detail: str = "") -> PermanentCarrierError:
     message = "China Post rejected the credentials (check ec_company_id, key and tracking_token)"
     return PermanentCarrierError(message + (f": {detail}" if detail else ""), code="auth", carrier=CARRIER)
 
 
 def is_auth_failure(message: str) -> bool:
-    return _contains(message, AUTH_FAILURE_WORDS)
+    return mentions(message, AUTH_FAILURE_WORDS)
 
 
 # -- the digest ----------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def parse_create(data: Any, reference: str, *, duplicate_keywords: Iterable[str]
             raise _fail(op, "field 'waybillNo' is missing or empty although success is true")
         return waybill
     text = message or reason
-    if reason in set(duplicate_codes) or _contains(text, duplicate_keywords):
+    if reason in set(duplicate_codes) or mentions(text, duplicate_keywords):
         raise DuplicateReferenceError(
             f"China Post already holds logistics_order_no {reference}: {text}"
             + (f" (reason {reason})" if reason else ""), code=reason or "duplicate", carrier=CARRIER)
@@ -278,28 +279,19 @@ def query_form(reference: str, *, key: str, ec_company_id: str, encoding: str = 
 
 def _envelope(data: Any, op: str) -> tuple[bool, str, str]:
     """The ``{return_success, data, return_msg, return_reason}`` envelope: (ok, msg, reason)."""
-    if not isinstance(data, dict):
-        raise _fail(op, f"answer is not a JSON object (got {type(data).__name__})")
-    if "return_success" not in data:
-        raise _fail(op, "field 'return_success' is missing from the answer")
-    ok = flag(data["return_success"])
-    if ok is None:
-        raise _fail(op, f"field 'return_success' is not true/false (got {data['return_success']!r})")
+    ok = _flag(data, op, "return_success")
     return ok, _text(data.get("return_msg")), _text(data.get("return_reason"))
 
 
 def _entries(data: dict[str, Any], op: str) -> list[dict[str, Any]]:
+    """The envelope's ``data``: a list of objects, one object, or nothing (``null`` or "")."""
     entries = data.get("data")
-    if entries is None or entries == "":
-        return []
     if isinstance(entries, dict):
         entries = [entries]
-    if not isinstance(entries, list):
-        raise _fail(op, f"field 'data' should be a list, got {type(entries).__name__}")
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise _fail(op, f"field 'data[{i}]' is not an object")
-    return entries
+    try:
+        return objects(None if entries == "" else entries, "data")
+    except ValueError as exc:
+        raise _fail(op, str(exc)) from None
 
 
 def parse_query(data: Any, reference: str) -> list[OrderRecord]:
@@ -307,7 +299,7 @@ def parse_query(data: Any, reference: str) -> list[OrderRecord]:
     op = "order query"
     ok, message, reason = _envelope(data, op)
     if not ok:
-        if _contains(message, NOT_FOUND_WORDS):
+        if mentions(message, NOT_FOUND_WORDS):
             return []
         if is_auth_failure(message):
             raise credentials_error(message)
@@ -335,9 +327,13 @@ def live_shipment(records: list[OrderRecord], reference: str, services_by_produc
     if not live:
         return None
     record = live[-1]
-    return Shipment(carrier=CARRIER, reference=reference, carrier_shipment_id=record.waybill,
-                    tracking_number=record.waybill,
-                    service=services_by_product.get(record.biz_product_no, ""), status="created")
+    return shipment(reference, record.waybill, services_by_product.get(record.biz_product_no, ""))
+
+
+def shipment(reference: str, waybill: str, service: str) -> Shipment:
+    """Our shipment under ``reference``; its S10 waybill is the tracking number."""
+    return Shipment(carrier=CARRIER, reference=reference, carrier_shipment_id=waybill,
+                    tracking_number=waybill, service=service, status="created")
 
 
 # -- label: surface/download -----------------------------------------------------------------
@@ -397,14 +393,7 @@ def cancel_form(waybill: str, *, sender_no: str, key: str, encoding: str = "raw"
 def parse_cancel(data: Any, waybill: str) -> bool:
     """True when cancelled; ``{flag: false, message}`` is a refusal (e.g. already accepted)."""
     op = "cancelOrder"
-    if not isinstance(data, dict):
-        raise _fail(op, f"answer is not a JSON object (got {type(data).__name__})")
-    if "flag" not in data:
-        raise _fail(op, "field 'flag' is missing from the answer")
-    ok = flag(data["flag"])
-    if ok is None:
-        raise _fail(op, f"field 'flag' is not true/false (got {data['flag']!r})")
-    if ok:
+    if _flag(data, op, "flag"):
         return True
     message = _text(data.get("message")) or _text(data.get("msg"))
     if is_auth_failure(message):
@@ -437,7 +426,7 @@ def parse_fees(data: Any, *, default_currency: str = "CNY") -> dict[str, OrderFe
     op = "getOrderFee"
     ok, message, reason = _envelope(data, op)
     if not ok:
-        if _contains(message, NOT_ACCEPTED_WORDS) or _contains(message, NOT_FOUND_WORDS):
+        if mentions(message, NOT_ACCEPTED_WORDS) or mentions(message, NOT_FOUND_WORDS):
             return {}
         if is_auth_failure(message):
             raise credentials_error(message)
@@ -452,12 +441,11 @@ def parse_fees(data: Any, *, default_currency: str = "CNY") -> dict[str, OrderFe
         amount = _decimal(raw)
         if amount is None:
             raise _fail(op, f"field 'data[{i}].postage_total' is missing or not a number (got {raw!r})")
-        currency = (_text(entry.get("postage_currency")) or _text(entry.get("currency"))
-                    or default_currency).upper()
-        if currency == "RMB":
-            currency = "CNY"
-        if not re.fullmatch(r"[A-Z]{3}", currency):
-            raise _fail(op, f"field 'data[{i}].postage_currency' is not a currency code (got {currency!r})")
+        raw_currency = _text(entry.get("postage_currency")) or _text(entry.get("currency"))
+        currency = _currency(raw_currency, default_currency)
+        if currency is None:
+            raise _fail(op, f"field 'data[{i}].postage_currency' is not a currency code "
+                            f"(got {raw_currency!r})")
         weight = _decimal(entry.get("weight"))
         fees[waybill] = OrderFee(waybill=waybill, postage=Money(amount, currency),
                                  weight_g=int(weight) if weight is not None else None)
@@ -481,7 +469,7 @@ def parse_accept_time(value: str, utc_offset_hours: float) -> datetime:
             continue
     else:
         raise ValueError(f"not a date: {value!r}")
-    return dt.replace(tzinfo=timezone(timedelta(hours=utc_offset_hours))).astimezone(timezone.utc)
+    return in_utc(dt, utc_offset_hours)
 
 
 def _xml_traces(body: bytes, op: str) -> tuple[list[dict[str, str]], str, str]:
@@ -527,7 +515,7 @@ def parse_tracking(body: bytes, number: str, *, utc_offset_hours: float = 8.0) -
     if not traces:
         if is_auth_failure(description):
             raise credentials_error(f"code {code}: {description}")
-        if (code or description) and not _contains(description, NOT_FOUND_WORDS):
+        if (code or description) and not mentions(description, NOT_FOUND_WORDS):
             # Not "unknown number", not credentials: e.g. "system busy". Ask again later.
             raise TransientCarrierError(f"China Post tracking of {number}: {description or 'no description'} "
                                         f"(code {code or '-'})", code=code or "error", carrier=CARRIER)

@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
-from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
+from connector.kit.sandbox import Checks, Emulator, Refusal, Request, Response, as_text, make_label_pdf, route
 
 from .mapping import digest
 from .s10 import is_valid_s10, make_s10
@@ -113,19 +113,6 @@ _FAILED: tuple[Step, ...] = (
 _CANCELLED_WORDING = ("订单已撤销", "Order cancelled by sender")
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(str(value))
-    except ValueError:
-        return None
-
-
 class ChinaPostEmulator(Emulator):
     name = "chinapost"
 
@@ -139,44 +126,36 @@ class ChinaPostEmulator(Emulator):
                             for k in ("ec_company_id", "key", "tracking_token", "sender_no")})
         if not entries:
             entries = [dict(DEFAULT_CREDENTIALS)]
-        self.keys = {_text(e["ec_company_id"]): _text(e.get("key")) for e in entries}
+        self.keys = {as_text(e["ec_company_id"]): as_text(e.get("key")) for e in entries}
         # senderNo of cancelOrder: the customer's sender_no, or its ecCompanyId.
-        self.sender_keys = {**self.keys, **{_text(e["sender_no"]): _text(e.get("key"))
+        self.sender_keys = {**self.keys, **{as_text(e["sender_no"]): as_text(e.get("key"))
                                             for e in entries if e.get("sender_no")}}
-        self.tokens = {_text(e.get("tracking_token") or DEFAULT_CREDENTIALS["tracking_token"])
+        self.tokens = {as_text(e.get("tracking_token") or DEFAULT_CREDENTIALS["tracking_token"])
                        for e in entries}
-        self.encoding = _text(opts.get("digest_encoding") or settings.get("digest_encoding")) or "raw"
+        self.encoding = as_text(opts.get("digest_encoding") or settings.get("digest_encoding")) or "raw"
         codes = {**DEFAULT_BIZ_PRODUCT_CODES, **(settings.get("biz_product_codes") or {})}
         self.products = {code: service for service, code in codes.items()}  # biz_product_no -> service
-        self.duplicate_mode = _text(opts.get("duplicate_mode")) or "same_waybill"
+        self.duplicate_mode = as_text(opts.get("duplicate_mode")) or "same_waybill"
         if self.duplicate_mode not in ("same_waybill", "error"):
             raise ValueError(f"chinapost emulator: duplicate_mode must be same_waybill or error, "
                              f"got {self.duplicate_mode!r}")
         self.customs_rate = float(opts.get("customs_rate", 0.5))
         self.delivery_failure_rate = float(opts.get("delivery_failure_rate", 0.0))
         self.first_scan_hours = float(opts.get("first_scan_hours", 24))
-        self.seed = opts.get("seed")
 
     # -- state ------------------------------------------------------------------------------
 
     def initial_store(self) -> dict[str, Any]:
-        return {
-            "seq": 0,               # orders created so far: mail numbers derive from it
-            "orders": {},           # waybill -> order record (no receiver PII)
-            "live": {},             # logistics_order_no -> waybill of its not-cancelled order
-            "labels": {},           # logistics_order_no -> {"created": n, "waybills": [...]}
-            "create_attempts": {},  # logistics_order_no -> OrderReceiveBack calls under it
-        }
+        # waybill -> order record (no receiver PII). Besides, the framework's "seq" (orders created
+        # so far: mail numbers derive from it), "labels" (logistics_order_no -> {"created": n,
+        # "waybills": [...]}) and "create_attempts" (logistics_order_no -> OrderReceiveBack calls).
+        return {"orders": {}}
 
     def sandbox_state(self) -> dict[str, Any]:
         orders = self.store["orders"]
-        labels = {}
-        for ref, entry in self.store["labels"].items():
-            latest = orders[entry["waybills"][-1]]
-            labels[ref] = {"created": entry["created"], "waybill": latest["waybill"],
-                           "cancelled": latest["cancelled_at"] is not None,
-                           "waybills": list(entry["waybills"])}
-        return {"labels": labels, "create_attempts": dict(self.store["create_attempts"]),
+        labels = self.labels_audit(lambda waybill: {"waybill": waybill,
+                                                    "cancelled": orders[waybill]["cancelled_at"] is not None})
+        return {"labels": labels, "create_attempts": self.create_attempts(),
                 "duplicate_mode": self.duplicate_mode}
 
     # -- helpers ------------------------------------------------------------------------------
@@ -186,11 +165,13 @@ class ChinaPostEmulator(Emulator):
         key = (keys or self.keys).get(ec_company_id)
         return key is not None and given == digest(content, key, self.encoding)
 
-    def _age_hours(self, order: dict[str, Any]) -> float:
-        return (self.clock.now() - datetime.fromisoformat(order["created_at"])).total_seconds() / 3600
+    def _live(self, ref: str) -> str | None:
+        """The waybill of the not-cancelled order under logistics_order_no ``ref``, if any."""
+        return self.live_label(ref, lambda waybill: self.store["orders"][waybill]["cancelled_at"] is None)
 
     def _accepted(self, order: dict[str, Any]) -> bool:
-        return order["cancelled_at"] is None and self._age_hours(order) >= self.first_scan_hours
+        return (order["cancelled_at"] is None
+                and self.hours_since(order["created_at"]) >= self.first_scan_hours)
 
     def _status(self, order: dict[str, Any]) -> str:
         if order["cancelled_at"] is not None:
@@ -227,86 +208,59 @@ class ChinaPostEmulator(Emulator):
                                                "logistics_interface is not valid JSON")
         if not isinstance(order, dict):
             return self._create_failure("B01", "logistics_interface must be a JSON object")
-        ref = _text(order.get("logistics_order_no"))
+        ref = as_text(order.get("logistics_order_no"))
         with self.lock:
-            if ref:
-                attempts = self.store["create_attempts"]
-                attempts[ref] = attempts.get(ref, 0) + 1
-            live = self.store["live"].get(ref) if ref else None
+            self.count_create_attempt(ref)
+            live = self._live(ref) if ref else None
             if live is not None:
                 if self.duplicate_mode == "same_waybill":
                     return Response.json({"success": "true", "waybillNo": live, "reason": "", "msg": "成功"})
                 return self._create_failure("B03", f"物流订单号重复 / logistics_order_no {ref} "
                                                    f"already exists")
-            service, problems = self._validate(order, form)
+            service, grams, problems = self._validate(order, form)
             if problems:
                 return self._create_failure("B02", "; ".join(problems))
-            waybill = self._create(order, ref, service)
+            waybill = self._create(order, ref, service, grams)
         return Response.json({"success": "true", "waybillNo": waybill, "reason": "", "msg": "成功"})
 
-    def _validate(self, order: dict[str, Any], form: dict[str, str]) -> tuple[str, list[str]]:
-        problems = []
-
-        def need(container: Any, key: str, path: str) -> str:
-            value = _text(container.get(key)) if isinstance(container, dict) else ""
-            if not value:
-                problems.append(f"{path}不能为空 / {path} is required")
-            return value
-
-        ref = need(order, "logistics_order_no", "logistics_order_no")
-        if len(ref) > 50:
-            problems.append("logistics_order_no is longer than 50 characters")
-        need(order, "sender_no", "sender_no")
-        product = _text(order.get("biz_product_no")) or _text(form.get("biz_product_no"))
+    def _validate(self, order: dict[str, Any], form: dict[str, str]) -> tuple[str, float, list[str]]:
+        """(service, weight in grams, problems) of an order."""
+        checks = Checks("{path}不能为空 / {path} is required")
+        checks.need_text(order, "logistics_order_no", max_length=50)
+        checks.need_text(order, "sender_no")
+        product = as_text(order.get("biz_product_no")) or as_text(form.get("biz_product_no"))
         service = self.products.get(product, "")
         if not service:
             shown = product or "(empty)"
-            problems.append(f"业务产品代码{shown}不存在 / biz_product_no {shown} is unknown")
-        weight = _number(order.get("weight"))
-        if weight is None or weight <= 0:
-            problems.append(f"weight must be grams > 0 (got {order.get('weight')!r})")
-        elif service and weight > PRODUCTS[service][2]:
-            problems.append(f"weight {weight:g} g exceeds the {PRODUCTS[service][2]} g limit of {service} "
-                            f"(超过最大重量)")
-        receiver = order.get("receiver")
-        if not isinstance(receiver, dict):
-            problems.append("receiver不能为空 / receiver is required")
-        else:
-            need(receiver, "name", "receiver.name")
-            nation = need(receiver, "nation", "receiver.nation")
+            checks.add(f"业务产品代码{shown}不存在 / biz_product_no {shown} is unknown")
+        weight = checks.need_positive(order, "weight", kind="grams")
+        if weight is not None and service and weight > PRODUCTS[service][2]:
+            checks.add(f"weight {weight:g} g exceeds the {PRODUCTS[service][2]} g limit of {service} "
+                       f"(超过最大重量)")
+        receiver = checks.need_object(order, "receiver")
+        if receiver is not None:
+            checks.need_text(receiver, "name", "receiver.name")
+            nation = checks.need_text(receiver, "nation", "receiver.nation")
             if nation and not (len(nation) == 2 and nation.isalpha() and nation.isupper()):
-                problems.append(f"receiver.nation must be a two-letter country code (got {nation!r})")
-            need(receiver, "address", "receiver.address")
-        items = order.get("items")
-        if not isinstance(items, list) or not items:
-            problems.append("items不能为空 / at least one item is required")
-        else:
-            for i, item in enumerate(items):
-                path = f"items[{i}]"
-                if not isinstance(item, dict):
-                    problems.append(f"{path} must be an object")
-                    continue
-                need(item, "cargo_name_en", f"{path}.cargo_name_en")
-                value = _number(item.get("cargo_value"))
-                if value is None or value <= 0:
-                    problems.append(f"{path}.cargo_value must be a number > 0 "
-                                    f"(got {item.get('cargo_value')!r})")
-                quantity = item.get("cargo_quantity")
-                if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
-                    problems.append(f"{path}.cargo_quantity must be an integer > 0 (got {quantity!r})")
-        return service, problems
+                checks.add(f"receiver.nation must be a two-letter country code (got {nation!r})")
+            checks.need_text(receiver, "address", "receiver.address")
+        for path, item in checks.each_object(order.get("items"), "items",
+                                             "items不能为空 / at least one item is required"):
+            checks.need_text(item, "cargo_name_en", f"{path}.cargo_name_en")
+            checks.need_positive(item, "cargo_value", f"{path}.cargo_value")
+            checks.need_integer(item, "cargo_quantity", f"{path}.cargo_quantity")
+        return service, weight or 0.0, checks.problems
 
-    def _create(self, order: dict[str, Any], ref: str, service: str) -> str:
+    def _create(self, order: dict[str, Any], ref: str, service: str, grams: float) -> str:
         store = self.store
-        store["seq"] += 1
-        seq = store["seq"]
+        seq = self.next_seq()
         draw = random.Random(f"{self.seed}:{seq}")
         waybill = make_s10(PRODUCTS[service][0], self._serial(seq))
         store["orders"][waybill] = {
             "reference": ref, "waybill": waybill, "seq": seq, "service": service,
             "biz_product_no": next(c for c, s in self.products.items() if s == service),
-            "country": _text(order["receiver"]["nation"]).upper(),
-            "weight": int(_number(order["weight"]) or 0),
+            "country": as_text(order["receiver"]["nation"]).upper(),
+            "weight": int(grams),
             "variant": draw.randrange(3),
             "customs": draw.random() < self.customs_rate,
             "fails_delivery": draw.random() < self.delivery_failure_rate,
@@ -314,27 +268,30 @@ class ChinaPostEmulator(Emulator):
             "created_at": self.clock.now().isoformat(),
             "cancelled_at": None,
         }
-        store["live"][ref] = waybill
-        label = store["labels"].setdefault(ref, {"created": 0, "waybills": []})
-        label["created"] += 1
-        label["waybills"].append(waybill)
+        self.record_label(ref, waybill)
         return waybill
 
     # -- lookup by logistics_order_no ------------------------------------------------------------
 
+    def _signed_value(self, request: Request, field: str) -> str:
+        """Form field ``field`` of a query signed by ``ecCompanyId`` (``dataDigest`` over the
+        field); a wrong digest is refused with the query APIs' S02 answer."""
+        form = request.form()
+        value = form.get(field, "")
+        if not self._digest_ok(form.get("ecCompanyId", ""), value, form.get("dataDigest", "")):
+            raise Refusal(Response.json({"return_success": "false", "data": None, "return_reason": "S02",
+                                         "return_msg": "数据签名验证失败 / dataDigest verification failed"}))
+        return value
+
     @route("POST", PREFIX + r"/orderService/queryOrder")
     def query_order(self, request: Request) -> Response:
-        form = request.form()
-        ref = form.get("logistics_order_no", "")
-        if not self._digest_ok(form.get("ecCompanyId", ""), ref, form.get("dataDigest", "")):
-            return Response.json({"return_success": "false", "data": None, "return_reason": "S02",
-                                  "return_msg": "数据签名验证失败 / dataDigest verification failed"})
+        ref = self._signed_value(request, "logistics_order_no")
         with self.lock:
-            entry = self.store["labels"].get(ref)
-            if not ref or entry is None:
+            waybills = self.label_numbers(ref)
+            if not ref or not waybills:
                 return Response.json({"return_success": "false", "data": [], "return_reason": "B04",
                                       "return_msg": "订单不存在 / no order under this logistics_order_no"})
-            orders = [self.store["orders"][w] for w in entry["waybills"]]
+            orders = [self.store["orders"][w] for w in waybills]
             data = [{"logistics_order_no": ref, "waybillNo": o["waybill"],
                      "biz_product_no": o["biz_product_no"], "status": self._status(o),
                      "created_time": datetime.fromisoformat(o["created_at"]).astimezone(CHINA_TIME)
@@ -372,7 +329,7 @@ class ChinaPostEmulator(Emulator):
             key = self.keys[form["ecCompanyId"]]
             return Response.json({"success": True, "data": hex_text,
                                   "digest": digest(hex_text, key, self.encoding), "msg": "", "err_code": ""})
-        return Response(200, pdf, {"Content-Type": "application/pdf"})
+        return Response.pdf(pdf)
 
     # -- cancel ---------------------------------------------------------------------------------
 
@@ -392,19 +349,15 @@ class ChinaPostEmulator(Emulator):
             if self._accepted(order):
                 return Response.json({"flag": False, "message": "邮件已收寄，不能撤单 / the item has been "
                                                                 "accepted (posted); it cannot be cancelled"})
+            # from now on the logistics_order_no may be used again
             order["cancelled_at"] = self.clock.now().isoformat()
-            self.store["live"].pop(order["reference"], None)  # the logistics_order_no may be used again
         return Response.json({"flag": True, "message": "撤单成功"})
 
     # -- fees after acceptance ------------------------------------------------------------------
 
     @route("POST", PREFIX + r"/orderFeeService/getOrderFee")
     def order_fee(self, request: Request) -> Response:
-        form = request.form()
-        joined = form.get("waybillNos", "")
-        if not self._digest_ok(form.get("ecCompanyId", ""), joined, form.get("dataDigest", "")):
-            return Response.json({"return_success": "false", "data": None, "return_reason": "S02",
-                                  "return_msg": "数据签名验证失败 / dataDigest verification failed"})
+        joined = self._signed_value(request, "waybillNos")
         data = []
         with self.lock:
             for number in (n.strip() for n in joined.split(",") if n.strip()):

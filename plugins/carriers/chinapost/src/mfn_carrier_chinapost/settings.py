@@ -6,19 +6,12 @@ setting here, with the value the sources point to as its default (see the plugin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from connector.kit import (
-    RATE_CARD_SCHEMA,
-    URL,
-    HttpSettings,
-    RateCard,
-    Secret,
-    ServiceSpec,
-    packaged_rows,
-    settings_schema,
-)
+from connector.kit import URL, HttpSettings, Secret, ServiceSpec, packaged_rows, settings_schema
+from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
+from connector.kit.values import keywords_setting, utc_offset_setting
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("EUB", "China Post ePacket (E邮宝)", "tracked", amazon_shipping_method="ePacket",
@@ -65,11 +58,8 @@ SCHEMA: dict[str, Any] = settings_schema(
                       "description": "mailType: the e-commerce/ERP identifier China Post registered for you"},
         "wh_code": {"type": "string", "default": "",
                     "description": "wh_code: the collecting post office (揽收机构) from your local office"},
-        "services": {
-            "type": "array", "items": {"enum": list(SERVICE_CODES)}, "uniqueItems": True,
-            "minItems": 1, "default": list(SERVICE_CODES),
-            "description": "services to offer in quotes when the request names none",
-        },
+        "services": services_setting(SERVICE_CODES, "services to offer in quotes when the request names none",
+                                     codes=SERVICE_CODES),
         "biz_product_codes": {
             "type": "object", "additionalProperties": False, "default": {},
             "properties": {service: {"type": "string", "minLength": 1, "default": code}
@@ -77,12 +67,9 @@ SCHEMA: dict[str, Any] = settings_schema(
             "description": "UNVERIFIED: biz_product_no per service; services not named keep their "
                            "default (EMS 003 is a placeholder)",
         },
-        "rate_card": {
-            **RATE_CARD_SCHEMA,
-            "default": packaged_rows(__package__, EXAMPLE_RATE_CARD),
-            "description": "quote rows (there is no rate API); default: the packaged EXAMPLE card "
-                           "(example prices, not China Post's tariff)",
-        },
+        "rate_card": rate_card_setting(packaged_rows(__package__, EXAMPLE_RATE_CARD),
+                                       "quote rows (there is no rate API); default: the packaged EXAMPLE "
+                                       "card (example prices, not China Post's tariff)"),
         "declare_currency": {
             "type": "string", "pattern": "^[A-Z]{3}$", "default": "USD",
             "description": "declare_curr_code; customs lines in another currency are refused",
@@ -100,11 +87,9 @@ SCHEMA: dict[str, Any] = settings_schema(
             "type": "string", "minLength": 1, "default": "orderService/queryOrder",
             "description": "UNVERIFIED: path of the lookup by logistics_order_no used for reconciliation",
         },
-        "duplicate_keywords": {
-            "type": "array", "items": {"type": "string", "minLength": 1},
-            "default": ["重复", "已存在", "duplicate", "already exist", "repeat"],
-            "description": "UNVERIFIED: msg words meaning 'logistics_order_no already used'",
-        },
+        "duplicate_keywords": keywords_setting(
+            ["重复", "已存在", "duplicate", "already exist", "repeat"],
+            "UNVERIFIED: msg words meaning 'logistics_order_no already used'"),
         "duplicate_codes": {
             "type": "array", "items": {"type": "string", "minLength": 1}, "default": [],
             "description": "UNVERIFIED: reason codes meaning 'logistics_order_no already used'",
@@ -126,16 +111,14 @@ SCHEMA: dict[str, Any] = settings_schema(
                               "description": "track/query/{cn|en}: the language of event texts"},
         "tracking_version_header": {"type": "string", "minLength": 1, "default": "international_eub_us_1.1",
                                     "description": "the legacy API's version header"},
-        "tracking_utc_offset_hours": {
-            "type": "number", "minimum": -12, "maximum": 14, "default": 8,
-            "description": "UNVERIFIED: UTC offset of acceptTime values (no zone in the answer)",
-        },
+        "tracking_utc_offset_hours": utc_offset_setting(
+            "UNVERIFIED: UTC offset of acceptTime values (no zone in the answer)"),
     },
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChinaPostSettings(HttpSettings):
+class ChinaPostSettings(HttpSettings, RateCardSettings):
     """The ``carriers.chinapost`` section, typed, with the schema's defaults applied."""
 
     SCHEMA: ClassVar[dict[str, Any]] = SCHEMA
@@ -150,7 +133,6 @@ class ChinaPostSettings(HttpSettings):
     wh_code: str
     services: tuple[str, ...]
     biz_product_codes: dict[str, str]
-    rate_card: tuple[dict[str, Any], ...] = field(repr=False)
     declare_currency: str
     digest_encoding: str
     label_version: str
@@ -163,10 +145,6 @@ class ChinaPostSettings(HttpSettings):
     tracking_language: str
     tracking_version_header: str
     tracking_utc_offset_hours: float
-
-    def __post_init__(self) -> None:
-        # The schema checks each row's shape; prices it cannot parse ("base": "cheap") only show here.
-        RateCard.from_setting(self.rate_card, where="rate_card")
 
     @property
     def api_root(self) -> str:

@@ -14,24 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Carrier,
-    CarrierContext,
-    PermanentCarrierError,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingInfo,
-    TrackingStatus,
-    TransientCarrierError,
-    Transport,
-)
+from connector.kit import Carrier, TrackingInfo, TrackingStatus, Transport
+from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
+from connector.kit.ratecard import tracking_levels
 from connector.kit.values import chunks
 
 from . import mapping
 from .settings import BATTERY_SERVICES, SERVICES, DhlEcommerceSettings
+
+if TYPE_CHECKING:
+    from connector.kit import CarrierContext, Quote, Shipment, ShipmentRequest
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +49,7 @@ class DhlEcommerceCarrier(Carrier):
         self._token_lock = threading.Lock()
         self._token: str = ""
         self._token_refresh_at = 0.0
-        self._levels = {s.code: s.tracking_level for s in SERVICES}
+        self._levels = tracking_levels(SERVICES)
 
     def __repr__(self) -> str:
         return f"DhlEcommerceCarrier({self.settings!r})"

@@ -10,23 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Address,
-    CarrierError,
-    DuplicateReferenceError,
-    PermanentCarrierError,
-    Shipment,
-    ShipmentRequest,
-    TrackingEvent,
-    TrackingInfo,
-    TrackingStatus,
-    TransientCarrierError,
-)
-from connector.kit.values import cents, decimal, looks_like_pdf
+from connector.kit import Shipment, TrackingEvent, TrackingInfo, TrackingStatus
+from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit.values import cents, decimal, in_utc, looks_like_pdf
 from connector.kit.values import text as _text
+
+if TYPE_CHECKING:
+    from connector.kit import Address, CarrierError, ShipmentRequest
 
 CARRIER = "dhl_ecommerce"
 
@@ -546,7 +539,7 @@ def event_time(
         offset = 0.0
     else:
         offset = COUNTRY_UTC_OFFSETS.get(country.upper(), default_offset)
-    return naive.replace(tzinfo=timezone(timedelta(hours=offset))).astimezone(timezone.utc)
+    return in_utc(naive, offset)
 
 
 def event_status(code: str, description: str) -> TrackingStatus:

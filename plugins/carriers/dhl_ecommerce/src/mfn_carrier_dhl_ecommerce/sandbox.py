@@ -33,7 +33,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
+from connector.kit.sandbox import Emulator, Refusal, Request, Response, make_label_pdf, route
 
 from .settings import DEFAULT_PREFIX, SANDBOX_ACCOUNT, SANDBOX_CLIENT_ID, SANDBOX_PASSWORD, SERVICES
 
@@ -138,7 +138,6 @@ class DhlEcommerceEmulator(Emulator):
     def _upgrade_store(self) -> None:
         """A state file written by an earlier version: add what is missing, and replace the
         request data it kept per label by the digests (no PII at rest)."""
-        self.store.setdefault("create_attempts", {})
         for sid, rec in self.store["labels"].items():
             data = rec.pop("data", None)
             rec.pop("fingerprint", None)
@@ -153,7 +152,7 @@ class DhlEcommerceEmulator(Emulator):
             rec.setdefault("pickup_fails", False)
 
     def initial_store(self) -> dict[str, Any]:
-        return {"tokens": {}, "labels": {}, "create_attempts": {}}
+        return {"tokens": {}, "labels": {}}  # and the framework's "create_attempts" (shipment ID -> calls)
 
     # -- framework hooks: 429 mode and the extra control endpoints ---------------------------
 
@@ -207,7 +206,7 @@ class DhlEcommerceEmulator(Emulator):
             }
         attempts = {
             (sid[len(self.prefix) :] if self.prefix and sid.startswith(self.prefix) else sid): n
-            for sid, n in self.store["create_attempts"].items()
+            for sid, n in self.create_attempts().items()
         }
         return {"labels": labels, "create_attempts": attempts, "tokens_live": len(self.store["tokens"])}
 
@@ -225,42 +224,34 @@ class DhlEcommerceEmulator(Emulator):
         }
         return Response.json({root: {"hdr": hdr, "bd": bd}})
 
-    def _open(
-        self, request: Request, root: str, out_root: str, message_type: str
-    ) -> tuple[dict[str, Any] | None, Response | None]:
-        """(bd, None) for a well-formed request with a valid token; else (None, error answer)."""
-        try:
-            body = request.json()
-        except (ValueError, UnicodeDecodeError):
-            body = None
+    def _invalid_message(self, root: str, message_type: str, detail: str) -> Response:
+        """The 202 "Message validation failed." answer of a request DHL refuses as a whole."""
+        return self._envelope(
+            root, message_type, {"responseStatus": _status("202", "Message validation failed.", detail)}
+        )
+
+    def _open(self, request: Request, root: str, out_root: str, message_type: str) -> dict[str, Any]:
+        """The ``bd`` of a well-formed request with a valid token and the accepted accounts;
+        else refused (:class:`Refusal`) with the 202 answer DHL gives."""
+        body = request.json_or(None)
         envelope = body.get(root) if isinstance(body, dict) else None
         if (
             not isinstance(envelope, dict)
             or not isinstance(envelope.get("hdr"), dict)
             or not isinstance(envelope.get("bd"), dict)
         ):
-            return None, self._envelope(
-                out_root,
-                message_type,
-                {
-                    "responseStatus": _status(
-                        "202", "Message validation failed.", _invalid(root, f"/{root}", "Missing hdr or bd.")
-                    )
-                },
+            raise Refusal(
+                self._invalid_message(
+                    out_root, message_type, _invalid(root, f"/{root}", "Missing hdr or bd.")
+                )
             )
         token = str(envelope["hdr"].get("accessToken") or "")
         issued = self.store["tokens"].get(token)
         if issued is None or self._now().timestamp() >= issued + self.token_ttl:
-            return None, self._envelope(
-                out_root,
-                message_type,
-                {
-                    "responseStatus": _status(
-                        "202",
-                        "Message validation failed.",
-                        "Invalid access token. Please provide a valid access token.",
-                    )
-                },
+            raise Refusal(
+                self._invalid_message(
+                    out_root, message_type, "Invalid access token. Please provide a valid access token."
+                )
             )
         bd = envelope["bd"]
         for key, label, expected in (
@@ -274,16 +265,10 @@ class DhlEcommerceEmulator(Emulator):
                 reason = "Account not authorised for this client."
             else:
                 continue
-            return None, self._envelope(
-                out_root,
-                message_type,
-                {
-                    "responseStatus": _status(
-                        "202", "Message validation failed.", _invalid(label, f"/{root}/bd/{key}", reason)
-                    )
-                },
+            raise Refusal(
+                self._invalid_message(out_root, message_type, _invalid(label, f"/{root}/bd/{key}", reason))
             )
-        return bd, None
+        return bd
 
     def _number(self, sid: str, generation: int) -> str:
         digest = hashlib.sha256(f"{self.seed}:{sid}:{generation}".encode()).hexdigest()
@@ -356,13 +341,9 @@ class DhlEcommerceEmulator(Emulator):
         consignee = item.get("consigneeAddress")
         if not isinstance(consignee, dict):
             return _invalid("Consignee Address", f"{base}/consigneeAddress", "Mandatory field missing.")
-        for key, label in (
-            ("name", "Consignee Name"),
-            ("address1", "Consignee Address 1"),
-            ("city", "Consignee City"),
-            ("country", "Consignee Country"),
-        ):
+        for key in ("name", "address1", "city", "country"):
             if not str(consignee.get(key) or "").strip():
+                label = f"{_ADDRESS_OWNERS['consigneeAddress']} {_ADDRESS_FIELDS[key]}"
                 return _invalid(label, f"{base}/consigneeAddress/{key}", "Mandatory field missing.")
         if len(str(consignee["country"])) != 2:
             return _invalid(
@@ -375,15 +356,12 @@ class DhlEcommerceEmulator(Emulator):
             return _invalid("Total Weight UOM", f"{base}/totalWeightUOM", "Only G supported.")
         if item.get("productCode") not in _PRODUCTS:
             return _invalid("Product Code", f"{base}/productCode", "Invalid product code.")
-        for key, label in (
-            ("length", "Length"),
-            ("width", "Width"),
-            ("height", "Height"),
-            ("totalValue", "Total Value"),
-        ):
+        for key in ("length", "width", "height", "totalValue"):
             if key in item and (not isinstance(item[key], (int, float)) or isinstance(item[key], bool)):
                 return _invalid(
-                    label, f"{base}/{key}", "Data type mismatch; numeric value expected (e.g. 1.5)."
+                    _ITEM_FIELDS[key],
+                    f"{base}/{key}",
+                    "Data type mismatch; numeric value expected (e.g. 1.5).",
                 )
         if "currency" in item and not (isinstance(item["currency"], str) and len(item["currency"]) == 3):
             return _invalid("Currency", f"{base}/currency", "ISO 4217 code expected.")
@@ -391,9 +369,10 @@ class DhlEcommerceEmulator(Emulator):
             return _invalid("Incoterm", f"{base}/incoterm", "DDP or DDU expected.")
         for key in ("remarks", "packageDesc", "customerReference1", "customerReference2"):
             if key in item and not isinstance(item[key], str):
-                label = {"remarks": "Remarks", "packageDesc": "Package Description"}.get(key, key)
                 return _invalid(
-                    label, f"{base}/{key}", "Data type mismatch; string value expected (e.g. abc)."
+                    _ITEM_FIELDS.get(key, key),
+                    f"{base}/{key}",
+                    "Data type mismatch; string value expected (e.g. abc).",
                 )
         if len(str(item.get("packageDesc") or "")) > 50:
             return _invalid("Package Description", f"{base}/packageDesc", "Maximum length is 50.")
@@ -428,32 +407,20 @@ class DhlEcommerceEmulator(Emulator):
 
     @route("POST", r"/rest/v2/Label")
     def label(self, request: Request) -> Response:
-        bd, error = self._open(request, "labelRequest", "labelResponse", "LABEL")
-        if error is not None:
-            return error
+        bd = self._open(request, "labelRequest", "labelResponse", "LABEL")
         items = bd.get("shipmentItems")
         if not isinstance(items, list) or not items:
-            return self._envelope(
+            return self._invalid_message(
                 "labelResponse",
                 "LABEL",
-                {
-                    "responseStatus": _status(
-                        "202",
-                        "Message validation failed.",
-                        _invalid(
-                            "Shipment Items", "/labelRequest/bd/shipmentItems", "Mandatory field missing."
-                        ),
-                    )
-                },
+                _invalid("Shipment Items", "/labelRequest/bd/shipmentItems", "Mandatory field missing."),
             )
         labels, ok = [], 0
         with self.lock:
             for i, item in enumerate(items):
                 problem = self._validate(bd, item, i)
                 sid = str(item.get("shipmentID") or "") if isinstance(item, dict) else ""
-                if sid:
-                    attempts = self.store["create_attempts"]
-                    attempts[sid] = attempts.get(sid, 0) + 1
+                self.count_create_attempt(sid)
                 if problem:
                     labels.append(
                         {
@@ -563,9 +530,7 @@ class DhlEcommerceEmulator(Emulator):
 
     @route("POST", r"/rest/v2/Label/Reprint")
     def reprint(self, request: Request) -> Response:
-        bd, error = self._open(request, "labelReprintRequest", "labelReprintResponse", "LABELREPRINT")
-        if error is not None:
-            return error
+        bd = self._open(request, "labelReprintRequest", "labelReprintResponse", "LABELREPRINT")
         out = []
         with self.lock:
             for sid in self._ids(bd):
@@ -604,9 +569,7 @@ class DhlEcommerceEmulator(Emulator):
 
     @route("POST", r"/rest/v2/Label/Delete")
     def delete(self, request: Request) -> Response:
-        bd, error = self._open(request, "deleteShipmentReq", "deleteShipmentResp", "DELETESHIPMENT")
-        if error is not None:
-            return error
+        bd = self._open(request, "deleteShipmentReq", "deleteShipmentResp", "DELETESHIPMENT")
         problems = []
         with self.lock:
             ids = self._ids(bd)
@@ -643,25 +606,17 @@ class DhlEcommerceEmulator(Emulator):
 
     @route("POST", r"/rest/v3/Tracking")
     def tracking(self, request: Request) -> Response:
-        bd, error = self._open(request, "trackItemRequest", "trackItemResponse", "TRACKITEM")
-        if error is not None:
-            return error
+        bd = self._open(request, "trackItemRequest", "trackItemResponse", "TRACKITEM")
         refs = bd.get("trackingReferenceNumber")
         if not isinstance(refs, list) or not refs or len(refs) > 100:
-            return self._envelope(
+            return self._invalid_message(
                 "trackItemResponse",
                 "TRACKITEM",
-                {
-                    "responseStatus": _status(
-                        "202",
-                        "Message validation failed.",
-                        _invalid(
-                            "Tracking Reference Number",
-                            "/trackItemRequest/bd/trackingReferenceNumber",
-                            "1-100 expected.",
-                        ),
-                    )
-                },
+                _invalid(
+                    "Tracking Reference Number",
+                    "/trackItemRequest/bd/trackingReferenceNumber",
+                    "1-100 expected.",
+                ),
             )
         items = []
         with self.lock:

@@ -6,21 +6,12 @@ we send are settings here (see the plugin README).
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from connector.kit import (
-    HTTP_PROPERTIES,
-    RATE_CARD_SCHEMA,
-    URL,
-    HttpSettings,
-    RateCard,
-    Secret,
-    ServiceSpec,
-    packaged_rows,
-    settings_schema,
-)
+from connector.kit import HTTP_PROPERTIES, URL, HttpSettings, Secret, ServiceSpec, settings_schema
+from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
+from connector.kit.values import utc_offset_setting
 
 # Product codes for CN origin, from the product tables of the DHL eCommerce Asia integration in
 # the "DHL for WooCommerce" plugin
@@ -76,8 +67,11 @@ CONTENT_INDICATORS = ("00", "01", "02", "03", "04", "05", "06")
 
 
 @dataclass(frozen=True, kw_only=True)
-class DhlEcommerceSettings(HttpSettings):
-    """The ``carriers.dhl_ecommerce`` section, typed, with the schema's defaults applied."""
+class DhlEcommerceSettings(HttpSettings, RateCardSettings):
+    """The ``carriers.dhl_ecommerce`` section, typed, with the schema's defaults applied. ``card``
+    is the configured rate card, or the packaged EXAMPLE card when ``rate_card`` is empty."""
+
+    PACKAGED_RATE_CARD: ClassVar[tuple[str, str] | None] = (__package__, EXAMPLE_RATE_CARD)
 
     SCHEMA: ClassVar[dict[str, Any]] = settings_schema(
         "carriers.dhl_ecommerce",
@@ -97,12 +91,10 @@ class DhlEcommerceSettings(HttpSettings):
                                    "description": "account prefix put before our reference in shipmentID"},
             "handover_method": {"type": "integer", "enum": [1, 2], "default": 2,
                                 "description": "1 drop-off, 2 pickup"},
-            "services": {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
-                         "minItems": 1, "default": list(DEFAULT_SERVICES),
-                         "description": "product codes to quote when the request names none"},
-            "rate_card": {**copy.deepcopy(RATE_CARD_SCHEMA), "default": [],
-                          "description": "quotes (DHL eCommerce Asia has no rate API); empty = the "
-                          "packaged EXAMPLE card"},
+            "services": services_setting(DEFAULT_SERVICES,
+                                         "product codes to quote when the request names none"),
+            "rate_card": rate_card_setting([], "quotes (DHL eCommerce Asia has no rate API); empty = the "
+                                           "packaged EXAMPLE card"),
             "ioss_field": {
                 "type": "string", "pattern": IOSS_FIELD_PATTERN, "default": "remarks",
                 "x-format": "a field name, shipmentContents.<field> or empty",
@@ -126,8 +118,8 @@ class DhlEcommerceSettings(HttpSettings):
                 **HTTP_PROPERTIES["max_requests_per_second"],
                 "description": "UNVERIFIED: client-side pacing, calls spaced evenly at this rate (a generic "
                 "DHL eCommerce FAQ answers 429 above 5 calls/s); null = off"},
-            "tracking_utc_offset_hours": {"type": "number", "minimum": -12, "maximum": 14, "default": 8,
-                                          "description": "UNVERIFIED: UTC offset of event dateTime values"},
+            "tracking_utc_offset_hours": utc_offset_setting(
+                "UNVERIFIED: UTC offset of event dateTime values"),
         },
     )
 
@@ -139,22 +131,12 @@ class DhlEcommerceSettings(HttpSettings):
     shipment_id_prefix: str
     handover_method: int
     services: tuple[str, ...]
-    rate_card: tuple[dict[str, Any], ...]
     ioss_field: str
     incoterm: str
     battery_content_indicator: str
     token_refresh_margin_seconds: float
     tracking_batch_size: int
     tracking_utc_offset_hours: float
-
-    card: RateCard = field(init=False, repr=False, compare=False)
-    """The configured rate card, or the packaged EXAMPLE card when ``rate_card`` is empty."""
-
-    def __post_init__(self) -> None:
-        # Built here so that a row the schema accepts but that does not parse (e.g. base "1,5")
-        # is refused with the settings, naming the row.
-        rows = [dict(row) for row in self.rate_card] or packaged_rows(__package__, EXAMPLE_RATE_CARD)
-        object.__setattr__(self, "card", RateCard.from_setting(rows, where="rate_card"))
 
     @property
     def root(self) -> str:

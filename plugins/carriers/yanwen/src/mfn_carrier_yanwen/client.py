@@ -11,23 +11,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Carrier,
-    CarrierContext,
-    DuplicateReferenceError,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingInfo,
-    TransientCarrierError,
-    Transport,
-)
-from connector.kit.values import chunks
+from connector.kit import Carrier, Transport
+from connector.kit.carrier import DuplicateReferenceError
+from connector.kit.ratecard import tracking_levels
+from connector.kit.values import chunks, existing_shipment
 
 from . import mapping
 from .settings import BATTERY_SERVICES, SERVICES, YanwenSettings
+
+if TYPE_CHECKING:
+    from connector.kit import CarrierContext, Quote, Shipment, ShipmentRequest, TrackingInfo
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +43,7 @@ class YanwenCarrier(Carrier):
             credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure_text,
             error_detail=mapping.error_detail)
         self._clock = clock  # seconds since the epoch; the signed timestamp comes from it
-        self._tracking_levels = {s.code: s.tracking_level for s in SERVICES}
+        self._tracking_levels = tracking_levels(SERVICES)
 
     def __repr__(self) -> str:
         return f"YanwenCarrier({self.settings!r})"
@@ -84,12 +79,9 @@ class YanwenCarrier(Carrier):
                                               duplicate_keywords=self.settings.duplicate_keywords)
         except DuplicateReferenceError as duplicate:
             log.info("yanwen create: reference %s already exists; looking it up", request.reference)
-            existing = self.find_by_reference(request.reference)
-            if existing is None:
-                raise TransientCarrierError(
-                    f"Yanwen refused {request.reference} as a duplicate but express.order.getlist finds "
-                    "no live waybill under it", code=duplicate.code, carrier=self.code) from duplicate
-            return existing
+            return existing_shipment(self.find_by_reference(request.reference), duplicate, name="Yanwen",
+                                     reference=request.reference,
+                                     lookup="express.order.getlist finds no live waybill under it")
 
     def find_by_reference(self, reference: str) -> Shipment | None:
         """``express.order.getlist {listNumber: [reference]}``: the live waybill whose orderNumber

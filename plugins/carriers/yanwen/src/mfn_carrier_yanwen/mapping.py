@@ -25,29 +25,21 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Address,
-    CarrierError,
-    DuplicateReferenceError,
-    Money,
-    PermanentCarrierError,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingEvent,
-    TrackingInfo,
-    TrackingStatus,
-    TransientCarrierError,
-)
+from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
+from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
+from connector.kit.values import in_utc, iso_time, looks_like_pdf, mentions, objects, transit_days
 from connector.kit.values import integer as _int
-from connector.kit.values import looks_like_pdf
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
+
+if TYPE_CHECKING:
+    from connector.kit import Address, CarrierError, ShipmentRequest
 
 CARRIER = "yanwen"
 FORMAT = "json"
@@ -81,6 +73,14 @@ _CUSTOMS_WORDS = ("customs", "清关", "海关", "报关")
 
 def _fail(op: str, message: str) -> TransientCarrierError:
     return TransientCarrierError(f"Yanwen {op}: {message}", code="malformed", carrier=CARRIER)
+
+
+def _objects(op: str, value: Any, field: str) -> list[dict[str, Any]]:
+    """:func:`~connector.kit.values.objects`; a field that is not a list of objects is malformed."""
+    try:
+        return objects(value, field)
+    except ValueError as exc:
+        raise _fail(op, str(exc)) from None
 
 
 def money_text(amount: Decimal) -> str:
@@ -193,10 +193,7 @@ def expect_ok(answer: Any, op: str) -> Any:
 def is_duplicate(envelope: Envelope, codes: Iterable[str], keywords: Iterable[str]) -> bool:
     if envelope.ok:
         return False
-    if envelope.code in set(codes):
-        return True
-    low = envelope.message.lower()
-    return any(k.lower() in low for k in keywords)
+    return envelope.code in set(codes) or mentions(envelope.message, keywords)
 
 
 # -- express.order.create -------------------------------------------------------------------
@@ -350,7 +347,7 @@ def parse_cancel(answer: Any, waybill: str) -> bool:
     envelope = read_envelope(answer, op)
     if envelope.ok:
         return True
-    if any(w in envelope.message.lower() for w in ALREADY_CANCELLED_WORDS):
+    if mentions(envelope.message, ALREADY_CANCELLED_WORDS):
         return True
     number = _int(envelope.code)
     if is_auth_failure_text(envelope.message) or (number is not None and number < 0):
@@ -381,19 +378,12 @@ def parse_order_records(answer: Any, op: str = ORDER_LIST) -> list[OrderRecord]:
     """The records of ``express.order.getlist`` / ``express.order.get`` (no PII is kept)."""
     envelope = read_envelope(answer, op)
     if not envelope.ok:
-        if any(w in envelope.message.lower() for w in NOT_FOUND_WORDS):
+        if mentions(envelope.message, NOT_FOUND_WORDS):
             return []
         raise refusal(envelope, op)
     data = envelope.data
-    if data is None:
-        return []
-    records = [data] if isinstance(data, dict) else data
-    if not isinstance(records, list):
-        raise _fail(op, f"field 'data' should be a list, got {type(data).__name__}")
     out = []
-    for i, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise _fail(op, f"field 'data[{i}]' is not an object")
+    for i, record in enumerate(_objects(op, [data] if isinstance(data, dict) else data, "data")):
         waybill = _text(record.get("waybillNumber"))
         if not waybill:
             raise _fail(op, f"field 'data[{i}].waybillNumber' is missing or empty")
@@ -431,14 +421,9 @@ class Channel:
 
 def parse_channels(answer: Any) -> list[Channel]:
     op = CHANNEL_LIST
-    data = expect_ok(answer, op)
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise _fail(op, f"field 'data' should be a list, got {type(data).__name__}")
     channels = []
-    for i, item in enumerate(data):
-        if not isinstance(item, dict) or not _text(item.get("id")):
+    for i, item in enumerate(_objects(op, expect_ok(answer, op), "data")):
+        if not _text(item.get("id")):
             raise _fail(op, f"field 'data[{i}].id' is missing")
         channels.append(Channel(id=_text(item["id"]), name_en=" ".join(_text(item.get("nameEn")).split()),
                                 name_ch=_text(item.get("nameCh"))))
@@ -475,11 +460,6 @@ def _first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return next((item[k] for k in keys if item.get(k) not in (None, "")), None)
 
 
-def _transit_days(value: Any) -> int | None:
-    numbers = [int(n) for n in re.findall(r"\d+", _text(value))]
-    return max(numbers) if numbers else None
-
-
 def parse_calc(answer: Any, *, services: Iterable[str] = (), tracking_levels: dict[str, str] | None = None,
                default_currency: str = "CNY") -> list[Quote]:
     """Quotes from ``calc.list`` for ``services`` (all when empty).
@@ -490,25 +470,19 @@ def parse_calc(answer: Any, *, services: Iterable[str] = (), tracking_levels: di
     op = CALC_LIST
     envelope = read_envelope(answer, op)
     if not envelope.ok:
-        if any(w in envelope.message.lower() for w in PERMISSION_WORDS):
+        if mentions(envelope.message, PERMISSION_WORDS):
             raise PermanentCarrierError(
                 f"Yanwen calc.list is not enabled for this account: {envelope.message} "
                 f"(code {envelope.code}); ask Yanwen for the permission or set quote_source: rate_card",
                 code=envelope.code, carrier=CARRIER)
         raise refusal(envelope, op)
     data = envelope.data
-    if data is None:
-        return []
     if isinstance(data, dict):  # some gateways wrap lists: {"list": [...]}
-        data = next((v for v in data.values() if isinstance(v, list)), None)
-    if not isinstance(data, list):
-        raise _fail(op, f"field 'data' should be a list, got {type(envelope.data).__name__}")
+        data = next((v for v in data.values() if isinstance(v, list)), data)
     wanted = set(services)
     levels = tracking_levels or {}
     quotes = []
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise _fail(op, f"field 'data[{i}]' is not an object")
+    for i, item in enumerate(_objects(op, data, "data")):
         service = _text(_first(item, _CALC_ID_KEYS))
         if not service:
             raise _fail(op, f"field 'data[{i}].channelId' is missing")
@@ -517,12 +491,12 @@ def parse_calc(answer: Any, *, services: Iterable[str] = (), tracking_levels: di
         price = _decimal(_first(item, _CALC_PRICE_KEYS))
         if price is None:
             raise _fail(op, f"field 'data[{i}].totalPrice' is missing or not a number")
-        currency = (_text(_first(item, _CALC_CURRENCY_KEYS)) or default_currency).upper()
-        currency = "CNY" if currency in ("RMB", "元") else currency
-        if not re.fullmatch(r"[A-Z]{3}", currency):
-            raise _fail(op, f"field 'data[{i}].currency' is not a currency code (got {currency!r})")
+        currency = _currency(_first(item, _CALC_CURRENCY_KEYS), default_currency)
+        if currency is None:
+            raise _fail(op, f"field 'data[{i}].currency' is not a currency code "
+                            f"(got {_first(item, _CALC_CURRENCY_KEYS)!r})")
         quotes.append(Quote(carrier=CARRIER, service=service, price=Money(price, currency),
-                            transit_days=_transit_days(_first(item, _CALC_DAYS_KEYS)),
+                            transit_days=transit_days(_first(item, _CALC_DAYS_KEYS)),
                             tracking_level=levels.get(service, "")))
     return quotes
 
@@ -556,8 +530,7 @@ def checkpoint_status(code: str, message: str = "") -> TrackingStatus:
         return TrackingStatus.ACCEPTED
     if code.startswith("SC"):  # shipment-level codes (SC20 seen once; meaning UNVERIFIED): no scan
         return TrackingStatus.PENDING
-    low = message.lower()
-    if any(w in low for w in _CUSTOMS_WORDS):
+    if mentions(message, _CUSTOMS_WORDS):
         return TrackingStatus.CUSTOMS
     return TrackingStatus.IN_TRANSIT
 
@@ -579,20 +552,10 @@ def parse_zone(text: str) -> float:
 
 def parse_checkpoint_time(stamp: Any, zone: Any, default_offset_hours: float = 8.0) -> datetime:
     """``time_stamp`` (local, ISO without zone) + ``time_zone`` -> an aware UTC datetime."""
-    text = _text(stamp)
-    if not text:
-        raise ValueError("empty time_stamp")
-    text = text.replace(" ", "T", 1)
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    match = re.fullmatch(r"(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)", text)
-    if match:  # fromisoformat on 3.10 takes 3 or 6 fraction digits only
-        text = match.group(1) + "." + (match.group(2) + "000000")[:6] + match.group(3)
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        offset = parse_zone(_text(zone)) if _text(zone) else default_offset_hours
-        dt = dt.replace(tzinfo=timezone(timedelta(hours=offset)))
-    return dt.astimezone(timezone.utc)
+    moment = iso_time(stamp)
+    zone_text = _text(zone)
+    offset = parse_zone(zone_text) if zone_text and moment.tzinfo is None else default_offset_hours
+    return in_utc(moment, offset)
 
 
 def tracking_query(numbers: Sequence[str]) -> dict[str, str]:
@@ -603,16 +566,12 @@ def _tracking_info(entry: dict[str, Any], number: str, index: int,
                    default_offset_hours: float) -> TrackingInfo:
     op = "tracking"
     overall = _text(entry.get("tracking_status")).upper()
-    checkpoints = entry.get("checkpoints") or []
-    if not isinstance(checkpoints, list):
-        raise _fail(op, f"field 'result[{index}].checkpoints' should be a list")
+    checkpoints = _objects(op, entry.get("checkpoints") or None, f"result[{index}].checkpoints")
     if overall == NOT_FOUND and not checkpoints:
         return TrackingInfo(tracking_number=number, status=TrackingStatus.UNKNOWN)
     events = []
     for j, point in enumerate(checkpoints):
         where = f"result[{index}].checkpoints[{j}]"
-        if not isinstance(point, dict):
-            raise _fail(op, f"field '{where}' is not an object")
         try:
             when = parse_checkpoint_time(point.get("time_stamp"), point.get("time_zone"),
                                          default_offset_hours)
@@ -650,16 +609,9 @@ def parse_tracking(answer: Any, numbers: Sequence[str], *,
             raise tracking_credentials_error(f"{message} (code {code})")
         raise PermanentCarrierError(f"Yanwen tracking refused: {message or 'no message'} (code {code})",
                                     code=str(code), carrier=CARRIER)
-    result = answer.get("result")
-    if result is None:
-        result = []
-    if not isinstance(result, list):
-        raise _fail(op, f"field 'result' should be a list, got {type(result).__name__}")
     asked = set(numbers)
     infos: dict[str, TrackingInfo] = {}
-    for i, entry in enumerate(result):
-        if not isinstance(entry, dict):
-            raise _fail(op, f"field 'result[{i}]' is not an object")
+    for i, entry in enumerate(_objects(op, answer.get("result"), "result")):
         candidates = [_text(entry.get(k)) for k in ("tracking_number", "waybill_number", "exchange_number")]
         number = next((c for c in candidates if c in asked), None)
         if number is None:

@@ -38,7 +38,17 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
+from connector.kit.sandbox import (
+    Checks,
+    Emulator,
+    Refusal,
+    Request,
+    Response,
+    as_text,
+    as_whole,
+    make_label_pdf,
+    route,
+)
 
 from .settings import SERVICES
 
@@ -121,24 +131,6 @@ _STATUS = {"": (0, "2"), "PU10": (2, "3"), "LM25": (12, "4"), "LM30": (13, "5"),
            "LM50": (7, "8"), "LM90": (10, "0")}
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _whole(value: Any) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None and number.is_integer() else None
-
-
 def s10_check_digit(digits: str) -> int:
     """The UPU S10 check digit of 8 serial digits."""
     total = sum(int(d) * w for d, w in zip(digits, (8, 6, 4, 2, 3, 5, 9, 7), strict=True))
@@ -158,55 +150,54 @@ class YanwenEmulator(Emulator):
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
         opts = self.options
-        accepted = {_text(c.get("user_id")): _text(c.get("api_token")) for c in opts.get("credentials") or ()}
+        accepted = {as_text(c.get("user_id")): as_text(c.get("api_token"))
+                    for c in opts.get("credentials") or ()}
         carrier_settings = opts.get("carrier_settings") or {}
         if carrier_settings.get("user_id"):
-            accepted[_text(carrier_settings["user_id"])] = _text(carrier_settings.get("api_token"))
+            accepted[as_text(carrier_settings["user_id"])] = as_text(carrier_settings.get("api_token"))
         self.accepted_credentials: dict[str, str] = accepted or dict([DEFAULT_CREDENTIALS])
-        numbers = set(self.accepted_credentials) | {_text(n) for n in opts.get("customer_numbers") or ()}
+        numbers = set(self.accepted_credentials) | {as_text(n) for n in opts.get("customer_numbers") or ()}
         if carrier_settings.get("customer_number"):
-            numbers.add(_text(carrier_settings["customer_number"]))
+            numbers.add(as_text(carrier_settings["customer_number"]))
         self.customer_numbers = numbers
-        self.duplicate_mode = _text(opts.get("duplicate_mode")) or "refuse"
+        self.duplicate_mode = as_text(opts.get("duplicate_mode")) or "refuse"
         if self.duplicate_mode not in ("refuse", "return_existing", "create_new"):
             raise ValueError(f"duplicate_mode must be refuse, return_existing or create_new, "
                              f"got {self.duplicate_mode!r}")
-        self.duplicate_code = _text(opts.get("duplicate_code")) or "121"
+        self.duplicate_code = as_text(opts.get("duplicate_code")) or "121"
         self.calc_permission = bool(opts.get("calc_permission", True))
         self.timestamp_window = float(opts.get("timestamp_window_seconds", 900) or 0)
         self.outcome_rates = {"retry": float(opts.get("failed_attempt_rate", 0.0)),
                               "returned": float(opts.get("return_rate", 0.0)),
                               "pickup": float(opts.get("pickup_rate", 0.0))}
         self.system_error_rate = float(opts.get("system_error_rate", 0.0))
-        self.seed = opts.get("seed")
         self._system_errors = random.Random(f"{self.seed}:system")
+        legacy = self.store.pop("by_reference", None)  # a state file of an earlier version
+        for ref, waybills in (legacy or {}).items():
+            self.store.setdefault("labels", {})[ref] = {"created": len(waybills), "waybills": waybills}
 
     # -- state ------------------------------------------------------------------------------
 
     def initial_store(self) -> dict[str, Any]:
+        # Besides the framework's: "seq" (waybills issued so far: numbers derive from it),
+        # "labels" (orderNumber -> {"created": n, "waybills": [...]}, oldest first) and
+        # "create_attempts" (orderNumber -> create calls that reached validation).
         return {
-            "seq": 0,                # waybills issued so far: numbers derive from it
             "waybills": {},          # waybill -> record (no receiver PII)
-            "by_reference": {},      # orderNumber -> [waybills], oldest first
             "by_exchange": {},       # last-mile number -> waybill (tracked once handed over)
-            "create_attempts": {},   # orderNumber -> create calls that reached validation
         }
 
     def sandbox_state(self) -> dict[str, Any]:
         waybills = self.store["waybills"]
-        labels = {}
-        for ref, numbers in self.store["by_reference"].items():
-            latest = waybills[numbers[-1]]
-            labels[ref] = {"created": len(numbers), "waybill": latest["waybill"],
-                           "tracking_number": latest["waybill"],
-                           "cancelled": latest["cancelled_at"] is not None, "waybills": list(numbers)}
-        return {"labels": labels, "create_attempts": dict(self.store["create_attempts"])}
+        labels = self.labels_audit(lambda number: {"waybill": number, "tracking_number": number,
+                                                   "cancelled": waybills[number]["cancelled_at"] is not None})
+        return {"labels": labels, "create_attempts": self.create_attempts()}
 
     # -- authentication -------------------------------------------------------------------------
 
     def authorize(self, request: Request) -> Response | None:
         if request.path == "/api/tracking":
-            if _text(request.headers.get("authorization")) in self.customer_numbers:
+            if as_text(request.headers.get("authorization")) in self.customer_numbers:
                 return None
             return Response.json({"code": 401, "result": None,
                                   "message": "Unauthorized: invalid Authorization (customer number)"},
@@ -214,7 +205,7 @@ class YanwenEmulator(Emulator):
         if request.path != "/api/order":
             return None
         names = ("user_id", "method", "format", "timestamp", "version", "sign")
-        args = {k: _text(request.arg(k)) for k in names}
+        args = {k: as_text(request.arg(k)) for k in names}
         missing = [k for k, v in args.items() if not v]
         if missing:
             return self._refuse(E_PARAMETER, f"missing parameter(s): {', '.join(missing)}")
@@ -268,14 +259,11 @@ class YanwenEmulator(Emulator):
             waybill = f"YW{seed:02d}{seq:012d}"
         return waybill, f"Y{seed:02d}{seq:010d}"
 
-    def _age_hours(self, record: dict[str, Any]) -> float:
-        return (self.clock.now() - datetime.fromisoformat(record["created_at"])).total_seconds() / 3600
-
     # -- the gateway ----------------------------------------------------------------------------
 
     @route("POST", r"/api/order")
     def gateway(self, request: Request) -> Response:
-        method = _text(request.arg("method"))
+        method = as_text(request.arg("method"))
         handler = {
             "express.channel.getlist": self._channel_list,
             "express.order.create": self._create,
@@ -302,18 +290,16 @@ class YanwenEmulator(Emulator):
             return handler(body, request)
 
     def _channel_list(self, body: dict[str, Any], request: Request) -> Response:
-        wanted = _text(body.get("channelId"))
+        wanted = as_text(body.get("channelId"))
         return self._ok([{"id": cid, "nameCh": entry[0], "nameEn": entry[1]}
                          for cid, entry in CHANNELS.items() if not wanted or cid == wanted])
 
     # -- express.order.create -------------------------------------------------------------------
 
     def _create(self, body: dict[str, Any], request: Request) -> Response:
-        ref = _text(body.get("orderNumber"))
-        if ref:
-            attempts = self.store["create_attempts"]
-            attempts[ref] = attempts.get(ref, 0) + 1
-        problems = self._validate(body, _text(request.arg("user_id")))
+        ref = as_text(body.get("orderNumber"))
+        self.count_create_attempt(ref)
+        problems = self._validate(body, as_text(request.arg("user_id")))
         if problems:
             return self._refuse(E_INVALID_ORDER, "; ".join(problems))
         live = self._live(ref)
@@ -325,11 +311,9 @@ class YanwenEmulator(Emulator):
         return self._ok(self._new_waybill(body, ref))
 
     def _live(self, ref: str) -> dict[str, Any] | None:
-        for waybill in reversed(self.store["by_reference"].get(ref, [])):
-            record = self.store["waybills"][waybill]
-            if record["cancelled_at"] is None:
-                return record
-        return None
+        waybills = self.store["waybills"]
+        live = self.live_label(ref, lambda waybill: waybills[waybill]["cancelled_at"] is None)
+        return waybills[live] if live else None
 
     @staticmethod
     def _created_data(record: dict[str, Any]) -> dict[str, Any]:
@@ -337,89 +321,58 @@ class YanwenEmulator(Emulator):
                 "yanwenOrderNumber": record["yanwen_order_number"]}
 
     def _validate(self, body: dict[str, Any], user_id: str) -> list[str]:
-        problems: list[str] = []
-
-        def need(container: dict[str, Any], key: str, path: str) -> str:
-            value = _text(container.get(key))
-            if not value:
-                problems.append(f"{path} is required ({path} 不能为空)")
-            return value
-
-        def positive_int(container: dict[str, Any], key: str, path: str) -> int | None:
-            value = _whole(container.get(key))
-            if value is None or value <= 0:
-                problems.append(f"{path} must be a whole number > 0 (got {container.get(key)!r})")
-                return None
-            return value
-
-        channel = need(body, "channelId", "channelId")
+        checks = Checks("{path} is required ({path} 不能为空)")
+        channel = checks.need_text(body, "channelId")
         if channel and channel not in CHANNELS:
-            problems.append(f"channelId {channel} does not exist or is not enabled (产品不存在)")
-        need(body, "orderSource", "orderSource")
-        ref = need(body, "orderNumber", "orderNumber")
-        if len(ref) > 50:
-            problems.append("orderNumber is longer than 50 characters")
-        if _text(body.get("userId")) and _text(body.get("userId")) != user_id:
-            problems.append(f"userId {body['userId']} does not match user_id")
+            checks.add(f"channelId {channel} does not exist or is not enabled (产品不存在)")
+        checks.need_text(body, "orderSource")
+        checks.need_text(body, "orderNumber", max_length=50)
+        if as_text(body.get("userId")) and as_text(body.get("userId")) != user_id:
+            checks.add(f"userId {body['userId']} does not match user_id")
 
-        receiver = body.get("receiverInfo")
-        if not isinstance(receiver, dict):
-            problems.append("receiverInfo is required (receiverInfo 不能为空)")
-            receiver = {}
-        need(receiver, "name", "receiverInfo.name")
-        country = need(receiver, "country", "receiverInfo.country").upper()
-        need(receiver, "city", "receiverInfo.city")
-        need(receiver, "address", "receiverInfo.address")
+        receiver = checks.need_object(body, "receiverInfo")  # when missing, its fields are too
+        checks.need_text(receiver, "name", "receiverInfo.name")
+        country = checks.need_text(receiver, "country", "receiverInfo.country").upper()
+        checks.need_text(receiver, "city", "receiverInfo.city")
+        checks.need_text(receiver, "address", "receiverInfo.address")
         if country and country not in DESTINATIONS:
-            problems.append(f"receiverInfo.country {country} is not served (目的国不通邮)")
-        zip_code = _text(receiver.get("zipCode"))
+            checks.add(f"receiverInfo.country {country} is not served (目的国不通邮)")
+        zip_code = as_text((receiver or {}).get("zipCode"))
         if country == "US" and not re.fullmatch(r"\d{5}(-\d{4})?", zip_code):
-            problems.append(f"receiverInfo.zipCode {zip_code!r} is not a valid US ZIP code")
+            checks.add(f"receiverInfo.zipCode {zip_code!r} is not a valid US ZIP code")
 
-        parcel = body.get("parcelInfo")
-        if not isinstance(parcel, dict):
-            problems.append("parcelInfo is required (parcelInfo 不能为空)")
-            return problems
-        battery = _whole(parcel.get("hasBattery"))
+        parcel = checks.need_object(body, "parcelInfo")
+        if parcel is None:
+            return checks.problems
+        battery = as_whole(parcel.get("hasBattery"))
         if battery not in (0, 1):
-            problems.append(f"parcelInfo.hasBattery must be 1 or 0 (got {parcel.get('hasBattery')!r})")
+            checks.add(f"parcelInfo.hasBattery must be 1 or 0 (got {parcel.get('hasBattery')!r})")
         elif battery == 1 and channel in CHANNELS and not CHANNELS[channel][5]:
-            problems.append(f"channelId {channel} does not accept batteries (普货渠道不接带电)")
-        currency = _text(parcel.get("currency")).upper()
+            checks.add(f"channelId {channel} does not accept batteries (普货渠道不接带电)")
+        currency = as_text(parcel.get("currency")).upper()
         if currency not in CURRENCIES:
-            problems.append(f"parcelInfo.currency must be one of {', '.join(CURRENCIES)} (got {currency!r})")
-        total_quantity = positive_int(parcel, "totalQuantity", "parcelInfo.totalQuantity")
-        weight = positive_int(parcel, "totalWeight", "parcelInfo.totalWeight")
+            checks.add(f"parcelInfo.currency must be one of {', '.join(CURRENCIES)} (got {currency!r})")
+        total_quantity = checks.need_whole(parcel, "totalQuantity", "parcelInfo.totalQuantity")
+        weight = checks.need_whole(parcel, "totalWeight", "parcelInfo.totalWeight")
         if weight is not None and weight > MAX_WEIGHT_G:
-            problems.append(f"parcelInfo.totalWeight {weight} g exceeds the channel maximum "
-                            f"of {MAX_WEIGHT_G} g")
-        products = parcel.get("productList")
-        if not isinstance(products, list) or not products:
-            problems.append("parcelInfo.productList must list at least one product")
-            return problems
+            checks.add(f"parcelInfo.totalWeight {weight} g exceeds the channel maximum of {MAX_WEIGHT_G} g")
         quantities = 0
-        for i, product in enumerate(products):
-            path = f"parcelInfo.productList[{i}]"
-            if not isinstance(product, dict):
-                problems.append(f"{path} must be an object")
-                continue
-            need(product, "goodsNameCh", f"{path}.goodsNameCh")
-            need(product, "goodsNameEn", f"{path}.goodsNameEn")
-            price = _number(product.get("price"))
-            if price is None or price <= 0:
-                problems.append(f"{path}.price must be a number > 0 (got {product.get('price')!r})")
-            quantities += positive_int(product, "quantity", f"{path}.quantity") or 0
-            positive_int(product, "weight", f"{path}.weight")
+        for path, product in checks.each_object(parcel.get("productList"), "parcelInfo.productList",
+                                                "parcelInfo.productList must list at least one product"):
+            checks.need_text(product, "goodsNameCh", f"{path}.goodsNameCh")
+            checks.need_text(product, "goodsNameEn", f"{path}.goodsNameEn")
+            checks.need_positive(product, "price", f"{path}.price")
+            quantities += checks.need_whole(product, "quantity", f"{path}.quantity") or 0
+            checks.need_whole(product, "weight", f"{path}.weight")
         if total_quantity is not None and quantities and quantities != total_quantity:
-            problems.append(f"parcelInfo.totalQuantity {total_quantity} does not match the products' "
-                            f"quantities ({quantities})")
-        return problems
+            checks.add(f"parcelInfo.totalQuantity {total_quantity} does not match the products' "
+                       f"quantities ({quantities})")
+        return checks.problems
 
     def _new_waybill(self, body: dict[str, Any], ref: str) -> dict[str, Any]:
         store = self.store
-        store["seq"] += 1
-        seq = store["seq"]
-        channel = _text(body["channelId"])
+        seq = self.next_seq()
+        channel = as_text(body["channelId"])
         waybill, order_number = self._numbers(seq, CHANNELS[channel][6])
         draw = random.Random(f"{self.seed}:{seq}").random()
         outcome = "delivered"
@@ -431,36 +384,36 @@ class YanwenEmulator(Emulator):
         parcel = body["parcelInfo"]
         store["waybills"][waybill] = {
             "waybill": waybill, "reference": ref, "seq": seq, "yanwen_order_number": order_number,
-            "channel": channel, "country": _text(body["receiverInfo"]["country"]).upper(),
-            "order_source": _text(body.get("orderSource")), "weight_g": _whole(parcel.get("totalWeight")),
-            "has_battery": _whole(parcel.get("hasBattery")) == 1, "ioss": _text(parcel.get("ioss")),
-            "currency": _text(parcel.get("currency")).upper(), "total_price": _text(parcel.get("totalPrice")),
-            "products": [{"goodsNameEn": _text(p.get("goodsNameEn")),
-                          "goodsNameCh": _text(p.get("goodsNameCh")),
-                          "quantity": _whole(p.get("quantity")), "hscode": _text(p.get("hscode"))}
+            "channel": channel, "country": as_text(body["receiverInfo"]["country"]).upper(),
+            "order_source": as_text(body.get("orderSource")), "weight_g": as_whole(parcel.get("totalWeight")),
+            "has_battery": as_whole(parcel.get("hasBattery")) == 1, "ioss": as_text(parcel.get("ioss")),
+            "currency": as_text(parcel.get("currency")).upper(),
+            "total_price": as_text(parcel.get("totalPrice")),
+            "products": [{"goodsNameEn": as_text(p.get("goodsNameEn")),
+                          "goodsNameCh": as_text(p.get("goodsNameCh")),
+                          "quantity": as_whole(p.get("quantity")), "hscode": as_text(p.get("hscode"))}
                          for p in parcel["productList"]],
             "outcome": outcome, "printed": False,
             "created_at": self.clock.now().isoformat(), "cancelled_at": None,
         }
-        store["by_reference"].setdefault(ref, []).append(waybill)
+        self.record_label(ref, waybill)
         store["by_exchange"][self._exchange_number(store["waybills"][waybill])] = waybill
         return self._created_data(store["waybills"][waybill])
 
     # -- labels and cancel ----------------------------------------------------------------------
 
-    def _record(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, Response | None]:
-        waybill = _text(body.get("waybillNumber"))
+    def _record(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The waybill ``waybillNumber`` names; refused when there is none."""
+        waybill = as_text(body.get("waybillNumber"))
         if not waybill:
-            return None, self._refuse(E_PARAMETER, "waybillNumber is required")
+            raise Refusal(self._refuse(E_PARAMETER, "waybillNumber is required"))
         record = self.store["waybills"].get(waybill)
         if record is None:
-            return None, self._refuse(E_NOT_FOUND, f"运单不存在 / waybill {waybill} does not exist")
-        return record, None
+            raise Refusal(self._refuse(E_NOT_FOUND, f"运单不存在 / waybill {waybill} does not exist"))
+        return record
 
     def _label(self, body: dict[str, Any], request: Request) -> Response:
-        record, error = self._record(body)
-        if record is None:
-            return error  # type: ignore[return-value]
+        record = self._record(body)
         if record["cancelled_at"] is not None:
             return self._ok({"waybillNumber": record["waybill"], "isSuccess": False,
                              "errorMsg": "运单已取消 / the waybill is cancelled", "base64String": ""})
@@ -476,12 +429,10 @@ class YanwenEmulator(Emulator):
                          "base64String": base64.b64encode(pdf).decode("ascii")})
 
     def _cancel(self, body: dict[str, Any], request: Request) -> Response:
-        record, error = self._record(body)
-        if record is None:
-            return error  # type: ignore[return-value]
+        record = self._record(body)
         if record["cancelled_at"] is not None:
             return self._refuse(E_CANCELLED, f"运单已取消 / waybill {record['waybill']} is already cancelled")
-        if self._age_hours(record) >= FIRST_SCAN_HOURS:
+        if self.hours_since(record["created_at"]) >= FIRST_SCAN_HOURS:
             return self._refuse(E_SCANNED, f"运单已揽收，不能取消 / waybill {record['waybill']} was "
                                            "received by Yanwen and cannot be cancelled")
         record["cancelled_at"] = self.clock.now().isoformat()
@@ -515,9 +466,7 @@ class YanwenEmulator(Emulator):
         }
 
     def _get(self, body: dict[str, Any], request: Request) -> Response:
-        record, error = self._record(body)
-        if record is None:
-            return error  # type: ignore[return-value]
+        record = self._record(body)
         return self._ok(self._order_view(record))
 
     def _get_list(self, body: dict[str, Any], request: Request) -> Response:
@@ -533,7 +482,7 @@ class YanwenEmulator(Emulator):
         for number in (n.strip() for n in numbers):
             if number in self.store["waybills"]:
                 found.append(number)
-            found.extend(self.store["by_reference"].get(number, []))
+            found.extend(self.label_numbers(number))
         return self._ok([self._order_view(self.store["waybills"][w]) for w in dict.fromkeys(found)])
 
     # -- calc.list ---------------------------------------------------------------------------------
@@ -542,8 +491,8 @@ class YanwenEmulator(Emulator):
         if not self.calc_permission:
             return self._refuse(E_PERMISSION, "无权限访问该接口 / no permission for calc.list, contact your "
                                               "Yanwen account manager")
-        country = _text(body.get("countryId")).upper()
-        grams = _whole(body.get("grams"))
+        country = as_text(body.get("countryId")).upper()
+        grams = as_whole(body.get("grams"))
         if not country or grams is None or grams <= 0:
             return self._refuse(E_PARAMETER, "countryId and grams (> 0) are required")
         if country not in DESTINATIONS or grams > MAX_WEIGHT_G:
@@ -568,7 +517,7 @@ class YanwenEmulator(Emulator):
     def _reached(self, record: dict[str, Any]) -> list[tuple[float, str, tuple[str, str], str]]:
         if record["cancelled_at"] is not None:
             return []
-        age = self._age_hours(record)
+        age = self.hours_since(record["created_at"])
         return [step for step in self._steps(record) if step[0] <= age]
 
     def _last_code(self, record: dict[str, Any]) -> str:
@@ -612,7 +561,7 @@ class YanwenEmulator(Emulator):
     @route("GET", r"/api/tracking")
     def tracking(self, request: Request) -> Response:
         started = time.monotonic()
-        numbers = [n.strip() for n in _text(request.arg("nums")).split(",") if n.strip()]
+        numbers = [n.strip() for n in as_text(request.arg("nums")).split(",") if n.strip()]
         if not numbers:
             return Response.json({"code": 1000, "message": "nums is required", "result": None})
         if len(numbers) > MAX_TRACK_NUMBERS:

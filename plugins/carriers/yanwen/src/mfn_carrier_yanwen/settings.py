@@ -6,20 +6,14 @@ its default (see the plugin README).
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from connector.kit import (
-    RATE_CARD_SCHEMA,
-    URL,
-    HttpSettings,
-    RateCard,
-    Secret,
-    ServiceSpec,
-    settings_schema,
-)
+from connector.kit import URL, HttpSettings, Secret, ServiceSpec, settings_schema
+from connector.kit.amazon import SITES
+from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
+from connector.kit.values import keywords_setting, url_with_path, utc_offset_setting
 
 # -- services ---------------------------------------------------------------------------------
 #
@@ -56,8 +50,7 @@ BATTERY_SERVICES: frozenset[str] = frozenset({"482"})
 # carrier FAQ writes "Yanwen", and one user reports that confirmShipment matches case-sensitively
 # (https://github.com/amzn/selling-partner-api-docs/issues/2530). Check each site's Seller Central list.
 AMAZON_CARRIER_CODE = "Yanwen"
-EU_REGION_SITES: tuple[str, ...] = ("UK", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE", "TR",
-                                    "AE", "SA", "EG", "IN", "ZA")
+EU_REGION_SITES: tuple[str, ...] = tuple(code for code, site in SITES.items() if site.region == "eu")
 SITE_CARRIER_CODES: dict[str, str | None] = {site: "YANWEN" for site in EU_REGION_SITES}
 
 # Yanwen numbers: UPU S10-shaped waybills (``UG`` + 8 digits + check digit + ``YP`` on the
@@ -114,11 +107,8 @@ SCHEMA: dict[str, Any] = settings_schema(
             "type": ["string", "null"], "minLength": 1, "default": None,
             "description": "Authorization value of the tracking API (客户号 / 制单账号); null: user_id",
         },
-        "services": {
-            "type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True, "minItems": 1,
-            "default": [s.code for s in SERVICES],
-            "description": "channel ids to offer in quotes when the request names none",
-        },
+        "services": services_setting([s.code for s in SERVICES],
+                                     "channel ids to offer in quotes when the request names none"),
         "order_source": {
             "type": "string", "minLength": 1, "default": "amazon",
             "description": "UNVERIFIED vocabulary: express.order.create orderSource (required by the API)",
@@ -130,9 +120,9 @@ SCHEMA: dict[str, Any] = settings_schema(
             "description": "quotes from calc.list (needs a permission Yanwen grants per account) or "
                            "from rate_card",
         },
-        "rate_card": {**copy.deepcopy(RATE_CARD_SCHEMA), "default": [dict(r) for r in EXAMPLE_RATE_CARD],
-                      "description": "rows {service, countries, max_weight_g, base, per_kg, currency, "
-                                     "transit_days}; the default is EXAMPLE data"},
+        "rate_card": rate_card_setting(EXAMPLE_RATE_CARD, "rows {service, countries, max_weight_g, base, "
+                                                          "per_kg, currency, transit_days}; the default is "
+                                                          "EXAMPLE data"),
         "calc_city_id": {
             "type": "string", "default": "",
             "description": "UNVERIFIED: calc.list cityId (origin/collection city id); empty: not sent",
@@ -141,11 +131,9 @@ SCHEMA: dict[str, Any] = settings_schema(
             "type": "array", "items": {"type": "string"}, "default": ["121", "V121"],
             "description": "UNVERIFIED: envelope codes meaning 'orderNumber already used' (legacy: V121)",
         },
-        "duplicate_keywords": {
-            "type": "array", "items": {"type": "string", "minLength": 1},
-            "default": ["重复", "already exist", "repeat", "duplicate", "V121"],
-            "description": "UNVERIFIED: message words meaning 'orderNumber already used'",
-        },
+        "duplicate_keywords": keywords_setting(
+            ["重复", "already exist", "repeat", "duplicate", "V121"],
+            "UNVERIFIED: message words meaning 'orderNumber already used'"),
         "cancelled_statuses": {
             "type": "array", "items": {"type": "integer"}, "default": [5],
             "description": "UNVERIFIED: express.order.getlist status values of a cancelled waybill",
@@ -154,10 +142,8 @@ SCHEMA: dict[str, Any] = settings_schema(
             "enum": ["ms", "us"], "default": "ms",
             "description": "UNVERIFIED: unit of the signed timestamp (most clients: ms; one SDK: us)",
         },
-        "tracking_utc_offset_hours": {
-            "type": "number", "minimum": -12, "maximum": 14, "default": 8,
-            "description": "UNVERIFIED: zone of a checkpoint time_stamp that carries no time_zone",
-        },
+        "tracking_utc_offset_hours": utc_offset_setting(
+            "UNVERIFIED: zone of a checkpoint time_stamp that carries no time_zone"),
         "track_batch_size": {
             "type": "integer", "minimum": 1, "maximum": TRACK_BATCH_MAX, "default": TRACK_BATCH_MAX,
             "description": "numbers per tracking call (the API takes 1-30)",
@@ -167,7 +153,7 @@ SCHEMA: dict[str, Any] = settings_schema(
 
 
 @dataclass(frozen=True, kw_only=True)
-class YanwenSettings(HttpSettings):
+class YanwenSettings(HttpSettings, RateCardSettings):
     """The ``carriers.yanwen`` section, typed, with the schema's defaults applied."""
 
     SCHEMA: ClassVar[dict[str, Any]] = SCHEMA
@@ -181,7 +167,6 @@ class YanwenSettings(HttpSettings):
     order_source: str
     cancel_note: str
     quote_source: str
-    rate_card: tuple[dict[str, Any], ...] = field(repr=False)  # no default: it is in the schema
     calc_city_id: str
     duplicate_codes: tuple[str, ...]
     duplicate_keywords: tuple[str, ...]
@@ -190,25 +175,15 @@ class YanwenSettings(HttpSettings):
     tracking_utc_offset_hours: float
     track_batch_size: int
 
-    card: RateCard = field(init=False, repr=False, compare=False)
-    """``rate_card`` parsed: what the rate-card quotes come from."""
-
-    def __post_init__(self) -> None:
-        # A row the schema lets through but that prices nothing (e.g. base: "cheap") is refused
-        # when the section is read, not at the first quote.
-        object.__setattr__(self, "card", RateCard.from_setting(self.rate_card, where="rate_card"))
-
     @property
     def api_url(self) -> str:
         """``base_url`` normalised to end in ``/api/order`` (accepts it with or without)."""
-        root = self.base_url.rstrip("/")
-        return root if root.lower().endswith("/api/order") else root + "/api/order"
+        return url_with_path(self.base_url, "/api/order")
 
     @property
     def tracking_url(self) -> str:
         if self.tracking_base_url:
-            root = self.tracking_base_url.rstrip("/")
-            return root if root.lower().endswith("/api/tracking") else root + "/api/tracking"
+            return url_with_path(self.tracking_base_url, "/api/tracking")
         parts = urlsplit(self.base_url)
         host = (parts.hostname or "").lower()
         if host == YANWEN_HOST_SUFFIX or host.endswith("." + YANWEN_HOST_SUFFIX):

@@ -9,24 +9,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-from connector.kit import (
-    Carrier,
-    CarrierContext,
-    DuplicateReferenceError,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingInfo,
-    TransientCarrierError,
-    Transport,
-)
-from connector.kit.values import looks_like_pdf
+from connector.kit import Carrier, Transport
+from connector.kit.carrier import DuplicateReferenceError, TransientCarrierError
+from connector.kit.ratecard import tracking_levels
+from connector.kit.values import existing_shipment, looks_like_pdf
 
 from . import mapping
 from .settings import SERVICES, YunExpressSettings
+
+if TYPE_CHECKING:
+    from connector.kit import CarrierContext, Quote, Shipment, ShipmentRequest, TrackingInfo
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +43,7 @@ class YunExpressCarrier(Carrier):
             "Content-Type": "application/json;charset=UTF-8",
             "Accept-Language": settings.language,
         }
-        self._tracking_levels = {s.code: s.tracking_level for s in SERVICES}
+        self._tracking_levels = tracking_levels(SERVICES)
 
     def __repr__(self) -> str:
         return f"YunExpressCarrier({self.settings!r})"
@@ -81,12 +76,8 @@ class YunExpressCarrier(Carrier):
                 use_waybill_as_tracking=self.settings.use_waybill_as_tracking)
         except DuplicateReferenceError as duplicate:
             log.info("yunexpress CreateOrder: reference %s already exists; looking it up", request.reference)
-            existing = self.find_by_reference(request.reference)
-            if existing is None:
-                raise TransientCarrierError(
-                    f"YunExpress refused {request.reference} as a duplicate but GetOrder finds no such order",
-                    code=duplicate.code, carrier=self.code) from duplicate
-            return existing
+            return existing_shipment(self.find_by_reference(request.reference), duplicate, name="YunExpress",
+                                     reference=request.reference, lookup="GetOrder finds no such order")
 
     def find_by_reference(self, reference: str) -> Shipment | None:
         """``WayBill/GetOrder``; when the order has no tracking number yet, one

@@ -13,30 +13,22 @@ Shapes follow docs/carrier-apis.md#yunexpress (OMS API, public sources) and the 
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from connector.kit import (
-    Address,
-    DuplicateReferenceError,
-    Money,
-    PermanentCarrierError,
-    Quote,
-    Shipment,
-    ShipmentRequest,
-    TrackingEvent,
-    TrackingInfo,
-    TrackingStatus,
-    TransientCarrierError,
-)
+from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
+from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
+from connector.kit.values import in_utc, iso_time, kilograms, mentions, objects, transit_days
 from connector.kit.values import integer as _int
-from connector.kit.values import kilograms
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
+
+if TYPE_CHECKING:
+    from connector.kit import Address, ShipmentRequest
 
 CARRIER = "yunexpress"
 OK = "0000"
@@ -89,17 +81,9 @@ def _fail(op: str, message: str) -> TransientCarrierError:
     return TransientCarrierError(f"YunExpress {op}: {message}", carrier=CARRIER)
 
 
-
-
 def _opt_str(value: Any) -> str | None:
     text = _text(value)
     return text or None
-
-
-
-
-
-
 
 
 def authorization_header(customer_code: str, api_secret: str) -> str:
@@ -109,8 +93,7 @@ def authorization_header(customer_code: str, api_secret: str) -> str:
 
 
 def is_auth_failure_text(text: str) -> bool:
-    low = text.lower()
-    return any(word in low for word in AUTH_FAILURE_WORDS)
+    return mentions(text, AUTH_FAILURE_WORDS)
 
 
 def credentials_error(detail: str = "") -> PermanentCarrierError:
@@ -131,8 +114,6 @@ def is_duplicate_remark(remark: str, keywords: Iterable[str]) -> bool:
             continue  # "shipping method does not exist" is not a duplicate
         return True
     return False
-
-
 
 
 # -- the envelope ---------------------------------------------------------------------------
@@ -158,6 +139,17 @@ def envelope(data: Any, op: str) -> tuple[str, str]:
 def _refusal(op: str, code: str, message: str) -> PermanentCarrierError:
     return PermanentCarrierError(f"YunExpress {op} refused: {message or 'no message'} (Code {code})",
                                  code=code, carrier=CARRIER)
+
+
+def _items(data: Any, op: str) -> list[dict[str, Any]]:
+    """The ``Items`` of an answer whose Code is 0000 (``null``: none), each an object."""
+    code, message = envelope(data, op)
+    if code != OK:
+        raise _refusal(op, code, message)
+    try:
+        return objects(data.get("Items"), "Items")
+    except ValueError as exc:
+        raise _fail(op, str(exc)) from None
 
 
 # -- CreateOrder ----------------------------------------------------------------------------
@@ -320,7 +312,7 @@ def parse_get_order(data: Any, reference: str) -> OrderLookup | None:
     op = "GetOrder"
     code, message = envelope(data, op)
     if code != OK:
-        if any(w in message.lower() for w in NOT_FOUND_WORDS):
+        if mentions(message, NOT_FOUND_WORDS):
             return None
         raise _refusal(op, code, message)
     item = data.get("Item")
@@ -446,13 +438,12 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
     ok_statuses = {s.lower() for s in success_statuses}
     status = _text(item.get("Status")).lower()
     remark = _text(item.get("Remark"))
-    low = remark.lower()
-    failed_remark = any(w in low for w in _FAILURE_WORDS)
+    failed_remark = mentions(remark, _FAILURE_WORDS)
     if status in ("failure", "fail", "false", "0") or (status not in ok_statuses and failed_remark):
         raise PermanentCarrierError(f"YunExpress refused to delete {_text(item.get('OrderNumber'))}: "
                                     f"{remark or 'Status ' + status}", code=status or "failure",
                                     carrier=CARRIER)
-    if status in ok_statuses or any(w in low for w in _SUCCESS_WORDS):
+    if status in ok_statuses or mentions(remark, _SUCCESS_WORDS):
         return True
     raise _fail(op, f"field 'Item.Status' has an undocumented value {item.get('Status')!r} "
                     f"(Remark {remark!r})")
@@ -463,10 +454,9 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
 
 def classify_event(content: str) -> TrackingStatus:
     """A tracking event's status from its free text (English or Chinese)."""
-    low = content.lower()
     for status, words in _EVENT_RULES:
-        if any(w in low for w in words):
-            if status is TrackingStatus.DELIVERED and any(w in low for w in _HANDOVER_WORDS):
+        if mentions(content, words):
+            if status is TrackingStatus.DELIVERED and mentions(content, _HANDOVER_WORDS):
                 return TrackingStatus.IN_TRANSIT
             return status
     return TrackingStatus.IN_TRANSIT
@@ -474,19 +464,7 @@ def classify_event(content: str) -> TrackingStatus:
 
 def parse_process_date(value: Any, utc_offset_hours: float) -> datetime:
     """``ProcessDate`` ("YYYY-MM-DDTHH:MM:SS", no zone) as an aware UTC datetime."""
-    text = _text(value)
-    if not text:
-        raise ValueError("empty")
-    text = text.replace(" ", "T", 1)
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    match = re.fullmatch(r"(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)", text)
-    if match:  # fromisoformat on 3.10 takes 3 or 6 fraction digits only
-        text = match.group(1) + "." + (match.group(2) + "000000")[:6] + match.group(3)
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone(timedelta(hours=utc_offset_hours)))
-    return dt.astimezone(timezone.utc)
+    return in_utc(iso_time(value), utc_offset_hours)
 
 
 def parse_track_info(data: Any, number: str, *, utc_offset_hours: float = 8.0) -> TrackingInfo:
@@ -502,13 +480,12 @@ def parse_track_info(data: Any, number: str, *, utc_offset_hours: float = 8.0) -
     if state is None:
         raise _fail(op, "field 'Item.PackageState' is missing or not a number "
                         f"(got {item.get('PackageState')!r})")
-    details = item.get("OrderTrackingDetails") or []
-    if not isinstance(details, list):
-        raise _fail(op, "field 'Item.OrderTrackingDetails' should be a list")
+    try:
+        details = objects(item.get("OrderTrackingDetails") or None, "Item.OrderTrackingDetails")
+    except ValueError as exc:
+        raise _fail(op, str(exc)) from None
     events = []
     for i, detail in enumerate(details):
-        if not isinstance(detail, dict):
-            raise _fail(op, f"field 'Item.OrderTrackingDetails[{i}]' is not an object")
         try:
             when = parse_process_date(detail.get("ProcessDate"), utc_offset_hours)
         except ValueError:
@@ -552,35 +529,15 @@ def build_price_trial_params(request: ShipmentRequest, *, package_type_param: st
     return params
 
 
-
-
-def _transit_days(value: Any) -> int | None:
-    numbers = [int(n) for n in re.findall(r"\d+", _text(value))]
-    return max(numbers) if numbers else None
-
-
-_CURRENCY_ALIASES = {"RMB": "CNY", "YUAN": "CNY", "元": "CNY"}
-
-
 def parse_price_trial(data: Any, *, services: Iterable[str] = (),
                       tracking_levels: dict[str, str] | None = None,
                       default_currency: str = "CNY") -> list[Quote]:
     """Quotes for the offered ``services`` (all when empty). ``Items: null`` means no service."""
     op = "GetPriceTrial"
-    code, message = envelope(data, op)
-    if code != OK:
-        raise _refusal(op, code, message)
-    items = data.get("Items")
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise _fail(op, f"field 'Items' should be a list or null, got {type(items).__name__}")
     wanted = set(services)
     levels = tracking_levels or {}
     quotes = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise _fail(op, f"field 'Items[{i}]' is not an object")
+    for i, item in enumerate(_items(data, op)):
         service = _text(item.get("Code"))
         if not service:
             raise _fail(op, f"field 'Items[{i}].Code' is missing")
@@ -590,13 +547,12 @@ def parse_price_trial(data: Any, *, services: Iterable[str] = (),
         if total is None:
             raise _fail(op, f"field 'Items[{i}].TotalFee' is missing or not a number "
                             f"(got {item.get('TotalFee')!r})")
-        currency = _text(item.get("Currency")).upper() or default_currency
-        currency = _CURRENCY_ALIASES.get(currency, currency)
-        if not re.fullmatch(r"[A-Z]{3}", currency):
+        currency = _currency(item.get("Currency"), default_currency)
+        if currency is None:
             raise _fail(op, f"field 'Items[{i}].Currency' is not a currency code "
                             f"(got {item.get('Currency')!r})")
         quotes.append(Quote(carrier=CARRIER, service=service, price=Money(total, currency),
-                            transit_days=_transit_days(item.get("DeliveryDays")),
+                            transit_days=transit_days(item.get("DeliveryDays")),
                             tracking_level=levels.get(service, "")))
     return quotes
 
@@ -612,17 +568,9 @@ class ShippingMethod:
 
 def parse_shipping_methods(data: Any) -> list[ShippingMethod]:
     op = "GetShippingMethods"
-    code, message = envelope(data, op)
-    if code != OK:
-        raise _refusal(op, code, message)
-    items = data.get("Items")
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise _fail(op, f"field 'Items' should be a list, got {type(items).__name__}")
     methods = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not _text(item.get("Code")):
+    for i, item in enumerate(_items(data, op)):
+        if not _text(item.get("Code")):
             raise _fail(op, f"field 'Items[{i}].Code' is missing")
         methods.append(ShippingMethod(code=_text(item["Code"]),
                                       name_en=" ".join(_text(item.get("EName")).split()),

@@ -30,7 +30,16 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
+from connector.kit.sandbox import (
+    Checks,
+    Emulator,
+    Request,
+    Response,
+    as_number,
+    as_text,
+    make_label_pdf,
+    route,
+)
 
 OK = "0000"
 DEFAULT_CREDENTIALS = ("C88888", "sandbox-secret")
@@ -86,62 +95,42 @@ _RECEIVER_BLANKS = ("FirstName", "LastName", "Company", "Street", "StreetAddress
 _SENDER_BLANKS = ("FirstName", "LastName", "Company", "Street", "City", "State", "Zip", "Phone")
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
 class YunExpressEmulator(Emulator):
     name = "yunexpress"
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
         opts = self.options
-        accepted = {(_text(c.get("customer_code")), _text(c.get("api_secret")))
+        accepted = {(as_text(c.get("customer_code")), as_text(c.get("api_secret")))
                     for c in opts.get("credentials") or ()}
         carrier_settings = opts.get("carrier_settings") or {}
         if carrier_settings.get("customer_code"):
-            accepted.add((_text(carrier_settings["customer_code"]),
-                          _text(carrier_settings.get("api_secret"))))
+            accepted.add((as_text(carrier_settings["customer_code"]),
+                          as_text(carrier_settings.get("api_secret"))))
         self.accepted_credentials = accepted or {DEFAULT_CREDENTIALS}
-        self.auth_failure = _text(opts.get("auth_failure")) or "text"
+        self.auth_failure = as_text(opts.get("auth_failure")) or "text"
         self.track_type2_rate = float(opts.get("track_type2_rate", 0.3))
         self.tracking_polls = int(opts.get("tracking_polls", 2))
         self.delivery_failure_rate = float(opts.get("delivery_failure_rate", 0.0))
         self.max_orders = int(opts.get("max_orders_per_request", 10))
-        self.seed = opts.get("seed")
 
     # -- state ------------------------------------------------------------------------------
 
     def initial_store(self) -> dict[str, Any]:
+        # Besides the framework's: "seq" (orders created so far: waybill and tracking numbers derive
+        # from it), "labels" (CustomerOrderNumber -> {"created": n, "waybills": [...]}) and
+        # "create_attempts" (CustomerOrderNumber -> orders submitted under it, refused ones too).
         return {
-            "seq": 0,                 # orders created so far: waybill and tracking numbers derive from it
-            "orders": {},             # waybill -> order record (no receiver PII)
-            "live": {},               # CustomerOrderNumber -> waybill of its not-deleted order
-            "by_tracking": {},        # tracking number -> waybill
-            "labels": {},             # CustomerOrderNumber -> {"created": n, "waybills": [...]}
-            "create_attempts": {},    # CustomerOrderNumber -> orders submitted under it (incl. refused)
+            "orders": {},       # waybill -> order record (no receiver PII)
+            "by_tracking": {},  # tracking number -> waybill
         }
 
     def sandbox_state(self) -> dict[str, Any]:
         orders = self.store["orders"]
-        labels = {}
-        for ref, entry in self.store["labels"].items():
-            latest = orders[entry["waybills"][-1]]
-            labels[ref] = {"created": entry["created"], "waybill": latest["waybill"],
-                           "tracking_number": latest["tracking_number"],
-                           "cancelled": latest["deleted_at"] is not None, "waybills": list(entry["waybills"])}
-        return {"labels": labels, "create_attempts": dict(self.store["create_attempts"]),
+        labels = self.labels_audit(lambda waybill: {"waybill": waybill,
+                                                    "tracking_number": orders[waybill]["tracking_number"],
+                                                    "cancelled": orders[waybill]["deleted_at"] is not None})
+        return {"labels": labels, "create_attempts": self.create_attempts(),
                 "tracking_pending": sum(1 for o in orders.values() if o["tracking_number"] is None)}
 
     # -- framework hooks ----------------------------------------------------------------------
@@ -185,11 +174,15 @@ class YunExpressEmulator(Emulator):
         if self.state_file:  # GET handlers that change state (tracking polls) persist themselves
             self.persist()
 
+    def _live(self, ref: str) -> str | None:
+        """The waybill of the not-deleted order under CustomerOrderNumber ``ref``, if any."""
+        return self.live_label(ref, lambda waybill: self.store["orders"][waybill]["deleted_at"] is None)
+
     def _find(self, number: str, *, deleted: bool = False) -> dict[str, Any] | None:
         """The order a waybill, tracking number or CustomerOrderNumber refers to."""
         store = self.store
         waybill = (number if number in store["orders"] else
-                   store["live"].get(number) or store["by_tracking"].get(number))
+                   self._live(number) or store["by_tracking"].get(number))
         order = store["orders"].get(waybill) if waybill else None
         if order is None or (order["deleted_at"] is not None and not deleted):
             return None
@@ -205,10 +198,6 @@ class YunExpressEmulator(Emulator):
             order["tracking_number"] = order["planned_tracking"]
             self.store["by_tracking"][order["tracking_number"]] = order["waybill"]
         return True
-
-    def _age_hours(self, order: dict[str, Any]) -> float:
-        created = datetime.fromisoformat(order["created_at"])
-        return (self.clock.now() - created).total_seconds() / 3600
 
     # -- CreateOrder --------------------------------------------------------------------------
 
@@ -227,14 +216,12 @@ class YunExpressEmulator(Emulator):
         results, duplicate = [], False
         with self.lock:
             for order in orders:
-                ref = _text(order.get("CustomerOrderNumber")) if isinstance(order, dict) else ""
-                if ref:
-                    attempts = self.store["create_attempts"]
-                    attempts[ref] = attempts.get(ref, 0) + 1
+                ref = as_text(order.get("CustomerOrderNumber")) if isinstance(order, dict) else ""
+                self.count_create_attempt(ref)
                 problems = self._validate(order)
                 if problems:
                     results.append(self._refused(ref, "; ".join(problems)))
-                elif ref in self.store["live"]:
+                elif self._live(ref) is not None:
                     duplicate = True
                     remark = f"客户订单号重复 / CustomerOrderNumber {ref} already exists (repeat submission)"
                     results.append(self._refused(ref, remark))
@@ -255,75 +242,45 @@ class YunExpressEmulator(Emulator):
     def _validate(order: Any) -> list[str]:
         if not isinstance(order, dict):
             return ["order must be a JSON object"]
-        problems = []
-
-        def need_text(container: dict[str, Any], key: str, path: str) -> str:
-            value = _text(container.get(key))
-            if not value:
-                problems.append(f"{path} is required ({path} 不能为空)")
-            return value
-
-        def need_positive(container: dict[str, Any], key: str, path: str, *, zero_ok: bool = False) -> None:
-            value = _number(container.get(key))
-            if value is None or value < 0 or (value == 0 and not zero_ok):
-                problems.append(f"{path} must be a number {'>= 0' if zero_ok else '> 0'} "
-                                f"(got {container.get(key)!r})")
-
-        ref = need_text(order, "CustomerOrderNumber", "CustomerOrderNumber")
-        if len(ref) > 50:
-            problems.append("CustomerOrderNumber is longer than 50 characters")
-        service = need_text(order, "ShippingMethodCode", "ShippingMethodCode")
+        checks = Checks("{path} is required ({path} 不能为空)")
+        checks.need_text(order, "CustomerOrderNumber", max_length=50)
+        service = checks.need_text(order, "ShippingMethodCode")
         if service and service not in SERVICE_CATALOG:
-            problems.append(f"ShippingMethodCode {service} does not exist (运输方式不存在)")
-        count = order.get("PackageCount")
-        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
-            problems.append(f"PackageCount must be an integer > 0 (got {count!r})")
-        need_positive(order, "Weight", "Weight")
-        receiver = order.get("Receiver")
-        if not isinstance(receiver, dict):
-            problems.append("Receiver is required (收件人信息不能为空)")
-        else:
-            country = need_text(receiver, "CountryCode", "Receiver.CountryCode").upper()
+            checks.add(f"ShippingMethodCode {service} does not exist (运输方式不存在)")
+        checks.need_integer(order, "PackageCount")
+        checks.need_positive(order, "Weight")
+        receiver = checks.need_object(order, "Receiver", message="Receiver is required (收件人信息不能为空)")
+        if receiver is not None:
+            country = checks.need_text(receiver, "CountryCode", "Receiver.CountryCode").upper()
             for key in ("FirstName", "Street", "City"):
-                need_text(receiver, key, f"Receiver.{key}")
+                checks.need_text(receiver, key, f"Receiver.{key}")
             if country and service in SERVICE_CATALOG and country not in ZONES:
-                problems.append(f"ShippingMethodCode {service} does not serve Receiver.CountryCode {country}")
-        parcels = order.get("Parcels")
-        if not isinstance(parcels, list) or not parcels:
-            problems.append("Parcels must list at least one item (申报信息不能为空)")
-        else:
-            for i, parcel in enumerate(parcels):
-                path = f"Parcels[{i}]"
-                if not isinstance(parcel, dict):
-                    problems.append(f"{path} must be an object")
-                    continue
-                need_text(parcel, "EName", f"{path}.EName")
-                quantity = parcel.get("Quantity")
-                if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
-                    problems.append(f"{path}.Quantity must be an integer > 0 (got {quantity!r})")
-                need_positive(parcel, "UnitPrice", f"{path}.UnitPrice", zero_ok=True)
-                need_positive(parcel, "UnitWeight", f"{path}.UnitWeight")
-                currency = _text(parcel.get("CurrencyCode"))
-                if len(currency) != 3 or not currency.isalpha():
-                    problems.append(f"{path}.CurrencyCode must be a 3-letter currency code "
-                                    f"(got {currency!r})")
-        return problems
+                checks.add(f"ShippingMethodCode {service} does not serve Receiver.CountryCode {country}")
+        for path, parcel in checks.each_object(order.get("Parcels"), "Parcels",
+                                               "Parcels must list at least one item (申报信息不能为空)"):
+            checks.need_text(parcel, "EName", f"{path}.EName")
+            checks.need_integer(parcel, "Quantity", f"{path}.Quantity")
+            checks.need_positive(parcel, "UnitPrice", f"{path}.UnitPrice", zero_ok=True)
+            checks.need_positive(parcel, "UnitWeight", f"{path}.UnitWeight")
+            currency = as_text(parcel.get("CurrencyCode"))
+            if len(currency) != 3 or not currency.isalpha():
+                checks.add(f"{path}.CurrencyCode must be a 3-letter currency code (got {currency!r})")
+        return checks.problems
 
     def _create(self, order: dict[str, Any], ref: str) -> dict[str, Any]:
         store = self.store
-        store["seq"] += 1
-        seq = store["seq"]
+        seq = self.next_seq()
         draw = random.Random(f"{self.seed}:{seq}")
         late_tracking = draw.random() < self.track_type2_rate
         fails_delivery = draw.random() < self.delivery_failure_rate
         waybill, planned = self._digits(24, seq), self._digits(25, seq)
         store["orders"][waybill] = {
             "reference": ref, "waybill": waybill, "seq": seq,
-            "service": _text(order["ShippingMethodCode"]),
-            "country": _text(order["Receiver"]["CountryCode"]).upper(),
-            "transaction": _text(order.get("TransactionNumber")) or None,
-            "weight": _number(order["Weight"]),
-            "dims": [_number(order.get(k)) or 1 for k in ("Length", "Width", "Height")],
+            "service": as_text(order["ShippingMethodCode"]),
+            "country": as_text(order["Receiver"]["CountryCode"]).upper(),
+            "transaction": as_text(order.get("TransactionNumber")) or None,
+            "weight": as_number(order["Weight"]),
+            "dims": [as_number(order.get(k)) or 1 for k in ("Length", "Width", "Height")],
             "application_type": order.get("ApplicationType") or 4,
             "parcels": [{k: p.get(k) for k in ("EName", "CName", "HSCode", "Quantity", "UnitPrice",
                                                  "UnitWeight", "CurrencyCode", "SKU")}
@@ -336,12 +293,9 @@ class YunExpressEmulator(Emulator):
             "created_at": self.clock.now().isoformat(),
             "deleted_at": None,
         }
-        store["live"][ref] = waybill
         if not late_tracking:
             store["by_tracking"][planned] = waybill
-        label = store["labels"].setdefault(ref, {"created": 0, "waybills": []})
-        label["created"] += 1
-        label["waybills"].append(waybill)
+        self.record_label(ref, waybill)
         return {"CustomerOrderNumber": ref, "Success": 1, "TrackType": "2" if late_tracking else "1",
                 "Remark": "", "AgentNumber": None, "WayBillNumber": waybill, "RequireSenderAddress": 0,
                 "TrackingNumber": None if late_tracking else planned, "ShipperBoxs": None}
@@ -350,7 +304,7 @@ class YunExpressEmulator(Emulator):
 
     @route("GET", r"(?i)/api/waybill/getorder")
     def get_order(self, request: Request) -> Response:
-        number = _text(request.arg("OrderNumber"))
+        number = as_text(request.arg("OrderNumber"))
         if not number:
             return Response.json(self._envelope("1002", "OrderNumber is required", Item=None))
         with self.lock:
@@ -359,7 +313,7 @@ class YunExpressEmulator(Emulator):
                 return Response.json(self._envelope(Item=None))
             if self._poll(order):
                 self._save_if_persistent()
-            scanned = self._age_hours(order) >= _FIRST_SCAN_HOURS
+            scanned = self.hours_since(order["created_at"]) >= _FIRST_SCAN_HOURS
             length, width, height = order["dims"]
             item = {
                 "WayBillNumber": order["waybill"], "OrderNumber": order["reference"],
@@ -381,14 +335,14 @@ class YunExpressEmulator(Emulator):
         return Response.json(self._envelope(message="提交成功", Item=item))
 
     @route("GET", r"(?i)/api/waybill/gettrackingnumber")
-    def get_tracking_number(self, request: Request) -> Response:
-        refs = [r.strip() for r in _text(request.arg("CustomerOrderNumber")).split(",") if r.strip()]
+    def get_trackingas_number(self, request: Request) -> Response:
+        refs = [r.strip() for r in as_text(request.arg("CustomerOrderNumber")).split(",") if r.strip()]
         if not refs:
             return Response.json(self._envelope("1002", "CustomerOrderNumber is required", Items=None))
         items, changed = [], False
         with self.lock:
             for ref in refs:
-                waybill = self.store["live"].get(ref)
+                waybill = self._live(ref)
                 if waybill is None:
                     continue
                 order = self.store["orders"][waybill]
@@ -405,10 +359,7 @@ class YunExpressEmulator(Emulator):
 
     @route("POST", r"(?i)/api/label/print")
     def label_print(self, request: Request) -> Response:
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
+        body = request.json_or(None)
         numbers = body.get("OrderNumbers") if isinstance(body, dict) else body
         if isinstance(numbers, str):
             numbers = numbers.split(",")
@@ -438,34 +389,31 @@ class YunExpressEmulator(Emulator):
             lines = ["YunExpress", order["tracking_number"] or order["waybill"],
                      f"Waybill {order['waybill']}", f"Service {order['service']}",
                      f"To {order['country']}", f"Ref {order['reference']}"]
-        return Response(200, make_label_pdf(lines), {"Content-Type": "application/pdf"})
+        return Response.pdf(make_label_pdf(lines))
 
     # -- cancel ---------------------------------------------------------------------------------
 
     @route("POST", r"(?i)/api/waybill/delete")
     def delete(self, request: Request) -> Response:
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not _text(body.get("OrderNumber")):
+        body = request.json_or(None)
+        if not isinstance(body, dict) or not as_text(body.get("OrderNumber")):
             return Response.json(self._envelope("1002", "OrderNumber and OrderType are required", Item=None))
-        number = _text(body["OrderNumber"])
-        order_type = _text(body.get("OrderType")) or "1"
+        number = as_text(body["OrderNumber"])
+        order_type = as_text(body.get("OrderType")) or "1"
         result = {"OrderNumber": number, "Type": int(order_type) if order_type.isdigit() else order_type}
         with self.lock:
             store = self.store
-            waybill = {"1": number if number in store["orders"] else None, "2": store["live"].get(number),
+            waybill = {"1": number if number in store["orders"] else None, "2": self._live(number),
                        "3": store["by_tracking"].get(number)}.get(order_type)
             order = store["orders"].get(waybill) if waybill else None
             if order is None or order["deleted_at"] is not None:
                 result.update(Status="Failure", Remark="订单不存在 / order does not exist")
-            elif self._age_hours(order) >= _FIRST_SCAN_HOURS:
+            elif self.hours_since(order["created_at"]) >= _FIRST_SCAN_HOURS:
                 result.update(Status="Failure", Remark="包裹已收货，不能删除 / parcel already received by "
                                                        "YunExpress, cannot delete (use WayBill/Intercept)")
             else:
+                # from now on the CustomerOrderNumber may be used again
                 order["deleted_at"] = self.clock.now().isoformat()
-                store["live"].pop(order["reference"], None)  # the CustomerOrderNumber may be used again
                 result.update(Status="5012", Remark="删除成功!")
         return Response.json(self._envelope(Item=result))
 
@@ -473,7 +421,7 @@ class YunExpressEmulator(Emulator):
 
     @route("GET", r"(?i)/api/tracking/get(?:track|trackall)info")
     def track_info(self, request: Request) -> Response:
-        number = _text(request.arg("OrderNumber"))
+        number = as_text(request.arg("OrderNumber"))
         with self.lock:
             order = self._find(number, deleted=True) if number else None
             if order is None:
@@ -493,7 +441,7 @@ class YunExpressEmulator(Emulator):
     def _timeline(self, order: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
         """PackageState and the events (newest first) as of the simulated now."""
         created = datetime.fromisoformat(order["created_at"])
-        age = self._age_hours(order)
+        age = self.hours_since(order["created_at"])
         provider = ZONES.get(order["country"], (1.0, "local postal service"))[1]
         steps = list(_TRANSIT) + (list(_FAILED) if order["fails_delivery"] else [_DELIVERED])
         if order["deleted_at"] is not None:
@@ -527,7 +475,7 @@ class YunExpressEmulator(Emulator):
 
     @route("GET", r"(?i)/api/common/getshippingmethods")
     def shipping_methods(self, request: Request) -> Response:
-        country = _text(request.arg("CountryCode")).upper()
+        country = as_text(request.arg("CountryCode")).upper()
         items = [{"Code": code, "CName": SERVICE_CATALOG[code][0], "EName": SERVICE_CATALOG[code][1],
                   "HasTrackingNumber": True, "DisplayName": SERVICE_CATALOG[code][0]}
                  for code in self._services_for(country)]
@@ -535,12 +483,12 @@ class YunExpressEmulator(Emulator):
 
     @route("GET", r"(?i)/api/freight/getpricetrial")
     def price_trial(self, request: Request) -> Response:
-        country = _text(request.arg("CountryCode")).upper()
-        weight = _number(request.arg("Weight"))
+        country = as_text(request.arg("CountryCode")).upper()
+        weight = as_number(request.arg("Weight"))
         if not country or weight is None or weight <= 0:
             return Response.json(self._envelope("1002", "CountryCode and Weight (kg, > 0) are required",
                                                 Items=None))
-        battery = _text(request.arg("PackageType") or request.arg("packageType")) == "1"
+        battery = as_text(request.arg("PackageType") or request.arg("packageType")) == "1"
         factor = ZONES.get(country, (1.0, ""))[0]
         items = []
         for code in self._services_for(country, battery):

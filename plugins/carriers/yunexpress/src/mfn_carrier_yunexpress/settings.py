@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from connector.kit import URL, HttpSettings, Secret, ServiceSpec, settings_schema
+from connector.kit.ratecard import services_setting
+from connector.kit.values import keywords_setting, url_with_path, utc_offset_setting
 
 # The Amazon lines first: they are what an MFN seller ships with (GetShippingMethods fixture).
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -40,11 +42,8 @@ SCHEMA: dict[str, Any] = settings_schema(
         "customer_code": {"type": "string", "minLength": 1, "description": "CustomerCode, e.g. C12345"},
         "api_secret": {"type": "string", "minLength": 1, "x-secret": True,
                        "description": "ApiSecret; sent only inside the Basic auth header, never logged"},
-        "services": {
-            "type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True, "minItems": 1,
-            "default": list(DEFAULT_SERVICES),
-            "description": "ShippingMethodCodes to offer in quotes (default: the Amazon lines)",
-        },
+        "services": services_setting(DEFAULT_SERVICES,
+                                     "ShippingMethodCodes to offer in quotes (default: the Amazon lines)"),
         "language": {"type": "string", "default": "en-us",
                      "description": "Accept-Language header (carrier messages in English)"},
         "tracking_number_source": {
@@ -59,11 +58,9 @@ SCHEMA: dict[str, Any] = settings_schema(
             "type": "array", "items": {"type": "string"}, "default": ["1001"],
             "description": "UNVERIFIED: envelope Codes meaning 'CustomerOrderNumber already used'",
         },
-        "duplicate_keywords": {
-            "type": "array", "items": {"type": "string", "minLength": 1},
-            "default": ["重复", "repeat", "exist"],
-            "description": "UNVERIFIED: Remark words meaning 'CustomerOrderNumber already used'",
-        },
+        "duplicate_keywords": keywords_setting(
+            ["重复", "repeat", "exist"],
+            "UNVERIFIED: Remark words meaning 'CustomerOrderNumber already used'"),
         "delete_success_statuses": {
             "type": "array", "items": {"type": "string"}, "default": ["success", "5012"],
             "description": "UNVERIFIED: WayBill/Delete Item.Status values meaning deleted",
@@ -80,10 +77,8 @@ SCHEMA: dict[str, Any] = settings_schema(
                                "description": "GetPriceTrial Origin (empty: the carrier's default, YT-SZ)"},
         "quote_currency": {"type": "string", "pattern": "^[A-Z]{3}$", "default": "CNY",
                            "description": "currency of quotes whose Items carry no Currency"},
-        "tracking_utc_offset_hours": {
-            "type": "number", "minimum": -12, "maximum": 14, "default": 8,
-            "description": "UNVERIFIED: UTC offset of tracking ProcessDate values (no zone in the answer)",
-        },
+        "tracking_utc_offset_hours": utc_offset_setting(
+            "UNVERIFIED: UTC offset of tracking ProcessDate values (no zone in the answer)"),
     },
 )
 
@@ -113,8 +108,7 @@ class YunExpressSettings(HttpSettings):
     @property
     def api_root(self) -> str:
         """``base_url`` normalised to end in ``/api`` (accepts it with or without)."""
-        root = self.base_url.rstrip("/")
-        return root if root.lower().endswith("/api") else root + "/api"
+        return url_with_path(self.base_url, "/api")
 
     @property
     def use_waybill_as_tracking(self) -> bool:

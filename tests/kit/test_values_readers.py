@@ -1,0 +1,113 @@
+"""connector.kit.values: the readers, time helpers, setting schemas and the duplicate outcome that
+several carrier mappings and clients share."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import jsonschema
+import pytest
+
+from connector.kit.carrier import DuplicateReferenceError, TransientCarrierError
+from connector.kit.values import (
+    currency,
+    existing_shipment,
+    in_utc,
+    iso_time,
+    keywords_setting,
+    mentions,
+    objects,
+    transit_days,
+    url_with_path,
+    utc_offset_setting,
+)
+from connector.model import Shipment
+
+UTC = timezone.utc
+
+
+def test_objects_reads_a_list_of_objects_and_names_the_bad_field():
+    assert objects(None, "Items") == []
+    assert objects([{"a": 1}, {}], "Items") == [{"a": 1}, {}]
+    with pytest.raises(ValueError, match=r"^field 'Items' should be a list, got dict$"):
+        objects({"a": 1}, "Items")
+    with pytest.raises(ValueError, match=r"^field 'Item\.Details\[1\]' is not an object$"):
+        objects([{}, "x"], "Item.Details")
+
+
+def test_mentions_ignores_case_on_both_sides():
+    assert mentions("Order number ALREADY exists", ["already exist"])
+    assert mentions("订单号重复", ["重复"]) and mentions("duplicate", ["DUPLICATE"])
+    assert not mentions("", ["x"]) and not mentions("anything", [])
+
+
+@pytest.mark.parametrize("value, default, expected", [
+    ("usd", "", "USD"), (" RMB ", "", "CNY"), ("元", "", "CNY"), ("yuan", "", "CNY"), (None, "CNY", "CNY"),
+    ("", "eur", "EUR"), ("US$", "", None), ("DOLLARS", "", None), (None, "", None),
+])
+def test_currency(value, default, expected):
+    assert currency(value, default) == expected
+
+
+@pytest.mark.parametrize("value, expected", [(7, 7), ("7-12", 12), ("7~12 工作日", 12), ("", None),
+                                             (None, None), ("soon", None)])
+def test_transit_days_is_the_largest_number(value, expected):
+    assert transit_days(value) == expected
+
+
+@pytest.mark.parametrize("url", ["http://h", "http://h/", "http://h/api", "http://h/API/", "http://h/api//"])
+def test_url_with_path_accepts_the_path_or_not(url):
+    assert url_with_path(url, "/api").lower() == "http://h/api"
+    assert url_with_path("http://h/x", "/api/order") == "http://h/x/api/order"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2024-03-05T10:20:30", datetime(2024, 3, 5, 10, 20, 30)),
+    ("2024-03-05 10:20:30", datetime(2024, 3, 5, 10, 20, 30)),
+    ("2024-03-05T10:20:30.1234567", datetime(2024, 3, 5, 10, 20, 30, 123456)),
+    ("2024-03-05T10:20:30.5", datetime(2024, 3, 5, 10, 20, 30, 500000)),
+    ("2024-03-05T10:20:30Z", datetime(2024, 3, 5, 10, 20, 30, tzinfo=UTC)),
+    ("2024-03-05T10:20:30z", datetime(2024, 3, 5, 10, 20, 30, tzinfo=UTC)),
+    (" 2024-03-05T10:20:30+05:30 ", datetime(2024, 3, 5, 10, 20, 30, tzinfo=timezone(timedelta(hours=5.5)))),
+])
+def test_iso_time(text, expected):
+    assert iso_time(text) == expected and (iso_time(text).tzinfo is None) == (expected.tzinfo is None)
+
+
+@pytest.mark.parametrize("value", ["", None, "yesterday", "2024-13-01T00:00:00", "2024-03-05T10:20:30+25:00"])
+def test_iso_time_refuses_what_is_not_a_date(value):
+    with pytest.raises(ValueError):
+        iso_time(value)
+
+
+def test_in_utc_takes_a_naive_time_as_local_at_the_offset():
+    assert in_utc(datetime(2024, 3, 5, 8, 0), 8) == datetime(2024, 3, 5, 0, 0, tzinfo=UTC)
+    assert in_utc(datetime(2024, 3, 5, 8, 0), -5.5) == datetime(2024, 3, 5, 13, 30, tzinfo=UTC)
+    aware = datetime(2024, 3, 5, 8, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert in_utc(aware, 8) == datetime(2024, 3, 5, 7, 0, tzinfo=UTC)  # its own zone wins
+
+
+def test_setting_schemas():
+    offset = utc_offset_setting("zone of answer times")
+    assert offset == {"type": "number", "minimum": -12, "maximum": 14, "default": 8,
+                      "description": "zone of answer times"}
+    assert utc_offset_setting("x", default=0)["default"] == 0
+    words = keywords_setting(("重复", "exist"), "duplicate words")
+    assert words["default"] == ["重复", "exist"] and words["description"] == "duplicate words"
+    validator = jsonschema.Draft202012Validator(words)
+    assert not list(validator.iter_errors(["a"])) and list(validator.iter_errors([""]))
+    assert list(jsonschema.Draft202012Validator(offset).iter_errors(15))
+
+
+def test_existing_shipment_is_what_the_lookup_found():
+    found = Shipment(carrier="acme", reference="R1", carrier_shipment_id="W1", tracking_number="T1")
+    refusal = DuplicateReferenceError("R1 taken", code="1001", carrier="acme")
+    assert existing_shipment(found, refusal, name="ACME", reference="R1", lookup="x") is found
+
+
+def test_a_duplicate_the_lookup_cannot_find_is_transient():
+    refusal = DuplicateReferenceError("R1 taken", code="1001", carrier="acme")
+    with pytest.raises(TransientCarrierError) as caught:
+        existing_shipment(None, refusal, name="ACME", reference="R1", lookup="GetOrder finds no such order")
+    error = caught.value
+    assert str(error) == "ACME refused R1 as a duplicate but GetOrder finds no such order"
+    assert (error.code, error.carrier, error.__cause__) == ("1001", "acme", refusal)
