@@ -37,7 +37,9 @@ def mfn_register_carriers(register):
 def mfn_register_sandbox_emulators(register):
     """Register sandbox emulators: call ``register(EmulatorSpec(...))`` once per emulator.
 
-    ``mfn-connector sandbox serve`` runs each on its own loopback port.
+    Called only by ``mfn-connector sandbox serve``, ``demo`` and tests (the daemon never imports
+    emulator code). Each emulator runs on its own loopback port, or, with
+    ``EmulatorSpec(mount_on="spapi")``, as an extension served by the SP-API emulator.
     """
 
 

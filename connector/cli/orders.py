@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from ..holds import HoldReason
 from .app import State, cli, pass_state
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
 
 
 @cli.group("orders")
@@ -71,6 +76,18 @@ def orders_show(state: State, order_id: str) -> None:
     click.echo(json.dumps(out, indent=2, default=str, ensure_ascii=False))
 
 
+def _steer(state: State, order_id: str, change: Callable[[Ledger], str]) -> None:
+    """Apply one operator change to an order in the ledger; print what it did, or fail cleanly."""
+    ledger = state.ledger()
+    try:
+        done = change(ledger)
+    except (KeyError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        ledger.close()
+    click.echo(f"{order_id}: {done}")
+
+
 @orders_group.command("hold")
 @click.argument("order_id")
 @click.option("--reason", type=click.Choice([r.value for r in HoldReason]), default=HoldReason.MANUAL.value,
@@ -79,14 +96,11 @@ def orders_show(state: State, order_id: str) -> None:
 @pass_state
 def orders_hold(state: State, order_id: str, reason: str, message: str) -> None:
     """Hold an order: the daemon will not touch it until it is released."""
-    ledger = state.ledger()
-    try:
+    def change(ledger: Ledger) -> str:
         ledger.hold(order_id, reason, message)
-    except (KeyError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        ledger.close()
-    click.echo(f"{order_id}: HELD ({reason})")
+        return f"HELD ({reason})"
+
+    _steer(state, order_id, change)
 
 
 @orders_group.command("release")
@@ -94,14 +108,7 @@ def orders_hold(state: State, order_id: str, reason: str, message: str) -> None:
 @pass_state
 def orders_release(state: State, order_id: str) -> None:
     """Release a held order back to the state it was held from."""
-    ledger = state.ledger()
-    try:
-        new_state = ledger.release(order_id)
-    except (KeyError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        ledger.close()
-    click.echo(f"{order_id}: released to {new_state.value}")
+    _steer(state, order_id, lambda ledger: f"released to {ledger.release(order_id).value}")
 
 
 @orders_group.command("retry")
@@ -109,11 +116,8 @@ def orders_release(state: State, order_id: str) -> None:
 @pass_state
 def orders_retry(state: State, order_id: str) -> None:
     """Make a deferred order due now (after a transient failure)."""
-    ledger = state.ledger()
-    try:
+    def change(ledger: Ledger) -> str:
         ledger.clear_deferral(order_id)
-    except (KeyError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        ledger.close()
-    click.echo(f"{order_id}: due now")
+        return "due now"
+
+    _steer(state, order_id, change)

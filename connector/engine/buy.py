@@ -39,13 +39,18 @@ def build_request(rt: Runtime, order: Order, package: Package) -> ShipmentReques
                            marketplace_id=order.marketplace_id)
 
 
+def carrier_gone(rt: Runtime, order: Order, package: Package) -> Outcome:
+    """Hold an order whose package's carrier is no longer configured or installed."""
+    return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
+                f"order {order.order_id}: carrier {package.carrier!r} is no longer configured or installed; "
+                f"a label may exist there under {package.idempotency_key}: check it before releasing")
+
+
 def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
     carrier = rt.carriers.get(package.carrier)
     if carrier is None:
-        return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
-                    f"order {order.order_id}: carrier {package.carrier!r} is no longer configured or "
-                    "installed; its package is claimed, so check the carrier before releasing")
+        return carrier_gone(rt, order, package)
     fresh = False
     if package.state == PackageState.PLANNED:
         if order.buyer_cancel_requested:
@@ -110,9 +115,7 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
     carrier = rt.carriers.get(package.carrier)
     if carrier is None:
-        return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
-                    f"order {order.order_id}: carrier {package.carrier!r} is not configured; a label "
-                    f"exists there under {package.idempotency_key}")
+        return carrier_gone(rt, order, package)
     try:
         if not package.tracking_number:  # some carriers assign the number after creation
             found = retry_safe(rt, package.carrier, "find_by_reference",

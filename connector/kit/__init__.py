@@ -12,7 +12,7 @@ it loads no emulator code and no HTTP library until a transport is made.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..hookspecs import hookimpl
 
@@ -43,45 +43,6 @@ __all__ = [
     "TrackingInfo", "TrackingStatus", "TransientCarrierError", "Transport", "hookimpl", "packaged_rows",
     "settings_schema",
 ]
-
-if TYPE_CHECKING:
-    from ..model import (
-        Address,
-        CustomsLine,
-        Money,
-        Parcel,
-        Quote,
-        Shipment,
-        ShipmentRequest,
-        TrackingEvent,
-        TrackingInfo,
-        TrackingStatus,
-    )
-    from .carrier import (
-        TRACKING_LEVELS,
-        Carrier,
-        CarrierContext,
-        CarrierError,
-        CarrierSpec,
-        DuplicateReferenceError,
-        NotSupported,
-        PermanentCarrierError,
-        ServiceSpec,
-        TransientCarrierError,
-    )
-    from .http import Transport
-    from .ratecard import RATE_CARD_SCHEMA, RateCard, packaged_rows
-    from .settings import (
-        HTTP_PROPERTIES,
-        URL,
-        CarrierSettings,
-        HttpSettings,
-        Secret,
-        Settings,
-        SettingsError,
-        settings_schema,
-    )
-
 
 def __getattr__(name: str) -> Any:
     module = _SOURCE.get(name)

@@ -50,7 +50,7 @@ def emulator_options(config: Config, name: str, *, faults: Any = None,
         options["sites"] = [{"code": s.code, "marketplace_id": s.marketplace_id, "region": s.region,
                              "currency": s.currency, "country": s.country} for s in config.sites.values()]
         options["orders_per_seller"] = sandbox.orders
-        options["quotas"] = config.data["amazon"]["quotas"]
+        options["quotas"] = {op: {"rate": q.rate, "burst": q.burst} for op, q in config.amazon.quotas.items()}
     elif name in config.carriers:
         options["carrier_settings"] = config.carriers[name]
     if state_dir is not None:
