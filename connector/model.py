@@ -11,9 +11,12 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from . import clock
+
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """Now, from the daemon's clock (connector.clock: the system clock unless a simulation moves it)."""
+    return clock.now()
 
 
 def iso(dt: datetime) -> str:
@@ -201,6 +204,7 @@ class CatalogItem:
     declared_value: Money
     has_battery: bool = False
     origin_country: str = "CN"
+    category: str = ""  # Amazon's product category (VTR is counted per category); "" = unknown
 
 
 @dataclass(frozen=True)
@@ -298,6 +302,7 @@ class TrackingStatus(str, enum.Enum):
     OUT_FOR_DELIVERY = "out_for_delivery"
     DELIVERED = "delivered"
     FAILED_ATTEMPT = "failed_attempt"
+    RETURNING = "returning"  # on its way back to the sender
     RETURNED = "returned"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"
@@ -305,11 +310,15 @@ class TrackingStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class TrackingEvent:
-    time: datetime
+    """One carrier scan or notice. ``description`` is the carrier's text, in its language;
+    ``description_en`` the English one when the carrier gives (or the plugin knows) it."""
+
+    time: datetime  # timezone-aware
     status: TrackingStatus
     description: str
     location: str = ""
     code: str = ""
+    description_en: str = ""
 
 
 @dataclass(frozen=True)

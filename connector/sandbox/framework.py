@@ -7,9 +7,13 @@ data) so that state survives a restart of ``mfn-connector sandbox serve``.
 
 Control endpoints (never faulted):
 
-* ``GET  /_sandbox/state``  -- ``Emulator.sandbox_state()``: what the emulator issued/accepted;
+* ``GET  /_sandbox/state``  -- ``Emulator.sandbox_state()``: what the emulator issued/accepted,
+  plus ``parcels`` (see below), ``clock``, ``requests`` and ``faults_injected``;
 * ``POST /_sandbox/faults`` -- JSON ``{"rate": 0.2}`` or per-kind rates (see :class:`FaultPlan`);
-* ``POST /_sandbox/clock``  -- JSON ``{"advance_seconds": 86400}`` moves the simulated clock.
+* ``POST /_sandbox/clock``  -- JSON ``{"advance_seconds": 86400}`` moves the simulated clock (then
+  :meth:`Emulator.clock_moved` runs);
+* ``POST /_sandbox/parcels`` -- JSON ``{"tracking_number": "...", "outcome": "lost"}`` forces one
+  parcel's outcome (404 for a number the emulator did not issue, 400 for an unknown outcome).
 
 Fault kinds, chosen per request at the configured rates:
 
@@ -36,6 +40,38 @@ What emulators share besides (so that no emulator writes it again):
   :meth:`Emulator.hours_since` for timelines that follow the simulated clock;
 * :meth:`Request.json_or` (a body that may not be JSON) and :meth:`Response.pdf`.
 
+Parcel lives. Every label a carrier emulator issues lives a life on the simulated clock
+(:class:`ParcelLives`, ``Emulator.parcels``, kept in ``store["parcels"]``):
+
+* an *outcome* per tracking number, drawn once from the ``seed`` option and the shares of the
+  ``parcel_outcomes`` option (``sandbox.emulators.<name>.parcel_outcomes`` in the YAML; default
+  :data:`DEFAULT_PARCEL_OUTCOMES`: late 5 %, no_first_scan 2 %, failed_delivery 2 %, returned 1 %,
+  lost 1 %, the rest delivered; ``{}`` delivers everything on time): ``delivered`` (on time),
+  ``late`` (delivered 1-7 days after the promised transit days), ``no_first_scan`` (the carrier
+  never scans it), ``failed_delivery`` (the delivery attempt fails, then nothing more),
+  ``returned`` (the attempt fails, two days later it starts back, days later it is back with the
+  sender), ``lost`` (the scans stop in transit: after the departure, the arrival or the hand-over
+  to the last mile);
+* a *timeline* of steps (:data:`STEP_KINDS`) from the label's creation and the service's transit
+  days ``(earliest, promised)``: ``info_received`` at once (the label exists; NOT a carrier scan),
+  ``accepted`` -- the first scan, the handover -- 4 to 24 hours later (option
+  ``first_scan_hours``: a number or ``[low, high]``), then ``origin_facility``, ``export``,
+  ``departed``, ``arrived``, ``customs``, ``customs_cleared``, ``last_mile``,
+  ``delivery_facility`` spread between the first scan and the delivery attempt (on time: between
+  the earliest and the promised day, at least two days after the first scan when the promise
+  allows), ``out_for_delivery`` five hours before it, and ``delivered`` or ``delivery_failed``
+  (then ``returning``, ``returned``). A step is shown once the simulated clock has passed it; a
+  cancelled (voided) label's life ends at the cancellation;
+* each emulator tells the steps it has words for in its own API's codes, texts (Chinese and/or
+  English) and time zones, and refuses to void a label once :meth:`ParcelLife.scanned` (the first
+  carrier scan; a parcel that is never scanned can always be voided);
+* ``GET /_sandbox/state`` lists ``parcels``: ``{tracking number: {"outcome", "forced", "stage"
+  (the latest step reached, or "cancelled"), "created_at", "first_scan_at", "delivered_at",
+  "attempted_at", "returned_at", "promised_at", "cancelled_at", "transit_days", "aliases"}}``
+  (times in UTC; None when the life has no such step); ``POST /_sandbox/parcels`` forces an
+  outcome (the whole timeline follows it, its past included: force before moving the clock) and
+  finds a parcel by its tracking number or an alias (e.g. a waybill). Forced outcomes persist.
+
 Extensions. An API that is served by another emulator's host -- e.g. a further SP-API, which
 lives on the SP-API host with its sellers, tokens, quotas and orders -- is not an emulator of its
 own: its plugin registers ``EmulatorSpec(name, factory, mount_on="spapi")``. The sandbox runner
@@ -59,7 +95,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -359,6 +395,391 @@ class SimClock:
         self.offset += timedelta(seconds=seconds)
 
 
+# -- parcel lives ---------------------------------------------------------------------------------
+#
+# What happens to a parcel after its label is bought, on the emulator's simulated clock: one
+# deterministic outcome per tracking number and a timeline of steps (generic kinds that every carrier
+# emulator translates into its own API's codes, texts and time zones).
+
+PARCEL_OUTCOMES = ("delivered", "late", "no_first_scan", "failed_delivery", "returned", "lost")
+"""What becomes of a parcel: delivered on time; ``late`` (delivered after the promised transit
+days); ``no_first_scan`` (the carrier never scans it: only the label's "information received");
+``failed_delivery`` (the delivery attempt fails, then nothing more); ``returned`` (fails, then
+returns to the sender); ``lost`` (scans stop in transit)."""
+
+DEFAULT_PARCEL_OUTCOMES: dict[str, float] = {"late": 0.05, "no_first_scan": 0.02, "failed_delivery": 0.02,
+                                             "returned": 0.01, "lost": 0.01}
+"""The shares of the ``parcel_outcomes`` option when it is not given; the rest is ``delivered``."""
+
+DEFAULT_FIRST_SCAN_HOURS = (4.0, 24.0)
+"""When the carrier's first scan (handover, pickup, acceptance) comes, hours after the label."""
+
+# The step kinds of a timeline, in their order. Each emulator shows the kinds it has words for.
+INFO_RECEIVED = "info_received"          # the label exists, the data reached the carrier: NOT a scan
+ACCEPTED = "accepted"                    # the first carrier scan: handover, pickup, acceptance
+ORIGIN_FACILITY = "origin_facility"      # arrived / processed at the origin sorting centre
+EXPORT = "export"                        # export clearance, departure from the outward office
+DEPARTED = "departed"                    # left the origin country (line-haul flight)
+ARRIVED = "arrived"                      # arrived in the destination country (inward office)
+CUSTOMS = "customs"                      # presented to / held by import customs
+CUSTOMS_CLEARED = "customs_cleared"      # released by import customs
+LAST_MILE = "last_mile"                  # handed over to the last-mile carrier
+DELIVERY_FACILITY = "delivery_facility"  # at the delivery office / local facility
+OUT_FOR_DELIVERY = "out_for_delivery"
+DELIVERED = "delivered"
+DELIVERY_FAILED = "delivery_failed"      # an unsuccessful delivery attempt
+RETURNING = "returning"                  # on its way back to the sender
+RETURNED = "returned"                    # back with the sender
+STEP_KINDS = (INFO_RECEIVED, ACCEPTED, ORIGIN_FACILITY, EXPORT, DEPARTED, ARRIVED, CUSTOMS, CUSTOMS_CLEARED,
+              LAST_MILE, DELIVERY_FACILITY, OUT_FOR_DELIVERY, DELIVERED, DELIVERY_FAILED, RETURNING, RETURNED)
+SCAN_KINDS = frozenset(STEP_KINDS) - {INFO_RECEIVED}
+"""The kinds that are carrier scans (all but ``info_received``)."""
+
+# Where the forward steps fall between the first scan (0) and the delivery (1).
+_FORWARD: tuple[tuple[str, float], ...] = (
+    (ORIGIN_FACILITY, 0.04), (EXPORT, 0.10), (DEPARTED, 0.16), (ARRIVED, 0.45), (CUSTOMS, 0.50),
+    (CUSTOMS_CLEARED, 0.58), (LAST_MILE, 0.68), (DELIVERY_FACILITY, 0.85))
+_ORIGIN_KINDS = frozenset({INFO_RECEIVED, ACCEPTED, ORIGIN_FACILITY, EXPORT, DEPARTED, RETURNED})
+_LOST_AFTER = (DEPARTED, ARRIVED, LAST_MILE)  # where the scans of a lost parcel stop
+_HOUR = 3600
+_DAY = 24 * _HOUR
+_MIN_SPAN = 48 * _HOUR  # two days from the first scan to the delivery attempt (less for short services)
+_OUT_FOR_DELIVERY_LEAD = 5 * _HOUR  # out for delivery in the morning, delivered hours later
+_RETURN_HOLD = 2 * _DAY  # held at the delivery office after the failed attempt, then sent back
+
+
+def parcel_outcome_shares(raw: Any) -> dict[str, float]:
+    """The ``parcel_outcomes`` option checked: ``{outcome: share}`` for the outcomes other than
+    ``delivered`` (which is the rest; a ``delivered`` key is ignored). None gives the defaults;
+    the given mapping replaces them (``{}``: every parcel delivered on time)."""
+    if raw is None:
+        return dict(DEFAULT_PARCEL_OUTCOMES)
+    if not isinstance(raw, dict):
+        raise ValueError(f"parcel_outcomes must be a mapping of outcome to share, got {raw!r}")
+    unknown = set(raw) - set(PARCEL_OUTCOMES)
+    if unknown:
+        raise ValueError(f"parcel_outcomes: unknown outcome(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(PARCEL_OUTCOMES)})")
+    shares = {}
+    for outcome in PARCEL_OUTCOMES[1:]:
+        share = as_number(raw.get(outcome, 0))
+        if share is None or not 0 <= share <= 1:
+            raise ValueError(f"parcel_outcomes.{outcome} must be a share between 0 and 1, "
+                             f"got {raw.get(outcome)!r}")
+        shares[outcome] = share
+    if sum(shares.values()) > 1 + 1e-9:
+        raise ValueError(f"parcel_outcomes add up to more than 1: {shares}")
+    return shares
+
+
+def _hours_window(raw: Any, default: tuple[float, float], name: str) -> tuple[float, float]:
+    """``raw`` hours as a (low, high) window: a number is an exact value, a pair a range."""
+    if raw is None:
+        return default
+    values = [as_number(v) for v in raw] if isinstance(raw, (list, tuple)) else [as_number(raw)] * 2
+    if len(values) != 2 or any(v is None or v < 0 for v in values) or values[0] > values[1]:
+        raise ValueError(f"{name} must be hours >= 0 or a [low, high] pair of them, got {raw!r}")
+    return values[0], values[1]
+
+
+def transit_window(transit_days: Any) -> tuple[int, int]:
+    """A service's transit days as (earliest, promised): ``(7, 12)``, ``"7-12"`` or a single
+    promised number of days (the earliest is then about 60 % of it)."""
+    if isinstance(transit_days, str) and "-" in transit_days:
+        low, _, high = transit_days.partition("-")
+        pair = (as_whole(low), as_whole(high))
+    elif isinstance(transit_days, (list, tuple)):
+        pair = tuple(as_whole(v) for v in transit_days)
+    else:
+        days = as_whole(transit_days)
+        pair = (None if days is None else max(1, round(days * 0.6)), days)
+    if len(pair) != 2 or any(d is None or d < 1 for d in pair) or pair[0] > pair[1]:
+        raise ValueError(f"transit days must be a positive number of days or a range of them, "
+                         f"got {transit_days!r}")
+    return int(pair[0]), int(pair[1])  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ParcelStep:
+    """One step of a parcel's life: its ``kind`` (one of :data:`STEP_KINDS`), when (aware UTC) and
+    where (``leg``: ``"origin"`` -- the sender's country -- or ``"destination"``)."""
+
+    kind: str
+    at: datetime
+    leg: str
+
+    @property
+    def scan(self) -> bool:
+        """A carrier scan (every kind but ``info_received``)."""
+        return self.kind in SCAN_KINDS
+
+
+class ParcelLife:
+    """The life of one parcel (a read-only view of what :class:`ParcelLives` keeps).
+
+    ``plan()`` is the whole timeline, future steps included; ``steps(now)`` the steps the clock
+    has passed. A cancelled label's life ends at its cancellation (the emulator shows its own
+    cancellation event)."""
+
+    def __init__(self, number: str, record: dict[str, Any]) -> None:
+        self.number = number
+        self._r = record
+
+    # -- what was decided at registration (or forced) ---------------------------------------
+
+    @property
+    def outcome(self) -> str:
+        return self._r["outcome"]
+
+    @property
+    def forced(self) -> bool:
+        return bool(self._r.get("forced"))
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self._r["created_at"])
+
+    @property
+    def cancelled_at(self) -> datetime | None:
+        stamp = self._r.get("cancelled_at")
+        return datetime.fromisoformat(stamp) if stamp else None
+
+    @property
+    def transit_days(self) -> tuple[int, int]:
+        low, high = self._r["transit_days"]
+        return int(low), int(high)
+
+    @property
+    def aliases(self) -> list[str]:
+        return list(self._r.get("aliases", ()))
+
+    @property
+    def promised_at(self) -> datetime:
+        """The end of the promised transit time (``transit_days[1]`` days after the label)."""
+        return self.created_at + timedelta(days=self.transit_days[1])
+
+    # -- the timeline ------------------------------------------------------------------------
+
+    def _seconds(self) -> tuple[float, float, float, float]:
+        """(first scan, delivery attempt, return start, back at the sender), seconds after the label."""
+        rolls = self._r["rolls"]
+        first = float(self._r["first_scan_s"])
+        low, high = self.transit_days
+        promise = high * _DAY
+        if self.outcome == "late":
+            attempt = promise + _DAY * (1 + 6 * rolls[1])  # one to seven days late
+            attempt = max(attempt, first + _MIN_SPAN)
+        else:
+            attempt = (low + (high - low) * rolls[1]) * _DAY
+            attempt = max(attempt, first + _MIN_SPAN)
+            if attempt > promise:  # a short service: on time all the same, unless scanned too late
+                attempt = max(promise, first + 6 * _HOUR)
+        attempt = round(attempt)
+        returning = attempt + _RETURN_HOLD
+        back = returning + _DAY * (max(5, low) + 5 * rolls[3])
+        return first, attempt, returning, round(back)
+
+    def plan(self) -> list[ParcelStep]:
+        """Every step of the parcel's life, in time order, future ones included."""
+        created = self.created_at
+        first, attempt, returning, back = self._seconds()
+        outcome = self.outcome
+        offsets: list[tuple[str, float]] = [(INFO_RECEIVED, 0.0)]
+        if outcome != "no_first_scan":
+            offsets.append((ACCEPTED, first))
+            span = attempt - first
+            stop = _LOST_AFTER[min(2, int(self._r["rolls"][2] * 3))] if outcome == "lost" else None
+            last = first
+            for kind, share in _FORWARD:
+                last = max(last + 60, round(first + span * share))
+                offsets.append((kind, last))
+                if kind == stop:
+                    break
+            if stop is None:
+                offsets.append((OUT_FOR_DELIVERY, max(last + 1800, attempt - _OUT_FOR_DELIVERY_LEAD)))
+                if outcome in ("delivered", "late"):
+                    offsets.append((DELIVERED, attempt))
+                else:
+                    offsets.append((DELIVERY_FAILED, attempt))
+                    if outcome == "returned":
+                        offsets += [(RETURNING, returning), (RETURNED, back)]
+        steps = [ParcelStep(kind, created + timedelta(seconds=seconds),
+                            "origin" if kind in _ORIGIN_KINDS else "destination")
+                 for kind, seconds in offsets]
+        cancelled = self.cancelled_at
+        if cancelled is not None:
+            steps = [step for step in steps if step.at <= cancelled]
+        return steps
+
+    def steps(self, now: datetime) -> list[ParcelStep]:
+        """The steps the clock has passed, oldest first."""
+        return [step for step in self.plan() if step.at <= now]
+
+    def at(self, kind: str) -> datetime | None:
+        """When the planned step ``kind`` comes (None when the parcel's life has none)."""
+        return next((step.at for step in self.plan() if step.kind == kind), None)
+
+    def stage(self, now: datetime) -> str:
+        """The kind of the latest step reached; ``"cancelled"`` once the label is cancelled."""
+        cancelled = self.cancelled_at
+        if cancelled is not None and cancelled <= now:
+            return "cancelled"
+        reached = self.steps(now)
+        return reached[-1].kind if reached else ""
+
+    def scanned(self, now: datetime) -> bool:
+        """True once the carrier has scanned the parcel (then a label can no longer be voided)."""
+        return any(step.scan for step in self.steps(now))
+
+    @property
+    def first_scan_at(self) -> datetime | None:
+        return self.at(ACCEPTED)
+
+    @property
+    def delivered_at(self) -> datetime | None:
+        return self.at(DELIVERED)
+
+    def describe(self, now: datetime) -> dict[str, Any]:
+        """What ``GET /_sandbox/state`` reports of the parcel."""
+
+        def stamp(dt: datetime | None) -> str | None:
+            return dt.astimezone(timezone.utc).isoformat() if dt is not None else None
+
+        plan = {step.kind: step.at for step in self.plan()}
+        return {"outcome": self.outcome, "forced": self.forced, "stage": self.stage(now),
+                "created_at": stamp(self.created_at), "first_scan_at": stamp(plan.get(ACCEPTED)),
+                "delivered_at": stamp(plan.get(DELIVERED)),
+                "attempted_at": stamp(plan.get(DELIVERY_FAILED)),
+                "returned_at": stamp(plan.get(RETURNED)), "promised_at": stamp(self.promised_at),
+                "cancelled_at": stamp(self.cancelled_at), "transit_days": list(self.transit_days),
+                "aliases": self.aliases}
+
+
+class ParcelLives:
+    """The parcel lives of one emulator (``Emulator.parcels``), kept in ``store["parcels"]``.
+
+    A carrier emulator registers (:meth:`register`) every label it issues (tracking number,
+    creation time, the service's transit days) and reads :meth:`get` when it answers tracking, a
+    void or a status lookup; it translates the :class:`ParcelStep` kinds into its API's
+    vocabulary. The outcome is drawn once per tracking number from the ``seed`` option and the
+    ``parcel_outcomes`` shares (see :func:`parcel_outcome_shares`); ``POST /_sandbox/parcels``
+    forces it. Options:
+    ``parcel_outcomes`` and ``first_scan_hours`` (hours from the label to the first scan: a number
+    or ``[low, high]``, default ``[4, 24]``).
+    """
+
+    def __init__(self, emulator: Emulator, options: dict[str, Any] | None = None) -> None:
+        self.emulator = emulator
+        self.shares: dict[str, float] = parcel_outcome_shares(None)
+        self.first_scan_hours = DEFAULT_FIRST_SCAN_HOURS
+        self.configure(options or {})
+
+    def configure(self, options: dict[str, Any]) -> None:
+        """Take ``parcel_outcomes`` and ``first_scan_hours`` from ``options`` (those present); for
+        parcels registered from now on."""
+        if "parcel_outcomes" in options:
+            self.shares = parcel_outcome_shares(options["parcel_outcomes"])
+        if "first_scan_hours" in options:
+            self.first_scan_hours = _hours_window(options["first_scan_hours"], DEFAULT_FIRST_SCAN_HOURS,
+                                                  "first_scan_hours")
+
+    @property
+    def _records(self) -> dict[str, dict[str, Any]]:
+        return self.emulator.store.setdefault("parcels", {})
+
+    def _aliases(self) -> dict[str, str]:
+        return self.emulator.store.setdefault("parcel_aliases", {})
+
+    def _key(self, number: str) -> str | None:
+        number = str(number).strip()
+        if number in self._records:
+            return number
+        return self._aliases().get(number)
+
+    def register(self, number: str, *, transit_days: Any, created_at: datetime | None = None,
+                 first_scan_delay_hours: float = 0.0, aliases: Iterable[str] = ()) -> ParcelLife:
+        """The life of the parcel with tracking number ``number``, created at ``created_at`` (the
+        label's time; default now) for a service with ``transit_days`` (see
+        :func:`transit_window`). ``first_scan_delay_hours`` pushes the first scan later (e.g. a
+        failed pickup first); ``aliases`` are other numbers the carrier knows it by (a waybill).
+        Registering a number again returns the life it has."""
+        with self.emulator.lock:
+            key = self._key(number)
+            if key is not None:
+                self.alias(key, *aliases)
+                return ParcelLife(key, self._records[key])
+            created = created_at or self.emulator.clock.now()
+            draw = random.Random(f"parcel-life:{self.emulator.seed}:{self.emulator.name}:{number}")
+            rolls = [draw.random() for _ in range(5)]
+            low, high = self.first_scan_hours
+            first_s = round((low + (high - low) * rolls[4] + first_scan_delay_hours) * _HOUR)
+            record = {"created_at": created.astimezone(timezone.utc).isoformat(),
+                      "transit_days": list(transit_window(transit_days)),
+                      "outcome": self._draw(rolls[0]), "forced": False, "rolls": rolls,
+                      "first_scan_s": first_s, "cancelled_at": None, "aliases": []}
+            self._records[str(number)] = record
+            self.alias(str(number), *aliases)
+            return ParcelLife(str(number), record)
+
+    def _draw(self, roll: float) -> str:
+        for outcome in PARCEL_OUTCOMES[1:]:
+            roll -= self.shares.get(outcome, 0.0)
+            if roll < 0:
+                return outcome
+        return "delivered"
+
+    def alias(self, number: str, *others: str) -> None:
+        """Let the parcel ``number`` be found by ``others`` too."""
+        with self.emulator.lock:
+            key = self._key(number)
+            if key is None:
+                raise KeyError(number)
+            record, aliases = self._records[key], self._aliases()
+            for other in others:
+                other = str(other).strip()
+                if other and other != key and other not in record["aliases"]:
+                    record["aliases"].append(other)
+                    aliases[other] = key
+
+    def get(self, number: str) -> ParcelLife | None:
+        """The life of the parcel known by ``number`` (tracking number or an alias), or None."""
+        with self.emulator.lock:
+            key = self._key(number)
+            return ParcelLife(key, self._records[key]) if key is not None else None
+
+    def force(self, number: str, outcome: str) -> ParcelLife:
+        """Make ``outcome`` the parcel's fate (its whole timeline follows it, the past included, so
+        force it before moving the clock). KeyError for an unknown number, ValueError for an
+        unknown outcome."""
+        if outcome not in PARCEL_OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r} (known: {', '.join(PARCEL_OUTCOMES)})")
+        with self.emulator.lock:
+            key = self._key(number)
+            if key is None:
+                raise KeyError(number)
+            self._records[key].update(outcome=outcome, forced=True)
+            return ParcelLife(key, self._records[key])
+
+    def cancel(self, number: str, at: datetime | None = None) -> None:
+        """The label of ``number`` is cancelled (voided) at ``at`` (default now): its life ends."""
+        with self.emulator.lock:
+            key = self._key(number)
+            if key is not None and not self._records[key].get("cancelled_at"):
+                when = at or self.emulator.clock.now()
+                self._records[key]["cancelled_at"] = when.astimezone(timezone.utc).isoformat()
+
+    def scanned(self, number: str) -> bool:
+        """True when the parcel ``number`` has had its first carrier scan (False when unknown)."""
+        life = self.get(number)
+        return life is not None and life.scanned(self.emulator.clock.now())
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """``{tracking number: describe()}`` of every parcel, for ``GET /_sandbox/state``."""
+        now = self.emulator.clock.now()
+        with self.emulator.lock:
+            return {key: ParcelLife(key, record).describe(now) for key, record in self._records.items()}
+
+
 class Emulator:
     """Base class of every emulator. Subclasses add ``@route`` handlers and ``sandbox_state``.
 
@@ -384,6 +805,7 @@ class Emulator:
         self.extensions: list[Any] = []
         self._mounted: list[tuple[str, re.Pattern[str], Callable[[Request], Response], str]] = []
         self.clock = SimClock()
+        self.parcels = ParcelLives(self, options)
         self.faults = FaultPlan(options.get("faults"), seed=options.get("seed"),
                                 timeout_seconds=float(options.get("timeout_seconds", 3.0)))
         self.state_file: str | None = options.get("state_file")
@@ -409,6 +831,10 @@ class Emulator:
     def authorize(self, request: Request) -> Response | None:
         """Return an error Response when the request is not authenticated, else ``None``."""
         return None
+
+    def clock_moved(self) -> None:
+        """Called (under :attr:`lock`) after ``POST /_sandbox/clock`` moved :attr:`clock`: what an
+        emulator does as simulated time passes (e.g. new orders each simulated day)."""
 
     # -- bookkeeping shared by the carrier emulators ---------------------------------------
 
@@ -513,6 +939,8 @@ class Emulator:
                 contribute = getattr(extension, "sandbox_state", None)
                 if callable(contribute):
                     _merge_state(state, contribute())
+            parcels = state.get("parcels")
+            state["parcels"] = {**(parcels if isinstance(parcels, dict) else {}), **self.parcels.state()}
             state["emulator"] = self.name
             state["requests"] = self.request_count
             state["faults_injected"] = dict(self.fault_counts)
@@ -576,10 +1004,31 @@ class Emulator:
         if request.path == "/_sandbox/clock" and request.method == "POST":
             with self.lock:
                 self.clock.advance(float((request.json() or {}).get("advance_seconds", 0)))
+                self.clock_moved()
             if self.state_file:
                 self.persist()
             return Response.json({"clock": self.clock.now().isoformat()})
+        if request.path == "/_sandbox/parcels" and request.method == "POST":
+            return self._force_parcel(request)
         return self.not_found(request)
+
+    def _force_parcel(self, request: Request) -> Response:
+        """``POST /_sandbox/parcels`` ``{"tracking_number": "...", "outcome": "lost"}``: force the
+        outcome of one parcel (404 when the emulator issued no such number, 400 for an unknown
+        outcome); answers ``{"tracking_number", "parcel": {...}}`` as the state reports it."""
+        body = request.json_or(None)
+        number = as_text(body.get("tracking_number")) if isinstance(body, dict) else ""
+        outcome = as_text(body.get("outcome")) if isinstance(body, dict) else ""
+        if not number or outcome not in PARCEL_OUTCOMES:
+            return Response.json({"message": "send {\"tracking_number\": ..., \"outcome\": one of "
+                                             f"{', '.join(PARCEL_OUTCOMES)}}}"}, 400)
+        try:
+            life = self.parcels.force(number, outcome)
+        except KeyError:
+            return Response.json({"message": f"no parcel with tracking number {number}"}, 404)
+        if self.state_file:
+            self.persist()
+        return Response.json({"tracking_number": life.number, "parcel": life.describe(self.clock.now())})
 
     def persist(self) -> None:
         assert self.state_file

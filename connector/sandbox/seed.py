@@ -26,6 +26,13 @@ EUR, MX 850 MXN = 50 USD at an assumed 17 MXN/USD, JP 1000 JPY, DE/FR/ES small-o
 EU orders delivered inside the EU with a total <= 150 EUR carry ``iossNumber`` on every item.
 Addresses include German umlauts, Polish and Czech diacritics, French/Spanish accents, Japanese
 and Cyrillic. All names are synthetic ("Test Buyer 17", "テスト 太郎"); phone numbers are fictional.
+
+``daily_orders(seller, marketplaces, count, seed, day, at)`` is the daily order stream of the
+emulator's ``orders_per_day`` option: ``count`` new orders created (and last updated) at ``at``, the
+end of simulated day ``day``, deterministic from the seed and the day. They are new: UNSHIPPED, with
+no history (no partial, shipped or cancelled roles), a few AFN orders, buyer cancel requests,
+unknown SKUs, incomplete and non-Latin addresses at small shares (:data:`DAILY_ROLES`), natural
+prices, 30 % with several lines.
 """
 from __future__ import annotations
 
@@ -73,6 +80,10 @@ MXN_PER_USD_ASSUMED = Decimal("17")
 ROLES: tuple[tuple[str, float], ...] = (
     ("partial", 0.05), ("shipped", 0.04), ("cancelled", 0.04), ("afn", 0.04),
     ("cancel_request", 0.05), ("unknown_sku", 0.04), ("incomplete_address", 0.05),
+    ("non_latin", 0.08),
+)
+DAILY_ROLES: tuple[tuple[str, float], ...] = (
+    ("afn", 0.04), ("cancel_request", 0.03), ("unknown_sku", 0.02), ("incomplete_address", 0.03),
     ("non_latin", 0.08),
 )
 _MULTI_ITEM_SHARE = 0.3
@@ -284,7 +295,7 @@ def _allocate(target: int, weights: list[int], qtys: list[int]) -> list[tuple[in
 
 
 class _Builder:
-    def __init__(self, seller: str, seed: int, now: datetime) -> None:
+    def __init__(self, seller: str, seed: int | str, now: datetime) -> None:
         self.rng = random.Random(f"mfn-sandbox-seed:{seed}:{seller}")
         self.now = now
         self.seen_ids: set[str] = set()
@@ -509,6 +520,39 @@ def seed_orders(seller: str, marketplaces: list[str], count: int, seed: int, now
     orders = [builder.build(i + 1, sites[i % len(sites)], roles[i], i in multi, targets.get(i))
               for i in range(count)]
     orders.sort(key=lambda o: (o["lastUpdatedTime"], o["orderId"]))
+    return orders
+
+
+def daily_orders(seller: str, marketplaces: list[str], count: int, seed: int, day: int, at: datetime, *,
+                 sites: SiteTable = BUILTIN) -> list[dict]:
+    """``count`` new v2026-01-01 ``Order`` dicts of ``seller`` created at ``at``, simulated day
+    ``day`` of the order stream (see the module docstring); the same for the same arguments.
+    Sites take turns over the days and orders; buyer names are numbered by day."""
+    if count < 0:
+        raise ValueError("count must be >= 0")
+    table = sites
+    site_list = [_site(m, table) for m in marketplaces]
+    if not site_list or not count:
+        return []
+    at = at.astimezone(timezone.utc).replace(microsecond=0) if at.tzinfo else at.replace(
+        tzinfo=timezone.utc, microsecond=0)
+    builder = _Builder(seller, f"{seed}:day:{day}", at)
+    rng = builder.rng
+    orders = []
+    for i in range(count):
+        roll, role = rng.random(), "normal"
+        for name, share in DAILY_ROLES:
+            if roll < share:
+                role = name
+                break
+            roll -= share
+        multi = rng.random() < _MULTI_ITEM_SHARE
+        n = day * count + i + 1
+        order = builder.build(n, site_list[n % len(site_list)], role, multi, None)
+        order["createdTime"] = order["lastUpdatedTime"] = _iso(at)  # new: created right now
+        order["fulfillment"]["shipByWindow"]["earliestDateTime"] = _iso(at)
+        orders.append(order)
+    orders.sort(key=lambda o: o["orderId"])
     return orders
 
 

@@ -38,13 +38,30 @@ audits. What it may use of this emulator (see each method):
 * :meth:`~SpApiEmulator.now`, ``seed``, ``lock``, :meth:`~SpApiEmulator.parse_time`,
   :meth:`~SpApiEmulator.format_time`.
 
+Control endpoints besides the framework's (never faulted):
+
+* ``POST /_sandbox/orders/<orderId>/cancel`` (optional body ``{"reason": "..."}``): the buyer
+  cancels the order, as Amazon does it: ``fulfillmentStatus`` CANCELLED, every item's
+  ``cancellation.cancellationExecution`` (cancelledBy BUYER) and no unit left to ship,
+  ``lastUpdatedTime`` = now on the simulated clock (so a ``lastUpdatedAfter`` search finds it). Only
+  while nothing of the order has shipped: a SHIPPED or PARTIALLY_SHIPPED order answers 409 (Amazon
+  does not cancel what has shipped), an unknown order 404; cancelling twice is a no-op (200,
+  ``"changed": false``).
+
+The daily order stream: with ``orders_per_day`` > 0, every simulated day that passes (as
+``POST /_sandbox/clock`` moves the clock, or as real time does) gives each seller that many new
+orders, created at the moment the day ends (:func:`.seed.daily_orders`, deterministic from the seed
+and the day number; days count from the emulator's first start, kept in its state). The initial
+seed (``orders_per_seller``) is unchanged.
+
 Options (all optional): ``sellers`` (list of ``{name, refresh_token, client_id, client_secret,
 marketplaces}``; marketplaces are site codes such as ``"US"`` or marketplace ids),
-``orders_per_seller`` (60), ``seed`` (7), ``quotas`` (``{operationId: {rate, burst}}`` over the
-published defaults and those extensions add), ``token_ttl_seconds`` (3600), ``silent_drop_rate``
-(0.0), ``validate`` (True), ``fault_operations`` (the operationIds injected faults apply to,
-e.g. ``["confirmShipment"]``; default: every request), plus the framework's ``faults``,
-``timeout_seconds`` and ``state_file``.
+``orders_per_seller`` (60), ``orders_per_day`` (0), ``seed`` (7), ``quotas`` (``{operationId:
+{rate, burst}}`` over the published defaults and those extensions add), ``token_ttl_seconds``
+(3600), ``silent_drop_rate`` (0.0), ``validate`` (True), ``fault_operations`` (the operationIds
+injected faults apply to, e.g. ``["confirmShipment"]``; default: every request), plus the
+framework's ``faults``, ``timeout_seconds``, ``state_file`` and (for the labels extensions sell,
+e.g. Buy Shipping) ``parcel_outcomes`` and ``first_scan_hours``.
 """
 from __future__ import annotations
 
@@ -68,7 +85,7 @@ from typing import Any
 from ..amazon.sites import BUILTIN, Site, SiteTable
 from . import schemas
 from .framework import Emulator, EmulatorSpec, Request, Response, route
-from .seed import seed_orders
+from .seed import daily_orders, seed_orders
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +371,9 @@ class SpApiEmulator(Emulator):
         self.silent_drop_rate = float(options.get("silent_drop_rate", 0.0))
         self.validate = bool(options.get("validate", True))
         self.orders_per_seller = int(options.get("orders_per_seller", 60))
+        self.orders_per_day = int(options.get("orders_per_day", 0))
+        if self.orders_per_day < 0:
+            raise ValueError(f"orders_per_day must be >= 0, got {self.orders_per_day}")
         targets = options.get("fault_operations")
         self.fault_operations: frozenset[str] | None = None if targets is None else frozenset(targets)
         """Operations the injected faults apply to (None: every request, the framework's default)."""
@@ -372,7 +392,7 @@ class SpApiEmulator(Emulator):
 
     def initial_store(self) -> dict[str, Any]:
         store: dict[str, Any] = {"orders": {}, "tokens": {}, "confirmations": {}, "locked_packages": {},
-                                 "extensions": {}}
+                                 "extensions": {}, "epoch": self.clock.now().isoformat(), "order_days": 0}
         for seller in self.sellers.values():
             self._seed_seller(store, seller)
         return store
@@ -388,6 +408,8 @@ class SpApiEmulator(Emulator):
     def _seed_missing_sellers(self) -> None:
         for key in ("orders", "tokens", "confirmations", "locked_packages", "extensions"):
             self.store.setdefault(key, {})
+        self.store.setdefault("epoch", self.clock.now().isoformat())  # a state file of an earlier version
+        self.store.setdefault("order_days", 0)
         present = {record["seller"] for record in self.store["orders"].values()}
         for seller in self.sellers.values():
             if seller.name not in present:
@@ -410,9 +432,81 @@ class SpApiEmulator(Emulator):
             "silent_drops": self.silent_drops,
             "labels": {},  # none issued here; extensions that sell labels add theirs
             "sellers": {s.name: list(s.sites) for s in self.sellers.values()},
+            "order_stream": {"orders_per_day": self.orders_per_day, "days": self.store["order_days"],
+                             "since": self.store["epoch"]},
         }
 
+    # -- simulated time: the daily order stream --------------------------------------------------
+
+    def clock_moved(self) -> None:
+        self._daily_orders()
+
+    def _daily_orders(self) -> int:
+        """Add the orders of every simulated day that has ended since the last call (see the
+        module docstring); how many were added. Under :attr:`lock`."""
+        if self.orders_per_day <= 0:
+            return 0
+        epoch = datetime.fromisoformat(self.store["epoch"])
+        days = int((self.now() - epoch).total_seconds() // 86400)
+        orders, added = self.store["orders"], 0
+        for day in range(int(self.store["order_days"]) + 1, days + 1):
+            at = epoch + timedelta(days=day)
+            for seller in self.sellers.values():
+                new = daily_orders(seller.name, list(seller.sites), self.orders_per_day, self.seed, day, at,
+                                   sites=self.sites)
+                for order in new:
+                    if order["orderId"] in orders:  # astronomically unlikely; never merge two orders
+                        log.warning("spapi emulator: daily order id %s exists already; skipped",
+                                    order["orderId"])
+                        continue
+                    orders[order["orderId"]] = {"seller": seller.name, "order": order}
+                    added += 1
+            self.store["order_days"] = day
+        return added
+
+    # -- control: a buyer cancels an order -------------------------------------------------------
+
+    _CANCEL_PATH = re.compile(r"/_sandbox/orders/(?P<orderId>[^/]+)/cancel")
+
+    def _control(self, request: Request) -> Response:
+        match = self._CANCEL_PATH.fullmatch(request.path)
+        if match and request.method == "POST":
+            response = self._buyer_cancel(match["orderId"], request)
+            if self.state_file and response.status == 200:
+                self.persist()
+            return response
+        return super()._control(request)
+
+    def _buyer_cancel(self, order_id: str, request: Request) -> Response:
+        body = request.json_or(None)
+        reason = str(body.get("reason") or "") if isinstance(body, dict) else ""
+        with self.lock:
+            self._daily_orders()
+            record = self.store["orders"].get(order_id)
+            if record is None:
+                return Response.json({"message": f"no order {order_id}"}, 404)
+            order = record["order"]
+            fulfillment = order.setdefault("fulfillment", {})
+            status = fulfillment.get("fulfillmentStatus")
+            answer = {"orderId": order_id, "fulfillmentStatus": "CANCELLED"}
+            if status == "CANCELLED":
+                return Response.json({**answer, "lastUpdatedTime": order["lastUpdatedTime"],
+                                      "changed": False})
+            if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
+                return Response.json({"message": f"order {order_id} is {status}: Amazon does not cancel an "
+                                                 "order that has shipped", "fulfillmentStatus": status}, 409)
+            for item in order.get("orderItems", []):
+                item["cancellation"] = {"cancellationExecution": {
+                    "cancelledBy": "BUYER", "cancelReason": reason or "Buyer cancelled the order"}}
+                item.setdefault("fulfillment", {})["quantityUnfulfilled"] = 0
+            fulfillment["fulfillmentStatus"] = "CANCELLED"
+            order["lastUpdatedTime"] = _iso(self.now())
+            return Response.json({**answer, "lastUpdatedTime": order["lastUpdatedTime"], "changed": True})
+
     def handle(self, request: Request) -> Response:
+        if self.orders_per_day > 0 and not request.path.startswith("/_sandbox/"):
+            with self.lock:  # real time passes too: the days it ends bring their orders
+                self._daily_orders()
         if (self.fault_operations is not None and not request.path.startswith("/_sandbox/")
                 and self.operation_of(request) not in self.fault_operations):
             with self.lock:  # an operation the faults do not target: served as the framework would

@@ -20,7 +20,8 @@ STATUSES = {
     "INFO_RECEIVED": TrackingStatus.PENDING, "ACCEPTED": TrackingStatus.ACCEPTED,
     "IN_TRANSIT": TrackingStatus.IN_TRANSIT, "CUSTOMS": TrackingStatus.CUSTOMS,
     "OUT_FOR_DELIVERY": TrackingStatus.OUT_FOR_DELIVERY, "DELIVERED": TrackingStatus.DELIVERED,
-    "CANCELLED": TrackingStatus.CANCELLED,
+    "FAILED_ATTEMPT": TrackingStatus.FAILED_ATTEMPT, "RETURNING": TrackingStatus.RETURNING,
+    "RETURNED": TrackingStatus.RETURNED, "CANCELLED": TrackingStatus.CANCELLED,
 }
 
 
@@ -78,8 +79,9 @@ def parse_lookup(data: Any) -> Shipment | None:
 def parse_tracking(data: Any) -> TrackingInfo:
     events = tuple(TrackingEvent(time=_time(_get(e, "time")), description=e.get("description", ""),
                                  status=STATUSES.get(_get(e, "code"), TrackingStatus.UNKNOWN),
-                                 location=e.get("location", ""), code=e["code"])
-                   for e in _get(data, "events"))
+                                 location=e.get("location", ""), code=e["code"],
+                                 description_en=e.get("description", ""))  # ACME Post speaks English
+                   for e in sorted(_get(data, "events"), key=lambda e: _time(_get(e, "time"))))
     return TrackingInfo(tracking_number=_get(data, "tracking_number"),
                         status=STATUSES.get(_get(data, "status"), TrackingStatus.UNKNOWN), events=events)
 

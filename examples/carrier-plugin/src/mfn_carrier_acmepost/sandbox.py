@@ -1,26 +1,48 @@
 """A loopback emulator of the ACME Post API, on the mfn-connector sandbox framework.
 
-The framework adds fault injection, the simulated clock and ``/_sandbox/state``; the emulator
-keeps everything in ``self.store`` (plain JSON) and, like every carrier emulator, reports how many
-labels it issued per customer reference in ``sandbox_state()["labels"][ref]["created"]``.
-Options: ``carrier_settings`` (its ``api_key`` is accepted; default ``sandbox-key``) and ``seed``.
+The framework adds fault injection, the simulated clock, ``/_sandbox/state`` and the parcels'
+lives (``self.parcels``: each tracking number gets an outcome -- delivered, late, never scanned,
+failed delivery, returned, lost -- and a timeline over the service's transit days; this emulator
+only words the steps in ACME Post's codes). The emulator keeps everything in ``self.store`` (plain
+JSON) and, like every carrier emulator, reports how many labels it issued per customer reference
+in ``sandbox_state()["labels"][ref]["created"]``. Options: ``carrier_settings`` (its ``api_key`` is
+accepted; default ``sandbox-key``), ``seed``, and the framework's ``parcel_outcomes``.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connector.kit.sandbox import Emulator, Request, Response, make_label_pdf, route
+from connector.kit.sandbox import (
+    ACCEPTED,
+    CUSTOMS_CLEARED,
+    DELIVERED,
+    DELIVERY_FAILED,
+    DEPARTED,
+    INFO_RECEIVED,
+    LAST_MILE,
+    OUT_FOR_DELIVERY,
+    RETURNED,
+    RETURNING,
+    Emulator,
+    Request,
+    Response,
+    make_label_pdf,
+    route,
+)
 
 PRICES = {"STD": (Decimal("8.50"), Decimal("95.00"), 9), "ECO": (Decimal("5.90"), Decimal("70.00"), 14)}
-TIMELINE = ((0, "INFO_RECEIVED", "Shipment information received", "Shenzhen, CN"),
-            (24, "ACCEPTED", "Accepted at the ACME Post Shenzhen hub", "Shenzhen, CN"),
-            (48, "IN_TRANSIT", "Departed the origin country", "Shenzhen, CN"),
-            (96, "CUSTOMS", "Cleared US customs", "Los Angeles, US"),
-            (120, "IN_TRANSIT", "Handed over to USPS", "Los Angeles, US"),
-            (156, "OUT_FOR_DELIVERY", "Out for delivery (USPS)", "US"),
-            (168, "DELIVERED", "Delivered (USPS)", "US"))
+# How the steps of a parcel's life read in ACME Post tracking (steps not listed are not shown).
+STEPS = {INFO_RECEIVED: ("INFO_RECEIVED", "Shipment information received", "Shenzhen, CN"),
+         ACCEPTED: ("ACCEPTED", "Accepted at the ACME Post Shenzhen hub", "Shenzhen, CN"),
+         DEPARTED: ("IN_TRANSIT", "Departed the origin country", "Shenzhen, CN"),
+         CUSTOMS_CLEARED: ("CUSTOMS", "Cleared US customs", "Los Angeles, US"),
+         LAST_MILE: ("IN_TRANSIT", "Handed over to USPS", "Los Angeles, US"),
+         OUT_FOR_DELIVERY: ("OUT_FOR_DELIVERY", "Out for delivery (USPS)", "US"),
+         DELIVERED: ("DELIVERED", "Delivered (USPS)", "US"),
+         DELIVERY_FAILED: ("FAILED_ATTEMPT", "Delivery attempted, nobody at home (USPS)", "US"),
+         RETURNING: ("RETURNING", "Returning to the sender", "US"),
+         RETURNED: ("RETURNED", "Returned to the sender", "Shenzhen, CN")}
 
 
 class AcmePostEmulator(Emulator):
@@ -85,6 +107,7 @@ class AcmePostEmulator(Emulator):
                         "created_at": self.clock.now().isoformat()}
             self.store["shipments"][shipment["id"]] = shipment
             self.record_label(ref, shipment["id"], field="ids")  # what sandbox_state() reports
+            self.parcels.register(shipment["tracking_number"], transit_days=PRICES[body["service"]][2])
         return Response.json(shipment, 201)
 
     @route("GET", r"/v1/shipments")
@@ -106,24 +129,25 @@ class AcmePostEmulator(Emulator):
     def cancel(self, request: Request) -> Response:
         with self.lock:
             s = self.store["shipments"].get(request.params["id"])
-            if s is None or s["status"] == "cancelled" or self.hours_since(s["created_at"]) >= 24:
+            if s is None or s["status"] == "cancelled" or self.parcels.scanned(s["tracking_number"]):
                 return Response.json({"message": "not cancellable (unknown, cancelled or scanned)"}, 409)
             s.update(status="cancelled", cancelled_at=self.clock.now().isoformat())
+            self.parcels.cancel(s["tracking_number"])
             return Response.json(s)
 
     @route("GET", r"/v1/tracking/(?P<number>\w+)")
     def tracking(self, request: Request) -> Response:
         with self.lock:
-            s = next((s for s in self.store["shipments"].values()
-                      if s["tracking_number"] == request.params["number"]), None)
-            if s is None:
+            number = request.params["number"]
+            life = self.parcels.get(number)
+            s = next((s for s in self.store["shipments"].values() if s["tracking_number"] == number), None)
+            if s is None or life is None:
                 return Response.json({"message": "unknown tracking number"}, 404)
-            created, age = datetime.fromisoformat(s["created_at"]), self.hours_since(s["created_at"])
-            steps = [step for step in TIMELINE if step[0] <= age]
+            events = [{"time": step.at.isoformat(), "code": STEPS[step.kind][0],
+                       "description": STEPS[step.kind][1], "location": STEPS[step.kind][2]}
+                      for step in life.steps(self.clock.now()) if step.kind in STEPS]
             if s["status"] == "cancelled":
-                hours = (datetime.fromisoformat(s["cancelled_at"]) - created).total_seconds() / 3600
-                steps = [TIMELINE[0], (hours, "CANCELLED", "Cancelled by the shipper", "Shenzhen, CN")]
-        events = [{"time": (created + timedelta(hours=h)).isoformat(), "code": code, "description": text,
-                   "location": where} for h, code, text, where in steps]
-        return Response.json({"tracking_number": s["tracking_number"], "status": steps[-1][1],
+                events.append({"time": s["cancelled_at"], "code": "CANCELLED",
+                               "description": "Cancelled by the shipper", "location": "Shenzhen, CN"})
+        return Response.json({"tracking_number": number, "status": events[-1]["code"],
                               "events": events[::-1]})

@@ -614,40 +614,62 @@ def test_documents_of_another_seller_are_not_found(start_spapi):
 
 
 def test_tracking_progresses_with_the_clock(start_spapi):
-    spapi = start_spapi(token_ttl_seconds=LONG)
+    spapi = start_spapi(token_ttl_seconds=LONG, parcel_outcomes={})  # every parcel delivered on time
     ship = Shipping(spapi)
     bought = ship.buy(spapi.pick(site="US", where=light), service="YUNEXPRESS_AYPZXR")
     tracking, carrier = bought["packageDocumentDetails"][0]["trackingId"], bought["rate"]["carrierId"]
+    parcel = spapi.state()["parcels"][tracking]
+    assert parcel["aliases"] == [bought["shipmentId"]] and parcel["outcome"] == "delivered"
+    emulator = spapi.server.emulator
+    at = {step.kind: step.at for step in emulator.parcels.get(tracking).plan()}
 
-    def status() -> tuple[str, list[str]]:
+    def status(kind: str) -> tuple[str, list[str]]:
+        spapi.advance(max(0.0, (at[kind] - emulator.clock.now()).total_seconds() + 1))
         response = ship.tracking(tracking, carrier)
         assert response.status_code == 200, response.text
         payload = response.json()["payload"]
         assert payload["trackingId"] == tracking
         return payload["summary"]["status"], [e["eventCode"] for e in payload["eventHistory"]]
 
-    assert status() == ("PreTransit", ["ReadyForReceive"])
-    spapi.advance(25 * 3600)
-    assert status() == ("InTransit", ["ReadyForReceive", "PickupDone"])
-    spapi.advance(4 * 86400)
-    assert status() == (
+    assert status("info_received") == ("PreTransit", ["ReadyForReceive"])
+    assert status("accepted") == ("InTransit", ["ReadyForReceive", "PickupDone"])
+    assert status("arrived") == (
         "InTransit",
         ["ReadyForReceive", "PickupDone", "Departed", "ArrivedAtCarrierFacility"],
     )
-    spapi.advance(5 * 86400)
-    assert status() == (
+    assert status("delivered") == (
         "Delivered",
         [
             "ReadyForReceive",
             "PickupDone",
             "Departed",
             "ArrivedAtCarrierFacility",
+            "ArrivedAtCarrierFacility",
             "OutForDelivery",
             "Delivered",
         ],
     )
+    payload = ship.tracking(tracking, carrier).json()["payload"]
+    assert payload["summary"]["trackingDetailCodes"] == {"forward": ["Signed"], "returns": []}
+    assert at["delivered"] <= SpApiEmulator.parse_time(payload["promisedDeliveryDate"])
     assert ship.tracking(tracking, "CHINAPOST").status_code == 400
     assert ship.tracking("YT0000000000000000", carrier).status_code == 404
+    no_violations(spapi)
+
+
+def test_a_returned_parcel_comes_back_on_the_returns_leg(start_spapi):
+    spapi = start_spapi(token_ttl_seconds=LONG, parcel_outcomes={"returned": 1.0})
+    ship = Shipping(spapi)
+    bought = ship.buy(spapi.pick(site="US", where=light))
+    tracking, carrier = bought["packageDocumentDetails"][0]["trackingId"], bought["rate"]["carrierId"]
+    spapi.advance(90 * 86400)
+    payload = ship.tracking(tracking, carrier).json()["payload"]
+    events = [(e["eventCode"], e.get("shipmentType")) for e in payload["eventHistory"]]
+    assert events[-6:] == [("OutForDelivery", None), ("DeliveryAttempted", None), ("Undeliverable", None),
+                           ("ReturnInitiated", "RETURNS"), ("Departed", "RETURNS"), ("Delivered", "RETURNS")]
+    assert payload["summary"] == {"status": "Undeliverable",
+                                  "trackingDetailCodes": {"forward": ["Undeliverable"], "returns": []}}
+    assert payload["eventHistory"][-1]["location"]["countryCode"] == "CN"  # back at the sender
     no_violations(spapi)
 
 
@@ -673,11 +695,11 @@ def test_cancel_before_pickup_refunds_and_removes_the_package(spapi, ship):
 
 
 def test_no_cancel_after_pickup(start_spapi):
-    spapi = start_spapi(token_ttl_seconds=LONG)
+    spapi = start_spapi(token_ttl_seconds=LONG, parcel_outcomes={})
     ship = Shipping(spapi)
     order = spapi.pick(site="US", where=light)
     bought = ship.buy(order)
-    spapi.advance(24 * 3600 + 1)
+    spapi.advance(24 * 3600 + 1)  # the pickup comes within a day
     response = ship.cancel(bought["shipmentId"])
     assert response.status_code == 400 and "picked up" in error(response)[1]
     assert ship.order(order["orderId"])["fulfillment"]["fulfillmentStatus"] == "SHIPPED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from amazon_shipping_testkit import ORDER_ID, REFERENCE, SELLER, api_order, make_request
@@ -154,8 +155,8 @@ def test_labels_are_plain_base64():
         ("Delivered", TrackingStatus.DELIVERED),
         ("DeliveryAttempted", TrackingStatus.FAILED_ATTEMPT),
         ("AwaitingCustomerPickup", TrackingStatus.FAILED_ATTEMPT),
-        ("Rejected", TrackingStatus.RETURNED),
-        ("Undeliverable", TrackingStatus.RETURNED),
+        ("Rejected", TrackingStatus.RETURNING),  # on the way back until the RETURNS leg is delivered
+        ("Undeliverable", TrackingStatus.RETURNING),
         ("PickupCancelled", TrackingStatus.CANCELLED),
         ("Lost", TrackingStatus.UNKNOWN),
     ],
@@ -177,6 +178,26 @@ def test_tracking_without_summary_uses_the_last_event():
         "T",
     )
     assert info.status == TrackingStatus.OUT_FOR_DELIVERY and len(info.events) == 2
+
+
+def test_the_returns_leg_and_the_first_scan_say_more_than_the_summary():
+    def info(summary: str, *events: tuple[str, str | None]) -> Any:
+        history = [{"eventCode": code, "eventTime": f"2026-01-0{i + 1}T00:00:00Z",
+                    **({"shipmentType": leg} if leg else {})} for i, (code, leg) in enumerate(events)]
+        return mapping.tracking_info({"summary": {"status": summary}, "eventHistory": history}, "T")
+
+    returning = info("Undeliverable", ("DeliveryAttempted", None), ("Undeliverable", None),
+                     ("ReturnInitiated", "RETURNS"), ("Departed", "RETURNS"))
+    assert returning.status == TrackingStatus.RETURNING
+    assert [e.status for e in returning.events][-2:] == [TrackingStatus.RETURNING] * 2
+    assert returning.events[-1].description_en == "Return to the sender: departed the origin facility"
+    returned = info("Undeliverable", ("Undeliverable", None), ("Delivered", "RETURNS"))
+    assert returned.status == TrackingStatus.RETURNED
+    assert returned.events[-1].description == returned.events[-1].description_en == "Returned to the sender"
+    picked_up = info("InTransit", ("ReadyForReceive", None), ("PickupDone", None))
+    assert picked_up.status == TrackingStatus.ACCEPTED
+    assert info("InTransit", ("PickupDone", None), ("Departed", None)).status == TrackingStatus.IN_TRANSIT
+    assert info("Delivered", ("Delivered", None)).events[0].description_en == "Delivered"
 
 
 def test_every_model_status_and_event_code_is_mapped():

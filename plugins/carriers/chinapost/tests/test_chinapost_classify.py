@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from mfn_carrier_chinapost.classify import classify, normalise, overall_status
+from mfn_carrier_chinapost.classify import classify, english, normalise, overall_status
 
 from connector.kit import TrackingStatus as S
 
@@ -59,10 +59,16 @@ CASES: dict[S, list[str]] = {
         "Item not delivered - recipient not available",
         "Attempted delivery", "Item ready for collection at the post office", "Undelivered",
     ],
+    S.RETURNING: [
+        "邮件退回中，发往寄件人", "已安排退回寄件人", "正在退回", "退件处理中",
+        "Return to sender in progress", "Item being returned to sender", "Returning to sender",
+        "Item will be returned to sender",
+    ],
     S.RETURNED: [
-        "退回", "退回寄件人", "已退回", "退件", "退回妥投", "邮件已退还寄件人",
-        "Returned", "Returned to sender", "Item returned to sender", "Return to sender in progress",
-        "Item being returned to sender", "Unsuccessful delivery - returned to sender",
+        "退回", "退回寄件人", "已退回", "退件", "退回妥投", "邮件已退还寄件人", "已退回寄件人",
+        "退件已交寄件人", "退回妥投，寄件人已签收",
+        "Returned", "Returned to sender", "Item returned to sender", "Item returned, received by the sender",
+        "Unsuccessful delivery - returned to sender",
     ],
     S.CANCELLED: ["订单已撤销", "Order cancelled by sender", "撤单"],
     S.UNKNOWN: ["", "   ", "Item information updated", "其他", "Status: 42"],
@@ -100,6 +106,22 @@ def test_case_width_and_spacing_do_not_matter():
     assert normalise("  Ｏｕｔ   FOR\tdelivery ") == "out for delivery"
     assert classify("  Ｏｕｔ   FOR\tdelivery ") is S.OUT_FOR_DELIVERY
     assert classify("DEPARTURE FROM OUTWARD OFFICE OF EXCHANGE") is S.IN_TRANSIT
+
+
+@pytest.mark.parametrize(("text", "english_text"), [
+    ("Delivered", "Delivered"),                                   # English stays as it is
+    ("投递并签收 Delivered", "Delivered"),                         # its English part
+    ("【美国】Held by customs 海关扣留", "Held by customs"),
+    ("已退回寄件人", "Returned to sender"),                        # a known Chinese wording
+    ("邮件退回中，发往寄件人", "Return to sender in progress"),
+    ("离开美国进口互换局", "Departure from inward office of exchange"),
+    ("正在投递，投递员：Mike", "Out for delivery"),                 # a name is not English
+    ("【深圳市】深圳国际小包揽收部已收寄", "Posting/Collection"),
+    ("其他", ""),                                                  # nothing known
+    ("", ""),
+])
+def test_english(text, english_text):
+    assert english(text) == english_text
 
 
 def test_overall_status_is_the_latest_known_one():

@@ -6,6 +6,7 @@ import io
 import json
 import re
 from dataclasses import replace
+from datetime import timedelta
 
 import pypdf
 import pytest
@@ -91,25 +92,30 @@ def test_lifecycle_create_label_find_resend_cancel(sandbox, connect) -> None:  #
     assert carrier.find_by_reference("111-0000001-0000009-1") is None
 
 
+def _advance_to(server, at) -> None:  # noqa: ANN001
+    advance_clock(server, max(0.0, (at - server.emulator.clock.now()).total_seconds() + 1))
+
+
 def test_tracking_progresses_with_the_simulated_clock(sandbox, connect) -> None:  # noqa: ANN001
-    server = sandbox()
+    server = sandbox(parcel_outcomes={})  # every parcel delivered on time
     carrier = connect(server)
     shipment = carrier.create_shipment(make_request("111-0000002-0000001-1"))
     number = shipment.tracking_number
+    at = {step.kind: step.at for step in server.emulator.parcels.get(number).plan()}
 
-    def status_after(hours: float) -> TrackingStatus:
-        _advance(server, hours)
+    def status_at(kind: str) -> TrackingStatus:
+        _advance_to(server, at[kind])
         [info] = carrier.track([number])
         return info.status
 
-    assert status_after(0) is TrackingStatus.PENDING  # 71005, 77123
-    assert status_after(25) is TrackingStatus.ACCEPTED  # 77206 picked up
+    assert status_at("info_received") is TrackingStatus.PENDING  # 71005, then 77123
+    assert status_at("accepted") is TrackingStatus.ACCEPTED  # 77206 picked up
     with pytest.raises(PermanentCarrierError, match="already picked up"):
         carrier.cancel(shipment)
-    assert status_after(5) is TrackingStatus.IN_TRANSIT  # 30 h: 77013 arrival at facility
-    assert status_after(79) is TrackingStatus.CUSTOMS  # 109 h: customs clearance (free code)
-    assert status_after(36) is TrackingStatus.OUT_FOR_DELIVERY  # 145 h: 77090
-    assert status_after(6) is TrackingStatus.DELIVERED  # 151 h: 77093
+    assert status_at("origin_facility") is TrackingStatus.IN_TRANSIT  # 77013 arrival at facility
+    assert status_at("customs") is TrackingStatus.CUSTOMS  # held for customs (free code)
+    assert status_at("out_for_delivery") is TrackingStatus.OUT_FOR_DELIVERY  # 77090
+    assert status_at("delivered") is TrackingStatus.DELIVERED  # 77093
     [info] = carrier.track(["CNMFN111-0000002-0000001-1"])  # the shipmentID works too
     assert [e.code for e in info.events] == [
         "71005",
@@ -121,6 +127,7 @@ def test_tracking_progresses_with_the_simulated_clock(sandbox, connect) -> None:
         "77169",
         "SBX-EXP",
         "SBX-IMP",
+        "SBX-CUH",
         "SBX-CUS",
         "77178",
         "77184",
@@ -128,24 +135,26 @@ def test_tracking_progresses_with_the_simulated_clock(sandbox, connect) -> None:
         "77093",
     ]
     assert [e.time for e in info.events] == sorted(e.time for e in info.events)
-    assert (info.events[2].time - info.events[0].time).total_seconds() == 24 * HOUR
-    assert (info.events[-1].time - info.events[0].time).total_seconds() == 150 * HOUR
+    assert info.events[2].time == at["accepted"].replace(microsecond=0)  # local time of the origin
+    assert info.events[-1].time == at["delivered"].replace(microsecond=0)  # GMT at the destination
 
 
 def test_a_failed_pickup_then_the_retry(sandbox, connect) -> None:  # noqa: ANN001
-    server = sandbox(pickup_failure_rate=1.0)
+    server = sandbox(pickup_failure_rate=1.0, parcel_outcomes={})
     carrier = connect(server)
     first = carrier.create_shipment(make_request("111-0000003-0000001-1"))
     second = carrier.create_shipment(make_request("111-0000003-0000002-1"))
-    _advance(server, 25)
+    pickups = [server.emulator.parcels.get(s.tracking_number).first_scan_at for s in (first, second)]
+    _advance_to(server, max(pickups) - timedelta(hours=24))  # both failed attempts, no pickup yet
     [info, _] = carrier.track([first.tracking_number, second.tracking_number])
     assert info.status is TrackingStatus.PENDING  # 77429: still with the shipper
     assert info.events[-1].code == "77429"
     assert info.events[-1].description == "Shipment picked up failed (Insufficient pickup address)"
     assert carrier.cancel(first) is True  # not picked up yet: deletable
-    _advance(server, 24)
+    _advance_to(server, pickups[1])
     [info] = carrier.track([second.tracking_number])
     assert info.status is TrackingStatus.ACCEPTED and [e.code for e in info.events][-2:] == ["77429", "77206"]
+    assert (info.events[-1].time - info.events[-2].time).total_seconds() == 24 * HOUR  # the retry a day later
 
 
 def test_expired_and_forcibly_expired_tokens_are_refreshed(sandbox, connect) -> None:  # noqa: ANN001

@@ -91,29 +91,35 @@ def test_label_lifecycle(sandbox, connect):
     assert label["created"] == 2 and label["cancelled"] is False
 
 
+def _advance_to(server, at) -> None:
+    advance_clock(server, max(0.0, (at - server.emulator.clock.now()).total_seconds() + 1))
+
+
 def test_tracking_progresses_with_the_simulated_clock(sandbox, connect):
-    server = sandbox()
+    server = sandbox(parcel_outcomes={})  # every parcel delivered on time
     carrier = connect(server)
     shipment = carrier.create_shipment(make_request(REF))
+    at = {step.kind: step.at for step in server.emulator.parcels.get(shipment.tracking_number).plan()}
 
-    def status_after(hours: float) -> TrackingStatus:
-        advance_clock(server, hours * HOUR)
+    def status_at(kind: str) -> TrackingStatus:
+        _advance_to(server, at[kind])
         [info] = carrier.track([shipment.tracking_number])
         return info.status
 
-    assert status_after(0) is TrackingStatus.PENDING       # created, not scanned
-    assert status_after(25) is TrackingStatus.ACCEPTED     # PU10 at 24 h
+    assert status_at("info_received") is TrackingStatus.PENDING     # SC10: created, not scanned
+    assert status_at("accepted") is TrackingStatus.ACCEPTED         # PU10
     with pytest.raises(PermanentCarrierError, match="cannot be cancelled"):
         carrier.cancel(shipment)
-    assert status_after(10) is TrackingStatus.IN_TRANSIT   # 35 h: left the sorting centre
-    assert status_after(80) is TrackingStatus.CUSTOMS      # 115 h: import customs cleared
-    assert status_after(45) is TrackingStatus.OUT_FOR_DELIVERY  # 160 h: LM25
-    assert status_after(10) is TrackingStatus.DELIVERED    # 170 h: LM40
+    assert status_at("origin_facility") is TrackingStatus.IN_TRANSIT  # OR10: left the sorting centre
+    assert status_at("customs_cleared") is TrackingStatus.CUSTOMS   # IM10: import customs cleared
+    assert status_at("out_for_delivery") is TrackingStatus.OUT_FOR_DELIVERY  # LM25
+    assert status_at("delivered") is TrackingStatus.DELIVERED       # LM40
     [info] = carrier.track([shipment.tracking_number])
     codes = [e.code for e in info.events]
-    assert codes[0] == "PU10" and codes[-2:] == ["LM25", "LM40"]
+    assert codes[:2] == ["SC10", "PU10"] and codes[-2:] == ["LM25", "LM40"]
     assert [e.time for e in info.events] == sorted(e.time for e in info.events)
-    assert (info.events[-1].time - info.events[0].time).total_seconds() == (168 - 24) * HOUR  # zones applied
+    assert info.events[-1].time - info.events[1].time == \
+        (at["delivered"].replace(microsecond=0) - at["accepted"].replace(microsecond=0))  # zones applied
     assert carrier.get_order(shipment.carrier_shipment_id).status == 4
 
     raw = requests.get(f"{server.url}/api/tracking", params={"nums": shipment.tracking_number},
@@ -124,19 +130,22 @@ def test_tracking_progresses_with_the_simulated_clock(sandbox, connect):
     assert last_mile and carrier.track([last_mile])[0].status is TrackingStatus.DELIVERED
 
 
-@pytest.mark.parametrize(("option", "codes", "final"), [
-    ("failed_attempt_rate", ["LM25", "LM50", "LM25", "LM40"], TrackingStatus.DELIVERED),
-    ("return_rate", ["LM25", "LM50", "LM90"], TrackingStatus.RETURNED),
-    ("pickup_rate", ["LM10", "LM30", "LM40"], TrackingStatus.DELIVERED),
+S = TrackingStatus
+
+
+@pytest.mark.parametrize(("options", "codes", "middle", "final"), [
+    ({"failed_attempt_rate": 1.0}, ["LM25", "LM50", "LM25", "LM40"], S.OUT_FOR_DELIVERY, S.DELIVERED),
+    ({"parcel_outcomes": {"returned": 1.0}}, ["LM25", "LM50", "LM85", "LM90"], S.RETURNING, S.RETURNED),
+    ({"pickup_rate": 1.0}, ["LM20", "LM30", "LM40"], S.OUT_FOR_DELIVERY, S.DELIVERED),
 ])
-def test_delivery_branches(sandbox, connect, option, codes, final):
-    server = sandbox(**{option: 1.0})
+def test_delivery_branches(sandbox, connect, options, codes, middle, final):
+    server = sandbox(**{"parcel_outcomes": {}, **options})
     carrier = connect(server)
     shipment = carrier.create_shipment(make_request(REF))
-    advance_clock(server, 170 * HOUR)
-    middle = carrier.track([shipment.tracking_number])[0].status
-    assert middle in (TrackingStatus.FAILED_ATTEMPT, TrackingStatus.OUT_FOR_DELIVERY)
-    advance_clock(server, 100 * HOUR)
+    plan = server.emulator.parcels.get(shipment.tracking_number).plan()
+    _advance_to(server, plan[-2].at)  # out for delivery (again; pickup: ready for it); returned: returning
+    assert carrier.track([shipment.tracking_number])[0].status is middle
+    advance_clock(server, 60 * 86400)
     [info] = carrier.track([shipment.tracking_number])
     assert info.status is final
     assert [e.code for e in info.events][-len(codes):] == codes

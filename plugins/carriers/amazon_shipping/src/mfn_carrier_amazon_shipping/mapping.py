@@ -332,8 +332,9 @@ SUMMARY_STATUS: dict[str, TrackingStatus] = {
     "Delivered": TrackingStatus.DELIVERED,
     "DeliveryAttempted": TrackingStatus.FAILED_ATTEMPT,
     "AwaitingCustomerPickup": TrackingStatus.FAILED_ATTEMPT,  # at an access point: an attempt
-    "Rejected": TrackingStatus.RETURNED,
-    "Undeliverable": TrackingStatus.RETURNED,
+    # Refused or undeliverable: the parcel goes back (RETURNED once its RETURNS leg is delivered).
+    "Rejected": TrackingStatus.RETURNING,
+    "Undeliverable": TrackingStatus.RETURNING,
     "PickupCancelled": TrackingStatus.CANCELLED,
     "Lost": TrackingStatus.UNKNOWN,
 }
@@ -347,12 +348,14 @@ EVENT_STATUS: dict[str, TrackingStatus] = {
     "Delivered": TrackingStatus.DELIVERED,
     "DeliveryAttempted": TrackingStatus.FAILED_ATTEMPT,
     "AvailableForPickup": TrackingStatus.FAILED_ATTEMPT,
-    "Rejected": TrackingStatus.RETURNED,
-    "Undeliverable": TrackingStatus.RETURNED,
-    "ReturnInitiated": TrackingStatus.RETURNED,
+    "Rejected": TrackingStatus.RETURNING,
+    "Undeliverable": TrackingStatus.RETURNING,
+    "ReturnInitiated": TrackingStatus.RETURNING,
     "PickupCancelled": TrackingStatus.CANCELLED,
     "Lost": TrackingStatus.UNKNOWN,
 }
+# Events of the way back (shipmentType RETURNS): returning, and returned once delivered to the sender.
+RETURNS = "RETURNS"
 _DESCRIPTIONS = {
     "ReadyForReceive": "Label created, waiting for the carrier",
     "PickupDone": "Picked up by the carrier",
@@ -371,11 +374,28 @@ _DESCRIPTIONS = {
 }
 
 
+def event_status(code: str, shipment_type: str = "") -> TrackingStatus:
+    """An event's status; on the RETURNS leg every event is the way back, "Delivered" its end."""
+    if shipment_type == RETURNS:
+        return TrackingStatus.RETURNED if code == "Delivered" else TrackingStatus.RETURNING
+    return EVENT_STATUS.get(code, TrackingStatus.UNKNOWN)
+
+
+def _description(code: str, shipment_type: str) -> str:
+    if shipment_type == RETURNS:
+        return "Returned to the sender" if code == "Delivered" else \
+            f"Return to the sender: {_DESCRIPTIONS.get(code, code).lower()}"
+    return _DESCRIPTIONS.get(code, code)
+
+
 def tracking_info(payload: Mapping[str, Any], tracking_number: str) -> TrackingInfo:
-    """A GetTrackingResult as :class:`TrackingInfo` (events oldest first)."""
+    """A GetTrackingResult as :class:`TrackingInfo` (events oldest first). The status is the
+    summary's, unless the events say more: the way back (RETURNS leg) returning or returned, or
+    the pickup (the first scan) as the only scan of an "InTransit" parcel."""
     events = []
     for event in payload.get("eventHistory") or []:
         code = str(event.get("eventCode") or "")
+        leg = str(event.get("shipmentType") or "")
         try:
             when = parse_api_time(str(event.get("eventTime") or ""))
         except ValueError:
@@ -384,18 +404,25 @@ def tracking_info(payload: Mapping[str, Any], tracking_number: str) -> TrackingI
         place = ", ".join(
             str(location[k]) for k in ("city", "stateOrRegion", "countryCode") if location.get(k)
         )
+        description = _description(code, leg)
         events.append(
             TrackingEvent(
                 time=when,
-                status=EVENT_STATUS.get(code, TrackingStatus.UNKNOWN),
-                description=_DESCRIPTIONS.get(code, code),
+                status=event_status(code, leg),
+                description=description,
                 location=place,
                 code=code,
+                description_en=description,
             )
         )
     events.sort(key=lambda e: e.time)
     summary = str((payload.get("summary") or {}).get("status") or "")
-    if summary in SUMMARY_STATUS:
+    last = next((e.status for e in reversed(events) if e.status is not TrackingStatus.UNKNOWN), None)
+    if last in (TrackingStatus.RETURNING, TrackingStatus.RETURNED) and summary != "PickupCancelled":
+        status = last
+    elif summary == "InTransit" and last is TrackingStatus.ACCEPTED:
+        status = last  # picked up, nothing since: the first scan
+    elif summary in SUMMARY_STATUS:
         status = SUMMARY_STATUS[summary]
     else:
         status = events[-1].status if events else TrackingStatus.UNKNOWN

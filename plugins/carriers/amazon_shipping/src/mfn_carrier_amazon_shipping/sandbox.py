@@ -20,15 +20,20 @@ Shipping site, ``x-amzn-shipping-business-id`` checked against the order's site 
 ``ineligibleRates``), one package per shipment with ``itemIdentifier`` = orderItemId,
 requestTokens valid 10 simulated minutes and single-use (then ``TOKEN_EXPIRED``),
 ``x-amzn-IdempotencyKey`` (same key -> the original shipment, no second label), plain-base64 PDF
-labels, tracking that follows the simulated clock, cancellation (refund, package removed) until
-the carrier's pickup 24 hours after purchase. A purchase adds the package to the order as
-confirmShipment does (``packageReferenceId`` = the shipment id, or an unrelated number with the
-option ``package_ids: opaque``), locks it against confirmShipment, and is never listed under
-``confirmations``; ``GET /_sandbox/state`` of the SP-API emulator reports it under
+labels, tracking from the framework's parcel lives (:class:`connector.kit.sandbox.ParcelLives` of
+the SP-API emulator: an outcome per tracking id -- delivered, late, never picked up, failed
+delivery, returned, lost -- and a timeline over the service's transit days on the simulated
+clock; Amazon's event codes, the way back as the ``RETURNS`` leg, times in UTC), cancellation
+(refund, package removed) until the carrier's pickup (the first scan). A purchase adds the
+package to the order as confirmShipment does (``packageReferenceId`` = the shipment id, or an
+unrelated number with the option ``package_ids: opaque``), locks it against confirmShipment, and
+is never listed under ``confirmations``; ``GET /_sandbox/state`` of the SP-API emulator reports it under
 ``buy_shipping`` and, for the exactly-once audits, under ``labels``
 (``{idempotencyKey: {"created": n, ...}}``).
 
-Options (``sandbox.emulators.amazon_shipping``): ``package_ids`` (``shipment_id`` | ``opaque``).
+Options (``sandbox.emulators.amazon_shipping``): ``package_ids`` (``shipment_id`` | ``opaque``),
+``parcel_outcomes`` and ``first_scan_hours`` (given here, they configure the SP-API emulator's
+parcel lives, which only Buy Shipping uses).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connector.kit.sandbox import Request, Response, make_label_pdf, route
+from connector.kit.sandbox import ParcelLife, Request, Response, make_label_pdf, route
 
 from . import sandbox_data as bs
 from .api import QUOTAS
@@ -98,6 +103,8 @@ class BuyShippingEmulator:
         self.package_ids = str(options.get("package_ids", "shipment_id"))
         if self.package_ids not in ("shipment_id", "opaque"):
             raise ValueError("package_ids must be 'shipment_id' or 'opaque'")
+        spapi.parcels.configure({k: v for k, v in options.items()
+                                 if k in ("parcel_outcomes", "first_scan_hours")})
         spapi.add_models(MODEL)
         spapi.add_quotas({op: {"rate": rate, "burst": burst} for op, (rate, burst) in QUOTAS.items()})
         self.store = spapi.substore("buy_shipping", _empty_store)
@@ -361,6 +368,7 @@ class BuyShippingEmulator:
         }
         store["shipments"][shipment_id] = shipment
         store["tracking"][tracking] = shipment_id
+        self._life(shipment)
         if key:
             entry = keys.setdefault(key, {"purchased": 0, "requests": 0, "shipmentIds": []})
             entry["purchased"] += 1
@@ -432,15 +440,12 @@ class BuyShippingEmulator:
         if carrier_id != shipment["carrierId"]:
             raise spapi.invalid(f"carrierId {carrier_id} does not match tracking id {tracking}.")
         purchased = datetime.fromtimestamp(shipment["purchasedAt"], timezone.utc)
-        cancelled = shipment["cancelledAt"]
-        events, status = bs.tracking_events(
-            purchased=purchased, now=spapi.now(), transit_days=shipment["transitDays"], site=shipment["site"],
-            destination=shipment["destination"],
-            cancelled_at=datetime.fromtimestamp(cancelled, timezone.utc) if cancelled is not None else None)
+        events, summary = bs.tracking_events(self._life(shipment), now=spapi.now(), site=shipment["site"],
+                                             destination=shipment["destination"])
         promised = purchased + timedelta(days=shipment["transitDays"])
         return 200, {"payload": {"trackingId": tracking, "alternateLegTrackingId": "",
                                  "eventHistory": events, "promisedDeliveryDate": spapi.format_time(promised),
-                                 "summary": {"status": status}}}
+                                 "summary": summary}}
 
     @route("PUT", r"/shipping/v2/shipments/(?P<shipmentId>[^/]+)/cancel", name="cancelShipment")
     def cancel_shipment(self, request: Request, seller: Any) -> tuple[int, Any]:
@@ -452,14 +457,24 @@ class BuyShippingEmulator:
         if shipment["cancelledAt"] is not None:  # cancelling twice is a no-op (a safe retry)
             return 200, {"payload": {}}
         now = spapi.now()
-        if now.timestamp() - shipment["purchasedAt"] >= bs.PICKUP_AFTER.total_seconds():
+        if self._life(shipment).scanned(now):
             raise spapi.invalid(f"Shipment {shipment_id} has been picked up by the carrier and can no longer "
                                 "be cancelled.")
         shipment["cancelledAt"] = now.timestamp()
         shipment["refunded"] = True
+        self.spapi.parcels.cancel(shipment["trackingId"], now)
         order = spapi.order_for(shipment["orderId"], seller)
         spapi.drop_package(order, shipment["packageReferenceId"], now=spapi.format_time(now))
         return 200, {"payload": {}}
+
+    def _life(self, shipment: dict[str, Any]) -> ParcelLife:
+        """The parcel's life, on the SP-API emulator's parcel lives (registered at the purchase; a
+        shipment of an older state file gets one now): the promise's transit days, the tracking id,
+        also found by the shipment id."""
+        days = int(shipment["transitDays"])
+        return self.spapi.parcels.register(
+            shipment["trackingId"], created_at=datetime.fromtimestamp(shipment["purchasedAt"], timezone.utc),
+            transit_days=(max(1, days - 3), days), aliases=[shipment["shipmentId"]])
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -20,6 +20,20 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from connector.kit.sandbox import (
+    ACCEPTED,
+    ARRIVED,
+    DELIVERED,
+    DELIVERY_FACILITY,
+    DELIVERY_FAILED,
+    DEPARTED,
+    INFO_RECEIVED,
+    OUT_FOR_DELIVERY,
+    RETURNED,
+    RETURNING,
+    ParcelLife,
+)
+
 from .api import BUSINESS_ID_VALUES as _BUSINESS_ID_VALUES
 
 BUY_SHIPPING_SITES: tuple[str, ...] = ("US", "CA", "UK", "FR", "DE", "IT", "ES", "IN", "MX", "NL", "JP", "BR")
@@ -29,7 +43,6 @@ offering it); orders of any other site are refused."""
 # The model's purchaseShipment description: "You must complete the purchase within 10 minutes of
 # rate creation", else the error code TOKEN_EXPIRED.
 TOKEN_TTL = timedelta(minutes=10)
-PICKUP_AFTER = timedelta(hours=24)  # the carrier's first scan; no cancellation after it
 
 BUSINESS_ID_VALUES: frozenset[str] = frozenset(_BUSINESS_ID_VALUES)
 DEFAULT_BUSINESS_ID = "AmazonShipping_UK"  # what Amazon assumes when the header is missing (the model)
@@ -211,6 +224,25 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# How each step of a parcel's life (connector.kit.sandbox step kinds) reads in getTracking:
+# [(seconds after the step, eventCode, shipmentType or None)]. Kinds without an entry are not
+# shown. The way back is the RETURNS leg (shipmentType RETURNS), its "Delivered" the arrival back
+# at the sender.
+TRACKING_EVENTS: dict[str, tuple[tuple[int, str, str | None], ...]] = {
+    INFO_RECEIVED: ((0, "ReadyForReceive", None),),
+    ACCEPTED: ((0, "PickupDone", None),),
+    DEPARTED: ((0, "Departed", None),),
+    ARRIVED: ((0, "ArrivedAtCarrierFacility", None),),
+    DELIVERY_FACILITY: ((0, "ArrivedAtCarrierFacility", None),),
+    OUT_FOR_DELIVERY: ((0, "OutForDelivery", None),),
+    DELIVERED: ((0, "Delivered", None),),
+    DELIVERY_FAILED: ((0, "DeliveryAttempted", None),),
+    RETURNING: ((0, "Undeliverable", None), (3600, "ReturnInitiated", "RETURNS"),
+                (7200, "Departed", "RETURNS")),
+    RETURNED: ((0, "Delivered", "RETURNS"),),
+}
+# The summary status after an event (forward leg; any RETURNS event: Undeliverable) and its
+# detail codes.
 _STATUS_OF = {
     "ReadyForReceive": "PreTransit",
     "PickupDone": "InTransit",
@@ -218,35 +250,43 @@ _STATUS_OF = {
     "ArrivedAtCarrierFacility": "InTransit",
     "OutForDelivery": "OutForDelivery",
     "Delivered": "Delivered",
+    "DeliveryAttempted": "DeliveryAttempted",
+    "Undeliverable": "Undeliverable",
     "PickupCancelled": "PickupCancelled",
 }
+_DETAIL_CODES = {"DeliveryAttempted": ["CustomerUnavailable"], "Undeliverable": ["Undeliverable"],
+                 "Delivered": ["Signed"]}
 
 
-def tracking_events(*, purchased: datetime, now: datetime, transit_days: int, site: str, destination: str,
-                    cancelled_at: datetime | None) -> tuple[list[dict[str, Any]], str]:
-    """The ``eventHistory`` up to ``now`` and the summary status, for a shipment bought at
-    ``purchased`` (hours after it: 0 label created, 24 picked up, 48 departed, 120 arrived in
-    the destination country, transit-12 h out for delivery, transit delivered)."""
+def tracking_events(life: ParcelLife, *, now: datetime, site: str,
+                    destination: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The ``eventHistory`` up to ``now`` (oldest first) and the ``summary`` of a shipment whose
+    parcel lives ``life`` (:class:`connector.kit.sandbox.ParcelLife`; a cancelled shipment's life
+    ends with ``PickupCancelled``). Times in UTC."""
     city, state, country = SITE_CARDS[site].origin
     origin = {"city": city, "stateOrRegion": state, "countryCode": country}
     there = {"countryCode": destination}
-    transit_h = transit_days * 24
-    plan = [
-        (0, "ReadyForReceive", origin),
-        (24, "PickupDone", origin),
-        (48, "Departed", origin),
-        (min(120, transit_h - 24), "ArrivedAtCarrierFacility", there),
-        (transit_h - 12, "OutForDelivery", there),
-        (transit_h, "Delivered", there),
-    ]
     events: list[dict[str, Any]] = []
-    for hours, code, location in plan:
-        when = purchased + timedelta(hours=hours)
-        if when > now or (cancelled_at is not None and when > cancelled_at):
-            break
-        events.append({"eventCode": code, "eventTime": _iso(when), "location": dict(location)})
-    if cancelled_at is not None and cancelled_at <= now:
-        events.append({"eventCode": "PickupCancelled", "eventTime": _iso(cancelled_at),
+    for step in life.steps(now):
+        for offset, code, leg in TRACKING_EVENTS.get(step.kind, ()):
+            when = step.at + timedelta(seconds=offset)
+            if when > now:
+                continue
+            event: dict[str, Any] = {"eventCode": code, "eventTime": _iso(when),
+                                     "location": dict(origin if step.leg == "origin" else there)}
+            if leg:
+                event["shipmentType"] = leg
+            events.append(event)
+    cancelled = life.cancelled_at
+    if cancelled is not None and cancelled <= now:
+        events.append({"eventCode": "PickupCancelled", "eventTime": _iso(cancelled),
                        "location": dict(origin)})
-    status = _STATUS_OF[events[-1]["eventCode"]] if events else "PreTransit"
-    return events, status
+    forward = [e["eventCode"] for e in events if "shipmentType" not in e]
+    status = _STATUS_OF.get(forward[-1], "InTransit") if forward else "PreTransit"
+    if any(e.get("shipmentType") == "RETURNS" for e in events):
+        status = "Undeliverable"
+    summary: dict[str, Any] = {"status": status}
+    detail = _DETAIL_CODES.get(forward[-1] if forward else "")
+    if detail:
+        summary["trackingDetailCodes"] = {"forward": list(detail), "returns": []}
+    return events, summary

@@ -5,11 +5,14 @@ code: the status has to be read from ``remark`` (see the open-source EMS tracker
 https://github.com/slince-archived/shipment-tracking-ems, which reads only those three fields),
 and the exact wording varies between offices, languages and years. Rules are tried in order; the
 first rule with a keyword in the text wins, so the more specific and more final outcomes come
-first ("投递未成功" must not read as "投递", "Undelivered" not as "Delivered", "Delivered to the
-airline" not as a delivery). Pure functions, no I/O.
+first (a return under way before a completed one, "投递未成功" must not read as "投递",
+"Undelivered" not as "Delivered", "Delivered to the airline" not as a delivery). :func:`english`
+gives an event's English (the text itself, its English part, or a translation of the common
+Chinese wordings). Pure functions, no I/O.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -17,10 +20,14 @@ from connector.kit import TrackingStatus
 
 # (status, keywords). Keywords are matched against the NFKC-normalised, lower-cased text.
 RULES: tuple[tuple[TrackingStatus, tuple[str, ...]], ...] = (
+    (TrackingStatus.RETURNING, (
+        "being returned", "will be returned", "returning", "return in progress",
+        "return to sender in progress", "return initiated", "on its way back to the sender",
+        "sent back to the sender",
+        "退回中", "正在退回", "已安排退回", "退回途中", "退件处理中", "退运中", "返回寄件人途中")),
     (TrackingStatus.RETURNED, (
         "return to sender", "returned to sender", "returned to shipper", "returned to the sender",
-        "return to shipper", "item returned", "being returned", "will be returned", "returning to",
-        "return in progress", "returned", "retour",
+        "return to shipper", "item returned", "returned", "retour",
         "退回", "退件", "退还寄件人", "退运", "返回寄件人", "已退寄", "退寄")),
     (TrackingStatus.FAILED_ATTEMPT, (
         "unsuccessful", "attempted delivery", "delivery attempt", "attempt to deliver", "undeliverable",
@@ -73,7 +80,47 @@ HANDOVER_WORDS = ("airline", "air carrier", "carrier", "flight", "airport", "hub
 EXCLUSIONS: dict[TrackingStatus, tuple[str, ...]] = {
     TrackingStatus.DELIVERED: HANDOVER_WORDS,
     TrackingStatus.ACCEPTED: ("airline", "air carrier", "flight", "交航", "航空公司"),
+    TrackingStatus.RETURNING: ("delivery office", "post office", "depot", "投递局", "投递部"),
     TrackingStatus.RETURNED: ("delivery office", "post office", "depot", "投递局", "投递部"),
+}
+
+# The English of common Chinese wordings: (English, keywords), the first with a keyword in the text
+# wins ("a+b": both a and b); then the English of the event's status.
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
+TRANSLATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Return to sender in progress", ("退回中", "正在退回", "安排退回", "退回途中", "退件处理中")),
+    ("Returned to sender (received by the sender)", ("退回妥投", "已交寄件人")),
+    ("Returned to sender", ("退回", "退件", "退还")),
+    ("Unsuccessful delivery attempt", ("未妥投", "投递未成功", "投递失败", "无法投递")),
+    ("Awaiting collection at the post office", ("待自取", "招领")),
+    ("Delivered", ("签收", "妥投", "已投递")),
+    ("Out for delivery", ("安排投递", "正在投递", "出班投递", "派送中")),
+    ("Arrival at delivery office", ("投递局", "投递站")),
+    ("Released from customs", ("海关放行",)),
+    ("Customs clearance completed", ("清关完成", "已通关")),
+    ("Held by customs", ("海关",)),
+    ("Order cancelled", ("撤单", "撤销")),
+    ("Electronic information received", ("电子信息",)),
+    ("Pre-advice received from sender", ("已下单",)),
+    ("Posting/Collection", ("收寄", "揽收", "揽件")),
+    ("Handed over to airline", ("交航", "航空")),
+    ("Flight departed", ("航班",)),
+    ("Departure from inward office of exchange", ("离开+进口", "进口处理中心", "离开寄达地")),
+    ("Departure from outward office of exchange", ("离开", "出口")),
+    ("Arrival at inward office of exchange", ("进口互换局", "寄达")),
+    ("Arrival at outward office of exchange", ("处理中心", "互换局")),
+)
+ENGLISH_BY_STATUS: dict[TrackingStatus, str] = {
+    TrackingStatus.PENDING: "Electronic information received",
+    TrackingStatus.ACCEPTED: "Posting/Collection",
+    TrackingStatus.IN_TRANSIT: "In transit",
+    TrackingStatus.CUSTOMS: "Customs",
+    TrackingStatus.OUT_FOR_DELIVERY: "Out for delivery",
+    TrackingStatus.DELIVERED: "Delivered",
+    TrackingStatus.FAILED_ATTEMPT: "Unsuccessful delivery attempt",
+    TrackingStatus.RETURNING: "Return to sender in progress",
+    TrackingStatus.RETURNED: "Returned to sender",
+    TrackingStatus.CANCELLED: "Order cancelled",
 }
 
 
@@ -92,6 +139,24 @@ def classify(text: str) -> TrackingStatus:
             continue  # e.g. a hand-over between legs: let the later rules decide
         return status
     return TrackingStatus.UNKNOWN
+
+
+def english(text: str, status: TrackingStatus | None = None) -> str:
+    """An event's English: the text when it has no Chinese; its English part when it mixes both
+    and that part is a wording this module knows ("投递并签收 Delivered"); else the English of a
+    known Chinese wording, or of ``status`` (default: the text's classification); ``""`` when none
+    is known."""
+    text = (text or "").strip()
+    if not text or not _CJK.search(text):
+        return text
+    latin = " ".join(_CJK.sub(" ", text).split()).strip(" -/|:;,.()[]")
+    if re.search(r"[A-Za-z]{3,}", latin) and classify(latin) is not TrackingStatus.UNKNOWN:
+        return latin  # an English wording, not a name ("投递员：Mike")
+    folded = unicodedata.normalize("NFKC", text)
+    for english_text, keywords in TRANSLATIONS:
+        if any(all(part in folded for part in k.split("+")) for k in keywords):
+            return english_text
+    return ENGLISH_BY_STATUS.get(classify(text) if status is None else status, "")
 
 
 def overall_status(statuses: Iterable[TrackingStatus]) -> TrackingStatus:

@@ -33,7 +33,7 @@ from connector.kit.values import decimal as _decimal
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
 
-from .classify import classify, overall_status
+from .classify import classify, english, overall_status
 
 if TYPE_CHECKING:
     from connector.kit import Address, ShipmentRequest
@@ -528,8 +528,10 @@ def parse_tracking(body: bytes, number: str, *, utc_offset_hours: float = 8.0) -
             raise _fail(op, f"field 'trace[{i}].acceptTime' is not a date "
                             f"(got {trace.get('acceptTime')!r})") from None
         remark = _text(trace.get("remark"))
-        events.append(TrackingEvent(time=when, status=classify(remark), description=remark,
-                                    location=_text(trace.get("acceptAddress"))))
+        status = classify(remark)
+        events.append(TrackingEvent(time=when, status=status, description=remark,
+                                    location=_text(trace.get("acceptAddress")),
+                                    description_en=english(remark, status)))
     events.sort(key=lambda e: e.time)  # stable: same-second events keep the carrier's order
     return TrackingInfo(tracking_number=number, status=overall_status(e.status for e in events),
                         events=tuple(events))

@@ -5,8 +5,11 @@ It verifies what the real API verifies: the ``ecCompanyId`` and the ``base64(MD5
 digest of every call, ``msg_type``/``data_type``, the order's required fields; it issues UPU S10
 mail numbers with valid check digits (``LX`` ePacket, ``RR`` registered, ``EE`` EMS),
 deterministic from the seed; serves label PDFs; refuses to cancel after the acceptance scan; and
-its tracking advances with the simulated clock through free-text events whose wording varies
-(Chinese and English), with customs and failure/return branches. Faults come from the framework.
+tells every parcel's life (the framework's :class:`connector.kit.sandbox.ParcelLives`: an outcome
+per mail number -- delivered, late, never scanned, failed delivery, returned, lost -- and a
+timeline over the product's transit days on the simulated clock) through free-text events whose
+wording varies (Chinese and English), with a customs branch. ``acceptTime`` is China time without
+a zone. Faults come from the framework.
 
 Routes (any path prefix, so ``/pcpErp-web/a/pcp/...`` and bare paths both work):
 ``POST orderService/OrderReceiveBack``, ``POST orderService/queryOrder`` (the lookup by
@@ -15,7 +18,8 @@ Routes (any path prefix, so ``/pcpErp-web/a/pcp/...`` and bare paths both work):
 ``GET track/query/{cn|en}/{mailnum}`` (header ``authenticate``; XML, or JSON when the Accept
 header asks for it).
 
-Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``:
+Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``,
+``parcel_outcomes`` and ``first_scan_hours`` (a number or ``[low, high]``; default ``[4, 24]``):
 
 * ``credentials``: ``[{"ec_company_id", "key", "tracking_token", "sender_no"}, ...]``;
 * ``carrier_settings``: the plugin's ``carriers.chinapost`` section (its credentials, digest
@@ -24,9 +28,7 @@ Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``
 * ``duplicate_mode``: ``"same_waybill"`` (default: a repeated live ``logistics_order_no`` answers
   the same waybill) or ``"error"`` (refused with "物流订单号重复 / ... already exists");
 * ``digest_encoding``: ``"raw"`` or ``"hex"`` (default: the carrier settings', else raw);
-* ``customs_rate`` (0.5): share of parcels whose tracking shows customs events;
-* ``delivery_failure_rate`` (0.0): share of parcels that fail delivery and go back;
-* ``first_scan_hours`` (24): simulated hours from creation to the acceptance scan.
+* ``customs_rate`` (0.5): share of parcels whose tracking shows customs events.
 
 No buyer PII is kept: of the receiver only the country code is stored.
 """
@@ -39,7 +41,32 @@ from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
-from connector.kit.sandbox import Checks, Emulator, Refusal, Request, Response, as_text, make_label_pdf, route
+from connector.kit.sandbox import (
+    ACCEPTED,
+    ARRIVED,
+    CUSTOMS,
+    CUSTOMS_CLEARED,
+    DELIVERED,
+    DELIVERY_FACILITY,
+    DELIVERY_FAILED,
+    DEPARTED,
+    EXPORT,
+    INFO_RECEIVED,
+    LAST_MILE,
+    ORIGIN_FACILITY,
+    OUT_FOR_DELIVERY,
+    RETURNED,
+    RETURNING,
+    Checks,
+    Emulator,
+    ParcelLife,
+    Refusal,
+    Request,
+    Response,
+    as_text,
+    make_label_pdf,
+    route,
+)
 
 from .mapping import digest
 from .s10 import is_valid_s10, make_s10
@@ -50,11 +77,12 @@ DEFAULT_CREDENTIALS = {"ec_company_id": "SANDBOX-ECID", "key": "sandbox-key",
 CHINA_TIME = timezone(timedelta(hours=8))
 PREFIX = r"(?:/[\w.\-/]*)?"  # any path prefix, e.g. /pcpErp-web/a/pcp or /partner/api/public/p
 
-# service -> (S10 prefix, label name, max weight g, postage base CNY, CNY per kg)
-PRODUCTS: dict[str, tuple[str, str, int, Decimal, Decimal]] = {
-    "EUB": ("LX", "China Post ePacket", 2000, Decimal("20.00"), Decimal("96.00")),
-    "REGISTERED": ("RR", "China Post Registered Air Mail", 2000, Decimal("18.00"), Decimal("85.00")),
-    "EMS": ("EE", "China Post EMS", 30000, Decimal("160.00"), Decimal("120.00")),
+# service -> (S10 prefix, label name, max weight g, postage base CNY, CNY per kg, transit days)
+PRODUCTS: dict[str, tuple[str, str, int, Decimal, Decimal, tuple[int, int]]] = {
+    "EUB": ("LX", "China Post ePacket", 2000, Decimal("20.00"), Decimal("96.00"), (7, 12)),
+    "REGISTERED": ("RR", "China Post Registered Air Mail", 2000, Decimal("18.00"), Decimal("85.00"),
+                   (10, 20)),
+    "EMS": ("EE", "China Post EMS", 30000, Decimal("160.00"), Decimal("120.00"), (4, 7)),
 }
 COUNTRY_CN = {"US": "美国", "CA": "加拿大", "MX": "墨西哥", "GB": "英国", "DE": "德国", "FR": "法国",
               "IT": "意大利", "ES": "西班牙", "NL": "荷兰", "JP": "日本", "AU": "澳大利亚", "BR": "巴西"}
@@ -62,54 +90,53 @@ COUNTRY_EN = {"US": "United States", "CA": "Canada", "MX": "Mexico", "GB": "Unit
               "DE": "Germany", "FR": "France", "IT": "Italy", "ES": "Spain", "NL": "Netherlands",
               "JP": "Japan", "AU": "Australia", "BR": "Brazil"}
 
-# The parcel's life: (hours after creation, Chinese wordings, English wordings, origin?). The
-# wording is picked per parcel (three variants), so the client has to classify by keyword.
-# ``None`` hours mark the acceptance scan (``first_scan_hours``).
-Step = tuple[float | None, tuple[str, ...], tuple[str, ...], bool]
-_BEFORE_CUSTOMS: tuple[Step, ...] = (
-    (0, ("收到电子信息", "已接收电子信息，等待收寄", "寄件人已下单，等待揽收"),
-     ("Electronic information received", "Shipment information received, awaiting item",
-      "Pre-advice received from sender"), True),
-    (None, ("【深圳市】深圳国际小包揽收部已收寄", "已收寄，揽投员：李师傅", "深圳市邮政速递物流 已揽收"),
-     ("Posting/Collection", "Acceptance", "Item accepted by post office"), True),
-    (36, ("到达深圳国际邮件处理中心", "已到达【深圳国际】互换局", "快件到达 深圳国际处理中心"),
-     ("Arrival at outward office of exchange", "Arrived at Shenzhen international mail processing centre",
-      "Item arrived at sorting centre"), True),
-    (48, ("离开深圳国际邮件处理中心，发往{country_cn}", "已出口直封，发往{country_cn}",
-          "离开【深圳国际】互换局，下一站【{country_cn}】"),
-     ("Departure from outward office of exchange", "Departed from Shenzhen, bound for {country}",
-      "Dispatched to {country}"), True),
-    (60, ("已交航空公司运输", "交航", "航班已起飞"),
-     ("Handed over to airline", "Delivered to airline", "Flight departed"), True),
-    (96, ("到达寄达地{country_cn}", "已到达{country_cn}进口互换局", "邮件到达寄达国"),
-     ("Arrival at inward office of exchange", "Arrived at destination country ({country})",
-      "Item arrived in {country}"), False),
-)
-_CUSTOMS: tuple[Step, ...] = (
-    (108, ("海关查验", "进口海关待查验", "已交寄达地海关"),
-     ("Held by customs", "Handed over to customs", "Customs inspection"), False),
-    (120, ("海关放行", "清关完成", "已通关"),
-     ("Released from customs", "Customs clearance completed", "Cleared customs"), False),
-)
-_LAST_MILE: tuple[Step, ...] = (
-    (132, ("离开{country_cn}进口互换局", "已从进口处理中心发出", "离开寄达地处理中心"),
-     ("Departure from inward office of exchange", "Departed from inward office of exchange",
-      "Item left the inward sorting centre"), False),
-    (144, ("到达投递局", "已到达投递站", "到达寄达地投递局"),
-     ("Arrival at delivery office", "Arrived at delivery office", "Arrived at the local delivery office"),
-     False),
-    (156, ("安排投递", "正在投递，投递员：Mike", "出班投递"),
-     ("Out for delivery", "Item out for delivery", "With delivery courier"), False),
-)
-_DELIVERED: Step = (168, ("投递并签收，签收人：本人签收", "已妥投", "已签收，他人代收"),
-                    ("Delivered", "Final delivery", "Item delivered, signed for by addressee"), False)
-_FAILED: tuple[Step, ...] = (
-    (168, ("投递未成功，收件人不在", "未妥投，无人签收", "投递失败，地址不详"),
-     ("Unsuccessful delivery attempt", "Attempted delivery - addressee absent",
-      "Delivery failed, notice left"), False),
-    (240, ("退回寄件人", "已退回", "退件"),
-     ("Returned to sender", "Item returned to sender", "Return to sender in progress"), True),
-)
+# How each step of a parcel's life (connector.kit.sandbox step kinds) reads in China Post tracking:
+# (Chinese wordings, English wordings). The wording is picked per parcel (three variants), so the
+# client has to classify by keyword. Kinds without an entry are not shown; customs only for the
+# parcels that go through it (``customs_rate``).
+Wordings = tuple[tuple[str, ...], tuple[str, ...]]
+_STEPS: dict[str, Wordings] = {
+    INFO_RECEIVED: (("收到电子信息", "已接收电子信息，等待收寄", "寄件人已下单，等待揽收"),
+                    ("Electronic information received", "Shipment information received, awaiting item",
+                     "Pre-advice received from sender")),
+    ACCEPTED: (("【深圳市】深圳国际小包揽收部已收寄", "已收寄，揽投员：李师傅", "深圳市邮政速递物流 已揽收"),
+               ("Posting/Collection", "Acceptance", "Item accepted by post office")),
+    ORIGIN_FACILITY: (("到达深圳国际邮件处理中心", "已到达【深圳国际】互换局", "快件到达 深圳国际处理中心"),
+                      ("Arrival at outward office of exchange",
+                       "Arrived at Shenzhen international mail processing centre",
+                       "Item arrived at sorting centre")),
+    EXPORT: (("离开深圳国际邮件处理中心，发往{country_cn}", "已出口直封，发往{country_cn}",
+              "离开【深圳国际】互换局，下一站【{country_cn}】"),
+             ("Departure from outward office of exchange", "Departed from Shenzhen, bound for {country}",
+              "Dispatched to {country}")),
+    DEPARTED: (("已交航空公司运输", "交航", "航班已起飞"),
+               ("Handed over to airline", "Delivered to airline", "Flight departed")),
+    ARRIVED: (("到达寄达地{country_cn}", "已到达{country_cn}进口互换局", "邮件到达寄达国"),
+              ("Arrival at inward office of exchange", "Arrived at destination country ({country})",
+               "Item arrived in {country}")),
+    CUSTOMS: (("海关查验", "进口海关待查验", "已交寄达地海关"),
+              ("Held by customs", "Handed over to customs", "Customs inspection")),
+    CUSTOMS_CLEARED: (("海关放行", "清关完成", "已通关"),
+                      ("Released from customs", "Customs clearance completed", "Cleared customs")),
+    LAST_MILE: (("离开{country_cn}进口互换局", "已从进口处理中心发出", "离开寄达地处理中心"),
+                ("Departure from inward office of exchange", "Departed from inward office of exchange",
+                 "Item left the inward sorting centre")),
+    DELIVERY_FACILITY: (("到达投递局", "已到达投递站", "到达寄达地投递局"),
+                        ("Arrival at delivery office", "Arrived at delivery office",
+                         "Arrived at the local delivery office")),
+    OUT_FOR_DELIVERY: (("安排投递", "正在投递，投递员：Mike", "出班投递"),
+                       ("Out for delivery", "Item out for delivery", "With delivery courier")),
+    DELIVERED: (("投递并签收，签收人：本人签收", "已妥投", "已签收，他人代收"),
+                ("Delivered", "Final delivery", "Item delivered, signed for by addressee")),
+    DELIVERY_FAILED: (("投递未成功，收件人不在", "未妥投，无人签收", "投递失败，地址不详"),
+                      ("Unsuccessful delivery attempt", "Attempted delivery - addressee absent",
+                       "Delivery failed, notice left")),
+    RETURNING: (("邮件退回中，发往寄件人", "已安排退回寄件人", "正在退回"),
+                ("Return to sender in progress", "Item being returned to sender", "Returning to sender")),
+    RETURNED: (("已退回寄件人", "退件已交寄件人", "退回妥投，寄件人已签收"),
+               ("Returned to sender", "Item returned to sender", "Item returned, received by the sender")),
+}
+_CUSTOMS_KINDS = (CUSTOMS, CUSTOMS_CLEARED)
 _CANCELLED_WORDING = ("订单已撤销", "Order cancelled by sender")
 
 
@@ -140,8 +167,6 @@ class ChinaPostEmulator(Emulator):
             raise ValueError(f"chinapost emulator: duplicate_mode must be same_waybill or error, "
                              f"got {self.duplicate_mode!r}")
         self.customs_rate = float(opts.get("customs_rate", 0.5))
-        self.delivery_failure_rate = float(opts.get("delivery_failure_rate", 0.0))
-        self.first_scan_hours = float(opts.get("first_scan_hours", 24))
 
     # -- state ------------------------------------------------------------------------------
 
@@ -169,9 +194,14 @@ class ChinaPostEmulator(Emulator):
         """The waybill of the not-cancelled order under logistics_order_no ``ref``, if any."""
         return self.live_label(ref, lambda waybill: self.store["orders"][waybill]["cancelled_at"] is None)
 
+    def _life(self, order: dict[str, Any]) -> ParcelLife:
+        """The parcel's life (registered at creation; an order of an older state file gets one now)."""
+        return self.parcels.register(order["waybill"], created_at=datetime.fromisoformat(order["created_at"]),
+                                     transit_days=PRODUCTS[order["service"]][5])
+
     def _accepted(self, order: dict[str, Any]) -> bool:
-        return (order["cancelled_at"] is None
-                and self.hours_since(order["created_at"]) >= self.first_scan_hours)
+        """Scanned by China Post (the acceptance scan): then it cannot be cancelled."""
+        return order["cancelled_at"] is None and self._life(order).scanned(self.clock.now())
 
     def _status(self, order: dict[str, Any]) -> str:
         if order["cancelled_at"] is not None:
@@ -263,12 +293,12 @@ class ChinaPostEmulator(Emulator):
             "weight": int(grams),
             "variant": draw.randrange(3),
             "customs": draw.random() < self.customs_rate,
-            "fails_delivery": draw.random() < self.delivery_failure_rate,
             "extra_grams": draw.randrange(0, 30),
             "created_at": self.clock.now().isoformat(),
             "cancelled_at": None,
         }
         self.record_label(ref, waybill)
+        self._life(store["orders"][waybill])
         return waybill
 
     # -- lookup by logistics_order_no ------------------------------------------------------------
@@ -351,6 +381,7 @@ class ChinaPostEmulator(Emulator):
                                                                 "accepted (posted); it cannot be cancelled"})
             # from now on the logistics_order_no may be used again
             order["cancelled_at"] = self.clock.now().isoformat()
+            self.parcels.cancel(waybill, datetime.fromisoformat(order["cancelled_at"]))
         return Response.json({"flag": True, "message": "撤单成功"})
 
     # -- fees after acceptance ------------------------------------------------------------------
@@ -364,7 +395,7 @@ class ChinaPostEmulator(Emulator):
                 order = self.store["orders"].get(number)
                 if order is None or not self._accepted(order):
                     continue
-                _prefix, _name, _max, base, per_kg = PRODUCTS[order["service"]]
+                _prefix, _name, _max, base, per_kg, _days = PRODUCTS[order["service"]]
                 weight = order["weight"] + order["extra_grams"]
                 postage = (base + per_kg * Decimal(weight) / 1000).quantize(Decimal("0.01"))
                 data.append({"waybillNo": number, "weight": weight, "postage_total": str(postage),
@@ -405,25 +436,21 @@ class ChinaPostEmulator(Emulator):
 
     def _timeline(self, order: dict[str, Any], lang: str) -> list[dict[str, str]]:
         """The events (oldest first) as of the simulated now."""
-        created = datetime.fromisoformat(order["created_at"])
         variant, country = order["variant"], order["country"]
-        steps = list(_BEFORE_CUSTOMS) + (list(_CUSTOMS) if order["customs"] else []) + list(_LAST_MILE)
-        steps += list(_FAILED) if order["fails_delivery"] else [_DELIVERED]
-        now = self.clock.now()
-        if order["cancelled_at"] is not None:
-            now = datetime.fromisoformat(order["cancelled_at"])
         events = []
-        for hours, cn, en, origin in steps:
-            at = created + timedelta(hours=self.first_scan_hours if hours is None else hours)
-            if at > now:
-                break
+        for step in self._life(order).steps(self.clock.now()):
+            if step.kind not in _STEPS or (step.kind in _CUSTOMS_KINDS and not order["customs"]):
+                continue
+            cn, en = _STEPS[step.kind]
+            origin = step.leg == "origin"
             # China Post's English pages often leave the domestic (origin) events in Chinese.
             chinese = lang == "cn" or (origin and variant == 2)
             wording = (cn if chinese else en)[variant]
             place = ("深圳" if chinese else "SHENZHEN") if origin else \
                 (COUNTRY_CN.get(country, country) if lang == "cn" else COUNTRY_EN.get(country, country))
-            events.append(self._event(at, wording.format(country=COUNTRY_EN.get(country, country),
-                                                         country_cn=COUNTRY_CN.get(country, country)), place))
+            events.append(self._event(step.at, wording.format(country=COUNTRY_EN.get(country, country),
+                                                              country_cn=COUNTRY_CN.get(country, country)),
+                                      place))
         if order["cancelled_at"] is not None:
             cancelled = datetime.fromisoformat(order["cancelled_at"])
             events.append(self._event(cancelled, _CANCELLED_WORDING[0 if lang == "cn" else 1],

@@ -61,6 +61,10 @@ STATUS_BY_CODE: dict[str, TrackingStatus] = {
 # moves the parcel's status).
 _KEYWORDS: tuple[tuple[TrackingStatus, re.Pattern[str]], ...] = (
     (TrackingStatus.CANCELLED, re.compile(r"cancel", re.I)),
+    (
+        TrackingStatus.RETURNING,
+        re.compile(r"returning|being\s+returned|return\s+(?:to\s+\w+\s+)?(?:in\s+progress|initiated)", re.I),
+    ),
     (TrackingStatus.RETURNED, re.compile(r"return", re.I)),
     (
         TrackingStatus.FAILED_ATTEMPT,
@@ -582,6 +586,7 @@ def _events(item: dict[str, Any], number: str, default_offset: float) -> tuple[T
                 description=description,
                 location=location,
                 code=code,
+                description_en=description,  # DHL eCommerce Asia answers in English (messageLanguage en)
             )
         )
     # DHL lists events newest first; its order is authoritative (local times of different zones

@@ -1,17 +1,23 @@
 """Emulator of the DHL eCommerce Asia REST API (token, label, reprint, delete, tracking).
 
 Token endpoint (tokens expire on the simulated clock), label create with 200/203/202 idempotency,
-reprint, delete (refused after pickup), tracking progressing on the clock (71005 -> 77123 ->
-77206 ... -> 77093, optionally through 77429). Every POST answers HTTP 200 with business codes,
-like the real API. All state lives in ``store``; of the consignee only the country is kept.
+reprint, delete (refused after pickup), and every parcel's life from the framework's
+:class:`connector.kit.sandbox.ParcelLives` (an outcome per tracking number -- delivered, late, never
+picked up, failed delivery, returned, lost -- and a timeline over the product's transit days on the
+simulated clock) told in DHL's event codes (71005 -> 77123 -> 77206 ... -> 77093, optionally
+through 77429; ``SBX-`` codes where no DHL code is known), origin events in local time ("LT"),
+destination events in GMT. Every POST answers HTTP 200 with business codes, like the real API. All
+state lives in ``store``; of the consignee only the country is kept.
 
-Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``:
+Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``,
+``parcel_outcomes`` and ``first_scan_hours``:
 
 * ``carrier_settings``: the plugin's ``carriers.dhl_ecommerce`` section; its client id, password,
   account ids and shipment-id prefix are the accepted ones (defaults ``sandbox-client`` /
   ``sandbox-password`` / ``5999999`` / ``CNMFN``);
 * ``token_ttl_seconds`` (86400): token lifetime on the simulated clock;
-* ``pickup_failure_rate`` (0.0): share of shipments whose first pickup fails (77429 + 77443);
+* ``pickup_failure_rate`` (0.0): share of shipments whose first pickup fails (77429 + 77443; the
+  pickup comes a day later);
 * ``rate_limit_per_second`` (None): more requests than this within one (real) second are answered
   HTTP 429 TOO_MANY_REQUESTS (the generic DHL eCommerce FAQ's limit is 5).
 
@@ -33,37 +39,66 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connector.kit.sandbox import Emulator, Refusal, Request, Response, make_label_pdf, route
+from connector.kit.sandbox import (
+    ACCEPTED,
+    ARRIVED,
+    CUSTOMS,
+    CUSTOMS_CLEARED,
+    DELIVERED,
+    DELIVERY_FACILITY,
+    DELIVERY_FAILED,
+    DEPARTED,
+    EXPORT,
+    INFO_RECEIVED,
+    LAST_MILE,
+    ORIGIN_FACILITY,
+    OUT_FOR_DELIVERY,
+    RETURNED,
+    RETURNING,
+    Emulator,
+    ParcelLife,
+    Refusal,
+    Request,
+    Response,
+    make_label_pdf,
+    route,
+)
 
 from .settings import DEFAULT_PREFIX, SANDBOX_ACCOUNT, SANDBOX_CLIENT_ID, SANDBOX_PASSWORD, SERVICES
 
 HOUR = 3600
-PICKUP_SECONDS = 24 * HOUR  # the first pickup attempt; deletion is refused from the pickup on
 CN = timezone(timedelta(hours=8))
-# Before pickup: (seconds after creation, code, description).
-BEFORE_PICKUP: tuple[tuple[int, str, str], ...] = (
-    (0, "71005", "Data Submitted - Awaiting Parcel Handover to DHL"),
-    (60, "77123", "Shipment data received - Awaiting Parcel Handover to DHL"),
-)
-PICKED_UP = ("77206", "Shipment picked up")
+# How each step of a parcel's life (connector.kit.sandbox step kinds) reads in DHL's tracking:
+# [(seconds after the step, code, description)]. The cross-border, customs, failed-delivery and
+# return steps have no known DHL codes (UNVERIFIED): they use free "SBX-" codes with meaningful
+# descriptions.
+EVENTS: dict[str, tuple[tuple[int, str, str], ...]] = {
+    INFO_RECEIVED: ((0, "71005", "Data Submitted - Awaiting Parcel Handover to DHL"),
+                    (60, "77123", "Shipment data received - Awaiting Parcel Handover to DHL")),
+    ACCEPTED: ((0, "77206", "Shipment picked up"),),
+    ORIGIN_FACILITY: ((0, "77013", "Arrival at Facility"), (HOUR, "77015", "Processed at facility"),
+                      (2 * HOUR, "77027", "Sorted to delivery facility")),
+    EXPORT: ((0, "77169", "Departed from facility"),),
+    DEPARTED: ((0, "SBX-EXP", "Departed origin country on line-haul flight"),),
+    ARRIVED: ((0, "SBX-IMP", "Arrived in destination country"),),
+    CUSTOMS: ((0, "SBX-CUH", "Shipment held for customs clearance"),),
+    CUSTOMS_CLEARED: ((0, "SBX-CUS", "Customs clearance completed"),),
+    LAST_MILE: ((0, "77178", "Arrived at facility"),),
+    DELIVERY_FACILITY: ((0, "77184", "Processed at delivery facility"),),
+    OUT_FOR_DELIVERY: ((0, "77090", "Out for Delivery"),),
+    DELIVERED: ((0, "77093", "Successfully delivered"),),
+    DELIVERY_FAILED: ((0, "SBX-ATT", "Delivery attempted - consignee not available"),),
+    RETURNING: ((0, "SBX-RTS", "Returning to shipper"),),
+    RETURNED: ((0, "SBX-RTD", "Returned to shipper"),),
+}
 # The 77429 branch (option pickup_failure_rate): pickup fails, the retry a day later succeeds.
 PICKUP_FAILED = ("77429", "Shipment picked up failed", "77443", "Insufficient pickup address")
 PICKUP_RETRY_SECONDS = 24 * HOUR
-# After pickup: (seconds after the pickup, code, description, where). The cross-border steps have
-# no known DHL codes (UNVERIFIED): they use free "SBX-" codes with meaningful descriptions.
-AFTER_PICKUP: tuple[tuple[int, str, str, str], ...] = (
-    (4 * HOUR, "77013", "Arrival at Facility", "origin"),
-    (6 * HOUR, "77015", "Processed at facility", "origin"),
-    (10 * HOUR, "77027", "Sorted to delivery facility", "origin"),
-    (16 * HOUR, "77169", "Departed from facility", "origin"),
-    (24 * HOUR, "SBX-EXP", "Departed origin country on line-haul flight", "origin"),
-    (72 * HOUR, "SBX-IMP", "Arrived in destination country", "dest"),
-    (84 * HOUR, "SBX-CUS", "Customs clearance completed", "dest"),
-    (96 * HOUR, "77178", "Arrived at facility", "dest"),
-    (100 * HOUR, "77184", "Processed at delivery facility", "dest"),
-    (120 * HOUR, "77090", "Out for Delivery", "dest"),
-    (126 * HOUR, "77093", "Successfully delivered", "dest"),
-)
+# Transit days (earliest, promised) per product, from China (example data).
+TRANSIT_DAYS: dict[str, tuple[int, int]] = {
+    "PPM": (6, 10), "PPS": (8, 12), "PKM": (6, 10), "PKD": (10, 15), "PLT": (5, 8), "PLE": (4, 7),
+    "PLD": (8, 12), "PKW": (8, 14), "PKG": (12, 20),
+}
 CANCELLED = ("SBX-CAN", "Shipment cancelled by shipper (label deleted)")
 ORIGIN_PLACE = {"city": "Shenzhen Hub", "postCode": "518000", "state": "Guangdong", "country": "CN"}
 CONTENT_INDICATORS = frozenset({"00", "01", "02", "03", "04", "05", "06"})
@@ -286,8 +321,12 @@ class DhlEcommerceEmulator(Emulator):
         )
         return base64.b64encode(pdf).decode()
 
-    def _elapsed(self, rec: dict[str, Any]) -> float:
-        return (self._now() - datetime.fromisoformat(rec["created_at"])).total_seconds()
+    def _life(self, rec: dict[str, Any]) -> ParcelLife:
+        """The parcel's life (registered at creation; a label of an older state file gets one now)."""
+        return self.parcels.register(
+            rec["number"], created_at=datetime.fromisoformat(rec["created_at"]),
+            transit_days=TRANSIT_DAYS.get(rec["product"], (8, 12)),
+            first_scan_delay_hours=PICKUP_RETRY_SECONDS / HOUR if rec.get("pickup_fails") else 0.0)
 
     # -- auth ------------------------------------------------------------------------------
 
@@ -512,6 +551,7 @@ class DhlEcommerceEmulator(Emulator):
             "country": item["consigneeAddress"]["country"],
         }
         self.store["labels"][sid] = rec
+        self._life(rec)
         return {
             "shipmentID": sid,
             "deliveryConfirmationNo": rec["number"],
@@ -579,7 +619,7 @@ class DhlEcommerceEmulator(Emulator):
                     problems.append(f"Shipment ID {sid} not found.")
                 elif rec["cancelled"]:
                     problems.append(f"Shipment ID {sid} not found (already deleted).")
-                elif self._elapsed(rec) >= self._pickup_at(rec):
+                elif self._life(rec).scanned(self._now()):
                     problems.append(f"Shipment ID {sid} cannot be deleted: already picked up.")
             if not ids:
                 problems.append(
@@ -589,8 +629,10 @@ class DhlEcommerceEmulator(Emulator):
                 )
             if not problems:
                 for sid in ids:
-                    self.store["labels"][sid]["cancelled"] = True
-                    self.store["labels"][sid]["deleted_at"] = self._now().isoformat()
+                    rec = self.store["labels"][sid]
+                    rec["cancelled"] = True
+                    rec["deleted_at"] = self._now().isoformat()
+                    self.parcels.cancel(rec["number"], self._now())
         status = (
             _status("200", "SUCCESS", "Shipment(s) deleted successfully.")
             if not problems
@@ -634,50 +676,33 @@ class DhlEcommerceEmulator(Emulator):
             "trackItemResponse", "TRACKITEM", {"shipmentItems": items, "responseStatus": status}
         )
 
-    @staticmethod
-    def _pickup_at(rec: dict[str, Any]) -> float:
-        """Seconds after creation at which DHL has the parcel (after a failed first try, a day later)."""
-        return PICKUP_SECONDS + (PICKUP_RETRY_SECONDS if rec.get("pickup_fails") else 0)
-
-    def _timeline(self, rec: dict[str, Any]) -> list[tuple[float, str, str, str, dict[str, str]]]:
-        """(seconds after creation, code, description, where, extra fields) of every event so far."""
-        steps: list[tuple[float, str, str, str, dict[str, str]]] = [
-            (offset, code, text, "origin", {}) for offset, code, text in BEFORE_PICKUP
-        ]
-        pickup = self._pickup_at(rec)
-        if rec.get("pickup_fails"):
-            code, text, secondary, secondary_text = PICKUP_FAILED
-            steps.append(
-                (
-                    PICKUP_SECONDS,
-                    code,
-                    text,
-                    "origin",
-                    {"secondaryStatus": secondary, "secondaryEvent": secondary_text},
-                )
-            )
-        steps.append((pickup, *PICKED_UP, "origin", {}))
-        steps += [(pickup + offset, code, text, where, {}) for offset, code, text, where in AFTER_PICKUP]
-        elapsed = self._elapsed(rec)
+    def _timeline(self, rec: dict[str, Any]) -> list[tuple[datetime, str, str, str, dict[str, str]]]:
+        """(when, code, description, leg, extra fields) of every event so far, oldest first."""
+        now = self._now()
+        steps: list[tuple[datetime, str, str, str, dict[str, str]]] = []
+        for step in self._life(rec).plan():
+            if step.kind == ACCEPTED and rec.get("pickup_fails"):
+                code, text, secondary, secondary_text = PICKUP_FAILED
+                steps.append((step.at - timedelta(seconds=PICKUP_RETRY_SECONDS), code, text, "origin",
+                              {"secondaryStatus": secondary, "secondaryEvent": secondary_text}))
+            for offset, code, text in EVENTS.get(step.kind, ()):
+                steps.append((step.at + timedelta(seconds=offset), code, text, step.leg, {}))
         if rec["cancelled"] and rec.get("deleted_at"):
-            deleted = (
-                datetime.fromisoformat(rec["deleted_at"]) - datetime.fromisoformat(rec["created_at"])
-            ).total_seconds()
+            deleted = datetime.fromisoformat(rec["deleted_at"])
             steps = [step for step in steps if step[0] <= deleted] + [(deleted, *CANCELLED, "origin", {})]
-        return [step for step in steps if step[0] <= elapsed]
+        return [step for step in steps if step[0] <= now]
 
     def _track_item(self, sid: str, rec: dict[str, Any]) -> dict[str, Any]:
-        created = datetime.fromisoformat(rec["created_at"])
         events = []
-        for offset, code, text, where, extra in self._timeline(rec):
-            at = (created + timedelta(seconds=offset)).astimezone(CN)  # local time of the origin
+        for when, code, text, where, extra in self._timeline(rec):
+            at = when.astimezone(CN)  # local time of the origin
             place = (
                 dict(ORIGIN_PLACE)
                 if where == "origin"
                 else {"city": "", "postCode": "", "state": "", "country": rec["country"]}
             )
             if where != "origin":  # destination events in UTC, said so with timezone "GMT"
-                at = created.astimezone(timezone.utc) + timedelta(seconds=offset)
+                at = when.astimezone(timezone.utc)
             events.append(
                 {
                     "status": code,

@@ -66,6 +66,10 @@ PERMISSION_WORDS = ("permission", "权限", "not allowed", "not enabled", "未�
 # A cancel refused because it is already done.
 ALREADY_CANCELLED_WORDS = ("already cancel", "已取消", "已经取消")
 _CUSTOMS_WORDS = ("customs", "清关", "海关", "报关")
+# A checkpoint of an undocumented code that says the parcel is on its way back / back home.
+_RETURNING_WORDS = ("returning", "being returned", "return in progress", "return to sender in progress",
+                    "退回中", "正在退回", "退件处理中")
+_RETURNED_WORDS = ("returned to sender", "return to sender completed", "returned to the sender", "已退回")
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -520,7 +524,8 @@ TRACKING_CODES: dict[str, TrackingStatus] = {
 
 
 def checkpoint_status(code: str, message: str = "") -> TrackingStatus:
-    """A checkpoint's status from its ``tracking_status`` code (the message only spots customs)."""
+    """A checkpoint's status from its ``tracking_status`` code; for the undocumented codes the
+    message spots a return (under way or done) and customs, else in transit."""
     code = code.strip().upper()
     if code in TRACKING_CODES:
         return TRACKING_CODES[code]
@@ -530,9 +535,39 @@ def checkpoint_status(code: str, message: str = "") -> TrackingStatus:
         return TrackingStatus.ACCEPTED
     if code.startswith("SC"):  # shipment-level codes (SC20 seen once; meaning UNVERIFIED): no scan
         return TrackingStatus.PENDING
+    if mentions(message, _RETURNING_WORDS):
+        return TrackingStatus.RETURNING
+    if mentions(message, _RETURNED_WORDS):
+        return TrackingStatus.RETURNED
     if mentions(message, _CUSTOMS_WORDS):
         return TrackingStatus.CUSTOMS
     return TrackingStatus.IN_TRANSIT
+
+
+# English for a checkpoint whose message has none: by its code, else by its status.
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
+ENGLISH_BY_CODE: dict[str, str] = {
+    "PU10": "Received by Yanwen", "LM25": "Out for delivery", "LM30": "Ready for pickup",
+    "LM40": "Delivered", "LM50": "Delivery attempt failed", "LM90": "Returned to sender",
+}
+ENGLISH_BY_STATUS: dict[TrackingStatus, str] = {
+    TrackingStatus.PENDING: "Shipment information received", TrackingStatus.ACCEPTED: "Received by Yanwen",
+    TrackingStatus.IN_TRANSIT: "In transit", TrackingStatus.CUSTOMS: "Customs clearance",
+    TrackingStatus.OUT_FOR_DELIVERY: "Out for delivery", TrackingStatus.DELIVERED: "Delivered",
+    TrackingStatus.FAILED_ATTEMPT: "Delivery attempt failed", TrackingStatus.RETURNING: "Returning to sender",
+    TrackingStatus.RETURNED: "Returned to sender",
+}
+
+
+def checkpoint_english(message: str, code: str, status: TrackingStatus) -> str:
+    """A checkpoint's English: the message when it has no Chinese; its English part when it mixes
+    both ("燕文深圳仓已收货 Received by Yanwen"); else the code's or the status's English."""
+    if message and not _CJK.search(message):
+        return message
+    latin = " ".join(_CJK.sub(" ", message).split()).strip(" -/|:;,.()[]")
+    if len(re.findall(r"[A-Za-z]{2,}", latin)) >= 2:  # a phrase, not a name or a code
+        return latin
+    return ENGLISH_BY_CODE.get(code) or ENGLISH_BY_STATUS.get(status, "")
 
 
 _ZONE = re.compile(r"^(?:UTC|GMT)?\s*([+-])?\s*(\d{1,2})(?::?(\d{2})|\.(\d+))?$", re.IGNORECASE)
@@ -580,8 +615,10 @@ def _tracking_info(entry: dict[str, Any], number: str, index: int,
                             f"(got {point.get('time_stamp')!r} {point.get('time_zone')!r})") from None
         code = _text(point.get("tracking_status")).upper()
         message = _text(point.get("message"))
-        events.append(TrackingEvent(time=when, status=checkpoint_status(code, message), description=message,
-                                    location=_text(point.get("location")), code=code))
+        status = checkpoint_status(code, message)
+        events.append(TrackingEvent(time=when, status=status, description=message,
+                                    location=_text(point.get("location")), code=code,
+                                    description_en=checkpoint_english(message, code, status)))
     events.sort(key=lambda e: e.time)
     if events:
         status = events[-1].status

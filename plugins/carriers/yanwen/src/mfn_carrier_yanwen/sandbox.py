@@ -6,11 +6,14 @@
 * ``GET /api/tracking?nums=A,B`` -- at most 30 numbers, ``Authorization: <customer number>``.
 
 It enforces what the real API enforces (required create fields, channels, batteries, unique
-``orderNumber``, cancel only before the first scan), serves labels as base64 PDFs and moves
-parcels along with the simulated clock. Faults (5xx, timeouts, resets, malformed bodies) come
-from the framework.
+``orderNumber``, cancel only before the first scan), serves labels as base64 PDFs and tells every
+parcel's life (the framework's :class:`connector.kit.sandbox.ParcelLives`: an outcome per waybill
+-- delivered, late, never scanned, failed delivery, returned, lost -- and a timeline over the
+channel's delivery days on the simulated clock) as checkpoints with Yanwen's codes, local times
+and ``time_zone``. Faults (5xx, timeouts, resets, malformed bodies) come from the framework.
 
-Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``:
+Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``,
+``parcel_outcomes`` and ``first_scan_hours``:
 
 * ``credentials``: ``[{"user_id", "api_token"}, ...]`` accepted for signing;
 * ``carrier_settings``: the plugin's ``carriers.yanwen`` section; its user_id/api_token (and
@@ -20,8 +23,8 @@ Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``
   ``return_existing`` (answer the original waybill again) or ``create_new`` (a second waybill);
 * ``calc_permission`` (True): whether ``calc.list`` answers or refuses for lack of permission;
 * ``timestamp_window_seconds`` (900): refuse timestamps further from the real time (0 = off);
-* ``failed_attempt_rate`` / ``return_rate`` / ``pickup_rate`` (0.0): share of parcels that fail
-  one delivery attempt and are then delivered / fail and go back / wait at a pickup point;
+* ``failed_attempt_rate`` / ``pickup_rate`` (0.0): share of the delivered parcels that fail one
+  delivery attempt first / wait at a pickup point before they are collected;
 * ``system_error_rate`` (0.0): share of gateway calls answered ``code "-1"`` without effect.
 
 No buyer PII is kept: of the receiver only the country code is stored (the label shows it).
@@ -39,8 +42,23 @@ from decimal import Decimal
 from typing import Any
 
 from connector.kit.sandbox import (
+    ACCEPTED,
+    ARRIVED,
+    CUSTOMS_CLEARED,
+    DELIVERED,
+    DELIVERY_FACILITY,
+    DELIVERY_FAILED,
+    DEPARTED,
+    EXPORT,
+    INFO_RECEIVED,
+    LAST_MILE,
+    ORIGIN_FACILITY,
+    OUT_FOR_DELIVERY,
+    RETURNED,
+    RETURNING,
     Checks,
     Emulator,
+    ParcelLife,
     Refusal,
     Request,
     Response,
@@ -55,7 +73,6 @@ from .settings import SERVICES
 DEFAULT_CREDENTIALS = ("100000", "sandbox-token")
 FORMAT, VERSION = "json", "V1.0"
 CHINA_TIME = timezone(timedelta(hours=8))
-FIRST_SCAN_HOURS = 24  # PU10: before it a waybill can be cancelled
 MAX_WEIGHT_G = 2000
 MAX_TRACK_NUMBERS = 30
 MAX_LOOKUP_NUMBERS = 50
@@ -93,42 +110,47 @@ DESTINATIONS: dict[str, tuple[float, float, str]] = {
 }
 _ORIGINS = (("Shenzhen", "深圳"), ("Yiwu", "义乌"))
 
-# The parcel's life after creation: (hours, code, wordings, where). Wordings alternate per parcel.
-# Transit codes other than PU/LM are UNVERIFIED stand-ins: no public source lists Yanwen's codes for
-# the sort, export and line-haul steps, so the emulator makes up non-LM codes for them.
-_TRANSIT = (
-    (FIRST_SCAN_HOURS, "PU10", ("Parcel received by Yanwen {city} facility",
-                                "燕文{city_cn}仓已收货 Received by Yanwen"), "origin"),
-    (30, "OR10", ("Departed Yanwen {city} sorting center", "Left the Yanwen sorting centre"), "origin"),
-    (48, "EX10", ("Export customs clearance completed", "出口报关完成 Export customs declaration cleared"),
-     "origin"),
-    (60, "LH10", ("Departed from origin airport", "航班已起飞 Flight departed"), "origin"),
-    (96, "LH20", ("Arrived at destination airport", "Arrival at destination country"), "destination"),
-    (110, "IM10", ("Import customs clearance completed", "Customs cleared in destination country"),
-     "destination"),
-    (130, "LM10", ("Handed over to last-mile carrier {provider}",
-                   "Transferred to {provider} for final delivery"), "destination"),
-)
-_OUT = (156, "LM25", ("Out for delivery", "{provider}: with courier for delivery"), "destination")
-_DELIVERED = (168, "LM40", ("Delivered", "Delivered, signed for by recipient"), "destination")
-_FAILED = (168, "LM50", ("Delivery attempted - recipient not available", "Unsuccessful delivery attempt"),
-           "destination")
-_ENDINGS: dict[str, tuple[tuple[float, str, tuple[str, str], str], ...]] = {
-    "delivered": (_OUT, _DELIVERED),
-    "retry": (_OUT, _FAILED, (192, "LM25", ("Out for delivery (second attempt)", "Second delivery attempt"),
-                              "destination"),
-              (200, "LM40", ("Delivered", "Delivered to the recipient"), "destination")),
-    "returned": (_OUT, _FAILED,
-                 (240, "LM90", ("Returned to sender", "Return to sender completed"), "origin")),
-    "pickup": ((156, "LM30", ("Ready for pickup at a {provider} access point", "Awaiting collection by the "
-                              "recipient"), "destination"),
-               (200, "LM40", ("Collected by the recipient", "Delivered (collected at the access point)"),
-                "destination")),
+# How each step of a parcel's life (connector.kit.sandbox step kinds) reads as a Yanwen checkpoint:
+# (tracking_status code, wordings). Wordings alternate per parcel. Only PU10 and the LM25/30/40/50/90
+# codes are known from public clients; the others are UNVERIFIED stand-ins (no public source lists
+# Yanwen's codes for the shipment data, sort, export, line-haul and return steps).
+_STEPS: dict[str, tuple[str, tuple[str, str]]] = {
+    INFO_RECEIVED: ("SC10", ("Shipment information received",
+                             "运单信息已接收 Shipment information received")),
+    ACCEPTED: ("PU10", ("Parcel received by Yanwen {city} facility",
+                        "燕文{city_cn}仓已收货 Received by Yanwen")),
+    ORIGIN_FACILITY: ("OR10", ("Departed Yanwen {city} sorting center", "Left the Yanwen sorting centre")),
+    EXPORT: ("EX10", ("Export customs clearance completed",
+                      "出口报关完成 Export customs declaration cleared")),
+    DEPARTED: ("LH10", ("Departed from origin airport", "航班已起飞 Flight departed")),
+    ARRIVED: ("LH20", ("Arrived at destination airport", "Arrival at destination country")),
+    CUSTOMS_CLEARED: ("IM10", ("Import customs clearance completed",
+                               "Customs cleared in destination country")),
+    LAST_MILE: ("LM10", ("Handed over to last-mile carrier {provider}",
+                         "Transferred to {provider} for final delivery")),
+    DELIVERY_FACILITY: ("LM20", ("Arrived at {provider} delivery facility",
+                                 "Arrived at the local delivery unit")),
+    OUT_FOR_DELIVERY: ("LM25", ("Out for delivery", "{provider}: with courier for delivery")),
+    DELIVERED: ("LM40", ("Delivered", "Delivered, signed for by recipient")),
+    DELIVERY_FAILED: ("LM50", ("Delivery attempted - recipient not available",
+                               "Unsuccessful delivery attempt")),
+    RETURNING: ("LM85", ("Returning to sender", "退回中 Return to sender in progress")),
+    RETURNED: ("LM90", ("Returned to sender", "Return to sender completed")),
 }
+# Variants of a delivered parcel's last days (options failed_attempt_rate, pickup_rate): one failed
+# attempt before the delivery, or a wait at an access point before the recipient collects it.
+_RETRY = (("LM25", ("Out for delivery", "{provider}: with courier for delivery")),
+          ("LM50", ("Delivery attempted - recipient not available", "Unsuccessful delivery attempt")),
+          ("LM25", ("Out for delivery (second attempt)", "Second delivery attempt")),
+          ("LM40", ("Delivered", "Delivered to the recipient")))
+_PICKUP = (("LM30", ("Ready for pickup at a {provider} access point",
+                     "Awaiting collection by the recipient")),
+           ("LM40", ("Collected by the recipient", "Delivered (collected at the access point)")))
 _CUT = {"handover": "LM10", "export": "LH10"}  # untracked/economy lines stop being tracked there
 # last code -> (order status of express.order.get, package level of the tracking API)
-_STATUS = {"": (0, "2"), "PU10": (2, "3"), "LM25": (12, "4"), "LM30": (13, "5"), "LM40": (4, "6"),
-           "LM50": (7, "8"), "LM90": (10, "0")}
+_STATUS = {"": (0, "2"), "SC10": (0, "2"), "PU10": (2, "3"), "LM25": (12, "4"), "LM30": (13, "5"),
+           "LM40": (4, "6"), "LM50": (7, "8"), "LM85": (7, "8"), "LM90": (10, "0")}
+Checkpoint = tuple[datetime, str, tuple[str, str], str]  # (when, code, wordings, leg)
 
 
 def s10_check_digit(digits: str) -> int:
@@ -167,8 +189,7 @@ class YanwenEmulator(Emulator):
         self.duplicate_code = as_text(opts.get("duplicate_code")) or "121"
         self.calc_permission = bool(opts.get("calc_permission", True))
         self.timestamp_window = float(opts.get("timestamp_window_seconds", 900) or 0)
-        self.outcome_rates = {"retry": float(opts.get("failed_attempt_rate", 0.0)),
-                              "returned": float(opts.get("return_rate", 0.0)),
+        self.variant_rates = {"retry": float(opts.get("failed_attempt_rate", 0.0)),
                               "pickup": float(opts.get("pickup_rate", 0.0))}
         self.system_error_rate = float(opts.get("system_error_rate", 0.0))
         self._system_errors = random.Random(f"{self.seed}:system")
@@ -375,10 +396,10 @@ class YanwenEmulator(Emulator):
         channel = as_text(body["channelId"])
         waybill, order_number = self._numbers(seq, CHANNELS[channel][6])
         draw = random.Random(f"{self.seed}:{seq}").random()
-        outcome = "delivered"
-        for name, rate in self.outcome_rates.items():
+        variant = "plain"
+        for name, rate in self.variant_rates.items():
             if draw < rate:
-                outcome = name
+                variant = name
                 break
             draw -= rate
         parcel = body["parcelInfo"]
@@ -393,10 +414,11 @@ class YanwenEmulator(Emulator):
                           "goodsNameCh": as_text(p.get("goodsNameCh")),
                           "quantity": as_whole(p.get("quantity")), "hscode": as_text(p.get("hscode"))}
                          for p in parcel["productList"]],
-            "outcome": outcome, "printed": False,
+            "variant": variant, "printed": False,
             "created_at": self.clock.now().isoformat(), "cancelled_at": None,
         }
         self.record_label(ref, waybill)
+        self._life(store["waybills"][waybill])
         store["by_exchange"][self._exchange_number(store["waybills"][waybill])] = waybill
         return self._created_data(store["waybills"][waybill])
 
@@ -432,10 +454,11 @@ class YanwenEmulator(Emulator):
         record = self._record(body)
         if record["cancelled_at"] is not None:
             return self._refuse(E_CANCELLED, f"运单已取消 / waybill {record['waybill']} is already cancelled")
-        if self.hours_since(record["created_at"]) >= FIRST_SCAN_HOURS:
+        if self._life(record).scanned(self.clock.now()):
             return self._refuse(E_SCANNED, f"运单已揽收，不能取消 / waybill {record['waybill']} was "
                                            "received by Yanwen and cannot be cancelled")
         record["cancelled_at"] = self.clock.now().isoformat()
+        self.parcels.cancel(record["waybill"], datetime.fromisoformat(record["cancelled_at"]))
         return self._ok(None)
 
     # -- lookups -----------------------------------------------------------------------------
@@ -507,18 +530,46 @@ class YanwenEmulator(Emulator):
 
     # -- tracking -----------------------------------------------------------------------------
 
-    def _steps(self, record: dict[str, Any]) -> list[tuple[float, str, tuple[str, str], str]]:
-        steps = list(_TRANSIT) + list(_ENDINGS[record["outcome"]])
+    def _life(self, record: dict[str, Any]) -> ParcelLife:
+        """The parcel's life (registered at creation; a waybill of an older state file gets one now)."""
+        return self.parcels.register(record["waybill"],
+                                     created_at=datetime.fromisoformat(record["created_at"]),
+                                     transit_days=CHANNELS[record["channel"]][4],
+                                     aliases=[self._exchange_number(record)])
+
+    def _variant(self, record: dict[str, Any]) -> str:
+        legacy = record.get("outcome")  # a state file of an earlier version
+        return record.get("variant") or (legacy if legacy in ("retry", "pickup") else "plain")
+
+    def _checkpoints_planned(self, record: dict[str, Any]) -> list[Checkpoint]:
+        """Every checkpoint of the parcel's life, future ones too, in time order."""
+        plan = self._life(record).plan()
+        points: list[Checkpoint] = [(step.at, *_STEPS[step.kind], step.leg)
+                                    for step in plan if step.kind in _STEPS]
+        variant = self._variant(record)
+        if variant != "plain" and plan and plan[-1].kind == DELIVERED and len(plan) >= 3:
+            before, out, done = plan[-3].at, plan[-2].at, plan[-1].at  # ..., out for delivery, delivered
+            gap = out - before
+            if variant == "retry":
+                times: tuple[datetime, ...] = (before + gap / 4, before + gap / 2, out, done)
+                words = _RETRY
+            else:
+                times, words = (out, done), _PICKUP
+            ending = [(at, code, texts, "destination")
+                      for at, (code, texts) in zip(times, words, strict=True)]
+            points = points[:-2] + ending
         cut = _CUT.get(CHANNELS[record["channel"]][7])
         if cut:
-            steps = steps[:next(i for i, s in enumerate(steps) if s[1] == cut) + 1]
-        return steps
+            ends = [i for i, point in enumerate(points) if point[1] == cut]
+            if ends:
+                points = points[:ends[0] + 1]
+        return points
 
-    def _reached(self, record: dict[str, Any]) -> list[tuple[float, str, tuple[str, str], str]]:
+    def _reached(self, record: dict[str, Any]) -> list[Checkpoint]:
         if record["cancelled_at"] is not None:
             return []
-        age = self.hours_since(record["created_at"])
-        return [step for step in self._steps(record) if step[0] <= age]
+        now = self.clock.now()
+        return [point for point in self._checkpoints_planned(record) if point[0] <= now]
 
     def _last_code(self, record: dict[str, Any]) -> str:
         reached = self._reached(record)
@@ -532,18 +583,17 @@ class YanwenEmulator(Emulator):
         return f"LM{seed:02d}{seq:010d}{record['country']}"
 
     def _checkpoints(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        created = datetime.fromisoformat(record["created_at"])
         offset, provider = DESTINATIONS.get(record["country"], (1.0, 0.0, "local post"))[1:]
         city, city_cn = _ORIGINS[record["seq"] % len(_ORIGINS)]
         points = []
-        for hours, code, wordings, where in self._reached(record):
-            zone = 8.0 if where == "origin" else offset
-            local = (created + timedelta(hours=hours)).astimezone(timezone(timedelta(hours=zone)))
+        for at, code, wordings, leg in self._reached(record):
+            zone = 8.0 if leg == "origin" else offset
+            local = at.astimezone(timezone(timedelta(hours=zone)))
             points.append({
                 "time_stamp": local.strftime("%Y-%m-%dT%H:%M:%S"), "time_zone": _zone_text(zone),
                 "tracking_status": code,
                 "message": wordings[record["seq"] % 2].format(city=city, city_cn=city_cn, provider=provider),
-                "location": city if where == "origin" else record["country"],
+                "location": city if leg == "origin" else record["country"],
                 "is_last_mile_checkpoint": 1 if code.startswith("LM") else 0,
                 "extraProperties": {"FlightNumber": f"CA{900 + record['seq'] % 90}"
                                     if code == "LH10" else ""},

@@ -13,6 +13,7 @@ Shapes follow docs/carrier-apis.md#yunexpress (OMS API, public sources) and the 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,8 +57,12 @@ PACKAGE_STATES: dict[int, TrackingStatus] = {
     7: TrackingStatus.RETURNED,         # 已退回
 }
 
-# Event classification by ProcessContent keywords, first match wins (order matters).
+# Event classification by ProcessContent keywords, first match wins (order matters): a return
+# under way before a completed one, both before the delivery words they may contain.
 _EVENT_RULES: tuple[tuple[TrackingStatus, tuple[str, ...]], ...] = (
+    (TrackingStatus.RETURNING, ("returning", "return to sender in progress", "return in progress",
+                                "being returned", "will be returned", "return initiated",
+                                "退件处理中", "退回中", "正在退回", "退回途中", "退运中")),
     (TrackingStatus.FAILED_ATTEMPT, ("unsuccessful", "attempt", "delivery failed", "failed delivery",
                                      "undeliverable", "投递失败", "派送失败", "未妥投")),
     (TrackingStatus.RETURNED, ("return", "退回", "退件", "退运")),
@@ -72,6 +77,24 @@ _EVENT_RULES: tuple[tuple[TrackingStatus, tuple[str, ...]], ...] = (
 )
 # "Delivered to the airline" is a hand-over, not a delivery.
 _HANDOVER_WORDS = ("airline", "carrier", "hub", "facility", "flight", "航空", "转运")
+# The PackageStates after which nothing changes any more: the events cannot tell more.
+_FINAL = (TrackingStatus.DELIVERED, TrackingStatus.RETURNED, TrackingStatus.CANCELLED)
+
+# English for an event the carrier words in Chinese only (by its status): ProcessContent is
+# English, Chinese + English, or Chinese.
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
+ENGLISH_BY_STATUS: dict[TrackingStatus, str] = {
+    TrackingStatus.PENDING: "Shipment information received",
+    TrackingStatus.ACCEPTED: "Received by YunExpress",
+    TrackingStatus.IN_TRANSIT: "In transit",
+    TrackingStatus.CUSTOMS: "Customs clearance",
+    TrackingStatus.OUT_FOR_DELIVERY: "Out for delivery",
+    TrackingStatus.DELIVERED: "Delivered",
+    TrackingStatus.FAILED_ATTEMPT: "Delivery attempt unsuccessful",
+    TrackingStatus.RETURNING: "Returning to sender",
+    TrackingStatus.RETURNED: "Returned to sender",
+    TrackingStatus.CANCELLED: "Order cancelled",
+}
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -462,6 +485,20 @@ def classify_event(content: str) -> TrackingStatus:
     return TrackingStatus.IN_TRANSIT
 
 
+def english_text(content: str, status: TrackingStatus) -> str:
+    """The English of an event: the text itself when it has no Chinese, its English part when it
+    mixes both ("云途深圳仓已收货 Received by YunExpress": a phrase of two words or more), else the
+    English of its status."""
+    if not content:
+        return ""
+    if not _CJK.search(content):
+        return content
+    latin = " ".join(_CJK.sub(" ", content).split()).strip(" -/|:;,.()[]")
+    if len(re.findall(r"[A-Za-z]{2,}", latin)) >= 2:  # a phrase, not a name or a code
+        return latin
+    return ENGLISH_BY_STATUS.get(status, "")
+
+
 def parse_process_date(value: Any, utc_offset_hours: float) -> datetime:
     """``ProcessDate`` ("YYYY-MM-DDTHH:MM:SS", no zone) as an aware UTC datetime."""
     return in_utc(iso_time(value), utc_offset_hours)
@@ -495,19 +532,26 @@ def parse_track_info(data: Any, number: str, *, utc_offset_hours: float = 8.0) -
         places = (_text(detail.get(k)) for k in ("ProcessCity", "ProcessProvince", "ProcessCountry"))
         location = _text(detail.get("ProcessLocation")) or ", ".join(p for p in places if p)
         node = _text(detail.get("TrackNodeCode")) or _text(detail.get("TrackingStatus"))
-        events.append(TrackingEvent(time=when, status=classify_event(content), description=content,
-                                    location=location, code=node))
+        status = classify_event(content)
+        events.append(TrackingEvent(time=when, status=status, description=content, location=location,
+                                    code=node, description_en=english_text(content, status)))
     events.sort(key=lambda e: e.time)
-    # An unknown PackageState is schema drift, not garbage: keep the events, say UNKNOWN.
+    return TrackingInfo(tracking_number=number, status=current_status(state, events), events=tuple(events))
+
+
+def current_status(state: int, events: list[TrackingEvent]) -> TrackingStatus:
+    """The parcel's status now: PackageState when it is final (delivered, returned, cancelled),
+    says "submitted" (1: no scan yet, whatever the events' words) or nothing more precise is known;
+    else the newest event's, which says more than the coarse PackageState (2 "in transit" covers
+    customs, out for delivery and the way back; 6 "delivery failed" the return that follows). An
+    unknown PackageState is schema drift, not garbage: the events decide, or UNKNOWN."""
     status = PACKAGE_STATES.get(state, TrackingStatus.UNKNOWN)
-    if events:
-        last = events[-1].status
-        if status is TrackingStatus.IN_TRANSIT and last in (TrackingStatus.CUSTOMS,
-                                                             TrackingStatus.OUT_FOR_DELIVERY):
-            status = last
-        elif status is TrackingStatus.UNKNOWN:
-            status = last
-    return TrackingInfo(tracking_number=number, status=status, events=tuple(events))
+    if status in _FINAL or status is TrackingStatus.PENDING or not events:
+        return status
+    last = events[-1].status
+    if last is TrackingStatus.PENDING and status is not TrackingStatus.UNKNOWN:
+        return status  # e.g. a late "information received" notice after the first scan
+    return last
 
 
 # -- Freight/GetPriceTrial and Common/GetShippingMethods -------------------------------------

@@ -3,10 +3,16 @@
 It answers under ``/api/...`` with the envelope and payload shapes of the captured fixtures, and
 enforces what the real API enforces: Basic auth, required CreateOrder fields, unique
 CustomerOrderNumbers, delete only before the first scan. Some orders get their tracking number
-late (TrackType "2"), labels are real PDFs served by the emulator itself, and tracking advances
-with the simulated clock. Faults (5xx, timeouts, resets, malformed bodies) come from the framework.
+late (TrackType "2"), labels are real PDFs served by the emulator itself, and every parcel lives
+the life the framework's parcel lives give it (:class:`connector.kit.sandbox.ParcelLives`: an
+outcome per tracking number, a timeline over the service's DeliveryDays on the simulated clock),
+told in YunExpress's words: PackageState 1 submitted, 4 received, 2 in transit, 3 delivered, 6
+delivery failed, 7 returned, 5 cancelled; ``ProcessContent`` in English or Chinese + English,
+``ProcessDate`` China time without a zone. Faults (5xx, timeouts, resets, malformed bodies) come
+from the framework.
 
-Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``:
+Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``state_file``,
+``parcel_outcomes`` and ``first_scan_hours``:
 
 * ``credentials``: ``[{"customer_code", "api_secret"}, ...]`` accepted for Basic auth;
 * ``carrier_settings``: the plugin's ``carriers.yunexpress`` section; its credentials are accepted;
@@ -16,7 +22,6 @@ Options (``factory(options)``), besides the framework's ``seed``, ``faults``, ``
 * ``track_type2_rate`` (0.3): share of orders created with TrackType "2" and no TrackingNumber;
 * ``tracking_polls`` (2): GetTrackingNumber/GetOrder calls answered "generating" before the
   number appears;
-* ``delivery_failure_rate`` (0.0): share of parcels that fail delivery and go back to the sender;
 * ``max_orders_per_request`` (10).
 
 No buyer PII is kept: of the receiver only the country code is stored (the label shows it).
@@ -31,8 +36,21 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from connector.kit.sandbox import (
+    ACCEPTED,
+    ARRIVED,
+    CUSTOMS_CLEARED,
+    DELIVERED,
+    DELIVERY_FAILED,
+    DEPARTED,
+    INFO_RECEIVED,
+    LAST_MILE,
+    ORIGIN_FACILITY,
+    OUT_FOR_DELIVERY,
+    RETURNED,
+    RETURNING,
     Checks,
     Emulator,
+    ParcelLife,
     Request,
     Response,
     as_number,
@@ -70,24 +88,29 @@ ZONES: dict[str, tuple[float, str]] = {
     "AE": (1.20, "Emirates Post"), "SA": (1.30, "SPL"), "TR": (1.20, "PTT"), "IN": (1.20, "India Post"),
 }
 
-# The parcel's life after CreateOrder: (hours, PackageState from then on, wordings, where).
-# Wordings alternate per order so the client must classify by keyword, not by exact text.
-_FIRST_SCAN_HOURS = 24
-_TRANSIT = (
-    (0, 1, ("Shipment information received", "订单信息已提交 Shipment information received"), "origin"),
-    (_FIRST_SCAN_HOURS, 2, ("Parcel received at YunExpress Shenzhen warehouse",
-                            "云途深圳仓已收货 Received by YunExpress"), "origin"),
-    (48, 2, ("Departed from origin country (CN)", "已离开中国 Departed China"), "origin"),
-    (96, 2, ("Arrived at destination country", "Arrival at destination"), "destination"),
-    (120, 2, ("Customs clearance completed", "清关完成 Customs cleared"), "destination"),
-    (132, 2, ("Handed over to last mile carrier {provider}", "Transferred to {provider} for final delivery"),
-     "destination"),
-    (156, 2, ("Out for delivery", "{provider}: out for delivery"), "destination"),
-)
-_DELIVERED = (168, 3, ("Delivered", "Delivered, signed for by recipient"), "destination")
-_FAILED = ((168, 6, ("Delivery attempt unsuccessful - recipient not available",
-                     "Unsuccessful delivery attempt"), "destination"),
-           (240, 7, ("Returned to sender", "Return to sender completed"), "origin"))
+# How a step of the parcel's life (connector.kit.sandbox step kinds) reads in YunExpress tracking:
+# (PackageState from then on, TrackNodeCode, wordings). Wordings alternate per order so the client
+# must classify by keyword, not by exact text. Steps without an entry are not shown.
+_STEPS: dict[str, tuple[int, str, tuple[str, str]]] = {
+    INFO_RECEIVED: (1, "SBX00", ("Shipment information received",
+                                 "订单信息已提交 Shipment information received")),
+    ACCEPTED: (4, "SBX01", ("Parcel received at YunExpress Shenzhen warehouse",
+                            "云途深圳仓已收货 Received by YunExpress")),
+    ORIGIN_FACILITY: (2, "SBX02", ("Sorted at YunExpress Shenzhen processing center",
+                                   "深圳处理中心已分拣 Processed at the sorting center")),
+    DEPARTED: (2, "SBX03", ("Departed from origin country (CN)", "已离开中国 Departed China")),
+    ARRIVED: (2, "SBX04", ("Arrived at destination country", "Arrival at destination")),
+    CUSTOMS_CLEARED: (2, "SBX05", ("Customs clearance completed", "清关完成 Customs cleared")),
+    LAST_MILE: (2, "SBX06", ("Handed over to last mile carrier {provider}",
+                             "Transferred to {provider} for final delivery")),
+    OUT_FOR_DELIVERY: (2, "SBX07", ("Out for delivery", "{provider}: out for delivery")),
+    DELIVERED: (3, "SBX08", ("Delivered", "Delivered, signed for by recipient")),
+    DELIVERY_FAILED: (6, "SBX09", ("Delivery attempt unsuccessful - recipient not available",
+                                   "投递失败 Unsuccessful delivery attempt")),
+    RETURNING: (6, "SBX10", ("Returning to sender", "退件处理中 Return to sender in progress")),
+    RETURNED: (7, "SBX11", ("Returned to sender", "已退回发件人 Return to sender completed")),
+}
+_CANCELLED = (5, "SBX99", "Order cancelled (deleted by the shipper)")
 
 
 _RECEIVER_BLANKS = ("FirstName", "LastName", "Company", "Street", "StreetAddress1", "StreetAddress2", "City",
@@ -111,7 +134,6 @@ class YunExpressEmulator(Emulator):
         self.auth_failure = as_text(opts.get("auth_failure")) or "text"
         self.track_type2_rate = float(opts.get("track_type2_rate", 0.3))
         self.tracking_polls = int(opts.get("tracking_polls", 2))
-        self.delivery_failure_rate = float(opts.get("delivery_failure_rate", 0.0))
         self.max_orders = int(opts.get("max_orders_per_request", 10))
 
     # -- state ------------------------------------------------------------------------------
@@ -132,6 +154,17 @@ class YunExpressEmulator(Emulator):
                                                     "cancelled": orders[waybill]["deleted_at"] is not None})
         return {"labels": labels, "create_attempts": self.create_attempts(),
                 "tracking_pending": sum(1 for o in orders.values() if o["tracking_number"] is None)}
+
+    def _life(self, order: dict[str, Any]) -> ParcelLife:
+        """The parcel's life (registered at CreateOrder; an order of an older state file gets one
+        now), keyed by the tracking number it has or will get, also found by its waybill."""
+        return self.parcels.register(order["planned_tracking"],
+                                     created_at=datetime.fromisoformat(order["created_at"]),
+                                     transit_days=SERVICE_CATALOG[order["service"]][4],
+                                     aliases=[order["waybill"]])
+
+    def _scanned(self, order: dict[str, Any]) -> bool:
+        return self._life(order).scanned(self.clock.now())
 
     # -- framework hooks ----------------------------------------------------------------------
 
@@ -272,7 +305,6 @@ class YunExpressEmulator(Emulator):
         seq = self.next_seq()
         draw = random.Random(f"{self.seed}:{seq}")
         late_tracking = draw.random() < self.track_type2_rate
-        fails_delivery = draw.random() < self.delivery_failure_rate
         waybill, planned = self._digits(24, seq), self._digits(25, seq)
         store["orders"][waybill] = {
             "reference": ref, "waybill": waybill, "seq": seq,
@@ -289,12 +321,12 @@ class YunExpressEmulator(Emulator):
             "tracking_number": None if late_tracking else planned,
             "planned_tracking": planned,
             "polls_left": self.tracking_polls if late_tracking else 0,
-            "fails_delivery": fails_delivery,
             "created_at": self.clock.now().isoformat(),
             "deleted_at": None,
         }
         if not late_tracking:
             store["by_tracking"][planned] = waybill
+        self._life(store["orders"][waybill])
         self.record_label(ref, waybill)
         return {"CustomerOrderNumber": ref, "Success": 1, "TrackType": "2" if late_tracking else "1",
                 "Remark": "", "AgentNumber": None, "WayBillNumber": waybill, "RequireSenderAddress": 0,
@@ -313,7 +345,7 @@ class YunExpressEmulator(Emulator):
                 return Response.json(self._envelope(Item=None))
             if self._poll(order):
                 self._save_if_persistent()
-            scanned = self.hours_since(order["created_at"]) >= _FIRST_SCAN_HOURS
+            scanned = self._scanned(order)
             length, width, height = order["dims"]
             item = {
                 "WayBillNumber": order["waybill"], "OrderNumber": order["reference"],
@@ -408,12 +440,13 @@ class YunExpressEmulator(Emulator):
             order = store["orders"].get(waybill) if waybill else None
             if order is None or order["deleted_at"] is not None:
                 result.update(Status="Failure", Remark="订单不存在 / order does not exist")
-            elif self.hours_since(order["created_at"]) >= _FIRST_SCAN_HOURS:
+            elif self._scanned(order):
                 result.update(Status="Failure", Remark="包裹已收货，不能删除 / parcel already received by "
                                                        "YunExpress, cannot delete (use WayBill/Intercept)")
             else:
                 # from now on the CustomerOrderNumber may be used again
                 order["deleted_at"] = self.clock.now().isoformat()
+                self.parcels.cancel(order["planned_tracking"], datetime.fromisoformat(order["deleted_at"]))
                 result.update(Status="5012", Remark="删除成功!")
         return Response.json(self._envelope(Item=result))
 
@@ -440,26 +473,22 @@ class YunExpressEmulator(Emulator):
 
     def _timeline(self, order: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
         """PackageState and the events (newest first) as of the simulated now."""
-        created = datetime.fromisoformat(order["created_at"])
-        age = self.hours_since(order["created_at"])
         provider = ZONES.get(order["country"], (1.0, "local postal service"))[1]
-        steps = list(_TRANSIT) + (list(_FAILED) if order["fails_delivery"] else [_DELIVERED])
+        now = self.clock.now()
+        shown = [(step.at, step.leg, *_STEPS[step.kind]) for step in self._life(order).steps(now)
+                 if step.kind in _STEPS]
         if order["deleted_at"] is not None:
-            deleted = datetime.fromisoformat(order["deleted_at"])
-            hours = (deleted - created).total_seconds() / 3600
-            steps = [_TRANSIT[0], (hours, 5, ("Order cancelled (deleted by the shipper)",) * 2, "origin")]
+            state, code, text = _CANCELLED
+            shown.append((datetime.fromisoformat(order["deleted_at"]), "origin", state, code, (text, text)))
         state, details = 1, []
-        for n, (hours, step_state, wordings, where) in enumerate(steps):
-            if hours > age:
-                break
+        for at, leg, step_state, code, wordings in shown:
             state = step_state
-            country = "CN" if where == "origin" else order["country"]
-            when = (created + timedelta(hours=hours)).astimezone(CHINA_TIME)
+            country = "CN" if leg == "origin" else order["country"]
             details.append({
-                "ProcessDate": when.strftime("%Y-%m-%dT%H:%M:%S"),
+                "ProcessDate": at.astimezone(CHINA_TIME).strftime("%Y-%m-%dT%H:%M:%S"),
                 "ProcessContent": wordings[order["seq"] % 2].format(provider=provider),
-                "ProcessLocation": "SHENZHEN" if where == "origin" else country,
-                "TrackNodeCode": f"SBX{n:02d}", "TrackCodeDescription": "", "ProcessCountry": country,
+                "ProcessLocation": "SHENZHEN" if leg == "origin" else country,
+                "TrackNodeCode": code, "TrackCodeDescription": "", "ProcessCountry": country,
                 "ProcessProvince": "", "ProcessCity": "", "AbnormalReasons": [],
             })
         return state, details[::-1]
