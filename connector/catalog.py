@@ -19,6 +19,7 @@ from .model import CatalogItem, Money
 
 COLUMNS = ("sku", "weight_g", "length_cm", "width_cm", "height_cm", "name_en", "name_cn", "hs_code",
            "declared_value", "declared_currency", "battery")
+OPTIONAL_COLUMNS = ("category",)  # Amazon's product category, for the VTR report (empty: none)
 _TRUE = {"yes", "y", "true", "1"}
 _FALSE = {"no", "n", "false", "0", ""}
 
@@ -125,4 +126,5 @@ def _parse_row(file: str, line: int, row: dict[str, Any]) -> tuple[CatalogItem |
         return None, problems
     return CatalogItem(sku=sku, weight_g=int(weight), length_cm=dims[0], width_cm=dims[1],
                        height_cm=dims[2], name_en=name_en, name_cn=name_cn, hs_code=hs_code,
-                       declared_value=Money(value, currency), has_battery=battery_raw in _TRUE), []
+                       declared_value=Money(value, currency), has_battery=battery_raw in _TRUE,
+                       category=text("category", required=False)), []

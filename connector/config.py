@@ -174,6 +174,74 @@ class EngineSettings(Settings):
     quote_timeout_seconds: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrackingSettings(Settings):
+    """Following parcels after the confirmation (engine/track.py, docs/tracking.md)."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "first_scan_days": {"type": "number", "exclusiveMinimum": 0, "default": 7,
+                            "description": "no carrier scan this long after handover: LOST"},
+        "stalled_days": {"type": "number", "exclusiveMinimum": 0, "default": 15,
+                         "description": "no new scan this long in transit: LOST"},
+        "cadence": {"type": "array", "minItems": 1, "default": [
+                        {"until_days": 3, "every_hours": 6}, {"until_days": 14, "every_hours": 12},
+                        {"until_days": 45, "every_hours": 24}],
+                    "items": {"type": "object", "additionalProperties": False,
+                              "required": ["until_days", "every_hours"],
+                              "properties": {"until_days": {"type": "number", "exclusiveMinimum": 0},
+                                             "every_hours": {"type": "number", "exclusiveMinimum": 0}}},
+                    "description": "how often a parcel is polled by its age (days since handover); "
+                                   "older parcels every 48 hours"},
+        "max_days": {"type": "number", "exclusiveMinimum": 0, "default": 60,
+                     "description": "stop polling a parcel this long after handover"},
+        "retry_minutes": {"type": "number", "exclusiveMinimum": 0, "default": 30,
+                          "description": "when a carrier's tracking call fails, ask again after"},
+        "batch_size": {"type": "integer", "minimum": 1, "default": 20,
+                       "description": "numbers per tracking call for a carrier that declares no batch size"},
+        "per_pass": {"type": "integer", "minimum": 1, "default": 500,
+                     "description": "parcels polled per pass at most"},
+    })
+    first_scan_days: float
+    stalled_days: float
+    cadence: tuple[dict[str, float], ...]
+    max_days: float
+    retry_minutes: float
+    batch_size: int
+    per_pass: int
+
+    def interval_hours(self, age_days: float) -> float:
+        for step in self.cadence:
+            if age_days < step["until_days"]:
+                return float(step["every_hours"])
+        return 48.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertSettings(Settings):
+    """When the daemon raises an alert (mfn_alert hook and the log; docs/tracking.md)."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "vtr_threshold": {"type": "number", "minimum": 0, "maximum": 100, "default": 96,
+                          "description": "alert when a site and category's projected valid-tracking rate "
+                                         "(percent) falls below; Amazon's bar is 95"},
+        "service_vtr_threshold": {"type": "number", "minimum": 0, "maximum": 100, "default": 95,
+                                  "description": "alert when a carrier service's valid-tracking rate "
+                                                 "falls below"},
+        "min_packages": {"type": "integer", "minimum": 1, "default": 10,
+                         "description": "packages a rate needs before it can raise an alert"},
+        "window_days": {"type": "number", "exclusiveMinimum": 0, "default": 30,
+                        "description": "the window Amazon counts the valid-tracking rate over"},
+        "ship_by_warning_hours": {"type": "number", "minimum": 0, "default": 12,
+                                  "description": "alert when an order is not confirmed this close to "
+                                                 "ship-by"},
+    })
+    vtr_threshold: float
+    service_vtr_threshold: float
+    min_packages: int
+    window_days: float
+    ship_by_warning_hours: float
+
+
 _ROUTE = {"type": "string", "pattern": r"^[a-z0-9_]+:([A-Za-z0-9_-]+|\*)$",
           "x-format": "carrier:service or carrier:*, e.g. yunexpress:AYPZXR"}
 _ROUTES = {"type": "array", "minItems": 1, "items": _ROUTE}
@@ -256,6 +324,8 @@ SCHEMA: dict[str, Any] = {
         "routing": RoutingSettings.SCHEMA,
         "amazon": AmazonSettings.SCHEMA,
         "engine": EngineSettings.SCHEMA,
+        "tracking": TrackingSettings.SCHEMA,
+        "alerts": AlertSettings.SCHEMA,
         "plugins": PluginsSettings.SCHEMA,
         "logging": LoggingSettings.SCHEMA,
         "fx": FX_SCHEMA,
@@ -351,6 +421,8 @@ class Config:
                               for i, a in enumerate(self.data["accounts"]))
         self.amazon = AmazonSettings.from_section(self.data["amazon"], where="amazon")
         self.engine = EngineSettings.from_section(self.data["engine"], where="engine")
+        self.tracking = TrackingSettings.from_section(self.data["tracking"], where="tracking")
+        self.alerts = AlertSettings.from_section(self.data["alerts"], where="alerts")
         self.routing = RoutingSettings.from_section(self.data["routing"], where="routing")
         self.plugins = PluginsSettings.from_section(self.data["plugins"], where="plugins")
         self.logging = LoggingSettings.from_section(self.data["logging"], where="logging")

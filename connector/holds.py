@@ -34,6 +34,8 @@ class HoldReason(str, enum.Enum):
     AMAZON_REJECTED = "amazon_rejected"
     ALREADY_SHIPPED = "already_shipped"
     CONFIRMATION_NOT_VISIBLE = "confirmation_not_visible"
+    # Voiding a label after Amazon cancelled the order.
+    VOID_REFUSED = "void_refused"
     # Anywhere.
     RETRIES_EXHAUSTED = "retries_exhausted"
     LEDGER_INCONSISTENT = "ledger_inconsistent"

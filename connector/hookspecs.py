@@ -93,3 +93,14 @@ def mfn_package_labeled(order_id, package):
 @hookspec
 def mfn_package_confirmed(order_id, package):
     """Amazon holds the package's tracking number and reading the order back showed it."""
+
+
+@hookspec
+def mfn_alert(kind, subject, message, details):
+    """Something a person must look at: raised once per (kind, subject) until it clears.
+
+    ``kind`` is one of ``vtr_below_threshold`` (subject ``SITE/category``),
+    ``service_vtr_below_threshold`` (``carrier:service``), ``parcel_lost``, ``parcel_late``,
+    ``ship_by_near`` (subject: the order id); ``message`` is for a human, ``details`` a dict of
+    figures. Never carries buyer PII.
+    """

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import clock as daemon_clock
+
 # operation -> (rate in requests per second, burst), for the operations the core calls. Plugins add
 # their own operations' defaults through RateLimiter.add_defaults.
 DEFAULT_QUOTAS: dict[str, tuple[float, int]] = {
@@ -45,7 +47,7 @@ class TokenBucket:
     ``clock`` and ``sleep`` are injectable so tests can run on a fake clock.
     """
 
-    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = daemon_clock.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be a positive number of tokens per second, got {rate!r}")
@@ -125,7 +127,7 @@ class RateLimiter:
     def __init__(self, defaults: Mapping[str, tuple[float, int]] | None = None,
                  overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
                  account_overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
-                 pacing: float = DEFAULT_PACING, clock: Callable[[], float] = time.monotonic,
+                 pacing: float = DEFAULT_PACING, clock: Callable[[], float] = daemon_clock.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not (0 < pacing <= 1):
             raise ValueError(f"pacing must be in (0, 1], got {pacing!r}")

@@ -20,6 +20,7 @@ from typing import Any
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from .. import clock as daemon_clock
 from .errors import AuthError, TransientError
 
 log = logging.getLogger("connector.amazon.auth")
@@ -38,7 +39,8 @@ class LwaTokenProvider:
 
     def __init__(self, token_url: str, refresh_token: str, client_id: str, client_secret: str, *,
                  session: requests.Session, refresh_margin: float = 300,
-                 clock: Callable[[], float] = time.time, client_secret_rotated_at: date | None = None,
+                 clock: Callable[[], float] = daemon_clock.timestamp,
+                 client_secret_rotated_at: date | None = None,
                  rotation_days: int = 180, rotation_warn_days: int = 30,
                  timeout: tuple[float, float] = (5, 30), attempts: int = 3,
                  backoff_base: float = 0.5, backoff_max: float = 10.0) -> None:

@@ -74,4 +74,7 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None) -> bool
                + ("each exactly once." if not problems else "PROBLEMS:"))
     for problem in problems:
         click.echo(f"  {problem}")
+    click.echo("Every confirmed parcel is followed from here: `mfn-connector report vtr`.\n"
+               "A month of orders on a simulated clock, with deliveries, losses and voids: "
+               "`mfn-connector sandbox simulate --days 30`.")
     return not problems

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,32 +23,60 @@ def orders_group() -> None:
 
 @orders_group.command("list")
 @click.option("--state", "states", multiple=True, help="Only these states (repeatable).")
+@click.option("--due-within", "due_within", default=None, metavar="DURATION",
+              help="Only orders not confirmed yet whose ship-by is within DURATION (e.g. 6h, 2d, 90m), "
+                   "soonest first.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
-def orders_list(state: State, states: tuple[str, ...], as_json: bool) -> None:
-    """List orders with state, carrier, tracking number and hold reason."""
-    from ..ledger import OrderState
+def orders_list(state: State, states: tuple[str, ...], due_within: str | None, as_json: bool) -> None:
+    """List orders with state, ship-by, carrier, tracking number and hold reason."""
+    from ..engine.watch import confirmed_on_amazon
+    from ..ledger import ACTIVE_ORDER_STATES, OrderState
+    from ..model import utcnow
 
-    ledger = state.ledger()
     try:
         wanted = [OrderState(s.upper()) for s in states] or None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--state") from None
+    window = _duration(due_within) if due_within else None
+    if window is not None:
+        wanted = wanted or [s for s in (*ACTIVE_ORDER_STATES, OrderState.HELD) if s != OrderState.CONFIRMED]
+    ledger = state.ledger()
+    now = utcnow()
     rows = []
     for record in ledger.orders(wanted):
+        ship_by = record.order.ship_by
+        if window is not None and (ship_by is None or ship_by - now > window or confirmed_on_amazon(record)):
+            continue
         package = (ledger.packages(record.order_id) or [None])[-1]
+        hours = round((ship_by - now).total_seconds() / 3600, 1) if ship_by else None
         rows.append({"order_id": record.order_id, "site": record.order.site, "state": record.state.value,
+                     "ship_by": ship_by.isoformat() if ship_by else None, "hours_to_ship_by": hours,
                      "carrier": package.carrier if package else "",
                      "tracking_number": package.tracking_number if package else "",
                      "hold_reason": record.hold_reason})
     ledger.close()
+    if window is not None:
+        rows.sort(key=lambda r: r["ship_by"])
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'ORDER':<21} {'SITE':<4} {'STATE':<14} {'CARRIER':<11} {'TRACKING':<20} HOLD")
+    click.echo(f"{'ORDER':<21} {'SITE':<4} {'STATE':<16} {'SHIP-BY IN':>10} {'CARRIER':<15} "
+               f"{'TRACKING':<22} HOLD")
     for r in rows:
-        click.echo(f"{r['order_id']:<21} {r['site']:<4} {r['state']:<14} {r['carrier']:<11} "
-                   f"{r['tracking_number']:<20} {r['hold_reason']}")
+        left = f"{r['hours_to_ship_by']:.1f} h" if r["hours_to_ship_by"] is not None else "-"
+        click.echo(f"{r['order_id']:<21} {r['site']:<4} {r['state']:<16} {left:>10} {r['carrier']:<15} "
+                   f"{r['tracking_number']:<22} {r['hold_reason']}")
+
+
+def _duration(text: str) -> timedelta:
+    """``6h``, ``90m``, ``2d`` (or a number of hours)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd]?)\s*", text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration such as 6h, 90m or 2d",
+                                 param_hint="--due-within")
+    value, unit = float(match.group(1)), match.group(2) or "h"
+    return timedelta(minutes=value) if unit == "m" else timedelta(hours=value * (24 if unit == "d" else 1))
 
 
 @orders_group.command("show")
@@ -68,12 +98,17 @@ def orders_show(state: State, order_id: str) -> None:
         "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
         "address_on_file": record.order.ship_to is not None,
         "pii_purged": record.pii_purged,
-        "packages": [{k: (v.value if hasattr(v, "value") else v.isoformat() if hasattr(v, "isoformat")
-                          else v) for k, v in vars(p).items()} for p in ledger.packages(order_id)],
+        "packages": [{**_plain(vars(p)), "events": [_plain(vars(e)) for e in ledger.tracking_events(p.id)]}
+                     for p in ledger.packages(order_id)],
         "history": ledger.history(order_id),
     }
     ledger.close()
     click.echo(json.dumps(out, indent=2, default=str, ensure_ascii=False))
+
+
+def _plain(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if hasattr(v, "value") else v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in fields.items() if k != "package_id"}
 
 
 def _steer(state: State, order_id: str, change: Callable[[Ledger], str]) -> None:
@@ -121,3 +156,39 @@ def orders_retry(state: State, order_id: str) -> None:
         return "due now"
 
     _steer(state, order_id, change)
+
+
+@orders_group.command("void")
+@click.argument("order_id")
+@pass_state
+def orders_void(state: State, order_id: str) -> None:
+    """Cancel the order's label at the carrier (before its first scan); the refund is recorded."""
+    from ..engine.loop import drive
+    from ..engine.void import claim_void
+    from ..ledger import PackageState
+
+    rt = state.runtime()
+    try:
+        packages = [p for p in rt.ledger.packages(order_id) if p.state not in (PackageState.FAILED,)]
+        if not packages:
+            raise click.ClickException(f"order {order_id} has no label to void")
+        package = packages[-1]
+        if package.state != PackageState.VOIDING:
+            try:
+                claim_void(rt, package)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from None
+        drive(rt, order_id, lambda: False)
+        done = rt.ledger.get_package(package.id)
+        record = rt.ledger.get_order(order_id)
+    finally:
+        rt.close()
+    if done.state == PackageState.VOIDED:
+        refund = done.refund
+        label = done.tracking_number or done.idempotency_key
+        click.echo(f"{order_id}: label {label} voided at {done.carrier}"
+                   + (f"; refund {refund['amount']} {refund['currency']}" if refund else ""))
+        return
+    reason = f" ({record.hold_reason}: {record.hold_message})" if record and record.hold_reason else ""
+    raise click.ClickException(f"{order_id}: not voided, package is {done.state.value}{reason}"
+                               + (f": {done.error}" if done.error and not reason else ""))

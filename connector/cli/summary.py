@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..engine.runtime import Runtime
-from ..ledger import OrderState
+from ..ledger import SHIPPED_ORDER_STATES, OrderState, PackageState
 
 
 def summarize(rt: Runtime) -> dict:
@@ -17,14 +17,15 @@ def summarize(rt: Runtime) -> dict:
         sites[record.order.site or "?"] += 1
     carriers: dict[str, int] = defaultdict(int)
     labels = 0
-    for record in rt.ledger.orders([OrderState.VERIFIED, OrderState.CONFIRMED, OrderState.LABELED]):
+    for record in rt.ledger.orders([*SHIPPED_ORDER_STATES, OrderState.CONFIRMED, OrderState.LABELED]):
         for package in rt.ledger.packages(record.order_id):
-            if package.label_path:
+            if package.label_path and package.state not in (PackageState.VOIDED, PackageState.FAILED):
                 carriers[package.carrier] += 1
                 labels += 1
     c = rt.counters
     return {
         "this_run": {"new_orders": c.ingested_new, "labels_bought": c.labels_bought,
+                     "labels_voided": c.labels_voided,
                      "labels_recovered": c.labels_recovered,
                      "confirmations_sent": c.confirmations_sent, "verified": c.verified,
                      "held": c.held},
@@ -45,7 +46,7 @@ def render(summary: dict) -> str:
         "=====================",
         f"This run: {run['new_orders']} new order(s), {run['labels_bought']} label(s) bought, "
         f"{run['labels_recovered']} recovered by reference, {run['confirmations_sent']} confirmation(s) "
-        f"sent, {run['verified']} verified, {run['held']} held",
+        f"sent, {run['verified']} verified, {run['labels_voided']} voided, {run['held']} held",
         "",
         "Orders by state:",
     ]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ..fx import FxError
 from ..holds import HoldReason
-from ..kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from ..kit.carrier import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from ..ledger import OrderRecord, OrderState, Package, PackageState
-from ..model import Order, ShipmentRequest
+from ..model import FulfillmentStatus, Order, ShipmentRequest
 from ..rules import RulesError
 from .carrier_calls import backoff, retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
@@ -51,6 +51,8 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     carrier = rt.carriers.get(package.carrier)
     if carrier is None:
         return carrier_gone(rt, order, package)
+    if package.state == PackageState.LABEL_CLAIMED and order.status == FulfillmentStatus.CANCELLED:
+        return _settle_claim(rt, record, package, carrier)
     fresh = False
     if package.state == PackageState.PLANNED:
         if order.buyer_cancel_requested:
@@ -107,6 +109,24 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                       carrier_shipment_id=shipment.carrier_shipment_id,
                       tracking_number=shipment.tracking_number or "")
     crashpoint("after_create")
+    return Outcome.PROGRESS
+
+
+def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
+    """Amazon cancelled the order while its label was claimed: buy nothing; if the earlier call
+    did buy it, keep the label on record so that the next step voids it."""
+    try:
+        shipment = retry_safe(rt, package.carrier, "find_by_reference",
+                              lambda: carrier.find_by_reference(package.idempotency_key))
+    except TransientCarrierError as exc:
+        return defer(rt, record, f"{package.carrier}: {exc}")
+    if shipment is None:
+        rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
+                          order_state=OrderState.CANCELLED, error="order cancelled on Amazon; nothing bought")
+        return Outcome.REST
+    rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
+                      carrier_shipment_id=shipment.carrier_shipment_id,
+                      tracking_number=shipment.tracking_number or "")
     return Outcome.PROGRESS
 
 

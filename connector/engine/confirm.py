@@ -22,7 +22,8 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
     if confirms_itself(rt, package):  # the purchase confirmed it on Amazon; never send again
         rt.ledger.advance(package, package.state, PackageState.CONFIRMED, order_state=OrderState.CONFIRMED,
-                          shipped_at=package.shipped_at or utcnow())
+                          shipped_at=package.shipped_at or utcnow(),
+                          confirmed_at=package.confirmed_at or package.created_at or utcnow())
         return Outcome.PROGRESS
     spec = rt.carrier_specs.get(package.carrier)
     carrier_code = spec.carrier_code_for(order.site) if spec else None
@@ -30,6 +31,11 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return hold(rt, order.order_id, HoldReason.CARRIER_NOT_ACCEPTED,
                     f"order {order.order_id}: no Amazon carrier code for {package.carrier} on "
                     f"{order.site}; refusing to confirm as a silent 'Other'")
+    if package.state == PackageState.LABELED and order.buyer_cancel_requested:
+        return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
+                    f"order {order.order_id}: the buyer asked to cancel after the label was bought "
+                    f"({package.carrier} {package.tracking_number}); cancel the order in Seller Central and "
+                    "the label is voided, or release it to ship anyway")
     client = rt.amazon[order.account]
     try:
         if package.state == PackageState.LABELED:
@@ -66,6 +72,6 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     crashpoint("after_confirm_call")
     rt.counters.add("confirmations_sent")
     rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.CONFIRMED,
-                      order_state=OrderState.CONFIRMED)
+                      order_state=OrderState.CONFIRMED, confirmed_at=utcnow())
     crashpoint("after_confirm")
     return Outcome.PROGRESS

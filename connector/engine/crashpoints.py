@@ -14,7 +14,8 @@ ENV = "MFN_CONNECTOR_CRASH_AT"
 # In flow order. "*_call" points sit between an external call that succeeded and the commit
 # recording it: the windows where a naive daemon buys twice or confirms twice.
 POINTS = ("after_claim", "after_create_call", "after_create", "after_label", "before_confirm",
-          "after_confirm_call", "after_confirm", "after_verify")
+          "after_confirm_call", "after_confirm", "after_verify", "after_track_call", "after_track",
+          "after_void_claim", "after_cancel_call", "after_void")
 
 _lock = threading.Lock()
 _hits: dict[str, int] = {}

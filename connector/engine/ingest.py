@@ -19,6 +19,10 @@ log = logging.getLogger("connector.engine")
 # SHIPPED brings back the orders we confirmed, with their packages: the poll verifies them in
 # pages of 100 instead of one getOrder each. Unknown SHIPPED orders (shipped by hand) are ignored.
 STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
+# Held orders a cancellation on Amazon settles: nothing bought yet, or a label to void.
+_CANCEL_RELEASES = (None, OrderState.NEW, OrderState.LABEL_CLAIMED,
+                    OrderState.LABELED, OrderState.CONFIRMING)
+
 # RECIPIENT: the address; CANCELLATION: buyer cancel requests (check before buying a label);
 # PACKAGES: packageReferenceIds already used on partially shipped orders.
 INCLUDED_DATA = ("RECIPIENT", "FULFILLMENT", "PROCEEDS", "PACKAGES", "CANCELLATION")
@@ -112,5 +116,7 @@ def _reconsider_held(rt: Runtime, order: Order) -> None:
             and not record.order.ship_to.missing_fields():
         rt.ledger.release(order.order_id)
         log.info("order %s: Amazon now sends a complete address; released", order.order_id)
-    elif order.status == FulfillmentStatus.CANCELLED and record.held_from in (None, OrderState.NEW):
-        rt.ledger.release(order.order_id)  # back to NEW; planning moves it to CANCELLED
+    elif order.status == FulfillmentStatus.CANCELLED and record.held_from in _CANCEL_RELEASES:
+        # NEW: planning moves it to CANCELLED; with a label, the next step voids it
+        rt.ledger.release(order.order_id)
+        log.info("order %s: cancelled on Amazon while held; released to settle it", order.order_id)

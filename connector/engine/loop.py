@@ -7,6 +7,9 @@ The spine, one module per stage, each step committing its transition before the 
     buy.py      PLANNED -> LABEL_CLAIMED -> label created -> LABELED (PDF on disk)
     confirm.py  LABELED -> CONFIRMING -> CONFIRMED (confirmShipment)
     verify.py   CONFIRMED -> VERIFIED (read back)
+    track.py    VERIFIED -> IN_TRANSIT -> ... -> DELIVERED (or LOST, RETURNED): the parcel followed
+    void.py     a label Amazon no longer needs -> VOIDING -> VOIDED (cancelled at the carrier)
+    watch.py    alerts: ship-by near, valid-tracking rate below the bar
     purge.py    buyer PII erased after the retention window
 
 The loop only schedules. Each order is driven by one worker at a time (:func:`drive`); Amazon
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from ..amazon.errors import SpApiError
 from ..holds import HoldReason
@@ -33,11 +37,19 @@ from .outcome import Outcome, defer, hold
 from .plan import plan
 from .purge import purge_expired_pii
 from .runtime import Runtime
+from .track import track_due
 from .verify import verify
+from .void import claim_void, void
+from .watch import watch
+
+# Package states in which an order Amazon cancels has a label to void (not confirmed yet: Amazon
+# does not cancel an order it shows shipped).
+AMAZON_CANCELS = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.CONFIRMING})
 
 log = logging.getLogger("connector.engine")
 
-PURGE_EVERY_SECONDS = 3600  # the retention window is days long; hourly sweeps are plenty
+PURGE_EVERY = timedelta(hours=1)  # the retention window is days long; hourly sweeps are plenty
+WATCH_EVERY = timedelta(minutes=5)  # alerts on ship-by and on the valid-tracking rate
 
 
 @dataclass
@@ -45,13 +57,14 @@ class PassResult:
     driven: int
     active_left: int
     ingest_errors: int
+    tracked: int = 0
 
 
 class Engine:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.stop_event = threading.Event()
-        self._last_purge = float("-inf")
+        self._last: dict[str, datetime] = {}  # periodic jobs, on the daemon's clock (a simulation moves it)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -69,6 +82,7 @@ class Engine:
                     errors += 1
                     log.error("account %s: order poll failed: %s", account.name, exc)
         due = self.rt.ledger.orders(ACTIVE_ORDER_STATES, due_before=utcnow() if only_due else None)
+        due.sort(key=_ship_by_first)
         workers = self.rt.engine.workers
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order") as pool:
             futures = [pool.submit(drive, self.rt, r.order_id, self.stop_event.is_set) for r in due]
@@ -77,11 +91,24 @@ class Engine:
                     future.result()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
-        if not self.stop_event.is_set() and time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
-            self._last_purge = time.monotonic()
+        tracked = 0
+        if not self.stop_event.is_set():
+            tracked = track_due(self.rt).polled
+        if self._due("watch", WATCH_EVERY):
+            watch(self.rt)
+        if self._due("purge", PURGE_EVERY):
             purge_expired_pii(self.rt)
         left = len(self.rt.ledger.orders(ACTIVE_ORDER_STATES))
-        return PassResult(driven=len(due), active_left=left, ingest_errors=errors)
+        return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked)
+
+    def _due(self, job: str, every: timedelta) -> bool:
+        """Whether a periodic job is due now (and mark it run), by the daemon's clock."""
+        now = utcnow()
+        last = self._last.get(job)
+        if self.stop_event.is_set() or (last is not None and now - last < every):
+            return False
+        self._last[job] = now
+        return True
 
     def run_until_quiet(self, *, max_passes: int = 20) -> int:
         """Passes until no active order is left or a pass changes nothing (for --once loops)."""
@@ -109,6 +136,11 @@ class Engine:
         log.info("stopped: every step in flight finished and was committed")
 
 
+def _ship_by_first(record: OrderRecord) -> tuple[datetime, str]:
+    """Work in ship-by order, earliest first (orders without one last)."""
+    return (record.order.ship_by or datetime.max.replace(tzinfo=timezone.utc), record.order_id)
+
+
 # -- one order -----------------------------------------------------------------------------------
 
 
@@ -120,6 +152,11 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
     if package is None:
         return hold(rt, record.order_id, HoldReason.LEDGER_INCONSISTENT,
                     f"order {record.order_id} is {record.state.value} but has no open package")
+    if package.state == PackageState.VOIDING:
+        return void(rt, record, package)
+    if (record.order.status == FulfillmentStatus.CANCELLED and package.state in AMAZON_CANCELS
+            and not package.scans):  # a label for an order Amazon cancelled: void it
+        return void(rt, record, claim_void(rt, package))
     if package.state in (PackageState.PLANNED, PackageState.LABEL_CLAIMED):
         if record.order.status == FulfillmentStatus.CANCELLED and package.state == PackageState.PLANNED:
             rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from ..fx import FxError
@@ -76,12 +77,15 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
     rt.ledger.plan_package(order.order_id, ref, f"{order.order_id}-{ref}", chosen.option.carrier,
                            chosen.option.service,
                            [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in items],
-                           plan=plan_record(shopping.requirements, chosen))
+                           plan=plan_record(shopping.requirements, chosen, shopping.selection.candidates))
     return Outcome.PROGRESS
 
 
-def plan_record(req: Requirements, chosen: Candidate | None = None) -> dict[str, Any]:
-    """What a package is bought for, as stored with it (no buyer PII)."""
+def plan_record(req: Requirements, chosen: Candidate | None = None,
+                candidates: Sequence[Candidate] = ()) -> dict[str, Any]:
+    """What a package is bought for, as stored with it (no buyer PII). ``comparable`` (what the
+    choice compared, in the fx base currency) and ``cheapest`` (the cheapest eligible option's)
+    let a report say what a policy, an override or a plugin's choice cost over the cheapest."""
     record: dict[str, Any] = {
         "parcel": req.parcel.to_dict(),
         "ioss_number": req.ioss_number,
@@ -95,6 +99,9 @@ def plan_record(req: Requirements, chosen: Candidate | None = None) -> dict[str,
     if chosen is not None:
         record["price"] = chosen.option.price.to_dict()
         record["cost"] = chosen.cost.to_dict()
+        record["comparable"] = chosen.comparable.to_dict()
+        cheapest = min(candidates, key=lambda c: c.comparable.amount, default=chosen)
+        record["cheapest"] = {"option": cheapest.option.label, "comparable": cheapest.comparable.to_dict()}
     return record
 
 

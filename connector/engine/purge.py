@@ -1,39 +1,57 @@
 """Data protection: erase buyer PII once Amazon's retention window has passed.
 
-Amazon's DPP allows PII for 30 days after delivery. Until tracking lands, delivery is assumed at
-ship date + ``ledger.max_transit_days`` (a conservative bound for China-origin parcels), so the
-address goes at ship date + max transit + retention days. Order ids, tracking numbers and totals
-stay.
+Amazon's Data Protection Policy allows buyer PII for 30 days after delivery
+(docs/amazon-sp-api.md#data-protection). The address goes ``ledger.pii_retention_days`` after the
+parcel's life ended: its delivery, or its return to the sender. Only a parcel that never reaches
+such an end (lost, or not followed any more) falls back to the ship date +
+``ledger.max_transit_days`` + the retention. A cancelled or voided order keeps nothing. Order
+ids, tracking numbers and totals stay.
 """
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from ..ledger import OrderState, PackageState
+from ..ledger import SHIPPED_ORDER_STATES, TRACKED_PACKAGE_STATES, OrderState, Package, PackageState
 from ..model import utcnow
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
 
+_NOTHING_TO_SHIP = (OrderState.CANCELLED, OrderState.VOIDED)
+_CONFIRMED = frozenset({PackageState.CONFIRMED, *TRACKED_PACKAGE_STATES})
 
-def purge_expired_pii(rt: Runtime) -> int:
+
+def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
     settings = rt.config.ledger
-    keep = timedelta(days=settings.max_transit_days + settings.pii_retention_days)
-    now = utcnow()
+    retention = timedelta(days=settings.pii_retention_days)
+    fallback = timedelta(days=settings.max_transit_days)
+    now = now or utcnow()
     expired = []
-    for record in rt.ledger.orders([OrderState.VERIFIED, OrderState.CANCELLED]):
+    for record in rt.ledger.orders([*SHIPPED_ORDER_STATES, *_NOTHING_TO_SHIP, OrderState.HELD]):
         if record.pii_purged:
             continue
-        if record.state == OrderState.CANCELLED:
+        if record.state in _NOTHING_TO_SHIP:
             expired.append(record.order_id)  # nothing to ship: no reason to keep the address
             continue
-        shipped = [p.shipped_at for p in rt.ledger.packages(record.order_id)
-                   if p.state == PackageState.VERIFIED and p.shipped_at]
-        if shipped and max(shipped) + keep <= now:
+        ends = [end for p in rt.ledger.packages(record.order_id) if (end := life_end(p, fallback))]
+        if ends and max(ends) + retention <= now:
             expired.append(record.order_id)
     if not expired:
         return 0
     purged = rt.ledger.purge_pii(expired)
     log.info("purged buyer PII of %d order(s) past the retention window", purged)
     return purged
+
+
+def life_end(package: Package, fallback: timedelta) -> datetime | None:
+    """When the parcel's life ended (delivered, returned), or its ship date + ``fallback`` when it
+    never reached an end; None for a package not confirmed on Amazon (a held order's PII stays
+    while it may still ship)."""
+    if package.state is PackageState.DELIVERED and package.delivered_at:
+        return package.delivered_at
+    if package.state is PackageState.RETURNED and package.last_scan_at:
+        return package.last_scan_at
+    if package.shipped_at and package.state in _CONFIRMED:
+        return package.shipped_at + fallback
+    return None

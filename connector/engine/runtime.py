@@ -34,6 +34,7 @@ class Counters:
     verified: int = 0
     held: int = 0
     ingested_new: int = 0
+    labels_voided: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, n: int = 1) -> None:

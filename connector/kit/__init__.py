@@ -32,6 +32,7 @@ _EXPORTS = {
         "HTTP_PROPERTIES", "URL", "CarrierSettings", "HttpSettings", "Secret", "Settings", "SettingsError",
         "settings_schema"),
     "connector.kit.http": ("Transport",),
+    "connector.clock": ("monotonic",),
 }
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -40,8 +41,8 @@ __all__ = [
     "CarrierError", "CarrierSettings", "CarrierSpec", "CustomsLine", "DuplicateReferenceError",
     "HttpSettings", "Money", "NotSupported", "Parcel", "PermanentCarrierError", "Quote", "RateCard", "Secret",
     "ServiceSpec", "Settings", "SettingsError", "Shipment", "ShipmentRequest", "TrackingEvent",
-    "TrackingInfo", "TrackingStatus", "TransientCarrierError", "Transport", "hookimpl", "packaged_rows",
-    "settings_schema",
+    "TrackingInfo", "TrackingStatus", "TransientCarrierError", "Transport", "hookimpl", "monotonic",
+    "packaged_rows", "settings_schema",
 ]
 
 def __getattr__(name: str) -> Any:

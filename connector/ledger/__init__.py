@@ -9,17 +9,23 @@ from pathlib import Path
 
 from .base import (
     ACTIVE_ORDER_STATES,
+    SHIPPED_ORDER_STATES,
+    TERMINAL_PACKAGE_STATES,
+    TRACKED_PACKAGE_STATES,
+    Alert,
     Ledger,
     OrderRecord,
     OrderState,
     Package,
     PackageState,
     StaleStateError,
+    TrackingRecord,
 )
 
 __all__ = [
-    "ACTIVE_ORDER_STATES", "Ledger", "OrderRecord", "OrderState", "Package", "PackageState",
-    "StaleStateError", "open_ledger", "sqlite_path",
+    "ACTIVE_ORDER_STATES", "SHIPPED_ORDER_STATES", "TERMINAL_PACKAGE_STATES", "TRACKED_PACKAGE_STATES",
+    "Alert", "Ledger", "OrderRecord", "OrderState", "Package", "PackageState", "StaleStateError",
+    "TrackingRecord", "open_ledger", "sqlite_path",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"

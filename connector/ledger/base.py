@@ -27,7 +27,17 @@ class OrderState(str, enum.Enum):
     LABELED = "LABELED"               # tracking number known, label file on disk
     CONFIRMING = "CONFIRMING"         # confirmShipment claim committed; Amazon may be called
     CONFIRMED = "CONFIRMED"           # Amazon answered 204 (not yet proof)
-    VERIFIED = "VERIFIED"             # reading the order back shows the package: done
+    VERIFIED = "VERIFIED"             # reading the order back shows the package: shipped
+    # after the confirmation, the order follows its parcel (engine/track.py)
+    IN_TRANSIT = "IN_TRANSIT"                 # the carrier scanned it
+    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
+    DELIVERED = "DELIVERED"
+    DELIVERY_FAILED = "DELIVERY_FAILED"       # an attempt failed; the carrier may try again
+    RETURNING = "RETURNING"
+    RETURNED = "RETURNED"
+    LOST = "LOST"                     # no scan when one was due (polling goes on, slower)
+    VOIDING = "VOIDING"               # void claim committed; the carrier may be asked to cancel
+    VOIDED = "VOIDED"                 # the label was cancelled at the carrier (after Amazon cancelled)
     CANCELLED = "CANCELLED"           # Amazon cancelled the order before we shipped
 
 
@@ -39,12 +49,33 @@ class PackageState(str, enum.Enum):
     CONFIRMING = "CONFIRMING"
     CONFIRMED = "CONFIRMED"
     VERIFIED = "VERIFIED"
+    IN_TRANSIT = "IN_TRANSIT"
+    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
+    DELIVERED = "DELIVERED"
+    DELIVERY_FAILED = "DELIVERY_FAILED"
+    RETURNING = "RETURNING"
+    RETURNED = "RETURNED"
+    LOST = "LOST"
+    VOIDING = "VOIDING"               # about to call / called carrier.cancel
+    VOIDED = "VOIDED"                 # cancelled at the carrier; refund recorded
     FAILED = "FAILED"                 # the carrier refused; no label exists for this package
 
 
-# Order states the engine still has work for (HELD, VERIFIED and CANCELLED are at rest).
+# Order states the engine still has work for (HELD, CANCELLED and everything after VERIFIED
+# are at rest for the order loop; the tracking poller follows shipped parcels on its own).
 ACTIVE_ORDER_STATES = (OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED,
-                       OrderState.LABELED, OrderState.CONFIRMING, OrderState.CONFIRMED)
+                       OrderState.LABELED, OrderState.CONFIRMING, OrderState.CONFIRMED, OrderState.VOIDING)
+
+# Package states the tracking poller follows (VERIFIED: confirmed on Amazon, not scanned yet).
+TRACKED_PACKAGE_STATES = (PackageState.VERIFIED, PackageState.IN_TRANSIT, PackageState.OUT_FOR_DELIVERY,
+                          PackageState.DELIVERY_FAILED, PackageState.RETURNING, PackageState.LOST)
+# Where a parcel's life ends.
+TERMINAL_PACKAGE_STATES = (PackageState.DELIVERED, PackageState.RETURNED, PackageState.VOIDED,
+                           PackageState.FAILED)
+# Orders whose parcel is (or was) on its way: confirmed and read back on Amazon.
+SHIPPED_ORDER_STATES = (OrderState.VERIFIED, OrderState.IN_TRANSIT, OrderState.OUT_FOR_DELIVERY,
+                        OrderState.DELIVERED, OrderState.DELIVERY_FAILED, OrderState.RETURNING,
+                        OrderState.RETURNED, OrderState.LOST)
 
 
 @dataclass
@@ -83,6 +114,44 @@ class Package:
     updated_at: datetime | None = None
     shipped_at: datetime | None = None  # the shipDate sent to Amazon (kept stable across re-sends)
     plan: dict[str, Any] = field(default_factory=dict)  # what the label is bought for (engine/plan.py)
+    confirmed_at: datetime | None = None  # when Amazon accepted the confirmation
+    # tracking (engine/track.py)
+    first_scan_at: datetime | None = None
+    last_scan_at: datetime | None = None
+    delivered_at: datetime | None = None
+    scans: int = 0                     # carrier scans seen (info-received notices do not count)
+    next_track_at: datetime | None = None
+    track_failures: int = 0            # consecutive failed tracking calls
+    # voiding (engine/void.py)
+    voided_at: datetime | None = None
+    voided_from: str = ""              # the state a void started from (a refused void returns to it)
+    refund: dict[str, Any] = field(default_factory=dict)  # what the void gives back, {"amount", "currency"}
+
+
+@dataclass(frozen=True)
+class TrackingRecord:
+    """One stored tracking event of a package (the carrier's event, normalised)."""
+
+    package_id: int
+    at: datetime
+    status: str
+    code: str = ""
+    location: str = ""
+    description: str = ""
+    description_en: str = ""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something a person must look at (engine/alerts.py). One per (kind, subject) while open."""
+
+    kind: str
+    subject: str
+    message: str
+    details: dict[str, Any]
+    raised_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None = None
 
 
 class StaleStateError(Exception):
@@ -158,9 +227,34 @@ class Ledger:
         raise NotImplementedError
 
     def advance(self, package: Package, expect: PackageState, new: PackageState,
-                order_state: OrderState | None = None, **fields: Any) -> Package:
-        """Compare-and-set a package's state, update ``fields`` on it and (optionally) move its
-        order to ``order_state``, all in one transaction. Returns the updated package."""
+                order_state: OrderState | None = None, *, events: Iterable[TrackingRecord] = (),
+                **fields: Any) -> Package:
+        """Compare-and-set a package's state, update ``fields`` on it, store tracking ``events``
+        (an event already stored is skipped) and (optionally) move its order to ``order_state``,
+        all in one transaction. Returns the updated package."""
+        raise NotImplementedError
+
+    def packages_to_track(self, *, due_before: datetime, shipped_after: datetime,
+                          limit: int | None = None) -> list[Package]:
+        """Packages in a tracked state, shipped after ``shipped_after`` (older ones are no longer
+        followed), whose ``next_track_at`` is empty or not after ``due_before``, longest waiting
+        first."""
+        raise NotImplementedError
+
+    def tracking_events(self, package_id: int) -> list[TrackingRecord]:
+        """The stored events of a package, oldest first."""
+        raise NotImplementedError
+
+    # -- alerts -----------------------------------------------------------------------------
+    def raise_alert(self, kind: str, subject: str, message: str, details: dict[str, Any]) -> bool:
+        """Open (or refresh) the alert for (kind, subject); True when it is new (or re-opened)."""
+        raise NotImplementedError
+
+    def resolve_alert(self, kind: str, subject: str) -> bool:
+        """Close the open alert for (kind, subject); True when there was one."""
+        raise NotImplementedError
+
+    def alerts(self, *, open_only: bool = True) -> list[Alert]:
         raise NotImplementedError
 
     # -- polling --------------------------------------------------------------------------

@@ -118,6 +118,41 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "packages keep the plan they were bought for (parcel, IOSS number, requirements)", (
         "ALTER TABLE packages ADD COLUMN plan TEXT NOT NULL DEFAULT ''",  # '' = no plan stored
     )),
+    Migration(3, "tracking to delivery, voiding, alerts", (
+        "ALTER TABLE packages ADD COLUMN confirmed_at TEXT",
+        "ALTER TABLE packages ADD COLUMN first_scan_at TEXT",
+        "ALTER TABLE packages ADD COLUMN last_scan_at TEXT",
+        "ALTER TABLE packages ADD COLUMN delivered_at TEXT",
+        "ALTER TABLE packages ADD COLUMN scans INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE packages ADD COLUMN next_track_at TEXT",
+        "ALTER TABLE packages ADD COLUMN track_failures INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE packages ADD COLUMN voided_at TEXT",
+        "ALTER TABLE packages ADD COLUMN voided_from TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE packages ADD COLUMN refund TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX packages_tracking_due ON packages (state, next_track_at)",
+        """CREATE TABLE tracking_events (
+            id              {autoid},
+            package_id      BIGINT NOT NULL REFERENCES packages (id),
+            at              TEXT NOT NULL,
+            status          TEXT NOT NULL,
+            code            TEXT NOT NULL DEFAULT '',
+            location        TEXT NOT NULL DEFAULT '',
+            description     TEXT NOT NULL DEFAULT '',
+            description_en  TEXT NOT NULL DEFAULT '',
+            UNIQUE (package_id, at, status, code, description)
+        )""",
+        """CREATE TABLE alerts (
+            id            {autoid},
+            kind          TEXT NOT NULL,
+            subject       TEXT NOT NULL,
+            message       TEXT NOT NULL,
+            details       TEXT NOT NULL,
+            raised_at     TEXT NOT NULL,
+            last_seen_at  TEXT NOT NULL,
+            resolved_at   TEXT
+        )""",
+        "CREATE INDEX alerts_open ON alerts (kind, subject, resolved_at)",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

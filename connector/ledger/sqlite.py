@@ -22,23 +22,47 @@ from typing import Any
 
 from ..holds import parse_hold_reason
 from ..model import Order, parse_iso, utcnow
-from .base import Ledger, OrderRecord, OrderState, Package, PackageState, StaleStateError
+from .base import (
+    SHIPPED_ORDER_STATES,
+    TERMINAL_PACKAGE_STATES,
+    TRACKED_PACKAGE_STATES,
+    Alert,
+    Ledger,
+    OrderRecord,
+    OrderState,
+    Package,
+    PackageState,
+    StaleStateError,
+    TrackingRecord,
+)
 from .crypto import PiiCipher, PiiDecryptError, open_address, seal_address
 from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
 
 BUSY_TIMEOUT_S = 10.0
 
-_FINAL_ORDER_STATES = (OrderState.VERIFIED, OrderState.CANCELLED)
-_CLOSED_PACKAGE_STATES = (PackageState.VERIFIED.value, PackageState.FAILED.value)
+# Orders that are over for the order loop: a package moving on does not move them -- except a
+# shipped order, which follows its parcel (tracking) or its void. Only the unshipped ones are over
+# for good: a shipped order can still be held (a void the carrier refused), its parcel followed.
+_FINAL_ORDER_STATES = (OrderState.CANCELLED, OrderState.VOIDED, *SHIPPED_ORDER_STATES)
+_UNHOLDABLE = (OrderState.CANCELLED, OrderState.VOIDED)
+_FOLLOWS_PARCEL = frozenset(SHIPPED_ORDER_STATES) | {OrderState.VOIDING}
+# Packages the order loop no longer works on (open_package skips them).
+_CLOSED_PACKAGE_STATES = tuple(s.value for s in (*TRACKED_PACKAGE_STATES, *TERMINAL_PACKAGE_STATES))
+_CLOSED_MARKS = ", ".join("?" * len(_CLOSED_PACKAGE_STATES))
 _PACKAGE_REF = re.compile(r"[1-9][0-9]{0,29}")
 
 # advance(**fields): what may change, and when.
-_PACKAGE_TEXT_FIELDS = ("carrier_shipment_id", "tracking_number", "label_path", "error")
+_PACKAGE_TEXT_FIELDS = ("carrier_shipment_id", "tracking_number", "label_path", "error", "voided_from")
 _PACKAGE_PLAN_FIELDS = ("carrier", "service", "items")  # only while the package is PLANNED
-_PACKAGE_OTHER_FIELDS = ("confirm_attempts", "shipped_at")
+_PACKAGE_TIME_FIELDS = ("shipped_at", "confirmed_at", "first_scan_at", "last_scan_at", "delivered_at",
+                        "next_track_at", "voided_at")
+_PACKAGE_COUNT_FIELDS = ("confirm_attempts", "scans", "track_failures")
+_PACKAGE_OTHER_FIELDS = (*_PACKAGE_COUNT_FIELDS, *_PACKAGE_TIME_FIELDS, "refund")
 _PACKAGE_FIXED_FIELDS = ("id", "order_id", "package_ref", "idempotency_key", "state", "plan", "created_at",
                          "updated_at")
 _SQL_CHUNK = 500  # bound parameters per IN (...) list
+# Bookkeeping that changes at every tracking poll; a change of only these writes no history row.
+_QUIET_FIELDS = frozenset({"next_track_at", "track_failures"})
 
 
 def _ts(dt: datetime) -> str:
@@ -217,6 +241,11 @@ class SqliteLedger(Ledger):
             label_path=row["label_path"], error=row["error"], confirm_attempts=row["confirm_attempts"],
             created_at=_dt(row["created_at"]), updated_at=_dt(row["updated_at"]),
             shipped_at=_dt(row["shipped_at"]), plan=json.loads(row["plan"] or "{}"),
+            confirmed_at=_dt(row["confirmed_at"]), first_scan_at=_dt(row["first_scan_at"]),
+            last_scan_at=_dt(row["last_scan_at"]), delivered_at=_dt(row["delivered_at"]), scans=row["scans"],
+            next_track_at=_dt(row["next_track_at"]), track_failures=row["track_failures"],
+            voided_at=_dt(row["voided_at"]), voided_from=row["voided_from"],
+            refund=json.loads(row["refund"] or "{}"),
         )
 
     def _set_state(self, conn: sqlite3.Connection, order_id: str, old: str, new: OrderState, now: str,
@@ -315,7 +344,7 @@ class SqliteLedger(Ledger):
             now = self._now()
             row = self._order_row(conn, order_id, "state, held_from")
             state = OrderState(row["state"])
-            if state in _FINAL_ORDER_STATES:
+            if state in _UNHOLDABLE:
                 raise ValueError(f"order {order_id} is {state.value}: a finished order cannot be held")
             held_from = row["held_from"] if state is OrderState.HELD else state.value
             conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
@@ -376,8 +405,9 @@ class SqliteLedger(Ledger):
             if state != OrderState.NEW.value:
                 raise StaleStateError(f"order {order_id} is {state}, expected NEW")
             busy = conn.execute(
-                "SELECT package_ref, state FROM packages WHERE order_id = ? AND state NOT IN (?, ?)"
-                " ORDER BY id LIMIT 1", (order_id, *_CLOSED_PACKAGE_STATES)).fetchone()
+                "SELECT package_ref, state FROM packages WHERE order_id = ?"
+                f" AND state NOT IN ({_CLOSED_MARKS}) ORDER BY id LIMIT 1",
+                (order_id, *_CLOSED_PACKAGE_STATES)).fetchone()
             if busy is not None:
                 raise StaleStateError(f"order {order_id} already has package {busy['package_ref']} in "
                                       f"state {busy['state']}")
@@ -417,9 +447,30 @@ class SqliteLedger(Ledger):
 
     def open_package(self, order_id: str) -> Package | None:
         row = self._conn().execute(
-            "SELECT * FROM packages WHERE order_id = ? AND state NOT IN (?, ?) ORDER BY id LIMIT 1",
+            f"SELECT * FROM packages WHERE order_id = ? AND state NOT IN ({_CLOSED_MARKS})"
+            " ORDER BY id LIMIT 1",
             (order_id, *_CLOSED_PACKAGE_STATES)).fetchone()
         return self._package(row) if row is not None else None
+
+    def packages_to_track(self, *, due_before: datetime, shipped_after: datetime,
+                          limit: int | None = None) -> list[Package]:
+        states = [s.value for s in TRACKED_PACKAGE_STATES]
+        marks = ", ".join("?" * len(states))
+        sql = (f"SELECT * FROM packages WHERE state IN ({marks})"
+               " AND (next_track_at IS NULL OR next_track_at <= ?) AND COALESCE(shipped_at, updated_at) > ?"
+               " ORDER BY COALESCE(next_track_at, updated_at), id")
+        params: list[Any] = [*states, _ts(due_before), _ts(shipped_after)]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [self._package(r) for r in self._conn().execute(sql, params).fetchall()]
+
+    def tracking_events(self, package_id: int) -> list[TrackingRecord]:
+        rows = self._conn().execute("SELECT * FROM tracking_events WHERE package_id = ? ORDER BY at, id",
+                                    (package_id,)).fetchall()
+        return [TrackingRecord(package_id=r["package_id"], at=parse_iso(r["at"]), status=r["status"],
+                               code=r["code"], location=r["location"], description=r["description"],
+                               description_en=r["description_en"]) for r in rows]
 
     def get_package(self, package_id: int) -> Package | None:
         row = self._conn().execute("SELECT * FROM packages WHERE id = ?", (package_id,)).fetchone()
@@ -437,14 +488,18 @@ class SqliteLedger(Ledger):
                 if not isinstance(value, str):
                     raise ValueError(f"{where}: field {name!r} must be a string")
                 changes[name] = value
-            elif name == "confirm_attempts":
+            elif name in _PACKAGE_COUNT_FIELDS:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise ValueError(f"{where}: confirm_attempts must be a non-negative integer")
+                    raise ValueError(f"{where}: {name} must be a non-negative integer")
                 changes[name] = value
-            elif name == "shipped_at":
+            elif name in _PACKAGE_TIME_FIELDS:
                 if value is not None and not isinstance(value, datetime):
-                    raise ValueError(f"{where}: shipped_at must be a datetime or None")
+                    raise ValueError(f"{where}: {name} must be a datetime or None")
                 changes[name] = _ts(value) if value is not None else None
+            elif name == "refund":
+                if not isinstance(value, dict):
+                    raise ValueError(f"{where}: refund must be a mapping")
+                changes[name] = json.dumps(value, sort_keys=True)
             elif name in _PACKAGE_PLAN_FIELDS:
                 if expect is not PackageState.PLANNED:
                     raise ValueError(f"{where}: {name} can only change while the package is PLANNED "
@@ -461,7 +516,8 @@ class SqliteLedger(Ledger):
         return changes
 
     def advance(self, package: Package, expect: PackageState, new: PackageState,
-                order_state: OrderState | None = None, **fields: Any) -> Package:
+                order_state: OrderState | None = None, *, events: Iterable[TrackingRecord] = (),
+                **fields: Any) -> Package:
         """See :meth:`Ledger.advance`.
 
         The package change is never refused because of its order's state (a label may already
@@ -486,9 +542,15 @@ class SqliteLedger(Ledger):
             columns = {**changes, "state": new.value, "updated_at": now}
             conn.execute(f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
                          " WHERE id = ? AND state = ?", (*columns.values(), package.id, expect.value))
-            if new is not expect or changes:
+            if new is not expect or (set(changes) - _QUIET_FIELDS):
                 note = f"package {ref}" + (f"; set {', '.join(sorted(changes))}" if changes else "")
                 self._transition(conn, order_id, package.id, now, expect.value, new.value, note)
+            for event in events:
+                conn.execute(
+                    "INSERT INTO tracking_events (package_id, at, status, code, location, description,"
+                    " description_en) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (package.id, _ts(event.at), event.status, event.code, event.location, event.description,
+                     event.description_en))
             if target is not None:
                 self._move_order_with_package(conn, order_id, ref, target, now)
             fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
@@ -505,7 +567,7 @@ class SqliteLedger(Ledger):
                          (target.value, now, order_id))
             self._transition(conn, order_id, None, now, state.value, state.value,
                              f"package {ref} moved on while held; release resumes at {target.value}")
-        elif state in _FINAL_ORDER_STATES:
+        elif state in _FINAL_ORDER_STATES and not (state in _FOLLOWS_PARCEL and target in _FOLLOWS_PARCEL):
             self._transition(conn, order_id, None, now, state.value, state.value,
                              f"package {ref} moved on; order stays {state.value} (not {target.value})")
         else:
@@ -542,6 +604,34 @@ class SqliteLedger(Ledger):
             " ORDER BY id", (order_id,)).fetchall()
         return [{"at": _dt(r["at"]), "from": r["from_state"], "to": r["to_state"], "note": r["note"],
                  "package_id": r["package_id"]} for r in rows]
+
+    # -- alerts -----------------------------------------------------------------------------------
+    def raise_alert(self, kind: str, subject: str, message: str, details: dict[str, Any]) -> bool:
+        with self._write() as conn:
+            now = self._now()
+            row = conn.execute("SELECT id FROM alerts WHERE kind = ? AND subject = ? AND resolved_at IS NULL",
+                               (kind, subject)).fetchone()
+            if row is not None:
+                conn.execute("UPDATE alerts SET message = ?, details = ?, last_seen_at = ? WHERE id = ?",
+                             (message, json.dumps(details, sort_keys=True, default=str), now, row["id"]))
+                return False
+            conn.execute("INSERT INTO alerts (kind, subject, message, details, raised_at, last_seen_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         (kind, subject, message, json.dumps(details, sort_keys=True, default=str), now, now))
+            return True
+
+    def resolve_alert(self, kind: str, subject: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("UPDATE alerts SET resolved_at = ? WHERE kind = ? AND subject = ?"
+                               " AND resolved_at IS NULL", (self._now(), kind, subject))
+            return cur.rowcount > 0
+
+    def alerts(self, *, open_only: bool = True) -> list[Alert]:
+        sql = "SELECT * FROM alerts" + (" WHERE resolved_at IS NULL" if open_only else "") + " ORDER BY id"
+        return [Alert(kind=r["kind"], subject=r["subject"], message=r["message"],
+                      details=json.loads(r["details"]), raised_at=parse_iso(r["raised_at"]),
+                      last_seen_at=parse_iso(r["last_seen_at"]), resolved_at=_dt(r["resolved_at"]))
+                for r in self._conn().execute(sql).fetchall()]
 
     def purge_pii(self, order_ids: Iterable[str]) -> int:
         """Erase the encrypted address of these orders (final: a later upsert does not store a new

@@ -305,7 +305,7 @@ def test_release_without_origin_returns_to_new(ledger: SqliteLedger, db_path: Pa
     assert ledger.release(oid) is OrderState.NEW
 
 
-@pytest.mark.parametrize("final", [OrderState.VERIFIED, OrderState.CANCELLED])
+@pytest.mark.parametrize("final", [OrderState.VOIDED, OrderState.CANCELLED])
 def test_finished_orders_cannot_be_held(ledger: SqliteLedger, final: OrderState) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
@@ -508,6 +508,25 @@ def test_a_label_bought_while_the_order_was_held_is_recorded_and_the_hold_stays(
     record = ledger.get_order(oid)
     assert record.state is OrderState.HELD and record.held_from is OrderState.LABELED
     assert ledger.release(oid) is OrderState.LABELED
+
+
+def test_a_shipped_order_can_be_held_and_its_parcel_is_still_followed(ledger: SqliteLedger) -> None:
+    """A void the carrier refused holds a shipped order; tracking moves its package, not the hold."""
+    package = planned(ledger)
+    oid = package.order_id
+    for old_state, new_state in ((PackageState.PLANNED, PackageState.LABEL_CLAIMED),
+                                 (PackageState.LABEL_CLAIMED, PackageState.LABELED),
+                                 (PackageState.LABELED, PackageState.CONFIRMING),
+                                 (PackageState.CONFIRMING, PackageState.CONFIRMED),
+                                 (PackageState.CONFIRMED, PackageState.VERIFIED)):
+        package = ledger.advance(package, old_state, new_state, OrderState(new_state.value),
+                                 **({"tracking_number": "YT1"} if new_state is PackageState.LABELED else {}))
+    ledger.hold(oid, "void_refused", "the carrier has scanned the parcel")
+    moved = ledger.advance(package, PackageState.VERIFIED, PackageState.IN_TRANSIT, OrderState.IN_TRANSIT)
+    assert moved.state is PackageState.IN_TRANSIT
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.HELD and record.held_from is OrderState.IN_TRANSIT
+    assert ledger.release(oid) is OrderState.IN_TRANSIT
 
 
 def test_a_cancelled_order_is_not_resurrected_by_its_package(ledger: SqliteLedger) -> None:

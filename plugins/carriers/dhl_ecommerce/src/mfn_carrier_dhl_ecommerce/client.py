@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from connector.kit import Carrier, TrackingInfo, TrackingStatus, Transport
+from connector.kit import Carrier, TrackingInfo, TrackingStatus, Transport, monotonic
 from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
 from connector.kit.ratecard import tracking_levels
 from connector.kit.values import chunks
@@ -38,7 +37,7 @@ class DhlEcommerceCarrier(Carrier):
     code = "dhl_ecommerce"
 
     def __init__(self, settings: DhlEcommerceSettings, context: CarrierContext, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = monotonic) -> None:
         self.settings = settings
         # Pacing (max_requests_per_second, UNVERIFIED limit: off unless configured) is the transport's.
         self.http = Transport.for_settings(

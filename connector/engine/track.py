@@ -1,0 +1,190 @@
+"""Stage 6, track: every confirmed parcel followed at its carrier until its life ends.
+
+    VERIFIED ──first scan──► IN_TRANSIT ──► OUT_FOR_DELIVERY ──► DELIVERED
+        │                        ├──► DELIVERY_FAILED (an attempt failed; may still be delivered)
+        │                        └──► RETURNING ──► RETURNED
+        └── no scan for tracking.first_scan_days, or none for tracking.stalled_days ──► LOST
+            (the second only for services tracked to the door: see service_tracking_level)
+
+Each pass polls the parcels that are due (``next_track_at``), carrier by carrier, in the
+carrier's tracking batch size (its quota is its plugin's business: the kit's transport paces it).
+The carrier's events are stored normalised (code, time with zone, location, the carrier's text
+and the English one) and the package's state, scan count, first and last scan and delivery time
+follow them. Polling slows as a parcel ages (``tracking.cadence``) and stops at a terminal state
+or ``tracking.max_days`` after handover. A carrier that fails is asked again later
+(``tracking.retry_minutes``) and holds nothing up. Parcels that turn LOST or pass their
+deliver-by date raise alerts. See docs/tracking.md.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..kit.carrier import Carrier, CarrierSpec
+from ..kit.values import chunks
+from ..ledger import OrderState, Package, PackageState, StaleStateError, TrackingRecord
+from ..model import TrackingInfo, TrackingStatus, utcnow
+from .alerts import AlertKind, alert, clear
+from .carrier_calls import timed
+from .crashpoints import crashpoint
+from .runtime import Runtime
+
+log = logging.getLogger("connector.engine")
+
+SCAN_STATUSES = frozenset({TrackingStatus.ACCEPTED, TrackingStatus.IN_TRANSIT, TrackingStatus.CUSTOMS,
+                           TrackingStatus.OUT_FOR_DELIVERY, TrackingStatus.DELIVERED,
+                           TrackingStatus.FAILED_ATTEMPT, TrackingStatus.RETURNING, TrackingStatus.RETURNED})
+"""Statuses that are carrier scans: what Amazon's valid-tracking rate counts. An "information
+received" notice (PENDING) is the label, not a scan."""
+
+_STATE_OF = {
+    TrackingStatus.ACCEPTED: PackageState.IN_TRANSIT,
+    TrackingStatus.IN_TRANSIT: PackageState.IN_TRANSIT,
+    TrackingStatus.CUSTOMS: PackageState.IN_TRANSIT,
+    TrackingStatus.OUT_FOR_DELIVERY: PackageState.OUT_FOR_DELIVERY,
+    TrackingStatus.DELIVERED: PackageState.DELIVERED,
+    TrackingStatus.FAILED_ATTEMPT: PackageState.DELIVERY_FAILED,
+    TrackingStatus.RETURNING: PackageState.RETURNING,
+    TrackingStatus.RETURNED: PackageState.RETURNED,
+}
+_FINAL = frozenset({PackageState.DELIVERED, PackageState.RETURNED})
+_STALLS = frozenset({PackageState.IN_TRANSIT, PackageState.OUT_FOR_DELIVERY, PackageState.DELIVERY_FAILED})
+
+
+@dataclass
+class TrackResult:
+    polled: int = 0
+    moved: int = 0
+    failed: int = 0
+
+
+def track_due(rt: Runtime, *, now: datetime | None = None) -> TrackResult:
+    """Poll every parcel that is due now; returns what the pass did."""
+    now = now or utcnow()
+    settings = rt.config.tracking
+    due = rt.ledger.packages_to_track(due_before=now, shipped_after=now - timedelta(days=settings.max_days),
+                                      limit=settings.per_pass)
+    by_carrier: dict[str, list[Package]] = defaultdict(list)
+    for package in due:
+        by_carrier[package.carrier].append(package)
+    result = TrackResult()
+    for code, packages in by_carrier.items():
+        carrier, spec = rt.carriers.get(code), rt.carrier_specs.get(code)
+        if carrier is None or spec is None:
+            _failed(rt, packages, now, f"carrier {code} is not configured")
+            result.failed += len(packages)
+            continue
+        size = spec.batch_sizes.get("track") or settings.batch_size
+        for batch in chunks(packages, size):
+            _poll(rt, carrier, spec, batch, now, result)
+    return result
+
+
+def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package], now: datetime,
+          result: TrackResult) -> None:
+    numbers = [p.tracking_number for p in batch]
+    try:
+        infos = timed(spec.code, "track", lambda: carrier.track(numbers))
+    except Exception as exc:  # noqa: BLE001 - a failing carrier is asked again later; nothing waits on it
+        _failed(rt, batch, now, f"{type(exc).__name__}: {exc}")
+        result.failed += len(batch)
+        return
+    crashpoint("after_track_call")
+    found = {info.tracking_number: info for info in infos}
+    for package in batch:
+        result.polled += 1
+        info = found.get(package.tracking_number) or TrackingInfo(package.tracking_number,
+                                                                  TrackingStatus.UNKNOWN)
+        try:
+            result.moved += apply(rt, package, info, now)
+        except StaleStateError:
+            continue  # moved by someone else meanwhile (a void); theirs now
+    crashpoint("after_track")
+
+
+def _failed(rt: Runtime, packages: list[Package], now: datetime, error: str) -> None:
+    retry = now + timedelta(minutes=rt.config.tracking.retry_minutes)
+    log.info("tracking %d parcel(s) failed, retry at %s: %s", len(packages), retry.isoformat(), error[:300])
+    for package in packages:
+        try:
+            rt.ledger.advance(package, package.state, package.state, next_track_at=retry,
+                              track_failures=package.track_failures + 1)
+        except StaleStateError:
+            continue
+
+
+def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> bool:
+    """Store what the carrier says of one parcel and move it; True when its state changed."""
+    settings = rt.config.tracking
+    scans = sorted((e for e in info.events if e.status in SCAN_STATUSES), key=lambda e: e.time)
+    first = min([t for t in (package.first_scan_at, scans[0].time if scans else None) if t], default=None)
+    last = max([t for t in (package.last_scan_at, scans[-1].time if scans else None) if t], default=None)
+    delivered = next((e.time for e in scans if e.status is TrackingStatus.DELIVERED), package.delivered_at)
+    state = package.state
+    if scans:
+        latest = info.status if info.status in _STATE_OF else scans[-1].status
+        state = _STATE_OF.get(latest, PackageState.IN_TRANSIT)
+    handover = package.shipped_at or package.confirmed_at or package.updated_at or now
+    level = service_tracking_level(rt, package)
+    to_door = level == "fully_tracked"
+    if (level != "untracked" and state is PackageState.VERIFIED
+            and now - handover > timedelta(days=settings.first_scan_days)):
+        state = PackageState.LOST
+    elif (to_door and state in _STALLS and last is not None
+          and now - last > timedelta(days=settings.stalled_days)):
+        state = PackageState.LOST
+    age_days = (now - handover).total_seconds() / 86400
+    next_at = None if state in _FINAL else now + timedelta(hours=settings.interval_hours(age_days))
+    records = [TrackingRecord(package_id=package.id, at=e.time, status=e.status.value, code=e.code,
+                              location=e.location, description=e.description,
+                              description_en=e.description_en or _english(e.description))
+               for e in info.events]
+    moved = state is not package.state
+    updated = rt.ledger.advance(
+        package, package.state, state, order_state=OrderState(state.value) if moved else None, events=records,
+        first_scan_at=first, last_scan_at=last, delivered_at=delivered, scans=max(package.scans, len(scans)),
+        next_track_at=next_at, track_failures=0)
+    _alerts(rt, updated, moved, now, to_door)
+    return moved
+
+
+def service_tracking_level(rt: Runtime, package: Package) -> str:
+    """The tracking level of the package's service (``kit.carrier.TRACKING_LEVELS``). Only a
+    ``fully_tracked`` service scans through delivery: one ``tracked`` to the destination's postal
+    handover goes silent by design, which is not a loss and shows no delivery to be late for; an
+    ``untracked`` one never scans."""
+    spec = rt.carrier_specs.get(package.carrier)
+    service = spec.service(package.service) if spec else None
+    return service.tracking_level if service else "fully_tracked"
+
+
+def _alerts(rt: Runtime, package: Package, moved: bool, now: datetime, to_door: bool) -> None:
+    record = rt.ledger.get_order(package.order_id)
+    order = record.order if record else None
+    if package.state is PackageState.LOST and moved:
+        where = (f"no carrier scan {rt.config.tracking.first_scan_days:g} days after handover"
+                 if not package.scans else f"no new scan since {package.last_scan_at:%Y-%m-%d}")
+        alert(rt, AlertKind.PARCEL_LOST, package.order_id,
+              f"order {package.order_id}: {package.carrier} parcel {package.tracking_number} looks lost "
+              f"({where})", carrier=package.carrier, tracking_number=package.tracking_number,
+              scans=package.scans)
+    elif package.state is not PackageState.LOST:
+        clear(rt, AlertKind.PARCEL_LOST, package.order_id)
+    deliver_by = order.deliver_by if order else None
+    if deliver_by is None or not to_door:
+        return
+    if package.state is PackageState.DELIVERED or package.state is PackageState.RETURNED:
+        clear(rt, AlertKind.PARCEL_LATE, package.order_id)
+    elif now > deliver_by:
+        alert(rt, AlertKind.PARCEL_LATE, package.order_id,
+              f"order {package.order_id}: {package.carrier} parcel {package.tracking_number} is past its "
+              f"deliver-by date {deliver_by:%Y-%m-%d} and not delivered ({package.state.value})",
+              carrier=package.carrier, tracking_number=package.tracking_number,
+              deliver_by=deliver_by.isoformat())
+
+
+def _english(text: str) -> str:
+    """The carrier's text when it is already English (ASCII), else nothing."""
+    return text if text.isascii() else ""

@@ -1,0 +1,90 @@
+"""Stage 7, void: a label Amazon no longer needs is cancelled at the carrier, exactly once.
+
+When Amazon cancels an order after its label was bought and before the carrier's first scan
+(or an operator asks: ``mfn-connector orders void``), the label is voided:
+
+    LABEL_CREATED / LABELED / CONFIRMING / CONFIRMED / VERIFIED ──claim──► VOIDING ──cancel──► VOIDED
+
+Like buying, voiding is claimed first (the package in VOIDING, committed), and coming back to a
+claimed void -- after a crash, a timeout -- the carrier is asked by reference before it is asked
+to cancel again: a label it shows cancelled is VOIDED without a second call. The refund (what the
+label cost) is recorded. A carrier that refuses (it has scanned the parcel) leaves the order
+HELD (``void_refused``) and the package back where the void started (a confirmed parcel is
+still tracked while its order is held).
+"""
+from __future__ import annotations
+
+import logging
+
+from ..holds import HoldReason
+from ..kit.carrier import NotSupported, PermanentCarrierError, TransientCarrierError
+from ..ledger import OrderRecord, OrderState, Package, PackageState
+from ..model import utcnow
+from .carrier_calls import retry_safe, shipment_of, timed
+from .crashpoints import crashpoint
+from .outcome import Outcome, defer, hold
+from .runtime import Runtime
+
+log = logging.getLogger("connector.engine")
+
+VOIDABLE = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.CONFIRMING,
+                      PackageState.CONFIRMED, PackageState.VERIFIED})
+"""A label exists and no carrier scan is known yet."""
+
+
+def claim_void(rt: Runtime, package: Package) -> Package:
+    """Commit the void claim (ValueError when the package cannot be voided)."""
+    if package.state not in VOIDABLE or package.scans:
+        raise ValueError(f"order {package.order_id}: package {package.package_ref} is {package.state.value}"
+                         + (f" with {package.scans} carrier scan(s)" if package.scans else "")
+                         + "; only a label the carrier has not scanned can be voided")
+    package = rt.ledger.advance(package, package.state, PackageState.VOIDING, order_state=OrderState.VOIDING,
+                                voided_from=package.state.value)
+    crashpoint("after_void_claim")
+    return package
+
+
+def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
+    """Cancel the label of a package in VOIDING (claimed) at its carrier."""
+    order = record.order
+    carrier = rt.carriers.get(package.carrier)
+    if carrier is None:
+        return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
+                    f"order {order.order_id}: carrier {package.carrier!r} is not configured; its label "
+                    f"{package.idempotency_key} must be voided there")
+    shipment = shipment_of(package)
+    try:
+        found = retry_safe(rt, package.carrier, "find_by_reference",
+                           lambda: carrier.find_by_reference(package.idempotency_key))
+        if found is None or found.status == "cancelled":
+            log.info("order %s: the %s label %s is already cancelled", order.order_id, package.carrier,
+                     package.idempotency_key)
+        else:
+            cancelled = timed(package.carrier, "cancel", lambda: carrier.cancel(shipment))
+            crashpoint("after_cancel_call")
+            if not cancelled:
+                return _refused(rt, record, package, f"{package.carrier} did not cancel the label")
+    except (PermanentCarrierError, NotSupported) as exc:
+        return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
+    except TransientCarrierError as exc:
+        return defer(rt, record, f"void at {package.carrier}: {exc}")
+    refund = package.plan.get("cost") or package.plan.get("price") or {}
+    rt.ledger.advance(package, PackageState.VOIDING, PackageState.VOIDED, order_state=OrderState.VOIDED,
+                      voided_at=utcnow(), refund=refund)
+    crashpoint("after_void")
+    rt.counters.add("labels_voided")
+    log.info("order %s: %s label %s voided (refund %s %s)", order.order_id, package.carrier,
+             package.tracking_number or package.idempotency_key, refund.get("amount", "?"),
+             refund.get("currency", ""))
+    return Outcome.REST
+
+
+def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str) -> Outcome:
+    back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
+    rt.ledger.advance(package, PackageState.VOIDING, back, order_state=OrderState(back.value),
+                      error=why[:500])
+    shipped = back in (PackageState.CONFIRMED, PackageState.VERIFIED)
+    return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
+                f"order {record.order_id}: the label was to be voided, but {why}; "
+                + ("the parcel is confirmed on Amazon and still followed; release the order once settled"
+                   if shipped else "the parcel may be on its way"))

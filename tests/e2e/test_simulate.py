@@ -1,0 +1,45 @@
+"""`mfn-connector sandbox simulate`: the real daemon against the emulators on a simulated clock."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def simulate(config, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "connector.cli", "--config", str(config), "sandbox",
+                           "simulate", "--state-dir", str(tmp_path / "sim"), *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_short_simulation_reports_the_figures(write_config, tmp_path):
+    result = simulate(write_config(), tmp_path, "--days", "3", "--settle-days", "2", "--orders-per-day", "4",
+                      "--buyer-cancels", "0.3", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    f = json.loads(result.stdout)
+    # the daily stream and nothing else (less the orders Amazon fulfils itself, which are never ingested)
+    streamed = 3 * 4 * f["settings"]["accounts"]
+    assert 0.8 * streamed <= f["orders"]["total"] <= streamed
+    assert f["labels"]["bought"] > 0 and sum(f["labels"]["by_carrier"].values()) == f["labels"]["bought"]
+    assert f["labels"]["comparable_cost"] >= f["labels"]["cheapest_eligible_cost"] > 0
+    assert f["vtr"]["confirmations_after_ship_by"] == 0
+    assert f["vtr"]["packages"] > 0 and f["vtr"]["vtr"] and f["vtr"]["services"]
+    cancels = f["voids"]["buyer_cancels"]
+    assert sum(cancels.values()) > 0
+    # every buyer cancel Amazon accepted ended in a voided label, or a void the carrier refused
+    assert cancels.get("cancelled", 0) == f["voids"]["voided"] + f["voids"]["void_refused"]
+    assert set(f["pii"]) == {"due", "on_time", "late", "kept_past_due", "not_due_yet"}
+    assert f["pii"]["late"] == f["pii"]["kept_past_due"] == 0
+    assert (tmp_path / "sim" / "ledger.db").exists() and not (tmp_path / "state" / "ledger.db").exists()
+
+
+def test_the_simulation_refuses_an_endpoint_off_loopback(write_config, tmp_path):
+    config = write_config({"carriers": {"yunexpress": {"base_url": "https://openapi.example.com"}}})
+    result = simulate(config, tmp_path, "--days", "1", "--settle-days", "0")
+    assert result.returncode != 0
+    assert "carriers.yunexpress.base_url = https://openapi.example.com" in result.stderr
+    assert "loopback" in result.stderr

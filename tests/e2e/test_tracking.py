@@ -1,0 +1,319 @@
+"""After the confirmation, for every carrier, against its emulator on a simulated clock: a parcel
+followed through its scans to DELIVERED, a silent one declared LOST with an alert, a label voided
+after the buyer cancels, and a void the carrier refuses because it has scanned the parcel."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from connector import clock, hookimpl
+from connector.cli import cli
+from connector.engine.loop import Engine
+from connector.ledger import OrderState, PackageState
+
+from .helpers import CARRIERS, run_cli
+
+pytestmark = pytest.mark.e2e
+
+DAY = 86400.0
+
+
+@pytest.fixture(autouse=True)
+def daemon_clock():
+    clock.reset()
+    yield
+    clock.reset()
+
+
+def emulator_of(carrier: str) -> str:
+    return "spapi" if carrier == "amazon_shipping" else carrier  # Buy Shipping lives on the SP-API emulator
+
+
+def forced_onto(carrier: str, orders: int = 8) -> dict:
+    """Every order routed to ``carrier``, every parcel delivered on time unless a test forces it."""
+    return {"sandbox": {"orders": orders, "emulators": {emulator_of(carrier): {"parcel_outcomes": {}}}},
+            "routing": {"default": [f"{carrier}:*"]}, "selection": {"overrides": []}}
+
+
+def advance(w, seconds: float) -> None:
+    """Move the emulators' clocks and the daemon's together."""
+    for server in w.sandbox.servers.values():
+        answer = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10)
+        answer.raise_for_status()
+    clock.advance(seconds)
+
+
+def force(w, carrier: str, tracking_number: str, outcome: str) -> None:
+    answer = requests.post(w.url(emulator_of(carrier)) + "/_sandbox/parcels",
+                           json={"tracking_number": tracking_number, "outcome": outcome}, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def parcel(w, carrier: str, tracking_number: str) -> dict:
+    return w.state(emulator_of(carrier))["parcels"][tracking_number]
+
+
+def verified_packages(rt) -> list:
+    return [p for r in rt.ledger.orders([OrderState.VERIFIED]) for p in rt.ledger.packages(r.order_id)
+            if p.state is PackageState.VERIFIED]
+
+
+class Alerts:
+    """A plugin that records the mfn_alert hook."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str, dict]] = []
+
+    @hookimpl
+    def mfn_alert(self, kind, subject, message, details):
+        self.seen.append((kind, subject, message, details))
+
+
+class BuyerCancels:
+    """A plugin that has the buyer cancel chosen orders on Amazon right after their label is bought."""
+
+    def __init__(self, spapi_url: str, order_ids: set[str]) -> None:
+        self.url, self.order_ids, self.answers = spapi_url, order_ids, {}
+
+    @hookimpl
+    def mfn_package_labeled(self, order_id, package):
+        if order_id in self.order_ids:
+            answer = requests.post(f"{self.url}/_sandbox/orders/{order_id}/cancel", json={}, timeout=10)
+            self.answers[order_id] = answer.status_code
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_parcels_followed_to_delivered_and_a_silent_one_to_lost(world, carrier):
+    w = world(forced_onto(carrier))
+    alerts = Alerts()
+    rt = w.runtime()
+    rt.host.register(alerts, name="alerts")
+    try:
+        engine = Engine(rt)
+        engine.run_until_quiet()
+        shipped = verified_packages(rt)
+        assert len(shipped) >= 2, rt.ledger.counts()
+        delivered, silent = shipped[0], shipped[1]
+        force(w, carrier, delivered.tracking_number, "delivered")
+        force(w, carrier, silent.tracking_number, "no_first_scan")
+        for _ in range(40):  # forty simulated days, a pass a day
+            advance(w, DAY)
+            engine.run_pass(ingest=False)
+
+        done = rt.ledger.get_package(delivered.id)
+        assert done.state is PackageState.DELIVERED and done.next_track_at is None
+        assert rt.ledger.get_order(done.order_id).state is OrderState.DELIVERED
+        events = rt.ledger.tracking_events(done.id)
+        scans = [e for e in events if e.status not in ("pending", "unknown")]
+        assert done.scans == len(scans) >= 2 and done.first_scan_at <= done.last_scan_at
+        assert events[-1].status == "delivered" and done.delivered_at == events[-1].at
+        assert all(e.at.tzinfo is not None and e.description and e.description_en for e in events)
+        truth = parcel(w, carrier, done.tracking_number)
+        assert truth["stage"] == "delivered"
+        assert abs((done.delivered_at - _parse(truth["delivered_at"])).total_seconds()) < 60
+        shown = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", done.order_id])
+        assert shown.exit_code == 0, shown.output
+        listed = json.loads(shown.output)["packages"][-1]["events"]
+        assert len(listed) == len(events) and listed[-1]["status"] == "delivered"
+
+        lost = rt.ledger.get_package(silent.id)
+        assert lost.state is PackageState.LOST and lost.scans == 0
+        assert rt.ledger.get_order(lost.order_id).state is OrderState.LOST
+        open_alerts = {(a.kind, a.subject) for a in rt.ledger.alerts()}
+        assert ("parcel_lost", lost.order_id) in open_alerts
+        assert [a[:2] for a in alerts.seen].count(("parcel_lost", lost.order_id)) == 1  # raised once
+    finally:
+        rt.close()
+
+
+def test_hook_mfn_alert(world):
+    """Alerts reach plugins once, without buyer PII, and close when their cause is gone."""
+    w = world(forced_onto("yunexpress"))
+    alerts = Alerts()
+    rt = w.runtime()
+    rt.host.register(alerts, name="alerts")
+    try:
+        engine = Engine(rt)
+        engine.run_until_quiet()
+        package = verified_packages(rt)[0]
+        force(w, "yunexpress", package.tracking_number, "no_first_scan")
+        for _ in range(10):
+            advance(w, DAY)
+            engine.run_pass(ingest=False)
+        lost = [a for a in alerts.seen if a[0] == "parcel_lost"]
+        assert [a[1] for a in lost] == [package.order_id]
+        kind, subject, message, details = lost[0]
+        assert package.tracking_number in message and details["carrier"] == "yunexpress"
+        buyer = rt.ledger.get_order(package.order_id).order.ship_to
+        assert buyer.name not in message and buyer.line1 not in message
+    finally:
+        rt.close()
+    result = run_cli(w, "report", "alerts", "--json")
+    assert result.returncode == 0, result.stderr
+    assert package.order_id in result.stdout and "parcel_lost" in result.stdout
+
+
+@pytest.mark.parametrize("carrier", [c for c in CARRIERS if c != "amazon_shipping"])
+def test_label_voided_after_the_buyer_cancels(world, carrier):
+    w = world(forced_onto(carrier))
+    rt = w.runtime()
+    try:
+        first = sorted(r.order_id for r in _new_orders(rt, w))
+        cancels = BuyerCancels(w.url("spapi"), set(first[:5]))
+        rt.host.register(cancels, name="buyer-cancels")
+        engine = Engine(rt)
+        engine.run_until_quiet()
+        cancelled = [oid for oid, status in cancels.answers.items() if status == 200]
+        assert cancelled, cancels.answers
+        order_id = cancelled[0]
+        held = rt.ledger.get_order(order_id)
+        assert held.state is OrderState.HELD and held.hold_reason == "amazon_rejected"  # confirm refused
+        advance(w, 600)  # searchOrders shows changes a few minutes old; the poll then sees the cancel
+        engine.run_pass(ingest=True)  # and the label is voided
+
+        record = rt.ledger.get_order(order_id)
+        package = rt.ledger.packages(order_id)[-1]
+        assert record.state is OrderState.VOIDED and package.state is PackageState.VOIDED
+        assert float(package.refund["amount"]) > 0 and package.voided_at is not None
+        assert parcel(w, carrier, package.tracking_number)["cancelled_at"] is not None
+        assert rt.counters.labels_voided == len(cancelled)
+        # a second pass voids nothing again
+        engine.run_pass(ingest=True)
+        assert rt.counters.labels_voided == len(cancelled)
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_void_on_request_and_refused_after_the_first_scan(world, carrier):
+    w = world(forced_onto(carrier))
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        early, late = verified_packages(rt)[:2]
+    finally:
+        rt.close()
+    result = run_cli(w, "orders", "void", early.order_id)
+    assert result.returncode == 0, result.stderr
+    assert f"{early.order_id}: label" in result.stdout and "voided" in result.stdout
+
+    advance(w, 2 * DAY)  # the carrier scans the other parcel; the daemon has not tracked it yet
+    assert parcel(w, carrier, late.tracking_number)["stage"] not in ("", "info_received")
+    result = run_cli(w, "orders", "void", late.order_id)
+    assert result.returncode == 1 and "void_refused" in result.stderr, result.stderr
+
+    rt = w.runtime()
+    try:
+        assert rt.ledger.get_package(early.id).state is PackageState.VOIDED
+        record = rt.ledger.get_order(late.order_id)
+        assert record.state is OrderState.HELD and record.hold_reason == "void_refused"
+        kept = rt.ledger.get_package(late.id)
+        assert kept.state is PackageState.VERIFIED
+        assert parcel(w, carrier, late.tracking_number)["cancelled_at"] is None
+        Engine(rt).run_pass(ingest=False)  # the refused parcel is still followed while its order is held
+        assert rt.ledger.get_package(late.id).state is PackageState.IN_TRANSIT
+        assert rt.ledger.get_order(late.order_id).held_from is OrderState.IN_TRANSIT
+    finally:
+        rt.close()
+
+
+def _new_orders(rt, w):
+    """Ingest only, so the test knows the order ids before any label is bought."""
+    from connector.engine.ingest import ingest_account
+    from connector.model import FulfillmentStatus
+
+    for account in rt.config.accounts:
+        ingest_account(rt, account)
+    return [r for r in rt.ledger.orders([OrderState.NEW])
+            if r.order.ship_to is not None and r.order.status is FulfillmentStatus.UNSHIPPED]
+
+
+def _parse(text: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
+
+
+def test_pii_purged_30_days_after_delivery_and_at_the_fallback_for_a_lost_parcel(world):
+    w = world(forced_onto("yunexpress"))
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        engine.run_until_quiet()
+        delivered, lost = verified_packages(rt)[:2]
+        force(w, "yunexpress", delivered.tracking_number, "delivered")
+        force(w, "yunexpress", lost.tracking_number, "no_first_scan")
+        while rt.ledger.get_package(delivered.id).state is not PackageState.DELIVERED:
+            advance(w, DAY / 2)
+            engine.run_pass(ingest=False)
+        at = rt.ledger.get_package(delivered.id).delivered_at
+        retention = timedelta(days=rt.config.ledger.pii_retention_days)
+        assert retention == timedelta(days=30)
+
+        def pii(order_id: str) -> bool:
+            return rt.ledger.get_order(order_id).order.ship_to is not None
+
+        _advance_to(w, at + retention - timedelta(hours=2))
+        engine.run_pass(ingest=False)
+        assert pii(delivered.order_id), "purged before delivery + 30 days"
+        _advance_to(w, at + retention + timedelta(hours=1))
+        engine.run_pass(ingest=False)
+        assert not pii(delivered.order_id), "kept after delivery + 30 days"
+
+        # the lost parcel never reached an end: its ship date + max_transit_days + 30 days
+        gone = rt.ledger.get_package(lost.id)
+        assert gone.state is PackageState.LOST and pii(lost.order_id)
+        fallback = gone.shipped_at + timedelta(days=rt.config.ledger.max_transit_days) + retention
+        _advance_to(w, fallback - timedelta(hours=2))
+        engine.run_pass(ingest=False)
+        assert pii(lost.order_id)
+        _advance_to(w, fallback + timedelta(hours=1))
+        engine.run_pass(ingest=False)
+        assert not pii(lost.order_id)
+        record = rt.ledger.get_order(lost.order_id)  # ids, tracking and totals stay
+        assert record.order.order_id == lost.order_id and rt.ledger.get_package(lost.id).tracking_number
+    finally:
+        rt.close()
+
+
+def test_ship_by_alert_and_orders_due_within(world):
+    w = world({"sandbox": {"orders": 12}})
+    alerts = Alerts()
+    rt = w.runtime()
+    rt.host.register(alerts, name="alerts")
+    try:
+        engine = Engine(rt)
+        engine.run_until_quiet()
+        held = sorted((r for r in rt.ledger.orders([OrderState.HELD]) if r.order.ship_by),
+                      key=lambda r: r.order.ship_by)
+        soonest = held[0]
+        _advance_to(w, soonest.order.ship_by - timedelta(hours=5))
+        engine.run_pass(ingest=False)
+        near = {a[1]: a for a in alerts.seen if a[0] == "ship_by_near"}
+        assert soonest.order_id in near
+        _, _, message, details = near[soonest.order_id]
+        assert 4.5 <= details["hours_left"] <= 5.0 and "before ship-by" in message
+        assert soonest.hold_reason in message
+        shipped = {r.order_id for r in rt.ledger.orders([OrderState.VERIFIED])}
+        assert not shipped & set(near)  # confirmed orders never raise it
+
+        result = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "list",
+                                          "--due-within", "6h", "--json"])
+        assert result.exit_code == 0, result.output
+        due = json.loads(result.output)
+        assert soonest.order_id in {row["order_id"] for row in due}
+        assert all(row["hours_to_ship_by"] <= 6 for row in due)
+        assert not shipped & {row["order_id"] for row in due}
+        assert [row["hours_to_ship_by"] for row in due] == sorted(row["hours_to_ship_by"] for row in due)
+    finally:
+        rt.close()
+
+
+def _advance_to(w, when) -> None:
+    seconds = (when - clock.now()).total_seconds()
+    assert seconds > 0, "the clock only moves forward"
+    advance(w, seconds)
