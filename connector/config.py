@@ -25,7 +25,7 @@ from .fx import FX_SCHEMA
 from .kit.schema import apply_defaults, format_path, problems
 from .kit.settings import Secret, Settings
 from .model import Address
-from .rules import SELECTION_SCHEMA, SITE_RULES_CONFIG_SCHEMA
+from .rules import IOSS_SCHEMA, SELECTION_SCHEMA, SITE_RULES_CONFIG_SCHEMA, IossPolicy
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
@@ -101,6 +101,10 @@ class Account(Settings):
         "client_secret": _SECRET,
         "client_secret_rotated_at": {"type": "string", "pattern": r"^(\d{4}-\d{2}-\d{2})?$",
                                      "x-format": "YYYY-MM-DD", "default": ""},
+        "ioss_number": {"type": "string", "pattern": r"^(IM\d{10})?$", "default": "",
+                        "x-format": "IM and 10 digits, e.g. IM1560000001",
+                        "description": "the seller's own IOSS number, sent for EU consignments within the "
+                                       "IOSS cap when Amazon sends none"},
     }, required=("name", "region", "marketplaces", "refresh_token", "client_id", "client_secret"),
         default=False)
     name: str
@@ -112,6 +116,7 @@ class Account(Settings):
     client_id: str
     client_secret: Secret
     client_secret_rotated_at: str
+    ioss_number: str
 
     @property
     def rotated_at(self) -> date | None:
@@ -331,6 +336,7 @@ SCHEMA: dict[str, Any] = {
         "fx": FX_SCHEMA,
         "site_rules": SITE_RULES_CONFIG_SCHEMA,
         "selection": SELECTION_SCHEMA,
+        "ioss": IOSS_SCHEMA,
         "sandbox": SandboxSettings.SCHEMA,
     },
 }
@@ -428,6 +434,10 @@ class Config:
         self.logging = LoggingSettings.from_section(self.data["logging"], where="logging")
         self.sandbox = SandboxSettings.from_section(self.data["sandbox"], where="sandbox")
         self.ship_from = Address.from_dict(self.data["ship_from"])
+        self.ioss = IossPolicy.from_config(self.data.get("ioss"))
+
+    def account(self, name: str) -> Account | None:
+        return next((a for a in self.accounts if a.name == name), None)
 
     @property
     def carriers(self) -> dict[str, dict[str, Any]]:

@@ -21,6 +21,7 @@ class HoldReason(str, enum.Enum):
     MALFORMED_ORDER = "malformed_order"
     SITE_RULES = "site_rules"
     NO_ELIGIBLE_SERVICE = "no_eligible_service"
+    IOSS_MISSING = "ioss_missing"
     SHIPPED_ELSEWHERE = "shipped_elsewhere"
     # Buying the label.
     CARRIER_UNAVAILABLE = "carrier_unavailable"

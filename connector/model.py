@@ -279,7 +279,8 @@ class Quote:
     transit_days: int | None = None
     tracking_level: str = ""
     promised_delivery: datetime | None = None  # when the carrier promises delivery, if it says
-    handling_fee: Money | None = None  # the part of the price that is handling (some discounts)
+    handling_fee: Money | None = None  # the fixed per-parcel part of the price, when broken out
+    chargeable_weight_g: int | None = None  # the weight the price was computed on, when the carrier says
 
 
 @dataclass(frozen=True)

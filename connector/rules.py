@@ -100,15 +100,27 @@ def _compare(value: Money, threshold: Money, fx: RateTable) -> int:
 
 
 @dataclass(frozen=True)
+class CarrierCodeNote:
+    """Where one entry of a site's ``carrier_codes`` comes from: ``source`` (a URL, or
+    "configuration") and whether the spelling or the method list is ``unverified`` (a third-party
+    copy, or public sources that disagree)."""
+
+    source: str = ""
+    unverified: bool = False
+
+
+@dataclass(frozen=True)
 class SiteRules:
     """The rules of one Amazon site (who the site is -- marketplace id, region, currency,
     country -- comes from the site table, :mod:`connector.amazon.sites`).
 
     Money thresholds are ``None`` when the rule does not apply on the site. ``carrier_codes``
     maps each CarrierCode Amazon accepts on the site (exact, case-sensitive) to the shipping
-    methods accepted for it; an empty tuple accepts any method. ``tracked_below`` ``None`` means
-    every order needs a fully tracked service. ``country`` is filled in from the site table by
-    :func:`merge_rules`.
+    methods accepted for it; an empty tuple accepts any method. Each value may be given as that
+    list or as a mapping ``{methods: [...], source: "URL", unverified: true}``; the methods are
+    stored in ``carrier_codes``, the rest in ``carrier_code_notes`` (code -> :class:`CarrierCodeNote`).
+    ``tracked_below`` ``None`` means every order needs a fully tracked service. ``country`` is
+    filled in from the site table by :func:`merge_rules`.
     """
 
     site: str
@@ -116,10 +128,10 @@ class SiteRules:
     buy_shipping: bool = False
     buy_shipping_cap: Money | None = None
     tracked_below: Money | None = None
-    ioss_cap: Money | None = None
     vtr_exclusion_below: Money | None = None
     returnless_refund_below: Money | None = None
     carrier_codes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    carrier_code_notes: Mapping[str, CarrierCodeNote] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         site = _site_key(self.site)
@@ -128,33 +140,57 @@ class SiteRules:
         object.__setattr__(self, "country", (self.country or known).upper())
         for name in MONEY_FIELDS:
             object.__setattr__(self, name, parse_money(getattr(self, name), where=f"site {site}: {name}"))
-        codes = {}
+        codes: dict[str, tuple[str, ...]] = {}
+        notes = dict(self.carrier_code_notes)
         for code, methods in dict(self.carrier_codes).items():
+            code = str(code)
+            if isinstance(methods, Mapping):
+                unknown = sorted(set(methods) - {"methods", "source", "unverified"})
+                if unknown:
+                    raise RulesError(f"site {site}: carrier_codes.{code}: unknown key(s) "
+                                     f"{', '.join(unknown)}; known: methods, source, unverified")
+                notes[code] = CarrierCodeNote(str(methods.get("source") or ""),
+                                              bool(methods.get("unverified")))
+                methods = methods.get("methods", ())
             if isinstance(methods, str) or methods is None:
-                raise RulesError(f"site {site}: carrier_codes.{code}: expected a list of shipping methods")
-            codes[str(code)] = tuple(str(m) for m in methods)
+                raise RulesError(f"site {site}: carrier_codes.{code}: expected a list of shipping methods "
+                                 "or a mapping {methods, source, unverified}")
+            codes[code] = tuple(str(m) for m in methods)
         object.__setattr__(self, "carrier_codes", codes)
+        object.__setattr__(self, "carrier_code_notes", {k: v for k, v in notes.items() if k in codes})
 
     def accepts(self, carrier_code: str | None, shipping_method: str = "") -> bool:
-        """Amazon lists the carrier code here (and the method, when the site lists methods)."""
+        """Amazon lists the carrier code here (and the method, when the site lists methods).
+
+        An empty method list accepts any method, and so does a list marked unverified (a
+        third-party copy): it counts for :meth:`exact_match` but never rejects a service."""
         if carrier_code is None or carrier_code not in self.carrier_codes:
             return False
         methods = self.carrier_codes[carrier_code]
-        return not methods or shipping_method in methods
+        note = self.carrier_code_notes.get(carrier_code)
+        return not methods or (note is not None and note.unverified) or shipping_method in methods
 
     def exact_match(self, carrier_code: str | None, shipping_method: str) -> bool:
         """Carrier code AND shipping method are in the site's list (the VTR small-order exclusion)."""
         return bool(carrier_code in self.carrier_codes and shipping_method
                     and shipping_method in self.carrier_codes[carrier_code])
 
+    def unverified_carrier_codes(self) -> tuple[str, ...]:
+        """The codes whose spelling or method list the site table marks UNVERIFIED."""
+        return tuple(code for code in self.carrier_codes
+                     if (note := self.carrier_code_notes.get(code)) is not None and note.unverified)
+
     def to_mapping(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "carrier_code_notes":
+                continue  # carried in carrier_codes' mapping form
             if isinstance(value, Money):
                 value = f"{value.amount} {value.currency}"
             elif f.name == "carrier_codes":
-                value = {k: list(v) for k, v in value.items()}
+                value = {k: {"methods": list(v), "source": note.source, "unverified": note.unverified}
+                         if (note := self.carrier_code_notes.get(k)) else list(v) for k, v in value.items()}
             data[f.name] = value
         return data
 
@@ -172,8 +208,9 @@ class SiteRules:
         return cls(site=site, **{k: v for k, v in data.items() if k != "site"})
 
 
-FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteRules) if f.name not in ("site", "country"))
-MONEY_FIELDS: tuple[str, ...] = ("buy_shipping_cap", "tracked_below", "ioss_cap", "vtr_exclusion_below",
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteRules)
+                                     if f.name not in ("site", "country", "carrier_code_notes"))
+MONEY_FIELDS: tuple[str, ...] = ("buy_shipping_cap", "tracked_below", "vtr_exclusion_below",
                                  "returnless_refund_below")
 REQUIRED_FIELDS: tuple[str, ...] = ("carrier_codes",)
 
@@ -192,13 +229,15 @@ class SiteRulesPatch:
 
     Every field replaces the site's value, except ``carrier_codes``, which merges code by code
     (a code mapped to ``None`` is removed), so a plugin can add one carrier without restating the
-    list.
+    list. A code given again replaces its methods and its note: a plain list is noted as coming
+    from the patch (``source`` "configuration" when the patch is a ``site_rules`` block).
     """
 
-    __slots__ = ("site", "fields")
+    __slots__ = ("site", "source", "fields")
 
-    def __init__(self, site: str, **changes: Any) -> None:
+    def __init__(self, site: str, source: str = "", **changes: Any) -> None:
         self.site = _site_key(site)
+        self.source = source
         changes = {k: v for k, v in changes.items() if k not in IDENTITY_FIELDS}
         unknown = sorted(set(changes) - set(FIELD_NAMES))
         if unknown:
@@ -212,13 +251,18 @@ class SiteRulesPatch:
     def apply(self, rules: SiteRules) -> SiteRules:
         changes = dict(self.fields)
         if "carrier_codes" in changes:
-            merged = dict(rules.carrier_codes)
+            merged: dict[str, Any] = dict(rules.carrier_codes)
+            notes = dict(rules.carrier_code_notes)
             for code, methods in (changes["carrier_codes"] or {}).items():
+                notes.pop(code, None)
                 if methods is None:
                     merged.pop(code, None)
-                else:
-                    merged[code] = methods
+                    continue
+                merged[code] = methods
+                if self.source and not isinstance(methods, Mapping):
+                    notes[code] = CarrierCodeNote(self.source)
             changes["carrier_codes"] = merged
+            changes["carrier_code_notes"] = notes
         return replace(rules, **changes)
 
     def __repr__(self) -> str:
@@ -250,7 +294,7 @@ def merge_rules(full: Iterable[SiteRules], patches: Iterable[SiteRulesPatch] = (
         if not isinstance(data, Mapping):
             raise RulesError(f"site_rules.{site}: expected a mapping of rule fields")
         if key in merged:
-            merged[key] = SiteRulesPatch(key, **data).apply(merged[key])
+            merged[key] = SiteRulesPatch(key, "configuration", **data).apply(merged[key])
         else:
             merged[key] = SiteRules.from_mapping(key, data)
     for key, rules in merged.items():
@@ -272,14 +316,22 @@ _MONEY_SCHEMA = {
     ]
 }
 _METHODS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
+_CARRIER_CODE = {  # the accepted shipping methods, alone or with their source
+    "anyOf": [
+        _METHODS,
+        {"type": "object", "additionalProperties": False, "required": ["methods"],
+         "properties": {"methods": _METHODS, "source": {"type": "string"},
+                        "unverified": {"type": "boolean"}}},
+    ]
+}
 
 
 def _site_schema(*, patch: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
         "buy_shipping": {"type": "boolean"},
         "carrier_codes": {"type": "object", "propertyNames": {"minLength": 1},
-                          "additionalProperties": {"anyOf": [_METHODS, {"type": "null"}]} if patch
-                          else _METHODS},
+                          "additionalProperties": {"anyOf": [_CARRIER_CODE, {"type": "null"}]} if patch
+                          else _CARRIER_CODE},
     }
     props.update({name: _MONEY_SCHEMA for name in MONEY_FIELDS})
     if patch:  # a configuration block may add a site to the site table
@@ -314,7 +366,9 @@ SITES_FILE_SCHEMA: dict[str, Any] = {
     "properties": {
         "version": {"const": 1},
         "as_of": {"type": "string"},
-        "carrier_lists": {"type": "object"},  # YAML anchors the sites refer to
+        "carrier_lists": {"type": "object",  # YAML anchors the sites refer to
+                          "additionalProperties": {"type": "object", "additionalProperties": _CARRIER_CODE}},
+        "sources": {"type": "object", "additionalProperties": {"type": "string"}},  # YAML anchors too
         "sites": {"type": "object", "propertyNames": {"pattern": r"^[A-Z]{2}$"},
                   "additionalProperties": SITE_RULES_SCHEMA},
     },
@@ -338,7 +392,7 @@ class Requirements:
     declared_value: Money  # the parcel's customs value (catalog), in the catalog's currency
     parcel: Parcel
     destination_country: str
-    order_value: Money | None  # items + shipping (proceeds grand total), None when unknown
+    order_value: Money | None  # items + shipping (Amazon's order total), None when Amazon sent none
     goods_value: Money | None  # items only: the consignment's intrinsic value for IOSS
     ship_by: datetime | None = None
     deliver_by: datetime | None = None
@@ -347,15 +401,18 @@ class Requirements:
     skus: tuple[str, ...] = ()
     battery_skus: tuple[str, ...] = ()
     buy_shipping_reason: str = ""  # why Buy Shipping is not allowed ("" when it is)
+    ioss_source: str = ""  # amazon | seller | "" (no number sent)
+    ioss_missing: str = ""  # IossPolicy.missing when an EU consignment within the cap has no number
     notes: tuple[str, ...] = ()
 
 
 def order_value(order: Order, fx: RateTable) -> Money | None:
-    """Items + shipping: ``proceeds.grandTotal`` when Amazon sent it, else the items' prices.
+    """Items + shipping: Amazon's order total (``proceeds.grandTotal``); ``None`` when it sent none.
 
-    ``None`` when neither is known (an item without a price makes the sum unknowable).
+    The item prices alone are not the order value (shipping is part of it); :func:`requirements`
+    uses them only as a lower bound, each rule saying so in its note.
     """
-    return order.total if order.total is not None else goods_value(order, fx)
+    return order.total
 
 
 def goods_value(order: Order, fx: RateTable) -> Money | None:
@@ -384,24 +441,72 @@ def site_rules_for(order: Order, rules: SiteRules | Mapping[str, SiteRules]) -> 
                          "configuration") from None
 
 
+@dataclass(frozen=True)
+class IossPolicy:
+    """The ``ioss:`` configuration section: IOSS follows the destination country, not the site.
+
+    An EU-bound consignment whose goods are worth at most ``cap`` carries Amazon's per-item IOSS
+    number, else the seller's own (``accounts[].ioss_number``). With neither, ``missing`` decides:
+    ``buy_shipping`` (only Buy Shipping labels, which Amazon files under its own number; held
+    ``ioss_missing`` when there is none), ``hold`` (held ``ioss_missing``) or ``ship`` (direct
+    labels allowed, with a warning: the buyer may be asked for VAT again or the parcel stopped).
+    """
+
+    cap: Money = field(default_factory=lambda: Money(Decimal(150), "EUR"))
+    missing: str = "buy_shipping"
+    countries: frozenset[str] = EU_COUNTRIES
+
+    def __post_init__(self) -> None:
+        if self.missing not in IOSS_MISSING_POLICIES:
+            raise RulesError(f"ioss.missing must be one of {', '.join(IOSS_MISSING_POLICIES)}, "
+                             f"got {self.missing!r}")
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> IossPolicy:
+        section = section or {}
+        cap = parse_money(section.get("cap"), where="ioss.cap") or cls().cap
+        return cls(cap=cap, missing=str(section.get("missing", "buy_shipping")))
+
+
+IOSS_MISSING_POLICIES = ("buy_shipping", "hold", "ship")
+IOSS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "IOSS for consignments delivered into the EU (whatever the Amazon site)",
+    "properties": {
+        "cap": {**_MONEY_SCHEMA, "default": "150 EUR",
+                "description": "consignments whose goods are worth at most this carry an IOSS number"},
+        "missing": {"enum": list(IOSS_MISSING_POLICIES), "default": "buy_shipping",
+                    "description": "an EU consignment within the cap with no IOSS number (none from Amazon, "
+                                   "none of the seller's own): buy_shipping = only Buy Shipping labels, "
+                                   "hold = hold the order (ioss_missing), ship = ship direct with a warning"},
+    },
+}
+"""JSON Schema of the ``ioss:`` configuration section (for connector/config.py)."""
+
+
 def requirements(order: Order, catalog: _CatalogLike | None, rules: SiteRules | Mapping[str, SiteRules],
-                 fx: RateTable, *, parcel: Parcel) -> Requirements:
+                 fx: RateTable, *, parcel: Parcel, ioss: IossPolicy | None = None,
+                 seller_ioss: str = "") -> Requirements:
     """The requirements of ``order`` shipped as ``parcel`` under its site's rules.
 
-    Raises :class:`RulesError` (unknown site) or :class:`connector.fx.FxError` (a currency the
-    table lacks): the engine holds the order with that message.
+    ``ioss`` is the IOSS policy, ``seller_ioss`` the seller's own IOSS number for the order's
+    account (used when Amazon sent none). Raises :class:`RulesError` (unknown site) or
+    :class:`connector.fx.FxError` (a currency the table lacks): the engine holds the order with
+    that message.
     """
     site = site_rules_for(order, rules)
     notes: list[str] = []
     value = order_value(order, fx)
     goods = goods_value(order, fx)
     if value is None:
-        notes.append("order value unknown (no grand total, an item without a price): every value rule "
-                     "takes its strict side")
+        items = format_money(goods) if goods is not None else "unknown (an item has no price)"
+        notes.append(f"order value: Amazon sent no order total; the item prices, {items}, leave out "
+                     "shipping, so a rule that needs the value below a threshold takes its strict side")
     destination = (order.ship_to.country_code if order.ship_to and order.ship_to.country_code
                    else site.country).upper()
 
-    # China-origin tracking rule: below the threshold a tracked service (>= 1 scan) is enough.
+    # China-origin tracking rule: below the threshold (items + shipping) a tracked service is enough.
     threshold = site.tracked_below
     if threshold is not None and value is not None and _compare(value, threshold, fx) < 0:
         level = "tracked"
@@ -410,30 +515,35 @@ def requirements(order: Order, catalog: _CatalogLike | None, rules: SiteRules | 
     else:
         level = "fully_tracked"
         why = (f"{site.site} has no low-value exception" if threshold is None else
-               f"order value unknown (threshold {format_money(threshold)})" if value is None else
-               f"order value {_versus(value, threshold, fx)} is not below {format_money(threshold)}")
+               f"order value {_versus(value, threshold, fx)} is not below {format_money(threshold)}"
+               if value is not None else
+               f"no order total to show it is below {format_money(threshold)}")
         notes.append(f"tracking: {why}: fully tracked (>= 2 scans incl. delivery or an attempt)")
 
     # Buy Shipping: offered on the site, and the order at most the cap.
     bs_reason = ""
+    cap = site.buy_shipping_cap
     if not site.buy_shipping:
         bs_reason = f"Amazon does not offer Buy Shipping on {site.site}"
-    elif site.buy_shipping_cap is not None:
-        if value is None:
-            bs_reason = (f"order value unknown: cannot show it is within the Buy Shipping cap "
-                         f"{format_money(site.buy_shipping_cap)}")
-        elif _compare(value, site.buy_shipping_cap, fx) > 0:
-            bs_reason = (f"order value {_versus(value, site.buy_shipping_cap, fx)} is above the Buy Shipping "
-                         f"cap {format_money(site.buy_shipping_cap)} on {site.site}")
+    elif cap is not None:
+        if value is None and goods is not None and _compare(goods, cap, fx) > 0:
+            bs_reason = (f"item prices {_versus(goods, cap, fx)} alone are above the Buy Shipping cap "
+                         f"{format_money(cap)} on {site.site}")
+        elif value is None:
+            bs_reason = f"no order total: cannot show it is within the Buy Shipping cap {format_money(cap)}"
+        elif _compare(value, cap, fx) > 0:
+            bs_reason = (f"order value {_versus(value, cap, fx)} is above the Buy Shipping "
+                         f"cap {format_money(cap)} on {site.site}")
         else:
-            notes.append(f"Buy Shipping: order value {_versus(value, site.buy_shipping_cap, fx)} is within "
-                         f"the cap {format_money(site.buy_shipping_cap)}")
+            notes.append(f"Buy Shipping: order value {_versus(value, cap, fx)} is within "
+                         f"the cap {format_money(cap)}")
     if bs_reason:
         notes.append(f"Buy Shipping: not allowed: {bs_reason}")
-    elif site.buy_shipping_cap is None:
+    elif cap is None:
         notes.append(f"Buy Shipping: allowed (no value cap on {site.site})")
 
-    ioss = _ioss(order, site, destination, goods if goods is not None else value, fx, notes)
+    ioss_number, ioss_source, ioss_missing = _ioss(order, destination, goods, ioss or IossPolicy(),
+                                                   seller_ioss, fx, notes)
 
     vtr_limit, vtr_excluded = site.vtr_exclusion_below, False
     if vtr_limit is not None and value is not None and _compare(value, vtr_limit, fx) < 0:
@@ -453,42 +563,45 @@ def requirements(order: Order, catalog: _CatalogLike | None, rules: SiteRules | 
                          and c.has_battery)
     return Requirements(
         order_id=order.order_id, site=site.site, tracking_level=level, min_scans=MIN_SCANS[level],
-        buy_shipping_allowed=not bs_reason, ioss_number=ioss, declared_value=parcel.declared_value,
+        buy_shipping_allowed=not bs_reason, ioss_number=ioss_number, declared_value=parcel.declared_value,
         parcel=parcel, destination_country=destination, order_value=value, goods_value=goods,
         ship_by=order.ship_by, deliver_by=order.deliver_by, vtr_excluded_if_exact=vtr_excluded,
         returnless_refund=returnless, skus=skus, battery_skus=battery_skus, buy_shipping_reason=bs_reason,
-        notes=tuple(notes))
+        ioss_source=ioss_source, ioss_missing=ioss_missing, notes=tuple(notes))
 
 
-def _ioss(order: Order, site: SiteRules, destination: str, consignment: Money | None, fx: RateTable,
-          notes: list[str]) -> str:
+def _ioss(order: Order, destination: str, goods: Money | None, policy: IossPolicy, seller: str,
+          fx: RateTable, notes: list[str]) -> tuple[str, str, str]:
+    """(number, source, missing-policy) for the consignment; the IOSS rule is the destination's."""
     numbers = list(dict.fromkeys(i.ioss_number for i in order.items if i.ioss_number))
     amazon = numbers[0] if numbers else ""
     if len(numbers) > 1:
         notes.append(f"IOSS: the items carry {len(numbers)} different IOSS numbers; the first is used")
-    if site.ioss_cap is None:
+    if destination not in policy.countries:
         if amazon:
-            notes.append(f"IOSS: {site.site} has no IOSS rule; Amazon's IOSS number is not sent")
-        return ""
-    if destination not in EU_COUNTRIES:
-        notes.append(f"IOSS: destination {destination} is outside the EU; no IOSS number is sent")
-        return ""
-    if consignment is None:
-        if amazon:
-            notes.append("IOSS: consignment value unknown; Amazon's IOSS number is sent "
-                         "(Amazon collected the VAT)")
-        return amazon
-    if _compare(consignment, site.ioss_cap, fx) > 0:
-        notes.append(f"IOSS: consignment {_versus(consignment, site.ioss_cap, fx)} is above "
-                     f"{format_money(site.ioss_cap)}: no IOSS number (import VAT is due at the border)")
-        return ""
-    if not amazon:
-        notes.append(f"IOSS: consignment {_versus(consignment, site.ioss_cap, fx)} is within "
-                     f"{format_money(site.ioss_cap)} but Amazon sent no IOSS number for the order")
-        return ""
-    notes.append(f"IOSS: consignment {_versus(consignment, site.ioss_cap, fx)} is within "
-                 f"{format_money(site.ioss_cap)}: Amazon's IOSS number goes to the carrier's customs data")
-    return amazon
+            notes.append(f"IOSS: destination {destination} is outside the EU; Amazon's IOSS number is "
+                         "not sent")
+        return "", "", ""
+    cap = policy.cap
+    if goods is not None and _compare(goods, cap, fx) > 0:
+        notes.append(f"IOSS: goods {_versus(goods, cap, fx)} to {destination} are above {format_money(cap)}: "
+                     "no IOSS number (import VAT is due at the border)")
+        return "", "", ""
+    within = (f"goods {_versus(goods, cap, fx)} to {destination} are within {format_money(cap)}"
+              if goods is not None else f"goods value to {destination} unknown (an item has no price)")
+    if amazon:
+        notes.append(f"IOSS: {within}: Amazon's IOSS number goes to the carrier's customs data")
+        return amazon, "amazon", ""
+    if seller:
+        notes.append(f"IOSS: {within}; Amazon sent no IOSS number: the seller's own number "
+                     f"(accounts[].ioss_number of account {order.account or '?'}) is sent")
+        return seller, "seller", ""
+    action = {"buy_shipping": "only Buy Shipping labels, which Amazon files under its own number",
+              "hold": "the order is held (ioss_missing)",
+              "ship": "shipped direct without one: the buyer may be charged VAT again or the parcel stopped"}
+    notes.append(f"IOSS: {within} but there is no IOSS number (none from Amazon, none of the seller's own); "
+                 f"ioss.missing: {policy.missing}: {action[policy.missing]}")
+    return "", "", policy.missing
 
 
 # -- quotes and eligibility --------------------------------------------------------------------
@@ -512,6 +625,7 @@ class QuoteOption:
     promised_delivery: datetime | None = None
     is_buy_shipping: bool = False
     handling_fee: Money | None = None
+    chargeable_weight_g: int | None = None
     spec: CarrierSpec | None = field(default=None, compare=False, repr=False)
     service_spec: ServiceSpec | None = field(default=None, compare=False, repr=False)
 
@@ -532,7 +646,9 @@ class QuoteOption:
                    tracking_level=quote.tracking_level, transit_days=quote.transit_days,
                    promised_delivery=getattr(quote, "promised_delivery", None),
                    is_buy_shipping=bool(spec is not None and spec.confirms_shipment),
-                   handling_fee=getattr(quote, "handling_fee", None), spec=spec, service_spec=service)
+                   handling_fee=getattr(quote, "handling_fee", None),
+                   chargeable_weight_g=getattr(quote, "chargeable_weight_g", None), spec=spec,
+                   service_spec=service)
 
 
 def tracking_level_of(option: QuoteOption, service: ServiceSpec | None = None) -> str:
@@ -552,8 +668,12 @@ def promised_delivery(option: QuoteOption, now: datetime) -> datetime | None:
     return None
 
 
+PICKUP_UNKNOWN_POLICIES = ("assume_pickup", "drop_off", "refuse")
+
+
 def carrier_rejections(req: Requirements, spec: CarrierSpec, rules: SiteRules, *, ship_from_city: str = "",
-                       drop_off: bool = False) -> list[str]:
+                       ship_from_province: str = "", drop_off: bool = False,
+                       pickup_unknown: str = "drop_off") -> list[str]:
     """Reasons not to ask ``spec`` for a quote at all (the carrier-level part of eligibility)."""
     reasons = []
     if spec.confirms_shipment:  # Amazon Buy Shipping: Amazon integrates the carriers it sells
@@ -568,18 +688,34 @@ def carrier_rejections(req: Requirements, spec: CarrierSpec, rules: SiteRules, *
             reasons.append(f"carrier code {code!r} is not in Amazon's list for {rules.site} "
                            "(tracking from a carrier Amazon does not integrate is invalid; "
                            "no silent 'Other')")
-    if spec.pickup_cities and not drop_off:
-        city = ship_from_city.strip().casefold()
-        if city not in {c.casefold() for c in spec.pickup_cities}:
-            where = ship_from_city or "the (unknown) ship-from city"
-            reasons.append(f"{spec.label} does not pick up in {where} (pickup in "
-                           f"{', '.join(spec.pickup_cities)}; set drop_off to hand parcels in)")
+    if not drop_off:
+        covered = spec.pickup.covers(ship_from_city, ship_from_province)
+        where = (", ".join(p for p in (ship_from_city, ship_from_province) if p)
+                 or "the (unknown) ship-from city")
+        if covered is False:
+            reasons.append(f"{spec.label} does not pick up in {where} ({spec.pickup.describe()}; set "
+                           "selection.drop_off to hand parcels in)")
+        elif covered is None and spec.pickup.kind == "unknown" and pickup_unknown == "refuse":
+            reasons.append(f"{spec.label}: pickup coverage unknown for {where} and selection.pickup_unknown "
+                           "is refuse")
     return reasons
+
+
+def pickup_note(spec: CarrierSpec, *, drop_off: bool, pickup_unknown: str) -> str:
+    """How the parcel reaches the carrier, for ``quote`` ("" when nothing needs saying)."""
+    if drop_off:
+        return "handover: drop-off (selection.drop_off)"
+    if spec.pickup.kind != "unknown":
+        return ""
+    if pickup_unknown == "assume_pickup":
+        return "handover: pickup coverage unknown; assumed (selection.pickup_unknown: assume_pickup)"
+    return "handover: pickup coverage unknown: hand the parcel in (selection.pickup_unknown: drop_off)"
 
 
 def eligibility(req: Requirements, option: QuoteOption, *, spec: CarrierSpec | None = None,
                 service: ServiceSpec | None = None, rules: SiteRules, ship_from_city: str = "",
-                drop_off: bool = False, now: datetime) -> list[str]:
+                ship_from_province: str = "", drop_off: bool | None = None,
+                policy: ChoicePolicy | None = None, now: datetime) -> list[str]:
     """Every reason ``option`` cannot ship the order; an empty list means eligible.
 
     ``spec``/``service`` default to the option's own. Limits a ServiceSpec may declare and that
@@ -587,12 +723,23 @@ def eligibility(req: Requirements, option: QuoteOption, *, spec: CarrierSpec | N
     ``max_dimensions_sum_cm`` (length + width + height), ``allows_battery`` (missing = False: a
     service that does not say it takes batteries does not get them), ``destinations`` (ISO
     countries; empty or missing = any, also read from the CarrierSpec).
+
+    ``policy`` (the ``selection:`` settings) decides pickup coverage nobody has captured and
+    whether Amazon's Buy Shipping offers are re-checked against the project's tracking table
+    (by default Amazon's answer stands: it offers only services its rules allow for the order).
     """
+    policy = policy or ChoicePolicy()
+    drop_off = policy.drop_off if drop_off is None else drop_off
     spec = spec or option.spec
     if spec is None:
         return [f"carrier {option.carrier} is not installed"]
     service = service or option.service_spec or spec.service(option.service)
-    reasons = carrier_rejections(req, spec, rules, ship_from_city=ship_from_city, drop_off=drop_off)
+    reasons = carrier_rejections(req, spec, rules, ship_from_city=ship_from_city,
+                                 ship_from_province=ship_from_province, drop_off=drop_off,
+                                 pickup_unknown=policy.pickup_unknown)
+    if req.ioss_missing == "hold" or (req.ioss_missing == "buy_shipping" and not spec.confirms_shipment):
+        reasons.append(f"IOSS: no IOSS number for this EU consignment and ioss.missing is {req.ioss_missing}"
+                       + (": no direct label" if req.ioss_missing == "buy_shipping" else ""))
     if service is None and spec.services:
         return [*reasons, f"{spec.label} has no service {option.service}"]
     method = service.amazon_shipping_method if service else ""
@@ -602,7 +749,8 @@ def eligibility(req: Requirements, option: QuoteOption, *, spec: CarrierSpec | N
                        f"({', '.join(rules.carrier_codes[code])})")
 
     level = tracking_level_of(option, service)
-    if TRACKING_RANK[level] < TRACKING_RANK[req.tracking_level]:
+    trusted = spec.confirms_shipment and policy.buy_shipping_tracking == "trust"
+    if TRACKING_RANK[level] < TRACKING_RANK[req.tracking_level] and not trusted:
         reasons.append(f"tracking level {level} is below the required {req.tracking_level}")
 
     promised = promised_delivery(option, now)
@@ -680,51 +828,89 @@ def override_rejections(req: Requirements, option: QuoteOption, overrides: Seque
 # -- discounts and cost ------------------------------------------------------------------------
 
 DISCOUNT_KINDS = ("percent", "per_kg", "handling_percent")
+DISCOUNT_CHANNELS = ("direct", "buy_shipping")
 _CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
 class Discount:
-    """A carrier promotion or contract discount, active from ``valid_from`` to ``valid_until``
-    (dates in UTC, both inclusive; ``None`` = open-ended).
+    """A carrier promotion or contract discount on one sales channel, active from ``valid_from``
+    to ``valid_until`` (dates in UTC, both inclusive; ``None`` = open-ended).
+
+    ``channel`` is where the offer is made: ``direct`` (labels bought from ``carrier`` itself;
+    ``services`` its service codes) or ``buy_shipping`` (the carrier's offer on Amazon Buy
+    Shipping, Amazon's online channel; ``carrier`` names who grants it and ``services`` the Buy
+    Shipping service ids it applies to, required). An empty ``services`` on ``direct`` means every
+    service of the carrier.
 
     ``value`` is a percentage (``5`` = 5 %) of: the whole price (``percent``), the weight charge
-    (``per_kg``: the price minus the quote's handling fee) or the handling fee
-    (``handling_percent``). A quote that does not break out its handling fee gets no ``per_kg``
-    or ``handling_percent`` discount: the part it applies to is unknown.
+    (``per_kg``: the price minus the quote's handling fee, i.e. the per-kilogram part) or the
+    handling fee (``handling_percent``). A quote that does not break out its handling fee gets no
+    ``per_kg`` or ``handling_percent`` discount: the part it applies to is unknown, and ``quote``
+    says so.
     """
 
     carrier: str
     kind: str
     value: Decimal
-    service: str | None = None
+    services: tuple[str, ...] = ()
     valid_from: date | None = None
     valid_until: date | None = None
     sites: tuple[str, ...] = ()
     skus: tuple[str, ...] = ()
     name: str = ""
+    channel: str = "direct"
 
     def __post_init__(self) -> None:
+        who = self.name or self.carrier
         if self.kind not in DISCOUNT_KINDS:
-            raise RulesError(f"discount {self.name or self.carrier}: kind must be one of "
-                             f"{', '.join(DISCOUNT_KINDS)}, got {self.kind!r}")
+            raise RulesError(f"discount {who}: kind must be one of {', '.join(DISCOUNT_KINDS)}, "
+                             f"got {self.kind!r}")
+        if self.channel not in DISCOUNT_CHANNELS:
+            raise RulesError(f"discount {who}: channel must be one of {', '.join(DISCOUNT_CHANNELS)}, "
+                             f"got {self.channel!r}")
         value = Decimal(str(self.value))
         if not (0 <= value <= 100):
-            raise RulesError(f"discount {self.name or self.carrier}: value is a percentage 0..100, "
-                             f"got {value}")
+            raise RulesError(f"discount {who}: value is a percentage 0..100, got {value}")
+        if isinstance(self.services, str):
+            object.__setattr__(self, "services", (self.services,))
+        if self.channel == "buy_shipping" and not self.services:
+            raise RulesError(f"discount {who}: a buy_shipping discount names the Buy Shipping services "
+                             "it applies to (services)")
         object.__setattr__(self, "value", value)
+        object.__setattr__(self, "services", tuple(self.services))
         object.__setattr__(self, "sites", tuple(_site_key(s) for s in self.sites))
         object.__setattr__(self, "skus", tuple(self.skus))
 
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.carrier} {self.kind} {self.value}% ({self.channel})"
+
     def active(self, now: datetime) -> bool:
+        return not self.window_note(now)
+
+    def window_note(self, now: datetime) -> str:
+        """Why the discount is outside its window today ("" when it is inside)."""
         today = now.astimezone(timezone.utc).date()
-        return ((self.valid_from is None or self.valid_from <= today)
-                and (self.valid_until is None or today <= self.valid_until))
+        if self.valid_from is not None and today < self.valid_from:
+            return f"starts on {self.valid_from.isoformat()}"
+        if self.valid_until is not None and today > self.valid_until:
+            return f"ended on {self.valid_until.isoformat()}"
+        return ""
+
+    def matches(self, option: QuoteOption, req: Requirements) -> bool:
+        """The discount is for this option's channel, carrier, service, site and SKUs (any date)."""
+        if self.channel == "buy_shipping":
+            if not option.is_buy_shipping:
+                return False
+        elif option.is_buy_shipping or option.carrier != self.carrier:
+            return False
+        return ((not self.services or option.service in self.services)
+                and (not self.sites or req.site in self.sites)
+                and (not self.skus or any(s in req.skus for s in self.skus)))
 
     def applies(self, option: QuoteOption, req: Requirements, now: datetime) -> bool:
-        return (option.carrier == self.carrier and (self.service is None or option.service == self.service)
-                and (not self.sites or req.site in self.sites)
-                and (not self.skus or any(s in req.skus for s in self.skus)) and self.active(now))
+        return self.matches(option, req) and self.active(now)
 
     def amount_off(self, option: QuoteOption) -> Money | None:
         """What this discount takes off ``option``'s price; ``None`` when the part is unknown."""
@@ -746,6 +932,37 @@ def discount_lines(option: QuoteOption, discounts: Sequence[Discount], req: Requ
                    now: datetime) -> list[tuple[Discount, Money | None]]:
     """The discounts that apply to ``option`` now, each with its amount (``None``: unknown part)."""
     return [(d, d.amount_off(option)) for d in discounts if d.applies(option, req, now)]
+
+
+def discount_notes(option: QuoteOption, discounts: Sequence[Discount], req: Requirements,
+                   now: datetime) -> list[str]:
+    """One line per discount meant for ``option``: what it took off, or why it did nothing."""
+    notes = []
+    for d in discounts:
+        if not d.matches(option, req):
+            continue
+        window = d.window_note(now)
+        amount = None if window else d.amount_off(option)
+        if window:
+            notes.append(f"discount {d.label}: {window}: not applied")
+        elif amount is None:
+            notes.append(f"discount {d.label}: not applied: the quote does not break out its handling fee")
+        else:
+            notes.append(f"discount {d.label}: -{format_money(amount)}{_part_of(d, option)}")
+    return notes
+
+
+def _part_of(d: Discount, option: QuoteOption) -> str:
+    if d.kind == "percent":
+        return ""
+    fee = option.handling_fee
+    assert fee is not None
+    if d.kind == "handling_percent":
+        return f" ({d.value}% of the handling fee {format_money(fee)})"
+    weight = option.price.amount - fee.amount
+    kg = (f" for {Decimal(option.chargeable_weight_g) / 1000} kg chargeable"
+          if option.chargeable_weight_g else "")
+    return f" ({d.value}% of the weight charge {format_money(Money(weight, fee.currency))}{kg})"
 
 
 def apply_discounts(option: QuoteOption, discounts: Sequence[Discount], req: Requirements,
@@ -771,11 +988,7 @@ class Candidate:
 def price_candidate(option: QuoteOption, *, req: Requirements, fx: RateTable, now: datetime,
                     discounts: Sequence[Discount] = (), buy_shipping_premium: Money | None = None,
                     rules: SiteRules | None = None) -> Candidate:
-    notes = []
-    for d, amount in discount_lines(option, discounts, req, now):
-        label = d.name or f"{d.carrier} {d.kind} {d.value}%"
-        notes.append(f"discount {label}: -{format_money(amount)}" if amount is not None else
-                     f"discount {label} not applied: the quote does not break out its handling fee")
+    notes = discount_notes(option, discounts, req, now)
     cost = apply_discounts(option, discounts, req, now)
     comparable = fx.to_base(cost)
     if option.is_buy_shipping and buy_shipping_premium is not None:
@@ -834,6 +1047,14 @@ class ChoicePolicy:
     overrides: tuple[Override, ...] = ()
     buy_shipping_premium: Mapping[str, Money] = field(default_factory=dict)  # site or "*" -> premium
     drop_off: bool = False
+    pickup_unknown: str = "drop_off"  # assume_pickup | drop_off | refuse
+    buy_shipping_tracking: str = "trust"  # trust | check (Amazon's offers against our tracking table)
+
+    def __post_init__(self) -> None:
+        if self.pickup_unknown not in PICKUP_UNKNOWN_POLICIES:
+            raise RulesError(f"selection.pickup_unknown must be one of {', '.join(PICKUP_UNKNOWN_POLICIES)}")
+        if self.buy_shipping_tracking not in ("trust", "check"):
+            raise RulesError("selection.buy_shipping_tracking must be trust or check")
 
     def premium_for(self, site: str) -> Money | None:
         return self.buy_shipping_premium.get(_site_key(site), self.buy_shipping_premium.get("*"))
@@ -856,7 +1077,8 @@ class ChoicePolicy:
             try:
                 discounts.append(Discount(
                     carrier=d["carrier"], kind=d["kind"], value=Decimal(str(d["value"])),
-                    service=d.get("service"), name=str(d.get("name") or ""),
+                    services=tuple(d.get("services") or ()), name=str(d.get("name") or ""),
+                    channel=str(d.get("channel", "direct")),
                     valid_from=_date(d.get("valid_from")), valid_until=_date(d.get("valid_until")),
                     sites=tuple(d.get("sites") or ()), skus=tuple(d.get("skus") or ())))
             except (KeyError, ValueError, InvalidOperation) as exc:
@@ -868,7 +1090,9 @@ class ChoicePolicy:
                                           site=o.get("site"), sku=o.get("sku")))
             except (KeyError, ValueError) as exc:
                 raise RulesError(f"selection.overrides[{i}]: {exc}") from None
-        return cls(tuple(discounts), tuple(overrides), premium, bool(section.get("drop_off", False)))
+        return cls(tuple(discounts), tuple(overrides), premium, bool(section.get("drop_off", False)),
+                   str(section.get("pickup_unknown", "drop_off")),
+                   str(section.get("buy_shipping_tracking", "trust")))
 
 
 def _date(value: Any) -> date | None:
@@ -884,6 +1108,14 @@ SELECTION_SCHEMA: dict[str, Any] = {
     "properties": {
         "drop_off": {"type": "boolean", "default": False,
                      "description": "the seller hands parcels in, so carriers' pickup cities do not matter"},
+        "pickup_unknown": {"enum": list(PICKUP_UNKNOWN_POLICIES), "default": "drop_off",
+                           "description": "a carrier whose pickup coverage is unknown: assume_pickup = treat "
+                                          "it as collecting here, drop_off = eligible, the parcel is handed "
+                                          "in, refuse = not eligible"},
+        "buy_shipping_tracking": {
+            "enum": ["trust", "check"], "default": "trust",
+            "description": "trust = Amazon's Buy Shipping offers meet its tracking rules for the order; "
+                           "check = also apply the project's tracking table to them"},
         "buy_shipping_premium": {
             "anyOf": [_MONEY_SCHEMA, {"type": "object",
                                       "propertyNames": {"pattern": r"^([A-Z]{2}|\*|default)$"},
@@ -894,7 +1126,11 @@ SELECTION_SCHEMA: dict[str, Any] = {
             "type": "object", "additionalProperties": False, "required": ["carrier", "kind", "value"],
             "properties": {
                 "name": {"type": "string"}, "carrier": {"type": "string", "minLength": 1},
-                "service": {"type": "string"}, "kind": {"enum": list(DISCOUNT_KINDS)},
+                "channel": {"enum": list(DISCOUNT_CHANNELS), "default": "direct",
+                            "description": "direct = labels bought from the carrier; buy_shipping = the "
+                                           "carrier's offer on Amazon Buy Shipping (services required)"},
+                "services": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "kind": {"enum": list(DISCOUNT_KINDS)},
                 "value": {"type": ["string", "number"]}, "valid_from": _DATE, "valid_until": _DATE,
                 "sites": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z]{2}$"}},
                 "skus": {"type": "array", "items": {"type": "string", "minLength": 1}}}}},
@@ -931,9 +1167,27 @@ class Selection:
 Chooser = Callable[[list[Candidate]], "Candidate | QuoteOption | None"]
 
 
+def _policy_notes(req: Requirements, option: QuoteOption, policy: ChoicePolicy) -> tuple[str, ...]:
+    """What the selection settings decided for an eligible option (for ``quote``)."""
+    notes = []
+    if option.spec is not None:
+        note = pickup_note(option.spec, drop_off=policy.drop_off, pickup_unknown=policy.pickup_unknown)
+        if note:
+            notes.append(note)
+    level = tracking_level_of(option)
+    if option.is_buy_shipping and TRACKING_RANK[level] < TRACKING_RANK[req.tracking_level]:
+        notes.append(f"tracking: our table says {level}, below {req.tracking_level}, but Amazon offered "
+                     "this Buy Shipping service for the order: its answer stands "
+                     "(selection.buy_shipping_tracking)")
+    if req.ioss_missing == "ship" and not option.is_buy_shipping:
+        notes.append("IOSS: shipped direct without an IOSS number (ioss.missing: ship)")
+    return tuple(notes)
+
+
 def select(req: Requirements, options: Sequence[QuoteOption], *, rules: SiteRules, fx: RateTable,
            now: datetime, policy: ChoicePolicy | None = None, ship_from_city: str = "",
-           choose: Chooser | None = None, failures: Sequence[Rejection] = ()) -> Selection:
+           ship_from_province: str = "", choose: Chooser | None = None,
+           failures: Sequence[Rejection] = ()) -> Selection:
     """Eligibility, overrides, cost and choice for the quotes of one order.
 
     ``choose`` receives the eligible candidates cheapest first (the ``mfn_choose_quote`` hook);
@@ -946,13 +1200,14 @@ def select(req: Requirements, options: Sequence[QuoteOption], *, rules: SiteRule
     candidates = []
     for option in options:
         reasons = eligibility(req, option, rules=rules, ship_from_city=ship_from_city,
-                              drop_off=policy.drop_off, now=now)
+                              ship_from_province=ship_from_province, policy=policy, now=now)
         reasons += override_rejections(req, option, policy.overrides)
         if not reasons:
             try:
-                candidates.append(price_candidate(option, req=req, fx=fx, now=now, discounts=policy.discounts,
-                                                  buy_shipping_premium=policy.premium_for(req.site),
-                                                  rules=rules))
+                candidate = price_candidate(option, req=req, fx=fx, now=now, discounts=policy.discounts,
+                                            buy_shipping_premium=policy.premium_for(req.site), rules=rules)
+                notes = candidate.notes + _policy_notes(req, option, policy)
+                candidates.append(replace(candidate, notes=notes))
                 continue
             except FxError as exc:  # a quote in a currency the table lacks cannot be compared
                 reasons = [str(exc)]

@@ -35,7 +35,8 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
     out["requirements"] = {
         "tracking_level": req.tracking_level, "min_scans": req.min_scans,
         "buy_shipping_allowed": req.buy_shipping_allowed, "buy_shipping_reason": req.buy_shipping_reason,
-        "ioss_number": req.ioss_number, "order_value": _money(req.order_value),
+        "ioss_number": req.ioss_number, "ioss_source": req.ioss_source, "ioss_missing": req.ioss_missing,
+        "order_value": _money(req.order_value),
         "goods_value": _money(req.goods_value), "declared_value": _money(req.declared_value),
         "destination": req.destination_country,
         "ship_by": req.ship_by.isoformat() if req.ship_by else None,
@@ -52,6 +53,7 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
         rows.append({"carrier": o.carrier, "service": o.service, "price": _money(o.price),
                      "transit_days": o.transit_days, "tracking": o.tracking_level, "eligible": True,
                      "cost": _money(candidate.cost), "comparable": _money(candidate.comparable),
+                     "chargeable_weight_g": o.chargeable_weight_g, "handling_fee": _money(o.handling_fee),
                      "reasons": [], "notes": list(candidate.notes)})
     quoted = {(q.carrier, q.service): q for q in shopping.quotes}
     for rejection in sel.rejections:
@@ -60,6 +62,8 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
                      "price": _money(quote.price) if quote else None,
                      "transit_days": quote.transit_days if quote else None, "tracking": "",
                      "eligible": False, "cost": None, "comparable": None,
+                     "chargeable_weight_g": quote.chargeable_weight_g if quote else None,
+                     "handling_fee": _money(quote.handling_fee) if quote else None,
                      "reasons": list(rejection.reasons), "notes": []})
     out["options"] = rows
     chosen = sel.chosen
@@ -82,8 +86,11 @@ def render_explanation(result: dict[str, Any]) -> str:
               f"declared {req['declared_value']}",
               f"  Buy Shipping    {'allowed' if req['buy_shipping_allowed'] else 'not allowed'}"
               + (f" ({req['buy_shipping_reason']})" if req["buy_shipping_reason"] else ""),
-              f"  IOSS            {req['ioss_number'] or '-'}",
-              f"  destination     {req['destination']}   deliver by {req['deliver_by'] or '-'}",
+              f"  IOSS            {req['ioss_number'] or '-'}"
+              + (f" (from {req['ioss_source']})" if req["ioss_source"] else "")
+              + (f" (none; ioss.missing: {req['ioss_missing']})" if req["ioss_missing"] else ""),
+              f"  destination     {req['destination']}   ship by {req['ship_by'] or '-'}   "
+              f"deliver by {req['deliver_by'] or '-'}",
               f"  parcel          {req['parcel']['weight_g']} g, {' x '.join(req['parcel']['cm'])} cm"
               + (", battery" if req["parcel"]["battery"] else "")]
     lines += [f"  note: {n}" for n in req["notes"]]
@@ -96,6 +103,7 @@ def render_explanation(result: dict[str, Any]) -> str:
         lines.append(f"{mark} {name:<34} {row['price'] or '-':>14} {row['cost'] or '-':>14} "
                      f"{row['comparable'] or '-':>14}  {eligible}")
         lines += [f"      - {reason}" for reason in row["reasons"]]
+        lines += [f"      . {note}" for note in row["notes"]]
     lines.append("")
     if result["winner"]:
         w = result["winner"]

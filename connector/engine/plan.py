@@ -64,9 +64,14 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
     if chosen is None and shopping.unanswered:  # a carrier that did not answer may be the one
         return defer(rt, record, f"no eligible quote yet; no answer from {', '.join(shopping.unanswered)}")
     if chosen is None:
+        why = f"{ship_by_note(order)}: {shopping.selection.held_message()}"
+        if shopping.requirements.ioss_missing in ("hold", "buy_shipping"):
+            return hold(rt, order.order_id, HoldReason.IOSS_MISSING,
+                        f"order {order.order_id} ({order.site}): no IOSS number for this EU consignment "
+                        "(none from Amazon, none of the seller's own: set accounts[].ioss_number) and no "
+                        f"label the ioss.missing policy allows{why}")
         return hold(rt, order.order_id, HoldReason.NO_ELIGIBLE_SERVICE,
-                    f"order {order.order_id} ({order.site}): no carrier service can ship it: "
-                    f"{shopping.selection.held_message()}")
+                    f"order {order.order_id} ({order.site}): no carrier service can ship it{why}")
     log.info("order %s: %s chosen at %s; %s", order.order_id, chosen.option.label, chosen.cost,
              "; ".join(shopping.requirements.notes))
     used = set(order.shipped_package_refs) | {p.package_ref for p in rt.ledger.packages(order.order_id)}
@@ -79,6 +84,15 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
                            [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in items],
                            plan=plan_record(shopping.requirements, chosen, shopping.selection.candidates))
     return Outcome.PROGRESS
+
+
+def ship_by_note(order: Order) -> str:
+    """``; ship-by 2026-12-05 10:00 UTC, in 30 h`` -- how long a person has to act on a hold."""
+    if order.ship_by is None:
+        return ""
+    hours = (order.ship_by - utcnow()).total_seconds() / 3600
+    left = f"in {hours:.0f} h" if hours >= 0 else f"{-hours:.0f} h ago"
+    return f"; ship-by {order.ship_by:%Y-%m-%d %H:%M} UTC, {left}"
 
 
 def plan_record(req: Requirements, chosen: Candidate | None = None,

@@ -58,7 +58,9 @@ def build_parcel(rt: Runtime, order: Order, quantities: dict[str, int]) -> Parce
 
 def order_requirements(rt: Runtime, order: Order, parcel: Parcel) -> Requirements:
     """Raises RulesError / FxError when the site or a currency is unknown."""
-    return requirements(order, rt.catalog, rt.site_rules, rt.fx, parcel=parcel)
+    account = rt.config.account(order.account)
+    return requirements(order, rt.catalog, rt.site_rules, rt.fx, parcel=parcel, ioss=rt.config.ioss,
+                        seller_ioss=account.ioss_number if account else "")
 
 
 def _routes(rt: Runtime, site: str) -> dict[str, set[str] | None]:
@@ -88,7 +90,8 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem]) -> Shopping:
             failures.append(Rejection(code, "", ("carrier not installed or not configured",)))
             continue
         reasons = carrier_rejections(req, spec, rules, ship_from_city=rt.ship_from.city,
-                                     drop_off=rt.policy.drop_off)
+                                     ship_from_province=rt.ship_from.state, drop_off=rt.policy.drop_off,
+                                     pickup_unknown=rt.policy.pickup_unknown)
         if reasons:
             failures.append(Rejection(code, "", tuple(reasons)))
         else:
@@ -107,7 +110,8 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem]) -> Shopping:
                               candidates=candidates)
 
     selection = select(req, options, rules=rules, fx=rt.fx, now=utcnow(), policy=rt.policy,
-                       ship_from_city=rt.ship_from.city, choose=choose, failures=failures)
+                       ship_from_city=rt.ship_from.city, ship_from_province=rt.ship_from.state,
+                       choose=choose, failures=failures)
     return Shopping(req, selection, tuple(quotes), tuple(unanswered))
 
 

@@ -25,7 +25,7 @@ _EXPORTS = {
         "TrackingInfo", "TrackingStatus"),
     "connector.kit.carrier": (
         "TRACKING_LEVELS", "Carrier", "CarrierContext", "CarrierError", "CarrierSpec",
-        "DuplicateReferenceError", "NotSupported", "PermanentCarrierError", "ServiceSpec",
+        "DuplicateReferenceError", "NotSupported", "PermanentCarrierError", "PickupCoverage", "ServiceSpec",
         "TransientCarrierError"),
     "connector.kit.ratecard": ("RATE_CARD_SCHEMA", "RateCard", "packaged_rows"),
     "connector.kit.settings": (
@@ -39,7 +39,8 @@ _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "HTTP_PROPERTIES", "RATE_CARD_SCHEMA", "TRACKING_LEVELS", "URL", "Address", "Carrier", "CarrierContext",
     "CarrierError", "CarrierSettings", "CarrierSpec", "CustomsLine", "DuplicateReferenceError",
-    "HttpSettings", "Money", "NotSupported", "Parcel", "PermanentCarrierError", "Quote", "RateCard", "Secret",
+    "HttpSettings", "Money", "NotSupported", "Parcel", "PermanentCarrierError", "PickupCoverage", "Quote",
+    "RateCard", "Secret",
     "ServiceSpec", "Settings", "SettingsError", "Shipment", "ShipmentRequest", "TrackingEvent",
     "TrackingInfo", "TrackingStatus", "TransientCarrierError", "Transport", "hookimpl", "monotonic",
     "packaged_rows", "settings_schema",

@@ -75,6 +75,57 @@ class ServiceSpec:
     destinations: tuple[str, ...] = ()  # ISO countries served; empty = any
 
 
+PICKUP_KINDS = ("listed", "by_quote", "unknown")
+
+
+@dataclass(frozen=True)
+class PickupCoverage:
+    """Where a carrier collects parcels from the seller, as data.
+
+    * ``listed`` -- it picks up in ``cities`` and anywhere in ``provinces`` (names compared
+      case-insensitively with the ship-from address's ``city`` and ``state``);
+    * ``by_quote`` -- the carrier is asked with the ship-from address and only quotes what it can
+      collect there (Amazon Buy Shipping): its answer stands;
+    * ``unknown`` -- nobody has captured the coverage: ``selection.pickup_unknown`` decides
+      (assume pickup, require drop-off, or refuse).
+
+    ``source`` says where the data comes from (a URL or "example data").
+    """
+
+    kind: str = "unknown"
+    cities: tuple[str, ...] = ()
+    provinces: tuple[str, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in PICKUP_KINDS:
+            raise ValueError(f"pickup kind must be one of {', '.join(PICKUP_KINDS)}, got {self.kind!r}")
+        if self.kind == "listed" and not (self.cities or self.provinces):
+            raise ValueError("a listed pickup coverage needs cities or provinces")
+
+    @classmethod
+    def listed(cls, cities: tuple[str, ...] = (), provinces: tuple[str, ...] = (), *,
+               source: str = "") -> PickupCoverage:
+        return cls("listed", tuple(cities), tuple(provinces), source)
+
+    def covers(self, city: str, province: str = "") -> bool | None:
+        """Whether the carrier collects in ``city``/``province``; ``None`` when not known here."""
+        if self.kind != "listed":
+            return None
+        return (city.strip().casefold() in {c.casefold() for c in self.cities}
+                or province.strip().casefold() in {p.casefold() for p in self.provinces if p})
+
+    def describe(self) -> str:
+        if self.kind == "by_quote":
+            return "pickup decided by the carrier's quote for the ship-from address"
+        if self.kind == "unknown":
+            return "pickup coverage unknown"
+        parts = [", ".join(self.cities)] if self.cities else []
+        if self.provinces:
+            parts.append("anywhere in " + ", ".join(self.provinces))
+        return "pickup in " + "; ".join(parts)
+
+
 @dataclass(frozen=True)
 class CarrierContext:
     """What the daemon hands every carrier factory besides its settings.
@@ -120,7 +171,7 @@ class CarrierSpec:
     amazon_carrier_code: str = ""
     services: tuple[ServiceSpec, ...] = ()
     site_carrier_codes: dict[str, str | None] = field(default_factory=dict)
-    pickup_cities: tuple[str, ...] = ()
+    pickup: PickupCoverage = field(default_factory=PickupCoverage)
     batch_sizes: dict[str, int] = field(default_factory=dict)
     tracking_number_pattern: str = ""  # regex Amazon checks tracking numbers against
     confirms_shipment: bool = False

@@ -11,6 +11,11 @@ the parcel weight prices it as ``base + per_kg * weight_kg``, rounded to the cen
 ``countries`` is a comma-separated list of ISO 3166 codes or ``*`` for any. Rows are tried in
 order, so put specific countries before ``*``.
 
+A card quote breaks its price down for discounts: ``handling_fee`` is the row's ``base`` (the fixed
+per-parcel fee; the rest of the price is the weight charge) and ``chargeable_weight_g`` the weight
+it priced. A card has no volumetric divisor or minimum chargeable weight, so that is the parcel's
+actual weight.
+
 A plugin whose settings hold a card derives them from :class:`RateCardSettings` and declares the
 setting with :func:`rate_card_setting`; :func:`services_setting` declares the services it quotes
 when a request names none, and :func:`tracking_levels` maps its ServiceSpecs for the quotes.
@@ -21,7 +26,7 @@ import copy
 import csv
 import io
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
@@ -70,6 +75,18 @@ class RateRow:
     def price(self, weight_g: int) -> Money:
         amount = self.base + self.per_kg * Decimal(weight_g) / 1000
         return Money(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), self.currency)
+
+    def handling_fee(self) -> Money:
+        """The fixed per-parcel part of :meth:`price` (``base``), rounded to the cent."""
+        return Money(self.base.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), self.currency)
+
+    def quote(self, carrier_code: str, service: str, weight_g: int, *, tracking_level: str = "") -> Quote:
+        """This row's quote for a parcel of ``weight_g``, with its price breakdown: the handling
+        fee (``base``) and the chargeable weight (the actual weight: a card knows no volumetric
+        divisor or minimum chargeable weight)."""
+        return Quote(carrier=carrier_code, service=service, price=self.price(weight_g),
+                     transit_days=self.transit_days, tracking_level=tracking_level,
+                     handling_fee=self.handling_fee(), chargeable_weight_g=weight_g)
 
 
 class RateCard:
@@ -128,11 +145,8 @@ class RateCard:
                 continue
             row = next((r for r in self.rows if r.matches(service, country, weight)), None)
             if row is not None:
-                quote = Quote(carrier=carrier_code, service=service, price=row.price(weight),
-                              transit_days=row.transit_days)
-                if tracking_levels is not None:
-                    quote = replace(quote, tracking_level=tracking_levels[service])
-                quotes.append(quote)
+                level = tracking_levels[service] if tracking_levels is not None else ""
+                quotes.append(row.quote(carrier_code, service, weight, tracking_level=level))
         return quotes
 
 

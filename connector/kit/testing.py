@@ -81,6 +81,7 @@ from .carrier import (
     CarrierContext,
     CarrierSpec,
     DuplicateReferenceError,
+    PermanentCarrierError,
     TransientCarrierError,
 )
 
@@ -175,12 +176,12 @@ def amazon_sites() -> tuple[str, ...]:
 
 
 def amazon_carrier_codes(site: str) -> frozenset[str]:
-    """The carrierCode values confirmShipment accepts on ``site``, as the SP-API emulator enforces
-    them (a carrier's code must be one of them, or the sandbox refuses its confirmations)."""
-    from ..amazon.sites import BUILTIN
-    from ..sandbox.spapi import accepted_carrier_codes
+    """The carrierCode values confirmShipment accepts on ``site``: the site rules' ``carrier_codes``
+    of the installed plugins, which the SP-API emulator enforces (a carrier's code must be one of
+    them, or the sandbox refuses its confirmations). Empty for a site without rules."""
+    from ..sandbox.spapi import site_carrier_codes
 
-    return accepted_carrier_codes(BUILTIN[site])
+    return site_carrier_codes().get(site, frozenset())
 
 
 def amazon_tracking_format(carrier_code: str) -> str:
@@ -447,11 +448,12 @@ class CarrierContract:
 
     def test_amazon_accepts_the_carrier_code_where_it_ships(self, contract_spec: CarrierSpec) -> None:
         """On every site the carrier ships from, its carrier code is one confirmShipment takes
-        (as the SP-API emulator enforces it); a site it does not serve maps to None."""
+        (as the SP-API emulator enforces it); a site it does not serve maps to None. Sites without
+        site rules (no orders are shipped there) are skipped."""
         if contract_spec.confirms_shipment:
             pytest.skip(f"{contract_spec.code}'s labels confirm themselves: no carrier code is sent")
         refused = {site: contract_spec.carrier_code_for(site) for site in amazon_sites()
-                   if contract_spec.carrier_code_for(site) is not None
+                   if contract_spec.carrier_code_for(site) is not None and amazon_carrier_codes(site)
                    and contract_spec.carrier_code_for(site) not in amazon_carrier_codes(site)}
         assert not refused, f"Amazon does not accept these carrier codes: {refused}"
 
@@ -496,6 +498,29 @@ class CarrierContract:
             assert re.match(amazon_tracking_format(code), number), \
                 f"Amazon refuses tracking number {number!r} for carrier code {code!r}"
         assert self.labels_created(request.reference) == 1
+
+    def test_emulator_holds_the_service_to_its_declared_limits(self, carrier: Carrier) -> None:
+        """The emulator refuses a parcel one gram over the service's ``max_weight_g`` and a
+        destination outside its ``destinations`` -- from the same ServiceSpec data the rules use,
+        so a limit cannot differ between the daemon and its sandbox -- and buys nothing."""
+        service = self._spec.service(self._service())
+        if service is None or service.max_weight_g is None:
+            pytest.skip("the service declares no weight limit")
+        request = self.make_request()
+        heavy = dataclasses.replace(request.parcel, weight_g=service.max_weight_g + 1)
+        with pytest.raises(PermanentCarrierError):
+            carrier.create_shipment(dataclasses.replace(request, parcel=heavy))
+        assert self.labels_created(request.reference) == 0
+        at_limit = self.make_request()
+        carrier.create_shipment(dataclasses.replace(
+            at_limit, parcel=dataclasses.replace(at_limit.parcel, weight_g=service.max_weight_g)))
+        assert self.labels_created(at_limit.reference) == 1
+        # Buy Shipping ships to the address on Amazon's order, not to the request's ship_to
+        if service.destinations and "KP" not in service.destinations and not self._spec.confirms_shipment:
+            unserved = self.make_request(ship_to=dataclasses.replace(self.destination, country_code="KP"))
+            with pytest.raises(PermanentCarrierError):
+                carrier.create_shipment(unserved)
+            assert self.labels_created(unserved.reference) == 0
 
     def test_get_label_returns_a_pdf(self, carrier: Carrier) -> None:
         from pypdf import PdfReader

@@ -1,8 +1,9 @@
 """Start every registered emulator on loopback, configured from the same YAML the daemon reads.
 
-The SP-API emulator learns the seller accounts (refresh tokens, LWA client) and the quotas from
-the configuration, and each carrier emulator its credentials from ``carriers.<code>``, so the
-sandbox accepts exactly what the daemon will send. ``sandbox.emulators.<name>`` adds options.
+The SP-API emulator learns the seller accounts (refresh tokens, LWA client), the quotas and each
+site's carrier codes (the daemon's merged site rules) from the configuration, and each carrier
+emulator its credentials from ``carriers.<code>``, so the sandbox accepts exactly what the daemon
+will send. ``sandbox.emulators.<name>`` adds options.
 
 An emulator registered with ``mount_on`` (see :class:`~connector.sandbox.framework.EmulatorSpec`)
 gets no server: right after its host emulator is built, ``factory(host, options)`` mounts it on
@@ -35,7 +36,7 @@ class Sandbox:
 
 
 def emulator_options(config: Config, name: str, *, faults: Any = None,
-                     state_dir: Path | None = None) -> dict[str, Any]:
+                     state_dir: Path | None = None, host: PluginHost | None = None) -> dict[str, Any]:
     sandbox = config.sandbox
     options: dict[str, Any] = {
         "seed": sandbox.seed,
@@ -51,6 +52,12 @@ def emulator_options(config: Config, name: str, *, faults: Any = None,
                              "currency": s.currency, "country": s.country} for s in config.sites.values()]
         options["orders_per_seller"] = sandbox.orders
         options["quotas"] = {op: {"rate": q.rate, "burst": q.burst} for op, q in config.amazon.quotas.items()}
+        # the carrier codes of the daemon's site rules (plugins, their patches, then site_rules)
+        from .spapi import site_carrier_codes
+
+        codes = site_carrier_codes(config.data.get("site_rules"), sites=config.sites,
+                                   registered=host.site_rules() if host is not None else None)
+        options["carrier_codes"] = {site: sorted(listed) for site, listed in codes.items()}
     elif name in config.carriers:
         options["carrier_settings"] = config.carriers[name]
     if state_dir is not None:
@@ -75,7 +82,8 @@ def start_sandbox(config: Config, host: PluginHost, *, base_port: int | None = N
         raise ValueError(f"emulators mounted on an emulator no plugin registers: {', '.join(orphans)}")
     try:
         for name, spec in sorted(served.items(), key=lambda kv: kv[1].port_offset or 0):
-            emulator = spec.factory(emulator_options(config, name, faults=faults, state_dir=state_dir))
+            emulator = spec.factory(emulator_options(config, name, faults=faults, state_dir=state_dir,
+                                                     host=host))
             for extension in sorted((s for s in mounted if s.mount_on == name), key=lambda s: s.name):
                 extension.factory(emulator, emulator_options(config, extension.name, faults=faults))
             try:

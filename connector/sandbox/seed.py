@@ -23,7 +23,8 @@ quantities above one. Order totals (``proceeds.grandTotal``, items + shipping) o
 orders sit just below / at / just above the thresholds the site rules check (per site, in the
 site's currency, most important first: US 5 / 800 / 25 USD, UK 5 / 135 GBP, CA 20 CAD, EU 150
 EUR, MX 850 MXN = 50 USD at an assumed 17 MXN/USD, JP 1000 JPY, DE/FR/ES small-order VTR limits).
-EU orders delivered inside the EU with a total <= 150 EUR carry ``iossNumber`` on every item.
+Orders delivered into the EU whose goods (without shipping) are worth at most 150 EUR carry
+``iossNumber`` on every item, whatever the site.
 Addresses include German umlauts, Polish and Czech diacritics, French/Spanish accents, Japanese
 and Cyrillic. All names are synthetic ("Test Buyer 17", "テスト 太郎"); phone numbers are fictional.
 
@@ -391,9 +392,11 @@ class _Builder:
             prices = [(u, shipping if i == n_lines - 1 else 0) for i, u in enumerate(natural)]
         grand = sum(u * q + s for (u, s), q in zip(prices, qtys, strict=True))
         delivery, name = self.address(site, role, n)
-        eu_value = Decimal(grand).scaleb(-site.decimals) / site.per_usd * _EUR_PER_USD
-        ioss = (site.code in ("DE", "FR", "IT", "ES", "NL", "BE", "IE", "SE", "PL")
-                and delivery["countryCode"] in _EU_COUNTRIES and eu_value <= Decimal("150"))
+        # Amazon collects the VAT (and sends its IOSS number) for a consignment delivered into the EU
+        # whose goods -- without shipping -- are worth at most 150 EUR, whichever Amazon site sold it.
+        goods = sum(u * q for (u, _), q in zip(prices, qtys, strict=True))
+        eu_value = Decimal(goods).scaleb(-site.decimals) / site.per_usd * _EUR_PER_USD
+        ioss = delivery["countryCode"] in _EU_COUNTRIES and eu_value <= Decimal("150")
 
         items: list[dict[str, Any]] = []
         for i, ((sku, title, _), qty, (unit, ship)) in enumerate(zip(products, qtys, prices, strict=True)):

@@ -61,13 +61,17 @@ marketplaces}``; marketplaces are site codes such as ``"US"`` or marketplace ids
 (3600), ``silent_drop_rate`` (0.0), ``validate`` (True), ``fault_operations`` (the operationIds
 injected faults apply to, e.g. ``["confirmShipment"]``; default: every request), plus the
 framework's ``faults``, ``timeout_seconds``, ``state_file`` and (for the labels extensions sell,
-e.g. Buy Shipping) ``parcel_outcomes`` and ``first_scan_hours``.
+e.g. Buy Shipping) ``parcel_outcomes`` and ``first_scan_hours``. The carrier codes confirmShipment
+accepts: ``carrier_codes`` (``{site: [code, ...]}``, what the sandbox runner passes: the daemon's
+effective site rules), else the installed plugins' site rules merged with ``site_rules`` (a
+configuration's ``site_rules`` section); see :func:`site_carrier_codes`.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import copy
+import functools
 import hashlib
 import hmac
 import json
@@ -114,43 +118,35 @@ MIN_BEFORE_AGE = timedelta(minutes=2)  # *Before must be at least two minutes be
 # Amazon's "acceptable CarrierCode values" differ per marketplace and the exact list is not
 # published in the models (Seller Central holds it; confirmShipment refuses a value that is not on
 # it, see https://developer-docs.amazon.com/sp-api/changelog/carriercode-value-required-in-shipment-confirmations-for-br-mx-ca-sg-au-in-jp-marketplaces).
-# This table is the emulator's stand-in: the China cross-border carriers everywhere, local
-# carriers per site, and one carrier spelled in upper case on the EU-region sites but not
-# elsewhere (sellers have met both spellings, and Amazon matches the code exactly), so a client
-# has to map carrier codes per site instead of assuming one spelling.
+# The emulator has no list of its own: it accepts exactly the ``carrier_codes`` of the site rules
+# the daemon uses (the mfn-marketplace-amazon plugin's table, plugins' patches, the
+# configuration's ``site_rules``), plus "Other" with a carrierName. Codes are exact and
+# case-sensitive, so a client has to send each site's spelling.
 
-_COMMON_CARRIERS = ("China Post", "Yun Express", "DHL eCommerce", "DHL", "UPS", "FedEx", "USPS",
-                    "4PX", "SFC", "EUB", "Hongkong Post", "Other")
-_LOCAL_CARRIERS: dict[str, tuple[str, ...]] = {
-    "US": ("OnTrac", "Amazon Shipping", "DHL Global Mail"),
-    "CA": ("Canada Post", "Purolator"),
-    "MX": ("Estafeta", "Correos de Mexico"),
-    "BR": ("Correios",),
-    "UK": ("Royal Mail", "Parcelforce", "Evri", "DPD", "Amazon Shipping"),
-    "DE": ("Deutsche Post", "DHL Global Mail", "DPD", "Hermes", "GLS"),
-    "FR": ("La Poste", "Colissimo", "Chronopost", "DPD", "GLS"),
-    "IT": ("Poste Italiane", "BRT", "GLS", "SDA"),
-    "ES": ("Correos", "SEUR", "GLS", "MRW"),
-    "NL": ("PostNL", "DPD", "GLS"),
-    "PL": ("Poczta Polska", "InPost", "DPD"),
-    "SE": ("PostNord",),
-    "JP": ("Japan Post", "Yamato Transport", "Sagawa Express"),
-    "AU": ("Australia Post",),
-    "IN": ("India Post",),
-}
+OTHER_CARRIER_CODE = "Other"
 
 
-def accepted_carrier_codes(site: Site) -> frozenset[str]:
-    """The carrierCode values confirmShipment accepts on a site (exact, case-sensitive): the
-    cross-border list, the site's local carriers, and the EU-region spelling where it applies."""
-    return frozenset(_COMMON_CARRIERS + _LOCAL_CARRIERS.get(site.code, ())
-                     + (("YANWEN",) if site.region == "eu" else ("Yanwen",)))
+@functools.lru_cache(maxsize=1)
+def registered_site_rules() -> tuple[Any, ...]:
+    """Every SiteRules and SiteRulesPatch the installed plugins register, as the daemon loads them."""
+    from ..plugins import load_plugins
+
+    return tuple(load_plugins().site_rules())
 
 
-ACCEPTED_CARRIER_CODES: dict[str, frozenset[str]] = {
-    code: accepted_carrier_codes(site) for code, site in BUILTIN.items()}
-"""Site code -> the carrierCode values confirmShipment accepts there, for Amazon's own sites (a site
-the configuration adds gets :func:`accepted_carrier_codes` of its region)."""
+def site_carrier_codes(site_rules: Mapping[str, Any] | None = None, *, sites: SiteTable = BUILTIN,
+                       registered: Iterable[Any] | None = None) -> dict[str, frozenset[str]]:
+    """Site code -> the carrierCode values Amazon accepts there, from the site rules: the
+    ``registered`` ones (default: the installed plugins') merged with a ``site_rules``
+    configuration section, exactly as the daemon merges them (sites outside ``sites`` are skipped).
+    A site without rules accepts no code but "Other"."""
+    from ..rules import SiteRules, SiteRulesPatch, merge_rules
+
+    found = [r for r in (registered_site_rules() if registered is None else registered) if r.site in sites]
+    merged = merge_rules([r for r in found if isinstance(r, SiteRules)],
+                         [p for p in found if isinstance(p, SiteRulesPatch)], site_rules, sites=sites)
+    return {site: frozenset(rules.carrier_codes) for site, rules in merged.items()}
+
 
 TRACKING_FORMATS: dict[str, str] = {
     "Yun Express": r"^YT\d{16}$",
@@ -352,7 +348,6 @@ class SpApiEmulator(Emulator):
     """The seller served when the ``sellers`` option is not given."""
     ORDER_ID = _ORDER_ID
     """The pattern of an Amazon order id (3-7-7 digits)."""
-    ACCEPTED_CARRIER_CODES = ACCEPTED_CARRIER_CODES
     TRACKING_FORMATS = TRACKING_FORMATS
     """confirmShipment's carrierCode -> tracking-number pattern (a label an extension sells for a
     carrier should carry a number this accepts)."""
@@ -361,6 +356,11 @@ class SpApiEmulator(Emulator):
         options = dict(options or {})
         self.sites = _site_table(options.get("sites"))
         self.sellers = _parse_sellers(options.get("sellers"), self.sites)
+        codes = options.get("carrier_codes")
+        self.carrier_codes: dict[str, frozenset[str]] = (
+            {str(site): frozenset(map(str, listed)) for site, listed in codes.items()} if codes is not None
+            else site_carrier_codes(options.get("site_rules"), sites=self.sites))
+        """Site code -> the carrierCode values confirmShipment accepts (besides "Other")."""
         self.configured_quotas: dict[str, dict[str, float]] = {
             op: {k: float(v) for k, v in quota.items()}
             for op, quota in (options.get("quotas") or {}).items()}
@@ -982,7 +982,7 @@ class SpApiEmulator(Emulator):
         ref = str(int(ref_raw))
         site = self.site_of(order)
         carrier = str(detail.get("carrierCode", ""))
-        if not site or carrier not in accepted_carrier_codes(self.sites[site]):
+        if not site or (carrier != OTHER_CARRIER_CODE and carrier not in self.carrier_codes.get(site, ())):
             raise _invalid(f"carrierCode '{carrier}' is not an accepted carrier code for marketplace "
                            f"{marketplace} ({site}); use a listed value, or 'Other' with carrierName.")
         carrier_name = str(detail.get("carrierName") or "").strip()

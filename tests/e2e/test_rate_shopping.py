@@ -9,7 +9,7 @@ import pytest
 from connector.engine.loop import Engine
 from connector.ledger import OrderState
 
-from .helpers import assert_exactly_once, run_cli
+from .helpers import SEEDED_HOLDS, assert_exactly_once, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -88,3 +88,51 @@ def test_buy_shipping_only_where_allowed(world):
     assert any("cap" in r.hold_message for r in refused)
     assert_exactly_once(w, allowed_holds={"unknown_sku", "address_incomplete", "buyer_cancel_requested",
                                           "no_eligible_service"})
+
+
+def test_ioss_missing_policy_and_quote_explains_each_decision_in_one_line(world):
+    # A cap above 150 EUR leaves the seed's dearer EU orders without Amazon's number: with
+    # ioss.missing hold they are held ioss_missing; the account's own number ships the rest.
+    w = world({"sandbox": {"orders": 40}, "ioss": {"cap": "1000 EUR", "missing": "hold"}})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        held = [r for r in rt.ledger.orders([OrderState.HELD]) if r.hold_reason == "ioss_missing"]
+    finally:
+        rt.close()
+    assert held, "the seed has EU-bound orders between 150 and 1000 EUR"
+    record = held[0]
+    assert "no IOSS number for this EU consignment" in record.hold_message
+    assert "ship-by" in record.hold_message and " h" in record.hold_message
+    text = run_cli(w, "quote", record.order_id).stdout
+    assert "(none; ioss.missing: hold)" in text
+    assert "  note: IOSS: goods" in text and "ioss.missing: hold: the order is held (ioss_missing)" in text
+    rejected = [line for line in text.splitlines() if line.startswith("      - ")]
+    assert rejected and all("ioss.missing is hold" in line or "IOSS" not in line for line in rejected)
+    # One decision per line: no rejection line carries two reasons.
+    assert all("; " not in line for line in rejected)
+    eligible_notes = [line for line in text.splitlines() if line.startswith("      . ")]
+    assert eligible_notes == []  # nothing is eligible under the hold policy
+
+
+def test_sellers_ioss_number_ships_eu_orders_amazon_sent_none_for(world):
+    import yaml
+
+    from tests.conftest import SANDBOX_YAML
+
+    accounts = yaml.safe_load(SANDBOX_YAML.read_text(encoding="utf-8"))["accounts"]
+    for account in accounts:
+        account["ioss_number"] = "IM1560000001"
+    w = world({"sandbox": {"orders": 40}, "ioss": {"cap": "1000 EUR", "missing": "hold"},
+               "accounts": accounts})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        reasons = {r.hold_reason for r in rt.ledger.orders([OrderState.HELD])}
+        sent = {p.plan.get("ioss_number") for r in rt.ledger.orders([OrderState.VERIFIED])
+                for p in rt.ledger.packages(r.order_id)}
+    finally:
+        rt.close()
+    assert "ioss_missing" not in reasons
+    assert "IM1560000001" in sent  # the seller's own number went with the dearer EU parcels
+    assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})  # UK forces China Post

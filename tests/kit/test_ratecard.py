@@ -32,6 +32,19 @@ def test_first_matching_row_prices_base_plus_per_kg():
     assert {q.price.amount for q in card.quote("chinapost", request("DE", 250, "EUB"))} == {Decimal("52.50")}
 
 
+def test_a_card_quote_carries_its_handling_fee_and_chargeable_weight():
+    card = RateCard.from_rows(ROWS)
+    quotes = {q.service: q for q in card.quote("chinapost", request("US", 250))}
+    # EUB US: 18.00 + 95 * 0.25 = 41.75, of which 18.00 is the per-parcel fee, 23.75 the weight charge
+    assert quotes["EUB"].handling_fee == Money(Decimal("18.00"), "CNY")
+    assert quotes["EUB"].chargeable_weight_g == 250
+    # EMS: base "120" -> 120.00; weight charge 135.13 - 120.00 = 15.13
+    assert quotes["EMS"].handling_fee == Money(Decimal("120.00"), "CNY")
+    assert quotes["EMS"].price.amount - quotes["EMS"].handling_fee.amount == Decimal("15.13")
+    # no volumetric divisor or minimum on a card: the chargeable weight is the actual one
+    assert {q.chargeable_weight_g for q in card.quote("chinapost", request("DE", 1, "EUB"))} == {1}
+
+
 def test_overweight_and_unknown_service_get_no_quote():
     card = RateCard.from_rows(ROWS)
     assert [q.service for q in card.quote("cp", request("US", 2500))] == ["EMS"]

@@ -7,11 +7,12 @@ from decimal import Decimal
 
 from connector.amazon.sites import SITES
 from connector.fx import RateTable
-from connector.kit import Carrier, CarrierSpec, ServiceSpec
+from connector.kit import Carrier, CarrierSpec, PickupCoverage, ServiceSpec
 from connector.model import Address, CustomsLine, FulfillmentStatus, Money, Order, OrderItem, Parcel
-from connector.rules import QuoteOption, SiteRules
+from connector.rules import IossPolicy, QuoteOption, SiteRules
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+SHIP_WITHOUT_IOSS = IossPolicy(missing="ship")
 
 # Round numbers so boundaries are exact: 1 MXN = 0.05 USD (20 MXN per USD), 1 EUR = 1.08 USD.
 FX = RateTable("USD", {"EUR": "1.08", "GBP": "1.27", "CAD": "0.73", "MXN": "0.05", "SEK": "0.095",
@@ -29,16 +30,16 @@ RULES: dict[str, SiteRules] = {r.site: r for r in (
     SiteRules("UK", country="GB", buy_shipping=True, buy_shipping_cap="135 GBP",
               tracked_below="5 GBP", carrier_codes={**CHINA, "YANWEN": ()}),
     SiteRules("DE", buy_shipping=True, buy_shipping_cap="150 EUR",
-              tracked_below="5 USD", ioss_cap="150 EUR", vtr_exclusion_below="20 EUR",
+              tracked_below="5 USD", vtr_exclusion_below="20 EUR",
               carrier_codes={**CHINA, "YANWEN": ("Yanwen Special Line Tracked",)}),
     SiteRules("FR", buy_shipping=True, buy_shipping_cap="150 EUR",
-              tracked_below="5 USD", ioss_cap="150 EUR", vtr_exclusion_below="10 EUR",
+              tracked_below="5 USD", vtr_exclusion_below="10 EUR",
               carrier_codes={**CHINA, "YANWEN": ()}),
     SiteRules("ES", buy_shipping=True, buy_shipping_cap="150 EUR",
-              tracked_below="5 USD", ioss_cap="150 EUR", vtr_exclusion_below="15 EUR",
+              tracked_below="5 USD", vtr_exclusion_below="15 EUR",
               carrier_codes={**CHINA, "YANWEN": ()}),
     SiteRules("SE", buy_shipping=False, tracked_below="5 USD",
-              ioss_cap="150 EUR", carrier_codes={**CHINA, "YANWEN": ()}),
+              carrier_codes={**CHINA, "YANWEN": ()}),
     SiteRules("JP", buy_shipping=True, tracked_below="5 USD",
               returnless_refund_below="1000 JPY", carrier_codes={**CHINA, "Yanwen": ()}),
 )}
@@ -80,9 +81,13 @@ def parcel(weight_g: int = 200, dims: tuple[str, str, str] = ("20", "15", "3"), 
 
 
 def spec(code: str, amazon_code: str, services: tuple[ServiceSpec, ...], *, confirms: bool = False,
-         pickup: tuple[str, ...] = (), site_codes: dict[str, str | None] | None = None) -> CarrierSpec:
+         pickup: tuple[str, ...] | PickupCoverage = (),
+         site_codes: dict[str, str | None] | None = None) -> CarrierSpec:
     return CarrierSpec(code=code, label=code.title(), factory=Carrier, amazon_carrier_code=amazon_code,
-                       services=services, confirms_shipment=confirms, pickup_cities=pickup,
+                       services=services, confirms_shipment=confirms,
+                       pickup=pickup if isinstance(pickup, PickupCoverage) else
+                       PickupCoverage.listed(pickup) if pickup else
+                       PickupCoverage("by_quote" if confirms else "unknown"),
                        site_carrier_codes=dict(site_codes or {}))
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from connector.kit import ServiceSpec
 from connector.rules import (
+    ChoicePolicy,
     QuoteOption,
     Requirements,
     carrier_rejections,
@@ -23,6 +24,7 @@ from .helpers import (
     FX,
     NOW,
     RULES,
+    SHIP_WITHOUT_IOSS,
     YANWEN,
     YUN,
     RichService,
@@ -34,7 +36,9 @@ from .helpers import (
 
 
 def req(site: str = "US", total: str = "10.00", *, p=None, **kw) -> Requirements:
-    return requirements(order(site, total, **kw), None, RULES, FX, parcel=p or parcel())
+    # IOSS has its own tests (test_ioss.py): here an EU order without a number ships direct
+    return requirements(order(site, total, **kw), None, RULES, FX, parcel=p or parcel(),
+                        ioss=SHIP_WITHOUT_IOSS)
 
 
 def check(r: Requirements, opt: QuoteOption, *, city: str = "Shenzhen", drop_off: bool = False,
@@ -186,7 +190,8 @@ def test_unknown_service_and_uninstalled_carrier() -> None:
 
 def test_every_reason_is_kept() -> None:
     r = req("US", "900.00", p=parcel(weight_g=3000, battery=True), deliver_by=NOW + timedelta(days=3))
-    reasons = check(r, option(AMAZON, "CHINAPOST_EPACKET", "5.00", transit_days=12))
+    reasons = check(r, option(AMAZON, "CHINAPOST_EPACKET", "5.00", transit_days=12),
+                    policy=ChoicePolicy(buy_shipping_tracking="check"))
     assert len(reasons) == 5, reasons  # cap, tracking, late, weight, battery
     joined = " | ".join(reasons)
     for part in ("Buy Shipping cap", "below the required", "deliver-by", "above the service's maximum",

@@ -141,9 +141,10 @@ def test_ioss_not_sent_outside_the_eu_or_on_a_site_without_ioss() -> None:
     assert on_uk.ioss_number == ""
 
 
-def test_ioss_within_cap_without_a_number_from_amazon_is_noted() -> None:
+def test_ioss_within_cap_without_any_number_follows_the_missing_policy() -> None:
     r = req("FR", "20.00", items=(("SKU-1", 1, "20.00"),))
-    assert r.ioss_number == "" and any("Amazon sent no IOSS number" in n for n in r.notes)
+    assert r.ioss_number == "" and r.ioss_missing == "buy_shipping"
+    assert any("there is no IOSS number" in n and "ioss.missing: buy_shipping" in n for n in r.notes)
 
 
 # -- VTR exclusion and returnless refunds -----------------------------------------------------
@@ -167,11 +168,12 @@ def test_returnless_refund(site: str, under: str, at: str) -> None:
 # -- order value, parcel, dates ---------------------------------------------------------------
 
 
-def test_order_value_without_grand_total_sums_every_item_including_shipped_ones() -> None:
+def test_without_grand_total_the_items_are_only_a_lower_bound() -> None:
     r = req("US", None, items=(("SKU-1", 1, "2.00"), ("SKU-2", 1, "2.50")), shipped=1)
-    # SKU-1: 1 to ship + 1 shipped at 2.00, SKU-2: 1 at 2.50
-    assert r.order_value == Money(Decimal("6.50"), "USD")
+    # SKU-1: 1 to ship + 1 shipped at 2.00, SKU-2: 1 at 2.50; shipping unknown
+    assert r.order_value is None and r.goods_value == Money(Decimal("6.50"), "USD")
     assert r.tracking_level == "fully_tracked"
+    assert any("Amazon sent no order total" in n and "6.50 USD" in n for n in r.notes)
 
 
 def test_grand_total_wins_over_item_prices() -> None:
@@ -209,7 +211,7 @@ def test_patch_overrides_one_field_and_config_wins() -> None:
     merged = merge_rules(BASE, [SiteRulesPatch("DE", vtr_exclusion_below="25 EUR")],
                          {"DE": {"vtr_exclusion_below": "30 EUR"}, "US": {"buy_shipping_cap": None}})
     assert merged["DE"].vtr_exclusion_below == Money(Decimal("30"), "EUR")
-    assert merged["DE"].ioss_cap == RULES["DE"].ioss_cap  # untouched
+    assert merged["DE"].tracked_below == RULES["DE"].tracked_below  # untouched
     assert merged["US"].buy_shipping_cap is None
     assert req("US", "5000", rules=merged).buy_shipping_allowed
 
@@ -257,7 +259,7 @@ def test_carrier_codes_merge_code_by_code() -> None:
 
 
 def test_bad_money_in_rules_names_site_and_field() -> None:
-    with pytest.raises(RulesError, match="site DE: ioss_cap: '150' is not an amount with a currency"):
-        SiteRulesPatch("DE", ioss_cap="150")
+    with pytest.raises(RulesError, match="site DE: vtr_exclusion_below: '150' is not an amount with a"):
+        SiteRulesPatch("DE", vtr_exclusion_below="150")
     with pytest.raises(ValueError, match="site XX: region must be one of na, eu, fe"):
         SiteTable([Site("XX", "A", "asia", "USD", "XX")])

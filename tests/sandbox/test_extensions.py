@@ -295,6 +295,11 @@ class FakeHost:
     def emulators(self) -> dict[str, EmulatorSpec]:
         return self.specs
 
+    def site_rules(self) -> list[Any]:  # the installed plugins' site rules, as a real host gives them
+        from connector.sandbox.spapi import registered_site_rules
+
+        return list(registered_site_rules())
+
 
 def test_the_runner_mounts_extensions_on_their_host(write_config, drive) -> None:
     seen: list[dict[str, Any]] = []

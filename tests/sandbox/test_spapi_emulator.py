@@ -13,7 +13,7 @@ import requests
 
 from connector.sandbox.schemas import validate_response
 from connector.sandbox.seed import MARKETPLACE_IDS, UNKNOWN_SKU
-from connector.sandbox.spapi import ACCEPTED_CARRIER_CODES, SPAPI_EMULATOR, SpApiEmulator
+from connector.sandbox.spapi import SPAPI_EMULATOR, SpApiEmulator, site_carrier_codes
 
 US, DE, UK = MARKETPLACE_IDS["US"], MARKETPLACE_IDS["DE"], MARKETPLACE_IDS["UK"]
 SINCE = "2020-01-01T00:00:00Z"
@@ -457,8 +457,9 @@ def test_malformed_json_and_order_ids(spapi):
 
 
 def test_carrier_codes_differ_per_site(spapi):
-    assert "Yanwen" in ACCEPTED_CARRIER_CODES["US"] and "YANWEN" not in ACCEPTED_CARRIER_CODES["US"]
-    assert "YANWEN" in ACCEPTED_CARRIER_CODES["DE"] and "Yanwen" not in ACCEPTED_CARRIER_CODES["DE"]
+    table = site_carrier_codes()  # the site rules' carrier_codes: one table for daemon and emulator
+    assert "Yanwen" in table["US"] and "YANWEN" not in table["US"]
+    assert "YANWEN" in table["DE"] and "Yanwen" not in table["DE"]
     us, de = spapi.pick(site="US"), spapi.pick(site="DE")
     tn = "UG123456789CN"
     assert spapi.confirm(us["orderId"], confirmation(us, carrier="Yanwen", tracking=tn)).status_code == 204
@@ -695,3 +696,77 @@ def test_pagination_token_is_opaque(spapi):
                          maxResultsPerPage="3").json()["pagination"]["nextToken"]
     payload = base64.urlsafe_b64decode(token.split(".")[0] + "==").decode()
     assert US not in payload and "demo-seller" in payload  # filters are hashed, not spelled out
+
+
+# -- the carrier codes come from the site table (the daemon's site rules) ------------------------
+
+IN_SELLER = {**DEMO, "name": "in-seller", "refresh_token": "Atzr|in",
+             "marketplaces": ["IN", "US", "DE", "JP"]}
+
+
+@pytest.mark.parametrize(("site", "listed", "unlisted"), [
+    ("US", "USPS", "Royal Mail"),          # NA: the US list has the last-mile carriers
+    ("DE", "DHL eCommerce", "Deutsche Post"),  # EU: only the table's codes, no local carriers
+    ("JP", "Yanwen", "Japan Post"),        # FE
+    ("DE", "YANWEN", "Yanwen"),            # exact, case-sensitive
+])
+def test_confirm_accepts_exactly_the_codes_the_site_table_lists(start_spapi, site, listed, unlisted):
+    assert listed in site_carrier_codes()[site] and unlisted not in site_carrier_codes()[site]
+    spapi = start_spapi(IN_SELLER, sellers=[IN_SELLER])
+    order = spapi.pick(site=site, where=lambda o: len(o["orderItems"]) == 1)
+    tn = "UG123456789CN"
+    refused = spapi.confirm(order["orderId"], confirmation(order, carrier=unlisted, tracking=tn))
+    assert refused.status_code == 400 and f"carrierCode '{unlisted}'" in errors_of(refused)[1]
+    accepted = spapi.confirm(order["orderId"], confirmation(order, carrier=listed, tracking=tn))
+    assert accepted.status_code == 204, accepted.text
+    assert spapi.confirm(order["orderId"], confirmation(order, carrier="Other", carrierName="Acme",
+                                                        tracking=tn)).status_code == 204  # edits package 1
+
+
+def test_in_takes_amazon_ins_spelling_of_yanwen(start_spapi):
+    spapi = start_spapi(IN_SELLER, sellers=[IN_SELLER])
+    order = spapi.pick(site="IN", where=lambda o: len(o["orderItems"]) == 1)
+    tn = "UG123456789CN"
+    refused = spapi.confirm(order["orderId"], confirmation(order, carrier="YANWEN", tracking=tn))
+    assert refused.status_code == 400 and "carrierCode 'YANWEN'" in errors_of(refused)[1]
+    accepted = spapi.confirm(order["orderId"], confirmation(order, carrier="Yanwen", tracking=tn))
+    assert accepted.status_code == 204, accepted.text
+
+
+def test_a_site_rules_override_in_mapping_form_changes_what_confirm_accepts(start_spapi):
+    override = {"DE": {"carrier_codes": {
+        "WanbExpress": {"methods": [], "source": "my Seller Central list"}, "YANWEN": None}}}
+    spapi = start_spapi(site_rules=override)
+    order = spapi.pick(site="DE", where=lambda o: len(o["orderItems"]) == 1)
+    refused = spapi.confirm(order["orderId"], confirmation(order, carrier="YANWEN", tracking="UG123456789CN"))
+    assert refused.status_code == 400 and "carrierCode 'YANWEN'" in errors_of(refused)[1]
+    accepted = spapi.confirm(order["orderId"],
+                             confirmation(order, carrier="WanbExpress", tracking="WB12345678"))
+    assert accepted.status_code == 204, accepted.text
+
+
+def test_the_carrier_codes_option_replaces_the_table(start_spapi):
+    spapi = start_spapi(carrier_codes={"US": ["Acme Post"]})
+    order = spapi.pick(site="US", where=lambda o: len(o["orderItems"]) == 1)
+    refused = spapi.confirm(order["orderId"], confirmation(order))  # Yun Express: not in the given table
+    assert refused.status_code == 400 and "carrierCode 'Yun Express'" in errors_of(refused)[1]
+    assert spapi.confirm(order["orderId"], confirmation(order, carrier="Acme Post",
+                                                        tracking="AP1234567")).status_code == 204
+
+
+def test_a_configured_override_reaches_the_daemons_rules_and_the_sandbox_emulator(world):
+    """One table: the sandbox runner hands the SP-API emulator the daemon's merged site rules."""
+    override = {"site_rules": {"DE": {"carrier_codes": {
+        "YANWEN": {"methods": ["Direct Line Tracked Packet"], "source": "my Seller Central list"},
+        "WanbExpress": [], "4PX": None}}}}
+    w = world(override)
+    rt = w.runtime()
+    try:
+        de = rt.site_rules["DE"]
+    finally:
+        rt.close()
+    assert de.carrier_codes["YANWEN"] == ("Direct Line Tracked Packet",) and "4PX" not in de.carrier_codes
+    assert de.carrier_code_notes["WanbExpress"].source == "configuration"
+    emulator = w.sandbox.servers["spapi"].emulator
+    assert emulator.carrier_codes["DE"] == frozenset(de.carrier_codes)
+    assert emulator.carrier_codes["FR"] == frozenset(rt.site_rules["FR"].carrier_codes)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 from mfn_carrier_acmepost import mapping
@@ -9,7 +10,7 @@ from mfn_carrier_acmepost.client import AcmePostCarrier
 from mfn_carrier_acmepost.sandbox import AcmePostEmulator
 from mfn_carrier_acmepost.settings import AcmePostSettings
 
-from connector.kit import PermanentCarrierError, Secret, SettingsError
+from connector.kit import Money, PermanentCarrierError, Secret, SettingsError
 from connector.kit.testing import BUYER, connect, sample_request, sandbox_state
 
 
@@ -26,6 +27,19 @@ def test_the_reference_is_the_customer_reference() -> None:
     body = mapping.shipment_request(sample_request("111-2222222-3333333-1", service="STD"))
     assert body["customer_reference"] == "111-2222222-3333333-1"
     assert body["recipient"]["lines"] == ["1200 Pine Street", "Apt 4B"]
+
+
+def test_quotes_carry_the_handling_fee_and_the_chargeable_weight(mfn_emulator) -> None:
+    server = mfn_emulator(AcmePostEmulator())
+    carrier = connect(AcmePostCarrier, AcmePostSettings, {"base_url": server.url, "api_key": "sandbox-key"})
+    [quote] = carrier.quote(sample_request(service="STD", weight_g=400))
+    # STD: 8.50 + 95.00 * 0.4 = 46.50, of which 8.50 is the per-parcel fee
+    assert quote.price == Money(Decimal("46.50"), "USD")
+    assert quote.handling_fee == Money(Decimal("8.50"), "USD")
+    assert quote.chargeable_weight_g == 400
+    bare_rate = {"service": "ECO", "price": {"amount": "9", "currency": "USD"}}
+    [bare] = mapping.parse_rates({"rates": [bare_rate]}, {})
+    assert bare.handling_fee is None and bare.chargeable_weight_g is None  # no breakdown in the rate
 
 
 def test_a_refused_shipment_is_permanent_and_buys_nothing(mfn_emulator) -> None:

@@ -8,9 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import hookimpl
+from connector.kit import PickupCoverage, hookimpl
 
 CODE = "acmepost"
+
+# Where ACME Post collects from the seller, as data: these cities, and anywhere in these provinces
+# (matched with the ship-from city and state). Say where the list comes from (a URL, or "example
+# data"). A carrier nobody has captured the coverage of declares PickupCoverage() ("unknown"); one
+# that is asked with the ship-from address and only quotes what it serves, PickupCoverage("by_quote").
+PICKUP = PickupCoverage.listed(("Shenzhen", "Dongguan", "Yiwu"), ("Guangdong",),
+                               source="example data (ACME Post is fictional)")
 
 
 @hookimpl
@@ -31,6 +38,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
         site_carrier_codes=dict.fromkeys(NOT_SERVED_SITES),
         services=SERVICES,
         tracking_number_pattern=r"^9400\d{18}$",
+        pickup=PICKUP,
     ))
 
 

@@ -42,9 +42,13 @@ def rate_request(request: ShipmentRequest) -> dict[str, Any]:
 
 
 def parse_rates(data: Any, tracking_levels: dict[str, str]) -> list[Quote]:
+    """Quotes with the price breakdown when the rate has it (discounts need it): the per-parcel
+    ``handling_fee`` and the ``chargeable_weight_g`` the price was computed on; else none."""
     return [Quote(carrier=CARRIER, service=_get(rate, "service"), price=Money.from_dict(_get(rate, "price")),
                   transit_days=integer(rate.get("transit_days")),
-                  tracking_level=tracking_levels.get(rate["service"], ""))
+                  tracking_level=tracking_levels.get(rate["service"], ""),
+                  handling_fee=Money.from_dict(rate["handling_fee"]) if rate.get("handling_fee") else None,
+                  chargeable_weight_g=integer(rate.get("chargeable_weight_g")))
             for rate in _get(data, "rates")]
 
 

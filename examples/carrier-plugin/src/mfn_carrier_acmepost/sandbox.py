@@ -31,6 +31,8 @@ from connector.kit.sandbox import (
     route,
 )
 
+from .settings import SERVICE_SPECS
+
 PRICES = {"STD": (Decimal("8.50"), Decimal("95.00"), 9), "ECO": (Decimal("5.90"), Decimal("70.00"), 14)}
 # How the steps of a parcel's life read in ACME Post tracking (steps not listed are not shown).
 STEPS = {INFO_RECEIVED: ("INFO_RECEIVED", "Shipment information received", "Shenzhen, CN"),
@@ -82,7 +84,9 @@ class AcmePostEmulator(Emulator):
             return Response.json({"rates": []})
         return Response.json({"rates": [
             {"service": code, "transit_days": days,
-             "price": {"amount": str((base + per_kg * weight).quantize(Decimal("0.01"))), "currency": "USD"}}
+             "price": {"amount": str((base + per_kg * weight).quantize(Decimal("0.01"))), "currency": "USD"},
+             "handling_fee": {"amount": str(base), "currency": "USD"},  # the per-parcel part of the price
+             "chargeable_weight_g": int(body["weight_g"])}
             for code, (base, per_kg, days) in PRICES.items() if body.get("service") in (None, "", code)]})
 
     @route("POST", r"/v1/shipments")
@@ -93,10 +97,15 @@ class AcmePostEmulator(Emulator):
                     "recipient.lines": to.get("lines"), "recipient.city": to.get("city"),
                     "parcel.items": (body.get("parcel") or {}).get("items")}
         missing = [name for name, value in required.items() if not value]
-        if missing or body.get("service") not in PRICES or to.get("country") != "US":
+        limits = SERVICE_SPECS.get(body.get("service"))  # the plugin's own ServiceSpec: one source
+        if missing or limits is None or to.get("country") not in limits.destinations:
             return Response.json({"message": f"invalid shipment: missing {missing}, service "
                                              f"{body.get('service')!r}, country {to.get('country')!r} "
                                              "(ACME Post ships to US only)"}, 422)
+        weight = (body.get("parcel") or {}).get("weight_g") or 0
+        if limits.max_weight_g is not None and weight > limits.max_weight_g:
+            return Response.json({"message": f"parcel weight {weight} g is over the {limits.max_weight_g} g "
+                                             f"limit of {limits.code}"}, 422)
         with self.lock:
             existing = self._live(ref)
             if existing:  # idempotent by customer_reference: the same shipment, no new label

@@ -2,16 +2,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from connector.kit import URL, HttpSettings, Secret, ServiceSpec, settings_schema
 
+# Every service says what it takes: weight, size (longest side; length + width + height) and the
+# countries it delivers to. The engine skips a service for a parcel that breaks a limit, with the
+# reason; the emulator enforces the same values (it reads them here). Say where each value comes
+# from: ACME Post is fictional, so these are example data.
 SERVICES = (
     ServiceSpec("STD", "ACME Post Standard (USPS last mile)", "fully_tracked",
-                amazon_shipping_method="ACME Post Standard"),
+                amazon_shipping_method="ACME Post Standard",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=("US",)),
     ServiceSpec("ECO", "ACME Post Economy (USPS last mile)", "tracked",
-                amazon_shipping_method="ACME Post Economy"),
+                amazon_shipping_method="ACME Post Economy",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=("US",)),
 )
+SERVICE_SPECS = {s.code: s for s in SERVICES}
 
 # Amazon sites whose orders ACME Post cannot ship: mapped to None, so the engine holds such an
 # order instead of confirming it with a carrier code Amazon would not accept there.

@@ -12,7 +12,7 @@ from amazon_shipping_testkit import ORDER_ID, REFERENCE, SELLER, api_order, make
 from mfn_carrier_amazon_shipping import api, mapping
 from mfn_carrier_amazon_shipping.sandbox import request_problems as validate_request
 
-from connector.kit import Address, TrackingStatus
+from connector.kit import Address, Money, TrackingStatus
 from connector.kit.sandbox import make_label_pdf
 
 
@@ -224,6 +224,71 @@ def test_quotes_and_transit_days():
     )
     assert (quote.price.amount, quote.price.currency, quote.transit_days) == (Decimal("2"), "GBP", 8)
     assert mapping.transit_days({"promise": {}}) is None
+
+
+def test_quotes_carry_the_billed_weight_and_the_handling_rate_items():
+    rate = {
+        "serviceId": "A",
+        "totalCharge": {"value": 12.5, "unit": "USD"},
+        "billedWeight": {"value": 0.75, "unit": "KILOGRAM"},
+        "rateItemList": [
+            {"rateItemID": "BASE_RATE", "rateItemType": "MANDATORY",
+             "rateItemCharge": {"value": 10.4, "unit": "USD"}},
+            {"rateItemID": "TRANSACTION_FEE", "rateItemCharge": {"value": 1.25, "unit": "USD"}},
+            {"rateItemID": "WAYBILL_CHARGE", "rateItemCharge": {"value": 0.35, "unit": "USD"}},
+            {"rateItemID": "FUEL_SURCHARGE", "rateItemCharge": {"value": 0.5, "unit": "USD"}},
+        ],
+    }
+    [quote] = mapping.quotes_from_rates({"rates": [rate]}, services=["A"], tracking_levels={},
+                                        handling_items=["TRANSACTION_FEE", "WAYBILL_CHARGE"])
+    # 1.25 + 0.35 = 1.60 of the 12.50; 0.75 kg = 750 g
+    assert quote.handling_fee == Money(Decimal("1.60"), "USD") and quote.chargeable_weight_g == 750
+    [fuel_too] = mapping.quotes_from_rates({"rates": [rate]}, services=["A"], tracking_levels={},
+                                           handling_items=["TRANSACTION_FEE", "FUEL_SURCHARGE"])
+    assert fuel_too.handling_fee == Money(Decimal("1.75"), "USD")
+    # items listed but none of them handling: a breakdown with no handling fee
+    [none_listed] = mapping.quotes_from_rates({"rates": [rate]}, services=["A"], tracking_levels={},
+                                              handling_items=["COD"])
+    assert none_listed.handling_fee == Money(Decimal("0"), "USD")
+
+
+@pytest.mark.parametrize(("weight", "grams"), [
+    ({"value": 250, "unit": "GRAM"}, 250),
+    ({"value": 1.2345, "unit": "KILOGRAM"}, 1235),  # 1234.5 g, half up
+    ({"value": 8, "unit": "OUNCE"}, 227),  # 226.796 g
+    ({"value": 1, "unit": "POUND"}, 454),  # 453.592 g
+    ({"value": 1, "unit": "STONE"}, None),
+    ({"value": "heavy", "unit": "GRAM"}, None),
+    (None, None),
+])
+def test_billed_weight_in_grams(weight, grams):  # noqa: ANN001
+    assert mapping.billed_weight_g({"billedWeight": weight} if weight else {}) == grams
+
+
+def test_a_rate_without_a_breakdown_has_no_handling_fee_nor_chargeable_weight():
+    rate = {"serviceId": "A", "totalCharge": {"value": 3, "unit": "GBP"}}
+    [quote] = mapping.quotes_from_rates({"rates": [rate]}, services=["A"], tracking_levels={},
+                                        handling_items=["TRANSACTION_FEE"])
+    assert quote.handling_fee is None and quote.chargeable_weight_g is None
+    # an item in another currency than the total: no breakdown rather than a wrong one
+    usd_fee = {"rateItemID": "TRANSACTION_FEE", "rateItemCharge": {"value": 1, "unit": "USD"}}
+    odd = {**rate, "rateItemList": [usd_fee]}
+    assert mapping.handling_fee(odd, ["TRANSACTION_FEE"], "GBP") is None
+
+
+def test_handling_rate_items_setting_is_the_models_rate_item_ids():
+    import json
+
+    from mfn_carrier_amazon_shipping.sandbox import MODEL
+    from mfn_carrier_amazon_shipping.settings import DEFAULT_HANDLING_RATE_ITEMS, RATE_ITEM_IDS, SCHEMA
+
+    model = json.loads(MODEL.read_text(encoding="utf-8"))["definitions"]
+    assert set(RATE_ITEM_IDS) == set(model["RateItemID"]["enum"])
+    setting = SCHEMA["properties"]["handling_rate_items"]
+    assert setting["default"] == list(DEFAULT_HANDLING_RATE_ITEMS) == ["TRANSACTION_FEE", "WAYBILL_CHARGE"]
+    assert "UNVERIFIED" in setting["description"]
+    # IOSS: the model's TaxDetail knows GST only, so the plugin sends no IOSS number
+    assert model["TaxType"]["enum"] == ["GST"]
 
 
 # -- api: the Shipping API helpers ---------------------------------------------------------------

@@ -18,10 +18,11 @@ from amazon_shipping_testkit import (
     request_for,
     seed_order,
 )
+from mfn_carrier_amazon_shipping import sandbox_data as bs
 from mfn_carrier_amazon_shipping.client import AmazonShippingCarrier
 from pypdf import PdfReader
 
-from connector.kit import PermanentCarrierError, TrackingStatus, TransientCarrierError
+from connector.kit import Money, PermanentCarrierError, TrackingStatus, TransientCarrierError
 from connector.kit.amazon import SpApiEmulator, marketplace_id
 from connector.kit.sandbox import EmulatorServer
 from connector.kit.testing import sandbox_control as control
@@ -87,6 +88,10 @@ def test_buy_label_end_to_end(spapi_server, connect):
     assert all(
         q.price.currency == "USD" and q.carrier == "amazon_shipping" and q.transit_days for q in quotes
     )
+    for q in quotes:  # the emulator's TRANSACTION_FEE item is the handling fee; billed in 100 g steps
+        assert q.handling_fee == Money(bs.handling(bs.SERVICES[q.service], "US"), "USD")
+        assert q.chargeable_weight_g == bs.billed_weight_g(request.parcel.weight_g)
+        assert q.chargeable_weight_g % 100 == 0 and q.chargeable_weight_g >= request.parcel.weight_g
 
     shipment = carrier.create_shipment(request)
     assert shipment.service == quotes[0].service  # "cheapest"

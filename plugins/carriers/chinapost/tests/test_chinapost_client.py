@@ -329,6 +329,19 @@ def test_quotes_come_from_the_packaged_example_card(carrier):
     assert [q.service for q in heavy] == ["EMS"]
 
 
+def test_card_quotes_carry_the_handling_fee_and_the_chargeable_weight(carrier):
+    quotes = {q.service: q for q in carrier.quote(make_request(service=""))}
+    # EUB to US: 20.00 + 96.00 * 0.25 = 44.00; the row's base 20.00 is the per-parcel fee
+    assert quotes["EUB"].handling_fee == Money(Decimal("20.00"), "CNY")
+    assert quotes["EUB"].price.amount - quotes["EUB"].handling_fee.amount == Decimal("24.00")
+    assert {q.chargeable_weight_g for q in quotes.values()} == {250}  # the actual weight
+    rows = [{"service": "EUB", "countries": "US", "max_weight_g": 2000, "base": "0", "per_kg": "100",
+             "currency": "USD"}]
+    card_only = carrier_for(settings_for(BASE, rate_card=rows, services=["EUB"]))
+    [no_base] = card_only.quote(make_request(service=""))
+    assert no_base.handling_fee == Money(Decimal("0.00"), "USD")  # a card without a per-parcel fee
+
+
 def test_an_inline_rate_card_and_the_offered_services_are_settings():
     rows = [{"service": "EUB", "countries": "US", "max_weight_g": 2000, "base": "10", "per_kg": "100",
              "currency": "USD", "transit_days": 9},

@@ -68,6 +68,20 @@ def test_label_lifecycle(sandbox, connect):
     assert info.status is S.CANCELLED
 
 
+def test_the_ioss_number_reaches_the_emulator_in_the_configured_field(sandbox, connect):
+    server = sandbox()
+    default = connect(server).create_shipment(make_request("PKG-IOSS-1", ioss_number="IM2760000001"))
+    other = connect(server, ioss_field="tax_id").create_shipment(
+        make_request("PKG-IOSS-2", ioss_number="IM2760000001"))
+    without = connect(server).create_shipment(make_request("PKG-IOSS-3"))
+    orders = server.emulator.store["orders"]
+    assert orders[default.carrier_shipment_id]["ioss"] == {"s_tax_id": "IM2760000001"}
+    assert orders[default.carrier_shipment_id]["prepayment_of_vat"] == "0"
+    assert orders[other.carrier_shipment_id]["ioss"] == {"tax_id": "IM2760000001"}
+    assert orders[without.carrier_shipment_id]["ioss"] == {}
+    assert orders[without.carrier_shipment_id]["prepayment_of_vat"] is None
+
+
 def test_duplicates_refused_by_the_carrier_still_give_one_label(sandbox, connect):
     server = sandbox(duplicate_mode="error")
     carrier = connect(server)

@@ -19,6 +19,7 @@ from responses import matchers
 
 from connector.kit import (
     DuplicateReferenceError,
+    Money,
     PermanentCarrierError,
     Shipment,
     TrackingStatus,
@@ -511,6 +512,14 @@ def test_quotes_come_from_the_example_rate_card_without_any_call() -> None:
     assert [q.price.amount for q in carrier.quote(make_request(service="PPM", ship_to=EU_BUYER))] == [
         Decimal("43.75")
     ]  # the "*" row: 20 + 95 * 0.25
+
+
+def test_card_quotes_carry_the_handling_fee_and_the_chargeable_weight() -> None:
+    [quote] = _carrier().quote(make_request(service="PPM"))
+    # PPM to US: 22.00 + 105.00 * 0.25 = 48.25; the row's base 22.00 is the per-parcel fee
+    assert quote.handling_fee == Money(Decimal("22.00"), "CNY")
+    assert quote.price.amount - quote.handling_fee.amount == Decimal("26.25")
+    assert quote.chargeable_weight_g == 250  # the actual weight: the card has no volumetric divisor
 
 
 def test_a_configured_rate_card_replaces_the_example() -> None:

@@ -96,6 +96,23 @@ def _advance_to(server, at) -> None:  # noqa: ANN001
     advance_clock(server, max(0.0, (at - server.emulator.clock.now()).total_seconds() + 1))
 
 
+@pytest.mark.parametrize(("field", "recorded"), [
+    ("remarks", {"remarks": "IM2760000001"}),
+    ("iossNumber", {"iossNumber": "IM2760000001"}),
+    ("shipmentContents.iossNumber", {"shipmentContents.iossNumber": "IM2760000001"}),
+])
+def test_the_ioss_number_reaches_the_emulator_where_ioss_field_says(sandbox, connect, field,  # noqa: ANN001
+                                                                    recorded) -> None:  # noqa: ANN001
+    server = sandbox()
+    carrier = connect(server, ioss_field=field)
+    with_ioss = carrier.create_shipment(make_request("111-0000009-0000001-1", ship_to=EU_BUYER,
+                                                     ioss_number="IM2760000001"))
+    without = carrier.create_shipment(make_request("111-0000009-0000002-1", ship_to=EU_BUYER))
+    records = {r["number"]: r for r in server.emulator.store["labels"].values()}
+    assert records[with_ioss.tracking_number]["ioss"] == recorded
+    assert records[without.tracking_number]["ioss"] == {}
+
+
 def test_tracking_progresses_with_the_simulated_clock(sandbox, connect) -> None:  # noqa: ANN001
     server = sandbox(parcel_outcomes={})  # every parcel delivered on time
     carrier = connect(server)

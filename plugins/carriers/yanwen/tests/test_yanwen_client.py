@@ -216,6 +216,13 @@ def test_rate_card_quotes_by_default(carrier):
     assert [q.service for q in carrier.quote(make_request(service="", has_battery=True))] == ["482"]
 
 
+def test_rate_card_quotes_carry_the_handling_fee_and_the_chargeable_weight(carrier):
+    [quote] = carrier.quote(make_request(service="481"))
+    # US row: 21.00 + 98.00 * 0.25 = 45.50, of which the row's base 21.00 is the per-parcel fee
+    assert quote.handling_fee == Money("21.00", "CNY") and quote.chargeable_weight_g == 250
+    assert quote.price.amount - quote.handling_fee.amount == Money("24.50", "CNY").amount
+
+
 def test_own_rate_card():
     rows = [{"service": "481", "countries": "DE,FR", "max_weight_g": 500, "base": "10", "per_kg": "50",
              "currency": "CNY", "transit_days": 9}]

@@ -297,6 +297,17 @@ def test_calc_request_and_quotes():
     assert mapping.parse_calc(ok(None)) == []
 
 
+def test_calc_quotes_carry_the_breakdown_when_the_answer_has_one():
+    answer = ok([{"channelId": "481", "totalPrice": "42.50", "registrationFee": "18.00", "chargeWeight": 280,
+                  "currency": "CNY"},
+                 {"channelId": "464", "totalPrice": "30.00", "currency": "CNY"}])
+    quotes = {q.service: q for q in mapping.parse_calc(answer)}
+    assert quotes["481"].handling_fee == Money(Decimal("18.00"), "CNY")  # weight charge 24.50
+    assert quotes["481"].chargeable_weight_g == 280
+    # no breakdown in the item: none, not a guess
+    assert quotes["464"].handling_fee is None and quotes["464"].chargeable_weight_g is None
+
+
 def test_calc_without_permission_says_what_to_do():
     with pytest.raises(PermanentCarrierError, match="quote_source: rate_card"):
         mapping.parse_calc(refused("3001", "无权限访问该接口 / no permission for calc.list"))

@@ -18,6 +18,7 @@ from yanwen_testkit import BUYER, make_request
 
 from connector.kit import (
     DuplicateReferenceError,
+    Money,
     PermanentCarrierError,
     TrackingStatus,
     TransientCarrierError,
@@ -330,6 +331,16 @@ def test_timeout_server_error_and_system_error(sandbox, connect):
     assert "R-BUSY" not in sandbox_state(busy)["labels"]
 
 
+def test_the_ioss_number_reaches_the_emulator_in_parcel_info_ioss(sandbox, connect):
+    server = sandbox()
+    carrier = connect(server)
+    with_ioss = carrier.create_shipment(make_request("R-IOSS-1", ioss_number="IM2500000000"))
+    without = carrier.create_shipment(make_request("R-IOSS-2"))
+    waybills = server.emulator.store["waybills"]
+    assert waybills[with_ioss.carrier_shipment_id]["ioss"] == "IM2500000000"
+    assert waybills[without.carrier_shipment_id]["ioss"] == ""
+
+
 def test_quotes_from_calc_list_and_the_permission_switch(sandbox, connect):
     server = sandbox()
     carrier = connect(server, quote_source="api")
@@ -341,6 +352,9 @@ def test_quotes_from_calc_list_and_the_permission_switch(sandbox, connect):
     assert [q.service for q in carrier.quote(make_request(service=""))] == ["481", "482", "464", "466"]
     assert carrier.quote(make_request(ship_to=replace(BUYER, country_code="KP"))) == []
     assert [q.service for q in carrier.quote(make_request(service="", has_battery=True))] == ["482"]
+    # the emulator's breakdown: 481's base 18.00 per parcel; the weight priced, at least 50 g
+    assert quote.handling_fee == Money("18.00", "CNY") and quote.chargeable_weight_g == 250
+    assert carrier.quote(make_request(service="481", weight_g=30))[0].chargeable_weight_g == 50
 
     locked = sandbox(calc_permission=False)
     with pytest.raises(PermanentCarrierError, match="quote_source: rate_card"):

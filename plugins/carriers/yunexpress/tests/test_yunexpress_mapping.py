@@ -387,6 +387,26 @@ def test_price_trial_items_become_quotes_for_offered_services():
     assert all(q.carrier == "yunexpress" for q in quotes)
 
 
+def test_price_trial_quotes_carry_the_registration_fee_as_handling_fee():
+    data = load_fixture("get_price_trial")
+    data["Items"] = [  # the price trial's shape: ShippingFee + RegistrationFee + FuelFee = TotalFee
+        {"Code": "AYPZXR", "ShippingFee": 22.0, "RegistrationFee": 19.0, "FuelFee": 1.1, "SundryFee": 0.0,
+         "TariffPrepayFee": 0.0, "InsuredFee": 0.0, "TotalFee": 42.1, "DeliveryDays": "7-12",
+         "Currency": "CNY"},
+        {"Code": "AYPZXU", "ShippingFee": 17.5, "RegistrationFee": 0.0, "FuelFee": 0.88, "TotalFee": 18.38,
+         "Currency": "CNY"},
+        {"Code": "BKZXR", "TotalFee": 60, "Currency": "CNY"},  # no breakdown
+        {"Code": "ZXR", "RegistrationFee": 20, "TotalFee": 50, "Currency": "CNY", "ChargeWeight": 0.2505},
+    ]
+    quotes = {q.service: q for q in mapping.parse_price_trial(data)}
+    assert quotes["AYPZXR"].handling_fee == Money(Decimal("19.0"), "CNY")  # weight charge 42.1 - 19 = 23.1
+    assert quotes["AYPZXU"].handling_fee == Money(Decimal("0"), "CNY")  # untracked: no registration fee
+    assert quotes["BKZXR"].handling_fee is None
+    # the price trial names no chargeable weight: none, unless an item carries ChargeWeight (kg)
+    assert quotes["AYPZXR"].chargeable_weight_g is None and quotes["BKZXR"].chargeable_weight_g is None
+    assert quotes["ZXR"].chargeable_weight_g == 251  # 250.5 g, half up
+
+
 def test_price_trial_bad_fee_is_transient():
     data = load_fixture("get_price_trial")
     data["Items"] = [{"Code": "AYPZXR", "TotalFee": "n/a"}]

@@ -27,7 +27,7 @@ def test_carrier_spec():
     assert spec.factory is YunExpressCarrier and spec.settings is YunExpressSettings
     assert spec.settings_schema is SCHEMA
     assert spec.batch_sizes == {"create": 10, "track": 40}
-    assert "Shenzhen" in spec.pickup_cities
+    assert "Shenzhen" in spec.pickup.cities
     assert set(spec.capabilities()) == set(YunExpressCarrier.OPERATIONS)
     assert {s.code: s.tracking_level for s in spec.services} == {
         "AYPZXR": "fully_tracked", "AYUZXR": "fully_tracked", "AYPZXU": "untracked", "THPHR": "tracked",

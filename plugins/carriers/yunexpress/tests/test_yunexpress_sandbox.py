@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import pypdf
 import pytest
@@ -16,6 +17,7 @@ from yunexpress_testkit import BUYER, control, make_request
 
 from connector.kit import (
     DuplicateReferenceError,
+    Money,
     PermanentCarrierError,
     TrackingStatus,
     TransientCarrierError,
@@ -179,6 +181,8 @@ def test_quotes_and_shipping_methods(sandbox, connect):
     [quote] = carrier.quote(make_request(service="AYPZXR"))
     assert quote.carrier == "yunexpress" and quote.price.currency == "CNY" and quote.price.amount > 0
     assert quote.transit_days == 12 and quote.tracking_level == "fully_tracked"
+    assert quote.handling_fee == Money(Decimal("19.0"), "CNY")  # the emulator's AYPZXR RegistrationFee
+    assert quote.chargeable_weight_g is None  # the price trial names none
     heavier = carrier.quote(make_request(service="AYPZXR", weight_g=2000))[0]
     assert heavier.price.amount > quote.price.amount
     assert [q.service for q in carrier.quote(make_request(service=""))] == ["AYPZXR", "AYUZXR", "AYPZXU"]
@@ -188,6 +192,16 @@ def test_quotes_and_shipping_methods(sandbox, connect):
     codes = {m.code for m in carrier.shipping_methods("US")}
     assert {"AYPZXR", "AYUZXR", "AYPZXU", "THPHR", "ZXR"} <= codes
     assert carrier.shipping_methods("KP") == []
+
+
+def test_the_ioss_number_reaches_the_emulator_in_iosscode(sandbox, connect):
+    server = sandbox(track_type2_rate=0.0)
+    carrier = connect(server)
+    with_ioss = carrier.create_shipment(make_request("PKG-IOSS-1", ioss_number="IM2760000001"))
+    without = carrier.create_shipment(make_request("PKG-IOSS-2"))
+    orders = server.emulator.store["orders"]
+    assert orders[with_ioss.carrier_shipment_id]["ioss"] == "IM2760000001"
+    assert orders[without.carrier_shipment_id]["ioss"] is None
 
 
 def test_unknown_numbers(sandbox, connect):

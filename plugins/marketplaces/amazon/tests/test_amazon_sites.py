@@ -23,7 +23,7 @@ from connector.rules import (
     merge_rules,
     requirements,
 )
-from connector.sandbox.spapi import ACCEPTED_CARRIER_CODES
+from connector.sandbox.spapi import SpApiEmulator, site_carrier_codes
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "mfn_marketplace_amazon" / DATA_FILE
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -70,14 +70,14 @@ def test_data_file_is_schema_valid() -> None:
 
 def test_a_broken_data_file_names_the_site_and_field(tmp_path: Path) -> None:
     data = yaml.safe_load(DATA.read_text(encoding="utf-8"))
-    data["sites"]["DE"]["ioss_cap"] = "150"
+    data["sites"]["DE"]["vtr_exclusion_below"] = "150"
     del data["sites"]["JP"]["buy_shipping"]
     bad = tmp_path / "sites.yaml"
     bad.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(RulesError) as err:
         load_site_rules(bad)
     message = str(err.value)
-    assert "sites.DE.ioss_cap" in message and "sites.JP" in message and "buy_shipping" in message
+    assert "sites.DE.vtr_exclusion_below" in message and "sites.JP" in message and "buy_shipping" in message
 
 
 def test_buy_shipping_sites_and_caps(rules: dict[str, SiteRules]) -> None:
@@ -92,29 +92,74 @@ def test_china_origin_threshold(rules: dict[str, SiteRules]) -> None:
     assert all(r.tracked_below == m("5 USD") for s, r in rules.items() if s != "UK")
 
 
-def test_ioss_vtr_and_returnless_refund(rules: dict[str, SiteRules]) -> None:
-    assert {s for s, r in rules.items() if r.ioss_cap} == EU
-    assert all(rules[s].ioss_cap == m("150 EUR") for s in EU)
+def test_vtr_and_returnless_refund_and_no_ioss_in_site_rules(rules: dict[str, SiteRules]) -> None:
+    assert not any(hasattr(r, "ioss_cap") for r in rules.values())  # IOSS follows the destination
     assert {s: r.vtr_exclusion_below for s, r in rules.items() if r.vtr_exclusion_below} == \
         {"DE": m("20 EUR"), "ES": m("15 EUR"), "FR": m("10 EUR")}
     assert {s: r.returnless_refund_below for s, r in rules.items() if r.returnless_refund_below} == \
         {"US": m("25 USD"), "JP": m("1000 JPY")}
 
 
-def test_carrier_codes_agree_with_the_sp_api_emulator(rules: dict[str, SiteRules]) -> None:
+def test_carrier_codes_per_site_and_the_sp_api_emulator_use_one_table(rules: dict[str, SiteRules]) -> None:
+    emulator = SpApiEmulator({"orders_per_seller": 1})
     for code, r in rules.items():
         for carrier in ("China Post", "Yun Express", "DHL eCommerce"):
             assert carrier in r.carrier_codes, (code, carrier)
-        yanwen = "YANWEN" if SITES[code].region == "eu" else "Yanwen"
+        # the schema's YANWEN on the EU-region sites; Amazon IN's FAQ spelling on IN; Yanwen elsewhere
+        yanwen = "YANWEN" if SITES[code].region == "eu" and code != "IN" else "Yanwen"
         assert yanwen in r.carrier_codes and ({"Yanwen", "YANWEN"} - {yanwen}).isdisjoint(r.carrier_codes)
-        # every code we call accepted is one the emulator's confirmShipment accepts on that site
-        assert set(r.carrier_codes) <= ACCEPTED_CARRIER_CODES[code], code
+        # the emulator's confirmShipment accepts exactly the table's codes on that site
+        assert emulator.carrier_codes[code] == frozenset(r.carrier_codes), code
+        assert site_carrier_codes()[code] == frozenset(r.carrier_codes), code
         assert "Other" not in r.carrier_codes  # never a silent "Other"
+    assert "ZA" not in emulator.carrier_codes  # a site of the site table without rules: only "Other"
+
+
+def test_every_carrier_code_names_its_source_and_the_unverified_ones(rules: dict[str, SiteRules]) -> None:
+    for code, r in rules.items():
+        assert set(r.carrier_code_notes) == set(r.carrier_codes), code
+        for carrier, note in r.carrier_code_notes.items():
+            assert note.source.startswith("https://"), (code, carrier)
+        yanwen = {"Yanwen", "YANWEN"} & set(r.carrier_codes)
+        copied = {"China Post", "Yun Express", "DHL eCommerce"} if code in {"DE", "FR", "ES"} else set()
+        expected = yanwen | copied
+        assert set(r.unverified_carrier_codes()) == expected, code  # the case conflict; copied methods
+    assert rules["IN"].carrier_code_notes["Yanwen"].source == "https://sellercentral.amazon.in/gp/help/external/202014610"
+
+
+def test_methods_are_listed_for_the_small_order_exclusion_sites_only(rules: dict[str, SiteRules]) -> None:
+    for code, r in rules.items():
+        listed = {carrier for carrier, methods in r.carrier_codes.items() if methods}
+        if code in {"DE", "FR", "ES"}:
+            assert listed == {"China Post", "Yun Express", "YANWEN", "DHL eCommerce"}, code
+        else:
+            assert not listed, code  # [] = any method
+    assert "Parcel International Direct-Standard" in rules["DE"].carrier_codes["DHL eCommerce"]
+    assert rules["FR"].carrier_codes == rules["ES"].carrier_codes == rules["DE"].carrier_codes
+
+
+def test_the_carrier_plugins_methods_are_entries_of_the_de_lists(rules: dict[str, SiteRules]) -> None:
+    """Each plugin service Amazon's (copied) DE list names sends that entry as shippingMethod,
+    so the small-order exclusion can apply; the others are not on the list at all."""
+    from connector.plugins import load_plugins
+
+    de = rules["DE"]
+    on_list = {}
+    for spec in load_plugins().carriers().values():
+        code = spec.carrier_code_for("DE")
+        if spec.confirms_shipment or code is None:
+            continue
+        on_list[spec.code] = {s.code for s in spec.services if de.exact_match(code, s.amazon_shipping_method)}
+        assert all(de.accepts(code, s.amazon_shipping_method) for s in spec.services), spec.code
+    assert on_list["chinapost"] == {"EUB", "REGISTERED"}
+    assert on_list["yanwen"] == {"481", "482"}
+    assert on_list["yunexpress"] == {"ZXR"}
+    assert on_list["dhl_ecommerce"] == {"PPM", "PKD", "PLT", "PPS", "PLE", "PKW", "PKG"}
 
 
 def test_every_site_and_rule_is_in_the_readme(rules: dict[str, SiteRules]) -> None:
     text = README.read_text(encoding="utf-8")
-    for name in ("buy_shipping_cap", "tracked_below", "ioss_cap", "vtr_exclusion_below",
+    for name in ("buy_shipping_cap", "tracked_below", "vtr_exclusion_below",
                  "returnless_refund_below", "carrier_codes", "UNVERIFIED", "site_rules:", "fx:"):
         assert name in text, name
     for code in rules:
@@ -164,6 +209,26 @@ def test_ioss_boundary_with_the_shipped_data(rules) -> None:
     assert req(rules, "IT", "150.01", "EUR").ioss_number == ""
 
 
+def test_a_config_override_in_mapping_form_takes_effect_in_the_rules_and_the_emulator(rules) -> None:
+    override = {"DE": {"carrier_codes": {
+        "YANWEN": {"methods": ["Direct Line Tracked Packet"], "source": "my Seller Central list"},
+        "WanbExpress": {"methods": [], "source": "my Seller Central list", "unverified": True},
+        "4PX": None}}}
+    from connector.rules import SITE_RULES_CONFIG_SCHEMA
+
+    jsonschema.validate(override, SITE_RULES_CONFIG_SCHEMA)
+    de = merge_rules(rules.values(), [], override)["DE"]
+    assert de.carrier_codes["YANWEN"] == ("Direct Line Tracked Packet",) and "4PX" not in de.carrier_codes
+    assert de.carrier_code_notes["YANWEN"].source == "my Seller Central list"
+    assert not de.carrier_code_notes["YANWEN"].unverified and de.carrier_code_notes["WanbExpress"].unverified
+    assert not de.accepts("YANWEN", "AIR ECONOMY MAIL")  # a verified list restricts the methods
+    assert de.exact_match("YANWEN", "Direct Line Tracked Packet")
+    codes = SpApiEmulator({"orders_per_seller": 1, "site_rules": override}).carrier_codes
+    assert codes["DE"] == frozenset(de.carrier_codes)
+    assert "WanbExpress" in codes["DE"] and "4PX" not in codes["DE"]
+    assert codes["FR"] == frozenset(rules["FR"].carrier_codes)
+
+
 def test_a_third_party_patch_and_config_override_apply_over_the_data(rules) -> None:
     merged = merge_rules(rules.values(), [SiteRulesPatch("DE", carrier_codes={"4PX": None})],
                          {"UK": {"buy_shipping_cap": "150 GBP"}})
@@ -182,9 +247,11 @@ def test_the_readme_override_example_validates_and_applies(rules) -> None:
     jsonschema.validate(config["fx"], FX_SCHEMA)
     sites = SITES.extended(config["site_rules"])
     merged = merge_rules(rules.values(), [], config["site_rules"], sites=sites)
-    assert merged["DE"].carrier_codes["YANWEN"] == ("Yanwen Special Line Tracked",)
+    assert merged["DE"].carrier_codes["YANWEN"] == ("Direct Line Tracked Packet",)
+    assert merged["DE"].carrier_code_notes["YANWEN"].unverified is False  # checked by the seller
     assert "4PX" not in merged["DE"].carrier_codes
-    assert "Yanwen" in merged["IN"].carrier_codes and "YANWEN" not in merged["IN"].carrier_codes
+    assert "YANWEN" in merged["IN"].carrier_codes and "Yanwen" not in merged["IN"].carrier_codes
+    assert merged["IN"].carrier_code_notes["YANWEN"].source == "configuration"
     assert sites["CL"].currency == "CLP" and merged["CL"].country == "CL"  # a site the table lacked
     assert merged["BR"].buy_shipping_cap == m("50 USD")
     assert RateTable.from_config(config["fx"]).rate("MXN") == Decimal("0.0588235")

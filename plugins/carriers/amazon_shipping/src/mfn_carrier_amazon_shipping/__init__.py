@@ -14,9 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import hookimpl
+from connector.kit import PickupCoverage, hookimpl
 
 CODE = "amazon_shipping"  # kept here, not in settings.py: loading the plugin must stay cheap
+
+# Pickup is Amazon's call: getRates is sent with the ship-from address (shipFrom is required) and
+# answers only the rates it can serve from there, each with its pickupWindow; a carrier that cannot
+# collect there gives no rate, so the quote decides. Source: Amazon's Shipping API v2 model.
+PICKUP = PickupCoverage(
+    "by_quote",
+    source="https://github.com/amzn/selling-partner-api-models/tree/main/models/shipping-api-model",
+)
 
 
 @hookimpl
@@ -40,6 +48,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
             # Amazon issues the tracking number itself, for whichever carrier it picked: there is no
             # format to hold it against (and it is valid on Amazon by construction).
             tracking_number_pattern="",
+            pickup=PICKUP,
         )
     )
 

@@ -91,7 +91,8 @@ class AmazonShippingCarrier(Carrier):
         services = self.settings.services
         if request.service and request.service != "cheapest" and self.settings.rate_choice == "service":
             services = (request.service,)
-        return mapping.quotes_from_rates(payload, services=services, tracking_levels=self._levels)
+        return mapping.quotes_from_rates(payload, services=services, tracking_levels=self._levels,
+                                         handling_items=self.settings.handling_rate_items)
 
     def create_shipment(self, request: ShipmentRequest) -> Shipment:
         """Buy the label: getRates -> pick the rate -> purchaseShipment (idempotency key =

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
@@ -232,11 +232,61 @@ def transit_days(rate: Mapping[str, Any]) -> int | None:
     return max(0, math.ceil((end - start).total_seconds() / 86400))
 
 
+# Weight.unit (Shipping API v2 model) -> grams per unit.
+GRAMS_PER_UNIT: dict[str, Decimal] = {
+    "GRAM": Decimal(1), "KILOGRAM": Decimal(1000),
+    "OUNCE": Decimal("28.349523125"), "POUND": Decimal("453.59237"),
+}
+
+
+def billed_weight_g(rate: Mapping[str, Any]) -> int | None:
+    """The rate's ``billedWeight`` in whole grams (to the nearest gram); ``None`` when absent or
+    unreadable."""
+    weight = rate.get("billedWeight")
+    if not isinstance(weight, Mapping):
+        return None
+    per_unit = GRAMS_PER_UNIT.get(str(weight.get("unit")))
+    try:
+        value = Decimal(str(weight.get("value")))
+    except InvalidOperation:
+        return None
+    if per_unit is None or not value.is_finite() or value < 0:
+        return None
+    return int((value * per_unit).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def handling_fee(rate: Mapping[str, Any], handling_items: Iterable[str], currency: str) -> Money | None:
+    """The sum of the ``rateItemList`` charges whose ``rateItemID`` is in ``handling_items``
+    (the fixed per-parcel part of the price); ``None`` when the rate has no item list, an item to
+    add is unreadable or in another currency than the total: no breakdown rather than a wrong one.
+    A list without any of those items is a breakdown with no handling: zero."""
+    items = rate.get("rateItemList")
+    if not isinstance(items, list) or not items:
+        return None
+    wanted = set(handling_items)
+    total = Decimal(0)
+    for item in items:
+        if not isinstance(item, Mapping) or item.get("rateItemID") not in wanted:
+            continue
+        charge = item.get("rateItemCharge")
+        try:
+            if str(charge["unit"]) != currency:
+                return None
+            total += Decimal(str(charge["value"]))
+        except (KeyError, TypeError, InvalidOperation):
+            return None
+    return Money(total, currency)
+
+
 def quotes_from_rates(
-    payload: Mapping[str, Any], *, services: Iterable[str], tracking_levels: Mapping[str, str]
+    payload: Mapping[str, Any], *, services: Iterable[str], tracking_levels: Mapping[str, str],
+    handling_items: Iterable[str] = (),
 ) -> list[Quote]:
-    """One :class:`Quote` per offered rate among ``services`` (cheapest first)."""
+    """One :class:`Quote` per offered rate among ``services`` (cheapest first), with the rate's
+    ``billedWeight`` as chargeable weight and the sum of its ``handling_items`` rate items
+    (``handling_rate_items`` setting) as handling fee."""
     wanted = set(services)
+    handling_items = tuple(handling_items)
     quotes = []
     for rate in payload.get("rates") or []:
         service = rate.get("serviceId")
@@ -254,6 +304,8 @@ def quotes_from_rates(
                 price=price,
                 transit_days=transit_days(rate),
                 tracking_level=tracking_levels.get(service, "tracked"),
+                handling_fee=handling_fee(rate, handling_items, price.currency),
+                chargeable_weight_g=billed_weight_g(rate),
             )
         )
     return sorted(quotes, key=lambda q: (q.price.amount, q.service))

@@ -226,6 +226,9 @@ class BuyShippingEmulator:
             if service.service_id not in card.services:
                 reasons.append({"code": "NO_COVERAGE", "message": f"{service.name} does not serve "
                                 f"{site} orders."})
+            elif destination not in service.destinations:
+                reasons.append({"code": "NO_COVERAGE", "message": f"{service.name} does not deliver to "
+                                f"{destination}."})
             elif weight_g > service.max_weight_g:
                 reasons.append({"code": "WEIGHT_RESTRICTIONS", "message": f"{service.name} takes parcels "
                                 f"up to {service.max_weight_g} g."})
@@ -236,6 +239,7 @@ class BuyShippingEmulator:
                 continue
             rate_id = hashlib.sha256(f"{token}:{service.service_id}".encode()).hexdigest()[:29].upper()
             charge = bs.price(service, site, weight_g)
+            fee = bs.handling(service, site)  # rate items: BASE_RATE + TRANSACTION_FEE = totalCharge
             earliest = ship_date + timedelta(days=max(1, service.transit_days - 3))
             promise = {
                 "deliveryWindow": {"start": iso(earliest),
@@ -248,7 +252,7 @@ class BuyShippingEmulator:
                 "carrierName": carrier,
                 "serviceId": service.service_id,
                 "serviceName": service.name,
-                "billedWeight": {"value": round(weight_g, 3), "unit": "GRAM"},
+                "billedWeight": {"value": bs.billed_weight_g(weight_g), "unit": "GRAM"},
                 "totalCharge": {"value": bs.money_number(charge), "unit": card.currency},
                 "promise": promise,
                 "supportedDocumentSpecifications": [
@@ -259,7 +263,10 @@ class BuyShippingEmulator:
                     for w, length, unit in card.label_sizes],
                 "requiresAdditionalInputs": False,
                 "rateItemList": [{"rateItemID": "BASE_RATE", "rateItemType": "MANDATORY",
-                                  "rateItemCharge": {"value": bs.money_number(charge),
+                                  "rateItemCharge": {"value": bs.money_number(charge - fee),
+                                                     "unit": card.currency}},
+                                 {"rateItemID": "TRANSACTION_FEE", "rateItemType": "MANDATORY",
+                                  "rateItemCharge": {"value": bs.money_number(fee),
                                                      "unit": card.currency}}],
                 "paymentType": "PAY_THROUGH_AMAZON",
             })

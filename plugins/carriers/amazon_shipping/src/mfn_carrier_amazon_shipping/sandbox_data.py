@@ -35,6 +35,7 @@ from connector.kit.sandbox import (
 )
 
 from .api import BUSINESS_ID_VALUES as _BUSINESS_ID_VALUES
+from .settings import SERVICE_SPECS
 
 BUY_SHIPPING_SITES: tuple[str, ...] = ("US", "CA", "UK", "FR", "DE", "IT", "ES", "IN", "MX", "NL", "JP", "BR")
 """The sites the emulator sells Buy Shipping on (those the connector's Amazon site rules mark as
@@ -79,7 +80,16 @@ class Service:
     base_usd: Decimal  # per parcel
     per_100g_usd: Decimal
     transit_days: int
-    max_weight_g: int
+
+    # The limits are the plugin's ServiceSpec's (settings.SERVICES): one source for the client's
+    # rules and this emulator.
+    @property
+    def max_weight_g(self) -> int:
+        return SERVICE_SPECS[self.service_id].max_weight_g or 0
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        return SERVICE_SPECS[self.service_id].destinations
 
 
 CARRIER_NAMES: dict[str, str] = {
@@ -94,20 +104,18 @@ SERVICES: dict[str, Service] = {
     s.service_id: s
     for s in (
         Service("YUNEXPRESS_AYPZXR", "YUNEXPRESS", "YunExpress Global Tracked Line DDP", Decimal("2.60"),
-                Decimal("0.85"), 9, 2500),
-        Service("YUNEXPRESS_ZXR", "YUNEXPRESS", "YunExpress Global Line", Decimal("3.20"), Decimal("0.95"), 8,
-                30000),
-        Service("CHINAPOST_EPACKET", "CHINAPOST", "China Post ePacket", Decimal("1.90"), Decimal("0.75"), 14,
-                2000),
+                Decimal("0.85"), 9),
+        Service("YUNEXPRESS_ZXR", "YUNEXPRESS", "YunExpress Global Line", Decimal("3.20"), Decimal("0.95"),
+                8),
+        Service("CHINAPOST_EPACKET", "CHINAPOST", "China Post ePacket", Decimal("1.90"), Decimal("0.75"), 14),
         Service("CHINAPOST_REGISTERED", "CHINAPOST", "China Post Registered Air Mail", Decimal("2.40"),
-                Decimal("0.90"), 20, 2000),
+                Decimal("0.90"), 20),
         Service("YANWEN_SPECIAL_LINE", "YANWEN", "Yanwen Special Line Tracked", Decimal("2.20"),
-                Decimal("0.80"), 11, 2000),
-        Service("YANWEN_EXPRESS", "YANWEN", "Yanwen Direct Line Express", Decimal("3.00"), Decimal("1.00"), 8,
-                5000),
-        Service("DHLEC_PKD", "DHLEC", "DHL eCommerce Packet Plus", Decimal("3.50"), Decimal("1.05"), 7, 2000),
-        Service("DHLEC_PPS", "DHLEC", "DHL eCommerce Parcel Standard", Decimal("4.20"), Decimal("1.10"), 9,
-                20000),
+                Decimal("0.80"), 11),
+        Service("YANWEN_EXPRESS", "YANWEN", "Yanwen Direct Line Express", Decimal("3.00"), Decimal("1.00"),
+                8),
+        Service("DHLEC_PKD", "DHLEC", "DHL eCommerce Packet Plus", Decimal("3.50"), Decimal("1.05"), 7),
+        Service("DHLEC_PPS", "DHLEC", "DHL eCommerce Parcel Standard", Decimal("4.20"), Decimal("1.10"), 9),
     )
 }
 
@@ -185,6 +193,19 @@ def price(service: Service, site: str, weight_g: float) -> Decimal:
     usd = service.base_usd + service.per_100g_usd * steps
     quantum = Decimal(1).scaleb(-card.decimals)
     return (usd * card.per_usd * card.factor).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def billed_weight_g(weight_g: float) -> int:
+    """The weight :func:`price` charges: whole 100 g steps, at least one."""
+    return 100 * max(1, math.ceil(weight_g / 100))
+
+
+def handling(service: Service, site: str) -> Decimal:
+    """The per-parcel part of :func:`price` (``base_usd`` on the site), shown as the rate's
+    TRANSACTION_FEE item; the rest of the price is its BASE_RATE item."""
+    card = SITE_CARDS[site]
+    quantum = Decimal(1).scaleb(-card.decimals)
+    return (service.base_usd * card.per_usd * card.factor).quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 def money_number(amount: Decimal) -> float | int:

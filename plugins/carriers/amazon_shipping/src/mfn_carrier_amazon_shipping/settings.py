@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from connector.kit import CarrierSettings, ServiceSpec, settings_schema
@@ -19,28 +20,70 @@ from .api import BUSINESS_ID_VALUES, BUSINESS_IDS, DEFAULT_LABEL_SIZE
 CHEAPEST = "cheapest"
 
 
-def _service(code: str, name: str, level: str, max_weight_g: int | None) -> ServiceSpec:
+# Where the services deliver, EXAMPLE DATA (UNVERIFIED): the same list as the carriers' own
+# plugins -- every Amazon site country (GB, not UK: ISO codes) plus the other EU/EFTA countries, KR
+# and NZ. Amazon answers getRates with the rates it can serve for the order's address anyway.
+DESTINATIONS: tuple[str, ...] = (
+    "US", "CA", "MX", "BR", "GB", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE", "TR", "AE", "SA",
+    "EG", "IN", "ZA", "JP", "AU", "SG",  # Amazon's site countries
+    "AT", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "GR", "HU", "LV", "LT", "LU", "MT", "PT", "RO", "SK",
+    "SI", "CH", "NO", "KR", "NZ",
+)
+
+
+def _service(code: str, name: str, level: str, max_weight_g: int, max_length_cm: int,
+             max_dimensions_sum_cm: int) -> ServiceSpec:
     # Amazon decides per rate whether a battery may go (ineligibleRates), so every service takes one
     return ServiceSpec(code, name, level, amazon_shipping_method=name, max_weight_g=max_weight_g,
-                       allows_battery=True)
+                       max_length_cm=Decimal(max_length_cm),
+                       max_dimensions_sum_cm=Decimal(max_dimensions_sum_cm),
+                       destinations=DESTINATIONS, allows_battery=True)
 
 
 # serviceId -> the Buy Shipping service. The ids are those the plugin's emulator offers
 # (sandbox_data.py); Amazon's real serviceIds per carrier are account data (UNVERIFIED): list yours
-# under ``services`` and route to them.
+# under ``services`` and route to them. Limits (weight g, longest side cm, length + width + height
+# cm), all UNVERIFIED: a line sold through Buy Shipping carries the limits of the same line in its
+# carrier's own plugin (YunExpress AYPZXR/ZXR, China Post EUB/REGISTERED, Yanwen 481, DHL eCommerce
+# packets): the typical small-packet 2 kg, 60 cm, 90 cm; DHL's parcel 20 kg, 120 cm, 240 cm. Yanwen
+# Direct Line Express has no counterpart there: 5 kg in small-packet sizes. The emulator reads them here.
+_SOLD: tuple[ServiceSpec, ...] = (
+    _service("YUNEXPRESS_AYPZXR", "YunExpress Global Tracked Line DDP", "fully_tracked", 2000, 60, 90),
+    _service("YUNEXPRESS_ZXR", "YunExpress Global Line", "fully_tracked", 2000, 60, 90),
+    _service("CHINAPOST_EPACKET", "China Post ePacket", "tracked", 2000, 60, 90),
+    _service("CHINAPOST_REGISTERED", "China Post Registered Air Mail", "tracked", 2000, 60, 90),
+    _service("YANWEN_SPECIAL_LINE", "Yanwen Special Line Tracked", "fully_tracked", 2000, 60, 90),
+    _service("YANWEN_EXPRESS", "Yanwen Direct Line Express", "fully_tracked", 5000, 60, 90),
+    _service("DHLEC_PKD", "DHL eCommerce Packet Plus", "fully_tracked", 2000, 60, 90),
+    _service("DHLEC_PPS", "DHL eCommerce Parcel Standard", "fully_tracked", 20000, 120, 240),
+)
+# "cheapest" buys whichever of them Amazon rates cheapest: it takes what the loosest of them takes.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(CHEAPEST, "Cheapest eligible Buy Shipping rate", "tracked",
-                amazon_shipping_method="Amazon Buy Shipping (cheapest rate)", allows_battery=True),
-    _service("YUNEXPRESS_AYPZXR", "YunExpress Global Tracked Line DDP", "fully_tracked", 2500),
-    _service("YUNEXPRESS_ZXR", "YunExpress Global Line", "fully_tracked", 30000),
-    _service("CHINAPOST_EPACKET", "China Post ePacket", "tracked", 2000),
-    _service("CHINAPOST_REGISTERED", "China Post Registered Air Mail", "tracked", 2000),
-    _service("YANWEN_SPECIAL_LINE", "Yanwen Special Line Tracked", "fully_tracked", 2000),
-    _service("YANWEN_EXPRESS", "Yanwen Direct Line Express", "fully_tracked", 5000),
-    _service("DHLEC_PKD", "DHL eCommerce Packet Plus", "fully_tracked", 2000),
-    _service("DHLEC_PPS", "DHL eCommerce Parcel Standard", "fully_tracked", 20000),
+                amazon_shipping_method="Amazon Buy Shipping (cheapest rate)", allows_battery=True,
+                max_weight_g=max(s.max_weight_g or 0 for s in _SOLD),
+                max_length_cm=max(s.max_length_cm or Decimal(0) for s in _SOLD),
+                max_dimensions_sum_cm=max(s.max_dimensions_sum_cm or Decimal(0) for s in _SOLD),
+                destinations=tuple(dict.fromkeys(c for s in _SOLD for c in s.destinations))),
+    *_SOLD,
 )
+SERVICE_SPECS: dict[str, ServiceSpec] = {s.code: s for s in SERVICES}
 SERVICE_IDS: tuple[str, ...] = tuple(s.code for s in SERVICES if s.code != CHEAPEST)
+
+# RateItemID values of the Shipping API v2 model (definitions.RateItemID), as of the model this
+# plugin ships (spapi_models/shippingV2.json).
+RATE_ITEM_IDS: tuple[str, ...] = (
+    "BASE_RATE", "TRANSACTION_FEE", "ADULT_SIGNATURE_CONFIRMATION", "SIGNATURE_CONFIRMATION",
+    "NO_CONFIRMATION", "WAIVE_SIGNATURE", "IMPLIED_LIABILITY", "HIDDEN_POSTAGE", "DECLARED_VALUE",
+    "SUNDAY_HOLIDAY_DELIVERY", "DELIVERY_CONFIRMATION", "IMPORT_DUTY_CHARGE", "VAT", "NO_SATURDAY_DELIVERY",
+    "INSURANCE", "COD", "FUEL_SURCHARGE", "INSPECTION_CHARGE", "DELIVERY_AREA_SURCHARGE", "WAYBILL_CHARGE",
+    "AMAZON_SPONSORED_DISCOUNT", "INTEGRATOR_SPONSORED_DISCOUNT", "OVERSIZE_SURCHARGE", "CONGESTION_CHARGE",
+    "RESIDENTIAL_SURCHARGE", "ADDITIONAL_SURCHARGE", "SURCHARGE", "REBATE", "HIGH_CUBE_SURCHARGE",
+    "HIGH_LENGTH_SURCHARGE", "HIGH_WIDTH_SURCHARGE", "DEMAND_SURCHARGE", "NONSTANDARD_FEE",
+)
+DEFAULT_HANDLING_RATE_ITEMS: tuple[str, ...] = ("TRANSACTION_FEE", "WAYBILL_CHARGE")
+"""Rate items taken as the per-parcel handling fee: an UNVERIFIED choice (the model names the
+items, not which of them are per parcel)."""
 
 DEFAULT_CARRIER_IDS: dict[str, str] = {
     "YunExpress": "YUNEXPRESS",
@@ -148,6 +191,15 @@ SCHEMA: dict[str, Any] = settings_schema(
             "default": 256,
             "description": "labels kept in memory after a purchase (0: always download)",
         },
+        "handling_rate_items": {
+            "type": "array",
+            "items": {"enum": list(RATE_ITEM_IDS)},
+            "uniqueItems": True,
+            "default": list(DEFAULT_HANDLING_RATE_ITEMS),
+            "description": "UNVERIFIED: the rate's rateItemList entries (rateItemID) that are the fixed "
+                           "per-parcel handling part of its price; their sum is the quote's handling fee "
+                           "(discounts with handling_percent apply to it, per_kg to the rest)",
+        },
     },
 )
 
@@ -169,6 +221,7 @@ class AmazonShippingSettings(CarrierSettings):
     carrier_ids: dict[str, str]
     tracking_patterns: dict[str, str]
     label_cache_size: int
+    handling_rate_items: tuple[str, ...]
 
     def __post_init__(self) -> None:
         bad = []

@@ -9,9 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import hookimpl
+from connector.kit import PickupCoverage, hookimpl
 
 CODE = "chinapost"
+
+# Pickup coverage: UNKNOWN, declared as such. The APIs carry a pickup flag (the legacy EUB order's
+# clcttype, 1 pickup / 0 drop-off, with a collect address; pcpErp's pickup_flag/pickup_notes) and the
+# collecting post office (wh_code) comes from the seller's local office, but no public source says
+# where China Post collects. selection.pickup_unknown decides (assume pickup, drop off, or refuse).
+PICKUP = PickupCoverage()
 
 
 @hookimpl
@@ -32,6 +38,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
         tracking_number_pattern=CHINA_POST_PATTERN,
         # OrderReceiveBack takes one order; surface/download up to 50 barcodes; tracking one number.
         batch_sizes={"create": 1, "label": 50, "track": 1},
+        pickup=PICKUP,
     ))
 
 

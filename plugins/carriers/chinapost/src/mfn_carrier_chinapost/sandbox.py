@@ -70,19 +70,19 @@ from connector.kit.sandbox import (
 
 from .mapping import digest
 from .s10 import is_valid_s10, make_s10
-from .settings import DEFAULT_BIZ_PRODUCT_CODES
+from .settings import DEFAULT_BIZ_PRODUCT_CODES, SERVICE_SPECS
 
 DEFAULT_CREDENTIALS = {"ec_company_id": "SANDBOX-ECID", "key": "sandbox-key",
                        "tracking_token": "sandbox-token"}
 CHINA_TIME = timezone(timedelta(hours=8))
 PREFIX = r"(?:/[\w.\-/]*)?"  # any path prefix, e.g. /pcpErp-web/a/pcp or /partner/api/public/p
 
-# service -> (S10 prefix, label name, max weight g, postage base CNY, CNY per kg, transit days)
-PRODUCTS: dict[str, tuple[str, str, int, Decimal, Decimal, tuple[int, int]]] = {
-    "EUB": ("LX", "China Post ePacket", 2000, Decimal("20.00"), Decimal("96.00"), (7, 12)),
-    "REGISTERED": ("RR", "China Post Registered Air Mail", 2000, Decimal("18.00"), Decimal("85.00"),
-                   (10, 20)),
-    "EMS": ("EE", "China Post EMS", 30000, Decimal("160.00"), Decimal("120.00"), (4, 7)),
+# service -> (S10 prefix, label name, postage base CNY, CNY per kg, transit days). The weight limit
+# and the destinations served are the plugin's ServiceSpecs' (settings.SERVICES): one source.
+PRODUCTS: dict[str, tuple[str, str, Decimal, Decimal, tuple[int, int]]] = {
+    "EUB": ("LX", "China Post ePacket", Decimal("20.00"), Decimal("96.00"), (7, 12)),
+    "REGISTERED": ("RR", "China Post Registered Air Mail", Decimal("18.00"), Decimal("85.00"), (10, 20)),
+    "EMS": ("EE", "China Post EMS", Decimal("160.00"), Decimal("120.00"), (4, 7)),
 }
 COUNTRY_CN = {"US": "美国", "CA": "加拿大", "MX": "墨西哥", "GB": "英国", "DE": "德国", "FR": "法国",
               "IT": "意大利", "ES": "西班牙", "NL": "荷兰", "JP": "日本", "AU": "澳大利亚", "BR": "巴西"}
@@ -197,7 +197,7 @@ class ChinaPostEmulator(Emulator):
     def _life(self, order: dict[str, Any]) -> ParcelLife:
         """The parcel's life (registered at creation; an order of an older state file gets one now)."""
         return self.parcels.register(order["waybill"], created_at=datetime.fromisoformat(order["created_at"]),
-                                     transit_days=PRODUCTS[order["service"]][5])
+                                     transit_days=PRODUCTS[order["service"]][4])
 
     def _accepted(self, order: dict[str, Any]) -> bool:
         """Scanned by China Post (the acceptance scan): then it cannot be cancelled."""
@@ -264,8 +264,10 @@ class ChinaPostEmulator(Emulator):
             shown = product or "(empty)"
             checks.add(f"业务产品代码{shown}不存在 / biz_product_no {shown} is unknown")
         weight = checks.need_positive(order, "weight", kind="grams")
-        if weight is not None and service and weight > PRODUCTS[service][2]:
-            checks.add(f"weight {weight:g} g exceeds the {PRODUCTS[service][2]} g limit of {service} "
+        limits = SERVICE_SPECS.get(service)
+        if weight is not None and limits is not None and limits.max_weight_g is not None \
+                and weight > limits.max_weight_g:
+            checks.add(f"weight {weight:g} g exceeds the {limits.max_weight_g} g limit of {service} "
                        f"(超过最大重量)")
         receiver = checks.need_object(order, "receiver")
         if receiver is not None:
@@ -273,6 +275,8 @@ class ChinaPostEmulator(Emulator):
             nation = checks.need_text(receiver, "nation", "receiver.nation")
             if nation and not (len(nation) == 2 and nation.isalpha() and nation.isupper()):
                 checks.add(f"receiver.nation must be a two-letter country code (got {nation!r})")
+            elif nation and limits is not None and limits.destinations and nation not in limits.destinations:
+                checks.add(f"寄达国{nation}不通邮 / {service} does not deliver to receiver.nation {nation}")
             checks.need_text(receiver, "address", "receiver.address")
         for path, item in checks.each_object(order.get("items"), "items",
                                              "items不能为空 / at least one item is required"):
@@ -291,6 +295,9 @@ class ChinaPostEmulator(Emulator):
             "biz_product_no": next(c for c, s in self.products.items() if s == service),
             "country": as_text(order["receiver"]["nation"]).upper(),
             "weight": int(grams),
+            # the IOSS number in whichever tax field the client's ioss_field chose (UNVERIFIED which)
+            "ioss": {k: as_text(order[k]) for k in ("s_tax_id", "tax_id") if as_text(order.get(k))},
+            "prepayment_of_vat": as_text(order.get("prepayment_of_vat")) or None,
             "variant": draw.randrange(3),
             "customs": draw.random() < self.customs_rate,
             "extra_grams": draw.randrange(0, 30),
@@ -395,7 +402,7 @@ class ChinaPostEmulator(Emulator):
                 order = self.store["orders"].get(number)
                 if order is None or not self._accepted(order):
                     continue
-                _prefix, _name, _max, base, per_kg, _days = PRODUCTS[order["service"]]
+                _prefix, _name, base, per_kg, _days = PRODUCTS[order["service"]]
                 weight = order["weight"] + order["extra_grams"]
                 postage = (base + per_kg * Decimal(weight) / 1000).quantize(Decimal("0.01"))
                 data.append({"waybillNo": number, "weight": weight, "postage_total": str(postage),

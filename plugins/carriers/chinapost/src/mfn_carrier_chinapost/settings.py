@@ -7,20 +7,40 @@ setting here, with the value the sources point to as its default (see the plugin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from connector.kit import URL, HttpSettings, Secret, ServiceSpec, packaged_rows, settings_schema
 from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
 from connector.kit.values import keywords_setting, utc_offset_setting
 
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("EUB", "China Post ePacket (E邮宝)", "tracked", amazon_shipping_method="ePacket",
-                max_weight_g=2000),
-    ServiceSpec("REGISTERED", "China Post Registered Air Mail (挂号小包)", "tracked",
-                amazon_shipping_method="Registered Air Mail", max_weight_g=2000),
-    ServiceSpec("EMS", "China Post EMS (国际特快专递)", "fully_tracked", amazon_shipping_method="EMS",
-                max_weight_g=30000),
+# Where the products deliver. EXAMPLE DATA (UNVERIFIED): no public source lists the countries
+# each product serves; this is every Amazon site country (GB, not UK: ISO codes) plus the other
+# EU/EFTA countries, KR and NZ. Check the list your post office gives you.
+DESTINATIONS: tuple[str, ...] = (
+    "US", "CA", "MX", "BR", "GB", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE", "TR", "AE", "SA",
+    "EG", "IN", "ZA", "JP", "AU", "SG",  # Amazon's site countries
+    "AT", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "GR", "HU", "LV", "LT", "LU", "MT", "PT", "RO", "SK",
+    "SI", "CH", "NO", "KR", "NZ",
 )
+
+# Limits, all UNVERIFIED (no public source states them for these products): ePacket and
+# registered air mail are small packets -- 2 kg, longest side 60 cm, length + width + height 90 cm;
+# EMS takes 30 kg, longest side 150 cm, and 225 cm for length + width + height (what an EMS limit of
+# 300 cm length + girth allows at most). The emulator and the example rate card use these values.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("EUB", "China Post ePacket (E邮宝)", "tracked", amazon_shipping_method="China Post ePacket",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
+    ServiceSpec("REGISTERED", "China Post Registered Air Mail (挂号小包)", "tracked",
+                amazon_shipping_method="China Post Registered Airmail",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
+    ServiceSpec("EMS", "China Post EMS (国际特快专递)", "fully_tracked", amazon_shipping_method="EMS",
+                max_weight_g=30000, max_length_cm=Decimal(150), max_dimensions_sum_cm=Decimal(225),
+                destinations=DESTINATIONS),
+)
+SERVICE_SPECS: dict[str, ServiceSpec] = {s.code: s for s in SERVICES}
 SERVICE_CODES: tuple[str, ...] = tuple(s.code for s in SERVICES)
 
 # biz_product_no per service. 001/002 are what one open-source integration sends (UNVERIFIED);

@@ -9,12 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import hookimpl
+from connector.kit import PickupCoverage, hookimpl
 
 CODE = "dhl_ecommerce"
 
-# Example data (cities DHL eCommerce Asia publicly serves from China); not a verified list.
+# Where DHL eCommerce Asia collects from the seller (handoverMethod 2): EXAMPLE DATA (UNVERIFIED).
+# No public source lists its pickup coverage in China; these are the cities it is generally known
+# to serve, and Guangdong, where its Shenzhen hub is (anywhere there). Check with DHL before
+# relying on it.
 PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Shanghai", "Yiwu", "Hangzhou", "Xiamen")
+PICKUP_PROVINCES = ("Guangdong",)
+PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")
 
 
 @hookimpl
@@ -39,7 +44,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
         services=SERVICES,
         tracking_number_pattern=TRACKING_NUMBER_PATTERN,
         batch_sizes={"create": 1, "track": TRACK_BATCH_MAX, "lookup": 1},
-        pickup_cities=PICKUP_CITIES,
+        pickup=PICKUP,
     ))
 
 

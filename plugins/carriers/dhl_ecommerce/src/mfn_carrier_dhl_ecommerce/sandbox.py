@@ -64,7 +64,14 @@ from connector.kit.sandbox import (
     route,
 )
 
-from .settings import DEFAULT_PREFIX, SANDBOX_ACCOUNT, SANDBOX_CLIENT_ID, SANDBOX_PASSWORD, SERVICES
+from .settings import (
+    DEFAULT_PREFIX,
+    SANDBOX_ACCOUNT,
+    SANDBOX_CLIENT_ID,
+    SANDBOX_PASSWORD,
+    SERVICE_SPECS,
+    SERVICES,
+)
 
 HOUR = 3600
 CN = timezone(timedelta(hours=8))
@@ -147,6 +154,26 @@ def _status(code: str, message: str, detail: str) -> dict[str, Any]:
 
 def _invalid(field: str, pointer: str, reason: str) -> str:
     return f"Input validation failed: {field} [{pointer}]. {reason}"
+
+
+_IOSS_NUMBER = re.compile(r"\bIM\d{10}\b")  # IM + 3-digit member state + 7 digits
+
+
+def _ioss_numbers(item: dict[str, Any]) -> dict[str, str]:
+    """Where a shipment item carries an IOSS number: ``{field: number}``, the field as the
+    plugin's ``ioss_field`` names it (``remarks``, an item field, ``shipmentContents.<name>``).
+    The real field is UNVERIFIED, so the emulator accepts any string field and records it."""
+    found = {}
+    for key, value in item.items():
+        match = _IOSS_NUMBER.search(value) if isinstance(value, str) else None
+        if match:
+            found[key] = match.group(0)
+    for line in item.get("shipmentContents") or []:
+        for key, value in line.items() if isinstance(line, dict) else ():
+            match = _IOSS_NUMBER.search(value) if isinstance(value, str) else None
+            if match:
+                found[f"shipmentContents.{key}"] = match.group(0)
+    return found
 
 
 class DhlEcommerceEmulator(Emulator):
@@ -395,6 +422,14 @@ class DhlEcommerceEmulator(Emulator):
             return _invalid("Total Weight UOM", f"{base}/totalWeightUOM", "Only G supported.")
         if item.get("productCode") not in _PRODUCTS:
             return _invalid("Product Code", f"{base}/productCode", "Invalid product code.")
+        # The product's limits are the plugin's ServiceSpec (settings.SERVICES): one source.
+        limits = SERVICE_SPECS[item["productCode"]]
+        if limits.max_weight_g is not None and weight > limits.max_weight_g:
+            return _invalid("Total Weight", f"{base}/totalWeight",
+                            f"Exceeds the maximum of {limits.max_weight_g} G for product {limits.code}.")
+        if limits.destinations and consignee["country"] not in limits.destinations:
+            return _invalid("Consignee Country", f"{base}/consigneeAddress/country",
+                            f"Product {limits.code} is not available to {consignee['country']}.")
         for key in ("length", "width", "height", "totalValue"):
             if key in item and (not isinstance(item[key], (int, float)) or isinstance(item[key], bool)):
                 return _invalid(
@@ -549,6 +584,7 @@ class DhlEcommerceEmulator(Emulator):
             "pickup_fails": random.Random(f"{self.seed}:{sid}:{created}").random() < self.pickup_failure_rate,
             "product": item["productCode"],
             "country": item["consigneeAddress"]["country"],
+            "ioss": _ioss_numbers(item),
         }
         self.store["labels"][sid] = rec
         self._life(rec)

@@ -7,6 +7,7 @@ we send are settings here (see the plugin README).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from connector.kit import HTTP_PROPERTIES, URL, HttpSettings, Secret, ServiceSpec, settings_schema
@@ -18,28 +19,43 @@ from connector.kit.values import utc_offset_setting
 # (https://github.com/RafaelFunchal/dhl-logistic-services-for-woocommerce, includes/REST_API/DHL_eCS_Asia).
 # Tracking levels: "Packet Plus" and "Parcel" products are tracked to the door (fully_tracked);
 # "Packet" products get origin/line-haul scans only (tracked); "Packet Economy" is untracked.
-# Weight limits: 2 kg for packets (UPU small-packet limit), 20 kg for parcels; battery acceptance
-# per product: all UNVERIFIED (account-specific), see the README.
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("PPM", "Packet Plus International Priority Manifest", "fully_tracked", max_weight_g=2000,
-                allows_battery=True, amazon_shipping_method="DHL eCommerce Packet Plus"),
-    ServiceSpec("PKD", "Packet International Standard", "tracked", max_weight_g=2000,
-                amazon_shipping_method="DHL eCommerce Packet"),
-    ServiceSpec("PLT", "Parcel International Direct Standard", "fully_tracked", max_weight_g=20000,
-                allows_battery=True, amazon_shipping_method="DHL eCommerce Parcel Direct"),
-    ServiceSpec("PPS", "Packet Plus International Standard", "fully_tracked", max_weight_g=2000,
-                allows_battery=True, amazon_shipping_method="DHL eCommerce Packet Plus Standard"),
-    ServiceSpec("PKM", "Packet International Priority Manifest", "tracked", max_weight_g=2000,
-                amazon_shipping_method="DHL eCommerce Packet Priority"),
-    ServiceSpec("PLE", "Parcel International Direct Expedited", "fully_tracked", max_weight_g=20000,
-                allows_battery=True, amazon_shipping_method="DHL eCommerce Parcel Direct Expedited"),
-    ServiceSpec("PLD", "Parcel International Standard", "fully_tracked", max_weight_g=20000,
-                allows_battery=True, amazon_shipping_method="DHL eCommerce Parcel International"),
-    ServiceSpec("PKW", "Parcel International Direct Semi", "tracked", max_weight_g=20000,
-                amazon_shipping_method="DHL eCommerce Parcel Direct Semi"),
-    ServiceSpec("PKG", "Packet International Economy", "untracked", max_weight_g=2000,
-                amazon_shipping_method="DHL eCommerce Packet Economy"),
+# Limits, all UNVERIFIED (account-specific; no public source states them): packets carry the
+# typical small-packet limits -- 2 kg, longest side 60 cm, length + width + height 90 cm; parcels
+# 20 kg, longest side 120 cm, length + width + height 240 cm (120 x 60 x 60). Battery acceptance per
+# product: UNVERIFIED too, see the README. Destinations, EXAMPLE DATA (UNVERIFIED): every Amazon site
+# country (GB, not UK: ISO codes) plus the other EU/EFTA countries, KR and NZ. The emulator and the
+# example rate card use these same values.
+DESTINATIONS: tuple[str, ...] = (
+    "US", "CA", "MX", "BR", "GB", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE", "TR", "AE", "SA",
+    "EG", "IN", "ZA", "JP", "AU", "SG",  # Amazon's site countries
+    "AT", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "GR", "HU", "LV", "LT", "LU", "MT", "PT", "RO", "SK",
+    "SI", "CH", "NO", "KR", "NZ",
 )
+_PACKET: dict[str, Any] = {"max_weight_g": 2000, "max_length_cm": Decimal(60),
+                           "max_dimensions_sum_cm": Decimal(90), "destinations": DESTINATIONS}
+_PARCEL: dict[str, Any] = {"max_weight_g": 20000, "max_length_cm": Decimal(120),
+                           "max_dimensions_sum_cm": Decimal(240), "destinations": DESTINATIONS}
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("PPM", "Packet Plus International Priority Manifest", "fully_tracked", **_PACKET,
+                allows_battery=True, amazon_shipping_method="Packet Plus International"),
+    ServiceSpec("PKD", "Packet International Standard", "tracked", **_PACKET,
+                amazon_shipping_method="Packet International Standard"),
+    ServiceSpec("PLT", "Parcel International Direct Standard", "fully_tracked", **_PARCEL,
+                allows_battery=True, amazon_shipping_method="Parcel International Direct-Standard"),
+    ServiceSpec("PPS", "Packet Plus International Standard", "fully_tracked", **_PACKET,
+                allows_battery=True, amazon_shipping_method="Packet Plus International"),
+    ServiceSpec("PKM", "Packet International Priority Manifest", "tracked", **_PACKET,
+                amazon_shipping_method="DHL eCommerce Packet Priority"),
+    ServiceSpec("PLE", "Parcel International Direct Expedited", "fully_tracked", **_PARCEL,
+                allows_battery=True, amazon_shipping_method="Parcel International Direct-Expedited"),
+    ServiceSpec("PLD", "Parcel International Standard", "fully_tracked", **_PARCEL,
+                allows_battery=True, amazon_shipping_method="DHL eCommerce Parcel International"),
+    ServiceSpec("PKW", "Parcel International Direct Semi", "tracked", **_PARCEL,
+                amazon_shipping_method="Parcel International Direct-Semi"),
+    ServiceSpec("PKG", "Packet International Economy", "untracked", **_PACKET,
+                amazon_shipping_method="Packet International Economy"),
+)
+SERVICE_SPECS: dict[str, ServiceSpec] = {s.code: s for s in SERVICES}
 # Quoted when the request names no service (the example rate card prices these three).
 DEFAULT_SERVICES: tuple[str, ...] = ("PPM", "PKD", "PLT")
 BATTERY_SERVICES: frozenset[str] = frozenset(s.code for s in SERVICES if s.allows_battery)

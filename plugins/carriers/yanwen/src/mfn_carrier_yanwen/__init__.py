@@ -8,14 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import hookimpl
+from connector.kit import PickupCoverage, hookimpl
 
 CODE = "yanwen"
 
-# Example data from public knowledge (Yanwen runs collection/sorting in these cities); not a
-# verified coverage list -- check with the account manager before relying on it.
+# Where Yanwen collects from the seller: EXAMPLE DATA (UNVERIFIED). No public source lists its
+# pickup coverage; these are the cities where it is generally known to run collection/sorting, and
+# the province-level areas around its Beijing head office and its Guangdong hubs (anywhere there).
+# Check with the account manager before relying on it.
 PICKUP_CITIES = ("Beijing", "Shenzhen", "Guangzhou", "Dongguan", "Yiwu", "Hangzhou", "Shanghai", "Suzhou",
                  "Quanzhou", "Xiamen")
+PICKUP_PROVINCES = ("Beijing", "Guangdong")
+PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")
 
 
 @hookimpl
@@ -43,7 +47,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
         services=SERVICES,
         tracking_number_pattern=TRACKING_NUMBER_PATTERN,
         batch_sizes={"create": 1, "track": TRACK_BATCH_MAX, "lookup": LOOKUP_BATCH_MAX},
-        pickup_cities=PICKUP_CITIES,
+        pickup=PICKUP,
     ))
 
 

@@ -458,6 +458,10 @@ _CALC_ID_KEYS = ("channelId", "productId", "channel", "id")
 _CALC_PRICE_KEYS = ("totalPrice", "totalFee", "totalAmount", "price", "freight")
 _CALC_CURRENCY_KEYS = ("currency", "currencyCode")
 _CALC_DAYS_KEYS = ("deliveryDays", "transitDays", "timeLimit", "aging")
+# The price breakdown, if the answer has one (names UNVERIFIED): the per-parcel fee and the
+# chargeable weight in grams (calc.list is asked in grams).
+_CALC_HANDLING_KEYS = ("registrationFee", "registerFee", "handlingFee", "operationFee")
+_CALC_WEIGHT_KEYS = ("chargeWeight", "calcWeight", "feeWeight", "chargeableWeight")
 
 
 def _first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -469,7 +473,9 @@ def parse_calc(answer: Any, *, services: Iterable[str] = (), tracking_levels: di
     """Quotes from ``calc.list`` for ``services`` (all when empty).
 
     The answer's field names are UNVERIFIED: the channel id, price, currency and transit time are
-    read from the first present of a few candidate names each.
+    read from the first present of a few candidate names each, and so is the breakdown: the
+    handling fee (e.g. ``registrationFee``) and the chargeable weight (e.g. ``chargeWeight``, in
+    grams); each is none when the item has no readable candidate.
     """
     op = CALC_LIST
     envelope = read_envelope(answer, op)
@@ -499,9 +505,14 @@ def parse_calc(answer: Any, *, services: Iterable[str] = (), tracking_levels: di
         if currency is None:
             raise _fail(op, f"field 'data[{i}].currency' is not a currency code "
                             f"(got {_first(item, _CALC_CURRENCY_KEYS)!r})")
+        handling = _decimal(_first(item, _CALC_HANDLING_KEYS))
+        weight = _decimal(_first(item, _CALC_WEIGHT_KEYS))
         quotes.append(Quote(carrier=CARRIER, service=service, price=Money(price, currency),
                             transit_days=transit_days(_first(item, _CALC_DAYS_KEYS)),
-                            tracking_level=levels.get(service, "")))
+                            tracking_level=levels.get(service, ""),
+                            handling_fee=Money(handling, currency) if handling is not None else None,
+                            chargeable_weight_g=int(weight.to_integral_value(rounding=ROUND_HALF_UP))
+                            if weight is not None and weight > 0 else None))
     return quotes
 
 

@@ -68,12 +68,11 @@ from connector.kit.sandbox import (
     route,
 )
 
-from .settings import SERVICES
+from .settings import SERVICE_SPECS, SERVICES
 
 DEFAULT_CREDENTIALS = ("100000", "sandbox-token")
 FORMAT, VERSION = "json", "V1.0"
 CHINA_TIME = timezone(timedelta(hours=8))
-MAX_WEIGHT_G = 2000
 MAX_TRACK_NUMBERS = 30
 MAX_LOOKUP_NUMBERS = 50
 CURRENCIES = ("USD", "EUR", "GBP", "CNY", "AUD", "CAD")
@@ -92,7 +91,9 @@ CHANNELS: dict[str, tuple[str, str, float, float, str, bool, str, str]] = {
     "464": ("燕文航空挂号小包-普货", _NAMES["464"], 78.0, 11.0, "12-18", False, "UG", "handover"),
     "466": ("燕文专线平邮-普货", _NAMES["466"], 70.0, 3.0, "15-25", False, "YW", "export"),
 }
-# destination -> (price factor, UTC offset hours of its checkpoints, last-mile carrier)
+# destination -> (price factor, UTC offset hours of its checkpoints, last-mile carrier); others get
+# OTHER_DESTINATION. Which countries a channel serves and its weight limit are the plugin's
+# ServiceSpecs' (settings.SERVICES): one source for the client's rules and this emulator.
 _EU = {c: (1.0, 1.0, "local postal service") for c in ("AT", "CZ", "DK", "HU", "LU", "PT", "SK", "SI", "HR")}
 _EU.update({c: (1.05, 2.0, "local postal service") for c in ("BG", "CY", "EE", "FI", "GR", "LT", "LV", "RO")})
 DESTINATIONS: dict[str, tuple[float, float, str]] = {
@@ -108,6 +109,7 @@ DESTINATIONS: dict[str, tuple[float, float, str]] = {
     "TR": (1.2, 3.0, "PTT"), "IN": (1.2, 5.5, "India Post"), "EG": (1.3, 2.0, "Egypt Post"),
     "ZA": (1.4, 2.0, "The Courier Guy"),
 }
+OTHER_DESTINATION = (1.0, 1.0, "local postal service")
 _ORIGINS = (("Shenzhen", "深圳"), ("Yiwu", "义乌"))
 
 # How each step of a parcel's life (connector.kit.sandbox step kinds) reads as a Yanwen checkpoint:
@@ -356,7 +358,8 @@ class YanwenEmulator(Emulator):
         country = checks.need_text(receiver, "country", "receiverInfo.country").upper()
         checks.need_text(receiver, "city", "receiverInfo.city")
         checks.need_text(receiver, "address", "receiverInfo.address")
-        if country and country not in DESTINATIONS:
+        served = SERVICE_SPECS[channel].destinations if channel in SERVICE_SPECS else DESTINATIONS
+        if country and country not in served:
             checks.add(f"receiverInfo.country {country} is not served (目的国不通邮)")
         zip_code = as_text((receiver or {}).get("zipCode"))
         if country == "US" and not re.fullmatch(r"\d{5}(-\d{4})?", zip_code):
@@ -375,8 +378,9 @@ class YanwenEmulator(Emulator):
             checks.add(f"parcelInfo.currency must be one of {', '.join(CURRENCIES)} (got {currency!r})")
         total_quantity = checks.need_whole(parcel, "totalQuantity", "parcelInfo.totalQuantity")
         weight = checks.need_whole(parcel, "totalWeight", "parcelInfo.totalWeight")
-        if weight is not None and weight > MAX_WEIGHT_G:
-            checks.add(f"parcelInfo.totalWeight {weight} g exceeds the channel maximum of {MAX_WEIGHT_G} g")
+        max_weight = SERVICE_SPECS[channel].max_weight_g if channel in SERVICE_SPECS else None
+        if weight is not None and max_weight is not None and weight > max_weight:
+            checks.add(f"parcelInfo.totalWeight {weight} g exceeds the channel maximum of {max_weight} g")
         quantities = 0
         for path, product in checks.each_object(parcel.get("productList"), "parcelInfo.productList",
                                                 "parcelInfo.productList must list at least one product"):
@@ -518,13 +522,17 @@ class YanwenEmulator(Emulator):
         grams = as_whole(body.get("grams"))
         if not country or grams is None or grams <= 0:
             return self._refuse(E_PARAMETER, "countryId and grams (> 0) are required")
-        if country not in DESTINATIONS or grams > MAX_WEIGHT_G:
-            return self._ok([])
-        factor = DESTINATIONS[country][0]
+        factor = DESTINATIONS.get(country, OTHER_DESTINATION)[0]
         items = []
         for cid, (name_ch, _name_en, per_kg, base, days, _battery, _prefix, _cut) in CHANNELS.items():
+            limits = SERVICE_SPECS[cid]  # a channel quotes only what it would take
+            if country not in limits.destinations or (limits.max_weight_g or grams) < grams:
+                continue
             price = Decimal(str(base + per_kg * factor * max(grams, 50) / 1000)).quantize(Decimal("0.01"))
+            # breakdown (names UNVERIFIED, as the client reads them): the per-parcel part and the
+            # weight priced (at least 50 g)
             items.append({"channelId": cid, "channelName": name_ch, "totalPrice": str(price),
+                          "registrationFee": str(Decimal(str(base)).quantize(Decimal("0.01"))),
                           "currency": "CNY", "deliveryDays": days, "chargeWeight": max(grams, 50)})
         return self._ok(items)
 

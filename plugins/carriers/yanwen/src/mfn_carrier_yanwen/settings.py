@@ -7,6 +7,7 @@ its default (see the plugin README).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -21,17 +22,40 @@ from connector.kit.values import keywords_setting, url_with_path, utc_offset_set
 # (a Go SDK's test creates on channel "481"); every Yanwen account sees its own list through
 # ``express.channel.getlist``. Map your account's ids with the ``services`` setting and routing.
 
+#
+# Destinations, EXAMPLE DATA (UNVERIFIED): no public source lists the countries of each channel
+# (``channels/{channelId}/countries`` of the legacy API tells your account's); this is every Amazon
+# site country (GB, not UK: ISO codes) plus the other EU/EFTA countries, KR and NZ.
+# Limits, UNVERIFIED: the channels are small packets, so each carries the typical Chinese
+# small-packet limits -- 2 kg, longest side 60 cm, length + width + height 90 cm. The emulator and
+# the example rate card use these same values.
+
+DESTINATIONS: tuple[str, ...] = (
+    "US", "CA", "MX", "BR", "GB", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE", "TR", "AE", "SA",
+    "EG", "IN", "ZA", "JP", "AU", "SG",  # Amazon's site countries
+    "AT", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "GR", "HU", "LV", "LT", "LU", "MT", "PT", "RO", "SK",
+    "SI", "CH", "NO", "KR", "NZ",
+)
+
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("481", "Yanwen Special Line Tracked - General", "fully_tracked",
-                amazon_shipping_method="Yanwen Special Line Tracked", max_weight_g=2000),
+                amazon_shipping_method="Direct Line Tracked Packet",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
     ServiceSpec("482", "Yanwen Special Line Tracked - Battery", "fully_tracked",
-                amazon_shipping_method="Yanwen Special Line Tracked", max_weight_g=2000,
-                allows_battery=True),
+                amazon_shipping_method="Direct Line Tracked Packet", allows_battery=True,
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
     ServiceSpec("464", "Yanwen Economy Air Mail Tracked", "tracked",
-                amazon_shipping_method="Yanwen Economy Tracked", max_weight_g=2000),
+                amazon_shipping_method="Yanwen Economy Tracked",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
     ServiceSpec("466", "Yanwen Untracked - General", "untracked",
-                amazon_shipping_method="Yanwen Untracked", max_weight_g=2000),
+                amazon_shipping_method="Yanwen Untracked",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
 )
+SERVICE_SPECS: dict[str, ServiceSpec] = {s.code: s for s in SERVICES}
 # Chinese names as express.channel.getlist gives them (nameCh), for the emulator and diagnostics.
 SERVICE_NAMES_CH: dict[str, str] = {
     "481": "燕文专线追踪-普货",
@@ -44,14 +68,16 @@ BATTERY_SERVICES: frozenset[str] = frozenset({"482"})
 
 # -- Amazon carrier codes ----------------------------------------------------------------------
 #
-# Amazon spells the carrier "YANWEN" on the EU-region sites and "Yanwen" elsewhere, as the SP-API
-# emulator's table does. Amazon's public lists disagree on the case: the feed schema has "YANWEN"
-# (https://github.com/veeqo/mws-rb/blob/9f6538d/lib/mws/api/feeds/xsd/amzn-base.xsd), Amazon IN's
-# carrier FAQ writes "Yanwen", and one user reports that confirmShipment matches case-sensitively
+# The spelling per site follows Amazon's site table (the mfn-marketplace-amazon plugin's
+# sites.yaml, which the SP-API emulator enforces; this plugin's tests check the two agree):
+# "YANWEN" on the EU-region sites except IN, "Yanwen" on IN and elsewhere. UNVERIFIED: Amazon's
+# feed schema has "YANWEN" (https://github.com/veeqo/mws-rb/blob/9f6538d/lib/mws/api/feeds/xsd/amzn-base.xsd),
+# Amazon IN's VTR FAQ writes "Yanwen" (https://sellercentral.amazon.in/gp/help/external/202014610),
+# and one user reports that confirmShipment matches case-sensitively
 # (https://github.com/amzn/selling-partner-api-docs/issues/2530). Check each site's Seller Central list.
 AMAZON_CARRIER_CODE = "Yanwen"
 EU_REGION_SITES: tuple[str, ...] = tuple(code for code, site in SITES.items() if site.region == "eu")
-SITE_CARRIER_CODES: dict[str, str | None] = {site: "YANWEN" for site in EU_REGION_SITES}
+SITE_CARRIER_CODES: dict[str, str | None] = {site: "YANWEN" for site in EU_REGION_SITES if site != "IN"}
 
 # Yanwen numbers: UPU S10-shaped waybills (``UG`` + 8 digits + check digit + ``YP`` on the
 # special lines, ``LX…CN``-style postal numbers on postal channels) and ``YW`` numbers. Every

@@ -8,14 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import hookimpl
+from connector.kit import PickupCoverage, hookimpl
 
 CODE = "yunexpress"
 
-# Example data from public knowledge (YunExpress runs pickup/receiving in these cities); not a
-# verified coverage list -- check with the account manager before relying on it.
+# Where YunExpress collects from the seller: EXAMPLE DATA (UNVERIFIED). No public source lists its
+# pickup coverage; these are the cities where it is generally known to run pickup/receiving, and
+# the provinces of its South China base (anywhere there). Check with the account manager before
+# relying on it; the site rules refuse a pickup outside it unless selection.drop_off is set.
 PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Foshan", "Yiwu", "Hangzhou", "Shanghai",
                  "Xiamen", "Quanzhou", "Beijing")
+PICKUP_PROVINCES = ("Guangdong", "Fujian")
+PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")
 
 
 @hookimpl
@@ -34,7 +38,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
         services=SERVICES,
         tracking_number_pattern=r"^YT\d{16}$",
         batch_sizes={"create": 10, "track": 40},
-        pickup_cities=PICKUP_CITIES,
+        pickup=PICKUP,
     ))
 
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_UP
 from typing import TYPE_CHECKING, Any
 
 from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
@@ -576,7 +577,13 @@ def build_price_trial_params(request: ShipmentRequest, *, package_type_param: st
 def parse_price_trial(data: Any, *, services: Iterable[str] = (),
                       tracking_levels: dict[str, str] | None = None,
                       default_currency: str = "CNY") -> list[Quote]:
-    """Quotes for the offered ``services`` (all when empty). ``Items: null`` means no service."""
+    """Quotes for the offered ``services`` (all when empty). ``Items: null`` means no service.
+
+    Breakdown: ``handling_fee`` is the item's ``RegistrationFee`` (挂号费, the fixed per-parcel
+    fee; ``ShippingFee`` + ``FuelFee`` are the weight charge), none when absent or unreadable.
+    ``chargeable_weight_g`` comes from a ``ChargeWeight`` (kg) only if the item has one: the field
+    is in GetShippingFeeDetail and GetOrder answers, not in any captured price trial (UNVERIFIED
+    there), so it is normally none."""
     op = "GetPriceTrial"
     wanted = set(services)
     levels = tracking_levels or {}
@@ -595,10 +602,21 @@ def parse_price_trial(data: Any, *, services: Iterable[str] = (),
         if currency is None:
             raise _fail(op, f"field 'Items[{i}].Currency' is not a currency code "
                             f"(got {item.get('Currency')!r})")
+        registration = _decimal(item.get("RegistrationFee"))
         quotes.append(Quote(carrier=CARRIER, service=service, price=Money(total, currency),
                             transit_days=transit_days(item.get("DeliveryDays")),
-                            tracking_level=levels.get(service, "")))
+                            tracking_level=levels.get(service, ""),
+                            handling_fee=Money(registration, currency) if registration is not None else None,
+                            chargeable_weight_g=_grams(item.get("ChargeWeight"))))
     return quotes
+
+
+def _grams(kg: Any) -> int | None:
+    """Kilograms (a number or numeric text, > 0) in whole grams, half up; ``None`` otherwise."""
+    value = _decimal(kg)
+    if value is None or value <= 0:
+        return None
+    return int((value * 1000).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ from connector.kit.sandbox import (
     route,
 )
 
+from .settings import SERVICE_SPECS
+
 OK = "0000"
 DEFAULT_CREDENTIALS = ("C88888", "sandbox-secret")
 CHINA_TIME = timezone(timedelta(hours=8))  # ProcessDate carries no zone; the client assumes +8
@@ -73,8 +75,10 @@ SERVICE_CATALOG: dict[str, tuple[str, str, float, float, str]] = {
     "ZXR": ("云途全球专线挂号", "YunExpress Global Line", 92.0, 20.0, "7-14"),
     "BKZXR": ("云途全球专线挂号（标快）", "YunExpress Registered Priority", 105.0, 22.0, "5-10"),
 }
-# Destination -> price factor (a small example rate card) and last-mile provider. Any other
-# destination is not served (GetPriceTrial answers ``Items: null``, CreateOrder refuses it).
+# Destination -> price factor (a small example rate card) and last-mile provider (others: factor 1,
+# "local postal service"). Which destinations a line serves and how heavy its parcels may be come
+# from the plugin's ServiceSpecs (settings.SERVICES), the one source the client's rules read too;
+# the catalog lines the plugin does not declare serve the ZONES countries, with no weight limit.
 _EU = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "GR", "HU", "IE", "LV", "LT", "LU", "MT", "PT",
        "RO", "SK", "SI", "SE")
 ZONES: dict[str, tuple[float, str]] = {
@@ -281,13 +285,18 @@ class YunExpressEmulator(Emulator):
         if service and service not in SERVICE_CATALOG:
             checks.add(f"ShippingMethodCode {service} does not exist (运输方式不存在)")
         checks.need_integer(order, "PackageCount")
-        checks.need_positive(order, "Weight")
+        weight = checks.need_positive(order, "Weight")
+        spec = SERVICE_SPECS.get(service)
+        if weight is not None and spec is not None and spec.max_weight_g is not None \
+                and round(weight * 1000, 3) > spec.max_weight_g:
+            checks.add(f"Weight {weight:g} kg exceeds the {spec.max_weight_g / 1000:g} kg limit of "
+                       f"ShippingMethodCode {service} (超过渠道限重)")
         receiver = checks.need_object(order, "Receiver", message="Receiver is required (收件人信息不能为空)")
         if receiver is not None:
             country = checks.need_text(receiver, "CountryCode", "Receiver.CountryCode").upper()
             for key in ("FirstName", "Street", "City"):
                 checks.need_text(receiver, key, f"Receiver.{key}")
-            if country and service in SERVICE_CATALOG and country not in ZONES:
+            if country and service in SERVICE_CATALOG and not YunExpressEmulator._serves(service, country):
                 checks.add(f"ShippingMethodCode {service} does not serve Receiver.CountryCode {country}")
         for path, parcel in checks.each_object(order.get("Parcels"), "Parcels",
                                                "Parcels must list at least one item (申报信息不能为空)"):
@@ -314,6 +323,7 @@ class YunExpressEmulator(Emulator):
             "weight": as_number(order["Weight"]),
             "dims": [as_number(order.get(k)) or 1 for k in ("Length", "Width", "Height")],
             "application_type": order.get("ApplicationType") or 4,
+            "ioss": as_text(order.get("IossCode")) or None,  # the IOSS number (or YunExpress IOSS code)
             "parcels": [{k: p.get(k) for k in ("EName", "CName", "HSCode", "Quantity", "UnitPrice",
                                                  "UnitWeight", "CurrencyCode", "SKU")}
                         for p in order["Parcels"]],
@@ -496,11 +506,17 @@ class YunExpressEmulator(Emulator):
     # -- services and prices --------------------------------------------------------------------
 
     @staticmethod
+    def _serves(code: str, country: str) -> bool:
+        """Whether line ``code`` delivers to ``country`` (the plugin's ServiceSpec when it has one)."""
+        spec = SERVICE_SPECS.get(code)
+        return country in (spec.destinations if spec is not None and spec.destinations else ZONES)
+
+    @staticmethod
     def _services_for(country: str, battery: bool = False) -> list[str]:
-        if country and country not in ZONES:
-            return []
         # "普货" (general goods) lines take no batteries.
-        return [code for code, entry in SERVICE_CATALOG.items() if not (battery and "普货" in entry[0])]
+        return [code for code, entry in SERVICE_CATALOG.items()
+                if not (battery and "普货" in entry[0])
+                and (not country or YunExpressEmulator._serves(code, country))]
 
     @route("GET", r"(?i)/api/common/getshippingmethods")
     def shipping_methods(self, request: Request) -> Response:

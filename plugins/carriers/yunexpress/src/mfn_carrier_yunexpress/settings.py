@@ -7,25 +7,52 @@ its default (see the plugin README).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from connector.kit import URL, HttpSettings, Secret, ServiceSpec, settings_schema
 from connector.kit.ratecard import services_setting
 from connector.kit.values import keywords_setting, url_with_path, utc_offset_setting
 
+# Where the lines deliver. EXAMPLE DATA (UNVERIFIED): no public source lists the countries of each
+# YunExpress line; this is every Amazon site country (GB, not UK: ISO codes) plus the other EU/EFTA
+# countries, KR and NZ. GetShippingMethods?CountryCode=<country> tells what your account may use.
+DESTINATIONS: tuple[str, ...] = (
+    "US", "CA", "MX", "BR", "GB", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE", "TR", "AE", "SA",
+    "EG", "IN", "ZA", "JP", "AU", "SG",  # Amazon's site countries
+    "AT", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "GR", "HU", "LV", "LT", "LU", "MT", "PT", "RO", "SK",
+    "SI", "CH", "NO", "KR", "NZ",
+)
+
 # The Amazon lines first: they are what an MFN seller ships with (GetShippingMethods fixture).
+# Limits: no public source states them for these lines. All are small-packet lines (专线挂号/平邮),
+# so each carries the typical Chinese small-packet limits -- 2 kg, longest side 60 cm, length +
+# width + height 90 cm -- UNVERIFIED; check your contract. The emulator enforces these same values,
+# and the Buy Shipping plugin's copies of the lines (YUNEXPRESS_AYPZXR, YUNEXPRESS_ZXR) carry them too.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("AYPZXR", "Amazon Yuntu Global Tracked Line DDP", "fully_tracked",
-                amazon_shipping_method="Amazon Yuntu Global Tracked Line DDP", allows_battery=True),
+                amazon_shipping_method="Amazon Yuntu Global Tracked Line DDP", allows_battery=True,
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
     ServiceSpec("AYUZXR", "Amazon Yuntu Global Tracked line DDU", "fully_tracked",
-                amazon_shipping_method="Amazon Yuntu Global Tracked line DDU"),
+                amazon_shipping_method="Amazon Yuntu Global Tracked line DDU",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
     ServiceSpec("AYPZXU", "Amazon Yuntu Global Untracked Line DDP", "untracked",
-                amazon_shipping_method="Amazon Yuntu Global Untracked Line DDP", allows_battery=True),
+                amazon_shipping_method="Amazon Yuntu Global Untracked Line DDP", allows_battery=True,
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
     ServiceSpec("THPHR", "YunExpress Registered Standard General", "tracked",
-                amazon_shipping_method="YunExpress Registered Standard General"),
+                amazon_shipping_method="YunExpress Registered Standard General",
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
     ServiceSpec("ZXR", "YunExpress Global Line", "fully_tracked",
-                amazon_shipping_method="YunExpress Global Line", allows_battery=True),
+                amazon_shipping_method="YunExpress Global Direct line (standard )-Tracked",
+                allows_battery=True,
+                max_weight_g=2000, max_length_cm=Decimal(60), max_dimensions_sum_cm=Decimal(90),
+                destinations=DESTINATIONS),
 )
+SERVICE_SPECS: dict[str, ServiceSpec] = {s.code: s for s in SERVICES}
 
 DEFAULT_SERVICES: tuple[str, ...] = ("AYPZXR", "AYUZXR", "AYPZXU")
 
