@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
+
 from connector.model import Money
 from connector.rules import Discount, QuoteOption, apply_discounts, discount_notes, requirements
 
@@ -102,3 +104,42 @@ def test_direct_service_list() -> None:
     d = Discount("yunexpress", "percent", Decimal(10), services=("THPHR",))
     assert cost(option(YUN, "THPHR", "10.00"), d) == Money(Decimal("9.00"), "USD")
     assert cost(option(YUN, "AYPZXR", "10.00"), d) == Money(Decimal("10.00"), "USD")
+
+
+def _sandbox_promotions() -> list[Discount]:
+    import yaml
+
+    from connector.rules import ChoicePolicy
+    from tests.conftest import SANDBOX_YAML
+
+    section = yaml.safe_load(SANDBOX_YAML.read_text(encoding="utf-8"))["selection"]
+    return [d for d in ChoicePolicy.from_config(section).discounts if d.channel == "buy_shipping"]
+
+
+DIRECT_OF = {"chinapost": (CHINAPOST, "EUB"), "yunexpress": (YUN, "AYPZXR")}
+
+
+@pytest.mark.parametrize("promo", _sandbox_promotions(), ids=lambda d: d.name)
+def test_each_seeded_promotion_on_and_off_its_channel_and_window(promo: Discount) -> None:
+    service = promo.services[0]
+    opt = QuoteOption(**{**bs(service, "12.00", handling="2.00", kg=500).__dict__, "service": service})
+    assert promo.valid_until is not None
+    until = promo.valid_until
+    inside = NOW.replace(year=until.year, month=until.month, day=until.day)
+    assert cost(opt, promo, now=inside).amount < Decimal("12.00")  # the last day: applied
+    after = inside + timedelta(days=1)
+    assert cost(opt, promo, now=after) == Money(Decimal("12.00"), "USD")
+    assert discount_notes(opt, (promo,), REQ, after) == [
+        f"discount {promo.name}: ended on {promo.valid_until.isoformat()}: not applied"]
+    if promo.carrier in DIRECT_OF:  # the same carrier's direct label never gets the online offer
+        direct_spec, direct_service = DIRECT_OF[promo.carrier]
+        assert cost(option(direct_spec, direct_service, "12.00", handling="2.00"), promo, now=inside) == \
+            Money(Decimal("12.00"), "USD")
+
+
+def test_the_seeded_promotions_are_buy_shipping_offers_on_named_services() -> None:
+    promos = {d.carrier: d for d in _sandbox_promotions()}
+    assert set(promos) == {"chinapost", "yanwen", "yunexpress", "dhl_ecommerce"}
+    assert promos["chinapost"].services == ("CHINAPOST_EPACKET",) and promos["chinapost"].kind == "percent"
+    assert promos["yanwen"].kind == promos["yunexpress"].kind == "per_kg"
+    assert promos["dhl_ecommerce"].kind == "handling_percent"
