@@ -26,6 +26,7 @@ from .kit.schema import apply_defaults, format_path, problems
 from .kit.settings import Secret, Settings
 from .model import Address
 from .rules import IOSS_SCHEMA, SELECTION_SCHEMA, SITE_RULES_CONFIG_SCHEMA, IossPolicy
+from .webhooks import WebhookSettings
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
@@ -337,6 +338,7 @@ SCHEMA: dict[str, Any] = {
         "site_rules": SITE_RULES_CONFIG_SCHEMA,
         "selection": SELECTION_SCHEMA,
         "ioss": IOSS_SCHEMA,
+        "webhooks": WebhookSettings.SCHEMA,
         "sandbox": SandboxSettings.SCHEMA,
     },
 }
@@ -435,6 +437,7 @@ class Config:
         self.sandbox = SandboxSettings.from_section(self.data["sandbox"], where="sandbox")
         self.ship_from = Address.from_dict(self.data["ship_from"])
         self.ioss = IossPolicy.from_config(self.data.get("ioss"))
+        self.webhooks = WebhookSettings.from_section(self.data["webhooks"], where="webhooks")
 
     def account(self, name: str) -> Account | None:
         return next((a for a in self.accounts if a.name == name), None)

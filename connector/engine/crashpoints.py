@@ -16,6 +16,7 @@ ENV = "MFN_CONNECTOR_CRASH_AT"
 POINTS = ("after_claim", "after_create_call", "after_create", "after_label", "before_confirm",
           "after_confirm_call", "after_confirm", "after_verify", "after_track_call", "after_track",
           "after_void_claim", "after_cancel_call", "after_void")
+WEBHOOK_POINT = "after_webhook_post"  # between a receiver's 2xx and the commit recording it
 
 _lock = threading.Lock()
 _hits: dict[str, int] = {}

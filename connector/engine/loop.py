@@ -30,6 +30,7 @@ from ..amazon.errors import SpApiError
 from ..holds import HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, utcnow
+from ..webhooks import deliver as deliver_webhooks
 from .buy import buy, fetch_label
 from .confirm import confirm
 from .ingest import ingest_account
@@ -65,6 +66,8 @@ class Engine:
         self.rt = rt
         self.stop_event = threading.Event()
         self._last: dict[str, datetime] = {}  # periodic jobs, on the daemon's clock (a simulation moves it)
+        for endpoint in rt.config.webhooks.endpoints:  # a new endpoint hears everything from this start on
+            rt.ledger.enqueue_webhooks(endpoint.name, endpoint.events)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -98,6 +101,8 @@ class Engine:
             watch(self.rt)
         if self._due("purge", PURGE_EVERY):
             purge_expired_pii(self.rt)
+        if self.rt.config.webhooks.endpoints and not self.stop_event.is_set():
+            deliver_webhooks(self.rt.ledger, self.rt.config.webhooks, self.rt.webhook_session)
         left = len(self.rt.ledger.orders(ACTIVE_ORDER_STATES))
         return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked)
 

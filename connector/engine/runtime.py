@@ -55,6 +55,7 @@ class Runtime:
     fx: RateTable
     policy: ChoicePolicy
     counters: Counters = field(default_factory=Counters)
+    webhook_session: requests.Session = field(default_factory=requests.Session, repr=False)
 
     @property
     def engine(self) -> EngineSettings:

@@ -11,11 +11,12 @@ in flight, in the same transaction.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..events import Event
 from ..model import Order
 
 
@@ -255,6 +256,37 @@ class Ledger:
         raise NotImplementedError
 
     def alerts(self, *, open_only: bool = True) -> list[Alert]:
+        raise NotImplementedError
+
+    # -- the outbox: events and their webhook deliveries ---------------------------------------
+    def events(self, *, after: int = 0, limit: int = 100, order_id: str | None = None) -> list[Event]:
+        """Events with an id above ``after``, oldest first (written with the change they describe)."""
+        raise NotImplementedError
+
+    def enqueue_webhooks(self, endpoint: str, patterns: Sequence[str]) -> int:
+        """Queue the events the endpoint subscribes to (``patterns``) that came since its cursor; the
+        first call starts the endpoint at the newest event (replay sends older ones). Returns how
+        many were queued."""
+        raise NotImplementedError
+
+    def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50) -> list[tuple[Event, int]]:
+        """(event, attempts so far) pending and due, oldest first, never an event of an order whose
+        earlier event for this endpoint is still pending (order kept per order id)."""
+        raise NotImplementedError
+
+    def webhook_result(self, endpoint: str, event_id: int, *, status: str, delivered: bool,
+                       next_attempt_at: datetime | None) -> None:
+        """Record an attempt: delivered; or failed and due again at ``next_attempt_at``; or, with
+        ``None``, given up (dead letter)."""
+        raise NotImplementedError
+
+    def replay_webhooks(self, endpoint: str, *, from_event: int = 0, dead_only: bool = False) -> int:
+        """Send again (same event ids) the endpoint's delivered and dead events from ``from_event``
+        on, or only the dead ones. Returns how many were queued."""
+        raise NotImplementedError
+
+    def webhook_counts(self, endpoint: str) -> dict[str, int]:
+        """Deliveries per state (pending, delivered, dead) for the endpoint."""
         raise NotImplementedError
 
     # -- polling --------------------------------------------------------------------------

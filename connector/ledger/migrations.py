@@ -153,6 +153,33 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX alerts_open ON alerts (kind, subject, resolved_at)",
     )),
+    Migration(4, "an outbox of events, written with the change they describe, and webhook deliveries", (
+        """CREATE TABLE events (
+            id        {autoid},
+            type      TEXT NOT NULL,
+            order_id  TEXT,
+            at        TEXT NOT NULL,
+            data      TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_order ON events (order_id, id)",
+        """CREATE TABLE webhook_deliveries (
+            endpoint         TEXT NOT NULL,
+            event_id         BIGINT NOT NULL REFERENCES events (id),
+            order_key        TEXT NOT NULL,
+            state            TEXT NOT NULL,
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  TEXT NOT NULL,
+            last_status      TEXT NOT NULL DEFAULT '',
+            delivered_at     TEXT,
+            PRIMARY KEY (endpoint, event_id)
+        )""",
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint, state, next_attempt_at)",
+        "CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint, order_key, state, event_id)",
+        """CREATE TABLE webhook_cursors (
+            endpoint       TEXT PRIMARY KEY,
+            last_event_id  BIGINT NOT NULL
+        )""",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

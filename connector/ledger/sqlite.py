@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from ..events import Event, matches, order_event, package_event
 from ..holds import parse_hold_reason
 from ..model import Order, parse_iso, utcnow
 from .base import (
@@ -50,6 +51,7 @@ _FOLLOWS_PARCEL = frozenset(SHIPPED_ORDER_STATES) | {OrderState.VOIDING}
 _CLOSED_PACKAGE_STATES = tuple(s.value for s in (*TRACKED_PACKAGE_STATES, *TERMINAL_PACKAGE_STATES))
 _CLOSED_MARKS = ", ".join("?" * len(_CLOSED_PACKAGE_STATES))
 _PACKAGE_REF = re.compile(r"[1-9][0-9]{0,29}")
+_ORDER_ID = re.compile(r"\d{3}-\d{7}-\d{7}")  # an alert about one order names it first
 
 # advance(**fields): what may change, and when.
 _PACKAGE_TEXT_FIELDS = ("carrier_shipment_id", "tracking_number", "label_path", "error", "voided_from")
@@ -203,11 +205,38 @@ class SqliteLedger(Ledger):
         return int(row[0])
 
     # -- helpers ----------------------------------------------------------------------------------
-    @staticmethod
-    def _transition(conn: sqlite3.Connection, order_id: str, package_id: int | None, at: str,
+    @classmethod
+    def _transition(cls, conn: sqlite3.Connection, order_id: str, package_id: int | None, at: str,
                     from_state: str | None, to_state: str, note: str = "") -> None:
+        """Record a state change, and its event in the outbox, inside the caller's transaction."""
         conn.execute("INSERT INTO transitions (order_id, package_id, at, from_state, to_state, note) "
                      "VALUES (?, ?, ?, ?, ?, ?)", (order_id, package_id, at, from_state, to_state, note))
+        change = {"order_id": order_id, "state": to_state, "previous_state": from_state}
+        if package_id is None:
+            kind = order_event(from_state, to_state)
+            if kind == "order.held":
+                row = cls._order_row(conn, order_id, "hold_reason, hold_message")
+                change.update(reason=row["hold_reason"], message=row["hold_message"])
+            elif kind == "order.received":
+                row = cls._order_row(conn, order_id, "account, site")
+                change.update(account=row["account"], site=row["site"])
+        else:
+            kind = package_event(from_state, to_state)
+            if kind is not None:
+                row = conn.execute("SELECT package_ref, carrier, service, tracking_number, refund"
+                                   " FROM packages WHERE id = ?", (package_id,)).fetchone()
+                change.update(package_ref=row["package_ref"], carrier=row["carrier"], service=row["service"],
+                              tracking_number=row["tracking_number"])
+                if kind == "package.voided" and row["refund"]:
+                    change["refund"] = json.loads(row["refund"])
+        if kind is not None:
+            cls._emit(conn, kind, order_id, at, change)
+
+    @staticmethod
+    def _emit(conn: sqlite3.Connection, kind: str, order_id: str | None, at: str,
+              data: dict[str, Any]) -> None:
+        conn.execute("INSERT INTO events (type, order_id, at, data) VALUES (?, ?, ?, ?)",
+                     (kind, order_id, at, json.dumps(data, sort_keys=True, default=str)))
 
     @staticmethod
     def _order_row(conn: sqlite3.Connection, order_id: str, columns: str = "*") -> sqlite3.Row:
@@ -352,6 +381,10 @@ class SqliteLedger(Ledger):
                          (OrderState.HELD.value, reason, message, held_from, now, order_id))
             self._transition(conn, order_id, None, now, state.value, OrderState.HELD.value,
                              f"{reason}: {message}" if message else reason)
+            if state is OrderState.HELD:  # held again for another reason: the ERP hears the new one
+                self._emit(conn, "order.held", order_id, now, {
+                    "order_id": order_id, "state": "HELD", "previous_state": "HELD", "reason": reason,
+                    "message": message})
 
     def release(self, order_id: str) -> OrderState:
         with self._write() as conn:
@@ -618,7 +651,80 @@ class SqliteLedger(Ledger):
             conn.execute("INSERT INTO alerts (kind, subject, message, details, raised_at, last_seen_at)"
                          " VALUES (?, ?, ?, ?, ?, ?)",
                          (kind, subject, message, json.dumps(details, sort_keys=True, default=str), now, now))
+            found = _ORDER_ID.match(subject)
+            order_id = found.group(0) if found else None
+            self._emit(conn, f"alert.{kind}", order_id, now,
+                       {"kind": kind, "subject": subject, "message": message, "details": details})
             return True
+
+    # -- the outbox ---------------------------------------------------------------------------------
+    @staticmethod
+    def _event(row: sqlite3.Row) -> Event:
+        return Event(int(row["id"]), row["type"], row["order_id"], _dt(row["at"]), json.loads(row["data"]))
+
+    def events(self, *, after: int = 0, limit: int = 100, order_id: str | None = None) -> list[Event]:
+        sql, args = "SELECT * FROM events WHERE id > ?", [after]
+        if order_id is not None:
+            sql += " AND order_id = ?"
+            args.append(order_id)
+        rows = self._conn().execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [self._event(r) for r in rows]
+
+    def enqueue_webhooks(self, endpoint: str, patterns: Sequence[str]) -> int:
+        with self._write() as conn:
+            now = self._now()
+            row = conn.execute("SELECT last_event_id FROM webhook_cursors WHERE endpoint = ?",
+                               (endpoint,)).fetchone()
+            newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            if row is None:  # a new endpoint hears what happens from now on
+                conn.execute("INSERT INTO webhook_cursors (endpoint, last_event_id) VALUES (?, ?)",
+                             (endpoint, newest))
+                return 0
+            queued = 0
+            fresh = conn.execute("SELECT id, type, order_id FROM events WHERE id > ? AND id <= ? ORDER BY id",
+                                 (row["last_event_id"], newest)).fetchall()
+            for r in fresh:
+                if matches(r["type"], patterns):
+                    conn.execute("INSERT INTO webhook_deliveries (endpoint, event_id, order_key, state,"
+                                 " next_attempt_at) VALUES (?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
+                                 (endpoint, r["id"], r["order_id"] or f"event:{r['id']}", now))
+                    queued += 1
+            conn.execute("UPDATE webhook_cursors SET last_event_id = ? WHERE endpoint = ?",
+                         (newest, endpoint))
+            return queued
+
+    def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50) -> list[tuple[Event, int]]:
+        rows = self._conn().execute(
+            "SELECT e.*, d.attempts FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"
+            " WHERE d.endpoint = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint = d.endpoint"
+            "  AND p.order_key = d.order_key AND p.state = 'pending' AND p.event_id < d.event_id)"
+            " ORDER BY d.event_id LIMIT ?", (endpoint, _ts(now), limit)).fetchall()
+        return [(self._event(r), int(r["attempts"])) for r in rows]
+
+    def webhook_result(self, endpoint: str, event_id: int, *, status: str, delivered: bool,
+                       next_attempt_at: datetime | None) -> None:
+        state = "delivered" if delivered else "pending" if next_attempt_at is not None else "dead"
+        with self._write() as conn:
+            conn.execute("UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, last_status = ?,"
+                         " next_attempt_at = COALESCE(?, next_attempt_at), delivered_at = ?"
+                         " WHERE endpoint = ? AND event_id = ?",
+                         (state, status, _ts(next_attempt_at) if next_attempt_at else None,
+                          self._now() if delivered else None, endpoint, event_id))
+
+    def replay_webhooks(self, endpoint: str, *, from_event: int = 0, dead_only: bool = False) -> int:
+        states = ("dead",) if dead_only else ("dead", "delivered")
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?"
+                f" WHERE endpoint = ? AND event_id >= ? AND state IN ({', '.join('?' * len(states))})",
+                (self._now(), endpoint, from_event, *states))
+            return cur.rowcount
+
+    def webhook_counts(self, endpoint: str) -> dict[str, int]:
+        rows = self._conn().execute("SELECT state, COUNT(*) FROM webhook_deliveries WHERE endpoint = ?"
+                                    " GROUP BY state", (endpoint,)).fetchall()
+        return {state: int(n) for state, n in rows}
 
     def resolve_alert(self, kind: str, subject: str) -> bool:
         with self._write() as conn:

@@ -1,0 +1,85 @@
+"""Webhooks from the real daemon: every event of a sandbox run reaches the receiver, in order per
+order, through a receiver that fails for a while and a daemon SIGKILLed between a delivery and
+its commit; duplicates carry the same webhook-id."""
+from __future__ import annotations
+
+import json
+import signal
+from collections import defaultdict
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from connector.engine.crashpoints import WEBHOOK_POINT
+
+from ..test_events_and_webhooks import SECRET, Receiver
+from .helpers import SEEDED_HOLDS, assert_exactly_once, ledger_of, run_cli, run_once_until_quiet
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def hooked_world(world, receiver):
+    return world({"sandbox": {"orders": 8},
+                  "webhooks": {"endpoints": [{"name": "erp", "url": receiver.url, "secret": SECRET}],
+                               "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}})
+
+
+def every_event(w) -> list:
+    ledger = ledger_of(w)
+    try:
+        return ledger.events(limit=100_000)
+    finally:
+        ledger.close()
+
+
+def assert_all_received_in_order(w, receiver) -> None:
+    events = every_event(w)
+    assert events, "the run wrote events"
+    hook = Webhook(SECRET)
+    first_ok: dict[str, int] = {}
+    for i, r in enumerate(receiver.received):
+        payload = hook.verify(r["body"], r["headers"])  # every message is signed
+        assert payload["data"]["event_id"] == r["headers"]["webhook-id"]
+        if r["status"] == 200:
+            first_ok.setdefault(r["headers"]["webhook-id"], i)
+    assert set(first_ok) == {e.webhook_id for e in events}, "an event was lost"
+    per_order: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        if event.order_id:
+            per_order[event.order_id].append(first_ok[event.webhook_id])
+    for order_id, positions in per_order.items():
+        assert positions == sorted(positions), f"order {order_id}: events out of order"
+
+
+def test_a_receiver_failing_for_a_while_gets_every_event_in_order(world, receiver):
+    w = hooked_world(world, receiver)
+    receiver.script = [500] * 12 + [503] * 3
+    run_once_until_quiet(w)
+    for _ in range(5):  # --once ends when the orders are quiet; pending deliveries go on
+        if "pending" not in json.loads(run_cli(w, "webhooks", "status", "--json").stdout)["erp"]:
+            break
+        assert run_cli(w, "webhooks", "deliver").returncode == 0
+    assert_all_received_in_order(w, receiver)
+    failed_ids = {r["headers"]["webhook-id"] for r in receiver.received if r["status"] != 200}
+    assert failed_ids and failed_ids <= set(receiver.ids())  # retried under the same id
+    assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})
+
+
+def test_sigkill_between_delivery_and_commit_resends_with_the_same_id(world, receiver):
+    w = hooked_world(world, receiver)
+    killed = run_cli(w, "run", "--once", extra_env={"MFN_CONNECTOR_CRASH_AT": f"{WEBHOOK_POINT}:3"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    third = receiver.received[2]["headers"]["webhook-id"]
+    run_once_until_quiet(w)
+    assert run_cli(w, "webhooks", "deliver").returncode == 0
+    assert_all_received_in_order(w, receiver)
+    assert receiver.ids().count(third) == 2  # delivered, killed before the commit, delivered again
+    status = json.loads(run_cli(w, "webhooks", "status", "--json").stdout)["erp"]
+    assert status.get("pending", 0) == 0 and status.get("dead", 0) == 0
