@@ -33,6 +33,7 @@ EVENT_TYPES: dict[str, str] = {
 _PACKAGE_EVENTS = {"LABELED": "package.labeled", "CONFIRMED": "package.confirmed",
                    "VERIFIED": "package.verified", "VOIDED": "package.voided",
                    "DELIVERED": "package.delivered"}
+_BUYING_STATES = {"LABEL_CLAIMED", "LABEL_CREATED"}
 _TRACKING_STATES = {"IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERY_FAILED", "RETURNING", "RETURNED", "LOST"}
 
 
@@ -77,6 +78,8 @@ def package_event(from_state: str | None, to_state: str) -> str | None:
     """The event of a package state change; ``None`` for claims and other internal steps."""
     if from_state == to_state:
         return None
+    if to_state == "LABELED" and from_state not in _BUYING_STATES:
+        return None  # a confirmation that did not take rolls back to LABELED: no second label
     if to_state in _PACKAGE_EVENTS:
         return _PACKAGE_EVENTS[to_state]
     if to_state in _TRACKING_STATES:

@@ -76,6 +76,14 @@ def mfn_choose_quote(order, requirements, candidates):
 
 
 @hookspec
+def mfn_event(event_id, type, at, data):  # noqa: A002 - the event's field name
+    """Every event of the outbox (docs/erp-integration.md has the catalogue), in order, at least
+    once: ``event_id`` (``evt_N``, the same on a repeat), ``type`` (``order.held``...), ``at``
+    (when the change was committed), ``data`` (no buyer PII). The hooks below are shorthands for
+    some of these events."""
+
+
+@hookspec
 def mfn_order_received(order):
     """A new order entered the ledger. ``order`` carries no buyer PII."""
 

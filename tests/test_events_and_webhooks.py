@@ -99,6 +99,7 @@ def test_state_changes_map_to_the_catalogue() -> None:
     assert order_event("VERIFIED", "VERIFIED") is None  # a note, e.g. PII purged
     assert order_event("NEW", "PLANNED") is None  # internal step
     assert package_event("LABEL_CREATED", "LABELED") == "package.labeled"
+    assert package_event("CONFIRMING", "LABELED") is None  # a refused confirmation rolls back
     assert package_event("VERIFIED", "IN_TRANSIT") == "tracking.updated"
     assert package_event("OUT_FOR_DELIVERY", "DELIVERED") == "package.delivered"
     assert package_event("PLANNED", "LABEL_CLAIMED") is None

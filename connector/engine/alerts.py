@@ -25,12 +25,11 @@ class AlertKind(str, enum.Enum):
 
 
 def alert(rt: Runtime, kind: AlertKind, subject: str, message: str, **details: Any) -> bool:
-    """Raise (or refresh) an alert; True when it is new, and only then is it logged and handed
-    to the hook."""
+    """Raise (or refresh) an alert; True when it is new, and only then is it logged (its event
+    reaches the ``mfn_alert`` hook and the webhooks through the outbox)."""
     if not rt.ledger.raise_alert(kind.value, subject, message, details):
         return False
     log.warning("alert %s %s: %s", kind.value, subject, message)
-    rt.host.notify("mfn_alert", kind=kind.value, subject=subject, message=message, details=details)
     return True
 
 

@@ -163,7 +163,6 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     package = rt.ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABELED,
                                 order_state=OrderState.LABELED, label_path=str(path))
     crashpoint("after_label")
-    rt.host.notify("mfn_package_labeled", order_id=order.order_id, package=package)
     return Outcome.PROGRESS
 
 

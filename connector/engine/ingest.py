@@ -57,7 +57,6 @@ def ingest_account(rt: Runtime, account: Account) -> int:
         if rt.ledger.upsert_order(order):
             new += 1
             rt.counters.add("ingested_new")
-            rt.host.notify("mfn_order_received", order=order.without_pii())
         else:
             _reconsider_held(rt, order)
     next_mark = search.last_updated_before or latest_seen or (now - timedelta(minutes=2))

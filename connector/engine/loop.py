@@ -33,6 +33,7 @@ from ..model import FulfillmentStatus, utcnow
 from ..webhooks import deliver as deliver_webhooks
 from .buy import buy, fetch_label
 from .confirm import confirm
+from .hooks import dispatch as dispatch_hooks
 from .ingest import ingest_account
 from .outcome import Outcome, defer, hold
 from .plan import plan
@@ -101,6 +102,7 @@ class Engine:
             watch(self.rt)
         if self._due("purge", PURGE_EVERY):
             purge_expired_pii(self.rt)
+        dispatch_hooks(self.rt)  # the outbox's events to the in-process hooks, then to the endpoints
         if self.rt.config.webhooks.endpoints and not self.stop_event.is_set():
             deliver_webhooks(self.rt.ledger, self.rt.config.webhooks, self.rt.webhook_session)
         left = len(self.rt.ledger.orders(ACTIVE_ORDER_STATES))
@@ -200,6 +202,7 @@ def drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps
         except Exception as exc:  # noqa: BLE001 - one order's bug must never stop the others
             log.exception("order %s: unexpected error in state %s", order_id, record.state.value)
             return defer(rt, record, f"internal error: {type(exc).__name__}: {exc}"[:500])
+        dispatch_hooks(rt)  # a plugin hears of the step before the next one starts
         if outcome is not Outcome.PROGRESS:
             return outcome
     return outcome

@@ -26,7 +26,6 @@ def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str) -> Outcom
     rt.ledger.hold(order_id, reason.value, message)
     rt.counters.add("held")
     log.warning("order %s held: %s: %s", order_id, reason.value, message)
-    rt.host.notify("mfn_order_held", order_id=order_id, reason=reason.value, message=message)
     return Outcome.REST
 
 

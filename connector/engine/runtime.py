@@ -56,6 +56,7 @@ class Runtime:
     policy: ChoicePolicy
     counters: Counters = field(default_factory=Counters)
     webhook_session: requests.Session = field(default_factory=requests.Session, repr=False)
+    hooks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one dispatcher at a time
 
     @property
     def engine(self) -> EngineSettings:

@@ -50,7 +50,6 @@ def mark_verified(rt: Runtime, package: Package, expect: PackageState) -> Outcom
     package = rt.ledger.advance(package, expect, PackageState.VERIFIED, order_state=OrderState.VERIFIED)
     crashpoint("after_verify")
     rt.counters.add("verified")
-    rt.host.notify("mfn_package_confirmed", order_id=package.order_id, package=package)
     return Outcome.REST
 
 

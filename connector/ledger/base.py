@@ -269,6 +269,13 @@ class Ledger:
         many were queued."""
         raise NotImplementedError
 
+    def event_cursor(self, consumer: str) -> int | None:
+        """The last event id ``consumer`` has handled; ``None`` for a consumer never seen."""
+        raise NotImplementedError
+
+    def set_event_cursor(self, consumer: str, last_event_id: int) -> None:
+        raise NotImplementedError
+
     def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50) -> list[tuple[Event, int]]:
         """(event, attempts so far) pending and due, oldest first, never an event of an order whose
         earlier event for this endpoint is still pending (order kept per order id)."""

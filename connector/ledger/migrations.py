@@ -175,8 +175,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint, state, next_attempt_at)",
         "CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint, order_key, state, event_id)",
-        """CREATE TABLE webhook_cursors (
-            endpoint       TEXT PRIMARY KEY,
+        """CREATE TABLE event_cursors (
+            consumer       TEXT PRIMARY KEY,
             last_event_id  BIGINT NOT NULL
         )""",
     )),

@@ -673,12 +673,12 @@ class SqliteLedger(Ledger):
     def enqueue_webhooks(self, endpoint: str, patterns: Sequence[str]) -> int:
         with self._write() as conn:
             now = self._now()
-            row = conn.execute("SELECT last_event_id FROM webhook_cursors WHERE endpoint = ?",
-                               (endpoint,)).fetchone()
+            row = conn.execute("SELECT last_event_id FROM event_cursors WHERE consumer = ?",
+                               (f"webhook:{endpoint}",)).fetchone()
             newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
             if row is None:  # a new endpoint hears what happens from now on
-                conn.execute("INSERT INTO webhook_cursors (endpoint, last_event_id) VALUES (?, ?)",
-                             (endpoint, newest))
+                conn.execute("INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)",
+                             (f"webhook:{endpoint}", newest))
                 return 0
             queued = 0
             fresh = conn.execute("SELECT id, type, order_id FROM events WHERE id > ? AND id <= ? ORDER BY id",
@@ -689,9 +689,20 @@ class SqliteLedger(Ledger):
                                  " next_attempt_at) VALUES (?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
                                  (endpoint, r["id"], r["order_id"] or f"event:{r['id']}", now))
                     queued += 1
-            conn.execute("UPDATE webhook_cursors SET last_event_id = ? WHERE endpoint = ?",
-                         (newest, endpoint))
+            conn.execute("UPDATE event_cursors SET last_event_id = ? WHERE consumer = ?",
+                         (newest, f"webhook:{endpoint}"))
             return queued
+
+    def event_cursor(self, consumer: str) -> int | None:
+        row = self._conn().execute("SELECT last_event_id FROM event_cursors WHERE consumer = ?",
+                                   (consumer,)).fetchone()
+        return int(row[0]) if row is not None else None
+
+    def set_event_cursor(self, consumer: str, last_event_id: int) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)"
+                         " ON CONFLICT (consumer) DO UPDATE SET last_event_id = excluded.last_event_id",
+                         (consumer, last_event_id))
 
     def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50) -> list[tuple[Event, int]]:
         rows = self._conn().execute(

@@ -11,6 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from connector.engine.crashpoints import WEBHOOK_POINT
+from connector.hookspecs import hookimpl
 
 from ..test_events_and_webhooks import SECRET, Receiver
 from .helpers import SEEDED_HOLDS, assert_exactly_once, ledger_of, run_cli, run_once_until_quiet
@@ -83,3 +84,35 @@ def test_sigkill_between_delivery_and_commit_resends_with_the_same_id(world, rec
     assert receiver.ids().count(third) == 2  # delivered, killed before the commit, delivered again
     status = json.loads(run_cli(w, "webhooks", "status", "--json").stdout)["erp"]
     assert status.get("pending", 0) == 0 and status.get("dead", 0) == 0
+
+
+class EventLog:
+    """A plugin recording the mfn_event hook."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    def mfn_event(self, event_id, type, at, data):  # noqa: A002 - the hook's field name
+        self.seen.append((event_id, type))
+
+
+def test_hook_mfn_event(world):
+    """Every event, in order, once; again after a lost cursor commit (as after a SIGKILL)."""
+    from connector.engine.hooks import CONSUMER, dispatch
+    from connector.engine.loop import Engine
+
+    w = world({"sandbox": {"orders": 6}})
+    rt = w.runtime()
+    log = EventLog()
+    rt.host.register(log, name="event-log")
+    try:
+        Engine(rt).run_until_quiet()
+        events = rt.ledger.events(limit=100_000)
+        assert log.seen == [(e.webhook_id, e.type) for e in events]  # all, in order, once
+        assert {"order.received", "package.labeled", "package.verified"} <= {t for _, t in log.seen}
+        assert dispatch(rt) == 0  # nothing twice
+        rt.ledger.set_event_cursor(CONSUMER, events[-3].id)  # as if killed before the last commit
+        assert dispatch(rt) == 2 and log.seen[-2:] == [(e.webhook_id, e.type) for e in events[-2:]]
+    finally:
+        rt.close()

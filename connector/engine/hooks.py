@@ -1,0 +1,69 @@
+"""The in-process event hooks, fed from the outbox like the webhooks.
+
+After every step of an order (and at the end of each pass) the daemon hands every event since
+its cursor (``event_cursors``, consumer ``hooks``) to ``mfn_event`` and to the older specific
+hooks (``mfn_order_received``, ``mfn_order_held``, ``mfn_package_labeled``,
+``mfn_package_confirmed``, ``mfn_alert``). The
+cursor moves after each batch, so a daemon killed mid-way calls the hooks of that batch again:
+at least once, in event order, like a webhook. A change made by another process (``orders hold``
+from the CLI) reaches the hooks on the daemon's next pass.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..events import Event
+from .runtime import Runtime
+
+log = logging.getLogger("connector.engine")
+
+CONSUMER = "hooks"
+BATCH = 100
+
+
+def dispatch(rt: Runtime) -> int:
+    """Call the hooks for every event not yet handed to them; returns how many. Workers call it
+    after each step; one at a time keeps the events in order. A failure is logged and retried
+    at the next call: it never fails the step that came before it."""
+    try:
+        return _dispatch(rt)
+    except Exception:  # noqa: BLE001 - the events stay in the outbox for the next call
+        log.exception("event hooks: dispatch failed; retried after the next step")
+        return 0
+
+
+def _dispatch(rt: Runtime) -> int:
+    with rt.hooks_lock:
+        after = rt.ledger.event_cursor(CONSUMER) or 0
+        handled = 0
+        while True:
+            events = rt.ledger.events(after=after, limit=BATCH)
+            if not events:
+                return handled
+            for event in events:
+                _call(rt, event)
+            after = events[-1].id
+            rt.ledger.set_event_cursor(CONSUMER, after)
+            handled += len(events)
+
+
+def _call(rt: Runtime, event: Event) -> None:
+    data = dict(event.data)
+    rt.host.notify("mfn_event", event_id=event.webhook_id, type=event.type, at=event.at, data=data)
+    order_id = event.order_id or ""
+    if event.type == "order.received":
+        record = rt.ledger.get_order(order_id)
+        if record is not None:
+            rt.host.notify("mfn_order_received", order=record.order.without_pii())
+    elif event.type == "order.held":
+        rt.host.notify("mfn_order_held", order_id=order_id, reason=data.get("reason", ""),
+                       message=data.get("message", ""))
+    elif event.type in ("package.labeled", "package.verified"):
+        package = next((p for p in rt.ledger.packages(order_id) if p.package_ref == data.get("package_ref")),
+                       None)
+        if package is not None:
+            hook = "mfn_package_labeled" if event.type == "package.labeled" else "mfn_package_confirmed"
+            rt.host.notify(hook, order_id=order_id, package=package)
+    elif event.type.startswith("alert."):
+        rt.host.notify("mfn_alert", kind=data["kind"], subject=data["subject"], message=data["message"],
+                       details=data.get("details", {}))
