@@ -3,10 +3,9 @@ its emulator refusing a parcel over the limit it reads from the same ServiceSpec
 from __future__ import annotations
 
 import pytest
-from mfn_carrier_acmepost import PICKUP
 from mfn_carrier_acmepost.client import AcmePostCarrier
 from mfn_carrier_acmepost.sandbox import AcmePostEmulator
-from mfn_carrier_acmepost.settings import SERVICE_SPECS, SERVICES, AcmePostSettings
+from mfn_carrier_acmepost.settings import PICKUP, SERVICE_SPECS, SERVICES, AcmePostSettings
 
 from connector.kit import PermanentCarrierError
 from connector.kit.testing import connect, sample_request, sandbox_state

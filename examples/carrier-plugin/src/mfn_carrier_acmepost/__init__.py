@@ -8,16 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import PickupCoverage, hookimpl
+from connector.kit import hookimpl
 
 CODE = "acmepost"
-
-# Where ACME Post collects from the seller, as data: these cities, and anywhere in these provinces
-# (matched with the ship-from city and state). Say where the list comes from (a URL, or "example
-# data"). A carrier nobody has captured the coverage of declares PickupCoverage() ("unknown"); one
-# that is asked with the ship-from address and only quotes what it serves, PickupCoverage("by_quote").
-PICKUP = PickupCoverage.listed(("Shenzhen", "Dongguan", "Yiwu"), ("Guangdong",),
-                               source="example data (ACME Post is fictional)")
 
 
 @hookimpl
@@ -25,7 +18,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
     from .client import AcmePostCarrier
-    from .settings import NOT_SERVED_SITES, SERVICES, AcmePostSettings
+    from .settings import NOT_SERVED_SITES, PICKUP, SERVICES, AcmePostSettings
 
     register(CarrierSpec(
         code=CODE,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from connector.kit import URL, HttpSettings, Secret, ServiceSpec, settings_schema
+from connector.kit import URL, HttpSettings, PickupCoverage, Secret, ServiceSpec, settings_schema
 
 # Every service says what it takes: weight, size (longest side; length + width + height) and the
 # countries it delivers to. The engine skips a service for a parcel that breaks a limit, with the
@@ -52,3 +52,11 @@ class AcmePostSettings(HttpSettings):
     @property
     def api_root(self) -> str:
         return self.base_url.rstrip("/")
+
+
+# Where ACME Post collects from the seller, as data: these cities, and anywhere in these provinces
+# (matched with the ship-from city and state). Say where the list comes from (a URL, or "example
+# data"). A carrier nobody has captured the coverage of declares PickupCoverage() ("unknown"); one
+# that is asked with the ship-from address and only quotes what it serves, PickupCoverage("by_quote").
+PICKUP = PickupCoverage.listed(("Shenzhen", "Dongguan", "Yiwu"), ("Guangdong",),
+                               source="example data (ACME Post is fictional)")

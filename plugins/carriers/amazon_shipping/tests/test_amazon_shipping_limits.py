@@ -3,9 +3,8 @@ same lines), pickup decided by Amazon's quote, and the emulator enforcing the de
 reads them from the plugin's ServiceSpecs, not a copy)."""
 from __future__ import annotations
 
-from mfn_carrier_amazon_shipping import PICKUP
 from mfn_carrier_amazon_shipping import sandbox_data as bs
-from mfn_carrier_amazon_shipping.settings import CHEAPEST, SERVICE_SPECS, SERVICES
+from mfn_carrier_amazon_shipping.settings import CHEAPEST, PICKUP, SERVICE_SPECS, SERVICES
 
 
 def test_cheapest_takes_what_the_loosest_service_takes():

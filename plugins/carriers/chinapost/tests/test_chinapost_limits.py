@@ -2,8 +2,7 @@
 coverage it declares (the emulator enforcing the limits is a contract test: connector.kit.testing)."""
 from __future__ import annotations
 
-from mfn_carrier_chinapost import PICKUP
-from mfn_carrier_chinapost.settings import SERVICE_SPECS
+from mfn_carrier_chinapost.settings import PICKUP, SERVICE_SPECS
 
 from connector.kit import packaged_rows
 

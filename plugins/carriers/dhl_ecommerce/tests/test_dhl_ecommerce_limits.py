@@ -2,8 +2,7 @@
 coverage it declares (the emulator enforcing the limits is a contract test: connector.kit.testing)."""
 from __future__ import annotations
 
-from mfn_carrier_dhl_ecommerce import PICKUP
-from mfn_carrier_dhl_ecommerce.settings import EXAMPLE_RATE_CARD, SERVICE_SPECS
+from mfn_carrier_dhl_ecommerce.settings import EXAMPLE_RATE_CARD, PICKUP, SERVICE_SPECS
 
 from connector.kit import packaged_rows
 

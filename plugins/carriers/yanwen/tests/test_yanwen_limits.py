@@ -2,8 +2,7 @@
 coverage it declares (the emulator enforcing the limits is a contract test: connector.kit.testing)."""
 from __future__ import annotations
 
-from mfn_carrier_yanwen import PICKUP
-from mfn_carrier_yanwen.settings import EXAMPLE_RATE_CARD, SERVICE_SPECS
+from mfn_carrier_yanwen.settings import EXAMPLE_RATE_CARD, PICKUP, SERVICE_SPECS
 
 
 def test_the_example_rate_card_stays_within_the_limits():

@@ -2,7 +2,7 @@
 coverage it declares (the emulator enforcing the limits is a contract test: connector.kit.testing)."""
 from __future__ import annotations
 
-from mfn_carrier_yunexpress import PICKUP
+from mfn_carrier_yunexpress.settings import PICKUP
 
 
 def test_pickup_is_listed_by_city_and_province():

@@ -14,17 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import PickupCoverage, hookimpl
+from connector.kit import hookimpl
 
 CODE = "amazon_shipping"  # kept here, not in settings.py: loading the plugin must stay cheap
-
-# Pickup is Amazon's call: getRates is sent with the ship-from address (shipFrom is required) and
-# answers only the rates it can serve from there, each with its pickupWindow; a carrier that cannot
-# collect there gives no rate, so the quote decides. Source: Amazon's Shipping API v2 model.
-PICKUP = PickupCoverage(
-    "by_quote",
-    source="https://github.com/amzn/selling-partner-api-models/tree/main/models/shipping-api-model",
-)
 
 
 @hookimpl
@@ -32,7 +24,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
     from .client import AmazonShippingCarrier
-    from .settings import SERVICES, AmazonShippingSettings
+    from .settings import PICKUP, SERVICES, AmazonShippingSettings
 
     register(
         CarrierSpec(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from connector.kit import CarrierSettings, ServiceSpec, settings_schema
+from connector.kit import CarrierSettings, PickupCoverage, ServiceSpec, settings_schema
 
 from .api import BUSINESS_ID_VALUES, BUSINESS_IDS, DEFAULT_LABEL_SIZE
 
@@ -236,3 +236,12 @@ class AmazonShippingSettings(CarrierSettings):
         if unknown:
             raise ValueError(f"carrier_ids: carrierId(s) {', '.join(unknown)} have no tracking_patterns "
                              "entry (track() could not tell their numbers apart)")
+
+
+# Pickup is Amazon's call: getRates is sent with the ship-from address (shipFrom is required) and
+# answers only the rates it can serve from there, each with its pickupWindow; a carrier that cannot
+# collect there gives no rate, so the quote decides. Source: Amazon's Shipping API v2 model.
+PICKUP = PickupCoverage(
+    "by_quote",
+    source="https://github.com/amzn/selling-partner-api-models/tree/main/models/shipping-api-model",
+)

@@ -9,15 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import PickupCoverage, hookimpl
+from connector.kit import hookimpl
 
 CODE = "chinapost"
-
-# Pickup coverage: UNKNOWN, declared as such. The APIs carry a pickup flag (the legacy EUB order's
-# clcttype, 1 pickup / 0 drop-off, with a collect address; pcpErp's pickup_flag/pickup_notes) and the
-# collecting post office (wh_code) comes from the seller's local office, but no public source says
-# where China Post collects. selection.pickup_unknown decides (assume pickup, drop off, or refuse).
-PICKUP = PickupCoverage()
 
 
 @hookimpl
@@ -26,7 +20,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
 
     from .client import ChinaPostCarrier
     from .s10 import CHINA_POST_PATTERN
-    from .settings import SERVICES, ChinaPostSettings
+    from .settings import PICKUP, SERVICES, ChinaPostSettings
 
     register(CarrierSpec(
         code=CODE,

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from connector.kit import URL, HttpSettings, Secret, ServiceSpec, packaged_rows, settings_schema
+from connector.kit import (
+    URL,
+    HttpSettings,
+    PickupCoverage,
+    Secret,
+    ServiceSpec,
+    packaged_rows,
+    settings_schema,
+)
 from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
 from connector.kit.values import keywords_setting, utc_offset_setting
 
@@ -177,3 +185,10 @@ class ChinaPostSettings(HttpSettings, RateCardSettings):
     @property
     def effective_sender_no(self) -> str:
         return self.sender_no or self.ec_company_id
+
+
+# Pickup coverage: UNKNOWN, declared as such. The APIs carry a pickup flag (the legacy EUB order's
+# clcttype, 1 pickup / 0 drop-off, with a collect address; pcpErp's pickup_flag/pickup_notes) and the
+# collecting post office (wh_code) comes from the seller's local office, but no public source says
+# where China Post collects. selection.pickup_unknown decides (assume pickup, drop off, or refuse).
+PICKUP = PickupCoverage()

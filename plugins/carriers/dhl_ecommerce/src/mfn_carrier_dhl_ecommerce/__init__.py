@@ -9,17 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import PickupCoverage, hookimpl
+from connector.kit import hookimpl
 
 CODE = "dhl_ecommerce"
-
-# Where DHL eCommerce Asia collects from the seller (handoverMethod 2): EXAMPLE DATA (UNVERIFIED).
-# No public source lists its pickup coverage in China; these are the cities it is generally known
-# to serve, and Guangdong, where its Shenzhen hub is (anywhere there). Check with DHL before
-# relying on it.
-PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Shanghai", "Yiwu", "Hangzhou", "Xiamen")
-PICKUP_PROVINCES = ("Guangdong",)
-PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")
 
 
 @hookimpl
@@ -29,6 +21,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from .client import DhlEcommerceCarrier
     from .settings import (
         AMAZON_CARRIER_CODE,
+        PICKUP,
         SERVICES,
         TRACK_BATCH_MAX,
         TRACKING_NUMBER_PATTERN,

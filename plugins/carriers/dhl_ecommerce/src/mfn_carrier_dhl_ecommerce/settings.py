@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from connector.kit import HTTP_PROPERTIES, URL, HttpSettings, Secret, ServiceSpec, settings_schema
+from connector.kit import (
+    HTTP_PROPERTIES,
+    URL,
+    HttpSettings,
+    PickupCoverage,
+    Secret,
+    ServiceSpec,
+    settings_schema,
+)
 from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
 from connector.kit.values import utc_offset_setting
 
@@ -157,3 +165,12 @@ class DhlEcommerceSettings(HttpSettings, RateCardSettings):
     @property
     def root(self) -> str:
         return self.base_url.rstrip("/")
+
+
+# Where DHL eCommerce Asia collects from the seller (handoverMethod 2): EXAMPLE DATA (UNVERIFIED).
+# No public source lists its pickup coverage in China; these are the cities it is generally known
+# to serve, and Guangdong, where its Shenzhen hub is (anywhere there). Check with DHL before
+# relying on it.
+PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Shanghai", "Yiwu", "Hangzhou", "Xiamen")
+PICKUP_PROVINCES = ("Guangdong",)
+PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")

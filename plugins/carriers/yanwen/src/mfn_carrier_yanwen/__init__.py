@@ -8,18 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import PickupCoverage, hookimpl
+from connector.kit import hookimpl
 
 CODE = "yanwen"
-
-# Where Yanwen collects from the seller: EXAMPLE DATA (UNVERIFIED). No public source lists its
-# pickup coverage; these are the cities where it is generally known to run collection/sorting, and
-# the province-level areas around its Beijing head office and its Guangdong hubs (anywhere there).
-# Check with the account manager before relying on it.
-PICKUP_CITIES = ("Beijing", "Shenzhen", "Guangzhou", "Dongguan", "Yiwu", "Hangzhou", "Shanghai", "Suzhou",
-                 "Quanzhou", "Xiamen")
-PICKUP_PROVINCES = ("Beijing", "Guangdong")
-PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")
 
 
 @hookimpl
@@ -30,6 +21,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from .settings import (
         AMAZON_CARRIER_CODE,
         LOOKUP_BATCH_MAX,
+        PICKUP,
         SERVICES,
         SITE_CARRIER_CODES,
         TRACK_BATCH_MAX,

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from connector.kit import URL, HttpSettings, Secret, ServiceSpec, settings_schema
+from connector.kit import URL, HttpSettings, PickupCoverage, Secret, ServiceSpec, settings_schema
 from connector.kit.amazon import SITES
 from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
 from connector.kit.values import keywords_setting, url_with_path, utc_offset_setting
@@ -219,3 +219,13 @@ class YanwenSettings(HttpSettings, RateCardSettings):
     @property
     def tracking_authorization(self) -> str:
         return self.customer_number or self.user_id
+
+
+# Where Yanwen collects from the seller: EXAMPLE DATA (UNVERIFIED). No public source lists its
+# pickup coverage; these are the cities where it is generally known to run collection/sorting, and
+# the province-level areas around its Beijing head office and its Guangdong hubs (anywhere there).
+# Check with the account manager before relying on it.
+PICKUP_CITIES = ("Beijing", "Shenzhen", "Guangzhou", "Dongguan", "Yiwu", "Hangzhou", "Shanghai", "Suzhou",
+                 "Quanzhou", "Xiamen")
+PICKUP_PROVINCES = ("Beijing", "Guangdong")
+PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")

@@ -8,18 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.kit import PickupCoverage, hookimpl
+from connector.kit import hookimpl
 
 CODE = "yunexpress"
-
-# Where YunExpress collects from the seller: EXAMPLE DATA (UNVERIFIED). No public source lists its
-# pickup coverage; these are the cities where it is generally known to run pickup/receiving, and
-# the provinces of its South China base (anywhere there). Check with the account manager before
-# relying on it; the site rules refuse a pickup outside it unless selection.drop_off is set.
-PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Foshan", "Yiwu", "Hangzhou", "Shanghai",
-                 "Xiamen", "Quanzhou", "Beijing")
-PICKUP_PROVINCES = ("Guangdong", "Fujian")
-PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")
 
 
 @hookimpl
@@ -27,7 +18,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
     from .client import YunExpressCarrier
-    from .settings import SERVICES, YunExpressSettings
+    from .settings import PICKUP, SERVICES, YunExpressSettings
 
     register(CarrierSpec(
         code=CODE,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from connector.kit import URL, HttpSettings, Secret, ServiceSpec, settings_schema
+from connector.kit import URL, HttpSettings, PickupCoverage, Secret, ServiceSpec, settings_schema
 from connector.kit.ratecard import services_setting
 from connector.kit.values import keywords_setting, url_with_path, utc_offset_setting
 
@@ -140,3 +140,13 @@ class YunExpressSettings(HttpSettings):
     @property
     def use_waybill_as_tracking(self) -> bool:
         return self.tracking_number_source == "WayBillNumber"
+
+
+# Where YunExpress collects from the seller: EXAMPLE DATA (UNVERIFIED). No public source lists its
+# pickup coverage; these are the cities where it is generally known to run pickup/receiving, and
+# the provinces of its South China base (anywhere there). Check with the account manager before
+# relying on it; the site rules refuse a pickup outside it unless selection.drop_off is set.
+PICKUP_CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Foshan", "Yiwu", "Hangzhou", "Shanghai",
+                 "Xiamen", "Quanzhou", "Beijing")
+PICKUP_PROVINCES = ("Guangdong", "Fujian")
+PICKUP = PickupCoverage.listed(PICKUP_CITIES, PICKUP_PROVINCES, source="example data (UNVERIFIED)")
