@@ -1,7 +1,6 @@
 """Builders shared by the site-rules tests: orders, parcels, carrier specs and a fixed fx table."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -43,16 +42,6 @@ RULES: dict[str, SiteRules] = {r.site: r for r in (
     SiteRules("JP", buy_shipping=True, tracked_below="5 USD",
               returnless_refund_below="1000 JPY", carrier_codes={**CHINA, "Yanwen": ()}),
 )}
-
-
-@dataclass(frozen=True)
-class RichService(ServiceSpec):
-    """A ServiceSpec with the optional limits eligibility reads (the fields the core may add)."""
-
-    allows_battery: bool = False
-    max_length_cm: Decimal | None = None
-    max_dimensions_sum_cm: Decimal | None = None
-    destinations: tuple[str, ...] = ()
 
 
 def order(site: str = "US", total: str | None = "10.00", *, currency: str | None = None,
@@ -103,31 +92,31 @@ def option(carrier_spec: CarrierSpec, service: str, price: str, currency: str = 
 
 
 YUN = spec("yunexpress", "Yun Express", (
-    RichService("AYPZXR", "Tracked DDP", "fully_tracked", "Amazon Yuntu Global Tracked Line DDP", 2500,
+    ServiceSpec("AYPZXR", "Tracked DDP", "fully_tracked", "Amazon Yuntu Global Tracked Line DDP", 2500,
                 allows_battery=True),
-    RichService("AYPZXU", "Untracked DDP", "untracked", "Amazon Yuntu Global Untracked Line DDP", 2000),
-    RichService("THPHR", "Registered", "tracked", "YunExpress Registered Standard General", 2000),
+    ServiceSpec("AYPZXU", "Untracked DDP", "untracked", "Amazon Yuntu Global Untracked Line DDP", 2000),
+    ServiceSpec("THPHR", "Registered", "tracked", "YunExpress Registered Standard General", 2000),
 ), pickup=("Shenzhen", "Guangzhou"))
 YANWEN = spec("yanwen", "Yanwen", (
-    RichService("481", "Special Line Tracked", "fully_tracked", "Yanwen Special Line Tracked", 2000),
-    RichService("464", "Economy Tracked", "tracked", "Yanwen Economy Tracked", 2000),
+    ServiceSpec("481", "Special Line Tracked", "fully_tracked", "Yanwen Special Line Tracked", 2000),
+    ServiceSpec("464", "Economy Tracked", "tracked", "Yanwen Economy Tracked", 2000),
 ), site_codes={s: "YANWEN" for s in ("UK", "DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE")})
 CHINAPOST = spec("chinapost", "China Post", (
     ServiceSpec("EUB", "ePacket", "tracked", "ePacket", 2000),
     ServiceSpec("EMS", "EMS", "fully_tracked", "EMS", 30000),
 ))
 DHLEC = spec("dhlec", "DHL eCommerce", (
-    RichService("PPS", "Parcel Standard", "fully_tracked", "Parcel International Direct-Standard", 20000,
+    ServiceSpec("PPS", "Parcel Standard", "fully_tracked", "Parcel International Direct-Standard", 20000,
                 allows_battery=True),
 ), site_codes={"JP": None})
 AMAZON = spec("amazon_shipping", "Amazon Shipping", (
-    RichService("YUNEXPRESS_AYPZXR", "YunExpress via Buy Shipping", "fully_tracked",
+    ServiceSpec("YUNEXPRESS_AYPZXR", "YunExpress via Buy Shipping", "fully_tracked",
                 "YunExpress Global Tracked Line DDP", 2500, allows_battery=True),
-    RichService("CHINAPOST_EPACKET", "China Post ePacket via Buy Shipping", "tracked", "China Post ePacket",
+    ServiceSpec("CHINAPOST_EPACKET", "China Post ePacket via Buy Shipping", "tracked", "China Post ePacket",
                 2000),
 ), confirms=True)
 # A carrier whose code no site in RULES lists: never eligible except through Buy Shipping.
 FOURPX = spec("fourpx", "4PX", (
-    RichService("PX", "4PX Tracked", "fully_tracked", "4PX Global Tracked", 30000, allows_battery=True),
+    ServiceSpec("PX", "4PX Tracked", "fully_tracked", "4PX Global Tracked", 30000, allows_battery=True),
 ))
 SPECS = {s.code: s for s in (YUN, YANWEN, CHINAPOST, DHLEC, AMAZON, FOURPX)}

@@ -27,7 +27,6 @@ from .helpers import (
     SHIP_WITHOUT_IOSS,
     YANWEN,
     YUN,
-    RichService,
     option,
     order,
     parcel,
@@ -157,7 +156,7 @@ def test_weight_above_the_services_maximum() -> None:
 
 
 def test_size_limits_read_from_the_service() -> None:
-    boxy = spec("boxy", "China Post", (RichService("S", "x", "fully_tracked", "m", None, allows_battery=True,
+    boxy = spec("boxy", "China Post", (ServiceSpec("S", "x", "fully_tracked", "m", None, allows_battery=True,
                                                    max_length_cm=Decimal(60),
                                                    max_dimensions_sum_cm=Decimal(90)),))
     opt = option(boxy, "S", "5.00")
@@ -175,7 +174,7 @@ def test_battery_needs_a_service_that_declares_it() -> None:
 
 
 def test_destination_not_served() -> None:
-    eu_only = spec("eu", "China Post", (RichService("E", "x", "fully_tracked", "m", None,
+    eu_only = spec("eu", "China Post", (ServiceSpec("E", "x", "fully_tracked", "m", None,
                                                     destinations=("DE", "FR")),))
     opt = option(eu_only, "E", "5.00")
     assert check(req("DE", "30"), opt) == []

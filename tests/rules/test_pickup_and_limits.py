@@ -6,12 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from connector.kit import PickupCoverage
+from connector.kit import PickupCoverage, ServiceSpec
 from connector.rules import ChoicePolicy, carrier_rejections, requirements, select
 
-from .helpers import AMAZON, FX, NOW, RULES, SHIP_WITHOUT_IOSS, RichService, option, order, parcel, spec
+from .helpers import AMAZON, FX, NOW, RULES, SHIP_WITHOUT_IOSS, option, order, parcel, spec
 
-SERVICE = (RichService("STD", "Standard", "fully_tracked", "", 2000, max_length_cm=Decimal(60),
+SERVICE = (ServiceSpec("STD", "Standard", "fully_tracked", "", 2000, max_length_cm=Decimal(60),
                        max_dimensions_sum_cm=Decimal(90), destinations=("US",)),)
 LISTED = spec("listed", "China Post", SERVICE, pickup=PickupCoverage.listed(("Shenzhen",), ("Zhejiang",)))
 UNKNOWN = spec("unknown", "China Post", SERVICE, pickup=PickupCoverage())
