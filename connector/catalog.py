@@ -1,16 +1,19 @@
 """Item master: SKU -> weight, dimensions, customs names (English and Chinese), HS code,
-declared value and battery flag, from a CSV or YAML file.
+declared value and battery flag, from a CSV or YAML file -- and the SKUs upserted through the
+HTTP API, kept in the ledger (:class:`LayeredCatalog`: the ledger's rows over the file).
 
 Every row is checked on load; a bad row is reported with file, line and column name, and the
-whole file is refused (a half-loaded catalog would hold orders for the wrong reason).
+whole file is refused (a half-loaded catalog would hold orders for the wrong reason). The API's
+rows go through the same check (:func:`parse_item`).
 """
 from __future__ import annotations
 
+import bisect
 import csv
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import yaml
 
@@ -22,6 +25,7 @@ COLUMNS = ("sku", "weight_g", "length_cm", "width_cm", "height_cm", "name_en", "
 OPTIONAL_COLUMNS = ("category",)  # Amazon's product category, for the VTR report (empty: none)
 _TRUE = {"yes", "y", "true", "1"}
 _FALSE = {"no", "n", "false", "0", ""}
+MAX_DIGITS = 12  # digits before the decimal point of any number in a row
 
 
 class Catalog:
@@ -34,6 +38,55 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+class ItemSource(Protocol):
+    """Where the item master's own rows live (the ledger: :class:`connector.ledger.items.ItemStore`)."""
+
+    def get_item(self, sku: str) -> CatalogItem | None: ...
+
+    def items_page(self, after_sku: str | None, limit: int) -> list[CatalogItem]: ...
+
+    def item_skus(self) -> list[str]: ...
+
+
+Origin = Literal["api", "file"]
+
+
+class LayeredCatalog:
+    """The catalog the engine reads: the ledger's rows (SKUs upserted through the API) first, then
+    the file. Nothing of the ledger is cached: the daemon and the API may be separate processes,
+    and a lookup is one query on the primary key."""
+
+    def __init__(self, store: ItemSource, file: Catalog) -> None:
+        self.store = store
+        self.file = file
+        self.source = file.source
+        self._file_skus = sorted(file.items)
+
+    def get(self, sku: str) -> CatalogItem | None:
+        return self.lookup(sku)[0]
+
+    def lookup(self, sku: str) -> tuple[CatalogItem | None, Origin | None]:
+        """The item and where it came from ("api": the ledger, "file"), or (None, None)."""
+        item = self.store.get_item(sku)
+        if item is not None:
+            return item, "api"
+        item = self.file.get(sku)
+        return (item, "file") if item is not None else (None, None)
+
+    def page(self, after_sku: str | None, limit: int) -> tuple[list[tuple[CatalogItem, Origin]], bool]:
+        """Up to ``limit`` items after ``after_sku`` (None: from the start), sorted by SKU, the
+        ledger's row winning over the file's; and whether more follow."""
+        start = 0 if after_sku is None else bisect.bisect_right(self._file_skus, after_sku)
+        merged: dict[str, tuple[CatalogItem, Origin]] = {
+            sku: (self.file.items[sku], "file") for sku in self._file_skus[start:start + limit + 1]}
+        merged.update((i.sku, (i, "api")) for i in self.store.items_page(after_sku, limit + 1))
+        skus = sorted(merged)[:limit + 1]
+        return [merged[s] for s in skus[:limit]], len(skus) > limit
+
+    def __len__(self) -> int:
+        return len(set(self.file.items).union(self.store.item_skus()))
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -59,6 +112,13 @@ def load_catalog(path: str | Path) -> Catalog:
     if problems:
         raise ConfigError(problems)
     return Catalog(items, str(path))
+
+
+def parse_item(row: dict[str, Any]) -> tuple[CatalogItem | None, list[tuple[str, str]]]:
+    """One item given as the catalog's columns (the API's rows): the item, or a (column, message)
+    for each problem -- the file's own check, so a row the file would refuse is refused here too."""
+    item, problems = _parse_row("", 0, row)
+    return item, [(p.path, p.message) for p in problems]
 
 
 def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
@@ -102,8 +162,13 @@ def _parse_row(file: str, line: int, row: dict[str, Any]) -> tuple[CatalogItem |
             if raw:
                 bad(column, "must be a number")
             return Decimal(0)
+        if not value.is_finite():
+            bad(column, "must be a number")
+            return Decimal(0)
         if value <= 0:
             bad(column, "must be greater than 0")
+        elif value.adjusted() >= MAX_DIGITS:  # 1E+999999999 would take minutes to turn into an int
+            bad(column, f"must be less than 1E+{MAX_DIGITS}")
         if integer and value != value.to_integral_value():
             bad(column, "must be a whole number")
         return value
@@ -113,13 +178,13 @@ def _parse_row(file: str, line: int, row: dict[str, Any]) -> tuple[CatalogItem |
     dims = [number(c) for c in ("length_cm", "width_cm", "height_cm")]
     name_en, name_cn = text("name_en"), text("name_cn")
     hs_code = text("hs_code")
-    if hs_code and not (hs_code.isdigit() and 6 <= len(hs_code) <= 10):
+    if hs_code and not (hs_code.isascii() and hs_code.isdigit() and 6 <= len(hs_code) <= 10):
         bad("hs_code", "must be 6 to 10 digits")
     value = number("declared_value")
     currency = text("declared_currency").upper()
-    if currency and len(currency) != 3:
+    if currency and not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
         bad("declared_currency", "must be a 3-letter ISO 4217 code")
-    battery_raw = str(row.get("battery", "")).strip().lower()
+    battery_raw = str(row.get("battery") or "").strip().lower()  # a short CSV row: None
     if battery_raw not in _TRUE | _FALSE:
         bad("battery", "must be yes or no")
     if problems:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import yaml
 
 from .amazon.sites import BUILTIN, IDENTITY_FIELDS, REGIONS, SiteTable
+from .api.settings import ApiSettings
 from .fx import FX_SCHEMA
 from .kit.schema import apply_defaults, format_path, problems
 from .kit.settings import Secret, Settings
@@ -106,6 +107,10 @@ class Account(Settings):
                         "x-format": "IM and 10 digits, e.g. IM1560000001",
                         "description": "the seller's own IOSS number, sent for EU consignments within the "
                                        "IOSS cap when Amazon sends none"},
+        "orders_owner": {"type": "string", "enum": ["connector", "erp"], "default": "connector",
+                         "description": "who ships this account's Amazon orders: the connector (it polls "
+                                        "and confirms them) or an ERP (it submits them through the API; "
+                                        "the connector never polls nor confirms on its own)"},
     }, required=("name", "region", "marketplaces", "refresh_token", "client_id", "client_secret"),
         default=False)
     name: str
@@ -118,6 +123,7 @@ class Account(Settings):
     client_secret: Secret
     client_secret_rotated_at: str
     ioss_number: str
+    orders_owner: str
 
     @property
     def rotated_at(self) -> date | None:
@@ -339,6 +345,7 @@ SCHEMA: dict[str, Any] = {
         "selection": SELECTION_SCHEMA,
         "ioss": IOSS_SCHEMA,
         "webhooks": WebhookSettings.SCHEMA,
+        "api": ApiSettings.SCHEMA,
         "sandbox": SandboxSettings.SCHEMA,
     },
 }
@@ -438,6 +445,7 @@ class Config:
         self.ship_from = Address.from_dict(self.data["ship_from"])
         self.ioss = IossPolicy.from_config(self.data.get("ioss"))
         self.webhooks = WebhookSettings.from_section(self.data["webhooks"], where="webhooks")
+        self.api = ApiSettings.from_section(self.data["api"], where="api")
 
     def account(self, name: str) -> Account | None:
         return next((a for a in self.accounts if a.name == name), None)

@@ -22,6 +22,8 @@ EVENT_TYPES: dict[str, str] = {
     "package.labeled": "a label is bought and on disk; data.tracking_number is known",
     "package.confirmed": "Amazon accepted the shipment confirmation (not yet read back)",
     "package.verified": "reading the order back from Amazon shows the package shipped",
+    "package.issued": "a label bought for an ERP went to it unconfirmed (the ERP confirms it itself, or "
+                      "it ships another channel's order); tracking follows",
     "package.voided": "the label was cancelled at the carrier after Amazon cancelled the order",
     "tracking.updated": "the carrier's scans moved the parcel (in transit, out for delivery, failed "
                         "attempt, returning, returned, lost)",
@@ -31,7 +33,7 @@ EVENT_TYPES: dict[str, str] = {
 """Event type -> what it means (``alert.*`` stands for one type per alert kind)."""
 
 _PACKAGE_EVENTS = {"LABELED": "package.labeled", "CONFIRMED": "package.confirmed",
-                   "VERIFIED": "package.verified", "VOIDED": "package.voided",
+                   "VERIFIED": "package.verified", "ISSUED": "package.issued", "VOIDED": "package.voided",
                    "DELIVERED": "package.delivered"}
 _BUYING_STATES = {"LABEL_CLAIMED", "LABEL_CREATED"}
 _TRACKING_STATES = {"IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERY_FAILED", "RETURNING", "RETURNED", "LOST"}

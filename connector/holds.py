@@ -23,6 +23,7 @@ class HoldReason(str, enum.Enum):
     NO_ELIGIBLE_SERVICE = "no_eligible_service"
     IOSS_MISSING = "ioss_missing"
     SHIPPED_ELSEWHERE = "shipped_elsewhere"
+    OWNED_BY_ERP = "owned_by_erp"
     # Buying the label.
     CARRIER_UNAVAILABLE = "carrier_unavailable"
     CARRIER_REJECTED = "carrier_rejected"

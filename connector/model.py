@@ -142,6 +142,17 @@ class Order:
     buyer_cancel_requested: bool = False
     programs: tuple[str, ...] = ()
     shipped_package_refs: tuple[str, ...] = ()  # packageReferenceIds Amazon already knows
+    # Who put the order in the ledger: "amazon" (the connector's own poll) or "erp" (submitted
+    # through the HTTP API). An ERP's order may come from another channel than Amazon, and is
+    # confirmed to Amazon only when the ERP asked for it (``confirm``).
+    origin: str = "amazon"
+    channel: str = "amazon"
+    confirm: bool = True
+
+    @property
+    def confirms_on_amazon(self) -> bool:
+        """Whether the connector sends this order's confirmation to Amazon."""
+        return self.channel == "amazon" and self.confirm
 
     def without_pii(self) -> Order:
         return replace(self, ship_to=None)
@@ -163,6 +174,8 @@ class Order:
             "buyer_cancel_requested": self.buyer_cancel_requested,
             "programs": list(self.programs),
             "shipped_package_refs": list(self.shipped_package_refs),
+            **({} if self.origin == "amazon" else
+               {"origin": self.origin, "channel": self.channel, "confirm": self.confirm}),
         }
 
     @classmethod
@@ -186,6 +199,9 @@ class Order:
             buyer_cancel_requested=bool(data.get("buyer_cancel_requested")),
             programs=tuple(data.get("programs") or ()),
             shipped_package_refs=tuple(data.get("shipped_package_refs") or ()),
+            origin=data.get("origin", "amazon"),
+            channel=data.get("channel", "amazon"),
+            confirm=bool(data.get("confirm", True)),
         )
 
 

@@ -13,6 +13,7 @@ from ..holds import HoldReason
 from .app import State, cli, pass_state
 
 if TYPE_CHECKING:
+    from ..engine.steer import Steered
     from ..ledger import Ledger
 
 
@@ -111,16 +112,18 @@ def _plain(fields: dict[str, Any]) -> dict[str, Any]:
             for k, v in fields.items() if k != "package_id"}
 
 
-def _steer(state: State, order_id: str, change: Callable[[Ledger], str]) -> None:
+def _steer(state: State, order_id: str, change: Callable[[Ledger], Steered]) -> None:
     """Apply one operator change to an order in the ledger; print what it did, or fail cleanly."""
+    from ..engine.steer import SteerError
+
     ledger = state.ledger()
     try:
         done = change(ledger)
-    except (KeyError, ValueError) as exc:
+    except SteerError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         ledger.close()
-    click.echo(f"{order_id}: {done}")
+    click.echo(f"{order_id}: {done.done}")
 
 
 @orders_group.command("hold")
@@ -131,11 +134,9 @@ def _steer(state: State, order_id: str, change: Callable[[Ledger], str]) -> None
 @pass_state
 def orders_hold(state: State, order_id: str, reason: str, message: str) -> None:
     """Hold an order: the daemon will not touch it until it is released."""
-    def change(ledger: Ledger) -> str:
-        ledger.hold(order_id, reason, message)
-        return f"HELD ({reason})"
+    from ..engine.steer import hold_order
 
-    _steer(state, order_id, change)
+    _steer(state, order_id, lambda ledger: hold_order(ledger, order_id, reason, message))
 
 
 @orders_group.command("release")
@@ -143,7 +144,9 @@ def orders_hold(state: State, order_id: str, reason: str, message: str) -> None:
 @pass_state
 def orders_release(state: State, order_id: str) -> None:
     """Release a held order back to the state it was held from."""
-    _steer(state, order_id, lambda ledger: f"released to {ledger.release(order_id).value}")
+    from ..engine.steer import release_order
+
+    _steer(state, order_id, lambda ledger: release_order(ledger, order_id))
 
 
 @orders_group.command("retry")
@@ -151,11 +154,9 @@ def orders_release(state: State, order_id: str) -> None:
 @pass_state
 def orders_retry(state: State, order_id: str) -> None:
     """Make a deferred order due now (after a transient failure)."""
-    def change(ledger: Ledger) -> str:
-        ledger.clear_deferral(order_id)
-        return "due now"
+    from ..engine.steer import retry_order
 
-    _steer(state, order_id, change)
+    _steer(state, order_id, lambda ledger: retry_order(ledger, order_id))
 
 
 @orders_group.command("void")
@@ -163,32 +164,15 @@ def orders_retry(state: State, order_id: str) -> None:
 @pass_state
 def orders_void(state: State, order_id: str) -> None:
     """Cancel the order's label at the carrier (before its first scan); the refund is recorded."""
-    from ..engine.loop import drive
-    from ..engine.void import claim_void
-    from ..ledger import PackageState
+    from ..engine.steer import SteerError, void_order
 
     rt = state.runtime()
     try:
-        packages = [p for p in rt.ledger.packages(order_id) if p.state not in (PackageState.FAILED,)]
-        if not packages:
-            raise click.ClickException(f"order {order_id} has no label to void")
-        package = packages[-1]
-        if package.state != PackageState.VOIDING:
-            try:
-                claim_void(rt, package)
-            except ValueError as exc:
-                raise click.ClickException(str(exc)) from None
-        drive(rt, order_id, lambda: False)
-        done = rt.ledger.get_package(package.id)
-        record = rt.ledger.get_order(order_id)
+        done = void_order(rt, order_id)
+    except SteerError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         rt.close()
-    if done.state == PackageState.VOIDED:
-        refund = done.refund
-        label = done.tracking_number or done.idempotency_key
-        click.echo(f"{order_id}: label {label} voided at {done.carrier}"
-                   + (f"; refund {refund['amount']} {refund['currency']}" if refund else ""))
-        return
-    reason = f" ({record.hold_reason}: {record.hold_message})" if record and record.hold_reason else ""
-    raise click.ClickException(f"{order_id}: not voided, package is {done.state.value}{reason}"
-                               + (f": {done.error}" if done.error and not reason else ""))
+    if not done.complete:  # claimed, not finished now: the daemon carries on with it
+        raise click.ClickException(done.done)
+    click.echo(f"{order_id}: {done.done}")

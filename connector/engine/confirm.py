@@ -1,4 +1,5 @@
-"""Stage 4, confirm: LABELED -> CONFIRMING -> CONFIRMED (confirmShipment, Orders API v0).
+"""Stage 4, confirm: LABELED -> CONFIRMING -> CONFIRMED (confirmShipment, Orders API v0); or, for
+an ERP's label it did not ask to be confirmed here, LABELED -> ISSUED (tracking follows).
 
 confirmShipment is sent only after the CONFIRMING claim is committed, with a stable numeric
 ``packageReferenceId`` and a stable ship date, so a re-send edits the same package instead of
@@ -20,6 +21,10 @@ from .verify import confirms_itself, mark_verified, visible
 
 def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
+    if not order.confirms_on_amazon:  # the ERP's label for another channel, or one it confirms itself
+        rt.ledger.advance(package, PackageState.LABELED, PackageState.ISSUED, order_state=OrderState.ISSUED,
+                          shipped_at=package.shipped_at or utcnow())
+        return Outcome.REST
     if confirms_itself(rt, package):  # the purchase confirmed it on Amazon; never send again
         rt.ledger.advance(package, package.state, PackageState.CONFIRMED, order_state=OrderState.CONFIRMED,
                           shipped_at=package.shipped_at or utcnow(),

@@ -80,6 +80,8 @@ class Engine:
             for account in self.rt.config.accounts:
                 if self.stop_event.is_set():
                     break
+                if account.orders_owner == "erp":  # the ERP submits this account's orders itself
+                    continue
                 try:
                     ingest_account(self.rt, account)
                 except SpApiError as exc:  # one account's trouble never stops the others
@@ -151,8 +153,17 @@ def _ship_by_first(record: OrderRecord) -> tuple[datetime, str]:
 # -- one order -----------------------------------------------------------------------------------
 
 
+def _owned_by_erp(rt: Runtime, account_name: str) -> bool:
+    account = rt.config.account(account_name)
+    return account is not None and account.orders_owner == "erp"
+
+
 def step(rt: Runtime, record: OrderRecord) -> Outcome:
     """Do the next piece of work for one order, by its state and its open package's state."""
+    if record.order.origin == "amazon" and _owned_by_erp(rt, record.order.account):
+        return hold(rt, record.order_id, HoldReason.OWNED_BY_ERP,
+                    f"order {record.order_id}: account {record.order.account}'s orders are shipped by the "
+                    "ERP (accounts[].orders_owner: erp); the daemon neither buys nor confirms it")
     if record.state == OrderState.NEW:
         return plan(rt, record)
     package = rt.ledger.open_package(record.order_id)
@@ -186,8 +197,23 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
                 f"order {record.order_id}: unexpected package state {package.state.value}")
 
 
-def drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int = 12) -> Outcome:
-    """Move one order as far as it goes now; stop early when asked (the step in flight finishes)."""
+def drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int = 12, *,
+          wait: float = 0.0) -> Outcome:
+    """Move one order as far as it goes now; stop early when asked (the step in flight finishes).
+
+    Holds the order's lock meanwhile; an order another thread is driving is left to it (REST),
+    after waiting up to ``wait`` seconds for it."""
+    lock = rt.order_lock(order_id)
+    acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
+    if not acquired:
+        return Outcome.REST
+    try:
+        return _drive(rt, order_id, should_stop, max_steps)
+    finally:
+        lock.release()
+
+
+def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int) -> Outcome:
     outcome = Outcome.REST
     for _ in range(max_steps):
         if should_stop():

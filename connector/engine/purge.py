@@ -28,7 +28,8 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
     fallback = timedelta(days=settings.max_transit_days)
     now = now or utcnow()
     expired = []
-    for record in rt.ledger.orders([*SHIPPED_ORDER_STATES, *_NOTHING_TO_SHIP, OrderState.HELD]):
+    kept = [*SHIPPED_ORDER_STATES, *_NOTHING_TO_SHIP, OrderState.HELD, OrderState.ISSUED]
+    for record in rt.ledger.orders(kept):
         if record.pii_purged:
             continue
         if record.state in _NOTHING_TO_SHIP:

@@ -11,7 +11,7 @@ import requests
 from ..amazon.auth import LwaTokenProvider
 from ..amazon.client import SpApiClient
 from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, SiteTable
-from ..catalog import Catalog, load_catalog
+from ..catalog import LayeredCatalog, load_catalog
 from ..config import Config, ConfigError, EngineSettings, Problem, load_config
 from ..fx import FxError, RateTable
 from ..kit.carrier import Carrier, CarrierContext, CarrierSpec
@@ -47,7 +47,7 @@ class Runtime:
     config: Config
     host: PluginHost
     ledger: Ledger
-    catalog: Catalog
+    catalog: LayeredCatalog
     carrier_specs: dict[str, CarrierSpec]
     carriers: dict[str, Carrier]
     amazon: dict[str, SpApiClient]  # by account name
@@ -57,6 +57,16 @@ class Runtime:
     counters: Counters = field(default_factory=Counters)
     webhook_session: requests.Session = field(default_factory=requests.Session, repr=False)
     hooks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one dispatcher at a time
+    _order_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    _order_locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def order_lock(self, order_id: str) -> threading.Lock:
+        """The lock one order is driven under in this process: the loop's workers and the HTTP
+        API's requests never step the same order at once (a second claim attempt would only lose
+        its compare-and-set, but a second look at a claimed label could ask the carrier while the
+        first call is still in flight)."""
+        with self._order_locks_guard:
+            return self._order_locks.setdefault(order_id, threading.Lock())
 
     @property
     def engine(self) -> EngineSettings:
@@ -114,7 +124,8 @@ def build_runtime(config: Config, host: PluginHost) -> Runtime:
                               f"carrier plugin failed to start: {exc}")
             raise ConfigError([problem]) from exc
     config.labels_dir.mkdir(parents=True, exist_ok=True)
-    return Runtime(config=config, host=host, ledger=open_configured_ledger(config), catalog=catalog,
+    ledger = open_configured_ledger(config)  # the catalog reads the SKUs upserted through the API from it
+    return Runtime(config=config, host=host, ledger=ledger, catalog=LayeredCatalog(ledger, catalog),
                    carrier_specs=specs, carriers=carriers, amazon=amazon, site_rules=site_rules, fx=fx,
                    policy=policy)
 

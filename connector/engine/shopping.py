@@ -92,6 +92,9 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem]) -> Shopping:
         reasons = carrier_rejections(req, spec, rules, ship_from_city=rt.ship_from.city,
                                      ship_from_province=rt.ship_from.state, drop_off=rt.policy.drop_off,
                                      pickup_unknown=rt.policy.pickup_unknown)
+        if spec.confirms_shipment and not order.confirms_on_amazon:
+            reasons = [*reasons, "its labels confirm the order on Amazon by themselves, and this order "
+                                 "is not to be confirmed here (an ERP's, confirm: false or another channel)"]
         if reasons:
             failures.append(Rejection(code, "", tuple(reasons)))
         else:

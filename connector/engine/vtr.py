@@ -77,6 +77,8 @@ def shipped_packages(rt: Runtime, *, since: datetime) -> list[Shipped]:
     out = []
     for record in rt.ledger.orders([*SHIPPED_ORDER_STATES, OrderState.HELD]):
         order = record.order
+        if not order.confirms_on_amazon:  # an ERP's label for another channel: not Amazon's to count
+            continue
         categories = tuple(sorted({(item.category if item else "") or NO_CATEGORY
                                    for item in (rt.catalog.get(i.sku) for i in order.items)}))
         for p in rt.ledger.packages(order.order_id):

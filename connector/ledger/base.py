@@ -29,6 +29,7 @@ class OrderState(str, enum.Enum):
     CONFIRMING = "CONFIRMING"         # confirmShipment claim committed; Amazon may be called
     CONFIRMED = "CONFIRMED"           # Amazon answered 204 (not yet proof)
     VERIFIED = "VERIFIED"             # reading the order back shows the package: shipped
+    ISSUED = "ISSUED"                 # the label went to the ERP, which confirms it (or not) itself
     # after the confirmation, the order follows its parcel (engine/track.py)
     IN_TRANSIT = "IN_TRANSIT"                 # the carrier scanned it
     OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
@@ -50,6 +51,7 @@ class PackageState(str, enum.Enum):
     CONFIRMING = "CONFIRMING"
     CONFIRMED = "CONFIRMED"
     VERIFIED = "VERIFIED"
+    ISSUED = "ISSUED"                 # bought for an ERP that does not want it confirmed here; tracked
     IN_TRANSIT = "IN_TRANSIT"
     OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
     DELIVERED = "DELIVERED"
@@ -67,9 +69,11 @@ class PackageState(str, enum.Enum):
 ACTIVE_ORDER_STATES = (OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED,
                        OrderState.LABELED, OrderState.CONFIRMING, OrderState.CONFIRMED, OrderState.VOIDING)
 
-# Package states the tracking poller follows (VERIFIED: confirmed on Amazon, not scanned yet).
-TRACKED_PACKAGE_STATES = (PackageState.VERIFIED, PackageState.IN_TRANSIT, PackageState.OUT_FOR_DELIVERY,
-                          PackageState.DELIVERY_FAILED, PackageState.RETURNING, PackageState.LOST)
+# Package states the tracking poller follows (VERIFIED: confirmed on Amazon, not scanned yet;
+# ISSUED: handed to the ERP unconfirmed, not scanned yet).
+TRACKED_PACKAGE_STATES = (PackageState.VERIFIED, PackageState.ISSUED, PackageState.IN_TRANSIT,
+                          PackageState.OUT_FOR_DELIVERY, PackageState.DELIVERY_FAILED, PackageState.RETURNING,
+                          PackageState.LOST)
 # Where a parcel's life ends.
 TERMINAL_PACKAGE_STATES = (PackageState.DELIVERED, PackageState.RETURNED, PackageState.VOIDED,
                            PackageState.FAILED)

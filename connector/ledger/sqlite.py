@@ -22,7 +22,7 @@ from typing import Any
 
 from ..events import Event, matches, order_event, package_event
 from ..holds import parse_hold_reason
-from ..model import Order, parse_iso, utcnow
+from ..model import Order, iso, parse_iso, utcnow
 from .base import (
     SHIPPED_ORDER_STATES,
     TERMINAL_PACKAGE_STATES,
@@ -37,16 +37,20 @@ from .base import (
     TrackingRecord,
 )
 from .crypto import PiiCipher, PiiDecryptError, open_address, seal_address
+from .items import ItemStore
 from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
+from .queries import OrderQueries
+from .submissions import SubmissionStore
+from .tokens import TokenStore
 
 BUSY_TIMEOUT_S = 10.0
 
 # Orders that are over for the order loop: a package moving on does not move them -- except a
 # shipped order, which follows its parcel (tracking) or its void. Only the unshipped ones are over
 # for good: a shipped order can still be held (a void the carrier refused), its parcel followed.
-_FINAL_ORDER_STATES = (OrderState.CANCELLED, OrderState.VOIDED, *SHIPPED_ORDER_STATES)
+_FINAL_ORDER_STATES = (OrderState.CANCELLED, OrderState.VOIDED, OrderState.ISSUED, *SHIPPED_ORDER_STATES)
 _UNHOLDABLE = (OrderState.CANCELLED, OrderState.VOIDED)
-_FOLLOWS_PARCEL = frozenset(SHIPPED_ORDER_STATES) | {OrderState.VOIDING}
+_FOLLOWS_PARCEL = frozenset(SHIPPED_ORDER_STATES) | {OrderState.VOIDING, OrderState.ISSUED}
 # Packages the order loop no longer works on (open_package skips them).
 _CLOSED_PACKAGE_STATES = tuple(s.value for s in (*TRACKED_PACKAGE_STATES, *TERMINAL_PACKAGE_STATES))
 _CLOSED_MARKS = ", ".join("?" * len(_CLOSED_PACKAGE_STATES))
@@ -99,7 +103,7 @@ def _ensure_private_file(path: str) -> None:
     os.close(fd)
 
 
-class SqliteLedger(Ledger):
+class SqliteLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, Ledger):
     """:class:`Ledger` on a SQLite file. Call :meth:`migrate` once before use."""
 
     def __init__(self, path: str | os.PathLike[str], cipher: PiiCipher, *,
@@ -289,23 +293,18 @@ class SqliteLedger(Ledger):
     def upsert_order(self, order: Order) -> bool:
         data = json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False)
         address = order.ship_to.to_dict() if order.ship_to is not None else {}
+        ship_by = iso(order.ship_by) if order.ship_by else None  # the form the data's JSON holds
         with self._write() as conn:
             now = self._now()
             row = conn.execute("SELECT state, data, pii, pii_purged_at FROM orders WHERE order_id = ?",
                                (order.order_id,)).fetchone()
             if row is None:
-                conn.execute(
-                    "INSERT INTO orders (order_id, account, marketplace_id, site, state, data, pii,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (order.order_id, order.account, order.marketplace_id, order.site,
-                     OrderState.NEW.value, data, seal_address(self._cipher, order.order_id, order.ship_to),
-                     now, now))
-                self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, "ingested")
+                self._insert_order(conn, order, now, "ingested")
                 return True
             changes: dict[str, Any] = {}
             if row["data"] != data:
                 changes.update(data=data, account=order.account, marketplace_id=order.marketplace_id,
-                               site=order.site)
+                               site=order.site, ship_by=ship_by)
             if (address and row["pii_purged_at"] is None
                     and row["state"] in (OrderState.NEW.value, OrderState.HELD.value)):
                 if row["pii"] is None:
@@ -322,6 +321,17 @@ class SqliteLedger(Ledger):
                 conn.execute(f"UPDATE orders SET {', '.join(f'{c} = ?' for c in changes)}"
                              " WHERE order_id = ?", (*changes.values(), order.order_id))
             return False
+
+    def _insert_order(self, conn: sqlite3.Connection, order: Order, now: str, note: str) -> None:
+        """A new order, NEW, with its address sealed (inside the caller's transaction)."""
+        conn.execute(
+            "INSERT INTO orders (order_id, account, marketplace_id, site, state, data, pii,"
+            " ship_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (order.order_id, order.account, order.marketplace_id, order.site, OrderState.NEW.value,
+             json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False),
+             seal_address(self._cipher, order.order_id, order.ship_to),
+             iso(order.ship_by) if order.ship_by else None, now, now))
+        self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, note)
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         row = self._conn().execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()

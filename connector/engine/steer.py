@@ -1,0 +1,132 @@
+"""An operator steers one order: hold, release, retry, void.
+
+One place for what ``mfn-connector orders hold|release|retry|void`` and the HTTP API's
+``POST /v1/orders/{id}/hold|release|retry|void`` do. Each returns a :class:`Steered` saying what
+was done (``done`` is the text the CLI prints after the order id) or raises a :class:`SteerError`:
+:class:`OrderNotFound` for an order the ledger does not know, :class:`NotAllowed` for a change the
+order's state does not allow. Messages name the order, never buyer data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..ledger import OrderState, PackageState, StaleStateError
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger, OrderRecord, Package
+    from .runtime import Runtime
+
+VOID_WAIT_SECONDS = 30.0  # how long a void waits for another worker driving the same order
+
+
+class SteerError(Exception):
+    """The change was not made; the message says why."""
+
+
+class OrderNotFound(SteerError):
+    """No such order in the ledger."""
+
+
+class NotAllowed(SteerError):
+    """The order's state does not allow the change (not held, finished, no label to void...)."""
+
+
+@dataclass(frozen=True)
+class Steered:
+    order_id: str
+    action: str                  # hold, release, retry, void
+    state: OrderState            # the order's state afterwards
+    done: str                    # what was done, for a human: "HELD (manual)", "released to NEW", ...
+    complete: bool = True        # False: a void claimed but not finished yet (the daemon goes on with it)
+    package_id: int | None = None
+    refund: dict[str, Any] = field(default_factory=dict)
+
+
+def _unknown(order_id: str) -> OrderNotFound:
+    return OrderNotFound(f"no order {order_id} in the ledger")
+
+
+def hold_order(ledger: Ledger, order_id: str, reason: str, message: str) -> Steered:
+    """Hold the order: the daemon leaves it alone until it is released."""
+    try:
+        ledger.hold(order_id, reason, message)
+    except KeyError:
+        raise _unknown(order_id) from None
+    except ValueError as exc:  # a finished order; an unknown reason
+        raise NotAllowed(str(exc)) from None
+    return Steered(order_id, "hold", OrderState.HELD, f"HELD ({reason})")
+
+
+def release_order(ledger: Ledger, order_id: str) -> Steered:
+    """Return a held order to the state it was held from."""
+    try:
+        target = ledger.release(order_id)
+    except KeyError:
+        raise _unknown(order_id) from None
+    except StaleStateError as exc:
+        raise NotAllowed(str(exc)) from None
+    return Steered(order_id, "release", target, f"released to {target.value}")
+
+
+def retry_order(ledger: Ledger, order_id: str) -> Steered:
+    """Make a deferred order due now (its failure count starts again)."""
+    try:
+        ledger.clear_deferral(order_id)
+    except KeyError:
+        raise _unknown(order_id) from None
+    record = ledger.get_order(order_id)
+    if record is None:
+        raise _unknown(order_id)
+    return Steered(order_id, "retry", record.state, "due now")
+
+
+def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -> Steered:
+    """Cancel the order's newest label at its carrier (before the first scan) and record the refund.
+
+    The void is claimed (committed) first, then driven here. A void the carrier refused raises
+    NotAllowed (the order is HELD ``void_refused``); one that could not finish now (a transient
+    carrier error) returns ``complete=False`` -- the daemon finishes it."""
+    from .loop import drive
+    from .void import claim_void
+
+    if rt.ledger.get_order(order_id) is None:
+        raise _unknown(order_id)
+    packages = [p for p in rt.ledger.packages(order_id) if p.state is not PackageState.FAILED]
+    if not packages:
+        raise NotAllowed(f"order {order_id} has no label to void")
+    package = packages[-1]
+    if package.state is not PackageState.VOIDING:
+        lock = rt.order_lock(order_id)  # not while a worker is in the middle of a step of this order
+        if not lock.acquire(timeout=wait):
+            raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
+        try:
+            fresh = rt.ledger.get_package(package.id)
+            if fresh is not None and fresh.state is not PackageState.VOIDING:
+                claim_void(rt, fresh)
+        except (ValueError, StaleStateError) as exc:
+            raise NotAllowed(str(exc)) from None
+        finally:
+            lock.release()
+    drive(rt, order_id, lambda: False, wait=wait)
+    done = rt.ledger.get_package(package.id)
+    record = rt.ledger.get_order(order_id)
+    assert done is not None and record is not None  # neither is ever deleted
+    if done.state is PackageState.VOIDED:
+        label = done.tracking_number or done.idempotency_key
+        refund = done.refund
+        return Steered(order_id, "void", record.state,
+                       f"label {label} voided at {done.carrier}"
+                       + (f"; refund {refund['amount']} {refund['currency']}" if refund else ""),
+                       package_id=done.id, refund=dict(refund))
+    text = not_voided(order_id, done, record)
+    if done.state is PackageState.VOIDING:
+        return Steered(order_id, "void", record.state, text, complete=False, package_id=done.id)
+    raise NotAllowed(text)
+
+
+def not_voided(order_id: str, package: Package, record: OrderRecord | None) -> str:
+    """Why a void did not (yet) end in VOIDED, as the CLI says it."""
+    reason = f" ({record.hold_reason}: {record.hold_message})" if record and record.hold_reason else ""
+    return (f"{order_id}: not voided, package is {package.state.value}{reason}"
+            + (f": {package.error}" if package.error and not reason else ""))

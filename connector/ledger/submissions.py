@@ -1,0 +1,94 @@
+"""ERP submissions: an order the ERP hands over (provider mode) or a label it bought elsewhere
+(confirm-only), keyed by the ERP's own idempotency key.
+
+The key, the order and (for confirm-only) its LABELED package are written in one transaction, so a
+request repeated with the same key -- after a timeout, or after the server was killed -- finds the
+order it created and never creates a second. The request's digest tells a true repeat from a key
+reused for another request. Mixed into the SQL ledger stores.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..model import Order
+from .base import OrderState, PackageState
+
+KINDS = ("shipment", "confirmation")
+
+
+class SubmissionConflict(Exception):
+    """The key was used for a different request, or the order already came another way."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    idempotency_key: str
+    order_id: str
+    kind: str
+    request_digest: str
+    created: bool  # True when this call created it; False for a repeat of the same request
+
+
+@dataclass(frozen=True)
+class ExternalLabel:
+    """A label the ERP bought elsewhere, to be confirmed here (confirm-only)."""
+
+    carrier: str
+    service: str
+    tracking_number: str
+    items: list[dict[str, Any]]
+
+
+class SubmissionStore:
+    def submission(self, idempotency_key: str) -> Submission | None:
+        row = self._conn().execute("SELECT * FROM submissions WHERE idempotency_key = ?",
+                                   (idempotency_key,)).fetchone()
+        return _submission(row, created=False) if row is not None else None
+
+    def submit(self, idempotency_key: str, kind: str, digest: str, order: Order,
+               label: ExternalLabel | None = None) -> Submission:
+        """Record the submission and its order (NEW; or, with ``label``, LABELED with that label as
+        package 1) in one transaction; a repeat of the same request returns the first one."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown submission kind {kind!r}")
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM submissions WHERE idempotency_key = ?",
+                               (idempotency_key,)).fetchone()
+            if row is not None:
+                if row["request_digest"] != digest or row["kind"] != kind:
+                    raise SubmissionConflict(
+                        f"idempotency key {idempotency_key!r} was used for another request (order "
+                        f"{row['order_id']}); a key names one request forever")
+                return _submission(row, created=False)
+            known = conn.execute("SELECT 1 FROM orders WHERE order_id = ?", (order.order_id,)).fetchone()
+            if known is not None:
+                raise SubmissionConflict(f"order {order.order_id} is already in the ledger (polled from "
+                                         "Amazon or submitted under another key)")
+            now = self._now()
+            self._insert_order(conn, order, now, f"submitted by the ERP ({kind})")
+            conn.execute("INSERT INTO submissions (idempotency_key, order_id, kind, request_digest,"
+                         " created_at) VALUES (?, ?, ?, ?, ?)",
+                         (idempotency_key, order.order_id, kind, digest, now))
+            if label is not None:
+                self._insert_external_label(conn, order, label, now)
+            row = conn.execute("SELECT * FROM submissions WHERE idempotency_key = ?",
+                               (idempotency_key,)).fetchone()
+        return _submission(row, created=True)
+
+    def _insert_external_label(self, conn: Any, order: Order, label: ExternalLabel, now: str) -> None:
+        cur = conn.execute(
+            "INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state, items,"
+            " tracking_number, plan, created_at, updated_at) VALUES (?, '1', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (order.order_id, f"{order.order_id}-1", label.carrier, label.service, PackageState.LABELED.value,
+             json.dumps(label.items), label.tracking_number,
+             json.dumps({"bought_by": "erp"}), now, now))
+        self._transition(conn, order.order_id, int(cur.lastrowid or 0), now, None, PackageState.LABELED.value,
+                         f"package 1: {label.carrier} {label.tracking_number}, bought by the ERP")
+        self._set_state(conn, order.order_id, OrderState.NEW.value, OrderState.LABELED, now,
+                        "label bought by the ERP; to be confirmed")
+
+
+def _submission(row: Any, *, created: bool) -> Submission:
+    return Submission(row["idempotency_key"], row["order_id"], row["kind"], row["request_digest"], created)

@@ -1,0 +1,237 @@
+"""The API's listings in SQL (connector/ledger/queries.py): filters, keyset pages, no PII decrypted."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from connector.ledger import OrderState, PackageState
+from connector.ledger.crypto import PiiCipher, PiiDecryptError
+from connector.ledger.sqlite import SqliteLedger
+from connector.model import Address, FulfillmentStatus, Money, Order, OrderItem
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+SHIP_BY0 = datetime(2026, 3, 3, 12, 0, tzinfo=timezone.utc)
+ITEMS = [{"order_item_id": "item-1", "quantity": 1}]
+BUYER = Address(name="Zelda Quux", line1="742 Evergreen Terrace", city="Springfield", postal_code="97403",
+                country_code="US", phone="+1 555 0100 4242")
+
+
+class Clock:
+    """Every reading is 1 ms after the previous one."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            self.now += timedelta(milliseconds=1)
+            return self.now
+
+
+def order(n: int, *, site: str = "US", account: str = "acme", ship_by: datetime | None = SHIP_BY0) -> Order:
+    return Order(order_id=f"111-{n:07d}-0000001", account=account, marketplace_id="ATVPDKIKX0DER", site=site,
+                 status=FulfillmentStatus.UNSHIPPED, last_updated=T0,
+                 items=(OrderItem("item-1", "SKU-RED", 1, unit_price=Money(Decimal("9.99"), "USD")),),
+                 ship_to=BUYER, ship_by=ship_by)
+
+
+@pytest.fixture
+def key() -> bytes:
+    return Fernet.generate_key()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def ledger(db_path: Path, key: bytes):
+    led = SqliteLedger(db_path, PiiCipher([key]), clock=Clock())
+    led.migrate()
+    yield led
+    led.close()
+
+
+@pytest.fixture
+def filled(ledger: SqliteLedger) -> SqliteLedger:
+    """20 orders: sites US/DE alternating, accounts acme/zeta by thirds, ship-by an hour apart,
+    every fifth without a ship-by; orders 3, 7 held (unknown_sku, manual); 10..13 with packages."""
+    for n in range(20):
+        ledger.upsert_order(order(n, site="US" if n % 2 == 0 else "DE", account="acme" if n % 3 else "zeta",
+                                  ship_by=None if n % 5 == 4 else SHIP_BY0 + timedelta(hours=n)))
+    ledger.hold(order(3).order_id, "unknown_sku", "order 3: SKU-RED is not in the catalog")
+    ledger.hold(order(7).order_id, "manual", "held by an operator")
+    for n in range(10, 14):
+        oid = order(n).order_id
+        ledger.plan_package(oid, "1", f"MFN-{oid}-1", "yunexpress" if n % 2 else "dhl", "STD", ITEMS)
+    return ledger
+
+
+def walk(ledger: SqliteLedger, size: int, **filters) -> list[str]:
+    seen: list[str] = []
+    after = None
+    while True:
+        page = ledger.order_page(after=after, limit=size, **filters)
+        seen += [record.order_id for record, _ in page]
+        if len(page) < size:
+            return seen
+        after = (page[-1][1], page[-1][0].order_id)
+
+
+def created(ledger: SqliteLedger) -> list[str]:
+    rows = ledger._conn().execute("SELECT order_id FROM orders ORDER BY created_at, order_id").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_pages_walk_every_order_once_in_creation_order(filled):
+    everything = created(filled)
+    assert len(everything) == 20
+    for size in (1, 3, 7, 20, 50):
+        assert walk(filled, size) == everything
+
+
+def test_the_cursor_is_the_created_at_of_the_row(filled):
+    page = filled.order_page(limit=5)
+    stored = dict(filled._conn().execute("SELECT order_id, created_at FROM orders").fetchall())
+    assert [(r.order_id, at) for r, at in page] == [(r.order_id, stored[r.order_id]) for r, _ in page]
+
+
+def test_an_order_arriving_during_a_walk_is_seen_once_at_the_end(filled):
+    first = filled.order_page(limit=6)
+    filled.upsert_order(order(99))
+    rest = walk(filled, 6)  # a fresh walk, for comparison
+    after = (first[-1][1], first[-1][0].order_id)
+    seen = [r.order_id for r, _ in first]
+    while True:
+        page = filled.order_page(after=after, limit=6)
+        seen += [r.order_id for r, _ in page]
+        if len(page) < 6:
+            break
+        after = (page[-1][1], page[-1][0].order_id)
+    assert seen == rest and seen[-1] == order(99).order_id and len(set(seen)) == 21
+
+
+def test_filters(filled):
+    ids = {n: order(n).order_id for n in range(20)}
+    assert walk(filled, 2, states=[OrderState.HELD]) == [ids[3], ids[7]]
+    assert set(walk(filled, 3, states=["HELD", "PLANNED"])) == {ids[n] for n in (3, 7, 10, 11, 12, 13)}
+    assert filled.order_page(states=[], limit=10) == []
+    assert walk(filled, 4, site="DE") == [ids[n] for n in range(20) if n % 2]
+    assert walk(filled, 4, account="zeta") == [ids[n] for n in range(20) if n % 3 == 0]
+    assert walk(filled, 4, hold_reason="unknown_sku") == [ids[3]]
+    assert walk(filled, 4, site="DE", account="zeta", states=[OrderState.NEW]) == [ids[9], ids[15]]
+
+
+def test_ship_by_before_is_strict_and_leaves_out_orders_without_one(filled):
+    ids = {n: order(n).order_id for n in range(20)}
+    cut = SHIP_BY0 + timedelta(hours=6)
+    assert walk(filled, 3, ship_by_before=cut) == [ids[n] for n in range(6) if n != 4]
+    # a sub-millisecond cut is rounded up: an order due at exactly 06:00:00.000 is before 06:00:00.0005
+    assert ids[6] in walk(filled, 50, ship_by_before=cut + timedelta(microseconds=500))
+    naive = cut.replace(tzinfo=None)  # naive = UTC
+    assert walk(filled, 50, ship_by_before=naive) == walk(filled, 50, ship_by_before=cut)
+    in_berlin = cut.astimezone(timezone(timedelta(hours=1)))
+    assert walk(filled, 50, ship_by_before=in_berlin) == walk(filled, 50, ship_by_before=cut)
+
+
+def test_updated_since_is_inclusive(filled):
+    rows = filled._conn().execute("SELECT order_id, updated_at FROM orders ORDER BY updated_at").fetchall()
+    middle = rows[len(rows) // 2]["updated_at"]
+    expected = {r["order_id"] for r in rows if r["updated_at"] >= middle}
+    since = datetime.strptime(middle, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    got = walk(filled, 4, updated_since=since)
+    assert set(got) == expected and len(got) == len(expected)
+
+
+def test_pages_do_not_decrypt_buyer_data(filled, db_path):
+    assert all(r.order.ship_to is None for r, _ in filled.order_page(limit=50))
+    assert all(r.order.ship_to == BUYER for r, _ in filled.order_page(limit=50, with_pii=True))
+    # with a key that cannot read the addresses, listings still work; reading one address does not
+    stranger = SqliteLedger(db_path, PiiCipher([Fernet.generate_key()]))
+    try:
+        page = stranger.order_page(limit=50)
+        assert len(page) == 20 and page[0][0].hold_reason == "" and page[0][0].order.items
+        found = stranger.order_detail(order(3).order_id)
+        assert found is not None and found[1] is True and found[0].hold_reason == "unknown_sku"
+        with pytest.raises(PiiDecryptError):
+            stranger.order_detail(order(3).order_id, with_pii=True)
+        with pytest.raises(PiiDecryptError):
+            stranger.get_order(order(3).order_id)
+    finally:
+        stranger.close()
+
+
+def test_order_detail_says_whether_an_address_is_on_file(filled):
+    oid = order(5).order_id
+    record, on_file = filled.order_detail(oid)
+    assert on_file and record.order.ship_to is None and record.order.order_id == oid
+    record, on_file = filled.order_detail(oid, with_pii=True)
+    assert on_file and record.order.ship_to == BUYER
+    filled.purge_pii([oid])
+    record, on_file = filled.order_detail(oid, with_pii=True)
+    assert not on_file and record.pii_purged and record.order.ship_to is None
+    assert filled.order_detail("999-0000000-0000000") is None
+
+
+def test_records_match_get_order_apart_from_the_address(filled):
+    for record, _ in filled.order_page(limit=50):
+        full = filled.get_order(record.order_id)
+        assert record.order == full.order.without_pii()
+        fields = ("state", "hold_reason", "hold_message", "held_from", "attempts", "next_attempt_at",
+                  "pii_purged", "updated_at")
+        assert [getattr(record, f) for f in fields] == [getattr(full, f) for f in fields]
+
+
+def test_limits(filled):
+    assert filled.order_page(limit=0) == []
+    with pytest.raises(ValueError):
+        filled.order_page(limit=-1)
+    with pytest.raises(ValueError):
+        filled.package_page(limit=-1)
+
+
+def test_package_pages_and_filters(filled):
+    ids = [p.id for n in range(10, 14) for p in filled.packages(order(n).order_id)]
+    assert len(ids) == 4
+
+    def walk_packages(size: int, **filters) -> list[int]:
+        seen: list[int] = []
+        after = None
+        while True:
+            page = filled.package_page(after_id=after, limit=size, **filters)
+            seen += [p.id for p in page]
+            if len(page) < size:
+                return seen
+            after = page[-1].id
+
+    assert walk_packages(1) == sorted(ids) and walk_packages(3) == sorted(ids)
+    assert [p.order_id for p in filled.package_page(carrier="dhl", limit=10)] == \
+        [order(10).order_id, order(12).order_id]
+    assert [p.order_id for p in filled.package_page(order_id=order(11).order_id, limit=10)] == \
+        [order(11).order_id]
+    assert filled.package_page(states=[PackageState.LABELED], limit=10) == []
+    assert filled.package_page(states=[], limit=10) == []
+    first = filled.packages(order(10).order_id)[0]
+    moved = filled.advance(first, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
+    assert [p.id for p in filled.package_page(states=["LABEL_CLAIMED"], limit=10)] == [first.id]
+    assert [p.id for p in filled.package_page(updated_since=moved.updated_at, limit=10)] == [first.id]
+    assert filled.package_page(updated_since=moved.updated_at + timedelta(milliseconds=1), limit=10) == []
+
+
+def test_latest_packages_is_the_newest_per_order(filled):
+    oid = order(10).order_id
+    first = filled.packages(oid)[0]
+    filled.advance(first, PackageState.PLANNED, PackageState.FAILED, OrderState.NEW, error="refused")
+    second = filled.plan_package(oid, "2", f"MFN-{oid}-2", "dhl", "EXP", ITEMS)
+    wanted = [oid, order(11).order_id, order(0).order_id, "999-0000000-0000000"]
+    latest = filled.latest_packages(wanted)
+    assert set(latest) == {oid, order(11).order_id}
+    assert latest[oid].id == second.id and latest[oid].service == "EXP"
+    assert filled.latest_packages([]) == {}
