@@ -1,4 +1,5 @@
 # make demo | make test | make bench | make lint -- each builds .venv from nothing first.
+# make demo DEMO_ARGS=--serve keeps the HTTP API and the emulators up after the run (Ctrl-C ends).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml requirements.txt constraints.txt $(PLUGIN_PROJECTS)
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/mfn-connector --config config/sandbox.yaml demo
+	$(BIN)/mfn-connector --config config/sandbox.yaml demo $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest

@@ -255,3 +255,13 @@ def test_secrets_are_checked_when_the_configuration_loads(secret: str, ok: bool)
     else:
         with pytest.raises(SettingsError, match="endpoints"):
             WebhookSettings.from_section(section)
+
+
+def test_every_event_type_has_a_row_in_the_integrators_catalogue() -> None:
+    from pathlib import Path
+
+    from connector.events import EVENT_TYPES
+
+    text = (Path(__file__).parents[1] / "docs" / "erp-integration.md").read_text(encoding="utf-8")
+    missing = [t for t in EVENT_TYPES if f"| `{t.replace('*', '<kind>')}` |" not in text]
+    assert missing == []

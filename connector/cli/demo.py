@@ -41,7 +41,8 @@ def audit(sandbox_states: dict[str, dict[str, Any]], labels: list[Path]) -> list
     return problems
 
 
-def run_demo(state: Any, config: Config, *, faults: float | None = None) -> bool:
+def run_demo(state: Any, config: Config, *, faults: float | None = None,
+             keep_serving: bool = False) -> bool:
     from ..sandbox.runner import start_sandbox  # the demo is one of the few places emulators load
 
     sandbox = start_sandbox(config, state.host, any_port=True, faults=faults,
@@ -57,12 +58,19 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None) -> bool
             summary = summarize(rt)
             labels = [Path(p.label_path) for r in rt.ledger.orders() for p in rt.ledger.packages(r.order_id)
                       if p.label_path]
+            states = {name: requests.get(f"{server.url}/_sandbox/state", timeout=10).json()
+                      for name, server in sandbox.servers.items()}
+            ok = _report(summary, passes, labels, states, config)
+            _show_api(rt, keep_serving)
         finally:
             rt.close()
-        states = {name: requests.get(f"{server.url}/_sandbox/state", timeout=10).json()
-                  for name, server in sandbox.servers.items()}
     finally:
         sandbox.stop()
+    return ok
+
+
+def _report(summary: Any, passes: int, labels: list[Path], states: dict[str, dict[str, Any]],
+            config: Config) -> bool:
     click.echo(render(summary))
     problems = audit(states, labels)
     confirmations = sum(len(p) for p in (states.get("spapi", {}).get("confirmations") or {}).values())
@@ -78,3 +86,27 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None) -> bool
                "A month of orders on a simulated clock, with deliveries, losses and voids: "
                "`mfn-connector sandbox simulate --days 30`.")
     return not problems
+
+
+def _show_api(rt: Any, keep_serving: bool) -> None:
+    """Serve the HTTP API on the demo's ledger, send it one request with curl, and print both."""
+    from .serving import ApiServer
+
+    for token in rt.ledger.tokens():  # one demo token at a time
+        if token.name == "demo" and token.revoked_at is None:
+            rt.ledger.revoke_token(token.id)
+    _token, secret = rt.ledger.create_token("demo", ["read"])
+    with ApiServer(rt) as server:
+        command = (f"curl -s -H 'Authorization: Bearer {secret}' "
+                   f"'{server.url}/v1/orders?state=VERIFIED&limit=2'")
+        click.echo(f"\nHTTP API: {server.url}/v1 (OpenAPI document: {server.url}/openapi.json; "
+                   "docs/erp-integration.md). Try it, with a read-only token made for this demo:\n"
+                   f"  {command}")
+        answer = server.get("/v1/orders?state=VERIFIED&limit=2", secret)
+        click.echo(f"It answers (sent just now): HTTP {answer[0]}, {answer[1][:160]}...")
+        if keep_serving:
+            click.echo("The API and the emulators stay up until Ctrl-C.")
+            server.wait()
+        else:
+            click.echo("The API stops with the demo; `make demo DEMO_ARGS=--serve` keeps it up to try the "
+                       "command yourself.")

@@ -42,12 +42,15 @@ def sandbox_serve(state: State, base_port: int | None, faults: float | None, sta
 
 @cli.command("demo")
 @click.option("--faults", type=float, default=None, help="Inject faults at this rate, e.g. 0.2.")
+@click.option("--serve", "keep_serving", is_flag=True,
+              help="Keep the API (and the emulators) up after the run, until Ctrl-C.")
 @pass_state
-def demo_cmd(state: State, faults: float | None) -> None:
-    """Start the emulators and run the daemon until quiet: the main job, end to end, on loopback."""
+def demo_cmd(state: State, faults: float | None, keep_serving: bool) -> None:
+    """Start the emulators and run the daemon until quiet: the main job, end to end, on loopback;
+    then the HTTP API on the same ledger, with one request that works."""
     from .demo import run_demo
 
     state.log_level = state.log_level or "WARNING"  # the summary tells the story; holds still show
     config = state.config()
-    ok = run_demo(state, config, faults=faults)
+    ok = run_demo(state, config, faults=faults, keep_serving=keep_serving)
     sys.exit(0 if ok else 1)

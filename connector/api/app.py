@@ -1,0 +1,90 @@
+"""The FastAPI application: routes under ``/v1``, problems, the body cap, ``/healthz``.
+
+The OpenAPI document is produced from this code (``/openapi.json``); a copy is kept in
+``docs/openapi.json`` and a test fails when the two differ (``mfn-connector api openapi`` writes it).
+"""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from . import problems
+from .routes import events, items, orders, shipments
+from .settings import ApiSettings
+
+if TYPE_CHECKING:
+    from ..engine.runtime import Runtime
+
+DESCRIPTION = """\
+Orders, packages, labels, the item master and ERP-submitted shipments of an mfn-connector daemon.
+Every route but `/healthz` needs `Authorization: Bearer <token>` (`mfn-connector tokens create`).
+Errors are `application/problem+json` (RFC 9457) naming the field.
+"""
+
+
+class BodyLimit:
+    """Refuse request bodies above ``limit`` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.problem_response(413, "Request body too large",
+                                             f"the body is over {self.limit} bytes (api.max_body_bytes)",
+                                             kind="body-too-large")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(rt: Runtime | None) -> FastAPI:
+    """The application serving ``rt`` (None: for the OpenAPI document only)."""
+    settings = rt.config.api if rt is not None else ApiSettings.from_section({}, where="api")
+    app = FastAPI(title="mfn-connector", version=__version__, description=DESCRIPTION,
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None)
+    app.state.rt = rt
+    problems.install(app)
+    for module in (orders, shipments, items, events):
+        app.include_router(module.router, prefix="/v1", responses=problems.PROBLEM_RESPONSES)
+
+    @app.get("/healthz", tags=["health"], summary="Alive (no token needed)")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def openapi_document() -> str:
+    """The OpenAPI document as served, as stable text (sorted keys, a final newline)."""
+    return json.dumps(create_app(None).openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

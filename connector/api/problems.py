@@ -1,0 +1,102 @@
+"""Errors as ``application/problem+json`` (RFC 9457), each naming the field it is about.
+
+Every error the API answers has ``type``, ``title``, ``status`` and ``detail``; a bad request also
+has ``errors``: ``[{"field": "ship_to.postal_code", "message": "..."}]`` (the field as a dotted
+path into the body, or the query parameter's name). A 5xx never carries the exception's text.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("connector.api")
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://github.com/mfn-connector/mfn-connector/blob/main/docs/erp-integration.md#"
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] = []
+
+
+class ApiProblem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str, *, kind: str = "",
+                 errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.kind = kind or title.lower().replace(" ", "-")
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+def problem_response(status: int, title: str, detail: str, *, kind: str = "",
+                     errors: list[dict[str, str]] | None = None,
+                     headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": TYPE_BASE + (kind or title.lower().replace(" ", "-")), "title": title,
+                            "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+# Documented on every route: what the problem answers look like.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemDocument, "content": {MEDIA_TYPE: {}}, "description": text}
+    for status, text in ((401, "No token, or a token revoked or unknown"),
+                         (403, "The token lacks the scope this route needs"),
+                         (413, "The request body is larger than api.max_body_bytes"),
+                         (422, "The request names a field that is missing or wrong"))
+}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def _problem(_request: Request, exc: ApiProblem) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, kind=exc.kind, errors=exc.errors,
+                                headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "is invalid"))}
+                  for e in exc.errors()]
+        names = ", ".join(dict.fromkeys(e["field"] for e in errors))
+        return problem_response(422, "Invalid request", f"check {names}", kind="invalid-request",
+                                errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        return problem_response(exc.status_code, title, str(exc.detail),
+                                headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("API %s %s failed: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+        return problem_response(500, "Internal error", "the server failed; the log has the details",
+                                kind="internal-error")

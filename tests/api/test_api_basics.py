@@ -1,0 +1,40 @@
+"""The API's frame: health without a token, tokens and scopes, problems, the body cap."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_healthz_needs_no_token(api):
+    a = api()
+    r = a.client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_revoked_token_is_refused(api):
+    a = api()
+    token, secret = a.rt.ledger.create_token("soon-gone", ["read"])
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert a.client.get("/v1/shipments/no-such-key", headers=headers).status_code == 404
+    assert a.rt.ledger.revoke_token(token.id)
+    r = a.client.get("/v1/shipments/no-such-key", headers=headers)
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "revoked" in r.json()["detail"]
+
+
+def test_tokens_are_stored_hashed(api):
+    a = api()
+    secret = a.tokens["admin"]
+    conn = a.rt.ledger._conn()
+    stored = [tuple(r) for r in conn.execute("SELECT * FROM api_tokens").fetchall()]
+    assert stored and not any(secret in str(v) for row in stored for v in row)
+
+
+def test_body_over_the_cap_is_refused_with_413(api):
+    a = api({"api": {"max_body_bytes": 2048}})
+    r = a.client.post("/v1/items/bulk", content=b"x" * 5000,
+                      headers={**a.headers(), "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["title"] == "Request body too large"

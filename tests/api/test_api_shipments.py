@@ -1,0 +1,245 @@
+"""Provider mode and confirm-only, end to end against the sandbox: an ERP's shipment buys one
+label per idempotency key (repeated, and across a SIGKILL between the carrier's answer and the
+commit), an ERP-owned Amazon order is confirmed only when the ERP asks, and a label bought
+elsewhere is checked, confirmed and verified."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from connector.amazon.mapping import order_from_api
+from connector.engine.crashpoints import ENV as CRASH_ENV
+from connector.ledger import OrderState
+from connector.model import utcnow
+
+from ..e2e.helpers import ledger_of, run_cli
+
+pytestmark = [pytest.mark.e2e]
+
+def _erp_owns(name: str) -> dict[str, Any]:
+    """Config overrides: the sandbox's accounts, ``name``'s orders owned by the ERP."""
+    accounts = yaml.safe_load((Path(__file__).parents[2] / "config" / "sandbox.yaml").read_text())["accounts"]
+    return {"accounts": [{**a, "orders_owner": "erp"} if a["name"] == name else a for a in accounts]}
+
+
+ERP_OWNS_NA = {**_erp_owns("demo-na"), "sandbox": {"orders": 12}}
+ADDRESS = {"name": "Test Buyer", "line1": "1 Main St", "city": "Seattle", "state": "WA",
+           "postal_code": "98101", "country_code": "US"}
+
+
+def other_channel(key: str, order_id: str = "SO-1001", **changes: Any) -> dict[str, Any]:
+    return {"idempotency_key": key, "channel": "shopify", "order_id": order_id, "site": "US",
+            "ship_to": ADDRESS, "items": [{"sku": "PHONE-CASE-01", "quantity": 2}], **changes}
+
+
+def labels_for(world, reference: str) -> list[dict]:
+    """The labels every carrier emulator issued under ``reference``."""
+    found = []
+    for name in world.sandbox.servers:
+        found += [label for ref, label in world.state(name).get("labels", {}).items() if ref == reference]
+    return found
+
+
+def erp_pulls(a, account: str = "demo-na"):
+    """The ERP's own poll of an account it owns: Amazon's unshipped orders that can ship, mapped."""
+    sites = a.rt.config.account(account).marketplaces
+    raw = a.rt.amazon[account].search_orders(marketplace_ids=[a.rt.sites[s].marketplace_id for s in sites],
+                                             created_after=utcnow() - timedelta(days=30))
+    orders = [order_from_api(o, account=account, sites=a.rt.sites) for o in raw]
+    return [o for o in orders
+            if o.status.value == "UNSHIPPED" and o.ship_to and not o.ship_to.missing_fields()
+            and not o.buyer_cancel_requested and all(a.rt.catalog.get(i.sku) for i in o.items)]
+
+
+def amazon_body(order, key: str, confirm: bool) -> dict[str, Any]:
+    return {"idempotency_key": key, "channel": "amazon", "order_id": order.order_id, "site": order.site,
+            "account": order.account, "confirm": confirm,
+            "ship_to": {k: v for k, v in order.ship_to.to_dict().items() if k in ADDRESS or k in (
+                "line2", "phone", "district", "company")},
+            "items": [{"sku": i.sku, "quantity": i.quantity, "order_item_id": i.order_item_id}
+                      for i in order.items if i.quantity > 0],
+            **({"total": order.total.to_dict()} if order.total else {})}
+
+
+def test_the_same_shipment_twice_buys_one_label(api):
+    a = api()
+    first = a.post("/v1/shipments", scope="operate", json=other_channel("erp-key-1"))
+    assert first.status_code == 201, first.text
+    out = first.json()
+    assert out["state"] == "LABELED" and out["package"]["tracking_number"]
+    assert out["package"]["label_url"] == f"/v1/packages/{out['package']['id']}/label"
+    again = a.post("/v1/shipments", scope="operate", json=other_channel("erp-key-1"))
+    assert again.status_code == 200 and again.json()["package"] == out["package"]
+    reference = a.rt.ledger.packages(out["order_id"])[0].idempotency_key
+    assert [label["created"] for label in labels_for(a.world, reference)] == [1]
+    assert a.get("/v1/shipments/erp-key-1", scope="read").json()["order_id"] == "shopify-SO-1001"
+
+
+def test_a_key_reused_for_another_request_is_a_conflict(api):
+    a = api()
+    assert a.post("/v1/shipments", scope="operate", json=other_channel("k-2")).status_code == 201
+    changed = other_channel("k-2", items=[{"sku": "PHONE-CASE-01", "quantity": 3}])
+    r = a.post("/v1/shipments", scope="operate", json=changed)
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "idempotency_key"
+    other_key = a.post("/v1/shipments", scope="operate", json=other_channel("k-3"))  # same order, new key
+    assert other_key.status_code == 409 and other_key.json()["errors"][0]["field"] == "order_id"
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"items": [{"sku": "NO-SUCH-SKU", "quantity": 1}]}, "items.0.sku"),
+    ({"site": "ZZ"}, "site"),
+    ({"confirm": True}, "confirm"),
+    ({"account": "nobody"}, "account"),
+    ({"ship_to": {**ADDRESS, "city": ""}}, "ship_to.city"),
+])
+def test_a_bad_shipment_names_its_field_and_records_nothing(api, change, field):
+    a = api()
+    r = a.post("/v1/shipments", scope="operate", json=other_channel("bad-1", **change))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert field in [e["field"] for e in r.json()["errors"]]
+    assert a.rt.ledger.submission("bad-1") is None
+
+
+def test_an_amazon_order_of_an_account_the_connector_owns_is_refused(api):
+    a = api()
+    (order, *_) = erp_pulls(a)
+    r = a.post("/v1/shipments", scope="operate", json=amazon_body(order, "owned-1", confirm=False))
+    assert r.status_code == 409 and "orders_owner" in r.json()["detail"]
+
+
+def test_erp_owned_orders_are_never_confirmed_by_the_daemon_unless_asked(api):
+    a = api(ERP_OWNS_NA)
+    unconfirmed, confirmed = erp_pulls(a)[:2]
+    assert a.post("/v1/shipments", scope="operate",
+                  json=amazon_body(unconfirmed, "na-1", confirm=False)).status_code == 201
+    r = a.post("/v1/shipments", scope="operate", json=amazon_body(confirmed, "na-2", confirm=True))
+    assert r.status_code == 201, r.text
+    a.run_daemon()
+    spapi = a.world.state("spapi")
+    assert unconfirmed.order_id not in spapi["confirmations"]
+    assert a.rt.ledger.get_order(unconfirmed.order_id).state == OrderState.ISSUED
+    record = a.rt.ledger.get_order(confirmed.order_id)
+    assert record.state == OrderState.VERIFIED, (record.state, record.hold_message)
+    package = a.rt.ledger.packages(confirmed.order_id)[0]
+    if package.carrier != "amazon_shipping":
+        assert [c["accepted"] for c in spapi["confirmations"][confirmed.order_id].values()] == [1]
+    # the daemon polled nothing of demo-na: only the two the ERP sent are in the ledger
+    assert {r.order_id for r in a.rt.ledger.orders() if r.order.account == "demo-na"} == {
+        unconfirmed.order_id, confirmed.order_id}
+
+
+def test_an_order_polled_before_the_erp_took_over_is_held_not_confirmed(api):
+    from connector.engine.ingest import ingest_account
+    from connector.engine.loop import drive
+
+    a = api()
+    ingest_account(a.rt, a.rt.config.account("demo-na"))  # polled while the connector owned it
+    polled = [r.order_id for r in a.rt.ledger.orders([OrderState.NEW]) if r.order.account == "demo-na"]
+    assert polled
+    # the operator hands the account to the ERP (as after a restart with orders_owner: erp)
+    a.rt.config.accounts = tuple(replace(acc, orders_owner="erp") if acc.name == "demo-na" else acc
+                                 for acc in a.rt.config.accounts)
+    for order_id in polled:
+        drive(a.rt, order_id, lambda: False)
+        record = a.rt.ledger.get_order(order_id)
+        assert record.state == OrderState.HELD and record.hold_reason == "owned_by_erp", record.state
+    assert not a.rt.ledger.packages(polled[0])
+
+
+def test_confirm_only_checks_the_label_then_confirms_and_verifies(api):
+    a = api(ERP_OWNS_NA)
+    (order, *_) = erp_pulls(a)
+    items = [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in order.items if i.quantity]
+    body = {"idempotency_key": "conf-1", "order_id": order.order_id, "site": order.site, "account": "demo-na",
+            "carrier": "yanwen", "tracking_number": "not-a-number", "items": items}
+    r = a.post("/v1/confirmations", scope="operate", json=body)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "tracking_number"
+    body["tracking_number"] = _sample(a.rt.carrier_specs["yanwen"].tracking_number_pattern)
+    r = a.post("/v1/confirmations", scope="operate", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["state"] == "LABELED"
+    a.run_daemon()
+    record = a.rt.ledger.get_order(order.order_id)
+    assert record.state in (OrderState.VERIFIED, OrderState.IN_TRANSIT), (record.state, record.hold_message)
+    confirmation = a.world.state("spapi")["confirmations"][order.order_id]["1"]
+    assert confirmation["accepted"] == 1 and confirmation["trackingNumber"] == body["tracking_number"]
+
+
+def _sample(pattern: str) -> str:
+    """A tracking number of the carrier's format (the ERP bought it elsewhere)."""
+    from hypothesis import find
+    from hypothesis import strategies as st
+
+    return find(st.from_regex(pattern, fullmatch=True), lambda s: s.isascii() and s.isalnum())
+
+
+# -- a server killed between the carrier's answer and the commit ----------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(world, port: int, env: dict[str, str]) -> subprocess.Popen:
+    full = {**os.environ, **world.sandbox.env, **env}
+    proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(world.config_path),
+                             "serve", "--no-engine", "--port", str(port)], env=full,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return proc
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"the server did not start: {proc.stderr.read()[-2000:]}")
+
+
+@pytest.mark.slow
+def test_a_shipment_survives_a_sigkill_between_the_carriers_answer_and_the_commit(world):
+    w = world({"sandbox": {"orders": 2}, "routing": {"sites": {"US": ["yunexpress:*"]}}})
+    token = run_cli(w, "tokens", "create", "erp", "--scope", "operate", "--json")
+    assert token.returncode == 0, token.stderr
+    headers = {"Authorization": f"Bearer {json.loads(token.stdout)['token']}"}
+    port = _free_port()
+    body = other_channel("kill-1")
+    server = _serve(w, port, {CRASH_ENV: "after_create_call"})
+    try:
+        with pytest.raises(requests.ConnectionError):
+            requests.post(f"http://127.0.0.1:{port}/v1/shipments", json=body, headers=headers, timeout=60)
+        assert server.wait(timeout=30) == -9  # SIGKILL, right after the carrier sold the label
+    finally:
+        server.kill()
+    ledger = ledger_of(w)
+    (package,) = ledger.packages("shopify-SO-1001")
+    assert package.state.value == "LABEL_CLAIMED" and not package.tracking_number
+    ledger.close()
+    assert [label["created"] for label in labels_for(w, package.idempotency_key)] == [1]
+    server = _serve(w, port, {})
+    try:
+        r = requests.post(f"http://127.0.0.1:{port}/v1/shipments", json=body, headers=headers, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["package"]["tracking_number"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    label = labels_for(w, package.idempotency_key)
+    assert [x["created"] for x in label] == [1], "a second label was bought"
+    assert r.json()["package"]["tracking_number"] in (label[0].get("tracking_number"),
+                                                       label[0].get("waybill"))
