@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,30 +19,33 @@ from .app import State, cli, pass_state
 @click.option("--no-engine", is_flag=True, help="Serve the API only; another process runs the daemon.")
 @pass_state
 def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool) -> None:
-    """Run the daemon and its HTTP API in one process. SIGTERM/SIGINT stop both cleanly."""
-    import uvicorn
-
-    from ..api.app import create_app
+    """Run the daemon and its HTTP API in one process. SIGTERM/SIGINT let the order steps and the
+    requests in flight finish, commit, and exit 0."""
     from ..engine.loop import Engine
+    from .serving import ApiServer
 
     rt = state.runtime()
-    settings = rt.config.api
     engine = None if no_engine else Engine(rt)
-    worker = None
-    if engine is not None:
-        worker = threading.Thread(target=engine.run_forever, name="engine", daemon=True)
-        worker.start()
-    server = uvicorn.Server(uvicorn.Config(create_app(rt), host=host or settings.host,
-                                           port=settings.port if port is None else port,
-                                           log_level="warning", access_log=False, lifespan="off"))
-    click.echo(f"API on http://{host or settings.host}:{settings.port if port is None else port}/v1 "
-               f"(daemon {'off' if engine is None else 'on'})", err=True)
-    try:
-        server.run()  # returns on SIGTERM/SIGINT, after the requests in flight
-    finally:
-        if engine is not None and worker is not None:
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        click.echo(f"received {signal.Signals(signum).name}: finishing what is in flight", err=True)
+        stopping.set()
+        if engine is not None:
             engine.stop()
-            worker.join()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        with ApiServer(rt, host=host, port=port) as server:
+            click.echo(f"API on {server.url}/v1 (daemon {'off' if engine is None else 'on'})", err=True)
+            if engine is not None:
+                engine.run_forever()  # returns once a stop request's steps in flight are committed
+            else:
+                while not stopping.wait(0.5):
+                    pass
+            server.stop()
+    finally:
         rt.close()
 
 

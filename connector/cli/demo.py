@@ -96,7 +96,7 @@ def _show_api(rt: Any, keep_serving: bool) -> None:
         if token.name == "demo" and token.revoked_at is None:
             rt.ledger.revoke_token(token.id)
     _token, secret = rt.ledger.create_token("demo", ["read"])
-    with ApiServer(rt) as server:
+    with ApiServer(rt, any_port=True) as server:
         command = (f"curl -s -H 'Authorization: Bearer {secret}' "
                    f"'{server.url}/v1/orders?state=VERIFIED&limit=2'")
         click.echo(f"\nHTTP API: {server.url}/v1 (OpenAPI document: {server.url}/openapi.json; "

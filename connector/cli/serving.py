@@ -1,5 +1,5 @@
-"""The HTTP API served from a background thread (the demo; tests), on the configured port or, when
-that one is taken, on a free one."""
+"""The HTTP API served from a background thread (``serve``, the demo), on the configured port or,
+for the demo when that one is taken, on a free one."""
 from __future__ import annotations
 
 import errno
@@ -12,13 +12,17 @@ import requests
 
 
 class ApiServer:
-    def __init__(self, rt: Any) -> None:
+    """uvicorn in a thread of its own, so it never takes the process's signals: the command that
+    owns the main thread decides how a stop request ends the daemon and the server."""
+
+    def __init__(self, rt: Any, *, host: str | None = None, port: int | None = None,
+                 any_port: bool = False) -> None:
         import uvicorn
 
         from ..api.app import create_app
 
         settings = rt.config.api
-        self.socket = _bind(settings.host, settings.port)
+        self.socket = _bind(host or settings.host, settings.port if port is None else port, any_port)
         host, port = self.socket.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         self.server = uvicorn.Server(uvicorn.Config(create_app(rt), log_level="warning", access_log=False,
@@ -44,6 +48,10 @@ class ApiServer:
         r = requests.get(self.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
         return r.status_code, r.text
 
+    def stop(self) -> None:
+        """Finish the requests in flight, then stop (from any thread)."""
+        self.server.should_exit = True
+
     def wait(self) -> None:
         """Until Ctrl-C."""
         try:
@@ -53,13 +61,14 @@ class ApiServer:
             pass
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, any_port: bool) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
+        if exc.errno != errno.EADDRINUSE or not any_port:
+            sock.close()
             raise
         sock.bind((host, 0))  # another demo holds the port: any free one will do
     return sock

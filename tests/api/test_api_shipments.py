@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -243,3 +244,29 @@ def test_a_shipment_survives_a_sigkill_between_the_carriers_answer_and_the_commi
     assert [x["created"] for x in label] == [1], "a second label was bought"
     assert r.json()["package"]["tracking_number"] in (label[0].get("tracking_number"),
                                                        label[0].get("waybill"))
+
+
+@pytest.mark.slow
+def test_serve_runs_the_daemon_and_the_api_and_stops_on_sigterm(world):
+    w = world({"sandbox": {"orders": 3}, "engine": {"poll_interval_seconds": 1}})
+    token = json.loads(run_cli(w, "tokens", "create", "ops", "--scope", "read", "--json").stdout)["token"]
+    port = _free_port()
+    full = {**os.environ, **w.sandbox.env}
+    server = subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(w.config_path),
+                               "serve", "--port", str(port)], env=full,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, verified = time.monotonic() + 90, []
+        while time.monotonic() < deadline and not verified:
+            time.sleep(0.5)
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/v1/orders?state=VERIFIED", timeout=5,
+                                 headers={"Authorization": f"Bearer {token}"})
+            except requests.ConnectionError:
+                continue
+            verified = r.json()["items"] if r.ok else []
+        assert verified, "the daemon inside serve shipped nothing"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0, server.stderr.read()[-2000:]
+    finally:
+        server.kill()
