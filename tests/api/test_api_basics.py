@@ -1,6 +1,8 @@
 """The API's frame: health without a token, tokens and scopes, problems, the body cap."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -38,3 +40,22 @@ def test_body_over_the_cap_is_refused_with_413(api):
                       headers={**a.headers(), "Content-Type": "application/json"})
     assert r.status_code == 413
     assert r.json()["title"] == "Request body too large"
+
+
+def test_tokens_cli_creates_lists_and_revokes(world):
+    from ..e2e.helpers import run_cli
+
+    w = world({"sandbox": {"orders": 1}})
+    made = run_cli(w, "tokens", "create", "erp-prod", "--scope", "operate", "--scope", "pii", "--json")
+    assert made.returncode == 0, made.stderr
+    token = json.loads(made.stdout)
+    assert token["token"].startswith("mfn_") and token["scopes"] == ["operate", "pii"]
+    listed = run_cli(w, "tokens", "list")
+    assert token["id"] in listed.stdout and "live" in listed.stdout
+    assert token["token"] not in listed.stdout + run_cli(w, "tokens", "list", "--json").stdout
+    assert run_cli(w, "tokens", "revoke", token["id"]).returncode == 0
+    assert "revoked" in run_cli(w, "tokens", "list").stdout
+    again = run_cli(w, "tokens", "revoke", token["id"])
+    assert again.returncode == 1 and f"no live token {token['id']}" in again.stderr
+    bad = run_cli(w, "tokens", "create", "x", "--scope", "root")
+    assert bad.returncode == 2 and "root" in bad.stderr

@@ -132,6 +132,10 @@ def test_erp_owned_orders_are_never_confirmed_by_the_daemon_unless_asked(api):
     spapi = a.world.state("spapi")
     assert unconfirmed.order_id not in spapi["confirmations"]
     assert a.rt.ledger.get_order(unconfirmed.order_id).state == OrderState.ISSUED
+    issued = a.rt.ledger.packages(unconfirmed.order_id)[0]  # and its parcel is followed
+    followed = a.rt.ledger.packages_to_track(due_before=utcnow() + timedelta(days=1),
+                                             shipped_after=utcnow() - timedelta(days=1))
+    assert issued.id in {p.id for p in followed}
     record = a.rt.ledger.get_order(confirmed.order_id)
     assert record.state == OrderState.VERIFIED, (record.state, record.hold_message)
     package = a.rt.ledger.packages(confirmed.order_id)[0]
