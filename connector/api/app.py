@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from . import problems
-from .routes import events, items, orders, shipments
+from .routes import events, items, labels, orders, shipments
 from .settings import ApiSettings
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def create_app(rt: Runtime | None) -> FastAPI:
                   openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.rt = rt
     problems.install(app)
-    for module in (orders, shipments, items, events):
+    for module in (orders, shipments, items, events, labels):
         app.include_router(module.router, prefix="/v1", responses=problems.PROBLEM_RESPONSES)
 
     @app.get("/healthz", tags=["health"], summary="Alive (no token needed)")

@@ -10,11 +10,9 @@ A label costs money, so:
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from pathlib import Path
 
+from ..files import write_atomically
 from ..fx import FxError
 from ..holds import HoldReason
 from ..kit.carrier import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
@@ -159,23 +157,9 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"order {order.order_id}: {package.carrier} will not give the label: {exc}")
     if not pdf.startswith(b"%PDF-"):
         return defer(rt, record, f"{package.carrier} returned a label that is not a PDF")
-    path = _write_atomically(rt.labels_dir / f"{order.order_id}-{package.package_ref}.pdf", pdf)
+    path = write_atomically(rt.labels_dir / f"{order.order_id}-{package.package_ref}.pdf", pdf)
     package = rt.ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABELED,
                                 order_state=OrderState.LABELED, label_path=str(path))
     crashpoint("after_label")
     return Outcome.PROGRESS
 
-
-def _write_atomically(path: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

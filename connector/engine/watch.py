@@ -1,6 +1,7 @@
 """The watch: alerts on what is about to cost the seller -- an order near its ship-by date that is
-not confirmed yet, and a valid-tracking rate heading below Amazon's bar. Runs every few minutes
-of the daemon's clock (engine/loop.py); the tracking stage raises the per-parcel alerts."""
+not confirmed yet or whose parcel is not printed and handed over yet, and a valid-tracking rate
+heading below Amazon's bar. Runs every few minutes of the daemon's clock (engine/loop.py); the
+tracking stage raises the per-parcel alerts."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -19,27 +20,63 @@ def watch(rt: Runtime, *, now: datetime | None = None) -> None:
 
 
 def ship_by_guard(rt: Runtime, now: datetime) -> None:
-    """Alert for each order not confirmed yet (unlabelled, held or in flight) within
-    ``alerts.ship_by_warning_hours`` of its ship-by date; clear it once it ships."""
+    """Alert for each order within ``alerts.ship_by_warning_hours`` of its ship-by date that is not
+    confirmed yet (unlabelled, held or in flight) -- or, once labels are printed here at all
+    (``labels print``), whose label is bought but not printed, or printed but not handed over to
+    its carrier. One alert per order, its message saying what is missing; it clears when the order
+    is confirmed and its parcels handed over (or scanned), or when there is nothing to ship."""
     warning = timedelta(hours=rt.config.alerts.ship_by_warning_hours)
+    paper = _paper_backlog(rt, ship_by_before=now + warning)
     for record in rt.ledger.orders([*ACTIVE_ORDER_STATES, OrderState.HELD]):
         ship_by = record.order.ship_by
         if ship_by is None or ship_by - now > warning or confirmed_on_amazon(record):
             continue
-        left = ship_by - now
-        when = (f"{_hours(left)} before ship-by" if left.total_seconds() > 0
-                else f"ship-by passed {_hours(-left)} ago")
-        why = f" (held: {record.hold_reason})" if record.state == OrderState.HELD else ""
-        alert(rt, AlertKind.SHIP_BY_NEAR, record.order_id,
-              f"order {record.order_id} ({record.order.site}) is {record.state.value}{why}, {when}",
-              ship_by=ship_by.isoformat(), state=record.state.value,
-              hours_left=round(left.total_seconds() / 3600, 1))
+        _ship_by_alert(rt, record, now, paper.pop(record.order_id, ""))
+    for order_id, missing in paper.items():  # confirmed on Amazon, not handed over yet
+        record = rt.ledger.get_order(order_id)
+        if record is not None and record.order.ship_by is not None and record.state not in _NOTHING_TO_SHIP:
+            _ship_by_alert(rt, record, now, missing)
     for open_alert in rt.ledger.alerts():
         if open_alert.kind != AlertKind.SHIP_BY_NEAR.value:
             continue
         record = rt.ledger.get_order(open_alert.subject)
-        if record is None or confirmed_on_amazon(record) or record.state in _NOTHING_TO_SHIP:
+        if record is None or record.state in _NOTHING_TO_SHIP or (
+                not _awaits_confirmation(record) and not _paper_backlog(rt, order_id=record.order_id)):
             clear(rt, AlertKind.SHIP_BY_NEAR, open_alert.subject)
+
+
+def _awaits_confirmation(record: OrderRecord) -> bool:
+    return record.state in (*ACTIVE_ORDER_STATES, OrderState.HELD) and not confirmed_on_amazon(record)
+
+
+def _ship_by_alert(rt: Runtime, record: OrderRecord, now: datetime, missing: str) -> None:
+    ship_by = record.order.ship_by
+    assert ship_by is not None
+    left = ship_by - now
+    when = (f"{_hours(left)} before ship-by" if left.total_seconds() > 0
+            else f"ship-by passed {_hours(-left)} ago")
+    why = f" (held: {record.hold_reason})" if record.state == OrderState.HELD else ""
+    paper = f", {missing}" if missing else ""
+    details = {"ship_by": ship_by.isoformat(), "state": record.state.value,
+               "hours_left": round(left.total_seconds() / 3600, 1)}
+    if missing:
+        details["label"] = missing
+    message = f"order {record.order_id} ({record.order.site}) is {record.state.value}{why}{paper}, {when}"
+    alert(rt, AlertKind.SHIP_BY_NEAR, record.order_id, message, **details)
+
+
+def _paper_backlog(rt: Runtime, *, ship_by_before: datetime | None = None,
+                   order_id: str | None = None) -> dict[str, str]:
+    """Order id -> what its labels still wait for ("label not printed", "label printed, not handed
+    over"), for labels bought and not scanned yet; empty until a label was ever printed here (a
+    seller who prints elsewhere is not told about paper)."""
+    ledger = rt.ledger
+    if not hasattr(ledger, "handover_backlog") or not ledger.printing_in_use():
+        return {}
+    found = ledger.handover_backlog(ship_by_before=ship_by_before, order_id=order_id)
+    return {oid: "; ".join(dict.fromkeys("label printed, not handed over" if marks.printed
+                                         else "label not printed" for _, marks in entries))
+            for oid, entries in found.items()}
 
 
 _NOTHING_TO_SHIP = (OrderState.CANCELLED, OrderState.VOIDED)

@@ -14,7 +14,7 @@ engine knows whether a retry is safe:
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -234,3 +234,15 @@ class Carrier:
         pick up a tracking number the carrier assigned later.
         """
         raise NotSupported(f"{self.code}: find_by_reference")
+
+    def close_manifest(self, shipments: Sequence[Shipment], *, reference: str) -> str | None:
+        """Optional: close these shipments at the carrier for today's handover (its manifest,
+        close-out or collection-form call); returns the carrier's reference for it, or ``None``
+        when it answers none. ``reference`` is stable across re-runs of the same handover: send it
+        as the call's idempotency key where the carrier has one.
+
+        The default raises :class:`NotSupported`: the carrier has no handover call, and the engine
+        makes the handover list alone (connector/engine/handover.py). A plugin README says which
+        call it uses, or that there is none. Not part of ``OPERATIONS``: no carrier must have it.
+        """
+        raise NotSupported(f"{self.code}: close_manifest")

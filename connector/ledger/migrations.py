@@ -211,6 +211,41 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX orders_ship_by ON orders (ship_by)",
         "CREATE INDEX orders_hold_reason ON orders (hold_reason)",
     )),
+    Migration(6, "batch printing and handover: print marks and batches, handovers per carrier and pickup", (
+        "ALTER TABLE packages ADD COLUMN printed_at TEXT",          # first print; NULL = never printed
+        "ALTER TABLE packages ADD COLUMN last_printed_at TEXT",
+        "ALTER TABLE packages ADD COLUMN print_count INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE packages ADD COLUMN handover_id BIGINT",      # claimed for this handover
+        "ALTER TABLE packages ADD COLUMN handed_over_at TEXT",     # the handover closed: HANDED_OVER
+        "CREATE INDEX packages_printing ON packages (printed_at, handover_id)",
+        """CREATE TABLE print_batches (
+            id          {autoid},
+            created_at  TEXT NOT NULL,
+            path        TEXT NOT NULL,
+            labels      INTEGER NOT NULL,
+            reprints    INTEGER NOT NULL,
+            pages       INTEGER NOT NULL,
+            packing_slips INTEGER NOT NULL DEFAULT 0,
+            package_ids TEXT NOT NULL
+        )""",
+        """CREATE TABLE handovers (
+            id              {autoid},
+            carrier         TEXT NOT NULL,
+            warehouse       TEXT NOT NULL DEFAULT 'main',
+            pickup_date     TEXT NOT NULL,
+            created_at      TEXT NOT NULL,
+            manifest_state  TEXT NOT NULL DEFAULT 'pending',
+            manifest_ref    TEXT NOT NULL DEFAULT '',
+            manifest_note   TEXT NOT NULL DEFAULT '',
+            manifest_at     TEXT,
+            pdf_path        TEXT NOT NULL DEFAULT '',
+            csv_path        TEXT NOT NULL DEFAULT '',
+            packages        INTEGER NOT NULL DEFAULT 0,
+            weight_g        INTEGER NOT NULL DEFAULT 0,
+            closed_at       TEXT
+        )""",
+        "CREATE INDEX handovers_open ON handovers (carrier, warehouse, closed_at)",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

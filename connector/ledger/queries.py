@@ -12,18 +12,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .base import OrderRecord, OrderState, Package, PackageState
+from .timestamps import to_text as _ts
 
 # The columns SqliteLedger._record reads; ``pii`` is added as NULL unless buyer data is wanted.
 _ORDER_COLUMNS = ("order_id, data, state, hold_reason, hold_message, held_from, attempts, next_attempt_at,"
                   " pii_purged_at, updated_at, created_at, pii IS NOT NULL AS address_on_file")
 _SQL_CHUNK = 500  # bound parameters per IN (...) list
-
-
-def _ts(dt: datetime) -> str:
-    """The ledger's fixed-width timestamp text (as sqlite._ts; naive datetimes are UTC)."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _iso_ms_ceiling(dt: datetime) -> str:

@@ -17,7 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ..events import Event, matches, order_event, package_event
@@ -41,7 +41,10 @@ from .items import ItemStore
 from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
 from .queries import OrderQueries
 from .submissions import SubmissionStore
+from .timestamps import from_text as _dt
+from .timestamps import to_text as _ts
 from .tokens import TokenStore
+from .warehouse import WarehouseStore
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -71,17 +74,6 @@ _SQL_CHUNK = 500  # bound parameters per IN (...) list
 _QUIET_FIELDS = frozenset({"next_track_at", "track_failures"})
 
 
-def _ts(dt: datetime) -> str:
-    """Fixed-width ISO-8601 UTC text (text order == time order). Naive datetimes are UTC."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dt(value: str | None) -> datetime | None:
-    return parse_iso(value) if value else None
-
-
 class _Handle:
     """Holds one thread's connection (sqlite3.Connection itself cannot be weakly referenced)."""
 
@@ -103,7 +95,7 @@ def _ensure_private_file(path: str) -> None:
     os.close(fd)
 
 
-class SqliteLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, Ledger):
+class SqliteLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseStore, Ledger):
     """:class:`Ledger` on a SQLite file. Call :meth:`migrate` once before use."""
 
     def __init__(self, path: str | os.PathLike[str], cipher: PiiCipher, *,

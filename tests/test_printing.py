@@ -1,0 +1,329 @@
+"""Batch printing and handover against the sandbox: labels from all five carriers merged into one
+PDF (pick list first, sorted by carrier and service, 100 x 150 mm pages), marked printed, reprinted
+on purpose; then one handover per carrier whose list is exactly the labels printed; a kill at each
+step of a handover finished by the next run without a second handover; and the ship-by alert
+waiting on paper (docs/printing-and-handover.md)."""
+from __future__ import annotations
+
+import csv
+import io
+import signal
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from pypdf import PdfReader
+
+from connector import clock
+from connector.cli import cli
+from connector.engine import handover as handover_engine
+from connector.engine.handover import AFTER_HANDOVER_CLAIM, AFTER_HANDOVER_LIST, AFTER_MANIFEST_CALL
+from connector.engine.loop import Engine
+from connector.engine.printing import (
+    AFTER_PRINT_FILE,
+    LABEL_HEIGHT,
+    LABEL_WIDTH,
+    NothingToPrint,
+    UnknownOrder,
+    fit_page,
+    print_labels,
+)
+from connector.engine.watch import ship_by_guard
+from connector.kit.carrier import TransientCarrierError
+from connector.ledger import PackageState
+from tests.e2e.helpers import CARRIERS, ledger_of, run_cli, run_once_until_quiet
+
+pytestmark = pytest.mark.e2e
+
+MM = 72 / 25.4
+ORDERS = {"sandbox": {"orders": 30}}  # enough for every carrier to get some labels
+
+
+@pytest.fixture(autouse=True)
+def daemon_clock():
+    clock.reset()
+    yield
+    clock.reset()
+
+
+@pytest.fixture
+def shipped(world):
+    """A runtime whose daemon has bought, confirmed and verified labels from all five carriers."""
+    w = world(ORDERS)
+    rt = w.runtime()
+    Engine(rt).run_until_quiet()
+    assert {p.carrier for p in rt.ledger.unprinted_packages()} == set(CARRIERS)
+    yield w, rt
+    rt.close()
+
+
+def page_texts(path) -> list[str]:
+    return [page.extract_text() or "" for page in PdfReader(str(path)).pages]
+
+
+def is_label_size(page) -> bool:
+    box = page.mediabox
+    return abs(float(box.width) - 100 * MM) <= 2 and abs(float(box.height) - 150 * MM) <= 2
+
+
+def test_a_batch_from_every_carrier_in_one_pdf(shipped):
+    _w, rt = shipped
+    ledger = rt.ledger
+    waiting = ledger.unprinted_packages()
+    label_pages = sum(len(PdfReader(p.label_path).pages) for p in waiting)
+
+    result = print_labels(rt)
+
+    reader = PdfReader(str(result.path))
+    assert len(reader.pages) == result.pages == result.pick_list_pages + label_pages
+    assert result.pick_list_pages >= 1 and len(result.labels) == len(waiting) and result.reprints == 0
+    assert all(is_label_size(page) for page in reader.pages)
+    # the labels follow the pick list, sorted by carrier and service; each page is that label
+    order = [(p.carrier, p.service) for p in result.labels]
+    assert order == sorted(order) and {c for c, _ in order} == set(CARRIERS)
+    texts = page_texts(result.path)
+    for n, package in enumerate(result.labels):
+        assert package.tracking_number in texts[result.pick_list_pages + n], (n, package.carrier)
+    # the pick list: order, SKU, quantity, customs names in English and Chinese
+    pick = "\n".join(texts[:result.pick_list_pages])
+    assert pick.startswith("PICK LIST")
+    chinese = set()
+    for package in result.labels:
+        assert package.order_id in pick and package.tracking_number in pick
+        for line in package.plan["parcel"]["contents"]:
+            assert f"{line['quantity']} x {line['sku']}" in pick
+            assert line["name_en"] in pick and line["name_cn"] in pick
+            chinese.add(line["name_cn"])
+    assert any(any("\u4e00" <= ch <= "\u9fff" for ch in name) for name in chinese)
+    # in the pick list the orders come in the labels' order
+    positions = [pick.index(f"{p.order_id} #{p.package_ref}") for p in result.labels]
+    assert positions == sorted(positions)
+
+    # marked printed, once, with the batch; nothing left to print
+    marks = ledger.label_marks(p.id for p in result.labels)
+    assert all(m.printed and m.print_count == 1 and m.flag == "PRINTED" for m in marks.values())
+    assert ledger.unprinted_packages() == []
+    assert ledger.print_batches()[0].id == result.batch.id and result.batch.labels == len(waiting)
+    with pytest.raises(NothingToPrint):
+        print_labels(rt)
+
+
+def test_a_reprint_is_asked_for_and_logged(shipped):
+    _w, rt = shipped
+    first = print_labels(rt)
+    package = first.labels[0]
+    with pytest.raises(NothingToPrint, match="already printed"):
+        print_labels(rt, order_ids=[package.order_id])
+    with pytest.raises(UnknownOrder):
+        print_labels(rt, order_ids=["999-0000000-0000000"])
+
+    again = print_labels(rt, order_ids=[package.order_id], reprint=True, packing_slips=True)
+
+    assert [p.id for p in again.labels] == [package.id] and again.reprints == 1
+    assert again.pages == again.pick_list_pages + 1 + again.packing_slips and again.packing_slips == 1
+    texts = page_texts(again.path)
+    slip = texts[-1]
+    assert slip.startswith("PACKING SLIP") and package.order_id in slip
+    assert all(is_label_size(page) for page in PdfReader(str(again.path)).pages)
+    marks = rt.ledger.label_marks([package.id])[package.id]
+    assert marks.print_count == 2 and marks.printed_at < marks.last_printed_at
+    notes = [h["note"] for h in rt.ledger.history(package.order_id) if h["package_id"] == package.id]
+    assert any(f"label printed in print batch {first.batch.id}" in n for n in notes)
+    assert any(f"label reprinted (print 2) in print batch {again.batch.id}" in n for n in notes)
+
+
+def test_pages_of_other_sizes_are_scaled_to_100x150_mm():
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.pdfgen.canvas import Canvas
+
+    def pdf(size) -> bytes:
+        out = io.BytesIO()
+        canvas = Canvas(out, pagesize=size)
+        canvas.drawString(40, 40, "TRACKING ZZ123456789CN")
+        canvas.save()
+        return out.getvalue()
+
+    for size in (A4, landscape(A4), (4 * 72, 6 * 72), (150 * MM, 100 * MM)):
+        page = PdfReader(io.BytesIO(pdf(size))).pages[0]
+        fitted, changed = fit_page(page)
+        assert changed
+        assert (float(fitted.mediabox.width), float(fitted.mediabox.height)) == pytest.approx(
+            (LABEL_WIDTH, LABEL_HEIGHT))
+        assert "ZZ123456789CN" in fitted.extract_text()
+    same = PdfReader(io.BytesIO(pdf((100 * MM, 150 * MM)))).pages[0]
+    assert fit_page(same) == (same, False)
+
+
+def test_one_handover_per_carrier_matches_the_labels_printed(shipped):
+    _w, rt = shipped
+    ledger = rt.ledger
+    printed = print_labels(rt).labels
+    late = ledger.label_page(flag="UNPRINTED")  # none: everything was printed
+    assert late == []
+
+    results = handover_engine.close_handovers(rt)
+
+    assert sorted(r.handover.carrier for r in results) == sorted(CARRIERS)
+    for r in results:
+        h = r.handover
+        assert h.closed and not r.resumed and not r.error and h.warehouse == "main"
+        assert h.manifest_state == "none"  # no built-in carrier has a handover call (plugin READMEs)
+        mine = {p.tracking_number for p in printed if p.carrier == h.carrier}
+        rows = list(csv.DictReader(open(h.csv_path, encoding="utf-8")))
+        assert {row["tracking_number"] for row in rows} == mine and len(rows) == h.packages == len(mine)
+        assert all(row["carrier"] == h.carrier for row in rows)
+        assert sum(int(row["weight_g"]) for row in rows) == h.weight_g > 0
+        text = "\n".join(page_texts(h.pdf_path))
+        assert "HANDOVER LIST" in text and f"PARCELS: {len(mine)}" in text
+        assert f"TOTAL WEIGHT: {h.weight_g} g" in text
+        assert all(number in text for number in mine)
+    marks = ledger.label_marks(p.id for p in printed)
+    assert all(m.flag == "HANDED_OVER" for m in marks.values())
+    assert ledger.handover_backlog() == {}
+    # nothing more to hand over; the package states went on untouched
+    assert handover_engine.close_handovers(rt) == []
+    assert {ledger.get_package(p.id).state for p in printed} == {PackageState.VERIFIED}
+
+
+def test_a_carrier_handover_call_is_made_once_per_handover_even_across_a_crash(shipped, monkeypatch):
+    """A carrier with a handover call: a kill right after its answer (before the answer is recorded)
+    makes the next run ask again under the same reference, which the carrier recognises."""
+    _w, rt = shipped
+    print_labels(rt)
+    calls: list[tuple[str, tuple[str, ...]]] = []
+    manifests: dict[str, str] = {}
+
+    def close_manifest(shipments, *, reference):
+        calls.append((reference, tuple(sorted(s.tracking_number for s in shipments))))
+        return manifests.setdefault(reference, f"M-{len(manifests) + 1}")  # the carrier deduplicates
+
+    monkeypatch.setattr(rt.carriers["yunexpress"], "close_manifest", close_manifest, raising=False)
+
+    class Killed(BaseException):
+        pass
+
+    def kill_at(name):
+        if name == AFTER_MANIFEST_CALL:
+            raise Killed
+
+    monkeypatch.setattr(handover_engine, "crashpoint", kill_at)
+    with pytest.raises(Killed):
+        handover_engine.close_handovers(rt, carrier="yunexpress")
+    (open_one,) = rt.ledger.open_handovers()
+    assert open_one.manifest_state == "pending" and len(calls) == 1
+
+    monkeypatch.setattr(handover_engine, "crashpoint", lambda name: None)
+    (result,) = handover_engine.close_handovers(rt, carrier="yunexpress")
+    assert result.resumed and result.handover.id == open_one.id and result.closed
+    assert result.handover.manifest_state == "closed" and result.handover.manifest_ref == "M-1"
+    assert [c[0] for c in calls] == [open_one.reference] * 2 and calls[0][1] == calls[1][1]
+    assert len(rt.ledger.handovers(carrier="yunexpress")) == 1
+
+    # a carrier that does not answer leaves the handover open; the next run closes it
+    def down(shipments, *, reference):
+        raise TransientCarrierError("timeout")
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", down, raising=False)
+    (failed,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert failed.error and not failed.closed
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", close_manifest, raising=False)
+    (done,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert done.resumed and done.closed and done.handover.id == failed.handover.id
+    assert len(rt.ledger.handovers(carrier="yanwen")) == 1
+
+
+def test_sigkill_while_printing_and_handing_over_then_rerun(world):
+    """The real CLI killed at each step: printing (file written, not marked) prints again; a
+    handover killed after its claim, or after its list, is finished by the next run -- one
+    handover per carrier, its list the labels printed."""
+    w = world(ORDERS)
+    run_once_until_quiet(w)
+
+    killed = run_cli(w, "labels", "print", extra_env={"MFN_CONNECTOR_CRASH_AT": AFTER_PRINT_FILE})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    ledger = ledger_of(w)
+    try:
+        assert len(ledger.unprinted_packages()) > 0 and ledger.print_batches() == []
+    finally:
+        ledger.close()
+    done = run_cli(w, "labels", "print")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0].endswith(".pdf")
+
+    for carrier, point in (("yunexpress", AFTER_HANDOVER_CLAIM), ("chinapost", AFTER_HANDOVER_LIST)):
+        killed = run_cli(w, "handover", "close", "--carrier", carrier,
+                         extra_env={"MFN_CONNECTOR_CRASH_AT": point})
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        again = run_cli(w, "handover", "close", "--carrier", carrier)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert "finished a run that was interrupted" in again.stdout, again.stdout
+    rest = run_cli(w, "handover", "close")
+    assert rest.returncode == 0, rest.stderr[-2000:]
+
+    ledger = ledger_of(w)
+    try:
+        handovers = ledger.handovers()
+        assert sorted(h.carrier for h in handovers) == sorted(CARRIERS)  # one each, none twice
+        assert all(h.closed for h in handovers) and ledger.open_handovers() == []
+        printed = [p for p, m in ledger.label_page(limit=1000) if m.printed]
+        for h in handovers:
+            listed = [row["tracking_number"] for row in csv.DictReader(open(h.csv_path, encoding="utf-8"))]
+            assert sorted(listed) == sorted(p.tracking_number for p in printed if p.carrier == h.carrier)
+        assert all(m.print_count == 1 and m.handed_over for _, m in ledger.label_page(limit=1000))
+    finally:
+        ledger.close()
+    listing = run_cli(w, "handover", "list")
+    assert listing.returncode == 0 and listing.stdout.count("closed") == len(CARRIERS)
+
+
+def test_labels_not_printed_or_not_handed_over_near_ship_by_raise_the_ship_by_alert(shipped):
+    _w, rt = shipped
+    ledger = rt.ledger
+    package = ledger.unprinted_packages()[0]
+    order = ledger.get_order(package.order_id)
+    near = order.order.ship_by - timedelta(hours=5)
+
+    def alert():
+        found = [a for a in ledger.alerts() if a.kind == "ship_by_near" and a.subject == package.order_id]
+        return found[0] if found else None
+
+    ship_by_guard(rt, near)
+    assert alert() is None  # no label printed here yet: the seller prints elsewhere, no paper alert
+
+    others = [p.order_id for p in ledger.unprinted_packages() if p.order_id != package.order_id][:1]
+    print_labels(rt, order_ids=others)  # labels are printed here from now on
+    ship_by_guard(rt, near)
+    assert "label not printed" in alert().message and alert().details["label"] == "label not printed"
+    assert f"is {order.state.value}" in alert().message
+
+    print_labels(rt, order_ids=[package.order_id])
+    ship_by_guard(rt, near)
+    assert "label printed, not handed over" in alert().message
+
+    handover_engine.close_handovers(rt, carrier=package.carrier)
+    ship_by_guard(rt, near)
+    assert alert() is None
+
+
+def test_cli_labels_and_handover(shipped):
+    w, rt = shipped
+    runner = CliRunner()
+    base = ["--config", str(w.config_path)]
+    unknown = runner.invoke(cli, [*base, "labels", "print", "--order", "999-0000000-0000000"])
+    assert unknown.exit_code != 0 and "no order 999-0000000-0000000" in unknown.output
+    out = str(w.config_path.parent / "batch.pdf")
+    printed = runner.invoke(cli, [*base, "labels", "print", "--packing-slips", "-o", out])
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout.splitlines()[0] == out and "pick list" in printed.stdout
+    assert all(code in printed.output for code in CARRIERS)
+    reprint = runner.invoke(cli, [*base, "labels", "print", "--reprint"])
+    assert reprint.exit_code != 0 and "--reprint needs --order" in reprint.output
+    closed = runner.invoke(cli, [*base, "handover", "close", "--carrier", "dhl_ecommerce"])
+    assert closed.exit_code == 0, closed.output
+    assert "no handover call at this carrier" in closed.output and ".csv" in closed.output
+    assert runner.invoke(cli, [*base, "handover", "close", "--date", "tomorrow"]).exit_code != 0
+    listing = runner.invoke(cli, [*base, "handover", "list", "--json"])
+    assert listing.exit_code == 0 and '"carrier": "dhl_ecommerce"' in listing.output
+    labels = runner.invoke(cli, [*base, "labels", "list", "--flag", "HANDED_OVER", "--json"])
+    assert labels.exit_code == 0, labels.output
+    assert labels.output.count('"label": "HANDED_OVER"') == rt.ledger.handovers()[0].packages
