@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -312,14 +313,78 @@ class SandboxSettings(Settings):
     emulators: dict[str, dict[str, Any]]
 
 
+_ADDRESS_FIELDS = ("name", "company", "line1", "line2", "line3", "city", "district", "state", "postal_code",
+                   "country_code", "phone", "email")
 _ADDRESS = {
     "type": "object",
     "additionalProperties": False,
     "required": ["name", "line1", "city", "country_code", "phone"],
-    "properties": {k: {"type": "string"} for k in (
-        "name", "company", "line1", "line2", "line3", "city", "district", "state", "postal_code",
-        "country_code", "phone", "email")},
+    "properties": {k: {"type": "string"} for k in _ADDRESS_FIELDS},
 }
+_NAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]*$",
+         "x-format": "lower-case letters, digits, - and _"}
+_WAREHOUSE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["warehouse", *_ADDRESS["required"]],
+    "properties": {"warehouse": _NAME, **_ADDRESS["properties"]},
+    "description": "a named warehouse: `warehouse` (its id) and its address fields",
+}
+_SHIP_FROM = {
+    # One address (one warehouse, named "main"), or a list of named warehouses (the first is the
+    # default). if/then/else rather than oneOf: errors stay those of the branch that applies.
+    "if": {"type": "array"},
+    "then": {"type": "array", "minItems": 1, "items": _WAREHOUSE},
+    "else": _ADDRESS,
+}
+DEFAULT_WAREHOUSE = "main"
+"""The name of the one warehouse of a ``ship_from`` written as a single address."""
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """A place parcels ship from: its id (``ship_from[].warehouse``) and its address."""
+
+    name: str
+    address: Address
+
+    @property
+    def city(self) -> str:
+        return self.address.city
+
+    @property
+    def province(self) -> str:
+        return self.address.state
+
+    def describe(self) -> str:
+        """``yiwu (Yiwu, Zhejiang)``."""
+        where = ", ".join(p for p in (self.address.city, self.address.state) if p)
+        return f"{self.name} ({where})" if where else self.name
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarehouseRule(Settings):
+    """One rule of ``warehouse_routing``: the orders of these SKUs, sites or accounts (exactly one
+    of the three) ship from ``warehouse``. Precedence across rules: SKU, then site, then account,
+    then the first warehouse under ``ship_from``."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "warehouse": _NAME,
+        "skus": {"type": "array", "minItems": 1, "uniqueItems": True,
+                 "items": {"type": "string", "minLength": 1}, "default": [],
+                 "description": "seller SKUs stocked in this warehouse"},
+        "sites": {"type": "array", "minItems": 1, "uniqueItems": True,
+                  "items": {"type": "string", "pattern": r"^[A-Z]{2}$", "x-format": "a site code, e.g. DE"},
+                  "default": [], "description": "Amazon sites whose orders ship from this warehouse"},
+        "accounts": {"type": "array", "minItems": 1, "uniqueItems": True, "items": _NAME, "default": [],
+                     "description": "seller accounts whose orders ship from this warehouse"},
+    }, required=("warehouse",), default=False)
+    warehouse: str
+    skus: tuple[str, ...]
+    sites: tuple[str, ...]
+    accounts: tuple[str, ...]
+
+    KINDS: ClassVar[tuple[str, ...]] = ("skus", "sites", "accounts")
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -330,7 +395,10 @@ SCHEMA: dict[str, Any] = {
         "labels_dir": {"type": "string"},
         "catalog": {"type": "string", "minLength": 1},
         "ledger": LedgerSettings.SCHEMA,
-        "ship_from": _ADDRESS,
+        "ship_from": _SHIP_FROM,
+        "warehouse_routing": {"type": "array", "default": [], "items": WarehouseRule.SCHEMA,
+                              "description": "which warehouse an order ships from, by SKU, site or "
+                                             "account (default: the first under ship_from)"},
         "accounts": {"type": "array", "minItems": 1, "items": Account.SCHEMA},
         "carriers": {"type": "object", "default": {}},
         "routing": RoutingSettings.SCHEMA,
@@ -442,13 +510,29 @@ class Config:
         self.plugins = PluginsSettings.from_section(self.data["plugins"], where="plugins")
         self.logging = LoggingSettings.from_section(self.data["logging"], where="logging")
         self.sandbox = SandboxSettings.from_section(self.data["sandbox"], where="sandbox")
-        self.ship_from = Address.from_dict(self.data["ship_from"])
+        self.warehouses = _warehouses(self.data["ship_from"])
+        self.warehouse_routing = tuple(WarehouseRule.from_section(r, where=f"warehouse_routing[{i}]")
+                                       for i, r in enumerate(self.data["warehouse_routing"]))
         self.ioss = IossPolicy.from_config(self.data.get("ioss"))
         self.webhooks = WebhookSettings.from_section(self.data["webhooks"], where="webhooks")
         self.api = ApiSettings.from_section(self.data["api"], where="api")
 
     def account(self, name: str) -> Account | None:
         return next((a for a in self.accounts if a.name == name), None)
+
+    @property
+    def default_warehouse(self) -> Warehouse:
+        """The first warehouse under ``ship_from`` (``main`` when it is a single address)."""
+        return self.warehouses[0]
+
+    @property
+    def ship_from(self) -> Address:
+        """The default warehouse's address (the engine ships each order from its own warehouse:
+        ``connector.engine.warehouses``)."""
+        return self.default_warehouse.address
+
+    def warehouse(self, name: str) -> Warehouse | None:
+        return next((w for w in self.warehouses if w.name == name), None)
 
     @property
     def carriers(self) -> dict[str, dict[str, Any]]:
@@ -488,6 +572,13 @@ class Config:
 
     def line_of(self, *path: str | int) -> int | None:
         return _line(self.lines, tuple(path))
+
+
+def _warehouses(section: dict[str, Any] | list[dict[str, Any]]) -> tuple[Warehouse, ...]:
+    if isinstance(section, dict):
+        return (Warehouse(DEFAULT_WAREHOUSE, Address.from_dict(section)),)
+    # Address.from_dict keeps only its own fields: "warehouse" is the id, not part of the address
+    return tuple(Warehouse(w["warehouse"], Address.from_dict(w)) for w in section)
 
 
 def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict] | None = None) -> Config:
@@ -556,6 +647,7 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
     for site in data["routing"]["sites"]:
         if site not in sites:
             add(("routing", "sites", site), f"unknown Amazon site {site}")
+    _check_warehouses(data, sites, add)
     if carrier_schemas is None:
         return
     for code, settings in data["carriers"].items():
@@ -574,3 +666,37 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
         carrier = route.split(":", 1)[0]
         if carrier not in data["carriers"]:
             add(path, f"carrier {carrier!r} is not configured under carriers")
+
+
+_SELECTOR = {"skus": "SKU", "sites": "site", "accounts": "account"}
+
+
+def _check_warehouses(data: dict[str, Any], sites: SiteTable, add: Callable[[tuple, str], None]) -> None:
+    """Warehouse names are unique; every rule names a known warehouse and exactly one kind of
+    selector; no SKU, site or account is routed twice (which rule would win is not guessed)."""
+    ship_from = data["ship_from"]
+    names = [w["warehouse"] for w in ship_from] if isinstance(ship_from, list) else [DEFAULT_WAREHOUSE]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            add(("ship_from", i, "warehouse"), f"repeats another warehouse's name ({name!r})")
+    accounts = {a["name"] for a in data["accounts"]}
+    seen: dict[tuple[str, str], int] = {}
+    for i, rule in enumerate(data["warehouse_routing"]):
+        if rule["warehouse"] not in names:
+            known = ", ".join(dict.fromkeys(names))
+            add(("warehouse_routing", i, "warehouse"),
+                f"no warehouse {rule['warehouse']!r} under ship_from (known: {known})")
+        kinds = [k for k in WarehouseRule.KINDS if rule.get(k)]
+        if len(kinds) != 1:
+            add(("warehouse_routing", i), "needs exactly one of skus, sites, accounts"
+                + (f" (has {', '.join(kinds)}: write one rule for each)" if kinds else ""))
+        for kind in kinds:
+            for j, value in enumerate(rule[kind]):
+                path = ("warehouse_routing", i, kind, j)
+                if kind == "sites" and value not in sites:
+                    add(path, f"unknown Amazon site {value}")
+                elif kind == "accounts" and value not in accounts:
+                    add(path, f"no account {value!r} under accounts (known: {', '.join(sorted(accounts))})")
+                first = seen.setdefault((kind, value), i)
+                if first != i:
+                    add(path, f"{_SELECTOR[kind]} {value} is already routed by warehouse_routing[{first}]")

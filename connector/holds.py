@@ -18,6 +18,7 @@ class HoldReason(str, enum.Enum):
     NOTHING_TO_SHIP = "nothing_to_ship"
     ADDRESS_INCOMPLETE = "address_incomplete"
     UNKNOWN_SKU = "unknown_sku"
+    SPLIT_WAREHOUSES = "split_warehouses"
     MALFORMED_ORDER = "malformed_order"
     SITE_RULES = "site_rules"
     NO_ELIGIBLE_SERVICE = "no_eligible_service"

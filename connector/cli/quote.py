@@ -6,7 +6,7 @@ from typing import Any
 
 from ..engine.plan import precheck
 from ..engine.runtime import Runtime
-from ..engine.shopping import shop
+from ..engine.shopping import Shopping, shop
 from ..fx import FxError
 from ..ledger import OrderRecord
 from ..model import Money
@@ -32,6 +32,7 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
         return out
     req, sel = shopping.requirements, shopping.selection
     parcel = req.parcel
+    out["warehouse"] = _warehouse(rt, record, shopping)
     out["requirements"] = {
         "tracking_level": req.tracking_level, "min_scans": req.min_scans,
         "buy_shipping_allowed": req.buy_shipping_allowed, "buy_shipping_reason": req.buy_shipping_reason,
@@ -75,10 +76,32 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
     return out
 
 
+def _warehouse(rt: Runtime, record: OrderRecord, shopping: Shopping) -> dict[str, Any]:
+    """Where the order ships from and why. ``planned``: the warehouse of its latest package's plan,
+    when it has a package (a planned label is bought from there, whatever the routing says now)."""
+    warehouse = shopping.warehouse or rt.config.default_warehouse
+    packages = rt.ledger.packages(record.order_id)
+    package = rt.ledger.open_package(record.order_id) or (packages[-1] if packages else None)
+    planned = None
+    if package is not None:
+        planned = {"package_ref": package.package_ref, "state": package.state.value,
+                   "warehouse": (package.plan or {}).get("warehouse") or rt.config.default_warehouse.name}
+    return {"name": warehouse.name, "city": warehouse.city, "province": warehouse.province,
+            "reason": shopping.warehouse_reason, "planned": planned}
+
+
 def render_explanation(result: dict[str, Any]) -> str:
     lines = [f"Order {result['order_id']} ({result['site']}), now {result['state']}"]
     if "error" in result:
         return "\n".join(lines + [result["error"]]) + "\n"
+    wh = result["warehouse"]
+    where = ", ".join(p for p in (wh["city"], wh["province"]) if p)
+    lines.append(f"Ships from warehouse {wh['name']}" + (f" ({where})" if where else "")
+                 + f": {wh['reason']}")
+    planned = wh["planned"]
+    if planned and planned["warehouse"] != wh["name"]:
+        lines.append(f"  note: package {planned['package_ref']} ({planned['state']}) was planned from "
+                     f"warehouse {planned['warehouse']}; the routing now says {wh['name']}")
     req = result["requirements"]
     lines += ["", "Requirements:",
               f"  tracking        {req['tracking_level']} (at least {req['min_scans']} scan(s))",

@@ -24,15 +24,19 @@ from .crashpoints import crashpoint
 from .outcome import Outcome, defer, hold
 from .plan import planned_parcel
 from .runtime import Runtime
+from .warehouses import planned_warehouse
 
 
 def build_request(rt: Runtime, order: Order, package: Package) -> ShipmentRequest:
-    """The carrier request for a planned package (KeyError, RulesError, FxError: no plan)."""
+    """The carrier request for a planned package, from the warehouse it was planned from
+    (KeyError, RulesError, FxError: no plan; WarehouseGone, a RulesError: its warehouse is no
+    longer configured)."""
     assert order.ship_to is not None
+    warehouse = planned_warehouse(rt.config, package.plan)
     quantities = {i["order_item_id"]: i["quantity"] for i in package.items}
     parcel, ioss = planned_parcel(rt, order, package.plan, quantities)
     return ShipmentRequest(reference=package.idempotency_key, order_id=order.order_id, site=order.site,
-                           service=package.service, ship_from=rt.ship_from, ship_to=order.ship_to,
+                           service=package.service, ship_from=warehouse.address, ship_to=order.ship_to,
                            parcel=parcel, ioss_number=ioss, account=order.account,
                            marketplace_id=order.marketplace_id)
 
@@ -162,4 +166,3 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                                 order_state=OrderState.LABELED, label_path=str(path))
     crashpoint("after_label")
     return Outcome.PROGRESS
-

@@ -1,8 +1,9 @@
 """Stage 2, plan: NEW -> PLANNED (or HELD, or CANCELLED).
 
 Checks what would stop the order before anyone is asked for a price (a cancel request, an
-incomplete address, an unknown SKU), shops for the label (``shopping.py``) and writes the package
-row with its plan: the parcel, the IOSS number and the requirements it was chosen for. Buying
+incomplete address, an unknown SKU, items in different warehouses), shops for the label from the
+order's warehouse (``warehouses.py``, ``shopping.py``) and writes the package row with its plan:
+the warehouse, the parcel, the IOSS number and the requirements it was chosen for. Buying
 reads that plan back, so the label is bought for exactly what was planned, and nothing is
 recomputed or silently dropped between the two steps.
 """
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from ..config import Warehouse
 from ..fx import FxError
 from ..holds import HoldReason
 from ..ledger import OrderRecord, OrderState
@@ -22,6 +24,7 @@ from ..rules import Candidate, Requirements, RulesError
 from .outcome import Outcome, defer, hold
 from .runtime import Runtime
 from .shopping import build_parcel, order_requirements, shop
+from .warehouses import SplitWarehouses, choose_warehouse
 
 log = logging.getLogger("connector.engine")
 
@@ -43,6 +46,11 @@ def precheck(rt: Runtime, order: Order) -> tuple[HoldReason, str] | None:
     if unknown:
         return (HoldReason.UNKNOWN_SKU, f"order {order.order_id}: SKU {', '.join(unknown)} is not in the "
                 f"catalog ({rt.config.catalog_path.name}); add it and release the order")
+    try:
+        choose_warehouse(rt, order)
+    except SplitWarehouses as exc:
+        return (HoldReason.SPLIT_WAREHOUSES, f"{exc}: ship it by hand, or change warehouse_routing so "
+                "that its items ship from one warehouse, and release it")
     return None
 
 
@@ -72,7 +80,8 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
                         f"label the ioss.missing policy allows{why}")
         return hold(rt, order.order_id, HoldReason.NO_ELIGIBLE_SERVICE,
                     f"order {order.order_id} ({order.site}): no carrier service can ship it{why}")
-    log.info("order %s: %s chosen at %s; %s", order.order_id, chosen.option.label, chosen.cost,
+    log.info("order %s: %s chosen at %s from warehouse %s (%s); %s", order.order_id, chosen.option.label,
+             chosen.cost, shopping.warehouse.name, shopping.warehouse_reason,
              "; ".join(shopping.requirements.notes))
     used = set(order.shipped_package_refs) | {p.package_ref for p in rt.ledger.packages(order.order_id)}
     number = 1
@@ -82,7 +91,9 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
     rt.ledger.plan_package(order.order_id, ref, f"{order.order_id}-{ref}", chosen.option.carrier,
                            chosen.option.service,
                            [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in items],
-                           plan=plan_record(shopping.requirements, chosen, shopping.selection.candidates))
+                           plan=plan_record(shopping.requirements, chosen, shopping.selection.candidates,
+                                            warehouse=shopping.warehouse,
+                                            warehouse_reason=shopping.warehouse_reason))
     return Outcome.PROGRESS
 
 
@@ -96,10 +107,13 @@ def ship_by_note(order: Order) -> str:
 
 
 def plan_record(req: Requirements, chosen: Candidate | None = None,
-                candidates: Sequence[Candidate] = ()) -> dict[str, Any]:
+                candidates: Sequence[Candidate] = (), *, warehouse: Warehouse | None = None,
+                warehouse_reason: str = "") -> dict[str, Any]:
     """What a package is bought for, as stored with it (no buyer PII). ``comparable`` (what the
     choice compared, in the fx base currency) and ``cheapest`` (the cheapest eligible option's)
-    let a report say what a policy, an override or a plugin's choice cost over the cheapest."""
+    let a report say what a policy, an override or a plugin's choice cost over the cheapest.
+    ``warehouse`` is the name of the warehouse it ships from (buying and the handover read it;
+    a plan without one is the default warehouse's) and ``warehouse_reason`` why."""
     record: dict[str, Any] = {
         "parcel": req.parcel.to_dict(),
         "ioss_number": req.ioss_number,
@@ -110,6 +124,9 @@ def plan_record(req: Requirements, chosen: Candidate | None = None,
         "requirements_digest": requirements_digest(req),
         "planned_at": utcnow().isoformat(),
     }
+    if warehouse is not None:
+        record["warehouse"] = warehouse.name
+        record["warehouse_reason"] = warehouse_reason
     if chosen is not None:
         record["price"] = chosen.option.price.to_dict()
         record["cost"] = chosen.cost.to_dict()

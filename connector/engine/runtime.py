@@ -12,7 +12,7 @@ from ..amazon.auth import LwaTokenProvider
 from ..amazon.client import SpApiClient
 from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, SiteTable
 from ..catalog import LayeredCatalog, load_catalog
-from ..config import Config, ConfigError, EngineSettings, Problem, load_config
+from ..config import Config, ConfigError, EngineSettings, Problem, Warehouse, load_config
 from ..fx import FxError, RateTable
 from ..kit.carrier import Carrier, CarrierContext, CarrierSpec
 from ..ledger import Ledger, open_ledger
@@ -78,7 +78,14 @@ class Runtime:
 
     @property
     def ship_from(self) -> Address:
+        """The default warehouse's address; an order ships from its own warehouse
+        (``warehouses.choose_warehouse``, stored in its package's plan)."""
         return self.config.ship_from
+
+    @property
+    def warehouses(self) -> tuple[Warehouse, ...]:
+        """Every warehouse under ``ship_from``, the default first."""
+        return self.config.warehouses
 
     @property
     def labels_dir(self) -> Path:

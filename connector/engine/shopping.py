@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ..config import Warehouse
 from ..kit.carrier import NotSupported, PermanentCarrierError
 from ..model import Address, CustomsLine, Order, OrderItem, Parcel, Quote, ShipmentRequest, utcnow
 from ..rules import (
@@ -23,6 +24,7 @@ from ..rules import (
     select,
 )
 from .runtime import Runtime
+from .warehouses import choose_warehouse
 
 log = logging.getLogger("connector.engine")
 
@@ -33,6 +35,8 @@ class Shopping:
     selection: Selection
     quotes: tuple[Quote, ...]
     unanswered: tuple[str, ...] = ()  # carriers whose quote failed for a reason that may pass
+    warehouse: Warehouse | None = None  # where the quotes were asked from
+    warehouse_reason: str = ""  # why that warehouse ("SKU X is stocked in yiwu", ...)
 
 
 def build_parcel(rt: Runtime, order: Order, quantities: dict[str, int]) -> Parcel:
@@ -78,7 +82,14 @@ def _routes(rt: Runtime, site: str) -> dict[str, set[str] | None]:
     return allowed
 
 
-def shop(rt: Runtime, order: Order, items: list[OrderItem]) -> Shopping:
+def shop(rt: Runtime, order: Order, items: list[OrderItem],
+         warehouse: tuple[Warehouse, str] | None = None) -> Shopping:
+    """Quotes for shipping ``items`` of ``order`` from ``warehouse`` ((warehouse, reason); by
+    default the order's own, :func:`choose_warehouse`, which raises SplitWarehouses), and the
+    choice. Pickup coverage is checked for that warehouse's city and province, and every carrier
+    is asked with its address as the origin."""
+    origin, origin_reason = warehouse or choose_warehouse(rt, order)
+    ship_from = origin.address
     parcel = build_parcel(rt, order, {i.order_item_id: i.quantity for i in items})
     req = order_requirements(rt, order, parcel)
     rules = rt.site_rules[order.site]
@@ -89,8 +100,8 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem]) -> Shopping:
         if spec is None or carrier is None:
             failures.append(Rejection(code, "", ("carrier not installed or not configured",)))
             continue
-        reasons = carrier_rejections(req, spec, rules, ship_from_city=rt.ship_from.city,
-                                     ship_from_province=rt.ship_from.state, drop_off=rt.policy.drop_off,
+        reasons = carrier_rejections(req, spec, rules, ship_from_city=ship_from.city,
+                                     ship_from_province=ship_from.state, drop_off=rt.policy.drop_off,
                                      pickup_unknown=rt.policy.pickup_unknown)
         if spec.confirms_shipment and not order.confirms_on_amazon:
             reasons = [*reasons, "its labels confirm the order on Amazon by themselves, and this order "
@@ -101,7 +112,7 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem]) -> Shopping:
             ask.append((code, services))
     ship_to = order.ship_to or Address(country_code=rules.country)  # e.g. purged: the country suffices
     request = ShipmentRequest(reference=f"{order.order_id}-quote", order_id=order.order_id, site=order.site,
-                              service="", ship_from=rt.ship_from, ship_to=ship_to,
+                              service="", ship_from=ship_from, ship_to=ship_to,
                               parcel=parcel, ioss_number=req.ioss_number, account=order.account,
                               marketplace_id=order.marketplace_id)
     unanswered: list[str] = []
@@ -113,9 +124,9 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem]) -> Shopping:
                               candidates=candidates)
 
     selection = select(req, options, rules=rules, fx=rt.fx, now=utcnow(), policy=rt.policy,
-                       ship_from_city=rt.ship_from.city, ship_from_province=rt.ship_from.state,
+                       ship_from_city=ship_from.city, ship_from_province=ship_from.state,
                        choose=choose, failures=failures)
-    return Shopping(req, selection, tuple(quotes), tuple(unanswered))
+    return Shopping(req, selection, tuple(quotes), tuple(unanswered), origin, origin_reason)
 
 
 def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[str] | None]],
