@@ -2,6 +2,10 @@
 
 Scopes: ``read`` (GET), ``operate`` (change orders, items, shipments; includes read), ``pii``
 (buyer addresses in answers; on top of read), ``admin`` (webhook replay; includes everything).
+
+One token check for every door: :func:`token_for` (the ledger's ``authenticate``). The JSON API
+(``/v1``) takes the token from ``Authorization: Bearer`` only; the status page (routes/status.py)
+also from its own cookie, which the browser sends to ``/status`` paths only.
 """
 from __future__ import annotations
 
@@ -23,17 +27,31 @@ def granted(token: ApiToken) -> set[str]:
     return set().union(*(_IMPLIED.get(s, set()) for s in token.scopes))
 
 
+def missing_scopes(token: ApiToken, scopes: list[str] | tuple[str, ...]) -> list[str]:
+    """The scopes of ``scopes`` the token does not amount to."""
+    have = granted(token)
+    return [s for s in scopes if s not in have]
+
+
+def token_for(request: Request, secret: str) -> ApiToken | None:
+    """The live token whose secret this is, else None: the one token check of the API and the
+    status page."""
+    if not secret:
+        return None
+    return request.app.state.rt.ledger.authenticate(secret)
+
+
 def authorized(request: Request, security_scopes: SecurityScopes,
                credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> ApiToken:
     """The request's token, which must hold every scope the route asks for (401/403 otherwise)."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise ApiProblem(401, "Unauthorized", "send an API token: Authorization: Bearer mfn_...",
                          headers={"WWW-Authenticate": "Bearer"})
-    token = request.app.state.rt.ledger.authenticate(credentials.credentials)
+    token = token_for(request, credentials.credentials)
     if token is None:
         raise ApiProblem(401, "Unauthorized", "this token is unknown or was revoked",
                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    missing = [s for s in security_scopes.scopes if s not in granted(token)]
+    missing = missing_scopes(token, security_scopes.scopes)
     if missing:
         raise ApiProblem(403, "Forbidden", f"this route needs the {', '.join(missing)} scope; the token has "
                          f"{', '.join(token.scopes)}", kind="insufficient-scope")
