@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import clock as daemon_clock
+from . import metrics
 
 # operation -> (rate in requests per second, burst), for the operations the core calls. Plugins add
 # their own operations' defaults through RateLimiter.add_defaults.
@@ -44,11 +45,13 @@ class TokenBucket:
     """A thread-safe token bucket that blocks callers until a token is free.
 
     ``rate`` is in tokens per second, ``burst`` the bucket size; the bucket starts full.
-    ``clock`` and ``sleep`` are injectable so tests can run on a fake clock.
+    ``clock`` and ``sleep`` are injectable so tests can run on a fake clock; ``on_wait`` hears
+    the seconds of every wait for a token before it starts (the quota-wait metric).
     """
 
     def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = daemon_clock.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_wait: Callable[[float], None] | None = None) -> None:
         if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be a positive number of tokens per second, got {rate!r}")
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
@@ -57,6 +60,7 @@ class TokenBucket:
         self.burst = burst
         self._clock = clock
         self._sleep = sleep
+        self._on_wait = on_wait
         self._lock = threading.Lock()
         self._tokens = float(burst)
         self._last = clock()
@@ -95,6 +99,8 @@ class TokenBucket:
                     return True
             if deadline is not None and now + wait > deadline + _TIME_EPSILON:
                 return False
+            if self._on_wait is not None:
+                self._on_wait(wait)
             self._sleep(wait)
 
     def penalize(self, seconds: float) -> None:
@@ -175,7 +181,8 @@ class RateLimiter:
             bucket = self._buckets.get(key)
             if bucket is None:
                 rate, burst = self.quota(account, operation)
-                bucket = TokenBucket(rate * self.pacing, burst, clock=self._clock, sleep=self._sleep)
+                bucket = TokenBucket(rate * self.pacing, burst, clock=self._clock, sleep=self._sleep,
+                                     on_wait=metrics.quota_waiter(account, operation))
                 self._buckets[key] = bucket
             return bucket
 

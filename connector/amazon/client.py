@@ -39,7 +39,7 @@ import requests
 import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from .. import __version__
+from .. import __version__, metrics
 from ..ratelimit import RateLimiter, TokenBucket
 from .auth import LwaTokenProvider
 from .errors import NotFoundError, ThrottledError, TransientError, error_from_response, is_expired_token
@@ -336,6 +336,7 @@ class SpApiClient:
 
     def _log(self, operation: str, status: str, started: float, request_id: str, attempt: int) -> None:
         duration_ms = int((time.monotonic() - started) * 1000)
+        metrics.spapi_request(self.account, operation, status, duration_ms / 1000)
         log.info("spapi account=%s operation=%s status=%s duration_ms=%d request_id=%s attempt=%d",
                  self.account, operation, status, duration_ms, request_id or "-", attempt,
                  extra={"spapi_account": self.account, "spapi_operation": operation, "http_status": status,

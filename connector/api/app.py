@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from . import problems
-from .routes import events, items, labels, orders, shipments, status
+from .routes import events, items, labels, ops, orders, shipments, status
 from .settings import ApiSettings
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ def create_app(rt: Runtime | None) -> FastAPI:
     problems.install(app)
     for module in (orders, shipments, items, events, labels):
         app.include_router(module.router, prefix="/v1", responses=problems.PROBLEM_RESPONSES)
+    app.include_router(ops.router)  # /metrics, /readyz
     app.include_router(status.router)  # the operator's status page (HTML)
 
     @app.get("/healthz", tags=["health"], summary="Alive (no token needed)")

@@ -24,6 +24,13 @@ class ApiSettings(Settings):
             "shipment_wait_seconds": {"type": "number", "minimum": 0, "default": 60,
                                       "description": "how long POST /v1/shipments drives the label "
                                                      "before answering 202 (the daemon finishes it)"},
+            "metrics_public": {"type": "boolean", "default": False,
+                               "description": "serve /metrics without a token to clients on a loopback "
+                                              "address (a Prometheus on the same host)"},
+            "ready_poll_max_age_seconds": {
+                "type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
+                "description": "/readyz answers 503 when an account's last successful order poll is "
+                               "older than this (null: 3 x engine.poll_interval_seconds)"},
         },
     }
     host: str
@@ -32,3 +39,5 @@ class ApiSettings(Settings):
     page_size_max: int
     auto_release_unknown_sku: bool
     shipment_wait_seconds: float
+    metrics_public: bool
+    ready_poll_max_age_seconds: float | None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ def run_cmd(state: State, once: bool) -> None:
     from .summary import render, summarize
 
     rt = state.runtime()
-    engine = Engine(rt)
+    engine = Engine(rt, poll_progress=poll_counter if sys.stderr.isatty() else None)
 
     def on_signal(signum: int, _frame: Any) -> None:
         click.echo(f"received {signal.Signals(signum).name}: finishing the steps in flight", err=True)
@@ -35,6 +36,21 @@ def run_cmd(state: State, once: bool) -> None:
             engine.run_forever()
     finally:
         rt.close()
+
+
+class poll_counter:  # noqa: N801 - used as the factory Engine(poll_progress=...) calls
+    """A line on the terminal counting the orders a first poll reads (Amazon gives no total)."""
+
+    def __init__(self, account: str) -> None:
+        self.account, self.seen = account, 0
+
+    def __call__(self, n: int) -> None:
+        self.seen += n
+        click.echo(f"\r{self.account}: first poll, {self.seen} orders read", nl=False, err=True)
+
+    def close(self) -> None:
+        if self.seen:
+            click.echo("", err=True)
 
 
 @cli.command("quote")

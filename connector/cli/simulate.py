@@ -3,7 +3,10 @@ simulated clock, and the figures a seller is judged by."""
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +46,35 @@ def sandbox_simulate(state: State, days: int, settle_days: int, orders_per_day: 
     directory = Path(state_dir) if state_dir else config.state_dir / "simulation"
     settings = SimulationSettings(days=days, settle_days=settle_days, orders_per_day=orders_per_day,
                                   step_hours=step_hours, buyer_cancel_share=buyer_cancels)
-    figures = run_simulation(config, state.host, settings, directory,
-                             progress=lambda line: click.echo(line, err=True))
+    with simulation_progress(days + settle_days) as progress:
+        figures = run_simulation(config, state.host, settings, directory, progress=progress)
     click.echo(json.dumps(figures, indent=2, default=str) if as_json else render(figures))
     sys.exit(0)
+
+
+_DAY_LINE = re.compile(r"^day\s+(\d+(?:\.\d+)?):\s*(.*)$")  # run_simulation's "day  5.0: HELD 3, ..."
+
+
+@contextmanager
+def simulation_progress(total_days: int) -> Iterator[Callable[[str], None]]:
+    """The simulation's progress callback: on a terminal, a bar over the simulated days (stderr, so
+    ``--json`` stays clean); elsewhere (a log, a pipe) the periodic lines as they come."""
+    err = click.get_text_stream("stderr")
+    if not err.isatty():
+        yield lambda line: click.echo(line, err=True)
+        return
+    with click.progressbar(length=total_days, label="Simulating", file=err, show_pos=True,
+                           item_show_func=lambda counts: (counts or "")[:60]) as bar:
+
+        def update(line: str) -> None:
+            found = _DAY_LINE.match(line)
+            if found is None:
+                return
+            day = min(total_days, int(float(found.group(1))))
+            bar.update(max(0, day - bar.pos), current_item=found.group(2))
+
+        yield update
+        bar.update(max(0, total_days - bar.pos))
 
 
 def render(f: dict[str, Any]) -> str:

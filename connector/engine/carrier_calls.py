@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from .. import metrics
 from ..kit.carrier import TransientCarrierError
 from ..ledger import Package
 from ..model import Shipment
@@ -28,8 +29,9 @@ def timed(carrier_code: str, operation: str, fn: Callable[[], T]) -> T:
         outcome = f"{type(exc).__name__}"
         raise
     finally:
-        log.info("carrier call %s.%s %s in %.0f ms", carrier_code, operation, outcome,
-                 (time.monotonic() - started) * 1000)
+        elapsed = time.monotonic() - started
+        metrics.carrier_call(carrier_code, operation, outcome, elapsed)
+        log.info("carrier call %s.%s %s in %.0f ms", carrier_code, operation, outcome, elapsed * 1000)
 
 
 def backoff(attempt: int) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,8 +29,9 @@ _CANCEL_RELEASES = (None, OrderState.NEW, OrderState.LABEL_CLAIMED,
 INCLUDED_DATA = ("RECIPIENT", "FULFILLMENT", "PROCEEDS", "PACKAGES", "CANCELLATION")
 
 
-def ingest_account(rt: Runtime, account: Account) -> int:
-    """One searchOrders sweep for one seller account; returns how many orders were new.
+def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None] | None = None) -> int:
+    """One searchOrders sweep for one seller account; returns how many orders were new. ``progress``
+    hears 1 per order read (a progress bar for the first poll of a large backlog).
 
     The watermark moves only after the whole sweep is in the ledger, and each sweep starts
     ``poll_overlap_minutes`` before it: a late-indexed order is seen twice rather than never.
@@ -47,6 +49,8 @@ def ingest_account(rt: Runtime, account: Account) -> int:
     new = 0
     latest_seen = None
     for raw in search:
+        if progress is not None:
+            progress(1)
         order = _to_order(rt, raw, name)
         if order is None:
             continue

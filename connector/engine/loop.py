@@ -63,8 +63,12 @@ class PassResult:
 
 
 class Engine:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, poll_progress: Callable[[str], Callable[[int], None]] | None = None
+                 ) -> None:
+        """``poll_progress(account)``: a callback hearing each order a first poll reads (the CLI's
+        progress line for a large backlog); only an account never polled before gets one."""
         self.rt = rt
+        self.poll_progress = poll_progress
         self.stop_event = threading.Event()
         self._last: dict[str, datetime] = {}  # periodic jobs, on the daemon's clock (a simulation moves it)
         for endpoint in rt.config.webhooks.endpoints:  # a new endpoint hears everything from this start on
@@ -82,11 +86,15 @@ class Engine:
                     break
                 if account.orders_owner == "erp":  # the ERP submits this account's orders itself
                     continue
+                first = self.poll_progress is not None and self.rt.ledger.get_watermark(account.name) is None
+                progress = self.poll_progress(account.name) if first else None
                 try:
-                    ingest_account(self.rt, account)
+                    ingest_account(self.rt, account, progress)
                 except SpApiError as exc:  # one account's trouble never stops the others
                     errors += 1
                     log.error("account %s: order poll failed: %s", account.name, exc)
+                finally:
+                    getattr(progress, "close", lambda: None)()  # end the progress line
         due = self.rt.ledger.orders(ACTIVE_ORDER_STATES, due_before=utcnow() if only_due else None)
         due.sort(key=_ship_by_first)
         workers = self.rt.engine.workers

@@ -38,6 +38,7 @@ from .base import (
 )
 from .crypto import PiiCipher, PiiDecryptError, open_address, seal_address
 from .items import ItemStore
+from .metrics_queries import MetricsQueries
 from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
 from .queries import OrderQueries
 from .submissions import SubmissionStore
@@ -95,7 +96,8 @@ def _ensure_private_file(path: str) -> None:
     os.close(fd)
 
 
-class SqliteLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseStore, Ledger):
+class SqliteLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseStore, MetricsQueries,
+                   Ledger):
     """:class:`Ledger` on a SQLite file. Call :meth:`migrate` once before use."""
 
     def __init__(self, path: str | os.PathLike[str], cipher: PiiCipher, *,

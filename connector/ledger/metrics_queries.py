@@ -1,0 +1,81 @@
+"""The aggregates ``/metrics`` and ``/readyz`` read at scrape time, one short query each.
+
+Mixed into the SQL ledger stores; uses their ``_conn``. Reads only (no write lock, no buyer
+data). The JSON functions are SQLite's (``json_valid``, ``json_extract``); a PostgreSQL store
+will need its own spelling of :meth:`MetricsQueries.label_spend`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..model import parse_iso
+from .base import PackageState
+
+# A label exists (was paid for) once the carrier created the shipment: every state from
+# LABEL_CREATED on, voided ones included (their refund is counted apart). PLANNED and
+# LABEL_CLAIMED have bought nothing yet (a claim whose call was lost is resolved to one or the
+# other); FAILED never had a label.
+_NOT_BOUGHT = tuple(s.value for s in (PackageState.PLANNED, PackageState.LABEL_CLAIMED, PackageState.FAILED))
+_NOT_BOUGHT_MARKS = ", ".join("?" * len(_NOT_BOUGHT))
+
+# What a label cost: the plan's ``cost`` (price after discounts, in the carrier's currency), else
+# its ``price`` (plans stored before costs were) -- as void.py reads it for the refund.
+_COST = ("CASE WHEN json_valid(plan) THEN COALESCE(json_extract(plan, '$.cost.{f}'),"
+         " json_extract(plan, '$.price.{f}')) END")
+_REFUND = "CASE WHEN state = 'VOIDED' AND json_valid(refund) THEN json_extract(refund, '$.{f}') END"
+
+
+@dataclass(frozen=True)
+class LabelSpend:
+    """Labels bought from one carrier, in one currency, since the ledger began."""
+
+    carrier: str
+    currency: str  # '' when the package's plan names no cost
+    labels: int
+    spend: float
+    refunded: float  # what voided labels gave back
+
+
+class MetricsQueries:
+    """label_spend / poll_times / event_positions / oldest_pending_webhooks / open_alert_counts."""
+
+    def label_spend(self) -> list[LabelSpend]:
+        """Every label bought, by carrier and currency: how many, their cost and the refunds of the
+        voided ones (totals over the ledger's life: they only grow)."""
+        cost_amount, cost_currency = _COST.format(f="amount"), _COST.format(f="currency")
+        rows = self._conn().execute(
+            f"SELECT carrier, COALESCE({cost_currency}, '') AS currency, COUNT(*) AS labels,"
+            f" TOTAL(CAST({cost_amount} AS REAL)) AS spend,"
+            f" TOTAL(CAST({_REFUND.format(f='amount')} AS REAL)) AS refunded"
+            f" FROM packages WHERE state NOT IN ({_NOT_BOUGHT_MARKS})"
+            " GROUP BY carrier, currency ORDER BY carrier, currency", _NOT_BOUGHT).fetchall()
+        return [LabelSpend(r["carrier"], r["currency"], int(r["labels"]), round(float(r["spend"]), 6),
+                           round(float(r["refunded"]), 6)) for r in rows]
+
+    def poll_times(self) -> dict[str, datetime]:
+        """When each account's order poll last succeeded: its watermark row is written only after a
+        whole sweep is in the ledger (``updated_at``, on the ledger's clock)."""
+        rows = self._conn().execute("SELECT account, updated_at FROM watermarks").fetchall()
+        return {r["account"]: parse_iso(r["updated_at"]) for r in rows}
+
+    def event_positions(self) -> tuple[int, dict[str, int]]:
+        """The newest event id of the outbox, and each consumer's cursor (``hooks``,
+        ``webhook:<endpoint>``): how far behind the outbox each one reads."""
+        conn = self._conn()
+        newest = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+        rows = conn.execute("SELECT consumer, last_event_id FROM event_cursors").fetchall()
+        return newest, {r["consumer"]: int(r["last_event_id"]) for r in rows}
+
+    def oldest_pending_webhooks(self) -> dict[str, datetime]:
+        """Per endpoint with deliveries still pending, when the oldest pending one's event happened."""
+        rows = self._conn().execute(
+            "SELECT d.endpoint, MIN(e.at) AS oldest FROM webhook_deliveries d"
+            " JOIN events e ON e.id = d.event_id WHERE d.state = 'pending' GROUP BY d.endpoint").fetchall()
+        return {r["endpoint"]: parse_iso(r["oldest"]) for r in rows}
+
+    def open_alert_counts(self) -> dict[str, int]:
+        """Open (unresolved) alerts by kind."""
+        rows = self._conn().execute("SELECT kind, COUNT(*) AS n FROM alerts WHERE resolved_at IS NULL"
+                                    " GROUP BY kind").fetchall()
+        return {r["kind"]: int(r["n"]) for r in rows}
