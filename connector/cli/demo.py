@@ -102,6 +102,7 @@ def _show_api(rt: Any, keep_serving: bool) -> None:
         click.echo(f"\nHTTP API: {server.url}/v1 (OpenAPI document: {server.url}/openapi.json; "
                    "docs/erp-integration.md). Try it, with a read-only token made for this demo:\n"
                    f"  {command}")
+        click.echo(f"Status page for people: {server.url}/status (sign in with the same token).")
         answer = server.get("/v1/orders?state=VERIFIED&limit=2", secret)
         click.echo(f"It answers (sent just now): HTTP {answer[0]}, {answer[1][:160]}...")
         if keep_serving:
