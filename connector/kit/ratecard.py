@@ -8,8 +8,10 @@ the parcel weight prices it as ``base + per_kg * weight_kg``, rounded to the cen
     - {service: EUB, countries: "*", max_weight_g: 2000, base: "25.00", per_kg: "110.00",
        currency: CNY, transit_days: 15}
 
-``countries`` is a comma-separated list of ISO 3166 codes or ``*`` for any. Rows are tried in
-order, so put specific countries before ``*``.
+``countries`` is a comma-separated list of ISO 3166 codes or ``*`` for any. An optional
+``origins`` lists the cities the row prices from (the request's ``ship_from.city``, any case;
+absent or ``*``: any city), so one card carries each warehouse city's prices. Rows are tried in
+order, so put specific countries and origins before ``*``.
 
 A card quote breaks its price down for discounts: ``handling_fee`` is the row's ``base`` (the fixed
 per-parcel fee; the rest of the price is the weight charge) and ``chargeable_weight_g`` the weight
@@ -53,6 +55,8 @@ RATE_CARD_SCHEMA: dict[str, Any] = {
             "per_kg": {"type": ["string", "number"]},
             "currency": {"type": "string", "pattern": r"^[A-Z]{3}$", "x-format": "ISO 4217 code"},
             "transit_days": {"type": "integer", "minimum": 0},
+            "origins": {"type": "string", "pattern": r"^(\*|[^,]+(,[^,]+)*)$",
+                        "x-format": "* or comma-separated ship-from cities, e.g. Shenzhen,Dongguan"},
         },
     },
 }
@@ -67,10 +71,12 @@ class RateRow:
     per_kg: Decimal
     currency: str
     transit_days: int | None = None
+    origins: frozenset[str] = frozenset()  # lower-case ship-from cities; empty = any
 
-    def matches(self, service: str, country: str, weight_g: int) -> bool:
+    def matches(self, service: str, country: str, weight_g: int, origin: str = "") -> bool:
         return (self.service == service and weight_g <= self.max_weight_g
-                and (not self.countries or country in self.countries))
+                and (not self.countries or country in self.countries)
+                and (not self.origins or origin.strip().lower() in self.origins))
 
     def price(self, weight_g: int) -> Money:
         amount = self.base + self.per_kg * Decimal(weight_g) / 1000
@@ -107,7 +113,8 @@ class RateCard:
                     base=Decimal(str(row["base"])), per_kg=Decimal(str(row["per_kg"])),
                     currency=str(row["currency"]).upper(),
                     transit_days=int(row["transit_days"]) if row.get("transit_days") not in (None, "")
-                    else None))
+                    else None,
+                    origins=_origins(row.get("origins"))))
             except (KeyError, ValueError, ArithmeticError) as exc:
                 raise ValueError(f"rate card row {i + 1}: {type(exc).__name__}: {exc}") from None
         return cls(parsed)
@@ -137,17 +144,25 @@ class RateCard:
         ServiceSpecs) only those services are quoted, each carrying its level.
         """
         country = request.ship_to.country_code.upper()
+        origin = request.ship_from.city
         weight = request.parcel.weight_g
         wanted = [request.service] if request.service else list(services or self.services())
         quotes = []
         for service in wanted:
             if tracking_levels is not None and service not in tracking_levels:
                 continue
-            row = next((r for r in self.rows if r.matches(service, country, weight)), None)
+            row = next((r for r in self.rows if r.matches(service, country, weight, origin)), None)
             if row is not None:
                 level = tracking_levels[service] if tracking_levels is not None else ""
                 quotes.append(row.quote(carrier_code, service, weight, tracking_level=level))
         return quotes
+
+
+def _origins(value: Any) -> frozenset[str]:
+    text = str(value or "").strip()
+    if text in ("", "*"):
+        return frozenset()
+    return frozenset(city.strip().lower() for city in text.split(",") if city.strip())
 
 
 def csv_rows(text: str) -> list[dict[str, Any]]:

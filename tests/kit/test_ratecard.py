@@ -1,3 +1,4 @@
+from dataclasses import replace
 from decimal import Decimal
 
 import jsonschema
@@ -57,3 +58,20 @@ def test_schema_and_bad_rows():
         jsonschema.validate([{**ROWS[0], "countries": "usa"}], RATE_CARD_SCHEMA)
     with pytest.raises(ValueError, match="rate card row 1"):
         RateCard.from_rows([{**ROWS[0], "base": "cheap"}])
+
+
+def test_rows_with_origins_price_each_warehouse_city():
+    """One card, two warehouse cities: the row for the parcel's ship-from city prices it."""
+    rows = [{"service": "EUB", "countries": "*", "max_weight_g": 2000, "base": "10", "per_kg": "80",
+             "currency": "CNY", "origins": "Yiwu"},
+            {"service": "EUB", "countries": "*", "max_weight_g": 2000, "base": "12", "per_kg": "90",
+             "currency": "CNY", "origins": "*"}]
+    for row in rows:
+        jsonschema.validate([row], RATE_CARD_SCHEMA)
+    card = RateCard.from_rows(rows)
+    from_yiwu = replace(request("US", 500), ship_from=Address(name="a", line1="l", city=" yiwu ",
+                                                              country_code="CN"))
+    assert card.quote("chinapost", from_yiwu)[0].price == Money(Decimal("50.00"), "CNY")
+    assert card.quote("chinapost", request("US", 500))[0].price == Money(Decimal("57.00"), "CNY")
+    only_yiwu = RateCard.from_rows(rows[:1])
+    assert only_yiwu.quote("chinapost", request("US", 500)) == []  # no row for this city: no quote
