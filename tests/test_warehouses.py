@@ -262,3 +262,14 @@ def test_the_plan_names_the_warehouse_and_buying_reads_it_back(two):
     assert planned_warehouse(two.config, None) is two.config.default_warehouse
     with pytest.raises(WarehouseGone, match="planned to ship from warehouse 'dongguan', which is no longer"):
         planned_warehouse(two.config, {"warehouse": "dongguan"})
+
+
+def test_a_package_planned_before_warehouses_leaves_from_the_default_one():
+    from connector.ledger import Package, PackageState
+    from connector.ledger.warehouse import package_warehouse
+
+    old = Package(id=1, order_id="o", package_ref="1", idempotency_key="o-1", carrier="c", service="s",
+                  state=PackageState.LABELED, plan={"parcel": {}})
+    assert package_warehouse(old) == "main"
+    assert package_warehouse(old, "shenzhen") == "shenzhen"
+    assert package_warehouse(Package(**{**vars(old), "plan": {"warehouse": "yiwu"}}), "shenzhen") == "yiwu"

@@ -95,6 +95,7 @@ def labels_list(state: State, flag: str | None, order_id: str | None, carrier: s
     """Labels bought (not voided) with their flag: UNPRINTED, PRINTED or HANDED_OVER."""
     from ..ledger.warehouse import package_warehouse
 
+    default = state.config().default_warehouse.name
     ledger = state.ledger()
     try:
         rows = ledger.label_page(order_id=order_id, carrier=carrier, flag=flag, limit=limit)
@@ -103,7 +104,7 @@ def labels_list(state: State, flag: str | None, order_id: str | None, carrier: s
     out = [{"package_id": p.id, "order_id": p.order_id, "package_ref": p.package_ref, "carrier": p.carrier,
             "service": p.service, "state": p.state.value, "tracking_number": p.tracking_number,
             "label": m.flag, "print_count": m.print_count, "handover_id": m.handover_id,
-            "warehouse": package_warehouse(p)} for p, m in rows]
+            "warehouse": package_warehouse(p, default)} for p, m in rows]
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return

@@ -71,12 +71,14 @@ def close_handovers(rt: Runtime, *, carrier: str | None = None,
         seen.add(open_one.id)
         results.append(finish_handover(rt, open_one, resumed=True))
     end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+    default = rt.config.default_warehouse.name
     groups: dict[tuple[str, str], list[Package]] = {}
     for package in rt.ledger.handover_candidates(carrier=carrier, printed_before=end_of_day):
-        groups.setdefault((package.carrier, package_warehouse(package)), []).append(package)
+        groups.setdefault((package.carrier, package_warehouse(package, default)), []).append(package)
     for (code, warehouse), packages in sorted(groups.items()):
         try:
-            claimed = rt.ledger.claim_handover(code, warehouse, day.isoformat(), [p.id for p in packages])
+            claimed = rt.ledger.claim_handover(code, warehouse, day.isoformat(), [p.id for p in packages],
+                                               default_warehouse=default)
         except HandoverOpen as exc:  # another run claimed it meanwhile (or it is still open above)
             if exc.handover.id in seen:
                 continue

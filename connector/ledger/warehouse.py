@@ -61,9 +61,10 @@ class HandoverOpen(Exception):
         self.handover = handover
 
 
-def package_warehouse(package: Package) -> str:
-    """The pickup a package leaves from: its plan's ``warehouse`` (several warehouses), else main."""
-    return str(package.plan.get("warehouse") or DEFAULT_WAREHOUSE)
+def package_warehouse(package: Package, default: str = DEFAULT_WAREHOUSE) -> str:
+    """The pickup a package leaves from: its plan's ``warehouse``, else ``default`` (a package
+    planned before warehouses were recorded left from the default warehouse)."""
+    return str(package.plan.get("warehouse") or default)
 
 
 def package_weight_g(package: Package) -> int:
@@ -333,7 +334,7 @@ class WarehouseStore:
         return [self._package(r) for r in rows]
 
     def claim_handover(self, carrier: str, warehouse: str, pickup_date: str,
-                       package_ids: Sequence[int]) -> Handover:
+                       package_ids: Sequence[int], *, default_warehouse: str = DEFAULT_WAREHOUSE) -> Handover:
         """Write a handover and attach these packages to it, in one transaction, before anyone
         asks the carrier. Only packages of ``carrier`` at ``warehouse`` that are printed, live and
         not claimed yet are attached; ValueError when none is. HandoverOpen when this carrier and
@@ -352,7 +353,8 @@ class WarehouseStore:
                     f"SELECT * FROM packages WHERE id IN ({', '.join('?' * len(chunk))}) AND carrier = ?"
                     " AND printed_at IS NOT NULL AND handover_id IS NULL AND label_path != ''"
                     f" AND state NOT IN ({_DEAD_MARKS})", (*chunk, carrier, *_DEAD)).fetchall()
-                eligible.extend(p for p in map(self._package, rows) if package_warehouse(p) == warehouse)
+                eligible.extend(p for p in map(self._package, rows)
+                                if package_warehouse(p, default_warehouse) == warehouse)
             if not eligible:
                 raise ValueError(f"no printed {carrier} parcel at {warehouse} is waiting for a handover")
             weight = sum(package_weight_g(p) for p in eligible)

@@ -176,13 +176,13 @@ def _limit(request: Request, limit: int) -> int:
     return max(1, min(limit, _rt(request).config.api.page_size_max))
 
 
-def _label(package: Any, marks: LabelMarks) -> LabelInfo:
+def _label(package: Any, marks: LabelMarks, default_warehouse: str) -> LabelInfo:
     return LabelInfo(package_id=package.id, order_id=package.order_id, package_ref=package.package_ref,
                      carrier=package.carrier, service=package.service, state=package.state,
                      tracking_number=package.tracking_number, label=marks.flag, printed_at=marks.printed_at,
                      last_printed_at=marks.last_printed_at, print_count=marks.print_count,
                      handover_id=marks.handover_id, handed_over_at=marks.handed_over_at,
-                     warehouse=package_warehouse(package))
+                     warehouse=package_warehouse(package, default_warehouse))
 
 
 def _handover(h: Handover, cls: type[HandoverInfo] = HandoverInfo, **extra: Any) -> Any:
@@ -258,7 +258,8 @@ def list_labels(
     rows = _rt(request).ledger.label_page(order_id=order_id, carrier=carrier, flag=label, after_id=after,
                                           limit=size + 1)
     more, rows = len(rows) > size, rows[:size]
-    return LabelPage(items=[_label(p, m) for p, m in rows],
+    default = _rt(request).config.default_warehouse.name
+    return LabelPage(items=[_label(p, m, default) for p, m in rows],
                      next_cursor=_cursor("labels", rows[-1][0].id) if more and rows else None)
 
 
