@@ -211,14 +211,8 @@ def drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps
 
     Holds the order's lock meanwhile; an order another thread is driving is left to it (REST),
     after waiting up to ``wait`` seconds for it."""
-    lock = rt.order_lock(order_id)
-    acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
-    if not acquired:
-        return Outcome.REST
-    try:
-        return _drive(rt, order_id, should_stop, max_steps)
-    finally:
-        lock.release()
+    with rt.driving(order_id, wait) as mine:
+        return _drive(rt, order_id, should_stop, max_steps) if mine else Outcome.REST
 
 
 def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int) -> Outcome:

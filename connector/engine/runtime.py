@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,16 +59,30 @@ class Runtime:
     counters: Counters = field(default_factory=Counters)
     webhook_session: requests.Session = field(default_factory=requests.Session, repr=False)
     hooks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one dispatcher at a time
-    _order_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    _order_locks: dict[str, list] = field(default_factory=dict, repr=False)  # id -> [lock, users]
     _order_locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def order_lock(self, order_id: str) -> threading.Lock:
-        """The lock one order is driven under in this process: the loop's workers and the HTTP
-        API's requests never step the same order at once (a second claim attempt would only lose
-        its compare-and-set, but a second look at a claimed label could ask the carrier while the
-        first call is still in flight)."""
+    @contextmanager
+    def driving(self, order_id: str, wait: float = 0.0) -> Iterator[bool]:
+        """Hold the lock one order is driven under in this process (yields False when another
+        thread kept it for ``wait`` seconds): the loop's workers and the HTTP API's requests never
+        step the same order at once (a second look at a claimed label could ask the carrier while
+        the first call is still in flight). A lock nobody holds or waits for is forgotten, so a
+        long-running daemon keeps one per order in flight, not one per order ever seen."""
         with self._order_locks_guard:
-            return self._order_locks.setdefault(order_id, threading.Lock())
+            entry = self._order_locks.setdefault(order_id, [threading.Lock(), 0])
+            entry[1] += 1
+        lock = entry[0]
+        acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                lock.release()
+            with self._order_locks_guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._order_locks[order_id]
 
     @property
     def engine(self) -> EngineSettings:

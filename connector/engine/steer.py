@@ -97,17 +97,15 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
         raise NotAllowed(f"order {order_id} has no label to void")
     package = packages[-1]
     if package.state is not PackageState.VOIDING:
-        lock = rt.order_lock(order_id)  # not while a worker is in the middle of a step of this order
-        if not lock.acquire(timeout=wait):
-            raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
-        try:
-            fresh = rt.ledger.get_package(package.id)
-            if fresh is not None and fresh.state is not PackageState.VOIDING:
-                claim_void(rt, fresh)
-        except (ValueError, StaleStateError) as exc:
-            raise NotAllowed(str(exc)) from None
-        finally:
-            lock.release()
+        with rt.driving(order_id, wait) as mine:  # not while a worker is in the middle of a step
+            if not mine:
+                raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
+            try:
+                fresh = rt.ledger.get_package(package.id)
+                if fresh is not None and fresh.state is not PackageState.VOIDING:
+                    claim_void(rt, fresh)
+            except (ValueError, StaleStateError) as exc:
+                raise NotAllowed(str(exc)) from None
     drive(rt, order_id, lambda: False, wait=wait)
     done = rt.ledger.get_package(package.id)
     record = rt.ledger.get_order(order_id)

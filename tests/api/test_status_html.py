@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -242,15 +241,3 @@ def test_empty_ledger_renders(api):
     page = sign_in(a, "read").get("/status")
     assert page.status_code == 200
     assert "Nothing in the backlog" in page.text and "No event yet." in page.text
-
-
-@pytest.mark.parametrize("newest", [0, 1, 2, 3, 7, 8, 9, 100, 1023, 1024, 1025, 99_999])
-def test_newest_event_id_by_bisection(newest):
-    calls = []
-
-    def events(*, after: int, limit: int):
-        calls.append(after)
-        return [SimpleNamespace(id=after + 1)] if after < newest else []
-
-    assert status._newest_event_id(SimpleNamespace(events=events)) == newest
-    assert len(calls) <= 2 * max(1, newest).bit_length() + 2

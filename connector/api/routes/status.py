@@ -297,24 +297,8 @@ def _carriers(rt: Any, now: datetime) -> dict[str, Any]:
             "refunded": _money(refunded), "failed": failed[-50:]}
 
 
-def _newest_event_id(ledger: Any) -> int:
-    """The highest event id (0: none), by bisection over ``events(after=...)``: O(log n) one-row reads."""
-    if not ledger.events(after=0, limit=1):
-        return 0
-    low, high = 0, 1  # an event above low; none above high, once found
-    while ledger.events(after=high, limit=1):
-        low, high = high, high * 2
-    while high - low > 1:
-        middle = (low + high) // 2
-        if ledger.events(after=middle, limit=1):
-            low = middle
-        else:
-            high = middle
-    return high
-
-
 def _events(rt: Any) -> list[dict[str, Any]]:
-    newest = _newest_event_id(rt.ledger)
+    newest, _cursors = rt.ledger.event_positions()
     events = rt.ledger.events(after=max(0, newest - RECENT_EVENTS), limit=RECENT_EVENTS)
     rows = []
     for e in reversed(events):
