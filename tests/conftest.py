@@ -19,6 +19,8 @@ from connector.engine.runtime import build_runtime, load_config_with_plugins
 from connector.plugins import load_plugins
 from connector.sandbox.runner import start_sandbox
 
+from .postgres import PostgresServer
+
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_YAML = ROOT / "config" / "sandbox.yaml"
 
@@ -32,11 +34,54 @@ def deep_update(base: dict, changes: dict) -> dict:
     return base
 
 
+# Suites that run against both ledger stores (a test in them that uses ``ledger_backend``, directly or
+# through ``write_config``/``world``, runs once per store); elsewhere the store is SQLite.
+BOTH_STORES = ("tests/ledger/", "tests/e2e/test_engine_e2e.py", "tests/e2e/test_crash.py",
+               "tests/e2e/test_faults.py", "tests/e2e/test_acceptance.py", "tests/e2e/test_workers.py")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "ledger_backend" not in metafunc.fixturenames:
+        return
+    where = Path(metafunc.definition.fspath).resolve().relative_to(ROOT).as_posix()
+    # a test that opens the SQLite file itself (it asks for ``db_path``) is about that store alone
+    both = where.startswith(BOTH_STORES) and "db_path" not in metafunc.fixturenames
+    if both:
+        metafunc.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def write_config(tmp_path: Path) -> Callable[..., Path]:
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: which ledger store this test runs against."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "postgresql":
+        request.getfixturevalue("postgres_server").require()
+    return backend
+
+
+@pytest.fixture
+def ledger_url(ledger_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty ledger of this test's store."""
+    if ledger_backend == "postgresql":
+        return request.getfixturevalue("postgres_server").fresh_url()
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, request: pytest.FixtureRequest, ledger_backend: str
+                 ) -> Callable[..., Path]:
     """Write config/sandbox.yaml with ``overrides`` merged in; state goes under tmp_path."""
 
     written: list[Path] = []
+    ledgers: dict[str, str] = {}  # PostgreSQL: state directory -> its ledger URL
 
     def write(overrides: dict[str, Any] | None = None, name: str | None = None,
               fresh_state: bool = False) -> Path:
@@ -47,6 +92,10 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         data = yaml.safe_load(SANDBOX_YAML.read_text(encoding="utf-8"))
         data["state_dir"] = str(tmp_path / ("state" if n == 0 or not fresh_state else f"state-{n}"))
         data["catalog"] = str(ROOT / "config" / "catalog.sandbox.csv")
+        if ledger_backend == "postgresql":  # one schema per state directory
+            if data["state_dir"] not in ledgers:
+                ledgers[data["state_dir"]] = request.getfixturevalue("postgres_server").fresh_url()
+            data.setdefault("ledger", {})["url"] = ledgers[data["state_dir"]]
         deep_update(data, overrides or {})
         path = tmp_path / name
         path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")

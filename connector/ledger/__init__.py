@@ -48,27 +48,36 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     """Open (and migrate) the ledger at ``url`` with the buyer-PII key from the environment
     (``MFN_CONNECTOR_PII_KEY``) or ``key_file``.
 
-    ``sqlite:///path.db`` (relative to the working directory) or ``sqlite:////abs/path.db``; the
-    parent directory is created (mode 0700). ``create_key`` creates a missing key file (sandbox).
-    Raises ValueError for an unsupported URL, PiiKeyError for a missing/unsafe key and
-    PiiDecryptError when the key cannot read the buyer data already stored.
+    ``sqlite:///path.db`` (relative to the working directory) or ``sqlite:////abs/path.db``, the
+    parent directory created (mode 0700); or ``postgresql://user@host:port/database`` (libpq's URL,
+    query options such as ``sslmode`` included), shared by several daemons. ``create_key`` creates
+    a missing key file (sandbox). Raises ValueError for an unsupported URL, ConnectionError for an
+    unreachable PostgreSQL server, PiiKeyError for a missing/unsafe key and PiiDecryptError when
+    the key cannot read the buyer data already stored.
     """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    from .crypto import PiiCipher, load_keys
+
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise ValueError("the PostgreSQL ledger store is not available yet (planned in a later "
-                         "issue); use a sqlite:/// ledger URL for now")
+        from .postgres import PostgresLedger
+
+        cipher = PiiCipher(load_keys(key_file=key_file, create=create_key))
+        return _migrated(PostgresLedger(url, cipher))
     if scheme != "sqlite":
-        raise ValueError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db")
+        raise ValueError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db or "
+                         "postgresql://user@host:5432/database")
     path = sqlite_path(url)
 
-    from .crypto import PiiCipher, load_keys
     from .sqlite import SqliteLedger
 
     cipher = PiiCipher(load_keys(key_file=key_file, create=create_key))
     parent = Path(path).parent
     if not parent.exists():
         os.makedirs(parent, mode=0o700, exist_ok=True)
-    ledger = SqliteLedger(path, cipher)
+    return _migrated(SqliteLedger(path, cipher))
+
+
+def _migrated(ledger: Ledger) -> Ledger:
     try:
         ledger.migrate()
         ledger.check_key()

@@ -1,8 +1,8 @@
 """The aggregates ``/metrics`` and ``/readyz`` read at scrape time, one short query each.
 
-Mixed into the SQL ledger stores; uses their ``_conn``. Reads only (no write lock, no buyer
-data). The JSON functions are SQLite's (``json_valid``, ``json_extract``); a PostgreSQL store
-will need its own spelling of :meth:`MetricsQueries.label_spend`.
+Mixed into the SQL ledger stores; uses their ``_conn`` and ``dialect``. Reads only (no write
+lock, no buyer data). Reading JSON is spelt per dialect (SQLite's ``json_extract``, PostgreSQL's
+``#>>``); everything else is shared SQL.
 """
 from __future__ import annotations
 
@@ -21,9 +21,25 @@ _NOT_BOUGHT_MARKS = ", ".join("?" * len(_NOT_BOUGHT))
 
 # What a label cost: the plan's ``cost`` (price after discounts, in the carrier's currency), else
 # its ``price`` (plans stored before costs were) -- as void.py reads it for the refund.
-_COST = ("CASE WHEN json_valid(plan) THEN COALESCE(json_extract(plan, '$.cost.{f}'),"
-         " json_extract(plan, '$.price.{f}')) END")
-_REFUND = "CASE WHEN state = 'VOIDED' AND json_valid(refund) THEN json_extract(refund, '$.{f}') END"
+# The JSON columns hold what the ledger wrote (json.dumps), or '' for a refund never recorded.
+_JSON_FIELD = {
+    "sqlite": "CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{path}') END",
+    "postgresql": "CASE WHEN {column} <> '' THEN ({column}::json #>> '{{{path_pg}}}') END",
+}
+
+
+def _json_field(dialect: str, column: str, path: str) -> str:
+    """SQL reading ``path`` (dotted) from the JSON text in ``column``; NULL when absent."""
+    return _JSON_FIELD[dialect].format(column=column, path=path, path_pg=path.replace(".", ","))
+
+
+def _cost(dialect: str, f: str) -> str:
+    return (f"COALESCE({_json_field(dialect, 'plan', f'cost.{f}')},"
+            f" {_json_field(dialect, 'plan', f'price.{f}')})")
+
+
+def _refund(dialect: str, f: str) -> str:
+    return f"CASE WHEN state = 'VOIDED' THEN {_json_field(dialect, 'refund', f)} END"
 
 
 @dataclass(frozen=True)
@@ -43,13 +59,14 @@ class MetricsQueries:
     def label_spend(self) -> list[LabelSpend]:
         """Every label bought, by carrier and currency: how many, their cost and the refunds of the
         voided ones (totals over the ledger's life: they only grow)."""
-        cost_amount, cost_currency = _COST.format(f="amount"), _COST.format(f="currency")
+        dialect = self.dialect
+        currency = f"COALESCE({_cost(dialect, 'currency')}, '')"
         rows = self._conn().execute(
-            f"SELECT carrier, COALESCE({cost_currency}, '') AS currency, COUNT(*) AS labels,"
-            f" TOTAL(CAST({cost_amount} AS REAL)) AS spend,"
-            f" TOTAL(CAST({_REFUND.format(f='amount')} AS REAL)) AS refunded"
+            f"SELECT carrier, {currency} AS currency, COUNT(*) AS labels,"
+            f" COALESCE(SUM(CAST({_cost(dialect, 'amount')} AS DOUBLE PRECISION)), 0) AS spend,"
+            f" COALESCE(SUM(CAST({_refund(dialect, 'amount')} AS DOUBLE PRECISION)), 0) AS refunded"
             f" FROM packages WHERE state NOT IN ({_NOT_BOUGHT_MARKS})"
-            " GROUP BY carrier, currency ORDER BY carrier, currency", _NOT_BOUGHT).fetchall()
+            f" GROUP BY carrier, {currency} ORDER BY carrier, 2", _NOT_BOUGHT).fetchall()
         return [LabelSpend(r["carrier"], r["currency"], int(r["labels"]), round(float(r["spend"]), 6),
                            round(float(r["refunded"]), 6)) for r in rows]
 

@@ -246,6 +246,34 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX handovers_open ON handovers (carrier, warehouse, closed_at)",
     )),
+    Migration(7, "shared work: quota state per seller account, workers and their account leases", (
+        # A token bucket's state (tokens left, 429 penalty) per (account key, operation), so a
+        # restarted daemon -- or the worker that takes an account over -- neither storms nor stalls.
+        """CREATE TABLE quota_state (
+            account_key TEXT NOT NULL,
+            operation   TEXT NOT NULL,
+            data        TEXT NOT NULL,
+            updated_at  TEXT NOT NULL,
+            PRIMARY KEY (account_key, operation)
+        )""",
+        """CREATE TABLE workers (
+            worker_id    TEXT PRIMARY KEY,
+            host         TEXT NOT NULL,
+            pid          INTEGER NOT NULL,
+            started_at   TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            stopped_at   TEXT
+        )""",
+        # One owner per seller account (account x region) at a time, until expires_at.
+        """CREATE TABLE account_leases (
+            account_key TEXT PRIMARY KEY,
+            worker_id   TEXT,
+            acquired_at TEXT NOT NULL,
+            expires_at  TEXT NOT NULL,
+            handovers   INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX orders_state_ship_by ON orders (state, ship_by)",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

@@ -80,11 +80,12 @@ class SubmissionStore:
     def _insert_external_label(self, conn: Any, order: Order, label: ExternalLabel, now: str) -> None:
         cur = conn.execute(
             "INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state, items,"
-            " tracking_number, plan, created_at, updated_at) VALUES (?, '1', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " tracking_number, plan, created_at, updated_at) VALUES (?, '1', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING id",
             (order.order_id, f"{order.order_id}-1", label.carrier, label.service, PackageState.LABELED.value,
              json.dumps(label.items), label.tracking_number,
              json.dumps({"bought_by": "erp"}), now, now))
-        self._transition(conn, order.order_id, int(cur.lastrowid or 0), now, None, PackageState.LABELED.value,
+        self._transition(conn, order.order_id, int(cur.fetchone()[0]), now, None, PackageState.LABELED.value,
                          f"package 1: {label.carrier} {label.tracking_number}, bought by the ERP")
         self._set_state(conn, order.order_id, OrderState.NEW.value, OrderState.LABELED, now,
                         "label bought by the ERP; to be confirmed")

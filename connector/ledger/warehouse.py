@@ -263,10 +263,10 @@ class WarehouseStore:
         with self._write() as conn:
             now = self._now()
             cur = conn.execute("INSERT INTO print_batches (created_at, path, labels, reprints, pages,"
-                               " packing_slips, package_ids) VALUES (?, ?, ?, 0, ?, ?, ?)",
+                               " packing_slips, package_ids) VALUES (?, ?, ?, 0, ?, ?, ?) RETURNING id",
                                (now, str(path), len(ids), int(pages), int(bool(packing_slips)),
                                 json.dumps(ids)))
-            batch_id = int(cur.lastrowid or 0)
+            batch_id = int(cur.fetchone()[0])
             reprints = 0
             for package_id in ids:
                 row = conn.execute("SELECT order_id, package_ref, state, print_count FROM packages"
@@ -359,9 +359,9 @@ class WarehouseStore:
                 raise ValueError(f"no printed {carrier} parcel at {warehouse} is waiting for a handover")
             weight = sum(package_weight_g(p) for p in eligible)
             cur = conn.execute("INSERT INTO handovers (carrier, warehouse, pickup_date, created_at, packages,"
-                               " weight_g) VALUES (?, ?, ?, ?, ?, ?)",
+                               " weight_g) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                                (carrier, warehouse, pickup_date, now, len(eligible), weight))
-            handover_id = int(cur.lastrowid or 0)
+            handover_id = int(cur.fetchone()[0])
             for package in eligible:
                 conn.execute("UPDATE packages SET handover_id = ? WHERE id = ?", (handover_id, package.id))
                 self._transition(conn, package.order_id, package.id, now, package.state.value,

@@ -12,7 +12,6 @@ from cryptography.fernet import Fernet
 
 from connector.catalog import Catalog, LayeredCatalog, load_catalog
 from connector.ledger.crypto import PiiCipher
-from connector.ledger.sqlite import SqliteLedger
 from connector.model import CatalogItem, Money
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,12 +26,14 @@ def item(sku: str, **changes) -> CatalogItem:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path):
-    led = SqliteLedger(tmp_path / "ledger.db", PiiCipher([Fernet.generate_key()]),
-                       clock=lambda: datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc))
-    led.migrate()
-    yield led
-    led.close()
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def ledger(make_store):
+    return make_store(PiiCipher([Fernet.generate_key()]),
+                      clock=lambda: datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc))
 
 
 def test_put_and_get_round_trip_exactly(ledger):
@@ -56,7 +57,7 @@ def test_put_replaces_by_sku(ledger):
     assert ledger.put_items([]) == 0
 
 
-def test_put_is_one_transaction(ledger):
+def test_put_is_one_transaction(ledger, db_path):  # a SQLite trigger refuses a row
     ledger.put_items([item("KEEP")])
     # the second row fails inside the database: the first must not land either
     ledger._conn().execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON catalog_items WHEN NEW.sku = 'BAD'"

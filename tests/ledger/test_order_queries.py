@@ -52,11 +52,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ledger(db_path: Path, key: bytes):
-    led = SqliteLedger(db_path, PiiCipher([key]), clock=Clock())
-    led.migrate()
-    yield led
-    led.close()
+def ledger(make_store, key: bytes):
+    return make_store(PiiCipher([key]), clock=Clock())
 
 
 @pytest.fixture
@@ -150,11 +147,11 @@ def test_updated_since_is_inclusive(filled):
     assert set(got) == expected and len(got) == len(expected)
 
 
-def test_pages_do_not_decrypt_buyer_data(filled, db_path):
+def test_pages_do_not_decrypt_buyer_data(filled, make_store):
     assert all(r.order.ship_to is None for r, _ in filled.order_page(limit=50))
     assert all(r.order.ship_to == BUYER for r, _ in filled.order_page(limit=50, with_pii=True))
     # with a key that cannot read the addresses, listings still work; reading one address does not
-    stranger = SqliteLedger(db_path, PiiCipher([Fernet.generate_key()]))
+    stranger = make_store(PiiCipher([Fernet.generate_key()]))
     try:
         page = stranger.order_page(limit=50)
         assert len(page) == 20 and page[0][0].hold_reason == "" and page[0][0].order.items

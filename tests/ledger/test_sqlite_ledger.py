@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -27,6 +26,7 @@ from connector.ledger import (
     open_ledger,
 )
 from connector.ledger.crypto import PiiCipher, PiiDecryptError, PiiKeyError
+from connector.ledger.sql import SqlLedger
 from connector.ledger.sqlite import SqliteLedger
 from connector.model import Address, FulfillmentStatus, Money, Order, OrderItem
 
@@ -91,19 +91,16 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ledger(db_path: Path, key: bytes, clock: Clock):
-    led = SqliteLedger(db_path, PiiCipher([key]), clock=clock)
-    led.migrate()
-    yield led
-    led.close()
+def ledger(make_store, key: bytes, clock: Clock):
+    return make_store(PiiCipher([key]), clock=clock)
 
 
-def planned(ledger: SqliteLedger, order_id: str = "111-0000001-0000001", ref: str = "1") -> Package:
+def planned(ledger: SqlLedger, order_id: str = "111-0000001-0000001", ref: str = "1") -> Package:
     ledger.upsert_order(make_order(order_id))
     return ledger.plan_package(order_id, ref, f"MFN-{order_id}-{ref}", "yunexpress", "AYPZXR", ITEMS)
 
 
-def claim(ledger: SqliteLedger, package: Package) -> Package:
+def claim(ledger: SqlLedger, package: Package) -> Package:
     return ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
 
 
@@ -128,14 +125,15 @@ def race(*calls) -> list[str]:
     return sorted(outcomes)
 
 
-def raw(db_path: Path, sql: str, *params):
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute(sql, params).fetchall()
+def raw(ledger, sql: str, *params):
+    """Rows of ``sql`` on the ledger's own database (``?`` placeholders), as tuples."""
+    cursor = ledger._conn().execute(sql, params)
+    return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
 
 
 # -- upsert_order / get_order ----------------------------------------------------------------------
 
-def test_new_order_is_inserted_as_new_with_a_transition(ledger: SqliteLedger, clock: Clock) -> None:
+def test_new_order_is_inserted_as_new_with_a_transition(ledger: SqlLedger, clock: Clock) -> None:
     order = make_order()
     assert ledger.upsert_order(order) is True
     record = ledger.get_order(order.order_id)
@@ -149,13 +147,13 @@ def test_new_order_is_inserted_as_new_with_a_transition(ledger: SqliteLedger, cl
     assert ledger.get_order("no-such-order") is None
 
 
-def test_order_without_address_stores_no_pii(ledger: SqliteLedger, db_path: Path) -> None:
+def test_order_without_address_stores_no_pii(ledger: SqlLedger) -> None:
     ledger.upsert_order(make_order(ship_to=Address()))
     assert ledger.get_order("111-0000001-0000001").order.ship_to is None
-    assert raw(db_path, "SELECT pii FROM orders") == [(None,)]
+    assert raw(ledger, "SELECT pii FROM orders") == [(None,)]
 
 
-def test_known_order_refreshes_data_but_never_the_state(ledger: SqliteLedger) -> None:
+def test_known_order_refreshes_data_but_never_the_state(ledger: SqlLedger) -> None:
     ledger.upsert_order(make_order())
     assert ledger.upsert_order(make_order(cancel=True)) is False
     record = ledger.get_order("111-0000001-0000001")
@@ -163,14 +161,14 @@ def test_known_order_refreshes_data_but_never_the_state(ledger: SqliteLedger) ->
     assert len(ledger.history("111-0000001-0000001")) == 1  # a refresh is not a transition
 
 
-def test_identical_refresh_does_not_touch_the_row(ledger: SqliteLedger) -> None:
+def test_identical_refresh_does_not_touch_the_row(ledger: SqlLedger) -> None:
     ledger.upsert_order(make_order())
     before = ledger.get_order("111-0000001-0000001").updated_at
     ledger.upsert_order(make_order())
     assert ledger.get_order("111-0000001-0000001").updated_at == before
 
 
-def test_address_refreshes_only_while_new_or_held(ledger: SqliteLedger) -> None:
+def test_address_refreshes_only_while_new_or_held(ledger: SqlLedger) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
     ledger.upsert_order(make_order(ship_to=address(line2="Apt 5")))
@@ -187,7 +185,7 @@ def test_address_refreshes_only_while_new_or_held(ledger: SqliteLedger) -> None:
     assert record.order.buyer_cancel_requested is True    # but the data is refreshed
 
 
-def test_empty_address_never_wipes_a_stored_one_and_fills_an_empty_one(ledger: SqliteLedger) -> None:
+def test_empty_address_never_wipes_a_stored_one_and_fills_an_empty_one(ledger: SqlLedger) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order(ship_to=Address()))
     ledger.upsert_order(make_order(ship_to=address()))
@@ -196,7 +194,7 @@ def test_empty_address_never_wipes_a_stored_one_and_fills_an_empty_one(ledger: S
     assert ledger.get_order(oid).order.ship_to == address()
 
 
-def test_complete_address_leaves_an_address_incomplete_hold_in_place(ledger: SqliteLedger) -> None:
+def test_complete_address_leaves_an_address_incomplete_hold_in_place(ledger: SqlLedger) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order(ship_to=Address(city="Springfield", postal_code="97403")))
     ledger.hold(oid, "address_incomplete", "missing: name, line1")
@@ -206,20 +204,20 @@ def test_complete_address_leaves_an_address_incomplete_hold_in_place(ledger: Sql
     assert record.order.ship_to == address() and record.order.ship_to.missing_fields() == []
 
 
-def test_times_are_stored_as_fixed_width_iso_utc_text(ledger: SqliteLedger, db_path: Path) -> None:
+def test_times_are_stored_as_fixed_width_iso_utc_text(ledger: SqlLedger) -> None:
     package = planned(ledger)
     ledger.defer(package.order_id, datetime(2026, 3, 1, 10, 0, tzinfo=timezone(timedelta(hours=8))), "x")
     ledger.set_watermark("acme", T0)
-    (created, updated, due), = raw(db_path, "SELECT created_at, updated_at, next_attempt_at FROM orders")
+    (created, updated, due), = raw(ledger, "SELECT created_at, updated_at, next_attempt_at FROM orders")
     assert all(ISO_UTC.match(v) for v in (created, updated, due))
     assert due == "2026-03-01T02:00:00.000000Z"
-    assert all(ISO_UTC.match(r[0]) for r in raw(db_path, "SELECT at FROM transitions"))
-    assert raw(db_path, "SELECT value FROM watermarks") == [("2026-03-01T08:00:00.000000Z",)]
+    assert all(ISO_UTC.match(r[0]) for r in raw(ledger, "SELECT at FROM transitions"))
+    assert raw(ledger, "SELECT value FROM watermarks") == [("2026-03-01T08:00:00.000000Z",)]
 
 
 # -- orders() ---------------------------------------------------------------------------------------
 
-def test_orders_filters_by_state_and_due_time_oldest_first(ledger: SqliteLedger, clock: Clock) -> None:
+def test_orders_filters_by_state_and_due_time_oldest_first(ledger: SqlLedger, clock: Clock) -> None:
     for n in (3, 1, 2):
         ledger.upsert_order(make_order(f"111-0000000-000000{n}"))
     ids = [r.order_id for r in ledger.orders()]
@@ -241,7 +239,7 @@ def test_orders_filters_by_state_and_due_time_oldest_first(ledger: SqliteLedger,
 
 # -- set_order_state ---------------------------------------------------------------------------------
 
-def test_set_order_state_is_a_compare_and_set_that_resets_attempts(ledger: SqliteLedger) -> None:
+def test_set_order_state_is_a_compare_and_set_that_resets_attempts(ledger: SqlLedger) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
     ledger.defer(oid, T0 + timedelta(days=1), "boom")
@@ -254,7 +252,7 @@ def test_set_order_state_is_a_compare_and_set_that_resets_attempts(ledger: Sqlit
                                        "note": "buyer cancelled", "package_id": None}
 
 
-def test_stale_set_order_state_raises_and_changes_nothing(ledger: SqliteLedger) -> None:
+def test_stale_set_order_state_raises_and_changes_nothing(ledger: SqlLedger) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
     ledger.defer(oid, T0 + timedelta(days=1), "boom")
@@ -271,7 +269,7 @@ def test_stale_set_order_state_raises_and_changes_nothing(ledger: SqliteLedger) 
 
 # -- hold / release ----------------------------------------------------------------------------------
 
-def test_hold_release_round_trip(ledger: SqliteLedger) -> None:
+def test_hold_release_round_trip(ledger: SqlLedger) -> None:
     package = planned(ledger)
     oid = package.order_id
     ledger.defer(oid, T0 + timedelta(days=1), "transient")
@@ -297,16 +295,16 @@ def test_hold_release_round_trip(ledger: SqliteLedger) -> None:
         ledger.release(oid)
 
 
-def test_release_without_origin_returns_to_new(ledger: SqliteLedger, db_path: Path) -> None:
+def test_release_without_origin_returns_to_new(ledger: SqlLedger) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
     ledger.hold(oid, "manual", "")
-    raw(db_path, "UPDATE orders SET held_from = NULL")
+    raw(ledger, "UPDATE orders SET held_from = NULL")
     assert ledger.release(oid) is OrderState.NEW
 
 
 @pytest.mark.parametrize("final", [OrderState.VOIDED, OrderState.CANCELLED])
-def test_finished_orders_cannot_be_held(ledger: SqliteLedger, final: OrderState) -> None:
+def test_finished_orders_cannot_be_held(ledger: SqlLedger, final: OrderState) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
     ledger.set_order_state(oid, [OrderState.NEW], final)
@@ -320,7 +318,7 @@ def test_finished_orders_cannot_be_held(ledger: SqliteLedger, final: OrderState)
         ledger.hold("nope", "manual", "")
 
 
-def test_held_reasons_counts_only_held_orders(ledger: SqliteLedger) -> None:
+def test_held_reasons_counts_only_held_orders(ledger: SqlLedger) -> None:
     for n, reason in enumerate(["unknown_sku", "unknown_sku", "address_incomplete", None]):
         oid = f"111-0000000-000000{n}"
         ledger.upsert_order(make_order(oid))
@@ -332,7 +330,7 @@ def test_held_reasons_counts_only_held_orders(ledger: SqliteLedger) -> None:
 
 # -- defer / clear_deferral ----------------------------------------------------------------------
 
-def test_defer_counts_attempts_and_clear_deferral_makes_it_due(ledger: SqliteLedger, clock: Clock) -> None:
+def test_defer_counts_attempts_and_clear_deferral_makes_it_due(ledger: SqlLedger, clock: Clock) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
     until = T0 + timedelta(minutes=5)
@@ -354,7 +352,7 @@ def test_defer_counts_attempts_and_clear_deferral_makes_it_due(ledger: SqliteLed
 
 # -- plan_package / packages / open_package --------------------------------------------------------
 
-def test_plan_package_inserts_and_moves_the_order_atomically(ledger: SqliteLedger) -> None:
+def test_plan_package_inserts_and_moves_the_order_atomically(ledger: SqlLedger) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
     package = ledger.plan_package(oid, "1", "MFN-K-1", "yunexpress", "AYPZXR", ITEMS)
@@ -369,8 +367,7 @@ def test_plan_package_inserts_and_moves_the_order_atomically(ledger: SqliteLedge
     assert rows[1:] == [(None, "PLANNED", package.id), ("NEW", "PLANNED", None)]
 
 
-def test_plan_package_needs_a_new_order_and_changes_nothing_otherwise(ledger: SqliteLedger,
-                                                                       db_path: Path) -> None:
+def test_plan_package_needs_a_new_order_and_changes_nothing_otherwise(ledger: SqlLedger) -> None:
     package = planned(ledger)
     oid = package.order_id
     history = ledger.history(oid)
@@ -380,21 +377,21 @@ def test_plan_package_needs_a_new_order_and_changes_nothing_otherwise(ledger: Sq
     ledger.set_order_state(oid, [OrderState.PLANNED], OrderState.NEW)
     with pytest.raises(StaleStateError, match="already has package 1"):
         ledger.plan_package(oid, "2", "MFN-K-2", "yanwen", "S", ITEMS)
-    assert raw(db_path, "SELECT COUNT(*) FROM packages") == [(1,)]
+    assert raw(ledger, "SELECT COUNT(*) FROM packages") == [(1,)]
     assert ledger.history(oid)[: len(history)] == history
     with pytest.raises(KeyError):
         ledger.plan_package("nope", "1", "K", "c", "s", ITEMS)
 
 
 @pytest.mark.parametrize("ref", ["0", "01", "-1", "1a", "", " 1", "１"])
-def test_plan_package_rejects_non_numeric_references(ledger: SqliteLedger, ref: str) -> None:
+def test_plan_package_rejects_non_numeric_references(ledger: SqlLedger, ref: str) -> None:
     ledger.upsert_order(make_order())
     with pytest.raises(ValueError, match="package_ref"):
         ledger.plan_package("111-0000001-0000001", ref, "K", "c", "s", ITEMS)
     assert ledger.get_order("111-0000001-0000001").state is OrderState.NEW
 
 
-def test_idempotency_keys_are_unique_forever(ledger: SqliteLedger) -> None:
+def test_idempotency_keys_are_unique_forever(ledger: SqlLedger) -> None:
     first = planned(ledger, "111-0000000-0000001")
     ledger.upsert_order(make_order("111-0000000-0000002"))
     with pytest.raises(ValueError, match="already"):
@@ -414,7 +411,7 @@ def test_idempotency_keys_are_unique_forever(ledger: SqliteLedger) -> None:
 
 # -- advance ----------------------------------------------------------------------------------------
 
-def test_advance_walks_the_whole_chain(ledger: SqliteLedger) -> None:
+def test_advance_walks_the_whole_chain(ledger: SqlLedger) -> None:
     package = planned(ledger)
     oid = package.order_id
     ship_date = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
@@ -446,7 +443,7 @@ def test_advance_walks_the_whole_chain(ledger: SqliteLedger) -> None:
     assert "tracking_number" in [h for h in ledger.history(oid) if h["to"] == "LABELED"][0]["note"]
 
 
-def test_advance_can_update_fields_without_moving_state(ledger: SqliteLedger) -> None:
+def test_advance_can_update_fields_without_moving_state(ledger: SqlLedger) -> None:
     package = planned(ledger)
     package = ledger.advance(package, PackageState.PLANNED, PackageState.PLANNED, service="ZXR2")
     assert ledger.packages(package.order_id)[0].service == "ZXR2"
@@ -455,7 +452,7 @@ def test_advance_can_update_fields_without_moving_state(ledger: SqliteLedger) ->
     assert ledger.history(package.order_id) == history
 
 
-def test_stale_advance_raises_and_changes_nothing(ledger: SqliteLedger) -> None:
+def test_stale_advance_raises_and_changes_nothing(ledger: SqlLedger) -> None:
     package = planned(ledger)
     claimed = claim(ledger, package)
     snapshot = (ledger.packages(package.order_id), ledger.get_order(package.order_id),
@@ -478,7 +475,7 @@ def test_stale_advance_raises_and_changes_nothing(ledger: SqliteLedger) -> None:
     ({"tracking_number": 42}, "must be a string"),
     ({"shipped_at": "2026-03-01"}, "datetime"),
 ])
-def test_advance_rejects_bad_fields_before_touching_anything(ledger: SqliteLedger, fields, message) -> None:
+def test_advance_rejects_bad_fields_before_touching_anything(ledger: SqlLedger, fields, message) -> None:
     package = planned(ledger)
     claimed = claim(ledger, package)
     history = ledger.history(package.order_id)
@@ -490,14 +487,14 @@ def test_advance_rejects_bad_fields_before_touching_anything(ledger: SqliteLedge
     assert ledger.history(package.order_id) == history
 
 
-def test_advance_cannot_hold_an_order(ledger: SqliteLedger) -> None:
+def test_advance_cannot_hold_an_order(ledger: SqlLedger) -> None:
     package = planned(ledger)
     with pytest.raises(ValueError, match="hold"):
         ledger.advance(package, PackageState.PLANNED, PackageState.FAILED, OrderState.HELD)
     assert ledger.packages(package.order_id)[0].state is PackageState.PLANNED
 
 
-def test_a_label_bought_while_the_order_was_held_is_recorded_and_the_hold_stays(ledger: SqliteLedger) -> None:
+def test_a_label_bought_while_the_order_was_held_is_recorded_and_the_hold_stays(ledger: SqlLedger) -> None:
     package = planned(ledger)
     oid = package.order_id
     claimed = claim(ledger, package)
@@ -510,7 +507,7 @@ def test_a_label_bought_while_the_order_was_held_is_recorded_and_the_hold_stays(
     assert ledger.release(oid) is OrderState.LABELED
 
 
-def test_a_shipped_order_can_be_held_and_its_parcel_is_still_followed(ledger: SqliteLedger) -> None:
+def test_a_shipped_order_can_be_held_and_its_parcel_is_still_followed(ledger: SqlLedger) -> None:
     """A void the carrier refused holds a shipped order; tracking moves its package, not the hold."""
     package = planned(ledger)
     oid = package.order_id
@@ -529,7 +526,7 @@ def test_a_shipped_order_can_be_held_and_its_parcel_is_still_followed(ledger: Sq
     assert ledger.release(oid) is OrderState.IN_TRANSIT
 
 
-def test_a_cancelled_order_is_not_resurrected_by_its_package(ledger: SqliteLedger) -> None:
+def test_a_cancelled_order_is_not_resurrected_by_its_package(ledger: SqlLedger) -> None:
     package = planned(ledger)
     oid = package.order_id
     claimed = claim(ledger, package)
@@ -541,7 +538,7 @@ def test_a_cancelled_order_is_not_resurrected_by_its_package(ledger: SqliteLedge
     assert "stays CANCELLED" in ledger.history(oid)[-1]["note"]
 
 
-def test_unknown_package_is_a_key_error(ledger: SqliteLedger) -> None:
+def test_unknown_package_is_a_key_error(ledger: SqlLedger) -> None:
     package = planned(ledger)
     ghost = Package(id=package.id + 100, order_id=package.order_id, package_ref="9", idempotency_key="G",
                     carrier="c", service="s", state=PackageState.PLANNED)
@@ -551,7 +548,7 @@ def test_unknown_package_is_a_key_error(ledger: SqliteLedger) -> None:
 
 # -- watermarks, counts, history ---------------------------------------------------------------------
 
-def test_watermarks_per_account(ledger: SqliteLedger) -> None:
+def test_watermarks_per_account(ledger: SqlLedger) -> None:
     assert ledger.get_watermark("acme") is None
     ledger.set_watermark("acme", T0)
     ledger.set_watermark("globex", T0 + timedelta(hours=1))
@@ -561,7 +558,7 @@ def test_watermarks_per_account(ledger: SqliteLedger) -> None:
     assert ledger.get_watermark("acme").tzinfo is not None
 
 
-def test_counts_per_state(ledger: SqliteLedger) -> None:
+def test_counts_per_state(ledger: SqlLedger) -> None:
     assert ledger.counts() == {}
     planned(ledger, "111-0000000-0000001")
     ledger.upsert_order(make_order("111-0000000-0000002"))
@@ -570,35 +567,34 @@ def test_counts_per_state(ledger: SqliteLedger) -> None:
     assert ledger.counts() == {"PLANNED": 1, "NEW": 1, "CANCELLED": 1}
 
 
-def test_every_state_change_leaves_an_audit_row_in_the_same_transaction(ledger: SqliteLedger,
-                                                                         db_path: Path) -> None:
+def test_every_state_change_leaves_an_audit_row_in_the_same_transaction(ledger: SqlLedger) -> None:
     package = planned(ledger)
     oid = package.order_id
     ledger.hold(oid, "unknown_sku", "SKU-RED")
     ledger.release(oid)
     ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
     # Every order row's state is explained by its last order-level transition ...
-    last = raw(db_path, "SELECT to_state FROM transitions WHERE order_id = ? AND package_id IS NULL"
+    last = raw(ledger, "SELECT to_state FROM transitions WHERE order_id = ? AND package_id IS NULL"
                         " ORDER BY id DESC LIMIT 1", oid)
-    assert last == [("LABEL_CLAIMED",)] == raw(db_path, "SELECT state FROM orders")
+    assert last == [("LABEL_CLAIMED",)] == raw(ledger, "SELECT state FROM orders")
     # ... and each package's by its own.
-    assert raw(db_path, "SELECT to_state FROM transitions WHERE package_id = ? ORDER BY id DESC LIMIT 1",
-               package.id) == raw(db_path, "SELECT state FROM packages")
+    assert raw(ledger, "SELECT to_state FROM transitions WHERE package_id = ? ORDER BY id DESC LIMIT 1",
+               package.id) == raw(ledger, "SELECT state FROM packages")
     history = ledger.history(oid)
     assert [h["at"] for h in history] == sorted(h["at"] for h in history)
     assert history[3]["to"] == "HELD" and history[3]["note"] == "unknown_sku: SKU-RED"
     assert ledger.history("nope") == []
 
 
-def test_a_failed_write_leaves_neither_state_nor_audit_row(ledger: SqliteLedger, db_path: Path,
+def test_a_failed_write_leaves_neither_state_nor_audit_row(ledger: SqlLedger,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     package = planned(ledger)
 
     def broken(*args, **kwargs):
-        raise sqlite3.OperationalError("disk I/O error")
+        raise OSError("disk I/O error")
 
-    monkeypatch.setattr(SqliteLedger, "_transition", staticmethod(broken))
-    with pytest.raises(sqlite3.OperationalError):
+    monkeypatch.setattr(SqlLedger, "_transition", staticmethod(broken))
+    with pytest.raises(OSError):
         ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
     monkeypatch.undo()
     assert ledger.packages(package.order_id)[0].state is PackageState.PLANNED
@@ -617,7 +613,7 @@ def _files_bytes(db_path: Path) -> dict[str, bytes]:
     return out
 
 
-def test_buyer_pii_is_not_readable_in_the_database_or_wal(ledger: SqliteLedger, db_path: Path) -> None:
+def test_buyer_pii_is_not_readable_in_the_database_or_wal(ledger: SqlLedger, db_path: Path) -> None:
     for n in range(5):
         ledger.upsert_order(make_order(f"111-0000000-000000{n}"))
         ledger.hold(f"111-0000000-000000{n}", "address_incomplete", "missing: line2")
@@ -637,15 +633,15 @@ def test_buyer_pii_is_not_readable_in_the_database_or_wal(ledger: SqliteLedger, 
     assert BUYER_NAME.encode() not in main and BUYER_STREET.encode() not in main
 
 
-def test_the_raw_pii_column_is_a_fernet_token(ledger: SqliteLedger, db_path: Path, key: bytes) -> None:
+def test_the_raw_pii_column_is_a_fernet_token(ledger: SqlLedger, key: bytes) -> None:
     ledger.upsert_order(make_order())
-    (blob, data), = raw(db_path, "SELECT pii, data FROM orders")
+    (blob, data), = raw(ledger, "SELECT pii, data FROM orders")
     assert isinstance(blob, bytes) and blob.startswith(b"gAAAAA")
     assert BUYER_NAME not in data and "ship_to" not in data
     assert PiiCipher([key]).decrypt(blob)["address"]["name"] == BUYER_NAME
 
 
-def test_purge_pii(ledger: SqliteLedger, db_path: Path) -> None:
+def test_purge_pii(ledger: SqlLedger) -> None:
     ids = [f"111-0000000-000000{n}" for n in range(3)]
     for oid in ids:
         ledger.upsert_order(make_order(oid))
@@ -655,7 +651,7 @@ def test_purge_pii(ledger: SqliteLedger, db_path: Path) -> None:
         assert record.pii_purged and record.order.ship_to is None
         assert record.order.total == Money(Decimal("19.98"), "USD")  # non-PII data stays
         assert ledger.history(oid)[-1]["note"] == "pii purged"
-    assert raw(db_path, "SELECT COUNT(*) FROM orders"
+    assert raw(ledger, "SELECT COUNT(*) FROM orders"
                         " WHERE pii IS NULL AND pii_purged_at IS NOT NULL") == [(2,)]
     assert ledger.get_order(ids[2]).order.ship_to == address()
     assert ledger.purge_pii(ids[:2]) == 0  # already purged
@@ -689,10 +685,10 @@ def test_key_rotation_with_rotate_pii(db_path: Path) -> None:
     only_old.close()
 
 
-def test_a_blob_moved_to_another_order_is_detected(ledger: SqliteLedger, db_path: Path) -> None:
+def test_a_blob_moved_to_another_order_is_detected(ledger: SqlLedger) -> None:
     ledger.upsert_order(make_order("111-0000000-0000001"))
     ledger.upsert_order(make_order("111-0000000-0000002", ship_to=Address()))
-    raw(db_path, "UPDATE orders SET pii = (SELECT pii FROM orders WHERE order_id = '111-0000000-0000001')"
+    raw(ledger, "UPDATE orders SET pii = (SELECT pii FROM orders WHERE order_id = '111-0000000-0000001')"
                  " WHERE order_id = '111-0000000-0000002'")
     with pytest.raises(PiiDecryptError, match="another order"):
         ledger.get_order("111-0000000-0000002")
@@ -700,7 +696,7 @@ def test_a_blob_moved_to_another_order_is_detected(ledger: SqliteLedger, db_path
 
 # -- connections, concurrency ---------------------------------------------------------------------------
 
-def test_every_connection_is_wal_full_sync_with_foreign_keys(ledger: SqliteLedger) -> None:
+def test_every_connection_is_wal_full_sync_with_foreign_keys(ledger: SqlLedger, db_path: Path) -> None:
     def pragmas() -> tuple:
         conn = ledger._conn()
         return tuple(conn.execute(f"PRAGMA {p}").fetchone()[0]
@@ -711,7 +707,7 @@ def test_every_connection_is_wal_full_sync_with_foreign_keys(ledger: SqliteLedge
     assert set(seen) == {pragmas()} == {("wal", 2, 1, 10000)}
 
 
-def test_threads_advancing_different_packages(ledger: SqliteLedger) -> None:
+def test_threads_advancing_different_packages(ledger: SqlLedger) -> None:
     ids = [f"111-0000000-{n:07d}" for n in range(24)]
     packages = [planned(ledger, oid) for oid in ids]
     chain = [(PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED),
@@ -734,7 +730,7 @@ def test_threads_advancing_different_packages(ledger: SqliteLedger) -> None:
         assert [h["to"] for h in ledger.history(oid)].count("VERIFIED") == 2  # package + order
 
 
-def test_two_threads_racing_to_claim_one_package_exactly_one_wins(ledger: SqliteLedger) -> None:
+def test_two_threads_racing_to_claim_one_package_exactly_one_wins(ledger: SqlLedger) -> None:
     for round_ in range(15):
         package = planned(ledger, f"111-0000000-{round_:07d}")
         outcomes = race(*(
@@ -748,7 +744,7 @@ def test_two_threads_racing_to_claim_one_package_exactly_one_wins(ledger: Sqlite
         assert len(claims) == 1
 
 
-def test_two_threads_racing_to_plan_one_order_make_one_package(ledger: SqliteLedger) -> None:
+def test_two_threads_racing_to_plan_one_order_make_one_package(ledger: SqlLedger) -> None:
     ledger.upsert_order(make_order())
     outcomes = race(*(
         lambda n=n: ledger.plan_package("111-0000001-0000001", str(n), f"K-{n}", "c", "s", ITEMS)
@@ -883,9 +879,15 @@ def test_open_ledger_without_a_key_fails_clearly(tmp_path, no_env_key) -> None:
         open_ledger(f"sqlite:///{tmp_path / 'l.db'}", key_file=str(tmp_path / "pii.key"), create_key=False)
 
 
+def test_an_unreachable_postgresql_ledger_is_named_without_its_password(tmp_path) -> None:
+    with pytest.raises(ConnectionError) as caught:
+        open_ledger("postgresql://mfn:s3cret@127.0.0.1:1/mfn", key_file=str(tmp_path / "pii.key"),
+                    create_key=True)
+    assert "postgresql://127.0.0.1:1/mfn: cannot connect" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
 @pytest.mark.parametrize("url, message", [
-    ("postgresql://mfn@127.0.0.1:5432/mfn", "PostgreSQL ledger store is not available yet"),
-    ("postgres://mfn@db/mfn", "PostgreSQL ledger store is not available yet"),
     ("mysql://x/y", "unsupported ledger URL"),
     ("ledger.db", "unsupported ledger URL"),
     ("sqlite:///:memory:", "must name a database file"),

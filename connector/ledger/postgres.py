@@ -1,0 +1,153 @@
+"""The shared ledger store: PostgreSQL through psycopg 3 (the queries are in :mod:`connector.ledger.sql`).
+
+Several daemons, on one host or many, share one PostgreSQL ledger (``ledger.url:
+postgresql://...``). The statements are the SQLite store's, written with ``?`` placeholders;
+:func:`to_pyformat` turns them into psycopg's ``%s`` once per statement.
+
+Write transactions. Every read-then-write of the ledger (a compare-and-set on an order, a label
+claim) runs in one short transaction that first takes a transaction-scoped advisory lock
+(``pg_advisory_xact_lock``), the same guarantee SQLite's ``BEGIN IMMEDIATE`` gives: no two
+compare-and-sets interleave, whichever process runs them, and none can deadlock. Readers never
+wait (MVCC). The transactions hold no external call (a claim is committed before the carrier or
+Amazon is called), so the lock is held for a few milliseconds; docs/scaling.md has the measured
+write rate. Durability is the server's (``synchronous_commit`` on by default).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ..model import utcnow
+from .crypto import PiiCipher
+from .sql import SqlLedger
+
+# The ledger's one write lock: a fixed 64-bit advisory lock key (advisory locks are per database).
+WRITE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"mfn-connector ledger write").digest()[:8], "big",
+                                signed=True)
+CONNECT_TIMEOUT_S = 10
+
+
+@functools.lru_cache(maxsize=1024)
+def to_pyformat(sql: str) -> str:
+    """``?`` placeholders to ``%s`` and a literal ``%`` to ``%%``, outside quoted strings."""
+    out: list[str] = []
+    quote = ""
+    for ch in sql:
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = ""
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class Row:
+    """A result row readable by column name and by position, like ``sqlite3.Row``."""
+
+    __slots__ = ("_values", "_index")
+
+    def __init__(self, values: Sequence[Any], index: dict[str, int]) -> None:
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: int | str) -> Any:
+        return self._values[self._index[key]] if isinstance(key, str) else self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._index, self._values, strict=True))!r})"
+
+
+def _row_factory(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], Row]:
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(values, index)
+
+
+class _Connection:
+    """A psycopg connection that speaks the ledger's ``?`` SQL (``execute``/``executemany``)."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.raw.execute(to_pyformat(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
+        cursor = self.raw.cursor()
+        cursor.executemany(to_pyformat(sql), [tuple(r) for r in rows])
+        return cursor
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def display_url(url: str) -> str:
+    """The URL's host, port and database, never its password (for messages and logs)."""
+    try:
+        parts = conninfo_to_dict(_plain_url(url))
+    except psycopg.ProgrammingError:
+        return "postgresql://(unparseable URL)"
+    host = parts.get("host") or "localhost"
+    port = parts.get("port") or "5432"
+    return f"postgresql://{host}:{port}/{parts.get('dbname') or ''}"
+
+
+def _plain_url(url: str) -> str:
+    """``postgresql+psycopg://`` (SQLAlchemy's spelling) and ``postgres://`` as libpq reads them."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.lower().startswith("postgres") else url
+
+
+class PostgresLedger(SqlLedger):
+    """:class:`~connector.ledger.base.Ledger` on a PostgreSQL database. Call :meth:`migrate` once."""
+
+    dialect = "postgresql"
+    db_errors = (psycopg.Error,)
+
+    def __init__(self, url: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__(display_url(url), cipher, clock=clock)
+        self.url = _plain_url(url)
+        self._conn()  # fail fast: an unreachable server or a refused login is reported at start
+
+    def _connect(self) -> _Connection:
+        try:
+            raw = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory,
+                                  connect_timeout=CONNECT_TIMEOUT_S, application_name="mfn-connector")
+        except psycopg.OperationalError as exc:
+            # libpq's message names host and port but never the password
+            raise ConnectionError(f"ledger {self.location}: cannot connect: "
+                                  f"{str(exc).strip().splitlines()[0]}") from None
+        return _Connection(raw)
+
+    def _usable(self, conn: _Connection) -> bool:
+        return not (conn.raw.closed or conn.raw.broken)
+
+    def _begin_write(self, conn: _Connection) -> None:
+        conn.execute("BEGIN")
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

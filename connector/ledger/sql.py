@@ -1,0 +1,802 @@
+"""The SQL ledger: every query and transition, shared by the SQLite and PostgreSQL stores.
+
+The stores differ only in how they connect and how a write transaction takes its lock
+(:mod:`connector.ledger.sqlite`, :mod:`connector.ledger.postgres`); the statements here are plain
+SQL both accept, with ``?`` placeholders (the PostgreSQL store translates them). Every
+read-then-write runs inside :meth:`SqlLedger._write`, which holds the store's write lock from its
+first statement, so a compare-and-set cannot interleave with another writer. Every state change
+writes its ``transitions`` row in the same transaction. Buyer addresses are stored only as Fernet
+tokens (:mod:`connector.ledger.crypto`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from ..events import Event, matches, order_event, package_event
+from ..holds import parse_hold_reason
+from ..model import Order, iso, parse_iso, utcnow
+from .base import (
+    SHIPPED_ORDER_STATES,
+    TERMINAL_PACKAGE_STATES,
+    TRACKED_PACKAGE_STATES,
+    Alert,
+    Ledger,
+    OrderRecord,
+    OrderState,
+    Package,
+    PackageState,
+    StaleStateError,
+    TrackingRecord,
+)
+from .crypto import PiiCipher, PiiDecryptError, open_address, seal_address
+from .items import ItemStore
+from .metrics_queries import MetricsQueries
+from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
+from .queries import OrderQueries
+from .quota import QuotaStore
+from .submissions import SubmissionStore
+from .timestamps import from_text as _dt
+from .timestamps import to_text as _ts
+from .tokens import TokenStore
+from .warehouse import WarehouseStore
+
+# Orders that are over for the order loop: a package moving on does not move them -- except a
+# shipped order, which follows its parcel (tracking) or its void. Only the unshipped ones are over
+# for good: a shipped order can still be held (a void the carrier refused), its parcel followed.
+_FINAL_ORDER_STATES = (OrderState.CANCELLED, OrderState.VOIDED, OrderState.ISSUED, *SHIPPED_ORDER_STATES)
+_UNHOLDABLE = (OrderState.CANCELLED, OrderState.VOIDED)
+_FOLLOWS_PARCEL = frozenset(SHIPPED_ORDER_STATES) | {OrderState.VOIDING, OrderState.ISSUED}
+# Packages the order loop no longer works on (open_package skips them).
+_CLOSED_PACKAGE_STATES = tuple(s.value for s in (*TRACKED_PACKAGE_STATES, *TERMINAL_PACKAGE_STATES))
+_CLOSED_MARKS = ", ".join("?" * len(_CLOSED_PACKAGE_STATES))
+_PACKAGE_REF = re.compile(r"[1-9][0-9]{0,29}")
+_ORDER_ID = re.compile(r"\d{3}-\d{7}-\d{7}")  # an alert about one order names it first
+
+# advance(**fields): what may change, and when.
+_PACKAGE_TEXT_FIELDS = ("carrier_shipment_id", "tracking_number", "label_path", "error", "voided_from")
+_PACKAGE_PLAN_FIELDS = ("carrier", "service", "items")  # only while the package is PLANNED
+_PACKAGE_TIME_FIELDS = ("shipped_at", "confirmed_at", "first_scan_at", "last_scan_at", "delivered_at",
+                        "next_track_at", "voided_at")
+_PACKAGE_COUNT_FIELDS = ("confirm_attempts", "scans", "track_failures")
+_PACKAGE_OTHER_FIELDS = (*_PACKAGE_COUNT_FIELDS, *_PACKAGE_TIME_FIELDS, "refund")
+_PACKAGE_FIXED_FIELDS = ("id", "order_id", "package_ref", "idempotency_key", "state", "plan", "created_at",
+                         "updated_at")
+_SQL_CHUNK = 500  # bound parameters per IN (...) list
+# Bookkeeping that changes at every tracking poll; a change of only these writes no history row.
+_QUIET_FIELDS = frozenset({"next_track_at", "track_failures"})
+
+
+class _Handle:
+    """Holds one thread's connection (some connection classes cannot be weakly referenced)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn: Any = conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseStore, MetricsQueries,
+                QuotaStore, Ledger):
+    """:class:`Ledger` on a SQL database. A store subclass supplies :meth:`_connect`,
+    :meth:`_begin_write`, :attr:`dialect` and :attr:`db_errors`. Call :meth:`migrate` once before use.
+
+    Each thread has its own connection (opened on first use, closed by :meth:`close`), used in
+    autocommit mode outside the explicit write transactions."""
+
+    dialect = ""                                     # the migrations' dialect name
+    db_errors: tuple[type[BaseException], ...] = ()  # what a failed statement raises
+
+    def __init__(self, location: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.location = location  # for messages: a path, or a URL without its password
+        self._cipher = cipher
+        self._clock = clock
+        self._local = threading.local()
+        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"
+
+    # -- the store's part ----------------------------------------------------------------------
+    def _connect(self) -> Any:
+        """A new connection for the calling thread (autocommit; rows readable by name and index)."""
+        raise NotImplementedError
+
+    def _begin_write(self, conn: Any) -> None:
+        """Start a write transaction holding the store's write lock."""
+        raise NotImplementedError
+
+    def _usable(self, conn: Any) -> bool:
+        """Whether a thread's open connection can still be used (a server may have dropped it)."""
+        return True
+
+    # -- connections and transactions -----------------------------------------------------------
+    def _conn(self) -> Any:
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is not None and handle.conn is not None:
+            if self._usable(handle.conn):
+                return handle.conn
+            handle.close()
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
+        conn = self._connect()
+        handle = _Handle(conn)
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise RuntimeError("the ledger is closed")
+            self._handles.add(handle)
+        self._local.handle = handle
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """One short write transaction holding the store's write lock from its first statement."""
+        conn = self._conn()
+        self._begin_write(conn)
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except self.db_errors:
+                pass  # no transaction left to roll back (the connection dropped, or it had ended)
+            raise
+
+    def _now(self) -> str:
+        return _ts(self._clock())
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            handles = list(self._handles)
+        for handle in handles:
+            handle.close()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+        check(migrations)
+        self._bootstrap_schema_version()
+        while True:
+            with self._write() as conn:
+                current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version"
+                                       ).fetchone()[0]
+                pending = next_pending(current, migrations)
+                if pending is None:
+                    return int(current)
+                try:
+                    for statement in pending.statements:
+                        conn.execute(render(statement, self.dialect))
+                except self.db_errors as exc:
+                    raise SchemaError(f"{self.location}: migration {pending.version} "
+                                      f"({pending.description}) failed: {exc}") from exc
+                conn.execute("INSERT INTO schema_version (version, description, applied_at) "
+                             "VALUES (?, ?, ?)", (pending.version, pending.description, self._now()))
+
+    def _bootstrap_schema_version(self) -> None:
+        with self._write() as conn:
+            conn.execute(SCHEMA_VERSION_DDL)
+
+    def schema_version(self) -> int:
+        conn = self._conn()
+        try:
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        except self.db_errors:
+            return 0
+        return int(row[0])
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @classmethod
+    def _transition(cls, conn: Any, order_id: str, package_id: int | None, at: str,
+                    from_state: str | None, to_state: str, note: str = "") -> None:
+        """Record a state change, and its event in the outbox, inside the caller's transaction."""
+        conn.execute("INSERT INTO transitions (order_id, package_id, at, from_state, to_state, note) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (order_id, package_id, at, from_state, to_state, note))
+        change = {"order_id": order_id, "state": to_state, "previous_state": from_state}
+        if package_id is None:
+            kind = order_event(from_state, to_state)
+            if kind == "order.held":
+                row = cls._order_row(conn, order_id, "hold_reason, hold_message")
+                change.update(reason=row["hold_reason"], message=row["hold_message"])
+            elif kind == "order.received":
+                row = cls._order_row(conn, order_id, "account, site")
+                change.update(account=row["account"], site=row["site"])
+        else:
+            kind = package_event(from_state, to_state)
+            if kind is not None:
+                row = conn.execute("SELECT package_ref, carrier, service, tracking_number, refund"
+                                   " FROM packages WHERE id = ?", (package_id,)).fetchone()
+                change.update(package_ref=row["package_ref"], carrier=row["carrier"], service=row["service"],
+                              tracking_number=row["tracking_number"])
+                if kind == "package.voided" and row["refund"]:
+                    change["refund"] = json.loads(row["refund"])
+        if kind is not None:
+            cls._emit(conn, kind, order_id, at, change)
+
+    @staticmethod
+    def _emit(conn: Any, kind: str, order_id: str | None, at: str,
+              data: dict[str, Any]) -> None:
+        conn.execute("INSERT INTO events (type, order_id, at, data) VALUES (?, ?, ?, ?)",
+                     (kind, order_id, at, json.dumps(data, sort_keys=True, default=str)))
+
+    @staticmethod
+    def _order_row(conn: Any, order_id: str, columns: str = "*") -> Any:
+        row = conn.execute(f"SELECT {columns} FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"unknown order {order_id}")
+        return row
+
+    def _record(self, row: Any) -> OrderRecord:
+        ship_to = open_address(self._cipher, row["order_id"], row["pii"]) if row["pii"] is not None \
+            else None
+        return OrderRecord(
+            order=Order.from_dict(json.loads(row["data"]), ship_to=ship_to),
+            state=OrderState(row["state"]),
+            hold_reason=row["hold_reason"],
+            hold_message=row["hold_message"],
+            held_from=OrderState(row["held_from"]) if row["held_from"] else None,
+            attempts=row["attempts"],
+            next_attempt_at=_dt(row["next_attempt_at"]),
+            pii_purged=row["pii_purged_at"] is not None,
+            updated_at=_dt(row["updated_at"]),
+        )
+
+    @staticmethod
+    def _package(row: Any) -> Package:
+        return Package(
+            id=row["id"], order_id=row["order_id"], package_ref=row["package_ref"],
+            idempotency_key=row["idempotency_key"], carrier=row["carrier"], service=row["service"],
+            state=PackageState(row["state"]), items=json.loads(row["items"]),
+            carrier_shipment_id=row["carrier_shipment_id"], tracking_number=row["tracking_number"],
+            label_path=row["label_path"], error=row["error"], confirm_attempts=row["confirm_attempts"],
+            created_at=_dt(row["created_at"]), updated_at=_dt(row["updated_at"]),
+            shipped_at=_dt(row["shipped_at"]), plan=json.loads(row["plan"] or "{}"),
+            confirmed_at=_dt(row["confirmed_at"]), first_scan_at=_dt(row["first_scan_at"]),
+            last_scan_at=_dt(row["last_scan_at"]), delivered_at=_dt(row["delivered_at"]), scans=row["scans"],
+            next_track_at=_dt(row["next_track_at"]), track_failures=row["track_failures"],
+            voided_at=_dt(row["voided_at"]), voided_from=row["voided_from"],
+            refund=json.loads(row["refund"] or "{}"),
+        )
+
+    def _set_state(self, conn: Any, order_id: str, old: str, new: OrderState, now: str,
+                   note: str) -> None:
+        """Move an order to a non-HELD state: a new step starts, so its retry budget resets."""
+        conn.execute("UPDATE orders SET state = ?, hold_reason = '', hold_message = '', held_from = NULL,"
+                     " attempts = 0, next_attempt_at = NULL, last_error = '', updated_at = ?"
+                     " WHERE order_id = ?", (new.value, now, order_id))
+        self._transition(conn, order_id, None, now, old, new.value, note)
+
+    # -- orders -----------------------------------------------------------------------------------
+    def upsert_order(self, order: Order) -> bool:
+        data = json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False)
+        address = order.ship_to.to_dict() if order.ship_to is not None else {}
+        ship_by = iso(order.ship_by) if order.ship_by else None  # the form the data's JSON holds
+        with self._write() as conn:
+            now = self._now()
+            row = conn.execute("SELECT state, data, pii, pii_purged_at FROM orders WHERE order_id = ?",
+                               (order.order_id,)).fetchone()
+            if row is None:
+                self._insert_order(conn, order, now, "ingested")
+                return True
+            changes: dict[str, Any] = {}
+            if row["data"] != data:
+                changes.update(data=data, account=order.account, marketplace_id=order.marketplace_id,
+                               site=order.site, ship_by=ship_by)
+            if (address and row["pii_purged_at"] is None
+                    and row["state"] in (OrderState.NEW.value, OrderState.HELD.value)):
+                if row["pii"] is None:
+                    old: dict[str, str] = {}
+                else:
+                    try:
+                        old = open_address(self._cipher, order.order_id, row["pii"]).to_dict()
+                    except PiiDecryptError:
+                        old = {}  # unreadable (key rotated out): the fresh copy replaces it
+                if old != address:
+                    changes["pii"] = seal_address(self._cipher, order.order_id, order.ship_to)
+            if changes:
+                changes["updated_at"] = now
+                conn.execute(f"UPDATE orders SET {', '.join(f'{c} = ?' for c in changes)}"
+                             " WHERE order_id = ?", (*changes.values(), order.order_id))
+            return False
+
+    def _insert_order(self, conn: Any, order: Order, now: str, note: str) -> None:
+        """A new order, NEW, with its address sealed (inside the caller's transaction)."""
+        conn.execute(
+            "INSERT INTO orders (order_id, account, marketplace_id, site, state, data, pii,"
+            " ship_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (order.order_id, order.account, order.marketplace_id, order.site, OrderState.NEW.value,
+             json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False),
+             seal_address(self._cipher, order.order_id, order.ship_to),
+             iso(order.ship_by) if order.ship_by else None, now, now))
+        self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, note)
+
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        row = self._conn().execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+        return self._record(row) if row is not None else None
+
+    def orders(self, states: Iterable[OrderState] | None = None, *, due_before: datetime | None = None,
+               limit: int | None = None) -> list[OrderRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if states is not None:
+            wanted = sorted({OrderState(s).value for s in states})
+            if not wanted:
+                return []
+            where.append(f"state IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if due_before is not None:
+            where.append("(next_attempt_at IS NULL OR next_attempt_at <= ?)")
+            params.append(_ts(due_before))
+        sql = "SELECT * FROM orders"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_at, order_id"
+        if limit is not None:
+            if limit < 0:
+                raise ValueError(f"limit must not be negative, got {limit}")
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [self._record(row) for row in self._conn().execute(sql, params).fetchall()]
+
+    def set_order_state(self, order_id: str, expect: Iterable[OrderState], new: OrderState, *,
+                        note: str = "") -> None:
+        expected = {OrderState(s).value for s in expect}
+        new = OrderState(new)
+        if new is OrderState.HELD:
+            raise ValueError(f"order {order_id}: use hold() to hold an order (it needs a reason)")
+        with self._write() as conn:
+            now = self._now()
+            state = self._order_row(conn, order_id, "state")["state"]
+            if state not in expected:
+                raise StaleStateError(f"order {order_id} is {state}, expected "
+                                      f"{' or '.join(sorted(expected)) or 'nothing'}")
+            self._set_state(conn, order_id, state, new, now, note)
+
+    def hold(self, order_id: str, reason: str, message: str) -> None:
+        if not reason.strip():
+            raise ValueError(f"order {order_id}: a hold needs a reason")
+        reason = parse_hold_reason(reason).value  # one enumeration: an ERP can rely on the value
+        with self._write() as conn:
+            now = self._now()
+            row = self._order_row(conn, order_id, "state, held_from")
+            state = OrderState(row["state"])
+            if state in _UNHOLDABLE:
+                raise ValueError(f"order {order_id} is {state.value}: a finished order cannot be held")
+            held_from = row["held_from"] if state is OrderState.HELD else state.value
+            conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
+                         " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
+                         (OrderState.HELD.value, reason, message, held_from, now, order_id))
+            self._transition(conn, order_id, None, now, state.value, OrderState.HELD.value,
+                             f"{reason}: {message}" if message else reason)
+            if state is OrderState.HELD:  # held again for another reason: the ERP hears the new one
+                self._emit(conn, "order.held", order_id, now, {
+                    "order_id": order_id, "state": "HELD", "previous_state": "HELD", "reason": reason,
+                    "message": message})
+
+    def release(self, order_id: str) -> OrderState:
+        with self._write() as conn:
+            now = self._now()
+            row = self._order_row(conn, order_id, "state, held_from")
+            if row["state"] != OrderState.HELD.value:
+                raise StaleStateError(f"order {order_id} is {row['state']}, not HELD")
+            target = OrderState(row["held_from"]) if row["held_from"] else OrderState.NEW
+            self._set_state(conn, order_id, OrderState.HELD.value, target, now, "released")
+            return target
+
+    def defer(self, order_id: str, until: datetime, error: str) -> int:
+        with self._write() as conn:
+            now = self._now()
+            attempts = self._order_row(conn, order_id, "attempts")["attempts"] + 1
+            conn.execute("UPDATE orders SET attempts = ?, next_attempt_at = ?, last_error = ?,"
+                         " updated_at = ? WHERE order_id = ?",
+                         (attempts, _ts(until), error, now, order_id))
+            return int(attempts)
+
+    def clear_deferral(self, order_id: str) -> None:
+        with self._write() as conn:
+            now = self._now()
+            self._order_row(conn, order_id, "order_id")
+            conn.execute("UPDATE orders SET attempts = 0, next_attempt_at = NULL, updated_at = ?"
+                         " WHERE order_id = ?", (now, order_id))
+
+    def last_error(self, order_id: str) -> str:
+        """The error recorded by the latest :meth:`defer` ('' when none)."""
+        return str(self._order_row(self._conn(), order_id, "last_error")["last_error"])
+
+    # -- packages ---------------------------------------------------------------------------------
+    def plan_package(self, order_id: str, package_ref: str, idempotency_key: str, carrier: str,
+                     service: str, items: list[dict[str, Any]],
+                     plan: dict[str, Any] | None = None) -> Package:
+        if not isinstance(package_ref, str) or not _PACKAGE_REF.fullmatch(package_ref):
+            raise ValueError(f"order {order_id}: package_ref must be a positive numeric string without "
+                             f"leading zeros, got {package_ref!r}")
+        for name, value in (("idempotency_key", idempotency_key), ("carrier", carrier),
+                            ("service", service)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"order {order_id}: package {name} must be a non-empty string")
+        items_json = self._items_json(order_id, items)
+        try:
+            plan_json = json.dumps(plan or {}, sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"order {order_id}: the package plan is not JSON-serialisable: {exc}") from None
+        with self._write() as conn:
+            now = self._now()
+            state = self._order_row(conn, order_id, "state")["state"]
+            if state != OrderState.NEW.value:
+                raise StaleStateError(f"order {order_id} is {state}, expected NEW")
+            busy = conn.execute(
+                "SELECT package_ref, state FROM packages WHERE order_id = ?"
+                f" AND state NOT IN ({_CLOSED_MARKS}) ORDER BY id LIMIT 1",
+                (order_id, *_CLOSED_PACKAGE_STATES)).fetchone()
+            if busy is not None:
+                raise StaleStateError(f"order {order_id} already has package {busy['package_ref']} in "
+                                      f"state {busy['state']}")
+            other = conn.execute("SELECT order_id FROM packages WHERE idempotency_key = ?",
+                                 (idempotency_key,)).fetchone()
+            if other is not None:
+                raise ValueError(f"order {order_id}: idempotency key {idempotency_key!r} was already "
+                                 f"used for order {other['order_id']}; keys are unique forever")
+            if conn.execute("SELECT 1 FROM packages WHERE order_id = ? AND package_ref = ?",
+                            (order_id, package_ref)).fetchone() is not None:
+                raise ValueError(f"order {order_id} already has a package with reference {package_ref}")
+            cur = conn.execute(
+                "INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state,"
+                " items, plan, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (order_id, package_ref, idempotency_key, carrier, service, PackageState.PLANNED.value,
+                 items_json, plan_json, now, now))
+            package_id = int(cur.fetchone()[0])
+            self._transition(conn, order_id, package_id, now, None, PackageState.PLANNED.value,
+                             f"package {package_ref}: {carrier}/{service}")
+            self._set_state(conn, order_id, state, OrderState.PLANNED, now, f"package {package_ref} planned")
+            row = conn.execute("SELECT * FROM packages WHERE id = ?", (package_id,)).fetchone()
+        return self._package(row)
+
+    @staticmethod
+    def _items_json(order_id: str, items: Any) -> str:
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, dict) for i in items):
+            raise ValueError(f"order {order_id}: package items must be a list of dicts")
+        try:
+            return json.dumps(list(items), sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"order {order_id}: package items are not JSON-serialisable: {exc}") from None
+
+    def packages(self, order_id: str) -> list[Package]:
+        rows = self._conn().execute("SELECT * FROM packages WHERE order_id = ? ORDER BY id",
+                                    (order_id,)).fetchall()
+        return [self._package(r) for r in rows]
+
+    def open_package(self, order_id: str) -> Package | None:
+        row = self._conn().execute(
+            f"SELECT * FROM packages WHERE order_id = ? AND state NOT IN ({_CLOSED_MARKS})"
+            " ORDER BY id LIMIT 1",
+            (order_id, *_CLOSED_PACKAGE_STATES)).fetchone()
+        return self._package(row) if row is not None else None
+
+    def packages_to_track(self, *, due_before: datetime, shipped_after: datetime,
+                          limit: int | None = None) -> list[Package]:
+        states = [s.value for s in TRACKED_PACKAGE_STATES]
+        marks = ", ".join("?" * len(states))
+        sql = (f"SELECT * FROM packages WHERE state IN ({marks})"
+               " AND (next_track_at IS NULL OR next_track_at <= ?) AND COALESCE(shipped_at, updated_at) > ?"
+               " ORDER BY COALESCE(next_track_at, updated_at), id")
+        params: list[Any] = [*states, _ts(due_before), _ts(shipped_after)]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [self._package(r) for r in self._conn().execute(sql, params).fetchall()]
+
+    def tracking_events(self, package_id: int) -> list[TrackingRecord]:
+        rows = self._conn().execute("SELECT * FROM tracking_events WHERE package_id = ? ORDER BY at, id",
+                                    (package_id,)).fetchall()
+        return [TrackingRecord(package_id=r["package_id"], at=parse_iso(r["at"]), status=r["status"],
+                               code=r["code"], location=r["location"], description=r["description"],
+                               description_en=r["description_en"]) for r in rows]
+
+    def get_package(self, package_id: int) -> Package | None:
+        row = self._conn().execute("SELECT * FROM packages WHERE id = ?", (package_id,)).fetchone()
+        return self._package(row) if row is not None else None
+
+    def _package_changes(self, package: Package, expect: PackageState, fields: dict[str, Any]
+                         ) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        where = f"package {package.package_ref} of order {package.order_id}"
+        for name, value in fields.items():
+            if name in _PACKAGE_FIXED_FIELDS:
+                raise ValueError(f"{where}: field {name!r} cannot be changed")
+            if name in _PACKAGE_TEXT_FIELDS:
+                value = "" if value is None else (os.fspath(value) if name == "label_path" else value)
+                if not isinstance(value, str):
+                    raise ValueError(f"{where}: field {name!r} must be a string")
+                changes[name] = value
+            elif name in _PACKAGE_COUNT_FIELDS:
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise ValueError(f"{where}: {name} must be a non-negative integer")
+                changes[name] = value
+            elif name in _PACKAGE_TIME_FIELDS:
+                if value is not None and not isinstance(value, datetime):
+                    raise ValueError(f"{where}: {name} must be a datetime or None")
+                changes[name] = _ts(value) if value is not None else None
+            elif name == "refund":
+                if not isinstance(value, dict):
+                    raise ValueError(f"{where}: refund must be a mapping")
+                changes[name] = json.dumps(value, sort_keys=True)
+            elif name in _PACKAGE_PLAN_FIELDS:
+                if expect is not PackageState.PLANNED:
+                    raise ValueError(f"{where}: {name} can only change while the package is PLANNED "
+                                     "(a claimed label is reconciled with the carrier it was bought from)")
+                if name == "items":
+                    changes[name] = self._items_json(package.order_id, value)
+                elif not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"{where}: {name} must be a non-empty string")
+                else:
+                    changes[name] = value
+            else:
+                known = _PACKAGE_TEXT_FIELDS + _PACKAGE_OTHER_FIELDS + _PACKAGE_PLAN_FIELDS
+                raise ValueError(f"{where}: unknown package field {name!r}; known: {', '.join(known)}")
+        return changes
+
+    def advance(self, package: Package, expect: PackageState, new: PackageState,
+                order_state: OrderState | None = None, *, events: Iterable[TrackingRecord] = (),
+                **fields: Any) -> Package:
+        """See :meth:`Ledger.advance`.
+
+        The package change is never refused because of its order's state (a label may already
+        have been paid for). If the order is HELD meanwhile, it stays HELD and ``order_state``
+        becomes the state release() returns it to; a CANCELLED or VERIFIED order keeps its state.
+        """
+        expect, new = PackageState(expect), PackageState(new)
+        target = OrderState(order_state) if order_state is not None else None
+        if target is OrderState.HELD:
+            raise ValueError(f"order {package.order_id}: use hold() to hold an order (it needs a reason)")
+        changes = self._package_changes(package, expect, fields)
+        with self._write() as conn:
+            now = self._now()
+            row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
+                               (package.id,)).fetchone()
+            if row is None:
+                raise KeyError(f"unknown package {package.id}")
+            order_id, ref = row["order_id"], row["package_ref"]
+            if row["state"] != expect.value:
+                raise StaleStateError(f"package {ref} of order {order_id} is {row['state']}, "
+                                      f"expected {expect.value}")
+            columns = {**changes, "state": new.value, "updated_at": now}
+            conn.execute(f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
+                         " WHERE id = ? AND state = ?", (*columns.values(), package.id, expect.value))
+            if new is not expect or (set(changes) - _QUIET_FIELDS):
+                note = f"package {ref}" + (f"; set {', '.join(sorted(changes))}" if changes else "")
+                self._transition(conn, order_id, package.id, now, expect.value, new.value, note)
+            for event in events:
+                conn.execute(
+                    "INSERT INTO tracking_events (package_id, at, status, code, location, description,"
+                    " description_en) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (package.id, _ts(event.at), event.status, event.code, event.location, event.description,
+                     event.description_en))
+            if target is not None:
+                self._move_order_with_package(conn, order_id, ref, target, now)
+            fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
+        return self._package(fresh)
+
+    def _move_order_with_package(self, conn: Any, order_id: str, ref: str,
+                                 target: OrderState, now: str) -> None:
+        order = self._order_row(conn, order_id, "state, held_from")
+        state = OrderState(order["state"])
+        if state is target:
+            return
+        if state is OrderState.HELD:
+            conn.execute("UPDATE orders SET held_from = ?, updated_at = ? WHERE order_id = ?",
+                         (target.value, now, order_id))
+            self._transition(conn, order_id, None, now, state.value, state.value,
+                             f"package {ref} moved on while held; release resumes at {target.value}")
+        elif state in _FINAL_ORDER_STATES and not (state in _FOLLOWS_PARCEL and target in _FOLLOWS_PARCEL):
+            self._transition(conn, order_id, None, now, state.value, state.value,
+                             f"package {ref} moved on; order stays {state.value} (not {target.value})")
+        else:
+            self._set_state(conn, order_id, state.value, target, now, f"package {ref}")
+
+    # -- polling ----------------------------------------------------------------------------------
+    def get_watermark(self, account: str) -> datetime | None:
+        row = self._conn().execute("SELECT value FROM watermarks WHERE account = ?", (account,)).fetchone()
+        return _dt(row["value"]) if row is not None else None
+
+    def set_watermark(self, account: str, value: datetime) -> None:
+        with self._write() as conn:
+            now = self._now()
+            conn.execute("INSERT INTO watermarks (account, value, updated_at) VALUES (?, ?, ?)"
+                         " ON CONFLICT (account) DO UPDATE SET value = excluded.value,"
+                         " updated_at = excluded.updated_at", (account, _ts(value), now))
+
+    # -- reporting and data protection ------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        rows = self._conn().execute("SELECT state, COUNT(*) AS n FROM orders GROUP BY state").fetchall()
+        return {r["state"]: int(r["n"]) for r in rows}
+
+    def held_reasons(self) -> dict[str, int]:
+        """Number of HELD orders per hold reason."""
+        rows = self._conn().execute("SELECT hold_reason, COUNT(*) AS n FROM orders WHERE state = ?"
+                                    " GROUP BY hold_reason", (OrderState.HELD.value,)).fetchall()
+        return {r["hold_reason"]: int(r["n"]) for r in rows}
+
+    def history(self, order_id: str) -> list[dict[str, Any]]:
+        """See :meth:`Ledger.history`; each entry also has ``package_id`` (None for the order's own
+        transitions, else the package whose state moved)."""
+        rows = self._conn().execute(
+            "SELECT at, from_state, to_state, note, package_id FROM transitions WHERE order_id = ?"
+            " ORDER BY id", (order_id,)).fetchall()
+        return [{"at": _dt(r["at"]), "from": r["from_state"], "to": r["to_state"], "note": r["note"],
+                 "package_id": r["package_id"]} for r in rows]
+
+    # -- alerts -----------------------------------------------------------------------------------
+    def raise_alert(self, kind: str, subject: str, message: str, details: dict[str, Any]) -> bool:
+        with self._write() as conn:
+            now = self._now()
+            row = conn.execute("SELECT id FROM alerts WHERE kind = ? AND subject = ? AND resolved_at IS NULL",
+                               (kind, subject)).fetchone()
+            if row is not None:
+                conn.execute("UPDATE alerts SET message = ?, details = ?, last_seen_at = ? WHERE id = ?",
+                             (message, json.dumps(details, sort_keys=True, default=str), now, row["id"]))
+                return False
+            conn.execute("INSERT INTO alerts (kind, subject, message, details, raised_at, last_seen_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         (kind, subject, message, json.dumps(details, sort_keys=True, default=str), now, now))
+            found = _ORDER_ID.match(subject)
+            order_id = found.group(0) if found else None
+            self._emit(conn, f"alert.{kind}", order_id, now,
+                       {"kind": kind, "subject": subject, "message": message, "details": details})
+            return True
+
+    # -- the outbox ---------------------------------------------------------------------------------
+    @staticmethod
+    def _event(row: Any) -> Event:
+        return Event(int(row["id"]), row["type"], row["order_id"], _dt(row["at"]), json.loads(row["data"]))
+
+    def events(self, *, after: int = 0, limit: int = 100, order_id: str | None = None) -> list[Event]:
+        sql, args = "SELECT * FROM events WHERE id > ?", [after]
+        if order_id is not None:
+            sql += " AND order_id = ?"
+            args.append(order_id)
+        rows = self._conn().execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [self._event(r) for r in rows]
+
+    def enqueue_webhooks(self, endpoint: str, patterns: Sequence[str]) -> int:
+        with self._write() as conn:
+            now = self._now()
+            row = conn.execute("SELECT last_event_id FROM event_cursors WHERE consumer = ?",
+                               (f"webhook:{endpoint}",)).fetchone()
+            newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            if row is None:  # a new endpoint hears what happens from now on
+                conn.execute("INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)",
+                             (f"webhook:{endpoint}", newest))
+                return 0
+            queued = 0
+            fresh = conn.execute("SELECT id, type, order_id FROM events WHERE id > ? AND id <= ? ORDER BY id",
+                                 (row["last_event_id"], newest)).fetchall()
+            for r in fresh:
+                if matches(r["type"], patterns):
+                    conn.execute("INSERT INTO webhook_deliveries (endpoint, event_id, order_key, state,"
+                                 " next_attempt_at) VALUES (?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
+                                 (endpoint, r["id"], r["order_id"] or f"event:{r['id']}", now))
+                    queued += 1
+            conn.execute("UPDATE event_cursors SET last_event_id = ? WHERE consumer = ?",
+                         (newest, f"webhook:{endpoint}"))
+            return queued
+
+    def event_cursor(self, consumer: str) -> int | None:
+        row = self._conn().execute("SELECT last_event_id FROM event_cursors WHERE consumer = ?",
+                                   (consumer,)).fetchone()
+        return int(row[0]) if row is not None else None
+
+    def set_event_cursor(self, consumer: str, last_event_id: int) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)"
+                         " ON CONFLICT (consumer) DO UPDATE SET last_event_id = excluded.last_event_id",
+                         (consumer, last_event_id))
+
+    def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50) -> list[tuple[Event, int]]:
+        rows = self._conn().execute(
+            "SELECT e.*, d.attempts FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"
+            " WHERE d.endpoint = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint = d.endpoint"
+            "  AND p.order_key = d.order_key AND p.state = 'pending' AND p.event_id < d.event_id)"
+            " ORDER BY d.event_id LIMIT ?", (endpoint, _ts(now), limit)).fetchall()
+        return [(self._event(r), int(r["attempts"])) for r in rows]
+
+    def webhook_result(self, endpoint: str, event_id: int, *, status: str, delivered: bool,
+                       next_attempt_at: datetime | None) -> None:
+        state = "delivered" if delivered else "pending" if next_attempt_at is not None else "dead"
+        with self._write() as conn:
+            conn.execute("UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, last_status = ?,"
+                         " next_attempt_at = COALESCE(?, next_attempt_at), delivered_at = ?"
+                         " WHERE endpoint = ? AND event_id = ?",
+                         (state, status, _ts(next_attempt_at) if next_attempt_at else None,
+                          self._now() if delivered else None, endpoint, event_id))
+
+    def replay_webhooks(self, endpoint: str, *, from_event: int = 0, dead_only: bool = False) -> int:
+        states = ("dead",) if dead_only else ("dead", "delivered")
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?"
+                f" WHERE endpoint = ? AND event_id >= ? AND state IN ({', '.join('?' * len(states))})",
+                (self._now(), endpoint, from_event, *states))
+            return cur.rowcount
+
+    def webhook_counts(self, endpoint: str) -> dict[str, int]:
+        rows = self._conn().execute("SELECT state, COUNT(*) FROM webhook_deliveries WHERE endpoint = ?"
+                                    " GROUP BY state", (endpoint,)).fetchall()
+        return {state: int(n) for state, n in rows}
+
+    def resolve_alert(self, kind: str, subject: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("UPDATE alerts SET resolved_at = ? WHERE kind = ? AND subject = ?"
+                               " AND resolved_at IS NULL", (self._now(), kind, subject))
+            return cur.rowcount > 0
+
+    def alerts(self, *, open_only: bool = True) -> list[Alert]:
+        sql = "SELECT * FROM alerts" + (" WHERE resolved_at IS NULL" if open_only else "") + " ORDER BY id"
+        return [Alert(kind=r["kind"], subject=r["subject"], message=r["message"],
+                      details=json.loads(r["details"]), raised_at=parse_iso(r["raised_at"]),
+                      last_seen_at=parse_iso(r["last_seen_at"]), resolved_at=_dt(r["resolved_at"]))
+                for r in self._conn().execute(sql).fetchall()]
+
+    def purge_pii(self, order_ids: Iterable[str]) -> int:
+        """Erase the encrypted address of these orders (final: a later upsert does not store a new
+        one). Returns how many orders were newly purged; each gets an audit row."""
+        ids = list(dict.fromkeys(order_ids))
+        purged = 0
+        for start in range(0, len(ids), _SQL_CHUNK):
+            chunk = ids[start:start + _SQL_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            with self._write() as conn:
+                now = self._now()
+                rows = conn.execute(f"SELECT order_id, state FROM orders WHERE order_id IN ({marks})"
+                                    " AND pii_purged_at IS NULL", chunk).fetchall()
+                for r in rows:
+                    conn.execute("UPDATE orders SET pii = NULL, pii_purged_at = ?, updated_at = ?"
+                                 " WHERE order_id = ?", (now, now, r["order_id"]))
+                    self._transition(conn, r["order_id"], None, now, r["state"], r["state"], "pii purged")
+                purged += len(rows)
+        return purged
+
+    def rotate_pii(self) -> int:
+        """Re-encrypt every stored address with the primary key (key rotation); returns the count."""
+        done = 0
+        last = ""
+        while True:
+            with self._write() as conn:
+                rows = conn.execute("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL AND"
+                                    " order_id > ? ORDER BY order_id LIMIT ?", (last, _SQL_CHUNK)).fetchall()
+                for r in rows:
+                    try:
+                        blob = self._cipher.rotate(r["pii"])
+                    except PiiDecryptError as exc:
+                        raise PiiDecryptError(f"order {r['order_id']}: {exc}") from None
+                    conn.execute("UPDATE orders SET pii = ? WHERE order_id = ?", (blob, r["order_id"]))
+            if not rows:
+                return done
+            done += len(rows)
+            last = rows[-1]["order_id"]
+
+    def check_key(self) -> None:
+        """Raise PiiDecryptError if the configured key cannot read the newest stored address
+        (a replaced or regenerated key file is caught at start-up, not at label time)."""
+        row = self._conn().execute("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL"
+                                   " ORDER BY updated_at DESC LIMIT 1").fetchone()
+        if row is not None:
+            try:
+                open_address(self._cipher, row["order_id"], row["pii"])
+            except PiiDecryptError as exc:
+                raise PiiDecryptError(f"{self.location}: the configured PII key cannot read buyer data "
+                                      f"already stored ({exc}); restore the original key, or list it "
+                                      "after the new one to rotate") from None
