@@ -1,4 +1,5 @@
 # make demo | make test | make bench | make lint -- each builds .venv from nothing first.
+# make bench BENCH_ARGS=--quick (smaller sizes) or BENCH_ARGS=--readme (also rewrites README's table).
 # make demo DEMO_ARGS=--serve keeps the HTTP API and the emulators up after the run (Ctrl-C ends).
 PYTHON ?= python3
 VENV   := .venv
@@ -24,8 +25,7 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python bench/cli_startup.py
-	$(BIN)/python bench/backlog.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -141,17 +141,55 @@ class Quota(Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeedsSettings(Settings):
+    """Shipment confirmation in bulk through the Feeds API (engine/feeds.py, docs/feeds.md)."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = _section({
+        "mode": {"type": "string", "enum": ["auto", "always", "never"], "default": "auto",
+                 "description": "auto: feeds when confirmShipment cannot clear the backlog before ship-by"},
+        "ship_by_margin_seconds": {"type": "number", "minimum": 0, "default": 7200,
+                                   "description": "time kept in hand before the earliest ship-by"},
+        "min_backlog": {"type": "integer", "minimum": 1, "default": 50,
+                        "description": "auto: fewer confirmations waiting than this never go by feed"},
+        "max_rows": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 5000,
+                     "description": "document lines per feed (one per order item of a package)"},
+        "batch_wait_seconds": {"type": "number", "minimum": 0, "default": 60,
+                               "description": "a feed short of max_rows waits this long for more packages"},
+        "max_open_feeds": {"type": "integer", "minimum": 1, "default": 5,
+                           "description": "feeds in flight per account"},
+        "poll_seconds": {"type": "number", "minimum": 0, "default": 30,
+                         "description": "getFeed for an open feed at most this often"},
+        "max_submit_attempts": {"type": "integer", "minimum": 1, "default": 5},
+        "first_record_number": {"type": "integer", "minimum": 0, "default": 1,
+                                "description": "the report's original-record-number of the first data line"},
+        "retry_error_codes": {"type": "array", "items": {"type": "string"}, "default": [],
+                              "description": "report error codes that are transient: the row is tried again"},
+    })
+    mode: str
+    ship_by_margin_seconds: float
+    min_backlog: int
+    max_rows: int
+    batch_wait_seconds: float
+    max_open_feeds: int
+    poll_seconds: float
+    max_submit_attempts: int
+    first_record_number: int
+    retry_error_codes: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class AmazonSettings(Settings):
     SCHEMA: ClassVar[dict[str, Any]] = _section({
         "quotas": {"type": "object", "default": {}, "additionalProperties": Quota.SCHEMA,
                    "description": "per SP-API operation: {rate, burst} over Amazon's published defaults"},
-        "pacing": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.9},
+        "pacing": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
         "poll_overlap_minutes": {"type": "number", "minimum": 0, "default": 10},
         "initial_lookback_days": {"type": "number", "exclusiveMinimum": 0, "default": 7},
         "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
         "read_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
         "max_attempts": {"type": "integer", "minimum": 1, "default": 5},
         "backoff_base_seconds": {"type": "number", "minimum": 0, "default": 1},
+        "feeds": FeedsSettings.SCHEMA,
     })
     quotas: dict[str, Quota]
     pacing: float
@@ -161,6 +199,7 @@ class AmazonSettings(Settings):
     read_timeout_seconds: float
     max_attempts: int
     backoff_base_seconds: float
+    feeds: FeedsSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +214,8 @@ class EngineSettings(Settings):
         "verify_attempts": {"type": "integer", "minimum": 1, "default": 6},
         "verify_grace_seconds": {"type": "number", "minimum": 0, "default": 300},
         "quote_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 20},
+        "lease_seconds": {"type": "number", "minimum": 3, "default": 30,
+                          "description": "PostgreSQL ledger: a dead worker's accounts move after this long"},
     })
     workers: int
     poll_interval_seconds: float
@@ -185,6 +226,7 @@ class EngineSettings(Settings):
     verify_attempts: int
     verify_grace_seconds: float
     quote_timeout_seconds: float
+    lease_seconds: float
 
 
 @dataclass(frozen=True, kw_only=True)

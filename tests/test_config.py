@@ -49,7 +49,7 @@ def test_valid_config_gets_defaults_and_interpolation(tmp_path, monkeypatch):
     account = config.data["accounts"][0]
     assert account["refresh_token"] == "Atzr|from-env"
     assert config.data["engine"]["workers"] == 4
-    assert config.data["amazon"]["pacing"] == 0.9
+    assert config.data["amazon"]["pacing"] == 1.0
     assert config.catalog_path == (tmp_path / "catalog.csv").resolve()
     assert config.ledger_url == f"sqlite:///{(tmp_path / '.mfn' / 'ledger.db').resolve()}"
 

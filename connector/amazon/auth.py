@@ -3,8 +3,12 @@
 One :class:`LwaTokenProvider` per seller account, shared by every thread of that account. It
 refreshes ``refresh_margin`` seconds before expiry (under a lock, so one refresh at a time),
 retries LWA's transient failures, and maps LWA's refusals to :class:`AuthError` with LWA's
-``error`` code. It also watches the LWA client secret's 180-day rotation deadline
-(docs/amazon-sp-api.md#lwa-tokens).
+``error`` code. A failed refresh is remembered: until its back-off has passed (``failure_backoff``
+seconds, doubling per failure up to ``failure_backoff_max``), every caller gets the same error at
+once instead of asking LWA again -- while LWA is unreachable or refuses, an account asks it a few
+times an hour, not once per order. Retry waits end on a stop request (``stop``,
+:class:`~connector.ratelimit.QuotaWaitInterrupted`). It also watches the LWA client secret's
+180-day rotation deadline (docs/amazon-sp-api.md#lwa-tokens).
 
 Nothing here logs or puts into an exception a token, the refresh token or the client secret.
 """
@@ -21,7 +25,8 @@ import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from .. import clock as daemon_clock
-from .errors import AuthError, TransientError
+from ..ratelimit import StopSignal, pause
+from .errors import AuthError, SpApiError, TransientError
 
 log = logging.getLogger("connector.amazon.auth")
 
@@ -43,7 +48,8 @@ class LwaTokenProvider:
                  client_secret_rotated_at: date | None = None,
                  rotation_days: int = 180, rotation_warn_days: int = 30,
                  timeout: tuple[float, float] = (5, 30), attempts: int = 3,
-                 backoff_base: float = 0.5, backoff_max: float = 10.0) -> None:
+                 backoff_base: float = 0.5, backoff_max: float = 10.0, failure_backoff: float = 5.0,
+                 failure_backoff_max: float = 300.0, stop: StopSignal = None) -> None:
         for name, value in (("token_url", token_url), ("refresh_token", refresh_token),
                             ("client_id", client_id), ("client_secret", client_secret)):
             if not value:
@@ -62,7 +68,13 @@ class LwaTokenProvider:
         self.attempts = attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.failure_backoff = failure_backoff
+        self.failure_backoff_max = failure_backoff_max
+        self.stop = stop
         self._lock = threading.Lock()
+        self._failure: SpApiError | None = None  # the last failed refresh, until _retry_at
+        self._failures = 0
+        self._retry_at = 0.0
         self._token: str | None = None
         self._expires_at = 0.0
         self._refresh_at = 0.0
@@ -78,9 +90,39 @@ class LwaTokenProvider:
         """A valid access token, refreshed first when less than ``refresh_margin`` seconds remain."""
         with self._lock:
             if self._token is None or self._clock() >= self._refresh_at:
-                self._refresh()
+                self._refresh_or_remember()
             assert self._token is not None
             return self._token
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last refresh failed and its back-off is still running."""
+        with self._lock:
+            return self._failure is not None and self._clock() < self._retry_at
+
+    def _refresh_or_remember(self) -> None:
+        now = self._clock()
+        if self._failure is not None and now < self._retry_at:
+            raise self._remembered(now)
+        try:
+            self._refresh()
+        except SpApiError as exc:
+            self._failures += 1
+            backoff = min(self.failure_backoff_max, self.failure_backoff * 2 ** (self._failures - 1))
+            self._failure, self._retry_at = exc, self._clock() + backoff
+            log.warning("LWA login failed (%d in a row); asking again in %.0f s, not before: %s",
+                        self._failures, backoff, type(exc).__name__)
+            raise
+        self._failure, self._failures = None, 0
+
+    def _remembered(self, now: float) -> SpApiError:
+        """The remembered failure, as a fresh exception saying when LWA is asked again."""
+        exc = self._failure
+        assert exc is not None
+        message = (f"{exc.message} (remembered: {self._failures} failed login(s) in a row; "
+                   f"LWA is asked again in {max(0.0, self._retry_at - now):.0f} s)")
+        kind = AuthError if isinstance(exc, AuthError) else TransientError
+        return kind(message, status=exc.status, code=exc.code, operation=LWA_OPERATION)
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget the cached token so the next :meth:`token` refreshes (after a 401/expired 403).
@@ -105,6 +147,7 @@ class LwaTokenProvider:
             stop=stop_after_attempt(self.attempts),
             wait=wait_random_exponential(multiplier=self.backoff_base, max=self.backoff_max),
             retry=retry_if_exception_type(TransientError),
+            sleep=lambda seconds: pause(seconds, self.stop, what="a retry of the LWA login"),
             reraise=True,
         )
         token, expires_in, started = retrying(self._request_token)

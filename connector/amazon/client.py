@@ -4,20 +4,24 @@ Every request goes through :meth:`SpApiClient.call`, which is public: a plugin c
 SP-API operation through it and gets the same behaviour as the core's own calls. It
 
 * takes a token from the (account, operation) bucket of the :class:`~connector.ratelimit.RateLimiter`
-  (pacing below Amazon's bucket; ``x-amzn-RateLimit-Limit`` is ignored on purpose). An operation
-  needs a quota there: the core's Orders operations have defaults, a plugin adds those of its own
-  operations with ``client.limiter.add_defaults(...)`` (configuration wins);
+  (paced at Amazon's bucket; the rate in ``x-amzn-RateLimit-Limit``, when Amazon sends it,
+  replaces the published default unless the configuration sets one). An operation needs a quota
+  there: the core's Orders operations have defaults, a plugin adds those of its own operations
+  with ``client.limiter.add_defaults(...)`` (configuration wins);
 * sends ``x-amz-access-token`` from the :class:`~connector.amazon.auth.LwaTokenProvider`;
 * on a 401, or a 403 whose message says the token expired, invalidates the token and resends
   ONCE; a second refusal is :class:`AuthError`;
-* on 429 empties and pauses the bucket (``penalize``) and retries with jittered exponential
-  back-off, up to ``max_attempts`` requests;
+* on 429 empties (and, when it repeats, pauses) the bucket and sends the same call again at the
+  head of the bucket's queue -- the call keeps its turn -- up to ``max_attempts`` 429s;
 * on 5xx / read timeout / connection reset / unparsable JSON retries with jitter only when the
   caller says the call is ``idempotent`` (it changes nothing on Amazon's side, so asking again is
   harmless: searchOrders, getOrder, a rate quote...). Otherwise (confirmShipment, a purchase) the
   outcome is unknown, so it raises ``TransientError(ambiguous=True)`` at once and the caller
   reads the result back. A connection that was refused or timed out while connecting never
   carried the request, so it is retried either way;
+* ends every wait -- for a token, or a retry back-off -- with
+  :class:`~connector.ratelimit.QuotaWaitInterrupted` when the limiter's ``stop`` is requested;
+  nothing is sent then;
 * logs one INFO line per HTTP request on logger ``connector.amazon``: account, operation, HTTP
   status (or the network failure), duration, ``x-amzn-RequestId``, attempt. Never the token, a
   body, a query or an address.
@@ -257,7 +261,9 @@ class SpApiClient:
         def retry_safe(exc: BaseException) -> bool:
             # Only failures of this call's own HTTP request; LWA errors (operation "lwaToken")
             # were already retried by the token provider.
-            return isinstance(exc, TransientError) and not exc.ambiguous and exc.operation == operation
+            # A 429 was already sent again in _attempt, at the head of the queue.
+            return (isinstance(exc, TransientError) and not isinstance(exc, ThrottledError)
+                    and not exc.ambiguous and exc.operation == operation)
 
         def before_sleep(retry_state: RetryCallState) -> None:
             exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -270,6 +276,7 @@ class SpApiClient:
             wait=wait_random_exponential(multiplier=self.backoff_base, max=self.backoff_max),
             retry=retry_if_exception(retry_safe),
             before_sleep=before_sleep,
+            sleep=lambda seconds: self.limiter.pause(seconds, f"a retry of {operation}"),
             reraise=True,
         )
         return retrying(self._attempt, operation, method, path, params, json, bucket, write, state)
@@ -281,6 +288,7 @@ class SpApiClient:
                                                       state)
             status = resp.status_code
             request_id = resp.headers.get("x-amzn-RequestId", "")
+            self._learn_rate(operation, resp)
             if 200 <= status < 300:
                 if malformed or (not write and not isinstance(body, dict)):
                     raise TransientError(f"HTTP {status} with an unparsable or unexpected body",
@@ -295,13 +303,17 @@ class SpApiClient:
                                         request_id=request_id, write=write)
             if isinstance(error, ThrottledError):
                 state.throttled += 1
-                bucket.penalize(self._penalty_seconds(state.throttled, resp))
+                bucket.penalize(self._penalty_seconds(state.throttled, resp, bucket))
+                if state.throttled < self.max_attempts:  # not processed: same call, same turn
+                    log.info("spapi throttled account=%s operation=%s throttled=%d; sent again first",
+                             self.account, operation, state.throttled)
+                    continue
             raise error
 
     def _send(self, operation: str, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
               bucket: TokenBucket, write: bool, state: _CallState,
               ) -> tuple[str, requests.Response, Any, bool]:
-        bucket.acquire()
+        bucket.acquire(front=state.throttled > 0)
         token = self.tokens.token()
         state.requests_sent += 1
         headers = {
@@ -342,14 +354,35 @@ class SpApiClient:
                  extra={"spapi_account": self.account, "spapi_operation": operation, "http_status": status,
                         "duration_ms": duration_ms, "request_id": request_id, "attempt": attempt})
 
-    def _penalty_seconds(self, throttled: int, resp: requests.Response) -> float:
-        seconds = min(self.backoff_max, self.backoff_base * 2 ** (throttled - 1))
+    def _penalty_seconds(self, throttled: int, resp: requests.Response, bucket: TokenBucket) -> float:
+        """How long the bucket hands out nothing after the ``throttled``-th 429 of one call.
+
+        A 429 says Amazon's bucket is empty: emptying ours (``penalize``) already makes the call
+        wait for the next token at the rate, as Amazon's bucket refills. A ``Retry-After`` is
+        honoured. Only a 429 that repeats (the bucket we mirror is not the one Amazon applies:
+        another application on the same quota, a lowered plan) adds an exponential back-off on
+        top of that refill."""
+        seconds = 0.0
+        if throttled > 1:
+            seconds = min(self.backoff_max, 1 / bucket.rate + self.backoff_base * 2 ** (throttled - 2))
         retry_after = resp.headers.get("Retry-After", "")
         try:
             seconds = max(seconds, min(float(retry_after), self.backoff_max))
         except ValueError:
             pass
         return seconds
+
+    def _learn_rate(self, operation: str, resp: requests.Response) -> None:
+        """Pace to the rate Amazon reports for this operation and seller (best-effort header)."""
+        value = resp.headers.get("x-amzn-RateLimit-Limit")
+        if not value:
+            return
+        try:
+            rate = float(value)
+        except ValueError:
+            log.debug("unreadable x-amzn-RateLimit-Limit %r for %s", value[:40], operation)
+            return
+        self.limiter.learn_rate(self.account, operation, rate)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ Hierarchy::
       AuthError                     401/403 after the one refresh-and-retry; LWA refusals
       NotFoundError                 404
 
+A wait for quota or a retry back-off that a stop request ends raises
+:class:`~connector.ratelimit.QuotaWaitInterrupted` (re-exported here), which is *not* an
+SpApiError: nothing was sent, nothing failed.
+
 Messages carry the operation, HTTP status, Amazon's error code/message and the request id;
 never a token, a request body or an address.
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+
+from ..ratelimit import QuotaWaitInterrupted  # noqa: F401 - re-exported: what a stopped wait raises
 
 _MAX_MESSAGE = 500
 

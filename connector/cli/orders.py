@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -30,8 +30,7 @@ def orders_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def orders_list(state: State, states: tuple[str, ...], due_within: str | None, as_json: bool) -> None:
-    """List orders with state, ship-by, carrier, tracking number and hold reason."""
-    from ..engine.watch import confirmed_on_amazon
+    """List orders with state, ship-by, carrier, tracking number and hold reason (oldest first)."""
     from ..ledger import ACTIVE_ORDER_STATES, OrderState
     from ..model import utcnow
 
@@ -44,30 +43,107 @@ def orders_list(state: State, states: tuple[str, ...], due_within: str | None, a
         wanted = wanted or [s for s in (*ACTIVE_ORDER_STATES, OrderState.HELD) if s != OrderState.CONFIRMED]
     ledger = state.ledger()
     now = utcnow()
-    rows = []
-    for record in ledger.orders(wanted):
-        ship_by = record.order.ship_by
-        if window is not None and (ship_by is None or ship_by - now > window or confirmed_on_amazon(record)):
-            continue
-        package = (ledger.packages(record.order_id) or [None])[-1]
-        hours = round((ship_by - now).total_seconds() / 3600, 1) if ship_by else None
-        rows.append({"order_id": record.order_id, "site": record.order.site, "state": record.state.value,
-                     "ship_by": ship_by.isoformat() if ship_by else None, "hours_to_ship_by": hours,
-                     "carrier": package.carrier if package else "",
-                     "tracking_number": package.tracking_number if package else "",
-                     "hold_reason": record.hold_reason})
-    ledger.close()
-    if window is not None:
-        rows.sort(key=lambda r: r["ship_by"])
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    click.echo(f"{'ORDER':<21} {'SITE':<4} {'STATE':<16} {'SHIP-BY IN':>10} {'CARRIER':<15} "
-               f"{'TRACKING':<22} HOLD")
-    for r in rows:
-        left = f"{r['hours_to_ship_by']:.1f} h" if r["hours_to_ship_by"] is not None else "-"
-        click.echo(f"{r['order_id']:<21} {r['site']:<4} {r['state']:<16} {left:>10} {r['carrier']:<15} "
-                   f"{r['tracking_number']:<22} {r['hold_reason']}")
+    out = _JsonList() if as_json else _Table()
+    try:
+        # Page by page in SQL (an order's newest package joined in): the ledger's size costs time,
+        # not memory. SQL bounds ship-by to a millisecond past the window; the exact bound, and held
+        # orders already confirmed on Amazon, are checked here.
+        bound = now + window + timedelta(milliseconds=1) if window is not None else None
+        lines = _pages(ledger, wanted, bound)
+        if window is not None:  # soonest first: only the orders due within the window are held here
+            from ..engine.watch import confirmed_on_amazon  # (imports the engine: only when needed)
+
+            lines = iter(sorted((line for line in lines if line.ship_by is not None
+                                 and line.ship_by - now <= window and not confirmed_on_amazon(line)),
+                                key=lambda line: line.ship_by))
+        for line in lines:
+            out.add(line, now)
+    finally:
+        ledger.close()
+    out.close()
+
+
+_PAGE = 2000  # orders per ledger read, and lines per write
+_FIELDS = ("order_id", "site", "state", "ship_by", "hours_to_ship_by", "carrier", "tracking_number",
+           "hold_reason")
+
+
+def _pages(ledger: Ledger, states: list[Any] | None, ship_by_before: Any) -> Iterator[Any]:
+    """Every matching order as a light row (no buyer data, no JSON), oldest first."""
+    after = None
+    while True:
+        page = ledger.order_lines(states=states, ship_by_before=ship_by_before, after=after, limit=_PAGE)
+        yield from page
+        if len(page) < _PAGE:
+            return
+        after = (page[-1].created_at, page[-1].order_id)
+
+
+def _hours(line: Any, now: datetime) -> float | None:
+    return round((line.ship_by - now).total_seconds() / 3600, 1) if line.ship_by else None
+
+
+def _values(line: Any, now: datetime) -> tuple[Any, ...]:
+    """The listing's fields of one order, in _FIELDS order."""
+    ship_by = line.ship_by
+    return (line.order_id, line.site, line.state.value, ship_by.isoformat() if ship_by else None,
+            _hours(line, now), line.carrier, line.tracking_number, line.hold_reason)
+
+
+class _Table:
+    """The text listing, written a page at a time."""
+
+    def __init__(self) -> None:
+        self.lines = [f"{'ORDER':<21} {'SITE':<4} {'STATE':<16} {'SHIP-BY IN':>10} {'CARRIER':<15} "
+                      f"{'TRACKING':<22} HOLD"]
+
+    def add(self, line: Any, now: datetime) -> None:
+        hours = _hours(line, now)
+        left = f"{hours:.1f} h" if hours is not None else "-"
+        self.lines.append(f"{line.order_id:<21} {line.site:<4} {line.state.value:<16} {left:>10} "
+                          f"{line.carrier:<15} {line.tracking_number:<22} {line.hold_reason}")
+        if len(self.lines) >= _PAGE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            click.echo("\n".join(self.lines))
+            self.lines = []
+
+    def close(self) -> None:
+        self.flush()
+
+
+class _JsonList:
+    """The JSON listing, byte for byte what ``json.dumps(rows, indent=2)`` prints, written a page
+    at a time (each value encoded on its own: json's indenting encoder is slow pure Python)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.first = True
+
+    def add(self, line: Any, now: datetime) -> None:
+        values = _values(line, now)
+        body = ",\n".join(k + ("null" if v is None else _text(v) if isinstance(v, str) else _json(v))
+                          for k, v in zip(_KEYS, values, strict=True))
+        self.lines.append(("[\n" if self.first else ",\n") + "  {\n" + body + "\n  }")
+        self.first = False
+        if len(self.lines) >= _PAGE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            click.echo("".join(self.lines), nl=False)
+            self.lines = []
+
+    def close(self) -> None:
+        self.flush()
+        click.echo("[]" if self.first else "\n]")
+
+
+_json = json.dumps
+_text = json.encoder.encode_basestring_ascii  # what json.dumps uses for a str (ensure_ascii)
+_KEYS = tuple(f"    {_json(k)}: " for k in _FIELDS)
 
 
 def _duration(text: str) -> timedelta:

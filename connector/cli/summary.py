@@ -8,20 +8,14 @@ from ..ledger import SHIPPED_ORDER_STATES, OrderState, PackageState
 
 
 def summarize(rt: Runtime) -> dict:
+    """Counted in SQL (aggregates over indexes): the ledger's size does not slow the end of a pass."""
     counts = rt.ledger.counts()
-    held: dict[str, list[str]] = defaultdict(list)
-    for record in rt.ledger.orders([OrderState.HELD]):
-        held[record.hold_reason].append(record.hold_message)
+    held = rt.ledger.held_summary()
     sites: dict[str, int] = defaultdict(int)
-    for record in rt.ledger.orders():
-        sites[record.order.site or "?"] += 1
-    carriers: dict[str, int] = defaultdict(int)
-    labels = 0
-    for record in rt.ledger.orders([*SHIPPED_ORDER_STATES, OrderState.CONFIRMED, OrderState.LABELED]):
-        for package in rt.ledger.packages(record.order_id):
-            if package.label_path and package.state not in (PackageState.VOIDED, PackageState.FAILED):
-                carriers[package.carrier] += 1
-                labels += 1
+    for (_, site), n in rt.ledger.state_site_counts().items():
+        sites[site or "?"] += n
+    carriers = rt.ledger.label_counts([*SHIPPED_ORDER_STATES, OrderState.CONFIRMED, OrderState.LABELED],
+                                      except_states=[PackageState.VOIDED, PackageState.FAILED])
     c = rt.counters
     return {
         "this_run": {"new_orders": c.ingested_new, "labels_bought": c.labels_bought,
@@ -30,11 +24,11 @@ def summarize(rt: Runtime) -> dict:
                      "confirmations_sent": c.confirmations_sent, "verified": c.verified,
                      "held": c.held},
         "states": {s.value: counts.get(s.value, 0) for s in OrderState if counts.get(s.value)},
-        "held_reasons": {reason: {"count": len(msgs), "example": msgs[0]} for reason, msgs in
+        "held_reasons": {reason: {"count": n, "example": example} for reason, (n, example) in
                          sorted(held.items())},
         "labels_by_carrier": dict(carriers),
         "orders_by_site": dict(sorted(sites.items())),
-        "labels_on_disk": labels,
+        "labels_on_disk": sum(carriers.values()),
     }
 
 

@@ -13,7 +13,9 @@ from ..amazon.errors import AlreadyShippedError, InvalidInputError, SpApiError
 from ..holds import HoldReason
 from ..ledger import OrderRecord, OrderState, Package, PackageState
 from ..model import utcnow
+from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
+from .feeds import in_open_feed, leaves_to_feed
 from .outcome import Outcome, defer, hold
 from .runtime import Runtime
 from .verify import confirms_itself, mark_verified, visible
@@ -21,6 +23,8 @@ from .verify import confirms_itself, mark_verified, visible
 
 def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
+    if in_open_feed(rt, package):  # a feed holds the claim: its processing report decides
+        return Outcome.REST
     if not order.confirms_on_amazon:  # the ERP's label for another channel, or one it confirms itself
         rt.ledger.advance(package, PackageState.LABELED, PackageState.ISSUED, order_state=OrderState.ISSUED,
                           shipped_at=package.shipped_at or utcnow())
@@ -41,13 +45,17 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"order {order.order_id}: the buyer asked to cancel after the label was bought "
                     f"({package.carrier} {package.tracking_number}); cancel the order in Seller Central and "
                     "the label is voided, or release it to ship anyway")
+    if package.state == PackageState.LABELED and leaves_to_feed(rt, order):
+        return Outcome.REST  # the account confirms by feed now (engine/feeds.py)
     client = rt.amazon[order.account]
+    claimed = False
     try:
         if package.state == PackageState.LABELED:
             package = rt.ledger.advance(package, PackageState.LABELED, PackageState.CONFIRMING,
                                         order_state=OrderState.CONFIRMING,
                                         shipped_at=package.shipped_at or utcnow(),
                                         confirm_attempts=package.confirm_attempts + 1)
+            claimed = True
         elif visible(rt, order, package):  # resumed: the earlier send may have landed
             return mark_verified(rt, package, PackageState.CONFIRMING)
         crashpoint("before_confirm")
@@ -58,6 +66,11 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             ship_date=package.shipped_at or utcnow(),
             items=[(i["order_item_id"], i["quantity"]) for i in package.items],
             shipping_method=(service.amazon_shipping_method or service.name) if service else None)
+    except QuotaWaitInterrupted:
+        if claimed:  # stopped before the request left: the claim is handed back, the turn not counted
+            rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.LABELED,
+                              order_state=OrderState.LABELED, confirm_attempts=package.confirm_attempts - 1)
+        raise
     except AlreadyShippedError as exc:
         try:
             if visible(rt, order, package):

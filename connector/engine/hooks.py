@@ -52,9 +52,9 @@ def _call(rt: Runtime, event: Event) -> None:
     rt.host.notify("mfn_event", event_id=event.webhook_id, type=event.type, at=event.at, data=data)
     order_id = event.order_id or ""
     if event.type == "order.received":
-        record = rt.ledger.get_order(order_id)
-        if record is not None:
-            rt.host.notify("mfn_order_received", order=record.order.without_pii())
+        found = rt.ledger.order_detail(order_id, with_pii=False)  # the hook gets no buyer data: not read
+        if found is not None:
+            rt.host.notify("mfn_order_received", order=found[0].order.without_pii())
     elif event.type == "order.held":
         rt.host.notify("mfn_order_held", order_id=order_id, reason=data.get("reason", ""),
                        message=data.get("message", ""))

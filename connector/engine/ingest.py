@@ -11,6 +11,7 @@ from ..config import Account
 from ..holds import HoldReason
 from ..ledger import OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, Order, parse_iso, utcnow
+from ..ratelimit import QuotaWaitInterrupted
 from .outcome import hold
 from .runtime import Runtime
 from .verify import mark_verified, shown_on
@@ -48,21 +49,27 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
                                   included_data=INCLUDED_DATA)
     new = 0
     latest_seen = None
-    for raw in search:
-        if progress is not None:
-            progress(1)
-        order = _to_order(rt, raw, name)
-        if order is None:
-            continue
-        latest_seen = max(latest_seen or order.last_updated, order.last_updated)
-        if order.status == FulfillmentStatus.SHIPPED:
-            if not _verify_from_poll(rt, order.order_id, raw):
-                continue  # shipped outside the daemon and never ours
-        if rt.ledger.upsert_order(order):
-            new += 1
-            rt.counters.add("ingested_new")
-        else:
-            _reconsider_held(rt, order)
+    try:
+        for raw in search:
+            if progress is not None:
+                progress(1)
+            order = _to_order(rt, raw, name)
+            if order is None:
+                continue
+            latest_seen = max(latest_seen or order.last_updated, order.last_updated)
+            if order.status == FulfillmentStatus.SHIPPED:
+                if not _verify_from_poll(rt, order.order_id, raw):
+                    continue  # shipped outside the daemon and never ours
+            if rt.ledger.upsert_order(order):
+                new += 1
+                rt.counters.add("ingested_new")
+            else:
+                _reconsider_held(rt, order)
+    except QuotaWaitInterrupted:
+        # stopping while a page waited for quota: what was read is in the ledger, the watermark
+        # stays, so the next start reads the rest
+        log.info("account %s: order poll stopped while waiting for quota; %d new order(s)", name, new)
+        return new
     next_mark = search.last_updated_before or latest_seen or (now - timedelta(minutes=2))
     rt.ledger.set_watermark(name, next_mark)
     log.info("account %s: %d new order(s); watermark now %s", name, new, next_mark.isoformat())

@@ -20,29 +20,33 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from ..amazon.errors import SpApiError
+from ..config import Account
 from ..holds import HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, utcnow
+from ..ratelimit import QuotaWaitInterrupted
 from ..webhooks import deliver as deliver_webhooks
 from .buy import buy, fetch_label
 from .confirm import confirm
+from .feeds import run_feeds
 from .hooks import dispatch as dispatch_hooks
 from .ingest import ingest_account
 from .outcome import Outcome, defer, hold
 from .plan import plan
 from .purge import purge_expired_pii
 from .runtime import Runtime
+from .scheduler import Scheduler
 from .track import track_due
-from .verify import verify
+from .verify import verify, verify_in_bulk
 from .void import claim_void, void
 from .watch import watch
+from .workers import Membership
 
 # Package states in which an order Amazon cancels has a label to void (not confirmed yet: Amazon
 # does not cancel an order it shows shipped).
@@ -70,6 +74,11 @@ class Engine:
         self.rt = rt
         self.poll_progress = poll_progress
         self.stop_event = threading.Event()
+        rt.watch_stop(self.stop_event)  # quota waits and back-offs end on a stop request
+        if rt.membership is None:  # a shared (PostgreSQL) ledger: lease a fair share of the accounts
+            rt.membership = Membership(rt.ledger, [a.name for a in rt.config.accounts],
+                                       lease_seconds=rt.engine.lease_seconds, on_change=rt.hand_over_quotas)
+            rt.membership.start()
         self._last: dict[str, datetime] = {}  # periodic jobs, on the daemon's clock (a simulation moves it)
         for endpoint in rt.config.webhooks.endpoints:  # a new endpoint hears everything from this start on
             rt.ledger.enqueue_webhooks(endpoint.name, endpoint.events)
@@ -77,26 +86,39 @@ class Engine:
     def stop(self) -> None:
         self.stop_event.set()
 
+    def poll_accounts(self, accounts: list[Account] | None = None) -> int:
+        """Poll each account this daemon acts for (one account's trouble never stops the others);
+        returns how many polls failed."""
+        errors = 0
+        for account in self.rt.config.accounts if accounts is None else accounts:
+            if self.stop_event.is_set():
+                break
+            if account.orders_owner == "erp":  # the ERP submits this account's orders itself
+                continue
+            if not self.rt.acts_for(account.name):  # another worker holds its lease
+                continue
+            first = self.poll_progress is not None and self.rt.ledger.get_watermark(account.name) is None
+            progress = self.poll_progress(account.name) if first else None
+            try:
+                ingest_account(self.rt, account, progress)
+            except SpApiError as exc:  # one account's trouble never stops the others
+                errors += 1
+                log.error("account %s: order poll failed: %s", account.name, exc)
+            finally:
+                getattr(progress, "close", lambda: None)()  # end the progress line
+        return errors
+
     def run_pass(self, *, ingest: bool = True, only_due: bool = False) -> PassResult:
         """Ingest (optionally), then drive the active orders; ``only_due`` respects deferrals."""
-        errors = 0
-        if ingest:
-            for account in self.rt.config.accounts:
-                if self.stop_event.is_set():
-                    break
-                if account.orders_owner == "erp":  # the ERP submits this account's orders itself
-                    continue
-                first = self.poll_progress is not None and self.rt.ledger.get_watermark(account.name) is None
-                progress = self.poll_progress(account.name) if first else None
-                try:
-                    ingest_account(self.rt, account, progress)
-                except SpApiError as exc:  # one account's trouble never stops the others
-                    errors += 1
-                    log.error("account %s: order poll failed: %s", account.name, exc)
-                finally:
-                    getattr(progress, "close", lambda: None)()  # end the progress line
-        due = self.rt.ledger.orders(ACTIVE_ORDER_STATES, due_before=utcnow() if only_due else None)
-        due.sort(key=_ship_by_first)
+        errors = self.poll_accounts() if ingest else 0
+        if not self.stop_event.is_set():
+            verify_in_bulk(self.rt, self.stop_event.is_set)  # from pages of shipped orders; never waits
+        if not self.stop_event.is_set():
+            run_feeds(self.rt, self.stop_event.is_set)  # bulk confirmation by feed (engine/feeds.py)
+        due_before = utcnow() if only_due else None
+        # earliest ship-by first, nothing decrypted to choose them
+        due = [k for k in self.rt.ledger.schedule(ACTIVE_ORDER_STATES, due_before=due_before)
+               if self.rt.acts_for(k.account)]
         workers = self.rt.engine.workers
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order") as pool:
             futures = [pool.submit(drive, self.rt, r.order_id, self.stop_event.is_set) for r in due]
@@ -105,6 +127,14 @@ class Engine:
                     future.result()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+        tracked = 0
+        if self.rt.leads():  # once for all workers sharing the ledger
+            tracked = self._leader_jobs()
+        left = self.rt.ledger.count_orders(ACTIVE_ORDER_STATES)
+        return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked)
+
+    def _leader_jobs(self) -> int:
+        """Tracking, alerts, the purge, hooks and webhooks; returns the parcels tracked."""
         tracked = 0
         if not self.stop_event.is_set():
             tracked = track_due(self.rt).polled
@@ -115,8 +145,7 @@ class Engine:
         dispatch_hooks(self.rt)  # the outbox's events to the in-process hooks, then to the endpoints
         if self.rt.config.webhooks.endpoints and not self.stop_event.is_set():
             deliver_webhooks(self.rt.ledger, self.rt.config.webhooks, self.rt.webhook_session)
-        left = len(self.rt.ledger.orders(ACTIVE_ORDER_STATES))
-        return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked)
+        return tracked
 
     def _due(self, job: str, every: timedelta) -> bool:
         """Whether a periodic job is due now (and mark it run), by the daemon's clock."""
@@ -141,21 +170,10 @@ class Engine:
         return passes
 
     def run_forever(self, *, tick_seconds: float = 2.0) -> None:
-        poll_interval = self.rt.engine.poll_interval_seconds
-        next_poll = 0.0
-        while not self.stop_event.is_set():
-            now = time.monotonic()
-            do_ingest = now >= next_poll
-            if do_ingest:
-                next_poll = now + poll_interval
-            self.run_pass(ingest=do_ingest, only_due=True)
-            self.stop_event.wait(tick_seconds)
+        """Until a stop request: every order driven as it becomes due, polls and the leader's
+        jobs on their own threads (engine/scheduler.py)."""
+        Scheduler(self, drive).run(tick_seconds=tick_seconds)
         log.info("stopped: every step in flight finished and was committed")
-
-
-def _ship_by_first(record: OrderRecord) -> tuple[datetime, str]:
-    """Work in ship-by order, earliest first (orders without one last)."""
-    return (record.order.ship_by or datetime.max.replace(tzinfo=timezone.utc), record.order_id)
 
 
 # -- one order -----------------------------------------------------------------------------------
@@ -227,10 +245,13 @@ def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_step
             outcome = step(rt, record)
         except StaleStateError:
             return Outcome.REST  # another worker moved it; it is theirs now
+        except QuotaWaitInterrupted:
+            return Outcome.REST  # stopping while it waited for quota: nothing was sent
         except Exception as exc:  # noqa: BLE001 - one order's bug must never stop the others
             log.exception("order %s: unexpected error in state %s", order_id, record.state.value)
             return defer(rt, record, f"internal error: {type(exc).__name__}: {exc}"[:500])
-        dispatch_hooks(rt)  # a plugin hears of the step before the next one starts
+        if rt.leads():
+            dispatch_hooks(rt)  # a plugin hears of the step before the next one starts
         if outcome is not Outcome.PROGRESS:
             return outcome
     return outcome

@@ -23,21 +23,17 @@ _CONFIRMED = frozenset({PackageState.CONFIRMED, *TRACKED_PACKAGE_STATES})
 
 
 def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
+    """Erase the addresses past the retention window. The ledger selects them in SQL by the rule
+    :func:`life_end` states, reading only the orders whose address is still there and decrypting
+    nothing, so an hourly sweep with nothing due costs next to nothing however long the history."""
     settings = rt.config.ledger
     retention = timedelta(days=settings.pii_retention_days)
     fallback = timedelta(days=settings.max_transit_days)
     now = now or utcnow()
-    expired = []
-    kept = [*SHIPPED_ORDER_STATES, *_NOTHING_TO_SHIP, OrderState.HELD, OrderState.ISSUED]
-    for record in rt.ledger.orders(kept):
-        if record.pii_purged:
-            continue
-        if record.state in _NOTHING_TO_SHIP:
-            expired.append(record.order_id)  # nothing to ship: no reason to keep the address
-            continue
-        ends = [end for p in rt.ledger.packages(record.order_id) if (end := life_end(p, fallback))]
-        if ends and max(ends) + retention <= now:
-            expired.append(record.order_id)
+    expired = rt.ledger.pii_expired(
+        gone=_NOTHING_TO_SHIP,  # nothing to ship: no reason to keep the address
+        shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
+        confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback)
     if not expired:
         return 0
     purged = rt.ledger.purge_pii(expired)
@@ -48,7 +44,9 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
 def life_end(package: Package, fallback: timedelta) -> datetime | None:
     """When the parcel's life ended (delivered, returned), or its ship date + ``fallback`` when it
     never reached an end; None for a package not confirmed on Amazon (a held order's PII stays
-    while it may still ship)."""
+    while it may still ship). An order's address goes once its packages with an end all ended
+    ``pii_retention_days`` ago (and at least one has an end): the rule the ledger's
+    ``pii_expired`` applies in SQL."""
     if package.state is PackageState.DELIVERED and package.delivered_at:
         return package.delivered_at
     if package.state is PackageState.RETURNED and package.last_scan_at:

@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from .. import httpsession
 from ..amazon.auth import LwaTokenProvider
 from ..amazon.client import SpApiClient
 from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, SiteTable
@@ -22,6 +24,7 @@ from ..model import Address
 from ..plugins import PluginHost, load_plugins
 from ..ratelimit import DEFAULT_QUOTAS, RateLimiter
 from ..rules import ChoicePolicy, RulesError, SiteRules, SiteRulesPatch, merge_rules
+from .workers import Membership
 
 log = logging.getLogger("connector.engine")
 
@@ -57,10 +60,12 @@ class Runtime:
     fx: RateTable
     policy: ChoicePolicy
     counters: Counters = field(default_factory=Counters)
-    webhook_session: requests.Session = field(default_factory=requests.Session, repr=False)
+    webhook_session: requests.Session = field(default_factory=httpsession.Session, repr=False)
     hooks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one dispatcher at a time
     _order_locks: dict[str, list] = field(default_factory=dict, repr=False)  # id -> [lock, users]
     _order_locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    verify_sweeps: dict[str, Any] = field(default_factory=dict, repr=False)  # account -> verify.SweepMark
+    membership: Membership | None = field(default=None, repr=False)  # shared ledger: accounts leased here
 
     @contextmanager
     def driving(self, order_id: str, wait: float = 0.0) -> Iterator[bool]:
@@ -75,7 +80,11 @@ class Runtime:
         lock = entry[0]
         acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
         try:
-            yield acquired
+            if acquired:  # and no other daemon on a shared ledger is driving it
+                with self.ledger.exclusive(f"order:{order_id}") as ours:
+                    yield ours
+            else:
+                yield False
         finally:
             if acquired:
                 lock.release()
@@ -83,6 +92,24 @@ class Runtime:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del self._order_locks[order_id]
+
+    def hand_over_quotas(self, gained: set[str], lost: set[str]) -> None:
+        """Accounts moving between workers take their quota buckets along through the ledger: a
+        lost account's buckets are saved now, a gained one's read afresh at their next use."""
+        for client in self.amazon.values():
+            if client.account in lost:
+                client.limiter.save(client.account)
+            if client.account in gained:
+                client.limiter.reload(client.account)
+
+    def leads(self) -> bool:
+        """Whether this daemon runs the jobs done once for all workers (tracking, alerts, purge,
+        hooks, webhooks): always, unless it shares a PostgreSQL ledger and another worker leads."""
+        return self.membership is None or self.membership.leads
+
+    def acts_for(self, account: str) -> bool:
+        """Whether this daemon polls and drives ``account``'s orders now (workers/leases)."""
+        return self.membership is None or self.membership.owns(account)
 
     @property
     def engine(self) -> EngineSettings:
@@ -107,7 +134,17 @@ class Runtime:
     def labels_dir(self) -> Path:
         return self.config.labels_dir
 
+    def watch_stop(self, stop: threading.Event) -> None:
+        """Every SP-API quota wait, retry back-off and LWA retry ends when ``stop`` is set."""
+        for client in self.amazon.values():
+            client.limiter.use_stop(stop)
+            client.tokens.stop = stop
+
     def close(self) -> None:
+        if self.membership is not None:
+            self.membership.stop()  # hand the account leases back to the other workers
+        for limiter in {id(c.limiter): c.limiter for c in self.amazon.values()}.values():
+            limiter.save()  # quota state for the next start
         self.ledger.close()
 
 
@@ -139,7 +176,7 @@ def build_runtime(config: Config, host: PluginHost) -> Runtime:
     amazon = _amazon_clients(config)
     carriers: dict[str, Carrier] = {}
     for code, section in config.carriers.items():
-        context = CarrierContext(http=requests.Session(), amazon=amazon)
+        context = CarrierContext(http=httpsession.Session(), amazon=amazon)
         try:
             carriers[code] = specs[code].build(section, context)
         except Exception as exc:  # noqa: BLE001 - a plugin bug must name the plugin, not crash blind
@@ -148,6 +185,8 @@ def build_runtime(config: Config, host: PluginHost) -> Runtime:
             raise ConfigError([problem]) from exc
     config.labels_dir.mkdir(parents=True, exist_ok=True)
     ledger = open_configured_ledger(config)  # the catalog reads the SKUs upserted through the API from it
+    for limiter in {id(c.limiter): c.limiter for c in amazon.values()}.values():
+        limiter.attach_store(ledger)  # buckets carry on from the last run's quota state
     return Runtime(config=config, host=host, ledger=ledger, catalog=LayeredCatalog(ledger, catalog),
                    carrier_specs=specs, carriers=carriers, amazon=amazon, site_rules=site_rules, fx=fx,
                    policy=policy)
@@ -156,11 +195,11 @@ def build_runtime(config: Config, host: PluginHost) -> Runtime:
 def _amazon_clients(config: Config) -> dict[str, SpApiClient]:
     """One SP-API client per seller account, all sharing one set of token buckets."""
     settings = config.amazon
-    overrides = {op: (q.rate, q.burst) for op, q in settings.quotas.items()}
-    limiter = RateLimiter({**DEFAULT_QUOTAS, **overrides}, pacing=settings.pacing)
+    overrides = {op: {"rate": q.rate, "burst": q.burst} for op, q in settings.quotas.items()}
+    limiter = RateLimiter(DEFAULT_QUOTAS, overrides, pacing=settings.pacing)  # configured: header unused
     clients: dict[str, SpApiClient] = {}
     for account in config.accounts:
-        session = requests.Session()
+        session = httpsession.Session()
         tokens = LwaTokenProvider(
             account.lwa_token_url or LWA_TOKEN_URL, account.refresh_token, account.client_id,
             account.client_secret, session=session, client_secret_rotated_at=account.rotated_at)

@@ -1,23 +1,57 @@
 """Stage 5, verify: CONFIRMED -> VERIFIED. A 204 is not proof: the order read back must show the
 package with our tracking number.
 
-The order poll verifies in pages of 100 (``ingest.py`` calls :func:`shown_on` and
-:func:`mark_verified`); ``getOrder`` (0.5/s) reads an order one by one only after
-``engine.verify_grace_seconds``. A confirmation Amazon accepted but never shows is sent again, a
-bounded number of times, and then the order is held.
+Verification is in bulk: once per pass and account, :func:`verify_in_bulk` reads the pages of
+shipped orders (searchOrders, up to 100 orders a page) updated since the earliest confirmation
+still pending, and verifies every CONFIRMED package it finds there; the order poll does the same
+with the shipped orders it reads (``ingest.py``). ``getOrder`` (0.5/s) reads an order one by one
+only for a straggler still unverified ``engine.verify_grace_seconds`` after its confirmation. A
+confirmation Amazon accepted but never shows is sent again, a bounded number of times, and then
+the order is held.
+
+searchOrders is the scarcest quota (one call per ~3 minutes, burst 20) and the order poll needs
+it, so a bulk read never waits for it: it runs only while the bucket holds more than
+:data:`SWEEP_RESERVE` tokens, at most every :data:`SWEEP_EVERY`, and only when a confirmation
+it has not covered yet is old enough for searchOrders to show (Amazon's ``lastUpdatedBefore``
+must be at least two minutes in the past).
 """
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from ..amazon.errors import SpApiError
-from ..amazon.mapping import package_from_api
+from ..amazon.mapping import package_from_api, parse_api_time
+from ..config import Account
 from ..holds import HoldReason
-from ..ledger import OrderRecord, OrderState, Package, PackageState
+from ..ledger import OrderRecord, OrderState, Package, PackageState, StaleStateError
 from ..model import Order, utcnow
+from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
+from .feeds import confirmed_by_feed
 from .outcome import Outcome, defer, hold
 from .runtime import Runtime
+
+log = logging.getLogger("connector.engine")
+
+SWEEP_STATUSES = ("SHIPPED", "PARTIALLY_SHIPPED")
+SWEEP_INCLUDED_DATA = ("FULFILLMENT", "PACKAGES")  # no address: verification needs none
+SEARCH_LAG = timedelta(minutes=2)  # searchOrders shows an update only once it is this old
+SWEEP_MARGIN = timedelta(minutes=2)  # our clock at the confirmation vs Amazon's lastUpdatedTime
+SWEEP_EVERY = timedelta(seconds=30)
+SWEEP_RESERVE = 2  # searchOrders tokens a bulk read leaves for the order poll
+
+
+@dataclass
+class SweepMark:
+    """How far the bulk reads of one account got: confirmations up to ``covered_until`` were in a
+    complete read (one not verified by it is a straggler for getOrder); none is due before
+    ``next_at`` (the last read was recent, or nothing is old enough for searchOrders to show)."""
+
+    covered_until: datetime | None
+    next_at: datetime
 
 
 def confirms_itself(rt: Runtime, package: Package) -> bool:
@@ -34,7 +68,7 @@ def shown_on(rt: Runtime, raw_order: dict | None, package: Package) -> bool:
     """
     if not raw_order:
         return False
-    if confirms_itself(rt, package):
+    if confirms_itself(rt, package) or confirmed_by_feed(rt, package):
         return any(p.get("trackingNumber") == package.tracking_number
                    for p in raw_order.get("packages") or [])
     on_amazon = package_from_api(raw_order, package.package_ref)
@@ -57,7 +91,9 @@ def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
     grace = rt.engine.verify_grace_seconds
     if grace and package.updated_at and utcnow() < package.updated_at + timedelta(seconds=grace):
-        return Outcome.DEFER  # the order poll verifies it in bulk meanwhile
+        # the order poll verifies it in bulk meanwhile; getOrder only once the grace is over
+        rt.ledger.snooze(record.order_id, package.updated_at + timedelta(seconds=grace))
+        return Outcome.DEFER
     try:
         if visible(rt, order, package):
             return mark_verified(rt, package, PackageState.CONFIRMED)
@@ -80,3 +116,95 @@ def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     rt.ledger.advance(package, PackageState.CONFIRMED, PackageState.LABELED, order_state=OrderState.LABELED,
                       error="confirmation accepted but not visible; sending again")
     return Outcome.PROGRESS
+
+
+# -- in bulk --------------------------------------------------------------------------------------
+
+
+def verify_in_bulk(rt: Runtime, should_stop: Callable[[], bool] = lambda: False) -> int:
+    """Verify the CONFIRMED packages of every account from pages of shipped orders (see the
+    module docstring); returns how many were verified. Never waits for quota; a failure leaves
+    the packages to the next pass (and, after the grace period, to getOrder)."""
+    now = utcnow()
+    due = {a.name for a in rt.config.accounts
+           if a.name in rt.amazon and rt.acts_for(a.name) and _may_sweep(rt, a.name, now)}
+    if not due:
+        return 0  # the common case, every pass: no ledger read at all
+    pending: dict[str, list[tuple[OrderRecord, Package]]] = {}
+    for record in rt.ledger.orders([OrderState.CONFIRMED]):
+        if record.order.account not in due:
+            continue
+        package = rt.ledger.open_package(record.order_id)
+        if package is not None and package.state == PackageState.CONFIRMED and package.confirmed_at:
+            pending.setdefault(record.order.account, []).append((record, package))
+    verified = 0
+    for account in rt.config.accounts:
+        if should_stop():
+            break
+        if pending.get(account.name):
+            try:
+                verified += _sweep(rt, account, pending[account.name], should_stop)
+            except QuotaWaitInterrupted:
+                break
+            except SpApiError as exc:
+                log.warning("account %s: verifying in bulk failed (the next pass tries again): %s",
+                            account.name, exc)
+    return verified
+
+
+def _may_sweep(rt: Runtime, account: str, now: datetime) -> bool:
+    """Not read too recently, and the searchOrders bucket has tokens to spare for a read."""
+    mark = rt.verify_sweeps.get(account)
+    if mark is not None and now < mark.next_at:
+        return False
+    client = rt.amazon[account]
+    return client.limiter.bucket(client.account, "searchOrders").available >= SWEEP_RESERVE + 1
+
+
+def _sweep(rt: Runtime, account: Account, pending: list[tuple[OrderRecord, Package]],
+           should_stop: Callable[[], bool]) -> int:
+    now = utcnow()
+    mark = rt.verify_sweeps.get(account.name)
+    covered = mark.covered_until if mark else None
+    floor = covered - SWEEP_MARGIN if covered else None
+    uncovered = [p.confirmed_at for _, p in pending if floor is None or p.confirmed_at > floor]
+    if not any(at <= now - SEARCH_LAG for at in uncovered):  # nothing searchOrders would show yet
+        rt.verify_sweeps[account.name] = SweepMark(
+            covered, min(uncovered) + SEARCH_LAG if uncovered else now + SWEEP_EVERY)
+        return 0
+    client = rt.amazon[account.name]
+    bucket = client.limiter.bucket(client.account, "searchOrders")
+    by_id = {record.order_id: package for record, package in pending}
+    pages = client.search_orders_pages(
+        marketplace_ids=[rt.sites[s].marketplace_id for s in account.marketplaces],
+        last_updated_after=min(uncovered) - SWEEP_MARGIN, statuses=SWEEP_STATUSES,
+        included_data=SWEEP_INCLUDED_DATA)
+    rt.verify_sweeps[account.name] = SweepMark(covered, now + SWEEP_EVERY)
+    verified = read = 0
+    for page in pages:
+        read += 1
+        for raw in page["orders"]:
+            package = by_id.pop(raw.get("orderId"), None) if isinstance(raw, dict) else None
+            if package is not None and shown_on(rt, raw, package):
+                try:
+                    mark_verified(rt, package, PackageState.CONFIRMED)
+                    verified += 1
+                except StaleStateError:
+                    pass  # a worker verified it meanwhile
+        pagination = page.get("pagination")
+        if not (isinstance(pagination, dict) and pagination.get("nextToken")):
+            before = _time(page.get("lastUpdatedBefore"))
+            rt.verify_sweeps[account.name] = SweepMark(before or covered, now + SWEEP_EVERY)
+            break
+        if should_stop() or bucket.available < SWEEP_RESERVE + 1:
+            break  # the rest next time; the poll keeps its tokens
+    log.info("account %s: verified %d confirmation(s) from %d page(s) of shipped orders",
+             account.name, verified, read)
+    return verified
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        return parse_api_time(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None

@@ -274,6 +274,54 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX orders_state_ship_by ON orders (state, ship_by)",
     )),
+    Migration(8, "shipment confirmation in bulk: feeds and the packages each one carries", (
+        # One Feeds API submission: CLAIMED -> UPLOADED -> SUBMITTED -> DONE (or FAILED).
+        """CREATE TABLE feeds (
+            id                {autoid},
+            account           TEXT NOT NULL,
+            feed_type         TEXT NOT NULL,
+            marketplace_ids   TEXT NOT NULL,
+            state             TEXT NOT NULL,
+            feed_document_id  TEXT NOT NULL DEFAULT '',
+            feed_id           TEXT NOT NULL DEFAULT '',
+            processing_status TEXT NOT NULL DEFAULT '',
+            attempts          INTEGER NOT NULL DEFAULT 0,
+            created_at        TEXT NOT NULL,
+            uploaded_at       TEXT,
+            submitted_at      TEXT,
+            checked_at        TEXT,
+            done_at           TEXT,
+            rows_total        INTEGER NOT NULL DEFAULT 0,
+            rows_accepted     INTEGER NOT NULL DEFAULT 0,
+            rows_rejected     INTEGER NOT NULL DEFAULT 0,
+            summary           TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX feeds_account_state ON feeds (account, state)",
+        # A package in a feed: its rows are the document's lines first_row..last_row (1-based).
+        """CREATE TABLE feed_packages (
+            feed_row_id  BIGINT NOT NULL REFERENCES feeds (id),
+            package_id   BIGINT NOT NULL REFERENCES packages (id),
+            first_row    INTEGER NOT NULL,
+            last_row     INTEGER NOT NULL,
+            result       TEXT NOT NULL DEFAULT '',
+            error        TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (feed_row_id, package_id)
+        )""",
+        "CREATE INDEX feed_packages_package ON feed_packages (package_id, result)",
+    )),
+    Migration(9, "a ledger that grows without slowing: listings, counts and the PII purge read indexes", (
+        # `orders list` pages by (created_at, order_id) reading these columns from the index alone,
+        # never the rows with their JSON; it replaces orders_created, its leading columns.
+        "CREATE INDEX orders_listing ON orders (created_at, order_id, state, site, ship_by, hold_reason,"
+        " held_from)",
+        "DROP INDEX orders_created",
+        # ... and each order's newest package's carrier and tracking number from this one.
+        "CREATE INDEX packages_newest ON packages (order_id, id, carrier, tracking_number)",
+        # Counts per (state, site): the status page and the end-of-pass summary.
+        "CREATE INDEX orders_state_site ON orders (state, site)",
+        # Only the orders whose address is not erased yet: the hourly purge reads these, not history.
+        "CREATE INDEX orders_pii_kept ON orders (state) WHERE pii_purged_at IS NULL",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

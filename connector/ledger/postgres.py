@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -25,12 +26,18 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..model import utcnow
 from .crypto import PiiCipher
-from .sql import SqlLedger
+from .sql import ConnectionHandle, SqlLedger
 
 # The ledger's one write lock: a fixed 64-bit advisory lock key (advisory locks are per database).
 WRITE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"mfn-connector ledger write").digest()[:8], "big",
                                 signed=True)
 CONNECT_TIMEOUT_S = 10
+
+
+def _lock_key(key: str) -> int:
+    """A 64-bit advisory lock key for ``key`` (never the write lock's)."""
+    value = int.from_bytes(hashlib.sha256(b"mfn-connector:" + key.encode()).digest()[:8], "big", signed=True)
+    return value if value != WRITE_LOCK_KEY else value + 1
 
 
 @functools.lru_cache(maxsize=1024)
@@ -125,6 +132,7 @@ class PostgresLedger(SqlLedger):
 
     dialect = "postgresql"
     db_errors = (psycopg.Error,)
+    shared = True
 
     def __init__(self, url: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__(display_url(url), cipher, clock=clock)
@@ -143,6 +151,51 @@ class PostgresLedger(SqlLedger):
 
     def _usable(self, conn: _Connection) -> bool:
         return not (conn.raw.closed or conn.raw.broken)
+
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[bool]:
+        """A session advisory lock on ``key`` for the block (try, never wait). It is released with
+        the block, or by the server when this process dies and its connection closes -- so a
+        killed worker's orders are free at once, and a live one's never taken."""
+        conn = self._conn()
+        lock = _lock_key(key)
+        got = bool(conn.execute("SELECT pg_try_advisory_lock(?)", (lock,)).fetchone()[0])
+        try:
+            yield got
+        finally:
+            if got and self._usable(conn):
+                conn.execute("SELECT pg_advisory_unlock(?)", (lock,))
+
+    def hold_worker_lock(self, worker_id: str) -> Callable[[], bool]:
+        """Hold ``worker_id``'s liveness lock on a connection of its own for as long as the worker
+        runs; returns a check that re-takes it if the connection was lost (True while held).
+        Closing the connection (or the process dying) releases it."""
+        key = _lock_key(f"worker:{worker_id}")
+        held: list[ConnectionHandle] = []
+
+        def check() -> bool:
+            if self._closed:
+                return False  # close() closed its connection too
+            if held and held[0].conn is not None and self._usable(held[0].conn):
+                return True
+            held.clear()
+            conn = self._connect()
+            conn.execute("SELECT pg_advisory_lock(?)", (key,))
+            handle = ConnectionHandle(conn)
+            with self._lock:
+                self._handles.add(handle)
+            held.append(handle)  # a strong reference: the weak set alone would drop it
+            return True
+
+        check()
+        return check
+
+    def _worker_alive(self, conn: _Connection, worker_id: str) -> bool | None:
+        key = _lock_key(f"worker:{worker_id}")
+        if conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]:
+            conn.execute("SELECT pg_advisory_unlock(?)", (key,))
+            return False  # nobody holds it: the worker's connection (and process) is gone
+        return True
 
     def _begin_write(self, conn: _Connection) -> None:
         conn.execute("BEGIN")

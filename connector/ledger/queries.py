@@ -1,16 +1,20 @@
-"""Order and package listings for the API: filters, cursor pagination, in SQL.
+"""Order and package listings, counts and selections, in SQL: cost bounded by what is asked for.
 
 Mixed into the SQL ledger stores; uses their ``_conn``, ``_record`` and ``_package``. Pages are
 keyset pages: orders by ``(created_at, order_id)``, packages by ``id`` -- a row written while a
 client walks the pages neither shifts nor repeats the rows it has yet to see. Listings never
-decrypt buyer data (``with_pii=False``, the default, builds records whose ``ship_to`` is None).
+decrypt buyer data (``with_pii=False``, the default, builds records whose ``ship_to`` is None);
+counts are aggregates and the light rows (:class:`OrderLine`, :class:`OrderKey`) read columns
+only, never an order's JSON, so a ledger of 100,000 finished orders costs the CLI, the status
+page, the end-of-pass summary and the hourly purge no more than the orders they show or act on.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..model import parse_iso
 from .base import OrderRecord, OrderState, Package, PackageState
 from .timestamps import to_text as _ts
 
@@ -18,6 +22,32 @@ from .timestamps import to_text as _ts
 _ORDER_COLUMNS = ("order_id, data, state, hold_reason, hold_message, held_from, attempts, next_attempt_at,"
                   " pii_purged_at, updated_at, created_at, pii IS NOT NULL AS address_on_file")
 _SQL_CHUNK = 500  # bound parameters per IN (...) list
+_ORDER_STATES = {s.value: s for s in OrderState}  # a dict lookup per row, not an enum call
+
+
+class OrderLine(NamedTuple):
+    """One order as a listing shows it, read from columns only (no JSON, no buyer data); the
+    carrier and tracking number are its newest package's ('' without one)."""
+    order_id: str
+    site: str
+    state: OrderState
+    ship_by: datetime | None
+    hold_reason: str
+    held_from: OrderState | None
+    created_at: str  # the keyset position: (created_at, order_id) is the next page's ``after``
+    carrier: str
+    tracking_number: str
+
+
+class OrderKey(NamedTuple):
+    """What a scheduler needs of an order: which one, whose, and when it must ship."""
+    order_id: str
+    account: str
+    ship_by: datetime | None
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
 
 
 def _iso_ms_ceiling(dt: datetime) -> str:
@@ -36,7 +66,9 @@ def _values(kind: type, values: Iterable[Any] | None) -> list[str] | None:
 
 
 class OrderQueries:
-    """order_page / order_detail / package_page / latest_packages."""
+    """order_page / order_detail / package_page / latest_packages, and the light reads: order_lines,
+    count_orders, state_site_counts, held_summary, label_counts, schedule, soonest_ship_by,
+    pii_expired."""
 
     def _order_select(self, with_pii: bool) -> str:
         return f"SELECT {_ORDER_COLUMNS}, {'pii' if with_pii else 'NULL AS pii'} FROM orders"
@@ -45,13 +77,14 @@ class OrderQueries:
                    account: str | None = None, hold_reason: str | None = None,
                    ship_by_before: datetime | None = None, updated_since: datetime | None = None,
                    after: tuple[str, str] | None = None, limit: int,
-                   with_pii: bool = False) -> list[tuple[OrderRecord, str]]:
+                   with_pii: bool = False, attempted: bool | None = None) -> list[tuple[OrderRecord, str]]:
         """Up to ``limit`` orders matching every filter given, by (created_at, order_id), after the
         position ``after`` = (created_at text, order_id) of the last row of the previous page.
 
         Each row comes as (record, its created_at text: the next page's ``after``). Buyer addresses
         are not decrypted unless ``with_pii``. ``ship_by_before``: ship-by strictly before it
-        (orders without one are left out); ``updated_since``: updated at or after it."""
+        (orders without one are left out); ``updated_since``: updated at or after it;
+        ``attempted``: with (True) or without (False) a failed attempt since its last step."""
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
         filters = _filters(OrderState, states, {"site": site, "account": account, "hold_reason": hold_reason},
@@ -59,13 +92,9 @@ class OrderQueries:
         if filters is None:
             return []
         where, params = filters
-        if ship_by_before is not None:
-            where.append("ship_by IS NOT NULL AND ship_by < ?")
-            params.append(_iso_ms_ceiling(ship_by_before))
-        if after is not None:
-            created_at, order_id = after
-            where.append("(created_at, order_id) > (?, ?)")
-            params.extend((str(created_at), str(order_id)))
+        _page_filters(where, params, ship_by_before, after)
+        if attempted is not None:
+            where.append("attempts > 0" if attempted else "attempts = 0")
         sql = self._order_select(with_pii)
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -116,6 +145,177 @@ class OrderQueries:
                 package = self._package(r)
                 found[package.order_id] = package
         return found
+
+
+    # -- light rows, counts and selections (no JSON parsed, nothing decrypted) -----------------------
+    def order_lines(self, *, states: Iterable[OrderState | str] | None = None,
+                    ship_by_before: datetime | None = None, after: tuple[str, str] | None = None,
+                    limit: int) -> list[OrderLine]:
+        """:meth:`order_page` as light rows (same order, filters and ``after`` positions), each with
+        its newest package's carrier and tracking number, in one query that reads indexes only
+        (orders_listing, packages_newest: migration 9)."""
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        filters = _filters(OrderState, states, {}, None)
+        if filters is None:
+            return []
+        where, params = filters
+        _page_filters(where, params, ship_by_before, after)
+        page = "SELECT order_id, site, state, ship_by, hold_reason, held_from, created_at FROM orders"
+        if where:
+            page += " WHERE " + " AND ".join(where)
+        page += " ORDER BY created_at, order_id LIMIT ?"
+        rows = self._conn().execute(
+            "SELECT o.order_id, o.site, o.state, o.ship_by, o.hold_reason, o.held_from, o.created_at,"
+            f" p.carrier, p.tracking_number FROM ({page}) o LEFT JOIN packages p ON p.order_id = o.order_id"
+            " AND NOT EXISTS (SELECT 1 FROM packages n WHERE n.order_id = o.order_id AND n.id > p.id)"
+            " ORDER BY o.created_at, o.order_id", (*params, limit)).fetchall()
+        state, parse = _ORDER_STATES, parse_iso
+        return [OrderLine(r[0], r[1], state[r[2]], parse(r[3]) if r[3] else None, r[4],
+                          state[r[5]] if r[5] else None, r[6], r[7] or "", r[8] or "") for r in rows]
+
+    def count_orders(self, states: Iterable[OrderState | str] | None = None) -> int:
+        """How many orders are in ``states`` (all when None)."""
+        filters = _filters(OrderState, states, {}, None)
+        if filters is None:
+            return 0
+        where, params = filters
+        sql = "SELECT COUNT(*) FROM orders" + (" WHERE " + " AND ".join(where) if where else "")
+        return int(self._conn().execute(sql, params).fetchone()[0])
+
+    def state_site_counts(self, states: Iterable[OrderState | str] | None = None
+                          ) -> dict[tuple[str, str], int]:
+        """Orders per (state, site) among ``states`` (all when None); the site as stored ('' unknown)."""
+        filters = _filters(OrderState, states, {}, None)
+        if filters is None:
+            return {}
+        where, params = filters
+        sql = ("SELECT state, site, COUNT(*) FROM orders" + (" WHERE " + " AND ".join(where) if where else "")
+               + " GROUP BY state, site")
+        return {(r[0], r[1]): int(r[2]) for r in self._conn().execute(sql, params).fetchall()}
+
+    def held_summary(self) -> dict[str, tuple[int, str]]:
+        """Per hold reason of the HELD orders: how many, and the message of the first of them (by
+        update time, then order id)."""
+        conn = self._conn()
+        held = OrderState.HELD.value
+        out: dict[str, tuple[int, str]] = {}
+        for r in conn.execute("SELECT hold_reason, COUNT(*) FROM orders WHERE state = ? GROUP BY hold_reason"
+                              " ORDER BY hold_reason", (held,)).fetchall():
+            first = conn.execute("SELECT hold_message FROM orders WHERE state = ? AND hold_reason = ?"
+                                 " ORDER BY updated_at, order_id LIMIT 1", (held, r[0])).fetchone()
+            out[r[0]] = (int(r[1]), first[0] if first is not None else "")
+        return out
+
+    def label_counts(self, order_states: Iterable[OrderState | str], *,
+                     except_states: Iterable[PackageState | str] = ()) -> dict[str, int]:
+        """Packages with a label file, per carrier, of the orders in ``order_states``, leaving out
+        packages in ``except_states``."""
+        wanted = _values(OrderState, order_states) or []
+        if not wanted:
+            return {}
+        skipped = _values(PackageState, except_states) or []
+        sql = ("SELECT p.carrier, COUNT(*) FROM packages p JOIN orders o ON o.order_id = p.order_id"
+               f" WHERE o.state IN ({_marks(wanted)}) AND p.label_path <> ''")
+        if skipped:
+            sql += f" AND p.state NOT IN ({_marks(skipped)})"
+        rows = self._conn().execute(sql + " GROUP BY p.carrier", (*wanted, *skipped)).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def schedule(self, states: Iterable[OrderState | str], *, due_before: datetime | None = None,
+                 accounts: Iterable[str] | None = None, limit: int | None = None) -> list[OrderKey]:
+        """The orders in ``states`` to work on, earliest ship-by first (orders without one last),
+        then by order id; with ``due_before``, only those not deferred past it (as :meth:`orders`);
+        with ``accounts``, only theirs; at most ``limit``. One indexed query, nothing decrypted."""
+        filters = _filters(OrderState, states, {}, None)
+        if filters is None:
+            return []
+        where, params = filters
+        if due_before is not None:
+            where.append("(next_attempt_at IS NULL OR next_attempt_at <= ?)")
+            params.append(_ts(due_before))
+        if accounts is not None:
+            names = sorted(set(accounts))
+            if not names:
+                return []
+            where.append(f"account IN ({_marks(names)})")
+            params.extend(names)
+        sql = ("SELECT order_id, account, ship_by FROM orders WHERE " + " AND ".join(where)
+               + " ORDER BY CASE WHEN ship_by IS NULL THEN 1 ELSE 0 END, ship_by, order_id")
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        rows = self._conn().execute(sql, params).fetchall()
+        return [OrderKey(r[0], r[1], parse_iso(r[2]) if r[2] else None) for r in rows]
+
+    def soonest_ship_by(self, states: Iterable[OrderState | str], *, limit: int) -> list[OrderRecord]:
+        """Up to ``limit`` orders in ``states`` with a ship-by, soonest first (buyer data not read)."""
+        wanted = _values(OrderState, states) or []
+        if not wanted or limit <= 0:
+            return []
+        rows = self._conn().execute(
+            self._order_select(False) + f" WHERE state IN ({_marks(wanted)}) AND ship_by IS NOT NULL"
+            " ORDER BY ship_by, created_at, order_id LIMIT ?", (*wanted, limit)).fetchall()
+        return [self._record(r) for r in rows]
+
+    def pii_expired(self, *, gone: Iterable[OrderState], shipped: Iterable[OrderState],
+                    confirmed: Iterable[PackageState], ended_before: datetime,
+                    shipped_before: datetime) -> list[str]:
+        """Ids of the orders whose buyer address is due for erasure and not erased yet, by the rule
+        of :mod:`connector.engine.purge` (which passes its states and cut-offs):
+
+        * every order in ``gone`` (nothing to ship);
+        * an order in ``shipped`` when at least one of its packages' lives has ended and every
+          ended one ended at the cut-off or before: a DELIVERED package at ``delivered_at``
+          (<= ``ended_before``), a RETURNED one at ``last_scan_at`` (<= ``ended_before``), a package
+          in ``confirmed`` with a ship date at ``shipped_at`` (<= ``shipped_before``). A package
+          with none of these (not confirmed, a voided label) does not count.
+
+        Only orders not purged yet are read (an index holds just those), and no address is decrypted."""
+        gone_v, shipped_v = _values(OrderState, gone) or [], _values(OrderState, shipped) or []
+        confirmed_v = _values(PackageState, confirmed) or []
+        if {PackageState.DELIVERED.value, PackageState.RETURNED.value} & set(confirmed_v):
+            raise ValueError("confirmed package states must not include DELIVERED or RETURNED "
+                             "(their life ends at delivery or return)")
+        if not confirmed_v:
+            confirmed_v = [""]  # IN () is not SQL; no package state is ''
+        done, late = _ts(ended_before), _ts(shipped_before)
+        delivered, returned = PackageState.DELIVERED.value, PackageState.RETURNED.value
+        ended = (f"(p.state = '{delivered}' AND p.delivered_at <= ?) OR (p.state = '{returned}'"
+                 f" AND p.last_scan_at <= ?) OR (p.state IN ({_marks(confirmed_v)}) AND p.shipped_at <= ?)")
+        later = (f"(p.state = '{delivered}' AND p.delivered_at > ?) OR (p.state = '{returned}'"
+                 f" AND p.last_scan_at > ?) OR (p.state IN ({_marks(confirmed_v)}) AND p.shipped_at > ?)")
+        cuts = (done, done, *confirmed_v, late)
+        clauses, params = [], []
+        if gone_v:
+            clauses.append(f"o.state IN ({_marks(gone_v)})")
+            params.extend(gone_v)
+        if shipped_v:
+            clauses.append(
+                f"(o.state IN ({_marks(shipped_v)})"
+                f" AND EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id AND ({ended}))"
+                f" AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id AND ({later})))")
+            params.extend((*shipped_v, *cuts, *cuts))
+        if not clauses:
+            return []
+        everyone = sorted({*gone_v, *shipped_v})
+        rows = self._conn().execute(
+            "SELECT o.order_id FROM orders o WHERE o.pii_purged_at IS NULL"
+            f" AND o.state IN ({_marks(everyone)}) AND ({' OR '.join(clauses)}) ORDER BY o.order_id",
+            (*everyone, *params)).fetchall()
+        return [r[0] for r in rows]
+
+
+def _page_filters(where: list[str], params: list[Any], ship_by_before: datetime | None,
+                  after: tuple[str, str] | None) -> None:
+    """The ship-by bound and the keyset position of an order page."""
+    if ship_by_before is not None:
+        where.append("ship_by IS NOT NULL AND ship_by < ?")
+        params.append(_iso_ms_ceiling(ship_by_before))
+    if after is not None:
+        created_at, order_id = after
+        where.append("(created_at, order_id) > (?, ?)")
+        params.extend((str(created_at), str(order_id)))
 
 
 def _filters(kind: Any, states: Any, equal: dict[str, str | None],

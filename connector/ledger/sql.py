@@ -37,7 +37,9 @@ from .base import (
     TrackingRecord,
 )
 from .crypto import PiiCipher, PiiDecryptError, open_address, seal_address
+from .feeds import FeedStore
 from .items import ItemStore
+from .leases import LeaseStore
 from .metrics_queries import MetricsQueries
 from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
 from .queries import OrderQueries
@@ -74,7 +76,7 @@ _SQL_CHUNK = 500  # bound parameters per IN (...) list
 _QUIET_FIELDS = frozenset({"next_track_at", "track_failures"})
 
 
-class _Handle:
+class ConnectionHandle:
     """Holds one thread's connection (some connection classes cannot be weakly referenced)."""
 
     def __init__(self, conn: Any) -> None:
@@ -87,7 +89,7 @@ class _Handle:
 
 
 class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseStore, MetricsQueries,
-                QuotaStore, Ledger):
+                QuotaStore, LeaseStore, FeedStore, Ledger):
     """:class:`Ledger` on a SQL database. A store subclass supplies :meth:`_connect`,
     :meth:`_begin_write`, :attr:`dialect` and :attr:`db_errors`. Call :meth:`migrate` once before use.
 
@@ -95,6 +97,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     autocommit mode outside the explicit write transactions."""
 
     dialect = ""                                     # the migrations' dialect name
+    shared = False                                   # whether several daemons may use it at once
     db_errors: tuple[type[BaseException], ...] = ()  # what a failed statement raises
 
     def __init__(self, location: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:
@@ -102,7 +105,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         self._cipher = cipher
         self._clock = clock
         self._local = threading.local()
-        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._handles: weakref.WeakSet[ConnectionHandle] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -118,13 +121,19 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         """Start a write transaction holding the store's write lock."""
         raise NotImplementedError
 
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[bool]:
+        """Whether this process may work on ``key`` (an order) while the block runs: False when
+        another daemon sharing the ledger holds it. A store used by one daemon yields True."""
+        yield True
+
     def _usable(self, conn: Any) -> bool:
         """Whether a thread's open connection can still be used (a server may have dropped it)."""
         return True
 
     # -- connections and transactions -----------------------------------------------------------
     def _conn(self) -> Any:
-        handle: _Handle | None = getattr(self._local, "handle", None)
+        handle: ConnectionHandle | None = getattr(self._local, "handle", None)
         if handle is not None and handle.conn is not None:
             if self._usable(handle.conn):
                 return handle.conn
@@ -132,7 +141,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         if self._closed:
             raise RuntimeError("the ledger is closed")
         conn = self._connect()
-        handle = _Handle(conn)
+        handle = ConnectionHandle(conn)
         with self._lock:
             if self._closed:
                 conn.close()
@@ -201,24 +210,29 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     # -- helpers ----------------------------------------------------------------------------------
     @classmethod
     def _transition(cls, conn: Any, order_id: str, package_id: int | None, at: str,
-                    from_state: str | None, to_state: str, note: str = "") -> None:
-        """Record a state change, and its event in the outbox, inside the caller's transaction."""
+                    from_state: str | None, to_state: str, note: str = "", row: Any = None) -> None:
+        """Record a state change, and its event in the outbox, inside the caller's transaction.
+
+        ``row``: the package's row as just written (a package change), or the order's columns the
+        event carries (hold_reason and hold_message, or account and site), when the caller has
+        them; otherwise they are read."""
         conn.execute("INSERT INTO transitions (order_id, package_id, at, from_state, to_state, note) "
                      "VALUES (?, ?, ?, ?, ?, ?)", (order_id, package_id, at, from_state, to_state, note))
         change = {"order_id": order_id, "state": to_state, "previous_state": from_state}
         if package_id is None:
             kind = order_event(from_state, to_state)
             if kind == "order.held":
-                row = cls._order_row(conn, order_id, "hold_reason, hold_message")
+                row = row if row is not None else cls._order_row(conn, order_id, "hold_reason, hold_message")
                 change.update(reason=row["hold_reason"], message=row["hold_message"])
             elif kind == "order.received":
-                row = cls._order_row(conn, order_id, "account, site")
+                row = row if row is not None else cls._order_row(conn, order_id, "account, site")
                 change.update(account=row["account"], site=row["site"])
         else:
             kind = package_event(from_state, to_state)
             if kind is not None:
-                row = conn.execute("SELECT package_ref, carrier, service, tracking_number, refund"
-                                   " FROM packages WHERE id = ?", (package_id,)).fetchone()
+                row = row if row is not None else conn.execute(
+                    "SELECT package_ref, carrier, service, tracking_number, refund"
+                                          " FROM packages WHERE id = ?", (package_id,)).fetchone()
                 change.update(package_ref=row["package_ref"], carrier=row["carrier"], service=row["service"],
                               tracking_number=row["tracking_number"])
                 if kind == "package.voided" and row["refund"]:
@@ -321,7 +335,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
              json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False),
              seal_address(self._cipher, order.order_id, order.ship_to),
              iso(order.ship_by) if order.ship_by else None, now, now))
-        self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, note)
+        self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, note,
+                         {"account": order.account, "site": order.site})
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         row = self._conn().execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
@@ -380,7 +395,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                          " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
                          (OrderState.HELD.value, reason, message, held_from, now, order_id))
             self._transition(conn, order_id, None, now, state.value, OrderState.HELD.value,
-                             f"{reason}: {message}" if message else reason)
+                             f"{reason}: {message}" if message else reason,
+                             {"hold_reason": reason, "hold_message": message})
             if state is OrderState.HELD:  # held again for another reason: the ERP hears the new one
                 self._emit(conn, "order.held", order_id, now, {
                     "order_id": order_id, "state": "HELD", "previous_state": "HELD", "reason": reason,
@@ -404,6 +420,15 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                          " updated_at = ? WHERE order_id = ?",
                          (attempts, _ts(until), error, now, order_id))
             return int(attempts)
+
+    def snooze(self, order_id: str, until: datetime) -> None:
+        """Leave the order until ``until`` without counting a failure (a step that waits on purpose,
+        e.g. a confirmation inside its verify grace period)."""
+        with self._write() as conn:
+            now = self._now()
+            self._order_row(conn, order_id, "order_id")
+            conn.execute("UPDATE orders SET next_attempt_at = ?, updated_at = ? WHERE order_id = ?",
+                         (_ts(until), now, order_id))
 
     def clear_deferral(self, order_id: str) -> None:
         with self._write() as conn:
@@ -458,10 +483,10 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 (order_id, package_ref, idempotency_key, carrier, service, PackageState.PLANNED.value,
                  items_json, plan_json, now, now))
             package_id = int(cur.fetchone()[0])
-            self._transition(conn, order_id, package_id, now, None, PackageState.PLANNED.value,
-                             f"package {package_ref}: {carrier}/{service}")
-            self._set_state(conn, order_id, state, OrderState.PLANNED, now, f"package {package_ref} planned")
             row = conn.execute("SELECT * FROM packages WHERE id = ?", (package_id,)).fetchone()
+            self._transition(conn, order_id, package_id, now, None, PackageState.PLANNED.value,
+                             f"package {package_ref}: {carrier}/{service}", row)
+            self._set_state(conn, order_id, state, OrderState.PLANNED, now, f"package {package_ref} planned")
         return self._package(row)
 
     @staticmethod
@@ -575,9 +600,10 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             columns = {**changes, "state": new.value, "updated_at": now}
             conn.execute(f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
                          " WHERE id = ? AND state = ?", (*columns.values(), package.id, expect.value))
+            fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
             if new is not expect or (set(changes) - _QUIET_FIELDS):
                 note = f"package {ref}" + (f"; set {', '.join(sorted(changes))}" if changes else "")
-                self._transition(conn, order_id, package.id, now, expect.value, new.value, note)
+                self._transition(conn, order_id, package.id, now, expect.value, new.value, note, fresh)
             for event in events:
                 conn.execute(
                     "INSERT INTO tracking_events (package_id, at, status, code, location, description,"
@@ -586,7 +612,6 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                      event.description_en))
             if target is not None:
                 self._move_order_with_package(conn, order_id, ref, target, now)
-            fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
         return self._package(fresh)
 
     def _move_order_with_package(self, conn: Any, order_id: str, ref: str,
@@ -790,9 +815,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     def check_key(self) -> None:
         """Raise PiiDecryptError if the configured key cannot read the newest stored address
-        (a replaced or regenerated key file is caught at start-up, not at label time)."""
+        (a replaced or regenerated key file is caught at start-up, not at label time).
+
+        "Newest" is the newest order's: the index on (created_at, order_id) is walked backwards
+        past the few newest orders whose address is gone, never the whole table."""
         row = self._conn().execute("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL"
-                                   " ORDER BY updated_at DESC LIMIT 1").fetchone()
+                                   " ORDER BY created_at DESC, order_id DESC LIMIT 1").fetchone()
         if row is not None:
             try:
                 open_address(self._cipher, row["order_id"], row["pii"])

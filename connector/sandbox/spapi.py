@@ -3,7 +3,8 @@ and the host every other emulated SP-API mounts on.
 
 It enforces what Amazon enforces and what users of the real API ran into: LWA refresh-token
 grants, ``x-amz-access-token`` on every call, one access token per seller, per (seller,
-operation) token-bucket quotas on the simulated clock (429 ``QuotaExceeded``), the searchOrders
+operation) token-bucket quotas on the simulated clock (429 ``QuotaExceeded``; the bucket's rate
+in ``x-amzn-RateLimit-Limit`` on 2xx/400/404 answers, as Amazon sends it), the searchOrders
 time-window rules and opaque pagination tokens, ``includedData`` sections, and confirmShipment's
 carrier codes per marketplace, tracking-number formats, string ``packageReferenceId`` (re-sending
 one edits that package), quantities still to ship, "order already fulfilled" and cancelled
@@ -13,7 +14,8 @@ reveals it. Amazon's documentation: https://developer-docs.amazon.com/sp-api/ .
 
 Every request it accepts and every response it returns is validated against Amazon's published
 models (:mod:`.schemas`); a response that does not validate is an emulator bug and lands in
-``schema_violations`` of ``GET /_sandbox/state``.
+``schema_violations`` of ``GET /_sandbox/state``, which also counts the requests served per
+operation (``operation_calls``: total, and how many were answered 429).
 
 Extensions. Another SP-API (one a plugin emulates) is served by this emulator, with its sellers,
 tokens, quotas, orders and clock: the plugin registers ``EmulatorSpec(name, factory,
@@ -382,11 +384,16 @@ class SpApiEmulator(Emulator):
         self.schema_violations: list[dict[str, Any]] = []
         self.silent_drops = 0
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self.operation_calls: dict[str, dict[str, int]] = {}
+        """operationId -> {"total": requests served, "throttled": of them answered 429}."""
         self._drop_rng = random.Random(f"spapi-silent-drop:{self.seed}")
         self._error_rng = random.Random(f"spapi-5xx:{self.seed}")
         self._token_key = hashlib.sha256(f"spapi-emulator-pagination:{self.seed}".encode()).digest()
         super().__init__(options)
         self._seed_missing_sellers()  # a state file from before a seller was configured
+        from .feeds import Feeds  # the Feeds API (bulk shipment confirmation), options["feeds"]
+
+        self.feeds = Feeds(self, options.get("feeds"))
 
     # -- framework hooks ---------------------------------------------------------------------
 
@@ -430,8 +437,10 @@ class SpApiEmulator(Emulator):
                               for oid, rec in self.store["orders"].items()},
             "schema_violations": copy.deepcopy(self.schema_violations),
             "silent_drops": self.silent_drops,
+            "operation_calls": copy.deepcopy(self.operation_calls),  # SP-API requests by operationId
             "labels": {},  # none issued here; extensions that sell labels add theirs
             "sellers": {s.name: list(s.sites) for s in self.sellers.values()},
+            **self.feeds.sandbox_state(),  # "feeds" and "feed_shipments"
             "order_stream": {"orders_per_day": self.orders_per_day, "days": self.store["order_days"],
                              "since": self.store["epoch"]},
         }
@@ -561,6 +570,9 @@ class SpApiEmulator(Emulator):
                     if self.validate:  # the model accepted the request: this is an emulator bug
                         raise
                     status, body = 400, _errors("InvalidInput", f"Malformed request ({type(exc).__name__}).")
+            counts = self.operation_calls.setdefault(operation, {"total": 0, "throttled": 0})
+            counts["total"] += 1
+            counts["throttled"] += status == 429
             return self._respond(operation, status, body)
 
     def check_request(self, operation: str, *, path_params: dict[str, str] | None = None,
@@ -1044,6 +1056,40 @@ class SpApiEmulator(Emulator):
             "lastAcceptedAt": now,
         }
         return 204, None
+
+    # -- Feeds 2021-06-30 (the logic is in feeds.py) ---------------------------------------------
+
+    @route("POST", r"/feeds/2021-06-30/documents", name="createFeedDocument")
+    def create_feed_document(self, request: Request) -> Response:
+        return self.feeds.create_feed_document(request)
+
+    @route("GET", r"/feeds/2021-06-30/documents/(?P<feedDocumentId>[^/]+)", name="getFeedDocument")
+    def get_feed_document(self, request: Request) -> Response:
+        return self.feeds.get_feed_document(request)
+
+    @route("POST", r"/feeds/2021-06-30/feeds", name="createFeed")
+    def create_feed(self, request: Request) -> Response:
+        return self.feeds.create_feed(request)
+
+    @route("GET", r"/feeds/2021-06-30/feeds", name="getFeeds")
+    def get_feeds(self, request: Request) -> Response:
+        return self.feeds.get_feeds(request)
+
+    @route("GET", r"/feeds/2021-06-30/feeds/(?P<feedId>[^/]+)", name="getFeed")
+    def get_feed(self, request: Request) -> Response:
+        return self.feeds.get_feed(request)
+
+    @route("DELETE", r"/feeds/2021-06-30/feeds/(?P<feedId>[^/]+)", name="cancelFeed")
+    def cancel_feed(self, request: Request) -> Response:
+        return self.feeds.cancel_feed(request)
+
+    @route("PUT", r"/feeds-storage/(?P<docId>[^/]+)", name="uploadFeedDocument")
+    def upload_feed_document(self, request: Request) -> Response:  # a pre-signed URL: no access token
+        return self.feeds.upload(request)
+
+    @route("GET", r"/feeds-storage/(?P<docId>[^/]+)", name="downloadFeedDocument")
+    def download_feed_document(self, request: Request) -> Response:
+        return self.feeds.download(request)
 
     @staticmethod
     def _recount(order: dict[str, Any]) -> None:

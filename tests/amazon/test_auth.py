@@ -192,3 +192,52 @@ def test_lwa_answer_without_expiry_defaults_to_an_hour(rsps, clock: FakeClock) -
     tokens.token()
     assert tokens.expires_at == pytest.approx(clock.now + 3600)
     assert parse_qs(rsps.calls[0].request.body)["grant_type"] == ["refresh_token"]
+
+
+# -- a failed login is remembered per account --------------------------------------------------------
+
+
+def test_a_failed_login_is_remembered_and_retried_after_a_back_off(rsps, clock: FakeClock) -> None:
+    rsps.add(responses.POST, LWA_TOKEN_URL, body=requests.ConnectionError("unreachable"))
+    tokens = make_tokens(clock=clock, attempts=1, failure_backoff=5, failure_backoff_max=40)
+    with pytest.raises(TransientError):
+        tokens.token()
+    assert len(lwa_calls(rsps)) == 1 and tokens.failing
+    for _ in range(50):  # one call per order: none of them asks LWA again during the back-off
+        with pytest.raises(TransientError, match="remembered: 1 failed login"):
+            tokens.token()
+    assert len(lwa_calls(rsps)) == 1
+    clock.advance(5)
+    with pytest.raises(TransientError):
+        tokens.token()  # asked again: still unreachable, the back-off doubles
+    assert len(lwa_calls(rsps)) == 2
+    clock.advance(9)
+    with pytest.raises(TransientError, match="asked again in 1 s"):
+        tokens.token()
+    assert len(lwa_calls(rsps)) == 2
+    rsps.replace(responses.POST, LWA_TOKEN_URL, json={"access_token": "Atza|back", "expires_in": 3600})
+    clock.advance(1)
+    assert tokens.token() == "Atza|back" and not tokens.failing
+    assert len(lwa_calls(rsps)) == 3
+
+
+def test_a_refused_login_is_remembered_as_an_auth_error(rsps, clock: FakeClock) -> None:
+    rsps.add(responses.POST, LWA_TOKEN_URL, status=400,
+             json={"error": "invalid_grant", "error_description": "The refresh token is revoked"})
+    tokens = make_tokens(clock=clock)
+    for _ in range(3):
+        with pytest.raises(AuthError) as info:
+            tokens.token()
+        assert info.value.code == "invalid_grant" and info.value.operation == "lwaToken"
+    assert len(lwa_calls(rsps)) == 1
+    assert REFRESH_TOKEN not in str(info.value)
+
+
+def test_the_back_off_is_capped(rsps, clock: FakeClock) -> None:
+    rsps.add(responses.POST, LWA_TOKEN_URL, status=503, json={"error": "ServiceUnavailable"})
+    tokens = make_tokens(clock=clock, attempts=1, failure_backoff=5, failure_backoff_max=30)
+    for _ in range(6):  # 5, 10, 20, 30, 30, 30 s
+        with pytest.raises(TransientError):
+            tokens.token()
+        clock.advance(30)
+    assert len(lwa_calls(rsps)) == 6

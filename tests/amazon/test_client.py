@@ -5,6 +5,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +26,7 @@ from connector.amazon.errors import (
     ThrottledError,
     TransientError,
 )
-from connector.ratelimit import RateLimiter
+from connector.ratelimit import QuotaWaitInterrupted, RateLimiter, TokenBucket
 
 from .conftest import CLIENT_SECRET, ENDPOINT, REFRESH_TOKEN, FakeClock, LwaStub, api_calls
 
@@ -299,18 +300,40 @@ QUOTA_EXCEEDED = {
 }
 
 
-def test_429_penalizes_the_bucket_backs_off_and_succeeds(rsps, make_client, clock: FakeClock) -> None:
+def test_429_empties_the_bucket_and_the_same_call_waits_for_the_next_token(rsps, make_client,
+                                                                            clock: FakeClock) -> None:
     rsps.add(responses.GET, GET_URL, status=429, json=QUOTA_EXCEEDED)
     rsps.add(responses.GET, GET_URL, status=429, json=QUOTA_EXCEEDED)
     rsps.add(responses.GET, GET_URL, json={"order": raw_order()})
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep, headroom=0)
     start = clock.now
-    assert make_client(limiter=limiter).get_order(ORDER_ID)["orderId"] == ORDER_ID
+    client = make_client(limiter=limiter, backoff_base=1.0, backoff_max=30)
+    assert client.get_order(ORDER_ID)["orderId"] == ORDER_ID
     assert len(api_calls(rsps)) == 3
-    # after each 429 the bucket was emptied and paused: the next request had to wait for a
-    # refilled token at the paced 0.45/s although 27 tokens were left before the first 429
-    assert clock.now - start >= 2 * (1 / 0.45) - 1e-6
+    # after the first 429 the bucket was emptied although 29 tokens were left: the call waited
+    # for Amazon's next token (2 s at 0.5/s); a second 429 adds a back-off (1 s) to that
+    assert clock.sleeps == [pytest.approx(2.0), pytest.approx(2.0 + 1.0)]
+    assert clock.now - start == pytest.approx(5.0)
     assert limiter.bucket("acme-eu", "getOrder").available < 1
+
+
+def test_a_throttled_call_goes_before_the_calls_waiting_behind_it(clock: FakeClock) -> None:
+    """The slot is not lost: a call sent again after a 429 takes the next token, however many
+    callers were already waiting for it."""
+    bucket = TokenBucket(20.0, 1)  # real time: 50 ms per token
+    bucket.acquire()
+    order: list[str] = []
+    waiting = [threading.Thread(target=lambda n=n: (bucket.acquire(), order.append(f"waiting-{n}")))
+               for n in range(3)]
+    for t in waiting:
+        t.start()
+    time.sleep(0.01)  # they wait for the next token
+    bucket.penalize(0)
+    bucket.acquire(front=True)
+    order.append("throttled")
+    for t in waiting:
+        t.join(timeout=5)
+    assert order[0] == "throttled" and len(order) == 4
 
 
 def test_429_on_confirm_shipment_is_retried_because_it_was_not_processed(rsps, make_client) -> None:
@@ -331,13 +354,52 @@ def test_429_gives_up_after_max_attempts(rsps, make_client) -> None:
     assert info.value.ambiguous is False
 
 
-def test_rate_limit_header_is_ignored(rsps, make_client, clock: FakeClock) -> None:
-    rsps.add(responses.GET, GET_URL, json={"order": raw_order()}, headers={"x-amzn-RateLimit-Limit": "100"})
+def test_rate_limit_header_sets_the_rate_unless_configured(rsps, make_client, clock: FakeClock) -> None:
+    rsps.add(responses.GET, GET_URL, json={"order": raw_order()}, headers={"x-amzn-RateLimit-Limit": "1.5"})
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     make_client(limiter=limiter).get_order(ORDER_ID)
     bucket = limiter.bucket("acme-eu", "getOrder")
-    assert bucket.rate == pytest.approx(0.45)
-    assert bucket.available == pytest.approx(29)  # one token per request
+    assert bucket.rate == pytest.approx(1.5)  # Amazon raised this seller's plan: paced to it
+    assert limiter.quota("acme-eu", "getOrder") == (1.5, 30)  # the burst is not in the header
+    assert limiter.bucket("other", "getOrder").rate == pytest.approx(0.5)  # per account
+    configured = RateLimiter(overrides={"getOrder": {"rate": 0.25}}, clock=clock, sleep=clock.sleep)
+    make_client(limiter=configured).get_order(ORDER_ID)
+    assert configured.bucket("acme-eu", "getOrder").rate == pytest.approx(0.25)  # configuration wins
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-2", "nan", "inf"])
+def test_an_unusable_rate_limit_header_changes_nothing(rsps, make_client, clock: FakeClock, value) -> None:
+    rsps.add(responses.GET, GET_URL, json={"order": raw_order()}, headers={"x-amzn-RateLimit-Limit": value})
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    make_client(limiter=limiter).get_order(ORDER_ID)
+    assert limiter.bucket("acme-eu", "getOrder").rate == pytest.approx(0.5)
+
+
+def test_a_stop_request_ends_the_wait_for_a_token_and_sends_nothing(rsps, make_client) -> None:
+    stop = threading.Event()
+    limiter = RateLimiter(overrides={"getOrder": {"rate": 0.001, "burst": 1}}, stop=stop)
+    client = make_client(limiter=limiter)
+    rsps.add(responses.GET, GET_URL, json={"order": raw_order()})
+    client.get_order(ORDER_ID)  # the only token
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(QuotaWaitInterrupted):
+        client.get_order(ORDER_ID)  # the next token is 1000 s away
+    assert time.monotonic() - started < 2
+    assert len(api_calls(rsps)) == 1
+    assert not isinstance(QuotaWaitInterrupted(), SpApiError)  # never counted as a failed call
+
+
+def test_a_stop_request_ends_a_retry_back_off(rsps, make_client) -> None:
+    stop = threading.Event()
+    rsps.add(responses.GET, GET_URL, status=503, json={"errors": [{"code": "Busy", "message": "later"}]})
+    client = make_client(limiter=RateLimiter(stop=stop), backoff_base=60, backoff_max=60)
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(QuotaWaitInterrupted):
+        client.get_order(ORDER_ID)
+    assert time.monotonic() - started < 2
+    assert len(api_calls(rsps)) == 1
 
 
 def test_buckets_are_per_account(rsps, make_client, clock: FakeClock) -> None:
@@ -749,7 +811,7 @@ def test_an_idempotent_call_is_retried_and_sends_its_headers(rsps, make_client, 
     assert parse_qs(urlsplit(second.request.url).query) == {"size": ["L"]}
     assert second.request.headers["x-widget-business"] == "W1"
     assert second.request.headers["x-amz-access-token"] != "forged"  # never replaces the token
-    assert client.limiter.bucket("acme-eu", "listWidgets").rate == pytest.approx(5.0 * 0.9)
+    assert client.limiter.bucket("acme-eu", "listWidgets").rate == pytest.approx(5.0)
 
 
 def test_a_call_that_is_not_idempotent_is_ambiguous_and_sent_once(rsps, make_client, clock) -> None:

@@ -2,10 +2,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
-from connector.ratelimit import DEFAULT_PACING, DEFAULT_QUOTAS, RateLimiter, TokenBucket
+from connector.ratelimit import (
+    DEFAULT_HEADROOM,
+    DEFAULT_PACING,
+    DEFAULT_QUOTAS,
+    QuotaWaitInterrupted,
+    RateLimiter,
+    TokenBucket,
+)
 
 from .conftest import FakeClock
 
@@ -14,7 +22,8 @@ def test_published_defaults_are_held_in_one_table() -> None:
     # the core's own operations only; a plugin contributes its operations' defaults
     assert DEFAULT_QUOTAS == {"searchOrders": (0.0056, 20), "getOrder": (0.5, 30),
                               "confirmShipment": (2.0, 10)}
-    assert DEFAULT_PACING == 0.9
+    assert DEFAULT_PACING == 1.0  # at the bucket itself; the headroom keeps it clear of 429s
+    assert 0 < DEFAULT_HEADROOM <= 1
 
 
 def test_plugins_add_defaults_and_configuration_wins(clock: FakeClock) -> None:
@@ -32,7 +41,7 @@ def test_plugins_add_defaults_and_configuration_wins(clock: FakeClock) -> None:
     assert limiter.quota("acme", "getOrder") == (0.5, 30)  # a plugin never replaces a core default
     limiter.add_defaults({"createWidget": (1.0, 1)})  # the first contribution stays
     assert limiter.quota("acme", "createWidget") == (10.0, 20)
-    assert limiter.bucket("acme", "createWidget").rate == pytest.approx(10.0 * 0.9)
+    assert limiter.bucket("acme", "createWidget").rate == pytest.approx(10.0)
     for bad in ({"x": (0, 1)}, {"x": (1.0, 0)}, {"x": (1.0, True)}, {"x": "fast"}):
         with pytest.raises(ValueError, match="default quota of x"):
             limiter.add_defaults(bad)
@@ -50,31 +59,63 @@ def test_full_bucket_serves_the_burst_at_once_then_paces_at_the_rate(clock: Fake
     assert all(s == pytest.approx(0.5) for s in clock.sleeps)
 
 
-def test_limiter_paces_below_amazons_bucket(clock: FakeClock) -> None:
-    """Replay what the limiter hands out against Amazon's own bucket: never a 429."""
+def replay_against_amazon(limiter: RateLimiter, clock: FakeClock, calls: int,
+                          latency: Callable[[int], float]) -> tuple[int, float]:
+    """Send ``calls`` confirmShipment calls through the limiter; each reaches Amazon's own bucket
+    ``latency(i)`` seconds after it left. Returns (429s Amazon would answer, seconds taken)."""
+    bucket = limiter.bucket("acme", "confirmShipment")
+    rate, burst = DEFAULT_QUOTAS["confirmShipment"]
+    amazon_tokens, last, throttled = float(burst), clock.now, 0
+    start = clock.now
+    arrivals = []
+    for i in range(calls):
+        bucket.acquire()
+        arrivals.append(clock.now + latency(i))
+    for at in sorted(arrivals):
+        amazon_tokens = min(float(burst), amazon_tokens + (at - last) * rate)
+        last = at
+        if amazon_tokens < 1.0 - 1e-9:
+            throttled += 1
+        else:
+            amazon_tokens -= 1
+    return throttled, clock.now - start
+
+
+def slow_burst_then_jitter(i: int) -> float:
+    """The burst reaches Amazon late (0.45 s), later calls anywhere from 0 to 0.49 s."""
+    return 0.45 if i < 10 else (0.05, 0.45, 0.0, 0.3, 0.49, 0.1)[i % 6]
+
+
+def test_limiter_paces_at_amazons_rate_without_a_429(clock: FakeClock) -> None:
+    """Replay what the limiter hands out against Amazon's own bucket, with request latencies
+    that vary by up to the headroom: the sustained rate is Amazon's, and never a 429."""
     limiter = RateLimiter(DEFAULT_QUOTAS, clock=clock, sleep=clock.sleep)
     bucket = limiter.bucket("acme", "confirmShipment")
-    assert bucket.rate == pytest.approx(2.0 * 0.9)
+    assert bucket.rate == pytest.approx(2.0)
     assert bucket.burst == 10
-    amazon_tokens, last = 10.0, clock.now
-    start = clock.now
-    for _ in range(200):
-        bucket.acquire()
-        amazon_tokens = min(10.0, amazon_tokens + (clock.now - last) * 2.0)
-        last = clock.now
-        assert amazon_tokens >= 1.0 - 1e-9, "Amazon would have answered 429"
-        amazon_tokens -= 1
-    # sustained rate is the paced rate: (200 - burst) tokens at 1.8/s
-    assert clock.now - start == pytest.approx((200 - 10) / 1.8)
+    throttled, took = replay_against_amazon(limiter, clock, 400, slow_burst_then_jitter)
+    assert throttled == 0, "Amazon would have answered 429"
+    # (400 - burst) tokens at 2/s, plus the headroom's one token once: at least 0.98 of the bucket
+    assert took == pytest.approx((400 - 10 + 2.0 * DEFAULT_HEADROOM) / 2.0)
+    assert (400 - 10) / took >= 0.98 * 2.0
+
+
+def test_without_headroom_varying_latency_costs_429s(clock: FakeClock) -> None:
+    """What the headroom is for: the same replay at the bucket with no headroom is throttled."""
+    limiter = RateLimiter(DEFAULT_QUOTAS, headroom=0, clock=clock, sleep=clock.sleep)
+    throttled, _ = replay_against_amazon(limiter, clock, 400, slow_burst_then_jitter)
+    assert throttled > 0
 
 
 def test_search_orders_bucket_is_one_call_per_about_three_minutes(clock: FakeClock) -> None:
     bucket = RateLimiter(clock=clock, sleep=clock.sleep).bucket("acme", "searchOrders")
+    start = clock.now
     for _ in range(20):
         bucket.acquire()
+    assert clock.now - start == pytest.approx(DEFAULT_HEADROOM)  # the burst, less the headroom's sliver
     before = clock.now
     bucket.acquire()
-    assert clock.now - before == pytest.approx(1 / (0.0056 * 0.9))  # ~198 s
+    assert clock.now - before == pytest.approx(1 / 0.0056)  # ~179 s
 
 
 def test_acquire_with_timeout(clock: FakeClock) -> None:
@@ -198,3 +239,55 @@ def test_threads_never_get_more_than_the_bucket_allows() -> None:
     assert len(taken) == 40
     # 5 from the burst, 35 at 200/s
     assert time.monotonic() - start >= 35 / 200 - 0.01
+
+
+# -- a stop request ends every wait ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["event", "callable"])
+def test_a_stop_request_ends_a_wait_of_minutes_at_once(kind: str) -> None:
+    event = threading.Event()
+    stop = event if kind == "event" else event.is_set
+    limiter = RateLimiter(stop=stop)
+    bucket = limiter.bucket("acme", "searchOrders")
+    for _ in range(19):
+        assert bucket.acquire(timeout=0)
+    errors: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            bucket.acquire()  # the 20th needs the headroom's half second; the 21st ~3 minutes
+            bucket.acquire()
+        except QuotaWaitInterrupted as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=poll)
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.8)
+    event.set()
+    worker.join(timeout=5)
+    assert not worker.is_alive() and time.monotonic() - started < 2
+    assert len(errors) == 1 and "searchOrders of account acme" in str(errors[0])
+    assert bucket.available < 1  # the interrupted wait took nothing
+
+
+def test_a_stop_set_later_reaches_buckets_made_before(clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    bucket = limiter.bucket("acme", "getOrder")
+    stop = threading.Event()
+    limiter.use_stop(stop)
+    stop.set()
+    assert bucket.acquire()  # a free token is still handed out: nothing waits
+    with pytest.raises(QuotaWaitInterrupted):
+        while True:
+            bucket.acquire()
+    assert clock.sleeps == []  # stopped before sleeping
+
+
+def test_the_fake_clock_sleep_is_still_used_with_a_stop(clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep, stop=threading.Event(), headroom=0)
+    bucket = limiter.bucket("acme", "getOrder")
+    for _ in range(31):
+        bucket.acquire()
+    assert clock.sleeps == [pytest.approx(2.0)]  # simulated time, not real time

@@ -44,8 +44,8 @@ COOKIE = "mfn_status"
 COOKIE_PATH = "/status"
 COOKIE_MAX_AGE = 12 * 3600  # sign in again after a working day
 BACKLOG_STATES = (OrderState.HELD, *ACTIVE_ORDER_STATES)
-BACKLOG_CAP = 20_000        # orders the page walks to count the backlog per site
 HELD_ON_OVERVIEW = 50
+RETRYING = 50
 HELD_PAGE = 100
 NEAREST = 15
 RECENT_EVENTS = 25
@@ -197,34 +197,30 @@ def _hold_row(record: OrderRecord, now: datetime, warn_hours: float) -> dict[str
 
 
 def _backlog(rt: Any, now: datetime) -> dict[str, Any]:
-    records, truncated = _walk_orders(rt.ledger, BACKLOG_STATES, BACKLOG_CAP)
+    """The backlog by state and site, the held orders, the nearest ship-by and the retries: counts
+    are SQL aggregates and the lists are short SQL pages, whatever the size of the backlog."""
+    ledger = rt.ledger
     warn = rt.config.alerts.ship_by_warning_hours
     by_cell: dict[tuple[str, str], int] = defaultdict(int)
-    sites: set[str] = set()
-    for r in records:
-        site = r.order.site or "?"
-        sites.add(site)
-        by_cell[(r.state.value, site)] += 1
-    columns = sorted(sites)
-    counts = rt.ledger.counts()
+    for (state, site), n in ledger.state_site_counts(BACKLOG_STATES).items():
+        by_cell[(state, site or "?")] += n
+    columns = sorted({site for _, site in by_cell})
+    counts = ledger.counts()
     rows = [{"state": s.value, "cells": [by_cell.get((s.value, site), 0) for site in columns],
              "total": counts.get(s.value, 0)} for s in BACKLOG_STATES if counts.get(s.value)]
-    held = [r for r in records if r.state is OrderState.HELD]
-    reasons: dict[str, int] = defaultdict(int)
-    for r in held:
-        reasons[r.hold_reason] += 1
-    dated = sorted((r for r in records if r.order.ship_by is not None), key=lambda r: r.order.ship_by)
+    held = [record for record, _ in ledger.order_page(states=[OrderState.HELD], limit=HELD_ON_OVERVIEW)]
     nearest = [{"order_id": r.order_id, "site": r.order.site or "?", "state": r.state.value,
                 "ship_by": _when(r.order.ship_by), "left": _left(r.order.ship_by, now, warn),
-                "reason": r.hold_reason if r.state is OrderState.HELD else ""} for r in dated[:NEAREST]]
+                "reason": r.hold_reason if r.state is OrderState.HELD else ""}
+               for r in ledger.soonest_ship_by(BACKLOG_STATES, limit=NEAREST)]
     retrying = [{"order_id": r.order_id, "state": r.state.value, "attempts": r.attempts,
-                 "next": _when(r.next_attempt_at), "error": rt.ledger.last_error(r.order_id)[:300]}
-                for r in records if r.attempts and r.state is not OrderState.HELD][:50]
-    return {"sites": columns, "rows": rows, "truncated": truncated, "cap": BACKLOG_CAP,
-            "total": sum(counts.get(s.value, 0) for s in BACKLOG_STATES),
+                 "next": _when(r.next_attempt_at), "error": ledger.last_error(r.order_id)[:300]}
+                for r, _ in ledger.order_page(states=ACTIVE_ORDER_STATES, attempted=True, limit=RETRYING)]
+    return {"sites": columns, "rows": rows, "total": sum(counts.get(s.value, 0) for s in BACKLOG_STATES),
             "all_orders": sum(counts.values()), "counts": counts,
-            "held": [_hold_row(r, now, warn) for r in held[:HELD_ON_OVERVIEW]], "held_total": len(held),
-            "reasons": sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])),
+            "held": [_hold_row(r, now, warn) for r in held],
+            "held_total": counts.get(OrderState.HELD.value, 0),
+            "reasons": sorted(ledger.held_reasons().items(), key=lambda kv: (-kv[1], kv[0])),
             "nearest": nearest, "retrying": retrying}
 
 

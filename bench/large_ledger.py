@@ -1,0 +1,124 @@
+"""Benchmark: a ledger that grows without slowing (a history of finished orders, bench/history.py).
+
+* ``orders list`` over a ledger of ``--size`` orders: wall time and peak RSS of the child
+  process (its output goes to a file).
+* a ``run --once`` pass driving ``--active`` new orders (seeded in the emulators, every quota
+  lifted so the pass measures the daemon, not Amazon's pacing; verify grace 0 so the pass reads
+  each confirmation back) over that history, against the same pass over an empty ledger: the ratio
+  of the two wall times says whether a pass is bounded by its active orders or by the ledger's
+  size; the peak RSS of the pass over the history is the other figure.
+
+    .venv/bin/python bench/large_ledger.py --size 10000 --active 300
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+
+from common import (
+    Sandbox,
+    bench_config,
+    failure,
+    lifted_quotas,
+    merchant_backlog,
+    open_bench_ledger,
+    run_cli,
+    workdir,
+)
+from history import cached_history, install
+from results import AT_MOST, Figure, unavailable
+
+LIST_SECONDS, RSS_MB, PASS_RATIO = 1.0, 200.0, 1.5
+_AT_REST = ("VERIFIED", "HELD", "CANCELLED", "DELIVERED")  # the history is DELIVERED or CANCELLED
+
+
+def orders_list(size: int, *, timeout: float = 300) -> list[Figure]:
+    db, key = cached_history(size)
+    directory = workdir("list")
+    install(db, key, directory / "state")
+    config_path = bench_config(directory, orders=0)
+    title = f"`orders list` with {size:,} orders in the ledger"
+    with tempfile.TemporaryFile() as out:
+        usage = run_cli(config_path, "orders", "list", stdout=out, timeout=timeout)
+        out.seek(0)
+        lines = sum(1 for _ in out)
+    if usage.returncode != 0 and not usage.timed_out:
+        raise failure("orders list", usage)
+    how = (f"`mfn-connector orders list` (every order, output to a file: {lines - 1:,} rows) as a child "
+           f"process over a ledger of {size:,} finished orders cloned from real ones (bench/history.py), "
+           f"addresses sealed with the ledger's key; os.wait4 for its peak RSS")
+    if usage.timed_out:
+        how += f"; stopped after {timeout:.0f} s"
+    return [
+        Figure("orders_list_seconds", f"{title}: wall time", LIST_SECONDS, AT_MOST, "s", round(usage.wall, 2),
+               lower_bound=usage.timed_out, how=how + "."),
+        Figure("orders_list_rss_mb", f"{title}: peak RSS", RSS_MB, AT_MOST, "MB", round(usage.maxrss_mb),
+               lower_bound=usage.timed_out, how="same run."),
+    ]
+
+
+def _pass(active: int, history: int | None, timeout: float) -> tuple[float, float, bool, int, int]:
+    """One ``run --once`` over ``active`` seeded orders (and a history of ``history`` orders)."""
+    directory = workdir("pass")
+    if history:
+        install(*cached_history(history), directory / "state")
+    config_path = bench_config(directory, orders=active, quotas=lifted_quotas(), verify_grace=0)
+    with Sandbox(config_path) as sandbox:
+        to_ship = merchant_backlog(sandbox)
+        usage = run_cli(config_path, "run", "--once", env=sandbox.env, timeout=timeout)
+    if usage.returncode != 0 and not usage.timed_out:
+        raise failure("run --once", usage)
+    ledger = open_bench_ledger(config_path)
+    try:
+        counts = ledger.counts()
+    finally:
+        ledger.close()
+    rested = sum(counts.get(s, 0) for s in _AT_REST) - (history or 0)
+    return usage.wall, usage.maxrss_mb, usage.timed_out, to_ship, rested
+
+
+def run_once(size: int, active: int, *, timeout: float = 900) -> list[Figure]:
+    title = f"a `run --once` pass with {size:,} orders in the ledger, {active:,} active"
+    empty_wall, empty_rss, empty_cut, to_ship, empty_rested = _pass(active, None, timeout)
+    if empty_cut:
+        reason = f"the pass over an empty ledger did not end within {timeout:.0f} s"
+        return [unavailable("run_once_ratio", f"{title}: time vs the same pass on an empty ledger",
+                            PASS_RATIO, AT_MOST, "x", reason),
+                unavailable("run_once_rss_mb", f"{title}: peak RSS", RSS_MB, AT_MOST, "MB", reason)]
+    cut_at = max(timeout, 10 * empty_wall)
+    wall, rss, cut, _, rested = _pass(active, size, cut_at)
+    how = (f"{active:,} seeded orders ({to_ship:,} to ship) driven by one `mfn-connector run --once` (child "
+           f"process) with every quota lifted and verify grace 0, over {size:,} finished orders "
+           f"(bench/history.py): {wall:.1f} s{' (stopped)' if cut else ''}, peak RSS {rss:.0f} MB; the same "
+           f"pass over an empty ledger: {empty_wall:.1f} s, peak RSS {empty_rss:.0f} MB. Orders of the "
+           f"{active:,} at rest (verified, held or cancelled) after the pass: {rested:,} over the history, "
+           f"{empty_rested:,} over the empty ledger")
+    details = {"wall_seconds": round(wall, 1), "empty_wall_seconds": round(empty_wall, 1),
+               "maxrss_mb": round(rss), "empty_maxrss_mb": round(empty_rss), "to_ship": to_ship,
+               "at_rest": rested, "empty_at_rest": empty_rested}
+    return [
+        Figure("run_once_ratio", f"{title}: time vs the same pass on an empty ledger", PASS_RATIO, AT_MOST,
+               "x", round(wall / empty_wall, 2), lower_bound=cut, how=how + ".", details=details),
+        Figure("run_once_rss_mb", f"{title}: peak RSS", RSS_MB, AT_MOST, "MB", round(rss), lower_bound=cut,
+               how="same run."),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--active", type=int, default=1_500)
+    parser.add_argument("--only", choices=("list", "pass"))
+    args = parser.parse_args()
+    figures = []
+    if args.only != "pass":
+        figures += orders_list(args.size)
+    if args.only != "list":
+        figures += run_once(args.size, args.active)
+    for figure in figures:
+        print(json.dumps(figure.to_json(), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Benchmark: accounts per worker set -- 1 worker against 3 sharing one PostgreSQL ledger.
+
+Each worker is one ``mfn-connector run`` process; all of them read the same configuration, whose
+``ledger.url`` names a fresh PostgreSQL database (created for the run, dropped after; the server
+at ``MFN_BENCH_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``). Six
+seller accounts with ``--orders`` orders each are served by the emulators in this process with
+every quota lifted (so the worker set's own capacity is what is measured, not Amazon's pacing)
+and verify grace 0. Throughput: orders to ship / seconds until every order is at rest. The figure
+is throughput with 3 workers / throughput with 1.
+
+Reports "not available" while ``connector.ledger.open_ledger`` refuses a ``postgresql://`` URL or
+the server is not there.
+
+    .venv/bin/python bench/workers.py --orders 50
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import urllib.parse
+from typing import Any
+
+from common import (
+    CLI,
+    Child,
+    Sandbox,
+    Unavailable,
+    active_count,
+    bench_config,
+    lifted_quotas,
+    merchant_backlog,
+    open_bench_ledger,
+    watch,
+    workdir,
+)
+from results import AT_LEAST, Figure, unavailable
+
+ADMIN_URL = os.environ.get("MFN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ACCOUNTS = tuple(f"bench-{n}" for n in range(1, 7))
+GROWTH = 1.5  # 3 workers against 1: the throughput must grow at least this much
+TITLE = "accounts per worker set: throughput of 3 workers vs 1 on one PostgreSQL"
+
+
+class Database:
+    """A fresh PostgreSQL database for one run, dropped at the end."""
+
+    def __init__(self, name: str) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise Unavailable(f"psycopg is not installed ({exc})") from None
+        self.name = name
+        try:
+            with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"no PostgreSQL server at {_safe(ADMIN_URL)}: "
+                              f"{str(exc).strip().splitlines()[0]}") from None
+        parts = urllib.parse.urlsplit(ADMIN_URL)
+        self.url = urllib.parse.urlunsplit(parts._replace(path=f"/{name}", query=""))
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _safe(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def check_available() -> None:
+    """Raise Unavailable unless the ledger opens a ``postgresql://`` URL."""
+    from connector.ledger import open_ledger
+
+    database = Database(f"bench_{os.getpid()}_probe")
+    try:
+        key = workdir("pgprobe") / "pii.key"
+        try:
+            ledger = open_ledger(database.url, key_file=str(key), create_key=True)
+        except (ValueError, ImportError, NotImplementedError) as exc:
+            raise Unavailable(f"the ledger does not open {_safe(database.url)}: {exc}") from None
+        ledger.close()
+    finally:
+        database.drop()
+
+
+def throughput(workers: int, orders: int, *, cap: float) -> dict[str, Any]:
+    database = Database(f"bench_{os.getpid()}_{workers}w")
+    try:
+        directory = workdir(f"workers{workers}")
+        config_path = bench_config(directory, orders=orders, accounts=ACCOUNTS, quotas=lifted_quotas(),
+                                   verify_grace=0, ledger_url=database.url)
+        with Sandbox(config_path) as sandbox:
+            expected = merchant_backlog(sandbox)
+            ledger = open_bench_ledger(config_path)
+            children = [Child([*CLI, "--config", str(config_path), "run"], env=sandbox.env)
+                        for _ in range(workers)]
+            counts: dict[str, int] = {}
+
+            def done() -> bool:
+                counts.clear()
+                counts.update(ledger.counts())
+                return sum(counts.values()) >= expected and active_count(counts) == 0
+
+            try:
+                seconds = watch(children, done, cap=cap, every=0.5)
+            finally:
+                usages = [child.stop() for child in children]
+                ledger.close()
+            state = sandbox.spapi_state()
+            throttled = sandbox.throttled() or {}
+        twice = sum(1 for packages in state["confirmations"].values() if len(packages) > 1)
+        wall = cap if seconds is None else seconds
+        return {"workers": workers, "orders_to_ship": expected, "seconds": round(wall, 1),
+                "finished": seconds is not None, "per_second": round(expected / wall, 2),
+                "cpu_seconds": round(sum(u.cpu for u in usages), 1), "throttled": throttled,
+                "orders_confirmed_twice": twice, "states": dict(counts)}
+    finally:
+        database.drop()
+
+
+def measure(orders: int = 100, *, cap: float = 600) -> list[Figure]:
+    try:
+        check_available()
+    except Unavailable as exc:
+        return [unavailable("workers_growth", TITLE, GROWTH, AT_LEAST, "x", str(exc))]
+    one = throughput(1, orders, cap=cap)
+    three = throughput(3, orders, cap=cap)
+    ratio = three["per_second"] / one["per_second"] if one["per_second"] else 0.0
+    notes = []
+    for run in (one, three):
+        if not run["finished"]:
+            notes.append(f"{run['workers']} worker(s) stopped at the {cap:.0f} s cap")
+        if run["orders_confirmed_twice"]:
+            notes.append(f"{run['workers']} worker(s): {run['orders_confirmed_twice']} orders confirmed "
+                         "twice")
+        if run["throttled"]:
+            notes.append(f"{run['workers']} worker(s): 429s {run['throttled']}")
+    return [Figure("workers_growth", TITLE, GROWTH, AT_LEAST, "x", round(ratio, 2),
+                   how=f"{len(ACCOUNTS)} accounts x {orders} seeded orders ({one['orders_to_ship']} to "
+                       f"ship), every quota lifted, each worker a `mfn-connector run` process on the same "
+                       f"configuration and a fresh PostgreSQL database: 1 worker {one['per_second']}/s "
+                       f"({one['seconds']} s), 3 workers {three['per_second']}/s ({three['seconds']} s)."
+                       + (f" {'; '.join(notes)}." if notes else ""),
+                   details={"one": one, "three": three})]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=100, help="seeded orders per account")
+    args = parser.parse_args()
+    for figure in measure(args.orders):
+        print(json.dumps(figure.to_json(), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""``mfn-connector workers``: the daemons sharing a PostgreSQL ledger and the accounts each one owns."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+
+from .app import State, cli, pass_state
+
+
+@cli.command("workers")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def workers_cmd(state: State, as_json: bool) -> None:
+    """Workers sharing the ledger, whether each is alive, and who owns which seller account."""
+    from ..model import utcnow
+
+    config = state.config()
+    ledger = state.ledger()
+    try:
+        if not getattr(ledger, "shared", False):
+            click.echo(f"{config.ledger_url.split('://')[0]} ledger: one daemon owns every account "
+                       "(several workers need a PostgreSQL ledger: ledger.url: postgresql://...)")
+            return
+        workers, leases = ledger.workers(), ledger.leases()
+    finally:
+        ledger.close()
+    now = utcnow()
+    lease_s = config.engine.lease_seconds
+
+    def status(w) -> str:
+        if w.stopped_at is not None:
+            return "stopped"
+        return "alive" if (now - w.heartbeat_at).total_seconds() <= lease_s else "dead"
+
+    owned: dict[str, list[str]] = {}
+    for lease in leases:
+        if lease.worker_id and lease.expires_at and lease.expires_at > now:
+            owned.setdefault(lease.worker_id, []).append(lease.key)
+    if as_json:
+        click.echo(json.dumps({
+            "workers": [{"worker_id": w.worker_id, "host": w.host, "pid": w.pid, "status": status(w),
+                         "heartbeat_at": _iso(w.heartbeat_at), "owns": sorted(owned.get(w.worker_id, []))}
+                        for w in workers],
+            "leases": [{"account": ls.key, "worker_id": ls.worker_id, "expires_at": _iso(ls.expires_at),
+                        "handovers": ls.handovers} for ls in leases]}, indent=2))
+        return
+    click.echo(f"{'worker':<40} {'status':<8} {'heartbeat':>10}  owns")
+    for w in workers:
+        if status(w) == "stopped" and not owned.get(w.worker_id):
+            continue  # history: workers that stopped cleanly and own nothing
+        age = f"{(now - w.heartbeat_at).total_seconds():.0f}s ago"
+        accounts = ", ".join(sorted(owned.get(w.worker_id, [])))
+        click.echo(f"{w.worker_id:<40} {status(w):<8} {age:>10}  {accounts}")
+    click.echo("")
+    click.echo(f"{'account':<24} {'owner':<40} {'lease left':>10}  handovers")
+    for lease in leases:
+        left = (lease.expires_at - now).total_seconds() if lease.expires_at else 0.0
+        owner = lease.worker_id if lease.worker_id and left > 0 else "(free)"
+        click.echo(f"{lease.key:<24} {owner:<40} {max(left, 0):>9.0f}s  {lease.handovers}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

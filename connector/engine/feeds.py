@@ -1,0 +1,477 @@
+"""Shipment confirmation in bulk: the Feeds API when confirmShipment cannot clear the backlog in time.
+
+confirmShipment confirms one package per request at 2/s (burst 10): 10,000 orders take about 83
+minutes. A ``POST_FLAT_FILE_FULFILLMENT_DATA`` feed carries thousands of packages per request,
+and createFeed allows one feed every two minutes after a burst of 15. Once per pass and account,
+:func:`confirm_by_feed`
+
+1. follows the account's open feeds: a feed claimed or uploaded but not created (a crash, an
+   error) is submitted again with a new document; a created one is polled with getFeed (at most
+   every ``amazon.feeds.poll_seconds``) until DONE, FATAL or CANCELLED, and its processing report
+   settles its packages (:func:`_settle`);
+2. decides whether the account confirms by feed (``amazon.feeds.mode``: ``always``, ``never``, or
+   ``auto`` -- the orders waiting to be confirmed, at confirmShipment's rate, would not be done
+   ``ship_by_margin_seconds`` before the earliest ship-by among them). While it does,
+   :func:`leaves_to_feed` tells the single-confirmation path to leave LABELED packages alone;
+3. claims a batch (earliest ship-by first, one marketplace, up to ``max_rows`` document lines)
+   LABELED -> CONFIRMING in one transaction with its feed membership (``ledger/feeds.py``),
+   uploads the document and creates the feed -- only when createFeedDocument and createFeed have a
+   token now: a pass never waits two minutes for createFeed.
+
+Results. An accepted package is CONFIRMED and read back by the verify step like any other (by
+its tracking number: Amazon numbers a feed's packages itself). A refused one goes back to LABELED
+and its order is held (``amazon_rejected``, the report's error in the message), as a refused
+confirmShipment is; an error code listed in ``retry_error_codes`` sends it back to LABELED to be
+tried again. Where the outcome is unknown -- a FATAL feed, a feed without a report, a package
+the report does not mention, a refusal saying it is shipped already, any refusal in a feed that
+was submitted again after a createFeed whose answer was lost -- the package is CONFIRMED and the
+verify step decides: shown on the order -> VERIFIED; not shown -> sent again, a bounded number
+of times, through confirmShipment (which refuses to ship more than is left).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ..amazon.errors import SpApiError, looks_already_shipped
+from ..amazon.feeds import (
+    FULFILLMENT_FEED_TYPE,
+    FeedRow,
+    FeedsClient,
+    ProcessingReport,
+    build_flat_file,
+    parse_processing_report,
+)
+from ..config import Account
+from ..holds import HoldReason
+from ..ledger import OrderState, Package, PackageState
+from ..ledger.feeds import FeedOutcome, FeedRecord
+from ..model import Order, utcnow
+from ..ratelimit import QuotaWaitInterrupted
+from .crashpoints import crashpoint
+from .runtime import Runtime
+
+log = logging.getLogger("connector.engine")
+
+# Orders that still need a confirmation (those upstream will be LABELED within the pass).
+BACKLOG_STATES = (OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED, OrderState.LABELED)
+
+
+@dataclass
+class _FeedsState:
+    """What the engine keeps between passes (in memory; the ledger holds everything that matters)."""
+
+    feeding: set[str] = field(default_factory=set)  # accounts confirming by feed this pass
+    decided: set[str] = field(default_factory=set)  # accounts a feeds pass has looked at
+    checked: dict[int, float] = field(default_factory=dict)  # feed row -> monotonic time of the last getFeed
+    failures: dict[int, int] = field(default_factory=dict)  # feed row -> failed submissions in this process
+    clients: dict[str, FeedsClient] = field(default_factory=dict)
+
+
+_STATE_LOCK = threading.Lock()
+
+
+def _state(rt: Runtime) -> _FeedsState:
+    state = getattr(rt, "_feeds_state", None)
+    if state is None:
+        with _STATE_LOCK:
+            state = getattr(rt, "_feeds_state", None)
+            if state is None:
+                state = _FeedsState()
+                rt._feeds_state = state  # type: ignore[attr-defined]
+    return state
+
+
+def _client(rt: Runtime, account: str) -> FeedsClient:
+    state = _state(rt)
+    if account not in state.clients:
+        state.clients[account] = FeedsClient(rt.amazon[account])
+    return state.clients[account]
+
+
+# -- what the single-confirmation path and the verify step ask -------------------------------------
+
+
+def leaves_to_feed(rt: Runtime, order: Order) -> bool:
+    """Whether confirm() leaves this order's LABELED package to a feed (its account confirms by
+    feed now); if so the order is parked a few seconds (a feed claims it whether due or not)."""
+    state = _state(rt)
+    if order.account not in state.decided:  # before the first feeds pass (they run on another thread)
+        if order.account not in rt.amazon or not wants_feeds(rt, rt.config.account(order.account)):
+            return False
+        state.feeding.add(order.account)
+        state.decided.add(order.account)
+    if order.account not in state.feeding:
+        return False
+    # parked until about the next feeds pass, so the dispatcher does not spin on it meanwhile
+    park = max(5.0, min(rt.config.amazon.feeds.batch_wait_seconds, 60.0))
+    rt.ledger.park_for_feed(order.order_id, utcnow() + timedelta(seconds=park))
+    return True
+
+
+def in_open_feed(rt: Runtime, package: Package) -> bool:
+    """Whether a feed in flight holds this package's CONFIRMING claim (confirm() must not send)."""
+    check = getattr(rt.ledger, "in_open_feed", None)
+    return bool(check and package.state == PackageState.CONFIRMING and check(package.id))
+
+
+def confirmed_by_feed(rt: Runtime, package: Package) -> bool:
+    """Whether a feed confirmed the package, so the order read back shows it under a package id
+    Amazon chose: only the tracking number identifies it."""
+    check = getattr(rt.ledger, "confirmed_by_feed", None)
+    return bool(check and check(package.id))
+
+
+# -- once per pass ---------------------------------------------------------------------------------
+
+
+def run_feeds(rt: Runtime, should_stop: Callable[[], bool] = lambda: False) -> int:
+    """:func:`confirm_by_feed` for every account this daemon acts for; packages claimed or
+    settled. One account's trouble never stops the others; nothing here waits for quota."""
+    done = 0
+    for account in rt.config.accounts:
+        if should_stop():
+            break
+        if account.name not in rt.amazon or not rt.acts_for(account.name) or account.orders_owner == "erp":
+            _state(rt).feeding.discard(account.name)
+            continue
+        try:
+            done += confirm_by_feed(rt, account)
+        except QuotaWaitInterrupted:
+            break
+        except SpApiError as exc:
+            log.warning("account %s: feeds: %s (the next pass tries again)", account.name, exc)
+    return done
+
+
+def confirm_by_feed(rt: Runtime, account: Account) -> int:
+    """Follow the account's open feeds, decide, and start a new feed if it should; returns the
+    packages claimed or settled (see the module docstring)."""
+    settings = rt.config.amazon.feeds
+    feeds = _client(rt, account.name)
+    moved = _follow(rt, feeds, account)
+    state = _state(rt)
+    state.decided.add(account.name)
+    if not wants_feeds(rt, account):
+        state.feeding.discard(account.name)
+        return moved
+    state.feeding.add(account.name)
+    if len(rt.ledger.feeds(account.name, open_only=True)) >= settings.max_open_feeds:
+        return moved
+    if feeds.available("createFeedDocument") < 1 or feeds.available("createFeed") < 1:
+        return moved  # the next pass; the LABELED packages wait for the feed
+    batch = _batch(rt, account)
+    if not batch or not _worth_a_feed(rt, account, batch):
+        return moved
+    marketplace = batch[0][0].marketplace_id
+    feed_row_id, members = rt.ledger.claim_feed(
+        account.name,
+        FULFILLMENT_FEED_TYPE,
+        [marketplace],
+        [(package, len(package.items)) for _, package in batch],
+        shipped_at=utcnow(),
+    )
+    if not feed_row_id:
+        return moved
+    log.info(
+        "account %s: %d package(s) claimed for feed %d (%d row(s))",
+        account.name,
+        len(members),
+        feed_row_id,
+        members[-1].last_row,
+    )
+    crashpoint("after_feed_claim")
+    _submit(rt, feeds, rt.ledger.get_feed_record(feed_row_id))
+    return moved + len(members)
+
+
+def wants_feeds(rt: Runtime, account: Account) -> bool:
+    """``amazon.feeds.mode``; for ``auto``: would confirmShipment, at its rate, confirm every order
+    still waiting for it ``ship_by_margin_seconds`` before the earliest ship-by among them?"""
+    settings = rt.config.amazon.feeds
+    if settings.mode != "auto":
+        return settings.mode == "always"
+    waiting, first_ship_by = rt.ledger.feed_backlog(account.name, BACKLOG_STATES)
+    if waiting < settings.min_backlog or first_ship_by is None:
+        return False
+    limiter = rt.amazon[account.name].limiter
+    rate = limiter.quota(account.name, "confirmShipment")[0] * limiter.pacing
+    needed = timedelta(seconds=waiting / rate)
+    left = first_ship_by - utcnow() - timedelta(seconds=settings.ship_by_margin_seconds)
+    return needed > left
+
+
+def _worth_a_feed(rt: Runtime, account: Account, batch: list[tuple[Order, Package]]) -> bool:
+    """createFeed allows one feed every two minutes once its burst is spent: send a full batch, or
+    what there is once no order upstream will add to it or the first package has waited
+    ``batch_wait_seconds``."""
+    settings = rt.config.amazon.feeds
+    if sum(len(p.items) for _, p in batch) >= settings.max_rows:
+        return True
+    upstream, _ = rt.ledger.feed_backlog(account.name, BACKLOG_STATES[:3])
+    if upstream == 0:
+        return True
+    first = min((p.updated_at for _, p in batch if p.updated_at), default=None)
+    return first is not None and utcnow() - first >= timedelta(seconds=settings.batch_wait_seconds)
+
+
+def _batch(rt: Runtime, account: Account) -> list[tuple[Order, Package]]:
+    """LABELED packages a feed can carry, earliest ship-by first, one marketplace, at most
+    ``max_rows`` lines. Those confirm() must handle itself (no carrier code, a buyer's cancel
+    request, a self-confirming label, an ERP's label) are left to it."""
+    max_rows = rt.config.amazon.feeds.max_rows
+    batch: list[tuple[Order, Package]] = []
+    rows = 0
+    for order, package in rt.ledger.labeled_for_feed(account.name, limit=max_rows):
+        spec = rt.carrier_specs.get(package.carrier)
+        if (
+            spec is None
+            or spec.confirms_shipment
+            or not order.confirms_on_amazon
+            or order.buyer_cancel_requested
+            or not spec.carrier_code_for(order.site)
+            or not package.items
+            or not package.tracking_number
+        ):
+            continue
+        if batch and order.marketplace_id != batch[0][0].marketplace_id:
+            continue
+        if rows + len(package.items) > max_rows:
+            break
+        batch.append((order, package))
+        rows += len(package.items)
+    return batch
+
+
+# -- submitting ------------------------------------------------------------------------------------
+
+
+def _rows(rt: Runtime, order: Order, package: Package) -> list[FeedRow]:
+    spec = rt.carrier_specs[package.carrier]
+    code = spec.carrier_code_for(order.site) or ""
+    service = spec.service(package.service)
+    method = (service.amazon_shipping_method or service.name) if service else ""
+    ship_date = package.shipped_at or package.updated_at or utcnow()
+    return [
+        FeedRow(
+            order_id=order.order_id,
+            order_item_id=str(item["order_item_id"]),
+            quantity=int(item["quantity"]),
+            ship_date=ship_date,
+            carrier_code=code,
+            tracking_number=package.tracking_number,
+            ship_method=method,
+        )
+        for item in package.items
+    ]
+
+
+def document_for(rt: Runtime, feed: FeedRecord) -> bytes:
+    """The feed's document, rebuilt from the ledger (the same lines after a restart: the ship date
+    was stored with the claim)."""
+    rows: list[FeedRow] = []
+    for member in rt.ledger.feed_members(feed.id):
+        package = rt.ledger.get_package(member.package_id)
+        record = rt.ledger.get_order(package.order_id) if package else None
+        if package is None or record is None:
+            raise RuntimeError(f"feed {feed.id}: package {member.package_id} is missing from the ledger")
+        lines = _rows(rt, record.order, package)
+        if len(lines) != member.last_row - member.first_row + 1 or len(rows) + 1 != member.first_row:
+            raise RuntimeError(
+                f"feed {feed.id}: package {package.package_ref} of order {package.order_id} "
+                "no longer has the rows it was claimed with"
+            )
+        rows.extend(lines)
+    return build_flat_file(rows)
+
+
+def _submit(rt: Runtime, feeds: FeedsClient, feed: FeedRecord | None) -> None:
+    """Upload the document and create the feed; on failure the feed stays CLAIMED/UPLOADED for the
+    next pass, and after ``max_submit_attempts`` failures it is given up (:func:`_give_up`)."""
+    if feed is None:
+        return
+    state = _state(rt)
+    try:
+        document = document_for(rt, feed)
+        created = feeds.create_feed_document()
+        feeds.upload(created["url"], document)
+        rt.ledger.feed_uploaded(feed.id, created["feedDocumentId"])
+        crashpoint("after_feed_upload")
+        feed_id = feeds.create_feed(created["feedDocumentId"], list(feed.marketplace_ids), feed.feed_type)
+        crashpoint("after_create_feed_call")
+        rt.ledger.feed_submitted(feed.id, feed_id)
+        crashpoint("after_feed_submitted")
+        state.failures.pop(feed.id, None)
+        log.info(
+            "account %s: feed %d created as Amazon feed %s (%d row(s))",
+            feed.account,
+            feed.id,
+            feed_id,
+            feed.rows_total,
+        )
+    except (SpApiError, RuntimeError, ValueError) as exc:
+        failures = state.failures[feed.id] = state.failures.get(feed.id, 0) + 1
+        log.warning(
+            "account %s: feed %d not submitted (%d failure(s)): %s", feed.account, feed.id, failures, exc
+        )
+        if failures >= rt.config.amazon.feeds.max_submit_attempts:
+            _give_up(rt, rt.ledger.get_feed_record(feed.id) or feed, str(exc))
+
+
+def _give_up(rt: Runtime, feed: FeedRecord, why: str) -> None:
+    """No feed could be created: the packages go back to LABELED -- unless a createFeed may have
+    gone through (the feed was uploaded), then the verify step reads them back."""
+    result = "unknown" if feed.state == "UPLOADED" else "retry"
+    error = f"feed {feed.id} could not be submitted: {why}"[:500]
+    counts = rt.ledger.settle_feed(
+        feed.id,
+        [FeedOutcome(m.package_id, result, error) for m in rt.ledger.feed_members(feed.id)],
+        state="FAILED",
+        summary=error,
+    )
+    _state(rt).failures.pop(feed.id, None)
+    log.warning("account %s: feed %d given up: %s", feed.account, feed.id, counts)
+
+
+# -- following ---------------------------------------------------------------------------------------
+
+
+def _follow(rt: Runtime, feeds: FeedsClient, account: Account) -> int:
+    settings = rt.config.amazon.feeds
+    state = _state(rt)
+    moved = 0
+    for feed in rt.ledger.feeds(account.name, open_only=True):
+        if feed.state in ("CLAIMED", "UPLOADED"):  # a crash or an error before createFeed answered
+            if feeds.available("createFeedDocument") >= 1 and feeds.available("createFeed") >= 1:
+                log.info(
+                    "account %s: feed %d was %s without an Amazon feed id; submitting it again",
+                    account.name,
+                    feed.id,
+                    feed.state,
+                )
+                _submit(rt, feeds, feed)
+            continue
+        last = state.checked.get(feed.id)
+        if last is not None and time.monotonic() - last < settings.poll_seconds:
+            continue
+        if feeds.available("getFeed") < 1:
+            break
+        status = feeds.get_feed(feed.feed_id)
+        state.checked[feed.id] = time.monotonic()
+        processing = str(status["processingStatus"])
+        if processing != feed.processing_status:
+            rt.ledger.feed_checked(feed.id, processing)
+        if processing in ("IN_QUEUE", "IN_PROGRESS"):
+            continue
+        report: ProcessingReport | None = None
+        result_id = status.get("resultFeedDocumentId")
+        if processing == "DONE" and result_id:
+            if feeds.available("getFeedDocument") < 1:
+                continue  # the report next time; the feed is done on Amazon's side meanwhile
+            content = feeds.download(feeds.get_feed_document(str(result_id)))
+            try:
+                report = parse_processing_report(content)
+            except ValueError as exc:
+                log.warning(
+                    "account %s: feed %s: unreadable processing report (%s); reading the orders back",
+                    account.name,
+                    feed.feed_id,
+                    exc,
+                )
+        crashpoint("before_feed_settle")
+        moved += _settle(rt, feed, processing, report)
+        state.checked.pop(feed.id, None)
+    return moved
+
+
+def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingReport | None) -> int:
+    settings = rt.config.amazon.feeds
+    members = rt.ledger.feed_members(feed.id)
+    outcomes: list[FeedOutcome] = []
+    if processing == "CANCELLED":  # nothing was processed
+        outcomes = [FeedOutcome(m.package_id, "retry", f"feed {feed.feed_id} was cancelled") for m in members]
+    elif report is None:
+        why = f"feed {feed.feed_id} ended {processing} without a readable report; reading the order back"
+        outcomes = [FeedOutcome(m.package_id, "unknown", why) for m in members]
+    else:
+        if report.processed is not None and report.processed != feed.rows_total:
+            log.warning(
+                "account %s: feed %s: the report counts %d record(s), the document had %d",
+                feed.account,
+                feed.feed_id,
+                report.processed,
+                feed.rows_total,
+            )
+        errors = report.errors_by_record()
+        offset = settings.first_record_number - 1
+        for member in members:
+            found = [
+                e
+                for row in range(member.first_row, member.last_row + 1)
+                for e in errors.get(row + offset, [])
+            ]
+            outcomes.append(_outcome(rt, feed, member.package_id, found))
+    counts = rt.ledger.settle_feed(
+        feed.id,
+        outcomes,
+        state="DONE" if processing == "DONE" else "FAILED",
+        processing_status=processing,
+        summary=_summary(report, processing),
+    )
+    held = counts.get("rejected", 0)
+    if held:
+        rt.counters.add("held", held)
+    log.info(
+        "account %s: feed %s %s: %s",
+        feed.account,
+        feed.feed_id,
+        processing,
+        ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "already settled",
+    )
+    return sum(counts.values())
+
+
+def _outcome(rt: Runtime, feed: FeedRecord, package_id: int, errors: Iterable) -> FeedOutcome:
+    errors = list(errors)
+    if not errors:
+        return FeedOutcome(package_id, "accepted")
+    settings = rt.config.amazon.feeds
+    text = "; ".join(f"record {e.record}: {e.error_code} {e.message}".strip() for e in errors)[:400]
+    if all(e.error_code in settings.retry_error_codes for e in errors):
+        package = rt.ledger.get_package(package_id)
+        if package is None or package.confirm_attempts < rt.engine.max_attempts:
+            return FeedOutcome(package_id, "retry", f"feed {feed.feed_id}: {text}")
+        return FeedOutcome(
+            package_id,
+            "rejected",
+            f"feed {feed.feed_id}: {text}",
+            HoldReason.RETRIES_EXHAUSTED.value,
+            f"feed {feed.feed_id} refused the confirmation {package.confirm_attempts} times: {text}",
+        )
+    if feed.attempts > 1 or any(looks_already_shipped(e.error_code, e.message) for e in errors):
+        # submitted again after a lost createFeed answer, or "already shipped": maybe ours; read back
+        return FeedOutcome(package_id, "unknown", f"feed {feed.feed_id}: {text}")
+    package = rt.ledger.get_package(package_id)
+    order_id = package.order_id if package else "?"
+    return FeedOutcome(
+        package_id,
+        "rejected",
+        f"feed {feed.feed_id}: {text}",
+        HoldReason.AMAZON_REJECTED.value,
+        f"order {order_id}: Amazon refused the shipment confirmation in feed {feed.feed_id}: {text}",
+    )
+
+
+def _summary(report: ProcessingReport | None, processing: str) -> str:
+    if report is None:
+        return processing
+    errors = sum(r.is_error for r in report.results)
+    return (
+        f"{processing}: processed {report.processed}, successful {report.successful}, "
+        f"{errors} error line(s), {len(report.results) - errors} warning(s)"
+    )

@@ -1,0 +1,162 @@
+"""The daemon's scheduler: every order driven as soon as it is due, earliest ship-by first.
+
+``run --once`` works in passes (poll, then drive everything, then the periodic jobs). The daemon
+proper (:meth:`connector.engine.loop.Engine.run_forever`) must not: a pass waits for its slowest
+order, and an account's poll waiting ~3 minutes for its searchOrders token would hold every
+order already in the ledger. So four loops run side by side until a stop request:
+
+* the **dispatcher** (the calling thread) keeps the pool of order workers busy: whenever a worker
+  is free it asks the ledger for the due orders (one indexed query, nothing decrypted), earliest
+  ship-by first, and hands out the next ones not in flight -- at most a fair share per seller
+  account while other accounts have work, so one account waiting on its quota never takes every
+  worker;
+* the **poller** polls each account on its own thread every ``poll_interval_seconds``; a poll
+  waiting for quota holds nothing else;
+* the **periodic** thread verifies confirmations from pages of shipped orders and sends and reads
+  the bulk-confirmation feeds;
+* the **leader** thread (on the worker that leads) tracks parcels, raises alerts, purges, runs the
+  hooks and the webhooks.
+
+Each loop on its own thread, so one slow job (a carrier's tracking call) holds no other. A stop
+request ends every wait; the steps in flight finish and commit.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from ..ledger import ACTIVE_ORDER_STATES
+from ..model import utcnow
+from .outcome import Outcome
+
+if TYPE_CHECKING:
+    from .loop import Engine
+
+log = logging.getLogger("connector.engine")
+
+DISPATCH_TICK_S = 0.5   # how often the dispatcher looks again when no worker finished
+DUE_WINDOW = 4          # orders read per free worker (room to skip those in flight or over share)
+REST_S = 2.0            # an order that came back without progress (e.g. locked elsewhere) waits this long
+
+
+def fair_pick(due: list, in_flight: set[str], per_account: Counter, free: int, workers: int) -> list:
+    """The next ``free`` orders of ``due`` (earliest ship-by first) that are not in flight, at most
+    a fair share of ``workers`` per account while several accounts have work."""
+    accounts = {d.account for d in due if d.order_id not in in_flight}
+    accounts |= {a for a, n in per_account.items() if n}
+    share = max(1, math.ceil(workers / max(1, len(accounts))))
+    picked = []
+    for d in due:
+        if len(picked) >= free:
+            break
+        if d.order_id in in_flight or per_account[d.account] >= share:
+            continue
+        picked.append(d)
+        per_account[d.account] += 1
+    return picked
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, drive: Callable[..., object]) -> None:
+        self.engine = engine
+        self.rt = engine.rt
+        self.stop = engine.stop_event
+        self.drive = drive
+
+    def run(self, *, tick_seconds: float) -> None:
+        threads = [threading.Thread(target=self._poll_loop, name="order-poll", daemon=True),
+                   threading.Thread(target=self._periodic_loop, args=(tick_seconds,), name="periodic",
+                                    daemon=True),
+                   threading.Thread(target=self._leader_loop, args=(tick_seconds,), name="leader-jobs",
+                                    daemon=True)]
+        for thread in threads:
+            thread.start()
+        try:
+            self._dispatch()
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join()
+
+    # -- the dispatcher ------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        workers = self.rt.engine.workers
+        in_flight: dict[str, tuple[str, Future]] = {}  # order id -> (account, its drive)
+        resting: dict[str, float] = {}  # order id -> monotonic time it may be dispatched again
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order") as pool:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                for order_id in [o for o, (_, f) in in_flight.items() if f.done()]:
+                    outcome = in_flight.pop(order_id)[1].result()  # drive() handles its own errors
+                    if outcome is not Outcome.PROGRESS:  # not PROGRESS: nothing to do right now
+                        resting[order_id] = now + REST_S
+                for order_id in [o for o, until in resting.items() if until <= now]:
+                    del resting[order_id]
+                free = workers - len(in_flight)
+                if free > 0:
+                    membership = self.rt.membership
+                    owned = membership.owned() if membership is not None and membership.shared else None
+                    due = self.rt.ledger.schedule(
+                        ACTIVE_ORDER_STATES, due_before=utcnow(), accounts=owned,
+                        limit=free * DUE_WINDOW + len(in_flight) + len(resting))
+                    busy = Counter(account for account, _ in in_flight.values())
+                    for d in fair_pick(due, set(in_flight) | set(resting), busy, free, workers):
+                        in_flight[d.order_id] = (d.account, pool.submit(
+                            self.drive, self.rt, d.order_id, self.stop.is_set))
+                waiting = [f for _, f in in_flight.values()]
+                if waiting:  # wake when a worker finishes, or to look for newly due orders
+                    _wait_any(waiting, DISPATCH_TICK_S, self.stop)
+                else:
+                    self.stop.wait(DISPATCH_TICK_S)
+            for _, future in in_flight.values():  # a stop: the steps in flight finish and commit
+                future.result()
+
+    # -- the poller and the leader ---------------------------------------------------------------
+    def _poll_loop(self) -> None:
+        interval = self.rt.engine.poll_interval_seconds
+        accounts = self.rt.config.accounts
+        while not self.stop.is_set():
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=max(1, len(accounts)), thread_name_prefix="poll") as polls:
+                for account in accounts:  # each on its own thread: one waiting for quota holds no other
+                    polls.submit(self._guarded, self.engine.poll_accounts, [account])
+            self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def _periodic_loop(self, tick_seconds: float) -> None:
+        """Every tick: confirmations verified from pages of shipped orders and bulk confirmation
+        by feed (each paces itself per owned account)."""
+        from .feeds import run_feeds
+        from .verify import verify_in_bulk
+
+        while not self.stop.is_set():
+            for job in (verify_in_bulk, run_feeds):
+                if not self.stop.is_set():
+                    self._guarded(job, self.rt, self.stop.is_set)
+            self.stop.wait(tick_seconds)
+
+    def _leader_loop(self, tick_seconds: float) -> None:
+        """The jobs done once for all workers; a slow carrier's tracking call holds nothing else."""
+        while not self.stop.is_set():
+            if self.rt.leads():
+                self._guarded(self.engine._leader_jobs)
+            self.stop.wait(tick_seconds)
+
+    def _guarded(self, job: Callable[..., object], *args: object) -> None:
+        try:
+            job(*args)
+        except Exception:  # noqa: BLE001 - a failing job is logged and tried again next time
+            if not self.stop.is_set():
+                log.exception("%s failed", getattr(job, "__name__", job))
+
+
+def _wait_any(futures: list[Future], timeout: float, stop: threading.Event) -> None:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    if not stop.is_set():
+        wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)

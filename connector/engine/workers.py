@@ -1,0 +1,113 @@
+"""This daemon's place among the workers that share a PostgreSQL ledger.
+
+With the embedded SQLite ledger one daemon does everything. With a PostgreSQL ledger any number of
+``mfn-connector run`` processes, on one host or many, share the work: each holds leases on a fair
+share of the seller accounts (:mod:`connector.ledger.leases`) and polls, plans, buys and confirms
+only for those, so each account's quota buckets live in one process. One of them also holds the
+``@leader`` lease and runs the jobs done once for everyone: tracking, alerts, the PII purge, the
+plugin hooks and the webhooks. A heartbeat thread renews the leases every third of the lease time;
+a worker that cannot renew (the database is gone) stops acting for its accounts once their lease
+runs out, so two workers never act for one account longer than a heartbeat's overlap -- and even
+then the ledger's claims and the per-order locks keep every label and confirmation single.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from ..ledger import Ledger
+
+log = logging.getLogger("connector.workers")
+
+LEADER = "@leader"
+
+
+class Membership:
+    """Which accounts this daemon acts for now; everything when the ledger is not shared."""
+
+    def __init__(self, ledger: Ledger, accounts: list[str], *, lease_seconds: float,
+                 on_change: Callable[[set[str], set[str]], None] | None = None) -> None:
+        """``on_change(gained, lost)`` hears every change of the keys owned (quota hand-over)."""
+        self.ledger = ledger
+        self.on_change = on_change
+        self.accounts = list(accounts)
+        self.lease_seconds = float(lease_seconds)
+        self.shared = bool(getattr(ledger, "shared", False))
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._owned: set[str] = set()
+        self._valid_until = 0.0  # monotonic: the leases last renewed run out then
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._liveness: Callable[[], bool] | None = None
+
+    # -- what this worker acts for ---------------------------------------------------------------
+    def owns(self, account: str) -> bool:
+        if not self.shared:
+            return True
+        with self._lock:
+            return account in self._owned and time.monotonic() < self._valid_until
+
+    @property
+    def leads(self) -> bool:
+        """Whether this worker runs the once-for-everyone jobs (always, with an unshared ledger)."""
+        return self.owns(LEADER)
+
+    def owned(self) -> set[str]:
+        if not self.shared:
+            return set(self.accounts)
+        with self._lock:
+            return set(self._owned) if time.monotonic() < self._valid_until else set()
+
+    # -- heartbeats ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Take this worker's first leases now, then renew them in the background."""
+        if not self.shared or self._thread is not None:
+            return
+        hold = getattr(self.ledger, "hold_worker_lock", None)  # others see at once when this one dies
+        self._liveness = hold(self.worker_id) if hold is not None else None
+        self.heartbeat()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+        self._thread.start()
+
+    def heartbeat(self) -> set[str]:
+        started = time.monotonic()
+        if self._liveness is not None:
+            self._liveness()  # re-taken if its connection was lost
+        owned = self.ledger.worker_heartbeat(
+            self.worker_id, host=socket.gethostname(), pid=os.getpid(), accounts=self.accounts,
+            jobs=(LEADER,), lease_seconds=self.lease_seconds)
+        with self._lock:
+            previous, self._owned = self._owned, owned
+            self._valid_until = started + self.lease_seconds
+        if owned != previous:
+            log.info("worker %s now acts for %s", self.worker_id, ", ".join(sorted(owned)) or "nothing")
+            if self.on_change is not None:
+                self.on_change(owned - previous, previous - owned)
+        return owned
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                self.heartbeat()
+            except Exception as exc:  # noqa: BLE001 - the leases run out by themselves if this goes on
+                log.warning("worker %s: lease heartbeat failed: %s", self.worker_id, exc)
+
+    def stop(self) -> None:
+        """Stop renewing and hand the leases back at once (a clean stop; a killed worker's
+        leases expire instead)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+            try:
+                self.ledger.release_worker(self.worker_id)
+            except Exception as exc:  # noqa: BLE001 - they expire by themselves
+                log.warning("worker %s: could not hand its leases back: %s", self.worker_id, exc)
+            with self._lock:
+                self._owned = set()

@@ -1,0 +1,434 @@
+"""Feeds in the ledger: bulk shipment confirmations and the packages each one carries.
+
+The exactly-once rule: a package is never in a feed and a single confirmation at once. Claiming
+packages for a feed is ONE transaction that moves each package (and its order) LABELED ->
+CONFIRMING -- the claim confirmShipment takes too (``engine/confirm.py``) -- and records its
+membership, so the single-confirmation path finds it claimed, and a package the single path
+claimed is no longer LABELED for a feed. While the feed is open (:meth:`FeedStore.in_open_feed`)
+the single path leaves the package alone; :meth:`FeedStore.settle_feed` ends the membership,
+moving every package on in the same transaction as the feed's result.
+
+A feed row moves CLAIMED -> UPLOADED (document uploaded; ``attempts`` counts uploads) ->
+SUBMITTED (``feed_id`` stored) -> DONE or FAILED. Mixed into the SQL ledger stores; uses their
+``_conn``/``_write``/``_now`` and transition helpers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..holds import parse_hold_reason
+from ..model import Order
+from .base import OrderState, Package, PackageState
+from .timestamps import from_text as _dt
+from .timestamps import to_text as _ts
+
+OPEN_FEED_STATES = ("CLAIMED", "UPLOADED", "SUBMITTED")
+# what a settled package became: accepted (CONFIRMED), unknown (CONFIRMED, read back to decide),
+# rejected (LABELED, order held), retry (LABELED, order due again), skipped (moved by someone else)
+RESULTS = ("accepted", "unknown", "rejected", "retry", "skipped")
+_UNHOLDABLE = {OrderState.CANCELLED.value, OrderState.VERIFIED.value, OrderState.VOIDED.value}
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    id: int
+    account: str
+    feed_type: str
+    marketplace_ids: tuple[str, ...]
+    state: str
+    feed_document_id: str
+    feed_id: str
+    processing_status: str
+    attempts: int
+    created_at: datetime
+    uploaded_at: datetime | None
+    submitted_at: datetime | None
+    checked_at: datetime | None
+    done_at: datetime | None
+    rows_total: int
+    rows_accepted: int
+    rows_rejected: int
+    summary: str
+
+
+@dataclass(frozen=True)
+class FeedMember:
+    package_id: int
+    first_row: int
+    last_row: int
+    result: str
+    error: str
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    """How :meth:`FeedStore.settle_feed` moves one member package on."""
+
+    package_id: int
+    result: str  # one of RESULTS but "skipped"
+    error: str = ""
+    hold_reason: str = ""  # with result "rejected": the order is held with this reason
+    hold_message: str = ""
+
+
+def _feed(row: Any) -> FeedRecord:
+    return FeedRecord(
+        id=int(row["id"]),
+        account=row["account"],
+        feed_type=row["feed_type"],
+        marketplace_ids=tuple(json.loads(row["marketplace_ids"])),
+        state=row["state"],
+        feed_document_id=row["feed_document_id"],
+        feed_id=row["feed_id"],
+        processing_status=row["processing_status"],
+        attempts=int(row["attempts"]),
+        created_at=_dt(row["created_at"]),
+        uploaded_at=_dt(row["uploaded_at"]),
+        submitted_at=_dt(row["submitted_at"]),
+        checked_at=_dt(row["checked_at"]),
+        done_at=_dt(row["done_at"]),
+        rows_total=int(row["rows_total"]),
+        rows_accepted=int(row["rows_accepted"]),
+        rows_rejected=int(row["rows_rejected"]),
+        summary=row["summary"],
+    )
+
+
+class FeedStore:
+    """claim / track / settle the feeds of bulk shipment confirmation (see the module docstring)."""
+
+    def claim_feed(
+        self,
+        account: str,
+        feed_type: str,
+        marketplace_ids: Sequence[str],
+        packages: Sequence[tuple[Package, int]],
+        *,
+        shipped_at: datetime,
+    ) -> tuple[int, list[FeedMember]]:
+        """Claim ``packages`` ((package, number of document rows it needs), in document order) for a
+        new feed, in one transaction: each package still LABELED whose order is LABELED moves to
+        CONFIRMING (its ship date kept, or set to ``shipped_at``; a confirmation attempt counted) and
+        becomes a member. Returns (feed row id, members); (0, []) when none could be claimed."""
+        if not packages:
+            return 0, []
+        with self._write() as conn:
+            now = self._now()
+            feed_row = conn.execute(
+                "INSERT INTO feeds (account, feed_type, marketplace_ids, state, created_at)"
+                " VALUES (?, ?, ?, 'CLAIMED', ?) RETURNING id",
+                (account, feed_type, json.dumps(list(marketplace_ids)), now),
+            ).fetchone()
+            feed_row_id = int(feed_row[0])
+            members: list[FeedMember] = []
+            row = 1
+            for package, rows in packages:
+                if rows < 1:
+                    raise ValueError(
+                        f"package {package.package_ref} of order {package.order_id}: no feed rows"
+                    )
+                order = conn.execute(
+                    "SELECT state FROM orders WHERE order_id = ?", (package.order_id,)
+                ).fetchone()
+                if order is None or order["state"] != OrderState.LABELED.value:
+                    continue
+                cur = conn.execute(
+                    "UPDATE packages SET state = ?, shipped_at = COALESCE(shipped_at, ?),"
+                    " confirm_attempts = confirm_attempts + 1, updated_at = ? WHERE id = ? AND state = ?",
+                    (
+                        PackageState.CONFIRMING.value,
+                        _ts(shipped_at),
+                        now,
+                        package.id,
+                        PackageState.LABELED.value,
+                    ),
+                )
+                if cur.rowcount != 1:
+                    continue  # the single path (or another worker) has it
+                self._transition(
+                    conn,
+                    package.order_id,
+                    package.id,
+                    now,
+                    PackageState.LABELED.value,
+                    PackageState.CONFIRMING.value,
+                    f"package {package.package_ref}; claimed for feed {feed_row_id}",
+                )
+                self._move_order_with_package(
+                    conn, package.order_id, package.package_ref, OrderState.CONFIRMING, now
+                )
+                conn.execute(
+                    "INSERT INTO feed_packages (feed_row_id, package_id, first_row, last_row)"
+                    " VALUES (?, ?, ?, ?)",
+                    (feed_row_id, package.id, row, row + rows - 1),
+                )
+                members.append(FeedMember(package.id, row, row + rows - 1, "", ""))
+                row += rows
+            if not members:
+                conn.execute("DELETE FROM feeds WHERE id = ?", (feed_row_id,))
+                return 0, []
+            conn.execute("UPDATE feeds SET rows_total = ? WHERE id = ?", (row - 1, feed_row_id))
+        return feed_row_id, members
+
+    def feed_backlog(self, account: str, states: Sequence[OrderState]) -> tuple[int, datetime | None]:
+        """How many of the account's orders are in ``states``, and the earliest ship-by among them."""
+        marks = ", ".join("?" for _ in states)
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COUNT(*) AS n, MIN(ship_by) AS first FROM orders"
+                f" WHERE account = ? AND state IN ({marks})",
+                (account, *(OrderState(s).value for s in states)),
+            )
+            .fetchone()
+        )
+        return int(row["n"]), (_dt(row["first"]) if row["first"] else None)
+
+    def park_for_feed(self, order_id: str, until: datetime) -> None:
+        """Make a LABELED order due only at ``until`` (a feed will claim it), without counting a
+        failed attempt as ``defer`` does."""
+        with self._write() as conn:
+            conn.execute("UPDATE orders SET next_attempt_at = ? WHERE order_id = ? AND state = ?",
+                         (_ts(until), order_id, OrderState.LABELED.value))
+
+    def labeled_for_feed(
+        self, account: str, *, limit: int, due_before: datetime | None = None
+    ) -> list[tuple[Order, Package]]:
+        """The account's LABELED packages of LABELED orders (due by ``due_before`` when given),
+        earliest ship-by first, with their orders (without the buyer's address: a feed does not
+        need it)."""
+        due = " AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?)" if due_before else ""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT p.*, o.data AS order_data FROM packages p JOIN orders o ON o.order_id = p.order_id"
+                " WHERE o.account = ? AND o.state = ? AND p.state = ?" + due
+                + " ORDER BY (o.ship_by IS NULL), o.ship_by, o.order_id, p.id LIMIT ?",
+                (account, OrderState.LABELED.value, PackageState.LABELED.value,
+                 *((_ts(due_before),) if due_before else ()), limit),
+            )
+            .fetchall()
+        )
+        return [(Order.from_dict(json.loads(r["order_data"])), self._package(r)) for r in rows]
+
+    def feed_uploaded(self, feed_row_id: int, feed_document_id: str) -> None:
+        """The document is uploaded (again): UPLOADED, one more attempt, no feed id yet."""
+        self._feed_update(
+            feed_row_id,
+            OPEN_FEED_STATES[:2],
+            "UPLOADED",
+            "feed_document_id = ?, feed_id = '', uploaded_at = ?, attempts = attempts + 1",
+            lambda now: (feed_document_id, now),
+        )
+
+    def feed_submitted(self, feed_row_id: int, feed_id: str) -> None:
+        """createFeed answered: SUBMITTED with Amazon's feed id."""
+        self._feed_update(
+            feed_row_id,
+            ("UPLOADED",),
+            "SUBMITTED",
+            "feed_id = ?, submitted_at = ?",
+            lambda now: (feed_id, now),
+        )
+
+    def feed_checked(self, feed_row_id: int, processing_status: str) -> None:
+        """What getFeed said last (the state stays SUBMITTED until the feed is settled)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE feeds SET processing_status = ?, checked_at = ? WHERE id = ?",
+                (processing_status, self._now(), feed_row_id),
+            )
+
+    def _feed_update(
+        self, feed_row_id: int, expect: Sequence[str], new: str, assignments: str, values: Any
+    ) -> None:
+        from .base import StaleStateError
+
+        with self._write() as conn:
+            now = self._now()
+            marks = ", ".join("?" for _ in expect)
+            cur = conn.execute(
+                f"UPDATE feeds SET state = ?, {assignments} WHERE id = ? AND state IN ({marks})",
+                (new, *values(now), feed_row_id, *expect),
+            )
+            if cur.rowcount != 1:
+                raise StaleStateError(f"feed {feed_row_id} is not {' or '.join(expect)}")
+
+    def get_feed_record(self, feed_row_id: int) -> FeedRecord | None:
+        row = self._conn().execute("SELECT * FROM feeds WHERE id = ?", (feed_row_id,)).fetchone()
+        return _feed(row) if row is not None else None
+
+    def feeds(self, account: str | None = None, *, open_only: bool = False) -> list[FeedRecord]:
+        """Feed rows, oldest first; only those still in flight with ``open_only``."""
+        sql, args = "SELECT * FROM feeds WHERE 1 = 1", []
+        if account is not None:
+            sql += " AND account = ?"
+            args.append(account)
+        if open_only:
+            sql += f" AND state IN ({', '.join('?' for _ in OPEN_FEED_STATES)})"
+            args.extend(OPEN_FEED_STATES)
+        rows = self._conn().execute(sql + " ORDER BY id", args).fetchall()
+        return [_feed(r) for r in rows]
+
+    def feed_members(self, feed_row_id: int) -> list[FeedMember]:
+        rows = (
+            self._conn()
+            .execute("SELECT * FROM feed_packages WHERE feed_row_id = ? ORDER BY first_row", (feed_row_id,))
+            .fetchall()
+        )
+        return [
+            FeedMember(int(r["package_id"]), int(r["first_row"]), int(r["last_row"]), r["result"], r["error"])
+            for r in rows
+        ]
+
+    def in_open_feed(self, package_id: int) -> bool:
+        """Whether a feed still in flight holds this package's claim."""
+        marks = ", ".join("?" for _ in OPEN_FEED_STATES)
+        row = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM feed_packages fp JOIN feeds f ON f.id = fp.feed_row_id"
+                f" WHERE fp.package_id = ? AND fp.result = '' AND f.state IN ({marks}) LIMIT 1",
+                (package_id, *OPEN_FEED_STATES),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    def confirmed_by_feed(self, package_id: int) -> bool:
+        """Whether a feed confirmed this package (or may have): Amazon numbers such a package
+        itself, so only its tracking number identifies it when the order is read back."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM feed_packages"
+                " WHERE package_id = ? AND result IN ('accepted', 'unknown') LIMIT 1",
+                (package_id,),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    def settle_feed(
+        self,
+        feed_row_id: int,
+        outcomes: Sequence[FeedOutcome],
+        *,
+        state: str = "DONE",
+        processing_status: str = "",
+        summary: str = "",
+    ) -> dict[str, int]:
+        """End a feed in one transaction: every member package still CONFIRMING moves on by its
+        outcome (accepted/unknown -> CONFIRMED; rejected -> LABELED and its order HELD; retry ->
+        LABELED), a member someone else moved meanwhile is ``skipped``, and the feed becomes
+        ``state`` (DONE or FAILED). Returns the count per result. A feed settled already is left
+        as it is (empty counts)."""
+        if state not in ("DONE", "FAILED"):
+            raise ValueError(f"feed {feed_row_id}: settle to DONE or FAILED, not {state!r}")
+        by_package = {o.package_id: o for o in outcomes}
+        unknown = [o.result for o in outcomes if o.result not in RESULTS[:4]]
+        if unknown:
+            raise ValueError(f"feed {feed_row_id}: unknown result(s) {', '.join(sorted(set(unknown)))}")
+        counts: dict[str, int] = {}
+        with self._write() as conn:
+            now = self._now()
+            feed = conn.execute("SELECT state FROM feeds WHERE id = ?", (feed_row_id,)).fetchone()
+            if feed is None:
+                raise KeyError(f"unknown feed {feed_row_id}")
+            if feed["state"] not in OPEN_FEED_STATES:
+                return {}
+            members = conn.execute(
+                "SELECT package_id FROM feed_packages WHERE feed_row_id = ? AND result = ''", (feed_row_id,)
+            ).fetchall()
+            for member in members:
+                package_id = int(member["package_id"])
+                outcome = by_package.get(package_id) or FeedOutcome(package_id, "unknown", "no result for it")
+                result = self._settle_package(conn, feed_row_id, outcome, now)
+                counts[result] = counts.get(result, 0) + 1
+                conn.execute(
+                    "UPDATE feed_packages SET result = ?, error = ? WHERE feed_row_id = ? AND package_id = ?",
+                    (result, outcome.error[:500], feed_row_id, package_id),
+                )
+            conn.execute(
+                "UPDATE feeds SET state = ?, processing_status = ?, done_at = ?, rows_accepted = ?,"
+                " rows_rejected = ?, summary = ? WHERE id = ?",
+                (
+                    state,
+                    processing_status,
+                    now,
+                    counts.get("accepted", 0),
+                    counts.get("rejected", 0),
+                    summary[:1000],
+                    feed_row_id,
+                ),
+            )
+        return counts
+
+    def _settle_package(self, conn: Any, feed_row_id: int, outcome: FeedOutcome, now: str) -> str:
+        row = conn.execute(
+            "SELECT order_id, package_ref, state FROM packages WHERE id = ?", (outcome.package_id,)
+        ).fetchone()
+        if row is None or row["state"] != PackageState.CONFIRMING.value:
+            return "skipped"  # voided (Amazon cancelled the order) or moved by a person meanwhile
+        order_id, ref = row["order_id"], row["package_ref"]
+        confirmed = outcome.result in ("accepted", "unknown")
+        new = PackageState.CONFIRMED if confirmed else PackageState.LABELED
+        if confirmed:
+            conn.execute(
+                "UPDATE packages SET state = ?, confirmed_at = ?, error = ?, updated_at = ? WHERE id = ?",
+                (
+                    new.value,
+                    now,
+                    "" if outcome.result == "accepted" else outcome.error[:500],
+                    now,
+                    outcome.package_id,
+                ),
+            )
+        else:
+            conn.execute(
+                "UPDATE packages SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                (new.value, outcome.error[:500], now, outcome.package_id),
+            )
+        self._transition(
+            conn,
+            order_id,
+            outcome.package_id,
+            now,
+            PackageState.CONFIRMING.value,
+            new.value,
+            f"package {ref}; feed {feed_row_id}: {outcome.result}",
+        )
+        self._move_order_with_package(
+            conn, order_id, ref, OrderState.CONFIRMED if confirmed else OrderState.LABELED, now
+        )
+        if outcome.result == "rejected" and outcome.hold_reason:
+            self._hold_in(conn, order_id, outcome.hold_reason, outcome.hold_message, now)
+        return outcome.result
+
+    def _hold_in(self, conn: Any, order_id: str, reason: str, message: str, now: str) -> None:
+        """Hold the order inside the caller's transaction (what ``hold`` does in its own)."""
+        reason = parse_hold_reason(reason).value
+        row = self._order_row(conn, order_id, "state, held_from")
+        state = row["state"]
+        if state in _UNHOLDABLE:
+            return
+        held_from = row["held_from"] if state == OrderState.HELD.value else state
+        conn.execute(
+            "UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
+            " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
+            (OrderState.HELD.value, reason, message, held_from, now, order_id),
+        )
+        self._transition(
+            conn,
+            order_id,
+            None,
+            now,
+            state,
+            OrderState.HELD.value,
+            f"{reason}: {message}" if message else reason,
+        )

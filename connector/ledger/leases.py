@@ -1,0 +1,126 @@
+"""Workers and account leases in the ledger: which daemon owns which seller account now.
+
+Several daemons share a PostgreSQL ledger. Each seller account (the unit of Amazon's quotas) is
+leased to one worker at a time, so the account's token buckets live in one process and stay
+exact. A worker renews its leases with every heartbeat; a lease not renewed within the lease time
+expires and the next heartbeat of another worker takes it over. Each heartbeat also rebalances: a
+worker holds at most its fair share (accounts / live workers, rounded up) and gives back the rest,
+so a worker that joins gets accounts within one lease time.
+
+A store that can see whether a worker's process is still there (PostgreSQL: each worker holds a
+session advisory lock for its lifetime, which the server drops when the process dies) frees a dead
+worker's leases at once instead of at their expiry, so a restarted daemon carries on at once.
+
+Each heartbeat is one write transaction, and write transactions are serialised by the ledger's
+write lock (see :mod:`connector.ledger.postgres`), so two workers never take the same account.
+Keys starting with ``@`` are jobs that one worker at a time runs for everyone (``@leader``: the
+hourly purge, alerts, hooks and webhooks); they are taken like accounts but not counted in the share.
+Mixed into the SQL ledger stores; uses their ``_conn``/``_write``/``_clock``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .timestamps import from_text as _dt
+from .timestamps import to_text as _ts
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    worker_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    key: str
+    worker_id: str | None
+    acquired_at: datetime
+    expires_at: datetime | None
+    handovers: int  # how often the key changed hands (a dead or leaving worker's account moved)
+
+
+class LeaseStore:
+    def worker_heartbeat(self, worker_id: str, *, host: str, pid: int, accounts: Sequence[str],
+                         jobs: Sequence[str] = (), lease_seconds: float) -> set[str]:
+        """Register or refresh ``worker_id``, renew its leases, take its fair share of
+        ``accounts`` (and any free ``jobs``) and give back what is over the share. Returns the keys
+        it owns until the next heartbeat is due."""
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
+        with self._write() as conn:
+            moment = self._clock()
+            now, until = _ts(moment), _ts(moment + timedelta(seconds=lease_seconds))
+            alive_since = _ts(moment - timedelta(seconds=lease_seconds))
+            conn.execute("INSERT INTO workers (worker_id, host, pid, started_at, heartbeat_at) VALUES"
+                         " (?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at ="
+                         " excluded.heartbeat_at, stopped_at = NULL", (worker_id, host, pid, now, now))
+            for key in (*accounts, *jobs):
+                conn.execute("INSERT INTO account_leases (account_key, worker_id, acquired_at, expires_at)"
+                             " VALUES (?, NULL, ?, ?) ON CONFLICT (account_key) DO NOTHING", (key, now, now))
+            recent = [r["worker_id"] for r in conn.execute(
+                "SELECT worker_id FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?"
+                " AND worker_id <> ?", (alive_since, worker_id)).fetchall()]
+            dead = {w for w in recent if self._worker_alive(conn, w) is False}
+            for other in dead:  # its process is gone: its leases are free now, not at their expiry
+                conn.execute("UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (now, other))
+            share = math.ceil(len(accounts) / (1 + len(recent) - len(dead)))
+            rows = conn.execute("SELECT account_key, worker_id, expires_at FROM account_leases"
+                                " ORDER BY account_key").fetchall()
+            wanted = set(accounts) | set(jobs)
+            mine = [r["account_key"] for r in rows if r["worker_id"] == worker_id and r["expires_at"] > now
+                    and r["account_key"] in wanted]
+            free = [r for r in rows if r["account_key"] in wanted and r["account_key"] not in mine
+                    and (r["worker_id"] is None or r["expires_at"] <= now or r["worker_id"] in dead)]
+            owned_accounts = [k for k in mine if not k.startswith("@")]
+            for key in owned_accounts[share:]:  # over the share: give back for a newer worker
+                conn.execute("UPDATE account_leases SET worker_id = NULL, expires_at = ?"
+                             " WHERE account_key = ?", (now, key))
+                mine.remove(key)
+            room = share - min(len(owned_accounts), share)
+            for r in free:
+                key = r["account_key"]
+                if not key.startswith("@"):
+                    if room <= 0:
+                        continue
+                    room -= 1
+                moved = 1 if r["worker_id"] not in (None, worker_id) else 0
+                conn.execute("UPDATE account_leases SET worker_id = ?, acquired_at = ?, handovers ="
+                             " handovers + ? WHERE account_key = ?", (worker_id, now, moved, key))
+                mine.append(key)
+            if mine:
+                marks = ", ".join("?" * len(mine))
+                conn.execute(f"UPDATE account_leases SET expires_at = ? WHERE account_key IN ({marks})",
+                             (until, *mine))
+            return set(mine)
+
+    def _worker_alive(self, conn: Any, worker_id: str) -> bool | None:
+        """Whether another worker's process is still there (None: the store cannot tell, and the
+        heartbeat's age decides)."""
+        return None
+
+    def release_worker(self, worker_id: str) -> None:
+        """A worker stopping: its leases end now (the others take them at their next heartbeat)."""
+        with self._write() as conn:
+            now = self._now()
+            conn.execute("UPDATE account_leases SET worker_id = NULL, expires_at = ? WHERE worker_id = ?",
+                         (now, worker_id))
+            conn.execute("UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (now, worker_id))
+
+    def workers(self) -> list[WorkerRow]:
+        rows = self._conn().execute("SELECT * FROM workers ORDER BY started_at, worker_id").fetchall()
+        return [WorkerRow(r["worker_id"], r["host"], int(r["pid"]), _dt(r["started_at"]),
+                          _dt(r["heartbeat_at"]), _dt(r["stopped_at"])) for r in rows]
+
+    def leases(self) -> list[LeaseRow]:
+        rows = self._conn().execute("SELECT * FROM account_leases ORDER BY account_key").fetchall()
+        return [LeaseRow(r["account_key"], r["worker_id"], _dt(r["acquired_at"]), _dt(r["expires_at"]),
+                         int(r["handovers"])) for r in rows]

@@ -1,0 +1,270 @@
+"""The Feeds client against the SP-API emulator's Feeds API: the five calls, the document and the
+processing report, quotas, and every request and answer checked against Amazon's model."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from connector.amazon.auth import LwaTokenProvider
+from connector.amazon.client import SpApiClient
+from connector.amazon.errors import InvalidInputError, TransientError
+from connector.amazon.feeds import (
+    FEEDS_QUOTAS,
+    FULFILLMENT_FEED_TYPE,
+    FeedRow,
+    FeedsClient,
+    RowResult,
+    build_flat_file,
+    format_processing_report,
+    parse_flat_file,
+    parse_processing_report,
+)
+from connector.ratelimit import RateLimiter
+from connector.sandbox import schemas
+from connector.sandbox.framework import EmulatorServer
+from connector.sandbox.spapi import DEFAULT_SELLER, SpApiEmulator
+
+SHIP = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+
+
+def _emulator(**feeds) -> SpApiEmulator:
+    return SpApiEmulator(
+        {
+            "orders_per_seller": 30,
+            "seed": 3,
+            "carrier_codes": {"US": ["USPS", "UPS"]},
+            "sellers": [{**DEFAULT_SELLER, "marketplaces": ["US"]}],
+            "feeds": {"in_queue_seconds": 1, "processing_seconds": 2, **feeds},
+        }
+    )
+
+
+@pytest.fixture
+def served():
+    servers = []
+
+    def serve(emulator: SpApiEmulator, limiter: RateLimiter | None = None) -> FeedsClient:
+        server = EmulatorServer(emulator).start()
+        servers.append(server)
+        session = requests.Session()
+        tokens = LwaTokenProvider(
+            server.url + "/auth/o2/token",
+            DEFAULT_SELLER["refresh_token"],
+            DEFAULT_SELLER["client_id"],
+            DEFAULT_SELLER["client_secret"],
+            session=session,
+        )
+        client = SpApiClient(
+            account="demo",
+            endpoint=server.url,
+            tokens=tokens,
+            limiter=limiter or RateLimiter(headroom=0),
+            session=session,
+        )
+        return FeedsClient(client)
+
+    yield serve
+    for server in servers:
+        server.stop()
+
+
+def _unshipped(emulator: SpApiEmulator, marketplace: str = "ATVPDKIKX0DER") -> list[dict]:
+    return [
+        r["order"]
+        for r in emulator.store["orders"].values()
+        if r["order"]["salesChannel"]["marketplaceId"] == marketplace
+        and r["order"]["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
+        and r["order"]["fulfillment"]["fulfilledBy"] == "MERCHANT"
+    ]
+
+
+def _rows(order: dict, tracking: str, carrier: str = "USPS") -> list[FeedRow]:
+    return [
+        FeedRow(order["orderId"], item["orderItemId"], int(item["quantityOrdered"]), SHIP, carrier, tracking)
+        for item in order["orderItems"]
+    ]
+
+
+def _run(feeds: FeedsClient, emulator: SpApiEmulator, rows: list[FeedRow]) -> tuple[str, dict, bytes]:
+    document = feeds.create_feed_document()
+    feeds.upload(document["url"], build_flat_file(rows))
+    feed_id = feeds.create_feed(document["feedDocumentId"], ["ATVPDKIKX0DER"])
+    assert feeds.get_feed(feed_id)["processingStatus"] == "IN_QUEUE"
+    emulator.clock.advance(1.5)
+    assert feeds.get_feed(feed_id)["processingStatus"] == "IN_PROGRESS"
+    emulator.clock.advance(2)
+    feed = feeds.get_feed(feed_id)
+    assert feed["processingStatus"] == "DONE" and feed["resultFeedDocumentId"]
+    return feed_id, feed, feeds.download(feeds.get_feed_document(feed["resultFeedDocumentId"]))
+
+
+def test_a_feed_confirms_its_rows_and_reports_the_refused_ones(served):
+    emulator = _emulator(reject_orders={})
+    feeds = served(emulator)
+    good, bad_item, too_many, bad_tracking, bad_carrier = _unshipped(emulator)[:5]
+    emulator.feeds.reject_orders = {}
+    rows = (
+        _rows(good, "9400111899223197428490")
+        + [FeedRow(bad_item["orderId"], "99999999999999", 1, SHIP, "USPS", "9400111899223197428491")]
+        + [
+            FeedRow(
+                too_many["orderId"],
+                too_many["orderItems"][0]["orderItemId"],
+                99,
+                SHIP,
+                "USPS",
+                "9400111899223197428492",
+            )
+        ]
+        + [
+            FeedRow(
+                bad_tracking["orderId"], bad_tracking["orderItems"][0]["orderItemId"], 1, SHIP, "USPS", "x"
+            )
+        ]
+        + [
+            FeedRow(
+                bad_carrier["orderId"],
+                bad_carrier["orderItems"][0]["orderItemId"],
+                1,
+                SHIP,
+                "Pigeon",
+                "9400111899223197428493",
+            )
+        ]
+        + [FeedRow("111-0000000-0000000", "1", 1, SHIP, "USPS", "9400111899223197428494")]
+    )
+    _, _, content = _run(feeds, emulator, rows)
+    report = parse_processing_report(content)
+    assert report.processed == len(rows)
+    first_bad = len(_rows(good, "t")) + 1
+    errors = report.errors_by_record()
+    assert sorted(errors) == list(range(first_bad, first_bad + 5))
+    assert report.successful == len(rows) - 5
+    messages = [errors[n][0].message for n in sorted(errors)]
+    assert "is invalid" in messages[0] and "exceeds" in messages[1] and "tracking number" in messages[2]
+    assert "carrier-code" in messages[3] and "not found" in messages[4]
+    order = emulator.store["orders"][good["orderId"]]["order"]
+    assert order["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    (package,) = order["packages"]
+    assert (
+        package["trackingNumber"] == "9400111899223197428490" and int(package["packageReferenceId"]) > 10**8
+    )
+    assert emulator.schema_violations == []
+
+
+def test_the_same_rows_again_edit_the_shipment_instead_of_shipping_twice(served):
+    emulator = _emulator()
+    feeds = served(emulator)
+    order = _unshipped(emulator)[0]
+    rows = _rows(order, "9400111899223197428480")
+    _run(feeds, emulator, rows)
+    _, _, content = _run(feeds, emulator, rows)
+    assert parse_processing_report(content).errors_by_record() == {}
+    live = emulator.store["orders"][order["orderId"]]["order"]
+    assert len(live["packages"]) == 1
+    audit = emulator.state()["feed_shipments"][order["orderId"]]["9400111899223197428480"]
+    assert audit["created"] == 1 and audit["applied"] == 2 * len(rows)
+
+
+def test_injected_rejections_and_gzip_reports(served):
+    emulator = _emulator(gzip_reports=True)
+    order = _unshipped(emulator)[0]
+    emulator.feeds.reject_orders = {order["orderId"]: {"code": "12345", "message": "Sandbox says no."}}
+    feeds = served(emulator)
+    _, feed, _ = _run(feeds, emulator, _rows(order, "9400111899223197428470"))
+    document = feeds.get_feed_document(feed["resultFeedDocumentId"])
+    assert document["compressionAlgorithm"] == "GZIP"
+    raw = requests.get(document["url"], timeout=5).content
+    report = parse_processing_report(gzip.decompress(raw))
+    assert [(e.error_code, e.message) for e in report.results] == [("12345", "Sandbox says no.")]
+
+
+def test_create_feed_needs_an_uploaded_document_and_urls_expire(served):
+    emulator = _emulator()
+    feeds = served(emulator)
+    document = feeds.create_feed_document()
+    with pytest.raises(InvalidInputError, match="upload it before createFeed"):
+        feeds.create_feed(document["feedDocumentId"], ["ATVPDKIKX0DER"])
+    emulator.clock.advance(301)
+    with pytest.raises(TransientError, match="HTTP 403"):
+        feeds.upload(document["url"], b"order-id\n")
+    tampered = document["url"].replace("signature=", "signature=0")
+    with pytest.raises(TransientError, match="HTTP 403"):
+        feeds.upload(tampered, b"order-id\n")
+
+
+def test_feeds_quotas_are_amazons_and_the_emulator_enforces_them(served):
+    emulator = _emulator()
+    limiter = RateLimiter(headroom=0)
+    feeds = served(emulator, limiter)
+    assert limiter.quota("demo", "createFeed") == FEEDS_QUOTAS["createFeed"] == (0.0083, 15)
+    assert emulator.quotas["createFeed"] == {"rate": 0.0083, "burst": 15}
+    assert emulator.quotas["getFeedDocument"] == {"rate": 0.0222, "burst": 10}
+    token = feeds.client.tokens.token()
+    statuses = [
+        requests.post(
+            feeds.client.endpoint + "/feeds/2021-06-30/documents",
+            json={"contentType": "text/plain"},
+            headers={"x-amz-access-token": token},
+            timeout=5,
+        ).status_code
+        for _ in range(16)
+    ]
+    assert statuses[:15] == [201] * 15 and statuses[15] == 429
+    no_token = requests.get(feeds.client.endpoint + "/feeds/2021-06-30/feeds/1", timeout=5)
+    assert no_token.status_code == 403
+
+
+def test_requests_the_client_sends_validate_against_the_model():
+    assert schemas.validate_request("createFeedDocument", body={"contentType": "text/plain"}) == []
+    body = {
+        "feedType": FULFILLMENT_FEED_TYPE,
+        "marketplaceIds": ["ATVPDKIKX0DER"],
+        "inputFeedDocumentId": "d",
+    }
+    assert schemas.validate_request("createFeed", body=body) == []
+    assert schemas.validate_request("createFeed", body={"feedType": "X"})  # the model refuses it
+
+
+def test_flat_file_round_trip_and_report_parsing():
+    rows = [
+        FeedRow("111-1111111-1111111", "A1", 2, SHIP, "Other", "TN1", carrier_name="Acme", ship_method="Std")
+    ]
+    parsed = parse_flat_file(build_flat_file(rows))
+    assert parsed == [
+        {
+            "order-id": "111-1111111-1111111",
+            "order-item-id": "A1",
+            "quantity": "2",
+            "ship-date": "2026-03-02T09:30:00+00:00",
+            "carrier-code": "Other",
+            "carrier-name": "Acme",
+            "tracking-number": "TN1",
+            "ship-method": "Std",
+        }
+    ]
+    with pytest.raises(ValueError, match="tabs"):
+        build_flat_file([FeedRow("1", "A\t1", 1, SHIP, "USPS", "T")])
+    with pytest.raises(ValueError, match="quantity"):
+        build_flat_file([FeedRow("1", "A", 0, SHIP, "USPS", "T")])
+    report = parse_processing_report(
+        format_processing_report(
+            3, [RowResult(2, "10004", "Error", "too many"), RowResult(3, "5", "Warning", "fyi")]
+        )
+    )
+    assert (report.processed, report.successful) == (3, 2)
+    assert list(report.errors_by_record()) == [2]
+    amazon_style = (
+        b"Feed Processing Summary:\n\tNumber of records processed\t\t2\n"
+        b"\tNumber of records successful\t\t1\n\n"
+        b"original-record-number\tsku\terror-code\terror-type\terror-message\n"
+        b"1\t\t18028\tError\tThe data you submitted is incomplete.\n"
+    )
+    parsed_report = parse_processing_report(amazon_style)
+    assert parsed_report.errors_by_record()[1][0].error_code == "18028"
+    with pytest.raises(ValueError):
+        parse_processing_report(b"<html>not a report</html>")

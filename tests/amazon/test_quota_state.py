@@ -1,0 +1,144 @@
+"""Quota state survives a restart: a drained bucket stays drained, a full one is not assumed empty."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.ledger import open_ledger
+from connector.ratelimit import DEFAULT_HEADROOM, RateLimiter
+
+from .conftest import FakeClock
+
+RATE, BURST = 0.0056, 20  # searchOrders
+
+
+@pytest.fixture
+def ledger(tmp_path: Path):
+    led = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}", key_file=str(tmp_path / "pii.key"),
+                      create_key=True)
+    led.migrate()
+    yield led
+    led.close()
+
+
+class Process:
+    """One daemon's limiter: its own monotonic clock (meaningless to another process), the shared
+    wall clock, the shared ledger."""
+
+    def __init__(self, store: Any, wall: FakeClock, start: float) -> None:
+        self.clock = FakeClock(start)
+        self.wall = wall
+
+        def sleep(seconds: float) -> None:  # time passes for everyone
+            self.clock.sleep(seconds)
+            wall.advance(seconds)
+
+        self.limiter = RateLimiter(clock=self.clock, sleep=sleep, wall=wall)
+        self.limiter.attach_store(store)
+
+    def search_bucket(self):
+        return self.limiter.bucket("demo-na", "searchOrders")
+
+
+def test_a_drained_bucket_stays_drained_after_a_restart(ledger) -> None:
+    wall = FakeClock(1_800_000_000.0)
+    first = Process(ledger, wall, start=100.0)
+    bucket = first.search_bucket()
+    for _ in range(BURST):
+        bucket.acquire()
+    first.limiter.save()  # what Runtime.close() does on shutdown
+    state = ledger.load_quota_state("demo-na")["searchOrders"]
+    assert state["tokens"] < 1 and state["at"] == pytest.approx(wall.now)  # wall-clock time, not monotonic
+
+    wall.advance(30)  # the restart takes 30 s
+    second = Process(ledger, wall, start=5.0)
+    restored = second.search_bucket()
+    assert restored.available == pytest.approx(state["tokens"] + 30 * RATE)
+    before = second.clock.now
+    restored.acquire()  # waits for Amazon's next token instead of storming with a "full" bucket
+    missing = 1 - state["tokens"] - 30 * RATE
+    assert second.clock.now - before == pytest.approx(missing / RATE + DEFAULT_HEADROOM, rel=1e-3)
+
+
+def test_a_bucket_with_tokens_left_is_not_assumed_empty(ledger) -> None:
+    wall = FakeClock(1_800_000_000.0)
+    first = Process(ledger, wall, start=100.0)
+    first.search_bucket().acquire()
+    first.limiter.save()
+    second = Process(ledger, wall, start=7.0)
+    bucket = second.search_bucket()
+    assert bucket.available == pytest.approx(BURST - 1)
+    bucket.acquire()
+    assert second.clock.sleeps == []  # polls at once
+
+
+def test_a_429_penalty_is_saved_at_once_and_still_runs_after_a_restart(ledger) -> None:
+    wall = FakeClock(1_800_000_000.0)
+    first = Process(ledger, wall, start=100.0)
+    first.limiter.bucket("demo-na", "getOrder").penalize(60)  # no explicit save: a crash follows
+    saved = ledger.load_quota_state("demo-na")["getOrder"]
+    assert saved["penalized_until"] == pytest.approx(wall.now + 60)
+    wall.advance(20)
+    second = Process(ledger, wall, start=0.0)
+    bucket = second.limiter.bucket("demo-na", "getOrder")
+    assert bucket.available == 0
+    before = second.clock.now
+    bucket.acquire()
+    assert second.clock.now - before == pytest.approx(40)
+
+
+def test_state_is_saved_while_in_use_at_most_every_few_seconds(tmp_path: Path) -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.saves: list[dict] = []
+
+        def load_quota_state(self, account_key: str) -> dict:
+            return {}
+
+        def save_quota_state(self, account_key: str, states: dict) -> None:
+            self.saves.append({"account": account_key, **states})
+
+    store, clock = Recorder(), FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep, wall=clock, save_every=5.0)
+    limiter.attach_store(store)
+    bucket = limiter.bucket("demo-eu", "confirmShipment")  # 2/s
+    for _ in range(40):  # 20 s of confirmations
+        bucket.acquire()
+    assert 3 <= len(store.saves) <= 5  # every 5 s, not every call
+    assert all(s["account"] == "demo-eu" and "confirmShipment" in s for s in store.saves)
+    limiter.save()
+    assert store.saves[-1]["confirmShipment"]["tokens"] == pytest.approx(bucket.available)
+
+
+def test_the_rate_amazon_reported_is_remembered_but_configuration_still_wins(ledger) -> None:
+    wall = FakeClock(1_800_000_000.0)
+    first = Process(ledger, wall, start=0.0)
+    first.limiter.bucket("demo-na", "getOrder")
+    assert first.limiter.learn_rate("demo-na", "getOrder", 2.5)
+    first.limiter.save()
+    second = Process(ledger, wall, start=0.0)
+    assert second.limiter.bucket("demo-na", "getOrder").rate == pytest.approx(2.5)
+    configured = RateLimiter(overrides={"getOrder": {"rate": 1.0}}, clock=FakeClock(), wall=wall)
+    configured.attach_store(ledger)
+    assert configured.bucket("demo-na", "getOrder").rate == pytest.approx(1.0)
+
+
+def test_unreadable_saved_state_is_ignored(ledger, caplog) -> None:
+    ledger.save_quota_state("demo-na", {"searchOrders": {"tokens": "many"}})
+    limiter = RateLimiter(clock=FakeClock())
+    limiter.attach_store(ledger)
+    assert limiter.bucket("demo-na", "searchOrders").available == BURST  # a fresh bucket
+    assert "ignoring the saved searchOrders quota state" in caplog.text
+
+
+def test_a_worker_taking_an_account_over_reloads_its_state(ledger) -> None:
+    wall = FakeClock(1_800_000_000.0)
+    mine, other = Process(ledger, wall, start=0.0), Process(ledger, wall, start=50.0)
+    assert mine.search_bucket().available == BURST
+    for _ in range(BURST):  # the other worker owned the account meanwhile and drained it
+        other.search_bucket().acquire()
+    other.limiter.save()
+    mine.limiter.reload("demo-na")
+    assert mine.search_bucket().available < 1

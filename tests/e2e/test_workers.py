@@ -1,0 +1,118 @@
+"""Three worker processes share one PostgreSQL ledger and six seller accounts, and are killed at
+random while orders flow: every order finishes, nothing is bought or confirmed twice, and a dead
+worker's accounts are owned again within the lease time."""
+from __future__ import annotations
+
+import copy
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connector.ledger import open_ledger
+from connector.model import utcnow
+
+from .helpers import SEEDED_HOLDS, assert_exactly_once, ledger_of, run_cli, run_once_until_quiet
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+LEASE_S = 3.0
+HEARTBEAT_S = LEASE_S / 3
+
+
+def six_accounts() -> list[dict]:
+    """The sandbox's three seller accounts, each twice (another seller id, the same region)."""
+    base = yaml.safe_load((ROOT / "config" / "sandbox.yaml").read_text(encoding="utf-8"))["accounts"]
+    out = []
+    for account in base:
+        for n in (1, 2):
+            twin = copy.deepcopy(account)
+            twin["name"] = f"{account['name']}-{n}"
+            twin["refresh_token"] = f"{account['refresh_token']}-{n}"
+            out.append(twin)
+    return out
+
+
+def owners(world) -> dict[str, str | None]:
+    """account -> the worker whose lease on it is running now."""
+    ledger = ledger_of(world)
+    try:
+        now = utcnow()
+        return {ls.key: (ls.worker_id if ls.expires_at and ls.expires_at > now else None)
+                for ls in ledger.leases() if not ls.key.startswith("@")}
+    finally:
+        ledger.close()
+
+
+def pid_of(worker_id: str | None) -> int | None:
+    return int(worker_id.split(":")[1]) if worker_id else None
+
+
+def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
+    postgres_server.require()
+    w = world({"ledger": {"url": postgres_server.fresh_url()}, "accounts": six_accounts(),
+               "sandbox": {"orders": 12},
+               "engine": {"workers": 2, "lease_seconds": LEASE_S, "poll_interval_seconds": 1}})
+    env = dict(os.environ)
+    env.update(w.sandbox.env)
+    config = w.config()  # the workers share one PII key, as hosts sharing a ledger must
+    open_ledger(config.ledger_url, key_file=str(config.pii_key_file), create_key=True).close()
+
+    def start() -> subprocess.Popen:
+        command = [sys.executable, "-m", "connector.cli", "--config", str(w.config_path), "run"]
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    procs = [start() for _ in range(3)]
+    rng = random.Random(20261204)
+    reowned_after: list[float] = []
+    try:
+        deadline = time.monotonic() + 30
+
+        def shared_out() -> bool:  # every account leased, two to each of the three workers
+            now = owners(w)
+            return len(now) == 6 and all(now.values()) and len(set(now.values())) == 3
+
+        while not shared_out():
+            assert time.monotonic() < deadline, owners(w)
+            time.sleep(0.2)
+        for _ in range(4):
+            time.sleep(rng.uniform(0.5, 2.0))
+            victim = rng.randrange(len(procs))
+            held = [a for a, o in owners(w).items() if pid_of(o) == procs[victim].pid]
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait(timeout=30)
+            killed_at = time.monotonic()
+            while True:  # its accounts move to the living workers
+                now_owners = owners(w)
+                if all(now_owners[a] and pid_of(now_owners[a]) != procs[victim].pid for a in held):
+                    break
+                assert time.monotonic() - killed_at < LEASE_S + HEARTBEAT_S + 2, (held, now_owners)
+                time.sleep(0.1)
+            reowned_after.append(time.monotonic() - killed_at)
+            procs[victim] = start()  # a new worker joins and gets its share back
+        deadline = time.monotonic() + 30
+        while not shared_out():  # the last one to join has its share (and is past its start-up)
+            assert time.monotonic() < deadline, owners(w)
+            time.sleep(0.2)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        exits = [proc.wait(timeout=60) for proc in procs]
+    assert all(code == 0 for code in exits), exits  # a stop request ends each worker cleanly
+    # A dead worker's accounts were owned again within the lease time (plus one heartbeat).
+    assert reowned_after and max(reowned_after) <= LEASE_S + HEARTBEAT_S + 2, reowned_after
+    time.sleep(LEASE_S)  # leases of the killed workers run out; one daemon finishes what is left
+    run_once_until_quiet(w)
+    # the seed's orders include some no service may take under the sandbox's site rules
+    result = assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})
+    assert result["orders"] == result["expected"] and result["verified"] >= 12
+    workers = run_cli(w, "workers")
+    assert workers.returncode == 0 and "account" in workers.stdout, workers.stderr[-2000:]

@@ -1,0 +1,110 @@
+"""Confirmations are verified in bulk from pages of shipped orders; getOrder reads only stragglers."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from connector import clock
+from connector.engine.loop import Engine
+from connector.engine.verify import SWEEP_EVERY
+from connector.ledger import OrderState
+
+pytestmark = pytest.mark.e2e
+
+GRACE = 900  # seconds before getOrder reads a straggler
+
+
+@pytest.fixture(autouse=True)
+def daemon_clock():
+    clock.reset()
+    yield
+    clock.reset()
+
+
+def advance(w, seconds: float) -> None:
+    """Move the emulators' clocks and the daemon's together."""
+    for server in w.sandbox.servers.values():
+        answer = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10)
+        answer.raise_for_status()
+    clock.advance(seconds)
+
+
+def calls(w, operation: str) -> int:
+    return w.state("spapi")["operation_calls"].get(operation, {}).get("total", 0)
+
+
+def states(rt) -> dict[str, int]:
+    return rt.ledger.counts()
+
+
+BEFORE_CONFIRMED = (OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED, OrderState.LABELED,
+                    OrderState.CONFIRMING)
+
+
+def confirm_everything(engine: Engine) -> None:
+    """Passes until every order that can ship is confirmed (a label may take a second pass)."""
+    engine.run_pass()
+    for _ in range(5):
+        if not engine.rt.ledger.orders(BEFORE_CONFIRMED):
+            return
+        engine.run_pass(ingest=False)
+    raise AssertionError(f"still not confirmed: {engine.rt.ledger.counts()}")
+
+
+def backlog_world(world, **spapi_options):
+    # A direct carrier, so every label is confirmed through confirmShipment and read back.
+    return world({"sandbox": {"orders": 25, "emulators": {"spapi": spapi_options}},
+                  "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
+                  "engine": {"verify_grace_seconds": GRACE}})
+
+
+def test_a_backlog_of_confirmations_is_verified_from_a_page_per_account(world):
+    w = backlog_world(world)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        confirm_everything(engine)
+        confirmed = states(rt).get(OrderState.CONFIRMED.value, 0)
+        assert confirmed >= 30, states(rt)
+        assert calls(w, "getOrder") == 0
+        searches = calls(w, "searchOrders")
+
+        engine.run_pass(ingest=False)  # too fresh for searchOrders to show: nothing read
+        assert calls(w, "searchOrders") == searches
+
+        advance(w, 180)  # Amazon's searchOrders shows changes at least two minutes old
+        engine.run_pass(ingest=False)
+        counts = states(rt)
+        assert counts.get(OrderState.CONFIRMED.value, 0) == 0, counts
+        assert counts[OrderState.VERIFIED.value] >= confirmed
+        assert calls(w, "getOrder") == 0  # not one order read back one by one
+        assert calls(w, "searchOrders") - searches <= len(rt.config.accounts)  # one page per account
+
+        advance(w, SWEEP_EVERY.total_seconds())
+        engine.run_pass(ingest=False)  # nothing pending: no read at all
+        assert calls(w, "searchOrders") - searches <= len(rt.config.accounts)
+        assert w.state("spapi")["schema_violations"] == []
+    finally:
+        rt.close()
+
+
+def test_only_stragglers_are_read_back_with_get_order(world):
+    # Amazon drops some confirmations after answering 204: no page of shipped orders shows them.
+    w = backlog_world(world, silent_drop_rate=0.2)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        confirm_everything(engine)
+        confirmed = states(rt).get(OrderState.CONFIRMED.value, 0)
+        advance(w, 180)
+        engine.run_pass(ingest=False)
+        stragglers = states(rt).get(OrderState.CONFIRMED.value, 0)
+        dropped = w.state("spapi")["silent_drops"]
+        assert 0 < stragglers == dropped < confirmed / 2
+        assert calls(w, "getOrder") == 0  # within the grace period
+
+        advance(w, GRACE)
+        engine.run_pass(ingest=False)
+        assert calls(w, "getOrder") == stragglers  # one read per straggler, none for the rest
+    finally:
+        rt.close()

@@ -1,0 +1,83 @@
+"""The daemon's scheduler: due orders dispatched as workers free up, a slow order or a poll waiting
+for quota holds nothing else, a fair share per account, and a stop that stops."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from types import SimpleNamespace
+
+from connector.engine.scheduler import Scheduler, fair_pick
+from connector.ledger.queries import OrderKey
+
+
+def due(*specs: tuple[str, str]) -> list[OrderKey]:
+    return [OrderKey(order_id, account, None) for order_id, account in specs]
+
+
+def test_fair_pick_takes_the_earliest_not_in_flight() -> None:
+    orders = due(("o1", "a"), ("o2", "a"), ("o3", "a"))
+    assert [d.order_id for d in fair_pick(orders, {"o1"}, Counter({"a": 1}), 2, 4)] == ["o2", "o3"]
+
+
+def test_fair_pick_keeps_one_account_from_taking_every_worker() -> None:
+    # account a's orders come first by ship-by, but b must get its share of the 4 workers
+    orders = due(("a1", "a"), ("a2", "a"), ("a3", "a"), ("a4", "a"), ("b1", "b"))
+    picked = [d.order_id for d in fair_pick(orders, set(), Counter(), 4, 4)]
+    assert picked == ["a1", "a2", "b1"]  # share = 4 workers / 2 accounts
+
+
+class FakeLedger:
+    def __init__(self, order_ids: list[str]) -> None:
+        self.pending = list(order_ids)
+        self.lock = threading.Lock()
+
+    def schedule(self, states, *, due_before, accounts=None, limit=None):
+        with self.lock:
+            return due(*[(o, "acct") for o in self.pending])[:limit]
+
+    def done(self, order_id: str) -> None:
+        with self.lock:
+            self.pending.remove(order_id)
+
+
+def make_engine(ledger: FakeLedger, *, poll=lambda accounts: 0, workers: int = 3):
+    stop = threading.Event()
+    rt = SimpleNamespace(engine=SimpleNamespace(workers=workers, poll_interval_seconds=3600), ledger=ledger,
+                         membership=None, config=SimpleNamespace(accounts=[SimpleNamespace(name="acct")]),
+                         leads=lambda: False)
+    return SimpleNamespace(rt=rt, stop_event=stop, poll_accounts=poll, _leader_jobs=lambda: 0)
+
+
+def test_a_slow_order_holds_no_other_and_a_waiting_poll_holds_nothing(monkeypatch) -> None:
+    monkeypatch.setattr("connector.engine.verify.verify_in_bulk", lambda rt, should_stop: None)
+    ledger = FakeLedger(["slow", *[f"fast-{n}" for n in range(20)]])
+    release_slow = threading.Event()
+    finished: list[str] = []
+
+    def drive(rt, order_id, should_stop):
+        if order_id == "slow":
+            release_slow.wait(10)
+        else:
+            time.sleep(0.01)
+        finished.append(order_id)
+        ledger.done(order_id)
+
+    def poll(accounts):  # the account's poll waits for its quota until the stop request
+        engine.stop_event.wait(60)
+        return 0
+
+    engine = make_engine(ledger, poll=poll)
+    runner = threading.Thread(target=Scheduler(engine, drive).run, kwargs={"tick_seconds": 60})
+    runner.start()
+    deadline = time.monotonic() + 10
+    while len(finished) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # every fast order finished while the slow one and the poll were still waiting
+    assert sorted(finished) == sorted(f"fast-{n}" for n in range(20))
+    release_slow.set()
+    engine.stop_event.set()
+    stopped_at = time.monotonic()
+    runner.join(10)
+    assert not runner.is_alive() and time.monotonic() - stopped_at < 5
+    assert "slow" in finished  # the step in flight finished before the scheduler returned

@@ -1,0 +1,122 @@
+"""The ledger's feeds: one claim per package (a feed or a single confirmation, never both), and a
+feed settled in one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from cryptography.fernet import Fernet
+
+from connector.ledger import OrderState, PackageState, StaleStateError
+from connector.ledger.crypto import PiiCipher
+from connector.ledger.feeds import FeedOutcome
+
+from .test_sqlite_ledger import planned
+
+SHIP = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def ledger(make_store):
+    return make_store(PiiCipher([Fernet.generate_key()]))
+
+
+def labeled(ledger, order_id: str):
+    package = planned(ledger, order_id)
+    package = ledger.advance(
+        package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED
+    )
+    return ledger.advance(
+        package,
+        PackageState.LABEL_CLAIMED,
+        PackageState.LABELED,
+        OrderState.LABELED,
+        tracking_number=f"YT{order_id[-7:]}",
+    )
+
+
+def test_a_feed_claim_and_a_single_claim_exclude_each_other(ledger):
+    a, b, c = (labeled(ledger, f"111-0000000-000000{n}") for n in (1, 2, 3))
+    # the single path claims b first
+    ledger.advance(b, PackageState.LABELED, PackageState.CONFIRMING, OrderState.CONFIRMING)
+    feed_row, members = ledger.claim_feed(
+        "acme",
+        "POST_FLAT_FILE_FULFILLMENT_DATA",
+        ["ATVPDKIKX0DER"],
+        [(a, 1), (b, 1), (c, 2)],
+        shipped_at=SHIP,
+    )
+    assert [m.package_id for m in members] == [a.id, c.id]
+    assert [(m.first_row, m.last_row) for m in members] == [(1, 1), (2, 3)]
+    assert ledger.get_feed_record(feed_row).rows_total == 3
+    assert ledger.in_open_feed(a.id) and ledger.in_open_feed(c.id) and not ledger.in_open_feed(b.id)
+    claimed = ledger.get_package(a.id)
+    assert (
+        claimed.state is PackageState.CONFIRMING
+        and claimed.shipped_at == SHIP
+        and claimed.confirm_attempts == 1
+    )
+    assert ledger.get_order(a.order_id).state is OrderState.CONFIRMING
+    # ... and the single path cannot claim what the feed holds
+    with pytest.raises(StaleStateError):
+        ledger.advance(a, PackageState.LABELED, PackageState.CONFIRMING, OrderState.CONFIRMING)
+    # a second feed finds nothing left to claim
+    assert ledger.claim_feed(
+        "acme", "POST_FLAT_FILE_FULFILLMENT_DATA", ["ATVPDKIKX0DER"], [(a, 1), (c, 2)], shipped_at=SHIP
+    ) == (0, [])
+    assert [f.id for f in ledger.feeds("acme")] == [feed_row]
+
+
+def test_settling_moves_every_member_in_one_go_and_only_once(ledger):
+    a, b, c, d = (labeled(ledger, f"111-0000000-000001{n}") for n in range(4))
+    feed_row, _ = ledger.claim_feed(
+        "acme",
+        "POST_FLAT_FILE_FULFILLMENT_DATA",
+        ["ATVPDKIKX0DER"],
+        [(p, 1) for p in (a, b, c, d)],
+        shipped_at=SHIP,
+    )
+    ledger.feed_uploaded(feed_row, "doc-1")
+    ledger.feed_submitted(feed_row, "50001")
+    with pytest.raises(StaleStateError):
+        ledger.feed_submitted(feed_row, "50002")
+    counts = ledger.settle_feed(
+        feed_row,
+        [
+            FeedOutcome(a.id, "accepted"),
+            FeedOutcome(
+                b.id, "rejected", "record 2: 18028 incomplete", "amazon_rejected", "refused in feed 50001"
+            ),
+            FeedOutcome(c.id, "retry", "record 3: transient"),
+        ],
+        processing_status="DONE",
+        summary="DONE",
+    )
+    assert counts == {"accepted": 1, "rejected": 1, "retry": 1, "unknown": 1}  # d: not in the report
+    assert ledger.get_package(a.id).state is PackageState.CONFIRMED and ledger.get_package(a.id).confirmed_at
+    assert ledger.get_order(a.order_id).state is OrderState.CONFIRMED
+    held = ledger.get_order(b.order_id)
+    assert (
+        held.state is OrderState.HELD
+        and held.hold_reason == "amazon_rejected"
+        and held.held_from is OrderState.LABELED
+    )
+    assert ledger.get_package(b.id).state is PackageState.LABELED
+    assert ledger.get_order(c.order_id).state is OrderState.LABELED
+    assert ledger.get_package(d.id).state is PackageState.CONFIRMED
+    assert (
+        ledger.confirmed_by_feed(a.id)
+        and ledger.confirmed_by_feed(d.id)
+        and not ledger.confirmed_by_feed(b.id)
+    )
+    assert not any(ledger.in_open_feed(p.id) for p in (a, b, c, d))
+    record = ledger.get_feed_record(feed_row)
+    assert (record.state, record.feed_id, record.rows_accepted, record.rows_rejected) == (
+        "DONE",
+        "50001",
+        1,
+        1,
+    )
+    assert ledger.settle_feed(feed_row, [FeedOutcome(a.id, "rejected")]) == {}  # settled once
+    assert ledger.feeds("acme", open_only=True) == []

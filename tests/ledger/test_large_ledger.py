@@ -1,0 +1,273 @@
+"""The light reads that keep a large ledger fast (connector/ledger/queries.py): each one agrees with
+the slow way it replaces (records read one by one), decrypts nothing, and on SQLite reads an index
+rather than scanning the orders. Every case runs on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from cryptography.fernet import Fernet
+
+from connector.engine.purge import _CONFIRMED, _NOTHING_TO_SHIP, life_end
+from connector.ledger import ACTIVE_ORDER_STATES, SHIPPED_ORDER_STATES, OrderState, PackageState
+from connector.ledger.crypto import PiiCipher, PiiDecryptError
+from connector.ledger.sql import SqlLedger
+from connector.ledger.timestamps import to_text
+from connector.model import Address, FulfillmentStatus, Money, Order, OrderItem
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+SHIP_BY0 = datetime(2026, 3, 3, 12, 0, tzinfo=timezone.utc)
+ITEMS = [{"order_item_id": "item-1", "quantity": 1}]
+BUYER = Address(name="Zelda Quux", line1="742 Evergreen Terrace", city="Springfield", postal_code="97403",
+                country_code="US")
+
+
+class Clock:
+    """Every reading is 1 ms after the previous one."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            self.now += timedelta(milliseconds=1)
+            return self.now
+
+
+def order(n: int, *, site: str = "US", account: str = "acme", ship_by: datetime | None = SHIP_BY0) -> Order:
+    return Order(order_id=f"111-{n:07d}-0000001", account=account, marketplace_id="ATVPDKIKX0DER", site=site,
+                 status=FulfillmentStatus.UNSHIPPED, last_updated=T0,
+                 items=(OrderItem("item-1", "SKU-RED", 1, unit_price=Money(Decimal("9.99"), "USD")),),
+                 ship_to=BUYER, ship_by=ship_by)
+
+
+@pytest.fixture
+def key() -> bytes:
+    return Fernet.generate_key()
+
+
+@pytest.fixture
+def ledger(make_store, key: bytes) -> SqlLedger:
+    return make_store(PiiCipher([key]), clock=Clock())
+
+
+@pytest.fixture
+def filled(ledger: SqlLedger) -> SqlLedger:
+    """30 orders on three sites (one unknown), ship-by an hour apart (every fifth none), inserted
+    out of ship-by order; 3 and 7 held; 10..15 planned (the odd ones with a second package, the
+    first one failed), 12 and 13 labelled; 20 and 21 deferred."""
+    for n in random.Random(7).sample(range(30), 30):
+        ledger.upsert_order(order(n, site=("US", "DE", "")[n % 3], account="acme" if n % 2 else "zeta",
+                                  ship_by=None if n % 5 == 4 else SHIP_BY0 + timedelta(hours=(n * 7) % 30)))
+    ledger.hold(order(3).order_id, "unknown_sku", "order 3: SKU-RED is not in the catalog")
+    ledger.hold(order(7).order_id, "manual", "held by an operator")
+    for n in range(10, 16):
+        oid = order(n).order_id
+        package = ledger.plan_package(oid, "1", f"MFN-{oid}-1", "dhl", "STD", ITEMS)
+        if n % 2:
+            ledger.advance(package, PackageState.PLANNED, PackageState.FAILED, order_state=OrderState.NEW,
+                           error="refused")
+            ledger.plan_package(oid, "2", f"MFN-{oid}-2", "yunexpress", "EXP", ITEMS)
+    for n in (12, 13):
+        package = ledger.open_package(order(n).order_id)
+        package = ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED,
+                                 order_state=OrderState.LABEL_CLAIMED)
+        ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABELED,
+                       order_state=OrderState.LABELED, tracking_number=f"TRK{n}",
+                       label_path=f"/labels/{n}.pdf")
+    for n in (20, 21):
+        ledger.defer(order(n).order_id, T0 + timedelta(days=n - 19), "timeout")
+    return ledger
+
+
+def blind(make_store) -> SqlLedger:
+    """The same database opened with a key that cannot read any address: whatever works through
+    it decrypted nothing."""
+    return make_store(PiiCipher([Fernet.generate_key()]))
+
+
+def lines(ledger: SqlLedger, size: int, **filters) -> list:
+    seen = []
+    after = None
+    while True:
+        page = ledger.order_lines(after=after, limit=size, **filters)
+        seen += page
+        if len(page) < size:
+            return seen
+        after = (page[-1].created_at, page[-1].order_id)
+
+
+@pytest.mark.parametrize("size", [1, 4, 100])
+@pytest.mark.parametrize("filters", [{}, {"states": [OrderState.NEW, OrderState.HELD]}, {"states": []},
+                                     {"ship_by_before": SHIP_BY0 + timedelta(hours=9)},
+                                     {"states": ["LABELED"], "ship_by_before": SHIP_BY0 + timedelta(days=9)}])
+def test_order_lines_are_the_order_pages_with_the_newest_package(filled, make_store, size, filters) -> None:
+    expected = []
+    for record, created_at in filled.order_page(limit=1000, **filters):
+        packages = filled.packages(record.order_id)
+        newest = packages[-1] if packages else None
+        expected.append((record.order_id, record.order.site, record.state, record.order.ship_by,
+                         record.hold_reason, record.held_from, created_at,
+                         newest.carrier if newest else "", newest.tracking_number if newest else ""))
+    assert [tuple(line) for line in lines(blind(make_store), size, **filters)] == expected
+    if not filters:
+        assert len(expected) == 30 and ("yunexpress", "") in {(e[7], e[8]) for e in expected}
+        assert {("dhl", "TRK12"), ("yunexpress", "TRK13")} <= {(e[7], e[8]) for e in expected}
+
+
+def test_counts_are_what_the_records_say(filled, make_store) -> None:
+    records = filled.orders()
+    led = blind(make_store)
+    assert led.count_orders() == 30
+    assert led.count_orders(ACTIVE_ORDER_STATES) == sum(r.state in ACTIVE_ORDER_STATES for r in records)
+    assert led.count_orders([OrderState.HELD]) == 2 and led.count_orders([]) == 0
+    assert led.state_site_counts() == Counter((r.state.value, r.order.site) for r in records)
+    backlog = [OrderState.HELD, *ACTIVE_ORDER_STATES]
+    assert led.state_site_counts(backlog) == Counter((r.state.value, r.order.site) for r in records
+                                                     if r.state in backlog)
+    assert led.state_site_counts([]) == {}
+
+
+def test_held_summary_counts_and_gives_the_first_message(filled, make_store) -> None:
+    filled.hold(order(8).order_id, "manual", "a second manual hold")
+    expected: dict[str, list[str]] = defaultdict(list)
+    for r in filled.orders([OrderState.HELD]):  # oldest update first
+        expected[r.hold_reason].append(r.hold_message)
+    assert blind(make_store).held_summary() == {k: (len(v), v[0]) for k, v in expected.items()}
+    assert set(expected) == {"unknown_sku", "manual"}
+
+
+def test_label_counts_count_label_files_of_orders_in_the_states(filled) -> None:
+    assert filled.label_counts([OrderState.LABELED]) == {"dhl": 1, "yunexpress": 1}  # 13's second package
+    assert filled.label_counts([OrderState.LABELED], except_states=[PackageState.LABELED]) == {}
+    assert filled.label_counts([OrderState.PLANNED, OrderState.NEW]) == {}  # no file yet
+    assert filled.label_counts([]) == {}
+
+
+def test_schedule_is_earliest_ship_by_first_without_reading_buyer_data(filled, make_store) -> None:
+    def slow(due_before=None):
+        records = filled.orders(ACTIVE_ORDER_STATES, due_before=due_before)
+        return sorted(((r.order_id, r.order.account, r.order.ship_by) for r in records),
+                      key=lambda k: (k[2] or datetime.max.replace(tzinfo=timezone.utc), k[0]))
+
+    led = blind(make_store)
+    keys = led.schedule(ACTIVE_ORDER_STATES)
+    assert [tuple(k) for k in keys] == slow() and len(keys) == 28
+    assert keys[-1].ship_by is None and keys[0].ship_by == SHIP_BY0
+    due = led.schedule(ACTIVE_ORDER_STATES, due_before=T0 + timedelta(days=1, hours=1))
+    assert [tuple(k) for k in due] == slow(T0 + timedelta(days=1, hours=1))
+    due_ids = {k.order_id for k in due}
+    assert order(21).order_id not in due_ids and order(20).order_id in due_ids
+    assert led.schedule([]) == []
+
+
+def test_soonest_ship_by_and_attempted_pages(filled, make_store) -> None:
+    led = blind(make_store)
+    backlog = [OrderState.HELD, *ACTIVE_ORDER_STATES]
+    soonest = led.soonest_ship_by(backlog, limit=5)
+    dated = sorted((r for r in filled.orders(backlog) if r.order.ship_by), key=lambda r: r.order.ship_by)
+    assert [r.order_id for r in soonest] == [r.order_id for r in dated[:5]]
+    assert all(r.order.ship_to is None for r in soonest)
+    retrying = led.order_page(states=ACTIVE_ORDER_STATES, attempted=True, limit=50)
+    assert sorted(r.order_id for r, _ in retrying) == [order(20).order_id, order(21).order_id]
+    assert len(led.order_page(attempted=False, limit=50)) == 28
+
+
+def test_the_key_check_reads_the_newest_order_with_an_address(ledger, make_store) -> None:
+    for n in range(3):
+        ledger.upsert_order(order(n))
+    ledger.purge_pii([order(2).order_id])  # the newest has none left: the one before is checked
+    with pytest.raises(PiiDecryptError, match="restore the original key"):
+        blind(make_store).check_key()
+    ledger.check_key()
+    ledger.purge_pii([order(0).order_id, order(1).order_id])
+    blind(make_store).check_key()  # nothing stored: nothing to check
+
+
+# -- the purge's selection against the rule it replaces ------------------------------------------------
+
+KEPT = [*SHIPPED_ORDER_STATES, *_NOTHING_TO_SHIP, OrderState.HELD, OrderState.ISSUED]
+PACKAGE_STATES = [PackageState.DELIVERED, PackageState.RETURNED, PackageState.CONFIRMED,
+                  PackageState.IN_TRANSIT, PackageState.LOST, PackageState.VERIFIED, PackageState.VOIDED,
+                  PackageState.FAILED, PackageState.LABELED]
+
+
+def scramble(ledger: SqlLedger, seed: int) -> None:
+    """Orders in assorted states with 0-2 packages in assorted states and times (some missing)."""
+    rng = random.Random(seed)
+    now = T0 + timedelta(days=60)
+    for n in range(80):
+        ledger.upsert_order(order(n))
+    with ledger._write() as conn:
+        for n in range(80):
+            oid = order(n).order_id
+            state = rng.choice([*KEPT, OrderState.NEW, OrderState.CONFIRMED])
+            conn.execute("UPDATE orders SET state = ? WHERE order_id = ?", (state.value, oid))
+            for ref in range(rng.choice([0, 1, 1, 2])):
+                def when():
+                    return None if rng.random() < 0.2 else to_text(now - timedelta(days=rng.uniform(0, 70)))
+                conn.execute(
+                    "INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state,"
+                    " items, created_at, updated_at, shipped_at, delivered_at, last_scan_at)"
+                    " VALUES (?, ?, ?, 'dhl', 'STD', ?, '[]', ?, ?, ?, ?, ?)",
+                    (oid, str(ref + 1), f"k-{oid}-{ref}", rng.choice(PACKAGE_STATES).value, to_text(T0),
+                     to_text(T0), when(), when(), when()))
+    ledger.purge_pii([order(n).order_id for n in range(0, 80, 9)])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pii_expired_selects_what_the_retention_rule_says(ledger, make_store, seed) -> None:
+    scramble(ledger, seed)
+    now, retention, fallback = T0 + timedelta(days=60), timedelta(days=30), timedelta(days=14)
+    expected = []
+    for record in ledger.orders(KEPT):  # the purge as it was: every finished order read
+        if record.pii_purged:
+            continue
+        if record.state in _NOTHING_TO_SHIP:
+            expected.append(record.order_id)
+            continue
+        ends = [end for p in ledger.packages(record.order_id) if (end := life_end(p, fallback))]
+        if ends and max(ends) + retention <= now:
+            expected.append(record.order_id)
+    found = blind(make_store).pii_expired(
+        gone=_NOTHING_TO_SHIP, shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
+        confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback)
+    assert found == sorted(expected)
+    assert 3 < len(found) < 60  # the seeds give both kinds
+
+
+def test_pii_expired_refuses_an_end_state_among_the_confirmed(ledger) -> None:
+    with pytest.raises(ValueError, match="DELIVERED or RETURNED"):
+        ledger.pii_expired(gone=[], shipped=[OrderState.DELIVERED], confirmed=[PackageState.DELIVERED],
+                           ended_before=T0, shipped_before=T0)
+
+
+# -- SQLite: the plans read indexes, not the orders table ------------------------------------------------
+
+def test_the_large_ledger_reads_use_indexes_on_sqlite(filled) -> None:
+    if filled.dialect != "sqlite":
+        pytest.skip("query plans are SQLite's")
+    conn = filled._conn()
+
+    def plan(sql: str, *params) -> str:
+        return " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+
+    page = plan("SELECT order_id, site, state, ship_by, hold_reason, held_from, created_at FROM orders"
+                " WHERE (created_at, order_id) > (?, ?) ORDER BY created_at, order_id LIMIT 10", "", "")
+    assert "COVERING INDEX orders_listing" in page
+    newest = plan("SELECT 1 FROM packages n WHERE n.order_id = ? AND n.id > ?", "x", 1)
+    assert "COVERING INDEX packages_newest" in newest
+    key = plan("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL ORDER BY created_at DESC,"
+               " order_id DESC LIMIT 1")
+    assert "INDEX orders_listing" in key and "TEMP B-TREE" not in key
+    sites = plan("SELECT state, site, COUNT(*) FROM orders WHERE state IN (?, ?) GROUP BY state, site",
+                 "NEW", "HELD")
+    assert "COVERING INDEX orders_state_site" in sites
+    purge = plan("SELECT o.order_id FROM orders o WHERE o.pii_purged_at IS NULL AND o.state IN (?, ?)",
+                 "DELIVERED", "CANCELLED")
+    assert "INDEX orders_pii_kept" in purge

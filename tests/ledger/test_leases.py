@@ -1,0 +1,129 @@
+"""Workers and account leases: a fair share each, a dead worker's accounts move after the lease."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cryptography.fernet import Fernet
+
+from connector.ledger.crypto import PiiCipher
+from connector.ledger.postgres import PostgresLedger
+
+ACCOUNTS = [f"acct-{n}" for n in range(6)]
+LEASE = 30.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ledger(make_store, clock: Clock):
+    return make_store(PiiCipher([Fernet.generate_key()]), clock=clock)
+
+
+_LIVENESS: dict[str, object] = {}  # worker -> its liveness lock (PostgreSQL), as a running worker holds
+
+
+@pytest.fixture(autouse=True)
+def _forget_liveness():
+    yield
+    _LIVENESS.clear()
+
+
+def beat(ledger, worker: str) -> set[str]:
+    hold = getattr(ledger, "hold_worker_lock", None)
+    if hold is not None and worker not in _LIVENESS:
+        _LIVENESS[worker] = hold(worker)
+    return ledger.worker_heartbeat(worker, host="h", pid=1, accounts=ACCOUNTS, jobs=("@leader",),
+                                   lease_seconds=LEASE)
+
+
+def accounts(keys: set[str]) -> set[str]:
+    return {k for k in keys if not k.startswith("@")}
+
+
+def test_a_lone_worker_owns_every_account_and_leads(ledger) -> None:
+    assert beat(ledger, "w1") == {*ACCOUNTS, "@leader"}
+    assert beat(ledger, "w1") == {*ACCOUNTS, "@leader"}  # renewing changes nothing
+
+
+def test_a_new_worker_gets_a_fair_share_and_no_account_has_two_owners(ledger, clock: Clock) -> None:
+    beat(ledger, "w1")
+    assert accounts(beat(ledger, "w2")) == set()  # w1's leases are still running
+    clock.advance(1)
+    w1 = beat(ledger, "w1")  # two live workers now: w1 keeps 3 and gives 3 back
+    w2 = beat(ledger, "w2")
+    assert len(accounts(w1)) == 3 and len(accounts(w2)) == 3 and not (w1 & w2)
+    assert "@leader" in w1 and "@leader" not in w2
+    clock.advance(1)
+    w3 = beat(ledger, "w3")
+    w1, w2 = beat(ledger, "w1"), beat(ledger, "w2")
+    w3 = beat(ledger, "w3")
+    owners = [accounts(w1), accounts(w2), accounts(w3)]
+    assert sorted(len(o) for o in owners) == [2, 2, 2]
+    assert set().union(*owners) == set(ACCOUNTS)
+
+
+def test_a_dead_workers_accounts_move_after_the_lease_time(ledger, clock: Clock) -> None:
+    beat(ledger, "w1")
+    clock.advance(1)
+    beat(ledger, "w2")
+    w1 = beat(ledger, "w1")
+    w2 = beat(ledger, "w2")
+    assert w1 and w2
+    # w1 dies: no more heartbeats. Before the lease runs out its accounts stay put...
+    clock.advance(LEASE - 5)
+    assert beat(ledger, "w2") == w2
+    # ...after it, w2 takes them all over (w1 no longer counts as alive), the leader job too.
+    clock.advance(6)
+    assert beat(ledger, "w2") == {*ACCOUNTS, "@leader"}
+    moved = {lease.key: lease.handovers for lease in ledger.leases()}
+    assert all(moved[k] == 1 for k in accounts(w1)) and all(moved[k] == 0 for k in accounts(w2))
+
+
+def test_a_clean_stop_hands_the_leases_back_at_once(ledger, clock: Clock) -> None:
+    beat(ledger, "w1")
+    clock.advance(1)
+    beat(ledger, "w2")
+    beat(ledger, "w1")
+    ledger.release_worker("w1")
+    assert beat(ledger, "w2") == {*ACCOUNTS, "@leader"}
+    stopped = {w.worker_id: w.stopped_at for w in ledger.workers()}
+    assert stopped["w1"] is not None and stopped["w2"] is None
+
+
+def test_the_lease_time_must_be_positive(ledger) -> None:
+    with pytest.raises(ValueError, match="lease_seconds"):
+        ledger.worker_heartbeat("w1", host="h", pid=1, accounts=ACCOUNTS, lease_seconds=0)
+
+
+def test_a_killed_workers_leases_are_free_at_once_on_postgresql(postgres_server, clock) -> None:
+    """PostgreSQL sees a worker's process die (its liveness lock goes with its connection): a
+    restarted daemon takes the accounts at once instead of after the lease time."""
+    postgres_server.require()
+    url, key = postgres_server.fresh_url(), Fernet.generate_key()
+    first = PostgresLedger(url, PiiCipher([key]), clock=clock)
+    second = PostgresLedger(url, PiiCipher([key]), clock=clock)
+    first.migrate()
+    try:
+        assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
+        assert beat(second, "w2") == set()  # w1 is alive: its leases stand
+        first.close()  # w1's process dies: its connections close
+        assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
+        assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w1"]
+    finally:
+        first.close()
+        second.close()
