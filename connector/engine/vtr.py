@@ -75,7 +75,11 @@ def shipped_packages(rt: Runtime, *, since: datetime) -> list[Shipped]:
     """Every package confirmed on Amazon whose promised delivery is ``since`` or later (held orders
     included: a parcel whose void was refused still counts)."""
     out = []
-    for record in rt.ledger.orders([*SHIPPED_ORDER_STATES, OrderState.HELD]):
+    # A package counts by its promised delivery, which lies at most the longest transit after its
+    # ship date: older ones cannot count, and are not read (nor is any buyer address).
+    shipped_since = since - timedelta(days=rt.config.ledger.max_transit_days)
+    for record in rt.ledger.shipped_orders([*SHIPPED_ORDER_STATES, OrderState.HELD],
+                                           shipped_since=shipped_since):
         order = record.order
         if not order.confirms_on_amazon:  # an ERP's label for another channel: not Amazon's to count
             continue

@@ -322,6 +322,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         # Only the orders whose address is not erased yet: the hourly purge reads these, not history.
         "CREATE INDEX orders_pii_kept ON orders (state) WHERE pii_purged_at IS NULL",
     )),
+    Migration(10, "the valid-tracking rate reads packages by ship date", (
+        "CREATE INDEX packages_shipped ON packages (shipped_at)",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

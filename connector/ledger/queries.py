@@ -70,6 +70,20 @@ class OrderQueries:
     count_orders, state_site_counts, held_summary, label_counts, schedule, soonest_ship_by,
     pii_expired."""
 
+    def shipped_orders(self, states: Iterable[OrderState | str], *, shipped_since: datetime
+                       ) -> list[OrderRecord]:
+        """Orders in ``states`` with a package shipped at or after ``shipped_since`` (the valid-
+        tracking rate's window), oldest first, buyer data not read: one query from the packages'
+        ship-date index, so the cost follows the window, not the ledger's history."""
+        wanted = _values(OrderState, states) or []
+        if not wanted:
+            return []
+        rows = self._conn().execute(
+            self._order_select(False) + f" WHERE state IN ({_marks(wanted)}) AND order_id IN"
+            " (SELECT order_id FROM packages WHERE shipped_at >= ?) ORDER BY created_at, order_id",
+            (*wanted, _ts(shipped_since))).fetchall()
+        return [self._record(r) for r in rows]
+
     def _order_select(self, with_pii: bool) -> str:
         return f"SELECT {_ORDER_COLUMNS}, {'pii' if with_pii else 'NULL AS pii'} FROM orders"
 

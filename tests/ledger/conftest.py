@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,12 @@ def store(url: str, cipher: PiiCipher, **kw) -> SqlLedger:
     if url.startswith("sqlite:///"):
         return SqliteLedger(url[len("sqlite:///"):], cipher, **kw)
     return PostgresLedger(url, cipher, **kw)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """The SQLite file of this test's ledger; a test asking for it runs on SQLite alone."""
+    return tmp_path / "ledger.db"
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ rather than scanning the orders. Every case runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 
 import pytest
 from cryptography.fernet import Fernet
@@ -17,33 +15,8 @@ from connector.ledger import ACTIVE_ORDER_STATES, SHIPPED_ORDER_STATES, OrderSta
 from connector.ledger.crypto import PiiCipher, PiiDecryptError
 from connector.ledger.sql import SqlLedger
 from connector.ledger.timestamps import to_text
-from connector.model import Address, FulfillmentStatus, Money, Order, OrderItem
 
-T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
-SHIP_BY0 = datetime(2026, 3, 3, 12, 0, tzinfo=timezone.utc)
-ITEMS = [{"order_item_id": "item-1", "quantity": 1}]
-BUYER = Address(name="Zelda Quux", line1="742 Evergreen Terrace", city="Springfield", postal_code="97403",
-                country_code="US")
-
-
-class Clock:
-    """Every reading is 1 ms after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            self.now += timedelta(milliseconds=1)
-            return self.now
-
-
-def order(n: int, *, site: str = "US", account: str = "acme", ship_by: datetime | None = SHIP_BY0) -> Order:
-    return Order(order_id=f"111-{n:07d}-0000001", account=account, marketplace_id="ATVPDKIKX0DER", site=site,
-                 status=FulfillmentStatus.UNSHIPPED, last_updated=T0,
-                 items=(OrderItem("item-1", "SKU-RED", 1, unit_price=Money(Decimal("9.99"), "USD")),),
-                 ship_to=BUYER, ship_by=ship_by)
+from .test_order_queries import ITEMS, SHIP_BY0, T0, Clock, order  # the same orders as the listings' tests
 
 
 @pytest.fixture
@@ -249,9 +222,7 @@ def test_pii_expired_refuses_an_end_state_among_the_confirmed(ledger) -> None:
 
 # -- SQLite: the plans read indexes, not the orders table ------------------------------------------------
 
-def test_the_large_ledger_reads_use_indexes_on_sqlite(filled) -> None:
-    if filled.dialect != "sqlite":
-        pytest.skip("query plans are SQLite's")
+def test_the_large_ledger_reads_use_indexes_on_sqlite(filled, db_path) -> None:  # db_path: SQLite alone
     conn = filled._conn()
 
     def plan(sql: str, *params) -> str:
