@@ -130,13 +130,11 @@ def verify_in_bulk(rt: Runtime, should_stop: Callable[[], bool] = lambda: False)
            if a.name in rt.amazon and rt.acts_for(a.name) and _may_sweep(rt, a.name, now)}
     if not due:
         return 0  # the common case, every pass: no ledger read at all
-    pending: dict[str, list[tuple[OrderRecord, Package]]] = {}
-    for record in rt.ledger.orders([OrderState.CONFIRMED]):
-        if record.order.account not in due:
-            continue
-        package = rt.ledger.open_package(record.order_id)
+    pending: dict[str, list[tuple[str, Package]]] = {}
+    for key in rt.ledger.schedule([OrderState.CONFIRMED], accounts=due):  # no buyer data read
+        package = rt.ledger.open_package(key.order_id)
         if package is not None and package.state == PackageState.CONFIRMED and package.confirmed_at:
-            pending.setdefault(record.order.account, []).append((record, package))
+            pending.setdefault(key.account, []).append((key.order_id, package))
     verified = 0
     for account in rt.config.accounts:
         if should_stop():
@@ -161,7 +159,7 @@ def _may_sweep(rt: Runtime, account: str, now: datetime) -> bool:
     return client.limiter.bucket(client.account, "searchOrders").available >= SWEEP_RESERVE + 1
 
 
-def _sweep(rt: Runtime, account: Account, pending: list[tuple[OrderRecord, Package]],
+def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
            should_stop: Callable[[], bool]) -> int:
     now = utcnow()
     mark = rt.verify_sweeps.get(account.name)
@@ -174,7 +172,7 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[OrderRecord, Packa
         return 0
     client = rt.amazon[account.name]
     bucket = client.limiter.bucket(client.account, "searchOrders")
-    by_id = {record.order_id: package for record, package in pending}
+    by_id = dict(pending)  # order id -> its confirmed package
     pages = client.search_orders_pages(
         marketplace_ids=[rt.sites[s].marketplace_id for s in account.marketplaces],
         last_updated_after=min(uncovered) - SWEEP_MARGIN, statuses=SWEEP_STATUSES,

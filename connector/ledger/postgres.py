@@ -9,8 +9,9 @@ claim) runs in one short transaction that first takes a transaction-scoped advis
 (``pg_advisory_xact_lock``), the same guarantee SQLite's ``BEGIN IMMEDIATE`` gives: no two
 compare-and-sets interleave, whichever process runs them, and none can deadlock. Readers never
 wait (MVCC). The transactions hold no external call (a claim is committed before the carrier or
-Amazon is called), so the lock is held for a few milliseconds; docs/scaling.md has the measured
-write rate. Durability is the server's (``synchronous_commit`` on by default).
+Amazon is called), so the lock is held for well under a millisecond; docs/scaling.md has the
+measured write rate (``bench/ledger_writes.py``). Durability is the server's
+(``synchronous_commit`` on by default).
 """
 from __future__ import annotations
 

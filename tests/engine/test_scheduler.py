@@ -51,6 +51,7 @@ def make_engine(ledger: FakeLedger, *, poll=lambda accounts: 0, workers: int = 3
 
 def test_a_slow_order_holds_no_other_and_a_waiting_poll_holds_nothing(monkeypatch) -> None:
     monkeypatch.setattr("connector.engine.verify.verify_in_bulk", lambda rt, should_stop: None)
+    monkeypatch.setattr("connector.engine.feeds.run_feeds", lambda rt, should_stop: None)
     ledger = FakeLedger(["slow", *[f"fast-{n}" for n in range(20)]])
     release_slow = threading.Event()
     finished: list[str] = []
