@@ -127,7 +127,7 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
         latest = info.status if info.status in _STATE_OF else scans[-1].status
         state = _STATE_OF.get(latest, PackageState.IN_TRANSIT)
     handover = package.shipped_at or package.confirmed_at or package.updated_at or now
-    level = service_tracking_level(rt, package)
+    level = service_tracking_level(rt, package.carrier, package.service)
     to_door = level == "fully_tracked"
     if (level != "untracked" and state is PackageState.VERIFIED
             and now - handover > timedelta(days=settings.first_scan_days)):
@@ -150,14 +150,14 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
     return moved
 
 
-def service_tracking_level(rt: Runtime, package: Package) -> str:
-    """The tracking level of the package's service (``kit.carrier.TRACKING_LEVELS``). Only a
+def service_tracking_level(rt: Runtime, carrier: str, service: str) -> str:
+    """The tracking level of a carrier's service (``kit.carrier.TRACKING_LEVELS``). Only a
     ``fully_tracked`` service scans through delivery: one ``tracked`` to the destination's postal
     handover goes silent by design, which is not a loss and shows no delivery to be late for; an
     ``untracked`` one never scans."""
-    spec = rt.carrier_specs.get(package.carrier)
-    service = spec.service(package.service) if spec else None
-    return service.tracking_level if service else "fully_tracked"
+    spec = rt.carrier_specs.get(carrier)
+    found = spec.service(service) if spec else None
+    return found.tracking_level if found else "fully_tracked"
 
 
 def _alerts(rt: Runtime, package: Package, moved: bool, now: datetime, to_door: bool) -> None:

@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..ledger import SHIPPED_ORDER_STATES, OrderState, PackageState
-from ..model import TrackingStatus
 from .runtime import Runtime
 from .track import service_tracking_level
 
@@ -34,11 +33,9 @@ NO_CATEGORY = "(no category)"
 
 _SHIPPED_PACKAGE_STATES = frozenset(PackageState(s.value) for s in SHIPPED_ORDER_STATES)
 _SETTLED = frozenset({PackageState.DELIVERED, PackageState.RETURNED, PackageState.LOST})
-_MAY_HAVE_ATTEMPTED = frozenset({PackageState.DELIVERY_FAILED, PackageState.RETURNING, PackageState.RETURNED,
-                                 PackageState.LOST})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Shipped:
     """One confirmed package and what the report needs of it (no buyer data)."""
 
@@ -76,28 +73,41 @@ def shipped_packages(rt: Runtime, *, since: datetime) -> list[Shipped]:
     included: a parcel whose void was refused still counts)."""
     out = []
     # A package counts by its promised delivery, which lies at most the longest transit after its
-    # ship date: older ones cannot count, and are not read (nor is any buyer address).
+    # ship date: older ones cannot count, and are not read (nor is any buyer address). Read in
+    # pages of light rows; a SKU's category and a service's tracking level are looked up once.
     shipped_since = since - timedelta(days=rt.config.ledger.max_transit_days)
-    for record in rt.ledger.shipped_orders([*SHIPPED_ORDER_STATES, OrderState.HELD],
-                                           shipped_since=shipped_since):
-        order = record.order
-        if not order.confirms_on_amazon:  # an ERP's label for another channel: not Amazon's to count
-            continue
-        categories = tuple(sorted({(item.category if item else "") or NO_CATEGORY
-                                   for item in (rt.catalog.get(i.sku) for i in order.items)}))
-        for p in rt.ledger.packages(order.order_id):
-            if p.shipped_at is None or p.state not in _SHIPPED_PACKAGE_STATES or (order.deliver_by
-                                                                                   or p.shipped_at) < since:
+    states = [*SHIPPED_ORDER_STATES, OrderState.HELD]
+    categories: dict[tuple[str, ...], tuple[str, ...]] = {}
+    to_door: dict[tuple[str, str], bool] = {}
+    after: int | None = 0
+    while after is not None:
+        page, after = rt.ledger.shipped_lines(states, shipped_since=shipped_since, after_id=after,
+                                              limit=_PAGE)
+        for p in page:
+            if (not p.confirms_on_amazon  # an ERP's label for another channel: not Amazon's to count
+                    or p.state not in _SHIPPED_PACKAGE_STATES or (p.deliver_by or p.shipped_at) < since):
                 continue
-            reached_door = p.delivered_at is not None or (p.state in _MAY_HAVE_ATTEMPTED and any(
-                e.status == TrackingStatus.FAILED_ATTEMPT.value for e in rt.ledger.tracking_events(p.id)))
+            if p.skus not in categories:
+                categories[p.skus] = _categories(rt, p.skus)
+            service = (p.carrier, p.service)
+            if service not in to_door:
+                to_door[service] = service_tracking_level(rt, *service) == "fully_tracked"
             out.append(Shipped(
-                order.order_id, order.site, categories or (NO_CATEGORY,), p.carrier, p.service, p.state,
-                p.shipped_at, p.confirmed_at, p.first_scan_at, p.delivered_at, p.scans, order.ship_by,
-                order.deliver_by, tracking_level=p.plan.get("tracking_level") or "tracked",
-                min_scans=int(p.plan.get("min_scans") or 1), reached_door=reached_door,
-                to_door=service_tracking_level(rt, p) == "fully_tracked"))
+                p.order_id, p.site, categories[p.skus], p.carrier, p.service, p.state, p.shipped_at,
+                p.confirmed_at, p.first_scan_at, p.delivered_at, p.scans, p.ship_by, p.deliver_by,
+                tracking_level=p.tracking_level, min_scans=p.min_scans,
+                reached_door=p.delivered_at is not None or p.failed_attempt,
+                to_door=to_door[service]))
     return out
+
+
+_PAGE = 500  # packages per ledger read
+
+
+def _categories(rt: Runtime, skus: tuple[str, ...]) -> tuple[str, ...]:
+    """The product categories of an order's items (the item master's; NO_CATEGORY without one)."""
+    found = {(item.category if item else "") or NO_CATEGORY for item in (rt.catalog.get(s) for s in skus)}
+    return tuple(sorted(found)) or (NO_CATEGORY,)
 
 
 def report(packages: Iterable[Shipped], *, now: datetime, window_days: float,

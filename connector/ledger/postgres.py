@@ -198,6 +198,10 @@ class PostgresLedger(SqlLedger):
             return False  # nobody holds it: the worker's connection (and process) is gone
         return True
 
+    @staticmethod
+    def _json_field(column: str, key: str) -> str:
+        return f"(NULLIF({column}, '')::json ->> '{key}')"  # JSON true/false come as 'true'/'false'
+
     def _begin_write(self, conn: _Connection) -> None:
         conn.execute("BEGIN")
         try:

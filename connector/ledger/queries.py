@@ -10,12 +10,14 @@ page, the end-of-pass summary and the hourly purge no more than the orders they 
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from ..model import parse_iso
+from ..model import TrackingStatus, parse_iso
 from .base import OrderRecord, OrderState, Package, PackageState
+from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
 
 # The columns SqliteLedger._record reads; ``pii`` is added as NULL unless buyer data is wanted.
@@ -46,6 +48,46 @@ class OrderKey(NamedTuple):
     ship_by: datetime | None
 
 
+class ShippedLine(NamedTuple):
+    """A shipped package as the valid-tracking rate reads it, with what it needs of its order (no
+    buyer data): :meth:`OrderQueries.shipped_lines`."""
+    package_id: int
+    order_id: str
+    site: str
+    skus: tuple[str, ...]
+    confirms_on_amazon: bool  # Order.confirms_on_amazon: an ERP's order for another channel is not
+    ship_by: datetime | None
+    deliver_by: datetime | None
+    carrier: str
+    service: str
+    state: PackageState
+    shipped_at: datetime
+    confirmed_at: datetime | None
+    first_scan_at: datetime | None
+    delivered_at: datetime | None
+    scans: int
+    tracking_level: str  # what the order required, from the package's plan ("tracked" without one)
+    min_scans: int
+    failed_attempt: bool  # a FAILED_ATTEMPT scan (read only for states that may have one)
+
+
+# Package states in which a failed delivery attempt may have been scanned, and that scan's status.
+_MAY_HAVE_ATTEMPTED = tuple(s.value for s in (PackageState.DELIVERY_FAILED, PackageState.RETURNING,
+                                               PackageState.RETURNED, PackageState.LOST))
+_FAILED_ATTEMPT = TrackingStatus.FAILED_ATTEMPT.value
+_PACKAGE_STATES = {s.value: s for s in PackageState}
+
+
+def _shipped_line(r: Any) -> ShippedLine:
+    deliver_by, confirm = r[4], r[7]
+    return ShippedLine(
+        r[0], r[1], r[2], tuple(i["sku"] for i in json.loads(r[5] or "[]")),
+        (r[6] or "amazon") == "amazon" and confirm not in (0, False, "false"),
+        parse_iso(r[3]) if r[3] else None, parse_iso(deliver_by) if deliver_by else None,
+        r[10], r[11], _PACKAGE_STATES[r[12]], parse_iso(r[13]), _dt(r[14]), _dt(r[15]), _dt(r[16]), r[17],
+        r[8] or "tracked", int(r[9] or 1), bool(r[18]))
+
+
 def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
@@ -70,19 +112,36 @@ class OrderQueries:
     count_orders, state_site_counts, held_summary, label_counts, schedule, soonest_ship_by,
     pii_expired."""
 
-    def shipped_orders(self, states: Iterable[OrderState | str], *, shipped_since: datetime
-                       ) -> list[OrderRecord]:
-        """Orders in ``states`` with a package shipped at or after ``shipped_since`` (the valid-
-        tracking rate's window), oldest first, buyer data not read: one query from the packages'
-        ship-date index, so the cost follows the window, not the ledger's history."""
+    def shipped_lines(self, states: Iterable[OrderState | str], *, shipped_since: datetime,
+                      after_id: int | None = None, limit: int) -> tuple[list[ShippedLine], int | None]:
+        """Packages shipped at or after ``shipped_since`` (the valid-tracking rate's window) whose
+        order is in ``states``, as the light rows the rate reads: package columns, and of the order
+        its site, dates, SKUs and channel (read out of its JSON by the database), and whether a
+        failed delivery attempt was scanned. No buyer data, no per-order query.
+
+        Walks the packages by id above ``after_id``, ``limit`` at a time: returns this page's rows
+        and the id to pass as ``after_id`` next (None at the end). The ids are picked from the
+        packages alone, so the walk costs the window, not a scan of the orders per page."""
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
         wanted = _values(OrderState, states) or []
-        if not wanted:
-            return []
+        ids = [r[0] for r in self._conn().execute(
+            "SELECT id FROM packages WHERE shipped_at >= ? AND id > ? ORDER BY id LIMIT ?",
+            (_ts(shipped_since), after_id or 0, min(limit, _SQL_CHUNK))).fetchall()]
+        if not ids or not wanted:
+            return [], None
+        j = self._json_field
         rows = self._conn().execute(
-            self._order_select(False) + f" WHERE state IN ({_marks(wanted)}) AND order_id IN"
-            " (SELECT order_id FROM packages WHERE shipped_at >= ?) ORDER BY created_at, order_id",
-            (*wanted, _ts(shipped_since))).fetchall()
-        return [self._record(r) for r in rows]
+            "SELECT p.id, p.order_id, o.site, o.ship_by, "
+            + ", ".join([j("o.data", key) for key in ("deliver_by", "items", "channel", "confirm")]
+                        + [j("p.plan", key) for key in ("tracking_level", "min_scans")])
+            + ", p.carrier, p.service, p.state, p.shipped_at, p.confirmed_at, p.first_scan_at,"
+            f" p.delivered_at, p.scans, CASE WHEN p.state IN ({_marks(_MAY_HAVE_ATTEMPTED)}) THEN EXISTS"
+            " (SELECT 1 FROM tracking_events e WHERE e.package_id = p.id AND e.status = ?) ELSE FALSE END"
+            " FROM packages p JOIN orders o ON o.order_id = p.order_id"
+            f" WHERE p.id IN ({_marks(ids)}) AND o.state IN ({_marks(wanted)}) ORDER BY p.id",
+            (*_MAY_HAVE_ATTEMPTED, _FAILED_ATTEMPT, *ids, *wanted)).fetchall()
+        return [_shipped_line(r) for r in rows], (ids[-1] if len(ids) == min(limit, _SQL_CHUNK) else None)
 
     def _order_select(self, with_pii: bool) -> str:
         return f"SELECT {_ORDER_COLUMNS}, {'pii' if with_pii else 'NULL AS pii'} FROM orders"

@@ -121,6 +121,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         """Start a write transaction holding the store's write lock."""
         raise NotImplementedError
 
+    @staticmethod
+    def _json_field(column: str, key: str) -> str:
+        """SQL for the text of top-level ``key`` of the JSON in ``column`` (NULL when missing, or
+        when the column holds ''); an array or object comes as its JSON text."""
+        raise NotImplementedError
+
     @contextmanager
     def exclusive(self, key: str) -> Iterator[bool]:
         """Whether this process may work on ``key`` (an order) while the block runs: False when

@@ -66,3 +66,7 @@ class SqliteLedger(SqlLedger):
 
     def _begin_write(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
+
+    @staticmethod
+    def _json_field(column: str, key: str) -> str:
+        return f"json_extract(NULLIF({column}, ''), '$.{key}')"  # JSON true/false come as 1/0

@@ -232,3 +232,115 @@ def test_latest_packages_is_the_newest_per_order(filled):
     assert set(latest) == {oid, order(11).order_id}
     assert latest[oid].id == second.id and latest[oid].service == "EXP"
     assert filled.latest_packages([]) == {}
+
+
+# -- shipped_lines: what the valid-tracking rate reads ----------------------------------------------
+
+SHIPPED_STATES = [OrderState.VERIFIED, OrderState.IN_TRANSIT, OrderState.DELIVERED, OrderState.RETURNING,
+                  OrderState.HELD]
+
+
+def ship(ledger, n: int, shipped_at: datetime, *, last: PackageState = PackageState.VERIFIED,
+         plan: dict | None = None, events=(), **order_fields):
+    """Order ``n``: one package carried from PLANNED to ``last`` (via VERIFIED), shipped at ``shipped_at``."""
+    from dataclasses import replace
+
+    placed = replace(order(n), **order_fields)
+    ledger.upsert_order(placed)
+    package = ledger.plan_package(placed.order_id, "1", f"MFN-{placed.order_id}-1", "yanwen", "S", ITEMS,
+                                  plan=plan)
+    chain = [PackageState.PLANNED, PackageState.LABEL_CLAIMED, PackageState.LABELED, PackageState.CONFIRMING,
+             PackageState.CONFIRMED, PackageState.VERIFIED]
+    if last is not PackageState.VERIFIED:
+        chain.append(last)
+    for old, new in zip(chain, chain[1:], strict=False):
+        fields = {"tracking_number": f"YT{n}"} if new is PackageState.LABELED else {}
+        if new is PackageState.CONFIRMING:
+            fields["shipped_at"] = shipped_at
+        order_state = OrderState(new.value) if new.value in OrderState.__members__ else None
+        package = ledger.advance(package, old, new, order_state, events=events if new is last else (),
+                                 **fields)
+    return package
+
+
+def walk_shipped(ledger, since: datetime, size: int, states=SHIPPED_STATES) -> list:
+    lines, after = [], 0
+    while after is not None:
+        page, after = ledger.shipped_lines(states, shipped_since=since, after_id=after, limit=size)
+        lines += page
+    return lines
+
+
+def test_shipped_lines_read_the_window_with_the_orders_json_fields(ledger):
+    from connector.ledger import TrackingRecord
+    from connector.model import TrackingStatus
+
+    since = T0 + timedelta(days=1)
+    ship(ledger, 1, since - timedelta(seconds=1))                 # before the window
+    ship(ledger, 2, since, plan={"tracking_level": "fully_tracked", "min_scans": 2},
+         deliver_by=SHIP_BY0 + timedelta(days=9))
+    ship(ledger, 3, since + timedelta(hours=1), origin="erp", channel="shopify", confirm=False)
+    failed = TrackingRecord(0, since + timedelta(days=2), TrackingStatus.FAILED_ATTEMPT.value)
+    ship(ledger, 4, since + timedelta(hours=2), last=PackageState.RETURNING, events=[failed])
+    ship(ledger, 5, since + timedelta(hours=3), last=PackageState.RETURNING)  # no failed attempt scanned
+    ship(ledger, 6, since + timedelta(hours=4), origin="erp", confirm=True)   # an ERP's Amazon order
+    ledger.hold(order(6).order_id, "void_refused", "the carrier has scanned the parcel")
+
+    lines = walk_shipped(ledger, since, 500)
+    assert [line.order_id for line in lines] == [order(n).order_id for n in (2, 3, 4, 5, 6)]
+    by = {line.order_id: line for line in lines}
+    two = by[order(2).order_id]
+    assert (two.site, two.skus, two.confirms_on_amazon, two.ship_by, two.deliver_by) == (
+        "US", ("SKU-RED",), True, SHIP_BY0, SHIP_BY0 + timedelta(days=9))
+    assert (two.carrier, two.service, two.state, two.shipped_at) == (
+        "yanwen", "S", PackageState.VERIFIED, since)
+    assert (two.tracking_level, two.min_scans, two.failed_attempt) == ("fully_tracked", 2, False)
+    assert by[order(3).order_id].confirms_on_amazon is False  # another channel, not confirmed here
+    assert by[order(6).order_id].confirms_on_amazon is True
+    three = by[order(3).order_id]
+    assert (three.tracking_level, three.min_scans) == ("tracked", 1)  # no plan stored
+    assert by[order(4).order_id].failed_attempt is True
+    assert by[order(5).order_id].failed_attempt is False
+    # pages of any size walk the same packages once; the order's state filters
+    for size in (1, 2, 3):
+        assert walk_shipped(ledger, since, size) == lines
+    assert [line.order_id for line in walk_shipped(ledger, since, 2, states=[OrderState.HELD])] == [
+        order(6).order_id]
+    assert walk_shipped(ledger, since, 2, states=[]) == []
+    with pytest.raises(ValueError, match="limit"):
+        ledger.shipped_lines(SHIPPED_STATES, shipped_since=since, limit=0)
+
+
+def test_the_rate_counts_the_packages_amazon_would(ledger):
+    """engine.vtr.shipped_packages over these rows: the promise selects, another channel's label and
+    a package outside the window do not count, categories come from the item master once per SKU
+    set, the door from the service's tracking level, a scanned failed attempt reached the door."""
+    from types import SimpleNamespace
+
+    from connector.engine.vtr import NO_CATEGORY, shipped_packages
+    from connector.ledger import TrackingRecord
+    from connector.model import TrackingStatus
+
+    since = T0 + timedelta(days=1)
+    ship(ledger, 1, since - timedelta(days=40))                                  # before the read window
+    ship(ledger, 2, since - timedelta(days=3), deliver_by=since + timedelta(days=2))  # promise in the window
+    ship(ledger, 3, since - timedelta(days=3))                  # no promise: its ship date, before since
+    ship(ledger, 4, since + timedelta(hours=1), origin="erp", channel="shopify", confirm=False)
+    failed = TrackingRecord(0, since + timedelta(days=2), TrackingStatus.FAILED_ATTEMPT.value)
+    ship(ledger, 5, since + timedelta(hours=2), last=PackageState.RETURNING, events=[failed])
+    looked_up: list[str] = []
+
+    def item(sku: str):
+        looked_up.append(sku)
+        return SimpleNamespace(category="Toys") if sku == "SKU-RED" else None
+
+    levels = {"S": SimpleNamespace(tracking_level="tracked")}
+    rt = SimpleNamespace(ledger=ledger, config=SimpleNamespace(ledger=SimpleNamespace(max_transit_days=30)),
+                         catalog=SimpleNamespace(get=item),
+                         carrier_specs={"yanwen": SimpleNamespace(service=levels.get)})
+    packages = shipped_packages(rt, since=since)
+    assert [p.order_id for p in packages] == [order(2).order_id, order(5).order_id]
+    assert looked_up == ["SKU-RED"]  # once for the SKU set, not per package
+    assert all(p.categories == ("Toys",) and p.to_door is False for p in packages)
+    assert [p.reached_door for p in packages] == [False, True]
+    assert NO_CATEGORY not in packages[0].categories
