@@ -15,7 +15,8 @@ import requests
 import yaml
 
 from connector.config import load_config
-from connector.engine.runtime import build_runtime, load_config_with_plugins
+from connector.configured import load_config_with_plugins
+from connector.engine.runtime import build_runtime
 from connector.plugins import load_plugins
 from connector.sandbox.runner import start_sandbox
 

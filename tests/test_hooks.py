@@ -87,7 +87,8 @@ def test_hook_mfn_register_site_rules(write_config):
     configuration's site_rules section wins over both."""
     from decimal import Decimal
 
-    from connector.engine.runtime import _rules, load_config_with_plugins
+    from connector.configured import load_config_with_plugins
+    from connector.engine.runtime import _rules
     from connector.rules import SiteRulesPatch
 
     class Patch:

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = r"""
 import contextlib, io, json, sys
 from connector.cli import main
-from connector.engine.runtime import build_runtime, load_config_with_plugins
+from connector.configured import load_config_with_plugins
+from connector.engine.runtime import build_runtime
 
 def emulators():  # the emulator framework, the emulators, the test kit; not cli/sandbox.py
     return sorted(m for m in sys.modules if m.startswith("connector.sandbox")

@@ -37,7 +37,7 @@ class State:
 
     def config(self) -> Config:
         from ..config import ConfigError
-        from ..engine.runtime import load_config_with_plugins
+        from ..configured import load_config_with_plugins
 
         try:
             config, self._host = load_config_with_plugins(self.config_path, self._host)
@@ -59,7 +59,7 @@ class State:
             raise click.ClickException(f"invalid configuration:\n{exc}") from None
 
     def ledger(self) -> Ledger:
-        from ..engine.runtime import open_configured_ledger
+        from ..configured import open_configured_ledger
 
         return open_configured_ledger(self.config())
 
@@ -114,7 +114,7 @@ def config_check(state: State, file: str | None) -> None:
     """Validate FILE (default: --config); errors name file, line and field."""
     from ..catalog import load_catalog
     from ..config import ConfigError
-    from ..engine.runtime import load_config_with_plugins
+    from ..configured import load_config_with_plugins
 
     path = file or state.config_path
     try:

@@ -13,8 +13,9 @@ import click
 import requests
 
 from ..config import Config
+from ..configured import load_config_with_plugins
 from ..engine.loop import Engine
-from ..engine.runtime import build_runtime, load_config_with_plugins
+from ..engine.runtime import build_runtime
 from ..kit.values import looks_like_pdf
 from .summary import render, summarize
 

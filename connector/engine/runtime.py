@@ -16,12 +16,13 @@ from ..amazon.auth import LwaTokenProvider
 from ..amazon.client import SpApiClient
 from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, SiteTable
 from ..catalog import LayeredCatalog, load_catalog
-from ..config import Config, ConfigError, EngineSettings, Problem, Warehouse, load_config
+from ..config import Config, ConfigError, EngineSettings, Problem, Warehouse
+from ..configured import open_configured_ledger
 from ..fx import FxError, RateTable
 from ..kit.carrier import Carrier, CarrierContext, CarrierSpec
-from ..ledger import Ledger, open_ledger
+from ..ledger import Ledger
 from ..model import Address
-from ..plugins import PluginHost, load_plugins
+from ..plugins import PluginHost
 from ..ratelimit import DEFAULT_QUOTAS, RateLimiter
 from ..rules import ChoicePolicy, RulesError, SiteRules, SiteRulesPatch, merge_rules
 from .workers import Membership
@@ -146,27 +147,6 @@ class Runtime:
         for limiter in {id(c.limiter): c.limiter for c in self.amazon.values()}.values():
             limiter.save()  # quota state for the next start
         self.ledger.close()
-
-
-def load_config_with_plugins(path: str, host: PluginHost | None = None) -> tuple[Config, PluginHost]:
-    """Plugins first (their settings schemas validate the carrier sections), then the config."""
-    host = host or load_plugins()
-    config = load_config(path, carrier_schemas=_schemas(host))
-    if config.plugins.allow is not None or config.plugins.deny:
-        host = load_plugins(allow=config.plugins.allow, deny=config.plugins.deny)
-        config = load_config(path, carrier_schemas=_schemas(host))
-    return config, host
-
-
-def _schemas(host: PluginHost) -> dict[str, dict]:
-    return {code: spec.settings_schema for code, spec in host.carriers().items()}
-
-
-def open_configured_ledger(config: Config) -> Ledger:
-    ledger = open_ledger(config.ledger_url, key_file=str(config.pii_key_file),
-                         create_key=config.ledger.create_pii_key)
-    ledger.migrate()
-    return ledger
 
 
 def build_runtime(config: Config, host: PluginHost) -> Runtime:

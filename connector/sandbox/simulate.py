@@ -33,10 +33,11 @@ import yaml
 
 from .. import clock
 from ..config import Config
+from ..configured import load_config_with_plugins
 from ..engine.alerts import AlertKind
 from ..engine.loop import Engine
 from ..engine.purge import life_end
-from ..engine.runtime import Runtime, build_runtime, load_config_with_plugins
+from ..engine.runtime import Runtime, build_runtime
 from ..engine.vtr import report, shipped_packages
 from ..hookspecs import hookimpl
 from ..ledger import OrderState, PackageState

@@ -1,0 +1,29 @@
+"""What most commands build first, without importing the engine (so `orders list` and friends
+start fast): the configuration, validated with the carrier plugins' settings schemas, and the
+ledger it names, migrated."""
+from __future__ import annotations
+
+from .config import Config, load_config
+from .ledger import Ledger, open_ledger
+from .plugins import PluginHost, load_plugins
+
+
+def load_config_with_plugins(path: str, host: PluginHost | None = None) -> tuple[Config, PluginHost]:
+    """Plugins first (their settings schemas validate the carrier sections), then the config."""
+    host = host or load_plugins()
+    config = load_config(path, carrier_schemas=_schemas(host))
+    if config.plugins.allow is not None or config.plugins.deny:
+        host = load_plugins(allow=config.plugins.allow, deny=config.plugins.deny)
+        config = load_config(path, carrier_schemas=_schemas(host))
+    return config, host
+
+
+def _schemas(host: PluginHost) -> dict[str, dict]:
+    return {code: spec.settings_schema for code, spec in host.carriers().items()}
+
+
+def open_configured_ledger(config: Config) -> Ledger:
+    ledger = open_ledger(config.ledger_url, key_file=str(config.pii_key_file),
+                         create_key=config.ledger.create_pii_key)
+    ledger.migrate()
+    return ledger
