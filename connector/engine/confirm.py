@@ -9,8 +9,11 @@ labels confirm themselves (a declared capability) is never confirmed again.
 """
 from __future__ import annotations
 
+import threading
+
 from ..amazon.errors import AlreadyShippedError, InvalidInputError, SpApiError
 from ..holds import HoldReason
+from ..kit.carrier import CarrierSpec
 from ..ledger import OrderRecord, OrderState, Package, PackageState
 from ..model import utcnow
 from ..ratelimit import QuotaWaitInterrupted
@@ -19,6 +22,45 @@ from .feeds import in_open_feed, leaves_to_feed
 from .outcome import Outcome, defer, hold
 from .runtime import Runtime
 from .verify import confirms_itself, mark_verified, visible
+
+CONFIRM_LANE = 2  # an account's confirmations in flight at once: one sending, one waiting for its token
+
+
+class Lane:
+    """At most ``size`` callers inside at once, and a caller that finds it full never waits: under
+    the per-order scheduler, a worker thread must not sit waiting for an account's confirmShipment
+    token while other orders need labels bought -- two in the lane keep the bucket busy."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.busy = 0
+        self._lock = threading.Lock()
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self.busy >= self.size:
+                return False
+            self.busy += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.busy -= 1
+
+    @property
+    def full(self) -> bool:
+        return self.busy >= self.size
+
+
+def confirm_lane(rt: Runtime, account: str) -> Lane | None:
+    """The account's lane (created on first use), or None when confirmations are not rationed."""
+    lanes = rt.confirm_lanes
+    if lanes is None:
+        return None
+    lane = lanes.get(account)
+    if lane is None:
+        lane = lanes.setdefault(account, Lane(CONFIRM_LANE))  # setdefault: one winner between threads
+    return lane
 
 
 def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
@@ -47,6 +89,20 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     "the label is voided, or release it to ship anyway")
     if package.state == PackageState.LABELED and leaves_to_feed(rt, order):
         return Outcome.REST  # the account confirms by feed now (engine/feeds.py)
+    lane = confirm_lane(rt, order.account)
+    if lane is not None and not lane.try_enter():
+        return Outcome.REST  # the account's confirmations in flight keep its bucket busy; back soon
+    try:
+        return _send(rt, record, package, spec, carrier_code)
+    finally:
+        if lane is not None:
+            lane.leave()
+
+
+def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
+          carrier_code: str) -> Outcome:
+    """Claim the package (LABELED -> CONFIRMING) and send confirmShipment; then CONFIRMED."""
+    order = record.order
     client = rt.amazon[order.account]
     claimed = False
     try:

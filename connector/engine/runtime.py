@@ -67,6 +67,8 @@ class Runtime:
     _order_locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     verify_sweeps: dict[str, Any] = field(default_factory=dict, repr=False)  # account -> verify.SweepMark
     membership: Membership | None = field(default=None, repr=False)  # shared ledger: accounts leased here
+    # Per account, the confirmations in flight at once (engine/confirm.py); None: unrationed (passes)
+    confirm_lanes: dict[str, Any] | None = field(default=None, repr=False)
 
     @contextmanager
     def driving(self, order_id: str, wait: float = 0.0) -> Iterator[bool]:

@@ -9,7 +9,9 @@ order already in the ledger. So four loops run side by side until a stop request
   is free it asks the ledger for the due orders (one indexed query, nothing decrypted), earliest
   ship-by first, and hands out the next ones not in flight -- at most a fair share per seller
   account while other accounts have work, so one account waiting on its quota never takes every
-  worker;
+  worker; and while an account's confirm lane is full (two confirmations in flight keep its
+  confirmShipment bucket busy) its orders waiting to be confirmed stay in the ledger, so workers
+  buy the next labels instead of queueing for the bucket;
 * the **poller** polls each account on its own thread every ``poll_interval_seconds``; a poll
   waiting for quota holds nothing else;
 * the **periodic** thread verifies confirmations from pages of shipped orders and sends and reads
@@ -22,6 +24,7 @@ request ends every wait; the steps in flight finish and commit.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import threading
@@ -29,9 +32,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..ledger import ACTIVE_ORDER_STATES
+from ..ledger import ACTIVE_ORDER_STATES, OrderState
+from ..ledger.queries import OrderKey
 from ..model import utcnow
 from .outcome import Outcome
 
@@ -62,6 +67,16 @@ def fair_pick(due: list, in_flight: set[str], per_account: Counter, free: int, w
     return picked
 
 
+_CONFIRMING = (OrderState.LABELED, OrderState.CONFIRMING)  # next step: confirmShipment (a lane)
+_NOT_CONFIRMING = tuple(s for s in ACTIVE_ORDER_STATES if s not in _CONFIRMING)
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _schedule_order(key: OrderKey) -> tuple:
+    """The ledger's schedule order: ship-by (orders without one last), then order id."""
+    return (key.ship_by is None, key.ship_by or _LAST, key.order_id)
+
+
 class Scheduler:
     def __init__(self, engine: Engine, drive: Callable[..., object]) -> None:
         self.engine = engine
@@ -70,6 +85,7 @@ class Scheduler:
         self.drive = drive
 
     def run(self, *, tick_seconds: float) -> None:
+        self.rt.confirm_lanes = {}  # a worker finding an account's lane full moves on (engine/confirm.py)
         threads = [threading.Thread(target=self._poll_loop, name="order-poll", daemon=True),
                    threading.Thread(target=self._periodic_loop, args=(tick_seconds,), name="periodic",
                                     daemon=True),
@@ -102,9 +118,7 @@ class Scheduler:
                 if free > 0:
                     membership = self.rt.membership
                     owned = membership.owned() if membership is not None and membership.shared else None
-                    due = self.rt.ledger.schedule(
-                        ACTIVE_ORDER_STATES, due_before=utcnow(), accounts=owned,
-                        limit=free * DUE_WINDOW + len(in_flight) + len(resting))
+                    due = self._due(owned, free * DUE_WINDOW + len(in_flight) + len(resting))
                     busy = Counter(account for account, _ in in_flight.values())
                     for d in fair_pick(due, set(in_flight) | set(resting), busy, free, workers):
                         in_flight[d.order_id] = (d.account, pool.submit(
@@ -116,6 +130,20 @@ class Scheduler:
                     self.stop.wait(DISPATCH_TICK_S)
             for _, future in in_flight.values():  # a stop: the steps in flight finish and commit
                 future.result()
+
+    def _due(self, owned: set[str] | None, limit: int) -> list:
+        """The orders due now, earliest ship-by first -- leaving out those whose next step is a
+        confirmation while their account's confirm lane is full (they would only come back), so
+        the window read holds work a free worker can do, such as labels to buy."""
+        ledger, now = self.rt.ledger, utcnow()
+        lanes = self.rt.confirm_lanes or {}
+        full = {account for account, lane in lanes.items() if lane.full}
+        if not full:
+            return ledger.schedule(ACTIVE_ORDER_STATES, due_before=now, accounts=owned, limit=limit)
+        accounts = owned if owned is not None else {a.name for a in self.rt.config.accounts}
+        others = ledger.schedule(_NOT_CONFIRMING, due_before=now, accounts=owned, limit=limit)
+        confirming = ledger.schedule(_CONFIRMING, due_before=now, accounts=accounts - full, limit=limit)
+        return list(heapq.merge(others, confirming, key=_schedule_order))[:limit]
 
     # -- the poller and the leader ---------------------------------------------------------------
     def _poll_loop(self) -> None:

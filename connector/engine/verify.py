@@ -10,10 +10,13 @@ confirmation Amazon accepted but never shows is sent again, a bounded number of 
 the order is held.
 
 searchOrders is the scarcest quota (one call per ~3 minutes, burst 20) and the order poll needs
-it, so a bulk read never waits for it: it runs only while the bucket holds more than
-:data:`SWEEP_RESERVE` tokens, at most every :data:`SWEEP_EVERY`, and only when a confirmation
-it has not covered yet is old enough for searchOrders to show (Amazon's ``lastUpdatedBefore``
-must be at least two minutes in the past).
+it, so a bulk read never waits for it and spends as few pages as it can: it runs only while the
+bucket holds more than :data:`SWEEP_RESERVE` tokens, only for confirmations old enough for
+searchOrders to show (Amazon's ``lastUpdatedBefore`` is at least two minutes in the past), and
+only when that read is worth a page: a full page of them is waiting, or every pending one is
+visible (the flow of confirmations has stopped: one read gets them all), or the oldest has waited
+:data:`SWEEP_PATIENCE`. Each read starts where the last complete one ended by Amazon's own clock
+(its ``lastUpdatedBefore``), so a backlog's orders are read about once, not once per read.
 """
 from __future__ import annotations
 
@@ -40,7 +43,9 @@ SWEEP_STATUSES = ("SHIPPED", "PARTIALLY_SHIPPED")
 SWEEP_INCLUDED_DATA = ("FULFILLMENT", "PACKAGES")  # no address: verification needs none
 SEARCH_LAG = timedelta(minutes=2)  # searchOrders shows an update only once it is this old
 SWEEP_MARGIN = timedelta(minutes=2)  # our clock at the confirmation vs Amazon's lastUpdatedTime
-SWEEP_EVERY = timedelta(seconds=30)
+SWEEP_CHECK = timedelta(seconds=10)  # how often an account with pending confirmations is looked at
+SWEEP_PATIENCE = timedelta(seconds=90)  # the longest a visible confirmation waits for a fuller page
+SWEEP_PAGE = 100  # orders per searchOrders page
 SWEEP_RESERVE = 2  # searchOrders tokens a bulk read leaves for the order poll
 
 
@@ -166,18 +171,24 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
     covered = mark.covered_until if mark else None
     floor = covered - SWEEP_MARGIN if covered else None
     uncovered = [p.confirmed_at for _, p in pending if floor is None or p.confirmed_at > floor]
-    if not any(at <= now - SEARCH_LAG for at in uncovered):  # nothing searchOrders would show yet
+    visible = [at for at in uncovered if at <= now - SEARCH_LAG]  # what searchOrders would show
+    if not visible:
         rt.verify_sweeps[account.name] = SweepMark(
-            covered, min(uncovered) + SEARCH_LAG if uncovered else now + SWEEP_EVERY)
+            covered, min(uncovered) + SEARCH_LAG if uncovered else now + SWEEP_CHECK)
+        return 0
+    if not worth_a_read(visible, uncovered, now):
+        rt.verify_sweeps[account.name] = SweepMark(covered, now + SWEEP_CHECK)
         return 0
     client = rt.amazon[account.name]
     bucket = client.limiter.bucket(client.account, "searchOrders")
     by_id = dict(pending)  # order id -> its confirmed package
+    # From the end of the last complete read, by Amazon's clock; the first read (no mark since the
+    # start) from the oldest confirmation, less a margin for the two clocks.
     pages = client.search_orders_pages(
         marketplace_ids=[rt.sites[s].marketplace_id for s in account.marketplaces],
-        last_updated_after=min(uncovered) - SWEEP_MARGIN, statuses=SWEEP_STATUSES,
+        last_updated_after=covered or min(uncovered) - SWEEP_MARGIN, statuses=SWEEP_STATUSES,
         included_data=SWEEP_INCLUDED_DATA)
-    rt.verify_sweeps[account.name] = SweepMark(covered, now + SWEEP_EVERY)
+    rt.verify_sweeps[account.name] = SweepMark(covered, now + SWEEP_CHECK)
     verified = read = 0
     for page in pages:
         read += 1
@@ -192,13 +203,20 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
         pagination = page.get("pagination")
         if not (isinstance(pagination, dict) and pagination.get("nextToken")):
             before = _time(page.get("lastUpdatedBefore"))
-            rt.verify_sweeps[account.name] = SweepMark(before or covered, now + SWEEP_EVERY)
+            rt.verify_sweeps[account.name] = SweepMark(before or covered, now + SWEEP_CHECK)
             break
         if should_stop() or bucket.available < SWEEP_RESERVE + 1:
             break  # the rest next time; the poll keeps its tokens
     log.info("account %s: verified %d confirmation(s) from %d page(s) of shipped orders",
              account.name, verified, read)
     return verified
+
+
+def worth_a_read(visible: list[datetime], uncovered: list[datetime], now: datetime) -> bool:
+    """Is a searchOrders read worth its token now? A full page of visible confirmations, or all of
+    them visible (none still too fresh: one read gets every one), or the oldest waited long enough."""
+    return (len(visible) >= SWEEP_PAGE or len(visible) == len(uncovered)
+            or min(visible) <= now - SEARCH_LAG - SWEEP_PATIENCE)
 
 
 def _time(value: object) -> datetime | None:

@@ -1,12 +1,15 @@
 """Confirmations are verified in bulk from pages of shipped orders; getOrder reads only stragglers."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 import requests
 
 from connector import clock
+from connector.amazon.mapping import parse_api_time
 from connector.engine.loop import Engine
-from connector.engine.verify import SWEEP_EVERY
+from connector.engine.verify import SEARCH_LAG, SWEEP_CHECK, SWEEP_PAGE, SWEEP_PATIENCE, worth_a_read
 from connector.ledger import OrderState
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +83,7 @@ def test_a_backlog_of_confirmations_is_verified_from_a_page_per_account(world):
         assert calls(w, "getOrder") == 0  # not one order read back one by one
         assert calls(w, "searchOrders") - searches <= len(rt.config.accounts)  # one page per account
 
-        advance(w, SWEEP_EVERY.total_seconds())
+        advance(w, SWEEP_CHECK.total_seconds())
         engine.run_pass(ingest=False)  # nothing pending: no read at all
         assert calls(w, "searchOrders") - searches <= len(rt.config.accounts)
         assert w.state("spapi")["schema_violations"] == []
@@ -108,3 +111,45 @@ def test_only_stragglers_are_read_back_with_get_order(world):
         assert calls(w, "getOrder") == stragglers  # one read per straggler, none for the rest
     finally:
         rt.close()
+
+
+def test_a_read_starts_where_the_last_complete_one_ended_by_amazons_clock(world):
+    """Stragglers keep an account pending: the next read asks only for what changed since the
+    ``lastUpdatedBefore`` Amazon gave the last complete read, not the whole backlog again."""
+    w = backlog_world(world, silent_drop_rate=0.2)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        confirm_everything(engine)
+        client = rt.amazon[rt.config.accounts[0].name]
+        reads: list[tuple] = []  # (lastUpdatedAfter asked, lastUpdatedBefore answered)
+        real = client.search_orders_pages
+
+        def spy(**kwargs):
+            for page in real(**kwargs):
+                reads.append((kwargs["last_updated_after"], page.get("lastUpdatedBefore")))
+                yield page
+
+        client.search_orders_pages = spy
+        advance(w, 180)
+        engine.run_pass(ingest=False)
+        assert states(rt).get(OrderState.CONFIRMED.value, 0) > 0  # the dropped ones
+        assert len(reads) == 1
+        advance(w, SWEEP_CHECK.total_seconds() + 1)
+        engine.run_pass(ingest=False)
+        assert len(reads) == 2
+        first_before = reads[0][1]
+        assert first_before and reads[1][0] == parse_api_time(first_before)
+    finally:
+        rt.close()
+
+
+def test_a_read_waits_until_it_is_worth_a_page():
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+    old = now - SEARCH_LAG - timedelta(seconds=1)           # searchOrders shows it
+    fresh = now - timedelta(seconds=30)                      # too fresh to show
+    assert worth_a_read([old], [old], now)                   # every pending one visible: one read gets all
+    assert not worth_a_read([old], [old, fresh], now)        # more are coming: wait for a fuller page
+    assert worth_a_read([old] * SWEEP_PAGE, [old] * SWEEP_PAGE + [fresh], now)  # a full page
+    patient = now - SEARCH_LAG - SWEEP_PATIENCE
+    assert worth_a_read([patient, old], [patient, old, fresh], now)  # the oldest waited long enough

@@ -82,3 +82,66 @@ def test_a_slow_order_holds_no_other_and_a_waiting_poll_holds_nothing(monkeypatc
     runner.join(10)
     assert not runner.is_alive() and time.monotonic() - stopped_at < 5
     assert "slow" in finished  # the step in flight finished before the scheduler returned
+
+
+class StatefulLedger(FakeLedger):
+    """Orders with a state: the scheduler reads the confirm-ready ones apart while a lane is full."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        super().__init__(list(states))
+        self.states = states
+
+    def schedule(self, states, *, due_before, accounts=None, limit=None):
+        wanted = {getattr(s, "value", s) for s in states}
+        with self.lock:
+            return due(*[(o, "acct") for o in self.pending if self.states[o] in wanted
+                         and (accounts is None or "acct" in accounts)])[:limit]
+
+
+def test_orders_waiting_to_be_confirmed_leave_the_workers_to_buy_labels(monkeypatch) -> None:
+    """Confirmations first by ship-by, but while the account's confirm lane is full (its bucket
+    busy) the workers buy the labels behind them, and a confirm-ready order is not dispatched
+    only to come back."""
+    from connector.engine.confirm import CONFIRM_LANE, confirm_lane
+
+    monkeypatch.setattr("connector.engine.verify.verify_in_bulk", lambda rt, should_stop: None)
+    monkeypatch.setattr("connector.engine.feeds.run_feeds", lambda rt, should_stop: None)
+    states = {**{f"c-{n}": "LABELED" for n in range(10)}, **{f"n-{n}": "NEW" for n in range(20)}}
+    ledger = StatefulLedger(states)
+    bucket_open = threading.Event()  # the confirmShipment bucket: shut until the labels are bought
+    labels: list[str] = []
+    turned_away: list[str] = []
+    most_in_lane = []
+
+    def drive(rt, order_id, should_stop):
+        if states[order_id] == "LABELED":
+            lane = confirm_lane(rt, "acct")
+            if not lane.try_enter():
+                turned_away.append(order_id)
+                return None
+            most_in_lane.append(lane.busy)
+            try:
+                bucket_open.wait(10)
+            finally:
+                lane.leave()
+        else:
+            time.sleep(0.01)
+            labels.append(order_id)
+        ledger.done(order_id)
+
+    engine = make_engine(ledger, workers=4)
+    runner = threading.Thread(target=Scheduler(engine, drive).run, kwargs={"tick_seconds": 60})
+    runner.start()
+    deadline = time.monotonic() + 10
+    while len(labels) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(labels) == sorted(f"n-{n}" for n in range(20))  # bought while two confirmations waited
+    assert max(most_in_lane) == CONFIRM_LANE and len(most_in_lane) == CONFIRM_LANE
+    assert len(turned_away) <= 2  # the dispatcher stopped handing out confirm-ready orders
+    bucket_open.set()
+    deadline = time.monotonic() + 10
+    while ledger.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    engine.stop_event.set()
+    runner.join(10)
+    assert ledger.pending == []
