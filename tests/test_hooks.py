@@ -105,3 +105,21 @@ def test_hook_mfn_register_site_rules(write_config):
     assert rules["DE"].vtr_exclusion_below.amount == Decimal("25")      # the plugin's patch
     assert rules["DE"].returnless_refund_below.amount == Decimal("12")  # configuration wins
     assert rules["FR"].vtr_exclusion_below.amount == Decimal("10")      # untouched
+
+
+def test_steps_hand_events_over_only_while_a_plugin_listens():
+    """The built-in plugins implement no event hook, so a step reads no outbox; a plugin that
+    implements any one of them makes every step hand its events over."""
+    from types import SimpleNamespace
+
+    from connector.engine.hooks import EVENT_HOOKS, listening
+
+    host = load_plugins()
+    rt = SimpleNamespace(host=host)
+    assert not listening(rt)
+    for name in EVENT_HOOKS:
+        plugin = type(f"Listens{name}", (), {name: hookimpl(lambda self, **kw: None)})()
+        host.pm.register(plugin)
+        assert listening(rt), name
+        host.pm.unregister(plugin)
+    assert not listening(rt)

@@ -36,6 +36,7 @@ from .buy import buy, fetch_label
 from .confirm import confirm
 from .feeds import run_feeds
 from .hooks import dispatch as dispatch_hooks
+from .hooks import dispatch_after_step
 from .ingest import ingest_account
 from .outcome import Outcome, defer, hold
 from .plan import plan
@@ -251,7 +252,7 @@ def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_step
             log.exception("order %s: unexpected error in state %s", order_id, record.state.value)
             return defer(rt, record, f"internal error: {type(exc).__name__}: {exc}"[:500])
         if rt.leads():
-            dispatch_hooks(rt)  # a plugin hears of the step before the next one starts
+            dispatch_after_step(rt)  # a plugin hears of the step before the next one starts
         if outcome is not Outcome.PROGRESS:
             return outcome
     return outcome
