@@ -18,7 +18,7 @@ from ..ledger import OrderRecord, OrderState, Package, PackageState
 from ..model import utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
-from .feeds import in_open_feed, leaves_to_feed
+from .feeds import in_open_feed, leaves_to_feed, park_for_feed
 from .outcome import Outcome, defer, hold
 from .runtime import Runtime
 from .verify import confirms_itself, mark_verified, visible
@@ -66,6 +66,7 @@ def confirm_lane(rt: Runtime, account: str) -> Lane | None:
 def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
     if in_open_feed(rt, package):  # a feed holds the claim: its processing report decides
+        park_for_feed(rt, order.order_id)
         return Outcome.REST
     if not order.confirms_on_amazon:  # the ERP's label for another channel, or one it confirms itself
         rt.ledger.advance(package, PackageState.LABELED, PackageState.ISSUED, order_state=OrderState.ISSUED,

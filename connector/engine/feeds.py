@@ -108,10 +108,14 @@ def leaves_to_feed(rt: Runtime, order: Order) -> bool:
         state.decided.add(order.account)
     if order.account not in state.feeding:
         return False
-    # parked until about the next feeds pass, so the dispatcher does not spin on it meanwhile
-    park = max(5.0, min(rt.config.amazon.feeds.batch_wait_seconds, 60.0))
-    rt.ledger.park_for_feed(order.order_id, utcnow() + timedelta(seconds=park))
+    park_for_feed(rt, order.order_id)
     return True
+
+
+def park_for_feed(rt: Runtime, order_id: str) -> None:
+    """Leave the order until about the next feeds pass, so the dispatcher does not spin on it."""
+    park = max(5.0, min(rt.config.amazon.feeds.batch_wait_seconds, 60.0))
+    rt.ledger.park_for_feed(order_id, utcnow() + timedelta(seconds=park))
 
 
 def in_open_feed(rt: Runtime, package: Package) -> bool:

@@ -190,11 +190,12 @@ class FeedStore:
         return int(row["n"]), (_dt(row["first"]) if row["first"] else None)
 
     def park_for_feed(self, order_id: str, until: datetime) -> None:
-        """Make a LABELED order due only at ``until`` (a feed will claim it), without counting a
-        failed attempt as ``defer`` does."""
+        """Make a LABELED order (a feed will claim it) or a CONFIRMING one (a feed in flight holds
+        it: its report settles it) due only at ``until``, without counting a failed attempt as
+        ``defer`` does. The next state change clears it."""
         with self._write() as conn:
-            conn.execute("UPDATE orders SET next_attempt_at = ? WHERE order_id = ? AND state = ?",
-                         (_ts(until), order_id, OrderState.LABELED.value))
+            conn.execute("UPDATE orders SET next_attempt_at = ? WHERE order_id = ? AND state IN (?, ?)",
+                         (_ts(until), order_id, OrderState.LABELED.value, OrderState.CONFIRMING.value))
 
     def labeled_for_feed(
         self, account: str, *, limit: int, due_before: datetime | None = None

@@ -120,3 +120,21 @@ def test_settling_moves_every_member_in_one_go_and_only_once(ledger):
     )
     assert ledger.settle_feed(feed_row, [FeedOutcome(a.id, "rejected")]) == {}  # settled once
     assert ledger.feeds("acme", open_only=True) == []
+
+
+def test_a_parked_order_waits_until_its_time_and_a_state_change_wakes_it(ledger):
+    """LABELED orders waiting for a feed and CONFIRMING ones a feed holds are parked (not due);
+    other states are not touched; the next state change clears the park."""
+    a, b = (labeled(ledger, f"111-0000000-000000{n}") for n in (1, 2))
+    ledger.claim_feed("acme", "POST_FLAT_FILE_FULFILLMENT_DATA", ["ATVPDKIKX0DER"], [(b, 1)], shipped_at=SHIP)
+    planned_only = planned(ledger, "111-0000000-0000009")
+    now = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+    later = datetime(2026, 3, 1, 9, 1, tzinfo=timezone.utc)
+    for order_id in (a.order_id, b.order_id, planned_only.order_id):
+        ledger.park_for_feed(order_id, later)
+    states = [OrderState.LABELED, OrderState.CONFIRMING, OrderState.PLANNED]
+    due = {k.order_id for k in ledger.schedule(states, due_before=now)}
+    assert due == {planned_only.order_id}  # the two feed orders wait; PLANNED was not parked
+    ledger.advance(ledger.get_package(b.id), PackageState.CONFIRMING, PackageState.CONFIRMED,
+                   OrderState.CONFIRMED)
+    assert b.order_id in {k.order_id for k in ledger.schedule([OrderState.CONFIRMED], due_before=now)}
