@@ -55,7 +55,7 @@ class ShippedLine(NamedTuple):
     order_id: str
     site: str
     skus: tuple[str, ...]
-    confirms_on_amazon: bool  # Order.confirms_on_amazon: an ERP's order for another channel is not
+    confirms_on_amazon: bool  # as Order.confirms_on_amazon (False: an ERP's order for another channel)
     ship_by: datetime | None
     deliver_by: datetime | None
     carrier: str
