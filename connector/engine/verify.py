@@ -43,7 +43,7 @@ SWEEP_STATUSES = ("SHIPPED", "PARTIALLY_SHIPPED")
 SWEEP_INCLUDED_DATA = ("FULFILLMENT", "PACKAGES")  # no address: verification needs none
 SEARCH_LAG = timedelta(minutes=2)  # searchOrders shows an update only once it is this old
 SWEEP_MARGIN = timedelta(minutes=2)  # our clock at the confirmation vs Amazon's lastUpdatedTime
-SWEEP_CHECK = timedelta(seconds=10)  # how often an account with pending confirmations is looked at
+SWEEP_CHECK = timedelta(seconds=10)  # after a read, the next look at the account
 SWEEP_PATIENCE = timedelta(seconds=90)  # the longest a visible confirmation waits for a fuller page
 SWEEP_PAGE = 100  # orders per searchOrders page
 SWEEP_RESERVE = 2  # searchOrders tokens a bulk read leaves for the order poll
@@ -171,13 +171,9 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
     covered = mark.covered_until if mark else None
     floor = covered - SWEEP_MARGIN if covered else None
     uncovered = [p.confirmed_at for _, p in pending if floor is None or p.confirmed_at > floor]
-    visible = [at for at in uncovered if at <= now - SEARCH_LAG]  # what searchOrders would show
-    if not visible:
-        rt.verify_sweeps[account.name] = SweepMark(
-            covered, min(uncovered) + SEARCH_LAG if uncovered else now + SWEEP_CHECK)
-        return 0
-    if not worth_a_read(visible, uncovered, now):
-        rt.verify_sweeps[account.name] = SweepMark(covered, now + SWEEP_CHECK)
+    due_at = next_read_at(uncovered) if uncovered else now + SEARCH_LAG  # (none: new ones show after that)
+    if now < due_at:  # not worth a token yet: come back exactly when it is
+        rt.verify_sweeps[account.name] = SweepMark(covered, due_at)
         return 0
     client = rt.amazon[account.name]
     bucket = client.limiter.bucket(client.account, "searchOrders")
@@ -212,11 +208,16 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
     return verified
 
 
-def worth_a_read(visible: list[datetime], uncovered: list[datetime], now: datetime) -> bool:
-    """Is a searchOrders read worth its token now? A full page of visible confirmations, or all of
-    them visible (none still too fresh: one read gets every one), or the oldest waited long enough."""
-    return (len(visible) >= SWEEP_PAGE or len(visible) == len(uncovered)
-            or min(visible) <= now - SEARCH_LAG - SWEEP_PATIENCE)
+def next_read_at(uncovered: list[datetime]) -> datetime:
+    """When a searchOrders read of these unverified confirmations is first worth its token: once
+    a full page of them is old enough for searchOrders to show, or all of them are (one read gets
+    every one), or the oldest has waited :data:`SWEEP_PATIENCE` more. Confirmations sent later
+    can only make it later, except by filling a page, which they cannot do before they show."""
+    ordered = sorted(uncovered)
+    at = min(ordered[-1], ordered[0] + SWEEP_PATIENCE)
+    if len(ordered) >= SWEEP_PAGE:
+        at = min(at, ordered[SWEEP_PAGE - 1])
+    return at + SEARCH_LAG
 
 
 def _time(value: object) -> datetime | None:

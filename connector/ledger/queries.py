@@ -119,9 +119,10 @@ class OrderQueries:
         its site, dates, SKUs and channel (read out of its JSON by the database), and whether a
         failed delivery attempt was scanned. No buyer data, no per-order query.
 
-        Walks the packages by id above ``after_id``, ``limit`` at a time: returns this page's rows
-        and the id to pass as ``after_id`` next (None at the end). The ids are picked from the
-        packages alone, so the walk costs the window, not a scan of the orders per page."""
+        Walks the packages by id above ``after_id``, ``limit`` (at most 500) at a time: returns
+        this page's rows and the id to pass as ``after_id`` next (None at the end). The ids are
+        picked from the packages alone, so the walk costs the window, not a scan of the orders per
+        page."""
         if limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
         wanted = _values(OrderState, states) or []

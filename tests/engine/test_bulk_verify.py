@@ -9,7 +9,7 @@ import requests
 from connector import clock
 from connector.amazon.mapping import parse_api_time
 from connector.engine.loop import Engine
-from connector.engine.verify import SEARCH_LAG, SWEEP_CHECK, SWEEP_PAGE, SWEEP_PATIENCE, worth_a_read
+from connector.engine.verify import SEARCH_LAG, SWEEP_CHECK, SWEEP_PAGE, SWEEP_PATIENCE, next_read_at
 from connector.ledger import OrderState
 
 pytestmark = pytest.mark.e2e
@@ -145,11 +145,13 @@ def test_a_read_starts_where_the_last_complete_one_ended_by_amazons_clock(world)
 
 
 def test_a_read_waits_until_it_is_worth_a_page():
-    now = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
-    old = now - SEARCH_LAG - timedelta(seconds=1)           # searchOrders shows it
-    fresh = now - timedelta(seconds=30)                      # too fresh to show
-    assert worth_a_read([old], [old], now)                   # every pending one visible: one read gets all
-    assert not worth_a_read([old], [old, fresh], now)        # more are coming: wait for a fuller page
-    assert worth_a_read([old] * SWEEP_PAGE, [old] * SWEEP_PAGE + [fresh], now)  # a full page
-    patient = now - SEARCH_LAG - SWEEP_PATIENCE
-    assert worth_a_read([patient, old], [patient, old, fresh], now)  # the oldest waited long enough
+    t0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+    second = timedelta(seconds=1)
+    # every pending confirmation shows two minutes after it was sent: one read gets them all
+    assert next_read_at([t0, t0 + 5 * second]) == t0 + 5 * second + SEARCH_LAG
+    # confirmations keep coming: the oldest waits at most SWEEP_PATIENCE more for a fuller page
+    trickle = [t0 + n * 30 * second for n in range(10)]
+    assert next_read_at(trickle) == t0 + SWEEP_PATIENCE + SEARCH_LAG
+    # a backlog: read as soon as a full page shows
+    backlog = [t0 + n * second / 2 for n in range(SWEEP_PAGE + 50)]
+    assert next_read_at(backlog) == backlog[SWEEP_PAGE - 1] + SEARCH_LAG
