@@ -5,7 +5,10 @@ With the embedded SQLite ledger one daemon does everything. With a PostgreSQL le
 share of the seller accounts (:mod:`connector.ledger.leases`) and polls, plans, buys and confirms
 only for those, so each account's quota buckets live in one process. One of them also holds the
 ``@leader`` lease and runs the jobs done once for everyone: tracking, alerts, the PII purge, the
-plugin hooks and the webhooks. A heartbeat thread renews the leases every third of the lease time;
+plugin hooks and the webhooks. A heartbeat thread renews the leases every third of the lease time,
+and every ``CENSUS_SECONDS`` in between reads who is alive and what is free: when that says a
+heartbeat would move an account (a worker joined or left, this one is over or under its share
+with an account free) it beats at once, so a share changes hands in seconds, not a lease time;
 a worker that cannot renew (the database is gone) stops acting for its accounts once their lease
 runs out, so two workers never act for one account longer than a heartbeat's overlap -- and even
 then the ledger's claims and the per-order locks keep every label and confirmation single.
@@ -13,6 +16,7 @@ then the ledger's claims and the per-order locks keep every label and confirmati
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -21,10 +25,20 @@ import time
 from collections.abc import Callable
 
 from ..ledger import Ledger
+from ..ledger.leases import LeaseCensus
 
 log = logging.getLogger("connector.workers")
 
 LEADER = "@leader"
+CENSUS_SECONDS = 2.0  # between heartbeats: how often a worker looks whether the shares should move
+
+
+def would_rebalance(census: LeaseCensus, accounts: int, owned: set[str]) -> bool:
+    """Whether a heartbeat now would move a lease: this worker holds more than its fair share, or
+    less while an account is free, or a job (``@leader``) is free."""
+    share = math.ceil(accounts / max(census.live_workers, 1))
+    mine = sum(1 for key in owned if not key.startswith("@"))
+    return mine > share or (mine < share and census.free_accounts > 0) or census.free_jobs > 0
 
 
 class Membership:
@@ -92,11 +106,21 @@ class Membership:
         return owned
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.lease_seconds / 3):
+        every = self.lease_seconds / 3
+        due = time.monotonic() + every
+        while not self._stop.wait(min(CENSUS_SECONDS, every)):
             try:
-                self.heartbeat()
+                if time.monotonic() >= due or self._shares_moved():
+                    self.heartbeat()
+                    due = time.monotonic() + every
             except Exception as exc:  # noqa: BLE001 - the leases run out by themselves if this goes on
                 log.warning("worker %s: lease heartbeat failed: %s", self.worker_id, exc)
+
+    def _shares_moved(self) -> bool:
+        census = self.ledger.lease_census(self.lease_seconds)
+        with self._lock:
+            owned = set(self._owned)
+        return would_rebalance(census, len(self.accounts), owned)
 
     def stop(self) -> None:
         """Stop renewing and hand the leases back at once (a clean stop; a killed worker's

@@ -5,7 +5,9 @@ leased to one worker at a time, so the account's token buckets live in one proce
 exact. A worker renews its leases with every heartbeat; a lease not renewed within the lease time
 expires and the next heartbeat of another worker takes it over. Each heartbeat also rebalances: a
 worker holds at most its fair share (accounts / live workers, rounded up) and gives back the rest,
-so a worker that joins gets accounts within one lease time.
+so a worker that joins gets accounts within a few seconds: between heartbeats each worker takes a
+cheap :meth:`LeaseStore.lease_census` and beats at once when it would move an account (see
+:mod:`connector.engine.workers`).
 
 A store that can see whether a worker's process is still there (PostgreSQL: each worker holds a
 session advisory lock for its lifetime, which the server drops when the process dies) frees a dead
@@ -48,7 +50,31 @@ class LeaseRow:
     handovers: int  # how often the key changed hands (a dead or leaving worker's account moved)
 
 
+@dataclass(frozen=True)
+class LeaseCensus:
+    """What decides whether a heartbeat now would move a lease: the workers alive by their
+    heartbeats, and the keys nobody holds."""
+
+    live_workers: int
+    free_accounts: int
+    free_jobs: int
+
+
 class LeaseStore:
+    def lease_census(self, lease_seconds: float) -> LeaseCensus:
+        """A read (no write lock): live workers and free leases as the next heartbeat would see them,
+        but for the dead-process check only the heartbeat makes."""
+        conn = self._conn()
+        moment = self._clock()
+        alive_since = _ts(moment - timedelta(seconds=lease_seconds))
+        live = conn.execute("SELECT COUNT(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?",
+                            (alive_since,)).fetchone()[0]
+        free = conn.execute(
+            "SELECT SUM(CASE WHEN substr(account_key, 1, 1) = '@' THEN 0 ELSE 1 END),"
+            " SUM(CASE WHEN substr(account_key, 1, 1) = '@' THEN 1 ELSE 0 END) FROM account_leases"
+            " WHERE worker_id IS NULL OR expires_at <= ?", (_ts(moment),)).fetchone()
+        return LeaseCensus(int(live), int(free[0] or 0), int(free[1] or 0))
+
     def worker_heartbeat(self, worker_id: str, *, host: str, pid: int, accounts: Sequence[str],
                          jobs: Sequence[str] = (), lease_seconds: float) -> set[str]:
         """Register or refresh ``worker_id``, renew its leases, take its fair share of
@@ -108,7 +134,7 @@ class LeaseStore:
         return None
 
     def release_worker(self, worker_id: str) -> None:
-        """A worker stopping: its leases end now (the others take them at their next heartbeat)."""
+        """A worker stopping: its leases end now (the others' next census sees them free)."""
         with self._write() as conn:
             now = self._now()
             conn.execute("UPDATE account_leases SET worker_id = NULL, expires_at = ? WHERE worker_id = ?",

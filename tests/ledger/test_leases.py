@@ -6,7 +6,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.engine.workers import would_rebalance
 from connector.ledger.crypto import PiiCipher
+from connector.ledger.leases import LeaseCensus
 from connector.ledger.postgres import PostgresLedger
 
 ACCOUNTS = [f"acct-{n}" for n in range(6)]
@@ -127,3 +129,29 @@ def test_a_killed_workers_leases_are_free_at_once_on_postgresql(postgres_server,
     finally:
         first.close()
         second.close()
+
+
+def test_the_census_counts_live_workers_and_free_leases(ledger, clock: Clock) -> None:
+    assert ledger.lease_census(LEASE) == LeaseCensus(0, 0, 0)  # nobody has registered a key yet
+    beat(ledger, "w1")
+    assert ledger.lease_census(LEASE) == LeaseCensus(1, 0, 0)
+    clock.advance(1)
+    beat(ledger, "w2")  # nothing free for it: w1 holds all
+    assert ledger.lease_census(LEASE) == LeaseCensus(2, 0, 0)
+    beat(ledger, "w1")  # gives 3 back
+    assert ledger.lease_census(LEASE) == LeaseCensus(2, 3, 0)
+    ledger.release_worker("w1")  # its 3 accounts and the leader job are free, and it is gone
+    assert ledger.lease_census(LEASE) == LeaseCensus(1, 6, 1)
+    clock.advance(LEASE + 1)  # w2's heartbeat is too old: nobody is alive, nothing is held
+    assert ledger.lease_census(LEASE) == LeaseCensus(0, 6, 1)
+
+
+def test_a_worker_beats_early_exactly_when_a_heartbeat_would_move_a_lease() -> None:
+    six = {f"acct-{n}" for n in range(6)}
+    two = {"acct-0", "acct-1"}
+    assert not would_rebalance(LeaseCensus(1, 0, 0), 6, six | {"@leader"})  # alone, holding all
+    assert would_rebalance(LeaseCensus(3, 0, 0), 6, six)  # others joined: over its share of 2
+    assert not would_rebalance(LeaseCensus(3, 4, 0), 6, two)  # at its share, whatever is free
+    assert would_rebalance(LeaseCensus(3, 2, 0), 6, {"acct-0"})  # under its share, one free
+    assert not would_rebalance(LeaseCensus(3, 0, 0), 6, {"acct-0"})  # under, but nothing to take
+    assert would_rebalance(LeaseCensus(3, 0, 1), 6, two)  # the leader job is free: anyone takes it
