@@ -1,8 +1,9 @@
-"""Write transactions per second through the PostgreSQL ledger's write lock (docs/scaling.md).
+"""Write transactions per second through the PostgreSQL ledger's whole write lock (docs/scaling.md).
 
-Every read-then-write of the PostgreSQL ledger takes one advisory lock, so this rate is the
-ceiling of all workers together. Runs 1,000 small write transactions (a watermark upsert) from 1
-and from 4 threads against a fresh schema on the server at MFN_TEST_POSTGRES_URL's host.
+A write transaction not scoped to one order takes the ledger's write lock exclusive, so this rate
+is the ceiling for those, across all workers. Runs 1,000 small write transactions (a watermark
+upsert) from 1 and from 4 threads against a fresh schema on the server at MFN_TEST_POSTGRES_URL's
+host.
 
     .venv/bin/python bench/ledger_writes.py
 """

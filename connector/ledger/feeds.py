@@ -193,7 +193,7 @@ class FeedStore:
         """Make a LABELED order (a feed will claim it) or a CONFIRMING one (a feed in flight holds
         it: its report settles it) due only at ``until``, without counting a failed attempt as
         ``defer`` does. The next state change clears it."""
-        with self._write() as conn:
+        with self._write(order_id) as conn:
             conn.execute("UPDATE orders SET next_attempt_at = ? WHERE order_id = ? AND state IN (?, ?)",
                          (_ts(until), order_id, OrderState.LABELED.value, OrderState.CONFIRMING.value))
 

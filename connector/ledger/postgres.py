@@ -5,13 +5,21 @@ postgresql://...``). The statements are the SQLite store's, written with ``?`` p
 :func:`to_pyformat` turns them into psycopg's ``%s`` once per statement.
 
 Write transactions. Every read-then-write of the ledger (a compare-and-set on an order, a label
-claim) runs in one short transaction that first takes a transaction-scoped advisory lock
-(``pg_advisory_xact_lock``), the same guarantee SQLite's ``BEGIN IMMEDIATE`` gives: no two
-compare-and-sets interleave, whichever process runs them, and none can deadlock. Readers never
-wait (MVCC). The transactions hold no external call (a claim is committed before the carrier or
-Amazon is called), so the lock is held for well under a millisecond; docs/scaling.md has the
-measured write rate (``bench/ledger_writes.py``). Durability is the server's
-(``synchronous_commit`` on by default).
+claim) runs in one short transaction that first takes transaction-scoped advisory locks
+(``pg_advisory_xact_lock``), which give what SQLite's ``BEGIN IMMEDIATE`` gives without making
+every writer wait for every other. A transaction scoped to one order takes the ledger's write lock
+*shared* and that order's lock exclusive, so steps of different orders commit side by side while
+two of one order's never interleave; any other write transaction (a feed claiming many orders, a
+heartbeat, the purge) takes the write lock exclusive and runs alone. The locks are always taken in
+that order, and unscoped transactions take no order lock, so none can deadlock. Readers never wait
+(MVCC). The transactions hold no external call (a claim is committed before the carrier or Amazon
+is called). Durability is the server's (``synchronous_commit`` on by default).
+
+The event outbox. Its ids come from a sequence, so side by side transactions can commit them out
+of order: id 41 may become visible after id 42. A consumer reading on from a cursor would skip
+41, so :meth:`PostgresLedger.events` reads only up to a settled id: the newest id seen while
+holding the write lock exclusive, when no transaction that could still commit a smaller one is in
+flight.
 """
 from __future__ import annotations
 
@@ -202,10 +210,18 @@ class PostgresLedger(SqlLedger):
     def _json_field(column: str, key: str) -> str:
         return f"(NULLIF({column}, '')::json ->> '{key}')"  # JSON true/false come as 'true'/'false'
 
-    def _begin_write(self, conn: _Connection) -> None:
+    def _begin_write(self, conn: _Connection, scope: str | None) -> None:
         conn.execute("BEGIN")
         try:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+            if scope is None:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+            else:
+                conn.execute("SELECT pg_advisory_xact_lock_shared(?), pg_advisory_xact_lock(?)",
+                             (WRITE_LOCK_KEY, _lock_key(f"write:{scope}")))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _settled_event_id(self) -> int:
+        with self._write() as conn:  # exclusive: no transaction is in flight with an older id
+            return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])

@@ -4,7 +4,10 @@ The stores differ only in how they connect and how a write transaction takes its
 (:mod:`connector.ledger.sqlite`, :mod:`connector.ledger.postgres`); the statements here are plain
 SQL both accept, with ``?`` placeholders (the PostgreSQL store translates them). Every
 read-then-write runs inside :meth:`SqlLedger._write`, which holds the store's write lock from its
-first statement, so a compare-and-set cannot interleave with another writer. Every state change
+first statement, so a compare-and-set cannot interleave with another writer. A transaction that
+reads and writes one order's rows only (besides appending transitions and events) names the order
+as its ``scope``: a store that can lock finer (PostgreSQL) then serialises it only against the
+same order's and against unscoped transactions. Every state change
 writes its ``transitions`` row in the same transaction. Buyer addresses are stored only as Fernet
 tokens (:mod:`connector.ledger.crypto`).
 """
@@ -117,8 +120,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         """A new connection for the calling thread (autocommit; rows readable by name and index)."""
         raise NotImplementedError
 
-    def _begin_write(self, conn: Any) -> None:
-        """Start a write transaction holding the store's write lock."""
+    def _begin_write(self, conn: Any, scope: str | None) -> None:
+        """Start a write transaction holding the store's write lock: all of it, or with a
+        ``scope`` (an order id) at least as much as keeps that order's compare-and-sets whole."""
         raise NotImplementedError
 
     @staticmethod
@@ -157,10 +161,11 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
-        """One short write transaction holding the store's write lock from its first statement."""
+    def _write(self, scope: str | None = None) -> Iterator[Any]:
+        """One short write transaction holding the store's write lock from its first statement
+        (``scope``: the one order it reads and writes, see the module's docstring)."""
         conn = self._conn()
-        self._begin_write(conn)
+        self._begin_write(conn, scope)
         try:
             yield conn
             conn.execute("COMMIT")
@@ -304,7 +309,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         data = json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False)
         address = order.ship_to.to_dict() if order.ship_to is not None else {}
         ship_by = iso(order.ship_by) if order.ship_by else None  # the form the data's JSON holds
-        with self._write() as conn:
+        with self._write(order.order_id) as conn:
             now = self._now()
             row = conn.execute("SELECT state, data, pii, pii_purged_at FROM orders WHERE order_id = ?",
                                (order.order_id,)).fetchone()
@@ -378,7 +383,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         new = OrderState(new)
         if new is OrderState.HELD:
             raise ValueError(f"order {order_id}: use hold() to hold an order (it needs a reason)")
-        with self._write() as conn:
+        with self._write(order_id) as conn:
             now = self._now()
             state = self._order_row(conn, order_id, "state")["state"]
             if state not in expected:
@@ -390,7 +395,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         if not reason.strip():
             raise ValueError(f"order {order_id}: a hold needs a reason")
         reason = parse_hold_reason(reason).value  # one enumeration: an ERP can rely on the value
-        with self._write() as conn:
+        with self._write(order_id) as conn:
             now = self._now()
             row = self._order_row(conn, order_id, "state, held_from")
             state = OrderState(row["state"])
@@ -409,7 +414,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                     "message": message})
 
     def release(self, order_id: str) -> OrderState:
-        with self._write() as conn:
+        with self._write(order_id) as conn:
             now = self._now()
             row = self._order_row(conn, order_id, "state, held_from")
             if row["state"] != OrderState.HELD.value:
@@ -419,7 +424,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             return target
 
     def defer(self, order_id: str, until: datetime, error: str) -> int:
-        with self._write() as conn:
+        with self._write(order_id) as conn:
             now = self._now()
             attempts = self._order_row(conn, order_id, "attempts")["attempts"] + 1
             conn.execute("UPDATE orders SET attempts = ?, next_attempt_at = ?, last_error = ?,"
@@ -430,14 +435,14 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     def snooze(self, order_id: str, until: datetime) -> None:
         """Leave the order until ``until`` without counting a failure (a step that waits on purpose,
         e.g. a confirmation inside its verify grace period)."""
-        with self._write() as conn:
+        with self._write(order_id) as conn:
             now = self._now()
             self._order_row(conn, order_id, "order_id")
             conn.execute("UPDATE orders SET next_attempt_at = ?, updated_at = ? WHERE order_id = ?",
                          (_ts(until), now, order_id))
 
     def clear_deferral(self, order_id: str) -> None:
-        with self._write() as conn:
+        with self._write(order_id) as conn:
             now = self._now()
             self._order_row(conn, order_id, "order_id")
             conn.execute("UPDATE orders SET attempts = 0, next_attempt_at = NULL, updated_at = ?"
@@ -463,7 +468,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             plan_json = json.dumps(plan or {}, sort_keys=True, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"order {order_id}: the package plan is not JSON-serialisable: {exc}") from None
-        with self._write() as conn:
+        with self._write(order_id) as conn:
             now = self._now()
             state = self._order_row(conn, order_id, "state")["state"]
             if state != OrderState.NEW.value:
@@ -593,7 +598,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         if target is OrderState.HELD:
             raise ValueError(f"order {package.order_id}: use hold() to hold an order (it needs a reason)")
         changes = self._package_changes(package, expect, fields)
-        with self._write() as conn:
+        with self._write(package.order_id) as conn:
             now = self._now()
             row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
                                (package.id,)).fetchone()
@@ -694,12 +699,19 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         return Event(int(row["id"]), row["type"], row["order_id"], _dt(row["at"]), json.loads(row["data"]))
 
     def events(self, *, after: int = 0, limit: int = 100, order_id: str | None = None) -> list[Event]:
-        sql, args = "SELECT * FROM events WHERE id > ?", [after]
+        """Events after id ``after``, oldest first, none newer than an id that may still be
+        followed by an older one committing (so a consumer's cursor never skips one)."""
+        sql, args = "SELECT * FROM events WHERE id > ? AND id <= ?", [after, self._settled_event_id()]
         if order_id is not None:
             sql += " AND order_id = ?"
             args.append(order_id)
         rows = self._conn().execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
         return [self._event(r) for r in rows]
+
+    def _settled_event_id(self) -> int:
+        """The newest event id no smaller one can follow: with one writer at a time (SQLite) ids
+        commit in order, so the newest committed."""
+        return int(self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
 
     def enqueue_webhooks(self, endpoint: str, patterns: Sequence[str]) -> int:
         with self._write() as conn:

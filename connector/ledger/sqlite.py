@@ -64,8 +64,8 @@ class SqliteLedger(SqlLedger):
             raise
         return conn
 
-    def _begin_write(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def _begin_write(self, conn: sqlite3.Connection, scope: str | None) -> None:
+        conn.execute("BEGIN IMMEDIATE")  # one writer at a time, whatever the scope
 
     @staticmethod
     def _json_field(column: str, key: str) -> str:

@@ -1,0 +1,107 @@
+"""PostgreSQL write transactions: one order's steps exclude each other, different orders' do not,
+an unscoped transaction runs alone, and the event outbox is read only up to a settled id."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from connector.ledger.crypto import PiiCipher
+from connector.ledger.postgres import PostgresLedger
+
+WAIT = 0.5  # long enough for a transaction that is not blocked to finish on a loaded machine
+
+
+@pytest.fixture
+def ledger(postgres_server) -> Iterator[PostgresLedger]:
+    postgres_server.require()
+    store = PostgresLedger(postgres_server.fresh_url(), PiiCipher([Fernet.generate_key()]))
+    store.migrate()
+    yield store
+    store.close()
+
+
+class Holder:
+    """A thread holding a write transaction open until :meth:`finish`."""
+
+    def __init__(self, ledger: PostgresLedger, scope: str | None,
+                 inside: Callable[[Any], None] = lambda conn: None) -> None:
+        self.started, self._release = threading.Event(), threading.Event()
+
+        def run() -> None:
+            with ledger._write(scope) as conn:
+                inside(conn)
+                self.started.set()
+                self._release.wait(10)
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert self.started.wait(10)
+
+    def finish(self) -> None:
+        self._release.set()
+        self.thread.join(10)
+
+
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(fn()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def write(ledger: PostgresLedger, scope: str | None) -> Callable[[], str]:
+    def run() -> str:
+        with ledger._write(scope):
+            return "done"
+    return run
+
+
+def test_different_orders_write_side_by_side_and_one_order_waits(ledger) -> None:
+    holder = Holder(ledger, "order-1")
+    try:
+        other, done = in_thread(write(ledger, "order-2"))
+        other.join(WAIT * 4)
+        assert done == ["done"]  # not held up by order-1's open transaction
+        same, same_done = in_thread(write(ledger, "order-1"))
+        unscoped, unscoped_done = in_thread(write(ledger, None))
+        same.join(WAIT)
+        unscoped.join(WAIT)
+        assert same_done == [] and unscoped_done == []  # both wait for order-1's transaction
+    finally:
+        holder.finish()
+    same.join(10)
+    unscoped.join(10)
+    assert same_done == ["done"] and unscoped_done == ["done"]
+
+
+def test_an_unscoped_transaction_keeps_every_order_out(ledger) -> None:
+    holder = Holder(ledger, None)
+    try:
+        scoped, done = in_thread(write(ledger, "order-1"))
+        scoped.join(WAIT)
+        assert done == []
+    finally:
+        holder.finish()
+    scoped.join(10)
+    assert done == ["done"]
+
+
+def test_an_event_committed_early_is_not_read_past_an_older_one_still_in_flight(ledger) -> None:
+    now = "2026-03-01T08:00:00+00:00"
+    # order-1's transaction takes event id 1 and stays open; order-2's takes id 2 and commits.
+    holder = Holder(ledger, "order-1", lambda conn: ledger._emit(conn, "order.test", "order-1", now, {}))
+    with ledger._write("order-2") as conn:
+        ledger._emit(conn, "order.test", "order-2", now, {})
+    reader, read = in_thread(lambda: [e.order_id for e in ledger.events()])
+    reader.join(WAIT)
+    try:
+        # A cursor that read [order-2] now would move past id 1 and never see order-1's event.
+        assert read in ([], [["order-1", "order-2"]])
+    finally:
+        holder.finish()
+    reader.join(10)
+    assert read == [["order-1", "order-2"]]
