@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import requests
-
 from .kit.settings import URL, Secret, Settings
 from .model import utcnow
 
 if TYPE_CHECKING:
+    import requests
+
     from .events import Event
     from .ledger import Ledger
 
@@ -102,6 +102,8 @@ class DeliveryReport:
 def deliver(ledger: Ledger, settings: WebhookSettings, session: requests.Session | None = None,
             *, now: datetime | None = None) -> DeliveryReport:
     """One pass over every endpoint: queue new events, post the due ones, record each result."""
+    import requests  # here, not at the top: every command loads this module with the configuration
+
     report = DeliveryReport()
     session = session or requests.Session()
     for endpoint in settings.endpoints:
@@ -140,6 +142,8 @@ def _attempt(ledger: Ledger, settings: WebhookSettings, endpoint: WebhookEndpoin
 def _post(session: requests.Session, endpoint: WebhookEndpoint, webhook_id: str, body: bytes,
           timeout: float) -> str:
     """POST one signed message; the HTTP status as text, or the kind of failure (never the body)."""
+    import requests
+
     from .engine.crashpoints import WEBHOOK_POINT, crashpoint  # the crash tests' kill point
 
     timestamp = int(utcnow().timestamp())

@@ -218,3 +218,25 @@ def test_plugins_command_shows_failed_plugin(site):
     assert rows["carrier_yunexpress"]["version"] == "0.1.0"
     text = CliRunner().invoke(cli, ["plugins"]).output
     assert "carrier_broken  [failed]  broken-plugin 1.2.3" in text and "error: import failed" in text
+
+
+def test_a_carrier_factory_named_by_import_path_is_imported_only_when_needed() -> None:
+    """Loading the built-in plugins (every command does, for the configuration's schemas) does
+    not import their HTTP clients; building a carrier or asking its capabilities does."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from connector.plugins import load_plugins; host = load_plugins(); "
+             "spec = host.carriers()['yunexpress']; before = 'mfn_carrier_yunexpress.client' in sys.modules; "
+             "caps = spec.capabilities(); print(before, 'mfn_carrier_yunexpress.client' in sys.modules, "
+             "'create_shipment' in caps)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True", "True"]
+
+
+def test_a_factory_path_that_does_not_import_names_the_carrier() -> None:
+    from connector.kit import CarrierSpec
+
+    spec = CarrierSpec(code="acme", label="ACME", factory="no_such_module_here:AcmeCarrier")
+    with pytest.raises(ImportError, match="carrier acme: cannot import its factory 'no_such_module_here"):
+        spec.load_factory()

@@ -14,6 +14,7 @@ engine knows whether a retry is safe:
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -154,7 +155,10 @@ class CarrierSpec:
     * ``settings`` -- the plugin's :class:`~connector.kit.settings.CarrierSettings` subclass; its
       JSON Schema validates ``carriers.<code>`` in the YAML, and the engine builds the typed
       object from the section (defaults applied) before calling the factory.
-    * ``factory(settings, context: CarrierContext) -> Carrier`` -- usually the Carrier class.
+    * ``factory(settings, context: CarrierContext) -> Carrier`` -- usually the Carrier class, or
+      its import path ``"package.module:ClassName"``, imported only when a carrier is built or its
+      capabilities are asked for (so a command that only reads the configuration does not import
+      the plugin's HTTP client).
     * ``amazon_carrier_code`` -- the CarrierCode Amazon lists for this carrier; ``site_carrier_codes``
       overrides it per site (Amazon's lists differ by marketplace, e.g. ``Yanwen`` vs ``YANWEN``).
       A site that maps to ``None`` does not accept the carrier: the order is held, never sent as
@@ -166,7 +170,7 @@ class CarrierSpec:
 
     code: str
     label: str
-    factory: Callable[..., Carrier]
+    factory: Callable[..., Carrier] | str
     settings: type[CarrierSettings] = CarrierSettings
     amazon_carrier_code: str = ""
     services: tuple[ServiceSpec, ...] = ()
@@ -188,11 +192,24 @@ class CarrierSpec:
 
     def build(self, section: Mapping[str, Any] | None, context: CarrierContext) -> Carrier:
         """The configured carrier: typed settings from ``section``, then the factory."""
-        return self.factory(self.settings.from_section(section, where=f"carriers.{self.code}"), context)
+        factory = self.load_factory()
+        return factory(self.settings.from_section(section, where=f"carriers.{self.code}"), context)
+
+    def load_factory(self) -> Callable[..., Carrier]:
+        """The factory itself, imported now when the plugin gave its import path."""
+        if not isinstance(self.factory, str):
+            return self.factory
+        module, _, name = self.factory.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise ImportError(f"carrier {self.code}: cannot import its factory {self.factory!r}: "
+                              f"{exc}") from exc
 
     def capabilities(self) -> list[str]:
         """Operations this carrier implements (derived from what its class overrides)."""
-        cls = getattr(self.factory, "__func__", self.factory)
+        factory = self.load_factory()
+        cls = getattr(factory, "__func__", factory)
         if not isinstance(cls, type) or not issubclass(cls, Carrier):
             return []
         return [op for op in Carrier.OPERATIONS if getattr(cls, op) is not getattr(Carrier, op)]

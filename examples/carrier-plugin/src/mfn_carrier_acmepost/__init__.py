@@ -17,13 +17,12 @@ CODE = "acmepost"
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
-    from .client import AcmePostCarrier
     from .settings import NOT_SERVED_SITES, PICKUP, SERVICES, AcmePostSettings
 
     register(CarrierSpec(
         code=CODE,
         label="ACME Post",
-        factory=AcmePostCarrier,
+        factory="mfn_carrier_acmepost.client:AcmePostCarrier",  # imported when a carrier is built
         settings=AcmePostSettings,
         # ACME Post hands its parcels to USPS in the US, and the tracking number is the USPS one,
         # so Amazon's carrier code is "USPS" (see the README). It ships to no other site.

@@ -32,7 +32,7 @@ def _registered(hook) -> list:
 def test_carrier_spec():
     [spec] = _registered(mfn_register_carriers)
     assert isinstance(spec, CarrierSpec)
-    assert (spec.code, spec.label, spec.factory) == (
+    assert (spec.code, spec.label, spec.load_factory()) == (
         "amazon_shipping",
         "Amazon Buy Shipping",
         AmazonShippingCarrier,

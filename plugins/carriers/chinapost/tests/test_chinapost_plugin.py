@@ -30,7 +30,7 @@ def test_carrier_spec():
     [spec] = _registered(mfn_register_carriers)
     assert isinstance(spec, CarrierSpec)
     assert spec.code == "chinapost" and spec.amazon_carrier_code == "China Post"
-    assert spec.factory is ChinaPostCarrier and spec.settings is ChinaPostSettings
+    assert spec.load_factory() is ChinaPostCarrier and spec.settings is ChinaPostSettings
     assert spec.settings_schema is SCHEMA
     assert set(spec.capabilities()) == set(ChinaPostCarrier.OPERATIONS)
     assert {s.code: s.tracking_level for s in spec.services} == {

@@ -34,7 +34,7 @@ def test_carrier_spec() -> None:
     assert isinstance(spec, CarrierSpec)
     assert (spec.code, spec.amazon_carrier_code) == ("dhl_ecommerce", "DHL eCommerce")
     assert spec.site_carrier_codes == {}  # the same Amazon carrier code on every site
-    assert spec.factory is DhlEcommerceCarrier and spec.settings is DhlEcommerceSettings
+    assert spec.load_factory() is DhlEcommerceCarrier and spec.settings is DhlEcommerceSettings
     assert spec.settings_schema is SCHEMA
     assert spec.batch_sizes["track"] == 100
     assert set(spec.capabilities()) == set(DhlEcommerceCarrier.OPERATIONS)

@@ -53,7 +53,7 @@ def test_carrier_spec():
     [spec] = _registered(mfn_register_carriers)
     assert isinstance(spec, CarrierSpec)
     assert (spec.code, spec.label) == ("yanwen", "Yanwen (燕文)")
-    assert spec.factory is YanwenCarrier and spec.settings is YanwenSettings
+    assert spec.load_factory() is YanwenCarrier and spec.settings is YanwenSettings
     assert spec.settings_schema is SCHEMA
     assert spec.batch_sizes == {"create": 1, "track": 30, "lookup": 50}
     assert "Shenzhen" in spec.pickup.cities
@@ -65,7 +65,7 @@ def test_carrier_spec():
 
 def test_found_through_its_entry_point():
     spec, report = find_registered_carrier("yanwen")
-    assert report.name == "carrier_yanwen" and spec.factory is YanwenCarrier
+    assert report.name == "carrier_yanwen" and spec.load_factory() is YanwenCarrier
     assert report.status == "loaded" and report.distribution == "mfn-carrier-yanwen"
     assert "carrier:yanwen" in report.registered and "mfn_register_sandbox_emulators" in report.hooks
 

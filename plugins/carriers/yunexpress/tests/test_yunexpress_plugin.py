@@ -24,7 +24,7 @@ def test_carrier_spec():
     assert isinstance(spec, CarrierSpec)
     assert (spec.code, spec.label) == ("yunexpress", "YunExpress (云途)")
     assert spec.amazon_carrier_code == "Yun Express" and spec.carrier_code_for("DE") == "Yun Express"
-    assert spec.factory is YunExpressCarrier and spec.settings is YunExpressSettings
+    assert spec.load_factory() is YunExpressCarrier and spec.settings is YunExpressSettings
     assert spec.settings_schema is SCHEMA
     assert spec.batch_sizes == {"create": 10, "track": 40}
     assert "Shenzhen" in spec.pickup.cities

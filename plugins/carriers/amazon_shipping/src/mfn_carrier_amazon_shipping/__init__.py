@@ -23,14 +23,13 @@ CODE = "amazon_shipping"  # kept here, not in settings.py: loading the plugin mu
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
-    from .client import AmazonShippingCarrier
     from .settings import PICKUP, SERVICES, AmazonShippingSettings
 
     register(
         CarrierSpec(
             code=CODE,
             label="Amazon Buy Shipping",
-            factory=AmazonShippingCarrier,
+            factory="mfn_carrier_amazon_shipping.client:AmazonShippingCarrier",
             settings=AmazonShippingSettings,
             services=SERVICES,
             # The label confirms the shipment by itself: no confirmShipment, so no carrier code.

@@ -18,14 +18,13 @@ CODE = "chinapost"
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
-    from .client import ChinaPostCarrier
     from .s10 import CHINA_POST_PATTERN
     from .settings import PICKUP, SERVICES, ChinaPostSettings
 
     register(CarrierSpec(
         code=CODE,
         label="China Post / EMS (中国邮政)",
-        factory=ChinaPostCarrier,
+        factory="mfn_carrier_chinapost.client:ChinaPostCarrier",
         settings=ChinaPostSettings,
         amazon_carrier_code="China Post",
         services=SERVICES,

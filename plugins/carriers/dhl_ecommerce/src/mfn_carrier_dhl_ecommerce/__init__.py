@@ -18,7 +18,6 @@ CODE = "dhl_ecommerce"
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
-    from .client import DhlEcommerceCarrier
     from .settings import (
         AMAZON_CARRIER_CODE,
         PICKUP,
@@ -31,7 +30,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     register(CarrierSpec(
         code=CODE,
         label="DHL eCommerce Asia",
-        factory=DhlEcommerceCarrier,
+        factory="mfn_carrier_dhl_ecommerce.client:DhlEcommerceCarrier",
         settings=DhlEcommerceSettings,
         amazon_carrier_code=AMAZON_CARRIER_CODE,
         services=SERVICES,

@@ -17,7 +17,6 @@ CODE = "yanwen"
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
-    from .client import YanwenCarrier
     from .settings import (
         AMAZON_CARRIER_CODE,
         LOOKUP_BATCH_MAX,
@@ -32,7 +31,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     register(CarrierSpec(
         code=CODE,
         label="Yanwen (燕文)",
-        factory=YanwenCarrier,
+        factory="mfn_carrier_yanwen.client:YanwenCarrier",
         settings=YanwenSettings,
         amazon_carrier_code=AMAZON_CARRIER_CODE,
         site_carrier_codes=dict(SITE_CARRIER_CODES),

@@ -17,13 +17,12 @@ CODE = "yunexpress"
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
-    from .client import YunExpressCarrier
     from .settings import PICKUP, SERVICES, YunExpressSettings
 
     register(CarrierSpec(
         code=CODE,
         label="YunExpress (云途)",
-        factory=YunExpressCarrier,
+        factory="mfn_carrier_yunexpress.client:YunExpressCarrier",
         settings=YunExpressSettings,
         amazon_carrier_code="Yun Express",
         services=SERVICES,
