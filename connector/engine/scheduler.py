@@ -9,9 +9,9 @@ order already in the ledger. So four loops run side by side until a stop request
   is free it asks the ledger for the due orders (one indexed query, nothing decrypted), earliest
   ship-by first, and hands out the next ones not in flight -- at most a fair share per seller
   account while other accounts have work, so one account waiting on its quota never takes every
-  worker; and while an account's confirm lane is full (two confirmations in flight keep its
-  confirmShipment bucket busy) its orders waiting to be confirmed stay in the ledger, so workers
-  buy the next labels instead of queueing for the bucket;
+  worker; and an account's orders waiting to be confirmed are handed out only as far as its
+  confirm lane has room (two confirmations in flight keep its confirmShipment bucket busy), so
+  workers buy the next labels instead of queueing for the bucket or being turned away by it;
 * the **poller** polls each account on its own thread every ``poll_interval_seconds``; a poll
   waiting for quota holds nothing else;
 * the **periodic** thread verifies confirmations from pages of shipped orders and sends and reads
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from ..ledger import ACTIVE_ORDER_STATES, OrderState
 from ..ledger.queries import OrderKey
 from ..model import utcnow
+from .confirm import confirm_lane
 from .outcome import Outcome
 
 if TYPE_CHECKING:
@@ -104,12 +105,14 @@ class Scheduler:
     def _dispatch(self) -> None:
         workers = self.rt.engine.workers
         in_flight: dict[str, tuple[str, Future]] = {}  # order id -> (account, its drive)
+        confirming: set[str] = set()  # those of them handed out to be confirmed (headed for a lane)
         resting: dict[str, float] = {}  # order id -> monotonic time it may be dispatched again
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order") as pool:
             while not self.stop.is_set():
                 now = time.monotonic()
                 for order_id in [o for o, (_, f) in in_flight.items() if f.done()]:
                     outcome = in_flight.pop(order_id)[1].result()  # drive() handles its own errors
+                    confirming.discard(order_id)
                     if outcome is not Outcome.PROGRESS:  # not PROGRESS: nothing to do right now
                         resting[order_id] = now + REST_S
                 for order_id in [o for o, until in resting.items() if until <= now]:
@@ -118,11 +121,15 @@ class Scheduler:
                 if free > 0:
                     membership = self.rt.membership
                     owned = membership.owned() if membership is not None and membership.shared else None
-                    due = self._due(owned, free * DUE_WINDOW + len(in_flight) + len(resting))
+                    skip = set(in_flight) | set(resting)
+                    headed = Counter(in_flight[o][0] for o in confirming)
+                    due, to_confirm = self._due(owned, free * DUE_WINDOW + len(skip), skip, headed)
                     busy = Counter(account for account, _ in in_flight.values())
-                    for d in fair_pick(due, set(in_flight) | set(resting), busy, free, workers):
+                    for d in fair_pick(due, skip, busy, free, workers):
                         in_flight[d.order_id] = (d.account, pool.submit(
                             self.drive, self.rt, d.order_id, self.stop.is_set))
+                        if d.order_id in to_confirm:
+                            confirming.add(d.order_id)
                 waiting = [f for _, f in in_flight.values()]
                 if waiting:  # wake when a worker finishes, or to look for newly due orders
                     _wait_any(waiting, DISPATCH_TICK_S, self.stop)
@@ -131,19 +138,34 @@ class Scheduler:
             for _, future in in_flight.values():  # a stop: the steps in flight finish and commit
                 future.result()
 
-    def _due(self, owned: set[str] | None, limit: int) -> list:
-        """The orders due now, earliest ship-by first -- leaving out those whose next step is a
-        confirmation while their account's confirm lane is full (they would only come back), so
-        the window read holds work a free worker can do, such as labels to buy."""
+    def _due(self, owned: set[str] | None, limit: int, skip: set[str],
+             headed: Counter) -> tuple[list, set[str]]:
+        """The orders due now, earliest ship-by first, and which of them are to be confirmed.
+
+        Those whose next step is a confirmation come only as many per account as its confirm lane
+        has room for: the places left once the confirmations inside it, or the orders already
+        handed out to be confirmed (``headed``), are counted. More would only be turned away and
+        come back. So the window read holds work a free worker can do, such as labels to buy."""
         ledger, now = self.rt.ledger, utcnow()
-        lanes = self.rt.confirm_lanes or {}
-        full = {account for account, lane in lanes.items() if lane.full}
-        if not full:
-            return ledger.schedule(ACTIVE_ORDER_STATES, due_before=now, accounts=owned, limit=limit)
         accounts = owned if owned is not None else {a.name for a in self.rt.config.accounts}
+        room = {}
+        for account in accounts:
+            lane = confirm_lane(self.rt, account)
+            if lane is not None:
+                room[account] = lane.size - max(lane.busy, headed[account])
+        open_accounts = {a for a in accounts if room.get(a, 1) > 0}
         others = ledger.schedule(_NOT_CONFIRMING, due_before=now, accounts=owned, limit=limit)
-        confirming = ledger.schedule(_CONFIRMING, due_before=now, accounts=accounts - full, limit=limit)
-        return list(heapq.merge(others, confirming, key=_schedule_order))[:limit]
+        confirming = []
+        for key in ledger.schedule(_CONFIRMING, due_before=now, accounts=open_accounts, limit=limit):
+            if key.order_id in skip:
+                continue
+            if key.account in room:
+                if room[key.account] <= 0:
+                    continue
+                room[key.account] -= 1
+            confirming.append(key)
+        merged = list(heapq.merge(others, confirming, key=_schedule_order))[:limit]
+        return merged, {key.order_id for key in confirming}
 
     # -- the poller and the leader ---------------------------------------------------------------
     def _poll_loop(self) -> None:
