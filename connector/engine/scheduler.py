@@ -153,10 +153,11 @@ class Scheduler:
             lane = confirm_lane(self.rt, account)
             if lane is not None:
                 room[account] = lane.size - max(lane.busy, headed[account])
-        open_accounts = {a for a in accounts if room.get(a, 1) > 0}
+        no_room = {a for a, places in room.items() if places <= 0}
         others = ledger.schedule(_NOT_CONFIRMING, due_before=now, accounts=owned, limit=limit)
         confirming = []
-        for key in ledger.schedule(_CONFIRMING, due_before=now, accounts=open_accounts, limit=limit):
+        for key in ledger.schedule(_CONFIRMING, due_before=now, accounts=owned, except_accounts=no_room,
+                                   limit=limit):
             if key.order_id in skip:
                 continue
             if key.account in room:

@@ -297,10 +297,12 @@ class OrderQueries:
         return {r[0]: int(r[1]) for r in rows}
 
     def schedule(self, states: Iterable[OrderState | str], *, due_before: datetime | None = None,
-                 accounts: Iterable[str] | None = None, limit: int | None = None) -> list[OrderKey]:
+                 accounts: Iterable[str] | None = None, except_accounts: Iterable[str] = (),
+                 limit: int | None = None) -> list[OrderKey]:
         """The orders in ``states`` to work on, earliest ship-by first (orders without one last),
         then by order id; with ``due_before``, only those not deferred past it (as :meth:`orders`);
-        with ``accounts``, only theirs; at most ``limit``. One indexed query, nothing decrypted."""
+        with ``accounts``, only theirs; none of ``except_accounts``; at most ``limit``. One indexed
+        query, nothing decrypted."""
         filters = _filters(OrderState, states, {}, None)
         if filters is None:
             return []
@@ -314,6 +316,10 @@ class OrderQueries:
                 return []
             where.append(f"account IN ({_marks(names)})")
             params.extend(names)
+        left_out = sorted(set(except_accounts))
+        if left_out:
+            where.append(f"account NOT IN ({_marks(left_out)})")
+            params.extend(left_out)
         sql = ("SELECT order_id, account, ship_by FROM orders WHERE " + " AND ".join(where)
                + " ORDER BY CASE WHEN ship_by IS NULL THEN 1 ELSE 0 END, ship_by, order_id")
         if limit is not None:

@@ -32,7 +32,7 @@ class FakeLedger:
         self.pending = list(order_ids)
         self.lock = threading.Lock()
 
-    def schedule(self, states, *, due_before, accounts=None, limit=None):
+    def schedule(self, states, *, due_before, accounts=None, except_accounts=(), limit=None):
         if "NEW" not in {getattr(s, "value", s) for s in states}:
             return []  # every order here is NEW
         with self.lock:
@@ -93,11 +93,16 @@ class StatefulLedger(FakeLedger):
         super().__init__(list(states))
         self.states = states
 
-    def schedule(self, states, *, due_before, accounts=None, limit=None):
+    def schedule(self, states, *, due_before, accounts=None, except_accounts=(), limit=None):
         wanted = {getattr(s, "value", s) for s in states}
         with self.lock:
-            return due(*[(o, "acct") for o in self.pending if self.states[o] in wanted
-                         and (accounts is None or "acct" in accounts)])[:limit]
+            return due(*[(o, self.account(o)) for o in self.pending if self.states[o] in wanted
+                         and (accounts is None or self.account(o) in accounts)
+                         and self.account(o) not in except_accounts])[:limit]
+
+    @staticmethod
+    def account(order_id: str) -> str:
+        return "other" if order_id.startswith("x-") else "acct"  # x-: an account not configured
 
 
 def test_orders_waiting_to_be_confirmed_leave_the_workers_to_buy_labels(monkeypatch) -> None:
@@ -147,3 +152,27 @@ def test_orders_waiting_to_be_confirmed_leave_the_workers_to_buy_labels(monkeypa
     engine.stop_event.set()
     runner.join(10)
     assert ledger.pending == []
+
+
+def test_confirm_ready_orders_of_an_account_outside_the_configuration_are_still_handed_out(
+        monkeypatch) -> None:
+    """Lanes ration the configured accounts; an order of another account (the ledger holds one,
+    e.g. an account since removed from the YAML) is still driven, not left out of the schedule."""
+    monkeypatch.setattr("connector.engine.verify.verify_in_bulk", lambda rt, should_stop: None)
+    monkeypatch.setattr("connector.engine.feeds.run_feeds", lambda rt, should_stop: None)
+    ledger = StatefulLedger({"x-1": "LABELED", "c-1": "LABELED"})
+    driven: list[str] = []
+
+    def drive(rt, order_id, should_stop):
+        driven.append(order_id)
+        ledger.done(order_id)
+
+    engine = make_engine(ledger)
+    runner = threading.Thread(target=Scheduler(engine, drive).run, kwargs={"tick_seconds": 60})
+    runner.start()
+    deadline = time.monotonic() + 10
+    while ledger.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    engine.stop_event.set()
+    runner.join(10)
+    assert sorted(driven) == ["c-1", "x-1"]

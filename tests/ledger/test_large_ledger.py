@@ -137,6 +137,10 @@ def test_schedule_is_earliest_ship_by_first_without_reading_buyer_data(filled, m
     due_ids = {k.order_id for k in due}
     assert order(21).order_id not in due_ids and order(20).order_id in due_ids
     assert led.schedule([]) == []
+    accounts = {k.account for k in keys}
+    left_out = sorted(accounts)[0]
+    rest = led.schedule(ACTIVE_ORDER_STATES, except_accounts=[left_out])
+    assert [tuple(k) for k in rest] == [tuple(k) for k in keys if k.account != left_out] and rest
 
 
 def test_soonest_ship_by_and_attempted_pages(filled, make_store) -> None:
