@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from types import SimpleNamespace
+
+import pytest
 
 from connector.engine.scheduler import Scheduler, fair_pick
 from connector.ledger.queries import OrderKey
@@ -51,9 +54,31 @@ def make_engine(ledger: FakeLedger, *, poll=lambda accounts: 0, workers: int = 3
     return SimpleNamespace(rt=rt, stop_event=stop, poll_accounts=poll, _leader_jobs=lambda: 0)
 
 
-def test_a_slow_order_holds_no_other_and_a_waiting_poll_holds_nothing(monkeypatch) -> None:
+@pytest.fixture
+def no_periodic_jobs(monkeypatch) -> None:
+    """The periodic thread's bulk verification and feeds stay out of these tests."""
     monkeypatch.setattr("connector.engine.verify.verify_in_bulk", lambda rt, should_stop: None)
     monkeypatch.setattr("connector.engine.feeds.run_feeds", lambda rt, should_stop: None)
+
+
+def start(engine, drive) -> threading.Thread:
+    runner = threading.Thread(target=Scheduler(engine, drive).run, kwargs={"tick_seconds": 60})
+    runner.start()
+    return runner
+
+
+def wait_until(done: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def stop(engine, runner: threading.Thread) -> None:
+    engine.stop_event.set()
+    runner.join(10)
+
+
+def test_a_slow_order_holds_no_other_and_a_waiting_poll_holds_nothing(no_periodic_jobs) -> None:
     ledger = FakeLedger(["slow", *[f"fast-{n}" for n in range(20)]])
     release_slow = threading.Event()
     finished: list[str] = []
@@ -71,11 +96,8 @@ def test_a_slow_order_holds_no_other_and_a_waiting_poll_holds_nothing(monkeypatc
         return 0
 
     engine = make_engine(ledger, poll=poll)
-    runner = threading.Thread(target=Scheduler(engine, drive).run, kwargs={"tick_seconds": 60})
-    runner.start()
-    deadline = time.monotonic() + 10
-    while len(finished) < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    runner = start(engine, drive)
+    wait_until(lambda: len(finished) >= 20)
     # every fast order finished while the slow one and the poll were still waiting
     assert sorted(finished) == sorted(f"fast-{n}" for n in range(20))
     release_slow.set()
@@ -105,14 +127,12 @@ class StatefulLedger(FakeLedger):
         return "other" if order_id.startswith("x-") else "acct"  # x-: an account not configured
 
 
-def test_orders_waiting_to_be_confirmed_leave_the_workers_to_buy_labels(monkeypatch) -> None:
+def test_orders_waiting_to_be_confirmed_leave_the_workers_to_buy_labels(no_periodic_jobs) -> None:
     """Confirmations first by ship-by, but while the account's confirm lane is full (its bucket
     busy) the workers buy the labels behind them, and a confirm-ready order is not dispatched
     only to be turned away: no more are handed out than the lane has room for."""
     from connector.engine.confirm import CONFIRM_LANE, confirm_lane
 
-    monkeypatch.setattr("connector.engine.verify.verify_in_bulk", lambda rt, should_stop: None)
-    monkeypatch.setattr("connector.engine.feeds.run_feeds", lambda rt, should_stop: None)
     states = {**{f"c-{n}": "LABELED" for n in range(10)}, **{f"n-{n}": "NEW" for n in range(20)}}
     ledger = StatefulLedger(states)
     bucket_open = threading.Event()  # the confirmShipment bucket: shut until the labels are bought
@@ -137,29 +157,21 @@ def test_orders_waiting_to_be_confirmed_leave_the_workers_to_buy_labels(monkeypa
         ledger.done(order_id)
 
     engine = make_engine(ledger, workers=4)
-    runner = threading.Thread(target=Scheduler(engine, drive).run, kwargs={"tick_seconds": 60})
-    runner.start()
-    deadline = time.monotonic() + 10
-    while len(labels) < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    runner = start(engine, drive)
+    wait_until(lambda: len(labels) >= 20)
     assert sorted(labels) == sorted(f"n-{n}" for n in range(20))  # bought while two confirmations waited
     assert max(most_in_lane) == CONFIRM_LANE and len(most_in_lane) == CONFIRM_LANE
     assert turned_away == []  # confirm-ready orders are handed out only as far as the lane has room
     bucket_open.set()
-    deadline = time.monotonic() + 10
-    while ledger.pending and time.monotonic() < deadline:
-        time.sleep(0.05)
-    engine.stop_event.set()
-    runner.join(10)
+    wait_until(lambda: not ledger.pending)
+    stop(engine, runner)
     assert ledger.pending == []
 
 
 def test_confirm_ready_orders_of_an_account_outside_the_configuration_are_still_handed_out(
-        monkeypatch) -> None:
+        no_periodic_jobs) -> None:
     """Lanes ration the configured accounts; an order of another account (the ledger holds one,
     e.g. an account since removed from the YAML) is still driven, not left out of the schedule."""
-    monkeypatch.setattr("connector.engine.verify.verify_in_bulk", lambda rt, should_stop: None)
-    monkeypatch.setattr("connector.engine.feeds.run_feeds", lambda rt, should_stop: None)
     ledger = StatefulLedger({"x-1": "LABELED", "c-1": "LABELED"})
     driven: list[str] = []
 
@@ -168,11 +180,7 @@ def test_confirm_ready_orders_of_an_account_outside_the_configuration_are_still_
         ledger.done(order_id)
 
     engine = make_engine(ledger)
-    runner = threading.Thread(target=Scheduler(engine, drive).run, kwargs={"tick_seconds": 60})
-    runner.start()
-    deadline = time.monotonic() + 10
-    while ledger.pending and time.monotonic() < deadline:
-        time.sleep(0.05)
-    engine.stop_event.set()
-    runner.join(10)
+    runner = start(engine, drive)
+    wait_until(lambda: not ledger.pending)
+    stop(engine, runner)
     assert sorted(driven) == ["c-1", "x-1"]
