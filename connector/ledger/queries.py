@@ -230,23 +230,22 @@ class OrderQueries:
         (orders_listing, packages_newest: migration 9)."""
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
-        filters = _filters(OrderState, states, {}, None)
+        filters = _filters(OrderState, states, {}, None, "o.")
         if filters is None:
             return []
         where, params = filters
-        _page_filters(where, params, ship_by_before, after)
-        page = "SELECT order_id, site, state, ship_by, hold_reason, held_from, created_at FROM orders"
-        if where:
-            page += " WHERE " + " AND ".join(where)
-        page += " ORDER BY created_at, order_id LIMIT ?"
+        _page_filters(where, params, ship_by_before, after, "o.")
+        # One flat join, limited as a whole: each order joins at most its newest package, so the
+        # limit counts orders (a page in a subquery made SQLite sort the page again).
         rows = self._conn().execute(
             "SELECT o.order_id, o.site, o.state, o.ship_by, o.hold_reason, o.held_from, o.created_at,"
-            f" p.carrier, p.tracking_number FROM ({page}) o LEFT JOIN packages p ON p.order_id = o.order_id"
+            " p.carrier, p.tracking_number FROM orders o LEFT JOIN packages p ON p.order_id = o.order_id"
             " AND NOT EXISTS (SELECT 1 FROM packages n WHERE n.order_id = o.order_id AND n.id > p.id)"
-            " ORDER BY o.created_at, o.order_id", (*params, limit)).fetchall()
-        state, parse = _ORDER_STATES, parse_iso
-        return [OrderLine(r[0], r[1], state[r[2]], parse(r[3]) if r[3] else None, r[4],
-                          state[r[5]] if r[5] else None, r[6], r[7] or "", r[8] or "") for r in rows]
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY o.created_at, o.order_id LIMIT ?", (*params, limit)).fetchall()
+        state, parse, line = _ORDER_STATES, parse_iso, tuple.__new__  # (a NamedTuple's __new__ is Python)
+        return [line(OrderLine, (r[0], r[1], state[r[2]], parse(r[3]) if r[3] else None, r[4],
+                                 state[r[5]] if r[5] else None, r[6], r[7] or "", r[8] or "")) for r in rows]
 
     def count_orders(self, states: Iterable[OrderState | str] | None = None) -> int:
         """How many orders are in ``states`` (all when None)."""
@@ -387,34 +386,35 @@ class OrderQueries:
 
 
 def _page_filters(where: list[str], params: list[Any], ship_by_before: datetime | None,
-                  after: tuple[str, str] | None) -> None:
-    """The ship-by bound and the keyset position of an order page."""
+                  after: tuple[str, str] | None, table: str = "") -> None:
+    """The ship-by bound and the keyset position of an order page (columns prefixed with ``table``,
+    e.g. ``"o."`` in a join)."""
     if ship_by_before is not None:
-        where.append("ship_by IS NOT NULL AND ship_by < ?")
+        where.append(f"{table}ship_by IS NOT NULL AND {table}ship_by < ?")
         params.append(_iso_ms_ceiling(ship_by_before))
     if after is not None:
         created_at, order_id = after
-        where.append("(created_at, order_id) > (?, ?)")
+        where.append(f"({table}created_at, {table}order_id) > (?, ?)")
         params.extend((str(created_at), str(order_id)))
 
 
 def _filters(kind: Any, states: Any, equal: dict[str, str | None],
-             updated_since: datetime | None) -> tuple[list[str], list[Any]] | None:
-    """WHERE clauses and parameters shared by the listings: states, equal columns, updated since;
-    None when ``states`` is given and empty (nothing can match)."""
+             updated_since: datetime | None, table: str = "") -> tuple[list[str], list[Any]] | None:
+    """WHERE clauses and parameters shared by the listings: states, equal columns, updated since
+    (columns prefixed with ``table``); None when ``states`` is given and empty (nothing can match)."""
     where: list[str] = []
     params: list[Any] = []
     wanted = _values(kind, states)
     if wanted is not None:
         if not wanted:
             return None
-        where.append(f"state IN ({', '.join('?' * len(wanted))})")
+        where.append(f"{table}state IN ({', '.join('?' * len(wanted))})")
         params.extend(wanted)
     for column, value in equal.items():
         if value is not None:
-            where.append(f"{column} = ?")
+            where.append(f"{table}{column} = ?")
             params.append(value)
     if updated_since is not None:
-        where.append("updated_at >= ?")
+        where.append(f"{table}updated_at >= ?")
         params.append(_ts(updated_since))
     return where, params
