@@ -16,6 +16,11 @@ ENV = "MFN_CONNECTOR_CRASH_AT"
 POINTS = ("after_claim", "after_create_call", "after_create", "after_label", "before_confirm",
           "after_confirm_call", "after_confirm", "after_verify", "after_track_call", "after_track",
           "after_void_claim", "after_cancel_call", "after_void")
+# Bulk confirmation by feed (engine/feeds.py), in flow order: the feed's packages claimed, its
+# document uploaded, createFeed answered (the window where a feed is sent twice), its id stored,
+# and its processing report read but not applied.
+FEED_POINTS = ("after_feed_claim", "after_feed_upload", "after_create_feed_call", "after_feed_submitted",
+               "before_feed_settle")
 WEBHOOK_POINT = "after_webhook_post"  # between a receiver's 2xx and the commit recording it
 
 _lock = threading.Lock()

@@ -20,6 +20,25 @@ def run_cli(world: Any, *args: str, extra_env: dict[str, str] | None = None,
                            *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def feeds_config(orders: int, *, max_rows: int = 900, batch_wait_seconds: float = 20) -> dict:
+    """A world confirming by feed only, with the emulator's feeds queued 1 s and processed in 2 s."""
+    return {
+        "sandbox": {
+            "orders": orders,
+            "emulators": {"spapi": {"feeds": {"in_queue_seconds": 1, "processing_seconds": 2}}},
+        },
+        "engine": {"workers": 8, "verify_grace_seconds": 0, "poll_interval_seconds": 3600},
+        "routing": {"default": ["yunexpress:*"]},  # one fast carrier: the labels are not what is tested
+        "amazon": {
+            "feeds": {"mode": "always", "poll_seconds": 0.5, "max_rows": max_rows, "max_open_feeds": 3,
+                      "batch_wait_seconds": batch_wait_seconds},
+            # the read-back is not what is tested here: a quota that lets getOrder keep up
+            "quotas": {"getOrder": {"rate": 200, "burst": 200}},
+        },
+        "tracking": {"cadence": [{"until_days": 1000, "every_hours": 1000}]},
+    }
+
+
 def run_once_until_quiet(world: Any, *, max_runs: int = 15) -> int:
     """`mfn-connector run --once` again and again until no order is left mid-flight."""
     for runs in range(1, max_runs + 1):

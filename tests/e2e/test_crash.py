@@ -16,10 +16,18 @@ import time
 import pytest
 import requests
 
-from connector.engine.crashpoints import ENV, POINTS
+from connector.engine.crashpoints import ENV, FEED_POINTS, POINTS
 from connector.ledger import OrderState, PackageState
 
-from .helpers import CARRIERS, SEEDED_HOLDS, assert_exactly_once, ledger_of, run_cli, run_once_until_quiet
+from .helpers import (
+    CARRIERS,
+    SEEDED_HOLDS,
+    assert_exactly_once,
+    feeds_config,
+    ledger_of,
+    run_cli,
+    run_once_until_quiet,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -78,6 +86,42 @@ def test_sigterm_finishes_the_step_in_flight_and_exits_zero(world):
 _STATE_OF_STAGE = {"": "VERIFIED", "info_received": "VERIFIED", "out_for_delivery": "OUT_FOR_DELIVERY",
                    "delivered": "DELIVERED", "delivery_failed": "DELIVERY_FAILED", "returning": "RETURNING",
                    "returned": "RETURNED"}
+
+
+@pytest.mark.parametrize("point", FEED_POINTS)
+def test_sigkill_at_every_feed_point_then_restart(world, point):
+    """Killed once at a step of bulk confirmation by feed (feeds of 10 lines, so others are in
+    flight): afterwards each package is confirmed on Amazon once, by its feed or by confirmShipment,
+    never both."""
+    w = world(feeds_config(8, max_rows=10, batch_wait_seconds=1))
+    for _ in range(10):  # a feed is processed seconds after it is sent: a later pass reaches its report
+        result = run_cli(w, "run", "--once", extra_env={ENV: f"{point}:1"})
+        assert result.returncode in (0, -signal.SIGKILL), result.stderr[-2000:]
+        if result.returncode == -signal.SIGKILL:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"{point} was never reached")
+    run_once_until_quiet(w, max_runs=40)
+
+    state = w.state("spapi")
+    assert state["schema_violations"] == []
+    shipments = state["feed_shipments"]  # order id -> tracking number -> {"created": n, ...}
+    assert shipments, "no package was confirmed by feed"
+    for order_id, by_tracking in shipments.items():
+        assert len(by_tracking) == 1 and all(e["created"] == 1 for e in by_tracking.values()), order_id
+    ledger = ledger_of(w)
+    try:
+        assert all(f.state in ("DONE", "FAILED") for f in ledger.feeds())
+        for record in ledger.orders([OrderState.VERIFIED]):
+            (package,) = [p for p in ledger.packages(record.order_id) if p.state is PackageState.VERIFIED]
+            if ledger.confirmed_by_feed(package.id):
+                assert record.order_id not in state["confirmations"], record.order_id
+                assert package.tracking_number in shipments[record.order_id], record.order_id
+            else:
+                assert record.order_id not in shipments, record.order_id
+    finally:
+        ledger.close()
 
 
 @pytest.mark.parametrize("carrier", CARRIERS)

@@ -14,7 +14,7 @@ import pytest
 
 from connector.ledger import ACTIVE_ORDER_STATES, OrderState, PackageState
 
-from .helpers import ledger_of, run_once_until_quiet
+from .helpers import feeds_config, ledger_of, run_once_until_quiet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -22,29 +22,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # default keeps the run short (labelling the backlog, not the feeds, is what takes the time).
 ORDERS_PER_ACCOUNT = int(os.environ.get("FEEDS_TEST_ORDERS", "120"))
 DEADLINE_S = float(os.environ.get("FEEDS_TEST_DEADLINE", "60"))
-
-
-def _config(orders: int) -> dict:
-    return {
-        "sandbox": {
-            "orders": orders,
-            "emulators": {"spapi": {"feeds": {"in_queue_seconds": 1, "processing_seconds": 2}}},
-        },
-        "engine": {"workers": 8, "verify_grace_seconds": 0, "poll_interval_seconds": 3600},
-        "routing": {"default": ["yunexpress:*"]},  # one fast carrier: the labels are not what is tested
-        "amazon": {
-            "feeds": {
-                "mode": "always",
-                "poll_seconds": 0.5,
-                "max_rows": 900,
-                "max_open_feeds": 3,
-                "batch_wait_seconds": 20,
-            },
-            # the read-back is not what is tested here: a quota that lets getOrder keep up
-            "quotas": {"getOrder": {"rate": 200, "burst": 200}},
-        },
-        "tracking": {"cadence": [{"until_days": 1000, "every_hours": 1000}]},
-    }
 
 
 def _daemon(world, crash_at: str | None = None) -> subprocess.Popen:
@@ -98,7 +75,7 @@ def _feeds_in_ledger(world) -> list:
 
 @pytest.mark.timeout(int(os.environ.get("FEEDS_TEST_TIMEOUT", "480")))
 def test_a_backlog_confirmed_by_feed_with_refusals_and_crashes(world):
-    w = world(_config(ORDERS_PER_ACCOUNT))
+    w = world(feeds_config(ORDERS_PER_ACCOUNT))
     spapi = w.sandbox.servers["spapi"].emulator
     details = w.state("spapi")["order_details"]
     shippable = sorted(
