@@ -31,6 +31,7 @@ log = logging.getLogger("connector.workers")
 
 LEADER = "@leader"
 CENSUS_SECONDS = 2.0  # between heartbeats: how often a worker looks whether the shares should move
+JOIN_SECONDS = 1.0  # a starting worker registers, then waits this long before it takes accounts
 
 
 def would_rebalance(census: LeaseCensus, accounts: int, owned: set[str]) -> bool:
@@ -85,9 +86,18 @@ class Membership:
             return
         hold = getattr(self.ledger, "hold_worker_lock", None)  # others see at once when this one dies
         self._liveness = hold(self.worker_id) if hold is not None else None
+        self._join()
         self.heartbeat()
         self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
         self._thread.start()
+
+    def _join(self) -> None:
+        """Register without taking anything, then give workers started at the same moment (a
+        deploy, a host's boot) time to register too: each then takes its fair share at once.
+        Otherwise the first one took every account and handed them over only at the next census."""
+        self.ledger.worker_heartbeat(self.worker_id, host=socket.gethostname(), pid=os.getpid(), accounts=(),
+                                     jobs=(), lease_seconds=self.lease_seconds)
+        self._stop.wait(JOIN_SECONDS)
 
     def heartbeat(self) -> set[str]:
         started = time.monotonic()

@@ -1,12 +1,13 @@
 """Workers and account leases: a fair share each, a dead worker's accounts move after the lease."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.fernet import Fernet
 
-from connector.engine.workers import would_rebalance
+from connector.engine.workers import Membership, would_rebalance
 from connector.ledger.crypto import PiiCipher
 from connector.ledger.leases import LeaseCensus
 from connector.ledger.postgres import PostgresLedger
@@ -155,3 +156,21 @@ def test_a_worker_beats_early_exactly_when_a_heartbeat_would_move_a_lease() -> N
     assert would_rebalance(LeaseCensus(3, 2, 0), 6, {"acct-0"})  # under its share, one free
     assert not would_rebalance(LeaseCensus(3, 0, 0), 6, {"acct-0"})  # under, but nothing to take
     assert would_rebalance(LeaseCensus(3, 0, 1), 6, two)  # the leader job is free: anyone takes it
+
+
+def test_workers_started_together_each_take_a_fair_share_at_once(ledger) -> None:
+    members = [Membership(ledger, ACCOUNTS, lease_seconds=LEASE) for _ in range(3)]
+    for member in members:
+        member.shared = True  # (as with PostgreSQL: the lease logic is the same on both stores)
+    starts = [threading.Thread(target=member.start) for member in members]
+    try:
+        for thread in starts:
+            thread.start()
+        for thread in starts:
+            thread.join()
+        owned = [member.owned() for member in members]
+        assert sorted(len(keys - {"@leader"}) for keys in owned) == [2, 2, 2]  # before any census
+        assert sum("@leader" in keys for keys in owned) == 1
+    finally:
+        for member in members:
+            member.stop()
