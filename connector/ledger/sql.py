@@ -600,18 +600,18 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         changes = self._package_changes(package, expect, fields)
         with self._write(package.order_id) as conn:
             now = self._now()
-            row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
-                               (package.id,)).fetchone()
-            if row is None:
-                raise KeyError(f"unknown package {package.id}")
-            order_id, ref = row["order_id"], row["package_ref"]
-            if row["state"] != expect.value:
-                raise StaleStateError(f"package {ref} of order {order_id} is {row['state']}, "
-                                      f"expected {expect.value}")
             columns = {**changes, "state": new.value, "updated_at": now}
-            conn.execute(f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
-                         " WHERE id = ? AND state = ?", (*columns.values(), package.id, expect.value))
+            moved = conn.execute(f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
+                                 " WHERE id = ? AND state = ?", (*columns.values(), package.id, expect.value))
+            if moved.rowcount != 1:  # the compare-and-set failed: say why (nothing was written)
+                row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
+                                   (package.id,)).fetchone()
+                if row is None:
+                    raise KeyError(f"unknown package {package.id}")
+                raise StaleStateError(f"package {row['package_ref']} of order {row['order_id']} is "
+                                      f"{row['state']}, expected {expect.value}")
             fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
+            order_id, ref = fresh["order_id"], fresh["package_ref"]
             if new is not expect or (set(changes) - _QUIET_FIELDS):
                 note = f"package {ref}" + (f"; set {', '.join(sorted(changes))}" if changes else "")
                 self._transition(conn, order_id, package.id, now, expect.value, new.value, note, fresh)
