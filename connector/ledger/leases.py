@@ -98,6 +98,10 @@ class LeaseStore:
             dead = {w for w in recent if self._worker_alive(conn, w) is False}
             for other in dead:  # its process is gone: its leases are free now, not at their expiry
                 conn.execute("UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (now, other))
+                # (ended here, in the same transaction: once stopped it is no longer looked at, and
+                # a worker with no room for them would otherwise leave them held until they expire)
+                conn.execute("UPDATE account_leases SET expires_at = ? WHERE worker_id = ?"
+                             " AND expires_at > ?", (now, other, now))
             share = math.ceil(len(accounts) / (1 + len(recent) - len(dead)))
             rows = conn.execute("SELECT account_key, worker_id, expires_at FROM account_leases"
                                 " ORDER BY account_key").fetchall()

@@ -132,6 +132,28 @@ def test_a_killed_workers_leases_are_free_at_once_on_postgresql(postgres_server,
         second.close()
 
 
+def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_room(postgres_server,
+                                                                                   clock) -> None:
+    """The worker that finds a dead one stops it; it may have no room for its accounts (it only
+    registered, as a starting daemon does, or it is at its share). The leases end then all the
+    same: once stopped, the dead worker is not looked at again, so they would stand to expiry."""
+    postgres_server.require()
+    url, key = postgres_server.fresh_url(), Fernet.generate_key()
+    first = PostgresLedger(url, PiiCipher([key]), clock=clock)
+    second = PostgresLedger(url, PiiCipher([key]), clock=clock)
+    first.migrate()
+    try:
+        assert beat(first, "w3") == {*ACCOUNTS, "@leader"}
+        first.close()  # w3's process dies
+        _LIVENESS["w4"] = second.hold_worker_lock("w4")
+        assert second.worker_heartbeat("w4", host="h", pid=2, accounts=(), lease_seconds=LEASE) == set()
+        assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w3"]
+        assert beat(second, "w4") == {*ACCOUNTS, "@leader"}
+    finally:
+        first.close()
+        second.close()
+
+
 def test_the_census_counts_live_workers_and_free_leases(ledger, clock: Clock) -> None:
     assert ledger.lease_census(LEASE) == LeaseCensus(0, 0, 0)  # nobody has registered a key yet
     beat(ledger, "w1")
@@ -162,7 +184,7 @@ def test_workers_started_together_each_take_a_fair_share_at_once(ledger) -> None
     members = [Membership(ledger, ACCOUNTS, lease_seconds=LEASE) for _ in range(3)]
     for member in members:
         member.shared = True  # (as with PostgreSQL: the lease logic is the same on both stores)
-    starts = [threading.Thread(target=member.start) for member in members]
+    starts = [threading.Thread(target=member.start, kwargs={"join": True}) for member in members]
     try:
         for thread in starts:
             thread.start()
