@@ -25,7 +25,7 @@ def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool)
     from .serving import ApiServer
 
     rt = state.runtime()
-    engine = None if no_engine else Engine(rt)
+    engine = None if no_engine else Engine(rt, daemon=True)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

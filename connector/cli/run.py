@@ -20,7 +20,7 @@ def run_cmd(state: State, once: bool) -> None:
     from .summary import render, summarize
 
     rt = state.runtime()
-    engine = Engine(rt, poll_progress=poll_counter if sys.stderr.isatty() else None)
+    engine = Engine(rt, poll_progress=poll_counter if sys.stderr.isatty() else None, daemon=not once)
 
     def on_signal(signum: int, _frame: Any) -> None:
         click.echo(f"received {signal.Signals(signum).name}: finishing the steps in flight", err=True)

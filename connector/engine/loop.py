@@ -68,10 +68,12 @@ class PassResult:
 
 
 class Engine:
-    def __init__(self, rt: Runtime, *, poll_progress: Callable[[str], Callable[[int], None]] | None = None
-                 ) -> None:
+    def __init__(self, rt: Runtime, *, poll_progress: Callable[[str], Callable[[int], None]] | None = None,
+                 daemon: bool = False) -> None:
         """``poll_progress(account)``: a callback hearing each order a first poll reads (the CLI's
-        progress line for a large backlog); only an account never polled before gets one."""
+        progress line for a large backlog); only an account never polled before gets one.
+        ``daemon``: this engine will run until stopped, so with a shared ledger it first lets
+        workers started at the same moment register (a single pass takes what is free at once)."""
         self.rt = rt
         self.poll_progress = poll_progress
         self.stop_event = threading.Event()
@@ -79,7 +81,7 @@ class Engine:
         if rt.membership is None:  # a shared (PostgreSQL) ledger: lease a fair share of the accounts
             rt.membership = Membership(rt.ledger, [a.name for a in rt.config.accounts],
                                        lease_seconds=rt.engine.lease_seconds, on_change=rt.hand_over_quotas)
-            rt.membership.start()
+            rt.membership.start(join=daemon)
         self._last: dict[str, datetime] = {}  # periodic jobs, on the daemon's clock (a simulation moves it)
         for endpoint in rt.config.webhooks.endpoints:  # a new endpoint hears everything from this start on
             rt.ledger.enqueue_webhooks(endpoint.name, endpoint.events)

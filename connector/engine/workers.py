@@ -80,13 +80,15 @@ class Membership:
             return set(self._owned) if time.monotonic() < self._valid_until else set()
 
     # -- heartbeats ----------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Take this worker's first leases now, then renew them in the background."""
+    def start(self, *, join: bool = False) -> None:
+        """Take this worker's first leases now, then renew them in the background; with ``join``
+        (a daemon), after giving workers started at the same moment time to register."""
         if not self.shared or self._thread is not None:
             return
         hold = getattr(self.ledger, "hold_worker_lock", None)  # others see at once when this one dies
         self._liveness = hold(self.worker_id) if hold is not None else None
-        self._join()
+        if join:
+            self._join()
         self.heartbeat()
         self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
         self._thread.start()
