@@ -113,45 +113,43 @@ def test_the_lease_time_must_be_positive(ledger) -> None:
         ledger.worker_heartbeat("w1", host="h", pid=1, accounts=ACCOUNTS, lease_seconds=0)
 
 
-def test_a_killed_workers_leases_are_free_at_once_on_postgresql(postgres_server, clock) -> None:
-    """PostgreSQL sees a worker's process die (its liveness lock goes with its connection): a
-    restarted daemon takes the accounts at once instead of after the lease time."""
+@pytest.fixture
+def two_processes(postgres_server, clock):
+    """Two workers' ledgers on one fresh PostgreSQL database (closing one is its process dying)."""
     postgres_server.require()
     url, key = postgres_server.fresh_url(), Fernet.generate_key()
     first = PostgresLedger(url, PiiCipher([key]), clock=clock)
     second = PostgresLedger(url, PiiCipher([key]), clock=clock)
     first.migrate()
     try:
-        assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
-        assert beat(second, "w2") == set()  # w1 is alive: its leases stand
-        first.close()  # w1's process dies: its connections close
-        assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
-        assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w1"]
+        yield first, second
     finally:
         first.close()
         second.close()
 
 
-def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_room(postgres_server,
-                                                                                   clock) -> None:
+def test_a_killed_workers_leases_are_free_at_once_on_postgresql(two_processes) -> None:
+    """PostgreSQL sees a worker's process die (its liveness lock goes with its connection): a
+    restarted daemon takes the accounts at once instead of after the lease time."""
+    first, second = two_processes
+    assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
+    assert beat(second, "w2") == set()  # w1 is alive: its leases stand
+    first.close()  # w1's process dies: its connections close
+    assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
+    assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w1"]
+
+
+def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_room(two_processes) -> None:
     """The worker that finds a dead one stops it; it may have no room for its accounts (it only
     registered, as a starting daemon does, or it is at its share). The leases end then all the
     same: once stopped, the dead worker is not looked at again, so they would stand to expiry."""
-    postgres_server.require()
-    url, key = postgres_server.fresh_url(), Fernet.generate_key()
-    first = PostgresLedger(url, PiiCipher([key]), clock=clock)
-    second = PostgresLedger(url, PiiCipher([key]), clock=clock)
-    first.migrate()
-    try:
-        assert beat(first, "w3") == {*ACCOUNTS, "@leader"}
-        first.close()  # w3's process dies
-        _LIVENESS["w4"] = second.hold_worker_lock("w4")
-        assert second.worker_heartbeat("w4", host="h", pid=2, accounts=(), lease_seconds=LEASE) == set()
-        assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w3"]
-        assert beat(second, "w4") == {*ACCOUNTS, "@leader"}
-    finally:
-        first.close()
-        second.close()
+    first, second = two_processes
+    assert beat(first, "w3") == {*ACCOUNTS, "@leader"}
+    first.close()  # w3's process dies
+    _LIVENESS["w4"] = second.hold_worker_lock("w4")
+    assert second.worker_heartbeat("w4", host="h", pid=2, accounts=(), lease_seconds=LEASE) == set()
+    assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w3"]
+    assert beat(second, "w4") == {*ACCOUNTS, "@leader"}
 
 
 def test_the_census_counts_live_workers_and_free_leases(ledger, clock: Clock) -> None:
