@@ -227,7 +227,8 @@ class PostgresLedger(SqlLedger):
                     f" pg_advisory_xact_lock({_lock_key(f'write:{scope}')})")
         try:
             # One round trip for both: with no parameters psycopg sends the text as a simple query,
-            # which may hold several statements (the keys are integers we computed, not input).
+            # which may hold several statements (the keys are integers we computed, not input), and
+            # it never prepares a text that gave several results.
             conn.raw.execute(f"BEGIN; {lock}")
         except BaseException:
             conn.execute("ROLLBACK")
