@@ -1,6 +1,7 @@
 """The SQLite ledger: every Ledger method, compare-and-set, PII at rest, concurrency, durability."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -463,6 +464,15 @@ def test_stale_advance_raises_and_changes_nothing(ledger: SqlLedger) -> None:
     assert (ledger.packages(package.order_id), ledger.get_order(package.order_id),
             ledger.history(package.order_id)) == snapshot
     assert ledger.packages(package.order_id) == [claimed]
+
+
+def test_advance_of_a_package_not_in_the_ledger_raises_and_writes_nothing(ledger: SqlLedger) -> None:
+    package = planned(ledger)
+    history = ledger.history(package.order_id)
+    ghost = dataclasses.replace(package, id=package.id + 1000)
+    with pytest.raises(KeyError, match=f"unknown package {ghost.id}"):
+        ledger.advance(ghost, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
+    assert ledger.history(package.order_id) == history and ledger.packages(package.order_id) == [package]
 
 
 @pytest.mark.parametrize("fields, message", [
