@@ -101,8 +101,9 @@ class _Table:
                       f"{'TRACKING':<22} HOLD"]
 
     def add(self, line: Any, now: datetime) -> None:
-        # %-formatting: a third of the f-string's time over 100,000 lines ("%.1f" rounds as round()).
-        left = "%.1f h" % ((line.ship_by - now).total_seconds() / 3600) if line.ship_by else "-"
+        hours = _hours(line, now)
+        left = f"{hours:.1f} h" if hours is not None else "-"
+        # %-formatting the line: a third of the f-string's time over 100,000 lines
         self.lines.append(_ROW % (line.order_id, line.site, line.state._value_, left, line.carrier,
                                   line.tracking_number, line.hold_reason))
         if len(self.lines) >= _PAGE:
