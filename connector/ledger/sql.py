@@ -65,6 +65,12 @@ _CLOSED_MARKS = ", ".join("?" * len(_CLOSED_PACKAGE_STATES))
 _PACKAGE_REF = re.compile(r"[1-9][0-9]{0,29}")
 _ORDER_ID = re.compile(r"\d{3}-\d{7}-\d{7}")  # an alert about one order names it first
 
+
+def _order_json(order: Order) -> str:
+    """The order as the ``data`` column holds it (without its address: that is sealed apart)."""
+    return json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False)
+
+
 # advance(**fields): what may change, and when.
 _PACKAGE_TEXT_FIELDS = ("carrier_shipment_id", "tracking_number", "label_path", "error", "voided_from")
 _PACKAGE_PLAN_FIELDS = ("carrier", "service", "items")  # only while the package is PLANNED
@@ -306,7 +312,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     # -- orders -----------------------------------------------------------------------------------
     def upsert_order(self, order: Order) -> bool:
-        data = json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False)
+        data = _order_json(order)
         address = order.ship_to.to_dict() if order.ship_to is not None else {}
         ship_by = iso(order.ship_by) if order.ship_by else None  # the form the data's JSON holds
         with self._write(order.order_id) as conn:
@@ -314,7 +320,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             row = conn.execute("SELECT state, data, pii, pii_purged_at FROM orders WHERE order_id = ?",
                                (order.order_id,)).fetchone()
             if row is None:
-                self._insert_order(conn, order, now, "ingested")
+                self._insert_order(conn, order, now, "ingested", data)
                 return True
             changes: dict[str, Any] = {}
             if row["data"] != data:
@@ -337,13 +343,14 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                              " WHERE order_id = ?", (*changes.values(), order.order_id))
             return False
 
-    def _insert_order(self, conn: Any, order: Order, now: str, note: str) -> None:
-        """A new order, NEW, with its address sealed (inside the caller's transaction)."""
+    def _insert_order(self, conn: Any, order: Order, now: str, note: str, data: str | None = None) -> None:
+        """A new order, NEW, with its address sealed (inside the caller's transaction); ``data``:
+        its JSON when the caller has it already."""
         conn.execute(
             "INSERT INTO orders (order_id, account, marketplace_id, site, state, data, pii,"
             " ship_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (order.order_id, order.account, order.marketplace_id, order.site, OrderState.NEW.value,
-             json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False),
+             data if data is not None else _order_json(order),
              seal_address(self._cipher, order.order_id, order.ship_to),
              iso(order.ship_by) if order.ship_by else None, now, now))
         self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, note,
