@@ -7,7 +7,7 @@ only shows the decision).
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -135,10 +135,11 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
     if not ask:
         return []
     timeout = rt.engine.quote_timeout_seconds
-    pool = ThreadPoolExecutor(max_workers=len(ask), thread_name_prefix="quote")
-    futures = {pool.submit(rt.carriers[code].quote, request): (code, services) for code, services in ask}
-    done, _ = wait(futures, timeout=timeout)
-    pool.shutdown(wait=False, cancel_futures=True)  # a hung carrier must not hold the order
+    futures = {rt.quote_pool(code).submit(rt.carriers[code].quote, request): (code, services)
+               for code, services in ask}
+    done, _ = wait(futures, timeout=timeout)  # a hung carrier must not hold the order
+    for future in futures:
+        future.cancel()  # one still queued behind a hung call of its carrier: never sent
     quotes: list[Quote] = []
     for future, (code, services) in futures.items():
         if future not in done:

@@ -3,6 +3,8 @@ nothing eligible holds the order with every rejection's reason, and `quote` expl
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -136,3 +138,54 @@ def test_sellers_ioss_number_ships_eu_orders_amazon_sent_none_for(world):
     assert "ioss_missing" not in reasons
     assert "IM1560000001" in sent  # the seller's own number went with the dearer EU parcels
     assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})  # UK forces China Post
+
+
+class Hanging:
+    """A carrier whose quotes never answer until ``release`` is set (counts the calls that began)."""
+
+    def __init__(self, carrier):
+        self.carrier = carrier
+        self.release = threading.Event()
+        self.began = 0
+
+    def quote(self, request):
+        self.began += 1
+        self.release.wait(30)
+        return []
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def test_a_hung_carrier_costs_each_order_the_quote_timeout_and_starves_no_other_carrier(world):
+    from connector.engine.shopping import shop
+
+    w = world({"sandbox": {"orders": 5}, "engine": {"workers": 2, "quote_timeout_seconds": 0.3},
+               "routing": {"default": ["yunexpress:*", "yanwen:*"]}})
+    rt = w.runtime()
+    hung = rt.carriers["yanwen"] = Hanging(rt.carriers["yanwen"])
+    try:
+        from connector.engine.ingest import ingest_account
+
+        for account in rt.config.accounts:
+            ingest_account(rt, account)
+        shopped = 0
+        for record in rt.ledger.orders([OrderState.NEW]):
+            started = time.monotonic()
+            try:
+                result = shop(rt, record.order, list(record.order.items))
+            except Exception:  # noqa: BLE001 - an order that cannot be shopped (unknown SKU, split)
+                continue
+            assert time.monotonic() - started < 10  # the hung call holds its thread 30 s, not shop()
+            assert any(q.carrier == "yunexpress" for q in result.quotes), record.order_id
+            assert result.unanswered == ("yanwen",)
+            assert any(r.carrier == "yanwen" and r.reasons == ("no quote within 0.3 s",)
+                       for r in result.selection.rejections), result.selection.rejections
+            shopped += 1
+        assert shopped >= 3
+        # The hung carrier's calls hold its own threads only (as many as the order workers); the
+        # quotes queued behind them were dropped, never sent.
+        assert hung.began == 2
+    finally:
+        hung.release.set()
+        rt.close()
