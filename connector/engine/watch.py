@@ -27,9 +27,13 @@ def ship_by_guard(rt: Runtime, now: datetime) -> None:
     is confirmed and its parcels handed over (or scanned), or when there is nothing to ship."""
     warning = timedelta(hours=rt.config.alerts.ship_by_warning_hours)
     paper = _paper_backlog(rt, ship_by_before=now + warning)
-    for record in rt.ledger.orders([*ACTIVE_ORDER_STATES, OrderState.HELD]):
-        ship_by = record.order.ship_by
-        if ship_by is None or ship_by - now > warning or confirmed_on_amazon(record):
+    # Earliest ship-by first, orders without one last, nothing decrypted: only the orders near
+    # their ship-by are read, not every active and held order (a large held backlog).
+    for key in rt.ledger.schedule([*ACTIVE_ORDER_STATES, OrderState.HELD]):
+        if key.ship_by is None or key.ship_by - now > warning:
+            break
+        record = rt.ledger.get_order(key.order_id)
+        if record is None or confirmed_on_amazon(record):
             continue
         _ship_by_alert(rt, record, now, paper.pop(record.order_id, ""))
     for order_id, missing in paper.items():  # confirmed on Amazon, not handed over yet

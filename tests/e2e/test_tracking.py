@@ -280,7 +280,7 @@ def test_pii_purged_30_days_after_delivery_and_at_the_fallback_for_a_lost_parcel
         rt.close()
 
 
-def test_ship_by_alert_and_orders_due_within(world):
+def test_ship_by_alert_and_orders_due_within(world, monkeypatch):
     w = world({"sandbox": {"orders": 12}})
     alerts = Alerts()
     rt = w.runtime()
@@ -300,6 +300,18 @@ def test_ship_by_alert_and_orders_due_within(world):
         assert soonest.hold_reason in message
         shipped = {r.order_id for r in rt.ledger.orders([OrderState.VERIFIED])}
         assert not shipped & set(near)  # confirmed orders never raise it
+
+        # The watch decrypts the orders near their ship-by only, not every held or active one.
+        from connector.engine.watch import ship_by_guard
+        from connector.ledger import sql
+
+        opened, open_address = [], sql.open_address
+        monkeypatch.setattr(sql, "open_address", lambda cipher, order_id, blob: (
+            opened.append(order_id), open_address(cipher, order_id, blob))[1])
+        ship_by_guard(rt, clock.now())
+        window = timedelta(hours=rt.config.alerts.ship_by_warning_hours)
+        assert soonest.order_id in opened and len(held) > len(set(opened))
+        assert all(r.order.ship_by - clock.now() <= window for r in held if r.order_id in opened)
 
         result = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "list",
                                           "--due-within", "6h", "--json"])
