@@ -49,6 +49,14 @@ def run_once_until_quiet(world: Any, *, max_runs: int = 15) -> int:
     raise AssertionError(f"still active after {max_runs} runs: {active_orders(world)}")
 
 
+def ingest_all(rt: Any) -> None:
+    """Poll every account of the runtime once: orders in the ledger, nothing planned yet."""
+    from connector.engine.ingest import ingest_account
+
+    for account in rt.config.accounts:
+        ingest_account(rt, account)
+
+
 def ledger_of(world: Any):
     config = world.config()
     return open_ledger(config.ledger_url, key_file=str(config.pii_key_file), create_key=False)

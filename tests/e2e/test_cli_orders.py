@@ -8,17 +8,16 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 
+from .helpers import ingest_all
+
 pytestmark = pytest.mark.e2e
 
 
 def test_an_operator_holds_releases_and_retries_an_order(world):
-    from connector.engine.ingest import ingest_account
-
     w = world({"sandbox": {"orders": 4}})
     rt = w.runtime()
     try:
-        for account in rt.config.accounts:
-            ingest_account(rt, account)
+        ingest_all(rt)
         order_id = rt.ledger.orders()[0].order_id
     finally:
         rt.close()

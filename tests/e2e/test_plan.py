@@ -12,6 +12,8 @@ from connector.ledger import OrderState
 from connector.model import Parcel
 from connector.sandbox.seed import IOSS_NUMBER
 
+from .helpers import ingest_all
+
 pytestmark = pytest.mark.e2e
 
 EU_ONLY = {"sandbox": {"orders": 24}, "routing": {"default": ["yunexpress:*"]},
@@ -38,10 +40,7 @@ class Recording:
 
 
 def planned(rt):
-    from connector.engine.ingest import ingest_account
-
-    for account in rt.config.accounts:
-        ingest_account(rt, account)
+    ingest_all(rt)
     for record in rt.ledger.orders([OrderState.NEW]):
         step(rt, record)
     return [r for r in rt.ledger.orders([OrderState.PLANNED])]

@@ -11,19 +11,16 @@ import pytest
 from connector.engine.loop import Engine
 from connector.ledger import OrderState
 
-from .helpers import SEEDED_HOLDS, assert_exactly_once, run_cli
+from .helpers import SEEDED_HOLDS, assert_exactly_once, ingest_all, run_cli
 
 pytestmark = pytest.mark.e2e
 
 
 def test_cheapest_eligible_label_wins_and_quote_explains_it(world):
-    from connector.engine.ingest import ingest_account
-
     w = world({"sandbox": {"orders": 8}})
     rt = w.runtime()
     try:  # orders in the ledger, nothing planned yet: `quote` shows what the engine will choose
-        for account in rt.config.accounts:
-            ingest_account(rt, account)
+        ingest_all(rt)
         new = [r.order_id for r in rt.ledger.orders([OrderState.NEW])]
     finally:
         rt.close()
@@ -165,10 +162,7 @@ def test_a_hung_carrier_costs_each_order_the_quote_timeout_and_starves_no_other_
     rt = w.runtime()
     hung = rt.carriers["yanwen"] = Hanging(rt.carriers["yanwen"])
     try:
-        from connector.engine.ingest import ingest_account
-
-        for account in rt.config.accounts:
-            ingest_account(rt, account)
+        ingest_all(rt)
         shopped = 0
         for record in rt.ledger.orders([OrderState.NEW]):
             started = time.monotonic()

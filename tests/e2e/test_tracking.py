@@ -15,7 +15,7 @@ from connector.cli import cli
 from connector.engine.loop import Engine
 from connector.ledger import OrderState, PackageState
 
-from .helpers import CARRIERS, run_cli
+from .helpers import CARRIERS, ingest_all, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -223,11 +223,9 @@ def test_void_on_request_and_refused_after_the_first_scan(world, carrier):
 
 def _new_orders(rt, w):
     """Ingest only, so the test knows the order ids before any label is bought."""
-    from connector.engine.ingest import ingest_account
     from connector.model import FulfillmentStatus
 
-    for account in rt.config.accounts:
-        ingest_account(rt, account)
+    ingest_all(rt)
     return [r for r in rt.ledger.orders([OrderState.NEW])
             if r.order.ship_to is not None and r.order.status is FulfillmentStatus.UNSHIPPED]
 

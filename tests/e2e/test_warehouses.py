@@ -16,7 +16,7 @@ from connector.holds import HoldReason
 from connector.ledger import OrderState
 from tests.conftest import SANDBOX_YAML
 
-from .helpers import SEEDED_HOLDS, assert_exactly_once, run_cli
+from .helpers import SEEDED_HOLDS, assert_exactly_once, ingest_all, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -87,18 +87,11 @@ def recording(rt) -> dict:
     return seen
 
 
-def ingest(rt):
-    from connector.engine.ingest import ingest_account
-
-    for account in rt.config.accounts:
-        ingest_account(rt, account)
-
-
 def test_two_warehouses_route_by_sku_site_and_account_and_quote_explains_it(world):
     w = world(TWO_WAREHOUSES)
     rt = w.runtime()
     try:  # before anything is planned, `quote` tells where each order will ship from and why
-        ingest(rt)
+        ingest_all(rt)
         new = rt.ledger.orders([OrderState.NEW])
         explained = {r.order_id: explain(rt, r) for r in new}
     finally:
@@ -172,7 +165,7 @@ def test_quote_cli_names_the_warehouse_and_pickup_is_checked_in_its_city(world):
                "selection": {"overrides": []}})
     rt = w.runtime()
     try:
-        ingest(rt)
+        ingest_all(rt)
         new = [r for r in rt.ledger.orders([OrderState.NEW]) if precheck(rt, r.order) is None]
     finally:
         rt.close()
@@ -202,7 +195,7 @@ def test_a_planned_package_keeps_its_warehouse_when_the_routing_changes(world):
     w = world({**TWO_WAREHOUSES, "sandbox": {"orders": 12}, "routing": {"default": ["yunexpress:*"]}})
     rt = w.runtime()
     try:
-        ingest(rt)
+        ingest_all(rt)
         for record in rt.ledger.orders([OrderState.NEW]):
             step(rt, record)
         planned = {r.order_id: rt.ledger.open_package(r.order_id)
