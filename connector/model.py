@@ -25,7 +25,7 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def field_values(obj: Any) -> dict[str, Any]:
+def _field_values(obj: Any) -> dict[str, Any]:
     """A flat dataclass's fields by name, values as they are. ``dataclasses.asdict`` deep-copies
     every value on the way, and showed in a profile of the daemon: orders are serialised at
     every upsert."""
@@ -96,7 +96,7 @@ class Address:
         return [f for f in self.REQUIRED_FOR_LABEL if not getattr(self, f).strip()]
 
     def to_dict(self) -> dict[str, str]:
-        return {k: v for k, v in field_values(self).items() if v}
+        return {k: v for k, v in _field_values(self).items() if v}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Address:
@@ -116,7 +116,7 @@ class OrderItem:
     quantity_shipped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        d = field_values(self)
+        d = _field_values(self)
         d["unit_price"] = self.unit_price.to_dict() if self.unit_price else None
         return d
 
@@ -248,7 +248,7 @@ class CustomsLine:
     origin_country: str = "CN"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**field_values(self), "unit_value": self.unit_value.to_dict()}
+        return {**_field_values(self), "unit_value": self.unit_value.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomsLine:
