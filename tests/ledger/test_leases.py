@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -128,13 +129,27 @@ def two_processes(postgres_server, clock):
         second.close()
 
 
+def die(ledger: PostgresLedger, observer: PostgresLedger) -> None:
+    """``ledger``'s process dies: its connections close. The server ends their backends (and drops
+    their locks) a moment after the socket closes, not with it, so wait until ``observer`` no longer
+    sees them -- as a real survivor's next heartbeat, seconds later, would."""
+    pids = [h.conn.raw.info.backend_pid for h in list(ledger._handles) if h.conn is not None]
+    ledger.close()
+    conn = observer._conn()
+    deadline = time.monotonic() + 5
+    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(?)",
+                       (pids,)).fetchone()[0]:
+        assert time.monotonic() < deadline, f"the server still runs the closed backends {pids}"
+        time.sleep(0.01)
+
+
 def test_a_killed_workers_leases_are_free_at_once_on_postgresql(two_processes) -> None:
     """PostgreSQL sees a worker's process die (its liveness lock goes with its connection): a
     restarted daemon takes the accounts at once instead of after the lease time."""
     first, second = two_processes
     assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
     assert beat(second, "w2") == set()  # w1 is alive: its leases stand
-    first.close()  # w1's process dies: its connections close
+    die(first, second)  # w1's process dies
     assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
     assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w1"]
 
@@ -145,7 +160,7 @@ def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_roo
     same: once stopped, the dead worker is not looked at again, so they would stand to expiry."""
     first, second = two_processes
     assert beat(first, "w3") == {*ACCOUNTS, "@leader"}
-    first.close()  # w3's process dies
+    die(first, second)  # w3's process dies
     _LIVENESS["w4"] = second.hold_worker_lock("w4")
     assert second.worker_heartbeat("w4", host="h", pid=2, accounts=(), lease_seconds=LEASE) == set()
     assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w3"]
