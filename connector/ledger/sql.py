@@ -788,6 +788,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         return {state: int(n) for state, n in rows}
 
     def resolve_alert(self, kind: str, subject: str) -> bool:
+        # Most calls find nothing open (tracking clears a parcel's alerts at every update): an
+        # indexed read answers those without the write lock, which on PostgreSQL holds every
+        # other writer of every worker while it runs.
+        if self._conn().execute("SELECT 1 FROM alerts WHERE kind = ? AND subject = ? AND resolved_at IS NULL",
+                                (kind, subject)).fetchone() is None:
+            return False
         with self._write() as conn:
             cur = conn.execute("UPDATE alerts SET resolved_at = ? WHERE kind = ? AND subject = ?"
                                " AND resolved_at IS NULL", (self._now(), kind, subject))

@@ -105,3 +105,18 @@ def test_an_event_committed_early_is_not_read_past_an_older_one_still_in_flight(
         holder.finish()
     reader.join(10)
     assert read == [["order-1", "order-2"]]
+
+
+def test_clearing_an_alert_that_is_not_open_takes_no_write_lock(ledger) -> None:
+    """Tracking clears a parcel's alerts at every update, nearly always with none open: that must
+    not wait for (or hold up) the writers of every worker."""
+    holder = Holder(ledger, None)  # another writer runs alone
+    try:
+        clearing, cleared = in_thread(lambda: ledger.resolve_alert("parcel_lost", "111-0000001-0000001"))
+        clearing.join(WAIT * 4)
+        assert cleared == [False]  # answered at once, nothing to resolve
+    finally:
+        holder.finish()
+    assert ledger.raise_alert("parcel_lost", "111-0000001-0000001", "lost", {})
+    assert ledger.resolve_alert("parcel_lost", "111-0000001-0000001")
+    assert ledger.alerts() == []
