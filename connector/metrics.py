@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -290,10 +290,9 @@ def vtr_families(rt: Runtime, now: datetime) -> list[Metric]:
 
     window = rt.config.alerts.window_days
     first_scan_days = rt.config.tracking.first_scan_days
-    packages = shipped_packages(rt, since=now - timedelta(days=window))
-    by_site = report([replace(p, categories=("",)) for p in packages], now=now, window_days=window,
-                     first_scan_days=first_scan_days)["vtr"]
-    by_category = report(packages, now=now, window_days=window, first_scan_days=first_scan_days)["vtr"]
+    figures = report(shipped_packages(rt, since=now - timedelta(days=window)), now=now, window_days=window,
+                     first_scan_days=first_scan_days)
+    by_site, by_category = figures["sites"], figures["vtr"]
     help_tail = f"over the last {window:g} days by promised delivery date"
     counted = GaugeMetricFamily("mfn_vtr_packages", f"Confirmed packages counted in the rate, {help_tail}",
                                 labels=["site"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,10 +68,9 @@ class Shipped:
         return self.scans >= self.min_scans and (self.tracking_level != "fully_tracked" or self.reached_door)
 
 
-def shipped_packages(rt: Runtime, *, since: datetime) -> list[Shipped]:
+def shipped_packages(rt: Runtime, *, since: datetime) -> Iterator[Shipped]:
     """Every package confirmed on Amazon whose promised delivery is ``since`` or later (held orders
-    included: a parcel whose void was refused still counts)."""
-    out = []
+    included: a parcel whose void was refused still counts), one ledger page at a time."""
     # A package counts by its promised delivery, which lies at most the longest transit after its
     # ship date: older ones cannot count, and are not read (nor is any buyer address). Read in
     # pages of light rows; a SKU's category and a service's tracking level are looked up once.
@@ -92,13 +91,12 @@ def shipped_packages(rt: Runtime, *, since: datetime) -> list[Shipped]:
             service = (p.carrier, p.service)
             if service not in to_door:
                 to_door[service] = service_tracking_level(rt, *service) == "fully_tracked"
-            out.append(Shipped(
+            yield Shipped(
                 p.order_id, p.site, categories[p.skus], p.carrier, p.service, p.state, p.shipped_at,
                 p.confirmed_at, p.first_scan_at, p.delivered_at, p.scans, p.ship_by, p.deliver_by,
                 tracking_level=p.tracking_level, min_scans=p.min_scans,
                 reached_door=p.delivered_at is not None or p.failed_attempt,
-                to_door=to_door[service]))
-    return out
+                to_door=to_door[service])
 
 
 _PAGE = 500  # packages per ledger read
@@ -112,64 +110,106 @@ def _categories(rt: Runtime, skus: tuple[str, ...]) -> tuple[str, ...]:
 
 def report(packages: Iterable[Shipped], *, now: datetime, window_days: float,
            first_scan_days: float) -> dict[str, Any]:
+    """The figures over ``packages``, counted in one pass as they come: a tally per group, never
+    the packages themselves (a month of a large seller's parcels is 100,000 of them)."""
     start = now - timedelta(days=window_days)
-    packages = [p for p in packages if p.promised >= start]
     pending_after = timedelta(days=first_scan_days)
-
-    def pending(p: Shipped) -> bool:
-        return p.scans == 0 and now - p.shipped_at <= pending_after
-
-    def rates(group: list[Shipped]) -> dict[str, Any]:
-        counted = [p for p in group if p.promised <= now]
-        valid = sum(p.scans > 0 for p in counted)
-        settled = [p for p in group if not pending(p)]
-        return {"packages": len(counted), "valid": valid, "rate": _percent(valid, len(counted)),
-                "upcoming": len(group) - len(counted), "pending": len(group) - len(settled),
-                "settled": len(settled),
-                "projected": _percent(sum(p.scans > 0 for p in settled), len(settled))}
-
-    by_category: dict[tuple[str, str], list[Shipped]] = defaultdict(list)
-    by_service: dict[tuple[str, str], list[Shipped]] = defaultdict(list)
-    for p in packages:
-        for category in p.categories:
-            by_category[(p.site, category)].append(p)
-        by_service[(p.carrier, p.service)].append(p)
-    vtr = [{"site": site, "category": category, **rates(group)}
-           for (site, category), group in sorted(by_category.items())]
-    services = [{"carrier": carrier, "service": service, **rates(group), **_delivery(group, now)}
-                for (carrier, service), group in sorted(by_service.items())]
+    by_category: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
+    by_site: dict[str, _Tally] = defaultdict(_Tally)
+    by_service: dict[tuple[str, str], _ServiceTally] = defaultdict(_ServiceTally)
     states: dict[str, int] = defaultdict(int)
+    counted_in_window = late_confirmations = settled = met = 0
     for p in packages:
+        promised = p.promised
+        if promised < start:
+            continue
+        counted_in_window += 1
+        counted = promised <= now
+        valid = p.scans > 0
+        is_settled = valid or now - p.shipped_at > pending_after  # not pending a first scan
+        for category in p.categories:
+            by_category[(p.site, category)].add(counted, valid, is_settled)
+        by_site[p.site].add(counted, valid, is_settled)
+        service = by_service[(p.carrier, p.service)]
+        service.add(counted, valid, is_settled)
+        service.add_delivery(p, now)
         states[p.state.value] += 1
-    settled = [p for p in packages if p.state in _SETTLED]
+        if p.confirmed_at and p.ship_by and p.confirmed_at > p.ship_by:
+            late_confirmations += 1
+        if p.state in _SETTLED:
+            settled += 1
+            met += p.meets_tracking_level
     return {
         "window": {"days": window_days, "from": start.isoformat(), "to": now.isoformat()},
-        "packages": len(packages),
-        "vtr": vtr,
-        "services": services,
-        "confirmations_after_ship_by": sum(p.confirmed_at > p.ship_by for p in packages
-                                           if p.confirmed_at and p.ship_by),
-        "tracking_requirement": {"met": sum(p.meets_tracking_level for p in settled), "of": len(settled)},
+        "packages": counted_in_window,
+        "vtr": [{"site": site, "category": category, **tally.rates()}
+                for (site, category), tally in sorted(by_category.items())],
+        "sites": [{"site": site, **tally.rates()} for site, tally in sorted(by_site.items())],
+        "services": [{"carrier": carrier, "service": service, **tally.rates(), **tally.delivery()}
+                     for (carrier, service), tally in sorted(by_service.items())],
+        "confirmations_after_ship_by": late_confirmations,
+        "tracking_requirement": {"met": met, "of": settled},
         "states": dict(sorted(states.items())),
     }
 
 
-def _delivery(group: list[Shipped], now: datetime) -> dict[str, Any]:
-    """On-time delivery against the promise, lost and late parcels, first-scan latency and transit."""
-    delivered = [p for p in group if p.delivered_at is not None]
-    promised = [p for p in delivered if p.deliver_by is not None]
-    on_time = [p for p in promised if p.delivered_at <= p.deliver_by]
-    late = [p for p in group
-            if p.to_door and p.deliver_by is not None and (p.delivered_at or now) > p.deliver_by]
-    return {
-        "delivered": len(delivered), "lost": sum(p.state is PackageState.LOST for p in group),
-        "late": len(late),
-        "on_time": {"delivered": len(promised), "on_time": len(on_time),
-                    "rate": _percent(len(on_time), len(promised))},
-        "first_scan_hours": _spread([(p.first_scan_at - p.shipped_at).total_seconds() / 3600
-                                     for p in group if p.first_scan_at]),
-        "transit_days": _spread([(p.delivered_at - p.shipped_at).total_seconds() / 86400 for p in delivered]),
-    }
+class _Tally:
+    """One group's rate: packages counted (promise passed), valid among them, all of the group
+    (the rest are upcoming), settled (not pending a first scan) and valid among those."""
+
+    __slots__ = ("total", "counted", "valid", "settled", "settled_valid")
+
+    def __init__(self) -> None:
+        self.total = self.counted = self.valid = self.settled = self.settled_valid = 0
+
+    def add(self, counted: bool, valid: bool, settled: bool) -> None:
+        self.total += 1
+        if counted:
+            self.counted += 1
+            self.valid += valid
+        if settled:
+            self.settled += 1
+            self.settled_valid += valid
+
+    def rates(self) -> dict[str, Any]:
+        return {"packages": self.counted, "valid": self.valid, "rate": _percent(self.valid, self.counted),
+                "upcoming": self.total - self.counted, "pending": self.total - self.settled,
+                "settled": self.settled, "projected": _percent(self.settled_valid, self.settled)}
+
+
+class _ServiceTally(_Tally):
+    """A carrier service's rate, and its delivery: on time against the promise, lost and late
+    parcels, first-scan latency and transit (their values kept for the percentiles)."""
+
+    __slots__ = ("delivered", "promised", "on_time", "late", "lost", "first_scan_hours", "transit_days")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered = self.promised = self.on_time = self.late = self.lost = 0
+        self.first_scan_hours: list[float] = []
+        self.transit_days: list[float] = []
+
+    def add_delivery(self, p: Shipped, now: datetime) -> None:
+        if p.delivered_at is not None:
+            self.delivered += 1
+            self.transit_days.append((p.delivered_at - p.shipped_at).total_seconds() / 86400)
+            if p.deliver_by is not None:
+                self.promised += 1
+                self.on_time += p.delivered_at <= p.deliver_by
+        if p.to_door and p.deliver_by is not None and (p.delivered_at or now) > p.deliver_by:
+            self.late += 1  # a service tracked only to the handover cannot know
+        self.lost += p.state is PackageState.LOST
+        if p.first_scan_at is not None:
+            self.first_scan_hours.append((p.first_scan_at - p.shipped_at).total_seconds() / 3600)
+
+    def delivery(self) -> dict[str, Any]:
+        return {
+            "delivered": self.delivered, "lost": self.lost, "late": self.late,
+            "on_time": {"delivered": self.promised, "on_time": self.on_time,
+                        "rate": _percent(self.on_time, self.promised)},
+            "first_scan_hours": _spread(self.first_scan_hours),
+            "transit_days": _spread(self.transit_days),
+        }
 
 
 def _percent(part: int, whole: int) -> float | None:

@@ -132,3 +132,13 @@ def test_a_service_tracked_only_to_the_handover_is_never_late():
     row = report([handover], now=NOW, window_days=30, first_scan_days=7)["services"][0]
     assert row["late"] == 0 and row["valid"] == 1
     assert report([door], now=NOW, window_days=30, first_scan_days=7)["services"][0]["late"] == 1
+
+
+def test_per_site_rates_count_a_package_of_two_categories_once():
+    sites = {r["site"]: r for r in report(iter(SEEDED), now=NOW, window_days=30, first_scan_days=7)["sites"]}
+    # US: counted 1, 2 and 6 (no promise: its ship date); valid: 1 | upcoming: 4, 5 | pending: 5, 6
+    assert sites["US"] == {"site": "US", "packages": 3, "valid": 1, "rate": 33.33, "upcoming": 2,
+                           "pending": 2, "settled": 3, "projected": 66.67}
+    # DE: package 7 is in two categories, and one package of the site
+    assert sites["DE"] == {"site": "DE", "packages": 1, "valid": 1, "rate": 100.0, "upcoming": 0,
+                           "pending": 0, "settled": 1, "projected": 100.0}

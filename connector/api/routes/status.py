@@ -20,7 +20,7 @@ import hmac
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path as FilePath
@@ -229,10 +229,9 @@ def _vtr(rt: Any, now: datetime) -> dict[str, Any]:
 
     window = rt.config.alerts.window_days
     threshold = rt.config.alerts.vtr_threshold
-    packages = shipped_packages(rt, since=now - timedelta(days=window))
-    args = {"now": now, "window_days": window, "first_scan_days": rt.config.tracking.first_scan_days}
-    per_site = report([replace(p, categories=("all",)) for p in packages], **args)["vtr"]
-    per_category = report(packages, **args)["vtr"]
+    figures = report(shipped_packages(rt, since=now - timedelta(days=window)), now=now, window_days=window,
+                     first_scan_days=rt.config.tracking.first_scan_days)
+    per_site, per_category = figures["sites"], figures["vtr"]
 
     def row(r: dict[str, Any]) -> dict[str, Any]:
         below = r["projected"] is not None and r["projected"] < threshold
