@@ -338,7 +338,7 @@ def test_the_rate_counts_the_packages_amazon_would(ledger):
     rt = SimpleNamespace(ledger=ledger, config=SimpleNamespace(ledger=SimpleNamespace(max_transit_days=30)),
                          catalog=SimpleNamespace(get=item),
                          carrier_specs={"yanwen": SimpleNamespace(service=levels.get)})
-    packages = shipped_packages(rt, since=since)
+    packages = list(shipped_packages(rt, since=since))  # a generator: read once
     assert [p.order_id for p in packages] == [order(2).order_id, order(5).order_id]
     assert looked_up == ["SKU-RED"]  # once for the SKU set, not per package
     assert all(p.categories == ("Toys",) and p.to_door is False for p in packages)
