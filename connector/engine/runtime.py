@@ -158,7 +158,9 @@ class Runtime:
             client.tokens.stop = stop
 
     def close(self) -> None:
-        for pool in self._quote_pools.values():
+        with self._quote_pools_guard:  # as quote_pool() fills it from the order threads
+            pools, self._quote_pools = list(self._quote_pools.values()), {}
+        for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)  # a hung quote must not hold the exit
         if self.membership is not None:
             self.membership.stop()  # hand the account leases back to the other workers
