@@ -72,6 +72,7 @@ class Runtime:
     confirm_lanes: dict[str, Any] | None = field(default=None, repr=False)
     _quote_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict, repr=False)
     _quote_pools_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closed: bool = field(default=False, repr=False)
 
     @contextmanager
     def driving(self, order_id: str, wait: float = 0.0) -> Iterator[bool]:
@@ -104,6 +105,8 @@ class Runtime:
         quote cost ~0.2 ms of CPU per order. One pool per carrier, as large as the order workers,
         so a carrier that hangs holds only its own threads, never another carrier's quotes."""
         with self._quote_pools_guard:
+            if self._closed:  # a pool made now would outlive close() and hold the exit
+                raise RuntimeError(f"the runtime is closed: no quote from {carrier}")
             pool = self._quote_pools.get(carrier)
             if pool is None:
                 pool = self._quote_pools[carrier] = ThreadPoolExecutor(
@@ -159,7 +162,7 @@ class Runtime:
 
     def close(self) -> None:
         with self._quote_pools_guard:  # as quote_pool() fills it from the order threads
-            pools, self._quote_pools = list(self._quote_pools.values()), {}
+            pools, self._quote_pools, self._closed = list(self._quote_pools.values()), {}, True
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)  # a hung quote must not hold the exit
         if self.membership is not None:

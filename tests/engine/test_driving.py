@@ -1,5 +1,5 @@
 """One order is driven by one thread at a time in a process, and the lock map does not grow with
-every order the daemon has ever seen."""
+every order the daemon has ever seen; a closed runtime starts no more quote threads."""
 from __future__ import annotations
 
 import threading
@@ -28,3 +28,13 @@ def test_one_thread_drives_an_order_and_finished_locks_are_forgotten(world):
         assert rt._order_locks == {}
     finally:
         rt.close()
+
+
+def test_a_closed_runtime_starts_no_quote_threads(world):
+    rt = world({"sandbox": {"orders": 1}}).runtime()
+    pool = rt.quote_pool("yunexpress")
+    assert rt.quote_pool("yunexpress") is pool  # one pool per carrier, kept
+    rt.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        rt.quote_pool("yunexpress")  # an order thread still quoting at close() gets no new pool
+    assert rt._quote_pools == {}
