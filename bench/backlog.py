@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from common import (
     CLI,
@@ -51,16 +51,20 @@ def measure(orders: int = 500, *, cap_factor: float = 1.5) -> list[Figure]:
         expected = merchant_backlog(sandbox)
         cap = cap_factor * WITHIN * bound_seconds(expected)
         ledger = open_bench_ledger(config_path)
+        cpu_samples = [(datetime.now(timezone.utc), 0.0)]  # (when, the daemon's CPU so far): its phases
         daemon = Child([*CLI, "--config", str(config_path), "run"], env=sandbox.env)
         counts: dict[str, int] = {}
 
         def cleared() -> bool:
+            cpu = daemon.cpu_so_far()
+            if cpu is not None:
+                cpu_samples.append((datetime.now(timezone.utc), cpu))
             counts.clear()
             counts.update(ledger.counts())
             return sum(counts.values()) >= expected and active_count(counts) == 0
 
         try:
-            seconds = watch([daemon], cleared, cap=cap, every=1.0)
+            seconds = watch([daemon], cleared, cap=cap, every=0.5)
         finally:
             usage = daemon.stop()
             ledger.close()
@@ -71,6 +75,7 @@ def measure(orders: int = 500, *, cap_factor: float = 1.5) -> list[Figure]:
     window = (accepted[-1] - accepted[0]).total_seconds() if len(accepted) > 1 else 0.0
     rate = (len(accepted) - 1) / window if window else 0.0
     handled = sum(counts.values())
+    phases = cpu_phases(cpu_samples, accepted, usage.cpu)
     capped = seconds is None
     wall = cap if capped else seconds
     run = (f"{orders} seeded orders ({expected} to ship), one seller, Amazon's production quotas and "
@@ -81,7 +86,8 @@ def measure(orders: int = 500, *, cap_factor: float = 1.5) -> list[Figure]:
                "confirmations": len(accepted),
                "confirmation_window_seconds": round(window, 1), "confirmed_per_second": round(rate, 3),
                "throttled": throttled, "daemon_cpu_seconds": round(usage.cpu, 2),
-               "daemon_maxrss_mb": round(usage.maxrss_mb, 1), "stop_seconds": round(usage.wall - wall, 1)}
+               "daemon_maxrss_mb": round(usage.maxrss_mb, 1), "stop_seconds": round(usage.wall - wall, 1),
+               "daemon_cpu_phases": phases}
     confirm = Figure("confirm_ratio", "confirmations vs the confirmShipment bucket (2/s)", CONFIRM_GOAL,
                      AT_LEAST, "", round(rate / CONFIRM_RATE, 3),
                      how=f"{len(accepted)} confirmations over {window:.0f} s ((n-1)/window, from the "
@@ -105,9 +111,44 @@ def measure(orders: int = 500, *, cap_factor: float = 1.5) -> list[Figure]:
                  round(usage.cpu * 1000 / max(handled, 1), 2), lower_bound=capped,
                  how=f"the daemon's user+system CPU ({usage.cpu:.1f} s, os.wait4) / {handled} orders in the "
                      f"ledger, same run; peak RSS {usage.maxrss_mb:.0f} MB"
+                     + _phases_text(phases)
                      + ("; cut at the cap, so the rest of the work is not counted" if capped else "")
                      + ".")
     return [confirm, too_many, backlog, cpu]
+
+
+BURST_SECONDS = 10.0  # the first seconds: start-up, the poll, most labels (the CPU is dense there)
+
+
+def cpu_phases(samples: list[tuple[datetime, float]], accepted: list[datetime],
+               total: float) -> dict[str, tuple[float, float]]:
+    """The daemon's CPU by phase, each as (wall seconds, CPU seconds): its first ``BURST_SECONDS``,
+    from there to the last confirmation Amazon accepted, and after it (reading them back, the
+    stop). The CPU is read at the watcher's ticks; Amazon's acceptance times are whole seconds.
+    Empty without the readings."""
+    if len(samples) < 2 or not accepted:
+        return {}
+
+    def at(moment: datetime) -> float:  # the CPU read at the last tick before ``moment``
+        return max((cpu for when, cpu in samples if when <= moment), default=0.0)
+
+    start, end, last = samples[0][0], samples[-1][0], accepted[-1]
+    burst_end = start + timedelta(seconds=BURST_SECONDS)
+    if last <= burst_end:
+        return {}
+    return {"burst": (BURST_SECONDS, at(burst_end)),
+            "to_last_confirmation": ((last - burst_end).total_seconds(), at(last) - at(burst_end)),
+            "after_last_confirmation": ((end - last).total_seconds(), total - at(last))}
+
+
+def _phases_text(phases: dict[str, tuple[float, float]]) -> str:
+    if not phases:
+        return ""
+    (burst_s, burst_cpu), (conf_s, conf_cpu), (after_s, after_cpu) = (
+        phases["burst"], phases["to_last_confirmation"], phases["after_last_confirmation"])
+    return (f"; by phase: {burst_cpu:.1f} s of CPU in the first {burst_s:.0f} s (start-up, the poll, most "
+            f"labels), {conf_cpu:.1f} s over the next {conf_s:.0f} s up to the last confirmation, "
+            f"{after_cpu:.1f} s over the {after_s:.0f} s after it (reading them back, the stop)")
 
 
 def main() -> None:

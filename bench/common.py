@@ -155,6 +155,9 @@ class Usage:
     timed_out: bool = False
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 class Child:
     """A child process whose own resource usage is read when it ends (through bench/spawn.py)."""
 
@@ -169,6 +172,22 @@ class Child:
                                      stdout=stdout if stdout is not None else subprocess.DEVNULL,
                                      stderr=self._err, start_new_session=True)
         self.usage: Usage | None = None
+        self._command_pid: int | None = None
+
+    def cpu_so_far(self) -> float | None:
+        """The command's CPU time (user + system, seconds) while it runs, read from Linux's /proc;
+        None where that cannot be read (another system, or the command not started or gone)."""
+        try:
+            if self._command_pid is None:  # the launcher's one child: the command itself
+                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+                if not children:
+                    return None
+                self._command_pid = int(children[0])
+            stat = Path(f"/proc/{self._command_pid}/stat").read_text()
+        except (OSError, ValueError):
+            return None
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": field 3 (state) on
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
     def poll(self) -> Usage | None:
         if self.usage is None:
