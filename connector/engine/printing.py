@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -380,8 +380,3 @@ def _batch_path(folder: Path, at: datetime) -> Path:
         n += 1
     return path
 
-
-def label_flags(rt: Runtime, packages: Iterable[Package]) -> dict[int, str]:
-    """Package id -> HANDED_OVER / PRINTED / UNPRINTED (for listings)."""
-    marks = rt.ledger.label_marks(p.id for p in packages)
-    return {pid: m.flag for pid, m in marks.items()}
