@@ -41,7 +41,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, Union
 
 from . import clock as daemon_clock
-from . import metrics
 
 log = logging.getLogger("connector.ratelimit")
 
@@ -357,6 +356,8 @@ class RateLimiter:
         return rate, burst
 
     def bucket(self, account: str, operation: str) -> TokenBucket:
+        from . import metrics  # prometheus_client: loaded with the first bucket, not by every command
+
         key = (account, operation)
         with self._lock:
             bucket = self._buckets.get(key)

@@ -101,9 +101,8 @@ class _Table:
                       f"{'TRACKING':<22} HOLD"]
 
     def add(self, line: Any, now: datetime) -> None:
-        hours = _hours(line, now)
-        left = f"{hours:.1f} h" if hours is not None else "-"
-        # %-formatting the line: a third of the f-string's time over 100,000 lines
+        ship_by = line.ship_by  # %-formatting, inline: a third of the f-strings' time over 100,000 lines
+        left = "%.1f h" % ((ship_by - now).total_seconds() / 3600) if ship_by is not None else "-"
         self.lines.append(_ROW % (line.order_id, line.site, line.state._value_, left, line.carrier,
                                   line.tracking_number, line.hold_reason))
         if len(self.lines) >= _PAGE:
