@@ -105,7 +105,7 @@ class Runtime:
         quote cost ~0.2 ms of CPU per order. One pool per carrier, as large as the order workers,
         so a carrier that hangs holds only its own threads, never another carrier's quotes."""
         with self._quote_pools_guard:
-            if self._closed:  # a pool made now would outlive close() and hold the exit
+            if self._closed:  # a pool made now would outlive close(): nothing would ever shut it down
                 raise RuntimeError(f"the runtime is closed: no quote from {carrier}")
             pool = self._quote_pools.get(carrier)
             if pool is None:
