@@ -356,8 +356,6 @@ class RateLimiter:
         return rate, burst
 
     def bucket(self, account: str, operation: str) -> TokenBucket:
-        from . import metrics  # prometheus_client: loaded with the first bucket, not by every command
-
         key = (account, operation)
         with self._lock:
             bucket = self._buckets.get(key)
@@ -368,6 +366,8 @@ class RateLimiter:
             if _number(learned) and learned > 0 and not self.configured_rate(account, operation):
                 self._learned.setdefault(key, float(learned))
             rate, burst = self.quota(account, operation)
+            from . import metrics  # prometheus_client: loaded with a first bucket, not by every command
+
             bucket = TokenBucket(rate * self.pacing, burst, clock=self._clock, sleep=self._sleep,
                                  on_wait=metrics.quota_waiter(account, operation), headroom=self.headroom,
                                  stop=self.stop, name=f"{operation} of account {account}",
