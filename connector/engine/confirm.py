@@ -10,6 +10,7 @@ labels confirm themselves (a declared capability) is never confirmed again.
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 from ..amazon.errors import AlreadyShippedError, InvalidInputError, SpApiError
 from ..holds import HoldReason
@@ -146,7 +147,11 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
         return defer(rt, record, f"confirmShipment: {exc}")
     crashpoint("after_confirm_call")
     rt.counters.add("confirmations_sent")
+    # Within the verify grace the next step would only wait (the bulk reads verify meanwhile):
+    # the order rests until the grace is over, set with the confirmation itself.
+    grace = rt.engine.verify_grace_seconds
     rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.CONFIRMED,
-                      order_state=OrderState.CONFIRMED, confirmed_at=utcnow())
+                      order_state=OrderState.CONFIRMED, confirmed_at=utcnow(),
+                      order_rests_for=timedelta(seconds=grace) if grace else None)
     crashpoint("after_confirm")
-    return Outcome.PROGRESS
+    return Outcome.DEFER if grace else Outcome.PROGRESS

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..events import Event
@@ -233,10 +233,14 @@ class Ledger:
 
     def advance(self, package: Package, expect: PackageState, new: PackageState,
                 order_state: OrderState | None = None, *, events: Iterable[TrackingRecord] = (),
-                **fields: Any) -> Package:
+                order_rests_for: timedelta | None = None, **fields: Any) -> Package:
         """Compare-and-set a package's state, update ``fields`` on it, store tracking ``events``
         (an event already stored is skipped) and (optionally) move its order to ``order_state``,
-        all in one transaction. Returns the updated package."""
+        all in one transaction. Returns the updated package.
+
+        ``order_rests_for``: when the order moves to ``order_state``, it is not due again until
+        that long after the change, as :meth:`snooze` would leave it (a next step that waits on
+        purpose, such as a confirmation's verify grace, costs no transaction of its own)."""
         raise NotImplementedError
 
     def packages_to_track(self, *, due_before: datetime, shipped_after: datetime,

@@ -20,7 +20,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..events import Event, matches, order_event, package_event
@@ -303,11 +303,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         )
 
     def _set_state(self, conn: Any, order_id: str, old: str, new: OrderState, now: str,
-                   note: str) -> None:
-        """Move an order to a non-HELD state: a new step starts, so its retry budget resets."""
+                   note: str, due_at: str | None = None) -> None:
+        """Move an order to a non-HELD state: a new step starts, so its retry budget resets; it is
+        due at once, or at ``due_at``."""
         conn.execute("UPDATE orders SET state = ?, hold_reason = '', hold_message = '', held_from = NULL,"
-                     " attempts = 0, next_attempt_at = NULL, last_error = '', updated_at = ?"
-                     " WHERE order_id = ?", (new.value, now, order_id))
+                     " attempts = 0, next_attempt_at = ?, last_error = '', updated_at = ?"
+                     " WHERE order_id = ?", (new.value, due_at, now, order_id))
         self._transition(conn, order_id, None, now, old, new.value, note)
 
     # -- orders -----------------------------------------------------------------------------------
@@ -593,7 +594,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     def advance(self, package: Package, expect: PackageState, new: PackageState,
                 order_state: OrderState | None = None, *, events: Iterable[TrackingRecord] = (),
-                **fields: Any) -> Package:
+                order_rests_for: timedelta | None = None, **fields: Any) -> Package:
         """See :meth:`Ledger.advance`.
 
         The package change is never refused because of its order's state (a label may already
@@ -606,7 +607,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             raise ValueError(f"order {package.order_id}: use hold() to hold an order (it needs a reason)")
         changes = self._package_changes(package, expect, fields)
         with self._write(package.order_id) as conn:
-            now = self._now()
+            at = self._clock()
+            now = _ts(at)
             columns = {**changes, "state": new.value, "updated_at": now}
             moved = conn.execute(f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
                                  " WHERE id = ? AND state = ?", (*columns.values(), package.id, expect.value))
@@ -629,11 +631,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                     (package.id, _ts(event.at), event.status, event.code, event.location, event.description,
                      event.description_en))
             if target is not None:
-                self._move_order_with_package(conn, order_id, ref, target, now)
+                due_at = _ts(at + order_rests_for) if order_rests_for else None
+                self._move_order_with_package(conn, order_id, ref, target, now, due_at)
         return self._package(fresh)
 
     def _move_order_with_package(self, conn: Any, order_id: str, ref: str,
-                                 target: OrderState, now: str) -> None:
+                                 target: OrderState, now: str, due_at: str | None = None) -> None:
         order = self._order_row(conn, order_id, "state, held_from")
         state = OrderState(order["state"])
         if state is target:
@@ -647,7 +650,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             self._transition(conn, order_id, None, now, state.value, state.value,
                              f"package {ref} moved on; order stays {state.value} (not {target.value})")
         else:
-            self._set_state(conn, order_id, state.value, target, now, f"package {ref}")
+            self._set_state(conn, order_id, state.value, target, now, f"package {ref}", due_at)
 
     # -- polling ----------------------------------------------------------------------------------
     def get_watermark(self, account: str) -> datetime | None:

@@ -91,6 +91,31 @@ def test_a_backlog_of_confirmations_is_verified_from_a_page_per_account(world):
         rt.close()
 
 
+def test_a_confirmation_leaves_its_order_resting_until_the_grace_is_over(world):
+    """The rest is set with the confirmation itself: no further step, and no write of its own, only
+    to find the grace not over yet."""
+    w = backlog_world(world)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        snoozed: list[str] = []
+        real_snooze = rt.ledger.snooze
+        rt.ledger.snooze = lambda order_id, until: (snoozed.append(order_id), real_snooze(order_id, until))
+        engine.run_pass()  # each order driven once, as far as it goes: up to its confirmation
+        assert states(rt).get(OrderState.CONFIRMED.value, 0) >= 20 and snoozed == []
+        rt.ledger.snooze = real_snooze
+        confirm_everything(engine)
+        confirmed = rt.ledger.orders([OrderState.CONFIRMED])
+        assert len(confirmed) >= 30
+        for record in confirmed:
+            package = rt.ledger.open_package(record.order_id)
+            assert record.next_attempt_at == package.updated_at + timedelta(seconds=GRACE)
+            assert record.attempts == 0
+        assert rt.ledger.orders([OrderState.CONFIRMED], due_before=clock.now()) == []
+    finally:
+        rt.close()
+
+
 def test_only_stragglers_are_read_back_with_get_order(world):
     # Amazon drops some confirmations after answering 204: no page of shipped orders shows them.
     w = backlog_world(world, silent_drop_rate=0.2)

@@ -453,6 +453,22 @@ def test_advance_can_update_fields_without_moving_state(ledger: SqlLedger) -> No
     assert ledger.history(package.order_id) == history
 
 
+def test_advance_can_leave_the_moved_order_resting_in_the_same_transaction(ledger: SqlLedger,
+                                                                           clock: Clock) -> None:
+    package = claim(ledger, planned(ledger))
+    oid = package.order_id
+    package = ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.CONFIRMED,
+                             OrderState.CONFIRMED, order_rests_for=timedelta(minutes=30))
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.CONFIRMED and record.attempts == 0
+    assert record.next_attempt_at == package.updated_at + timedelta(minutes=30)  # as snooze() leaves it
+    assert ledger.orders(due_before=clock.now) == []
+    assert [r.order_id for r in ledger.orders(due_before=clock.now + timedelta(minutes=30))] == [oid]
+    # without it, the moved order is due at once (a new step starts)
+    ledger.advance(package, PackageState.CONFIRMED, PackageState.CONFIRMING, OrderState.CONFIRMING)
+    assert ledger.get_order(oid).next_attempt_at is None
+
+
 def test_stale_advance_raises_and_changes_nothing(ledger: SqlLedger) -> None:
     package = planned(ledger)
     claimed = claim(ledger, package)
