@@ -7,11 +7,12 @@ postgresql://...``). The statements are the SQLite store's, written with ``?`` p
 Write transactions. Every read-then-write of the ledger (a compare-and-set on an order, a label
 claim) runs in one short transaction that first takes transaction-scoped advisory locks
 (``pg_advisory_xact_lock``), which give what SQLite's ``BEGIN IMMEDIATE`` gives without making
-every writer wait for every other. A transaction scoped to one order takes the ledger's write lock
-*shared* and that order's lock exclusive, so steps of different orders commit side by side while
-two of one order's never interleave; any other write transaction (a feed claiming many orders, a
-heartbeat, the purge) takes the write lock exclusive and runs alone. The locks are always taken in
-that order, and unscoped transactions take no order lock, so none can deadlock. Readers never wait
+every writer wait for every other. A transaction scoped to one order (or to one account's quota
+state) takes the ledger's write lock *shared* and that scope's lock exclusive, so steps of
+different orders commit side by side while two of one order's never interleave; any other write
+transaction (a feed claiming many orders, a heartbeat, the purge) takes the write lock exclusive
+and runs alone. The locks are always taken in that order, and unscoped transactions take no
+scope's lock, so none can deadlock. Readers never wait
 (MVCC). The transactions hold no external call (a claim is committed before the carrier or Amazon
 is called). Durability is the server's (``synchronous_commit`` on by default).
 

@@ -22,7 +22,9 @@ class QuotaStore:
         """Store the state of several operations of one account in one transaction."""
         if not states:
             return
-        with self._write() as conn:
+        # Scoped to the account's own rows: a save every few seconds per account while its buckets
+        # are in use must not stop every other writer, as an unscoped transaction would.
+        with self._write(f"quota:{account_key}") as conn:
             now = self._now()
             for operation, state in states.items():
                 conn.execute("INSERT INTO quota_state (account_key, operation, data, updated_at)"

@@ -6,8 +6,9 @@ SQL both accept, with ``?`` placeholders (the PostgreSQL store translates them).
 read-then-write runs inside :meth:`SqlLedger._write`, which holds the store's write lock from its
 first statement, so a compare-and-set cannot interleave with another writer. A transaction that
 reads and writes one order's rows only (besides appending transitions and events) names the order
-as its ``scope``: a store that can lock finer (PostgreSQL) then serialises it only against the
-same order's and against unscoped transactions. Every state change
+as its ``scope`` (one account's quota state likewise, as ``quota:<account>``): a store that can
+lock finer (PostgreSQL) then serialises it only against the same scope's and against unscoped
+transactions. Every state change
 writes its ``transitions`` row in the same transaction. Buyer addresses are stored only as Fernet
 tokens (:mod:`connector.ledger.crypto`).
 """
@@ -128,7 +129,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     def _begin_write(self, conn: Any, scope: str | None) -> None:
         """Start a write transaction holding the store's write lock: all of it, or with a
-        ``scope`` (an order id) at least as much as keeps that order's compare-and-sets whole."""
+        ``scope`` (an order id, or another key of the rows it writes) at least as much as keeps
+        that scope's compare-and-sets whole."""
         raise NotImplementedError
 
     @staticmethod
@@ -169,7 +171,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     @contextmanager
     def _write(self, scope: str | None = None) -> Iterator[Any]:
         """One short write transaction holding the store's write lock from its first statement
-        (``scope``: the one order it reads and writes, see the module's docstring)."""
+        (``scope``: the one order, or other key, it reads and writes; see the module's docstring)."""
         conn = self._conn()
         self._begin_write(conn, scope)
         try:

@@ -120,3 +120,28 @@ def test_clearing_an_alert_that_is_not_open_takes_no_write_lock(ledger) -> None:
     assert ledger.raise_alert("parcel_lost", "111-0000001-0000001", "lost", {})
     assert ledger.resolve_alert("parcel_lost", "111-0000001-0000001")
     assert ledger.alerts() == []
+
+
+def test_a_quota_save_waits_for_no_order_and_no_order_waits_for_it(ledger) -> None:
+    """Quota state is saved every few seconds per account while its buckets are in use: scoped to
+    the account, not a transaction that stops every other writer."""
+    holder = Holder(ledger, "order-1")
+    try:
+        saver, saved = in_thread(
+            lambda: ledger.save_quota_state("acct-a", {"confirmShipment": {"tokens": 1.0}}))
+        saver.join(WAIT * 4)
+        assert saved == [None]  # not held up by order-1's open transaction
+    finally:
+        holder.finish()
+    assert ledger.load_quota_state("acct-a") == {"confirmShipment": {"tokens": 1.0}}
+    holder = Holder(ledger, "quota:acct-a")  # a save of acct-a in flight: the same account's waits
+    try:
+        same, same_done = in_thread(lambda: ledger.save_quota_state("acct-a", {"getOrder": {"tokens": 2.0}}))
+        order, order_done = in_thread(write(ledger, "order-1"))
+        order.join(WAIT * 4)
+        same.join(WAIT)
+        assert order_done == ["done"] and same_done == []
+    finally:
+        holder.finish()
+    same.join(10)
+    assert same_done == [None]
