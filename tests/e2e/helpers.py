@@ -32,8 +32,9 @@ def feeds_config(orders: int, *, max_rows: int = 900, batch_wait_seconds: float 
         "amazon": {
             "feeds": {"mode": "always", "poll_seconds": 0.5, "max_rows": max_rows, "max_open_feeds": 3,
                       "batch_wait_seconds": batch_wait_seconds},
-            # the read-back is not what is tested here: a quota that lets getOrder keep up
-            "quotas": {"getOrder": {"rate": 200, "burst": 200}},
+            # the read-back and the order poll are not what is tested here: quotas that let getOrder
+            # keep up and let each `run --once` read thousands of orders (a page is 100)
+            "quotas": {"getOrder": {"rate": 200, "burst": 200}, "searchOrders": {"rate": 10, "burst": 100}},
         },
         "tracking": {"cadence": [{"until_days": 1000, "every_hours": 1000}]},
     }

@@ -18,9 +18,13 @@ from .helpers import feeds_config, ledger_of, run_once_until_quiet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Three sandbox accounts. FEEDS_TEST_ORDERS=760 gives the acceptance's ~2,000 orders to ship; the
-# default keeps the run short (labelling the backlog, not the feeds, is what takes the time).
-ORDERS_PER_ACCOUNT = int(os.environ.get("FEEDS_TEST_ORDERS", "120"))
+# Three sandbox accounts of 1,240 seeded orders: a little over 2,000 of them can ship and are
+# confirmed by feed, the figure the acceptance asks for (~2 minutes on 2 cores; the rest are held
+# by design: no service for them, no address, a cancel request...). FEEDS_TEST_ORDERS=120 is a
+# quicker run while working.
+DEFAULT_ORDERS = 1240
+BY_FEED_AT_DEFAULT = 2000
+ORDERS_PER_ACCOUNT = int(os.environ.get("FEEDS_TEST_ORDERS", str(DEFAULT_ORDERS)))
 DEADLINE_S = float(os.environ.get("FEEDS_TEST_DEADLINE", "60"))
 
 
@@ -136,13 +140,22 @@ def test_a_backlog_confirmed_by_feed_with_refusals_and_crashes(world):
             assert len(ours) == 1, record.order_id  # (a seeded partial shipment may sit beside it)
         assert by_feed >= 0.95 * len(verified) and len(verified) >= ORDERS_PER_ACCOUNT, (
             by_feed, len(verified), elapsed)
-        # the refused rows: held with the report's error, never shipped on Amazon
+        if ORDERS_PER_ACCOUNT >= DEFAULT_ORDERS:
+            assert by_feed >= BY_FEED_AT_DEFAULT, (by_feed, len(verified))
+        print(f"{by_feed} of {len(verified)} verified orders confirmed by feed, {len(feeds)} feeds, "
+              f"{elapsed:.0f} s")
+        # the refused rows: held with the report's error, never shipped on Amazon. An order picked
+        # for refusal that no service can ship was held before any label, so was never in a feed.
         seen = rejected & set(records)
-        assert seen
+        refused = {o for o in seen if records[o].hold_reason == "amazon_rejected"}
+        assert len(refused) >= min(5, len(seen)), {o: records[o].hold_reason for o in seen}
         for order_id in seen:
             record = records[order_id]
-            assert record.state is OrderState.HELD and record.hold_reason == "amazon_rejected", record
-            assert "18028" in record.hold_message and "incomplete" in record.hold_message
+            assert record.state is OrderState.HELD, record
+            if order_id in refused:
+                assert "18028" in record.hold_message and "incomplete" in record.hold_message
+            else:
+                assert not any(p.tracking_number for p in ledger.packages(order_id)), record
             assert order_id not in shipments and order_id not in state["confirmations"]
         for order_id, by_tracking in shipments.items():
             assert all(entry["created"] == 1 for entry in by_tracking.values()), order_id
