@@ -184,6 +184,8 @@ class AmazonSettings(Settings):
                    "description": "per SP-API operation: {rate, burst} over Amazon's published defaults"},
         "pacing": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
         "poll_overlap_minutes": {"type": "number", "minimum": 0, "default": 10},
+        "search_lag_seconds": {"type": "number", "minimum": 0, "default": 120,
+                               "description": "how old a change must be before searchOrders shows it"},
         "initial_lookback_days": {"type": "number", "exclusiveMinimum": 0, "default": 7},
         "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
         "read_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
@@ -194,6 +196,7 @@ class AmazonSettings(Settings):
     quotas: dict[str, Quota]
     pacing: float
     poll_overlap_minutes: float
+    search_lag_seconds: float
     initial_lookback_days: float
     connect_timeout_seconds: float
     read_timeout_seconds: float

@@ -70,7 +70,8 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
         # stays, so the next start reads the rest
         log.info("account %s: order poll stopped while waiting for quota; %d new order(s)", name, new)
         return new
-    next_mark = search.last_updated_before or latest_seen or (now - timedelta(minutes=2))
+    next_mark = (search.last_updated_before or latest_seen
+                 or (now - timedelta(seconds=settings.search_lag_seconds)))
     rt.ledger.set_watermark(name, next_mark)
     log.info("account %s: %d new order(s); watermark now %s", name, new, next_mark.isoformat())
     return new

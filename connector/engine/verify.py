@@ -12,7 +12,9 @@ the order is held.
 searchOrders is the scarcest quota (one call per ~3 minutes, burst 20) and the order poll needs
 it, so a bulk read never waits for it and spends as few pages as it can: it runs only while the
 bucket holds more than :data:`SWEEP_RESERVE` tokens, only for confirmations old enough for
-searchOrders to show (Amazon's ``lastUpdatedBefore`` is at least two minutes in the past), and
+searchOrders to show (``amazon.search_lag_seconds``, two minutes by default: Amazon requires a
+``lastUpdatedBefore`` sent to be at least that old, and we assume an answer without one stops
+there too; a read too early would spend a token on nothing, never skip an order), and
 only when that read is worth a page: a full page of them is waiting, or every pending one is
 visible (the flow of confirmations has stopped: one read gets them all), or the oldest has waited
 :data:`SWEEP_PATIENCE`. Each read starts where the last complete one ended by Amazon's own clock
@@ -41,7 +43,7 @@ log = logging.getLogger("connector.engine")
 
 SWEEP_STATUSES = ("SHIPPED", "PARTIALLY_SHIPPED")
 SWEEP_INCLUDED_DATA = ("FULFILLMENT", "PACKAGES")  # no address: verification needs none
-SEARCH_LAG = timedelta(minutes=2)  # searchOrders shows an update only once it is this old
+SEARCH_LAG = timedelta(minutes=2)  # the default amazon.search_lag_seconds: see the module docstring
 SWEEP_MARGIN = timedelta(minutes=2)  # our clock at the confirmation vs Amazon's lastUpdatedTime
 SWEEP_CHECK = timedelta(seconds=10)  # after a read, the next look at the account
 SWEEP_PATIENCE = timedelta(seconds=90)  # the longest a visible confirmation waits for a fuller page
@@ -171,7 +173,8 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
     covered = mark.covered_until if mark else None
     floor = covered - SWEEP_MARGIN if covered else None
     uncovered = [p.confirmed_at for _, p in pending if floor is None or p.confirmed_at > floor]
-    due_at = next_read_at(uncovered) if uncovered else now + SEARCH_LAG  # (none: new ones show after that)
+    lag = search_lag(rt)
+    due_at = next_read_at(uncovered, lag) if uncovered else now + lag  # (none: new ones show after that)
     if now < due_at:  # not worth a token yet: come back exactly when it is
         rt.verify_sweeps[account.name] = SweepMark(covered, due_at)
         return 0
@@ -208,7 +211,12 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
     return verified
 
 
-def next_read_at(uncovered: list[datetime]) -> datetime:
+def search_lag(rt: Runtime) -> timedelta:
+    """How old a change must be before searchOrders shows it (``amazon.search_lag_seconds``)."""
+    return timedelta(seconds=rt.config.amazon.search_lag_seconds)
+
+
+def next_read_at(uncovered: list[datetime], lag: timedelta = SEARCH_LAG) -> datetime:
     """When a searchOrders read of these unverified confirmations is first worth its token: once
     a full page of them is old enough for searchOrders to show, or all of them are (one read gets
     every one), or the oldest has waited :data:`SWEEP_PATIENCE` more. Confirmations sent later
@@ -217,7 +225,7 @@ def next_read_at(uncovered: list[datetime]) -> datetime:
     at = min(ordered[-1], ordered[0] + SWEEP_PATIENCE)
     if len(ordered) >= SWEEP_PAGE:
         at = min(at, ordered[SWEEP_PAGE - 1])
-    return at + SEARCH_LAG
+    return at + lag
 
 
 def _time(value: object) -> datetime | None:

@@ -60,7 +60,9 @@ Options (all optional): ``sellers`` (list of ``{name, refresh_token, client_id, 
 marketplaces}``; marketplaces are site codes such as ``"US"`` or marketplace ids),
 ``orders_per_seller`` (60), ``orders_per_day`` (0), ``seed`` (7), ``quotas`` (``{operationId:
 {rate, burst}}`` over the published defaults and those extensions add), ``token_ttl_seconds``
-(3600), ``silent_drop_rate`` (0.0), ``validate`` (True), ``fault_operations`` (the operationIds
+(3600), ``silent_drop_rate`` (0.0), ``search_lag_seconds`` (120: how old a change must be before a
+searchOrders that sends no ``*Before`` shows it; one that is sent must always be two minutes
+old), ``validate`` (True), ``fault_operations`` (the operationIds
 injected faults apply to, e.g. ``["confirmShipment"]``; default: every request), plus the
 framework's ``faults``, ``timeout_seconds``, ``state_file`` and (for the labels extensions sell,
 e.g. Buy Shipping) ``parcel_outcomes`` and ``first_scan_hours``. The carrier codes confirmShipment
@@ -371,6 +373,7 @@ class SpApiEmulator(Emulator):
             self.quotas.setdefault(op, {}).update(quota)
         self.token_ttl = float(options.get("token_ttl_seconds", 3600))
         self.silent_drop_rate = float(options.get("silent_drop_rate", 0.0))
+        self.search_lag = timedelta(seconds=float(options.get("search_lag_seconds", 120)))
         self.validate = bool(options.get("validate", True))
         self.orders_per_seller = int(options.get("orders_per_seller", 60))
         self.orders_per_day = int(options.get("orders_per_day", 0))
@@ -857,7 +860,7 @@ class SpApiEmulator(Emulator):
             if before > now - MIN_BEFORE_AGE:
                 raise _invalid(f"{before_name} must be at least two minutes before the time of the request.")
         else:
-            before = now - MIN_BEFORE_AGE
+            before = now - self.search_lag
 
         marketplaces = _values(query, "marketplaceIds")
         if not marketplaces:

@@ -180,3 +180,52 @@ def test_a_read_waits_until_it_is_worth_a_page():
     # a backlog: read as soon as a full page shows
     backlog = [t0 + n * second / 2 for n in range(SWEEP_PAGE + 50)]
     assert next_read_at(backlog) == backlog[SWEEP_PAGE - 1] + SEARCH_LAG
+
+
+def lag_world(world, *, assumed: float, amazon: float):
+    """A backlog world whose daemon assumes searchOrders shows a change ``assumed`` seconds after
+    it, and whose emulated Amazon shows it after ``amazon`` seconds."""
+    return world({"sandbox": {"orders": 25, "emulators": {"spapi": {"search_lag_seconds": amazon}}},
+                  "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
+                  "amazon": {"search_lag_seconds": assumed},
+                  "engine": {"verify_grace_seconds": GRACE}})
+
+
+def test_where_searchorders_shows_changes_at_once_a_backlog_is_verified_at_once(world):
+    w = lag_world(world, assumed=0, amazon=0)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        confirm_everything(engine)
+        advance(w, SWEEP_CHECK.total_seconds() + 1)  # the next read may come (not two minutes)
+        engine.run_pass(ingest=False)
+        counts = states(rt)
+        assert OrderState.CONFIRMED.value not in counts and counts[OrderState.VERIFIED.value] >= 30, counts
+        assert calls(w, "getOrder") == 0
+    finally:
+        rt.close()
+
+
+def test_a_lag_assumed_too_short_spends_a_read_but_skips_no_order(world):
+    """Amazon lags two minutes where the daemon assumed none: the early reads show nothing, the
+    confirmations stay pending (not stragglers) and a later read verifies every one."""
+    w = lag_world(world, assumed=0, amazon=120)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        client = rt.amazon[rt.config.accounts[0].name]
+        reads: list[object] = []
+        real = client.search_orders_pages
+        client.search_orders_pages = lambda **kwargs: (reads.append(kwargs), real(**kwargs))[1]
+        confirm_everything(engine)
+        engine.run_pass(ingest=False)
+        assert reads  # read as soon as confirmations were pending, as assumed, but in vain:
+        counts = states(rt)
+        assert OrderState.VERIFIED.value not in counts and counts[OrderState.CONFIRMED.value] >= 30
+        advance(w, 180)
+        engine.run_pass(ingest=False)
+        counts = states(rt)
+        assert OrderState.CONFIRMED.value not in counts and counts[OrderState.VERIFIED.value] >= 30, counts
+        assert calls(w, "getOrder") == 0  # no confirmation was taken for a straggler
+    finally:
+        rt.close()
