@@ -174,7 +174,10 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
     floor = covered - SWEEP_MARGIN if covered else None
     uncovered = [p.confirmed_at for _, p in pending if floor is None or p.confirmed_at > floor]
     lag = search_lag(rt)
-    due_at = next_read_at(uncovered, lag) if uncovered else now + lag  # (none: new ones show after that)
+    if not uncovered:  # every pending one was in a complete read (stragglers): new ones show later
+        rt.verify_sweeps[account.name] = SweepMark(covered, now + max(lag, SWEEP_CHECK))
+        return 0
+    due_at = next_read_at(uncovered, lag)
     if now < due_at:  # not worth a token yet: come back exactly when it is
         rt.verify_sweeps[account.name] = SweepMark(covered, due_at)
         return 0

@@ -18,10 +18,10 @@ from .helpers import feeds_config, ledger_of, run_once_until_quiet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Three sandbox accounts of 1,240 seeded orders: a little over 2,000 of them can ship and are
-# confirmed by feed, the figure the acceptance asks for (~2 minutes on 2 cores; the rest are held
-# by design: no service for them, no address, a cancel request...). FEEDS_TEST_ORDERS=120 is a
-# quicker run while working.
+# Three sandbox accounts of 1,240 seeded orders: a little over 2,000 of them can ship, and at
+# least 2,000 must be confirmed by feed (~2 minutes on 2 cores; the rest are held by design: no
+# service for them, no address, a cancel request...). FEEDS_TEST_ORDERS=120 is a quicker run
+# while working.
 DEFAULT_ORDERS = 1240
 BY_FEED_AT_DEFAULT = 2000
 ORDERS_PER_ACCOUNT = int(os.environ.get("FEEDS_TEST_ORDERS", str(DEFAULT_ORDERS)))

@@ -9,7 +9,14 @@ import requests
 from connector import clock
 from connector.amazon.mapping import parse_api_time
 from connector.engine.loop import Engine
-from connector.engine.verify import SEARCH_LAG, SWEEP_CHECK, SWEEP_PAGE, SWEEP_PATIENCE, next_read_at
+from connector.engine.verify import (
+    SEARCH_LAG,
+    SWEEP_CHECK,
+    SWEEP_MARGIN,
+    SWEEP_PAGE,
+    SWEEP_PATIENCE,
+    next_read_at,
+)
 from connector.ledger import OrderState
 
 pytestmark = pytest.mark.e2e
@@ -227,5 +234,34 @@ def test_a_lag_assumed_too_short_spends_a_read_but_skips_no_order(world):
         counts = states(rt)
         assert OrderState.CONFIRMED.value not in counts and counts[OrderState.VERIFIED.value] >= 30, counts
         assert calls(w, "getOrder") == 0  # no confirmation was taken for a straggler
+    finally:
+        rt.close()
+
+
+def test_with_no_lag_stragglers_alone_spend_no_more_reads(world):
+    """Every pending confirmation was in a complete read, beyond the margin for the two clocks
+    (Amazon dropped them): there is nothing a new page could show, whatever the lag, until a new
+    confirmation comes."""
+    w = world({"sandbox": {"orders": 25, "emulators": {"spapi": {"search_lag_seconds": 0,
+                                                                  "silent_drop_rate": 0.2}}},
+               "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
+               "amazon": {"search_lag_seconds": 0}, "engine": {"verify_grace_seconds": GRACE}})
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        confirm_everything(engine)
+        advance(w, SWEEP_CHECK.total_seconds() + 1)
+        engine.run_pass(ingest=False)
+        stragglers = states(rt).get(OrderState.CONFIRMED.value, 0)
+        assert 0 < stragglers == w.state("spapi")["silent_drops"]
+        # within the clock margin they are read again; past it, a complete read covers them
+        advance(w, SWEEP_MARGIN.total_seconds() + SWEEP_CHECK.total_seconds())
+        engine.run_pass(ingest=False)
+        searches = calls(w, "searchOrders")
+        for _ in range(3):
+            advance(w, SWEEP_CHECK.total_seconds() + 1)
+            engine.run_pass(ingest=False)
+        assert calls(w, "searchOrders") == searches
+        assert states(rt).get(OrderState.CONFIRMED.value, 0) == stragglers and calls(w, "getOrder") == 0
     finally:
         rt.close()
