@@ -74,10 +74,8 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                           shipped_at=package.shipped_at or utcnow())
         return Outcome.REST
     if confirms_itself(rt, package):  # the purchase confirmed it on Amazon; never send again
-        rt.ledger.advance(package, package.state, PackageState.CONFIRMED, order_state=OrderState.CONFIRMED,
-                          shipped_at=package.shipped_at or utcnow(),
+        return _confirmed(rt, package, package.state, shipped_at=package.shipped_at or utcnow(),
                           confirmed_at=package.confirmed_at or package.created_at or utcnow())
-        return Outcome.PROGRESS
     spec = rt.carrier_specs.get(package.carrier)
     carrier_code = spec.carrier_code_for(order.site) if spec else None
     if spec is None or carrier_code is None:
@@ -147,11 +145,15 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
         return defer(rt, record, f"confirmShipment: {exc}")
     crashpoint("after_confirm_call")
     rt.counters.add("confirmations_sent")
-    # Within the verify grace the next step would only wait (the bulk reads verify meanwhile):
-    # the order rests until the grace is over, set with the confirmation itself.
-    grace = rt.engine.verify_grace_seconds
-    rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.CONFIRMED,
-                      order_state=OrderState.CONFIRMED, confirmed_at=utcnow(),
-                      order_rests_for=timedelta(seconds=grace) if grace else None)
+    outcome = _confirmed(rt, package, PackageState.CONFIRMING, confirmed_at=utcnow())
     crashpoint("after_confirm")
+    return outcome
+
+
+def _confirmed(rt: Runtime, package: Package, expect: PackageState, **fields: object) -> Outcome:
+    """The package CONFIRMED. Within the verify grace the next step would only wait (the bulk reads
+    verify meanwhile), so the order rests until the grace is over, set in the same transaction."""
+    grace = rt.engine.verify_grace_seconds
+    rt.ledger.advance(package, expect, PackageState.CONFIRMED, order_state=OrderState.CONFIRMED,
+                      order_rests_for=timedelta(seconds=grace) if grace else None, **fields)
     return Outcome.DEFER if grace else Outcome.PROGRESS

@@ -43,7 +43,6 @@ log = logging.getLogger("connector.engine")
 
 SWEEP_STATUSES = ("SHIPPED", "PARTIALLY_SHIPPED")
 SWEEP_INCLUDED_DATA = ("FULFILLMENT", "PACKAGES")  # no address: verification needs none
-SEARCH_LAG = timedelta(minutes=2)  # the default amazon.search_lag_seconds: see the module docstring
 SWEEP_MARGIN = timedelta(minutes=2)  # our clock at the confirmation vs Amazon's lastUpdatedTime
 SWEEP_CHECK = timedelta(seconds=10)  # after a read, the next look at the account
 SWEEP_PATIENCE = timedelta(seconds=90)  # the longest a visible confirmation waits for a fuller page
@@ -219,7 +218,7 @@ def search_lag(rt: Runtime) -> timedelta:
     return timedelta(seconds=rt.config.amazon.search_lag_seconds)
 
 
-def next_read_at(uncovered: list[datetime], lag: timedelta = SEARCH_LAG) -> datetime:
+def next_read_at(uncovered: list[datetime], lag: timedelta) -> datetime:
     """When a searchOrders read of these unverified confirmations is first worth its token: once
     a full page of them is old enough for searchOrders to show, or all of them are (one read gets
     every one), or the oldest has waited :data:`SWEEP_PATIENCE` more. Confirmations sent later

@@ -10,7 +10,6 @@ from connector import clock
 from connector.amazon.mapping import parse_api_time
 from connector.engine.loop import Engine
 from connector.engine.verify import (
-    SEARCH_LAG,
     SWEEP_CHECK,
     SWEEP_MARGIN,
     SWEEP_PAGE,
@@ -61,10 +60,10 @@ def confirm_everything(engine: Engine) -> None:
     raise AssertionError(f"still not confirmed: {engine.rt.ledger.counts()}")
 
 
-def backlog_world(world, **spapi_options):
+def backlog_world(world, carrier: str = "yunexpress", **spapi_options):
     # A direct carrier, so every label is confirmed through confirmShipment and read back.
     return world({"sandbox": {"orders": 25, "emulators": {"spapi": spapi_options}},
-                  "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
+                  "routing": {"default": [f"{carrier}:*"]}, "selection": {"overrides": []},
                   "engine": {"verify_grace_seconds": GRACE}})
 
 
@@ -98,10 +97,11 @@ def test_a_backlog_of_confirmations_is_verified_from_a_page_per_account(world):
         rt.close()
 
 
-def test_a_confirmation_leaves_its_order_resting_until_the_grace_is_over(world):
+@pytest.mark.parametrize("carrier", ["yunexpress", "amazon_shipping"])  # sent, or confirmed by the label
+def test_a_confirmation_leaves_its_order_resting_until_the_grace_is_over(world, carrier):
     """The rest is set with the confirmation itself: no further step, and no write of its own, only
     to find the grace not over yet."""
-    w = backlog_world(world)
+    w = backlog_world(world, carrier)
     rt = w.runtime()
     try:
         engine = Engine(rt)
@@ -177,16 +177,17 @@ def test_a_read_starts_where_the_last_complete_one_ended_by_amazons_clock(world)
 
 
 def test_a_read_waits_until_it_is_worth_a_page():
+    lag = timedelta(minutes=2)  # amazon.search_lag_seconds' default
     t0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
     second = timedelta(seconds=1)
     # every pending confirmation shows two minutes after it was sent: one read gets them all
-    assert next_read_at([t0, t0 + 5 * second]) == t0 + 5 * second + SEARCH_LAG
+    assert next_read_at([t0, t0 + 5 * second], lag) == t0 + 5 * second + lag
     # confirmations keep coming: the oldest waits at most SWEEP_PATIENCE more for a fuller page
     trickle = [t0 + n * 30 * second for n in range(10)]
-    assert next_read_at(trickle) == t0 + SWEEP_PATIENCE + SEARCH_LAG
+    assert next_read_at(trickle, lag) == t0 + SWEEP_PATIENCE + lag
     # a backlog: read as soon as a full page shows
     backlog = [t0 + n * second / 2 for n in range(SWEEP_PAGE + 50)]
-    assert next_read_at(backlog) == backlog[SWEEP_PAGE - 1] + SEARCH_LAG
+    assert next_read_at(backlog, lag) == backlog[SWEEP_PAGE - 1] + lag
 
 
 def lag_world(world, *, assumed: float, amazon: float):
