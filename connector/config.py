@@ -214,6 +214,9 @@ class EngineSettings(Settings):
         "retry_delay_max_seconds": {"type": "number", "minimum": 0, "default": 900},
         "max_attempts": {"type": "integer", "minimum": 1, "default": 12},
         "carrier_attempts": {"type": "integer", "minimum": 1, "default": 3},
+        "tracking_number_wait_hours": {"type": "number", "exclusiveMinimum": 0, "default": 24,
+                                       "description": "a label whose carrier assigns the tracking number "
+                                                      "later: how long to keep asking before holding"},
         "verify_attempts": {"type": "integer", "minimum": 1, "default": 6},
         "verify_grace_seconds": {"type": "number", "minimum": 0, "default": 300},
         "quote_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 20},
@@ -226,6 +229,7 @@ class EngineSettings(Settings):
     retry_delay_max_seconds: float
     max_attempts: int
     carrier_attempts: int
+    tracking_number_wait_hours: float
     verify_attempts: int
     verify_grace_seconds: float
     quote_timeout_seconds: float

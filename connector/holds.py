@@ -31,6 +31,7 @@ class HoldReason(str, enum.Enum):
     CARRIER_DUPLICATE_UNRESOLVED = "carrier_duplicate_unresolved"
     PLAN_UNAVAILABLE = "plan_unavailable"
     INVALID_TRACKING_NUMBER = "invalid_tracking_number"
+    TRACKING_NUMBER_LATE = "tracking_number_late"
     LABEL_UNAVAILABLE = "label_unavailable"
     # Confirming on Amazon.
     CARRIER_NOT_ACCEPTED = "carrier_not_accepted"

@@ -178,6 +178,7 @@ def orders_show(state: State, order_id: str) -> None:
         if record.hold_reason else None,
         "attempts": record.attempts,
         "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
+        "last_error": ledger.last_error(order_id) or None,  # the last failure, or what it waits for
         "address_on_file": record.order.ship_to is not None,
         "pii_purged": record.pii_purged,
         "packages": [{**_plain(vars(p)), "events": [_plain(vars(e)) for e in ledger.tracking_events(p.id)]}

@@ -11,17 +11,18 @@ A label costs money, so:
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from ..files import write_atomically
 from ..fx import FxError
 from ..holds import HoldReason
 from ..kit.carrier import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from ..ledger import OrderRecord, OrderState, Package, PackageState
-from ..model import FulfillmentStatus, Order, ShipmentRequest
+from ..model import FulfillmentStatus, Order, ShipmentRequest, utcnow
 from ..rules import RulesError
 from .carrier_calls import backoff, retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
-from .outcome import Outcome, defer, hold
+from .outcome import Outcome, defer, hold, wait
 from .plan import planned_parcel
 from .runtime import Runtime
 from .warehouses import planned_warehouse
@@ -143,7 +144,7 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             found = retry_safe(rt, package.carrier, "find_by_reference",
                                lambda: carrier.find_by_reference(package.idempotency_key))
             if found is None or not found.tracking_number:
-                return defer(rt, record, f"{package.carrier} has not assigned a tracking number yet")
+                return _await_number(rt, record, package)
             package = rt.ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABEL_CREATED,
                                         tracking_number=found.tracking_number)
         spec = rt.carrier_specs[package.carrier]
@@ -166,3 +167,20 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                                 order_state=OrderState.LABELED, label_path=str(path))
     crashpoint("after_label")
     return Outcome.PROGRESS
+
+
+def _await_number(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
+    """The label is bought and its carrier assigns the tracking number later (YunExpress's
+    TrackType 2): waiting for it is not a failure. Ask again, less often as time goes by, for
+    ``engine.tracking_number_wait_hours`` after the label was bought; then a person decides."""
+    hours = rt.engine.tracking_number_wait_hours
+    bought = package.updated_at or package.created_at or utcnow()  # it entered LABEL_CREATED then
+    waiting = wait(rt, record, f"{package.carrier} has not assigned a tracking number yet", since=bought,
+                   patience=timedelta(hours=hours))
+    if waiting is not None:
+        return waiting
+    patience = f"{hours:g} h" if hours >= 1 else f"{hours * 60:.3g} min"
+    return hold(rt, record.order_id, HoldReason.TRACKING_NUMBER_LATE,
+                f"order {record.order_id}: {package.carrier} has assigned no tracking number {patience} "
+                f"after the label was bought (reference {package.idempotency_key}); ask the carrier, "
+                f"then release the order to ask again")

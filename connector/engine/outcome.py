@@ -1,11 +1,12 @@
-"""What a step reports, and the two ways a step stops short: hold (a person decides) and defer
-(a transient problem: try again later, with back-off, a bounded number of times)."""
+"""What a step reports, and the ways a step stops short: hold (a person decides), defer (a
+transient problem: try again later, with back-off, a bounded number of times) and wait (something
+that comes late by design: look again later, for a bounded time)."""
 from __future__ import annotations
 
 import enum
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..holds import HoldReason
 from ..ledger import OrderRecord
@@ -36,8 +37,29 @@ def defer(rt: Runtime, record: OrderRecord, error: str) -> Outcome:
         return hold(rt, record.order_id, HoldReason.RETRIES_EXHAUSTED,
                     f"gave up after {attempts} attempts in state {record.state.value}: {error}")
     base = rt.engine.retry_delay_seconds
-    delay = min(base * (2 ** (attempts - 1)), rt.engine.retry_delay_max_seconds)
-    delay = delay * (0.5 + random.random() / 2)  # jitter: spread retries of many orders
+    delay = _jittered(min(base * (2 ** (attempts - 1)), rt.engine.retry_delay_max_seconds))
     rt.ledger.defer(record.order_id, utcnow() + timedelta(seconds=delay), error)
     log.info("order %s deferred %.1fs (attempt %d): %s", record.order_id, delay, attempts, error)
     return Outcome.DEFER
+
+
+def wait(rt: Runtime, record: OrderRecord, waiting_for: str, *, since: datetime,
+         patience: timedelta) -> Outcome | None:
+    """Look again later for something that comes late by design (a carrier's tracking number
+    assigned after the label): not a failure, so no attempt is counted and ``max_attempts`` does
+    not apply. The looks thin out as defer's retries do, by the time waited since ``since``
+    instead of a count (retry_delay_seconds + the time waited, at most retry_delay_max_seconds).
+    None once ``patience`` has passed since ``since``: the caller holds the order."""
+    now = utcnow()
+    waited = max(now - since, timedelta(0))
+    if waited >= patience:
+        return None
+    delay = _jittered(min(rt.engine.retry_delay_seconds + waited.total_seconds(),
+                          rt.engine.retry_delay_max_seconds))
+    rt.ledger.snooze(record.order_id, now + timedelta(seconds=delay), note=waiting_for)
+    log.info("order %s waits %.1fs more: %s", record.order_id, delay, waiting_for)
+    return Outcome.DEFER
+
+
+def _jittered(delay: float) -> float:
+    return delay * (0.5 + random.random() / 2)  # spread the retries of many orders

@@ -442,14 +442,19 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                          (attempts, _ts(until), error, now, order_id))
             return int(attempts)
 
-    def snooze(self, order_id: str, until: datetime) -> None:
+    def snooze(self, order_id: str, until: datetime, *, note: str | None = None) -> None:
         """Leave the order until ``until`` without counting a failure (a step that waits on purpose,
-        e.g. a confirmation inside its verify grace period)."""
+        e.g. a confirmation inside its verify grace period); ``note`` says what it waits for, in
+        the order's last_error."""
         with self._write(order_id) as conn:
             now = self._now()
             self._order_row(conn, order_id, "order_id")
-            conn.execute("UPDATE orders SET next_attempt_at = ?, updated_at = ? WHERE order_id = ?",
-                         (_ts(until), now, order_id))
+            if note is None:
+                conn.execute("UPDATE orders SET next_attempt_at = ?, updated_at = ? WHERE order_id = ?",
+                             (_ts(until), now, order_id))
+            else:
+                conn.execute("UPDATE orders SET next_attempt_at = ?, last_error = ?, updated_at = ?"
+                             " WHERE order_id = ?", (_ts(until), note, now, order_id))
 
     def clear_deferral(self, order_id: str) -> None:
         with self._write(order_id) as conn:

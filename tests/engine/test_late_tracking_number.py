@@ -1,0 +1,126 @@
+"""A carrier that assigns the tracking number after the label (YunExpress's TrackType 2): the order
+waits for it without spending its failure budget, is asked again less often as time goes by, and
+is held (``tracking_number_late``) only once ``engine.tracking_number_wait_hours`` have passed."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from connector.engine import outcome
+from connector.engine.loop import Engine
+from connector.engine.outcome import Outcome, wait
+from connector.ledger import OrderState, PackageState
+
+from ..e2e.helpers import SEEDED_HOLDS, assert_exactly_once, run_cli
+
+WAITING = "yunexpress has not assigned a tracking number yet"
+T0 = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.snoozed: list[tuple[datetime, str | None]] = []
+
+    def snooze(self, order_id, until, *, note=None):
+        self.snoozed.append((until, note))
+
+
+def fake_rt(ledger: Ledger):
+    engine = SimpleNamespace(retry_delay_seconds=30, retry_delay_max_seconds=900, max_attempts=2)
+    return SimpleNamespace(engine=engine, ledger=ledger)
+
+
+@pytest.mark.parametrize("waited_s, low, high", [(0, 15, 30), (90, 60, 120), (3000, 450, 900)])
+def test_the_looks_thin_out_with_the_time_waited_and_count_no_failure(monkeypatch, waited_s, low, high):
+    now = T0 + timedelta(seconds=waited_s)
+    monkeypatch.setattr(outcome, "utcnow", lambda: now)
+    ledger = Ledger()
+    record = SimpleNamespace(order_id="o1", attempts=7)  # far past max_attempts: it does not apply
+    result = wait(fake_rt(ledger), record, "no number yet", since=T0, patience=timedelta(hours=1))
+    assert result is Outcome.DEFER
+    [(until, note)] = ledger.snoozed
+    assert low <= (until - now).total_seconds() <= high  # retry delay + time waited, jittered, capped
+    assert note == "no number yet"
+
+
+def test_past_its_patience_the_caller_is_told_to_hold(monkeypatch):
+    monkeypatch.setattr(outcome, "utcnow", lambda: T0 + timedelta(hours=1))
+    ledger = Ledger()
+    record = SimpleNamespace(order_id="o1", attempts=0)
+    assert wait(fake_rt(ledger), record, "no number yet", since=T0, patience=timedelta(hours=1)) is None
+    assert ledger.snoozed == []
+
+
+def never_numbered(world, *, wait_hours: float = 24, polls: int = 10**6):
+    """Every YunExpress label gets its number only after ``polls`` looks."""
+    return world({"sandbox": {"orders": 6, "emulators": {"yunexpress": {"track_type2_rate": 1.0,
+                                                                      "tracking_polls": polls}}},
+                  "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
+                  "engine": {"max_attempts": 3, "tracking_number_wait_hours": wait_hours}})
+
+
+def waiting_for_number(rt) -> list:
+    return [r for r in rt.ledger.orders([OrderState.LABEL_CLAIMED])
+            if (p := rt.ledger.open_package(r.order_id)) is not None and p.state is PackageState.LABEL_CREATED
+            and not p.tracking_number]
+
+
+@pytest.mark.e2e
+def test_an_order_waits_for_its_number_past_max_attempts_without_being_held(world):
+    w = never_numbered(world)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        engine.run_pass()
+        waiting = waiting_for_number(rt)
+        assert waiting, rt.ledger.counts()
+        for _ in range(6):  # twice engine.max_attempts looks, each answered "generating"
+            engine.run_pass(ingest=False)
+        still = {r.order_id: r for r in waiting_for_number(rt)}
+        assert set(still) == {r.order_id for r in waiting}  # none held, none lost
+        for record in still.values():
+            assert record.attempts == 0  # waiting is not failing
+            assert rt.ledger.last_error(record.order_id) == WAITING
+            assert record.next_attempt_at is not None
+        assert not [r for r in rt.ledger.orders([OrderState.HELD])
+                    if r.hold_reason in ("retries_exhausted", "tracking_number_late")]
+    finally:
+        rt.close()
+    shown = json.loads(run_cli(w, "orders", "show", waiting[0].order_id).stdout)
+    assert shown["state"] == "LABEL_CLAIMED" and shown["attempts"] == 0
+    assert shown["last_error"] == WAITING
+
+
+@pytest.mark.e2e
+def test_held_once_its_patience_is_over_and_released_it_ships_when_the_number_comes(world):
+    w = never_numbered(world, wait_hours=1 / 3600, polls=8)  # one second's patience
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        engine.run_pass()
+        waiting = [r.order_id for r in waiting_for_number(rt)]
+        assert waiting
+        time.sleep(1.1)
+        engine.run_pass(ingest=False)
+        for order_id in waiting:
+            record = rt.ledger.get_order(order_id)
+            package = rt.ledger.open_package(order_id)
+            assert record.state is OrderState.HELD and record.hold_reason == "tracking_number_late"
+            assert package.idempotency_key in record.hold_message and "yunexpress" in record.hold_message
+            assert record.order.ship_to.name not in record.hold_message  # no buyer data in messages
+        for _ in range(10):  # released, each is asked once more, until the number comes
+            for order_id in waiting:
+                if rt.ledger.get_order(order_id).state is OrderState.HELD:
+                    rt.ledger.release(order_id)
+            engine.run_pass(ingest=False)
+            if not set(waiting) & {r.order_id for r in rt.ledger.orders([OrderState.HELD])}:
+                break
+        for order_id in waiting:
+            assert rt.ledger.get_order(order_id).state in (OrderState.CONFIRMED, OrderState.VERIFIED)
+    finally:
+        rt.close()
+    assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})  # YunExpress alone
