@@ -132,7 +132,7 @@ def test_sigkill_while_voiding_and_tracking_then_restart(world, carrier):
     emulator = "spapi" if carrier == "amazon_shipping" else carrier
     w = world({"sandbox": {"orders": 8, "emulators": {emulator: {"parcel_outcomes": {}}}},
                "routing": {"default": [f"{carrier}:*"]}, "selection": {"overrides": []},
-               "tracking": {"cadence": [{"until_days": 1000, "every_hours": 0.0001}]}})  # poll every run
+               "tracking": {"cadence": [{"until_days": 1000, "every_hours": 1e-9}]}})  # poll every run
     run_once_until_quiet(w)
     ledger = ledger_of(w)
     try:
