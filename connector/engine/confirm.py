@@ -91,7 +91,7 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return Outcome.REST  # the account confirms by feed now (engine/feeds.py)
     lane = confirm_lane(rt, order.account)
     if lane is not None and not lane.try_enter():
-        return Outcome.REST  # the account's confirmations in flight keep its bucket busy; back soon
+        return Outcome.QUEUED  # the account's confirmations in flight keep its bucket busy
     try:
         return _send(rt, record, package, spec, carrier_code)
     finally:

@@ -20,6 +20,8 @@ class Outcome(enum.Enum):
     PROGRESS = "progress"  # the state moved: the next step may run now
     REST = "rest"          # nothing more to do (verified, held, cancelled)
     DEFER = "defer"        # a transient problem: try again later
+    QUEUED = "queued"      # its turn has not come (the account's confirm lane is full): nothing done,
+                           # handed out again as soon as the dispatcher sees room for it
 
 
 def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str) -> Outcome:

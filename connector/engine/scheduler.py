@@ -113,7 +113,9 @@ class Scheduler:
                 for order_id in [o for o, (_, f) in in_flight.items() if f.done()]:
                     outcome = in_flight.pop(order_id)[1].result()  # drive() handles its own errors
                     confirming.discard(order_id)
-                    if outcome is not Outcome.PROGRESS:  # not PROGRESS: nothing to do right now
+                    # Nothing to do right now: rest, unless it only waits for a confirm lane, which
+                    # _due() hands out again as soon as the lane has room (no sooner: no churn).
+                    if outcome is not Outcome.PROGRESS and outcome is not Outcome.QUEUED:
                         resting[order_id] = now + REST_S
                 for order_id in [o for o, until in resting.items() if until <= now]:
                     del resting[order_id]

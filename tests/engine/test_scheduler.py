@@ -184,3 +184,45 @@ def test_confirm_ready_orders_of_an_account_outside_the_configuration_are_still_
     wait_until(lambda: not ledger.pending)
     stop(engine, runner)
     assert sorted(driven) == ["c-1", "x-1"]
+
+
+def test_an_order_turned_away_by_a_full_lane_is_handed_out_as_soon_as_the_lane_has_room(
+        no_periodic_jobs, monkeypatch) -> None:
+    """An order whose label is bought in the middle of its drive finds the lane full and comes back
+    QUEUED; it does not rest: the dispatcher hands it out again when a confirmation leaves."""
+    from connector.engine import scheduler
+    from connector.engine.confirm import CONFIRM_LANE, confirm_lane
+    from connector.engine.outcome import Outcome
+
+    monkeypatch.setattr(scheduler, "REST_S", 60.0)  # a rest would outlast the test
+    states = {**{f"c-{n}": "LABELED" for n in range(CONFIRM_LANE)}, "n-1": "NEW"}
+    ledger = StatefulLedger(states)
+    bucket_open = threading.Event()
+    bounced = threading.Event()
+    confirmed: list[str] = []
+
+    def drive(rt, order_id, should_stop):
+        if states[order_id] == "NEW":  # its label is bought: LABELED, and on to the confirm step
+            with ledger.lock:
+                states[order_id] = "LABELED"
+        lane = confirm_lane(rt, "acct")
+        if not lane.try_enter():
+            bounced.set()
+            return Outcome.QUEUED
+        try:
+            if order_id != "n-1":
+                bounced.wait(10)  # hold the lane until the newcomer has been turned away
+                bucket_open.wait(10)
+            confirmed.append(order_id)
+        finally:
+            lane.leave()
+        ledger.done(order_id)
+        return Outcome.REST
+
+    engine = make_engine(ledger, workers=4)
+    runner = start(engine, drive)
+    assert bounced.wait(10)  # both lane places taken by c-*, n-1 turned away
+    bucket_open.set()
+    wait_until(lambda: not ledger.pending)
+    stop(engine, runner)
+    assert sorted(confirmed) == ["c-0", "c-1", "n-1"]
