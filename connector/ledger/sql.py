@@ -449,12 +449,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         with self._write(order_id) as conn:
             now = self._now()
             self._order_row(conn, order_id, "order_id")
-            if note is None:
-                conn.execute("UPDATE orders SET next_attempt_at = ?, updated_at = ? WHERE order_id = ?",
-                             (_ts(until), now, order_id))
-            else:
-                conn.execute("UPDATE orders SET next_attempt_at = ?, last_error = ?, updated_at = ?"
-                             " WHERE order_id = ?", (_ts(until), note, now, order_id))
+            conn.execute("UPDATE orders SET next_attempt_at = ?, last_error = COALESCE(?, last_error),"
+                         " updated_at = ? WHERE order_id = ?", (_ts(until), note, now, order_id))
 
     def clear_deferral(self, order_id: str) -> None:
         with self._write(order_id) as conn:

@@ -351,6 +351,20 @@ def test_defer_counts_attempts_and_clear_deferral_makes_it_due(ledger: SqlLedger
         ledger.clear_deferral("nope")
 
 
+def test_snooze_counts_no_attempt_and_notes_what_the_order_waits_for(ledger: SqlLedger) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order())
+    ledger.defer(oid, T0 + timedelta(minutes=1), "HTTP 503 from carrier")
+    ledger.snooze(oid, T0 + timedelta(minutes=5))  # no note: the last error stays
+    record = ledger.get_order(oid)
+    assert record.attempts == 1 and record.next_attempt_at == T0 + timedelta(minutes=5)
+    assert ledger.last_error(oid) == "HTTP 503 from carrier"
+    ledger.snooze(oid, T0 + timedelta(minutes=9), note="carrier has not assigned a tracking number yet")
+    record = ledger.get_order(oid)
+    assert record.attempts == 1 and record.next_attempt_at == T0 + timedelta(minutes=9)
+    assert ledger.last_error(oid) == "carrier has not assigned a tracking number yet"
+
+
 # -- plan_package / packages / open_package --------------------------------------------------------
 
 def test_plan_package_inserts_and_moves_the_order_atomically(ledger: SqlLedger) -> None:
