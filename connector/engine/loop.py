@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -227,22 +227,24 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
 
 
 def drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int = 12, *,
-          wait: float = 0.0) -> Outcome:
+          wait: float = 0.0, states: Collection[OrderState] = ACTIVE_ORDER_STATES) -> Outcome:
     """Move one order as far as it goes now; stop early when asked (the step in flight finishes).
 
+    Only an order in one of ``states`` is stepped (an operator's void also steps a HELD one).
     Holds the order's lock meanwhile; an order another thread is driving is left to it (REST),
     after waiting up to ``wait`` seconds for it."""
     with rt.driving(order_id, wait) as mine:
-        return _drive(rt, order_id, should_stop, max_steps) if mine else Outcome.REST
+        return _drive(rt, order_id, should_stop, max_steps, states) if mine else Outcome.REST
 
 
-def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int) -> Outcome:
+def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int,
+           states: Collection[OrderState]) -> Outcome:
     outcome = Outcome.REST
     for _ in range(max_steps):
         if should_stop():
             return outcome
         record = rt.ledger.get_order(order_id)
-        if record is None or record.state not in ACTIVE_ORDER_STATES:
+        if record is None or record.state not in states:
             return Outcome.REST
         try:
             outcome = step(rt, record)

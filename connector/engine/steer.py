@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..ledger import OrderState, PackageState, StaleStateError
+from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
 
 if TYPE_CHECKING:
     from ..ledger import Ledger, OrderRecord, Package
@@ -38,7 +38,7 @@ class Steered:
     action: str                  # hold, release, retry, void
     state: OrderState            # the order's state afterwards
     done: str                    # what was done, for a human: "HELD (manual)", "released to NEW", ...
-    complete: bool = True        # False: a void claimed but not finished yet (the daemon goes on with it)
+    complete: bool = True        # False: a void claimed, not finished (the daemon or a next void goes on)
     package_id: int | None = None
     refund: dict[str, Any] = field(default_factory=dict)
 
@@ -86,7 +86,8 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
 
     The void is claimed (committed) first, then driven here. A void the carrier refused raises
     NotAllowed (the order is HELD ``void_refused``); one that could not finish now (a transient
-    carrier error) returns ``complete=False`` -- the daemon finishes it."""
+    carrier error) returns ``complete=False`` -- the daemon finishes it, or, for a held order, the
+    next ``void``. A held order is voided too, and the void ends its hold (the order is VOIDED)."""
     from .loop import drive
     from .void import claim_void
 
@@ -106,7 +107,9 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
                     claim_void(rt, fresh)
             except (ValueError, StaleStateError) as exc:
                 raise NotAllowed(str(exc)) from None
-    drive(rt, order_id, lambda: False, wait=wait)
+    # The void alone (one step), held or not: the daemon leaves a held order alone, so an operator
+    # voiding its label is carried out here, and the voided label ends the order and its hold.
+    drive(rt, order_id, lambda: False, 1, wait=wait, states=(*ACTIVE_ORDER_STATES, OrderState.HELD))
     done = rt.ledger.get_package(package.id)
     record = rt.ledger.get_order(order_id)
     assert done is not None and record is not None  # neither is ever deleted
@@ -126,5 +129,8 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
 def not_voided(order_id: str, package: Package, record: OrderRecord | None) -> str:
     """Why a void did not (yet) end in VOIDED, as the CLI says it."""
     reason = f" ({record.hold_reason}: {record.hold_message})" if record and record.hold_reason else ""
-    return (f"{order_id}: not voided, package is {package.state.value}{reason}"
+    text = (f"{order_id}: not voided, package is {package.state.value}{reason}"
             + (f": {package.error}" if package.error and not reason else ""))
+    if package.state is PackageState.VOIDING and record is not None and record.state is OrderState.HELD:
+        text += "; the daemon leaves a held order alone: void it again to finish"
+    return text

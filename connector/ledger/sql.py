@@ -602,7 +602,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
         The package change is never refused because of its order's state (a label may already
         have been paid for). If the order is HELD meanwhile, it stays HELD and ``order_state``
-        becomes the state release() returns it to; a CANCELLED or VERIFIED order keeps its state.
+        becomes the state release() returns it to -- except VOIDED: a voided label ends the order,
+        held or not; a CANCELLED or VERIFIED order keeps its state.
         """
         expect, new = PackageState(expect), PackageState(new)
         target = OrderState(order_state) if order_state is not None else None
@@ -644,7 +645,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         state = OrderState(order["state"])
         if state is target:
             return
-        if state is OrderState.HELD:
+        if state is OrderState.HELD and target is not OrderState.VOIDED:
             conn.execute("UPDATE orders SET held_from = ?, updated_at = ? WHERE order_id = ?",
                          (target.value, now, order_id))
             self._transition(conn, order_id, None, now, state.value, state.value,

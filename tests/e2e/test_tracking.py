@@ -221,6 +221,41 @@ def test_void_on_request_and_refused_after_the_first_scan(world, carrier):
         rt.close()
 
 
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_void_of_a_held_order_is_carried_out_and_ends_the_hold(world, carrier):
+    w = world(forced_onto(carrier, orders=4))
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        package = verified_packages(rt)[0]
+    finally:
+        rt.close()
+    assert run_cli(w, "orders", "hold", package.order_id).returncode == 0
+    w.set_faults({"error_5xx": 1.0})  # the carrier cannot be reached: claimed, not finished
+    result = run_cli(w, "orders", "void", package.order_id)
+    assert result.returncode == 1 and "package is VOIDING (manual" in result.stderr, result.stderr
+    assert "void it again to finish" in result.stderr
+    w.set_faults({})
+    result = run_cli(w, "orders", "void", package.order_id)
+    assert result.returncode == 0, result.stderr  # not left half-way, VOIDING, until a release
+    assert f"{package.order_id}: label" in result.stdout and "voided" in result.stdout
+    assert parcel(w, carrier, package.tracking_number)["cancelled_at"] is not None
+
+    rt = w.runtime()
+    try:
+        assert rt.ledger.get_package(package.id).state is PackageState.VOIDED
+        record = rt.ledger.get_order(package.order_id)
+        assert record.state is OrderState.VOIDED and record.hold_reason == "" and record.held_from is None
+        assert [(h["from"], h["to"]) for h in rt.ledger.history(package.order_id)
+                if h["package_id"] is None][-1] == ("HELD", "VOIDED")
+        Engine(rt).run_pass(ingest=False)  # nothing is left to do for it
+        assert rt.ledger.get_order(package.order_id).state is OrderState.VOIDED
+    finally:
+        rt.close()
+    again = run_cli(w, "orders", "void", package.order_id)
+    assert again.returncode == 1 and f"package {package.package_ref} is VOIDED" in again.stderr, again.stderr
+
+
 def _new_orders(rt, w):
     """Ingest only, so the test knows the order ids before any label is bought."""
     from connector.model import FulfillmentStatus

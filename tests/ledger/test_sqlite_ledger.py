@@ -547,6 +547,23 @@ def test_a_label_bought_while_the_order_was_held_is_recorded_and_the_hold_stays(
     assert ledger.release(oid) is OrderState.LABELED
 
 
+def test_a_label_voided_while_the_order_is_held_ends_the_order_and_its_hold(ledger: SqlLedger) -> None:
+    """An operator voids a held order's label: nothing is left to ship, so it is not left HELD."""
+    package = planned(ledger)
+    oid = package.order_id
+    labeled = ledger.advance(claim(ledger, package), PackageState.LABEL_CLAIMED, PackageState.LABELED,
+                             OrderState.LABELED, tracking_number="YT1")
+    ledger.hold(oid, "tracking_number_late", "no number yet")
+    voiding = ledger.advance(labeled, PackageState.LABELED, PackageState.VOIDING, OrderState.VOIDING)
+    assert ledger.get_order(oid).held_from is OrderState.VOIDING  # a claim alone does not end the hold
+    ledger.advance(voiding, PackageState.VOIDING, PackageState.VOIDED, OrderState.VOIDED)
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.VOIDED
+    assert (record.hold_reason, record.hold_message, record.held_from) == ("", "", None)
+    order_rows = [(h["from"], h["to"]) for h in ledger.history(oid) if h["package_id"] is None]
+    assert order_rows[-2:] == [("HELD", "HELD"), ("HELD", "VOIDED")]
+
+
 def test_a_shipped_order_can_be_held_and_its_parcel_is_still_followed(ledger: SqlLedger) -> None:
     """A void the carrier refused holds a shipped order; tracking moves its package, not the hold."""
     package = planned(ledger)

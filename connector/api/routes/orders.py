@@ -200,7 +200,8 @@ class SteerResult(BaseModel):
     action: Literal["hold", "release", "retry", "void"]
     state: OrderState = Field(description="the order's state now")
     detail: str = Field(description="what was done")
-    complete: bool = Field(description="false: a void is claimed and the daemon finishes it")
+    complete: bool = Field(description="false: a void is claimed and the daemon finishes it (a held "
+                                       "order's: void it again)")
     package_id: int | None
     refund: MoneyAmount | None
 
@@ -408,12 +409,14 @@ def retry_order(request: Request, order_id: OrderId,
              responses={**_NOT_FOUND, **_CONFLICT,
                         202: {"model": SteerResult,
                               "description": "The void is claimed but not finished (a transient carrier "
-                                             "error); the daemon finishes it"}},
+                                             "error); the daemon finishes it, or, for a held order, "
+                                             "the next void request"}},
              summary="Cancel the order's label at the carrier (before its first scan)")
 def void_order(request: Request, response: Response, order_id: OrderId,
                _token: ApiToken = Depends(require("operate"))) -> SteerResult:
-    """Voids the newest label and records the refund. 409 when there is no label, the carrier has
-    scanned it, or the carrier refused (the order is then HELD ``void_refused``)."""
+    """Voids the newest label and records the refund; a held order's too, which ends the order and
+    its hold. 409 when there is no label, the carrier has scanned it, or the carrier refused (the
+    order is then HELD ``void_refused``)."""
     try:
         done = steer.void_order(_rt(request), order_id)
     except steer.SteerError as exc:
