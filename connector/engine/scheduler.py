@@ -48,7 +48,7 @@ log = logging.getLogger("connector.engine")
 
 DISPATCH_TICK_S = 0.5   # how often the dispatcher looks again when no worker finished
 DUE_WINDOW = 4          # orders read per free worker (room to skip those in flight or over share)
-REST_S = 2.0            # an order that came back without progress (e.g. locked elsewhere) waits this long
+REST_S = 2.0            # an order that came back REST (e.g. locked elsewhere) waits this long
 
 
 def fair_pick(due: list, in_flight: set[str], per_account: Counter, free: int, workers: int) -> list:
@@ -113,9 +113,11 @@ class Scheduler:
                 for order_id in [o for o, (_, f) in in_flight.items() if f.done()]:
                     outcome = in_flight.pop(order_id)[1].result()  # drive() handles its own errors
                     confirming.discard(order_id)
-                    # Nothing to do right now: rest, unless it only waits for a confirm lane, which
-                    # _due() hands out again as soon as the lane has room (no sooner: no churn).
-                    if outcome is not Outcome.PROGRESS and outcome is not Outcome.QUEUED:
+                    # Came back with nothing done and maybe still due (locked by another worker):
+                    # rest, or it would be handed straight back. Not the others: a deferred order's
+                    # retry time is in the ledger, which the schedule honours to the instant; one
+                    # waiting for a confirm lane is handed out as soon as the lane has room.
+                    if outcome is Outcome.REST:
                         resting[order_id] = now + REST_S
                 for order_id in [o for o, until in resting.items() if until <= now]:
                     del resting[order_id]

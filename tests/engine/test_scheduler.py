@@ -226,3 +226,44 @@ def test_an_order_turned_away_by_a_full_lane_is_handed_out_as_soon_as_the_lane_h
     wait_until(lambda: not ledger.pending)
     stop(engine, runner)
     assert sorted(confirmed) == ["c-0", "c-1", "n-1"]
+
+
+class RetryingLedger(FakeLedger):
+    """Honours each order's retry time, as the ledger's schedule does with next_attempt_at."""
+
+    def __init__(self, order_ids: list[str]) -> None:
+        super().__init__(order_ids)
+        self.retry_at: dict[str, float] = {}
+
+    def schedule(self, states, *, due_before, accounts=None, except_accounts=(), limit=None):
+        now = time.monotonic()
+        return [d for d in super().schedule(states, due_before=due_before, accounts=accounts,
+                                            except_accounts=except_accounts, limit=limit)
+                if self.retry_at.get(d.order_id, 0.0) <= now]
+
+
+def test_a_deferred_order_is_driven_again_at_its_retry_time_not_after_a_rest(
+        no_periodic_jobs, monkeypatch) -> None:
+    """DEFER writes the retry time into the ledger, whose schedule honours it: the dispatcher adds
+    no rest of its own (with REST_S at 60 s, a rested order would not come back in this test)."""
+    from connector.engine import scheduler
+    from connector.engine.outcome import Outcome
+
+    monkeypatch.setattr(scheduler, "REST_S", 60.0)
+    ledger = RetryingLedger(["o-1"])
+    tries: list[float] = []
+
+    def drive(rt, order_id, should_stop):
+        tries.append(time.monotonic())
+        if len(tries) < 3:
+            ledger.retry_at[order_id] = time.monotonic() + 0.2  # a transient failure: again in 0.2 s
+            return Outcome.DEFER
+        ledger.done(order_id)
+        return Outcome.REST
+
+    engine = make_engine(ledger)
+    runner = start(engine, drive)
+    wait_until(lambda: not ledger.pending)
+    stop(engine, runner)
+    assert len(tries) == 3
+    assert all(later - earlier >= 0.2 for earlier, later in zip(tries, tries[1:], strict=False))  # on time
