@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -234,6 +234,11 @@ class EngineSettings(Settings):
     verify_grace_seconds: float
     quote_timeout_seconds: float
     lease_seconds: float
+
+    @property
+    def verify_grace(self) -> timedelta | None:
+        """How long a confirmed package's order rests before its verify step (None: no grace)."""
+        return timedelta(seconds=self.verify_grace_seconds) if self.verify_grace_seconds else None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,6 @@ labels confirm themselves (a declared capability) is never confirmed again.
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 
 from ..amazon.errors import AlreadyShippedError, InvalidInputError, SpApiError
 from ..holds import HoldReason
@@ -153,7 +152,7 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
 def _confirmed(rt: Runtime, package: Package, expect: PackageState, **fields: object) -> Outcome:
     """The package CONFIRMED. Within the verify grace the next step would only wait (the bulk reads
     verify meanwhile), so the order rests until the grace is over, set in the same transaction."""
-    grace = rt.engine.verify_grace_seconds
+    grace = rt.engine.verify_grace
     rt.ledger.advance(package, expect, PackageState.CONFIRMED, order_state=OrderState.CONFIRMED,
-                      order_rests_for=timedelta(seconds=grace) if grace else None, **fields)
+                      order_rests_for=grace, **fields)
     return Outcome.DEFER if grace else Outcome.PROGRESS

@@ -337,6 +337,7 @@ def _give_up(rt: Runtime, feed: FeedRecord, why: str) -> None:
         [FeedOutcome(m.package_id, result, error) for m in rt.ledger.feed_members(feed.id)],
         state="FAILED",
         summary=error,
+        confirmed_rests_for=rt.engine.verify_grace,  # its verify step would only wait
     )
     _state(rt).failures.pop(feed.id, None)
     log.warning("account %s: feed %d given up: %s", feed.account, feed.id, counts)
@@ -426,6 +427,7 @@ def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingRe
         state="DONE" if processing == "DONE" else "FAILED",
         processing_status=processing,
         summary=_summary(report, processing),
+        confirmed_rests_for=rt.engine.verify_grace,  # its verify step would only wait
     )
     held = counts.get("rejected", 0)
     if held:

@@ -95,10 +95,10 @@ def mark_verified(rt: Runtime, package: Package, expect: PackageState) -> Outcom
 
 def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
-    grace = rt.engine.verify_grace_seconds
-    if grace and package.updated_at and utcnow() < package.updated_at + timedelta(seconds=grace):
+    grace = rt.engine.verify_grace
+    if grace and package.updated_at and utcnow() < package.updated_at + grace:
         # the order poll verifies it in bulk meanwhile; getOrder only once the grace is over
-        rt.ledger.snooze(record.order_id, package.updated_at + timedelta(seconds=grace))
+        rt.ledger.snooze(record.order_id, package.updated_at + grace)
         return Outcome.DEFER
     try:
         if visible(rt, order, package):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..holds import parse_hold_reason
@@ -323,12 +323,14 @@ class FeedStore:
         state: str = "DONE",
         processing_status: str = "",
         summary: str = "",
+        confirmed_rests_for: timedelta | None = None,
     ) -> dict[str, int]:
         """End a feed in one transaction: every member package still CONFIRMING moves on by its
         outcome (accepted/unknown -> CONFIRMED; rejected -> LABELED and its order HELD; retry ->
         LABELED), a member someone else moved meanwhile is ``skipped``, and the feed becomes
         ``state`` (DONE or FAILED). Returns the count per result. A feed settled already is left
-        as it is (empty counts)."""
+        as it is (empty counts). ``confirmed_rests_for``: a CONFIRMED package's order is not due
+        again until then (as :meth:`advance`'s ``order_rests_for``: the verify grace)."""
         if state not in ("DONE", "FAILED"):
             raise ValueError(f"feed {feed_row_id}: settle to DONE or FAILED, not {state!r}")
         by_package = {o.package_id: o for o in outcomes}
@@ -337,7 +339,9 @@ class FeedStore:
             raise ValueError(f"feed {feed_row_id}: unknown result(s) {', '.join(sorted(set(unknown)))}")
         counts: dict[str, int] = {}
         with self._write() as conn:
-            now = self._now()
+            at = self._clock()
+            now = _ts(at)
+            rests_until = _ts(at + confirmed_rests_for) if confirmed_rests_for else None
             feed = conn.execute("SELECT state FROM feeds WHERE id = ?", (feed_row_id,)).fetchone()
             if feed is None:
                 raise KeyError(f"unknown feed {feed_row_id}")
@@ -349,7 +353,7 @@ class FeedStore:
             for member in members:
                 package_id = int(member["package_id"])
                 outcome = by_package.get(package_id) or FeedOutcome(package_id, "unknown", "no result for it")
-                result = self._settle_package(conn, feed_row_id, outcome, now)
+                result = self._settle_package(conn, feed_row_id, outcome, now, rests_until)
                 counts[result] = counts.get(result, 0) + 1
                 conn.execute(
                     "UPDATE feed_packages SET result = ?, error = ? WHERE feed_row_id = ? AND package_id = ?",
@@ -370,7 +374,8 @@ class FeedStore:
             )
         return counts
 
-    def _settle_package(self, conn: Any, feed_row_id: int, outcome: FeedOutcome, now: str) -> str:
+    def _settle_package(self, conn: Any, feed_row_id: int, outcome: FeedOutcome, now: str,
+                        rests_until: str | None) -> str:
         row = conn.execute(
             "SELECT order_id, package_ref, state FROM packages WHERE id = ?", (outcome.package_id,)
         ).fetchone()
@@ -405,7 +410,8 @@ class FeedStore:
             f"package {ref}; feed {feed_row_id}: {outcome.result}",
         )
         self._move_order_with_package(
-            conn, order_id, ref, OrderState.CONFIRMED if confirmed else OrderState.LABELED, now
+            conn, order_id, ref, OrderState.CONFIRMED if confirmed else OrderState.LABELED, now,
+            rests_until if confirmed else None,
         )
         if outcome.result == "rejected" and outcome.hold_reason:
             self._hold_in(conn, order_id, outcome.hold_reason, outcome.hold_message, now)

@@ -3,7 +3,7 @@ feed settled in one transaction."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.fernet import Fernet
@@ -120,6 +120,25 @@ def test_settling_moves_every_member_in_one_go_and_only_once(ledger):
     )
     assert ledger.settle_feed(feed_row, [FeedOutcome(a.id, "rejected")]) == {}  # settled once
     assert ledger.feeds("acme", open_only=True) == []
+
+
+def test_orders_confirmed_by_a_feed_rest_for_the_verify_grace_the_others_are_due_at_once(ledger):
+    """Their verify step would only wait out the grace (the bulk reads verify them meanwhile), so
+    they are not due before it is over; a package sent back to LABELED is due at once."""
+    a, b = (labeled(ledger, f"111-0000000-000002{n}") for n in range(2))
+    feed_row, _ = ledger.claim_feed(
+        "acme", "POST_FLAT_FILE_FULFILLMENT_DATA", ["ATVPDKIKX0DER"], [(a, 1), (b, 1)], shipped_at=SHIP
+    )
+    ledger.settle_feed(
+        feed_row,
+        [FeedOutcome(a.id, "accepted"), FeedOutcome(b.id, "retry", "record 2: transient")],
+        confirmed_rests_for=timedelta(minutes=5),
+    )
+    now = datetime.now(timezone.utc)
+    due_now = [k.order_id for k in ledger.schedule([OrderState.CONFIRMED, OrderState.LABELED], due_before=now)]
+    assert due_now == [b.order_id]
+    later = ledger.schedule([OrderState.CONFIRMED], due_before=now + timedelta(minutes=6))
+    assert [k.order_id for k in later] == [a.order_id]
 
 
 def test_a_parked_order_waits_until_its_time_and_a_state_change_wakes_it(ledger):
