@@ -82,6 +82,8 @@ def package_event(from_state: str | None, to_state: str) -> str | None:
         return None
     if to_state == "LABELED" and from_state not in _BUYING_STATES:
         return None  # a confirmation that did not take rolls back to LABELED: no second label
+    if from_state == "VOIDING" and to_state != "VOIDED":
+        return None  # a refused void goes back where it was: nothing new to tell (order.held says it)
     if to_state in _PACKAGE_EVENTS:
         return _PACKAGE_EVENTS[to_state]
     if to_state in _TRACKING_STATES:

@@ -103,6 +103,9 @@ def test_state_changes_map_to_the_catalogue() -> None:
     assert package_event("VERIFIED", "IN_TRANSIT") == "tracking.updated"
     assert package_event("OUT_FOR_DELIVERY", "DELIVERED") == "package.delivered"
     assert package_event("PLANNED", "LABEL_CLAIMED") is None
+    assert package_event("VOIDING", "VOIDED") == "package.voided"
+    for back in ("VERIFIED", "LABELED", "LABEL_CREATED"):  # a refused void: back where it was, no news
+        assert package_event("VOIDING", back) is None
     assert matches("package.labeled", ["package.*"]) and not matches("order.held", ["package.*"])
 
 

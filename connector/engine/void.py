@@ -79,10 +79,14 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     return Outcome.REST
 
 
+_ORDER_STATE_OF = {PackageState.LABEL_CREATED: OrderState.LABEL_CLAIMED}
+"""A package state whose order state has another name (the label bought, its number still due)."""
+
+
 def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str) -> Outcome:
     back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
-    rt.ledger.advance(package, PackageState.VOIDING, back, order_state=OrderState(back.value),
-                      error=why[:500])
+    rt.ledger.advance(package, PackageState.VOIDING, back,
+                      order_state=_ORDER_STATE_OF.get(back) or OrderState(back.value), error=why[:500])
     shipped = back in (PackageState.CONFIRMED, PackageState.VERIFIED)
     return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
                 f"order {record.order_id}: the label was to be voided, but {why}; "

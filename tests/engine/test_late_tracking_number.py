@@ -124,3 +124,35 @@ def test_held_once_its_patience_is_over_and_released_it_ships_when_the_number_co
     finally:
         rt.close()
     assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})  # YunExpress alone
+
+
+@pytest.mark.e2e
+def test_a_void_refused_before_the_number_came_holds_the_order_and_keeps_its_label(world):
+    """A label still waiting for its number is scanned, then voided: the carrier refuses, and the
+    package goes back to LABEL_CREATED (its order to LABEL_CLAIMED, the order state of a label
+    bought and its number due), the order held ``void_refused`` -- not stuck in VOIDING."""
+    import requests
+
+    w = never_numbered(world)
+    rt = w.runtime()
+    try:
+        Engine(rt).run_pass()
+        record = waiting_for_number(rt)[0]
+    finally:
+        rt.close()
+    server = w.sandbox.servers["yunexpress"]
+    scanned = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": 2 * 86400}, timeout=10)
+    scanned.raise_for_status()
+    result = run_cli(w, "orders", "void", record.order_id)
+    assert result.returncode == 1 and "void_refused" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    rt = w.runtime()
+    try:
+        held = rt.ledger.get_order(record.order_id)
+        assert held.state is OrderState.HELD and held.hold_reason == "void_refused"
+        assert held.held_from is OrderState.LABEL_CLAIMED
+        assert rt.ledger.open_package(record.order_id).state is PackageState.LABEL_CREATED
+        types = [e.type for e in rt.ledger.events(order_id=record.order_id)]
+        assert types.count("order.held") == 1 and "package.voided" not in types
+    finally:
+        rt.close()

@@ -135,7 +135,8 @@ def test_orders_confirmed_by_a_feed_rest_for_the_verify_grace_the_others_are_due
         confirmed_rests_for=timedelta(minutes=5),
     )
     now = datetime.now(timezone.utc)
-    due_now = [k.order_id for k in ledger.schedule([OrderState.CONFIRMED, OrderState.LABELED], due_before=now)]
+    both = [OrderState.CONFIRMED, OrderState.LABELED]
+    due_now = [k.order_id for k in ledger.schedule(both, due_before=now)]
     assert due_now == [b.order_id]
     later = ledger.schedule([OrderState.CONFIRMED], due_before=now + timedelta(minutes=6))
     assert [k.order_id for k in later] == [a.order_id]
