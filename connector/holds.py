@@ -49,6 +49,12 @@ class HoldReason(str, enum.Enum):
         return self.value
 
 
+WAIVED_BY_RELEASE = frozenset({HoldReason.BUYER_CANCEL_REQUESTED.value})
+"""Reasons whose release means "go on anyway": the ledger remembers the release (the order's
+``waived``) and the check that held the order does not hold it again for the same cause, which
+Amazon's data keeps showing (a buyer's cancel request stays on the order)."""
+
+
 def parse_hold_reason(value: str) -> HoldReason:
     """The reason named ``value``; ValueError listing the known ones."""
     try:

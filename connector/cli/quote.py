@@ -20,7 +20,7 @@ def _money(value: Money | None) -> str | None:
 def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
     order = record.order
     out: dict[str, Any] = {"order_id": order.order_id, "site": order.site, "state": record.state.value}
-    blocked = precheck(rt, order)
+    blocked = precheck(rt, record)
     if blocked:  # the plan step would hold it before asking anyone for a quote
         out["error"] = f"not shopped: {blocked[0].value}: {blocked[1]}"
         return out

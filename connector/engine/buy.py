@@ -58,7 +58,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return _settle_claim(rt, record, package, carrier)
     fresh = False
     if package.state == PackageState.PLANNED:
-        if order.buyer_cancel_requested:
+        if record.cancel_request_stands:
             return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
                         f"order {order.order_id}: the buyer asked to cancel before the label was bought")
         package = rt.ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED,

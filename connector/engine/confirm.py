@@ -81,12 +81,15 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return hold(rt, order.order_id, HoldReason.CARRIER_NOT_ACCEPTED,
                     f"order {order.order_id}: no Amazon carrier code for {package.carrier} on "
                     f"{order.site}; refusing to confirm as a silent 'Other'")
-    if package.state == PackageState.LABELED and order.buyer_cancel_requested:
+    if package.state == PackageState.LABELED and record.cancel_request_stands:
         return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
                     f"order {order.order_id}: the buyer asked to cancel after the label was bought "
                     f"({package.carrier} {package.tracking_number}); cancel the order in Seller Central and "
                     "the label is voided, or release it to ship anyway")
-    if package.state == PackageState.LABELED and leaves_to_feed(rt, order):
+    # A feed leaves an order with a cancel request to this step (the only one that can tell an
+    # operator released it to ship anyway): it is confirmed singly.
+    if (package.state == PackageState.LABELED and not order.buyer_cancel_requested
+            and leaves_to_feed(rt, order)):
         return Outcome.REST  # the account confirms by feed now (engine/feeds.py)
     lane = confirm_lane(rt, order.account)
     if lane is not None and not lane.try_enter():

@@ -29,9 +29,10 @@ from .warehouses import SplitWarehouses, choose_warehouse
 log = logging.getLogger("connector.engine")
 
 
-def precheck(rt: Runtime, order: Order) -> tuple[HoldReason, str] | None:
+def precheck(rt: Runtime, record: OrderRecord) -> tuple[HoldReason, str] | None:
     """(reason, message) when the order cannot be shipped as it stands, before any quote."""
-    if order.buyer_cancel_requested:
+    order = record.order
+    if record.cancel_request_stands:
         return (HoldReason.BUYER_CANCEL_REQUESTED, f"order {order.order_id}: the buyer asked to cancel; "
                 "cancel it in Seller Central or release it to ship anyway")
     items = [i for i in order.items if i.quantity > 0]
@@ -60,7 +61,7 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
         rt.ledger.set_order_state(order.order_id, [OrderState.NEW], OrderState.CANCELLED,
                                   note="cancelled on Amazon before a label was bought")
         return Outcome.REST
-    blocked = precheck(rt, order)
+    blocked = precheck(rt, record)
     if blocked:
         return hold(rt, order.order_id, *blocked)
     items = [i for i in order.items if i.quantity > 0]

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..events import Event
+from ..holds import HoldReason
 from ..model import Order
 
 
@@ -94,10 +95,17 @@ class OrderRecord:
     next_attempt_at: datetime | None = None
     pii_purged: bool = False
     updated_at: datetime | None = None
+    waived: frozenset[str] = frozenset()  # hold reasons an operator released it from, to go on anyway
 
     @property
     def order_id(self) -> str:
         return self.order.order_id
+
+    @property
+    def cancel_request_stands(self) -> bool:
+        """The buyer asked to cancel, and no operator released the order to ship anyway."""
+        waived = HoldReason.BUYER_CANCEL_REQUESTED.value in self.waived
+        return self.order.buyer_cancel_requested and not waived
 
 
 @dataclass

@@ -325,6 +325,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "the valid-tracking rate reads packages by ship date", (
         "CREATE INDEX packages_shipped ON packages (shipped_at)",
     )),
+    Migration(11, "an operator's release of some holds is remembered: the order ships anyway", (
+        # Space-separated hold reasons (holds.WAIVED_BY_RELEASE) an operator released this order from.
+        "ALTER TABLE orders ADD COLUMN waived TEXT NOT NULL DEFAULT ''",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

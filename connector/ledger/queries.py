@@ -22,7 +22,7 @@ from .timestamps import to_text as _ts
 
 # The columns SqliteLedger._record reads; ``pii`` is added as NULL unless buyer data is wanted.
 _ORDER_COLUMNS = ("order_id, data, state, hold_reason, hold_message, held_from, attempts, next_attempt_at,"
-                  " pii_purged_at, updated_at, created_at, pii IS NOT NULL AS address_on_file")
+                  " pii_purged_at, updated_at, waived, created_at, pii IS NOT NULL AS address_on_file")
 _SQL_CHUNK = 500  # bound parameters per IN (...) list
 _ORDER_STATES = {s.value: s for s in OrderState}  # a dict lookup per row, not an enum call
 

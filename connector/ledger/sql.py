@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..events import Event, matches, order_event, package_event
-from ..holds import parse_hold_reason
+from ..holds import WAIVED_BY_RELEASE, parse_hold_reason
 from ..model import Order, iso, parse_iso, utcnow
 from .base import (
     SHIPPED_ORDER_STATES,
@@ -285,6 +285,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             next_attempt_at=_dt(row["next_attempt_at"]),
             pii_purged=row["pii_purged_at"] is not None,
             updated_at=_dt(row["updated_at"]),
+            waived=frozenset(row["waived"].split()),
         )
 
     @staticmethod
@@ -426,11 +427,16 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     def release(self, order_id: str) -> OrderState:
         with self._write(order_id) as conn:
             now = self._now()
-            row = self._order_row(conn, order_id, "state, held_from")
+            row = self._order_row(conn, order_id, "state, held_from, hold_reason, waived")
             if row["state"] != OrderState.HELD.value:
                 raise StaleStateError(f"order {order_id} is {row['state']}, not HELD")
             target = OrderState(row["held_from"]) if row["held_from"] else OrderState.NEW
-            self._set_state(conn, order_id, OrderState.HELD.value, target, now, "released")
+            note = "released"
+            if row["hold_reason"] in WAIVED_BY_RELEASE:  # "go on anyway": the check holds it no more
+                waived = " ".join(sorted({*row["waived"].split(), row["hold_reason"]}))
+                conn.execute("UPDATE orders SET waived = ? WHERE order_id = ?", (waived, order_id))
+                note = f"released: ships despite {row['hold_reason']}"
+            self._set_state(conn, order_id, OrderState.HELD.value, target, now, note)
             return target
 
     def defer(self, order_id: str, until: datetime, error: str) -> int:

@@ -39,3 +39,36 @@ def test_an_operator_holds_releases_and_retries_an_order(world):
     assert retried.exit_code == 0 and retried.output.strip() == f"{order_id}: due now"
     unknown = run("release", "999-0000000-0000000")
     assert unknown.exit_code == 1 and "999-0000000-0000000" in unknown.output
+
+
+def test_released_from_a_buyers_cancel_request_the_order_ships_anyway(world):
+    """The release is the operator's "ship anyway": Amazon's data still carries the request, and
+    the order is not held for it again; the others with a request stay held."""
+    from connector.engine.loop import Engine
+    from connector.ledger import OrderState
+
+    from .helpers import SEEDED_HOLDS, assert_exactly_once
+
+    w = world({"sandbox": {"orders": 40}})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        asked = [r.order_id for r in rt.ledger.orders([OrderState.HELD])
+                 if r.hold_reason == "buyer_cancel_requested"]
+    finally:
+        rt.close()
+    assert len(asked) >= 2, "the seeded orders hold buyer cancel requests"
+    released = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "release", asked[0]])
+    assert released.exit_code == 0, released.output
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        shipped = rt.ledger.get_order(asked[0])
+        assert shipped.state is OrderState.VERIFIED and shipped.order.buyer_cancel_requested
+        assert shipped.waived == {"buyer_cancel_requested"}
+        assert all(rt.ledger.get_order(o).hold_reason == "buyer_cancel_requested" for o in asked[1:])
+        notes = [h["note"] for h in rt.ledger.history(asked[0]) if h["from"] == "HELD"]
+        assert notes == ["released: ships despite buyer_cancel_requested"]
+    finally:
+        rt.close()
+    assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})  # some fit no service

@@ -956,3 +956,19 @@ def test_open_ledger_rejects_unsupported_urls(tmp_path, url: str, message: str) 
     with pytest.raises(ValueError, match=re.escape(message)):
         open_ledger(url, key_file=str(tmp_path / "pii.key"), create_key=True)
     assert not (tmp_path / "pii.key").exists()
+
+
+def test_a_release_from_a_waivable_hold_is_remembered_and_no_other(ledger: SqlLedger) -> None:
+    oid = "111-0000001-0000001"
+    ledger.upsert_order(make_order(cancel=True))
+    assert ledger.get_order(oid).cancel_request_stands
+    ledger.hold(oid, "manual", "")
+    ledger.release(oid)
+    assert ledger.get_order(oid).waived == frozenset()  # a manual hold waives nothing
+    ledger.hold(oid, "buyer_cancel_requested", "the buyer asked to cancel")
+    ledger.release(oid)
+    record = ledger.get_order(oid)
+    assert record.waived == {"buyer_cancel_requested"} and not record.cancel_request_stands
+    ledger.hold(oid, "unknown_sku", "SKU-RED")
+    ledger.release(oid)
+    assert ledger.get_order(oid).waived == {"buyer_cancel_requested"}  # kept across later holds
