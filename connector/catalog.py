@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
-from .config import ConfigError, Problem
+from .config import ConfigError, Problem, read_text
 from .model import CatalogItem, Money
 
 COLUMNS = ("sku", "weight_g", "length_cm", "width_cm", "height_cm", "name_en", "name_cn", "hs_code",
@@ -91,10 +91,7 @@ class LayeredCatalog:
 
 def load_catalog(path: str | Path) -> Catalog:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, "", f"cannot read catalog: {exc.strerror}")]) from None
+    text = read_text(path, "the catalog", encoding="utf-8-sig")
     if path.suffix.lower() in (".yaml", ".yml"):
         rows = _yaml_rows(path, text)
     else:

@@ -51,6 +51,22 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+def read_text(path: Path, what: str, *, encoding: str = "utf-8") -> str:
+    """The text of a configuration file, or a ConfigError naming the file (and, for bytes that are
+    not UTF-8 -- a file saved as GBK, say -- the line)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), None, "", f"cannot read {what}: {exc.strerror}")]) from None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        why = (f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8 (from a "
+               "spreadsheet: CSV UTF-8)")
+        raise ConfigError([Problem(str(path), line, "", why)]) from None
+
+
 # -- typed sections (their schemas make up SCHEMA) ----------------------------------------------
 
 _SECRET = {"type": "string", "minLength": 1, "x-secret": True}
@@ -643,10 +659,7 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
     """
     path = Path(path)
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    text = read_text(path, "the configuration")
     located = _Located(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)

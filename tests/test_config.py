@@ -133,3 +133,39 @@ def test_config_check_cli_reports_file_line_field(tmp_path):
     result = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert result.exit_code == 1
     assert f"{path}:10: accounts[0].region: must be one of na, eu, fe" in result.output
+
+
+def test_a_file_not_in_utf8_names_the_file_and_line(tmp_path):
+    """A catalog or configuration saved as GBK (what Excel does on a Chinese Windows) is a clear
+    problem naming the line, not a UnicodeDecodeError."""
+    path = tmp_path / "c.yaml"
+    path.write_bytes(MINIMAL.format(region="na", secret="s").replace("Sender", "深圳发货").encode("gbk"))
+    (only,) = problems(path)
+    assert only.startswith(f"{path}:3: the configuration is not UTF-8 text") and "save it as UTF-8" in only
+
+    from connector.catalog import load_catalog
+
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_bytes("sku,title\nMUG-1,红色杯子\n".encode("gbk"))
+    with pytest.raises(ConfigError) as info:
+        load_catalog(catalog)
+    assert str(info.value).startswith(f"{catalog}:2: the catalog is not UTF-8 text")
+
+
+def test_config_check_and_every_command_name_a_missing_pii_key(write_config, tmp_path, monkeypatch):
+    monkeypatch.delenv("MFN_CONNECTOR_PII_KEY", raising=False)
+    path = write_config({"ledger": {"create_pii_key": False, "pii_key_file": str(tmp_path / "absent.key")}})
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1 and "ledger: PII key file" in checked.output, checked.output
+    assert "does not exist" in checked.output
+    listed = CliRunner().invoke(cli, ["--config", str(path), "orders", "list"])
+    assert listed.exit_code == 1 and "cannot open the ledger: PII key file" in listed.output, listed.output
+    assert isinstance(listed.exception, SystemExit)  # a message, no traceback
+
+
+def test_an_unreachable_postgresql_ledger_is_a_message_without_the_password(write_config):
+    path = write_config({"ledger": {"url": "postgresql://mfn:s3cretpw@127.0.0.1:1/ledger"}})
+    listed = CliRunner().invoke(cli, ["--config", str(path), "orders", "list"])
+    assert listed.exit_code == 1 and "cannot open the ledger: ledger " in listed.output, listed.output
+    assert "cannot connect" in listed.output and "s3cretpw" not in listed.output
+    assert isinstance(listed.exception, SystemExit)

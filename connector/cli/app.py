@@ -3,6 +3,8 @@ commands. Commands import what they need inside their body, so ``--help`` loads 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -49,19 +51,34 @@ class State:
         return config
 
     def runtime(self) -> Runtime:
-        from ..config import ConfigError
         from ..engine.runtime import build_runtime
 
         config = self.config()
-        try:
+        with _opening():
             return build_runtime(config, self.host)
-        except ConfigError as exc:
-            raise click.ClickException(f"invalid configuration:\n{exc}") from None
 
     def ledger(self) -> Ledger:
         from ..configured import open_configured_ledger
 
-        return open_configured_ledger(self.config())
+        config = self.config()
+        with _opening():
+            return open_configured_ledger(config)
+
+
+@contextmanager
+def _opening() -> Iterator[None]:
+    """What stops a command from opening its runtime or ledger -- the configuration, the PII key,
+    an unreachable database, a ledger newer than the code -- as a message, not a traceback."""
+    from ..config import ConfigError
+    from ..ledger.crypto import PiiKeyError
+    from ..ledger.migrations import SchemaError
+
+    try:
+        yield
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration:\n{exc}") from None
+    except (PiiKeyError, SchemaError, ConnectionError) as exc:
+        raise click.ClickException(f"cannot open the ledger: {exc}") from None
 
 
 pass_state = click.make_pass_decorator(State)
@@ -115,6 +132,7 @@ def config_check(state: State, file: str | None) -> None:
     from ..catalog import load_catalog
     from ..config import ConfigError
     from ..configured import load_config_with_plugins
+    from ..ledger.crypto import PiiKeyError, load_keys
 
     path = file or state.config_path
     try:
@@ -122,6 +140,12 @@ def config_check(state: State, file: str | None) -> None:
         catalog = load_catalog(config.catalog_path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+    try:  # every command opens the ledger with it; a key the daemon will create is not checked
+        if not config.ledger.create_pii_key or config.pii_key_file.exists():
+            load_keys(key_file=config.pii_key_file)
+    except PiiKeyError as exc:
+        click.echo(f"{path}: ledger: {exc}", err=True)
         raise SystemExit(1) from None
     accounts = ", ".join(f"{a.name} ({a.region}: {' '.join(a.marketplaces)})" for a in config.accounts)
     click.echo(f"{path}: OK -- accounts: {accounts}; carriers: "
