@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..ledger import Ledger
 
 DEFAULT_CONFIG = "config/sandbox.yaml"
+MAX_WINDOW_DAYS = 3660  # the longest span a command takes: ten years; more is a typo (and overflows a date)
 
 
 class State:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..holds import HoldReason
-from .app import State, cli, pass_state
+from .app import MAX_WINDOW_DAYS, State, cli, pass_state
 
 if TYPE_CHECKING:
     from ..engine.steer import Steered
@@ -158,7 +158,10 @@ def _duration(text: str) -> timedelta:
         raise click.BadParameter(f"{text!r} is not a duration such as 6h, 90m or 2d",
                                  param_hint="--due-within")
     value, unit = float(match.group(1)), match.group(2) or "h"
-    return timedelta(minutes=value) if unit == "m" else timedelta(hours=value * (24 if unit == "d" else 1))
+    hours = value / 60 if unit == "m" else value * (24 if unit == "d" else 1)
+    if hours > 24 * MAX_WINDOW_DAYS:  # a typo, and past what a date can hold
+        raise click.BadParameter(f"{text!r} is longer than {MAX_WINDOW_DAYS} days", param_hint="--due-within")
+    return timedelta(hours=hours)
 
 
 @orders_group.command("show")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .app import State, cli, pass_state
+from .app import MAX_WINDOW_DAYS, State, cli, pass_state
 
 
 @cli.group("report")
@@ -16,8 +16,16 @@ def report_group() -> None:
     """Reports from the ledger: valid-tracking rate, delivery, alerts."""
 
 
+def _window(days: float | None) -> float | None:
+    if days is not None and not 0 < days <= MAX_WINDOW_DAYS:  # NaN fails this too
+        raise click.BadParameter(f"{days:g} is not a number of days above 0 and at most {MAX_WINDOW_DAYS}",
+                                 param_hint="--days")
+    return days
+
+
 @report_group.command("vtr")
-@click.option("--days", type=float, default=None, help="Window in days (default: alerts.window_days, 30).")
+@click.option("--days", type=float, default=None, callback=lambda ctx, param, value: _window(value),
+              help="Window in days (default: alerts.window_days, 30).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def report_vtr(state: State, days: float | None, as_json: bool) -> None:

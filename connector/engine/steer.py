@@ -70,14 +70,19 @@ def release_order(ledger: Ledger, order_id: str) -> Steered:
 
 
 def retry_order(ledger: Ledger, order_id: str) -> Steered:
-    """Make a deferred order due now (its failure count starts again)."""
+    """Make a deferred order due now (its failure count starts again). A held order is released,
+    not retried; a finished one has no step left to retry."""
+    record = ledger.get_order(order_id)
+    if record is None:
+        raise _unknown(order_id)
+    if record.state is OrderState.HELD:
+        raise NotAllowed(f"order {order_id} is HELD ({record.hold_reason}): release it to go on")
+    if record.state not in ACTIVE_ORDER_STATES:
+        raise NotAllowed(f"order {order_id} is {record.state.value}: it has no step left to retry")
     try:
         ledger.clear_deferral(order_id)
     except KeyError:
         raise _unknown(order_id) from None
-    record = ledger.get_order(order_id)
-    if record is None:
-        raise _unknown(order_id)
     return Steered(order_id, "retry", record.state, "due now")
 
 

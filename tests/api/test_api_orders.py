@@ -244,11 +244,17 @@ def test_hold_release_retry_round_trip(shipped):
     assert a.rt.ledger.get_order(oid).hold_message == "held by an operator"
     a.post(f"/v1/orders/{oid}/release", scope="operate")
 
-    a.rt.ledger.defer(oid, datetime.now(timezone.utc) + timedelta(hours=2), "carrier down")
-    assert a.rt.ledger.get_order(oid).attempts == 1
-    r = a.post(f"/v1/orders/{oid}/retry", scope="operate")
-    assert r.status_code == 200 and r.json()["detail"] == "due now" and r.json()["state"] == "VERIFIED"
-    record = a.rt.ledger.get_order(oid)
+    finished = a.post(f"/v1/orders/{oid}/retry", scope="operate")  # VERIFIED: nothing left to retry
+    assert finished.status_code == 409 and "no step left to retry" in finished.json()["detail"]
+    held = next(r.order_id for r in a.rt.ledger.orders([OrderState.HELD]) if r.held_from is OrderState.NEW)
+    refused = a.post(f"/v1/orders/{held}/retry", scope="operate")
+    assert refused.status_code == 409 and "release it" in refused.json()["detail"]
+    a.post(f"/v1/orders/{held}/release", scope="operate")  # NEW again, and the daemon is not running
+    a.rt.ledger.defer(held, datetime.now(timezone.utc) + timedelta(hours=2), "carrier down")
+    assert a.rt.ledger.get_order(held).attempts == 1
+    r = a.post(f"/v1/orders/{held}/retry", scope="operate")
+    assert r.status_code == 200 and r.json()["detail"] == "due now" and r.json()["state"] == "NEW"
+    record = a.rt.ledger.get_order(held)
     assert record.attempts == 0 and record.next_attempt_at is None
 
 

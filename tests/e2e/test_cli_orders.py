@@ -72,3 +72,26 @@ def test_released_from_a_buyers_cancel_request_the_order_ships_anyway(world):
     finally:
         rt.close()
     assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})  # some fit no service
+
+
+def test_operator_input_out_of_range_is_refused_with_a_message(world):
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+        order_id = rt.ledger.orders()[0].order_id
+    finally:
+        rt.close()
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--config", str(w.config_path), *args])
+
+    assert run("orders", "hold", order_id).exit_code == 0
+    retried = run("orders", "retry", order_id)  # "due now" would be a lie: a held order waits
+    assert retried.exit_code == 1 and f"order {order_id} is HELD (manual): release it" in retried.output
+    for days in ("nan", "inf", "-5", "0", "100000000"):
+        result = run("report", "vtr", "--days", days)
+        assert result.exit_code == 2 and "is not a number of days above 0" in result.output, days
+    too_long = run("orders", "list", "--due-within", "99999999999d")
+    assert too_long.exit_code == 2 and "longer than 3660 days" in too_long.output, too_long.output
+    assert run("report", "vtr", "--days", "7").exit_code == 0
