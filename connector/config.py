@@ -714,6 +714,9 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
     for site in data["routing"]["sites"]:
         if site not in sites:
             add(("routing", "sites", site), f"unknown Amazon site {site}")
+    for i, override in _overrides(data):
+        if override.get("site") and override["site"] not in sites:
+            add(("selection", "overrides", i, "site"), f"unknown Amazon site {override['site']}")
     _check_warehouses(data, sites, add)
     if carrier_schemas is None:
         return
@@ -729,6 +732,8 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
     routes = [(("routing", "default", i), r) for i, r in enumerate(data["routing"].get("default", []))]
     for site, lst in data["routing"]["sites"].items():
         routes += [(("routing", "sites", site, i), r) for i, r in enumerate(lst)]
+    # A forced carrier that is not configured would hold every order it applies to.
+    routes += [(("selection", "overrides", i, "carrier"), o["carrier"]) for i, o in _overrides(data)]
     for path, route in routes:
         carrier = route.split(":", 1)[0]
         if carrier not in data["carriers"]:
@@ -736,6 +741,13 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
 
 
 _SELECTOR = {"skus": "SKU", "sites": "site", "accounts": "account"}
+
+
+def _overrides(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """selection.overrides entries the schema let through, with their index."""
+    entries = (data.get("selection") or {}).get("overrides") or ()
+    return [(i, o) for i, o in enumerate(entries)
+            if isinstance(o, dict) and isinstance(o.get("carrier"), str)]
 
 
 def _check_warehouses(data: dict[str, Any], sites: SiteTable, add: Callable[[tuple, str], None]) -> None:

@@ -169,3 +169,14 @@ def test_an_unreachable_postgresql_ledger_is_a_message_without_the_password(writ
     assert listed.exit_code == 1 and "cannot open the ledger: ledger " in listed.output, listed.output
     assert "cannot connect" in listed.output and "s3cretpw" not in listed.output
     assert isinstance(listed.exception, SystemExit)
+
+
+def test_an_override_names_a_configured_carrier_and_a_known_site(write_config):
+    path = write_config({"selection": {"overrides": [
+        {"action": "force", "carrier": "nosuchcarrier", "site": "UK"},
+        {"action": "forbid", "carrier": "yanwen", "site": "XX"}]}})
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1
+    assert "selection.overrides[0].carrier: carrier 'nosuchcarrier' is not configured under carriers" \
+        in checked.output, checked.output
+    assert "selection.overrides[1].site: unknown Amazon site XX" in checked.output
