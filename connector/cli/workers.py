@@ -20,8 +20,13 @@ def workers_cmd(state: State, as_json: bool) -> None:
     ledger = state.ledger()
     try:
         if not getattr(ledger, "shared", False):
-            click.echo(f"{config.ledger_url.split('://')[0]} ledger: one daemon owns every account "
-                       "(several workers need a PostgreSQL ledger: ledger.url: postgresql://...)")
+            kind = config.ledger_url.split("://")[0]
+            if as_json:  # the same shape: no worker registers, every account is this daemon's
+                click.echo(json.dumps({"ledger": kind, "shared": False, "workers": [], "leases": []},
+                                      indent=2))
+            else:
+                click.echo(f"{kind} ledger: one daemon owns every account "
+                           "(several workers need a PostgreSQL ledger: ledger.url: postgresql://...)")
             return
         workers, leases = ledger.workers(), ledger.leases()
     finally:
@@ -40,6 +45,7 @@ def workers_cmd(state: State, as_json: bool) -> None:
             owned.setdefault(lease.worker_id, []).append(lease.key)
     if as_json:
         click.echo(json.dumps({
+            "ledger": "postgresql", "shared": True,
             "workers": [{"worker_id": w.worker_id, "host": w.host, "pid": w.pid, "status": status(w),
                          "heartbeat_at": _iso(w.heartbeat_at), "owns": sorted(owned.get(w.worker_id, []))}
                         for w in workers],

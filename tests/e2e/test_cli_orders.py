@@ -95,3 +95,6 @@ def test_operator_input_out_of_range_is_refused_with_a_message(world):
     too_long = run("orders", "list", "--due-within", "99999999999d")
     assert too_long.exit_code == 2 and "longer than 3660 days" in too_long.output, too_long.output
     assert run("report", "vtr", "--days", "7").exit_code == 0
+    alone = run("workers", "--json")  # SQLite: one daemon, but still JSON for a script
+    assert alone.exit_code == 0 and json.loads(alone.output) == {
+        "ledger": "sqlite", "shared": False, "workers": [], "leases": []}, alone.output

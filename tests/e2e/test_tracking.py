@@ -254,6 +254,8 @@ def test_void_of_a_held_order_is_carried_out_and_ends_the_hold(world, carrier):
         rt.close()
     again = run_cli(w, "orders", "void", package.order_id)
     assert again.returncode == 1 and f"package {package.package_ref} is VOIDED" in again.stderr, again.stderr
+    quoted = json.loads(run_cli(w, "quote", package.order_id, "--json").stdout)
+    assert quoted["error"] == "not shopped: the order is VOIDED; nothing is to ship"
 
 
 def _new_orders(rt, w):

@@ -4,6 +4,7 @@ worker's accounts are owned again within the lease time."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import random
 import signal
@@ -116,3 +117,5 @@ def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
     assert result["orders"] == result["expected"] and result["verified"] >= 12
     workers = run_cli(w, "workers")
     assert workers.returncode == 0 and "account" in workers.stdout, workers.stderr[-2000:]
+    listed = json.loads(run_cli(w, "workers", "--json").stdout)
+    assert listed["shared"] is True and len(listed["leases"]) >= 6
