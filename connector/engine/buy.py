@@ -10,7 +10,6 @@ A label costs money, so:
 """
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from ..files import write_atomically
@@ -148,8 +147,7 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             package = rt.ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABEL_CREATED,
                                         tracking_number=found.tracking_number)
         spec = rt.carrier_specs[package.carrier]
-        if spec.tracking_number_pattern and not re.fullmatch(spec.tracking_number_pattern,
-                                                             package.tracking_number):
+        if not spec.accepts_tracking_number(package.tracking_number):
             return hold(rt, order.order_id, HoldReason.INVALID_TRACKING_NUMBER,
                         f"order {order.order_id}: {package.carrier} returned tracking number "
                         f"{package.tracking_number}, which Amazon would reject for {spec.label}; "

@@ -14,16 +14,17 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from ..ledger import OrderRecord, OrderState, Package
 from ..ledger.submissions import ExternalLabel, Submission, SubmissionConflict
-from ..model import Address, FulfillmentStatus, Money, Order, OrderItem, utcnow
+from ..model import Address, FulfillmentStatus, Money, Order, OrderItem, parse_iso, utcnow
 from .loop import drive
 from .runtime import Runtime
 
-AMAZON_ORDER_ID = re.compile(r"\d{3}-\d{7}-\d{7}")
+AMAZON_ORDER_ID = re.compile(r"[0-9]{3}-[0-9]{7}-[0-9]{7}")  # not \d: it takes any script's digits
 _BEFORE_LABEL = frozenset({OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED})
 
 
@@ -78,6 +79,16 @@ def _order_id(channel: str, order_id: str) -> str:
     return f"{channel}-{order_id}"
 
 
+def _ship_by(text: str | None, now: datetime) -> datetime | None:
+    """The request's ship-by (ISO 8601 text; without a zone, UTC), within a year of now."""
+    if not text:
+        return None
+    at = parse_iso(text)
+    if abs(at - now) > timedelta(days=366):
+        raise SubmitError(422, "ship_by", f"{text} is not within a year of now")
+    return at
+
+
 def _money(data: dict[str, Any] | None) -> Money | None:
     return Money(Decimal(str(data["amount"])), data["currency"].upper()) if data else None
 
@@ -102,7 +113,7 @@ def shipment_order(rt: Runtime, body: dict[str, Any]) -> Order:
     return Order(order_id=_order_id(channel, body["order_id"]), account=account,
                  marketplace_id=rt.sites[site].marketplace_id, site=site, status=FulfillmentStatus.UNSHIPPED,
                  last_updated=now, created=now, items=tuple(items), total=_money(body.get("total")),
-                 ship_to=Address.from_dict(body["ship_to"]), ship_by=body.get("ship_by"),
+                 ship_to=Address.from_dict(body["ship_to"]), ship_by=_ship_by(body.get("ship_by"), now),
                  origin="erp", channel=channel, confirm=bool(body.get("confirm")))
 
 
@@ -121,7 +132,7 @@ def confirmation_order(rt: Runtime, body: dict[str, Any]) -> tuple[Order, Extern
     if spec.carrier_code_for(site) is None:
         raise SubmitError(422, "carrier", f"Amazon does not accept {spec.label} on {site}")
     number = body["tracking_number"].strip()
-    if spec.tracking_number_pattern and not re.fullmatch(spec.tracking_number_pattern, number):
+    if not spec.accepts_tracking_number(number):
         raise SubmitError(422, "tracking_number", f"{number!r} is not a {spec.label} tracking number "
                           f"(Amazon checks the format: {spec.tracking_number_pattern})")
     service = body.get("service") or (spec.services[0].code if spec.services else code)

@@ -15,6 +15,7 @@ engine knows whether a retry is safe:
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -186,6 +187,12 @@ class CarrierSpec:
 
     def carrier_code_for(self, site: str) -> str | None:
         return self.site_carrier_codes.get(site, self.amazon_carrier_code or None)
+
+    def accepts_tracking_number(self, number: str) -> bool:
+        """Whether ``number`` has the form Amazon checks for this carrier (any, with no pattern).
+        ASCII only: ``\\d`` would also match Arabic-Indic or full-width digits, which Amazon refuses."""
+        return not self.tracking_number_pattern or re.fullmatch(self.tracking_number_pattern, number,
+                                                                re.ASCII) is not None
 
     def service(self, code: str) -> ServiceSpec | None:
         return next((s for s in self.services if s.code == code), None)

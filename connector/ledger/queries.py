@@ -99,7 +99,10 @@ def _iso_ms_ceiling(dt: datetime) -> str:
         dt = dt.replace(tzinfo=timezone.utc)
     dt = dt.astimezone(timezone.utc)
     if dt.microsecond % 1000:
-        dt += timedelta(microseconds=1000 - dt.microsecond % 1000)
+        try:
+            dt += timedelta(microseconds=1000 - dt.microsecond % 1000)
+        except OverflowError:  # the last millisecond of year 9999: no ship-by is later
+            dt = dt.replace(microsecond=999_000)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

@@ -111,6 +111,8 @@ def test_filters_select_exactly_the_matching_orders(shipped):
     cut = ship_bys[1]
     got = ids(walk(a, "/v1/orders", ship_by_before=cut.isoformat(), limit=2))
     assert got and got == expect(lambda r: r.order.ship_by is not None and r.order.ship_by < cut)
+    end_of_time = ids(walk(a, "/v1/orders", ship_by_before="9999-12-31T23:59:59.999999", limit=50))
+    assert end_of_time == expect(lambda r: r.order.ship_by is not None)  # not a 500 (rounding overflowed)
     times = sorted(r.updated_at for r in records.values())
     since = times[len(times) // 2]
     got = ids(walk(a, "/v1/orders", updated_since=since.isoformat().replace("+00:00", "Z"), limit=3))

@@ -88,6 +88,19 @@ def test_the_same_shipment_twice_buys_one_label(api):
     assert a.get("/v1/shipments/erp-key-1", scope="read").json()["order_id"] == "shopify-SO-1001"
 
 
+def test_a_ship_by_is_kept_with_its_zone_and_without_one_is_utc(api):
+    a = api()
+    soon = (utcnow() + timedelta(days=2)).replace(microsecond=0)
+    zoned = a.post("/v1/shipments", scope="operate",
+                   json=other_channel("sb-1", "SO-2001", ship_by=soon.isoformat().replace("+00:00", "Z")))
+    assert zoned.status_code == 201, zoned.text
+    naive = a.post("/v1/shipments", scope="operate",
+                   json=other_channel("sb-2", "SO-2002", ship_by=soon.replace(tzinfo=None).isoformat()))
+    assert naive.status_code == 201, naive.text
+    for order_id in ("shopify-SO-2001", "shopify-SO-2002"):
+        assert a.rt.ledger.get_order(order_id).order.ship_by == soon
+
+
 def test_a_key_reused_for_another_request_is_a_conflict(api):
     a = api()
     assert a.post("/v1/shipments", scope="operate", json=other_channel("k-2")).status_code == 201
@@ -104,6 +117,9 @@ def test_a_key_reused_for_another_request_is_a_conflict(api):
     ({"confirm": True}, "confirm"),
     ({"account": "nobody"}, "account"),
     ({"ship_to": {**ADDRESS, "city": ""}}, "ship_to.city"),
+    ({"channel": "shop-a", "order_id": "1"}, "channel"),  # would be shop-a-1, as shop's order a-1
+    ({"channel": "111", "order_id": "4006819-7777777"}, "channel"),  # would look like an Amazon id
+    ({"ship_by": "9999-12-31T00:00:00Z"}, "ship_by"),
 ])
 def test_a_bad_shipment_names_its_field_and_records_nothing(api, change, field):
     a = api()
@@ -172,7 +188,14 @@ def test_confirm_only_checks_the_label_then_confirms_and_verifies(api):
             "carrier": "yanwen", "tracking_number": "not-a-number", "items": items}
     r = a.post("/v1/confirmations", scope="operate", json=body)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "tracking_number"
-    body["tracking_number"] = _sample(a.rt.carrier_specs["yanwen"].tracking_number_pattern)
+    good = _sample(a.rt.carrier_specs["yanwen"].tracking_number_pattern)
+    arabic = good.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))  # digits, but not Amazon's
+    r = a.post("/v1/confirmations", scope="operate", json={**body, "tracking_number": arabic})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "tracking_number", r.text
+    wide = {**body, "order_id": "１" + order.order_id[1:]}  # a full-width digit
+    r = a.post("/v1/confirmations", scope="operate", json=wide)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "order_id", r.text
+    body["tracking_number"] = good
     r = a.post("/v1/confirmations", scope="operate", json=body)
     assert r.status_code == 201, r.text
     assert r.json()["state"] == "LABELED"

@@ -59,7 +59,9 @@ class ItemIn(_Strict):
 
 class ShipmentIn(_Strict):
     idempotency_key: Key
-    channel: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$",
+    # A letter first and no '-': the ledger keeps another channel's order as '<channel>-<order_id>',
+    # which then names one order only and never looks like an Amazon order id.
+    channel: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,30}$",
                                   description="amazon, or the other channel's name (shopify, ebay, ...)")]
     order_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")]
     site: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="the Amazon site whose rules apply")]
@@ -79,7 +81,7 @@ class ConfirmItemIn(_Strict):
 
 class ConfirmationIn(_Strict):
     idempotency_key: Key
-    order_id: Annotated[str, Field(pattern=r"^\d{3}-\d{7}-\d{7}$")]
+    order_id: Annotated[str, Field(pattern=r"^[0-9]{3}-[0-9]{7}-[0-9]{7}$")]  # not \d: Arabic-Indic digits...
     site: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
     account: Annotated[str, Field(min_length=1, max_length=64)]
     carrier: Annotated[str, Field(min_length=1, max_length=64, description="a configured carrier's code")]
