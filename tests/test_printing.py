@@ -132,6 +132,27 @@ def test_a_reprint_is_asked_for_and_logged(shipped):
     assert any(f"label reprinted (print 2) in print batch {again.batch.id}" in n for n in notes)
 
 
+def test_two_prints_at_once_print_each_label_once(shipped):
+    """A second batch that takes the same labels while the first is being built (two clerks, two
+    API calls) records it, and the first is refused: no label is marked printed twice."""
+    _w, rt = shipped
+    inner = []
+
+    def meanwhile(package):
+        if not inner:  # the other clerk's print runs while this batch is merged
+            inner.append(print_labels(rt))
+
+    with pytest.raises(NothingToPrint, match="printed by another batch meanwhile"):
+        print_labels(rt, on_label=meanwhile)
+    (winner,) = inner
+    marks = rt.ledger.label_marks(p.id for p in winner.labels)
+    assert {m.print_count for m in marks.values()} == {1}
+    batches = sorted((rt.config.state_dir / "print").glob("*.pdf"))
+    assert batches == [winner.path]  # the refused batch's file is not left behind
+    with pytest.raises(NothingToPrint, match="every label is printed"):
+        print_labels(rt)
+
+
 def test_pages_of_other_sizes_are_scaled_to_100x150_mm():
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.pdfgen.canvas import Canvas

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_atomically
-from ..ledger import Package
+from ..ledger import Package, StaleStateError
 from ..ledger.warehouse import DEAD_LABEL_STATES, PrintBatch
 from ..model import Order, utcnow
 from .crashpoints import crashpoint
@@ -137,8 +137,12 @@ def print_labels(rt: Runtime, *, order_ids: Sequence[str] | None = None, reprint
     path = Path(output) if output else _batch_path(rt.config.state_dir / "print", now)
     write_atomically(path, buffer.getvalue())
     crashpoint(AFTER_PRINT_FILE)
-    batch = rt.ledger.record_print_batch(str(path), [p.id for p, _ in readable], pages=pages,
-                                         packing_slips=packing_slips)
+    try:
+        batch = rt.ledger.record_print_batch(str(path), [p.id for p, _ in readable], pages=pages,
+                                             packing_slips=packing_slips, first_prints=not reprint)
+    except StaleStateError as exc:  # another print took these labels while this one was built
+        path.unlink(missing_ok=True)
+        raise NothingToPrint(f"{exc}; print again for the labels still unprinted", skipped) from None
     return PrintResult(path=path, batch=batch, labels=[p for p, _ in readable], pages=pages,
                        pick_list_pages=pick_pages, packing_slips=slips, reprints=batch.reprints,
                        skipped=skipped, resized=resized)
@@ -372,11 +376,15 @@ def _name(package: Package) -> str:
 
 
 def _batch_path(folder: Path, at: datetime) -> Path:
+    """A new file for the batch, its name reserved (created empty) so that two batches printed in
+    the same second never write, or remove, the same file."""
+    folder.mkdir(parents=True, exist_ok=True)
     stem = f"labels-{at:%Y%m%d-%H%M%S}"
-    path = folder / f"{stem}.pdf"
-    n = 2
-    while path.exists():
-        path = folder / f"{stem}-{n}.pdf"
-        n += 1
-    return path
+    path, n = folder / f"{stem}.pdf", 2
+    while True:
+        try:
+            with open(path, "x"):
+                return path
+        except FileExistsError:
+            path, n = folder / f"{stem}-{n}.pdf", n + 1
 

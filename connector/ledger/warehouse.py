@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..model import parse_iso
-from .base import Package, PackageState
+from .base import Package, PackageState, StaleStateError
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
 
@@ -254,9 +254,11 @@ class WarehouseStore:
 
     # -- printing -------------------------------------------------------------------------------
     def record_print_batch(self, path: str, package_ids: Sequence[int], *, pages: int,
-                           packing_slips: bool = False) -> PrintBatch:
+                           packing_slips: bool = False, first_prints: bool = False) -> PrintBatch:
         """Mark these packages' labels printed (again: a reprint) and record the batch written to
-        ``path``, in one transaction. Each package's history gets a note."""
+        ``path``, in one transaction. Each package's history gets a note. ``first_prints``: every
+        label must still be unprinted -- else StaleStateError and nothing is recorded (another batch
+        took them meanwhile)."""
         ids = list(dict.fromkeys(int(i) for i in package_ids))
         if not ids:
             raise ValueError("a print batch needs at least one label")
@@ -274,9 +276,14 @@ class WarehouseStore:
                 if row is None:
                     raise KeyError(f"unknown package {package_id}")
                 count = int(row["print_count"]) + 1
+                # compare-and-set: a batch that marked it first (PostgreSQL: concurrently) wins
+                moved = conn.execute("UPDATE packages SET printed_at = COALESCE(printed_at, ?),"
+                                     " last_printed_at = ?, print_count = ? WHERE id = ? AND print_count = ?",
+                                     (now, now, count, package_id, count - 1))
+                if moved.rowcount != 1 or (first_prints and count > 1):
+                    raise StaleStateError(f"package {row['package_ref']} of order {row['order_id']} was "
+                                          "printed by another batch meanwhile")
                 reprints += count > 1
-                conn.execute("UPDATE packages SET printed_at = COALESCE(printed_at, ?), last_printed_at = ?,"
-                             " print_count = ? WHERE id = ?", (now, now, count, package_id))
                 what = "label printed" if count == 1 else f"label reprinted (print {count})"
                 self._transition(conn, row["order_id"], package_id, now, row["state"], row["state"],
                                  f"package {row['package_ref']}: {what} in print batch {batch_id}")

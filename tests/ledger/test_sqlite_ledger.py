@@ -972,3 +972,15 @@ def test_a_release_from_a_waivable_hold_is_remembered_and_no_other(ledger: SqlLe
     ledger.hold(oid, "unknown_sku", "SKU-RED")
     ledger.release(oid)
     assert ledger.get_order(oid).waived == {"buyer_cancel_requested"}  # kept across later holds
+
+
+def test_a_print_batch_of_first_prints_is_refused_when_another_marked_a_label_first(ledger):
+    """Two clerks print the unprinted labels at once: the second batch records nothing."""
+    a, b = (planned(ledger, f"111-0000000-000003{n}") for n in range(2))
+    ledger.record_print_batch("/print/1.pdf", [a.id], pages=2, first_prints=True)
+    with pytest.raises(StaleStateError, match="printed by another batch meanwhile"):
+        ledger.record_print_batch("/print/2.pdf", [b.id, a.id], pages=3, first_prints=True)
+    marks = ledger.label_marks([a.id, b.id])
+    assert (marks[a.id].print_count, marks[b.id].print_count) == (1, 0)  # b's mark rolled back too
+    again = ledger.record_print_batch("/print/3.pdf", [a.id], pages=2)  # a reprint, asked for
+    assert again.reprints == 1 and ledger.label_marks([a.id])[a.id].print_count == 2
