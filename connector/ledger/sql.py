@@ -408,10 +408,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         reason = parse_hold_reason(reason).value  # one enumeration: an ERP can rely on the value
         with self._write(order_id) as conn:
             now = self._now()
-            row = self._order_row(conn, order_id, "state, held_from")
+            row = self._order_row(conn, order_id, "state, held_from, hold_reason, hold_message")
             state = OrderState(row["state"])
             if state in _UNHOLDABLE:
                 raise ValueError(f"order {order_id} is {state.value}: a finished order cannot be held")
+            if state is OrderState.HELD and (row["hold_reason"], row["hold_message"]) == (reason, message):
+                return  # held already, for this: nothing changes, nothing to tell an ERP again
             held_from = row["held_from"] if state is OrderState.HELD else state.value
             conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
                          " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",

@@ -296,6 +296,18 @@ def test_hold_release_round_trip(ledger: SqlLedger) -> None:
         ledger.release(oid)
 
 
+def test_holding_a_held_order_again_for_the_same_reason_changes_nothing(ledger: SqlLedger) -> None:
+    """An ERP retrying its hold request (or five at once) gets one hold and one order.held event."""
+    oid = planned(ledger).order_id
+    for _ in range(3):
+        ledger.hold(oid, "manual", "check the box")
+    assert [e.type for e in ledger.events(order_id=oid)].count("order.held") == 1
+    order_rows = [(h["from"], h["to"]) for h in ledger.history(oid) if h["package_id"] is None]
+    assert order_rows[-1] == ("PLANNED", "HELD")
+    ledger.hold(oid, "manual", "check the label too")  # a new message is news
+    assert [e.type for e in ledger.events(order_id=oid)].count("order.held") == 2
+
+
 def test_release_without_origin_returns_to_new(ledger: SqlLedger) -> None:
     oid = "111-0000001-0000001"
     ledger.upsert_order(make_order())
