@@ -92,7 +92,8 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
     The void is claimed (committed) first, then driven here. A void the carrier refused raises
     NotAllowed (the order is HELD ``void_refused``); one that could not finish now (a transient
     carrier error) returns ``complete=False`` -- the daemon finishes it, or, for a held order, the
-    next ``void``. A held order is voided too, and the void ends its hold (the order is VOIDED)."""
+    next ``void``. A held order is voided too, and the void ends its hold (the order is VOIDED).
+    A label voided already answers as its void did (a retried request is not a conflict)."""
     from .loop import drive
     from .void import claim_void
 
@@ -102,13 +103,13 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
     if not packages:
         raise NotAllowed(f"order {order_id} has no label to void")
     package = packages[-1]
-    if package.state is not PackageState.VOIDING:
+    if package.state not in (PackageState.VOIDING, PackageState.VOIDED):
         with rt.driving(order_id, wait) as mine:  # not while a worker is in the middle of a step
             if not mine:
                 raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
             try:
                 fresh = rt.ledger.get_package(package.id)
-                if fresh is not None and fresh.state is not PackageState.VOIDING:
+                if fresh is not None and fresh.state not in (PackageState.VOIDING, PackageState.VOIDED):
                     claim_void(rt, fresh)
             except (ValueError, StaleStateError) as exc:
                 raise NotAllowed(str(exc)) from None

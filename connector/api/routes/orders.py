@@ -415,8 +415,9 @@ def retry_order(request: Request, order_id: OrderId,
 def void_order(request: Request, response: Response, order_id: OrderId,
                _token: ApiToken = Depends(require("operate"))) -> SteerResult:
     """Voids the newest label and records the refund; a held order's too, which ends the order and
-    its hold. 409 when there is no label, the carrier has scanned it, or the carrier refused (the
-    order is then HELD ``void_refused``)."""
+    its hold. Asked again (a retry), a voided label answers 200 as its void did. 409 when there is
+    no label, the carrier has scanned it, or the carrier refused (the order is then HELD
+    ``void_refused``)."""
     try:
         done = steer.void_order(_rt(request), order_id)
     except steer.SteerError as exc:
