@@ -21,13 +21,17 @@ if TYPE_CHECKING:
 
 DESCRIPTION = """\
 Orders, packages, labels, the item master and ERP-submitted shipments of an mfn-connector daemon.
-Every route but `/healthz` needs `Authorization: Bearer <token>` (`mfn-connector tokens create`).
+Every route but `/healthz`, `/readyz` and this document (`/openapi.json`) needs
+`Authorization: Bearer <token>` (`mfn-connector tokens create`).
 Errors are `application/problem+json` (RFC 9457) naming the field.
 """
 
 
 class BodyLimit:
-    """Refuse request bodies above ``limit`` bytes with 413, whether or not Content-Length is sent."""
+    """Refuse request bodies above ``limit`` bytes with 413, whether or not Content-Length is sent.
+
+    The body is read here, up to the limit, before the route sees it: a route's own parser would
+    turn an error raised while it reads into its own 400."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -40,21 +44,22 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+            if message["type"] != "http.request":  # the client went away: the route hears it
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body"):
+                break
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.problem_response(413, "Request body too large",
@@ -63,8 +68,11 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """``messages`` first, then whatever the client sends next (a disconnect)."""
+    async def replayed() -> Message:
+        return messages.pop(0) if messages else await receive()
+    return replayed
 
 
 def create_app(rt: Runtime | None) -> FastAPI:

@@ -68,6 +68,14 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _error(e: dict[str, Any]) -> dict[str, str]:
+    """One validation error as the problem lists it: the field's dotted path and what is wrong."""
+    loc, message = tuple(e.get("loc", ())), str(e.get("msg", "is invalid"))
+    if e.get("type") == "json_invalid":  # its loc ends in a character offset, not a field
+        return {"field": "body", "message": f"{message} (at character {loc[-1] if loc else '?'})"}
+    return {"field": _field(loc), "message": message}
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -83,8 +91,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "is invalid"))}
-                  for e in exc.errors()]
+        errors = [_error(e) for e in exc.errors()]
         names = ", ".join(dict.fromkeys(e["field"] for e in errors))
         return problem_response(422, "Invalid request", f"check {names}", kind="invalid-request",
                                 errors=errors)

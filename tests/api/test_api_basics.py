@@ -40,6 +40,22 @@ def test_body_over_the_cap_is_refused_with_413(api):
                       headers={**a.headers(), "Content-Type": "application/json"})
     assert r.status_code == 413
     assert r.json()["title"] == "Request body too large"
+    for path in ("/v1/shipments", "/v1/orders/111-0000001-0000001/hold"):  # JSON routes, no length sent
+        chunked = a.client.post(path, content=iter([b'{"a": "' + b"x" * 1500, b"y" * 1500 + b'"}']),
+                                headers={**a.headers("operate"), "Content-Type": "application/json"})
+        assert chunked.status_code == 413, (path, chunked.status_code, chunked.text)
+    small = a.client.post("/v1/orders/111-0000001-0000001/hold", content=iter([b'{"reason":', b' "manual"}']),
+                          headers={**a.headers("operate"), "Content-Type": "application/json"})
+    assert small.status_code == 404  # a chunked body under the cap reaches the route whole
+
+
+def test_malformed_json_is_a_problem_naming_the_body(api):
+    a = api()
+    r = a.client.post("/v1/orders/111-0000001-0000001/hold", content=b'{"reason":',
+                      headers={**a.headers("operate"), "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    (error,) = r.json()["errors"]
+    assert error["field"] == "body" and "JSON" in error["message"] and "at character 10" in error["message"]
 
 
 def test_tokens_cli_creates_lists_and_revokes(world):
