@@ -58,11 +58,12 @@ def authorized(request: Request, security_scopes: SecurityScopes,
     return token
 
 
-def require(scope: str) -> Callable[..., ApiToken]:
-    """The dependency of a route that needs ``scope``: ``_token: ApiToken = Depends(require("read"))``.
-    The scope shows in the OpenAPI document (``security: [{"HTTPBearer": ["read"]}]``)."""
+def require(*scopes: str) -> Callable[..., ApiToken]:
+    """The dependency of a route that needs every one of ``scopes``: ``_token: ApiToken =
+    Depends(require("read"))``. They show in the OpenAPI document (``security: [{"HTTPBearer":
+    ["read"]}]``)."""
 
-    def dependency(token: ApiToken = Security(authorized, scopes=[scope])) -> ApiToken:
+    def dependency(token: ApiToken = Security(authorized, scopes=list(scopes))) -> ApiToken:
         return token
 
     return dependency

@@ -50,6 +50,7 @@ def api(world) -> Callable[..., Api]:
         for scope in ("read", "operate", "pii", "admin"):
             a.tokens[scope] = rt.ledger.create_token(f"test-{scope}", [scope])[1]
         a.tokens["read+pii"] = rt.ledger.create_token("test-read-pii", ["read", "pii"])[1]
+        a.tokens["operate+pii"] = rt.ledger.create_token("test-operate-pii", ["operate", "pii"])[1]
         made.append(a)
         return a
 

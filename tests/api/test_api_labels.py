@@ -25,8 +25,10 @@ def test_print_a_batch_then_hand_it_over(served):
     waiting = a.get("/v1/labels", scope="read", params={"label": "UNPRINTED", "limit": 500}).json()["items"]
     assert {row["carrier"] for row in waiting} == set(CARRIERS)
     assert a.post("/v1/labels/print", scope="read").status_code == 403
+    no_pii = a.post("/v1/labels/print", scope="operate")  # labels show buyers' addresses
+    assert no_pii.status_code == 403 and "needs the pii scope" in no_pii.json()["detail"]
 
-    printed = a.post("/v1/labels/print", scope="operate")
+    printed = a.post("/v1/labels/print", scope="operate+pii")
 
     assert printed.status_code == 200, printed.text
     assert printed.headers["content-type"] == "application/pdf"
@@ -34,17 +36,17 @@ def test_print_a_batch_then_hand_it_over(served):
     reader = PdfReader(io.BytesIO(printed.content))
     assert len(reader.pages) == int(printed.headers["x-pages"])
     assert reader.pages[0].extract_text().startswith("PICK LIST")
-    again = a.post("/v1/labels/print", scope="operate")
+    again = a.post("/v1/labels/print", scope="operate+pii")
     assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
     assert a.get("/v1/labels", params={"label": "UNPRINTED"}).json()["items"] == []
 
     one = waiting[0]
-    refused = a.post("/v1/labels/print", scope="operate", json={"order_ids": [one["order_id"]]})
+    refused = a.post("/v1/labels/print", scope="operate+pii", json={"order_ids": [one["order_id"]]})
     assert refused.status_code == 409 and "already printed" in refused.json()["detail"]
-    assert a.post("/v1/labels/print", scope="operate", json={"reprint": True}).status_code == 422
-    unknown = a.post("/v1/labels/print", scope="operate", json={"order_ids": ["999-0000000-0000000"]})
+    assert a.post("/v1/labels/print", scope="operate+pii", json={"reprint": True}).status_code == 422
+    unknown = a.post("/v1/labels/print", scope="operate+pii", json={"order_ids": ["999-0000000-0000000"]})
     assert unknown.status_code == 404 and unknown.json()["errors"][0]["field"] == "order_ids"
-    reprint = a.post("/v1/labels/print", scope="operate",
+    reprint = a.post("/v1/labels/print", scope="operate+pii",
                      json={"order_ids": [one["order_id"]], "reprint": True, "packing_slips": True})
     assert reprint.status_code == 200 and reprint.headers["x-reprints"] == "1"
     batches = a.get("/v1/labels/batches", scope="read").json()

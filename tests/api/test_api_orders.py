@@ -299,7 +299,8 @@ def test_void_round_trip(shipped):
     a = shipped
     oid = verified(a)[0]
     package = a.rt.ledger.packages(oid)[-1]
-    assert a.get(f"/v1/packages/{package.id}/label", scope="read").status_code == 200
+    assert a.get(f"/v1/packages/{package.id}/label", scope="read+pii").status_code == 200
+    assert a.get(f"/v1/packages/{package.id}/label", scope="read").status_code == 403  # a label is PII
     r = a.post(f"/v1/orders/{oid}/void", scope="operate")
     assert r.status_code == 200, r.text
     body = r.json()
@@ -312,7 +313,7 @@ def test_void_round_trip(shipped):
         assert body["refund"] == {"amount": str(done.refund["amount"]), "currency": done.refund["currency"]}
     shown = a.get(f"/v1/packages/{package.id}", scope="read").json()
     assert shown["state"] == "VOIDED" and shown["label_url"] is None and shown["voided_at"]
-    gone = a.get(f"/v1/packages/{package.id}/label", scope="read")
+    gone = a.get(f"/v1/packages/{package.id}/label", scope="read+pii")
     assert gone.status_code == 404 and "VOIDED" in gone.json()["detail"]
     twice = a.post(f"/v1/orders/{oid}/void", scope="operate")  # an ERP's retry: the same answer
     assert twice.status_code == 200 and twice.json() == body, twice.text
@@ -349,7 +350,7 @@ def test_packages_list_show_and_label(shipped):
         [e.status for e in a.rt.ledger.tracking_events(package.id)]
     assert "label_path" not in body  # a path on the server is nobody's business
 
-    label = a.get(body["label_url"], scope="read")
+    label = a.get(body["label_url"], scope="read+pii")
     assert label.status_code == 200
     assert label.headers["content-type"] == "application/pdf"
     assert label.content.startswith(b"%PDF-")
@@ -357,7 +358,7 @@ def test_packages_list_show_and_label(shipped):
         assert label.content == fh.read()
 
     assert a.get("/v1/packages/999999", scope="read").status_code == 404
-    assert a.get("/v1/packages/999999/label", scope="read").status_code == 404
+    assert a.get("/v1/packages/999999/label", scope="read+pii").status_code == 404
     assert a.get(f"/v1/packages/{2**70}", scope="read").status_code == 422
     assert a.get("/v1/packages/0", scope="read").status_code == 422
 
@@ -366,7 +367,7 @@ def test_a_package_without_a_label_file_is_a_404(shipped):
     a = shipped
     package = a.rt.ledger.get_package(a.rt.ledger.package_page(limit=1)[0].id)
     os.remove(package.label_path)
-    r = a.get(f"/v1/packages/{package.id}/label", scope="read")
+    r = a.get(f"/v1/packages/{package.id}/label", scope="read+pii")
     assert r.status_code == 404 and str(package.id) in r.json()["detail"]
     assert r.headers["content-type"].startswith("application/problem+json")
 

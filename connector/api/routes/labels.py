@@ -219,9 +219,10 @@ Cursor = Annotated[str | None, Query(max_length=1000, description="next_cursor o
                                       "true prints it again), has no file, or there is none")},
              summary="Print a batch of labels into one PDF and mark them printed")
 def print_batch(request: Request, body: Annotated[PrintRequest | None, Body()] = None,
-                _token: ApiToken = Depends(require("operate"))) -> Response:
+                _token: ApiToken = Depends(require("operate", "pii"))) -> Response:
     """Every label not printed yet (no body, or no order_ids), or the labels of ``order_ids``; a
-    label printed before only with ``reprint``. The file is also kept under the state directory."""
+    label printed before only with ``reprint``. The file is also kept under the state directory.
+    Labels show buyers' names and addresses: the ``pii`` scope is needed too."""
     body = body or PrintRequest()
     if body.reprint and not body.order_ids:
         raise _bad("reprint", "needs order_ids: say which labels to print again")

@@ -480,7 +480,8 @@ _PDF = {"schema": {"type": "string", "format": "binary"}}
                                               "voided or failed)")},
             summary="The label PDF of a package")
 def package_label(request: Request, package_id: PackageId,
-                  _token: ApiToken = Depends(require("read"))) -> Response:
+                  _token: ApiToken = Depends(require("read", "pii"))) -> Response:
+    """A carrier's label shows the buyer's name and address: it needs the ``pii`` scope too."""
     package = _package(request, package_id)
     if package.state in (PackageState.VOIDED, PackageState.FAILED):
         raise ApiProblem(404, "Not found", f"package {package_id} of order {package.order_id} is "
