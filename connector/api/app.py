@@ -68,6 +68,21 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class PlainPath:
+    """Refuse a path with a control character (a decoded ``%0A``...) with 404. Routes match with
+    ``$``, which also matches before a final newline: ``PUT /v1/items/MUG%0A`` would upsert MUG."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(ord(ch) < 32 or ord(ch) == 127 for ch in scope.get("path", "")):
+            response = problems.problem_response(404, "Not found", "the path holds a control character")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _replay(messages: list[Message], receive: Receive) -> Receive:
     """``messages`` first, then whatever the client sends next (a disconnect)."""
     async def replayed() -> Message:
@@ -92,6 +107,7 @@ def create_app(rt: Runtime | None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(PlainPath)
     return app
 
 

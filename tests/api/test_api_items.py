@@ -92,6 +92,15 @@ def test_put_names_the_wrong_fields_and_stores_nothing(api):
     r = a.put("/v1/items/BAD-1", scope="operate", json={**BODY, "sku": "OTHER"})
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["sku"]
 
+    r = a.put("/v1/items/BAD-1", scope="operate", json={**BODY, "weight_g": True})  # not 1 gram
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["weight_g"]
+    for sku in ("MUG%20", "X" * 101):
+        r = a.put(f"/v1/items/{sku}", scope="operate", json=BODY)
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["sku"], (sku, r.text)
+    newline = a.put("/v1/items/MUG%0A", scope="operate", json=BODY)  # a route would see 'MUG'
+    assert newline.status_code == 404 and "control character" in newline.json()["detail"]
+    assert a.get("/v1/items/MUG", scope="read").status_code == 404
+
     assert a.get("/v1/items/BAD-1", scope="read").status_code == 404
     assert a.rt.ledger.item_count() == 0
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ...catalog import COLUMNS, MAX_DIGITS, OPTIONAL_COLUMNS, parse_item
 from ...engine.items import release_known_skus
@@ -26,6 +26,7 @@ from ..problems import MEDIA_TYPE, ApiProblem, ProblemDocument
 router = APIRouter(tags=["items"])
 
 _MAX = 10 ** MAX_DIGITS
+MAX_SKU = 100  # as in POST /v1/shipments
 _TEXT = {"pattern": r"\S"}  # documented; catalog.parse_item decides (a blank name is refused)
 _POSITIVE = {"exclusiveMinimum": 0, "exclusiveMaximum": _MAX}
 # A decimal as text, greater than 0 and less than _MAX. Only documented: parse_item decides, and it also
@@ -68,6 +69,13 @@ class _ItemFields(BaseModel):
     declared_currency: str = Field(description="ISO 4217 code of declared_value, e.g. USD",
                                    json_schema_extra={"pattern": r"^\s*[A-Za-z]{3}\s*$"})
     battery: bool = Field(False, description="contains a lithium battery")
+
+    @field_validator("weight_g", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: object) -> object:
+        if isinstance(value, bool):  # JSON true is not 1 gram
+            raise ValueError("must be a whole number of grams, not true/false")
+        return value
     category: str = Field("", description="Amazon's product category, for the VTR report (empty: none)")
 
     def row(self, sku: str) -> dict[str, str]:
@@ -170,6 +178,10 @@ def put_item(request: Request, body: CatalogItemIn,
              sku: str = Path(description="the seller SKU", pattern=r"^\S(.*\S)?$"),
              _token: ApiToken = Depends(require("operate"))) -> CatalogItemUpserted:
     rt = request.app.state.rt
+    if len(sku) > MAX_SKU or not sku.isprintable() or sku != sku.strip():
+        raise ApiProblem(422, "Invalid request", f"SKU {sku!r} is not a seller SKU", kind="invalid-request",
+                         errors=[{"field": "sku", "message": f"printable, no leading or trailing space, "
+                                                            f"at most {MAX_SKU} characters"}])
     if body.sku is not None and body.sku != sku:
         raise ApiProblem(422, "Invalid request", f"the body's sku {body.sku!r} is not the path's {sku!r}",
                          kind="invalid-request", errors=[{"field": "sku", "message": "must equal the SKU "

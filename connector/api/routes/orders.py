@@ -269,8 +269,14 @@ def order_data(order: Order) -> OrderData:
     return OrderData.model_validate(data)
 
 
+def label_url(package: Package) -> str | None:
+    """Where the package's label can be downloaded; None when there is none to use (not bought
+    yet, voided, failed)."""
+    usable = bool(package.label_path) and package.state not in (PackageState.VOIDED, PackageState.FAILED)
+    return f"/v1/packages/{package.id}/label" if usable else None
+
+
 def package_info(package: Package, cls: type[PackageInfo] = PackageInfo, **extra: Any) -> Any:
-    has_label = bool(package.label_path) and package.state not in (PackageState.VOIDED, PackageState.FAILED)
     return cls(
         id=package.id, order_id=package.order_id, package_ref=package.package_ref,
         idempotency_key=package.idempotency_key, carrier=package.carrier, service=package.service,
@@ -278,7 +284,7 @@ def package_info(package: Package, cls: type[PackageInfo] = PackageInfo, **extra
         items=[PackageLine(order_item_id=str(i.get("order_item_id", "")), quantity=int(i.get("quantity", 0)))
                for i in package.items],
         carrier_shipment_id=package.carrier_shipment_id, tracking_number=package.tracking_number,
-        label_url=f"/v1/packages/{package.id}/label" if has_label else None, error=package.error,
+        label_url=label_url(package), error=package.error,
         cost=_money(package.plan.get("cost")), refund=_money(package.refund),
         confirm_attempts=package.confirm_attempts, scans=package.scans, created_at=package.created_at,
         updated_at=package.updated_at, shipped_at=package.shipped_at, confirmed_at=package.confirmed_at,

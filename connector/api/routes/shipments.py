@@ -17,6 +17,7 @@ from ...engine import submit
 from ...ledger.tokens import ApiToken
 from ..auth import require
 from ..problems import ApiProblem
+from .orders import label_url
 
 router = APIRouter(tags=["shipments"])
 
@@ -124,7 +125,7 @@ def _out(sub: Any, p: submit.Progress) -> SubmissionOut:
         else None,
         package=PackageOut(id=pkg.id, carrier=pkg.carrier, service=pkg.service, state=pkg.state.value,
                            tracking_number=pkg.tracking_number,
-                           label_url=f"/v1/packages/{pkg.id}/label" if pkg.label_path else None)
+                           label_url=label_url(pkg))
         if pkg else None)
 
 
