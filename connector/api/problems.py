@@ -58,9 +58,14 @@ def problem_response(status: int, title: str, detail: str, *, kind: str = "",
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def documented(text: str) -> dict[str, Any]:
+    """The OpenAPI entry of a problem answer a route gives, described by ``text``."""
+    return {"model": ProblemDocument, "content": {MEDIA_TYPE: {}}, "description": text}
+
+
 # Documented on every route: what the problem answers look like.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ProblemDocument, "content": {MEDIA_TYPE: {}}, "description": text}
+    status: documented(text)
     for status, text in ((401, "No token, or a token revoked or unknown"),
                          (403, "The token lacks the scope this route needs"),
                          (413, "The request body is larger than api.max_body_bytes"),

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...ledger.tokens import ApiToken
 from ..auth import require
-from ..problems import MEDIA_TYPE, ApiProblem, ProblemDocument
+from ..problems import ApiProblem, documented
 
 router = APIRouter()
 
@@ -101,8 +101,7 @@ def list_webhooks(request: Request, _token: ApiToken = Depends(require("admin"))
 
 
 @router.post("/webhooks/{endpoint}/replay", response_model=ReplayResult, tags=["webhooks"],
-             responses={404: {"model": ProblemDocument, "content": {MEDIA_TYPE: {}},
-                              "description": "No such endpoint under webhooks.endpoints"}},
+             responses={404: documented("No such endpoint under webhooks.endpoints")},
              summary="Send an endpoint's delivered and dead events again, with their original webhook-id")
 def replay_webhooks(request: Request, endpoint: Annotated[str, Path(max_length=100)],
                     body: Annotated[ReplayRequest | None, Body()] = None,

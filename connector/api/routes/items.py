@@ -21,7 +21,7 @@ from ...engine.items import release_known_skus
 from ...ledger.tokens import ApiToken
 from ...model import CatalogItem
 from ..auth import require
-from ..problems import MEDIA_TYPE, ApiProblem, ProblemDocument
+from ..problems import ApiProblem, documented
 
 router = APIRouter(tags=["items"])
 
@@ -42,9 +42,6 @@ def _positive_decimal(schema: dict[str, Any]) -> None:
         elif branch.get("type") == "string":
             branch["pattern"] = _POSITIVE_TEXT
 
-
-def _problem_doc(text: str) -> dict[str, Any]:
-    return {"model": ProblemDocument, "content": {MEDIA_TYPE: {}}, "description": text}
 
 
 # -- models ----------------------------------------------------------------------------------------
@@ -163,7 +160,7 @@ def list_items(request: Request, _token: ApiToken = Depends(require("read")),
 
 
 @router.get("/items/{sku:path}", response_model=CatalogItemOut, summary="One item, and where it comes from",
-            responses={404: _problem_doc("No item has this SKU")})
+            responses={404: documented("No item has this SKU")})
 def get_item(request: Request, sku: str, _token: ApiToken = Depends(require("read"))) -> CatalogItemOut:
     item, source = request.app.state.rt.catalog.lookup(sku)
     if item is None or source is None:
@@ -173,7 +170,7 @@ def get_item(request: Request, sku: str, _token: ApiToken = Depends(require("rea
 
 
 @router.put("/items/{sku:path}", response_model=CatalogItemUpserted, summary="Create or replace one item",
-            responses={422: _problem_doc("A field is missing or wrong (errors names it)")})
+            responses={422: documented("A field is missing or wrong (errors names it)")})
 def put_item(request: Request, body: CatalogItemIn,
              sku: str = Path(description="the seller SKU", pattern=r"^\S(.*\S)?$"),
              _token: ApiToken = Depends(require("operate"))) -> CatalogItemUpserted:
@@ -219,8 +216,8 @@ async def _raw_body(request: Request) -> bytes:
 @router.post("/items/bulk", response_model=BulkUpsertResult,
              summary="Upsert many items; bad rows are reported",
              openapi_extra={"requestBody": _BULK_BODY},
-             responses={415: _problem_doc("The body is neither application/json nor text/csv"),
-                        422: _problem_doc("The body cannot be read (JSON syntax, CSV header); "
+             responses={415: documented("The body is neither application/json nor text/csv"),
+                        422: documented("The body cannot be read (JSON syntax, CSV header); "
                                           "detail names the line")})
 def bulk_items(request: Request, _token: ApiToken = Depends(require("operate")),
                raw: bytes = Depends(_raw_body)) -> BulkUpsertResult:

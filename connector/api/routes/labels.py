@@ -26,7 +26,7 @@ from ...ledger import PackageState
 from ...ledger.tokens import ApiToken
 from ...ledger.warehouse import Handover, LabelMarks, package_warehouse, package_weight_g
 from ..auth import require
-from ..problems import MEDIA_TYPE, ApiProblem, ProblemDocument
+from ..problems import ApiProblem, documented
 
 router = APIRouter()
 
@@ -37,9 +37,6 @@ EARLIEST, LATEST = date(2000, 1, 1), date(9000, 1, 1)
 
 Flag = Literal["UNPRINTED", "PRINTED", "HANDED_OVER"]
 
-
-def _problem(text: str) -> dict[str, Any]:
-    return {"model": ProblemDocument, "content": {MEDIA_TYPE: {}}, "description": text}
 
 
 _PDF = {"schema": {"type": "string", "format": "binary"}}
@@ -214,9 +211,10 @@ Cursor = Annotated[str | None, Query(max_length=1000, description="next_cursor o
                               "description": "The merged PDF: pick list, then the labels by carrier "
                                              "and service (headers X-Print-Batch, X-Labels, X-Reprints, "
                                              "X-Pages)"},
-                        404: _problem("An order in order_ids is not in the ledger"),
-                        409: _problem("Nothing to print: every label asked for is printed already (reprint: "
-                                      "true prints it again), has no file, or there is none")},
+                        404: documented("An order in order_ids is not in the ledger"),
+                        409: documented("Nothing to print: every label asked for is printed already "
+                                        "(reprint: true prints it again), has no file, or there is none; "
+                                        "or another batch printed them meanwhile")},
              summary="Print a batch of labels into one PDF and mark them printed")
 def print_batch(request: Request, body: Annotated[PrintRequest | None, Body()] = None,
                 _token: ApiToken = Depends(require("operate", "pii"))) -> Response:
@@ -306,7 +304,7 @@ def list_handovers(request: Request, carrier: Annotated[str | None, Query(max_le
 
 
 @router.get("/handovers/{handover_id}", response_model=HandoverDetail, tags=["handovers"],
-            responses={404: _problem("No such handover")}, summary="One handover with its parcels")
+            responses={404: documented("No such handover")}, summary="One handover with its parcels")
 def show_handover(request: Request, handover_id: HandoverId,
                   _token: ApiToken = Depends(require("read"))) -> HandoverDetail:
     handover = _get_handover(request, handover_id)
@@ -335,7 +333,7 @@ def _list_file(request: Request, handover_id: int, which: str) -> FilePath:
 @router.get("/handovers/{handover_id}/list.pdf", response_class=Response, tags=["handovers"],
             responses={200: {"content": {"application/pdf": _PDF},
                              "description": "The handover list to sign"},
-                       404: _problem("No such handover, or it is not closed yet")},
+                       404: documented("No such handover, or it is not closed yet")},
             summary="The handover list as PDF")
 def handover_list_pdf(request: Request, handover_id: HandoverId,
                       _token: ApiToken = Depends(require("read"))) -> Response:
@@ -347,7 +345,7 @@ def handover_list_pdf(request: Request, handover_id: HandoverId,
             responses={200: {"content": {"text/csv": _CSV},
                              "description": "The handover list: one line per parcel (tracking number, "
                                             "weight, ...)"},
-                       404: _problem("No such handover, or it is not closed yet")},
+                       404: documented("No such handover, or it is not closed yet")},
             summary="The handover list as CSV")
 def handover_list_csv(request: Request, handover_id: HandoverId,
                       _token: ApiToken = Depends(require("read"))) -> Response:

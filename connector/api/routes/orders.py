@@ -25,7 +25,7 @@ from ...ledger import OrderRecord, OrderState, Package, PackageState
 from ...ledger.tokens import ApiToken
 from ...model import Order
 from ..auth import may_see_pii, require
-from ..problems import MEDIA_TYPE, ApiProblem, ProblemDocument
+from ..problems import ApiProblem, documented
 
 router = APIRouter()
 
@@ -207,13 +207,10 @@ class SteerResult(BaseModel):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _problem_response(text: str) -> dict[str, Any]:
-    return {"model": ProblemDocument, "content": {MEDIA_TYPE: {}}, "description": text}
 
-
-_NOT_FOUND = {404: _problem_response("No such order")}
-_NO_PACKAGE = {404: _problem_response("No such package")}
-_CONFLICT = {409: _problem_response("The order's state does not allow this")}
+_NOT_FOUND = {404: documented("No such order")}
+_NO_PACKAGE = {404: documented("No such package")}
+_CONFLICT = {409: documented("The order's state does not allow this")}
 
 
 def _rt(request: Request) -> Any:
@@ -482,7 +479,7 @@ _PDF = {"schema": {"type": "string", "format": "binary"}}
 
 @router.get("/packages/{package_id}/label", response_class=Response, tags=["packages"],
             responses={200: {"content": {"application/pdf": _PDF}, "description": "The label PDF"},
-                       404: _problem_response("No such package, or it has no label (none bought yet, "
+                       404: documented("No such package, or it has no label (none bought yet, "
                                               "voided or failed)")},
             summary="The label PDF of a package")
 def package_label(request: Request, package_id: PackageId,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...engine import submit
 from ...ledger.tokens import ApiToken
 from ..auth import require
-from ..problems import ApiProblem
+from ..problems import ApiProblem, documented
 from .orders import label_url
 
 router = APIRouter(tags=["shipments"])
@@ -179,14 +179,16 @@ def _show(request: Request, kind: str, key: str) -> SubmissionOut:
     return _out(sub, submit.progress(rt, sub.order_id))
 
 
-@router.get("/shipments/{idempotency_key}", response_model=SubmissionOut, summary="A submitted shipment, now")
+@router.get("/shipments/{idempotency_key}", response_model=SubmissionOut, summary="A submitted shipment, now",
+            responses={404: documented("No shipment was submitted with this key")})
 def show_shipment(request: Request, idempotency_key: Annotated[str, Path(max_length=100)],
                   _token: ApiToken = Depends(require("read"))) -> SubmissionOut:
     return _show(request, "shipment", idempotency_key)
 
 
 @router.get("/confirmations/{idempotency_key}", response_model=SubmissionOut,
-            summary="A submitted confirmation, now")
+            summary="A submitted confirmation, now",
+            responses={404: documented("No confirmation was submitted with this key")})
 def show_confirmation(request: Request, idempotency_key: Annotated[str, Path(max_length=100)],
                       _token: ApiToken = Depends(require("read"))) -> SubmissionOut:
     return _show(request, "confirmation", idempotency_key)
