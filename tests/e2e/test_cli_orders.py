@@ -13,7 +13,8 @@ from .helpers import ingest_all
 pytestmark = pytest.mark.e2e
 
 
-def test_an_operator_holds_releases_and_retries_an_order(world):
+def one_ingested_order(world) -> tuple:
+    """A sandbox with one order ingested (nothing bought), and a CLI runner against it."""
     w = world({"sandbox": {"orders": 4}})
     rt = w.runtime()
     try:
@@ -23,7 +24,16 @@ def test_an_operator_holds_releases_and_retries_an_order(world):
         rt.close()
 
     def run(*args: str):
-        return CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", *args])
+        return CliRunner().invoke(cli, ["--config", str(w.config_path), *args])
+
+    return order_id, run
+
+
+def test_an_operator_holds_releases_and_retries_an_order(world):
+    order_id, cli_run = one_ingested_order(world)
+
+    def run(*args: str):
+        return cli_run("orders", *args)
 
     held = run("hold", order_id)
     assert held.exit_code == 0 and held.output.strip() == f"{order_id}: HELD (manual)", held.output
@@ -75,16 +85,7 @@ def test_released_from_a_buyers_cancel_request_the_order_ships_anyway(world):
 
 
 def test_operator_input_out_of_range_is_refused_with_a_message(world):
-    w = world({"sandbox": {"orders": 4}})
-    rt = w.runtime()
-    try:
-        ingest_all(rt)
-        order_id = rt.ledger.orders()[0].order_id
-    finally:
-        rt.close()
-
-    def run(*args: str):
-        return CliRunner().invoke(cli, ["--config", str(w.config_path), *args])
+    order_id, run = one_ingested_order(world)
 
     assert run("orders", "hold", order_id).exit_code == 0
     retried = run("orders", "retry", order_id)  # "due now" would be a lie: a held order waits
