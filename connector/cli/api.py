@@ -24,7 +24,7 @@ def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool)
     from ..engine.loop import Engine
     from .serving import ApiServer
 
-    rt = state.runtime()
+    rt = state.runtime() if no_engine else state.daemon_runtime()
     engine = None if no_engine else Engine(rt, daemon=True)
     stopping = threading.Event()
 

@@ -65,12 +65,26 @@ class State:
         with _opening():
             return open_configured_ledger(config)
 
+    def daemon_runtime(self) -> Runtime:
+        """The runtime of a command that drives the orders (run, serve): on a ledger workers
+        cannot share (SQLite), the only one (LedgerInUse otherwise)."""
+        rt = self.runtime()
+        try:
+            with _opening():
+                rt.ledger.hold_daemon_lock()
+        except click.ClickException:
+            rt.close()
+            raise
+        return rt
+
 
 @contextmanager
 def _opening() -> Iterator[None]:
     """What stops a command from opening its runtime or ledger -- the configuration, the PII key,
-    an unreachable database, a ledger newer than the code -- as a message, not a traceback."""
+    an unreachable database, a ledger newer than the code or in another daemon's hands, a state
+    or labels directory that cannot be written -- as a message, not a traceback."""
     from ..config import ConfigError
+    from ..ledger import LedgerInUse
     from ..ledger.crypto import PiiKeyError
     from ..ledger.migrations import SchemaError
 
@@ -78,8 +92,10 @@ def _opening() -> Iterator[None]:
         yield
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration:\n{exc}") from None
-    except (PiiKeyError, SchemaError, ConnectionError) as exc:
+    except (PiiKeyError, SchemaError, ConnectionError, LedgerInUse) as exc:
         raise click.ClickException(f"cannot open the ledger: {exc}") from None
+    except OSError as exc:  # e.g. labels_dir on a read-only file system; the message names the path
+        raise click.ClickException(f"cannot start: {exc} (check state_dir and labels_dir)") from None
 
 
 pass_state = click.make_pass_decorator(State)

@@ -17,6 +17,7 @@ from ..configured import load_config_with_plugins
 from ..engine.loop import Engine
 from ..engine.runtime import build_runtime
 from ..kit.values import looks_like_pdf
+from ..ledger import LedgerInUse
 from .summary import render, summarize
 
 
@@ -55,6 +56,10 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
                    f"({', '.join(f'{n} {s.url}' for n, s in sandbox.servers.items())})")
         rt = build_runtime(config, state.host)
         try:
+            try:
+                rt.ledger.hold_daemon_lock()  # not beside a daemon run on the same sandbox ledger
+            except LedgerInUse as exc:
+                raise click.ClickException(str(exc)) from None
             passes = Engine(rt).run_until_quiet()
             summary = summarize(rt)
             labels = [Path(p.label_path) for r in rt.ledger.orders() for p in rt.ledger.packages(r.order_id)

@@ -19,7 +19,7 @@ def run_cmd(state: State, once: bool) -> None:
     from ..engine.loop import Engine
     from .summary import render, summarize
 
-    rt = state.runtime()
+    rt = state.daemon_runtime()
     engine = Engine(rt, poll_progress=poll_counter if sys.stderr.isatty() else None, daemon=not once)
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -14,6 +14,7 @@ from .base import (
     TRACKED_PACKAGE_STATES,
     Alert,
     Ledger,
+    LedgerInUse,
     OrderRecord,
     OrderState,
     Package,
@@ -24,8 +25,8 @@ from .base import (
 
 __all__ = [
     "ACTIVE_ORDER_STATES", "SHIPPED_ORDER_STATES", "TERMINAL_PACKAGE_STATES", "TRACKED_PACKAGE_STATES",
-    "Alert", "Ledger", "OrderRecord", "OrderState", "Package", "PackageState", "StaleStateError",
-    "TrackingRecord", "open_ledger", "sqlite_path",
+    "Alert", "Ledger", "LedgerInUse", "OrderRecord", "OrderState", "Package", "PackageState",
+    "StaleStateError", "TrackingRecord", "open_ledger", "sqlite_path",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"

@@ -171,6 +171,10 @@ class StaleStateError(Exception):
     """A compare-and-set found the row in another state (someone else moved it)."""
 
 
+class LedgerInUse(Exception):
+    """Another daemon works on this ledger, and the store cannot share it (SQLite)."""
+
+
 class Ledger:
     """Interface of a ledger store. :mod:`connector.ledger.sqlite` is the embedded default."""
 
@@ -181,6 +185,10 @@ class Ledger:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def hold_daemon_lock(self) -> None:
+        """Be the only daemon driving orders on this ledger until :meth:`close`, or raise
+        :class:`LedgerInUse`. A store that workers share (PostgreSQL: leases) holds nothing."""
 
     # -- orders ---------------------------------------------------------------------------
     def upsert_order(self, order: Order) -> bool:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Callable
 from datetime import datetime
 
 from ..model import utcnow
+from .base import LedgerInUse
 from .crypto import PiiCipher
 from .sql import SqlLedger
 
@@ -42,8 +44,40 @@ class SqliteLedger(SqlLedger):
                              "so ':memory:' and URIs are not supported)")
         super().__init__(path, cipher, clock=clock)
         self.path = path
-        _ensure_private_file(path)
-        self._conn()  # fail fast on a bad path or a file system without WAL support
+        self._daemon_lock: int | None = None
+        try:
+            _ensure_private_file(path)
+            self._conn()  # fail fast on a bad path or a file system without WAL support
+        except (OSError, sqlite3.Error) as exc:  # a read-only or missing directory, say
+            raise ConnectionError(f"ledger {path}: cannot open: {exc}") from None
+
+    def hold_daemon_lock(self) -> None:
+        """Two daemons on one SQLite file would both poll, buy and confirm the same orders (each
+        claim is single, but a label one bought can be lost to the other's recovery): the second
+        is refused. An OS lock on ``<ledger>.daemon.lock``, released when this process closes the
+        ledger or dies."""
+        if self._daemon_lock is not None or sys.platform == "win32":
+            return
+        import fcntl
+
+        fd = os.open(self.path + ".daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise LedgerInUse(f"ledger {self.path}: another daemon (pid {holder}) is working on it; stop "
+                              "it first (several daemons need a PostgreSQL ledger: ledger.url: "
+                              "postgresql://...)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._daemon_lock = fd
+
+    def close(self) -> None:
+        super().close()
+        if self._daemon_lock is not None:
+            os.close(self._daemon_lock)  # the lock goes with the descriptor
+            self._daemon_lock = None
 
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False only so close() can close every thread's connection.
