@@ -10,6 +10,8 @@ A label costs money, so:
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from ..files import write_atomically
@@ -25,6 +27,8 @@ from .outcome import Outcome, defer, hold, wait
 from .plan import planned_parcel
 from .runtime import Runtime
 from .warehouses import planned_warehouse
+
+log = logging.getLogger("connector.engine")
 
 
 def build_request(rt: Runtime, order: Order, package: Package) -> ShipmentRequest:
@@ -160,25 +164,46 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"order {order.order_id}: {package.carrier} will not give the label: {exc}")
     if not pdf.startswith(b"%PDF-"):
         return defer(rt, record, f"{package.carrier} returned a label that is not a PDF")
-    path = write_atomically(rt.labels_dir / f"{order.order_id}-{package.package_ref}.pdf", pdf)
+    try:
+        path = write_atomically(rt.labels_dir / f"{order.order_id}-{package.package_ref}.pdf", pdf)
+    except OSError as exc:  # a full or read-only disk, not the order: wait, without spending its retries
+        return _await_disk(rt, record, package, f"cannot write its label under {rt.labels_dir}: "
+                                                f"{exc.strerror or exc}")
     package = rt.ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABELED,
                                 order_state=OrderState.LABELED, label_path=str(path))
     crashpoint("after_label")
     return Outcome.PROGRESS
 
 
+def _await_disk(rt: Runtime, record: OrderRecord, package: Package, why: str) -> Outcome:
+    """The label is bought but its file cannot be written: every order would fail alike, so none
+    spends its retries on it."""
+    log.error("order %s: %s", record.order_id, why)
+    return _await(rt, record, package, why, HoldReason.LABEL_UNAVAILABLE,
+                  lambda patience: f"order {record.order_id}: {why}, for {patience} after the label was "
+                                   f"bought (reference {package.idempotency_key}); free the disk, then "
+                                   "release the order")
+
+
 def _await_number(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     """The label is bought and its carrier assigns the tracking number later (YunExpress's
-    TrackType 2): waiting for it is not a failure. Ask again, less often as time goes by, for
-    ``engine.tracking_number_wait_hours`` after the label was bought; then a person decides."""
+    TrackType 2): waiting for it is not a failure."""
+    return _await(rt, record, package, f"{package.carrier} has not assigned a tracking number yet",
+                  HoldReason.TRACKING_NUMBER_LATE,
+                  lambda patience: f"order {record.order_id}: {package.carrier} has assigned no tracking "
+                                   f"number {patience} after the label was bought (reference "
+                                   f"{package.idempotency_key}); ask the carrier, then release the order to "
+                                   "ask again")
+
+
+def _await(rt: Runtime, record: OrderRecord, package: Package, why: str, reason: HoldReason,
+           held: Callable[[str], str]) -> Outcome:
+    """Wait for what comes late or clears by itself, asking again less often as time goes by, for
+    ``engine.tracking_number_wait_hours`` after the label was bought; then hold ``reason`` with
+    ``held(patience)``, and a person decides."""
     hours = rt.engine.tracking_number_wait_hours
     bought = package.updated_at or package.created_at or utcnow()  # it entered LABEL_CREATED then
-    waiting = wait(rt, record, f"{package.carrier} has not assigned a tracking number yet", since=bought,
-                   patience=timedelta(hours=hours))
+    waiting = wait(rt, record, why, since=bought, patience=timedelta(hours=hours))
     if waiting is not None:
         return waiting
-    patience = f"{hours:g} h" if hours >= 1 else f"{hours * 60:.3g} min"
-    return hold(rt, record.order_id, HoldReason.TRACKING_NUMBER_LATE,
-                f"order {record.order_id}: {package.carrier} has assigned no tracking number {patience} "
-                f"after the label was bought (reference {package.idempotency_key}); ask the carrier, "
-                f"then release the order to ask again")
+    return hold(rt, record.order_id, reason, held(f"{hours:g} h" if hours >= 1 else f"{hours * 60:.3g} min"))

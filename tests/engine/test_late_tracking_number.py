@@ -156,3 +156,39 @@ def test_a_void_refused_before_the_number_came_holds_the_order_and_keeps_its_lab
         assert types.count("order.held") == 1 and "package.voided" not in types
     finally:
         rt.close()
+
+
+@pytest.mark.e2e
+def test_a_label_that_cannot_be_written_waits_for_the_disk_without_spending_retries(world, monkeypatch):
+    """A full disk is the machine's problem, not each order's: the orders wait (no attempt counted,
+    orders show says why) past max_attempts, then go on once the file can be written -- each
+    label bought once."""
+    from connector.engine import buy
+
+    w = world({"sandbox": {"orders": 6}, "engine": {"max_attempts": 2}})
+    real_write = buy.write_atomically
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(buy, "write_atomically", disk_full)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        for _ in range(4):  # twice max_attempts
+            engine.run_pass()
+            time.sleep(0.3)  # the sandbox's retry delay
+        stuck = rt.ledger.orders([OrderState.LABEL_CLAIMED])
+        held = [r.hold_reason for r in rt.ledger.orders([OrderState.HELD])
+                if r.hold_reason not in SEEDED_HOLDS | {"no_eligible_service"}]
+        assert stuck and held == [] and all(r.attempts == 0 for r in stuck)
+        assert "No space left on device" in rt.ledger.last_error(stuck[0].order_id)
+        monkeypatch.setattr(buy, "write_atomically", real_write)  # space freed
+        deadline = time.monotonic() + 30
+        while rt.ledger.orders([OrderState.LABEL_CLAIMED]) and time.monotonic() < deadline:
+            engine.run_pass()
+            time.sleep(0.3)
+        assert not rt.ledger.orders([OrderState.LABEL_CLAIMED])
+    finally:
+        rt.close()
+    assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})
