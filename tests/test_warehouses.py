@@ -13,6 +13,7 @@ from connector.config import ConfigError, load_config
 from connector.engine.plan import plan_record, precheck
 from connector.engine.warehouses import SplitWarehouses, WarehouseGone, choose_warehouse, planned_warehouse
 from connector.holds import HoldReason
+from connector.ledger import OrderRecord, OrderState
 from connector.model import Address, FulfillmentStatus, Order, OrderItem
 
 HEAD = "catalog: catalog.csv\n"
@@ -227,7 +228,7 @@ def test_items_in_different_warehouses_are_held_split_warehouses(two):
         "YOGA-MAT-6MM": ("yiwu", "SKU YOGA-MAT-6MM is stocked in yiwu"),
         "CAMERA-LENS-KIT": ("shenzhen", "SKU CAMERA-LENS-KIT is stocked in shenzhen"),
         "SOCKS-5PK": ("shenzhen", "default: shenzhen is the first warehouse under ship_from")}
-    reason, message = precheck(two, split)
+    reason, message = precheck(two, OrderRecord(split, OrderState.NEW))
     assert reason is HoldReason.SPLIT_WAREHOUSES
     assert message.startswith("order 111-0000001-0000001: its items ship from different warehouses (")
     assert "SKU YOGA-MAT-6MM is stocked in yiwu" in message and "SKU CAMERA-LENS-KIT is stocked in shenzhen" \
@@ -236,12 +237,13 @@ def test_items_in_different_warehouses_are_held_split_warehouses(two):
     # a SKU rule against the order's site: split too, never guessed
     with pytest.raises(SplitWarehouses, match=r"SOCKS-5PK goes with the order \(site UK ships from "):
         choose_warehouse(two, order("YOGA-MAT-6MM", "SOCKS-5PK", site="UK", account="seller-eu"))
-    assert precheck(two, order("YOGA-MAT-6MM", "LED-STRIP-5M")) is None
+    assert precheck(two, OrderRecord(order("YOGA-MAT-6MM", "LED-STRIP-5M"), OrderState.NEW)) is None
 
 
 def test_an_unknown_sku_is_reported_before_a_split(two):
     rt = SimpleNamespace(config=two.config, catalog=SimpleNamespace(get=lambda sku: None))
-    assert precheck(rt, order("YOGA-MAT-6MM", "CAMERA-LENS-KIT"))[0] is HoldReason.UNKNOWN_SKU
+    found = precheck(rt, OrderRecord(order("YOGA-MAT-6MM", "CAMERA-LENS-KIT"), OrderState.NEW))
+    assert found is not None and found[0] is HoldReason.UNKNOWN_SKU
 
 
 # -- the plan and buying -------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def test_quote_cli_names_the_warehouse_and_pickup_is_checked_in_its_city(world):
     rt = w.runtime()
     try:
         ingest_all(rt)
-        new = [r for r in rt.ledger.orders([OrderState.NEW]) if precheck(rt, r.order) is None]
+        new = [r for r in rt.ledger.orders([OrderState.NEW]) if precheck(rt, r) is None]
     finally:
         rt.close()
     chengdu = next(r for r in new if r.order.account == "demo-na")
