@@ -11,7 +11,6 @@ A label costs money, so:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 
 from ..files import write_atomically
@@ -179,31 +178,30 @@ def _await_disk(rt: Runtime, record: OrderRecord, package: Package, why: str) ->
     """The label is bought but its file cannot be written: every order would fail alike, so none
     spends its retries on it."""
     log.error("order %s: %s", record.order_id, why)
-    return _await(rt, record, package, why, HoldReason.LABEL_UNAVAILABLE,
-                  lambda patience: f"order {record.order_id}: {why}, for {patience} after the label was "
-                                   f"bought (reference {package.idempotency_key}); free the disk, then "
-                                   "release the order")
+    return _await(rt, record, package, why) or hold(
+        rt, record.order_id, HoldReason.LABEL_UNAVAILABLE,
+        f"order {record.order_id}: {why}, for {_patience(rt)} after the label was bought (reference "
+        f"{package.idempotency_key}); free the disk, then release the order")
 
 
 def _await_number(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     """The label is bought and its carrier assigns the tracking number later (YunExpress's
     TrackType 2): waiting for it is not a failure."""
-    return _await(rt, record, package, f"{package.carrier} has not assigned a tracking number yet",
-                  HoldReason.TRACKING_NUMBER_LATE,
-                  lambda patience: f"order {record.order_id}: {package.carrier} has assigned no tracking "
-                                   f"number {patience} after the label was bought (reference "
-                                   f"{package.idempotency_key}); ask the carrier, then release the order to "
-                                   "ask again")
+    return _await(rt, record, package, f"{package.carrier} has not assigned a tracking number yet") or hold(
+        rt, record.order_id, HoldReason.TRACKING_NUMBER_LATE,
+        f"order {record.order_id}: {package.carrier} has assigned no tracking number {_patience(rt)} after "
+        f"the label was bought (reference {package.idempotency_key}); ask the carrier, then release the "
+        "order to ask again")
 
 
-def _await(rt: Runtime, record: OrderRecord, package: Package, why: str, reason: HoldReason,
-           held: Callable[[str], str]) -> Outcome:
+def _await(rt: Runtime, record: OrderRecord, package: Package, why: str) -> Outcome | None:
     """Wait for what comes late or clears by itself, asking again less often as time goes by, for
-    ``engine.tracking_number_wait_hours`` after the label was bought; then hold ``reason`` with
-    ``held(patience)``, and a person decides."""
-    hours = rt.engine.tracking_number_wait_hours
+    ``engine.tracking_number_wait_hours`` after the label was bought; None after that: the caller
+    holds the order, and a person decides."""
     bought = package.updated_at or package.created_at or utcnow()  # it entered LABEL_CREATED then
-    waiting = wait(rt, record, why, since=bought, patience=timedelta(hours=hours))
-    if waiting is not None:
-        return waiting
-    return hold(rt, record.order_id, reason, held(f"{hours:g} h" if hours >= 1 else f"{hours * 60:.3g} min"))
+    return wait(rt, record, why, since=bought, patience=timedelta(hours=rt.engine.tracking_number_wait_hours))
+
+
+def _patience(rt: Runtime) -> str:
+    hours = rt.engine.tracking_number_wait_hours
+    return f"{hours:g} h" if hours >= 1 else f"{hours * 60:.3g} min"
