@@ -20,6 +20,7 @@ import yaml
 from .config import ConfigError, Problem, read_text
 from .model import CatalogItem, Money
 
+MAX_SKU = 100  # Amazon's seller SKUs have at most 40; room for a warehouse's own codes
 COLUMNS = ("sku", "weight_g", "length_cm", "width_cm", "height_cm", "name_en", "name_cn", "hs_code",
            "declared_value", "declared_currency", "battery")
 OPTIONAL_COLUMNS = ("category",)  # Amazon's product category, for the VTR report (empty: none)
@@ -171,6 +172,8 @@ def _parse_row(file: str, line: int, row: dict[str, Any]) -> tuple[CatalogItem |
         return value
 
     sku = text("sku")
+    if len(sku) > MAX_SKU or not sku.isprintable():
+        bad("sku", f"must be printable text of at most {MAX_SKU} characters")
     weight = number("weight_g", integer=True)
     dims = [number(c) for c in ("length_cm", "width_cm", "height_cm")]
     name_en, name_cn = text("name_en"), text("name_cn")

@@ -34,6 +34,10 @@ def test_bad_rows_name_line_and_column(tmp_path):
     assert f"{path}:3: declared_currency: must be a 3-letter ISO 4217 code" in out
     assert f"{path}:3: battery: must be yes or no" in out
 
+    path.write_text(HEADER + "X" * 101 + ",10,1,1,1,A,甲,123456,1.0,USD,no\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"{path}:2: sku: must be printable text of at most 100"):
+        load_catalog(path)  # the same rule as the API's item upserts
+
 
 def test_duplicate_sku_and_missing_column(tmp_path):
     path = tmp_path / "c.csv"

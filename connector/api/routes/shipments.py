@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...catalog import MAX_SKU
 from ...engine import submit
 from ...ledger.tokens import ApiToken
 from ..auth import require
@@ -51,7 +52,7 @@ class AddressIn(_Strict):
 
 
 class ItemIn(_Strict):
-    sku: Annotated[str, Field(min_length=1, max_length=100)]
+    sku: Annotated[str, Field(min_length=1, max_length=MAX_SKU)]
     quantity: Annotated[int, Field(ge=1, le=10_000)]
     order_item_id: Annotated[str, Field(max_length=100)] = ""
     title: Text = ""
@@ -77,7 +78,7 @@ class ShipmentIn(_Strict):
 class ConfirmItemIn(_Strict):
     order_item_id: Annotated[str, Field(min_length=1, max_length=100)]
     quantity: Annotated[int, Field(ge=1, le=10_000)]
-    sku: Annotated[str, Field(max_length=100)] = ""
+    sku: Annotated[str, Field(max_length=MAX_SKU)] = ""
 
 
 class ConfirmationIn(_Strict):
