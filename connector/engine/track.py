@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 
 from ..kit.carrier import Carrier, CarrierSpec
 from ..kit.values import chunks
-from ..ledger import OrderState, Package, PackageState, StaleStateError, TrackingRecord
+from ..ledger import Package, PackageState, StaleStateError, TrackingRecord
+from ..ledger.base import order_state_of
 from ..model import TrackingInfo, TrackingStatus, utcnow
 from .alerts import AlertKind, alert, clear
 from .carrier_calls import timed
@@ -143,7 +144,7 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
                for e in info.events]
     moved = state is not package.state
     updated = rt.ledger.advance(
-        package, package.state, state, order_state=OrderState(state.value) if moved else None, events=records,
+        package, package.state, state, order_state=order_state_of(state) if moved else None, events=records,
         first_scan_at=first, last_scan_at=last, delivered_at=delivered, scans=max(package.scans, len(scans)),
         next_track_at=next_at, track_failures=0)
     _alerts(rt, updated, moved, now, to_door)

@@ -19,6 +19,7 @@ import logging
 from ..holds import HoldReason
 from ..kit.carrier import NotSupported, PermanentCarrierError, TransientCarrierError
 from ..ledger import OrderRecord, OrderState, Package, PackageState
+from ..ledger.base import order_state_of
 from ..model import utcnow
 from .carrier_calls import retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
@@ -79,14 +80,10 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     return Outcome.REST
 
 
-_ORDER_STATE_OF = {PackageState.LABEL_CREATED: OrderState.LABEL_CLAIMED}
-"""A package state whose order state has another name (the label bought, its number still due)."""
-
-
 def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str) -> Outcome:
     back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
     rt.ledger.advance(package, PackageState.VOIDING, back,
-                      order_state=_ORDER_STATE_OF.get(back) or OrderState(back.value), error=why[:500])
+                      order_state=order_state_of(back), error=why[:500])
     shipped = back in (PackageState.CONFIRMED, PackageState.VERIFIED)
     return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
                 f"order {record.order_id}: the label was to be voided, but {why}; "

@@ -167,6 +167,12 @@ class Alert:
     resolved_at: datetime | None = None
 
 
+def order_state_of(package: PackageState) -> OrderState:
+    """The state a package in ``package`` puts its order in: the same name, but for a label bought
+    whose tracking number is still due (LABEL_CREATED), which leaves the order LABEL_CLAIMED."""
+    return OrderState.LABEL_CLAIMED if package is PackageState.LABEL_CREATED else OrderState(package.value)
+
+
 class StaleStateError(Exception):
     """A compare-and-set found the row in another state (someone else moved it)."""
 
