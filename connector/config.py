@@ -231,8 +231,9 @@ class EngineSettings(Settings):
         "max_attempts": {"type": "integer", "minimum": 1, "default": 12},
         "carrier_attempts": {"type": "integer", "minimum": 1, "default": 3},
         "tracking_number_wait_hours": {"type": "number", "exclusiveMinimum": 0, "default": 24,
-                                       "description": "a label whose carrier assigns the tracking number "
-                                                      "later: how long to keep asking before holding"},
+                                       "description": "a bought label whose carrier assigns the tracking "
+                                                      "number later, or whose file cannot be written: "
+                                                      "how long to keep trying before holding"},
         "verify_attempts": {"type": "integer", "minimum": 1, "default": 6},
         "verify_grace_seconds": {"type": "number", "minimum": 0, "default": 300},
         "quote_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 20},
