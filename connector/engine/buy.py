@@ -101,10 +101,9 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             rt.counters.add("labels_recovered")
             break
         except PermanentCarrierError as exc:
-            rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
-                              order_state=OrderState.NEW, error=str(exc)[:500])
-            return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
-                        f"order {order.order_id}: {package.carrier} refused the shipment: {exc}")
+            if not fresh or attempt > 0:
+                return _refused_after_unknown(rt, record, package, exc)
+            return _refused(rt, order, package, exc)
         except TransientCarrierError as exc:
             last_error = f"{package.carrier}: {exc}"
             backoff(attempt)
@@ -115,6 +114,33 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                       tracking_number=shipment.tracking_number or "")
     crashpoint("after_create")
     return Outcome.PROGRESS
+
+
+def _refused(rt: Runtime, order: Order, package: Package, exc: PermanentCarrierError,
+             why: str = "") -> Outcome:
+    """The carrier refused the shipment and no label exists: the claim is given up (a release
+    plans the order again, under a new reference)."""
+    rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
+                      order_state=OrderState.NEW, error=str(exc)[:500])
+    return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
+                f"order {order.order_id}: {package.carrier} refused the shipment: {exc}{why}")
+
+
+def _refused_after_unknown(rt: Runtime, record: OrderRecord, package: Package,
+                           exc: PermanentCarrierError) -> Outcome:
+    """A refusal after a call whose outcome is unknown (a timeout, a crash) may refuse a duplicate
+    of the label that call bought, which the carrier's lookup does not show yet. Giving up the
+    claim then would lose a paid label and buy a second one under a new reference, so the lookup
+    is asked again for ``engine.label_lookup_settle_minutes`` after the claim, no attempt counted;
+    only a label still not found after that never existed."""
+    settle = timedelta(minutes=rt.engine.label_lookup_settle_minutes)
+    claimed = package.updated_at or package.created_at or utcnow()  # it entered LABEL_CLAIMED then
+    why = (f"{package.carrier} refused the shipment ({exc}) and shows no label under "
+           f"{package.idempotency_key} yet")
+    return wait(rt, record, why, since=claimed, patience=settle) or _refused(
+        rt, record.order, package, exc,
+        f"; no label under reference {package.idempotency_key} in the "
+        f"{rt.engine.label_lookup_settle_minutes:g} min after the claim")
 
 
 def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
