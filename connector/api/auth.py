@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from fastapi.security.utils import get_authorization_scheme_param
 
 from ..ledger.tokens import ApiToken
 from .problems import ApiProblem
@@ -41,16 +42,34 @@ def token_for(request: Request, secret: str) -> ApiToken | None:
     return request.app.state.rt.ledger.authenticate(secret)
 
 
-def authorized(request: Request, security_scopes: SecurityScopes,
-               credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> ApiToken:
-    """The request's token, which must hold every scope the route asks for (401/403 otherwise)."""
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+def authenticated(request: Request, scheme: str, secret: str) -> ApiToken:
+    """The live token of an ``Authorization`` header's scheme and secret (401 otherwise)."""
+    if scheme.lower() != "bearer" or not secret:
         raise ApiProblem(401, "Unauthorized", "send an API token: Authorization: Bearer mfn_...",
                          headers={"WWW-Authenticate": "Bearer"})
-    token = token_for(request, credentials.credentials)
+    token = token_for(request, secret)
     if token is None:
         raise ApiProblem(401, "Unauthorized", "this token is unknown or was revoked",
                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return token
+
+
+def unauthenticated(request: Request) -> ApiProblem | None:
+    """The 401 a request without a live token gets, else None: for an answer FastAPI gives before
+    the route's own check runs (a body that is not JSON), so that a caller without a token learns
+    that first."""
+    try:
+        authenticated(request, *get_authorization_scheme_param(request.headers.get("Authorization")))
+    except ApiProblem as problem:
+        return problem
+    return None
+
+
+def authorized(request: Request, security_scopes: SecurityScopes,
+               credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> ApiToken:
+    """The request's token, which must hold every scope the route asks for (401/403 otherwise)."""
+    scheme, secret = (credentials.scheme, credentials.credentials) if credentials else ("", "")
+    token = authenticated(request, scheme, secret)
     missing = missing_scopes(token, security_scopes.scopes)
     if missing:
         raise ApiProblem(403, "Forbidden", f"this route needs the {', '.join(missing)} scope; the token has "

@@ -7,6 +7,7 @@ path into the body, or the query parameter's name). A 5xx never carries the exce
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -88,14 +89,21 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, unauthenticated: Callable[[Request], ApiProblem | None]) -> None:
+    """The handlers; ``unauthenticated(request)`` is the 401 a request without a live token gets."""
     @app.exception_handler(ApiProblem)
     async def _problem(_request: Request, exc: ApiProblem) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail, kind=exc.kind, errors=exc.errors,
                                 headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A body that is not JSON is refused before the route's dependencies run, its token
+        # check among them: a caller without a token hears that first, as for any other error.
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            refused = unauthenticated(request)
+            if refused is not None:
+                return await _problem(request, refused)
         errors = [_error(e) for e in exc.errors()]
         names = ", ".join(dict.fromkeys(e["field"] for e in errors))
         return problem_response(422, "Invalid request", f"check {names}", kind="invalid-request",

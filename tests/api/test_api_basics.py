@@ -75,3 +75,22 @@ def test_tokens_cli_creates_lists_and_revokes(world):
     assert again.returncode == 1 and f"no live token {token['id']}" in again.stderr
     bad = run_cli(w, "tokens", "create", "x", "--scope", "root")
     assert bad.returncode == 2 and "root" in bad.stderr
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer mfn_unknown"},
+                                     {"Authorization": "Basic eDp5"}])
+def test_a_body_that_is_not_json_from_a_caller_without_a_token_gets_401(api, headers):
+    a = api()
+    for method, path in (("post", "/v1/shipments"), ("post", "/v1/orders/111-0000000-0000001/hold"),
+                         ("put", "/v1/items/MUG-01")):
+        r = getattr(a.client, method)(path, content="{not json",
+                                      headers={"Content-Type": "application/json", **headers})
+        assert r.status_code == 401, (path, r.text)
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_body_that_is_not_json_from_a_caller_with_a_token_gets_422_naming_the_body(api):
+    a = api()
+    r = a.client.post("/v1/shipments", content="{not json",
+                      headers={"Content-Type": "application/json", **a.headers("operate")})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
