@@ -51,6 +51,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, heaviest first (``slow(weight=N)``, 1 by default): ``make test``
+    spreads the suite over pytest-xdist workers, and a two-minute test picked up last would end
+    the run alone."""
+    def weight(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("slow")
+        return float(marker.kwargs.get("weight", 1)) if marker else 0.0
+    items.sort(key=weight, reverse=True)  # stable: the file order within one weight
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     server = PostgresServer()

@@ -78,6 +78,7 @@ def _feeds_in_ledger(world) -> list:
 
 
 @pytest.mark.timeout(int(os.environ.get("FEEDS_TEST_TIMEOUT", "480")))
+@pytest.mark.slow(weight=10)  # about two minutes: the longest test of the suite
 def test_a_backlog_confirmed_by_feed_with_refusals_and_crashes(world):
     w = world(feeds_config(ORDERS_PER_ACCOUNT))
     spapi = w.sandbox.servers["spapi"].emulator
