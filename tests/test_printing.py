@@ -23,6 +23,7 @@ from connector.engine.printing import (
     AFTER_PRINT_FILE,
     LABEL_HEIGHT,
     LABEL_WIDTH,
+    BatchNotWritten,
     NothingToPrint,
     UnknownOrder,
     fit_page,
@@ -151,6 +152,21 @@ def test_two_prints_at_once_print_each_label_once(shipped):
     assert batches == [winner.path]  # the refused batch's file is not left behind
     with pytest.raises(NothingToPrint, match="every label is printed"):
         print_labels(rt)
+
+
+def test_a_batch_whose_file_cannot_be_written_leaves_no_empty_file_and_marks_nothing(shipped, monkeypatch):
+    _w, rt = shipped
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("connector.engine.printing.write_atomically", disk_full)
+    with pytest.raises(BatchNotWritten, match="cannot write the print batch .*: No space left on device; "
+                       "nothing was marked printed"):
+        print_labels(rt)
+    assert list((rt.config.state_dir / "print").glob("*")) == []
+    monkeypatch.undo()
+    assert print_labels(rt).labels  # nothing was marked printed: the next batch takes them all
 
 
 def test_pages_of_other_sizes_are_scaled_to_100x150_mm():

@@ -47,6 +47,10 @@ class PrintError(Exception):
     """Nothing can be printed as asked; the message says why."""
 
 
+class BatchNotWritten(PrintError):
+    """The batch's file cannot be written (a full or read-only disk): nothing is marked printed."""
+
+
 class UnknownOrder(PrintError):
     def __init__(self, order_ids: Sequence[str]) -> None:
         super().__init__(f"no order {', '.join(order_ids)} in the ledger")
@@ -135,7 +139,15 @@ def print_labels(rt: Runtime, *, order_ids: Sequence[str] | None = None, reprint
     writer.write(buffer)
     pages = len(writer.pages)
     path = Path(output) if output else _batch_path(rt.config.state_dir / "print", now)
-    write_atomically(path, buffer.getvalue())
+    try:
+        write_atomically(path, buffer.getvalue())
+    except BaseException as exc:
+        if not output:  # the name reserved for this batch: no empty file left behind (a full disk)
+            path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise BatchNotWritten(f"cannot write the print batch {path}: {exc.strerror or exc}; "
+                                  "nothing was marked printed") from None
+        raise
     crashpoint(AFTER_PRINT_FILE)
     try:
         batch = rt.ledger.record_print_batch(str(path), [p.id for p, _ in readable], pages=pages,

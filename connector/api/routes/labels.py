@@ -214,7 +214,9 @@ Cursor = Annotated[str | None, Query(max_length=1000, description="next_cursor o
                         404: documented("An order in order_ids is not in the ledger"),
                         409: documented("Nothing to print: every label asked for is printed already "
                                         "(reprint: true prints it again), has no file, or there is none; "
-                                        "or another batch printed them meanwhile")},
+                                        "or another batch printed them meanwhile"),
+                        503: documented("The batch's file cannot be written on the server (a full or "
+                                        "read-only disk); nothing was marked printed")},
              summary="Print a batch of labels into one PDF and mark them printed")
 def print_batch(request: Request, body: Annotated[PrintRequest | None, Body()] = None,
                 _token: ApiToken = Depends(require("operate", "pii"))) -> Response:
@@ -234,6 +236,8 @@ def print_batch(request: Request, body: Annotated[PrintRequest | None, Body()] =
         raise ApiProblem(409, "Conflict", str(exc), kind="nothing-to-print",
                          errors=[{"field": "order_ids", "message": f"{what}: {why}"}
                                  for what, why in exc.skipped[:50]]) from None
+    except printing.BatchNotWritten as exc:
+        raise ApiProblem(503, "Service unavailable", str(exc), kind="print-file-not-written") from None
     return Response(result.path.read_bytes(), media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{result.path.name}"',
         "X-Print-Batch": str(result.batch.id), "X-Labels": str(len(result.labels)),
