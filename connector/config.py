@@ -234,11 +234,6 @@ class EngineSettings(Settings):
                                        "description": "a bought label whose carrier assigns the tracking "
                                                       "number later, or whose file cannot be written: "
                                                       "how long to keep trying before holding"},
-        "label_lookup_settle_minutes": {"type": "number", "minimum": 0, "default": 10,
-                                        "description": "a label claim whose earlier call may have bought it "
-                                                       "and whose carrier refuses a new one: how long the "
-                                                       "carrier's lookup by reference is given to show it "
-                                                       "before the claim is given up"},
         "verify_attempts": {"type": "integer", "minimum": 1, "default": 6},
         "verify_grace_seconds": {"type": "number", "minimum": 0, "default": 300},
         "quote_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 20},
@@ -252,7 +247,6 @@ class EngineSettings(Settings):
     max_attempts: int
     carrier_attempts: int
     tracking_number_wait_hours: float
-    label_lookup_settle_minutes: float
     verify_attempts: int
     verify_grace_seconds: float
     quote_timeout_seconds: float

@@ -29,9 +29,6 @@ from .warehouses import planned_warehouse
 
 log = logging.getLogger("connector.engine")
 
-PROCESS_STARTED = utcnow()
-"""A create call cut off by a crash was made before this: its label may be that old, no older."""
-
 
 def build_request(rt: Runtime, order: Order, package: Package) -> ShipmentRequest:
     """The carrier request for a planned package, from the warehouse it was planned from
@@ -81,24 +78,23 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return hold(rt, order.order_id, HoldReason.PLAN_UNAVAILABLE,
                     f"order {order.order_id}: package {package.package_ref} has no stored plan and the "
                     f"site rules cannot give it one now: {exc}")
-    shipment, last_error, reference = None, "", package.idempotency_key
+    shipment, last_error = None, ""
     for attempt in range(rt.engine.carrier_attempts):
-        creating = False
+        first_call = fresh and attempt == 0  # nothing was asked of the carrier for this claim yet
         try:
             if not fresh or attempt > 0:  # the earlier call may have bought it: ask first
                 shipment = timed(package.carrier, "find_by_reference",
-                                 lambda: carrier.find_by_reference(reference))
+                                 lambda: carrier.find_by_reference(package.idempotency_key))
                 if shipment is not None:
                     rt.counters.add("labels_recovered")
                     break
-            creating = True
             shipment = timed(package.carrier, "create_shipment", lambda: carrier.create_shipment(request))
             crashpoint("after_create_call")
             rt.counters.add("labels_bought")
             break
         except DuplicateReferenceError:
             shipment = retry_safe(rt, package.carrier, "find_by_reference",
-                                  lambda: carrier.find_by_reference(reference))
+                                  lambda: carrier.find_by_reference(package.idempotency_key))
             if shipment is None:
                 return hold(rt, order.order_id, HoldReason.CARRIER_DUPLICATE_UNRESOLVED,
                             f"order {order.order_id}: {package.carrier} says reference "
@@ -106,14 +102,14 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             rt.counters.add("labels_recovered")
             break
         except PermanentCarrierError as exc:
-            if not fresh or attempt > 0:
-                return _refused_after_unknown(rt, record, package, exc)
-            return _refused(rt, order, package, exc)
+            rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
+                              order_state=OrderState.NEW, error=str(exc)[:500])
+            return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
+                        f"order {order.order_id}: {package.carrier} refused the shipment: {exc}"
+                        + ("" if first_call else _LOST_ANSWER.format(carrier=package.carrier,
+                                                                     reference=package.idempotency_key)))
         except TransientCarrierError as exc:
             last_error = f"{package.carrier}: {exc}"
-            if creating:  # it may have bought the label: its time starts the lookup's settle time
-                package = rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CLAIMED,
-                                            error=f"create_shipment: {last_error}"[:500])
             backoff(attempt)
     if shipment is None:
         return defer(rt, record, last_error or "carrier did not answer")
@@ -124,34 +120,12 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     return Outcome.PROGRESS
 
 
-def _refused(rt: Runtime, order: Order, package: Package, exc: PermanentCarrierError,
-             why: str = "") -> Outcome:
-    """The carrier refused the shipment and no label exists: the claim is given up (a release
-    plans the order again, under a new reference)."""
-    rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
-                      order_state=OrderState.NEW, error=str(exc)[:500])
-    return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
-                f"order {order.order_id}: {package.carrier} refused the shipment: {exc}{why}")
-
-
-def _refused_after_unknown(rt: Runtime, record: OrderRecord, package: Package,
-                           exc: PermanentCarrierError) -> Outcome:
-    """A refusal after a call whose outcome is unknown (a timeout, a crash) may refuse a duplicate
-    of the label that call bought, which the carrier's lookup does not show yet. Giving up the
-    claim then would lose a paid label and buy a second one under a new reference, so the lookup
-    is asked again for ``engine.label_lookup_settle_minutes`` after the last call that may have
-    bought it, no attempt counted; only a label still not found after that never existed.
-
-    That call was made when the package was claimed or last marked by a create whose answer was
-    lost (its ``updated_at``), or, cut off by a crash, before this process started."""
-    settle = timedelta(minutes=rt.engine.label_lookup_settle_minutes)
-    last_unknown = max(package.updated_at or package.created_at or utcnow(), PROCESS_STARTED)
-    why = (f"{package.carrier} refused the shipment ({exc}) and shows no label under "
-           f"{package.idempotency_key} yet")
-    return wait(rt, record, why, since=last_unknown, patience=settle) or _refused(
-        rt, record.order, package, exc,
-        f"; no label under reference {package.idempotency_key} in the "
-        f"{rt.engine.label_lookup_settle_minutes:g} min after the last call that could have bought it")
+# The same request was refused, so the call whose answer was lost was most likely refused too; but
+# a carrier that refuses a taken reference with a plain error (one its plugin does not recognise
+# as a duplicate) may hold a label bought by that call, which its lookup does not show yet.
+_LOST_ANSWER = ("; an earlier call for this label lost its answer: before releasing (which plans the order "
+                "again under a new reference), check {carrier} for a label under {reference} and cancel it "
+                "there if one exists")
 
 
 def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
