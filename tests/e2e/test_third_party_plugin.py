@@ -26,7 +26,8 @@ from connector.ledger import ACTIVE_ORDER_STATES
 
 from .helpers import SEEDED_HOLDS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# alone: while the example is installed, every other test's plugin loading would see it too
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.alone]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "carrier-plugin"
