@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from . import problems
-from .auth import unauthenticated
+from .auth import refused_before_body
 from .routes import events, items, labels, ops, orders, shipments, status
 from .settings import ApiSettings
 
@@ -97,7 +97,7 @@ def create_app(rt: Runtime | None) -> FastAPI:
     app = FastAPI(title="mfn-connector", version=__version__, description=DESCRIPTION,
                   openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.rt = rt
-    problems.install(app, unauthenticated)
+    problems.install(app, refused_before_body)
     for module in (orders, shipments, items, events, labels):
         app.include_router(module.router, prefix="/v1", responses=problems.PROBLEM_RESPONSES)
     app.include_router(ops.router)  # /metrics, /readyz

@@ -54,12 +54,13 @@ def authenticated(request: Request, scheme: str, secret: str) -> ApiToken:
     return token
 
 
-def unauthenticated(request: Request) -> ApiProblem | None:
-    """The 401 a request without a live token gets, else None: for an answer FastAPI gives before
-    the route's own check runs (a body that is not JSON), so that a caller without a token learns
-    that first."""
+def refused_before_body(request: Request) -> ApiProblem | None:
+    """The 401 or 403 the route's token check would answer, else None: for an answer FastAPI gives
+    before that check runs (a body that is not JSON), so that a caller learns first what it would
+    learn of any other request."""
+    scheme, secret = get_authorization_scheme_param(request.headers.get("Authorization"))
     try:
-        authenticated(request, *get_authorization_scheme_param(request.headers.get("Authorization")))
+        _check(authenticated(request, scheme, secret), _route_scopes(request))
     except ApiProblem as problem:
         return problem
     return None
@@ -69,12 +70,25 @@ def authorized(request: Request, security_scopes: SecurityScopes,
                credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> ApiToken:
     """The request's token, which must hold every scope the route asks for (401/403 otherwise)."""
     scheme, secret = (credentials.scheme, credentials.credentials) if credentials else ("", "")
-    token = authenticated(request, scheme, secret)
-    missing = missing_scopes(token, security_scopes.scopes)
+    return _check(authenticated(request, scheme, secret), security_scopes.scopes)
+
+
+def _check(token: ApiToken, scopes: list[str] | tuple[str, ...]) -> ApiToken:
+    missing = missing_scopes(token, scopes)
     if missing:
         raise ApiProblem(403, "Forbidden", f"this route needs the {', '.join(missing)} scope; the token has "
                          f"{', '.join(token.scopes)}", kind="insufficient-scope")
     return token
+
+
+def _route_scopes(request: Request) -> tuple[str, ...]:
+    """The scopes the matched route requires (its ``require(...)`` dependency)."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    for sub in getattr(dependant, "dependencies", ()):
+        scopes = getattr(sub.call, "scopes", None)
+        if scopes is not None:
+            return scopes
+    return ()
 
 
 def require(*scopes: str) -> Callable[..., ApiToken]:
@@ -85,6 +99,7 @@ def require(*scopes: str) -> Callable[..., ApiToken]:
     def dependency(token: ApiToken = Security(authorized, scopes=list(scopes))) -> ApiToken:
         return token
 
+    dependency.scopes = scopes  # type: ignore[attr-defined]  # for refused_before_body
     return dependency
 
 

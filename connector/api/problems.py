@@ -89,8 +89,9 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def install(app: FastAPI, unauthenticated: Callable[[Request], ApiProblem | None]) -> None:
-    """The handlers; ``unauthenticated(request)`` is the 401 a request without a live token gets."""
+def install(app: FastAPI, refused_before_body: Callable[[Request], ApiProblem | None]) -> None:
+    """The handlers; ``refused_before_body(request)`` is the 401 or 403 the route's token check
+    would answer, else None."""
     @app.exception_handler(ApiProblem)
     async def _problem(_request: Request, exc: ApiProblem) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail, kind=exc.kind, errors=exc.errors,
@@ -99,9 +100,9 @@ def install(app: FastAPI, unauthenticated: Callable[[Request], ApiProblem | None
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # A body that is not JSON is refused before the route's dependencies run, its token
-        # check among them: a caller without a token hears that first, as for any other error.
+        # check among them: a caller without a token or scope hears that first, as for any other error.
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            refused = unauthenticated(request)
+            refused = refused_before_body(request)
             if refused is not None:
                 return await _problem(request, refused)
         errors = [_error(e) for e in exc.errors()]

@@ -89,6 +89,13 @@ def test_a_body_that_is_not_json_from_a_caller_without_a_token_gets_401(api, hea
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_a_body_that_is_not_json_from_a_token_without_the_scope_gets_403(api):
+    a = api()
+    r = a.client.post("/v1/shipments", content="{not json",
+                      headers={"Content-Type": "application/json", **a.headers("read")})
+    assert r.status_code == 403 and "operate" in r.json()["detail"], r.text
+
+
 def test_a_body_that_is_not_json_from_a_caller_with_a_token_gets_422_naming_the_body(api):
     a = api()
     r = a.client.post("/v1/shipments", content="{not json",
