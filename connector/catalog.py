@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import csv
+import difflib
+import logging
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -19,6 +21,8 @@ import yaml
 
 from .config import ConfigError, Problem, read_text
 from .model import CatalogItem, Money
+
+log = logging.getLogger("connector.catalog")
 
 MAX_SKU = 100  # Amazon's seller SKUs have at most 40; room for a warehouse's own codes
 COLUMNS = ("sku", "weight_g", "length_cm", "width_cm", "height_cm", "name_en", "name_cn", "hs_code",
@@ -93,13 +97,14 @@ class LayeredCatalog:
 def load_catalog(path: str | Path) -> Catalog:
     path = Path(path)
     text = read_text(path, "the catalog", encoding="utf-8-sig")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        rows = _yaml_rows(path, text)
-    else:
-        rows = _csv_rows(path, text)
+    as_yaml = path.suffix.lower() in (".yaml", ".yml")
+    rows = _yaml_rows(path, text) if as_yaml else _csv_rows(path, text)
     items: dict[str, CatalogItem] = {}
     problems: list[Problem] = []
+    columns: dict[str, int] = {}  # every column (key) the file uses -> its line: a CSV's header
     for line, row in rows:
+        for column in row if isinstance(row, dict) else ():  # a YAML item may be anything
+            columns.setdefault(str(column), line if as_yaml else 1)
         item, row_problems = _parse_row(str(path), line, row)
         problems += row_problems
         if item is None:
@@ -109,7 +114,21 @@ def load_catalog(path: str | Path) -> Catalog:
         items[item.sku] = item
     if problems:
         raise ConfigError(problems)
+    _warn_of_misspelled_columns(path, columns)
     return Catalog(items, str(path))
+
+
+def _warn_of_misspelled_columns(path: Path, columns: dict[str, int]) -> None:
+    """Columns of the file's own (an ERP's notes) are ignored, but one that is nearly a catalog
+    column is most likely that column misspelled, and its values would be lost without a word."""
+    known = (*COLUMNS, *OPTIONAL_COLUMNS)
+    for column, line in columns.items():
+        if column in known:
+            continue
+        near = difflib.get_close_matches(column.strip().lower(), known, n=1, cutoff=0.8)
+        if near:
+            log.warning("%s:%d: column %r is not a catalog column and is ignored; did you mean %r?",
+                        path, line, column, near[0])
 
 
 def parse_item(row: dict[str, Any]) -> tuple[CatalogItem | None, list[tuple[str, str]]]:
@@ -141,6 +160,9 @@ def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
 
 
 def _parse_row(file: str, line: int, row: dict[str, Any]) -> tuple[CatalogItem | None, list[Problem]]:
+    if not isinstance(row, dict):  # a YAML item that is a number, a string, a list...
+        return None, [Problem(file, line, "", "an item must be a mapping of the catalog's columns "
+                                              "(sku: ..., weight_g: ...)")]
     problems: list[Problem] = []
 
     def bad(column: str, message: str) -> None:

@@ -49,6 +49,18 @@ def test_duplicate_sku_and_missing_column(tmp_path):
         load_catalog(path)
 
 
+def test_a_misspelled_column_is_warned_of_and_one_of_the_users_own_is_not(tmp_path, caplog):
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER.replace("battery", "battery,catgory,notes")
+                    + "A,10,1,1,1,A,甲,123456,1,USD,no,Electronics,from the ERP\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="connector.catalog"):
+        catalog = load_catalog(path)
+    assert catalog.get("A").category in (None, "")  # the misspelled column is not read...
+    [warning] = [r.getMessage() for r in caplog.records]  # ...but said, once; "notes" is not
+    assert warning == (f"{path}:1: column 'catgory' is not a catalog column and is ignored; "
+                       "did you mean 'category'?")
+
+
 def test_yaml_catalog(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("- {sku: A, weight_g: 10, length_cm: 1, width_cm: 1, height_cm: 1, name_en: A,\n"
@@ -58,3 +70,10 @@ def test_yaml_catalog(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_catalog(path)
     assert any(str(p).startswith(f"{path}:4: weight_g") for p in info.value.problems)
+
+    path.write_text("- 5\n- [sku, A]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:{n}: an item must be a mapping of the catalog's columns (sku: ..., weight_g: ...)"
+        for n in (1, 2)]
