@@ -66,16 +66,20 @@ class State:
             return open_configured_ledger(config)
 
     def daemon_runtime(self) -> Runtime:
-        """The runtime of a command that drives the orders (run, serve): on a ledger workers
-        cannot share (SQLite), the only one (LedgerInUse otherwise)."""
-        rt = self.runtime()
-        try:
-            with _opening():
-                rt.ledger.hold_daemon_lock()
-        except click.ClickException:
-            rt.close()
-            raise
-        return rt
+        """The runtime of a command that drives the orders (run, serve): see :func:`sole_daemon`."""
+        return sole_daemon(self.runtime())
+
+
+def sole_daemon(rt: Runtime) -> Runtime:
+    """``rt``, made the only daemon driving its ledger's orders when workers cannot share the
+    ledger (SQLite); closed, and a message, when another daemon is (LedgerInUse)."""
+    try:
+        with _opening():
+            rt.ledger.hold_daemon_lock()
+    except click.ClickException:
+        rt.close()
+        raise
+    return rt
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from ..configured import load_config_with_plugins
 from ..engine.loop import Engine
 from ..engine.runtime import build_runtime
 from ..kit.values import looks_like_pdf
-from ..ledger import LedgerInUse
+from .app import sole_daemon
 from .summary import render, summarize
 
 
@@ -54,12 +54,8 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
         config, _ = load_config_with_plugins(str(config.path), state.host)  # URLs of the live emulators
         click.echo(f"sandbox: {len(sandbox.servers)} emulators on loopback "
                    f"({', '.join(f'{n} {s.url}' for n, s in sandbox.servers.items())})")
-        rt = build_runtime(config, state.host)
+        rt = sole_daemon(build_runtime(config, state.host))  # not beside a daemon on the sandbox ledger
         try:
-            try:
-                rt.ledger.hold_daemon_lock()  # not beside a daemon run on the same sandbox ledger
-            except LedgerInUse as exc:
-                raise click.ClickException(str(exc)) from None
             passes = Engine(rt).run_until_quiet()
             summary = summarize(rt)
             labels = [Path(p.label_path) for r in rt.ledger.orders() for p in rt.ledger.packages(r.order_id)

@@ -82,7 +82,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     for attempt in range(rt.engine.carrier_attempts):
         first_call = fresh and attempt == 0  # nothing was asked of the carrier for this claim yet
         try:
-            if not fresh or attempt > 0:  # the earlier call may have bought it: ask first
+            if not first_call:  # an earlier call may have bought it: ask first
                 shipment = timed(package.carrier, "find_by_reference",
                                  lambda: carrier.find_by_reference(package.idempotency_key))
                 if shipment is not None:

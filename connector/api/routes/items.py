@@ -42,7 +42,6 @@ def _positive_decimal(schema: dict[str, Any]) -> None:
             branch["pattern"] = _POSITIVE_TEXT
 
 
-
 # -- models ----------------------------------------------------------------------------------------
 
 class _ItemFields(BaseModel):
@@ -65,6 +64,7 @@ class _ItemFields(BaseModel):
     declared_currency: str = Field(description="ISO 4217 code of declared_value, e.g. USD",
                                    json_schema_extra={"pattern": r"^\s*[A-Za-z]{3}\s*$"})
     battery: bool = Field(False, description="contains a lithium battery")
+    category: str = Field("", description="Amazon's product category, for the VTR report (empty: none)")
 
     @field_validator("weight_g", mode="before")
     @classmethod
@@ -72,7 +72,6 @@ class _ItemFields(BaseModel):
         if isinstance(value, bool):  # JSON true is not 1 gram
             raise ValueError("must be a whole number of grams, not true/false")
         return value
-    category: str = Field("", description="Amazon's product category, for the VTR report (empty: none)")
 
     def row(self, sku: str) -> dict[str, str]:
         """The catalog file's columns, as text (what catalog.parse_item reads)."""

@@ -38,7 +38,6 @@ EARLIEST, LATEST = date(2000, 1, 1), date(9000, 1, 1)
 Flag = Literal["UNPRINTED", "PRINTED", "HANDED_OVER"]
 
 
-
 _PDF = {"schema": {"type": "string", "format": "binary"}}
 _CSV = {"schema": {"type": "string"}}
 

@@ -207,7 +207,6 @@ class SteerResult(BaseModel):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
 _NOT_FOUND = {404: documented("No such order")}
 _NO_PACKAGE = {404: documented("No such package")}
 _CONFLICT = {409: documented("The order's state does not allow this")}
