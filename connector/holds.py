@@ -29,6 +29,7 @@ class HoldReason(str, enum.Enum):
     CARRIER_UNAVAILABLE = "carrier_unavailable"
     CARRIER_REJECTED = "carrier_rejected"
     CARRIER_DUPLICATE_UNRESOLVED = "carrier_duplicate_unresolved"
+    LABEL_UNCERTAIN = "label_uncertain"
     PLAN_UNAVAILABLE = "plan_unavailable"
     INVALID_TRACKING_NUMBER = "invalid_tracking_number"
     TRACKING_NUMBER_LATE = "tracking_number_late"

@@ -13,6 +13,7 @@ from ..holds import HoldReason
 from .app import MAX_WINDOW_DAYS, State, cli, pass_state
 
 if TYPE_CHECKING:
+    from ..engine.runtime import Runtime
     from ..engine.steer import Steered
     from ..ledger import Ledger
 
@@ -226,12 +227,19 @@ def orders_hold(state: State, order_id: str, reason: str, message: str) -> None:
 
 @orders_group.command("release")
 @click.argument("order_id")
+@click.option("--replan", is_flag=True,
+              help="Give the order's label claim up and plan it again under a new reference. Only after "
+                   "checking that its carrier holds no label under the claimed reference (or cancelling it "
+                   "there): the hold's message names it.")
 @pass_state
-def orders_release(state: State, order_id: str) -> None:
+def orders_release(state: State, order_id: str, replan: bool) -> None:
     """Release a held order back to the state it was held from."""
-    from ..engine.steer import release_order
+    from ..engine.steer import release_order, replan_order
 
-    _steer(state, order_id, lambda ledger: release_order(ledger, order_id))
+    if replan:
+        _steer_with_runtime(state, order_id, lambda rt: replan_order(rt, order_id))
+    else:
+        _steer(state, order_id, lambda ledger: release_order(ledger, order_id))
 
 
 @orders_group.command("retry")
@@ -249,15 +257,22 @@ def orders_retry(state: State, order_id: str) -> None:
 @pass_state
 def orders_void(state: State, order_id: str) -> None:
     """Cancel the order's label at the carrier (before its first scan); the refund is recorded."""
-    from ..engine.steer import SteerError, void_order
+    from ..engine.steer import void_order
+
+    _steer_with_runtime(state, order_id, lambda rt: void_order(rt, order_id))
+
+
+def _steer_with_runtime(state: State, order_id: str, change: Callable[[Runtime], Steered]) -> None:
+    """:func:`_steer` for a change that drives the order, and so needs the carriers."""
+    from ..engine.steer import SteerError
 
     rt = state.runtime()
     try:
-        done = void_order(rt, order_id)
+        done = change(rt)
     except SteerError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         rt.close()
-    if not done.complete:  # claimed, not finished now: the daemon carries on with it
+    if not done.complete:  # a void claimed, not finished now: the daemon carries on with it
         raise click.ClickException(done.done)
     click.echo(f"{order_id}: {done.done}")

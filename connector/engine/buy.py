@@ -46,9 +46,11 @@ def build_request(rt: Runtime, order: Order, package: Package) -> ShipmentReques
 
 def carrier_gone(rt: Runtime, order: Order, package: Package) -> Outcome:
     """Hold an order whose package's carrier is no longer configured or installed."""
-    return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
-                f"order {order.order_id}: carrier {package.carrier!r} is no longer configured or installed; "
-                f"a label may exist there under {package.idempotency_key}: check it before releasing")
+    message = (f"order {order.order_id}: carrier {package.carrier!r} is no longer configured or installed; "
+               f"a label may exist there under {package.idempotency_key}: check it before releasing")
+    if package.state == PackageState.LABEL_CLAIMED:  # nothing known bought: planning again is possible
+        message += " (if none exists, release with --replan to plan the order again with another carrier)"
+    return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE, message)
 
 
 def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
@@ -98,16 +100,18 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             if shipment is None:
                 return hold(rt, order.order_id, HoldReason.CARRIER_DUPLICATE_UNRESOLVED,
                             f"order {order.order_id}: {package.carrier} says reference "
-                            f"{package.idempotency_key} exists but cannot find it")
+                            f"{package.idempotency_key} exists but cannot find it" + _check_carrier(package))
             rt.counters.add("labels_recovered")
             break
         except PermanentCarrierError as exc:
+            if not first_call:  # an earlier call may have bought it: the claim stays, a person checks
+                return hold(rt, order.order_id, HoldReason.LABEL_UNCERTAIN,
+                            f"order {order.order_id}: {package.carrier} refused the shipment ({exc}) after "
+                            "an earlier call for it lost its answer" + _check_carrier(package))
             rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
                               order_state=OrderState.NEW, error=str(exc)[:500])
             return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
-                        f"order {order.order_id}: {package.carrier} refused the shipment: {exc}"
-                        + ("" if first_call else _LOST_ANSWER.format(carrier=package.carrier,
-                                                                     reference=package.idempotency_key)))
+                        f"order {order.order_id}: {package.carrier} refused the shipment: {exc}")
         except TransientCarrierError as exc:
             last_error = f"{package.carrier}: {exc}"
             backoff(attempt)
@@ -122,24 +126,33 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
 
 # The same request was refused, so the call whose answer was lost was most likely refused too; but
 # a carrier that refuses a taken reference with a plain error (one its plugin does not recognise
-# as a duplicate) may hold a label bought by that call, which its lookup does not show yet.
-_LOST_ANSWER = ("; an earlier call for this label lost its answer: before releasing (which plans the order "
-                "again under a new reference), check {carrier} for a label under {reference} and cancel it "
-                "there if one exists")
+# as a duplicate) may hold a label bought by that call, which its lookup does not show yet. Planning
+# again under a new reference would then buy a second label: only a person who checked may say so.
+_CHECK_CARRIER = ("; a label may exist under {reference}. Release the order to ask {carrier} again (a label "
+                  "found there is kept); if {carrier} holds none under that reference, or you cancelled it "
+                  "there, release it with --replan {then}")
+_REPLAN = "to plan it again under a new reference"
+
+
+def _check_carrier(package: Package, then: str = _REPLAN) -> str:
+    return _CHECK_CARRIER.format(carrier=package.carrier, reference=package.idempotency_key, then=then)
 
 
 def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
-    """Amazon cancelled the order while its label was claimed: buy nothing; if the earlier call
-    did buy it, keep the label on record so that the next step voids it."""
+    """Amazon cancelled the order while its label was claimed: buy nothing. If the earlier call
+    did buy it, the label is kept on record so that the next step voids it; if the carrier shows
+    none, that call may still have bought one its lookup does not show yet (a claim outlives its
+    step only when a call lost its answer, or the process died), so a person checks."""
     try:
         shipment = retry_safe(rt, package.carrier, "find_by_reference",
                               lambda: carrier.find_by_reference(package.idempotency_key))
     except TransientCarrierError as exc:
         return defer(rt, record, f"{package.carrier}: {exc}")
     if shipment is None:
-        rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
-                          order_state=OrderState.CANCELLED, error="order cancelled on Amazon; nothing bought")
-        return Outcome.REST
+        return hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
+                    f"order {record.order_id}: Amazon cancelled the order while its label was being bought "
+                    f"and {package.carrier} shows no label for it"
+                    + _check_carrier(package, "to give the claim up: the order then ends cancelled"))
     rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
                       carrier_shipment_id=shipment.carrier_shipment_id,
                       tracking_number=shipment.tracking_number or "")

@@ -127,7 +127,10 @@ def _reconsider_held(rt: Runtime, order: Order) -> None:
             and not record.order.ship_to.missing_fields():
         rt.ledger.release(order.order_id)
         log.info("order %s: Amazon now sends a complete address; released", order.order_id)
-    elif order.status == FulfillmentStatus.CANCELLED and record.held_from in _CANCEL_RELEASES:
-        # NEW: planning moves it to CANCELLED; with a label, the next step voids it
+    elif order.status == FulfillmentStatus.CANCELLED and record.held_from in _CANCEL_RELEASES \
+            and record.hold_reason != HoldReason.LABEL_UNCERTAIN.value:
+        # NEW: planning moves it to CANCELLED; with a label, the next step voids it. An uncertain
+        # label claim waits for the person who checks the carrier: released, it would only be held
+        # again, poll after poll.
         rt.ledger.release(order.order_id)
         log.info("order %s: cancelled on Amazon while held; released to settle it", order.order_id)

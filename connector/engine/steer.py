@@ -1,8 +1,9 @@
 """An operator steers one order: hold, release, retry, void.
 
 One place for what ``mfn-connector orders hold|release|retry|void`` and the HTTP API's
-``POST /v1/orders/{id}/hold|release|retry|void`` do. Each returns a :class:`Steered` saying what
-was done (``done`` is the text the CLI prints after the order id) or raises a :class:`SteerError`:
+``POST /v1/orders/{id}/hold|release|retry|void`` do (``release --replan``, a body of
+``{"replan": true}``: give a label claim up). Each returns a :class:`Steered` saying what was done
+(``done`` is the text the CLI prints after the order id) or raises a :class:`SteerError`:
 :class:`OrderNotFound` for an order the ledger does not know, :class:`NotAllowed` for a change the
 order's state does not allow. Messages name the order, never buyer data.
 """
@@ -67,6 +68,39 @@ def release_order(ledger: Ledger, order_id: str) -> Steered:
     except StaleStateError as exc:
         raise NotAllowed(str(exc)) from None
     return Steered(order_id, "release", target, f"released to {target.value}")
+
+
+def replan_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -> Steered:
+    """Release a held order whose label claim bought nothing, giving the claim up: the order is
+    planned again under a new reference (or, if Amazon cancelled it, ends cancelled).
+
+    Only the operator can say the claim bought nothing, having checked the carrier under its
+    reference (``label_uncertain``, ``carrier_duplicate_unresolved``, ``carrier_unavailable``): the
+    daemon asks the carrier's lookup, which may lag behind a call whose answer was lost. A plain
+    release asks the carrier again instead."""
+    record = rt.ledger.get_order(order_id)
+    if record is None:
+        raise _unknown(order_id)
+    if record.state is not OrderState.HELD:
+        raise NotAllowed(f"order {order_id} is {record.state.value}, not HELD")
+    with rt.driving(order_id, wait) as mine:  # not while a worker is in the middle of a step
+        if not mine:
+            raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
+        claims = [p for p in rt.ledger.packages(order_id) if p.state is PackageState.LABEL_CLAIMED]
+        if not claims:
+            raise NotAllowed(f"order {order_id} has no label claim to give up (held {record.hold_reason}): "
+                             "release it without replanning")
+        try:
+            for package in claims:  # held: the order stays HELD, and its release goes to NEW
+                rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
+                                  order_state=OrderState.NEW, error="claim given up by an operator: no "
+                                                                    f"label under {package.idempotency_key}")
+            target = rt.ledger.release(order_id)
+        except StaleStateError as exc:
+            raise NotAllowed(str(exc)) from None
+    given_up = ", ".join(p.idempotency_key for p in claims)
+    return Steered(order_id, "release", target,
+                   f"label claim {given_up} given up; released to {target.value}")
 
 
 def retry_order(ledger: Ledger, order_id: str) -> Steered:

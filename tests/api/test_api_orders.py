@@ -260,6 +260,34 @@ def test_hold_release_retry_round_trip(shipped):
     assert record.attempts == 0 and record.next_attempt_at is None
 
 
+def test_release_with_replan_gives_a_label_claim_up(shipped):
+    """An order held with a label claim its carrier does not show: the operator, having checked
+    the carrier, releases it with ``{"replan": true}`` and it is planned again from NEW."""
+    a = shipped
+    oid = next(r.order_id for r in a.rt.ledger.orders([OrderState.HELD])
+               if r.held_from is OrderState.NEW and not a.rt.ledger.packages(r.order_id))
+    a.rt.ledger.release(oid)
+    package = a.rt.ledger.plan_package(oid, "1", f"{oid}-1", "yanwen", "YW-TEST", [])
+    a.rt.ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED,
+                        order_state=OrderState.LABEL_CLAIMED)
+    a.rt.ledger.hold(oid, "label_uncertain", "a call lost its answer")
+
+    extra = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": True, "why": "checked"})
+    assert extra.status_code == 422 and a.rt.ledger.get_order(oid).state is OrderState.HELD
+    r = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "NEW"
+    assert r.json()["detail"] == f"label claim {oid}-1 given up; released to NEW"
+    assert a.rt.ledger.get_package(package.id).state is PackageState.FAILED
+    assert a.rt.ledger.get_order(oid).state is OrderState.NEW
+
+    a.post(f"/v1/orders/{oid}/hold", scope="operate")
+    nothing = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": True})
+    assert nothing.status_code == 409 and "no label claim to give up" in nothing.json()["detail"]
+    plain = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": False})
+    assert plain.status_code == 200 and plain.json()["detail"] == "released to NEW"
+
+
 def test_steering_errors_are_problems_naming_the_order(shipped):
     a = shipped
     unknown = "999-0000000-0000000"

@@ -1,30 +1,53 @@
 """A carrier that refuses a label: the first create of a claim refused gives the claim up (nothing
-can exist under its reference); a refusal after a call whose answer was lost also gives it up, as
-the same request was refused, but the hold warns the operator to check the carrier for a label
-under the reference first, since a carrier may refuse a taken reference with a plain error."""
+can exist under its reference). A refusal after a call whose answer was lost keeps the claim and
+holds the order ``label_uncertain``: the same request was refused, so that call was most likely
+refused too, but a carrier may refuse a taken reference with a plain error while its lookup does
+not show the label yet. A release asks the carrier again; only ``release --replan``, the word of
+an operator who checked the carrier, plans the order again under a new reference."""
 from __future__ import annotations
 
 import pytest
+import requests
+from click.testing import CliRunner
 
+from connector import clock
+from connector.cli import cli
 from connector.engine.loop import step
+from connector.engine.steer import NotAllowed, replan_order
 from connector.holds import HoldReason
 from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
 from connector.ledger import OrderState, PackageState
+from connector.model import FulfillmentStatus
 
 from ..e2e.helpers import ingest_all
 
 pytestmark = pytest.mark.e2e
 
-WARNING = "an earlier call for this label lost its answer"
+
+@pytest.fixture(autouse=True)
+def daemon_clock():
+    clock.reset()
+    yield
+    clock.reset()
+
+
+def amazon_cancels(w, order_id: str) -> None:
+    """The buyer cancels the order on Amazon; the clocks move on until a poll can see it."""
+    answer = requests.post(f"{w.url('spapi')}/_sandbox/orders/{order_id}/cancel", json={}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    for server in w.sandbox.servers.values():
+        moved = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": 600}, timeout=10)
+        assert moved.status_code == 200, moved.text
+    clock.advance(600)
 
 
 class Refusing:
     """Every create after the first ``lost`` ones is refused; those are bought and their answer
     lost (``lost=0``: the first create is refused); the lookup by reference lags: it shows
-    nothing."""
+    nothing until ``lagging`` is set False."""
 
     def __init__(self, carrier, lost: int):
-        self.carrier, self.lost, self.creates = carrier, lost, 0
+        self.carrier, self.lost, self.creates, self.lagging = carrier, lost, 0, True
 
     def create_shipment(self, request):
         self.creates += 1
@@ -34,38 +57,124 @@ class Refusing:
         raise PermanentCarrierError("shipment refused: postcode not served")
 
     def find_by_reference(self, reference):
-        return None
+        return None if self.lagging else self.carrier.find_by_reference(reference)
 
     def __getattr__(self, name):
         return getattr(self.carrier, name)
 
 
-def refused_once_planned(world, monkeypatch, lost: int):
+def refused_once_planned(world, monkeypatch, lost: int, cancelled: bool = False):
+    """One order planned with YunExpress, then stepped once against a refusing carrier (``cancelled``:
+    Amazon cancels the order after its claim, and the step that settles the claim runs next).
+    Returns the world, the runtime (open: the caller closes it), the order and its package."""
     monkeypatch.setattr("connector.engine.buy.backoff", lambda attempt: None)
-    w = world({"sandbox": {"orders": 1}, "routing": {"default": ["yunexpress:*"]},
+    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
                "selection": {"overrides": []}, "engine": {"carrier_attempts": 2}})
     rt = w.runtime()
-    try:
-        ingest_all(rt)
-        for record in rt.ledger.orders([OrderState.NEW]):
-            step(rt, record)
-        order_id = rt.ledger.orders([OrderState.PLANNED])[0].order_id
-        rt.carriers["yunexpress"] = Refusing(rt.carriers["yunexpress"], lost)
+    ingest_all(rt)
+    for record in rt.ledger.orders([OrderState.NEW]):
+        step(rt, record)
+    order_id = next(r.order_id for r in rt.ledger.orders([OrderState.PLANNED])
+                    if r.order.status is FulfillmentStatus.UNSHIPPED)  # one Amazon can still cancel
+    refusing = rt.carriers["yunexpress"] = Refusing(rt.carriers["yunexpress"], lost)
+    if cancelled:  # the first call loses its answer, then Amazon cancels the order
+        refusing.lost = 99
         step(rt, rt.ledger.get_order(order_id))
-        return w, rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
+        assert rt.ledger.get_order(order_id).state is OrderState.LABEL_CLAIMED
+        amazon_cancels(w, order_id)
+        ingest_all(rt)
+        assert rt.ledger.get_order(order_id).order.status is FulfillmentStatus.CANCELLED
+    step(rt, rt.ledger.get_order(order_id))
+    return w, rt, rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
+
+
+def test_a_first_create_refused_gives_the_claim_up(world, monkeypatch):
+    _w, rt, held, package = refused_once_planned(world, monkeypatch, lost=0)
+    rt.close()
+    assert held.state == OrderState.HELD and held.hold_reason == HoldReason.CARRIER_REJECTED.value
+    assert "postcode not served" in held.hold_message and "--replan" not in held.hold_message
+    assert package.state == PackageState.FAILED
+
+
+def test_a_refusal_after_a_lost_answer_keeps_the_claim_for_a_person(world, monkeypatch):
+    w, rt, held, package = refused_once_planned(world, monkeypatch, lost=1)
+    rt.close()
+    assert held.state == OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+    assert "postcode not served" in held.hold_message
+    assert f"a label may exist under {package.idempotency_key}" in held.hold_message
+    assert "--replan" in held.hold_message
+    assert package.state == PackageState.LABEL_CLAIMED and held.held_from == OrderState.LABEL_CLAIMED
+    assert len(w.state("yunexpress")["labels"]) == 1  # why: that lost call did buy one
+
+
+def test_released_it_asks_the_carrier_again_and_keeps_the_label_found(world, monkeypatch):
+    w, rt, held, package = refused_once_planned(world, monkeypatch, lost=1)
+    try:
+        rt.ledger.release(held.order_id)
+        step(rt, rt.ledger.get_order(held.order_id))  # the lookup still lags: held again, claim kept
+        again = rt.ledger.get_order(held.order_id)
+        assert again.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+        assert rt.ledger.packages(held.order_id)[-1].state is PackageState.LABEL_CLAIMED
+        rt.carriers["yunexpress"].lagging = False
+        rt.ledger.release(held.order_id)
+        step(rt, rt.ledger.get_order(held.order_id))
+        found = rt.ledger.packages(held.order_id)
+        assert [p.state for p in found] == [PackageState.LABEL_CREATED]
+        assert found[0].idempotency_key == package.idempotency_key
+    finally:
+        rt.close()
+    assert len(w.state("yunexpress")["labels"]) == 1  # the label the lost call bought, not a second
+
+
+def test_replan_gives_the_claim_up_and_the_order_is_planned_under_a_new_reference(world, monkeypatch):
+    w, rt, held, package = refused_once_planned(world, monkeypatch, lost=1)
+    rt.close()
+    done = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "release", held.order_id,
+                                    "--replan"])
+    assert done.exit_code == 0, done.output
+    assert done.output.strip() == (f"{held.order_id}: label claim {package.idempotency_key} given up; "
+                                   "released to NEW")
+    rt = w.runtime()
+    try:
+        given_up = rt.ledger.get_package(package.id)
+        assert given_up.state is PackageState.FAILED and "given up by an operator" in given_up.error
+        assert rt.ledger.get_order(held.order_id).state is OrderState.NEW
+        for _ in range(2):  # planned again, and bought (the carrier is real)
+            step(rt, rt.ledger.get_order(held.order_id))
+        packages = rt.ledger.packages(held.order_id)
+        assert len(packages) == 2 and packages[-1].idempotency_key != package.idempotency_key
+        assert packages[-1].state in (PackageState.LABEL_CREATED, PackageState.LABELED,
+                                      PackageState.CONFIRMED, PackageState.VERIFIED), packages[-1]
     finally:
         rt.close()
 
 
-def test_a_first_create_refused_gives_the_claim_up_without_a_warning(world, monkeypatch):
-    _w, held, package = refused_once_planned(world, monkeypatch, lost=0)
-    assert held.state == OrderState.HELD and held.hold_reason == HoldReason.CARRIER_REJECTED.value
-    assert "postcode not served" in held.hold_message and WARNING not in held.hold_message
-    assert package.state == PackageState.FAILED
+def test_replan_needs_a_held_order_with_a_claim(world, monkeypatch):
+    _w, rt, held, _package = refused_once_planned(world, monkeypatch, lost=0)  # claim given up already
+    try:
+        with pytest.raises(NotAllowed, match="no label claim to give up"):
+            replan_order(rt, held.order_id)
+        rt.ledger.release(held.order_id)
+        with pytest.raises(NotAllowed, match="not HELD"):
+            replan_order(rt, held.order_id)
+    finally:
+        rt.close()
 
 
-def test_a_refusal_after_a_lost_answer_warns_to_check_the_reference_at_the_carrier(world, monkeypatch):
-    w, held, package = refused_once_planned(world, monkeypatch, lost=1)
-    assert held.state == OrderState.HELD and held.hold_reason == HoldReason.CARRIER_REJECTED.value
-    assert WARNING in held.hold_message and f"a label under {package.idempotency_key}" in held.hold_message
-    assert len(w.state("yunexpress")["labels"]) == 1  # what the warning is for: a label may exist
+def test_cancelled_while_claimed_with_nothing_found_a_person_checks(world, monkeypatch):
+    """The lookup shows nothing, but the lost call bought a label: the order is held, not ended
+    as "nothing bought" with a paid label left unvoided; polls of the cancelled order do not
+    release it again; a replan ends it cancelled."""
+    w, rt, held, package = refused_once_planned(world, monkeypatch, lost=1, cancelled=True)
+    try:
+        assert held.state is OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+        assert "Amazon cancelled the order" in held.hold_message and "ends cancelled" in held.hold_message
+        assert package.state is PackageState.LABEL_CLAIMED
+        ingest_all(rt)
+        assert rt.ledger.get_order(held.order_id).state is OrderState.HELD
+        replan_order(rt, held.order_id)
+        step(rt, rt.ledger.get_order(held.order_id))
+        assert rt.ledger.get_order(held.order_id).state is OrderState.CANCELLED
+        assert len(rt.ledger.packages(held.order_id)) == 1
+    finally:
+        rt.close()

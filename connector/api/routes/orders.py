@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path as FilePath
@@ -195,6 +196,14 @@ class HoldRequest(BaseModel):
                          description="for a human; never put buyer data here")
 
 
+class ReleaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    replan: bool = Field(False, description=(
+        "give the order's label claim up and plan it again under a new reference; only after checking "
+        "that its carrier holds no label under the claimed reference (the hold's message names it)"))
+
+
 class SteerResult(BaseModel):
     order_id: str
     action: Literal["hold", "release", "retry", "void"]
@@ -377,10 +386,10 @@ def show_order(request: Request, order_id: OrderId,
                               package_id=h.get("package_id")) for h in ledger.history(order_id)])
 
 
-def _steer(request: Request, change: Any, order_id: str, *args: Any) -> SteerResult:
+def _steer(change: Callable[[], steer.Steered]) -> SteerResult:
     """Apply one operator change (connector/engine/steer.py) and answer it, or its problem."""
     try:
-        return _steered(change(_rt(request).ledger, order_id, *args))
+        return _steered(change())
     except steer.SteerError as exc:
         raise _steer_problem(exc) from None
 
@@ -390,21 +399,25 @@ def _steer(request: Request, change: Any, order_id: str, *args: Any) -> SteerRes
 def hold_order(request: Request, order_id: OrderId, body: Annotated[HoldRequest | None, Body()] = None,
                _token: ApiToken = Depends(require("operate"))) -> SteerResult:
     body = body or HoldRequest()
-    return _steer(request, steer.hold_order, order_id, body.reason.value, body.message)
+    reason, message = body.reason.value, body.message
+    return _steer(lambda: steer.hold_order(_rt(request).ledger, order_id, reason, message))
 
 
 @router.post("/orders/{order_id}/release", response_model=SteerResult, responses={**_NOT_FOUND, **_CONFLICT},
              tags=["orders"], summary="Release a held order to the state it was held from")
-def release_order(request: Request, order_id: OrderId,
+def release_order(request: Request, order_id: OrderId, body: Annotated[ReleaseRequest | None, Body()] = None,
                   _token: ApiToken = Depends(require("operate"))) -> SteerResult:
-    return _steer(request, steer.release_order, order_id)
+    """With ``{"replan": true}``, the order's label claim is given up (409 when it has none)."""
+    if body is not None and body.replan:
+        return _steer(lambda: steer.replan_order(_rt(request), order_id))
+    return _steer(lambda: steer.release_order(_rt(request).ledger, order_id))
 
 
 @router.post("/orders/{order_id}/retry", response_model=SteerResult, responses={**_NOT_FOUND, **_CONFLICT},
              tags=["orders"], summary="Make a deferred order due now")
 def retry_order(request: Request, order_id: OrderId,
                 _token: ApiToken = Depends(require("operate"))) -> SteerResult:
-    return _steer(request, steer.retry_order, order_id)
+    return _steer(lambda: steer.retry_order(_rt(request).ledger, order_id))
 
 
 @router.post("/orders/{order_id}/void", response_model=SteerResult, tags=["orders"],
@@ -420,13 +433,10 @@ def void_order(request: Request, response: Response, order_id: OrderId,
     its hold. Asked again (a retry), a voided label answers 200 as its void did. 409 when there is
     no label, the carrier has scanned it, or the carrier refused (the order is then HELD
     ``void_refused``)."""
-    try:
-        done = steer.void_order(_rt(request), order_id)
-    except steer.SteerError as exc:
-        raise _steer_problem(exc) from None
+    done = _steer(lambda: steer.void_order(_rt(request), order_id))
     if not done.complete:
         response.status_code = 202
-    return _steered(done)
+    return done
 
 
 # -- packages --------------------------------------------------------------------------------------
