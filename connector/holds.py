@@ -56,6 +56,14 @@ WAIVED_BY_RELEASE = frozenset({HoldReason.BUYER_CANCEL_REQUESTED.value})
 Amazon's data keeps showing (a buyer's cancel request stays on the order)."""
 
 
+CLAIM_GIVEN_UP_BY_RELEASE = frozenset({
+    HoldReason.LABEL_UNCERTAIN.value, HoldReason.CARRIER_DUPLICATE_UNRESOLVED.value,
+    HoldReason.CARRIER_UNAVAILABLE.value, HoldReason.RETRIES_EXHAUSTED.value})
+"""Reasons whose release may give the order's label claim up (``orders release --replan``): the
+buy step holds for them only once its call is over, so no call under the claim is in flight. A
+hold an operator put on mid-step (``manual``) gives no such promise."""
+
+
 def parse_hold_reason(value: str) -> HoldReason:
     """The reason named ``value``; ValueError listing the known ones."""
     try:

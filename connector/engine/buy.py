@@ -60,18 +60,10 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return carrier_gone(rt, order, package)
     if package.state == PackageState.LABEL_CLAIMED and order.status == FulfillmentStatus.CANCELLED:
         return _settle_claim(rt, record, package, carrier)
-    fresh = False
-    if package.state == PackageState.PLANNED:
-        if record.cancel_request_stands:
-            return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
-                        f"order {order.order_id}: the buyer asked to cancel before the label was bought")
-        package = rt.ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED,
-                                    order_state=OrderState.LABEL_CLAIMED)
-        crashpoint("after_claim")
-        fresh = True
-    if package.state != PackageState.LABEL_CLAIMED:
-        return Outcome.PROGRESS
-    try:
+    if package.state == PackageState.PLANNED and record.cancel_request_stands:
+        return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
+                    f"order {order.order_id}: the buyer asked to cancel before the label was bought")
+    try:  # before the claim: a claim is followed by a call to the carrier, but for a crash
         request = build_request(rt, order, package)
     except KeyError as exc:
         return hold(rt, order.order_id, HoldReason.UNKNOWN_SKU,
@@ -80,6 +72,14 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return hold(rt, order.order_id, HoldReason.PLAN_UNAVAILABLE,
                     f"order {order.order_id}: package {package.package_ref} has no stored plan and the "
                     f"site rules cannot give it one now: {exc}")
+    fresh = False
+    if package.state == PackageState.PLANNED:
+        package = rt.ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED,
+                                    order_state=OrderState.LABEL_CLAIMED)
+        crashpoint("after_claim")
+        fresh = True
+    if package.state != PackageState.LABEL_CLAIMED:
+        return Outcome.PROGRESS
     shipment, last_error = None, ""
     for attempt in range(rt.engine.carrier_attempts):
         first_call = fresh and attempt == 0  # nothing was asked of the carrier for this claim yet
@@ -128,21 +128,24 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
 # a carrier that refuses a taken reference with a plain error (one its plugin does not recognise
 # as a duplicate) may hold a label bought by that call, which its lookup does not show yet. Planning
 # again under a new reference would then buy a second label: only a person who checked may say so.
-_CHECK_CARRIER = ("; a label may exist under {reference}. Release the order to ask {carrier} again (a label "
-                  "found there is kept); if {carrier} holds none under that reference, or you cancelled it "
-                  "there, release it with --replan {then}")
-_REPLAN = "to plan it again under a new reference"
+_CHECK_CARRIER = ("; a label may exist under {reference}. A release looks it up at {carrier} "
+                  "again{then_release}; once you have checked that {carrier} holds none under that "
+                  "reference, or cancelled it there, release the order with --replan {then_replan}")
+_BUY_AGAIN = (" and asks for the label again under that same reference if none is found",
+              "to plan it again under a new reference")
+_CANCELLED = (" (a label found is voided)", "to give the claim up: the order then ends cancelled")
 
 
-def _check_carrier(package: Package, then: str = _REPLAN) -> str:
-    return _CHECK_CARRIER.format(carrier=package.carrier, reference=package.idempotency_key, then=then)
+def _check_carrier(package: Package, then: tuple[str, str] = _BUY_AGAIN) -> str:
+    return _CHECK_CARRIER.format(carrier=package.carrier, reference=package.idempotency_key,
+                                 then_release=then[0], then_replan=then[1])
 
 
 def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
     """Amazon cancelled the order while its label was claimed: buy nothing. If the earlier call
     did buy it, the label is kept on record so that the next step voids it; if the carrier shows
     none, that call may still have bought one its lookup does not show yet (a claim outlives its
-    step only when a call lost its answer, or the process died), so a person checks."""
+    step only when a call lost its answer, or the process died at the call), so a person checks."""
     try:
         shipment = retry_safe(rt, package.carrier, "find_by_reference",
                               lambda: carrier.find_by_reference(package.idempotency_key))
@@ -152,7 +155,7 @@ def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: C
         return hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
                     f"order {record.order_id}: Amazon cancelled the order while its label was being bought "
                     f"and {package.carrier} shows no label for it"
-                    + _check_carrier(package, "to give the claim up: the order then ends cancelled"))
+                    + _check_carrier(package, _CANCELLED))
     rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
                       carrier_shipment_id=shipment.carrier_shipment_id,
                       tracking_number=shipment.tracking_number or "")

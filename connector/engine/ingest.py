@@ -22,7 +22,7 @@ log = logging.getLogger("connector.engine")
 # pages of 100 instead of one getOrder each. Unknown SHIPPED orders (shipped by hand) are ignored.
 STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
 # Held orders a cancellation on Amazon settles: nothing bought yet, or a label to void.
-_CANCEL_RELEASES = (None, OrderState.NEW, OrderState.LABEL_CLAIMED,
+_CANCEL_RELEASES = (None, OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED,
                     OrderState.LABELED, OrderState.CONFIRMING)
 
 # RECIPIENT: the address; CANCELLATION: buyer cancel requests (check before buying a label);

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
+from ..model import FulfillmentStatus
 
 if TYPE_CHECKING:
     from ..ledger import Ledger, OrderRecord, Package
@@ -75,32 +76,25 @@ def replan_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS)
     planned again under a new reference (or, if Amazon cancelled it, ends cancelled).
 
     Only the operator can say the claim bought nothing, having checked the carrier under its
-    reference (``label_uncertain``, ``carrier_duplicate_unresolved``, ``carrier_unavailable``): the
-    daemon asks the carrier's lookup, which may lag behind a call whose answer was lost. A plain
-    release asks the carrier again instead."""
-    record = rt.ledger.get_order(order_id)
-    if record is None:
+    reference: the daemon asks the carrier's lookup, which may lag behind a call whose answer was
+    lost. A plain release asks the carrier again instead. Only for the holds the label step sets
+    once its call is over (``CLAIM_GIVEN_UP_BY_RELEASE``): a manual hold may have caught a step
+    whose call is still in flight, in another process the order's lock does not reach."""
+    if rt.ledger.get_order(order_id) is None:
         raise _unknown(order_id)
-    if record.state is not OrderState.HELD:
-        raise NotAllowed(f"order {order_id} is {record.state.value}, not HELD")
-    with rt.driving(order_id, wait) as mine:  # not while a worker is in the middle of a step
+    with rt.driving(order_id, wait) as mine:  # and not while a thread here is in the middle of a step
         if not mine:
             raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
-        claims = [p for p in rt.ledger.packages(order_id) if p.state is PackageState.LABEL_CLAIMED]
-        if not claims:
-            raise NotAllowed(f"order {order_id} has no label claim to give up (held {record.hold_reason}): "
-                             "release it without replanning")
         try:
-            for package in claims:  # held: the order stays HELD, and its release goes to NEW
-                rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
-                                  order_state=OrderState.NEW, error="claim given up by an operator: no "
-                                                                    f"label under {package.idempotency_key}")
-            target = rt.ledger.release(order_id)
-        except StaleStateError as exc:
+            target, given_up = rt.ledger.give_up_claims(
+                order_id, "claim given up by an operator: no label under its reference at the carrier")
+        except (StaleStateError, ValueError) as exc:
             raise NotAllowed(str(exc)) from None
-    given_up = ", ".join(p.idempotency_key for p in claims)
+    record = rt.ledger.get_order(order_id)
+    cancelled = record is not None and record.order.status is FulfillmentStatus.CANCELLED
+    done = f"label claim {', '.join(given_up)} given up; released to {target.value}"
     return Steered(order_id, "release", target,
-                   f"label claim {given_up} given up; released to {target.value}")
+                   done + ("; Amazon cancelled the order: it ends CANCELLED" if cancelled else ""))
 
 
 def retry_order(ledger: Ledger, order_id: str) -> Steered:

@@ -228,6 +228,13 @@ class Ledger:
         """Return a HELD order to the state it was held from (NEW if unknown); returns it."""
         raise NotImplementedError
 
+    def give_up_claims(self, order_id: str, note: str) -> tuple[OrderState, list[str]]:
+        """Release a HELD order whose hold allows it (``CLAIM_GIVEN_UP_BY_RELEASE``) to NEW, its
+        LABEL_CLAIMED packages FAILED with ``note``: planned again, under a new reference. Returns
+        NEW and the references given up. In one transaction; StaleStateError when the order is
+        not HELD, ValueError when its reason does not allow it or nothing is claimed."""
+        raise NotImplementedError
+
     def defer(self, order_id: str, until: datetime, error: str) -> int:
         """Record a transient failure: attempts += 1, next_attempt_at = until. Returns attempts."""
         raise NotImplementedError

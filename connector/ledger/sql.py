@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..events import Event, matches, order_event, package_event
-from ..holds import WAIVED_BY_RELEASE, parse_hold_reason
+from ..holds import CLAIM_GIVEN_UP_BY_RELEASE, WAIVED_BY_RELEASE, parse_hold_reason
 from ..model import Order, iso, parse_iso, utcnow
 from .base import (
     SHIPPED_ORDER_STATES,
@@ -440,6 +440,32 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 note = f"released: ships despite {row['hold_reason']}"
             self._set_state(conn, order_id, OrderState.HELD.value, target, now, note)
             return target
+
+    def give_up_claims(self, order_id: str, note: str) -> tuple[OrderState, list[str]]:
+        with self._write(order_id) as conn:
+            now = self._now()
+            row = self._order_row(conn, order_id, "state, hold_reason")
+            if row["state"] != OrderState.HELD.value:
+                raise StaleStateError(f"order {order_id} is {row['state']}, not HELD")
+            reason = row["hold_reason"]
+            if reason not in CLAIM_GIVEN_UP_BY_RELEASE:
+                allowed = ", ".join(sorted(CLAIM_GIVEN_UP_BY_RELEASE))
+                raise ValueError(f"order {order_id} is held {reason}: only a hold the label step set after "
+                                 f"its call ({allowed}) may give its claim up")
+            claims = conn.execute("SELECT id, package_ref, idempotency_key FROM packages WHERE order_id = ?"
+                                  " AND state = ?"
+                                  " ORDER BY id", (order_id, PackageState.LABEL_CLAIMED.value)).fetchall()
+            if not claims:
+                raise ValueError(f"order {order_id} has no label claim to give up (held {reason}): "
+                                 "release it without replanning")
+            for claim in claims:
+                conn.execute("UPDATE packages SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                             (PackageState.FAILED.value, note[:500], now, claim["id"]))
+                self._transition(conn, order_id, claim["id"], now, PackageState.LABEL_CLAIMED.value,
+                                 PackageState.FAILED.value, f"package {claim['package_ref']}: {note}")
+            self._set_state(conn, order_id, OrderState.HELD.value, OrderState.NEW, now,
+                            "released: label claim given up")
+            return OrderState.NEW, [c["idempotency_key"] for c in claims]
 
     def defer(self, order_id: str, until: datetime, error: str) -> int:
         with self._write(order_id) as conn:

@@ -272,8 +272,10 @@ def test_release_with_replan_gives_a_label_claim_up(shipped):
                         order_state=OrderState.LABEL_CLAIMED)
     a.rt.ledger.hold(oid, "label_uncertain", "a call lost its answer")
 
-    extra = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": True, "why": "checked"})
-    assert extra.status_code == 422 and a.rt.ledger.get_order(oid).state is OrderState.HELD
+    for body in ({"replan": True, "why": "checked"}, {"replan": "yes"}, {"replan": 1}):  # it spends money
+        refused = a.post(f"/v1/orders/{oid}/release", scope="operate", json=body)
+        assert refused.status_code == 422, body
+    assert a.rt.ledger.get_order(oid).state is OrderState.HELD
     r = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": True})
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "NEW"
@@ -281,9 +283,13 @@ def test_release_with_replan_gives_a_label_claim_up(shipped):
     assert a.rt.ledger.get_package(package.id).state is PackageState.FAILED
     assert a.rt.ledger.get_order(oid).state is OrderState.NEW
 
-    a.post(f"/v1/orders/{oid}/hold", scope="operate")
+    a.post(f"/v1/orders/{oid}/hold", scope="operate", json={"reason": "label_uncertain"})
     nothing = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": True})
     assert nothing.status_code == 409 and "no label claim to give up" in nothing.json()["detail"]
+    a.post(f"/v1/orders/{oid}/release", scope="operate")
+    a.post(f"/v1/orders/{oid}/hold", scope="operate")  # manual: maybe mid-step, so never a replan
+    manual = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": True})
+    assert manual.status_code == 409 and "held manual" in manual.json()["detail"]
     plain = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": False})
     assert plain.status_code == 200 and plain.json()["detail"] == "released to NEW"
 

@@ -6,13 +6,15 @@ not show the label yet. A release asks the carrier again; only ``release --repla
 an operator who checked the carrier, plans the order again under a new reference."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import requests
 from click.testing import CliRunner
 
 from connector import clock
 from connector.cli import cli
-from connector.engine.loop import step
+from connector.engine.loop import drive, step
 from connector.engine.steer import NotAllowed, replan_order
 from connector.holds import HoldReason
 from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
@@ -149,14 +151,92 @@ def test_replan_gives_the_claim_up_and_the_order_is_planned_under_a_new_referenc
         rt.close()
 
 
-def test_replan_needs_a_held_order_with_a_claim(world, monkeypatch):
+def test_replan_needs_a_hold_set_after_a_call_and_a_claim(world, monkeypatch):
     _w, rt, held, _package = refused_once_planned(world, monkeypatch, lost=0)  # claim given up already
     try:
+        with pytest.raises(NotAllowed, match="held carrier_rejected: only a hold the label step set"):
+            replan_order(rt, held.order_id)
+        rt.ledger.hold(held.order_id, HoldReason.LABEL_UNCERTAIN.value, "checking")
         with pytest.raises(NotAllowed, match="no label claim to give up"):
             replan_order(rt, held.order_id)
         rt.ledger.release(held.order_id)
         with pytest.raises(NotAllowed, match="not HELD"):
             replan_order(rt, held.order_id)
+    finally:
+        rt.close()
+
+
+class Slow:
+    """A create call that stays in flight until ``go`` is set."""
+
+    def __init__(self, carrier):
+        self.carrier, self.entered, self.go = carrier, threading.Event(), threading.Event()
+
+    def create_shipment(self, request):
+        self.entered.set()
+        assert self.go.wait(30)
+        return self.carrier.create_shipment(request)
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def test_a_manual_hold_on_a_step_in_flight_cannot_give_its_claim_up(world):
+    """On SQLite the CLI is another process, which the daemon's order lock does not reach: an
+    operator who holds an order whose create call is in flight, then replans it, must not free
+    its reference while the call buys the label."""
+    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
+               "selection": {"overrides": []}})
+    daemon, cli_process = w.runtime(), w.runtime()
+    slow = None
+    try:
+        ingest_all(daemon)
+        for record in daemon.ledger.orders([OrderState.NEW]):
+            step(daemon, record)
+        order_id = next(r.order_id for r in daemon.ledger.orders([OrderState.PLANNED])
+                        if r.order.status is FulfillmentStatus.UNSHIPPED)
+        slow = daemon.carriers["yunexpress"] = Slow(daemon.carriers["yunexpress"])
+        driving = threading.Thread(target=drive, args=(daemon, order_id, lambda: False, 1))
+        driving.start()
+        assert slow.entered.wait(30)
+        cli_process.ledger.hold(order_id, HoldReason.MANUAL.value, "looking at it")
+        with pytest.raises(NotAllowed, match="held manual"):
+            replan_order(cli_process, order_id)
+        slow.go.set()
+        driving.join(30)
+        (package,) = daemon.ledger.packages(order_id)
+        assert package.state is PackageState.LABEL_CREATED  # the label bought is on record
+    finally:
+        if slow is not None:
+            slow.go.set()
+        daemon.close()
+        cli_process.close()
+    assert len(w.state("yunexpress")["labels"]) == 1
+
+
+def test_an_order_held_before_its_claim_and_cancelled_ends_without_asking_the_carrier(world, monkeypatch):
+    """A label request that cannot be built holds the order before the claim: nothing can exist
+    at the carrier, so Amazon's cancellation ends the order by itself."""
+    w, rt, _held, _package = refused_once_planned(world, monkeypatch, lost=0)
+    rt.close()
+    rt = w.runtime()
+    try:
+        order_id = next(r.order_id for r in rt.ledger.orders([OrderState.PLANNED])
+                        if r.order.status is FulfillmentStatus.UNSHIPPED)
+
+        def sku_gone(*args):
+            raise KeyError("SKU-GONE")
+
+        monkeypatch.setattr("connector.engine.buy.build_request", sku_gone)
+        step(rt, rt.ledger.get_order(order_id))
+        held = rt.ledger.get_order(order_id)
+        assert held.hold_reason == HoldReason.UNKNOWN_SKU.value and held.held_from is OrderState.PLANNED
+        assert [p.state for p in rt.ledger.packages(order_id)] == [PackageState.PLANNED]
+        amazon_cancels(w, order_id)
+        ingest_all(rt)  # the cancellation releases it
+        rt.carriers["yunexpress"] = None  # and nothing more is asked of the carrier
+        step(rt, rt.ledger.get_order(order_id))
+        assert rt.ledger.get_order(order_id).state is OrderState.CANCELLED
     finally:
         rt.close()
 

@@ -559,6 +559,27 @@ def test_a_label_bought_while_the_order_was_held_is_recorded_and_the_hold_stays(
     assert ledger.release(oid) is OrderState.LABELED
 
 
+def test_giving_a_label_claim_up_fails_it_and_releases_the_order_to_new_at_once(ledger: SqlLedger) -> None:
+    package = planned(ledger)
+    oid = package.order_id
+    claim(ledger, package)
+    ledger.hold(oid, "manual", "looking")
+    with pytest.raises(ValueError, match="held manual"):  # maybe caught mid-step: never
+        ledger.give_up_claims(oid, "none at the carrier")
+    ledger.hold(oid, "label_uncertain", "a call lost its answer")
+    assert ledger.give_up_claims(oid, "none at the carrier") == (OrderState.NEW, [package.idempotency_key])
+    record, (failed,) = ledger.get_order(oid), ledger.packages(oid)
+    assert record.state is OrderState.NEW and not record.hold_reason and record.held_from is None
+    assert failed.state is PackageState.FAILED and failed.error == "none at the carrier"
+    assert [(h["from"], h["to"]) for h in ledger.history(oid)][-2:] == [("LABEL_CLAIMED", "FAILED"),
+                                                                         ("HELD", "NEW")]
+    with pytest.raises(StaleStateError, match="not HELD"):
+        ledger.give_up_claims(oid, "again")
+    ledger.hold(oid, "label_uncertain", "again")
+    with pytest.raises(ValueError, match="no label claim to give up"):
+        ledger.give_up_claims(oid, "again")
+
+
 def test_a_label_voided_while_the_order_is_held_ends_the_order_and_its_hold(ledger: SqlLedger) -> None:
     """An operator voids a held order's label: nothing is left to ship, so it is not left HELD."""
     package = planned(ledger)

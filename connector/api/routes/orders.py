@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ...engine import steer
 from ...holds import HoldReason
@@ -199,7 +199,7 @@ class HoldRequest(BaseModel):
 class ReleaseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    replan: bool = Field(False, description=(
+    replan: StrictBool = Field(False, description=(  # it spends money: true, not "yes"
         "give the order's label claim up and plan it again under a new reference; only after checking "
         "that its carrier holds no label under the claimed reference (the hold's message names it)"))
 
