@@ -174,3 +174,14 @@ def world(write_config) -> Callable[..., SandboxWorld]:
     yield make
     for w in worlds:
         w.close()
+
+
+@pytest.fixture
+def daemon_clock():
+    """The daemon's clock (``connector.clock``) as real time before and after the test, which
+    may move it on (``tests/e2e/helpers.advance``)."""
+    from connector import clock
+
+    clock.reset()
+    yield clock
+    clock.reset()

@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
 
-from connector import clock
 from connector.cli import cli
 from connector.engine import handover as handover_engine
 from connector.engine.handover import AFTER_HANDOVER_CLAIM, AFTER_HANDOVER_LIST, AFTER_MANIFEST_CALL
@@ -34,17 +33,10 @@ from connector.kit.carrier import TransientCarrierError
 from connector.ledger import PackageState
 from tests.e2e.helpers import CARRIERS, ledger_of, run_cli, run_once_until_quiet
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 MM = 72 / 25.4
 ORDERS = {"sandbox": {"orders": 30}}  # enough for every carrier to get some labels
-
-
-@pytest.fixture(autouse=True)
-def daemon_clock():
-    clock.reset()
-    yield
-    clock.reset()
 
 
 @pytest.fixture

@@ -14,16 +14,9 @@ from connector.api.app import create_app
 from connector.engine.vtr import shipped_packages
 from connector.ledger import OrderState, PackageState
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 NOT_BOUGHT = {PackageState.PLANNED, PackageState.LABEL_CLAIMED, PackageState.FAILED}
-
-
-@pytest.fixture(autouse=True)
-def daemon_clock():
-    clock.reset()
-    yield
-    clock.reset()
 
 
 def scrape(client: TestClient, headers: dict[str, str] | None = None) -> dict[str, dict[tuple, float]]:

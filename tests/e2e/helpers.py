@@ -50,6 +50,18 @@ def run_once_until_quiet(world: Any, *, max_runs: int = 15) -> int:
     raise AssertionError(f"still active after {max_runs} runs: {active_orders(world)}")
 
 
+def advance(world: Any, seconds: float) -> None:
+    """Move the emulators' clocks and the daemon's together (with the ``daemon_clock`` fixture)."""
+    import requests
+
+    from connector import clock
+
+    for server in world.sandbox.servers.values():
+        answer = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10)
+        answer.raise_for_status()
+    clock.advance(seconds)
+
+
 def ingest_all(rt: Any) -> None:
     """Poll every account of the runtime once, as a pass does: orders in the ledger, nothing
     planned yet."""

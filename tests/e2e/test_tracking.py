@@ -15,18 +15,11 @@ from connector.cli import cli
 from connector.engine.loop import Engine
 from connector.ledger import OrderState, PackageState
 
-from .helpers import CARRIERS, ingest_all, run_cli
+from .helpers import CARRIERS, advance, ingest_all, run_cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 DAY = 86400.0
-
-
-@pytest.fixture(autouse=True)
-def daemon_clock():
-    clock.reset()
-    yield
-    clock.reset()
 
 
 def emulator_of(carrier: str) -> str:
@@ -37,14 +30,6 @@ def forced_onto(carrier: str, orders: int = 8) -> dict:
     """Every order routed to ``carrier``, every parcel delivered on time unless a test forces it."""
     return {"sandbox": {"orders": orders, "emulators": {emulator_of(carrier): {"parcel_outcomes": {}}}},
             "routing": {"default": [f"{carrier}:*"]}, "selection": {"overrides": []}}
-
-
-def advance(w, seconds: float) -> None:
-    """Move the emulators' clocks and the daemon's together."""
-    for server in w.sandbox.servers.values():
-        answer = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10)
-        answer.raise_for_status()
-    clock.advance(seconds)
 
 
 def force(w, carrier: str, tracking_number: str, outcome: str) -> None:

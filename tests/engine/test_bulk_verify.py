@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import requests
 
 from connector import clock
 from connector.amazon.mapping import parse_api_time
@@ -18,24 +17,11 @@ from connector.engine.verify import (
 )
 from connector.ledger import OrderState
 
-pytestmark = pytest.mark.e2e
+from ..e2e.helpers import advance
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 GRACE = 900  # seconds before getOrder reads a straggler
-
-
-@pytest.fixture(autouse=True)
-def daemon_clock():
-    clock.reset()
-    yield
-    clock.reset()
-
-
-def advance(w, seconds: float) -> None:
-    """Move the emulators' clocks and the daemon's together."""
-    for server in w.sandbox.servers.values():
-        answer = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10)
-        answer.raise_for_status()
-    clock.advance(seconds)
 
 
 def calls(w, operation: str) -> int:

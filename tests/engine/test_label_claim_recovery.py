@@ -12,7 +12,6 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from connector import clock
 from connector.cli import cli
 from connector.engine.loop import drive, step
 from connector.engine.steer import NotAllowed, replan_order
@@ -21,26 +20,16 @@ from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
 from connector.ledger import OrderState, PackageState
 from connector.model import FulfillmentStatus
 
-from ..e2e.helpers import ingest_all
+from ..e2e.helpers import advance, ingest_all
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def daemon_clock():
-    clock.reset()
-    yield
-    clock.reset()
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 
 def amazon_cancels(w, order_id: str) -> None:
     """The buyer cancels the order on Amazon; the clocks move on until a poll can see it."""
     answer = requests.post(f"{w.url('spapi')}/_sandbox/orders/{order_id}/cancel", json={}, timeout=10)
     assert answer.status_code == 200, answer.text
-    for server in w.sandbox.servers.values():
-        moved = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": 600}, timeout=10)
-        assert moved.status_code == 200, moved.text
-    clock.advance(600)
+    advance(w, 600)
 
 
 class Refusing:
