@@ -203,7 +203,7 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
         return void(rt, record, package)
     if (record.order.status == FulfillmentStatus.CANCELLED and package.state in AMAZON_CANCELS
             and not package.scans):  # a label for an order Amazon cancelled: void it
-        return void(rt, record, claim_void(rt, package), fresh=True)
+        return void(rt, record, claim_void(rt, package))
     if package.state in (PackageState.PLANNED, PackageState.LABEL_CLAIMED):
         if record.order.status == FulfillmentStatus.CANCELLED and package.state == PackageState.PLANNED:
             rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED,

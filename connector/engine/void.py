@@ -7,11 +7,10 @@ When Amazon cancels an order after its label was bought and before the carrier's
 
 Like buying, voiding is claimed first (the package in VOIDING, committed), and coming back to a
 claimed void -- after a crash, a timeout -- the carrier is asked by reference before it is asked
-to cancel again: a label it shows cancelled, or no longer shows, is VOIDED without a second call.
-Right after the claim, a label its lookup does not show is cancelled all the same: a lookup may lag
-behind a label just bought. The refund (what the label cost) is recorded. A carrier that refuses
-(it has scanned the parcel) leaves the order HELD (``void_refused``) and the package back where
-the void started (a confirmed parcel is still tracked while its order is held).
+to cancel again: a label it shows cancelled is VOIDED without a second call. The refund (what the
+label cost) is recorded. A carrier that refuses (it has scanned the parcel) leaves the order
+HELD (``void_refused``) and the package back where the void started (a confirmed parcel is
+still tracked while its order is held).
 """
 from __future__ import annotations
 
@@ -46,10 +45,8 @@ def claim_void(rt: Runtime, package: Package) -> Package:
     return package
 
 
-def void(rt: Runtime, record: OrderRecord, package: Package, *, fresh: bool = False) -> Outcome:
-    """Cancel the label of a package in VOIDING (claimed) at its carrier. ``fresh``: claimed in
-    this step, so no cancel call was made under the claim: a label the lookup does not show is
-    not taken for one already cancelled (a lookup may lag behind a label just bought)."""
+def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
+    """Cancel the label of a package in VOIDING (claimed) at its carrier."""
     order = record.order
     carrier = rt.carriers.get(package.carrier)
     if carrier is None:
@@ -60,7 +57,7 @@ def void(rt: Runtime, record: OrderRecord, package: Package, *, fresh: bool = Fa
     try:
         found = retry_safe(rt, package.carrier, "find_by_reference",
                            lambda: carrier.find_by_reference(package.idempotency_key))
-        if (found is None and not fresh) or (found is not None and found.status == "cancelled"):
+        if found is None or found.status == "cancelled":
             log.info("order %s: the %s label %s is already cancelled", order.order_id, package.carrier,
                      package.idempotency_key)
         else:

@@ -173,41 +173,6 @@ def test_label_voided_after_the_buyer_cancels(world, carrier):
         rt.close()
 
 
-class LaggingLookup:
-    """A carrier whose lookup by reference does not show a label yet."""
-
-    def __init__(self, carrier):
-        self.carrier = carrier
-
-    def find_by_reference(self, reference):
-        return None
-
-    def __getattr__(self, name):
-        return getattr(self.carrier, name)
-
-
-def test_a_label_just_bought_is_cancelled_even_when_the_lookup_does_not_show_it_yet(world):
-    """Amazon cancels right after the label: the void's lookup lags, and the label the ledger
-    holds is cancelled all the same, not taken for one cancelled already and left paid for."""
-    w = world(forced_onto("yunexpress"))
-    rt = w.runtime()
-    try:
-        first = sorted(r.order_id for r in _new_orders(rt, w))
-        cancels = BuyerCancels(w.url("spapi"), set(first[:5]))
-        rt.host.register(cancels, name="buyer-cancels")
-        engine = Engine(rt)
-        engine.run_until_quiet()
-        order_id = next(oid for oid, status in cancels.answers.items() if status == 200)
-        rt.carriers["yunexpress"] = LaggingLookup(rt.carriers["yunexpress"])
-        advance(w, 600)
-        engine.run_pass(ingest=True)
-        package = rt.ledger.packages(order_id)[-1]
-        assert package.state is PackageState.VOIDED
-        assert parcel(w, "yunexpress", package.tracking_number)["cancelled_at"] is not None
-    finally:
-        rt.close()
-
-
 @pytest.mark.parametrize("carrier", CARRIERS)
 def test_void_on_request_and_refused_after_the_first_scan(world, carrier):
     w = world(forced_onto(carrier))
