@@ -61,7 +61,11 @@ CLAIM_GIVEN_UP_BY_RELEASE = frozenset({
     HoldReason.CARRIER_UNAVAILABLE.value, HoldReason.RETRIES_EXHAUSTED.value})
 """Reasons whose release may give the order's label claim up (``orders release --replan``): the
 buy step holds for them only once its call is over, so no call under the claim is in flight. A
-hold an operator put on mid-step (``manual``) gives no such promise."""
+hold an operator put on mid-step gives no such promise, so an operator cannot hold an order for
+these reasons (:data:`OPERATOR_HOLD_REASONS`)."""
+
+OPERATOR_HOLD_REASONS = tuple(r.value for r in HoldReason if r.value not in CLAIM_GIVEN_UP_BY_RELEASE)
+"""The reasons an operator may hold an order for (``orders hold --reason``, ``POST .../hold``)."""
 
 
 def parse_hold_reason(value: str) -> HoldReason:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..holds import HoldReason
+from ..holds import OPERATOR_HOLD_REASONS, HoldReason
 from .app import MAX_WINDOW_DAYS, State, cli, pass_state
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ def _steer(state: State, order_id: str, change: Callable[[Ledger], Steered]) -> 
 
 @orders_group.command("hold")
 @click.argument("order_id")
-@click.option("--reason", type=click.Choice([r.value for r in HoldReason]), default=HoldReason.MANUAL.value,
+@click.option("--reason", type=click.Choice(OPERATOR_HOLD_REASONS), default=HoldReason.MANUAL.value,
               show_default=True, help="Why (docs/hold-reasons.md).")
 @click.option("--message", default="held by an operator", show_default=True)
 @pass_state

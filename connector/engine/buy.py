@@ -115,8 +115,9 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         except TransientCarrierError as exc:
             last_error = f"{package.carrier}: {exc}"
             backoff(attempt)
-    if shipment is None:
-        return defer(rt, record, last_error or "carrier did not answer")
+    if shipment is None:  # the reference, for a person should its retries run out
+        return defer(rt, record, f"{last_error or 'carrier did not answer'} (label reference "
+                                 f"{package.idempotency_key})")
     rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
                       carrier_shipment_id=shipment.carrier_shipment_id,
                       tracking_number=shipment.tracking_number or "")

@@ -24,6 +24,9 @@ STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
 # Held orders a cancellation on Amazon settles: nothing bought yet, or a label to void.
 _CANCEL_RELEASES = (None, OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED,
                     OrderState.LABELED, OrderState.CONFIRMING)
+# ... but not a label claim that needs a person (one who checks the carrier) or its carrier (no
+# longer configured): released, it would only be held again, poll after poll.
+_CLAIM_HOLDS = (HoldReason.LABEL_UNCERTAIN.value, HoldReason.CARRIER_UNAVAILABLE.value)
 
 # RECIPIENT: the address; CANCELLATION: buyer cancel requests (check before buying a label);
 # PACKAGES: packageReferenceIds already used on partially shipped orders.
@@ -128,9 +131,7 @@ def _reconsider_held(rt: Runtime, order: Order) -> None:
         rt.ledger.release(order.order_id)
         log.info("order %s: Amazon now sends a complete address; released", order.order_id)
     elif order.status == FulfillmentStatus.CANCELLED and record.held_from in _CANCEL_RELEASES \
-            and record.hold_reason != HoldReason.LABEL_UNCERTAIN.value:
-        # NEW: planning moves it to CANCELLED; with a label, the next step voids it. An uncertain
-        # label claim waits for the person who checks the carrier: released, it would only be held
-        # again, poll after poll.
+            and not (record.held_from is OrderState.LABEL_CLAIMED and record.hold_reason in _CLAIM_HOLDS):
+        # NEW: planning moves it to CANCELLED; with a label, the next step voids it
         rt.ledger.release(order.order_id)
         log.info("order %s: cancelled on Amazon while held; released to settle it", order.order_id)

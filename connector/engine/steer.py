@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..holds import OPERATOR_HOLD_REASONS
 from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus
 
@@ -50,7 +51,11 @@ def _unknown(order_id: str) -> OrderNotFound:
 
 
 def hold_order(ledger: Ledger, order_id: str, reason: str, message: str) -> Steered:
-    """Hold the order: the daemon leaves it alone until it is released."""
+    """Hold the order: the daemon leaves it alone until it is released. Not for a reason that
+    vouches that no call to the carrier is in flight, which only the daemon's step can know."""
+    if reason not in OPERATOR_HOLD_REASONS:
+        raise NotAllowed(f"order {order_id}: an operator cannot hold an order for {reason!r} (known: "
+                         f"{', '.join(OPERATOR_HOLD_REASONS)})")
     try:
         ledger.hold(order_id, reason, message)
     except KeyError:

@@ -283,7 +283,9 @@ def test_release_with_replan_gives_a_label_claim_up(shipped):
     assert a.rt.ledger.get_package(package.id).state is PackageState.FAILED
     assert a.rt.ledger.get_order(oid).state is OrderState.NEW
 
-    a.post(f"/v1/orders/{oid}/hold", scope="operate", json={"reason": "label_uncertain"})
+    daemon_only = a.post(f"/v1/orders/{oid}/hold", scope="operate", json={"reason": "label_uncertain"})
+    assert daemon_only.status_code == 422 and daemon_only.json()["errors"][0]["field"] == "reason"
+    a.rt.ledger.hold(oid, "label_uncertain", "as the label step would")
     nothing = a.post(f"/v1/orders/{oid}/release", scope="operate", json={"replan": True})
     assert nothing.status_code == 409 and "no label claim to give up" in nothing.json()["detail"]
     a.post(f"/v1/orders/{oid}/release", scope="operate")

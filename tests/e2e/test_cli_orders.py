@@ -43,6 +43,8 @@ def test_an_operator_holds_releases_and_retries_an_order(world):
     assert shown["hold"]["reason"] == "manual" and "ship_to" not in json.dumps(shown)
     bad = run("hold", order_id, "--reason", "carrier_on_fire")
     assert bad.exit_code == 2 and "carrier_on_fire" in bad.output  # only documented reasons
+    daemons = run("hold", order_id, "--reason", "label_uncertain")  # says no call is in flight: not ours
+    assert daemons.exit_code == 2 and "label_uncertain" in daemons.output
     released = run("release", order_id)
     assert released.exit_code == 0 and released.output.strip() == f"{order_id}: released to NEW"
     retried = run("retry", order_id)

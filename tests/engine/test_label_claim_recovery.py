@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.engine.loop import drive, step
-from connector.engine.steer import NotAllowed, replan_order
-from connector.holds import HoldReason
+from connector.engine.steer import NotAllowed, hold_order, replan_order
+from connector.holds import CLAIM_GIVEN_UP_BY_RELEASE, HoldReason
 from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
 from connector.ledger import OrderState, PackageState
 from connector.model import FulfillmentStatus
@@ -188,7 +188,10 @@ def test_a_manual_hold_on_a_step_in_flight_cannot_give_its_claim_up(world):
         driving = threading.Thread(target=drive, args=(daemon, order_id, lambda: False, 1))
         driving.start()
         assert slow.entered.wait(30)
-        cli_process.ledger.hold(order_id, HoldReason.MANUAL.value, "looking at it")
+        for reason in CLAIM_GIVEN_UP_BY_RELEASE:  # the reasons that allow a replan: the daemon's alone
+            with pytest.raises(NotAllowed, match="an operator cannot hold an order for"):
+                hold_order(cli_process.ledger, order_id, reason, "carrier down, move it")
+        hold_order(cli_process.ledger, order_id, HoldReason.MANUAL.value, "looking at it")
         with pytest.raises(NotAllowed, match="held manual"):
             replan_order(cli_process, order_id)
         slow.go.set()
@@ -245,5 +248,24 @@ def test_cancelled_while_claimed_with_nothing_found_a_person_checks(world, monke
         step(rt, rt.ledger.get_order(held.order_id))
         assert rt.ledger.get_order(held.order_id).state is OrderState.CANCELLED
         assert len(rt.ledger.packages(held.order_id)) == 1
+    finally:
+        rt.close()
+
+
+def test_a_claim_whose_carrier_is_gone_is_not_released_by_each_poll_once_cancelled(world, monkeypatch):
+    """Released, it would only be held again (its lookup needs the carrier), an order.released
+    and an order.held for the ERP each time a poll returns the order."""
+    w, rt, held, _package = refused_once_planned(world, monkeypatch, lost=99)  # a claim, deferred
+    try:
+        assert rt.ledger.get_order(held.order_id).state is OrderState.LABEL_CLAIMED
+        del rt.carriers["yunexpress"]
+        step(rt, rt.ledger.get_order(held.order_id))
+        assert rt.ledger.get_order(held.order_id).hold_reason == HoldReason.CARRIER_UNAVAILABLE.value
+        amazon_cancels(w, held.order_id)
+        before = len(rt.ledger.events(order_id=held.order_id, limit=1000))
+        ingest_all(rt)
+        ingest_all(rt)
+        assert rt.ledger.get_order(held.order_id).state is OrderState.HELD
+        assert len(rt.ledger.events(order_id=held.order_id, limit=1000)) == before
     finally:
         rt.close()

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from ...engine import steer
-from ...holds import HoldReason
+from ...holds import OPERATOR_HOLD_REASONS, HoldReason
 from ...ledger import OrderRecord, OrderState, Package, PackageState
 from ...ledger.tokens import ApiToken
 from ...model import Order
@@ -191,9 +191,18 @@ class PackagePage(BaseModel):
 class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: HoldReason = HoldReason.MANUAL
+    reason: HoldReason = Field(HoldReason.MANUAL, description=(
+        "not label_uncertain, carrier_duplicate_unresolved, carrier_unavailable or retries_exhausted: "
+        "those say that no call to the carrier is in flight, which only the daemon knows"))
     message: str = Field("held by an operator", max_length=500,
                          description="for a human; never put buyer data here")
+
+    @field_validator("reason")
+    @classmethod
+    def _an_operator_may_hold_for(cls, reason: HoldReason) -> HoldReason:
+        if reason.value not in OPERATOR_HOLD_REASONS:
+            raise ValueError(f"an operator cannot hold an order for {reason.value!r}")
+        return reason
 
 
 class ReleaseRequest(BaseModel):
