@@ -78,8 +78,6 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                                     order_state=OrderState.LABEL_CLAIMED)
         crashpoint("after_claim")
         fresh = True
-    if package.state != PackageState.LABEL_CLAIMED:
-        return Outcome.PROGRESS
     shipment, last_error = None, ""
     for attempt in range(rt.engine.carrier_attempts):
         first_call = fresh and attempt == 0  # nothing was asked of the carrier for this claim yet

@@ -85,14 +85,14 @@ def replan_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS)
     lost. A plain release asks the carrier again instead. Only for the holds the label step sets
     once its call is over (``CLAIM_GIVEN_UP_BY_RELEASE``): a manual hold may have caught a step
     whose call is still in flight, in another process the order's lock does not reach."""
-    if rt.ledger.get_order(order_id) is None:
-        raise _unknown(order_id)
     with rt.driving(order_id, wait) as mine:  # and not while a thread here is in the middle of a step
         if not mine:
             raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
         try:
             target, given_up = rt.ledger.give_up_claims(
                 order_id, "claim given up by an operator: no label under its reference at the carrier")
+        except KeyError:
+            raise _unknown(order_id) from None
         except (StaleStateError, ValueError) as exc:
             raise NotAllowed(str(exc)) from None
     record = rt.ledger.get_order(order_id)

@@ -452,9 +452,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 allowed = ", ".join(sorted(CLAIM_GIVEN_UP_BY_RELEASE))
                 raise ValueError(f"order {order_id} is held {reason}: only a hold the label step set after "
                                  f"its call ({allowed}) may give its claim up")
-            claims = conn.execute("SELECT id, package_ref, idempotency_key FROM packages WHERE order_id = ?"
-                                  " AND state = ?"
-                                  " ORDER BY id", (order_id, PackageState.LABEL_CLAIMED.value)).fetchall()
+            claims = conn.execute("SELECT id, package_ref, idempotency_key FROM packages"
+                                  " WHERE order_id = ? AND state = ? ORDER BY id",
+                                  (order_id, PackageState.LABEL_CLAIMED.value)).fetchall()
             if not claims:
                 raise ValueError(f"order {order_id} has no label claim to give up (held {reason}): "
                                  "release it without replanning")

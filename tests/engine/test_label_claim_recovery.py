@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.engine.loop import drive, step
-from connector.engine.steer import NotAllowed, hold_order, replan_order
+from connector.engine.steer import NotAllowed, OrderNotFound, hold_order, replan_order
 from connector.holds import CLAIM_GIVEN_UP_BY_RELEASE, HoldReason
 from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
 from connector.ledger import OrderState, PackageState
@@ -145,6 +145,8 @@ def test_replan_needs_a_hold_set_after_a_call_and_a_claim(world, monkeypatch):
     try:
         with pytest.raises(NotAllowed, match="held carrier_rejected: only a hold the label step set"):
             replan_order(rt, held.order_id)
+        with pytest.raises(OrderNotFound):
+            replan_order(rt, "999-0000000-0000000")
         rt.ledger.hold(held.order_id, HoldReason.LABEL_UNCERTAIN.value, "checking")
         with pytest.raises(NotAllowed, match="no label claim to give up"):
             replan_order(rt, held.order_id)

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from ...engine import steer
-from ...holds import OPERATOR_HOLD_REASONS, HoldReason
+from ...holds import CLAIM_GIVEN_UP_BY_RELEASE, OPERATOR_HOLD_REASONS, HoldReason
 from ...ledger import OrderRecord, OrderState, Package, PackageState
 from ...ledger.tokens import ApiToken
 from ...model import Order
@@ -192,8 +192,8 @@ class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: HoldReason = Field(HoldReason.MANUAL, description=(
-        "not label_uncertain, carrier_duplicate_unresolved, carrier_unavailable or retries_exhausted: "
-        "those say that no call to the carrier is in flight, which only the daemon knows"))
+        f"not {', '.join(sorted(CLAIM_GIVEN_UP_BY_RELEASE))}: those say that no call to the carrier "
+        "is in flight, which only the daemon knows"))
     message: str = Field("held by an operator", max_length=500,
                          description="for a human; never put buyer data here")
 
