@@ -5,12 +5,14 @@ When Amazon cancels an order after its label was bought and before the carrier's
 
     LABEL_CREATED / LABELED / CONFIRMING / CONFIRMED / VERIFIED ──claim──► VOIDING ──cancel──► VOIDED
 
-Like buying, voiding is claimed first (the package in VOIDING, committed), and coming back to a
-claimed void -- after a crash, a timeout -- the carrier is asked by reference before it is asked
-to cancel again: a label it shows cancelled is VOIDED without a second call. The refund (what the
-label cost) is recorded. A carrier that refuses (it has scanned the parcel) leaves the order
-HELD (``void_refused``) and the package back where the void started (a confirmed parcel is
-still tracked while its order is held).
+Like buying, voiding is claimed first (the package in VOIDING, committed). The carrier is asked by
+reference first: a label it shows cancelled is VOIDED without a call. Otherwise it is asked to
+cancel by the label's number -- also when its lookup shows nothing: a lookup may lag behind a label
+bought moments before, and some carriers' lookups hide cancelled labels. Plugins answer a label
+cancelled before (by a person in the portal, or by this step before a crash) as cancelled, so a
+second call is safe. The refund (what the label cost) is recorded. A carrier that refuses (it has
+scanned the parcel) leaves the order HELD (``void_refused``) and the package back where the void
+started (a confirmed parcel is still tracked while its order is held).
 """
 from __future__ import annotations
 
@@ -57,10 +59,13 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     try:
         found = retry_safe(rt, package.carrier, "find_by_reference",
                            lambda: carrier.find_by_reference(package.idempotency_key))
-        if found is None or found.status == "cancelled":
+        if found is not None and found.status == "cancelled":
             log.info("order %s: the %s label %s is already cancelled", order.order_id, package.carrier,
                      package.idempotency_key)
         else:
+            if found is None:  # lagging, or hidden once cancelled: cancel by number either way
+                log.info("order %s: the %s lookup does not show label %s; cancelling it by its number",
+                         order.order_id, package.carrier, package.idempotency_key)
             cancelled = timed(package.carrier, "cancel", lambda: carrier.cancel(shipment))
             crashpoint("after_cancel_call")
             if not cancelled:

@@ -246,6 +246,11 @@ class Carrier:
         raise NotSupported(f"{self.code}: get_label")
 
     def cancel(self, shipment: Shipment) -> bool:
+        """Cancel (void) the label; ``True`` once it is cancelled, **also when it was cancelled
+        before** (a person in the carrier's portal, or this call before a crash): the engine asks
+        to cancel whenever the lookup by reference does not show the label cancelled, since a
+        lookup may lag behind a label just bought. A refusal (the parcel is scanned) raises
+        :class:`PermanentCarrierError`; ``False`` is a refusal without a reason."""
         raise NotSupported(f"{self.code}: cancel")
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:

@@ -138,8 +138,10 @@ class AcmePostEmulator(Emulator):
     def cancel(self, request: Request) -> Response:
         with self.lock:
             s = self.store["shipments"].get(request.params["id"])
-            if s is None or s["status"] == "cancelled" or self.parcels.scanned(s["tracking_number"]):
-                return Response.json({"message": "not cancellable (unknown, cancelled or scanned)"}, 409)
+            if s is not None and s["status"] == "cancelled":  # cancelling twice is a no-op
+                return Response.json(s)
+            if s is None or self.parcels.scanned(s["tracking_number"]):
+                return Response.json({"message": "not cancellable (unknown or scanned)"}, 409)
             s.update(status="cancelled", cancelled_at=self.clock.now().isoformat())
             self.parcels.cancel(s["tracking_number"])
             return Response.json(s)

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from chinapost_testkit import BUYER, make_request
 from mfn_carrier_chinapost import mapping
+from mfn_carrier_chinapost.settings import SCHEMA
 
 from connector.kit import (
     DuplicateReferenceError,
@@ -200,6 +201,15 @@ def test_cancel_form_and_answers():
         mapping.parse_cancel({"flag": False, "message": "签名验证失败"}, "LX000000014CN")
     with pytest.raises(TransientCarrierError, match="'flag' is missing"):
         mapping.parse_cancel({"message": "ok"}, "LX000000014CN")
+
+
+def test_a_waybill_cancelled_before_is_cancelled_not_refused():
+    """A second cancel (after a crash, or after a person cancelled it in the portal) is done."""
+    answer = {"flag": False, "message": "邮件已撤单 / already cancelled"}
+    words = SCHEMA["properties"]["already_cancelled_keywords"]["default"]
+    assert mapping.parse_cancel(answer, "LX000000014CN", already_cancelled=words) is True
+    with pytest.raises(PermanentCarrierError, match="already cancelled"):  # words configured away
+        mapping.parse_cancel(answer, "LX000000014CN")
 
 
 def test_fee_lookup():

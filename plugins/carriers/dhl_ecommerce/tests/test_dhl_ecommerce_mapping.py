@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from dhl_ecommerce_testkit import BUYER, EU_BUYER, FIXTURES, load_fixture, make_request
 from mfn_carrier_dhl_ecommerce import mapping
+from mfn_carrier_dhl_ecommerce.settings import DhlEcommerceSettings
 
 from connector.kit import (
     DuplicateReferenceError,
@@ -243,6 +244,15 @@ def test_delete_answers() -> None:
     assert not isinstance(err.value, TransientCarrierError)
     with pytest.raises(TransientCarrierError, match="bd missing"):
         mapping.parse_delete({"deleteShipmentResp": {}}, "S1")
+
+
+def test_a_shipment_deleted_before_is_deleted_not_refused() -> None:
+    """A second delete (after a crash, or after a person deleted it in the portal) is done."""
+    answer = _delete_answer("202", "Shipment ID S1 not found (already deleted).")
+    words = DhlEcommerceSettings.SCHEMA["properties"]["already_cancelled_keywords"]["default"]
+    assert mapping.parse_delete(answer, "S1", already_deleted=words) is True
+    with pytest.raises(PermanentCarrierError, match="already deleted"):  # words configured away
+        mapping.parse_delete(answer, "S1")
 
 
 # -- tracking ---------------------------------------------------------------------------------

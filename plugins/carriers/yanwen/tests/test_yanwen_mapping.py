@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from mfn_carrier_yanwen import mapping
+from mfn_carrier_yanwen.settings import SCHEMA
 from yanwen_testkit import (
     BUYER,
     checkpoint,
@@ -229,7 +230,11 @@ def test_cancel_outcomes():
     assert mapping.build_cancel_request("UG1", "why") == {"waybillNumber": "UG1", "note": "why"}
     assert mapping.build_cancel_request("UG1") == {"waybillNumber": "UG1"}
     assert mapping.parse_cancel(ok(None), "UG1") is True
-    assert mapping.parse_cancel(refused("2004", "运单已取消 / already cancelled"), "UG1") is True
+    words = SCHEMA["properties"]["already_cancelled_keywords"]["default"]
+    assert mapping.parse_cancel(refused("2004", "运单已取消 / already cancelled"), "UG1",
+                                already_cancelled=words) is True
+    with pytest.raises(PermanentCarrierError, match="already cancelled"):  # words configured away
+        mapping.parse_cancel(refused("2004", "运单已取消 / already cancelled"), "UG1")
     with pytest.raises(PermanentCarrierError, match="refused to cancel UG1: 运单已揽收") as caught:
         mapping.parse_cancel(refused("2003", "运单已揽收，不能取消"), "UG1")
     assert caught.value.code == "2003"

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from mfn_carrier_yunexpress import mapping
-from mfn_carrier_yunexpress.settings import SERVICES
+from mfn_carrier_yunexpress.settings import SCHEMA, SERVICES
 from yunexpress_testkit import BUYER, load_fixture, make_request
 
 from connector.kit import (
@@ -275,6 +275,16 @@ def test_delete_refusal_and_undocumented_status():
         mapping.parse_delete(data)
     data["Item"].update(Status="7777", Remark="")
     with pytest.raises(TransientCarrierError, match="Status"):
+        mapping.parse_delete(data)
+
+
+def test_a_waybill_deleted_before_is_deleted_not_refused():
+    """A second delete (after a crash, or after a person deleted it in the portal) is done."""
+    data = load_fixture("delete")
+    data["Item"].update(Status="Failure", Remark="订单不存在 / order does not exist")
+    words = SCHEMA["properties"]["already_cancelled_keywords"]["default"]
+    assert mapping.parse_delete(data, already_deleted=words) is True
+    with pytest.raises(PermanentCarrierError, match="does not exist"):  # words configured away
         mapping.parse_delete(data)
 
 

@@ -138,7 +138,8 @@ class ChinaPostCarrier(Carrier):
         form = mapping.cancel_form(shipment.carrier_shipment_id, sender_no=self.settings.effective_sender_no,
                                    key=self.settings.key, encoding=self.settings.digest_encoding)
         data = self._post_json(CANCEL_PATH, form, op="cancelOrder", reference=shipment.reference)
-        return mapping.parse_cancel(data, shipment.carrier_shipment_id)
+        return mapping.parse_cancel(data, shipment.carrier_shipment_id,
+                                    already_cancelled=self.settings.already_cancelled_keywords)
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
         """``GET track/query/{cn|en}/{mailnum}`` once per number. A number that is not a valid S10

@@ -390,12 +390,15 @@ def cancel_form(waybill: str, *, sender_no: str, key: str, encoding: str = "raw"
     return {"waybillNo": waybill, "senderNo": sender_no, "digest": digest(waybill, key, encoding)}
 
 
-def parse_cancel(data: Any, waybill: str) -> bool:
-    """True when cancelled; ``{flag: false, message}`` is a refusal (e.g. already accepted)."""
+def parse_cancel(data: Any, waybill: str, *, already_cancelled: Iterable[str] = ()) -> bool:
+    """True when cancelled, now or before (a message with one of ``already_cancelled``);
+    ``{flag: false, message}`` is otherwise a refusal (e.g. already accepted)."""
     op = "cancelOrder"
     if _flag(data, op, "flag"):
         return True
     message = _text(data.get("message")) or _text(data.get("msg"))
+    if mentions(message, already_cancelled):
+        return True
     if is_auth_failure(message):
         raise credentials_error(message)
     raise PermanentCarrierError(f"China Post refused to cancel {waybill}: {message or 'no message'}",

@@ -122,6 +122,10 @@ SCHEMA: dict[str, Any] = settings_schema(
             "type": "array", "items": {"type": "string", "minLength": 1}, "default": [],
             "description": "UNVERIFIED: reason codes meaning 'logistics_order_no already used'",
         },
+        "already_cancelled_keywords": keywords_setting(
+            ["已撤单", "已撤销", "already cancel"],
+            "UNVERIFIED: cancelOrder message words meaning 'this waybill is cancelled already' "
+            "(taken as cancelled, not as a refusal)"),
         "ioss_field": {
             "enum": ["s_tax_id", "tax_id", "none"], "default": "s_tax_id",
             "description": "UNVERIFIED: which order field carries the IOSS number (with prepayment_of_vat 0)",
@@ -167,6 +171,7 @@ class ChinaPostSettings(HttpSettings, RateCardSettings):
     order_query_path: str
     duplicate_keywords: tuple[str, ...]
     duplicate_codes: tuple[str, ...]
+    already_cancelled_keywords: tuple[str, ...]
     ioss_field: str
     undelivery_option: int
     tracking_format: str

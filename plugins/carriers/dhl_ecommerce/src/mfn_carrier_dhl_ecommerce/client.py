@@ -110,7 +110,7 @@ class DhlEcommerceCarrier(Carrier):
         bd = mapping.delete_bd(sid, **self._accounts)
         answer = self._post("delete", mapping.DELETE_PATH, "deleteShipmentReq", "DELETESHIPMENT", "1.0", bd,
                             "deleteShipmentResp", reference=shipment.reference)
-        return mapping.parse_delete(answer, sid)
+        return mapping.parse_delete(answer, sid, already_deleted=self.settings.already_cancelled_keywords)
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
         """``POST /rest/v3/Tracking``, ``tracking_batch_size`` (<= 100) numbers per call, results

@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.kit import Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.kit.values import cents, decimal, in_utc, looks_like_pdf
+from connector.kit.values import cents, decimal, in_utc, looks_like_pdf, mentions
 from connector.kit.values import text as _text
 
 if TYPE_CHECKING:
@@ -467,8 +468,9 @@ def pdf_from_reprint(item: dict[str, Any], sid: str) -> bytes:
 # -- delete ---------------------------------------------------------------------------------------
 
 
-def parse_delete(answer: Any, sid: str) -> bool:
-    """True when deleted: bd code 200 and, when items are listed, the item's code 200 too."""
+def parse_delete(answer: Any, sid: str, *, already_deleted: Iterable[str] = ()) -> bool:
+    """True when deleted, now or before: bd code 200 and, when items are listed, the item's code
+    200 too, or a message with one of ``already_deleted``."""
     bd = envelope(answer, "deleteShipmentResp")
     code, message = _status(bd, "deleteShipmentResp.bd")
     items = bd.get("shipmentItems")
@@ -477,7 +479,7 @@ def parse_delete(answer: Any, sid: str) -> bool:
         item_code, item_message = _status(item, "shipmentItems[]")
         if item_code != "200":
             code, message = item_code, item_message
-    if code == "200":
+    if code == "200" or mentions(message, already_deleted):
         return True
     error = refusal(code, message, sid, item_level=False)
     if isinstance(error, TransientCarrierError):

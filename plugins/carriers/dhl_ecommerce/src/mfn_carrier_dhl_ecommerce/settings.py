@@ -20,7 +20,7 @@ from connector.kit import (
     settings_schema,
 )
 from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
-from connector.kit.values import utc_offset_setting
+from connector.kit.values import keywords_setting, utc_offset_setting
 
 # Product codes for CN origin, from the product tables of the DHL eCommerce Asia integration in
 # the "DHL for WooCommerce" plugin
@@ -142,6 +142,10 @@ class DhlEcommerceSettings(HttpSettings, RateCardSettings):
                 **HTTP_PROPERTIES["max_requests_per_second"],
                 "description": "UNVERIFIED: client-side pacing, calls spaced evenly at this rate (a generic "
                 "DHL eCommerce FAQ answers 429 above 5 calls/s); null = off"},
+            "already_cancelled_keywords": keywords_setting(
+                ["already deleted", "already cancel"],
+                "UNVERIFIED: Label/Delete message words meaning 'this shipmentID is deleted already' "
+                "(taken as deleted, not as a refusal)"),
             "tracking_utc_offset_hours": utc_offset_setting(
                 "UNVERIFIED: UTC offset of event dateTime values"),
         },
@@ -160,6 +164,7 @@ class DhlEcommerceSettings(HttpSettings, RateCardSettings):
     battery_content_indicator: str
     token_refresh_margin_seconds: float
     tracking_batch_size: int
+    already_cancelled_keywords: tuple[str, ...]
     tracking_utc_offset_hours: float
 
     @property

@@ -108,7 +108,8 @@ class YanwenCarrier(Carrier):
         waybill = shipment.carrier_shipment_id
         body = mapping.build_cancel_request(waybill, self.settings.cancel_note)
         answer = self._call(mapping.ORDER_CANCEL, body, reference=shipment.reference)
-        return mapping.parse_cancel(answer, waybill)
+        return mapping.parse_cancel(answer, waybill,
+                                    already_cancelled=self.settings.already_cancelled_keywords)
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
         """The tracking API, ``track_batch_size`` (at most 30) numbers per call, in input order.

@@ -64,7 +64,6 @@ NOT_FOUND_WORDS = ("not exist", "not found", "no record", "no data", "不存在"
 # calc.list without the account permission.
 PERMISSION_WORDS = ("permission", "权限", "not allowed", "not enabled", "未开通")
 # A cancel refused because it is already done.
-ALREADY_CANCELLED_WORDS = ("already cancel", "已取消", "已经取消")
 _CUSTOMS_WORDS = ("customs", "清关", "海关", "报关")
 # A checkpoint of an undocumented code that says the parcel is on its way back / back home.
 _RETURNING_WORDS = ("returning", "being returned", "return in progress", "return to sender in progress",
@@ -345,13 +344,14 @@ def build_cancel_request(waybill: str, note: str = "") -> dict[str, Any]:
     return body
 
 
-def parse_cancel(answer: Any, waybill: str) -> bool:
-    """True when cancelled (or already cancelled); a refusal (e.g. after pickup) is permanent."""
+def parse_cancel(answer: Any, waybill: str, *, already_cancelled: Iterable[str] = ()) -> bool:
+    """True when cancelled, now or before (a message with one of ``already_cancelled``); a refusal
+    (e.g. after pickup) is permanent."""
     op = ORDER_CANCEL
     envelope = read_envelope(answer, op)
     if envelope.ok:
         return True
-    if mentions(envelope.message, ALREADY_CANCELLED_WORDS):
+    if mentions(envelope.message, already_cancelled):
         return True
     number = _int(envelope.code)
     if is_auth_failure_text(envelope.message) or (number is not None and number < 0):

@@ -160,6 +160,10 @@ SCHEMA: dict[str, Any] = settings_schema(
         "duplicate_keywords": keywords_setting(
             ["重复", "already exist", "repeat", "duplicate", "V121"],
             "UNVERIFIED: message words meaning 'orderNumber already used'"),
+        "already_cancelled_keywords": keywords_setting(
+            ["already cancel", "已取消", "已经取消"],
+            "UNVERIFIED: express.order.cancel message words meaning 'this waybill is cancelled already' "
+            "(taken as cancelled, not as a refusal)"),
         "cancelled_statuses": {
             "type": "array", "items": {"type": "integer"}, "default": [5],
             "description": "UNVERIFIED: express.order.getlist status values of a cancelled waybill",
@@ -196,6 +200,7 @@ class YanwenSettings(HttpSettings, RateCardSettings):
     calc_city_id: str
     duplicate_codes: tuple[str, ...]
     duplicate_keywords: tuple[str, ...]
+    already_cancelled_keywords: tuple[str, ...]
     cancelled_statuses: tuple[int, ...]
     timestamp_unit: str
     tracking_utc_offset_hours: float

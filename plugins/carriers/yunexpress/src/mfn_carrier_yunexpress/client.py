@@ -108,7 +108,8 @@ class YunExpressCarrier(Carrier):
         body = mapping.build_delete_request(shipment.carrier_shipment_id)
         data = self._call("POST", "WayBill/Delete", op="WayBill/Delete", body=body,
                           reference=shipment.reference)
-        return mapping.parse_delete(data, success_statuses=self.settings.delete_success_statuses)
+        return mapping.parse_delete(data, success_statuses=self.settings.delete_success_statuses,
+                                    already_deleted=self.settings.already_cancelled_keywords)
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
         """``Tracking/GetTrackInfo`` once per number (the endpoint takes one)."""

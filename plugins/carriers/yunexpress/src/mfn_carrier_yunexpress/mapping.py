@@ -448,8 +448,10 @@ def build_delete_request(waybill: str) -> dict[str, Any]:
     return {"OrderType": 1, "OrderNumber": waybill}  # 1 = YT waybill number
 
 
-def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "5012")) -> bool:
-    """True when deleted. The fixture says Status "5012" + "删除成功!"; a Go client says Success/Failure."""
+def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "5012"),
+                 already_deleted: Iterable[str] = ()) -> bool:
+    """True when deleted, now or before (a Remark with one of ``already_deleted``). The fixture says
+    Status "5012" + "删除成功!"; a Go client says Success/Failure."""
     op = "WayBill/Delete"
     code, message = envelope(data, op)
     if code != OK:
@@ -462,6 +464,8 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
     ok_statuses = {s.lower() for s in success_statuses}
     status = _text(item.get("Status")).lower()
     remark = _text(item.get("Remark"))
+    if mentions(remark, already_deleted):
+        return True
     failed_remark = mentions(remark, _FAILURE_WORDS)
     if status in ("failure", "fail", "false", "0") or (status not in ok_statuses and failed_remark):
         raise PermanentCarrierError(f"YunExpress refused to delete {_text(item.get('OrderNumber'))}: "

@@ -92,6 +92,10 @@ SCHEMA: dict[str, Any] = settings_schema(
             "type": "array", "items": {"type": "string"}, "default": ["success", "5012"],
             "description": "UNVERIFIED: WayBill/Delete Item.Status values meaning deleted",
         },
+        "already_cancelled_keywords": keywords_setting(
+            ["不存在", "does not exist", "已删除", "already deleted"],
+            "UNVERIFIED: WayBill/Delete Remark words meaning 'this waybill is deleted already' (taken "
+            "as deleted, not as a refusal: the waybill number came from YunExpress's own answer)"),
         "application_type": {
             "enum": [1, 2, 3, 4], "default": 4,
             "description": "CreateOrder ApplicationType: 1 gift, 2 sample, 3 documents, 4 other (goods sold)",
@@ -126,6 +130,7 @@ class YunExpressSettings(HttpSettings):
     duplicate_codes: tuple[str, ...]
     duplicate_keywords: tuple[str, ...]
     delete_success_statuses: tuple[str, ...]
+    already_cancelled_keywords: tuple[str, ...]
     application_type: int
     price_trial_package_type_param: str
     price_trial_origin: str
