@@ -206,6 +206,25 @@ def test_confirm_only_checks_the_label_then_confirms_and_verifies(api):
     assert confirmation["accepted"] == 1 and confirmation["trackingNumber"] == body["tracking_number"]
 
 
+def test_a_label_the_erp_bought_elsewhere_is_not_voided_by_the_daemon(api):
+    """The daemon holds no carrier shipment id for it: it neither calls the carrier nor says VOIDED."""
+    a = api(ERP_OWNS_NA)
+    (order, *_) = erp_pulls(a)
+    items = [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in order.items if i.quantity]
+    body = {"idempotency_key": "conf-1", "order_id": order.order_id, "site": order.site, "account": "demo-na",
+            "carrier": "dhl_ecommerce", "items": items,
+            "tracking_number": _sample(a.rt.carrier_specs["dhl_ecommerce"].tracking_number_pattern)}
+    assert a.post("/v1/confirmations", scope="operate", json=body).status_code == 201
+    deletes = len(a.world.state("dhl_ecommerce")["labels"])
+    r = a.post(f"/v1/orders/{order.order_id}/void", scope="operate")
+    assert r.status_code == 409 and "void_refused" in r.text, r.text
+    assert "bought outside this daemon" in r.json()["detail"], r.text
+    record = a.rt.ledger.get_order(order.order_id)
+    assert record.state is OrderState.HELD and record.hold_reason == "void_refused"
+    assert a.rt.ledger.packages(order.order_id)[-1].state.value == "LABELED"
+    assert len(a.world.state("dhl_ecommerce")["labels"]) == deletes  # nothing sent to the carrier
+
+
 def _sample(pattern: str) -> str:
     """A tracking number of the carrier's format (the ERP bought it elsewhere)."""
     from hypothesis import find

@@ -281,11 +281,15 @@ def test_delete_refusal_and_undocumented_status():
 def test_a_waybill_deleted_before_is_deleted_not_refused():
     """A second delete (after a crash, or after a person deleted it in the portal) is done."""
     data = load_fixture("delete")
-    data["Item"].update(Status="Failure", Remark="订单不存在 / order does not exist")
+    data["Item"].update(Status="Failure", Remark="订单已删除 / order already deleted")
     words = SCHEMA["properties"]["already_cancelled_keywords"]["default"]
     assert mapping.parse_delete(data, already_deleted=words) is True
-    with pytest.raises(PermanentCarrierError, match="does not exist"):  # words configured away
+    with pytest.raises(PermanentCarrierError, match="already deleted"):  # words configured away
         mapping.parse_delete(data)
+    # "does not exist" is also the answer for a number YunExpress does not know (yet): a refusal
+    data["Item"].update(Status="Failure", Remark="订单不存在 / order does not exist")
+    with pytest.raises(PermanentCarrierError, match="does not exist"):
+        mapping.parse_delete(data, already_deleted=words)
 
 
 # -- Tracking --------------------------------------------------------------------------------

@@ -67,7 +67,8 @@ def test_label_lifecycle_with_a_late_tracking_number(sandbox, connect):
     assert carrier.find_by_reference("PKG-LATE-1") is None
     [info] = carrier.track([found.carrier_shipment_id])
     assert info.status is TrackingStatus.CANCELLED
-    assert carrier.cancel(found) is True  # deleted before ("does not exist"): done, not refused
+    with pytest.raises(PermanentCarrierError, match="does not exist"):  # the engine asks the tracking
+        carrier.cancel(found)
 
 
 def test_tracking_progresses_with_the_simulated_clock(sandbox, connect):

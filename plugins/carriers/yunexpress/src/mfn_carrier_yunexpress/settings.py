@@ -93,9 +93,10 @@ SCHEMA: dict[str, Any] = settings_schema(
             "description": "UNVERIFIED: WayBill/Delete Item.Status values meaning deleted",
         },
         "already_cancelled_keywords": keywords_setting(
-            ["不存在", "does not exist", "已删除", "already deleted"],
+            ["已删除", "already deleted"],
             "UNVERIFIED: WayBill/Delete Remark words meaning 'this waybill is deleted already' (taken "
-            "as deleted, not as a refusal: the waybill number came from YunExpress's own answer)"),
+            "as deleted, not as a refusal; 'does not exist' is not one: it is also the answer for a "
+            "number YunExpress does not know yet)"),
         "application_type": {
             "enum": [1, 2, 3, 4], "default": 4,
             "description": "CreateOrder ApplicationType: 1 gift, 2 sample, 3 documents, 4 other (goods sold)",
