@@ -9,23 +9,24 @@ Like buying, voiding is claimed first (the package in VOIDING, committed). The c
 reference first: a label it shows cancelled is VOIDED without a call. Otherwise it is asked to
 cancel by the label's number -- also when its lookup shows nothing: a lookup may lag behind a label
 bought moments before, and most carriers' lookups hide cancelled labels. Plugins answer a label
-cancelled before (by a person in the portal, or by this step before a crash) as cancelled when the
-carrier says so in words they know; a refusal of a label the lookup did not show is checked against
-the carrier's tracking, which shows a cancelled label as cancelled. The refund (what the label
-cost) is recorded. A carrier that refuses (it has scanned the parcel, or it does not know the label
-yet) leaves the order HELD (``void_refused``) and the package back where the void started (a
-confirmed parcel is still tracked while its order is held). A label bought outside the daemon (an
-ERP's, with no carrier shipment id) is not the daemon's to cancel: it is held the same way.
+cancelled before (by a person in the portal, or by this step before a crash) as cancelled. A
+refusal of a label the lookup did not show either is asked again later (deferred, so bounded by
+``engine.max_attempts``): the carrier may not know a label this new yet, and a label cancelled in
+words the plugin does not know ends in a hold for a person. The refund (what the label cost) is
+recorded. A carrier that refuses a label it shows (it has scanned the parcel) leaves the order HELD
+(``void_refused``) and the package back where the void started (a confirmed parcel is still
+tracked while its order is held). A label an ERP bought elsewhere is not the daemon's to cancel:
+it is held the same way, with no carrier called.
 """
 from __future__ import annotations
 
 import logging
 
 from ..holds import HoldReason
-from ..kit.carrier import CarrierError, NotSupported, PermanentCarrierError, TransientCarrierError
+from ..kit.carrier import NotSupported, PermanentCarrierError, TransientCarrierError
 from ..ledger import OrderRecord, OrderState, Package, PackageState
 from ..ledger.base import order_state_of
-from ..model import TrackingStatus, utcnow
+from ..model import utcnow
 from .carrier_calls import retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
 from .outcome import Outcome, defer, hold
@@ -58,12 +59,11 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
                     f"order {order.order_id}: carrier {package.carrier!r} is not configured; its label "
                     f"{package.idempotency_key} must be voided there")
-    if not package.carrier_shipment_id:  # e.g. an ERP's label, confirmed through POST /v1/confirmations
-        label = package.tracking_number or package.idempotency_key
-        return _refused(rt, record, package, f"the label {label} was bought outside this daemon (it holds "
-                        f"no {package.carrier} shipment id to cancel): cancel it where it was bought")
+    if package.plan.get("bought_by") == "erp":  # confirmed through POST /v1/confirmations
+        return _refused(rt, record, package, f"the label {package.tracking_number} was bought outside this "
+                        "daemon, which cannot cancel it: cancel it where it was bought", on_its_way=False)
     shipment = shipment_of(package)
-    unseen = False  # the lookup answered, and did not show the label
+    unseen = False  # the lookup answered and did not show the label: cancelled, or not known yet
     try:
         found = retry_safe(rt, package.carrier, "find_by_reference",
                            lambda: carrier.find_by_reference(package.idempotency_key))
@@ -75,21 +75,20 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             if unseen:  # lagging, or hidden once cancelled: cancel by number either way
                 log.info("order %s: the %s lookup does not show label %s; cancelling it by its number",
                          order.order_id, package.carrier, package.idempotency_key)
-            try:
-                cancelled = timed(package.carrier, "cancel", lambda: carrier.cancel(shipment))
-            except PermanentCarrierError:
-                if not unseen or not _tracked_as_cancelled(rt, carrier, package):
-                    raise
-                log.info("order %s: %s refused to cancel label %s, and its tracking shows it cancelled "
-                         "already", order.order_id, package.carrier, package.idempotency_key)
-                cancelled = True
+            cancelled = timed(package.carrier, "cancel", lambda: carrier.cancel(shipment))
             crashpoint("after_cancel_call")
             if not cancelled:
                 return _refused(rt, record, package, f"{package.carrier} did not cancel the label")
-    except (PermanentCarrierError, NotSupported) as exc:
-        note = (f" (its lookup does not show label {package.idempotency_key} either: if the label is new, "
-                "the carrier may not know it yet; void it again in a few minutes)") if unseen else ""
-        return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}{note}")
+    except PermanentCarrierError as exc:
+        if unseen and package.carrier_shipment_id:  # not known there yet (a new label), or cancelled
+            # there in words the plugin does not know: ask again, a bounded number of times
+            return defer(rt, record, f"{package.carrier} refused to cancel label {package.idempotency_key}, "
+                         f"which its lookup does not show either ({exc}): a new label may not be known there "
+                         "yet; asked again later. If it was cancelled at the carrier, add the carrier's "
+                         "wording to its already_cancelled_keywords")
+        return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
+    except NotSupported as exc:
+        return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
     except TransientCarrierError as exc:
         return defer(rt, record, f"void at {package.carrier}: {exc}")
     refund = package.plan.get("cost") or package.plan.get("price") or {}
@@ -103,26 +102,15 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     return Outcome.REST
 
 
-def _tracked_as_cancelled(rt: Runtime, carrier, package: Package) -> bool:
-    """Whether the carrier's tracking shows the label cancelled: how a label cancelled before (in
-    the carrier's portal) is told from one the carrier does not know, when its cancel call refuses
-    both alike. Tracking that fails or shows anything else is no proof."""
-    if not package.tracking_number:
-        return False
-    try:
-        infos = retry_safe(rt, package.carrier, "track", lambda: carrier.track([package.tracking_number]))
-    except (CarrierError, NotSupported):
-        return False
-    return any(i.tracking_number == package.tracking_number and i.status is TrackingStatus.CANCELLED
-               for i in infos)
-
-
-def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str) -> Outcome:
+def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
+             on_its_way: bool = True) -> Outcome:
+    """The void did not happen: the package goes back where it started, the order is held.
+    ``on_its_way``: the carrier refused (it has the parcel, most likely)."""
     back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
     rt.ledger.advance(package, PackageState.VOIDING, back,
                       order_state=order_state_of(back), error=why[:500])
     shipped = back in (PackageState.CONFIRMED, PackageState.VERIFIED)
+    after = ("the parcel is confirmed on Amazon and still followed; release the order once settled" if shipped
+             else "the parcel may be on its way" if on_its_way else "the order stays held")
     return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
-                f"order {record.order_id}: the label was to be voided, but {why}; "
-                + ("the parcel is confirmed on Amazon and still followed; release the order once settled"
-                   if shipped else "the parcel may be on its way"))
+                f"order {record.order_id}: the label was to be voided, but {why}; {after}")

@@ -635,18 +635,8 @@ class CarrierContract:
         assert found is None or found.status == "cancelled", \
             f"after cancel, find_by_reference must return None or a cancelled shipment: {found}"
         # The engine cancels again after a crash behind the first call, and whenever the lookup
-        # does not show a label cancelled (it may lag). A label cancelled before is done: the
-        # second cancel answers True, or it refuses and the tracking shows the label cancelled.
-        try:
-            again = carrier.cancel(shipment)
-        except PermanentCarrierError:
-            again = False
-        if not again:
-            number = self.tracking_number_of(carrier, shipment)
-            statuses = [i.status for i in carrier.track([number]) if i.tracking_number == number]
-            assert statuses == [TrackingStatus.CANCELLED], (
-                "a second cancel refused, and track() does not show the label cancelled: the engine "
-                f"could not tell a label cancelled before from one the carrier does not know ({statuses})")
+        # does not show a label cancelled (it may lag): a label cancelled before is done.
+        assert carrier.cancel(shipment) is True, "cancelling a label cancelled before must answer True"
 
     def test_track_after_the_clock_moves(self, carrier: Carrier) -> None:
         shipment = self.create(carrier)

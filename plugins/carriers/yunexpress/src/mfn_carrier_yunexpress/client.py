@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from connector.kit import Carrier, Transport
-from connector.kit.carrier import DuplicateReferenceError, TransientCarrierError
+from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.kit.ratecard import tracking_levels
 from connector.kit.values import existing_shipment, looks_like_pdf
 
@@ -104,12 +104,26 @@ class YunExpressCarrier(Carrier):
         return self._download_label(url, shipment.reference)
 
     def cancel(self, shipment: Shipment) -> bool:
-        """``WayBill/Delete`` by waybill number; only possible before the first scan."""
+        """``WayBill/Delete`` by waybill number; only possible before the first scan.
+
+        YunExpress answers "does not exist" both for an order deleted before (in its portal, or by
+        this call before a crash) and for one it does not know yet; the order's tracking state
+        tells them apart (PackageState 5: deleted). Anything else stays a refusal."""
         body = mapping.build_delete_request(shipment.carrier_shipment_id)
         data = self._call("POST", "WayBill/Delete", op="WayBill/Delete", body=body,
                           reference=shipment.reference)
-        return mapping.parse_delete(data, success_statuses=self.settings.delete_success_statuses,
-                                    already_deleted=self.settings.already_cancelled_keywords)
+        try:
+            return mapping.parse_delete(data, success_statuses=self.settings.delete_success_statuses,
+                                        already_deleted=self.settings.already_cancelled_keywords)
+        except PermanentCarrierError:
+            if not mapping.says_unknown_order(data) or not shipment.carrier_shipment_id:
+                raise
+            state = mapping.package_state(self._call("GET", "Tracking/GetTrackInfo", op="GetTrackInfo",
+                                                     params={"OrderNumber": shipment.carrier_shipment_id},
+                                                     reference=shipment.reference))
+            if state != mapping.CANCELLED_PACKAGE_STATE:
+                raise
+            return True
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
         """``Tracking/GetTrackInfo`` once per number (the endpoint takes one)."""

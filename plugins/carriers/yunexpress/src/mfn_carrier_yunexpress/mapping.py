@@ -45,6 +45,9 @@ NOT_FOUND_WORDS = ("not exist", "not found", "no record", "不存在", "查询�
 # Phrases that contain a duplicate keyword ("exist") but say the opposite.
 _NEGATED_EXIST = ("not exist", "n't exist", "no exist", "nonexist", "non-exist", "不存在")
 _SUCCESS_WORDS = ("成功", "success")
+# A delete's Remark for a number YunExpress has no live order under: deleted before, or not known yet.
+UNKNOWN_ORDER_WORDS = ("不存在", "does not exist", "not exist", "not found")
+CANCELLED_PACKAGE_STATE = 5  # GetTrackInfo Item.PackageState of a deleted (cancelled) order
 _FAILURE_WORDS = ("不成功", "未成功", "失败", "unsuccess", "fail")
 
 PACKAGE_STATES: dict[int, TrackingStatus] = {
@@ -542,6 +545,22 @@ def parse_track_info(data: Any, number: str, *, utc_offset_hours: float = 8.0) -
                                     code=node, description_en=english_text(content, status)))
     events.sort(key=lambda e: e.time)
     return TrackingInfo(tracking_number=number, status=current_status(state, events), events=tuple(events))
+
+
+def package_state(data: Any) -> int | None:
+    """``Item.PackageState`` of a ``Tracking/GetTrackInfo`` answer; None when YunExpress has no
+    tracking for the number (or the answer has no state)."""
+    code, _message = envelope(data, "GetTrackInfo")
+    item = data.get("Item") if code == OK else None
+    return _int(item.get("PackageState")) if isinstance(item, dict) else None
+
+
+def says_unknown_order(data: Any) -> bool:
+    """Whether a ``WayBill/Delete`` answer says there is no such order (see UNKNOWN_ORDER_WORDS)."""
+    item = data.get("Item") if isinstance(data, dict) else None
+    if isinstance(item, list) and len(item) == 1:
+        item = item[0]
+    return isinstance(item, dict) and mentions(_text(item.get("Remark")), UNKNOWN_ORDER_WORDS)
 
 
 def current_status(state: int, events: list[TrackingEvent]) -> TrackingStatus:

@@ -96,7 +96,7 @@ SCHEMA: dict[str, Any] = settings_schema(
             ["已删除", "already deleted"],
             "UNVERIFIED: WayBill/Delete Remark words meaning 'this waybill is deleted already' (taken "
             "as deleted, not as a refusal; 'does not exist' is not one: it is also the answer for a "
-            "number YunExpress does not know yet)"),
+            "number YunExpress does not know yet, so the order's tracking state decides)"),
         "application_type": {
             "enum": [1, 2, 3, 4], "default": 4,
             "description": "CreateOrder ApplicationType: 1 gift, 2 sample, 3 documents, 4 other (goods sold)",
