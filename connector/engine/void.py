@@ -9,14 +9,12 @@ Like buying, voiding is claimed first (the package in VOIDING, committed). The c
 reference first: a label it shows cancelled is VOIDED without a call. Otherwise it is asked to
 cancel by the label's number -- also when its lookup shows nothing: a lookup may lag behind a label
 bought moments before, and most carriers' lookups hide cancelled labels. Plugins answer a label
-cancelled before (by a person in the portal, or by this step before a crash) as cancelled. A
-refusal of a label the lookup did not show either is asked again later (deferred, so bounded by
-``engine.max_attempts``): the carrier may not know a label this new yet, and a label cancelled in
-words the plugin does not know ends in a hold for a person. The refund (what the label cost) is
-recorded. A carrier that refuses a label it shows (it has scanned the parcel) leaves the order HELD
-(``void_refused``) and the package back where the void started (a confirmed parcel is still
-tracked while its order is held). A label an ERP bought elsewhere is not the daemon's to cancel:
-it is held the same way, with no carrier called.
+cancelled before (by a person in the portal, or by this step before a crash) as cancelled. The
+refund (what the label cost) is recorded. A carrier that refuses (it has scanned the parcel; or,
+for a label its lookup does not show either, it may not know a label this new yet) leaves the order
+HELD (``void_refused``, the message says which) and the package back where the void started (a
+confirmed parcel is still tracked while its order is held); ``orders void`` tries again. A label an
+ERP bought elsewhere is not the daemon's to cancel: it is held the same way, with no carrier called.
 """
 from __future__ import annotations
 
@@ -61,7 +59,7 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"{package.idempotency_key} must be voided there")
     if package.plan.get("bought_by") == "erp":  # confirmed through POST /v1/confirmations
         return _refused(rt, record, package, f"the label {package.tracking_number} was bought outside this "
-                        "daemon, which cannot cancel it: cancel it where it was bought", on_its_way=False)
+                        "daemon, which cannot cancel it", after="cancel it where it was bought")
     shipment = shipment_of(package)
     unseen = False  # the lookup answered and did not show the label: cancelled, or not known yet
     try:
@@ -79,15 +77,11 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             crashpoint("after_cancel_call")
             if not cancelled:
                 return _refused(rt, record, package, f"{package.carrier} did not cancel the label")
-    except PermanentCarrierError as exc:
-        if unseen and package.carrier_shipment_id:  # not known there yet (a new label), or cancelled
-            # there in words the plugin does not know: ask again, a bounded number of times
-            return defer(rt, record, f"{package.carrier} refused to cancel label {package.idempotency_key}, "
-                         f"which its lookup does not show either ({exc}): a new label may not be known there "
-                         "yet; asked again later. If it was cancelled at the carrier, add the carrier's "
-                         "wording to its already_cancelled_keywords")
-        return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
-    except NotSupported as exc:
+    except (PermanentCarrierError, NotSupported) as exc:
+        if unseen:  # not known there yet (a new label), or cancelled there in words the plugin does not know
+            return _refused(rt, record, package, f"{package.carrier} refused to cancel label "
+                            f"{package.idempotency_key}, which its lookup does not show either ({exc})",
+                            after=_UNSEEN_ADVICE)
         return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
     except TransientCarrierError as exc:
         return defer(rt, record, f"void at {package.carrier}: {exc}")
@@ -102,15 +96,19 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     return Outcome.REST
 
 
-def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
-             on_its_way: bool = True) -> Outcome:
+_UNSEEN_ADVICE = ("a label bought in the last minutes may not be known there yet (it is then live and paid "
+                  "for: void it again in a few minutes), or it was cancelled there already in words the "
+                  "plugin does not recognise (check at the carrier)")
+
+
+def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *, after: str = "") -> Outcome:
     """The void did not happen: the package goes back where it started, the order is held.
-    ``on_its_way``: the carrier refused (it has the parcel, most likely)."""
+    ``after``: what the person should know or do (default: the carrier has the parcel, most likely)."""
     back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
     rt.ledger.advance(package, PackageState.VOIDING, back,
                       order_state=order_state_of(back), error=why[:500])
     shipped = back in (PackageState.CONFIRMED, PackageState.VERIFIED)
-    after = ("the parcel is confirmed on Amazon and still followed; release the order once settled" if shipped
-             else "the parcel may be on its way" if on_its_way else "the order stays held")
+    after = after or ("the parcel is confirmed on Amazon and still followed; release the order once settled"
+                      if shipped else "the parcel may be on its way")
     return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
                 f"order {record.order_id}: the label was to be voided, but {why}; {after}")

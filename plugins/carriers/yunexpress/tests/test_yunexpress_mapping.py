@@ -290,6 +290,19 @@ def test_a_waybill_deleted_before_is_deleted_not_refused():
     data["Item"].update(Status="Failure", Remark="订单不存在 / order does not exist")
     with pytest.raises(PermanentCarrierError, match="does not exist"):
         mapping.parse_delete(data, already_deleted=words)
+    assert mapping.says_unknown_order(data)
+
+
+def test_package_state_only_for_the_waybill_asked_about():
+    """The delete's "does not exist" is read as "deleted" only on PackageState 5 of that waybill."""
+    data = load_fixture("get_track_info")
+    number = data["Item"]["WaybillNumber"]
+    assert mapping.package_state(data, number) == 1
+    assert mapping.package_state(data, number.lower() + " ") == 1
+    assert mapping.package_state(data, "YT9999999999999999") is None  # an answer about another waybill
+    data["Item"].pop("PackageState")
+    assert mapping.package_state(data, number) is None
+    assert mapping.package_state({"Code": "1011", "Message": "no tracking", "Item": None}, number) is None
 
 
 # -- Tracking --------------------------------------------------------------------------------

@@ -118,9 +118,10 @@ class YunExpressCarrier(Carrier):
         except PermanentCarrierError:
             if not mapping.says_unknown_order(data) or not shipment.carrier_shipment_id:
                 raise
+            waybill = shipment.carrier_shipment_id
             state = mapping.package_state(self._call("GET", "Tracking/GetTrackInfo", op="GetTrackInfo",
-                                                     params={"OrderNumber": shipment.carrier_shipment_id},
-                                                     reference=shipment.reference))
+                                                     params={"OrderNumber": waybill},
+                                                     reference=shipment.reference), waybill)
             if state != mapping.CANCELLED_PACKAGE_STATE:
                 raise
             return True

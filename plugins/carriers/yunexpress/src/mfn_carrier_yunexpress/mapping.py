@@ -547,12 +547,14 @@ def parse_track_info(data: Any, number: str, *, utc_offset_hours: float = 8.0) -
     return TrackingInfo(tracking_number=number, status=current_status(state, events), events=tuple(events))
 
 
-def package_state(data: Any) -> int | None:
-    """``Item.PackageState`` of a ``Tracking/GetTrackInfo`` answer; None when YunExpress has no
-    tracking for the number (or the answer has no state)."""
+def package_state(data: Any, waybill: str) -> int | None:
+    """``Item.PackageState`` of a ``Tracking/GetTrackInfo`` answer for ``waybill``; None when
+    YunExpress has no tracking for it, the answer has no state, or it is about another waybill."""
     code, _message = envelope(data, "GetTrackInfo")
     item = data.get("Item") if code == OK else None
-    return _int(item.get("PackageState")) if isinstance(item, dict) else None
+    if not isinstance(item, dict) or _text(item.get("WaybillNumber")).upper() != waybill.strip().upper():
+        return None
+    return _int(item.get("PackageState"))
 
 
 def says_unknown_order(data: Any) -> bool:
