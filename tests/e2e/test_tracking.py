@@ -148,13 +148,7 @@ def test_label_voided_after_the_buyer_cancels(world, carrier):
     w = world(forced_onto(carrier))
     rt = w.runtime()
     try:
-        first = sorted(r.order_id for r in _new_orders(rt, w))
-        cancels = BuyerCancels(w.url("spapi"), set(first[:5]))
-        rt.host.register(cancels, name="buyer-cancels")
-        engine = Engine(rt)
-        engine.run_until_quiet()
-        cancelled = [oid for oid, status in cancels.answers.items() if status == 200]
-        assert cancelled, cancels.answers
+        engine, cancelled = _labels_bought_then_some_cancelled(rt, w)
         order_id = cancelled[0]
         held = rt.ledger.get_order(order_id)
         assert held.state is OrderState.HELD and held.hold_reason == "amazon_rejected"  # confirm refused
@@ -194,12 +188,7 @@ def test_a_label_just_bought_is_cancelled_even_when_the_lookup_does_not_show_it_
     w = world(forced_onto(carrier))
     rt = w.runtime()
     try:
-        first = sorted(r.order_id for r in _new_orders(rt, w))
-        cancels = BuyerCancels(w.url("spapi"), set(first[:5]))
-        rt.host.register(cancels, name="buyer-cancels")
-        engine = Engine(rt)
-        engine.run_until_quiet()
-        order_id = next(oid for oid, status in cancels.answers.items() if status == 200)
+        engine, (order_id, *_) = _labels_bought_then_some_cancelled(rt, w)
         rt.carriers[carrier] = LaggingLookup(rt.carriers[carrier])
         advance(w, 600)
         engine.run_pass(ingest=True)
@@ -242,12 +231,7 @@ def test_a_label_the_carrier_does_not_know_yet_is_held_not_taken_for_voided(worl
     w = world(forced_onto(carrier))
     rt = w.runtime()
     try:
-        first = sorted(r.order_id for r in _new_orders(rt, w))
-        cancels = BuyerCancels(w.url("spapi"), set(first[:5]))
-        rt.host.register(cancels, name="buyer-cancels")
-        engine = Engine(rt)
-        engine.run_until_quiet()
-        order_id = next(oid for oid, status in cancels.answers.items() if status == 200)
+        engine, (order_id, *_) = _labels_bought_then_some_cancelled(rt, w)
         package = rt.ledger.packages(order_id)[-1]
         hidden = _hide_at_the_carrier(w, carrier, package)
         advance(w, 600)
@@ -357,6 +341,19 @@ def test_void_of_a_held_order_is_carried_out_and_ends_the_hold(world, carrier):
     assert parcel(w, carrier, package.tracking_number)["cancelled_at"] is not None
     quoted = json.loads(run_cli(w, "quote", package.order_id, "--json").stdout)
     assert quoted["error"] == "not shopped: the order is VOIDED; nothing is to ship"
+
+
+def _labels_bought_then_some_cancelled(rt, w) -> tuple[Engine, list[str]]:
+    """Every label bought, the buyer cancelling some of the first five orders on Amazon right after
+    theirs (the daemon has not seen it yet); the engine and the orders Amazon cancelled."""
+    first = sorted(r.order_id for r in _new_orders(rt, w))
+    cancels = BuyerCancels(w.url("spapi"), set(first[:5]))
+    rt.host.register(cancels, name="buyer-cancels")
+    engine = Engine(rt)
+    engine.run_until_quiet()
+    cancelled = [oid for oid, status in cancels.answers.items() if status == 200]
+    assert cancelled, cancels.answers
+    return engine, cancelled
 
 
 def _new_orders(rt, w):
