@@ -62,9 +62,11 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                         "daemon, which cannot cancel it", after="cancel it where it was bought")
     shipment = shipment_of(package)
     unseen = False  # the lookup answered and did not show the label: cancelled, or not known yet
+    looked_up = False
     try:
         found = retry_safe(rt, package.carrier, "find_by_reference",
                            lambda: carrier.find_by_reference(package.idempotency_key))
+        looked_up = True
         if found is not None and found.status == "cancelled":
             log.info("order %s: the %s label %s is already cancelled", order.order_id, package.carrier,
                      package.idempotency_key)
@@ -78,6 +80,9 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             if not cancelled:
                 return _refused(rt, record, package, f"{package.carrier} did not cancel the label")
     except (PermanentCarrierError, NotSupported) as exc:
+        if not looked_up:  # nothing was asked to cancel: say so, not "refused to cancel"
+            return _refused(rt, record, package, f"{package.carrier} refused the lookup of label "
+                            f"{package.idempotency_key}: {exc}", after="void it again once that is fixed")
         if unseen:  # not known there yet (a new label), or cancelled there in words the plugin does not know
             return _refused(rt, record, package, f"{package.carrier} refused to cancel label "
                             f"{package.idempotency_key}, which its lookup does not show either ({exc})",

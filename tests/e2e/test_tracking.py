@@ -12,8 +12,10 @@ from click.testing import CliRunner
 
 from connector import clock, hookimpl
 from connector.cli import cli
+from connector.engine import steer
 from connector.engine.carrier_calls import shipment_of
 from connector.engine.loop import Engine
+from connector.kit.carrier import PermanentCarrierError
 from connector.ledger import OrderState, PackageState
 
 from .helpers import CARRIERS, advance, ingest_all, run_cli
@@ -247,6 +249,34 @@ def test_a_label_the_carrier_does_not_know_yet_is_held_not_taken_for_voided(worl
     result = run_cli(w, "orders", "void", order_id)  # the person, a few minutes later
     assert result.returncode == 0, result.stderr
     assert parcel(w, carrier, package.tracking_number)["cancelled_at"] is not None
+
+
+class RefusedLookup(LaggingLookup):
+    """A carrier whose lookup refuses (e.g. its credentials) and whose cancel must not be asked."""
+
+    def find_by_reference(self, reference):
+        raise PermanentCarrierError("lookup refused: credentials", code="auth", carrier="test")
+
+    def cancel(self, shipment):
+        raise AssertionError("cancel asked after the lookup was refused")
+
+
+def test_a_refused_lookup_holds_the_void_saying_so(world):
+    w = world(forced_onto("chinapost", orders=4))
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        package = verified_packages(rt)[0]
+        rt.carriers["chinapost"] = RefusedLookup(rt.carriers["chinapost"])
+        with pytest.raises(steer.NotAllowed, match="refused the lookup of label") as refused:
+            steer.void_order(rt, package.order_id)
+        assert "void it again once that is fixed" in str(refused.value)
+        record = rt.ledger.get_order(package.order_id)
+        assert record.state is OrderState.HELD and record.hold_reason == "void_refused"
+        assert rt.ledger.get_package(package.id).state is PackageState.VERIFIED
+        assert parcel(w, "chinapost", package.tracking_number)["cancelled_at"] is None
+    finally:
+        rt.close()
 
 
 @pytest.mark.parametrize("carrier", CARRIERS)

@@ -210,6 +210,13 @@ def test_a_waybill_cancelled_before_is_cancelled_not_refused():
     assert mapping.parse_cancel(answer, "LX000000014CN", already_cancelled=words) is True
     with pytest.raises(PermanentCarrierError, match="already cancelled"):  # words configured away
         mapping.parse_cancel(answer, "LX000000014CN")
+    # the words count only in a refusal of the waybill itself, never in a credentials failure
+    with pytest.raises(PermanentCarrierError, match="credentials"):
+        mapping.parse_cancel({"flag": False, "message": "签名验证失败，邮件已撤单?"}, "LX000000014CN",
+                             already_cancelled=words)
+    with pytest.raises(PermanentCarrierError, match="revoked"):  # 已撤销 also means "revoked"
+        mapping.parse_cancel({"flag": False, "message": "接口已撤销 / interface revoked"}, "LX000000014CN",
+                             already_cancelled=words)
 
 
 def test_fee_lookup():

@@ -253,6 +253,13 @@ def test_a_shipment_deleted_before_is_deleted_not_refused() -> None:
     assert mapping.parse_delete(answer, "S1", already_deleted=words) is True
     with pytest.raises(PermanentCarrierError, match="already deleted"):  # words configured away
         mapping.parse_delete(answer, "S1")
+    # only a detail about this shipment counts, and never in DHL's own trouble
+    other = _delete_answer("202", "Shipment ID S2 not found (already deleted).")
+    with pytest.raises(PermanentCarrierError, match="S2"):
+        mapping.parse_delete(other, "S1", already_deleted=words)
+    with pytest.raises(TransientCarrierError):
+        mapping.parse_delete(_delete_answer("500", "Shipment ID S1 already deleted?"), "S1",
+                             already_deleted=words)
 
 
 # -- tracking ---------------------------------------------------------------------------------

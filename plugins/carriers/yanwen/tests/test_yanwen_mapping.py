@@ -235,6 +235,14 @@ def test_cancel_outcomes():
                                 already_cancelled=words) is True
     with pytest.raises(PermanentCarrierError, match="already cancelled"):  # words configured away
         mapping.parse_cancel(refused("2004", "运单已取消 / already cancelled"), "UG1")
+    # the words count only in a refusal of the waybill itself: not in a credentials failure, not in
+    # Yanwen's own trouble (a negative code), not about something else that was cancelled
+    with pytest.raises(PermanentCarrierError, match="credentials"):
+        mapping.parse_cancel(refused("1001", "sign error, 运单已取消?"), "UG1", already_cancelled=words)
+    with pytest.raises(TransientCarrierError):
+        mapping.parse_cancel(refused("-1", "系统繁忙 运单已取消"), "UG1", already_cancelled=words)
+    with pytest.raises(PermanentCarrierError, match="揽收预约已取消"):
+        mapping.parse_cancel(refused("2003", "揽收预约已取消，运单已揽收"), "UG1", already_cancelled=words)
     with pytest.raises(PermanentCarrierError, match="refused to cancel UG1: 运单已揽收") as caught:
         mapping.parse_cancel(refused("2003", "运单已揽收，不能取消"), "UG1")
     assert caught.value.code == "2003"

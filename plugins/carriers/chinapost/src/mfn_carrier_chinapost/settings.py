@@ -123,7 +123,7 @@ SCHEMA: dict[str, Any] = settings_schema(
             "description": "UNVERIFIED: reason codes meaning 'logistics_order_no already used'",
         },
         "already_cancelled_keywords": keywords_setting(
-            ["已撤单", "已撤销", "already cancel"],
+            ["已撤单"],
             "UNVERIFIED: cancelOrder message words meaning 'this waybill is cancelled already' "
             "(taken as cancelled, not as a refusal)"),
         "ioss_field": {

@@ -109,17 +109,22 @@ def reference_of(prefix: str, sid: str) -> str:
     return sid[len(prefix) :] if prefix and sid.startswith(prefix) else sid
 
 
-def details(status: Any) -> str:
-    """``messageDetails`` as one string (it is a list of {messageDetail} or a plain string)."""
+def detail_texts(status: Any) -> list[str]:
+    """Each of ``messageDetails`` (a list of {messageDetail} or a plain string)."""
     if not isinstance(status, dict):
-        return ""
+        return []
     raw = status.get("messageDetails")
     if isinstance(raw, list):
         parts = [_text(d.get("messageDetail")) if isinstance(d, dict) else _text(d) for d in raw]
     else:
         parts = [_text(raw)]
-    text = "; ".join(p for p in parts if p)
-    return text or _text(status.get("message"))
+    return [p for p in parts if p]
+
+
+def details(status: Any) -> str:
+    """``messageDetails`` as one string, else the status's ``message``."""
+    text = "; ".join(detail_texts(status))
+    return text or (_text(status.get("message")) if isinstance(status, dict) else "")
 
 
 def error_detail(answer: Any) -> str:
@@ -470,20 +475,25 @@ def pdf_from_reprint(item: dict[str, Any], sid: str) -> bytes:
 
 def parse_delete(answer: Any, sid: str, *, already_deleted: Iterable[str] = ()) -> bool:
     """True when deleted, now or before: bd code 200 and, when items are listed, the item's code
-    200 too, or a message with one of ``already_deleted``."""
+    200 too; or a business refusal with a detail about this shipment (the item's, or one naming
+    ``sid``) that has one of ``already_deleted``."""
     bd = envelope(answer, "deleteShipmentResp")
     code, message = _status(bd, "deleteShipmentResp.bd")
+    about_it = [d for d in detail_texts(bd.get("responseStatus")) if sid.lower() in d.lower()]
     items = bd.get("shipmentItems")
     if isinstance(items, list) and items:
         item = _find(items, sid, "deleteShipmentResp.bd.shipmentItems")
         item_code, item_message = _status(item, "shipmentItems[]")
         if item_code != "200":
             code, message = item_code, item_message
-    if code == "200" or mentions(message, already_deleted):
+            about_it = detail_texts(item.get("responseStatus"))
+    if code == "200":
         return True
     error = refusal(code, message, sid, item_level=False)
     if isinstance(error, TransientCarrierError):
         raise error
+    if any(mentions(detail, already_deleted) for detail in about_it):
+        return True
     raise PermanentCarrierError(
         f"DHL eCommerce did not delete {sid} (code {code}): {message}", code=code, carrier=CARRIER
     )

@@ -143,7 +143,7 @@ class DhlEcommerceSettings(HttpSettings, RateCardSettings):
                 "description": "UNVERIFIED: client-side pacing, calls spaced evenly at this rate (a generic "
                 "DHL eCommerce FAQ answers 429 above 5 calls/s); null = off"},
             "already_cancelled_keywords": keywords_setting(
-                ["already deleted", "already cancel"],
+                ["already deleted"],
                 "UNVERIFIED: Label/Delete message words meaning 'this shipmentID is deleted already' "
                 "(taken as deleted, not as a refusal)"),
             "tracking_utc_offset_hours": utc_offset_setting(

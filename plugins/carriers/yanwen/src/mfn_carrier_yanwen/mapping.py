@@ -63,7 +63,6 @@ _AUTH_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
 NOT_FOUND_WORDS = ("not exist", "not found", "no record", "no data", "不存在", "查询不到", "未找到", "无数据")
 # calc.list without the account permission.
 PERMISSION_WORDS = ("permission", "权限", "not allowed", "not enabled", "未开通")
-# A cancel refused because it is already done.
 _CUSTOMS_WORDS = ("customs", "清关", "海关", "报关")
 # A checkpoint of an undocumented code that says the parcel is on its way back / back home.
 _RETURNING_WORDS = ("returning", "being returned", "return in progress", "return to sender in progress",
@@ -351,11 +350,11 @@ def parse_cancel(answer: Any, waybill: str, *, already_cancelled: Iterable[str] 
     envelope = read_envelope(answer, op)
     if envelope.ok:
         return True
-    if mentions(envelope.message, already_cancelled):
-        return True
     number = _int(envelope.code)
     if is_auth_failure_text(envelope.message) or (number is not None and number < 0):
-        raise refusal(envelope, op)
+        raise refusal(envelope, op)  # credentials, or Yanwen's own trouble: never "cancelled"
+    if mentions(envelope.message, already_cancelled):
+        return True
     raise PermanentCarrierError(f"Yanwen refused to cancel {waybill}: {envelope.message or 'no message'} "
                                 f"(code {envelope.code})", code=envelope.code, carrier=CARRIER)
 

@@ -161,7 +161,7 @@ SCHEMA: dict[str, Any] = settings_schema(
             ["重复", "already exist", "repeat", "duplicate", "V121"],
             "UNVERIFIED: message words meaning 'orderNumber already used'"),
         "already_cancelled_keywords": keywords_setting(
-            ["already cancel", "已取消", "已经取消"],
+            ["运单已取消", "运单已经取消"],
             "UNVERIFIED: express.order.cancel message words meaning 'this waybill is cancelled already' "
             "(taken as cancelled, not as a refusal)"),
         "cancelled_statuses": {

@@ -45,8 +45,6 @@ NOT_FOUND_WORDS = ("not exist", "not found", "no record", "不存在", "查询�
 # Phrases that contain a duplicate keyword ("exist") but say the opposite.
 _NEGATED_EXIST = ("not exist", "n't exist", "no exist", "nonexist", "non-exist", "不存在")
 _SUCCESS_WORDS = ("成功", "success")
-# A delete's Remark for a number YunExpress has no live order under: deleted before, or not known yet.
-UNKNOWN_ORDER_WORDS = ("不存在", "does not exist", "not exist", "not found")
 CANCELLED_PACKAGE_STATE = 5  # GetTrackInfo Item.PackageState of a deleted (cancelled) order
 _FAILURE_WORDS = ("不成功", "未成功", "失败", "unsuccess", "fail")
 
@@ -558,11 +556,12 @@ def package_state(data: Any, waybill: str) -> int | None:
 
 
 def says_unknown_order(data: Any) -> bool:
-    """Whether a ``WayBill/Delete`` answer says there is no such order (see UNKNOWN_ORDER_WORDS)."""
+    """Whether a ``WayBill/Delete`` answer says there is no such order (deleted before, or not known
+    yet: YunExpress words both alike)."""
     item = data.get("Item") if isinstance(data, dict) else None
     if isinstance(item, list) and len(item) == 1:
         item = item[0]
-    return isinstance(item, dict) and mentions(_text(item.get("Remark")), UNKNOWN_ORDER_WORDS)
+    return isinstance(item, dict) and mentions(_text(item.get("Remark")), NOT_FOUND_WORDS)
 
 
 def current_status(state: int, events: list[TrackingEvent]) -> TrackingStatus:
