@@ -108,6 +108,21 @@ def mentions(text: str, words: Iterable[str]) -> bool:
     return any(word.lower() in low for word in words)
 
 
+# Words of a carrier's own trouble (busy, system error, try later): a message with them is never
+# read as an answer about the shipment itself, whatever else it says.
+CARRIER_TROUBLE_WORDS = ("system error", "system busy", "internal error", "try again", "try later",
+                         "timeout", "timed out", "系统异常", "系统错误", "系统繁忙", "稍后", "超时",
+                         "服务异常")
+
+
+def says_cancelled(text: str, words: Iterable[str]) -> bool:
+    """Whether a carrier's refusal of a cancel says the label is cancelled already: one of
+    ``words`` (a plugin's ``already_cancelled_keywords``), and no word of the carrier's own trouble
+    (:data:`CARRIER_TROUBLE_WORDS`). Call it only after credentials failures are classified: a
+    ``True`` makes the label VOIDED."""
+    return mentions(text, words) and not mentions(text, CARRIER_TROUBLE_WORDS)
+
+
 def currency(value: Any, default: str = "") -> str | None:
     """An ISO 4217 code from a carrier's currency field (``RMB``, ``YUAN`` and ``元`` are ``CNY``;
     empty is ``default``); ``None`` when it is not a three-letter code."""

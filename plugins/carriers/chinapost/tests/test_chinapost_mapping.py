@@ -214,6 +214,9 @@ def test_a_waybill_cancelled_before_is_cancelled_not_refused():
     with pytest.raises(PermanentCarrierError, match="credentials"):
         mapping.parse_cancel({"flag": False, "message": "签名验证失败，邮件已撤单?"}, "LX000000014CN",
                              already_cancelled=words)
+    with pytest.raises(PermanentCarrierError, match="系统异常"):  # China Post's own trouble
+        mapping.parse_cancel({"flag": False, "message": "系统异常，请稍后重试(已撤单?)"}, "LX000000014CN",
+                             already_cancelled=words)
     with pytest.raises(PermanentCarrierError, match="revoked"):  # 已撤销 also means "revoked"
         mapping.parse_cancel({"flag": False, "message": "接口已撤销 / interface revoked"}, "LX000000014CN",
                              already_cancelled=words)

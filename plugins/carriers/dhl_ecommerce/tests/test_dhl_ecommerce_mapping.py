@@ -260,6 +260,36 @@ def test_a_shipment_deleted_before_is_deleted_not_refused() -> None:
     with pytest.raises(TransientCarrierError):
         mapping.parse_delete(_delete_answer("500", "Shipment ID S1 already deleted?"), "S1",
                              already_deleted=words)
+    longer = _delete_answer("202", "Shipment ID CN-111-1-10 not found (already deleted).")  # not CN-111-1
+    with pytest.raises(PermanentCarrierError, match="CN-111-1-10"):
+        mapping.parse_delete(longer, "CN-111-1", already_deleted=words)
+    assert mapping.parse_delete(_delete_answer("202", "Shipment ID CN-111-1 not found (already deleted)."),
+                                "CN-111-1", already_deleted=words) is True
+    busy = _delete_answer("202", "Shipment ID S1 already deleted? system busy, try again")
+    with pytest.raises(TransientCarrierError, match="system busy"):  # DHL's own trouble, not "deleted"
+        mapping.parse_delete(busy, "S1", already_deleted=words)
+
+
+def test_an_items_own_refusal_is_what_counts() -> None:
+    """With items listed, the item's details decide: a bd-level word cannot override them."""
+    words = DhlEcommerceSettings.SCHEMA["properties"]["already_cancelled_keywords"]["default"]
+
+    def answer(item_detail: str) -> dict:
+        bd_status = {"code": "202", "message": "x",
+                     "messageDetails": [{"messageDetail": "Shipment ID S1 not found (already deleted)."}]}
+        item = {"shipmentID": "S1", "responseStatus": {"code": "202", "message": "x",
+                                                       "messageDetails": [{"messageDetail": item_detail}]}}
+        bd = {"responseStatus": bd_status, "shipmentItems": [item]}
+        return {"deleteShipmentResp": {"hdr": {}, "bd": bd}}
+
+    with pytest.raises(PermanentCarrierError, match="picked up"):
+        mapping.parse_delete(answer("Shipment ID S1 cannot be deleted: already picked up."), "S1",
+                             already_deleted=words)
+    assert mapping.parse_delete(answer("not found (already deleted)"), "S1", already_deleted=words) is True
+    single = answer("x")
+    single["deleteShipmentResp"]["bd"]["shipmentItems"] = {"shipmentID": "S1"}
+    with pytest.raises(TransientCarrierError, match="not a list"):
+        mapping.parse_delete(single, "S1", already_deleted=words)
 
 
 # -- tracking ---------------------------------------------------------------------------------

@@ -104,6 +104,29 @@ def test_cancel_deletes_by_waybill(carrier):
     assert carrier.cancel(_shipment()) is True
 
 
+@pytest.mark.parametrize(("state", "waybill", "cancelled"), [
+    (5, "YT2222222222222222", True),    # deleted before (the portal, or this call before a kill)
+    (1, "YT2222222222222222", False),   # submitted: live, the delete's back end does not know it yet
+    (4, "YT2222222222222222", False),   # received: live
+    (5, "YT9999999999999999", False),   # an answer about another waybill proves nothing
+])
+@responses.activate
+def test_does_not_exist_is_cancelled_only_on_package_state_5_of_that_waybill(carrier, state, waybill,
+                                                                             cancelled):
+    gone = load_fixture("delete")
+    gone["Item"].update(Status="Failure", Remark="订单不存在 / order does not exist")
+    responses.post(f"{API}/WayBill/Delete", json=gone)
+    tracked = load_fixture("get_track_info")
+    tracked["Item"].update(PackageState=state, WaybillNumber=waybill)
+    responses.get(f"{API}/Tracking/GetTrackInfo", json=tracked,
+                  match=[matchers.query_param_matcher({"OrderNumber": "YT2222222222222222"})])
+    if cancelled:
+        assert carrier.cancel(_shipment()) is True
+    else:
+        with pytest.raises(PermanentCarrierError, match="does not exist"):
+            carrier.cancel(_shipment())
+
+
 @responses.activate
 def test_track_asks_once_per_number(carrier):
     for number in ("YT1", "YT2"):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.kit import Money, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.kit.values import cents, in_utc, looks_like_pdf, mentions, objects
+from connector.kit.values import cents, in_utc, looks_like_pdf, mentions, objects, says_cancelled
 from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
 from connector.kit.values import text as _text
@@ -400,7 +400,7 @@ def parse_cancel(data: Any, waybill: str, *, already_cancelled: Iterable[str] = 
     message = _text(data.get("message")) or _text(data.get("msg"))
     if is_auth_failure(message):
         raise credentials_error(message)
-    if mentions(message, already_cancelled):
+    if says_cancelled(message, already_cancelled):
         return True
     raise PermanentCarrierError(f"China Post refused to cancel {waybill}: {message or 'no message'}",
                                 code="cancel_refused", carrier=CARRIER)

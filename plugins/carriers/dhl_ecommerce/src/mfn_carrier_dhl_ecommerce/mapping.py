@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.kit import Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.kit.values import cents, decimal, in_utc, looks_like_pdf, mentions
+from connector.kit.values import cents, decimal, in_utc, looks_like_pdf, says_cancelled
 from connector.kit.values import text as _text
 
 if TYPE_CHECKING:
@@ -479,9 +479,12 @@ def parse_delete(answer: Any, sid: str, *, already_deleted: Iterable[str] = ()) 
     ``sid``) that has one of ``already_deleted``."""
     bd = envelope(answer, "deleteShipmentResp")
     code, message = _status(bd, "deleteShipmentResp.bd")
-    about_it = [d for d in detail_texts(bd.get("responseStatus")) if sid.lower() in d.lower()]
+    names_it = re.compile(rf"(?<![\w~\\.-]){re.escape(sid)}(?![\w~\\-]|\.\w)", re.I)  # not S1 in S10
+    about_it = [d for d in detail_texts(bd.get("responseStatus")) if names_it.search(d)]
     items = bd.get("shipmentItems")
-    if isinstance(items, list) and items:
+    if items is not None and not isinstance(items, list):
+        raise Malformed("deleteShipmentResp.bd.shipmentItems is not a list")
+    if items:
         item = _find(items, sid, "deleteShipmentResp.bd.shipmentItems")
         item_code, item_message = _status(item, "shipmentItems[]")
         if item_code != "200":
@@ -492,7 +495,7 @@ def parse_delete(answer: Any, sid: str, *, already_deleted: Iterable[str] = ()) 
     error = refusal(code, message, sid, item_level=False)
     if isinstance(error, TransientCarrierError):
         raise error
-    if any(mentions(detail, already_deleted) for detail in about_it):
+    if any(says_cancelled(detail, already_deleted) for detail in about_it):
         return True
     raise PermanentCarrierError(
         f"DHL eCommerce did not delete {sid} (code {code}): {message}", code=code, carrier=CARRIER

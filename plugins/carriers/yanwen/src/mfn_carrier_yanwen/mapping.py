@@ -33,7 +33,15 @@ from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, T
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
-from connector.kit.values import in_utc, iso_time, looks_like_pdf, mentions, objects, transit_days
+from connector.kit.values import (
+    in_utc,
+    iso_time,
+    looks_like_pdf,
+    mentions,
+    objects,
+    says_cancelled,
+    transit_days,
+)
 from connector.kit.values import integer as _int
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
@@ -353,7 +361,7 @@ def parse_cancel(answer: Any, waybill: str, *, already_cancelled: Iterable[str] 
     number = _int(envelope.code)
     if is_auth_failure_text(envelope.message) or (number is not None and number < 0):
         raise refusal(envelope, op)  # credentials, or Yanwen's own trouble: never "cancelled"
-    if mentions(envelope.message, already_cancelled):
+    if says_cancelled(envelope.message, already_cancelled):
         return True
     raise PermanentCarrierError(f"Yanwen refused to cancel {waybill}: {envelope.message or 'no message'} "
                                 f"(code {envelope.code})", code=envelope.code, carrier=CARRIER)

@@ -24,7 +24,7 @@ from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, T
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
-from connector.kit.values import in_utc, iso_time, kilograms, mentions, objects, transit_days
+from connector.kit.values import in_utc, iso_time, kilograms, mentions, objects, says_cancelled, transit_days
 from connector.kit.values import integer as _int
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
@@ -465,7 +465,7 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
     ok_statuses = {s.lower() for s in success_statuses}
     status = _text(item.get("Status")).lower()
     remark = _text(item.get("Remark"))
-    if mentions(remark, already_deleted):
+    if says_cancelled(remark, already_deleted):
         return True
     failed_remark = mentions(remark, _FAILURE_WORDS)
     if status in ("failure", "fail", "false", "0") or (status not in ok_statuses and failed_remark):
