@@ -288,9 +288,9 @@ def test_a_waybill_deleted_before_is_deleted_not_refused():
         mapping.parse_delete(data)
     # "does not exist" is also the answer for a number YunExpress does not know (yet): a refusal
     data["Item"].update(Status="Failure", Remark="订单不存在 / order does not exist")
-    with pytest.raises(PermanentCarrierError, match="does not exist"):
+    with pytest.raises(PermanentCarrierError, match="does not exist") as caught:
         mapping.parse_delete(data, already_deleted=words)
-    assert mapping.says_unknown_order(data)
+    assert caught.value.code == mapping.NOT_FOUND_CODE  # the client then asks the order's tracking state
 
 
 def test_package_state_only_for_the_waybill_asked_about():

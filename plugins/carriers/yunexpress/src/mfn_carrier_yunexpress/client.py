@@ -115,8 +115,8 @@ class YunExpressCarrier(Carrier):
         try:
             return mapping.parse_delete(data, success_statuses=self.settings.delete_success_statuses,
                                         already_deleted=self.settings.already_cancelled_keywords)
-        except PermanentCarrierError:
-            if not mapping.says_unknown_order(data) or not shipment.carrier_shipment_id:
+        except PermanentCarrierError as exc:
+            if exc.code != mapping.NOT_FOUND_CODE or not shipment.carrier_shipment_id:
                 raise
             waybill = shipment.carrier_shipment_id
             state = mapping.package_state(self._call("GET", "Tracking/GetTrackInfo", op="GetTrackInfo",

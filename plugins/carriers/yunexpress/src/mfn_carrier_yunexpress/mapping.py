@@ -46,6 +46,7 @@ NOT_FOUND_WORDS = ("not exist", "not found", "no record", "不存在", "查询�
 _NEGATED_EXIST = ("not exist", "n't exist", "no exist", "nonexist", "non-exist", "不存在")
 _SUCCESS_WORDS = ("成功", "success")
 CANCELLED_PACKAGE_STATE = 5  # GetTrackInfo Item.PackageState of a deleted (cancelled) order
+NOT_FOUND_CODE = "not_found"  # the code of a WayBill/Delete refusal for "no such order"
 _FAILURE_WORDS = ("不成功", "未成功", "失败", "unsuccess", "fail")
 
 PACKAGE_STATES: dict[int, TrackingStatus] = {
@@ -469,9 +470,10 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
         return True
     failed_remark = mentions(remark, _FAILURE_WORDS)
     if status in ("failure", "fail", "false", "0") or (status not in ok_statuses and failed_remark):
+        # "no such order": deleted before, or not known yet -- YunExpress words both alike
+        code = NOT_FOUND_CODE if mentions(remark, NOT_FOUND_WORDS) else status or "failure"
         raise PermanentCarrierError(f"YunExpress refused to delete {_text(item.get('OrderNumber'))}: "
-                                    f"{remark or 'Status ' + status}", code=status or "failure",
-                                    carrier=CARRIER)
+                                    f"{remark or 'Status ' + status}", code=code, carrier=CARRIER)
     if status in ok_statuses or mentions(remark, _SUCCESS_WORDS):
         return True
     raise _fail(op, f"field 'Item.Status' has an undocumented value {item.get('Status')!r} "
@@ -553,15 +555,6 @@ def package_state(data: Any, waybill: str) -> int | None:
     if not isinstance(item, dict) or _text(item.get("WaybillNumber")).upper() != waybill.strip().upper():
         return None
     return _int(item.get("PackageState"))
-
-
-def says_unknown_order(data: Any) -> bool:
-    """Whether a ``WayBill/Delete`` answer says there is no such order (deleted before, or not known
-    yet: YunExpress words both alike)."""
-    item = data.get("Item") if isinstance(data, dict) else None
-    if isinstance(item, list) and len(item) == 1:
-        item = item[0]
-    return isinstance(item, dict) and mentions(_text(item.get("Remark")), NOT_FOUND_WORDS)
 
 
 def current_status(state: int, events: list[TrackingEvent]) -> TrackingStatus:
