@@ -254,12 +254,17 @@ def orders_retry(state: State, order_id: str) -> None:
 
 @orders_group.command("void")
 @click.argument("order_id")
+@click.option("--cancelled-elsewhere", "elsewhere", is_flag=True,
+              help="For an order held void_refused: its label was cancelled (or the parcel stopped) outside "
+                   "this daemon, at the carrier or where an ERP bought it. End the order VOIDED without "
+                   "calling the carrier; no refund is recorded.")
 @pass_state
-def orders_void(state: State, order_id: str) -> None:
+def orders_void(state: State, order_id: str, elsewhere: bool) -> None:
     """Cancel the order's label at the carrier (before its first scan); the refund is recorded."""
-    from ..engine.steer import void_order
+    from ..engine.steer import record_cancelled_elsewhere, void_order
 
-    _steer_with_runtime(state, order_id, lambda rt: void_order(rt, order_id))
+    change = record_cancelled_elsewhere if elsewhere else void_order
+    _steer_with_runtime(state, order_id, lambda rt: change(rt, order_id))
 
 
 def _steer_with_runtime(state: State, order_id: str, change: Callable[[Runtime], Steered]) -> None:

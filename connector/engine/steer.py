@@ -2,19 +2,21 @@
 
 One place for what ``mfn-connector orders hold|release|retry|void`` and the HTTP API's
 ``POST /v1/orders/{id}/hold|release|retry|void`` do (``release --replan``, a body of
-``{"replan": true}``: give a label claim up). Each returns a :class:`Steered` saying what was done
-(``done`` is the text the CLI prints after the order id) or raises a :class:`SteerError`:
-:class:`OrderNotFound` for an order the ledger does not know, :class:`NotAllowed` for a change the
-order's state does not allow. Messages name the order, never buyer data.
+``{"replan": true}``: give a label claim up; ``void --cancelled-elsewhere``, a body of
+``{"cancelled_elsewhere": true}``: record a label a person cancelled outside the daemon). Each
+returns a :class:`Steered` saying what was done (``done`` is the text the CLI prints after the
+order id) or raises a :class:`SteerError`: :class:`OrderNotFound` for an order the ledger does not
+know, :class:`NotAllowed` for a change the order's state does not allow. Messages name the order,
+never buyer data.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..holds import OPERATOR_HOLD_REASONS
+from ..holds import OPERATOR_HOLD_REASONS, HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
-from ..model import FulfillmentStatus
+from ..model import FulfillmentStatus, utcnow
 
 if TYPE_CHECKING:
     from ..ledger import Ledger, OrderRecord, Package
@@ -153,16 +155,66 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
     record = rt.ledger.get_order(order_id)
     assert done is not None and record is not None  # neither is ever deleted
     if done.state is PackageState.VOIDED:
-        label = done.tracking_number or done.idempotency_key
-        refund = done.refund
-        return Steered(order_id, "void", record.state,
-                       f"label {label} voided at {done.carrier}"
-                       + (f"; refund {refund['amount']} {refund['currency']}" if refund else ""),
-                       package_id=done.id, refund=dict(refund))
+        return _voided(order_id, record, done)
     text = not_voided(order_id, done, record)
     if done.state is PackageState.VOIDING:
         return Steered(order_id, "void", record.state, text, complete=False, package_id=done.id)
     raise NotAllowed(text)
+
+
+CANCELLED_ELSEWHERE = "cancelled outside this daemon, as an operator recorded (no refund recorded)"
+
+
+def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -> Steered:
+    """End an order held ``void_refused`` whose label a person has dealt with outside the daemon: cancelled
+    at the carrier, the parcel stopped there, or cancelled where an ERP bought it. The package ends
+    VOIDED (no refund recorded, no carrier called) and the order VOIDED, its hold ended: the parcel is
+    no longer followed and the address goes at the next purge. Without this, such an order stays
+    held for good, keeping the buyer's address. Only a person who did it can say so, hence only for
+    that hold; a label the daemon can still cancel is voided with :func:`void_order`. Asked again,
+    a voided label answers as its void did."""
+    from .void import VOIDABLE
+
+    with rt.driving(order_id, wait) as mine:  # not while a worker (a poll's release) is voiding it
+        if not mine:
+            raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
+        record = rt.ledger.get_order(order_id)
+        if record is None:
+            raise _unknown(order_id)
+        packages = [p for p in rt.ledger.packages(order_id) if p.state is not PackageState.FAILED]
+        package = packages[-1] if packages else None
+        if package is not None and package.state is PackageState.VOIDED:
+            return _voided(order_id, record, package)
+        if record.state is not OrderState.HELD or record.hold_reason != HoldReason.VOID_REFUSED.value:
+            now = f"{record.state.value}" + (f" ({record.hold_reason})" if record.hold_reason else "")
+            raise NotAllowed(f"order {order_id} is {now}: only an order held void_refused can be recorded as "
+                             "cancelled elsewhere; to cancel its label at the carrier, void it")
+        if package is None:
+            raise NotAllowed(f"order {order_id} has no label")
+        if package.state not in VOIDABLE:
+            raise NotAllowed(f"order {order_id}: its parcel is {package.state.value}, followed on Amazon; it "
+                             "ends with its delivery or return (release the order)")
+        try:
+            done = rt.ledger.advance(package, package.state, PackageState.VOIDED,
+                                     order_state=OrderState.VOIDED, voided_at=utcnow(),
+                                     error=CANCELLED_ELSEWHERE)
+        except StaleStateError as exc:
+            raise NotAllowed(f"{exc}; look at the order again") from None
+    record = rt.ledger.get_order(order_id)
+    assert record is not None  # never deleted
+    return _voided(order_id, record, done)
+
+
+def _voided(order_id: str, record: OrderRecord, package: Package) -> Steered:
+    """The answer for a voided label: by the daemon (its refund), or recorded as cancelled elsewhere."""
+    label = package.tracking_number or package.idempotency_key
+    if package.error == CANCELLED_ELSEWHERE:
+        return Steered(order_id, "void", record.state, f"label {label} recorded as {CANCELLED_ELSEWHERE}",
+                       package_id=package.id)
+    refund = package.refund
+    return Steered(order_id, "void", record.state, f"label {label} voided at {package.carrier}"
+                   + (f"; refund {refund['amount']} {refund['currency']}" if refund else ""),
+                   package_id=package.id, refund=dict(refund))
 
 
 def not_voided(order_id: str, package: Package, record: OrderRecord | None) -> str:

@@ -59,7 +59,8 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"{package.idempotency_key} must be voided there")
     if package.plan.get("bought_by") == "erp":  # confirmed through POST /v1/confirmations
         return _refused(rt, record, package, f"the label {package.tracking_number} was bought outside this "
-                        "daemon, which cannot cancel it", after="cancel it where it was bought")
+                        "daemon, which cannot cancel it",
+                        after="cancel it where it was bought" + _end_it(order.order_id))
     shipment = shipment_of(package)
     unseen = False  # the lookup answered and did not show the label: cancelled, or not known yet
     looked_up = False
@@ -101,9 +102,14 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     return Outcome.REST
 
 
+def _end_it(order_id: str) -> str:
+    return f", then end the order: orders void {order_id} --cancelled-elsewhere"
+
+
 _UNSEEN_ADVICE = ("a label bought in the last minutes may not be known there yet (it is then live and paid "
                   "for: void it again in a few minutes), or it was cancelled there already in words the "
-                  "plugin does not recognise (check at the carrier)")
+                  "plugin does not recognise (check at the carrier: if it is cancelled there, end the "
+                  "order with orders void --cancelled-elsewhere)")
 
 
 def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *, after: str = "") -> Outcome:
@@ -114,6 +120,7 @@ def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *, af
                       order_state=order_state_of(back), error=why[:500])
     shipped = back in (PackageState.CONFIRMED, PackageState.VERIFIED)
     after = after or ("the parcel is confirmed on Amazon and still followed; release the order once settled"
-                      if shipped else "the parcel may be on its way")
+                      if shipped else "the parcel may be on its way: stop it at the carrier if you can"
+                      + _end_it(record.order_id))
     return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
                 f"order {record.order_id}: the label was to be voided, but {why}; {after}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..ledger import ACTIVE_ORDER_STATES, SHIPPED_ORDER_STATES, OrderRecord, OrderState
-from ..model import utcnow
+from ..model import FulfillmentStatus, utcnow
 from .alerts import AlertKind, alert, clear
 from .runtime import Runtime
 from .vtr import report, shipped_packages
@@ -33,18 +33,18 @@ def ship_by_guard(rt: Runtime, now: datetime) -> None:
         if key.ship_by is None or key.ship_by - now > warning:
             break
         record = rt.ledger.get_order(key.order_id)
-        if record is None or confirmed_on_amazon(record):
+        if record is None or confirmed_on_amazon(record) or _nothing_to_ship(record):
             continue
         _ship_by_alert(rt, record, now, paper.pop(record.order_id, ""))
     for order_id, missing in paper.items():  # confirmed on Amazon, not handed over yet
         record = rt.ledger.get_order(order_id)
-        if record is not None and record.order.ship_by is not None and record.state not in _NOTHING_TO_SHIP:
+        if record is not None and record.order.ship_by is not None and not _nothing_to_ship(record):
             _ship_by_alert(rt, record, now, missing)
     for open_alert in rt.ledger.alerts():
         if open_alert.kind != AlertKind.SHIP_BY_NEAR.value:
             continue
         record = rt.ledger.get_order(open_alert.subject)
-        if record is None or record.state in _NOTHING_TO_SHIP or (
+        if record is None or _nothing_to_ship(record) or (
                 not _awaits_confirmation(record) and not _paper_backlog(rt, order_id=record.order_id)):
             clear(rt, AlertKind.SHIP_BY_NEAR, open_alert.subject)
 
@@ -84,6 +84,12 @@ def _paper_backlog(rt: Runtime, *, ship_by_before: datetime | None = None,
 
 
 _NOTHING_TO_SHIP = (OrderState.CANCELLED, OrderState.VOIDED)
+
+
+def _nothing_to_ship(record: OrderRecord) -> bool:
+    """Ended with nothing shipped, or cancelled by Amazon (a held order whose label the daemon could
+    not void, say): no ship-by to warn about."""
+    return record.state in _NOTHING_TO_SHIP or record.order.status is FulfillmentStatus.CANCELLED
 
 
 def confirmed_on_amazon(record: OrderRecord) -> bool:

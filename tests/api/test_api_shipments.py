@@ -232,6 +232,35 @@ def test_a_label_the_erp_bought_elsewhere_is_not_voided_by_the_daemon(api):
     assert "bought outside this daemon" in r.json()["detail"], r.text
     record = a.rt.ledger.get_order(order.order_id)
     assert record.state is OrderState.HELD and record.hold_reason == "void_refused"
+    assert f"orders void {order.order_id} --cancelled-elsewhere" in record.hold_message
+    assert a.rt.ledger.packages(order.order_id)[-1].state.value == "LABELED"
+
+    # The ERP cancels its label where it bought it, then ends the order: still no carrier call.
+    void = f"/v1/orders/{order.order_id}/void"
+    r = a.post(void, scope="operate", json={"cancelled_elsewhere": "yes"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cancelled_elsewhere", r.text
+    r = a.post(void, scope="operate", json={"cancelled_elsewhere": True})
+    assert r.status_code == 200 and r.json()["state"] == "VOIDED", r.text
+    assert "recorded as cancelled outside this daemon" in r.json()["detail"] and r.json()["refund"] is None
+    assert calls == []
+    assert a.rt.ledger.packages(order.order_id)[-1].state.value == "VOIDED"
+    assert a.post(void, scope="operate", json={"cancelled_elsewhere": True}).json() == r.json()  # a retry
+
+
+def test_only_an_order_held_void_refused_is_ended_as_cancelled_elsewhere(api):
+    """The daemon can still cancel any other label itself: the request is refused, nothing changes."""
+    a = api(ERP_OWNS_NA)
+    (order, *_) = erp_pulls(a)
+    void = f"/v1/orders/{order.order_id}/void"
+    assert a.post(void, scope="operate", json={"cancelled_elsewhere": True}).status_code == 404
+    items = [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in order.items if i.quantity]
+    body = {"idempotency_key": "conf-1", "order_id": order.order_id, "site": order.site, "account": "demo-na",
+            "carrier": "yanwen", "items": items,
+            "tracking_number": _sample(a.rt.carrier_specs["yanwen"].tracking_number_pattern)}
+    assert a.post("/v1/confirmations", scope="operate", json=body).status_code == 201
+    r = a.post(void, scope="operate", json={"cancelled_elsewhere": True})
+    assert r.status_code == 409, r.text
+    assert "is LABELED: only an order held void_refused" in r.json()["detail"], r.text
     assert a.rt.ledger.packages(order.order_id)[-1].state.value == "LABELED"
 
 

@@ -373,6 +373,51 @@ def test_void_of_a_held_order_is_carried_out_and_ends_the_hold(world, carrier):
     assert quoted["error"] == "not shopped: the order is VOIDED; nothing is to ship"
 
 
+def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(world):
+    """Amazon cancels the order, the carrier has scanned the parcel and refuses the void: the order is
+    held. The person stops the parcel at the carrier, then says so; the order ends VOIDED with no
+    carrier call, no refund, and its address goes at the next purge (before, it stayed held for good)."""
+    from connector.engine.purge import purge_expired_pii
+
+    w = world(forced_onto("yanwen"))
+    rt = w.runtime()
+    try:
+        engine, (order_id, *_) = _labels_bought_then_some_cancelled(rt, w)
+        package = rt.ledger.packages(order_id)[-1]
+        not_yet = r"is HELD \(amazon_rejected\): only an order held void_refused"
+        with pytest.raises(steer.NotAllowed, match=not_yet):
+            steer.record_cancelled_elsewhere(rt, order_id)  # nothing was refused yet: the daemon voids it
+        advance(w, 2 * DAY)  # the carrier scans the parcel before the daemon hears of the cancel
+        engine.run_pass(ingest=True)
+        record = rt.ledger.get_order(order_id)
+        assert record.state is OrderState.HELD and record.hold_reason == "void_refused", record.hold_message
+        assert f"orders void {order_id} --cancelled-elsewhere" in record.hold_message
+        assert rt.ledger.get_package(package.id).state is PackageState.LABELED
+        assert order_id not in {a.subject for a in rt.ledger.alerts()}  # no ship-by to warn about
+    finally:
+        rt.close()
+    result = run_cli(w, "orders", "void", order_id, "--cancelled-elsewhere")  # once stopped at Yanwen
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (f"{order_id}: label {package.tracking_number} recorded as "
+                                     f"{steer.CANCELLED_ELSEWHERE}")
+    assert parcel(w, "yanwen", package.tracking_number)["cancelled_at"] is None  # nothing asked of Yanwen
+    rt = w.runtime()
+    try:
+        done = rt.ledger.get_package(package.id)
+        assert done.state is PackageState.VOIDED and done.refund == {} and done.voided_at is not None
+        record = rt.ledger.get_order(order_id)
+        assert record.state is OrderState.VOIDED and record.hold_reason == ""
+        told = [e.type for e in rt.ledger.events(order_id=order_id, limit=1000)]
+        assert told[-2:] == ["package.voided", "order.released"], told  # as a held order's void tells it
+        assert purge_expired_pii(rt) >= 1 and rt.ledger.get_order(order_id).pii_purged
+    finally:
+        rt.close()
+    again = run_cli(w, "orders", "void", order_id, "--cancelled-elsewhere")  # a retry: the same answer
+    assert again.returncode == 0 and again.stdout == result.stdout, again.stderr
+    plain = run_cli(w, "orders", "void", order_id)  # and a plain void does not claim a refund for it
+    assert plain.returncode == 0 and plain.stdout == result.stdout, plain.stderr
+
+
 def _labels_bought_then_some_cancelled(rt, w) -> tuple[Engine, list[str]]:
     """Every label bought, the buyer cancelling some of the first five orders on Amazon right after
     theirs (the daemon has not seen it yet); the engine and the orders Amazon cancelled."""

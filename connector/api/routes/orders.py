@@ -213,6 +213,15 @@ class ReleaseRequest(BaseModel):
         "that its carrier holds no label under the claimed reference (the hold's message names it)"))
 
 
+class VoidRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cancelled_elsewhere: StrictBool = Field(False, description=(
+        "for an order held void_refused: its label was cancelled (or the parcel stopped) outside the "
+        "daemon, at the carrier or where the ERP bought it; the order ends VOIDED, no carrier is called "
+        "and no refund recorded"))
+
+
 class SteerResult(BaseModel):
     order_id: str
     action: Literal["hold", "release", "retry", "void"]
@@ -437,12 +446,16 @@ def retry_order(request: Request, order_id: OrderId,
                                              "the next void request"}},
              summary="Cancel the order's label at the carrier (before its first scan)")
 def void_order(request: Request, response: Response, order_id: OrderId,
+               body: Annotated[VoidRequest | None, Body()] = None,
                _token: ApiToken = Depends(require("operate"))) -> SteerResult:
     """Voids the newest label and records the refund; a held order's too, which ends the order and
     its hold. Asked again (a retry), a voided label answers 200 as its void did. 409 when there is
     no label, the carrier has scanned it, or the carrier refused (the order is then HELD
-    ``void_refused``)."""
-    done = _steer(lambda: steer.void_order(_rt(request), order_id))
+    ``void_refused``). With ``{"cancelled_elsewhere": true}``, an order held ``void_refused`` ends
+    VOIDED without a carrier call (409 for any other order)."""
+    elsewhere = body is not None and body.cancelled_elsewhere
+    change = steer.record_cancelled_elsewhere if elsewhere else steer.void_order
+    done = _steer(lambda: change(_rt(request), order_id))
     if not done.complete:
         response.status_code = 202
     return done
