@@ -91,13 +91,22 @@ def _report(summary: Any, passes: int, labels: list[Path], states: dict[str, dic
 
 
 def _show_api(rt: Any, keep_serving: bool) -> None:
-    """Serve the HTTP API on the demo's ledger, send it one request with curl, and print both."""
-    from .serving import ApiServer
-
-    for token in rt.ledger.tokens():  # one demo token at a time
+    """Serve the HTTP API on the demo's ledger, send it one request with curl, and print both. The
+    token printed for it is revoked when the demo ends: a secret shown on a terminal (or in a CI
+    log) must not outlive what it was shown for."""
+    for token in rt.ledger.tokens():  # one demo token at a time (an older demo killed before its end)
         if token.name == "demo" and token.revoked_at is None:
             rt.ledger.revoke_token(token.id)
-    _token, secret = rt.ledger.create_token("demo", ["read"])
+    token, secret = rt.ledger.create_token("demo", ["read"])
+    try:
+        _serve_api(rt, secret, keep_serving)
+    finally:
+        rt.ledger.revoke_token(token.id)
+
+
+def _serve_api(rt: Any, secret: str, keep_serving: bool) -> None:
+    from .serving import ApiServer
+
     with ApiServer(rt, any_port=True) as server:
         command = (f"curl -s -H 'Authorization: Bearer {secret}' "
                    f"'{server.url}/v1/orders?state=VERIFIED&limit=2'")
@@ -108,8 +117,8 @@ def _show_api(rt: Any, keep_serving: bool) -> None:
         answer = server.get("/v1/orders?state=VERIFIED&limit=2", secret)
         click.echo(f"It answers (sent just now): HTTP {answer[0]}, {answer[1][:160]}...")
         if keep_serving:
-            click.echo("The API and the emulators stay up until Ctrl-C.")
+            click.echo("The API and the emulators stay up until Ctrl-C (the token ends with them).")
             server.wait()
         else:
-            click.echo("The API stops with the demo; `make demo DEMO_ARGS=--serve` keeps it up to try the "
-                       "command yourself.")
+            click.echo("The API stops with the demo and the token is revoked; `make demo DEMO_ARGS=--serve` "
+                       "keeps both up to try the command yourself.")

@@ -17,11 +17,15 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def demo(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
+def sandbox_cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, MFN_STATE_DIR=str(state_dir))
     return subprocess.run([sys.executable, "-m", "connector.cli", "--config",
-                           str(ROOT / "config" / "sandbox.yaml"), "demo", *args],
+                           str(ROOT / "config" / "sandbox.yaml"), *args],
                           env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def demo(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return sandbox_cli(state_dir, "demo", *args)
 
 
 def test_demo_runs_the_main_job_and_a_second_run_buys_nothing(tmp_path):
@@ -34,6 +38,11 @@ def test_demo_runs_the_main_job_and_a_second_run_buys_nothing(tmp_path):
     assert len(labels) >= 50 and all(p.read_bytes().startswith(b"%PDF-") for p in labels)
     sites = next(line for line in first.stdout.splitlines() if line.startswith("Orders by site:"))
     assert sites.count(",") >= 2  # at least three sites
+    assert "It answers (sent just now): HTTP 200" in first.stdout  # the printed token worked meanwhile
+    listed = sandbox_cli(tmp_path / "state", "tokens", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    demo_tokens = [t for t in json.loads(listed.stdout) if t["name"] == "demo"]
+    assert demo_tokens and all(t["revoked_at"] for t in demo_tokens)  # and is dead once the demo ended
     second = demo(tmp_path / "state")
     assert second.returncode == 0, second.stdout[-3000:]
     assert "This run: 0 new order(s), 0 label(s) bought, 0 recovered by reference, " \
