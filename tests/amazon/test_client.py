@@ -754,14 +754,14 @@ def real_client(endpoint: str, clock: FakeClock, **kw) -> SpApiClient:
 
 
 def test_real_connection_refused_is_retried_and_not_ambiguous(clock: FakeClock) -> None:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now
-    with pytest.raises(TransientError) as info:
-        real_client(f"http://127.0.0.1:{port}", clock, max_attempts=2).confirm_shipment(
-            ORDER_ID, **confirm_kwargs()
-        )
+    # Bound, never listening: connections are refused, and no other test can take the port meanwhile.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        with pytest.raises(TransientError) as info:
+            real_client(f"http://127.0.0.1:{port}", clock, max_attempts=2).confirm_shipment(
+                ORDER_ID, **confirm_kwargs()
+            )
     assert info.value.ambiguous is False
 
 

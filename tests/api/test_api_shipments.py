@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -275,26 +274,38 @@ def _sample(pattern: str) -> str:
 # -- a server killed between the carrier's answer and the commit ----------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Served:
+    """``mfn-connector serve`` on a port the kernel picks (``--port 0``): a port chosen here and
+    bound later could be taken meanwhile by another test's server, under xdist. Its stderr is read
+    all along (the address it prints first; a pipe nobody reads would block the server)."""
 
+    def __init__(self, world, env: dict[str, str], *args: str) -> None:
+        import queue
+        import threading
 
-def _serve(world, port: int, env: dict[str, str]) -> subprocess.Popen:
-    full = {**os.environ, **world.sandbox.env, **env}
-    proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(world.config_path),
-                             "serve", "--no-engine", "--port", str(port)], env=full,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+        full = {**os.environ, **world.sandbox.env, **env}
+        command = [sys.executable, "-m", "connector.cli", "--config", str(world.config_path),
+                   "serve", "--port", "0", *args]
+        self.proc = subprocess.Popen(command, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines: list[str] = []
+        found: queue.Queue[str] = queue.Queue()
+
+        def read() -> None:
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                if line.startswith("API on http://"):
+                    found.put(line.split()[2].removesuffix("/v1"))
+
+        threading.Thread(target=read, daemon=True).start()
         try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return proc
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"the server did not start: {proc.stderr.read()[-2000:]}")
+            self.url = found.get(timeout=30)
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError(f"the server did not start: {self.stderr()}") from None
+
+    def stderr(self) -> str:
+        return "".join(self.lines)[-2000:]
 
 
 @pytest.mark.slow
@@ -303,28 +314,27 @@ def test_a_shipment_survives_a_sigkill_between_the_carriers_answer_and_the_commi
     token = run_cli(w, "tokens", "create", "erp", "--scope", "operate", "--json")
     assert token.returncode == 0, token.stderr
     headers = {"Authorization": f"Bearer {json.loads(token.stdout)['token']}"}
-    port = _free_port()
     body = other_channel("kill-1")
-    server = _serve(w, port, {CRASH_ENV: "after_create_call"})
+    served = Served(w, {CRASH_ENV: "after_create_call"}, "--no-engine")
     try:
         with pytest.raises(requests.ConnectionError):
-            requests.post(f"http://127.0.0.1:{port}/v1/shipments", json=body, headers=headers, timeout=60)
-        assert server.wait(timeout=30) == -9  # SIGKILL, right after the carrier sold the label
+            requests.post(f"{served.url}/v1/shipments", json=body, headers=headers, timeout=60)
+        assert served.proc.wait(timeout=30) == -9  # SIGKILL, right after the carrier sold the label
     finally:
-        server.kill()
+        served.proc.kill()
     ledger = ledger_of(w)
     (package,) = ledger.packages("shopify-SO-1001")
     assert package.state.value == "LABEL_CLAIMED" and not package.tracking_number
     ledger.close()
     assert [label["created"] for label in labels_for(w, package.idempotency_key)] == [1]
-    server = _serve(w, port, {})
+    served = Served(w, {}, "--no-engine")
     try:
-        r = requests.post(f"http://127.0.0.1:{port}/v1/shipments", json=body, headers=headers, timeout=60)
+        r = requests.post(f"{served.url}/v1/shipments", json=body, headers=headers, timeout=60)
         assert r.status_code == 200, r.text
         assert r.json()["package"]["tracking_number"]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        served.proc.terminate()
+        served.proc.wait(timeout=30)
     label = labels_for(w, package.idempotency_key)
     assert [x["created"] for x in label] == [1], "a second label was bought"
     assert r.json()["package"]["tracking_number"] in (label[0].get("tracking_number"),
@@ -335,23 +345,20 @@ def test_a_shipment_survives_a_sigkill_between_the_carriers_answer_and_the_commi
 def test_serve_runs_the_daemon_and_the_api_and_stops_on_sigterm(world):
     w = world({"sandbox": {"orders": 3}, "engine": {"poll_interval_seconds": 1}})
     token = json.loads(run_cli(w, "tokens", "create", "ops", "--scope", "read", "--json").stdout)["token"]
-    port = _free_port()
-    full = {**os.environ, **w.sandbox.env}
-    server = subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(w.config_path),
-                               "serve", "--port", str(port)], env=full,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    served = Served(w, {})
+    server = served.proc
     try:
         deadline, verified = time.monotonic() + 90, []
         while time.monotonic() < deadline and not verified:
             time.sleep(0.5)
             try:
-                r = requests.get(f"http://127.0.0.1:{port}/v1/orders?state=VERIFIED", timeout=5,
+                r = requests.get(f"{served.url}/v1/orders?state=VERIFIED", timeout=5,
                                  headers={"Authorization": f"Bearer {token}"})
             except requests.ConnectionError:
                 continue
             verified = r.json()["items"] if r.ok else []
         assert verified, "the daemon inside serve shipped nothing"
         server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0, server.stderr.read()[-2000:]
+        assert server.wait(timeout=30) == 0, served.stderr()
     finally:
         server.kill()
