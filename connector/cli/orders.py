@@ -255,9 +255,9 @@ def orders_retry(state: State, order_id: str) -> None:
 @orders_group.command("void")
 @click.argument("order_id")
 @click.option("--cancelled-elsewhere", "elsewhere", is_flag=True,
-              help="For an order held void_refused: its label was cancelled (or the parcel stopped) outside "
-                   "this daemon, at the carrier or where an ERP bought it. End the order VOIDED without "
-                   "calling the carrier; no refund is recorded.")
+              help="For an order held void_refused whose label is not confirmed on Amazon: its label was "
+                   "cancelled (or the parcel stopped) outside this daemon, at the carrier or where an ERP "
+                   "bought it. End the order VOIDED without calling the carrier; no refund is recorded.")
 @pass_state
 def orders_void(state: State, order_id: str, elsewhere: bool) -> None:
     """Cancel the order's label at the carrier (before its first scan); the refund is recorded."""

@@ -162,7 +162,9 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
     raise NotAllowed(text)
 
 
-CANCELLED_ELSEWHERE = "cancelled outside this daemon, as an operator recorded (no refund recorded)"
+# Stored as the package's note, and how a later answer tells such a void from the daemon's own:
+# never reword it (records already written keep the old words).
+CANCELLED_ELSEWHERE = "cancelled outside this daemon, on an operator's word; no refund recorded"
 
 
 def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -> Steered:
@@ -171,9 +173,10 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
     VOIDED (no refund recorded, no carrier called) and the order VOIDED, its hold ended: the parcel is
     no longer followed and the address goes at the next purge. Without this, such an order stays
     held for good, keeping the buyer's address. Only a person who did it can say so, hence only for
-    that hold; a label the daemon can still cancel is voided with :func:`void_order`. Asked again,
-    a voided label answers as its void did."""
-    from .void import VOIDABLE
+    that hold and a label not confirmed on Amazon (a confirmed parcel is followed there: its order
+    is released once settled); a label the daemon can still cancel is voided with
+    :func:`void_order`. Asked again, a voided label answers as its void did."""
+    from .void import ENDS_ELSEWHERE
 
     with rt.driving(order_id, wait) as mine:  # not while a worker (a poll's release) is voiding it
         if not mine:
@@ -191,9 +194,12 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
                              "cancelled elsewhere; to cancel its label at the carrier, void it")
         if package is None:
             raise NotAllowed(f"order {order_id} has no label")
-        if package.state not in VOIDABLE:
-            raise NotAllowed(f"order {order_id}: its parcel is {package.state.value}, followed on Amazon; it "
-                             "ends with its delivery or return (release the order)")
+        if package.state is PackageState.VOIDING:
+            raise NotAllowed(f"order {order_id}: a void of its label is under way; run orders void "
+                             f"{order_id} to finish it")
+        if package.state not in ENDS_ELSEWHERE:
+            raise NotAllowed(f"order {order_id}: its parcel is {package.state.value}, confirmed on Amazon "
+                             "and followed; release the order once the parcel is settled")
         try:
             done = rt.ledger.advance(package, package.state, PackageState.VOIDED,
                                      order_state=OrderState.VOIDED, voided_at=utcnow(),
@@ -209,7 +215,7 @@ def _voided(order_id: str, record: OrderRecord, package: Package) -> Steered:
     """The answer for a voided label: by the daemon (its refund), or recorded as cancelled elsewhere."""
     label = package.tracking_number or package.idempotency_key
     if package.error == CANCELLED_ELSEWHERE:
-        return Steered(order_id, "void", record.state, f"label {label} recorded as {CANCELLED_ELSEWHERE}",
+        return Steered(order_id, "void", record.state, f"label {label} {CANCELLED_ELSEWHERE}",
                        package_id=package.id)
     refund = package.refund
     return Steered(order_id, "void", record.state, f"label {label} voided at {package.carrier}"

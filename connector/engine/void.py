@@ -59,8 +59,7 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"{package.idempotency_key} must be voided there")
     if package.plan.get("bought_by") == "erp":  # confirmed through POST /v1/confirmations
         return _refused(rt, record, package, f"the label {package.tracking_number} was bought outside this "
-                        "daemon, which cannot cancel it",
-                        after="cancel it where it was bought" + _end_it(order.order_id))
+                        "daemon, which cannot cancel it", cause="erp")
     shipment = shipment_of(package)
     unseen = False  # the lookup answered and did not show the label: cancelled, or not known yet
     looked_up = False
@@ -83,11 +82,11 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     except (PermanentCarrierError, NotSupported) as exc:
         if not looked_up:  # nothing was asked to cancel: say so, not "refused to cancel"
             return _refused(rt, record, package, f"{package.carrier} refused the lookup of label "
-                            f"{package.idempotency_key}: {exc}", after="void it again once that is fixed")
+                            f"{package.idempotency_key}: {exc}", cause="lookup")
         if unseen:  # not known there yet (a new label), or cancelled there in words the plugin does not know
             return _refused(rt, record, package, f"{package.carrier} refused to cancel label "
                             f"{package.idempotency_key}, which its lookup does not show either ({exc})",
-                            after=_UNSEEN_ADVICE)
+                            cause="unseen")
         return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
     except TransientCarrierError as exc:
         return defer(rt, record, f"void at {package.carrier}: {exc}")
@@ -102,25 +101,35 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     return Outcome.REST
 
 
-def _end_it(order_id: str) -> str:
-    return f", then end the order: orders void {order_id} --cancelled-elsewhere"
+ENDS_ELSEWHERE = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED})
+"""A refused label not (being) confirmed on Amazon: a person who cancelled it, or stopped its parcel,
+outside the daemon ends the order (``orders void --cancelled-elsewhere``). A confirmed parcel is
+followed on Amazon: its order is released once settled."""
+
+# What the person should know or do, by the cause of the refusal.
+_NEXT_STEP = {
+    "scanned": "the parcel may be on its way: stop it at the carrier if you can",  # most likely
+    "erp": "cancel it where it was bought",
+    "lookup": "void it again once that is fixed",
+    "unseen": ("a label bought in the last minutes may not be known there yet (it is then live and paid "
+               "for: void it again in a few minutes), or it was cancelled there already in words the "
+               "plugin does not recognise (check at the carrier)"),
+}
+_END_IT = {"scanned": "then", "erp": "then", "unseen": "if it is cancelled there"}  # not after "lookup"
 
 
-_UNSEEN_ADVICE = ("a label bought in the last minutes may not be known there yet (it is then live and paid "
-                  "for: void it again in a few minutes), or it was cancelled there already in words the "
-                  "plugin does not recognise (check at the carrier: if it is cancelled there, end the "
-                  "order with orders void --cancelled-elsewhere)")
-
-
-def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *, after: str = "") -> Outcome:
-    """The void did not happen: the package goes back where it started, the order is held.
-    ``after``: what the person should know or do (default: the carrier has the parcel, most likely)."""
+def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
+             cause: str = "scanned") -> Outcome:
+    """The void did not happen: the package goes back where it started, the order is held, the
+    message saying what to do for ``cause`` (a key of ``_NEXT_STEP``)."""
     back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
     rt.ledger.advance(package, PackageState.VOIDING, back,
                       order_state=order_state_of(back), error=why[:500])
-    shipped = back in (PackageState.CONFIRMED, PackageState.VERIFIED)
-    after = after or ("the parcel is confirmed on Amazon and still followed; release the order once settled"
-                      if shipped else "the parcel may be on its way: stop it at the carrier if you can"
-                      + _end_it(record.order_id))
+    after = _NEXT_STEP[cause]
+    if back not in ENDS_ELSEWHERE:  # Amazon shows it shipped: released once settled, not ended
+        if cause == "scanned":
+            after = "the parcel is confirmed on Amazon and still followed; release the order once settled"
+    elif cause in _END_IT:
+        after += f"; {_END_IT[cause]} end the order: orders void {record.order_id} --cancelled-elsewhere"
     return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
                 f"order {record.order_id}: the label was to be voided, but {why}; {after}")

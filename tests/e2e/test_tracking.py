@@ -271,8 +271,13 @@ def test_a_refused_lookup_holds_the_void_saying_so(world):
         with pytest.raises(steer.NotAllowed, match="refused the lookup of label") as refused:
             steer.void_order(rt, package.order_id)
         assert "void it again once that is fixed" in str(refused.value)
+        assert "--cancelled-elsewhere" not in str(refused.value)
         record = rt.ledger.get_order(package.order_id)
         assert record.state is OrderState.HELD and record.hold_reason == "void_refused"
+        assert rt.ledger.get_package(package.id).state is PackageState.VERIFIED
+        # Confirmed on Amazon and followed: a person's word does not end it (nor stop its tracking).
+        with pytest.raises(steer.NotAllowed, match="is VERIFIED, confirmed on Amazon and followed"):
+            steer.record_cancelled_elsewhere(rt, package.order_id)
         assert rt.ledger.get_package(package.id).state is PackageState.VERIFIED
         assert parcel(w, "chinapost", package.tracking_number)["cancelled_at"] is None
     finally:
@@ -387,19 +392,27 @@ def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(
         not_yet = r"is HELD \(amazon_rejected\): only an order held void_refused"
         with pytest.raises(steer.NotAllowed, match=not_yet):
             steer.record_cancelled_elsewhere(rt, order_id)  # nothing was refused yet: the daemon voids it
+        told_before = {e.id for e in rt.ledger.events(order_id=order_id, limit=1000)}
         advance(w, 2 * DAY)  # the carrier scans the parcel before the daemon hears of the cancel
         engine.run_pass(ingest=True)
         record = rt.ledger.get_order(order_id)
         assert record.state is OrderState.HELD and record.hold_reason == "void_refused", record.hold_message
         assert f"orders void {order_id} --cancelled-elsewhere" in record.hold_message
         assert rt.ledger.get_package(package.id).state is PackageState.LABELED
-        assert order_id not in {a.subject for a in rt.ledger.alerts()}  # no ship-by to warn about
+        alerted = [e.type for e in rt.ledger.events(order_id=order_id, limit=1000)
+                   if e.id not in told_before and e.type.startswith("alert.")]
+        assert alerted == [], alerted  # Amazon cancelled it: no ship-by to warn about, even held
     finally:
         rt.close()
+    w.set_faults({"error_5xx": 1.0})  # the person voids it again, and Yanwen cannot be reached
+    assert "package is VOIDING" in run_cli(w, "orders", "void", order_id).stderr
+    under_way = run_cli(w, "orders", "void", order_id, "--cancelled-elsewhere")
+    assert under_way.returncode == 1 and "a void of its label is under way" in under_way.stderr
+    w.set_faults({})
+    assert "void_refused" in run_cli(w, "orders", "void", order_id).stderr  # scanned: refused again
     result = run_cli(w, "orders", "void", order_id, "--cancelled-elsewhere")  # once stopped at Yanwen
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (f"{order_id}: label {package.tracking_number} recorded as "
-                                     f"{steer.CANCELLED_ELSEWHERE}")
+    assert result.stdout.strip() == f"{order_id}: label {package.tracking_number} {steer.CANCELLED_ELSEWHERE}"
     assert parcel(w, "yanwen", package.tracking_number)["cancelled_at"] is None  # nothing asked of Yanwen
     rt = w.runtime()
     try:

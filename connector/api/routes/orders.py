@@ -217,9 +217,9 @@ class VoidRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cancelled_elsewhere: StrictBool = Field(False, description=(
-        "for an order held void_refused: its label was cancelled (or the parcel stopped) outside the "
-        "daemon, at the carrier or where the ERP bought it; the order ends VOIDED, no carrier is called "
-        "and no refund recorded"))
+        "for an order held void_refused whose label is not confirmed on Amazon: its label was cancelled "
+        "(or the parcel stopped) outside the daemon, at the carrier or where the ERP bought it; the order "
+        "ends VOIDED, no carrier is called and no refund recorded"))
 
 
 class SteerResult(BaseModel):
@@ -451,8 +451,9 @@ def void_order(request: Request, response: Response, order_id: OrderId,
     """Voids the newest label and records the refund; a held order's too, which ends the order and
     its hold. Asked again (a retry), a voided label answers 200 as its void did. 409 when there is
     no label, the carrier has scanned it, or the carrier refused (the order is then HELD
-    ``void_refused``). With ``{"cancelled_elsewhere": true}``, an order held ``void_refused`` ends
-    VOIDED without a carrier call (409 for any other order)."""
+    ``void_refused``). With ``{"cancelled_elsewhere": true}``, an order held ``void_refused`` whose
+    label is not confirmed on Amazon ends VOIDED without a carrier call (409 for any other order; a
+    label voided already answers 200)."""
     elsewhere = body is not None and body.cancelled_elsewhere
     change = steer.record_cancelled_elsewhere if elsewhere else steer.void_order
     done = _steer(lambda: change(_rt(request), order_id))
