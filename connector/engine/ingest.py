@@ -9,13 +9,12 @@ from typing import Any
 from ..amazon.mapping import order_from_api
 from ..config import Account
 from ..holds import HoldReason
-from ..ledger import OrderRecord, OrderState, PackageState, StaleStateError
+from ..ledger import OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, Order, parse_iso, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .outcome import hold
 from .runtime import Runtime
 from .verify import mark_verified, shown_on
-from .void import bought_elsewhere
 
 log = logging.getLogger("connector.engine")
 
@@ -26,7 +25,7 @@ STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
 _CANCEL_RELEASES = (None, OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED,
                     OrderState.LABELED, OrderState.CONFIRMING)
 # ... but not a label claim that needs a person (one who checks the carrier) or its carrier (no
-# longer configured): released, it would only be held again, poll after poll (see _held_again).
+# longer configured): released, it would only be held again, poll after poll.
 _CLAIM_HOLDS = (HoldReason.LABEL_UNCERTAIN.value, HoldReason.CARRIER_UNAVAILABLE.value)
 
 # RECIPIENT: the address; CANCELLATION: buyer cancel requests (check before buying a label);
@@ -132,20 +131,7 @@ def _reconsider_held(rt: Runtime, order: Order) -> None:
         rt.ledger.release(order.order_id)
         log.info("order %s: Amazon now sends a complete address; released", order.order_id)
     elif order.status == FulfillmentStatus.CANCELLED and record.held_from in _CANCEL_RELEASES \
-            and not _held_again(rt, record):
+            and not (record.held_from is OrderState.LABEL_CLAIMED and record.hold_reason in _CLAIM_HOLDS):
         # NEW: planning moves it to CANCELLED; with a label, the next step voids it
         rt.ledger.release(order.order_id)
         log.info("order %s: cancelled on Amazon while held; released to settle it", order.order_id)
-
-
-def _held_again(rt: Runtime, record: OrderRecord) -> bool:
-    """Whether a release would only hold the order again at its next step, poll after poll (an
-    ``order.released`` and an ``order.held`` event each time): a label claim that needs a person or
-    its carrier, or the void of a label an ERP bought elsewhere, which is never the daemon's to
-    cancel. A void the carrier refused is tried again: a label too new for it may be known by now."""
-    if record.held_from is OrderState.LABEL_CLAIMED:
-        return record.hold_reason in _CLAIM_HOLDS
-    if record.hold_reason == HoldReason.VOID_REFUSED.value:
-        package = rt.ledger.open_package(record.order_id)
-        return package is not None and bought_elsewhere(package)
-    return False

@@ -49,12 +49,6 @@ def claim_void(rt: Runtime, package: Package) -> Package:
     return package
 
 
-def bought_elsewhere(package: Package) -> bool:
-    """A label an ERP bought and had confirmed through ``POST /v1/confirmations``: the daemon holds
-    no carrier shipment for it and never cancels it."""
-    return package.plan.get("bought_by") == "erp"
-
-
 def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     """Cancel the label of a package in VOIDING (claimed) at its carrier."""
     order = record.order
@@ -63,7 +57,7 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return hold(rt, order.order_id, HoldReason.CARRIER_UNAVAILABLE,
                     f"order {order.order_id}: carrier {package.carrier!r} is not configured; its label "
                     f"{package.idempotency_key} must be voided there")
-    if bought_elsewhere(package):
+    if package.plan.get("bought_by") == "erp":  # confirmed through POST /v1/confirmations
         return _refused(rt, record, package, f"the label {package.tracking_number} was bought outside this "
                         "daemon, which cannot cancel it", cause="erp")
     shipment = shipment_of(package)
