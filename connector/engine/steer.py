@@ -173,10 +173,11 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
     VOIDED (no refund recorded, no carrier called) and the order VOIDED, its hold ended: the parcel is
     no longer followed and the address goes at the next purge. Without this, such an order stays
     held for good, keeping the buyer's address. Only a person who did it can say so, hence only for
-    that hold and a label not confirmed on Amazon (a confirmed parcel is followed there: its order
-    is released once settled); a label the daemon can still cancel is voided with
-    :func:`void_order`. Asked again, a voided label answers as its void did."""
-    from .void import ENDS_ELSEWHERE
+    that hold and a label not confirmed on Amazon (:func:`~connector.engine.void.ends_elsewhere`; a
+    confirmed parcel's order is released, and the daemon verifies and follows it); a label the
+    daemon can still cancel is voided with :func:`void_order`. Asked again, a voided label answers
+    as its void did."""
+    from .void import CONFIRMED_ON_AMAZON, ends_elsewhere
 
     with rt.driving(order_id, wait) as mine:  # not while a worker (a poll's release) is voiding it
         if not mine:
@@ -197,9 +198,8 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
         if package.state is PackageState.VOIDING:
             raise NotAllowed(f"order {order_id}: a void of its label is under way; run orders void "
                              f"{order_id} to finish it")
-        if package.state not in ENDS_ELSEWHERE:
-            raise NotAllowed(f"order {order_id}: its parcel is {package.state.value}, confirmed on Amazon "
-                             "and followed; release the order once the parcel is settled")
+        if not ends_elsewhere(record, package.state):
+            raise NotAllowed(f"order {order_id}: its package is {package.state.value}; {CONFIRMED_ON_AMAZON}")
         try:
             done = rt.ledger.advance(package, package.state, PackageState.VOIDED,
                                      order_state=OrderState.VOIDED, voided_at=utcnow(),

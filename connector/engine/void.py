@@ -24,7 +24,7 @@ from ..holds import HoldReason
 from ..kit.carrier import NotSupported, PermanentCarrierError, TransientCarrierError
 from ..ledger import OrderRecord, OrderState, Package, PackageState
 from ..ledger.base import order_state_of
-from ..model import utcnow
+from ..model import FulfillmentStatus, utcnow
 from .carrier_calls import retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
 from .outcome import Outcome, defer, hold
@@ -58,8 +58,8 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"order {order.order_id}: carrier {package.carrier!r} is not configured; its label "
                     f"{package.idempotency_key} must be voided there")
     if package.plan.get("bought_by") == "erp":  # confirmed through POST /v1/confirmations
-        return _refused(rt, record, package, f"the label {package.tracking_number} was bought outside this "
-                        "daemon, which cannot cancel it", cause="erp")
+        return _refused(rt, record, package, f"it was bought outside this daemon (tracking number "
+                        f"{package.tracking_number}), which cannot cancel it", cause="erp")
     shipment = shipment_of(package)
     unseen = False  # the lookup answered and did not show the label: cancelled, or not known yet
     looked_up = False
@@ -101,10 +101,18 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     return Outcome.REST
 
 
-ENDS_ELSEWHERE = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED})
-"""A refused label not (being) confirmed on Amazon: a person who cancelled it, or stopped its parcel,
-outside the daemon ends the order (``orders void --cancelled-elsewhere``). A confirmed parcel is
-followed on Amazon: its order is released once settled."""
+def ends_elsewhere(record: OrderRecord, state: PackageState) -> bool:
+    """Whether a refused label is not confirmed on Amazon, so that a person who cancelled it (or
+    stopped its parcel) outside the daemon ends the order: ``orders void --cancelled-elsewhere``.
+    A label bought and not confirmed; or one whose confirmation was in doubt (CONFIRMING) on an
+    order Amazon cancelled: Amazon confirms no shipment of a cancelled order. A confirmed parcel's
+    order is released instead: the daemon then verifies and follows it."""
+    return state in (PackageState.LABEL_CREATED, PackageState.LABELED) or (
+        state is PackageState.CONFIRMING and record.order.status is FulfillmentStatus.CANCELLED)
+
+
+CONFIRMED_ON_AMAZON = ("the parcel is confirmed on Amazon (or its confirmation is in doubt): release the "
+                       "order, and the daemon goes on verifying and following it")
 
 # What the person should know or do, by the cause of the refusal.
 _NEXT_STEP = {
@@ -115,7 +123,8 @@ _NEXT_STEP = {
                "for: void it again in a few minutes), or it was cancelled there already in words the "
                "plugin does not recognise (check at the carrier)"),
 }
-_END_IT = {"scanned": "then", "erp": "then", "unseen": "if it is cancelled there"}  # not after "lookup"
+# How the hint to end the order joins the step above (none after a refused lookup: void again).
+_END_IT = {"scanned": "; once it is stopped,", "erp": ", then", "unseen": "; if it is cancelled there,"}
 
 
 def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
@@ -126,10 +135,10 @@ def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
     rt.ledger.advance(package, PackageState.VOIDING, back,
                       order_state=order_state_of(back), error=why[:500])
     after = _NEXT_STEP[cause]
-    if back not in ENDS_ELSEWHERE:  # Amazon shows it shipped: released once settled, not ended
-        if cause == "scanned":
-            after = "the parcel is confirmed on Amazon and still followed; release the order once settled"
+    if not ends_elsewhere(record, back):
+        if cause in ("scanned", "erp"):
+            after += f"; {CONFIRMED_ON_AMAZON}"
     elif cause in _END_IT:
-        after += f"; {_END_IT[cause]} end the order: orders void {record.order_id} --cancelled-elsewhere"
+        after += f"{_END_IT[cause]} end the order: orders void {record.order_id} --cancelled-elsewhere"
     return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
                 f"order {record.order_id}: the label was to be voided, but {why}; {after}")

@@ -276,7 +276,7 @@ def test_a_refused_lookup_holds_the_void_saying_so(world):
         assert record.state is OrderState.HELD and record.hold_reason == "void_refused"
         assert rt.ledger.get_package(package.id).state is PackageState.VERIFIED
         # Confirmed on Amazon and followed: a person's word does not end it (nor stop its tracking).
-        with pytest.raises(steer.NotAllowed, match="is VERIFIED, confirmed on Amazon and followed"):
+        with pytest.raises(steer.NotAllowed, match="package is VERIFIED; the parcel is confirmed on Amazon"):
             steer.record_cancelled_elsewhere(rt, package.order_id)
         assert rt.ledger.get_package(package.id).state is PackageState.VERIFIED
         assert parcel(w, "chinapost", package.tracking_number)["cancelled_at"] is None
@@ -378,10 +378,13 @@ def test_void_of_a_held_order_is_carried_out_and_ends_the_hold(world, carrier):
     assert quoted["error"] == "not shopped: the order is VOIDED; nothing is to ship"
 
 
-def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(world):
+@pytest.mark.parametrize("held_at", [PackageState.LABELED, PackageState.CONFIRMING])
+def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(world, held_at):
     """Amazon cancels the order, the carrier has scanned the parcel and refuses the void: the order is
     held. The person stops the parcel at the carrier, then says so; the order ends VOIDED with no
-    carrier call, no refund, and its address goes at the next purge (before, it stayed held for good)."""
+    carrier call, no refund, and its address goes at the next purge (before, it stayed held for good).
+    Also when the label's confirmation was in doubt (CONFIRMING): Amazon confirms no shipment of a
+    cancelled order, so nothing is followed there."""
     from connector.engine.purge import purge_expired_pii
 
     w = world(forced_onto("yanwen"))
@@ -399,6 +402,8 @@ def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(
         assert record.state is OrderState.HELD and record.hold_reason == "void_refused", record.hold_message
         assert f"orders void {order_id} --cancelled-elsewhere" in record.hold_message
         assert rt.ledger.get_package(package.id).state is PackageState.LABELED
+        if held_at is PackageState.CONFIRMING:  # as if the refused void had started from there
+            rt.ledger.advance(rt.ledger.get_package(package.id), PackageState.LABELED, held_at)
         alerted = [e.type for e in rt.ledger.events(order_id=order_id, limit=1000)
                    if e.id not in told_before and e.type.startswith("alert.")]
         assert alerted == [], alerted  # Amazon cancelled it: no ship-by to warn about, even held
@@ -409,7 +414,9 @@ def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(
     under_way = run_cli(w, "orders", "void", order_id, "--cancelled-elsewhere")
     assert under_way.returncode == 1 and "a void of its label is under way" in under_way.stderr
     w.set_faults({})
-    assert "void_refused" in run_cli(w, "orders", "void", order_id).stderr  # scanned: refused again
+    refused = run_cli(w, "orders", "void", order_id).stderr  # scanned: refused again, back at held_at
+    assert f"package is {held_at.value} (void_refused" in refused, refused
+    assert f"once it is stopped, end the order: orders void {order_id} --cancelled-elsewhere" in refused
     result = run_cli(w, "orders", "void", order_id, "--cancelled-elsewhere")  # once stopped at Yanwen
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{order_id}: label {package.tracking_number} {steer.CANCELLED_ELSEWHERE}"
