@@ -6,6 +6,9 @@ nothing new.
 """
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +102,25 @@ def _show_api(rt: Any, keep_serving: bool) -> None:
             rt.ledger.revoke_token(token.id)
     token, secret = rt.ledger.create_token("demo", ["read"])
     try:
-        _serve_api(rt, secret, keep_serving)
+        with _stops_like_ctrl_c():
+            _serve_api(rt, secret, keep_serving)
     finally:
         rt.ledger.revoke_token(token.id)
+
+
+@contextmanager
+def _stops_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a CI job stopped, a terminal closed) end the demo as Ctrl-C does, so
+    that the token is revoked on the way out."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _serve_api(rt: Any, secret: str, keep_serving: bool) -> None:

@@ -53,10 +53,11 @@ class ApiServer:
         self.server.should_exit = True
 
     def wait(self) -> None:
-        """Until Ctrl-C."""
+        """Until Ctrl-C. It sleeps rather than joins: a join that Ctrl-C interrupts leaves the thread
+        marked stopped while uvicorn still runs, and the exit then closes the socket under it."""
         try:
             while self.thread.is_alive():
-                self.thread.join(timeout=0.5)
+                time.sleep(0.5)
         except KeyboardInterrupt:
             pass
 

@@ -296,13 +296,17 @@ class Served:
                 self.lines.append(line)
                 if line.startswith("API on http://"):
                     found.put(line.split()[2].removesuffix("/v1"))
+            found.put("")  # it ended: say so at once rather than at the timeout
 
         threading.Thread(target=read, daemon=True).start()
         try:
             self.url = found.get(timeout=30)
         except queue.Empty:
+            self.url = ""
+        if not self.url:
             self.proc.kill()
-            raise AssertionError(f"the server did not start: {self.stderr()}") from None
+            self.proc.wait()
+            raise AssertionError(f"the server did not start: {self.stderr()}")
 
     def stderr(self) -> str:
         return "".join(self.lines)[-2000:]

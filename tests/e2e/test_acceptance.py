@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,33 @@ def test_demo_runs_the_main_job_and_a_second_run_buys_nothing(tmp_path):
     assert second.returncode == 0, second.stdout[-3000:]
     assert "This run: 0 new order(s), 0 label(s) bought, 0 recovered by reference, " \
            "0 confirmation(s) sent" in second.stdout
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_serving_demo_stopped_revokes_its_token(tmp_path, stop):
+    """`demo --serve` stopped as a CI job or a terminal stops it (SIGTERM) or by Ctrl-C (SIGINT):
+    the token it printed is revoked, and the API stops without a traceback."""
+    env = dict(os.environ, MFN_STATE_DIR=str(tmp_path / "state"))
+    errors = tmp_path / "stderr.txt"
+    command = [sys.executable, "-m", "connector.cli", "--config", str(ROOT / "config" / "sandbox.yaml"),
+               "demo", "--serve"]
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
+        try:
+            for line in proc.stdout:
+                if "stay up until Ctrl-C" in line:
+                    break
+            else:
+                raise AssertionError(f"the demo ended before serving: {errors.read_text()[-3000:]}")
+            proc.send_signal(stop)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in errors.read_text(), errors.read_text()[-3000:]
+    listed = sandbox_cli(tmp_path / "state", "tokens", "list", "--json")
+    demo_tokens = [t for t in json.loads(listed.stdout) if t["name"] == "demo"]
+    assert demo_tokens and all(t["revoked_at"] for t in demo_tokens), demo_tokens
 
 
 def test_broken_plugin_beside_the_good_ones(world, tmp_path):
