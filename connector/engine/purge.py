@@ -4,8 +4,10 @@ Amazon's Data Protection Policy allows buyer PII for 30 days after delivery
 (docs/amazon-sp-api.md#data-protection). The address goes ``ledger.pii_retention_days`` after the
 parcel's life ended: its delivery, or its return to the sender. Only a parcel that never reaches
 such an end (lost, or not followed any more) falls back to the ship date +
-``ledger.max_transit_days`` + the retention. A cancelled or voided order keeps nothing. Order
-ids, tracking numbers and totals stay.
+``ledger.max_transit_days`` + the retention. A cancelled or voided order keeps nothing, and neither
+does a held order Amazon has cancelled: nothing of it can ship any more (Amazon confirms no shipment
+of a cancelled order), and a hold no one settles must not keep the address for good. Order ids,
+tracking numbers and totals stay.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
     expired = rt.ledger.pii_expired(
         gone=_NOTHING_TO_SHIP,  # nothing to ship: no reason to keep the address
         shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
-        confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback)
+        confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback,
+        cancelled=[OrderState.HELD])  # what else Amazon cancelled settles soon: void or cancel
     if not expired:
         return 0
     purged = rt.ledger.purge_pii(expired)

@@ -172,7 +172,7 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
     at the carrier, the parcel stopped there, or cancelled where an ERP bought it. The package ends
     VOIDED (no refund recorded, no carrier called) and the order VOIDED, its hold ended: the parcel is
     no longer followed and the address goes at the next purge. Without this, such an order stays
-    held for good, keeping the buyer's address. Only a person who did it can say so, hence only for
+    held for good. Only a person who did it can say so, hence only for
     that hold and a label not confirmed on Amazon (:func:`~connector.engine.void.ends_elsewhere`; a
     confirmed parcel's order is released, and the daemon verifies and follows it); a label the
     daemon can still cancel is voided with :func:`void_order`. Asked again, a voided label answers

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from ..model import TrackingStatus, parse_iso
+from ..model import FulfillmentStatus, TrackingStatus, parse_iso
 from .base import OrderRecord, OrderState, Package, PackageState
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
@@ -342,11 +342,12 @@ class OrderQueries:
 
     def pii_expired(self, *, gone: Iterable[OrderState], shipped: Iterable[OrderState],
                     confirmed: Iterable[PackageState], ended_before: datetime,
-                    shipped_before: datetime) -> list[str]:
+                    shipped_before: datetime, cancelled: Iterable[OrderState] = ()) -> list[str]:
         """Ids of the orders whose buyer address is due for erasure and not erased yet, by the rule
         of :mod:`connector.engine.purge` (which passes its states and cut-offs):
 
         * every order in ``gone`` (nothing to ship);
+        * every order in ``cancelled`` whose Amazon status is CANCELLED (nothing to ship either);
         * an order in ``shipped`` when at least one of its packages' lives has ended and every
           ended one ended at the cut-off or before: a DELIVERED package at ``delivered_at``
           (<= ``ended_before``), a RETURNED one at ``last_scan_at`` (<= ``ended_before``), a package
@@ -355,6 +356,7 @@ class OrderQueries:
 
         Only orders not purged yet are read (an index holds just those), and no address is decrypted."""
         gone_v, shipped_v = _values(OrderState, gone) or [], _values(OrderState, shipped) or []
+        cancelled_v = _values(OrderState, cancelled) or []
         confirmed_v = _values(PackageState, confirmed) or []
         if {PackageState.DELIVERED.value, PackageState.RETURNED.value} & set(confirmed_v):
             raise ValueError("confirmed package states must not include DELIVERED or RETURNED "
@@ -372,6 +374,10 @@ class OrderQueries:
         if gone_v:
             clauses.append(f"o.state IN ({_marks(gone_v)})")
             params.extend(gone_v)
+        if cancelled_v:
+            status = self._json_field("o.data", "status")
+            clauses.append(f"(o.state IN ({_marks(cancelled_v)}) AND {status} = ?)")
+            params.extend((*cancelled_v, FulfillmentStatus.CANCELLED.value))
         if shipped_v:
             clauses.append(
                 f"(o.state IN ({_marks(shipped_v)})"
@@ -380,7 +386,7 @@ class OrderQueries:
             params.extend((*shipped_v, *cuts, *cuts))
         if not clauses:
             return []
-        everyone = sorted({*gone_v, *shipped_v})
+        everyone = sorted({*gone_v, *shipped_v, *cancelled_v})
         rows = self._conn().execute(
             "SELECT o.order_id FROM orders o WHERE o.pii_purged_at IS NULL"
             f" AND o.state IN ({_marks(everyone)}) AND ({' OR '.join(clauses)}) ORDER BY o.order_id",

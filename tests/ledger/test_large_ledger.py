@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,6 +16,7 @@ from connector.ledger import ACTIVE_ORDER_STATES, SHIPPED_ORDER_STATES, OrderSta
 from connector.ledger.crypto import PiiCipher, PiiDecryptError
 from connector.ledger.sql import SqlLedger
 from connector.ledger.timestamps import to_text
+from connector.model import FulfillmentStatus
 
 from .test_order_queries import ITEMS, SHIP_BY0, T0, Clock, order  # the same orders as the listings' tests
 
@@ -178,12 +180,14 @@ def scramble(ledger: SqlLedger, seed: int) -> None:
     """Orders in assorted states with 0-2 packages in assorted states and times (some missing)."""
     rng = random.Random(seed)
     now = T0 + timedelta(days=60)
-    for n in range(80):
-        ledger.upsert_order(order(n))
+    for n in range(80):  # every fourth cancelled on Amazon
+        ledger.upsert_order(replace(order(n), status=FulfillmentStatus.CANCELLED) if n % 4 == 1 else order(n))
     with ledger._write() as conn:
         for n in range(80):
             oid = order(n).order_id
             state = rng.choice([*KEPT, OrderState.NEW, OrderState.CONFIRMED])
+            if n in (1, 5, 9):  # held, cancelled on Amazon (one of them purged already)
+                state = OrderState.HELD
             conn.execute("UPDATE orders SET state = ? WHERE order_id = ?", (state.value, oid))
             for ref in range(rng.choice([0, 1, 1, 2])):
                 def when():
@@ -205,7 +209,8 @@ def test_pii_expired_selects_what_the_retention_rule_says(ledger, make_store, se
     for record in ledger.orders(KEPT):  # the purge as it was: every finished order read
         if record.pii_purged:
             continue
-        if record.state in _NOTHING_TO_SHIP:
+        if record.state in _NOTHING_TO_SHIP or (record.state is OrderState.HELD
+                                                and record.order.status is FulfillmentStatus.CANCELLED):
             expected.append(record.order_id)
             continue
         ends = [end for p in ledger.packages(record.order_id) if (end := life_end(p, fallback))]
@@ -213,7 +218,8 @@ def test_pii_expired_selects_what_the_retention_rule_says(ledger, make_store, se
             expected.append(record.order_id)
     found = blind(make_store).pii_expired(
         gone=_NOTHING_TO_SHIP, shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
-        confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback)
+        confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback,
+        cancelled=[OrderState.HELD])
     assert found == sorted(expected)
     assert 3 < len(found) < 60  # the seeds give both kinds
 
