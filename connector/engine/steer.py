@@ -134,10 +134,9 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
 
     if rt.ledger.get_order(order_id) is None:
         raise _unknown(order_id)
-    packages = [p for p in rt.ledger.packages(order_id) if p.state is not PackageState.FAILED]
-    if not packages:
+    package = _newest_label(rt.ledger, order_id)
+    if package is None:
         raise NotAllowed(f"order {order_id} has no label to void")
-    package = packages[-1]
     if package.state not in (PackageState.VOIDING, PackageState.VOIDED):
         with rt.driving(order_id, wait) as mine:  # not while a worker is in the middle of a step
             if not mine:
@@ -185,8 +184,7 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
         record = rt.ledger.get_order(order_id)
         if record is None:
             raise _unknown(order_id)
-        packages = [p for p in rt.ledger.packages(order_id) if p.state is not PackageState.FAILED]
-        package = packages[-1] if packages else None
+        package = _newest_label(rt.ledger, order_id)
         if package is not None and package.state is PackageState.VOIDED:
             return _voided(order_id, record, package)
         if record.state is not OrderState.HELD or record.hold_reason != HoldReason.VOID_REFUSED.value:
@@ -209,6 +207,12 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
     record = rt.ledger.get_order(order_id)
     assert record is not None  # never deleted
     return _voided(order_id, record, done)
+
+
+def _newest_label(ledger: Ledger, order_id: str) -> Package | None:
+    """The order's newest package that is not FAILED: the label a void is about."""
+    packages = [p for p in ledger.packages(order_id) if p.state is not PackageState.FAILED]
+    return packages[-1] if packages else None
 
 
 def _voided(order_id: str, record: OrderRecord, package: Package) -> Steered:

@@ -119,9 +119,7 @@ class YunExpressCarrier(Carrier):
             if exc.code != mapping.NOT_FOUND_CODE or not shipment.carrier_shipment_id:
                 raise
             waybill = shipment.carrier_shipment_id
-            state = mapping.package_state(self._call("GET", "Tracking/GetTrackInfo", op="GetTrackInfo",
-                                                     params={"OrderNumber": waybill},
-                                                     reference=shipment.reference), waybill)
+            state = mapping.package_state(self._track_info(waybill, reference=shipment.reference), waybill)
             if state != mapping.CANCELLED_PACKAGE_STATE:
                 raise
             return True
@@ -130,11 +128,14 @@ class YunExpressCarrier(Carrier):
         """``Tracking/GetTrackInfo`` once per number (the endpoint takes one)."""
         infos = []
         for number in dict.fromkeys(n for n in tracking_numbers if n):
-            data = self._call("GET", "Tracking/GetTrackInfo", op="GetTrackInfo",
-                              params={"OrderNumber": number})
-            infos.append(mapping.parse_track_info(data, number,
+            infos.append(mapping.parse_track_info(self._track_info(number), number,
                                                   utc_offset_hours=self.settings.tracking_utc_offset_hours))
         return infos
+
+    def _track_info(self, number: str, *, reference: str = "") -> Any:
+        """The raw ``Tracking/GetTrackInfo`` answer for one waybill or tracking number."""
+        return self._call("GET", "Tracking/GetTrackInfo", op="GetTrackInfo", params={"OrderNumber": number},
+                          reference=reference)
 
     def shipping_methods(self, country_code: str = "") -> list[mapping.ShippingMethod]:
         """``Common/GetShippingMethods`` (for setup and diagnostics; not a carrier operation)."""
