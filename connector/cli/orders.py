@@ -27,7 +27,7 @@ def orders_group() -> None:
 @click.option("--state", "states", multiple=True, help="Only these states (repeatable).")
 @click.option("--due-within", "due_within", default=None, metavar="DURATION",
               help="Only orders not confirmed yet whose ship-by is within DURATION (e.g. 6h, 2d, 90m), "
-                   "soonest first.")
+                   "soonest first; not those Amazon cancelled (nothing to ship).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def orders_list(state: State, states: tuple[str, ...], due_within: str | None, as_json: bool) -> None:
@@ -52,16 +52,24 @@ def orders_list(state: State, states: tuple[str, ...], due_within: str | None, a
         bound = now + window + timedelta(milliseconds=1) if window is not None else None
         lines = _pages(ledger, wanted, bound)
         if window is not None:  # soonest first: only the orders due within the window are held here
-            from ..engine.watch import confirmed_on_amazon  # (imports the engine: only when needed)
-
-            lines = iter(sorted((line for line in lines if line.ship_by is not None
-                                 and line.ship_by - now <= window and not confirmed_on_amazon(line)),
-                                key=lambda line: line.ship_by))
+            lines = iter(_due_within(ledger, lines, now, window))
         for line in lines:
             out.add(line, now)
     finally:
         ledger.close()
     out.close()
+
+
+def _due_within(ledger: Ledger, lines: Iterator[Any], now: datetime, window: timedelta) -> list[Any]:
+    """The lines the ship-by guard warns about (engine/watch.py), soonest first: a ship-by within
+    ``window``, not confirmed on Amazon, something still to ship (not an order Amazon cancelled)."""
+    from ..engine.watch import confirmed_on_amazon  # (imports the engine: only when needed)
+    from ..ledger import NOTHING_TO_SHIP_STATES
+
+    near = [line for line in lines if line.ship_by is not None and line.ship_by - now <= window
+            and not confirmed_on_amazon(line) and line.state not in NOTHING_TO_SHIP_STATES]
+    cancelled = ledger.cancelled_on_amazon([line.order_id for line in near])
+    return sorted((line for line in near if line.order_id not in cancelled), key=lambda line: line.ship_by)
 
 
 _PAGE = 2000  # orders per ledger read, and lines per write

@@ -8,7 +8,7 @@ from ..engine.plan import precheck
 from ..engine.runtime import Runtime
 from ..engine.shopping import Shopping, shop
 from ..fx import FxError
-from ..ledger import OrderRecord, OrderState
+from ..ledger import NOTHING_TO_SHIP_STATES, OrderRecord
 from ..model import Money
 from ..rules import RulesError, format_money
 
@@ -20,7 +20,7 @@ def _money(value: Money | None) -> str | None:
 def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
     order = record.order
     out: dict[str, Any] = {"order_id": order.order_id, "site": order.site, "state": record.state.value}
-    if record.state in (OrderState.CANCELLED, OrderState.VOIDED):  # nothing will ship: say that
+    if record.state in NOTHING_TO_SHIP_STATES:  # nothing will ship: say that
         out["error"] = f"not shopped: the order is {record.state.value}; nothing is to ship"
         return out
     blocked = precheck(rt, record)

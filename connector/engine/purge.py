@@ -14,13 +14,19 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from ..ledger import SHIPPED_ORDER_STATES, TRACKED_PACKAGE_STATES, OrderState, Package, PackageState
+from ..ledger import (
+    NOTHING_TO_SHIP_STATES,
+    SHIPPED_ORDER_STATES,
+    TRACKED_PACKAGE_STATES,
+    OrderState,
+    Package,
+    PackageState,
+)
 from ..model import utcnow
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
 
-_NOTHING_TO_SHIP = (OrderState.CANCELLED, OrderState.VOIDED)
 _CONFIRMED = frozenset({PackageState.CONFIRMED, *TRACKED_PACKAGE_STATES})
 
 
@@ -33,7 +39,7 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
     fallback = timedelta(days=settings.max_transit_days)
     now = now or utcnow()
     expired = rt.ledger.pii_expired(
-        gone=_NOTHING_TO_SHIP,  # nothing to ship: no reason to keep the address
+        gone=NOTHING_TO_SHIP_STATES,  # nothing to ship: no reason to keep the address
         shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
         confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback,
         cancelled=[OrderState.HELD])  # what else Amazon cancelled settles soon: void or cancel

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..ledger import ACTIVE_ORDER_STATES, SHIPPED_ORDER_STATES, OrderRecord, OrderState
+from ..ledger import (
+    ACTIVE_ORDER_STATES,
+    NOTHING_TO_SHIP_STATES,
+    SHIPPED_ORDER_STATES,
+    OrderRecord,
+    OrderState,
+)
 from ..model import FulfillmentStatus, utcnow
 from .alerts import AlertKind, alert, clear
 from .runtime import Runtime
@@ -83,13 +89,10 @@ def _paper_backlog(rt: Runtime, *, ship_by_before: datetime | None = None,
             for oid, entries in found.items()}
 
 
-_NOTHING_TO_SHIP = (OrderState.CANCELLED, OrderState.VOIDED)
-
-
 def _nothing_to_ship(record: OrderRecord) -> bool:
     """Ended with nothing shipped, or cancelled by Amazon (a held order whose label the daemon could
     not void, say): no ship-by to warn about."""
-    return record.state in _NOTHING_TO_SHIP or record.order.status is FulfillmentStatus.CANCELLED
+    return record.state in NOTHING_TO_SHIP_STATES or record.order.status is FulfillmentStatus.CANCELLED
 
 
 def confirmed_on_amazon(record: OrderRecord) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .base import (
     ACTIVE_ORDER_STATES,
+    NOTHING_TO_SHIP_STATES,
     SHIPPED_ORDER_STATES,
     TERMINAL_PACKAGE_STATES,
     TRACKED_PACKAGE_STATES,
@@ -24,7 +25,8 @@ from .base import (
 )
 
 __all__ = [
-    "ACTIVE_ORDER_STATES", "SHIPPED_ORDER_STATES", "TERMINAL_PACKAGE_STATES", "TRACKED_PACKAGE_STATES",
+    "ACTIVE_ORDER_STATES", "NOTHING_TO_SHIP_STATES", "SHIPPED_ORDER_STATES", "TERMINAL_PACKAGE_STATES",
+    "TRACKED_PACKAGE_STATES",
     "Alert", "Ledger", "LedgerInUse", "OrderRecord", "OrderState", "Package", "PackageState",
     "StaleStateError", "TrackingRecord", "open_ledger", "sqlite_path",
 ]

@@ -78,6 +78,8 @@ TRACKED_PACKAGE_STATES = (PackageState.VERIFIED, PackageState.ISSUED, PackageSta
 # Where a parcel's life ends.
 TERMINAL_PACKAGE_STATES = (PackageState.DELIVERED, PackageState.RETURNED, PackageState.VOIDED,
                            PackageState.FAILED)
+# Orders that ended with nothing shipped: no ship-by to warn about, no address to keep.
+NOTHING_TO_SHIP_STATES = (OrderState.CANCELLED, OrderState.VOIDED)
 # Orders whose parcel is (or was) on its way: confirmed and read back on Amazon.
 SHIPPED_ORDER_STATES = (OrderState.VERIFIED, OrderState.IN_TRANSIT, OrderState.OUT_FOR_DELIVERY,
                         OrderState.DELIVERED, OrderState.DELIVERY_FAILED, OrderState.RETURNING,

@@ -28,6 +28,7 @@ from ..events import Event, matches, order_event, package_event
 from ..holds import CLAIM_GIVEN_UP_BY_RELEASE, WAIVED_BY_RELEASE, parse_hold_reason
 from ..model import Order, iso, parse_iso, utcnow
 from .base import (
+    NOTHING_TO_SHIP_STATES,
     SHIPPED_ORDER_STATES,
     TERMINAL_PACKAGE_STATES,
     TRACKED_PACKAGE_STATES,
@@ -58,7 +59,7 @@ from .warehouse import WarehouseStore
 # shipped order, which follows its parcel (tracking) or its void. Only the unshipped ones are over
 # for good: a shipped order can still be held (a void the carrier refused), its parcel followed.
 _FINAL_ORDER_STATES = (OrderState.CANCELLED, OrderState.VOIDED, OrderState.ISSUED, *SHIPPED_ORDER_STATES)
-_UNHOLDABLE = (OrderState.CANCELLED, OrderState.VOIDED)
+_UNHOLDABLE = NOTHING_TO_SHIP_STATES  # ended: nothing left to hold
 _FOLLOWS_PARCEL = frozenset(SHIPPED_ORDER_STATES) | {OrderState.VOIDING, OrderState.ISSUED}
 # Packages the order loop no longer works on (open_package skips them).
 _CLOSED_PACKAGE_STATES = tuple(s.value for s in (*TRACKED_PACKAGE_STATES, *TERMINAL_PACKAGE_STATES))

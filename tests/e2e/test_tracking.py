@@ -409,6 +409,8 @@ def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(
         assert record.pii_purged  # nor an address to keep: the pass's purge took it
     finally:
         rt.close()
+    due = json.loads(run_cli(w, "orders", "list", "--due-within", "30d", "--json").stdout)
+    assert order_id not in {row["order_id"] for row in due}  # nor is it listed as due to ship
     w.set_faults({"error_5xx": 1.0})  # the person voids it again, and Yanwen cannot be reached
     assert "package is VOIDING" in run_cli(w, "orders", "void", order_id).stderr
     under_way = run_cli(w, "orders", "void", order_id, "--cancelled-elsewhere")

@@ -11,8 +11,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.fernet import Fernet
 
-from connector.engine.purge import _CONFIRMED, _NOTHING_TO_SHIP, life_end
-from connector.ledger import ACTIVE_ORDER_STATES, SHIPPED_ORDER_STATES, OrderState, PackageState
+from connector.engine.purge import _CONFIRMED, life_end
+from connector.ledger import (
+    ACTIVE_ORDER_STATES,
+    NOTHING_TO_SHIP_STATES,
+    SHIPPED_ORDER_STATES,
+    OrderState,
+    PackageState,
+)
 from connector.ledger.crypto import PiiCipher, PiiDecryptError
 from connector.ledger.sql import SqlLedger
 from connector.ledger.timestamps import to_text
@@ -170,7 +176,7 @@ def test_the_key_check_reads_the_newest_order_with_an_address(ledger, make_store
 
 # -- the purge's selection against the rule it replaces ------------------------------------------------
 
-KEPT = [*SHIPPED_ORDER_STATES, *_NOTHING_TO_SHIP, OrderState.HELD, OrderState.ISSUED]
+KEPT = [*SHIPPED_ORDER_STATES, *NOTHING_TO_SHIP_STATES, OrderState.HELD, OrderState.ISSUED]
 PACKAGE_STATES = [PackageState.DELIVERED, PackageState.RETURNED, PackageState.CONFIRMED,
                   PackageState.IN_TRANSIT, PackageState.LOST, PackageState.VERIFIED, PackageState.VOIDED,
                   PackageState.FAILED, PackageState.LABELED]
@@ -209,7 +215,7 @@ def test_pii_expired_selects_what_the_retention_rule_says(ledger, make_store, se
     for record in ledger.orders(KEPT):  # the purge as it was: every finished order read
         if record.pii_purged:
             continue
-        if record.state in _NOTHING_TO_SHIP or (record.state is OrderState.HELD
+        if record.state in NOTHING_TO_SHIP_STATES or (record.state is OrderState.HELD
                                                 and record.order.status is FulfillmentStatus.CANCELLED):
             expected.append(record.order_id)
             continue
@@ -217,11 +223,26 @@ def test_pii_expired_selects_what_the_retention_rule_says(ledger, make_store, se
         if ends and max(ends) + retention <= now:
             expected.append(record.order_id)
     found = blind(make_store).pii_expired(
-        gone=_NOTHING_TO_SHIP, shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
+        gone=NOTHING_TO_SHIP_STATES, shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
         confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback,
         cancelled=[OrderState.HELD])
     assert found == sorted(expected)
     assert 3 < len(found) < 60  # the seeds give both kinds
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cancelled_on_amazon_names_the_orders_amazon_cancelled(ledger, make_store, seed, monkeypatch) -> None:
+    from connector.ledger import queries
+
+    scramble(ledger, seed)
+    every = ledger.orders()
+    expected = {r.order_id for r in every if r.order.status is FulfillmentStatus.CANCELLED}
+    assert 0 < len(expected) < len(every)
+    monkeypatch.setattr(queries, "_SQL_CHUNK", 7)  # several queries: the chunks' answers add up
+    ids = [r.order_id for r in every]
+    assert blind(make_store).cancelled_on_amazon(ids) == expected  # no key needed: nothing decrypted
+    assert ledger.cancelled_on_amazon(ids[:3] + ["no-such-order"]) == expected & set(ids[:3])
+    assert ledger.cancelled_on_amazon([]) == set()
 
 
 def test_pii_expired_refuses_an_end_state_among_the_confirmed(ledger) -> None:
