@@ -19,6 +19,7 @@ ERP bought elsewhere is not the daemon's to cancel: it is held the same way, wit
 from __future__ import annotations
 
 import logging
+from enum import Enum
 
 from ..holds import HoldReason
 from ..kit.carrier import NotSupported, PermanentCarrierError, TransientCarrierError
@@ -35,6 +36,15 @@ log = logging.getLogger("connector.engine")
 VOIDABLE = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.CONFIRMING,
                       PackageState.CONFIRMED, PackageState.VERIFIED})
 """A label exists and no carrier scan is known yet."""
+
+
+class Refusal(Enum):
+    """Why a void did not happen, which decides what the hold's message tells the person."""
+
+    SCANNED = "scanned"  # the carrier refused to cancel: most likely it has the parcel
+    ERP = "erp"          # an ERP bought the label elsewhere: no carrier of ours to ask
+    LOOKUP = "lookup"    # the carrier refused the lookup: nothing was asked to cancel
+    UNSEEN = "unseen"    # refused, and the lookup did not show the label either
 
 
 def claim_void(rt: Runtime, package: Package) -> Package:
@@ -59,7 +69,7 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"{package.idempotency_key} must be voided there")
     if package.plan.get("bought_by") == "erp":  # confirmed through POST /v1/confirmations
         return _refused(rt, record, package, f"it was bought outside this daemon (tracking number "
-                        f"{package.tracking_number}), which cannot cancel it", cause="erp")
+                        f"{package.tracking_number}), which cannot cancel it", cause=Refusal.ERP)
     shipment = shipment_of(package)
     unseen = False  # the lookup answered and did not show the label: cancelled, or not known yet
     looked_up = False
@@ -82,11 +92,11 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     except (PermanentCarrierError, NotSupported) as exc:
         if not looked_up:  # nothing was asked to cancel: say so, not "refused to cancel"
             return _refused(rt, record, package, f"{package.carrier} refused the lookup of label "
-                            f"{package.idempotency_key}: {exc}", cause="lookup")
+                            f"{package.idempotency_key}: {exc}", cause=Refusal.LOOKUP)
         if unseen:  # not known there yet (a new label), or cancelled there in words the plugin does not know
             return _refused(rt, record, package, f"{package.carrier} refused to cancel label "
                             f"{package.idempotency_key}, which its lookup does not show either ({exc})",
-                            cause="unseen")
+                            cause=Refusal.UNSEEN)
         return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
     except TransientCarrierError as exc:
         return defer(rt, record, f"void at {package.carrier}: {exc}")
@@ -116,27 +126,28 @@ CONFIRMED_ON_AMAZON = ("the parcel is confirmed on Amazon (or its confirmation i
 
 # What the person should know or do, by the cause of the refusal.
 _NEXT_STEP = {
-    "scanned": "the parcel may be on its way: stop it at the carrier if you can",  # most likely
-    "erp": "cancel it where it was bought",
-    "lookup": "void it again once that is fixed",
-    "unseen": ("a label bought in the last minutes may not be known there yet (it is then live and paid "
-               "for: void it again in a few minutes), or it was cancelled there already in words the "
-               "plugin does not recognise (check at the carrier)"),
+    Refusal.SCANNED: "the parcel may be on its way: stop it at the carrier if you can",
+    Refusal.ERP: "cancel it where it was bought",
+    Refusal.LOOKUP: "void it again once that is fixed",
+    Refusal.UNSEEN: ("a label bought in the last minutes may not be known there yet (it is then live and "
+                     "paid for: void it again in a few minutes), or it was cancelled there already in words "
+                     "the plugin does not recognise (check at the carrier)"),
 }
 # How the hint to end the order joins the step above (none after a refused lookup: void again).
-_END_IT = {"scanned": "; once it is stopped,", "erp": ", then", "unseen": "; if it is cancelled there,"}
+_END_IT = {Refusal.SCANNED: "; once it is stopped,", Refusal.ERP: ", then",
+           Refusal.UNSEEN: "; if it is cancelled there,"}
 
 
 def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
-             cause: str = "scanned") -> Outcome:
+             cause: Refusal = Refusal.SCANNED) -> Outcome:
     """The void did not happen: the package goes back where it started, the order is held, the
-    message saying what to do for ``cause`` (a key of ``_NEXT_STEP``)."""
+    message saying what to do for ``cause``."""
     back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
     rt.ledger.advance(package, PackageState.VOIDING, back,
                       order_state=order_state_of(back), error=why[:500])
     after = _NEXT_STEP[cause]
     if not ends_elsewhere(record, back):
-        if cause in ("scanned", "erp"):
+        if cause in (Refusal.SCANNED, Refusal.ERP):
             after += f"; {CONFIRMED_ON_AMAZON}"
     elif cause in _END_IT:
         after += f"{_END_IT[cause]} end the order: orders void {record.order_id} --cancelled-elsewhere"
