@@ -43,8 +43,9 @@ def bound_seconds(confirmations: int) -> float:
     return confirmations / CONFIRM_RATE + SLACK_SECONDS
 
 
-def measure(orders: int = 500, *, cap_factor: float = 1.5) -> list[Figure]:
-    """Run the backlog; stop at ``cap_factor`` x the goal when it has not cleared by then."""
+def measure(orders: int = 500, *, cap_factor: float = 1.5, daemon: list[str] = CLI) -> list[Figure]:
+    """Run the backlog; stop at ``cap_factor`` x the goal when it has not cleared by then.
+    ``daemon``: the command that starts ``mfn-connector`` (bench/cpu_breakdown.py instruments it)."""
     directory = workdir("backlog")
     config_path = bench_config(directory, orders=orders)
     with Sandbox(config_path) as sandbox:
@@ -52,11 +53,11 @@ def measure(orders: int = 500, *, cap_factor: float = 1.5) -> list[Figure]:
         cap = cap_factor * WITHIN * bound_seconds(expected)
         ledger = open_bench_ledger(config_path)
         cpu_samples = [(datetime.now(timezone.utc), 0.0)]  # (when, the daemon's CPU so far): its phases
-        daemon = Child([*CLI, "--config", str(config_path), "run"], env=sandbox.env)
+        child = Child([*daemon, "--config", str(config_path), "run"], env=sandbox.env)
         counts: dict[str, int] = {}
 
         def cleared() -> bool:
-            cpu = daemon.cpu_so_far()
+            cpu = child.cpu_so_far()
             if cpu is not None:
                 cpu_samples.append((datetime.now(timezone.utc), cpu))
             counts.clear()
@@ -64,9 +65,9 @@ def measure(orders: int = 500, *, cap_factor: float = 1.5) -> list[Figure]:
             return sum(counts.values()) >= expected and active_count(counts) == 0
 
         try:
-            seconds = watch([daemon], cleared, cap=cap, every=0.5)
+            seconds = watch([child], cleared, cap=cap, every=0.5)
         finally:
-            usage = daemon.stop()
+            usage = child.stop()
             ledger.close()
         state = sandbox.spapi_state()
         throttled = sandbox.throttled()
