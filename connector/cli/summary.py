@@ -6,6 +6,8 @@ from collections import defaultdict
 from ..engine.runtime import Runtime
 from ..ledger import SHIPPED_ORDER_STATES, OrderState, PackageState
 
+EXAMPLE_CHARS = 200  # a held order's message, cut to about a line (no_eligible_service lists every service)
+
 
 def summarize(rt: Runtime) -> dict:
     """Counted in SQL (aggregates over indexes): the ledger's size does not slow the end of a pass."""
@@ -55,7 +57,15 @@ def render(summary: dict) -> str:
         lines += ["", "Labels by carrier:"]
         lines += [f"  {c:<14} {n:>5}" for c, n in sorted(summary["labels_by_carrier"].items())]
     if summary["held_reasons"]:
-        lines += ["", "Held, by reason (release with `mfn-connector orders release ID`):"]
+        lines += ["", "Held, by reason (the whole message: `mfn-connector orders show ID`; release with "
+                      "`mfn-connector orders release ID`):"]
         for reason, info in summary["held_reasons"].items():
-            lines.append(f"  {reason:<26} {info['count']:>4}   e.g. {info['example']}")
+            lines.append(f"  {reason:<26} {info['count']:>4}   e.g. {_shortened(info['example'])}")
     return "\n".join(lines) + "\n"
+
+
+def _shortened(message: str) -> str:
+    """The message, or its first words up to :data:`EXAMPLE_CHARS` and "..."."""
+    if len(message) <= EXAMPLE_CHARS:
+        return message
+    return message[:EXAMPLE_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
