@@ -179,6 +179,12 @@ class StaleStateError(Exception):
     """A compare-and-set found the row in another state (someone else moved it)."""
 
 
+class OrderFinishedError(StaleStateError, ValueError):
+    """The order ended (cancelled or voided) before it could be held: a step that was about to hold
+    it lost a race and has nothing left to do (a StaleStateError); for a person, a refusal (a
+    ValueError whose message says why)."""
+
+
 class LedgerInUse(Exception):
     """Another daemon works on this ledger, and the store cannot share it (SQLite)."""
 
@@ -223,7 +229,8 @@ class Ledger:
 
     def hold(self, order_id: str, reason: str, message: str) -> None:
         """Move any non-final order to HELD, remembering the state to return to. ``reason`` is a
-        :class:`connector.holds.HoldReason` value (ValueError for anything else)."""
+        :class:`connector.holds.HoldReason` value (ValueError for anything else); an order already
+        CANCELLED or VOIDED raises :class:`OrderFinishedError`."""
         raise NotImplementedError
 
     def release(self, order_id: str) -> OrderState:

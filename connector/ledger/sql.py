@@ -34,6 +34,7 @@ from .base import (
     TRACKED_PACKAGE_STATES,
     Alert,
     Ledger,
+    OrderFinishedError,
     OrderRecord,
     OrderState,
     Package,
@@ -412,7 +413,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             row = self._order_row(conn, order_id, "state, held_from, hold_reason, hold_message")
             state = OrderState(row["state"])
             if state in _UNHOLDABLE:
-                raise ValueError(f"order {order_id} is {state.value}: a finished order cannot be held")
+                raise OrderFinishedError(f"order {order_id} is {state.value}: a finished order cannot be "
+                                         "held")
             if state is OrderState.HELD and (row["hold_reason"], row["hold_message"]) == (reason, message):
                 return  # held already, for this: nothing changes, nothing to tell an ERP again
             held_from = row["held_from"] if state is OrderState.HELD else state.value

@@ -38,3 +38,34 @@ def test_a_closed_runtime_starts_no_quote_threads(world):
     with pytest.raises(RuntimeError, match="closed"):
         rt.quote_pool("yunexpress")  # an order thread still quoting at close() gets no new pool
     assert rt._quote_pools == {}
+
+
+def test_a_step_holding_an_order_ended_meanwhile_ends_its_drive_quietly(world, monkeypatch, caplog):
+    """An operator's void in another process ends the order while the daemon's step decides to hold
+    it: the hold finds it finished, and the drive stops with nothing done -- no traceback logged as
+    an internal error, no failure counted against the order."""
+    from connector.engine import loop
+    from connector.engine.outcome import Outcome, hold
+    from connector.holds import HoldReason
+    from connector.ledger import OrderState
+
+    from ..e2e.helpers import ingest_all
+
+    rt = world({"sandbox": {"orders": 3}}).runtime()
+    try:
+        ingest_all(rt)
+        order_id = rt.ledger.orders([OrderState.NEW])[0].order_id
+
+        def ended_meanwhile(rt, record):
+            rt.ledger.set_order_state(record.order_id, [OrderState.NEW], OrderState.CANCELLED)  # the race
+            return hold(rt, record.order_id, HoldReason.UNKNOWN_SKU, "SKU X is not in the catalog")
+
+        monkeypatch.setattr(loop, "plan", ended_meanwhile)
+        with caplog.at_level("INFO", logger="connector"):
+            assert loop.drive(rt, order_id, lambda: False) is Outcome.REST
+        record = rt.ledger.get_order(order_id)
+        assert record.state is OrderState.CANCELLED
+        assert record.attempts == 0 and record.next_attempt_at is None  # no failure counted
+        assert not [r for r in caplog.records if r.exc_info or "unexpected error" in r.getMessage()]
+    finally:
+        rt.close()

@@ -331,6 +331,24 @@ def test_finished_orders_cannot_be_held(ledger: SqlLedger, final: OrderState) ->
         ledger.hold("nope", "manual", "")
 
 
+def test_a_finished_order_is_not_held_and_its_step_hears_a_stale_state(ledger: SqlLedger) -> None:
+    """A step about to hold an order that ended meanwhile (an operator's void in another process)
+    lost a race: StaleStateError, which ends its drive quietly. A person asking hears why (ValueError)."""
+    from connector.ledger.base import OrderFinishedError, StaleStateError
+
+    oid = "111-0000000-0000001"
+    ledger.upsert_order(make_order(oid))
+    ledger.set_order_state(oid, [OrderState.NEW], OrderState.CANCELLED, note="cancelled on Amazon")
+    told = len(ledger.history(oid))
+    refused = f"order {oid} is CANCELLED: a finished order cannot be held"
+    with pytest.raises(OrderFinishedError, match=refused) as err:
+        ledger.hold(oid, "unknown_sku", "SKU X is not in the catalog")
+    assert isinstance(err.value, StaleStateError) and isinstance(err.value, ValueError)
+    record = ledger.get_order(oid)
+    assert record.state is OrderState.CANCELLED and record.hold_reason == ""
+    assert len(ledger.history(oid)) == told
+
+
 def test_held_reasons_counts_only_held_orders(ledger: SqlLedger) -> None:
     for n, reason in enumerate(["unknown_sku", "unknown_sku", "address_incomplete", None]):
         oid = f"111-0000000-000000{n}"
