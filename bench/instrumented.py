@@ -26,7 +26,7 @@ from typing import Any
 
 FUNCTIONS = {
     "requests.sessions:Session.request": "HTTP calls (requests), to Amazon and the carriers",
-    "connector.engine.loop:step": "order steps (plan, buy, label, confirm, verify), all in",
+    "connector.engine.loop:step": "order steps on the order workers (quotes run on threads of their own)",
     "connector.ledger.sql:SqlLedger.advance": "ledger transitions (advance)",
     "connector.engine.scheduler:Scheduler._due": "the dispatcher's reads of what is due",
     "connector.ledger.sql:SqlLedger.get_order": "order reads (get_order, address decrypted)",
@@ -100,8 +100,10 @@ def _running() -> list[tuple[str, float]]:
 
 
 def _report(path: str) -> None:
+    with _lock:  # a thread ending meanwhile is counted once, as ended or as running
+        threads = [*_ended, *_running()]
     by_group: dict[str, float] = {}
-    for group, cpu in [*_ended, *_running()]:
+    for group, cpu in threads:
         by_group[group] = by_group.get(group, 0.0) + cpu
     process = sum(os.times()[:2])
     by_group["(not seen)"] = max(0.0, process - sum(by_group.values()))

@@ -27,7 +27,7 @@ def orders_group() -> None:
 @click.option("--state", "states", multiple=True, help="Only these states (repeatable).")
 @click.option("--due-within", "due_within", default=None, metavar="DURATION",
               help="Only orders not confirmed yet whose ship-by is within DURATION (e.g. 6h, 2d, 90m), "
-                   "soonest first; not those Amazon cancelled (nothing to ship).")
+                   "soonest first; none with nothing to ship (cancelled or voided, here or on Amazon).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def orders_list(state: State, states: tuple[str, ...], due_within: str | None, as_json: bool) -> None:

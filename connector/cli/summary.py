@@ -26,8 +26,8 @@ def summarize(rt: Runtime) -> dict:
                      "confirmations_sent": c.confirmations_sent, "verified": c.verified,
                      "held": c.held},
         "states": {s.value: counts.get(s.value, 0) for s in OrderState if counts.get(s.value)},
-        "held_reasons": {reason: {"count": n, "example": example} for reason, (n, example) in
-                         sorted(held.items())},
+        "held_reasons": {reason: {"count": n, "order_id": order_id, "example": example}
+                         for reason, (n, order_id, example) in sorted(held.items())},
         "labels_by_carrier": dict(carriers),
         "orders_by_site": dict(sorted(sites.items())),
         "labels_on_disk": sum(carriers.values()),
@@ -60,12 +60,16 @@ def render(summary: dict) -> str:
         lines += ["", "Held, by reason (the whole message: `mfn-connector orders show ID`; release with "
                       "`mfn-connector orders release ID`):"]
         for reason, info in summary["held_reasons"].items():
-            lines.append(f"  {reason:<26} {info['count']:>4}   e.g. {_shortened(info['example'])}")
+            lines.append(f"  {reason:<26} {info['count']:>4}   e.g. {_example(info)}")
     return "\n".join(lines) + "\n"
 
 
-def _shortened(message: str) -> str:
-    """The message, or its first words up to :data:`EXAMPLE_CHARS` and "..."."""
+def _example(info: dict) -> str:
+    """The example's message (its order named first when the message does not name it), or its
+    first words up to :data:`EXAMPLE_CHARS` and "..."."""
+    message, order_id = info["example"], info.get("order_id") or ""
+    if order_id and order_id not in message[:60]:
+        message = f"order {order_id}: {message}"
     if len(message) <= EXAMPLE_CHARS:
         return message
-    return message[:EXAMPLE_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return message[:EXAMPLE_CHARS + 1].rsplit(" ", 1)[0].rstrip(" ,;:") + " ..."

@@ -9,7 +9,7 @@ import random
 from datetime import datetime, timedelta
 
 from ..holds import HoldReason
-from ..ledger import OrderRecord
+from ..ledger import OrderFinishedError, OrderRecord
 from ..model import utcnow
 from .runtime import Runtime
 
@@ -25,8 +25,13 @@ class Outcome(enum.Enum):
 
 
 def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str) -> Outcome:
-    """HOLD the order with a machine-readable reason and a message for a person (no PII)."""
-    rt.ledger.hold(order_id, reason.value, message)
+    """HOLD the order with a machine-readable reason and a message for a person (no PII). An order
+    that ended meanwhile (a person voided it, say) has nothing left to hold: it is left as it is."""
+    try:
+        rt.ledger.hold(order_id, reason.value, message)
+    except OrderFinishedError as exc:
+        log.info("not held (%s: %s): %s", reason.value, message, exc)
+        return Outcome.REST
     rt.counters.add("held")
     log.warning("order %s held: %s: %s", order_id, reason.value, message)
     return Outcome.REST

@@ -38,7 +38,7 @@ VOIDABLE = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED, PackageS
 """A label exists and no carrier scan is known yet."""
 
 
-class Refusal(Enum):
+class VoidRefusal(Enum):
     """Why a void did not happen, which decides what the hold's message tells the person."""
 
     SCANNED = "scanned"  # the carrier refused to cancel: most likely it has the parcel
@@ -69,7 +69,7 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"{package.idempotency_key} must be voided there")
     if package.plan.get("bought_by") == "erp":  # confirmed through POST /v1/confirmations
         return _refused(rt, record, package, f"it was bought outside this daemon (tracking number "
-                        f"{package.tracking_number}), which cannot cancel it", cause=Refusal.ERP)
+                        f"{package.tracking_number}), which cannot cancel it", cause=VoidRefusal.ERP)
     shipment = shipment_of(package)
     unseen = False  # the lookup answered and did not show the label: cancelled, or not known yet
     looked_up = False
@@ -92,11 +92,11 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     except (PermanentCarrierError, NotSupported) as exc:
         if not looked_up:  # nothing was asked to cancel: say so, not "refused to cancel"
             return _refused(rt, record, package, f"{package.carrier} refused the lookup of label "
-                            f"{package.idempotency_key}: {exc}", cause=Refusal.LOOKUP)
+                            f"{package.idempotency_key}: {exc}", cause=VoidRefusal.LOOKUP)
         if unseen:  # not known there yet (a new label), or cancelled there in words the plugin does not know
             return _refused(rt, record, package, f"{package.carrier} refused to cancel label "
                             f"{package.idempotency_key}, which its lookup does not show either ({exc})",
-                            cause=Refusal.UNSEEN)
+                            cause=VoidRefusal.UNSEEN)
         return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
     except TransientCarrierError as exc:
         return defer(rt, record, f"void at {package.carrier}: {exc}")
@@ -126,20 +126,20 @@ CONFIRMED_ON_AMAZON = ("the parcel is confirmed on Amazon (or its confirmation i
 
 # What the person should know or do, by the cause of the refusal.
 _NEXT_STEP = {
-    Refusal.SCANNED: "the parcel may be on its way: stop it at the carrier if you can",
-    Refusal.ERP: "cancel it where it was bought",
-    Refusal.LOOKUP: "void it again once that is fixed",
-    Refusal.UNSEEN: ("a label bought in the last minutes may not be known there yet (it is then live and "
+    VoidRefusal.SCANNED: "the parcel may be on its way: stop it at the carrier if you can",
+    VoidRefusal.ERP: "cancel it where it was bought",
+    VoidRefusal.LOOKUP: "void it again once that is fixed",
+    VoidRefusal.UNSEEN: ("a label bought in the last minutes may not be known there yet (it is then live and "
                      "paid for: void it again in a few minutes), or it was cancelled there already in words "
                      "the plugin does not recognise (check at the carrier)"),
 }
 # How the hint to end the order joins the step above (none after a refused lookup: void again).
-_END_IT = {Refusal.SCANNED: "; once it is stopped,", Refusal.ERP: ", then",
-           Refusal.UNSEEN: "; if it is cancelled there,"}
+_END_IT = {VoidRefusal.SCANNED: "; once it is stopped,", VoidRefusal.ERP: ", then",
+           VoidRefusal.UNSEEN: "; if it is cancelled there,"}
 
 
 def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
-             cause: Refusal = Refusal.SCANNED) -> Outcome:
+             cause: VoidRefusal = VoidRefusal.SCANNED) -> Outcome:
     """The void did not happen: the package goes back where it started, the order is held, the
     message saying what to do for ``cause``."""
     back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
@@ -147,7 +147,7 @@ def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
                       order_state=order_state_of(back), error=why[:500])
     after = _NEXT_STEP[cause]
     if not ends_elsewhere(record, back):
-        if cause in (Refusal.SCANNED, Refusal.ERP):
+        if cause in (VoidRefusal.SCANNED, VoidRefusal.ERP):
             after += f"; {CONFIRMED_ON_AMAZON}"
     elif cause in _END_IT:
         after += f"{_END_IT[cause]} end the order: orders void {record.order_id} --cancelled-elsewhere"

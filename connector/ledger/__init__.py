@@ -16,6 +16,7 @@ from .base import (
     Alert,
     Ledger,
     LedgerInUse,
+    OrderFinishedError,
     OrderRecord,
     OrderState,
     Package,
@@ -27,8 +28,8 @@ from .base import (
 __all__ = [
     "ACTIVE_ORDER_STATES", "NOTHING_TO_SHIP_STATES", "SHIPPED_ORDER_STATES", "TERMINAL_PACKAGE_STATES",
     "TRACKED_PACKAGE_STATES",
-    "Alert", "Ledger", "LedgerInUse", "OrderRecord", "OrderState", "Package", "PackageState",
-    "StaleStateError", "TrackingRecord", "open_ledger", "sqlite_path",
+    "Alert", "Ledger", "LedgerInUse", "OrderFinishedError", "OrderRecord", "OrderState", "Package",
+    "PackageState", "StaleStateError", "TrackingRecord", "open_ledger", "sqlite_path",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"

@@ -281,17 +281,19 @@ class OrderQueries:
                + " GROUP BY state, site")
         return {(r[0], r[1]): int(r[2]) for r in self._conn().execute(sql, params).fetchall()}
 
-    def held_summary(self) -> dict[str, tuple[int, str]]:
-        """Per hold reason of the HELD orders: how many, and the message of the first of them (by
-        update time, then order id)."""
+    def held_summary(self) -> dict[str, tuple[int, str, str]]:
+        """Per hold reason of the HELD orders: how many, and the id and message of the first of them
+        (by update time, then order id)."""
         conn = self._conn()
         held = OrderState.HELD.value
-        out: dict[str, tuple[int, str]] = {}
+        out: dict[str, tuple[int, str, str]] = {}
         for r in conn.execute("SELECT hold_reason, COUNT(*) FROM orders WHERE state = ? GROUP BY hold_reason"
                               " ORDER BY hold_reason", (held,)).fetchall():
-            first = conn.execute("SELECT hold_message FROM orders WHERE state = ? AND hold_reason = ?"
-                                 " ORDER BY updated_at, order_id LIMIT 1", (held, r[0])).fetchone()
-            out[r[0]] = (int(r[1]), first[0] if first is not None else "")
+            first = conn.execute("SELECT order_id, hold_message FROM orders WHERE state = ?"
+                                 " AND hold_reason = ? ORDER BY updated_at, order_id LIMIT 1",
+                                 (held, r[0])).fetchone()
+            order_id, message = (first[0], first[1]) if first is not None else ("", "")
+            out[r[0]] = (int(r[1]), order_id, message)
         return out
 
     def label_counts(self, order_states: Iterable[OrderState | str], *,

@@ -67,5 +67,7 @@ def test_a_step_holding_an_order_ended_meanwhile_ends_its_drive_quietly(world, m
         assert record.state is OrderState.CANCELLED
         assert record.attempts == 0 and record.next_attempt_at is None  # no failure counted
         assert not [r for r in caplog.records if r.exc_info or "unexpected error" in r.getMessage()]
+        assert any("not held (unknown_sku: SKU X is not in the catalog)" in r.getMessage()
+                   for r in caplog.records)  # a line says what was not recorded, and why
     finally:
         rt.close()

@@ -116,10 +116,10 @@ def test_counts_are_what_the_records_say(filled, make_store) -> None:
 
 def test_held_summary_counts_and_gives_the_first_message(filled, make_store) -> None:
     filled.hold(order(8).order_id, "manual", "a second manual hold")
-    expected: dict[str, list[str]] = defaultdict(list)
+    expected: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for r in filled.orders([OrderState.HELD]):  # oldest update first
-        expected[r.hold_reason].append(r.hold_message)
-    assert blind(make_store).held_summary() == {k: (len(v), v[0]) for k, v in expected.items()}
+        expected[r.hold_reason].append((r.order_id, r.hold_message))
+    assert blind(make_store).held_summary() == {k: (len(v), *v[0]) for k, v in expected.items()}
     assert set(expected) == {"unknown_sku", "manual"}
 
 
