@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ..ledger.tokens import SCOPES
 from .app import State, cli, pass_state
+from .stopping import StopRequests
 
 
 @cli.command("serve")
@@ -24,19 +23,18 @@ def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool)
     from ..engine.loop import Engine
     from .serving import ApiServer
 
+    stops = StopRequests("what is in flight")  # before the start-up: a stop then exits at once
     rt = state.runtime() if no_engine else state.daemon_runtime()
-    engine = None if no_engine else Engine(rt, daemon=True)
     stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        click.echo(f"received {signal.Signals(signum).name}: finishing what is in flight", err=True)
-        stopping.set()
-        if engine is not None:
-            engine.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
+        engine = None if no_engine else Engine(rt, daemon=True)
+
+        def stop() -> None:
+            stopping.set()
+            if engine is not None:
+                engine.stop()
+
+        stops.started(stop)
         with ApiServer(rt, host=host, port=port) as server:
             click.echo(f"API on {server.url}/v1 (daemon {'off' if engine is None else 'on'})", err=True)
             if engine is not None:

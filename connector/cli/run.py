@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-from typing import Any
 
 import click
 
 from .app import State, cli, pass_state
+from .stopping import StopRequests
 
 
 @cli.command("run")
@@ -19,16 +18,11 @@ def run_cmd(state: State, once: bool) -> None:
     from ..engine.loop import Engine
     from .summary import render, summarize
 
+    stops = StopRequests("the steps in flight")  # before the start-up: a stop then exits at once
     rt = state.daemon_runtime()
-    engine = Engine(rt, poll_progress=poll_counter if sys.stderr.isatty() else None, daemon=not once)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        click.echo(f"received {signal.Signals(signum).name}: finishing the steps in flight", err=True)
-        engine.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
+        engine = Engine(rt, poll_progress=poll_counter if sys.stderr.isatty() else None, daemon=not once)
+        stops.started(engine.stop)
         if once:
             engine.run_pass()
             click.echo(render(summarize(rt)))

@@ -73,13 +73,68 @@ def test_sigterm_finishes_the_step_in_flight_and_exits_zero(world):
     env.update(w.sandbox.env)
     proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(w.config_path), "run"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
+    _until_a_label_is_bought(w, proc)  # started and working (start-up alone took 2.5 s under load)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert "finishing the steps in flight" in err
     run_once_until_quiet(w)
     assert_exactly_once(w)
+
+
+def _until_a_label_is_bought(w, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the daemon exited before it bought a label"
+        spapi = w.state("spapi")  # Buy Shipping's labels are bought there, the others at their carrier
+        if spapi.get("buy_shipping") or any(w.state(name).get("labels") for name in w.sandbox.servers
+                                            if name != "spapi"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no label bought within {timeout} s")
+
+
+SLOW_START = """
+import sys, time
+import connector.configured as configured
+
+load = configured.load_config_with_plugins
+
+
+def slow(*args, **kwargs):  # the start-up taking long (a ledger's migrations, say)
+    print("starting", file=sys.stderr, flush=True)
+    time.sleep(30)
+    return load(*args, **kwargs)
+
+
+configured.load_config_with_plugins = slow
+from connector.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("command, stop", [(["run"], signal.SIGTERM), (["run"], signal.SIGINT),
+                                           (["serve", "--port", "0"], signal.SIGTERM)],
+                         ids=["run-SIGTERM", "run-SIGINT", "serve-SIGTERM"])
+def test_a_stop_while_starting_exits_zero_at_once(world, command, stop):
+    """A service manager's stop during a slow start-up ends the daemon at once with 0, and nothing
+    is done: before, the signal's default killed it (SIGTERM: -15) or a KeyboardInterrupt did."""
+    w = world({"sandbox": {"orders": 2}})
+    env = dict(os.environ)
+    env.update(w.sandbox.env)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_START, "--config", str(w.config_path), *command],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None and proc.stderr.readline() == "starting\n"
+        started = time.monotonic()
+        proc.send_signal(stop)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert time.monotonic() - started < 5  # not after the 30 s start-up
+    assert f"received {stop.name} while starting: exiting" in err and "Traceback" not in err
+    assert not w.state("spapi").get("confirmations")  # nothing was done
 
 
 # The stage an emulator's parcel has reached -> the package state the daemon must record.

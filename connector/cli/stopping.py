@@ -1,0 +1,33 @@
+"""SIGTERM and SIGINT for the commands that run until stopped (``run``, ``serve``)."""
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+class StopRequests:
+    """Installed before the start-up, which can take seconds (plugins, a ledger's migrations, a
+    worker waiting for others to register): a stop request then exits 0 at once, as a service
+    manager expects, since nothing is in flight yet -- not by the signal's default (SIGTERM: killed)
+    or a KeyboardInterrupt. Once :meth:`started`, a stop request calls the command's own stop, which
+    lets the steps (and requests) in flight finish and commit."""
+
+    def __init__(self, in_flight: str) -> None:
+        self.in_flight = in_flight  # what the message says is being finished
+        self._stop: Callable[[], None] | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def started(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self._stop is None:
+            click.echo(f"received {name} while starting: exiting", err=True)
+            raise SystemExit(0)
+        click.echo(f"received {name}: finishing {self.in_flight}", err=True)
+        self._stop()
