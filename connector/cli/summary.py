@@ -65,10 +65,10 @@ def render(summary: dict) -> str:
 
 
 def _example(info: dict) -> str:
-    """The example's message (its order named first when the message does not name it), or its
-    first words up to :data:`EXAMPLE_CHARS` and "..."."""
+    """The example's message, starting with its order ("order ID..." as most messages do already),
+    or its first words up to :data:`EXAMPLE_CHARS` and "..."."""
     message, order_id = info["example"], info.get("order_id") or ""
-    if order_id and order_id not in message[:60]:
+    if order_id and not message.startswith(f"order {order_id}"):
         message = f"order {order_id}: {message}"
     if len(message) <= EXAMPLE_CHARS:
         return message

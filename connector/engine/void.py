@@ -129,9 +129,9 @@ _NEXT_STEP = {
     VoidRefusal.SCANNED: "the parcel may be on its way: stop it at the carrier if you can",
     VoidRefusal.ERP: "cancel it where it was bought",
     VoidRefusal.LOOKUP: "void it again once that is fixed",
-    VoidRefusal.UNSEEN: ("a label bought in the last minutes may not be known there yet (it is then live and "
-                     "paid for: void it again in a few minutes), or it was cancelled there already in words "
-                     "the plugin does not recognise (check at the carrier)"),
+    VoidRefusal.UNSEEN: ("a label bought in the last minutes may not be known there yet (it is then live "
+                         "and paid for: void it again in a few minutes), or it was cancelled there already "
+                         "in words the plugin does not recognise (check at the carrier)"),
 }
 # How the hint to end the order joins the step above (none after a refused lookup: void again).
 _END_IT = {VoidRefusal.SCANNED: "; once it is stopped,", VoidRefusal.ERP: ", then",
