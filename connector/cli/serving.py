@@ -63,13 +63,23 @@ class ApiServer:
 
 
 def _bind(host: str, port: int, any_port: bool) -> socket.socket:
+    try:
+        return _listening(host, port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or not any_port:
+            raise
+        return _listening(host, 0)  # another demo holds the port: any free one will do
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """A socket bound and listening: with SO_REUSEADDR two processes may both bind a port nobody
+    listens on yet, and the second would only fail later, in uvicorn's own listen()."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE or not any_port:
-            sock.close()
-            raise
-        sock.bind((host, 0))  # another demo holds the port: any free one will do
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
     return sock

@@ -1,0 +1,33 @@
+"""The API server's socket (connector/cli/serving.py): taken for good before uvicorn starts."""
+from __future__ import annotations
+
+import errno
+import socket
+
+import pytest
+
+from connector.cli.serving import _bind
+
+
+def _listening(sock: socket.socket) -> bool:
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+
+
+def test_the_port_is_listened_on_at_once_so_a_second_demo_moves_aside() -> None:
+    """Bound but not listening, a port can be bound again by another process (SO_REUSEADDR): two
+    demos starting together both took it, and the second failed later inside uvicorn, with a
+    traceback. Listening at once, the second sees the port taken and takes a free one."""
+    first = _bind("127.0.0.1", 0, any_port=False)
+    port = first.getsockname()[1]
+    try:
+        assert _listening(first)
+        with pytest.raises(OSError) as taken:
+            _bind("127.0.0.1", port, any_port=False)
+        assert taken.value.errno == errno.EADDRINUSE
+        second = _bind("127.0.0.1", port, any_port=True)
+        try:
+            assert _listening(second) and second.getsockname()[1] not in (0, port)
+        finally:
+            second.close()
+    finally:
+        first.close()
