@@ -17,13 +17,14 @@ A carrier author subclasses :class:`CarrierContract` in a test module and suppli
     def carrier(emulator):
         # SHORT read timeout: the contract makes the emulator answer late on purpose.
         return connect(AcmePostCarrier, AcmePostSettings,
-                       {"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 0.5})
+                       {"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 1.0})
 
     class TestAcmePostContract(CarrierContract):
         carrier_code = "acmepost"
 
 * ``carrier`` -- a configured :class:`~connector.kit.carrier.Carrier` pointing at the emulator, with
-  a read timeout well below :attr:`CarrierContract.fault_timeout_seconds` (0.5 s is a good value);
+  a read timeout well below :attr:`CarrierContract.fault_timeout_seconds` (1 s is a good value: a
+  busy CI machine can take half a second to answer);
 * ``emulator`` -- the running emulator: anything with a ``url`` attribute, usually the
   ``EmulatorServer`` that :func:`mfn_emulator` returns. A fresh one per test is the simplest; a
   shared one works too, since every test uses references of its own.

@@ -21,7 +21,7 @@ def emulator(mfn_emulator):  # serves it on a free port, stops it afterwards
 @pytest.fixture
 def carrier(emulator) -> Carrier:  # a short read timeout: the contract provokes timeouts
     return connect(AcmePostCarrier, AcmePostSettings,
-                   {"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 0.5})
+                   {"base_url": emulator.url, "api_key": "sandbox-key", "timeout_seconds": 1.0})
 
 
 class TestAcmePostContract(CarrierContract):

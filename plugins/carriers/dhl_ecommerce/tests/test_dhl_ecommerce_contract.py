@@ -18,7 +18,7 @@ def emulator(sandbox: Callable[..., EmulatorServer]) -> EmulatorServer:
 
 @pytest.fixture
 def carrier(emulator: EmulatorServer, connect: Callable[..., DhlEcommerceCarrier]) -> DhlEcommerceCarrier:
-    carrier = connect(emulator, timeout_seconds=0.5, connect_timeout_seconds=1)
+    carrier = connect(emulator, timeout_seconds=1.0, connect_timeout_seconds=1)
     # The token is fetched before the contract turns faults on, so the fault lands on the business
     # call under test (a faulted token request would fail before anything is bought).
     carrier.access_token()

@@ -20,7 +20,7 @@ def emulator(sandbox: Callable[..., EmulatorServer]) -> EmulatorServer:
 def carrier(emulator: EmulatorServer, connect: Callable[..., YanwenCarrier]) -> YanwenCarrier:
     # quote_source "api": quotes go to the emulator's calc.list, so the contract's malformed-answer
     # check covers quote too (the rate-card path sends no request).
-    return connect(emulator, timeout_seconds=0.5, connect_timeout_seconds=1, quote_source="api")
+    return connect(emulator, timeout_seconds=1.0, connect_timeout_seconds=1, quote_source="api")
 
 
 class TestYanwenContract(CarrierContract):

@@ -19,7 +19,7 @@ def emulator(sandbox: Callable[..., EmulatorServer]) -> EmulatorServer:
 
 @pytest.fixture
 def carrier(emulator: EmulatorServer, connect: Callable[..., YunExpressCarrier]) -> YunExpressCarrier:
-    return connect(emulator, timeout_seconds=0.5, connect_timeout_seconds=1)
+    return connect(emulator, timeout_seconds=1.0, connect_timeout_seconds=1)
 
 
 class TestYunExpressContract(CarrierContract):
