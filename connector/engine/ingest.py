@@ -9,7 +9,7 @@ from typing import Any
 from ..amazon.mapping import order_from_api
 from ..config import Account
 from ..holds import HoldReason
-from ..ledger import OrderState, PackageState, StaleStateError
+from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, Order, parse_iso, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .outcome import hold
@@ -63,7 +63,12 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
             if order.status == FulfillmentStatus.SHIPPED:
                 if not _verify_from_poll(rt, order.order_id, raw):
                     continue  # shipped outside the daemon and never ours
-            if rt.ledger.upsert_order(order):
+            try:
+                is_new = rt.ledger.upsert_order(order)
+            except (UnicodeError, ValueError) as exc:  # text the ledger cannot store, say
+                _malformed(rt, raw, name, f"it could not be stored: {_unstorable(raw) or exc}")
+                continue
+            if is_new:
                 new += 1
                 rt.counters.add("ingested_new")
             else:
@@ -95,23 +100,61 @@ def _verify_from_poll(rt: Runtime, order_id: str, raw: dict[str, Any]) -> bool:
     return True
 
 
-def _to_order(rt: Runtime, raw: dict[str, Any], account: str) -> Order | None:
+def _to_order(rt: Runtime, raw: Any, account: str) -> Order | None:
     """Map one API order; one Amazon has garbled is kept and held, never dropped."""
     try:
         return order_from_api(raw, account=account, sites=rt.sites)
-    except ValueError as exc:
-        order_id = raw.get("orderId") if isinstance(raw, dict) else None
-        if not order_id:
-            log.error("account %s: an order without orderId was skipped: %s", account, exc)
-            return None
-        channel = raw.get("salesChannel") or {}
+    except (ValueError, TypeError, AttributeError) as exc:  # a field of the wrong shape, too
+        _malformed(rt, raw, account, f"it could not be read: {exc}")
+        return None
+
+
+def _malformed(rt: Runtime, raw: Any, account: str, problem: str) -> None:
+    """Keep an order whose data Amazon garbled, and hold it until a later read is whole.
+
+    A new order is stored as a placeholder (no items, no address) and held. An order the ledger
+    has keeps what is stored: the garbled copy must not replace it (a cancellation it said before
+    would be lost), and an active one is held until Amazon's data reads whole again.
+    """
+    order_id = raw.get("orderId") if isinstance(raw, dict) else None
+    if not isinstance(order_id, str) or not order_id or _unstorable(order_id):
+        log.error("account %s: an order without a readable orderId was skipped: %s", account, problem)
+        return
+    message = f"order {order_id}: Amazon's order data {problem}"
+    record = rt.ledger.get_order(order_id)
+    if record is None:
+        channel = raw.get("salesChannel")
+        marketplace = channel.get("marketplaceId") if isinstance(channel, dict) else None
         placeholder = Order(order_id=order_id, account=account,
-                            marketplace_id=channel.get("marketplaceId", ""), site="",
-                            status=FulfillmentStatus.OTHER,
+                            marketplace_id=marketplace if isinstance(marketplace, str)
+                            and not _unstorable(marketplace) else "",
+                            site="", status=FulfillmentStatus.OTHER,
                             last_updated=_time(raw.get("lastUpdatedTime")), items=())
         if rt.ledger.upsert_order(placeholder):
-            hold(rt, order_id, HoldReason.MALFORMED_ORDER, f"Amazon's order data could not be read: {exc}")
-        return None
+            hold(rt, order_id, HoldReason.MALFORMED_ORDER, message)
+    elif record.state in ACTIVE_ORDER_STATES:
+        hold(rt, order_id, HoldReason.MALFORMED_ORDER, message + "; the data read before is kept")
+    else:  # held for another reason, or finished: the stored data stays, a person may look
+        log.warning("%s; the stored data is kept (the order is %s)", message, record.state.value)
+
+
+def _unstorable(value: Any, path: str = "") -> str:
+    """The first field of ``value`` whose text is not valid Unicode (a lone surrogate, which JSON
+    allows but UTF-8 cannot hold), as a message naming it; "" when there is none."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path or 'a value'}: text that is not valid Unicode"
+        return ""
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        found = _unstorable(item, f"{path}[{key}]" if isinstance(key, int) else
+                            f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return ""
 
 
 def _time(value: Any):
@@ -122,7 +165,8 @@ def _time(value: Any):
 
 
 def _reconsider_held(rt: Runtime, order: Order) -> None:
-    """An order held for a reason Amazon's data may fix (address, cancellation) is re-checked."""
+    """An order held for a reason Amazon's data may fix (address, garbled data, cancellation) is
+    re-checked."""
     record = rt.ledger.get_order(order.order_id)
     if record is None or record.state != OrderState.HELD:
         return
@@ -130,6 +174,9 @@ def _reconsider_held(rt: Runtime, order: Order) -> None:
             and not record.order.ship_to.missing_fields():
         rt.ledger.release(order.order_id)
         log.info("order %s: Amazon now sends a complete address; released", order.order_id)
+    elif record.hold_reason == HoldReason.MALFORMED_ORDER.value:  # this read was whole (and stored)
+        rt.ledger.release(order.order_id)
+        log.info("order %s: Amazon's order data reads whole again; released", order.order_id)
     elif order.status == FulfillmentStatus.CANCELLED and record.held_from in _CANCEL_RELEASES \
             and not (record.held_from is OrderState.LABEL_CLAIMED and record.hold_reason in _CLAIM_HOLDS):
         # NEW: planning moves it to CANCELLED; with a label, the next step voids it

@@ -107,6 +107,10 @@ class Engine:
             except SpApiError as exc:  # one account's trouble never stops the others
                 errors += 1
                 log.error("account %s: order poll failed: %s", account.name, exc)
+            except Exception:  # a bug, or a ledger fault: still not the other accounts' trouble
+                errors += 1
+                log.exception("account %s: order poll failed unexpectedly (its watermark stays; the "
+                              "next poll reads the same orders again)", account.name)
             finally:
                 getattr(progress, "close", lambda: None)()  # end the progress line
         return errors

@@ -1,0 +1,140 @@
+"""An order Amazon sends garbled, in the order poll: it is kept and held with the field named, the
+orders after it and the other accounts go on, and an order the ledger already has keeps what it
+had (a cancellation read before must not be lost to a garbled copy)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from connector.engine.ingest import ingest_account
+from connector.engine.loop import Engine, step
+from connector.holds import HoldReason
+from connector.ledger import OrderState
+from connector.model import FulfillmentStatus
+from tests.e2e.helpers import ingest_all
+
+pytestmark = pytest.mark.e2e
+
+
+def garble(rt: Any, account: str, mutate: Callable[[dict[str, Any]], bool]) -> None:
+    """Let the account's searchOrders pages pass through ``mutate`` (True: that order was garbled)."""
+    client = rt.amazon[account]
+    real = client.search_orders_pages
+
+    def pages(**kwargs: Any):
+        for page in real(**kwargs):
+            for raw in page["orders"]:
+                mutate(raw)
+            yield page
+
+    client.search_orders_pages = pages
+
+
+def first_account(rt: Any) -> str:
+    return rt.config.accounts[0].name
+
+
+def test_a_new_order_with_text_utf8_cannot_hold_is_held_and_the_poll_goes_on(world):
+    rt = world({"sandbox": {"orders": 6}}).runtime()
+    try:
+        account = first_account(rt)
+        bad: list[str] = []
+
+        def lone_surrogate(raw: dict[str, Any]) -> bool:
+            if not bad and (raw.get("recipient") or {}).get("deliveryAddress"):
+                raw["recipient"]["deliveryAddress"]["name"] = "Jos\ud83d"
+                bad.append(raw["orderId"])
+            return True
+
+        garble(rt, account, lone_surrogate)
+        ingest_account(rt, rt.config.account(account))
+        assert bad, "the account has no order with an address to garble"
+        record = rt.ledger.get_order(bad[0])
+        assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
+        assert "recipient.deliveryAddress.name: text that is not valid Unicode" in record.hold_message
+        assert record.hold_message.startswith(f"order {bad[0]}: ")
+        stored = [r for r in rt.ledger.orders() if r.order.account == account]
+        assert len(stored) > 1, "the orders after the garbled one were not stored"
+        assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
+    finally:
+        rt.close()
+
+
+def test_a_field_of_the_wrong_shape_is_held_and_the_other_accounts_are_polled(world):
+    rt = world({"sandbox": {"orders": 6}}).runtime()
+    try:
+        account = first_account(rt)
+        bad: list[str] = []
+
+        def channel_as_text(raw: dict[str, Any]) -> bool:
+            if not bad:
+                raw["salesChannel"] = "Amazon.com"
+                bad.append(raw["orderId"])
+            return True
+
+        garble(rt, account, channel_as_text)
+        assert Engine(rt).poll_accounts() == 0
+        record = rt.ledger.get_order(bad[0])
+        assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
+        assert "salesChannel" in record.hold_message
+        for other in rt.config.accounts:
+            assert rt.ledger.get_watermark(other.name) is not None, f"{other.name} was not polled"
+    finally:
+        rt.close()
+
+
+def test_an_unexpected_failure_of_one_accounts_poll_leaves_the_others(world, monkeypatch, caplog):
+    rt = world({"sandbox": {"orders": 3}}).runtime()
+    try:
+        broken = first_account(rt)
+        real = ingest_account
+
+        def failing(rt_: Any, account: Any, progress: Any = None) -> int:
+            if account.name == broken:
+                raise RuntimeError("a bug")
+            return real(rt_, account, progress)
+
+        monkeypatch.setattr("connector.engine.loop.ingest_account", failing)
+        assert Engine(rt).poll_accounts() == 1
+        assert rt.ledger.get_watermark(broken) is None
+        others = [a.name for a in rt.config.accounts if a.name != broken]
+        assert others and all(rt.ledger.get_watermark(name) is not None for name in others)
+        assert f"account {broken}: order poll failed unexpectedly" in caplog.text
+    finally:
+        rt.close()
+
+
+def test_a_garbled_copy_of_a_known_order_does_not_replace_it(world):
+    rt = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
+                "selection": {"overrides": []}}).runtime()
+    try:
+        ingest_all(rt)
+        for record in rt.ledger.orders([OrderState.NEW]):
+            step(rt, record)
+        before = next(r for r in rt.ledger.orders([OrderState.PLANNED])
+                      if r.order.status is FulfillmentStatus.UNSHIPPED)
+        order_id, account = before.order_id, before.order.account
+
+        def cancelled_and_garbled(raw: dict[str, Any]) -> bool:
+            if raw.get("orderId") == order_id:
+                raw["orderItems"] = []
+            return True
+
+        garble(rt, account, cancelled_and_garbled)
+        ingest_account(rt, rt.config.account(account))
+        after = rt.ledger.get_order(order_id)
+        assert (after.order.status, after.order.site, after.order.items) == \
+            (before.order.status, before.order.site, before.order.items)
+        assert after.state is OrderState.HELD and after.hold_reason == HoldReason.MALFORMED_ORDER.value
+        assert after.held_from is OrderState.PLANNED
+        assert "orderItems" in after.hold_message and "the data read before is kept" in after.hold_message
+
+        # Amazon's next answer is whole: the hold ends and the order goes on from where it was
+        rt.amazon[account].search_orders_pages = type(rt.amazon[account]).search_orders_pages.__get__(
+            rt.amazon[account])
+        ingest_account(rt, rt.config.account(account))
+        assert rt.ledger.get_order(order_id).state is OrderState.PLANNED
+    finally:
+        rt.close()
