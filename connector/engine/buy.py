@@ -6,7 +6,9 @@ A label costs money, so:
   committed;
 * coming back to a claimed package -- after a crash, a timeout, a reset -- the carrier is asked
   by reference (``find_by_reference``) before anything is bought again;
-* the label is bought for the package's stored plan (parcel, IOSS number), never recomputed.
+* the label is bought for the package's stored plan (parcel, IOSS number), never recomputed;
+* a claim whose order Amazon has since cancelled or shows shipped, or whose buyer asked to
+  cancel, buys nothing more: the carrier is asked by reference, and a person decides.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .crashpoints import crashpoint
 from .outcome import Outcome, defer, hold, wait
 from .plan import planned_parcel
 from .runtime import Runtime
+from .verify import confirms_itself
 from .warehouses import planned_warehouse
 
 log = logging.getLogger("connector.engine")
@@ -58,7 +61,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     carrier = rt.carriers.get(package.carrier)
     if carrier is None:
         return carrier_gone(rt, order, package)
-    if package.state == PackageState.LABEL_CLAIMED and order.status == FulfillmentStatus.CANCELLED:
+    if package.state == PackageState.LABEL_CLAIMED and _no_label_wanted(rt, record, package):
         return _settle_claim(rt, record, package, carrier)
     if package.state == PackageState.PLANNED and record.cancel_request_stands:
         return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
@@ -133,6 +136,7 @@ _CHECK_CARRIER = ("; a label may exist under {reference}. A release looks it up 
 _BUY_AGAIN = (" and asks for the label again under that same reference if none is found",
               "to plan it again under a new reference")
 _CANCELLED = (" (a label found is voided)", "to give the claim up: the order then ends cancelled")
+_SHIPPED = (" (a label found is kept, for you to void)", "to give the claim up: nothing is bought for it")
 
 
 def _check_carrier(package: Package, then: tuple[str, str] = _BUY_AGAIN) -> str:
@@ -140,24 +144,52 @@ def _check_carrier(package: Package, then: tuple[str, str] = _BUY_AGAIN) -> str:
                                  then_release=then[0], then_replan=then[1])
 
 
+def _no_label_wanted(rt: Runtime, record: OrderRecord, package: Package) -> bool:
+    """Since its label was claimed, Amazon cancelled the order, shows it shipped outside the
+    daemon, or the buyer asked to cancel it: a second call must not buy a label for it. (A label
+    that confirms itself marks the order shipped: there the shipment may be our own.)"""
+    status = record.order.status
+    return (status == FulfillmentStatus.CANCELLED or record.cancel_request_stands
+            or (status == FulfillmentStatus.SHIPPED and not confirms_itself(rt, package)))
+
+
 def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
-    """Amazon cancelled the order while its label was claimed: buy nothing. If the earlier call
-    did buy it, the label is kept on record so that the next step voids it; if the carrier shows
-    none, that call may still have bought one its lookup does not show yet (a claim outlives its
-    step only when a call lost its answer, or the process died at the call), so a person checks."""
+    """A claimed label the order no longer wants (see :func:`_no_label_wanted`): buy nothing. If
+    the earlier call did buy it, the label is kept on record: the next step voids it for a
+    cancelled order, and holds it unconfirmed for a cancel request; an order shipped elsewhere is
+    held for a person to void it. If the carrier shows none, that call may still have bought one its
+    lookup does not show yet (a claim outlives its step only when a call lost its answer, or the
+    process died at the call), so a person checks -- except for a buyer's request, held as such
+    (a release looks the reference up before buying)."""
+    order_id, status = record.order_id, record.order.status
     try:
         shipment = retry_safe(rt, package.carrier, "find_by_reference",
                               lambda: carrier.find_by_reference(package.idempotency_key))
     except TransientCarrierError as exc:
         return defer(rt, record, f"{package.carrier}: {exc}")
     if shipment is None:
-        return hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
-                    f"order {record.order_id}: Amazon cancelled the order while its label was being bought "
-                    f"and {package.carrier} shows no label for it"
-                    + _check_carrier(package, _CANCELLED))
+        if status == FulfillmentStatus.CANCELLED:
+            return hold(rt, order_id, HoldReason.LABEL_UNCERTAIN,
+                        f"order {order_id}: Amazon cancelled the order while its label was being bought "
+                        f"and {package.carrier} shows no label for it" + _check_carrier(package, _CANCELLED))
+        if status == FulfillmentStatus.SHIPPED:
+            return hold(rt, order_id, HoldReason.LABEL_UNCERTAIN,
+                        f"order {order_id}: Amazon shows the order shipped outside this daemon while its "
+                        f"label was being bought, and {package.carrier} shows no label for it"
+                        + _check_carrier(package, _SHIPPED))
+        return hold(rt, order_id, HoldReason.BUYER_CANCEL_REQUESTED,
+                    f"order {order_id}: the buyer asked to cancel while the label was being bought; "
+                    f"{package.carrier} shows no label under {package.idempotency_key}. Cancel it in Seller "
+                    "Central, or release it to ship anyway")
     rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
                       carrier_shipment_id=shipment.carrier_shipment_id,
                       tracking_number=shipment.tracking_number or "")
+    if status == FulfillmentStatus.SHIPPED:
+        number = shipment.tracking_number or "no tracking number yet"
+        return hold(rt, order_id, HoldReason.SHIPPED_ELSEWHERE,
+                    f"order {order_id} was marked shipped on Amazon while its label was being bought here; "
+                    f"{package.carrier} holds that label ({number}, reference {package.idempotency_key}): "
+                    f"void it with orders void {order_id} unless a second parcel is wanted")
     return Outcome.PROGRESS
 
 

@@ -6,6 +6,7 @@ not show the label yet. A release asks the carrier again; only ``release --repla
 an operator who checked the carrier, plans the order again under a new reference."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -269,5 +270,109 @@ def test_a_claim_whose_carrier_is_gone_is_not_released_by_each_poll_once_cancell
         ingest_all(rt)
         assert rt.ledger.get_order(held.order_id).state is OrderState.HELD
         assert len(rt.ledger.events(order_id=held.order_id, limit=1000)) == before
+    finally:
+        rt.close()
+
+
+class NotSentOnce:
+    """The first create never reaches the carrier (connection refused); later ones go through.
+    ``bought_silently``: that first create does buy the label, and its answer is lost."""
+
+    def __init__(self, carrier, bought_silently: bool = False):
+        self.carrier, self.bought_silently, self.creates = carrier, bought_silently, 0
+
+    def create_shipment(self, request):
+        self.creates += 1
+        if self.creates == 1:
+            if self.bought_silently:
+                self.carrier.create_shipment(request)
+            raise TransientCarrierError("connection refused")
+        return self.carrier.create_shipment(request)
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def claimed_then(world, monkeypatch, change, bought_silently: bool = False):
+    """One order planned with YunExpress, its first create lost (a claim, deferred), then Amazon's
+    data for it changed by ``change`` (runtime, Order -> Order), as a poll would store it, and the order
+    stepped again. Returns the world, the runtime (the caller closes it), the order id, the
+    carrier wrapper."""
+    monkeypatch.setattr("connector.engine.buy.backoff", lambda attempt: None)
+    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
+               "selection": {"overrides": []}, "engine": {"carrier_attempts": 1}})
+    rt = w.runtime()
+    ingest_all(rt)
+    for record in rt.ledger.orders([OrderState.NEW]):
+        step(rt, record)
+    order_id = next(r.order_id for r in rt.ledger.orders([OrderState.PLANNED])
+                    if r.order.status is FulfillmentStatus.UNSHIPPED and not r.order.buyer_cancel_requested)
+    wrapper = rt.carriers["yunexpress"] = NotSentOnce(rt.carriers["yunexpress"], bought_silently)
+    step(rt, rt.ledger.get_order(order_id))
+    assert rt.ledger.get_order(order_id).state is OrderState.LABEL_CLAIMED
+    rt.ledger.upsert_order(change(rt, rt.ledger.get_order(order_id).order))
+    step(rt, rt.ledger.get_order(order_id))
+    return w, rt, order_id, wrapper
+
+
+def shipped(_rt, order):
+    return dataclasses.replace(order, status=FulfillmentStatus.SHIPPED)
+
+
+def cancel_requested(_rt, order):
+    return dataclasses.replace(order, buyer_cancel_requested=True)
+
+
+def test_shipped_elsewhere_while_claimed_buys_nothing_and_a_person_checks(world, monkeypatch):
+    w, rt, order_id, wrapper = claimed_then(world, monkeypatch, shipped)
+    try:
+        held = rt.ledger.get_order(order_id)
+        assert wrapper.creates == 1 and len(w.state("yunexpress")["labels"]) == 0
+        assert held.state is OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+        assert "shipped outside this daemon" in held.hold_message and "--replan" in held.hold_message
+        assert rt.ledger.open_package(order_id).state is PackageState.LABEL_CLAIMED
+    finally:
+        rt.close()
+
+
+def test_shipped_elsewhere_while_claimed_keeps_a_label_found_for_a_person_to_void(world, monkeypatch):
+    w, rt, order_id, wrapper = claimed_then(world, monkeypatch, shipped, bought_silently=True)
+    try:
+        held = rt.ledger.get_order(order_id)
+        assert wrapper.creates == 1 and len(w.state("yunexpress")["labels"]) == 1
+        assert held.state is OrderState.HELD and held.hold_reason == HoldReason.SHIPPED_ELSEWHERE.value
+        assert f"orders void {order_id}" in held.hold_message
+        package = rt.ledger.open_package(order_id)
+        assert package.state is PackageState.LABEL_CREATED and package.carrier_shipment_id
+    finally:
+        rt.close()
+
+
+def test_a_cancel_request_while_claimed_buys_nothing_until_released(world, monkeypatch):
+    w, rt, order_id, wrapper = claimed_then(world, monkeypatch, cancel_requested)
+    try:
+        held = rt.ledger.get_order(order_id)
+        assert wrapper.creates == 1 and len(w.state("yunexpress")["labels"]) == 0
+        assert held.state is OrderState.HELD and held.hold_reason == HoldReason.BUYER_CANCEL_REQUESTED.value
+        assert "while the label was being bought" in held.hold_message
+        rt.ledger.release(order_id)  # ship anyway
+        drive(rt, order_id, lambda: False)
+        assert wrapper.creates == 2 and len(w.state("yunexpress")["labels"]) == 1
+        assert rt.ledger.get_order(order_id).state in (OrderState.CONFIRMED, OrderState.VERIFIED)
+    finally:
+        rt.close()
+
+
+def test_a_label_that_confirms_itself_may_show_the_order_shipped_while_claimed(world, monkeypatch):
+    """Such a label marks the order shipped when it is bought: that is no reason to stop."""
+    def self_confirming_and_shipped(rt, order):
+        rt.carrier_specs["yunexpress"] = dataclasses.replace(rt.carrier_specs["yunexpress"],
+                                                             confirms_shipment=True)
+        return shipped(rt, order)
+
+    w, rt, order_id, wrapper = claimed_then(world, monkeypatch, self_confirming_and_shipped)
+    try:
+        assert wrapper.creates == 2 and len(w.state("yunexpress")["labels"]) == 1
+        assert rt.ledger.open_package(order_id).state is not PackageState.LABEL_CLAIMED
     finally:
         rt.close()
