@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -97,6 +98,22 @@ class Address:
 
     def to_dict(self) -> dict[str, str]:
         return {k: v for k, v in _field_values(self).items() if v}
+
+    # What Amazon counts as the buyer's personal data in an address; city, state and country are not.
+    PERSONAL = ("name", "company", "line1", "line2", "line3", "postal_code", "phone", "email")
+
+    def redact(self, text: str) -> str:
+        """``text`` with this address's personal values replaced by ``***``: a carrier's refusal may
+        quote the postcode or the street it refused, and such text ends up in hold messages, logs,
+        events and webhooks. Whole words only, and values shorter than 3 characters are left (they
+        would match too much); a postcode also goes without its spaces and hyphens, as a carrier may
+        normalise it."""
+        values = {getattr(self, f).strip() for f in self.PERSONAL}
+        code = self.postal_code.replace(" ", "").replace("-", "")
+        values.add(code)
+        for value in sorted((v for v in values if len(v) >= 3), key=len, reverse=True):
+            text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "***", text, flags=re.IGNORECASE)
+        return text
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Address:

@@ -24,7 +24,7 @@ from ..model import FulfillmentStatus, Order, ShipmentRequest, utcnow
 from ..rules import RulesError
 from .carrier_calls import backoff, retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
-from .outcome import Outcome, defer, hold, wait
+from .outcome import Outcome, defer, hold, redact_pii, wait
 from .plan import planned_parcel
 from .runtime import Runtime
 from .verify import confirms_itself
@@ -110,7 +110,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                             f"order {order.order_id}: {package.carrier} refused the shipment ({exc}) after "
                             "an earlier call for it lost its answer" + _check_carrier(package))
             rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
-                              order_state=OrderState.NEW, error=str(exc)[:500])
+                              order_state=OrderState.NEW, error=redact_pii(order, str(exc))[:500])
             return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
                         f"order {order.order_id}: {package.carrier} refused the shipment: {exc}")
         except TransientCarrierError as exc:

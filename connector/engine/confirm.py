@@ -19,7 +19,7 @@ from ..model import utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
 from .feeds import in_open_feed, leaves_to_feed, park_for_feed
-from .outcome import Outcome, defer, hold
+from .outcome import Outcome, defer, hold, redact_pii
 from .runtime import Runtime
 from .verify import confirms_itself, mark_verified, visible
 
@@ -140,7 +140,7 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
                     f"package {package.package_ref}: {exc}")
     except InvalidInputError as exc:
         rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.LABELED,
-                          order_state=OrderState.LABELED, error=str(exc)[:500])
+                          order_state=OrderState.LABELED, error=redact_pii(order, str(exc))[:500])
         return hold(rt, order.order_id, HoldReason.AMAZON_REJECTED,
                     f"order {order.order_id}: Amazon refused the shipment confirmation: {exc}")
     except SpApiError as exc:  # throttled, transient (maybe landed), auth: try later, verify first

@@ -87,6 +87,24 @@ def test_the_same_shipment_twice_buys_one_label(api):
     assert a.get("/v1/shipments/erp-key-1", scope="read").json()["order_id"] == "shopify-SO-1001"
 
 
+def test_a_carriers_refusal_quoting_the_address_reaches_no_one_with_it(api, caplog):
+    """Yanwen refuses a malformed US ZIP and quotes it back; the buyer's postcode, street and
+    name must not reach the hold message, the events, the orders list, the package's error or
+    the log."""
+    address = {**ADDRESS, "postal_code": "9810 1", "line1": "77 Quotable Lane"}
+    a = api({"routing": {"sites": {"US": ["yanwen:*"]}}})
+    answer = a.post("/v1/shipments", scope="operate", json=other_channel("erp-zip", ship_to=address))
+    assert answer.status_code in (200, 201), answer.text
+    held = answer.json()["hold"]
+    assert held["reason"] == "carrier_rejected" and "zip" in held["message"].lower()
+    assert "***" in held["message"]
+    seen = "\n".join([answer.text, a.get("/v1/events", scope="read").text,
+                      a.get("/v1/orders?state=HELD", scope="read").text, caplog.text,
+                      *(p.error or "" for p in a.rt.ledger.packages(answer.json()["order_id"]))])
+    for value in ("9810 1", "98101", "77 Quotable Lane", "Test Buyer"):
+        assert value not in seen, f"{value!r} leaked"
+
+
 def test_a_ship_by_is_kept_with_its_zone_and_without_one_is_utc(api):
     a = api()
     soon = (utcnow() + timedelta(days=2)).replace(microsecond=0)

@@ -1,0 +1,23 @@
+"""Address.redact: a carrier's or Amazon's words with the buyer's personal values taken out."""
+from connector.model import Address
+
+ADDRESS = Address(name="Ana Li", line1="12 Rua Augusta", line2="Apt", city="Lisboa", postal_code="1100-053",
+                  country_code="PT", phone="+351 912 345 678", email="x@example.com", company="Li")
+
+
+def test_each_personal_value_goes_whole_words_only_and_city_stays():
+    text = ("receiver Ana Li at 12 RUA AUGUSTA, apt, Lisboa 1100-053 (phone +351 912 345 678, "
+            "x@example.com): adapter refused")
+    assert ADDRESS.redact(text) == "receiver *** at ***, ***, Lisboa *** (phone ***, ***): adapter refused"
+
+
+def test_a_postcode_the_carrier_normalised_goes_too():
+    assert ADDRESS.redact("zipCode '1100053' is invalid") == "zipCode '***' is invalid"
+
+
+def test_short_values_are_left():
+    assert ADDRESS.redact("Li is short") == "Li is short"  # the company "Li": under 3 characters
+
+
+def test_an_empty_address_changes_nothing():
+    assert Address().redact("nothing to take out") == "nothing to take out"
