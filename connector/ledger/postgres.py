@@ -195,9 +195,10 @@ class PostgresLedger(SqlLedger):
         def check() -> bool:
             if self._closed:
                 return False  # close() closed its connection too
-            if held and held[0].conn is not None and self._usable(held[0].conn):
-                return True
-            held.clear()
+            if held and held[0].conn is not None and self._still_connected(held[0].conn):
+                return True  # a session's advisory lock lasts as long as the session
+            if held:
+                held.pop().close()
             conn = self._connect()
             conn.execute("SELECT pg_advisory_lock(?)", (key,))
             handle = ConnectionHandle(conn)
@@ -208,6 +209,18 @@ class PostgresLedger(SqlLedger):
 
         check()
         return check
+
+    def _still_connected(self, conn: _Connection) -> bool:
+        """Ask the server: a connection nothing is sent on does not notice it was dropped (a
+        server restart, a failover, an idle-connection timeout) and says it is fine, while its
+        session's locks are gone."""
+        if not self._usable(conn):
+            return False
+        try:
+            conn.execute("SELECT 1").fetchone()
+        except psycopg.Error:
+            return False
+        return True
 
     def _worker_alive(self, conn: _Connection, worker_id: str) -> bool | None:
         key = _lock_key(f"worker:{worker_id}")

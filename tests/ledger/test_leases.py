@@ -154,6 +154,37 @@ def test_a_killed_workers_leases_are_free_at_once_on_postgresql(two_processes) -
     assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w1"]
 
 
+def test_a_liveness_lock_whose_connection_the_server_dropped_is_taken_again(two_processes) -> None:
+    """A server restart, a failover or an idle-connection timeout ends the liveness lock's session
+    while the client's connection, idle, still says it is fine. The worker's next heartbeat must
+    see it and take the lock again: otherwise every other worker finds it dead at each heartbeat
+    and takes its accounts, and both act for them."""
+    first, second = two_processes
+    assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
+    backend = liveness_backend(first)
+    conn = second._conn()
+    assert conn.execute("SELECT pg_terminate_backend(?)", (backend,)).fetchone()[0]
+    deadline = time.monotonic() + 5
+    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", (backend,)).fetchone()[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert _LIVENESS["w1"]() is True  # as each heartbeat of a worker does first: the lock again ...
+    assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
+    assert liveness_backend(first) != backend
+    assert beat(second, "w2") == set()  # ... so w1 is alive to the others, and keeps its accounts
+    assert {w.worker_id: w.stopped_at is None for w in second.workers()}["w1"]
+
+
+def liveness_backend(ledger: PostgresLedger) -> int:
+    """The backend pid of the worker's liveness connection (the one holding a worker: lock)."""
+    pids = [h.conn.raw.info.backend_pid for h in list(ledger._handles) if h.conn is not None]
+    conn = ledger._conn()
+    held = conn.execute("SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                        " AND pid = ANY(?)", (pids,)).fetchall()
+    assert len(held) == 1, held
+    return next(iter(held[0].values())) if isinstance(held[0], dict) else held[0][0]
+
+
 def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_room(two_processes) -> None:
     """The worker that finds a dead one stops it; it may have no room for its accounts (it only
     registered, as a starting daemon does, or it is at its share). The leases end then all the
