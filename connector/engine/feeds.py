@@ -34,7 +34,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -49,8 +50,8 @@ from ..amazon.feeds import (
 )
 from ..config import Account
 from ..holds import HoldReason
-from ..ledger import OrderState, Package, PackageState
-from ..ledger.feeds import FeedOutcome, FeedRecord
+from ..ledger import OrderState, Package, PackageState, StaleStateError
+from ..ledger.feeds import OPEN_FEED_STATES, FeedOutcome, FeedRecord
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
@@ -150,6 +151,8 @@ def run_feeds(rt: Runtime, should_stop: Callable[[], bool] = lambda: False) -> i
             break
         except SpApiError as exc:
             log.warning("account %s: feeds: %s (the next pass tries again)", account.name, exc)
+        except Exception:  # a bug, or a ledger fault: still not the other accounts' trouble
+            log.exception("account %s: feeds failed unexpectedly (the next pass tries again)", account.name)
     return done
 
 
@@ -294,11 +297,28 @@ def document_for(rt: Runtime, feed: FeedRecord) -> bytes:
     return build_flat_file(rows)
 
 
+@contextmanager
+def _only_here(rt: Runtime, feed: FeedRecord) -> Iterator[FeedRecord | None]:
+    """The feed as it is now, while no other worker sharing the ledger follows or submits it
+    (None: one does). A feed claimed but not yet created looks, to another worker, just like one
+    a crash left behind; without this, a worker that took the account over mid-submission would
+    send the same packages in a second feed."""
+    with rt.ledger.exclusive(f"feed:{feed.id}") as mine:
+        yield rt.ledger.get_feed_record(feed.id) if mine else None
+
+
 def _submit(rt: Runtime, feeds: FeedsClient, feed: FeedRecord | None) -> None:
     """Upload the document and create the feed; on failure the feed stays CLAIMED/UPLOADED for the
     next pass, and after ``max_submit_attempts`` failures it is given up (:func:`_give_up`)."""
     if feed is None:
         return
+    with _only_here(rt, feed) as current:
+        if current is None or current.state not in ("CLAIMED", "UPLOADED"):
+            return  # another worker submits it, or did since it was read
+        _submit_now(rt, feeds, current)
+
+
+def _submit_now(rt: Runtime, feeds: FeedsClient, feed: FeedRecord) -> None:
     state = _state(rt)
     try:
         document = document_for(rt, feed)
@@ -318,6 +338,8 @@ def _submit(rt: Runtime, feeds: FeedsClient, feed: FeedRecord | None) -> None:
             feed_id,
             feed.rows_total,
         )
+    except StaleStateError as exc:  # moved by someone else meanwhile: theirs to follow
+        log.info("account %s: feed %d changed while it was submitted here: %s", feed.account, feed.id, exc)
     except (SpApiError, RuntimeError, ValueError) as exc:
         failures = state.failures[feed.id] = state.failures.get(feed.id, 0) + 1
         log.warning(
@@ -347,50 +369,54 @@ def _give_up(rt: Runtime, feed: FeedRecord, why: str) -> None:
 
 
 def _follow(rt: Runtime, feeds: FeedsClient, account: Account) -> int:
-    settings = rt.config.amazon.feeds
-    state = _state(rt)
     moved = 0
-    for feed in rt.ledger.feeds(account.name, open_only=True):
-        if feed.state in ("CLAIMED", "UPLOADED"):  # a crash or an error before createFeed answered
-            if feeds.available("createFeedDocument") >= 1 and feeds.available("createFeed") >= 1:
-                log.info(
-                    "account %s: feed %d was %s without an Amazon feed id; submitting it again",
-                    account.name,
-                    feed.id,
-                    feed.state,
-                )
-                _submit(rt, feeds, feed)
-            continue
-        last = state.checked.get(feed.id)
-        if last is not None and time.monotonic() - last < settings.poll_seconds:
-            continue
-        if feeds.available("getFeed") < 1:
+    for listed in rt.ledger.feeds(account.name, open_only=True):
+        with _only_here(rt, listed) as feed:
+            if feed is None or feed.state not in OPEN_FEED_STATES:
+                continue  # another worker has it in hand, or it was settled since the list was read
+            step = _follow_one(rt, feeds, account, feed)
+        if step is None:
             break
-        status = feeds.get_feed(feed.feed_id)
-        state.checked[feed.id] = time.monotonic()
-        processing = str(status["processingStatus"])
-        if processing != feed.processing_status:
-            rt.ledger.feed_checked(feed.id, processing)
-        if processing in ("IN_QUEUE", "IN_PROGRESS"):
-            continue
-        report: ProcessingReport | None = None
-        result_id = status.get("resultFeedDocumentId")
-        if processing == "DONE" and result_id:
-            if feeds.available("getFeedDocument") < 1:
-                continue  # the report next time; the feed is done on Amazon's side meanwhile
-            content = feeds.download(feeds.get_feed_document(str(result_id)))
-            try:
-                report = parse_processing_report(content)
-            except ValueError as exc:
-                log.warning(
-                    "account %s: feed %s: unreadable processing report (%s); reading the orders back",
-                    account.name,
-                    feed.feed_id,
-                    exc,
-                )
-        crashpoint("before_feed_settle")
-        moved += _settle(rt, feed, processing, report)
-        state.checked.pop(feed.id, None)
+        moved += step
+    return moved
+
+
+def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRecord) -> int | None:
+    """One open feed (under :func:`_only_here`): submitted again, or polled and settled; returns
+    the packages moved (None: no getFeed token left for the account's other feeds this pass)."""
+    state = _state(rt)
+    if feed.state in ("CLAIMED", "UPLOADED"):  # a crash or an error before createFeed answered
+        if feeds.available("createFeedDocument") >= 1 and feeds.available("createFeed") >= 1:
+            log.info("account %s: feed %d was %s without an Amazon feed id; submitting it again",
+                     account.name, feed.id, feed.state)
+            _submit_now(rt, feeds, feed)
+        return 0
+    last = state.checked.get(feed.id)
+    if last is not None and time.monotonic() - last < rt.config.amazon.feeds.poll_seconds:
+        return 0
+    if feeds.available("getFeed") < 1:
+        return None
+    status = feeds.get_feed(feed.feed_id)
+    state.checked[feed.id] = time.monotonic()
+    processing = str(status["processingStatus"])
+    if processing != feed.processing_status:
+        rt.ledger.feed_checked(feed.id, processing)
+    if processing in ("IN_QUEUE", "IN_PROGRESS"):
+        return 0
+    report: ProcessingReport | None = None
+    result_id = status.get("resultFeedDocumentId")
+    if processing == "DONE" and result_id:
+        if feeds.available("getFeedDocument") < 1:
+            return 0  # the report next time; the feed is done on Amazon's side meanwhile
+        content = feeds.download(feeds.get_feed_document(str(result_id)))
+        try:
+            report = parse_processing_report(content)
+        except ValueError as exc:
+            log.warning("account %s: feed %s: unreadable processing report (%s); reading the orders back",
+                        account.name, feed.feed_id, exc)
+    crashpoint("before_feed_settle")
+    moved = _settle(rt, feed, processing, report)
+    state.checked.pop(feed.id, None)
     return moved
 
 
