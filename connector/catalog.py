@@ -156,7 +156,13 @@ def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
     if not isinstance(node, yaml.SequenceNode):
         raise ConfigError([Problem(str(path), 1, "", "the catalog must be a list of items")])
     for item in node.value:
-        yield item.start_mark.line + 1, yaml.safe_load(yaml.serialize(item)) or {}
+        try:
+            row = yaml.safe_load(yaml.serialize(item)) or {}
+        except (yaml.YAMLError, ValueError, TypeError, AttributeError):  # e.g. a tag like !vault
+            raise ConfigError([Problem(str(path), item.start_mark.line + 1, "",
+                                       "a value in this item cannot be read (only YAML's standard "
+                                       "types are supported: write it without its tag)")]) from None
+        yield item.start_mark.line + 1, row
 
 
 def _parse_row(file: str, line: int, row: dict[str, Any]) -> tuple[CatalogItem | None, list[Problem]]:

@@ -27,7 +27,14 @@ from .fx import FX_SCHEMA
 from .kit.schema import apply_defaults, format_path, problems
 from .kit.settings import Secret, Settings
 from .model import Address
-from .rules import IOSS_SCHEMA, SELECTION_SCHEMA, SITE_RULES_CONFIG_SCHEMA, IossPolicy
+from .rules import (
+    IOSS_SCHEMA,
+    SELECTION_SCHEMA,
+    SITE_RULES_CONFIG_SCHEMA,
+    ChoicePolicy,
+    IossPolicy,
+    RulesError,
+)
 from .webhooks import WebhookSettings
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -119,7 +126,9 @@ class Account(Settings):
         "client_id": {"type": "string", "minLength": 1},
         "client_secret": _SECRET,
         "client_secret_rotated_at": {"type": "string", "pattern": r"^(\d{4}-\d{2}-\d{2})?$",
-                                     "x-format": "YYYY-MM-DD", "default": ""},
+                                     "x-format": "YYYY-MM-DD", "default": "",
+                                     "if": {"minLength": 1},  # "" is "not said"; else a real date
+                                     "then": {"format": "date", "x-format": "a real date, YYYY-MM-DD"}},
         "ioss_number": {"type": "string", "pattern": r"^(IM\d{10})?$", "default": "",
                         "x-format": "IM and 10 digits, e.g. IM1560000001",
                         "description": "the seller's own IOSS number, sent for EU consignments within the "
@@ -506,23 +515,48 @@ class _Located:
     def build(self, node: yaml.Node, path: tuple = ()) -> Any:
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
+            written = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            try:  # `<<: *anchor` (merge keys), as yaml.safe_load reads them: merged pairs first
+                self._scalar.flatten_mapping(node)
+            except yaml.MarkedYAMLError as exc:
+                self._unreadable(node, path, f"cannot merge: {exc.problem}")
+                return None
+            merged = len(node.value) - written  # keys written here override merged ones
             out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(self._scalar.construct_object(key_node))
-                if key in out:
-                    self.problems.append(Problem(self.file, key_node.start_mark.line + 1,
-                                                format_path(path + (key,)), "appears twice"))
+            written_here: set[str] = set()
+            for index, (key_node, value_node) in enumerate(node.value):
+                key = str(self._construct(key_node, path))
+                if index >= merged:
+                    if key in written_here:
+                        self.problems.append(Problem(self.file, key_node.start_mark.line + 1,
+                                                    format_path(path + (key,)), "appears twice"))
+                    written_here.add(key)
                 out[key] = self.build(value_node, path + (key,))
                 self.lines[path + (key,)] = key_node.start_mark.line + 1  # where `key:` is written
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        value = self._scalar.construct_object(node)
+        value = self._construct(node, path)
         if isinstance(value, str) and "${" in value:
             value = self._interpolate(value, node, path)
         if isinstance(value, date) and not isinstance(value, str):
             value = value.isoformat()
         return value
+
+    def _construct(self, node: yaml.Node, path: tuple) -> Any:
+        """A scalar's value; a tag YAML's safe loader does not know (``!vault``), or a value its
+        tag cannot take (``!!int four``), is a problem at its line (the value is never echoed)."""
+        try:
+            return self._scalar.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError, AttributeError):
+            tag = node.tag if node.tag and not node.tag.startswith("tag:yaml.org,2002:") \
+                else "!!" + (node.tag or "").rsplit(":", 1)[-1]
+            self._unreadable(node, path, f"a value tagged {tag} cannot be read: write it without "
+                                         "the tag (only YAML's standard types are supported)")
+            return None
+
+    def _unreadable(self, node: yaml.Node, path: tuple, message: str) -> None:
+        self.problems.append(Problem(self.file, node.start_mark.line + 1, format_path(path), message))
 
     def _interpolate(self, text: str, node: yaml.ScalarNode, path: tuple) -> Any:
         def sub(match: re.Match[str]) -> str:
@@ -551,9 +585,12 @@ def _line(lines: dict[tuple, int], path: tuple) -> int | None:
 
 
 def _validate(schema: dict[str, Any], data: Any, located: _Located, prefix: tuple = ()) -> None:
+    unreadable = {p.path for p in located.problems}  # said already (a value YAML could not read)
     for path, message in problems(schema, data):
         full = prefix + path
-        located.problems.append(Problem(located.file, _line(located.lines, full), format_path(full), message))
+        if format_path(full) not in unreadable:
+            located.problems.append(Problem(located.file, _line(located.lines, full), format_path(full),
+                                            message))
 
 
 # -- the loaded configuration ----------------------------------------------------------------
@@ -702,6 +739,12 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
     for i, name in enumerate(names):
         if names.index(name) != i:
             add(("accounts", i, "name"), "repeats another account's name")
+    # an endpoint's name keys its event cursor: two of one name would share one, and one gets nothing
+    endpoints = [e.get("name") for e in (data.get("webhooks") or {}).get("endpoints") or ()
+                 if isinstance(e, dict)]
+    for i, name in enumerate(endpoints):
+        if endpoints.index(name) != i:
+            add(("webhooks", "endpoints", i, "name"), "repeats another endpoint's name")
     for i, account in enumerate(data["accounts"]):
         region = account["region"]
         for j, site in enumerate(account["marketplaces"]):
@@ -719,6 +762,11 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
         if override.get("site") and override["site"] not in sites:
             add(("selection", "overrides", i, "site"), f"unknown Amazon site {override['site']}")
     _check_warehouses(data, sites, add)
+    for i, discount in enumerate((data.get("selection") or {}).get("discounts") or ()):  # as run builds it
+        try:
+            ChoicePolicy.from_config({"discounts": [discount]})
+        except RulesError as exc:
+            add(("selection", "discounts", i), str(exc).split(": ", 1)[-1])
     if carrier_schemas is None:
         return
     for code, settings in data["carriers"].items():

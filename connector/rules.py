@@ -1131,7 +1131,9 @@ SELECTION_SCHEMA: dict[str, Any] = {
                                            "carrier's offer on Amazon Buy Shipping (services required)"},
                 "services": {"type": "array", "items": {"type": "string", "minLength": 1}},
                 "kind": {"enum": list(DISCOUNT_KINDS)},
-                "value": {"type": ["string", "number"]}, "valid_from": _DATE, "valid_until": _DATE,
+                "value": {"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?$", "minimum": 0,
+                          "maximum": 100, "x-format": "a percentage, e.g. 5 or 2.5"},
+                "valid_from": _DATE, "valid_until": _DATE,
                 "sites": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z]{2}$"}},
                 "skus": {"type": "array", "items": {"type": "string", "minLength": 1}}}}},
         "overrides": {"type": "array", "items": {

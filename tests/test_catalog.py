@@ -77,3 +77,10 @@ def test_yaml_catalog(tmp_path):
     assert [str(p) for p in info.value.problems] == [
         f"{path}:{n}: an item must be a mapping of the catalog's columns (sku: ..., weight_g: ...)"
         for n in (1, 2)]
+
+    path.write_text("- {sku: A, weight_g: 10}\n- {sku: B, weight_g: !grams 10}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:2: a value in this item cannot be read (only YAML's standard types are supported: "
+        "write it without its tag)"]

@@ -180,3 +180,63 @@ def test_an_override_names_a_configured_carrier_and_a_known_site(write_config):
     assert "selection.overrides[0].carrier: carrier 'nosuchcarrier' is not configured under carriers" \
         in checked.output, checked.output
     assert "selection.overrides[1].site: unknown Amazon site XX" in checked.output
+
+
+def test_merge_keys_share_settings_between_accounts(tmp_path):
+    """``<<: *anchor`` reads as yaml.safe_load reads it: the second account takes the first's
+    credentials and overrides its name and region."""
+    text = MINIMAL.format(region="na", secret="s3cret")
+    text = text.replace("  - name: seller-a\n", "  - &first\n    name: seller-a\n")
+    text = text.replace("routing:", "  - <<: *first\n    name: seller-b\n    region: eu\n"
+                                    "    marketplaces: [DE]\nrouting:")
+    config = load_config(write(tmp_path, text))
+    second = config.data["accounts"][1]
+    assert (second["name"], second["region"], second["client_id"]) == ("seller-b", "eu", "client")
+
+
+@pytest.mark.parametrize("value, tag", [("!vault s3cret-value", "!vault"), ("!!int four", "!!int"),
+                                        ("!!timestamp notadate", "!!timestamp")])
+def test_a_value_with_a_tag_that_cannot_be_read_is_a_problem_at_its_line(tmp_path, value, tag):
+    path = write(tmp_path, MINIMAL.format(region="na", secret=value))
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:14: accounts[0].client_secret: a value tagged {tag} cannot be read")
+    assert "s3cret-value" not in problem and "four" not in problem
+
+
+def _with(extra: str, secret_extra: str = "") -> str:
+    """MINIMAL (region na) with lines added under the account and at the end."""
+    text = MINIMAL.format(region="na", secret="s3cret")
+    if secret_extra:
+        text = text.replace("    client_secret: s3cret\n", "    client_secret: s3cret\n" + secret_extra)
+    return text + extra
+
+
+def test_what_run_would_refuse_check_refuses_first_at_its_line(tmp_path):
+    """A date with the right shape that is no date, and a discount the rules cannot take, used to
+    pass `config check` and then stop `run` without a line (or with a traceback)."""
+    path = write(tmp_path, _with(
+        "selection:\n"
+        "  discounts:\n"
+        "    - {carrier: yunexpress, kind: percent, value: five}\n"
+        "    - {carrier: yunexpress, kind: percent, value: 5, valid_until: '2026-13-45'}\n",
+        secret_extra="    client_secret_rotated_at: '2026-02-30'\n"))
+    assert problems(path) == [
+        f"{path}:15: accounts[0].client_secret_rotated_at: has the wrong format (expected a real date, "
+        "YYYY-MM-DD)",
+        f"{path}:20: selection.discounts[0].value: has the wrong format (expected a percentage, e.g. 5 "
+        "or 2.5)",
+        f"{path}:21: selection.discounts[1].valid_until: has the wrong format",
+    ]
+    # the checks that run once the file has the right shape
+    path = write(tmp_path, _with(
+        "selection:\n"
+        "  discounts:\n"
+        "    - {carrier: yunexpress, kind: percent, value: '200'}\n"
+        "webhooks:\n"
+        "  endpoints:\n"
+        "    - {name: erp, url: 'https://a.example/hook', secret: whsec_" + "A" * 24 + "}\n"
+        "    - {name: erp, url: 'https://b.example/hook', secret: whsec_" + "B" * 24 + "}\n"))
+    assert problems(path) == [
+        f"{path}:23: webhooks.endpoints[1].name: repeats another endpoint's name",
+        f"{path}:19: selection.discounts[0]: discount yunexpress: value is a percentage 0..100, got 200",
+    ]

@@ -68,7 +68,9 @@ def problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, str]]:
     """Every schema violation of ``data`` as (path, message), in path order."""
     import jsonschema  # loaded when a section is validated, not when a plugin is imported
 
-    validator = jsonschema.Draft202012Validator(schema)
+    # formats checked too: a "date" of 2026-02-30 matches its pattern but is no date
+    draft = jsonschema.Draft202012Validator
+    validator = draft(schema, format_checker=draft.FORMAT_CHECKER)
     found = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     return list(dict.fromkeys(describe(error) for error in found))  # one line per problem
 
