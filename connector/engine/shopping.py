@@ -129,6 +129,21 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem],
     return Shopping(req, selection, tuple(quotes), tuple(unanswered), origin, origin_reason)
 
 
+PRICE_CEILING = Decimal(10) ** 9  # no label costs that much, in any currency; beyond, arithmetic overflows
+
+
+def _unusable_price(quote: Quote) -> str:
+    """Why a quote's price cannot be compared ("" when it can): a label costs something, and a
+    price or handling fee that is not a positive, finite, sane amount is a carrier's garbled answer."""
+    for what, money in (("price", quote.price), ("handling fee", quote.handling_fee)):
+        if money is None:
+            continue
+        amount = money.amount
+        if not amount.is_finite() or not 0 <= amount < PRICE_CEILING or (what == "price" and not amount):
+            return f"quote dropped: its {what} is not a positive amount (a malformed answer)"
+    return ""
+
+
 def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[str] | None]],
                failures: list[Rejection], unanswered: list[str]) -> list[Quote]:
     """Every carrier at once, each isolated and bounded by engine.quote_timeout_seconds."""
@@ -159,7 +174,12 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
             unanswered.append(code)  # transient, or a plugin bug: worth asking again later
             continue
         kept = [q for q in answer if services is None or q.service in services]
-        if not kept:
+        garbled = [q for q in kept if _unusable_price(q)]  # never the cheapest by mistake
+        if garbled:
+            kept = [q for q in kept if q not in garbled]
+            failures += [Rejection(code, q.service, (_unusable_price(q),)) for q in garbled]
+            unanswered.append(code)  # a garbled answer may read right next time
+        if not kept and not garbled:
             why = ("no quote for the routed service(s) " + ", ".join(sorted(services)) if services
                    else "no service quoted for this parcel and destination")
             failures.append(Rejection(code, "", (why,)))

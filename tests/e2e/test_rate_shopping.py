@@ -183,3 +183,48 @@ def test_a_hung_carrier_costs_each_order_the_quote_timeout_and_starves_no_other_
     finally:
         hung.release.set()
         rt.close()
+
+
+class Garbling:
+    """A carrier whose quotes come back with a price garbled: negative, or absurdly large."""
+
+    def __init__(self, carrier, amount: str):
+        self.carrier, self.amount = carrier, amount
+
+    def quote(self, request):
+        import dataclasses
+        from decimal import Decimal
+
+        return [dataclasses.replace(q, price=dataclasses.replace(q.price, amount=Decimal(self.amount)))
+                for q in self.carrier.quote(request)]
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+@pytest.mark.parametrize("amount", ["-5", "1e400", "0"])
+def test_a_garbled_price_is_never_chosen_and_the_other_carriers_still_quote(world, amount):
+    from connector.engine.shopping import shop
+
+    w = world({"sandbox": {"orders": 5}, "routing": {"default": ["yunexpress:*", "yanwen:*"]}})
+    rt = w.runtime()
+    rt.carriers["yanwen"] = Garbling(rt.carriers["yanwen"], amount)
+    try:
+        ingest_all(rt)
+        shopped = 0
+        for record in rt.ledger.orders([OrderState.NEW]):
+            try:
+                result = shop(rt, record.order, list(record.order.items))
+            except Exception:  # noqa: BLE001 - an order that cannot be shopped (unknown SKU, split)
+                continue
+            assert all(q.carrier != "yanwen" for q in result.quotes)
+            winner = result.selection.chosen
+            assert winner is None or winner.option.carrier == "yunexpress"
+            garbled = [r for r in result.selection.rejections
+                       if r.carrier == "yanwen" and "not a positive amount" in str(r)]
+            if garbled:  # (Yanwen quotes only the destinations it serves)
+                assert "yanwen" in result.unanswered and all(r.service for r in garbled)
+                shopped += 1
+        assert shopped >= 2
+    finally:
+        rt.close()
