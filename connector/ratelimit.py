@@ -37,7 +37,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Protocol, Union
 
 from . import clock as daemon_clock
@@ -77,7 +78,32 @@ class QuotaWaitInterrupted(Exception):
         self.what = what
 
 
+_fence = threading.local()
+
+
+@contextmanager
+def fence(lost: Callable[[], bool]) -> Iterator[None]:
+    """While the block runs, every quota wait and retry back-off on this thread also ends, with
+    :class:`QuotaWaitInterrupted`, once ``lost()`` is true -- and a token is not taken at all then.
+    The order poll runs under ``fence(lambda: not owns(account))``: a worker that lost an account's
+    lease while it waited minutes for a searchOrders token must not then spend the new owner's
+    quota."""
+    previous = getattr(_fence, "lost", None)
+    _fence.lost = lost
+    try:
+        yield
+    finally:
+        _fence.lost = previous
+
+
+def _fenced_off() -> bool:
+    lost = getattr(_fence, "lost", None)
+    return lost is not None and bool(lost())
+
+
 def stop_requested(stop: StopSignal) -> bool:
+    if _fenced_off():
+        return True
     if stop is None:
         return False
     if isinstance(stop, threading.Event):
@@ -94,13 +120,14 @@ def pause(seconds: float, stop: StopSignal = None, sleep: Callable[[float], None
     if stop_requested(stop):
         raise QuotaWaitInterrupted(what)
     seconds = max(0.0, seconds)
+    fenced = getattr(_fence, "lost", None) is not None
     if sleep is not None:
         sleep(seconds)
-    elif isinstance(stop, threading.Event):
+    elif isinstance(stop, threading.Event) and not fenced:
         stop.wait(seconds)
-    elif stop is not None:  # a callable: look at it a few times a second
+    elif stop is not None or fenced:  # a callable, or a fence: look a few times a second
         end = time.monotonic() + seconds
-        while not stop() and (left := end - time.monotonic()) > 0:
+        while not stop_requested(stop) and (left := end - time.monotonic()) > 0:
             time.sleep(min(left, 0.2))
     else:
         time.sleep(seconds)
@@ -173,6 +200,8 @@ class TokenBucket:
         """
         if tokens < 1 or tokens > self.burst:
             raise ValueError(f"can take between 1 and {self.burst} tokens at a time, asked for {tokens}")
+        if _fenced_off():  # (a plain stop lets a call that needs no wait go: its step finishes)
+            raise QuotaWaitInterrupted(self.name)
         stop = stop if stop is not None else self.stop
         deadline = None if timeout is None else self._clock() + max(0.0, timeout)
         if front:

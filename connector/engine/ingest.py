@@ -76,7 +76,8 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
     except QuotaWaitInterrupted:
         # stopping while a page waited for quota: what was read is in the ledger, the watermark
         # stays, so the next start reads the rest
-        log.info("account %s: order poll stopped while waiting for quota; %d new order(s)", name, new)
+        log.info("account %s: order poll stopped while waiting for quota (a stop, or the account's lease "
+                 "moved to another worker); %d new order(s)", name, new)
         return new
     next_mark = (search.last_updated_before or latest_seen
                  or (now - timedelta(seconds=settings.search_lag_seconds)))

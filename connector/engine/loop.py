@@ -30,7 +30,7 @@ from ..config import Account
 from ..holds import HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, utcnow
-from ..ratelimit import QuotaWaitInterrupted
+from ..ratelimit import QuotaWaitInterrupted, fence
 from ..webhooks import deliver as deliver_webhooks
 from .buy import buy, fetch_label
 from .confirm import confirm
@@ -103,7 +103,8 @@ class Engine:
             first = self.poll_progress is not None and self.rt.ledger.get_watermark(account.name) is None
             progress = self.poll_progress(account.name) if first else None
             try:
-                ingest_account(self.rt, account, progress)
+                with fence(lambda name=account.name: not self.rt.acts_for(name)):
+                    ingest_account(self.rt, account, progress)  # (its lease may go while it waits)
             except SpApiError as exc:  # one account's trouble never stops the others
                 errors += 1
                 log.error("account %s: order poll failed: %s", account.name, exc)

@@ -110,11 +110,15 @@ class Membership:
             jobs=(LEADER,), lease_seconds=self.lease_seconds)
         with self._lock:
             previous, self._owned = self._owned, owned
+            lapsed = started >= self._valid_until  # its leases ran out before this heartbeat
             self._valid_until = started + self.lease_seconds
         if owned != previous:
             log.info("worker %s now acts for %s", self.worker_id, ", ".join(sorted(owned)) or "nothing")
             if self.on_change is not None:
-                self.on_change(owned - previous, previous - owned)
+                # Keys lost after the leases ran out (this process was paused, or could not reach
+                # the ledger) may be another worker's for a while already: what this one knew of
+                # them (their quota state) is stale, and must not overwrite the new owner's.
+                self.on_change(owned - previous, set() if lapsed else previous - owned)
         return owned
 
     def _beat(self) -> None:

@@ -13,6 +13,7 @@ from connector.ratelimit import (
     QuotaWaitInterrupted,
     RateLimiter,
     TokenBucket,
+    fence,
 )
 
 from .conftest import FakeClock
@@ -270,6 +271,39 @@ def test_a_stop_request_ends_a_wait_of_minutes_at_once(kind: str) -> None:
     assert not worker.is_alive() and time.monotonic() - started < 2
     assert len(errors) == 1 and "searchOrders of account acme" in str(errors[0])
     assert bucket.available < 1  # the interrupted wait took nothing
+
+
+def test_a_fence_ends_a_wait_on_its_thread_and_takes_no_free_token() -> None:
+    """The order poll waits under a fence on its account's lease: when the lease goes, the wait
+    ends (no token spent after it), and a token is not even taken when it is free; other threads,
+    and the thread outside the block, are not touched."""
+    lost = threading.Event()
+    limiter = RateLimiter(stop=threading.Event())  # the daemon's stop, an Event, never set here
+    bucket = limiter.bucket("acme", "searchOrders")
+    for _ in range(19):
+        assert bucket.acquire(timeout=0)
+    errors: list[BaseException] = []
+
+    def poll() -> None:
+        with fence(lost.is_set):
+            try:
+                bucket.acquire()  # the 20th needs the headroom's half second; the 21st ~3 minutes
+                bucket.acquire()
+            except QuotaWaitInterrupted as exc:
+                errors.append(exc)
+
+    worker = threading.Thread(target=poll)
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.8)
+    lost.set()
+    worker.join(timeout=5)
+    assert not worker.is_alive() and time.monotonic() - started < 2
+    assert len(errors) == 1 and bucket.available < 1
+    other = limiter.bucket("acme", "getOrder")
+    with fence(lost.is_set), pytest.raises(QuotaWaitInterrupted):
+        other.acquire()  # lost already: not even a free token
+    assert other.acquire(timeout=0)  # outside the block, as before
 
 
 def test_a_stop_set_later_reaches_buckets_made_before(clock: FakeClock) -> None:

@@ -240,3 +240,27 @@ def test_workers_started_together_each_take_a_fair_share_at_once(ledger) -> None
     finally:
         for member in members:
             member.stop()
+
+
+def test_keys_lost_after_the_leases_ran_out_hand_no_stale_quota_over(ledger, clock: Clock) -> None:
+    """A worker paused past its lease (or cut off from the ledger) finds, at its next heartbeat,
+    that another took its accounts meanwhile: the quota state it kept is stale and must not be
+    saved over the new owner's. A share given back in time is handed over as before."""
+    heard: list[tuple[set[str], set[str]]] = []
+    member = Membership(ledger, ACCOUNTS, lease_seconds=LEASE,
+                        on_change=lambda gained, lost: heard.append((gained, lost)))
+    member.shared = True  # (as with PostgreSQL: the lease logic is the same on both stores)
+    hold = getattr(ledger, "hold_worker_lock", None)
+    member._liveness = hold(member.worker_id) if hold else None  # as start() takes it
+    assert member.heartbeat() == {*ACCOUNTS, "@leader"}
+    clock.advance(1)
+    beat(ledger, "other")  # joins: w/ two workers the share is 3
+    heard.clear()
+    assert len(member.heartbeat() - {"@leader"}) == 3  # over its share: gives 3 back, in time
+    assert [len(lost) for _, lost in heard] == [3]
+    clock.advance(LEASE + 1)  # this worker is paused past its lease ...
+    member._valid_until = 0.0  # (as its monotonic clock would say)
+    assert beat(ledger, "other") == {*ACCOUNTS, "@leader"}  # ... and the other takes everything
+    heard.clear()
+    assert member.heartbeat() == set()
+    assert heard == [(set(), set())]  # nothing saved for the keys lost while it was away
