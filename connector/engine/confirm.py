@@ -10,12 +10,14 @@ labels confirm themselves (a declared capability) is never confirmed again.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from ..amazon.errors import AlreadyShippedError, InvalidInputError, SpApiError
+from ..amazon.mapping import confirm_shipment_body
 from ..holds import HoldReason
 from ..kit.carrier import CarrierSpec
 from ..ledger import OrderRecord, OrderState, Package, PackageState
-from ..model import utcnow
+from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
 from .feeds import in_open_feed, leaves_to_feed, park_for_feed
@@ -101,11 +103,27 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             lane.leave()
 
 
+def _confirmation(order: Order, package: Package, spec: CarrierSpec, carrier_code: str) -> dict[str, Any]:
+    """What confirmShipment is sent for the package (its arguments after the order id)."""
+    service = spec.service(package.service)
+    return dict(marketplace_id=order.marketplace_id, package_reference_id=package.package_ref,
+                carrier_code=carrier_code, tracking_number=package.tracking_number,
+                ship_date=package.shipped_at or utcnow(),
+                items=[(i["order_item_id"], i["quantity"]) for i in package.items],
+                shipping_method=(service.amazon_shipping_method or service.name) if service else None)
+
+
 def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
           carrier_code: str) -> Outcome:
     """Claim the package (LABELED -> CONFIRMING) and send confirmShipment; then CONFIRMED."""
     order = record.order
     client = rt.amazon[order.account]
+    try:  # before the claim: data of ours Amazon would refuse is held now, not retried
+        confirm_shipment_body(order.order_id, **_confirmation(order, package, spec, carrier_code))
+    except (ValueError, TypeError) as exc:
+        return hold(rt, order.order_id, HoldReason.LEDGER_INCONSISTENT,
+                    f"order {order.order_id}: package {package.package_ref} cannot be confirmed as "
+                    f"recorded: {exc}")
     claimed = False
     try:
         if package.state == PackageState.LABELED:
@@ -117,13 +135,7 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
         elif visible(rt, order, package):  # resumed: the earlier send may have landed
             return mark_verified(rt, package, PackageState.CONFIRMING)
         crashpoint("before_confirm")
-        service = spec.service(package.service)
-        client.confirm_shipment(
-            order.order_id, marketplace_id=order.marketplace_id, package_reference_id=package.package_ref,
-            carrier_code=carrier_code, tracking_number=package.tracking_number,
-            ship_date=package.shipped_at or utcnow(),
-            items=[(i["order_item_id"], i["quantity"]) for i in package.items],
-            shipping_method=(service.amazon_shipping_method or service.name) if service else None)
+        client.confirm_shipment(order.order_id, **_confirmation(order, package, spec, carrier_code))
     except QuotaWaitInterrupted:
         if claimed:  # stopped before the request left: the claim is handed back, the turn not counted
             rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.LABELED,

@@ -38,3 +38,35 @@ def test_a_full_lane_leaves_the_order_labeled_and_sends_nothing(world):
         assert all(lane.busy == 0 for lane in lanes)  # every confirmation left its lane
     finally:
         rt.close()
+
+
+def test_a_package_amazon_would_refuse_as_recorded_is_held_before_its_claim(world):
+    """Our own data that cannot make a valid confirmShipment (an order item listed twice) is
+    held at once, naming the problem: no claim, no call, no retries spending getOrder reads."""
+    import dataclasses
+
+    from connector.engine.confirm import confirm
+    from connector.holds import HoldReason
+
+    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
+               "selection": {"overrides": []}})
+    rt = w.runtime()
+    try:
+        rt.confirm_lanes = {}
+        lanes = [confirm_lane(rt, account.name) for account in rt.config.accounts]
+        for lane in lanes:  # every order stops at LABELED
+            assert all(lane.try_enter() for _ in range(lane.size))
+        Engine(rt).run_pass()
+        for lane in lanes:
+            for _ in range(lane.size):
+                lane.leave()
+        record = rt.ledger.orders([OrderState.LABELED])[0]
+        package = rt.ledger.open_package(record.order_id)
+        twice = dataclasses.replace(package, items=(*package.items, package.items[0]))
+        confirm(rt, record, twice)
+        held = rt.ledger.get_order(record.order_id)
+        assert held.state is OrderState.HELD and held.hold_reason == HoldReason.LEDGER_INCONSISTENT.value
+        assert "is listed twice" in held.hold_message and held.held_from is OrderState.LABELED
+        assert confirmations_sent(w) == 0
+    finally:
+        rt.close()
