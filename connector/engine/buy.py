@@ -119,6 +119,11 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     if shipment is None:  # the reference, for a person should its retries run out
         return defer(rt, record, f"{last_error or 'carrier did not answer'} (label reference "
                                  f"{package.idempotency_key})")
+    if shipment.status == "cancelled":  # found, but someone cancelled it at the carrier meanwhile
+        return hold(rt, order.order_id, HoldReason.LABEL_UNCERTAIN,
+                    f"order {order.order_id}: {package.carrier} shows the label under "
+                    f"{package.idempotency_key} as cancelled (cancelled there, not by this daemon); "
+                    "release the order with --replan to plan it again under a new reference")
     rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
                       carrier_shipment_id=shipment.carrier_shipment_id,
                       tracking_number=shipment.tracking_number or "")
@@ -167,6 +172,8 @@ def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: C
                               lambda: carrier.find_by_reference(package.idempotency_key))
     except TransientCarrierError as exc:
         return defer(rt, record, f"{package.carrier}: {exc}")
+    if shipment is not None and shipment.status == "cancelled":
+        shipment = None  # cancelled at the carrier already: nothing to record or void
     if shipment is None:
         if status == FulfillmentStatus.CANCELLED:
             return hold(rt, order_id, HoldReason.LABEL_UNCERTAIN,

@@ -293,11 +293,11 @@ class NotSentOnce:
         return getattr(self.carrier, name)
 
 
-def claimed_then(world, monkeypatch, change, bought_silently: bool = False):
+def claimed_then(world, monkeypatch, change, bought_silently: bool = False, wrapping=None):
     """One order planned with YunExpress, its first create lost (a claim, deferred), then Amazon's
     data for it changed by ``change`` (runtime, Order -> Order), as a poll would store it, and the order
-    stepped again. Returns the world, the runtime (the caller closes it), the order id, the
-    carrier wrapper."""
+    stepped again (``wrapping``: the carrier wrapper's class, NotSentOnce by default). Returns the
+    world, the runtime (the caller closes it), the order id, the carrier wrapper."""
     monkeypatch.setattr("connector.engine.buy.backoff", lambda attempt: None)
     w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
                "selection": {"overrides": []}, "engine": {"carrier_attempts": 1}})
@@ -307,7 +307,8 @@ def claimed_then(world, monkeypatch, change, bought_silently: bool = False):
         step(rt, record)
     order_id = next(r.order_id for r in rt.ledger.orders([OrderState.PLANNED])
                     if r.order.status is FulfillmentStatus.UNSHIPPED and not r.order.buyer_cancel_requested)
-    wrapper = rt.carriers["yunexpress"] = NotSentOnce(rt.carriers["yunexpress"], bought_silently)
+    wrapper = (wrapping or NotSentOnce)(rt.carriers["yunexpress"], bought_silently)
+    rt.carriers["yunexpress"] = wrapper
     step(rt, rt.ledger.get_order(order_id))
     assert rt.ledger.get_order(order_id).state is OrderState.LABEL_CLAIMED
     rt.ledger.upsert_order(change(rt, rt.ledger.get_order(order_id).order))
@@ -374,5 +375,28 @@ def test_a_label_that_confirms_itself_may_show_the_order_shipped_while_claimed(w
     try:
         assert wrapper.creates == 2 and len(w.state("yunexpress")["labels"]) == 1
         assert rt.ledger.open_package(order_id).state is not PackageState.LABEL_CLAIMED
+    finally:
+        rt.close()
+
+
+def test_a_label_found_cancelled_at_the_carrier_is_not_taken_for_the_one_bought(world, monkeypatch):
+    """The first call bought a label and lost its answer; someone cancelled that label at the
+    carrier before the retry looked it up: it must not be recorded and confirmed on Amazon."""
+    def unchanged(_rt, order):
+        return order
+
+    class CancelledThere(NotSentOnce):
+        def find_by_reference(self, reference):
+            found = self.carrier.find_by_reference(reference)
+            return dataclasses.replace(found, status="cancelled") if found else None
+
+    w, rt, order_id, wrapper = claimed_then(world, monkeypatch, unchanged, bought_silently=True,
+                                            wrapping=CancelledThere)
+    try:
+        held = rt.ledger.get_order(order_id)
+        assert held.state is OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+        assert "as cancelled" in held.hold_message and "--replan" in held.hold_message
+        assert rt.ledger.open_package(order_id).state is PackageState.LABEL_CLAIMED
+        assert wrapper.creates == 1
     finally:
         rt.close()
