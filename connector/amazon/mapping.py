@@ -91,7 +91,7 @@ class _Fields:
             raise self.error(path, f"must be an integer, got {value!r}")
         if isinstance(value, int):
             number = value
-        elif isinstance(value, str) and value.strip().isdigit():
+        elif isinstance(value, str) and value.strip().isdecimal():  # (isdigit takes "²", int() does not)
             number = int(value)
         else:
             raise self.error(path, f"must be an integer, got {value!r}")

@@ -347,9 +347,10 @@ def test_garbled_values_name_the_field(change: dict[str, Any], fragment: str) ->
         order_from_api(order(**change), account="a")
 
 
-def test_garbled_quantity_names_the_item() -> None:
+@pytest.mark.parametrize("quantity", ["two", "²"])  # "²" is a digit to str.isdigit, not to int()
+def test_garbled_quantity_names_the_item(quantity: str) -> None:
     raw = order()
-    raw["orderItems"][1]["quantityOrdered"] = "two"
+    raw["orderItems"][1]["quantityOrdered"] = quantity
     with pytest.raises(ValueError, match=r"orderItems\[1\].quantityOrdered must be an integer"):
         order_from_api(raw, account="a")
 
