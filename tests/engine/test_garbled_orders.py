@@ -18,18 +18,24 @@ from tests.e2e.helpers import ingest_all
 pytestmark = pytest.mark.e2e
 
 
-def garble(rt: Any, account: str, mutate: Callable[[dict[str, Any]], bool]) -> None:
-    """Let the account's searchOrders pages pass through ``mutate`` (True: that order was garbled)."""
+def garble(rt: Any, account: str, change: Callable[[dict[str, Any]], None],
+           which: Callable[[dict[str, Any]], bool] = lambda raw: True, *, once: bool = True) -> list[str]:
+    """Let the account's searchOrders pages pass through ``change``, for the orders ``which``
+    picks (the first one only, with ``once``); returns the ids of the orders changed so far."""
     client = rt.amazon[account]
     real = client.search_orders_pages
+    changed: list[str] = []
 
     def pages(**kwargs: Any):
         for page in real(**kwargs):
             for raw in page["orders"]:
-                mutate(raw)
+                if which(raw) and not (once and changed):
+                    change(raw)
+                    changed.append(raw["orderId"])
             yield page
 
     client.search_orders_pages = pages
+    return changed
 
 
 def first_account(rt: Any) -> str:
@@ -40,15 +46,8 @@ def test_a_new_order_with_text_utf8_cannot_hold_is_held_and_the_poll_goes_on(wor
     rt = world({"sandbox": {"orders": 6}}).runtime()
     try:
         account = first_account(rt)
-        bad: list[str] = []
-
-        def lone_surrogate(raw: dict[str, Any]) -> bool:
-            if not bad and (raw.get("recipient") or {}).get("deliveryAddress"):
-                raw["recipient"]["deliveryAddress"]["name"] = "Jos\ud83d"
-                bad.append(raw["orderId"])
-            return True
-
-        garble(rt, account, lone_surrogate)
+        bad = garble(rt, account, lambda raw: raw["recipient"]["deliveryAddress"].update(name="Jos\ud83d"),
+                     lambda raw: bool((raw.get("recipient") or {}).get("deliveryAddress")))
         ingest_account(rt, rt.config.account(account))
         assert bad, "the account has no order with an address to garble"
         record = rt.ledger.get_order(bad[0])
@@ -66,15 +65,7 @@ def test_a_field_of_the_wrong_shape_is_held_and_the_other_accounts_are_polled(wo
     rt = world({"sandbox": {"orders": 6}}).runtime()
     try:
         account = first_account(rt)
-        bad: list[str] = []
-
-        def channel_as_text(raw: dict[str, Any]) -> bool:
-            if not bad:
-                raw["salesChannel"] = "Amazon.com"
-                bad.append(raw["orderId"])
-            return True
-
-        garble(rt, account, channel_as_text)
+        bad = garble(rt, account, lambda raw: raw.update(salesChannel="Amazon.com"))
         assert Engine(rt).poll_accounts() == 0
         record = rt.ledger.get_order(bad[0])
         assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
@@ -117,12 +108,8 @@ def test_a_garbled_copy_of_a_known_order_does_not_replace_it(world):
                       if r.order.status is FulfillmentStatus.UNSHIPPED)
         order_id, account = before.order_id, before.order.account
 
-        def cancelled_and_garbled(raw: dict[str, Any]) -> bool:
-            if raw.get("orderId") == order_id:
-                raw["orderItems"] = []
-            return True
-
-        garble(rt, account, cancelled_and_garbled)
+        garble(rt, account, lambda raw: raw.update(orderItems=[]), lambda raw: raw.get("orderId") == order_id,
+               once=False)
         ingest_account(rt, rt.config.account(account))
         after = rt.ledger.get_order(order_id)
         assert (after.order.status, after.order.site, after.order.items) == \

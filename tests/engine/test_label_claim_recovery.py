@@ -55,19 +55,27 @@ class Refusing:
         return getattr(self.carrier, name)
 
 
-def refused_once_planned(world, monkeypatch, lost: int, cancelled: bool = False):
-    """One order planned with YunExpress, then stepped once against a refusing carrier (``cancelled``:
-    Amazon cancels the order after its claim, and the step that settles the claim runs next).
-    Returns the world, the runtime (open: the caller closes it), the order and its package."""
+def planned_with_yunexpress(world, monkeypatch, carrier_attempts: int):
+    """A world whose orders are planned with YunExpress (no back-off between carrier calls), and
+    one of them Amazon can still cancel and has no cancel request: the world, the runtime (open:
+    the caller closes it) and that order's id."""
     monkeypatch.setattr("connector.engine.buy.backoff", lambda attempt: None)
     w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
-               "selection": {"overrides": []}, "engine": {"carrier_attempts": 2}})
+               "selection": {"overrides": []}, "engine": {"carrier_attempts": carrier_attempts}})
     rt = w.runtime()
     ingest_all(rt)
     for record in rt.ledger.orders([OrderState.NEW]):
         step(rt, record)
     order_id = next(r.order_id for r in rt.ledger.orders([OrderState.PLANNED])
-                    if r.order.status is FulfillmentStatus.UNSHIPPED)  # one Amazon can still cancel
+                    if r.order.status is FulfillmentStatus.UNSHIPPED and not r.order.buyer_cancel_requested)
+    return w, rt, order_id
+
+
+def refused_once_planned(world, monkeypatch, lost: int, cancelled: bool = False):
+    """One order planned with YunExpress, then stepped once against a refusing carrier (``cancelled``:
+    Amazon cancels the order after its claim, and the step that settles the claim runs next).
+    Returns the world, the runtime (open: the caller closes it), the order and its package."""
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=2)
     refusing = rt.carriers["yunexpress"] = Refusing(rt.carriers["yunexpress"], lost)
     if cancelled:  # the first call loses its answer, then Amazon cancels the order
         refusing.lost = 99
@@ -298,15 +306,7 @@ def claimed_then(world, monkeypatch, change, bought_silently: bool = False, wrap
     data for it changed by ``change`` (runtime, Order -> Order), as a poll would store it, and the order
     stepped again (``wrapping``: the carrier wrapper's class, NotSentOnce by default). Returns the
     world, the runtime (the caller closes it), the order id, the carrier wrapper."""
-    monkeypatch.setattr("connector.engine.buy.backoff", lambda attempt: None)
-    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
-               "selection": {"overrides": []}, "engine": {"carrier_attempts": 1}})
-    rt = w.runtime()
-    ingest_all(rt)
-    for record in rt.ledger.orders([OrderState.NEW]):
-        step(rt, record)
-    order_id = next(r.order_id for r in rt.ledger.orders([OrderState.PLANNED])
-                    if r.order.status is FulfillmentStatus.UNSHIPPED and not r.order.buyer_cancel_requested)
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=1)
     wrapper = (wrapping or NotSentOnce)(rt.carriers["yunexpress"], bought_silently)
     rt.carriers["yunexpress"] = wrapper
     step(rt, rt.ledger.get_order(order_id))
