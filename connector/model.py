@@ -105,12 +105,17 @@ class Address:
     def redact(self, text: str) -> str:
         """``text`` with this address's personal values replaced by ``***``: a carrier's refusal may
         quote the postcode or the street it refused, and such text ends up in hold messages, logs,
-        events and webhooks. Whole words only, and values shorter than 3 characters are left (they
-        would match too much); a postcode also goes without its spaces and hyphens, as a carrier may
-        normalise it."""
+        events and webhooks. Whole words only; values shorter than 3 characters are left (they
+        would match too much). Also the forms a carrier may have reduced them to: each word of
+        the name, the postcode without its spaces and hyphens and its first part (a ZIP+4's five
+        digits), the phone's digits alone."""
         values = {getattr(self, f).strip() for f in self.PERSONAL}
-        code = self.postal_code.replace(" ", "").replace("-", "")
-        values.add(code)
+        values.update(self.name.split())
+        code = self.postal_code.strip()
+        values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
+        digits = re.sub(r"\D", "", self.phone)
+        if len(digits) >= 6:
+            values.add(digits)
         for value in sorted((v for v in values if len(v) >= 3), key=len, reverse=True):
             text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "***", text, flags=re.IGNORECASE)
         return text

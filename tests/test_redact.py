@@ -11,8 +11,12 @@ def test_each_personal_value_goes_whole_words_only_and_city_stays():
     assert ADDRESS.redact(text) == "receiver *** at ***, ***, Lisboa *** (phone ***, ***): adapter refused"
 
 
-def test_a_postcode_the_carrier_normalised_goes_too():
+def test_the_forms_a_carrier_may_reduce_them_to_go_too():
     assert ADDRESS.redact("zipCode '1100053' is invalid") == "zipCode '***' is invalid"
+    assert ADDRESS.redact("phone 351912345678 has too many digits") == "phone *** has too many digits"
+    assert ADDRESS.redact("consignee ANA: name too short") == "consignee ***: name too short"
+    us = Address(name="J Doe", postal_code="10001-1234")
+    assert us.redact("ZIP 10001 is not served; 10001-1234 neither") == "ZIP *** is not served; *** neither"
 
 
 def test_short_values_are_left():

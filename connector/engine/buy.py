@@ -24,7 +24,7 @@ from ..model import FulfillmentStatus, Order, ShipmentRequest, utcnow
 from ..rules import RulesError
 from .carrier_calls import backoff, retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
-from .outcome import Outcome, defer, hold, redact_pii, wait
+from .outcome import Outcome, defer, hold, their_words, wait
 from .plan import planned_parcel
 from .runtime import Runtime
 from .verify import confirms_itself
@@ -107,14 +107,16 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         except PermanentCarrierError as exc:
             if not first_call:  # an earlier call may have bought it: the claim stays, a person checks
                 return hold(rt, order.order_id, HoldReason.LABEL_UNCERTAIN,
-                            f"order {order.order_id}: {package.carrier} refused the shipment ({exc}) after "
+                            f"order {order.order_id}: {package.carrier} refused the shipment "
+                            f"({their_words(order.ship_to, exc)}) after "
                             "an earlier call for it lost its answer" + _check_carrier(package))
             rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
-                              order_state=OrderState.NEW, error=redact_pii(order, str(exc))[:500])
+                              order_state=OrderState.NEW, error=their_words(order.ship_to, exc)[:500])
             return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
-                        f"order {order.order_id}: {package.carrier} refused the shipment: {exc}")
+                        f"order {order.order_id}: {package.carrier} refused the shipment: "
+                        f"{their_words(order.ship_to, exc)}")
         except TransientCarrierError as exc:
-            last_error = f"{package.carrier}: {exc}"
+            last_error = f"{package.carrier}: {their_words(order.ship_to, exc)}"
             backoff(attempt)
     if shipment is None:  # the reference, for a person should its retries run out
         return defer(rt, record, f"{last_error or 'carrier did not answer'} (label reference "
@@ -171,7 +173,7 @@ def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: C
         shipment = retry_safe(rt, package.carrier, "find_by_reference",
                               lambda: carrier.find_by_reference(package.idempotency_key))
     except TransientCarrierError as exc:
-        return defer(rt, record, f"{package.carrier}: {exc}")
+        return defer(rt, record, f"{package.carrier}: {their_words(record.order.ship_to, exc)}")
     if shipment is not None and shipment.status == "cancelled":
         shipment = None  # cancelled at the carrier already: nothing to record or void
     if shipment is None:
@@ -222,10 +224,11 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                         f"the label exists (reference {package.idempotency_key})")
         pdf = retry_safe(rt, package.carrier, "get_label", lambda: carrier.get_label(shipment_of(package)))
     except TransientCarrierError as exc:
-        return defer(rt, record, f"{package.carrier}: {exc}")
+        return defer(rt, record, f"{package.carrier}: {their_words(order.ship_to, exc)}")
     except PermanentCarrierError as exc:
         return hold(rt, order.order_id, HoldReason.LABEL_UNAVAILABLE,
-                    f"order {order.order_id}: {package.carrier} will not give the label: {exc}")
+                    f"order {order.order_id}: {package.carrier} will not give the label: "
+                    f"{their_words(order.ship_to, exc)}")
     if not pdf.startswith(b"%PDF-"):
         return defer(rt, record, f"{package.carrier} returned a label that is not a PDF")
     try:

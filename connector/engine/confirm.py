@@ -21,7 +21,7 @@ from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
 from .feeds import in_open_feed, leaves_to_feed, park_for_feed
-from .outcome import Outcome, defer, hold, redact_pii
+from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
 from .verify import confirms_itself, mark_verified, visible
 
@@ -146,17 +146,19 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
             if visible(rt, order, package):
                 return mark_verified(rt, package, PackageState.CONFIRMING)
         except SpApiError as read_exc:
-            return defer(rt, record, f"verifying after 'already shipped': {read_exc}")
+            return defer(rt, record, f"verifying after 'already shipped': "
+                                     f"{their_words(order.ship_to, read_exc)}")
         return hold(rt, order.order_id, HoldReason.ALREADY_SHIPPED,
                     f"order {order.order_id}: Amazon says it is already shipped, but not with our "
-                    f"package {package.package_ref}: {exc}")
+                    f"package {package.package_ref}: {their_words(order.ship_to, exc)}")
     except InvalidInputError as exc:
         rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.LABELED,
-                          order_state=OrderState.LABELED, error=redact_pii(order, str(exc))[:500])
+                          order_state=OrderState.LABELED, error=their_words(order.ship_to, exc)[:500])
         return hold(rt, order.order_id, HoldReason.AMAZON_REJECTED,
-                    f"order {order.order_id}: Amazon refused the shipment confirmation: {exc}")
+                    f"order {order.order_id}: Amazon refused the shipment confirmation: "
+                    f"{their_words(order.ship_to, exc)}")
     except SpApiError as exc:  # throttled, transient (maybe landed), auth: try later, verify first
-        return defer(rt, record, f"confirmShipment: {exc}")
+        return defer(rt, record, f"confirmShipment: {their_words(order.ship_to, exc)}")
     crashpoint("after_confirm_call")
     rt.counters.add("confirmations_sent")
     outcome = _confirmed(rt, package, PackageState.CONFIRMING, confirmed_at=utcnow())

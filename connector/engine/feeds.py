@@ -320,6 +320,7 @@ def _submit(rt: Runtime, feeds: FeedsClient, feed: FeedRecord | None) -> None:
 
 def _submit_now(rt: Runtime, feeds: FeedsClient, feed: FeedRecord) -> None:
     state = _state(rt)
+    feed_id = None
     try:
         document = document_for(rt, feed)
         created = feeds.create_feed_document()
@@ -338,8 +339,14 @@ def _submit_now(rt: Runtime, feeds: FeedsClient, feed: FeedRecord) -> None:
             feed_id,
             feed.rows_total,
         )
-    except StaleStateError as exc:  # moved by someone else meanwhile: theirs to follow
-        log.info("account %s: feed %d changed while it was submitted here: %s", feed.account, feed.id, exc)
+    except StaleStateError as exc:  # moved by someone else meanwhile (this worker's lock was lost)
+        if feed_id is None:
+            log.info("account %s: feed %d changed while it was submitted here: %s",
+                     feed.account, feed.id, exc)
+        else:  # a feed on Amazon the ledger does not follow: its report is for a person to read
+            log.warning("account %s: feed %d changed while it was submitted here (%s); Amazon feed %s was "
+                        "created and is not followed: read its processing report with getFeed",
+                        feed.account, feed.id, exc, feed_id)
     except (SpApiError, RuntimeError, ValueError) as exc:
         failures = state.failures[feed.id] = state.failures.get(feed.id, 0) + 1
         log.warning(

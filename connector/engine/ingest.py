@@ -105,7 +105,7 @@ def _to_order(rt: Runtime, raw: Any, account: str) -> Order | None:
     """Map one API order; one Amazon has garbled is kept and held, never dropped."""
     try:
         return order_from_api(raw, account=account, sites=rt.sites)
-    except (ValueError, TypeError, AttributeError) as exc:  # a field of the wrong shape, too
+    except ValueError as exc:  # (a field of the wrong shape too: the mapping names it)
         _malformed(rt, raw, account, f"it could not be read: {exc}")
         return None
 

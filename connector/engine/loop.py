@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from .feeds import run_feeds
 from .hooks import dispatch as dispatch_hooks
 from .hooks import dispatch_after_step
 from .ingest import ingest_account
-from .outcome import Outcome, defer, hold
+from .outcome import Outcome, defer, hold, their_words
 from .plan import plan
 from .purge import purge_expired_pii
 from .runtime import Runtime
@@ -258,8 +259,11 @@ def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_step
         except QuotaWaitInterrupted:
             return Outcome.REST  # stopping while it waited for quota: nothing was sent
         except Exception as exc:  # noqa: BLE001 - one order's bug must never stop the others
-            log.exception("order %s: unexpected error in state %s", order_id, record.state.value)
-            return defer(rt, record, f"internal error: {type(exc).__name__}: {exc}"[:500])
+            trace = "".join(traceback.format_exception(exc))  # a plugin's words may quote the address
+            log.error("order %s: unexpected error in state %s\n%s", order_id, record.state.value,
+                      their_words(record.order.ship_to, trace).rstrip())
+            return defer(rt, record, f"internal error: {type(exc).__name__}: "
+                                     f"{their_words(record.order.ship_to, exc)}"[:500])
         if rt.leads():
             dispatch_after_step(rt)  # a plugin hears of the step before the next one starts
         if outcome is not Outcome.PROGRESS:

@@ -10,8 +10,7 @@ from datetime import datetime, timedelta
 
 from ..holds import HoldReason
 from ..ledger import OrderFinishedError, OrderRecord
-from ..ledger.crypto import PiiDecryptError
-from ..model import Order, utcnow
+from ..model import Address, utcnow
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -25,21 +24,18 @@ class Outcome(enum.Enum):
                            # handed out again as soon as the dispatcher sees room for it
 
 
-def redact_pii(order: Order | None, text: str) -> str:
-    """``text`` (a carrier's or Amazon's words, say) with the order's buyer address taken out."""
-    try:
-        address = order.ship_to if order is not None else None
-    except PiiDecryptError:  # nothing readable to take out; the hold or retry must still happen
-        return text
-    return address.redact(text) if address is not None else text
+def their_words(address: Address | None, said: object) -> str:
+    """A carrier's or Amazon's words (an exception, a refusal) as they may go into a hold message,
+    a retry's error or a log line: the order's buyer address (``order.ship_to``) taken out, since
+    a refusal may quote the postcode or the street it refused. Only their words: the daemon's own
+    (dates, weights, prices) would be mangled by a postcode of the same digits."""
+    return address.redact(str(said)) if address is not None else str(said)
 
 
 def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str) -> Outcome:
-    """HOLD the order with a machine-readable reason and a message for a person, the buyer's
-    address taken out of it (:func:`redact_pii`). An order that ended meanwhile (a person voided
-    it, say) has nothing left to hold: it is left as it is."""
-    record = rt.ledger.get_order(order_id)
-    message = redact_pii(record.order if record else None, message)
+    """HOLD the order with a machine-readable reason and a message for a person (no PII: a
+    carrier's or Amazon's words in it go through :func:`their_words`). An order that ended
+    meanwhile (a person voided it, say) has nothing left to hold: it is left as it is."""
     try:
         rt.ledger.hold(order_id, reason.value, message)
     except OrderFinishedError as exc:
@@ -53,7 +49,6 @@ def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str) -> Outcom
 def defer(rt: Runtime, record: OrderRecord, error: str) -> Outcome:
     """Try the step again later (jittered exponential back-off); hold after ``max_attempts``."""
     attempts = record.attempts + 1
-    error = redact_pii(record.order, error)
     if attempts >= rt.engine.max_attempts:
         return hold(rt, record.order_id, HoldReason.RETRIES_EXHAUSTED,
                     f"gave up after {attempts} attempts in state {record.state.value}: {error}")

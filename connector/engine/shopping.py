@@ -23,6 +23,7 @@ from ..rules import (
     requirements,
     select,
 )
+from .outcome import their_words
 from .runtime import Runtime
 from .warehouses import choose_warehouse
 
@@ -167,10 +168,11 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
             failures.append(Rejection(code, "", ("the carrier gives no quotes",)))
             continue
         except PermanentCarrierError as exc:
-            failures.append(Rejection(code, "", (f"quote refused: {exc}",)))
+            failures.append(Rejection(code, "", (f"quote refused: {their_words(request.ship_to, exc)}",)))
             continue
         except Exception as exc:  # noqa: BLE001 - one carrier's failure never stops the others
-            failures.append(Rejection(code, "", (f"quote failed: {type(exc).__name__}: {exc}",)))
+            failures.append(Rejection(code, "", (f"quote failed: {type(exc).__name__}: "
+                                                  f"{their_words(request.ship_to, exc)}",)))
             unanswered.append(code)  # transient, or a plugin bug: worth asking again later
             continue
         kept = [q for q in answer if services is None or q.service in services]

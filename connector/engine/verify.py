@@ -36,7 +36,7 @@ from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
 from .feeds import confirmed_by_feed
-from .outcome import Outcome, defer, hold
+from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -104,7 +104,7 @@ def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         if visible(rt, order, package):
             return mark_verified(rt, package, PackageState.CONFIRMED)
     except SpApiError as exc:
-        return defer(rt, record, f"getOrder: {exc}")
+        return defer(rt, record, f"getOrder: {their_words(order.ship_to, exc)}")
     # Amazon answered 204 but does not show the package. Read once more later; after that the
     # confirmation was dropped (it happens) and is sent again, a bounded number of times.
     if record.attempts == 0:

@@ -28,7 +28,7 @@ from ..ledger.base import order_state_of
 from ..model import FulfillmentStatus, utcnow
 from .carrier_calls import retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
-from .outcome import Outcome, defer, hold
+from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -92,14 +92,17 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     except (PermanentCarrierError, NotSupported) as exc:
         if not looked_up:  # nothing was asked to cancel: say so, not "refused to cancel"
             return _refused(rt, record, package, f"{package.carrier} refused the lookup of label "
-                            f"{package.idempotency_key}: {exc}", cause=VoidRefusal.LOOKUP)
+                            f"{package.idempotency_key}: {their_words(order.ship_to, exc)}",
+                            cause=VoidRefusal.LOOKUP)
         if unseen:  # not known there yet (a new label), or cancelled there in words the plugin does not know
             return _refused(rt, record, package, f"{package.carrier} refused to cancel label "
-                            f"{package.idempotency_key}, which its lookup does not show either ({exc})",
+                            f"{package.idempotency_key}, which its lookup does not show either "
+                            f"({their_words(order.ship_to, exc)})",
                             cause=VoidRefusal.UNSEEN)
-        return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: {exc}")
+        return _refused(rt, record, package, f"{package.carrier} refused to cancel the label: "
+                        f"{their_words(order.ship_to, exc)}")
     except TransientCarrierError as exc:
-        return defer(rt, record, f"void at {package.carrier}: {exc}")
+        return defer(rt, record, f"void at {package.carrier}: {their_words(order.ship_to, exc)}")
     refund = package.plan.get("cost") or package.plan.get("price") or {}
     rt.ledger.advance(package, PackageState.VOIDING, PackageState.VOIDED, order_state=OrderState.VOIDED,
                       voided_at=utcnow(), refund=refund)

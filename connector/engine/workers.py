@@ -110,7 +110,7 @@ class Membership:
             jobs=(LEADER,), lease_seconds=self.lease_seconds)
         with self._lock:
             previous, self._owned = self._owned, owned
-            lapsed = started >= self._valid_until  # its leases ran out before this heartbeat
+            lapsed = time.monotonic() >= self._valid_until  # its leases ran out before this answer
             self._valid_until = started + self.lease_seconds
         if owned != previous:
             log.info("worker %s now acts for %s", self.worker_id, ", ".join(sorted(owned)) or "nothing")

@@ -42,6 +42,11 @@ from .sql import ConnectionHandle, SqlLedger
 WRITE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"mfn-connector ledger write").digest()[:8], "big",
                                 signed=True)
 CONNECT_TIMEOUT_S = 10
+# The liveness lock's connection is idle for the worker's whole life: TCP keepalives notice a peer
+# gone (about a minute), and tcp_user_timeout (ms) ends the heartbeat's probe on a half-open one
+# in 10 s instead of the system's ~15 minutes of retransmissions.
+LIVENESS_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                      "keepalives_count": 3, "tcp_user_timeout": 10_000}
 
 
 def _lock_key(key: str) -> int:
@@ -158,10 +163,12 @@ class PostgresLedger(SqlLedger):
         self.url = _plain_url(url)
         self._conn()  # fail fast: an unreachable server or a refused login is reported at start
 
-    def _connect(self) -> _Connection:
+    def _connect(self, **options: Any) -> _Connection:
+        """A connection; ``options``: more libpq parameters (keepalives, say)."""
         try:
             raw = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory,
-                                  connect_timeout=CONNECT_TIMEOUT_S, application_name="mfn-connector")
+                                  connect_timeout=CONNECT_TIMEOUT_S, application_name="mfn-connector",
+                                  **options)
         except psycopg.OperationalError as exc:
             # libpq's message names host and port but never the password
             raise ConnectionError(f"ledger {self.location}: cannot connect: "
@@ -199,8 +206,10 @@ class PostgresLedger(SqlLedger):
                 return True  # a session's advisory lock lasts as long as the session
             if held:
                 held.pop().close()
-            conn = self._connect()
-            conn.execute("SELECT pg_advisory_lock(?)", (key,))
+            conn = self._connect(**LIVENESS_KEEPALIVE)
+            if not conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]:
+                conn.close()  # the dropped session lingers on the server: again at the next heartbeat
+                return False
             handle = ConnectionHandle(conn)
             with self._lock:
                 self._handles.add(handle)

@@ -71,3 +71,35 @@ def test_a_step_holding_an_order_ended_meanwhile_ends_its_drive_quietly(world, m
                    for r in caplog.records)  # a line says what was not recorded, and why
     finally:
         rt.close()
+
+
+def test_an_unexpected_error_quoting_the_address_is_logged_and_retried_without_it(world, monkeypatch, caplog):
+    """A plugin's exception may quote the buyer's address: the traceback in the log and the
+    retry's error keep the rest (the exception's type, where it came from) but not the address."""
+    from connector.engine import loop
+    from connector.ledger import OrderState
+
+    from ..e2e.helpers import ingest_all
+
+    rt = world({"sandbox": {"orders": 6}}).runtime()
+    try:
+        ingest_all(rt)
+        record = next(r for r in rt.ledger.orders([OrderState.NEW])
+                      if r.order.ship_to and r.order.ship_to.postal_code and r.order.ship_to.line1)
+        address = record.order.ship_to
+
+        def plugin_bug(rt, record):
+            raise RuntimeError(f"cannot geocode {address.line1}, {address.postal_code}")
+
+        monkeypatch.setattr(loop, "plan", plugin_bug)
+        with caplog.at_level("INFO", logger="connector"):
+            loop.drive(rt, record.order_id, lambda: False)
+        error = rt.ledger.get_order(record.order_id)
+        assert "unexpected error" in caplog.text and "RuntimeError: cannot geocode ***, ***" in caplog.text
+        assert "in plugin_bug" in caplog.text  # the traceback is still there
+        assert address.line1 not in caplog.text and address.postal_code not in caplog.text
+        assert error.attempts == 1
+        deferred = [r.getMessage() for r in caplog.records if "deferred" in r.getMessage()]
+        assert deferred and all(address.postal_code not in m for m in deferred)
+    finally:
+        rt.close()
