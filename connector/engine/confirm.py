@@ -118,8 +118,9 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
     """Claim the package (LABELED -> CONFIRMING) and send confirmShipment; then CONFIRMED."""
     order = record.order
     client = rt.amazon[order.account]
+    sent = _confirmation(order, package, spec, carrier_code)  # its ship date stored with the claim
     try:  # before the claim: data of ours Amazon would refuse is held now, not retried
-        confirm_shipment_body(order.order_id, **_confirmation(order, package, spec, carrier_code))
+        confirm_shipment_body(order.order_id, **sent)
     except (ValueError, TypeError) as exc:
         return hold(rt, order.order_id, HoldReason.LEDGER_INCONSISTENT,
                     f"order {order.order_id}: package {package.package_ref} cannot be confirmed as "
@@ -128,14 +129,14 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
     try:
         if package.state == PackageState.LABELED:
             package = rt.ledger.advance(package, PackageState.LABELED, PackageState.CONFIRMING,
-                                        order_state=OrderState.CONFIRMING,
-                                        shipped_at=package.shipped_at or utcnow(),
+                                        order_state=OrderState.CONFIRMING, shipped_at=sent["ship_date"],
                                         confirm_attempts=package.confirm_attempts + 1)
+            sent["ship_date"] = package.shipped_at or sent["ship_date"]  # as stored: a re-send sends it
             claimed = True
         elif visible(rt, order, package):  # resumed: the earlier send may have landed
             return mark_verified(rt, package, PackageState.CONFIRMING)
         crashpoint("before_confirm")
-        client.confirm_shipment(order.order_id, **_confirmation(order, package, spec, carrier_code))
+        client.confirm_shipment(order.order_id, **sent)
     except QuotaWaitInterrupted:
         if claimed:  # stopped before the request left: the claim is handed back, the turn not counted
             rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.LABELED,

@@ -51,7 +51,7 @@ from ..amazon.feeds import (
 from ..config import Account
 from ..holds import HoldReason
 from ..ledger import OrderState, Package, PackageState, StaleStateError
-from ..ledger.feeds import OPEN_FEED_STATES, FeedOutcome, FeedRecord
+from ..ledger.feeds import OPEN_FEED_STATES, UNSUBMITTED_FEED_STATES, FeedOutcome, FeedRecord
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
@@ -313,7 +313,7 @@ def _submit(rt: Runtime, feeds: FeedsClient, feed: FeedRecord | None) -> None:
     if feed is None:
         return
     with _only_here(rt, feed) as current:
-        if current is None or current.state not in ("CLAIMED", "UPLOADED"):
+        if current is None or current.state not in UNSUBMITTED_FEED_STATES:
             return  # another worker submits it, or did since it was read
         _submit_now(rt, feeds, current)
 
@@ -378,6 +378,8 @@ def _give_up(rt: Runtime, feed: FeedRecord, why: str) -> None:
 def _follow(rt: Runtime, feeds: FeedsClient, account: Account) -> int:
     moved = 0
     for listed in rt.ledger.feeds(account.name, open_only=True):
+        if listed.state not in UNSUBMITTED_FEED_STATES and not _poll_due(rt, listed):
+            continue  # polled a moment ago: no lock, no read
         with _only_here(rt, listed) as feed:
             if feed is None or feed.state not in OPEN_FEED_STATES:
                 continue  # another worker has it in hand, or it was settled since the list was read
@@ -388,18 +390,23 @@ def _follow(rt: Runtime, feeds: FeedsClient, account: Account) -> int:
     return moved
 
 
+def _poll_due(rt: Runtime, feed: FeedRecord) -> bool:
+    """Whether a created feed's getFeed is due (at most every ``amazon.feeds.poll_seconds``)."""
+    last = _state(rt).checked.get(feed.id)
+    return last is None or time.monotonic() - last >= rt.config.amazon.feeds.poll_seconds
+
+
 def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRecord) -> int | None:
     """One open feed (under :func:`_only_here`): submitted again, or polled and settled; returns
     the packages moved (None: no getFeed token left for the account's other feeds this pass)."""
     state = _state(rt)
-    if feed.state in ("CLAIMED", "UPLOADED"):  # a crash or an error before createFeed answered
+    if feed.state in UNSUBMITTED_FEED_STATES:  # a crash or an error before createFeed answered
         if feeds.available("createFeedDocument") >= 1 and feeds.available("createFeed") >= 1:
             log.info("account %s: feed %d was %s without an Amazon feed id; submitting it again",
                      account.name, feed.id, feed.state)
             _submit_now(rt, feeds, feed)
         return 0
-    last = state.checked.get(feed.id)
-    if last is not None and time.monotonic() - last < rt.config.amazon.feeds.poll_seconds:
+    if not _poll_due(rt, feed):
         return 0
     if feeds.available("getFeed") < 1:
         return None

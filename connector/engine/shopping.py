@@ -176,10 +176,11 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
             unanswered.append(code)  # transient, or a plugin bug: worth asking again later
             continue
         kept = [q for q in answer if services is None or q.service in services]
-        garbled = [q for q in kept if _unusable_price(q)]  # never the cheapest by mistake
+        checked = [(q, _unusable_price(q)) for q in kept]  # a garbled price: never the cheapest by mistake
+        garbled = [(q, why) for q, why in checked if why]
         if garbled:
-            kept = [q for q in kept if q not in garbled]
-            failures += [Rejection(code, q.service, (_unusable_price(q),)) for q in garbled]
+            kept = [q for q, why in checked if not why]
+            failures += [Rejection(code, q.service, (why,)) for q, why in garbled]
             unanswered.append(code)  # a garbled answer may read right next time
         if not kept and not garbled:
             why = ("no quote for the routed service(s) " + ", ".join(sorted(services)) if services

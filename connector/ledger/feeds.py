@@ -27,7 +27,8 @@ from .base import OrderState, Package, PackageState
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
 
-OPEN_FEED_STATES = ("CLAIMED", "UPLOADED", "SUBMITTED")
+UNSUBMITTED_FEED_STATES = ("CLAIMED", "UPLOADED")  # no Amazon feed id yet
+OPEN_FEED_STATES = (*UNSUBMITTED_FEED_STATES, "SUBMITTED")
 # what a settled package became: accepted (CONFIRMED), unknown (CONFIRMED, read back to decide),
 # rejected (LABELED, order held), retry (LABELED, order due again), skipped (moved by someone else)
 RESULTS = ("accepted", "unknown", "rejected", "retry", "skipped")
@@ -221,7 +222,7 @@ class FeedStore:
         """The document is uploaded (again): UPLOADED, one more attempt, no feed id yet."""
         self._feed_update(
             feed_row_id,
-            OPEN_FEED_STATES[:2],
+            UNSUBMITTED_FEED_STATES,
             "UPLOADED",
             "feed_document_id = ?, feed_id = '', uploaded_at = ?, attempts = attempts + 1",
             lambda now: (feed_document_id, now),
