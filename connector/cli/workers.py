@@ -14,8 +14,6 @@ from .app import State, cli, pass_state
 @pass_state
 def workers_cmd(state: State, as_json: bool) -> None:
     """Workers sharing the ledger, whether each is alive, and who owns which seller account."""
-    from ..model import utcnow
-
     config = state.config()
     ledger = state.ledger()
     try:
@@ -29,9 +27,9 @@ def workers_cmd(state: State, as_json: bool) -> None:
                            "(several workers need a PostgreSQL ledger: ledger.url: postgresql://...)")
             return
         workers, leases = ledger.workers(), ledger.leases()
+        now = ledger.lease_now()  # the clock the leases were written by, not this host's
     finally:
         ledger.close()
-    now = utcnow()
     lease_s = config.engine.lease_seconds
 
     def status(w) -> str:

@@ -17,6 +17,10 @@ Each heartbeat is one write transaction, and write transactions are serialised b
 write lock (see :mod:`connector.ledger.postgres`), so two workers never take the same account.
 Keys starting with ``@`` are jobs that one worker at a time runs for everyone (``@leader``: the
 hourly purge, alerts, hooks and webhooks); they are taken like accounts but not counted in the share.
+Leases are judged by one clock for all workers: the database server's on PostgreSQL (see
+:meth:`LeaseStore.lease_now`), so worker hosts whose clocks disagree neither take a live worker's
+accounts (a clock ahead) nor hold a dead one's past its lease (a clock behind).
+
 Mixed into the SQL ledger stores; uses their ``_conn``/``_write``/``_clock``.
 """
 from __future__ import annotations
@@ -61,11 +65,16 @@ class LeaseCensus:
 
 
 class LeaseStore:
+    def lease_now(self, conn: Any = None) -> datetime:
+        """The time leases and heartbeats are written and judged by. The ledger's clock here; a
+        store shared by several hosts answers with its server's clock instead."""
+        return self._clock()
+
     def lease_census(self, lease_seconds: float) -> LeaseCensus:
         """A read (no write lock): live workers and free leases as the next heartbeat would see them,
         but for the dead-process check only the heartbeat makes."""
         conn = self._conn()
-        moment = self._clock()
+        moment = self.lease_now(conn)
         alive_since = _ts(moment - timedelta(seconds=lease_seconds))
         live = conn.execute("SELECT COUNT(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?",
                             (alive_since,)).fetchone()[0]
@@ -83,7 +92,7 @@ class LeaseStore:
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
         with self._write() as conn:
-            moment = self._clock()
+            moment = self.lease_now(conn)
             now, until = _ts(moment), _ts(moment + timedelta(seconds=lease_seconds))
             alive_since = _ts(moment - timedelta(seconds=lease_seconds))
             conn.execute("INSERT INTO workers (worker_id, host, pid, started_at, heartbeat_at) VALUES"
@@ -140,7 +149,7 @@ class LeaseStore:
     def release_worker(self, worker_id: str) -> None:
         """A worker stopping: its leases end now (the others' next census sees them free)."""
         with self._write() as conn:
-            now = self._now()
+            now = _ts(self.lease_now(conn))
             conn.execute("UPDATE account_leases SET worker_id = NULL, expires_at = ? WHERE worker_id = ?",
                          (now, worker_id))
             conn.execute("UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (now, worker_id))

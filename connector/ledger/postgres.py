@@ -28,12 +28,13 @@ import functools
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from .. import clock as daemon_clock
 from ..model import utcnow
 from .crypto import PiiCipher
 from .sql import ConnectionHandle, SqlLedger
@@ -158,9 +159,10 @@ class PostgresLedger(SqlLedger):
     db_errors = (psycopg.Error,)
     shared = True
 
-    def __init__(self, url: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:
-        super().__init__(display_url(url), cipher, clock=clock)
+    def __init__(self, url: str, cipher: PiiCipher, *, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(display_url(url), cipher, clock=clock or utcnow)
         self.url = _plain_url(url)
+        self._server_clock = clock is None  # leases on the server's clock unless a test sets one
         self._conn()  # fail fast: an unreachable server or a refused login is reported at start
 
     def _connect(self, **options: Any) -> _Connection:
@@ -230,6 +232,14 @@ class PostgresLedger(SqlLedger):
         except psycopg.Error:
             return False
         return True
+
+    def lease_now(self, conn: _Connection | None = None) -> datetime:
+        """The server's clock (shifted as the daemon's clock is by a simulation): every worker
+        writes and judges leases by this one clock, whatever its own host's says."""
+        if not self._server_clock:
+            return self._clock()
+        moment = (conn or self._conn()).execute("SELECT clock_timestamp()").fetchone()[0]
+        return moment.astimezone(timezone.utc) + daemon_clock.offset()
 
     def _worker_alive(self, conn: _Connection, worker_id: str) -> bool | None:
         key = _lock_key(f"worker:{worker_id}")

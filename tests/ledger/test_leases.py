@@ -198,6 +198,54 @@ def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_roo
     assert beat(second, "w4") == {*ACCOUNTS, "@leader"}
 
 
+@pytest.mark.parametrize("skew", [LEASE + 1, -(LEASE + 1)], ids=["ahead", "behind"])
+def test_leases_on_postgresql_are_judged_by_the_servers_clock_not_the_hosts(
+        postgres_server, monkeypatch, skew: float) -> None:
+    """Worker hosts whose clocks disagree: one running ahead by more than the lease time must not
+    take a live worker's accounts, and one running behind must not keep its leases for ever in the
+    others' eyes. Both ledgers use the real clock (none injected), and the second 'host' has its
+    own clock moved by ``skew``: the server's clock is the one both must judge by."""
+    from connector import clock as daemon_clock
+
+    postgres_server.require()
+    url, key = postgres_server.fresh_url(), Fernet.generate_key()
+    first, second = PostgresLedger(url, PiiCipher([key])), PostgresLedger(url, PiiCipher([key]))
+    first.migrate()
+    try:
+        host_now, second_host = daemon_clock.now, threading.local()
+        monkeypatch.setattr(daemon_clock, "now", lambda: host_now() + timedelta(
+            seconds=skew if getattr(second_host, "on", False) else 0))
+
+        def on_its_host(ledger, call):  # the second ledger's host has its clock off by skew
+            second_host.on = ledger is second
+            try:
+                return call(ledger)
+            finally:
+                second_host.on = False
+
+        def beat_as(ledger, worker: str) -> set[str]:
+            return on_its_host(ledger, lambda store: store.worker_heartbeat(
+                worker, host=worker, pid=1, accounts=ACCOUNTS, jobs=("@leader",), lease_seconds=LEASE))
+
+        alive = [first.hold_worker_lock("w1")]  # held as long as a reference is
+        assert beat_as(first, "w1") == {*ACCOUNTS, "@leader"}
+        census = on_its_host(second, lambda store: store.lease_census(LEASE))
+        assert (census.live_workers, census.free_accounts, census.free_jobs) == (1, 0, 0)
+        alive.append(second.hold_worker_lock("w2"))
+        assert beat_as(second, "w2") == set()  # w1 is alive and its leases run: nothing to take yet
+        kept = beat_as(first, "w1")  # w1 sees w2 alive and gives back what is over its share
+        assert len(accounts(kept)) == 3 and "@leader" in kept
+        taken = beat_as(second, "w2")
+        assert accounts(taken) == set(ACCOUNTS) - kept and "@leader" not in taken
+        assert beat_as(first, "w1") == kept  # neither sees the other's leases run out
+        assert beat_as(second, "w2") == taken
+        seen = {w.worker_id: w.heartbeat_at for w in first.workers()}
+        assert abs((seen["w2"] - seen["w1"]).total_seconds()) < 5  # both written on the server's clock
+    finally:
+        first.close()
+        second.close()
+
+
 def test_the_census_counts_live_workers_and_free_leases(ledger, clock: Clock) -> None:
     assert ledger.lease_census(LEASE) == LeaseCensus(0, 0, 0)  # nobody has registered a key yet
     beat(ledger, "w1")
