@@ -583,15 +583,20 @@ def _ioss(order: Order, destination: str, goods: Money | None, policy: IossPolic
                          "not sent")
         return "", "", ""
     cap = policy.cap
+    if amazon:
+        # Amazon sends the number only when it collected the VAT under IOSS: it has judged the
+        # consignment, on values net of VAT, which the buyer's prices here are not. Not passing it
+        # on would charge the buyer VAT twice, so the cap is not applied to Amazon's number.
+        value = _versus(goods, cap, fx) if goods is not None else "of unknown value"
+        notes.append(f"IOSS: Amazon collected the VAT under IOSS (goods {value} to {destination}): "
+                     "Amazon's IOSS number goes to the carrier's customs data")
+        return amazon, "amazon", ""
     if goods is not None and _compare(goods, cap, fx) > 0:
         notes.append(f"IOSS: goods {_versus(goods, cap, fx)} to {destination} are above {format_money(cap)}: "
                      "no IOSS number (import VAT is due at the border)")
         return "", "", ""
     within = (f"goods {_versus(goods, cap, fx)} to {destination} are within {format_money(cap)}"
               if goods is not None else f"goods value to {destination} unknown (an item has no price)")
-    if amazon:
-        notes.append(f"IOSS: {within}: Amazon's IOSS number goes to the carrier's customs data")
-        return amazon, "amazon", ""
     if seller:
         notes.append(f"IOSS: {within}; Amazon sent no IOSS number: the seller's own number "
                      f"(accounts[].ioss_number of account {order.account or '?'}) is sent")

@@ -1,7 +1,8 @@
 """IOSS follows the destination country, not the Amazon site (docs/site-rules.md#ioss).
 
-Written from the rule: a consignment delivered into the EU whose goods (without shipping) are
-worth at most 150 EUR carries Amazon's per-item IOSS number, else the seller's own number for the
+Written from the rule: a consignment delivered into the EU carries Amazon's per-item IOSS number
+whenever Amazon sent one (Amazon collected the VAT: it judged the value, net of VAT); without it, one
+whose goods (without shipping) are worth at most 150 EUR carries the seller's own number for the
 account, else the ``ioss.missing`` policy decides (Buy Shipping only, hold, or ship with a warning).
 """
 from __future__ import annotations
@@ -40,16 +41,25 @@ def test_no_number_outside_the_eu_even_on_an_eu_site(site: str, to: str) -> None
 
 
 def test_cap_is_on_the_goods_at_most_150_eur() -> None:
-    assert req("DE", "150.00", to="DE", ioss=AMAZON_IOSS).ioss_number == AMAZON_IOSS
-    above = req("DE", "150.01", to="DE", ioss=AMAZON_IOSS)
+    assert req("DE", "150.00", to="DE", seller=SELLER_IOSS).ioss_number == SELLER_IOSS
+    above = req("DE", "150.01", to="DE", seller=SELLER_IOSS)
     assert above.ioss_number == "" and above.ioss_missing == ""  # import VAT at the border instead
     assert any("above 150 EUR" in n for n in above.notes)
 
 
+@pytest.mark.parametrize("goods", ["160.00", "179.99", "400.00"])
+def test_amazons_number_is_sent_whatever_the_buyers_prices_add_up_to(goods: str) -> None:
+    """Amazon's prices include VAT (160 EUR is ~134 EUR net in Germany) and Amazon sends the number
+    only when it collected the VAT under IOSS: dropping it would charge the buyer VAT twice."""
+    r = req("DE", goods, to="DE", ioss=AMAZON_IOSS, seller=SELLER_IOSS)
+    assert (r.ioss_number, r.ioss_source, r.ioss_missing) == (AMAZON_IOSS, "amazon", "")
+    assert any("Amazon collected the VAT" in n for n in r.notes)
+
+
 def test_cap_converted_for_a_uk_order_into_ireland() -> None:
     # 150 EUR = 162 USD = 127.5590... GBP at the test table (EUR 1.08, GBP 1.27 USD)
-    assert req("UK", "127.55", to="IE", ioss=AMAZON_IOSS).ioss_number == AMAZON_IOSS
-    assert req("UK", "127.56", to="IE", ioss=AMAZON_IOSS).ioss_number == ""
+    assert req("UK", "127.55", to="IE", seller=SELLER_IOSS).ioss_number == SELLER_IOSS
+    assert req("UK", "127.56", to="IE", seller=SELLER_IOSS).ioss_number == ""
 
 
 def test_shipping_does_not_count_towards_the_ioss_cap() -> None:
