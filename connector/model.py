@@ -73,6 +73,11 @@ class Money:
         return cls(Decimal(str(data["amount"])), data["currency"])
 
 
+# Scripts written without spaces between words (Han, kana, Hangul, Thai): no word boundary to match.
+_UNSPACED_SCRIPT = re.compile("[\u0e00-\u0e7f\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf"
+                              "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
+
+
 @dataclass(frozen=True)
 class Address:
     """A postal address. For a buyer this is PII: the ledger stores it encrypted."""
@@ -106,9 +111,11 @@ class Address:
         """``text`` with this address's personal values replaced by ``***``: a carrier's refusal may
         quote the postcode or the street it refused, and such text ends up in hold messages, logs,
         events and webhooks. Whole words only; values shorter than 3 characters are left (they
-        would match too much). Also the forms a carrier may have reduced them to: each word of
-        the name, the postcode without its spaces and hyphens and its first part (a ZIP+4's five
-        digits), the phone's digits alone."""
+        would match too much). Chinese, Japanese, Korean and Thai are written without spaces, so a
+        value in those scripts goes wherever it stands, from 2 characters (a name such as 张三).
+        Also the forms a carrier may have reduced them to: each word of the name, the postcode
+        without its spaces and hyphens and its first part (a ZIP+4's five digits), the phone's
+        digits alone."""
         values = {getattr(self, f).strip() for f in self.PERSONAL}
         values.update(self.name.split())
         code = self.postal_code.strip()
@@ -116,8 +123,12 @@ class Address:
         digits = re.sub(r"\D", "", self.phone)
         if len(digits) >= 6:
             values.add(digits)
-        for value in sorted((v for v in values if len(v) >= 3), key=len, reverse=True):
-            text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "***", text, flags=re.IGNORECASE)
+        for value in sorted(values, key=len, reverse=True):
+            if _UNSPACED_SCRIPT.search(value):
+                if len(value) >= 2:
+                    text = text.replace(value, "***")
+            elif len(value) >= 3:
+                text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "***", text, flags=re.IGNORECASE)
         return text
 
     @classmethod

@@ -25,3 +25,11 @@ def test_short_values_are_left():
 
 def test_an_empty_address_changes_nothing():
     assert Address().redact("nothing to take out") == "nothing to take out"
+
+
+def test_values_in_scripts_written_without_spaces_go_wherever_they_stand():
+    jp = Address(name="山田太郎", line1="六本木1-2-3", postal_code="106-0032", city="港区")
+    assert jp.redact("収件人山田太郎地址六本木1-2-3不正确") == "収件人***地址***不正确"
+    cn = Address(name="张三", line1="建国路88号", city="北京")
+    assert cn.redact("收件人姓名[张三]与地址建国路88号不符, 北京") == "收件人姓名[***]与地址***不符, 北京"
+    assert Address(name="王").redact("王府井") == "王府井"  # one character alone would match too much
