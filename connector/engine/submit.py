@@ -129,8 +129,14 @@ def confirmation_order(rt: Runtime, body: dict[str, Any]) -> tuple[Order, Extern
     if spec.confirms_shipment:
         raise SubmitError(422, "carrier", f"{spec.label} labels confirm themselves on Amazon; "
                           "nothing to confirm")
-    if spec.carrier_code_for(site) is None:
+    carrier_code = spec.carrier_code_for(site)
+    if carrier_code is None:
         raise SubmitError(422, "carrier", f"Amazon does not accept {spec.label} on {site}")
+    rules = rt.site_rules.get(site)
+    if rules is not None and carrier_code not in rules.carrier_codes:  # as for the daemon's own labels
+        raise SubmitError(422, "carrier", f"carrier code {carrier_code!r} is not in Amazon's list for {site} "
+                          "(tracking from a carrier Amazon does not integrate counts as invalid); add it "
+                          f"under site_rules.{site}.carrier_codes if Seller Central lists it")
     number = body["tracking_number"].strip()
     if not spec.accepts_tracking_number(number):
         raise SubmitError(422, "tracking_number", f"{number!r} is not a {spec.label} tracking number "

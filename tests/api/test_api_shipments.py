@@ -223,6 +223,26 @@ def test_confirm_only_checks_the_label_then_confirms_and_verifies(api):
     assert confirmation["accepted"] == 1 and confirmation["trackingNumber"] == body["tracking_number"]
 
 
+def test_confirm_only_refuses_a_carrier_code_not_in_the_sites_list(api):
+    """The daemon never confirms its own labels under a code Amazon's list for the site lacks (the
+    tracking would count as invalid); an ERP's label is held to the same list."""
+    a = api(ERP_OWNS_NA)
+    (order, *_) = erp_pulls(a)
+    spec = a.rt.carrier_specs["yanwen"]
+    code = spec.carrier_code_for(order.site)
+    rules = a.rt.site_rules[order.site]
+    a.rt.site_rules[order.site] = replace(
+        rules, carrier_codes={k: v for k, v in rules.carrier_codes.items() if k != code})
+    items = [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in order.items if i.quantity]
+    body = {"idempotency_key": "conf-1", "order_id": order.order_id, "site": order.site, "account": "demo-na",
+            "carrier": "yanwen", "tracking_number": _sample(spec.tracking_number_pattern), "items": items}
+    r = a.post("/v1/confirmations", scope="operate", json=body)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "carrier" and "not in Amazon's list" in error["message"], error
+    assert a.rt.ledger.get_order(order.order_id) is None  # nothing recorded
+
+
 def test_a_label_the_erp_bought_elsewhere_is_not_voided_by_the_daemon(api):
     """The daemon holds no carrier shipment id for it: it neither calls the carrier nor says VOIDED."""
     a = api(ERP_OWNS_NA)
