@@ -7,7 +7,7 @@ and the emulators only when they run, so ``--help`` stays fast and imports no em
 from __future__ import annotations
 
 from ..plugins import load_plugins
-from . import api, events, labels, orders, report, run, sandbox, simulate, workers  # noqa: F401 - each registers its commands on the group
+from . import api, events, labels, orders, pii, report, run, sandbox, simulate, workers  # noqa: F401 - each registers its commands on the group
 from .app import State, cli
 
 __all__ = ["State", "cli", "main"]

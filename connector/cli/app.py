@@ -89,14 +89,14 @@ def _opening() -> Iterator[None]:
     or labels directory that cannot be written -- as a message, not a traceback."""
     from ..config import ConfigError
     from ..ledger import LedgerInUse
-    from ..ledger.crypto import PiiKeyError
+    from ..ledger.crypto import PiiDecryptError, PiiKeyError
     from ..ledger.migrations import SchemaError
 
     try:
         yield
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration:\n{exc}") from None
-    except (PiiKeyError, SchemaError, ConnectionError, LedgerInUse) as exc:
+    except (PiiKeyError, PiiDecryptError, SchemaError, ConnectionError, LedgerInUse) as exc:
         raise click.ClickException(f"cannot open the ledger: {exc}") from None
     except OSError as exc:  # e.g. labels_dir on a read-only file system; the message names the path
         raise click.ClickException(f"cannot start: {exc} (check state_dir and labels_dir)") from None

@@ -30,6 +30,7 @@ from ..amazon.errors import SpApiError
 from ..config import Account
 from ..holds import HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
+from ..ledger.crypto import PiiDecryptError
 from ..model import FulfillmentStatus, utcnow
 from ..ratelimit import QuotaWaitInterrupted, fence
 from ..webhooks import deliver as deliver_webhooks
@@ -249,7 +250,12 @@ def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_step
     for _ in range(max_steps):
         if should_stop():
             return outcome
-        record = rt.ledger.get_order(order_id)
+        try:
+            record = rt.ledger.get_order(order_id)
+        except PiiDecryptError as exc:  # a key was removed too soon: this order waits, the others go on
+            return hold(rt, order_id, HoldReason.LEDGER_INCONSISTENT,
+                        f"{exc}; put the key it was sealed with back (after the newest), release the "
+                        "order, and run 'mfn-connector pii rotate' before removing a key")
         if record is None or record.state not in states:
             return Outcome.REST
         try:

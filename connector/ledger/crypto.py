@@ -7,7 +7,7 @@ readable only by its owner.
 Key rotation: a key source may hold several keys, newest first (the environment variable as a
 comma-separated list, the key file one key per line). The first key encrypts; every key decrypts
 (:class:`cryptography.fernet.MultiFernet`). To rotate: put the new key first, keep the old one
-second, re-encrypt the stored data (``SqliteLedger.rotate_pii()``), then drop the old key.
+second, re-encrypt the stored data (``mfn-connector pii rotate``), then drop the old key.
 
 Nothing raised here contains key material or plaintext.
 """

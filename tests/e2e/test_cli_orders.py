@@ -101,3 +101,39 @@ def test_operator_input_out_of_range_is_refused_with_a_message(world):
     alone = run("workers", "--json")  # SQLite: one daemon, but still JSON for a script
     assert alone.exit_code == 0 and json.loads(alone.output) == {
         "ledger": "sqlite", "shared": False, "workers": [], "leases": []}, alone.output
+
+
+def test_pii_rotate_reseals_every_address_so_the_old_key_can_go(world):
+    """The documented rotation: the new key first and the old one after it, `pii rotate`, then
+    the old key removed -- and every stored address still reads."""
+    from cryptography.fernet import Fernet
+
+    from .helpers import ledger_of
+
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+    finally:
+        rt.close()
+    key_file = w.config().pii_key_file
+    old = key_file.read_text().strip()
+    new = Fernet.generate_key().decode()
+    key_file.write_text(f"{new}\n{old}\n")
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--config", str(w.config_path), *args])
+
+    rotated = run("pii", "rotate")
+    key_file.write_text(f"{new}\n")  # the old key removed
+    ledger = ledger_of(w)
+    try:
+        stored = ledger.orders()
+        assert stored and all(r.order.ship_to is not None for r in stored)
+    finally:
+        ledger.close()
+    assert rotated.exit_code == 0, rotated.output
+    assert rotated.output.startswith(f"{len(stored)} buyer address(es) re-encrypted"), rotated.output
+    key_file.write_text(f"{Fernet.generate_key().decode()}\n")  # a key that never sealed anything
+    refused = run("pii", "rotate")
+    assert refused.exit_code != 0 and "cannot" in refused.output, refused.output

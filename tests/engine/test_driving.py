@@ -103,3 +103,32 @@ def test_an_unexpected_error_quoting_the_address_is_logged_and_retried_without_i
         assert deferred and all(address.postal_code not in m for m in deferred)
     finally:
         rt.close()
+
+
+def test_an_order_sealed_with_a_key_no_longer_configured_is_held_and_the_others_go_on(world):
+    """An operator removed an old PII key before re-encrypting: that order cannot be read. The
+    drive holds it with what to do, instead of raising out of the dispatcher and stopping the
+    daemon at every start; and the release of orders held for an unknown SKU, which needs no
+    address, is not stopped by it."""
+    from cryptography.fernet import Fernet
+
+    from connector.engine import loop
+    from connector.engine.items import release_known_skus
+    from connector.ledger import OrderState
+    from connector.ledger.crypto import PiiCipher
+
+    from ..e2e.helpers import ingest_all
+
+    rt = world({"sandbox": {"orders": 4}}).runtime()
+    try:
+        ingest_all(rt)
+        old, readable = (r.order_id for r in rt.ledger.orders([OrderState.NEW])[:2])
+        rt.ledger.hold(readable, "unknown_sku", "SKU X is not in the item master")
+        rt.ledger._cipher = PiiCipher([Fernet.generate_key()])  # the old key removed
+        assert loop.drive(rt, old, lambda: False) is loop.Outcome.REST
+        held = rt.ledger.order_detail(old)[0]
+        assert (held.state, held.hold_reason) == (OrderState.HELD, "ledger_inconsistent")
+        assert "mfn-connector pii rotate" in held.hold_message and "cannot be decrypted" in held.hold_message
+        assert release_known_skus(rt) == [readable]  # the unreadable held order stopped nothing
+    finally:
+        rt.close()
