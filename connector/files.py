@@ -21,3 +21,26 @@ def write_atomically(path: Path, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def unwritable(directory: Path, *, try_write: bool = False) -> str | None:
+    """Why this process could not write a file in ``directory`` (None: it can). A directory not
+    made yet is judged by the nearest one that exists, where it would be made. ``try_write``
+    writes and removes a file there (the only sure test: a read-only mount, an ACL)."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if try_write and existing == directory:
+        try:
+            fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-check.")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            return f"cannot write in {directory}: {exc.strerror or exc}"
+        return None
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == directory else f" (to make {directory})"
+        return f"cannot write in {existing}{made}: permission denied or a read-only file system"
+    return None

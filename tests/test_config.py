@@ -240,3 +240,40 @@ def test_what_run_would_refuse_check_refuses_first_at_its_line(tmp_path):
         f"{path}:23: webhooks.endpoints[1].name: repeats another endpoint's name",
         f"{path}:19: selection.discounts[0]: discount yunexpress: value is a percentage 0..100, got 200",
     ]
+
+
+def test_a_labels_dir_that_cannot_be_written_stops_check_and_start_before_any_label(write_config, tmp_path,
+                                                                                     monkeypatch):
+    """A read-only mount (systemd's ProtectSystem=strict without ReadWritePaths) let the daemon buy
+    labels it could not keep, and confirm none of them. Root passes every permission check, so the
+    read-only file system is played by the write test itself failing."""
+    import errno
+
+    from connector import files
+
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    path = write_config({"labels_dir": str(labels)})
+    real_mkstemp = files.tempfile.mkstemp
+
+    def read_only(*args, **kwargs):
+        if kwargs.get("dir") == labels:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1)
+                if text.startswith("labels_dir:"))
+    assert checked.exit_code == 1, checked.output
+    assert f"{path}:{line}: labels_dir: cannot write in {labels}: Read-only file system" in checked.output
+    started = CliRunner().invoke(cli, ["--config", str(path), "run", "--once"])
+    assert started.exit_code == 1, started.output
+    assert "cannot start: labels_dir: cannot write in" in started.output
+    assert isinstance(started.exception, SystemExit)  # a message, no traceback
+
+    file_in_the_way = tmp_path / "a-file"
+    file_in_the_way.write_text("")
+    path = write_config({"labels_dir": str(file_in_the_way / "labels")})
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1 and f"labels_dir: {file_in_the_way} is not a directory" in checked.output

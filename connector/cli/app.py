@@ -153,6 +153,7 @@ def config_check(state: State, file: str | None) -> None:
     from ..catalog import load_catalog
     from ..config import ConfigError
     from ..configured import load_config_with_plugins
+    from ..files import unwritable
     from ..ledger.crypto import PiiKeyError, load_keys
 
     path = file or state.config_path
@@ -168,6 +169,12 @@ def config_check(state: State, file: str | None) -> None:
     except PiiKeyError as exc:
         click.echo(f"{path}: ledger: {exc}", err=True)
         raise SystemExit(1) from None
+    for key, directory in (("state_dir", config.state_dir), ("labels_dir", config.labels_dir)):
+        problem = unwritable(directory, try_write=True)
+        if problem:  # the daemon would buy labels it cannot keep
+            line = config.line_of(key)
+            click.echo(f"{path}:{line}: {key}: {problem}" if line else f"{path}: {key}: {problem}", err=True)
+            raise SystemExit(1)
     accounts = ", ".join(f"{a.name} ({a.region}: {' '.join(a.marketplaces)})" for a in config.accounts)
     click.echo(f"{path}: OK -- accounts: {accounts}; carriers: "
                f"{', '.join(config.carriers) or 'none'}; catalog: {len(catalog)} SKU(s)")

@@ -19,6 +19,7 @@ from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, SiteTable
 from ..catalog import LayeredCatalog, load_catalog
 from ..config import Config, ConfigError, EngineSettings, Problem, Warehouse
 from ..configured import open_configured_ledger
+from ..files import unwritable
 from ..fx import FxError, RateTable
 from ..kit.carrier import Carrier, CarrierContext, CarrierSpec
 from ..ledger import Ledger
@@ -187,6 +188,9 @@ def build_runtime(config: Config, host: PluginHost) -> Runtime:
                               f"carrier plugin failed to start: {exc}")
             raise ConfigError([problem]) from exc
     config.labels_dir.mkdir(parents=True, exist_ok=True)
+    problem = unwritable(config.labels_dir, try_write=True)
+    if problem:  # found now, not after a paid label that cannot be kept
+        raise OSError(f"labels_dir: {problem}")
     ledger = open_configured_ledger(config)  # the catalog reads the SKUs upserted through the API from it
     for limiter in {id(c.limiter): c.limiter for c in amazon.values()}.values():
         limiter.attach_store(ledger)  # buckets carry on from the last run's quota state
