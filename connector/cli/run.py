@@ -14,7 +14,10 @@ from .stopping import StopRequests
 @click.option("--once", is_flag=True, help="One full pass (poll, plan, buy, confirm, verify), then exit.")
 @pass_state
 def run_cmd(state: State, once: bool) -> None:
-    """Run the daemon. SIGTERM/SIGINT finish the step in flight, commit and exit 0."""
+    """Run the daemon. SIGTERM/SIGINT finish the step in flight, commit and exit 0.
+
+    With --once, the exit status is 1 when an account's order poll failed (the pass still drove
+    every order already in the ledger)."""
     from ..engine.loop import Engine
     from .summary import render, summarize
 
@@ -24,8 +27,12 @@ def run_cmd(state: State, once: bool) -> None:
         engine = Engine(rt, poll_progress=poll_counter if sys.stderr.isatty() else None, daemon=not once)
         stops.started(engine.stop)
         if once:
-            engine.run_pass()
+            result = engine.run_pass()
             click.echo(render(summarize(rt)))
+            if result.ingest_errors:  # the pass went on for the others; a scheduler must still hear of it
+                click.echo(f"{result.ingest_errors} account order poll(s) failed (the log names each "
+                           "account and why): their new orders were not read", err=True)
+                raise SystemExit(1)
         else:
             engine.run_forever()
     finally:

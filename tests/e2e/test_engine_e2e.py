@@ -176,6 +176,24 @@ def test_once_cli_prints_summary_and_json_logs(world):
     assert listed.returncode == 0 and '"state": "VERIFIED"' in listed.stdout
 
 
+def test_once_exits_1_when_an_accounts_poll_failed_after_driving_the_rest(world, write_config):
+    """A scheduler running `run --once` must hear that an account was not read (its refresh token
+    was revoked, say): the pass still drives the other accounts' orders and prints the summary."""
+    from pathlib import Path
+
+    import yaml
+
+    w = world({"sandbox": {"orders": 4}})  # the emulators know the sandbox's refresh tokens
+    accounts = yaml.safe_load((Path(__file__).parents[2] / "config" / "sandbox.yaml").read_text())["accounts"]
+    revoked = [{**a, "refresh_token": "Atzr|revoked"} if a["name"] == "demo-fe" else a for a in accounts]
+    w.config_path = write_config({"sandbox": {"orders": 4}, "accounts": revoked})  # the same ledger
+    result = run_cli(w, "run", "--once")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "1 account order poll(s) failed" in result.stderr
+    assert "account demo-fe: order poll failed" in result.stderr
+    assert "Orders by state:" in result.stdout and "VERIFIED" in result.stdout  # the others went on
+
+
 def test_the_order_poll_verifies_confirmations_in_bulk(world):
     """With a long grace the per-order getOrder read-back cannot run: every VERIFIED here comes
     from the searchOrders page that also polls for new orders (100 orders per call)."""
