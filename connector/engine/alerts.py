@@ -22,6 +22,7 @@ class AlertKind(str, enum.Enum):
     PARCEL_LOST = "parcel_lost"                              # subject: order id
     PARCEL_LATE = "parcel_late"                              # subject: order id
     SHIP_BY_NEAR = "ship_by_near"                            # subject: order id
+    CARRIER_CREDENTIALS_REFUSED = "carrier_credentials_refused"  # subject: carrier code
 
 
 def alert(rt: Runtime, kind: AlertKind, subject: str, message: str, **details: Any) -> bool:

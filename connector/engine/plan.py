@@ -71,7 +71,9 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
         return hold(rt, order.order_id, HoldReason.SITE_RULES, f"order {order.order_id}: {exc}")
     chosen = shopping.selection.chosen
     if chosen is None and shopping.unanswered:  # a carrier that did not answer may be the one
-        return defer(rt, record, f"no eligible quote yet; no answer from {', '.join(shopping.unanswered)}")
+        why = "; ".join(str(r) for r in shopping.selection.rejections if r.carrier in shopping.unanswered)
+        return defer(rt, record, f"no eligible quote yet; no usable answer from "
+                                 f"{', '.join(shopping.unanswered)}" + (f" ({why})" if why else ""))
     if chosen is None:
         why = f"{ship_by_note(order)}: {shopping.selection.held_message()}"
         if shopping.requirements.ioss_missing in ("hold", "buy_shipping"):

@@ -71,6 +71,10 @@ class Runtime:
     membership: Membership | None = field(default=None, repr=False)  # shared ledger: accounts leased here
     # Per account, the confirmations in flight at once (engine/confirm.py); None: unrationed (passes)
     confirm_lanes: dict[str, Any] | None = field(default=None, repr=False)
+    # Carriers whose credentials were refused, with an open alert (engine/shopping.py)
+    credential_alerts: set[str] = field(default_factory=set, repr=False)
+    credential_alerts_loaded: bool = field(default=False, repr=False)  # the ledger's open ones read
+    credential_alerts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _quote_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict, repr=False)
     _quote_pools_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)

@@ -23,6 +23,7 @@ from ..rules import (
     requirements,
     select,
 )
+from .alerts import AlertKind, alert, clear
 from .outcome import their_words
 from .runtime import Runtime
 from .warehouses import choose_warehouse
@@ -168,6 +169,11 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
             failures.append(Rejection(code, "", ("the carrier gives no quotes",)))
             continue
         except PermanentCarrierError as exc:
+            if exc.credentials_refused:  # the account, not the order: alert, and ask again later
+                failures.append(Rejection(code, "", (f"credentials refused: {exc}",)))
+                unanswered.append(code)
+                _credentials_refused(rt, code, exc)
+                continue
             failures.append(Rejection(code, "", (f"quote refused: {their_words(request.ship_to, exc)}",)))
             continue
         except Exception as exc:  # noqa: BLE001 - one carrier's failure never stops the others
@@ -175,6 +181,7 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
                                                   f"{their_words(request.ship_to, exc)}",)))
             unanswered.append(code)  # transient, or a plugin bug: worth asking again later
             continue
+        _credentials_accepted(rt, code)
         kept = [q for q in answer if services is None or q.service in services]
         checked = [(q, _unusable_price(q)) for q in kept]  # a garbled price: never the cheapest by mistake
         garbled = [(q, why) for q, why in checked if why]
@@ -188,3 +195,33 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
             failures.append(Rejection(code, "", (why,)))
         quotes += kept
     return quotes
+
+
+def _credentials_refused(rt: Runtime, code: str, exc: Exception) -> None:
+    """A carrier refused the configured credentials: every order would be refused alike, so a person
+    must hear of it (an alert, once, and an ERROR line), and the orders wait for it to be fixed
+    instead of being held one by one for having no carrier."""
+    with rt.credential_alerts_lock:
+        if code in rt.credential_alerts:
+            return
+        rt.credential_alerts.add(code)
+    message = (f"{exc}; orders that need {code} wait for it (deferred, not held): fix carriers.{code} "
+               "and restart")
+    log.error("carrier %s: %s", code, message)  # once a run; the alert once until it clears
+    alert(rt, AlertKind.CARRIER_CREDENTIALS_REFUSED, code, message)
+
+
+def _credentials_accepted(rt: Runtime, code: str) -> None:
+    """A carrier answered: an alert that it refused the credentials (this run's, or one left open by
+    an earlier run) is over."""
+    with rt.credential_alerts_lock:
+        if rt.credential_alerts_loaded and code not in rt.credential_alerts:
+            return
+        if not rt.credential_alerts_loaded:
+            rt.credential_alerts |= {a.subject for a in rt.ledger.alerts()
+                                     if a.kind == AlertKind.CARRIER_CREDENTIALS_REFUSED.value}
+            rt.credential_alerts_loaded = True
+        if code not in rt.credential_alerts:
+            return
+        rt.credential_alerts.discard(code)
+    clear(rt, AlertKind.CARRIER_CREDENTIALS_REFUSED, code)

@@ -24,7 +24,7 @@ _EXPORTS = {
         "Address", "CustomsLine", "Money", "Parcel", "Quote", "Shipment", "ShipmentRequest", "TrackingEvent",
         "TrackingInfo", "TrackingStatus"),
     "connector.kit.carrier": (
-        "TRACKING_LEVELS", "Carrier", "CarrierContext", "CarrierError", "CarrierSpec",
+        "CREDENTIALS_REFUSED", "TRACKING_LEVELS", "Carrier", "CarrierContext", "CarrierError", "CarrierSpec",
         "DuplicateReferenceError", "NotSupported", "PermanentCarrierError", "PickupCoverage", "ServiceSpec",
         "TransientCarrierError"),
     "connector.kit.ratecard": ("RATE_CARD_SCHEMA", "RateCard", "packaged_rows"),
@@ -37,7 +37,8 @@ _EXPORTS = {
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
-    "HTTP_PROPERTIES", "RATE_CARD_SCHEMA", "TRACKING_LEVELS", "URL", "Address", "Carrier", "CarrierContext",
+    "CREDENTIALS_REFUSED", "HTTP_PROPERTIES", "RATE_CARD_SCHEMA", "TRACKING_LEVELS", "URL", "Address",
+    "Carrier", "CarrierContext",
     "CarrierError", "CarrierSettings", "CarrierSpec", "CustomsLine", "DuplicateReferenceError",
     "HttpSettings", "Money", "NotSupported", "Parcel", "PermanentCarrierError", "PickupCoverage", "Quote",
     "RateCard", "Secret",

@@ -28,13 +28,24 @@ if TYPE_CHECKING:
     import requests
 
 
+CREDENTIALS_REFUSED = "auth"
+"""The ``code`` of a carrier error raised because the carrier refused the configured credentials:
+no order can be served until a person fixes them, so the engine alerts instead of refusing the
+order (see :attr:`CarrierError.credentials_refused`)."""
+
+
 class CarrierError(Exception):
-    """Base for carrier failures. ``code`` is the carrier's own error code when it gave one."""
+    """Base for carrier failures. ``code`` is the carrier's own error code when it gave one, or
+    :data:`CREDENTIALS_REFUSED` when the carrier refused the configured credentials."""
 
     def __init__(self, message: str, *, code: str = "", carrier: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.carrier = carrier
+
+    @property
+    def credentials_refused(self) -> bool:
+        return self.code == CREDENTIALS_REFUSED
 
 
 class TransientCarrierError(CarrierError):

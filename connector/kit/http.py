@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..ratelimit import TokenBucket
-from .carrier import CarrierError, PermanentCarrierError, TransientCarrierError
+from .carrier import CREDENTIALS_REFUSED, CarrierError, PermanentCarrierError, TransientCarrierError
 
 if TYPE_CHECKING:
     from .settings import HttpSettings
@@ -152,7 +152,8 @@ class Transport:
 
     def _default_credentials_error(self, detail: str) -> CarrierError:
         return PermanentCarrierError(f"{self.name} rejected the credentials (check carriers.{self.carrier})"
-                                     + (f": {detail}" if detail else ""), code="auth", carrier=self.carrier)
+                                     + (f": {detail}" if detail else ""), code=CREDENTIALS_REFUSED,
+                                     carrier=self.carrier)
 
     # -- internals ----------------------------------------------------------------------------
 
