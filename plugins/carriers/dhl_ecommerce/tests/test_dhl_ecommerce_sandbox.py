@@ -202,7 +202,8 @@ def test_credentials(sandbox, connect) -> None:  # noqa: ANN001
     server = sandbox()
     with pytest.raises(PermanentCarrierError, match="refused the credentials") as err:
         connect(server, password="wrong-password").create_shipment(make_request())
-    assert "wrong-password" not in str(err.value) and err.value.code == "100010"
+    assert "wrong-password" not in str(err.value) and "code 100010" in str(err.value)
+    assert err.value.credentials_refused
     own = {
         "base_url": "http://x",
         "client_id": "own-client",

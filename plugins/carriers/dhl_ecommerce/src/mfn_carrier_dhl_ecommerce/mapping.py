@@ -15,7 +15,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.kit import Shipment, TrackingEvent, TrackingInfo, TrackingStatus
-from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit.carrier import (
+    CREDENTIALS_REFUSED,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TransientCarrierError,
+)
 from connector.kit.values import cents, decimal, in_utc, looks_like_pdf, says_cancelled
 from connector.kit.values import text as _text
 
@@ -176,7 +181,7 @@ def credentials_error(detail: str) -> PermanentCarrierError:
     """What HTTP 401/403 raises: the API refused the credentials (never echoes them)."""
     return PermanentCarrierError(
         f"DHL eCommerce refused the credentials ({detail}); check client_id, password and the account ids",
-        code="auth",
+        code=CREDENTIALS_REFUSED,
         carrier=CARRIER,
     )
 
@@ -188,9 +193,9 @@ def parse_token(answer: Any) -> tuple[str, float]:
     body = answer["accessTokenResponse"]
     code, message = _status(body, "accessTokenResponse")
     if code != TOKEN_OK:
-        raise PermanentCarrierError(
+        raise PermanentCarrierError(  # DHL's own code stays in the message; the kit's marks the kind
             f"DHL eCommerce refused the credentials (code {code}: {message}); check client_id/password",
-            code=code,
+            code=CREDENTIALS_REFUSED,
             carrier=CARRIER,
         )
     token = _text(body.get("token"))
