@@ -88,7 +88,7 @@ def test_secret_values_never_echoed(tmp_path):
 def test_missing_and_unknown_fields(tmp_path):
     text = MINIMAL.format(region="na", secret="s").replace("  city: Shenzhen\n", "") + "colour: blue\n"
     out = problems(write(tmp_path, text))
-    assert any(p.endswith(": unknown field(s) 'colour'") for p in out)
+    assert any(p.endswith(": colour: unknown field") for p in out)
     assert any(":2: ship_from: missing required field 'city'" in p for p in out)
 
 
@@ -277,3 +277,15 @@ def test_a_labels_dir_that_cannot_be_written_stops_check_and_start_before_any_la
     path = write_config({"labels_dir": str(file_in_the_way / "labels")})
     checked = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert checked.exit_code == 1 and f"labels_dir: {file_in_the_way} is not a directory" in checked.output
+
+
+def test_an_unknown_key_is_reported_at_its_own_line_with_the_key_it_may_be_a_typo_of(tmp_path):
+    """`engnie:` at the end of a long file was reported at the file's first line, among the
+    top-level keys: the line must be the typo's own, and the nearest known key suggested."""
+    text = MINIMAL.format(region="na", secret="s") + "engnie:\n  workers: 2\nlabels_dri: /srv/labels\n"
+    path = write(tmp_path, text)
+    lines = text.splitlines()
+    typo, other = lines.index("engnie:") + 1, lines.index("labels_dri: /srv/labels") + 1
+    out = problems(path)
+    assert f"{path}:{typo}: engnie: unknown field (did you mean 'engine'?)" in out, out
+    assert f"{path}:{other}: labels_dri: unknown field (did you mean 'labels_dir'?)" in out, out

@@ -6,6 +6,7 @@ wrong with it, e.g. ``carriers.yunexpress.timeout_seconds: must be > 0``.
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ def describe(error: jsonschema.ValidationError) -> tuple[Path, str]:
     if v == "required":
         missing = [r for r in arg if r not in (error.instance or {})]
         return path, "missing required field " + ", ".join(repr(m) for m in missing)
-    if v == "additionalProperties":
+    if v == "additionalProperties":  # (problems() gives each unknown key a line of its own)
         extra = sorted(set(error.instance) - set(schema.get("properties", {})))
         return path, "unknown field(s) " + ", ".join(repr(e) for e in extra)
     if v == "enum":
@@ -72,7 +73,22 @@ def problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, str]]:
     draft = jsonschema.Draft202012Validator
     validator = draft(schema, format_checker=draft.FORMAT_CHECKER)
     found = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    return list(dict.fromkeys(describe(error) for error in found))  # one line per problem
+    described: list[tuple[Path, str]] = []
+    for error in found:
+        described += _unknown_keys(error) if error.validator == "additionalProperties" else [describe(error)]
+    return list(dict.fromkeys(described))  # one line per problem
+
+
+def _unknown_keys(error: jsonschema.ValidationError) -> list[tuple[Path, str]]:
+    """An unknown key at its own path (so at its own line), with the known key it may be a typo of:
+    ``engnie`` reported at the mapping's first line, among many, was hard to find."""
+    known = list(error.schema.get("properties", {}))
+    found = []
+    for key in sorted(set(error.instance) - set(known), key=str):
+        near = difflib.get_close_matches(str(key), known, n=1)
+        found.append(((*error.absolute_path, key), "unknown field" + (f" (did you mean {near[0]!r}?)"
+                                                                       if near else "")))
+    return found
 
 
 def apply_defaults(schema: dict[str, Any], data: Any) -> Any:
