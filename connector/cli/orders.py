@@ -234,20 +234,66 @@ def orders_hold(state: State, order_id: str, reason: str, message: str) -> None:
 
 
 @orders_group.command("release")
-@click.argument("order_id")
+@click.argument("order_id", required=False)
 @click.option("--replan", is_flag=True,
               help="Give the order's label claim up and plan it again under a new reference. Only after "
                    "checking that its carrier holds no label under the claimed reference (or cancelling it "
                    "there): the hold's message names it.")
+@click.option("--reason", type=click.Choice([r.value for r in HoldReason]),
+              help="Instead of ORDER_ID: every order held for this reason (after a carrier outage, say).")
+@click.option("--account", help="With --reason: only this seller account's orders.")
+@click.option("--site", help="With --reason: only this Amazon site's orders (US, DE, ...).")
 @pass_state
-def orders_release(state: State, order_id: str, replan: bool) -> None:
-    """Release a held order back to the state it was held from."""
+def orders_release(state: State, order_id: str | None, replan: bool, reason: str | None, account: str | None,
+                   site: str | None) -> None:
+    """Release a held order (or, with --reason, every order held for it) back to the state it was
+    held from."""
     from ..engine.steer import release_order, replan_order
 
-    if replan:
+    if (order_id is None) == (reason is None):
+        raise click.UsageError("give either ORDER_ID or --reason")
+    if reason is not None:
+        if replan:
+            raise click.UsageError("--replan is for one order, after checking its carrier by hand")
+        _release_all(state, reason, account=account, site=site)
+    elif account or site:
+        raise click.UsageError("--account and --site go with --reason")
+    elif replan:
         _steer_with_runtime(state, order_id, lambda rt: replan_order(rt, order_id))
     else:
         _steer(state, order_id, lambda ledger: release_order(ledger, order_id))
+
+
+def _release_all(state: State, reason: str, *, account: str | None, site: str | None) -> None:
+    """Release every order held for ``reason`` (and the account/site given), one line each. An
+    order another hand moved meanwhile is reported and skipped."""
+    from ..engine.steer import SteerError, release_order
+    from ..ledger import OrderState
+
+    ledger = state.ledger()
+    released = skipped = 0
+    after = None
+    try:
+        while True:
+            page = ledger.order_page(states=[OrderState.HELD], hold_reason=reason, account=account,
+                                     site=site.upper() if site else None, after=after, limit=500)
+            if not page:
+                break
+            after = (page[-1][1], page[-1][0].order_id)
+            for record, _ in page:
+                try:
+                    done = release_order(ledger, record.order_id)
+                except SteerError as exc:
+                    skipped += 1
+                    click.echo(f"{record.order_id}: not released: {exc}", err=True)
+                    continue
+                released += 1
+                click.echo(f"{record.order_id}: {done.done}")
+    finally:
+        ledger.close()
+    where = "".join(f", {k} {v}" for k, v in (("account", account), ("site", site)) if v)
+    click.echo(f"{released} order(s) held {reason}{where} released"
+               + (f"; {skipped} skipped" if skipped else ""))
 
 
 @orders_group.command("retry")

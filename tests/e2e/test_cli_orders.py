@@ -137,3 +137,45 @@ def test_pii_rotate_reseals_every_address_so_the_old_key_can_go(world):
     key_file.write_text(f"{Fernet.generate_key().decode()}\n")  # a key that never sealed anything
     refused = run("pii", "rotate")
     assert refused.exit_code != 0 and "cannot" in refused.output, refused.output
+
+
+def test_every_order_held_for_a_reason_is_released_at_once(world):
+    """After a carrier outage an operator releases every order held retries_exhausted, not one by
+    one: the others held (for another reason, or of another account) stay held."""
+    from connector.ledger import OrderState
+
+    from .helpers import ledger_of
+
+    w = world({"sandbox": {"orders": 6}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+        ids = [r.order_id for r in rt.ledger.orders([OrderState.NEW])]
+        outage = [i for i in ids[:5] if rt.ledger.get_order(i).order.account == "demo-na"][:3]
+        elsewhere = next(i for i in ids if rt.ledger.get_order(i).order.account != "demo-na")
+        for order_id in outage + [elsewhere]:
+            rt.ledger.hold(order_id, "retries_exhausted", "gave up after 12 attempts: no answer")
+        manual = next(i for i in reversed(ids) if i not in (*outage, elsewhere))
+        rt.ledger.hold(manual, "manual", "held by an operator")
+    finally:
+        rt.close()
+    assert outage, "the sandbox seeds demo-na orders"
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "release", *args])
+
+    assert run().exit_code == 2 and run(outage[0], "--reason", "manual").exit_code == 2  # one or the other
+    assert run("--reason", "retries_exhausted", "--replan").exit_code == 2
+    done = run("--reason", "retries_exhausted", "--account", "demo-na")
+    assert done.exit_code == 0, done.output
+    last = done.output.splitlines()[-1]
+    assert last == f"{len(outage)} order(s) held retries_exhausted, account demo-na released"
+    ledger = ledger_of(w)
+    try:
+        assert all(ledger.get_order(i).state is OrderState.NEW for i in outage)
+        assert ledger.get_order(elsewhere).hold_reason == "retries_exhausted"  # another account's
+        assert ledger.get_order(manual).hold_reason == "manual"
+    finally:
+        ledger.close()
+    assert run("--reason", "retries_exhausted").output.splitlines()[-1] == \
+        "1 order(s) held retries_exhausted released"
