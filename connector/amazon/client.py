@@ -32,6 +32,7 @@ https://github.com/amzn/selling-partner-api-models .
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from .errors import NotFoundError, ThrottledError, TransientError, error_from_re
 from .mapping import confirm_shipment_body, parse_api_time
 
 log = logging.getLogger("connector.amazon")
+_ORDER_IN_PATH = re.compile(r"/orders/([0-9]{3}-[0-9]{7}-[0-9]{7})")
 
 SEARCH_ORDERS_PATH = "/orders/2026-01-01/orders"
 GET_ORDER_PATH = "/orders/2026-01-01/orders/{orderId}"
@@ -332,7 +334,7 @@ class SpApiClient:
         except _NETWORK_ERRORS as exc:
             never_sent = _never_sent(exc)
             kind = _network_failure_kind(exc, never_sent)
-            self._log(operation, kind, started, "", state.requests_sent)
+            self._log(operation, kind, started, "", state.requests_sent, path)
             raise TransientError(f"no answer: {kind}", operation=operation,
                                  ambiguous=write and not never_sent) from exc
         body: Any = None
@@ -343,16 +345,20 @@ class SpApiClient:
             except ValueError:
                 malformed = True
         self._log(operation, str(resp.status_code), started, resp.headers.get("x-amzn-RequestId", ""),
-                  state.requests_sent)
+                  state.requests_sent, path)
         return token, resp, body, malformed
 
-    def _log(self, operation: str, status: str, started: float, request_id: str, attempt: int) -> None:
+    def _log(self, operation: str, status: str, started: float, request_id: str, attempt: int,
+             path: str) -> None:
         duration_ms = int((time.monotonic() - started) * 1000)
         metrics.spapi_request(self.account, operation, status, duration_ms / 1000)
-        log.info("spapi account=%s operation=%s status=%s duration_ms=%d request_id=%s attempt=%d",
-                 self.account, operation, status, duration_ms, request_id or "-", attempt,
+        found = _ORDER_IN_PATH.search(path)  # a call about one order names it: grep finds its whole story
+        order = f" order={found.group(1)}" if found else ""
+        log.info("spapi account=%s%s operation=%s status=%s duration_ms=%d request_id=%s attempt=%d",
+                 self.account, order, operation, status, duration_ms, request_id or "-", attempt,
                  extra={"spapi_account": self.account, "spapi_operation": operation, "http_status": status,
-                        "duration_ms": duration_ms, "request_id": request_id, "attempt": attempt})
+                        "duration_ms": duration_ms, "request_id": request_id, "attempt": attempt,
+                        **({"order_id": found.group(1)} if found else {})})
 
     def _penalty_seconds(self, throttled: int, resp: requests.Response, bucket: TokenBucket) -> float:
         """How long the bucket hands out nothing after the ``throttled``-th 429 of one call.

@@ -81,7 +81,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                                     order_state=OrderState.LABEL_CLAIMED)
         crashpoint("after_claim")
         fresh = True
-    shipment, last_error = None, ""
+    shipment, last_error, how = None, "", "bought"
     for attempt in range(rt.engine.carrier_attempts):
         first_call = fresh and attempt == 0  # nothing was asked of the carrier for this claim yet
         try:
@@ -90,6 +90,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                                  lambda: carrier.find_by_reference(package.idempotency_key))
                 if shipment is not None:
                     rt.counters.add("labels_recovered")
+                    how = "found (an earlier call bought it)"
                     break
             shipment = timed(package.carrier, "create_shipment", lambda: carrier.create_shipment(request))
             crashpoint("after_create_call")
@@ -103,6 +104,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                             f"order {order.order_id}: {package.carrier} says reference "
                             f"{package.idempotency_key} exists but cannot find it" + _check_carrier(package))
             rt.counters.add("labels_recovered")
+            how = "found (the carrier already held the reference)"
             break
         except PermanentCarrierError as exc:
             if not first_call:  # an earlier call may have bought it: the claim stays, a person checks
@@ -130,6 +132,9 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                       carrier_shipment_id=shipment.carrier_shipment_id,
                       tracking_number=shipment.tracking_number or "")
     crashpoint("after_create")
+    log.info("order %s: label %s %s at %s %s, tracking %s", order.order_id, package.package_ref,
+             how, package.carrier, package.service,
+             shipment.tracking_number or "(to come)")
     return Outcome.PROGRESS
 
 

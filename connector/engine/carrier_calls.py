@@ -31,7 +31,9 @@ def timed(carrier_code: str, operation: str, fn: Callable[[], T]) -> T:
     finally:
         elapsed = time.monotonic() - started
         metrics.carrier_call(carrier_code, operation, outcome, elapsed)
-        log.info("carrier call %s.%s %s in %.0f ms", carrier_code, operation, outcome, elapsed * 1000)
+        # Each order's steps have their own INFO lines; a call that went well is detail (DEBUG).
+        log.log(logging.DEBUG if outcome == "ok" else logging.INFO, "carrier call %s.%s %s in %.0f ms",
+                carrier_code, operation, outcome, elapsed * 1000)
 
 
 def backoff(attempt: int) -> None:

@@ -9,6 +9,7 @@ labels confirm themselves (a declared capability) is never confirmed again.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -26,6 +27,8 @@ from .runtime import Runtime
 from .verify import confirms_itself, mark_verified, visible
 
 CONFIRM_LANE = 2  # an account's confirmations in flight at once: one sending, one waiting for its token
+
+log = logging.getLogger("connector.engine")
 
 
 class Lane:
@@ -173,4 +176,6 @@ def _confirmed(rt: Runtime, package: Package, expect: PackageState, **fields: ob
     grace = rt.engine.verify_grace
     rt.ledger.advance(package, expect, PackageState.CONFIRMED, order_state=OrderState.CONFIRMED,
                       order_rests_for=grace, **fields)
+    log.info("order %s: shipment confirmed on Amazon (package %s, %s %s)", package.order_id,
+             package.package_ref, package.carrier, package.tracking_number)
     return Outcome.DEFER if grace else Outcome.PROGRESS

@@ -89,6 +89,8 @@ def visible(rt: Runtime, order: Order, package: Package) -> bool:
 def mark_verified(rt: Runtime, package: Package, expect: PackageState) -> Outcome:
     package = rt.ledger.advance(package, expect, PackageState.VERIFIED, order_state=OrderState.VERIFIED)
     crashpoint("after_verify")
+    log.info("order %s: Amazon shows package %s (%s), verified", package.order_id, package.package_ref,
+             package.tracking_number)
     rt.counters.add("verified")
     return Outcome.REST
 

@@ -72,6 +72,34 @@ def test_orders_flow_to_verified_shipments_exactly_once(world, run_engine):
     assert_exactly_once(w)
 
 
+def test_each_orders_story_is_in_the_log_by_its_id(world, run_engine, caplog):
+    """At INFO an operator greps an order id and reads its life: the plan, the label with its
+    tracking number, the confirmation, the verification, and the SP-API calls about it; a carrier
+    call that went well is only DEBUG detail."""
+    import logging
+
+    w = world({"sandbox": {"orders": 4}})
+    with caplog.at_level(logging.INFO, logger="connector"):
+        run_engine(w)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    rt = w.runtime()
+    try:
+        verified = rt.ledger.orders([OrderState.VERIFIED])
+        packages = {r.order_id: rt.ledger.packages(r.order_id)[-1] for r in verified}
+    finally:
+        rt.close()
+    assert verified
+    for order_id, package in packages.items():
+        story = [m for m in lines if order_id in m]
+        assert any(m.startswith(f"order {order_id}: label {package.package_ref} bought at {package.carrier}")
+                   and m.endswith(f"tracking {package.tracking_number}") for m in story), story
+        assert any(m.startswith(f"order {order_id}: Amazon shows package {package.package_ref}")
+                   for m in story), story
+        assert any(f"order={order_id} operation=getOrder" in m for m in story), story
+    assert any(": shipment confirmed on Amazon (package " in m for m in lines)
+    assert not [m for m in lines if m.startswith("carrier call") and " ok in " in m]
+
+
 def test_held_orders_carry_reasons_and_release_works(world, run_engine):
     w = world({"sandbox": {"orders": 30}})
     run_engine(w)
