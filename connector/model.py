@@ -355,6 +355,9 @@ class Shipment:
     tracking_number: str | None = None  # None while the carrier is still assigning it
     service: str = ""
     status: str = "created"  # created | cancelled
+    # What the carrier said about the label that a person must act on (it changed the handover
+    # to a drop-off, say): logged as a warning on the order when the label is recorded.
+    notes: tuple[str, ...] = ()
 
 
 class TrackingStatus(str, enum.Enum):

@@ -135,6 +135,9 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     log.info("order %s: label %s %s at %s %s, tracking %s", order.order_id, package.package_ref,
              how, package.carrier, package.service,
              shipment.tracking_number or "(to come)")
+    for note in shipment.notes:  # e.g. the carrier turned a pickup into a drop-off
+        log.warning("order %s: %s says about label %s: %s", order.order_id, package.carrier,
+                    package.package_ref, note)
     return Outcome.PROGRESS
 
 

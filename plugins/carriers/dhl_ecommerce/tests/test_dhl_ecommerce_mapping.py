@@ -64,6 +64,7 @@ def test_label_response_203_is_the_same_label_again() -> None:
     assert answer["labelResponse"]["bd"]["labels"][0]["responseStatus"]["code"] == "203"
     shipment = mapping.parse_label(answer, make_request("10002TEST"), "ORD-10002TEST")
     assert shipment.tracking_number == shipment.carrier_shipment_id == "7027018415475994"
+    assert shipment.notes == ()  # nothing changed
     assert (shipment.reference, shipment.service, shipment.carrier) == ("10002TEST", "PPM", "dhl_ecommerce")
 
 
@@ -79,6 +80,9 @@ def test_label_responses_200(name: str, sid: str, number: str) -> None:
     answer = load_fixture(name)
     shipment = mapping.parse_label(answer, _request_for(sid, "ORD-" if sid.startswith("ORD-") else ""), sid)
     assert shipment.tracking_number == number
+    # DHL changed the handover (and the return service): the seller, waiting for a pickup, must know
+    assert shipment.notes == ("Handover Method has been updated to Drop-Off",
+                              "Return Shipping Service has been updated to PDO."), shipment.notes
     [label] = answer["labelResponse"]["bd"]["labels"]
     pdf = mapping.label_content(label, sid)
     assert mapping.label_format(pdf) == "PDF" and number.encode() in pdf

@@ -367,8 +367,15 @@ def parse_label(answer: Any, request: ShipmentRequest, sid: str) -> Shipment:
             carrier_shipment_id=number,
             tracking_number=number,
             service=request.service,
+            notes=changed_by_dhl(message),
         )
     raise refusal(code, message, sid)
+
+
+def changed_by_dhl(message: str) -> tuple[str, ...]:
+    """What DHL changed on a shipment it accepted ("Handover Method has been updated to Drop-Off"):
+    a seller waiting for a pickup that will not come must hear of it."""
+    return tuple(part.strip() for part in message.split(";") if "has been updated" in part.lower())
 
 
 def refusal(code: str, message: str, sid: str, *, item_level: bool = True) -> CarrierError:
