@@ -4,8 +4,9 @@ Carrier APIs send numbers as strings, strings with spaces, ``null`` for empty; t
 never raise on such input, they answer ``None`` (or ``""``) and let the mapping decide. Where an
 answer's shape is wrong rather than loose (:func:`objects`, :func:`iso_time`), a ``ValueError``
 says what, and the mapping reports it as a malformed answer. Beside them: the schema of the
-settings that tell a mapping how to read (:func:`keywords_setting`, :func:`utc_offset_setting`)
-and what a create the carrier refused as a duplicate stands for (:func:`existing_shipment`).
+settings that tell a mapping how to read (:func:`keywords_setting`, :func:`utc_offset_setting`),
+which lookup refusal may mean "no such order" (:func:`says_not_found`) and what a create the carrier
+refused as a duplicate stands for (:func:`existing_shipment`).
 """
 from __future__ import annotations
 
@@ -121,6 +122,52 @@ def says_cancelled(text: str, words: Iterable[str]) -> bool:
     (:data:`CARRIER_TROUBLE_WORDS`). Call it only after credentials failures are classified: a
     ``True`` makes the label VOIDED."""
     return mentions(text, words) and not mentions(text, CARRIER_TROUBLE_WORDS)
+
+
+# What a lookup by reference asks about. A refusal that says one of these does not exist ("订单不存在",
+# "waybill X does not exist") is an answer about the order.
+ORDER_SUBJECT_WORDS = ("order", "waybill", "shipment", "parcel", "package", "mail", "consignment",
+                       "reference", "tracking number", "订单", "运单", "单号", "邮件", "包裹", "快件")
+# What else a refusal may say does not exist, or is wrong: the call itself (its interface, method,
+# service, path), who makes it (user, customer, account, key, signature) or what it sends (a
+# parameter, a channel). A lookup refused for one of them has not looked: "接口不存在" (no such
+# interface), "method not exist", "用户不存在" (no such user), "ecCompanyId不存在".
+OTHER_SUBJECT_WORDS = (
+    "interface", "method", "service", "api", "endpoint", "path", "url", "route", "action", "resource",
+    "controller", "user", "userid", "customer", "account", "client", "company", "eccompanyid", "merchant",
+    "sender", "senderno", "app", "appid", "appkey", "key", "token", "secret", "sign", "signature",
+    "permission", "parameter", "param", "field", "channel", "product", "warehouse",
+    "接口", "方法", "服务", "用户", "客户", "账号", "账户", "帐号", "商户", "协议", "密钥", "签名", "应用",
+    "权限", "参数", "字段", "渠道", "产品", "仓库", "路径")
+
+
+def _names(text: str, words: Iterable[str]) -> bool:
+    """Whether ``text`` names one of ``words``: a Latin-script word as a whole word, its plural
+    too (``order`` is in ``orders`` and ``logistics_order_no``, not in ``border``); any other
+    (Chinese) as a substring."""
+    low = text.lower()
+    for word in words:
+        w = word.lower()
+        if w.isascii():
+            if re.search(rf"(?<![a-z0-9]){re.escape(w)}(?:e?s)?(?![a-z0-9])", low):
+                return True
+        elif w in low:
+            return True
+    return False
+
+
+def says_not_found(text: str, words: Iterable[str]) -> bool:
+    """Whether a lookup's refusal says that the order it looked up does not exist: one of ``words``
+    (a plugin's "not found" words: "不存在", "not exist", ...), a word naming the order
+    (:data:`ORDER_SUBJECT_WORDS`), and no word naming anything else
+    (:data:`OTHER_SUBJECT_WORDS`) nor the carrier's own trouble (:data:`CARRIER_TROUBLE_WORDS`).
+
+    Only such a refusal, or a successful answer listing no order, may make ``find_by_reference``
+    answer ``None``: the engine buys again on ``None``, so a refusal of the lookup itself read as
+    "no such order" (``接口不存在``, ``用户不存在``, ``method not exist``) buys a second label. Every
+    other refusal raises."""
+    return (mentions(text, words) and _names(text, ORDER_SUBJECT_WORDS)
+            and not _names(text, OTHER_SUBJECT_WORDS) and not mentions(text, CARRIER_TROUBLE_WORDS))
 
 
 def currency(value: Any, default: str = "") -> str | None:

@@ -12,6 +12,7 @@ from connector.kit.values import (
     integer,
     kilograms,
     looks_like_pdf,
+    says_not_found,
     text,
     whole_centimetres,
 )
@@ -51,3 +52,27 @@ def test_chunks():
     assert list(chunks([], 3)) == []
     with pytest.raises(ValueError):
         list(chunks(["a"], 0))
+
+
+NOT_FOUND = ("不存在", "未找到", "无此", "not exist", "not found", "no record", "no such")
+
+
+@pytest.mark.parametrize("message", [
+    "订单不存在", "订单不存在 / no order under this logistics_order_no",
+    "运单不存在 / waybill UG1 does not exist",
+    "无此订单", "Order 111-0000001-0000001-1 not found", "No such shipment", "orders not found",
+])
+def test_a_refusal_that_says_the_order_does_not_exist_is_not_found(message):
+    assert says_not_found(message, NOT_FOUND)
+
+
+@pytest.mark.parametrize("message", [
+    # the lookup itself was refused: it did not look, so "no order" would buy a second label
+    "接口不存在", "服务不存在", "ecCompanyId不存在", "ecCompanyId不存在 / unknown ecCompanyId", "用户不存在",
+    "method not exist", "method express.order.getlist does not exist (接口不存在)", "user_id does not exist",
+    "No HTTP resource was found that matches the request URI", "订单查询接口不存在",
+    # no word says what does not exist, or the carrier's own trouble
+    "不存在", "no record", "Not Found", "系统异常，订单不存在", "the border does not exist",
+])
+def test_any_other_refusal_is_not_not_found(message):
+    assert not says_not_found(message, NOT_FOUND)

@@ -114,6 +114,17 @@ def test_order_query_path_is_a_setting():
     assert carrier.find_by_reference("PKG-9") is None
 
 
+@pytest.mark.parametrize("message", ["接口不存在", "服务不存在", "ecCompanyId不存在"])
+@responses.activate
+def test_a_refused_order_query_raises_instead_of_answering_none(carrier, message):
+    """The engine buys again when find_by_reference answers None: only an answer about the order
+    may say so, never a refusal of the query itself."""
+    responses.post(f"{BASE}/orderService/queryOrder", json={"return_success": "false", "data": None,
+                                                            "return_reason": "S01", "return_msg": message})
+    with pytest.raises(PermanentCarrierError, match="refused|credentials"):
+        carrier.find_by_reference("PKG-1")
+
+
 @responses.activate
 def test_cancel_posts_waybill_sender_and_digest(carrier):
     responses.post(f"{BASE}/orderService/cancelOrder", json={"flag": True, "message": "撤单成功"})

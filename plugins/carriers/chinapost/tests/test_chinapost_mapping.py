@@ -185,6 +185,19 @@ def test_query_problems(answer, error, match):
         mapping.parse_query(answer, "PKG-1")
 
 
+@pytest.mark.parametrize(("message", "match"), [
+    ("接口不存在", "order query for PKG-1 refused: 接口不存在"),  # no such interface (a wrong path)
+    ("服务不存在 / service does not exist", "refused: 服务不存在"),
+    ("ecCompanyId不存在", "rejected the credentials"),
+])
+def test_a_refused_query_is_never_no_order(message, match):
+    """A refusal with "不存在" about something else than the order: the query did not look. Read
+    as "no order", it would make the engine buy a second label after a create that lost its answer."""
+    with pytest.raises(PermanentCarrierError, match=match):
+        mapping.parse_query({"return_success": "false", "return_msg": message, "return_reason": "S01"},
+                            "PKG-1")
+
+
 # -- cancel, fees, label --------------------------------------------------------------------------
 
 

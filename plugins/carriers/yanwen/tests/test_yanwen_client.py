@@ -194,6 +194,16 @@ def test_find_by_reference_ignores_other_references_and_uses_cancelled_statuses(
     assert carrier.find_by_reference(REF) is None
 
 
+@pytest.mark.parametrize("message", ["method not exist", "用户不存在"])
+@responses.activate
+def test_a_refused_lookup_raises_instead_of_answering_none(carrier, message):
+    """The engine buys again when find_by_reference answers None: only an answer about the order
+    may say so, never a refusal of the lookup itself."""
+    responses.post(API, json=refused("1004", message), match=_method("express.order.getlist"))
+    with pytest.raises(PermanentCarrierError, match="refused"):
+        carrier.find_by_reference(REF)
+
+
 @responses.activate
 def test_two_live_waybills_are_logged(carrier, caplog):
     responses.post(API, json=ok([waybill_record("UG1", REF), waybill_record("UG2", REF)]))

@@ -273,6 +273,17 @@ def test_lookup_without_records_is_empty(answer):
     assert mapping.parse_order_records(answer) == []
 
 
+@pytest.mark.parametrize("answer", [
+    refused("1004", "method not exist"), refused("1101", "用户不存在"),
+    refused("1004", "method express.order.getlist does not exist (接口不存在)"),
+])
+def test_a_refused_lookup_is_never_no_records(answer):
+    """A refusal with "not exist" about something else than the order: the lookup did not look.
+    Read as "no records", it would make the engine buy a second label after a lost create answer."""
+    with pytest.raises(PermanentCarrierError, match="refused"):
+        mapping.parse_order_records(answer)
+
+
 def test_lookup_accepts_a_single_object_and_names_bad_fields():
     assert mapping.parse_order_records(ok(waybill_record("UG9")))[0].waybill == "UG9"
     with pytest.raises(TransientCarrierError, match=r"data\[0\].waybillNumber"):

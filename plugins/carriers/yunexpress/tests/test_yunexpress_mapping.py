@@ -223,6 +223,9 @@ def test_captured_get_order():
 def test_get_order_not_found_and_mismatch():
     assert mapping.parse_get_order({"Code": "0000", "Message": "ok", "Item": None}, "R1") is None
     assert mapping.parse_get_order({"Code": "1011", "Message": "订单不存在"}, "R1") is None
+    for refusal in ("接口不存在", "customer does not exist", "不存在"):  # the lookup did not look
+        with pytest.raises(PermanentCarrierError, match=refusal):
+            mapping.parse_get_order({"Code": "1011", "Message": refusal}, "R1")
     with pytest.raises(PermanentCarrierError, match="busy"):
         mapping.parse_get_order({"Code": "5000", "Message": "system busy"}, "R1")
     with pytest.raises(TransientCarrierError, match="OrderNumber"):

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from connector.kit import Money, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.kit.values import cents, in_utc, looks_like_pdf, mentions, objects, says_cancelled
+from connector.kit.values import (
+    cents,
+    in_utc,
+    looks_like_pdf,
+    mentions,
+    objects,
+    says_cancelled,
+    says_not_found,
+)
 from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
 from connector.kit.values import text as _text
@@ -295,11 +303,15 @@ def _entries(data: dict[str, Any], op: str) -> list[dict[str, Any]]:
 
 
 def parse_query(data: Any, reference: str) -> list[OrderRecord]:
-    """Every order China Post holds under ``reference`` (oldest first); ``[]`` when none."""
+    """Every order China Post holds under ``reference`` (oldest first); ``[]`` when none: a
+    successful answer without orders, or a refusal that says the order does not exist
+    (``says_not_found``: "订单不存在"). Any other refusal raises, whatever its words: "接口不存在"
+    (no such interface), "服务不存在" or "ecCompanyId不存在" say the lookup did not look, and an
+    empty answer to it would make the engine buy a second label."""
     op = "order query"
     ok, message, reason = _envelope(data, op)
     if not ok:
-        if mentions(message, NOT_FOUND_WORDS):
+        if says_not_found(message, NOT_FOUND_WORDS):
             return []
         if is_auth_failure(message):
             raise credentials_error(message)

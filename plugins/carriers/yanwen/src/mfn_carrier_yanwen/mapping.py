@@ -40,6 +40,7 @@ from connector.kit.values import (
     mentions,
     objects,
     says_cancelled,
+    says_not_found,
     transit_days,
 )
 from connector.kit.values import integer as _int
@@ -386,10 +387,14 @@ class OrderRecord:
 
 
 def parse_order_records(answer: Any, op: str = ORDER_LIST) -> list[OrderRecord]:
-    """The records of ``express.order.getlist`` / ``express.order.get`` (no PII is kept)."""
+    """The records of ``express.order.getlist`` / ``express.order.get`` (no PII is kept); ``[]``
+    for a successful answer without records, or a refusal that says the order does not exist
+    (``says_not_found``: "运单不存在"). Any other refusal raises, whatever its words: "method not
+    exist" or "用户不存在" (no such user) say the lookup did not look, and an empty answer to it
+    would make the engine buy a second label."""
     envelope = read_envelope(answer, op)
     if not envelope.ok:
-        if mentions(envelope.message, NOT_FOUND_WORDS):
+        if says_not_found(envelope.message, NOT_FOUND_WORDS):
             return []
         raise refusal(envelope, op)
     data = envelope.data

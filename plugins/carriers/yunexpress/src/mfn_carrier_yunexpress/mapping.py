@@ -24,7 +24,16 @@ from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, T
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
-from connector.kit.values import in_utc, iso_time, kilograms, mentions, objects, says_cancelled, transit_days
+from connector.kit.values import (
+    in_utc,
+    iso_time,
+    kilograms,
+    mentions,
+    objects,
+    says_cancelled,
+    says_not_found,
+    transit_days,
+)
 from connector.kit.values import integer as _int
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
@@ -334,11 +343,14 @@ class OrderLookup:
 
 
 def parse_get_order(data: Any, reference: str) -> OrderLookup | None:
-    """The order held under ``reference``; ``None`` when the carrier has none."""
+    """The order held under ``reference``; ``None`` when the carrier has none: ``Item`` empty, or
+    a refusal that says the order does not exist (``says_not_found``: "订单不存在"). Any other
+    refusal raises, whatever its words ("接口不存在", "customer does not exist"): an empty answer to
+    a lookup that did not look would make the engine buy a second label."""
     op = "GetOrder"
     code, message = envelope(data, op)
     if code != OK:
-        if mentions(message, NOT_FOUND_WORDS):
+        if says_not_found(message, NOT_FOUND_WORDS):
             return None
         raise _refusal(op, code, message)
     item = data.get("Item")
