@@ -86,8 +86,14 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         first_call = fresh and attempt == 0  # nothing was asked of the carrier for this claim yet
         try:
             if not first_call:  # an earlier call may have bought it: ask first
-                shipment = timed(package.carrier, "find_by_reference",
-                                 lambda: carrier.find_by_reference(package.idempotency_key))
+                try:
+                    shipment = timed(package.carrier, "find_by_reference",
+                                     lambda: carrier.find_by_reference(package.idempotency_key))
+                except PermanentCarrierError as exc:  # the lookup did not look: buy nothing, a person checks
+                    return hold(rt, order.order_id, HoldReason.LABEL_UNCERTAIN,
+                                f"order {order.order_id}: {package.carrier} refused the lookup of label "
+                                f"reference {package.idempotency_key} ({their_words(order.ship_to, exc)}) "
+                                "after an earlier call for it lost its answer" + _check_carrier(package))
                 if shipment is not None:
                     rt.counters.add("labels_recovered")
                     how = "found (an earlier call bought it)"

@@ -400,3 +400,57 @@ def test_a_label_found_cancelled_at_the_carrier_is_not_taken_for_the_one_bought(
         assert wrapper.creates == 1
     finally:
         rt.close()
+
+
+class LookupFails:
+    """The first create buys the label and loses its answer; every lookup by reference then raises
+    ``error``: a refusal of the lookup itself (a wrong path, an unknown user) or a transient fault."""
+
+    def __init__(self, carrier, error: Exception):
+        self.carrier, self.error, self.creates, self.lookups = carrier, error, 0, 0
+
+    def create_shipment(self, request):
+        self.creates += 1
+        self.carrier.create_shipment(request)
+        raise TransientCarrierError("read timed out")
+
+    def find_by_reference(self, reference):
+        self.lookups += 1
+        raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def test_a_refused_lookup_after_a_lost_answer_buys_nothing_and_holds(world, monkeypatch):
+    """A lookup that did not look is no "no label": buying again would buy a second one."""
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=3)
+    refusal = PermanentCarrierError("YunExpress GetOrder refused: 接口不存在 (Code 1004)")
+    failing = rt.carriers["yunexpress"] = LookupFails(rt.carriers["yunexpress"], refusal)
+    try:
+        step(rt, rt.ledger.get_order(order_id))
+        held, package = rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
+    finally:
+        rt.close()
+    assert (failing.creates, failing.lookups) == (1, 1)
+    assert held.state == OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+    assert f"refused the lookup of label reference {package.idempotency_key}" in held.hold_message
+    assert "接口不存在" in held.hold_message and "--replan" in held.hold_message
+    assert package.state == PackageState.LABEL_CLAIMED
+    assert len(w.state("yunexpress")["labels"]) == 1  # the lost call's label, and no second one
+
+
+def test_a_failing_lookup_after_a_lost_answer_buys_nothing_and_asks_again_later(world, monkeypatch):
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=3)
+    failing = rt.carriers["yunexpress"] = LookupFails(rt.carriers["yunexpress"],
+                                                      TransientCarrierError("HTTP 503"))
+    try:
+        for _ in range(2):
+            step(rt, rt.ledger.get_order(order_id))
+        record, package = rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
+    finally:
+        rt.close()
+    assert failing.creates == 1 and failing.lookups == 5  # 2 tries in the first step, 3 in the next
+    assert record.state == OrderState.LABEL_CLAIMED and package.state == PackageState.LABEL_CLAIMED
+    assert record.attempts == 2 and record.next_attempt_at is not None  # deferred: asked again later
+    assert len(w.state("yunexpress")["labels"]) == 1
