@@ -15,8 +15,10 @@ from connector.cli import cli
 from connector.engine import steer
 from connector.engine.carrier_calls import shipment_of
 from connector.engine.loop import Engine
+from connector.engine.track import track_due
 from connector.kit.carrier import PermanentCarrierError
 from connector.ledger import OrderState, PackageState
+from connector.model import utcnow
 
 from .helpers import CARRIERS, advance, ingest_all, run_cli
 
@@ -305,6 +307,55 @@ def test_a_label_cancelled_in_the_carriers_portal_is_voided_not_refused(world, c
         assert rt.ledger.get_order(package.order_id).state is OrderState.VOIDED
     finally:
         rt.close()
+
+
+# Tracking/GetTrackInfo as YunExpress answered it in a captured answer (the plugin's
+# tests/fixtures/get_track_info.json): the order submitted (PackageState 1), so no scan yet, and one
+# event in words no rule of the plugin knows.
+SUBMITTED = {"Code": "0000", "Message": "提交成功", "Item": {
+    "CountryCode": "AU", "WaybillNumber": "YT2222222222222222", "TrackingNumber": "", "PackageState": 1,
+    "TrackingStatus": 10, "IntervalDays": -1.0, "OrderTrackingDetails": [
+        {"ProcessContent": "xxxxxxx xxxxxxx xxxxxxx", "ProcessLocation": None,
+         "ProcessDate": "2021-12-28T23:38:38", "TrackingStatus": 10}]}}
+
+
+class SubmittedOnly:
+    """YunExpress answering every tracking number with :data:`SUBMITTED`."""
+
+    def __init__(self, carrier):
+        self.carrier = carrier
+
+    def track(self, numbers):
+        from mfn_carrier_yunexpress import mapping
+
+        return [mapping.parse_track_info(SUBMITTED, number) for number in numbers]
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def test_an_event_yunexpress_has_not_scanned_is_no_scan_and_the_label_can_be_voided(world):
+    """An event counted as a scan makes ``orders void`` refuse and the void of a label for an order
+    Amazon cancels never happen: a label paid and never refunded. YunExpress says "submitted, not
+    scanned" (PackageState 1), so its event is no scan, whatever it says."""
+    w = world(forced_onto("yunexpress"))
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        package = verified_packages(rt)[0]
+        rt.carriers["yunexpress"] = SubmittedOnly(rt.carriers["yunexpress"])
+        track_due(rt, now=utcnow() + timedelta(days=1))
+        tracked = rt.ledger.get_package(package.id)
+        kept = [e.status for e in rt.ledger.tracking_events(package.id) if e.description.startswith("xxx")]
+        assert kept == ["unknown"]  # stored with its words, but no scan
+        assert tracked.scans == 0 and tracked.first_scan_at is None
+        assert tracked.state is PackageState.VERIFIED
+    finally:
+        rt.close()
+    result = run_cli(w, "orders", "void", package.order_id)
+    assert result.returncode == 0, result.stderr
+    assert f"{package.order_id}: label" in result.stdout and "voided" in result.stdout
+    assert parcel(w, "yunexpress", package.tracking_number)["cancelled_at"] is not None
 
 
 @pytest.mark.parametrize("carrier", CARRIERS)

@@ -321,6 +321,26 @@ def test_captured_track_info(name):
     assert event.time == datetime(2021, 12, 28, 15, 38, 38, tzinfo=timezone.utc)  # 23:38:38 at UTC+8
     assert event.description == "xxxxxxx xxxxxxx xxxxxxx"
     assert event.code == "10"
+    assert event.status is TrackingStatus.UNKNOWN  # words no rule knows: no scan (the engine counts scans)
+
+
+@pytest.mark.parametrize("state", [0, 1])
+def test_no_event_is_a_scan_while_the_package_state_says_not_scanned(state):
+    """PackageState 0 (unknown) or 1 (submitted): YunExpress has no scan of the parcel, so no event
+    may count as one, whatever its words (a counted scan stops the void of a cancelled order's label)."""
+    data = load_fixture("get_track_info")
+    data["Item"].update(PackageState=state, OrderTrackingDetails=[
+        {"ProcessDate": "2024-03-01T10:00:00", "ProcessContent": "Shipment information received"},
+        {"ProcessDate": "2024-03-01T11:00:00", "ProcessContent": "Parcel received at YunExpress warehouse"},
+        {"ProcessDate": "2024-03-01T12:00:00", "ProcessContent": "Departed from origin country (CN)"},
+    ])
+    info = mapping.parse_track_info(data, "N")
+    assert [e.status for e in info.events] == [TrackingStatus.PENDING, TrackingStatus.UNKNOWN,
+                                               TrackingStatus.UNKNOWN]
+    assert info.events[1].description == "Parcel received at YunExpress warehouse"  # the words are kept
+    data["Item"]["PackageState"] = 4  # received: the same events are scans
+    assert [e.status for e in mapping.parse_track_info(data, "N").events] == [
+        TrackingStatus.PENDING, TrackingStatus.ACCEPTED, TrackingStatus.IN_TRANSIT]
 
 
 @pytest.mark.parametrize(("state", "status"), [
@@ -356,7 +376,9 @@ def test_unknown_number_and_unknown_state():
     data = load_fixture("get_track_info")
     data["Item"]["PackageState"] = 42  # schema drift: keep the events, status from the last event
     info = mapping.parse_track_info(data, "N")
-    assert len(info.events) == 1 and info.status is TrackingStatus.IN_TRANSIT
+    assert len(info.events) == 1 and info.status is TrackingStatus.UNKNOWN  # its words say nothing
+    data["Item"]["OrderTrackingDetails"][0]["ProcessContent"] = "Departed from origin country (CN)"
+    assert mapping.parse_track_info(data, "N").status is TrackingStatus.IN_TRANSIT
 
 
 @pytest.mark.parametrize(("mutate", "field"), [
@@ -387,6 +409,13 @@ def test_malformed_tracking_is_transient_and_named(mutate, field):
     ("Unsuccessful delivery attempt", TrackingStatus.FAILED_ATTEMPT),
     ("Returned to sender", TrackingStatus.RETURNED),
     ("Order cancelled (deleted by the shipper)", TrackingStatus.CANCELLED),
+    ("Sorted at YunExpress Shenzhen processing center", TrackingStatus.IN_TRANSIT),
+    ("深圳处理中心已分拣 Processed at the sorting center", TrackingStatus.IN_TRANSIT),
+    ("Transferred to Royal Mail for final delivery", TrackingStatus.IN_TRANSIT),
+    ("已离开中国", TrackingStatus.IN_TRANSIT),
+    ("xxxxxxx xxxxxxx xxxxxxx", TrackingStatus.UNKNOWN),  # the captured answer's words
+    ("", TrackingStatus.UNKNOWN),
+    ("Label printed", TrackingStatus.UNKNOWN),
 ])
 def test_event_keywords(content, status):
     assert mapping.classify_event(content) is status

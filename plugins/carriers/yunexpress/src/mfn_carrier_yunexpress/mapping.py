@@ -55,6 +55,9 @@ NOT_FOUND_WORDS = ("not exist", "not found", "no record", "不存在", "查询�
 _NEGATED_EXIST = ("not exist", "n't exist", "no exist", "nonexist", "non-exist", "不存在")
 _SUCCESS_WORDS = ("成功", "success")
 CANCELLED_PACKAGE_STATE = 5  # GetTrackInfo Item.PackageState of a deleted (cancelled) order
+# PackageStates that say YunExpress has not scanned the parcel: 0 unknown (nothing on it yet), 1
+# submitted (the order only). While one of them stands, no event is a scan, whatever its words.
+UNSCANNED_PACKAGE_STATES = frozenset({0, 1})
 NOT_FOUND_CODE = "not_found"  # the code of a WayBill/Delete refusal for "no such order"
 _FAILURE_WORDS = ("不成功", "未成功", "失败", "unsuccess", "fail")
 
@@ -86,11 +89,21 @@ _EVENT_RULES: tuple[tuple[TrackingStatus, tuple[str, ...]], ...] = (
     (TrackingStatus.PENDING, ("information received", "info received", "label created", "submitted",
                               "预报", "已提交", "电子信息")),
     (TrackingStatus.ACCEPTED, ("received", "picked up", "accepted", "收货", "揽收", "入库")),
+    (TrackingStatus.IN_TRANSIT, ("depart", "arriv", "transit", "sorted", "sorting", "processed at",
+                                 "processing center", "processing centre", "hub", "facility", "flight",
+                                 "airline", "airport", "line haul", "linehaul", "handed over", "handover",
+                                 "transferred", "dispatched", "export", "离开", "到达", "抵达", "分拣",
+                                 "运输", "转运", "航班", "起飞", "发往", "已发出", "出口", "交航",
+                                 "处理中心")),
 )
+# Text no rule knows is UNKNOWN: kept with its words, but neither a scan nor a move (the engine
+# counts scans, and a counted scan stops the automatic void of a cancelled order's label).
 # "Delivered to the airline" is a hand-over, not a delivery.
 _HANDOVER_WORDS = ("airline", "carrier", "hub", "facility", "flight", "航空", "转运")
 # The PackageStates after which nothing changes any more: the events cannot tell more.
 _FINAL = (TrackingStatus.DELIVERED, TrackingStatus.RETURNED, TrackingStatus.CANCELLED)
+# The statuses of events that are no carrier scan.
+_NO_SCAN = (TrackingStatus.PENDING, TrackingStatus.CANCELLED, TrackingStatus.UNKNOWN)
 
 # English for an event the carrier words in Chinese only (by its status): ProcessContent is
 # English, Chinese + English, or Chinese.
@@ -496,13 +509,15 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
 
 
 def classify_event(content: str) -> TrackingStatus:
-    """A tracking event's status from its free text (English or Chinese)."""
+    """A tracking event's status from its free text (English or Chinese); ``UNKNOWN`` when no
+    rule knows the words (as the DHL and China Post plugins do): a guess of "in transit" would count
+    as a carrier scan."""
     for status, words in _EVENT_RULES:
         if mentions(content, words):
             if status is TrackingStatus.DELIVERED and mentions(content, _HANDOVER_WORDS):
                 return TrackingStatus.IN_TRANSIT
             return status
-    return TrackingStatus.IN_TRANSIT
+    return TrackingStatus.UNKNOWN
 
 
 def english_text(content: str, status: TrackingStatus) -> str:
@@ -525,7 +540,9 @@ def parse_process_date(value: Any, utc_offset_hours: float) -> datetime:
 
 
 def parse_track_info(data: Any, number: str, *, utc_offset_hours: float = 8.0) -> TrackingInfo:
-    """``Tracking/GetTrackInfo`` for one number. Unknown to the carrier -> status UNKNOWN, no events."""
+    """``Tracking/GetTrackInfo`` for one number. Unknown to the carrier -> status UNKNOWN, no events.
+    While the PackageState says the parcel is not scanned (:data:`UNSCANNED_PACKAGE_STATES`), an
+    event that reads like a scan is UNKNOWN: the engine counts no scan before YunExpress has one."""
     op = "GetTrackInfo"
     code, _message = envelope(data, op)
     item = data.get("Item")
@@ -553,6 +570,8 @@ def parse_track_info(data: Any, number: str, *, utc_offset_hours: float = 8.0) -
         location = _text(detail.get("ProcessLocation")) or ", ".join(p for p in places if p)
         node = _text(detail.get("TrackNodeCode")) or _text(detail.get("TrackingStatus"))
         status = classify_event(content)
+        if state in UNSCANNED_PACKAGE_STATES and status not in _NO_SCAN:
+            status = TrackingStatus.UNKNOWN  # words of a scan, but YunExpress says it has not scanned it
         events.append(TrackingEvent(time=when, status=status, description=content, location=location,
                                     code=node, description_en=english_text(content, status)))
     events.sort(key=lambda e: e.time)
