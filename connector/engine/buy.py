@@ -231,7 +231,7 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             package = rt.ledger.advance(package, PackageState.LABEL_CREATED, PackageState.LABEL_CREATED,
                                         tracking_number=found.tracking_number)
         spec = rt.carrier_specs[package.carrier]
-        if not spec.accepts_tracking_number(package.tracking_number):
+        if not spec.accepts_tracking_number(package.tracking_number, carrier):
             return hold(rt, order.order_id, HoldReason.INVALID_TRACKING_NUMBER,
                         f"order {order.order_id}: {package.carrier} returned tracking number "
                         f"{package.tracking_number}, which Amazon would reject for {spec.label}; "

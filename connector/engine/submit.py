@@ -138,9 +138,10 @@ def confirmation_order(rt: Runtime, body: dict[str, Any]) -> tuple[Order, Extern
                           "(tracking from a carrier Amazon does not integrate counts as invalid); add it "
                           f"under site_rules.{site}.carrier_codes if Seller Central lists it")
     number = body["tracking_number"].strip()
-    if not spec.accepts_tracking_number(number):
+    carrier = rt.carriers[code]
+    if not spec.accepts_tracking_number(number, carrier):
         raise SubmitError(422, "tracking_number", f"{number!r} is not a {spec.label} tracking number "
-                          f"(Amazon checks the format: {spec.tracking_number_pattern})")
+                          f"(Amazon checks the format: {spec.pattern_for(carrier)})")
     service = body.get("service") or (spec.services[0].code if spec.services else code)
     if body.get("service") and spec.service(service) is None:
         raise SubmitError(422, "service", f"{spec.label} has no service {service!r} (known: "

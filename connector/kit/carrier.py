@@ -199,11 +199,19 @@ class CarrierSpec:
     def carrier_code_for(self, site: str) -> str | None:
         return self.site_carrier_codes.get(site, self.amazon_carrier_code or None)
 
-    def accepts_tracking_number(self, number: str) -> bool:
-        """Whether ``number`` has the form Amazon checks for this carrier (any, with no pattern).
-        ASCII only: ``\\d`` would also match Arabic-Indic or full-width digits, which Amazon refuses."""
-        return not self.tracking_number_pattern or re.fullmatch(self.tracking_number_pattern, number,
-                                                                re.ASCII) is not None
+    def pattern_for(self, carrier: Carrier | None = None) -> str:
+        """The tracking-number pattern of ``carrier``, one configured carrier of this spec: its own
+        :attr:`Carrier.tracking_number_pattern` when its settings decide which number it returns,
+        else :attr:`tracking_number_pattern`."""
+        own = getattr(carrier, "tracking_number_pattern", None)
+        return own if isinstance(own, str) else self.tracking_number_pattern
+
+    def accepts_tracking_number(self, number: str, carrier: Carrier | None = None) -> bool:
+        """Whether ``number`` has the form Amazon checks for this carrier (any, with no pattern),
+        by the pattern of ``carrier`` when given (:meth:`pattern_for`). ASCII only: ``\\d`` would
+        also match Arabic-Indic or full-width digits, which Amazon refuses."""
+        pattern = self.pattern_for(carrier)
+        return not pattern or re.fullmatch(pattern, number, re.ASCII) is not None
 
     def service(self, code: str) -> ServiceSpec | None:
         return next((s for s in self.services if s.code == code), None)
@@ -239,6 +247,10 @@ class Carrier:
     OPERATIONS = ("quote", "create_shipment", "get_label", "cancel", "track", "find_by_reference")
 
     code: str = ""
+    #: The regex Amazon checks this configured carrier's tracking numbers against, when its settings
+    #: decide which of the carrier's numbers it returns (e.g. a waybill or a last-mile number);
+    #: ``None``: the spec's :attr:`CarrierSpec.tracking_number_pattern`.
+    tracking_number_pattern: str | None = None
 
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         raise NotSupported(f"{self.code}: quote")

@@ -491,9 +491,9 @@ class CarrierContract:
         assert shipment.carrier == contract_spec.code and shipment.reference == request.reference
         assert shipment.carrier_shipment_id, "carrier_shipment_id must be the carrier's own id"
         number = self.tracking_number_of(carrier, shipment)
-        if contract_spec.tracking_number_pattern:
-            assert re.fullmatch(contract_spec.tracking_number_pattern, number), \
-                f"tracking number {number!r} does not match {contract_spec.tracking_number_pattern!r}"
+        pattern = contract_spec.pattern_for(carrier)  # the configured carrier's, or the spec's
+        if pattern:
+            assert re.fullmatch(pattern, number), f"tracking number {number!r} does not match {pattern!r}"
         if not contract_spec.confirms_shipment:  # Amazon must take the number in confirmShipment
             code = contract_spec.carrier_code_for(self.site)
             assert re.match(amazon_tracking_format(code), number), \

@@ -3,6 +3,7 @@ waits for it without spending its failure budget, is asked again less often as t
 is held (``tracking_number_late``) only once ``engine.tracking_number_wait_hours`` have passed."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -11,11 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 from connector.engine import outcome
-from connector.engine.loop import Engine
+from connector.engine.loop import Engine, step
 from connector.engine.outcome import Outcome, wait
 from connector.ledger import OrderState, PackageState
 
-from ..e2e.helpers import SEEDED_HOLDS, assert_exactly_once, run_cli
+from ..e2e.helpers import SEEDED_HOLDS, assert_exactly_once, ingest_all, run_cli
 
 WAITING = "yunexpress has not assigned a tracking number yet"
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
@@ -55,12 +56,14 @@ def test_past_its_patience_the_caller_is_told_to_hold(monkeypatch):
     assert ledger.snoozed == []
 
 
-def never_numbered(world, *, wait_hours: float = 24, polls: int = 10**6):
-    """Every YunExpress label gets its number only after ``polls`` looks."""
+def never_numbered(world, *, wait_hours: float = 24, polls: int = 10**6, settings: dict | None = None):
+    """Every YunExpress label gets its number only after ``polls`` looks (``settings``: more of
+    ``carriers.yunexpress``)."""
     return world({"sandbox": {"orders": 6, "emulators": {"yunexpress": {"track_type2_rate": 1.0,
                                                                       "tracking_polls": polls}}},
                   "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
-                  "engine": {"max_attempts": 3, "tracking_number_wait_hours": wait_hours}})
+                  "engine": {"max_attempts": 3, "tracking_number_wait_hours": wait_hours},
+                  "carriers": {"yunexpress": settings or {}}})
 
 
 def waiting_for_number(rt) -> list:
@@ -192,3 +195,51 @@ def test_a_label_that_cannot_be_written_waits_for_the_disk_without_spending_retr
     finally:
         rt.close()
     assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})
+
+
+class LastMileNumber:
+    """YunExpress assigning a late label the last-mile carrier's number, as its TrackingNumber (the
+    captured GetOrder answer has "D1234567"), not a "YT" waybill."""
+
+    def __init__(self, carrier):
+        self.carrier = carrier
+
+    def find_by_reference(self, reference):
+        found = self.carrier.find_by_reference(reference)
+        return None if found is None else dataclasses.replace(found, tracking_number="D1234567")
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("settings", "held"), [
+    ({}, False),  # tracking_number_source TrackingNumber: a last-mile number is what it gives
+    ({"tracking_number_pattern": r"^YT\d{16}$"}, True),  # an operator who knows Amazon wants YT
+])
+def test_a_last_mile_tracking_number_is_checked_by_the_accounts_own_pattern(world, settings, held):
+    """The label is paid: a number of the kind the configured source gives must not hold it
+    ``invalid_tracking_number``; one the account's pattern refuses is held before Amazon refuses it."""
+    w = never_numbered(world, settings=settings)
+    rt = w.runtime()
+    try:
+        rt.carriers["yunexpress"] = LastMileNumber(rt.carriers["yunexpress"])
+        ingest_all(rt)
+        for record in rt.ledger.orders([OrderState.NEW]):
+            step(rt, record)  # planned
+        order_ids = [r.order_id for r in rt.ledger.orders([OrderState.PLANNED])]
+        assert order_ids, rt.ledger.counts()
+        for order_id in order_ids:  # buy (no number yet), then fetch the number and the label
+            for _ in range(2):
+                step(rt, rt.ledger.get_order(order_id))
+        records = [rt.ledger.get_order(order_id) for order_id in order_ids]
+        packages = [rt.ledger.open_package(order_id) for order_id in order_ids]
+    finally:
+        rt.close()
+    assert all(p.tracking_number == "D1234567" for p in packages)
+    if held:
+        assert {r.hold_reason for r in records} == {"invalid_tracking_number"}
+        assert all("D1234567" in r.hold_message for r in records)
+    else:
+        assert not [r.hold_reason for r in records if r.state is OrderState.HELD]
+        assert all(p.state is PackageState.LABELED and p.label_path for p in packages)

@@ -10,7 +10,7 @@ from mfn_carrier_yunexpress.client import YunExpressCarrier
 from mfn_carrier_yunexpress.sandbox import YunExpressEmulator
 from mfn_carrier_yunexpress.settings import SCHEMA, YunExpressSettings
 
-from connector.kit import TRACKING_LEVELS, CarrierSpec, Secret, SettingsError
+from connector.kit import TRACKING_LEVELS, CarrierContext, CarrierSpec, Secret, SettingsError
 
 
 def _registered(hook) -> list:
@@ -33,8 +33,33 @@ def test_carrier_spec():
         "AYPZXR": "fully_tracked", "AYUZXR": "fully_tracked", "AYPZXU": "untracked", "THPHR": "tracked",
         "ZXR": "fully_tracked"}
     assert all(s.tracking_level in TRACKING_LEVELS and s.amazon_shipping_method for s in spec.services)
-    pattern = re.compile(spec.tracking_number_pattern)
-    assert pattern.match("YT2222222222222222") and not pattern.match("YT222")
+    pattern = re.compile(spec.tracking_number_pattern)  # the default source's: TrackingNumber
+    assert pattern.match("YT2222222222222222") and pattern.match("D1234567") and not pattern.match("D1")
+
+
+SECTION = {"base_url": "http://h", "customer_code": "C", "api_secret": "s"}
+
+
+@pytest.mark.parametrize(("settings", "accepted", "refused"), [
+    ({}, ["D1234567", "YT2222222222222222", "9400111899223344556677", "AB123456789GB"],
+     ["D1", "D 1234567", "D1234567\n", "ＤＸ1234567"]),
+    ({"tracking_number_source": "WayBillNumber"}, ["YT2222222222222222"], ["D1234567", "YT222"]),
+    ({"tracking_number_pattern": r"^D\d{7}$"}, ["D1234567"], ["YT2222222222222222"]),
+])
+def test_the_tracking_number_pattern_follows_the_source_or_the_setting(settings, accepted, refused):
+    """A last-mile TrackingNumber (the captured GetOrder's "D1234567") is no "YT" waybill: checked
+    against the waybill's pattern, a label already paid for was held invalid_tracking_number."""
+    [spec] = _registered(mfn_register_carriers)
+    carrier = spec.build({**SECTION, **settings}, CarrierContext.default())
+    assert [n for n in accepted if not spec.accepts_tracking_number(n, carrier)] == []
+    assert [n for n in refused if spec.accepts_tracking_number(n, carrier)] == []
+    assert carrier.tracking_number_pattern == spec.pattern_for(carrier)
+
+
+def test_a_tracking_number_pattern_that_is_no_regex_is_refused():
+    with pytest.raises(SettingsError, match="tracking_number_pattern"):
+        YunExpressSettings.from_section({**SECTION, "tracking_number_pattern": "(YT"},
+                                        where="carriers.yunexpress")
 
 
 def test_emulator_spec():

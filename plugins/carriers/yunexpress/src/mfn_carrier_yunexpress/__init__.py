@@ -17,7 +17,7 @@ CODE = "yunexpress"
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
-    from .settings import PICKUP, SERVICES, YunExpressSettings
+    from .settings import PICKUP, SERVICES, TRACKING_NUMBER_PATTERN, YunExpressSettings
 
     register(CarrierSpec(
         code=CODE,
@@ -26,7 +26,9 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
         settings=YunExpressSettings,
         amazon_carrier_code="Yun Express",
         services=SERVICES,
-        tracking_number_pattern=r"^YT\d{16}$",
+        # The default source's (TrackingNumber); each configured account checks its own numbers by
+        # its tracking_number_source or tracking_number_pattern (YunExpressCarrier).
+        tracking_number_pattern=TRACKING_NUMBER_PATTERN,
         batch_sizes={"create": 10, "track": 40},
         pickup=PICKUP,
     ))

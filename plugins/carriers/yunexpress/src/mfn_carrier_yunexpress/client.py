@@ -33,6 +33,7 @@ class YunExpressCarrier(Carrier):
 
     def __init__(self, settings: YunExpressSettings, context: CarrierContext) -> None:
         self.settings = settings
+        self.tracking_number_pattern = settings.tracking_pattern  # follows tracking_number_source
         self.http = Transport.for_settings(
             settings, carrier=self.code, name="YunExpress", session=context.http, logger=log,
             credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure_text,

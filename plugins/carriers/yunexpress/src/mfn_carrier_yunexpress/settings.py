@@ -6,6 +6,7 @@ its default (see the plugin README).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -56,6 +57,15 @@ SERVICE_SPECS: dict[str, ServiceSpec] = {s.code: s for s in SERVICES}
 
 DEFAULT_SERVICES: tuple[str, ...] = ("AYPZXR", "AYUZXR", "AYPZXU")
 
+# The tracking numbers the plugin expects, by ``tracking_number_source``: a YunExpress waybill is
+# "YT" + 16 digits (every captured WayBillNumber); a TrackingNumber is the last-mile carrier's
+# number (the captured GetOrder answer has "D1234567"), whose form depends on that carrier, so
+# any plausible number passes: letters, digits and dashes, 4 to 50 characters. The waybill stands
+# in for a TrackingNumber YunExpress does not issue (TrackType 3), and passes too.
+WAYBILL_PATTERN = r"^YT\d{16}$"
+TRACKING_NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{3,49}$"
+PATTERN_BY_SOURCE = {"WayBillNumber": WAYBILL_PATTERN, "TrackingNumber": TRACKING_NUMBER_PATTERN}
+
 SCHEMA: dict[str, Any] = settings_schema(
     "carriers.yunexpress",
     description="YunExpress (云途) OMS API. Facts marked UNVERIFIED in the plugin README are settings.",
@@ -76,6 +86,13 @@ SCHEMA: dict[str, Any] = settings_schema(
         "tracking_number_source": {
             "enum": ["TrackingNumber", "WayBillNumber"], "default": "TrackingNumber",
             "description": "UNVERIFIED: which YunExpress number is the one Amazon tracks",
+        },
+        "tracking_number_pattern": {
+            "type": ["string", "null"], "minLength": 1, "default": None,
+            "description": "regex the tracking numbers must match before they are sent to Amazon (a "
+                           "label whose number does not is held invalid_tracking_number); null: by "
+                           "tracking_number_source, ^YT\\d{16}$ for WayBillNumber, any letters, digits "
+                           "and dashes (4-50) for TrackingNumber",
         },
         "label_request_format": {
             "enum": ["array", "object"], "default": "array",
@@ -127,6 +144,7 @@ class YunExpressSettings(HttpSettings):
     services: tuple[str, ...]
     language: str
     tracking_number_source: str
+    tracking_number_pattern: str | None
     label_request_format: str
     duplicate_codes: tuple[str, ...]
     duplicate_keywords: tuple[str, ...]
@@ -143,9 +161,21 @@ class YunExpressSettings(HttpSettings):
         """``base_url`` normalised to end in ``/api`` (accepts it with or without)."""
         return url_with_path(self.base_url, "/api")
 
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.tracking_pattern)
+        except re.error as exc:
+            raise ValueError(f"tracking_number_pattern is not a regular expression: {exc}") from None
+
     @property
     def use_waybill_as_tracking(self) -> bool:
         return self.tracking_number_source == "WayBillNumber"
+
+    @property
+    def tracking_pattern(self) -> str:
+        """The regex this account's tracking numbers must match: ``tracking_number_pattern``, or
+        the pattern of the ``tracking_number_source`` (:data:`PATTERN_BY_SOURCE`)."""
+        return self.tracking_number_pattern or PATTERN_BY_SOURCE[self.tracking_number_source]
 
 
 # Where YunExpress collects from the seller: EXAMPLE DATA (UNVERIFIED). No public source lists its
