@@ -5,7 +5,9 @@ A label costs money, so:
 * it is bought only after its claim (the package in LABEL_CLAIMED with its idempotency key) is
   committed;
 * coming back to a claimed package -- after a crash, a timeout, a reset -- the carrier is asked
-  by reference (``find_by_reference``) before anything is bought again;
+  by reference (``find_by_reference``) before anything is bought again; a lookup that fails or is
+  refused buys nothing, and one that finds nothing buys again only where the carrier's lookup is
+  trusted to show a label just bought (``Carrier.trusts_empty_lookup``, ``empty_lookup`` setting);
 * the label is bought for the package's stored plan (parcel, IOSS number), never recomputed;
 * a claim whose order Amazon has since cancelled or shows shipped, or whose buyer asked to
   cancel, buys nothing more: the carrier is asked by reference, and a person decides.
@@ -98,6 +100,12 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     rt.counters.add("labels_recovered")
                     how = "found (an earlier call bought it)"
                     break
+                if getattr(carrier, "trusts_empty_lookup", True) is False:  # empty_lookup: hold
+                    return hold(rt, order.order_id, HoldReason.LABEL_UNCERTAIN,
+                                f"order {order.order_id}: {package.carrier} shows no label under "
+                                f"{package.idempotency_key} after an earlier call for it lost its answer, "
+                                f"and carriers.{package.carrier}.empty_lookup is 'hold': its lookup may not "
+                                "show a label just bought" + _check_carrier(package, _UNTRUSTED))
             shipment = timed(package.carrier, "create_shipment", lambda: carrier.create_shipment(request))
             crashpoint("after_create_call")
             rt.counters.add("labels_bought")
@@ -158,6 +166,8 @@ _BUY_AGAIN = (" and asks for the label again under that same reference if none i
               "to plan it again under a new reference")
 _CANCELLED = (" (a label found is voided)", "to give the claim up: the order then ends cancelled")
 _SHIPPED = (" (a label found is kept, for you to void)", "to give the claim up: nothing is bought for it")
+_UNTRUSTED = (" (a label found is kept; if none is found, the order is held again)",
+              "to plan it again under a new reference")
 
 
 def _check_carrier(package: Package, then: tuple[str, str] = _BUY_AGAIN) -> str:

@@ -251,6 +251,11 @@ class Carrier:
     #: decide which of the carrier's numbers it returns (e.g. a waybill or a last-mile number);
     #: ``None``: the spec's :attr:`CarrierSpec.tracking_number_pattern`.
     tracking_number_pattern: str | None = None
+    #: After a call to buy a label lost its answer, may a lookup by reference that finds nothing
+    #: be taken as "nothing was bought", and the label bought again? ``False`` where whether the
+    #: carrier's lookup shows a label just bought is not known: the engine then holds the order
+    #: ``label_uncertain`` for a person instead (the built-in plugins' ``empty_lookup: hold``).
+    trusts_empty_lookup: bool = True
 
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         raise NotSupported(f"{self.code}: quote")

@@ -232,6 +232,16 @@ def keywords_setting(default: Iterable[str], description: str) -> dict[str, Any]
             "description": description}
 
 
+def empty_lookup_setting(description: str = "") -> dict[str, Any]:
+    """Schema of an ``empty_lookup`` setting, for :attr:`Carrier.trusts_empty_lookup`: what an
+    empty lookup by reference means after a call to buy a label lost its answer. ``buy``: no label
+    exists, buy it (under the same reference); ``hold``: hold the order ``label_uncertain`` for a
+    person, for a carrier whose lookup may not show a label just bought."""
+    return {"enum": ["buy", "hold"], "default": "buy",
+            "description": description or "after a buy call lost its answer, a lookup by reference that "
+                                          "finds nothing: buy the label (buy) or hold label_uncertain (hold)"}
+
+
 def existing_shipment(found: Shipment | None, duplicate: CarrierError, *, name: str, reference: str,
                       lookup: str) -> Shipment:
     """What a create the carrier refused as a duplicate of ``reference`` stands for: ``found``, the

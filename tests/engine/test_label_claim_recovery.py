@@ -454,3 +454,48 @@ def test_a_failing_lookup_after_a_lost_answer_buys_nothing_and_asks_again_later(
     assert record.state == OrderState.LABEL_CLAIMED and package.state == PackageState.LABEL_CLAIMED
     assert record.attempts == 2 and record.next_attempt_at is not None  # deferred: asked again later
     assert len(w.state("yunexpress")["labels"]) == 1
+
+
+class AnswerLost:
+    """Every create fails before the carrier buys anything (the answer lost all the same); the
+    lookup by reference is the carrier's own. ``trusted``: the carrier's ``trusts_empty_lookup``."""
+
+    def __init__(self, carrier, trusted: bool):
+        self.carrier, self.trusts_empty_lookup, self.creates = carrier, trusted, 0
+
+    def create_shipment(self, request):
+        self.creates += 1
+        if self.creates == 1:
+            raise TransientCarrierError("read timed out")
+        return self.carrier.create_shipment(request)
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_an_empty_lookup_after_a_lost_answer_buys_again_only_where_the_lookup_is_trusted(
+        world, monkeypatch, trusted):
+    """``empty_lookup: hold`` (``trusts_empty_lookup`` False): a carrier whose lookup may not show a
+    label just bought. Its empty lookup holds the order for a person instead of buying again."""
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=3)
+    carrier = rt.carriers["yunexpress"] = AnswerLost(rt.carriers["yunexpress"], trusted)
+    try:
+        step(rt, rt.ledger.get_order(order_id))
+        record, package = rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
+        if not trusted:
+            rt.ledger.release(order_id)  # a release looks again, and holds again on nothing found
+            step(rt, rt.ledger.get_order(order_id))
+            again = rt.ledger.get_order(order_id)
+    finally:
+        rt.close()
+    if trusted:
+        assert carrier.creates == 2 and package.state is PackageState.LABEL_CREATED
+        assert len(w.state("yunexpress")["labels"]) == 1
+    else:
+        assert carrier.creates == 1 and package.state is PackageState.LABEL_CLAIMED
+        assert record.state is OrderState.HELD and record.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+        assert "carriers.yunexpress.empty_lookup is 'hold'" in record.hold_message
+        assert "--replan" in record.hold_message and package.idempotency_key in record.hold_message
+        assert again.hold_reason == HoldReason.LABEL_UNCERTAIN.value and carrier.creates == 1
+        assert len(w.state("yunexpress")["labels"]) == 0

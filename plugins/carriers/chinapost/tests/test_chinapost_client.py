@@ -125,6 +125,13 @@ def test_a_refused_order_query_raises_instead_of_answering_none(carrier, message
         carrier.find_by_reference("PKG-1")
 
 
+def test_empty_lookup_says_whether_an_empty_query_may_be_bought_again(carrier):
+    assert carrier.trusts_empty_lookup is True  # default "buy"
+    assert carrier_for(settings_for(BASE, empty_lookup="hold")).trusts_empty_lookup is False
+    with pytest.raises((SettingsError, ValueError), match="empty_lookup"):
+        carrier_for(settings_for(BASE, empty_lookup="maybe"))
+
+
 @responses.activate
 def test_cancel_posts_waybill_sender_and_digest(carrier):
     responses.post(f"{BASE}/orderService/cancelOrder", json={"flag": True, "message": "撤单成功"})

@@ -204,6 +204,11 @@ def test_a_refused_lookup_raises_instead_of_answering_none(carrier, message):
         carrier.find_by_reference(REF)
 
 
+def test_empty_lookup_says_whether_an_empty_lookup_may_be_bought_again(carrier):
+    assert carrier.trusts_empty_lookup is True  # default "buy"
+    assert carrier_for(settings_for(BASE, empty_lookup="hold")).trusts_empty_lookup is False
+
+
 @responses.activate
 def test_two_live_waybills_are_logged(carrier, caplog):
     responses.post(API, json=ok([waybill_record("UG1", REF), waybill_record("UG2", REF)]))

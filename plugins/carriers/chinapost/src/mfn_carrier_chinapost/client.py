@@ -42,6 +42,7 @@ class ChinaPostCarrier(Carrier):
 
     def __init__(self, settings: ChinaPostSettings, context: CarrierContext) -> None:
         self.settings = settings
+        self.trusts_empty_lookup = settings.empty_lookup == "buy"
         self.http = Transport.for_settings(
             settings, carrier=self.code, name="China Post", session=context.http, logger=log,
             credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure,

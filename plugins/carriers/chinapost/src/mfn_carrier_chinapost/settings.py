@@ -20,7 +20,7 @@ from connector.kit import (
     settings_schema,
 )
 from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
-from connector.kit.values import keywords_setting, utc_offset_setting
+from connector.kit.values import empty_lookup_setting, keywords_setting, utc_offset_setting
 
 # Where the products deliver. EXAMPLE DATA (UNVERIFIED): no public source lists the countries
 # each product serves; this is every Amazon site country (GB, not UK: ISO codes) plus the other
@@ -115,6 +115,9 @@ SCHEMA: dict[str, Any] = settings_schema(
             "type": "string", "minLength": 1, "default": "orderService/queryOrder",
             "description": "UNVERIFIED: path of the lookup by logistics_order_no used for reconciliation",
         },
+        "empty_lookup": empty_lookup_setting(
+            "UNVERIFIED whether the order query shows an order just created: after a create lost its "
+            "answer, an empty query buys again (buy) or holds the order label_uncertain (hold)"),
         "duplicate_keywords": keywords_setting(
             ["重复", "已存在", "duplicate", "already exist", "repeat"],
             "UNVERIFIED: msg words meaning 'logistics_order_no already used'"),
@@ -169,6 +172,7 @@ class ChinaPostSettings(HttpSettings, RateCardSettings):
     digest_encoding: str
     label_version: str
     order_query_path: str
+    empty_lookup: str
     duplicate_keywords: tuple[str, ...]
     duplicate_codes: tuple[str, ...]
     already_cancelled_keywords: tuple[str, ...]

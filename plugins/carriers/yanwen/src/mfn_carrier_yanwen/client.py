@@ -38,6 +38,7 @@ class YanwenCarrier(Carrier):
     def __init__(self, settings: YanwenSettings, context: CarrierContext, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.trusts_empty_lookup = settings.empty_lookup == "buy"
         self.http = Transport.for_settings(
             settings, carrier=self.code, name="Yanwen", session=context.http, logger=log,
             credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure_text,

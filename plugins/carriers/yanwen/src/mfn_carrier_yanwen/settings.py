@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from connector.kit import URL, HttpSettings, PickupCoverage, Secret, ServiceSpec, settings_schema
 from connector.kit.amazon import SITES
 from connector.kit.ratecard import RateCardSettings, rate_card_setting, services_setting
-from connector.kit.values import keywords_setting, url_with_path, utc_offset_setting
+from connector.kit.values import empty_lookup_setting, keywords_setting, url_with_path, utc_offset_setting
 
 # -- services ---------------------------------------------------------------------------------
 #
@@ -168,6 +168,9 @@ SCHEMA: dict[str, Any] = settings_schema(
             "type": "array", "items": {"type": "integer"}, "default": [5],
             "description": "UNVERIFIED: express.order.getlist status values of a cancelled waybill",
         },
+        "empty_lookup": empty_lookup_setting(
+            "UNVERIFIED whether express.order.getlist shows an order just created: after a create lost "
+            "its answer, an empty lookup buys again (buy) or holds the order label_uncertain (hold)"),
         "timestamp_unit": {
             "enum": ["ms", "us"], "default": "ms",
             "description": "UNVERIFIED: unit of the signed timestamp (most clients: ms; one SDK: us)",
@@ -202,6 +205,7 @@ class YanwenSettings(HttpSettings, RateCardSettings):
     duplicate_keywords: tuple[str, ...]
     already_cancelled_keywords: tuple[str, ...]
     cancelled_statuses: tuple[int, ...]
+    empty_lookup: str
     timestamp_unit: str
     tracking_utc_offset_hours: float
     track_batch_size: int
