@@ -24,6 +24,7 @@ of the configuration (:func:`merge_rules`). Comparisons are exact: a value exact
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta, timezone
@@ -676,6 +677,22 @@ def promised_delivery(option: QuoteOption, now: datetime) -> datetime | None:
 PICKUP_UNKNOWN_POLICIES = ("assume_pickup", "drop_off", "refuse")
 
 
+def amazon_carrier_code(spec: CarrierSpec, rules: SiteRules | None, site: str) -> str | None:
+    """The carrier code to send Amazon for ``spec`` on ``site``: the plugin's code, spelt as the
+    site's carrier list spells it when the two differ only in case or spacing. The list is what
+    Seller Central accepts (an operator corrects it under ``site_rules``), and Amazon may match the
+    code exactly; ``None`` when the plugin has no code for the site."""
+    code = spec.carrier_code_for(site)
+    if code is None or rules is None or code in rules.carrier_codes:
+        return code
+    folded = _folded(code)
+    return next((listed for listed in rules.carrier_codes if _folded(listed) == folded), code)
+
+
+def _folded(code: str) -> str:
+    return re.sub(r"[\s_-]", "", code).casefold()
+
+
 def carrier_rejections(req: Requirements, spec: CarrierSpec, rules: SiteRules, *, ship_from_city: str = "",
                        ship_from_province: str = "", drop_off: bool = False,
                        pickup_unknown: str = "drop_off") -> list[str]:
@@ -686,7 +703,7 @@ def carrier_rejections(req: Requirements, spec: CarrierSpec, rules: SiteRules, *
             reasons.append(req.buy_shipping_reason
                            or f"Buy Shipping is not allowed for this order on {req.site}")
     else:
-        code = spec.carrier_code_for(rules.site)
+        code = amazon_carrier_code(spec, rules, rules.site)
         if code is None:
             reasons.append(f"Amazon does not accept {spec.label} on {rules.site}")
         elif code not in rules.carrier_codes:
@@ -748,7 +765,7 @@ def eligibility(req: Requirements, option: QuoteOption, *, spec: CarrierSpec | N
     if service is None and spec.services:
         return [*reasons, f"{spec.label} has no service {option.service}"]
     method = service.amazon_shipping_method if service else ""
-    code = spec.carrier_code_for(rules.site)
+    code = amazon_carrier_code(spec, rules, rules.site)
     if not spec.confirms_shipment and code in rules.carrier_codes and not rules.accepts(code, method):
         reasons.append(f"shipping method {method!r} is not in Amazon's list for {code!r} on {rules.site} "
                        f"({', '.join(rules.carrier_codes[code])})")
@@ -1002,7 +1019,7 @@ def price_candidate(option: QuoteOption, *, req: Requirements, fx: RateTable, no
     if (req.vtr_excluded_if_exact and rules is not None and option.spec is not None
             and not option.is_buy_shipping):
         method = option.service_spec.amazon_shipping_method if option.service_spec else ""
-        exact = rules.exact_match(option.spec.carrier_code_for(rules.site), method)
+        exact = rules.exact_match(amazon_carrier_code(option.spec, rules, rules.site), method)
         notes.append("VTR: carrier code and method match Amazon's list exactly: excluded from VTR" if exact
                      else "VTR: no exact carrier code + method match: the order counts toward VTR")
     return Candidate(option, cost, Money(comparable, fx.base), tuple(notes))

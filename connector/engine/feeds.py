@@ -54,6 +54,7 @@ from ..ledger import OrderState, Package, PackageState, StaleStateError
 from ..ledger.feeds import OPEN_FEED_STATES, UNSUBMITTED_FEED_STATES, FeedOutcome, FeedRecord
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
+from ..rules import amazon_carrier_code
 from .crashpoints import crashpoint
 from .runtime import Runtime
 
@@ -241,7 +242,7 @@ def _batch(rt: Runtime, account: Account) -> list[tuple[Order, Package]]:
             or spec.confirms_shipment
             or not order.confirms_on_amazon
             or order.buyer_cancel_requested
-            or not spec.carrier_code_for(order.site)
+            or not amazon_carrier_code(spec, rt.site_rules.get(order.site), order.site)
             or not package.items
             or not package.tracking_number
         ):
@@ -260,7 +261,7 @@ def _batch(rt: Runtime, account: Account) -> list[tuple[Order, Package]]:
 
 def _rows(rt: Runtime, order: Order, package: Package) -> list[FeedRow]:
     spec = rt.carrier_specs[package.carrier]
-    code = spec.carrier_code_for(order.site) or ""
+    code = amazon_carrier_code(spec, rt.site_rules.get(order.site), order.site) or ""
     service = spec.service(package.service)
     method = (service.amazon_shipping_method or service.name) if service else ""
     ship_date = package.shipped_at or package.updated_at or utcnow()

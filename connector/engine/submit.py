@@ -21,6 +21,7 @@ from typing import Any
 from ..ledger import OrderRecord, OrderState, Package
 from ..ledger.submissions import ExternalLabel, Submission, SubmissionConflict
 from ..model import Address, FulfillmentStatus, Money, Order, OrderItem, parse_iso, utcnow
+from ..rules import amazon_carrier_code
 from .loop import drive
 from .runtime import Runtime
 
@@ -129,10 +130,10 @@ def confirmation_order(rt: Runtime, body: dict[str, Any]) -> tuple[Order, Extern
     if spec.confirms_shipment:
         raise SubmitError(422, "carrier", f"{spec.label} labels confirm themselves on Amazon; "
                           "nothing to confirm")
-    carrier_code = spec.carrier_code_for(site)
+    rules = rt.site_rules.get(site)
+    carrier_code = amazon_carrier_code(spec, rules, site)
     if carrier_code is None:
         raise SubmitError(422, "carrier", f"Amazon does not accept {spec.label} on {site}")
-    rules = rt.site_rules.get(site)
     if rules is not None and carrier_code not in rules.carrier_codes:  # as for the daemon's own labels
         raise SubmitError(422, "carrier", f"carrier code {carrier_code!r} is not in Amazon's list for {site} "
                           "(tracking from a carrier Amazon does not integrate counts as invalid); add it "

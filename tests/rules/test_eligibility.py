@@ -83,11 +83,13 @@ def test_carrier_amazon_does_not_accept_on_the_site() -> None:
 
 def test_carrier_code_not_in_the_sites_list_no_silent_other() -> None:
     special = ServiceSpec("481", "x", "fully_tracked", "Yanwen Special Line Tracked")
-    mis_cased = spec("yw", "Yanwen", (special,))
-    reasons = check(req("FR", "30"), option(mis_cased, "481", "4.00"))
-    assert any("carrier code 'Yanwen' is not in Amazon's list for FR" in r for r in reasons)
-    # the Yanwen plugin maps FR to "YANWEN": accepted
+    unlisted = spec("yw", "Yanwen Express", (special,))
+    reasons = check(req("FR", "30"), option(unlisted, "481", "4.00"))
+    assert any("carrier code 'Yanwen Express' is not in Amazon's list for FR" in r for r in reasons)
+    # the Yanwen plugin maps FR to "YANWEN": accepted; a plugin spelling it "Yanwen" gets the list's
+    # spelling (case and spacing only), so it is accepted too and sent as "YANWEN"
     assert check(req("FR", "30"), option(YANWEN, "481", "4.00")) == []
+    assert check(req("FR", "30"), option(spec("yw", "Yanwen", (special,)), "481", "4.00")) == []
 
 
 def test_shipping_method_must_be_in_the_list_when_the_site_gives_one() -> None:
@@ -203,3 +205,21 @@ def test_carrier_rejections_before_quoting() -> None:
     assert carrier_rejections(r, AMAZON, RULES["US"]) != []
     assert carrier_rejections(r, YUN, RULES["US"], ship_from_city="Shenzhen") == []
     assert carrier_rejections(req("JP", "1000"), DHLEC, RULES["JP"]) == ["Amazon does not accept Dhlec on JP"]
+
+
+def test_the_sites_list_spelling_of_a_carrier_code_is_the_one_sent() -> None:
+    """An operator who corrects a site's list to the spelling Seller Central shows (`{Yanwen: null,
+    YANWEN: []}`) gets that spelling sent, not the carrier dropped from the site for a case."""
+    from dataclasses import replace
+
+    from connector.rules import amazon_carrier_code
+
+    codes = {k: v for k, v in RULES["US"].carrier_codes.items() if k != "Yanwen"}
+    corrected = replace(RULES["US"], carrier_codes={**codes, "YANWEN": ()})
+    assert amazon_carrier_code(YANWEN, corrected, "US") == "YANWEN"
+    assert carrier_rejections(req("US", "20.00"), YANWEN, corrected, ship_from_city="Shenzhen") == []
+    spaced = replace(RULES["US"], carrier_codes={**{k: v for k, v in codes.items() if k != "Yun Express"},
+                                                 "Yun-Express": ()})
+    assert amazon_carrier_code(YUN, spaced, "US") == "Yun-Express"
+    assert amazon_carrier_code(YANWEN, replace(RULES["US"], carrier_codes=codes), "US") == "Yanwen"  # refused
+    assert amazon_carrier_code(YANWEN, None, "US") == "Yanwen"
