@@ -62,7 +62,7 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
             passes = Engine(rt).run_until_quiet()
             summary = summarize(rt)
             labels = [Path(p.label_path) for r in rt.ledger.orders() for p in rt.ledger.packages(r.order_id)
-                      if p.label_path]
+                      if p.label_path and p.label_erased_at is None]  # an erased label's file is gone
             states = {name: requests.get(f"{server.url}/_sandbox/state", timeout=10).json()
                       for name, server in sandbox.servers.items()}
             ok = _report(summary, passes, labels, states, config)

@@ -10,7 +10,7 @@ The spine, one module per stage, each step committing its transition before the 
     track.py    VERIFIED -> IN_TRANSIT -> ... -> DELIVERED (or LOST, RETURNED): the parcel followed
     void.py     a label Amazon no longer needs -> VOIDING -> VOIDED (cancelled at the carrier)
     watch.py    alerts: ship-by near, valid-tracking rate below the bar
-    purge.py    buyer PII erased after the retention window
+    purge.py    buyer PII erased after the retention window (label files and print batches too)
 
 The loop only schedules. Each order is driven by one worker at a time (:func:`drive`); Amazon
 calls are paced by the shared token buckets, so confirmations never outrun the quota however
@@ -42,7 +42,7 @@ from .hooks import dispatch_after_step
 from .ingest import ingest_account
 from .outcome import Outcome, defer, hold, their_words
 from .plan import plan
-from .purge import purge_expired_pii
+from .purge import delete_erased_files, purge_expired_pii
 from .runtime import Runtime
 from .scheduler import Scheduler
 from .track import track_due
@@ -140,6 +140,8 @@ class Engine:
         tracked = 0
         if self.rt.leads():  # once for all workers sharing the ledger
             tracked = self._leader_jobs()
+        if self._due("erase_files", PURGE_EVERY):  # every worker: the files on its own disk
+            delete_erased_files(self.rt)
         left = self.rt.ledger.count_orders(ACTIVE_ORDER_STATES)
         return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked)
 

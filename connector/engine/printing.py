@@ -63,6 +63,11 @@ class NothingToPrint(PrintError):
         self.skipped = list(skipped)
 
 
+class LabelsErased(NothingToPrint):
+    """Every order asked for had its buyer data purged (connector/engine/purge.py): its labels were
+    erased with the address they show, and are never printed again."""
+
+
 @dataclass(frozen=True)
 class PickLine:
     """One line of the pick list: what goes into one package."""
@@ -97,7 +102,8 @@ def print_labels(rt: Runtime, *, order_ids: Sequence[str] | None = None, reprint
     """Print a batch: every label not printed yet, or the labels of ``order_ids`` (a label printed
     before only with ``reprint``). Writes the merged PDF to ``output`` (default: a new file under
     ``<state_dir>/print/``), then marks the labels printed. ``on_label`` is called as each label is
-    merged (a progress bar). Raises UnknownOrder, or NothingToPrint with what was skipped and why."""
+    merged (a progress bar). Raises UnknownOrder, or NothingToPrint with what was skipped and why
+    (LabelsErased when every order asked for had its buyer data purged: its labels are gone)."""
     packages, skipped = select_labels(rt, order_ids, reprint=reprint)
     readable: list[tuple[Package, Any]] = []
     from pypdf import PdfReader
@@ -163,7 +169,9 @@ def print_labels(rt: Runtime, *, order_ids: Sequence[str] | None = None, reprint
 def select_labels(rt: Runtime, order_ids: Sequence[str] | None, *,
                   reprint: bool = False) -> tuple[list[Package], list[tuple[str, str]]]:
     """The packages to print in print order (carrier, service, order, package) and what was left
-    out and why. Without ``order_ids``: every label bought, not scanned yet and never printed."""
+    out and why. Without ``order_ids``: every label bought, not scanned yet and never printed. A
+    label erased with its order's buyer data is never chosen (LabelsErased when every order asked
+    for is such)."""
     ledger = rt.ledger
     skipped: list[tuple[str, str]] = []
     if order_ids is None:
@@ -173,13 +181,20 @@ def select_labels(rt: Runtime, order_ids: Sequence[str] | None, *,
         unknown = [o for o in wanted if order_record(rt, o) is None]
         if unknown:
             raise UnknownOrder(unknown)
-        chosen = []
+        chosen, erased = [], []
         for order_id in wanted:
-            packages = [p for p in ledger.packages(order_id)
-                        if p.label_path and p.state not in DEAD_LABEL_STATES]
-            if not packages:
+            every = ledger.packages(order_id)
+            gone = [p.label_erased_at for p in every if p.label_erased_at is not None]
+            packages = [p for p in every if p.label_path and p.state not in DEAD_LABEL_STATES
+                        and p.label_erased_at is None]
+            if gone and not packages:
+                erased.append(order_id)
+                skipped.append((order_id, erased_reason(min(gone))))
+            elif not packages:
                 skipped.append((order_id, "has no label to print (none bought yet, voided or failed)"))
             chosen.extend(packages)
+        if erased and len(erased) == len(wanted):
+            raise LabelsErased("; ".join(f"order {o}: {why}" for o, why in skipped), skipped)
         marks = ledger.label_marks(p.id for p in chosen)
         if not reprint:
             for p in [p for p in chosen if marks[p.id].printed]:
@@ -188,6 +203,12 @@ def select_labels(rt: Runtime, order_ids: Sequence[str] | None, *,
             chosen = [p for p in chosen if not marks[p.id].printed]
     chosen.sort(key=print_order)
     return chosen, skipped
+
+
+def erased_reason(at: datetime) -> str:
+    """Why a label is refused once its order's buyer data was purged (no buyer data in it)."""
+    return (f"its buyer data was purged on {at:%Y-%m-%d} (data protection) and its label erased with "
+            "it: a label is never printed or served again after that")
 
 
 def order_record(rt: Runtime, order_id: str) -> Any:

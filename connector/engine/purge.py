@@ -8,11 +8,24 @@ such an end (lost, or not followed any more) falls back to the ship date +
 does a held order Amazon has cancelled: nothing of it can ship any more (Amazon confirms no shipment
 of a cancelled order), and a hold no one settles must not keep the address for good. Order ids,
 tracking numbers and totals stay.
+
+A label shows the buyer's name and address, so it goes with them: the purge marks the order's labels
+erased in the same transaction (``label_erased_at``: never served or printed again), and
+:func:`delete_erased_files` deletes from disk the label files of every purged order (voided labels
+too) and every print batch holding one of their labels. That sweep reads the disk, not what the
+last pass did: run after each purge and by every worker (each deletes what is on its own disk), it
+also deletes what a crash between the purge and the deletion left, and the files of orders purged
+before labels were erased. A file nothing records -- a half-written leftover of a crash, a print
+batch written but not recorded -- is never used again, and goes once it is an hour old.
 """
 from __future__ import annotations
 
 import logging
+import os
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from ..ledger import (
     NOTHING_TO_SHIP_STATES,
@@ -28,6 +41,7 @@ from .runtime import Runtime
 log = logging.getLogger("connector.engine")
 
 _CONFIRMED = frozenset({PackageState.CONFIRMED, *TRACKED_PACKAGE_STATES})
+LEFTOVER_SECONDS = 3600.0  # a file nothing records (a crash's leftover) goes once this old
 
 
 def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
@@ -63,3 +77,104 @@ def life_end(package: Package, fallback: timedelta) -> datetime | None:
     if package.shipped_at and package.state in _CONFIRMED:
         return package.shipped_at + fallback
     return None
+
+
+@dataclass
+class Deleted:
+    """What one sweep of :func:`delete_erased_files` deleted (and failed to)."""
+
+    labels: int = 0
+    batches: int = 0
+    leftovers: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.labels + self.batches + self.leftovers
+
+
+def delete_erased_files(rt: Runtime) -> Deleted:
+    """Delete from this host's disk what shows an address the ledger no longer keeps:
+
+    * a label file under ``labels_dir`` (``<order id>-<package>.pdf``) whose order's buyer data is
+      purged;
+    * a print batch (its recorded file, wherever it was written) holding a label of such an order:
+      the batch goes whole, the other orders' labels stay on file and can be printed again;
+    * an hour-old file nobody records: a half-written leftover (``.<name>.<random>``) in either
+      folder, or a file in ``<state_dir>/print/`` that no batch recorded (a crash between writing a
+      batch and recording it; its labels stayed unprinted and print again).
+
+    Idempotent, and reads the folders and the batch records only, not the history of purged
+    orders. A file that cannot be deleted is logged and tried again at the next sweep."""
+    done = Deleted()
+    _delete_labels(rt, rt.labels_dir, done)
+    _delete_batches(rt, rt.config.state_dir / "print", done)
+    if done.total:
+        log.info("deleted %d label file(s), %d print batch(es) and %d leftover(s) of purged buyer data",
+                 done.labels, done.batches, done.leftovers)
+    return done
+
+
+def _delete_labels(rt: Runtime, folder: Path, done: Deleted) -> None:
+    files: dict[str, list[Path]] = {}
+    old: list[Path] = []
+    for path in _files(folder):
+        name = path.name
+        if _leftover(name):  # write_atomically's temporary file: .<name>.<random>
+            if _old(path):
+                old.append(path)
+                continue
+            name = name[1:name.find(".pdf.") + 4]
+        order_id, _, ref = name[:-4].rpartition("-") if name.endswith(".pdf") else ("", "", "")
+        if order_id and ref.isdigit():
+            files.setdefault(order_id, []).append(path)
+    purged = rt.ledger.purged_orders(list(files)) if files else set()
+    for order_id in sorted(purged):
+        for path in files[order_id]:
+            done.labels += _delete(path, done)
+    for path in old:
+        done.leftovers += _delete(path, done)
+
+
+def _delete_batches(rt: Runtime, folder: Path, done: Deleted) -> None:
+    recorded = rt.ledger.print_batch_paths()
+    on_disk = {batch: path for batch, path in recorded if path and os.path.isfile(path)}
+    for batch in sorted(rt.ledger.print_batches_with_erased_labels(on_disk) if on_disk else ()):
+        done.batches += _delete(Path(on_disk[batch]), done)
+    known = {os.path.realpath(path) for _, path in recorded if path}
+    for path in _files(folder):
+        ours = path.suffix == ".pdf" or _leftover(path.name)
+        if ours and os.path.realpath(path) not in known and _old(path):
+            done.leftovers += _delete(path, done)
+
+
+def _files(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_file())
+    except FileNotFoundError:
+        return []
+
+
+def _leftover(name: str) -> bool:
+    return name.startswith(".") and name.find(".pdf.") > 0
+
+
+def _old(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > LEFTOVER_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def _delete(path: Path, done: Deleted) -> bool:
+    """Delete one file; True when it is gone by this call (False: gone already, or it failed)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        done.failed += 1
+        log.warning("cannot delete %s (buyer data purged): %s; trying again at the next sweep",
+                    path, exc.strerror or exc)
+        return False
+    return True

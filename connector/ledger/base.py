@@ -141,6 +141,9 @@ class Package:
     voided_at: datetime | None = None
     voided_from: str = ""              # the state a void started from (a refused void returns to it)
     refund: dict[str, Any] = field(default_factory=dict)  # what the void gives back, {"amount", "currency"}
+    # data protection (engine/purge.py): set when the order's buyer data was purged; the label file
+    # is deleted then and never served or printed again
+    label_erased_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -329,6 +329,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         # Space-separated hold reasons (holds.WAIVED_BY_RELEASE) an operator released this order from.
         "ALTER TABLE orders ADD COLUMN waived TEXT NOT NULL DEFAULT ''",
     )),
+    Migration(12, "a purged order's labels are erased: its label files go with its address", (
+        # When the label stopped being kept (the order's buyer data was purged); the files on disk
+        # are deleted by the purge's file sweep (connector/engine/purge.py).
+        "ALTER TABLE packages ADD COLUMN label_erased_at TEXT",
+        # Orders purged before this version: their labels are erased as of their purge.
+        "UPDATE packages SET label_erased_at = (SELECT o.pii_purged_at FROM orders o"
+        " WHERE o.order_id = packages.order_id) WHERE label_path <> '' AND order_id IN"
+        " (SELECT order_id FROM orders WHERE pii_purged_at IS NOT NULL)",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

@@ -261,6 +261,17 @@ class OrderQueries:
                 (*ids, FulfillmentStatus.CANCELLED.value)).fetchall())
         return found
 
+    def purged_orders(self, order_ids: Sequence[str]) -> set[str]:
+        """Which of ``order_ids`` had their buyer data purged (their labels erased with it): a few
+        hundred ids per query, by the primary key; unknown ids are not named."""
+        ids_all, found = list(dict.fromkeys(order_ids)), set()
+        for start in range(0, len(ids_all), _SQL_CHUNK):
+            ids = ids_all[start:start + _SQL_CHUNK]
+            found.update(r[0] for r in self._conn().execute(
+                f"SELECT order_id FROM orders WHERE order_id IN ({_marks(ids)})"
+                " AND pii_purged_at IS NOT NULL", ids).fetchall())
+        return found
+
     def count_orders(self, states: Iterable[OrderState | str] | None = None) -> int:
         """How many orders are in ``states`` (all when None)."""
         filters = _filters(OrderState, states, {}, None)

@@ -304,7 +304,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             last_scan_at=_dt(row["last_scan_at"]), delivered_at=_dt(row["delivered_at"]), scans=row["scans"],
             next_track_at=_dt(row["next_track_at"]), track_failures=row["track_failures"],
             voided_at=_dt(row["voided_at"]), voided_from=row["voided_from"],
-            refund=json.loads(row["refund"] or "{}"),
+            refund=json.loads(row["refund"] or "{}"), label_erased_at=_dt(row["label_erased_at"]),
         )
 
     def _set_state(self, conn: Any, order_id: str, old: str, new: OrderState, now: str,
@@ -852,7 +852,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     def purge_pii(self, order_ids: Iterable[str]) -> int:
         """Erase the encrypted address of these orders (final: a later upsert does not store a new
-        one). Returns how many orders were newly purged; each gets an audit row."""
+        one) and mark their labels erased (``label_erased_at``: never served or printed again; the
+        purge's file sweep deletes the files). Returns how many orders were newly purged; each
+        gets an audit row."""
         ids = list(dict.fromkeys(order_ids))
         purged = 0
         for start in range(0, len(ids), _SQL_CHUNK):
@@ -865,6 +867,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 for r in rows:
                     conn.execute("UPDATE orders SET pii = NULL, pii_purged_at = ?, updated_at = ?"
                                  " WHERE order_id = ?", (now, now, r["order_id"]))
+                    conn.execute("UPDATE packages SET label_erased_at = ? WHERE order_id = ?"
+                                 " AND label_path <> '' AND label_erased_at IS NULL", (now, r["order_id"]))
                     self._transition(conn, r["order_id"], None, now, r["state"], r["state"], "pii purged")
                 purged += len(rows)
         return purged

@@ -182,9 +182,10 @@ class WarehouseStore:
         return found
 
     def unprinted_packages(self, *, carrier: str | None = None, limit: int | None = None) -> list[Package]:
-        """Packages with a label on file, not scanned yet, never printed; by carrier, service, id."""
+        """Packages with a label on file (not erased), not scanned yet, never printed; by carrier,
+        service, id."""
         sql = (f"SELECT * FROM packages WHERE printed_at IS NULL AND label_path != ''"
-               f" AND state IN ({_UNSCANNED_MARKS})")
+               f" AND label_erased_at IS NULL AND state IN ({_UNSCANNED_MARKS})")
         params: list[Any] = list(_UNSCANNED)
         if carrier is not None:
             sql += " AND carrier = ?"
@@ -229,6 +230,31 @@ class WarehouseStore:
         rows = self._conn().execute("SELECT * FROM print_batches ORDER BY id DESC LIMIT ?",
                                     (limit,)).fetchall()
         return [_batch(r) for r in rows]
+
+    def print_batch_paths(self) -> list[tuple[int, str]]:
+        """Every print batch's id and the file it was written to, oldest first (their label lists
+        are not read)."""
+        return [(int(r[0]), r[1]) for r in
+                self._conn().execute("SELECT id, path FROM print_batches ORDER BY id").fetchall()]
+
+    def print_batches_with_erased_labels(self, batch_ids: Iterable[int]) -> set[int]:
+        """Which of these print batches hold at least one erased label (its order's buyer data
+        purged: connector/engine/purge.py)."""
+        ids = list(dict.fromkeys(int(i) for i in batch_ids))
+        members: dict[int, set[int]] = {}
+        for start in range(0, len(ids), _SQL_CHUNK):
+            chunk = ids[start:start + _SQL_CHUNK]
+            for r in self._conn().execute(f"SELECT id, package_ids FROM print_batches WHERE id IN"
+                                          f" ({', '.join('?' * len(chunk))})", chunk).fetchall():
+                members[int(r["id"])] = {int(p) for p in json.loads(r["package_ids"])}
+        every = sorted(set().union(*members.values())) if members else []
+        erased: set[int] = set()
+        for start in range(0, len(every), _SQL_CHUNK):
+            chunk = every[start:start + _SQL_CHUNK]
+            erased.update(int(r[0]) for r in self._conn().execute(
+                f"SELECT id FROM packages WHERE id IN ({', '.join('?' * len(chunk))})"
+                " AND label_erased_at IS NOT NULL", chunk).fetchall())
+        return {batch for batch, packages in members.items() if packages & erased}
 
     def handover_backlog(self, *, ship_by_before: datetime | None = None,
                          order_id: str | None = None) -> dict[str, list[tuple[Package, LabelMarks]]]:

@@ -189,6 +189,28 @@ def test_purged_address_is_gone_for_every_token(shipped):
     assert body["ship_to"] is None and body["address_on_file"] is False and body["pii_purged"] is True
 
 
+def test_a_purged_orders_label_is_gone(shipped):
+    """The label shows the buyer's address: once that is purged, the label is refused with 410 (also
+    where its file was not deleted yet), not offered, and not printed."""
+    a = shipped
+    oid = verified(a)[0]
+    package = a.rt.ledger.packages(oid)[-1]
+    assert a.get(f"/v1/packages/{package.id}/label", scope="read+pii").status_code == 200
+    a.rt.ledger.purge_pii([oid])
+    assert os.path.isfile(package.label_path)  # the file sweep has not run yet
+    r = a.get(f"/v1/packages/{package.id}/label", scope="read+pii")
+    assert r.status_code == 410 and r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["type"].endswith("#label-erased") and body["title"] == "Gone"
+    assert body["detail"].startswith(f"package {package.id} of order {oid}: its buyer data was purged on ")
+    assert body["errors"] == [{"field": "package_id", "message": "label erased"}]
+    assert a.get(f"/v1/packages/{package.id}", scope="read").json()["label_url"] is None
+    assert a.get(f"/v1/orders/{oid}", scope="read").json()["packages"][-1]["label_url"] is None
+    printed = a.post("/v1/labels/print", scope="operate+pii", json={"order_ids": [oid], "reprint": True})
+    assert printed.status_code == 410 and printed.json()["type"].endswith("#label-erased")
+    assert printed.json()["errors"][0]["message"].startswith(f"{oid}: its buyer data was purged on ")
+
+
 def test_show_order_has_state_packages_and_history(shipped):
     a = shipped
     oid = verified(a)[0]
@@ -415,7 +437,7 @@ def test_the_openapi_document_declares_every_answer(api):
         ok = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
         assert ok["schema"]["$ref"].startswith("#/components/schemas/")
     label = doc["paths"]["/v1/packages/{package_id}/label"]["get"]["responses"]
-    assert list(label["200"]["content"]) == ["application/pdf"] and "404" in label
+    assert list(label["200"]["content"]) == ["application/pdf"] and "404" in label and "410" in label
     for action in ("hold", "release", "retry", "void"):
         responses = doc["paths"][f"/v1/orders/{{order_id}}/{action}"]["post"]["responses"]
         assert {"200", "403", "404", "409"} <= set(responses)

@@ -202,3 +202,30 @@ def test_concurrent_migrators_apply_each_step_once(tmp_path) -> None:
     assert not errors
     assert results == [LATEST] * len(ledgers)
     assert [v for v, _ in _applied(path)] == [m.version for m in MIGRATIONS]
+
+
+def test_labels_of_orders_purged_before_version_12_are_erased_as_of_their_purge(ledger_url) -> None:
+    """A ledger upgraded from 11: the labels of the orders whose address was already purged are
+    marked erased (then never served or printed, and the file sweep deletes them); no other."""
+    from .conftest import store
+
+    led = store(ledger_url, PiiCipher([_KEY]))
+    try:
+        assert led.migrate(MIGRATIONS[:11]) == 11
+        for oid in ("111-0000001-0000001", "111-0000001-0000002"):
+            led.upsert_order(_order(oid))
+        purged_at = "2026-02-01T00:00:00.000000Z"
+        a, b = "111-0000001-0000001", "111-0000001-0000002"
+        with led._write() as conn:
+            conn.execute("UPDATE orders SET pii = NULL, pii_purged_at = ? WHERE order_id = ?", (purged_at, a))
+            for n, (oid, path) in enumerate([(a, "/labels/a-1.pdf"), (a, ""), (b, "/labels/b-1.pdf")]):
+                conn.execute("INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service,"
+                             " state, items, label_path, created_at, updated_at)"
+                             " VALUES (?, ?, ?, 'dhl', 'STD', 'LABELED', '[]', ?, ?, ?)",
+                             (oid, str(n + 1), f"k{n}", path, purged_at, purged_at))  # ('': none bought)
+        assert led.migrate() == LATEST
+        erased = {(p.order_id, p.label_path): p.label_erased_at for oid in (a, b) for p in led.packages(oid)}
+        assert erased == {(a, "/labels/a-1.pdf"): datetime(2026, 2, 1, tzinfo=timezone.utc),
+                          (a, ""): None, (b, "/labels/b-1.pdf"): None}
+    finally:
+        led.close()

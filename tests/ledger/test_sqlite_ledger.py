@@ -1035,3 +1035,35 @@ def test_a_print_batch_of_first_prints_is_refused_when_another_marked_a_label_fi
     assert (marks[a.id].print_count, marks[b.id].print_count) == (1, 0)  # b's mark rolled back too
     again = ledger.record_print_batch("/print/3.pdf", [a.id], pages=2)  # a reprint, asked for
     assert again.reprints == 1 and ledger.label_marks([a.id])[a.id].print_count == 2
+
+
+def labeled(ledger: SqlLedger, order_id: str, ref: str = "1") -> Package:
+    package = claim(ledger, planned(ledger, order_id, ref))
+    return ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABELED, OrderState.LABELED,
+                          tracking_number=f"YT{order_id[-4:]}{ref}",
+                          label_path=f"/labels/{order_id}-{ref}.pdf")
+
+
+def test_a_purge_erases_the_orders_labels_and_names_the_batches_holding_one(ledger: SqlLedger) -> None:
+    """The address goes, and the labels showing it with it: marked erased in the same transaction
+    (never printed or served again); the print batches holding one are named for deletion."""
+    gone, kept, unprinted = (labeled(ledger, f"111-0000000-000004{n}") for n in range(3))
+    no_label = planned(ledger, "111-0000000-0000043")
+    both = ledger.record_print_batch("/print/1.pdf", [gone.id, kept.id], pages=3, first_prints=True)
+    only_kept = ledger.record_print_batch("/print/2.pdf", [kept.id], pages=2)
+    assert ledger.print_batch_paths() == [(both.id, "/print/1.pdf"), (only_kept.id, "/print/2.pdf")]
+    assert ledger.print_batches_with_erased_labels([both.id, only_kept.id]) == set()
+    assert ledger.purged_orders([gone.order_id, kept.order_id]) == set()
+
+    assert ledger.purge_pii([gone.order_id, unprinted.order_id, no_label.order_id]) == 3
+
+    erased = ledger.get_package(gone.id)
+    assert erased.label_erased_at is not None and erased.label_path  # where it was stays on record
+    assert ledger.get_package(no_label.id).label_erased_at is None  # it never had a label
+    assert ledger.get_package(kept.id).label_erased_at is None
+    assert ledger.purged_orders([gone.order_id, kept.order_id, "no-such-order"]) == {gone.order_id}
+    assert ledger.print_batches_with_erased_labels([both.id, only_kept.id]) == {both.id}
+    assert ledger.print_batches_with_erased_labels([]) == set()
+    assert unprinted.id not in {p.id for p in ledger.unprinted_packages()}  # never printed after
+    assert ledger.purge_pii([gone.order_id]) == 0
+    assert ledger.get_package(gone.id).label_erased_at == erased.label_erased_at  # the first purge's time

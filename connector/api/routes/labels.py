@@ -211,6 +211,8 @@ Cursor = Annotated[str | None, Query(max_length=1000, description="next_cursor o
                                              "and service (headers X-Print-Batch, X-Labels, X-Reprints, "
                                              "X-Pages)"},
                         404: documented("An order in order_ids is not in the ledger"),
+                        410: documented("Every order in order_ids had its buyer data purged (data "
+                                        "protection): its labels were erased with it"),
                         409: documented("Nothing to print: every label asked for is printed already "
                                         "(reprint: true prints it again), has no file, or there is none; "
                                         "or another batch printed them meanwhile"),
@@ -231,6 +233,10 @@ def print_batch(request: Request, body: Annotated[PrintRequest | None, Body()] =
     except printing.UnknownOrder as exc:
         errors = [{"field": "order_ids", "message": f"unknown: {o}"} for o in exc.order_ids]
         raise ApiProblem(404, "Not found", str(exc), errors=errors) from None
+    except printing.LabelsErased as exc:
+        raise ApiProblem(410, "Gone", str(exc), kind="label-erased",
+                         errors=[{"field": "order_ids", "message": f"{what}: {why}"}
+                                 for what, why in exc.skipped[:50]]) from None
     except printing.NothingToPrint as exc:
         raise ApiProblem(409, "Conflict", str(exc), kind="nothing-to-print",
                          errors=[{"field": "order_ids", "message": f"{what}: {why}"}

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from ...engine import steer
+from ...engine.printing import erased_reason
 from ...holds import CLAIM_GIVEN_UP_BY_RELEASE, OPERATOR_HOLD_REASONS, HoldReason
 from ...ledger import OrderRecord, OrderState, Package, PackageState
 from ...ledger.tokens import ApiToken
@@ -294,8 +295,9 @@ def order_data(order: Order) -> OrderData:
 
 def label_url(package: Package) -> str | None:
     """Where the package's label can be downloaded; None when there is none to use (not bought
-    yet, voided, failed)."""
-    usable = bool(package.label_path) and package.state not in (PackageState.VOIDED, PackageState.FAILED)
+    yet, voided, failed, or erased with the order's buyer data)."""
+    usable = (bool(package.label_path) and package.state not in (PackageState.VOIDED, PackageState.FAILED)
+              and package.label_erased_at is None)
     return f"/v1/packages/{package.id}/label" if usable else None
 
 
@@ -512,12 +514,18 @@ _PDF = {"schema": {"type": "string", "format": "binary"}}
 @router.get("/packages/{package_id}/label", response_class=Response, tags=["packages"],
             responses={200: {"content": {"application/pdf": _PDF}, "description": "The label PDF"},
                        404: documented("No such package, or it has no label (none bought yet, "
-                                              "voided or failed)")},
+                                              "voided or failed)"),
+                       410: documented("The order's buyer data was purged (data protection): its "
+                                       "label was erased with it")},
             summary="The label PDF of a package")
 def package_label(request: Request, package_id: PackageId,
                   _token: ApiToken = Depends(require("read", "pii"))) -> Response:
     """A carrier's label shows the buyer's name and address: it needs the ``pii`` scope too."""
     package = _package(request, package_id)
+    if package.label_erased_at is not None:
+        raise ApiProblem(410, "Gone", f"package {package_id} of order {package.order_id}: "
+                         f"{erased_reason(package.label_erased_at)}", kind="label-erased",
+                         errors=[{"field": "package_id", "message": "label erased"}])
     if package.state in (PackageState.VOIDED, PackageState.FAILED):
         raise ApiProblem(404, "Not found", f"package {package_id} of order {package.order_id} is "
                          f"{package.state.value}: its label must not be used",

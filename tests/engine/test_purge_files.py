@@ -1,0 +1,124 @@
+"""A label shows the buyer's name and address, so it goes with them: once an order's buyer data is
+purged, its label files and every print batch holding one of its labels are deleted from disk --
+also when the process died between the purge and the deletion (the next pass's sweep deletes
+them) -- and the label is refused from then on (``labels print``; the API answers 410, see
+tests/api/test_api_orders.py). Runs on both ledger stores (tests/conftest.py, BOTH_STORES)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector.cli import cli
+from connector.engine import steer
+from connector.engine.loop import Engine
+from connector.engine.printing import LabelsErased, print_labels
+from connector.engine.purge import delete_erased_files
+from connector.ledger import OrderState
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
+
+
+@pytest.fixture
+def worked(world):
+    """A runtime whose daemon bought and confirmed labels (files under labels_dir)."""
+    w = world({"sandbox": {"orders": 8}})
+    rt = w.runtime()
+    Engine(rt).run_until_quiet()
+    yield w, rt
+    rt.close()
+
+
+def label_files(rt, order_id: str) -> list[Path]:
+    return [Path(p.label_path) for p in rt.ledger.packages(order_id) if p.label_path]
+
+
+def labelled(rt) -> list[str]:
+    """Orders whose labels are all on disk, not erased, the newest one live (VERIFIED)."""
+    return sorted(r.order_id for r in rt.ledger.orders([OrderState.VERIFIED])
+                  if label_files(rt, r.order_id) and all(f.is_file() for f in label_files(rt, r.order_id)))
+
+
+def test_a_purged_orders_labels_and_batches_are_deleted_by_the_next_pass_even_after_a_crash(worked):
+    _w, rt = worked
+    x, y, *others = labelled(rt)
+    assert others
+    whole = print_labels(rt).path  # every label: x's and y's among them
+    only_y = print_labels(rt, order_ids=[y], reprint=True).path
+    assert whole.is_file() and only_y.is_file()
+
+    # The ledger's purge committed, then the process died before any file was deleted.
+    assert rt.ledger.purge_pii([x]) == 1
+    assert all(f.is_file() for f in label_files(rt, x))
+    assert all(p.label_erased_at is not None for p in rt.ledger.packages(x))
+
+    Engine(rt).run_pass(ingest=False)  # the first pass after the restart sweeps
+
+    assert not any(f.exists() for f in label_files(rt, x))
+    assert not whole.exists()  # it held x's label: the batch goes whole ...
+    assert only_y.is_file()  # ... one without it stays
+    for order_id in (y, *others):  # and every other order's labels stay, to print again
+        assert all(f.is_file() for f in label_files(rt, order_id)), order_id
+    assert delete_erased_files(rt).total == 0  # idempotent: nothing left to delete
+
+
+def test_a_voided_orders_label_goes_at_the_purge_after_the_void(worked):
+    _w, rt = worked
+    order_id = labelled(rt)[0]
+    files = label_files(rt, order_id)
+    assert steer.void_order(rt, order_id).complete
+    assert rt.ledger.get_order(order_id).state is OrderState.VOIDED and all(f.is_file() for f in files)
+    Engine(rt).run_pass(ingest=False)  # a voided order keeps nothing: purged, its label deleted
+    assert rt.ledger.get_order(order_id).pii_purged
+    assert not any(f.exists() for f in files)
+
+
+def test_leftovers_nothing_records_go_once_an_hour_old(worked):
+    _w, rt = worked
+    order_id = labelled(rt)[0]
+    label = label_files(rt, order_id)[0]
+    folder = rt.config.state_dir / "print"
+    folder.mkdir(parents=True, exist_ok=True)
+    old_tmp, young_tmp = label.parent / f".{label.name}.k1x2", label.parent / f".{label.name}.k3y4"
+    old_batch, young_batch = folder / "labels-20200101-000000.pdf", folder / "labels-20200101-000001.pdf"
+    old_other, old_dotfile = folder / "notes.txt", label.parent / ".keep"
+    an_hour_ago = time.time() - 3700
+    for path in (old_tmp, young_tmp, old_batch, young_batch, old_other, old_dotfile):
+        path.write_bytes(b"%PDF-1.4 half written")
+        if path not in (young_tmp, young_batch):
+            os.utime(path, (an_hour_ago, an_hour_ago))
+
+    done = delete_erased_files(rt)
+
+    assert (done.labels, done.batches, done.leftovers) == (0, 0, 2)
+    assert not old_tmp.exists() and not old_batch.exists()
+    assert young_tmp.exists() and young_batch.exists()  # may be a write or a print under way
+    assert old_other.exists() and old_dotfile.exists()  # not files the daemon writes
+    assert label.is_file()  # its order's buyer data is kept
+
+    rt.ledger.purge_pii([order_id])  # a young leftover of a purged order's label goes at once
+    assert delete_erased_files(rt).labels == 1 + len(label_files(rt, order_id))
+    assert not young_tmp.exists() and not label.exists()
+
+
+def test_labels_print_refuses_a_purged_orders_label_and_prints_the_others(worked):
+    w, rt = worked
+    gone, kept = labelled(rt)[:2]
+    rt.ledger.purge_pii([gone])
+    with pytest.raises(LabelsErased, match=f"order {gone}: its buyer data was purged on .* label erased"):
+        print_labels(rt, order_ids=[gone])
+
+    refused = CliRunner().invoke(cli, ["--config", str(w.config_path), "labels", "print", "--order", gone])
+    assert refused.exit_code == 1 and "its buyer data was purged on" in refused.output, refused.output
+    assert "never printed or served again" in refused.output
+
+    both = CliRunner().invoke(cli, ["--config", str(w.config_path), "labels", "print", "--order", gone,
+                                    "--order", kept, "--json"])
+    assert both.exit_code == 0, both.output
+    answer = json.loads(both.output)
+    assert answer["labels"] == 1 and [s["what"] for s in answer["skipped"]] == [gone]
+    assert answer["skipped"][0]["why"].startswith("its buyer data was purged on")
