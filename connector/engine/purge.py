@@ -69,9 +69,11 @@ def life_end(package: Package, fallback: timedelta) -> datetime | None:
     never reached an end; None for a package not confirmed on Amazon (a held order's PII stays
     while it may still ship). An order's address goes once its packages with an end all ended
     ``pii_retention_days`` ago (and at least one has an end): the rule the ledger's
-    ``pii_expired`` applies in SQL."""
-    if package.state is PackageState.DELIVERED and package.delivered_at:
-        return package.delivered_at
+    ``pii_expired`` applies in SQL. A DELIVERED package stored without a delivery time (the
+    carrier's overall status said delivered, no event did: tracking now takes the newest scan)
+    ended at its last scan, else when it was last updated."""
+    if package.state is PackageState.DELIVERED:
+        return package.delivered_at or package.last_scan_at or package.updated_at
     if package.state is PackageState.RETURNED and package.last_scan_at:
         return package.last_scan_at
     if package.shipped_at and package.state in _CONFIRMED:

@@ -136,6 +136,10 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
     elif (to_door and state in _STALLS and last is not None
           and now - last > timedelta(days=settings.stalled_days)):
         state = PackageState.LOST
+    if state is PackageState.DELIVERED and delivered is None:
+        # The carrier's overall status says delivered, none of its events does: delivered at its
+        # newest scan (or now). Polling stops here, and the purge counts the retention from it.
+        delivered = last or now
     age_days = (now - handover).total_seconds() / 86400
     next_at = None if state in _FINAL else now + timedelta(hours=settings.interval_hours(age_days))
     records = [TrackingRecord(package_id=package.id, at=e.time, status=e.status.value, code=e.code,

@@ -376,7 +376,8 @@ class OrderQueries:
           ended one ended at the cut-off or before: a DELIVERED package at ``delivered_at``
           (<= ``ended_before``), a RETURNED one at ``last_scan_at`` (<= ``ended_before``), a package
           in ``confirmed`` with a ship date at ``shipped_at`` (<= ``shipped_before``). A package
-          with none of these (not confirmed, a voided label) does not count.
+          with none of these (not confirmed, a voided label) does not count. A DELIVERED package
+          without ``delivered_at`` ended at its ``last_scan_at``, else its ``updated_at``.
 
         Only orders not purged yet are read (an index holds just those), and no address is decrypted."""
         gone_v, shipped_v = _values(OrderState, gone) or [], _values(OrderState, shipped) or []
@@ -389,9 +390,10 @@ class OrderQueries:
             confirmed_v = [""]  # IN () is not SQL; no package state is ''
         done, late = _ts(ended_before), _ts(shipped_before)
         delivered, returned = PackageState.DELIVERED.value, PackageState.RETURNED.value
-        ended = (f"(p.state = '{delivered}' AND p.delivered_at <= ?) OR (p.state = '{returned}'"
+        at = "COALESCE(p.delivered_at, p.last_scan_at, p.updated_at)"  # a delivery stored without its time
+        ended = (f"(p.state = '{delivered}' AND {at} <= ?) OR (p.state = '{returned}'"
                  f" AND p.last_scan_at <= ?) OR (p.state IN ({_marks(confirmed_v)}) AND p.shipped_at <= ?)")
-        later = (f"(p.state = '{delivered}' AND p.delivered_at > ?) OR (p.state = '{returned}'"
+        later = (f"(p.state = '{delivered}' AND {at} > ?) OR (p.state = '{returned}'"
                  f" AND p.last_scan_at > ?) OR (p.state IN ({_marks(confirmed_v)}) AND p.shipped_at > ?)")
         cuts = (done, done, *confirmed_v, late)
         clauses, params = [], []

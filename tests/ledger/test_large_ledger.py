@@ -245,6 +245,36 @@ def test_cancelled_on_amazon_names_the_orders_amazon_cancelled(ledger, make_stor
     assert ledger.cancelled_on_amazon([]) == set()
 
 
+def test_a_delivered_parcel_without_a_delivery_time_ends_at_its_last_scan_or_update(ledger, make_store):
+    """DELIVERED with no ``delivered_at`` (the carrier's overall status said delivered, no event
+    did: stored so before tracking took the newest scan then): its life ended at its last scan, else
+    when it was last updated -- never kept for good. A delivery time, when there is one, wins."""
+    now, retention, fallback = T0 + timedelta(days=60), timedelta(days=30), timedelta(days=14)
+
+    def ago(days: float | None) -> str | None:
+        return None if days is None else to_text(now - timedelta(days=days))
+
+    cases = {0: (None, 40, 50), 1: (None, 10, 50), 2: (None, None, 40), 3: (None, None, 5), 4: (10, 40, 50)}
+    for n in cases:
+        ledger.upsert_order(order(n))
+    with ledger._write() as conn:  # (delivered_at, last_scan_at, updated_at), days before now
+        for n, (delivered, scanned, updated) in cases.items():
+            conn.execute("UPDATE orders SET state = 'DELIVERED' WHERE order_id = ?", (order(n).order_id,))
+            conn.execute("INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service,"
+                         " state, items, created_at, updated_at, shipped_at, delivered_at, last_scan_at)"
+                         " VALUES (?, '1', ?, 'dhl', 'STD', 'DELIVERED', '[]', ?, ?, ?, ?, ?)",
+                         (order(n).order_id, f"k-{n}", ago(60), ago(updated), ago(55), ago(delivered),
+                          ago(scanned)))
+    found = blind(make_store).pii_expired(
+        gone=NOTHING_TO_SHIP_STATES, shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
+        confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback,
+        cancelled=[OrderState.HELD])
+    assert found == [order(0).order_id, order(2).order_id]
+    ends = {n: life_end(ledger.packages(order(n).order_id)[0], fallback) for n in cases}
+    assert ends == {n: now - timedelta(days=[d for d in case if d is not None][0])
+                    for n, case in cases.items()}  # the rule the SQL applies
+
+
 def test_pii_expired_refuses_an_end_state_among_the_confirmed(ledger) -> None:
     with pytest.raises(ValueError, match="DELIVERED or RETURNED"):
         ledger.pii_expired(gone=[], shipped=[OrderState.DELIVERED], confirmed=[PackageState.DELIVERED],
