@@ -6,8 +6,11 @@ parcel's life ended: its delivery, or its return to the sender. Only a parcel th
 such an end (lost, or not followed any more) falls back to the ship date +
 ``ledger.max_transit_days`` + the retention. A cancelled or voided order keeps nothing, and neither
 does a held order Amazon has cancelled: nothing of it can ship any more (Amazon confirms no shipment
-of a cancelled order), and a hold no one settles must not keep the address for good. Order ids,
-tracking numbers and totals stay.
+of a cancelled order), and a hold no one settles must not keep the address for good. A held order
+Amazon shows shipped by someone else (held ``shipped_elsewhere`` or ``already_shipped``, no parcel
+of it followed here) is a parcel never followed to an end: its address goes at the same fallback,
+counted from Amazon's last update of the order (which shows it shipped, so it is not before the
+shipment). Order ids, tracking numbers and totals stay.
 
 A label shows the buyer's name and address, so it goes with them: the purge marks the order's labels
 erased in the same transaction (``label_erased_at``: never served or printed again), and
@@ -56,7 +59,8 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
         gone=NOTHING_TO_SHIP_STATES,  # nothing to ship: no reason to keep the address
         shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
         confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback,
-        cancelled=[OrderState.HELD])  # what else Amazon cancelled settles soon: void or cancel
+        cancelled=[OrderState.HELD],  # what else Amazon cancelled settles soon: void or cancel
+        shipped_elsewhere=[OrderState.HELD])  # shipped by someone else: held, never followed
     if not expired:
         return 0
     purged = rt.ledger.purge_pii(expired)

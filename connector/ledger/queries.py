@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from ..model import FulfillmentStatus, TrackingStatus, parse_iso
+from ..model import FulfillmentStatus, TrackingStatus, iso, parse_iso
 from .base import OrderRecord, OrderState, Package, PackageState
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
@@ -366,7 +366,8 @@ class OrderQueries:
 
     def pii_expired(self, *, gone: Iterable[OrderState], shipped: Iterable[OrderState],
                     confirmed: Iterable[PackageState], ended_before: datetime,
-                    shipped_before: datetime, cancelled: Iterable[OrderState] = ()) -> list[str]:
+                    shipped_before: datetime, cancelled: Iterable[OrderState] = (),
+                    shipped_elsewhere: Iterable[OrderState] = ()) -> list[str]:
         """Ids of the orders whose buyer address is due for erasure and not erased yet, by the rule
         of :mod:`connector.engine.purge` (which passes its states and cut-offs):
 
@@ -377,11 +378,16 @@ class OrderQueries:
           (<= ``ended_before``), a RETURNED one at ``last_scan_at`` (<= ``ended_before``), a package
           in ``confirmed`` with a ship date at ``shipped_at`` (<= ``shipped_before``). A package
           with none of these (not confirmed, a voided label) does not count. A DELIVERED package
-          without ``delivered_at`` ended at its ``last_scan_at``, else its ``updated_at``.
+          without ``delivered_at`` ended at its ``last_scan_at``, else its ``updated_at``;
+        * an order in ``shipped_elsewhere`` whose Amazon status is SHIPPED and none of whose
+          packages is followed (DELIVERED, RETURNED or in ``confirmed``: the parcel is someone
+          else's), once Amazon's last update of it -- at or after its shipment -- is at
+          ``shipped_before`` or before (the fallback of a parcel never followed to an end).
 
         Only orders not purged yet are read (an index holds just those), and no address is decrypted."""
         gone_v, shipped_v = _values(OrderState, gone) or [], _values(OrderState, shipped) or []
         cancelled_v = _values(OrderState, cancelled) or []
+        elsewhere_v = _values(OrderState, shipped_elsewhere) or []
         confirmed_v = _values(PackageState, confirmed) or []
         if {PackageState.DELIVERED.value, PackageState.RETURNED.value} & set(confirmed_v):
             raise ValueError("confirmed package states must not include DELIVERED or RETURNED "
@@ -404,6 +410,13 @@ class OrderQueries:
             status = self._json_field("o.data", "status")
             clauses.append(f"(o.state IN ({_marks(cancelled_v)}) AND {status} = ?)")
             params.extend((*cancelled_v, FulfillmentStatus.CANCELLED.value))
+        if elsewhere_v:
+            status, changed = self._json_field("o.data", "status"), self._json_field("o.data", "last_updated")
+            followed = (f"p.state IN ('{delivered}', '{returned}', {_marks(confirmed_v)})")
+            clauses.append(f"(o.state IN ({_marks(elsewhere_v)}) AND {status} = ? AND {changed} <= ?"
+                           f" AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id"
+                           f" AND {followed}))")
+            params.extend((*elsewhere_v, FulfillmentStatus.SHIPPED.value, iso(shipped_before), *confirmed_v))
         if shipped_v:
             clauses.append(
                 f"(o.state IN ({_marks(shipped_v)})"
@@ -412,7 +425,7 @@ class OrderQueries:
             params.extend((*shipped_v, *cuts, *cuts))
         if not clauses:
             return []
-        everyone = sorted({*gone_v, *shipped_v, *cancelled_v})
+        everyone = sorted({*gone_v, *shipped_v, *cancelled_v, *elsewhere_v})
         rows = self._conn().execute(
             "SELECT o.order_id FROM orders o WHERE o.pii_purged_at IS NULL"
             f" AND o.state IN ({_marks(everyone)}) AND ({' OR '.join(clauses)}) ORDER BY o.order_id",

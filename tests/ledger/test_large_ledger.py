@@ -275,6 +275,51 @@ def test_a_delivered_parcel_without_a_delivery_time_ends_at_its_last_scan_or_upd
                     for n, case in cases.items()}  # the rule the SQL applies
 
 
+def test_a_held_order_amazon_shows_shipped_elsewhere_goes_at_the_undelivered_parcels_fallback(ledger):
+    """Held shipped_elsewhere or already_shipped: Amazon shows the order shipped, by someone else,
+    and the daemon follows no parcel of it. Its address goes like an undelivered parcel's: its ship
+    date (at the latest Amazon's last update of the order, which shows it shipped) + max transit +
+    the retention; not while a parcel the daemon follows keeps it, nor for an unshipped hold."""
+    from types import SimpleNamespace
+
+    from connector.engine.purge import purge_expired_pii
+
+    now, retention, fallback = T0 + timedelta(days=200), timedelta(days=30), timedelta(days=60)
+
+    def shipped(n: int, days_ago: float) -> str:
+        ledger.upsert_order(replace(order(n), status=FulfillmentStatus.SHIPPED,
+                                    last_updated=now - timedelta(days=days_ago)))
+        return order(n).order_id
+
+    old_hand, recent_hand, followed = shipped(0, 95), shipped(1, 85), shipped(2, 95)
+    labelled = shipped(3, 120)  # a label bought here meanwhile, held for a person to void
+    package = ledger.plan_package(labelled, "1", f"MFN-{labelled}-1", "dhl", "STD", ITEMS)
+    package = ledger.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED,
+                             order_state=OrderState.LABEL_CLAIMED)
+    ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABELED, order_state=OrderState.LABELED,
+                   tracking_number="TRK3", label_path="/labels/3.pdf")
+    ledger.upsert_order(replace(order(4), last_updated=now - timedelta(days=150)))  # unshipped
+    with ledger._write() as conn:  # our own parcel of it, delivered 5 days ago: 25 days to go
+        conn.execute("INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state,"
+                     " items, created_at, updated_at, shipped_at, delivered_at, last_scan_at)"
+                     " VALUES (?, '1', 'k-followed', 'dhl', 'STD', 'DELIVERED', '[]', ?, ?, ?, ?, ?)",
+                     (followed, *(to_text(now - timedelta(days=d)) for d in (100, 5, 99, 5, 5))))
+    for n, reason in enumerate(["shipped_elsewhere", "already_shipped", "void_refused", "shipped_elsewhere",
+                                "manual"]):
+        ledger.hold(order(n).order_id, reason, "held")
+    settings = SimpleNamespace(pii_retention_days=retention.days, max_transit_days=fallback.days)
+    rt = SimpleNamespace(config=SimpleNamespace(ledger=settings), ledger=ledger)
+
+    assert purge_expired_pii(rt, now=now) == 2
+
+    assert {r.order_id for r in ledger.orders() if r.pii_purged} == {old_hand, labelled}
+    assert ledger.get_package(package.id).label_erased_at is not None
+    assert purge_expired_pii(rt, now=now + timedelta(days=6)) == 1  # 85 + 6 days: past ship + 60 + 30
+    assert {r.order_id for r in ledger.orders() if r.pii_purged} == {old_hand, labelled, recent_hand}
+    assert purge_expired_pii(rt, now=now + timedelta(days=26)) == 1  # its delivery + 30 days
+    assert ledger.get_order(followed).pii_purged and not ledger.get_order(order(4).order_id).pii_purged
+
+
 def test_pii_expired_refuses_an_end_state_among_the_confirmed(ledger) -> None:
     with pytest.raises(ValueError, match="DELIVERED or RETURNED"):
         ledger.pii_expired(gone=[], shipped=[OrderState.DELIVERED], confirmed=[PackageState.DELIVERED],
