@@ -772,7 +772,9 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
     for code, settings in data["carriers"].items():
         if code not in carrier_schemas:
             installed = ", ".join(sorted(carrier_schemas)) or "none"
-            add(("carriers", code), f"no installed plugin provides carrier {code!r} (installed: {installed})")
+            add(("carriers", code),
+                f"no installed plugin provides carrier {code!r} (installed: {installed}; a plugin turned "
+                "off by MFN_CONNECTOR_DISABLED_PLUGINS or plugins.deny counts as not installed)")
             continue
         if settings is None:
             settings = data["carriers"][code] = {}

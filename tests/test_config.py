@@ -102,6 +102,9 @@ def test_marketplace_outside_region_and_unknown_carrier(tmp_path):
     text = MINIMAL.format(region="eu", secret="s") + "carriers:\n  acme: {}\n"
     out = problems(write(tmp_path, text), carrier_schemas={"yunexpress": {"type": "object"}})
     assert any("accounts[0].marketplaces[0]: site US is in region na, not eu" in p for p in out)
+    unknown = next(p for p in out if "carriers.acme" in p)  # maybe not installed, maybe turned off
+    assert "no installed plugin provides carrier 'acme' (installed: yunexpress;" in unknown
+    assert "MFN_CONNECTOR_DISABLED_PLUGINS" in unknown
 
 
 def test_carrier_settings_validated_by_plugin_schema(tmp_path):

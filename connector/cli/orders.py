@@ -38,7 +38,8 @@ def orders_list(state: State, states: tuple[str, ...], due_within: str | None, a
     try:
         wanted = [OrderState(s.upper()) for s in states] or None
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--state") from None
+        raise click.BadParameter(f"{exc}; one of {', '.join(s.value for s in OrderState)}",
+                                 param_hint="--state") from None
     window = _duration(due_within) if due_within else None
     if window is not None:
         wanted = wanted or [s for s in (*ACTIVE_ORDER_STATES, OrderState.HELD) if s != OrderState.CONFIRMED]

@@ -49,6 +49,8 @@ def test_an_operator_holds_releases_and_retries_an_order(world):
     assert released.exit_code == 0 and released.output.strip() == f"{order_id}: released to NEW"
     retried = run("retry", order_id)
     assert retried.exit_code == 0 and retried.output.strip() == f"{order_id}: due now"
+    wrong = cli_run("orders", "list", "--state", "SHIPPED")
+    assert wrong.exit_code == 2 and "one of NEW, HELD, PLANNED" in wrong.output, wrong.output
     unknown = run("release", "999-0000000-0000000")
     assert unknown.exit_code == 1 and "999-0000000-0000000" in unknown.output
 
