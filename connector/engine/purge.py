@@ -60,7 +60,8 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
         shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
         confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback,
         cancelled=[OrderState.HELD],  # what else Amazon cancelled settles soon: void or cancel
-        shipped_elsewhere=[OrderState.HELD])  # shipped by someone else: held, never followed
+        shipped_elsewhere=[OrderState.HELD],  # shipped by someone else: held, never followed
+        abandoned=[OrderState.HELD])  # held past ship-by + the fallback: nobody will ship it now
     if not expired:
         return 0
     purged = rt.ledger.purge_pii(expired)

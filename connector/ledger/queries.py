@@ -367,7 +367,8 @@ class OrderQueries:
     def pii_expired(self, *, gone: Iterable[OrderState], shipped: Iterable[OrderState],
                     confirmed: Iterable[PackageState], ended_before: datetime,
                     shipped_before: datetime, cancelled: Iterable[OrderState] = (),
-                    shipped_elsewhere: Iterable[OrderState] = ()) -> list[str]:
+                    shipped_elsewhere: Iterable[OrderState] = (),
+                    abandoned: Iterable[OrderState] = ()) -> list[str]:
         """Ids of the orders whose buyer address is due for erasure and not erased yet, by the rule
         of :mod:`connector.engine.purge` (which passes its states and cut-offs):
 
@@ -382,7 +383,10 @@ class OrderQueries:
         * an order in ``shipped_elsewhere`` whose Amazon status is SHIPPED and none of whose
           packages is followed (DELIVERED, RETURNED or in ``confirmed``: the parcel is someone
           else's), once Amazon's last update of it -- at or after its shipment -- is at
-          ``shipped_before`` or before (the fallback of a parcel never followed to an end).
+          ``shipped_before`` or before (the fallback of a parcel never followed to an end);
+        * an order in ``abandoned`` none of whose packages is followed, whose ship-by (or, without
+          one, its arrival in the ledger) is at ``shipped_before`` or before: a hold nobody settled
+          in all that time (an ERP's order, an unknown SKU) must not keep the address for good.
 
         Only orders not purged yet are read (an index holds just those), and no address is decrypted."""
         gone_v, shipped_v = _values(OrderState, gone) or [], _values(OrderState, shipped) or []
@@ -417,6 +421,15 @@ class OrderQueries:
                            f" AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id"
                            f" AND {followed}))")
             params.extend((*elsewhere_v, FulfillmentStatus.SHIPPED.value, iso(shipped_before), *confirmed_v))
+        abandoned_v = _values(OrderState, abandoned) or []
+        if abandoned_v:
+            followed = (f"p.state IN ('{delivered}', '{returned}', {_marks(confirmed_v)})")
+            clauses.append(f"(o.state IN ({_marks(abandoned_v)})"
+                           " AND ((o.ship_by IS NOT NULL AND o.ship_by <= ?) OR (o.ship_by IS NULL AND"
+                           " o.created_at <= ?))"
+                           f" AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id"
+                           f" AND {followed}))")
+            params.extend((*abandoned_v, iso(shipped_before), late, *confirmed_v))
         if shipped_v:
             clauses.append(
                 f"(o.state IN ({_marks(shipped_v)})"
@@ -425,7 +438,7 @@ class OrderQueries:
             params.extend((*shipped_v, *cuts, *cuts))
         if not clauses:
             return []
-        everyone = sorted({*gone_v, *shipped_v, *cancelled_v, *elsewhere_v})
+        everyone = sorted({*gone_v, *shipped_v, *cancelled_v, *elsewhere_v, *abandoned_v})
         rows = self._conn().execute(
             "SELECT o.order_id FROM orders o WHERE o.pii_purged_at IS NULL"
             f" AND o.state IN ({_marks(everyone)}) AND ({' OR '.join(clauses)}) ORDER BY o.order_id",

@@ -286,9 +286,10 @@ def test_a_held_order_amazon_shows_shipped_elsewhere_goes_at_the_undelivered_par
 
     now, retention, fallback = T0 + timedelta(days=200), timedelta(days=30), timedelta(days=60)
 
-    def shipped(n: int, days_ago: float) -> str:
+    def shipped(n: int, days_ago: float) -> str:  # due to ship the day before (see the next test)
         ledger.upsert_order(replace(order(n), status=FulfillmentStatus.SHIPPED,
-                                    last_updated=now - timedelta(days=days_ago)))
+                                    last_updated=now - timedelta(days=days_ago),
+                                    ship_by=now - timedelta(days=days_ago + 1)))
         return order(n).order_id
 
     old_hand, recent_hand, followed = shipped(0, 95), shipped(1, 85), shipped(2, 95)
@@ -298,7 +299,8 @@ def test_a_held_order_amazon_shows_shipped_elsewhere_goes_at_the_undelivered_par
                              order_state=OrderState.LABEL_CLAIMED)
     ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABELED, order_state=OrderState.LABELED,
                    tracking_number="TRK3", label_path="/labels/3.pdf")
-    ledger.upsert_order(replace(order(4), last_updated=now - timedelta(days=150)))  # unshipped
+    ledger.upsert_order(replace(order(4), last_updated=now - timedelta(days=150),  # unshipped, due
+                                ship_by=now - timedelta(days=10)))
     with ledger._write() as conn:  # our own parcel of it, delivered 5 days ago: 25 days to go
         conn.execute("INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state,"
                      " items, created_at, updated_at, shipped_at, delivered_at, last_scan_at)"
@@ -318,6 +320,34 @@ def test_a_held_order_amazon_shows_shipped_elsewhere_goes_at_the_undelivered_par
     assert {r.order_id for r in ledger.orders() if r.pii_purged} == {old_hand, labelled, recent_hand}
     assert purge_expired_pii(rt, now=now + timedelta(days=26)) == 1  # its delivery + 30 days
     assert ledger.get_order(followed).pii_purged and not ledger.get_order(order(4).order_id).pii_purged
+
+
+def test_a_hold_nobody_settles_loses_its_address_at_ship_by_plus_the_fallback(ledger):
+    """An order held unknown_sku (or an ERP's order, or one held by hand) that nobody releases
+    would keep the buyer's address for ever. Past its ship-by + max transit + the retention, nobody
+    ships it any more: the address goes. Without a ship-by, its arrival in the ledger counts. Not
+    while the daemon follows a parcel of it."""
+    from types import SimpleNamespace
+
+    from connector.engine.purge import purge_expired_pii
+
+    now = T0 + timedelta(days=400)
+    settings = SimpleNamespace(pii_retention_days=30, max_transit_days=60)
+    rt = SimpleNamespace(config=SimpleNamespace(ledger=settings), ledger=ledger)
+    due = {0: now - timedelta(days=91), 1: now - timedelta(days=89), 2: None, 3: now - timedelta(days=200)}
+    for n, ship_by in due.items():
+        ledger.upsert_order(replace(order(n), ship_by=ship_by))  # arrives at T0 (the ledger's clock)
+        ledger.hold(order(n).order_id, "unknown_sku", "SKU-RED is not in the item master")
+    with ledger._write() as conn:  # order 3: a parcel of it delivered 5 days ago is followed
+        conn.execute("INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service, state,"
+                     " items, created_at, updated_at, shipped_at, delivered_at, last_scan_at)"
+                     " VALUES (?, '1', 'k-3', 'dhl', 'STD', 'DELIVERED', '[]', ?, ?, ?, ?, ?)",
+                     (order(3).order_id, *(to_text(now - timedelta(days=d)) for d in (9, 5, 8, 5, 5))))
+
+    assert purge_expired_pii(rt, now=now) == 2
+    assert {r.order_id for r in ledger.orders() if r.pii_purged} == {order(0).order_id, order(2).order_id}
+    assert purge_expired_pii(rt, now=now + timedelta(days=2)) == 1  # order 1's ship-by + 90 days
+    assert not ledger.get_order(order(3).order_id).pii_purged  # its delivery + 30 days: not yet
 
 
 def test_pii_expired_refuses_an_end_state_among_the_confirmed(ledger) -> None:
