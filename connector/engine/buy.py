@@ -22,7 +22,7 @@ from ..fx import FxError
 from ..holds import HoldReason
 from ..kit.carrier import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from ..ledger import OrderRecord, OrderState, Package, PackageState
-from ..model import FulfillmentStatus, Order, ShipmentRequest, utcnow
+from ..model import FulfillmentStatus, Order, Shipment, ShipmentRequest, utcnow
 from ..rules import RulesError
 from .carrier_calls import backoff, retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
@@ -111,8 +111,10 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             rt.counters.add("labels_bought")
             break
         except DuplicateReferenceError:
-            shipment = retry_safe(rt, package.carrier, "find_by_reference",
-                                  lambda: carrier.find_by_reference(package.idempotency_key))
+            shipment, stopped = _look_up(rt, record, package, carrier,
+                                         "after it said the reference was taken")
+            if stopped is not None:
+                return stopped
             if shipment is None:
                 return hold(rt, order.order_id, HoldReason.CARRIER_DUPLICATE_UNRESOLVED,
                             f"order {order.order_id}: {package.carrier} says reference "
@@ -184,6 +186,24 @@ def _no_label_wanted(rt: Runtime, record: OrderRecord, package: Package) -> bool
             or (status == FulfillmentStatus.SHIPPED and not confirms_itself(rt, package)))
 
 
+def _look_up(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier,
+             when: str) -> tuple[Shipment | None, Outcome | None]:
+    """The carrier's label under the claim's reference (None: it shows none), or, when the lookup
+    failed, what the step does instead: try later (transient), or hold for a person (refused: it
+    did not look, so nothing may be bought on its word)."""
+    try:
+        return retry_safe(rt, package.carrier, "find_by_reference",
+                          lambda: carrier.find_by_reference(package.idempotency_key)), None
+    except TransientCarrierError as exc:
+        return None, defer(rt, record, f"{package.carrier}: lookup of label reference "
+                                       f"{package.idempotency_key}: {their_words(record.order.ship_to, exc)}")
+    except PermanentCarrierError as exc:
+        return None, hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
+                          f"order {record.order_id}: {package.carrier} refused the lookup of label reference "
+                          f"{package.idempotency_key} ({their_words(record.order.ship_to, exc)}) {when}"
+                          + _check_carrier(package))
+
+
 def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
     """A claimed label the order no longer wants (see :func:`_no_label_wanted`): buy nothing. If
     the earlier call did buy it, the label is kept on record: the next step voids it for a
@@ -193,11 +213,9 @@ def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: C
     process died at the call), so a person checks -- except for a buyer's request, held as such
     (a release looks the reference up before buying)."""
     order_id, status = record.order_id, record.order.status
-    try:
-        shipment = retry_safe(rt, package.carrier, "find_by_reference",
-                              lambda: carrier.find_by_reference(package.idempotency_key))
-    except TransientCarrierError as exc:
-        return defer(rt, record, f"{package.carrier}: {their_words(record.order.ship_to, exc)}")
+    shipment, stopped = _look_up(rt, record, package, carrier, "while the order no longer wants the label")
+    if stopped is not None:
+        return stopped
     if shipment is not None and shipment.status == "cancelled":
         shipment = None  # cancelled at the carrier already: nothing to record or void
     if shipment is None:

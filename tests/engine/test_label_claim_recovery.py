@@ -17,7 +17,7 @@ from connector.cli import cli
 from connector.engine.loop import drive, step
 from connector.engine.steer import NotAllowed, OrderNotFound, hold_order, replan_order
 from connector.holds import CLAIM_GIVEN_UP_BY_RELEASE, HoldReason
-from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
+from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.ledger import OrderState, PackageState
 from connector.model import FulfillmentStatus
 
@@ -438,6 +438,32 @@ def test_a_refused_lookup_after_a_lost_answer_buys_nothing_and_holds(world, monk
     assert "接口不存在" in held.hold_message and "--replan" in held.hold_message
     assert package.state == PackageState.LABEL_CLAIMED
     assert len(w.state("yunexpress")["labels"]) == 1  # the lost call's label, and no second one
+
+
+class TakenThenLookupFails(LookupFails):
+    """The carrier says the reference is taken (a duplicate), then refuses to look it up."""
+
+    def create_shipment(self, request):
+        self.creates += 1
+        raise DuplicateReferenceError("reference exists")
+
+
+def test_a_refused_lookup_of_a_taken_reference_holds_naming_the_lookup(world, monkeypatch):
+    """Before, the refusal escaped the step and was retried as an "internal error" until the
+    retries ran out; it buys nothing either way, but a person must hear what to check."""
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=3)
+    refusal = PermanentCarrierError("YunExpress GetOrder refused: 用户不存在")
+    failing = rt.carriers["yunexpress"] = TakenThenLookupFails(rt.carriers["yunexpress"], refusal)
+    try:
+        step(rt, rt.ledger.get_order(order_id))
+        held, package = rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
+    finally:
+        rt.close()
+    assert (failing.creates, failing.lookups) == (1, 1)
+    assert held.state == OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+    assert (f"refused the lookup of label reference {package.idempotency_key} (YunExpress GetOrder refused: "
+            "用户不存在) after it said the reference was taken") in held.hold_message
+    assert package.state == PackageState.LABEL_CLAIMED and w.state("yunexpress")["labels"] == {}
 
 
 def test_a_failing_lookup_after_a_lost_answer_buys_nothing_and_asks_again_later(world, monkeypatch):
