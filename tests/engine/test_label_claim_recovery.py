@@ -422,11 +422,11 @@ class LookupFails:
         return getattr(self.carrier, name)
 
 
-def test_a_refused_lookup_after_a_lost_answer_buys_nothing_and_holds(world, monkeypatch):
-    """A lookup that did not look is no "no label": buying again would buy a second one."""
+def refused_lookup(world, monkeypatch, wrapper, refusal: str):
+    """One step of a planned YunExpress order whose carrier, wrapped in ``wrapper``, refuses the
+    lookup with ``refusal``: the world, the wrapper, the order and its newest package after it."""
     w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=3)
-    refusal = PermanentCarrierError("YunExpress GetOrder refused: 接口不存在 (Code 1004)")
-    failing = rt.carriers["yunexpress"] = LookupFails(rt.carriers["yunexpress"], refusal)
+    failing = rt.carriers["yunexpress"] = wrapper(rt.carriers["yunexpress"], PermanentCarrierError(refusal))
     try:
         step(rt, rt.ledger.get_order(order_id))
         held, package = rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
@@ -434,9 +434,16 @@ def test_a_refused_lookup_after_a_lost_answer_buys_nothing_and_holds(world, monk
         rt.close()
     assert (failing.creates, failing.lookups) == (1, 1)
     assert held.state == OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+    assert package.state == PackageState.LABEL_CLAIMED
+    return w, held, package
+
+
+def test_a_refused_lookup_after_a_lost_answer_buys_nothing_and_holds(world, monkeypatch):
+    """A lookup that did not look is no "no label": buying again would buy a second one."""
+    w, held, package = refused_lookup(world, monkeypatch, LookupFails,
+                                      "YunExpress GetOrder refused: 接口不存在 (Code 1004)")
     assert f"refused the lookup of label reference {package.idempotency_key}" in held.hold_message
     assert "接口不存在" in held.hold_message and "--replan" in held.hold_message
-    assert package.state == PackageState.LABEL_CLAIMED
     assert len(w.state("yunexpress")["labels"]) == 1  # the lost call's label, and no second one
 
 
@@ -451,19 +458,11 @@ class TakenThenLookupFails(LookupFails):
 def test_a_refused_lookup_of_a_taken_reference_holds_naming_the_lookup(world, monkeypatch):
     """Before, the refusal escaped the step and was retried as an "internal error" until the
     retries ran out; it buys nothing either way, but a person must hear what to check."""
-    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=3)
-    refusal = PermanentCarrierError("YunExpress GetOrder refused: 用户不存在")
-    failing = rt.carriers["yunexpress"] = TakenThenLookupFails(rt.carriers["yunexpress"], refusal)
-    try:
-        step(rt, rt.ledger.get_order(order_id))
-        held, package = rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
-    finally:
-        rt.close()
-    assert (failing.creates, failing.lookups) == (1, 1)
-    assert held.state == OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+    w, held, package = refused_lookup(world, monkeypatch, TakenThenLookupFails,
+                                      "YunExpress GetOrder refused: 用户不存在")
     assert (f"refused the lookup of label reference {package.idempotency_key} (YunExpress GetOrder refused: "
             "用户不存在) after it said the reference was taken") in held.hold_message
-    assert package.state == PackageState.LABEL_CLAIMED and w.state("yunexpress")["labels"] == {}
+    assert w.state("yunexpress")["labels"] == {}
 
 
 def test_a_failing_lookup_after_a_lost_answer_buys_nothing_and_asks_again_later(world, monkeypatch):
