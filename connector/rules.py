@@ -679,7 +679,8 @@ PICKUP_UNKNOWN_POLICIES = ("assume_pickup", "drop_off", "refuse")
 
 def amazon_carrier_code(spec: CarrierSpec, rules: SiteRules | None, site: str) -> str | None:
     """The carrier code to send Amazon for ``spec`` on ``site``: the plugin's code, spelt as the
-    site's carrier list spells it when the two differ only in case or spacing. The list is what
+    site's carrier list spells it when the two differ only in case, spaces, hyphens or
+    underscores. The list is what
     Seller Central accepts (an operator corrects it under ``site_rules``), and Amazon may match the
     code exactly; ``None`` when the plugin has no code for the site."""
     code = spec.carrier_code_for(site)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..holds import OPERATOR_HOLD_REASONS, HoldReason
+from ..holds import OPERATOR_HOLD_REASONS, WAIVED_BY_RELEASE, HoldReason
 from .app import MAX_WINDOW_DAYS, State, cli, pass_state
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def _duration(text: str) -> timedelta:
 def orders_show(state: State, order_id: str) -> None:
     """Everything the ledger knows about one order (buyer PII is not shown)."""
     ledger = state.ledger()
-    record = ledger.get_order(order_id)
+    record = ledger.get_order(order_id, with_pii=False)  # shown without it; readable with any key
     if record is None:
         raise click.ClickException(f"no order {order_id} in the ledger")
     out = {
@@ -234,14 +234,19 @@ def orders_hold(state: State, order_id: str, reason: str, message: str) -> None:
     _steer(state, order_id, lambda ledger: hold_order(ledger, order_id, reason, message))
 
 
+# A buyer's cancel request is not released in bulk: each such release ships an order anyway.
+_RELEASABLE_IN_BULK = [r.value for r in HoldReason if r.value not in WAIVED_BY_RELEASE]
+
+
 @orders_group.command("release")
 @click.argument("order_id", required=False)
 @click.option("--replan", is_flag=True,
               help="Give the order's label claim up and plan it again under a new reference. Only after "
                    "checking that its carrier holds no label under the claimed reference (or cancelling it "
                    "there): the hold's message names it.")
-@click.option("--reason", type=click.Choice([r.value for r in HoldReason]),
-              help="Instead of ORDER_ID: every order held for this reason (after a carrier outage, say).")
+@click.option("--reason", type=click.Choice(_RELEASABLE_IN_BULK),
+              help="Instead of ORDER_ID: every order held for this reason (after a carrier outage, say). "
+                   "Not for a buyer's cancel request: its release ships the order anyway, one by one.")
 @click.option("--account", help="With --reason: only this seller account's orders.")
 @click.option("--site", help="With --reason: only this Amazon site's orders (US, DE, ...).")
 @pass_state

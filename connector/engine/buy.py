@@ -153,7 +153,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
              shipment.tracking_number or "(to come)")
     for note in shipment.notes:  # e.g. the carrier turned a pickup into a drop-off
         log.warning("order %s: %s says about label %s: %s", order.order_id, package.carrier,
-                    package.package_ref, note)
+                    package.package_ref, their_words(order.ship_to, note))
     return Outcome.PROGRESS
 
 

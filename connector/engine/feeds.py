@@ -285,7 +285,7 @@ def document_for(rt: Runtime, feed: FeedRecord) -> bytes:
     rows: list[FeedRow] = []
     for member in rt.ledger.feed_members(feed.id):
         package = rt.ledger.get_package(member.package_id)
-        record = rt.ledger.get_order(package.order_id) if package else None
+        record = rt.ledger.get_order(package.order_id, with_pii=False) if package else None
         if package is None or record is None:
             raise RuntimeError(f"feed {feed.id}: package {member.package_id} is missing from the ledger")
         lines = _rows(rt, record.order, package)

@@ -88,7 +88,7 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
 
 def _verify_from_poll(rt: Runtime, order_id: str, raw: dict[str, Any]) -> bool:
     """Verify a CONFIRMED order from the poll's data; returns whether the ledger knows the order."""
-    record = rt.ledger.get_order(order_id)
+    record = rt.ledger.get_order(order_id, with_pii=False)
     if record is None:
         return False
     package = rt.ledger.open_package(order_id)
@@ -122,7 +122,7 @@ def _malformed(rt: Runtime, raw: Any, account: str, problem: str) -> None:
         log.error("account %s: an order without a readable orderId was skipped: %s", account, problem)
         return
     message = f"order {order_id}: Amazon's order data {problem}"
-    record = rt.ledger.get_order(order_id)
+    record = rt.ledger.get_order(order_id, with_pii=False)
     if record is None:
         channel = raw.get("salesChannel")
         marketplace = channel.get("marketplaceId") if isinstance(channel, dict) else None

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from ..config import Warehouse
@@ -21,7 +22,7 @@ from ..holds import HoldReason
 from ..ledger import OrderRecord, OrderState
 from ..model import FulfillmentStatus, Order, Parcel, utcnow
 from ..rules import Candidate, Requirements, RulesError
-from .outcome import Outcome, defer, hold
+from .outcome import Outcome, defer, hold, wait
 from .runtime import Runtime
 from .shopping import build_parcel, order_requirements, shop
 from .warehouses import SplitWarehouses, choose_warehouse
@@ -72,8 +73,13 @@ def plan(rt: Runtime, record: OrderRecord) -> Outcome:
     chosen = shopping.selection.chosen
     if chosen is None and shopping.unanswered:  # a carrier that did not answer may be the one
         why = "; ".join(str(r) for r in shopping.selection.rejections if r.carrier in shopping.unanswered)
-        return defer(rt, record, f"no eligible quote yet; no usable answer from "
-                                 f"{', '.join(shopping.unanswered)}" + (f" ({why})" if why else ""))
+        message = (f"no eligible quote yet; no usable answer from {', '.join(shopping.unanswered)}"
+                   + (f" ({why})" if why else ""))
+        if set(shopping.unanswered) <= set(shopping.credentials_refused):
+            # The account's fault, not the order's (an alert is out): it waits for the fix without
+            # using up its attempts, asked again as rarely as the retries thin out to.
+            return wait(rt, record, message, since=order.created or utcnow(), patience=timedelta.max)
+        return defer(rt, record, message)
     if chosen is None:
         why = f"{ship_by_note(order)}: {shopping.selection.held_message()}"
         if shopping.requirements.ioss_missing in ("hold", "buy_shipping"):

@@ -144,7 +144,8 @@ def print_labels(rt: Runtime, *, order_ids: Sequence[str] | None = None, reprint
     buffer = io.BytesIO()
     writer.write(buffer)
     pages = len(writer.pages)
-    path = Path(output) if output else _batch_path(rt.config.state_dir / "print", now)
+    # Recorded absolute: the purge's sweep (another process, another working directory) finds it.
+    path = Path(output).absolute() if output else _batch_path(rt.config.state_dir / "print", now)
     try:
         write_atomically(path, buffer.getvalue())
     except BaseException as exc:

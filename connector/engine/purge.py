@@ -144,8 +144,13 @@ def _delete_labels(rt: Runtime, folder: Path, done: Deleted) -> None:
 
 
 def _delete_batches(rt: Runtime, folder: Path, done: Deleted) -> None:
-    recorded = rt.ledger.print_batch_paths()
-    on_disk = {batch: path for batch, path in recorded if path and os.path.isfile(path)}
+    recorded = rt.ledger.print_batch_paths()  # oldest first
+    # A file written again by a later batch (`labels print -o same.pdf`) holds that batch's labels
+    # only: each file is judged by the newest batch recorded at it. A path recorded relative (by
+    # an older version) would resolve against this process's directory, not the printer's: left.
+    newest = {os.path.realpath(path): (batch, path) for batch, path in recorded
+              if path and os.path.isabs(path)}
+    on_disk = {batch: path for batch, path in newest.values() if os.path.isfile(path)}
     for batch in sorted(rt.ledger.print_batches_with_erased_labels(on_disk) if on_disk else ()):
         done.batches += _delete(Path(on_disk[batch]), done)
     known = {os.path.realpath(path) for _, path in recorded if path}

@@ -37,6 +37,7 @@ class Shopping:
     selection: Selection
     quotes: tuple[Quote, ...]
     unanswered: tuple[str, ...] = ()  # carriers whose quote failed for a reason that may pass
+    credentials_refused: tuple[str, ...] = ()  # those of them that refused the configured credentials
     warehouse: Warehouse | None = None  # where the quotes were asked from
     warehouse_reason: str = ""  # why that warehouse ("SKU X is stocked in yiwu", ...)
 
@@ -118,7 +119,8 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem],
                               parcel=parcel, ioss_number=req.ioss_number, account=order.account,
                               marketplace_id=order.marketplace_id)
     unanswered: list[str] = []
-    quotes = _quote_all(rt, request, ask, failures, unanswered)
+    refused: list[str] = []
+    quotes = _quote_all(rt, request, ask, failures, unanswered, refused)
     options = [QuoteOption.from_quote(q, rt.carrier_specs[q.carrier]) for q in quotes]
 
     def choose(candidates):
@@ -128,7 +130,7 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem],
     selection = select(req, options, rules=rules, fx=rt.fx, now=utcnow(), policy=rt.policy,
                        ship_from_city=ship_from.city, ship_from_province=ship_from.state,
                        choose=choose, failures=failures)
-    return Shopping(req, selection, tuple(quotes), tuple(unanswered), origin, origin_reason)
+    return Shopping(req, selection, tuple(quotes), tuple(unanswered), tuple(refused), origin, origin_reason)
 
 
 PRICE_CEILING = Decimal(10) ** 9  # no label costs that much, in any currency; beyond, arithmetic overflows
@@ -147,7 +149,7 @@ def _unusable_price(quote: Quote) -> str:
 
 
 def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[str] | None]],
-               failures: list[Rejection], unanswered: list[str]) -> list[Quote]:
+               failures: list[Rejection], unanswered: list[str], refused: list[str]) -> list[Quote]:
     """Every carrier at once, each isolated and bounded by engine.quote_timeout_seconds."""
     if not ask:
         return []
@@ -170,8 +172,10 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
             continue
         except PermanentCarrierError as exc:
             if exc.credentials_refused:  # the account, not the order: alert, and ask again later
-                failures.append(Rejection(code, "", (f"credentials refused: {exc}",)))
+                refusal = their_words(request.ship_to, exc)
+                failures.append(Rejection(code, "", (f"credentials refused: {refusal}",)))
                 unanswered.append(code)
+                refused.append(code)
                 _credentials_refused(rt, code, exc)
                 continue
             failures.append(Rejection(code, "", (f"quote refused: {their_words(request.ship_to, exc)}",)))
@@ -205,7 +209,7 @@ def _credentials_refused(rt: Runtime, code: str, exc: Exception) -> None:
         if code in rt.credential_alerts:
             return
         rt.credential_alerts.add(code)
-    message = (f"{exc}; orders that need {code} wait for it (deferred, not held): fix carriers.{code} "
+    message = (f"{exc}; orders that need {code} wait for it (no attempt counted): fix carriers.{code} "
                "and restart")
     log.error("carrier %s: %s", code, message)  # once a run; the alert once until it clears
     alert(rt, AlertKind.CARRIER_CREDENTIALS_REFUSED, code, message)

@@ -97,7 +97,7 @@ def replan_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS)
             raise _unknown(order_id) from None
         except (StaleStateError, ValueError) as exc:
             raise NotAllowed(str(exc)) from None
-    record = rt.ledger.get_order(order_id)
+    record = rt.ledger.get_order(order_id, with_pii=False)
     cancelled = record is not None and record.order.status is FulfillmentStatus.CANCELLED
     done = f"label claim {', '.join(given_up)} given up; released to {target.value}"
     return Steered(order_id, "release", target,
@@ -107,7 +107,7 @@ def replan_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS)
 def retry_order(ledger: Ledger, order_id: str) -> Steered:
     """Make a deferred order due now (its failure count starts again). A held order is released,
     not retried; a finished one has no step left to retry."""
-    record = ledger.get_order(order_id)
+    record = ledger.get_order(order_id, with_pii=False)
     if record is None:
         raise _unknown(order_id)
     if record.state is OrderState.HELD:
@@ -132,7 +132,7 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
     from .loop import drive
     from .void import claim_void
 
-    if rt.ledger.get_order(order_id) is None:
+    if rt.ledger.get_order(order_id, with_pii=False) is None:
         raise _unknown(order_id)
     package = _newest_label(rt.ledger, order_id)
     if package is None:
@@ -151,7 +151,7 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
     # voiding its label is carried out here, and the voided label ends the order and its hold.
     drive(rt, order_id, lambda: False, 1, wait=wait, states=(*ACTIVE_ORDER_STATES, OrderState.HELD))
     done = rt.ledger.get_package(package.id)
-    record = rt.ledger.get_order(order_id)
+    record = rt.ledger.get_order(order_id, with_pii=False)
     assert done is not None and record is not None  # neither is ever deleted
     if done.state is PackageState.VOIDED:
         return _voided(order_id, record, done)
@@ -181,7 +181,7 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
     with rt.driving(order_id, wait) as mine:  # not while a worker (a poll's release) is voiding it
         if not mine:
             raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")
-        record = rt.ledger.get_order(order_id)
+        record = rt.ledger.get_order(order_id, with_pii=False)
         if record is None:
             raise _unknown(order_id)
         package = _newest_label(rt.ledger, order_id)
@@ -204,7 +204,7 @@ def record_cancelled_elsewhere(rt: Runtime, order_id: str, *, wait: float = VOID
                                      error=CANCELLED_ELSEWHERE)
         except StaleStateError as exc:
             raise NotAllowed(f"{exc}; look at the order again") from None
-    record = rt.ledger.get_order(order_id)
+    record = rt.ledger.get_order(order_id, with_pii=False)
     assert record is not None  # never deleted
     return _voided(order_id, record, done)
 

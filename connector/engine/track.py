@@ -166,7 +166,7 @@ def service_tracking_level(rt: Runtime, carrier: str, service: str) -> str:
 
 
 def _alerts(rt: Runtime, package: Package, moved: bool, now: datetime, to_door: bool) -> None:
-    record = rt.ledger.get_order(package.order_id)
+    record = rt.ledger.get_order(package.order_id, with_pii=False)  # its dates only
     order = record.order if record else None
     if package.state is PackageState.LOST and moved:
         where = (f"no carrier scan {rt.config.tracking.first_scan_days:g} days after handover"

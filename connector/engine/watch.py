@@ -38,18 +38,18 @@ def ship_by_guard(rt: Runtime, now: datetime) -> None:
     for key in rt.ledger.schedule([*ACTIVE_ORDER_STATES, OrderState.HELD]):
         if key.ship_by is None or key.ship_by - now > warning:
             break
-        record = rt.ledger.get_order(key.order_id)
+        record = rt.ledger.get_order(key.order_id, with_pii=False)
         if record is None or confirmed_on_amazon(record) or _nothing_to_ship(record):
             continue
         _ship_by_alert(rt, record, now, paper.pop(record.order_id, ""))
     for order_id, missing in paper.items():  # confirmed on Amazon, not handed over yet
-        record = rt.ledger.get_order(order_id)
+        record = rt.ledger.get_order(order_id, with_pii=False)
         if record is not None and record.order.ship_by is not None and not _nothing_to_ship(record):
             _ship_by_alert(rt, record, now, missing)
     for open_alert in rt.ledger.alerts():
         if open_alert.kind != AlertKind.SHIP_BY_NEAR.value:
             continue
-        record = rt.ledger.get_order(open_alert.subject)
+        record = rt.ledger.get_order(open_alert.subject, with_pii=False)
         if record is None or _nothing_to_ship(record) or (
                 not _awaits_confirmation(record) and not _paper_backlog(rt, order_id=record.order_id)):
             clear(rt, AlertKind.SHIP_BY_NEAR, open_alert.subject)

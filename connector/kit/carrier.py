@@ -254,7 +254,8 @@ class Carrier:
     #: After a call to buy a label lost its answer, may a lookup by reference that finds nothing
     #: be taken as "nothing was bought", and the label bought again? ``False`` where whether the
     #: carrier's lookup shows a label just bought is not known: the engine then holds the order
-    #: ``label_uncertain`` for a person instead (the built-in plugins' ``empty_lookup: hold``).
+    #: ``label_uncertain`` for a person instead (China Post's and Yanwen's ``empty_lookup: hold``
+    #: setting; their default, ``buy``, re-sends under the same reference, which they refuse if taken).
     trusts_empty_lookup: bool = True
 
     def quote(self, request: ShipmentRequest) -> list[Quote]:

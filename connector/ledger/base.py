@@ -216,7 +216,9 @@ class Ledger:
         """
         raise NotImplementedError
 
-    def get_order(self, order_id: str) -> OrderRecord | None:
+    def get_order(self, order_id: str, *, with_pii: bool = True) -> OrderRecord | None:
+        """The order; without ``with_pii`` its buyer address is not read (``ship_to`` None), so a
+        job that needs none -- alerts, say -- never fails on an address no key can decrypt."""
         raise NotImplementedError
 
     def orders(self, states: Iterable[OrderState] | None = None, *, due_before: datetime | None = None,

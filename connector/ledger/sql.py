@@ -362,7 +362,10 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, note,
                          {"account": order.account, "site": order.site})
 
-    def get_order(self, order_id: str) -> OrderRecord | None:
+    def get_order(self, order_id: str, *, with_pii: bool = True) -> OrderRecord | None:
+        if not with_pii:
+            found = self.order_detail(order_id)
+            return found[0] if found is not None else None
         row = self._conn().execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
         return self._record(row) if row is not None else None
 
@@ -873,8 +876,11 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 purged += len(rows)
         return purged
 
-    def rotate_pii(self) -> int:
-        """Re-encrypt every stored address with the primary key (key rotation); returns the count."""
+    def rotate_pii(self, unreadable: list[str] | None = None) -> int:
+        """Re-encrypt every stored address with the primary key (key rotation); returns the count.
+        An address no configured key reads raises PiiDecryptError, or, given ``unreadable``, is
+        left as it is and its order id appended there (its key may be lost for good: the others
+        are re-sealed all the same)."""
         done = 0
         last = ""
         while True:
@@ -885,11 +891,14 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                     try:
                         blob = self._cipher.rotate(r["pii"])
                     except PiiDecryptError as exc:
-                        raise PiiDecryptError(f"order {r['order_id']}: {exc}") from None
+                        if unreadable is None:
+                            raise PiiDecryptError(f"order {r['order_id']}: {exc}") from None
+                        unreadable.append(r["order_id"])
+                        continue
                     conn.execute("UPDATE orders SET pii = ? WHERE order_id = ?", (blob, r["order_id"]))
+                    done += 1
             if not rows:
                 return done
-            done += len(rows)
             last = rows[-1]["order_id"]
 
     def check_key(self) -> None:

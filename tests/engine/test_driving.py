@@ -3,6 +3,7 @@ every order the daemon has ever seen; a closed runtime starts no more quote thre
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -122,7 +123,9 @@ def test_an_order_sealed_with_a_key_no_longer_configured_is_held_and_the_others_
     rt = world({"sandbox": {"orders": 4}}).runtime()
     try:
         ingest_all(rt)
-        old, readable = (r.order_id for r in rt.ledger.orders([OrderState.NEW])[:2])
+        unshipped = [r for r in rt.ledger.orders([OrderState.NEW])
+                     if r.order.status.value != "CANCELLED" and r.order.ship_by is not None]
+        old, readable = (r.order_id for r in unshipped[:2])
         rt.ledger.hold(readable, "unknown_sku", "SKU X is not in the item master")
         rt.ledger._cipher = PiiCipher([Fernet.generate_key()])  # the old key removed
         assert loop.drive(rt, old, lambda: False) is loop.Outcome.REST
@@ -130,5 +133,10 @@ def test_an_order_sealed_with_a_key_no_longer_configured_is_held_and_the_others_
         assert (held.state, held.hold_reason) == (OrderState.HELD, "ledger_inconsistent")
         assert "mfn-connector pii rotate" in held.hold_message and "cannot be decrypted" in held.hold_message
         assert release_known_skus(rt) == [readable]  # the unreadable held order stopped nothing
+        from connector.engine.watch import ship_by_guard
+
+        ship_by = held.order.ship_by
+        ship_by_guard(rt, ship_by - timedelta(hours=1))  # alerts read no address: it stops nothing
+        assert any(a.subject == old and a.kind == "ship_by_near" for a in rt.ledger.alerts())
     finally:
         rt.close()

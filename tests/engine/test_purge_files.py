@@ -66,6 +66,27 @@ def test_a_purged_orders_labels_and_batches_are_deleted_by_the_next_pass_even_af
     assert delete_erased_files(rt).total == 0  # idempotent: nothing left to delete
 
 
+def test_a_file_printed_again_is_judged_by_its_newest_batch_and_recorded_absolute(worked, tmp_path,
+                                                                                 monkeypatch):
+    """`labels print -o same.pdf` twice: the file now holds the second batch's labels only, so the
+    purge of an order of the first batch must not delete it; and `-o` relative to the printing
+    shell's directory is recorded absolute, so a sweep in another directory finds the right file."""
+    _w, rt = worked
+    x, y, *_ = labelled(rt)
+    monkeypatch.chdir(tmp_path)
+    first = print_labels(rt, order_ids=[x], reprint=True, output="again.pdf")
+    second = print_labels(rt, order_ids=[y], reprint=True, output="again.pdf")
+    assert first.path == second.path == tmp_path / "again.pdf"
+    assert {path for _, path in rt.ledger.print_batch_paths()} >= {str(tmp_path / "again.pdf")}
+    rt.ledger.purge_pii([x])
+    monkeypatch.chdir(rt.config.state_dir)  # the daemon's own directory
+    delete_erased_files(rt)
+    assert (tmp_path / "again.pdf").is_file()  # y's labels, not x's: kept
+    rt.ledger.purge_pii([y])
+    delete_erased_files(rt)
+    assert not (tmp_path / "again.pdf").exists()
+
+
 def test_a_voided_orders_label_goes_at_the_purge_after_the_void(worked):
     _w, rt = worked
     order_id = labelled(rt)[0]
