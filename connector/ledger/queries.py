@@ -406,6 +406,9 @@ class OrderQueries:
         later = (f"(p.state = '{delivered}' AND {at} > ?) OR (p.state = '{returned}'"
                  f" AND p.last_scan_at > ?) OR (p.state IN ({_marks(confirmed_v)}) AND p.shipped_at > ?)")
         cuts = (done, done, *confirmed_v, late)
+        # no parcel of the order is followed here (delivered, returned, or confirmed and tracked)
+        unfollowed = (f" AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id AND"
+                      f" p.state IN ('{delivered}', '{returned}', {_marks(confirmed_v)})))")
         clauses, params = [], []
         if gone_v:
             clauses.append(f"o.state IN ({_marks(gone_v)})")
@@ -416,19 +419,14 @@ class OrderQueries:
             params.extend((*cancelled_v, FulfillmentStatus.CANCELLED.value))
         if elsewhere_v:
             status, changed = self._json_field("o.data", "status"), self._json_field("o.data", "last_updated")
-            followed = (f"p.state IN ('{delivered}', '{returned}', {_marks(confirmed_v)})")
             clauses.append(f"(o.state IN ({_marks(elsewhere_v)}) AND {status} = ? AND {changed} <= ?"
-                           f" AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id"
-                           f" AND {followed}))")
+                           + unfollowed)
             params.extend((*elsewhere_v, FulfillmentStatus.SHIPPED.value, iso(shipped_before), *confirmed_v))
         abandoned_v = _values(OrderState, abandoned) or []
         if abandoned_v:
-            followed = (f"p.state IN ('{delivered}', '{returned}', {_marks(confirmed_v)})")
             clauses.append(f"(o.state IN ({_marks(abandoned_v)})"
                            " AND ((o.ship_by IS NOT NULL AND o.ship_by <= ?) OR (o.ship_by IS NULL AND"
-                           " o.created_at <= ?))"
-                           f" AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id"
-                           f" AND {followed}))")
+                           " o.created_at <= ?))" + unfollowed)
             params.extend((*abandoned_v, iso(shipped_before), late, *confirmed_v))
         if shipped_v:
             clauses.append(
