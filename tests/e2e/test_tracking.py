@@ -583,17 +583,18 @@ def test_ship_by_alert_and_orders_due_within(world, monkeypatch):
         shipped = {r.order_id for r in rt.ledger.orders([OrderState.VERIFIED])}
         assert not shipped & set(near)  # confirmed orders never raise it
 
-        # The watch decrypts the orders near their ship-by only, not every held or active one.
+        # The watch decrypts no buyer address at all (an order whose key was removed cannot stop
+        # every order's alert), and still alerts for the soonest.
         from connector.engine.watch import ship_by_guard
         from connector.ledger import sql
 
         opened, open_address = [], sql.open_address
         monkeypatch.setattr(sql, "open_address", lambda cipher, order_id, blob: (
             opened.append(order_id), open_address(cipher, order_id, blob))[1])
+        rt.ledger.resolve_alert("ship_by_near", soonest.order_id)
         ship_by_guard(rt, clock.now())
-        window = timedelta(hours=rt.config.alerts.ship_by_warning_hours)
-        assert soonest.order_id in opened and len(held) > len(set(opened))
-        assert all(r.order.ship_by - clock.now() <= window for r in held if r.order_id in opened)
+        assert opened == []
+        assert any(a.kind == "ship_by_near" and a.subject == soonest.order_id for a in rt.ledger.alerts())
 
         result = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "list",
                                           "--due-within", "6h", "--json"])
