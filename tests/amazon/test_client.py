@@ -390,7 +390,10 @@ def test_a_stop_request_ends_the_wait_for_a_token_and_sends_nothing(rsps, make_c
     assert not isinstance(QuotaWaitInterrupted(), SpApiError)  # never counted as a failed call
 
 
-def test_a_stop_request_ends_a_retry_back_off(rsps, make_client) -> None:
+def test_a_stop_request_ends_a_retry_back_off(rsps, make_client, monkeypatch) -> None:
+    # The back-off is jittered down from 60 s: pinned to its longest, a draw under the stop's
+    # 0.2 s (1 in 300) cannot send the retry before the stop request comes.
+    monkeypatch.setattr("tenacity.wait.random.uniform", lambda low, high: high)
     stop = threading.Event()
     rsps.add(responses.GET, GET_URL, status=503, json={"errors": [{"code": "Busy", "message": "later"}]})
     client = make_client(limiter=RateLimiter(stop=stop), backoff_base=60, backoff_max=60)
