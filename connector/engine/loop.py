@@ -140,10 +140,15 @@ class Engine:
         tracked = 0
         if self.rt.leads():  # once for all workers sharing the ledger
             tracked = self._leader_jobs()
-        if self._due("erase_files", PURGE_EVERY):  # every worker: the files on its own disk
-            delete_erased_files(self.rt)
+        self.erase_files()
         left = self.rt.ledger.count_orders(ACTIVE_ORDER_STATES)
         return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked)
+
+    def erase_files(self) -> None:
+        """Hourly, on every worker (each deletes what is on its own disk): the label files and
+        print batches of orders whose buyer data is purged."""
+        if self._due("erase_files", PURGE_EVERY):
+            delete_erased_files(self.rt)
 
     def _leader_jobs(self) -> int:
         """Tracking, alerts, the purge, hooks and webhooks; returns the parcels tracked."""

@@ -14,8 +14,8 @@ order already in the ledger. So four loops run side by side until a stop request
   workers buy the next labels instead of queueing for the bucket or being turned away by it;
 * the **poller** polls each account on its own thread every ``poll_interval_seconds``; a poll
   waiting for quota holds nothing else;
-* the **periodic** thread verifies confirmations from pages of shipped orders and sends and reads
-  the bulk-confirmation feeds;
+* the **periodic** thread verifies confirmations from pages of shipped orders, sends and reads
+  the bulk-confirmation feeds, and hourly deletes purged buyers' label files from this disk;
 * the **leader** thread (on the worker that leads) tracks parcels, raises alerts, purges, runs the
   hooks and the webhooks.
 
@@ -185,7 +185,8 @@ class Scheduler:
 
     def _periodic_loop(self, tick_seconds: float) -> None:
         """Every tick: confirmations verified from pages of shipped orders and bulk confirmation
-        by feed (each paces itself per owned account)."""
+        by feed (each paces itself per owned account); hourly, purged buyers' label files erased
+        from this worker's disk."""
         from .feeds import run_feeds
         from .verify import verify_in_bulk
 
@@ -193,6 +194,8 @@ class Scheduler:
             for job in (verify_in_bulk, run_feeds):
                 if not self.stop.is_set():
                     self._guarded(job, self.rt, self.stop.is_set)
+            if not self.stop.is_set():
+                self._guarded(self.engine.erase_files)
             self.stop.wait(tick_seconds)
 
     def _leader_loop(self, tick_seconds: float) -> None:

@@ -87,6 +87,20 @@ def test_a_file_printed_again_is_judged_by_its_newest_batch_and_recorded_absolut
     assert not (tmp_path / "again.pdf").exists()
 
 
+def test_the_daemon_sweeps_too_not_only_run_once(worked):
+    """run_forever (the daemon's own loops, not passes) deletes a purged order's label files."""
+    import threading
+
+    _w, rt = worked
+    x = labelled(rt)[0]
+    files = label_files(rt, x)
+    assert rt.ledger.purge_pii([x]) == 1 and all(f.is_file() for f in files)
+    engine = Engine(rt)
+    threading.Timer(1.5, engine.stop_event.set).start()
+    engine.run_forever(tick_seconds=0.2)
+    assert not any(f.exists() for f in files)
+
+
 def test_a_voided_orders_label_goes_at_the_purge_after_the_void(worked):
     _w, rt = worked
     order_id = labelled(rt)[0]
