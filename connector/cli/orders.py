@@ -273,28 +273,20 @@ def orders_release(state: State, order_id: str | None, replan: bool, reason: str
 def _release_all(state: State, reason: str, *, account: str | None, site: str | None) -> None:
     """Release every order held for ``reason`` (and the account/site given), one line each. An
     order another hand moved meanwhile is reported and skipped."""
-    from ..engine.steer import SteerError, release_order
-    from ..ledger import OrderState
+    from ..engine.steer import SteerError, held_for, release_order
 
     ledger = state.ledger()
     released = skipped = 0
-    after = None
     try:
-        while True:
-            page = ledger.order_page(states=[OrderState.HELD], hold_reason=reason, account=account,
-                                     site=site.upper() if site else None, after=after, limit=500)
-            if not page:
-                break
-            after = (page[-1][1], page[-1][0].order_id)
-            for record, _ in page:
-                try:
-                    done = release_order(ledger, record.order_id)
-                except SteerError as exc:
-                    skipped += 1
-                    click.echo(f"{record.order_id}: not released: {exc}", err=True)
-                    continue
-                released += 1
-                click.echo(f"{record.order_id}: {done.done}")
+        for record in held_for(ledger, reason, account=account, site=site.upper() if site else None):
+            try:
+                done = release_order(ledger, record.order_id)
+            except SteerError as exc:
+                skipped += 1
+                click.echo(f"{record.order_id}: not released: {exc}", err=True)
+                continue
+            released += 1
+            click.echo(f"{record.order_id}: {done.done}")
     finally:
         ledger.close()
     where = "".join(f", {k} {v}" for k, v in (("account", account), ("site", site)) if v)

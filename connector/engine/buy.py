@@ -92,10 +92,8 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     shipment = timed(package.carrier, "find_by_reference",
                                      lambda: carrier.find_by_reference(package.idempotency_key))
                 except PermanentCarrierError as exc:  # the lookup did not look: buy nothing, a person checks
-                    return hold(rt, order.order_id, HoldReason.LABEL_UNCERTAIN,
-                                f"order {order.order_id}: {package.carrier} refused the lookup of label "
-                                f"reference {package.idempotency_key} ({their_words(order.ship_to, exc)}) "
-                                "after an earlier call for it lost its answer" + _check_carrier(package))
+                    return _lookup_refused(rt, record, package, exc,
+                                           "after an earlier call for it lost its answer")
                 if shipment is not None:
                     rt.counters.add("labels_recovered")
                     how = "found (an earlier call bought it)"
@@ -198,10 +196,15 @@ def _look_up(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrie
         return None, defer(rt, record, f"{package.carrier}: lookup of label reference "
                                        f"{package.idempotency_key}: {their_words(record.order.ship_to, exc)}")
     except PermanentCarrierError as exc:
-        return None, hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
-                          f"order {record.order_id}: {package.carrier} refused the lookup of label reference "
-                          f"{package.idempotency_key} ({their_words(record.order.ship_to, exc)}) {when}"
-                          + _check_carrier(package))
+        return None, _lookup_refused(rt, record, package, exc, when)
+
+
+def _lookup_refused(rt: Runtime, record: OrderRecord, package: Package, exc: Exception, when: str) -> Outcome:
+    """The lookup by reference was refused: it did not look, so nothing may be bought on its word."""
+    return hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
+                f"order {record.order_id}: {package.carrier} refused the lookup of label reference "
+                f"{package.idempotency_key} ({their_words(record.order.ship_to, exc)}) {when}"
+                + _check_carrier(package))
 
 
 def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:

@@ -11,15 +11,16 @@ never buyer data.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..holds import OPERATOR_HOLD_REASONS, HoldReason
-from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
+from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, utcnow
 
 if TYPE_CHECKING:
-    from ..ledger import Ledger, OrderRecord, Package
+    from ..ledger import Ledger, Package
     from .runtime import Runtime
 
 VOID_WAIT_SECONDS = 30.0  # how long a void waits for another worker driving the same order
@@ -235,3 +236,18 @@ def not_voided(order_id: str, package: Package, record: OrderRecord | None) -> s
     if package.state is PackageState.VOIDING and record is not None and record.state is OrderState.HELD:
         text += "; the daemon leaves a held order alone: void it again to finish"
     return text
+
+
+def held_for(ledger: Ledger, reason: str, *, account: str | None = None, site: str | None = None,
+             page: int = 500) -> Iterator[OrderRecord]:
+    """The orders held for ``reason`` (of ``account``, on ``site``), oldest first, page by page and
+    without their addresses: releasing them needs none, and one sealed with a key no longer
+    configured must not stop the others. An order released meanwhile is simply not seen again."""
+    after = None
+    while True:
+        rows = ledger.order_page(states=[OrderState.HELD], hold_reason=reason, account=account, site=site,
+                                 after=after, limit=page)
+        yield from (record for record, _ in rows)
+        if len(rows) < page:
+            return
+        after = (rows[-1][1], rows[-1][0].order_id)
