@@ -51,7 +51,8 @@ def make_engine(ledger: FakeLedger, *, poll=lambda accounts: 0, workers: int = 3
     rt = SimpleNamespace(engine=SimpleNamespace(workers=workers, poll_interval_seconds=3600), ledger=ledger,
                          membership=None, config=SimpleNamespace(accounts=[SimpleNamespace(name="acct")]),
                          leads=lambda: False)
-    return SimpleNamespace(rt=rt, stop_event=stop, poll_accounts=poll, _leader_jobs=lambda: 0)
+    return SimpleNamespace(rt=rt, stop_event=stop, poll_accounts=poll, _leader_jobs=lambda: 0,
+                           erase_files=lambda: None)
 
 
 @pytest.fixture
