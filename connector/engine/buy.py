@@ -68,6 +68,8 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     if package.state == PackageState.PLANNED and record.cancel_request_stands:
         return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
                     f"order {order.order_id}: the buyer asked to cancel before the label was bought")
+    if order.ship_to is None:  # purged while it was held, then released
+        return _without_address(rt, record, package, carrier)
     try:  # before the claim: a claim is followed by a call to the carrier, but for a crash
         request = build_request(rt, order, package)
     except KeyError as exc:
@@ -197,6 +199,30 @@ def _look_up(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrie
                                        f"{package.idempotency_key}: {their_words(record.order.ship_to, exc)}")
     except PermanentCarrierError as exc:
         return None, _lookup_refused(rt, record, package, exc, when)
+
+
+def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
+    """The buyer's address was purged (its retention ran out while the order was held) and the
+    order was released: nothing can be bought for it. A claim may have bought a label already: the
+    carrier is asked by reference, which needs no address, and a label it shows goes on to be
+    fetched and confirmed like any other."""
+    order_id, claimed = record.order_id, package.state == PackageState.LABEL_CLAIMED
+    if claimed:
+        shipment, stopped = _look_up(rt, record, package, carrier, "for an order whose address was purged")
+        if stopped is not None:
+            return stopped
+        if shipment is not None and shipment.status != "cancelled":
+            rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
+                              carrier_shipment_id=shipment.carrier_shipment_id,
+                              tracking_number=shipment.tracking_number or "")
+            log.info("order %s: label %s found at %s under %s (the buyer's address was purged)",
+                     order_id, package.package_ref, package.carrier, package.idempotency_key)
+            return Outcome.PROGRESS
+    return hold(rt, order_id, HoldReason.ADDRESS_INCOMPLETE,
+                f"order {order_id}: the buyer's address was purged (ledger.pii_retention_days) while "
+                "the order was held, so no label can be bought for it"
+                + (f"; {package.carrier} shows none under {package.idempotency_key}" if claimed else "")
+                + ". Ship it outside the daemon, or cancel it in Seller Central")
 
 
 def _lookup_refused(rt: Runtime, record: OrderRecord, package: Package, exc: Exception, when: str) -> Outcome:

@@ -1,0 +1,60 @@
+"""An order held until its buyer's address was purged, then released: nothing can be bought for
+it, so it is held again saying why -- but a label its claim already bought is found by reference
+(the lookup needs no address) and goes on like any other."""
+from __future__ import annotations
+
+import pytest
+
+from connector.engine.loop import step
+from connector.engine.steer import hold_order, release_order
+from connector.holds import HoldReason
+from connector.ledger import OrderState, PackageState
+
+from .test_label_claim_recovery import planned_with_yunexpress, refused_once_planned
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
+
+
+def purged_and_released(rt, order_id: str) -> None:
+    assert rt.ledger.purge_pii([order_id]) == 1
+    release_order(rt.ledger, order_id)
+    assert rt.ledger.get_order(order_id).order.ship_to is None
+
+
+def test_a_planned_order_released_after_its_purge_is_held_again_and_buys_nothing(world, monkeypatch):
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=1)
+    try:
+        hold_order(rt.ledger, order_id, HoldReason.MANUAL.value, "waiting for stock")
+        purged_and_released(rt, order_id)
+        step(rt, rt.ledger.get_order(order_id))
+        held = rt.ledger.get_order(order_id)
+        packages = rt.ledger.packages(order_id)
+    finally:
+        rt.close()
+    assert held.state is OrderState.HELD and held.hold_reason == HoldReason.ADDRESS_INCOMPLETE.value
+    assert "address was purged" in held.hold_message and "shows none" not in held.hold_message
+    assert [p.state for p in packages] == [PackageState.PLANNED]  # no claim was made
+    assert w.state("yunexpress")["labels"] == {}
+
+
+def test_a_claim_released_after_its_purge_is_looked_up_and_nothing_more_is_bought(world, monkeypatch):
+    w, rt, held, package = refused_once_planned(world, monkeypatch, lost=1)  # one label, answer lost
+    refusing = rt.carriers["yunexpress"]
+    creates = refusing.creates  # the lost call's, and the refused one that held it
+    try:
+        purged_and_released(rt, held.order_id)
+        step(rt, rt.ledger.get_order(held.order_id))  # the lookup lags: shows none
+        again = rt.ledger.get_order(held.order_id)
+        assert again.hold_reason == HoldReason.ADDRESS_INCOMPLETE.value
+        assert f"yunexpress shows none under {package.idempotency_key}" in again.hold_message
+        assert rt.ledger.packages(held.order_id)[-1].state is PackageState.LABEL_CLAIMED
+        refusing.lagging = False
+        release_order(rt.ledger, held.order_id)
+        step(rt, rt.ledger.get_order(held.order_id))
+        found = rt.ledger.packages(held.order_id)
+    finally:
+        rt.close()
+    assert [p.state for p in found] == [PackageState.LABEL_CREATED]
+    assert found[0].idempotency_key == package.idempotency_key and found[0].tracking_number
+    assert refusing.creates == creates  # none after the purge
+    assert len(w.state("yunexpress")["labels"]) == 1
