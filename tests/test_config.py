@@ -292,3 +292,60 @@ def test_an_unknown_key_is_reported_at_its_own_line_with_the_key_it_may_be_a_typ
     out = problems(path)
     assert f"{path}:{typo}: engnie: unknown field (did you mean 'engine'?)" in out, out
     assert f"{path}:{other}: labels_dri: unknown field (did you mean 'labels_dir'?)" in out, out
+
+
+@pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
+def test_config_check_reads_the_ledger_and_changes_nothing(write_config):
+    """The ledger is opened as the daemon would open it -- but nothing is created or migrated."""
+    path = write_config()
+    before = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert before.exit_code == 0, before.output
+    assert ("ledger: " in before.output and "not created yet" in before.output
+            or "migration(s) to apply at the next start" in before.output), before.output  # PostgreSQL
+    assert CliRunner().invoke(cli, ["config", "check", str(path)]).output == before.output  # still
+    opened = CliRunner().invoke(cli, ["--config", str(path), "orders", "list"])  # opens and migrates it
+    assert opened.exit_code == 0, opened.output
+    after = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert after.exit_code == 0 and ", up to date" in after.output, after.output
+
+
+@pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
+def test_config_check_names_a_key_that_cannot_read_the_stored_addresses(write_config):
+    from cryptography.fernet import Fernet
+
+    from connector.configured import open_configured_ledger
+
+    from .ledger.test_sqlite_ledger import make_order
+
+    path = write_config()
+    config = load_config(path)
+    ledger = open_configured_ledger(config)
+    ledger.upsert_order(make_order())
+    ledger.close()
+    config.pii_key_file.write_bytes(Fernet.generate_key())  # the key file replaced: the data is lost to it
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1, checked.output
+    assert "ledger: " in checked.output and "cannot read buyer data already stored" in checked.output
+
+
+@pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
+def test_config_check_refuses_a_ledger_newer_than_this_code(write_config):
+    from connector.configured import open_configured_ledger
+
+    path = write_config()
+    ledger = open_configured_ledger(load_config(path))
+    with ledger._write() as conn:
+        conn.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                     (999, "from a newer release", "2030-01-01T00:00:00+00:00"))
+    ledger.close()
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1 and "schema version 999, newer than this" in checked.output, checked.output
+
+
+def test_config_check_names_an_unreachable_postgresql_ledger_at_its_line(write_config):
+    path = write_config({"ledger": {"url": "postgresql://mfn:s3cretpw@127.0.0.1:1/ledger"}})
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("ledger:"))
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1, checked.output
+    assert f"{path}:{line}: ledger: " in checked.output and "cannot connect" in checked.output
+    assert "s3cretpw" not in checked.output and isinstance(checked.exception, SystemExit)

@@ -154,7 +154,9 @@ def config_check(state: State, file: str | None) -> None:
     from ..config import ConfigError
     from ..configured import load_config_with_plugins
     from ..files import unwritable
-    from ..ledger.crypto import PiiKeyError, load_keys
+    from ..ledger import probe_ledger
+    from ..ledger.crypto import PiiDecryptError, PiiKeyError
+    from ..ledger.migrations import SchemaError
 
     path = file or state.config_path
     try:
@@ -163,18 +165,21 @@ def config_check(state: State, file: str | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(1) from None
-    try:  # every command opens the ledger with it; a key the daemon will create is not checked
-        if not config.ledger.create_pii_key or config.pii_key_file.exists():
-            load_keys(key_file=config.pii_key_file)
-    except PiiKeyError as exc:
-        click.echo(f"{path}: ledger: {exc}", err=True)
-        raise SystemExit(1) from None
+    # Every command opens the ledger with the key; one the daemon will create is not tried.
+    key_file = config.pii_key_file if not config.ledger.create_pii_key or config.pii_key_file.exists() \
+        else None
     for key, directory in (("state_dir", config.state_dir), ("labels_dir", config.labels_dir)):
         problem = unwritable(directory, try_write=True)
         if problem:  # the daemon would buy labels it cannot keep
             line = config.line_of(key)
             click.echo(f"{path}:{line}: {key}: {problem}" if line else f"{path}: {key}: {problem}", err=True)
             raise SystemExit(1)
+    try:  # reachable, a schema this code knows, a key that reads what is stored; nothing written
+        ledger = probe_ledger(config.ledger_url, key_file=key_file)
+    except (ValueError, ConnectionError, SchemaError, PiiKeyError, PiiDecryptError) as exc:
+        line = config.line_of("ledger")
+        click.echo(f"{path}:{line}: ledger: {exc}" if line else f"{path}: ledger: {exc}", err=True)
+        raise SystemExit(1) from None
     accounts = ", ".join(f"{a.name} ({a.region}: {' '.join(a.marketplaces)})" for a in config.accounts)
     click.echo(f"{path}: OK -- accounts: {accounts}; carriers: "
-               f"{', '.join(config.carriers) or 'none'}; catalog: {len(catalog)} SKU(s)")
+               f"{', '.join(config.carriers) or 'none'}; catalog: {len(catalog)} SKU(s); ledger: {ledger}")

@@ -29,7 +29,7 @@ __all__ = [
     "ACTIVE_ORDER_STATES", "NOTHING_TO_SHIP_STATES", "SHIPPED_ORDER_STATES", "TERMINAL_PACKAGE_STATES",
     "TRACKED_PACKAGE_STATES",
     "Alert", "Ledger", "LedgerInUse", "OrderFinishedError", "OrderRecord", "OrderState", "Package",
-    "PackageState", "StaleStateError", "TrackingRecord", "open_ledger", "sqlite_path",
+    "PackageState", "StaleStateError", "TrackingRecord", "open_ledger", "probe_ledger", "sqlite_path",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"
@@ -79,6 +79,46 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     if not parent.exists():
         os.makedirs(parent, mode=0o700, exist_ok=True)
     return _migrated(SqliteLedger(path, cipher))
+
+
+def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None) -> str:
+    """What :func:`open_ledger` would find at ``url``, creating, migrating and writing nothing
+    (``config check``): a line saying what is there. Raises what ``open_ledger`` would: ValueError
+    (the URL), ConnectionError (no PostgreSQL server), SchemaError (a schema newer than this code),
+    PiiKeyError and PiiDecryptError (a key that cannot read the buyer data stored). ``key_file``
+    None: no key to try (one the daemon will create), so the stored data is not read."""
+    from cryptography.fernet import Fernet
+
+    from .crypto import PiiCipher, load_keys
+    from .migrations import latest_version, next_pending
+
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    keys = load_keys(key_file=key_file) if key_file is not None else None
+    cipher = PiiCipher(keys or [Fernet.generate_key()])  # no key yet: one that is never used
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        from .postgres import PostgresLedger
+
+        ledger: Ledger = PostgresLedger(url, cipher)
+    elif scheme == "sqlite":
+        path = sqlite_path(url)
+        if not Path(path).exists():
+            return f"{path}: not created yet (the daemon creates it at its first start)"
+        from .sqlite import SqliteLedger
+
+        ledger = SqliteLedger(path, cipher)
+    else:
+        raise ValueError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db or "
+                         "postgresql://user@host:5432/database")
+    try:
+        current = ledger.schema_version()
+        next_pending(current)  # SchemaError when the database is newer than this code
+        if current and keys is not None:
+            ledger.check_key()
+        behind = latest_version() - current
+        return f"{ledger.location}: schema {current}" + (
+            f" ({behind} migration(s) to apply at the next start)" if behind else ", up to date")
+    finally:
+        ledger.close()
 
 
 def _migrated(ledger: Ledger) -> Ledger:
