@@ -23,6 +23,7 @@ class AlertKind(str, enum.Enum):
     PARCEL_LATE = "parcel_late"                              # subject: order id
     SHIP_BY_NEAR = "ship_by_near"                            # subject: order id
     CARRIER_CREDENTIALS_REFUSED = "carrier_credentials_refused"  # subject: carrier code
+    CARRIER_FILED_DIFFERENTLY = "carrier_filed_differently"  # subject: SITE:carrier code sent
 
 
 def alert(rt: Runtime, kind: AlertKind, subject: str, message: str, **details: Any) -> bool:

@@ -25,7 +25,7 @@ from .crashpoints import crashpoint
 from .feeds import in_open_feed, leaves_to_feed, park_for_feed
 from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
-from .verify import confirms_itself, mark_verified, visible
+from .verify import confirms_itself, verify_if_shown
 
 CONFIRM_LANE = 2  # an account's confirmations in flight at once: one sending, one waiting for its token
 
@@ -137,8 +137,8 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
                                         confirm_attempts=package.confirm_attempts + 1)
             sent["ship_date"] = package.shipped_at or sent["ship_date"]  # as stored: a re-send sends it
             claimed = True
-        elif visible(rt, order, package):  # resumed: the earlier send may have landed
-            return mark_verified(rt, package, PackageState.CONFIRMING)
+        elif verify_if_shown(rt, client.get_order(order.order_id), package, PackageState.CONFIRMING):
+            return Outcome.REST  # resumed: the earlier send had landed
         crashpoint("before_confirm")
         client.confirm_shipment(order.order_id, **sent)
     except QuotaWaitInterrupted:
@@ -148,8 +148,8 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
         raise
     except AlreadyShippedError as exc:
         try:
-            if visible(rt, order, package):
-                return mark_verified(rt, package, PackageState.CONFIRMING)
+            if verify_if_shown(rt, client.get_order(order.order_id), package, PackageState.CONFIRMING):
+                return Outcome.REST
         except SpApiError as read_exc:
             return defer(rt, record, f"verifying after 'already shipped': "
                                      f"{their_words(order.ship_to, read_exc)}")

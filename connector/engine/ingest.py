@@ -14,7 +14,7 @@ from ..model import FulfillmentStatus, Order, parse_iso, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .outcome import hold
 from .runtime import Runtime
-from .verify import mark_verified, shown_on
+from .verify import verify_if_shown
 
 log = logging.getLogger("connector.engine")
 
@@ -93,9 +93,9 @@ def _verify_from_poll(rt: Runtime, order_id: str, raw: dict[str, Any]) -> bool:
         return False
     package = rt.ledger.open_package(order_id)
     if (record.state == OrderState.CONFIRMED and package is not None
-            and package.state == PackageState.CONFIRMED and shown_on(rt, raw, package)):
+            and package.state == PackageState.CONFIRMED):
         try:
-            mark_verified(rt, package, PackageState.CONFIRMED)
+            verify_if_shown(rt, raw, package, PackageState.CONFIRMED)
         except StaleStateError:
             pass  # a worker verified it at the same moment
     return True

@@ -75,6 +75,8 @@ class Runtime:
     credential_alerts: set[str] = field(default_factory=set, repr=False)
     credential_alerts_loaded: bool = field(default=False, repr=False)  # the ledger's open ones read
     credential_alerts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # SITE:code subjects with an open carrier_filed_differently alert (engine/verify.py); None: not read yet
+    carrier_filing_alerts: set[str] | None = field(default=None, repr=False)
     _quote_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict, repr=False)
     _quote_pools_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)

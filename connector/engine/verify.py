@@ -32,8 +32,10 @@ from ..amazon.mapping import package_from_api, parse_api_time
 from ..config import Account
 from ..holds import HoldReason
 from ..ledger import OrderRecord, OrderState, Package, PackageState, StaleStateError
-from ..model import Order, utcnow
+from ..model import utcnow
 from ..ratelimit import QuotaWaitInterrupted
+from ..rules import amazon_carrier_code
+from .alerts import AlertKind, alert, clear
 from .crashpoints import crashpoint
 from .feeds import confirmed_by_feed
 from .outcome import Outcome, defer, hold, their_words
@@ -81,9 +83,66 @@ def shown_on(rt: Runtime, raw_order: dict | None, package: Package) -> bool:
     return bool(on_amazon) and on_amazon.get("trackingNumber") == package.tracking_number
 
 
-def visible(rt: Runtime, order: Order, package: Package) -> bool:
-    """Read the order back (getOrder) and look for the package."""
-    return shown_on(rt, rt.amazon[order.account].get_order(order.order_id), package)
+def verify_if_shown(rt: Runtime, raw_order: dict | None, package: Package, expect: PackageState) -> bool:
+    """Mark the package verified if this Amazon order shows it; True if it did. Amazon's name for
+    the carrier is compared with the code sent (:func:`judge_filed_carrier`)."""
+    if not shown_on(rt, raw_order, package):
+        return False
+    assert raw_order is not None
+    judge_filed_carrier(rt, raw_order, package)
+    mark_verified(rt, package, expect)
+    return True
+
+
+def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package) -> None:
+    """A confirmation Amazon shows under another carrier than the code sent (``Other``, say: a
+    code its list no longer knows) is verified, but its tracking will not count towards the
+    valid-tracking rate: a ``carrier_filed_differently`` alert per site and code tells a person to
+    check ``site_rules.<SITE>.carrier_codes`` against Seller Central's list; the next package
+    Amazon files under the code sent clears it. Labels that confirm themselves are Amazon's to file."""
+    spec = rt.carrier_specs.get(package.carrier)
+    if spec is None or confirms_itself(rt, package):
+        return
+    on_amazon = package_from_api(raw_order, package.package_ref) or next(
+        (p for p in raw_order.get("packages") or []
+         if isinstance(p, dict) and p.get("trackingNumber") == package.tracking_number), None)
+    filed = str((on_amazon or {}).get("carrier") or "").strip()
+    channel = raw_order.get("salesChannel")
+    try:
+        site = rt.sites.for_marketplace(channel.get("marketplaceId")).code  # type: ignore[union-attr]
+    except (AttributeError, KeyError, ValueError):
+        return
+    sent = amazon_carrier_code(spec, rt.site_rules.get(site), site)
+    if not filed or not sent:  # Amazon named no carrier: nothing to judge
+        return
+    subject, open_alerts = f"{site}:{sent}", _filing_alerts(rt)
+    if _spelling(filed) == _spelling(sent):
+        if subject in open_alerts:
+            open_alerts.discard(subject)
+            clear(rt, AlertKind.CARRIER_FILED_DIFFERENTLY, subject)
+        return
+    open_alerts.add(subject)
+    log.warning("order %s: Amazon shows package %s under carrier %r, not %r as confirmed", package.order_id,
+                package.package_ref, filed, sent)
+    alert(rt, AlertKind.CARRIER_FILED_DIFFERENTLY, subject,
+          f"Amazon files packages confirmed on {site} as {sent!r} under {filed!r} (order "
+          f"{package.order_id}): their tracking may not count towards the valid-tracking rate; check "
+          f"site_rules.{site}.carrier_codes against the carrier list in Seller Central",
+          order_id=package.order_id, carrier_code=sent, filed_as=filed)
+
+
+def _filing_alerts(rt: Runtime) -> set[str]:
+    """The subjects of the open carrier_filed_differently alerts, read from the ledger once per
+    process (an alert left open by an earlier run is cleared here too), then kept in memory: a
+    verification costs no ledger read for it."""
+    if rt.carrier_filing_alerts is None:
+        kind = AlertKind.CARRIER_FILED_DIFFERENTLY.value
+        rt.carrier_filing_alerts = {a.subject for a in rt.ledger.alerts() if a.kind == kind}
+    return rt.carrier_filing_alerts
+
+
+def _spelling(name: str) -> str:
+    return "".join(c for c in name.casefold() if c.isalnum())
 
 
 def mark_verified(rt: Runtime, package: Package, expect: PackageState) -> Outcome:
@@ -103,8 +162,9 @@ def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         rt.ledger.snooze(record.order_id, package.updated_at + grace)
         return Outcome.DEFER
     try:
-        if visible(rt, order, package):
-            return mark_verified(rt, package, PackageState.CONFIRMED)
+        if verify_if_shown(rt, rt.amazon[order.account].get_order(order.order_id), package,
+                           PackageState.CONFIRMED):
+            return Outcome.REST
     except SpApiError as exc:
         return defer(rt, record, f"getOrder: {their_words(order.ship_to, exc)}")
     # Amazon answered 204 but does not show the package. Read once more later; after that the
@@ -197,10 +257,9 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
         read += 1
         for raw in page["orders"]:
             package = by_id.pop(raw.get("orderId"), None) if isinstance(raw, dict) else None
-            if package is not None and shown_on(rt, raw, package):
+            if package is not None:
                 try:
-                    mark_verified(rt, package, PackageState.CONFIRMED)
-                    verified += 1
+                    verified += verify_if_shown(rt, raw, package, PackageState.CONFIRMED)
                 except StaleStateError:
                     pass  # a worker verified it meanwhile
         pagination = page.get("pagination")

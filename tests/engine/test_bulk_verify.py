@@ -252,3 +252,42 @@ def test_with_no_lag_stragglers_alone_spend_no_more_reads(world):
         assert states(rt).get(OrderState.CONFIRMED.value, 0) == stragglers and calls(w, "getOrder") == 0
     finally:
         rt.close()
+
+
+def test_a_package_amazon_files_under_another_carrier_is_verified_with_an_alert_the_next_clears(world):
+    """Amazon shows the confirmation under "Other" (its list no longer knows the code sent): the
+    order is verified -- it did ship -- but its tracking may not count towards the valid-tracking
+    rate, so a person is told, once per site and code; a package filed under the code sent clears
+    it, in a later run too."""
+    from connector.engine.verify import verify_if_shown
+    from connector.ledger import PackageState
+
+    w = backlog_world(world)
+    rt = w.runtime()
+    try:
+        confirm_everything(Engine(rt))
+        by_site: dict[str, list] = {}
+        for record in rt.ledger.orders([OrderState.CONFIRMED]):
+            by_site.setdefault(record.order.site, []).append(record)
+        first, second, third = max(by_site.values(), key=len)[:3]  # one site's
+        for record in (first, second):
+            raw = rt.amazon[record.order.account].get_order(record.order_id)
+            for package in raw["packages"]:
+                package["carrier"] = "Other"
+            assert verify_if_shown(rt, raw, rt.ledger.open_package(record.order_id), PackageState.CONFIRMED)
+        (raised,) = [a for a in rt.ledger.alerts() if a.kind == "carrier_filed_differently"]
+        assert rt.ledger.get_order(first.order_id).state is OrderState.VERIFIED
+    finally:
+        rt.close()
+    sent = raised.details["carrier_code"]
+    assert raised.subject == f"{first.order.site}:{sent}" and raised.details["filed_as"] == "Other"
+    assert f"under 'Other' (order {second.order_id})" in raised.message  # one alert, the latest order
+    assert f"site_rules.{first.order.site}.carrier_codes" in raised.message
+    rt = w.runtime()  # a later run: the alert is still open
+    try:
+        raw = rt.amazon[third.order.account].get_order(third.order_id)
+        assert verify_if_shown(rt, raw, rt.ledger.open_package(third.order_id), PackageState.CONFIRMED)
+        still_open = [a for a in rt.ledger.alerts() if a.kind == "carrier_filed_differently"]
+    finally:
+        rt.close()
+    assert still_open == []
