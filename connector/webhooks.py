@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -99,35 +100,58 @@ class DeliveryReport:
     dead: int = 0
 
 
+UNANSWERED_IN_A_ROW = 3  # posts an endpoint leaves unanswered in a row before it is left till the next pass
+
+
 def deliver(ledger: Ledger, settings: WebhookSettings, session: requests.Session | None = None,
-            *, now: datetime | None = None) -> DeliveryReport:
-    """One pass over every endpoint: queue new events, post the due ones, record each result."""
+            *, now: datetime | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> DeliveryReport:
+    """One pass over every endpoint: queue new events, post the due ones, record each result.
+
+    An endpoint that leaves :data:`UNANSWERED_IN_A_ROW` posts in a row unanswered (a timeout, no
+    connection) is left until the next pass: waiting ``timeout_seconds`` for each of a batch would
+    hold up the jobs after it (tracking, alerts) for many minutes. A stop request ends the pass
+    before the next post."""
     import requests  # here, not at the top: every command loads this module with the configuration
 
     report = DeliveryReport()
     session = session or requests.Session()
     for endpoint in settings.endpoints:
+        if should_stop():
+            break
         ledger.enqueue_webhooks(endpoint.name, endpoint.events)
-        sent = 0
-        while sent < settings.batch:  # rounds: an order's next event is due once its previous is sent
+        sent = unanswered = 0
+        while sent < settings.batch and unanswered < UNANSWERED_IN_A_ROW:
+            # rounds: an order's next event is due once its previous is sent
             due = ledger.due_webhooks(endpoint.name, now or utcnow(), settings.batch - sent)
             if not due:
                 break
             for event, attempts in due:  # a failure waits for its back-off and holds up its order only
-                _attempt(ledger, settings, endpoint, session, event, attempts, now, report)
+                if should_stop() or unanswered >= UNANSWERED_IN_A_ROW:
+                    break
+                status = _attempt(ledger, settings, endpoint, session, event, attempts, now, report)
+                unanswered = unanswered + 1 if _unanswered(status) else 0
             sent += len(due)
+        if unanswered >= UNANSWERED_IN_A_ROW:
+            log.warning("webhook %s: %d posts in a row unanswered; the rest wait for the next pass",
+                        endpoint.name, unanswered)
     return report
 
 
+def _unanswered(status: str) -> bool:
+    return status == "timeout" or status.startswith("unreachable")
+
+
 def _attempt(ledger: Ledger, settings: WebhookSettings, endpoint: WebhookEndpoint, session: requests.Session,
-             event: Event, attempts: int, now: datetime | None, report: DeliveryReport) -> None:
-    """Post one event and record the outcome (delivered, due again after a back-off, or dead)."""
+             event: Event, attempts: int, now: datetime | None, report: DeliveryReport) -> str:
+    """Post one event and record the outcome (delivered, due again after a back-off, or dead);
+    returns the status recorded."""
     status = _post(session, endpoint, event.webhook_id, event.body(), settings.timeout_seconds)
     at = now or utcnow()
     if status.startswith("2"):
         ledger.webhook_result(endpoint.name, event.id, status=status, delivered=True, next_attempt_at=None)
         report.delivered += 1
-        return
+        return status
     if at - event.at >= timedelta(hours=settings.dead_after_hours):
         ledger.webhook_result(endpoint.name, event.id, status=status, delivered=False, next_attempt_at=None)
         report.dead += 1
@@ -137,6 +161,7 @@ def _attempt(ledger: Ledger, settings: WebhookSettings, endpoint: WebhookEndpoin
         ledger.webhook_result(endpoint.name, event.id, status=status, delivered=False,
                               next_attempt_at=at + settings.retry_delay(attempts + 1))
         report.failed += 1
+    return status
 
 
 def _post(session: requests.Session, endpoint: WebhookEndpoint, webhook_id: str, body: bytes,
@@ -151,7 +176,10 @@ def _post(session: requests.Session, endpoint: WebhookEndpoint, webhook_id: str,
                "webhook-timestamp": str(timestamp),
                "webhook-signature": sign(endpoint.secret, webhook_id, timestamp, body)}
     try:
-        response = session.post(endpoint.url, data=body, headers=headers, timeout=timeout)
+        # Not followed: a redirected POST comes back as a GET without the body, whose 200 would
+        # count the event delivered. A 3xx is a failure, retried like any other.
+        response = session.post(endpoint.url, data=body, headers=headers, timeout=timeout,
+                                allow_redirects=False)
     except requests.Timeout:
         return "timeout"
     except requests.RequestException as exc:

@@ -268,3 +268,66 @@ def test_every_event_type_has_a_row_in_the_integrators_catalogue() -> None:
     text = (Path(__file__).parents[1] / "docs" / "erp-integration.md").read_text(encoding="utf-8")
     missing = [t for t in EVENT_TYPES if f"| `{t.replace('*', '<kind>')}` |" not in text]
     assert missing == []
+
+
+def test_a_redirect_is_a_failure_not_a_delivery(ledger) -> None:
+    """A redirected POST comes back as a GET without the body: its 200 must not count the event
+    delivered (an endpoint moved, or http:// redirected to https://)."""
+    seen: list[str] = []
+
+    class Moved(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["content-length"]))
+            seen.append("POST")
+            self.send_response(301)
+            self.send_header("Location", "/new-home")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append("GET")
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conf = settings(f"http://127.0.0.1:{server.server_address[1]}/hooks")
+        deliver(ledger, conf)
+        receive(ledger, "111-0000001-0000001")
+        report = deliver(ledger, conf, now=soon(ledger))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (report.delivered, report.failed) == (0, 1) and seen == ["POST"]
+    assert ledger.webhook_counts("erp") == {"pending": 1}
+
+
+def test_an_endpoint_that_never_answers_is_left_after_a_few_posts_and_a_stop_ends_the_pass(ledger) -> None:
+    """Waiting timeout_seconds for each of a batch would hold the leader's other jobs (tracking,
+    alerts) for many minutes, and a stop request for as long."""
+    import socket
+
+    from connector.webhooks import UNANSWERED_IN_A_ROW
+
+    silent = socket.socket()  # accepts connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    try:
+        conf = settings(f"http://127.0.0.1:{silent.getsockname()[1]}/hooks", timeout_seconds=0.3, batch=20)
+        deliver(ledger, conf)
+        for n in range(10):
+            receive(ledger, f"111-0000001-{n:07d}")
+        started = time.monotonic()
+        report = deliver(ledger, conf, now=soon(ledger))
+        took = time.monotonic() - started
+        stopped = deliver(ledger, conf, now=ledger.clock.now + timedelta(hours=1), should_stop=lambda: True)
+    finally:
+        silent.close()
+    assert report.failed == UNANSWERED_IN_A_ROW and took < 0.3 * (UNANSWERED_IN_A_ROW + 2)
+    assert ledger.webhook_counts("erp") == {"pending": 10}  # the rest wait: nothing is lost
+    assert (stopped.delivered, stopped.failed) == (0, 0)

@@ -161,7 +161,8 @@ class Engine:
             purge_expired_pii(self.rt)
         dispatch_hooks(self.rt)  # the outbox's events to the in-process hooks, then to the endpoints
         if self.rt.config.webhooks.endpoints and not self.stop_event.is_set():
-            deliver_webhooks(self.rt.ledger, self.rt.config.webhooks, self.rt.webhook_session)
+            deliver_webhooks(self.rt.ledger, self.rt.config.webhooks, self.rt.webhook_session,
+                             should_stop=self.stop_event.is_set)
         return tracked
 
     def _due(self, job: str, every: timedelta) -> bool:
