@@ -28,6 +28,7 @@ from connector.engine.printing import (
     fit_page,
     print_labels,
 )
+from connector.engine.steer import void_order
 from connector.engine.watch import ship_by_guard
 from connector.kit.carrier import TransientCarrierError
 from connector.ledger import PackageState
@@ -356,3 +357,51 @@ def test_cli_labels_and_handover(shipped):
     labels = runner.invoke(cli, [*base, "labels", "list", "--flag", "HANDED_OVER", "--json"])
     assert labels.exit_code == 0, labels.output
     assert labels.output.count('"label": "HANDED_OVER"') == rt.ledger.handovers()[0].packages
+
+
+def handover_rows(result) -> list[dict]:
+    with open(result.handover.csv_path, encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_label_erased_with_its_buyers_data_is_never_handed_over(shipped):
+    _w, rt = shipped
+    printed = print_labels(rt).labels
+    erased = next(p for p in printed if p.carrier == "yunexpress")
+    rt.ledger.purge_pii([erased.order_id])  # e.g. a cancelled order held void_refused: purged at once
+    (done,) = handover_engine.close_handovers(rt, carrier="yunexpress")
+    assert done.closed and erased.tracking_number not in {r["tracking_number"] for r in handover_rows(done)}
+    assert rt.ledger.label_marks([erased.id])[erased.id].handover_id is None
+
+
+def test_a_label_voided_while_its_handover_is_open_is_left_out_of_it(shipped, monkeypatch):
+    """The carrier's handover call failed, so the handover stayed open; meanwhile a label was
+    voided (Amazon cancelled the order). The run that finishes the handover must neither send it to
+    the carrier nor put it on the list the driver signs."""
+    _w, rt = shipped
+    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
+    assert len(yanwen) >= 2
+
+    def down(shipments, *, reference):
+        raise TransientCarrierError("read timed out")
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", down, raising=False)
+    (open_one,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert not open_one.closed and open_one.handover.packages == len(yanwen)
+    voided = yanwen[0]
+    void_order(rt, voided.order_id)
+    assert rt.ledger.get_package(voided.id).state is PackageState.VOIDED
+    sent: list[str] = []
+
+    def up(shipments, *, reference):
+        sent.extend(s.tracking_number for s in shipments)
+        return "M1"
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", up, raising=False)
+    (done,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    listed = {r["tracking_number"] for r in handover_rows(done)}
+    assert done.closed and done.handover.packages == len(yanwen) - 1
+    assert voided.tracking_number not in listed and voided.tracking_number not in sent
+    assert listed == {p.tracking_number for p in yanwen[1:]} == set(sent)
+    marks = rt.ledger.label_marks([voided.id])[voided.id]
+    assert marks.handover_id is None and marks.handed_over_at is None

@@ -31,7 +31,7 @@ from pathlib import Path
 from ..files import write_atomically
 from ..kit.carrier import NotSupported, PermanentCarrierError, TransientCarrierError
 from ..ledger import Package
-from ..ledger.warehouse import Handover, HandoverOpen, package_warehouse, package_weight_g
+from ..ledger.warehouse import DEAD_LABEL_STATES, Handover, HandoverOpen, package_warehouse, package_weight_g
 from ..model import utcnow
 from .carrier_calls import retry_safe, shipment_of
 from .crashpoints import crashpoint
@@ -99,6 +99,13 @@ def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -
     if handover.closed:
         return HandoverResult(handover, resumed)
     packages = rt.ledger.handover_packages(handover.id)
+    dead = [p for p in packages if p.state in DEAD_LABEL_STATES or p.label_erased_at is not None]
+    if dead:  # voided (or erased with the buyer's data) since the claim: not handed over
+        handover = rt.ledger.leave_out_of_handover(handover.id, [p.id for p in dead],
+                                                   "its label was voided or erased after the claim")
+        packages = [p for p in packages if p not in dead]
+        log.warning("handover %s: %d parcel(s) left out, their labels voided or erased since the claim: %s",
+                    handover.id, len(dead), ", ".join(p.tracking_number or p.package_ref for p in dead))
     if handover.manifest_state == "pending":
         carrier = rt.carriers.get(handover.carrier)
         if carrier is None:

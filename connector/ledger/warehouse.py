@@ -320,10 +320,10 @@ class WarehouseStore:
     # -- handover -------------------------------------------------------------------------------
     def handover_candidates(self, *, carrier: str | None = None,
                             printed_before: datetime | None = None) -> list[Package]:
-        """Packages printed (before ``printed_before``), with a live label, not claimed by any
-        handover; by carrier, id."""
+        """Packages printed (before ``printed_before``), with a live label (not voided, not erased
+        with its buyer's data), not claimed by any handover; by carrier, id."""
         sql = (f"SELECT * FROM packages WHERE printed_at IS NOT NULL AND handover_id IS NULL"
-               f" AND label_path != '' AND state NOT IN ({_DEAD_MARKS})")
+               f" AND label_path != '' AND label_erased_at IS NULL AND state NOT IN ({_DEAD_MARKS})")
         params: list[Any] = list(_DEAD)
         if carrier is not None:
             sql += " AND carrier = ?"
@@ -385,7 +385,8 @@ class WarehouseStore:
                 rows = conn.execute(
                     f"SELECT * FROM packages WHERE id IN ({', '.join('?' * len(chunk))}) AND carrier = ?"
                     " AND printed_at IS NOT NULL AND handover_id IS NULL AND label_path != ''"
-                    f" AND state NOT IN ({_DEAD_MARKS})", (*chunk, carrier, *_DEAD)).fetchall()
+                    f" AND label_erased_at IS NULL AND state NOT IN ({_DEAD_MARKS})",
+                    (*chunk, carrier, *_DEAD)).fetchall()
                 eligible.extend(p for p in map(self._package, rows)
                                 if package_warehouse(p, default_warehouse) == warehouse)
             if not eligible:
@@ -400,6 +401,33 @@ class WarehouseStore:
                 self._transition(conn, package.order_id, package.id, now, package.state.value,
                                  package.state.value, f"package {package.package_ref}: claimed by handover "
                                  f"{handover_id} ({carrier}, {warehouse}, pickup {pickup_date})")
+            row = conn.execute("SELECT * FROM handovers WHERE id = ?", (handover_id,)).fetchone()
+        return _handover(row)
+
+    def leave_out_of_handover(self, handover_id: int, package_ids: Sequence[int], why: str) -> Handover:
+        """Detach these packages from an open handover (their labels were voided or erased after
+        the claim: they must not be handed over) and count its parcels and weight again."""
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM handovers WHERE id = ?", (handover_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"unknown handover {handover_id}")
+            if row["closed_at"] is not None:
+                return _handover(row)
+            now = self._now()
+            for package_id in dict.fromkeys(int(i) for i in package_ids):
+                found = conn.execute("SELECT id, order_id, package_ref, state FROM packages WHERE id = ?"
+                                     " AND handover_id = ? AND handed_over_at IS NULL",
+                                     (package_id, handover_id)).fetchone()
+                if found is None:
+                    continue
+                conn.execute("UPDATE packages SET handover_id = NULL WHERE id = ?", (package_id,))
+                self._transition(conn, found["order_id"], package_id, now, found["state"], found["state"],
+                                 f"package {found['package_ref']}: left out of handover {handover_id} "
+                                 f"({why})")
+            remaining = [self._package(r) for r in conn.execute(
+                "SELECT * FROM packages WHERE handover_id = ?", (handover_id,)).fetchall()]
+            conn.execute("UPDATE handovers SET packages = ?, weight_g = ? WHERE id = ?",
+                         (len(remaining), sum(package_weight_g(p) for p in remaining), handover_id))
             row = conn.execute("SELECT * FROM handovers WHERE id = ?", (handover_id,)).fetchone()
         return _handover(row)
 
