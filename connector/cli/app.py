@@ -56,7 +56,9 @@ class State:
 
         config = self.config()
         with _opening():
-            return build_runtime(config, self.host)
+            rt = build_runtime(config, self.host)
+        rt.may_lead = False  # beside the daemon: its leader runs the hooks (sole_daemon: this is it)
+        return rt
 
     def ledger(self) -> Ledger:
         from ..configured import open_configured_ledger
@@ -79,6 +81,7 @@ def sole_daemon(rt: Runtime) -> Runtime:
     except click.ClickException:
         rt.close()
         raise
+    rt.may_lead = True
     return rt
 
 

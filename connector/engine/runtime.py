@@ -69,6 +69,9 @@ class Runtime:
     _order_locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     verify_sweeps: dict[str, Any] = field(default_factory=dict, repr=False)  # account -> verify.SweepMark
     membership: Membership | None = field(default=None, repr=False)  # shared ledger: accounts leased here
+    # False for a command beside the daemon (orders void, the API without its engine): a step it
+    # drives leaves the hooks to the daemon's leader, one dispatcher for all (engine/hooks.py)
+    may_lead: bool = field(default=True, repr=False)
     # Per account, the confirmations in flight at once (engine/confirm.py); None: unrationed (passes)
     confirm_lanes: dict[str, Any] | None = field(default=None, repr=False)
     # Carriers whose credentials were refused, with an open alert (engine/shopping.py)
@@ -131,8 +134,9 @@ class Runtime:
 
     def leads(self) -> bool:
         """Whether this daemon runs the jobs done once for all workers (tracking, alerts, purge,
-        hooks, webhooks): always, unless it shares a PostgreSQL ledger and another worker leads."""
-        return self.membership is None or self.membership.leads
+        hooks, webhooks): always, unless it shares a PostgreSQL ledger and another worker leads,
+        or it is a command's runtime beside the daemon (``may_lead`` False)."""
+        return self.may_lead and (self.membership is None or self.membership.leads)
 
     def acts_for(self, account: str) -> bool:
         """Whether this daemon polls and drives ``account``'s orders now (workers/leases)."""

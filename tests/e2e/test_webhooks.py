@@ -112,7 +112,44 @@ def test_hook_mfn_event(world):
         assert log.seen == [(e.webhook_id, e.type) for e in events]  # all, in order, once
         assert {"order.received", "package.labeled", "package.verified"} <= {t for _, t in log.seen}
         assert dispatch(rt) == 0  # nothing twice
-        rt.ledger.set_event_cursor(CONSUMER, events[-3].id)  # as if killed before the last commit
+        with rt.ledger._write() as conn:  # as if killed before the last cursor commit
+            conn.execute("UPDATE event_cursors SET last_event_id = ? WHERE consumer = ?",
+                         (events[-3].id, CONSUMER))
         assert dispatch(rt) == 2 and log.seen[-2:] == [(e.webhook_id, e.type) for e in events[-2:]]
     finally:
         rt.close()
+
+
+def test_a_command_beside_the_daemon_leaves_the_hooks_to_the_daemons_leader(world, monkeypatch):
+    """`orders void` drives a step in its own process. The hooks have one dispatcher, the daemon's
+    leader: the command hands nothing to them (a second dispatcher would call them twice, out of
+    order, and could move the cursor back), and the daemon's next dispatch hands each event once."""
+    from connector.cli.app import State, sole_daemon
+    from connector.engine.hooks import CONSUMER, dispatch
+    from connector.engine.loop import Engine
+    from connector.engine.steer import void_order
+    from connector.ledger import PackageState
+
+    w = world({"sandbox": {"orders": 12}})
+    daemon = w.runtime()
+    log = EventLog()
+    daemon.host.register(log, name="event-log")
+    monkeypatch.setattr(State, "preloaded_host", daemon.host)
+    command = State(str(w.config_path), None, None).runtime()
+    try:
+        Engine(daemon).run_until_quiet()
+        assert not command.leads() and daemon.leads()
+        target = next(p for p in daemon.ledger.unprinted_packages() if p.scans == 0)
+        handed = len(log.seen)
+        void_order(command, target.order_id)
+        assert command.ledger.open_package(target.order_id) is None
+        assert daemon.ledger.get_package(target.id).state is PackageState.VOIDED
+        assert len(log.seen) == handed  # not from the command's process
+        assert dispatch(daemon) >= 1 and "package.voided" in {t for _, t in log.seen[handed:]}
+        assert len({i for i, _ in log.seen}) == len(log.seen)  # each event once
+        daemon.ledger.set_event_cursor(CONSUMER, 1)  # a slower dispatcher finishing late
+        assert daemon.ledger.event_cursor(CONSUMER) > 1 and dispatch(daemon) == 0
+        assert sole_daemon(command).leads()  # a daemon's runtime (run, serve) leads
+    finally:
+        command.close()
+        daemon.close()
