@@ -126,10 +126,10 @@ def deliver(ledger: Ledger, settings: WebhookSettings, session: requests.Session
             due = ledger.due_webhooks(endpoint.name, now or utcnow(), settings.batch - sent)
             if not due:
                 break
-            for event, attempts in due:  # a failure waits for its back-off and holds up its order only
+            for event, attempts, since in due:  # a failure waits for its back-off, holds up its order only
                 if should_stop() or unanswered >= UNANSWERED_IN_A_ROW:
                     break
-                status = _attempt(ledger, settings, endpoint, session, event, attempts, now, report)
+                status = _attempt(ledger, settings, endpoint, session, event, attempts, since, now, report)
                 unanswered = unanswered + 1 if _unanswered(status) else 0
             sent += len(due)
         if unanswered >= UNANSWERED_IN_A_ROW:
@@ -143,16 +143,18 @@ def _unanswered(status: str) -> bool:
 
 
 def _attempt(ledger: Ledger, settings: WebhookSettings, endpoint: WebhookEndpoint, session: requests.Session,
-             event: Event, attempts: int, now: datetime | None, report: DeliveryReport) -> str:
-    """Post one event and record the outcome (delivered, due again after a back-off, or dead);
-    returns the status recorded."""
+             event: Event, attempts: int, since: datetime, now: datetime | None,
+             report: DeliveryReport) -> str:
+    """Post one event and record the outcome (delivered, due again after a back-off, or dead:
+    ``dead_after_hours`` after ``since``, the event's time or its latest replay); returns the
+    status recorded."""
     status = _post(session, endpoint, event.webhook_id, event.body(), settings.timeout_seconds)
     at = now or utcnow()
     if status.startswith("2"):
         ledger.webhook_result(endpoint.name, event.id, status=status, delivered=True, next_attempt_at=None)
         report.delivered += 1
         return status
-    if at - event.at >= timedelta(hours=settings.dead_after_hours):
+    if at - since >= timedelta(hours=settings.dead_after_hours):
         ledger.webhook_result(endpoint.name, event.id, status=status, delivered=False, next_attempt_at=None)
         report.dead += 1
         log.warning("webhook %s: event %s (%s) given up after %d attempts (%s)", endpoint.name,

@@ -331,3 +331,19 @@ def test_an_endpoint_that_never_answers_is_left_after_a_few_posts_and_a_stop_end
     assert report.failed == UNANSWERED_IN_A_ROW and took < 0.3 * (UNANSWERED_IN_A_ROW + 2)
     assert ledger.webhook_counts("erp") == {"pending": 10}  # the rest wait: nothing is lost
     assert (stopped.delivered, stopped.failed) == (0, 0)
+
+
+def test_a_replayed_event_gets_dead_after_hours_again_from_its_replay(ledger, receiver) -> None:
+    """A replay after an outage must not be given up at its first failure: the event is older than
+    dead_after_hours, but the operator asked for it again just now."""
+    conf = settings(receiver.url, dead_after_hours=1)
+    deliver(ledger, conf)
+    receive(ledger, "111-0000001-0000001")
+    receiver.script = [503, 503, 503, 503]
+    deliver(ledger, conf, now=soon(ledger))
+    assert deliver(ledger, conf, now=ledger.clock.now + timedelta(hours=2)).dead == 1
+    ledger.clock.now += timedelta(hours=2)  # the replay, two hours later
+    assert ledger.replay_webhooks("erp", dead_only=True) == 1
+    report = deliver(ledger, conf, now=soon(ledger))
+    assert (report.failed, report.dead) == (1, 0) and ledger.webhook_counts("erp") == {"pending": 1}
+    assert deliver(ledger, conf, now=ledger.clock.now + timedelta(hours=2)).dead == 1  # its hour ran out

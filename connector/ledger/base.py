@@ -327,9 +327,11 @@ class Ledger:
     def set_event_cursor(self, consumer: str, last_event_id: int) -> None:
         raise NotImplementedError
 
-    def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50) -> list[tuple[Event, int]]:
-        """(event, attempts so far) pending and due, oldest first, never an event of an order whose
-        earlier event for this endpoint is still pending (order kept per order id)."""
+    def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50
+                     ) -> list[tuple[Event, int, datetime]]:
+        """(event, attempts so far, since when it is tried: the event's time or its latest replay)
+        pending and due, oldest first, never an event of an order whose earlier event for this
+        endpoint is still pending (order kept per order id)."""
         raise NotImplementedError
 
     def webhook_result(self, endpoint: str, event_id: int, *, status: str, delivered: bool,

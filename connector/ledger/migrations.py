@@ -338,6 +338,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         " WHERE o.order_id = packages.order_id) WHERE label_path <> '' AND order_id IN"
         " (SELECT order_id FROM orders WHERE pii_purged_at IS NOT NULL)",
     )),
+    Migration(13, "a replayed webhook delivery is given up only dead_after_hours after its replay", (
+        # When an operator queued the delivery again (webhooks replay); NULL: never replayed.
+        "ALTER TABLE webhook_deliveries ADD COLUMN replayed_at TEXT",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

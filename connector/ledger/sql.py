@@ -805,14 +805,17 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                          " THEN excluded.last_event_id ELSE event_cursors.last_event_id END",
                          (consumer, last_event_id))
 
-    def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50) -> list[tuple[Event, int]]:
+    def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50
+                     ) -> list[tuple[Event, int, datetime]]:
         rows = self._conn().execute(
-            "SELECT e.*, d.attempts FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"
+            "SELECT e.*, d.attempts, d.replayed_at"
+            " FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"
             " WHERE d.endpoint = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
             " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint = d.endpoint"
             "  AND p.order_key = d.order_key AND p.state = 'pending' AND p.event_id < d.event_id)"
             " ORDER BY d.event_id LIMIT ?", (endpoint, _ts(now), limit)).fetchall()
-        return [(self._event(r), int(r["attempts"])) for r in rows]
+        return [(event, int(r["attempts"]), max(event.at, _dt(r["replayed_at"]) or event.at))
+                for event, r in ((self._event(r), r) for r in rows)]
 
     def webhook_result(self, endpoint: str, event_id: int, *, status: str, delivered: bool,
                        next_attempt_at: datetime | None) -> None:
@@ -826,11 +829,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     def replay_webhooks(self, endpoint: str, *, from_event: int = 0, dead_only: bool = False) -> int:
         states = ("dead",) if dead_only else ("dead", "delivered")
+        now = self._now()
         with self._write() as conn:
             cur = conn.execute(
-                f"UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?"
-                f" WHERE endpoint = ? AND event_id >= ? AND state IN ({', '.join('?' * len(states))})",
-                (self._now(), endpoint, from_event, *states))
+                f"UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+                f" replayed_at = ? WHERE endpoint = ? AND event_id >= ? AND state IN"
+                f" ({', '.join('?' * len(states))})", (now, now, endpoint, from_event, *states))
             return cur.rowcount
 
     def webhook_counts(self, endpoint: str) -> dict[str, int]:
