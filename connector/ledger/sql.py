@@ -362,6 +362,15 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, note,
                          {"account": order.account, "site": order.site})
 
+    def _rewrite_order(self, conn: Any, order: Order) -> None:
+        """Replace an order's data and sealed address with ``order``'s (inside the caller's
+        transaction; its state is the caller's business)."""
+        conn.execute("UPDATE orders SET account = ?, marketplace_id = ?, site = ?, data = ?, pii = ?,"
+                     " ship_by = ? WHERE order_id = ?",
+                     (order.account, order.marketplace_id, order.site, _order_json(order),
+                      seal_address(self._cipher, order.order_id, order.ship_to),
+                      iso(order.ship_by) if order.ship_by else None, order.order_id))
+
     def get_order(self, order_id: str, *, with_pii: bool = True) -> OrderRecord | None:
         if not with_pii:
             found = self.order_detail(order_id)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..holds import HoldReason
 from ..model import Order
 from .base import OrderState, PackageState
 
@@ -62,12 +63,16 @@ class SubmissionStore:
                         f"idempotency key {idempotency_key!r} was used for another request (order "
                         f"{row['order_id']}); a key names one request forever")
                 return _submission(row, created=False)
-            known = conn.execute("SELECT 1 FROM orders WHERE order_id = ?", (order.order_id,)).fetchone()
-            if known is not None:
+            now = self._now()
+            known = conn.execute("SELECT state, hold_reason FROM orders WHERE order_id = ?",
+                                 (order.order_id,)).fetchone()
+            if known is None:
+                self._insert_order(conn, order, now, f"submitted by the ERP ({kind})")
+            elif self._awaits_the_erp(conn, order.order_id, known):
+                self._take_over(conn, order, now, kind)
+            else:
                 raise SubmissionConflict(f"order {order.order_id} is already in the ledger (polled from "
                                          "Amazon or submitted under another key)")
-            now = self._now()
-            self._insert_order(conn, order, now, f"submitted by the ERP ({kind})")
             conn.execute("INSERT INTO submissions (idempotency_key, order_id, kind, request_digest,"
                          " created_at) VALUES (?, ?, ?, ?, ?)",
                          (idempotency_key, order.order_id, kind, digest, now))
@@ -76,6 +81,20 @@ class SubmissionStore:
             row = conn.execute("SELECT * FROM submissions WHERE idempotency_key = ?",
                                (idempotency_key,)).fetchone()
         return _submission(row, created=True)
+
+    @staticmethod
+    def _awaits_the_erp(conn: Any, order_id: str, row: Any) -> bool:
+        """An order polled before its account was handed to the ERP, held for it and never given a
+        package: the ERP's submission takes it over (the documented way out of that hold)."""
+        return (row["state"] == OrderState.HELD.value and row["hold_reason"] == HoldReason.OWNED_BY_ERP.value
+                and conn.execute("SELECT 1 FROM packages WHERE order_id = ? LIMIT 1", (order_id,)).fetchone()
+                is None)
+
+    def _take_over(self, conn: Any, order: Order, now: str, kind: str) -> None:
+        """The held order becomes the ERP's, NEW, with the submitted data and address."""
+        self._rewrite_order(conn, order)
+        self._set_state(conn, order.order_id, OrderState.HELD.value, OrderState.NEW, now,
+                        f"taken over by the ERP's submission ({kind})")
 
     def _insert_external_label(self, conn: Any, order: Order, label: ExternalLabel, now: str) -> None:
         cur = conn.execute(
