@@ -3,7 +3,7 @@
 When Amazon cancels an order after its label was bought and before the carrier's first scan
 (or an operator asks: ``mfn-connector orders void``), the label is voided:
 
-    LABEL_CREATED / LABELED / CONFIRMING / CONFIRMED / VERIFIED ──claim──► VOIDING ──cancel──► VOIDED
+    LABEL_CREATED / LABELED / CONFIRMING / CONFIRMED / VERIFIED / ISSUED ──claim──► VOIDING ──cancel──► VOIDED
 
 Like buying, voiding is claimed first (the package in VOIDING, committed). The carrier is asked by
 reference first: a label it shows cancelled is VOIDED without a call. Otherwise it is asked to
@@ -34,8 +34,9 @@ from .runtime import Runtime
 log = logging.getLogger("connector.engine")
 
 VOIDABLE = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.CONFIRMING,
-                      PackageState.CONFIRMED, PackageState.VERIFIED})
-"""A label exists and no carrier scan is known yet."""
+                      PackageState.CONFIRMED, PackageState.VERIFIED, PackageState.ISSUED})
+"""A label exists and no carrier scan is known yet (ISSUED: bought for an ERP and handed to it
+unconfirmed; a scan moves it on to IN_TRANSIT)."""
 
 
 class VoidRefusal(Enum):
@@ -118,9 +119,11 @@ def ends_elsewhere(record: OrderRecord, state: PackageState) -> bool:
     """Whether a refused label is not confirmed on Amazon, so that a person who cancelled it (or
     stopped its parcel) outside the daemon ends the order: ``orders void --cancelled-elsewhere``.
     A label bought and not confirmed; or one whose confirmation was in doubt (CONFIRMING) on an
-    order Amazon cancelled: Amazon confirms no shipment of a cancelled order. A confirmed parcel's
-    order is released instead: the daemon then verifies and follows it."""
-    return state in (PackageState.LABEL_CREATED, PackageState.LABELED) or (
+    order Amazon cancelled: Amazon confirms no shipment of a cancelled order. An ERP's label handed to
+    it unconfirmed (ISSUED) too: the daemon never confirms it, and the ERP that asked for the void
+    answers for its own confirmation. A confirmed parcel's order is released instead: the daemon
+    then verifies and follows it."""
+    return state in (PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.ISSUED) or (
         state is PackageState.CONFIRMING and record.order.status is FulfillmentStatus.CANCELLED)
 
 

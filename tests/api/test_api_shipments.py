@@ -301,6 +301,48 @@ def test_only_an_order_held_void_refused_is_ended_as_cancelled_elsewhere(api):
     assert a.rt.ledger.packages(order.order_id)[-1].state.value == "LABELED"
 
 
+def test_an_issued_label_is_voided_until_its_parcel_is_scanned(api):
+    """ISSUED is bought and handed to the ERP, not scanned: its void cancels the label at the carrier
+    like a LABELED one's; a refused one can be ended as cancelled elsewhere (nobody confirmed it here)."""
+    from connector.engine.loop import drive
+    from connector.kit.carrier import PermanentCarrierError
+
+    a = api()
+    for key, order_id in (("iss-1", "SO-3001"), ("iss-2", "SO-3002")):
+        r = a.post("/v1/shipments", scope="operate", json=other_channel(key, order_id))
+        assert r.status_code == 201, r.text
+        drive(a.rt, r.json()["order_id"], lambda: False)  # the daemon hands it over unconfirmed
+        (package,) = a.rt.ledger.packages(r.json()["order_id"])
+        assert package.state.value == "ISSUED" and package.scans == 0
+    voided = a.post("/v1/orders/shopify-SO-3001/void", scope="operate")
+    assert voided.status_code == 200, voided.text
+    assert voided.json()["state"] == "VOIDED" and voided.json()["detail"].startswith("label ")
+    (package,) = a.rt.ledger.packages("shopify-SO-3001")
+    assert package.state.value == "VOIDED"
+    assert [label["cancelled"] for label in labels_for(a.world, package.idempotency_key)] == [True]
+
+    (package,) = a.rt.ledger.packages("shopify-SO-3002")
+    carrier = a.rt.carriers[package.carrier]
+
+    class Refusing:  # the carrier refuses to cancel (it may have the parcel)
+        def __getattr__(self, name):
+            return getattr(carrier, name)
+
+        def cancel(self, shipment):
+            raise PermanentCarrierError("already in our hands")
+
+    a.rt.carriers[package.carrier] = Refusing()
+    refused = a.post("/v1/orders/shopify-SO-3002/void", scope="operate")
+    assert refused.status_code == 409 and "void_refused" in refused.text, refused.text
+    record = a.rt.ledger.get_order("shopify-SO-3002")
+    assert record.hold_reason == "void_refused" and record.held_from is OrderState.ISSUED
+    assert "orders void shopify-SO-3002 --cancelled-elsewhere" in record.hold_message
+    assert a.rt.ledger.packages("shopify-SO-3002")[-1].state.value == "ISSUED"
+    ended = a.post("/v1/orders/shopify-SO-3002/void", scope="operate", json={"cancelled_elsewhere": True})
+    assert ended.status_code == 200 and ended.json()["state"] == "VOIDED", ended.text
+    assert a.rt.ledger.packages("shopify-SO-3002")[-1].state.value == "VOIDED"
+
+
 def _sample(pattern: str) -> str:
     """A tracking number of the carrier's format (the ERP bought it elsewhere)."""
     from hypothesis import find
