@@ -102,11 +102,18 @@ def shipment_order(rt: Runtime, body: dict[str, Any]) -> Order:
     if body.get("confirm") and channel != "amazon":
         raise SubmitError(422, "confirm", f"only an Amazon order can be confirmed to Amazon, not a "
                           f"{channel} order")
+    confirms = bool(body.get("confirm")) and channel == "amazon"
     items = []
     for i, item in enumerate(body["items"]):
         if rt.catalog.get(item["sku"]) is None:
             raise SubmitError(422, f"items.{i}.sku", f"SKU {item['sku']} is not in the item master; add it "
                               "(PUT /v1/items/{sku}) and send the shipment again")
+        if confirms and not (item.get("order_item_id") or "").strip():
+            # Amazon's confirmation names each item by its id: without one, the label would be bought
+            # and the confirmation then refused.
+            raise SubmitError(422, f"items.{i}.order_item_id", f"item {i} (SKU {item['sku']}) has no "
+                              "order_item_id: an Amazon order confirmed here needs Amazon's order item id "
+                              "for every item")
         items.append(OrderItem(order_item_id=item.get("order_item_id") or str(i + 1), sku=item["sku"],
                                quantity=item["quantity"], title=item.get("title") or "",
                                unit_price=_money(item.get("unit_price"))))

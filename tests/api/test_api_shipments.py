@@ -179,6 +179,23 @@ def test_erp_owned_orders_are_never_confirmed_by_the_daemon_unless_asked(api):
         unconfirmed.order_id, confirmed.order_id}
 
 
+def test_an_amazon_shipment_to_confirm_needs_every_items_order_item_id(api):
+    """Amazon's confirmation names each item by its order item id: without one the label would be
+    bought and the confirmation refused, so the request is refused first, naming the item."""
+    a = api(ERP_OWNS_NA)
+    (order, *_) = erp_pulls(a)
+    body = amazon_body(order, "oii-1", confirm=True)
+    for missing in ({k: v for k, v in body["items"][0].items() if k != "order_item_id"},
+                    {**body["items"][0], "order_item_id": "  "}):
+        r = a.post("/v1/shipments", scope="operate", json={**body, "items": [*body["items"][:-1], missing]})
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == f"items.{len(body['items']) - 1}.order_item_id", r.text
+        assert a.rt.ledger.submission("oii-1") is None and a.rt.ledger.get_order(order.order_id) is None
+    assert labels_for(a.world, f"{order.order_id}-1") == []  # nothing bought
+    r = a.post("/v1/shipments", scope="operate", json=body)  # with the ids: bought
+    assert r.status_code == 201, r.text
+
+
 def test_an_order_polled_before_the_erp_took_over_is_held_not_confirmed(api):
     from connector.engine.ingest import ingest_account
     from connector.engine.loop import drive

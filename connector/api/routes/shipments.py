@@ -54,7 +54,9 @@ class AddressIn(_Strict):
 class ItemIn(_Strict):
     sku: Annotated[str, Field(min_length=1, max_length=MAX_SKU)]
     quantity: Annotated[int, Field(ge=1, le=10_000)]
-    order_item_id: Annotated[str, Field(max_length=100)] = ""
+    order_item_id: Annotated[str, Field(max_length=100, description=(
+        "Amazon's order item id; required for an Amazon order with confirm: true (422 naming "
+        "items.N.order_item_id otherwise, before anything is bought)"))] = ""
     title: Text = ""
     unit_price: MoneyIn | None = None
 
