@@ -134,6 +134,9 @@ def test_a_key_reused_for_another_request_is_a_conflict(api):
     ({"confirm": True}, "confirm"),
     ({"account": "nobody"}, "account"),
     ({"ship_to": {**ADDRESS, "city": ""}}, "ship_to.city"),
+    ({"ship_to": {**ADDRESS, "name": "   "}}, "ship_to.name"),  # spaces name nobody: not address_incomplete
+    ({"ship_to": {**ADDRESS, "line1": "\t "}}, "ship_to.line1"),
+    ({"ship_to": {**ADDRESS, "city": "\u3000"}}, "ship_to.city"),  # an ideographic space
     ({"channel": "shop-a", "order_id": "1"}, "channel"),  # would be shop-a-1, as shop's order a-1
     ({"channel": "111", "order_id": "4006819-7777777"}, "channel"),  # would look like an Amazon id
     ({"ship_by": "9999-12-31T00:00:00Z"}, "ship_by"),
@@ -229,6 +232,10 @@ def test_confirm_only_checks_the_label_then_confirms_and_verifies(api):
     wide = {**body, "order_id": "１" + order.order_id[1:]}  # a full-width digit
     r = a.post("/v1/confirmations", scope="operate", json=wide)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "order_id", r.text
+    blank = {**body, "items": [{**items[0], "order_item_id": "  "}]}  # Amazon would refuse it
+    r = a.post("/v1/confirmations", scope="operate", json=blank)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "items.0.order_item_id", r.text
+    assert a.rt.ledger.submission("conf-1") is None
     body["tracking_number"] = good
     r = a.post("/v1/confirmations", scope="operate", json=body)
     assert r.status_code == 201, r.text

@@ -11,7 +11,8 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from ...catalog import MAX_SKU
 from ...engine import submit
@@ -27,6 +28,16 @@ Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._
 Text = Annotated[str, Field(max_length=200)]
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank (spaces only)")
+    return value
+
+
+# For text that must say something: spaces alone pass min_length=1 but name nobody and nowhere.
+NotBlank = AfterValidator(_not_blank)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,11 +48,11 @@ class MoneyIn(_Strict):
 
 
 class AddressIn(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    line1: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200), NotBlank]
+    line1: Annotated[str, Field(min_length=1, max_length=200), NotBlank]
     line2: Text = ""
     line3: Text = ""
-    city: Annotated[str, Field(min_length=1, max_length=100)]
+    city: Annotated[str, Field(min_length=1, max_length=100), NotBlank]
     state: Text = ""
     postal_code: Annotated[str, Field(max_length=20)] = ""
     country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
@@ -78,7 +89,7 @@ class ShipmentIn(_Strict):
 
 
 class ConfirmItemIn(_Strict):
-    order_item_id: Annotated[str, Field(min_length=1, max_length=100)]
+    order_item_id: Annotated[str, Field(min_length=1, max_length=100), NotBlank]
     quantity: Annotated[int, Field(ge=1, le=10_000)]
     sku: Annotated[str, Field(max_length=MAX_SKU)] = ""
 
