@@ -64,7 +64,18 @@ buy step holds for them only once its call is over, so no call under the claim i
 hold an operator put on mid-step gives no such promise, so an operator cannot hold an order for
 these reasons (:data:`OPERATOR_HOLD_REASONS`)."""
 
-OPERATOR_HOLD_REASONS = tuple(r.value for r in HoldReason if r.value not in CLAIM_GIVEN_UP_BY_RELEASE)
+DAEMON_ONLY_HOLD_REASONS: dict[str, str] = {
+    **dict.fromkeys(sorted(CLAIM_GIVEN_UP_BY_RELEASE),
+                    "only the label step sets it, once its call to the carrier is over (a hold of yours may "
+                    "catch a call in flight, and this reason would let the claim be given up)"),
+    HoldReason.VOID_REFUSED.value: (
+        "only a void the carrier refused sets it, and it lets the label be ended as cancelled elsewhere "
+        "with no carrier call; to cancel the label, void the order (orders void, POST /v1/orders/{id}/void)"),
+}
+"""Reasons only the daemon holds an order for, each with why (what an operator who asks is told): each
+vouches for something only the daemon's own step can know, and allows a step that trusts it."""
+
+OPERATOR_HOLD_REASONS = tuple(r.value for r in HoldReason if r.value not in DAEMON_ONLY_HOLD_REASONS)
 """The reasons an operator may hold an order for (``orders hold --reason``, ``POST .../hold``)."""
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..holds import OPERATOR_HOLD_REASONS, WAIVED_BY_RELEASE, HoldReason
+from ..holds import DAEMON_ONLY_HOLD_REASONS, OPERATOR_HOLD_REASONS, WAIVED_BY_RELEASE, HoldReason
 from .app import MAX_WINDOW_DAYS, State, cli, pass_state
 
 if TYPE_CHECKING:
@@ -221,9 +221,19 @@ def _steer(state: State, order_id: str, change: Callable[[Ledger], Steered]) -> 
     click.echo(f"{order_id}: {done.done}")
 
 
+class _OperatorHoldReason(click.Choice):
+    """The reasons an operator may hold for; one only the daemon sets is refused saying why."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in DAEMON_ONLY_HOLD_REASONS:
+            self.fail(f"an operator cannot hold an order for {value!r}: {DAEMON_ONLY_HOLD_REASONS[value]}",
+                      param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @orders_group.command("hold")
 @click.argument("order_id")
-@click.option("--reason", type=click.Choice(OPERATOR_HOLD_REASONS), default=HoldReason.MANUAL.value,
+@click.option("--reason", type=_OperatorHoldReason(OPERATOR_HOLD_REASONS), default=HoldReason.MANUAL.value,
               show_default=True, help="Why (docs/hold-reasons.md).")
 @click.option("--message", default="held by an operator", show_default=True)
 @pass_state

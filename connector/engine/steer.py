@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..holds import OPERATOR_HOLD_REASONS, HoldReason
+from ..holds import DAEMON_ONLY_HOLD_REASONS, OPERATOR_HOLD_REASONS, HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, utcnow
 
@@ -54,11 +54,13 @@ def _unknown(order_id: str) -> OrderNotFound:
 
 
 def hold_order(ledger: Ledger, order_id: str, reason: str, message: str) -> Steered:
-    """Hold the order: the daemon leaves it alone until it is released. Not for a reason that
-    vouches that no call to the carrier is in flight, which only the daemon's step can know."""
+    """Hold the order: the daemon leaves it alone until it is released. Not for a reason only the
+    daemon's step can vouch for (``DAEMON_ONLY_HOLD_REASONS``): that no call to the carrier is in
+    flight, or that the carrier refused a void."""
     if reason not in OPERATOR_HOLD_REASONS:
-        raise NotAllowed(f"order {order_id}: an operator cannot hold an order for {reason!r} (known: "
-                         f"{', '.join(OPERATOR_HOLD_REASONS)})")
+        why = DAEMON_ONLY_HOLD_REASONS.get(reason, "unknown reason")
+        raise NotAllowed(f"order {order_id}: an operator cannot hold an order for {reason!r}: {why} "
+                         f"(an operator may hold for: {', '.join(OPERATOR_HOLD_REASONS)})")
     try:
         ledger.hold(order_id, reason, message)
     except KeyError:

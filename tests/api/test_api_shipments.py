@@ -325,6 +325,26 @@ def test_only_an_order_held_void_refused_is_ended_as_cancelled_elsewhere(api):
     assert a.rt.ledger.packages(order.order_id)[-1].state.value == "LABELED"
 
 
+def test_an_operator_cannot_hold_for_void_refused_to_drop_a_live_label(api):
+    """void_refused says the carrier refused a void, and lets the label be ended as cancelled elsewhere
+    with no carrier call: only the daemon's void sets it, or a live paid label could be dropped."""
+    a = api()
+    r = a.post("/v1/shipments", scope="operate", json=other_channel("forge-1"))
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order_id"]
+    forged = a.post(f"/v1/orders/{order_id}/hold", scope="operate",
+                    json={"reason": "void_refused", "message": "cancelled it myself"})
+    assert forged.status_code == 422, forged.text
+    error = forged.json()["errors"][0]
+    assert error["field"] == "reason" and "cannot hold an order for 'void_refused'" in error["message"]
+    assert "void the order" in error["message"]
+    ended = a.post(f"/v1/orders/{order_id}/void", scope="operate", json={"cancelled_elsewhere": True})
+    assert ended.status_code == 409, ended.text
+    (package,) = a.rt.ledger.packages(order_id)
+    assert package.state.value == "LABELED" and a.rt.ledger.get_order(order_id).state is OrderState.LABELED
+    assert [label["cancelled"] for label in labels_for(a.world, package.idempotency_key)] == [False]
+
+
 def test_an_issued_label_is_voided_until_its_parcel_is_scanned(api):
     """ISSUED is bought and handed to the ERP, not scanned: its void cancels the label at the carrier
     like a LABELED one's; a refused one can be ended as cancelled elsewhere (nobody confirmed it here)."""

@@ -45,6 +45,9 @@ def test_an_operator_holds_releases_and_retries_an_order(world):
     assert bad.exit_code == 2 and "carrier_on_fire" in bad.output  # only documented reasons
     daemons = run("hold", order_id, "--reason", "label_uncertain")  # says no call is in flight: not ours
     assert daemons.exit_code == 2 and "label_uncertain" in daemons.output
+    forged = run("hold", order_id, "--reason", "void_refused")  # would let a live label be dropped
+    assert forged.exit_code == 2, forged.output
+    assert "cannot hold an order for 'void_refused'" in forged.output and "void the order" in forged.output
     released = run("release", order_id)
     assert released.exit_code == 0 and released.output.strip() == f"{order_id}: released to NEW"
     retried = run("retry", order_id)

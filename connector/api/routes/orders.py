@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from ...engine import steer
 from ...engine.printing import erased_reason
-from ...holds import CLAIM_GIVEN_UP_BY_RELEASE, OPERATOR_HOLD_REASONS, HoldReason
+from ...holds import DAEMON_ONLY_HOLD_REASONS, OPERATOR_HOLD_REASONS, HoldReason
 from ...ledger import OrderRecord, OrderState, Package, PackageState
 from ...ledger.tokens import ApiToken
 from ...model import Order
@@ -193,8 +193,8 @@ class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: HoldReason = Field(HoldReason.MANUAL, description=(
-        f"not {', '.join(sorted(CLAIM_GIVEN_UP_BY_RELEASE))}: those say that no call to the carrier "
-        "is in flight, which only the daemon knows"))
+        f"not {', '.join(sorted(DAEMON_ONLY_HOLD_REASONS))}: those say that no call to the carrier "
+        "is in flight, or that the carrier refused a void, which only the daemon knows"))
     message: str = Field("held by an operator", max_length=500,
                          description="for a human; never put buyer data here")
 
@@ -202,7 +202,8 @@ class HoldRequest(BaseModel):
     @classmethod
     def _an_operator_may_hold_for(cls, reason: HoldReason) -> HoldReason:
         if reason.value not in OPERATOR_HOLD_REASONS:
-            raise ValueError(f"an operator cannot hold an order for {reason.value!r}")
+            raise ValueError(f"an operator cannot hold an order for {reason.value!r}: "
+                             f"{DAEMON_ONLY_HOLD_REASONS[reason.value]}")
         return reason
 
 
