@@ -180,6 +180,35 @@ def test_buyer_address_only_with_the_pii_scope(shipped):
     assert a.get(f"/v1/orders/{oid}", scope="pii").status_code == 403  # pii alone does not read
 
 
+def test_an_address_no_key_reads_is_named_not_a_500(shipped, caplog):
+    """Sealed with a key no longer configured: the order is shown as `orders show` shows it, its
+    ship_to null and ship_to_unreadable naming the key problem, never the buyer's data."""
+    from cryptography.fernet import Fernet
+
+    from connector.ledger.crypto import PiiCipher, seal_address
+
+    a = shipped
+    oid, other = verified(a)[:2]
+    record = a.rt.ledger.get_order(oid)
+    blob = seal_address(PiiCipher([Fernet.generate_key()]), oid, record.order.ship_to)
+    with a.rt.ledger._write() as conn:
+        conn.execute("UPDATE orders SET pii = ? WHERE order_id = ?", (blob, oid))
+    for scope in ("read+pii", "admin"):
+        r = a.get(f"/v1/orders/{oid}", scope=scope)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["ship_to"] is None and body["address_on_file"] is True and body["state"] == "VERIFIED"
+        assert body["ship_to_unreadable"].startswith(f"order {oid}: buyer data cannot be decrypted: no "
+                                                     "configured PII key matches it"), body
+        assert "pii rotate" in body["ship_to_unreadable"]
+        assert [p["id"] for p in body["packages"]] == [p.id for p in a.rt.ledger.packages(oid)]
+        assert not [p for p in _address_parts(record) if p in r.text or p in caplog.text]
+    plain = a.get(f"/v1/orders/{oid}", scope="read").json()  # never decrypted: nothing to say
+    assert plain["ship_to"] is None and plain["ship_to_unreadable"] is None and plain["address_on_file"]
+    readable = a.get(f"/v1/orders/{other}", scope="read+pii").json()
+    assert readable["ship_to"] and readable["ship_to_unreadable"] is None
+
+
 def test_purged_address_is_gone_for_every_token(shipped):
     a = shipped
     oid = next(oid for oid in in_creation_order(a) if a.rt.ledger.get_order(oid).order.ship_to)
@@ -442,5 +471,6 @@ def test_the_openapi_document_declares_every_answer(api):
         responses = doc["paths"][f"/v1/orders/{{order_id}}/{action}"]["post"]["responses"]
         assert {"200", "403", "404", "409"} <= set(responses)
     detail = doc["components"]["schemas"]["OrderDetail"]
-    assert set(detail["required"]) >= {"ship_to", "address_on_file", "packages", "history"}
+    assert set(detail["required"]) >= {"ship_to", "ship_to_unreadable", "address_on_file", "packages",
+                                       "history"}
     assert json.dumps(doc["components"]["schemas"]["OrderSummary"]).count("null") >= 5

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -24,12 +25,14 @@ from ...engine import steer
 from ...engine.printing import erased_reason
 from ...holds import DAEMON_ONLY_HOLD_REASONS, OPERATOR_HOLD_REASONS, HoldReason
 from ...ledger import OrderRecord, OrderState, Package, PackageState
+from ...ledger.crypto import PiiDecryptError
 from ...ledger.tokens import ApiToken
 from ...model import Order
 from ..auth import may_see_pii, require
 from ..problems import ApiProblem, documented
 
 router = APIRouter()
+log = logging.getLogger("connector.api")
 
 MAX_ID = 2**63 - 1  # SQLite's integer range
 DEFAULT_PAGE = 50
@@ -161,6 +164,9 @@ class OrderDetail(BaseModel):
     pii_purged: bool
     address_on_file: bool
     ship_to: BuyerAddress | None = Field(description="only for a token with the pii scope")
+    ship_to_unreadable: str | None = Field(description=(
+        "for a token with the pii scope, when the address on file cannot be read (no configured PII key "
+        "opens it): why, and what to do; ship_to is then null. The message carries no buyer data"))
     packages: list[PackageDetail]
     history: list[HistoryEntry]
 
@@ -387,10 +393,19 @@ def list_orders(
 def show_order(request: Request, order_id: OrderId,
                token: ApiToken = Depends(require("read"))) -> OrderDetail:
     """Everything the ledger knows about one order. ``ship_to`` (the buyer's address) is answered
-    only to a token with the pii scope; ``address_on_file`` says whether one is stored."""
+    only to a token with the pii scope; ``address_on_file`` says whether one is stored. An address no
+    configured key reads leaves ``ship_to`` null and ``ship_to_unreadable`` saying so: the order is
+    shown all the same, as ``mfn-connector orders show`` shows it (it never decrypts)."""
     ledger = _rt(request).ledger
     pii = may_see_pii(token)
-    found = ledger.order_detail(order_id, with_pii=pii)
+    unreadable = None
+    try:
+        found = ledger.order_detail(order_id, with_pii=pii)
+    except PiiDecryptError as exc:  # names the order and the key problem, never the buyer data
+        unreadable = (f"{exc}; put the PII key it was sealed with back (after the newest) and run "
+                      "'mfn-connector pii rotate' before removing a key")
+        log.warning("GET /v1/orders/%s: %s", order_id, unreadable)
+        found = ledger.order_detail(order_id, with_pii=False)
     if found is None:
         raise ApiProblem(404, "Not found", f"no order {order_id} in the ledger",
                          errors=[{"field": "order_id", "message": "unknown"}])
@@ -402,6 +417,7 @@ def show_order(request: Request, order_id: OrderId,
         if record.hold_reason else None,
         attempts=record.attempts, next_attempt_at=record.next_attempt_at, pii_purged=record.pii_purged,
         address_on_file=on_file, ship_to=BuyerAddress(**asdict(address)) if address is not None else None,
+        ship_to_unreadable=unreadable,
         packages=[package_detail(ledger, p) for p in ledger.packages(order_id)],
         history=[HistoryEntry(at=h["at"], from_state=h["from"], to_state=h["to"], note=h["note"] or "",
                               package_id=h.get("package_id")) for h in ledger.history(order_id)])
