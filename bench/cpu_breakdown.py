@@ -46,6 +46,18 @@ def main() -> None:
     if backlog_figure.lower_bound:
         print("NOTE: stopped at the cap with orders still active; the figures cover only part of the work")
     print()
+    switches = found["context_switches"]
+    print(f"user {found['user_cpu']:.2f} s, system {found['system_cpu']:.2f} s "
+          f"({100 * found['system_cpu'] / total:.0f}%); context switches "
+          f"{switches['voluntary']:,} voluntary ({switches['voluntary'] / max(orders, 1):.0f} per order), "
+          f"{switches['involuntary']:,} involuntary")
+    statements = found["sql_statements"]
+    if statements:
+        every = sum(statements.values())
+        print(f"SQL statements {every:,} ({every / max(orders, 1):.1f} per order; write transactions "
+              f"{statements.get('COMMIT', 0) / max(orders, 1):.1f} per order): "
+              + ", ".join(f"{word} {n:,}" for word, n in sorted(statements.items(), key=lambda i: -i[1])))
+    print()
     print("| thread | CPU | share |\n|---|---|---|")
     for name, seconds in sorted(found["threads"].items(), key=lambda item: -item[1]):
         print(f"| {name} | {seconds:.2f} s | {100 * seconds / total:.0f}% |")

@@ -9,6 +9,11 @@
   time (``time.thread_time``) summed, inclusive of what they call, so the rows overlap (a step
   contains its HTTP calls). A call inside another call of the same function counts once.
 
+* **The process**: user and system CPU, and its context switches (``getrusage``): the system
+  share is the kernel's (commits' fsyncs, sockets, waking threads).
+* **SQL**: the statements the daemon sends to a SQLite ledger, by their first word (``BEGIN``
+  and ``COMMIT`` count the write transactions), from each connection's trace callback.
+
 Measuring costs about two microseconds a wrapped call. The report is JSON, written at exit.
 """
 from __future__ import annotations
@@ -19,6 +24,8 @@ import importlib
 import json
 import os
 import re
+import resource
+import sqlite3
 import sys
 import threading
 import time
@@ -36,8 +43,23 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _calls: dict[str, list[float]] = {}  # function -> [calls, CPU seconds]
 _ended: list[tuple[str, float]] = []  # (group, CPU seconds) of each thread that ended
 _ended_ids: set[int] = set()
+_statements: dict[str, int] = {}  # first word of a SQL statement -> how many were sent
 _lock = threading.Lock()
 _inside = threading.local()
+
+
+def _traced_connect(connect: Any) -> Any:
+    def count(sql: str) -> None:
+        word = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
+        with _lock:
+            _statements[word] = _statements.get(word, 0) + 1
+
+    @functools.wraps(connect)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(count)
+        return conn
+    return wrapper
 
 
 def _timed(name: str, fn: Any) -> Any:
@@ -107,8 +129,12 @@ def _report(path: str) -> None:
         by_group[group] = by_group.get(group, 0.0) + cpu
     process = sum(os.times()[:2])
     by_group["(not seen)"] = max(0.0, process - sum(by_group.values()))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"process_cpu": process, "threads": by_group,
+                   "user_cpu": usage.ru_utime, "system_cpu": usage.ru_stime,
+                   "context_switches": {"voluntary": usage.ru_nvcsw, "involuntary": usage.ru_nivcsw},
+                   "sql_statements": dict(_statements),
                    "functions": {name: {"what": FUNCTIONS[name], "calls": int(n), "cpu": cpu}
                                  for name, (n, cpu) in _calls.items()}}, fh, indent=1)
 
@@ -118,6 +144,7 @@ def main() -> None:
     for target in FUNCTIONS:  # before the CLI imports them: a name imported later is the wrapper
         _wrap(target)
     threading.Thread.run = _counted_run(threading.Thread.run)  # type: ignore[method-assign]
+    sqlite3.connect = _traced_connect(sqlite3.connect)  # type: ignore[assignment]
     atexit.register(_report, report)
     from connector.cli import main as cli
 
