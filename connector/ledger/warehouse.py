@@ -67,6 +67,13 @@ def package_warehouse(package: Package, default: str = DEFAULT_WAREHOUSE) -> str
     return str(package.plan.get("warehouse") or default)
 
 
+def _handover_row(conn: Any, handover_id: int) -> Any:
+    row = conn.execute("SELECT * FROM handovers WHERE id = ?", (handover_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"unknown handover {handover_id}")
+    return row
+
+
 def package_weight_g(package: Package) -> int:
     """The parcel weight the label was bought for (0 when the plan has none, e.g. an ERP's label)."""
     parcel = package.plan.get("parcel") or {}
@@ -408,9 +415,7 @@ class WarehouseStore:
         """Detach these packages from an open handover (their labels were voided or erased after
         the claim: they must not be handed over) and count its parcels and weight again."""
         with self._write() as conn:
-            row = conn.execute("SELECT * FROM handovers WHERE id = ?", (handover_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"unknown handover {handover_id}")
+            row = _handover_row(conn, handover_id)
             if row["closed_at"] is not None:
                 return _handover(row)
             now = self._now()
@@ -449,9 +454,7 @@ class WarehouseStore:
         """Close the handover with its list's files and mark its packages handed over (one
         transaction). Closing a closed handover changes nothing."""
         with self._write() as conn:
-            row = conn.execute("SELECT * FROM handovers WHERE id = ?", (handover_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"unknown handover {handover_id}")
+            row = _handover_row(conn, handover_id)
             if row["closed_at"] is not None:
                 return _handover(row)
             now = self._now()
