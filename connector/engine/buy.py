@@ -204,8 +204,8 @@ def _look_up(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrie
 def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
     """The buyer's address was purged (its retention ran out while the order was held) and the
     order was released: nothing can be bought for it. A claim may have bought a label already: the
-    carrier is asked by reference, which needs no address, and a label it shows goes on to be
-    fetched and confirmed like any other."""
+    carrier is asked by reference, which needs no address, and a label it shows is recorded (the
+    next step holds the order rather than keep a new file of the buyer's address: fetch_label)."""
     order_id, claimed = record.order_id, package.state == PackageState.LABEL_CLAIMED
     if claimed:
         shipment, stopped = _look_up(rt, record, package, carrier, "for an order whose address was purged")
@@ -218,10 +218,11 @@ def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier
             log.info("order %s: label %s found at %s under %s (the buyer's address was purged)",
                      order_id, package.package_ref, package.carrier, package.idempotency_key)
             return Outcome.PROGRESS
+        found = (f"; {package.carrier} shows " + ("it cancelled" if shipment is not None else "none")
+                 + f" under {package.idempotency_key}")
     return hold(rt, order_id, HoldReason.ADDRESS_INCOMPLETE,
                 f"order {order_id}: the buyer's address was purged (ledger.pii_retention_days) while "
-                "the order was held, so no label can be bought for it"
-                + (f"; {package.carrier} shows none under {package.idempotency_key}" if claimed else "")
+                "the order was held, so no label can be bought for it" + (found if claimed else "")
                 + ". Ship it outside the daemon, or cancel it in Seller Central")
 
 
@@ -279,6 +280,12 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     carrier = rt.carriers.get(package.carrier)
     if carrier is None:
         return carrier_gone(rt, order, package)
+    if record.pii_purged:  # a label found after the purge: no new file of the buyer's address is kept
+        return hold(rt, order.order_id, HoldReason.ADDRESS_INCOMPLETE,
+                    f"order {order.order_id}: the buyer's data was purged (ledger.pii_retention_days), so "
+                    f"the label {package.carrier} holds under {package.idempotency_key} is not fetched "
+                    f"here; void it (orders void {order.order_id}), or print it at {package.carrier} and "
+                    "confirm the shipment by hand")
     try:
         if not package.tracking_number:  # some carriers assign the number after creation
             found = retry_safe(rt, package.carrier, "find_by_reference",

@@ -64,7 +64,7 @@ class SubmissionStore:
                         f"{row['order_id']}); a key names one request forever")
                 return _submission(row, created=False)
             now = self._now()
-            known = conn.execute("SELECT state, hold_reason FROM orders WHERE order_id = ?",
+            known = conn.execute("SELECT state, hold_reason, pii_purged_at FROM orders WHERE order_id = ?",
                                  (order.order_id,)).fetchone()
             if known is None:
                 self._insert_order(conn, order, now, f"submitted by the ERP ({kind})")
@@ -85,10 +85,13 @@ class SubmissionStore:
     @staticmethod
     def _awaits_the_erp(conn: Any, order_id: str, row: Any) -> bool:
         """An order polled before its account was handed to the ERP, held for it and never given a
-        package: the ERP's submission takes it over (the documented way out of that hold)."""
-        return (row["state"] == OrderState.HELD.value and row["hold_reason"] == HoldReason.OWNED_BY_ERP.value
-                and conn.execute("SELECT 1 FROM packages WHERE order_id = ? LIMIT 1", (order_id,)).fetchone()
-                is None)
+        package: the ERP's submission takes it over (the documented way out of that hold). Not once
+        its buyer data was purged: the purge is final, and a new address would never be purged."""
+        if (row["state"] != OrderState.HELD.value or row["hold_reason"] != HoldReason.OWNED_BY_ERP.value
+                or row["pii_purged_at"] is not None):
+            return False
+        package = conn.execute("SELECT 1 FROM packages WHERE order_id = ? LIMIT 1", (order_id,)).fetchone()
+        return package is None
 
     def _take_over(self, conn: Any, order: Order, now: str, kind: str) -> None:
         """The held order becomes the ERP's, NEW, with the submitted data and address."""

@@ -56,3 +56,22 @@ def test_an_order_the_connector_already_works_on_is_not_taken_over(api):
                                  for acc in a.rt.config.accounts)
     r = a.post("/v1/confirmations", scope="operate", json=body)
     assert r.status_code == 409 and "already in the ledger" in r.json()["detail"], r.text
+
+
+def test_an_order_whose_buyer_data_was_purged_is_not_taken_over(api):
+    """The purge is final: a new address stored for such an order would never be purged."""
+    a = api()
+    ingest_account(a.rt, a.rt.config.account("demo-na"))
+    a.rt.config.accounts = tuple(replace(acc, orders_owner="erp") if acc.name == "demo-na" else acc
+                                 for acc in a.rt.config.accounts)
+    record = next(r for r in a.rt.ledger.orders([OrderState.NEW]) if r.order.account == "demo-na")
+    drive(a.rt, record.order_id, lambda: False)
+    assert a.rt.ledger.get_order(record.order_id).hold_reason == "owned_by_erp"
+    a.rt.ledger.purge_pii([record.order_id])  # abandoned past its retention
+    body = {"idempotency_key": "takeover-3", "order_id": record.order_id, "site": record.order.site,
+            "account": "demo-na", "carrier": "yanwen",
+            "tracking_number": _sample(a.rt.carrier_specs["yanwen"].tracking_number_pattern),
+            "items": [{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in record.order.items]}
+    r = a.post("/v1/confirmations", scope="operate", json=body)
+    assert r.status_code == 409, r.text
+    assert a.rt.ledger.get_order(record.order_id).order.ship_to is None  # nothing stored again

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from connector.engine.loop import step
-from connector.engine.steer import hold_order, release_order
+from connector.engine.steer import hold_order, release_order, void_order
 from connector.holds import HoldReason
 from connector.ledger import OrderState, PackageState
 
@@ -52,9 +52,16 @@ def test_a_claim_released_after_its_purge_is_looked_up_and_nothing_more_is_bough
         release_order(rt.ledger, held.order_id)
         step(rt, rt.ledger.get_order(held.order_id))
         found = rt.ledger.packages(held.order_id)
+        step(rt, rt.ledger.get_order(held.order_id))  # its file is not fetched: the order waits for a person
+        last = rt.ledger.get_order(held.order_id)
+        labels = list(rt.labels_dir.glob(f"{held.order_id}-*"))
+        voided = void_order(rt, held.order_id)
     finally:
         rt.close()
     assert [p.state for p in found] == [PackageState.LABEL_CREATED]
     assert found[0].idempotency_key == package.idempotency_key and found[0].tracking_number
+    assert last.hold_reason == HoldReason.ADDRESS_INCOMPLETE.value and "not fetched" in last.hold_message
+    assert f"orders void {held.order_id}" in last.hold_message and labels == []
+    assert voided.state is OrderState.VOIDED  # the label found can be voided at the carrier
     assert refusing.creates == creates  # none after the purge
     assert len(w.state("yunexpress")["labels"]) == 1
