@@ -405,3 +405,33 @@ def test_a_label_voided_while_its_handover_is_open_is_left_out_of_it(shipped, mo
     assert listed == {p.tracking_number for p in yanwen[1:]} == set(sent)
     marks = rt.ledger.label_marks([voided.id])[voided.id]
     assert marks.handover_id is None and marks.handed_over_at is None
+
+
+def test_a_label_voided_during_the_carriers_handover_call_is_not_listed_nor_marked(shipped, monkeypatch):
+    _w, rt = shipped
+    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
+    voided = yanwen[0]
+
+    def manifest(shipments, *, reference):
+        void_order(rt, voided.order_id)  # `orders void` from another shell, meanwhile
+        return "M1"
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", manifest, raising=False)
+    (done,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    listed = {r["tracking_number"] for r in handover_rows(done)}
+    assert voided.tracking_number not in listed and done.handover.packages == len(yanwen) - 1
+    assert rt.ledger.label_marks([voided.id])[voided.id].handed_over_at is None
+
+
+def test_closing_a_handover_never_marks_a_label_that_died_meanwhile(shipped):
+    """The ledger's own guard, for a label voided between the list being written and the close."""
+    _w, rt = shipped
+    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
+    warehouse = rt.config.default_warehouse.name
+    claimed = rt.ledger.claim_handover("yanwen", warehouse, "2026-12-06", [p.id for p in yanwen],
+                                       default_warehouse=warehouse)
+    void_order(rt, yanwen[0].order_id)
+    closed = rt.ledger.close_handover(claimed.id, pdf_path="x.pdf", csv_path="x.csv")
+    marks = rt.ledger.label_marks([p.id for p in yanwen])
+    assert closed.packages == len(yanwen) - 1 and marks[yanwen[0].id].handed_over_at is None
+    assert all(marks[p.id].handed_over_at is not None for p in yanwen[1:])

@@ -98,14 +98,7 @@ def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -
     """Steps 2 to 4 for a claimed handover (each skipped when already done)."""
     if handover.closed:
         return HandoverResult(handover, resumed)
-    packages = rt.ledger.handover_packages(handover.id)
-    dead = [p for p in packages if p.state in DEAD_LABEL_STATES or p.label_erased_at is not None]
-    if dead:  # voided (or erased with the buyer's data) since the claim: not handed over
-        handover = rt.ledger.leave_out_of_handover(handover.id, [p.id for p in dead],
-                                                   "its label was voided or erased after the claim")
-        packages = [p for p in packages if p not in dead]
-        log.warning("handover %s: %d parcel(s) left out, their labels voided or erased since the claim: %s",
-                    handover.id, len(dead), ", ".join(p.tracking_number or p.package_ref for p in dead))
+    handover, packages = _live_packages(rt, handover)
     if handover.manifest_state == "pending":
         carrier = rt.carriers.get(handover.carrier)
         if carrier is None:
@@ -130,12 +123,26 @@ def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -
                 crashpoint(AFTER_MANIFEST_CALL)
                 handover = rt.ledger.record_manifest(handover.id, "closed", ref=ref or "",
                                                      note=f"closed at {handover.carrier}")
+    handover, packages = _live_packages(rt, handover)  # again: a label may be voided during the call
     pdf_path, csv_path = write_handover_list(rt, handover, packages)
     crashpoint(AFTER_HANDOVER_LIST)
     handover = rt.ledger.close_handover(handover.id, pdf_path=str(pdf_path), csv_path=str(csv_path))
     log.info("handover %s closed: %s at %s, %s parcel(s), %s g; list %s", handover.id, handover.carrier,
              handover.warehouse, handover.packages, handover.weight_g, pdf_path)
     return HandoverResult(handover, resumed)
+
+
+def _live_packages(rt: Runtime, handover: Handover) -> tuple[Handover, list[Package]]:
+    """The handover's packages, after leaving out those whose labels were voided (or erased with
+    the buyer's data) since the claim: they are not handed over."""
+    packages = rt.ledger.handover_packages(handover.id)
+    dead = [p for p in packages if p.state in DEAD_LABEL_STATES or p.label_erased_at is not None]
+    if dead:
+        handover = rt.ledger.leave_out_of_handover(handover.id, [p.id for p in dead],
+                                                   "its label was voided or erased after the claim")
+        log.warning("handover %s: %d parcel(s) left out, their labels voided or erased since the claim: %s",
+                    handover.id, len(dead), ", ".join(p.tracking_number or p.package_ref for p in dead))
+    return handover, [p for p in packages if p not in dead]
 
 
 def handover_paths(rt: Runtime, handover: Handover) -> tuple[Path, Path]:

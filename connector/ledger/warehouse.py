@@ -418,23 +418,24 @@ class WarehouseStore:
             row = _handover_row(conn, handover_id)
             if row["closed_at"] is not None:
                 return _handover(row)
-            now = self._now()
-            for package_id in dict.fromkeys(int(i) for i in package_ids):
-                found = conn.execute("SELECT id, order_id, package_ref, state FROM packages WHERE id = ?"
-                                     " AND handover_id = ? AND handed_over_at IS NULL",
-                                     (package_id, handover_id)).fetchone()
-                if found is None:
-                    continue
-                conn.execute("UPDATE packages SET handover_id = NULL WHERE id = ?", (package_id,))
-                self._transition(conn, found["order_id"], package_id, now, found["state"], found["state"],
-                                 f"package {found['package_ref']}: left out of handover {handover_id} "
-                                 f"({why})")
-            remaining = [self._package(r) for r in conn.execute(
-                "SELECT * FROM packages WHERE handover_id = ?", (handover_id,)).fetchall()]
-            conn.execute("UPDATE handovers SET packages = ?, weight_g = ? WHERE id = ?",
-                         (len(remaining), sum(package_weight_g(p) for p in remaining), handover_id))
+            self._leave_out(conn, handover_id, package_ids, why, self._now())
             row = conn.execute("SELECT * FROM handovers WHERE id = ?", (handover_id,)).fetchone()
         return _handover(row)
+
+    def _leave_out(self, conn: Any, handover_id: int, package_ids: Sequence[int], why: str, now: str) -> None:
+        for package_id in dict.fromkeys(int(i) for i in package_ids):
+            found = conn.execute("SELECT id, order_id, package_ref, state FROM packages WHERE id = ?"
+                                 " AND handover_id = ? AND handed_over_at IS NULL",
+                                 (package_id, handover_id)).fetchone()
+            if found is None:
+                continue
+            conn.execute("UPDATE packages SET handover_id = NULL WHERE id = ?", (package_id,))
+            self._transition(conn, found["order_id"], package_id, now, found["state"], found["state"],
+                             f"package {found['package_ref']}: left out of handover {handover_id} ({why})")
+        remaining = [self._package(r) for r in conn.execute(
+            "SELECT * FROM packages WHERE handover_id = ?", (handover_id,)).fetchall()]
+        conn.execute("UPDATE handovers SET packages = ?, weight_g = ? WHERE id = ?",
+                     (len(remaining), sum(package_weight_g(p) for p in remaining), handover_id))
 
     def record_manifest(self, handover_id: int, state: str, *, ref: str = "", note: str = "") -> Handover:
         """Keep the carrier's answer to the handover call (``state``: MANIFEST_STATES) on an open
@@ -452,12 +453,20 @@ class WarehouseStore:
 
     def close_handover(self, handover_id: int, *, pdf_path: str, csv_path: str) -> Handover:
         """Close the handover with its list's files and mark its packages handed over (one
-        transaction). Closing a closed handover changes nothing."""
+        transaction); one whose label was voided or erased meanwhile is left out, never marked.
+        Closing a closed handover changes nothing."""
         with self._write() as conn:
             row = _handover_row(conn, handover_id)
             if row["closed_at"] is not None:
                 return _handover(row)
             now = self._now()
+            dead = [r["id"] for r in conn.execute(
+                "SELECT id FROM packages WHERE handover_id = ? AND handed_over_at IS NULL AND"
+                f" (label_erased_at IS NOT NULL OR state IN ({_DEAD_MARKS}))",
+                (handover_id, *_DEAD)).fetchall()]
+            if dead:
+                self._leave_out(conn, handover_id, dead, "its label was voided or erased as the handover "
+                                "closed", now)
             conn.execute("UPDATE handovers SET closed_at = ?, pdf_path = ?, csv_path = ? WHERE id = ?",
                          (now, str(pdf_path), str(csv_path), handover_id))
             rows = conn.execute("SELECT id, order_id, package_ref, state FROM packages WHERE handover_id = ?"
