@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import Any
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
-from .runtime import Runtime
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 log = logging.getLogger("connector.alerts")
 
@@ -38,3 +41,38 @@ def alert(rt: Runtime, kind: AlertKind, subject: str, message: str, **details: A
 def clear(rt: Runtime, kind: AlertKind, subject: str) -> None:
     if rt.ledger.resolve_alert(kind.value, subject):
         log.info("alert %s %s cleared", kind.value, subject)
+
+
+class KnownOpen:
+    """The open alerts of one kind as this process knows them, so that a frequent check (every
+    verification) can tell "nothing to clear" without a ledger read: read from the ledger at first
+    use and again every :attr:`REFRESH_S` seconds (another worker, or an earlier run, may have
+    raised or cleared one), and kept up to date by this process's own raises and clears."""
+
+    REFRESH_S = 300.0
+
+    def __init__(self, kind: AlertKind) -> None:
+        self.kind = kind
+        self._subjects: set[str] = set()
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+
+    def _known(self, rt: Runtime) -> set[str]:  # under the lock
+        now = time.monotonic()
+        if self._read_at is None or now - self._read_at > self.REFRESH_S:
+            self._subjects = {a.subject for a in rt.ledger.alerts() if a.kind == self.kind.value}
+            self._read_at = now
+        return self._subjects
+
+    def raise_(self, rt: Runtime, subject: str, message: str, **details: Any) -> None:
+        with self._lock:
+            self._known(rt).add(subject)
+        alert(rt, self.kind, subject, message, **details)
+
+    def clear(self, rt: Runtime, subject: str) -> None:
+        with self._lock:
+            known = self._known(rt)
+            if subject not in known:
+                return
+            known.discard(subject)
+        clear(rt, self.kind, subject)

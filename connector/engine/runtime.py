@@ -27,6 +27,7 @@ from ..model import Address
 from ..plugins import PluginHost
 from ..ratelimit import DEFAULT_QUOTAS, RateLimiter
 from ..rules import ChoicePolicy, RulesError, SiteRules, SiteRulesPatch, merge_rules
+from .alerts import AlertKind, KnownOpen
 from .workers import Membership
 
 log = logging.getLogger("connector.engine")
@@ -78,8 +79,9 @@ class Runtime:
     credential_alerts: set[str] = field(default_factory=set, repr=False)
     credential_alerts_loaded: bool = field(default=False, repr=False)  # the ledger's open ones read
     credential_alerts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # SITE:code subjects with an open carrier_filed_differently alert (engine/verify.py); None: not read yet
-    carrier_filing_alerts: set[str] | None = field(default=None, repr=False)
+    # The open carrier_filed_differently alerts this process knows of (engine/verify.py)
+    filing_alerts: KnownOpen = field(
+        default_factory=lambda: KnownOpen(AlertKind.CARRIER_FILED_DIFFERENTLY), repr=False)
     _quote_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict, repr=False)
     _quote_pools_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)

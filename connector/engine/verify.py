@@ -35,7 +35,6 @@ from ..ledger import OrderRecord, OrderState, Package, PackageState, StaleStateE
 from ..model import utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from ..rules import amazon_carrier_code
-from .alerts import AlertKind, alert, clear
 from .crashpoints import crashpoint
 from .feeds import confirmed_by_feed
 from .outcome import Outcome, defer, hold, their_words
@@ -99,7 +98,9 @@ def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package) -> None:
     code its list no longer knows) is verified, but its tracking will not count towards the
     valid-tracking rate: a ``carrier_filed_differently`` alert per site and code tells a person to
     check ``site_rules.<SITE>.carrier_codes`` against Seller Central's list; the next package
-    Amazon files under the code sent clears it. Labels that confirm themselves are Amazon's to file."""
+    Amazon files under the code clears it, on any worker. The code compared is the one the site's
+    rules give now (a package confirmed under an older code is judged by the new one). Labels that
+    confirm themselves are Amazon's to file."""
     spec = rt.carrier_specs.get(package.carrier)
     if spec is None or confirms_itself(rt, package):
         return
@@ -115,30 +116,17 @@ def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package) -> None:
     sent = amazon_carrier_code(spec, rt.site_rules.get(site), site)
     if not filed or not sent:  # Amazon named no carrier: nothing to judge
         return
-    subject, open_alerts = f"{site}:{sent}", _filing_alerts(rt)
+    subject = f"{site}:{sent}"
     if _spelling(filed) == _spelling(sent):
-        if subject in open_alerts:
-            open_alerts.discard(subject)
-            clear(rt, AlertKind.CARRIER_FILED_DIFFERENTLY, subject)
+        rt.filing_alerts.clear(rt, subject)
         return
-    open_alerts.add(subject)
     log.warning("order %s: Amazon shows package %s under carrier %r, not %r as confirmed", package.order_id,
                 package.package_ref, filed, sent)
-    alert(rt, AlertKind.CARRIER_FILED_DIFFERENTLY, subject,
-          f"Amazon files packages confirmed on {site} as {sent!r} under {filed!r} (order "
-          f"{package.order_id}): their tracking may not count towards the valid-tracking rate; check "
-          f"site_rules.{site}.carrier_codes against the carrier list in Seller Central",
-          order_id=package.order_id, carrier_code=sent, filed_as=filed)
-
-
-def _filing_alerts(rt: Runtime) -> set[str]:
-    """The subjects of the open carrier_filed_differently alerts, read from the ledger once per
-    process (an alert left open by an earlier run is cleared here too), then kept in memory: a
-    verification costs no ledger read for it."""
-    if rt.carrier_filing_alerts is None:
-        kind = AlertKind.CARRIER_FILED_DIFFERENTLY.value
-        rt.carrier_filing_alerts = {a.subject for a in rt.ledger.alerts() if a.kind == kind}
-    return rt.carrier_filing_alerts
+    rt.filing_alerts.raise_(
+        rt, subject, f"Amazon files packages confirmed on {site} as {sent!r} under {filed!r} (order "
+        f"{package.order_id}): their tracking may not count towards the valid-tracking rate; check "
+        f"site_rules.{site}.carrier_codes against the carrier list in Seller Central",
+        order_id=package.order_id, carrier_code=sent, filed_as=filed)
 
 
 def _spelling(name: str) -> str:

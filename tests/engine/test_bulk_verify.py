@@ -291,3 +291,35 @@ def test_a_package_amazon_files_under_another_carrier_is_verified_with_an_alert_
     finally:
         rt.close()
     assert still_open == []
+
+
+def test_a_filing_alert_raised_by_one_worker_is_cleared_by_another(world, monkeypatch):
+    """Each worker keeps what it knows of the open alerts in memory, read again from the ledger
+    every few minutes: a worker that read them before another raised one still clears it."""
+    from connector.engine.alerts import KnownOpen
+    from connector.engine.verify import verify_if_shown
+    from connector.ledger import PackageState
+
+    monkeypatch.setattr(KnownOpen, "REFRESH_S", 0.0)  # "a few minutes later", at once
+    w = backlog_world(world)
+    a, b = w.runtime(), w.runtime()  # two workers on one ledger
+    try:
+        confirm_everything(Engine(a))
+        by_site: dict[str, list] = {}
+        for record in a.ledger.orders([OrderState.CONFIRMED]):
+            by_site.setdefault(record.order.site, []).append(record)
+        first, second, third = max(by_site.values(), key=len)[:3]
+
+        def verify(rt, record, filed_as=None):
+            raw = rt.amazon[record.order.account].get_order(record.order_id)
+            for package in raw["packages"] if filed_as else []:
+                package["carrier"] = filed_as
+            assert verify_if_shown(rt, raw, rt.ledger.open_package(record.order_id), PackageState.CONFIRMED)
+            return [x.subject for x in rt.ledger.alerts() if x.kind == "carrier_filed_differently"]
+
+        assert verify(a, first) == []  # a reads the open alerts: none
+        assert len(verify(b, second, filed_as="Other")) == 1
+        assert verify(a, third) == []  # a's next look at the ledger finds b's alert and clears it
+    finally:
+        a.close()
+        b.close()
