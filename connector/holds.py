@@ -79,6 +79,15 @@ OPERATOR_HOLD_REASONS = tuple(r.value for r in HoldReason if r.value not in DAEM
 """The reasons an operator may hold an order for (``orders hold --reason``, ``POST .../hold``)."""
 
 
+def operator_may_not_hold_for(reason: str) -> str | None:
+    """Why an operator may not hold an order for ``reason`` (None: they may), for the CLI, the API
+    and the steering they share to say alike."""
+    if reason in OPERATOR_HOLD_REASONS:
+        return None
+    return (f"an operator cannot hold an order for {reason!r}: "
+            f"{DAEMON_ONLY_HOLD_REASONS.get(reason, 'unknown reason')}")
+
+
 def parse_hold_reason(value: str) -> HoldReason:
     """The reason named ``value``; ValueError listing the known ones."""
     try:

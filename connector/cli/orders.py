@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..holds import DAEMON_ONLY_HOLD_REASONS, OPERATOR_HOLD_REASONS, WAIVED_BY_RELEASE, HoldReason
+from ..holds import (
+    DAEMON_ONLY_HOLD_REASONS,
+    OPERATOR_HOLD_REASONS,
+    WAIVED_BY_RELEASE,
+    HoldReason,
+    operator_may_not_hold_for,
+)
 from .app import MAX_WINDOW_DAYS, State, cli, pass_state
 
 if TYPE_CHECKING:
@@ -225,9 +231,9 @@ class _OperatorHoldReason(click.Choice):
     """The reasons an operator may hold for; one only the daemon sets is refused saying why."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value in DAEMON_ONLY_HOLD_REASONS:
-            self.fail(f"an operator cannot hold an order for {value!r}: {DAEMON_ONLY_HOLD_REASONS[value]}",
-                      param, ctx)
+        refused = operator_may_not_hold_for(value) if value in DAEMON_ONLY_HOLD_REASONS else None
+        if refused:
+            self.fail(refused, param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..holds import DAEMON_ONLY_HOLD_REASONS, OPERATOR_HOLD_REASONS, HoldReason
+from ..holds import OPERATOR_HOLD_REASONS, HoldReason, operator_may_not_hold_for
 from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
 from ..model import FulfillmentStatus, utcnow
 
@@ -57,10 +57,10 @@ def hold_order(ledger: Ledger, order_id: str, reason: str, message: str) -> Stee
     """Hold the order: the daemon leaves it alone until it is released. Not for a reason only the
     daemon's step can vouch for (``DAEMON_ONLY_HOLD_REASONS``): that no call to the carrier is in
     flight, or that the carrier refused a void."""
-    if reason not in OPERATOR_HOLD_REASONS:
-        why = DAEMON_ONLY_HOLD_REASONS.get(reason, "unknown reason")
-        raise NotAllowed(f"order {order_id}: an operator cannot hold an order for {reason!r}: {why} "
-                         f"(an operator may hold for: {', '.join(OPERATOR_HOLD_REASONS)})")
+    refused = operator_may_not_hold_for(reason)
+    if refused:
+        raise NotAllowed(f"order {order_id}: {refused} (an operator may hold for: "
+                         f"{', '.join(OPERATOR_HOLD_REASONS)})")
     try:
         ledger.hold(order_id, reason, message)
     except KeyError:

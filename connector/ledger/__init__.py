@@ -59,17 +59,13 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     unreachable PostgreSQL server, PiiKeyError for a missing/unsafe key and PiiDecryptError when
     the key cannot read the buyer data already stored.
     """
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     from .crypto import PiiCipher, load_keys
 
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+    if _store_kind(url) == "postgresql":
         from .postgres import PostgresLedger
 
         cipher = PiiCipher(load_keys(key_file=key_file, create=create_key))
         return _migrated(PostgresLedger(url, cipher))
-    if scheme != "sqlite":
-        raise ValueError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db or "
-                         "postgresql://user@host:5432/database")
     path = sqlite_path(url)
 
     from .sqlite import SqliteLedger
@@ -92,23 +88,20 @@ def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None) -> str:
     from .crypto import PiiCipher, load_keys
     from .migrations import latest_version, next_pending
 
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    kind = _store_kind(url)
     keys = load_keys(key_file=key_file) if key_file is not None else None
     cipher = PiiCipher(keys or [Fernet.generate_key()])  # no key yet: one that is never used
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+    if kind == "postgresql":
         from .postgres import PostgresLedger
 
         ledger: Ledger = PostgresLedger(url, cipher)
-    elif scheme == "sqlite":
+    else:
         path = sqlite_path(url)
         if not Path(path).exists():
             return f"{path}: not created yet (the daemon creates it at its first start)"
         from .sqlite import SqliteLedger
 
         ledger = SqliteLedger(path, cipher)
-    else:
-        raise ValueError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db or "
-                         "postgresql://user@host:5432/database")
     try:
         current = ledger.schema_version()
         next_pending(current)  # SchemaError when the database is newer than this code
@@ -119,6 +112,17 @@ def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None) -> str:
             f" ({behind} migration(s) to apply at the next start)" if behind else ", up to date")
     finally:
         ledger.close()
+
+
+def _store_kind(url: str) -> str:
+    """``postgresql`` or ``sqlite``, by the URL's scheme; ValueError for any other."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        return "postgresql"
+    if scheme == "sqlite":
+        return "sqlite"
+    raise ValueError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db or "
+                     "postgresql://user@host:5432/database")
 
 
 def _migrated(ledger: Ledger) -> Ledger:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from ...engine import steer
 from ...engine.printing import erased_reason
-from ...holds import DAEMON_ONLY_HOLD_REASONS, OPERATOR_HOLD_REASONS, HoldReason
+from ...holds import DAEMON_ONLY_HOLD_REASONS, HoldReason, operator_may_not_hold_for
 from ...ledger import OrderRecord, OrderState, Package, PackageState
 from ...ledger.crypto import PiiDecryptError
 from ...ledger.tokens import ApiToken
@@ -207,9 +207,9 @@ class HoldRequest(BaseModel):
     @field_validator("reason")
     @classmethod
     def _an_operator_may_hold_for(cls, reason: HoldReason) -> HoldReason:
-        if reason.value not in OPERATOR_HOLD_REASONS:
-            raise ValueError(f"an operator cannot hold an order for {reason.value!r}: "
-                             f"{DAEMON_ONLY_HOLD_REASONS[reason.value]}")
+        refused = operator_may_not_hold_for(reason.value)
+        if refused:
+            raise ValueError(refused)
         return reason
 
 
