@@ -238,6 +238,10 @@ class WarehouseStore:
                                     (limit,)).fetchall()
         return [_batch(r) for r in rows]
 
+    def get_print_batch(self, batch_id: int) -> PrintBatch | None:
+        row = self._conn().execute("SELECT * FROM print_batches WHERE id = ?", (int(batch_id),)).fetchone()
+        return _batch(row) if row is not None else None
+
     def print_batch_paths(self) -> list[tuple[int, str]]:
         """Every print batch's id and the file it was written to, oldest first (their label lists
         are not read)."""

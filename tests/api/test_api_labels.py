@@ -78,3 +78,26 @@ def test_print_a_batch_then_hand_it_over(served):
     assert a.get("/v1/handovers", params={"cursor": "nonsense"}).status_code == 422
     handed = a.get("/v1/labels", params={"label": "HANDED_OVER", "limit": 500}).json()["items"]
     assert len(handed) == len(waiting) and all(r["handed_over_at"] for r in handed)
+
+
+def test_a_batch_whose_answer_was_lost_is_fetched_again_without_printing_anything(served):
+    """POST /v1/labels/print cannot be repeated (the labels are printed now: 409); a client that lost
+    its answer fetches the batch's PDF by the id it can list, and nothing is marked or counted."""
+    a = served
+    printed = a.post("/v1/labels/print", scope="operate+pii")
+    assert printed.status_code == 200, printed.text
+    (batch,) = a.get("/v1/labels/batches", scope="read").json()
+    url = f"/v1/labels/batches/{batch['id']}.pdf"
+    assert a.get(url, scope="read").status_code == 403  # labels show buyers' addresses
+    again = a.get(url, scope="read+pii")
+    assert again.status_code == 200 and again.content == printed.content
+    assert again.headers["x-print-batch"] == printed.headers["x-print-batch"]
+    assert again.headers["x-labels"] == printed.headers["x-labels"]
+    assert [b["reprints"] for b in a.get("/v1/labels/batches", scope="read").json()] == [0]  # nothing more
+    assert a.get("/v1/labels/batches/999.pdf", scope="read+pii").status_code == 404
+
+    one = next(iter(batch["package_ids"]))
+    order_id = a.rt.ledger.get_package(one).order_id
+    a.rt.ledger.purge_pii([order_id])  # a label in the batch is erased with its buyer's data
+    gone = a.get(url, scope="read+pii")
+    assert gone.status_code == 410 and gone.json()["type"].endswith("label-erased")

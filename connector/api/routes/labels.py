@@ -280,6 +280,38 @@ def list_print_batches(request: Request, limit: Annotated[int, Query(ge=1, le=50
             for b in _rt(request).ledger.print_batches(limit=limit)]
 
 
+BatchId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("/labels/batches/{batch_id}.pdf", response_class=Response, tags=["labels"],
+            responses={200: {"content": {"application/pdf": _PDF},
+                             "description": "The batch's PDF as it was printed (headers X-Print-Batch, "
+                                            "X-Labels, X-Reprints, X-Pages)"},
+                       404: documented("No such print batch"),
+                       410: documented("The batch's file is gone: it held a label erased with its order's "
+                                       "buyer data (data protection), or it was deleted from the server")},
+            summary="A print batch's PDF again (a client that lost the answer to POST /v1/labels/print)")
+def print_batch_pdf(request: Request, batch_id: BatchId,
+                    _token: ApiToken = Depends(require("read", "pii"))) -> Response:
+    """The PDF ``POST /v1/labels/print`` answered, fetched again: nothing is marked or counted as a
+    reprint. Labels show buyers' names and addresses: the ``pii`` scope is needed too."""
+    ledger = _rt(request).ledger
+    batch = ledger.get_print_batch(batch_id)
+    if batch is None:
+        raise ApiProblem(404, "Not found", f"no print batch {batch_id}",
+                         errors=[{"field": "batch_id", "message": "unknown"}])
+    path = FilePath(batch.path)
+    if ledger.print_batches_with_erased_labels([batch.id]):
+        raise ApiProblem(410, "Gone", f"print batch {batch_id} held a label erased with its order's buyer "
+                         "data: the batch is gone with it", kind="label-erased")
+    if not path.is_file():
+        raise ApiProblem(410, "Gone", f"print batch {batch_id}'s file is no longer on the server; print the "
+                         "labels again (order_ids, reprint: true)", kind="print-file-gone")
+    return FileResponse(path, media_type="application/pdf", filename=path.name, headers={
+        "X-Print-Batch": str(batch.id), "X-Labels": str(batch.labels), "X-Reprints": str(batch.reprints),
+        "X-Pages": str(batch.pages)})
+
+
 # -- handovers -----------------------------------------------------------------------------------------
 @router.post("/handovers", response_model=HandoverRun, tags=["handovers"],
              summary="Close the day's handovers: one per carrier and pickup, with PDF and CSV lists")
