@@ -133,13 +133,12 @@ def _spelling(name: str) -> str:
     return "".join(c for c in name.casefold() if c.isalnum())
 
 
-def mark_verified(rt: Runtime, package: Package, expect: PackageState) -> Outcome:
+def mark_verified(rt: Runtime, package: Package, expect: PackageState) -> None:
     package = rt.ledger.advance(package, expect, PackageState.VERIFIED, order_state=OrderState.VERIFIED)
     crashpoint("after_verify")
     log.info("order %s: Amazon shows package %s (%s), verified", package.order_id, package.package_ref,
              package.tracking_number)
     rt.counters.add("verified")
-    return Outcome.REST
 
 
 def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
