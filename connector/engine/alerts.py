@@ -44,16 +44,18 @@ def clear(rt: Runtime, kind: AlertKind, subject: str) -> None:
 
 
 class KnownOpen:
-    """The open alerts of one kind as this process knows them, so that a frequent check (every
-    verification) can tell "nothing to clear" without a ledger read: read from the ledger at first
-    use and again every :attr:`REFRESH_S` seconds (another worker, or an earlier run, may have
-    raised or cleared one), and kept up to date by this process's own raises and clears."""
+    """The open alerts of one kind as this process knows them, for a check made on a hot path (every
+    quote, every verification): "nothing to clear" needs no ledger read, and a cause seen again and
+    again raises once. Read from the ledger at first use and again every :attr:`REFRESH_S` seconds
+    (another worker, or an earlier run, may have raised or cleared one), and kept up to date by
+    this process's own raises and clears."""
 
     REFRESH_S = 300.0
 
     def __init__(self, kind: AlertKind) -> None:
         self.kind = kind
         self._subjects: set[str] = set()
+        self._raised: set[str] = set()  # raised by this process since it last cleared them
         self._read_at: float | None = None
         self._lock = threading.Lock()
 
@@ -64,13 +66,20 @@ class KnownOpen:
             self._read_at = now
         return self._subjects
 
-    def raise_(self, rt: Runtime, subject: str, message: str, **details: Any) -> None:
+    def raise_once(self, rt: Runtime, subject: str, message: str, **details: Any) -> bool:
+        """Raise the alert unless this process raised it already (and has not cleared it since);
+        True when it did now (once a run: an alert left open by an earlier run is raised again)."""
         with self._lock:
+            if subject in self._raised:
+                return False
+            self._raised.add(subject)
             self._known(rt).add(subject)
         alert(rt, self.kind, subject, message, **details)
+        return True
 
     def clear(self, rt: Runtime, subject: str) -> None:
         with self._lock:
+            self._raised.discard(subject)
             known = self._known(rt)
             if subject not in known:
                 return

@@ -76,9 +76,8 @@ class Runtime:
     # Per account, the confirmations in flight at once (engine/confirm.py); None: unrationed (passes)
     confirm_lanes: dict[str, Any] | None = field(default=None, repr=False)
     # Carriers whose credentials were refused, with an open alert (engine/shopping.py)
-    credential_alerts: set[str] = field(default_factory=set, repr=False)
-    credential_alerts_loaded: bool = field(default=False, repr=False)  # the ledger's open ones read
-    credential_alerts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    credential_alerts: KnownOpen = field(
+        default_factory=lambda: KnownOpen(AlertKind.CARRIER_CREDENTIALS_REFUSED), repr=False)
     # The open carrier_filed_differently alerts this process knows of (engine/verify.py)
     filing_alerts: KnownOpen = field(
         default_factory=lambda: KnownOpen(AlertKind.CARRIER_FILED_DIFFERENTLY), repr=False)

@@ -23,7 +23,6 @@ from ..rules import (
     requirements,
     select,
 )
-from .alerts import AlertKind, alert, clear
 from .outcome import their_words
 from .runtime import Runtime
 from .warehouses import choose_warehouse
@@ -205,27 +204,13 @@ def _credentials_refused(rt: Runtime, code: str, exc: Exception) -> None:
     """A carrier refused the configured credentials: every order would be refused alike, so a person
     must hear of it (an alert, once, and an ERROR line), and the orders wait for it to be fixed
     instead of being held one by one for having no carrier."""
-    with rt.credential_alerts_lock:
-        if code in rt.credential_alerts:
-            return
-        rt.credential_alerts.add(code)
     message = (f"{exc}; orders that need {code} wait for it (no attempt counted): fix carriers.{code} "
                "and restart")
-    log.error("carrier %s: %s", code, message)  # once a run; the alert once until it clears
-    alert(rt, AlertKind.CARRIER_CREDENTIALS_REFUSED, code, message)
+    if rt.credential_alerts.raise_once(rt, code, message):
+        log.error("carrier %s: %s", code, message)  # once a run, not once per order
 
 
 def _credentials_accepted(rt: Runtime, code: str) -> None:
     """A carrier answered: an alert that it refused the credentials (this run's, or one left open by
     an earlier run) is over."""
-    with rt.credential_alerts_lock:
-        if rt.credential_alerts_loaded and code not in rt.credential_alerts:
-            return
-        if not rt.credential_alerts_loaded:
-            rt.credential_alerts |= {a.subject for a in rt.ledger.alerts()
-                                     if a.kind == AlertKind.CARRIER_CREDENTIALS_REFUSED.value}
-            rt.credential_alerts_loaded = True
-        if code not in rt.credential_alerts:
-            return
-        rt.credential_alerts.discard(code)
-    clear(rt, AlertKind.CARRIER_CREDENTIALS_REFUSED, code)
+    rt.credential_alerts.clear(rt, code)

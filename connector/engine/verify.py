@@ -122,7 +122,7 @@ def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package) -> None:
         return
     log.warning("order %s: Amazon shows package %s under carrier %r, not %r as confirmed", package.order_id,
                 package.package_ref, filed, sent)
-    rt.filing_alerts.raise_(
+    rt.filing_alerts.raise_once(
         rt, subject, f"Amazon files packages confirmed on {site} as {sent!r} under {filed!r} (order "
         f"{package.order_id}): their tracking may not count towards the valid-tracking rate; check "
         f"site_rules.{site}.carrier_codes against the carrier list in Seller Central",

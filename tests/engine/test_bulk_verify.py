@@ -281,7 +281,7 @@ def test_a_package_amazon_files_under_another_carrier_is_verified_with_an_alert_
         rt.close()
     sent = raised.details["carrier_code"]
     assert raised.subject == f"{first.order.site}:{sent}" and raised.details["filed_as"] == "Other"
-    assert f"under 'Other' (order {second.order_id})" in raised.message  # one alert, the latest order
+    assert f"under 'Other' (order {first.order_id})" in raised.message  # raised once: by the first
     assert f"site_rules.{first.order.site}.carrier_codes" in raised.message
     rt = w.runtime()  # a later run: the alert is still open
     try:
