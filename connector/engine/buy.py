@@ -144,9 +144,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"order {order.order_id}: {package.carrier} shows the label under "
                     f"{package.idempotency_key} as cancelled (cancelled there, not by this daemon); "
                     "release the order with --replan to plan it again under a new reference")
-    rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
-                      carrier_shipment_id=shipment.carrier_shipment_id,
-                      tracking_number=shipment.tracking_number or "")
+    _record_label(rt, package, shipment)
     crashpoint("after_create")
     log.info("order %s: label %s %s at %s %s, tracking %s", order.order_id, package.package_ref,
              how, package.carrier, package.service,
@@ -212,9 +210,7 @@ def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier
         if stopped is not None:
             return stopped
         if shipment is not None and shipment.status != "cancelled":
-            rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
-                              carrier_shipment_id=shipment.carrier_shipment_id,
-                              tracking_number=shipment.tracking_number or "")
+            _record_label(rt, package, shipment)
             log.info("order %s: label %s found at %s under %s (the buyer's address was purged)",
                      order_id, package.package_ref, package.carrier, package.idempotency_key)
             return Outcome.PROGRESS
@@ -224,6 +220,13 @@ def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier
                 f"order {order_id}: the buyer's address was purged (ledger.pii_retention_days) while "
                 "the order was held, so no label can be bought for it" + (found if claimed else "")
                 + ". Ship it outside the daemon, or cancel it in Seller Central")
+
+
+def _record_label(rt: Runtime, package: Package, shipment: Shipment) -> None:
+    """The claim's label exists at the carrier (bought now, or found by reference): LABEL_CREATED."""
+    rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
+                      carrier_shipment_id=shipment.carrier_shipment_id,
+                      tracking_number=shipment.tracking_number or "")
 
 
 def _lookup_refused(rt: Runtime, record: OrderRecord, package: Package, exc: Exception, when: str) -> Outcome:
@@ -262,9 +265,7 @@ def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: C
                     f"order {order_id}: the buyer asked to cancel while the label was being bought; "
                     f"{package.carrier} shows no label under {package.idempotency_key}. Cancel it in Seller "
                     "Central, or release it to ship anyway")
-    rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
-                      carrier_shipment_id=shipment.carrier_shipment_id,
-                      tracking_number=shipment.tracking_number or "")
+    _record_label(rt, package, shipment)
     if status == FulfillmentStatus.SHIPPED:
         number = shipment.tracking_number or "no tracking number yet"
         return hold(rt, order_id, HoldReason.SHIPPED_ELSEWHERE,
