@@ -352,24 +352,26 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     def _insert_order(self, conn: Any, order: Order, now: str, note: str, data: str | None = None) -> None:
         """A new order, NEW, with its address sealed (inside the caller's transaction); ``data``:
         its JSON when the caller has it already."""
-        conn.execute(
-            "INSERT INTO orders (order_id, account, marketplace_id, site, state, data, pii,"
-            " ship_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (order.order_id, order.account, order.marketplace_id, order.site, OrderState.NEW.value,
-             data if data is not None else _order_json(order),
-             seal_address(self._cipher, order.order_id, order.ship_to),
-             iso(order.ship_by) if order.ship_by else None, now, now))
+        values = {"order_id": order.order_id, "state": OrderState.NEW.value,
+                  **self._order_values(order, data), "created_at": now, "updated_at": now}
+        conn.execute(f"INSERT INTO orders ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                     tuple(values.values()))
         self._transition(conn, order.order_id, None, now, None, OrderState.NEW.value, note,
                          {"account": order.account, "site": order.site})
 
     def _rewrite_order(self, conn: Any, order: Order) -> None:
         """Replace an order's data and sealed address with ``order``'s (inside the caller's
         transaction; its state is the caller's business)."""
-        conn.execute("UPDATE orders SET account = ?, marketplace_id = ?, site = ?, data = ?, pii = ?,"
-                     " ship_by = ? WHERE order_id = ?",
-                     (order.account, order.marketplace_id, order.site, _order_json(order),
-                      seal_address(self._cipher, order.order_id, order.ship_to),
-                      iso(order.ship_by) if order.ship_by else None, order.order_id))
+        values = self._order_values(order)
+        conn.execute(f"UPDATE orders SET {', '.join(f'{c} = ?' for c in values)} WHERE order_id = ?",
+                     (*values.values(), order.order_id))
+
+    def _order_values(self, order: Order, data: str | None = None) -> dict[str, Any]:
+        """The columns an order's own data fills (its address sealed): one list for insert and rewrite."""
+        return {"account": order.account, "marketplace_id": order.marketplace_id, "site": order.site,
+                "data": data if data is not None else _order_json(order),
+                "pii": seal_address(self._cipher, order.order_id, order.ship_to),
+                "ship_by": iso(order.ship_by) if order.ship_by else None}
 
     def get_order(self, order_id: str, *, with_pii: bool = True) -> OrderRecord | None:
         if not with_pii:
