@@ -1,10 +1,10 @@
 """The in-process event hooks, fed from the outbox like the webhooks.
 
 After every step of an order (while a plugin implements one of these hooks) and at the end of
-each pass (always: it moves the cursor) the daemon hands every event since
-its cursor (``event_cursors``, consumer ``hooks``) to ``mfn_event`` and to the older specific
-hooks (``mfn_order_received``, ``mfn_order_held``, ``mfn_package_labeled``,
-``mfn_package_confirmed``, ``mfn_alert``). The
+each pass the daemon hands every event since its cursor (``event_cursors``, consumer ``hooks``)
+to ``mfn_event`` and to the older specific hooks (``mfn_order_received``, ``mfn_order_held``,
+``mfn_package_labeled``, ``mfn_package_confirmed``, ``mfn_alert``); while no plugin listens, the
+end of each pass only moves the cursor past the new events. The
 cursor moves after each batch, so a daemon killed mid-way calls the hooks of that batch again:
 at least once, in event order, like a webhook. A change made by another process (``orders hold``
 from the CLI) reaches the hooks on the daemon's next pass.
@@ -50,6 +50,12 @@ def dispatch(rt: Runtime) -> int:
 
 def _dispatch(rt: Runtime) -> int:
     with rt.hooks_lock:
+        if not listening(rt):
+            # Nobody to hand them to: the cursor moves past them unread, in one write. Read and
+            # moved 100 at a time, each read and move took the shared ledger's write lock alone,
+            # holding up every order step of every worker (see the PostgreSQL ledger).
+            rt.ledger.skip_events(CONSUMER)
+            return 0
         after = rt.ledger.event_cursor(CONSUMER) or 0
         handled = 0
         while True:

@@ -325,6 +325,11 @@ class Ledger:
         raise NotImplementedError
 
     def set_event_cursor(self, consumer: str, last_event_id: int) -> None:
+        """Move ``consumer``'s cursor to ``last_event_id``; never backwards."""
+        raise NotImplementedError
+
+    def skip_events(self, consumer: str) -> None:
+        """Move ``consumer``'s cursor past every event settled so far, without reading them."""
         raise NotImplementedError
 
     def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50

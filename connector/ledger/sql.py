@@ -808,13 +808,22 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     def set_event_cursor(self, consumer: str, last_event_id: int) -> None:
         with self._write() as conn:
-            # Never backwards: a slower dispatcher finishing after a faster one must not hand the
-            # same events to the hooks again.
-            conn.execute("INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)"
-                         " ON CONFLICT (consumer) DO UPDATE SET last_event_id = CASE"
-                         " WHEN excluded.last_event_id > event_cursors.last_event_id"
-                         " THEN excluded.last_event_id ELSE event_cursors.last_event_id END",
-                         (consumer, last_event_id))
+            self._move_cursor(conn, consumer, last_event_id)
+
+    def skip_events(self, consumer: str) -> None:
+        with self._write() as conn:  # exclusive: the newest id is settled (see _settled_event_id)
+            newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            self._move_cursor(conn, consumer, int(newest))
+
+    @staticmethod
+    def _move_cursor(conn: Any, consumer: str, last_event_id: int) -> None:
+        # Never backwards: a slower dispatcher finishing after a faster one must not hand the
+        # same events to the hooks again.
+        conn.execute("INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)"
+                     " ON CONFLICT (consumer) DO UPDATE SET last_event_id = CASE"
+                     " WHEN excluded.last_event_id > event_cursors.last_event_id"
+                     " THEN excluded.last_event_id ELSE event_cursors.last_event_id END",
+                     (consumer, last_event_id))
 
     def due_webhooks(self, endpoint: str, now: datetime, limit: int = 50
                      ) -> list[tuple[Event, int, datetime]]:

@@ -120,6 +120,30 @@ def test_hook_mfn_event(world):
         rt.close()
 
 
+def test_with_no_hook_listening_the_cursor_moves_past_the_events_unread(world, monkeypatch):
+    """No plugin implements an event hook: the dispatch reads no event (each read of the shared
+    ledger's outbox takes its write lock alone) and moves the cursor past them all; a plugin
+    registered later hears only what happens from then on."""
+    from connector.engine.hooks import CONSUMER, dispatch
+    from connector.engine.loop import Engine
+
+    w = world({"sandbox": {"orders": 6}})
+    rt = w.runtime()
+    read = []
+    events = rt.ledger.events
+    monkeypatch.setattr(rt.ledger, "events", lambda **kw: read.append(kw) or events(**kw))
+    try:
+        Engine(rt).run_until_quiet()
+        newest = events(limit=100_000)[-1].id
+        assert read == [] and rt.ledger.event_cursor(CONSUMER) == newest
+        log = EventLog()
+        rt.host.register(log, name="event-log")
+        rt.ledger.raise_alert("test", "subject", "a later event", {})
+        assert dispatch(rt) == 1 and [t for _, t in log.seen] == ["alert.test"]
+    finally:
+        rt.close()
+
+
 def test_a_command_beside_the_daemon_leaves_the_hooks_to_the_daemons_leader(world, monkeypatch):
     """`orders void` drives a step in its own process. The hooks have one dispatcher, the daemon's
     leader: the command hands nothing to them (a second dispatcher would call them twice, out of

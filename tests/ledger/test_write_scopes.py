@@ -107,6 +107,25 @@ def test_an_event_committed_early_is_not_read_past_an_older_one_still_in_flight(
     assert read == [["order-1", "order-2"]]
 
 
+def test_a_cursor_moved_past_unread_events_stops_before_one_still_in_flight(ledger) -> None:
+    """skip_events (the hooks' cursor while no plugin listens) moves only past settled ids: an
+    event committed later with a smaller id is still ahead of the cursor."""
+    now = "2026-03-01T08:00:00+00:00"
+    holder = Holder(ledger, "order-1", lambda conn: ledger._emit(conn, "order.test", "order-1", now, {}))
+    with ledger._write("order-2") as conn:
+        ledger._emit(conn, "order.test", "order-2", now, {})
+    skipper, skipped = in_thread(lambda: ledger.skip_events("hooks"))
+    skipper.join(WAIT)
+    try:
+        assert skipped == [] and ledger.event_cursor("hooks") is None  # waits for order-1's commit
+    finally:
+        holder.finish()
+    skipper.join(10)
+    assert skipped == [None] and ledger.event_cursor("hooks") == max(e.id for e in ledger.events())
+    ledger.set_event_cursor("hooks", 1)  # never backwards
+    assert ledger.event_cursor("hooks") == max(e.id for e in ledger.events())
+
+
 def test_clearing_an_alert_that_is_not_open_takes_no_write_lock(ledger) -> None:
     """Tracking clears a parcel's alerts at every update, nearly always with none open: that must
     not wait for (or hold up) the writers of every worker."""
