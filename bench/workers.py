@@ -112,11 +112,12 @@ def throughput(workers: int, orders: int, *, cap: float) -> dict[str, Any]:
                 counts.update(ledger.counts())
                 return sum(counts.values()) >= expected and active_count(counts) == 0
 
-            served = _own_cpu()
+            served, host = _own_cpu(), _host_busy()
             try:
                 seconds = watch(children, done, cap=cap, every=0.5)
             finally:
                 served = _own_cpu() - served  # the emulators (and this watcher) in this process
+                host = _host_busy() - host
                 usages = [child.stop() for child in children]
                 ledger.close()
             state = sandbox.spapi_state()
@@ -127,6 +128,7 @@ def throughput(workers: int, orders: int, *, cap: float) -> dict[str, Any]:
                 "finished": seconds is not None, "per_second": round(expected / wall, 2),
                 "cpu_seconds": round(sum(u.cpu for u in usages), 1), "throttled": throttled,
                 "emulator_cpu_share": round(served / wall, 2),
+                "host_busy_share": round(host / wall / (os.cpu_count() or 1), 2),
                 "orders_confirmed_twice": twice, "states": dict(counts)}
     finally:
         database.drop()
@@ -134,6 +136,17 @@ def throughput(workers: int, orders: int, *, cap: float) -> dict[str, Any]:
 
 def _short_retries(data: dict[str, Any]) -> None:
     data["engine"]["retry_delay_seconds"] = RETRY_DELAY_S
+
+
+def _host_busy() -> float:
+    """CPU seconds every process on this host has spent so far (``/proc/stat``, all but idle and
+    I/O wait): the workers, PostgreSQL and the emulators share the host's cores."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu() -> float:
@@ -166,7 +179,9 @@ def measure(orders: int = 100, *, cap: float = 600) -> list[Figure]:
                        f"({one['seconds']} s), 3 workers {three['per_second']}/s ({three['seconds']} s). The "
                        f"emulators, one Python process, used {one['emulator_cpu_share']:.0%} and "
                        f"{three['emulator_cpu_share']:.0%} of a core meanwhile; the workers "
-                       f"{one['cpu_seconds']} s and {three['cpu_seconds']} s of CPU."
+                       f"{one['cpu_seconds']} s and {three['cpu_seconds']} s of CPU; the host's "
+                       f"{os.cpu_count()} CPUs (workers, PostgreSQL and emulators together) were "
+                       f"{one['host_busy_share']:.0%} and {three['host_busy_share']:.0%} busy."
                        + (f" {'; '.join(notes)}." if notes else ""),
                    details={"one": one, "three": three})]
 
