@@ -811,6 +811,10 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             self._move_cursor(conn, consumer, last_event_id)
 
     def skip_events(self, consumer: str) -> None:
+        cursor = self.event_cursor(consumer)
+        newest = self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        if cursor is not None and int(newest) <= cursor:
+            return  # nothing new (one still in flight is seen next time): no write, no lock
         with self._write() as conn:  # exclusive: the newest id is settled (see _settled_event_id)
             newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
             self._move_cursor(conn, consumer, int(newest))

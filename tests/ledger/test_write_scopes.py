@@ -124,6 +124,13 @@ def test_a_cursor_moved_past_unread_events_stops_before_one_still_in_flight(ledg
     assert skipped == [None] and ledger.event_cursor("hooks") == max(e.id for e in ledger.events())
     ledger.set_event_cursor("hooks", 1)  # never backwards
     assert ledger.event_cursor("hooks") == max(e.id for e in ledger.events())
+    holder = Holder(ledger, None)  # another writer runs alone
+    try:
+        idle, done = in_thread(lambda: ledger.skip_events("hooks"))
+        idle.join(WAIT * 4)
+        assert done == [None]  # nothing new: answered at once, no write lock asked for
+    finally:
+        holder.finish()
 
 
 def test_clearing_an_alert_that_is_not_open_takes_no_write_lock(ledger) -> None:
