@@ -158,6 +158,7 @@ class PostgresLedger(SqlLedger):
     dialect = "postgresql"
     db_errors = (psycopg.Error,)
     shared = True
+    returning = True
 
     def __init__(self, url: str, cipher: PiiCipher, *, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(display_url(url), cipher, clock=clock or utcnow)

@@ -88,6 +88,31 @@ _SQL_CHUNK = 500  # bound parameters per IN (...) list
 _QUIET_FIELDS = frozenset({"next_track_at", "track_failures"})
 
 
+class WriteTransaction:
+    """The connection of one write transaction (what :meth:`SqlLedger._write` yields). The audit
+    rows it writes (``transitions``) are kept until the commit and inserted together: a step's
+    package and order transitions cost one statement, not one each (on PostgreSQL, one round
+    trip). Nothing reads them back inside the transaction that writes them."""
+
+    __slots__ = ("conn", "transitions")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.transitions: list[tuple[Any, ...]] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        return self.conn.executemany(sql, rows)
+
+    def flush(self) -> None:
+        if self.transitions:
+            self.conn.executemany("INSERT INTO transitions (order_id, package_id, at, from_state,"
+                                  " to_state, note) VALUES (?, ?, ?, ?, ?, ?)", self.transitions)
+            self.transitions = []
+
+
 class ConnectionHandle:
     """Holds one thread's connection (some connection classes cannot be weakly referenced)."""
 
@@ -111,6 +136,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     dialect = ""                                     # the migrations' dialect name
     shared = False                                   # whether several daemons may use it at once
     db_errors: tuple[type[BaseException], ...] = ()  # what a failed statement raises
+    returning = False                                # whether UPDATE ... RETURNING is understood
 
     def __init__(self, location: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.location = location  # for messages: a path, or a URL without its password
@@ -177,7 +203,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         conn = self._conn()
         self._begin_write(conn, scope)
         try:
-            yield conn
+            transaction = WriteTransaction(conn)
+            yield transaction
+            transaction.flush()
             conn.execute("COMMIT")
         except BaseException:
             try:
@@ -230,15 +258,14 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     # -- helpers ----------------------------------------------------------------------------------
     @classmethod
-    def _transition(cls, conn: Any, order_id: str, package_id: int | None, at: str,
+    def _transition(cls, conn: WriteTransaction, order_id: str, package_id: int | None, at: str,
                     from_state: str | None, to_state: str, note: str = "", row: Any = None) -> None:
         """Record a state change, and its event in the outbox, inside the caller's transaction.
 
         ``row``: the package's row as just written (a package change), or the order's columns the
         event carries (hold_reason and hold_message, or account and site), when the caller has
         them; otherwise they are read."""
-        conn.execute("INSERT INTO transitions (order_id, package_id, at, from_state, to_state, note) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", (order_id, package_id, at, from_state, to_state, note))
+        conn.transitions.append((order_id, package_id, at, from_state, to_state, note))  # at the commit
         change = {"order_id": order_id, "state": to_state, "previous_state": from_state}
         if package_id is None:
             kind = order_event(from_state, to_state)
@@ -665,16 +692,22 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             at = self._clock()
             now = _ts(at)
             columns = {**changes, "state": new.value, "updated_at": now}
-            moved = conn.execute(f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
-                                 " WHERE id = ? AND state = ?", (*columns.values(), package.id, expect.value))
-            if moved.rowcount != 1:  # the compare-and-set failed: say why (nothing was written)
+            update = (f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
+                      " WHERE id = ? AND state = ?" + (" RETURNING *" if self.returning else ""))
+            moved = conn.execute(update, (*columns.values(), package.id, expect.value))
+            if self.returning:  # the row as written, in the same round trip
+                fresh = next(iter(moved.fetchall()), None)
+            elif moved.rowcount == 1:
+                fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
+            else:
+                fresh = None
+            if fresh is None:  # the compare-and-set failed: say why (nothing was written)
                 row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
                                    (package.id,)).fetchone()
                 if row is None:
                     raise KeyError(f"unknown package {package.id}")
                 raise StaleStateError(f"package {row['package_ref']} of order {row['order_id']} is "
                                       f"{row['state']}, expected {expect.value}")
-            fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
             order_id, ref = fresh["order_id"], fresh["package_ref"]
             if new is not expect or (set(changes) - _QUIET_FIELDS):
                 note = f"package {ref}" + (f"; set {', '.join(sorted(changes))}" if changes else "")

@@ -35,6 +35,7 @@ class SqliteLedger(SqlLedger):
 
     dialect = "sqlite"
     db_errors = (sqlite3.Error,)
+    returning = sqlite3.sqlite_version_info >= (3, 35, 0)  # older builds re-read the row instead
 
     def __init__(self, path: str | os.PathLike[str], cipher: PiiCipher, *,
                  clock: Callable[[], datetime] = utcnow) -> None:

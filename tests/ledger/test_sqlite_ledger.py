@@ -526,6 +526,26 @@ def test_stale_advance_raises_and_changes_nothing(ledger: SqlLedger) -> None:
     assert ledger.packages(package.order_id) == [claimed]
 
 
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "update-then-read"])
+def test_advance_hands_back_the_row_as_written_with_or_without_returning(ledger: SqlLedger,
+                                                                          returning: bool) -> None:
+    """``UPDATE ... RETURNING`` where the store has it (PostgreSQL, SQLite 3.35 and later), a read
+    after the update where it does not: the same package back, the same refusal of a stale one."""
+    ledger.returning = returning
+    package = claim(ledger, planned(ledger))
+    assert package.state is PackageState.LABEL_CLAIMED and ledger.packages(package.order_id) == [package]
+    labeled = ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABELED, OrderState.LABELED,
+                             tracking_number="YT1")
+    assert labeled.tracking_number == "YT1" and labeled.state is PackageState.LABELED
+    assert ledger.packages(package.order_id) == [labeled]
+    with pytest.raises(StaleStateError, match="is LABELED, expected LABEL_CLAIMED"):
+        ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABELED, tracking_number="YT2")
+    with pytest.raises(KeyError, match="unknown package"):
+        ledger.advance(dataclasses.replace(package, id=package.id + 1000), PackageState.LABEL_CLAIMED,
+                       PackageState.LABELED)
+    assert ledger.packages(package.order_id) == [labeled]
+
+
 def test_advance_of_a_package_not_in_the_ledger_raises_and_writes_nothing(ledger: SqlLedger) -> None:
     package = planned(ledger)
     history = ledger.history(package.order_id)
