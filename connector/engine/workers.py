@@ -85,7 +85,7 @@ class Membership:
         (a daemon), after giving workers started at the same moment time to register."""
         if not self.shared or self._thread is not None:
             return
-        hold = getattr(self.ledger, "hold_worker_lock", None)  # others see at once when this one dies
+        hold = getattr(self.ledger, "hold_worker_lock", None)  # others see when this one dies
         self._liveness = hold(self.worker_id) if hold is not None else None
         if join:
             self._join()

@@ -11,7 +11,10 @@ cheap :meth:`LeaseStore.lease_census` and beats at once when it would move an ac
 
 A store that can see whether a worker's process is still there (PostgreSQL: each worker holds a
 session advisory lock for its lifetime, which the server drops when the process dies) frees a dead
-worker's leases at once instead of at their expiry, so a restarted daemon carries on at once.
+worker's leases once it has missed a heartbeat (half the lease) instead of at their expiry, so a
+restarted daemon carries on sooner. Not at once: the server also drops the lock of a worker that
+runs on, when its session ends (a server restart, a failover, an idle-session timeout), and until
+its next heartbeat takes the lock again two workers would act for its accounts.
 
 Each heartbeat is one write transaction, and write transactions are serialised by the ledger's
 write lock (see :mod:`connector.ledger.postgres`), so two workers never take the same account.
@@ -33,6 +36,8 @@ from typing import Any
 
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
+
+OVERDUE_FRACTION = 0.5  # of the lease: a worker beats every third, so this one missed a heartbeat
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,16 @@ class LeaseStore:
             for key in (*accounts, *jobs):
                 conn.execute("INSERT INTO account_leases (account_key, worker_id, acquired_at, expires_at)"
                              " VALUES (?, NULL, ?, ?) ON CONFLICT (account_key) DO NOTHING", (key, now, now))
-            recent = [r["worker_id"] for r in conn.execute(
-                "SELECT worker_id FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?"
-                " AND worker_id <> ?", (alive_since, worker_id)).fetchall()]
-            dead = {w for w in recent if self._worker_alive(conn, w) is False}
+            recent = {r["worker_id"]: r["heartbeat_at"] for r in conn.execute(
+                "SELECT worker_id, heartbeat_at FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?"
+                " AND worker_id <> ?", (alive_since, worker_id)).fetchall()}
+            # Dead: its liveness lock is free *and* it missed a heartbeat. The lock alone is not
+            # proof: a server restart or an idle-session timeout drops the session of a worker
+            # still running, possibly in the middle of buying a label; it takes the lock again at
+            # its next heartbeat, which comes within a third of the lease.
+            overdue = _ts(moment - timedelta(seconds=lease_seconds * OVERDUE_FRACTION))
+            dead = {w for w, beat in recent.items()
+                    if beat <= overdue and self._worker_alive(conn, w) is False}
             for other in dead:  # its process is gone: its leases are free now, not at their expiry
                 conn.execute("UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (now, other))
                 # (ended here, in the same transaction: once stopped it is no longer looked at, and

@@ -143,13 +143,17 @@ def die(ledger: PostgresLedger, observer: PostgresLedger) -> None:
         time.sleep(0.01)
 
 
-def test_a_killed_workers_leases_are_free_at_once_on_postgresql(two_processes) -> None:
-    """PostgreSQL sees a worker's process die (its liveness lock goes with its connection): a
-    restarted daemon takes the accounts at once instead of after the lease time."""
+def test_a_killed_workers_leases_are_free_once_it_misses_a_heartbeat_on_postgresql(two_processes,
+                                                                                   clock) -> None:
+    """PostgreSQL sees a worker's process die (its liveness lock goes with its connection): once
+    it has missed a heartbeat, a restarted daemon takes the accounts instead of after the lease."""
     first, second = two_processes
     assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
     assert beat(second, "w2") == set()  # w1 is alive: its leases stand
     die(first, second)  # w1's process dies
+    clock.advance(LEASE / 3)  # its next heartbeat was due now
+    assert beat(second, "w2") == set()
+    clock.advance(LEASE / 6)  # half the lease: missed
     assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
     assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w1"]
 
@@ -175,6 +179,31 @@ def test_a_liveness_lock_whose_connection_the_server_dropped_is_taken_again(two_
     assert {w.worker_id: w.stopped_at is None for w in second.workers()}["w1"]
 
 
+def test_a_running_worker_whose_liveness_session_was_dropped_keeps_its_accounts(two_processes,
+                                                                                clock) -> None:
+    """The server ends w1's liveness session (a restart, a failover) while w1 runs on, maybe in
+    the middle of buying a label, and w2's heartbeat comes before w1's next one. The free lock is
+    not taken for w1's death while w1's heartbeats are on time: else w2 would act for w1's
+    accounts, and drive an order w1 has claimed, until w1's next heartbeat."""
+    first, second = two_processes
+    assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
+    assert beat(second, "w2") == set()
+    backend = liveness_backend(first)
+    conn = second._conn()
+    assert conn.execute("SELECT pg_terminate_backend(?)", (backend,)).fetchone()[0]
+    deadline = time.monotonic() + 5
+    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", (backend,)).fetchone()[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    clock.advance(LEASE / 3 - 1)  # w1's next heartbeat is not due yet
+    assert beat(second, "w2") == set()
+    assert {w.worker_id: w.stopped_at is None for w in second.workers()}["w1"]
+    assert _LIVENESS["w1"]() is True  # w1's next heartbeat takes the lock again
+    mine = beat(first, "w1")  # and hands w2 its share, now that w2 is seen alive
+    theirs = beat(second, "w2")
+    assert "@leader" in mine and not mine & theirs and accounts(mine | theirs) == set(ACCOUNTS)
+
+
 def liveness_backend(ledger: PostgresLedger) -> int:
     """The backend pid of the worker's liveness connection (the one holding a worker: lock)."""
     pids = [h.conn.raw.info.backend_pid for h in list(ledger._handles) if h.conn is not None]
@@ -185,13 +214,15 @@ def liveness_backend(ledger: PostgresLedger) -> int:
     return next(iter(held[0].values())) if isinstance(held[0], dict) else held[0][0]
 
 
-def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_room(two_processes) -> None:
+def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_room(two_processes,
+                                                                                  clock) -> None:
     """The worker that finds a dead one stops it; it may have no room for its accounts (it only
     registered, as a starting daemon does, or it is at its share). The leases end then all the
     same: once stopped, the dead worker is not looked at again, so they would stand to expiry."""
     first, second = two_processes
     assert beat(first, "w3") == {*ACCOUNTS, "@leader"}
     die(first, second)  # w3's process dies
+    clock.advance(LEASE / 2)  # and misses its heartbeat
     _LIVENESS["w4"] = second.hold_worker_lock("w4")
     assert second.worker_heartbeat("w4", host="h", pid=2, accounts=(), lease_seconds=LEASE) == set()
     assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w3"]
