@@ -23,6 +23,7 @@ visible (the flow of confirmations has stopped: one read gets them all), or the 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,11 +76,31 @@ def shown_on(rt: Runtime, raw_order: dict | None, package: Package) -> bool:
     """
     if not raw_order:
         return False
-    if confirms_itself(rt, package) or confirmed_by_feed(rt, package):
-        return any(p.get("trackingNumber") == package.tracking_number
+    if confirms_itself(rt, package):
+        return any(isinstance(p, dict) and p.get("trackingNumber") == package.tracking_number
                    for p in raw_order.get("packages") or [])
+    if confirmed_by_feed(rt, package):  # a feed applies line by line: every item must have landed
+        return any(isinstance(p, dict) and p.get("trackingNumber") == package.tracking_number
+                   and holds_items(p, package) for p in raw_order.get("packages") or [])
     on_amazon = package_from_api(raw_order, package.package_ref)
     return bool(on_amazon) and on_amazon.get("trackingNumber") == package.tracking_number
+
+
+def holds_items(on_amazon: dict, package: Package) -> bool:
+    """Does Amazon's package list each of our package's items, at least in our quantity? When it
+    lists none (the field is optional), the tracking number alone decides."""
+    listed = on_amazon.get("packageItems")
+    if not isinstance(listed, list) or not listed:
+        return True
+    shown: Counter[str] = Counter()
+    for item in listed:
+        if isinstance(item, dict):
+            try:
+                shown[str(item.get("orderItemId"))] += int(item.get("quantity") or 0)
+            except (TypeError, ValueError):
+                continue
+    return all(shown[str(item.get("order_item_id"))] >= int(item.get("quantity") or 0)
+               for item in package.items)
 
 
 def verify_if_shown(rt: Runtime, raw_order: dict | None, package: Package, expect: PackageState) -> bool:
