@@ -281,9 +281,11 @@ def _rows(rt: Runtime, order: Order, package: Package) -> list[FeedRow]:
 
 def document_for(rt: Runtime, feed: FeedRecord) -> bytes:
     """The feed's document, rebuilt from the ledger (the same lines after a restart: the ship date
-    was stored with the claim)."""
+    was stored with the claim), without the members left out of it (:func:`_leave_out_moved`)."""
     rows: list[FeedRow] = []
     for member in rt.ledger.feed_members(feed.id):
+        if member.result:
+            continue
         package = rt.ledger.get_package(member.package_id)
         record = rt.ledger.get_order(package.order_id, with_pii=False) if package else None
         if package is None or record is None:
@@ -319,10 +321,28 @@ def _submit(rt: Runtime, feeds: FeedsClient, feed: FeedRecord | None) -> None:
         _submit_now(rt, feeds, current)
 
 
+def _leave_out_moved(rt: Runtime, feed: FeedRecord) -> FeedRecord | None:
+    """The feed without the packages voided, held or moved by a person since the claim: they are
+    given back before the document is built, never sent (as :func:`_give_up` would: unknown once
+    a createFeed may have gone through). None: no package is left to send."""
+    left = rt.ledger.leave_out_of_feed(feed.id, result="unknown" if feed.state == "UPLOADED" else "retry")
+    if not left:
+        return feed
+    log.info("account %s: feed %d: left out before submission: %s", feed.account, feed.id,
+             ", ".join(f"{n} {k}" for k, n in sorted(left.items())))
+    current = rt.ledger.get_feed_record(feed.id)
+    return current if current is not None and current.state in UNSUBMITTED_FEED_STATES else None
+
+
 def _submit_now(rt: Runtime, feeds: FeedsClient, feed: FeedRecord) -> None:
     state = _state(rt)
     feed_id = None
     try:
+        trimmed = _leave_out_moved(rt, feed)
+        if trimmed is None:  # every package left it: nothing to send, the feed is FAILED
+            state.failures.pop(feed.id, None)
+            return
+        feed = trimmed
         document = document_for(rt, feed)
         created = feeds.create_feed_document()
         feeds.upload(created["url"], document)

@@ -32,6 +32,8 @@ OPEN_FEED_STATES = (*UNSUBMITTED_FEED_STATES, "SUBMITTED")
 # what a settled package became: accepted (CONFIRMED), unknown (CONFIRMED, read back to decide),
 # rejected (LABELED, order held), retry (LABELED, order due again), skipped (moved by someone else)
 RESULTS = ("accepted", "unknown", "rejected", "retry", "skipped")
+# an order in one of these must not be confirmed by a feed that is still to be (re)submitted
+_NOT_TO_SEND = {OrderState.HELD.value, OrderState.VOIDED.value, OrderState.CANCELLED.value}
 _UNHOLDABLE = {OrderState.CANCELLED.value, OrderState.VERIFIED.value, OrderState.VOIDED.value}
 
 
@@ -175,6 +177,58 @@ class FeedStore:
                 return 0, []
             conn.execute("UPDATE feeds SET rows_total = ? WHERE id = ?", (row - 1, feed_row_id))
         return feed_row_id, members
+
+    def leave_out_of_feed(self, feed_row_id: int, *, result: str) -> dict[str, int]:
+        """Before a feed not yet submitted is (re)submitted: every member whose package is no longer
+        CONFIRMING (``skipped``) or whose order was held, voided or cancelled since the claim (its
+        package moved on by ``result``, as :meth:`settle_feed` would) leaves the feed, and the rows
+        of the others are numbered again; with none left the feed is FAILED. One transaction;
+        returns the count per result (empty: nobody left, or the feed was submitted)."""
+        counts: dict[str, int] = {}
+        with self._write() as conn:
+            now = self._now()
+            feed = conn.execute("SELECT state FROM feeds WHERE id = ?", (feed_row_id,)).fetchone()
+            if feed is None or feed["state"] not in UNSUBMITTED_FEED_STATES:
+                return {}
+            members = conn.execute(
+                "SELECT fp.package_id, fp.first_row, fp.last_row, p.state AS package_state,"
+                " o.state AS order_state FROM feed_packages fp JOIN packages p ON p.id = fp.package_id"
+                " JOIN orders o ON o.order_id = p.order_id WHERE fp.feed_row_id = ? AND fp.result = ''"
+                " ORDER BY fp.first_row",
+                (feed_row_id,),
+            ).fetchall()
+            row = 1
+            for member in members:
+                package_id, rows = int(member["package_id"]), member["last_row"] - member["first_row"] + 1
+                if member["package_state"] == PackageState.CONFIRMING.value and (
+                    member["order_state"] not in _NOT_TO_SEND
+                ):
+                    if member["first_row"] != row:
+                        conn.execute(
+                            "UPDATE feed_packages SET first_row = ?, last_row = ?"
+                            " WHERE feed_row_id = ? AND package_id = ?",
+                            (row, row + rows - 1, feed_row_id, package_id),
+                        )
+                    row += rows
+                    continue
+                error = (f"left out of feed {feed_row_id} before it was submitted: the order is "
+                         f"{member['order_state']}, the package {member['package_state']}")
+                outcome = FeedOutcome(package_id, result, error)
+                settled = self._settle_package(conn, feed_row_id, outcome, now, None)
+                counts[settled] = counts.get(settled, 0) + 1
+                conn.execute(
+                    "UPDATE feed_packages SET result = ?, error = ? WHERE feed_row_id = ? AND package_id = ?",
+                    (settled, error, feed_row_id, package_id),
+                )
+            if counts and row == 1:
+                conn.execute(
+                    "UPDATE feeds SET state = 'FAILED', rows_total = 0, done_at = ?, summary = ?"
+                    " WHERE id = ?",
+                    (now, "every package left the feed before it was submitted", feed_row_id),
+                )
+            elif counts:
+                conn.execute("UPDATE feeds SET rows_total = ? WHERE id = ?", (row - 1, feed_row_id))
+        return counts
 
     def feed_backlog(self, account: str, states: Sequence[OrderState]) -> tuple[int, datetime | None]:
         """How many of the account's orders are in ``states``, and the earliest ship-by among them."""

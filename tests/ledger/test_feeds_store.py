@@ -158,3 +158,36 @@ def test_a_parked_order_waits_until_its_time_and_a_state_change_wakes_it(ledger)
     ledger.advance(ledger.get_package(b.id), PackageState.CONFIRMING, PackageState.CONFIRMED,
                    OrderState.CONFIRMED)
     assert b.order_id in {k.order_id for k in ledger.schedule([OrderState.CONFIRMED], due_before=now)}
+
+
+def test_a_package_moved_or_held_before_submission_leaves_the_feed_and_the_rows_close_up(ledger):
+    a, b, c, d = (labeled(ledger, f"111-0000000-000003{n}") for n in range(4))
+    feed_row, _ = ledger.claim_feed(
+        "acme", "POST_FLAT_FILE_FULFILLMENT_DATA", ["ATVPDKIKX0DER"], [(a, 1), (b, 2), (c, 1), (d, 2)],
+        shipped_at=SHIP,
+    )
+    ledger.advance(ledger.get_package(a.id), PackageState.CONFIRMING, PackageState.VOIDING)  # a void
+    ledger.hold(b.order_id, "manual", "do not ship")
+    assert ledger.leave_out_of_feed(feed_row, result="retry") == {"skipped": 1, "retry": 1}
+    assert ledger.get_package(b.id).state is PackageState.LABELED and not ledger.in_open_feed(b.id)
+    record = ledger.get_order(b.order_id)
+    assert (record.state, record.hold_reason, record.held_from) == (
+        OrderState.HELD, "manual", OrderState.LABELED)
+    assert ledger.get_package(a.id).state is PackageState.VOIDING
+    left = [(m.package_id, m.first_row, m.last_row) for m in ledger.feed_members(feed_row) if not m.result]
+    assert left == [(c.id, 1, 1), (d.id, 2, 3)]
+    assert ledger.get_feed_record(feed_row).rows_total == 3
+    assert ledger.leave_out_of_feed(feed_row, result="retry") == {}  # nothing more to leave out
+    # a feed submitted is left as it is; one no package is left in ends FAILED
+    ledger.hold(c.order_id, "manual", "do not ship")
+    ledger.feed_uploaded(feed_row, "doc-1")
+    ledger.feed_submitted(feed_row, "50001")
+    assert ledger.leave_out_of_feed(feed_row, result="retry") == {}
+    other, _ = ledger.claim_feed("acme", "POST_FLAT_FILE_FULFILLMENT_DATA", ["ATVPDKIKX0DER"],
+                                 [(labeled(ledger, "111-0000000-0000040"), 1)], shipped_at=SHIP)
+    ledger.feed_uploaded(other, "doc-2")
+    ledger.hold("111-0000000-0000040", "manual", "do not ship")
+    assert ledger.leave_out_of_feed(other, result="unknown") == {"unknown": 1}
+    assert ledger.get_feed_record(other).state == "FAILED"
+    assert ledger.get_package(ledger.feed_members(other)[0].package_id).state is PackageState.CONFIRMED
+    assert [f.id for f in ledger.feeds("acme", open_only=True)] == [feed_row]
