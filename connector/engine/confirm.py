@@ -17,7 +17,7 @@ from ..amazon.errors import AlreadyShippedError, InvalidInputError, SpApiError
 from ..amazon.mapping import confirm_shipment_body
 from ..holds import HoldReason
 from ..kit.carrier import CarrierSpec
-from ..ledger import OrderRecord, OrderState, Package, PackageState
+from ..ledger import OrderRecord, OrderState, Package, PackageState, StaleStateError
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from ..rules import amazon_carrier_code
@@ -74,6 +74,8 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     if in_open_feed(rt, package):  # a feed holds the claim: its processing report decides
         park_for_feed(rt, order.order_id)
         return Outcome.REST
+    if package.state == PackageState.CONFIRMING:
+        _still_as_read(rt, package)
     if not order.confirms_on_amazon:  # the ERP's label for another channel, or one it confirms itself
         rt.ledger.advance(package, PackageState.LABELED, PackageState.ISSUED, order_state=OrderState.ISSUED,
                           shipped_at=package.shipped_at or utcnow())
@@ -105,6 +107,17 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     finally:
         if lane is not None:
             lane.leave()
+
+
+def _still_as_read(rt: Runtime, package: Package) -> None:
+    """Raise StaleStateError unless the CONFIRMING package is still the claim read: a feed settled
+    since (a refused line: LABELED, the order held) or claimed it again is not this worker's to
+    send. Checked after :func:`in_open_feed`: a package in no open feed then cannot move on."""
+    current = rt.ledger.get_package(package.id)
+    if current is None or (current.state, current.confirm_attempts) != (package.state,
+                                                                         package.confirm_attempts):
+        raise StaleStateError(f"package {package.package_ref} of order {package.order_id} moved on since "
+                              f"it was read (now {current.state.value if current else 'gone'})")
 
 
 def _confirmation(order: Order, package: Package, spec: CarrierSpec, carrier_code: str) -> dict[str, Any]:

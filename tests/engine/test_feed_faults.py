@@ -83,3 +83,35 @@ def test_a_package_voided_or_held_before_its_feed_is_submitted_is_left_out_of_it
         assert rt.ledger.get_package(held.id).state is PackageState.LABELED
     finally:
         rt.close()
+
+
+def test_a_worker_holding_a_package_a_feed_settles_meanwhile_does_not_send_it(world):
+    """The feeds thread settles the feed (its line refused: the package LABELED, the order held)
+    between an order worker's read of the CONFIRMING package and its in_open_feed() check."""
+    w, rt = labeled_world(world)
+    try:
+        labeled = rt.ledger.orders([OrderState.LABELED])
+        w.sandbox.servers["spapi"].emulator.feeds.reject_orders = {
+            r.order_id: {"code": "18028", "message": "incomplete"} for r in labeled}
+        feeds_mod.run_feeds(rt)
+        feed = rt.ledger.feeds("demo-na")[0]
+        assert feed.state == "SUBMITTED"
+        target = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id).order_id
+        advance(w, 5)
+        feeds_mod._state(rt).checked.clear()
+        in_open_feed = rt.ledger.in_open_feed
+
+        def settled_first(package_id):
+            rt.ledger.in_open_feed = in_open_feed
+            feeds_mod.run_feeds(rt)  # the feeds thread, right now
+            return in_open_feed(package_id)
+
+        rt.ledger.in_open_feed = settled_first
+        drive(rt, target, lambda: False, 1)  # one step of the order's worker
+        assert rt.ledger.in_open_feed == in_open_feed, "the feed was never checked"
+        record = rt.ledger.get_order(target)
+        assert (record.state, record.hold_reason) == (OrderState.HELD, "amazon_rejected")
+        assert rt.ledger.open_package(target).state is PackageState.LABELED
+        assert target not in w.state("spapi")["confirmations"]
+    finally:
+        rt.close()
