@@ -185,6 +185,9 @@ class FeedsSettings(Settings):
         "poll_seconds": {"type": "number", "minimum": 0, "default": 30,
                          "description": "getFeed for an open feed at most this often"},
         "max_submit_attempts": {"type": "integer", "minimum": 1, "default": 5},
+        "pause_after_give_up_seconds": {"type": "number", "minimum": 0, "default": 900,
+                                        "description": "after a feed is given up, the account starts no "
+                                                       "feed this long: confirmShipment confirms"},
         "first_record_number": {"type": "integer", "minimum": 0, "default": 1,
                                 "description": "the report's original-record-number of the first data line"},
         "retry_error_codes": {"type": "array", "items": {"type": "string"}, "default": [],
@@ -198,6 +201,7 @@ class FeedsSettings(Settings):
     max_open_feeds: int
     poll_seconds: float
     max_submit_attempts: int
+    pause_after_give_up_seconds: float
     first_record_number: int
     retry_error_codes: tuple[str, ...]
 

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..amazon.errors import SpApiError, looks_already_shipped
 from ..amazon.feeds import (
@@ -72,6 +72,7 @@ class _FeedsState:
     decided: set[str] = field(default_factory=set)  # accounts a feeds pass has looked at
     checked: dict[int, float] = field(default_factory=dict)  # feed row -> monotonic time of the last getFeed
     failures: dict[int, int] = field(default_factory=dict)  # feed row -> failed submissions in this process
+    paused: dict[str, datetime] = field(default_factory=dict)  # account -> no new feed before then
     clients: dict[str, FeedsClient] = field(default_factory=dict)
 
 
@@ -165,7 +166,8 @@ def confirm_by_feed(rt: Runtime, account: Account) -> int:
     moved = _follow(rt, feeds, account)
     state = _state(rt)
     state.decided.add(account.name)
-    if not wants_feeds(rt, account):
+    paused = state.paused.get(account.name)
+    if (paused is not None and utcnow() < paused) or not wants_feeds(rt, account):
         state.feeding.discard(account.name)
         return moved
     state.feeding.add(account.name)
@@ -378,19 +380,49 @@ def _submit_now(rt: Runtime, feeds: FeedsClient, feed: FeedRecord) -> None:
 
 
 def _give_up(rt: Runtime, feed: FeedRecord, why: str) -> None:
-    """No feed could be created: the packages go back to LABELED -- unless a createFeed may have
-    gone through (the feed was uploaded), then the verify step reads them back."""
-    result = "unknown" if feed.state == "UPLOADED" else "retry"
+    """No feed could be created: the packages go back to LABELED -- held ``retries_exhausted`` once
+    claimed ``engine.max_attempts`` times -- unless a createFeed may have gone through (the feed was
+    uploaded), then the verify step reads them back. The account starts no feed for
+    ``pause_after_give_up_seconds``: a refusal that never clears must not keep its orders from
+    confirmShipment."""
     error = f"feed {feed.id} could not be submitted: {why}"[:500]
+    if feed.state == "UPLOADED":
+        outcomes = [FeedOutcome(m.package_id, "unknown", error) for m in rt.ledger.feed_members(feed.id)]
+    else:
+        outcomes = [_given_back(rt, m.package_id, error) for m in rt.ledger.feed_members(feed.id)]
     counts = rt.ledger.settle_feed(
         feed.id,
-        [FeedOutcome(m.package_id, result, error) for m in rt.ledger.feed_members(feed.id)],
+        outcomes,
         state="FAILED",
         summary=error,
         confirmed_rests_for=rt.engine.verify_grace,  # its verify step would only wait
     )
-    _state(rt).failures.pop(feed.id, None)
-    log.warning("account %s: feed %d given up: %s", feed.account, feed.id, counts)
+    held = counts.get("rejected", 0)
+    if held:
+        rt.counters.add("held", held)
+    state = _state(rt)
+    state.failures.pop(feed.id, None)
+    pause = rt.config.amazon.feeds.pause_after_give_up_seconds
+    state.paused[feed.account] = utcnow() + timedelta(seconds=pause)
+    state.feeding.discard(feed.account)
+    log.warning("account %s: feed %d given up: %s; no new feed for %.0f s", feed.account, feed.id, counts,
+                pause)
+
+
+def _given_back(rt: Runtime, package_id: int, error: str) -> FeedOutcome:
+    """A package of a feed never submitted: LABELED again, or held once its confirmation was claimed
+    ``engine.max_attempts`` times (as a line refused with a retry code is, :func:`_outcome`)."""
+    package = rt.ledger.get_package(package_id)
+    if package is None or package.confirm_attempts < rt.engine.max_attempts:
+        return FeedOutcome(package_id, "retry", error)
+    return FeedOutcome(
+        package_id,
+        "rejected",
+        error,
+        HoldReason.RETRIES_EXHAUSTED.value,
+        f"order {package.order_id}: its confirmation was claimed {package.confirm_attempts} times; the "
+        f"last time {error}",
+    )
 
 
 # -- following ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.amazon.errors import TransientError
+from connector.amazon.errors import AuthError, TransientError
 from connector.amazon.feeds import FeedsClient
 from connector.engine import feeds as feeds_mod
 from connector.engine.loop import drive
@@ -17,10 +17,11 @@ from ..e2e.helpers import advance, feeds_config, ingest_all
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 
-def labeled_world(world, orders: int = 40, **feeds):
+def labeled_world(world, orders: int = 40, engine: dict | None = None, **feeds):
     """A world confirming by feed at once, its shippable orders LABELED."""
     config = feeds_config(orders)
     config["amazon"]["feeds"].update(batch_wait_seconds=0, **feeds)
+    config["engine"].update(engine or {})
     w = world(config)
     rt = w.runtime()
     ingest_all(rt)
@@ -113,5 +114,51 @@ def test_a_worker_holding_a_package_a_feed_settles_meanwhile_does_not_send_it(wo
         assert (record.state, record.hold_reason) == (OrderState.HELD, "amazon_rejected")
         assert rt.ledger.open_package(target).state is PackageState.LABELED
         assert target not in w.state("spapi")["confirmations"]
+    finally:
+        rt.close()
+
+
+def test_a_submission_refused_for_good_gives_the_account_back_to_confirm_shipment(world, monkeypatch):
+    """createFeedDocument answers 403 every time (no feeds role): once its feed is given up, the
+    account starts no feed for a while and its orders are confirmed one by one meanwhile."""
+    w, rt = labeled_world(world, max_submit_attempts=2)
+    try:
+        failing(monkeypatch, "create_feed_document",
+                AuthError("Access to requested resource is denied.", status=403, code="Unauthorized"))
+        labeled = [r.order_id for r in rt.ledger.orders([OrderState.LABELED])]
+        for _ in range(6):
+            feeds_mod.run_feeds(rt)
+            for order_id in labeled:  # the order workers
+                rt.ledger.clear_deferral(order_id)
+                drive(rt, order_id, lambda: False, 3)
+            advance(w, 2)
+        feeds = rt.ledger.feeds()
+        assert feeds and {f.state for f in feeds} == {"FAILED"}
+        assert len(feeds) == len({f.account for f in feeds}), "a new feed was claimed during the pause"
+        confirmed = w.state("spapi")["confirmations"]
+        assert labeled and all(order_id in confirmed for order_id in labeled)
+        assert {rt.ledger.get_order(o).state for o in labeled} <= {OrderState.CONFIRMED, OrderState.VERIFIED}
+    finally:
+        rt.close()
+
+
+def test_packages_of_feeds_never_submitted_are_held_after_max_attempts_claims(world, monkeypatch):
+    w, rt = labeled_world(world, engine={"max_attempts": 2}, max_submit_attempts=1)
+    try:
+        failing(monkeypatch, "create_feed_document",
+                AuthError("Access to requested resource is denied.", status=403, code="Unauthorized"))
+        feeds_mod.run_feeds(rt)  # claimed once, given up: back to LABELED
+        [first] = rt.ledger.feeds("demo-na")
+        members = [m.package_id for m in rt.ledger.feed_members(first.id)]
+        assert {rt.ledger.get_package(p).state for p in members} == {PackageState.LABELED}
+        advance(w, 901)  # the account's pause after a give-up is over
+        feeds_mod.run_feeds(rt)  # claimed again, given up: held
+        for package_id in members:
+            package = rt.ledger.get_package(package_id)
+            record = rt.ledger.get_order(package.order_id)
+            assert package.state is PackageState.LABELED and package.confirm_attempts == 2
+            assert (record.state, record.hold_reason) == (OrderState.HELD, "retries_exhausted")
+            assert "could not be submitted" in record.hold_message and "403" in record.hold_message
+        assert not w.state("spapi")["confirmations"]
     finally:
         rt.close()
