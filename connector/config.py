@@ -185,6 +185,9 @@ class FeedsSettings(Settings):
         "poll_seconds": {"type": "number", "minimum": 0, "default": 30,
                          "description": "getFeed for an open feed at most this often"},
         "max_submit_attempts": {"type": "integer", "minimum": 1, "default": 5},
+        "max_read_attempts": {"type": "integer", "minimum": 1, "default": 10,
+                              "description": "failed reads of a submitted feed's status or report before "
+                                             "its packages are read back from the orders instead"},
         "pause_after_give_up_seconds": {"type": "number", "minimum": 0, "default": 900,
                                         "description": "after a feed is given up, the account starts no "
                                                        "feed this long: confirmShipment confirms"},
@@ -201,6 +204,7 @@ class FeedsSettings(Settings):
     max_open_feeds: int
     poll_seconds: float
     max_submit_attempts: int
+    max_read_attempts: int
     pause_after_give_up_seconds: float
     first_record_number: int
     retry_error_codes: tuple[str, ...]

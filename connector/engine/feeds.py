@@ -71,7 +71,7 @@ class _FeedsState:
     feeding: set[str] = field(default_factory=set)  # accounts confirming by feed this pass
     decided: set[str] = field(default_factory=set)  # accounts a feeds pass has looked at
     checked: dict[int, float] = field(default_factory=dict)  # feed row -> monotonic time of the last getFeed
-    failures: dict[int, int] = field(default_factory=dict)  # feed row -> failed submissions in this process
+    failures: dict[int, int] = field(default_factory=dict)  # feed row -> failed submissions/reads here
     paused: dict[str, datetime] = field(default_factory=dict)  # account -> no new feed before then
     clients: dict[str, FeedsClient] = field(default_factory=dict)
 
@@ -436,7 +436,10 @@ def _follow(rt: Runtime, feeds: FeedsClient, account: Account) -> int:
         with _only_here(rt, listed) as feed:
             if feed is None or feed.state not in OPEN_FEED_STATES:
                 continue  # another worker has it in hand, or it was settled since the list was read
-            step = _follow_one(rt, feeds, account, feed)
+            try:
+                step = _follow_one(rt, feeds, account, feed)
+            except (SpApiError, ValueError) as exc:  # this feed's trouble: the others are still followed
+                step = _not_read(rt, feed, exc)
         if step is None:
             break
         moved += step
@@ -484,7 +487,33 @@ def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRec
     crashpoint("before_feed_settle")
     moved = _settle(rt, feed, processing, report)
     state.checked.pop(feed.id, None)
+    state.failures.pop(feed.id, None)
     return moved
+
+
+def _not_read(rt: Runtime, feed: FeedRecord, exc: Exception) -> int:
+    """A submitted feed whose status or report could not be read: polled again after
+    ``poll_seconds``; after ``max_read_attempts`` failures its packages are CONFIRMED as unknown and
+    the verify step decides (a report that can never be read must not hold them for ever)."""
+    state = _state(rt)
+    state.checked[feed.id] = time.monotonic()
+    failures = state.failures[feed.id] = state.failures.get(feed.id, 0) + 1
+    log.warning("account %s: feed %s not read (%d failure(s)): %s", feed.account, feed.feed_id, failures, exc)
+    if failures < rt.config.amazon.feeds.max_read_attempts:
+        return 0
+    why = f"feed {feed.feed_id} could not be read {failures} times ({exc}); reading the orders back"[:500]
+    counts = rt.ledger.settle_feed(
+        feed.id,
+        [FeedOutcome(m.package_id, "unknown", why) for m in rt.ledger.feed_members(feed.id)],
+        state="FAILED",
+        processing_status=feed.processing_status,
+        summary=why,
+        confirmed_rests_for=rt.engine.verify_grace,  # its verify step would only wait
+    )
+    state.failures.pop(feed.id, None)
+    state.checked.pop(feed.id, None)
+    log.warning("account %s: feed %s given up: %s", feed.account, feed.feed_id, counts)
+    return sum(counts.values())
 
 
 def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingReport | None) -> int:

@@ -162,3 +162,45 @@ def test_packages_of_feeds_never_submitted_are_held_after_max_attempts_claims(wo
         assert not w.state("spapi")["confirmations"]
     finally:
         rt.close()
+
+
+def test_a_feed_whose_report_cannot_be_read_holds_up_neither_the_others_nor_its_packages(world, monkeypatch):
+    w, rt = labeled_world(world, max_rows=3, max_open_feeds=5, max_read_attempts=3)
+    try:
+        feeds_mod.run_feeds(rt)
+        feeds_mod.run_feeds(rt)
+        first, second = rt.ledger.feeds("demo-na")[:2]
+        assert (first.state, second.state) == ("SUBMITTED", "SUBMITTED")
+        get_feed, get_feed_document = FeedsClient.get_feed, FeedsClient.get_feed_document
+        unreadable = set()
+
+        def reading(self, feed_id):
+            status = get_feed(self, feed_id)
+            if feed_id == first.feed_id and status.get("resultFeedDocumentId"):
+                unreadable.add(status["resultFeedDocumentId"])
+            return status
+
+        def document(self, document_id):
+            if document_id in unreadable:
+                raise TransientError("the report is not valid gzip", operation="downloadFeedDocument")
+            return get_feed_document(self, document_id)
+
+        monkeypatch.setattr(FeedsClient, "get_feed", reading)
+        monkeypatch.setattr(FeedsClient, "get_feed_document", document)
+        advance(w, 60)
+        feeds_mod._state(rt).checked.clear()
+        feeds_mod.run_feeds(rt)
+        assert rt.ledger.get_feed_record(first.id).state == "SUBMITTED"  # tried again later
+        assert rt.ledger.get_feed_record(second.id).state == "DONE"
+        assert len(rt.ledger.feeds("demo-na")) > 2, "no new feed while one could not be read"
+        for _ in range(2):
+            advance(w, 60)
+            feeds_mod._state(rt).checked.clear()
+            feeds_mod.run_feeds(rt)
+        failed = rt.ledger.get_feed_record(first.id)
+        assert failed.state == "FAILED" and "could not be read 3 times" in failed.summary
+        members = rt.ledger.feed_members(first.id)
+        assert {m.result for m in members} == {"unknown"}
+        assert {rt.ledger.get_package(m.package_id).state for m in members} == {PackageState.CONFIRMED}
+    finally:
+        rt.close()
