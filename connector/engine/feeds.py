@@ -262,7 +262,10 @@ def _batch(rt: Runtime, account: Account) -> list[tuple[Order, Package]]:
 
 
 def _rows(rt: Runtime, order: Order, package: Package) -> list[FeedRow]:
-    spec = rt.carrier_specs[package.carrier]
+    spec = rt.carrier_specs.get(package.carrier)
+    if spec is None:  # taken out of the configuration since the claim: a failed submission
+        raise RuntimeError(f"carrier {package.carrier!r} of package {package.package_ref} of order "
+                           f"{order.order_id} is no longer configured")
     code = amazon_carrier_code(spec, rt.site_rules.get(order.site), order.site) or ""
     service = spec.service(package.service)
     method = (service.amazon_shipping_method or service.name) if service else ""

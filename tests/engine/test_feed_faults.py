@@ -204,3 +204,25 @@ def test_a_feed_whose_report_cannot_be_read_holds_up_neither_the_others_nor_its_
         assert {rt.ledger.get_package(m.package_id).state for m in members} == {PackageState.CONFIRMED}
     finally:
         rt.close()
+
+
+def test_a_carrier_taken_out_of_the_configuration_counts_as_a_failed_submission(world, monkeypatch, caplog):
+    w, rt = labeled_world(world, max_submit_attempts=2)
+    try:
+        fail = failing(monkeypatch, "create_feed_document",
+                       TransientError("HTTP 503", status=503, operation="createFeedDocument"))
+        feeds_mod.run_feeds(rt)
+        fail[0] = False
+        feed = rt.ledger.feeds("demo-na")[0]
+        members = rt.ledger.feed_members(feed.id)
+        carrier = rt.ledger.get_package(members[0].package_id).carrier
+        del rt.carrier_specs[carrier]  # the configuration no longer has it (a restart)
+        for _ in range(3):
+            feeds_mod.run_feeds(rt)
+            advance(w, 5)
+        feed = rt.ledger.get_feed_record(feed.id)
+        assert feed.state == "FAILED" and f"carrier {carrier!r}" in feed.summary
+        assert {rt.ledger.get_package(m.package_id).state for m in members} == {PackageState.LABELED}
+        assert not [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    finally:
+        rt.close()
