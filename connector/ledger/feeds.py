@@ -473,17 +473,26 @@ class FeedStore:
         return outcome.result
 
     def _hold_in(self, conn: Any, order_id: str, reason: str, message: str, now: str) -> None:
-        """Hold the order inside the caller's transaction (what ``hold`` does in its own)."""
+        """Hold the order inside the caller's transaction (what ``hold`` does in its own). An order
+        held already keeps its hold (an operator's, say: a release for this reason must not end
+        it); its message gains this one."""
         reason = parse_hold_reason(reason).value
-        row = self._order_row(conn, order_id, "state, held_from")
+        row = self._order_row(conn, order_id, "state, hold_message")
         state = row["state"]
         if state in _UNHOLDABLE:
             return
-        held_from = row["held_from"] if state == OrderState.HELD.value else state
+        if state == OrderState.HELD.value:
+            note = f"{reason}: {message}" if message else reason
+            conn.execute(
+                "UPDATE orders SET hold_message = ?, updated_at = ? WHERE order_id = ?",
+                (f"{row['hold_message']}; {note}" if row["hold_message"] else note, now, order_id),
+            )
+            self._transition(conn, order_id, None, now, state, state, f"while held: {note}")
+            return
         conn.execute(
             "UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
             " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
-            (OrderState.HELD.value, reason, message, held_from, now, order_id),
+            (OrderState.HELD.value, reason, message, state, now, order_id),
         )
         self._transition(
             conn,

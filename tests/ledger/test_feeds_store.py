@@ -191,3 +191,22 @@ def test_a_package_moved_or_held_before_submission_leaves_the_feed_and_the_rows_
     assert ledger.get_feed_record(other).state == "FAILED"
     assert ledger.get_package(ledger.feed_members(other)[0].package_id).state is PackageState.CONFIRMED
     assert [f.id for f in ledger.feeds("acme", open_only=True)] == [feed_row]
+
+
+def test_a_refused_line_keeps_the_hold_an_order_has_and_adds_to_its_message(ledger):
+    """An operator's hold placed while the package sat in the feed is not replaced by
+    amazon_rejected (a release of every amazon_rejected order must not end it)."""
+    a = labeled(ledger, "111-0000000-0000050")
+    feed_row, _ = ledger.claim_feed(
+        "acme", "POST_FLAT_FILE_FULFILLMENT_DATA", ["ATVPDKIKX0DER"], [(a, 1)], shipped_at=SHIP
+    )
+    ledger.hold(a.order_id, "manual", "fraud check: do not ship")
+    ledger.feed_uploaded(feed_row, "doc-1")
+    ledger.feed_submitted(feed_row, "50001")
+    outcome = FeedOutcome(a.id, "rejected", "record 1: 18028", "amazon_rejected", "refused in 50001")
+    assert ledger.settle_feed(feed_row, [outcome]) == {"rejected": 1}
+    record = ledger.get_order(a.order_id)
+    assert (record.state, record.hold_reason, record.held_from) == (
+        OrderState.HELD, "manual", OrderState.LABELED)
+    assert record.hold_message == "fraud check: do not ship; amazon_rejected: refused in 50001"
+    assert ledger.get_package(a.id).state is PackageState.LABELED
