@@ -166,6 +166,7 @@ class ProcessingReport:
     processed: int | None = None
     successful: int | None = None
     results: list[RowResult] = field(default_factory=list)
+    unplaced: list[str] = field(default_factory=list)  # errors that name no record (the whole file's)
 
     def errors_by_record(self) -> dict[int, list[RowResult]]:
         out: dict[int, list[RowResult]] = {}
@@ -209,6 +210,10 @@ def parse_processing_report(content: bytes) -> ProcessingReport:
         try:
             record = int(row.get("original-record-number", ""))
         except ValueError:
+            record = 0
+        if record < 1:  # no record of ours: kept, it may say that none was processed
+            if row.get("error-code") or row.get("error-message"):
+                report.unplaced.append(f"{row.get('error-code', '')} {row.get('error-message', '')}".strip())
             continue
         report.results.append(
             RowResult(

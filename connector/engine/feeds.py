@@ -521,7 +521,7 @@ def _not_read(rt: Runtime, feed: FeedRecord, exc: Exception) -> int:
 
 def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingReport | None) -> int:
     settings = rt.config.amazon.feeds
-    members = rt.ledger.feed_members(feed.id)
+    members = [m for m in rt.ledger.feed_members(feed.id) if not m.result]  # not left out before submission
     outcomes: list[FeedOutcome] = []
     if processing == "CANCELLED":  # nothing was processed
         outcomes = [FeedOutcome(m.package_id, "retry", f"feed {feed.feed_id} was cancelled") for m in members]
@@ -546,6 +546,7 @@ def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingRe
                 for e in errors.get(row + offset, [])
             ]
             outcomes.append(_outcome(rt, feed, member.package_id, found))
+        outcomes = _unless_contradicted(feed, members, outcomes, report)
     counts = rt.ledger.settle_feed(
         feed.id,
         outcomes,
@@ -565,6 +566,22 @@ def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingRe
         ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "already settled",
     )
     return sum(counts.values())
+
+
+def _unless_contradicted(feed: FeedRecord, members: list, outcomes: list[FeedOutcome],
+                         report: ProcessingReport) -> list[FeedOutcome]:
+    """Lines with no error of their own are accepted -- unless the report says otherwise: an error
+    naming no line (the file's), or fewer records successful than lines left without an error.
+    Then they are read back from the orders (``unknown``), with the report's words kept."""
+    rows = {m.package_id: m.last_row - m.first_row + 1 for m in members}
+    clean = sum(rows[o.package_id] for o in outcomes if o.result == "accepted")
+    short = report.successful is not None and report.successful < clean
+    if not (report.unplaced or short):
+        return outcomes
+    why = (f"feed {feed.feed_id}: the report counts {report.successful} record(s) successful of {clean} "
+           "with no error" if short else f"feed {feed.feed_id}: the report has errors for no record")
+    why = "; ".join([why, *report.unplaced])[:400] + "; reading the orders back"
+    return [FeedOutcome(o.package_id, "unknown", why) if o.result == "accepted" else o for o in outcomes]
 
 
 def _outcome(rt: Runtime, feed: FeedRecord, package_id: int, errors: Iterable) -> FeedOutcome:

@@ -226,3 +226,26 @@ def test_a_carrier_taken_out_of_the_configuration_counts_as_a_failed_submission(
         assert not [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
     finally:
         rt.close()
+
+
+REPORT_OF_NOTHING = (
+    b"Feed Processing Summary:\n\tNumber of records processed\t\t0\n\tNumber of records successful\t\t0\n\n"
+    b"original-record-number\torder-id\terror-code\terror-type\terror-message\n"
+    b"\t\t90001\tError\tThe file header is not valid for POST_FLAT_FILE_FULFILLMENT_DATA.\n")
+
+
+def test_a_report_that_says_nothing_succeeded_accepts_no_line(world, monkeypatch):
+    """An error for no line (the whole file's) and 0 records successful: the lines with no error
+    of their own are not accepted but read back from the orders, the report's words kept."""
+    w, rt = labeled_world(world)
+    try:
+        monkeypatch.setattr(FeedsClient, "download", lambda self, document: REPORT_OF_NOTHING)
+        feeds_mod.run_feeds(rt)
+        next_report(w, rt)
+        feed = rt.ledger.feeds("demo-na")[0]
+        members = rt.ledger.feed_members(feed.id)
+        assert members and {m.result for m in members} == {"unknown"}
+        assert all("90001" in m.error and "0 record(s) successful" in m.error for m in members)
+        assert feed.rows_accepted == 0
+    finally:
+        rt.close()
