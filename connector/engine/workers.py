@@ -146,7 +146,7 @@ class Membership:
             self._thread.join(timeout=10)
             self._thread = None
             try:
-                self.ledger.release_worker(self.worker_id)
+                self.ledger.release_worker(self.worker_id, lease_seconds=self.lease_seconds)
             except Exception as exc:  # noqa: BLE001 - they expire by themselves
                 log.warning("worker %s: could not hand its leases back: %s", self.worker_id, exc)
             with self._lock:

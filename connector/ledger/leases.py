@@ -38,6 +38,10 @@ from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
 
 OVERDUE_FRACTION = 0.5  # of the lease: a worker beats every third, so this one missed a heartbeat
+# A heartbeat or a release waits at most this share of the lease for the write lock: blocked (by a
+# frozen worker's transaction, until the server ends it) it fails and is tried again, instead of
+# hanging while every lease runs out, or holding a stopping worker.
+LOCK_WAIT_SHARE = 1 / 6
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ class LeaseStore:
         it owns until the next heartbeat is due."""
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
-        with self._write() as conn:
+        with self._write(lock_wait=lease_seconds * LOCK_WAIT_SHARE) as conn:
             moment = self.lease_now(conn)
             now, until = _ts(moment), _ts(moment + timedelta(seconds=lease_seconds))
             alive_since = _ts(moment - timedelta(seconds=lease_seconds))
@@ -157,9 +161,9 @@ class LeaseStore:
         heartbeat's age decides)."""
         return None
 
-    def release_worker(self, worker_id: str) -> None:
+    def release_worker(self, worker_id: str, *, lease_seconds: float) -> None:
         """A worker stopping: its leases end now (the others' next census sees them free)."""
-        with self._write() as conn:
+        with self._write(lock_wait=lease_seconds * LOCK_WAIT_SHARE) as conn:
             now = _ts(self.lease_now(conn))
             conn.execute("UPDATE account_leases SET worker_id = NULL, expires_at = ? WHERE worker_id = ?",
                          (now, worker_id))

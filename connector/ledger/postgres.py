@@ -43,11 +43,15 @@ from .sql import ConnectionHandle, SqlLedger
 WRITE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"mfn-connector ledger write").digest()[:8], "big",
                                 signed=True)
 CONNECT_TIMEOUT_S = 10
-# The liveness lock's connection is idle for the worker's whole life: TCP keepalives notice a peer
-# gone (about a minute), and tcp_user_timeout (ms) ends the heartbeat's probe on a half-open one
-# in 10 s instead of the system's ~15 minutes of retransmissions.
-LIVENESS_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
-                      "keepalives_count": 3, "tcp_user_timeout": 10_000}
+# On every connection: TCP keepalives notice a peer gone (about a minute) on an idle one (the
+# liveness lock's is idle for the worker's whole life), and tcp_user_timeout (ms) ends a statement
+# sent on a half-open one in 10 s instead of the system's ~15 minutes of retransmissions.
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+             "tcp_user_timeout": 10_000}
+# A write transaction sends its statements back to back (it never holds a network call), so a
+# session idle inside one this long is a worker frozen or cut off mid-step (SIGSTOP, a suspended
+# VM, a partition): the server ends it, and with it the write lock every heartbeat waits for.
+IDLE_IN_TRANSACTION_S = 5
 
 
 def _lock_key(key: str) -> int:
@@ -152,6 +156,12 @@ def _plain_url(url: str) -> str:
     return f"postgresql://{rest}" if sep and scheme.lower().startswith("postgres") else url
 
 
+def _server_options(url: str) -> str:
+    """The server settings of every connection, after those of the URL's own ``options``."""
+    own = conninfo_to_dict(url).get("options") or ""
+    return f"{own} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S * 1000}".strip()
+
+
 class PostgresLedger(SqlLedger):
     """:class:`~connector.ledger.base.Ledger` on a PostgreSQL database. Call :meth:`migrate` once."""
 
@@ -166,12 +176,11 @@ class PostgresLedger(SqlLedger):
         self._server_clock = clock is None  # leases on the server's clock unless a test sets one
         self._conn()  # fail fast: an unreachable server or a refused login is reported at start
 
-    def _connect(self, **options: Any) -> _Connection:
-        """A connection; ``options``: more libpq parameters (keepalives, say)."""
+    def _connect(self) -> _Connection:
         try:
             raw = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory,
                                   connect_timeout=CONNECT_TIMEOUT_S, application_name="mfn-connector",
-                                  **options)
+                                  options=_server_options(self.url), **KEEPALIVE)
         except psycopg.OperationalError as exc:
             # libpq's message names host and port but never the password
             raise ConnectionError(f"ledger {self.location}: cannot connect: "
@@ -209,7 +218,7 @@ class PostgresLedger(SqlLedger):
                 return True  # a session's advisory lock lasts as long as the session
             if held:
                 held.pop().close()
-            conn = self._connect(**LIVENESS_KEEPALIVE)
+            conn = self._connect()
             if not conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]:
                 conn.close()  # the dropped session lingers on the server: again at the next heartbeat
                 return False
@@ -253,12 +262,14 @@ class PostgresLedger(SqlLedger):
     def _json_field(column: str, key: str) -> str:
         return f"(NULLIF({column}, '')::json ->> '{key}')"  # JSON true/false come as 'true'/'false'
 
-    def _begin_write(self, conn: _Connection, scope: str | None) -> None:
+    def _begin_write(self, conn: _Connection, scope: str | None, lock_wait: float | None = None) -> None:
         if scope is None:
             lock = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
         else:
             lock = (f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY}),"
                     f" pg_advisory_xact_lock({_lock_key(f'write:{scope}')})")
+        if lock_wait is not None:  # a wait longer than this fails (LockNotAvailable) instead
+            lock = f"SET LOCAL lock_timeout = {max(1, round(lock_wait * 1000))}; {lock}"
         try:
             # One round trip for both: with no parameters psycopg sends the text as a simple query,
             # which may hold several statements (the keys are integers we computed, not input), and

@@ -155,10 +155,11 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         """A new connection for the calling thread (autocommit; rows readable by name and index)."""
         raise NotImplementedError
 
-    def _begin_write(self, conn: Any, scope: str | None) -> None:
+    def _begin_write(self, conn: Any, scope: str | None, lock_wait: float | None = None) -> None:
         """Start a write transaction holding the store's write lock: all of it, or with a
         ``scope`` (an order id, or another key of the rows it writes) at least as much as keeps
-        that scope's compare-and-sets whole."""
+        that scope's compare-and-sets whole. ``lock_wait``: at most this many seconds of waiting
+        for its locks, then a ``db_errors`` error (None: the store's own bound, if any)."""
         raise NotImplementedError
 
     @staticmethod
@@ -197,11 +198,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         return conn
 
     @contextmanager
-    def _write(self, scope: str | None = None) -> Iterator[Any]:
+    def _write(self, scope: str | None = None, *, lock_wait: float | None = None) -> Iterator[Any]:
         """One short write transaction holding the store's write lock from its first statement
-        (``scope``: the one order, or other key, it reads and writes; see the module's docstring)."""
+        (``scope``: the one order, or other key, it reads and writes; see the module's docstring;
+        ``lock_wait``: see :meth:`_begin_write`)."""
         conn = self._conn()
-        self._begin_write(conn, scope)
+        self._begin_write(conn, scope, lock_wait)
         try:
             transaction = WriteTransaction(conn)
             yield transaction

@@ -99,8 +99,10 @@ class SqliteLedger(SqlLedger):
             raise
         return conn
 
-    def _begin_write(self, conn: sqlite3.Connection, scope: str | None) -> None:
-        conn.execute("BEGIN IMMEDIATE")  # one writer at a time, whatever the scope
+    def _begin_write(self, conn: sqlite3.Connection, scope: str | None,
+                     lock_wait: float | None = None) -> None:
+        # one writer at a time, whatever the scope; busy_timeout bounds every wait (one daemon per file)
+        conn.execute("BEGIN IMMEDIATE")
 
     @staticmethod
     def _json_field(column: str, key: str) -> str:

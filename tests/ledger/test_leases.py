@@ -5,13 +5,15 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
 from connector.engine.workers import Membership, would_rebalance
+from connector.ledger import postgres
 from connector.ledger.crypto import PiiCipher
 from connector.ledger.leases import LeaseCensus
-from connector.ledger.postgres import PostgresLedger
+from connector.ledger.postgres import WRITE_LOCK_KEY, PostgresLedger
 
 ACCOUNTS = [f"acct-{n}" for n in range(6)]
 LEASE = 30.0
@@ -103,7 +105,7 @@ def test_a_clean_stop_hands_the_leases_back_at_once(ledger, clock: Clock) -> Non
     clock.advance(1)
     beat(ledger, "w2")
     beat(ledger, "w1")
-    ledger.release_worker("w1")
+    ledger.release_worker("w1", lease_seconds=LEASE)
     assert beat(ledger, "w2") == {*ACCOUNTS, "@leader"}
     stopped = {w.worker_id: w.stopped_at for w in ledger.workers()}
     assert stopped["w1"] is not None and stopped["w2"] is None
@@ -229,6 +231,77 @@ def test_a_dead_workers_leases_end_when_it_is_found_dead_even_by_one_with_no_roo
     assert beat(second, "w4") == {*ACCOUNTS, "@leader"}
 
 
+def within(seconds: float, call) -> list:
+    """What ``call()`` returned or raised, or nothing when it was still waiting after ``seconds``."""
+    out: list = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except Exception as exc:  # noqa: BLE001 - the caller looks at it
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return list(out)
+
+
+def test_a_heartbeat_or_a_stop_blocked_by_a_frozen_worker_gives_up_in_time(postgres_server) -> None:
+    """A worker frozen inside a step's transaction (SIGSTOP, a suspended VM, a partition) holds the
+    write lock shared, and a heartbeat takes it exclusive. The heartbeat must give up within its
+    share of the lease, to be tried again, instead of waiting while every lease runs out; and a
+    stop must not hang handing the leases back (they expire by themselves)."""
+    postgres_server.require()
+    url = postgres_server.fresh_url()
+    ledger = PostgresLedger(url, PiiCipher([Fernet.generate_key()]))
+    ledger.migrate()
+    member = Membership(ledger, ACCOUNTS, lease_seconds=3)
+    frozen = psycopg.connect(url, autocommit=True)  # not the ledger's: the server never ends it
+    try:
+        member.start()
+        assert member.owned() == {*ACCOUNTS, "@leader"}
+        frozen.execute(f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})")
+        beat = within(2, member.heartbeat)
+        assert beat and isinstance(beat[0], psycopg.errors.LockNotAvailable), beat
+        assert within(3, member.stop) == [None]
+    finally:
+        frozen.execute("ROLLBACK")
+        frozen.close()
+        ledger.close()
+
+
+def test_the_server_ends_a_worker_frozen_inside_a_transaction(postgres_server, monkeypatch) -> None:
+    """Every ledger connection has the server end a session idle inside a transaction: the write
+    lock a frozen worker held is free again in seconds (not when TCP gives up on its host, hours
+    later), and the others' heartbeats go through."""
+    monkeypatch.setattr(postgres, "IDLE_IN_TRANSACTION_S", 1, raising=False)  # (more in production)
+    postgres_server.require()
+    url, key = postgres_server.fresh_url(), Fernet.generate_key()
+    frozen, other = PostgresLedger(url, PiiCipher([key])), PostgresLedger(url, PiiCipher([key]))
+    frozen.migrate()
+    try:
+        conn = frozen._conn()
+        assert conn.raw.info.get_parameters().get("keepalives") == "1"
+        frozen._begin_write(conn, "111-0000000-0000001")  # a step begun, and not a statement more
+        _LIVENESS["w2"] = other.hold_worker_lock("w2")
+
+        def beat_until_it_goes_through() -> set[str]:
+            while True:
+                try:
+                    return other.worker_heartbeat("w2", host="h", pid=2, accounts=ACCOUNTS, jobs=("@leader",),
+                                                  lease_seconds=3)
+                except psycopg.errors.LockNotAvailable:
+                    pass  # as the heartbeat thread tries again
+
+        assert within(4, beat_until_it_goes_through) == [{*ACCOUNTS, "@leader"}]
+        with pytest.raises(psycopg.Error, match="idle-in-transaction"):
+            conn.execute("SELECT 1")
+    finally:
+        frozen.close()
+        other.close()
+
+
 @pytest.mark.parametrize("skew", [LEASE + 1, -(LEASE + 1)], ids=["ahead", "behind"])
 def test_leases_on_postgresql_are_judged_by_the_servers_clock_not_the_hosts(
         postgres_server, monkeypatch, skew: float) -> None:
@@ -286,7 +359,7 @@ def test_the_census_counts_live_workers_and_free_leases(ledger, clock: Clock) ->
     assert ledger.lease_census(LEASE) == LeaseCensus(2, 0, 0)
     beat(ledger, "w1")  # gives 3 back
     assert ledger.lease_census(LEASE) == LeaseCensus(2, 3, 0)
-    ledger.release_worker("w1")  # its 3 accounts and the leader job are free, and it is gone
+    ledger.release_worker("w1", lease_seconds=LEASE)  # its 3 accounts and the leader job are free; it is gone
     assert ledger.lease_census(LEASE) == LeaseCensus(1, 6, 1)
     clock.advance(LEASE + 1)  # w2's heartbeat is too old: nobody is alive, nothing is held
     assert ledger.lease_census(LEASE) == LeaseCensus(0, 6, 1)
