@@ -84,6 +84,10 @@ class Scheduler:
         self.rt = engine.rt
         self.stop = engine.stop_event
         self.drive = drive
+        # The ledger's server restarting, failing over or dropping a session: the statement fails,
+        # and the thread's next one opens a new connection.
+        self._ledger_faults = (*getattr(self.rt.ledger, "db_errors", ()), ConnectionError)
+        self._ledger_lost = False  # the dispatcher's last read of the ledger failed (logged once)
 
     def run(self, *, tick_seconds: float) -> None:
         self.rt.confirm_lanes = {}  # a worker finding an account's lane full moves on (engine/confirm.py)
@@ -111,7 +115,7 @@ class Scheduler:
             while not self.stop.is_set():
                 now = time.monotonic()
                 for order_id in [o for o, (_, f) in in_flight.items() if f.done()]:
-                    outcome = in_flight.pop(order_id)[1].result()  # drive() handles its own errors
+                    outcome = self._outcome(in_flight.pop(order_id)[1])
                     confirming.discard(order_id)
                     # Came back with nothing done and maybe still due (locked by another worker):
                     # rest, or it would be handed straight back. Not the others: a deferred order's
@@ -127,7 +131,15 @@ class Scheduler:
                     owned = membership.owned() if membership is not None and membership.shared else None
                     skip = set(in_flight) | set(resting)
                     headed = Counter(in_flight[o][0] for o in confirming)
-                    due, to_confirm = self._due(owned, free * DUE_WINDOW + len(skip), skip, headed)
+                    try:
+                        due, to_confirm = self._due(owned, free * DUE_WINDOW + len(skip), skip, headed)
+                    except self._ledger_faults as exc:  # read again at the next tick
+                        self._ledger_failed(exc)
+                        due, to_confirm = [], set()
+                    else:
+                        if self._ledger_lost:
+                            log.info("the ledger answers again")
+                            self._ledger_lost = False
                     busy = Counter(account for account, _ in in_flight.values())
                     for d in fair_pick(due, skip, busy, free, workers):
                         in_flight[d.order_id] = (d.account, pool.submit(
@@ -140,7 +152,21 @@ class Scheduler:
                 else:
                     self.stop.wait(DISPATCH_TICK_S)
             for _, future in in_flight.values():  # a stop: the steps in flight finish and commit
-                future.result()
+                self._outcome(future)
+
+    def _outcome(self, drive: Future) -> Outcome:
+        """What a drive came back with. drive() handles its own errors, but not the ledger's going
+        away mid-step: that order rests, and the others go on."""
+        try:
+            return drive.result()
+        except self._ledger_faults as exc:
+            self._ledger_failed(exc)
+            return Outcome.REST
+
+    def _ledger_failed(self, exc: BaseException) -> None:
+        if not self._ledger_lost:  # once, not at every tick until it answers again
+            log.error("the ledger failed (%s): trying again every %g s", exc, DISPATCH_TICK_S)
+            self._ledger_lost = True
 
     def _due(self, owned: set[str] | None, limit: int, skip: set[str],
              headed: Counter) -> tuple[list, set[str]]:

@@ -195,14 +195,24 @@ class PostgresLedger(SqlLedger):
         """A session advisory lock on ``key`` for the block (try, never wait). It is released with
         the block, or by the server when this process dies and its connection closes -- so a
         killed worker's orders are free at once, and a live one's never taken."""
-        conn = self._conn()
         lock = _lock_key(key)
-        got = bool(conn.execute("SELECT pg_try_advisory_lock(?)", (lock,)).fetchone()[0])
+        try:
+            conn = self._conn()
+            got = bool(conn.execute("SELECT pg_try_advisory_lock(?)", (lock,)).fetchone()[0])
+        except (psycopg.Error, ConnectionError):
+            # The server dropped this thread's connection (a restart, a failover) or cannot be
+            # reached: the key waits, and the thread's next statement opens a new connection.
+            got = False
         try:
             yield got
         finally:
             if got and self._usable(conn):
-                conn.execute("SELECT pg_advisory_unlock(?)", (lock,))
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(?)", (lock,))
+                except psycopg.Error:
+                    if self._usable(conn):
+                        raise
+                    # the connection dropped: the server ended its session, and the lock with it
 
     def hold_worker_lock(self, worker_id: str) -> Callable[[], bool]:
         """Hold ``worker_id``'s liveness lock on a connection of its own for as long as the worker

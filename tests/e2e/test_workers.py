@@ -19,7 +19,14 @@ import yaml
 from connector.ledger import open_ledger
 from connector.model import utcnow
 
-from .helpers import SEEDED_HOLDS, assert_exactly_once, ledger_of, run_cli, run_once_until_quiet
+from .helpers import (
+    SEEDED_HOLDS,
+    active_orders,
+    assert_exactly_once,
+    ledger_of,
+    run_cli,
+    run_once_until_quiet,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -119,3 +126,56 @@ def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
     assert workers.returncode == 0 and "account" in workers.stdout, workers.stderr[-2000:]
     listed = json.loads(run_cli(w, "workers", "--json").stdout)
     assert listed["shared"] is True and len(listed["leases"]) >= 6
+
+
+def test_a_worker_whose_ledger_connections_are_dropped_carries_on(world, postgres_server, tmp_path):
+    """A PostgreSQL restart, a failover or an administrator ends every session of a running
+    daemon, orders in flight: the dispatcher's read of what is due and the orders' locks fail on
+    the dropped connections. The daemon carries on on new ones, and every order still gets done
+    exactly once, instead of the daemon exiting."""
+    import psycopg
+
+    postgres_server.require()
+    w = world({"ledger": {"url": postgres_server.fresh_url()}, "sandbox": {"orders": 12},
+               "engine": {"workers": 2, "lease_seconds": 6, "poll_interval_seconds": 1}})
+    env = dict(os.environ)
+    env.update(w.sandbox.env)
+    config = w.config()
+    open_ledger(config.ledger_url, key_file=str(config.pii_key_file), create_key=True).close()
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "w") as log:
+        command = [sys.executable, "-m", "connector.cli", "--config", str(w.config_path), "run"]
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    admin = psycopg.connect(postgres_server.database_url(), autocommit=True, application_name="test")
+    try:
+        deadline = time.monotonic() + 30
+        while not active_orders(w):  # the first poll is in: orders are being driven
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.1)
+        daemons = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'mfn-connector'"
+                   " AND datname = current_database()")
+        for _ in range(3):  # each time, whatever is in flight then
+            deadline = time.monotonic() + 10
+            while not admin.execute(daemons).fetchall():  # (it connects again as it needs to)
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.05)
+            admin.execute(f"SELECT pg_terminate_backend(pid) FROM ({daemons}) AS d")
+            time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while True:  # until every order is done, exactly once, with the daemon running all along
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            try:
+                result = assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        admin.close()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 0, log_path.read_text()[-3000:]
+    assert "the ledger failed" in log_path.read_text()  # the faults did reach the dispatcher
+    assert result["orders"] == result["expected"]

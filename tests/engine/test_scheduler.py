@@ -268,3 +268,45 @@ def test_a_deferred_order_is_driven_again_at_its_retry_time_not_after_a_rest(
     stop(engine, runner)
     assert len(tries) == 3
     assert all(later - earlier >= 0.2 for earlier, later in zip(tries, tries[1:], strict=False))  # on time
+
+
+def test_a_ledger_dropping_its_connections_stops_neither_the_dispatcher_nor_the_orders(
+        no_periodic_jobs, monkeypatch, caplog) -> None:
+    """A PostgreSQL restart or failover drops every connection: the dispatcher's read of what is
+    due fails, and so may an order's drive mid-step. The dispatcher says so once, reads again at
+    the next tick and lets that order rest, where it used to end the daemon."""
+    from connector.engine import scheduler
+
+    class Dropped(Exception):
+        pass
+
+    monkeypatch.setattr(scheduler, "REST_S", 0.1)
+    ledger = FakeLedger(["o1", "o2"])
+    ledger.db_errors = (Dropped,)
+    failing = {"reads": 2, "o1": 1}
+    read = ledger.schedule
+
+    def schedule(*args, **kwargs):
+        if failing["reads"]:
+            failing["reads"] -= 1
+            raise Dropped("server closed the connection unexpectedly")
+        return read(*args, **kwargs)
+
+    ledger.schedule = schedule
+    driven: list[str] = []
+
+    def drive(rt, order_id, should_stop):
+        if failing.get(order_id):
+            failing[order_id] -= 1
+            raise Dropped("terminating connection due to administrator command")
+        driven.append(order_id)
+        ledger.done(order_id)
+
+    engine = make_engine(ledger)
+    runner = start(engine, drive)
+    wait_until(lambda: not ledger.pending)
+    assert runner.is_alive()
+    stop(engine, runner)
+    assert sorted(driven) == ["o1", "o2"]
+    failures = [r for r in caplog.records if r.getMessage().startswith("the ledger failed")]
+    assert len(failures) == 2  # the reads that failed in a row, and the drive

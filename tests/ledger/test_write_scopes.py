@@ -3,9 +3,11 @@ an unscoped transaction runs alone, and the event outbox is read only up to a se
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -171,3 +173,27 @@ def test_a_quota_save_waits_for_no_order_and_no_order_waits_for_it(ledger) -> No
         holder.finish()
     same.join(10)
     assert same_done == [None]
+
+
+def drop(ledger: PostgresLedger) -> None:
+    """The server ends this thread's session (a restart, a failover); the client is not told."""
+    pid = ledger._conn().raw.info.backend_pid
+    with psycopg.connect(ledger.url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]:
+            time.sleep(0.01)
+
+
+def test_an_orders_lock_on_a_dropped_connection_is_not_had_and_the_next_try_connects_again(ledger) -> None:
+    """Taking an order's lock on a connection the server dropped says 'not now' (the order rests)
+    instead of raising into the dispatcher, and the thread's next try is on a new connection.
+    Giving back a lock whose connection dropped meanwhile raises nothing: the server ended the
+    session, and its locks with it."""
+    drop(ledger)
+    with ledger.exclusive("order:111-0000000-0000001") as ours:
+        assert ours is False
+    with ledger.exclusive("order:111-0000000-0000001") as ours:
+        assert ours is True
+        drop(ledger)
+    with ledger.exclusive("order:111-0000000-0000001") as ours:
+        assert ours is True
