@@ -438,12 +438,15 @@ class RateLimiter:
         self._store = store
 
     def reload(self, account: str) -> None:
-        """Forget ``account``'s buckets so their next use restores them from the store: for a
-        worker that takes over an account another process has been calling for."""
+        """Forget ``account``'s buckets, and their changes not saved yet, so their next use
+        restores them from the store: for a worker that takes over an account another process
+        has been calling for, or that lost one to another."""
         with self._lock:
             for key in [k for k in self._buckets if k[0] == account]:
                 del self._buckets[key]
             self._saved.pop(account, None)
+        with self._save_lock:
+            self._dirty.discard(account)
 
     def _load(self, account: str) -> dict[str, dict[str, Any]]:
         if self._store is None:

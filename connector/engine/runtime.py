@@ -124,13 +124,15 @@ class Runtime:
                     max_workers=max(1, self.engine.workers), thread_name_prefix=f"quote-{carrier}")
             return pool
 
-    def hand_over_quotas(self, gained: set[str], lost: set[str]) -> None:
+    def hand_over_quotas(self, gained: set[str], lost: set[str], stale: set[str]) -> None:
         """Accounts moving between workers take their quota buckets along through the ledger: a
-        lost account's buckets are saved now, a gained one's read afresh at their next use."""
+        lost account's buckets are saved now, a gained one's read afresh at their next use. A
+        stale one's (lost after its lease ran out: another worker may have spent its quota since)
+        are forgotten unsaved."""
         for client in self.amazon.values():
             if client.account in lost:
                 client.limiter.save(client.account)
-            if client.account in gained:
+            if client.account in gained or client.account in stale:
                 client.limiter.reload(client.account)
 
     def leads(self) -> bool:
@@ -177,10 +179,13 @@ class Runtime:
             pools, self._quote_pools, self._closed = list(self._quote_pools.values()), {}, True
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)  # a hung quote must not hold the exit
+        for client in self.amazon.values():
+            if not self.acts_for(client.account):  # its lease ran out: another worker may have spent
+                client.limiter.reload(client.account)  # its quota since, so nothing of it is saved
+        for limiter in {id(c.limiter): c.limiter for c in self.amazon.values()}.values():
+            limiter.save()  # quota state for the next start, or the next owner: before the hand-back
         if self.membership is not None:
             self.membership.stop()  # hand the account leases back to the other workers
-        for limiter in {id(c.limiter): c.limiter for c in self.amazon.values()}.values():
-            limiter.save()  # quota state for the next start
         self.ledger.close()
 
 

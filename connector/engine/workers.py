@@ -46,8 +46,9 @@ class Membership:
     """Which accounts this daemon acts for now; everything when the ledger is not shared."""
 
     def __init__(self, ledger: Ledger, accounts: list[str], *, lease_seconds: float,
-                 on_change: Callable[[set[str], set[str]], None] | None = None) -> None:
-        """``on_change(gained, lost)`` hears every change of the keys owned (quota hand-over)."""
+                 on_change: Callable[[set[str], set[str], set[str]], None] | None = None) -> None:
+        """``on_change(gained, lost, stale)`` hears every change of the keys owned (quota
+        hand-over); ``stale``: keys lost after the leases ran out, see :meth:`heartbeat`."""
         self.ledger = ledger
         self.on_change = on_change
         self.accounts = list(accounts)
@@ -118,7 +119,8 @@ class Membership:
                 # Keys lost after the leases ran out (this process was paused, or could not reach
                 # the ledger) may be another worker's for a while already: what this one knew of
                 # them (their quota state) is stale, and must not overwrite the new owner's.
-                self.on_change(owned - previous, set() if lapsed else previous - owned)
+                lost = previous - owned
+                self.on_change(owned - previous, set() if lapsed else lost, lost if lapsed else set())
         return owned
 
     def _beat(self) -> None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.engine.runtime import Runtime
 from connector.engine.workers import Membership, would_rebalance
 from connector.ledger import postgres
 from connector.ledger.crypto import PiiCipher
 from connector.ledger.leases import LeaseCensus
 from connector.ledger.postgres import WRITE_LOCK_KEY, PostgresLedger
+from connector.ratelimit import RateLimiter
 
 ACCOUNTS = [f"acct-{n}" for n in range(6)]
 LEASE = 30.0
@@ -398,9 +401,9 @@ def test_keys_lost_after_the_leases_ran_out_hand_no_stale_quota_over(ledger, clo
     """A worker paused past its lease (or cut off from the ledger) finds, at its next heartbeat,
     that another took its accounts meanwhile: the quota state it kept is stale and must not be
     saved over the new owner's. A share given back in time is handed over as before."""
-    heard: list[tuple[set[str], set[str]]] = []
+    heard: list[tuple[set[str], set[str], set[str]]] = []
     member = Membership(ledger, ACCOUNTS, lease_seconds=LEASE,
-                        on_change=lambda gained, lost: heard.append((gained, lost)))
+                        on_change=lambda gained, lost, stale: heard.append((gained, lost, stale)))
     member.shared = True  # (as with PostgreSQL: the lease logic is the same on both stores)
     hold = getattr(ledger, "hold_worker_lock", None)
     member._liveness = hold(member.worker_id) if hold else None  # as start() takes it
@@ -408,11 +411,69 @@ def test_keys_lost_after_the_leases_ran_out_hand_no_stale_quota_over(ledger, clo
     clock.advance(1)
     beat(ledger, "other")  # joins: w/ two workers the share is 3
     heard.clear()
-    assert len(member.heartbeat() - {"@leader"}) == 3  # over its share: gives 3 back, in time
-    assert [len(lost) for _, lost in heard] == [3]
+    kept = member.heartbeat()
+    assert len(kept - {"@leader"}) == 3  # over its share: gives 3 back, in time
+    assert [(len(lost), stale) for _, lost, stale in heard] == [(3, set())]
     clock.advance(LEASE + 1)  # this worker is paused past its lease ...
     member._valid_until = 0.0  # (as its monotonic clock would say)
     assert beat(ledger, "other") == {*ACCOUNTS, "@leader"}  # ... and the other takes everything
     heard.clear()
     assert member.heartbeat() == set()
-    assert heard == [(set(), set())]  # nothing saved for the keys lost while it was away
+    assert heard == [(set(), set(), kept)]  # nothing saved for the keys lost while it was away
+
+
+def paused_worker(ledger, *, lease: float = LEASE) -> tuple[Runtime, RateLimiter]:
+    """A runtime whose worker owns every account, with a change to acct-0's quota not saved yet."""
+    limiter = RateLimiter()
+    limiter.attach_store(ledger)
+    rt = Runtime(config=None, host=None, ledger=ledger, catalog=None, carrier_specs={}, carriers={},
+                 amazon={a: SimpleNamespace(account=a, limiter=limiter) for a in ACCOUNTS}, site_rules={},
+                 fx=None, policy=None)
+    rt.membership = Membership(ledger, ACCOUNTS, lease_seconds=lease, on_change=rt.hand_over_quotas)
+    rt.membership.shared = True  # (as with PostgreSQL: the lease logic is the same on both stores)
+    rt.membership.start()
+    assert rt.membership.owned() == {*ACCOUNTS, "@leader"}
+    bucket = limiter.bucket("acct-0", "confirmShipment")
+    bucket.acquire()
+    bucket.acquire()  # within save_every of the first: not saved yet
+    return rt, limiter
+
+
+@pytest.mark.parametrize("noticed", [True, False], ids=["heartbeat-first", "stopped-at-once"])
+def test_a_worker_that_lost_its_accounts_while_paused_saves_no_stale_quota_when_it_stops(
+        make_store, ledger, clock: Clock, noticed: bool) -> None:
+    """A worker paused past its lease: another takes its accounts and gets a 429 on one. Whether
+    the paused worker's next heartbeat finds them gone first or it stops at once, what it had not
+    saved of their quota is stale, and must not be saved over the new owner's at its stop."""
+    rt, limiter = paused_worker(ledger)
+    rt.membership._stop.set()  # paused: its heartbeat thread renews nothing more
+    rt.membership._thread.join(10)
+    clock.advance(LEASE + 1)
+    rt.membership._valid_until = 0.0  # (as its monotonic clock would say)
+    assert beat(ledger, "other") == {*ACCOUNTS, "@leader"}
+    theirs = {"confirmShipment": {"at": 1.8e9, "tokens": 0.0, "penalized_until": 1.8e9 + 120}}
+    ledger.save_quota_state("acct-0", theirs)
+    if noticed:
+        assert rt.membership.heartbeat() == set()
+        limiter.save()  # nothing of the accounts it lost is left to save
+        assert ledger.load_quota_state("acct-0") == theirs
+    rt.close()
+    assert make_store(PiiCipher([Fernet.generate_key()])).load_quota_state("acct-0") == theirs
+
+
+def test_a_worker_stopping_saves_its_quota_before_it_hands_its_accounts_back(ledger) -> None:
+    """The next owner reads an account's quota state when it takes the account over, so it must be
+    saved before the lease is handed back."""
+    rt, limiter = paused_worker(ledger)
+    saved_at_release = []
+    release = ledger.release_worker
+
+    def release_worker(worker_id: str, **kwargs) -> None:
+        saved_at_release.append(ledger.load_quota_state("acct-0"))
+        release(worker_id, **kwargs)
+
+    ledger.release_worker = release_worker
+    expected = limiter.states("acct-0")["confirmShipment"]["tokens"]  # a token less than saved
+    rt.close()
+    (state,) = saved_at_release
+    assert state["confirmShipment"]["tokens"] == pytest.approx(expected, abs=0.5)
