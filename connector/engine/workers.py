@@ -135,7 +135,7 @@ class Membership:
                 log.warning("worker %s: lease heartbeat failed: %s", self.worker_id, exc)
 
     def _shares_moved(self) -> bool:
-        census = self.ledger.lease_census(self.lease_seconds)
+        census = self.ledger.lease_census(self.lease_seconds, accounts=self.accounts, jobs=(LEADER,))
         with self._lock:
             owned = set(self._owned)
         return would_rebalance(census, len(self.accounts), owned)

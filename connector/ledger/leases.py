@@ -79,19 +79,23 @@ class LeaseStore:
         store shared by several hosts answers with its server's clock instead."""
         return self._clock()
 
-    def lease_census(self, lease_seconds: float) -> LeaseCensus:
+    def lease_census(self, lease_seconds: float, *, accounts: Sequence[str],
+                     jobs: Sequence[str] = ()) -> LeaseCensus:
         """A read (no write lock): live workers and free leases as the next heartbeat would see them,
-        but for the dead-process check only the heartbeat makes."""
+        but for the dead-process check only the heartbeat makes. Only the leases of ``accounts``
+        and ``jobs`` (what the heartbeat takes) count: a free one of an account no longer
+        configured stays free for ever, and would have a worker under its share beat at every look."""
         conn = self._conn()
         moment = self.lease_now(conn)
         alive_since = _ts(moment - timedelta(seconds=lease_seconds))
         live = conn.execute("SELECT COUNT(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?",
                             (alive_since,)).fetchone()[0]
-        free = conn.execute(
-            "SELECT SUM(CASE WHEN substr(account_key, 1, 1) = '@' THEN 0 ELSE 1 END),"
-            " SUM(CASE WHEN substr(account_key, 1, 1) = '@' THEN 1 ELSE 0 END) FROM account_leases"
-            " WHERE worker_id IS NULL OR expires_at <= ?", (_ts(moment),)).fetchone()
-        return LeaseCensus(int(live), int(free[0] or 0), int(free[1] or 0))
+        wanted = set(accounts) | set(jobs)
+        free = [r["account_key"] for r in conn.execute(
+            "SELECT account_key FROM account_leases WHERE worker_id IS NULL OR expires_at <= ?",
+            (_ts(moment),)).fetchall() if r["account_key"] in wanted]
+        free_jobs = sum(1 for key in free if key.startswith("@"))
+        return LeaseCensus(int(live), len(free) - free_jobs, free_jobs)
 
     def worker_heartbeat(self, worker_id: str, *, host: str, pid: int, accounts: Sequence[str],
                          jobs: Sequence[str] = (), lease_seconds: float) -> set[str]:
