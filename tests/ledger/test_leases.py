@@ -174,13 +174,7 @@ def test_a_liveness_lock_whose_connection_the_server_dropped_is_taken_again(two_
     and takes its accounts, and both act for them."""
     first, second = two_processes
     assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
-    backend = liveness_backend(first)
-    conn = second._conn()
-    assert conn.execute("SELECT pg_terminate_backend(?)", (backend,)).fetchone()[0]
-    deadline = time.monotonic() + 5
-    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", (backend,)).fetchone()[0]:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    backend = end_liveness_session(first, second)
     assert _LIVENESS["w1"]() is True  # as each heartbeat of a worker does first: the lock again ...
     assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
     assert liveness_backend(first) != backend
@@ -197,13 +191,7 @@ def test_a_running_worker_whose_liveness_session_was_dropped_keeps_its_accounts(
     first, second = two_processes
     assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
     assert beat(second, "w2") == set()
-    backend = liveness_backend(first)
-    conn = second._conn()
-    assert conn.execute("SELECT pg_terminate_backend(?)", (backend,)).fetchone()[0]
-    deadline = time.monotonic() + 5
-    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", (backend,)).fetchone()[0]:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    end_liveness_session(first, second)
     clock.advance(LEASE / 3 - 1)  # w1's next heartbeat is not due yet
     assert beat(second, "w2") == set()
     assert {w.worker_id: w.stopped_at is None for w in second.workers()}["w1"]
@@ -211,6 +199,19 @@ def test_a_running_worker_whose_liveness_session_was_dropped_keeps_its_accounts(
     mine = beat(first, "w1")  # and hands w2 its share, now that w2 is seen alive
     theirs = beat(second, "w2")
     assert "@leader" in mine and not mine & theirs and accounts(mine | theirs) == set(ACCOUNTS)
+
+
+def end_liveness_session(ledger: PostgresLedger, observer: PostgresLedger) -> int:
+    """The server ends ``ledger``'s liveness session (its process runs on); returns its backend
+    pid, once ``observer`` no longer sees it."""
+    backend = liveness_backend(ledger)
+    conn = observer._conn()
+    assert conn.execute("SELECT pg_terminate_backend(?)", (backend,)).fetchone()[0]
+    deadline = time.monotonic() + 5
+    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", (backend,)).fetchone()[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return backend
 
 
 def liveness_backend(ledger: PostgresLedger) -> int:
