@@ -82,7 +82,8 @@ class Engine:
         rt.watch_stop(self.stop_event)  # quota waits and back-offs end on a stop request
         if rt.membership is None:  # a shared (PostgreSQL) ledger: lease a fair share of the accounts
             rt.membership = Membership(rt.ledger, [a.name for a in rt.config.accounts],
-                                       lease_seconds=rt.engine.lease_seconds, on_change=rt.hand_over_quotas)
+                                       lease_seconds=rt.engine.lease_seconds, on_change=rt.hand_over_quotas,
+                                       presence_dir=rt.config.state_dir / "workers")
             rt.membership.start(join=daemon)
         self._last: dict[str, datetime] = {}  # periodic jobs, on the daemon's clock (a simulation moves it)
         for endpoint in rt.config.webhooks.endpoints:  # a new endpoint hears everything from this start on

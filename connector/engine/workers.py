@@ -23,9 +23,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ..ledger import Ledger
 from ..ledger.leases import LeaseCensus
+
+try:
+    import fcntl
+except ImportError:  # not on this system: a dead worker's accounts wait for its heartbeat to age
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("connector.workers")
 
@@ -42,13 +48,64 @@ def would_rebalance(census: LeaseCensus, accounts: int, owned: set[str]) -> bool
     return mine > share or (mine < share and census.free_accounts > 0) or census.free_jobs > 0
 
 
+class LocalPresence:
+    """This worker's lock file in the state directory, locked (``flock``) for the process's life.
+    The kernel drops the lock with the process and only then, unlike the database's liveness lock,
+    which a server restart drops too: a worker sharing the directory (a restart on the same host)
+    that can take it knows the process is gone, and takes its accounts at once."""
+
+    def __init__(self, directory: Path, worker_id: str) -> None:
+        self.directory = directory
+        self._own = directory / _lock_name(worker_id)
+        self._fd: int | None = None
+
+    def hold(self) -> None:
+        if fcntl is None:
+            return  # no flock here: the heartbeats' age decides
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self._own, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self._own.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+    def gone(self, worker_id: str) -> bool:
+        """True when ``worker_id``'s lock file is here and nobody holds it (its file is then
+        removed); False when it is held, or not here (another host: nothing known)."""
+        if fcntl is None:
+            return False
+        path = self.directory / _lock_name(worker_id)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # held: its process runs
+        else:
+            path.unlink(missing_ok=True)
+            return True
+        finally:
+            os.close(fd)
+
+
+def _lock_name(worker_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in worker_id) + ".lock"
+
+
 class Membership:
     """Which accounts this daemon acts for now; everything when the ledger is not shared."""
 
     def __init__(self, ledger: Ledger, accounts: list[str], *, lease_seconds: float,
-                 on_change: Callable[[set[str], set[str], set[str]], None] | None = None) -> None:
+                 on_change: Callable[[set[str], set[str], set[str]], None] | None = None,
+                 presence_dir: Path | None = None) -> None:
         """``on_change(gained, lost, stale)`` hears every change of the keys owned (quota
-        hand-over); ``stale``: keys lost after the leases ran out, see :meth:`heartbeat`."""
+        hand-over); ``stale``: keys lost after the leases ran out, see :meth:`heartbeat`.
+        ``presence_dir``: where this host's workers keep their lock files (:class:`LocalPresence`)."""
         self.ledger = ledger
         self.on_change = on_change
         self.accounts = list(accounts)
@@ -61,6 +118,7 @@ class Membership:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._liveness: Callable[[], bool] | None = None
+        self._presence = LocalPresence(presence_dir, self.worker_id) if presence_dir is not None else None
 
     # -- what this worker acts for ---------------------------------------------------------------
     def owns(self, account: str) -> bool:
@@ -87,6 +145,8 @@ class Membership:
         if not self.shared or self._thread is not None:
             return
         hold = getattr(self.ledger, "hold_worker_lock", None)  # others see when this one dies
+        if self._presence is not None:
+            self._presence.hold()
         self._liveness = hold(self.worker_id) if hold is not None else None
         if join:
             self._join()
@@ -108,7 +168,8 @@ class Membership:
             self._liveness()  # re-taken if its connection was lost
         owned = self.ledger.worker_heartbeat(
             self.worker_id, host=socket.gethostname(), pid=os.getpid(), accounts=self.accounts,
-            jobs=(LEADER,), lease_seconds=self.lease_seconds)
+            jobs=(LEADER,), lease_seconds=self.lease_seconds,
+            gone=self._presence.gone if self._presence is not None else lambda worker_id: False)
         with self._lock:
             previous, self._owned = self._owned, owned
             lapsed = time.monotonic() >= self._valid_until  # its leases ran out before this answer
@@ -153,3 +214,5 @@ class Membership:
                 log.warning("worker %s: could not hand its leases back: %s", self.worker_id, exc)
             with self._lock:
                 self._owned = set()
+        if self._presence is not None:
+            self._presence.release()

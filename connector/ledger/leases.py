@@ -11,10 +11,11 @@ cheap :meth:`LeaseStore.lease_census` and beats at once when it would move an ac
 
 A store that can see whether a worker's process is still there (PostgreSQL: each worker holds a
 session advisory lock for its lifetime, which the server drops when the process dies) frees a dead
-worker's leases once it has missed a heartbeat (half the lease) instead of at their expiry, so a
-restarted daemon carries on sooner. Not at once: the server also drops the lock of a worker that
-runs on, when its session ends (a server restart, a failover, an idle-session timeout), and until
-its next heartbeat takes the lock again two workers would act for its accounts.
+worker's leases before their expiry: at once when a worker on the same host finds its process
+gone (its lock file in the state directory is free), else once it has missed a heartbeat (half
+the lease). Not on the free lock alone: the server also drops the lock of a worker that runs on,
+when its session ends (a server restart, a failover, an idle-session timeout), and until its next
+heartbeat takes the lock again two workers would act for its accounts.
 
 Each heartbeat is one write transaction, and write transactions are serialised by the ledger's
 write lock (see :mod:`connector.ledger.postgres`), so two workers never take the same account.
@@ -29,7 +30,7 @@ Mixed into the SQL ledger stores; uses their ``_conn``/``_write``/``_clock``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,10 +99,12 @@ class LeaseStore:
         return LeaseCensus(int(live), len(free) - free_jobs, free_jobs)
 
     def worker_heartbeat(self, worker_id: str, *, host: str, pid: int, accounts: Sequence[str],
-                         jobs: Sequence[str] = (), lease_seconds: float) -> set[str]:
+                         jobs: Sequence[str] = (), lease_seconds: float,
+                         gone: Callable[[str], bool] = lambda worker_id: False) -> set[str]:
         """Register or refresh ``worker_id``, renew its leases, take its fair share of
         ``accounts`` (and any free ``jobs``) and give back what is over the share. Returns the keys
-        it owns until the next heartbeat is due."""
+        it owns until the next heartbeat is due. ``gone(other)``: True when this host knows that
+        worker's process has ended (see :class:`connector.engine.workers.LocalPresence`)."""
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
         with self._write(lock_wait=lease_seconds * LOCK_WAIT_SHARE) as conn:
@@ -117,13 +120,13 @@ class LeaseStore:
             recent = {r["worker_id"]: r["heartbeat_at"] for r in conn.execute(
                 "SELECT worker_id, heartbeat_at FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?"
                 " AND worker_id <> ?", (alive_since, worker_id)).fetchall()}
-            # Dead: its liveness lock is free *and* it missed a heartbeat. The lock alone is not
-            # proof: a server restart or an idle-session timeout drops the session of a worker
-            # still running, possibly in the middle of buying a label; it takes the lock again at
-            # its next heartbeat, which comes within a third of the lease.
+            # Dead: its liveness lock is free, and it missed a heartbeat or its own host says its
+            # process ended. The lock alone is not proof: a server restart or an idle-session
+            # timeout drops the session of a worker still running, possibly in the middle of
+            # buying a label; it takes the lock again at its next heartbeat, within a third of the lease.
             overdue = _ts(moment - timedelta(seconds=lease_seconds * OVERDUE_FRACTION))
             dead = {w for w, beat in recent.items()
-                    if beat <= overdue and self._worker_alive(conn, w) is False}
+                    if self._worker_alive(conn, w) is False and (beat <= overdue or gone(w))}
             for other in dead:  # its process is gone: its leases are free now, not at their expiry
                 conn.execute("UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (now, other))
                 # (ended here, in the same transaction: once stopped it is no longer looked at, and

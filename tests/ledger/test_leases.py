@@ -1,6 +1,7 @@
 """Workers and account leases: a fair share each, a dead worker's accounts move after the lease."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -11,7 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from connector.engine.runtime import Runtime
-from connector.engine.workers import Membership, would_rebalance
+from connector.engine.workers import LocalPresence, Membership, would_rebalance
 from connector.ledger import postgres
 from connector.ledger.crypto import PiiCipher
 from connector.ledger.leases import LeaseCensus
@@ -52,12 +53,12 @@ def _forget_liveness():
     _LIVENESS.clear()
 
 
-def beat(ledger, worker: str) -> set[str]:
+def beat(ledger, worker: str, **kwargs) -> set[str]:
     hold = getattr(ledger, "hold_worker_lock", None)
     if hold is not None and worker not in _LIVENESS:
         _LIVENESS[worker] = hold(worker)
     return ledger.worker_heartbeat(worker, host="h", pid=1, accounts=ACCOUNTS, jobs=("@leader",),
-                                   lease_seconds=LEASE)
+                                   lease_seconds=LEASE, **kwargs)
 
 
 def census(ledger) -> LeaseCensus:
@@ -199,6 +200,25 @@ def test_a_running_worker_whose_liveness_session_was_dropped_keeps_its_accounts(
     mine = beat(first, "w1")  # and hands w2 its share, now that w2 is seen alive
     theirs = beat(second, "w2")
     assert "@leader" in mine and not mine & theirs and accounts(mine | theirs) == set(ACCOUNTS)
+
+
+def test_a_worker_on_the_same_host_sees_a_killed_ones_process_gone_at_once(two_processes, tmp_path) -> None:
+    """A restart on the same host: the dead worker's lock file in the state directory is free (the
+    kernel dropped its flock with the process), so its accounts move at once, not after half the
+    lease. A running worker whose database session was dropped still holds its file."""
+    first, second = two_processes
+    here = LocalPresence(tmp_path / "workers", "w2")
+    dying = LocalPresence(tmp_path / "workers", "w1")
+    dying.hold()
+    assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
+    end_liveness_session(first, second)  # w1 runs on: its file is held
+    assert beat(second, "w2", gone=here.gone) == set()
+    assert _LIVENESS["w1"]() is True
+    die(first, second)
+    os.close(dying._fd)  # as the process's end does: the lock goes, the file stays
+    assert beat(second, "w2", gone=here.gone) == {*ACCOUNTS, "@leader"}
+    assert not (tmp_path / "workers" / "w1.lock").exists()  # cleared by the one that found it
+    assert not here.gone("w1") and not here.gone("w9")  # no file: nothing known
 
 
 def end_liveness_session(ledger: PostgresLedger, observer: PostgresLedger) -> int:
