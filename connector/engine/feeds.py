@@ -413,8 +413,8 @@ def _give_up(rt: Runtime, feed: FeedRecord, why: str) -> None:
 
 
 def _given_back(rt: Runtime, package_id: int, error: str) -> FeedOutcome:
-    """A package of a feed never submitted: LABELED again, or held once its confirmation was claimed
-    ``engine.max_attempts`` times (as a line refused with a retry code is, :func:`_outcome`)."""
+    """A package back from a feed (never submitted, or its line refused with a retry code): LABELED
+    again, or held once its confirmation was claimed ``engine.max_attempts`` times."""
     package = rt.ledger.get_package(package_id)
     if package is None or package.confirm_attempts < rt.engine.max_attempts:
         return FeedOutcome(package_id, "retry", error)
@@ -591,16 +591,7 @@ def _outcome(rt: Runtime, feed: FeedRecord, package_id: int, errors: Iterable) -
     settings = rt.config.amazon.feeds
     text = "; ".join(f"record {e.record}: {e.error_code} {e.message}".strip() for e in errors)[:400]
     if all(e.error_code in settings.retry_error_codes for e in errors):
-        package = rt.ledger.get_package(package_id)
-        if package is None or package.confirm_attempts < rt.engine.max_attempts:
-            return FeedOutcome(package_id, "retry", f"feed {feed.feed_id}: {text}")
-        return FeedOutcome(
-            package_id,
-            "rejected",
-            f"feed {feed.feed_id}: {text}",
-            HoldReason.RETRIES_EXHAUSTED.value,
-            f"feed {feed.feed_id} refused the confirmation {package.confirm_attempts} times: {text}",
-        )
+        return _given_back(rt, package_id, f"feed {feed.feed_id}: {text}")
     if feed.attempts > 1 or any(looks_already_shipped(e.error_code, e.message) for e in errors):
         # submitted again after a lost createFeed answer, or "already shipped": maybe ours; read back
         return FeedOutcome(package_id, "unknown", f"feed {feed.feed_id}: {text}")

@@ -76,12 +76,12 @@ def shown_on(rt: Runtime, raw_order: dict | None, package: Package) -> bool:
     """
     if not raw_order:
         return False
-    if confirms_itself(rt, package):
+    itself = confirms_itself(rt, package)
+    by_feed = not itself and confirmed_by_feed(rt, package)
+    if itself or by_feed:  # Amazon numbered the package: our tracking number identifies it
+        # a feed applies line by line: every item must have landed
         return any(isinstance(p, dict) and p.get("trackingNumber") == package.tracking_number
-                   for p in raw_order.get("packages") or [])
-    if confirmed_by_feed(rt, package):  # a feed applies line by line: every item must have landed
-        return any(isinstance(p, dict) and p.get("trackingNumber") == package.tracking_number
-                   and holds_items(p, package) for p in raw_order.get("packages") or [])
+                   and (not by_feed or holds_items(p, package)) for p in raw_order.get("packages") or [])
     on_amazon = package_from_api(raw_order, package.package_ref)
     return bool(on_amazon) and on_amazon.get("trackingNumber") == package.tracking_number
 
