@@ -62,7 +62,7 @@ class KnownOpen:
     def _known(self, rt: Runtime) -> set[str]:  # under the lock
         now = time.monotonic()
         if self._read_at is None or now - self._read_at > self.REFRESH_S:
-            self._subjects = {a.subject for a in rt.ledger.alerts() if a.kind == self.kind.value}
+            self._subjects = {a.subject for a in rt.ledger.alerts(kind=self.kind.value)}
             self._read_at = now
         return self._subjects
 

@@ -306,7 +306,8 @@ class Ledger:
         """Close the open alert for (kind, subject); True when there was one."""
         raise NotImplementedError
 
-    def alerts(self, *, open_only: bool = True) -> list[Alert]:
+    def alerts(self, *, open_only: bool = True, kind: str | None = None) -> list[Alert]:
+        """The alerts, oldest first: the open ones (or all), of one ``kind`` (or every kind)."""
         raise NotImplementedError
 
     # -- the outbox: events and their webhook deliveries ---------------------------------------

@@ -913,12 +913,13 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                                " AND resolved_at IS NULL", (self._now(), kind, subject))
             return cur.rowcount > 0
 
-    def alerts(self, *, open_only: bool = True) -> list[Alert]:
-        sql = "SELECT * FROM alerts" + (" WHERE resolved_at IS NULL" if open_only else "") + " ORDER BY id"
+    def alerts(self, *, open_only: bool = True, kind: str | None = None) -> list[Alert]:
+        where = [w for w, on in (("resolved_at IS NULL", open_only), ("kind = ?", kind is not None)) if on]
+        sql = "SELECT * FROM alerts" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
         return [Alert(kind=r["kind"], subject=r["subject"], message=r["message"],
                       details=json.loads(r["details"]), raised_at=parse_iso(r["raised_at"]),
                       last_seen_at=parse_iso(r["last_seen_at"]), resolved_at=_dt(r["resolved_at"]))
-                for r in self._conn().execute(sql).fetchall()]
+                for r in self._conn().execute(sql, () if kind is None else (kind,)).fetchall()]
 
     def purge_pii(self, order_ids: Iterable[str]) -> int:
         """Erase the encrypted address of these orders (final: a later upsert does not store a new

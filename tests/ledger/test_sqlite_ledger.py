@@ -1087,3 +1087,15 @@ def test_a_purge_erases_the_orders_labels_and_names_the_batches_holding_one(ledg
     assert unprinted.id not in {p.id for p in ledger.unprinted_packages()}  # never printed after
     assert ledger.purge_pii([gone.order_id]) == 0
     assert ledger.get_package(gone.id).label_erased_at == erased.label_erased_at  # the first purge's time
+
+
+def test_alerts_are_read_by_kind_open_or_all(ledger: SqlLedger) -> None:
+    """A worker keeping track of one kind of open alert reads only that kind, not every parcel's."""
+    assert ledger.raise_alert("parcel_late", "111-0000001-0000001", "late", {})
+    assert ledger.raise_alert("carrier_filed_differently", "US:YunExpress", "filed as Other", {})
+    assert ledger.raise_alert("carrier_filed_differently", "DE:Yanwen", "filed as Other", {})
+    assert ledger.resolve_alert("carrier_filed_differently", "DE:Yanwen")
+    assert [a.subject for a in ledger.alerts(kind="carrier_filed_differently")] == ["US:YunExpress"]
+    assert [a.subject for a in ledger.alerts(kind="carrier_filed_differently", open_only=False)] == [
+        "US:YunExpress", "DE:Yanwen"]
+    assert len(ledger.alerts()) == 2 and len(ledger.alerts(open_only=False)) == 3
