@@ -121,7 +121,7 @@ def deliver(ledger: Ledger, settings: WebhookSettings, session: requests.Session
             break
         ledger.enqueue_webhooks(endpoint.name, endpoint.events)
         sent = unanswered = 0
-        while sent < settings.batch and unanswered < UNANSWERED_IN_A_ROW:
+        while sent < settings.batch and unanswered < UNANSWERED_IN_A_ROW and not should_stop():
             # rounds: an order's next event is due once its previous is sent
             due = ledger.due_webhooks(endpoint.name, now or utcnow(), settings.batch - sent)
             if not due:

@@ -326,11 +326,17 @@ def test_an_endpoint_that_never_answers_is_left_after_a_few_posts_and_a_stop_end
         report = deliver(ledger, conf, now=soon(ledger))
         took = time.monotonic() - started
         stopped = deliver(ledger, conf, now=ledger.clock.now + timedelta(hours=1), should_stop=lambda: True)
+        asked, reads = iter([False] * 3), []  # a stop requested during the pass
+        due = ledger.due_webhooks
+        ledger.due_webhooks = lambda *args: reads.append(args) or due(*args)
+        late = deliver(ledger, conf, now=ledger.clock.now + timedelta(hours=2),
+                       should_stop=lambda: next(asked, True))
     finally:
         silent.close()
     assert report.failed == UNANSWERED_IN_A_ROW and took < 0.3 * (UNANSWERED_IN_A_ROW + 2)
     assert ledger.webhook_counts("erp") == {"pending": 10}  # the rest wait: nothing is lost
     assert (stopped.delivered, stopped.failed) == (0, 0)
+    assert late.failed >= 1 and len(reads) == 1  # the pass ended: no more reads of what is due
 
 
 def test_a_replayed_event_gets_dead_after_hours_again_from_its_replay(ledger, receiver) -> None:
