@@ -68,22 +68,24 @@ def confirms_itself(rt: Runtime, package: Package) -> bool:
     return bool(spec and spec.confirms_shipment)
 
 
-def shown_on(rt: Runtime, raw_order: dict | None, package: Package) -> bool:
-    """Does this Amazon order (as getOrder or searchOrders returns it) show our package?
+def shown_entry(rt: Runtime, raw_order: dict | None, package: Package) -> dict | None:
+    """The entry of this Amazon order (as getOrder or searchOrders returns it) that shows our
+    package, or None.
 
-    Our own confirmations carry our packageReferenceId; a self-confirming label's package gets an
-    id from Amazon, so there only the tracking number identifies it.
+    Our own confirmations carry our packageReferenceId; a self-confirming label's package, and a
+    feed's, get an id from Amazon, so there only the tracking number identifies it.
     """
     if not raw_order:
-        return False
+        return None
     itself = confirms_itself(rt, package)
     by_feed = not itself and confirmed_by_feed(rt, package)
-    if itself or by_feed:  # Amazon numbered the package: our tracking number identifies it
+    if itself or by_feed:
         # a feed applies line by line: every item must have landed
-        return any(isinstance(p, dict) and p.get("trackingNumber") == package.tracking_number
-                   and (not by_feed or holds_items(p, package)) for p in raw_order.get("packages") or [])
+        return next((p for p in raw_order.get("packages") or [] if isinstance(p, dict)
+                     and p.get("trackingNumber") == package.tracking_number
+                     and (not by_feed or holds_items(p, package))), None)
     on_amazon = package_from_api(raw_order, package.package_ref)
-    return bool(on_amazon) and on_amazon.get("trackingNumber") == package.tracking_number
+    return on_amazon if on_amazon and on_amazon.get("trackingNumber") == package.tracking_number else None
 
 
 def holds_items(on_amazon: dict, package: Package) -> bool:
@@ -106,29 +108,28 @@ def holds_items(on_amazon: dict, package: Package) -> bool:
 def verify_if_shown(rt: Runtime, raw_order: dict | None, package: Package, expect: PackageState) -> bool:
     """Mark the package verified if this Amazon order shows it; True if it did. Amazon's name for
     the carrier is compared with the code sent (:func:`judge_filed_carrier`)."""
-    if not shown_on(rt, raw_order, package):
+    on_amazon = shown_entry(rt, raw_order, package)
+    if on_amazon is None:
         return False
     assert raw_order is not None
-    judge_filed_carrier(rt, raw_order, package)
+    judge_filed_carrier(rt, raw_order, package, on_amazon)
     mark_verified(rt, package, expect)
     return True
 
 
-def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package) -> None:
+def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package, on_amazon: dict) -> None:
     """A confirmation Amazon shows under another carrier than the code sent (``Other``, say: a
     code its list no longer knows) is verified, but its tracking will not count towards the
     valid-tracking rate: a ``carrier_filed_differently`` alert per site and code tells a person to
     check ``site_rules.<SITE>.carrier_codes`` against Seller Central's list; the next package
     Amazon files under the code clears it, on any worker. The code compared is the one the site's
     rules give now (a package confirmed under an older code is judged by the new one). Labels that
-    confirm themselves are Amazon's to file."""
+    confirm themselves are Amazon's to file. ``on_amazon``: the order's entry that shows the
+    package (:func:`shown_entry`)."""
     spec = rt.carrier_specs.get(package.carrier)
     if spec is None or confirms_itself(rt, package):
         return
-    on_amazon = package_from_api(raw_order, package.package_ref) or next(
-        (p for p in raw_order.get("packages") or []
-         if isinstance(p, dict) and p.get("trackingNumber") == package.tracking_number), None)
-    filed = str((on_amazon or {}).get("carrier") or "").strip()
+    filed = str(on_amazon.get("carrier") or "").strip()
     channel = raw_order.get("salesChannel")
     try:
         site = rt.sites.for_marketplace(channel.get("marketplaceId")).code  # type: ignore[union-attr]
