@@ -94,10 +94,9 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"order {order.order_id}: the buyer asked to cancel after the label was bought "
                     f"({package.carrier} {package.tracking_number}); cancel the order in Seller Central and "
                     "the label is voided, or release it to ship anyway")
-    # A feed leaves an order with a cancel request to this step (the only one that can tell an
-    # operator released it to ship anyway): it is confirmed singly.
-    if (package.state == PackageState.LABELED and not order.buyer_cancel_requested
-            and leaves_to_feed(rt, order)):
+    # A feed leaves to this step what it cannot carry, such as an order with a cancel request (only
+    # this step can tell an operator released it to ship anyway): those are confirmed singly.
+    if package.state == PackageState.LABELED and leaves_to_feed(rt, order, package):
         return Outcome.REST  # the account confirms by feed now (engine/feeds.py)
     lane = confirm_lane(rt, order.account)
     if lane is not None and not lane.try_enter():

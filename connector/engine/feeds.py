@@ -100,9 +100,12 @@ def _client(rt: Runtime, account: str) -> FeedsClient:
 # -- what the single-confirmation path and the verify step ask -------------------------------------
 
 
-def leaves_to_feed(rt: Runtime, order: Order) -> bool:
+def leaves_to_feed(rt: Runtime, order: Order, package: Package) -> bool:
     """Whether confirm() leaves this order's LABELED package to a feed (its account confirms by
-    feed now); if so the order is parked a few seconds (a feed claims it whether due or not)."""
+    feed now, and a feed can carry it); if so the order is parked a few seconds (a feed claims it
+    whether due or not)."""
+    if not feedable(rt, order, package):
+        return False
     state = _state(rt)
     if order.account not in state.decided:  # before the first feeds pass (they run on another thread)
         if order.account not in rt.amazon or not wants_feeds(rt, rt.config.account(order.account)):
@@ -230,24 +233,32 @@ def _worth_a_feed(rt: Runtime, account: Account, batch: list[tuple[Order, Packag
     return first is not None and utcnow() - first >= timedelta(seconds=settings.batch_wait_seconds)
 
 
+def feedable(rt: Runtime, order: Order, package: Package) -> bool:
+    """Whether a feed can carry this LABELED package. Not those confirm() must handle itself (no
+    carrier code, a buyer's cancel request, a self-confirming label, an ERP's label, no tracking
+    number or no items yet), nor one with more lines than a whole feed may hold
+    (``amazon.feeds.max_rows``): confirmShipment sends those, or they would wait for ever."""
+    spec = rt.carrier_specs.get(package.carrier)
+    return not (
+        spec is None
+        or spec.confirms_shipment
+        or not order.confirms_on_amazon
+        or order.buyer_cancel_requested
+        or not amazon_carrier_code(spec, rt.site_rules.get(order.site), order.site)
+        or not package.items
+        or not package.tracking_number
+        or len(package.items) > rt.config.amazon.feeds.max_rows
+    )
+
+
 def _batch(rt: Runtime, account: Account) -> list[tuple[Order, Package]]:
-    """LABELED packages a feed can carry, earliest ship-by first, one marketplace, at most
-    ``max_rows`` lines. Those confirm() must handle itself (no carrier code, a buyer's cancel
-    request, a self-confirming label, an ERP's label) are left to it."""
+    """LABELED packages a feed can carry (:func:`feedable`), earliest ship-by first, one
+    marketplace, at most ``max_rows`` lines."""
     max_rows = rt.config.amazon.feeds.max_rows
     batch: list[tuple[Order, Package]] = []
     rows = 0
     for order, package in rt.ledger.labeled_for_feed(account.name, limit=max_rows):
-        spec = rt.carrier_specs.get(package.carrier)
-        if (
-            spec is None
-            or spec.confirms_shipment
-            or not order.confirms_on_amazon
-            or order.buyer_cancel_requested
-            or not amazon_carrier_code(spec, rt.site_rules.get(order.site), order.site)
-            or not package.items
-            or not package.tracking_number
-        ):
+        if not feedable(rt, order, package):
             continue
         if batch and order.marketplace_id != batch[0][0].marketplace_id:
             continue

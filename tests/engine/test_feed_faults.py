@@ -249,3 +249,30 @@ def test_a_report_that_says_nothing_succeeded_accepts_no_line(world, monkeypatch
         assert feed.rows_accepted == 0
     finally:
         rt.close()
+
+
+def test_a_package_with_more_lines_than_a_feed_holds_is_confirmed_singly(world):
+    """``max_rows`` 1: a package of two item lines fits no feed. It is confirmed by confirmShipment
+    (not parked for a feed that never takes it), and the packages of one line still go by feed."""
+    w, rt = labeled_world(world, orders=120, max_rows=1)
+    try:
+        advance(w, 60)  # the labels whose tracking number comes later
+        for record in rt.ledger.orders([OrderState.LABEL_CLAIMED]):
+            rt.ledger.clear_deferral(record.order_id)
+            drive(rt, record.order_id, lambda: False, 1)
+        labeled = [rt.ledger.open_package(r.order_id) for r in rt.ledger.orders([OrderState.LABELED])]
+        wide = [p.order_id for p in labeled if len(p.items) > 1]
+        narrow = {p.order_id for p in labeled if len(p.items) == 1}
+        assert wide and narrow, "the seeded orders have no package of several lines"
+        for _ in range(3):
+            feeds_mod.run_feeds(rt)
+            for order_id in wide:  # the order workers, as the dispatcher hands them out
+                rt.ledger.clear_deferral(order_id)
+                drive(rt, order_id, lambda: False, 3)
+            next_report(w, rt)
+        fed = set(w.state("spapi")["feed_shipments"])
+        confirmed = w.state("spapi")["confirmations"]
+        assert all(order_id in confirmed and order_id not in fed for order_id in wide)
+        assert fed and fed <= narrow
+    finally:
+        rt.close()
