@@ -130,6 +130,14 @@ def in_open_feed(rt: Runtime, package: Package) -> bool:
     return bool(check and package.state == PackageState.CONFIRMING and check(package.id))
 
 
+def unsubmitted_feed_of(rt: Runtime, package: Package) -> int | None:
+    """The feed claimed with this CONFIRMING package and not created on Amazon yet, if any."""
+    find = getattr(rt.ledger, "open_feed_of", None)
+    if find is None or package.state != PackageState.CONFIRMING:
+        return None
+    return find(package.id, UNSUBMITTED_FEED_STATES)
+
+
 def confirmed_by_feed(rt: Runtime, package: Package) -> bool:
     """Whether a feed confirmed the package, so the order read back shows it under a package id
     Amazon chose: only the tracking number identifies it."""
@@ -318,12 +326,19 @@ def document_for(rt: Runtime, feed: FeedRecord) -> bytes:
 
 @contextmanager
 def _only_here(rt: Runtime, feed: FeedRecord) -> Iterator[FeedRecord | None]:
-    """The feed as it is now, while no other worker sharing the ledger follows or submits it
-    (None: one does). A feed claimed but not yet created looks, to another worker, just like one
-    a crash left behind; without this, a worker that took the account over mid-submission would
-    send the same packages in a second feed."""
-    with rt.ledger.exclusive(f"feed:{feed.id}") as mine:
+    """The feed as it is now, while no other thread or worker sharing the ledger follows or
+    submits it, nor voids one of its packages (None: one does). A feed claimed but not yet
+    created looks, to another worker, just like one a crash left behind; without this, a worker
+    that took the account over mid-submission would send the same packages in a second feed."""
+    with rt.holding(feed_lock(feed.id)) as mine:
         yield rt.ledger.get_feed_record(feed.id) if mine else None
+
+
+def feed_lock(feed_row_id: int) -> str:
+    """The key a feed is submitted and followed under (:meth:`Runtime.holding`); a void of one of
+    its packages takes it too, so that it lands before the document is built or after the feed is
+    created, never in between (engine/void.py)."""
+    return f"feed:{feed_row_id}"
 
 
 def _submit(rt: Runtime, feeds: FeedsClient, feed: FeedRecord | None) -> None:

@@ -47,7 +47,7 @@ from .runtime import Runtime
 from .scheduler import Scheduler
 from .track import track_due
 from .verify import verify, verify_in_bulk
-from .void import claim_void, void
+from .void import FeedBeingSent, claim_void, void
 from .watch import watch
 from .workers import Membership
 
@@ -219,7 +219,10 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
         return void(rt, record, package)
     if (record.order.status == FulfillmentStatus.CANCELLED and package.state in AMAZON_CANCELS
             and not package.scans):  # a label for an order Amazon cancelled: void it
-        return void(rt, record, claim_void(rt, package))
+        try:
+            return void(rt, record, claim_void(rt, package))
+        except FeedBeingSent:  # its feed is being created now: a look again later voids it
+            return Outcome.REST
     if package.state in (PackageState.PLANNED, PackageState.LABEL_CLAIMED):
         if record.order.status == FulfillmentStatus.CANCELLED and package.state == PackageState.PLANNED:
             rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED,

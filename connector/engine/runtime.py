@@ -5,7 +5,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,8 @@ class Runtime:
     counters: Counters = field(default_factory=Counters)
     webhook_session: requests.Session = field(default_factory=httpsession.Session, repr=False)
     hooks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one dispatcher at a time
-    _order_locks: dict[str, list] = field(default_factory=dict, repr=False)  # id -> [lock, users]
-    _order_locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _locks: dict[str, list] = field(default_factory=dict, repr=False)  # key -> [lock, users]: holding()
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     verify_sweeps: dict[str, Any] = field(default_factory=dict, repr=False)  # account -> verify.SweepMark
     membership: Membership | None = field(default=None, repr=False)  # shared ledger: accounts leased here
     # False for a command beside the daemon (orders void, the API without its engine): a step it
@@ -85,31 +85,36 @@ class Runtime:
     _quote_pools_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)
 
+    def driving(self, order_id: str, wait: float = 0.0) -> AbstractContextManager[bool]:
+        """Hold the lock one order is driven under (:meth:`holding`): the loop's workers and the
+        HTTP API's requests never step the same order at once (a second look at a claimed label
+        could ask the carrier while the first call is still in flight)."""
+        return self.holding(f"order:{order_id}", wait)
+
     @contextmanager
-    def driving(self, order_id: str, wait: float = 0.0) -> Iterator[bool]:
-        """Hold the lock one order is driven under in this process (yields False when another
-        thread kept it for ``wait`` seconds): the loop's workers and the HTTP API's requests never
-        step the same order at once (a second look at a claimed label could ask the carrier while
-        the first call is still in flight). A lock nobody holds or waits for is forgotten, so a
-        long-running daemon keeps one per order in flight, not one per order ever seen."""
-        with self._order_locks_guard:
-            entry = self._order_locks.setdefault(order_id, [threading.Lock(), 0])
+    def holding(self, key: str, wait: float = 0.0) -> Iterator[bool]:
+        """Hold ``key`` (an order, a feed) against this process's other threads and, on a shared
+        ledger, every other daemon: yields False when someone else kept it for ``wait`` seconds.
+        A lock nobody holds or waits for is forgotten, so a long-running daemon keeps one per key
+        in use, not one per key ever seen."""
+        with self._locks_guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
         lock = entry[0]
         acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
         try:
-            if acquired:  # and no other daemon on a shared ledger is driving it
-                with self.ledger.exclusive(f"order:{order_id}") as ours:
+            if acquired:  # and no other daemon on a shared ledger holds it
+                with self.ledger.exclusive(key) as ours:
                     yield ours
             else:
                 yield False
         finally:
             if acquired:
                 lock.release()
-            with self._order_locks_guard:
+            with self._locks_guard:
                 entry[1] -= 1
                 if entry[1] == 0:
-                    del self._order_locks[order_id]
+                    del self._locks[key]
 
     def quote_pool(self, carrier: str) -> ThreadPoolExecutor:
         """The threads one carrier's quotes run on, kept for the process: a thread started per

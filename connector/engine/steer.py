@@ -147,7 +147,7 @@ def void_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -
             try:
                 fresh = rt.ledger.get_package(package.id)
                 if fresh is not None and fresh.state not in (PackageState.VOIDING, PackageState.VOIDED):
-                    claim_void(rt, fresh)
+                    claim_void(rt, fresh, wait=wait)
             except (ValueError, StaleStateError) as exc:
                 raise NotAllowed(str(exc)) from None
     # The void alone (one step), held or not: the daemon leaves a held order alone, so an operator

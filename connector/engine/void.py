@@ -28,6 +28,7 @@ from ..ledger.base import order_state_of
 from ..model import FulfillmentStatus, utcnow
 from .carrier_calls import retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
+from .feeds import feed_lock, unsubmitted_feed_of
 from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
 
@@ -48,12 +49,31 @@ class VoidRefusal(Enum):
     UNSEEN = "unseen"    # refused, and the lookup did not show the label either
 
 
-def claim_void(rt: Runtime, package: Package) -> Package:
-    """Commit the void claim (ValueError when the package cannot be voided)."""
+class FeedBeingSent(ValueError):
+    """The package's feed is being submitted now: a void claimed meanwhile would not be left out."""
+
+
+def claim_void(rt: Runtime, package: Package, *, wait: float = 0.0) -> Package:
+    """Commit the void claim (ValueError when the package cannot be voided). A package claimed for
+    a feed still to be created is claimed under that feed's lock, so the void lands before the
+    document is built (the package is left out of it) or after the feed is created (as the void of
+    a confirmed label), never in between; FeedBeingSent when the submission kept the lock for
+    ``wait`` seconds."""
     if package.state not in VOIDABLE or package.scans:
         raise ValueError(f"order {package.order_id}: package {package.package_ref} is {package.state.value}"
                          + (f" with {package.scans} carrier scan(s)" if package.scans else "")
                          + "; only a label the carrier has not scanned can be voided")
+    feed = unsubmitted_feed_of(rt, package)
+    if feed is None:
+        return _claim(rt, package)
+    with rt.holding(feed_lock(feed), wait) as mine:
+        if not mine:
+            raise FeedBeingSent(f"order {package.order_id}: package {package.package_ref} is being sent "
+                                f"to Amazon in feed {feed} right now; void it again once the feed is created")
+        return _claim(rt, package)
+
+
+def _claim(rt: Runtime, package: Package) -> Package:
     package = rt.ledger.advance(package, package.state, PackageState.VOIDING, order_state=OrderState.VOIDING,
                                 voided_from=package.state.value)
     crashpoint("after_void_claim")

@@ -344,17 +344,21 @@ class FeedStore:
 
     def in_open_feed(self, package_id: int) -> bool:
         """Whether a feed still in flight holds this package's claim."""
-        marks = ", ".join("?" for _ in OPEN_FEED_STATES)
+        return self.open_feed_of(package_id) is not None
+
+    def open_feed_of(self, package_id: int, states: Sequence[str] = OPEN_FEED_STATES) -> int | None:
+        """The row id of the feed in ``states`` that holds this package's claim, if one does."""
+        marks = ", ".join("?" for _ in states)
         row = (
             self._conn()
             .execute(
-                "SELECT 1 FROM feed_packages fp JOIN feeds f ON f.id = fp.feed_row_id"
+                "SELECT fp.feed_row_id FROM feed_packages fp JOIN feeds f ON f.id = fp.feed_row_id"
                 f" WHERE fp.package_id = ? AND fp.result = '' AND f.state IN ({marks}) LIMIT 1",
-                (package_id, *OPEN_FEED_STATES),
+                (package_id, *states),
             )
             .fetchone()
         )
-        return row is not None
+        return int(row[0]) if row is not None else None
 
     def confirmed_by_feed(self, package_id: int) -> bool:
         """Whether a feed confirmed this package (or may have): Amazon numbers such a package

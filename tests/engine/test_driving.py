@@ -26,7 +26,7 @@ def test_one_thread_drives_an_order_and_finished_locks_are_forgotten(world):
         assert first and got == [False]  # the second thread was turned away, not let in
         with rt.driving("111-0000000-0000001", wait=1) as again:
             assert again  # free once the first let go
-        assert rt._order_locks == {}
+        assert rt._locks == {}
     finally:
         rt.close()
 

@@ -3,6 +3,8 @@ must no longer be confirmed is never sent, and no feed's trouble leaves its pack
 account's other orders) waiting for ever."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from connector.amazon.errors import AuthError, TransientError
@@ -274,5 +276,40 @@ def test_a_package_with_more_lines_than_a_feed_holds_is_confirmed_singly(world):
         confirmed = w.state("spapi")["confirmations"]
         assert all(order_id in confirmed and order_id not in fed for order_id in wide)
         assert fed and fed <= narrow
+    finally:
+        rt.close()
+
+
+def test_a_void_during_its_feed_s_submission_lands_after_the_feed_is_created(world, monkeypatch):
+    """An operator voids a package while the feeds thread uploads its feed's document. The void
+    waits for the feed to be created, then goes on as the void of a confirmed label: the ledger
+    never says the package was left out of a document that carried it."""
+    w, rt = labeled_world(world)
+    try:
+        upload = FeedsClient.upload
+        seen = {}
+
+        def uploading(self, url, document):
+            if seen:  # the first feed's upload only
+                return upload(self, url, document)
+            feed = rt.ledger.feeds("demo-na")[0]
+            package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
+            operator = threading.Thread(target=lambda: seen.update(void=void_order(rt, package.order_id)))
+            operator.start()
+            operator.join(0.5)  # the operator's void, on the API's thread, meanwhile
+            seen.update(feed=feed.id, package=package, during=rt.ledger.get_package(package.id).state,
+                        operator=operator)
+            return upload(self, url, document)
+
+        monkeypatch.setattr(FeedsClient, "upload", uploading)
+        feeds_mod.run_feeds(rt)
+        seen["operator"].join(10)
+        package = seen["package"]
+        assert seen["during"] is PackageState.CONFIRMING, "the void landed in the middle of the submission"
+        assert seen["void"].complete and rt.ledger.get_package(package.id).state is PackageState.VOIDED
+        assert rt.ledger.get_feed_record(seen["feed"]).state == "SUBMITTED"
+        assert {m.package_id: m.result for m in rt.ledger.feed_members(seen["feed"])}[package.id] != "skipped"
+        next_report(w, rt)
+        assert package.order_id in w.state("spapi")["feed_shipments"]  # as the ledger knows
     finally:
         rt.close()
