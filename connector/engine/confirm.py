@@ -20,7 +20,6 @@ from ..kit.carrier import CarrierSpec
 from ..ledger import OrderRecord, OrderState, Package, PackageState, StaleStateError
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
-from ..rules import amazon_carrier_code
 from .crashpoints import crashpoint
 from .feeds import in_open_feed, leaves_to_feed, park_for_feed
 from .outcome import Outcome, defer, hold, their_words
@@ -84,7 +83,7 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return _confirmed(rt, package, package.state, shipped_at=package.shipped_at or utcnow(),
                           confirmed_at=package.confirmed_at or package.created_at or utcnow())
     spec = rt.carrier_specs.get(package.carrier)
-    carrier_code = amazon_carrier_code(spec, rt.site_rules.get(order.site), order.site) if spec else None
+    carrier_code = rt.amazon_carrier_code(package.carrier, order.site)
     if spec is None or carrier_code is None:
         return hold(rt, order.order_id, HoldReason.CARRIER_NOT_ACCEPTED,
                     f"order {order.order_id}: no Amazon carrier code for {package.carrier} on "

@@ -54,7 +54,6 @@ from ..ledger import OrderState, Package, PackageState, StaleStateError
 from ..ledger.feeds import OPEN_FEED_STATES, UNSUBMITTED_FEED_STATES, FeedOutcome, FeedRecord
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
-from ..rules import amazon_carrier_code
 from .crashpoints import crashpoint
 from .runtime import Runtime
 
@@ -252,7 +251,7 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
         or spec.confirms_shipment
         or not order.confirms_on_amazon
         or order.buyer_cancel_requested
-        or not amazon_carrier_code(spec, rt.site_rules.get(order.site), order.site)
+        or not rt.amazon_carrier_code(package.carrier, order.site)
         or not package.items
         or not package.tracking_number
         or len(package.items) > rt.config.amazon.feeds.max_rows
@@ -285,7 +284,7 @@ def _rows(rt: Runtime, order: Order, package: Package) -> list[FeedRow]:
     if spec is None:  # taken out of the configuration since the claim: a failed submission
         raise RuntimeError(f"carrier {package.carrier!r} of package {package.package_ref} of order "
                            f"{order.order_id} is no longer configured")
-    code = amazon_carrier_code(spec, rt.site_rules.get(order.site), order.site) or ""
+    code = rt.amazon_carrier_code(package.carrier, order.site) or ""
     service = spec.service(package.service)
     method = (service.amazon_shipping_method or service.name) if service else ""
     ship_date = package.shipped_at or package.updated_at or utcnow()

@@ -26,7 +26,7 @@ from ..ledger import Ledger
 from ..model import Address
 from ..plugins import PluginHost
 from ..ratelimit import DEFAULT_QUOTAS, RateLimiter
-from ..rules import ChoicePolicy, RulesError, SiteRules, SiteRulesPatch, merge_rules
+from ..rules import ChoicePolicy, RulesError, SiteRules, SiteRulesPatch, amazon_carrier_code, merge_rules
 from .alerts import AlertKind, KnownOpen
 from .workers import Membership
 
@@ -84,6 +84,13 @@ class Runtime:
     _quote_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict, repr=False)
     _quote_pools_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)
+
+    def amazon_carrier_code(self, carrier: str, site: str) -> str | None:
+        """The carrier code Amazon is sent for ``carrier``'s labels on ``site``
+        (:func:`connector.rules.amazon_carrier_code`); None when the carrier is not configured
+        or has no code there."""
+        spec = self.carrier_specs.get(carrier)
+        return None if spec is None else amazon_carrier_code(spec, self.site_rules.get(site), site)
 
     def driving(self, order_id: str, wait: float = 0.0) -> AbstractContextManager[bool]:
         """Hold the lock one order is driven under (:meth:`holding`): the loop's workers and the

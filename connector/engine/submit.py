@@ -21,7 +21,6 @@ from typing import Any
 from ..ledger import OrderRecord, OrderState, Package
 from ..ledger.submissions import ExternalLabel, Submission, SubmissionConflict
 from ..model import Address, FulfillmentStatus, Money, Order, OrderItem, parse_iso, utcnow
-from ..rules import amazon_carrier_code
 from .loop import drive
 from .runtime import Runtime
 
@@ -138,7 +137,7 @@ def confirmation_order(rt: Runtime, body: dict[str, Any]) -> tuple[Order, Extern
         raise SubmitError(422, "carrier", f"{spec.label} labels confirm themselves on Amazon; "
                           "nothing to confirm")
     rules = rt.site_rules.get(site)
-    carrier_code = amazon_carrier_code(spec, rules, site)
+    carrier_code = rt.amazon_carrier_code(code, site)
     if carrier_code is None:
         raise SubmitError(422, "carrier", f"Amazon does not accept {spec.label} on {site}")
     if rules is not None and carrier_code not in rules.carrier_codes:  # as for the daemon's own labels

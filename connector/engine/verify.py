@@ -35,7 +35,6 @@ from ..holds import HoldReason
 from ..ledger import OrderRecord, OrderState, Package, PackageState, StaleStateError
 from ..model import utcnow
 from ..ratelimit import QuotaWaitInterrupted
-from ..rules import amazon_carrier_code
 from .crashpoints import crashpoint
 from .feeds import confirmed_by_feed
 from .outcome import Outcome, defer, hold, their_words
@@ -135,7 +134,7 @@ def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package, on_amazo
         site = rt.sites.for_marketplace(channel.get("marketplaceId")).code  # type: ignore[union-attr]
     except (AttributeError, KeyError, ValueError):
         return
-    sent = amazon_carrier_code(spec, rt.site_rules.get(site), site)
+    sent = rt.amazon_carrier_code(package.carrier, site)
     if not filed or not sent:  # Amazon named no carrier: nothing to judge
         return
     subject = f"{site}:{sent}"
