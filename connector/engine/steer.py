@@ -89,7 +89,8 @@ def replan_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS)
     reference: the daemon asks the carrier's lookup, which may lag behind a call whose answer was
     lost. A plain release asks the carrier again instead. Only for the holds the label step sets
     once its call is over (``CLAIM_GIVEN_UP_BY_RELEASE``): a manual hold may have caught a step
-    whose call is still in flight, in another process the order's lock does not reach."""
+    whose call is still in flight, and where the order's lock does not reach across processes
+    (a SQLite ledger off Linux) nothing else would stop its label going unrecorded."""
     with rt.driving(order_id, wait) as mine:  # and not while a thread here is in the middle of a step
         if not mine:
             raise NotAllowed(f"order {order_id} is busy (another worker is driving it); try again")

@@ -170,8 +170,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     @contextmanager
     def exclusive(self, key: str) -> Iterator[bool]:
-        """Whether this process may work on ``key`` (an order) while the block runs: False when
-        another daemon sharing the ledger holds it. A store used by one daemon yields True."""
+        """Whether this process may work on ``key`` (an order, a feed) while the block runs: False
+        when another holder (a thread, a process) has it. Each store locks in its own way; a
+        store that cannot yields True."""
         yield True
 
     def _usable(self, conn: Any) -> bool:

@@ -7,10 +7,14 @@ read-then-write; other writers wait up to ``busy_timeout`` (10 s).
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import sqlite3
+import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from ..model import utcnow
@@ -19,6 +23,13 @@ from .crypto import PiiCipher
 from .sql import SqlLedger
 
 BUSY_TIMEOUT_S = 10.0
+
+try:  # Linux's open file description locks: owned by a descriptor, not by the process
+    from fcntl import F_OFD_SETLK, F_WRLCK
+    from fcntl import fcntl as _fcntl
+except ImportError:  # elsewhere the store promises one daemon per file, and no more
+    F_OFD_SETLK = None
+KEY_LOCKS = F_OFD_SETLK is not None and sys.maxsize > 2**32  # _try_lock packs a 64-bit struct flock
 
 
 def _ensure_private_file(path: str) -> None:
@@ -74,6 +85,22 @@ class SqliteLedger(SqlLedger):
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._daemon_lock = fd
 
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[bool]:
+        """Whether this process may work on ``key`` (an order, a feed) while the block runs: False
+        when another process on this file holds it -- the daemon, and a command run beside it
+        (``orders void``). A lock on one byte of ``<ledger>.keys.lock``, at an offset drawn from
+        the key (no two keys share one), held by a descriptor of its own: it goes with the block,
+        or with the process if that dies."""
+        if not KEY_LOCKS:
+            yield True
+            return
+        fd = os.open(self.path + ".keys.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            yield _try_lock(fd, key)
+        finally:
+            os.close(fd)  # the lock goes with the descriptor
+
     def close(self) -> None:
         super().close()
         if self._daemon_lock is not None:
@@ -107,3 +134,16 @@ class SqliteLedger(SqlLedger):
     @staticmethod
     def _json_field(column: str, key: str) -> str:
         return f"json_extract(NULLIF({column}, ''), '$.{key}')"  # JSON true/false come as 1/0
+
+
+def _try_lock(fd: int, key: str) -> bool:
+    """Take the byte of ``key`` in the file open at ``fd``, without waiting (``struct flock``:
+    type, whence, start, length, pid -- 0 for an open file description lock)."""
+    offset = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big") >> 2
+    try:
+        _fcntl(fd, F_OFD_SETLK, struct.pack("hhqqi4x", F_WRLCK, os.SEEK_SET, offset, 1, 0))
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):  # another descriptor holds it
+            return False
+        raise
+    return True

@@ -19,6 +19,7 @@ from connector.engine.steer import NotAllowed, OrderNotFound, hold_order, replan
 from connector.holds import CLAIM_GIVEN_UP_BY_RELEASE, HoldReason
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.ledger import OrderState, PackageState
+from connector.ledger.sql import SqlLedger
 from connector.model import FulfillmentStatus
 
 from ..e2e.helpers import advance, ingest_all
@@ -181,10 +182,11 @@ class Slow:
         return getattr(self.carrier, name)
 
 
-def test_a_manual_hold_on_a_step_in_flight_cannot_give_its_claim_up(world):
-    """On SQLite the CLI is another process, which the daemon's order lock does not reach: an
-    operator who holds an order whose create call is in flight, then replans it, must not free
-    its reference while the call buys the label."""
+def test_a_manual_hold_on_a_step_in_flight_cannot_give_its_claim_up(world, monkeypatch):
+    """An operator who holds an order whose create call is in flight, then replans it from the
+    CLI (another process), must not free its reference while the call buys the label: the
+    daemon's order lock turns the replan away, and where that lock does not reach (a store
+    without locks across processes), the hold's own reason does."""
     w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
                "selection": {"overrides": []}})
     daemon, cli_process = w.runtime(), w.runtime()
@@ -203,6 +205,9 @@ def test_a_manual_hold_on_a_step_in_flight_cannot_give_its_claim_up(world):
             with pytest.raises(NotAllowed, match="an operator cannot hold an order for"):
                 hold_order(cli_process.ledger, order_id, reason, "carrier down, move it")
         hold_order(cli_process.ledger, order_id, HoldReason.MANUAL.value, "looking at it")
+        with pytest.raises(NotAllowed, match="busy"):
+            replan_order(cli_process, order_id)
+        monkeypatch.setattr(cli_process.ledger, "exclusive", SqlLedger.exclusive.__get__(cli_process.ledger))
         with pytest.raises(NotAllowed, match="held manual"):
             replan_order(cli_process, order_id)
         slow.go.set()

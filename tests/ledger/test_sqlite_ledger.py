@@ -26,6 +26,7 @@ from connector.ledger import (
     StaleStateError,
     open_ledger,
 )
+from connector.ledger import sqlite as sqlite_store
 from connector.ledger.crypto import PiiCipher, PiiDecryptError, PiiKeyError
 from connector.ledger.sql import SqlLedger
 from connector.ledger.sqlite import SqliteLedger
@@ -887,6 +888,55 @@ def test_closed_ledger_refuses_work(db_path: Path, key: bytes) -> None:
     led.close()
     with pytest.raises(RuntimeError, match="closed"):
         led.counts()
+
+
+@pytest.mark.skipif(not sqlite_store.KEY_LOCKS, reason="open file description locks are Linux's (64-bit)")
+def test_a_key_held_through_one_ledger_is_refused_through_another(db_path: Path, key: bytes) -> None:
+    """As the daemon and a command beside it (``orders void``) each open the file: one may work
+    on a key (an order, a feed) while the other may not. A lock owned by the process would let
+    both through here, and be dropped when either closed a descriptor."""
+    daemon, command = SqliteLedger(db_path, PiiCipher([key])), SqliteLedger(db_path, PiiCipher([key]))
+    try:
+        with daemon.exclusive("order:111-0000001-0000001") as mine:
+            assert mine
+            with command.exclusive("order:111-0000001-0000001") as theirs:
+                assert not theirs
+            with command.exclusive("order:111-0000001-0000002") as other, command.exclusive("feed:1") as feed:
+                assert other and feed
+            with daemon.exclusive("feed:1") as again:  # its own descriptor too
+                assert again
+        with command.exclusive("order:111-0000001-0000001") as theirs:
+            assert theirs
+    finally:
+        daemon.close()
+        command.close()
+
+
+@pytest.mark.skipif(not sqlite_store.KEY_LOCKS, reason="open file description locks are Linux's (64-bit)")
+def test_a_key_held_by_a_killed_process_is_free_at_once(db_path: Path, key: bytes) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys, time
+            from connector.ledger.crypto import PiiCipher
+            from connector.ledger.sqlite import SqliteLedger
+            led = SqliteLedger(sys.argv[1], PiiCipher([sys.argv[2].encode()]))
+            with led.exclusive("order:111-0000001-0000001") as mine:
+                print("held" if mine else "refused", flush=True)
+                time.sleep(60)
+        """), str(db_path), key.decode()], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    led = SqliteLedger(db_path, PiiCipher([key]))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with led.exclusive("order:111-0000001-0000001") as mine:
+            assert not mine
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        with led.exclusive("order:111-0000001-0000001") as mine:
+            assert mine
+    finally:
+        holder.kill()
+        holder.wait(10)
+        led.close()
 
 
 # -- crash durability --------------------------------------------------------------------------------
