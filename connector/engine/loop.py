@@ -221,7 +221,8 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
             and not package.scans):  # a label for an order Amazon cancelled: void it
         try:
             return void(rt, record, claim_void(rt, package))
-        except FeedBeingSent:  # its feed is being created now: a look again later voids it
+        except FeedBeingSent as exc:  # its feed is being created now: a look again later voids it
+            log.info("%s; Amazon cancelled the order, its label is voided once the feed is created", exc)
             return Outcome.REST
     if package.state in (PackageState.PLANNED, PackageState.LABEL_CLAIMED):
         if record.order.status == FulfillmentStatus.CANCELLED and package.state == PackageState.PLANNED:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from .alerts import AlertKind, KnownOpen
 from .workers import Membership
 
 log = logging.getLogger("connector.engine")
+
+LOCK_RETRY_SECONDS = 0.05  # how often a wait for a key another process holds looks again
 
 
 @dataclass
@@ -100,18 +103,19 @@ class Runtime:
 
     @contextmanager
     def holding(self, key: str, wait: float = 0.0) -> Iterator[bool]:
-        """Hold ``key`` (an order, a feed) against this process's other threads and, on a shared
-        ledger, every other daemon: yields False when someone else kept it for ``wait`` seconds.
-        A lock nobody holds or waits for is forgotten, so a long-running daemon keeps one per key
-        in use, not one per key ever seen."""
+        """Hold ``key`` (an order, a feed) against this process's other threads and every other
+        process on the ledger (the ledger's own lock): yields False when someone else kept it for
+        ``wait`` seconds. A lock nobody holds or waits for is forgotten, so a long-running daemon
+        keeps one per key in use, not one per key ever seen."""
+        deadline = time.monotonic() + wait
         with self._locks_guard:
             entry = self._locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
         lock = entry[0]
         acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
         try:
-            if acquired:  # and no other daemon on a shared ledger holds it
-                with self.ledger.exclusive(key) as ours:
+            if acquired:  # and no other process holds it
+                with self._ledger_lock(key, deadline) as ours:
                     yield ours
             else:
                 yield False
@@ -122,6 +126,19 @@ class Runtime:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del self._locks[key]
+
+    @contextmanager
+    def _ledger_lock(self, key: str, deadline: float) -> Iterator[bool]:
+        """The ledger's lock on ``key`` (it never waits), tried again until ``deadline``."""
+        while True:
+            stack = ExitStack()
+            ours = stack.enter_context(self.ledger.exclusive(key))
+            if ours or time.monotonic() >= deadline:
+                break
+            stack.close()
+            time.sleep(LOCK_RETRY_SECONDS)
+        with stack:
+            yield ours
 
     def quote_pool(self, carrier: str) -> ThreadPoolExecutor:
         """The threads one carrier's quotes run on, kept for the process: a thread started per

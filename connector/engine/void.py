@@ -64,13 +64,17 @@ def claim_void(rt: Runtime, package: Package, *, wait: float = 0.0) -> Package:
                          + (f" with {package.scans} carrier scan(s)" if package.scans else "")
                          + "; only a label the carrier has not scanned can be voided")
     feed = unsubmitted_feed_of(rt, package)
-    if feed is None:
-        return _claim(rt, package)
-    with rt.holding(feed_lock(feed), wait) as mine:
-        if not mine:
-            raise FeedBeingSent(f"order {package.order_id}: package {package.package_ref} is being sent "
-                                f"to Amazon in feed {feed} right now; void it again once the feed is created")
-        return _claim(rt, package)
+    while feed is not None:
+        with rt.holding(feed_lock(feed), wait) as mine:
+            if not mine:
+                raise FeedBeingSent(f"order {package.order_id}: package {package.package_ref} is being "
+                                    f"sent to Amazon in feed {feed} right now; void it again once the "
+                                    "feed is created")
+            now_in = unsubmitted_feed_of(rt, package)
+            if now_in == feed:
+                return _claim(rt, package)
+        feed = now_in  # left that feed meanwhile, for another one or for none
+    return _claim(rt, package)
 
 
 def _claim(rt: Runtime, package: Package) -> Package:

@@ -60,6 +60,8 @@ class SqliteLedger(SqlLedger):
         try:
             _ensure_private_file(path)
             self._conn()  # fail fast on a bad path or a file system without WAL support
+            with self.exclusive("ledger:open"):  # and on a key lock file this process cannot use
+                pass
         except (OSError, sqlite3.Error) as exc:  # a read-only or missing directory, say
             raise ConnectionError(f"ledger {path}: cannot open: {exc}") from None
 
@@ -88,16 +90,25 @@ class SqliteLedger(SqlLedger):
     @contextmanager
     def exclusive(self, key: str) -> Iterator[bool]:
         """Whether this process may work on ``key`` (an order, a feed) while the block runs: False
-        when another process on this file holds it -- the daemon, and a command run beside it
-        (``orders void``). A lock on one byte of ``<ledger>.keys.lock``, at an offset drawn from
-        the key (no two keys share one), held by a descriptor of its own: it goes with the block,
-        or with the process if that dies."""
+        when another holder on this file has it -- a thread of the daemon, or a command run beside
+        it (``orders void``). A lock on one byte of ``<ledger>.keys.lock``, at an offset drawn from
+        the key (a 62-bit hash: two keys practically never share one), held by a descriptor of its
+        own: it goes with the block, or with the process if that dies. ConnectionError when the
+        file cannot be opened or locked (made by another user, say)."""
         if not KEY_LOCKS:
             yield True
             return
-        fd = os.open(self.path + ".keys.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        path = self.path + ".keys.lock"
         try:
-            yield _try_lock(fd, key)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConnectionError(f"cannot open {path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                got = _try_lock(fd, key)
+            except OSError as exc:  # a file system without these locks
+                raise ConnectionError(f"cannot lock {path}: {exc.strerror or exc}") from None
+            yield got
         finally:
             os.close(fd)  # the lock goes with the descriptor
 

@@ -3,9 +3,12 @@ every order the daemon has ever seen; a closed runtime starts no more quote thre
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
+
+from connector.ledger.sqlite import KEY_LOCKS
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +32,38 @@ def test_one_thread_drives_an_order_and_finished_locks_are_forgotten(world):
         assert rt._locks == {}
     finally:
         rt.close()
+
+
+@pytest.mark.skipif(not KEY_LOCKS, reason="SQLite's key locks are Linux's (64-bit)")
+def test_a_wait_for_an_order_another_process_drives_lasts_until_it_lets_go(world):
+    """A command beside the daemon (``orders void``, its own process and runtime) is turned away
+    while the daemon drives the order, and one that may wait gets it once the daemon lets go."""
+    w = world({"sandbox": {"orders": 1}})
+    daemon, command = w.runtime(), w.runtime()
+    holding, let_go = threading.Event(), threading.Event()
+
+    def daemon_step() -> None:
+        with daemon.driving("111-0000000-0000001") as mine:
+            assert mine
+            holding.set()
+            let_go.wait(10)
+            time.sleep(0.3)
+
+    step = threading.Thread(target=daemon_step)
+    try:
+        step.start()
+        assert holding.wait(10)
+        with command.driving("111-0000000-0000001", wait=0.2) as mine:
+            assert not mine
+        let_go.set()
+        started = time.monotonic()
+        with command.driving("111-0000000-0000001", wait=10) as mine:
+            assert mine and time.monotonic() - started >= 0.2
+    finally:
+        let_go.set()
+        step.join(10)
+        daemon.close()
+        command.close()
 
 
 def test_a_closed_runtime_starts_no_quote_threads(world):

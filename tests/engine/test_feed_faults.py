@@ -4,6 +4,7 @@ account's other orders) waiting for ever."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -295,8 +296,11 @@ def test_a_void_during_its_feed_s_submission_lands_after_the_feed_is_created(wor
             feed = rt.ledger.feeds("demo-na")[0]
             package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
             operator = threading.Thread(target=lambda: seen.update(void=void_order(rt, package.order_id)))
-            operator.start()
-            operator.join(0.5)  # the operator's void, on the API's thread, meanwhile
+            operator.start()  # the operator's void, on the API's thread, meanwhile: until it ends
+            deadline = time.monotonic() + 10  # or waits for the feed (the submission holds it)
+            while operator.is_alive() and rt._locks.get(f"feed:{feed.id}", [None, 0])[1] < 2:
+                assert time.monotonic() < deadline, "the void neither ended nor waited for the feed"
+                time.sleep(0.01)
             seen.update(feed=feed.id, package=package, during=rt.ledger.get_package(package.id).state,
                         operator=operator)
             return upload(self, url, document)

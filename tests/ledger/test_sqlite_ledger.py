@@ -913,6 +913,15 @@ def test_a_key_held_through_one_ledger_is_refused_through_another(db_path: Path,
 
 
 @pytest.mark.skipif(not sqlite_store.KEY_LOCKS, reason="open file description locks are Linux's (64-bit)")
+def test_a_key_lock_file_that_cannot_be_used_stops_the_ledger_opening(db_path: Path, key: bytes) -> None:
+    """Not the daemon's first order step, later: made by another user (here a directory, which
+    root cannot open either), the file is named when the ledger opens."""
+    os.mkdir(str(db_path) + ".keys.lock")
+    with pytest.raises(ConnectionError, match=r"cannot open: cannot open .*ledger\.db\.keys\.lock"):
+        SqliteLedger(db_path, PiiCipher([key]))
+
+
+@pytest.mark.skipif(not sqlite_store.KEY_LOCKS, reason="open file description locks are Linux's (64-bit)")
 def test_a_key_held_by_a_killed_process_is_free_at_once(db_path: Path, key: bytes) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent("""
