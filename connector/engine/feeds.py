@@ -415,26 +415,36 @@ def _give_up(rt: Runtime, feed: FeedRecord, why: str) -> None:
     confirmShipment."""
     error = f"feed {feed.id} could not be submitted: {why}"[:500]
     if feed.state == "UPLOADED":
-        outcomes = [FeedOutcome(m.package_id, "unknown", error) for m in rt.ledger.feed_members(feed.id)]
+        counts = _fail(rt, feed, error, lambda package_id: FeedOutcome(package_id, "unknown", error))
     else:
-        outcomes = [_given_back(rt, m.package_id, error) for m in rt.ledger.feed_members(feed.id)]
-    counts = rt.ledger.settle_feed(
-        feed.id,
-        outcomes,
-        state="FAILED",
-        summary=error,
-        confirmed_rests_for=rt.engine.verify_grace,  # its verify step would only wait
-    )
+        counts = _fail(rt, feed, error, lambda package_id: _given_back(rt, package_id, error))
     held = counts.get("rejected", 0)
     if held:
         rt.counters.add("held", held)
     state = _state(rt)
-    state.failures.pop(feed.id, None)
     pause = rt.config.amazon.feeds.pause_after_give_up_seconds
     state.paused[feed.account] = utcnow() + timedelta(seconds=pause)
     state.feeding.discard(feed.account)
     log.warning("account %s: feed %d given up: %s; no new feed for %.0f s", feed.account, feed.id, counts,
                 pause)
+
+
+def _fail(rt: Runtime, feed: FeedRecord, why: str,
+          outcome_of: Callable[[int], FeedOutcome]) -> dict[str, int]:
+    """End the feed FAILED, each member's package moved on by ``outcome_of(package id)``, and
+    forget what this process counted of it; returns the count per result."""
+    counts = rt.ledger.settle_feed(
+        feed.id,
+        [outcome_of(m.package_id) for m in rt.ledger.feed_members(feed.id)],
+        state="FAILED",
+        processing_status=feed.processing_status or "",
+        summary=why,
+        confirmed_rests_for=rt.engine.verify_grace,  # its verify step would only wait
+    )
+    state = _state(rt)
+    state.failures.pop(feed.id, None)
+    state.checked.pop(feed.id, None)
+    return counts
 
 
 def _given_back(rt: Runtime, package_id: int, error: str) -> FeedOutcome:
@@ -530,16 +540,7 @@ def _not_read(rt: Runtime, feed: FeedRecord, exc: Exception) -> int:
     if failures < rt.config.amazon.feeds.max_read_attempts:
         return 0
     why = f"feed {feed.feed_id} could not be read {failures} times ({exc}); reading the orders back"[:500]
-    counts = rt.ledger.settle_feed(
-        feed.id,
-        [FeedOutcome(m.package_id, "unknown", why) for m in rt.ledger.feed_members(feed.id)],
-        state="FAILED",
-        processing_status=feed.processing_status,
-        summary=why,
-        confirmed_rests_for=rt.engine.verify_grace,  # its verify step would only wait
-    )
-    state.failures.pop(feed.id, None)
-    state.checked.pop(feed.id, None)
+    counts = _fail(rt, feed, why, lambda package_id: FeedOutcome(package_id, "unknown", why))
     log.warning("account %s: feed %s given up: %s", feed.account, feed.feed_id, counts)
     return sum(counts.values())
 
