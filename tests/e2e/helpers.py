@@ -92,7 +92,8 @@ SEEDED_HOLDS = {"unknown_sku", "address_incomplete", "buyer_cancel_requested"}
 
 def assert_exactly_once(world: Any, *, allowed_holds: set[str] = SEEDED_HOLDS) -> dict[str, int]:
     """The emulators' own records, for every carrier: one label per package, one accepted
-    confirmation per package (none for Buy Shipping, whose labels confirm themselves), every
+    confirmation per package -- by confirmShipment, or by one feed line and then no
+    confirmShipment (none at all for Buy Shipping, whose labels confirm themselves) -- every
     order the daemon should see in the ledger and at rest, every label a readable PDF."""
     states = {name: world.state(name) for name in world.sandbox.servers}
     spapi = states["spapi"]
@@ -101,10 +102,10 @@ def assert_exactly_once(world: Any, *, allowed_holds: set[str] = SEEDED_HOLDS) -
     try:
         records = {r.order_id: r for r in ledger.orders()}
         bought_on_amazon = {b["orderId"] for b in spapi.get("buy_shipping", {}).values()}
-        expected = {oid for oid, d in spapi["order_details"].items()
+        by_us = set(spapi["confirmations"]) | set(spapi.get("feed_shipments", {})) | bought_on_amazon
+        expected = {oid for oid, d in spapi["order_details"].items()  # (the seed ships some elsewhere)
                     if d["fulfilledBy"] == "MERCHANT"
-                    and not (d["fulfillmentStatus"] == "SHIPPED" and oid not in spapi["confirmations"]
-                             and oid not in bought_on_amazon)}
+                    and not (d["fulfillmentStatus"] == "SHIPPED" and oid not in by_us)}
         assert expected - set(records) == set(), "orders missing from the ledger"
         for record in records.values():
             assert record.state in (OrderState.VERIFIED, OrderState.HELD, OrderState.CANCELLED), \
@@ -113,6 +114,7 @@ def assert_exactly_once(world: Any, *, allowed_holds: set[str] = SEEDED_HOLDS) -
                 assert record.hold_reason in allowed_holds, (record.order_id, record.hold_message)
         verified = [r for r in records.values() if r.state == OrderState.VERIFIED]
         carriers_used = set()
+        by_feed = 0
         for record in verified:
             (package,) = [p for p in ledger.packages(record.order_id) if p.state.value == "VERIFIED"]
             carriers_used.add(package.carrier)
@@ -122,6 +124,11 @@ def assert_exactly_once(world: Any, *, allowed_holds: set[str] = SEEDED_HOLDS) -
             assert label["created"] == 1, (package.idempotency_key, label)
             assert package.tracking_number in (label.get("tracking_number"), label.get("waybill"))
             if specs[package.carrier].confirms_shipment:
+                assert record.order_id not in spapi["confirmations"], record.order_id
+            elif ledger.confirmed_by_feed(package.id):
+                by_feed += 1
+                line = spapi["feed_shipments"][record.order_id][package.tracking_number]
+                assert line["created"] == 1, (record.order_id, line)
                 assert record.order_id not in spapi["confirmations"], record.order_id
             else:
                 confirmation = spapi["confirmations"][record.order_id][package.package_ref]
@@ -136,9 +143,12 @@ def assert_exactly_once(world: Any, *, allowed_holds: set[str] = SEEDED_HOLDS) -
         for order_id, packages in spapi["confirmations"].items():
             for ref, confirmation in packages.items():
                 assert confirmation["accepted"] == 1, (order_id, ref, confirmation)
+        for order_id, by_tracking in spapi.get("feed_shipments", {}).items():
+            assert all(line["created"] == 1 for line in by_tracking.values()), order_id
         assert labels == len(verified), "a label was bought for an order that did not ship"
         assert spapi.get("schema_violations", []) == []
         return {"verified": len(verified), "held": sum(r.state == OrderState.HELD for r in records.values()),
-                "orders": len(records), "expected": len(expected), "carriers": len(carriers_used)}
+                "orders": len(records), "expected": len(expected), "carriers": len(carriers_used),
+                "by_feed": by_feed}
     finally:
         ledger.close()
