@@ -59,15 +59,18 @@ class Figure:
         return data
 
 
-def previous(keep_out: set[str]) -> list[Figure]:
+def previous(keep_out: set[str]) -> tuple[list[Figure], dict[str, Any]]:
     """The figures of the last run's latest.json, but those in ``keep_out`` (a partial run keeps the
-    rest of the table)."""
+    rest of the table), and when and on what that run measured them."""
     try:
         data = json.loads((RESULTS / "latest.json").read_text(encoding="utf-8"))
-        return [Figure(**{k: v for k, v in f.items() if k not in ("ratio", "verdict")})
-                for f in data["figures"] if f["key"] not in keep_out]
+        figures = [Figure(**{k: v for k, v in f.items() if k not in ("ratio", "verdict")})
+                   for f in data["figures"] if f["key"] not in keep_out]
+        machine = data["machine"]
+        origin = machine.get("kept_from") or {"date": machine["date"], "commit": machine["commit"]}
     except (OSError, ValueError, KeyError, TypeError):
-        return []
+        return [], {}
+    return figures, origin if figures else {}
 
 
 def unavailable(key: str, title: str, bound: float, direction: str, unit: str, reason: str,
@@ -118,11 +121,19 @@ def _cells(f: Figure) -> list[str]:
     return [f.title, measured, bound, ratio, f.verdict]
 
 
+def _kept(meta: dict[str, Any]) -> str:
+    origin = meta.get("kept_from")
+    if not origin:
+        return ""
+    return (f" It measured only {', '.join(meta['steps'])}; the other figures are those of the run of "
+            f"{origin['date']} at commit {origin['commit']}.")
+
+
 def markdown(figures: list[Figure], meta: dict[str, Any]) -> str:
     lines = [
         f"Measured {meta['date']} on {meta['nproc']} CPUs, Python {meta['python']}, {meta['platform']}, "
         f"commit {meta['commit']}{', --quick sizes' if meta.get('quick') else ''}; "
-        f"the whole run took {meta.get('total_seconds', 0):.0f} s.",
+        f"the whole run took {meta.get('total_seconds', 0):.0f} s.{_kept(meta)}",
         "",
         "| figure | measured | bound | ratio | result |",
         "|---|---|---|---|---|",
