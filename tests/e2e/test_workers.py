@@ -59,6 +59,12 @@ def owners(world) -> dict[str, str | None]:
         ledger.close()
 
 
+def _shared_out(world) -> bool:
+    """Every account leased, two to each of three workers."""
+    now = owners(world)
+    return len(now) == 6 and all(now.values()) and len(set(now.values())) == 3
+
+
 def pid_of(worker_id: str | None) -> int | None:
     return int(worker_id.split(":")[1]) if worker_id else None
 
@@ -83,11 +89,7 @@ def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
     try:
         deadline = time.monotonic() + 30
 
-        def shared_out() -> bool:  # every account leased, two to each of the three workers
-            now = owners(w)
-            return len(now) == 6 and all(now.values()) and len(set(now.values())) == 3
-
-        while not shared_out():
+        while not _shared_out(w):
             assert time.monotonic() < deadline, owners(w)
             time.sleep(0.2)
         for _ in range(4):
@@ -106,7 +108,7 @@ def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
             reowned_after.append(time.monotonic() - killed_at)
             procs[victim] = start()  # a new worker joins and gets its share back
         deadline = time.monotonic() + 30
-        while not shared_out():  # the last one to join has its share (and is past its start-up)
+        while not _shared_out(w):  # the last one to join has its share (and is past its start-up)
             assert time.monotonic() < deadline, owners(w)
             time.sleep(0.2)
     finally:
@@ -179,3 +181,63 @@ def test_a_worker_whose_ledger_connections_are_dropped_carries_on(world, postgre
     assert code == 0, log_path.read_text()[-3000:]
     assert "the ledger failed" in log_path.read_text()  # the faults did reach the dispatcher
     assert result["orders"] == result["expected"]
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.slow(weight=4)
+def test_three_workers_under_faults_kills_and_feeds(world, postgres_server, tmp_path):
+    """tests/e2e/test_soak.py's storm, on a worker set: 15% faults on every emulator, workers
+    SIGKILLed at random and started again while their accounts move between them, labels
+    rate-shopped across the carriers, confirmations sent by feed. Each package still has one label,
+    and one confirmation by confirmShipment or by one feed line, never both."""
+    postgres_server.require()
+    w = world({"ledger": {"url": postgres_server.fresh_url()}, "accounts": six_accounts(),
+               "sandbox": {"orders": 12, "timeout_seconds": 1.5, "emulators": {
+                   "spapi": {"feeds": {"in_queue_seconds": 1, "processing_seconds": 2}}}},
+               "engine": {"workers": 4, "lease_seconds": LEASE_S, "poll_interval_seconds": 2,
+                          "verify_grace_seconds": 0},
+               "amazon": {"feeds": {"mode": "always", "poll_seconds": 0.5, "batch_wait_seconds": 2}}},
+              faults=0.15)
+    config = w.config()  # the workers share one PII key, as hosts sharing a ledger must
+    open_ledger(config.ledger_url, key_file=str(config.pii_key_file), create_key=True).close()
+    log = tmp_path / "workers.log"
+
+    def start() -> subprocess.Popen:
+        env = dict(os.environ)
+        env.update(w.sandbox.env)
+        with log.open("a", encoding="utf-8") as sink:  # a file: 15% faults log more than a pipe holds
+            return subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(w.config_path),
+                                     "run"], env=env, stdout=subprocess.DEVNULL, stderr=sink)
+
+    procs = [start() for _ in range(3)]
+    rng = random.Random(20261206)
+    try:
+        for _ in range(5):
+            time.sleep(rng.uniform(1.0, 4.0))
+            victim = rng.randrange(len(procs))
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait(timeout=30)
+            procs[victim] = start()
+        deadline = time.monotonic() + 30
+        # every live worker, the last one started included, holds its share: past its start-up,
+        # so a stop now is a clean one
+        while not (_shared_out(w) and {pid_of(o) for o in owners(w).values()} == {p.pid for p in procs}):
+            assert time.monotonic() < deadline, owners(w)
+            time.sleep(0.2)
+        deadline = time.monotonic() + 90
+        while active_orders(w) and time.monotonic() < deadline:
+            time.sleep(1)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        exits = [proc.wait(timeout=60) for proc in procs]
+    assert all(code == 0 for code in exits), (exits, log.read_text(encoding="utf-8")[-3000:])
+    if active_orders(w):
+        time.sleep(LEASE_S)  # the killed workers' leases run out; one daemon finishes what is left
+        run_once_until_quiet(w, max_runs=25)
+    result = assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})
+    assert result["orders"] == result["expected"] and result["verified"] >= 12, result
+    assert result["by_feed"] >= 1 and result["carriers"] >= 2, result
+    injected = sum(sum(w.state(name)["faults_injected"].values()) for name in w.sandbox.servers)
+    assert injected >= 20, "the faults were not actually injected"
