@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 from pypdf import PdfReader
@@ -83,6 +84,13 @@ def active_orders(world: Any) -> list[str]:
         ledger.close()
 
 
+def wait_while_active(world: Any, seconds: float) -> None:
+    """Let the daemons running on ``world`` settle its orders, for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while active_orders(world) and time.monotonic() < deadline:
+        time.sleep(1)
+
+
 # The five built-in carriers; the crash and fault tests run against each.
 CARRIERS = ("yunexpress", "chinapost", "yanwen", "dhl_ecommerce", "amazon_shipping")
 
@@ -94,13 +102,16 @@ def assert_exactly_once(world: Any, *, allowed_holds: set[str] = SEEDED_HOLDS) -
     """The emulators' own records, for every carrier: one label per package, one accepted
     confirmation per package -- by confirmShipment, or by one feed line and then no
     confirmShipment (none at all for Buy Shipping, whose labels confirm themselves) -- every
-    order the daemon should see in the ledger and at rest, every label a readable PDF."""
-    states = {name: world.state(name) for name in world.sandbox.servers}
-    spapi = states["spapi"]
+    order the daemon should see in the ledger and at rest, every label a readable PDF.
+
+    The ledger is read before the emulators: what it records has happened there by then, so a
+    caller may poll this while a daemon runs (it fails with AssertionError until all is done)."""
     ledger = ledger_of(world)
     specs = world.host.carriers()
     try:
         records = {r.order_id: r for r in ledger.orders()}
+        states = {name: world.state(name) for name in world.sandbox.servers}
+        spapi = states["spapi"]
         bought_on_amazon = {b["orderId"] for b in spapi.get("buy_shipping", {}).values()}
         by_us = set(spapi["confirmations"]) | set(spapi.get("feed_shipments", {})) | bought_on_amazon
         expected = {oid for oid, d in spapi["order_details"].items()  # (the seed ships some elsewhere)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import SEEDED_HOLDS, active_orders, assert_exactly_once, run_once_until_quiet
+from .helpers import SEEDED_HOLDS, active_orders, assert_exactly_once, run_once_until_quiet, wait_while_active
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -55,9 +55,7 @@ def test_faults_kills_and_feeds_together(world, tmp_path):
         proc.wait(timeout=30)
     proc = _daemon(w, log)
     try:
-        deadline = time.monotonic() + SETTLE_S
-        while active_orders(w) and time.monotonic() < deadline:
-            time.sleep(1)
+        wait_while_active(w, SETTLE_S)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

@@ -26,6 +26,7 @@ from .helpers import (
     ledger_of,
     run_cli,
     run_once_until_quiet,
+    wait_while_active,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -57,6 +58,14 @@ def owners(world) -> dict[str, str | None]:
                 for ls in ledger.leases() if not ls.key.startswith("@")}
     finally:
         ledger.close()
+
+
+def _stop(procs: list[subprocess.Popen]) -> list[int]:
+    """SIGTERM to each worker still running; their exit codes."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    return [proc.wait(timeout=60) for proc in procs]
 
 
 def _shared_out(world) -> bool:
@@ -112,10 +121,7 @@ def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
             assert time.monotonic() < deadline, owners(w)
             time.sleep(0.2)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        exits = [proc.wait(timeout=60) for proc in procs]
+        exits = _stop(procs)
     assert all(code == 0 for code in exits), exits  # a stop request ends each worker cleanly
     # A dead worker's accounts were owned again within the lease time (plus one heartbeat).
     assert reowned_after and max(reowned_after) <= LEASE_S + HEARTBEAT_S + 2, reowned_after
@@ -224,14 +230,9 @@ def test_three_workers_under_faults_kills_and_feeds(world, postgres_server, tmp_
         while not (_shared_out(w) and {pid_of(o) for o in owners(w).values()} == {p.pid for p in procs}):
             assert time.monotonic() < deadline, owners(w)
             time.sleep(0.2)
-        deadline = time.monotonic() + 90
-        while active_orders(w) and time.monotonic() < deadline:
-            time.sleep(1)
+        wait_while_active(w, 90)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        exits = [proc.wait(timeout=60) for proc in procs]
+        exits = _stop(procs)
     assert all(code == 0 for code in exits), (exits, log.read_text(encoding="utf-8")[-3000:])
     if active_orders(w):
         time.sleep(LEASE_S)  # the killed workers' leases run out; one daemon finishes what is left
