@@ -9,30 +9,25 @@ one lets them meet, at moments no test names: a kill while a faulted feed upload
 a report that comes back malformed after a restart, a label lookup timing out after a kill."""
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from .helpers import SEEDED_HOLDS, active_orders, assert_exactly_once, run_once_until_quiet, wait_while_active
+from .helpers import (
+    SEEDED_HOLDS,
+    active_orders,
+    assert_exactly_once,
+    run_once_until_quiet,
+    start_daemon,
+    wait_while_active,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 KILLS = 4
 SETTLE_S = 90  # the clean daemon's time to settle the rest before `run --once` passes take over
-
-
-def _daemon(world, log: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(world.sandbox.env)
-    with log.open("a", encoding="utf-8") as sink:  # a file: 15% faults log more than a pipe holds
-        return subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(world.config_path),
-                                 "run"], env=env, stdout=subprocess.DEVNULL, stderr=sink)
 
 
 @pytest.mark.timeout(600)
@@ -49,11 +44,11 @@ def test_faults_kills_and_feeds_together(world, tmp_path):
     log = tmp_path / "daemon.log"
     rng = random.Random(20261206)
     for _ in range(KILLS):
-        proc = _daemon(w, log)
+        proc = start_daemon(w, log)
         time.sleep(rng.uniform(1.0, 4.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    proc = _daemon(w, log)
+    proc = start_daemon(w, log)
     try:
         wait_while_active(w, SETTLE_S)
     finally:

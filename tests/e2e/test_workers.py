@@ -26,6 +26,7 @@ from .helpers import (
     ledger_of,
     run_cli,
     run_once_until_quiet,
+    start_daemon,
     wait_while_active,
 )
 
@@ -207,15 +208,7 @@ def test_three_workers_under_faults_kills_and_feeds(world, postgres_server, tmp_
     config = w.config()  # the workers share one PII key, as hosts sharing a ledger must
     open_ledger(config.ledger_url, key_file=str(config.pii_key_file), create_key=True).close()
     log = tmp_path / "workers.log"
-
-    def start() -> subprocess.Popen:
-        env = dict(os.environ)
-        env.update(w.sandbox.env)
-        with log.open("a", encoding="utf-8") as sink:  # a file: 15% faults log more than a pipe holds
-            return subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(w.config_path),
-                                     "run"], env=env, stdout=subprocess.DEVNULL, stderr=sink)
-
-    procs = [start() for _ in range(3)]
+    procs = [start_daemon(w, log) for _ in range(3)]
     rng = random.Random(20261206)
     try:
         for _ in range(5):
@@ -223,7 +216,7 @@ def test_three_workers_under_faults_kills_and_feeds(world, postgres_server, tmp_
             victim = rng.randrange(len(procs))
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait(timeout=30)
-            procs[victim] = start()
+            procs[victim] = start_daemon(w, log)
         deadline = time.monotonic() + 30
         # every live worker, the last one started included, holds its share: past its start-up,
         # so a stop now is a clean one
