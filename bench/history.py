@@ -44,12 +44,16 @@ def cached_history(size: int, *, log: Any = print) -> tuple[Path, Path]:
     log(f"building a {size:,}-order ledger in {db.relative_to(ROOT)} (cached for later runs) ...")
     templates, key_text = _templates()
     partial = stem.with_suffix(".partial.db")
-    for stale in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+    # the ledger's side files: SQLite's WAL and shared memory, the order locks' file
+    beside = [Path(f"{partial}{suffix}") for suffix in ("-wal", "-shm", ".keys.lock", ".daemon.lock")]
+    for stale in (partial, *beside):
         stale.unlink(missing_ok=True)
     key.write_text(key_text, encoding="utf-8")
     key.chmod(0o600)
     _build(partial, key, templates, size)
     partial.rename(db)
+    for leftover in beside:  # closed by now; none belongs to the renamed file
+        leftover.unlink(missing_ok=True)
     log(f"built in {time.monotonic() - started:.0f} s")
     return db, key
 
