@@ -186,9 +186,10 @@ def _duration(text: str) -> timedelta:
 def orders_show(state: State, order_id: str) -> None:
     """Everything the ledger knows about one order (buyer PII is not shown)."""
     ledger = state.ledger()
-    record = ledger.get_order(order_id, with_pii=False)  # shown without it; readable with any key
-    if record is None:
+    found = ledger.order_detail(order_id, with_pii=False)  # shown without it; readable with any key
+    if found is None:
         raise click.ClickException(f"no order {order_id} in the ledger")
+    record, on_file = found
     out = {
         "order": record.order.to_dict(),
         "state": record.state.value,
@@ -198,7 +199,7 @@ def orders_show(state: State, order_id: str) -> None:
         "attempts": record.attempts,
         "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
         "last_error": ledger.last_error(order_id) or None,  # the last failure, or what it waits for
-        "address_on_file": record.order.ship_to is not None,
+        "address_on_file": on_file,  # the address is not read: whether one is stored
         "pii_purged": record.pii_purged,
         "packages": [{**_plain(vars(p)), "events": [_plain(vars(e)) for e in ledger.tracking_events(p.id)]}
                      for p in ledger.packages(order_id)],

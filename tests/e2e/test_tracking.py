@@ -514,6 +514,13 @@ def _new_orders(rt, w):
             if r.order.ship_to is not None and r.order.status is FulfillmentStatus.UNSHIPPED]
 
 
+def _shown(w, order_id: str) -> dict:
+    """``mfn-connector orders show``'s answer for one order."""
+    shown = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", order_id])
+    assert shown.exit_code == 0, shown.output
+    return json.loads(shown.output)
+
+
 def _parse(text: str):
     from datetime import datetime
 
@@ -542,9 +549,12 @@ def test_pii_purged_30_days_after_delivery_and_at_the_fallback_for_a_lost_parcel
         _advance_to(w, at + retention - timedelta(hours=2))
         engine.run_pass(ingest=False)
         assert pii(delivered.order_id), "purged before delivery + 30 days"
+        assert _shown(w, delivered.order_id)["address_on_file"] is True
         _advance_to(w, at + retention + timedelta(hours=1))
         engine.run_pass(ingest=False)
         assert not pii(delivered.order_id), "kept after delivery + 30 days"
+        shown = _shown(w, delivered.order_id)
+        assert shown["address_on_file"] is False and shown["pii_purged"] is True
 
         # the lost parcel never reached an end: its ship date + max_transit_days + 30 days
         gone = rt.ledger.get_package(lost.id)
