@@ -781,8 +781,10 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
         if code not in carrier_schemas:
             installed = ", ".join(sorted(carrier_schemas)) or "none"
             add(("carriers", code),
-                f"no installed plugin provides carrier {code!r} (installed: {installed}; a plugin turned "
-                "off by MFN_CONNECTOR_DISABLED_PLUGINS or plugins.deny counts as not installed)")
+                f"no installed plugin provides carrier {code!r} (installed: {installed}; a plugin that "
+                "failed to load, or is turned off by MFN_CONNECTOR_DISABLED_PLUGINS or plugins.deny, "
+                "counts as not installed: 'mfn-connector plugins' says which; to run without the "
+                "carrier, remove this section and the routes naming it)")
             continue
         if settings is None:
             settings = data["carriers"][code] = {}

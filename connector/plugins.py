@@ -189,12 +189,12 @@ class PluginHost:
         self.reports[report.name] = report
         if report.name in self.pm.list_name_plugin() and self.pm.get_plugin(report.name):
             self.pm.unregister(name=report.name)
+        if self.strict:  # nothing is skipped: the command stops (and shows the plugin's traceback)
+            raise PluginError(f"plugin {report.name!r}: {message}") from exc
         log.warning("plugin %s (%s %s) skipped: %s", report.name, report.distribution,
                     report.version, message)
         if exc is not None:
             log.debug("".join(traceback.format_exception(exc)))
-        if self.strict:
-            raise PluginError(f"plugin {report.name!r}: {message}") from exc
 
     # -- calling ---------------------------------------------------------------------------
 

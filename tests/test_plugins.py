@@ -105,11 +105,24 @@ def test_allow_and_deny_lists(site, monkeypatch):
     assert "good" not in load_plugins(deny=["carrier_good"]).carriers()  # the YAML's plugins.deny
 
 
-def test_strict_mode_makes_problems_fatal(site, monkeypatch):
+def test_strict_mode_makes_problems_fatal(site, monkeypatch, caplog):
     install_fake(site, "broken-plugin", "carrier_broken", "broken_mod", "raise ImportError('nope')\n")
     monkeypatch.setenv("MFN_CONNECTOR_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="carrier_broken"):
         load_plugins()
+    assert "skipped" not in caplog.text  # nothing is skipped: the command stops
+
+
+def test_strict_mode_on_the_command_line_shows_where_the_plugin_broke(site, monkeypatch, capsys):
+    install_fake(site, "broken-plugin", "carrier_broken", "broken_mod", "raise ImportError('nope')\n")
+    monkeypatch.setenv("MFN_CONNECTOR_STRICT_PLUGINS", "1")
+    from connector.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert str(stopped.value) == "Error: plugin 'carrier_broken': import failed: ImportError: nope"
+    err = capsys.readouterr().err
+    assert "broken_mod" in err and err.count("Traceback") == 1  # the plugin's own, once
 
 
 def test_event_hooks_are_isolated(site):

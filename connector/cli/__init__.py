@@ -6,7 +6,9 @@ and the emulators only when they run, so ``--help`` stays fast and imports no em
 """
 from __future__ import annotations
 
-from ..plugins import load_plugins
+import traceback
+
+from ..plugins import PluginError, load_plugins
 from . import api, events, labels, orders, pii, report, run, sandbox, simulate, workers  # noqa: F401 - each registers its commands on the group
 from .app import State, cli
 
@@ -15,7 +17,12 @@ __all__ = ["State", "cli", "main"]
 
 def main() -> None:
     # Plugins may add commands; a broken plugin only shows up in `mfn-connector plugins`.
-    host = load_plugins()
+    try:
+        host = load_plugins()
+    except PluginError as exc:  # MFN_CONNECTOR_STRICT_PLUGINS=1: where the plugin broke, then what
+        if exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        raise SystemExit(f"Error: {exc}") from None
     host.register_commands(cli)
     State.preloaded_host = host
     cli.main(prog_name="mfn-connector")
