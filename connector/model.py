@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -78,6 +79,20 @@ _UNSPACED_SCRIPT = re.compile("[\u0e00-\u0e7f\u1100-\u11ff\u3040-\u30ff\u3130-\u
                               "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
 
 
+def _fold(text: str) -> str:
+    """``text`` lower-cased and without accents, character for character (so a match's place is
+    the same in both): é, É and e compare equal. A character that does not reduce to one (a Hangul
+    syllable, İ) stays as it is."""
+    out = []
+    for char in text:
+        parts = unicodedata.normalize("NFD", char)
+        if len(parts) > 1 and all(unicodedata.combining(p) for p in parts[1:]):
+            char = parts[0]
+        lower = char.lower()
+        out.append(lower if len(lower) == 1 else char)
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class Address:
     """A postal address. For a buyer this is PII: the ledger stores it encrypted."""
@@ -113,22 +128,27 @@ class Address:
         events and webhooks. Whole words only; values shorter than 3 characters are left (they
         would match too much). Chinese, Japanese, Korean and Thai are written without spaces, so a
         value in those scripts goes wherever it stands, from 2 characters (a name such as 张三).
-        Also the forms a carrier may have reduced them to: each word of the name, the postcode
-        without its spaces and hyphens and its first part (a ZIP+4's five digits), the phone's
-        digits alone."""
-        values = {getattr(self, f).strip() for f in self.PERSONAL}
-        values.update(self.name.split())
+        Also the forms a carrier may have reduced them to: each word of the name, each value
+        without its spaces (``CompradorPrueba27``), the postcode without its hyphens and its first
+        part (a ZIP+4's five digits), the phone's digits alone; and in any case or without accents
+        (``MUNOZ`` for Muñoz), as carriers that only take ASCII write them."""
+        personal = {getattr(self, f).strip() for f in self.PERSONAL}
+        values = personal | set(self.name.split()) | {re.sub(r"\s", "", v) for v in personal}
         code = self.postal_code.strip()
         values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
         digits = re.sub(r"\D", "", self.phone)
         if len(digits) >= 6:
             values.add(digits)
+        folded = _fold(text)  # matched here; replaced at the same places in ``text``
         for value in sorted(values, key=len, reverse=True):
             if _UNSPACED_SCRIPT.search(value):
-                if len(value) >= 2:
-                    text = text.replace(value, "***")
-            elif len(value) >= 3:
-                text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "***", text, flags=re.IGNORECASE)
+                pattern = re.escape(_fold(value)) if len(value) >= 2 else None
+            else:
+                pattern = rf"(?<!\w){re.escape(_fold(value))}(?!\w)" if len(value) >= 3 else None
+            for found in reversed(list(re.finditer(pattern, folded)) if pattern else []):
+                start, end = found.span()
+                text = text[:start] + "***" + text[end:]
+                folded = folded[:start] + "***" + folded[end:]
         return text
 
     @classmethod

@@ -33,3 +33,20 @@ def test_values_in_scripts_written_without_spaces_go_wherever_they_stand():
     cn = Address(name="张三", line1="建国路88号", city="北京")
     assert cn.redact("收件人姓名[张三]与地址建国路88号不符, 北京") == "收件人姓名[***]与地址***不符, 北京"
     assert Address(name="王").redact("王府井") == "王府井"  # one character alone would match too much
+
+
+def test_the_forms_of_a_carrier_that_writes_only_ascii_or_glues_the_words_go_too():
+    es = Address(name="Comprador Prueba 27", line1="Calle Muñoz 9", company="Testé SARL")
+    refused = ("receiver COMPRADORPRUEBA27 at CALLE MUNOZ 9 / calle muñoz 9 / CalleMunoz9; "
+               "company TESTE SARL; client teste")
+    assert es.redact(refused) == "receiver *** at *** / *** / ***; company ***; client teste"
+    fr = Address(name="Client Testé 17")
+    assert fr.redact("name Client Teste 17 / CLIENT TESTE / Teste") == "name *** / *** *** / ***"
+    bg = Address(name="Тест Купувач 18")
+    assert bg.redact("получател ТестКупувач18; ТЕСТ") == "получател ***; ***"
+
+
+def test_folding_keeps_apart_what_differs():
+    assert Address(name="Zoë Müller").redact("Zoe Muller; Mueller") == "***; Mueller"  # ü is not ue
+    ko = Address(name="김한국", line1="한강로 5")  # a Hangul syllable is not folded to its first letter
+    assert ko.redact("수취인 김한국 / 하강로 5 / 한강로 5") == "수취인 *** / 하강로 5 / ***"
