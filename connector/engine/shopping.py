@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ..config import Warehouse
+from ..fx import FxError
 from ..kit.carrier import NotSupported, PermanentCarrierError
-from ..model import Address, CustomsLine, Order, OrderItem, Parcel, Quote, ShipmentRequest, utcnow
+from ..model import Address, CustomsLine, Money, Order, OrderItem, Parcel, Quote, ShipmentRequest, utcnow
 from ..rules import (
     QuoteOption,
     Rejection,
@@ -42,7 +43,9 @@ class Shopping:
 
 
 def build_parcel(rt: Runtime, order: Order, quantities: dict[str, int]) -> Parcel:
-    """The box for these quantities of the order's items, from the item master (KeyError: SKU)."""
+    """The box for these quantities of the order's items, from the item master (KeyError: SKU).
+    A customs declaration has one currency: the first item's; another item's declared value is
+    converted to it through the fx table (FxError, naming the SKU, when the table cannot)."""
     lines, weight, length, width, height, battery = [], 0, Decimal(0), Decimal(0), Decimal(0), False
     for item in order.items:
         qty = quantities.get(item.order_item_id, 0)
@@ -51,8 +54,11 @@ def build_parcel(rt: Runtime, order: Order, quantities: dict[str, int]) -> Parce
         cat = rt.catalog.get(item.sku)
         if cat is None:
             raise KeyError(item.sku)
+        value = cat.declared_value
+        if lines and value.currency != lines[0].unit_value.currency:
+            value = _declared_in(rt, cat.sku, value, lines[0])
         lines.append(CustomsLine(sku=cat.sku, name_en=cat.name_en, name_cn=cat.name_cn,
-                                 hs_code=cat.hs_code, quantity=qty, unit_value=cat.declared_value,
+                                 hs_code=cat.hs_code, quantity=qty, unit_value=value,
                                  unit_weight_g=cat.weight_g, origin_country=cat.origin_country))
         weight += cat.weight_g * qty
         length, width = max(length, cat.length_cm), max(width, cat.width_cm)
@@ -60,6 +66,17 @@ def build_parcel(rt: Runtime, order: Order, quantities: dict[str, int]) -> Parce
         battery = battery or cat.has_battery
     return Parcel(weight_g=weight, length_cm=length, width_cm=width, height_cm=height,
                   contents=tuple(lines), has_battery=battery)
+
+
+def _declared_in(rt: Runtime, sku: str, value: Money, first: CustomsLine) -> Money:
+    try:
+        converted = rt.fx.convert(value, first.unit_value.currency)
+    except FxError as exc:
+        raise FxError(f"SKU {sku} ({value.currency}) and SKU {first.sku} ({first.unit_value.currency}) "
+                      "declare their values in currencies that cannot be converted to one another "
+                      "for the parcel's one customs declaration (catalog column declared_currency): "
+                      f"{exc}") from None
+    return Money(converted.amount.quantize(Decimal("0.01")), first.unit_value.currency)
 
 
 def order_requirements(rt: Runtime, order: Order, parcel: Parcel) -> Requirements:
