@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import traceback
 
+from ..ledger.base import CorruptRecordError
 from ..plugins import PluginError, load_plugins
 from . import api, events, labels, orders, pii, report, run, sandbox, simulate, workers  # noqa: F401 - each registers its commands on the group
 from .app import State, cli
@@ -25,7 +26,11 @@ def main() -> None:
         raise SystemExit(f"Error: {exc}") from None
     host.register_commands(cli)
     State.preloaded_host = host
-    cli.main(prog_name="mfn-connector")
+    try:
+        cli.main(prog_name="mfn-connector")
+    except CorruptRecordError as exc:  # a row no command can read: say which, not a traceback
+        raise SystemExit(f"Error: {exc}; restore it from a backup, or hold it with "
+                         "'mfn-connector orders hold'") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,14 @@ from datetime import datetime, timedelta
 from ..amazon.errors import SpApiError
 from ..config import Account
 from ..holds import HoldReason
-from ..ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, PackageState, StaleStateError
+from ..ledger import (
+    ACTIVE_ORDER_STATES,
+    CorruptRecordError,
+    OrderRecord,
+    OrderState,
+    PackageState,
+    StaleStateError,
+)
 from ..ledger.crypto import PiiDecryptError
 from ..model import FulfillmentStatus, utcnow
 from ..ratelimit import QuotaWaitInterrupted, fence
@@ -269,6 +276,9 @@ def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_step
             return hold(rt, order_id, HoldReason.LEDGER_INCONSISTENT,
                         f"{exc}; put the key it was sealed with back (after the newest), release the "
                         "order, and run 'mfn-connector pii rotate' before removing a key")
+        except CorruptRecordError as exc:  # a hand edit gone wrong, say: this one waits, the others go on
+            return hold(rt, order_id, HoldReason.LEDGER_INCONSISTENT,
+                        f"{exc}; restore the row from a backup (or submit the order again) and release it")
         if record is None or record.state not in states:
             return Outcome.REST
         try:

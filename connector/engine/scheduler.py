@@ -115,7 +115,7 @@ class Scheduler:
             while not self.stop.is_set():
                 now = time.monotonic()
                 for order_id in [o for o, (_, f) in in_flight.items() if f.done()]:
-                    outcome = self._outcome(in_flight.pop(order_id)[1])
+                    outcome = self._outcome(in_flight.pop(order_id)[1], order_id)
                     confirming.discard(order_id)
                     # Came back with nothing done and maybe still due (locked by another worker):
                     # rest, or it would be handed straight back. Not the others: a deferred order's
@@ -151,16 +151,20 @@ class Scheduler:
                     _wait_any(waiting, DISPATCH_TICK_S, self.stop)
                 else:
                     self.stop.wait(DISPATCH_TICK_S)
-            for _, future in in_flight.values():  # a stop: the steps in flight finish and commit
-                self._outcome(future)
+            for order_id, (_, future) in in_flight.items():  # a stop: the steps in flight finish, commit
+                self._outcome(future, order_id)
 
-    def _outcome(self, drive: Future) -> Outcome:
+    def _outcome(self, drive: Future, order_id: str) -> Outcome:
         """What a drive came back with. drive() handles its own errors, but not the ledger's going
-        away mid-step: that order rests, and the others go on."""
+        away mid-step: that order rests, and the others go on. Nor a bug outside its steps: logged,
+        and that order rests too -- the dispatcher never dies of one order."""
         try:
             return drive.result()
         except self._ledger_faults as exc:
             self._ledger_failed(exc)
+            return Outcome.REST
+        except Exception:  # noqa: BLE001 - one order's bug must never stop the others
+            log.exception("order %s: its drive failed unexpectedly; it rests and is tried again", order_id)
             return Outcome.REST
 
     def _ledger_failed(self, exc: BaseException) -> None:

@@ -14,6 +14,7 @@ from .base import (
     TERMINAL_PACKAGE_STATES,
     TRACKED_PACKAGE_STATES,
     Alert,
+    CorruptRecordError,
     Ledger,
     LedgerInUse,
     OrderFinishedError,
@@ -28,8 +29,9 @@ from .base import (
 __all__ = [
     "ACTIVE_ORDER_STATES", "NOTHING_TO_SHIP_STATES", "SHIPPED_ORDER_STATES", "TERMINAL_PACKAGE_STATES",
     "TRACKED_PACKAGE_STATES",
-    "Alert", "Ledger", "LedgerInUse", "OrderFinishedError", "OrderRecord", "OrderState", "Package",
-    "PackageState", "StaleStateError", "TrackingRecord", "open_ledger", "probe_ledger", "sqlite_path",
+    "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "OrderFinishedError", "OrderRecord",
+    "OrderState", "Package", "PackageState", "StaleStateError", "TrackingRecord", "open_ledger",
+    "probe_ledger", "sqlite_path",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"

@@ -188,6 +188,12 @@ class OrderFinishedError(StaleStateError, ValueError):
     ValueError whose message says why)."""
 
 
+class CorruptRecordError(ValueError):
+    """An order's stored data this code cannot read (a hand edit, a restore gone wrong, a bug): that
+    order is held, the others go on. The message names the order and what is wrong, never buyer
+    data (which is stored apart, encrypted)."""
+
+
 class LedgerInUse(Exception):
     """Another daemon works on this ledger, and the store cannot share it (SQLite)."""
 

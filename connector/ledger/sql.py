@@ -33,6 +33,7 @@ from .base import (
     TERMINAL_PACKAGE_STATES,
     TRACKED_PACKAGE_STATES,
     Alert,
+    CorruptRecordError,
     Ledger,
     OrderFinishedError,
     OrderRecord,
@@ -307,8 +308,13 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     def _record(self, row: Any) -> OrderRecord:
         ship_to = open_address(self._cipher, row["order_id"], row["pii"]) if row["pii"] is not None \
             else None
+        try:
+            order = Order.from_dict(json.loads(row["data"]), ship_to=ship_to)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptRecordError(f"order {row['order_id']}: its stored data cannot be read "
+                                     f"({type(exc).__name__}: {exc})") from None
         return OrderRecord(
-            order=Order.from_dict(json.loads(row["data"]), ship_to=ship_to),
+            order=order,
             state=OrderState(row["state"]),
             hold_reason=row["hold_reason"],
             hold_message=row["hold_message"],

@@ -310,3 +310,32 @@ def test_a_ledger_dropping_its_connections_stops_neither_the_dispatcher_nor_the_
     assert sorted(driven) == ["o1", "o2"]
     failures = [r for r in caplog.records if r.getMessage().startswith("the ledger failed")]
     assert len(failures) == 2  # the reads that failed in a row, and the drive
+
+
+def test_a_bug_in_one_drive_stops_neither_the_dispatcher_nor_the_others(
+        no_periodic_jobs, monkeypatch, caplog) -> None:
+    """drive() turns a step's error into a retry, but a bug outside the steps (an order row it
+    cannot read, say) came out of the future and ended the daemon. That order now rests, logged
+    by its id, and is tried again; the others go on."""
+    from connector.engine import scheduler
+
+    monkeypatch.setattr(scheduler, "REST_S", 0.1)
+    ledger = FakeLedger(["broken", "o1", "o2"])
+    failures = {"broken": 2}
+    driven: list[str] = []
+
+    def drive(rt, order_id, should_stop):
+        if failures.get(order_id):
+            failures[order_id] -= 1
+            raise KeyError("order_id")
+        driven.append(order_id)
+        ledger.done(order_id)
+
+    engine = make_engine(ledger)
+    runner = start(engine, drive)
+    wait_until(lambda: not ledger.pending)
+    assert runner.is_alive()
+    stop(engine, runner)
+    assert sorted(driven) == ["broken", "o1", "o2"]
+    logged = [r for r in caplog.records if "its drive failed unexpectedly" in r.getMessage()]
+    assert len(logged) == 2 and all("order broken" in r.getMessage() for r in logged)
