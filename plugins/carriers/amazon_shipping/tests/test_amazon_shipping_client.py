@@ -657,3 +657,23 @@ def test_cancel(amazon, carrier):
     with pytest.raises(PermanentCarrierError, match="already picked up"):
         carrier().cancel(shipment)  # a new process finds the account through getOrder
     assert amazon.calls(url)[-1].request.headers["x-amzn-shipping-business-id"] == "AmazonShipping_US"
+
+
+def test_a_garbled_order_read_is_transient_not_a_refusal(amazon, carrier):
+    """getOrder answered an item without its SKU: the order is read again later, where it used to
+    be held for good as 'SKU ... is not an item of the Amazon order'."""
+    garbled = api_order()
+    del garbled["orderItems"][0]["product"]["sellerSku"]
+    amazon.order(garbled)
+    with pytest.raises(TransientCarrierError, match="has no product.sellerSku") as caught:
+        carrier().create_shipment(make_request())
+    assert caught.value.code == "malformed" and not amazon.calls(RATES_URL)  # nothing rated, nothing bought
+
+
+def test_a_purchase_answer_of_the_wrong_shape_is_transient(amazon, carrier):
+    amazon.order()
+    amazon.rates()
+    amazon.purchase((200, {"payload": {"shipmentId": "1", "packageDocumentDetails": ["LABEL"]}}))
+    with pytest.raises(TransientCarrierError, match="not in the expected shape") as caught:
+        carrier().create_shipment(make_request())
+    assert caught.value.code == "malformed"

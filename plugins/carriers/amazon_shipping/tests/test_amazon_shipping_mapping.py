@@ -326,3 +326,25 @@ def test_quotas_and_business_ids_are_the_models():
                   for p in op.get("parameters", []) if p.get("name") == api.BUSINESS_ID_HEADER)
     assert set(header["enum"]) == set(api.BUSINESS_ID_VALUES)
     assert "default is AmazonShipping_UK" in header["description"]
+
+
+def test_answers_in_an_unexpected_shape_are_malformed_not_crashes_nor_refusals():
+    """A garbled answer is the answer's fault (asked again), never an AttributeError from deep
+    inside nor a permanent 'not an item of the order'."""
+    request = make_request(lines=(("PHONE-CASE-01", 1),))
+    garbled = api_order()
+    del garbled["orderItems"][0]["product"]["sellerSku"]
+    with pytest.raises(mapping.MalformedAnswer, match=r"orderItems\[0\] has no product.sellerSku"):
+        mapping.order_item_lines(garbled, request)
+    counted = api_order()
+    counted["orderItems"][0]["fulfillment"]["quantityUnfulfilled"] = "lots"
+    with pytest.raises(mapping.MalformedAnswer, match="order_item_lines: .*ValueError"):
+        mapping.order_item_lines(counted, request)
+    for payload in ({"shipmentId": "1", "packageDocumentDetails": ["LABEL"]},
+                    {"shipmentId": "1", "packageDocumentDetails": [{"packageDocuments": [None]}]}):
+        with pytest.raises(mapping.MalformedAnswer, match="shipment_from_purchase: .*AttributeError"):
+            mapping.shipment_from_purchase(payload, REFERENCE, "S")
+    with pytest.raises(mapping.MalformedAnswer, match="tracking_info"):
+        mapping.tracking_info({"eventHistory": ["Delivered"]}, "T")
+    with pytest.raises(mapping.MalformedAnswer, match="select_rate"):
+        mapping.select_rate({"rates": 5}, "S", rate_choice="service", allowed=["S"])

@@ -91,8 +91,11 @@ class AmazonShippingCarrier(Carrier):
         services = self.settings.services
         if request.service and request.service != "cheapest" and self.settings.rate_choice == "service":
             services = (request.service,)
-        return mapping.quotes_from_rates(payload, services=services, tracking_levels=self._levels,
-                                         handling_items=self.settings.handling_rate_items)
+        try:
+            return mapping.quotes_from_rates(payload, services=services, tracking_levels=self._levels,
+                                             handling_items=self.settings.handling_rate_items)
+        except mapping.MalformedAnswer as exc:
+            raise _malformed(exc) from None
 
     def create_shipment(self, request: ShipmentRequest) -> Shipment:
         """Buy the label: getRates -> pick the rate -> purchaseShipment (idempotency key =
@@ -149,9 +152,7 @@ class AmazonShippingCarrier(Carrier):
                     result, request.reference, str(rate["serviceId"])
                 )
             except mapping.MappingError as exc:  # bought, but the answer is unusable: look it up later
-                raise TransientCarrierError(
-                    f"Amazon Buy Shipping: {exc}", code="malformed", carrier=CODE
-                ) from None
+                raise _malformed(exc) from None
             self._remember(
                 request.reference,
                 _Known(
@@ -221,9 +222,7 @@ class AmazonShippingCarrier(Carrier):
         try:
             label, _ = mapping.label_from_documents(payload)
         except mapping.MappingError as exc:
-            raise TransientCarrierError(
-                f"Amazon Buy Shipping: {exc}", code="malformed", carrier=CODE
-            ) from None
+            raise _malformed(exc) from None
         return label
 
     def cancel(self, shipment: Shipment) -> bool:
@@ -393,6 +392,8 @@ class AmazonShippingCarrier(Carrier):
             ship_from = mapping.address_body(request.ship_from)
         except mapping.NoLongerToShip as exc:  # keep the claim; the engine looks it up, then holds
             raise TransientCarrierError(str(exc), code="no_longer_to_ship", carrier=CODE) from None
+        except mapping.MalformedAnswer as exc:  # the order read is garbled: read it again later
+            raise _malformed(exc) from None
         except mapping.MappingError as exc:
             raise PermanentCarrierError(str(exc), code="request", carrier=CODE) from None
         return self._sp(
@@ -415,6 +416,8 @@ class AmazonShippingCarrier(Carrier):
                 rate_choice=self.settings.rate_choice,
                 allowed=self.settings.services,
             )
+        except mapping.MalformedAnswer as exc:
+            raise _malformed(exc) from None
         except mapping.MappingError as exc:
             raise PermanentCarrierError(
                 f"order {request.order_id}: {exc}", code="no_rate", carrier=CODE
@@ -481,7 +484,10 @@ class AmazonShippingCarrier(Carrier):
                 continue
             except SpApiError as exc:
                 raise self._carrier_error("getTracking", number, exc) from exc
-            return mapping.tracking_info(payload, number)
+            try:
+                return mapping.tracking_info(payload, number)
+            except mapping.MalformedAnswer as exc:
+                raise _malformed(exc) from None
         return TrackingInfo(tracking_number=number, status=mapping.TrackingStatus.UNKNOWN)
 
     def _remember(self, reference: str, known: _Known) -> None:
@@ -537,3 +543,9 @@ class AmazonShippingCarrier(Carrier):
 
 class _TokenExpired(Exception):
     """purchaseShipment said TOKEN_EXPIRED: rate again (once)."""
+
+
+def _malformed(exc: mapping.MappingError) -> TransientCarrierError:
+    """An answer of Amazon's the plugin cannot use: asked again later (a purchase made meanwhile
+    is found again by its reference before anything is bought)."""
+    return TransientCarrierError(f"Amazon Buy Shipping: {exc}", code="malformed", carrier=CODE)

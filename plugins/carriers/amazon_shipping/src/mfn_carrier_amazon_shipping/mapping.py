@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.amazon import parse_api_time
@@ -30,11 +31,34 @@ from .settings import CHEAPEST
 if TYPE_CHECKING:
     from connector.kit import Address, ShipmentRequest
 
+T = TypeVar("T")
 REFERENCE = re.compile(r"^(?P<order>\d{3}-\d{7}-\d{7})-(?P<package>[1-9]\d{0,8})$")
 
 
 class MappingError(ValueError):
     """The request cannot be expressed, or an answer lacks what we need (message names it)."""
+
+
+class MalformedAnswer(MappingError):
+    """Amazon's answer is not in the shape its model gives (a field missing, a string where an
+    object was): the answer's fault, not the order's, so worth asking again."""
+
+
+def reads_answer(read: Callable[..., T]) -> Callable[..., T]:
+    """For a function that reads an answer of Amazon's: whatever shape it did not expect comes out
+    as a :class:`MalformedAnswer` naming it, never as an AttributeError from deep inside."""
+
+    @functools.wraps(read)
+    def reading(*args: Any, **kwargs: Any) -> T:
+        try:
+            return read(*args, **kwargs)
+        except MappingError:
+            raise
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            raise MalformedAnswer(f"{read.__name__}: Amazon's answer is not in the expected shape "
+                                  f"({type(exc).__name__}: {exc})") from None
+
+    return reading
 
 
 class NoLongerToShip(MappingError):
@@ -99,6 +123,7 @@ class ItemLine:
     sku: str
 
 
+@reads_answer
 def order_item_lines(order: Mapping[str, Any], request: ShipmentRequest) -> list[ItemLine]:
     """The parcel's customs lines as (orderItemId, quantity) of the Amazon order.
 
@@ -108,16 +133,18 @@ def order_item_lines(order: Mapping[str, Any], request: ShipmentRequest) -> list
     """
     remaining: dict[str, int] = {}
     by_sku: dict[str, list[str]] = {}
-    for item in order.get("orderItems") or []:
+    for i, item in enumerate(order.get("orderItems") or []):
         item_id = str(item.get("orderItemId") or "")
         sku = str((item.get("product") or {}).get("sellerSku") or "")
+        if not (item_id and sku):  # the order read is garbled: never taken for "not on the order"
+            raise MalformedAnswer(f"getOrder {request.order_id}: orderItems[{i}] has no "
+                                  f"{'orderItemId' if not item_id else 'product.sellerSku'}")
         fulfillment = item.get("fulfillment") or {}
         left = fulfillment.get("quantityUnfulfilled")
         if left is None:
             left = int(item.get("quantityOrdered") or 0) - int(fulfillment.get("quantityFulfilled") or 0)
-        if item_id and sku:
-            by_sku.setdefault(sku, []).append(item_id)
-            remaining[item_id] = int(left)
+        by_sku.setdefault(sku, []).append(item_id)
+        remaining[item_id] = int(left)
     lines: list[ItemLine] = []
     for line in request.parcel.contents:
         wanted = line.quantity
@@ -188,6 +215,7 @@ def _charge(rate: Mapping[str, Any]) -> Decimal:
         raise MappingError(f"rate {rate.get('serviceId')!r} has no readable totalCharge") from None
 
 
+@reads_answer
 def select_rate(
     payload: Mapping[str, Any], service: str, *, rate_choice: str, allowed: Iterable[str]
 ) -> dict[str, Any]:
@@ -278,6 +306,7 @@ def handling_fee(rate: Mapping[str, Any], handling_items: Iterable[str], currenc
     return Money(total, currency)
 
 
+@reads_answer
 def quotes_from_rates(
     payload: Mapping[str, Any], *, services: Iterable[str], tracking_levels: Mapping[str, str],
     handling_items: Iterable[str] = (),
@@ -329,6 +358,7 @@ def _label_of(detail: Mapping[str, Any], where: str) -> bytes:
     raise MappingError(f"{where}: no LABEL document in the answer")
 
 
+@reads_answer
 def shipment_from_purchase(
     payload: Mapping[str, Any], reference: str, service: str
 ) -> tuple[Shipment, bytes]:
@@ -359,6 +389,7 @@ def shipment(reference: str, shipment_id: str, tracking: str | None, service: st
     )
 
 
+@reads_answer
 def label_from_documents(payload: Mapping[str, Any]) -> tuple[bytes, str | None]:
     """The label PDF and the tracking id of a GetShipmentDocumentsResult."""
     detail = payload.get("packageDocumentDetail")
@@ -440,6 +471,7 @@ def _description(code: str, shipment_type: str) -> str:
     return _DESCRIPTIONS.get(code, code)
 
 
+@reads_answer
 def tracking_info(payload: Mapping[str, Any], tracking_number: str) -> TrackingInfo:
     """A GetTrackingResult as :class:`TrackingInfo` (events oldest first). The status is the
     summary's, unless the events say more: the way back (RETURNS leg) returning or returned, or
