@@ -166,6 +166,27 @@ def test_config_check_and_every_command_name_a_missing_pii_key(write_config, tmp
     assert isinstance(listed.exception, SystemExit)  # a message, no traceback
 
 
+def test_a_lost_key_is_not_replaced_over_stored_buyer_data(write_config, tmp_path, monkeypatch):
+    """create_pii_key: true (the sandbox's) with the key file gone and addresses stored: config
+    check says so, and a read-only command no longer leaves a new key behind."""
+    from connector.ledger import open_ledger
+    from tests.ledger.test_sqlite_ledger import make_order
+
+    monkeypatch.delenv("MFN_CONNECTOR_PII_KEY", raising=False)
+    key = tmp_path / "pii.key"
+    path = write_config({"ledger": {"create_pii_key": True, "pii_key_file": str(key)}})
+    config = load_config(path)
+    ledger = open_ledger(config.ledger_url, key_file=str(key), create_key=True)
+    ledger.upsert_order(make_order())
+    ledger.close()
+    key.unlink()
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1 and "does not exist, but the ledger" in checked.output, checked.output
+    listed = CliRunner().invoke(cli, ["--config", str(path), "orders", "list"])
+    assert listed.exit_code == 1 and "put that key file back" in listed.output, listed.output
+    assert not key.exists()
+
+
 def test_an_unreachable_postgresql_ledger_is_a_message_without_the_password(write_config):
     path = write_config({"ledger": {"url": "postgresql://mfn:s3cretpw@127.0.0.1:1/ledger"}})
     listed = CliRunner().invoke(cli, ["--config", str(path), "orders", "list"])

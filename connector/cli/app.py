@@ -157,7 +157,7 @@ def config_check(state: State, file: str | None) -> None:
     from ..config import ConfigError
     from ..configured import load_config_with_plugins
     from ..files import unwritable
-    from ..ledger import probe_ledger
+    from ..ledger import probe_ledger, refuse_a_new_key_over_sealed_data
     from ..ledger.crypto import PiiDecryptError, PiiKeyError
     from ..ledger.migrations import SchemaError
 
@@ -179,6 +179,8 @@ def config_check(state: State, file: str | None) -> None:
             raise SystemExit(1)
     try:  # reachable, a schema this code knows, a key that reads what is stored; nothing written
         ledger = probe_ledger(config.ledger_url, key_file=key_file)
+        if key_file is None:  # the daemon would make one: may it?
+            refuse_a_new_key_over_sealed_data(config.ledger_url, config.pii_key_file)
     except (ValueError, ConnectionError, SchemaError, PiiKeyError, PiiDecryptError) as exc:
         line = config.line_of("ledger")
         click.echo(f"{path}:{line}: ledger: {exc}" if line else f"{path}: ledger: {exc}", err=True)

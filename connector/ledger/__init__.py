@@ -31,7 +31,7 @@ __all__ = [
     "TRACKED_PACKAGE_STATES",
     "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "OrderFinishedError", "OrderRecord",
     "OrderState", "Package", "PackageState", "StaleStateError", "TrackingRecord", "open_ledger",
-    "probe_ledger", "sqlite_path",
+    "probe_ledger", "refuse_a_new_key_over_sealed_data", "sqlite_path",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"
@@ -57,12 +57,14 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     ``sqlite:///path.db`` (relative to the working directory) or ``sqlite:////abs/path.db``, the
     parent directory created (mode 0700); or ``postgresql://user@host:port/database`` (libpq's URL,
     query options such as ``sslmode`` included), shared by several daemons. ``create_key`` creates
-    a missing key file (sandbox). Raises ValueError for an unsupported URL, ConnectionError for an
-    unreachable PostgreSQL server, PiiKeyError for a missing/unsafe key and PiiDecryptError when
-    the key cannot read the buyer data already stored.
+    a missing key file (sandbox), for a ledger that holds no buyer data yet. Raises ValueError for
+    an unsupported URL, ConnectionError for an unreachable PostgreSQL server, PiiKeyError for a
+    missing/unsafe key and PiiDecryptError when the key cannot read the buyer data already stored.
     """
     from .crypto import PiiCipher, load_keys
 
+    if create_key:
+        refuse_a_new_key_over_sealed_data(url, key_file)
     if _store_kind(url) == "postgresql":
         from .postgres import PostgresLedger
 
@@ -77,6 +79,48 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     if not parent.exists():
         os.makedirs(parent, mode=0o700, exist_ok=True)
     return _migrated(SqliteLedger(path, cipher))
+
+
+def _key_file_missing(key_file: str | os.PathLike[str] | None) -> bool:
+    from .crypto import DEFAULT_KEY_ENV
+
+    return (key_file is not None and not os.environ.get(DEFAULT_KEY_ENV, "").strip()
+            and not Path(key_file).expanduser().exists())
+
+
+def refuse_a_new_key_over_sealed_data(url: str, key_file: str | os.PathLike[str] | None) -> None:
+    """PiiKeyError when ``key_file`` is missing (and no key is in the environment) and the ledger
+    already holds buyer data: sealed with a key now gone, which a new one would read none of.
+    Refused before anything is written (the key file included), with what to do; a new ledger, or
+    one without buyer data, may have a key made for it (``ledger.create_pii_key``)."""
+    from cryptography.fernet import Fernet
+
+    from .crypto import PiiCipher, PiiDecryptError, PiiKeyError
+
+    if not _key_file_missing(key_file):
+        return
+    cipher = PiiCipher([Fernet.generate_key()])  # reads nothing stored: any address fails it
+    if _store_kind(url) == "postgresql":
+        from .postgres import PostgresLedger
+
+        ledger: Ledger = PostgresLedger(url, cipher)
+    else:
+        path = sqlite_path(url)
+        if not Path(path).exists():
+            return
+        from .sqlite import SqliteLedger
+
+        ledger = SqliteLedger(path, cipher)
+    try:
+        if ledger.schema_version():
+            ledger.check_key()
+    except PiiDecryptError:
+        raise PiiKeyError(f"PII key file {Path(str(key_file)).expanduser()} does not exist, but the ledger "
+                          f"{ledger.location} holds buyer data sealed with a key: put that key file "
+                          "back (ledger.create_pii_key makes a key only for a ledger without buyer "
+                          "data)") from None
+    finally:
+        ledger.close()
 
 
 def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None) -> str:

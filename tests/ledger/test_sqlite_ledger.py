@@ -1061,6 +1061,21 @@ def test_open_ledger_refuses_a_key_that_cannot_read_the_stored_data(tmp_path, mo
         open_ledger(url, key_file=None, create_key=False)
 
 
+def test_a_key_is_created_only_for_a_ledger_without_buyer_data(tmp_path, no_env_key) -> None:
+    """create_pii_key (the sandbox's) made a fresh key for a ledger whose key file had gone; every
+    stored address was then unreadable and even a read-only command left that new key behind."""
+    url, key = f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "pii.key"
+    open_ledger(url, key_file=str(key), create_key=True).close()  # a new ledger: made, no data yet
+    key.unlink()
+    led = open_ledger(url, key_file=str(key), create_key=True)  # still no buyer data: a key is made
+    led.upsert_order(make_order())
+    led.close()
+    key.unlink()  # the key is lost
+    with pytest.raises(PiiKeyError, match="does not exist, but the ledger .* holds buyer data") as caught:
+        open_ledger(url, key_file=str(key), create_key=True)
+    assert "put that key file back" in str(caught.value) and not key.exists()
+
+
 def test_open_ledger_without_a_key_fails_clearly(tmp_path, no_env_key) -> None:
     with pytest.raises(PiiKeyError, match="does not exist"):
         open_ledger(f"sqlite:///{tmp_path / 'l.db'}", key_file=str(tmp_path / "pii.key"), create_key=False)
