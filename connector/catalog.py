@@ -138,13 +138,31 @@ def parse_item(row: dict[str, Any]) -> tuple[CatalogItem | None, list[tuple[str,
     return item, [(p.path, p.message) for p in problems]
 
 
-def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
+class _Unreadable(str):
+    """A CSV row that cannot be taken as an item; the text says why."""
+
+
+def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any] | _Unreadable]]:
     reader = csv.DictReader(text.splitlines())
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    header = reader.fieldnames or []
+    missing = [c for c in COLUMNS if c not in header]
+    twice = sorted({c for c in header if header.count(c) > 1})
+    problems = [Problem(str(path), 1, c, "appears twice in the header") for c in twice]
     if missing:
-        raise ConfigError([Problem(str(path), 1, "", "missing column(s): " + ", ".join(missing))])
+        problems.insert(0, Problem(str(path), 1, "", "missing column(s): " + ", ".join(missing)))
+    if problems:
+        raise ConfigError(problems)
+    last = 1
     for row in reader:
-        yield reader.line_num, row
+        first, last = last + 1, reader.line_num
+        if last > first:  # a value never spans lines: a quote opened here was not closed
+            yield first, _Unreadable(f"a quote opened on this line is still open at line {last} "
+                                     "(a quote inside a value is written twice: \"\")")
+        elif None in row:  # more values than the header has columns
+            yield last, _Unreadable(f"{len(header) + len(row[None])} values for {len(header)} columns "
+                                    "(a value with a comma in it goes in double quotes)")
+        else:
+            yield last, row
 
 
 def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
@@ -165,7 +183,9 @@ def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
         yield item.start_mark.line + 1, row
 
 
-def _parse_row(file: str, line: int, row: dict[str, Any]) -> tuple[CatalogItem | None, list[Problem]]:
+def _parse_row(file: str, line: int, row: Any) -> tuple[CatalogItem | None, list[Problem]]:
+    if isinstance(row, _Unreadable):
+        return None, [Problem(file, line, "", str(row))]
     if not isinstance(row, dict):  # a YAML item that is a number, a string, a list...
         return None, [Problem(file, line, "", "an item must be a mapping of the catalog's columns "
                                               "(sku: ..., weight_g: ...)")]

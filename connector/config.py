@@ -407,7 +407,9 @@ _ADDRESS = {
     "type": "object",
     "additionalProperties": False,
     "required": ["name", "line1", "city", "country_code", "phone"],
-    "properties": {k: {"type": "string"} for k in _ADDRESS_FIELDS},
+    "properties": {**{k: {"type": "string"} for k in _ADDRESS_FIELDS},
+                   "country_code": {"type": "string", "pattern": "^[A-Z]{2}$",
+                                    "x-format": "a two-letter ISO 3166 code, e.g. CN"}},
 }
 _NAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]*$",
          "x-format": "lower-case letters, digits, - and _"}

@@ -84,3 +84,22 @@ def test_yaml_catalog(tmp_path):
     assert [str(p) for p in info.value.problems] == [
         f"{path}:2: a value in this item cannot be read (only YAML's standard types are supported: "
         "write it without its tag)"]
+
+
+def test_a_row_a_spreadsheet_mangled_is_named_not_half_read(tmp_path):
+    """An unquoted comma, a quote left open, a column twice: each named at its own line, where
+    the values used to shift silently or the error land lines later on another column."""
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + "A,10,1,1,1,Cable, USB-C,甲,123456,1.0,USD,no\n"
+                    '"B,10,1,1,1,B,乙,123456,1.0,USD,no\n'
+                    "C,10,1,1,1,C,丙,123456,1.0,USD,no\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:2: 12 values for 11 columns (a value with a comma in it goes in double quotes)",
+        f"{path}:3: a quote opened on this line is still open at line 4 (a quote inside a value is "
+        'written twice: "")']
+    twice = HEADER.replace("name_cn", "sku")
+    path.write_text(twice + "A,10,1,1,1,A,甲,123456,1.0,USD,no\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"{path}:1: sku: appears twice in the header"):
+        load_catalog(path)

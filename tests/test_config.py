@@ -92,6 +92,13 @@ def test_missing_and_unknown_fields(tmp_path):
     assert any(":2: ship_from: missing required field 'city'" in p for p in out)
 
 
+def test_a_country_written_out_is_refused_at_its_line(tmp_path):
+    text = MINIMAL.format(region="na", secret="s").replace("country_code: CN", "country_code: China")
+    path = write(tmp_path, text)
+    assert problems(path) == [f"{path}:6: ship_from.country_code: has the wrong format (expected a "
+                              "two-letter ISO 3166 code, e.g. CN)"]
+
+
 def test_yaml_syntax_error_has_line(tmp_path):
     path = write(tmp_path, "catalog: x\naccounts: [\n  - broken: {\n")
     (only,) = problems(path)
