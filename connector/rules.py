@@ -1124,7 +1124,8 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(str(value))
 
 
-_DATE = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+_DATE = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$",
+         "x-format": "a real date, YYYY-MM-DD"}
 SELECTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -256,7 +256,8 @@ def test_what_run_would_refuse_check_refuses_first_at_its_line(tmp_path):
         "YYYY-MM-DD)",
         f"{path}:20: selection.discounts[0].value: has the wrong format (expected a percentage, e.g. 5 "
         "or 2.5)",
-        f"{path}:21: selection.discounts[1].valid_until: has the wrong format",
+        f"{path}:21: selection.discounts[1].valid_until: has the wrong format (expected a real date, "
+        "YYYY-MM-DD)",
     ]
     # the checks that run once the file has the right shape
     path = write(tmp_path, _with(

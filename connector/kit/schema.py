@@ -62,7 +62,30 @@ def describe(error: jsonschema.ValidationError) -> tuple[Path, str]:
         allowed = arg.get("enum") if isinstance(arg, dict) else None
         return path, ("unknown key(s); keys must be one of " + ", ".join(allowed) if allowed
                       else "has a key of the wrong format")
+    if v in ("anyOf", "oneOf"):  # say what would do, not which combinator refused it
+        forms = _forms(arg)
+        if forms:
+            return path, "has the wrong form (expected " + "; or ".join(forms) + ")"
+        from jsonschema.exceptions import best_match
+
+        best = best_match(error.context)
+        if best is not None:
+            return describe(best)
     return path, f"is invalid ({v})"
+
+
+def _forms(branches: list[Any]) -> list[str]:
+    """The ``x-format`` of each alternative, into nested ones ("null" for a null allowed)."""
+    found: list[str] = []
+    for branch in branches:
+        if not isinstance(branch, dict):
+            continue
+        if "x-format" in branch:
+            found.append(branch["x-format"])
+        elif branch.get("type") == "object" and branch.get("required"):
+            found.append("a mapping of " + ", ".join(branch["required"]))
+        found += _forms(branch.get("anyOf", []) + branch.get("oneOf", []))
+    return list(dict.fromkeys(found))
 
 
 def problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, str]]:
