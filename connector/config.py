@@ -699,11 +699,14 @@ def _warehouses(section: dict[str, Any] | list[dict[str, Any]]) -> tuple[Warehou
     return tuple(Warehouse(w["warehouse"], Address.from_dict(w)) for w in section)
 
 
-def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict] | None = None,
+                carrier_services: dict[str, set[str]] | None = None) -> Config:
     """Load and validate a configuration file; raise ConfigError listing every problem.
 
     ``carrier_schemas`` maps carrier code -> JSON Schema of its settings (from the plugins);
     when given, ``carriers.<code>`` sections are validated and unknown carriers reported.
+    ``carrier_services``: the service codes of each carrier that declares them; a route or an
+    override naming another is reported.
     """
     path = Path(path)
     file = str(path)
@@ -725,7 +728,7 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
     if not located.problems:
         apply_defaults(SCHEMA, data)
         sites = _site_table(data, located)
-        _check_cross_references(data, located, carrier_schemas, sites)
+        _check_cross_references(data, located, carrier_schemas, sites, carrier_services or {})
     if located.problems:
         raise ConfigError(located.problems)
     return Config(path.resolve(), data, located.lines, sites)
@@ -740,8 +743,8 @@ def _site_table(data: dict[str, Any], located: _Located) -> SiteTable:
         return BUILTIN
 
 
-def _check_cross_references(data: dict[str, Any], located: _Located,
-                            carrier_schemas: dict[str, dict] | None, sites: SiteTable) -> None:
+def _check_cross_references(data: dict[str, Any], located: _Located, carrier_schemas: dict[str, dict] | None,
+                            sites: SiteTable, carrier_services: dict[str, set[str]]) -> None:
     def add(path: tuple, message: str) -> None:
         located.problems.append(Problem(located.file, _line(located.lines, path), format_path(path), message))
 
@@ -796,11 +799,17 @@ def _check_cross_references(data: dict[str, Any], located: _Located,
     for site, lst in data["routing"]["sites"].items():
         routes += [(("routing", "sites", site, i), r) for i, r in enumerate(lst)]
     # A forced carrier that is not configured would hold every order it applies to.
-    routes += [(("selection", "overrides", i, "carrier"), o["carrier"]) for i, o in _overrides(data)]
+    for i, o in _overrides(data):
+        routes.append((("selection", "overrides", i, "carrier"),
+                       o["carrier"] + (f":{o['service']}" if o.get("service") else "")))
     for path, route in routes:
-        carrier = route.split(":", 1)[0]
+        carrier, _, service = route.partition(":")
+        known = carrier_services.get(carrier)
         if carrier not in data["carriers"]:
             add(path, f"carrier {carrier!r} is not configured under carriers")
+        elif known and service not in ("", "*", *known):  # all its orders would fit no service
+            add(path, f"carrier {carrier!r} has no service {service!r} (its services: "
+                      f"{', '.join(sorted(known))})")
 
 
 _SELECTOR = {"skus": "SKU", "sites": "site", "accounts": "account"}

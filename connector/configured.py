@@ -11,15 +11,18 @@ from .plugins import PluginHost, load_plugins
 def load_config_with_plugins(path: str, host: PluginHost | None = None) -> tuple[Config, PluginHost]:
     """Plugins first (their settings schemas validate the carrier sections), then the config."""
     host = host or load_plugins()
-    config = load_config(path, carrier_schemas=_schemas(host))
+    config = load_config(path, **_carrier_facts(host))
     if config.plugins.allow is not None or config.plugins.deny:
         host = load_plugins(allow=config.plugins.allow, deny=config.plugins.deny)
-        config = load_config(path, carrier_schemas=_schemas(host))
+        config = load_config(path, **_carrier_facts(host))
     return config, host
 
 
-def _schemas(host: PluginHost) -> dict[str, dict]:
-    return {code: spec.settings_schema for code, spec in host.carriers().items()}
+def _carrier_facts(host: PluginHost) -> dict[str, dict]:
+    """What the loader checks the carrier sections and the routes against."""
+    carriers = host.carriers()
+    return {"carrier_schemas": {code: spec.settings_schema for code, spec in carriers.items()},
+            "carrier_services": {code: {s.code for s in spec.services} for code, spec in carriers.items()}}
 
 
 def open_configured_ledger(config: Config) -> Ledger:

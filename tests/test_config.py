@@ -114,6 +114,22 @@ def test_marketplace_outside_region_and_unknown_carrier(tmp_path):
     assert "MFN_CONNECTOR_DISABLED_PLUGINS" in unknown
 
 
+def test_a_route_or_override_to_a_service_the_carrier_does_not_have_is_refused(tmp_path):
+    """It was accepted, and every order routed there held no_eligible_service."""
+    text = (MINIMAL.format(region="na", secret="s").replace('["yunexpress:AYPZXR"]', '["yunexpress:NOPE"]')
+            + "carriers:\n  yunexpress: {}\nselection:\n  overrides:\n"
+              "    - {action: force, carrier: yunexpress, service: AYPZXR}\n"
+              "    - {action: forbid, carrier: yunexpress, service: ZXR}\n")
+    facts = {"carrier_schemas": {"yunexpress": {"type": "object"}},
+             "carrier_services": {"yunexpress": {"AYPZXR", "AYPZXU"}}}
+    path = write(tmp_path, text)
+    assert problems(path, **facts) == [
+        f"{path}:16: routing.default[0]: carrier 'yunexpress' has no service 'NOPE' (its services: "
+        "AYPZXR, AYPZXU)",
+        f"{path}:22: selection.overrides[1].carrier: carrier 'yunexpress' has no service 'ZXR' (its "
+        "services: AYPZXR, AYPZXU)"]
+
+
 def test_carrier_settings_validated_by_plugin_schema(tmp_path):
     text = MINIMAL.format(region="na", secret="s") + "carriers:\n  yunexpress:\n    base_url: 5\n"
     schema = {"type": "object", "required": ["base_url", "api_secret"],
