@@ -149,7 +149,8 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
             sent["ship_date"] = package.shipped_at or sent["ship_date"]  # as stored: a re-send sends it
             claimed = True
         elif verify_if_shown(rt, client.get_order(order.order_id), package, PackageState.CONFIRMING):
-            return Outcome.REST  # resumed: the earlier send had landed
+            rt.counters.add("confirmations_sent")  # resumed: the earlier send had landed, answer lost
+            return Outcome.REST
         crashpoint("before_confirm")
         client.confirm_shipment(order.order_id, **sent)
     except QuotaWaitInterrupted:
@@ -160,6 +161,7 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
     except AlreadyShippedError as exc:
         try:
             if verify_if_shown(rt, client.get_order(order.order_id), package, PackageState.CONFIRMING):
+                rt.counters.add("confirmations_sent")  # ours had landed: Amazon means our own
                 return Outcome.REST
         except SpApiError as read_exc:
             return defer(rt, record, f"verifying after 'already shipped': "

@@ -243,3 +243,25 @@ def test_the_order_poll_verifies_confirmations_in_bulk(world):
     finally:
         rt.close()
     assert_exactly_once(w)
+
+
+def test_the_summary_counts_a_confirmation_whose_answer_was_lost(world):
+    """Amazon took the confirmation but its answer never came (a timeout): the next step finds
+    it landed and verifies it. The run's count of confirmations sent includes it, so the summary
+    agrees with what Amazon accepted (it used to count only the answered ones)."""
+    w = world({"sandbox": {"orders": 6, "timeout_seconds": 1.5}, "amazon": {"read_timeout_seconds": 0.5},
+               "routing": {"default": ["yunexpress:*"]}})
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        engine.run_pass()  # labels bought, nothing confirmed yet
+        w.set_faults({"timeout": 0.5})  # every other answer lost after the call took effect
+        for _ in range(30):
+            engine.run_pass(ingest=False)
+            w.set_faults(0)  # the resumed steps read the orders back without faults
+            if not rt.ledger.orders([OrderState.LABELED, OrderState.CONFIRMING]):
+                break
+        accepted = sum(len(p) for p in w.state("spapi")["confirmations"].values())
+        assert accepted and rt.counters.confirmations_sent == accepted
+    finally:
+        rt.close()
