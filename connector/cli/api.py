@@ -90,7 +90,8 @@ def tokens_list(state: State, as_json: bool) -> None:
     for t in tokens:
         status = f"revoked {t['revoked_at'][:19]}" if t["revoked_at"] else "live"
         used = (t["last_used_at"] or "never")[:19]
-        click.echo(f"{t['id']}  {t['name']:<20} {','.join(t['scopes']):<24} last used {used:<19}  {status}")
+        click.echo(f"{t['id']}  {t['name']:<20} {','.join(t['scopes']):<24} created {t['created_at'][:19]}  "
+                   f"last used {used:<19}  {status}")
 
 
 @tokens_group.command("revoke")

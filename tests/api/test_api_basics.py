@@ -68,6 +68,7 @@ def test_tokens_cli_creates_lists_and_revokes(world):
     assert token["token"].startswith("mfn_") and token["scopes"] == ["operate", "pii"]
     listed = run_cli(w, "tokens", "list")
     assert token["id"] in listed.stdout and "live" in listed.stdout
+    assert f"created {token['created_at'][:19]}" in listed.stdout  # as its --help says
     assert token["token"] not in listed.stdout + run_cli(w, "tokens", "list", "--json").stdout
     assert run_cli(w, "tokens", "revoke", token["id"]).returncode == 0
     assert "revoked" in run_cli(w, "tokens", "list").stdout
