@@ -66,7 +66,7 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
             try:
                 is_new = rt.ledger.upsert_order(order)
             except (UnicodeError, ValueError) as exc:  # text the ledger cannot store, say
-                _malformed(rt, raw, name, f"it could not be stored: {_unstorable(raw) or exc}")
+                _malformed(rt, raw, name, f"could not be stored: {_unstorable(raw) or exc}")
                 continue
             if is_new:
                 new += 1
@@ -106,7 +106,7 @@ def _to_order(rt: Runtime, raw: Any, account: str) -> Order | None:
     try:
         return order_from_api(raw, account=account, sites=rt.sites)
     except ValueError as exc:  # (a field of the wrong shape too: the mapping names it)
-        _malformed(rt, raw, account, f"it could not be read: {exc}")
+        _malformed(rt, raw, account, f"could not be read: {exc}")
         return None
 
 

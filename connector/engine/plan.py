@@ -40,10 +40,10 @@ def precheck(rt: Runtime, record: OrderRecord) -> tuple[HoldReason, str] | None:
     if not items:
         return HoldReason.NOTHING_TO_SHIP, f"order {order.order_id}: every item is already shipped"
     if order.ship_to is None or order.ship_to.missing_fields():
-        missing = order.ship_to.missing_fields() if order.ship_to else ["address"]
-        return (HoldReason.ADDRESS_INCOMPLETE, f"order {order.order_id}: Amazon sent no {', '.join(missing)} "
-                "for the shipping address (check the app's Direct-to-Consumer Shipping role); it is retried "
-                "when Amazon sends the full address")
+        what = (f"no {', '.join(order.ship_to.missing_fields())} in the shipping address" if order.ship_to
+                else "no shipping address")
+        return (HoldReason.ADDRESS_INCOMPLETE, f"order {order.order_id}: Amazon sent {what} (check the "
+                "app's Direct-to-Consumer Shipping role); it is retried when Amazon sends the full address")
     unknown = sorted({i.sku for i in items if rt.catalog.get(i.sku) is None})
     if unknown:
         return (HoldReason.UNKNOWN_SKU, f"order {order.order_id}: SKU {', '.join(unknown)} is not in the "
