@@ -36,6 +36,7 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
     req, sel = shopping.requirements, shopping.selection
     parcel = req.parcel
     out["warehouse"] = _warehouse(rt, record, shopping)
+    out["package"] = _package(rt, record)
     out["requirements"] = {
         "tracking_level": req.tracking_level, "min_scans": req.min_scans,
         "buy_shipping_allowed": req.buy_shipping_allowed, "buy_shipping_reason": req.buy_shipping_reason,
@@ -93,10 +94,27 @@ def _warehouse(rt: Runtime, record: OrderRecord, shopping: Shopping) -> dict[str
             "reason": shopping.warehouse_reason, "planned": planned}
 
 
+def _package(rt: Runtime, record: OrderRecord) -> dict[str, Any] | None:
+    """The order's latest package, planned or bought: the quotes are asked again now, and may no
+    longer choose what that package was planned for (prices and rules move)."""
+    packages = rt.ledger.packages(record.order_id)
+    if not packages:
+        return None
+    package = rt.ledger.open_package(record.order_id) or packages[-1]
+    return {"package_ref": package.package_ref, "state": package.state.value, "carrier": package.carrier,
+            "service": package.service, "tracking_number": package.tracking_number or None}
+
+
 def render_explanation(result: dict[str, Any]) -> str:
     lines = [f"Order {result['order_id']} ({result['site']}), now {result['state']}"]
     if "error" in result:
         return "\n".join(lines + [result["error"]]) + "\n"
+    package = result.get("package")
+    if package:
+        lines.append(f"Package {package['package_ref']} ({package['state']}): {package['carrier']}:"
+                     f"{package['service']}" + (f", tracking {package['tracking_number']}"
+                                               if package["tracking_number"] else "")
+                     + "; the quotes below are asked now, and would choose as follows today")
     wh = result["warehouse"]
     where = ", ".join(p for p in (wh["city"], wh["province"]) if p)
     lines.append(f"Ships from warehouse {wh['name']}" + (f" ({where})" if where else "")

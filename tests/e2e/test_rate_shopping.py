@@ -46,11 +46,15 @@ def test_cheapest_eligible_label_wins_and_quote_explains_it(world):
         for order_id, choice in predicted.items():
             package = rt.ledger.packages(order_id)[-1]
             assert (package.carrier, package.service) == choice, order_id
+        bought = rt.ledger.packages(next(iter(predicted)))[-1]
     finally:
         rt.close()
     assert_exactly_once(w)
-    table = run_cli(w, "quote", next(iter(predicted)))
+    first = next(iter(predicted))
+    table = run_cli(w, "quote", first)
     assert "Requirements:" in table.stdout and "Winner:" in table.stdout
+    assert (f"Package {bought.package_ref} (VERIFIED): {bought.carrier}:{bought.service}, tracking "
+            f"{bought.tracking_number}; the quotes below are asked now") in table.stdout  # its label named
 
 
 def test_nothing_eligible_holds_with_every_reason(world):
