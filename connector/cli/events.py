@@ -47,7 +47,8 @@ def webhooks_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def webhooks_status(state: State, as_json: bool) -> None:
-    """Deliveries per endpoint: pending, delivered, dead."""
+    """Deliveries per endpoint: pending, delivered, dead. Events are queued for an endpoint at the
+    start of each delivery pass, so those since the last pass count from the next one."""
     rt = state.runtime()
     try:
         counts = {e.name: {"url": e.url, **rt.ledger.webhook_counts(e.name)}
