@@ -293,20 +293,9 @@ def test_a_ledger_dropping_its_connections_stops_neither_the_dispatcher_nor_the_
         return read(*args, **kwargs)
 
     ledger.schedule = schedule
-    driven: list[str] = []
-
-    def drive(rt, order_id, should_stop):
-        if failing.get(order_id):
-            failing[order_id] -= 1
-            raise Dropped("terminating connection due to administrator command")
-        driven.append(order_id)
-        ledger.done(order_id)
-
-    engine = make_engine(ledger)
-    runner = start(engine, drive)
-    wait_until(lambda: not ledger.pending)
-    assert runner.is_alive()
-    stop(engine, runner)
+    drive, driven = failing_drive(ledger, failing, lambda: Dropped("terminating connection due to "
+                                                                   "administrator command"))
+    run_until_drained(ledger, drive)
     assert sorted(driven) == ["o1", "o2"]
     failures = [r for r in caplog.records if r.getMessage().startswith("the ledger failed")]
     assert len(failures) == 2  # the reads that failed in a row, and the drive
@@ -321,21 +310,32 @@ def test_a_bug_in_one_drive_stops_neither_the_dispatcher_nor_the_others(
 
     monkeypatch.setattr(scheduler, "REST_S", 0.1)
     ledger = FakeLedger(["broken", "o1", "o2"])
-    failures = {"broken": 2}
+    drive, driven = failing_drive(ledger, {"broken": 2}, lambda: KeyError("order_id"))
+    run_until_drained(ledger, drive)
+    assert sorted(driven) == ["broken", "o1", "o2"]
+    logged = [r for r in caplog.records if "its drive failed unexpectedly" in r.getMessage()]
+    assert len(logged) == 2 and all("order broken" in r.getMessage() for r in logged)
+
+
+def failing_drive(ledger: FakeLedger, failures: dict[str, int], error: Callable[[], Exception]):
+    """A drive that raises ``error()`` the first ``failures[order_id]`` times it is handed an
+    order, then finishes it; and the list of the orders it finished."""
     driven: list[str] = []
 
     def drive(rt, order_id, should_stop):
         if failures.get(order_id):
             failures[order_id] -= 1
-            raise KeyError("order_id")
+            raise error()
         driven.append(order_id)
         ledger.done(order_id)
 
+    return drive, driven
+
+
+def run_until_drained(ledger: FakeLedger, drive) -> None:
+    """The scheduler until every order is done; it must still be running then."""
     engine = make_engine(ledger)
     runner = start(engine, drive)
     wait_until(lambda: not ledger.pending)
     assert runner.is_alive()
     stop(engine, runner)
-    assert sorted(driven) == ["broken", "o1", "o2"]
-    logged = [r for r in caplog.records if "its drive failed unexpectedly" in r.getMessage()]
-    assert len(logged) == 2 and all("order broken" in r.getMessage() for r in logged)
