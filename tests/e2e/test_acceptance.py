@@ -54,7 +54,7 @@ def test_demo_runs_the_main_job_and_a_second_run_buys_nothing(tmp_path):
 def test_a_serving_demo_stopped_revokes_its_token(tmp_path, stop):
     """`demo --serve` stopped as a CI job or a terminal stops it (SIGTERM) or by Ctrl-C (SIGINT):
     the token it printed is revoked, and the API stops without a traceback."""
-    env = dict(os.environ, MFN_STATE_DIR=str(tmp_path / "state"))
+    env = dict(os.environ, MFN_STATE_DIR=str(tmp_path / "state"), PYTHONFAULTHANDLER="1")
     errors = tmp_path / "stderr.txt"
     command = [sys.executable, "-m", "connector.cli", "--config", str(ROOT / "config" / "sandbox.yaml"),
                "demo", "--serve"]
@@ -67,7 +67,12 @@ def test_a_serving_demo_stopped_revokes_its_token(tmp_path, stop):
             else:
                 raise AssertionError(f"the demo ended before serving: {errors.read_text()[-3000:]}")
             proc.send_signal(stop)
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # where it hangs: every thread's stack (faulthandler)
+                proc.send_signal(signal.SIGABRT)
+                proc.wait(timeout=10)
+                raise AssertionError(f"the demo did not stop:\n{errors.read_text()[-6000:]}") from None
         finally:
             proc.kill()
             proc.wait()
