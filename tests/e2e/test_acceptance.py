@@ -50,13 +50,20 @@ def test_demo_runs_the_main_job_and_a_second_run_buys_nothing(tmp_path):
            "0 confirmation(s) sent" in second.stdout
 
 
+# The command line as a terminal's foreground job gets it: Ctrl-C heard. A process started from a
+# background job of a non-interactive shell (CI running `make test &`) inherits SIGINT ignored,
+# and Python then leaves it ignored: the demo rightly went on serving, and this test hung.
+AS_AT_A_TERMINAL = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "runpy.run_module('connector.cli', run_name='__main__', alter_sys=True)")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_serving_demo_stopped_revokes_its_token(tmp_path, stop):
     """`demo --serve` stopped as a CI job or a terminal stops it (SIGTERM) or by Ctrl-C (SIGINT):
     the token it printed is revoked, and the API stops without a traceback."""
     env = dict(os.environ, MFN_STATE_DIR=str(tmp_path / "state"), PYTHONFAULTHANDLER="1")
     errors = tmp_path / "stderr.txt"
-    command = [sys.executable, "-m", "connector.cli", "--config", str(ROOT / "config" / "sandbox.yaml"),
+    command = [sys.executable, "-c", AS_AT_A_TERMINAL, "--config", str(ROOT / "config" / "sandbox.yaml"),
                "demo", "--serve"]
     with errors.open("w") as stderr:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
