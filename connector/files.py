@@ -26,19 +26,24 @@ def write_atomically(path: Path, data: bytes) -> Path:
 def unwritable(directory: Path, *, try_write: bool = False) -> str | None:
     """Why this process could not write a file in ``directory`` (None: it can). A directory not
     made yet is judged by the nearest one that exists, where it would be made. ``try_write``
-    writes and removes a file there (the only sure test: a read-only mount, an ACL)."""
+    writes and removes a file there, or for a directory not made yet makes and removes one (the
+    only sure test: a read-only mount, an ACL, /proc, where access() says yes to root)."""
     existing = directory
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         return f"{existing} is not a directory"
-    if try_write and existing == directory:
+    if try_write:
+        made = "" if existing == directory else f" (to make {directory})"
         try:
-            fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-check.")
-            os.close(fd)
-            os.unlink(probe)
+            if existing == directory:
+                fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-check.")
+                os.close(fd)
+                os.unlink(probe)
+            else:
+                os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-check."))
         except OSError as exc:
-            return f"cannot write in {directory}: {exc.strerror or exc}"
+            return f"cannot write in {existing}{made}: {exc.strerror or exc}"
         return None
     if not os.access(existing, os.W_OK | os.X_OK):
         made = "" if existing == directory else f" (to make {directory})"

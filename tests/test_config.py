@@ -327,6 +327,22 @@ def test_a_labels_dir_that_cannot_be_written_stops_check_and_start_before_any_la
     assert checked.exit_code == 1 and f"labels_dir: {file_in_the_way} is not a directory" in checked.output
 
 
+def test_a_state_dir_that_cannot_be_made_stops_check(write_config, tmp_path):
+    """A directory not made yet was judged by access() on the nearest parent, which says yes to
+    root on a read-only mount or under /proc: 'config check' said OK and 'run' failed later. It
+    now makes and removes a directory there."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    path = write_config({"state_dir": "/proc/nope/state"})
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1, checked.output
+    assert "state_dir: cannot write in /proc (to make /proc/nope/state)" in checked.output
+    from connector.files import unwritable
+
+    assert unwritable(tmp_path / "not" / "made" / "yet", try_write=True) is None
+    assert not list(tmp_path.glob(".write-check.*")) and not (tmp_path / "not").exists()  # none left
+
+
 def test_an_unknown_key_is_reported_at_its_own_line_with_the_key_it_may_be_a_typo_of(tmp_path):
     """`engnie:` at the end of a long file was reported at the file's first line, among the
     top-level keys: the line must be the typo's own, and the nearest known key suggested."""
