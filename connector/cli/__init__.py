@@ -29,8 +29,7 @@ def main() -> None:
     try:
         cli.main(prog_name="mfn-connector")
     except CorruptRecordError as exc:  # a row no command can read: say which, not a traceback
-        raise SystemExit(f"Error: {exc}; restore it from a backup, or hold it with "
-                         "'mfn-connector orders hold'") from None
+        raise SystemExit(f"Error: {exc}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -157,7 +157,7 @@ def config_check(state: State, file: str | None) -> None:
     from ..config import ConfigError
     from ..configured import load_config_with_plugins
     from ..files import unwritable
-    from ..ledger import probe_ledger, refuse_a_new_key_over_sealed_data
+    from ..ledger import probe_ledger
     from ..ledger.crypto import PiiDecryptError, PiiKeyError
     from ..ledger.migrations import SchemaError
 
@@ -168,9 +168,6 @@ def config_check(state: State, file: str | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(1) from None
-    # Every command opens the ledger with the key; one the daemon will create is not tried.
-    key_file = config.pii_key_file if not config.ledger.create_pii_key or config.pii_key_file.exists() \
-        else None
     for key, directory in (("state_dir", config.state_dir), ("labels_dir", config.labels_dir)):
         problem = unwritable(directory, try_write=True)
         if problem:  # the daemon would buy labels it cannot keep
@@ -178,9 +175,8 @@ def config_check(state: State, file: str | None) -> None:
             click.echo(f"{path}:{line}: {key}: {problem}" if line else f"{path}: {key}: {problem}", err=True)
             raise SystemExit(1)
     try:  # reachable, a schema this code knows, a key that reads what is stored; nothing written
-        ledger = probe_ledger(config.ledger_url, key_file=key_file)
-        if key_file is None:  # the daemon would make one: may it?
-            refuse_a_new_key_over_sealed_data(config.ledger_url, config.pii_key_file)
+        ledger = probe_ledger(config.ledger_url, key_file=str(config.pii_key_file),
+                              create_key=config.ledger.create_pii_key)
     except (ValueError, ConnectionError, SchemaError, PiiKeyError, PiiDecryptError) as exc:
         line = config.line_of("ledger")
         click.echo(f"{path}:{line}: ledger: {exc}" if line else f"{path}: ledger: {exc}", err=True)

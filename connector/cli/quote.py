@@ -8,7 +8,7 @@ from ..engine.plan import precheck
 from ..engine.runtime import Runtime
 from ..engine.shopping import Shopping, shop
 from ..fx import FxError
-from ..ledger import NOTHING_TO_SHIP_STATES, OrderRecord
+from ..ledger import NOTHING_TO_SHIP_STATES, OrderRecord, Package
 from ..model import Money
 from ..rules import RulesError, format_money
 
@@ -35,8 +35,10 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
         return out
     req, sel = shopping.requirements, shopping.selection
     parcel = req.parcel
-    out["warehouse"] = _warehouse(rt, record, shopping)
-    out["package"] = _package(rt, record)
+    packages = rt.ledger.packages(order.order_id)  # the latest: the open one, else the last
+    package = rt.ledger.open_package(order.order_id) or (packages[-1] if packages else None)
+    out["warehouse"] = _warehouse(rt, shopping, package)
+    out["package"] = _package(package)
     out["requirements"] = {
         "tracking_level": req.tracking_level, "min_scans": req.min_scans,
         "buy_shipping_allowed": req.buy_shipping_allowed, "buy_shipping_reason": req.buy_shipping_reason,
@@ -80,12 +82,10 @@ def explain(rt: Runtime, record: OrderRecord) -> dict[str, Any]:
     return out
 
 
-def _warehouse(rt: Runtime, record: OrderRecord, shopping: Shopping) -> dict[str, Any]:
+def _warehouse(rt: Runtime, shopping: Shopping, package: Package | None) -> dict[str, Any]:
     """Where the order ships from and why. ``planned``: the warehouse of its latest package's plan,
     when it has a package (a planned label is bought from there, whatever the routing says now)."""
     warehouse = shopping.warehouse or rt.config.default_warehouse
-    packages = rt.ledger.packages(record.order_id)
-    package = rt.ledger.open_package(record.order_id) or (packages[-1] if packages else None)
     planned = None
     if package is not None:
         planned = {"package_ref": package.package_ref, "state": package.state.value,
@@ -94,13 +94,11 @@ def _warehouse(rt: Runtime, record: OrderRecord, shopping: Shopping) -> dict[str
             "reason": shopping.warehouse_reason, "planned": planned}
 
 
-def _package(rt: Runtime, record: OrderRecord) -> dict[str, Any] | None:
+def _package(package: Package | None) -> dict[str, Any] | None:
     """The order's latest package, planned or bought: the quotes are asked again now, and may no
     longer choose what that package was planned for (prices and rules move)."""
-    packages = rt.ledger.packages(record.order_id)
-    if not packages:
+    if package is None:
         return None
-    package = rt.ledger.open_package(record.order_id) or packages[-1]
     return {"package_ref": package.package_ref, "state": package.state.value, "carrier": package.carrier,
             "service": package.service, "tracking_number": package.tracking_number or None}
 

@@ -277,8 +277,7 @@ def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_step
                         f"{exc}; put the key it was sealed with back (after the newest), release the "
                         "order, and run 'mfn-connector pii rotate' before removing a key")
         except CorruptRecordError as exc:  # a hand edit gone wrong, say: this one waits, the others go on
-            return hold(rt, order_id, HoldReason.LEDGER_INCONSISTENT,
-                        f"{exc}; restore the row from a backup (or submit the order again) and release it")
+            return hold(rt, order_id, HoldReason.LEDGER_INCONSISTENT, str(exc))
         if record is None or record.state not in states:
             return Outcome.REST
         try:

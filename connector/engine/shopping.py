@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import wait
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from ..config import Warehouse
 from ..fx import FxError
@@ -76,7 +76,8 @@ def _declared_in(rt: Runtime, sku: str, value: Money, first: CustomsLine) -> Mon
                       "declare their values in currencies that cannot be converted to one another "
                       "for the parcel's one customs declaration (catalog column declared_currency): "
                       f"{exc}") from None
-    return Money(converted.amount.quantize(Decimal("0.01")), first.unit_value.currency)
+    cents = converted.amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)  # as rate cards round
+    return Money(cents, first.unit_value.currency)
 
 
 def order_requirements(rt: Runtime, order: Order, parcel: Parcel) -> Requirements:

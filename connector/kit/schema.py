@@ -75,7 +75,8 @@ def describe(error: jsonschema.ValidationError) -> tuple[Path, str]:
 
 
 def _forms(branches: list[Any]) -> list[str]:
-    """The ``x-format`` of each alternative, into nested ones ("null" for a null allowed)."""
+    """The stated form of each alternative, into nested ones: its ``x-format``, or the fields a
+    mapping must have."""
     found: list[str] = []
     for branch in branches:
         if not isinstance(branch, dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .base import (
     ACTIVE_ORDER_STATES,
@@ -31,8 +32,11 @@ __all__ = [
     "TRACKED_PACKAGE_STATES",
     "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "OrderFinishedError", "OrderRecord",
     "OrderState", "Package", "PackageState", "StaleStateError", "TrackingRecord", "open_ledger",
-    "probe_ledger", "refuse_a_new_key_over_sealed_data", "sqlite_path",
+    "probe_ledger", "sqlite_path",
 ]
+
+if TYPE_CHECKING:
+    from .crypto import PiiCipher
 
 _SQLITE_PREFIX = "sqlite:///"
 
@@ -63,8 +67,13 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     """
     from .crypto import PiiCipher, load_keys
 
-    if create_key:
-        refuse_a_new_key_over_sealed_data(url, key_file)
+    if create_key and _key_file_missing(key_file):  # a key is made only for a ledger without buyer data
+        store = _existing_store(url, _no_key())
+        if store is not None:
+            try:
+                _refuse_a_new_key(store, key_file)
+            finally:
+                store.close()
     if _store_kind(url) == "postgresql":
         from .postgres import PostgresLedger
 
@@ -82,82 +91,77 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
 
 
 def _key_file_missing(key_file: str | os.PathLike[str] | None) -> bool:
+    """No key in the environment and no key file: one ``create_key`` would make."""
     from .crypto import DEFAULT_KEY_ENV
 
     return (key_file is not None and not os.environ.get(DEFAULT_KEY_ENV, "").strip()
             and not Path(key_file).expanduser().exists())
 
 
-def refuse_a_new_key_over_sealed_data(url: str, key_file: str | os.PathLike[str] | None) -> None:
-    """PiiKeyError when ``key_file`` is missing (and no key is in the environment) and the ledger
-    already holds buyer data: sealed with a key now gone, which a new one would read none of.
-    Refused before anything is written (the key file included), with what to do; a new ledger, or
-    one without buyer data, may have a key made for it (``ledger.create_pii_key``)."""
+def _no_key() -> PiiCipher:
+    """A cipher with a key of its own: it reads nothing stored (any sealed address fails it)."""
     from cryptography.fernet import Fernet
 
-    from .crypto import PiiCipher, PiiDecryptError, PiiKeyError
+    from .crypto import PiiCipher
 
-    if not _key_file_missing(key_file):
-        return
-    cipher = PiiCipher([Fernet.generate_key()])  # reads nothing stored: any address fails it
+    return PiiCipher([Fernet.generate_key()])
+
+
+def _existing_store(url: str, cipher: PiiCipher) -> Ledger | None:
+    """The store at ``url``, neither created nor migrated; None for a SQLite file not made yet."""
     if _store_kind(url) == "postgresql":
         from .postgres import PostgresLedger
 
-        ledger: Ledger = PostgresLedger(url, cipher)
-    else:
-        path = sqlite_path(url)
-        if not Path(path).exists():
-            return
-        from .sqlite import SqliteLedger
+        return PostgresLedger(url, cipher)
+    path = sqlite_path(url)
+    if not Path(path).exists():
+        return None
+    from .sqlite import SqliteLedger
 
-        ledger = SqliteLedger(path, cipher)
+    return SqliteLedger(path, cipher)
+
+
+def _refuse_a_new_key(store: Ledger, key_file: str | os.PathLike[str] | None) -> None:
+    """PiiKeyError when ``store`` (opened with :func:`_no_key`) holds buyer data: it was sealed
+    with a key now gone, and a new key would read none of it."""
+    from .crypto import PiiDecryptError, PiiKeyError
+
     try:
-        if ledger.schema_version():
-            ledger.check_key()
+        if store.schema_version():
+            store.check_key()
     except PiiDecryptError:
         raise PiiKeyError(f"PII key file {Path(str(key_file)).expanduser()} does not exist, but the ledger "
-                          f"{ledger.location} holds buyer data sealed with a key: put that key file "
+                          f"{store.location} holds buyer data sealed with a key: put that key file "
                           "back (ledger.create_pii_key makes a key only for a ledger without buyer "
                           "data)") from None
-    finally:
-        ledger.close()
 
 
-def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None) -> str:
-    """What :func:`open_ledger` would find at ``url``, creating, migrating and writing nothing
-    (``config check``): a line saying what is there. Raises what ``open_ledger`` would: ValueError
-    (the URL), ConnectionError (no PostgreSQL server), SchemaError (a schema newer than this code),
-    PiiKeyError and PiiDecryptError (a key that cannot read the buyer data stored). ``key_file``
-    None: no key to try (one the daemon will create), so the stored data is not read."""
-    from cryptography.fernet import Fernet
-
+def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key: bool = False) -> str:
+    """What :func:`open_ledger` (given the same arguments) would find at ``url``, creating,
+    migrating and writing nothing (``config check``): a line saying what is there. Raises what
+    ``open_ledger`` would: ValueError (the URL), ConnectionError (no PostgreSQL server),
+    SchemaError (a schema newer than this code), PiiKeyError (a key missing, or one to make for a
+    ledger that holds buyer data) and PiiDecryptError (a key that cannot read the buyer data)."""
     from .crypto import PiiCipher, load_keys
     from .migrations import latest_version, next_pending
 
-    kind = _store_kind(url)
-    keys = load_keys(key_file=key_file) if key_file is not None else None
-    cipher = PiiCipher(keys or [Fernet.generate_key()])  # no key yet: one that is never used
-    if kind == "postgresql":
-        from .postgres import PostgresLedger
-
-        ledger: Ledger = PostgresLedger(url, cipher)
-    else:
-        path = sqlite_path(url)
-        if not Path(path).exists():
-            return f"{path}: not created yet (the daemon creates it at its first start)"
-        from .sqlite import SqliteLedger
-
-        ledger = SqliteLedger(path, cipher)
+    _store_kind(url)  # ValueError for a URL no store takes, before anything else
+    to_make = create_key and _key_file_missing(key_file)
+    store = _existing_store(url, _no_key() if to_make else PiiCipher(load_keys(key_file=key_file)))
+    if store is None:
+        return f"{sqlite_path(url)}: not created yet (the daemon creates it at its first start)"
     try:
-        current = ledger.schema_version()
+        current = store.schema_version()
         next_pending(current)  # SchemaError when the database is newer than this code
-        if current and keys is not None:
-            ledger.check_key()
+        if to_make:
+            _refuse_a_new_key(store, key_file)
+        elif current:
+            store.check_key()
         behind = latest_version() - current
-        return f"{ledger.location}: schema {current}" + (
+        return f"{store.location}: schema {current}" + (
             f" ({behind} migration(s) to apply at the next start)" if behind else ", up to date")
     finally:
-        ledger.close()
+        store.close()
 
 
 def _store_kind(url: str) -> str:

@@ -312,7 +312,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             order = Order.from_dict(json.loads(row["data"]), ship_to=ship_to)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptRecordError(f"order {row['order_id']}: its stored data cannot be read "
-                                     f"({type(exc).__name__}: {exc})") from None
+                                     f"({type(exc).__name__}: {exc}); restore the row from a backup "
+                                     "(or submit the order again) and release it") from None
         return OrderRecord(
             order=order,
             state=OrderState(row["state"]),

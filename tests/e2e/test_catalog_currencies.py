@@ -3,6 +3,7 @@ parcel, in one currency, the others converted through the fx table; a currency t
 holds the order naming the SKU (it used to crash every such order into retries_exhausted)."""
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,17 @@ def test_values_in_two_currencies_go_on_one_declaration(world, tmp_path):
         assert all(len({line["unit_value"]["currency"] for line in lines}) == 1 for lines in planned)
         mixed = [lines for lines in planned if SKU in {line["sku"] for line in lines} and len(lines) > 1]
         assert mixed, "the sandbox's orders no longer put this SKU in a parcel with others"
-        for lines in mixed:
-            value = next(line for line in lines if line["sku"] == SKU)["unit_value"]
-            if value["currency"] != "EUR":  # not the first item: 1.70 EUR through the fx table, to the cent
-                assert value["amount"] != "1.70" and len(value["amount"].split(".")[1]) == 2
+        converted = 0
+        for lines in mixed:  # each line in the first item's currency, through the fx table, to the cent
+            currency = lines[0]["unit_value"]["currency"]
+            for line in lines:
+                declared = rt.catalog.get(line["sku"]).declared_value
+                want = declared if declared.currency == currency else rt.fx.convert(declared, currency)
+                converted += declared.currency != currency
+                assert line["unit_value"]["currency"] == currency
+                assert Decimal(line["unit_value"]["amount"]) == want.amount.quantize(Decimal("0.01"),
+                                                                                     rounding=ROUND_HALF_UP)
+        assert converted, "no line needed converting: the test would prove nothing"
         # (the test configuration's UK forces China Post, which some orders cannot take)
         assert_exactly_once(w, allowed_holds=SEEDED_HOLDS | {"no_eligible_service"})
     finally:
