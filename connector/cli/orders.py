@@ -182,36 +182,22 @@ def _duration(text: str) -> timedelta:
 
 @orders_group.command("show")
 @click.argument("order_id")
+@click.option("--json", "as_json", is_flag=True, help="Every field, as JSON (times to the microsecond).")
 @pass_state
-def orders_show(state: State, order_id: str) -> None:
-    """Everything the ledger knows about one order (buyer PII is not shown)."""
+def orders_show(state: State, order_id: str, as_json: bool) -> None:
+    """Everything the ledger knows about one order: its state, hold, packages, tracking events and
+    history (buyer PII is not shown)."""
+    from .order_view import as_json as json_view
+    from .order_view import as_text, gather
+
     ledger = state.ledger()
-    found = ledger.order_detail(order_id, with_pii=False)  # shown without it; readable with any key
-    if found is None:
+    try:
+        shown = gather(ledger, order_id)
+    finally:
+        ledger.close()
+    if shown is None:
         raise click.ClickException(f"no order {order_id} in the ledger")
-    record, on_file = found
-    out = {
-        "order": record.order.to_dict(),
-        "state": record.state.value,
-        "hold": {"reason": record.hold_reason, "message": record.hold_message,
-                 "held_from": record.held_from.value if record.held_from else None}
-        if record.hold_reason else None,
-        "attempts": record.attempts,
-        "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
-        "last_error": ledger.last_error(order_id) or None,  # the last failure, or what it waits for
-        "address_on_file": on_file,  # the address is not read: whether one is stored
-        "pii_purged": record.pii_purged,
-        "packages": [{**_plain(vars(p)), "events": [_plain(vars(e)) for e in ledger.tracking_events(p.id)]}
-                     for p in ledger.packages(order_id)],
-        "history": ledger.history(order_id),
-    }
-    ledger.close()
-    click.echo(json.dumps(out, indent=2, default=str, ensure_ascii=False))
-
-
-def _plain(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.value if hasattr(v, "value") else v.isoformat() if hasattr(v, "isoformat") else v)
-            for k, v in fields.items() if k != "package_id"}
+    click.echo(json_view(shown) if as_json else as_text(shown))
 
 
 def _steer(state: State, order_id: str, change: Callable[[Ledger], Steered]) -> None:

@@ -39,7 +39,7 @@ def test_an_operator_holds_releases_and_retries_an_order(world):
     assert held.exit_code == 0 and held.output.strip() == f"{order_id}: HELD (manual)", held.output
     listed = json.loads(run("list", "--state", "HELD", "--json").output)
     assert [(r["order_id"], r["hold_reason"]) for r in listed] == [(order_id, "manual")]
-    shown = json.loads(run("show", order_id).output)
+    shown = json.loads(run("show", "--json", order_id).output)
     assert shown["hold"]["reason"] == "manual" and "ship_to" not in json.dumps(shown)
     bad = run("hold", order_id, "--reason", "carrier_on_fire")
     assert bad.exit_code == 2 and "carrier_on_fire" in bad.output  # only documented reasons
@@ -192,3 +192,46 @@ def test_every_order_held_for_a_reason_is_released_at_once(world):
         ledger.close()
     assert run("--reason", "retries_exhausted").output.splitlines()[-1] == \
         "1 order(s) held retries_exhausted released"
+
+
+def test_orders_show_reads_as_text_one_line_per_moment_and_never_the_address(world):
+    """The text view: the order, its package and its history, where an order's move and its
+    package's (one transaction) are one line; the held order says why; no address is shown.
+    ``--json`` has every field."""
+    from connector.engine.loop import Engine
+    from connector.ledger import OrderState
+
+    w = world({"sandbox": {"orders": 12}})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        shipped = rt.ledger.orders([OrderState.VERIFIED])[0]
+        held = rt.ledger.orders([OrderState.HELD])[0]
+        package = rt.ledger.packages(shipped.order_id)[-1]
+        history = rt.ledger.history(shipped.order_id)
+        addresses = [r.order.ship_to for r in (shipped, held)]
+    finally:
+        rt.close()
+
+    def show(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    text = show(shipped.order_id)
+    assert text.startswith(f"Order {shipped.order_id}: VERIFIED\n"), text
+    assert f"Package {package.package_ref}: VERIFIED, {package.carrier} {package.service}" in text
+    assert f"tracking number {package.tracking_number}" in text
+    assert "address: on file (never shown here)" in text
+    moments = text.split("History:\n", 1)[1].splitlines()
+    assert len(moments) == len({h["at"] for h in history}) < len(history), text  # the pairs are one line
+    assert any(m.endswith(f"order NEW -> PLANNED; package {package.package_ref} PLANNED "
+                          f"({package.carrier}/{package.service})") for m in moments), text
+    held_text = show(held.order_id)
+    assert f"held: {held.hold_reason} (from NEW)\n    {held.hold_message}\n" in held_text, held_text
+    for address in addresses:
+        for value in (address.name, address.line1, address.phone):
+            if value:
+                assert value not in text and value not in held_text
+    as_json = json.loads(show("--json", shipped.order_id))
+    assert as_json["packages"][-1]["tracking_number"] == package.tracking_number

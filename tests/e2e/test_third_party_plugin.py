@@ -180,7 +180,7 @@ def test_a_pip_installed_carrier_ships_orders_and_uninstalls_cleanly(
     assert (confirmation["accepted"], confirmation["carrierCode"], confirmation["trackingNumber"]) == \
         (1, "USPS", first["tracking_number"])
     assert spapi.get("schema_violations", []) == []
-    shown = json.loads(cli(config, "orders", "show", first["order_id"]).stdout)
+    shown = json.loads(cli(config, "orders", "show", "--json", first["order_id"]).stdout)
     (package,) = [p for p in shown["packages"] if p["state"] == "VERIFIED"]
     assert len(PdfReader(package["label_path"]).pages) == 1
 

@@ -105,7 +105,8 @@ def test_parcels_followed_to_delivered_and_a_silent_one_to_lost(world, carrier):
         truth = parcel(w, carrier, done.tracking_number)
         assert truth["stage"] == "delivered"
         assert abs((done.delivered_at - _parse(truth["delivered_at"])).total_seconds()) < 60
-        shown = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", done.order_id])
+        shown = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", "--json",
+                                         done.order_id])
         assert shown.exit_code == 0, shown.output
         listed = json.loads(shown.output)["packages"][-1]["events"]
         assert len(listed) == len(events) and listed[-1]["status"] == "delivered"
@@ -516,7 +517,7 @@ def _new_orders(rt, w):
 
 def _shown(w, order_id: str) -> dict:
     """``mfn-connector orders show``'s answer for one order."""
-    shown = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", order_id])
+    shown = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", "--json", order_id])
     assert shown.exit_code == 0, shown.output
     return json.loads(shown.output)
 

@@ -93,7 +93,7 @@ def test_an_order_waits_for_its_number_past_max_attempts_without_being_held(worl
                     if r.hold_reason in ("retries_exhausted", "tracking_number_late")]
     finally:
         rt.close()
-    shown = json.loads(run_cli(w, "orders", "show", waiting[0].order_id).stdout)
+    shown = json.loads(run_cli(w, "orders", "show", "--json", waiting[0].order_id).stdout)
     assert shown["state"] == "LABEL_CLAIMED" and shown["attempts"] == 0
     assert shown["last_error"] == WAITING
 
