@@ -124,12 +124,9 @@ def _malformed(rt: Runtime, raw: Any, account: str, problem: str) -> None:
     message = f"order {order_id}: Amazon's order data {problem}"
     record = rt.ledger.get_order(order_id, with_pii=False)
     if record is None:
-        channel = raw.get("salesChannel")
-        marketplace = channel.get("marketplaceId") if isinstance(channel, dict) else None
-        placeholder = Order(order_id=order_id, account=account,
-                            marketplace_id=marketplace if isinstance(marketplace, str)
-                            and not _unstorable(marketplace) else "",
-                            site="", status=FulfillmentStatus.OTHER,
+        marketplace = _marketplace(raw)
+        placeholder = Order(order_id=order_id, account=account, marketplace_id=marketplace,
+                            site=_site(rt, marketplace), status=FulfillmentStatus.OTHER,
                             last_updated=_time(raw.get("lastUpdatedTime")), items=())
         if rt.ledger.upsert_order(placeholder):
             hold(rt, order_id, HoldReason.MALFORMED_ORDER, message)
@@ -137,6 +134,21 @@ def _malformed(rt: Runtime, raw: Any, account: str, problem: str) -> None:
         hold(rt, order_id, HoldReason.MALFORMED_ORDER, message + "; the data read before is kept")
     else:  # held for another reason, or finished: the stored data stays, a person may look
         log.warning("%s; the stored data is kept (the order is %s)", message, record.state.value)
+
+
+def _marketplace(raw: dict[str, Any]) -> str:
+    """The marketplace id of a garbled order, when that part of it still reads ("" otherwise)."""
+    channel = raw.get("salesChannel")
+    marketplace = channel.get("marketplaceId") if isinstance(channel, dict) else None
+    return marketplace if isinstance(marketplace, str) and not _unstorable(marketplace) else ""
+
+
+def _site(rt: Runtime, marketplace: str) -> str:
+    """The site of a marketplace id, so a held placeholder lists under its site ("" if unknown)."""
+    try:
+        return rt.sites.for_marketplace(marketplace).code if marketplace else ""
+    except ValueError:
+        return ""
 
 
 def _unstorable(value: Any, path: str = "") -> str:

@@ -53,6 +53,8 @@ def test_a_new_order_with_text_utf8_cannot_hold_is_held_and_the_poll_goes_on(wor
         record = rt.ledger.get_order(bad[0])
         assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
         assert "recipient.deliveryAddress.name: text that is not valid Unicode" in record.hold_message
+        site = rt.sites.for_marketplace(record.order.marketplace_id).code  # it lists under its site
+        assert record.order.site == site != ""
         assert record.hold_message.startswith(f"order {bad[0]}: ")
         stored = [r for r in rt.ledger.orders() if r.order.account == account]
         assert len(stored) > 1, "the orders after the garbled one were not stored"
@@ -70,6 +72,7 @@ def test_a_field_of_the_wrong_shape_is_held_and_the_other_accounts_are_polled(wo
         record = rt.ledger.get_order(bad[0])
         assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
         assert "salesChannel" in record.hold_message
+        assert (record.order.site, record.order.marketplace_id) == ("", "")  # nothing to tell it by
         for other in rt.config.accounts:
             assert rt.ledger.get_watermark(other.name) is not None, f"{other.name} was not polled"
     finally:
