@@ -42,3 +42,28 @@ def test_the_environment_is_read_once_per_host(monkeypatch) -> None:
     session.verify = False  # a setting changed later is part of the key
     assert session.merge_environment_settings(URLS[0], {}, None, True, None)["verify"] is not False
     assert len(calls) == 4
+
+
+def _authorization(session: requests.Session, url: str, **kwargs) -> str | None:
+    return session.prepare_request(requests.Request("GET", url, **kwargs)).headers.get("Authorization")
+
+
+def test_netrc_credentials_as_requests_finds_them_read_once_per_host(tmp_path, monkeypatch) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.carrier.example login acct password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    session, plain = httpsession.Session(), requests.Session()
+    for url in ("https://api.carrier.example/v1/labels", "https://api.other.example/v1"):
+        assert _authorization(session, url) == _authorization(plain, url)
+    assert _authorization(session, "https://api.carrier.example/v1/labels", auth=("me", "pw")) == \
+        _authorization(plain, "https://api.carrier.example/v1/labels", auth=("me", "pw"))  # its own wins
+    assert _authorization(session, "https://api.carrier.example/v1/labels").startswith("Basic ")
+    assert _authorization(session, "https://api.other.example/v1") is None
+
+    netrc.write_text("machine api.other.example login late password added\n")  # read at the next start
+    assert _authorization(session, "https://api.other.example/v2") is None
+    assert _authorization(session, "https://api.carrier.example/v2").startswith("Basic ")
+    assert _authorization(httpsession.Session(), "https://api.other.example/v2").startswith("Basic ")
+    session.trust_env = False  # as requests: no .netrc at all
+    assert _authorization(session, "https://api.carrier.example/v1/labels") is None
