@@ -21,9 +21,10 @@ log = logging.getLogger("connector.engine")
 # SHIPPED brings back the orders we confirmed, with their packages: the poll verifies them in
 # pages of 100 instead of one getOrder each. Unknown SHIPPED orders (shipped by hand) are ignored.
 STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
-# Held orders a cancellation on Amazon settles: nothing bought yet, or a label to void.
+# Held orders a cancellation on Amazon settles: nothing bought yet, or a label to void (one
+# confirmed too: held because Amazon never showed it, say, and Amazon shows no shipment it cancels).
 _CANCEL_RELEASES = (None, OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED,
-                    OrderState.LABELED, OrderState.CONFIRMING)
+                    OrderState.LABELED, OrderState.CONFIRMING, OrderState.CONFIRMED)
 # ... but not a label claim that needs a person (one who checks the carrier) or its carrier (no
 # longer configured): released, it would only be held again, poll after poll.
 _CLAIM_HOLDS = (HoldReason.LABEL_UNCERTAIN.value, HoldReason.CARRIER_UNAVAILABLE.value)

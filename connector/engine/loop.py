@@ -58,9 +58,11 @@ from .void import FeedBeingSent, claim_void, void
 from .watch import watch
 from .workers import Membership
 
-# Package states in which an order Amazon cancels has a label to void (not confirmed yet: Amazon
-# does not cancel an order it shows shipped).
-AMAZON_CANCELS = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.CONFIRMING})
+# Package states in which an order Amazon cancels has a label to void: not confirmed yet, or
+# confirmed and not shown (Amazon does not cancel an order it shows shipped, so a cancellation
+# says the confirmation did not land: a dropped one, or a feed's row that never went).
+AMAZON_CANCELS = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.CONFIRMING,
+                            PackageState.CONFIRMED})
 
 log = logging.getLogger("connector.engine")
 
