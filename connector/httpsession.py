@@ -9,6 +9,9 @@ they were when the process first called that host (a daemon's environment does n
 The same goes for ``~/.netrc``: ``requests`` looks for it (two files) on every request without
 credentials of its own, about a sixth of the client's CPU per call. Its answer for a host is read
 once and reused; a ``.netrc`` edited while the daemon runs is read at its next start.
+
+A sandbox run's sessions (``loopback_only``) refuse every host off this machine
+(connector/sandbox/loopback.py).
 """
 from __future__ import annotations
 
@@ -19,14 +22,17 @@ import requests
 from requests.auth import AuthBase
 from requests.utils import get_netrc_auth
 
+from .sandbox.loopback import is_loopback
+
 _MAX_ENTRIES = 256  # hosts x settings; beyond that, the environment is read per call as before
 
 
 class Session(requests.Session):
     """A ``requests.Session`` that reads the environment's proxy and CA settings once per host."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, loopback_only: bool = False) -> None:
         super().__init__()
+        self.loopback_only = loopback_only
         self._environment: dict[Any, dict[str, Any]] = {}
         self._netrc: dict[tuple[str, str], Any] = {}  # (scheme, host) -> its .netrc credentials
 
@@ -41,6 +47,12 @@ class Session(requests.Session):
                     self._netrc[key] = found
             request.auth = found
         return super().prepare_request(request)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if self.loopback_only and not is_loopback(str(request.url)):  # a redirect elsewhere too
+            raise NotLoopback(f"a sandbox run calls the loopback emulators only, not "
+                              f"{urlsplit(str(request.url)).hostname}")
+        return super().send(request, **kwargs)
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
                                    cert: Any) -> dict[str, Any]:
@@ -62,6 +74,10 @@ class Session(requests.Session):
 
 def _frozen(mapping: Any) -> Any:
     return None if mapping is None else frozenset(mapping.items())
+
+
+class NotLoopback(requests.ConnectionError):
+    """A sandbox run's call to a host off this machine, refused before anything was sent."""
 
 
 class _NoCredentials(AuthBase):

@@ -67,3 +67,19 @@ def test_netrc_credentials_as_requests_finds_them_read_once_per_host(tmp_path, m
     assert _authorization(httpsession.Session(), "https://api.other.example/v2").startswith("Basic ")
     session.trust_env = False  # as requests: no .netrc at all
     assert _authorization(session, "https://api.carrier.example/v1/labels") is None
+
+
+def test_a_sandbox_runs_sessions_refuse_every_host_off_this_machine() -> None:
+    import responses
+
+    guarded = httpsession.Session(loopback_only=True)
+    with responses.RequestsMock() as mocked:
+        mocked.get("http://127.0.0.1:8701/ok", json={"ok": True})
+        mocked.get("http://localhost:8702/ok", json={"ok": True})
+        assert guarded.get("http://127.0.0.1:8701/ok").json() == {"ok": True}
+        assert guarded.get("http://localhost:8702/ok").json() == {"ok": True}
+        for url in ("https://sellingpartnerapi-na.amazon.com/orders", "http://10.0.0.5/x", "http://[::2]/"):
+            with pytest.raises(httpsession.NotLoopback, match="loopback emulators only"):
+                guarded.get(url)
+        assert len(mocked.calls) == 2  # nothing else was sent
+    assert issubclass(httpsession.NotLoopback, requests.ConnectionError)  # a failed call, to its caller

@@ -48,6 +48,7 @@ def audit(sandbox_states: dict[str, dict[str, Any]], labels: list[Path]) -> list
 
 def run_demo(state: Any, config: Config, *, faults: float | None = None,
              keep_serving: bool = False) -> bool:
+    from ..sandbox.loopback import refuse_remote_endpoints
     from ..sandbox.runner import start_sandbox  # the demo is one of the few places emulators load
 
     sandbox = start_sandbox(config, state.host, any_port=True, faults=faults,
@@ -55,9 +56,11 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
     try:
         sandbox.export_env()
         config, _ = load_config_with_plugins(str(config.path), state.host)  # URLs of the live emulators
+        refuse_remote_endpoints(config, "the demo")  # a production file passed by mistake
         click.echo(f"sandbox: {len(sandbox.servers)} emulators on loopback "
                    f"({', '.join(f'{n} {s.url}' for n, s in sandbox.servers.items())})")
-        rt = sole_daemon(build_runtime(config, state.host))  # not beside a daemon on the sandbox ledger
+        # not beside a daemon on the sandbox ledger
+        rt = sole_daemon(build_runtime(config, state.host, loopback_only=True))
         try:
             passes = Engine(rt).run_until_quiet()
             summary = summarize(rt)

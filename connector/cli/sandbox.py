@@ -48,9 +48,13 @@ def sandbox_serve(state: State, base_port: int | None, faults: float | None, sta
 def demo_cmd(state: State, faults: float | None, keep_serving: bool) -> None:
     """Start the emulators and run the daemon until quiet: the main job, end to end, on loopback;
     then the HTTP API on the same ledger, with one request that works."""
+    from ..sandbox.loopback import RemoteEndpoints
     from .demo import run_demo
 
     state.log_level = state.log_level or "WARNING"  # the summary tells the story; holds still show
     config = state.config()
-    ok = run_demo(state, config, faults=faults, keep_serving=keep_serving)
+    try:
+        ok = run_demo(state, config, faults=faults, keep_serving=keep_serving)
+    except RemoteEndpoints as exc:
+        raise click.ClickException(str(exc)) from None
     sys.exit(0 if ok else 1)

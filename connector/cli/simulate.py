@@ -39,6 +39,7 @@ def sandbox_simulate(state: State, days: int, settle_days: int, orders_per_day: 
     parcel lives (late, lost, returned, never scanned) and buyer cancellations, then print the
     valid-tracking rate per site and category, confirmations after ship-by, late and lost parcels,
     labels voided, PII purged on time and label cost against the cheapest eligible."""
+    from ..sandbox.loopback import RemoteEndpoints
     from ..sandbox.simulate import SimulationSettings, run_simulation
 
     state.log_level = state.log_level or "ERROR"  # a month of holds and alerts: the figures tell it
@@ -46,8 +47,11 @@ def sandbox_simulate(state: State, days: int, settle_days: int, orders_per_day: 
     directory = Path(state_dir) if state_dir else config.state_dir / "simulation"
     settings = SimulationSettings(days=days, settle_days=settle_days, orders_per_day=orders_per_day,
                                   step_hours=step_hours, buyer_cancel_share=buyer_cancels)
-    with simulation_progress(days + settle_days) as progress:
-        figures = run_simulation(config, state.host, settings, directory, progress=progress)
+    try:
+        with simulation_progress(days + settle_days) as progress:
+            figures = run_simulation(config, state.host, settings, directory, progress=progress)
+    except RemoteEndpoints as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(figures, indent=2, default=str) if as_json else render(figures))
     sys.exit(0)
 

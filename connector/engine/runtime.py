@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -218,14 +218,20 @@ class Runtime:
         self.ledger.close()
 
 
-def build_runtime(config: Config, host: PluginHost) -> Runtime:
+def build_runtime(config: Config, host: PluginHost, *, loopback_only: bool = False) -> Runtime:
+    """The daemon's parts, from the configuration. ``loopback_only``: a sandbox run (demo,
+    simulation), whose HTTP sessions refuse any host off this machine (connector/sandbox/loopback.py)."""
     specs = host.carriers()
+
+    def session() -> httpsession.Session:
+        return httpsession.Session(loopback_only=loopback_only)
+
     catalog = load_catalog(config.catalog_path)
     site_rules, fx, policy = _rules(config, host)
-    amazon = _amazon_clients(config)
+    amazon = _amazon_clients(config, session)
     carriers: dict[str, Carrier] = {}
     for code, section in config.carriers.items():
-        context = CarrierContext(http=httpsession.Session(), amazon=amazon)
+        context = CarrierContext(http=session(), amazon=amazon)
         try:
             carriers[code] = specs[code].build(section, context)
         except Exception as exc:  # noqa: BLE001 - a plugin bug must name the plugin, not crash blind
@@ -241,23 +247,23 @@ def build_runtime(config: Config, host: PluginHost) -> Runtime:
         limiter.attach_store(ledger)  # buckets carry on from the last run's quota state
     return Runtime(config=config, host=host, ledger=ledger, catalog=LayeredCatalog(ledger, catalog),
                    carrier_specs=specs, carriers=carriers, amazon=amazon, site_rules=site_rules, fx=fx,
-                   policy=policy)
+                   policy=policy, webhook_session=session())
 
 
-def _amazon_clients(config: Config) -> dict[str, SpApiClient]:
+def _amazon_clients(config: Config, session: Callable[[], httpsession.Session]) -> dict[str, SpApiClient]:
     """One SP-API client per seller account, all sharing one set of token buckets."""
     settings = config.amazon
     overrides = {op: {"rate": q.rate, "burst": q.burst} for op, q in settings.quotas.items()}
     limiter = RateLimiter(DEFAULT_QUOTAS, overrides, pacing=settings.pacing)  # configured: header unused
     clients: dict[str, SpApiClient] = {}
     for account in config.accounts:
-        session = httpsession.Session()
+        http = session()
         tokens = LwaTokenProvider(
             account.lwa_token_url or LWA_TOKEN_URL, account.refresh_token, account.client_id,
-            account.client_secret, session=session, client_secret_rotated_at=account.rotated_at)
+            account.client_secret, session=http, client_secret_rotated_at=account.rotated_at)
         clients[account.name] = SpApiClient(
             account=account.name, endpoint=account.endpoint or REGION_HOSTS[account.region], tokens=tokens,
-            limiter=limiter, session=session,
+            limiter=limiter, session=http,
             timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
             max_attempts=settings.max_attempts, backoff_base=settings.backoff_base_seconds)
     return clients

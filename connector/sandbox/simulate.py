@@ -15,7 +15,6 @@ configuration's ``state_dir``, and the run refuses any endpoint that is not on l
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import math
 import shutil
@@ -26,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -39,10 +37,12 @@ from ..engine.loop import Engine
 from ..engine.purge import life_end
 from ..engine.runtime import Runtime, build_runtime
 from ..engine.vtr import report, shipped_packages
+from ..files import write_atomically
 from ..hookspecs import hookimpl
 from ..ledger import OrderState, PackageState
 from ..model import utcnow
 from ..plugins import PluginHost
+from .loopback import refuse_remote_endpoints
 from .runner import Sandbox, start_sandbox
 
 log = logging.getLogger("connector.simulate")
@@ -97,10 +97,10 @@ def run_simulation(config: Config, host: PluginHost, settings: SimulationSetting
     try:
         sandbox.export_env()
         config, _ = load_config_with_plugins(str(derived), host)
-        _refuse_remote_endpoints(config)
+        refuse_remote_endpoints(config, "the simulation")
         cancels = BuyerCancels(sandbox.servers["spapi"].url, settings.buyer_cancel_share, config.sandbox.seed)
         host.register(cancels, name="simulation-buyer-cancels")
-        rt = build_runtime(config, host)
+        rt = build_runtime(config, host, loopback_only=True)
         try:
             # the stream's orders appear at each day's end and searchOrders shows them two minutes
             # later: passes run ten minutes after the boundaries
@@ -216,27 +216,8 @@ def _derived_config(config: Config, settings: SimulationSettings, directory: Pat
     sandbox["orders"] = 0
     sandbox.setdefault("emulators", {}).setdefault("spapi", {})["orders_per_day"] = settings.orders_per_day
     path = directory / "simulation.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def _refuse_remote_endpoints(config: Config) -> None:
-    urls = [(f"accounts[{i}].{key}", getattr(a, key)) for i, a in enumerate(config.accounts)
-            for key in ("endpoint", "lwa_token_url")]
-    urls += [(f"carriers.{code}.{key}", value) for code, section in config.carriers.items()
-             for key, value in section.items() if isinstance(value, str) and "://" in value]
-    remote = [f"{where} = {url}" for where, url in urls if not _loopback(url)]
-    if remote:
-        raise ValueError("the simulation runs against the loopback emulators only; these endpoints are not "
-                         "loopback: " + "; ".join(remote))
-
-
-def _loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    # (as private as the configuration it copies: its credentials may be written out in it)
+    return write_atomically(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode("utf-8"))
 
 
 def _advance(sandbox: Sandbox, seconds: float) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.test_plugins import install_fake
 
@@ -105,3 +106,21 @@ def test_broken_plugin_beside_the_good_ones(world, tmp_path):
     ran = run_cli(w, "run", "--once", extra_env=env)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "VERIFIED" in ran.stdout
+
+
+def test_the_demo_refuses_a_configuration_that_names_real_endpoints(tmp_path):
+    """`demo` on a production file passed by mistake would run the real daemon against Amazon and
+    the carriers: it is refused before the daemon starts, naming each setting."""
+    data = yaml.safe_load((ROOT / "config" / "sandbox.yaml").read_text(encoding="utf-8"))
+    data["state_dir"] = str(tmp_path / "state")
+    data["catalog"] = str(ROOT / "config" / "catalog.sandbox.csv")
+    for account in data["accounts"][1:]:
+        account.pop("endpoint")  # Amazon's own
+    config = tmp_path / "production-by-mistake.yaml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "connector.cli", "--config", str(config), "demo"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "Error: the demo runs against the loopback emulators only" in result.stderr
+    assert "accounts[1].endpoint = (Amazon's own)" in result.stderr
+    assert not (tmp_path / "state" / "ledger.db").exists()  # nothing ran

@@ -35,11 +35,18 @@ def test_a_short_simulation_reports_the_figures(write_config, tmp_path):
     assert set(f["pii"]) == {"due", "on_time", "late", "kept_past_due", "not_due_yet"}
     assert f["pii"]["late"] == f["pii"]["kept_past_due"] == 0
     assert (tmp_path / "sim" / "ledger.db").exists() and not (tmp_path / "state" / "ledger.db").exists()
+    copy = tmp_path / "sim" / "simulation.yaml"  # the configuration, credentials and all
+    assert copy.stat().st_mode & 0o077 == 0, oct(copy.stat().st_mode)
 
 
 def test_the_simulation_refuses_an_endpoint_off_loopback(write_config, tmp_path):
-    config = write_config({"carriers": {"yunexpress": {"base_url": "https://openapi.example.com"}}})
+    """A production file passed by mistake: no invented orders to a real carrier, no invented
+    events to a real ERP (signed with its real secret)."""
+    config = write_config({"carriers": {"yunexpress": {"base_url": "https://openapi.example.com"}},
+                           "webhooks": {"endpoints": [{"name": "erp", "url": "https://erp.example.com/hooks",
+                                                       "secret": "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}]}})
     result = simulate(config, tmp_path, "--days", "1", "--settle-days", "0")
-    assert result.returncode != 0
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "carriers.yunexpress.base_url = https://openapi.example.com" in result.stderr
-    assert "loopback" in result.stderr
+    assert "webhooks.endpoints[0].url = https://erp.example.com/hooks" in result.stderr
+    assert "Error: the simulation runs against the loopback emulators only" in result.stderr
