@@ -559,10 +559,14 @@ class _Located:
         try:
             return self._scalar.construct_object(node)
         except (yaml.YAMLError, ValueError, TypeError, AttributeError):
-            tag = node.tag if node.tag and not node.tag.startswith("tag:yaml.org,2002:") \
-                else "!!" + (node.tag or "").rsplit(":", 1)[-1]
-            self._unreadable(node, path, f"a value tagged {tag} cannot be read: write it without "
-                                         "the tag (only YAML's standard types are supported)")
+            if node.tag and node.tag.startswith("tag:yaml.org,2002:"):  # !!int four: the type is safe to name
+                standard = node.tag.rsplit(":", 1)[-1]
+                self._unreadable(node, path, f"a value tagged !!{standard} cannot be read: write it without "
+                                             "the tag")
+            else:  # !vault, or a secret that starts with "!": its text is never echoed
+                self._unreadable(node, path, "a value starting with ! is read by YAML as a tag, which is not "
+                                             "supported: put the value in quotes (only YAML's standard types "
+                                             "are read)")
             return None
 
     def _unreadable(self, node: yaml.Node, path: tuple, message: str) -> None:
@@ -592,6 +596,16 @@ def _line(lines: dict[tuple, int], path: tuple) -> int | None:
     while path not in lines and path:
         path = path[:-1]
     return lines.get(path)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's words for a syntax error, except where they quote a name the file gave: an unquoted
+    value starting with * or & is read as an alias or anchor, and its name may be a secret."""
+    problem = exc.problem or "the file cannot be read"
+    if "alias" in problem or "anchor" in problem:
+        return ("a value starting with * or & is read by YAML as an alias or an anchor (its text is not "
+                "shown here, it may be a secret): put the value in quotes")
+    return problem
 
 
 def _validate(schema: dict[str, Any], data: Any, located: _Located, prefix: tuple = ()) -> None:
@@ -717,7 +731,7 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError([Problem(file, line, "", f"YAML syntax error: {exc.problem}")]) from None
+        raise ConfigError([Problem(file, line, "", f"YAML syntax error: {_syntax_problem(exc)}")]) from None
     if node is None:
         raise ConfigError([Problem(file, 1, "", "the file is empty")])
     data = located.build(node)

@@ -241,13 +241,25 @@ def test_merge_keys_share_settings_between_accounts(tmp_path):
     assert (second["name"], second["region"], second["client_id"]) == ("seller-b", "eu", "client")
 
 
-@pytest.mark.parametrize("value, tag", [("!vault s3cret-value", "!vault"), ("!!int four", "!!int"),
-                                        ("!!timestamp notadate", "!!timestamp")])
-def test_a_value_with_a_tag_that_cannot_be_read_is_a_problem_at_its_line(tmp_path, value, tag):
+@pytest.mark.parametrize("value, said", [
+    ("!vault s3cret-value", "a value starting with ! is read by YAML as a tag"),
+    ("!Hq7s3cret-value", "a value starting with ! is read by YAML as a tag"),  # an unquoted secret
+    ("!!int four", "a value tagged !!int cannot be read"),
+    ("!!timestamp notadate", "a value tagged !!timestamp cannot be read")])
+def test_a_value_with_a_tag_that_cannot_be_read_is_a_problem_at_its_line(tmp_path, value, said):
     path = write(tmp_path, MINIMAL.format(region="na", secret=value))
     [problem] = problems(path)
-    assert problem.startswith(f"{path}:14: accounts[0].client_secret: a value tagged {tag} cannot be read")
-    assert "s3cret-value" not in problem and "four" not in problem
+    assert problem.startswith(f"{path}:14: accounts[0].client_secret: {said}"), problem
+    for secret in ("s3cret-value", "vault", "Hq7", "four", "notadate"):
+        assert secret not in problem
+
+
+def test_an_unquoted_secret_read_as_an_alias_is_not_echoed(tmp_path):
+    path = write(tmp_path, MINIMAL.format(region="na", secret="*Hq7s3cret-value"))
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:14: YAML syntax error: a value starting with * or & is read by YAML "
+                              "as an alias or an anchor"), problem
+    assert "Hq7" not in problem and "s3cret" not in problem
 
 
 def _with(extra: str, secret_extra: str = "") -> str:

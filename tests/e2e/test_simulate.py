@@ -42,9 +42,10 @@ def test_a_short_simulation_reports_the_figures(write_config, tmp_path):
 def test_the_simulation_refuses_an_endpoint_off_loopback(write_config, tmp_path):
     """A production file passed by mistake: no invented orders to a real carrier, no invented
     events to a real ERP (signed with its real secret)."""
+    erp = {"name": "erp", "url": "https://erp.example.com/hooks",
+           "secret": "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}
     config = write_config({"carriers": {"yunexpress": {"base_url": "https://openapi.example.com"}},
-                           "webhooks": {"endpoints": [{"name": "erp", "url": "https://erp.example.com/hooks",
-                                                       "secret": "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}]}})
+                           "webhooks": {"endpoints": [erp]}})
     result = simulate(config, tmp_path, "--days", "1", "--settle-days", "0")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "carriers.yunexpress.base_url = https://openapi.example.com" in result.stderr
