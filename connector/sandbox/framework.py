@@ -1052,6 +1052,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; no PII in logs
         log.debug("%s %s", self.emulator.name, fmt % args)
 
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        # The path alone: a query can carry credentials (DHL's token request sends its password).
+        log.debug('%s "%s %s" %s', self.emulator.name, self.command, urlsplit(self.path).path,
+                  getattr(code, "value", code))
+
     def _serve(self) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)

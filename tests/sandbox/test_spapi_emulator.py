@@ -770,3 +770,17 @@ def test_a_configured_override_reaches_the_daemons_rules_and_the_sandbox_emulato
     emulator = w.sandbox.servers["spapi"].emulator
     assert emulator.carrier_codes["DE"] == frozenset(de.carrier_codes)
     assert emulator.carrier_codes["FR"] == frozenset(rt.site_rules["FR"].carrier_codes)
+
+
+def test_the_emulators_request_log_leaves_the_query_out(spapi, caplog):
+    """A query can carry credentials (DHL eCommerce's token request sends its password in it): the
+    emulators' DEBUG request log names the path alone."""
+    import logging
+
+    import requests
+
+    with caplog.at_level(logging.DEBUG, logger="connector.sandbox"):
+        requests.get(f"{spapi.url}/orders/v0/orders?clientId=c&password=pw-s3cret", timeout=10)
+    lines = [r.getMessage() for r in caplog.records if '"GET /orders/v0/orders"' in r.getMessage()]
+    assert lines, [r.getMessage() for r in caplog.records]
+    assert not any("pw-s3cret" in r.getMessage() for r in caplog.records)
