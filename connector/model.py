@@ -81,16 +81,43 @@ _UNSPACED_SCRIPT = re.compile("[\u0e00-\u0e7f\u1100-\u11ff\u3040-\u30ff\u3130-\u
 
 def _fold(text: str) -> str:
     """``text`` lower-cased and without accents, character for character (so a match's place is
-    the same in both): é, É and e compare equal. A character that does not reduce to one (a Hangul
-    syllable, İ) stays as it is."""
+    the same in both): é, É and e compare equal, and so do a full-width １ or Ａ and 1 or a. A
+    character that does not reduce to one (a Hangul syllable, İ) stays as it is."""
     out = []
     for char in text:
+        compatible = unicodedata.normalize("NFKC", char)
+        if len(compatible) == 1:
+            char = compatible
         parts = unicodedata.normalize("NFD", char)
         if len(parts) > 1 and all(unicodedata.combining(p) for p in parts[1:]):
             char = parts[0]
         lower = char.lower()
         out.append(lower if len(lower) == 1 else char)
     return "".join(out)
+
+
+# German and Nordic letters as ASCII-only systems write them (Müller -> Mueller, Straße -> Strasse).
+_TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe",
+                                  "Ü": "Ue", "ẞ": "SS", "æ": "ae", "ø": "oe", "å": "aa", "Æ": "Ae",
+                                  "Ø": "Oe", "Å": "Aa"})
+_PHONE_GAP = r"[\s().\-/]*"  # what may stand between a phone's digits: spaces, hyphens, brackets
+
+
+def _transliterated(value: str) -> str:
+    return value.translate(_TRANSLITERATION)
+
+
+def _phone_pattern(phone: str) -> str | None:
+    """A pattern for the phone's digits however they are grouped, bounded by non-digits: all of
+    them, or without a country code of 1 to 3 digits (and then with or without a leading trunk 0),
+    at least 7 digits (fewer would match too much); None for a shorter phone."""
+    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", phone))
+    forms = {digits} | {digits[cut:] for cut in (1, 2, 3)}
+    forms = {f for f in forms | {"0" + f for f in forms} if len(f) >= 7}
+    if not forms:
+        return None
+    spread = sorted((_PHONE_GAP.join(f) for f in forms), key=len, reverse=True)
+    return rf"(?<!\d)(?:\+{_PHONE_GAP})?(?:{'|'.join(spread)})(?!\d)"
 
 
 @dataclass(frozen=True)
@@ -130,21 +157,23 @@ class Address:
         value in those scripts goes wherever it stands, from 2 characters (a name such as 张三).
         Also the forms a carrier may have reduced them to: each word of the name, each value
         without its spaces (``CompradorPrueba27``), the postcode without its hyphens and its first
-        part (a ZIP+4's five digits), the phone's digits alone; and in any case or without accents
-        (``MUNOZ`` for Muñoz), as carriers that only take ASCII write them."""
+        part (a ZIP+4's five digits), the phone however its digits are grouped, with or without its
+        country code (``(206) 555-0117``, ``03-0000-0001`` for +81 3 0000 0001); and in any case,
+        without accents, in full-width characters or transliterated (``MUNOZ`` for Muñoz,
+        ``MUELLER`` for Müller, ``STRASSE`` for Straße), as carriers that only take ASCII write them."""
         personal = {getattr(self, f).strip() for f in self.PERSONAL}
         values = personal | set(self.name.split()) | {re.sub(r"\s", "", v) for v in personal}
+        values |= {_transliterated(v) for v in values}
         code = self.postal_code.strip()
         values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
-        digits = re.sub(r"\D", "", self.phone)
-        if len(digits) >= 6:
-            values.add(digits)
         folded = _fold(text)  # matched here; replaced at the same places in ``text``
+        patterns = [_phone_pattern(self.phone)]
         for value in sorted(values, key=len, reverse=True):
             if _UNSPACED_SCRIPT.search(value):
-                pattern = re.escape(_fold(value)) if len(value) >= 2 else None
+                patterns.append(re.escape(_fold(value)) if len(value) >= 2 else None)
             else:
-                pattern = rf"(?<!\w){re.escape(_fold(value))}(?!\w)" if len(value) >= 3 else None
+                patterns.append(rf"(?<!\w){re.escape(_fold(value))}(?!\w)" if len(value) >= 3 else None)
+        for pattern in patterns:
             for found in reversed(list(re.finditer(pattern, folded)) if pattern else []):
                 start, end = found.span()
                 text = text[:start] + "***" + text[end:]

@@ -47,6 +47,23 @@ def test_the_forms_of_a_carrier_that_writes_only_ascii_or_glues_the_words_go_too
 
 
 def test_folding_keeps_apart_what_differs():
-    assert Address(name="Zoë Müller").redact("Zoe Muller; Mueller") == "***; Mueller"  # ü is not ue
+    assert Address(name="Zoë Müller").redact("Zoe Muller; Mueller; Miller; Zoey") == "***; ***; Miller; Zoey"
     ko = Address(name="김한국", line1="한강로 5")  # a Hangul syllable is not folded to its first letter
     assert ko.redact("수취인 김한국 / 하강로 5 / 한강로 5") == "수취인 *** / 하강로 5 / ***"
+
+
+def test_a_phone_however_grouped_with_or_without_its_country_code_goes():
+    us = Address(name="Test Buyer", phone="+1 206-555-0117")
+    for form in ("206-555-0117", "(206) 555-0117", "2065550117", "+1 (206) 555 0117", "1.206.555.0117"):
+        assert "555" not in us.redact(f"tel {form} refused"), form
+    assert us.redact("tel 206-555-0117; ref 2065550118; 555-0117") == "tel ***; ref 2065550118; 555-0117"
+    jp = Address(name="山田", phone="+81 3-0000-0001")
+    assert jp.redact("電話03-0000-0001不正") == "電話***不正"  # its national form, trunk 0 and all
+    assert jp.redact("電話０３－００００－０００１") == "電話***"  # in full-width digits
+
+
+def test_transliterated_and_full_width_forms_go():
+    de = Address(name="Jörg Weiß", line1="Teststraße 12")
+    assert de.redact("Empfaenger JOERG WEISS, TESTSTRASSE 12") == "Empfaenger ***, ***"
+    jp = Address(name="山田太郎", line1="六本木1-2-3")
+    assert jp.redact("住所六本木１－２－３") == "住所***"
