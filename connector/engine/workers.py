@@ -148,9 +148,15 @@ class Membership:
         if self._presence is not None:
             self._presence.hold()
         self._liveness = hold(self.worker_id) if hold is not None else None
-        if join:
-            self._join()
-        self.heartbeat()
+        try:
+            if join:
+                self._join()
+            self.heartbeat()
+        except (*getattr(self.ledger, "db_errors", ()), ConnectionError) as exc:
+            # The server restarting as this worker starts (systemd restarts the workers after the
+            # database's own restart): own nothing for now; the background heartbeats try again.
+            log.warning("worker %s: first lease heartbeat failed (%s); trying again every %g s",
+                        self.worker_id, exc, CENSUS_SECONDS)
         self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
         self._thread.start()
 
@@ -187,13 +193,21 @@ class Membership:
     def _beat(self) -> None:
         every = self.lease_seconds / 3
         due = time.monotonic() + every
+        failing = False
         while not self._stop.wait(min(CENSUS_SECONDS, every)):
             try:
-                if time.monotonic() >= due or self._shares_moved():
+                lapsed = time.monotonic() >= self._valid_until  # (a failed heartbeat): again now
+                if lapsed or time.monotonic() >= due or self._shares_moved():
                     self.heartbeat()
                     due = time.monotonic() + every
+                if failing:
+                    log.info("worker %s: lease heartbeats work again", self.worker_id)
+                    failing = False
             except Exception as exc:  # noqa: BLE001 - the leases run out by themselves if this goes on
-                log.warning("worker %s: lease heartbeat failed: %s", self.worker_id, exc)
+                # once, then quietly at every census until it works (an outage would fill the log)
+                log.log(logging.DEBUG if failing else logging.WARNING,
+                        "worker %s: lease heartbeat failed: %s", self.worker_id, exc)
+                failing = True
 
     def _shares_moved(self) -> bool:
         census = self.ledger.lease_census(self.lease_seconds, accounts=self.accounts, jobs=(LEADER,))

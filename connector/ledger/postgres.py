@@ -167,6 +167,7 @@ class PostgresLedger(SqlLedger):
 
     dialect = "postgresql"
     db_errors = (psycopg.Error,)
+    connection_errors = (psycopg.OperationalError,)  # the server gone (a restart, a session ended)
     shared = True
     returning = True
 
@@ -238,7 +239,10 @@ class PostgresLedger(SqlLedger):
             held.append(handle)  # a strong reference: the weak set alone would drop it
             return True
 
-        check()
+        try:
+            check()
+        except psycopg.Error:  # the server is away (a restart): the first heartbeat takes it again
+            pass
         return check
 
     def _still_connected(self, conn: _Connection) -> bool:
@@ -286,8 +290,11 @@ class PostgresLedger(SqlLedger):
             # it never prepares a text that gave several results.
             conn.raw.execute(f"BEGIN; {lock}")
         except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:  # the connection is gone: the server ended the transaction with it
+                pass
+            raise  # what went wrong, not the ROLLBACK's "the connection is closed"
 
     def _settled_event_id(self) -> int:
         with self._write() as conn:  # exclusive: no transaction is in flight with an older id

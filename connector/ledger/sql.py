@@ -137,6 +137,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     dialect = ""                                     # the migrations' dialect name
     shared = False                                   # whether several daemons may use it at once
     db_errors: tuple[type[BaseException], ...] = ()  # what a failed statement raises
+    # ... of which a lost connection to a server (nothing to do with the statement: tried again)
+    connection_errors: tuple[type[BaseException], ...] = ()
     returning = False                                # whether UPDATE ... RETURNING is understood
 
     def __init__(self, location: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:

@@ -141,6 +141,37 @@ def test_an_unexpected_error_quoting_the_address_is_logged_and_retried_without_i
         rt.close()
 
 
+def test_a_lost_connection_to_the_ledgers_server_is_not_the_orders_fault(world, monkeypatch, caplog):
+    """A step whose ledger connection the server dropped (a restart, a failover): no attempt is
+    counted and no "unexpected error" logged; the drive ends with the error for the dispatcher,
+    which logs the ledger's loss once and lets the order rest (engine/scheduler.py)."""
+    from connector.engine import loop
+    from connector.ledger import OrderState
+
+    from ..e2e.helpers import ingest_all
+
+    class ServerGone(Exception):
+        pass
+
+    rt = world({"sandbox": {"orders": 4}}).runtime()
+    try:
+        ingest_all(rt)
+        order_id = rt.ledger.orders([OrderState.NEW])[0].order_id
+        monkeypatch.setattr(rt.ledger, "connection_errors", (ServerGone,), raising=False)
+
+        def dropped(rt, record):
+            raise ServerGone("terminating connection due to administrator command")
+
+        monkeypatch.setattr(loop, "plan", dropped)
+        with caplog.at_level("INFO", logger="connector"), pytest.raises(ServerGone):
+            loop.drive(rt, order_id, lambda: False)
+        after = rt.ledger.get_order(order_id)
+        assert (after.state, after.attempts, after.next_attempt_at) == (OrderState.NEW, 0, None)
+        assert "unexpected error" not in caplog.text
+    finally:
+        rt.close()
+
+
 def test_an_order_sealed_with_a_key_no_longer_configured_is_held_and_the_others_go_on(world):
     """An operator removed an old PII key before re-encrypting: that order cannot be read. The
     drive holds it with what to do, instead of raising out of the dispatcher and stopping the

@@ -521,3 +521,44 @@ def test_a_worker_stopping_saves_its_quota_before_it_hands_its_accounts_back(led
     rt.close()
     (state,) = saved_at_release
     assert state["confirmShipment"]["tokens"] == pytest.approx(expected, abs=0.5)
+
+
+def test_a_worker_starting_while_the_server_drops_its_sessions_runs_on_and_takes_its_share(
+        postgres_server, monkeypatch) -> None:
+    """systemd restarts the workers after the database's own restart, and the server may still drop
+    sessions as they start: the first heartbeat failing is a moment lost, not the worker (it was
+    a traceback and exit 1), and the error logged is the server's, not a ROLLBACK's."""
+    monkeypatch.setattr("connector.engine.workers.CENSUS_SECONDS", 0.2)
+    postgres_server.require()
+    url = postgres_server.fresh_url()
+    ledger = PostgresLedger(url, PiiCipher([Fernet.generate_key()]))
+    ledger.migrate()
+    admin = psycopg.connect(url, autocommit=True)
+    real = ledger.worker_heartbeat
+    dropped: list[BaseException] = []
+
+    def first_one_dropped(*args, **kwargs):
+        if not dropped:  # every other session of this database ended, as a restarting server does
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+                          " current_database() AND pid <> pg_backend_pid()")
+            try:
+                return real(*args, **kwargs)
+            except psycopg.Error as exc:
+                dropped.append(exc)
+                raise
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "worker_heartbeat", first_one_dropped)
+    member = Membership(ledger, ACCOUNTS, lease_seconds=LEASE)
+    try:
+        member.start()  # does not raise
+        assert dropped and "the connection is closed" not in str(dropped[0]), dropped
+        assert member.owned() == set()
+        deadline = time.monotonic() + 10
+        while member.owned() != {*ACCOUNTS, "@leader"} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert member.owned() == {*ACCOUNTS, "@leader"}
+    finally:
+        member.stop()
+        admin.close()
+        ledger.close()
