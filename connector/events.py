@@ -76,19 +76,24 @@ def order_event(from_state: str | None, to_state: str) -> str | None:
     return None
 
 
-def package_event(from_state: str | None, to_state: str) -> str | None:
-    """The event of a package state change; ``None`` for claims and other internal steps."""
+def package_events(from_state: str | None, to_state: str) -> tuple[tuple[str, str | None, str], ...]:
+    """The events of a package state change, in order, each as (type, previous state, state); none
+    for claims and other internal steps."""
     if from_state == to_state:
-        return None
+        return ()
     if to_state == "LABELED" and from_state not in _BUYING_STATES:
-        return None  # a confirmation that did not take rolls back to LABELED: no second label
+        return ()  # a confirmation that did not take rolls back to LABELED: no second label
     if from_state == "VOIDING" and to_state != "VOIDED":
-        return None  # a refused void goes back where it was: nothing new to tell (order.held says it)
+        return ()  # a refused void goes back where it was: nothing new to tell (order.held says it)
+    if to_state == "VERIFIED" and from_state == "CONFIRMING":
+        # confirmShipment's answer was lost and the read-back found it shown: Amazon accepted it,
+        # so an ERP that waits for package.confirmed hears it too, as it would have
+        return (("package.confirmed", from_state, "CONFIRMED"), ("package.verified", "CONFIRMED", to_state))
     if to_state in _PACKAGE_EVENTS:
-        return _PACKAGE_EVENTS[to_state]
+        return ((_PACKAGE_EVENTS[to_state], from_state, to_state),)
     if to_state in _TRACKING_STATES:
-        return "tracking.updated"
-    return None
+        return (("tracking.updated", from_state, to_state),)
+    return ()
 
 
 def matches(event_type: str, patterns: Iterable[str]) -> bool:

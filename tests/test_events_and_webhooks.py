@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from connector.events import matches, order_event, package_event
+from connector.events import matches, order_event, package_events
 from connector.ledger import OrderState, PackageState, StaleStateError
 from connector.ledger.crypto import PiiCipher
 from connector.ledger.sqlite import SqliteLedger
@@ -98,14 +98,21 @@ def test_state_changes_map_to_the_catalogue() -> None:
     assert order_event("HELD", "CANCELLED") == "order.cancelled"
     assert order_event("VERIFIED", "VERIFIED") is None  # a note, e.g. PII purged
     assert order_event("NEW", "PLANNED") is None  # internal step
-    assert package_event("LABEL_CREATED", "LABELED") == "package.labeled"
-    assert package_event("CONFIRMING", "LABELED") is None  # a refused confirmation rolls back
-    assert package_event("VERIFIED", "IN_TRANSIT") == "tracking.updated"
-    assert package_event("OUT_FOR_DELIVERY", "DELIVERED") == "package.delivered"
-    assert package_event("PLANNED", "LABEL_CLAIMED") is None
-    assert package_event("VOIDING", "VOIDED") == "package.voided"
+    def kinds(from_state, to_state):
+        return [kind for kind, _, _ in package_events(from_state, to_state)]
+
+    assert kinds("LABEL_CREATED", "LABELED") == ["package.labeled"]
+    assert kinds("CONFIRMING", "LABELED") == []  # a refused confirmation rolls back
+    assert kinds("VERIFIED", "IN_TRANSIT") == ["tracking.updated"]
+    assert kinds("OUT_FOR_DELIVERY", "DELIVERED") == ["package.delivered"]
+    assert kinds("PLANNED", "LABEL_CLAIMED") == []
+    assert kinds("VOIDING", "VOIDED") == ["package.voided"]
     for back in ("VERIFIED", "LABELED", "LABEL_CREATED"):  # a refused void: back where it was, no news
-        assert package_event("VOIDING", back) is None
+        assert kinds("VOIDING", back) == []
+    assert kinds("CONFIRMED", "VERIFIED") == ["package.verified"]
+    # confirmShipment's answer lost, the package found shown: it was confirmed too, then verified
+    assert package_events("CONFIRMING", "VERIFIED") == (("package.confirmed", "CONFIRMING", "CONFIRMED"),
+                                                         ("package.verified", "CONFIRMED", "VERIFIED"))
     assert matches("package.labeled", ["package.*"]) and not matches("order.held", ["package.*"])
 
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..events import Event, matches, order_event, package_event
+from ..events import Event, matches, order_event, package_events
 from ..holds import CLAIM_GIVEN_UP_BY_RELEASE, WAIVED_BY_RELEASE, parse_hold_reason
 from ..model import Order, iso, parse_iso, utcnow
 from .base import (
@@ -281,18 +281,22 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             elif kind == "order.received":
                 row = row if row is not None else cls._order_row(conn, order_id, "account, site")
                 change.update(account=row["account"], site=row["site"])
-        else:
-            kind = package_event(from_state, to_state)
             if kind is not None:
-                row = row if row is not None else conn.execute(
-                    "SELECT package_ref, carrier, service, tracking_number, refund"
-                                          " FROM packages WHERE id = ?", (package_id,)).fetchone()
-                change.update(package_ref=row["package_ref"], carrier=row["carrier"], service=row["service"],
-                              tracking_number=row["tracking_number"])
-                if kind == "package.voided" and row["refund"]:
-                    change["refund"] = json.loads(row["refund"])
-        if kind is not None:
-            cls._emit(conn, kind, order_id, at, change)
+                cls._emit(conn, kind, order_id, at, change)
+            return
+        events = package_events(from_state, to_state)
+        if not events:
+            return
+        row = row if row is not None else conn.execute(
+            "SELECT package_ref, carrier, service, tracking_number, refund FROM packages WHERE id = ?",
+            (package_id,)).fetchone()
+        change.update(package_ref=row["package_ref"], carrier=row["carrier"], service=row["service"],
+                      tracking_number=row["tracking_number"])
+        for kind, previous, state in events:
+            data = {**change, "previous_state": previous, "state": state}
+            if kind == "package.voided" and row["refund"]:
+                data["refund"] = json.loads(row["refund"])
+            cls._emit(conn, kind, order_id, at, data)
 
     @staticmethod
     def _emit(conn: Any, kind: str, order_id: str | None, at: str,

@@ -175,3 +175,19 @@ def assert_exactly_once(world: Any, *, allowed_holds: set[str] = SEEDED_HOLDS) -
                 "by_feed": by_feed}
     finally:
         ledger.close()
+
+
+def assert_every_confirmation_told(w) -> None:
+    """Each package confirmed through confirmShipment has its package.confirmed event, also when
+    the answer was lost and the read-back found it (CONFIRMING -> VERIFIED), as an ERP waits for."""
+    ledger = ledger_of(w)
+    try:
+        for record in ledger.orders([OrderState.VERIFIED]):
+            history = ledger.history(record.order_id)
+            told = {e.data.get("package_ref") for e in ledger.events(order_id=record.order_id, limit=1000)
+                    if e.type == "package.confirmed"}
+            for package in ledger.packages(record.order_id):
+                if any(h["package_id"] == package.id and h["to"] == "CONFIRMING" for h in history):
+                    assert package.package_ref in told, (record.order_id, history)
+    finally:
+        ledger.close()

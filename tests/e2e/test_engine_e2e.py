@@ -9,7 +9,7 @@ from connector import hookimpl
 from connector.engine.loop import Engine
 from connector.ledger import OrderState
 
-from .helpers import assert_exactly_once, run_cli
+from .helpers import assert_every_confirmation_told, assert_exactly_once, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -263,5 +263,10 @@ def test_the_summary_counts_a_confirmation_whose_answer_was_lost(world):
                 break
         accepted = sum(len(p) for p in w.state("spapi")["confirmations"].values())
         assert accepted and rt.counters.confirmations_sent == accepted
+        moves = [(h["from"], h["to"]) for r in rt.ledger.orders([OrderState.VERIFIED])
+                 for h in rt.ledger.history(r.order_id)]
+        found = ("CONFIRMING", "VERIFIED") in moves
+        assert found, "no answer was lost: the test would prove nothing"
     finally:
         rt.close()
+    assert_every_confirmation_told(w)  # package.confirmed for those too

@@ -8,7 +8,14 @@ import pytest
 from connector.engine.loop import Engine
 from connector.ledger import OrderState
 
-from .helpers import CARRIERS, SEEDED_HOLDS, assert_exactly_once, ledger_of, run_once_until_quiet
+from .helpers import (
+    CARRIERS,
+    SEEDED_HOLDS,
+    assert_every_confirmation_told,
+    assert_exactly_once,
+    ledger_of,
+    run_once_until_quiet,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -42,3 +49,5 @@ def test_twenty_percent_faults_everywhere(world, carrier):
     assert verified_orders(w) == shipped_without_faults
     injected = sum(sum(w.state(name)["faults_injected"].values()) for name in w.sandbox.servers)
     assert injected >= 5, "the faults were not actually injected"
+    assert_every_confirmation_told(w)
+
