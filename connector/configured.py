@@ -25,8 +25,9 @@ def _carrier_facts(host: PluginHost) -> dict[str, dict]:
             "carrier_services": {code: {s.code for s in spec.services} for code, spec in carriers.items()}}
 
 
-def open_configured_ledger(config: Config) -> Ledger:
+def open_configured_ledger(config: Config, *, key_check: bool = True) -> Ledger:
+    """``key_check=False``: opened whatever key it was sealed with (``pii adopt-key``)."""
     ledger = open_ledger(config.ledger_url, key_file=str(config.pii_key_file),
-                         create_key=config.ledger.create_pii_key)
+                         create_key=config.ledger.create_pii_key, key_check=key_check)
     ledger.migrate()
     return ledger

@@ -60,12 +60,13 @@ class State:
         rt.may_lead = False  # beside the daemon: its leader runs the hooks (sole_daemon: this is it)
         return rt
 
-    def ledger(self) -> Ledger:
+    def ledger(self, *, key_check: bool = True) -> Ledger:
+        """``key_check=False``: whatever key the ledger was sealed with (``pii adopt-key``)."""
         from ..configured import open_configured_ledger
 
         config = self.config()
         with _opening():
-            return open_configured_ledger(config)
+            return open_configured_ledger(config, key_check=key_check)
 
     def daemon_runtime(self) -> Runtime:
         """The runtime of a command that drives the orders (run, serve): see :func:`sole_daemon`."""

@@ -1,4 +1,5 @@
-"""``mfn-connector pii rotate``: re-seal every stored buyer address with the newest PII key."""
+"""``mfn-connector pii rotate|adopt-key``: re-seal every stored buyer address with the newest PII
+key; make the configured key the ledger's when its own is lost and it holds no buyer data."""
 from __future__ import annotations
 
 import click
@@ -34,3 +35,23 @@ def rotate_cmd(state: State) -> None:
             "list the key they were sealed with after the new one and run this again, or, if it is "
             "lost, they stay unreadable (their orders are held ledger_inconsistent) until purged")
     click.echo("the older keys may now be removed from the configuration")
+
+
+@pii_group.command("adopt-key")
+@pass_state
+def adopt_key_cmd(state: State) -> None:
+    """Make the configured PII key the ledger's, when the ledger holds no buyer data.
+
+    A ledger knows its key from its first start, and a daemon with another key refuses it (two
+    workers with keys of their own would each seal addresses the other cannot read). If that key
+    is lost while no address is stored (all purged, or none yet), this makes the configured key
+    the ledger's. With buyer data stored it changes nothing: that data needs its own key."""
+    ledger = state.ledger(key_check=False)
+    try:
+        adopted = ledger.adopt_key()
+    finally:
+        ledger.close()
+    if not adopted:
+        raise click.ClickException("the ledger holds buyer data sealed with its key: put that key back (list "
+                                   "it after a new one and run 'mfn-connector pii rotate' to replace it)")
+    click.echo("the configured PII key is now the ledger's")

@@ -54,7 +54,8 @@ def sqlite_path(url: str) -> str:
     return str(Path(path).expanduser())
 
 
-def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key: bool = False) -> Ledger:
+def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key: bool = False,
+                key_check: bool = True) -> Ledger:
     """Open (and migrate) the ledger at ``url`` with the buyer-PII key from the environment
     (``MFN_CONNECTOR_PII_KEY``) or ``key_file``.
 
@@ -63,11 +64,14 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     query options such as ``sslmode`` included), shared by several daemons. ``create_key`` creates
     a missing key file (sandbox), for a ledger that holds no buyer data yet. Raises ValueError for
     an unsupported URL, ConnectionError for an unreachable PostgreSQL server, PiiKeyError for a
-    missing/unsafe key and PiiDecryptError when the key cannot read the buyer data already stored.
+    missing/unsafe key and PiiDecryptError when the key is not the ledger's (it cannot read the
+    buyer data stored, or the key check sealed at its first start); ``key_check=False`` skips that
+    last check (``pii adopt-key``).
     """
     from .crypto import PiiCipher, load_keys
 
-    if create_key and _key_file_missing(key_file):  # a key is made only for a ledger without buyer data
+    making = create_key and _key_file_missing(key_file)
+    if making:  # a key is made only for a ledger without buyer data
         store = _existing_store(url, _no_key())
         if store is not None:
             try:
@@ -78,7 +82,7 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
         from .postgres import PostgresLedger
 
         cipher = PiiCipher(load_keys(key_file=key_file, create=create_key))
-        return _migrated(PostgresLedger(url, cipher))
+        return _migrated(PostgresLedger(url, cipher), adopt=making, key_check=key_check)
     path = sqlite_path(url)
 
     from .sqlite import SqliteLedger
@@ -87,7 +91,7 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     parent = Path(path).parent
     if not parent.exists():
         os.makedirs(parent, mode=0o700, exist_ok=True)
-    return _migrated(SqliteLedger(path, cipher))
+    return _migrated(SqliteLedger(path, cipher), adopt=making, key_check=key_check)
 
 
 def _key_file_missing(key_file: str | os.PathLike[str] | None) -> bool:
@@ -124,16 +128,13 @@ def _existing_store(url: str, cipher: PiiCipher) -> Ledger | None:
 def _refuse_a_new_key(store: Ledger, key_file: str | os.PathLike[str] | None) -> None:
     """PiiKeyError when ``store`` (opened with :func:`_no_key`) holds buyer data: it was sealed
     with a key now gone, and a new key would read none of it."""
-    from .crypto import PiiDecryptError, PiiKeyError
+    from .crypto import PiiKeyError
 
-    try:
-        if store.schema_version():
-            store.check_key()
-    except PiiDecryptError:
+    if store.schema_version() and store.holds_buyer_data():
         raise PiiKeyError(f"PII key file {Path(str(key_file)).expanduser()} does not exist, but the ledger "
                           f"{store.location} holds buyer data sealed with a key: put that key file "
                           "back (ledger.create_pii_key makes a key only for a ledger without buyer "
-                          "data)") from None
+                          "data)")
 
 
 def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key: bool = False) -> str:
@@ -156,7 +157,7 @@ def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_ke
         if to_make:
             _refuse_a_new_key(store, key_file)
         elif current:
-            store.check_key()
+            store.check_key(seal=False)
         behind = latest_version() - current
         return f"{store.location}: schema {current}" + (
             f" ({behind} migration(s) to apply at the next start)" if behind else ", up to date")
@@ -175,10 +176,15 @@ def _store_kind(url: str) -> str:
                      "postgresql://user@host:5432/database")
 
 
-def _migrated(ledger: Ledger) -> Ledger:
+def _migrated(ledger: Ledger, *, adopt: bool = False, key_check: bool = True) -> Ledger:
+    """``adopt``: a key was just made for this ledger (it holds no buyer data): it is the ledger's
+    now, in place of the lost one its key check was sealed with."""
     try:
         ledger.migrate()
-        ledger.check_key()
+        if adopt:
+            ledger.adopt_key()
+        if key_check:
+            ledger.check_key()
     except BaseException:
         ledger.close()
         raise

@@ -342,6 +342,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         # When an operator queued the delivery again (webhooks replay); NULL: never replayed.
         "ALTER TABLE webhook_deliveries ADD COLUMN replayed_at TEXT",
     )),
+    Migration(14, "the ledger knows its PII key from its first start, before any address is stored", (
+        # One row (id 1): a constant sealed with the key the ledger's buyer data is sealed with.
+        # A worker whose key cannot read it refuses to start, also on a ledger with no address yet.
+        """CREATE TABLE pii_key_check (
+            id        INTEGER PRIMARY KEY,
+            sealed    {blob} NOT NULL,
+            sealed_at TEXT NOT NULL
+        )""",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

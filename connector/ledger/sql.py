@@ -67,6 +67,9 @@ _FOLLOWS_PARCEL = frozenset(SHIPPED_ORDER_STATES) | {OrderState.VOIDING, OrderSt
 _CLOSED_PACKAGE_STATES = tuple(s.value for s in (*TRACKED_PACKAGE_STATES, *TERMINAL_PACKAGE_STATES))
 _CLOSED_MARKS = ", ".join("?" * len(_CLOSED_PACKAGE_STATES))
 _PACKAGE_REF = re.compile(r"[1-9][0-9]{0,29}")
+_KEY_CHECK = {"ledger": "mfn-connector"}  # what the key check seals: only the key matters
+_KEY_CHECK_SCHEMA = 14  # the migration that adds it
+_ANY_BUYER_DATA = "SELECT 1 FROM orders WHERE pii IS NOT NULL LIMIT 1"
 _ORDER_ID = re.compile(r"\d{3}-\d{7}-\d{7}")  # an alert about one order names it first
 
 
@@ -980,17 +983,22 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                     conn.execute("UPDATE orders SET pii = ? WHERE order_id = ?", (blob, r["order_id"]))
                     done += 1
             if not rows:
+                self._rotate_key_check()
                 return done
             last = rows[-1]["order_id"]
 
-    def check_key(self) -> None:
-        """Raise PiiDecryptError if the configured key cannot read the newest stored address
-        (a replaced or regenerated key file is caught at start-up, not at label time).
+    def check_key(self, *, seal: bool = True) -> None:
+        """Raise PiiDecryptError if the configured key is not the ledger's: the one its key check
+        (a constant sealed at its first start) and its newest stored address are sealed with. A
+        replaced or regenerated key file, or a second worker started with a key of its own, is
+        caught at start-up, not at label time. ``seal``: write the key check if there is none yet
+        (``config check`` writes nothing).
 
         "Newest" is the newest order's: the index on (created_at, order_id) is walked backwards
         past the few newest orders whose address is gone, never the whole table."""
-        row = self._conn().execute("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL"
-                                   " ORDER BY created_at DESC, order_id DESC LIMIT 1").fetchone()
+        conn = self._conn()
+        row = conn.execute("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL"
+                           " ORDER BY created_at DESC, order_id DESC LIMIT 1").fetchone()
         if row is not None:
             try:
                 open_address(self._cipher, row["order_id"], row["pii"])
@@ -998,3 +1006,51 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 raise PiiDecryptError(f"{self.location}: the configured PII key cannot read buyer data "
                                       f"already stored ({exc}); restore the original key, or list it "
                                       "after the new one to rotate") from None
+        if self.schema_version() < _KEY_CHECK_SCHEMA:
+            return  # (config check before the migration that adds it)
+        sealed = self._key_check(conn)
+        if sealed is None and seal:
+            with self._write() as writing:  # the first to start seals it; a second one reads it
+                writing.execute("INSERT INTO pii_key_check (id, sealed, sealed_at) VALUES (1, ?, ?)"
+                                " ON CONFLICT (id) DO NOTHING",
+                                (self._cipher.encrypt(_KEY_CHECK), self._now()))
+            sealed = self._key_check(self._conn())
+        if sealed is not None:
+            try:
+                self._cipher.decrypt(sealed)
+            except PiiDecryptError:
+                raise PiiDecryptError(
+                    f"{self.location}: the configured PII key is not the key this ledger seals buyer data "
+                    "with (a key file replaced, or a worker started with a key of its own): give every "
+                    "worker the same key; if that key is lost and the ledger holds no buyer data, "
+                    "'mfn-connector pii adopt-key' makes the configured one the ledger's") from None
+
+    @staticmethod
+    def _key_check(conn: Any) -> bytes | None:
+        row = conn.execute("SELECT sealed FROM pii_key_check WHERE id = 1").fetchone()
+        return bytes(row["sealed"]) if row is not None else None
+
+    def _rotate_key_check(self) -> None:
+        """The key check sealed with the newest key too, so the old key can go."""
+        if self.schema_version() < _KEY_CHECK_SCHEMA:
+            return
+        with self._write() as conn:
+            sealed = self._key_check(conn)
+            if sealed is not None:
+                conn.execute("UPDATE pii_key_check SET sealed = ?, sealed_at = ? WHERE id = 1",
+                             (self._cipher.rotate(sealed), self._now()))
+
+    def holds_buyer_data(self) -> bool:
+        """Whether any buyer address is stored (sealed with the ledger's key)."""
+        return self._conn().execute(_ANY_BUYER_DATA).fetchone() is not None
+
+    def adopt_key(self) -> bool:
+        """The configured key becomes the ledger's, when the ledger holds no buyer data (its key
+        lost, say); False when it holds some (nothing changed: that data needs its own key)."""
+        with self._write() as conn:
+            if conn.execute(_ANY_BUYER_DATA).fetchone() is not None:
+                return False
+            conn.execute("DELETE FROM pii_key_check")
+            conn.execute("INSERT INTO pii_key_check (id, sealed, sealed_at) VALUES (1, ?, ?)",
+                         (self._cipher.encrypt(_KEY_CHECK), self._now()))
+        return True

@@ -235,3 +235,36 @@ def test_orders_show_reads_as_text_one_line_per_moment_and_never_the_address(wor
                 assert value not in text and value not in held_text
     as_json = json.loads(show("--json", shipped.order_id))
     assert as_json["packages"][-1]["tracking_number"] == package.tracking_number
+
+
+def test_pii_adopt_key_only_for_a_ledger_without_buyer_data(world):
+    from cryptography.fernet import Fernet
+
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)  # addresses stored
+    finally:
+        rt.close()
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--config", str(w.config_path), *args])
+
+    key_file = w.config().pii_key_file
+    original = key_file.read_text()
+    key_file.write_text(Fernet.generate_key().decode() + "\n")
+    refused = run("pii", "adopt-key")
+    assert refused.exit_code == 1 and "holds buyer data sealed with its key" in refused.output
+    key_file.write_text(original)
+    assert run("pii", "rotate").exit_code == 0
+    ledger = w.runtime()
+    try:
+        ledger.ledger.purge_pii([r.order_id for r in ledger.ledger.orders()])
+    finally:
+        ledger.close()
+    key_file.write_text(Fernet.generate_key().decode() + "\n")  # lost, with nothing stored any more
+    listed = run("orders", "list")
+    assert listed.exit_code == 1 and "pii adopt-key" in listed.output, listed.output
+    adopted = run("pii", "adopt-key")
+    assert adopted.exit_code == 0 and "now the ledger's" in adopted.output, adopted.output
+    assert run("orders", "list").exit_code == 0

@@ -171,7 +171,13 @@ def test_the_key_check_reads_the_newest_order_with_an_address(ledger, make_store
         blind(make_store).check_key()
     ledger.check_key()
     ledger.purge_pii([order(0).order_id, order(1).order_id])
-    blind(make_store).check_key()  # nothing stored: nothing to check
+    other = blind(make_store)
+    with pytest.raises(PiiDecryptError, match="not the key this ledger seals buyer data with"):
+        other.check_key()  # nothing stored, but the ledger knows its key from its first start
+    assert other.adopt_key()  # ... and takes another only while it holds no buyer data
+    other.check_key()
+    with pytest.raises(PiiDecryptError, match="not the key"):
+        ledger.check_key()
 
 
 # -- the purge's selection against the rule it replaces ------------------------------------------------

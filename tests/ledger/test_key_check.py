@@ -1,0 +1,83 @@
+"""The ledger knows its PII key from its first start: a daemon with another key refuses it even
+before any address is stored (two workers with keys of their own would each seal addresses the
+other cannot read), on SQLite and PostgreSQL alike."""
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+
+from connector.ledger import open_ledger
+from connector.ledger.crypto import PiiCipher, PiiDecryptError
+
+from .test_sqlite_ledger import make_order
+
+
+def test_a_second_worker_with_its_own_key_is_refused_on_an_empty_ledger(make_store) -> None:
+    first = make_store(PiiCipher([Fernet.generate_key()]))
+    first.check_key()  # the first to start seals the key check
+    second = make_store(PiiCipher([Fernet.generate_key()]))
+    assert not second.holds_buyer_data()
+    with pytest.raises(PiiDecryptError, match="give every worker the same key"):
+        second.check_key()
+    first.upsert_order(make_order())  # the first goes on sealing with its key
+    assert first.get_order(make_order().order_id).order.ship_to is not None
+
+
+def test_a_key_rotation_reseals_the_key_check_so_the_old_key_can_go(make_store) -> None:
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    ledger = make_store(PiiCipher([old]))
+    ledger.check_key()
+    ledger.upsert_order(make_order())
+    rotating = make_store(PiiCipher([new, old]))
+    rotating.check_key()
+    assert rotating.rotate_pii() == 1
+    make_store(PiiCipher([new])).check_key()  # the old key removed: the ledger still opens
+    with pytest.raises(PiiDecryptError):
+        make_store(PiiCipher([old])).check_key()
+
+
+def test_another_key_is_adopted_only_while_no_buyer_data_is_stored(make_store) -> None:
+    ledger = make_store(PiiCipher([Fernet.generate_key()]))
+    ledger.check_key()
+    ledger.upsert_order(make_order())
+    lost = make_store(PiiCipher([Fernet.generate_key()]))
+    assert not lost.adopt_key()  # that data needs its own key
+    with pytest.raises(PiiDecryptError):
+        lost.check_key()
+    ledger.purge_pii([make_order().order_id])
+    assert lost.adopt_key()
+    lost.check_key()
+
+
+def test_config_checks_probe_writes_no_key_check(tmp_path) -> None:
+    from connector.ledger import probe_ledger
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    key_file = tmp_path / "pii.key"
+    key_file.write_bytes(Fernet.generate_key())
+    key_file.chmod(0o600)
+    ledger = open_ledger(url, key_file=key_file)
+    ledger.close()
+    other = tmp_path / "other.key"
+    other.write_bytes(Fernet.generate_key())
+    other.chmod(0o600)
+    with pytest.raises(PiiDecryptError, match="not the key this ledger seals"):
+        probe_ledger(url, key_file=other)
+    with pytest.raises(PiiDecryptError, match="not the key this ledger seals"):
+        open_ledger(url, key_file=other)
+    assert "up to date" in probe_ledger(url, key_file=key_file)
+
+
+def test_a_key_made_for_a_ledger_without_buyer_data_becomes_its_key(tmp_path) -> None:
+    """The sandbox's create_pii_key: the key file lost while nothing is stored, a new one is made
+    and the ledger takes it (with buyer data stored it is refused, as before)."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    key_file = tmp_path / "pii.key"
+    open_ledger(url, key_file=key_file, create_key=True).close()
+    key_file.unlink()
+    ledger = open_ledger(url, key_file=key_file, create_key=True)
+    try:
+        ledger.upsert_order(make_order())
+        assert ledger.get_order(make_order().order_id).order.ship_to is not None
+    finally:
+        ledger.close()
