@@ -45,7 +45,8 @@ def workers_cmd(state: State, as_json: bool) -> None:
         click.echo(json.dumps({
             "ledger": "postgresql", "shared": True,
             "workers": [{"worker_id": w.worker_id, "host": w.host, "pid": w.pid, "status": status(w),
-                         "heartbeat_at": _iso(w.heartbeat_at), "owns": sorted(owned.get(w.worker_id, []))}
+                         "heartbeat_at": _iso(w.heartbeat_at), "owns": sorted(owned.get(w.worker_id, [])),
+                         "serves": list(w.serves)}
                         for w in workers],
             "leases": [{"account": ls.key, "worker_id": ls.worker_id, "expires_at": _iso(ls.expires_at),
                         "handovers": ls.handovers} for ls in leases]}, indent=2))
@@ -57,6 +58,13 @@ def workers_cmd(state: State, as_json: bool) -> None:
         age = f"{(now - w.heartbeat_at).total_seconds():.0f}s ago"
         accounts = ", ".join(sorted(owned.get(w.worker_id, [])))
         click.echo(f"{w.worker_id:<40} {status(w):<8} {age:>10}  {accounts}")
+    lists = {w.serves for w in workers if status(w) == "alive" and w.serves}
+    if len(lists) > 1:  # a rolling deploy, or a stale configuration somewhere
+        click.echo("\nthe live workers serve different account lists (each list is shared out among the "
+                   "workers that have it; give every worker the same configuration):")
+        for w in workers:
+            if status(w) == "alive":
+                click.echo(f"  {w.worker_id}: {', '.join(w.serves) or '(not registered yet)'}")
     click.echo("")
     click.echo(f"{'account':<24} {'owner':<40} {'lease left':>10}  handovers")
     for lease in leases:

@@ -165,7 +165,7 @@ class Membership:
         deploy, a host's boot) time to register too: each then takes its fair share at once.
         Otherwise the first one took every account and handed them over only at the next census."""
         self.ledger.worker_heartbeat(self.worker_id, host=socket.gethostname(), pid=os.getpid(), accounts=(),
-                                     jobs=(), lease_seconds=self.lease_seconds)
+                                     jobs=(), lease_seconds=self.lease_seconds, serves=self.accounts)
         self._stop.wait(JOIN_SECONDS)
 
     def heartbeat(self) -> set[str]:

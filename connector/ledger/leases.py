@@ -53,6 +53,7 @@ class WorkerRow:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
+    serves: tuple[str, ...] = ()  # the accounts it is configured for
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ class LeaseCensus:
     free_jobs: int
 
 
+def _listed(accounts: Sequence[str]) -> str:
+    """A worker's accounts as recorded: sorted, comma-separated (names cannot hold a comma)."""
+    return ",".join(sorted(set(accounts)))
+
+
 class LeaseStore:
     def lease_now(self, conn: Any = None) -> datetime:
         """The time leases and heartbeats are written and judged by. The ledger's clock here; a
@@ -85,12 +91,13 @@ class LeaseStore:
         """A read (no write lock): live workers and free leases as the next heartbeat would see them,
         but for the dead-process check only the heartbeat makes. Only the leases of ``accounts``
         and ``jobs`` (what the heartbeat takes) count: a free one of an account no longer
-        configured stays free for ever, and would have a worker under its share beat at every look."""
+        configured stays free for ever, and would have a worker under its share beat at every look.
+        Only the workers serving the same accounts count (see :meth:`worker_heartbeat`)."""
         conn = self._conn()
         moment = self.lease_now(conn)
         alive_since = _ts(moment - timedelta(seconds=lease_seconds))
-        live = conn.execute("SELECT COUNT(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?",
-                            (alive_since,)).fetchone()[0]
+        live = conn.execute("SELECT COUNT(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?"
+                            " AND accounts = ?", (alive_since, _listed(accounts))).fetchone()[0]
         wanted = set(accounts) | set(jobs)
         free = [r["account_key"] for r in conn.execute(
             "SELECT account_key FROM account_leases WHERE worker_id IS NULL OR expires_at <= ?",
@@ -100,26 +107,39 @@ class LeaseStore:
 
     def worker_heartbeat(self, worker_id: str, *, host: str, pid: int, accounts: Sequence[str],
                          jobs: Sequence[str] = (), lease_seconds: float,
-                         gone: Callable[[str], bool] = lambda worker_id: False) -> set[str]:
+                         gone: Callable[[str], bool] = lambda worker_id: False,
+                         serves: Sequence[str] | None = None) -> set[str]:
         """Register or refresh ``worker_id``, renew its leases, take its fair share of
         ``accounts`` (and any free ``jobs``) and give back what is over the share. Returns the keys
         it owns until the next heartbeat is due. ``gone(other)``: True when this host knows that
-        worker's process has ended (see :class:`connector.engine.workers.LocalPresence`)."""
+        worker's process has ended (see :class:`connector.engine.workers.LocalPresence`).
+        ``serves``: the accounts it is configured for, recorded (default ``accounts``; a worker
+        registering before it takes anything passes none to take and its list here).
+
+        The share is counted among the live workers serving the same accounts: workers whose
+        configurations disagree (a rolling deploy adding a seller, a host with a stale file) each
+        still cover their whole list, instead of each keeping a share of all the workers and
+        leaving accounts only the others list without an owner."""
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
         with self._write(lock_wait=lease_seconds * LOCK_WAIT_SHARE) as conn:
             moment = self.lease_now(conn)
             now, until = _ts(moment), _ts(moment + timedelta(seconds=lease_seconds))
             alive_since = _ts(moment - timedelta(seconds=lease_seconds))
-            conn.execute("INSERT INTO workers (worker_id, host, pid, started_at, heartbeat_at) VALUES"
-                         " (?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at ="
-                         " excluded.heartbeat_at, stopped_at = NULL", (worker_id, host, pid, now, now))
+            listed = _listed(accounts if serves is None else serves)
+            conn.execute("INSERT INTO workers (worker_id, host, pid, started_at, heartbeat_at, accounts)"
+                         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at ="
+                         " excluded.heartbeat_at, stopped_at = NULL, accounts = excluded.accounts",
+                         (worker_id, host, pid, now, now, listed))
             for key in (*accounts, *jobs):
                 conn.execute("INSERT INTO account_leases (account_key, worker_id, acquired_at, expires_at)"
                              " VALUES (?, NULL, ?, ?) ON CONFLICT (account_key) DO NOTHING", (key, now, now))
-            recent = {r["worker_id"]: r["heartbeat_at"] for r in conn.execute(
-                "SELECT worker_id, heartbeat_at FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?"
-                " AND worker_id <> ?", (alive_since, worker_id)).fetchall()}
+            recent, peers = {}, set()
+            for r in conn.execute("SELECT worker_id, heartbeat_at, accounts FROM workers WHERE stopped_at IS"
+                                  " NULL AND heartbeat_at > ? AND worker_id <> ?", (alive_since, worker_id)):
+                recent[r["worker_id"]] = r["heartbeat_at"]
+                if r["accounts"] == listed:
+                    peers.add(r["worker_id"])
             # Dead: its liveness lock is free, and it missed a heartbeat or its own host says its
             # process ended. The lock alone is not proof: a server restart or an idle-session
             # timeout drops the session of a worker still running, possibly in the middle of
@@ -133,7 +153,7 @@ class LeaseStore:
                 # a worker with no room for them would otherwise leave them held until they expire)
                 conn.execute("UPDATE account_leases SET expires_at = ? WHERE worker_id = ?"
                              " AND expires_at > ?", (now, other, now))
-            share = math.ceil(len(accounts) / (1 + len(recent) - len(dead)))
+            share = math.ceil(len(accounts) / (1 + len(peers - dead)))
             rows = conn.execute("SELECT account_key, worker_id, expires_at FROM account_leases"
                                 " ORDER BY account_key").fetchall()
             wanted = set(accounts) | set(jobs)
@@ -179,7 +199,8 @@ class LeaseStore:
     def workers(self) -> list[WorkerRow]:
         rows = self._conn().execute("SELECT * FROM workers ORDER BY started_at, worker_id").fetchall()
         return [WorkerRow(r["worker_id"], r["host"], int(r["pid"]), _dt(r["started_at"]),
-                          _dt(r["heartbeat_at"]), _dt(r["stopped_at"])) for r in rows]
+                          _dt(r["heartbeat_at"]), _dt(r["stopped_at"]),
+                          tuple(a for a in r["accounts"].split(",") if a)) for r in rows]
 
     def leases(self) -> list[LeaseRow]:
         rows = self._conn().execute("SELECT * FROM account_leases ORDER BY account_key").fetchall()

@@ -351,6 +351,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             sealed_at TEXT NOT NULL
         )""",
     )),
+    Migration(15, "each worker records the accounts it serves: shares are counted among the same list", (
+        # The worker's configured accounts, sorted, comma-separated ('' until its first heartbeat).
+        "ALTER TABLE workers ADD COLUMN accounts TEXT NOT NULL DEFAULT ''",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

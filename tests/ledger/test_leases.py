@@ -91,6 +91,26 @@ def test_a_new_worker_gets_a_fair_share_and_no_account_has_two_owners(ledger, cl
     assert set().union(*owners) == set(ACCOUNTS)
 
 
+def test_workers_whose_configurations_disagree_still_cover_every_account(ledger, clock: Clock) -> None:
+    """A rolling deploy or a stale file: a third worker serves one account only. Counted among all
+    three, the other two kept 2 each and left two accounts nobody else lists without an owner;
+    counted among the workers with the same list, they cover all six between them."""
+    beat(ledger, "w1")
+    clock.advance(1)
+    beat(ledger, "w2")
+    lone = ledger.worker_heartbeat("w3", host="h", pid=3, accounts=ACCOUNTS[:1], jobs=("@leader",),
+                                   lease_seconds=LEASE)
+    for _ in range(3):
+        clock.advance(1)
+        w1, w2 = beat(ledger, "w1"), beat(ledger, "w2")
+        lone = ledger.worker_heartbeat("w3", host="h", pid=3, accounts=ACCOUNTS[:1], jobs=("@leader",),
+                                       lease_seconds=LEASE)
+    assert accounts(w1) | accounts(w2) | accounts(lone) == set(ACCOUNTS)
+    assert len(accounts(w1)) == len(accounts(w2)) == 3 and not accounts(w1) & accounts(w2)
+    assert {w.worker_id: w.serves for w in ledger.workers()}["w3"] == (ACCOUNTS[0],)
+    assert census(ledger).live_workers == 2  # the workers serving ACCOUNTS
+
+
 def test_a_dead_workers_accounts_move_after_the_lease_time(ledger, clock: Clock) -> None:
     beat(ledger, "w1")
     clock.advance(1)
