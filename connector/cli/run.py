@@ -19,6 +19,7 @@ def run_cmd(state: State, once: bool) -> None:
     With --once, the exit status is 1 when an account's order poll failed (the pass still drove
     every order already in the ledger)."""
     from ..engine.loop import Engine
+    from ..engine.workers import LEADER
     from .summary import render, summarize
 
     stops = StopRequests("the steps in flight")  # before the start-up: a stop then exits at once
@@ -29,6 +30,11 @@ def run_cmd(state: State, once: bool) -> None:
         if once:
             result = engine.run_pass()
             click.echo(render(summarize(rt)))
+            membership = rt.membership
+            if (membership is not None and membership.shared and membership.accounts
+                    and not membership.owned() - {LEADER}):
+                click.echo("this pass acted for no account: each is leased to a running worker "
+                           "(mfn-connector workers); it drove nothing", err=True)
             if result.ingest_errors:  # the pass went on for the others; a scheduler must still hear of it
                 click.echo(f"{result.ingest_errors} account order poll(s) failed (the log names each "
                            "account and why): their new orders were not read", err=True)

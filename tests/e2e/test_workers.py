@@ -235,3 +235,23 @@ def test_three_workers_under_faults_kills_and_feeds(world, postgres_server, tmp_
     assert result["by_feed"] >= 1 and result["carriers"] >= 2, result
     injected = sum(sum(w.state(name)["faults_injected"].values()) for name in w.sandbox.servers)
     assert injected >= 20, "the faults were not actually injected"
+
+
+def test_a_pass_beside_workers_that_hold_every_account_says_it_acted_for_none(world, postgres_server):
+    """`run --once` next to running daemons: they hold every account's lease, so the pass drives
+    nothing. It says so, instead of a summary of zeros that reads as a quiet day."""
+    postgres_server.require()
+    w = world({"ledger": {"url": postgres_server.fresh_url()}, "sandbox": {"orders": 4}})
+    config = w.config()
+    ledger = open_ledger(config.ledger_url, key_file=str(config.pii_key_file), create_key=True)
+    try:
+        ledger.hold_worker_lock("a-running-daemon")  # alive, as a daemon's own connection says
+        names = [a.name for a in config.accounts]
+        owned = ledger.worker_heartbeat("a-running-daemon", host="h", pid=1, accounts=names,
+                                        jobs=("@leader",), lease_seconds=300)
+        assert owned == {*names, "@leader"}
+        result = run_cli(w, "run", "--once")
+    finally:
+        ledger.close()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "this pass acted for no account: each is leased to a running worker" in result.stderr
