@@ -11,7 +11,7 @@ credentials of its own, about a sixth of the client's CPU per call. Its answer f
 once and reused; a ``.netrc`` edited while the daemon runs is read at its next start.
 
 A sandbox run's sessions (``loopback_only``) refuse every host off this machine
-(connector/sandbox/loopback.py).
+(connector/sandbox/loopback.py; the check is here, so that the daemon imports no sandbox code).
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from urllib.parse import urlsplit
 import requests
 from requests.auth import AuthBase
 from requests.utils import get_netrc_auth
-
-from .sandbox.loopback import is_loopback
 
 _MAX_ENTRIES = 256  # hosts x settings; beyond that, the environment is read per call as before
 
@@ -74,6 +72,19 @@ class Session(requests.Session):
 
 def _frozen(mapping: Any) -> Any:
     return None if mapping is None else frozenset(mapping.items())
+
+
+def is_loopback(url: str) -> bool:
+    return is_loopback_host(urlsplit(url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    import ipaddress  # (here: only a sandbox run asks)
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class NotLoopback(requests.ConnectionError):

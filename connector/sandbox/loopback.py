@@ -13,21 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from ..httpsession import is_loopback, is_loopback_host
+
 if TYPE_CHECKING:
     from ..config import Config
-
-
-def is_loopback(url: str) -> bool:
-    return _loopback_host(urlsplit(url).hostname or "")
-
-
-def _loopback_host(host: str) -> bool:
-    import ipaddress  # (here: the daemon's HTTP sessions import this module, and only a sandbox run asks)
-
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def remote_endpoints(config: Config) -> list[str]:
@@ -42,7 +31,7 @@ def remote_endpoints(config: Config) -> list[str]:
     remote = [f"{where} = {url}" for where, url in urls if not is_loopback(url)]
     if config.ledger_url.startswith("postgresql"):
         host = urlsplit(config.ledger_url).hostname  # none: libpq's local socket
-        if host and not _loopback_host(host):
+        if host and not is_loopback_host(host):
             remote.append(f"ledger.url = a PostgreSQL server at {host}")
     return remote
 
