@@ -559,8 +559,8 @@ class _Located:
         try:
             return self._scalar.construct_object(node)
         except (yaml.YAMLError, ValueError, TypeError, AttributeError):
-            if node.tag and node.tag.startswith("tag:yaml.org,2002:"):  # !!int four: the type is safe to name
-                standard = node.tag.rsplit(":", 1)[-1]
+            standard = (node.tag or "").removeprefix("tag:yaml.org,2002:")
+            if standard in _YAML_TYPES:  # !!int four: YAML's own type is safe to name (!!Hq7... is not)
                 self._unreadable(node, path, f"a value tagged !!{standard} cannot be read: write it without "
                                              "the tag")
             else:  # !vault, or a secret that starts with "!": its text is never echoed
@@ -605,7 +605,15 @@ def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:
     if "alias" in problem or "anchor" in problem:
         return ("a value starting with * or & is read by YAML as an alias or an anchor (its text is not "
                 "shown here, it may be a secret): put the value in quotes")
+    if "tag" in problem:
+        return ("a value starting with ! is read by YAML as a tag (its text is not shown here, it may be "
+                "a secret): put the value in quotes")
     return problem
+
+
+# YAML's own types (tag:yaml.org,2002:...), which an error may name: any other !! tag is the file's text
+_YAML_TYPES = frozenset({"str", "int", "float", "bool", "null", "timestamp", "binary", "seq", "map", "set",
+                         "omap", "pairs", "merge", "value", "yaml"})
 
 
 def _validate(schema: dict[str, Any], data: Any, located: _Located, prefix: tuple = ()) -> None:

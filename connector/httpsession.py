@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase
-from requests.utils import get_netrc_auth
+from requests.utils import get_auth_from_url, get_netrc_auth
 
 _MAX_ENTRIES = 256  # hosts x settings; beyond that, the environment is read per call as before
 
@@ -43,6 +43,9 @@ class Session(requests.Session):
                 found = get_netrc_auth(str(request.url)) or _NO_CREDENTIALS
                 if len(self._netrc) < _MAX_ENTRIES:
                     self._netrc[key] = found
+            if found is _NO_CREDENTIALS:  # as requests then does: credentials in the URL, if any
+                in_url = get_auth_from_url(str(request.url))
+                found = in_url if any(in_url) else _NO_CREDENTIALS
             request.auth = found
         return super().prepare_request(request)
 

@@ -107,17 +107,36 @@ def _transliterated(value: str) -> str:
     return value.translate(_TRANSLITERATION)
 
 
-def _phone_pattern(phone: str) -> str | None:
+# Calling codes (ITU-T E.164) of the countries Amazon ships to: the part of an international
+# number a carrier leaves out when it writes the national form.
+_CALLING_CODES = {"US": "1", "CA": "1", "MX": "52", "BR": "55", "GB": "44", "IE": "353", "DE": "49",
+                  "FR": "33", "IT": "39", "ES": "34", "NL": "31", "BE": "32", "LU": "352", "AT": "43",
+                  "CH": "41", "SE": "46", "NO": "47", "DK": "45", "FI": "358", "PL": "48", "CZ": "420",
+                  "PT": "351", "GR": "30", "TR": "90", "AE": "971", "SA": "966", "EG": "20", "IN": "91",
+                  "JP": "81", "CN": "86", "HK": "852", "TW": "886", "KR": "82", "SG": "65", "AU": "61",
+                  "NZ": "64", "ZA": "27", "IL": "972"}
+
+
+def _phone_pattern(phone: str, country: str) -> str | None:
     """A pattern for the phone's digits however they are grouped, bounded by non-digits: all of
-    them, or without a country code of 1 to 3 digits (and then with or without a leading trunk 0),
-    at least 7 digits (fewer would match too much); None for a shorter phone."""
-    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", phone))
-    forms = {digits} | {digits[cut:] for cut in (1, 2, 3)}
-    forms = {f for f in forms | {"0" + f for f in forms} if len(f) >= 7}
+    them, and for an international number (+ or 00) of a country whose calling code it starts
+    with, its national part, with or without a trunk 0. At least 7 digits (fewer would match too
+    much); None for a shorter phone."""
+    text = unicodedata.normalize("NFKC", phone).strip()
+    digits = re.sub(r"\D", "", text)
+    forms = {digits}
+    if text.startswith("00"):
+        digits = digits[2:]
+        forms.add(digits)
+    code = _CALLING_CODES.get(country.strip().upper())
+    if text.startswith(("+", "00")) and code and digits.startswith(code):
+        national = digits[len(code):]
+        forms |= {national, "0" + national}
+    forms = {f for f in forms if len(f) >= 7}
     if not forms:
         return None
     spread = sorted((_PHONE_GAP.join(f) for f in forms), key=len, reverse=True)
-    return rf"(?<!\d)(?:\+{_PHONE_GAP})?(?:{'|'.join(spread)})(?!\d)"
+    return rf"(?<!\d)(?:(?:\+|00){_PHONE_GAP})?(?:{'|'.join(spread)})(?!\d)"
 
 
 @dataclass(frozen=True)
@@ -157,8 +176,9 @@ class Address:
         value in those scripts goes wherever it stands, from 2 characters (a name such as 张三).
         Also the forms a carrier may have reduced them to: each word of the name, each value
         without its spaces (``CompradorPrueba27``), the postcode without its hyphens and its first
-        part (a ZIP+4's five digits), the phone however its digits are grouped, with or without its
-        country code (``(206) 555-0117``, ``03-0000-0001`` for +81 3 0000 0001); and in any case,
+        part (a ZIP+4's five digits), the phone however its digits are grouped, and an international
+        one in its national form too (``(206) 555-0117``, ``03-0000-0001`` for +81 3 0000 0001 in
+        Japan); and in any case,
         without accents, in full-width characters or transliterated (``MUNOZ`` for Muñoz,
         ``MUELLER`` for Müller, ``STRASSE`` for Straße), as carriers that only take ASCII write them."""
         personal = {getattr(self, f).strip() for f in self.PERSONAL}
@@ -167,7 +187,7 @@ class Address:
         code = self.postal_code.strip()
         values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
         folded = _fold(text)  # matched here; replaced at the same places in ``text``
-        patterns = [_phone_pattern(self.phone)]
+        patterns = [_phone_pattern(self.phone, self.country_code)]
         for value in sorted(values, key=len, reverse=True):
             if _UNSPACED_SCRIPT.search(value):
                 patterns.append(re.escape(_fold(value)) if len(value) >= 2 else None)

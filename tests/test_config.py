@@ -244,6 +244,7 @@ def test_merge_keys_share_settings_between_accounts(tmp_path):
 @pytest.mark.parametrize("value, said", [
     ("!vault s3cret-value", "a value starting with ! is read by YAML as a tag"),
     ("!Hq7s3cret-value", "a value starting with ! is read by YAML as a tag"),  # an unquoted secret
+    ("!!Hq7s3cret-value", "a value starting with ! is read by YAML as a tag"),
     ("!!int four", "a value tagged !!int cannot be read"),
     ("!!timestamp notadate", "a value tagged !!timestamp cannot be read")])
 def test_a_value_with_a_tag_that_cannot_be_read_is_a_problem_at_its_line(tmp_path, value, said):
@@ -254,11 +255,13 @@ def test_a_value_with_a_tag_that_cannot_be_read_is_a_problem_at_its_line(tmp_pat
         assert secret not in problem
 
 
-def test_an_unquoted_secret_read_as_an_alias_is_not_echoed(tmp_path):
-    path = write(tmp_path, MINIMAL.format(region="na", secret="*Hq7s3cret-value"))
+@pytest.mark.parametrize("value, said", [
+    ("*Hq7s3cret-value", "a value starting with * or &"),
+    ("!Hq7!s3cret x", "a value starting with ! is read by YAML as a tag")])
+def test_an_unquoted_secret_read_as_an_alias_or_a_tag_handle_is_not_echoed(tmp_path, value, said):
+    path = write(tmp_path, MINIMAL.format(region="na", secret=value))
     [problem] = problems(path)
-    assert problem.startswith(f"{path}:14: YAML syntax error: a value starting with * or & is read by YAML "
-                              "as an alias or an anchor"), problem
+    assert problem.startswith(f"{path}:14: YAML syntax error: {said}"), problem
     assert "Hq7" not in problem and "s3cret" not in problem
 
 

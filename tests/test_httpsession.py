@@ -65,6 +65,9 @@ def test_netrc_credentials_as_requests_finds_them_read_once_per_host(tmp_path, m
     assert _authorization(session, "https://api.other.example/v2") is None
     assert _authorization(session, "https://api.carrier.example/v2").startswith("Basic ")
     assert _authorization(httpsession.Session(), "https://api.other.example/v2").startswith("Basic ")
+    for url in ("https://user:s%40cret@hooks.erp.example/in", "https://user:pw@api.carrier.example/v1"):
+        assert _authorization(session, url) == _authorization(plain, url)  # in the URL, when .netrc has none
+    assert _authorization(session, "https://user:s%40cret@hooks.erp.example/in") is not None
     session.trust_env = False  # as requests: no .netrc at all
     assert _authorization(session, "https://api.carrier.example/v1/labels") is None
 

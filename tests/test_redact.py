@@ -53,13 +53,17 @@ def test_folding_keeps_apart_what_differs():
 
 
 def test_a_phone_however_grouped_with_or_without_its_country_code_goes():
-    us = Address(name="Test Buyer", phone="+1 206-555-0117")
+    us = Address(name="Test Buyer", phone="+1 206-555-0117", country_code="US")
     for form in ("206-555-0117", "(206) 555-0117", "2065550117", "+1 (206) 555 0117", "1.206.555.0117"):
         assert "555" not in us.redact(f"tel {form} refused"), form
     assert us.redact("tel 206-555-0117; ref 2065550118; 555-0117") == "tel ***; ref 2065550118; 555-0117"
-    jp = Address(name="山田", phone="+81 3-0000-0001")
+    jp = Address(name="山田", phone="+81 3-0000-0001", country_code="JP")
     assert jp.redact("電話03-0000-0001不正") == "電話***不正"  # its national form, trunk 0 and all
     assert jp.redact("電話０３－００００－０００１") == "電話***"  # in full-width digits
+    # only a real calling code is cut: ordinary numbers that end like the phone stay
+    national = Address(name="Test Buyer", phone="206-555-0117", country_code="US")
+    assert national.redact("order 112-5550117-1234567") == "order 112-5550117-1234567"
+    assert us.redact("weight 6555.0117 kg; 00 1 206 555 0117") == "weight 6555.0117 kg; ***"
 
 
 def test_transliterated_and_full_width_forms_go():

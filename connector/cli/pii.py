@@ -45,7 +45,8 @@ def adopt_key_cmd(state: State) -> None:
     A ledger knows its key from its first start, and a daemon with another key refuses it (two
     workers with keys of their own would each seal addresses the other cannot read). If that key
     is lost while no address is stored (all purged, or none yet), this makes the configured key
-    the ledger's. With buyer data stored it changes nothing: that data needs its own key."""
+    the ledger's. With buyer data stored it changes nothing: that data needs its own key. Stop
+    every worker first, and start them again with the new key."""
     ledger = state.ledger(key_check=False)
     try:
         adopted = ledger.adopt_key()

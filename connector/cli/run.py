@@ -33,8 +33,8 @@ def run_cmd(state: State, once: bool) -> None:
             membership = rt.membership
             if (membership is not None and membership.shared and membership.accounts
                     and not membership.owned() - {LEADER}):
-                click.echo("this pass acted for no account: each is leased to a running worker "
-                           "(mfn-connector workers); it drove nothing", err=True)
+                click.echo("this pass acted for no account: each is leased to a running worker, or no "
+                           "lease could be taken (mfn-connector workers); it drove nothing", err=True)
             if result.ingest_errors:  # the pass went on for the others; a scheduler must still hear of it
                 click.echo(f"{result.ingest_errors} account order poll(s) failed (the log names each "
                            "account and why): their new orders were not read", err=True)

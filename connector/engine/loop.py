@@ -288,10 +288,10 @@ def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_step
             return Outcome.REST  # another worker moved it; it is theirs now
         except QuotaWaitInterrupted:
             return Outcome.REST  # stopping while it waited for quota: nothing was sent
-        except getattr(rt.ledger, "connection_errors", ()):
-            raise  # the ledger's server went away, not the order's fault: no attempt is counted (and
-            # a write to say so would fail too); the dispatcher logs it once and the order rests
         except Exception as exc:  # noqa: BLE001 - one order's bug must never stop the others
+            if rt.ledger.lost_connection(exc):
+                raise  # the ledger's server went away, not the order's fault: no attempt is counted
+                # (a write to say so would fail too); the dispatcher logs it once, the order rests
             trace = "".join(traceback.format_exception(exc))  # a plugin's words may quote the address
             log.error("order %s: unexpected error in state %s\n%s", order_id, record.state.value,
                       their_words(record.order.ship_to, trace).rstrip())

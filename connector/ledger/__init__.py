@@ -70,19 +70,18 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     """
     from .crypto import PiiCipher, load_keys
 
-    making = create_key and _key_file_missing(key_file)
-    if making:  # a key is made only for a ledger without buyer data
+    if create_key and _key_file_missing(key_file):  # a key is made only for a ledger without one
         store = _existing_store(url, _no_key())
         if store is not None:
             try:
-                _refuse_a_new_key(store, key_file)
+                _refuse_a_new_key(store, key_file, replacing=not key_check)
             finally:
                 store.close()
     if _store_kind(url) == "postgresql":
         from .postgres import PostgresLedger
 
         cipher = PiiCipher(load_keys(key_file=key_file, create=create_key))
-        return _migrated(PostgresLedger(url, cipher), adopt=making, key_check=key_check)
+        return _migrated(PostgresLedger(url, cipher), key_check=key_check)
     path = sqlite_path(url)
 
     from .sqlite import SqliteLedger
@@ -91,7 +90,7 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
     parent = Path(path).parent
     if not parent.exists():
         os.makedirs(parent, mode=0o700, exist_ok=True)
-    return _migrated(SqliteLedger(path, cipher), adopt=making, key_check=key_check)
+    return _migrated(SqliteLedger(path, cipher), key_check=key_check)
 
 
 def _key_file_missing(key_file: str | os.PathLike[str] | None) -> bool:
@@ -125,16 +124,25 @@ def _existing_store(url: str, cipher: PiiCipher) -> Ledger | None:
     return SqliteLedger(path, cipher)
 
 
-def _refuse_a_new_key(store: Ledger, key_file: str | os.PathLike[str] | None) -> None:
-    """PiiKeyError when ``store`` (opened with :func:`_no_key`) holds buyer data: it was sealed
-    with a key now gone, and a new key would read none of it."""
+def _refuse_a_new_key(store: Ledger, key_file: str | os.PathLike[str] | None, *,
+                      replacing: bool = False) -> None:
+    """PiiKeyError when ``store`` (opened with :func:`_no_key`) holds buyer data (sealed with a key
+    now gone: a new key would read none of it), or has a key already (its key check: another
+    worker may be sealing with it right now). ``replacing``: ``pii adopt-key`` is making the new
+    key the ledger's on purpose, which only buyer data stops."""
     from .crypto import PiiKeyError
 
-    if store.schema_version() and store.holds_buyer_data():
-        raise PiiKeyError(f"PII key file {Path(str(key_file)).expanduser()} does not exist, but the ledger "
-                          f"{store.location} holds buyer data sealed with a key: put that key file "
-                          "back (ledger.create_pii_key makes a key only for a ledger without buyer "
-                          "data)")
+    if not store.schema_version():
+        return
+    missing = (f"PII key file {Path(str(key_file)).expanduser()} does not exist, but the ledger "
+               f"{store.location}")
+    if store.holds_buyer_data():
+        raise PiiKeyError(f"{missing} holds buyer data sealed with a key: put that key file back "
+                          "(ledger.create_pii_key makes a key only for a ledger without one)")
+    if not replacing and store.has_key_check():
+        raise PiiKeyError(f"{missing} was started with a key: put that key file back (every worker needs "
+                          "the same one); if it is lost, 'mfn-connector pii adopt-key' makes a new one "
+                          "the ledger's (it holds no buyer data)")
 
 
 def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key: bool = False) -> str:
@@ -176,13 +184,9 @@ def _store_kind(url: str) -> str:
                      "postgresql://user@host:5432/database")
 
 
-def _migrated(ledger: Ledger, *, adopt: bool = False, key_check: bool = True) -> Ledger:
-    """``adopt``: a key was just made for this ledger (it holds no buyer data): it is the ledger's
-    now, in place of the lost one its key check was sealed with."""
+def _migrated(ledger: Ledger, *, key_check: bool = True) -> Ledger:
     try:
         ledger.migrate()
-        if adopt:
-            ledger.adopt_key()
         if key_check:
             ledger.check_key()
     except BaseException:

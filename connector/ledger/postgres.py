@@ -54,6 +54,10 @@ KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, 
 IDLE_IN_TRANSACTION_S = 5
 
 
+# admin_shutdown, crash_shutdown, cannot_connect_now, idle_in_transaction_session_timeout
+_SERVER_ENDED_SESSION = frozenset({"57P01", "57P02", "57P03", "25P03"})
+
+
 def _lock_key(key: str) -> int:
     """A 64-bit advisory lock key for ``key`` (never the write lock's)."""
     value = int.from_bytes(hashlib.sha256(b"mfn-connector:" + key.encode()).digest()[:8], "big", signed=True)
@@ -167,7 +171,6 @@ class PostgresLedger(SqlLedger):
 
     dialect = "postgresql"
     db_errors = (psycopg.Error,)
-    connection_errors = (psycopg.OperationalError,)  # the server gone (a restart, a session ended)
     shared = True
     returning = True
 
@@ -215,6 +218,16 @@ class PostgresLedger(SqlLedger):
                         raise
                     # the connection dropped: the server ended its session, and the lock with it
 
+    def lost_connection(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the server is gone or ended this session (a restart, a failover, an
+        administrator), not that the statement failed (a lock timeout, a full disk)."""
+        if isinstance(exc, ConnectionError):  # a new connection refused (postgres._connect)
+            return True
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        state = getattr(exc, "sqlstate", None)  # none: the client found the connection closed
+        return state is None or state.startswith("08") or state in _SERVER_ENDED_SESSION
+
     def hold_worker_lock(self, worker_id: str) -> Callable[[], bool]:
         """Hold ``worker_id``'s liveness lock on a connection of its own for as long as the worker
         runs; returns a check that re-takes it if the connection was lost (True while held).
@@ -241,7 +254,7 @@ class PostgresLedger(SqlLedger):
 
         try:
             check()
-        except psycopg.Error:  # the server is away (a restart): the first heartbeat takes it again
+        except (psycopg.Error, ConnectionError):  # the server is away (a restart): the heartbeat retries
             pass
         return check
 

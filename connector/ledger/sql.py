@@ -140,8 +140,11 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     dialect = ""                                     # the migrations' dialect name
     shared = False                                   # whether several daemons may use it at once
     db_errors: tuple[type[BaseException], ...] = ()  # what a failed statement raises
-    # ... of which a lost connection to a server (nothing to do with the statement: tried again)
-    connection_errors: tuple[type[BaseException], ...] = ()
+
+    def lost_connection(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a lost connection to a database server, nothing to do with the
+        statement (tried again, no attempt counted). None with a file of our own (SQLite)."""
+        return False
     returning = False                                # whether UPDATE ... RETURNING is understood
 
     def __init__(self, location: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:
@@ -1039,6 +1042,10 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             if sealed is not None:
                 conn.execute("UPDATE pii_key_check SET sealed = ?, sealed_at = ? WHERE id = 1",
                              (self._cipher.rotate(sealed), self._now()))
+
+    def has_key_check(self) -> bool:
+        """Whether the ledger knows its key (it was started with one)."""
+        return self.schema_version() >= _KEY_CHECK_SCHEMA and self._key_check(self._conn()) is not None
 
     def holds_buyer_data(self) -> bool:
         """Whether any buyer address is stored (sealed with the ledger's key)."""

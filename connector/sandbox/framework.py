@@ -1050,7 +1050,8 @@ class _Handler(BaseHTTPRequestHandler):
     emulator: Emulator  # set on the per-server subclass
 
     def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; no PII in logs
-        log.debug("%s %s", self.emulator.name, fmt % args)
+        # (an error quoting a malformed request line leaves its query out too)
+        log.debug("%s %s", self.emulator.name, re.sub(r"\?[^\s'\"]*", "?...", fmt % args))
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         # The path alone: a query can carry credentials (DHL's token request sends its password).

@@ -157,7 +157,7 @@ def test_a_lost_connection_to_the_ledgers_server_is_not_the_orders_fault(world, 
     try:
         ingest_all(rt)
         order_id = rt.ledger.orders([OrderState.NEW])[0].order_id
-        monkeypatch.setattr(rt.ledger, "connection_errors", (ServerGone,), raising=False)
+        monkeypatch.setattr(rt.ledger, "lost_connection", lambda exc: isinstance(exc, ServerGone))
 
         def dropped(rt, record):
             raise ServerGone("terminating connection due to administrator command")

@@ -68,14 +68,40 @@ def test_config_checks_probe_writes_no_key_check(tmp_path) -> None:
     assert "up to date" in probe_ledger(url, key_file=key_file)
 
 
-def test_a_key_made_for_a_ledger_without_buyer_data_becomes_its_key(tmp_path) -> None:
-    """The sandbox's create_pii_key: the key file lost while nothing is stored, a new one is made
-    and the ledger takes it (with buyer data stored it is refused, as before)."""
+def test_create_pii_key_never_replaces_the_key_a_ledger_was_started_with(tmp_path) -> None:
+    """The sandbox's create_pii_key makes a key only for a ledger that has none: not for one whose
+    key file is missing here while another worker (or this host before) seals with its own, even
+    with no address stored yet. The key made on purpose ('pii adopt-key') is the way out."""
+    from connector.ledger.crypto import PiiKeyError
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    first, second = tmp_path / "a.key", tmp_path / "b.key"
+    open_ledger(url, key_file=first, create_key=True).close()
+    with pytest.raises(PiiKeyError, match="was started with a key: put that key file back"):
+        open_ledger(url, key_file=second, create_key=True)
+    assert not second.exists()  # refused before a key was made
+    ledger = open_ledger(url, key_file=first, create_key=True)  # the first still opens and seals
+    try:
+        ledger.upsert_order(make_order())
+    finally:
+        ledger.close()
+    open_ledger(url, key_file=first).close()
+    first.unlink()  # lost, with buyer data stored: refused, adopted or not
+    with pytest.raises(PiiKeyError, match="holds buyer data"):
+        open_ledger(url, key_file=first, create_key=True, key_check=False)
+
+
+def test_a_lost_key_with_nothing_stored_is_replaced_only_on_purpose(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     key_file = tmp_path / "pii.key"
     open_ledger(url, key_file=key_file, create_key=True).close()
     key_file.unlink()
-    ledger = open_ledger(url, key_file=key_file, create_key=True)
+    adopting = open_ledger(url, key_file=key_file, create_key=True, key_check=False)  # pii adopt-key
+    try:
+        assert adopting.adopt_key()
+    finally:
+        adopting.close()
+    ledger = open_ledger(url, key_file=key_file)
     try:
         ledger.upsert_order(make_order())
         assert ledger.get_order(make_order().order_id).order.ship_to is not None

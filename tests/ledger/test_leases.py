@@ -582,3 +582,15 @@ def test_a_worker_starting_while_the_server_drops_its_sessions_runs_on_and_takes
         member.stop()
         admin.close()
         ledger.close()
+
+
+def test_only_a_lost_session_is_taken_for_the_server_gone() -> None:
+    """An order whose step failed because the server went away rests without an attempt counted;
+    a statement that failed (a lock timeout, a full disk) is the order's retry as before."""
+    gone = [psycopg.errors.AdminShutdown("terminating connection"),
+            psycopg.errors.ConnectionFailure("no route"),
+            psycopg.OperationalError("the connection is closed"), ConnectionError("refused")]
+    failed = [psycopg.errors.LockNotAvailable("lock timeout"), psycopg.errors.DiskFull("disk full"),
+              psycopg.errors.UniqueViolation("duplicate"), RuntimeError("a bug")]
+    assert all(PostgresLedger.lost_connection(None, exc) for exc in gone)
+    assert not any(PostgresLedger.lost_connection(None, exc) for exc in failed)
