@@ -241,28 +241,23 @@ def test_merge_keys_share_settings_between_accounts(tmp_path):
     assert (second["name"], second["region"], second["client_id"]) == ("seller-b", "eu", "client")
 
 
+TAGGED = "a value starting with ! is read by YAML as a tag"
+
+
 @pytest.mark.parametrize("value, said", [
-    ("!vault s3cret-value", "a value starting with ! is read by YAML as a tag"),
-    ("!Hq7s3cret-value", "a value starting with ! is read by YAML as a tag"),  # an unquoted secret
-    ("!!Hq7s3cret-value", "a value starting with ! is read by YAML as a tag"),
-    ("!!int four", "a value tagged !!int cannot be read"),
-    ("!!timestamp notadate", "a value tagged !!timestamp cannot be read")])
-def test_a_value_with_a_tag_that_cannot_be_read_is_a_problem_at_its_line(tmp_path, value, said):
+    ("!vault s3cret-value", f"accounts[0].client_secret: {TAGGED}"),
+    ("!Hq7s3cret-value", f"accounts[0].client_secret: {TAGGED}"),  # an unquoted secret
+    ("!!Hq7s3cret-value", f"accounts[0].client_secret: {TAGGED}"),
+    ("!!int four", "accounts[0].client_secret: a value tagged !!int cannot be read"),
+    ("!!timestamp notadate", "accounts[0].client_secret: a value tagged !!timestamp cannot be read"),
+    ("*Hq7s3cret-value", "YAML syntax error: a value starting with * or &"),  # an alias, to YAML
+    ("!Hq7!s3cret x", f"YAML syntax error: {TAGGED}")])  # a tag handle
+def test_a_value_yaml_cannot_read_is_a_problem_at_its_line_without_its_text(tmp_path, value, said):
     path = write(tmp_path, MINIMAL.format(region="na", secret=value))
     [problem] = problems(path)
-    assert problem.startswith(f"{path}:14: accounts[0].client_secret: {said}"), problem
-    for secret in ("s3cret-value", "vault", "Hq7", "four", "notadate"):
+    assert problem.startswith(f"{path}:14: {said}"), problem
+    for secret in ("s3cret", "vault", "Hq7", "four", "notadate"):
         assert secret not in problem
-
-
-@pytest.mark.parametrize("value, said", [
-    ("*Hq7s3cret-value", "a value starting with * or &"),
-    ("!Hq7!s3cret x", "a value starting with ! is read by YAML as a tag")])
-def test_an_unquoted_secret_read_as_an_alias_or_a_tag_handle_is_not_echoed(tmp_path, value, said):
-    path = write(tmp_path, MINIMAL.format(region="na", secret=value))
-    [problem] = problems(path)
-    assert problem.startswith(f"{path}:14: YAML syntax error: {said}"), problem
-    assert "Hq7" not in problem and "s3cret" not in problem
 
 
 def _with(extra: str, secret_extra: str = "") -> str:
