@@ -52,7 +52,7 @@ from ..config import Account
 from ..holds import HoldReason
 from ..ledger import OrderState, Package, PackageState, StaleStateError
 from ..ledger.feeds import OPEN_FEED_STATES, UNSUBMITTED_FEED_STATES, FeedOutcome, FeedRecord
-from ..model import Order, utcnow
+from ..model import FulfillmentStatus, Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
 from .runtime import Runtime
@@ -244,12 +244,14 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
     """Whether a feed can carry this LABELED package. Not those confirm() must handle itself (no
     carrier code, a buyer's cancel request, a self-confirming label, an ERP's label, no tracking
     number or no items yet), nor one with more lines than a whole feed may hold
-    (``amazon.feeds.max_rows``): confirmShipment sends those, or they would wait for ever."""
+    (``amazon.feeds.max_rows``): confirmShipment sends those, or they would wait for ever. Nor
+    the label of an order Amazon cancelled: its step voids it (a feed line would be refused)."""
     spec = rt.carrier_specs.get(package.carrier)
     return not (
         spec is None
         or spec.confirms_shipment
         or not order.confirms_on_amazon
+        or order.status == FulfillmentStatus.CANCELLED
         or order.buyer_cancel_requested
         or not rt.amazon_carrier_code(package.carrier, order.site)
         or not package.items

@@ -317,3 +317,26 @@ def test_a_void_during_its_feed_s_submission_lands_after_the_feed_is_created(wor
         assert package.order_id in w.state("spapi")["feed_shipments"]  # as the ledger knows
     finally:
         rt.close()
+
+
+def test_a_label_of_an_order_amazon_cancelled_goes_in_no_feed_and_is_voided(world):
+    """A LABELED package whose order Amazon has just cancelled is claimed by no feed (its line
+    would only be refused, or the void wait for the feed's lock): its step voids it."""
+    from .test_label_claim_recovery import amazon_cancels
+
+    w, rt = labeled_world(world, orders=40)
+    try:
+        cancelled = next(r.order_id for r in rt.ledger.orders([OrderState.LABELED]))
+        amazon_cancels(w, cancelled)
+        ingest_all(rt)
+        for _ in range(3):
+            feeds_mod.run_feeds(rt)
+            next_report(w, rt)
+        feeds = rt.ledger.feeds(rt.config.accounts[0].name)
+        members = {rt.ledger.get_package(m.package_id).order_id for f in feeds
+                   for m in rt.ledger.feed_members(f.id)}
+        assert members and cancelled not in members  # the others went
+        drive(rt, cancelled, lambda: False)
+        assert rt.ledger.get_order(cancelled).state is OrderState.VOIDED
+    finally:
+        rt.close()
