@@ -178,9 +178,9 @@ class Address:
         without its spaces (``CompradorPrueba27``), the postcode without its hyphens and its first
         part (a ZIP+4's five digits), the phone however its digits are grouped, and an international
         one in its national form too (``(206) 555-0117``, ``03-0000-0001`` for +81 3 0000 0001 in
-        Japan); and in any case,
-        without accents, in full-width characters or transliterated (``MUNOZ`` for Muñoz,
-        ``MUELLER`` for Müller, ``STRASSE`` for Straße), as carriers that only take ASCII write them."""
+        Japan); and in any case, without accents, in full-width characters or transliterated
+        (``MUNOZ`` for Muñoz, ``MUELLER`` for Müller, ``STRASSE`` for Straße), as carriers that only
+        take ASCII write them."""
         personal = {getattr(self, f).strip() for f in self.PERSONAL}
         values = personal | set(self.name.split()) | {re.sub(r"\s", "", v) for v in personal}
         values |= {_transliterated(v) for v in values}

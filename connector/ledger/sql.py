@@ -140,11 +140,6 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     dialect = ""                                     # the migrations' dialect name
     shared = False                                   # whether several daemons may use it at once
     db_errors: tuple[type[BaseException], ...] = ()  # what a failed statement raises
-
-    def lost_connection(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is a lost connection to a database server, nothing to do with the
-        statement (tried again, no attempt counted). None with a file of our own (SQLite)."""
-        return False
     returning = False                                # whether UPDATE ... RETURNING is understood
 
     def __init__(self, location: str, cipher: PiiCipher, *, clock: Callable[[], datetime] = utcnow) -> None:
@@ -155,6 +150,11 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         self._handles: weakref.WeakSet[ConnectionHandle] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
+
+    def lost_connection(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a lost connection to a database server, nothing to do with the
+        statement (tried again, no attempt counted). Never, with a file of our own (SQLite)."""
+        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
@@ -1014,9 +1014,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         sealed = self._key_check(conn)
         if sealed is None and seal:
             with self._write() as writing:  # the first to start seals it; a second one reads it
-                writing.execute("INSERT INTO pii_key_check (id, sealed, sealed_at) VALUES (1, ?, ?)"
-                                " ON CONFLICT (id) DO NOTHING",
-                                (self._cipher.encrypt(_KEY_CHECK), self._now()))
+                self._seal_key_check(writing)
             sealed = self._key_check(self._conn())
         if sealed is not None:
             try:
@@ -1033,15 +1031,20 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         row = conn.execute("SELECT sealed FROM pii_key_check WHERE id = 1").fetchone()
         return bytes(row["sealed"]) if row is not None else None
 
+    def _seal_key_check(self, conn: Any, *, replace: bool = False) -> None:
+        """Seal the key check with the configured key: if there is none yet, or ``replace``d."""
+        if replace:
+            conn.execute("DELETE FROM pii_key_check")
+        conn.execute("INSERT INTO pii_key_check (id, sealed, sealed_at) VALUES (1, ?, ?)"
+                     " ON CONFLICT (id) DO NOTHING", (self._cipher.encrypt(_KEY_CHECK), self._now()))
+
     def _rotate_key_check(self) -> None:
         """The key check sealed with the newest key too, so the old key can go."""
-        if self.schema_version() < _KEY_CHECK_SCHEMA:
+        if not self.has_key_check():
             return
         with self._write() as conn:
-            sealed = self._key_check(conn)
-            if sealed is not None:
-                conn.execute("UPDATE pii_key_check SET sealed = ?, sealed_at = ? WHERE id = 1",
-                             (self._cipher.rotate(sealed), self._now()))
+            conn.execute("UPDATE pii_key_check SET sealed = ?, sealed_at = ? WHERE id = 1",
+                         (self._cipher.rotate(self._key_check(conn)), self._now()))
 
     def has_key_check(self) -> bool:
         """Whether the ledger knows its key (it was started with one)."""
@@ -1057,7 +1060,5 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         with self._write() as conn:
             if conn.execute(_ANY_BUYER_DATA).fetchone() is not None:
                 return False
-            conn.execute("DELETE FROM pii_key_check")
-            conn.execute("INSERT INTO pii_key_check (id, sealed, sealed_at) VALUES (1, ?, ?)",
-                         (self._cipher.encrypt(_KEY_CHECK), self._now()))
+            self._seal_key_check(conn, replace=True)
         return True

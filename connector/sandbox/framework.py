@@ -1050,13 +1050,9 @@ class _Handler(BaseHTTPRequestHandler):
     emulator: Emulator  # set on the per-server subclass
 
     def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; no PII in logs
-        # (an error quoting a malformed request line leaves its query out too)
+        # Every request line it logs without its query: a query can carry credentials (DHL's token
+        # request sends its password in it), an answered request's or a malformed one's.
         log.debug("%s %s", self.emulator.name, re.sub(r"\?[^\s'\"]*", "?...", fmt % args))
-
-    def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        # The path alone: a query can carry credentials (DHL's token request sends its password).
-        log.debug('%s "%s %s" %s', self.emulator.name, self.command, urlsplit(self.path).path,
-                  getattr(code, "value", code))
 
     def _serve(self) -> None:
         parts = urlsplit(self.path)

@@ -45,4 +45,4 @@ def refuse_remote_endpoints(config: Config, run: str) -> None:
     remote = remote_endpoints(config)
     if remote:
         raise RemoteEndpoints(f"{run} runs against the loopback emulators only; these settings are not "
-                         "loopback: " + "; ".join(remote))
+                              "loopback: " + "; ".join(remote))
