@@ -8,6 +8,8 @@ import click
 
 from .app import State, cli, pass_state
 
+DIED_SHOWN_S = 24 * 3600  # a worker found dead stays in the text listing this long: a crash to look into
+
 
 @cli.command("workers")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -33,8 +35,8 @@ def workers_cmd(state: State, as_json: bool) -> None:
     lease_s = config.engine.lease_seconds
 
     def status(w) -> str:
-        if w.stopped_at is not None:
-            return "stopped"
+        if w.stopped_at is not None:  # "died": another worker found its process gone (kill -9, a crash)
+            return "died" if w.ended == "died" else "stopped"
         return "alive" if (now - w.heartbeat_at).total_seconds() <= lease_s else "dead"
 
     owned: dict[str, list[str]] = {}
@@ -53,8 +55,10 @@ def workers_cmd(state: State, as_json: bool) -> None:
         return
     click.echo(f"{'worker':<40} {'status':<8} {'heartbeat':>10}  owns")
     for w in workers:
-        if status(w) == "stopped" and not owned.get(w.worker_id):
-            continue  # history: workers that stopped cleanly and own nothing
+        if not owned.get(w.worker_id) and (
+                status(w) == "stopped"  # history: workers that stopped cleanly and own nothing
+                or status(w) == "died" and (now - w.stopped_at).total_seconds() > DIED_SHOWN_S):
+            continue
         age = f"{(now - w.heartbeat_at).total_seconds():.0f}s ago"
         accounts = ", ".join(sorted(owned.get(w.worker_id, [])))
         click.echo(f"{w.worker_id:<40} {status(w):<8} {age:>10}  {accounts}")

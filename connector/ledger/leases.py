@@ -54,6 +54,7 @@ class WorkerRow:
     heartbeat_at: datetime
     stopped_at: datetime | None
     serves: tuple[str, ...] = ()  # the accounts it is configured for
+    ended: str = ""  # how its run ended: "stopped" (by itself), "died" (found dead), "" (running)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ class LeaseStore:
             listed = _listed(accounts if serves is None else serves)
             conn.execute("INSERT INTO workers (worker_id, host, pid, started_at, heartbeat_at, accounts)"
                          " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at ="
-                         " excluded.heartbeat_at, stopped_at = NULL, accounts = excluded.accounts",
+                         " excluded.heartbeat_at, stopped_at = NULL, ended = '',"
+                         " accounts = excluded.accounts",
                          (worker_id, host, pid, now, now, listed))
             for key in (*accounts, *jobs):
                 conn.execute("INSERT INTO account_leases (account_key, worker_id, acquired_at, expires_at)"
@@ -148,7 +150,8 @@ class LeaseStore:
             dead = {w for w, beat in recent.items()
                     if self._worker_alive(conn, w) is False and (beat <= overdue or gone(w))}
             for other in dead:  # its process is gone: its leases are free now, not at their expiry
-                conn.execute("UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (now, other))
+                conn.execute("UPDATE workers SET stopped_at = ?, ended = 'died' WHERE worker_id = ?",
+                             (now, other))
                 # (ended here, in the same transaction: once stopped it is no longer looked at, and
                 # a worker with no room for them would otherwise leave them held until they expire)
                 conn.execute("UPDATE account_leases SET expires_at = ? WHERE worker_id = ?"
@@ -194,13 +197,14 @@ class LeaseStore:
             now = _ts(self.lease_now(conn))
             conn.execute("UPDATE account_leases SET worker_id = NULL, expires_at = ? WHERE worker_id = ?",
                          (now, worker_id))
-            conn.execute("UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (now, worker_id))
+            conn.execute("UPDATE workers SET stopped_at = ?, ended = 'stopped' WHERE worker_id = ?",
+                         (now, worker_id))
 
     def workers(self) -> list[WorkerRow]:
         rows = self._conn().execute("SELECT * FROM workers ORDER BY started_at, worker_id").fetchall()
         return [WorkerRow(r["worker_id"], r["host"], int(r["pid"]), _dt(r["started_at"]),
                           _dt(r["heartbeat_at"]), _dt(r["stopped_at"]),
-                          tuple(a for a in r["accounts"].split(",") if a)) for r in rows]
+                          tuple(a for a in r["accounts"].split(",") if a), r["ended"]) for r in rows]
 
     def leases(self) -> list[LeaseRow]:
         rows = self._conn().execute("SELECT * FROM account_leases ORDER BY account_key").fetchall()

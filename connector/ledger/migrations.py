@@ -355,6 +355,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         # The worker's configured accounts, sorted, comma-separated ('' until its first heartbeat).
         "ALTER TABLE workers ADD COLUMN accounts TEXT NOT NULL DEFAULT ''",
     )),
+    Migration(16, "a worker found dead is told from one that stopped: `workers` shows the crash", (
+        # How its run ended: 'stopped' (it gave its leases back itself), 'died' (another worker
+        # found its process gone), '' while it runs, and for those that ended before this version.
+        "ALTER TABLE workers ADD COLUMN ended TEXT NOT NULL DEFAULT ''",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

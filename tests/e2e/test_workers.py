@@ -96,6 +96,7 @@ def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
     procs = [start() for _ in range(3)]
     rng = random.Random(20261204)
     reowned_after: list[float] = []
+    killed: set[int] = set()
     try:
         deadline = time.monotonic() + 30
 
@@ -107,6 +108,7 @@ def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
             victim = rng.randrange(len(procs))
             held = [a for a, o in owners(w).items() if pid_of(o) == procs[victim].pid]
             procs[victim].send_signal(signal.SIGKILL)
+            killed.add(procs[victim].pid)
             procs[victim].wait(timeout=30)
             killed_at = time.monotonic()
             while True:  # its accounts move to the living workers
@@ -135,6 +137,10 @@ def test_three_workers_six_accounts_random_sigkills(world, postgres_server):
     assert workers.returncode == 0 and "account" in workers.stdout, workers.stderr[-2000:]
     listed = json.loads(run_cli(w, "workers", "--json").stdout)
     assert listed["shared"] is True and len(listed["leases"]) >= 6
+    # The killed workers are told from those stopped by SIGTERM: a crash does not pass as a stop.
+    ended = {w["pid"]: w["status"] for w in listed["workers"] if w["pid"] in killed | {p.pid for p in procs}}
+    assert ended == {**{pid: "died" for pid in killed}, **{p.pid: "stopped" for p in procs}}, ended
+    assert sum(" died " in line for line in workers.stdout.splitlines()) == len(killed), workers.stdout
 
 
 def test_a_worker_whose_ledger_connections_are_dropped_carries_on(world, postgres_server, tmp_path):

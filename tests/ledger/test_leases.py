@@ -135,8 +135,8 @@ def test_a_clean_stop_hands_the_leases_back_at_once(ledger, clock: Clock) -> Non
     beat(ledger, "w1")
     ledger.release_worker("w1", lease_seconds=LEASE)
     assert beat(ledger, "w2") == {*ACCOUNTS, "@leader"}
-    stopped = {w.worker_id: w.stopped_at for w in ledger.workers()}
-    assert stopped["w1"] is not None and stopped["w2"] is None
+    stopped = {w.worker_id: (w.stopped_at is not None, w.ended) for w in ledger.workers()}
+    assert stopped == {"w1": (True, "stopped"), "w2": (False, "")}
 
 
 def test_the_lease_time_must_be_positive(ledger) -> None:
@@ -185,7 +185,18 @@ def test_a_killed_workers_leases_are_free_once_it_misses_a_heartbeat_on_postgres
     assert beat(second, "w2") == set()
     clock.advance(LEASE / 6)  # half the lease: missed
     assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
-    assert {w.worker_id: w.stopped_at is not None for w in second.workers()}["w1"]
+    found = {w.worker_id: (w.stopped_at is not None, w.ended) for w in second.workers()}
+    assert found["w1"] == (True, "died")  # `workers` tells the crash from a clean stop
+
+
+def test_a_worker_marked_ended_that_beats_again_is_running_again(ledger, clock: Clock) -> None:
+    """A worker taken for dead while only frozen (its session dropped, its host paused) registers
+    afresh at its next heartbeat: it is listed as running again, not as died or stopped."""
+    beat(ledger, "w1")
+    ledger.release_worker("w1", lease_seconds=LEASE)  # (marks it ended, as finding it dead does)
+    clock.advance(1)
+    assert beat(ledger, "w1") == {*ACCOUNTS, "@leader"}
+    assert {w.worker_id: (w.stopped_at, w.ended) for w in ledger.workers()}["w1"] == (None, "")
 
 
 def test_a_liveness_lock_whose_connection_the_server_dropped_is_taken_again(two_processes) -> None:
