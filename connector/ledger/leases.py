@@ -63,7 +63,7 @@ class LeaseRow:
     worker_id: str | None
     acquired_at: datetime
     expires_at: datetime | None
-    handovers: int  # how often the key changed hands (a dead or leaving worker's account moved)
+    handovers: int  # how often the key changed hands: taken from a dead, stopping or over-share worker
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,8 @@ class LeaseStore:
                     and (r["worker_id"] is None or r["expires_at"] <= now or r["worker_id"] in dead)]
             owned_accounts = [k for k in mine if not k.startswith("@")]
             for key in owned_accounts[share:]:  # over the share: give back for a newer worker
-                conn.execute("UPDATE account_leases SET worker_id = NULL, expires_at = ?"
-                             " WHERE account_key = ?", (now, key))
+                # (ended, the owner kept: whoever takes it next counts a handover)
+                conn.execute("UPDATE account_leases SET expires_at = ? WHERE account_key = ?", (now, key))
                 mine.remove(key)
             room = share - min(len(owned_accounts), share)
             for r in free:
@@ -195,8 +195,8 @@ class LeaseStore:
         """A worker stopping: its leases end now (the others' next census sees them free)."""
         with self._write(lock_wait=lease_seconds * LOCK_WAIT_SHARE) as conn:
             now = _ts(self.lease_now(conn))
-            conn.execute("UPDATE account_leases SET worker_id = NULL, expires_at = ? WHERE worker_id = ?",
-                         (now, worker_id))
+            conn.execute("UPDATE account_leases SET expires_at = ? WHERE worker_id = ? AND expires_at > ?",
+                         (now, worker_id, now))  # the owner kept: the next to take one counts a handover
             conn.execute("UPDATE workers SET stopped_at = ?, ended = 'stopped' WHERE worker_id = ?",
                          (now, worker_id))
 
