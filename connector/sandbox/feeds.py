@@ -384,7 +384,8 @@ class Feeds:
             return ERR_MISSING, f"ship-date {row['ship-date']!r} is not a date."
         site = self.spapi.site_of(order)
         carrier_name = row.get("carrier-name", "")
-        if carrier != OTHER_CARRIER_CODE and carrier not in self.spapi.carrier_codes.get(site, ()):
+        filed_as = self.spapi.filed_carrier(site, carrier)
+        if filed_as is None:
             return ERR_CARRIER, f"carrier-code '{carrier}' is not accepted for marketplace {marketplace}."
         if carrier == OTHER_CARRIER_CODE and not carrier_name:
             return ERR_CARRIER, "carrier-name is required when carrier-code is 'Other'."
@@ -413,7 +414,7 @@ class Feeds:
             else str(_FIRST_PACKAGE_REF + self._next()),
             "createdTime": existing.get("createdTime", now) if existing else now,
             "packageStatus": {"status": "SHIPPED"},
-            "carrier": carrier_name if carrier == OTHER_CARRIER_CODE else carrier,
+            "carrier": carrier_name if carrier == OTHER_CARRIER_CODE else filed_as,
             "shipTime": self.spapi.format_time(ship_date),
             "trackingNumber": tracking,
             "packageItems": [{"orderItemId": i, "quantity": q} for i, q in items.items()],

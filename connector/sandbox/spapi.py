@@ -62,7 +62,8 @@ marketplaces}``; marketplaces are site codes such as ``"US"`` or marketplace ids
 {rate, burst}}`` over the published defaults and those extensions add), ``token_ttl_seconds``
 (3600), ``silent_drop_rate`` (0.0), ``search_lag_seconds`` (120: how old a change must be before a
 searchOrders that sends no ``*Before`` shows it; one that is sent must always be two minutes
-old), ``validate`` (True), ``fault_operations`` (the operationIds
+old), ``validate`` (True), ``unknown_carrier_codes`` (``"file_as_other"``: a carrierCode not on the
+site's list is answered 204 and filed as "Other"; ``"refuse"``: 400), ``fault_operations`` (the operationIds
 injected faults apply to, e.g. ``["confirmShipment"]``; default: every request), plus the
 framework's ``faults``, ``timeout_seconds``, ``state_file`` and (for the labels extensions sell,
 e.g. Buy Shipping) ``parcel_outcomes`` and ``first_scan_hours``. The carrier codes confirmShipment
@@ -122,12 +123,17 @@ MIN_BEFORE_AGE = timedelta(minutes=2)  # *Before must be at least two minutes be
 # Amazon's "acceptable CarrierCode values" differ per marketplace and the exact list is not
 # published in the models (Seller Central holds it; confirmShipment refuses a value that is not on
 # it, see https://developer-docs.amazon.com/sp-api/changelog/carriercode-value-required-in-shipment-confirmations-for-br-mx-ca-sg-au-in-jp-marketplaces).
-# The emulator has no list of its own: it accepts exactly the ``carrier_codes`` of the site rules
-# the daemon uses (the mfn-marketplace-amazon plugin's table, plugins' patches, the
-# configuration's ``site_rules``), plus "Other" with a carrierName. Codes are exact and
-# case-sensitive, so a client has to send each site's spelling.
+# The emulator has no list of its own: it takes the ``carrier_codes`` of the site rules the
+# daemon uses (the mfn-marketplace-amazon plugin's table, plugins' patches, the configuration's
+# ``site_rules``), plus "Other" with a carrierName; a test gives it Amazon's "true" list with its
+# own ``carrier_codes`` option. Codes are exact and case-sensitive. A code not on the list is, by
+# ``unknown_carrier_codes``: "file_as_other" (the default) answered 204 and filed as "Other", as a
+# seller saw `PUROLATOR` for `Purolator` counted (their tracking then is not valid tracking,
+# https://github.com/amzn/selling-partner-api-docs/issues/2530; what the read-back's ``carrier``
+# shows then is not documented: the emulator shows "Other"); "refuse": answered 400.
 
 OTHER_CARRIER_CODE = "Other"
+UNKNOWN_CARRIER_CODES = ("file_as_other", "refuse")
 
 
 @functools.lru_cache(maxsize=1)
@@ -374,6 +380,10 @@ class SpApiEmulator(Emulator):
         self.token_ttl = float(options.get("token_ttl_seconds", 3600))
         self.silent_drop_rate = float(options.get("silent_drop_rate", 0.0))
         self.search_lag = timedelta(seconds=float(options.get("search_lag_seconds", 120)))
+        self.unknown_carrier_codes = str(options.get("unknown_carrier_codes", "file_as_other"))
+        if self.unknown_carrier_codes not in UNKNOWN_CARRIER_CODES:
+            raise ValueError(f"unknown_carrier_codes must be one of {', '.join(UNKNOWN_CARRIER_CODES)}, "
+                             f"not {self.unknown_carrier_codes!r}")
         self.validate = bool(options.get("validate", True))
         self.orders_per_seller = int(options.get("orders_per_seller", 60))
         self.orders_per_day = int(options.get("orders_per_day", 0))
@@ -670,6 +680,15 @@ class SpApiEmulator(Emulator):
         if record is None or record["seller"] != seller.name:  # another seller's order: not yours
             raise ApiError(404, "NotFound", f"Order {order_id} was not found.")
         return record["order"]
+
+    def filed_carrier(self, site: str | None, carrier: str) -> str | None:
+        """The carrier a confirmation under ``carrier`` is filed as on ``site`` (an unlisted code:
+        "Other", by ``unknown_carrier_codes``), or None when it is refused."""
+        if not site:
+            return None
+        if carrier == OTHER_CARRIER_CODE or carrier in self.carrier_codes.get(site, ()):
+            return carrier
+        return OTHER_CARRIER_CODE if carrier and self.unknown_carrier_codes == "file_as_other" else None
 
     def site_of(self, order: Mapping[str, Any]) -> str:
         """The site code (``"US"``) of an order's marketplace; ``""`` when unknown."""
@@ -997,7 +1016,8 @@ class SpApiEmulator(Emulator):
         ref = str(int(ref_raw))
         site = self.site_of(order)
         carrier = str(detail.get("carrierCode", ""))
-        if not site or (carrier != OTHER_CARRIER_CODE and carrier not in self.carrier_codes.get(site, ())):
+        filed_as = self.filed_carrier(site, carrier)
+        if filed_as is None:
             raise _invalid(f"carrierCode '{carrier}' is not an accepted carrier code for marketplace "
                            f"{marketplace} ({site}); use a listed value, or 'Other' with carrierName.")
         carrier_name = str(detail.get("carrierName") or "").strip()
@@ -1035,7 +1055,7 @@ class SpApiEmulator(Emulator):
             "packageReferenceId": ref,
             "createdTime": existing.get("createdTime", now) if existing else now,
             "packageStatus": {"status": "SHIPPED"},
-            "carrier": carrier_name if carrier == "Other" else carrier,
+            "carrier": carrier_name if carrier == "Other" else filed_as,
             "shipTime": _iso(ship_date),
             "trackingNumber": tracking,
             "packageItems": [{"orderItemId": i, "quantity": q} for i, q in wanted.items()],

@@ -293,6 +293,36 @@ def test_a_package_amazon_files_under_another_carrier_is_verified_with_an_alert_
     assert still_open == []
 
 
+def test_a_code_misspelt_in_the_site_rules_is_filed_as_other_and_alerted_end_to_end(world):
+    """The operator's site rules spell YunExpress without its space; Amazon's list (the emulator's
+    own, given apart from the daemon's) does not know that code, so it answers 204 and files the
+    packages as "Other", as sellers have seen. Nothing refuses: the read-back alone notices, and
+    must raise the alert."""
+    from connector.sandbox.spapi import site_carrier_codes
+
+    amazons_list = {site: sorted(codes) for site, codes in site_carrier_codes().items()}
+    assert "Yun Express" in amazons_list["US"] and "YunExpress" not in amazons_list["US"]
+    w = world({"sandbox": {"orders": 25, "emulators": {"spapi": {
+                   "carrier_codes": amazons_list, "search_lag_seconds": 0}}},
+               "site_rules": {"US": {"carrier_codes": {"YunExpress": [], "Yun Express": None}}},
+               "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
+               "amazon": {"search_lag_seconds": 0}, "engine": {"verify_grace_seconds": GRACE}})
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        confirm_everything(engine)
+        advance(w, SWEEP_MARGIN.total_seconds() + SWEEP_CHECK.total_seconds())
+        engine.run_pass(ingest=False)
+        us = [r for r in rt.ledger.orders([OrderState.VERIFIED]) if r.order.site == "US"]
+        alerts = [a for a in rt.ledger.alerts() if a.kind == "carrier_filed_differently"]
+    finally:
+        rt.close()
+    filed = w.state("spapi")["confirmations"]
+    assert us and {c["carrierCode"] for r in us for c in filed[r.order_id].values()} == {"YunExpress"}
+    (alert,) = [a for a in alerts if a.subject == "US:YunExpress"]
+    assert alert.details["filed_as"] == "Other" and "site_rules.US.carrier_codes" in alert.message
+
+
 def test_a_filing_alert_raised_by_one_worker_is_cleared_by_another(world, monkeypatch):
     """Each worker keeps what it knows of the open alerts in memory, read again from the ledger
     every few minutes: a worker that read them before another raised one still clears it."""

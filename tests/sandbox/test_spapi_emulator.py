@@ -390,8 +390,6 @@ def test_confirmed_orders_surface_again_after_the_two_minute_window(spapi):
     ({"packageReferenceId": "0"}, "positive numeric"),
     ({"packageReferenceId": "A1"}, "positive numeric"),
     ({"packageReferenceId": "-3"}, "positive numeric"),
-    ({"carrierCode": "YunExpress"}, "carrierCode 'YunExpress'"),
-    ({"carrierCode": "YANWEN", "trackingNumber": "UG123456789CN"}, "carrierCode 'YANWEN'"),
     ({"carrierCode": "Other"}, "carrierName"),
     ({"carrierCode": "Yun Express", "trackingNumber": "YT123"}, "does not match the expected format"),
     ({"carrierCode": "China Post", "trackingNumber": "LA123456789US"}, "does not match the expected format"),
@@ -456,7 +454,8 @@ def test_malformed_json_and_order_ids(spapi):
     assert spapi.confirm("111-0000000-0000000", confirmation(order)).status_code == 404
 
 
-def test_carrier_codes_differ_per_site(spapi):
+def test_carrier_codes_differ_per_site(start_spapi):
+    spapi = start_spapi(unknown_carrier_codes="refuse")
     table = site_carrier_codes()  # the site rules' carrier_codes: one table for daemon and emulator
     assert "Yanwen" in table["US"] and "YANWEN" not in table["US"]
     assert "YANWEN" in table["DE"] and "Yanwen" not in table["DE"]
@@ -712,7 +711,7 @@ IN_SELLER = {**DEMO, "name": "in-seller", "refresh_token": "Atzr|in",
 ])
 def test_confirm_accepts_exactly_the_codes_the_site_table_lists(start_spapi, site, listed, unlisted):
     assert listed in site_carrier_codes()[site] and unlisted not in site_carrier_codes()[site]
-    spapi = start_spapi(IN_SELLER, sellers=[IN_SELLER])
+    spapi = start_spapi(IN_SELLER, sellers=[IN_SELLER], unknown_carrier_codes="refuse")
     order = spapi.pick(site=site, where=lambda o: len(o["orderItems"]) == 1)
     tn = "UG123456789CN"
     refused = spapi.confirm(order["orderId"], confirmation(order, carrier=unlisted, tracking=tn))
@@ -724,7 +723,7 @@ def test_confirm_accepts_exactly_the_codes_the_site_table_lists(start_spapi, sit
 
 
 def test_in_takes_amazon_ins_spelling_of_yanwen(start_spapi):
-    spapi = start_spapi(IN_SELLER, sellers=[IN_SELLER])
+    spapi = start_spapi(IN_SELLER, sellers=[IN_SELLER], unknown_carrier_codes="refuse")
     order = spapi.pick(site="IN", where=lambda o: len(o["orderItems"]) == 1)
     tn = "UG123456789CN"
     refused = spapi.confirm(order["orderId"], confirmation(order, carrier="YANWEN", tracking=tn))
@@ -733,10 +732,39 @@ def test_in_takes_amazon_ins_spelling_of_yanwen(start_spapi):
     assert accepted.status_code == 204, accepted.text
 
 
+@pytest.mark.parametrize("code", ["YunExpress", "YANWEN", "yun express"])
+def test_a_code_not_on_the_sites_list_is_filed_as_other(start_spapi, code):
+    """As a seller saw `PUROLATOR` for `Purolator` counted: 204, and the package is filed as
+    "Other" (its tracking is not valid tracking); the daemon's read-back must notice."""
+    spapi = start_spapi()
+    order = spapi.pick(site="US", where=lambda o: len(o["orderItems"]) == 1)
+    body = confirmation(order)
+    body["packageDetail"].update(carrierCode=code, trackingNumber="UG123456789CN")
+    assert spapi.confirm(order["orderId"], body).status_code == 204
+    (package,) = spapi.get_order(order["orderId"], includedData="PACKAGES").json()["order"]["packages"]
+    assert package["carrier"] == "Other" and package["trackingNumber"] == "UG123456789CN"
+
+
+@pytest.mark.parametrize("code", ["YunExpress", "YANWEN"])
+def test_a_code_not_on_the_sites_list_is_refused_when_the_site_refuses(start_spapi, code):
+    spapi = start_spapi(unknown_carrier_codes="refuse")
+    order = spapi.pick(site="US", where=lambda o: len(o["orderItems"]) == 1)
+    body = confirmation(order)
+    body["packageDetail"].update(carrierCode=code, trackingNumber="UG123456789CN")
+    response = spapi.confirm(order["orderId"], body)
+    assert response.status_code == 400 and f"carrierCode '{code}'" in errors_of(response)[1]
+    assert not spapi.get_order(order["orderId"], includedData="PACKAGES").json()["order"].get("packages")
+
+
+def test_the_unknown_carrier_codes_option_is_checked(start_spapi):
+    with pytest.raises(ValueError, match="unknown_carrier_codes must be one of file_as_other, refuse"):
+        start_spapi(unknown_carrier_codes="ignore")
+
+
 def test_a_site_rules_override_in_mapping_form_changes_what_confirm_accepts(start_spapi):
     override = {"DE": {"carrier_codes": {
         "WanbExpress": {"methods": [], "source": "my Seller Central list"}, "YANWEN": None}}}
-    spapi = start_spapi(site_rules=override)
+    spapi = start_spapi(site_rules=override, unknown_carrier_codes="refuse")
     order = spapi.pick(site="DE", where=lambda o: len(o["orderItems"]) == 1)
     refused = spapi.confirm(order["orderId"], confirmation(order, carrier="YANWEN", tracking="UG123456789CN"))
     assert refused.status_code == 400 and "carrierCode 'YANWEN'" in errors_of(refused)[1]
@@ -746,7 +774,7 @@ def test_a_site_rules_override_in_mapping_form_changes_what_confirm_accepts(star
 
 
 def test_the_carrier_codes_option_replaces_the_table(start_spapi):
-    spapi = start_spapi(carrier_codes={"US": ["Acme Post"]})
+    spapi = start_spapi(carrier_codes={"US": ["Acme Post"]}, unknown_carrier_codes="refuse")
     order = spapi.pick(site="US", where=lambda o: len(o["orderItems"]) == 1)
     refused = spapi.confirm(order["orderId"], confirmation(order))  # Yun Express: not in the given table
     assert refused.status_code == 400 and "carrierCode 'Yun Express'" in errors_of(refused)[1]
