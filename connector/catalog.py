@@ -94,6 +94,14 @@ class LayeredCatalog:
         return len(set(self.file.items).union(self.store.item_skus()))
 
 
+def shown_sku(sku: str) -> str:
+    """``sku`` as a message shows it: escaped, and said so, when it holds characters a reader cannot
+    see (a zero-width space, a trailing blank), which make it look like a catalog SKU it is not."""
+    if sku.isprintable() and sku == sku.strip():
+        return sku
+    return f"{ascii(sku)} (it holds invisible characters)"
+
+
 def load_catalog(path: str | Path) -> Catalog:
     path = Path(path)
     text = read_text(path, "the catalog", encoding="utf-8-sig")

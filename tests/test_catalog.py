@@ -103,3 +103,11 @@ def test_a_row_a_spreadsheet_mangled_is_named_not_half_read(tmp_path):
     path.write_text(twice + "A,10,1,1,1,A,甲,123456,1.0,USD,no\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=f"{path}:1: sku: appears twice in the header"):
         load_catalog(path)
+
+
+def test_a_sku_is_shown_with_its_invisible_characters_escaped():
+    from connector.catalog import shown_sku
+
+    assert shown_sku("YOGA-MAT-6MM") == "YOGA-MAT-6MM"
+    assert shown_sku("YOGA-MAT-6MM\u200b") == "'YOGA-MAT-6MM\\u200b' (it holds invisible characters)"
+    assert shown_sku("YOGA-MAT-6MM ") == "'YOGA-MAT-6MM ' (it holds invisible characters)"

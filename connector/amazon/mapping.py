@@ -43,6 +43,17 @@ _API_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2})?)(?:[.,]
                        r"(?:([Zz])|([+-]\d{2}):?(\d{2})?)?")
 
 
+class TimeOutOfRange(ValueError):
+    """A well-formed date-time no order can have (a placeholder such as 0001-01-01 or 9999-12-31):
+    the daemon's date arithmetic (retention, ship-by windows) would overflow on it."""
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+MAX_QUANTITY = 100_000  # units of one order line: more is garbled, not an order to ship
+MAX_AMOUNT = Decimal(10) ** 12  # no order or item is worth this much: a larger amount is garbled
+
+
 def parse_api_time(value: str) -> datetime:
     """An ISO 8601 date-time as Amazon writes it, as an aware datetime (UTC when no offset).
 
@@ -61,7 +72,15 @@ def parse_api_time(value: str) -> datetime:
     if offset_h and not zulu:
         text += f"{offset_h}:{offset_m or '00'}"
     parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:  # 9999-12-31T23:59:59-05:00 parses, and overflows when the ledger stores it in UTC
+        in_utc = parsed.astimezone(timezone.utc)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not _EARLIEST <= in_utc < _LATEST:
+        raise TimeOutOfRange(f"is out of range (years {_EARLIEST.year}-{_LATEST.year - 1}): {value[:40]!r}")
+    return parsed
+
 
 
 class _Fields:
@@ -97,6 +116,8 @@ class _Fields:
             raise self.error(path, f"must be an integer, got {value!r}")
         if number < 0:
             raise self.error(path, f"must not be negative, got {number}")
+        if number > MAX_QUANTITY:
+            raise self.error(path, f"is out of range (at most {MAX_QUANTITY:,}), got {str(value)[:40]}")
         return number
 
     def time(self, obj: Any, key: str, path: str, *, required: bool) -> datetime | None:
@@ -109,6 +130,8 @@ class _Fields:
             raise self.error(path, f"must be an ISO 8601 time, got {type(value).__name__}")
         try:
             return parse_api_time(value)
+        except TimeOutOfRange as exc:
+            raise self.error(path, str(exc)) from None
         except ValueError:
             raise self.error(path, f"is not an ISO 8601 time: {value[:40]!r}") from None
 
@@ -127,6 +150,8 @@ class _Fields:
             raise self.error(f"{path}.amount", f"is not a decimal number: {str(amount)[:40]!r}") from None
         if not value.is_finite():
             raise self.error(f"{path}.amount", f"is not a decimal number: {str(amount)[:40]!r}")
+        if value < 0 or value >= MAX_AMOUNT:  # a price or a total: never negative, never this large
+            raise self.error(f"{path}.amount", f"is out of range (0 to {MAX_AMOUNT:,}): {str(amount)[:40]!r}")
         try:
             return Money(value, str(currency).strip().upper())
         except ValueError:
@@ -173,6 +198,12 @@ def _item(raw: Any, index: int, f: _Fields) -> OrderItem:
                           required=False)
     unfulfilled = f.integer(fulfillment, "quantityUnfulfilled", f"{path}.fulfillment.quantityUnfulfilled",
                             required=False)
+    if unfulfilled is not None and unfulfilled > ordered:  # a label for more than was bought
+        raise f.error(f"{path}.fulfillment.quantityUnfulfilled",
+                      f"is {unfulfilled}, more than quantityOrdered ({ordered})")
+    if fulfilled is not None and fulfilled > ordered:
+        raise f.error(f"{path}.fulfillment.quantityFulfilled",
+                      f"is {fulfilled}, more than quantityOrdered ({ordered})")
     to_ship = unfulfilled if unfulfilled is not None else max(0, ordered - (fulfilled or 0))
     if fulfilled is not None:
         shipped = fulfilled

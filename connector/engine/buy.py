@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from ..catalog import shown_sku
 from ..files import write_atomically
 from ..fx import FxError
 from ..holds import HoldReason
@@ -74,7 +75,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         request = build_request(rt, order, package)
     except KeyError as exc:
         return hold(rt, order.order_id, HoldReason.UNKNOWN_SKU,
-                    f"order {order.order_id}: SKU {exc.args[0]} left the catalog after planning")
+                    f"order {order.order_id}: SKU {shown_sku(exc.args[0])} left the catalog after planning")
     except (RulesError, FxError) as exc:
         return hold(rt, order.order_id, HoldReason.PLAN_UNAVAILABLE,
                     f"order {order.order_id}: package {package.package_ref} has no stored plan and the "

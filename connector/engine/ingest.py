@@ -66,7 +66,7 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
                     continue  # shipped outside the daemon and never ours
             try:
                 is_new = rt.ledger.upsert_order(order)
-            except (UnicodeError, ValueError) as exc:  # text the ledger cannot store, say
+            except (UnicodeError, ValueError, ArithmeticError) as exc:  # text the ledger cannot store, say
                 _malformed(rt, raw, name, f"could not be stored: {_unstorable(raw) or exc}")
                 continue
             if is_new:
@@ -106,7 +106,8 @@ def _to_order(rt: Runtime, raw: Any, account: str) -> Order | None:
     """Map one API order; one Amazon has garbled is kept and held, never dropped."""
     try:
         return order_from_api(raw, account=account, sites=rt.sites)
-    except ValueError as exc:  # (a field of the wrong shape too: the mapping names it)
+    except (ValueError, ArithmeticError) as exc:  # (a field of the wrong shape too: the mapping names it;
+        # an overflow the mapping did not foresee holds this order, not the account's whole poll)
         _malformed(rt, raw, account, f"could not be read: {exc}")
         return None
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from ..catalog import shown_sku
 from ..config import Warehouse
 from ..fx import FxError
 from ..holds import HoldReason
@@ -46,7 +47,8 @@ def precheck(rt: Runtime, record: OrderRecord) -> tuple[HoldReason, str] | None:
                 "app's Direct-to-Consumer Shipping role); it is retried when Amazon sends the full address")
     unknown = sorted({i.sku for i in items if rt.catalog.get(i.sku) is None})
     if unknown:
-        return (HoldReason.UNKNOWN_SKU, f"order {order.order_id}: SKU {', '.join(unknown)} is not in the "
+        return (HoldReason.UNKNOWN_SKU, f"order {order.order_id}: SKU {', '.join(map(shown_sku, unknown))} "
+                "is not in the "
                 f"catalog ({rt.config.catalog_path.name}); add it and release the order")
     try:
         choose_warehouse(rt, order)

@@ -347,6 +347,51 @@ def test_garbled_values_name_the_field(change: dict[str, Any], fragment: str) ->
         order_from_api(order(**change), account="a")
 
 
+def _ship_by(value: str) -> dict[str, Any]:
+    raw = order()
+    raw["fulfillment"]["shipByWindow"]["latestDateTime"] = value
+    return raw
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [
+    # Well-formed placeholders that overflowed when stored in UTC, failing the account's whole poll.
+    (_ship_by("9999-12-31T23:59:59-05:00"),
+     r"fulfillment.shipByWindow.latestDateTime is out of range \(years 1970-2199\)"),
+    (_ship_by("0001-01-01T00:00:00+05:00"), r"fulfillment.shipByWindow.latestDateTime is out of range"),
+    (order(proceeds={"grandTotal": {"amount": "1E+999990", "currencyCode": "USD"}}),
+     r"proceeds.grandTotal.amount is out of range \(0 to 1,000,000,000,000\): '1E\+999990'"),
+    (order(proceeds={"grandTotal": {"amount": "-50.00", "currencyCode": "USD"}}),
+     r"proceeds.grandTotal.amount is out of range"),
+])
+def test_values_out_of_range_name_the_field(raw: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ValueError, match="order 113-1234567-7654321: " + fragment):
+        order_from_api(raw, account="a")
+
+
+@pytest.mark.parametrize(("field", "value", "fragment"), [
+    ("product.price.unitPrice", {"amount": "-50.00", "currencyCode": "USD"},
+     r"product.price.unitPrice.amount is out of range"),
+    ("quantityOrdered", 10**12, r"quantityOrdered is out of range \(at most 100,000\)"),
+    ("fulfillment", {"quantityFulfilled": 0, "quantityUnfulfilled": 9},
+     r"fulfillment.quantityUnfulfilled is 9, more than quantityOrdered \(1\)"),
+    ("fulfillment", {"quantityFulfilled": 5, "quantityUnfulfilled": 0},
+     r"fulfillment.quantityFulfilled is 5, more than quantityOrdered \(1\)"),
+])
+def test_item_values_that_cannot_be_so_are_refused_before_a_label_is_bought(field, value, fragment) -> None:
+    """A line Amazon says has 9 units to ship of 1 ordered would buy a label for 9 (weight, customs)
+    that confirmShipment then refuses."""
+    raw = order()
+    item = raw["orderItems"][0]
+    if field == "fulfillment":
+        item["quantityOrdered"] = 1
+    if field == "product.price.unitPrice":
+        item["product"]["price"]["unitPrice"] = value
+    else:
+        item[field] = value
+    with pytest.raises(ValueError, match=r"orderItems\[0\]." + fragment):
+        order_from_api(raw, account="a")
+
+
 @pytest.mark.parametrize("quantity", ["two", "²"])  # "²" is a digit to str.isdigit, not to int()
 def test_garbled_quantity_names_the_item(quantity: str) -> None:
     raw = order()

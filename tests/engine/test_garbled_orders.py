@@ -63,6 +63,29 @@ def test_a_new_order_with_text_utf8_cannot_hold_is_held_and_the_poll_goes_on(wor
         rt.close()
 
 
+def _ship_by_far_away(raw: dict[str, Any]) -> None:
+    raw["fulfillment"]["shipByWindow"]["latestDateTime"] = "9999-12-31T23:59:59-05:00"
+
+
+def test_a_date_beyond_any_order_is_held_and_the_accounts_poll_goes_on(world):
+    """A well-formed date the ledger cannot store in UTC (9999-12-31T23:59:59-05:00) used to fail
+    the account's whole poll, at every poll: not one of its orders reached the ledger."""
+    rt = world({"sandbox": {"orders": 6}}).runtime()
+    try:
+        account = first_account(rt)
+        bad = garble(rt, account, _ship_by_far_away,
+                     lambda raw: bool((raw.get("fulfillment") or {}).get("shipByWindow")))
+        assert Engine(rt).poll_accounts() == 0
+        assert bad, "the account has no order with a ship-by window to garble"
+        record = rt.ledger.get_order(bad[0])
+        assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
+        assert "fulfillment.shipByWindow.latestDateTime is out of range" in record.hold_message
+        assert len([r for r in rt.ledger.orders() if r.order.account == account]) > 1
+        assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
+    finally:
+        rt.close()
+
+
 def test_a_field_of_the_wrong_shape_is_held_and_the_other_accounts_are_polled(world):
     rt = world({"sandbox": {"orders": 6}}).runtime()
     try:
@@ -128,3 +151,28 @@ def test_a_garbled_copy_of_a_known_order_does_not_replace_it(world):
         assert rt.ledger.get_order(order_id).state is OrderState.PLANNED
     finally:
         rt.close()
+
+
+def test_a_sku_with_an_invisible_character_is_held_with_the_character_shown(world):
+    """"SKU YOGA-MAT-6MM is not in the catalog" for a SKU that is in it: the message must show the
+    zero-width space Amazon's copy holds."""
+    rt = world({"sandbox": {"orders": 12}}).runtime()
+    try:
+        account = first_account(rt)
+        skus: list[str] = []
+
+        def hide_a_space(raw: dict[str, Any]) -> None:
+            product = raw["orderItems"][0]["product"]
+            skus.append(product["sellerSku"])
+            product["sellerSku"] += "\u200b"
+
+        bad = garble(rt, account, hide_a_space,
+                     lambda raw: rt.catalog.get(raw["orderItems"][0]["product"]["sellerSku"]) is not None
+                     and (raw.get("fulfillment") or {}).get("fulfillmentStatus") == "UNSHIPPED"
+                     and not any(item.get("cancellation") for item in raw["orderItems"]))
+        Engine(rt).run_pass()
+        record = rt.ledger.get_order(bad[0])
+    finally:
+        rt.close()
+    assert record.state is OrderState.HELD and record.hold_reason == HoldReason.UNKNOWN_SKU.value
+    assert f"SKU '{skus[0]}\\u200b' (it holds invisible characters) is not in the" in record.hold_message
