@@ -149,6 +149,25 @@ def config_group() -> None:
     """Configuration commands."""
 
 
+def _carrier_gaps(config, host) -> list:
+    """The configured carriers whose plugin lacks an operation the daemon needs (as ``run`` refuses
+    them); a factory that is not a class is judged when ``run`` builds it."""
+    from ..engine.runtime import lacking_operations, lacking_problem
+    from ..kit.carrier import Carrier
+
+    gaps = []
+    for code in config.carriers:
+        try:
+            factory = host.carriers()[code].load_factory()
+        except (KeyError, ImportError):
+            continue  # (reported by the loader and by run)
+        if isinstance(factory, type) and issubclass(factory, Carrier):
+            lacking = lacking_operations(factory)
+            if lacking:
+                gaps.append(lacking_problem(config, code, lacking))
+    return gaps
+
+
 @config_group.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @pass_state
@@ -169,6 +188,10 @@ def config_check(state: State, file: str | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(1) from None
+    gaps = _carrier_gaps(config, state.host)
+    if gaps:
+        click.echo(str(ConfigError(gaps)), err=True)
+        raise SystemExit(1)
     for key, directory in (("state_dir", config.state_dir), ("labels_dir", config.labels_dir)):
         problem = unwritable(directory, try_write=True)
         if problem:  # the daemon would buy labels it cannot keep

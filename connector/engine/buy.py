@@ -24,6 +24,7 @@ from ..holds import HoldReason
 from ..kit.carrier import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from ..ledger import OrderRecord, OrderState, Package, PackageState
 from ..model import FulfillmentStatus, Order, Shipment, ShipmentRequest, utcnow
+from ..ratelimit import QuotaWaitInterrupted
 from ..rules import RulesError
 from .carrier_calls import backoff, retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
@@ -97,6 +98,11 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                 except PermanentCarrierError as exc:  # the lookup did not look: buy nothing, a person checks
                     return _lookup_refused(rt, record, package, exc,
                                            "after an earlier call for it lost its answer")
+                except _CARRIER_ANSWERS:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the plugin's bug, or a lookup it lacks
+                    return _lookup_broken(rt, record, package, exc,
+                                          "after an earlier call for it lost its answer")
                 if shipment is not None:
                     rt.counters.add("labels_recovered")
                     how = "found (an earlier call bought it)"
@@ -198,6 +204,10 @@ def _look_up(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrie
                                        f"{package.idempotency_key}: {their_words(record.order.ship_to, exc)}")
     except PermanentCarrierError as exc:
         return None, _lookup_refused(rt, record, package, exc, when)
+    except QuotaWaitInterrupted:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the plugin's bug, or a lookup it lacks
+        return None, _lookup_broken(rt, record, package, exc, when)
 
 
 def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
@@ -228,6 +238,24 @@ def _record_label(rt: Runtime, package: Package, shipment: Shipment) -> None:
     rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
                       carrier_shipment_id=shipment.carrier_shipment_id,
                       tracking_number=shipment.tracking_number or "")
+
+
+# What a carrier call may raise as the carrier's answer (or a stop while it waited for quota); any
+# other exception is the plugin's failure.
+_CARRIER_ANSWERS = (TransientCarrierError, PermanentCarrierError, QuotaWaitInterrupted)
+
+
+def _lookup_broken(rt: Runtime, record: OrderRecord, package: Package, exc: Exception, when: str) -> Outcome:
+    """The plugin's lookup by reference raised what no carrier answer is: a bug, or a lookup it does
+    not implement (NotSupported). It did not look, so nothing may be bought on its word; the claim
+    is held for a person at once. Retried instead, it would end ``retries_exhausted`` with an
+    "internal error", and a release of that with --replan would buy a second label."""
+    log.error("order %s: the %s plugin's find_by_reference failed", record.order_id, package.carrier,
+              exc_info=(type(exc), exc, None))
+    return hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
+                f"order {record.order_id}: the {package.carrier} plugin could not look up label reference "
+                f"{package.idempotency_key} ({type(exc).__name__}: {their_words(record.order.ship_to, exc)}) "
+                f"{when}" + _check_carrier(package))
 
 
 def _lookup_refused(rt: Runtime, record: OrderRecord, package: Package, exc: Exception, when: str) -> Outcome:

@@ -9,7 +9,7 @@ import random
 from datetime import datetime, timedelta
 
 from ..holds import HoldReason
-from ..ledger import OrderFinishedError, OrderRecord
+from ..ledger import OrderFinishedError, OrderRecord, OrderState
 from ..model import Address, utcnow
 from .runtime import Runtime
 
@@ -50,8 +50,11 @@ def defer(rt: Runtime, record: OrderRecord, error: str) -> Outcome:
     """Try the step again later (jittered exponential back-off); hold after ``max_attempts``."""
     attempts = record.attempts + 1
     if attempts >= rt.engine.max_attempts:
+        claimed = ("; a label may have been bought under its claim: `orders show` names the label "
+                   "reference to look up at the carrier before any release with --replan"
+                   if record.state is OrderState.LABEL_CLAIMED else "")
         return hold(rt, record.order_id, HoldReason.RETRIES_EXHAUSTED,
-                    f"gave up after {attempts} attempts in state {record.state.value}: {error}")
+                    f"gave up after {attempts} attempts in state {record.state.value}: {error}{claimed}")
     base = rt.engine.retry_delay_seconds
     delay = _jittered(min(base * (2 ** (attempts - 1)), rt.engine.retry_delay_max_seconds))
     rt.ledger.defer(record.order_id, utcnow() + timedelta(seconds=delay), error)

@@ -238,6 +238,9 @@ def build_runtime(config: Config, host: PluginHost, *, loopback_only: bool = Fal
             problem = Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
                               f"carrier plugin failed to start: {exc}")
             raise ConfigError([problem]) from exc
+        lacking = lacking_operations(type(carriers[code]))
+        if lacking:  # found now, not after a label bought whose lost answer nothing can look up
+            raise ConfigError([lacking_problem(config, code, lacking)])
     config.labels_dir.mkdir(parents=True, exist_ok=True)
     problem = unwritable(config.labels_dir, try_write=True)
     if problem:  # found now, not after a paid label that cannot be kept
@@ -248,6 +251,22 @@ def build_runtime(config: Config, host: PluginHost, *, loopback_only: bool = Fal
     return Runtime(config=config, host=host, ledger=ledger, catalog=LayeredCatalog(ledger, catalog),
                    carrier_specs=specs, carriers=carriers, amazon=amazon, site_rules=site_rules, fx=fx,
                    policy=policy, webhook_session=session())
+
+
+REQUIRED_OPERATIONS = ("create_shipment", "get_label", "find_by_reference")
+
+
+def lacking_operations(cls: type) -> list[str]:
+    """The operations the daemon needs that a carrier class leaves to the base class (which raises
+    NotSupported), or does not have at all."""
+    return [op for op in REQUIRED_OPERATIONS if getattr(cls, op, None) in (None, getattr(Carrier, op))]
+
+
+def lacking_problem(config: Config, code: str, lacking: list[str]) -> Problem:
+    return Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
+                   f"the {code} carrier plugin does not implement {', '.join(lacking)}: the daemon needs "
+                   f"{', '.join(REQUIRED_OPERATIONS)} to buy a label, keep it, and never buy it twice "
+                   "(a call whose answer was lost is looked up by reference)")
 
 
 def _amazon_clients(config: Config, session: Callable[[], httpsession.Session]) -> dict[str, SpApiClient]:

@@ -47,6 +47,7 @@ class VoidRefusal(Enum):
     ERP = "erp"          # an ERP bought the label elsewhere: no carrier of ours to ask
     LOOKUP = "lookup"    # the carrier refused the lookup: nothing was asked to cancel
     UNSEEN = "unseen"    # refused, and the lookup did not show the label either
+    UNSUPPORTED = "unsupported"  # the carrier's plugin has no cancel (or lookup): the carrier was not asked
 
 
 class FeedBeingSent(ValueError):
@@ -115,6 +116,11 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             if not cancelled:
                 return _refused(rt, record, package, f"{package.carrier} did not cancel the label")
     except (PermanentCarrierError, NotSupported) as exc:
+        if isinstance(exc, NotSupported):  # the plugin has no such operation: the carrier was not asked
+            return _refused(rt, record, package, f"the {package.carrier} plugin cannot "
+                            f"{'cancel' if looked_up else 'look up'} a label (it has no such operation), "
+                            f"so label {package.idempotency_key} was not cancelled",
+                            cause=VoidRefusal.UNSUPPORTED)
         if not looked_up:  # nothing was asked to cancel: say so, not "refused to cancel"
             return _refused(rt, record, package, f"{package.carrier} refused the lookup of label "
                             f"{package.idempotency_key}: {their_words(order.ship_to, exc)}",
@@ -159,13 +165,14 @@ _NEXT_STEP = {
     VoidRefusal.SCANNED: "the parcel may be on its way: stop it at the carrier if you can",
     VoidRefusal.ERP: "cancel it where it was bought",
     VoidRefusal.LOOKUP: "void it again once that is fixed",
+    VoidRefusal.UNSUPPORTED: "cancel it at the carrier yourself",
     VoidRefusal.UNSEEN: ("a label bought in the last minutes may not be known there yet (it is then live "
                          "and paid for: void it again in a few minutes), or it was cancelled there already "
                          "in words the plugin does not recognise (check at the carrier)"),
 }
 # How the hint to end the order joins the step above (none after a refused lookup: void again).
 _END_IT = {VoidRefusal.SCANNED: "; once it is stopped,", VoidRefusal.ERP: ", then",
-           VoidRefusal.UNSEEN: "; if it is cancelled there,"}
+           VoidRefusal.UNSUPPORTED: ", then", VoidRefusal.UNSEEN: "; if it is cancelled there,"}
 
 
 def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,

@@ -17,7 +17,12 @@ from connector.cli import cli
 from connector.engine.loop import drive, step
 from connector.engine.steer import NotAllowed, OrderNotFound, hold_order, replan_order
 from connector.holds import CLAIM_GIVEN_UP_BY_RELEASE, HoldReason
-from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit.carrier import (
+    DuplicateReferenceError,
+    NotSupported,
+    PermanentCarrierError,
+    TransientCarrierError,
+)
 from connector.ledger import OrderState, PackageState
 from connector.ledger.sql import SqlLedger
 from connector.ledger.sqlite import KEY_LOCKS
@@ -452,6 +457,46 @@ def test_a_refused_lookup_after_a_lost_answer_buys_nothing_and_holds(world, monk
     assert f"refused the lookup of label reference {package.idempotency_key}" in held.hold_message
     assert "接口不存在" in held.hold_message and "--replan" in held.hold_message
     assert len(w.state("yunexpress")["labels"]) == 1  # the lost call's label, and no second one
+
+
+@pytest.mark.parametrize("error", [NotSupported("4px: find_by_reference"), KeyError("Item")],
+                         ids=["no-lookup", "plugin-bug"])
+def test_a_lookup_the_plugin_lacks_or_breaks_on_buys_nothing_and_holds_at_once(world, monkeypatch, error):
+    """A third-party plugin without find_by_reference (or one that raises a bug of its own): before,
+    each look counted an "internal error" until the retries ran out, and ``retries_exhausted`` may
+    be released with --replan, which bought a second label. Now the claim is held for a person at
+    once, with the reference to check."""
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=3)
+    failing = rt.carriers["yunexpress"] = LookupFails(rt.carriers["yunexpress"], error)
+    try:
+        step(rt, rt.ledger.get_order(order_id))
+        held, package = rt.ledger.get_order(order_id), rt.ledger.packages(order_id)[-1]
+    finally:
+        rt.close()
+    assert (failing.creates, failing.lookups) == (1, 1)
+    assert held.state == OrderState.HELD and held.hold_reason == HoldReason.LABEL_UNCERTAIN.value
+    assert (f"the yunexpress plugin could not look up label reference {package.idempotency_key} "
+            f"({type(error).__name__}: ") in held.hold_message
+    assert "a label may exist under" in held.hold_message and "--replan" in held.hold_message
+    assert package.state == PackageState.LABEL_CLAIMED and len(w.state("yunexpress")["labels"]) == 1
+
+
+def test_retries_run_out_on_a_claim_says_a_label_may_exist(world, monkeypatch):
+    """Whatever made a claimed order's retries run out, its hold says a label may have been bought,
+    before anyone releases it with --replan."""
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=1)
+    rt.carriers["yunexpress"] = LookupFails(rt.carriers["yunexpress"], TransientCarrierError("HTTP 503"))
+    try:
+        for _ in range(rt.engine.max_attempts):
+            record = rt.ledger.get_order(order_id)
+            if record.state is OrderState.HELD:
+                break
+            step(rt, record)
+        held = rt.ledger.get_order(order_id)
+    finally:
+        rt.close()
+    assert held.hold_reason == HoldReason.RETRIES_EXHAUSTED.value
+    assert "a label may have been bought under its claim" in held.hold_message
 
 
 class TakenThenLookupFails(LookupFails):
