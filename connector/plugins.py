@@ -53,6 +53,12 @@ ENV_ALLOW = ENV_PREFIX + "LOAD_PLUGINS"
 ENV_DENY = ENV_PREFIX + "DISABLED_PLUGINS"
 ENV_STRICT = ENV_PREFIX + "STRICT_PLUGINS"
 
+# The plugins this project ships (plugins/ in its repository): loaded before any other, so that a
+# carrier code or an entry-point name they hold is never taken by a distribution installed later.
+BUILTIN_DISTRIBUTIONS = frozenset({
+    "mfn-carrier-amazon-shipping", "mfn-carrier-chinapost", "mfn-carrier-dhl-ecommerce",
+    "mfn-carrier-yanwen", "mfn-carrier-yunexpress", "mfn-marketplace-amazon"})
+
 # Which plugin is running right now (set by the guard around each implementation), so that a
 # registration callback can attribute what it receives.
 _current_plugin: contextvars.ContextVar[str] = contextvars.ContextVar("mfn_current_plugin", default="")
@@ -112,11 +118,17 @@ class PluginHost:
             for ep in dist.entry_points:
                 if ep.group == GROUP:
                     eps.append((dist.metadata["Name"] or "", ep.name, dist, ep))
-        seen: set[str] = set()
-        for dist_name, ep_name, dist, ep in sorted(eps, key=lambda t: (t[0], t[1])):
-            if ep_name in seen:  # the same distribution found twice on sys.path
+        seen: dict[str, str] = {}  # entry-point name -> the distribution that has it
+        # Built-ins first, then by name: the first to hold a name (or a carrier code) keeps it.
+        for dist_name, ep_name, dist, ep in sorted(
+                eps, key=lambda t: (t[0] not in BUILTIN_DISTRIBUTIONS, t[0], t[1])):
+            if ep_name in seen:
+                if seen[ep_name] != dist_name:  # (the same distribution found twice on sys.path: skipped)
+                    self._fail(PluginReport(f"{ep_name} ({dist_name})", dist_name, dist.version),
+                               f"entry point name {ep_name!r} is taken by {seen[ep_name]}: rename "
+                               "this plugin's entry point")
                 continue
-            seen.add(ep_name)
+            seen[ep_name] = dist_name
             report = PluginReport(ep_name, dist_name, dist.version)
             if ep_name in deny_set or (allow_set is not None and ep_name not in allow_set):
                 report.status = "blocked"
@@ -213,11 +225,14 @@ class PluginHost:
             log.exception("a wrapper of %s failed; no decision", hook_name)
             return None
 
-    def _collect(self, hook_name: str, kind: str, key: Callable[[Any], str] | None) -> Any:
+    def _collect(self, hook_name: str, kind: str, key: Callable[[Any], str] | None,
+                 accepts: tuple[type, ...]) -> Any:
         """Run a registration hook through pluggy, attributing every registration to its plugin.
 
-        With ``key``, a code registered by two plugins fails the later one (the dict maps
-        code -> item); without, every item is kept in order (a list).
+        A plugin that registers anything but ``accepts`` fails (and what it registered is
+        dropped). With ``key``, a code registered by two plugins fails the one registered later
+        (built-ins are registered first; the dict maps code -> item); without, every item is kept,
+        in pluggy's call order (a list).
         """
         mine: dict[str, list[Any]] = {}
 
@@ -235,8 +250,20 @@ class PluginHost:
             report = self.reports.get(plugin)
             if report:
                 self._fail(report, f"{hook_name} raised {type(exc).__name__}: {exc}", exc)
-        # in pluggy's call order (the last registered first), so the first claim of a code wins
-        order = [name for name, _ in reversed(self.pm.list_name_plugin())]
+        for plugin in list(mine):
+            wrong = [item for item in mine[plugin] if not isinstance(item, accepts)]
+            if wrong:
+                mine.pop(plugin)
+                expected = " or ".join(t.__name__ for t in accepts)
+                report = self.reports.get(plugin)
+                if report:
+                    self._fail(report, f"{hook_name} registered a {type(wrong[0]).__name__}, "
+                                       f"not a {expected}")
+        # A code goes to the plugin registered first; a list keeps pluggy's call order (the last
+        # registered first), which merge_rules documents.
+        order = [name for name, _ in self.pm.list_name_plugin()]
+        if key is None:
+            order.reverse()
         found: dict[str, Any] = {}
         owners: dict[str, str] = {}
         items: list[Any] = []
@@ -269,20 +296,26 @@ class PluginHost:
     # -- registries ------------------------------------------------------------------------
 
     def carriers(self) -> dict[str, CarrierSpec]:
+        from .kit.carrier import CarrierSpec
+
         return self._registry("carriers", lambda: self._collect("mfn_register_carriers", "carrier",
-                                                                lambda s: s.code))
+                                                                lambda s: s.code, (CarrierSpec,)))
 
     def emulators(self) -> dict[str, Any]:
         """Sandbox emulators (imports emulator code: only for ``sandbox``, ``demo`` and tests)."""
-        return self._registry("emulators", lambda: self._collect("mfn_register_sandbox_emulators",
-                                                                 "emulator", lambda s: s.name))
+        from .sandbox.framework import EmulatorSpec
+
+        return self._registry("emulators", lambda: self._collect(
+            "mfn_register_sandbox_emulators", "emulator", lambda s: s.name, (EmulatorSpec,)))
 
     def site_rules(self) -> list[Any]:
         """Every SiteRules and SiteRulesPatch plugins registered, in pluggy's call order
         (rules.merge_rules resolves them: unlike carriers, a site may be registered once and
         patched by others)."""
-        return self._registry("site_rules", lambda: self._collect("mfn_register_site_rules",
-                                                                  "site rules", None))
+        from .rules import SiteRules, SiteRulesPatch
+
+        return self._registry("site_rules", lambda: self._collect(
+            "mfn_register_site_rules", "site rules", None, (SiteRules, SiteRulesPatch)))
 
     def register_commands(self, cli: Any) -> None:
         self.notify("mfn_register_commands", cli=cli)

@@ -88,7 +88,7 @@ def test_hook_mfn_register_site_rules(write_config):
     from decimal import Decimal
 
     from connector.configured import load_config_with_plugins
-    from connector.engine.runtime import _rules
+    from connector.engine.runtime import configured_rules
     from connector.rules import SiteRulesPatch
 
     class Patch:
@@ -100,7 +100,7 @@ def test_hook_mfn_register_site_rules(write_config):
     host.register(Patch(), "de-patch")
     config, _ = load_config_with_plugins(str(write_config({"site_rules": {"DE": {
         "returnless_refund_below": "12 EUR"}}})), host)
-    rules, _, _ = _rules(config, host)
+    rules, _, _ = configured_rules(config, host)
     assert len(rules) >= 22 and rules["US"].buy_shipping_cap.amount == Decimal("800")
     assert rules["DE"].vtr_exclusion_below.amount == Decimal("25")      # the plugin's patch
     assert rules["DE"].returnless_refund_below.amount == Decimal("12")  # configuration wins

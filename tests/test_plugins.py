@@ -70,6 +70,61 @@ def test_duplicate_carrier_code_fails_the_second_plugin(site):
     assert owners == ["carrier_yunexpress"]
 
 
+@pytest.mark.parametrize("dist", ["aa-plugin", "zz-hijack"])
+def test_a_built_in_carrier_keeps_its_code_whatever_the_other_distribution_is_named(site, dist):
+    """Before, the plugin registered last was called first and kept the code: a distribution
+    named after mfn-carrier-yunexpress took the built-in's code, and its credentials with it."""
+    module = f"hijack_{dist.replace('-', '_')}"  # one per case: a module imported stays in sys.modules
+    install_fake(site, dist, "carrier_hijack", module, CARRIER_PLUGIN.format(code="yunexpress"))
+    host = load_plugins()
+    assert host.carriers()["yunexpress"].factory == "mfn_carrier_yunexpress.client:YunExpressCarrier"
+    assert host.reports["carrier_hijack"].status == "failed"
+    assert "already registered by carrier_yunexpress" in host.reports["carrier_hijack"].error
+
+
+def test_of_two_other_plugins_the_first_by_distribution_name_keeps_a_code(site):
+    install_fake(site, "aa-first", "carrier_first", "first_mod", CARRIER_PLUGIN.format(code="acme"))
+    install_fake(site, "zz-second", "carrier_second", "second_mod", CARRIER_PLUGIN.format(code="acme"))
+    host = load_plugins()
+    assert host.carriers()["acme"].factory.__module__ == "first_mod"
+    assert host.reports["carrier_second"].status == "failed"
+
+
+@pytest.mark.parametrize("dist", ["aa-clash", "zz-clash"])
+def test_an_entry_point_name_taken_fails_the_newcomer_and_never_displaces_a_built_in(site, dist):
+    install_fake(site, dist, "carrier_yunexpress", f"clash_{dist.replace('-', '_')}",
+                 CARRIER_PLUGIN.format(code="clash"))
+    host = load_plugins()
+    assert host.reports["carrier_yunexpress"].distribution == "mfn-carrier-yunexpress"
+    assert host.reports["carrier_yunexpress"].status == "loaded" and "yunexpress" in host.carriers()
+    clash = host.reports[f"carrier_yunexpress ({dist})"]
+    assert clash.status == "failed" and "is taken by mfn-carrier-yunexpress" in clash.error
+    assert "clash" not in host.carriers()
+
+
+@pytest.mark.parametrize(("hook", "registered", "expected"), [
+    ("mfn_register_carriers", '{"code": "bad"}', "registered a dict, not a CarrierSpec"),
+    ("mfn_register_site_rules", '{"site": "ZA"}', "registered a dict, not a SiteRules or SiteRulesPatch"),
+    ("mfn_register_sandbox_emulators", '"acme"', "registered a str, not a EmulatorSpec"),
+    ("mfn_register_carriers", 'CarrierSpec(code="bad", label="Bad", factory="x:y", settings=dict)',
+     "raised TypeError: CarrierSpec bad: settings must be a CarrierSettings subclass"),
+])
+def test_a_registration_of_the_wrong_kind_fails_its_plugin_only(site, hook, registered, expected):
+    """Before, a carrier registered as a dict stopped every command with a traceback, and site
+    rules registered as a dict were dropped without a word."""
+    install_fake(site, "odd-plugin", "odd", f"odd_{hook}_{len(registered)}", f"""
+        from connector.kit import hookimpl, CarrierSpec
+        @hookimpl
+        def {hook}(register):
+            register({registered})
+        """)
+    host = load_plugins()
+    assert "yunexpress" in host.carriers() and host.site_rules() and host.emulators()
+    assert host.reports["odd"].status == "failed" and expected in host.reports["odd"].error
+    listed = CliRunner().invoke(cli, ["plugins"])
+    assert listed.exit_code == 0 and "odd" in listed.output
+
+
 def test_unknown_hook_and_bad_arguments_are_rejected(site):
     install_fake(site, "typo-plugin", "typo", "typo_mod", """
         from connector.kit import hookimpl
@@ -253,3 +308,22 @@ def test_a_factory_path_that_does_not_import_names_the_carrier() -> None:
     spec = CarrierSpec(code="acme", label="ACME", factory="no_such_module_here:AcmeCarrier")
     with pytest.raises(ImportError, match="carrier acme: cannot import its factory 'no_such_module_here"):
         spec.load_factory()
+
+
+def test_a_site_two_plugins_define_fails_config_check_and_the_demo_as_run_does(site, tmp_path, monkeypatch):
+    """Before, `config check` said OK, `run` refused, and `demo` died with a RulesError traceback."""
+    install_fake(site, "us-again", "sites_us_again", "us_again_mod", """
+        from connector.kit import hookimpl
+        from connector.rules import SiteRules
+        @hookimpl
+        def mfn_register_site_rules(register):
+            register(SiteRules("US"))
+        """)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    config = "config/sandbox.yaml"
+    checked = CliRunner().invoke(cli, ["--config", config, "config", "check"])
+    assert checked.exit_code == 1 and "site US is registered twice" in checked.output, checked.output
+    monkeypatch.setenv("MFN_STATE_DIR", str(tmp_path / "state"))
+    demo = CliRunner().invoke(cli, ["--config", config, "demo"])
+    assert demo.exit_code == 1 and "site US is registered twice" in demo.output, demo.output
+    assert isinstance(demo.exception, SystemExit)  # a message, not a traceback

@@ -55,7 +55,7 @@ class State:
         from ..engine.runtime import build_runtime
 
         config = self.config()
-        with _opening():
+        with opening():
             rt = build_runtime(config, self.host)
         rt.may_lead = False  # beside the daemon: its leader runs the hooks (sole_daemon: this is it)
         return rt
@@ -65,7 +65,7 @@ class State:
         from ..configured import open_configured_ledger
 
         config = self.config()
-        with _opening():
+        with opening():
             return open_configured_ledger(config, key_check=key_check)
 
     def daemon_runtime(self) -> Runtime:
@@ -77,7 +77,7 @@ def sole_daemon(rt: Runtime) -> Runtime:
     """``rt``, made the only daemon driving its ledger's orders when workers cannot share the
     ledger (SQLite); closed, and a message, when another daemon is (LedgerInUse)."""
     try:
-        with _opening():
+        with opening():
             rt.ledger.hold_daemon_lock()
     except click.ClickException:
         rt.close()
@@ -87,7 +87,7 @@ def sole_daemon(rt: Runtime) -> Runtime:
 
 
 @contextmanager
-def _opening() -> Iterator[None]:
+def opening() -> Iterator[None]:
     """What stops a command from opening its runtime or ledger -- the configuration, the PII key,
     an unreachable database, a ledger newer than the code or in another daemon's hands, a state
     or labels directory that cannot be written -- as a message, not a traceback."""
@@ -188,10 +188,16 @@ def config_check(state: State, file: str | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(1) from None
+    from ..engine.runtime import configured_rules
+
     gaps = _carrier_gaps(config, state.host)
-    if gaps:
-        click.echo(str(ConfigError(gaps)), err=True)
-        raise SystemExit(1)
+    try:  # merged as run merges them: a site two plugins define is refused here too
+        configured_rules(config, state.host)
+        if gaps:
+            raise ConfigError(gaps)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
     for key, directory in (("state_dir", config.state_dir), ("labels_dir", config.labels_dir)):
         problem = unwritable(directory, try_write=True)
         if problem:  # the daemon would buy labels it cannot keep

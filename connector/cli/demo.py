@@ -20,7 +20,7 @@ from ..configured import load_config_with_plugins
 from ..engine.loop import Engine
 from ..engine.runtime import build_runtime
 from ..kit.values import looks_like_pdf
-from .app import sole_daemon
+from .app import opening, sole_daemon
 from .summary import render, summarize
 
 
@@ -51,8 +51,9 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
     from ..sandbox.loopback import refuse_remote_endpoints
     from ..sandbox.runner import start_sandbox  # the demo is one of the few places emulators load
 
-    sandbox = start_sandbox(config, state.host, any_port=True, faults=faults,
-                            state_dir=config.state_dir / "sandbox")
+    with opening():
+        sandbox = start_sandbox(config, state.host, any_port=True, faults=faults,
+                                state_dir=config.state_dir / "sandbox")
     try:
         sandbox.export_env()
         config, _ = load_config_with_plugins(str(config.path), state.host)  # URLs of the live emulators
@@ -60,7 +61,8 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
         click.echo(f"sandbox: {len(sandbox.servers)} emulators on loopback "
                    f"({', '.join(f'{n} {s.url}' for n, s in sandbox.servers.items())})")
         # not beside a daemon on the sandbox ledger
-        rt = sole_daemon(build_runtime(config, state.host, loopback_only=True))
+        with opening():
+            rt = sole_daemon(build_runtime(config, state.host, loopback_only=True))
         try:
             passes = Engine(rt).run_until_quiet()
             summary = summarize(rt)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .app import State, cli, pass_state
+from .app import State, cli, opening, pass_state
 
 
 @cli.group("sandbox")
@@ -29,7 +29,8 @@ def sandbox_serve(state: State, base_port: int | None, faults: float | None, sta
 
     config = state.config()
     directory = Path(state_dir) if state_dir else config.state_dir / "sandbox"
-    sandbox = start_sandbox(config, state.host, base_port=base_port, faults=faults, state_dir=directory)
+    with opening():
+        sandbox = start_sandbox(config, state.host, base_port=base_port, faults=faults, state_dir=directory)
     for var, url in sandbox.env.items():
         click.echo(f"export {var}={url}")
     click.echo("sandbox running; Ctrl-C to stop", err=True)

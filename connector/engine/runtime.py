@@ -227,7 +227,7 @@ def build_runtime(config: Config, host: PluginHost, *, loopback_only: bool = Fal
         return httpsession.Session(loopback_only=loopback_only)
 
     catalog = load_catalog(config.catalog_path)
-    site_rules, fx, policy = _rules(config, host)
+    site_rules, fx, policy = configured_rules(config, host)
     amazon = _amazon_clients(config, session)
     carriers: dict[str, Carrier] = {}
     for code, section in config.carriers.items():
@@ -288,8 +288,10 @@ def _amazon_clients(config: Config, session: Callable[[], httpsession.Session]) 
     return clients
 
 
-def _rules(config: Config, host: PluginHost) -> tuple[dict[str, SiteRules], RateTable, ChoicePolicy]:
-    """Site rules (plugins, then their patches, then the site_rules section), fx, selection policy."""
+def configured_rules(config: Config,
+                     host: PluginHost) -> tuple[dict[str, SiteRules], RateTable, ChoicePolicy]:
+    """Site rules (plugins, then their patches, then the site_rules section), fx, selection policy;
+    ConfigError naming what does not merge (a site two plugins define, say): ``config check`` asks too."""
     registered = host.site_rules()
     try:
         rules = merge_rules([r for r in registered if isinstance(r, SiteRules)],

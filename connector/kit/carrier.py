@@ -192,6 +192,17 @@ class CarrierSpec:
     tracking_number_pattern: str = ""  # regex Amazon checks tracking numbers against
     confirms_shipment: bool = False
 
+    def __post_init__(self) -> None:
+        # Checked here, in the plugin's registration hook, so that the loader reports that plugin
+        # as failed instead of every command failing later on a spec of the wrong shape.
+        if not isinstance(self.code, str) or not self.code:
+            raise TypeError(f"CarrierSpec.code must be a non-empty string, got {self.code!r}")
+        if not (isinstance(self.settings, type) and issubclass(self.settings, CarrierSettings)):
+            raise TypeError(f"CarrierSpec {self.code}: settings must be a CarrierSettings subclass, "
+                            f"got {self.settings!r}")
+        if not all(isinstance(s, ServiceSpec) for s in self.services):
+            raise TypeError(f"CarrierSpec {self.code}: services must be ServiceSpec objects")
+
     @property
     def settings_schema(self) -> dict[str, Any]:
         return self.settings.SCHEMA

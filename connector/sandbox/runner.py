@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
+from ..config import Config, ConfigError, Problem
 from ..plugins import PluginHost
+from ..rules import RulesError
 from .framework import EmulatorServer, EmulatorSpec
 
 
@@ -55,8 +56,11 @@ def emulator_options(config: Config, name: str, *, faults: Any = None,
         # the carrier codes of the daemon's site rules (plugins, their patches, then site_rules)
         from .spapi import site_carrier_codes
 
-        codes = site_carrier_codes(config.data.get("site_rules"), sites=config.sites,
-                                   registered=host.site_rules() if host is not None else None)
+        try:
+            codes = site_carrier_codes(config.data.get("site_rules"), sites=config.sites,
+                                       registered=host.site_rules() if host is not None else None)
+        except RulesError as exc:  # as the daemon would refuse them, not a traceback
+            raise ConfigError([Problem(str(config.path), None, "site_rules", str(exc))]) from None
         options["carrier_codes"] = {site: sorted(listed) for site, listed in codes.items()}
     elif name in config.carriers:
         options["carrier_settings"] = config.carriers[name]
