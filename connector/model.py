@@ -458,6 +458,11 @@ class TrackingEvent:
 
 @dataclass(frozen=True)
 class TrackingInfo:
+    """What the carrier says of one parcel. ``error``, when set, says its part of the answer was
+    malformed (:func:`connector.kit.values.tracking_or_error`): the engine stores nothing of it and
+    counts a failure for this parcel alone."""
+
     tracking_number: str
     status: TrackingStatus
     events: tuple[TrackingEvent, ...] = ()
+    error: str = ""

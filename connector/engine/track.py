@@ -12,7 +12,8 @@ The carrier's events are stored normalised (code, time with zone, location, the 
 and the English one) and the package's state, scan count, first and last scan and delivery time
 follow them. Polling slows as a parcel ages (``tracking.cadence``) and stops at a terminal state
 or ``tracking.max_days`` after handover. A carrier that fails is asked again later
-(``tracking.retry_minutes``) and holds nothing up. Parcels that turn LOST or pass their
+(``tracking.retry_minutes``) and holds nothing up; a parcel whose part of the answer is malformed
+(``TrackingInfo.error``) fails alone, the rest of its batch is stored. Parcels that turn LOST or pass their
 deliver-by date raise alerts. See docs/tracking.md.
 """
 from __future__ import annotations
@@ -95,14 +96,29 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
     crashpoint("after_track_call")
     found = {info.tracking_number: info for info in infos}
     for package in batch:
-        result.polled += 1
         info = found.get(package.tracking_number) or TrackingInfo(package.tracking_number,
                                                                   TrackingStatus.UNKNOWN)
+        error = info.error or _unreadable(info)
+        if error:  # this parcel's answer alone is bad: the rest of the batch is stored
+            _failed(rt, [package], now, f"package {package.id} of order {package.order_id} "
+                                        f"({package.tracking_number}): {error}")
+            result.failed += 1
+            continue
+        result.polled += 1
         try:
             result.moved += apply(rt, package, info, now)
         except StaleStateError:
             continue  # moved by someone else meanwhile (a void); theirs now
     crashpoint("after_track")
+
+
+def _unreadable(info: TrackingInfo) -> str:
+    """What makes a plugin's answer for one parcel unstorable, or "": a naive event time (the
+    contract says aware) would break the comparisons with every other time."""
+    for i, event in enumerate(info.events):
+        if not isinstance(event.time, datetime) or event.time.utcoffset() is None:
+            return f"event {i} ({event.code or event.status.value}) has no time with a zone: {event.time!r}"
+    return ""
 
 
 def _failed(rt: Runtime, packages: list[Package], now: datetime, error: str) -> None:

@@ -3,7 +3,8 @@
 Carrier APIs send numbers as strings, strings with spaces, ``null`` for empty; these readers
 never raise on such input, they answer ``None`` (or ``""``) and let the mapping decide. Where an
 answer's shape is wrong rather than loose (:func:`objects`, :func:`iso_time`), a ``ValueError``
-says what, and the mapping reports it as a malformed answer. Beside them: the schema of the
+says what, and the mapping reports it as a malformed answer; :func:`tracking_or_error` keeps one
+parcel's malformed tracking to that parcel. Beside them: the schema of the
 settings that tell a mapping how to read (:func:`keywords_setting`, :func:`utc_offset_setting`),
 which lookup refusal may mean "no such order" (:func:`says_not_found`) and what a create the carrier
 refused as a duplicate stands for (:func:`existing_shipment`).
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..model import TrackingInfo, TrackingStatus
 from .carrier import CarrierError, TransientCarrierError
 
 if TYPE_CHECKING:
@@ -210,16 +212,36 @@ def iso_time(value: Any) -> datetime:
 
 def in_utc(moment: datetime, utc_offset_hours: float) -> datetime:
     """``moment`` in UTC; a naive one is local time ``utc_offset_hours`` east of UTC (the zone a
-    carrier's answer leaves out)."""
+    carrier's answer leaves out). ``ValueError`` when it has no UTC time (before year 1 or after
+    9999 there, e.g. .NET's "no date" ``0001-01-01T00:00:00`` east of UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone(timedelta(hours=utc_offset_hours)))
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # .NET's "no date" 0001-01-01 east of UTC: a malformed date like any other
+        raise ValueError(f"{moment.isoformat()} is out of range in UTC") from None
 
 
 def utc_offset_setting(description: str, *, default: float = 8) -> dict[str, Any]:
     """Schema of a ``tracking_utc_offset_hours`` setting: the zone of answer times that carry
     none, for :func:`in_utc` (default UTC+8, China)."""
     return {"type": "number", "minimum": -12, "maximum": 14, "default": default, "description": description}
+
+
+def tracking_or_error(number: str, read: Callable[..., TrackingInfo], *args: Any,
+                      **kwargs: Any) -> TrackingInfo:
+    """``read(*args, **kwargs)``: the mapping of one parcel's part of a tracking answer. When that part is
+    malformed (a ``ValueError``, or the ``TransientCarrierError`` a mapping reports it as), a
+    ``TrackingInfo`` for ``number`` whose ``error`` says what instead: the engine counts a failure
+    for that parcel alone and stores the others of the batch. Wrap the mapping only, never the
+    request: a carrier that cannot be reached fails the whole batch, as it should."""
+    try:
+        return read(*args, **kwargs)
+    except (ValueError, TransientCarrierError) as exc:
+        if isinstance(exc, CarrierError) and exc.credentials_refused:
+            raise  # the account's, not this parcel's
+        return TrackingInfo(tracking_number=number, status=TrackingStatus.UNKNOWN,
+                            error=f"{type(exc).__name__}: {exc}")
 
 
 # -- refusals ---------------------------------------------------------------------------------

@@ -623,3 +623,38 @@ def _advance_to(w, when) -> None:
     seconds = (when - clock.now()).total_seconds()
     assert seconds > 0, "the clock only moves forward"
     advance(w, seconds)
+
+
+def test_one_garbled_tracking_answer_fails_only_its_parcel(world, caplog):
+    """A parcel whose event carries .NET's "no date" (0001-01-01, out of range in UTC) fails alone,
+    named with the field: every other parcel of its batch is stored, pass after pass."""
+    rt = world(forced_onto("yunexpress", orders=12)).runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        shipped = verified_packages(rt)
+        assert len(shipped) >= 3, rt.ledger.counts()
+        bad = shipped[0]
+        carrier = rt.carriers["yunexpress"]
+        real = carrier._track_info
+
+        def garbled(number, **kw):
+            if number != bad.tracking_number:
+                return real(number, **kw)
+            return {"Code": "0000", "Message": "", "Item": {"PackageState": 1, "OrderTrackingDetails": [
+                {"ProcessDate": "0001-01-01T00:00:00", "ProcessContent": "Shipment information received"}]}}
+
+        carrier._track_info = garbled
+        for day in (2, 4):
+            with caplog.at_level("INFO", logger="connector.engine"):
+                result = track_due(rt, now=utcnow() + timedelta(days=day))
+            assert (result.polled, result.failed) == (len(shipped) - 1, 1)
+        others = [rt.ledger.get_package(p.id) for p in shipped[1:]]
+        assert all(p.track_failures == 0 and rt.ledger.tracking_events(p.id) for p in others)
+        assert rt.ledger.get_package(bad.id).track_failures == 2
+        failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+        assert failed and all(bad.tracking_number in m and bad.order_id in m and "ProcessDate" in m
+                              for m in failed), failed
+        buyer = rt.ledger.get_order(bad.order_id).order.ship_to
+        assert not any(buyer.name in m or buyer.line1 in m for m in failed)
+    finally:
+        rt.close()

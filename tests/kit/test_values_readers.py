@@ -7,7 +7,12 @@ from datetime import datetime, timedelta, timezone
 import jsonschema
 import pytest
 
-from connector.kit.carrier import DuplicateReferenceError, TransientCarrierError
+from connector.kit.carrier import (
+    CREDENTIALS_REFUSED,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TransientCarrierError,
+)
 from connector.kit.values import (
     currency,
     existing_shipment,
@@ -16,11 +21,12 @@ from connector.kit.values import (
     keywords_setting,
     mentions,
     objects,
+    tracking_or_error,
     transit_days,
     url_with_path,
     utc_offset_setting,
 )
-from connector.model import Shipment
+from connector.model import Shipment, TrackingInfo, TrackingStatus
 
 UTC = timezone.utc
 
@@ -84,6 +90,45 @@ def test_in_utc_takes_a_naive_time_as_local_at_the_offset():
     assert in_utc(datetime(2024, 3, 5, 8, 0), -5.5) == datetime(2024, 3, 5, 13, 30, tzinfo=UTC)
     aware = datetime(2024, 3, 5, 8, 0, tzinfo=timezone(timedelta(hours=1)))
     assert in_utc(aware, 8) == datetime(2024, 3, 5, 7, 0, tzinfo=UTC)  # its own zone wins
+
+
+@pytest.mark.parametrize(("moment", "offset"), [
+    (datetime(1, 1, 1), 8),  # .NET's "no date" east of UTC: year 0 in UTC
+    (datetime(9999, 12, 31, 23, 0), -5),  # year 10000 in UTC
+    (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), 0),
+])
+def test_in_utc_refuses_a_time_with_no_utc_time_as_a_malformed_date(moment, offset):
+    with pytest.raises(ValueError, match="out of range"):  # never OverflowError: mappings catch ValueError
+        in_utc(moment, offset)
+
+
+def test_tracking_or_error_keeps_a_malformed_parcel_to_itself():
+    good = TrackingInfo("N1", TrackingStatus.PENDING)
+    assert tracking_or_error("N1", lambda info: info, good) is good
+
+    def bad(field):
+        raise ValueError(f"field {field!r} is not a date")
+
+    info = tracking_or_error("N2", bad, "ProcessDate")
+    assert (info.tracking_number, info.status, info.events) == ("N2", TrackingStatus.UNKNOWN, ())
+    assert info.error == "ValueError: field 'ProcessDate' is not a date"
+
+    def transient():
+        raise TransientCarrierError("ACME track: field 'time' is not a date", code="malformed")
+
+    assert "'time'" in tracking_or_error("N3", transient).error
+
+
+@pytest.mark.parametrize("error", [
+    PermanentCarrierError("ACME refused the tracking query"),
+    TransientCarrierError("ACME: authentication failed", code=CREDENTIALS_REFUSED),
+])
+def test_tracking_or_error_leaves_refusals_and_credentials_to_the_batch(error):
+    def refused():
+        raise error
+
+    with pytest.raises(type(error)):
+        tracking_or_error("N1", refused)
 
 
 def test_setting_schemas():

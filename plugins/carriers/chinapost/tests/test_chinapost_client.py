@@ -253,6 +253,16 @@ def test_track_json_chinese_and_the_base_url_default():
     assert responses.calls[0].request.headers["Accept"] == "application/json"
 
 
+@responses.activate
+def test_track_keeps_a_garbled_date_to_its_own_number():
+    carrier = carrier_for(settings_for(BASE, tracking_format="json", tracking_language="cn"))
+    responses.get(f"{BASE}/track/query/cn/{WAYBILL}", json={"trace": [  # a time before year 1 in UTC
+        {"acceptTime": "0001-01-01 00:00:00", "acceptAddress": "深圳", "remark": "收寄"}]})
+    [info] = carrier.track([WAYBILL])
+    assert info.status is TrackingStatus.UNKNOWN and info.events == ()
+    assert "trace[0].acceptTime" in info.error and "0001-01-01" in info.error
+
+
 def test_numbers_that_are_not_s10_are_not_asked_for(carrier):
     [info] = carrier.track(["LX000000015CN"])  # wrong check digit: cannot be China Post's
     assert info.status is TrackingStatus.UNKNOWN and info.events == ()

@@ -313,8 +313,6 @@ def test_unknown_numbers_have_no_events(body):
     (b"<response><code>S04</code><description>authenticate invalid</description></response>",
      PermanentCarrierError, "credentials"),
     (b'{"code": "S09", "description": "system busy"}', TransientCarrierError, "system busy"),
-    (b"<response><trace><acceptTime>yesterday</acceptTime><remark>x</remark></trace></response>",
-     TransientCarrierError, r"trace\[0\].acceptTime"),
     (b"<response><trace>", TransientCarrierError, "not valid XML"),
     (b'{"trace": [{"acceptTime": "2026-03-01 08:00:00"', TransientCarrierError, "not valid JSON"),
     (b"Service Unavailable", TransientCarrierError, "neither XML nor JSON"),
@@ -322,6 +320,14 @@ def test_unknown_numbers_have_no_events(body):
 def test_tracking_problems(body, error, match):
     with pytest.raises(error, match=match):
         mapping.parse_tracking(body, "LX000000014CN")
+
+
+@pytest.mark.parametrize("stamp", ["yesterday", "0001-01-01 00:00:00"])  # the second: before year 1 in UTC
+def test_a_bad_trace_time_fails_the_number_named_with_the_field(stamp):
+    body = f"<response><trace><acceptTime>{stamp}</acceptTime><remark>x</remark></trace></response>"
+    info = mapping.parse_tracking(body.encode(), "LX000000014CN")
+    assert info.status is TrackingStatus.UNKNOWN and info.events == ()
+    assert "trace[0].acceptTime" in info.error and stamp in info.error
 
 
 def test_missing_receiver_fields_are_sent_empty_for_the_carrier_to_name():

@@ -441,11 +441,16 @@ def test_event_times(raw: str, kwargs: dict, utc: datetime) -> None:
     assert mapping.event_time(raw, **kwargs) == utc.replace(tzinfo=timezone.utc)
 
 
-def test_a_date_that_is_no_date_is_transient() -> None:
-    answer = load_fixture("trackitem_response")
-    answer["trackItemResponse"]["bd"]["shipmentItems"][0]["events"][0]["dateTime"] = "yesterday"
-    with pytest.raises(TransientCarrierError, match="'yesterday' is not a date"):
-        mapping.parse_tracking(answer, ["7027010899621494"])
+@pytest.mark.parametrize("garbled", ["yesterday", "0001-01-01 00:00:00"])  # the second: before year 1 in UTC
+def test_a_date_that_is_no_date_fails_its_parcel_alone(garbled: str) -> None:
+    answer = load_fixture("trackitem_multiple_response")
+    numbers = ["7027010899621494", "7027010899629294"]
+    items = answer["trackItemResponse"]["bd"]["shipmentItems"]
+    bad = next(i for i in items if i["trackingID"] == numbers[0])
+    bad["events"][0]["dateTime"] = garbled
+    infos = mapping.parse_tracking(answer, numbers)
+    assert f"{garbled!r} is not a date" in infos[numbers[0]].error and not infos[numbers[0]].events
+    assert infos[numbers[1]].error == "" and infos[numbers[1]].events
 
 
 # -- the request builder ----------------------------------------------------------------------

@@ -423,12 +423,20 @@ def test_parse_tracking_matches_the_last_mile_number():
     ({"message": "x"}, TransientCarrierError, "field 'code' is missing"),
     ({"code": "zero"}, TransientCarrierError, "not a number"),
     ({"code": 0, "result": {}}, TransientCarrierError, "'result' should be a list"),
-    ({"code": 0, "result": [{"tracking_number": "A", "checkpoints": [{"time_stamp": "bad"}]}]},
-     TransientCarrierError, r"result\[0\].checkpoints\[0\].time_stamp"),
     ({"code": 1005, "message": "at most 30 numbers per request"}, PermanentCarrierError, "at most 30"),
     ({"code": 401, "message": "Unauthorized"}, PermanentCarrierError, "customer_number"),
 ])
 def test_parse_tracking_errors(answer, error, text):
     with pytest.raises(error, match=text):
         mapping.parse_tracking(answer, ["A"])
+
+
+@pytest.mark.parametrize("stamp", ["bad", "0001-01-01T00:00:00"])  # the second: before year 1 in UTC
+def test_parse_tracking_fails_a_malformed_entry_alone(stamp):
+    answer = tracking_answer([tracking_result("A", [checkpoint(stamp, "PU10", "in")]),
+                              tracking_result("B", [checkpoint("2026-03-02T10:00:00", "PU10", "in")])])
+    infos = mapping.parse_tracking(answer, ["A", "B"])
+    assert r"result[0].checkpoints[0].time_stamp" in infos["A"].error and not infos["A"].events
+    assert infos["B"].error == "" and infos["B"].status is TrackingStatus.ACCEPTED
+
 

@@ -138,6 +138,21 @@ def test_track_asks_once_per_number(carrier):
     assert len(responses.calls) == 2
 
 
+@responses.activate
+def test_track_keeps_a_garbled_answer_to_its_own_number(carrier):
+    garbled = load_fixture("get_track_info")
+    garbled["Item"]["OrderTrackingDetails"][0]["ProcessDate"] = "0001-01-01T00:00:00"  # .NET's "no date"
+    for number, answer in (("YT1", load_fixture("get_track_info")), ("YT2", garbled),
+                           ("YT3", load_fixture("get_track_info"))):
+        responses.get(f"{API}/Tracking/GetTrackInfo", json=answer,
+                      match=[matchers.query_param_matcher({"OrderNumber": number})])
+    good1, bad, good3 = carrier.track(["YT1", "YT2", "YT3"])
+    assert (good1.error, good3.error) == ("", "") and good1.events and good3.events
+    assert (bad.tracking_number, bad.status, bad.events) == ("YT2", TrackingStatus.UNKNOWN, ())
+    assert "Item.OrderTrackingDetails[0].ProcessDate" in bad.error and "0001-01-01" in bad.error
+    assert len(responses.calls) == 3
+
+
 # -- duplicates and late tracking numbers ----------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from connector.kit.amazon import (
 )
 from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
 from connector.kit.ratecard import tracking_levels
+from connector.kit.values import tracking_or_error
 
 from . import CODE, api, mapping
 from .settings import SERVICES, AmazonShippingSettings
@@ -484,10 +485,7 @@ class AmazonShippingCarrier(Carrier):
                 continue
             except SpApiError as exc:
                 raise self._carrier_error("getTracking", number, exc) from exc
-            try:
-                return mapping.tracking_info(payload, number)
-            except mapping.MalformedAnswer as exc:
-                raise _malformed(exc) from None
+            return tracking_or_error(number, _tracking_info, payload, number)
         return TrackingInfo(tracking_number=number, status=mapping.TrackingStatus.UNKNOWN)
 
     def _remember(self, reference: str, known: _Known) -> None:
@@ -543,6 +541,13 @@ class AmazonShippingCarrier(Carrier):
 
 class _TokenExpired(Exception):
     """purchaseShipment said TOKEN_EXPIRED: rate again (once)."""
+
+
+def _tracking_info(payload: Any, number: str) -> TrackingInfo:
+    try:
+        return mapping.tracking_info(payload, number)
+    except mapping.MalformedAnswer as exc:
+        raise _malformed(exc) from None
 
 
 def _malformed(exc: mapping.MappingError) -> TransientCarrierError:

@@ -35,6 +35,7 @@ from connector.kit.values import (
     objects,
     says_cancelled,
     says_not_found,
+    tracking_or_error,
 )
 from connector.kit.values import currency as _currency
 from connector.kit.values import decimal as _decimal
@@ -536,6 +537,12 @@ def parse_tracking(body: bytes, number: str, *, utc_offset_hours: float = 8.0) -
             raise TransientCarrierError(f"China Post tracking of {number}: {description or 'no description'} "
                                         f"(code {code or '-'})", code=code or "error", carrier=CARRIER)
         return TrackingInfo(tracking_number=number, status=TrackingStatus.UNKNOWN)
+    # An answer that cannot be read raises above; a bad trace fails only this number in its batch.
+    return tracking_or_error(number, _traced, traces, number, utc_offset_hours)
+
+
+def _traced(traces: list[dict[str, Any]], number: str, utc_offset_hours: float) -> TrackingInfo:
+    op = "track/query"
     events = []
     for i, trace in enumerate(traces):
         try:

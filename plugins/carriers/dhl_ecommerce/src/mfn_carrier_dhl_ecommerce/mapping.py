@@ -21,7 +21,7 @@ from connector.kit.carrier import (
     PermanentCarrierError,
     TransientCarrierError,
 )
-from connector.kit.values import cents, decimal, in_utc, looks_like_pdf, says_cancelled
+from connector.kit.values import cents, decimal, in_utc, looks_like_pdf, says_cancelled, tracking_or_error
 from connector.kit.values import text as _text
 
 if TYPE_CHECKING:
@@ -653,8 +653,12 @@ def parse_tracking(
         number = next((k for k in keys if k and (k in wanted or not wanted)), None)
         if number is None or number in out:
             continue
-        events = _events(item, number, offset_hours)
-        known = [e for e in events if e.status is not TrackingStatus.UNKNOWN]
-        status = known[-1].status if known else TrackingStatus.UNKNOWN
-        out[number] = TrackingInfo(tracking_number=number, status=status, events=events)
+        out[number] = tracking_or_error(number, _item_info, item, number, offset_hours)
     return out
+
+
+def _item_info(item: dict[str, Any], number: str, offset_hours: float) -> TrackingInfo:
+    events = _events(item, number, offset_hours)
+    known = [e for e in events if e.status is not TrackingStatus.UNKNOWN]
+    status = known[-1].status if known else TrackingStatus.UNKNOWN
+    return TrackingInfo(tracking_number=number, status=status, events=events)

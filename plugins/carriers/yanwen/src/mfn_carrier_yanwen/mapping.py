@@ -41,6 +41,7 @@ from connector.kit.values import (
     objects,
     says_cancelled,
     says_not_found,
+    tracking_or_error,
     transit_days,
 )
 from connector.kit.values import integer as _int
@@ -678,7 +679,8 @@ def parse_tracking(answer: Any, numbers: Sequence[str], *,
             if not candidates[0]:
                 raise _fail(op, f"field 'result[{i}].tracking_number' is missing")
             continue  # an answer for a number we did not ask about: ignore it
-        infos[number] = _tracking_info(entry, number, i, default_offset_hours)
+        # A malformed entry fails its number alone.
+        infos[number] = tracking_or_error(number, _tracking_info, entry, number, i, default_offset_hours)
     for number in numbers:
         infos.setdefault(number, TrackingInfo(tracking_number=number, status=TrackingStatus.UNKNOWN))
     return infos

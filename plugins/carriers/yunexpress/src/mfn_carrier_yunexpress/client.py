@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 from connector.kit import Carrier, Transport
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.kit.ratecard import tracking_levels
-from connector.kit.values import existing_shipment, looks_like_pdf
+from connector.kit.values import existing_shipment, looks_like_pdf, tracking_or_error
 
 from . import mapping
 from .settings import SERVICES, YunExpressSettings
@@ -126,11 +126,13 @@ class YunExpressCarrier(Carrier):
             return True
 
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
-        """``Tracking/GetTrackInfo`` once per number (the endpoint takes one)."""
+        """``Tracking/GetTrackInfo`` once per number (the endpoint takes one). A malformed answer
+        about one number fails that number alone (``TrackingInfo.error``)."""
         infos = []
+        offset = self.settings.tracking_utc_offset_hours
         for number in dict.fromkeys(n for n in tracking_numbers if n):
-            infos.append(mapping.parse_track_info(self._track_info(number), number,
-                                                  utc_offset_hours=self.settings.tracking_utc_offset_hours))
+            infos.append(tracking_or_error(number, mapping.parse_track_info, self._track_info(number), number,
+                                           utc_offset_hours=offset))
         return infos
 
     def _track_info(self, number: str, *, reference: str = "") -> Any:
