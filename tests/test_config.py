@@ -420,3 +420,80 @@ def test_config_check_names_an_unreachable_postgresql_ledger_at_its_line(write_c
     assert checked.exit_code == 1, checked.output
     assert f"{path}:{line}: ledger: " in checked.output and "cannot connect" in checked.output
     assert "s3cretpw" not in checked.output and isinstance(checked.exception, SystemExit)
+
+
+def _line_of(text: str, line: str) -> int:
+    return text.splitlines().index(line) + 1
+
+
+FINITE = "must be a finite number, not .inf or .nan"
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", ".Inf", "-.INF", ".NaN"])
+@pytest.mark.parametrize("section, key", [
+    ("engine", "retry_delay_max_seconds"),  # passed check, then crashed defer() at the first failure
+    ("engine", "poll_interval_seconds"),
+    ("amazon", "pacing"),  # not a duration: finite all the same
+    ("alerts", "vtr_threshold")])
+def test_a_number_that_is_not_finite_is_refused_at_its_line(tmp_path, section, key, value):
+    text = _with(f"{section}:\n  {key}: {value}\n")
+    path = write(tmp_path, text)
+    assert problems(path) == [f"{path}:{_line_of(text, f'  {key}: {value}')}: {section}.{key}: {FINITE}"]
+
+
+def test_a_number_that_is_not_finite_is_refused_where_no_schema_types_it(tmp_path):
+    """The emulators' options are free-form mappings: an infinity there is refused all the same."""
+    text = _with("sandbox:\n  emulators:\n    spapi:\n      search_lag_seconds: .inf\n")
+    path = write(tmp_path, text)
+    line = _line_of(text, "      search_lag_seconds: .inf")
+    assert problems(path) == [f"{path}:{line}: sandbox.emulators.spapi.search_lag_seconds: {FINITE}"]
+
+
+@pytest.mark.parametrize("key, value, limit", [
+    ("engine:\n  poll_interval_seconds", "99999999999999999999999", "315360000"),  # Event.wait overflowed
+    ("engine:\n  retry_delay_max_seconds", "1.0e+300", "315360000"),
+    ("engine:\n  tracking_number_wait_hours", "87601", "87600"),
+    ("amazon:\n  poll_overlap_minutes", "5256001", "5256000"),
+    ("ledger:\n  pii_retention_days", "3651", "3650"),  # an integer duration too
+    ("tracking:\n  cadence:\n    - until_days", "3651.5\n      every_hours: 1", "3650"),  # in a list
+    ("amazon:\n  feeds:\n    poll_seconds", "315360000.5", "315360000")])
+def test_a_duration_longer_than_ten_years_is_refused_at_its_line(tmp_path, key, value, limit):
+    text = _with(f"{key}: {value}\n")
+    path = write(tmp_path, text)
+    field = key.replace("\n", "").replace(" ", "").replace(":", ".").replace("-", "")
+    field = field.replace("cadence.", "cadence[0].")
+    line = _line_of(text, f"{key.splitlines()[-1]}: {value.splitlines()[0]}")
+    assert problems(path) == [f"{path}:{line}: {field}: must be <= {limit} (ten years)"]
+
+
+def test_a_duration_of_ten_years_is_taken(tmp_path):
+    text = _with("engine:\n  retry_delay_max_seconds: 315360000\n  tracking_number_wait_hours: 87600\n"
+                 "ledger:\n  pii_retention_days: 3650\n")
+    config = load_config(write(tmp_path, text))
+    assert config.engine.retry_delay_max_seconds == 315360000.0
+    assert config.ledger.pii_retention_days == 3650
+
+
+def test_a_plugins_number_settings_have_the_same_limits(tmp_path):
+    """A carrier plugin's section is checked by the same validator as the core's."""
+    from connector.kit import settings_schema
+
+    schema = {"yunexpress": settings_schema("carriers.yunexpress", properties={"rate": {"type": "number"}})}
+    text = _with("carriers:\n  yunexpress:\n    timeout_seconds: 60\n    connect_timeout_seconds: 1.0e+30\n")
+    path = write(tmp_path, text)
+    assert problems(path, carrier_schemas=schema) == [
+        f"{path}:20: carriers.yunexpress.connect_timeout_seconds: must be <= 315360000 (ten years)"]
+    text = _with("carriers:\n  yunexpress:\n    timeout_seconds: .inf\n    rate: -.inf\n")
+    path = write(tmp_path, text)
+    assert problems(path, carrier_schemas=schema) == [
+        f"{path}:20: carriers.yunexpress.rate: {FINITE}",
+        f"{path}:19: carriers.yunexpress.timeout_seconds: {FINITE}"]
+
+
+def test_config_check_refuses_an_infinite_retry_delay(tmp_path):
+    text = _with("engine:\n  retry_delay_max_seconds: .inf\n")
+    path = write(tmp_path, text)
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 1 and "OK" not in result.output
+    line = _line_of(text, "  retry_delay_max_seconds: .inf")
+    assert f"{path}:{line}: engine.retry_delay_max_seconds: {FINITE}" in result.output

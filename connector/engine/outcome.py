@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 from datetime import datetime, timedelta
 
 from ..holds import HoldReason
+from ..kit.schema import MAX_DURATION_SECONDS
 from ..ledger import OrderFinishedError, OrderRecord, OrderState
 from ..model import Address, utcnow
 from .runtime import Runtime
@@ -56,7 +58,8 @@ def defer(rt: Runtime, record: OrderRecord, error: str) -> Outcome:
         return hold(rt, record.order_id, HoldReason.RETRIES_EXHAUSTED,
                     f"gave up after {attempts} attempts in state {record.state.value}: {error}{claimed}")
     base = rt.engine.retry_delay_seconds
-    delay = _jittered(min(base * (2 ** (attempts - 1)), rt.engine.retry_delay_max_seconds))
+    doubled = base * 2.0 ** min(attempts - 1, _MAX_DOUBLINGS)  # 2 ** 5000 is no float
+    delay = _jittered(_capped(min(doubled, rt.engine.retry_delay_max_seconds)))
     rt.ledger.defer(record.order_id, utcnow() + timedelta(seconds=delay), error)
     log.info("order %s deferred %.1fs (attempt %d): %s", record.order_id, delay, attempts, error)
     return Outcome.DEFER
@@ -73,11 +76,23 @@ def wait(rt: Runtime, record: OrderRecord, waiting_for: str, *, since: datetime,
     waited = max(now - since, timedelta(0))
     if waited >= patience:
         return None
-    delay = _jittered(min(rt.engine.retry_delay_seconds + waited.total_seconds(),
-                          rt.engine.retry_delay_max_seconds))
+    delay = _jittered(_capped(min(rt.engine.retry_delay_seconds + waited.total_seconds(),
+                                  rt.engine.retry_delay_max_seconds)))
     rt.ledger.snooze(record.order_id, now + timedelta(seconds=delay), note=waiting_for)
     log.info("order %s waits %.1fs more: %s", record.order_id, delay, waiting_for)
     return Outcome.DEFER
+
+
+_MAX_DOUBLINGS = 64  # 30 s doubled 64 times is far past any cap
+
+
+def _capped(delay: float) -> float:
+    """A delay a date can hold: at most :data:`MAX_DURATION_SECONDS` (what the configuration allows),
+    an infinite or NaN one (settings built around the configuration's check) made that too, so
+    ``now + delay`` never overflows in the per-order error handler."""
+    if math.isnan(delay) or delay > MAX_DURATION_SECONDS:
+        return float(MAX_DURATION_SECONDS)
+    return max(delay, 0.0)
 
 
 def _jittered(delay: float) -> float:

@@ -2,11 +2,21 @@
 
 Messages never echo a value (a setting may be a secret): they name the field path and what is
 wrong with it, e.g. ``carriers.yunexpress.timeout_seconds: must be > 0``.
+
+Two rules hold for every schema checked here, the core's sections and a plugin's settings alike
+(:func:`problems`), so no schema has to say them:
+
+* a number is finite: YAML reads ``.inf``, ``-.inf`` and ``.nan`` as floats, which pass every
+  ``minimum`` and then overflow the date and timer arithmetic that uses them;
+* a duration -- a setting named ``*_seconds``, ``*_minutes``, ``*_hours`` or ``*_days``, in that
+  unit -- is at most :data:`MAX_DURATION_SECONDS` (ten years), unless its schema says less.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +24,26 @@ if TYPE_CHECKING:
     import jsonschema
 
 Path = tuple[str | int, ...]
+
+MAX_DURATION_SECONDS = 10 * 365 * 86_400
+"""The longest duration any setting may give: ten years (315360000 seconds, 5256000 minutes, 87600
+hours, 3650 days). Longer is a typo, and far longer no date can hold (``now + delay`` overflows)."""
+
+DURATION_UNITS: dict[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86_400}
+"""The last word of a duration setting's name, and that unit in seconds."""
+
+NOT_FINITE = "must be a finite number, not .inf or .nan"
+
+
+def duration_maximum(name: str | int) -> int | None:
+    """The largest value of setting ``name`` if it is a duration (``retry_delay_max_seconds``:
+    315360000; ``max_days``: 3650), else None."""
+    unit = DURATION_UNITS.get(str(name).rpartition("_")[2])
+    return MAX_DURATION_SECONDS // unit if unit else None
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -40,6 +70,8 @@ def describe(error: jsonschema.ValidationError) -> tuple[Path, str]:
         return path, f"must be {arg!r}"
     if v == "type":
         kinds = arg if isinstance(arg, list) else [arg]
+        if "number" in kinds and _not_finite(error.instance):
+            return path, NOT_FINITE
         return path, "must be " + " or ".join({"object": "a mapping", "array": "a list",
                                                  "string": "a string", "integer": "an integer",
                                                  "number": "a number", "boolean": "true or false",
@@ -47,6 +79,8 @@ def describe(error: jsonschema.ValidationError) -> tuple[Path, str]:
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         sym = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
         return path, f"must be {sym} {arg}"
+    if v == "x-duration":
+        return path, f"must be <= {arg} (ten years)"
     if v == "minItems":
         return path, f"must have at least {arg} item(s)"
     if v == "maxItems":
@@ -90,17 +124,59 @@ def _forms(branches: list[Any]) -> list[str]:
 
 
 def problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, str]]:
-    """Every schema violation of ``data`` as (path, message), in path order."""
+    """Every schema violation of ``data`` as (path, message), in path order; with the module's two
+    rules for every schema: numbers are finite, durations at most :data:`MAX_DURATION_SECONDS`."""
+    validator_class = _validator_class()
+    # formats checked too: a "date" of 2026-02-30 matches its pattern but is no date
+    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+    described: list[tuple[Path, str]] = []
+    for error in validator.iter_errors(data):
+        described += _unknown_keys(error) if error.validator == "additionalProperties" else [describe(error)]
+    said = {path for path, _ in described}
+    for path in _non_finite_paths(data):  # where no schema says "number": a free-form mapping
+        if not any(path[:n] in said for n in range(len(path) + 1)):
+            described.append((path, NOT_FINITE))
+    described.sort(key=lambda problem: list(map(str, problem[0])))
+    return list(dict.fromkeys(described))  # one line per problem
+
+
+@functools.cache
+def _validator_class() -> Any:
+    """Draft 2020-12, but a non-finite float is no "number" (so the bounds, which skip what is not a
+    number, say nothing more of it), and a duration property has a maximum (``x-duration``)."""
     import jsonschema  # loaded when a section is validated, not when a plugin is imported
 
-    # formats checked too: a "date" of 2026-02-30 matches its pattern but is no date
     draft = jsonschema.Draft202012Validator
-    validator = draft(schema, format_checker=draft.FORMAT_CHECKER)
-    found = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    described: list[tuple[Path, str]] = []
-    for error in found:
-        described += _unknown_keys(error) if error.validator == "additionalProperties" else [describe(error)]
-    return list(dict.fromkeys(described))  # one line per problem
+    checker = draft.TYPE_CHECKER.redefine(
+        "number", lambda _, value: draft.TYPE_CHECKER.is_type(value, "number") and not _not_finite(value))
+    original = draft.VALIDATORS["properties"]
+
+    def properties(validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]):
+        yield from original(validator, properties, instance, schema)
+        if not validator.is_type(instance, "object"):
+            return
+        for name, sub in properties.items():
+            limit, value = duration_maximum(name), instance.get(name)
+            if limit is None or not validator.is_type(value, "number") or value <= limit:
+                continue
+            own = sub.get("maximum") if isinstance(sub, dict) else None
+            if isinstance(own, (int, float)) and own <= limit:
+                continue  # its own, lower, maximum says so already
+            yield jsonschema.ValidationError(f"more than {limit}", validator="x-duration",
+                                             validator_value=limit, instance=value, schema=sub,
+                                             path=[name], schema_path=[name])
+
+    return jsonschema.validators.extend(draft, {"properties": properties}, type_checker=checker)
+
+
+def _non_finite_paths(data: Any, path: Path = ()) -> list[Path]:
+    if _not_finite(data):
+        return [path]
+    if isinstance(data, dict):
+        return [p for key, value in data.items() for p in _non_finite_paths(value, (*path, key))]
+    if isinstance(data, (list, tuple)):
+        return [p for i, value in enumerate(data) for p in _non_finite_paths(value, (*path, i))]
+    return []
 
 
 def _unknown_keys(error: jsonschema.ValidationError) -> list[tuple[Path, str]]:

@@ -29,3 +29,13 @@ def test_a_date_that_does_not_exist_says_what_a_date_is():
                                                      "x-format": "a real date, YYYY-MM-DD"}}}
     assert problems(schema, {"d": "2026-02-31"}) == [(("d",), "has the wrong format (expected a real date, "
                                                               "YYYY-MM-DD)")]
+
+
+def test_a_number_that_is_not_finite_is_refused_typed_or_not():
+    schema = {"type": "object", "properties": {"n": {"type": "number", "minimum": 0},
+                                               "s": {"type": "string"}},
+              "additionalProperties": True}
+    assert problems(schema, {"n": float("-inf"), "s": float("nan"), "free": {"x": [1, float("inf")]}}) == [
+        (("free", "x", 1), "must be a finite number, not .inf or .nan"),
+        (("n",), "must be a finite number, not .inf or .nan"),
+        (("s",), "must be a string")]

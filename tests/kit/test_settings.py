@@ -80,3 +80,19 @@ def test_a_field_without_a_default_anywhere_is_a_plugin_bug():
 
     with pytest.raises(TypeError, match="Broken.region: not required and without a default"):
         Broken.from_section({})
+
+
+NOT_FINITE = "must be a finite number, not .inf or .nan"
+
+
+@pytest.mark.parametrize("settings, said", [
+    ({"timeout_seconds": float("inf")}, f"timeout_seconds: {NOT_FINITE}"),
+    ({"offset_hours": float("nan")}, f"offset_hours: {NOT_FINITE}"),
+    ({"max_requests_per_second": float("inf")}, f"max_requests_per_second: {NOT_FINITE}"),  # or null
+    ({"connect_timeout_seconds": 10**23}, "connect_timeout_seconds: must be <= 315360000 (ten years)"),
+    ({"offset_hours": 87601}, "offset_hours: must be <= 87600 (ten years)")])
+def test_a_plugins_numbers_are_finite_and_its_durations_at_most_ten_years(settings, said):
+    with pytest.raises(SettingsError) as info:
+        DemoSettings.from_section({"base_url": "http://h", "api_key": "k3y", **settings},
+                                  where="carriers.demo")
+    assert str(info.value) == f"carriers.demo.{said}"
