@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import yaml
 
 from .config import ConfigError, Problem, read_text
+from .fx import ISO_4217
 from .model import CatalogItem, Money
 
 log = logging.getLogger("connector.catalog")
@@ -240,6 +241,8 @@ def _parse_row(file: str, line: int, row: Any) -> tuple[CatalogItem | None, list
     currency = text("declared_currency").upper()
     if currency and not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
         bad("declared_currency", "must be a 3-letter ISO 4217 code")
+    elif currency and currency not in ISO_4217:  # ZZZ would go on a customs declaration
+        bad("declared_currency", "is not an ISO 4217 currency code (e.g. USD, EUR, CNY)")
     battery_raw = str(row.get("battery") or "").strip().lower()  # a short CSV row: None
     if battery_raw not in _TRUE | _FALSE:
         bad("battery", "must be yes or no")

@@ -27,6 +27,23 @@ from typing import Any
 
 from .model import Money
 
+# ISO 4217 codes of the currencies in use (List One of the maintenance agency, SIX, as published in
+# 2025: https://www.six-group.com/en/products-services/financial-information/data-standards.html,
+# list-one.xml). Left out: the fund codes (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI, UYW), precious
+# metals (XAG, XAU, XPD, XPT), bond-market units (XBA..XBD), XDR, XSU, XUA, and XTS (testing) and
+# XXX (no currency): none is money a customs value can be declared in. ANG and BGN stay while
+# they are being replaced (by XCG; by EUR).
+ISO_4217: frozenset[str] = frozenset("""
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+    BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
+    GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW
+    KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD
+    NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD
+    SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VED
+    VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+""".split())
+"""The currencies a value may be declared in (the catalog's ``declared_currency``)."""
+
 
 class FxError(ValueError):
     """A currency the table cannot convert (named in the message), or a malformed table."""

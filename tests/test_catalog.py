@@ -111,3 +111,41 @@ def test_a_sku_is_shown_with_its_invisible_characters_escaped():
     assert shown_sku("YOGA-MAT-6MM") == "YOGA-MAT-6MM"
     assert shown_sku("YOGA-MAT-6MM\u200b") == "'YOGA-MAT-6MM\\u200b' (it holds invisible characters)"
     assert shown_sku("YOGA-MAT-6MM ") == "'YOGA-MAT-6MM ' (it holds invisible characters)"
+
+
+@pytest.mark.parametrize("currency", ["ZZZ", "ABC", "XXX", "XTS", "RMB"])
+def test_a_currency_that_is_not_iso_4217_is_refused_at_its_line(tmp_path, currency):
+    """ZZZ passed `config check`, and labels were bought declaring a customs value in ZZZ. The
+    codes that name no money (XXX: no currency, XTS: testing) are no customs currency either."""
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + "A,10,1,1,1,A,甲,123456,1.0,USD,no\n"
+                    f"B,10,1,1,1,B,乙,123456,1.0,{currency},no\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:3: declared_currency: is not an ISO 4217 currency code (e.g. USD, EUR, CNY)"]
+
+
+@pytest.mark.parametrize("currency", ["USD", "eur", "CNY", "XOF", "AED", "ZAR"])
+def test_an_iso_4217_currency_is_taken(tmp_path, currency):
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + f"A,10,1,1,1,A,甲,123456,1.0,{currency},no\n", encoding="utf-8")
+    assert load_catalog(path).get("A").declared_value.currency == currency.upper()
+
+
+def test_every_currency_the_fx_table_and_the_sites_use_is_iso_4217():
+    from connector.amazon.sites import BUILTIN
+    from connector.fx import DEFAULT_RATES, ISO_4217
+
+    assert set(DEFAULT_RATES.rates) <= ISO_4217
+    assert {site.currency for site in BUILTIN.values()} <= ISO_4217
+
+
+def test_the_api_refuses_a_currency_that_is_not_iso_4217_as_the_file_does():
+    from connector.catalog import parse_item
+
+    row = {"sku": "A", "weight_g": "10", "length_cm": "1", "width_cm": "1", "height_cm": "1", "name_en": "A",
+           "name_cn": "甲", "hs_code": "123456", "declared_value": "1.0", "declared_currency": "zzz",
+           "battery": "no"}
+    assert parse_item(row) == (None, [("declared_currency",
+                                       "is not an ISO 4217 currency code (e.g. USD, EUR, CNY)")])
