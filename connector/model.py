@@ -107,6 +107,24 @@ def _transliterated(value: str) -> str:
     return value.translate(_TRANSLITERATION)
 
 
+_WORDED = ("name", "company", "line1", "line2", "line3")  # values of several words
+
+
+def _word_runs(values: set[str]) -> list[str]:
+    """Patterns for every run of two or more consecutive words of each value, longest first,
+    whatever stands between them in the text: a carrier that cuts a street to its first 35
+    characters (``4512 Westlake Boulevard No``) or drops its commas (``PRINCESA 123 PISO 4``)
+    still quotes the buyer's words in their order. A run of under 6 letters is left (it would
+    match too much)."""
+    runs: set[tuple[str, ...]] = set()
+    for value in values:
+        words = re.findall(r"\w+", _fold(value))
+        runs.update(tuple(words[i:j]) for i in range(len(words)) for j in range(i + 2, len(words) + 1)
+                    if sum(map(len, words[i:j])) >= 6)
+    return [r"(?<!\w)" + r"\W+".join(map(re.escape, run)) + r"(?!\w)"
+            for run in sorted(runs, key=lambda r: (-sum(map(len, r)), r))]
+
+
 # Calling codes (ITU-T E.164) of the countries Amazon ships to: the part of an international
 # number a carrier leaves out when it writes the national form.
 _CALLING_CODES = {"US": "1", "CA": "1", "MX": "52", "BR": "55", "GB": "44", "IE": "353", "DE": "49",
@@ -182,12 +200,14 @@ class Address:
         (``MUNOZ`` for Muñoz, ``MUELLER`` for Müller, ``STRASSE`` for Straße), as carriers that only
         take ASCII write them."""
         personal = {getattr(self, f).strip() for f in self.PERSONAL}
-        values = personal | set(self.name.split()) | {re.sub(r"\s", "", v) for v in personal}
+        values = personal | set(re.split(r"[\s-]+", self.name)) | {re.sub(r"\s", "", v) for v in personal}
         values |= {_transliterated(v) for v in values}
         code = self.postal_code.strip()
         values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
         folded = _fold(text)  # matched here; replaced at the same places in ``text``
         patterns = [_phone_pattern(self.phone, self.country_code)]
+        patterns += _word_runs({getattr(self, f) for f in _WORDED} | {_transliterated(getattr(self, f))
+                                                                      for f in _WORDED})
         for value in sorted(values, key=len, reverse=True):
             if _UNSPACED_SCRIPT.search(value):
                 patterns.append(re.escape(_fold(value)) if len(value) >= 2 else None)

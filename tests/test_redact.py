@@ -41,7 +41,7 @@ def test_the_forms_of_a_carrier_that_writes_only_ascii_or_glues_the_words_go_too
                "company TESTE SARL; client teste")
     assert es.redact(refused) == "receiver *** at *** / *** / ***; company ***; client teste"
     fr = Address(name="Client Testé 17")
-    assert fr.redact("name Client Teste 17 / CLIENT TESTE / Teste") == "name *** / *** *** / ***"
+    assert fr.redact("name Client Teste 17 / CLIENT TESTE / Teste") == "name *** / *** / ***"
     bg = Address(name="Тест Купувач 18")
     assert bg.redact("получател ТестКупувач18; ТЕСТ") == "получател ***; ***"
 
@@ -71,3 +71,20 @@ def test_transliterated_and_full_width_forms_go():
     assert de.redact("Empfaenger JOERG WEISS, TESTSTRASSE 12") == "Empfaenger ***, ***"
     jp = Address(name="山田太郎", line1="六本木1-2-3")
     assert jp.redact("住所六本木１－２－３") == "住所***"
+
+
+def test_a_street_cut_short_or_stripped_of_punctuation_and_a_hyphenated_name_in_parts_go():
+    """Carriers cut a field to 35 or 50 characters, drop its commas, and split a double name: the
+    buyer's words in their order still go, two or more at a time."""
+    spain = Address(name="José Müller-Lüdenscheidt", line1="Calle de la Princesa 123, Piso 4 Puerta B",
+                    city="Madrid", postal_code="28008", country_code="ES")
+    assert spain.redact("accepted part 'Calle de la Princesa 123, Piso 4 Pu'") == "accepted part '*** Pu'"
+    assert spain.redact("CALLE DE LA PRINCESA 123 PISO 4 PUERTA B") == "***"
+    assert spain.redact("receiver Jose Mueller Luedenscheidt") == "receiver ***"
+    us = Address(name="Jane Doe", line1="4512 Westlake Boulevard North 7", city="Seattle",
+                 postal_code="98109", country_code="US")
+    assert us.redact("ReceiverAddress1 too long: '4512 Westlake Boulevard No'") == \
+        "ReceiverAddress1 too long: '*** No'"
+    # one word of a street alone stays (it would match the carrier's own words), and so does the city
+    assert us.redact("Boulevard not served from Seattle; 4512 g over") == \
+        "Boulevard not served from Seattle; 4512 g over"
