@@ -40,7 +40,7 @@ def sandbox_simulate(state: State, days: int, settle_days: int, orders_per_day: 
     valid-tracking rate per site and category, confirmations after ship-by, late and lost parcels,
     labels voided, PII purged on time and label cost against the cheapest eligible."""
     from ..sandbox.loopback import RemoteEndpoints
-    from ..sandbox.simulate import SimulationSettings, run_simulation
+    from ..sandbox.simulate import NotASimulationDirectory, SimulationSettings, run_simulation
 
     state.log_level = state.log_level or "ERROR"  # a month of holds and alerts: the figures tell it
     config = state.config()
@@ -50,7 +50,7 @@ def sandbox_simulate(state: State, days: int, settle_days: int, orders_per_day: 
     try:
         with simulation_progress(days + settle_days) as progress:
             figures = run_simulation(config, state.host, settings, directory, progress=progress)
-    except RemoteEndpoints as exc:
+    except (RemoteEndpoints, NotASimulationDirectory) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(figures, indent=2, default=str) if as_json else render(figures))
     sys.exit(0)

@@ -85,10 +85,9 @@ class BuyerCancels:
 
 def run_simulation(config: Config, host: PluginHost, settings: SimulationSettings, directory: Path, *,
                    progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run the simulation in ``directory`` (emptied first) and return :func:`figures`."""
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    """Run the simulation in ``directory`` (emptied first: only one that is empty or an earlier
+    simulation's, see :func:`clear_for_simulation`) and return :func:`figures`."""
+    clear_for_simulation(directory, config)
     derived = _derived_config(config, settings, directory)
     base, _ = load_config_with_plugins(str(derived), host)
     sandbox = start_sandbox(base, host, base_port=0, state_dir=directory / "sandbox")
@@ -200,6 +199,37 @@ def pii_figures(rt: Runtime, records: list, packages: dict, now: datetime, *,
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+MARKER = ".mfn-simulation"  # in each directory a simulation made: the only kind it will empty
+
+
+class NotASimulationDirectory(ValueError):
+    """The directory given holds files no simulation made (a daemon's state, say)."""
+
+
+def clear_for_simulation(directory: Path, config: Config) -> None:
+    """Make ``directory`` an empty simulation directory. One that holds anything but an earlier
+    simulation's files (its marker, or the simulation.yaml an older version left) is refused, and
+    so is the configuration's own state_dir: the simulation empties it first, and a live ledger,
+    PII key and labels must never go with it."""
+    resolved = directory.resolve()
+    if resolved == config.state_dir.resolve() or resolved in config.state_dir.resolve().parents:
+        raise NotASimulationDirectory(f"{directory} is (or holds) the configuration's state_dir, with "
+                                      "the daemon's ledger and labels: give the simulation a directory "
+                                      "of its own")
+    if directory.exists():
+        entries = list(directory.iterdir())
+        ours = (directory / MARKER).exists() or (directory / "simulation.yaml").exists()
+        if entries and not ours:
+            names = ", ".join(sorted(e.name for e in entries)[:5])
+            raise NotASimulationDirectory(f"{directory} holds files no simulation made ({names}): the "
+                                          "simulation empties its directory first; give it a new or empty "
+                                          "one")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    (directory / MARKER).write_text("made by mfn-connector sandbox simulate; emptied by its next run\n",
+                                    encoding="utf-8")
 
 
 def _derived_config(config: Config, settings: SimulationSettings, directory: Path) -> Path:

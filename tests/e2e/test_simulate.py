@@ -51,3 +51,29 @@ def test_the_simulation_refuses_an_endpoint_off_loopback(write_config, tmp_path)
     assert "carriers.yunexpress.base_url = https://openapi.example.com" in result.stderr
     assert "webhooks.endpoints[0].url = https://erp.example.com/hooks" in result.stderr
     assert "Error: the simulation runs against the loopback emulators only" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["a daemon's state", "the configured state_dir"])
+def test_the_simulation_never_empties_a_directory_it_did_not_make(write_config, tmp_path, where):
+    """It empties its directory first: given a live state directory by mistake, it deleted the
+    ledger, the PII key and the labels, and only then refused (a production file)."""
+    config = write_config()
+    live = tmp_path / ("sim" if where == "a daemon's state" else "state")
+    live.mkdir(exist_ok=True)
+    for name in ("ledger.db", "pii.key"):
+        (live / name).write_text("kept", encoding="utf-8")
+    command = [sys.executable, "-m", "connector.cli", "--config", str(config), "sandbox", "simulate",
+               "--state-dir", str(live), "--days", "1", "--settle-days", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    expected = "holds files no simulation made" if live.name == "sim" else "the configuration's state_dir"
+    assert expected in result.stderr, result.stderr[-3000:]
+    assert (live / "ledger.db").read_text(encoding="utf-8") == "kept" and (live / "pii.key").exists()
+
+
+def test_a_second_simulation_empties_the_first_ones_directory(write_config, tmp_path):
+    config = write_config()
+    for _ in range(2):
+        result = simulate(config, tmp_path, "--days", "1", "--settle-days", "0", "--orders-per-day", "1")
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "sim" / ".mfn-simulation").exists()
