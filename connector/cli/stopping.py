@@ -1,4 +1,4 @@
-"""SIGTERM and SIGINT for the commands that run until stopped (``run``, ``serve``)."""
+"""SIGTERM, SIGINT and SIGHUP for the commands that run until stopped (``run``, ``serve``)."""
 from __future__ import annotations
 
 import signal
@@ -18,7 +18,10 @@ class StopRequests:
     def __init__(self, in_flight: str) -> None:
         self.in_flight = in_flight  # what the message says is being finished
         self._stop: Callable[[], None] | None = None
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP too: by its default it killed the daemon mid-step (exit 129), which systemd counts
+        # as a clean exit, so Restart=on-failure left it down. It is a stop like the others (the
+        # configuration is read at the next start: there is no reload).
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
     def started(self, stop: Callable[[], None]) -> None:

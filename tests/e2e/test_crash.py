@@ -114,8 +114,9 @@ main()
 
 
 @pytest.mark.parametrize("command, stop", [(["run"], signal.SIGTERM), (["run"], signal.SIGINT),
+                                           (["run"], signal.SIGHUP),
                                            (["serve", "--port", "0"], signal.SIGTERM)],
-                         ids=["run-SIGTERM", "run-SIGINT", "serve-SIGTERM"])
+                         ids=["run-SIGTERM", "run-SIGINT", "run-SIGHUP", "serve-SIGTERM"])
 def test_a_stop_while_starting_exits_zero_at_once(world, command, stop):
     """A service manager's stop during a slow start-up ends the daemon at once with 0, and nothing
     is done: before, the signal's default killed it (SIGTERM: -15) or a KeyboardInterrupt did."""

@@ -54,9 +54,9 @@ class Daemon:
                 return line
         raise AssertionError(f"no log line with {text!r} in {timeout} s:\n" + "".join(self.log[-40:]))
 
-    def sigterm(self) -> tuple[int, float]:
+    def stop(self, signum: int = signal.SIGTERM) -> tuple[int, float]:
         started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signum)
         try:
             code = self.proc.wait(timeout=30)
         finally:
@@ -65,7 +65,8 @@ class Daemon:
         return code, time.monotonic() - started
 
 
-def test_sigterm_during_quota_waits_exits_at_once_with_every_step_committed(world):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])  # (HUP: a terminal closed, a reload)
+def test_sigterm_during_quota_waits_exits_at_once_with_every_step_committed(world, stop):
     w = world({"sandbox": {"orders": 20}, "amazon": {"quotas": SLOW_QUOTAS},
                "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
                "engine": {"workers": 6, "poll_interval_seconds": 1}})
@@ -77,7 +78,7 @@ def test_sigterm_during_quota_waits_exits_at_once_with_every_step_committed(worl
         line = daemon.wait_for("for a quota token of confirmShipment")
         waiting.add(line.rsplit("account", 1)[-1].strip())
     time.sleep(0.5)
-    code, took = daemon.sigterm()
+    code, took = daemon.stop(stop)
     assert code == 0, "".join(daemon.log[-40:])
     assert took < 5, f"the daemon took {took:.1f} s to stop"
 
@@ -114,7 +115,7 @@ def test_sigterm_during_quota_waits_exits_at_once_with_every_step_committed(worl
     line = daemon.wait_for("for a quota token of searchOrders")
     waited = re.search(r"waiting (\d+) s", line)
     assert waited and int(waited.group(1)) > 100, line  # the bucket is still drained: no fresh burst
-    code, took = daemon.sigterm()
+    code, took = daemon.stop(stop)
     assert code == 0, "".join(daemon.log[-40:])
     assert took < 5, f"the daemon took {took:.1f} s to stop"
     assert w.state("spapi")["operation_calls"]["searchOrders"]["throttled"] == 0  # no storm
