@@ -49,6 +49,7 @@ log = logging.getLogger("connector.engine")
 DISPATCH_TICK_S = 0.5   # how often the dispatcher looks again when no worker finished
 DUE_WINDOW = 4          # orders read per free worker (room to skip those in flight or over share)
 REST_S = 2.0            # an order that came back REST (e.g. locked elsewhere) waits this long
+LEDGER_PAUSE_MAX_S = 60.0  # the longest the dispatcher pauses while the ledger refuses its writes
 
 
 def fair_pick(due: list, in_flight: set[str], per_account: Counter, free: int, workers: int) -> list:
@@ -87,7 +88,12 @@ class Scheduler:
         # The ledger's server restarting, failing over or dropping a session: the statement fails,
         # and the thread's next one opens a new connection.
         self._ledger_faults = (*getattr(self.rt.ledger, "db_errors", ()), ConnectionError)
-        self._ledger_lost = False  # the dispatcher's last read of the ledger failed (logged once)
+        self._ledger_lost = False  # the ledger failed a read or a step's write (logged once)
+        # Steps that failed in a row on the ledger (a full disk: reads answer, writes do not), and
+        # until when nothing new is handed out: each step would call a carrier or Amazon again and
+        # fail to record it, every REST_S, for every order.
+        self._write_faults = 0
+        self._paused_until = 0.0
 
     def run(self, *, tick_seconds: float) -> None:
         self.rt.confirm_lanes = {}  # a worker finding an account's lane full moves on (engine/confirm.py)
@@ -126,7 +132,7 @@ class Scheduler:
                 for order_id in [o for o, until in resting.items() if until <= now]:
                     del resting[order_id]
                 free = workers - len(in_flight)
-                if free > 0:
+                if free > 0 and now >= self._paused_until:
                     membership = self.rt.membership
                     owned = membership.owned() if membership is not None and membership.shared else None
                     skip = set(in_flight) | set(resting)
@@ -137,7 +143,7 @@ class Scheduler:
                         self._ledger_failed(exc)
                         due, to_confirm = [], set()
                     else:
-                        if self._ledger_lost:
+                        if self._ledger_lost and not self._write_faults:
                             log.info("the ledger answers again")
                             self._ledger_lost = False
                     busy = Counter(account for account, _ in in_flight.values())
@@ -159,17 +165,26 @@ class Scheduler:
         away mid-step: that order rests, and the others go on. Nor a bug outside its steps: logged,
         and that order rests too -- the dispatcher never dies of one order."""
         try:
-            return drive.result()
+            outcome = drive.result()
         except self._ledger_faults as exc:
             self._ledger_failed(exc)
+            self._write_faults += 1
+            pause = min(REST_S * 2 ** (self._write_faults - 1), LEDGER_PAUSE_MAX_S)
+            self._paused_until = time.monotonic() + pause
             return Outcome.REST
         except Exception:  # noqa: BLE001 - one order's bug must never stop the others
             log.exception("order %s: its drive failed unexpectedly; it rests and is tried again", order_id)
             return Outcome.REST
+        if self._write_faults or self._ledger_lost:  # a step went through: its writes too
+            if self._ledger_lost:
+                log.info("the ledger answers again")
+            self._write_faults, self._ledger_lost = 0, False
+        return outcome
 
     def _ledger_failed(self, exc: BaseException) -> None:
         if not self._ledger_lost:  # once, not at every tick until it answers again
-            log.error("the ledger failed (%s): trying again every %g s", exc, DISPATCH_TICK_S)
+            log.error("the ledger failed (%s): trying again until it answers (orders are handed out "
+                      "again after a pause, doubling up to %g s)", exc, LEDGER_PAUSE_MAX_S)
             self._ledger_lost = True
 
     def _due(self, owned: set[str] | None, limit: int, skip: set[str],

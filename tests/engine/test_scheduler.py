@@ -2,6 +2,7 @@
 for quota holds nothing else, a fair share per account, and a stop that stops."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -339,3 +340,41 @@ def run_until_drained(ledger: FakeLedger, drive) -> None:
     wait_until(lambda: not ledger.pending)
     assert runner.is_alive()
     stop(engine, runner)
+
+
+def test_a_ledger_refusing_writes_pauses_the_dispatch_with_back_off_and_logs_once(
+        no_periodic_jobs, monkeypatch, caplog) -> None:
+    """A full disk: the reads of what is due answer, every step's write fails. Each order used to
+    be handed out again every REST_S -- a carrier's quote and Amazon's calls each time, for nothing
+    recorded -- and the log said "failed" and "answers again" at every tick. Now the dispatch pauses,
+    doubling, and the failure is said once, and its end once."""
+    from connector.engine import scheduler
+
+    class DiskFull(Exception):
+        pass
+
+    caplog.set_level(logging.INFO, logger="connector.engine")
+    monkeypatch.setattr(scheduler, "REST_S", 0.1)
+    ledger = FakeLedger([f"o{n}" for n in range(6)])
+    ledger.db_errors = (DiskFull,)
+    full = {"until": time.monotonic() + 1.6}
+    attempts: list[str] = []
+
+    def drive(rt, order_id, should_stop):
+        attempts.append(order_id)
+        if time.monotonic() < full["until"]:
+            raise DiskFull("database or disk is full")
+        ledger.done(order_id)
+
+    engine = make_engine(ledger, workers=3)
+    runner = start(engine, drive)
+    wait_until(lambda: not ledger.pending, seconds=15)
+    assert runner.is_alive() and not ledger.pending
+    stop(engine, runner)
+    # pauses of 0.1, 0.2, 0.4, 0.8 s after a first wave of 3: some ten drives in the 1.6 s, where
+    # without the pause each of 3 workers retried an order every 0.1 s (some 40)
+    failed = len(attempts) - 6
+    assert failed <= 12, attempts
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("the ledger failed") for m in messages) == 1, messages
+    assert messages.count("the ledger answers again") == 1, messages
