@@ -24,8 +24,9 @@ import traceback
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from .. import clock
 from ..amazon.errors import SpApiError
 from ..config import Account
 from ..holds import HoldReason
@@ -94,7 +95,7 @@ class Engine:
                                        lease_seconds=rt.engine.lease_seconds, on_change=rt.hand_over_quotas,
                                        presence_dir=rt.config.state_dir / "workers")
             rt.membership.start(join=daemon)
-        self._last: dict[str, datetime] = {}  # periodic jobs, on the daemon's clock (a simulation moves it)
+        self._last: dict[str, float] = {}  # periodic jobs: when each last ran (clock.monotonic)
         for endpoint in rt.config.webhooks.endpoints:  # a new endpoint hears everything from this start on
             rt.ledger.enqueue_webhooks(endpoint.name, endpoint.events)
 
@@ -176,10 +177,12 @@ class Engine:
         return tracked
 
     def _due(self, job: str, every: timedelta) -> bool:
-        """Whether a periodic job is due now (and mark it run), by the daemon's clock."""
-        now = utcnow()
+        """Whether a periodic job is due now (and mark it run), by the monotonic clock: a wall
+        clock stepped back (NTP correcting a clock that ran ahead) would hold the watch, the
+        purge and the file erasure for as long as the step."""
+        now = clock.monotonic()
         last = self._last.get(job)
-        if self.stop_event.is_set() or (last is not None and now - last < every):
+        if self.stop_event.is_set() or (last is not None and now - last < every.total_seconds()):
             return False
         self._last[job] = now
         return True

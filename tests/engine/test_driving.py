@@ -206,3 +206,26 @@ def test_an_order_sealed_with_a_key_no_longer_configured_is_held_and_the_others_
         assert any(a.subject == old and a.kind == "ship_by_near" for a in rt.ledger.alerts())
     finally:
         rt.close()
+
+
+def test_periodic_jobs_keep_their_pace_when_the_wall_clock_steps_back(world, monkeypatch):
+    """NTP corrects a clock that ran six hours ahead: on the wall clock the watch and the purge
+    then looked done for six hours more. They go by the monotonic clock."""
+    from datetime import timedelta
+
+    from connector import clock
+    from connector.engine import loop
+
+    rt = world({"sandbox": {"orders": 1}}).runtime()
+    try:
+        engine = loop.Engine(rt)
+        assert engine._due("watch", loop.WATCH_EVERY)
+        stepped_back = loop.utcnow() - timedelta(hours=6)
+        monkeypatch.setattr(loop, "utcnow", lambda: stepped_back)
+        assert not engine._due("watch", loop.WATCH_EVERY)
+        clock.advance(loop.WATCH_EVERY.total_seconds() + 1)  # (moves the monotonic clock too)
+        monkeypatch.setattr(loop, "utcnow", lambda: stepped_back)
+        assert engine._due("watch", loop.WATCH_EVERY)
+    finally:
+        rt.close()
+        clock.reset()
