@@ -31,9 +31,10 @@ from connector.sandbox.spapi import DEFAULT_SELLER, SpApiEmulator
 SHIP = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 
 
-def _emulator(**feeds) -> SpApiEmulator:
+def _emulator(unknown_carrier_codes: str = "refuse", **feeds) -> SpApiEmulator:
     return SpApiEmulator(
         {
+            "unknown_carrier_codes": unknown_carrier_codes,
             "orders_per_seller": 30,
             "seed": 3,
             "carrier_codes": {"US": ["USPS", "UPS"]},
@@ -100,6 +101,19 @@ def _run(feeds: FeedsClient, emulator: SpApiEmulator, rows: list[FeedRow]) -> tu
     feed = feeds.get_feed(feed_id)
     assert feed["processingStatus"] == "DONE" and feed["resultFeedDocumentId"]
     return feed_id, feed, feeds.download(feeds.get_feed_document(feed["resultFeedDocumentId"]))
+
+
+def test_a_row_under_a_code_not_on_the_list_is_filed_as_other_as_amazon_does(served):
+    emulator = _emulator("file_as_other", reject_orders={})
+    feeds = served(emulator)
+    (order,) = _unshipped(emulator)[:1]
+    emulator.feeds.reject_orders = {}
+    rows = [FeedRow(order["orderId"], order["orderItems"][0]["orderItemId"], 1, SHIP, "Pigeon",
+                    "9400111899223197428493")]
+    _, _, content = _run(feeds, emulator, rows)
+    assert parse_processing_report(content).errors_by_record() == {}
+    (package,) = emulator.store["orders"][order["orderId"]]["order"]["packages"]
+    assert package["carrier"] == "Other"
 
 
 def test_a_feed_confirms_its_rows_and_reports_the_refused_ones(served):

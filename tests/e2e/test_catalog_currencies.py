@@ -61,12 +61,14 @@ def test_values_in_two_currencies_go_on_one_declaration(world, tmp_path):
 
 
 def test_a_currency_the_fx_table_lacks_holds_the_order_naming_the_skus(world, tmp_path):
-    w = world({"catalog": catalog_with(tmp_path, "XYZ")})
+    """A real currency (Mongolian tugrik) the fx table has no rate for; an invented one is refused
+    when the catalog loads (tests/test_catalog.py)."""
+    w = world({"catalog": catalog_with(tmp_path, "MNT")})
     rt = w.runtime()
     try:
         Engine(rt).run_until_quiet()
         held = rt.ledger.orders([OrderState.HELD])
-        named = [r for r in held if r.hold_reason == "site_rules" and f"SKU {SKU} (XYZ)" in r.hold_message]
+        named = [r for r in held if r.hold_reason == "site_rules" and f"SKU {SKU} (MNT)" in r.hold_message]
         assert named and all("cannot be converted" in r.hold_message for r in named)
         assert not [r for r in held if r.hold_reason == "retries_exhausted"]
         errors = [rt.ledger.last_error(r.order_id) or "" for r in rt.ledger.orders()]
