@@ -53,6 +53,7 @@ FEEDS_QUOTAS: dict[str, tuple[float, int]] = {
     "createFeedDocument": (0.5, 15),
     "createFeed": (0.0083, 15),
     "getFeed": (2.0, 15),
+    "getFeeds": (0.0222, 10),
     "getFeedDocument": (0.0222, 10),
     "cancelFeed": (2.0, 15),
 }

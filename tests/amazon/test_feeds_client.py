@@ -229,6 +229,15 @@ def test_feeds_quotas_are_amazons_and_the_emulator_enforces_them(served):
         for _ in range(16)
     ]
     assert statuses[:15] == [201] * 15 and statuses[15] == 429
+    # getFeeds too (the daemon does not call it; its route answered 500 for want of a quota)
+    assert emulator.quotas["getFeeds"] == {"rate": 0.0222, "burst": 10}
+    listed = [
+        requests.get(feeds.client.endpoint + "/feeds/2021-06-30/feeds",
+                     params={"feedTypes": FULFILLMENT_FEED_TYPE}, headers={"x-amz-access-token": token},
+                     timeout=5).status_code
+        for _ in range(11)
+    ]
+    assert listed == [200] * 10 + [429], listed
     no_token = requests.get(feeds.client.endpoint + "/feeds/2021-06-30/feeds/1", timeout=5)
     assert no_token.status_code == 403
 
