@@ -27,3 +27,25 @@ def test_every_hook_has_a_test():
     sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py"))
     missing = [n for n in HOOKS if not re.search(rf"^def test_hook_{n}\b", sources, re.M)]
     assert missing == []
+
+
+def test_every_alert_kind_is_documented_where_alerts_are_listed():
+    """An alert kind a person, a plugin or an ERP may receive is explained in each list of them."""
+    from connector.engine.alerts import AlertKind
+
+    places = {
+        "docs/tracking.md": (ROOT / "docs" / "tracking.md").read_text(encoding="utf-8"),
+        "docs/plugin-hooks.md": (ROOT / "docs" / "plugin-hooks.md").read_text(encoding="utf-8"),
+        "docs/erp-integration.md": (ROOT / "docs" / "erp-integration.md").read_text(encoding="utf-8"),
+        "mfn_alert's docstring": inspect.getdoc(hookspecs.mfn_alert) or "",
+    }
+    missing = {}
+    for kind in AlertKind:
+        row = rf"^\| `{kind.value}` \|"
+        wanted = {"docs/tracking.md": row, "docs/plugin-hooks.md": row,
+                  "docs/erp-integration.md": rf"`alert\.{kind.value}`",
+                  "mfn_alert's docstring": rf"``{kind.value}``"}
+        for place, pattern in wanted.items():
+            if not re.search(pattern, places[place], re.M):
+                missing.setdefault(kind.value, []).append(place)
+    assert missing == {}

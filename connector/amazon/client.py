@@ -22,6 +22,10 @@ SP-API operation through it and gets the same behaviour as the core's own calls.
 * ends every wait -- for a token, or a retry back-off -- with
   :class:`~connector.ratelimit.QuotaWaitInterrupted` when the limiter's ``stop`` is requested;
   nothing is sent then;
+* tells its ``login_watch`` (when set: the daemon's alerts, engine/logins.py) of a login LWA
+  refused (an :class:`AuthError` of operation ``lwaToken``: the refresh token revoked, the client
+  credentials refused) and of every call that succeeded after it, so the account's
+  ``amazon_credentials_refused`` alert is raised and cleared whichever caller made the call;
 * logs one INFO line per HTTP request on logger ``connector.amazon``: account, operation, HTTP
   status (or the network failure), duration, ``x-amzn-RequestId``, attempt. Never the token, a
   body, a query or an address.
@@ -37,7 +41,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -46,8 +50,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from .. import __version__, metrics
 from ..ratelimit import RateLimiter, TokenBucket
-from .auth import LwaTokenProvider
-from .errors import NotFoundError, ThrottledError, TransientError, error_from_response, is_expired_token
+from .auth import LWA_OPERATION, LwaTokenProvider
+from .errors import (
+    AuthError,
+    NotFoundError,
+    ThrottledError,
+    TransientError,
+    error_from_response,
+    is_expired_token,
+)
 from .mapping import confirm_shipment_body, parse_api_time
 
 log = logging.getLogger("connector.amazon")
@@ -97,6 +108,18 @@ class OrderSearch(Iterator[dict[str, Any]]):
             self._current = iter(page["orders"])
 
 
+class LoginWatch(Protocol):
+    """Hears how an account's logins go (:attr:`SpApiClient.login_watch`). Its calls must be
+    cheap (one per SP-API call) and never change the call's outcome: what they raise is logged
+    and dropped."""
+
+    def refused(self, account: str, error: AuthError) -> None:
+        """LWA refused the account's login (``error.code``: ``invalid_grant``, ``invalid_client``...)."""
+
+    def accepted(self, account: str) -> None:
+        """A call of the account succeeded: its login works."""
+
+
 @dataclass
 class _CallState:
     requests_sent: int = 0
@@ -130,6 +153,7 @@ class SpApiClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.user_agent = f"mfn-connector/{__version__}"
+        self.login_watch: LoginWatch | None = None  # the daemon's alerts (engine/logins.py)
 
     def __repr__(self) -> str:
         return f"SpApiClient(account={self.account!r}, endpoint={self.endpoint!r})"
@@ -281,7 +305,23 @@ class SpApiClient:
             sleep=lambda seconds: self.limiter.pause(seconds, f"a retry of {operation}"),
             reraise=True,
         )
-        return retrying(self._attempt, operation, method, path, params, json, bucket, write, state)
+        try:
+            answer = retrying(self._attempt, operation, method, path, params, json, bucket, write, state)
+        except AuthError as exc:
+            if exc.operation == LWA_OPERATION:  # the login, not this call, was refused
+                self._tell_login("refused", exc)
+            raise
+        self._tell_login("accepted")
+        return answer
+
+    def _tell_login(self, what: str, *args: Any) -> None:
+        watch = self.login_watch
+        if watch is None:
+            return
+        try:
+            getattr(watch, what)(self.account, *args)
+        except Exception:  # noqa: BLE001 - an alert that could not be written never fails the call
+            log.exception("account %s: the login watch failed on a login %s", self.account, what)
 
     def _attempt(self, operation: str, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
                  bucket: TokenBucket, write: bool, state: _CallState) -> Any:
@@ -491,6 +531,6 @@ def _maybe_time(value: Any) -> datetime | None:
 
 
 __all__ = [
-    "DEFAULT_INCLUDED_DATA", "DEFAULT_STATUSES", "OrderSearch", "SpApiClient",
+    "DEFAULT_INCLUDED_DATA", "DEFAULT_STATUSES", "LoginWatch", "OrderSearch", "SpApiClient",
     "VERIFY_INCLUDED_DATA",
 ]

@@ -27,6 +27,7 @@ class AlertKind(str, enum.Enum):
     SHIP_BY_NEAR = "ship_by_near"                            # subject: order id
     CARRIER_CREDENTIALS_REFUSED = "carrier_credentials_refused"  # subject: carrier code
     CARRIER_FILED_DIFFERENTLY = "carrier_filed_differently"  # subject: SITE:carrier code sent
+    AMAZON_CREDENTIALS_REFUSED = "amazon_credentials_refused"  # subject: account name
 
 
 def alert(rt: Runtime, kind: AlertKind, subject: str, message: str, **details: Any) -> bool:

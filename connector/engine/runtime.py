@@ -29,6 +29,7 @@ from ..plugins import PluginHost
 from ..ratelimit import DEFAULT_QUOTAS, RateLimiter
 from ..rules import ChoicePolicy, RulesError, SiteRules, SiteRulesPatch, amazon_carrier_code, merge_rules
 from .alerts import AlertKind, KnownOpen
+from .logins import AmazonLogins
 from .workers import Membership
 
 log = logging.getLogger("connector.engine")
@@ -81,12 +82,21 @@ class Runtime:
     # Carriers whose credentials were refused, with an open alert (engine/shopping.py)
     credential_alerts: KnownOpen = field(
         default_factory=lambda: KnownOpen(AlertKind.CARRIER_CREDENTIALS_REFUSED), repr=False)
+    # Seller accounts whose Amazon login (LWA) was refused, with an open alert (engine/logins.py)
+    amazon_login_alerts: KnownOpen = field(
+        default_factory=lambda: KnownOpen(AlertKind.AMAZON_CREDENTIALS_REFUSED), repr=False)
     # The open carrier_filed_differently alerts this process knows of (engine/verify.py)
     filing_alerts: KnownOpen = field(
         default_factory=lambda: KnownOpen(AlertKind.CARRIER_FILED_DIFFERENTLY), repr=False)
     _quote_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict, repr=False)
     _quote_pools_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        logins = AmazonLogins(self)  # a login refused raises its account's alert, a call that works clears it
+        for client in self.amazon.values():
+            if isinstance(client, SpApiClient):
+                client.login_watch = logins
 
     def amazon_carrier_code(self, carrier: str, site: str) -> str | None:
         """The carrier code Amazon is sent for ``carrier``'s labels on ``site``

@@ -657,6 +657,68 @@ def test_lwa_failure_is_not_multiplied_by_client_retries(rsps, make_client) -> N
     assert api_calls(rsps) == []
 
 
+
+class Watch:
+    """A :class:`~connector.amazon.client.LoginWatch` recording what it hears."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.heard: list[tuple] = []
+        self.fail = fail
+
+    def refused(self, account, error):
+        self.heard.append(("refused", account, error.code))
+        if self.fail:
+            raise RuntimeError("the ledger is away")
+
+    def accepted(self, account):
+        self.heard.append(("accepted", account))
+        if self.fail:
+            raise RuntimeError("the ledger is away")
+
+
+@pytest.mark.parametrize("status, error", [(400, "invalid_grant"), (401, "invalid_client")])
+def test_the_login_watch_hears_a_refused_login_and_the_next_call_that_works(rsps, make_client, status,
+                                                                             error, daemon_clock) -> None:
+    """The daemon's amazon_credentials_refused alert hangs on this: every caller's call reports a
+    login LWA refused, and a call that works after it (engine/logins.py)."""
+    rsps.replace(responses.POST, "https://api.amazon.com/auth/o2/token", status=status,
+                 json={"error": error, "error_description": "The refresh token is revoked"})
+    client = make_client(account="acme-eu")
+    client.login_watch = watch = Watch()
+    for _ in range(2):  # the second: the remembered refusal, LWA not asked again
+        with pytest.raises(AuthError):
+            client.get_order(ORDER_ID)
+    assert watch.heard == [("refused", "acme-eu", error)] * 2
+    rsps.replace(responses.POST, "https://api.amazon.com/auth/o2/token",
+                 json={"access_token": "Atza|fixed", "expires_in": 3600})
+    rsps.add(responses.GET, GET_URL, json={"order": raw_order()})
+    daemon_clock.advance(3600)  # the refusal's back-off is over (the token provider's clock)
+    assert client.get_order(ORDER_ID) is not None
+    assert watch.heard[2:] == [("accepted", "acme-eu")]
+
+
+def test_the_login_watch_hears_no_refusal_of_the_call_itself_nor_a_transient_login(rsps, make_client,
+                                                                                    lwa) -> None:
+    rsps.add(responses.GET, GET_URL, status=403, json=DENIED_403)  # the login worked; a role is missing
+    client = make_client()
+    client.login_watch = watch = Watch()
+    with pytest.raises(AuthError):
+        client.get_order(ORDER_ID)
+    rsps.replace(responses.POST, "https://api.amazon.com/auth/o2/token", status=503, body="down")
+    client.tokens.invalidate()
+    with pytest.raises(TransientError):
+        client.get_order(ORDER_ID)
+    assert watch.heard == []
+
+
+def test_a_login_watch_that_fails_never_fails_the_call(rsps, make_client, lwa, caplog) -> None:
+    rsps.add(responses.POST, CONFIRM_URL, status=204)
+    client = make_client()
+    client.login_watch = Watch(fail=True)
+    assert client.confirm_shipment(ORDER_ID, **confirm_kwargs()) is None  # landed: not reported failed
+    assert "the login watch failed" in caplog.text
+
+
 # -- logging ---------------------------------------------------------------------------------------
 
 
