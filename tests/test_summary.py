@@ -1,7 +1,9 @@
 """The end-of-run summary's text (connector/cli/summary.py)."""
 from __future__ import annotations
 
-from connector.cli.summary import EXAMPLE_CHARS, render
+import pytest
+
+from connector.cli.summary import EXAMPLE_CHARS, render, summarize
 
 
 def _summary(example: str, order_id: str = "202-3118861-0420609",
@@ -45,3 +47,42 @@ def test_a_message_cut_where_a_word_ends_keeps_that_word() -> None:
     assert message[EXAMPLE_CHARS] == " "
     shown = held_line(render(_summary(message, "123")))
     assert shown.endswith(f"e.g. {message[:EXAMPLE_CHARS]} ...")  # the last whole word is kept
+
+
+def test_labels_waiting_for_their_file_are_shown_beside_the_labels_bought() -> None:
+    summary = {**_summary("x"), "labels_by_carrier": {"amazon_shipping": 65, "yunexpress": 3},
+               "labels_awaiting_file": {"amazon_shipping": 61}}
+    text = render(summary)
+    assert "Labels by carrier (bought, not voided):" in text
+    lines = text.splitlines()
+    assert any(line.split() == ["amazon_shipping", "65", "61", "waiting", "for", "their", "file"]
+               for line in lines), text
+    assert any(line.split() == ["yunexpress", "3"] for line in lines)
+    assert any(line.split()[:3] == ["total", "68", "61"] for line in lines)
+
+
+@pytest.mark.e2e
+def test_after_a_full_disk_the_labels_by_carrier_agree_with_the_labels_bought(world, monkeypatch) -> None:
+    """The incident: "65 label(s) bought" but "Labels by carrier: amazon_shipping 4" -- the labels
+    whose file the full disk kept back were left out of the table, which counted label files."""
+    from connector.engine import buy
+    from connector.engine.loop import Engine
+    from connector.ledger import OrderState
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    w = world({"sandbox": {"orders": 6}})
+    monkeypatch.setattr(buy, "write_atomically", disk_full)
+    rt = w.runtime()
+    try:
+        Engine(rt).run_pass()
+        waiting = rt.ledger.orders([OrderState.LABEL_CLAIMED])
+        summary = summarize(rt)
+        bought = rt.counters.labels_bought + rt.counters.labels_recovered
+        assert waiting and bought >= len(waiting)
+        assert sum(summary["labels_by_carrier"].values()) == bought  # the two figures agree
+        assert sum(summary["labels_awaiting_file"].values()) == len(waiting)
+        assert f"{len(waiting)} waiting for their file" in render(summary)
+    finally:
+        rt.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..engine.runtime import Runtime
-from ..ledger import SHIPPED_ORDER_STATES, OrderState, PackageState
+from ..ledger import OrderState
 
 EXAMPLE_CHARS = 200  # a held order's message, cut to about a line (no_eligible_service lists every service)
 
@@ -16,8 +16,10 @@ def summarize(rt: Runtime) -> dict:
     sites: dict[str, int] = defaultdict(int)
     for (_, site), n in rt.ledger.state_site_counts().items():
         sites[site or "?"] += n
-    carriers = rt.ledger.label_counts([*SHIPPED_ORDER_STATES, OrderState.CONFIRMED, OrderState.LABELED],
-                                      except_states=[PackageState.VOIDED, PackageState.FAILED])
+    # every label bought and not voided, file written or not: a label whose file a full disk kept
+    # back was paid for all the same (it used to be left out, so the table disagreed with the run's
+    # "label(s) bought"); how many still wait for their file is shown beside
+    labels = rt.ledger.labels_bought()
     c = rt.counters
     return {
         "this_run": {"new_orders": c.ingested_new, "labels_bought": c.labels_bought,
@@ -28,9 +30,9 @@ def summarize(rt: Runtime) -> dict:
         "states": {s.value: counts.get(s.value, 0) for s in OrderState if counts.get(s.value)},
         "held_reasons": {reason: {"count": n, "order_id": order_id, "example": example}
                          for reason, (n, order_id, example) in sorted(held.items())},
-        "labels_by_carrier": dict(carriers),
+        "labels_by_carrier": {carrier: n.bought for carrier, n in labels.items()},
+        "labels_awaiting_file": {c: n.awaiting_file for c, n in labels.items() if n.awaiting_file},
         "orders_by_site": dict(sorted(sites.items())),
-        "labels_on_disk": sum(carriers.values()),
     }
 
 
@@ -54,8 +56,17 @@ def render(summary: dict) -> str:
         by_site = ", ".join(f"{site} {n}" for site, n in summary["orders_by_site"].items())
         lines += ["", f"Orders by site: {by_site}"]
     if summary["labels_by_carrier"]:
-        lines += ["", "Labels by carrier:"]
-        lines += [f"  {c:<14} {n:>5}" for c, n in sorted(summary["labels_by_carrier"].items())]
+        lines += ["", "Labels by carrier (bought, not voided):"]
+        waiting = summary.get("labels_awaiting_file") or {}
+        rows = sorted(summary["labels_by_carrier"].items())
+        if len(rows) > 1:
+            rows.append(("total", sum(summary["labels_by_carrier"].values())))
+        for carrier, n in rows:
+            still = sum(waiting.values()) if carrier == "total" else waiting.get(carrier, 0)
+            lines.append(f"  {carrier:<14} {n:>5}" + (f"   {still} waiting for their file" if still else ""))
+        if waiting:
+            lines.append("  (waiting for its file: bought and paid for; a later step writes the file, "
+                         "after a full disk say, without buying it again)")
     if summary["held_reasons"]:
         lines += ["", "Held, by reason (the whole message: `mfn-connector orders show ID`; release with "
                       "`mfn-connector orders release ID`):"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .base import (
     ACTIVE_ORDER_STATES,
+    BOUGHT_PACKAGE_STATES,
     NOTHING_TO_SHIP_STATES,
     SHIPPED_ORDER_STATES,
     TERMINAL_PACKAGE_STATES,
@@ -28,8 +29,8 @@ from .base import (
 )
 
 __all__ = [
-    "ACTIVE_ORDER_STATES", "NOTHING_TO_SHIP_STATES", "SHIPPED_ORDER_STATES", "TERMINAL_PACKAGE_STATES",
-    "TRACKED_PACKAGE_STATES",
+    "ACTIVE_ORDER_STATES", "BOUGHT_PACKAGE_STATES", "NOTHING_TO_SHIP_STATES", "SHIPPED_ORDER_STATES",
+    "TERMINAL_PACKAGE_STATES", "TRACKED_PACKAGE_STATES",
     "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "OrderFinishedError", "OrderRecord",
     "OrderState", "Package", "PackageState", "StaleStateError", "TrackingRecord", "open_ledger",
     "probe_ledger", "sqlite_path",

@@ -78,6 +78,14 @@ TRACKED_PACKAGE_STATES = (PackageState.VERIFIED, PackageState.ISSUED, PackageSta
 # Where a parcel's life ends.
 TERMINAL_PACKAGE_STATES = (PackageState.DELIVERED, PackageState.RETURNED, PackageState.VOIDED,
                            PackageState.FAILED)
+# Labels bought and not voided: the carrier holds a shipment (LABEL_CREATED on, VOIDING included: its
+# void is not done). In LABEL_CREATED the label's file is not written yet (nor, at some carriers, its
+# tracking number known): a full disk, say, keeps it there until a later step writes it.
+BOUGHT_PACKAGE_STATES = (PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.CONFIRMING,
+                         PackageState.CONFIRMED, PackageState.VERIFIED, PackageState.ISSUED,
+                         PackageState.IN_TRANSIT, PackageState.OUT_FOR_DELIVERY, PackageState.DELIVERED,
+                         PackageState.DELIVERY_FAILED, PackageState.RETURNING, PackageState.RETURNED,
+                         PackageState.LOST, PackageState.VOIDING)
 # Orders that ended with nothing shipped: no ship-by to warn about, no address to keep.
 NOTHING_TO_SHIP_STATES = (OrderState.CANCELLED, OrderState.VOIDED)
 # Orders whose parcel is (or was) on its way: confirmed and read back on Amazon.

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from ..model import FulfillmentStatus, TrackingStatus, iso, parse_iso
-from .base import OrderRecord, OrderState, Package, PackageState
+from .base import BOUGHT_PACKAGE_STATES, OrderRecord, OrderState, Package, PackageState
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
 
@@ -39,6 +39,12 @@ class OrderLine(NamedTuple):
     created_at: str  # the keyset position: (created_at, order_id) is the next page's ``after``
     carrier: str
     tracking_number: str
+
+
+class LabelsBought(NamedTuple):
+    """One carrier's labels bought and not voided, and how many of them still wait for their file."""
+    bought: int
+    awaiting_file: int
 
 
 class OrderKey(NamedTuple):
@@ -112,7 +118,7 @@ def _values(kind: type, values: Iterable[Any] | None) -> list[str] | None:
 
 class OrderQueries:
     """order_page / order_detail / package_page / latest_packages, and the light reads: order_lines,
-    count_orders, state_site_counts, held_summary, label_counts, schedule, soonest_ship_by,
+    count_orders, state_site_counts, held_summary, labels_bought, schedule, soonest_ship_by,
     pii_expired."""
 
     def shipped_lines(self, states: Iterable[OrderState | str], *, shipped_since: datetime,
@@ -307,20 +313,18 @@ class OrderQueries:
             out[r[0]] = (int(r[1]), order_id, message)
         return out
 
-    def label_counts(self, order_states: Iterable[OrderState | str], *,
-                     except_states: Iterable[PackageState | str] = ()) -> dict[str, int]:
-        """Packages with a label file, per carrier, of the orders in ``order_states``, leaving out
-        packages in ``except_states``."""
-        wanted = _values(OrderState, order_states) or []
-        if not wanted:
-            return {}
-        skipped = _values(PackageState, except_states) or []
-        sql = ("SELECT p.carrier, COUNT(*) FROM packages p JOIN orders o ON o.order_id = p.order_id"
-               f" WHERE o.state IN ({_marks(wanted)}) AND p.label_path <> ''")
-        if skipped:
-            sql += f" AND p.state NOT IN ({_marks(skipped)})"
-        rows = self._conn().execute(sql + " GROUP BY p.carrier", (*wanted, *skipped)).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
+    def labels_bought(self) -> dict[str, LabelsBought]:
+        """Per carrier, the labels bought and not voided (packages in :data:`BOUGHT_PACKAGE_STATES`,
+        whatever their order's state: a held order's label was paid for too), and how many of them
+        still wait for their file (LABEL_CREATED: the file is written by a later step, after a full
+        disk, say). Whether a label has a file is not what counts: one still to be written was
+        bought all the same, and one the ERP bought keeps its file there. One indexed aggregate."""
+        bought = [s.value for s in BOUGHT_PACKAGE_STATES]
+        rows = self._conn().execute(
+            "SELECT carrier, COUNT(*), SUM(CASE WHEN state = ? THEN 1 ELSE 0 END) FROM packages"
+            f" WHERE state IN ({_marks(bought)}) GROUP BY carrier ORDER BY carrier",
+            (PackageState.LABEL_CREATED.value, *bought)).fetchall()
+        return {r[0]: LabelsBought(int(r[1]), int(r[2] or 0)) for r in rows}
 
     def schedule(self, states: Iterable[OrderState | str], *, due_before: datetime | None = None,
                  accounts: Iterable[str] | None = None, except_accounts: Iterable[str] = (),

@@ -123,11 +123,25 @@ def test_held_summary_counts_and_gives_the_first_message(filled, make_store) -> 
     assert set(expected) == {"unknown_sku", "manual"}
 
 
-def test_label_counts_count_label_files_of_orders_in_the_states(filled) -> None:
-    assert filled.label_counts([OrderState.LABELED]) == {"dhl": 1, "yunexpress": 1}  # 13's second package
-    assert filled.label_counts([OrderState.LABELED], except_states=[PackageState.LABELED]) == {}
-    assert filled.label_counts([OrderState.PLANNED, OrderState.NEW]) == {}  # no file yet
-    assert filled.label_counts([]) == {}
+def test_labels_bought_count_every_label_not_voided_and_those_still_without_their_file(filled,
+                                                                                     make_store) -> None:
+    """The summary's "Labels by carrier": a label is counted once bought (LABEL_CREATED on), its file
+    written or not (a full disk kept 61 of 65 out of it), whatever its order's state; not voided."""
+    assert blind(make_store).labels_bought() == {"dhl": (1, 0), "yunexpress": (1, 0)}  # 12; 13's second
+    for n in (10, 14, 15):  # bought; none of the files written yet
+        package = filled.open_package(order(n).order_id)
+        package = filled.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED,
+                                 order_state=OrderState.LABEL_CLAIMED)
+        filled.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
+                       order_state=OrderState.LABEL_CLAIMED, tracking_number=f"TRK{n}")
+    filled.hold(order(14).order_id, "manual", "a label bought, then held")  # still bought
+    voided = filled.open_package(order(12).order_id)
+    voided = filled.advance(voided, PackageState.LABELED, PackageState.VOIDING,
+                            order_state=OrderState.VOIDING)
+    filled.advance(voided, PackageState.VOIDING, PackageState.VOIDED, order_state=OrderState.VOIDED)
+    counts = blind(make_store).labels_bought()
+    assert counts == {"dhl": (2, 2), "yunexpress": (2, 1)}  # 10, 14 | 13, 15 (their first: FAILED)
+    assert counts["dhl"].bought == 2 and counts["dhl"].awaiting_file == 2
 
 
 def test_schedule_is_earliest_ship_by_first_without_reading_buyer_data(filled, make_store) -> None:
