@@ -301,6 +301,9 @@ class TrackingSettings(Settings):
                        "description": "numbers per tracking call for a carrier that declares no batch size"},
         "per_pass": {"type": "integer", "minimum": 1, "default": 500,
                      "description": "parcels polled per pass at most"},
+        "pass_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 120,
+                         "description": "a tracking pass starts no new carrier call after this long (the "
+                                        "parcels left stay due and go first next pass)"},
     })
     first_scan_days: float
     stalled_days: float
@@ -309,6 +312,7 @@ class TrackingSettings(Settings):
     retry_minutes: float
     batch_size: int
     per_pass: int
+    pass_seconds: float
 
     def interval_hours(self, age_days: float) -> float:
         for step in self.cadence:

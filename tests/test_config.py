@@ -497,3 +497,16 @@ def test_config_check_refuses_an_infinite_retry_delay(tmp_path):
     assert result.exit_code == 1 and "OK" not in result.output
     line = _line_of(text, "  retry_delay_max_seconds: .inf")
     assert f"{path}:{line}: engine.retry_delay_max_seconds: {FINITE}" in result.output
+
+
+def test_a_tracking_pass_is_bounded_in_time(tmp_path):
+    """tracking.pass_seconds: how long one tracking pass may poll (engine/track.py); the leader's
+    other jobs run after it."""
+    assert load_config(write(tmp_path, _with(""))).tracking.pass_seconds == 120
+    config = load_config(write(tmp_path, _with("tracking:\n  pass_seconds: 2.5\n")))
+    assert config.tracking.pass_seconds == 2.5
+    for value in ("0", "-1"):
+        text = _with(f"tracking:\n  pass_seconds: {value}\n")
+        path = write(tmp_path, text)
+        line = _line_of(text, f"  pass_seconds: {value}")
+        assert problems(path) == [f"{path}:{line}: tracking.pass_seconds: must be > 0"]

@@ -165,7 +165,7 @@ class Engine:
         """Tracking, alerts, the purge, hooks and webhooks; returns the parcels tracked."""
         tracked = 0
         if not self.stop_event.is_set():
-            tracked = track_due(self.rt).polled
+            tracked = track_due(self.rt, stopping=self.stop_event.is_set).polled  # bounded in time
         if self._due("watch", WATCH_EVERY):
             watch(self.rt)
         if self._due("purge", PURGE_EVERY):

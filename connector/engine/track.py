@@ -6,8 +6,10 @@
         └── no scan for tracking.first_scan_days, or none for tracking.stalled_days ──► LOST
             (the second only for services tracked to the door: see service_tracking_level)
 
-Each pass polls the parcels that are due (``next_track_at``), carrier by carrier, in the
+Each pass polls the parcels that are due (``next_track_at``), longest waiting first, in each
 carrier's tracking batch size (its quota is its plugin's business: the kit's transport paces it).
+It starts no new call after a stop request or ``tracking.pass_seconds``; the parcels it did not
+reach stay due and go first next pass.
 The carrier's events are stored normalised (code, time with zone, location, the carrier's text
 and the English one) and the package's state, scan count, first and last scan and delivery time
 follow them. Polling slows as a parcel ages (``tracking.cadence``) and stops at a terminal state
@@ -19,7 +21,9 @@ deliver-by date raise alerts. See docs/tracking.md.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -60,18 +64,30 @@ class TrackResult:
     polled: int = 0
     moved: int = 0
     failed: int = 0
+    left: int = 0  # due parcels the pass did not reach (a stop request, or tracking.pass_seconds)
 
 
-def track_due(rt: Runtime, *, now: datetime | None = None) -> TrackResult:
-    """Poll every parcel that is due now; returns what the pass did."""
+def track_due(rt: Runtime, *, now: datetime | None = None, stopping: Callable[[], bool] = lambda: False,
+              clock: Callable[[], float] = time.monotonic) -> TrackResult:
+    """Poll the parcels that are due now; returns what the pass did.
+
+    The pass ends early between two carrier calls (the call in flight finishes and is stored) on a
+    stop request (``stopping()``) or once ``tracking.pass_seconds`` have gone by on ``clock``, so
+    the leader's other jobs are not held up by a slow carrier. The parcels it did not reach keep
+    their ``next_track_at``: still due, and longest waiting, they are the first the next pass polls.
+    Calls go out in the order the parcels fell due, across carriers, so no carrier's backlog keeps
+    another's parcels waiting pass after pass."""
     now = now or utcnow()
     settings = rt.config.tracking
+    ends = clock() + settings.pass_seconds
     due = rt.ledger.packages_to_track(due_before=now, shipped_after=now - timedelta(days=settings.max_days),
                                       limit=settings.per_pass)
+    place = {package.id: i for i, package in enumerate(due)}
     by_carrier: dict[str, list[Package]] = defaultdict(list)
     for package in due:
         by_carrier[package.carrier].append(package)
     result = TrackResult()
+    calls: list[tuple[int, Carrier, CarrierSpec, list[Package]]] = []
     for code, packages in by_carrier.items():
         carrier, spec = rt.carriers.get(code), rt.carrier_specs.get(code)
         if carrier is None or spec is None:
@@ -79,8 +95,17 @@ def track_due(rt: Runtime, *, now: datetime | None = None) -> TrackResult:
             result.failed += len(packages)
             continue
         size = spec.batch_sizes.get("track") or settings.batch_size
-        for batch in chunks(packages, size):
-            _poll(rt, carrier, spec, batch, now, result)
+        calls += [(place[batch[0].id], carrier, spec, batch) for batch in chunks(packages, size)]
+    calls.sort(key=lambda call: call[0])  # the longest waiting parcel's call first
+    for i, (_, carrier, spec, batch) in enumerate(calls):
+        why = "a stop request" if stopping() else (
+            f"tracking.pass_seconds ({settings.pass_seconds:g} s)" if i and clock() >= ends else "")
+        if why:
+            result.left = sum(len(b) for _, _, _, b in calls[i:])
+            log.info("tracking pass ended by %s: %d due parcel(s) left for the next pass (polled first)",
+                     why, result.left)
+            break
+        _poll(rt, carrier, spec, batch, now, result)
     return result
 
 

@@ -658,3 +658,81 @@ def test_one_garbled_tracking_answer_fails_only_its_parcel(world, caplog):
         assert not any(buyer.name in m or buyer.line1 in m for m in failed)
     finally:
         rt.close()
+
+
+def _slow_tracking(rt, seconds: float) -> list[tuple[float, list[str]]]:
+    """Every carrier's track() answering ``seconds`` late (within its timeout); the calls' start
+    times and numbers."""
+    import time
+
+    calls: list[tuple[float, list[str]]] = []
+    for carrier in rt.carriers.values():
+        def slow(numbers, real=carrier.track):
+            calls.append((time.monotonic(), list(numbers)))
+            time.sleep(seconds)
+            return real(numbers)
+        carrier.track = slow
+    return calls
+
+
+def test_a_stop_ends_a_tracking_pass_between_batches(world):
+    """A stop request (SIGTERM) while the leader tracks parcels one per call against a slow
+    carrier: the call in flight finishes, no other starts, the daemon stops within seconds."""
+    import threading
+    import time
+
+    w = world({"sandbox": {"orders": 10}, "tracking": {"batch_size": 1}})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        assert len(verified_packages(rt)) > 5, rt.ledger.counts()
+        advance(w, 3 * DAY)  # parcels due for tracking
+        calls = _slow_tracking(rt, 0.5)
+        engine = Engine(rt, daemon=True)
+        thread = threading.Thread(target=engine.run_forever, kwargs={"tick_seconds": 0.2})
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert calls, "no tracking call started"
+        stop_at = time.monotonic()
+        engine.stop()  # what SIGTERM does
+        thread.join(60)
+        took = time.monotonic() - stop_at
+        after = sum(1 for at, _ in calls if at > stop_at)
+        assert not thread.is_alive() and took < 3, f"stop took {took:.1f}s; {after} calls after it"
+        assert after <= 1, f"{after} tracking calls started after the stop request"
+    finally:
+        rt.close()
+
+
+def test_a_tracking_pass_is_bounded_and_the_parcels_left_go_first_next_time(world):
+    """tracking.pass_seconds bounds a pass (alerts, purge, hooks and webhooks run after it on the
+    same thread): the parcels it did not reach stay due, and the next pass takes them first."""
+    import time
+
+    rt = world({**forced_onto("chinapost", orders=10), "tracking": {"pass_seconds": 1}}).runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        shipped = verified_packages(rt)
+        assert len(shipped) >= 6, rt.ledger.counts()
+        calls = _slow_tracking(rt, 0.4)  # one number per call (China Post)
+        day = utcnow() + timedelta(days=1)
+        started = time.monotonic()
+        first = track_due(rt, now=day)
+        took = time.monotonic() - started
+        assert took < 2.5, f"the pass took {took:.1f}s"
+        assert 1 <= first.polled < len(shipped) and first.left == len(shipped) - first.polled
+        reached = {n for _, numbers in calls for n in numbers}
+        missed = [p for p in shipped if p.tracking_number not in reached]
+        assert len(missed) == first.left
+        assert all(rt.ledger.get_package(p.id).next_track_at == p.next_track_at for p in missed)
+        calls.clear()
+        later = day + timedelta(hours=7)  # every parcel due again: those left behind first
+        second = track_due(rt, now=later)
+        order = [n for _, numbers in calls for n in numbers]
+        wanted = {p.tracking_number for p in missed}
+        assert order and set(order[:len(wanted)]) <= wanted, (order, wanted)
+        assert 1 <= second.polled and second.left == len(shipped) - second.polled
+    finally:
+        rt.close()
