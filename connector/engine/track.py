@@ -9,7 +9,8 @@
 Each pass polls the parcels that are due (``next_track_at``), longest waiting first, in each
 carrier's tracking batch size (its quota is its plugin's business: the kit's transport paces it).
 It starts no new call after a stop request or ``tracking.pass_seconds``; the parcels it did not
-reach stay due and go first next pass.
+reach stay due and go first next pass. A poll that finds nothing new moves only the parcel's next
+poll time, which leaves no row in its history.
 The carrier's events are stored normalised (code, time with zone, location, the carrier's text
 and the English one) and the package's state, scan count, first and last scan and delivery time
 follow them. Polling slows as a parcel ages (``tracking.cadence``) and stops at a terminal state
@@ -188,10 +189,13 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
                               description_en=e.description_en or _english(e.description))
                for e in info.events]
     moved = state is not package.state
+    follows = {"first_scan_at": first, "last_scan_at": last, "delivered_at": delivered,
+               "scans": max(package.scans, len(scans)), "next_track_at": next_at, "track_failures": 0}
+    # Only what changed: a poll that found nothing new moves the next poll alone (no history row).
+    changes = {name: value for name, value in follows.items() if getattr(package, name) != value}
     updated = rt.ledger.advance(
         package, package.state, state, order_state=order_state_of(state) if moved else None, events=records,
-        first_scan_at=first, last_scan_at=last, delivered_at=delivered, scans=max(package.scans, len(scans)),
-        next_track_at=next_at, track_failures=0)
+        **changes)
     _alerts(rt, updated, moved, now, to_door)
     return moved
 

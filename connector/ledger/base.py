@@ -295,6 +295,12 @@ class Ledger:
         (an event already stored is skipped) and (optionally) move its order to ``order_state``,
         all in one transaction. Returns the updated package.
 
+        The order's history gets a transition row when the state moves or a field changes, its
+        note naming only the fields whose value differs from ``package``'s (a field given its
+        current value again is no change). A same-state change of only the polling bookkeeping
+        (``next_track_at``, ``track_failures``) writes no row: a tracking poll that found nothing
+        new leaves the history as it was.
+
         ``order_rests_for``: when the order moves to ``order_state``, it is not due again until
         that long after the change, as :meth:`snooze` would leave it (a next step that waits on
         purpose, such as a confirmation's verify grace, costs no transaction of its own)."""

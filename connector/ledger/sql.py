@@ -88,7 +88,8 @@ _PACKAGE_OTHER_FIELDS = (*_PACKAGE_COUNT_FIELDS, *_PACKAGE_TIME_FIELDS, "refund"
 _PACKAGE_FIXED_FIELDS = ("id", "order_id", "package_ref", "idempotency_key", "state", "plan", "created_at",
                          "updated_at")
 _SQL_CHUNK = 500  # bound parameters per IN (...) list
-# Bookkeeping that changes at every tracking poll; a change of only these writes no history row.
+# Bookkeeping that changes at every tracking poll; a same-state change of only these writes no
+# history row (advance() compares each field given with the package's value: an equal one is no change).
 _QUIET_FIELDS = frozenset({"next_track_at", "track_failures"})
 
 
@@ -695,6 +696,19 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 raise ValueError(f"{where}: unknown package field {name!r}; known: {', '.join(known)}")
         return changes
 
+    def _changed(self, package: Package, expect: PackageState, changes: dict[str, Any]) -> set[str]:
+        """The fields of ``changes`` (as stored) whose value differs from ``package``'s: what the
+        history notes. A field given its current value again is written but is no change."""
+        changed = set()
+        for name, value in changes.items():
+            try:
+                current = self._package_changes(package, expect, {name: getattr(package, name)})[name]
+            except (AttributeError, ValueError):
+                current = object()  # not comparable: counted as a change
+            if current != value:
+                changed.add(name)
+        return changed
+
     def advance(self, package: Package, expect: PackageState, new: PackageState,
                 order_state: OrderState | None = None, *, events: Iterable[TrackingRecord] = (),
                 order_rests_for: timedelta | None = None, **fields: Any) -> Package:
@@ -710,6 +724,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         if target is OrderState.HELD:
             raise ValueError(f"order {package.order_id}: use hold() to hold an order (it needs a reason)")
         changes = self._package_changes(package, expect, fields)
+        changed = self._changed(package, expect, changes)
         with self._write(package.order_id) as conn:
             at = self._clock()
             now = _ts(at)
@@ -731,8 +746,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 raise StaleStateError(f"package {row['package_ref']} of order {row['order_id']} is "
                                       f"{row['state']}, expected {expect.value}")
             order_id, ref = fresh["order_id"], fresh["package_ref"]
-            if new is not expect or (set(changes) - _QUIET_FIELDS):
-                note = f"package {ref}" + (f"; set {', '.join(sorted(changes))}" if changes else "")
+            if new is not expect or (changed - _QUIET_FIELDS):
+                note = f"package {ref}" + (f"; set {', '.join(sorted(changed))}" if changed else "")
                 self._transition(conn, order_id, package.id, now, expect.value, new.value, note, fresh)
             for event in events:
                 conn.execute(

@@ -660,6 +660,29 @@ def test_one_garbled_tracking_answer_fails_only_its_parcel(world, caplog):
         rt.close()
 
 
+def test_a_poll_that_finds_nothing_new_writes_no_history(world):
+    """Polling a parcel whose carrier has nothing new moves only its next poll: no ``X -> X`` row
+    in the order's history, and no note claims a field (delivered_at, say) that did not change."""
+    rt = world(forced_onto("yunexpress", orders=6)).runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        shipped = verified_packages(rt)
+        assert len(shipped) >= 2, rt.ledger.counts()
+        day = utcnow() + timedelta(days=1)
+        assert track_due(rt, now=day).polled == len(shipped)  # the first scans: real changes
+        before = {p.order_id: rt.ledger.history(p.order_id) for p in shipped}
+        for hours in (7, 14):  # due again, the carrier (its clock unmoved) says the same
+            assert track_due(rt, now=day + timedelta(hours=hours)).polled == len(shipped)
+        for p in shipped:
+            package = rt.ledger.get_package(p.id)
+            assert package.next_track_at > day + timedelta(hours=14)
+            assert rt.ledger.history(p.order_id) == before[p.order_id], p.order_id
+            for row in before[p.order_id]:
+                assert "delivered_at" not in row["note"] or package.delivered_at is not None, row
+    finally:
+        rt.close()
+
+
 def _slow_tracking(rt, seconds: float) -> list[tuple[float, list[str]]]:
     """Every carrier's track() answering ``seconds`` late (within its timeout); the calls' start
     times and numbers."""

@@ -498,6 +498,37 @@ def test_advance_can_update_fields_without_moving_state(ledger: SqlLedger) -> No
     assert ledger.history(package.order_id) == history
 
 
+def test_advance_records_only_real_changes_and_bookkeeping_alone_writes_no_transition(ledger: SqlLedger
+                                                                                       ) -> None:
+    """A tracking poll hands advance() every field it follows. Values that are already stored are
+    no change (the note never claims them), and a same-state change of only the polling
+    bookkeeping (next_track_at, track_failures) is stored without a history row."""
+    package = planned(ledger)
+    oid = package.order_id
+    history = ledger.history(oid)
+    due = T0 + timedelta(hours=6)
+    package = ledger.advance(package, PackageState.PLANNED, PackageState.PLANNED, first_scan_at=None,
+                             last_scan_at=None, delivered_at=None, scans=0, next_track_at=due,
+                             track_failures=0)
+    assert package.next_track_at == due and ledger.get_package(package.id).next_track_at == due
+    assert ledger.history(oid) == history  # nothing but the next poll's time changed
+    package = ledger.advance(package, PackageState.PLANNED, PackageState.PLANNED, track_failures=1)
+    assert package.track_failures == 1 and ledger.history(oid) == history
+
+    scan = T0 + timedelta(hours=1)
+    package = ledger.advance(package, PackageState.PLANNED, PackageState.PLANNED, first_scan_at=scan,
+                             last_scan_at=scan, delivered_at=None, scans=1, next_track_at=due,
+                             track_failures=0)
+    rows = ledger.history(oid)[len(history):]
+    assert [(r["from"], r["to"], r["note"]) for r in rows] == [
+        ("PLANNED", "PLANNED", "package 1; set first_scan_at, last_scan_at, scans, track_failures")]
+    assert (package.first_scan_at, package.scans, package.track_failures) == (scan, 1, 0)
+    history = ledger.history(oid)
+    ledger.advance(package, PackageState.PLANNED, PackageState.PLANNED, first_scan_at=scan,
+                   last_scan_at=scan, scans=1)  # the same values again: no change
+    assert ledger.history(oid) == history
+
+
 def test_advance_can_leave_the_moved_order_resting_in_the_same_transaction(ledger: SqlLedger,
                                                                            clock: Clock) -> None:
     package = claim(ledger, planned(ledger))
