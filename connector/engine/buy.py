@@ -15,6 +15,7 @@ A label costs money, so:
 from __future__ import annotations
 
 import logging
+import traceback
 from datetime import timedelta
 
 from ..catalog import shown_sku
@@ -250,8 +251,9 @@ def _lookup_broken(rt: Runtime, record: OrderRecord, package: Package, exc: Exce
     not implement (NotSupported). It did not look, so nothing may be bought on its word; the claim
     is held for a person at once. Retried instead, it would end ``retries_exhausted`` with an
     "internal error", and a release of that with --replan would buy a second label."""
-    log.error("order %s: the %s plugin's find_by_reference failed", record.order_id, package.carrier,
-              exc_info=(type(exc), exc, None))
+    trace = "".join(traceback.format_exception(exc))  # a plugin's words may quote the address
+    log.error("order %s: the %s plugin's find_by_reference failed\n%s", record.order_id, package.carrier,
+              their_words(record.order.ship_to, trace).rstrip())
     return hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
                 f"order {record.order_id}: the {package.carrier} plugin could not look up label reference "
                 f"{package.idempotency_key} ({type(exc).__name__}: {their_words(record.order.ship_to, exc)}) "

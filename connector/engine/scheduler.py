@@ -35,7 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..ledger import ACTIVE_ORDER_STATES, OrderState
+from ..ledger import ACTIVE_ORDER_STATES, LedgerUnreachable, OrderState
 from ..ledger.queries import OrderKey
 from ..model import utcnow
 from .confirm import confirm_lane
@@ -87,7 +87,7 @@ class Scheduler:
         self.drive = drive
         # The ledger's server restarting, failing over or dropping a session: the statement fails,
         # and the thread's next one opens a new connection.
-        self._ledger_faults = (*getattr(self.rt.ledger, "db_errors", ()), ConnectionError)
+        self._ledger_faults = (*getattr(self.rt.ledger, "db_errors", ()), LedgerUnreachable)
         self._ledger_lost = False  # the ledger failed a read or a step's write (logged once)
         # Steps that failed in a row on the ledger (a full disk: reads answer, writes do not), and
         # until when nothing new is handed out: each step would call a carrier or Amazon again and
@@ -169,7 +169,7 @@ class Scheduler:
         except self._ledger_faults as exc:
             self._ledger_failed(exc)
             self._write_faults += 1
-            pause = min(REST_S * 2 ** (self._write_faults - 1), LEDGER_PAUSE_MAX_S)
+            pause = min(REST_S * 2 ** min(self._write_faults - 1, 16), LEDGER_PAUSE_MAX_S)  # (no overflow)
             self._paused_until = time.monotonic() + pause
             return Outcome.REST
         except Exception:  # noqa: BLE001 - one order's bug must never stop the others

@@ -19,6 +19,7 @@ from .base import (
     CorruptRecordError,
     Ledger,
     LedgerInUse,
+    LedgerUnreachable,
     OrderFinishedError,
     OrderRecord,
     OrderState,
@@ -31,7 +32,8 @@ from .base import (
 __all__ = [
     "ACTIVE_ORDER_STATES", "BOUGHT_PACKAGE_STATES", "NOTHING_TO_SHIP_STATES", "SHIPPED_ORDER_STATES",
     "TERMINAL_PACKAGE_STATES", "TRACKED_PACKAGE_STATES",
-    "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "OrderFinishedError", "OrderRecord",
+    "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "LedgerUnreachable", "OrderFinishedError",
+    "OrderRecord",
     "OrderState", "Package", "PackageState", "StaleStateError", "TrackingRecord", "open_ledger",
     "probe_ledger", "sqlite_path",
 ]

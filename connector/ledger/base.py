@@ -206,6 +206,12 @@ class LedgerInUse(Exception):
     """Another daemon works on this ledger, and the store cannot share it (SQLite)."""
 
 
+class LedgerUnreachable(ConnectionError):
+    """The ledger's store cannot be reached or opened (no PostgreSQL server, a file that will not
+    open). A ConnectionError of its own: a carrier plugin's raw ConnectionResetError is not the
+    ledger's going away."""
+
+
 class Ledger:
     """Interface of a ledger store. :mod:`connector.ledger.sqlite` is the embedded default."""
 

@@ -36,6 +36,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from .. import clock as daemon_clock
 from ..model import utcnow
+from .base import LedgerUnreachable
 from .crypto import PiiCipher
 from .sql import ConnectionHandle, SqlLedger
 
@@ -187,7 +188,7 @@ class PostgresLedger(SqlLedger):
                                   options=_server_options(self.url), **KEEPALIVE)
         except psycopg.OperationalError as exc:
             # libpq's message names host and port but never the password
-            raise ConnectionError(f"ledger {self.location}: cannot connect: "
+            raise LedgerUnreachable(f"ledger {self.location}: cannot connect: "
                                   f"{str(exc).strip().splitlines()[0]}") from None
         return _Connection(raw)
 
@@ -221,7 +222,7 @@ class PostgresLedger(SqlLedger):
     def lost_connection(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the server is gone or ended this session (a restart, a failover, an
         administrator), not that the statement failed (a lock timeout, a full disk)."""
-        if isinstance(exc, ConnectionError):  # a new connection refused (postgres._connect)
+        if isinstance(exc, LedgerUnreachable):  # a new connection refused (postgres._connect)
             return True
         if not isinstance(exc, psycopg.OperationalError):
             return False

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from ..model import utcnow
-from .base import LedgerInUse
+from .base import LedgerInUse, LedgerUnreachable
 from .crypto import PiiCipher
 from .sql import SqlLedger
 
@@ -63,7 +63,7 @@ class SqliteLedger(SqlLedger):
             with self.exclusive("ledger:open"):  # and on a key lock file this process cannot use
                 pass
         except (OSError, sqlite3.Error) as exc:  # a read-only or missing directory, say
-            raise ConnectionError(f"ledger {path}: cannot open: {exc}") from None
+            raise LedgerUnreachable(f"ledger {path}: cannot open: {exc}") from None
 
     def hold_daemon_lock(self) -> None:
         """Two daemons on one SQLite file would both poll, buy and confirm the same orders (each
@@ -102,12 +102,12 @@ class SqliteLedger(SqlLedger):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise ConnectionError(f"cannot open {path}: {exc.strerror or exc}") from None
+            raise LedgerUnreachable(f"cannot open {path}: {exc.strerror or exc}") from None
         try:
             try:
                 got = _try_lock(fd, key)
             except OSError as exc:  # a file system without these locks
-                raise ConnectionError(f"cannot lock {path}: {exc.strerror or exc}") from None
+                raise LedgerUnreachable(f"cannot lock {path}: {exc.strerror or exc}") from None
             yield got
         finally:
             os.close(fd)  # the lock goes with the descriptor

@@ -378,3 +378,21 @@ def test_a_ledger_refusing_writes_pauses_the_dispatch_with_back_off_and_logs_onc
     messages = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("the ledger failed") for m in messages) == 1, messages
     assert messages.count("the ledger answers again") == 1, messages
+
+
+def test_the_pause_never_overflows_however_long_the_ledger_refuses_writes(no_periodic_jobs) -> None:
+    """Hours of a full disk: one more failed step per pause. 2 ** 1024 is no float: the doubling
+    stops at its cap instead of ending the dispatcher."""
+    from concurrent.futures import Future
+
+    class DiskFull(Exception):
+        pass
+
+    ledger = FakeLedger(["o1"])
+    ledger.db_errors = (DiskFull,)
+    dispatcher = Scheduler(make_engine(ledger), lambda *args: None)
+    for _ in range(1100):
+        failed: Future = Future()
+        failed.set_exception(DiskFull("database or disk is full"))
+        dispatcher._outcome(failed, "o1")
+    assert dispatcher._paused_until - time.monotonic() <= 60

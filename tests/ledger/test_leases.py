@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 
 from connector.engine.runtime import Runtime
 from connector.engine.workers import LocalPresence, Membership, would_rebalance
-from connector.ledger import postgres
+from connector.ledger import LedgerUnreachable, postgres
 from connector.ledger.crypto import PiiCipher
 from connector.ledger.leases import LeaseCensus
 from connector.ledger.postgres import WRITE_LOCK_KEY, PostgresLedger
@@ -605,8 +605,10 @@ def test_only_a_lost_session_is_taken_for_the_server_gone() -> None:
     a statement that failed (a lock timeout, a full disk) is the order's retry as before."""
     gone = [psycopg.errors.AdminShutdown("terminating connection"),
             psycopg.errors.ConnectionFailure("no route"),
-            psycopg.OperationalError("the connection is closed"), ConnectionError("refused")]
+            psycopg.OperationalError("the connection is closed"), LedgerUnreachable("refused")]
+    # (a carrier plugin's raw socket error is not the ledger's: before, any ConnectionError was)
     failed = [psycopg.errors.LockNotAvailable("lock timeout"), psycopg.errors.DiskFull("disk full"),
-              psycopg.errors.UniqueViolation("duplicate"), RuntimeError("a bug")]
+              psycopg.errors.UniqueViolation("duplicate"), RuntimeError("a bug"),
+              ConnectionResetError("carrier reset the connection"), ConnectionError("refused")]
     assert all(PostgresLedger.lost_connection(None, exc) for exc in gone)
     assert not any(PostgresLedger.lost_connection(None, exc) for exc in failed)
