@@ -53,6 +53,15 @@ def backlog_world(world, carrier: str = "yunexpress", **spapi_options):
                   "engine": {"verify_grace_seconds": GRACE}})
 
 
+def no_lag_world(world, extra: dict | None = None, **spapi_options):
+    """backlog_world's, with searchOrders showing a change at once on both sides."""
+    spapi = {"search_lag_seconds": 0, **spapi_options}
+    return world({"sandbox": {"orders": 25, "emulators": {"spapi": spapi}},
+                  "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
+                  "amazon": {"search_lag_seconds": 0}, "engine": {"verify_grace_seconds": GRACE},
+                  **(extra or {})})
+
+
 def test_a_backlog_of_confirmations_is_verified_from_a_page_per_account(world):
     w = backlog_world(world)
     rt = w.runtime()
@@ -229,10 +238,7 @@ def test_with_no_lag_stragglers_alone_spend_no_more_reads(world):
     """Every pending confirmation was in a complete read, beyond the margin for the two clocks
     (Amazon dropped them): there is nothing a new page could show, whatever the lag, until a new
     confirmation comes."""
-    w = world({"sandbox": {"orders": 25, "emulators": {"spapi": {"search_lag_seconds": 0,
-                                                                  "silent_drop_rate": 0.2}}},
-               "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
-               "amazon": {"search_lag_seconds": 0}, "engine": {"verify_grace_seconds": GRACE}})
+    w = no_lag_world(world, silent_drop_rate=0.2)
     rt = w.runtime()
     try:
         engine = Engine(rt)
@@ -302,11 +308,8 @@ def test_a_code_misspelt_in_the_site_rules_is_filed_as_other_and_alerted_end_to_
 
     amazons_list = {site: sorted(codes) for site, codes in site_carrier_codes().items()}
     assert "Yun Express" in amazons_list["US"] and "YunExpress" not in amazons_list["US"]
-    w = world({"sandbox": {"orders": 25, "emulators": {"spapi": {
-                   "carrier_codes": amazons_list, "search_lag_seconds": 0}}},
-               "site_rules": {"US": {"carrier_codes": {"YunExpress": [], "Yun Express": None}}},
-               "routing": {"default": ["yunexpress:*"]}, "selection": {"overrides": []},
-               "amazon": {"search_lag_seconds": 0}, "engine": {"verify_grace_seconds": GRACE}})
+    misspelt = {"US": {"carrier_codes": {"YunExpress": [], "Yun Express": None}}}
+    w = no_lag_world(world, {"site_rules": misspelt}, carrier_codes=amazons_list)
     rt = w.runtime()
     try:
         engine = Engine(rt)
