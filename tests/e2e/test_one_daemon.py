@@ -24,7 +24,7 @@ def test_a_second_daemon_on_one_sqlite_ledger_is_refused(world):
             assert "Traceback" not in second.stderr
         assert run_cli(w, "orders", "list").returncode == 0  # the operator's commands still work
     finally:
-        code, _ = first.sigterm()
+        code, _ = first.stop()
     assert code == 0
     again = run_cli(w, "run", "--once")  # the lock went with the first daemon
     assert again.returncode == 0, again.stderr[-2000:]
