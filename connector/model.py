@@ -110,6 +110,20 @@ def _transliterated(value: str) -> str:
 _WORDED = ("name", "company", "line1", "line2", "line3")  # values of several words
 
 
+def _may_quote(folded: str, values: set[str]) -> bool:
+    """Whether ``folded`` (a text, folded) may hold one of the personal ``values`` in any form
+    :meth:`Address.redact` looks for: it shares a word with them, holds seven digits or more (a
+    phone, however grouped), or a character of a script written without spaces that a value
+    also uses. False lets redact skip building its patterns (about a millisecond), which every
+    pattern it has could only match where one of these holds."""
+    if sum(c.isdigit() for c in folded) >= 7:
+        return True
+    words = set(re.findall(r"\w+", folded))
+    if any(words.intersection(re.findall(r"\w+", _fold(v))) for v in values if v):
+        return True
+    return bool(_UNSPACED_SCRIPT.search(folded)) and any(_UNSPACED_SCRIPT.search(v) for v in values)
+
+
 def _word_runs(values: set[str]) -> list[str]:
     """Patterns for every run of two or more consecutive words of each value, longest first,
     whatever stands between them in the text: a carrier that cuts a street to its first 35
@@ -205,6 +219,8 @@ class Address:
         code = self.postal_code.strip()
         values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
         folded = _fold(text)  # matched here; replaced at the same places in ``text``
+        if not _may_quote(folded, values):  # most refusals quote nothing: no patterns to build
+            return text
         patterns = [_phone_pattern(self.phone, self.country_code)]
         patterns += _word_runs({getattr(self, f) for f in _WORDED} | {_transliterated(getattr(self, f))
                                                                       for f in _WORDED})
