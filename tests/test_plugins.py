@@ -327,3 +327,16 @@ def test_a_site_two_plugins_define_fails_config_check_and_the_demo_as_run_does(s
     demo = CliRunner().invoke(cli, ["--config", config, "demo"])
     assert demo.exit_code == 1 and "site US is registered twice" in demo.output, demo.output
     assert isinstance(demo.exception, SystemExit)  # a message, not a traceback
+
+
+def test_plugins_lists_the_operations_each_carrier_implements(site):
+    """What the contract and the daemon require, visible before a configuration names the carrier
+    (the fake here overrides none, so `run` would refuse it)."""
+    install_fake(site, "bare-plugin", "carrier_bare", "bare_mod", CARRIER_PLUGIN.format(code="bare"))
+    listed = {r["name"]: r for r in json.loads(CliRunner().invoke(cli, ["plugins", "--json"]).output)}
+    assert listed["carrier_yunexpress"]["operations"] == {"yunexpress": [
+        "quote", "create_shipment", "get_label", "cancel", "track", "find_by_reference"]}
+    assert listed["carrier_bare"]["operations"] == {"bare": []}
+    text = CliRunner().invoke(cli, ["plugins"]).output
+    assert "carrier bare implements: (none it can tell)" in text
+    assert "carrier yunexpress implements: quote, create_shipment, get_label" in text

@@ -128,9 +128,13 @@ def cli(ctx: click.Context, config_path: str, log_level: str | None, log_format:
 def plugins_cmd(state: State, as_json: bool) -> None:
     """List plugins with distribution, version, hooks, status and error."""
     host = state.host
-    host.carriers()  # registration problems (duplicates, raising hooks) show up in the reports
+    specs = host.carriers()  # registration problems (duplicates, raising hooks) show up in the reports
     host.site_rules()
     reports = [r.to_dict() for r in host.reports.values()]
+    for r in reports:  # the operations each carrier's class overrides (imports its factory)
+        r["operations"] = {code: _operations(specs[code]) for kind, _, code in
+                           (item.partition(":") for item in r["registered"])
+                           if kind == "carrier" and code in specs}
     if as_json:
         click.echo(json.dumps(reports, indent=2))
         return
@@ -140,8 +144,17 @@ def plugins_cmd(state: State, as_json: bool) -> None:
             click.echo(f"    hooks: {', '.join(r['hooks'])}")
         if r["registered"]:
             click.echo(f"    provides: {', '.join(r['registered'])}")
+        for code, operations in r["operations"].items():
+            click.echo(f"    carrier {code} implements: {', '.join(operations) or '(none it can tell)'}")
         if r["error"]:
             click.echo(f"    error: {r['error']}")
+
+
+def _operations(spec) -> list[str]:
+    try:
+        return spec.capabilities()
+    except ImportError as exc:  # its factory's path does not import: say so, the listing goes on
+        return [f"(its factory does not import: {exc})"]
 
 
 @cli.group("config")
