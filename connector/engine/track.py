@@ -189,13 +189,11 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
                               description_en=e.description_en or _english(e.description))
                for e in info.events]
     moved = state is not package.state
-    follows = {"first_scan_at": first, "last_scan_at": last, "delivered_at": delivered,
-               "scans": max(package.scans, len(scans)), "next_track_at": next_at, "track_failures": 0}
-    # Only what changed: a poll that found nothing new moves the next poll alone (no history row).
-    changes = {name: value for name, value in follows.items() if getattr(package, name) != value}
+    # (advance() notes only the values that change: a poll that found nothing new leaves no history row)
     updated = rt.ledger.advance(
         package, package.state, state, order_state=order_state_of(state) if moved else None, events=records,
-        **changes)
+        first_scan_at=first, last_scan_at=last, delivered_at=delivered, scans=max(package.scans, len(scans)),
+        next_track_at=next_at, track_failures=0)
     _alerts(rt, updated, moved, now, to_door)
     return moved
 
