@@ -340,3 +340,15 @@ def test_plugins_lists_the_operations_each_carrier_implements(site):
     text = CliRunner().invoke(cli, ["plugins"]).output
     assert "carrier bare implements: (none it can tell)" in text
     assert "carrier yunexpress implements: quote, create_shipment, get_label" in text
+
+
+def test_the_built_in_distributions_are_the_plugins_this_repository_ships():
+    """They load first and keep their codes: a plugin added under plugins/ must be listed too."""
+    import re
+
+    from connector.plugins import BUILTIN_DISTRIBUTIONS
+
+    root = Path(__file__).resolve().parents[1] / "plugins"  # (no tomllib: Python 3.10 is supported)
+    shipped = {re.search(r'(?m)^name = "([^"]+)"', p.read_text(encoding="utf-8")).group(1)
+               for p in root.glob("*/*/pyproject.toml")}
+    assert shipped == BUILTIN_DISTRIBUTIONS
