@@ -205,7 +205,7 @@ def _look_up(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrie
                                        f"{package.idempotency_key}: {their_words(record.order.ship_to, exc)}")
     except PermanentCarrierError as exc:
         return None, _lookup_refused(rt, record, package, exc, when)
-    except QuotaWaitInterrupted:
+    except _CARRIER_ANSWERS:  # (here only a stop while it waited for quota: the others are above)
         raise
     except Exception as exc:  # noqa: BLE001 - the plugin's bug, or a lookup it lacks
         return None, _lookup_broken(rt, record, package, exc, when)
