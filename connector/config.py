@@ -568,9 +568,7 @@ class _Located:
                 self._unreadable(node, path, f"a value tagged !!{standard} cannot be read: write it without "
                                              "the tag")
             else:  # !vault, or a secret that starts with "!": its text is never echoed
-                self._unreadable(node, path, "a value starting with ! is read by YAML as a tag, which is not "
-                                             "supported: put the value in quotes (only YAML's standard types "
-                                             "are read)")
+                self._unreadable(node, path, _TAG_READ)
             return None
 
     def _unreadable(self, node: yaml.Node, path: tuple, message: str) -> None:
@@ -610,9 +608,13 @@ def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:
         return ("a value starting with * or & is read by YAML as an alias or an anchor (its text is not "
                 "shown here, it may be a secret): put the value in quotes")
     if "tag" in problem:
-        return ("a value starting with ! is read by YAML as a tag (its text is not shown here, it may be "
-                "a secret): put the value in quotes")
+        return _TAG_READ
     return problem
+
+
+# One message for an unquoted value starting with "!", whichever part of PyYAML stumbles on it.
+_TAG_READ = ("a value starting with ! is read by YAML as a tag (its text is not shown here, it may be a "
+             "secret): put the value in quotes (only YAML's standard types are read)")
 
 
 # YAML's own types (tag:yaml.org,2002:...), which an error may name: any other !! tag is the file's text
