@@ -181,20 +181,6 @@ class SiteRules:
         return tuple(code for code in self.carrier_codes
                      if (note := self.carrier_code_notes.get(code)) is not None and note.unverified)
 
-    def to_mapping(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "carrier_code_notes":
-                continue  # carried in carrier_codes' mapping form
-            if isinstance(value, Money):
-                value = f"{value.amount} {value.currency}"
-            elif f.name == "carrier_codes":
-                value = {k: {"methods": list(v), "source": note.source, "unverified": note.unverified}
-                         if (note := self.carrier_code_notes.get(k)) else list(v) for k, v in value.items()}
-            data[f.name] = value
-        return data
-
     @classmethod
     def from_mapping(cls, site: str, data: Mapping[str, Any]) -> SiteRules:
         """A full SiteRules from data (the plugin's ``sites.yaml`` entry or a configuration block;

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..model import Money, Quote, ShipmentRequest
@@ -118,11 +117,6 @@ class RateCard:
             except (KeyError, ValueError, ArithmeticError) as exc:
                 raise ValueError(f"rate card row {i + 1}: {type(exc).__name__}: {exc}") from None
         return cls(parsed)
-
-    @classmethod
-    def from_csv(cls, path: str | Path) -> RateCard:
-        with open(path, encoding="utf-8", newline="") as fh:
-            return cls.from_rows(csv_rows(fh.read()))
 
     @classmethod
     def from_setting(cls, rows: Iterable[Mapping[str, Any]], *, where: str) -> RateCard:

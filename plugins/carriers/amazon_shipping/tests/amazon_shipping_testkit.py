@@ -7,7 +7,6 @@ A uniquely named module (not ``conftest``) so that test modules can import it.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -233,10 +232,6 @@ def request_for(
         weight_g=sum(q for _, q in lines) * 120,
         currency=currency,
     )
-
-
-def body_of(call: Any) -> Any:
-    return json.loads(call.request.body) if call.request.body else None
 
 
 class SpApiDriver:

@@ -110,10 +110,6 @@ def shipment_id(prefix: str, reference: str) -> str:
     return sid
 
 
-def reference_of(prefix: str, sid: str) -> str:
-    return sid[len(prefix) :] if prefix and sid.startswith(prefix) else sid
-
-
 def detail_texts(status: Any) -> list[str]:
     """Each of ``messageDetails`` (a list of {messageDetail} or a plain string)."""
     if not isinstance(status, dict):

@@ -56,13 +56,6 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 destinations=DESTINATIONS),
 )
 SERVICE_SPECS: dict[str, ServiceSpec] = {s.code: s for s in SERVICES}
-# Chinese names as express.channel.getlist gives them (nameCh), for the emulator and diagnostics.
-SERVICE_NAMES_CH: dict[str, str] = {
-    "481": "燕文专线追踪-普货",
-    "482": "燕文专线追踪-带电",
-    "464": "燕文航空挂号小包-普货",
-    "466": "燕文专线平邮-普货",
-}
 # Lines that accept parcels with batteries (the others are 普货, general goods only).
 BATTERY_SERVICES: frozenset[str] = frozenset({"482"})
 
