@@ -125,6 +125,15 @@ def test_create_refusal_is_permanent_with_the_carriers_message_and_reason():
     assert caught.value.code == "B02" and not isinstance(caught.value, DuplicateReferenceError)
 
 
+@pytest.mark.parametrize("msg", ["系统繁忙，请稍后再试", "System error, please try again later"])
+def test_create_refused_for_china_posts_own_trouble_is_transient(msg):
+    # Not an answer about the order, which may have been created: a permanent refusal would give
+    # the reference up (the order is planned again under a new one) and could buy a second label.
+    with pytest.raises(TransientCarrierError, match="may have taken effect"):
+        mapping.parse_create({"success": "false", "reason": "S01", "msg": msg}, "PKG-1",
+                             duplicate_keywords=DUP_WORDS)
+
+
 @pytest.mark.parametrize("answer", [
     {"success": "false", "reason": "B03", "msg": "物流订单号重复"},
     {"success": "false", "reason": "B03", "msg": "logistics_order_no PKG-1 already exists"},

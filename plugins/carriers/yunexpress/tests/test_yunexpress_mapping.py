@@ -129,6 +129,20 @@ def test_create_order_refusal_carries_the_remark():
     assert not isinstance(caught.value, DuplicateReferenceError)
 
 
+@pytest.mark.parametrize(("code", "message", "remark"), [
+    ("9999", "系统异常，请稍后重试", None),  # the whole call refused in the words of its own trouble
+    ("0000", "提交成功!", "System busy, please try again later"),  # the order's entry says so
+])
+def test_create_order_refused_for_yunexpress_own_trouble_is_transient(code, message, remark):
+    # Not an answer about the order, which may have been created: a permanent refusal would give
+    # the reference up (the order is planned again under a new one) and could buy a second label.
+    data = load_fixture("create_order")
+    data.update(Code=code, Message=message)
+    data["Item"][0].update(Success=0, Remark=remark, WayBillNumber=None)
+    with pytest.raises(TransientCarrierError, match="may have taken effect"):
+        mapping.parse_create_order(data, make_request("2022021008567562"))
+
+
 @pytest.mark.parametrize("remark", ["客户订单号重复", "CustomerOrderNumber already exists",
                                     "repeat order number"])
 def test_duplicate_remark_is_a_duplicate(remark):

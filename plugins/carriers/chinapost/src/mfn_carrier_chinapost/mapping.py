@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from connector.kit import Money, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
 from connector.kit.values import (
+    CARRIER_TROUBLE_WORDS,
     cents,
     in_utc,
     looks_like_pdf,
@@ -260,6 +261,10 @@ def parse_create(data: Any, reference: str, *, duplicate_keywords: Iterable[str]
             + (f" (reason {reason})" if reason else ""), code=reason or "duplicate", carrier=CARRIER)
     if is_auth_failure(text):
         raise credentials_error(text)
+    if mentions(text, CARRIER_TROUBLE_WORDS):  # China Post's own trouble, no answer about the order
+        raise TransientCarrierError(
+            f"China Post OrderReceiveBack for {reference}: {text}" + (f" (reason {reason})" if reason else "")
+            + "; the call may have taken effect", code=reason or "error", carrier=CARRIER)
     raise PermanentCarrierError(
         f"China Post refused logistics_order_no {reference}: {text or 'no message'}"
         + (f" (reason {reason})" if reason and reason != text else ""), code=reason or "rejected",

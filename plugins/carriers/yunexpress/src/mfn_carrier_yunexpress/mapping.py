@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.kit.values import currency as _currency
-from connector.kit.values import decimal as _decimal
 from connector.kit.values import (
+    CARRIER_TROUBLE_WORDS,
     in_utc,
     iso_time,
     kilograms,
@@ -34,6 +33,8 @@ from connector.kit.values import (
     says_not_found,
     transit_days,
 )
+from connector.kit.values import currency as _currency
+from connector.kit.values import decimal as _decimal
 from connector.kit.values import integer as _int
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
@@ -310,6 +311,7 @@ def parse_create_order(data: Any, request: ShipmentRequest, *,
                 f"YunExpress already holds CustomerOrderNumber {reference}: {remark or message} "
                 f"(Code {code})",
                 code=code, carrier=CARRIER)
+        _raise_if_trouble(remark or message, reference, code)
         raise _refusal(op, code, remark or message)
     if entry is None:
         raise _fail(op, f"field 'Item' has no entry for CustomerOrderNumber {reference}")
@@ -318,8 +320,18 @@ def parse_create_order(data: Any, request: ShipmentRequest, *,
     if is_duplicate_remark(remark, keywords):
         raise DuplicateReferenceError(f"YunExpress already holds CustomerOrderNumber {reference}: {remark}",
                                       code="duplicate", carrier=CARRIER)
+    _raise_if_trouble(remark, reference, "rejected")
     raise PermanentCarrierError(f"YunExpress refused CustomerOrderNumber {reference}: "
                                 f"{remark or 'no Remark'}", code="rejected", carrier=CARRIER)
+
+
+def _raise_if_trouble(words: str, reference: str, code: str) -> None:
+    """A refusal in the words of YunExpress's own trouble ("系统异常，请稍后重试", "system busy") is
+    no answer about the order: the call may have taken effect, so it is transient (the engine looks
+    the reference up before buying again), never a refusal that gives the reference up."""
+    if mentions(words, CARRIER_TROUBLE_WORDS):
+        raise TransientCarrierError(f"YunExpress CreateOrder for {reference}: {words} (Code {code}); the "
+                                    "call may have taken effect", code=code, carrier=CARRIER)
 
 
 def _created_shipment(entry: dict[str, Any], request: ShipmentRequest, use_waybill: bool) -> Shipment:
