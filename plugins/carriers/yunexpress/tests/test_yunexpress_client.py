@@ -223,7 +223,11 @@ def test_label_request_format_object():
     assert carrier.get_label(_shipment()) == PDF
 
 
-@pytest.mark.parametrize(("status", "body"), [(200, b"<html>expired</html>"), (200, PDF[:20]), (404, b"")])
+@pytest.mark.parametrize(("status", "body"), [(200, b"<html>expired</html>"), (200, PDF[:20]), (404, b""),
+                                             # the file host refusing an expired link: no credentials
+                                             # go there, so it is never "check customer_code"
+                                             (403, b"<Error><Code>AccessDenied</Code></Error>"),
+                                             (401, b"")])
 @responses.activate
 def test_a_label_that_is_not_a_whole_pdf_is_transient(carrier, status, body):
     label = load_fixture("label_print")

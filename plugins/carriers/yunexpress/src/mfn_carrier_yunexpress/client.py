@@ -156,9 +156,12 @@ class YunExpressCarrier(Carrier):
                                    params=params, data=data, headers=self._headers)
 
     def _download_label(self, url: str, reference: str) -> bytes:
-        """GET the label file. No Authorization header: the URL is on the carrier's file host."""
+        """GET the label file. No Authorization header: the URL is on the carrier's file host, so
+        a 401/403 there is a link it no longer serves (expired), never the account's credentials:
+        transient, the next try prints the label again for a fresh link."""
         response = self.http.send("label download", "GET", url, reference=reference,
-                                  headers={"Accept": "application/pdf"})
+                                  headers={"Accept": "application/pdf"},
+                                  credentials_error=self._link_refused)
         if response.status_code != 200:
             raise TransientCarrierError(f"YunExpress label download: HTTP {response.status_code}",
                                         code=f"http_{response.status_code}", carrier=self.code)
@@ -167,6 +170,11 @@ class YunExpressCarrier(Carrier):
                 f"YunExpress label download: not a complete PDF ({len(response.content)} bytes, "
                 f"starts with {response.content[:8]!r})", code="malformed", carrier=self.code)
         return response.content
+
+    def _link_refused(self, detail: str) -> TransientCarrierError:
+        return TransientCarrierError(f"YunExpress label download: the file host refused the label's link "
+                                     f"({detail}); no credentials are sent there", code="label_link",
+                                     carrier=self.code)
 
 
 def _message(decoded: Any) -> str:
