@@ -424,6 +424,12 @@ def test_malformed_tracking_is_transient_and_named(mutate, field):
     ("Delivered, signed for by recipient", TrackingStatus.DELIVERED),
     ("已签收", TrackingStatus.DELIVERED),
     ("Unsuccessful delivery attempt", TrackingStatus.FAILED_ATTEMPT),
+    # "delivered" and "签收" inside a failure: never a delivery
+    ("Undelivered - addressee moved", TrackingStatus.FAILED_ATTEMPT),
+    ("Not delivered, addressee absent", TrackingStatus.FAILED_ATTEMPT),
+    ("The item could not be delivered", TrackingStatus.FAILED_ATTEMPT),
+    ("收件人未签收", TrackingStatus.FAILED_ATTEMPT),
+    ("无人签收", TrackingStatus.FAILED_ATTEMPT),
     ("Returned to sender", TrackingStatus.RETURNED),
     ("Order cancelled (deleted by the shipper)", TrackingStatus.CANCELLED),
     ("Sorted at YunExpress Shenzhen processing center", TrackingStatus.IN_TRANSIT),
@@ -436,6 +442,22 @@ def test_malformed_tracking_is_transient_and_named(mutate, field):
 ])
 def test_event_keywords(content, status):
     assert mapping.classify_event(content) is status
+
+
+def test_a_failed_delivery_worded_undelivered_is_not_a_delivery():
+    # PackageState 6 (delivery failed) and the last-mile words for it: the parcel is not delivered
+    # (DELIVERED is final for the engine: tracking would stop and no failed-delivery alert be raised).
+    data = load_fixture("get_track_info")
+    data["Item"]["PackageState"] = 6
+    data["Item"]["OrderTrackingDetails"] = [
+        {"ProcessContent": "Arrived at destination country", "ProcessDate": "2022-01-02T10:00:00"},
+        {"ProcessContent": "USPS: out for delivery", "ProcessDate": "2022-01-05T08:00:00"},
+        {"ProcessContent": "USPS: Undelivered - no access to delivery location",
+         "ProcessDate": "2022-01-05T18:00:00"},
+    ]
+    info = mapping.parse_track_info(data, "YT2222222222222222")
+    assert info.events[-1].status is TrackingStatus.FAILED_ATTEMPT
+    assert info.status is TrackingStatus.FAILED_ATTEMPT
 
 
 # -- GetPriceTrial and GetShippingMethods ----------------------------------------------------
