@@ -83,6 +83,7 @@ def test_event_texts(text, expected):
 @pytest.mark.parametrize(("text", "expected"), [
     ("Undelivered", S.FAILED_ATTEMPT),                  # not "delivered"
     ("未妥投", S.FAILED_ATTEMPT),                        # not "妥投"
+    ("收件人未签收", S.FAILED_ATTEMPT),                  # not "签收": the addressee did not sign for it
     ("投递未成功", S.FAILED_ATTEMPT),                    # not "投递"
     ("Delivered to airline", S.IN_TRANSIT),             # a hand-over between legs
     ("Returned to the delivery office after an unsuccessful attempt", S.FAILED_ATTEMPT),

@@ -37,7 +37,7 @@ RULES: tuple[tuple[TrackingStatus, tuple[str, ...]], ...] = (
         "awaiting collection", "ready for collection", "available for collection",
         "available for pickup", "ready for pickup", "held at post office",
         "投递未成功", "未妥投", "投递失败", "无法投递", "未能投递", "派送失败", "派送不成功", "投递不成功",
-        "收件人不在", "无人签收", "无人在家", "地址不详", "待自取", "待领取", "招领")),
+        "收件人不在", "无人签收", "未签收", "无人在家", "地址不详", "待自取", "待领取", "招领")),
     (TrackingStatus.DELIVERED, (
         "delivered", "final delivery", "deliver item", "delivery completed", "delivery confirmed",
         "signed for", "signed by", "collected by addressee", "collected by recipient",
