@@ -640,8 +640,34 @@ def test_track_maps_amazon_events(amazon, carrier):
     ]
     [unknown] = carrier().track(["YT0000000000000000"])
     assert unknown.status == TrackingStatus.UNKNOWN and unknown.events == ()
-    with pytest.raises(PermanentCarrierError, match="matches no carrier"):
-        carrier().track(["1Z999AA10123456784"])
+
+
+def test_a_number_no_carrier_pattern_knows_fails_alone_not_its_batch(amazon, carrier):
+    """After a restart the carrierId of a number comes from tracking_patterns only. A number none
+    matches is that parcel's trouble: the engine tracks in batches, and an exception from track()
+    failed every parcel of the batch, at every pass, as long as that parcel was in it."""
+    amazon.rsps.add(responses.GET, TRACKING_URL, json={"payload": {
+        "trackingId": TRACKING, "summary": {"status": "InTransit"},
+        "eventHistory": [{"eventCode": "PickupDone", "eventTime": "2026-01-02T00:00:00Z"}]}})
+    stranger, known = carrier().track(["1Z999AA10123456784", TRACKING])
+    assert known.tracking_number == TRACKING and known.status == TrackingStatus.ACCEPTED and not known.error
+    assert stranger.tracking_number == "1Z999AA10123456784" and stranger.status == TrackingStatus.UNKNOWN
+    assert "matches no carrier in tracking_patterns" in stranger.error
+
+
+def test_a_number_amazon_refuses_to_track_fails_alone_not_its_batch(amazon, carrier):
+    """getTracking refusing one number (400: e.g. its pattern named the wrong carrierId) is about
+    that number's request: the others of the batch are still tracked."""
+    refused = "LX123456785CN"
+    only_it = responses.matchers.query_param_matcher({"trackingId": refused}, strict_match=False)
+    amazon.rsps.add(responses.GET, TRACKING_URL, status=400, json=errors("InvalidInput", "invalid carrierId"),
+                    match=[only_it])
+    amazon.rsps.add(responses.GET, TRACKING_URL, json={"payload": {
+        "trackingId": TRACKING, "summary": {"status": "Delivered"},
+        "eventHistory": [{"eventCode": "Delivered", "eventTime": "2026-01-09T10:00:00Z"}]}})
+    bad, good = carrier().track([refused, TRACKING])
+    assert good.status == TrackingStatus.DELIVERED and not good.error
+    assert bad.status == TrackingStatus.UNKNOWN and "invalid carrierId" in bad.error
 
 
 def test_cancel(amazon, carrier):

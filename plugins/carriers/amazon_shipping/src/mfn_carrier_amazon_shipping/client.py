@@ -469,24 +469,29 @@ class AmazonShippingCarrier(Carrier):
             attempts = [(self.amazon[known.account], known.carrier_id, self._business_id(known.site))]
         else:
             carrier_id = next((cid for cid, p in self._patterns.items() if p.match(number)), None)
-            if carrier_id is None:
-                raise PermanentCarrierError(
-                    f"tracking number {number} matches no carrier in tracking_patterns",
-                    code="tracking",
-                    carrier=CODE,
+            if carrier_id is None:  # this parcel's trouble: its error fails it alone, not its batch
+                return TrackingInfo(
+                    tracking_number=number,
+                    status=mapping.TrackingStatus.UNKNOWN,
+                    error=f"tracking number {number} matches no carrier in tracking_patterns "
+                    "(add its carrierId's format to carriers.amazon_shipping.tracking_patterns)",
                 )
             attempts = [
                 (client, carrier_id, self.settings.default_business_id) for client in self.amazon.values()
             ]
+        refused = ""
         for client, carrier_id, business_id in attempts:
             try:
                 payload = api.get_tracking(client, number, carrier_id, business_id=business_id)
             except NotFoundError:
                 continue
+            except InvalidInputError as exc:  # about this number's request: it fails alone, not its batch
+                refused = str(self._carrier_error("getTracking", number, exc))
+                continue
             except SpApiError as exc:
                 raise self._carrier_error("getTracking", number, exc) from exc
             return tracking_or_error(number, _tracking_info, payload, number)
-        return TrackingInfo(tracking_number=number, status=mapping.TrackingStatus.UNKNOWN)
+        return TrackingInfo(tracking_number=number, status=mapping.TrackingStatus.UNKNOWN, error=refused)
 
     def _remember(self, reference: str, known: _Known) -> None:
         limit = self.settings.label_cache_size
