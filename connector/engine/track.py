@@ -30,12 +30,14 @@ from datetime import datetime, timedelta
 
 from ..kit.carrier import Carrier, CarrierSpec
 from ..kit.values import chunks
-from ..ledger import Package, PackageState, StaleStateError, TrackingRecord
+from ..ledger import CorruptRecordError, Package, PackageState, StaleStateError, TrackingRecord
 from ..ledger.base import order_state_of
-from ..model import TrackingInfo, TrackingStatus, utcnow
+from ..ledger.crypto import PiiDecryptError
+from ..model import Address, TrackingInfo, TrackingStatus, utcnow
 from .alerts import AlertKind, alert, clear
 from .carrier_calls import timed
 from .crashpoints import crashpoint
+from .outcome import their_words
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -184,9 +186,11 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
         delivered = last or now
     age_days = (now - handover).total_seconds() / 86400
     next_at = None if state in _FINAL else now + timedelta(hours=settings.interval_hours(age_days))
+    buyer = _buyer(rt, package.order_id) if info.events else None
     records = [TrackingRecord(package_id=package.id, at=e.time, status=e.status.value, code=e.code,
-                              location=e.location, description=e.description,
-                              description_en=e.description_en or _english(e.description))
+                              location=their_words(buyer, e.location),
+                              description=their_words(buyer, e.description),
+                              description_en=their_words(buyer, e.description_en or _english(e.description)))
                for e in info.events]
     moved = state is not package.state
     # (advance() notes only the values that change: a poll that found nothing new leaves no history row)
@@ -196,6 +200,18 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
         next_track_at=next_at, track_failures=0)
     _alerts(rt, updated, moved, now, to_door)
     return moved
+
+
+def _buyer(rt: Runtime, order_id: str) -> Address | None:
+    """The order's address, to take out of the carrier's tracking texts before they are stored (a
+    last-mile scan may name who signed for the parcel, or the delivery postcode; the texts are shown
+    to any `read` token and kept after the purge). None once purged, or when no configured key reads
+    it: the parcel is followed all the same."""
+    try:
+        record = rt.ledger.get_order(order_id)
+    except (PiiDecryptError, CorruptRecordError):
+        return None
+    return record.order.ship_to if record is not None else None
 
 
 def service_tracking_level(rt: Runtime, carrier: str, service: str) -> str:
