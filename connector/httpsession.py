@@ -16,7 +16,7 @@ A sandbox run's sessions (``loopback_only``) refuse every host off this machine
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.auth import AuthBase
@@ -75,6 +75,15 @@ class Session(requests.Session):
 
 def _frozen(mapping: Any) -> Any:
     return None if mapping is None else frozenset(mapping.items())
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a listing or a message may show it: where it goes, without the credentials it may
+    carry. Its user and password (which requests sends as Basic auth) and its query string (an API
+    key, a token) become ``***``; a fragment, never sent, is left out."""
+    parts = urlsplit(url)
+    netloc = "***@" + parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
 
 
 def is_loopback(url: str) -> bool:

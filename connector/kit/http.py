@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from ..httpsession import shown_url
 from ..ratelimit import TokenBucket
 from .carrier import CREDENTIALS_REFUSED, CarrierError, PermanentCarrierError, TransientCarrierError
 
@@ -175,7 +176,7 @@ class Transport:
         except requests.RequestException as exc:
             self._log(op, reference, started, f"network error ({type(exc).__name__})")
             raise TransientCarrierError(
-                f"{self.name} {op}: {type(exc).__name__} talking to {url.split('?')[0]}; the call may "
+                f"{self.name} {op}: {type(exc).__name__} talking to {shown_url(url)}; the call may "
                 "have taken effect", code="network", carrier=self.carrier) from None
 
     def _raise_for_transport(self, response: requests.Response, op: str,

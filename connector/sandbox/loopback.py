@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..httpsession import is_loopback, is_loopback_host
+from ..httpsession import is_loopback, is_loopback_host, shown_url
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -22,13 +22,14 @@ if TYPE_CHECKING:
 def remote_endpoints(config: Config) -> list[str]:
     """``setting = address`` for every address the configuration names off this machine: the
     accounts' SP-API and login addresses (none set means Amazon's own), the carriers' addresses,
-    the webhook endpoints and a PostgreSQL ledger's server (by its host alone: never a password)."""
+    the webhook endpoints and a PostgreSQL ledger's server (by its host alone: never a password; the
+    others without the credentials a URL may carry)."""
     urls = [(f"accounts[{i}].{key}", getattr(a, key) or "(Amazon's own)")
             for i, a in enumerate(config.accounts) for key in ("endpoint", "lwa_token_url")]
     urls += [(f"carriers.{code}.{key}", value) for code, section in config.carriers.items()
              for key, value in section.items() if isinstance(value, str) and "://" in value]
     urls += [(f"webhooks.endpoints[{i}].url", e.url) for i, e in enumerate(config.webhooks.endpoints)]
-    remote = [f"{where} = {url}" for where, url in urls if not is_loopback(url)]
+    remote = [f"{where} = {shown_url(url)}" for where, url in urls if not is_loopback(url)]
     if config.ledger_url.startswith("postgresql"):
         host = urlsplit(config.ledger_url).hostname  # none: libpq's local socket
         if host and not is_loopback_host(host):

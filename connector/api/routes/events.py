@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...httpsession import shown_url
 from ...ledger.tokens import ApiToken
 from ..auth import require
 from ..problems import ApiProblem, documented
@@ -49,7 +50,8 @@ class EventPage(BaseModel):
 
 class WebhookStatus(BaseModel):
     endpoint: str
-    url: str
+    url: str = Field(description="where the events go, without the credentials the URL may carry (its user "
+                                 "and password, its query string: each shown as ***)")
     events: list[str] = Field(description="the event types (or globs) the endpoint subscribes to")
     pending: int
     delivered: int
@@ -94,7 +96,8 @@ def list_webhooks(request: Request, _token: ApiToken = Depends(require("admin"))
     answer = []
     for endpoint in rt.config.webhooks.endpoints:
         counts = rt.ledger.webhook_counts(endpoint.name)
-        answer.append(WebhookStatus(endpoint=endpoint.name, url=endpoint.url, events=list(endpoint.events),
+        answer.append(WebhookStatus(endpoint=endpoint.name, url=shown_url(endpoint.url),
+                                    events=list(endpoint.events),
                                     pending=counts.get("pending", 0), delivered=counts.get("delivered", 0),
                                     dead=counts.get("dead", 0)))
     return answer
