@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..ledger import OrderRecord, OrderState, Package
-from ..ledger.submissions import ExternalLabel, Submission, SubmissionConflict
+from ..ledger.submissions import ExternalLabel, Submission, SubmissionConflict, same_request
 from ..model import Address, FulfillmentStatus, Money, Order, OrderItem, parse_iso, utcnow
 from .loop import drive
 from .runtime import Runtime
@@ -170,7 +170,7 @@ def record_submission(rt: Runtime, key: str, kind: str, body: dict[str, Any],
     fingerprint = digest(body)
     known = rt.ledger.submission(key)
     if known is not None:
-        if known.request_digest != fingerprint or known.kind != kind:
+        if not same_request(known.request_digest, fingerprint) or known.kind != kind:
             raise SubmitError(409, "idempotency_key", f"idempotency key {key!r} was used for another request "
                               f"(order {known.order_id}); a key names one request forever")
         return known

@@ -51,7 +51,7 @@ from .metrics_queries import MetricsQueries
 from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
 from .queries import OrderQueries
 from .quota import QuotaStore
-from .submissions import SubmissionStore
+from .submissions import PURGED_DIGEST, SubmissionStore
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
 from .tokens import TokenStore
@@ -958,9 +958,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     def purge_pii(self, order_ids: Iterable[str]) -> int:
         """Erase the encrypted address of these orders (final: a later upsert does not store a new
-        one) and mark their labels erased (``label_erased_at``: never served or printed again; the
-        purge's file sweep deletes the files). Returns how many orders were newly purged; each
-        gets an audit row."""
+        one), mark their labels erased (``label_erased_at``: never served or printed again; the
+        purge's file sweep deletes the files) and erase the digest of an ERP's request for them.
+        Returns how many orders were newly purged; each gets an audit row."""
         ids = list(dict.fromkeys(order_ids))
         purged = 0
         for start in range(0, len(ids), _SQL_CHUNK):
@@ -975,6 +975,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                                  " WHERE order_id = ?", (now, now, r["order_id"]))
                     conn.execute("UPDATE packages SET label_erased_at = ? WHERE order_id = ?"
                                  " AND label_path <> '' AND label_erased_at IS NULL", (now, r["order_id"]))
+                    # the digest of an ERP's request hashes its address too
+                    conn.execute("UPDATE submissions SET request_digest = ? WHERE order_id = ?",
+                                 (PURGED_DIGEST, r["order_id"]))
                     self._transition(conn, r["order_id"], None, now, r["state"], r["state"], "pii purged")
                 purged += len(rows)
         return purged

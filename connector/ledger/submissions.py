@@ -17,6 +17,15 @@ from ..model import Order
 from .base import OrderState, PackageState
 
 KINDS = ("shipment", "confirmation")
+# A request's digest hashes the whole request, the buyer's address with it, so it is erased with the
+# address (purge_pii). A request repeated after that cannot be told from a key reused for another: it
+# is answered with what its key made, as any repeat is (a key names one request forever).
+PURGED_DIGEST = "purged"
+
+
+def same_request(stored: str, digest: str) -> bool:
+    """Whether a request with ``digest`` repeats the one stored under its key."""
+    return stored in (digest, PURGED_DIGEST)
 
 
 class SubmissionConflict(Exception):
@@ -58,7 +67,7 @@ class SubmissionStore:
             row = conn.execute("SELECT * FROM submissions WHERE idempotency_key = ?",
                                (idempotency_key,)).fetchone()
             if row is not None:
-                if row["request_digest"] != digest or row["kind"] != kind:
+                if not same_request(row["request_digest"], digest) or row["kind"] != kind:
                     raise SubmissionConflict(
                         f"idempotency key {idempotency_key!r} was used for another request (order "
                         f"{row['order_id']}); a key names one request forever")
