@@ -9,7 +9,8 @@ How it counts (docs/tracking.md#how-vtr-is-counted):
   confirmed on Amazon whose promise fell in the last ``alerts.window_days`` (30) days, voided
   labels excepted;
 * a package is **valid** when its tracking shows at least one carrier scan (an "information
-  received" notice is not a scan); it counts once in each product category of its items (the
+  received" notice is not a scan) and it was confirmed before its delivery (Amazon counts tracking
+  uploaded after delivery as invalid); it counts once in each product category of its items (the
   item master's ``category``; items without one count under "(no category)");
 * packages whose promise is still ahead are **upcoming**: they will enter the window. The
   **projected** rate counts the window and the upcoming packages alike, leaving out the
@@ -61,6 +62,14 @@ class Shipped:
     def promised(self) -> datetime:
         """The date Amazon selects the package by: its promised delivery (else its ship date)."""
         return self.deliver_by or self.shipped_at
+
+    @property
+    def valid(self) -> bool:
+        """Valid tracking as Amazon counts it: at least one carrier scan, and uploaded before the
+        parcel was delivered (tracking confirmed after delivery is a defect whatever it shows)."""
+        late = (self.confirmed_at is not None and self.delivered_at is not None
+                and self.confirmed_at > self.delivered_at)
+        return self.scans > 0 and not late
 
     @property
     def meets_tracking_level(self) -> bool:
@@ -125,8 +134,8 @@ def report(packages: Iterable[Shipped], *, now: datetime, window_days: float,
             continue
         counted_in_window += 1
         counted = promised <= now
-        valid = p.scans > 0
-        is_settled = valid or now - p.shipped_at > pending_after  # not pending a first scan
+        valid = p.valid
+        is_settled = p.scans > 0 or now - p.shipped_at > pending_after  # not pending a first scan
         for category in p.categories:
             by_category[(p.site, category)].add(counted, valid, is_settled)
         by_site[p.site].add(counted, valid, is_settled)

@@ -142,3 +142,15 @@ def test_per_site_rates_count_a_package_of_two_categories_once():
     # DE: package 7 is in two categories, and one package of the site
     assert sites["DE"] == {"site": "DE", "packages": 1, "valid": 1, "rate": 100.0, "upcoming": 0,
                            "pending": 0, "settled": 1, "projected": 100.0}
+
+
+def test_tracking_uploaded_after_delivery_is_not_valid():
+    """Amazon counts tracking a seller uploads after the parcel was delivered as a defect, however
+    many scans it shows (docs/site-rules.md#valid-tracking-rate): a confirmation held for days and
+    sent once the carrier had delivered must not count as valid tracking."""
+    on_time = shipped(12, "US", ("Toys",), "dhl", PackageState.DELIVERED, shipped_days_ago=12,
+                      deliver_in_days=-2, scans=4, first_scan_hours=10, delivered_days_ago=3)
+    after_delivery = replace(on_time, order_id="ORDER-13", confirmed_at=NOW - 2 * DAY)
+    f = report([on_time, after_delivery], now=NOW, window_days=30, first_scan_days=7)
+    assert [(r["packages"], r["valid"], r["settled"], r["projected"]) for r in f["vtr"]] == [(2, 1, 2, 50.0)]
+    assert f["services"][0]["valid"] == 1
