@@ -8,7 +8,8 @@ docs/site-rules.md), each step a function here:
    consignment <= cap), the small-order VTR exclusion and returnless refund, with a note per
    decision.
 2. :func:`carrier_rejections` -- before asking for quotes: carriers Amazon does not accept on the
-   site, Buy Shipping where it is not allowed, carriers that cannot pick up in the seller's city.
+   site, Buy Shipping where it is not allowed, direct labels for an order only Buy Shipping can
+   ship (FBM Ship+), carriers that cannot pick up in the seller's city.
 3. :func:`eligibility` -- per quote: every reason to reject it (empty list = eligible), so that a
    HELD order lists the reasons of every rejection.
 4. :func:`price_candidate` -- the cost after :class:`Discount` rules, compared in one currency
@@ -46,6 +47,9 @@ EU_COUNTRIES: frozenset[str] = frozenset({
     "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
     "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"})
 """EU member states: IOSS covers consignments delivered to these countries only."""
+
+SHIP_PLUS = "FBM_SHIP_PLUS"
+"""The order program of FBM Ship+: Amazon confirms these orders itself and refuses confirmShipment."""
 
 
 
@@ -390,6 +394,7 @@ class Requirements:
     buy_shipping_reason: str = ""  # why Buy Shipping is not allowed ("" when it is)
     ioss_source: str = ""  # amazon | seller | "" (no number sent)
     ioss_missing: str = ""  # IossPolicy.missing when an EU consignment within the cap has no number
+    direct_label_reason: str = ""  # why only a label that confirms itself may ship it ("" when any may)
     notes: tuple[str, ...] = ()
 
 
@@ -529,6 +534,14 @@ def requirements(order: Order, catalog: _CatalogLike | None, rules: SiteRules | 
     elif cap is None:
         notes.append(f"Buy Shipping: allowed (no value cap on {site.site})")
 
+    # FBM Ship+: Amazon answers confirmShipment with a 400 for these orders (it confirms them
+    # itself), so a label bought from a carrier directly could be paid for and never confirmed.
+    direct_reason = ""
+    if any(p.upper() == SHIP_PLUS for p in order.programs):
+        direct_reason = ("an FBM Ship+ order: Amazon refuses confirmShipment for it, so only a Buy Shipping "
+                         "label (which Amazon confirms itself) can ship it")
+        notes.append(f"Ship+: {direct_reason}")
+
     ioss_number, ioss_source, ioss_missing = _ioss(order, destination, goods, ioss or IossPolicy(),
                                                    seller_ioss, fx, notes)
 
@@ -554,7 +567,8 @@ def requirements(order: Order, catalog: _CatalogLike | None, rules: SiteRules | 
         parcel=parcel, destination_country=destination, order_value=value, goods_value=goods,
         ship_by=order.ship_by, deliver_by=order.deliver_by, vtr_excluded_if_exact=vtr_excluded,
         returnless_refund=returnless, skus=skus, battery_skus=battery_skus, buy_shipping_reason=bs_reason,
-        ioss_source=ioss_source, ioss_missing=ioss_missing, notes=tuple(notes))
+        ioss_source=ioss_source, ioss_missing=ioss_missing, direct_label_reason=direct_reason,
+        notes=tuple(notes))
 
 
 def _ioss(order: Order, destination: str, goods: Money | None, policy: IossPolicy, seller: str,
@@ -690,6 +704,8 @@ def carrier_rejections(req: Requirements, spec: CarrierSpec, rules: SiteRules, *
             reasons.append(req.buy_shipping_reason
                            or f"Buy Shipping is not allowed for this order on {req.site}")
     else:
+        if req.direct_label_reason:
+            reasons.append(req.direct_label_reason)
         code = amazon_carrier_code(spec, rules, rules.site)
         if code is None:
             reasons.append(f"Amazon does not accept {spec.label} on {rules.site}")

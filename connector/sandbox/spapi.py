@@ -7,8 +7,9 @@ operation) token-bucket quotas on the simulated clock (429 ``QuotaExceeded``; th
 in ``x-amzn-RateLimit-Limit`` on 2xx/400/404 answers, as Amazon sends it), the searchOrders
 time-window rules and opaque pagination tokens, ``includedData`` sections, and confirmShipment's
 carrier codes per marketplace, tracking-number formats, string ``packageReferenceId`` (re-sending
-one edits that package), quantities still to ship, "order already fulfilled" and cancelled
-orders. ``silent_drop_rate`` answers 204 and drops the write, as sellers have reported
+one edits that package), quantities still to ship, "order already fulfilled", cancelled
+orders and FBM Ship+ orders (which Amazon confirms itself). ``silent_drop_rate`` answers 204
+and drops the write, as sellers have reported
 (https://github.com/amzn/selling-partner-api-models/issues/5232); only reading the order back
 reveals it. Amazon's documentation: https://developer-docs.amazon.com/sp-api/ .
 
@@ -1003,6 +1004,9 @@ class SpApiEmulator(Emulator):
         fulfillment = order.get("fulfillment", {})
         if fulfillment.get("fulfilledBy") == "AMAZON":
             raise _invalid(f"Order {order_id} is fulfilled by Amazon and cannot be confirmed by the seller.")
+        if "FBM_SHIP_PLUS" in (order.get("programs") or ()):  # Amazon confirms Ship+ orders itself
+            raise _invalid(f"Order {order_id} is an FBM Ship+ order; confirmShipment is not supported "
+                           "for it.")
         status = fulfillment.get("fulfillmentStatus")
         if status == "CANCELLED":
             raise _invalid(f"Order {order_id} is cancelled; it cannot be confirmed.")
