@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ..ledger import (
     CorruptRecordError,
     OrderRecord,
     OrderState,
+    Package,
     PackageState,
     StaleStateError,
 )
@@ -247,6 +249,15 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
             return hold(rt, record.order_id, HoldReason.SHIPPED_ELSEWHERE,
                         f"order {record.order_id} was marked shipped on Amazon before a label was "
                         "bought here; nothing was bought")
+        if package.state == PackageState.PLANNED and _plan_outdated(record, package):
+            # part of it shipped outside the daemon since: a label for the plan would carry items
+            # already shipped, and Amazon refuses to confirm more than is left to ship
+            rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED, order_state=OrderState.NEW,
+                              error="Amazon shows part of the order shipped since it was planned; "
+                                    "planned again")
+            log.info("order %s: part of it was shipped outside the daemon since it was planned; planning "
+                     "again for what is left", record.order_id)
+            return Outcome.PROGRESS
         return buy(rt, record, package)
     if package.state == PackageState.LABEL_CREATED:
         return fetch_label(rt, record, package)
@@ -256,6 +267,17 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
         return verify(rt, record, package)
     return hold(rt, record.order_id, HoldReason.LEDGER_INCONSISTENT,
                 f"order {record.order_id}: unexpected package state {package.state.value}")
+
+
+def _plan_outdated(record: OrderRecord, package: Package) -> bool:
+    """Amazon now shows less of an item left to ship than the package was planned with."""
+    left: Counter[str] = Counter()
+    for item in record.order.items:
+        left[item.order_item_id] += item.quantity
+    planned: Counter[str] = Counter()
+    for line in package.items:
+        planned[str(line.get("order_item_id"))] += int(line.get("quantity") or 0)
+    return any(quantity > left[item_id] for item_id, quantity in planned.items())
 
 
 def drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_steps: int = 12, *,
