@@ -83,11 +83,14 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         return _confirmed(rt, package, package.state, shipped_at=package.shipped_at or utcnow(),
                           confirmed_at=package.confirmed_at or package.created_at or utcnow())
     spec = rt.carrier_specs.get(package.carrier)
-    carrier_code = rt.amazon_carrier_code(package.carrier, order.site)
+    carrier_code = rt.listed_carrier_code(package.carrier, order.site)
     if spec is None or carrier_code is None:
+        unlisted = rt.amazon_carrier_code(package.carrier, order.site) if spec is not None else None
+        why = (f"carrier code {unlisted!r} is no longer in Amazon's list for {order.site} "
+               f"(site_rules.{order.site}.carrier_codes)" if unlisted
+               else f"no Amazon carrier code for {package.carrier} on {order.site}")
         return hold(rt, order.order_id, HoldReason.CARRIER_NOT_ACCEPTED,
-                    f"order {order.order_id}: no Amazon carrier code for {package.carrier} on "
-                    f"{order.site}; refusing to confirm as a silent 'Other'")
+                    f"order {order.order_id}: {why}; refusing to confirm as a silent 'Other'")
     if package.state == PackageState.LABELED and record.cancel_request_stands:
         return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
                     f"order {order.order_id}: the buyer asked to cancel after the label was bought "

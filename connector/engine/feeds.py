@@ -253,7 +253,7 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
         or not order.confirms_on_amazon
         or order.status == FulfillmentStatus.CANCELLED
         or order.buyer_cancel_requested
-        or not rt.amazon_carrier_code(package.carrier, order.site)
+        or not rt.listed_carrier_code(package.carrier, order.site)
         or not package.items
         or not package.tracking_number
         or len(package.items) > rt.config.amazon.feeds.max_rows

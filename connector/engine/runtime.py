@@ -105,6 +105,14 @@ class Runtime:
         spec = self.carrier_specs.get(carrier)
         return None if spec is None else amazon_carrier_code(spec, self.site_rules.get(site), site)
 
+    def listed_carrier_code(self, carrier: str, site: str) -> str | None:
+        """:meth:`amazon_carrier_code`, but None also when the site's carrier list does not have
+        it (in any spelling): what may be sent to confirm a label. The list may have changed
+        since the label was bought, and a code Amazon does not list is filed as "Other"."""
+        code = self.amazon_carrier_code(carrier, site)
+        rules = self.site_rules.get(site)
+        return None if code is None or (rules is not None and code not in rules.carrier_codes) else code
+
     def driving(self, order_id: str, wait: float = 0.0) -> AbstractContextManager[bool]:
         """Hold the lock one order is driven under (:meth:`holding`): the loop's workers and the
         HTTP API's requests never step the same order at once (a second look at a claimed label
