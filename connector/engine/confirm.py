@@ -80,8 +80,10 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                           shipped_at=package.shipped_at or utcnow())
         return Outcome.REST
     if confirms_itself(rt, package):  # the purchase confirmed it on Amazon; never send again
+        # confirmed when its label was bought: the package's last change (the label recorded), not
+        # when it was planned (maybe before ship-by, the purchase after it)
         return _confirmed(rt, package, package.state, shipped_at=package.shipped_at or utcnow(),
-                          confirmed_at=package.confirmed_at or package.created_at or utcnow())
+                          confirmed_at=package.confirmed_at or package.updated_at or utcnow())
     spec = rt.carrier_specs.get(package.carrier)
     carrier_code = rt.listed_carrier_code(package.carrier, order.site)
     if spec is None or carrier_code is None:
