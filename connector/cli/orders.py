@@ -69,14 +69,17 @@ def orders_list(state: State, states: tuple[str, ...], due_within: str | None, a
 
 def _due_within(ledger: Ledger, lines: Iterator[Any], now: datetime, window: timedelta) -> list[Any]:
     """The lines the ship-by guard warns about (engine/watch.py), soonest first: a ship-by within
-    ``window``, not confirmed on Amazon, something still to ship (not an order Amazon cancelled)."""
+    ``window``, not confirmed on Amazon (by anyone: not an order Amazon shows shipped), something
+    still to ship (not an order Amazon cancelled)."""
     from ..engine.watch import confirmed_on_amazon  # (imports the engine: only when needed)
     from ..ledger import NOTHING_TO_SHIP_STATES
+    from ..model import FulfillmentStatus
 
     near = [line for line in lines if line.ship_by is not None and line.ship_by - now <= window
             and not confirmed_on_amazon(line) and line.state not in NOTHING_TO_SHIP_STATES]
-    cancelled = ledger.cancelled_on_amazon([line.order_id for line in near])
-    return sorted((line for line in near if line.order_id not in cancelled), key=lambda line: line.ship_by)
+    settled = ledger.with_amazon_status([line.order_id for line in near],
+                                        (FulfillmentStatus.CANCELLED, FulfillmentStatus.SHIPPED))
+    return sorted((line for line in near if line.order_id not in settled), key=lambda line: line.ship_by)
 
 
 _PAGE = 2000  # orders per ledger read, and lines per write

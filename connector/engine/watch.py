@@ -39,7 +39,7 @@ def ship_by_guard(rt: Runtime, now: datetime) -> None:
         if key.ship_by is None or key.ship_by - now > warning:
             break
         record = rt.ledger.get_order(key.order_id, with_pii=False)
-        if record is None or confirmed_on_amazon(record) or _nothing_to_ship(record):
+        if record is None or _awaits_no_confirmation(record) or _nothing_to_ship(record):
             continue
         _ship_by_alert(rt, record, now, paper.pop(record.order_id, ""))
     for order_id, missing in paper.items():  # confirmed on Amazon, not handed over yet
@@ -56,7 +56,13 @@ def ship_by_guard(rt: Runtime, now: datetime) -> None:
 
 
 def _awaits_confirmation(record: OrderRecord) -> bool:
-    return record.state in (*ACTIVE_ORDER_STATES, OrderState.HELD) and not confirmed_on_amazon(record)
+    return record.state in (*ACTIVE_ORDER_STATES, OrderState.HELD) and not _awaits_no_confirmation(record)
+
+
+def _awaits_no_confirmation(record: OrderRecord) -> bool:
+    """Confirmed on Amazon: by the daemon, or -- Amazon shows every item shipped -- by someone else
+    (shipped by hand: held with nothing bought here); its ship-by is no risk any more."""
+    return confirmed_on_amazon(record) or record.order.status is FulfillmentStatus.SHIPPED
 
 
 def _ship_by_alert(rt: Runtime, record: OrderRecord, now: datetime, missing: str) -> None:

@@ -259,12 +259,18 @@ class OrderQueries:
     def cancelled_on_amazon(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` Amazon has cancelled (its status as last read), by their JSON in SQL:
         nothing decrypted, a few hundred ids per query."""
+        return self.with_amazon_status(order_ids, (FulfillmentStatus.CANCELLED,))
+
+    def with_amazon_status(self, order_ids: Sequence[str], statuses: Sequence[FulfillmentStatus]) -> set[str]:
+        """Which of ``order_ids`` Amazon shows in one of ``statuses`` (as last read), as
+        :meth:`cancelled_on_amazon` reads them."""
         status, found = self._json_field("data", "status"), set()
+        values = [FulfillmentStatus(s).value for s in statuses]
         for start in range(0, len(order_ids), _SQL_CHUNK):
             ids = list(order_ids[start:start + _SQL_CHUNK])
             found.update(r[0] for r in self._conn().execute(
-                f"SELECT order_id FROM orders WHERE order_id IN ({_marks(ids)}) AND {status} = ?",
-                (*ids, FulfillmentStatus.CANCELLED.value)).fetchall())
+                f"SELECT order_id FROM orders WHERE order_id IN ({_marks(ids)}) AND {status} IN"
+                f" ({_marks(values)})", (*ids, *values)).fetchall())
         return found
 
     def purged_orders(self, order_ids: Sequence[str]) -> set[str]:
