@@ -327,8 +327,8 @@ class AlertSettings(Settings):
 
     SCHEMA: ClassVar[dict[str, Any]] = _section({
         "vtr_threshold": {"type": "number", "minimum": 0, "maximum": 100, "default": 96,
-                          "description": "alert when a site and category's projected valid-tracking rate "
-                                         "(percent) falls below; Amazon's bar is 95"},
+                          "description": "alert when a site and category's valid-tracking rate (percent), "
+                                         "projected or as it stands, falls below; Amazon's bar is 95"},
         "service_vtr_threshold": {"type": "number", "minimum": 0, "maximum": 100, "default": 95,
                                   "description": "alert when a carrier service's valid-tracking rate "
                                                  "falls below"},

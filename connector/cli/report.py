@@ -51,11 +51,12 @@ def report_vtr(state: State, days: float | None, as_json: bool) -> None:
 def render_vtr(figures: dict[str, Any]) -> str:
     threshold = figures.get("thresholds", {}).get("vtr", 96)
     lines = [f"Valid-tracking rate by promised delivery date, last {figures['window']['days']:g} days; "
-             f"alert when the projected rate is below {threshold:g}%", "",
+             f"alert when the rate or the projected rate is below {threshold:g}%", "",
              f"  {'SITE':<5} {'CATEGORY':<26} {'PKGS':>5} {'VALID':>6} {'RATE':>7} {'UPCOMING':>8} "
              f"{'PENDING':>7} {'PROJECTED':>9}"]
     for row in figures["vtr"]:
-        flag = "  <- below" if row["projected"] is not None and row["projected"] < threshold else ""
+        flag = "  <- below" if any(row[k] is not None and row[k] < threshold
+                                   for k in ("rate", "projected")) else ""
         lines.append(f"  {row['site']:<5} {row['category'][:26]:<26} {row['packages']:>5} {row['valid']:>6} "
                      f"{_pct(row['rate']):>7} {row['upcoming']:>8} {row['pending']:>7} "
                      f"{_pct(row['projected']):>9}{flag}")

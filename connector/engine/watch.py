@@ -108,8 +108,9 @@ def confirmed_on_amazon(record: OrderRecord) -> bool:
 
 
 def vtr_guard(rt: Runtime, now: datetime) -> None:
-    """Alert when a site and category's projected valid-tracking rate, or a carrier service's, is
-    below its threshold (with at least ``alerts.min_packages`` settled packages); clear when back."""
+    """Alert when a site and category's valid-tracking rate, or a carrier service's, is below its
+    threshold: the projected rate (with at least ``alerts.min_packages`` settled packages), or the
+    rate over the window as Amazon counts it now (with as many counted); clear when both are back."""
     settings = rt.config.alerts
     figures = report(shipped_packages(rt, since=now - timedelta(days=settings.window_days)), now=now,
                      window_days=settings.window_days, first_scan_days=rt.config.tracking.first_scan_days)
@@ -125,12 +126,20 @@ _FIGURES = ("packages", "valid", "rate", "upcoming", "pending", "settled", "proj
 
 
 def _guard(rt: Runtime, kind: AlertKind, subject: str, row: dict, threshold: float, minimum: int) -> None:
-    projected = row["projected"]
+    projected, rate = row["projected"], row["rate"]
+    # The projection weighs in the parcels still ahead: fresh scanned ones can hide a window that
+    # Amazon already judges below its bar, so the rate as it stands is watched too.
+    low = []
     if projected is not None and row["settled"] >= minimum and projected < threshold:
-        alert(rt, kind, subject, f"{subject}: projected valid-tracking rate {projected:.1f}% is below "
-              f"{threshold:g}% ({row['pending']} package(s) still waiting for a first scan)",
+        low.append(f"projected valid-tracking rate {projected:.1f}%")
+    if rate is not None and row["packages"] >= minimum and rate < threshold:
+        low.append(f"valid-tracking rate {rate:.1f}% now (promised delivery passed)")
+    if low:
+        alert(rt, kind, subject, f"{subject}: {' and '.join(low)} {'is' if len(low) == 1 else 'are'} below "
+              f"{threshold:g}% "
+              f"({row['pending']} package(s) still waiting for a first scan)",
               **{k: row[k] for k in _FIGURES})
-    elif projected is None or projected >= threshold:
+    elif (projected is None or projected >= threshold) and (rate is None or rate >= threshold):
         clear(rt, kind, subject)
 
 

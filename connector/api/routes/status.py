@@ -234,7 +234,7 @@ def _vtr(rt: Any, now: datetime) -> dict[str, Any]:
     per_site, per_category = figures["sites"], figures["vtr"]
 
     def row(r: dict[str, Any]) -> dict[str, Any]:
-        below = r["projected"] is not None and r["projected"] < threshold
+        below = any(r[k] is not None and r[k] < threshold for k in ("rate", "projected"))
         return {**r, "rate": _pct(r["rate"]), "projected": _pct(r["projected"]), "below": below}
 
     return {"window": window, "threshold": threshold, "sites": [row(r) for r in per_site],
