@@ -524,6 +524,7 @@ class _Located:
         self.file = file
         self.lines: dict[tuple, int] = {}
         self.problems: list[Problem] = []
+        self.substituted: dict[tuple, str] = {}  # path -> a plain scalar's text after ${VAR} substitution
         self._scalar = yaml.SafeLoader("")
 
     def build(self, node: yaml.Node, path: tuple = ()) -> Any:
@@ -586,11 +587,17 @@ class _Located:
             return ""
 
         result = _VAR.sub(sub, text)
-        if node.style is None:  # plain scalar: resolve the type of the substituted text
+        if node.style is None and result.strip():
+            # A plain scalar takes the type its text implies (`workers: ${WORKERS}` is a number), as a
+            # scalar only: a variable's " #" or ": " starts no comment and makes no mapping (a secret's
+            # text is kept whole), and where a string belongs its text stays (_validate)
+            result = self.substituted[path] = result.strip()
+            plain = yaml.ScalarNode(self._scalar.resolve(yaml.ScalarNode, result, (True, False)), result)
             try:
-                return yaml.safe_load(result) if result.strip() else ""
-            except yaml.YAMLError:
+                value = self._scalar.construct_object(plain)
+            except (yaml.YAMLError, ValueError):
                 return result
+            return result if isinstance(value, str) else value
         return result
 
 
@@ -624,7 +631,20 @@ _YAML_TYPES = frozenset({"str", "int", "float", "bool", "null", "timestamp", "bi
 
 def _validate(schema: dict[str, Any], data: Any, located: _Located, prefix: tuple = ()) -> None:
     unreadable = {p.path for p in located.problems}  # said already (a value YAML could not read)
-    for path, message in problems(schema, data):
+    found = problems(schema, data)
+    # A variable's digits (an account number, an all-digit password) where a string belongs are that
+    # string: the variable's text, as written, not the number YAML reads in it
+    retyped = [path for path, message in found
+               if "a string" in message and prefix + path in located.substituted]
+    for path in retyped:
+        *parents, last = path
+        container = data
+        for part in parents:
+            container = container[part]
+        container[last] = located.substituted[prefix + path]
+    if retyped:
+        found = problems(schema, data)
+    for path, message in found:
         full = prefix + path
         if format_path(full) not in unreadable:
             located.problems.append(Problem(located.file, _line(located.lines, full), format_path(full),

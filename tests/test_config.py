@@ -510,3 +510,26 @@ def test_a_tracking_pass_is_bounded_in_time(tmp_path):
         path = write(tmp_path, text)
         line = _line_of(text, f"  pass_seconds: {value}")
         assert problems(path) == [f"{path}:{line}: tracking.pass_seconds: must be > 0"]
+
+
+def test_a_substituted_secret_is_kept_whole(tmp_path, monkeypatch):
+    # The variable's text is a value, never YAML: " #" starts no comment, ": " makes no mapping
+    monkeypatch.setenv("TEST_SECRET", "s3cr #et: x")
+    config = load_config(write(tmp_path, MINIMAL.format(region="na", secret="${TEST_SECRET}")))
+    assert config.data["accounts"][0]["client_secret"] == "s3cr #et: x"
+
+
+def test_a_substituted_number_where_a_string_belongs_stays_text(tmp_path, monkeypatch):
+    # A numeric account id (Yanwen's user_id, DHL's account numbers) or an all-digit secret
+    monkeypatch.setenv("TEST_SECRET", "0123456")
+    config = load_config(write(tmp_path, MINIMAL.format(region="na", secret="${TEST_SECRET}")))
+    assert config.data["accounts"][0]["client_secret"] == "0123456"
+
+
+def test_a_substituted_carrier_id_stays_text(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_USER_ID", "100000")
+    text = MINIMAL.format(region="na", secret="s") + (
+        "carriers:\n  yunexpress:\n    customer_code: ${TEST_USER_ID}\n")
+    schema = {"type": "object", "properties": {"customer_code": {"type": "string"}}}
+    config = load_config(write(tmp_path, text), carrier_schemas={"yunexpress": schema})
+    assert config.data["carriers"]["yunexpress"]["customer_code"] == "100000"
