@@ -81,10 +81,8 @@ def open_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_key
             finally:
                 store.close()
     if _store_kind(url) == "postgresql":
-        from .postgres import PostgresLedger
-
         cipher = PiiCipher(load_keys(key_file=key_file, create=create_key))
-        return _migrated(PostgresLedger(url, cipher), key_check=key_check)
+        return _migrated(_postgres_ledger()(url, cipher), key_check=key_check)
     path = sqlite_path(url)
 
     from .sqlite import SqliteLedger
@@ -116,15 +114,26 @@ def _no_key() -> PiiCipher:
 def _existing_store(url: str, cipher: PiiCipher) -> Ledger | None:
     """The store at ``url``, neither created nor migrated; None for a SQLite file not made yet."""
     if _store_kind(url) == "postgresql":
-        from .postgres import PostgresLedger
-
-        return PostgresLedger(url, cipher)
+        return _postgres_ledger()(url, cipher)
     path = sqlite_path(url)
     if not Path(path).exists():
         return None
     from .sqlite import SqliteLedger
 
     return SqliteLedger(path, cipher)
+
+
+def _postgres_ledger() -> type[Ledger]:
+    """The PostgreSQL store; a ConnectionError naming the extra to install when psycopg is missing
+    (`pip install mfn-connector` alone does not bring it), as the CLI reports an unreachable server."""
+    try:
+        from .postgres import PostgresLedger
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "psycopg":
+            raise
+        raise ConnectionError("a postgresql:// ledger needs psycopg, which is not installed: "
+                              "pip install 'mfn-connector[postgres]'") from None
+    return PostgresLedger
 
 
 def _refuse_a_new_key(store: Ledger, key_file: str | os.PathLike[str] | None, *,
