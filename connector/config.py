@@ -96,7 +96,7 @@ def _section(properties: dict[str, Any], *, required: tuple[str, ...] = (), defa
 class LedgerSettings(Settings):
     SCHEMA: ClassVar[dict[str, Any]] = _section({
         "url": {"type": "string", "pattern": r"^((sqlite|postgresql)://.*)?$", "default": "",
-                "x-format": "sqlite:///path/to/ledger.db"},
+                "x-format": "sqlite:///path/to/ledger.db or postgresql://user@host:5432/database"},
         "pii_key_file": {"type": "string", "default": ""},
         "create_pii_key": {"type": "boolean", "default": False},
         "pii_retention_days": {"type": "integer", "minimum": 0, "default": 30},

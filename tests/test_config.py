@@ -533,3 +533,10 @@ def test_a_substituted_carrier_id_stays_text(tmp_path, monkeypatch):
     schema = {"type": "object", "properties": {"customer_code": {"type": "string"}}}
     config = load_config(write(tmp_path, text), carrier_schemas={"yunexpress": schema})
     assert config.data["carriers"]["yunexpress"]["customer_code"] == "100000"
+
+
+def test_a_ledger_url_of_the_wrong_form_names_both_stores(tmp_path):
+    text = MINIMAL.format(region="na", secret="s") + "ledger:\n  url: mysql://mfn@db/ledger\n"
+    path = write(tmp_path, text)
+    assert problems(path) == [f"{path}:18: ledger.url: has the wrong format (expected "
+                              "sqlite:///path/to/ledger.db or postgresql://user@host:5432/database)"]
