@@ -31,3 +31,24 @@ def test_the_port_is_listened_on_at_once_so_a_second_demo_moves_aside() -> None:
             second.close()
     finally:
         first.close()
+
+
+@pytest.fixture
+def taken_port():
+    """A loopback port another process holds."""
+    holder = _bind("127.0.0.1", 0, any_port=False)
+    yield holder.getsockname()[1]
+    holder.close()
+
+
+def test_serve_on_a_taken_port_names_it_without_a_traceback(write_config, taken_port) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    path = write_config()
+    result = CliRunner().invoke(cli, ["--config", str(path), "serve", "--no-engine",
+                                      "--port", str(taken_port)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"cannot listen on 127.0.0.1:{taken_port}" in result.output and "--port" in result.output
+

@@ -35,7 +35,13 @@ def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool)
                 engine.stop()
 
         stops.started(stop)
-        with ApiServer(rt, host=host, port=port) as server:
+        try:
+            api = ApiServer(rt, host=host, port=port)
+        except OSError as exc:  # the port taken by another process, or an address this host lacks
+            where = f"{host or rt.config.api.host}:{rt.config.api.port if port is None else port}"
+            raise click.ClickException(f"cannot listen on {where}: {exc.strerror or exc} (choose another "
+                                       "with --host/--port, or api.host/api.port)") from None
+        with api as server:
             click.echo(f"API on {server.url}/v1 (daemon {'off' if engine is None else 'on'})", err=True)
             if engine is not None:
                 engine.run_forever()  # returns once a stop request's steps in flight are committed
