@@ -52,3 +52,15 @@ def test_serve_on_a_taken_port_names_it_without_a_traceback(write_config, taken_
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert f"cannot listen on 127.0.0.1:{taken_port}" in result.output and "--port" in result.output
 
+
+def test_sandbox_serve_on_a_taken_port_says_so_not_state_dir(write_config, taken_port) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    path = write_config()
+    result = CliRunner().invoke(cli, ["--config", str(path), "sandbox", "serve",
+                                      "--base-port", str(taken_port)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"port {taken_port}" in result.output and "--base-port" in result.output
+    assert "state_dir" not in result.output

@@ -25,12 +25,17 @@ def sandbox_serve(state: State, base_port: int | None, faults: float | None, sta
     """Run every emulator in the foreground until interrupted."""
     import threading
 
-    from ..sandbox.runner import start_sandbox
+    from ..sandbox.runner import PortTaken, start_sandbox
 
     config = state.config()
     directory = Path(state_dir) if state_dir else config.state_dir / "sandbox"
     with opening():
-        sandbox = start_sandbox(config, state.host, base_port=base_port, faults=faults, state_dir=directory)
+        try:
+            sandbox = start_sandbox(config, state.host, base_port=base_port, faults=faults,
+                                    state_dir=directory)
+        except PortTaken as exc:  # not the directories opening() would point at
+            raise click.ClickException(f"{exc.strerror}: start the emulators elsewhere with --base-port "
+                                       "(or sandbox.base_port)") from None
     for var, url in sandbox.env.items():
         click.echo(f"export {var}={url}")
     click.echo("sandbox running; Ctrl-C to stop", err=True)

@@ -71,6 +71,10 @@ def emulator_options(config: Config, name: str, *, faults: Any = None,
     return options
 
 
+class PortTaken(OSError):
+    """An emulator's planned port is held by another process (``strerror`` names the port)."""
+
+
 def start_sandbox(config: Config, host: PluginHost, *, base_port: int | None = None,
                   any_port: bool = False, faults: Any = None, state_dir: Path | None = None,
                   host_address: str = "127.0.0.1") -> Sandbox:
@@ -90,11 +94,15 @@ def start_sandbox(config: Config, host: PluginHost, *, base_port: int | None = N
                                                      host=host))
             for extension in sorted((s for s in mounted if s.mount_on == name), key=lambda s: s.name):
                 extension.factory(emulator, emulator_options(config, extension.name, faults=faults))
+            port = base + (spec.port_offset or 0) if base else 0
             try:
-                server = EmulatorServer(emulator, host_address, base + (spec.port_offset or 0) if base else 0)
+                server = EmulatorServer(emulator, host_address, port)
             except OSError as exc:
-                if not any_port or exc.errno != errno.EADDRINUSE:
+                if exc.errno != errno.EADDRINUSE:
                     raise
+                if not any_port:
+                    raise PortTaken(exc.errno, f"port {port} (the {name} emulator's) is taken by another "
+                                               "process") from None
                 server = EmulatorServer(emulator, host_address, 0)
             sandbox.servers[name] = server.start()
             sandbox.env[spec.env_var] = server.url
