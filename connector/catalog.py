@@ -189,7 +189,22 @@ def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
             raise ConfigError([Problem(str(path), item.start_mark.line + 1, "",
                                        "a value in this item cannot be read (only YAML's standard "
                                        "types are supported: write it without its tag)")]) from None
+        if isinstance(row, dict) and isinstance(item, yaml.MappingNode):
+            row.update(_as_written(item))
         yield item.start_mark.line + 1, row
+
+
+# Columns that are text whatever they look like: an SKU or HS code of digits is not a number
+# (unquoted, YAML reads 0012345 as octal 5349 and 12_345 as 12345)
+_TEXT_COLUMNS = frozenset({"sku", "name_en", "name_cn", "hs_code", "declared_currency", "category"})
+
+
+def _as_written(item: yaml.MappingNode) -> dict[str, str]:
+    """The text columns' unquoted values exactly as the file writes them."""
+    return {key.value: value.value for key, value in item.value
+            if isinstance(key, yaml.ScalarNode) and key.value in _TEXT_COLUMNS
+            and isinstance(value, yaml.ScalarNode) and value.style is None
+            and value.tag != "tag:yaml.org,2002:null"}
 
 
 def _parse_row(file: str, line: int, row: Any) -> tuple[CatalogItem | None, list[Problem]]:

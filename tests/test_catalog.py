@@ -149,3 +149,18 @@ def test_the_api_refuses_a_currency_that_is_not_iso_4217_as_the_file_does():
            "battery": "no"}
     assert parse_item(row) == (None, [("declared_currency",
                                        "is not an ISO 4217 currency code (e.g. USD, EUR, CNY)")])
+
+
+def test_a_yaml_catalog_keeps_a_numeric_sku_and_hs_code_as_written(tmp_path):
+    """Unquoted, 0012345 is an octal number to YAML (5349) and 12_345 the number 12345: an SKU read
+    so would never match the order's, which then sat held unknown_sku beside its own row."""
+    path = tmp_path / "c.yaml"
+    path.write_text("- {sku: 0012345, weight_g: 10, length_cm: 1, width_cm: 1, height_cm: 1, name_en: A,\n"
+                    "   name_cn: 甲, hs_code: 030617, declared_value: 2.5, declared_currency: USD,\n"
+                    "   battery: no}\n"
+                    "- {sku: 12_345, weight_g: 10, length_cm: 1, width_cm: 1, height_cm: 1, name_en: B,\n"
+                    "   name_cn: 乙, hs_code: 123456, declared_value: 2.5, declared_currency: USD,\n"
+                    "   battery: no}\n", encoding="utf-8")
+    catalog = load_catalog(path)
+    assert sorted(catalog.items) == ["0012345", "12_345"]
+    assert catalog.get("0012345").hs_code == "030617"
