@@ -540,3 +540,12 @@ def test_a_ledger_url_of_the_wrong_form_names_both_stores(tmp_path):
     path = write(tmp_path, text)
     assert problems(path) == [f"{path}:18: ledger.url: has the wrong format (expected "
                               "sqlite:///path/to/ledger.db or postgresql://user@host:5432/database)"]
+
+
+@pytest.mark.parametrize("rate", ["abc", "-1"])
+def test_an_fx_rate_that_is_no_rate_is_named_at_its_line(write_config, rate):
+    path = write_config({"fx": {"rates": {"EUR": rate}}})
+    line = next(n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip().startswith("EUR:"))
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1 and f"{path}:{line}: fx.rates.EUR: " in checked.output, checked.output

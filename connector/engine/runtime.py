@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -306,6 +307,15 @@ def _amazon_clients(config: Config, session: Callable[[], httpsession.Session]) 
     return clients
 
 
+def _setting_path(text: str) -> tuple[str | int, ...] | None:
+    """``fx.rates.EUR`` or ``site_rules.DE`` as the parts of a path into the file, or None when
+    ``text`` is no such path (a message that names none)."""
+    if not re.fullmatch(r"[a-z_]+(\.[\w-]+|\[\d+\])*", text):
+        return None
+    return tuple(int(part[1:-1]) if part.startswith("[") else part
+                 for part in re.findall(r"\[\d+\]|[^.\[\]]+", text))
+
+
 def configured_rules(config: Config,
                      host: PluginHost) -> tuple[dict[str, SiteRules], RateTable, ChoicePolicy]:
     """Site rules (plugins, then their patches, then the site_rules section), fx, selection policy;
@@ -318,7 +328,11 @@ def configured_rules(config: Config,
         fx = RateTable.from_config(config.data.get("fx"))
         policy = ChoicePolicy.from_config(config.data.get("selection"))
     except (RulesError, FxError) as exc:
-        raise ConfigError([Problem(str(config.path), None, "", str(exc))]) from None
+        path, _, message = str(exc).partition(": ")
+        parts = _setting_path(path)  # "fx.rates.EUR: ..." is said at the line that sets it
+        if parts is None or not message:
+            raise ConfigError([Problem(str(config.path), None, "", str(exc))]) from None
+        raise ConfigError([Problem(str(config.path), config.line_of(*parts), path, message)]) from None
     for i, account in enumerate(config.accounts):
         missing = [s for s in account.marketplaces if s not in rules]
         if missing:
