@@ -141,6 +141,12 @@ class PluginHost:
                 self._fail(report, f"import failed: {type(exc).__name__}: {exc}", exc)
                 continue
             self.register(module, ep_name, report=report)
+        named = deny_set | (allow_set or set())
+        if named - set(seen):  # a carrier code (yanwen) for a plugin's name (carrier_yanwen), a typo
+            log.warning("%s, %s or plugins.allow/deny name(s) %s, which no installed plugin has: nothing "
+                        "is done for them (the names are those `mfn-connector plugins` lists: %s)",
+                        ENV_DENY, ENV_ALLOW, ", ".join(repr(n) for n in sorted(named - set(seen))),
+                        ", ".join(sorted(seen)) or "none")
 
     def register(self, plugin: Any, name: str, *, status: str = "loaded",
                  report: PluginReport | None = None) -> bool:

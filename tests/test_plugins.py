@@ -352,3 +352,14 @@ def test_the_built_in_distributions_are_the_plugins_this_repository_ships():
     shipped = {re.search(r'(?m)^name = "([^"]+)"', p.read_text(encoding="utf-8")).group(1)
                for p in root.glob("*/*/pyproject.toml")}
     assert shipped == BUILTIN_DISTRIBUTIONS
+
+
+def test_a_name_in_the_deny_list_that_no_plugin_has_is_said(site, monkeypatch, caplog):
+    """The carrier's code (yanwen) where the plugin's name (carrier_yanwen) belongs left a
+    misbehaving plugin loaded without a word."""
+    monkeypatch.setenv("MFN_CONNECTOR_DISABLED_PLUGINS", "yanwen")
+    with caplog.at_level("WARNING", logger="connector.plugins"):
+        host = load_plugins()
+    assert host.reports["carrier_yanwen"].status == "loaded"
+    [warning] = [r.getMessage() for r in caplog.records if "yanwen" in r.getMessage()]
+    assert "'yanwen'" in warning and "carrier_yanwen" in warning
