@@ -93,6 +93,9 @@ def _package(package: dict[str, Any], skus: dict[str, str]) -> list[str]:
         lines.append(f"  price {_money(plan['price'])}{where}{level}")
     if package["tracking_number"]:
         lines.append(f"  tracking number {package['tracking_number']}")
+    if package.get("filed_as"):
+        lines.append(f"  filed by Amazon under {package['filed_as']!r}, not the code sent: not valid "
+                     "tracking")
     if package["label_erased_at"]:
         lines.append(f"  label erased {_when(package['label_erased_at'])}")
     elif package["label_path"]:

@@ -106,56 +106,65 @@ def holds_items(on_amazon: dict, package: Package) -> bool:
 
 def verify_if_shown(rt: Runtime, raw_order: dict | None, package: Package, expect: PackageState) -> bool:
     """Mark the package verified if this Amazon order shows it; True if it did. Amazon's name for
-    the carrier is compared with the code sent (:func:`judge_filed_carrier`)."""
+    the carrier is compared with the code sent (:func:`judge_filed_carrier`): another is recorded
+    on the package (``filed_as``) as it is verified, and its tracking is not valid (engine/vtr.py)."""
     on_amazon = shown_entry(rt, raw_order, package)
     if on_amazon is None:
         return False
     assert raw_order is not None
-    judge_filed_carrier(rt, raw_order, package, on_amazon)
-    mark_verified(rt, package, expect)
+    filed_as = judge_filed_carrier(rt, raw_order, package, on_amazon)
+    mark_verified(rt, package, expect, filed_as=filed_as)
     return True
 
 
-def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package, on_amazon: dict) -> None:
+def judge_filed_carrier(rt: Runtime, raw_order: dict, package: Package, on_amazon: dict) -> str | None:
     """A confirmation Amazon shows under another carrier than the code sent (``Other``, say: a
     code its list no longer knows) is verified, but its tracking will not count towards the
-    valid-tracking rate: a ``carrier_filed_differently`` alert per site and code tells a person to
-    check ``site_rules.<SITE>.carrier_codes`` against Seller Central's list; the next package
-    Amazon files under the code clears it, on any worker. The code compared is the one the site's
-    rules give now (a package confirmed under an older code is judged by the new one). Labels that
+    valid-tracking rate: returns Amazon's carrier name then (None when filed as sent, or not
+    judged), for the package to record (``Package.filed_as``: the rate counts it as not valid).
+    A ``carrier_filed_differently`` alert per site and code tells a person to check
+    ``site_rules.<SITE>.carrier_codes`` against Seller Central's list; the next package Amazon
+    files under the code clears it, on any worker. The code compared is the one the site's rules
+    give now (a package confirmed under an older code is judged by the new one). Labels that
     confirm themselves are Amazon's to file. ``on_amazon``: the order's entry that shows the
     package (:func:`shown_entry`)."""
     spec = rt.carrier_specs.get(package.carrier)
     if spec is None or confirms_itself(rt, package):
-        return
+        return None
     filed = str(on_amazon.get("carrier") or "").strip()
     channel = raw_order.get("salesChannel")
     try:
         site = rt.sites.for_marketplace(channel.get("marketplaceId")).code  # type: ignore[union-attr]
     except (AttributeError, KeyError, ValueError):
-        return
+        return None
     sent = rt.amazon_carrier_code(package.carrier, site)
     if not filed or not sent:  # Amazon named no carrier: nothing to judge
-        return
+        return None
     subject = f"{site}:{sent}"
     if _spelling(filed) == _spelling(sent):
         rt.filing_alerts.clear(rt, subject)
-        return
+        return None
     log.warning("order %s: Amazon shows package %s under carrier %r, not %r as confirmed", package.order_id,
                 package.package_ref, filed, sent)
     rt.filing_alerts.raise_once(
         rt, subject, f"Amazon files packages confirmed on {site} as {sent!r} under {filed!r} (order "
-        f"{package.order_id}): their tracking may not count towards the valid-tracking rate; check "
+        f"{package.order_id}): their tracking is not counted as valid tracking (Amazon does not count "
+        f"'Other' as valid); check "
         f"site_rules.{site}.carrier_codes against the carrier list in Seller Central",
         order_id=package.order_id, carrier_code=sent, filed_as=filed)
+    return filed
 
 
 def _spelling(name: str) -> str:
     return "".join(c for c in name.casefold() if c.isalnum())
 
 
-def mark_verified(rt: Runtime, package: Package, expect: PackageState) -> None:
-    package = rt.ledger.advance(package, expect, PackageState.VERIFIED, order_state=OrderState.VERIFIED)
+def mark_verified(rt: Runtime, package: Package, expect: PackageState, *,
+                  filed_as: str | None = None) -> None:
+    """Move the package to VERIFIED, recording in the same write the carrier Amazon filed it under
+    when not the code sent (``filed_as``; None: as sent)."""
+    package = rt.ledger.advance(package, expect, PackageState.VERIFIED, order_state=OrderState.VERIFIED,
+                                filed_as=filed_as)
     crashpoint("after_verify")
     log.info("order %s: Amazon shows package %s (%s), verified", package.order_id, package.package_ref,
              package.tracking_number)

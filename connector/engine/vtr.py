@@ -9,9 +9,11 @@ How it counts (docs/tracking.md#how-vtr-is-counted):
   confirmed on Amazon whose promise fell in the last ``alerts.window_days`` (30) days, voided
   labels excepted;
 * a package is **valid** when its tracking shows at least one carrier scan (an "information
-  received" notice is not a scan) and it was confirmed before its delivery (Amazon counts tracking
-  uploaded after delivery as invalid); it counts once in each product category of its items (the
-  item master's ``category``; items without one count under "(no category)");
+  received" notice is not a scan), it was confirmed before its delivery (Amazon counts tracking
+  uploaded after delivery as invalid), and Amazon filed it under the carrier code sent (one its
+  read-back shows under another carrier, "Other" say, is recorded as ``filed_as`` by
+  engine/verify.py: Amazon does not count it as valid); it counts once in each product category of
+  its items (the item master's ``category``; items without one count under "(no category)");
 * packages whose promise is still ahead are **upcoming**: they will enter the window. The
   **projected** rate counts the window and the upcoming packages alike, leaving out the
   **pending** ones (no scan yet, but still within ``tracking.first_scan_days`` of handover): it
@@ -57,6 +59,7 @@ class Shipped:
     min_scans: int = 1
     reached_door: bool = False  # delivered, or a delivery was attempted
     to_door: bool = True  # the service scans through delivery (else "late" cannot be known)
+    filed_as: str | None = None  # Amazon's carrier name when it filed it under another than the code sent
 
     @property
     def promised(self) -> datetime:
@@ -65,11 +68,13 @@ class Shipped:
 
     @property
     def valid(self) -> bool:
-        """Valid tracking as Amazon counts it: at least one carrier scan, and uploaded before the
-        parcel was delivered (tracking confirmed after delivery is a defect whatever it shows)."""
+        """Valid tracking as Amazon counts it: at least one carrier scan, uploaded before the
+        parcel was delivered (tracking confirmed after delivery is a defect whatever it shows), and
+        filed by Amazon under the carrier code sent (tracking under "Other", or under another
+        carrier, is not valid whatever it shows)."""
         late = (self.confirmed_at is not None and self.delivered_at is not None
                 and self.confirmed_at > self.delivered_at)
-        return self.scans > 0 and not late
+        return self.scans > 0 and not late and self.filed_as is None
 
     @property
     def meets_tracking_level(self) -> bool:
@@ -105,7 +110,7 @@ def shipped_packages(rt: Runtime, *, since: datetime) -> Iterator[Shipped]:
                 p.confirmed_at, p.first_scan_at, p.delivered_at, p.scans, p.ship_by, p.deliver_by,
                 tracking_level=p.tracking_level, min_scans=p.min_scans,
                 reached_door=p.delivered_at is not None or p.failed_attempt,
-                to_door=to_door[service])
+                to_door=to_door[service], filed_as=p.filed_as)
 
 
 _PAGE = 500  # packages per ledger read

@@ -152,6 +152,10 @@ class Package:
     # data protection (engine/purge.py): set when the order's buyer data was purged; the label file
     # is deleted then and never served or printed again
     label_erased_at: datetime | None = None
+    # verification (engine/verify.py): Amazon's carrier name for the package when its read-back
+    # files it under another carrier than the code sent ("Other", say); None: as sent, or not
+    # judged. Such tracking is not valid tracking (engine/vtr.py)
+    filed_as: str | None = None
 
 
 @dataclass(frozen=True)

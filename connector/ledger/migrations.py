@@ -360,6 +360,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         # found its process gone), '' while it runs, and for those that ended before this version.
         "ALTER TABLE workers ADD COLUMN ended TEXT NOT NULL DEFAULT ''",
     )),
+    Migration(17, "a package Amazon files under another carrier than the code sent is not valid tracking", (
+        # Amazon's carrier name for the package as its read-back shows it ("Other", say), when it is
+        # not the code sent (engine/verify.py); NULL: filed as sent, or not judged. The valid-tracking
+        # rate counts such a package as not valid (engine/vtr.py), as Amazon does.
+        "ALTER TABLE packages ADD COLUMN filed_as TEXT",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

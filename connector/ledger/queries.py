@@ -75,6 +75,7 @@ class ShippedLine(NamedTuple):
     tracking_level: str  # what the order required, from the package's plan ("tracked" without one)
     min_scans: int
     failed_attempt: bool  # a FAILED_ATTEMPT scan (read only for states that may have one)
+    filed_as: str | None  # Amazon's carrier name, when not the code sent (Package.filed_as)
 
 
 # Package states in which a failed delivery attempt may have been scanned, and that scan's status.
@@ -91,7 +92,7 @@ def _shipped_line(r: Any) -> ShippedLine:
         (r[6] or "amazon") == "amazon" and confirm not in (0, False, "false"),
         parse_iso(r[3]) if r[3] else None, parse_iso(deliver_by) if deliver_by else None,
         r[10], r[11], _PACKAGE_STATES[r[12]], parse_iso(r[13]), _dt(r[14]), _dt(r[15]), _dt(r[16]), r[17],
-        r[8] or "tracked", int(r[9] or 1), bool(r[18]))
+        r[8] or "tracked", int(r[9] or 1), bool(r[18]), r[19] or None)
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -125,8 +126,9 @@ class OrderQueries:
                       after_id: int | None = None, limit: int) -> tuple[list[ShippedLine], int | None]:
         """Packages shipped at or after ``shipped_since`` (the valid-tracking rate's window) whose
         order is in ``states``, as the light rows the rate reads: package columns, and of the order
-        its site, dates, SKUs and channel (read out of its JSON by the database), and whether a
-        failed delivery attempt was scanned. No buyer data, no per-order query.
+        its site, dates, SKUs and channel (read out of its JSON by the database), whether a
+        failed delivery attempt was scanned, and the carrier Amazon filed it under when not the code
+        sent (``filed_as``). No buyer data, no per-order query.
 
         Walks the packages by id above ``after_id``, ``limit`` (at most 500) at a time: returns
         this page's rows and the id to pass as ``after_id`` next (None at the end). The ids are
@@ -147,8 +149,8 @@ class OrderQueries:
                         + [j("p.plan", key) for key in ("tracking_level", "min_scans")])
             + ", p.carrier, p.service, p.state, p.shipped_at, p.confirmed_at, p.first_scan_at,"
             f" p.delivered_at, p.scans, CASE WHEN p.state IN ({_marks(_MAY_HAVE_ATTEMPTED)}) THEN EXISTS"
-            " (SELECT 1 FROM tracking_events e WHERE e.package_id = p.id AND e.status = ?) ELSE FALSE END"
-            " FROM packages p JOIN orders o ON o.order_id = p.order_id"
+            " (SELECT 1 FROM tracking_events e WHERE e.package_id = p.id AND e.status = ?) ELSE FALSE END,"
+            " p.filed_as FROM packages p JOIN orders o ON o.order_id = p.order_id"
             f" WHERE p.id IN ({_marks(ids)}) AND o.state IN ({_marks(wanted)}) ORDER BY p.id",
             (*_MAY_HAVE_ATTEMPTED, _FAILED_ATTEMPT, *ids, *wanted)).fetchall()
         return [_shipped_line(r) for r in rows], (ids[-1] if len(ids) == min(limit, _SQL_CHUNK) else None)

@@ -84,7 +84,7 @@ _PACKAGE_PLAN_FIELDS = ("carrier", "service", "items")  # only while the package
 _PACKAGE_TIME_FIELDS = ("shipped_at", "confirmed_at", "first_scan_at", "last_scan_at", "delivered_at",
                         "next_track_at", "voided_at")
 _PACKAGE_COUNT_FIELDS = ("confirm_attempts", "scans", "track_failures")
-_PACKAGE_OTHER_FIELDS = (*_PACKAGE_COUNT_FIELDS, *_PACKAGE_TIME_FIELDS, "refund")
+_PACKAGE_OTHER_FIELDS = (*_PACKAGE_COUNT_FIELDS, *_PACKAGE_TIME_FIELDS, "refund", "filed_as")
 _PACKAGE_FIXED_FIELDS = ("id", "order_id", "package_ref", "idempotency_key", "state", "plan", "created_at",
                          "updated_at")
 _SQL_CHUNK = 500  # bound parameters per IN (...) list
@@ -355,6 +355,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             next_track_at=_dt(row["next_track_at"]), track_failures=row["track_failures"],
             voided_at=_dt(row["voided_at"]), voided_from=row["voided_from"],
             refund=json.loads(row["refund"] or "{}"), label_erased_at=_dt(row["label_erased_at"]),
+            filed_as=row["filed_as"] or None,
         )
 
     def _set_state(self, conn: Any, order_id: str, old: str, new: OrderState, now: str,
@@ -681,6 +682,10 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 if not isinstance(value, dict):
                     raise ValueError(f"{where}: refund must be a mapping")
                 changes[name] = json.dumps(value, sort_keys=True)
+            elif name == "filed_as":  # Amazon's carrier name, or None ('' is None: nothing to note)
+                if value is not None and not isinstance(value, str):
+                    raise ValueError(f"{where}: filed_as must be a string or None")
+                changes[name] = (value or "").strip() or None
             elif name in _PACKAGE_PLAN_FIELDS:
                 if expect is not PackageState.PLANNED:
                     raise ValueError(f"{where}: {name} can only change while the package is PLANNED "

@@ -262,7 +262,7 @@ def test_with_no_lag_stragglers_alone_spend_no_more_reads(world):
 
 def test_a_package_amazon_files_under_another_carrier_is_verified_with_an_alert_the_next_clears(world):
     """Amazon shows the confirmation under "Other" (its list no longer knows the code sent): the
-    order is verified -- it did ship -- but its tracking may not count towards the valid-tracking
+    order is verified -- it did ship -- but its tracking does not count towards the valid-tracking
     rate, so a person is told, once per site and code; a package filed under the code sent clears
     it, in a later run too."""
     from connector.engine.verify import verify_if_shown
@@ -283,6 +283,8 @@ def test_a_package_amazon_files_under_another_carrier_is_verified_with_an_alert_
             assert verify_if_shown(rt, raw, rt.ledger.open_package(record.order_id), PackageState.CONFIRMED)
         (raised,) = [a for a in rt.ledger.alerts() if a.kind == "carrier_filed_differently"]
         assert rt.ledger.get_order(first.order_id).state is OrderState.VERIFIED
+        # each package records how Amazon filed it (not valid tracking), the alert or not
+        assert [rt.ledger.packages(r.order_id)[-1].filed_as for r in (first, second)] == ["Other", "Other"]
     finally:
         rt.close()
     sent = raised.details["carrier_code"]
@@ -294,9 +296,11 @@ def test_a_package_amazon_files_under_another_carrier_is_verified_with_an_alert_
         raw = rt.amazon[third.order.account].get_order(third.order_id)
         assert verify_if_shown(rt, raw, rt.ledger.open_package(third.order_id), PackageState.CONFIRMED)
         still_open = [a for a in rt.ledger.alerts() if a.kind == "carrier_filed_differently"]
+        filed_as_sent = rt.ledger.packages(third.order_id)[-1]
     finally:
         rt.close()
     assert still_open == []
+    assert filed_as_sent.state is PackageState.VERIFIED and filed_as_sent.filed_as is None
 
 
 def test_a_code_misspelt_in_the_site_rules_is_filed_as_other_and_alerted_end_to_end(world):

@@ -154,3 +154,16 @@ def test_tracking_uploaded_after_delivery_is_not_valid():
     f = report([on_time, after_delivery], now=NOW, window_days=30, first_scan_days=7)
     assert [(r["packages"], r["valid"], r["settled"], r["projected"]) for r in f["vtr"]] == [(2, 1, 2, 50.0)]
     assert f["services"][0]["valid"] == 1
+
+
+def test_tracking_amazon_filed_under_another_carrier_is_not_valid():
+    """A package Amazon's read-back shows under another carrier than the code sent ("Other": a
+    code its list no longer knows) is not valid tracking, however many scans it shows: the site,
+    category and service rates, the projection and the rendered report all count it so."""
+    as_sent = shipped(14, "US", ("Toys",), "yunexpress", PackageState.DELIVERED, shipped_days_ago=12,
+                      deliver_in_days=-2, scans=4, first_scan_hours=10, delivered_days_ago=3)
+    as_other = replace(as_sent, order_id="ORDER-15", filed_as="Other")
+    assert as_sent.valid and not as_other.valid
+    f = report([as_sent, as_other], now=NOW, window_days=30, first_scan_days=7)
+    for rows in (f["sites"], f["vtr"], f["services"]):
+        assert [(r["packages"], r["valid"], r["rate"], r["projected"]) for r in rows] == [(2, 1, 50.0, 50.0)]

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.ledger import PackageState
 from connector.ledger.crypto import PiiCipher
 from connector.ledger.migrations import (
     MIGRATIONS,
@@ -227,5 +228,28 @@ def test_labels_of_orders_purged_before_version_12_are_erased_as_of_their_purge(
         erased = {(p.order_id, p.label_path): p.label_erased_at for oid in (a, b) for p in led.packages(oid)}
         assert erased == {(a, "/labels/a-1.pdf"): datetime(2026, 2, 1, tzinfo=timezone.utc),
                           (a, ""): None, (b, "/labels/b-1.pdf"): None}
+    finally:
+        led.close()
+
+
+def test_packages_verified_before_version_17_were_filed_as_sent(ledger_url) -> None:
+    """A ledger upgraded from 16: its packages gain ``filed_as``, empty (NULL: filed as sent, or
+    never judged), so the valid-tracking rate counts them as before; a new value round-trips."""
+    from .conftest import store
+
+    led = store(ledger_url, PiiCipher([_KEY]))
+    try:
+        assert led.migrate(MIGRATIONS[:16]) == 16
+        oid, at = "111-0000001-0000001", "2026-02-01T00:00:00.000000Z"
+        led.upsert_order(_order(oid))
+        with led._write() as conn:
+            conn.execute("INSERT INTO packages (order_id, package_ref, idempotency_key, carrier, service,"
+                         " state, items, created_at, updated_at)"
+                         " VALUES (?, '1', 'k1', 'dhl', 'STD', 'CONFIRMED', '[]', ?, ?)", (oid, at, at))
+        assert led.migrate() == LATEST
+        (package,) = led.packages(oid)
+        assert package.filed_as is None
+        verified = led.advance(package, PackageState.CONFIRMED, PackageState.VERIFIED, filed_as="Other")
+        assert verified.filed_as == "Other" and led.packages(oid) == [verified]
     finally:
         led.close()

@@ -241,7 +241,7 @@ SHIPPED_STATES = [OrderState.VERIFIED, OrderState.IN_TRANSIT, OrderState.DELIVER
 
 
 def ship(ledger, n: int, shipped_at: datetime, *, last: PackageState = PackageState.VERIFIED,
-         plan: dict | None = None, events=(), **order_fields):
+         plan: dict | None = None, events=(), filed_as: str | None = None, **order_fields):
     """Order ``n``: one package carried from PLANNED to ``last`` (via VERIFIED), shipped at ``shipped_at``."""
     from dataclasses import replace
 
@@ -257,6 +257,8 @@ def ship(ledger, n: int, shipped_at: datetime, *, last: PackageState = PackageSt
         fields = {"tracking_number": f"YT{n}"} if new is PackageState.LABELED else {}
         if new is PackageState.CONFIRMING:
             fields["shipped_at"] = shipped_at
+        if new is PackageState.VERIFIED and filed_as is not None:
+            fields["filed_as"] = filed_as
         order_state = OrderState(new.value) if new.value in OrderState.__members__ else None
         package = ledger.advance(package, old, new, order_state, events=events if new is last else (),
                                  **fields)
@@ -285,9 +287,10 @@ def test_shipped_lines_read_the_window_with_the_orders_json_fields(ledger):
     ship(ledger, 5, since + timedelta(hours=3), last=PackageState.RETURNING)  # no failed attempt scanned
     ship(ledger, 6, since + timedelta(hours=4), origin="erp", confirm=True)   # an ERP's Amazon order
     ledger.hold(order(6).order_id, "void_refused", "the carrier has scanned the parcel")
+    ship(ledger, 7, since + timedelta(hours=5), last=PackageState.IN_TRANSIT, filed_as="Other")
 
     lines = walk_shipped(ledger, since, 500)
-    assert [line.order_id for line in lines] == [order(n).order_id for n in (2, 3, 4, 5, 6)]
+    assert [line.order_id for line in lines] == [order(n).order_id for n in (2, 3, 4, 5, 6, 7)]
     by = {line.order_id: line for line in lines}
     two = by[order(2).order_id]
     assert (two.site, two.skus, two.confirms_on_amazon, two.ship_by, two.deliver_by) == (
@@ -301,6 +304,8 @@ def test_shipped_lines_read_the_window_with_the_orders_json_fields(ledger):
     assert (three.tracking_level, three.min_scans) == ("tracked", 1)  # no plan stored
     assert by[order(4).order_id].failed_attempt is True
     assert by[order(5).order_id].failed_attempt is False
+    assert by[order(7).order_id].filed_as == "Other"  # Amazon filed it under another carrier
+    assert {by[order(n).order_id].filed_as for n in (2, 3, 4, 5, 6)} == {None}
     # pages of any size walk the same packages once; the order's state filters
     for size in (1, 2, 3):
         assert walk_shipped(ledger, since, size) == lines
@@ -328,6 +333,8 @@ def test_the_rate_counts_the_packages_amazon_would(ledger):
     ship(ledger, 4, since + timedelta(hours=1), origin="erp", channel="shopify", confirm=False)
     failed = TrackingRecord(0, since + timedelta(days=2), TrackingStatus.FAILED_ATTEMPT.value)
     ship(ledger, 5, since + timedelta(hours=2), last=PackageState.RETURNING, events=[failed])
+    other = ship(ledger, 6, since + timedelta(hours=3), last=PackageState.IN_TRANSIT, filed_as="Other")
+    ledger.advance(other, PackageState.IN_TRANSIT, PackageState.IN_TRANSIT, scans=2)  # scanned
     looked_up: list[str] = []
 
     def item(sku: str):
@@ -339,8 +346,10 @@ def test_the_rate_counts_the_packages_amazon_would(ledger):
                          catalog=SimpleNamespace(get=item),
                          carrier_specs={"yanwen": SimpleNamespace(service=levels.get)})
     packages = list(shipped_packages(rt, since=since))  # a generator: read once
-    assert [p.order_id for p in packages] == [order(2).order_id, order(5).order_id]
+    assert [p.order_id for p in packages] == [order(2).order_id, order(5).order_id, order(6).order_id]
     assert looked_up == ["SKU-RED"]  # once for the SKU set, not per package
     assert all(p.categories == ("Toys",) and p.to_door is False for p in packages)
-    assert [p.reached_door for p in packages] == [False, True]
+    assert [p.reached_door for p in packages] == [False, True, False]
+    # Amazon filed 6 under "Other": scanned, but not valid tracking
+    assert [(p.filed_as, p.scans, p.valid) for p in packages][2] == ("Other", 2, False)
     assert NO_CATEGORY not in packages[0].categories

@@ -489,6 +489,29 @@ def test_advance_walks_the_whole_chain(ledger: SqlLedger) -> None:
     assert "tracking_number" in [h for h in ledger.history(oid) if h["to"] == "LABELED"][0]["note"]
 
 
+def test_the_carrier_amazon_filed_a_package_under_is_recorded_as_it_is_verified(ledger: SqlLedger) -> None:
+    """``filed_as``: Amazon's carrier name when its read-back shows the package under another than
+    the code sent. Written by the advance() that verifies it, read back by every package read, and
+    named (never its value) in the history; None, and '' given, is no carrier of Amazon's."""
+    package = claim(ledger, planned(ledger))
+    oid = package.order_id
+    assert package.filed_as is None  # not judged yet
+    package = ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.CONFIRMED,
+                             OrderState.CONFIRMED, tracking_number="YT1", filed_as=None)
+    assert package.filed_as is None and ledger.get_package(package.id).filed_as is None
+    verified = ledger.advance(package, PackageState.CONFIRMED, PackageState.VERIFIED, OrderState.VERIFIED,
+                              filed_as=" Other ")
+    assert verified.filed_as == "Other"
+    assert ledger.get_package(package.id) == verified == ledger.packages(oid)[0]
+    (row,) = [h for h in ledger.history(oid) if h["package_id"] == package.id and h["to"] == "VERIFIED"]
+    assert row["note"] == "package 1; set filed_as"
+    history = ledger.history(oid)
+    again = ledger.advance(verified, PackageState.VERIFIED, PackageState.VERIFIED, filed_as="Other")
+    assert again.filed_as == "Other" and ledger.history(oid) == history  # the same value: no change
+    cleared = ledger.advance(again, PackageState.VERIFIED, PackageState.VERIFIED, filed_as="")
+    assert cleared.filed_as is None and ledger.get_package(package.id).filed_as is None
+
+
 def test_advance_can_update_fields_without_moving_state(ledger: SqlLedger) -> None:
     package = planned(ledger)
     package = ledger.advance(package, PackageState.PLANNED, PackageState.PLANNED, service="ZXR2")
@@ -596,6 +619,7 @@ def test_advance_of_a_package_not_in_the_ledger_raises_and_writes_nothing(ledger
     ({"confirm_attempts": -1}, "non-negative"),
     ({"tracking_number": 42}, "must be a string"),
     ({"shipped_at": "2026-03-01"}, "datetime"),
+    ({"filed_as": 7}, "filed_as must be a string or None"),
 ])
 def test_advance_rejects_bad_fields_before_touching_anything(ledger: SqlLedger, fields, message) -> None:
     package = planned(ledger)
