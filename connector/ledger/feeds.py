@@ -439,6 +439,12 @@ class FeedStore:
             "SELECT order_id, package_ref, state FROM packages WHERE id = ?", (outcome.package_id,)
         ).fetchone()
         if row is None or row["state"] != PackageState.CONFIRMING.value:
+            if row is not None and row["state"] == PackageState.VOIDING.value and outcome.result in (
+                    "accepted", "unknown"):
+                # Its void is under way, and Amazon may show its line: kept, so that a void the
+                # carrier refuses reads the package back by its tracking number (confirmed_by_feed)
+                # instead of confirming it again.
+                return outcome.result
             return "skipped"  # voided (Amazon cancelled the order) or moved by a person meanwhile
         order_id, ref = row["order_id"], row["package_ref"]
         confirmed = outcome.result in ("accepted", "unknown")

@@ -1,0 +1,61 @@
+"""A void claimed while the package's feed is with Amazon, and the feed settled meanwhile: what the
+report said of the package is kept, so the label refused its void is read back as the feed left it,
+never confirmed a second time."""
+from __future__ import annotations
+
+import pytest
+
+from connector.engine import feeds as feeds_mod
+from connector.engine.loop import drive
+from connector.engine.steer import NotAllowed, release_order, void_order
+from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
+from connector.ledger import OrderState, PackageState
+
+from .test_feed_faults import labeled_world, next_report
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
+
+
+class Cancelling:
+    """The carrier's cancel answers ``error`` (a timeout first, then a refusal: the parcel is
+    scanned)."""
+
+    def __init__(self, carrier):
+        self.carrier, self.error = carrier, TransientCarrierError("read timed out")
+
+    def cancel(self, shipment):
+        raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def test_a_label_whose_void_is_refused_after_its_feed_confirmed_it_is_not_confirmed_again(world):
+    w, rt = labeled_world(world)
+    try:
+        feeds_mod.run_feeds(rt)
+        feed = rt.ledger.feeds("demo-na")[0]
+        assert feed.state == "SUBMITTED"
+        package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
+        order_id = package.order_id
+        carrier = rt.carriers["yunexpress"] = Cancelling(rt.carriers["yunexpress"])
+
+        assert not void_order(rt, order_id).complete  # claimed; the carrier did not answer
+        assert rt.ledger.get_package(package.id).state is PackageState.VOIDING
+        next_report(w, rt)  # the feed's report: its line for this order was accepted
+        assert rt.ledger.get_feed_record(feed.id).state == "DONE"
+        assert order_id in w.state("spapi")["feed_shipments"]
+
+        carrier.error = PermanentCarrierError("parcel already scanned")
+        with pytest.raises(NotAllowed):
+            void_order(rt, order_id)
+        record = rt.ledger.get_order(order_id)
+        assert (record.state, record.hold_reason) == (OrderState.HELD, "void_refused")
+        release_order(rt.ledger, order_id)  # as the hold's message says: the daemon verifies it
+        drive(rt, order_id, lambda: False)
+
+        assert order_id not in w.state("spapi")["confirmations"], "confirmed again by confirmShipment"
+        record = rt.ledger.get_order(order_id)
+        assert record.state is OrderState.VERIFIED, (record.state, record.hold_reason, record.hold_message)
+    finally:
+        rt.close()
