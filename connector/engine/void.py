@@ -177,16 +177,20 @@ _END_IT = {VoidRefusal.SCANNED: "; once it is stopped,", VoidRefusal.ERP: ", the
 
 def _refused(rt: Runtime, record: OrderRecord, package: Package, why: str, *,
              cause: VoidRefusal = VoidRefusal.SCANNED) -> Outcome:
-    """The void did not happen: the package goes back where it started, the order is held, the
-    message saying what to do for ``cause``."""
+    """The void did not happen: the order is held, the message saying what to do for ``cause``,
+    then the package goes back where it started (a held order's release then resumes there). In
+    that order: killed between the two writes, the order is held with its void still claimed (a
+    void asked again finishes it), never back in the flow with the hold lost -- an order whose
+    label an operator asked to void would go on to be confirmed."""
     back = PackageState(package.voided_from) if package.voided_from else PackageState.LABELED
-    rt.ledger.advance(package, PackageState.VOIDING, back,
-                      order_state=order_state_of(back), error=why[:500])
     after = _NEXT_STEP[cause]
     if not ends_elsewhere(record, back):
         if cause in (VoidRefusal.SCANNED, VoidRefusal.ERP):
             after += f"; {CONFIRMED_ON_AMAZON}"
     elif cause in _END_IT:
         after += f"{_END_IT[cause]} end the order: orders void {record.order_id} --cancelled-elsewhere"
-    return hold(rt, record.order_id, HoldReason.VOID_REFUSED,
-                f"order {record.order_id}: the label was to be voided, but {why}; {after}")
+    outcome = hold(rt, record.order_id, HoldReason.VOID_REFUSED,
+                   f"order {record.order_id}: the label was to be voided, but {why}; {after}")
+    rt.ledger.advance(package, PackageState.VOIDING, back,
+                      order_state=order_state_of(back), error=why[:500])
+    return outcome
