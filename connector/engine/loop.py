@@ -219,6 +219,14 @@ def _owned_by_erp(rt: Runtime, account_name: str) -> bool:
 
 def step(rt: Runtime, record: OrderRecord) -> Outcome:
     """Do the next piece of work for one order, by its state and its open package's state."""
+    if record.state is OrderState.HELD:
+        # Stepped only by an operator's void (orders void), to finish it. By the time the command
+        # has the order's lock the void may be over (refused: the label back where it started);
+        # anything else would confirm, buy or re-hold an order a person is to decide on.
+        package = rt.ledger.open_package(record.order_id)
+        if package is None or package.state is not PackageState.VOIDING:
+            return Outcome.REST
+        return void(rt, record, package)
     if record.order.origin == "amazon" and _owned_by_erp(rt, record.order.account):
         return hold(rt, record.order_id, HoldReason.OWNED_BY_ERP,
                     f"order {record.order_id}: account {record.order.account}'s orders are shipped by the "

@@ -1,0 +1,63 @@
+"""``orders void`` asked while the daemon is finishing the same void: the daemon's carrier call is
+refused (the order held ``void_refused``, its label back where the void started) just before the
+command steps the order. The command steps a held order only to finish a void: it never confirms
+the label it was asked to void."""
+from __future__ import annotations
+
+import pytest
+
+from connector.engine import steer
+from connector.engine.loop import drive
+from connector.engine.steer import NotAllowed, void_order
+from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
+from connector.ledger import OrderState, PackageState
+from connector.model import FulfillmentStatus
+
+from ..e2e.helpers import ingest_all
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
+
+
+class Cancelling:
+    def __init__(self, carrier):
+        self.carrier, self.error = carrier, TransientCarrierError("read timed out")
+
+    def cancel(self, shipment):
+        raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def test_a_void_asked_again_as_the_daemon_s_is_refused_never_confirms_the_label(world, monkeypatch):
+    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
+               "selection": {"overrides": []}, "engine": {"verify_grace_seconds": 0}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+        for record in rt.ledger.orders([OrderState.NEW]):
+            drive(rt, record.order_id, lambda: False, 3)  # planned, bought, its label on disk
+        order_id = next(r.order_id for r in rt.ledger.orders([OrderState.LABELED])
+                        if r.order.status is FulfillmentStatus.UNSHIPPED)
+        carrier = rt.carriers["yunexpress"] = Cancelling(rt.carriers["yunexpress"])
+        assert not void_order(rt, order_id).complete  # claimed; the carrier did not answer
+        assert rt.ledger.get_order(order_id).state is OrderState.VOIDING
+
+        carrier.error = PermanentCarrierError("the parcel is scanned")
+        newest_label = steer._newest_label
+
+        def daemon_finishes_first(ledger, oid):
+            found = newest_label(ledger, oid)  # the command sees the void under way...
+            drive(rt, oid, lambda: False)  # ...and the daemon's worker ends it, refused
+            return found
+
+        monkeypatch.setattr(steer, "_newest_label", daemon_finishes_first)
+        with pytest.raises(NotAllowed):
+            void_order(rt, order_id)
+
+        assert order_id not in w.state("spapi")["confirmations"], "the label asked to be voided was confirmed"
+        record = rt.ledger.get_order(order_id)
+        assert (record.state, record.hold_reason) == (OrderState.HELD, "void_refused")
+        assert rt.ledger.open_package(order_id).state is PackageState.LABELED
+    finally:
+        rt.close()
