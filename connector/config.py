@@ -188,6 +188,10 @@ class FeedsSettings(Settings):
         "max_read_attempts": {"type": "integer", "minimum": 1, "default": 10,
                               "description": "failed reads of a submitted feed's status or report before "
                                              "its packages are read back from the orders instead"},
+        "max_processing_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 28800,
+                                   "description": "a feed Amazon has not finished processing this long after "
+                                                  "its createFeed is given up: its packages are read back "
+                                                  "from the orders"},
         "pause_after_give_up_seconds": {"type": "number", "minimum": 0, "default": 900,
                                         "description": "after a feed is given up, the account starts no "
                                                        "feed this long: confirmShipment confirms"},
@@ -205,6 +209,7 @@ class FeedsSettings(Settings):
     poll_seconds: float
     max_submit_attempts: int
     max_read_attempts: int
+    max_processing_seconds: float
     pause_after_give_up_seconds: float
     first_record_number: int
     retry_error_codes: tuple[str, ...]

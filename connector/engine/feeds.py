@@ -423,12 +423,19 @@ def _give_up(rt: Runtime, feed: FeedRecord, why: str) -> None:
     held = counts.get("rejected", 0)
     if held:
         rt.counters.add("held", held)
-    state = _state(rt)
-    pause = rt.config.amazon.feeds.pause_after_give_up_seconds
-    state.paused[feed.account] = utcnow() + timedelta(seconds=pause)
-    state.feeding.discard(feed.account)
+    pause = _pause(rt, feed.account)
     log.warning("account %s: feed %d given up: %s; no new feed for %.0f s", feed.account, feed.id, counts,
                 pause)
+
+
+def _pause(rt: Runtime, account: str) -> float:
+    """The account starts no feed for ``pause_after_give_up_seconds`` (confirmShipment confirms
+    its orders meanwhile); returns that pause."""
+    state = _state(rt)
+    pause = rt.config.amazon.feeds.pause_after_give_up_seconds
+    state.paused[account] = utcnow() + timedelta(seconds=pause)
+    state.feeding.discard(account)
+    return pause
 
 
 def _fail(rt: Runtime, feed: FeedRecord, why: str,
@@ -512,7 +519,7 @@ def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRec
     if processing != feed.processing_status:
         rt.ledger.feed_checked(feed.id, processing)
     if processing in ("IN_QUEUE", "IN_PROGRESS"):
-        return 0
+        return _overdue(rt, feed, processing)
     report: ProcessingReport | None = None
     result_id = status.get("resultFeedDocumentId")
     if processing == "DONE" and result_id:
@@ -529,6 +536,24 @@ def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRec
     state.checked.pop(feed.id, None)
     state.failures.pop(feed.id, None)
     return moved
+
+
+def _overdue(rt: Runtime, feed: FeedRecord, processing: str) -> int:
+    """A feed Amazon has not finished ``max_processing_seconds`` after its createFeed (feeds stay
+    IN_QUEUE or IN_PROGRESS for days at times) is given up: its packages are read back from the
+    orders (``unknown``: it may still be processed), and the account confirms by confirmShipment for
+    ``pause_after_give_up_seconds``. Polled on, it would keep them, and once ``max_open_feeds`` such
+    feeds are open every order of the account, waiting for ever, not held. 0 while it is not due."""
+    limit = rt.config.amazon.feeds.max_processing_seconds
+    since = feed.submitted_at or feed.uploaded_at or feed.created_at
+    if utcnow() - since < timedelta(seconds=limit):
+        return 0
+    why = (f"feed {feed.feed_id} was still {processing} {limit:.0f} s after it was created "
+           "(amazon.feeds.max_processing_seconds); reading the orders back")
+    counts = _fail(rt, feed, why, lambda package_id: FeedOutcome(package_id, "unknown", why))
+    pause = _pause(rt, feed.account)
+    log.warning("account %s: %s: %s; no new feed for %.0f s", feed.account, why, counts, pause)
+    return sum(counts.values())
 
 
 def _not_read(rt: Runtime, feed: FeedRecord, exc: Exception) -> int:
