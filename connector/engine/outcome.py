@@ -37,11 +37,19 @@ def their_words(address: Address | None, said: object) -> str:
 def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str) -> Outcome:
     """HOLD the order with a machine-readable reason and a message for a person (no PII: a
     carrier's or Amazon's words in it go through :func:`their_words`). An order that ended
-    meanwhile (a person voided it, say) has nothing left to hold: it is left as it is."""
+    meanwhile (a person voided it, say) has nothing left to hold: it is left as it is. One a
+    person held while the step ran keeps that hold, this one added to its message (as a refused
+    feed line does): released for the step's reason, it would go on despite theirs. But for a
+    refused void (an operator's ``orders void`` of a held order): ``--cancelled-elsewhere`` needs
+    that reason."""
     try:
-        rt.ledger.hold(order_id, reason.value, message)
+        replaced = rt.ledger.hold(order_id, reason.value, message,
+                                  keep_held=reason is not HoldReason.VOID_REFUSED)
     except OrderFinishedError as exc:
         log.info("not held (%s: %s): %s", reason.value, message, exc)
+        return Outcome.REST
+    if replaced is False:
+        log.warning("order %s stays held for its reason; added: %s: %s", order_id, reason.value, message)
         return Outcome.REST
     rt.counters.add("held")
     log.warning("order %s held: %s: %s", order_id, reason.value, message)

@@ -256,10 +256,12 @@ class Ledger:
         """Compare-and-set the order state (raises StaleStateError); resets attempts."""
         raise NotImplementedError
 
-    def hold(self, order_id: str, reason: str, message: str) -> None:
+    def hold(self, order_id: str, reason: str, message: str, *, keep_held: bool = False) -> bool:
         """Move any non-final order to HELD, remembering the state to return to. ``reason`` is a
         :class:`connector.holds.HoldReason` value (ValueError for anything else); an order already
-        CANCELLED or VOIDED raises :class:`OrderFinishedError`."""
+        CANCELLED or VOIDED raises :class:`OrderFinishedError`. An order HELD already takes the new
+        reason and message -- unless ``keep_held`` and its reason is another one: it then keeps its
+        hold, the new reason and message added to its message (False is returned)."""
         raise NotImplementedError
 
     def release(self, order_id: str) -> OrderState:

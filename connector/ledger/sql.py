@@ -469,7 +469,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                                       f"{' or '.join(sorted(expected)) or 'nothing'}")
             self._set_state(conn, order_id, state, new, now, note)
 
-    def hold(self, order_id: str, reason: str, message: str) -> None:
+    def hold(self, order_id: str, reason: str, message: str, *, keep_held: bool = False) -> bool:
         if not reason.strip():
             raise ValueError(f"order {order_id}: a hold needs a reason")
         reason = parse_hold_reason(reason).value  # one enumeration: an ERP can rely on the value
@@ -481,7 +481,14 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 raise OrderFinishedError(f"order {order_id} is {state.value}: a finished order cannot be "
                                          "held")
             if state is OrderState.HELD and (row["hold_reason"], row["hold_message"]) == (reason, message):
-                return  # held already, for this: nothing changes, nothing to tell an ERP again
+                return True  # held already, for this: nothing changes, nothing to tell an ERP again
+            if keep_held and state is OrderState.HELD and row["hold_reason"] != reason:
+                note = f"{reason}: {message}" if message else reason
+                kept = f"{row['hold_message']}; {note}" if row["hold_message"] else note
+                conn.execute("UPDATE orders SET hold_message = ?, updated_at = ? WHERE order_id = ?",
+                             (kept, now, order_id))
+                self._transition(conn, order_id, None, now, state.value, state.value, f"while held: {note}")
+                return False
             held_from = row["held_from"] if state is OrderState.HELD else state.value
             conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
                          " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
@@ -493,6 +500,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 self._emit(conn, "order.held", order_id, now, {
                     "order_id": order_id, "state": "HELD", "previous_state": "HELD", "reason": reason,
                     "message": message})
+            return True
 
     def release(self, order_id: str) -> OrderState:
         with self._write(order_id) as conn:

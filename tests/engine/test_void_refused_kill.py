@@ -53,12 +53,12 @@ def test_a_kill_while_a_refused_void_is_recorded_leaves_the_order_held(world, mo
                     raise Killed
             return advance(package, expect, new, *args, **kwargs)
 
-        def holding(order, reason, message):
+        def holding(order, reason, message, **kwargs):
             if reason == "void_refused":
                 writes.append("held")
                 if len(writes) == 2:
                     raise Killed
-            return hold(order, reason, message)
+            return hold(order, reason, message, **kwargs)
 
         monkeypatch.setattr(rt.ledger, "advance", advancing)
         monkeypatch.setattr(rt.ledger, "hold", holding)
