@@ -79,6 +79,7 @@ class PassResult:
     active_left: int
     ingest_errors: int
     tracked: int = 0
+    deferred: int = 0  # orders whose drive ended put off (DEFER): a later pass may get through
 
 
 class Engine:
@@ -146,8 +147,7 @@ class Engine:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order") as pool:
             futures = [pool.submit(drive, self.rt, r.order_id, self.stop_event.is_set) for r in due]
             try:
-                for future in futures:
-                    future.result()
+                deferred = sum(future.result() is Outcome.DEFER for future in futures)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         tracked = 0
@@ -155,7 +155,8 @@ class Engine:
             tracked = self._leader_jobs()
         self.erase_files()
         left = self.rt.ledger.count_orders(ACTIVE_ORDER_STATES)
-        return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked)
+        return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked,
+                          deferred=deferred)
 
     def erase_files(self) -> None:
         """Hourly, on every worker (each deletes what is on its own disk): the label files and
@@ -189,15 +190,21 @@ class Engine:
         self._last[job] = now
         return True
 
-    def run_until_quiet(self, *, max_passes: int = 20) -> int:
-        """Passes until no active order is left or a pass changes nothing (for --once loops)."""
-        passes = 0
+    def run_until_quiet(self, *, max_passes: int = 20, patience: int = 5) -> int:
+        """Passes until no active order is left, or a pass changes nothing (the demo). A
+        pass that changed nothing but put orders off for a transient failure (a fault, a carrier
+        that did not answer) is not the end: the next pass may get through, so up to ``patience``
+        such passes run in a row."""
+        passes = unchanged = 0
         previous = None
         while passes < max_passes and not self.stop_event.is_set():
             result = self.run_pass(ingest=passes == 0)
             passes += 1
             counts = self.rt.ledger.counts()
-            if result.active_left == 0 or counts == previous:
+            if result.active_left == 0:
+                break
+            unchanged = unchanged + 1 if counts == previous else 0
+            if unchanged and (not result.deferred or unchanged >= patience):
                 break
             previous = counts
         return passes
