@@ -87,6 +87,16 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     spec = rt.carrier_specs.get(package.carrier)
     carrier_code = rt.listed_carrier_code(package.carrier, order.site)
     if spec is None or carrier_code is None:
+        if spec is not None and package.state == PackageState.CONFIRMING:
+            # sent before the code left the list, its answer lost: it may have landed. Read back
+            # first, as any CONFIRMING package is; only one Amazon does not show is held (never
+            # sent again under a code its list no longer has)
+            try:
+                if verify_if_shown(rt, rt.amazon[order.account].get_order(order.order_id), package,
+                                   PackageState.CONFIRMING):
+                    return Outcome.REST
+            except SpApiError as exc:
+                return defer(rt, record, f"getOrder: {their_words(order.ship_to, exc)}")
         unlisted = rt.amazon_carrier_code(package.carrier, order.site) if spec is not None else None
         why = (f"carrier code {unlisted!r} is no longer in Amazon's list for {order.site} "
                f"(site_rules.{order.site}.carrier_codes)" if unlisted
