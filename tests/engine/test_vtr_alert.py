@@ -68,3 +68,15 @@ def test_a_projection_under_the_bar_alerts(monkeypatch):
     monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter(packages(20, 3, 10)))
     watch.vtr_guard(rt, NOW)
     assert ("vtr_below_threshold", "US/Toys") in rt.ledger.open
+
+
+def test_an_alert_clears_once_the_projection_is_back_and_the_rate_counts_too_few(monkeypatch):
+    # raised: 50 % projected (with 10 settled); then 99 % projected, and only 6 packages counted so
+    # far (under alerts.min_packages: the rate alone would raise nothing), 83 % of them valid
+    rt = runtime()
+    monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter(packages(5, 5, 0)))
+    watch.vtr_guard(rt, NOW)
+    assert ("vtr_below_threshold", "US/Toys") in rt.ledger.open
+    monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter(packages(5, 1, 100)))
+    watch.vtr_guard(rt, NOW)
+    assert ("vtr_below_threshold", "US/Toys") not in rt.ledger.open, rt.ledger.open
