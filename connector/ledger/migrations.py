@@ -366,6 +366,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         # rate counts such a package as not valid (engine/vtr.py), as Amazon does.
         "ALTER TABLE packages ADD COLUMN filed_as TEXT",
     )),
+    Migration(18, "the hash of an ERP's request goes with the buyer's address it covers", (
+        # purge_pii now erases it with the address (ledger/submissions.py, PURGED_DIGEST); orders
+        # purged before this version lose theirs here.
+        "UPDATE submissions SET request_digest = 'purged' WHERE order_id IN"
+        " (SELECT order_id FROM orders WHERE pii_purged_at IS NOT NULL)",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

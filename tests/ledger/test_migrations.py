@@ -253,3 +253,30 @@ def test_packages_verified_before_version_17_were_filed_as_sent(ledger_url) -> N
         assert verified.filed_as == "Other" and led.packages(oid) == [verified]
     finally:
         led.close()
+
+
+def test_request_digests_of_orders_purged_before_version_18_are_erased(ledger_url) -> None:
+    """A ledger upgraded from 17: the hash kept of an ERP's request (it covers the buyer's address)
+    goes for the orders whose address an older version purged already, as the purge now erases it;
+    the others keep theirs (a repeat of their request is still told from another)."""
+    from connector.ledger.submissions import PURGED_DIGEST
+
+    from .conftest import store
+
+    led = store(ledger_url, PiiCipher([_KEY]))
+    try:
+        assert led.migrate(MIGRATIONS[:17]) == 17
+        a, b = "111-0000001-0000001", "111-0000001-0000002"
+        for oid in (a, b):
+            led.upsert_order(_order(oid))
+        at = "2026-02-01T00:00:00.000000Z"
+        with led._write() as conn:
+            conn.execute("UPDATE orders SET pii = NULL, pii_purged_at = ? WHERE order_id = ?", (at, a))
+            for oid, key in ((a, "erp-a"), (b, "erp-b")):
+                conn.execute("INSERT INTO submissions (idempotency_key, order_id, kind, request_digest,"
+                             " created_at) VALUES (?, ?, 'shipment', ?, ?)", (key, oid, f"sha256-{key}", at))
+        assert led.migrate() == LATEST
+        assert led.submission("erp-a").request_digest == PURGED_DIGEST
+        assert led.submission("erp-b").request_digest == "sha256-erp-b"
+    finally:
+        led.close()
