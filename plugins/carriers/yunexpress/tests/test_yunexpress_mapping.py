@@ -431,6 +431,11 @@ def test_malformed_tracking_is_transient_and_named(mutate, field):
     ("收件人未签收", TrackingStatus.FAILED_ATTEMPT),
     ("无人签收", TrackingStatus.FAILED_ATTEMPT),
     ("Returned to sender", TrackingStatus.RETURNED),
+    # a failure that ends in a return is the return (as China Post reads it)
+    ("Undelivered, returned to sender", TrackingStatus.RETURNED),
+    ("Item not delivered - returned to shipper", TrackingStatus.RETURNED),
+    ("邮件未投递，已退回寄件人", TrackingStatus.RETURNED),
+    ("未签收，已退回", TrackingStatus.RETURNED),
     ("Order cancelled (deleted by the shipper)", TrackingStatus.CANCELLED),
     ("Sorted at YunExpress Shenzhen processing center", TrackingStatus.IN_TRANSIT),
     ("深圳处理中心已分拣 Processed at the sorting center", TrackingStatus.IN_TRANSIT),

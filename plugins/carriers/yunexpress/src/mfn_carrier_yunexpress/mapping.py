@@ -79,12 +79,14 @@ _EVENT_RULES: tuple[tuple[TrackingStatus, tuple[str, ...]], ...] = (
     (TrackingStatus.RETURNING, ("returning", "return to sender in progress", "return in progress",
                                 "being returned", "will be returned", "return initiated",
                                 "退件处理中", "退回中", "正在退回", "退回途中", "退运中")),
-    # Before the delivery words these contain ("undelivered", "未签收"): a failure is never a delivery.
     (TrackingStatus.FAILED_ATTEMPT, ("unsuccessful", "attempt", "delivery failed", "failed delivery",
-                                     "undeliverable", "undelivered", "not delivered", "not be delivered",
-                                     "投递失败", "派送失败", "未妥投", "未签收", "无人签收", "未投递",
-                                     "投递未成功", "投递不成功")),
+                                     "undeliverable", "投递失败", "派送失败", "未妥投")),
     (TrackingStatus.RETURNED, ("return", "退回", "退件", "退运")),
+    # After the return words ("not delivered, returned to sender" is a return, as China Post reads
+    # it) and before the delivery words these contain ("undelivered", "未签收"): a failure is never
+    # a delivery.
+    (TrackingStatus.FAILED_ATTEMPT, ("undelivered", "not delivered", "not be delivered", "未签收", "无人签收",
+                                     "未投递", "投递未成功", "投递不成功")),
     (TrackingStatus.DELIVERED, ("delivered", "签收", "妥投", "已投递")),
     (TrackingStatus.OUT_FOR_DELIVERY, ("out for delivery", "out-for-delivery", "with courier for delivery",
                                        "派送中", "正在派送", "派件中")),
