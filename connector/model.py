@@ -110,18 +110,17 @@ def _transliterated(value: str) -> str:
 _WORDED = ("name", "company", "line1", "line2", "line3")  # values of several words
 
 
-def _may_quote(folded: str, values: set[str]) -> bool:
-    """Whether ``folded`` (a text, folded) may hold one of the personal ``values`` in any form
-    :meth:`Address.redact` looks for: it shares a word with them, holds seven digits or more (a
-    phone, however grouped), or a character of a script written without spaces that a value
-    also uses. False lets redact skip building its patterns (about a millisecond), which every
-    pattern it has could only match where one of these holds."""
+def _may_quote(folded: str, words: set[str], unspaced: bool) -> bool:
+    """Whether ``folded`` (a text, folded) may hold a personal value in any form
+    :meth:`Address.redact` looks for: it shares a word with them (``words``, folded), holds seven
+    digits or more (a phone, however grouped), or a character of a script written without spaces
+    that a value also uses (``unspaced``). False lets redact skip its patterns, which could only
+    match where one of these holds."""
     if sum(c.isdigit() for c in folded) >= 7:
         return True
-    words = set(re.findall(r"\w+", folded))
-    if any(words.intersection(re.findall(r"\w+", _fold(v))) for v in values if v):
+    if words.intersection(re.findall(r"\w+", folded)):
         return True
-    return bool(_UNSPACED_SCRIPT.search(folded)) and any(_UNSPACED_SCRIPT.search(v) for v in values)
+    return unspaced and bool(_UNSPACED_SCRIPT.search(folded))
 
 
 def _word_runs(values: set[str]) -> list[str]:
@@ -213,28 +212,43 @@ class Address:
         Japan); and in any case, without accents, in full-width characters or transliterated
         (``MUNOZ`` for Muñoz, ``MUELLER`` for Müller, ``STRASSE`` for Straße), as carriers that only
         take ASCII write them."""
-        personal = {getattr(self, f).strip() for f in self.PERSONAL}
-        values = personal | set(re.split(r"[\s-]+", self.name)) | {re.sub(r"\s", "", v) for v in personal}
-        values |= {_transliterated(v) for v in values}
-        code = self.postal_code.strip()
-        values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
+        _, words, unspaced = self._redaction
         folded = _fold(text)  # matched here; replaced at the same places in ``text``
-        if not _may_quote(folded, values):  # most refusals quote nothing: no patterns to build
+        if not _may_quote(folded, words, unspaced):  # most refusals quote nothing: no patterns to build
             return text
-        patterns = [_phone_pattern(self.phone, self.country_code)]
-        patterns += _word_runs({getattr(self, f) for f in _WORDED} | {_transliterated(getattr(self, f))
-                                                                      for f in _WORDED})
-        for value in sorted(values, key=len, reverse=True):
-            if _UNSPACED_SCRIPT.search(value):
-                patterns.append(re.escape(_fold(value)) if len(value) >= 2 else None)
-            else:
-                patterns.append(rf"(?<!\w){re.escape(_fold(value))}(?!\w)" if len(value) >= 3 else None)
-        for pattern in patterns:
+        for pattern in self._redaction_patterns:
             for found in reversed(list(re.finditer(pattern, folded)) if pattern else []):
                 start, end = found.span()
                 text = text[:start] + "***" + text[end:]
                 folded = folded[:start] + "***" + folded[end:]
         return text
+
+    # Worked out once per address, not per text: a parcel's tracking events, say, are many texts
+    # redacted against one address (an address is frozen, so what is cached stays true).
+    @functools.cached_property
+    def _redaction(self) -> tuple[set[str], set[str], bool]:
+        """The personal values in every form redact() looks for, their words folded, and whether
+        one is written in a script without spaces."""
+        personal = {getattr(self, f).strip() for f in self.PERSONAL}
+        values = personal | set(re.split(r"[\s-]+", self.name)) | {re.sub(r"\s", "", v) for v in personal}
+        values |= {_transliterated(v) for v in values}
+        code = self.postal_code.strip()
+        values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
+        words = {w for v in values if v for w in re.findall(r"\w+", _fold(v))}
+        return values, words, any(_UNSPACED_SCRIPT.search(v) for v in values)
+
+    @functools.cached_property
+    def _redaction_patterns(self) -> list[str | None]:
+        """redact()'s patterns, longest values first (None: a value too short to match safely)."""
+        patterns = [_phone_pattern(self.phone, self.country_code)]
+        patterns += _word_runs({getattr(self, f) for f in _WORDED} | {_transliterated(getattr(self, f))
+                                                                      for f in _WORDED})
+        for value in sorted(self._redaction[0], key=len, reverse=True):
+            if _UNSPACED_SCRIPT.search(value):
+                patterns.append(re.escape(_fold(value)) if len(value) >= 2 else None)
+            else:
+                patterns.append(rf"(?<!\w){re.escape(_fold(value))}(?!\w)" if len(value) >= 3 else None)
+        return patterns
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Address:
