@@ -24,7 +24,7 @@ from .crashpoints import crashpoint
 from .feeds import in_open_feed, leaves_to_feed, park_for_feed
 from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
-from .verify import confirms_itself, verify_if_shown
+from .verify import confirms_itself, read_back, verify_if_shown
 
 CONFIRM_LANE = 2  # an account's confirmations in flight at once: one sending, one waiting for its token
 
@@ -91,12 +91,9 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             # sent before the code left the list, its answer lost: it may have landed. Read back
             # first, as any CONFIRMING package is; only one Amazon does not show is held (never
             # sent again under a code its list no longer has)
-            try:
-                if verify_if_shown(rt, rt.amazon[order.account].get_order(order.order_id), package,
-                                   PackageState.CONFIRMING):
-                    return Outcome.REST
-            except SpApiError as exc:
-                return defer(rt, record, f"getOrder: {their_words(order.ship_to, exc)}")
+            read = read_back(rt, record, package, PackageState.CONFIRMING)
+            if read is not None:
+                return read
         unlisted = rt.amazon_carrier_code(package.carrier, order.site) if spec is not None else None
         why = (f"carrier code {unlisted!r} is no longer in Amazon's list for {order.site} "
                f"(site_rules.{order.site}.carrier_codes)" if unlisted

@@ -171,6 +171,18 @@ def mark_verified(rt: Runtime, package: Package, expect: PackageState, *,
     rt.counters.add("verified")
 
 
+def read_back(rt: Runtime, record: OrderRecord, package: Package, expect: PackageState) -> Outcome | None:
+    """Read the order back with getOrder: REST once the package is verified (Amazon shows it), a
+    deferral when getOrder failed, None when Amazon does not show it."""
+    order = record.order
+    try:
+        if verify_if_shown(rt, rt.amazon[order.account].get_order(order.order_id), package, expect):
+            return Outcome.REST
+    except SpApiError as exc:
+        return defer(rt, record, f"getOrder: {their_words(order.ship_to, exc)}")
+    return None
+
+
 def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
     grace = rt.engine.verify_grace
@@ -178,12 +190,9 @@ def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         # the order poll verifies it in bulk meanwhile; getOrder only once the grace is over
         rt.ledger.snooze(record.order_id, package.updated_at + grace)
         return Outcome.DEFER
-    try:
-        if verify_if_shown(rt, rt.amazon[order.account].get_order(order.order_id), package,
-                           PackageState.CONFIRMED):
-            return Outcome.REST
-    except SpApiError as exc:
-        return defer(rt, record, f"getOrder: {their_words(order.ship_to, exc)}")
+    read = read_back(rt, record, package, PackageState.CONFIRMED)
+    if read is not None:
+        return read
     # Amazon answered 204 but does not show the package. Read once more later; after that the
     # confirmation was dropped (it happens) and is sent again, a bounded number of times.
     if record.attempts == 0:
