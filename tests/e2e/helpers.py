@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,24 @@ def start_daemon(world: Any, log: Path) -> subprocess.Popen:
     with log.open("a", encoding="utf-8") as sink:
         return subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(world.config_path),
                                  "run"], env=env, stdout=subprocess.DEVNULL, stderr=sink)
+
+
+def wait_until_it_catches_sigterm(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Until the daemon has installed its stop handler (Linux: SIGTERM in /proc/PID/status SigCgt).
+    A SIGTERM sent earlier, while the interpreter still starts, ends it by the signal's default
+    (-15) instead of a clean exit: a test that stops a daemon right after starting it (nothing
+    left to do) waits here first. Where /proc is not there, it returns at once."""
+    caught = 1 << (signal.SIGTERM - 1)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text(encoding="utf-8")
+        except OSError:
+            return
+        mask = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), None)
+        if mask is None or int(mask, 16) & caught:
+            return
+        time.sleep(0.05)
 
 
 def feeds_config(orders: int, *, max_rows: int = 900, batch_wait_seconds: float = 20) -> dict:

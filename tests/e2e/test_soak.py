@@ -21,6 +21,7 @@ from .helpers import (
     assert_exactly_once,
     run_once_until_quiet,
     start_daemon,
+    wait_until_it_catches_sigterm,
     wait_while_active,
 )
 
@@ -50,6 +51,9 @@ def test_faults_kills_and_feeds_together(world, tmp_path):
         proc.wait(timeout=30)
     proc = start_daemon(w, log)
     try:
+        # the killed daemons may have settled every order: this one is then stopped at once, which
+        # must find it past the interpreter's start (a SIGTERM there is no clean stop)
+        wait_until_it_catches_sigterm(proc)
         wait_while_active(w, SETTLE_S)
     finally:
         proc.send_signal(signal.SIGTERM)
