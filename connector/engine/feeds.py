@@ -137,11 +137,11 @@ def unsubmitted_feed_of(rt: Runtime, package: Package) -> int | None:
     return find(package.id, UNSUBMITTED_FEED_STATES)
 
 
-def confirmed_by_feed(rt: Runtime, package: Package) -> bool:
-    """Whether a feed confirmed the package, so the order read back shows it under a package id
-    Amazon chose: only the tracking number identifies it."""
+def confirmed_by_feed(rt: Runtime, package: Package) -> datetime | None:
+    """When a feed confirmed the package (None: none did), so the order read back shows it under a
+    package id Amazon chose: only the tracking number identifies it."""
     check = getattr(rt.ledger, "confirmed_by_feed", None)
-    return bool(check and check(package.id))
+    return check(package.id) if check else None
 
 
 # -- once per pass ---------------------------------------------------------------------------------

@@ -360,19 +360,22 @@ class FeedStore:
         )
         return int(row[0]) if row is not None else None
 
-    def confirmed_by_feed(self, package_id: int) -> bool:
-        """Whether a feed confirmed this package (or may have): Amazon numbers such a package
-        itself, so only its tracking number identifies it when the order is read back."""
+    def confirmed_by_feed(self, package_id: int) -> datetime | None:
+        """When a feed confirmed this package (or may have: its line accepted or in doubt), None if
+        none did. Amazon numbers such a package itself, so only its tracking number identifies it
+        when the order is read back."""
         row = (
             self._conn()
             .execute(
-                "SELECT 1 FROM feed_packages"
-                " WHERE package_id = ? AND result IN ('accepted', 'unknown') LIMIT 1",
+                "SELECT COALESCE(f.done_at, f.submitted_at, f.created_at) FROM feed_packages fp"
+                " JOIN feeds f ON f.id = fp.feed_row_id"
+                " WHERE fp.package_id = ? AND fp.result IN ('accepted', 'unknown')"
+                " ORDER BY f.id DESC LIMIT 1",
                 (package_id,),
             )
             .fetchone()
         )
-        return row is not None
+        return _dt(row[0]) if row is not None else None
 
     def settle_feed(
         self,
