@@ -11,20 +11,14 @@ from connector.engine.loop import drive
 from connector.engine.steer import hold_order
 from connector.ledger import OrderState
 
-from ..e2e.helpers import ingest_all
+from .labelled import labelled_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 
 def test_an_operator_s_hold_during_a_step_outlives_the_step_s_own_hold(world):
-    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
-               "selection": {"overrides": []}, "engine": {"verify_grace_seconds": 0}})
-    rt = w.runtime()
+    w, rt, order_id = labelled_order(world)
     try:
-        ingest_all(rt)
-        for record in rt.ledger.orders([OrderState.NEW]):
-            drive(rt, record.order_id, lambda: False, 3)  # planned, bought, its label on disk
-        order_id = rt.ledger.orders([OrderState.LABELED])[0].order_id
         client = rt.amazon[rt.ledger.get_order(order_id).order.account]
 
         def refused_while_held(*args, **kwargs):

@@ -9,37 +9,18 @@ import pytest
 from connector.engine import steer
 from connector.engine.loop import drive
 from connector.engine.steer import NotAllowed, void_order
-from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
+from connector.kit.carrier import PermanentCarrierError
 from connector.ledger import OrderState, PackageState
-from connector.model import FulfillmentStatus
 
-from ..e2e.helpers import ingest_all
+from .labelled import CancelFails, labelled_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 
-class Cancelling:
-    def __init__(self, carrier):
-        self.carrier, self.error = carrier, TransientCarrierError("read timed out")
-
-    def cancel(self, shipment):
-        raise self.error
-
-    def __getattr__(self, name):
-        return getattr(self.carrier, name)
-
-
 def test_a_void_asked_again_as_the_daemon_s_is_refused_never_confirms_the_label(world, monkeypatch):
-    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
-               "selection": {"overrides": []}, "engine": {"verify_grace_seconds": 0}})
-    rt = w.runtime()
+    w, rt, order_id = labelled_order(world)
     try:
-        ingest_all(rt)
-        for record in rt.ledger.orders([OrderState.NEW]):
-            drive(rt, record.order_id, lambda: False, 3)  # planned, bought, its label on disk
-        order_id = next(r.order_id for r in rt.ledger.orders([OrderState.LABELED])
-                        if r.order.status is FulfillmentStatus.UNSHIPPED)
-        carrier = rt.carriers["yunexpress"] = Cancelling(rt.carriers["yunexpress"])
+        carrier = rt.carriers["yunexpress"] = CancelFails(rt.carriers["yunexpress"])
         assert not void_order(rt, order_id).complete  # claimed; the carrier did not answer
         assert rt.ledger.get_order(order_id).state is OrderState.VOIDING
 

@@ -8,27 +8,14 @@ import pytest
 from connector.engine import feeds as feeds_mod
 from connector.engine.loop import drive
 from connector.engine.steer import NotAllowed, release_order, void_order
-from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
+from connector.kit.carrier import PermanentCarrierError
 from connector.ledger import OrderState, PackageState
 
 from ..e2e.helpers import advance
+from .labelled import CancelFails
 from .test_feed_faults import labeled_world, next_report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
-
-
-class Cancelling:
-    """The carrier's cancel answers ``error`` (a timeout first, then a refusal: the parcel is
-    scanned)."""
-
-    def __init__(self, carrier):
-        self.carrier, self.error = carrier, TransientCarrierError("read timed out")
-
-    def cancel(self, shipment):
-        raise self.error
-
-    def __getattr__(self, name):
-        return getattr(self.carrier, name)
 
 
 def _void_refused_after_its_feed_confirmed_it(w, rt) -> str:
@@ -40,7 +27,7 @@ def _void_refused_after_its_feed_confirmed_it(w, rt) -> str:
     assert feed.state == "SUBMITTED"
     package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
     order_id = package.order_id
-    carrier = rt.carriers["yunexpress"] = Cancelling(rt.carriers["yunexpress"])
+    carrier = rt.carriers["yunexpress"] = CancelFails(rt.carriers["yunexpress"])  # a timeout first
 
     assert not void_order(rt, order_id).complete  # claimed; the carrier did not answer
     assert rt.ledger.get_package(package.id).state is PackageState.VOIDING

@@ -9,9 +9,8 @@ from connector.engine.loop import drive
 from connector.engine.steer import NotAllowed, void_order
 from connector.kit.carrier import PermanentCarrierError
 from connector.ledger import OrderState, PackageState
-from connector.model import FulfillmentStatus
 
-from ..e2e.helpers import ingest_all
+from .labelled import CancelFails, labelled_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
@@ -20,28 +19,11 @@ class Killed(BaseException):
     """SIGKILL, as far as the ledger can tell: nothing after it is written."""
 
 
-class Refusing:
-    def __init__(self, carrier):
-        self.carrier = carrier
-
-    def cancel(self, shipment):
-        raise PermanentCarrierError("the label cannot be cancelled")
-
-    def __getattr__(self, name):
-        return getattr(self.carrier, name)
-
-
 def test_a_kill_while_a_refused_void_is_recorded_leaves_the_order_held(world, monkeypatch):
-    w = world({"sandbox": {"orders": 8}, "routing": {"default": ["yunexpress:*"]},
-               "selection": {"overrides": []}, "engine": {"verify_grace_seconds": 0}})
-    rt = w.runtime()
+    w, rt, order_id = labelled_order(world)
     try:
-        ingest_all(rt)
-        for record in rt.ledger.orders([OrderState.NEW]):
-            drive(rt, record.order_id, lambda: False, 3)  # planned, bought, its label on disk
-        order_id = next(r.order_id for r in rt.ledger.orders([OrderState.LABELED])
-                        if r.order.status is FulfillmentStatus.UNSHIPPED)
-        rt.carriers["yunexpress"] = Refusing(rt.carriers["yunexpress"])
+        rt.carriers["yunexpress"] = CancelFails(rt.carriers["yunexpress"],
+                                                PermanentCarrierError("the label cannot be cancelled"))
 
         writes: list[str] = []  # the two writes recording the refusal: killed at the second
         advance, hold = rt.ledger.advance, rt.ledger.hold
