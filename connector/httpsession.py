@@ -77,13 +77,26 @@ def _frozen(mapping: Any) -> Any:
     return None if mapping is None else frozenset(mapping.items())
 
 
-def shown_url(url: str) -> str:
+def shown_url(url: str, *, path_shown: int | None = None) -> str:
     """``url`` as a listing or a message may show it: where it goes, without the credentials it may
     carry. Its user and password (which requests sends as Basic auth) and its query string (an API
-    key, a token) become ``***``; a fragment, never sent, is left out."""
+    key, a token) become ``***``; a fragment, never sent, is left out. ``path_shown``: show only
+    that many segments of the path, the rest as ``***`` (None: the whole path)."""
     parts = urlsplit(url)
     netloc = "***@" + parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
+    path = parts.path
+    if path_shown is not None:
+        segments = path.split("/")[1:]  # the path begins with "/"
+        if len(segments) > path_shown and any(segments[path_shown:]):
+            path = "/" + "/".join([*segments[:path_shown], "***"])
+    return urlunsplit((parts.scheme, netloc, path, "***" if parts.query else "", ""))
+
+
+def shown_webhook_url(url: str) -> str:
+    """A webhook endpoint's URL as shown: :func:`shown_url` with only the path's first segment.
+    Slack's, Discord's and Teams' incoming webhooks carry their secret in the path
+    (``/services/T.../B.../<token>``), and the endpoint's name tells them apart anyway."""
+    return shown_url(url, path_shown=1)
 
 
 def is_loopback(url: str) -> bool:

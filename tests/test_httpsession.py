@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from connector import httpsession
+from connector.httpsession import shown_webhook_url
 
 URLS = ["https://sellingpartnerapi-na.amazon.com/orders/v0/orders?x=1", "https://api.internal.example/x",
         "http://localhost:8080/y", "https://sellingpartnerapi-na.amazon.com/orders/v0/orders/1"]
@@ -86,3 +87,14 @@ def test_a_sandbox_runs_sessions_refuse_every_host_off_this_machine() -> None:
                 guarded.get(url)
         assert len(mocked.calls) == 2  # nothing else was sent
     assert issubclass(httpsession.NotLoopback, requests.ConnectionError)  # a failed call, to its caller
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://erp.example.com", "https://erp.example.com"),
+    ("https://erp.example.com/", "https://erp.example.com/"),
+    ("https://erp.example.com/hooks", "https://erp.example.com/hooks"),
+    ("https://erp.example.com/hooks/", "https://erp.example.com/hooks/"),
+    ("https://discord.com/api/webhooks/123/tok", "https://discord.com/api/***"),
+])
+def test_a_webhook_url_is_shown_to_its_path_s_first_segment(url, shown):
+    assert shown_webhook_url(url) == shown

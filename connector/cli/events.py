@@ -49,11 +49,11 @@ def webhooks_group() -> None:
 def webhooks_status(state: State, as_json: bool) -> None:
     """Deliveries per endpoint: pending, delivered, dead. Events are queued for an endpoint at the
     start of each delivery pass, so those since the last pass count from the next one."""
-    from ..httpsession import shown_url
+    from ..httpsession import shown_webhook_url
 
     rt = state.runtime()
     try:
-        counts = {e.name: {"url": shown_url(e.url), **rt.ledger.webhook_counts(e.name)}
+        counts = {e.name: {"url": shown_webhook_url(e.url), **rt.ledger.webhook_counts(e.name)}
                   for e in rt.config.webhooks.endpoints}
     finally:
         rt.close()

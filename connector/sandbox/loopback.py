@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..httpsession import is_loopback, is_loopback_host, shown_url
+from ..httpsession import is_loopback, is_loopback_host, shown_url, shown_webhook_url
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -28,8 +28,9 @@ def remote_endpoints(config: Config) -> list[str]:
             for i, a in enumerate(config.accounts) for key in ("endpoint", "lwa_token_url")]
     urls += [(f"carriers.{code}.{key}", value) for code, section in config.carriers.items()
              for key, value in section.items() if isinstance(value, str) and "://" in value]
-    urls += [(f"webhooks.endpoints[{i}].url", e.url) for i, e in enumerate(config.webhooks.endpoints)]
     remote = [f"{where} = {shown_url(url)}" for where, url in urls if not is_loopback(url)]
+    remote += [f"webhooks.endpoints[{i}].url = {shown_webhook_url(e.url)}"
+               for i, e in enumerate(config.webhooks.endpoints) if not is_loopback(e.url)]
     if config.ledger_url.startswith("postgresql"):
         host = urlsplit(config.ledger_url).hostname  # none: libpq's local socket
         if host and not is_loopback_host(host):

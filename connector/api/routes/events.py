@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...httpsession import shown_url
+from ...httpsession import shown_webhook_url
 from ...ledger.tokens import ApiToken
 from ..auth import require
 from ..problems import ApiProblem, documented
@@ -96,7 +96,7 @@ def list_webhooks(request: Request, _token: ApiToken = Depends(require("admin"))
     answer = []
     for endpoint in rt.config.webhooks.endpoints:
         counts = rt.ledger.webhook_counts(endpoint.name)
-        answer.append(WebhookStatus(endpoint=endpoint.name, url=shown_url(endpoint.url),
+        answer.append(WebhookStatus(endpoint=endpoint.name, url=shown_webhook_url(endpoint.url),
                                     events=list(endpoint.events),
                                     pending=counts.get("pending", 0), delivered=counts.get("delivered", 0),
                                     dead=counts.get("dead", 0)))
