@@ -69,6 +69,8 @@ AMAZON_CANCELS = frozenset({PackageState.LABEL_CREATED, PackageState.LABELED, Pa
 
 log = logging.getLogger("connector.engine")
 
+AMAZON_RETENTION_DAYS = 30  # the Data Protection Policy: buyer data at most 30 days after delivery
+
 PURGE_EVERY = timedelta(hours=1)  # the retention window is days long; hourly sweeps are plenty
 WATCH_EVERY = timedelta(minutes=5)  # alerts on ship-by and on the valid-tracking rate
 
@@ -99,6 +101,10 @@ class Engine:
                                        presence_dir=rt.config.state_dir / "workers")
             rt.membership.start(join=daemon)
         self._last: dict[str, float] = {}  # periodic jobs: when each last ran (clock.monotonic)
+        retention = rt.config.ledger.pii_retention_days
+        if retention > AMAZON_RETENTION_DAYS:  # not refused: the seller answers for it; said
+            log.warning("ledger.pii_retention_days is %d: Amazon's Data Protection Policy allows buyer data "
+                        "for at most %d days after delivery", retention, AMAZON_RETENTION_DAYS)
         for endpoint in rt.config.webhooks.endpoints:  # a new endpoint hears everything from this start on
             rt.ledger.enqueue_webhooks(endpoint.name, endpoint.events)
 
