@@ -103,8 +103,28 @@ _TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"
 _PHONE_GAP = r"[\s().\-/]*"  # what may stand between a phone's digits: spaces, hyphens, brackets
 
 
-def _transliterated(value: str) -> str:
-    return value.translate(_TRANSLITERATION)
+# Cyrillic as carriers that take Latin letters only receive it, by the three schemes sellers and
+# their tools use most: BGN/PCGN (Russian), Bulgaria's official Streamlined System, and ICAO 9303
+# (the passports'). Letters the three write alike are shared; a value is matched folded (lowercase).
+_CYRILLIC_COMMON = {"а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ж": "zh", "з": "z",
+                    "и": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r",
+                    "с": "s", "т": "t", "у": "u", "ф": "f", "ц": "ts", "ч": "ch", "ш": "sh", "ы": "y",
+                    "э": "e", "і": "i", "ї": "yi", "є": "ye", "ґ": "g"}
+_CYRILLIC_SCHEMES = tuple(str.maketrans({**_CYRILLIC_COMMON, **scheme}) for scheme in (
+    {"ё": "yo", "й": "y", "х": "kh", "щ": "shch", "ъ": "", "ь": "", "ю": "yu", "я": "ya"},  # BGN/PCGN
+    {"ё": "yo", "й": "y", "х": "h", "щ": "sht", "ъ": "a", "ь": "y", "ю": "yu", "я": "ya"},  # Bulgarian
+    {"ё": "e", "й": "i", "х": "kh", "щ": "shch", "ъ": "ie", "ь": "", "ю": "iu", "я": "ia"},  # ICAO 9303
+))
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+
+def _transliterations(value: str) -> set[str]:
+    """``value`` as ASCII-only systems may write it: German and Nordic letters spelt out, Cyrillic
+    in Latin letters by each common scheme (lowercase; redact() matches folded text)."""
+    forms = {value.translate(_TRANSLITERATION)}
+    if _CYRILLIC.search(value):
+        forms.update(value.lower().translate(scheme) for scheme in _CYRILLIC_SCHEMES)
+    return forms
 
 
 _WORDED = ("name", "company", "line1", "line2", "line3")  # values of several words
@@ -210,8 +230,8 @@ class Address:
         part (a ZIP+4's five digits), the phone however its digits are grouped, and an international
         one in its national form too (``(206) 555-0117``, ``03-0000-0001`` for +81 3 0000 0001 in
         Japan); and in any case, without accents, in full-width characters or transliterated
-        (``MUNOZ`` for Muñoz, ``MUELLER`` for Müller, ``STRASSE`` for Straße), as carriers that only
-        take ASCII write them."""
+        (``MUNOZ`` for Muñoz, ``MUELLER`` for Müller, ``STRASSE`` for Straße, ``IVAN PETROV`` for
+        Иван Петров), as carriers that only take ASCII write them."""
         _, words, unspaced = self._redaction
         folded = _fold(text)  # matched here; replaced at the same places in ``text``
         if not _may_quote(folded, words, unspaced):  # most refusals quote nothing: no patterns to build
@@ -231,7 +251,7 @@ class Address:
         one is written in a script without spaces."""
         personal = {getattr(self, f).strip() for f in self.PERSONAL}
         values = personal | set(re.split(r"[\s-]+", self.name)) | {re.sub(r"\s", "", v) for v in personal}
-        values |= {_transliterated(v) for v in values}
+        values |= {form for v in values for form in _transliterations(v)}
         code = self.postal_code.strip()
         values.update({code.replace(" ", "").replace("-", ""), re.split(r"[\s-]", code)[0]})
         words = {w for v in values if v for w in re.findall(r"\w+", _fold(v))}
@@ -241,8 +261,8 @@ class Address:
     def _redaction_patterns(self) -> list[str | None]:
         """redact()'s patterns, longest values first (None: a value too short to match safely)."""
         patterns = [_phone_pattern(self.phone, self.country_code)]
-        patterns += _word_runs({getattr(self, f) for f in _WORDED} | {_transliterated(getattr(self, f))
-                                                                      for f in _WORDED})
+        patterns += _word_runs({getattr(self, f) for f in _WORDED}
+                               | {form for f in _WORDED for form in _transliterations(getattr(self, f))})
         for value in sorted(self._redaction[0], key=len, reverse=True):
             if _UNSPACED_SCRIPT.search(value):
                 patterns.append(re.escape(_fold(value)) if len(value) >= 2 else None)

@@ -88,3 +88,18 @@ def test_a_street_cut_short_or_stripped_of_punctuation_and_a_hyphenated_name_in_
     # one word of a street alone stays (it would match the carrier's own words), and so does the city
     assert us.redact("Boulevard not served from Seattle; 4512 g over") == \
         "Boulevard not served from Seattle; 4512 g over"
+
+
+def test_a_cyrillic_name_and_street_go_in_latin_letters_by_each_common_scheme():
+    """Carriers that take Latin letters only get a Bulgarian or Russian buyer's name spelt out by one
+    scheme or another (BGN/PCGN, Bulgaria's Streamlined System, ICAO 9303): each goes."""
+    bg = Address(name="Юлия Щерева", line1="ул. Шипка 14", city="София", postal_code="1504",
+                 country_code="BG")
+    assert bg.redact("Receiver YULIYA SHTEREVA: address ul. Shipka 14 not found") == \
+        "Receiver ***: address *** not found"
+    assert bg.redact("Recipient Iuliia Shchereva refused") == "Recipient *** refused"  # the passport's
+    assert bg.redact("Consignee Yuliya Shchereva") == "Consignee ***"  # BGN/PCGN
+    ru = Address(name="Фёдор Хрущёв", country_code="RU")
+    assert ru.redact("to Fyodor Khrushchyov; FEDOR KHRUSHCHEV") == "to ***; ***"
+    # the Cyrillic itself, and words that only look alike, as before
+    assert bg.redact("получател Юлия Щерева, Sofia") == "получател ***, Sofia"
