@@ -60,6 +60,7 @@ from .errors import (
     is_expired_token,
 )
 from .mapping import confirm_shipment_body, parse_api_time
+from .server_clock import ServerClock
 
 log = logging.getLogger("connector.amazon")
 _ORDER_IN_PATH = re.compile(r"/orders/([0-9]{3}-[0-9]{7}-[0-9]{7})")
@@ -154,6 +155,7 @@ class SpApiClient:
         self.backoff_max = backoff_max
         self.user_agent = f"mfn-connector/{__version__}"
         self.login_watch: LoginWatch | None = None  # the daemon's alerts (engine/logins.py)
+        self.server_clock: ServerClock | None = None  # Amazon's time, for the purge (engine/loop.py)
 
     def __repr__(self) -> str:
         return f"SpApiClient(account={self.account!r}, endpoint={self.endpoint!r})"
@@ -377,6 +379,8 @@ class SpApiClient:
             self._log(operation, kind, started, "", state.requests_sent, path)
             raise TransientError(f"no answer: {kind}", operation=operation,
                                  ambiguous=write and not never_sent) from exc
+        if self.server_clock is not None:
+            self.server_clock.saw(resp.headers.get("Date"))
         body: Any = None
         malformed = False
         if resp.content and resp.status_code != 204:

@@ -49,6 +49,7 @@ from .confirm import confirm
 from .feeds import run_feeds
 from .hooks import dispatch as dispatch_hooks
 from .hooks import dispatch_after_step
+from .host_clock import purge_wait_reason
 from .ingest import ingest_account
 from .outcome import Outcome, defer, hold, their_words
 from .plan import plan
@@ -101,6 +102,7 @@ class Engine:
                                        presence_dir=rt.config.state_dir / "workers")
             rt.membership.start(join=daemon)
         self._last: dict[str, float] = {}  # periodic jobs: when each last ran (clock.monotonic)
+        self._purge_waits: str | None = None  # why the purge last waited (engine/host_clock.py)
         retention = rt.config.ledger.pii_retention_days
         if retention > AMAZON_RETENTION_DAYS:  # not refused: the seller answers for it; said
             log.warning("ledger.pii_retention_days is %d: Amazon's Data Protection Policy allows buyer data "
@@ -178,12 +180,27 @@ class Engine:
         if self._due("watch", WATCH_EVERY):
             watch(self.rt)
         if self._due("purge", PURGE_EVERY):
-            purge_expired_pii(self.rt)
+            self._purge()
         dispatch_hooks(self.rt)  # the outbox's events to the in-process hooks, then to the endpoints
         if self.rt.config.webhooks.endpoints and not self.stop_event.is_set():
             deliver_webhooks(self.rt.ledger, self.rt.config.webhooks, self.rt.webhook_session,
                              should_stop=self.stop_event.is_set)
         return tracked
+
+    def _purge(self) -> None:
+        """The purge, when this host's clock can be trusted (engine/host_clock.py); otherwise it is
+        tried again at the next round of the leader's jobs, and the reason logged once."""
+        why = purge_wait_reason(self.rt)
+        if why != self._purge_waits:
+            if why is not None:
+                log.warning("the purge of buyer data waits: %s", why)
+            elif self._purge_waits is not None:
+                log.info("the purge of buyer data runs again: this host's clock agrees with Amazon's")
+            self._purge_waits = why
+        if why is None:
+            purge_expired_pii(self.rt)
+        else:
+            self._last.pop("purge", None)
 
     def _due(self, job: str, every: timedelta) -> bool:
         """Whether a periodic job is due now (and mark it run), by the monotonic clock: a wall

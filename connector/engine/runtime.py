@@ -17,6 +17,7 @@ import requests
 from .. import httpsession
 from ..amazon.auth import LwaTokenProvider
 from ..amazon.client import SpApiClient
+from ..amazon.server_clock import ServerClock
 from ..amazon.sites import LWA_TOKEN_URL, REGION_HOSTS, SiteTable
 from ..catalog import LayeredCatalog, load_catalog
 from ..config import Config, ConfigError, EngineSettings, Problem, Warehouse
@@ -89,6 +90,8 @@ class Runtime:
     # The open carrier_filed_differently alerts this process knows of (engine/verify.py)
     filing_alerts: KnownOpen = field(
         default_factory=lambda: KnownOpen(AlertKind.CARRIER_FILED_DIFFERENTLY), repr=False)
+    # The host clock's lead over Amazon's, from the answers' Date (the purge waits on it)
+    amazon_clock: ServerClock = field(default_factory=ServerClock, repr=False)
     _quote_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict, repr=False)
     _quote_pools_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)
@@ -98,6 +101,7 @@ class Runtime:
         for client in self.amazon.values():
             if isinstance(client, SpApiClient):
                 client.login_watch = logins
+                client.server_clock = self.amazon_clock
 
     def amazon_carrier_code(self, carrier: str, site: str) -> str | None:
         """The carrier code Amazon is sent for ``carrier``'s labels on ``site``

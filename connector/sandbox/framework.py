@@ -98,6 +98,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -1048,6 +1049,12 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK.
     disable_nagle_algorithm = True
     emulator: Emulator  # set on the per-server subclass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` every answer carries, on the emulator's simulated clock (the daemon reads
+        Amazon's to check its own before the purge: amazon/server_clock.py)."""
+        at = self.emulator.clock.now().timestamp() if timestamp is None else timestamp
+        return formatdate(at, usegmt=True)
 
     def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; no PII in logs
         # Every request line it logs without its query: a query can carry credentials (DHL's token

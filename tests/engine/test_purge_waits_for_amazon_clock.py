@@ -1,0 +1,59 @@
+"""The purge erases buyer data by the host's clock, so it runs only once an answer from Amazon
+shows that clock not ahead of Amazon's by more than an hour: a host booted with its clock months
+ahead must not erase the addresses of orders still to ship."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import requests
+
+from connector import clock
+from connector.engine import loop
+from connector.engine.loop import Engine
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
+
+DAYS = 2 * 86400.0
+
+
+def _move_emulators(w, seconds: float) -> None:
+    for server in w.sandbox.servers.values():
+        requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": seconds},
+                      timeout=10).raise_for_status()
+
+
+def test_the_purge_waits_for_amazon_s_clock_to_agree_with_the_host_s(world, monkeypatch, caplog):
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    purges: list[int] = []
+    real_purge = loop.purge_expired_pii
+    monkeypatch.setattr(loop, "purge_expired_pii", lambda rt: purges.append(real_purge(rt)))
+    try:
+        engine = Engine(rt)
+        with caplog.at_level(logging.INFO, logger="connector.engine"):
+            engine._purge()  # nothing heard from Amazon yet
+            assert purges == []
+            engine._purge()
+            waits = [r for r in caplog.records if "purge of buyer data waits" in r.getMessage()]
+            assert len(waits) == 1 and "no answer from Amazon yet" in waits[0].getMessage()  # said once
+
+            engine.poll_accounts()  # Amazon's Date: the same time as the host's
+            engine._purge()
+            assert len(purges) == 1
+
+            clock.advance(DAYS)  # the host's clock alone moves two days ahead
+            engine.poll_accounts()
+            engine._purge()
+            assert len(purges) == 1, "purged by a clock two days ahead of Amazon's"
+            assert "48.0 h ahead of Amazon's" in caplog.text
+
+            _move_emulators(w, DAYS)  # Amazon's time catches up (NTP fixed the host, as it were)
+            clock.advance(11)  # (a new reading is taken at most every ten seconds)
+            _move_emulators(w, 11)
+            engine.poll_accounts()
+            engine._purge()
+            assert len(purges) == 2
+            assert "purge of buyer data runs again" in caplog.text
+    finally:
+        rt.close()
