@@ -1,6 +1,6 @@
 """Feeds API 2021-06-30 for shipment confirmation in bulk, and the flat-file document it carries.
 
-The five calls, each through :meth:`SpApiClient.call` (the account's token buckets, the access
+The six calls, each through :meth:`SpApiClient.call` (the account's token buckets, the access
 token, the retry policy, one log line per request):
 
 * ``createFeedDocument`` (0.5/s, burst 15) -- a ``feedDocumentId`` and a pre-signed upload URL;
@@ -10,7 +10,9 @@ token, the retry policy, one log line per request):
 * ``getFeed`` (2/s, burst 15) -- ``processingStatus`` IN_QUEUE, IN_PROGRESS, then DONE, FATAL
   or CANCELLED, and ``resultFeedDocumentId`` when there is a processing report;
 * ``getFeedDocument`` (0.0222/s, burst 10) -- a pre-signed URL to download the report
-  (``compressionAlgorithm`` GZIP when it is compressed).
+  (``compressionAlgorithm`` GZIP when it is compressed);
+* ``cancelFeed`` (2/s, burst 15) -- ``DELETE`` of a feed Amazon has not started (IN_QUEUE): it
+  is never processed, and getFeed shows it CANCELLED. A feed in any other state is refused (400).
 
 Those quotas are the published defaults of the model's operation descriptions
 (https://github.com/amzn/selling-partner-api-models/blob/main/models/feeds-api-model/feeds_2021-06-30.json);
@@ -317,6 +319,13 @@ class FeedsClient:
                 "getFeed answered without a processingStatus", status=200, operation="getFeed"
             )
         return body
+
+    def cancel_feed(self, feed_id: str) -> None:
+        """Cancel a feed still IN_QUEUE (Amazon answers 200 without a body). InvalidInputError
+        when Amazon refuses (the feed is no longer IN_QUEUE), NotFoundError for a feed it does not
+        know. A write: an unknown outcome raises TransientError(ambiguous=True), since cancelling
+        the feed again would be refused whether or not the first cancel took."""
+        self.client.call("cancelFeed", "DELETE", FEED_PATH.format(feedId=quote(feed_id, safe="")))
 
     def get_feed_document(self, feed_document_id: str) -> dict[str, Any]:
         """``{"feedDocumentId", "url", "compressionAlgorithm"?}`` of a (result) document."""

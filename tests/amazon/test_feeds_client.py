@@ -1,4 +1,4 @@
-"""The Feeds client against the SP-API emulator's Feeds API: the five calls, the document and the
+"""The Feeds client against the SP-API emulator's Feeds API: the six calls, the document and the
 processing report, quotas, and every request and answer checked against Amazon's model."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import requests
 
 from connector.amazon.auth import LwaTokenProvider
 from connector.amazon.client import SpApiClient
-from connector.amazon.errors import InvalidInputError, TransientError
+from connector.amazon.errors import InvalidInputError, NotFoundError, TransientError
 from connector.amazon.feeds import (
     FEEDS_QUOTAS,
     FULFILLMENT_FEED_TYPE,
@@ -291,3 +291,77 @@ def test_flat_file_round_trip_and_report_parsing():
     assert parsed_report.errors_by_record()[1][0].error_code == "18028"
     with pytest.raises(ValueError):
         parse_processing_report(b"<html>not a report</html>")
+
+
+def _queued(feeds: FeedsClient, rows: list[FeedRow]) -> str:
+    document = feeds.create_feed_document()
+    feeds.upload(document["url"], build_flat_file(rows))
+    return feeds.create_feed(document["feedDocumentId"], ["ATVPDKIKX0DER"])
+
+
+def test_a_feed_cancelled_in_queue_is_never_processed(served):
+    emulator = _emulator()
+    feeds = served(emulator)
+    order = _unshipped(emulator)[0]
+    feed_id = _queued(feeds, _rows(order, "9400111899223197428460"))
+    assert feeds.cancel_feed(feed_id) is None
+    emulator.clock.advance(3600)  # long past the queue and the processing time
+    feed = feeds.get_feed(feed_id)
+    assert feed["processingStatus"] == "CANCELLED" and "resultFeedDocumentId" not in feed
+    assert order["orderId"] not in emulator.state()["feed_shipments"]
+    live = emulator.store["orders"][order["orderId"]]["order"]
+    assert live["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED" and not live.get("packages")
+    assert emulator.operation_calls["cancelFeed"] == {"total": 1, "throttled": 0}
+    assert emulator.schema_violations == []
+
+
+def test_only_a_feed_in_queue_can_be_cancelled(served):
+    emulator = _emulator()
+    feeds = served(emulator)
+    first, second = _unshipped(emulator)[:2]
+    started = _queued(feeds, _rows(first, "9400111899223197428461"))
+    emulator.clock.advance(1.5)
+    with pytest.raises(InvalidInputError, match="IN_PROGRESS; only a feed IN_QUEUE") as refused:
+        feeds.cancel_feed(started)
+    assert refused.value.status == 400 and refused.value.code == "InvalidInput"
+    emulator.clock.advance(2)
+    assert feeds.get_feed(started)["processingStatus"] == "DONE"  # processed all the same
+    with pytest.raises(InvalidInputError, match="DONE"):
+        feeds.cancel_feed(started)
+    cancelled = _queued(feeds, _rows(second, "9400111899223197428462"))
+    feeds.cancel_feed(cancelled)
+    with pytest.raises(InvalidInputError, match="CANCELLED"):
+        feeds.cancel_feed(cancelled)
+    with pytest.raises(NotFoundError):
+        feeds.cancel_feed("50000099999")
+    token = feeds.client.tokens.token()
+    raw = requests.delete(feeds.client.endpoint + f"/feeds/2021-06-30/feeds/{started}",
+                          headers={"x-amz-access-token": token}, timeout=5)
+    assert raw.status_code == 400 and raw.json()["errors"][0]["code"] == "InvalidInput"
+    assert requests.delete(feeds.client.endpoint + f"/feeds/2021-06-30/feeds/{cancelled}",
+                           timeout=5).status_code == 403  # no access token
+    assert emulator.schema_violations == []
+
+
+def test_cancel_feed_is_paced_at_its_published_quota(served):
+    emulator = _emulator()
+    limiter = RateLimiter(headroom=0)
+    feeds = served(emulator, limiter)
+    assert limiter.quota("demo", "cancelFeed") == FEEDS_QUOTAS["cancelFeed"] == (2.0, 15)
+    assert emulator.quotas["cancelFeed"] == {"rate": 2.0, "burst": 15}
+    token = feeds.client.tokens.token()
+    statuses = [
+        requests.delete(feeds.client.endpoint + "/feeds/2021-06-30/feeds/1",
+                        headers={"x-amz-access-token": token}, timeout=5).status_code
+        for _ in range(16)
+    ]
+    assert statuses == [404] * 15 + [429], statuses
+    # the client's calls take their tokens from the account's cancelFeed bucket, which paces them
+    emulator.clock.advance(60)
+    bucket = limiter.bucket("demo", "cancelFeed")
+    before = bucket.available
+    for _ in range(3):
+        with pytest.raises(NotFoundError):
+            feeds.cancel_feed("1")
+    assert before - bucket.available > 2.5
+    assert schemas.validate_request("cancelFeed", path_params={"feedId": "50000000001"}) == []
