@@ -21,6 +21,9 @@ POINTS = ("after_claim", "after_create_call", "after_create", "after_label", "be
 # and its processing report read but not applied.
 FEED_POINTS = ("after_feed_claim", "after_feed_upload", "after_create_feed_call", "after_feed_submitted",
                "before_feed_settle")
+# Between an overdue feed's accepted cancelFeed and the getFeed that settles it (reached only by a
+# feed Amazon leaves IN_QUEUE for amazon.feeds.max_processing_seconds, so not in FEED_POINTS).
+FEED_CANCEL_POINT = "after_cancel_feed_call"
 WEBHOOK_POINT = "after_webhook_post"  # between a receiver's 2xx and the commit recording it
 
 _lock = threading.Lock()

@@ -26,7 +26,10 @@ tried again. Where the outcome is unknown -- a FATAL feed, a feed without a repo
 the report does not mention, a refusal saying it is shipped already, any refusal in a feed that
 was submitted again after a createFeed whose answer was lost -- the package is CONFIRMED and the
 verify step decides: shown on the order -> VERIFIED; not shown -> sent again, a bounded number
-of times, through confirmShipment (which refuses to ship more than is left).
+of times, through confirmShipment (which refuses to ship more than is left). A feed Amazon has not
+finished ``max_processing_seconds`` after its createFeed is given up (:func:`_overdue`): cancelled
+first while it is still IN_QUEUE (its packages back to LABELED once getFeed shows it CANCELLED),
+otherwise its outcome is unknown.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from ..ledger import OrderState, Package, PackageState, StaleStateError
 from ..ledger.feeds import OPEN_FEED_STATES, UNSUBMITTED_FEED_STATES, FeedOutcome, FeedRecord
 from ..model import FulfillmentStatus, Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
-from .crashpoints import crashpoint
+from .crashpoints import FEED_CANCEL_POINT, crashpoint
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -519,7 +522,7 @@ def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRec
     if processing != feed.processing_status:
         rt.ledger.feed_checked(feed.id, processing)
     if processing in ("IN_QUEUE", "IN_PROGRESS"):
-        return _overdue(rt, feed, processing)
+        return _overdue(rt, feeds, feed, processing)
     report: ProcessingReport | None = None
     result_id = status.get("resultFeedDocumentId")
     if processing == "DONE" and result_id:
@@ -535,25 +538,68 @@ def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRec
     moved = _settle(rt, feed, processing, report)
     state.checked.pop(feed.id, None)
     state.failures.pop(feed.id, None)
+    if processing == "CANCELLED" and _past_max_processing(rt, feed):
+        _pause(rt, account.name)  # given up (_cancel): confirmShipment, not a new feed as slow
     return moved
 
 
-def _overdue(rt: Runtime, feed: FeedRecord, processing: str) -> int:
+def _overdue(rt: Runtime, feeds: FeedsClient, feed: FeedRecord, processing: str) -> int:
     """A feed Amazon has not finished ``max_processing_seconds`` after its createFeed (feeds stay
-    IN_QUEUE or IN_PROGRESS for days at times) is given up: its packages are read back from the
-    orders (``unknown``: it may still be processed), and the account confirms by confirmShipment for
-    ``pause_after_give_up_seconds``. Polled on, it would keep them, and once ``max_open_feeds`` such
-    feeds are open every order of the account, waiting for ever, not held. 0 while it is not due."""
-    limit = rt.config.amazon.feeds.max_processing_seconds
-    since = feed.submitted_at or feed.uploaded_at or feed.created_at
-    if utcnow() - since < timedelta(seconds=limit):
+    IN_QUEUE or IN_PROGRESS for days at times) is given up, and the account confirms by
+    confirmShipment for ``pause_after_give_up_seconds``. Polled on, it would keep its packages, and
+    once ``max_open_feeds`` such feeds are open every order of the account, waiting for ever, not
+    held. Still IN_QUEUE, it is cancelled first (:func:`_cancel`): nothing of it is ever processed
+    then, and its packages go back to LABELED once getFeed shows it CANCELLED. Otherwise (IN_PROGRESS,
+    or the cancel refused or failed) its packages are read back from the orders (``unknown``: it
+    may still be processed). 0 while it is not due."""
+    if not _past_max_processing(rt, feed):
         return 0
+    limit = rt.config.amazon.feeds.max_processing_seconds
     why = (f"feed {feed.feed_id} was still {processing} {limit:.0f} s after it was created "
-           "(amazon.feeds.max_processing_seconds); reading the orders back")
+           "(amazon.feeds.max_processing_seconds)")
+    if processing == "IN_QUEUE":
+        if feeds.available("cancelFeed") < 1:
+            return 0  # the next poll cancels it
+        if _cancel(rt, feeds, feed, why):
+            return 0
+        why += " and could not be cancelled"
+    why += "; reading the orders back"
     counts = _fail(rt, feed, why, lambda package_id: FeedOutcome(package_id, "unknown", why))
     pause = _pause(rt, feed.account)
     log.warning("account %s: %s: %s; no new feed for %.0f s", feed.account, why, counts, pause)
     return sum(counts.values())
+
+
+def _past_max_processing(rt: Runtime, feed: FeedRecord) -> bool:
+    """Whether ``amazon.feeds.max_processing_seconds`` have passed since the feed's createFeed."""
+    since = feed.submitted_at or feed.uploaded_at or feed.created_at
+    return utcnow() - since >= timedelta(seconds=rt.config.amazon.feeds.max_processing_seconds)
+
+
+def _cancel(rt: Runtime, feeds: FeedsClient, feed: FeedRecord, why: str) -> bool:
+    """cancelFeed for an overdue feed still IN_QUEUE; True when Amazon accepted it. False when
+    Amazon refused (the feed started meanwhile) or the outcome is unknown: it may still be processed.
+
+    An accepted cancel settles nothing: the next pass sends getFeed at once, which shows CANCELLED,
+    and :func:`_settle` gives the packages back (``retry``: nothing was processed). Sending them by
+    confirmShipment is safe only if the feed is never processed, and getFeed saying so is what the
+    engine already trusts for a feed cancelled by anyone; the cancel's answer alone is not read as
+    that proof. It is also the path a crash right after the cancel takes on restart, so there is
+    one path, and no trace of the cancel to keep in the ledger; it costs one getFeed a pass later.
+    (Should getFeed still say IN_QUEUE, a second cancel is refused and the orders are read back.)
+    The account starts no feed from the cancel on, and again from the settle (:func:`_follow_one`
+    pauses it for a cancelled feed past ``max_processing_seconds``, also after a restart), so
+    confirmShipment confirms them, not a new feed that may wait as long."""
+    try:
+        feeds.cancel_feed(feed.feed_id)
+    except SpApiError as exc:
+        log.warning("account %s: %s; cancelFeed failed: %s", feed.account, why, exc)
+        return False
+    crashpoint(FEED_CANCEL_POINT)
+    _state(rt).checked.pop(feed.id, None)  # getFeed at the next pass
+    pause = _pause(rt, feed.account)
+    log.warning("account %s: %s: cancelled; no new feed for %.0f s", feed.account, why, pause)
+    return True
 
 
 def _not_read(rt: Runtime, feed: FeedRecord, exc: Exception) -> int:

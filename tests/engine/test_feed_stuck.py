@@ -1,7 +1,8 @@
 """A feed Amazon never finishes processing (it can stay IN_QUEUE or IN_PROGRESS for days): once
-``amazon.feeds.max_processing_seconds`` have passed since its createFeed, it is given up, its
-packages read back from the orders, and the account confirms by confirmShipment for a while, so
-that no order waits for ever, unconfirmed and not held."""
+``amazon.feeds.max_processing_seconds`` have passed since its createFeed, it is given up (here
+cancelled, still IN_QUEUE: tests/engine/test_feed_cancel.py has the details), and the account
+confirms by confirmShipment for a while, so that no order waits for ever, unconfirmed and not
+held."""
 from __future__ import annotations
 
 import pytest
@@ -41,7 +42,8 @@ def test_a_feed_amazon_never_processes_does_not_keep_its_orders_waiting_for_ever
                 for order_id in labeled:
                     drive(rt, order_id, lambda: False)
 
-        hours_pass(8)  # amazon.feeds.max_processing_seconds: 8 h
+        hours_pass(8)  # amazon.feeds.max_processing_seconds: 8 h, then cancelled (still IN_QUEUE)
+        feeds_mod.run_feeds(rt)  # the next pass: getFeed shows them CANCELLED; settled
         assert {rt.ledger.get_feed_record(f.id).state for f in stuck} == {"FAILED"}
         confirmed = w.state("spapi")["confirmations"]
         assert all(o in confirmed for o in labeled if o not in members), "the account's other orders waited"
