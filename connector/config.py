@@ -190,8 +190,9 @@ class FeedsSettings(Settings):
                                              "its packages are read back from the orders instead"},
         "max_processing_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 28800,
                                    "description": "a feed Amazon has not finished processing this long after "
-                                                  "its createFeed is given up: its packages are read back "
-                                                  "from the orders"},
+                                                  "its createFeed is given up: cancelled if still IN_QUEUE "
+                                                  "(its packages go to confirmShipment), else its packages "
+                                                  "are read back from the orders"},
         "pause_after_give_up_seconds": {"type": "number", "minimum": 0, "default": 900,
                                         "description": "after a feed is given up, the account starts no "
                                                        "feed this long: confirmShipment confirms"},
