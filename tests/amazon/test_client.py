@@ -320,7 +320,9 @@ def test_429_empties_the_bucket_and_the_same_call_waits_for_the_next_token(rsps,
 def test_a_throttled_call_goes_before_the_calls_waiting_behind_it(clock: FakeClock) -> None:
     """The slot is not lost: a call sent again after a 429 takes the next token, however many
     callers were already waiting for it."""
-    bucket = TokenBucket(20.0, 1)  # real time: 50 ms per token
+    # real time, 500 ms per token: on a loaded machine the re-send below may come tens of ms late,
+    # and with a faster bucket a waiting caller took the token that refilled meanwhile
+    bucket = TokenBucket(2.0, 1)
     bucket.acquire()
     order: list[str] = []
     waiting = [threading.Thread(target=lambda n=n: (bucket.acquire(), order.append(f"waiting-{n}")))
@@ -332,7 +334,7 @@ def test_a_throttled_call_goes_before_the_calls_waiting_behind_it(clock: FakeClo
     bucket.acquire(front=True)
     order.append("throttled")
     for t in waiting:
-        t.join(timeout=5)
+        t.join(timeout=10)
     assert order[0] == "throttled" and len(order) == 4
 
 
