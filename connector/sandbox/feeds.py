@@ -103,7 +103,7 @@ class Feeds:
     # -- state for tests and audits -----------------------------------------------------------
 
     def sandbox_state(self) -> dict[str, Any]:
-        self._advance_all()
+        self.advance_all()
         feeds = {
             fid: {k: v for k, v in feed.items() if k != "report"} for fid, feed in self.store["feeds"].items()
         }
@@ -248,7 +248,7 @@ class Feeds:
             size = int(self.spapi.arg(request, "pageSize") or 10)
         except ValueError:
             raise self.spapi.invalid("pageSize must be an integer between 1 and 100.") from None
-        self._advance_all()
+        self.advance_all()
         found = []
         for feed_id, feed in sorted(
             self.store["feeds"].items(), key=lambda kv: kv[1]["createdTime"], reverse=True
@@ -286,7 +286,10 @@ class Feeds:
 
     # -- processing --------------------------------------------------------------------------
 
-    def _advance_all(self) -> None:
+    def advance_all(self) -> None:
+        """Process every feed whose time has come on the simulated clock. Amazon processes a feed
+        whoever looks: the orders' reads and confirmShipment call this first, so they see (and
+        collide with) what a feed applied, as Amazon's would, not only a getFeed."""
         with self.spapi.lock:
             for feed_id, feed in self.store["feeds"].items():
                 self._advance(feed_id, feed)
@@ -407,7 +410,7 @@ class Feeds:
             return (ERR_ITEM if "is invalid" in message else ERR_QUANTITY), message
         items = {pi["orderItemId"]: int(pi["quantity"]) for pi in (existing or {}).get("packageItems", [])}
         items.update(wanted)  # the line sent again sets the item's quantity; it does not add to it
-        now = self.spapi.format_time(self.spapi.now())
+        now = feed["processingEndTime"]  # applied when the feed was processed, whenever it is looked at
         package: dict[str, Any] = {
             "packageReferenceId": existing["packageReferenceId"]
             if existing

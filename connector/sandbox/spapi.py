@@ -854,6 +854,7 @@ class SpApiEmulator(Emulator):
         return self.call("getOrder", request, self._get_order)
 
     def _search_orders(self, request: Request, seller: Seller) -> tuple[int, Any]:
+        self.feeds.advance_all()  # a feed processed meanwhile applies first
         query = request.query
         self.check_request("searchOrders", query=query)
         created_after, updated_after = _arg(query, "createdAfter"), _arg(query, "lastUpdatedAfter")
@@ -965,6 +966,7 @@ class SpApiEmulator(Emulator):
             raise _invalid("paginationToken is invalid.") from None
 
     def _get_order(self, request: Request, seller: Seller) -> tuple[int, Any]:
+        self.feeds.advance_all()  # a feed processed meanwhile applies first
         order_id = request.params["orderId"]
         self.check_request("getOrder", path_params={"orderId": order_id}, query=request.query)
         if not _ORDER_ID.match(order_id):
@@ -980,6 +982,7 @@ class SpApiEmulator(Emulator):
         return self.call("confirmShipment", request, self._confirm_shipment)
 
     def _confirm_shipment(self, request: Request, seller: Seller) -> tuple[int, Any]:
+        self.feeds.advance_all()  # a feed processed meanwhile applies first
         order_id = request.params["orderId"]
         try:
             body = request.json()
