@@ -23,7 +23,7 @@ from ..files import write_atomically
 from ..fx import FxError
 from ..holds import HoldReason
 from ..kit.carrier import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from ..ledger import OrderRecord, OrderState, Package, PackageState
+from ..ledger import OrderRecord, OrderState, Package, PackageChange, PackageState
 from ..model import FulfillmentStatus, Order, Shipment, ShipmentRequest, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from ..rules import RulesError
@@ -136,11 +136,16 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                             f"order {order.order_id}: {package.carrier} refused the shipment "
                             f"({their_words(order.ship_to, exc)}) after "
                             "an earlier call for it lost its answer" + _check_carrier(package))
-            rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
-                              order_state=OrderState.NEW, error=their_words(order.ship_to, exc)[:500])
-            return hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
-                        f"order {order.order_id}: {package.carrier} refused the shipment: "
-                        f"{their_words(order.ship_to, exc)}")
+            # nothing can exist under the reference: the claim is given up, and the order held for
+            # the refusal in the same transaction (killed between them, it would be planned again)
+            given_up = PackageChange(package, PackageState.LABEL_CLAIMED, PackageState.FAILED,
+                                     order_state=OrderState.NEW,
+                                     fields={"error": their_words(order.ship_to, exc)[:500]})
+            outcome = hold(rt, order.order_id, HoldReason.CARRIER_REJECTED,
+                           f"order {order.order_id}: {package.carrier} refused the shipment: "
+                           f"{their_words(order.ship_to, exc)}", change=given_up)
+            crashpoint("after_create_refused")
+            return outcome
         except TransientCarrierError as exc:
             last_error = f"{package.carrier}: {their_words(order.ship_to, exc)}"
             backoff(attempt)
@@ -236,9 +241,15 @@ def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier
 
 def _record_label(rt: Runtime, package: Package, shipment: Shipment) -> None:
     """The claim's label exists at the carrier (bought now, or found by reference): LABEL_CREATED."""
-    rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
-                      carrier_shipment_id=shipment.carrier_shipment_id,
-                      tracking_number=shipment.tracking_number or "")
+    change = _label_found(package, shipment)
+    rt.ledger.advance(change.package, change.expect, change.new, **change.fields)
+
+
+def _label_found(package: Package, shipment: Shipment) -> PackageChange:
+    """What :func:`_record_label` records, for a hold to record with it."""
+    return PackageChange(package, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED,
+                         fields={"carrier_shipment_id": shipment.carrier_shipment_id,
+                                 "tracking_number": shipment.tracking_number or ""})
 
 
 # What a carrier call may raise as the carrier's answer (or a stop while it waited for quota); any
@@ -296,14 +307,18 @@ def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: C
                     f"order {order_id}: the buyer asked to cancel while the label was being bought; "
                     f"{package.carrier} shows no label under {package.idempotency_key}. Cancel it in Seller "
                     "Central, or release it to ship anyway")
-    _record_label(rt, package, shipment)
-    if status == FulfillmentStatus.SHIPPED:
+    if status == FulfillmentStatus.SHIPPED:  # the label recorded and the order held, in one transaction
         number = shipment.tracking_number or "no tracking number yet"
-        return hold(rt, order_id, HoldReason.SHIPPED_ELSEWHERE,
-                    f"order {order_id} was marked shipped on Amazon while its label was being bought here; "
-                    f"{package.carrier} holds that label ({number}, reference {package.idempotency_key}): "
-                    f"void it with orders void {order_id} unless a second parcel is wanted")
-    return Outcome.PROGRESS
+        outcome = hold(rt, order_id, HoldReason.SHIPPED_ELSEWHERE,
+                       f"order {order_id} was marked shipped on Amazon while its label was being bought "
+                       f"here; {package.carrier} holds that label ({number}, reference "
+                       f"{package.idempotency_key}): void it with orders void {order_id} unless a second "
+                       "parcel is wanted", change=_label_found(package, shipment))
+    else:  # the next step voids it (Amazon cancelled the order) or holds it unconfirmed (a cancel request)
+        _record_label(rt, package, shipment)
+        outcome = Outcome.PROGRESS
+    crashpoint("after_claim_settled")
+    return outcome
 
 
 def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:

@@ -16,6 +16,12 @@ ENV = "MFN_CONNECTOR_CRASH_AT"
 POINTS = ("after_claim", "after_create_call", "after_create", "after_label", "before_confirm",
           "after_confirm_call", "after_confirm", "after_verify", "after_track_call", "after_track",
           "after_void_claim", "after_cancel_call", "after_void")
+# Right after the label step's decisions that record the package and hold the order in one
+# transaction: a first create the carrier refused (the claim given up, held carrier_rejected), and a
+# claim the order no longer wants settled with the label found (for an order shipped elsewhere,
+# recorded and held shipped_elsewhere together). Reached only on those paths, so not among POINTS,
+# each of which an ordinary run reaches in turn (tests/e2e/test_crash.py kills at each by name).
+DECISION_POINTS = ("after_create_refused", "after_claim_settled")
 # Bulk confirmation by feed (engine/feeds.py), in flow order: the feed's packages claimed, its
 # document uploaded, createFeed answered (the window where a feed is sent twice), its id stored,
 # and its processing report read but not applied.

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from ..holds import HoldReason
 from ..kit.schema import MAX_DURATION_SECONDS
-from ..ledger import OrderFinishedError, OrderRecord, OrderState
+from ..ledger import OrderFinishedError, OrderRecord, OrderState, PackageChange
 from ..model import Address, utcnow
 from .runtime import Runtime
 
@@ -34,17 +34,21 @@ def their_words(address: Address | None, said: object) -> str:
     return address.redact(str(said)) if address is not None else str(said)
 
 
-def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str) -> Outcome:
+def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str, *,
+         change: PackageChange | None = None) -> Outcome:
     """HOLD the order with a machine-readable reason and a message for a person (no PII: a
     carrier's or Amazon's words in it go through :func:`their_words`). An order that ended
     meanwhile (a person voided it, say) has nothing left to hold: it is left as it is. One a
     person held while the step ran keeps that hold, this one added to its message (as a refused
     feed line does): released for the step's reason, it would go on despite theirs. But for a
     refused void (an operator's ``orders void`` of a held order): ``--cancelled-elsewhere`` needs
-    that reason."""
+    that reason.
+
+    ``change``: what the step records of its package with the hold, in the same transaction (a
+    kill between the two would leave the package moved on and the order taken on again)."""
     try:
         replaced = rt.ledger.hold(order_id, reason.value, message,
-                                  keep_held=reason is not HoldReason.VOID_REFUSED)
+                                  keep_held=reason is not HoldReason.VOID_REFUSED, change=change)
     except OrderFinishedError as exc:
         log.info("not held (%s: %s): %s", reason.value, message, exc)
         return Outcome.REST

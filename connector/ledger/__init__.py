@@ -24,6 +24,7 @@ from .base import (
     OrderRecord,
     OrderState,
     Package,
+    PackageChange,
     PackageState,
     StaleStateError,
     TrackingRecord,
@@ -34,8 +35,8 @@ __all__ = [
     "TERMINAL_PACKAGE_STATES", "TRACKED_PACKAGE_STATES",
     "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "LedgerUnreachable", "OrderFinishedError",
     "OrderRecord",
-    "OrderState", "Package", "PackageState", "StaleStateError", "TrackingRecord", "open_ledger",
-    "probe_ledger", "sqlite_path",
+    "OrderState", "Package", "PackageChange", "PackageState", "StaleStateError", "TrackingRecord",
+    "open_ledger", "probe_ledger", "sqlite_path",
 ]
 
 if TYPE_CHECKING:

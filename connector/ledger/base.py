@@ -159,6 +159,19 @@ class Package:
 
 
 @dataclass(frozen=True)
+class PackageChange:
+    """A package change as :meth:`Ledger.advance` makes it (its arguments), for :meth:`Ledger.hold`
+    to make in the transaction that holds the order: a step's decision that both records what
+    happened to the package and holds the order is committed whole or not at all."""
+
+    package: Package
+    expect: PackageState
+    new: PackageState
+    order_state: OrderState | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TrackingRecord:
     """One stored tracking event of a package (the carrier's event, normalised)."""
 
@@ -256,12 +269,19 @@ class Ledger:
         """Compare-and-set the order state (raises StaleStateError); resets attempts."""
         raise NotImplementedError
 
-    def hold(self, order_id: str, reason: str, message: str, *, keep_held: bool = False) -> bool:
+    def hold(self, order_id: str, reason: str, message: str, *, keep_held: bool = False,
+             change: PackageChange | None = None) -> bool:
         """Move any non-final order to HELD, remembering the state to return to. ``reason`` is a
         :class:`connector.holds.HoldReason` value (ValueError for anything else); an order already
         CANCELLED or VOIDED raises :class:`OrderFinishedError`. An order HELD already takes the new
         reason and message -- unless ``keep_held`` and its reason is another one: it then keeps its
-        hold, the new reason and message added to its message (False is returned)."""
+        hold, the new reason and message added to its message (False is returned).
+
+        ``change``: a change of one of the order's packages, made first and in the same
+        transaction, exactly as :meth:`advance` would make it (its compare-and-set failing raises
+        StaleStateError, and nothing is written): a kill never leaves the package changed and the
+        order not held. As with :meth:`advance`, the package change is not refused for its order's
+        state: for an order that has ended it is committed, and OrderFinishedError raised after."""
         raise NotImplementedError
 
     def release(self, order_id: str) -> OrderState:

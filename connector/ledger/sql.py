@@ -39,6 +39,7 @@ from .base import (
     OrderRecord,
     OrderState,
     Package,
+    PackageChange,
     PackageState,
     StaleStateError,
     TrackingRecord,
@@ -469,38 +470,58 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                                       f"{' or '.join(sorted(expected)) or 'nothing'}")
             self._set_state(conn, order_id, state, new, now, note)
 
-    def hold(self, order_id: str, reason: str, message: str, *, keep_held: bool = False) -> bool:
+    def hold(self, order_id: str, reason: str, message: str, *, keep_held: bool = False,
+             change: PackageChange | None = None) -> bool:
         if not reason.strip():
             raise ValueError(f"order {order_id}: a hold needs a reason")
         reason = parse_hold_reason(reason).value  # one enumeration: an ERP can rely on the value
+        if change is not None:
+            if change.package.order_id != order_id:
+                raise ValueError(f"order {order_id}: package {change.package.package_ref} is order "
+                                 f"{change.package.order_id}'s")
+            moving = self._advancing(change.package, change.expect, change.new, change.order_state,
+                                     change.fields)
         with self._write(order_id) as conn:
-            now = self._now()
-            row = self._order_row(conn, order_id, "state, held_from, hold_reason, hold_message")
-            state = OrderState(row["state"])
-            if state in _UNHOLDABLE:
-                raise OrderFinishedError(f"order {order_id} is {state.value}: a finished order cannot be "
-                                         "held")
-            if state is OrderState.HELD and (row["hold_reason"], row["hold_message"]) == (reason, message):
-                return True  # held already, for this: nothing changes, nothing to tell an ERP again
-            if keep_held and state is OrderState.HELD and row["hold_reason"] != reason:
-                note = f"{reason}: {message}" if message else reason
-                kept = f"{row['hold_message']}; {note}" if row["hold_message"] else note
-                conn.execute("UPDATE orders SET hold_message = ?, updated_at = ? WHERE order_id = ?",
-                             (kept, now, order_id))
-                self._transition(conn, order_id, None, now, state.value, state.value, f"while held: {note}")
-                return False
-            held_from = row["held_from"] if state is OrderState.HELD else state.value
-            conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
-                         " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
-                         (OrderState.HELD.value, reason, message, held_from, now, order_id))
-            self._transition(conn, order_id, None, now, state.value, OrderState.HELD.value,
-                             f"{reason}: {message}" if message else reason,
-                             {"hold_reason": reason, "hold_message": message})
-            if state is OrderState.HELD:  # held again for another reason: the ERP hears the new one
-                self._emit(conn, "order.held", order_id, now, {
-                    "order_id": order_id, "state": "HELD", "previous_state": "HELD", "reason": reason,
-                    "message": message})
-            return True
+            at = self._clock()
+            now = _ts(at)
+            if change is not None:
+                self._advance_in(conn, change.package, *moving, at)
+            try:
+                return self._hold_order(conn, order_id, reason, message, now, keep_held)
+            except OrderFinishedError as exc:
+                if change is None:
+                    raise
+                finished = exc  # the package change stands (a label may have been paid for): committed
+        raise finished
+
+    def _hold_order(self, conn: WriteTransaction, order_id: str, reason: str, message: str, now: str,
+                    keep_held: bool) -> bool:
+        """:meth:`hold`'s write, inside the caller's transaction (``reason`` checked already)."""
+        row = self._order_row(conn, order_id, "state, held_from, hold_reason, hold_message")
+        state = OrderState(row["state"])
+        if state in _UNHOLDABLE:
+            raise OrderFinishedError(f"order {order_id} is {state.value}: a finished order cannot be held")
+        if state is OrderState.HELD and (row["hold_reason"], row["hold_message"]) == (reason, message):
+            return True  # held already, for this: nothing changes, nothing to tell an ERP again
+        if keep_held and state is OrderState.HELD and row["hold_reason"] != reason:
+            note = f"{reason}: {message}" if message else reason
+            kept = f"{row['hold_message']}; {note}" if row["hold_message"] else note
+            conn.execute("UPDATE orders SET hold_message = ?, updated_at = ? WHERE order_id = ?",
+                         (kept, now, order_id))
+            self._transition(conn, order_id, None, now, state.value, state.value, f"while held: {note}")
+            return False
+        held_from = row["held_from"] if state is OrderState.HELD else state.value
+        conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
+                     " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
+                     (OrderState.HELD.value, reason, message, held_from, now, order_id))
+        self._transition(conn, order_id, None, now, state.value, OrderState.HELD.value,
+                         f"{reason}: {message}" if message else reason,
+                         {"hold_reason": reason, "hold_message": message})
+        if state is OrderState.HELD:  # held again for another reason: the ERP hears the new one
+            self._emit(conn, "order.held", order_id, now, {
+                "order_id": order_id, "state": "HELD", "previous_state": "HELD", "reason": reason,
+                "message": message})
+        return True
 
     def release(self, order_id: str) -> OrderState:
         with self._write(order_id) as conn:
@@ -732,46 +753,59 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         becomes the state release() returns it to -- except VOIDED: a voided label ends the order,
         held or not; a CANCELLED or VERIFIED order keeps its state.
         """
+        moving = self._advancing(package, expect, new, order_state, fields)
+        with self._write(package.order_id) as conn:
+            fresh = self._advance_in(conn, package, *moving, self._clock(), events, order_rests_for)
+        return self._package(fresh)
+
+    def _advancing(self, package: Package, expect: PackageState, new: PackageState,
+                   order_state: OrderState | None, fields: dict[str, Any]
+                   ) -> tuple[PackageState, PackageState, OrderState | None, dict[str, Any], set[str]]:
+        """:meth:`advance`'s arguments checked, before its transaction: (expect, new, the order's
+        target state, the fields as stored, the names of those that change)."""
         expect, new = PackageState(expect), PackageState(new)
         target = OrderState(order_state) if order_state is not None else None
         if target is OrderState.HELD:
             raise ValueError(f"order {package.order_id}: use hold() to hold an order (it needs a reason)")
         changes = self._package_changes(package, expect, fields)
-        changed = self._changed(package, expect, changes)
-        with self._write(package.order_id) as conn:
-            at = self._clock()
-            now = _ts(at)
-            columns = {**changes, "state": new.value, "updated_at": now}
-            update = (f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
-                      " WHERE id = ? AND state = ?" + (" RETURNING *" if self.returning else ""))
-            moved = conn.execute(update, (*columns.values(), package.id, expect.value))
-            if self.returning:  # the row as written, in the same round trip
-                fresh = next(iter(moved.fetchall()), None)
-            elif moved.rowcount == 1:
-                fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
-            else:
-                fresh = None
-            if fresh is None:  # the compare-and-set failed: say why (nothing was written)
-                row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
-                                   (package.id,)).fetchone()
-                if row is None:
-                    raise KeyError(f"unknown package {package.id}")
-                raise StaleStateError(f"package {row['package_ref']} of order {row['order_id']} is "
-                                      f"{row['state']}, expected {expect.value}")
-            order_id, ref = fresh["order_id"], fresh["package_ref"]
-            if new is not expect or (changed - _QUIET_FIELDS):
-                note = f"package {ref}" + (f"; set {', '.join(sorted(changed))}" if changed else "")
-                self._transition(conn, order_id, package.id, now, expect.value, new.value, note, fresh)
-            for event in events:
-                conn.execute(
-                    "INSERT INTO tracking_events (package_id, at, status, code, location, description,"
-                    " description_en) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (package.id, _ts(event.at), event.status, event.code, event.location, event.description,
-                     event.description_en))
-            if target is not None:
-                due_at = _ts(at + order_rests_for) if order_rests_for else None
-                self._move_order_with_package(conn, order_id, ref, target, now, due_at)
-        return self._package(fresh)
+        return expect, new, target, changes, self._changed(package, expect, changes)
+
+    def _advance_in(self, conn: WriteTransaction, package: Package, expect: PackageState, new: PackageState,
+                    target: OrderState | None, changes: dict[str, Any], changed: set[str], at: datetime,
+                    events: Iterable[TrackingRecord] = (), order_rests_for: timedelta | None = None) -> Any:
+        """:meth:`advance`'s writes, inside the caller's transaction; the package's row as written."""
+        now = _ts(at)
+        columns = {**changes, "state": new.value, "updated_at": now}
+        update = (f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
+                  " WHERE id = ? AND state = ?" + (" RETURNING *" if self.returning else ""))
+        moved = conn.execute(update, (*columns.values(), package.id, expect.value))
+        if self.returning:  # the row as written, in the same round trip
+            fresh = next(iter(moved.fetchall()), None)
+        elif moved.rowcount == 1:
+            fresh = conn.execute("SELECT * FROM packages WHERE id = ?", (package.id,)).fetchone()
+        else:
+            fresh = None
+        if fresh is None:  # the compare-and-set failed: say why (nothing was written)
+            row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
+                               (package.id,)).fetchone()
+            if row is None:
+                raise KeyError(f"unknown package {package.id}")
+            raise StaleStateError(f"package {row['package_ref']} of order {row['order_id']} is "
+                                  f"{row['state']}, expected {expect.value}")
+        order_id, ref = fresh["order_id"], fresh["package_ref"]
+        if new is not expect or (changed - _QUIET_FIELDS):
+            note = f"package {ref}" + (f"; set {', '.join(sorted(changed))}" if changed else "")
+            self._transition(conn, order_id, package.id, now, expect.value, new.value, note, fresh)
+        for event in events:
+            conn.execute(
+                "INSERT INTO tracking_events (package_id, at, status, code, location, description,"
+                " description_en) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (package.id, _ts(event.at), event.status, event.code, event.location, event.description,
+                 event.description_en))
+        if target is not None:
+            due_at = _ts(at + order_rests_for) if order_rests_for else None
+            self._move_order_with_package(conn, order_id, ref, target, now, due_at)
+        return fresh
 
     def _move_order_with_package(self, conn: Any, order_id: str, ref: str,
                                  target: OrderState, now: str, due_at: str | None = None) -> None:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 import requests
@@ -235,3 +236,93 @@ def test_sigkill_while_voiding_and_tracking_then_restart(world, carrier):
         assert any(p.state is not PackageState.VERIFIED for p in followed)
     finally:
         ledger.close()
+
+
+# Two decisions of the label step write two things: the package, and the order's hold. Killed
+# between them, a restart must not take the order on as if nothing had been decided.
+ONE_CARRIER = {"engine": {"workers": 1}, "routing": {"default": ["yunexpress:*"]},
+               "selection": {"overrides": []}}
+
+REFUSING = """
+import dataclasses
+import connector.engine.buy as buy
+
+build = buy.build_request
+
+
+def refused(*args, **kwargs):  # a service YunExpress does not have: it refuses every shipment
+    return dataclasses.replace(build(*args, **kwargs), service="NO-SUCH-SERVICE")
+
+
+buy.build_request = refused
+from connector.cli import main
+main()
+"""
+
+
+def test_sigkill_as_a_first_refusal_is_recorded_keeps_the_order_held_for_it(world):
+    """The carrier refuses the first create of a claim: the package FAILED and the order held
+    ``carrier_rejected`` with its words, as one decision. Killed right there (``after_create_refused``),
+    the restart finds the order held for the refusal: it is not planned and bought again (which
+    would lose the carrier's reason and ask again what a person was to look at first)."""
+    w = world({"sandbox": {"orders": 4}, **ONE_CARRIER})
+    env = {**os.environ, **w.sandbox.env, ENV: "after_create_refused:1"}
+    killed = subprocess.run([sys.executable, "-c", REFUSING, "--config", str(w.config_path), "run", "--once"],
+                            env=env, capture_output=True, text=True, timeout=240)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    run_once_until_quiet(w)  # the carrier takes shipments again: nothing else stops the others
+
+    ledger = ledger_of(w)
+    try:
+        (failed,) = [p for r in ledger.orders() for p in ledger.packages(r.order_id)
+                     if p.state is PackageState.FAILED]
+        held = ledger.get_order(failed.order_id)
+        packages = ledger.packages(failed.order_id)
+    finally:
+        ledger.close()
+    assert held.state is OrderState.HELD, (held.state, [(p.package_ref, p.state) for p in packages])
+    assert held.hold_reason == "carrier_rejected" and "NO-SUCH-SERVICE" in held.hold_message
+    assert held.held_from is OrderState.NEW and packages == [failed] and "NO-SUCH-SERVICE" in failed.error
+    attempts = w.state("yunexpress")["create_attempts"]
+    assert {ref: n for ref, n in attempts.items() if ref.startswith(held.order_id)} == {
+        failed.idempotency_key: 1}
+    assert_exactly_once(w, allowed_holds=FORCED_HOLDS | {"carrier_rejected"})
+
+
+def test_sigkill_as_a_claim_is_settled_for_an_order_shipped_elsewhere_keeps_it_held(world):
+    """A create loses its answer (killed at ``after_create_call``: the label is bought), then the
+    seller ships the order by hand on Amazon. The next run buys nothing: it finds the label by
+    reference, records it and holds the order ``shipped_elsewhere``, as one decision. Killed right
+    there (``after_claim_settled``), the restart finds it held for that: its label is neither
+    fetched nor confirmed on Amazon beside the seller's shipment (which Amazon would answer with a
+    misleading ``already_shipped``, or take as a second parcel)."""
+    w = world({"sandbox": {"orders": 4, "emulators": {"spapi": {"search_lag_seconds": 0}}}, **ONE_CARRIER})
+    killed = run_cli(w, "run", "--once", extra_env={ENV: "after_create_call:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    rt = w.runtime()
+    try:
+        (claimed,) = rt.ledger.orders([OrderState.LABEL_CLAIMED])
+        order = claimed.order
+        rt.amazon[order.account].confirm_shipment(  # the seller ships it by hand in Seller Central
+            order.order_id, marketplace_id=order.marketplace_id, package_reference_id="7",
+            carrier_code="China Post", tracking_number="LX123456785CN",
+            ship_date=datetime.now(timezone.utc),
+            items=[(i.order_item_id, i.quantity) for i in order.items if i.quantity])
+    finally:
+        rt.close()
+    killed = run_cli(w, "run", "--once", extra_env={ENV: "after_claim_settled:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    run_once_until_quiet(w)
+
+    ledger = ledger_of(w)
+    try:
+        held = ledger.get_order(order.order_id)
+        (package,) = ledger.packages(order.order_id)
+    finally:
+        ledger.close()
+    assert (held.state, held.hold_reason) == (OrderState.HELD, "shipped_elsewhere"), (held.state,
+                                                                                      held.hold_message)
+    assert held.held_from is OrderState.LABEL_CLAIMED and f"orders void {order.order_id}" in held.hold_message
+    assert package.state is PackageState.LABEL_CREATED and package.carrier_shipment_id
+    assert w.state("yunexpress")["labels"][package.idempotency_key]["created"] == 1
+    assert set(w.state("spapi")["confirmations"][order.order_id]) == {"7"}  # the seller's alone

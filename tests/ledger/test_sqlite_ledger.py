@@ -22,6 +22,7 @@ from connector.ledger import (
     ACTIVE_ORDER_STATES,
     OrderState,
     Package,
+    PackageChange,
     PackageState,
     StaleStateError,
     open_ledger,
@@ -651,6 +652,102 @@ def test_a_label_bought_while_the_order_was_held_is_recorded_and_the_hold_stays(
     record = ledger.get_order(oid)
     assert record.state is OrderState.HELD and record.held_from is OrderState.LABELED
     assert ledger.release(oid) is OrderState.LABELED
+
+
+# -- a package change and the order's hold, in one transaction ---------------------------------------
+
+def _audit(ledger: SqlLedger, oid: str) -> tuple[list, list]:
+    """The order's history and events, without their times and ids (two orders compared)."""
+    history = [(h["from"], h["to"], h["note"], h["package_id"] is not None) for h in ledger.history(oid)]
+    events = [(e.type, {k: v for k, v in e.data.items() if k != "order_id"})
+              for e in ledger.events(order_id=oid)]
+    return history, events
+
+
+def _everything(ledger: SqlLedger, oid: str) -> tuple:
+    return ledger.get_order(oid), ledger.packages(oid), ledger.history(oid), ledger.events(order_id=oid)
+
+
+REFUSED = dict(expect=PackageState.LABEL_CLAIMED, new=PackageState.FAILED, order_state=OrderState.NEW,
+               fields={"error": "postcode not served"})
+FOUND = dict(expect=PackageState.LABEL_CLAIMED, new=PackageState.LABEL_CREATED,
+             fields={"carrier_shipment_id": "W1", "tracking_number": "YT1"})
+
+
+@pytest.mark.parametrize("change, reason", [(REFUSED, "carrier_rejected"), (FOUND, "shipped_elsewhere")],
+                         ids=["refused", "found"])
+def test_hold_with_a_package_change_writes_what_advance_then_hold_did(ledger: SqlLedger, change,
+                                                                      reason) -> None:
+    """The label step's two decisions that record the package and hold the order (a first create
+    refused; a label found for an order shipped elsewhere) leave the history and the events that
+    advance() then hold() left, in one transaction."""
+    one, two = (claim(ledger, planned(ledger, oid)) for oid in ("111-0000001-0000001", "111-0000001-0000002"))
+    message = "what the label step says"
+    ledger.advance(one, change["expect"], change["new"], change.get("order_state"), **change["fields"])
+    assert ledger.hold(one.order_id, reason, message) is True
+    told = len(ledger.history(two.order_id))
+    assert ledger.hold(two.order_id, reason, message, change=PackageChange(two, **change)) is True
+    record, (package,) = ledger.get_order(two.order_id), ledger.packages(two.order_id)
+    assert (record.state, record.hold_reason, record.hold_message) == (OrderState.HELD, reason, message)
+    assert record.held_from is (change.get("order_state") or OrderState.LABEL_CLAIMED)
+    assert package.state is change["new"]
+    assert all(getattr(package, name) == value for name, value in change["fields"].items())
+    assert _audit(ledger, two.order_id) == _audit(ledger, one.order_id)
+    assert len({h["at"] for h in ledger.history(two.order_id)[told:]}) == 1  # one transaction, one time
+
+
+def test_hold_with_a_package_change_writes_nothing_when_either_write_fails(
+        ledger: SqlLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = claim(ledger, planned(ledger))
+    oid = package.order_id
+    before = _everything(ledger, oid)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(SqlLedger, "_hold_order", broken)  # the package written, then the hold fails
+    with pytest.raises(OSError):
+        ledger.hold(oid, "carrier_rejected", "refused", change=PackageChange(package, **REFUSED))
+    monkeypatch.undo()
+    assert _everything(ledger, oid) == before
+    stale = dataclasses.replace(package, state=PackageState.PLANNED)  # its compare-and-set fails
+    with pytest.raises(StaleStateError, match="LABEL_CLAIMED, expected PLANNED"):
+        ledger.hold(oid, "carrier_rejected", "refused",
+                    change=PackageChange(stale, PackageState.PLANNED, PackageState.FAILED, OrderState.NEW))
+    assert _everything(ledger, oid) == before
+    another = dataclasses.replace(package, order_id="111-0000001-0000002")
+    with pytest.raises(ValueError, match="order 111-0000001-0000002's"):
+        ledger.hold(oid, "carrier_rejected", "refused", change=PackageChange(another, **REFUSED))
+    assert _everything(ledger, oid) == before
+
+
+def test_hold_with_a_package_change_keeps_a_hold_made_meanwhile_and_records_the_package(ledger: SqlLedger
+                                                                                          ) -> None:
+    package = claim(ledger, planned(ledger))
+    oid = package.order_id
+    ledger.hold(oid, "manual", "checking the address")  # a person held it while the step ran
+    assert ledger.hold(oid, "shipped_elsewhere", "void it", keep_held=True,
+                       change=PackageChange(package, **FOUND)) is False
+    record = ledger.get_order(oid)
+    assert (record.state, record.hold_reason, record.held_from) == (OrderState.HELD, "manual",
+                                                                    OrderState.LABEL_CLAIMED)
+    assert record.hold_message == "checking the address; shipped_elsewhere: void it"
+    assert ledger.packages(oid)[0].state is PackageState.LABEL_CREATED
+
+
+def test_hold_with_a_package_change_of_a_finished_order_records_the_package_alone(ledger: SqlLedger) -> None:
+    """As with advance(), the package change (a label paid for) is never refused for its order's
+    state; the order, ended meanwhile, is not held: OrderFinishedError once the change is committed."""
+    from connector.ledger.base import OrderFinishedError
+
+    package = claim(ledger, planned(ledger))
+    oid = package.order_id
+    ledger.set_order_state(oid, [OrderState.LABEL_CLAIMED], OrderState.CANCELLED, note="Amazon cancelled")
+    with pytest.raises(OrderFinishedError, match="CANCELLED"):
+        ledger.hold(oid, "shipped_elsewhere", "void it", change=PackageChange(package, **FOUND))
+    record, (found,) = ledger.get_order(oid), ledger.packages(oid)
+    assert record.state is OrderState.CANCELLED and record.hold_reason == ""
+    assert found.state is PackageState.LABEL_CREATED and found.tracking_number == "YT1"
 
 
 def test_giving_a_label_claim_up_fails_it_and_releases_the_order_to_new_at_once(ledger: SqlLedger) -> None:
