@@ -17,6 +17,7 @@ class HoldReason(str, enum.Enum):
     BUYER_CANCEL_REQUESTED = "buyer_cancel_requested"
     NOTHING_TO_SHIP = "nothing_to_ship"
     ADDRESS_INCOMPLETE = "address_incomplete"
+    ADDRESS_PURGED = "address_purged"
     UNKNOWN_SKU = "unknown_sku"
     SPLIT_WAREHOUSES = "split_warehouses"
     MALFORMED_ORDER = "malformed_order"

@@ -71,7 +71,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     if package.state == PackageState.PLANNED and record.cancel_request_stands:
         return hold(rt, order.order_id, HoldReason.BUYER_CANCEL_REQUESTED,
                     f"order {order.order_id}: the buyer asked to cancel before the label was bought")
-    if order.ship_to is None:  # purged while it was held, then released
+    if order.ship_to is None:  # purged (held, or unshipped past the retention), then released
         return _without_address(rt, record, package, carrier)
     try:  # before the claim: a claim is followed by a call to the carrier, but for a crash
         request = build_request(rt, order, package)
@@ -217,10 +217,11 @@ def _look_up(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrie
 
 
 def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:
-    """The buyer's address was purged (its retention ran out while the order was held) and the
-    order was released: nothing can be bought for it. A claim may have bought a label already: the
-    carrier is asked by reference, which needs no address, and a label it shows is recorded (the
-    next step holds the order rather than keep a new file of the buyer's address: fetch_label)."""
+    """The buyer's address was purged (its retention ran out while the order was held, or waited
+    unshipped) and the order was released: nothing can be bought for it. A claim may have bought a
+    label already: the carrier is asked by reference, which needs no address, and a label it shows
+    is recorded (the next step holds the order rather than keep a new file of the buyer's address:
+    fetch_label)."""
     order_id, claimed = record.order_id, package.state == PackageState.LABEL_CLAIMED
     if claimed:
         shipment, stopped = _look_up(rt, record, package, carrier, "for an order whose address was purged")
@@ -233,9 +234,9 @@ def _without_address(rt: Runtime, record: OrderRecord, package: Package, carrier
             return Outcome.PROGRESS
         found = (f"; {package.carrier} shows " + ("it cancelled" if shipment is not None else "none")
                  + f" under {package.idempotency_key}")
-    return hold(rt, order_id, HoldReason.ADDRESS_INCOMPLETE,
-                f"order {order_id}: the buyer's address was purged (ledger.pii_retention_days) while "
-                "the order was held, so no label can be bought for it" + (found if claimed else "")
+    return hold(rt, order_id, HoldReason.ADDRESS_PURGED,
+                f"order {order_id}: the buyer's address was purged (ledger.pii_retention_days), "
+                "so no label can be bought for it" + (found if claimed else "")
                 + ". Ship it outside the daemon, or cancel it in Seller Central")
 
 
@@ -328,7 +329,7 @@ def fetch_label(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     if carrier is None:
         return carrier_gone(rt, order, package)
     if record.pii_purged:  # a label found after the purge: no new file of the buyer's address is kept
-        return hold(rt, order.order_id, HoldReason.ADDRESS_INCOMPLETE,
+        return hold(rt, order.order_id, HoldReason.ADDRESS_PURGED,
                     f"order {order.order_id}: the buyer's data was purged (ledger.pii_retention_days), so "
                     f"the label {package.carrier} holds under {package.idempotency_key} is not fetched "
                     f"here; void it (orders void {order.order_id}), or print it at {package.carrier} and "

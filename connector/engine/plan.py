@@ -1,7 +1,7 @@
 """Stage 2, plan: NEW -> PLANNED (or HELD, or CANCELLED).
 
 Checks what would stop the order before anyone is asked for a price (a cancel request, an
-incomplete address, an unknown SKU, items in different warehouses), shops for the label from the
+incomplete or purged address, an unknown SKU, items in different warehouses), shops for the label from the
 order's warehouse (``warehouses.py``, ``shopping.py``) and writes the package row with its plan:
 the warehouse, the parcel, the IOSS number and the requirements it was chosen for. Buying
 reads that plan back, so the label is bought for exactly what was planned, and nothing is
@@ -40,6 +40,10 @@ def precheck(rt: Runtime, record: OrderRecord) -> tuple[HoldReason, str] | None:
     items = [i for i in order.items if i.quantity > 0]
     if not items:
         return HoldReason.NOTHING_TO_SHIP, f"order {order.order_id}: every item is already shipped"
+    if record.pii_purged:  # the retention ran out: a purged address never comes back
+        return (HoldReason.ADDRESS_PURGED, f"order {order.order_id}: its buyer's address was purged "
+                "(ledger.pii_retention_days), so no label can be bought for it; ship it outside the daemon, "
+                "or cancel it in Seller Central")
     if order.ship_to is None or order.ship_to.missing_fields():
         what = (f"no {', '.join(order.ship_to.missing_fields())} in the shipping address" if order.ship_to
                 else "no shipping address")
