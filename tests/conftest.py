@@ -39,6 +39,7 @@ def deep_update(base: dict, changes: dict) -> dict:
 # through ``write_config``/``world``, runs once per store); elsewhere the store is SQLite.
 BOTH_STORES = ("tests/ledger/", "tests/e2e/test_engine_e2e.py", "tests/e2e/test_crash.py",
                "tests/e2e/test_faults.py", "tests/e2e/test_acceptance.py", "tests/engine/test_purge_files.py",
+               "tests/engine/test_purge_unshipped.py",
                "tests/engine/test_feed_faults.py", "tests/e2e/test_soak.py")
 
 

@@ -10,7 +10,20 @@ of a cancelled order), and a hold no one settles must not keep the address for g
 Amazon shows shipped by someone else (held ``shipped_elsewhere`` or ``already_shipped``, no parcel
 of it followed here) is a parcel never followed to an end: its address goes at the same fallback,
 counted from Amazon's last update of the order (which shows it shipped, so it is not before the
-shipment). Order ids, tracking numbers and totals stay.
+shipment). Any other held order with no parcel followed here goes at its ship-by (or, without one,
+its arrival in the ledger) + ``max_transit_days`` + the retention: nobody ships it any more.
+
+An order nobody ships that is not held -- NEW or PLANNED for ever, say deferred for carrier
+credentials nobody fixes -- goes at the same clock, as long as no label was claimed or bought
+for it (every package of it planned, failed or voided): a claim in flight, a label bought and not
+confirmed yet (LABELED, in a feed or not) or anything later keeps the address, and the order is
+purged by the rule of the state it reaches. Such an order is held ``address_purged`` and its address
+erased in one transaction, which asks the rule again under its lock, taken while the order's own
+lock (the one it is driven under) is held: an order a step is working on is left to the next
+sweep. Its planned package is given up (FAILED), so even a label claim racing the purge would fail
+its compare-and-set and buy nothing; a release plans it again, and planning holds it again (no
+address). Order ids, tracking numbers and
+totals stay.
 
 A label shows the buyer's name and address, so it goes with them: the purge marks the order's labels
 erased in the same transaction (``label_erased_at``: never served or printed again), and
@@ -30,6 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ..holds import HoldReason
 from ..ledger import (
     NOTHING_TO_SHIP_STATES,
     SHIPPED_ORDER_STATES,
@@ -44,13 +58,19 @@ from .runtime import Runtime
 log = logging.getLogger("connector.engine")
 
 _CONFIRMED = frozenset({PackageState.CONFIRMED, *TRACKED_PACKAGE_STATES})
+# Orders on their way to a label, and the packages that leave the address unneeded: none claimed
+# or bought (a planned one is given up at the purge). Any other package state keeps the address.
+UNSHIPPED_ORDER_STATES = (OrderState.NEW, OrderState.PLANNED)
+UNBOUGHT_PACKAGE_STATES = (PackageState.PLANNED, PackageState.FAILED, PackageState.VOIDED)
 LEFTOVER_SECONDS = 3600.0  # a file nothing records (a crash's leftover) goes once this old
 
 
 def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
-    """Erase the addresses past the retention window. The ledger selects them in SQL by the rule
-    :func:`life_end` states, reading only the orders whose address is still there and decrypting
-    nothing, so an hourly sweep with nothing due costs next to nothing however long the history."""
+    """Erase the addresses past the retention window; returns how many. The ledger selects them in
+    SQL by the rule :func:`life_end` states (and, for orders nobody shipped, by their ship-by),
+    reading only the orders whose address is still there and decrypting nothing, so an hourly sweep
+    with nothing due costs next to nothing however long the history. An unshipped NEW or PLANNED
+    order is held ``address_purged`` in the same transaction as its address goes."""
     settings = rt.config.ledger
     retention = timedelta(days=settings.pii_retention_days)
     fallback = timedelta(days=settings.max_transit_days)
@@ -62,11 +82,46 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
         cancelled=[OrderState.HELD],  # what else Amazon cancelled settles soon: void or cancel
         shipped_elsewhere=[OrderState.HELD],  # shipped by someone else: held, never followed
         abandoned=[OrderState.HELD])  # held past ship-by + the fallback: nobody will ship it now
-    if not expired:
-        return 0
-    purged = rt.ledger.purge_pii(expired)
-    log.info("purged buyer PII of %d order(s) past the retention window", purged)
-    return purged
+    purged = rt.ledger.purge_pii(expired) if expired else 0
+    if purged:
+        log.info("purged buyer PII of %d order(s) past the retention window", purged)
+    held = _purge_unshipped(rt, due_before=now - retention - fallback, message=(
+        f"nobody shipped it within ledger.max_transit_days ({settings.max_transit_days}) + "
+        f"ledger.pii_retention_days ({settings.pii_retention_days}) days of its ship-by (of its arrival, "
+        "without one), so its buyer's address was erased (data protection) before any label was bought, "
+        "and nothing can be bought for it any more. Ship it outside the daemon, or cancel it in Seller "
+        "Central"))
+    if held:
+        rt.counters.add("held", len(held))
+        for order_id in held:
+            log.warning("order %s held: %s: nobody shipped it within the retention window; its "
+                        "buyer's address was erased before any label was bought", order_id,
+                        HoldReason.ADDRESS_PURGED.value)
+        log.info("purged buyer PII of %d unshipped order(s) past the retention window, and held them",
+                 len(held))
+    return purged + len(held)
+
+
+def _purge_unshipped(rt: Runtime, *, due_before: datetime, message: str) -> list[str]:
+    """Hold ``address_purged`` and erase the address of each NEW or PLANNED order past
+    ``due_before`` with no label claimed or bought; returns their ids. Each is done under the lock
+    its order is driven under (:meth:`Runtime.driving`, never waited for): an order a step is
+    working on now (shopping for a plan, about to claim a label) is left to the next sweep. The
+    ledger asks the rule again inside its write, so an order that moved on since it was selected
+    keeps its address."""
+    due = rt.ledger.pii_unshipped_expired(unshipped=UNSHIPPED_ORDER_STATES, unbought=UNBOUGHT_PACKAGE_STATES,
+                                          due_before=due_before)
+    held: list[str] = []
+    for order_id in due:
+        with rt.driving(order_id) as mine:
+            if not mine:
+                log.info("order %s: its buyer's address is due for erasure, but a step is working on it; "
+                         "the next sweep erases it", order_id)
+                continue
+            held += rt.ledger.purge_unshipped_pii(
+                [order_id], unshipped=UNSHIPPED_ORDER_STATES, unbought=UNBOUGHT_PACKAGE_STATES,
+                due_before=due_before, reason=HoldReason.ADDRESS_PURGED.value, message=message)
+    return held
 
 
 def life_end(package: Package, fallback: timedelta) -> datetime | None:

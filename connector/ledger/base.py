@@ -426,3 +426,11 @@ class Ledger:
     def purge_pii(self, order_ids: Iterable[str]) -> int:
         """Erase the encrypted buyer data of these orders; returns how many were purged."""
         raise NotImplementedError
+
+    def purge_unshipped_pii(self, order_ids: Iterable[str], *, unshipped: Iterable[OrderState],
+                            unbought: Iterable[PackageState], due_before: datetime, reason: str,
+                            message: str) -> list[str]:
+        """Hold (``reason``, ``message``) and erase the buyer data of those of ``order_ids`` that
+        are in ``unshipped``, have no package outside ``unbought`` and whose ship-by (or arrival)
+        is at ``due_before`` or before, asked under the write's lock; returns their ids."""
+        raise NotImplementedError

@@ -455,6 +455,41 @@ class OrderQueries:
             (*everyone, *params)).fetchall()
         return [r[0] for r in rows]
 
+    def pii_unshipped_expired(self, *, unshipped: Iterable[OrderState], unbought: Iterable[PackageState],
+                              due_before: datetime) -> list[str]:
+        """Ids of the orders still on their way to a label whose buyer address is due for erasure
+        and not erased yet (the rule of :mod:`connector.engine.purge`, which passes its states):
+
+        * the order is in ``unshipped`` (waiting to be planned or bought for: NEW, PLANNED);
+        * every package of it is in ``unbought`` (planned, failed, voided): no label is claimed or
+          bought for it, so no call to a carrier may be using the address and no label needs it;
+        * its ship-by (or, without one, its arrival in the ledger) is at ``due_before`` or before:
+          the clock of ``pii_expired``'s ``abandoned`` (a hold nobody settles).
+
+        Only orders not purged yet are read, and no address is decrypted.
+        :meth:`purge_unshipped_pii` asks again inside its write, for the orders it erases."""
+        return self._unshipped_due(self._conn(), unshipped, unbought, due_before)
+
+    def _unshipped_due(self, conn: Any, unshipped: Iterable[OrderState], unbought: Iterable[PackageState],
+                       due_before: datetime, among: Sequence[str] | None = None) -> list[str]:
+        """:meth:`pii_unshipped_expired` on ``conn`` (a write transaction's, to ask again under its
+        lock), among ``among`` only when given (at most ``_SQL_CHUNK`` ids)."""
+        states = _values(OrderState, unshipped) or []
+        if not states or (among is not None and not among):
+            return []
+        kept = _values(PackageState, unbought) or [""]  # NOT IN () is not SQL; no package state is ''
+        sql = ("SELECT o.order_id FROM orders o WHERE o.pii_purged_at IS NULL"
+               f" AND o.state IN ({_marks(states)})"
+               " AND ((o.ship_by IS NOT NULL AND o.ship_by <= ?)"
+               " OR (o.ship_by IS NULL AND o.created_at <= ?))"
+               " AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id"
+               f" AND p.state NOT IN ({_marks(kept)}))")
+        params: list[Any] = [*states, iso(due_before), _ts(due_before), *kept]
+        if among is not None:
+            sql += f" AND o.order_id IN ({_marks(among)})"
+            params.extend(among)
+        return [r[0] for r in conn.execute(sql + " ORDER BY o.order_id", params).fetchall()]
+
 
 def _page_filters(where: list[str], params: list[Any], ship_by_before: datetime | None,
                   after: tuple[str, str] | None, table: str = "") -> None:

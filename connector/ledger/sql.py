@@ -1018,16 +1018,68 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 rows = conn.execute(f"SELECT order_id, state FROM orders WHERE order_id IN ({marks})"
                                     " AND pii_purged_at IS NULL", chunk).fetchall()
                 for r in rows:
-                    conn.execute("UPDATE orders SET pii = NULL, pii_purged_at = ?, updated_at = ?"
-                                 " WHERE order_id = ?", (now, now, r["order_id"]))
-                    conn.execute("UPDATE packages SET label_erased_at = ? WHERE order_id = ?"
-                                 " AND label_path <> '' AND label_erased_at IS NULL", (now, r["order_id"]))
-                    # the digest of an ERP's request hashes its address too
-                    conn.execute("UPDATE submissions SET request_digest = ? WHERE order_id = ?",
-                                 (PURGED_DIGEST, r["order_id"]))
-                    self._transition(conn, r["order_id"], None, now, r["state"], r["state"], "pii purged")
+                    self._erase_buyer_data(conn, r["order_id"], r["state"], now)
                 purged += len(rows)
         return purged
+
+    def _erase_buyer_data(self, conn: Any, order_id: str, state: str, now: str) -> None:
+        """Erase one order's address, its labels (``label_erased_at``) and the digest of an ERP's
+        request for it, and note it in its history (inside the caller's transaction)."""
+        conn.execute("UPDATE orders SET pii = NULL, pii_purged_at = ?, updated_at = ?"
+                     " WHERE order_id = ?", (now, now, order_id))
+        conn.execute("UPDATE packages SET label_erased_at = ? WHERE order_id = ?"
+                     " AND label_path <> '' AND label_erased_at IS NULL", (now, order_id))
+        # the digest of an ERP's request hashes its address too
+        conn.execute("UPDATE submissions SET request_digest = ? WHERE order_id = ?",
+                     (PURGED_DIGEST, order_id))
+        self._transition(conn, order_id, None, now, state, state, "pii purged")
+
+    def purge_unshipped_pii(self, order_ids: Iterable[str], *, unshipped: Iterable[OrderState],
+                            unbought: Iterable[PackageState], due_before: datetime, reason: str,
+                            message: str) -> list[str]:
+        """Hold and erase the address of those of ``order_ids`` that :meth:`pii_unshipped_expired`
+        selects (orders still waiting for a plan or a label, past the retention) with the same
+        arguments; returns the ids held and purged.
+
+        Each chunk is one transaction, which asks the rule again under its lock: an order that
+        moved on since it was selected (a label claimed, a plan bought, purged already) is left as
+        it is. Each other is held for ``reason`` (``order <id>: <message>``; a release returns it
+        to NEW, and planning holds it again, with no address), its unclaimed planned package given
+        up (FAILED: a label claim racing the purge fails its compare-and-set, so nothing is bought
+        for it), and its buyer data erased as :meth:`purge_pii` erases it. A crash leaves each
+        order either as it was or all of this; run again, it does what is left."""
+        reason = parse_hold_reason(reason).value
+        ids = list(dict.fromkeys(order_ids))
+        done: list[str] = []
+        for start in range(0, len(ids), _SQL_CHUNK):
+            with self._write() as conn:
+                now = self._now()
+                chunk = ids[start:start + _SQL_CHUNK]
+                due = self._unshipped_due(conn, unshipped, unbought, due_before, chunk)
+                for order_id in due:
+                    self._hold_unshipped(conn, order_id, reason, f"order {order_id}: {message}", now)
+                done.extend(due)
+        return done
+
+    def _hold_unshipped(self, conn: Any, order_id: str, reason: str, message: str, now: str) -> None:
+        """Hold an order no label was claimed or bought for, give its planned package up and erase
+        its buyer data (inside the caller's transaction): release returns it to NEW."""
+        state = self._order_row(conn, order_id, "state")["state"]
+        planned = PackageState.PLANNED.value
+        note = "the buyer's address was purged before a label was bought"
+        for row in conn.execute("SELECT id, package_ref FROM packages WHERE order_id = ? AND state = ?"
+                                " ORDER BY id", (order_id, planned)).fetchall():
+            conn.execute("UPDATE packages SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                         (PackageState.FAILED.value, note, now, row["id"]))
+            self._transition(conn, order_id, row["id"], now, planned, PackageState.FAILED.value,
+                             f"package {row['package_ref']}: {note}")
+        held = OrderState.HELD.value
+        conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
+                     " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
+                     (held, reason, message, OrderState.NEW.value, now, order_id))
+        self._transition(conn, order_id, None, now, state, held, f"{reason}: {message}",
+                         {"hold_reason": reason, "hold_message": message})
+        self._erase_buyer_data(conn, order_id, held, now)
 
     def rotate_pii(self, unreadable: list[str] | None = None) -> int:
         """Re-encrypt every stored address with the primary key (key rotation); returns the count.
