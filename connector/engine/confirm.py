@@ -17,7 +17,7 @@ from ..amazon.errors import AlreadyShippedError, InvalidInputError, SpApiError
 from ..amazon.mapping import confirm_shipment_body
 from ..holds import HoldReason
 from ..kit.carrier import CarrierSpec
-from ..ledger import OrderRecord, OrderState, Package, PackageState, StaleStateError
+from ..ledger import OrderRecord, OrderState, Package, PackageChange, PackageState, StaleStateError
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
@@ -188,11 +188,12 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
                     f"order {order.order_id}: Amazon says it is already shipped, but not with our "
                     f"package {package.package_ref}: {their_words(order.ship_to, exc)}")
     except InvalidInputError as exc:
-        rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.LABELED,
-                          order_state=OrderState.LABELED, error=their_words(order.ship_to, exc)[:500])
+        back = PackageChange(package, PackageState.CONFIRMING, PackageState.LABELED,
+                             order_state=OrderState.LABELED,
+                             fields={"error": their_words(order.ship_to, exc)[:500]})  # with the hold
         return hold(rt, order.order_id, HoldReason.AMAZON_REJECTED,
                     f"order {order.order_id}: Amazon refused the shipment confirmation: "
-                    f"{their_words(order.ship_to, exc)}")
+                    f"{their_words(order.ship_to, exc)}", change=back)
     except SpApiError as exc:  # throttled, transient (maybe landed), auth: try later, verify first
         return defer(rt, record, f"confirmShipment: {their_words(order.ship_to, exc)}")
     crashpoint("after_confirm_call")

@@ -37,6 +37,7 @@ from ..ledger import (
     OrderRecord,
     OrderState,
     Package,
+    PackageChange,
     PackageState,
     StaleStateError,
 )
@@ -282,11 +283,12 @@ def step(rt: Runtime, record: OrderRecord) -> Outcome:
                               order_state=OrderState.CANCELLED, error="order cancelled on Amazon")
             return Outcome.REST
         if record.order.status == FulfillmentStatus.SHIPPED and package.state == PackageState.PLANNED:
-            rt.ledger.advance(package, PackageState.PLANNED, PackageState.FAILED,
-                              order_state=OrderState.NEW, error="shipped outside the daemon")
+            given_up = PackageChange(package, PackageState.PLANNED, PackageState.FAILED,  # with the hold
+                                     order_state=OrderState.NEW,
+                                     fields={"error": "shipped outside the daemon"})
             return hold(rt, record.order_id, HoldReason.SHIPPED_ELSEWHERE,
                         f"order {record.order_id} was marked shipped on Amazon before a label was "
-                        "bought here; nothing was bought")
+                        "bought here; nothing was bought", change=given_up)
         if package.state == PackageState.PLANNED and _plan_outdated(record, package):
             # part of it shipped outside the daemon since: a label for the plan would carry items
             # already shipped, and Amazon refuses to confirm more than is left to ship
