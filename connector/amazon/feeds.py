@@ -33,7 +33,7 @@ from __future__ import annotations
 import gzip
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -139,16 +139,6 @@ def build_flat_file(rows: Sequence[FeedRow]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def parse_flat_file(content: bytes) -> list[dict[str, str]]:
-    """The data lines of a flat-file document as {column: value} (for the emulator and tests)."""
-    text = content.decode("utf-8-sig")
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        return []
-    header = [h.strip().lower() for h in lines[0].split("\t")]
-    return [dict(zip(header, (c.strip() for c in line.split("\t")), strict=False)) for line in lines[1:]]
-
-
 @dataclass(frozen=True)
 class RowResult:
     """One line of the report's problem list."""
@@ -230,21 +220,6 @@ def parse_processing_report(content: bytes) -> ProcessingReport:
     if not seen_summary and header is None:
         raise ValueError("not a flat-file processing report (no summary, no original-record-number column)")
     return report
-
-
-def format_processing_report(processed: int, results: Iterable[RowResult]) -> bytes:
-    """A processing report in the flat-file layout (what the emulator answers)."""
-    results = list(results)
-    failed = len({r.record for r in results if r.is_error})
-    lines = [
-        "Feed Processing Summary:",
-        f"\tNumber of records processed\t\t{processed}",
-        f"\tNumber of records successful\t\t{processed - failed}",
-        "",
-        "original-record-number\torder-id\terror-code\terror-type\terror-message",
-    ]
-    lines += [f"{r.record}\t{r.order_id}\t{r.error_code}\t{r.error_type}\t{r.message}" for r in results]
-    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 # -- the calls ------------------------------------------------------------------------------------
@@ -421,7 +396,5 @@ __all__ = [
     "ProcessingReport",
     "RowResult",
     "build_flat_file",
-    "format_processing_report",
-    "parse_flat_file",
     "parse_processing_report",
 ]

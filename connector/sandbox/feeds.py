@@ -37,17 +37,12 @@ import hashlib
 import hmac
 import random
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ..amazon.feeds import (
-    FEEDS_QUOTAS,
-    FULFILLMENT_FEED_TYPE,
-    RowResult,
-    format_processing_report,
-    parse_flat_file,
-)
+from ..amazon.feeds import FEEDS_QUOTAS, FULFILLMENT_FEED_TYPE
 from .framework import Request, Response
 
 MODEL = Path(__file__).with_name("spapi_models") / "feeds_2021-06-30.json"
@@ -66,6 +61,42 @@ ERR_PACKAGE_LOCKED = "10009"
 ERR_INJECTED = "99999"
 
 _FIRST_PACKAGE_REF = 900_000_000  # Amazon numbers a feed's packages itself; never one of the client's
+
+
+# -- the documents, as Amazon reads and writes them (the emulator's own code, not the client's) --
+
+
+def read_flat_file(content: bytes) -> list[dict[str, str]]:
+    """A flat-file feed's data lines as {column: value}: tab-separated, the first line naming the
+    columns (in any order, any case), UTF-8 with or without a byte-order mark."""
+    lines = [line for line in content.decode("utf-8-sig").splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = [h.strip().lower() for h in lines[0].split("\t")]
+    return [dict(zip(header, (c.strip() for c in line.split("\t")), strict=False)) for line in lines[1:]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A line of the processing report's problem list: the document's record (its data line)."""
+
+    record: int
+    order_id: str
+    error_code: str
+    message: str
+
+
+def processing_report(processed: int, problems: list[Problem]) -> bytes:
+    """The processing report of a flat-file feed: a summary, then one line per refused record."""
+    lines = [
+        "Feed Processing Summary:",
+        f"\tNumber of records processed\t\t{processed}",
+        f"\tNumber of records successful\t\t{processed - len({p.record for p in problems})}",
+        "",
+        "original-record-number\torder-id\terror-code\terror-type\terror-message",
+    ]
+    lines += [f"{p.record}\t{p.order_id}\t{p.error_code}\tError\t{p.message}" for p in problems]
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 class Feeds:
@@ -314,8 +345,8 @@ class Feeds:
         if feed["feedType"] == FULFILLMENT_FEED_TYPE:
             report = self._apply_fulfillment(feed_id, feed, content)
         else:  # the emulator only knows shipment confirmations; say so instead of pretending
-            report = format_processing_report(
-                0, [RowResult(0, ERR_MISSING, "Error", f"The sandbox does not process {feed['feedType']}.")]
+            report = processing_report(
+                0, [Problem(0, "", ERR_MISSING, f"The sandbox does not process {feed['feedType']}.")]
             )
         result_id = self._new_id("report")
         stored = gzip.compress(report) if self.gzip_reports else report
@@ -331,17 +362,17 @@ class Feeds:
         feed["processingStatus"] = "DONE"
 
     def _apply_fulfillment(self, feed_id: str, feed: dict[str, Any], content: bytes) -> bytes:
-        rows = parse_flat_file(content)
-        results: list[RowResult] = []
+        rows = read_flat_file(content)
+        results: list[Problem] = []
         seller = self.spapi.sellers[feed["seller"]]
         for number, row in enumerate(rows, start=1):
             problem = self._apply_row(feed_id, feed, seller, row)
             if problem is not None:
                 code, message = problem
-                results.append(RowResult(number, code, "Error", message, order_id=row.get("order-id", "")))
+                results.append(Problem(number, row.get("order-id", ""), code, message))
         feed["records"] = len(rows)
         feed["rejected"] = len(results)
-        return format_processing_report(len(rows), results)
+        return processing_report(len(rows), results)
 
     def _apply_row(
         self, feed_id: str, feed: dict[str, Any], seller: Any, row: dict[str, str]

@@ -17,14 +17,12 @@ from connector.amazon.feeds import (
     FULFILLMENT_FEED_TYPE,
     FeedRow,
     FeedsClient,
-    RowResult,
     build_flat_file,
-    format_processing_report,
-    parse_flat_file,
     parse_processing_report,
 )
 from connector.ratelimit import RateLimiter
 from connector.sandbox import schemas
+from connector.sandbox.feeds import Problem, processing_report, read_flat_file
 from connector.sandbox.framework import EmulatorServer
 from connector.sandbox.spapi import DEFAULT_SELLER, SpApiEmulator
 
@@ -257,7 +255,7 @@ def test_flat_file_round_trip_and_report_parsing():
     rows = [
         FeedRow("111-1111111-1111111", "A1", 2, SHIP, "Other", "TN1", carrier_name="Acme", ship_method="Std")
     ]
-    parsed = parse_flat_file(build_flat_file(rows))
+    parsed = read_flat_file(build_flat_file(rows))  # as the emulator reads it
     assert parsed == [
         {
             "order-id": "111-1111111-1111111",
@@ -274,10 +272,8 @@ def test_flat_file_round_trip_and_report_parsing():
         build_flat_file([FeedRow("1", "A\t1", 1, SHIP, "USPS", "T")])
     with pytest.raises(ValueError, match="quantity"):
         build_flat_file([FeedRow("1", "A", 0, SHIP, "USPS", "T")])
-    report = parse_processing_report(
-        format_processing_report(
-            3, [RowResult(2, "10004", "Error", "too many"), RowResult(3, "5", "Warning", "fyi")]
-        )
+    report = parse_processing_report(  # the emulator's report
+        processing_report(3, [Problem(2, "111-1111111-1111111", "10004", "too many")])
     )
     assert (report.processed, report.successful) == (3, 2)
     assert list(report.errors_by_record()) == [2]
@@ -286,9 +282,11 @@ def test_flat_file_round_trip_and_report_parsing():
         b"\tNumber of records successful\t\t1\n\n"
         b"original-record-number\tsku\terror-code\terror-type\terror-message\n"
         b"1\t\t18028\tError\tThe data you submitted is incomplete.\n"
+        b"2\t\t5\tWarning\tfyi\n"
     )
     parsed_report = parse_processing_report(amazon_style)
     assert parsed_report.errors_by_record()[1][0].error_code == "18028"
+    assert list(parsed_report.errors_by_record()) == [1]  # a warning refuses nothing
     with pytest.raises(ValueError):
         parse_processing_report(b"<html>not a report</html>")
 
