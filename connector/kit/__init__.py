@@ -25,8 +25,8 @@ _EXPORTS = {
         "TrackingInfo", "TrackingStatus"),
     "connector.kit.carrier": (
         "CREDENTIALS_REFUSED", "TRACKING_LEVELS", "Carrier", "CarrierContext", "CarrierError", "CarrierSpec",
-        "DuplicateReferenceError", "NotSupported", "PermanentCarrierError", "PickupCoverage", "ServiceSpec",
-        "TransientCarrierError"),
+        "CredentialsRefusedError", "DuplicateReferenceError", "NotSupported", "PermanentCarrierError",
+        "PickupCoverage", "ServiceSpec", "TransientCarrierError"),
     "connector.kit.ratecard": ("RATE_CARD_SCHEMA", "RateCard", "packaged_rows"),
     "connector.kit.settings": (
         "HTTP_PROPERTIES", "URL", "CarrierSettings", "HttpSettings", "Secret", "Settings", "SettingsError",
@@ -39,7 +39,8 @@ _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "CREDENTIALS_REFUSED", "HTTP_PROPERTIES", "RATE_CARD_SCHEMA", "TRACKING_LEVELS", "URL", "Address",
     "Carrier", "CarrierContext",
-    "CarrierError", "CarrierSettings", "CarrierSpec", "CustomsLine", "DuplicateReferenceError",
+    "CarrierError", "CarrierSettings", "CarrierSpec", "CredentialsRefusedError", "CustomsLine",
+    "DuplicateReferenceError",
     "HttpSettings", "Money", "NotSupported", "Parcel", "PermanentCarrierError", "PickupCoverage", "Quote",
     "RateCard", "Secret",
     "ServiceSpec", "Settings", "SettingsError", "Shipment", "ShipmentRequest", "TrackingEvent",

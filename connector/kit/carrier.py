@@ -56,6 +56,25 @@ class PermanentCarrierError(CarrierError):
     """The carrier rejected the request; retrying it unchanged will not help."""
 
 
+class CredentialsRefusedError(PermanentCarrierError):
+    """The carrier refused the configured credentials unmistakably -- HTTP 401/403, or its own
+    documented code for it -- before it acted on the request: nothing was created. Buying gives
+    the label claim back on this one only (the order waits for the fix under the same reference);
+    a credentials refusal read from a message's words (``code`` :data:`CREDENTIALS_REFUSED` on a
+    plain :class:`PermanentCarrierError`) is treated as any refusal there."""
+
+    def __init__(self, message: str, *, carrier: str = "") -> None:
+        super().__init__(message, code=CREDENTIALS_REFUSED, carrier=carrier)
+
+
+def unmistakable(error: CarrierError) -> CarrierError:
+    """``error`` as a :class:`CredentialsRefusedError` when it is a credentials refusal, for a
+    signal that leaves no doubt (HTTP 401/403); any other error as it is."""
+    if not error.credentials_refused or isinstance(error, CredentialsRefusedError):
+        return error
+    return CredentialsRefusedError(str(error), carrier=error.carrier)
+
+
 class DuplicateReferenceError(PermanentCarrierError):
     """The carrier already holds a shipment for this reference (look it up, do not buy again)."""
 
@@ -268,6 +287,10 @@ class Carrier:
     #: ``label_uncertain`` for a person instead (China Post's and Yanwen's ``empty_lookup: hold``
     #: setting; their default, ``buy``, re-sends under the same reference, which they refuse if taken).
     trusts_empty_lookup: bool = True
+    #: Does :meth:`quote` ask the carrier (a rate API), rather than price from data such as a rate
+    #: card? Only a call the carrier answered ends an alert that it refused the credentials: a
+    #: card's quote, which asks no one, leaves it open until a label is bought.
+    quote_calls_carrier: bool = True
 
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         raise NotSupported(f"{self.code}: quote")

@@ -15,11 +15,14 @@ plugin:
   ================================================  ===============================================
   timeout, connection reset/refused, broken stream  transient (``timeout`` / ``network``): the call
                                                     may have taken effect
-  HTTP 401 / 403                                    permanent credentials error (``auth``)
+  HTTP 401 / 403                                    permanent credentials error (``auth``), a
+                                                    :class:`~connector.kit.carrier.CredentialsRefusedError`
   HTTP 408, 425, 429, 5xx                           transient (``http_<status>``)
   any other HTTP 4xx                                permanent (``http_<status>``) with a hint
   a 2xx whose body is not JSON (``send_json``)      transient (``malformed``), or the credentials
                                                     error when the text says authentication failed
+                                                    (code ``auth``, read from words: not a
+                                                    ``CredentialsRefusedError``)
   ================================================  ===============================================
 
 The exceptions of ``requests`` quote full URLs (signed query strings, tokens): they are never
@@ -37,7 +40,13 @@ import requests
 
 from ..httpsession import shown_url
 from ..ratelimit import TokenBucket
-from .carrier import CREDENTIALS_REFUSED, CarrierError, PermanentCarrierError, TransientCarrierError
+from .carrier import (
+    CREDENTIALS_REFUSED,
+    CarrierError,
+    PermanentCarrierError,
+    TransientCarrierError,
+    unmistakable,
+)
 
 if TYPE_CHECKING:
     from .settings import HttpSettings
@@ -52,7 +61,8 @@ class Transport:
     Carrier-specific knowledge comes in as small callables:
 
     * ``credentials_error(detail) -> CarrierError`` -- what a refused credential raises (default:
-      a PermanentCarrierError naming the carrier, code ``auth``);
+      a PermanentCarrierError naming the carrier, code ``auth``; for HTTP 401/403 it is made a
+      CredentialsRefusedError, the answer leaving no doubt);
     * ``is_auth_failure(text) -> bool`` -- whether a non-JSON answer says authentication failed;
     * ``error_detail(decoded_json) -> str`` -- the carrier's own message in a 4xx answer;
     * ``request_id(response, decoded_json) -> str`` -- the carrier's request id for the log line.
@@ -183,7 +193,7 @@ class Transport:
                              credentials_error: Callable[[str], CarrierError] | None) -> None:
         status = response.status_code
         if status in (401, 403):
-            raise (credentials_error or self._credentials_error)(f"HTTP {status} on {op}")
+            raise unmistakable((credentials_error or self._credentials_error)(f"HTTP {status} on {op}"))
         if status in TRANSIENT_STATUSES or status >= 500:
             raise TransientCarrierError(f"{self.name} {op}: HTTP {status}", code=f"http_{status}",
                                         carrier=self.carrier)

@@ -8,7 +8,7 @@ import pytest
 import requests
 import responses
 
-from connector.kit import PermanentCarrierError, TransientCarrierError, Transport
+from connector.kit import CredentialsRefusedError, PermanentCarrierError, TransientCarrierError, Transport
 
 URL = "http://carrier.example.test/api/op"
 SECRET = "s3cret-sign"
@@ -59,9 +59,18 @@ def test_transient_statuses(status):
 def test_refused_credentials_are_permanent(status):
     responses.get(URL, status=status, body="Unauthorized")
     refused = r"Demo Post rejected the credentials \(check carriers.demo\)"
-    with pytest.raises(PermanentCarrierError, match=refused) as caught:
+    with pytest.raises(CredentialsRefusedError, match=refused) as caught:  # no doubt: nothing was done
         make().send_json("track", "GET", URL)
     assert caught.value.code == "auth"
+
+
+@responses.activate
+def test_a_plugins_credentials_error_for_401_is_made_unmistakable():
+    responses.post(URL, status=401)
+    own = PermanentCarrierError("Demo Post refused the signature", code="auth", carrier="demo")
+    with pytest.raises(CredentialsRefusedError, match="refused the signature") as caught:
+        make(credentials_error=lambda detail: own).send_json("create", "POST", URL)
+    assert caught.value.carrier == "demo"
 
 
 @responses.activate
@@ -107,6 +116,7 @@ def test_a_non_json_authentication_failure_is_the_credentials_error():
     with pytest.raises(PermanentCarrierError) as caught:
         transport.send_json("create", "POST", URL)
     assert caught.value.code == "auth" and "non-JSON answer to create" in str(caught.value)
+    assert not isinstance(caught.value, CredentialsRefusedError)  # read from words: the call may have worked
 
 
 @responses.activate

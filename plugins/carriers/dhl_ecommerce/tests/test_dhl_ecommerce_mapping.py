@@ -13,6 +13,7 @@ from mfn_carrier_dhl_ecommerce import mapping
 from mfn_carrier_dhl_ecommerce.settings import DhlEcommerceSettings
 
 from connector.kit import (
+    CredentialsRefusedError,
     DuplicateReferenceError,
     PermanentCarrierError,
     TrackingStatus,
@@ -650,6 +651,7 @@ def test_token_answers() -> None:
     with pytest.raises(PermanentCarrierError, match=r"refused the credentials \(code 100010") as err:
         mapping.parse_token(refused)
     assert err.value.credentials_refused  # the engine alerts and defers, not one hold per order
+    assert isinstance(err.value, CredentialsRefusedError)  # DHL's documented refusal: the claim is given back
     with pytest.raises(TransientCarrierError, match="token missing"):
         mapping.parse_token({"accessTokenResponse": {"responseStatus": {"code": "100000"}}})
 

@@ -18,6 +18,7 @@ from mfn_carrier_dhl_ecommerce.settings import TRACKING_NUMBER_PATTERN
 
 from connector.kit import (
     CarrierContext,
+    CredentialsRefusedError,
     DuplicateReferenceError,
     PermanentCarrierError,
     TrackingStatus,
@@ -203,7 +204,7 @@ def test_credentials(sandbox, connect) -> None:  # noqa: ANN001
     with pytest.raises(PermanentCarrierError, match="refused the credentials") as err:
         connect(server, password="wrong-password").create_shipment(make_request())
     assert "wrong-password" not in str(err.value) and "code 100010" in str(err.value)
-    assert err.value.credentials_refused
+    assert isinstance(err.value, CredentialsRefusedError)  # no label request was sent: nothing exists
     own = {
         "base_url": "http://x",
         "client_id": "own-client",

@@ -39,6 +39,7 @@ class ChinaPostCarrier(Carrier):
     """One configured China Post account (``carriers.chinapost`` in the YAML)."""
 
     code = "chinapost"
+    quote_calls_carrier = False  # a rate card: China Post has no rate API
 
     def __init__(self, settings: ChinaPostSettings, context: CarrierContext) -> None:
         self.settings = settings

@@ -35,6 +35,7 @@ class DhlEcommerceCarrier(Carrier):
     """One configured DHL eCommerce Asia account (``carriers.dhl_ecommerce`` in the YAML)."""
 
     code = "dhl_ecommerce"
+    quote_calls_carrier = False  # a rate card: the Asia API has no rate endpoint
 
     def __init__(self, settings: DhlEcommerceSettings, context: CarrierContext, *,
                  clock: Callable[[], float] = monotonic) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.kit import Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.carrier import (
-    CREDENTIALS_REFUSED,
+    CredentialsRefusedError,
     DuplicateReferenceError,
     PermanentCarrierError,
     TransientCarrierError,
@@ -175,9 +175,8 @@ def token_params(client_id: str, password: str) -> dict[str, str]:
 
 def credentials_error(detail: str) -> PermanentCarrierError:
     """What HTTP 401/403 raises: the API refused the credentials (never echoes them)."""
-    return PermanentCarrierError(
+    return CredentialsRefusedError(
         f"DHL eCommerce refused the credentials ({detail}); check client_id, password and the account ids",
-        code=CREDENTIALS_REFUSED,
         carrier=CARRIER,
     )
 
@@ -188,10 +187,9 @@ def parse_token(answer: Any) -> tuple[str, float]:
         raise Malformed("no accessTokenResponse object")
     body = answer["accessTokenResponse"]
     code, message = _status(body, "accessTokenResponse")
-    if code != TOKEN_OK:
-        raise PermanentCarrierError(  # DHL's own code stays in the message; the kit's marks the kind
+    if code != TOKEN_OK:  # DHL documents success as 100000 only; no label request was sent yet
+        raise CredentialsRefusedError(  # DHL's own code stays in the message; the kit's marks the kind
             f"DHL eCommerce refused the credentials (code {code}: {message}); check client_id/password",
-            code=CREDENTIALS_REFUSED,
             carrier=CARRIER,
         )
     token = _text(body.get("token"))

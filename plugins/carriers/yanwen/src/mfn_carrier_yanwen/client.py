@@ -39,6 +39,7 @@ class YanwenCarrier(Carrier):
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.trusts_empty_lookup = settings.empty_lookup == "buy"
+        self.quote_calls_carrier = settings.quote_source == "api"  # else the rate card: asks no one
         self.http = Transport.for_settings(
             settings, carrier=self.code, name="Yanwen", session=context.http, logger=log,
             credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure_text,
