@@ -10,7 +10,11 @@ A label costs money, so:
   trusted to show a label just bought (``Carrier.trusts_empty_lookup``, ``empty_lookup`` setting);
 * the label is bought for the package's stored plan (parcel, IOSS number), never recomputed;
 * a claim whose order Amazon has since cancelled or shows shipped, or whose buyer asked to
-  cancel, buys nothing more: the carrier is asked by reference, and a person decides.
+  cancel, buys nothing more: the carrier is asked by reference, and a person decides;
+* a carrier that refuses the configured credentials unmistakably (``CredentialsRefusedError``)
+  refuses every order alike: one alert for the carrier, and the orders wait for the fix. The
+  claim is given back (the package PLANNED again, same reference) only when that refusal was the
+  claim's one call; after an earlier call that lost its answer it stays, to be looked up first.
 """
 from __future__ import annotations
 
@@ -22,12 +26,18 @@ from ..catalog import shown_sku
 from ..files import write_atomically
 from ..fx import FxError
 from ..holds import HoldReason
-from ..kit.carrier import Carrier, DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from ..kit.carrier import (
+    Carrier,
+    CredentialsRefusedError,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TransientCarrierError,
+)
 from ..ledger import OrderRecord, OrderState, Package, PackageChange, PackageState
 from ..model import FulfillmentStatus, Order, Shipment, ShipmentRequest, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from ..rules import RulesError
-from .carrier_calls import backoff, retry_safe, shipment_of, timed
+from .carrier_calls import backoff, credentials_accepted, credentials_refused, retry_safe, shipment_of, timed
 from .crashpoints import crashpoint
 from .outcome import Outcome, defer, hold, their_words, wait
 from .plan import planned_parcel
@@ -130,6 +140,8 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
             rt.counters.add("labels_recovered")
             how = "found (the carrier already held the reference)"
             break
+        except CredentialsRefusedError as exc:  # the account's, not the order's: nothing was created
+            return _await_credentials(rt, record, package, exc, give_back=first_call)
         except PermanentCarrierError as exc:
             if not first_call:  # an earlier call may have bought it: the claim stays, a person checks
                 return hold(rt, order.order_id, HoldReason.LABEL_UNCERTAIN,
@@ -159,6 +171,7 @@ def buy(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     "release the order with --replan to plan it again under a new reference")
     _record_label(rt, package, shipment)
     crashpoint("after_create")
+    credentials_accepted(rt, package.carrier)  # it answered with a label: an alert that it refused is over
     log.info("order %s: label %s %s at %s %s, tracking %s", order.order_id, package.package_ref,
              how, package.carrier, package.service,
              shipment.tracking_number or "(to come)")
@@ -273,11 +286,35 @@ def _lookup_broken(rt: Runtime, record: OrderRecord, package: Package, exc: Exce
 
 
 def _lookup_refused(rt: Runtime, record: OrderRecord, package: Package, exc: Exception, when: str) -> Outcome:
-    """The lookup by reference was refused: it did not look, so nothing may be bought on its word."""
+    """The lookup by reference was refused: it did not look, so nothing may be bought on its word.
+    Refused for the credentials, it is asked again once they are fixed (the claim stays)."""
+    if isinstance(exc, CredentialsRefusedError):
+        return _await_credentials(rt, record, package, exc, give_back=False)
     return hold(rt, record.order_id, HoldReason.LABEL_UNCERTAIN,
                 f"order {record.order_id}: {package.carrier} refused the lookup of label reference "
                 f"{package.idempotency_key} ({their_words(record.order.ship_to, exc)}) {when}"
                 + _check_carrier(package))
+
+
+def _await_credentials(rt: Runtime, record: OrderRecord, package: Package, exc: CredentialsRefusedError,
+                       *, give_back: bool) -> Outcome:
+    """The carrier refused the configured credentials before it acted on the call: every order
+    for it would be refused alike, so its alert is raised (once, as for a refused quote) and the
+    order waits for the fix -- without spending its attempts, asked again as rarely as the retries
+    thin out to -- instead of being held one by one. ``give_back``: that refused call was the only
+    one made under the claim, so no label exists under its reference: the package is PLANNED again,
+    to be bought under the same reference once the carrier takes the credentials. Otherwise an
+    earlier call lost its answer and may have bought it: the claim stays, and the next try looks
+    the reference up before anything is bought."""
+    if give_back:
+        rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.PLANNED,
+                          order_state=OrderState.PLANNED)
+    credentials_refused(rt, package.carrier, exc)
+    kept = "claim given back" if give_back else "label claim kept, to be looked up first"
+    refusal = their_words(record.order.ship_to, exc)
+    return wait(rt, record, f"{package.carrier}: credentials refused: {refusal} (label reference "
+                            f"{package.idempotency_key}, {kept})",
+                since=record.order.created or utcnow(), patience=timedelta.max)
 
 
 def _settle_claim(rt: Runtime, record: OrderRecord, package: Package, carrier: Carrier) -> Outcome:

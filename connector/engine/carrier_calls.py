@@ -1,6 +1,6 @@
-"""Calling a carrier from the engine: one timed log line per operation, and bounded retries for
-operations that buy nothing (lookups, label downloads). Buying is retried only in buy.py, after
-a lookup by reference."""
+"""Calling a carrier from the engine: one timed log line per operation, bounded retries for
+operations that buy nothing (lookups, label downloads), and the alert for a carrier that refuses
+the configured credentials. Buying is retried only in buy.py, after a lookup by reference."""
 from __future__ import annotations
 
 import logging
@@ -59,3 +59,19 @@ def shipment_of(package: Package) -> Shipment:
     return Shipment(carrier=package.carrier, reference=package.idempotency_key,
                     carrier_shipment_id=package.carrier_shipment_id,
                     tracking_number=package.tracking_number or None, service=package.service)
+
+
+def credentials_refused(rt: Runtime, code: str, exc: Exception) -> None:
+    """A carrier refused the configured credentials (a quote, or a label it was asked to buy): every
+    order would be refused alike, so a person must hear of it (an alert, once, and an ERROR line),
+    and the orders wait for it to be fixed instead of being held one by one."""
+    message = (f"{exc}; orders that need {code} wait for it (no attempt counted): fix carriers.{code} "
+               "and restart")
+    if rt.credential_alerts.raise_once(rt, code, message):
+        log.error("carrier %s: %s", code, message)  # once a run, not once per order
+
+
+def credentials_accepted(rt: Runtime, code: str) -> None:
+    """The carrier itself answered a call made with the credentials: an alert that it refused them
+    (this run's, or one left open by an earlier run) is over."""
+    rt.credential_alerts.clear(rt, code)

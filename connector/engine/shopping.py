@@ -24,6 +24,7 @@ from ..rules import (
     requirements,
     select,
 )
+from .carrier_calls import credentials_accepted, credentials_refused
 from .outcome import their_words
 from .runtime import Runtime
 from .warehouses import choose_warehouse
@@ -193,7 +194,7 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
                 failures.append(Rejection(code, "", (f"credentials refused: {refusal}",)))
                 unanswered.append(code)
                 refused.append(code)
-                _credentials_refused(rt, code, exc)
+                credentials_refused(rt, code, exc)
                 continue
             failures.append(Rejection(code, "", (f"quote refused: {their_words(request.ship_to, exc)}",)))
             continue
@@ -202,7 +203,8 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
                                                   f"{their_words(request.ship_to, exc)}",)))
             unanswered.append(code)  # transient, or a plugin bug: worth asking again later
             continue
-        _credentials_accepted(rt, code)
+        if getattr(rt.carriers[code], "quote_calls_carrier", True):  # a rate card's quote asked no one
+            credentials_accepted(rt, code)
         kept = [q for q in answer if services is None or q.service in services]
         checked = [(q, _unusable_price(q)) for q in kept]  # a garbled price: never the cheapest by mistake
         garbled = [(q, why) for q, why in checked if why]
@@ -216,19 +218,3 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
             failures.append(Rejection(code, "", (why,)))
         quotes += kept
     return quotes
-
-
-def _credentials_refused(rt: Runtime, code: str, exc: Exception) -> None:
-    """A carrier refused the configured credentials: every order would be refused alike, so a person
-    must hear of it (an alert, once, and an ERROR line), and the orders wait for it to be fixed
-    instead of being held one by one for having no carrier."""
-    message = (f"{exc}; orders that need {code} wait for it (no attempt counted): fix carriers.{code} "
-               "and restart")
-    if rt.credential_alerts.raise_once(rt, code, message):
-        log.error("carrier %s: %s", code, message)  # once a run, not once per order
-
-
-def _credentials_accepted(rt: Runtime, code: str) -> None:
-    """A carrier answered: an alert that it refused the credentials (this run's, or one left open by
-    an earlier run) is over."""
-    rt.credential_alerts.clear(rt, code)

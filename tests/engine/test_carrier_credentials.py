@@ -5,11 +5,14 @@ nobody told."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 
 from connector.engine.loop import step
-from connector.ledger import OrderState
+from connector.engine.outcome import Outcome
+from connector.engine.watch import ship_by_guard
+from connector.ledger import ACTIVE_ORDER_STATES, OrderState, PackageState
 
 from ..e2e.helpers import ingest_all
 
@@ -60,5 +63,74 @@ def test_refused_credentials_alert_defer_the_orders_and_clear_once_fixed(world, 
         step(rt, record)
         assert rt.ledger.get_order(record.order_id).state is OrderState.PLANNED
         assert credential_alerts(rt) == []
+    finally:
+        rt.close()
+
+
+ONLY_DHL = {"sandbox": {"orders": 8}, "routing": {"default": ["dhl_ecommerce:*"]},
+            "selection": {"overrides": []}, "engine": {"max_attempts": 2}}
+PILED_UP = {"carrier_rejected", "label_uncertain", "retries_exhausted"}  # what a refusal held before
+
+
+def _step_until_it_rests(rt, order_id: str, *, until: set[PackageState] = frozenset()) -> None:
+    """Step the order, due or not, until a step stops short (or its package reaches ``until``)."""
+    for _ in range(10):
+        record = rt.ledger.get_order(order_id)
+        package = rt.ledger.open_package(order_id)
+        if record.state not in ACTIVE_ORDER_STATES or (package is not None and package.state in until):
+            return
+        if step(rt, record) is not Outcome.PROGRESS:
+            return
+
+
+def test_credentials_refused_at_purchase_give_the_claims_back_and_alert_once(world, write_config, caplog):
+    """DHL eCommerce quotes from a rate card (no call), so wrong credentials show only when the
+    label is bought: its token endpoint refuses them before any label request is sent."""
+    w = world(ONLY_DHL)  # the emulator expects the sandbox's password
+    good = w.config_path
+    w.config_path = write_config({**ONLY_DHL, "carriers": {"dhl_ecommerce": {"password": "wrong"}}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+        new = [r.order_id for r in rt.ledger.orders([OrderState.NEW])]
+        with caplog.at_level(logging.INFO, logger="connector"):
+            for _ in range(3):  # more than max_attempts: waiting for a person is no failed attempt
+                for order_id in new:
+                    _step_until_it_rests(rt, order_id)
+        after = [rt.ledger.get_order(order_id) for order_id in new]
+        piled = [(r.hold_reason, r.hold_message) for r in after if r.hold_reason in PILED_UP]
+        assert not piled
+        waiting = [r for r in after if r.state is OrderState.PLANNED]
+        assert len(waiting) >= 3, [(r.state, r.hold_reason) for r in after]
+        for record in waiting:
+            assert record.attempts == 0 and record.next_attempt_at is not None
+            (package,) = rt.ledger.packages(record.order_id)  # the claim given back: one reference
+            assert package.state is PackageState.PLANNED
+            assert "dhl_ecommerce: credentials refused" in rt.ledger.last_error(record.order_id)
+        assert w.state("dhl_ecommerce")["labels"] == {}  # no label request got through
+        (only,) = credential_alerts(rt)
+        assert only.subject == "dhl_ecommerce" and "fix carriers.dhl_ecommerce" in only.message
+        errors = [r for r in caplog.records
+                  if r.levelno == logging.ERROR and "carrier dhl_ecommerce" in r.getMessage()]
+        assert len(errors) == 1  # once, though every order's rate-card quote came between
+        assert "wrong" not in caplog.text
+
+        soon = max(r.order.ship_by for r in waiting) - timedelta(hours=1)
+        ship_by_guard(rt, soon)  # the waiting orders are not forgotten
+        near = {a.subject for a in rt.ledger.alerts() if a.kind == "ship_by_near"}
+        assert {r.order_id for r in waiting} <= near
+    finally:
+        rt.close()
+
+    w.config_path = good  # fixed and restarted: each waiting order is bought once, under its reference
+    rt = w.runtime()
+    try:
+        for record in waiting:
+            _step_until_it_rests(rt, record.order_id, until={PackageState.LABELED})
+            (package,) = rt.ledger.packages(record.order_id)
+            assert package.state is PackageState.LABELED
+            assert credential_alerts(rt) == []  # the first label bought ended it
+        labels = w.state("dhl_ecommerce")["labels"]
+        assert len(labels) == len(waiting) and all(label["created"] == 1 for label in labels.values())
     finally:
         rt.close()
