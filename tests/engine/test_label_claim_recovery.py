@@ -15,9 +15,11 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.engine.loop import drive, step
+from connector.engine.outcome import Outcome
 from connector.engine.steer import NotAllowed, OrderNotFound, hold_order, replan_order
 from connector.holds import CLAIM_GIVEN_UP_BY_RELEASE, HoldReason
 from connector.kit.carrier import (
+    CredentialsRefusedError,
     DuplicateReferenceError,
     NotSupported,
     PermanentCarrierError,
@@ -577,3 +579,47 @@ def test_an_empty_lookup_after_a_lost_answer_buys_again_only_where_the_lookup_is
         assert "--replan" in record.hold_message and package.idempotency_key in record.hold_message
         assert again.hold_reason == HoldReason.LABEL_UNCERTAIN.value and carrier.creates == 1
         assert len(w.state("yunexpress")["labels"]) == 0
+
+
+class LostThenLocked:
+    """The first create buys its label and loses the answer; then the carrier refuses the
+    credentials (HTTP 401) to every lookup until ``locked`` is set False."""
+
+    def __init__(self, carrier):
+        self.carrier, self.locked, self.creates = carrier, True, 0
+
+    def create_shipment(self, request):
+        self.creates += 1
+        self.carrier.create_shipment(request)
+        raise TransientCarrierError("read timed out")
+
+    def find_by_reference(self, reference):
+        if self.locked:
+            raise CredentialsRefusedError("YunExpress rejected the credentials: HTTP 401 on GetOrder")
+        return self.carrier.find_by_reference(reference)
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def test_credentials_refused_after_a_lost_answer_keep_the_claim_and_wait_to_look_it_up(world, monkeypatch):
+    """The lost call may have bought the label: the claim is never given back, and the order waits
+    for the credentials (one alert, no hold) to look the reference up before anything is bought."""
+    w, rt, order_id = planned_with_yunexpress(world, monkeypatch, carrier_attempts=2)
+    locked = rt.carriers["yunexpress"] = LostThenLocked(rt.carriers["yunexpress"])
+    try:
+        for _ in range(3):
+            assert step(rt, rt.ledger.get_order(order_id)) is Outcome.DEFER
+        waiting, (package,) = rt.ledger.get_order(order_id), rt.ledger.packages(order_id)
+        assert waiting.state is OrderState.LABEL_CLAIMED and waiting.attempts == 0
+        assert package.state is PackageState.LABEL_CLAIMED and locked.creates == 1
+        assert "label claim kept, to be looked up first" in rt.ledger.last_error(order_id)
+        assert [a.subject for a in rt.ledger.alerts() if a.kind == "carrier_credentials_refused"] == \
+            ["yunexpress"]
+        locked.locked = False  # fixed: the lookup finds the label the lost call bought
+        assert step(rt, rt.ledger.get_order(order_id)) is Outcome.PROGRESS
+        assert rt.ledger.packages(order_id)[0].state is PackageState.LABEL_CREATED and locked.creates == 1
+        assert [a for a in rt.ledger.alerts() if a.kind == "carrier_credentials_refused"] == []
+    finally:
+        rt.close()
+    assert len(w.state("yunexpress")["labels"]) == 1
