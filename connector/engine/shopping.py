@@ -6,7 +6,6 @@ only shows the decision).
 """
 from __future__ import annotations
 
-import logging
 from concurrent.futures import wait
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -28,8 +27,6 @@ from .carrier_calls import credentials_accepted, credentials_refused
 from .outcome import their_words
 from .runtime import Runtime
 from .warehouses import choose_warehouse
-
-log = logging.getLogger("connector.engine")
 
 
 @dataclass(frozen=True)
