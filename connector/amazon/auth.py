@@ -27,6 +27,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from .. import clock as daemon_clock
 from ..ratelimit import StopSignal, pause
 from .errors import AuthError, SpApiError, TransientError
+from .server_clock import ServerClock
 
 log = logging.getLogger("connector.amazon.auth")
 
@@ -71,6 +72,9 @@ class LwaTokenProvider:
         self.failure_backoff = failure_backoff
         self.failure_backoff_max = failure_backoff_max
         self.stop = stop
+        # Amazon's time, for the purge (engine/host_clock.py): LWA's answer carries it too, a
+        # refusal's included, so an account whose login is refused still shows the host's clock
+        self.server_clock: ServerClock | None = None
         self._lock = threading.Lock()
         self._failure: SpApiError | None = None  # the last failed refresh, until _retry_at
         self._failures = 0
@@ -169,6 +173,8 @@ class LwaTokenProvider:
             raise TransientError(f"LWA token endpoint unreachable ({type(exc).__name__})",
                                  operation=LWA_OPERATION) from None
         duration_ms = int((time.monotonic() - t0) * 1000)
+        if self.server_clock is not None:
+            self.server_clock.saw(resp.headers.get("Date"))
         body = _json_or_none(resp)
         if resp.status_code == 200:
             token = body.get("access_token") if isinstance(body, dict) else None

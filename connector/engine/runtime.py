@@ -102,6 +102,8 @@ class Runtime:
             if isinstance(client, SpApiClient):
                 client.login_watch = logins
                 client.server_clock = self.amazon_clock
+                if isinstance(client.tokens, LwaTokenProvider):  # a refused login shows Amazon's time too
+                    client.tokens.server_clock = self.amazon_clock
 
     def amazon_carrier_code(self, carrier: str, site: str) -> str | None:
         """The carrier code Amazon is sent for ``carrier``'s labels on ``site``
