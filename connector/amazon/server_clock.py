@@ -23,6 +23,7 @@ class ServerClock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reading: tuple[float, datetime, float] | None = None  # lead, clock.now(), clock.monotonic()
+        self.asked_at: float | None = None  # clock.monotonic() of the last time Amazon was asked (host_clock)
 
     def saw(self, date_header: str | None) -> None:
         """Note an answer's ``Date`` (an unreadable or missing one is ignored)."""

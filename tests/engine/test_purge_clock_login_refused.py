@@ -29,3 +29,23 @@ def test_the_purge_reads_amazon_s_clock_from_a_refused_login(world, write_config
         assert purges, f"the purge waits for ever: {engine._purge_waits}"
     finally:
         rt.close()
+
+
+def test_the_purge_asks_amazon_the_time_when_no_call_of_this_process_did(world, write_config, monkeypatch):
+    """Accounts whose orders an ERP submits (``orders_owner: erp``), or a leader whose worker holds
+    no account's lease, make no SP-API call of their own: the purge (the leader's job) must not wait
+    for an answer that never comes."""
+    w = world(FAST)
+    erp = [{**a, "orders_owner": "erp"} for a in ACCOUNTS]
+    w.config_path = write_config({**FAST, "accounts": erp})
+    rt = w.runtime()
+    purges: list[int] = []
+    real_purge = loop.purge_expired_pii
+    monkeypatch.setattr(loop, "purge_expired_pii", lambda rt: purges.append(real_purge(rt)))
+    try:
+        engine = Engine(rt)
+        engine.run_pass()  # nothing to poll, nothing to confirm: no SP-API call
+        engine._purge()
+        assert purges, f"the purge waits for ever: {engine._purge_waits}"
+    finally:
+        rt.close()

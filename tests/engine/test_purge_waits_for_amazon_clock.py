@@ -32,15 +32,10 @@ def test_the_purge_waits_for_amazon_s_clock_to_agree_with_the_host_s(world, monk
     try:
         engine = Engine(rt)
         with caplog.at_level(logging.INFO, logger="connector.engine"):
-            engine._purge()  # nothing heard from Amazon yet
-            assert purges == []
-            engine._purge()
-            waits = [r for r in caplog.records if "purge of buyer data waits" in r.getMessage()]
-            assert len(waits) == 1 and "no answer from Amazon yet" in waits[0].getMessage()  # said once
+            engine._purge()  # nothing heard from Amazon yet: it is asked the time (the same as the host's)
+            assert len(purges) == 1
 
             engine.poll_accounts()  # Amazon's Date: the same time as the host's
-            engine._purge()
-            assert len(purges) == 1
 
             clock.advance(DAYS)  # the host's clock alone moves two days ahead
             engine.poll_accounts()
@@ -55,5 +50,24 @@ def test_the_purge_waits_for_amazon_s_clock_to_agree_with_the_host_s(world, monk
             engine._purge()
             assert len(purges) == 2
             assert "purge of buyer data runs again" in caplog.text
+    finally:
+        rt.close()
+
+
+def test_the_purge_waits_while_amazon_cannot_be_asked_the_time(world, monkeypatch, caplog):
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    purges: list[int] = []
+    monkeypatch.setattr(loop, "purge_expired_pii", lambda rt: purges.append(0))
+    for client in rt.amazon.values():  # Amazon unreachable
+        monkeypatch.setattr(client, "endpoint", "http://127.0.0.1:9")
+    try:
+        engine = Engine(rt)
+        with caplog.at_level(logging.INFO, logger="connector.engine"):
+            engine._purge()
+            engine._purge()
+        assert purges == []
+        waits = [r for r in caplog.records if "purge of buyer data waits" in r.getMessage()]
+        assert len(waits) == 1 and "no answer from Amazon yet" in waits[0].getMessage()  # said once
     finally:
         rt.close()
