@@ -21,7 +21,7 @@ from ..ledger import OrderRecord, OrderState, Package, PackageChange, PackageSta
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
-from .feeds import confirmed_by_feed, in_open_feed, leaves_to_feed, park_for_feed
+from .feeds import accepted_by_feed, in_open_feed, leaves_to_feed, park_for_feed
 from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
 from .verify import confirms_itself, read_back, verify_if_shown
@@ -163,11 +163,12 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
         elif verify_if_shown(rt, client.get_order(order.order_id), package, PackageState.CONFIRMING):
             rt.counters.add("confirmations_sent")  # resumed: the earlier send had landed, answer lost
             return Outcome.REST
-        elif package.confirmed_at is None and (fed_at := confirmed_by_feed(rt, package)):
+        elif package.confirmed_at is None and (fed_at := accepted_by_feed(rt, package)):
             # a feed line Amazon accepted while the package was being voided (the void refused
             # since; the feed could not move a VOIDING package): confirmed then, Amazon not
             # showing it yet. The verify step reads it back, as any fed package; sent again, it
-            # would be refused, or make a second package.
+            # would be refused, or make a second package. Only an accepted line: a line in doubt
+            # (a FATAL feed applied nothing) is sent now, as any CONFIRMING package Amazon does not show.
             return _confirmed(rt, package, PackageState.CONFIRMING, confirmed_at=fed_at)
         crashpoint("before_confirm")
         client.confirm_shipment(order.order_id, **sent)

@@ -147,6 +147,13 @@ def confirmed_by_feed(rt: Runtime, package: Package) -> datetime | None:
     return check(package.id) if check else None
 
 
+def accepted_by_feed(rt: Runtime, package: Package) -> datetime | None:
+    """When a feed's processing report accepted the package's line (None: none did; a line in
+    doubt -- a FATAL feed, one given up -- does not count: it may never have been applied)."""
+    check = getattr(rt.ledger, "confirmed_by_feed", None)
+    return check(package.id, accepted_only=True) if check else None
+
+
 # -- once per pass ---------------------------------------------------------------------------------
 
 

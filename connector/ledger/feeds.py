@@ -360,16 +360,18 @@ class FeedStore:
         )
         return int(row[0]) if row is not None else None
 
-    def confirmed_by_feed(self, package_id: int) -> datetime | None:
+    def confirmed_by_feed(self, package_id: int, *, accepted_only: bool = False) -> datetime | None:
         """When a feed confirmed this package (or may have: its line accepted or in doubt), None if
         none did. Amazon numbers such a package itself, so only its tracking number identifies it
-        when the order is read back."""
+        when the order is read back. ``accepted_only``: a line Amazon's report accepted, not one in
+        doubt (a FATAL feed, one given up: maybe never applied)."""
+        results = "('accepted')" if accepted_only else "('accepted', 'unknown')"
         row = (
             self._conn()
             .execute(
                 "SELECT COALESCE(f.done_at, f.submitted_at, f.created_at) FROM feed_packages fp"
                 " JOIN feeds f ON f.id = fp.feed_row_id"
-                " WHERE fp.package_id = ? AND fp.result IN ('accepted', 'unknown')"
+                f" WHERE fp.package_id = ? AND fp.result IN {results}"
                 " ORDER BY f.id DESC LIMIT 1",
                 (package_id,),
             )

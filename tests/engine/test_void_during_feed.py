@@ -92,3 +92,32 @@ def test_a_fed_label_whose_void_is_refused_waits_for_its_feed_line_to_show_not_c
         assert order_id not in w.state("spapi")["confirmations"]
     finally:
         rt.close()
+
+
+def test_a_label_whose_void_is_refused_after_its_feed_went_fatal_is_confirmed_by_confirmshipment(world):
+    """A FATAL feed applied none of its lines: its package's outcome is unknown, not accepted.
+    Once the void is refused, the package is sent by confirmShipment now, not taken as confirmed
+    at the feed's time (and left for the read-backs to find missing, the ship-by running)."""
+    w, rt = labeled_world(world)
+    try:
+        w.sandbox.servers["spapi"].emulator.feeds.store["fatal_left"] = 1
+        feeds_mod.run_feeds(rt)
+        feed = rt.ledger.feeds("demo-na")[0]
+        package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
+        order_id = package.order_id
+        carrier = rt.carriers["yunexpress"] = CancelFails(rt.carriers["yunexpress"])
+        assert not void_order(rt, order_id).complete
+        next_report(w, rt)  # FATAL: nothing applied
+        assert rt.ledger.get_feed_record(feed.id).state != "SUBMITTED"
+        assert order_id not in w.state("spapi")["feed_shipments"]
+        carrier.error = PermanentCarrierError("parcel already scanned")
+        with pytest.raises(NotAllowed):
+            void_order(rt, order_id)
+        release_order(rt.ledger, order_id)
+        drive(rt, order_id, lambda: False)
+
+        assert order_id in w.state("spapi")["confirmations"], (
+            "taken as confirmed by a FATAL feed that applied nothing",
+            [(p.state, p.confirmed_at) for p in rt.ledger.packages(order_id)])
+    finally:
+        rt.close()
