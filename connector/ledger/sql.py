@@ -495,8 +495,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         raise finished
 
     def _hold_order(self, conn: WriteTransaction, order_id: str, reason: str, message: str, now: str,
-                    keep_held: bool) -> bool:
-        """:meth:`hold`'s write, inside the caller's transaction (``reason`` checked already)."""
+                    keep_held: bool, *, release_to: OrderState | None = None) -> bool:
+        """:meth:`hold`'s write, inside the caller's transaction (``reason`` checked already).
+        ``release_to``: the state a release returns the order to, when not the one it is held from."""
         row = self._order_row(conn, order_id, "state, held_from, hold_reason, hold_message")
         state = OrderState(row["state"])
         if state in _UNHOLDABLE:
@@ -511,6 +512,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             self._transition(conn, order_id, None, now, state.value, state.value, f"while held: {note}")
             return False
         held_from = row["held_from"] if state is OrderState.HELD else state.value
+        if release_to is not None:
+            held_from = release_to.value
         conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
                      " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
                      (OrderState.HELD.value, reason, message, held_from, now, order_id))
@@ -1064,7 +1067,6 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     def _hold_unshipped(self, conn: Any, order_id: str, reason: str, message: str, now: str) -> None:
         """Hold an order no label was claimed or bought for, give its planned package up and erase
         its buyer data (inside the caller's transaction): release returns it to NEW."""
-        state = self._order_row(conn, order_id, "state")["state"]
         planned = PackageState.PLANNED.value
         note = "the buyer's address was purged before a label was bought"
         for row in conn.execute("SELECT id, package_ref FROM packages WHERE order_id = ? AND state = ?"
@@ -1073,13 +1075,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                          (PackageState.FAILED.value, note, now, row["id"]))
             self._transition(conn, order_id, row["id"], now, planned, PackageState.FAILED.value,
                              f"package {row['package_ref']}: {note}")
-        held = OrderState.HELD.value
-        conn.execute("UPDATE orders SET state = ?, hold_reason = ?, hold_message = ?, held_from = ?,"
-                     " attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE order_id = ?",
-                     (held, reason, message, OrderState.NEW.value, now, order_id))
-        self._transition(conn, order_id, None, now, state, held, f"{reason}: {message}",
-                         {"hold_reason": reason, "hold_message": message})
-        self._erase_buyer_data(conn, order_id, held, now)
+        # released, it is planned afresh (its planned package is given up above): NEW
+        self._hold_order(conn, order_id, reason, message, now, False, release_to=OrderState.NEW)
+        self._erase_buyer_data(conn, order_id, OrderState.HELD.value, now)
 
     def rotate_pii(self, unreadable: list[str] | None = None) -> int:
         """Re-encrypt every stored address with the primary key (key rotation); returns the count.
