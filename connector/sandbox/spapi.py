@@ -505,6 +505,7 @@ class SpApiEmulator(Emulator):
         reason = str(body.get("reason") or "") if isinstance(body, dict) else ""
         with self.lock:
             self._daily_orders()
+            self.feeds.advance_all()  # a feed processed before this cancel shipped the order first
             record = self.store["orders"].get(order_id)
             if record is None:
                 return Response.json({"message": f"no order {order_id}"}, 404)
@@ -676,7 +677,11 @@ class SpApiEmulator(Emulator):
 
     def order_for(self, order_id: str, seller: Seller) -> dict[str, Any]:
         """The live order ``order_id`` of ``seller`` (change it only through the methods below);
-        a 404 :class:`ApiError` when it does not exist or belongs to another seller."""
+        a 404 :class:`ApiError` when it does not exist or belongs to another seller. A feed whose
+        processing time has come is applied first: whatever reads or changes the order (getOrder,
+        confirmShipment, a plugin's API) sees what the feed did, as on Amazon, which processes a
+        feed whoever looks."""
+        self.feeds.advance_all()
         record = self.store["orders"].get(order_id)
         if record is None or record["seller"] != seller.name:  # another seller's order: not yours
             raise ApiError(404, "NotFound", f"Order {order_id} was not found.")
@@ -966,7 +971,6 @@ class SpApiEmulator(Emulator):
             raise _invalid("paginationToken is invalid.") from None
 
     def _get_order(self, request: Request, seller: Seller) -> tuple[int, Any]:
-        self.feeds.advance_all()  # a feed processed meanwhile applies first
         order_id = request.params["orderId"]
         self.check_request("getOrder", path_params={"orderId": order_id}, query=request.query)
         if not _ORDER_ID.match(order_id):
@@ -982,7 +986,6 @@ class SpApiEmulator(Emulator):
         return self.call("confirmShipment", request, self._confirm_shipment)
 
     def _confirm_shipment(self, request: Request, seller: Seller) -> tuple[int, Any]:
-        self.feeds.advance_all()  # a feed processed meanwhile applies first
         order_id = request.params["orderId"]
         try:
             body = request.json()

@@ -363,3 +363,27 @@ def test_cancel_feed_is_paced_at_its_published_quota(served):
             feeds.cancel_feed("1")
     assert before - bucket.available > 2.5
     assert schemas.validate_request("cancelFeed", path_params={"feedId": "50000000001"}) == []
+
+
+def test_a_feed_applies_when_its_time_has_come_whoever_touches_the_order_first(served):
+    """Nobody read a feed after its processing time: a plugin's API reading the order (Buy Shipping
+    does), or a buyer's cancel, sees the order shipped by the feed at its processing end, as on
+    Amazon, which processes a feed whoever looks. Before, the read saw the order unshipped, and the
+    cancel went through and the feed's line later shipped a cancelled order, stamped before it."""
+    emulator = _emulator()
+    feeds = served(emulator)
+    seller = emulator.sellers[DEFAULT_SELLER["name"]]
+    read_first, cancelled_first = _unshipped(emulator)[:2]
+    for n, order in enumerate((read_first, cancelled_first)):
+        feed_id = _queued(feeds, _rows(order, f"940011189922319742845{n}"))
+        emulator.clock.advance(60)  # long past the queue and the processing time; no getFeed since
+        if order is read_first:
+            live = emulator.order_for(order["orderId"], seller)
+        else:
+            answer = requests.post(f"{feeds.client.endpoint}/_sandbox/orders/{order['orderId']}/cancel",
+                                   json={"reason": "changed my mind"}, timeout=10)
+            assert answer.status_code == 409 and answer.json()["fulfillmentStatus"] == "SHIPPED"
+            live = emulator.store["orders"][order["orderId"]]["order"]
+        assert live["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+        assert live["lastUpdatedTime"] == emulator.feeds.store["feeds"][feed_id]["processingEndTime"]
+    assert emulator.schema_violations == []
