@@ -5,6 +5,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -57,11 +58,11 @@ def orders_list(state: State, states: tuple[str, ...], due_within: str | None, a
         # not memory. SQL bounds ship-by to a millisecond past the window; the exact bound, and held
         # orders already confirmed on Amazon, are checked here.
         bound = now + window + timedelta(milliseconds=1) if window is not None else None
-        lines = _pages(ledger, wanted, bound)
+        pages = _pages(ledger, wanted, bound)
         if window is not None:  # soonest first: only the orders due within the window are held here
-            lines = iter(_due_within(ledger, lines, now, window))
-        for line in lines:
-            out.add(line, now)
+            pages = iter([_due_within(ledger, chain.from_iterable(pages), now, window)])
+        for page in pages:
+            out.add(page, now)
     finally:
         ledger.close()
     out.close()
@@ -82,17 +83,17 @@ def _due_within(ledger: Ledger, lines: Iterator[Any], now: datetime, window: tim
     return sorted((line for line in near if line.order_id not in settled), key=lambda line: line.ship_by)
 
 
-_PAGE = 2000  # orders per ledger read, and lines per write
+_PAGE = 2000  # orders per ledger read and per write
 _FIELDS = ("order_id", "site", "state", "ship_by", "hours_to_ship_by", "carrier", "tracking_number",
            "hold_reason")
 
 
-def _pages(ledger: Ledger, states: list[Any] | None, ship_by_before: Any) -> Iterator[Any]:
-    """Every matching order as a light row (no buyer data, no JSON), oldest first."""
+def _pages(ledger: Ledger, states: list[Any] | None, ship_by_before: Any) -> Iterator[list[Any]]:
+    """Every matching order as a light row (no buyer data, no JSON), oldest first, a page at a time."""
     after = None
     while True:
         page = ledger.order_lines(states=states, ship_by_before=ship_by_before, after=after, limit=_PAGE)
-        yield from page
+        yield page
         if len(page) < _PAGE:
             return
         after = (page[-1].created_at, page[-1].order_id)
@@ -119,23 +120,20 @@ class _Table:
         self.lines = [f"{'ORDER':<21} {'SITE':<4} {'STATE':<16} {'SHIP-BY IN':>10} {'CARRIER':<15} "
                       f"{'TRACKING':<22} HOLD"]
 
-    def add(self, line: Any, now: datetime) -> None:
-        # _hours(), inlined and %-formatted (the same text: round() then '.1f' gives what '%.1f' does);
-        # a third of the f-strings' time over 100,000 lines
-        ship_by = line.ship_by
-        left = "%.1f h" % ((ship_by - now).total_seconds() / 3600) if ship_by is not None else "-"
-        self.lines.append(_ROW % (line.order_id, line.site, line.state._value_, left, line.carrier,
-                                  line.tracking_number, line.hold_reason))
-        if len(self.lines) >= _PAGE:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.lines:
-            click.echo("\n".join(self.lines))
-            self.lines = []
+    def add(self, page: list[Any], now: datetime) -> None:
+        # _hours(), inlined and %-formatted (the same text: round() then '.1f' gives what '%.1f' does),
+        # a page in one comprehension: over 100,000 lines, a third of the f-strings' time and a
+        # tenth of a call per line
+        self.lines.extend(_ROW % (line.order_id, line.site, line.state._value_,
+                                  "%.1f h" % ((line.ship_by - now).total_seconds() / 3600)
+                                  if line.ship_by is not None else "-",
+                                  line.carrier, line.tracking_number, line.hold_reason) for line in page)
+        self.close()
 
     def close(self) -> None:
-        self.flush()
+        if self.lines:  # (the header alone, for a listing of nothing)
+            click.echo("\n".join(self.lines))
+            self.lines = []
 
 
 class _JsonList:
@@ -146,22 +144,18 @@ class _JsonList:
         self.lines: list[str] = []
         self.first = True
 
-    def add(self, line: Any, now: datetime) -> None:
-        values = _values(line, now)
-        body = ",\n".join(k + ("null" if v is None else _text(v) if isinstance(v, str) else _json(v))
-                          for k, v in zip(_KEYS, values, strict=True))
-        self.lines.append(("[\n" if self.first else ",\n") + "  {\n" + body + "\n  }")
-        self.first = False
-        if len(self.lines) >= _PAGE:
-            self.flush()
-
-    def flush(self) -> None:
+    def add(self, page: list[Any], now: datetime) -> None:
+        for line in page:
+            values = _values(line, now)
+            body = ",\n".join(k + ("null" if v is None else _text(v) if isinstance(v, str) else _json(v))
+                              for k, v in zip(_KEYS, values, strict=True))
+            self.lines.append(("[\n" if self.first else ",\n") + "  {\n" + body + "\n  }")
+            self.first = False
         if self.lines:
             click.echo("".join(self.lines), nl=False)
             self.lines = []
 
     def close(self) -> None:
-        self.flush()
         click.echo("[]" if self.first else "\n]")
 
 

@@ -63,6 +63,11 @@ def test_the_listing_pages_and_prints_what_the_records_say(world, monkeypatch):
     text = run().splitlines()
     assert text[0].split() == ["ORDER", "SITE", "STATE", "SHIP-BY", "IN", "CARRIER", "TRACKING", "HOLD"]
     assert [line.split()[0] for line in text[1:]] == [r["order_id"] for r in expected]
+    for size in (len(expected), 1):  # pages that end exactly at the last order: then an empty page
+        monkeypatch.setattr("connector.cli.orders._PAGE", size)
+        again = run().splitlines()  # no blank line for the empty page (hours move with the clock)
+        assert [line.split()[0] for line in again] == [line.split()[0] for line in text]
+        assert len(json.loads(run("--json"))) == len(expected)
     held = next(line for line in text if line.startswith(expected_held[0]["order_id"]))
     assert held.rstrip().endswith("manual")
     due = json.loads(run("--due-within", "30d", "--json"))
