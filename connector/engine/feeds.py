@@ -448,15 +448,16 @@ def _pause(rt: Runtime, account: str) -> float:
     return pause
 
 
-def _fail(rt: Runtime, feed: FeedRecord, why: str,
-          outcome_of: Callable[[int], FeedOutcome]) -> dict[str, int]:
+def _fail(rt: Runtime, feed: FeedRecord, why: str, outcome_of: Callable[[int], FeedOutcome],
+          processing: str | None = None) -> dict[str, int]:
     """End the feed FAILED, each member's package moved on by ``outcome_of(package id)``, and
-    forget what this process counted of it; returns the count per result."""
+    forget what this process counted of it; returns the count per result. ``processing``: the
+    status getFeed just showed (``feed``, read before, holds the one seen earlier)."""
     counts = rt.ledger.settle_feed(
         feed.id,
         [outcome_of(m.package_id) for m in rt.ledger.feed_members(feed.id)],
         state="FAILED",
-        processing_status=feed.processing_status or "",
+        processing_status=processing or feed.processing_status or "",
         summary=why,
         confirmed_rests_for=rt.engine.verify_grace,  # its verify step would only wait
     )
@@ -571,7 +572,7 @@ def _overdue(rt: Runtime, feeds: FeedsClient, feed: FeedRecord, processing: str)
             return 0
         why += " and could not be cancelled"
     why += "; reading the orders back"
-    counts = _fail(rt, feed, why, lambda package_id: FeedOutcome(package_id, "unknown", why))
+    counts = _fail(rt, feed, why, lambda package_id: FeedOutcome(package_id, "unknown", why), processing)
     pause = _pause(rt, feed.account)
     log.warning("account %s: %s: %s; no new feed for %.0f s", feed.account, why, counts, pause)
     return sum(counts.values())

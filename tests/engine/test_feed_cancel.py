@@ -109,7 +109,8 @@ def test_an_overdue_feed_in_progress_is_not_cancelled_and_its_orders_are_read_ba
         advance(w, EIGHT_HOURS)
         _next_poll(rt)
         for feed in feeds:
-            assert rt.ledger.get_feed_record(feed.id).state == "FAILED"
+            record = rt.ledger.get_feed_record(feed.id)
+            assert record.state == "FAILED" and record.processing_status == "IN_PROGRESS"  # as last seen
             assert {m.result for m in rt.ledger.feed_members(feed.id)} == {"unknown"}
         assert all(_package(rt, o).state is PackageState.CONFIRMED for o in set().union(*members.values()))
         assert "cancelFeed" not in w.state("spapi")["operation_calls"]
