@@ -339,8 +339,9 @@ class OrderQueries:
                  limit: int | None = None) -> list[OrderKey]:
         """The orders in ``states`` to work on, earliest ship-by first (orders without one last),
         then by order id; with ``due_before``, only those not deferred past it (as :meth:`orders`);
-        with ``accounts``, only theirs; none of ``except_accounts``; at most ``limit``. One indexed
-        query, nothing decrypted."""
+        with ``accounts``, only theirs; none of ``except_accounts``; at most ``limit``. One query
+        that reads an index alone (orders_schedule: migration 19), nothing decrypted: the
+        dispatcher sends it each time a worker comes free."""
         filters = _filters(OrderState, states, {}, None)
         if filters is None:
             return []

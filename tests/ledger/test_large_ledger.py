@@ -399,3 +399,19 @@ def test_the_large_ledger_reads_use_indexes_on_sqlite(filled, db_path) -> None: 
     purge = plan("SELECT o.order_id FROM orders o WHERE o.pii_purged_at IS NULL AND o.state IN (?, ?)",
                  "DELIVERED", "CANCELLED")
     assert "INDEX orders_pii_kept" in purge
+
+
+def test_the_dispatchers_read_of_what_is_due_reads_an_index_alone_on_sqlite(filled, db_path) -> None:
+    # The daemon sends it each time an order worker comes free, and it sorts every due order: from
+    # the rows, on a peak's thousands of orders, it cost more than anything else the daemon did.
+    conn = filled._conn()
+    sent: list[str] = []
+    conn.set_trace_callback(sent.append)  # the statement as sent, its parameters filled in
+    try:
+        filled.schedule(ACTIVE_ORDER_STATES, due_before=T0 + timedelta(days=1), accounts=["acme", "zeta"],
+                        except_accounts=["other"], limit=40)
+    finally:
+        conn.set_trace_callback(None)
+    (statement,) = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
+    plan = " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall())
+    assert "COVERING INDEX orders_schedule" in plan
