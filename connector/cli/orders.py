@@ -128,10 +128,13 @@ class _Table:
                                   "%.1f h" % ((line.ship_by - now).total_seconds() / 3600)
                                   if line.ship_by is not None else "-",
                                   line.carrier, line.tracking_number, line.hold_reason) for line in page)
-        self.close()
+        self._write()
 
     def close(self) -> None:
-        if self.lines:  # (the header alone, for a listing of nothing)
+        self._write()  # the header alone, for a listing of nothing
+
+    def _write(self) -> None:
+        if self.lines:
             click.echo("\n".join(self.lines))
             self.lines = []
 

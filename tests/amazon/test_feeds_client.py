@@ -209,14 +209,20 @@ def test_create_feed_needs_an_uploaded_document_and_urls_expire(served):
         feeds.upload(tampered, b"order-id\n")
 
 
-def test_feeds_quotas_are_amazons_and_the_emulator_enforces_them(served):
+def _published_quota(served, operation: str, rate: float, burst: int):
+    """A client on a fresh emulator, both holding ``operation``'s published quota: the emulator,
+    the client's limiter, the client, and an access token for requests of one's own."""
     emulator = _emulator()
     limiter = RateLimiter(headroom=0)
     feeds = served(emulator, limiter)
-    assert limiter.quota("demo", "createFeed") == FEEDS_QUOTAS["createFeed"] == (0.0083, 15)
-    assert emulator.quotas["createFeed"] == {"rate": 0.0083, "burst": 15}
+    assert limiter.quota("demo", operation) == FEEDS_QUOTAS[operation] == (rate, burst)
+    assert emulator.quotas[operation] == {"rate": rate, "burst": burst}
+    return emulator, limiter, feeds, feeds.client.tokens.token()
+
+
+def test_feeds_quotas_are_amazons_and_the_emulator_enforces_them(served):
+    emulator, _, feeds, token = _published_quota(served, "createFeed", 0.0083, 15)
     assert emulator.quotas["getFeedDocument"] == {"rate": 0.0222, "burst": 10}
-    token = feeds.client.tokens.token()
     statuses = [
         requests.post(
             feeds.client.endpoint + "/feeds/2021-06-30/documents",
@@ -342,12 +348,7 @@ def test_only_a_feed_in_queue_can_be_cancelled(served):
 
 
 def test_cancel_feed_is_paced_at_its_published_quota(served):
-    emulator = _emulator()
-    limiter = RateLimiter(headroom=0)
-    feeds = served(emulator, limiter)
-    assert limiter.quota("demo", "cancelFeed") == FEEDS_QUOTAS["cancelFeed"] == (2.0, 15)
-    assert emulator.quotas["cancelFeed"] == {"rate": 2.0, "burst": 15}
-    token = feeds.client.tokens.token()
+    emulator, limiter, feeds, token = _published_quota(served, "cancelFeed", 2.0, 15)
     statuses = [
         requests.delete(feeds.client.endpoint + "/feeds/2021-06-30/feeds/1",
                         headers={"x-amz-access-token": token}, timeout=5).status_code

@@ -22,14 +22,21 @@ ONLY_YUNEXPRESS = {"sandbox": {"orders": 4}, "routing": {"default": ["yunexpress
                    "selection": {"overrides": []}, "engine": {"max_attempts": 2}}
 
 
+def wrong_credentials(world, write_config, base: dict, carrier: str, setting: str):
+    """The world of ``base`` run with ``carrier``'s ``setting`` wrong (its emulator expects the
+    sandbox's), and the path of the right configuration (to fix it with)."""
+    w = world(base)
+    good = w.config_path
+    w.config_path = write_config({**base, "carriers": {carrier: {setting: "wrong"}}})
+    return w, good
+
+
 def credential_alerts(rt) -> list:
     return [a for a in rt.ledger.alerts() if a.kind == "carrier_credentials_refused"]
 
 
 def test_refused_credentials_alert_defer_the_orders_and_clear_once_fixed(world, write_config, caplog):
-    w = world(ONLY_YUNEXPRESS)  # the emulator expects the sandbox's secret
-    good = w.config_path
-    w.config_path = write_config({**ONLY_YUNEXPRESS, "carriers": {"yunexpress": {"api_secret": "wrong"}}})
+    w, good = wrong_credentials(world, write_config, ONLY_YUNEXPRESS, "yunexpress", "api_secret")
     rt = w.runtime()
     try:
         ingest_all(rt)
@@ -86,9 +93,7 @@ def _step_until_it_rests(rt, order_id: str, *, until: set[PackageState] = frozen
 def test_credentials_refused_at_purchase_give_the_claims_back_and_alert_once(world, write_config, caplog):
     """DHL eCommerce quotes from a rate card (no call), so wrong credentials show only when the
     label is bought: its token endpoint refuses them before any label request is sent."""
-    w = world(ONLY_DHL)  # the emulator expects the sandbox's password
-    good = w.config_path
-    w.config_path = write_config({**ONLY_DHL, "carriers": {"dhl_ecommerce": {"password": "wrong"}}})
+    w, good = wrong_credentials(world, write_config, ONLY_DHL, "dhl_ecommerce", "password")
     rt = w.runtime()
     try:
         ingest_all(rt)

@@ -45,6 +45,15 @@ def _submitted(w, rt) -> tuple[list, dict[int, set[str]]]:
     return feeds, members
 
 
+def _overdue(w, rt) -> tuple[list, dict[int, set[str]]]:
+    """:func:`_submitted`, then ``max_processing_seconds`` pass and the next pass polls the feeds
+    (which gives each up, or cancels it first): the feeds, and their orders."""
+    feeds, members = _submitted(w, rt)
+    advance(w, EIGHT_HOURS)
+    _next_poll(rt)
+    return feeds, members
+
+
 def _next_poll(rt) -> None:
     feeds_mod._state(rt).checked.clear()
     feeds_mod.run_feeds(rt)
@@ -66,10 +75,8 @@ def test_an_overdue_feed_in_queue_is_cancelled_and_its_orders_confirmed_once_by_
     w = world(_config(in_queue_seconds=10 ** 8))  # Amazon never starts it
     rt = w.runtime()
     try:
-        feeds, members = _submitted(w, rt)
+        feeds, members = _overdue(w, rt)
         ours = set().union(*members.values())
-        advance(w, EIGHT_HOURS)
-        _next_poll(rt)
         on_amazon = w.state("spapi")["feeds"]
         assert {on_amazon[f.feed_id]["processingStatus"] for f in feeds} == {"CANCELLED"}
         # settled by the getFeed that shows it CANCELLED, not by the cancel's answer
@@ -105,9 +112,7 @@ def test_an_overdue_feed_in_progress_is_not_cancelled_and_its_orders_are_read_ba
     w = world(_config(in_queue_seconds=1, processing_seconds=10 ** 8))  # started, never finished
     rt = w.runtime()
     try:
-        feeds, members = _submitted(w, rt)
-        advance(w, EIGHT_HOURS)
-        _next_poll(rt)
+        feeds, members = _overdue(w, rt)
         for feed in feeds:
             record = rt.ledger.get_feed_record(feed.id)
             assert record.state == "FAILED" and record.processing_status == "IN_PROGRESS"  # as last seen
@@ -132,10 +137,8 @@ def test_a_feed_started_between_get_feed_and_cancel_feed_keeps_the_read_back(wor
     monkeypatch.setattr(FeedsClient, "cancel_feed", cancel_too_late)
     rt = w.runtime()
     try:
-        feeds, members = _submitted(w, rt)
+        feeds, members = _overdue(w, rt)
         ours = set().union(*members.values())
-        advance(w, EIGHT_HOURS)
-        _next_poll(rt)
         for feed in feeds:
             assert rt.ledger.get_feed_record(feed.id).state == "FAILED"
             assert {m.result for m in rt.ledger.feed_members(feed.id)} == {"unknown"}
