@@ -341,11 +341,17 @@ class OrderQueries:
         then by order id; with ``due_before``, only those not deferred past it (as :meth:`orders`);
         with ``accounts``, only theirs; none of ``except_accounts``; at most ``limit``. One query
         that reads an index alone (orders_schedule: migration 19), nothing decrypted: the
-        dispatcher sends it each time a worker comes free."""
-        filters = _filters(OrderState, states, {}, None)
-        if filters is None:
+        dispatcher sends it each time a worker comes free.
+
+        With a ``limit``, each state's orders with a ship-by, and those without, are read in the
+        index's own order and only up to the limit, and only those few are sorted: at a peak's
+        start, ten thousand new orders due at once, sorting them all at every read cost more than
+        anything else the dispatcher did."""
+        wanted = _values(OrderState, states)
+        if wanted is not None and not wanted:
             return []
-        where, params = filters
+        where: list[str] = []
+        params: list[Any] = []
         if due_before is not None:
             where.append("(next_attempt_at IS NULL OR next_attempt_at <= ?)")
             params.append(_ts(due_before))
@@ -359,8 +365,27 @@ class OrderQueries:
         if left_out:
             where.append(f"account NOT IN ({_marks(left_out)})")
             params.extend(left_out)
-        sql = ("SELECT order_id, account, ship_by FROM orders WHERE " + " AND ".join(where)
-               + " ORDER BY CASE WHEN ship_by IS NULL THEN 1 ELSE 0 END, ship_by, order_id")
+        columns = "order_id, account, ship_by"
+        order = "CASE WHEN ship_by IS NULL THEN 1 ELSE 0 END, ship_by, order_id"
+        if limit is None or wanted is None:
+            if wanted is not None:
+                where.insert(0, f"state IN ({_marks(wanted)})")
+                params[:0] = wanted
+            sql = (f"SELECT {columns} FROM orders" + (" WHERE " + " AND ".join(where) if where else "")
+                   + f" ORDER BY {order}")
+        else:
+            # State by state, with a ship-by and without: each part an equality and a range on the
+            # index's leading columns, so read in its order and cut at the limit (no sort of its own).
+            parts, part_params = [], []
+            for state in wanted:
+                for ship_by, part_order in (("ship_by IS NOT NULL", "ship_by, order_id"),
+                                            ("ship_by IS NULL", "order_id")):
+                    parts.append(f"SELECT * FROM (SELECT {columns} FROM orders WHERE state = ? AND {ship_by}"
+                                 + "".join(f" AND {w}" for w in where)
+                                 + f" ORDER BY {part_order} LIMIT ?) AS part{len(parts)}")
+                    part_params += [state, *params, int(limit)]
+            sql = f"SELECT {columns} FROM ({' UNION ALL '.join(parts)}) AS due ORDER BY {order}"
+            params = part_params
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))

@@ -163,6 +163,17 @@ def test_schedule_is_earliest_ship_by_first_without_reading_buyer_data(filled, m
     left_out = sorted(accounts)[0]
     rest = led.schedule(ACTIVE_ORDER_STATES, except_accounts=[left_out])
     assert [tuple(k) for k in rest] == [tuple(k) for k in keys if k.account != left_out] and rest
+    # With a limit, each state is read in the index's order and cut there: the same first orders
+    # (orders without a ship-by last), every filter kept, across the states and the empty ship-bys.
+    for limit in (1, 2, 5, 9, 27, 28, 40):
+        assert led.schedule(ACTIVE_ORDER_STATES, limit=limit) == keys[:limit]
+        assert led.schedule(ACTIVE_ORDER_STATES, due_before=T0 + timedelta(days=1, hours=1),
+                            limit=limit) == due[:limit]
+        assert led.schedule(ACTIVE_ORDER_STATES, except_accounts=[left_out], limit=limit) == rest[:limit]
+        assert led.schedule(ACTIVE_ORDER_STATES, accounts=[left_out], limit=limit) == [
+            k for k in keys if k.account == left_out][:limit]
+    assert led.schedule([OrderState.PLANNED, OrderState.LABELED], limit=3) == [
+        k for k in keys if k.order_id in {order(n).order_id for n in (10, 11, 14, 15, 12, 13)}][:3]
 
 
 def test_soonest_ship_by_and_attempted_pages(filled, make_store) -> None:
@@ -402,8 +413,8 @@ def test_the_large_ledger_reads_use_indexes_on_sqlite(filled, db_path) -> None: 
 
 
 def test_the_dispatchers_read_of_what_is_due_reads_an_index_alone_on_sqlite(filled, db_path) -> None:
-    # The daemon sends it each time an order worker comes free, and it sorts every due order: from
-    # the rows, on a peak's thousands of orders, it cost more than anything else the daemon did.
+    # The daemon sends it each time an order worker comes free. Reading rows, or sorting every due
+    # order, on a peak's thousands of orders cost more than anything else the dispatcher did.
     conn = filled._conn()
     sent: list[str] = []
     conn.set_trace_callback(sent.append)  # the statement as sent, its parameters filled in
@@ -413,5 +424,11 @@ def test_the_dispatchers_read_of_what_is_due_reads_an_index_alone_on_sqlite(fill
     finally:
         conn.set_trace_callback(None)
     (statement,) = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
-    plan = " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall())
-    assert "COVERING INDEX orders_schedule" in plan
+    plan = conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall()
+    reads = [r[3] for r in plan if r[3].startswith(("SEARCH", "SCAN orders"))]
+    # each state's part read in the index's order (one state, a range of ship-bys) and cut at the
+    # limit; the one sort is the outer one, of the parts' few rows, not of every due order
+    assert len(reads) == 2 * len(ACTIVE_ORDER_STATES)
+    assert all("COVERING INDEX orders_schedule (state=? AND ship_by" in r for r in reads), reads
+    sorts = [r for r in plan if "TEMP B-TREE" in r[3]]
+    assert len(sorts) == 1 and sorts[0][1] == 0
