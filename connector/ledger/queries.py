@@ -95,6 +95,12 @@ def _shipped_line(r: Any) -> ShippedLine:
         r[8] or "tracked", int(r[9] or 1), bool(r[18]), r[19] or None)
 
 
+# schedule(): the columns of an OrderKey, its order (orders without a ship-by last), and "due"
+_KEY_COLUMNS = "order_id, account, ship_by"
+_SCHEDULE_ORDER = "CASE WHEN ship_by IS NULL THEN 1 ELSE 0 END, ship_by, order_id"
+_DUE = "(next_attempt_at IS NULL OR next_attempt_at <= ?)"
+
+
 def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
@@ -341,54 +347,65 @@ class OrderQueries:
         then by order id; with ``due_before``, only those not deferred past it (as :meth:`orders`);
         with ``accounts``, only theirs; none of ``except_accounts``; at most ``limit``. One query
         that reads an index alone (orders_schedule: migration 19), nothing decrypted: the
-        dispatcher sends it each time a worker comes free.
-
-        With a ``limit``, each state's orders with a ship-by, and those without, are read in the
-        index's own order and only up to the limit, and only those few are sorted: at a peak's
-        start, ten thousand new orders due at once, sorting them all at every read cost more than
-        anything else the dispatcher did."""
+        dispatcher sends it each time a worker comes free, with a limit (:meth:`_schedule_by_state`)."""
         wanted = _values(OrderState, states)
         if wanted is not None and not wanted:
             return []
+        names = None if accounts is None else sorted(set(accounts))
+        if names is not None and not names:
+            return []
+        left_out = sorted(set(except_accounts))
+        if limit is not None and wanted is not None:
+            return self._schedule_by_state(wanted, due_before, names, left_out, int(limit))
         where: list[str] = []
         params: list[Any] = []
+        if wanted is not None:
+            where.append(f"state IN ({_marks(wanted)})")
+            params.extend(wanted)
         if due_before is not None:
-            where.append("(next_attempt_at IS NULL OR next_attempt_at <= ?)")
+            where.append(_DUE)
             params.append(_ts(due_before))
-        if accounts is not None:
-            names = sorted(set(accounts))
-            if not names:
-                return []
+        if names is not None:
             where.append(f"account IN ({_marks(names)})")
             params.extend(names)
-        left_out = sorted(set(except_accounts))
         if left_out:
             where.append(f"account NOT IN ({_marks(left_out)})")
             params.extend(left_out)
-        columns = "order_id, account, ship_by"
-        order = "CASE WHEN ship_by IS NULL THEN 1 ELSE 0 END, ship_by, order_id"
-        if limit is None or wanted is None:
-            if wanted is not None:
-                where.insert(0, f"state IN ({_marks(wanted)})")
-                params[:0] = wanted
-            sql = (f"SELECT {columns} FROM orders" + (" WHERE " + " AND ".join(where) if where else "")
-                   + f" ORDER BY {order}")
-        else:
-            # State by state, with a ship-by and without: each part an equality and a range on the
-            # index's leading columns, so read in its order and cut at the limit (no sort of its own).
-            parts, part_params = [], []
-            for state in wanted:
-                for ship_by, part_order in (("ship_by IS NOT NULL", "ship_by, order_id"),
-                                            ("ship_by IS NULL", "order_id")):
-                    parts.append(f"SELECT * FROM (SELECT {columns} FROM orders WHERE state = ? AND {ship_by}"
-                                 + "".join(f" AND {w}" for w in where)
-                                 + f" ORDER BY {part_order} LIMIT ?) AS part{len(parts)}")
-                    part_params += [state, *params, int(limit)]
-            sql = f"SELECT {columns} FROM ({' UNION ALL '.join(parts)}) AS due ORDER BY {order}"
-            params = part_params
+        sql = (f"SELECT {_KEY_COLUMNS} FROM orders" + (" WHERE " + " AND ".join(where) if where else "")
+               + f" ORDER BY {_SCHEDULE_ORDER}")
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
+        return self._keys(sql, params)
+
+    def _schedule_by_state(self, states: list[str], due_before: datetime | None,
+                           accounts: list[str] | None, left_out: list[str], limit: int) -> list[OrderKey]:
+        """:meth:`schedule` with a limit: state by state, the orders with a ship-by and those without,
+        each part an equality and a range on the index's leading columns, so read in its order and
+        cut at the limit; only the parts' rows are sorted. At a peak's start, ten thousand new
+        orders due at once, sorting them all at every read cost more than anything else the
+        dispatcher did. The account lists are bound once, in a WITH list: repeated in each part, the
+        read of a worker owning a thousand accounts took 54 ms on PostgreSQL against 8.5 ms."""
+        lists, where, params = [], [], []
+        for name, values, test in (("owned", accounts, "IN"), ("left_out", left_out, "NOT IN")):
+            if values:
+                lists.append(f"{name}(account) AS (VALUES {', '.join(['(?)'] * len(values))})")
+                where.append(f"account {test} (SELECT account FROM {name})")
+                params.extend(values)
+        filters = "".join(f" AND {w}" for w in where) + (f" AND {_DUE}" if due_before is not None else "")
+        parts = []
+        for state in states:
+            for ship_by, order in (("ship_by IS NOT NULL", "ship_by, order_id"),
+                                   ("ship_by IS NULL", "order_id")):
+                parts.append(f"SELECT * FROM (SELECT {_KEY_COLUMNS} FROM orders WHERE state = ? AND {ship_by}"
+                             f"{filters} ORDER BY {order} LIMIT ?) AS part{len(parts)}")
+                params += [state, *([_ts(due_before)] if due_before is not None else []), limit]
+        sql = (("WITH " + ", ".join(lists) + " " if lists else "")
+               + f"SELECT {_KEY_COLUMNS} FROM ({' UNION ALL '.join(parts)}) AS due"
+               f" ORDER BY {_SCHEDULE_ORDER} LIMIT ?")
+        return self._keys(sql, [*params, limit])
+
+    def _keys(self, sql: str, params: Sequence[Any]) -> list[OrderKey]:
         rows = self._conn().execute(sql, params).fetchall()
         return [OrderKey(r[0], r[1], parse_iso(r[2]) if r[2] else None) for r in rows]
 
