@@ -347,63 +347,40 @@ class OrderQueries:
         then by order id; with ``due_before``, only those not deferred past it (as :meth:`orders`);
         with ``accounts``, only theirs; none of ``except_accounts``; at most ``limit``. One query
         that reads an index alone (orders_schedule: migration 19), nothing decrypted: the
-        dispatcher sends it each time a worker comes free, with a limit (:meth:`_schedule_by_state`)."""
-        wanted = _values(OrderState, states)
-        if wanted is not None and not wanted:
-            return []
-        names = None if accounts is None else sorted(set(accounts))
-        if names is not None and not names:
-            return []
-        left_out = sorted(set(except_accounts))
-        if limit is not None and wanted is not None:
-            return self._schedule_by_state(wanted, due_before, names, left_out, int(limit))
-        where: list[str] = []
-        params: list[Any] = []
-        if wanted is not None:
-            where.append(f"state IN ({_marks(wanted)})")
-            params.extend(wanted)
-        if due_before is not None:
-            where.append(_DUE)
-            params.append(_ts(due_before))
-        if names is not None:
-            where.append(f"account IN ({_marks(names)})")
-            params.extend(names)
-        if left_out:
-            where.append(f"account NOT IN ({_marks(left_out)})")
-            params.extend(left_out)
-        sql = (f"SELECT {_KEY_COLUMNS} FROM orders" + (" WHERE " + " AND ".join(where) if where else "")
-               + f" ORDER BY {_SCHEDULE_ORDER}")
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        return self._keys(sql, params)
+        dispatcher sends it, with a limit, each time a worker comes free.
 
-    def _schedule_by_state(self, states: list[str], due_before: datetime | None,
-                           accounts: list[str] | None, left_out: list[str], limit: int) -> list[OrderKey]:
-        """:meth:`schedule` with a limit: state by state, the orders with a ship-by and those without,
-        each part an equality and a range on the index's leading columns, so read in its order and
-        cut at the limit; only the parts' rows are sorted. At a peak's start, ten thousand new
+        With a limit, it is read state by state, the orders with a ship-by and those without: each
+        part an equality and a range on the index's leading columns, so read in its order and cut
+        at the limit, and only the parts' rows are sorted. At a peak's start, ten thousand new
         orders due at once, sorting them all at every read cost more than anything else the
-        dispatcher did. The account lists are bound once, in a WITH list: repeated in each part, the
-        read of a worker owning a thousand accounts took 54 ms on PostgreSQL against 8.5 ms."""
-        lists, where, params = [], [], []
-        for name, values, test in (("owned", accounts, "IN"), ("left_out", left_out, "NOT IN")):
+        dispatcher did. The account lists are bound once, in a WITH list: repeated in each part,
+        the read of a worker owning a thousand accounts took 54 ms on PostgreSQL against 8.5 ms."""
+        wanted = _values(OrderState, states)
+        names = None if accounts is None else sorted(set(accounts))
+        if not wanted or names == []:
+            return []
+        lists, where, list_params = [], [], []
+        left_out = sorted(set(except_accounts))
+        for name, values, test in (("owned", names, "IN"), ("left_out", left_out, "NOT IN")):
             if values:
                 lists.append(f"{name}(account) AS (VALUES {', '.join(['(?)'] * len(values))})")
                 where.append(f"account {test} (SELECT account FROM {name})")
-                params.extend(values)
-        filters = "".join(f" AND {w}" for w in where) + (f" AND {_DUE}" if due_before is not None else "")
-        parts = []
-        for state in states:
+                list_params.extend(values)
+        due = [_ts(due_before)] if due_before is not None else []
+        filters = "".join(f" AND {w}" for w in [*where, *([_DUE] if due else [])])
+        head = "WITH " + ", ".join(lists) + " " if lists else ""
+        if limit is None:
+            return self._keys(f"{head}SELECT {_KEY_COLUMNS} FROM orders WHERE state IN ({_marks(wanted)})"
+                              f"{filters} ORDER BY {_SCHEDULE_ORDER}", [*list_params, *wanted, *due])
+        parts, params = [], list(list_params)
+        for state in wanted:
             for ship_by, order in (("ship_by IS NOT NULL", "ship_by, order_id"),
                                    ("ship_by IS NULL", "order_id")):
                 parts.append(f"SELECT * FROM (SELECT {_KEY_COLUMNS} FROM orders WHERE state = ? AND {ship_by}"
                              f"{filters} ORDER BY {order} LIMIT ?) AS part{len(parts)}")
-                params += [state, *([_ts(due_before)] if due_before is not None else []), limit]
-        sql = (("WITH " + ", ".join(lists) + " " if lists else "")
-               + f"SELECT {_KEY_COLUMNS} FROM ({' UNION ALL '.join(parts)}) AS due"
-               f" ORDER BY {_SCHEDULE_ORDER} LIMIT ?")
-        return self._keys(sql, [*params, limit])
+                params += [state, *due, int(limit)]
+        return self._keys(f"{head}SELECT {_KEY_COLUMNS} FROM ({' UNION ALL '.join(parts)}) AS due"
+                          f" ORDER BY {_SCHEDULE_ORDER} LIMIT ?", [*params, int(limit)])
 
     def _keys(self, sql: str, params: Sequence[Any]) -> list[OrderKey]:
         rows = self._conn().execute(sql, params).fetchall()
