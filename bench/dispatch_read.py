@@ -27,13 +27,17 @@ from connector.model import FulfillmentStatus, Money, Order, OrderItem  # noqa: 
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc)
 LIMIT = 8 * 4 + 8  # 8 free workers x the dispatcher's window, plus 8 orders in flight to skip
-# A peak's mixes, by share of the ledger: (state, share, due now?). At its start every order is
-# new and due; midway most wait parked (for a feed, or for their read-back) and a few are due.
+# A peak's mixes, by share of the ledger: (state, share, retry time). An order enters a state
+# without a retry time (None); "passed" is a retry whose time has come, "ahead" one parked to
+# wait (for a feed, for its read-back). At a peak's start every order is new and due; midway
+# most wait parked and a few hundred are due, some of them retries.
 MIXES = {
-    "start": (("NEW", 1.0, True),),
-    "midway": (("NEW", 0.03, True), ("PLANNED", 0.02, True), ("LABELED", 0.35, False),
-               ("CONFIRMING", 0.15, False), ("CONFIRMED", 0.25, False), ("VERIFIED", 0.20, None)),
+    "start": (("NEW", 1.0, None),),
+    "midway": (("NEW", 0.03, None), ("PLANNED", 0.015, None), ("PLANNED", 0.005, "passed"),
+               ("LABELED", 0.35, "ahead"), ("CONFIRMING", 0.15, "ahead"), ("CONFIRMED", 0.25, "ahead"),
+               ("VERIFIED", 0.20, None)),
 }
+RETRY_TIMES = {None: None, "passed": NOW - timedelta(seconds=1), "ahead": NOW + timedelta(minutes=5)}
 
 
 def build(path: Path, orders: int, mix: tuple) -> object:
@@ -48,10 +52,10 @@ def build(path: Path, orders: int, mix: tuple) -> object:
     ids = [f"111-{n:07d}-0000001" for n in range(orders)]
     rng.shuffle(ids)
     conn, start = ledger._conn(), 0
-    for state, share, due in mix:
+    for state, share, retry in mix:
         chunk = ids[start:start + int(share * orders)]
         start += len(chunk)
-        when = None if due is None else (NOW - timedelta(seconds=1) if due else NOW + timedelta(minutes=5))
+        when = RETRY_TIMES[retry]
         with conn:
             conn.executemany("UPDATE orders SET state = ?, next_attempt_at = ? WHERE order_id = ?",
                              [(state, when and when.isoformat(), oid) for oid in chunk])

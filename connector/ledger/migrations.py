@@ -380,6 +380,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX orders_schedule ON orders (state, ship_by, order_id, next_attempt_at, account)",
         "DROP INDEX orders_state_ship_by",
     )),
+    Migration(20, "the dispatcher's read passes over no order waiting for its retry time", (
+        # Midway through a peak most orders wait parked (for a feed, for their read-back) with a
+        # retry time ahead; read by state and ship-by, each read stepped over every one of them.
+        # Led by state and retry time, the orders due without one are read in ship-by order and
+        # the ones whose time has come are a range (ledger.schedule). Same columns as before.
+        "CREATE INDEX orders_due ON orders (state, next_attempt_at, ship_by, order_id, account)",
+        "DROP INDEX orders_schedule",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

@@ -132,6 +132,9 @@ class SqliteLedger(SqlLedger):
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA secure_delete = ON")  # purged bytes are zeroed, not just freed
+            # Sorts in memory: with a file as its temporary store, SQLite 3.40 spent ~35 us on each
+            # sort past the third open in one statement, even an empty one (the dispatcher's read).
+            conn.execute("PRAGMA temp_store = MEMORY")
         except BaseException:
             conn.close()
             raise

@@ -150,6 +150,11 @@ def test_schedule_is_earliest_ship_by_first_without_reading_buyer_data(filled, m
         return sorted(((r.order_id, r.order.account, r.order.ship_by) for r in records),
                       key=lambda k: (k[2] or datetime.max.replace(tzinfo=timezone.utc), k[0]))
 
+    # retries whose time will have come (new, planned, labelled; with a ship-by and without; 0, the
+    # earliest ship-by, among the last to be retried), and one parked past it, beside 20 (due) and
+    # 21 (parked): the limited read's three parts per state
+    for n, hours in ((0, 23), (5, 3), (9, 20), (12, 1), (14, 2), (24, 25), (16, 30)):
+        filled.defer(order(n).order_id, T0 + timedelta(hours=hours), "timeout")
     led = blind(make_store)
     keys = led.schedule(ACTIVE_ORDER_STATES)
     assert [tuple(k) for k in keys] == slow() and len(keys) == 28
@@ -158,6 +163,7 @@ def test_schedule_is_earliest_ship_by_first_without_reading_buyer_data(filled, m
     assert [tuple(k) for k in due] == slow(T0 + timedelta(days=1, hours=1))
     due_ids = {k.order_id for k in due}
     assert order(21).order_id not in due_ids and order(20).order_id in due_ids
+    assert order(16).order_id not in due_ids and {order(n).order_id for n in (0, 5, 9, 12, 14, 24)} <= due_ids
     assert led.schedule([]) == []
     accounts = {k.account for k in keys}
     left_out = sorted(accounts)[0]
@@ -428,9 +434,15 @@ def test_the_dispatchers_read_of_what_is_due_reads_an_index_alone_on_sqlite(fill
     (statement,) = [s for s in sent if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     plan = conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall()
     reads = [r[3] for r in plan if r[3].startswith(("SEARCH", "SCAN orders"))]
-    # each state's part read in the index's order (one state, a range of ship-bys) and cut at the
-    # limit; the one sort is the outer one, of the parts' few rows, not of every due order
-    assert len(reads) == 2 * len(ACTIVE_ORDER_STATES)
-    assert all("COVERING INDEX orders_schedule (state=? AND ship_by" in r for r in reads), reads
-    sorts = [r for r in plan if "TEMP B-TREE" in r[3]]
-    assert len(sorts) == 1 and sorts[0][1] == 0
+    # Per state: the orders without a retry time (with a ship-by, and without) read in the index's
+    # order and cut at the limit, no sort. Then those whose retry time has come, of every state: a
+    # range of retry times per state, sorted. So no parked order (its retry time ahead) is read,
+    # nor every due order sorted. The last sort is the outer one, of the parts' few rows.
+    assert len(reads) == 2 * len(ACTIVE_ORDER_STATES) + 1
+    in_order = [r for r in reads if "next_attempt_at=? AND ship_by" in r]
+    (retries,) = [r for r in reads if "next_attempt_at<?" in r]
+    assert len(in_order) == 2 * len(ACTIVE_ORDER_STATES), reads
+    assert all(r.startswith("SEARCH orders USING COVERING INDEX orders_due (state=? AND next_attempt_at")
+               for r in reads), reads
+    sorted_parts = {r[1] for r in plan if "TEMP B-TREE" in r[3]}
+    assert sorted_parts == {0} | {r[1] for r in plan if "next_attempt_at<?" in r[3]}
