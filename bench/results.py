@@ -37,6 +37,7 @@ class Figure:
     note: str = ""                 # what else a reader needs (partial run, reason not available)
     lower_bound: bool = False      # the run stopped at a cap: the true value is at least `measured`
     details: dict[str, Any] = field(default_factory=dict)
+    measured_in: str = ""          # kept from an earlier run: its date and commit ("": this run)
 
     @property
     def ratio(self) -> float | None:
@@ -59,18 +60,23 @@ class Figure:
         return data
 
 
-def previous(keep_out: set[str]) -> tuple[list[Figure], dict[str, Any]]:
+def previous(keep_out: set[str]) -> list[Figure]:
     """The figures of the last run's latest.json, but those in ``keep_out`` (a partial run keeps the
-    rest of the table), and when and on what that run measured them."""
+    rest of the table), each saying which run measured it: partial runs in a row keep figures
+    of several."""
     try:
         data = json.loads((RESULTS / "latest.json").read_text(encoding="utf-8"))
+        # the run's own figures came from it; a file from before figures said which run measured
+        # them names one run for all it kept ("kept_from")
+        run = data["machine"].get("kept_from") or data["machine"]
+        last_run = f"{run['date']} at commit {run['commit']}"
         figures = [Figure(**{k: v for k, v in f.items() if k not in ("ratio", "verdict")})
                    for f in data["figures"] if f["key"] not in keep_out]
-        machine = data["machine"]
-        origin = machine.get("kept_from") or {"date": machine["date"], "commit": machine["commit"]}
     except (OSError, ValueError, KeyError, TypeError):
-        return [], {}
-    return figures, origin if figures else {}
+        return []
+    for f in figures:
+        f.measured_in = f.measured_in or last_run
+    return figures
 
 
 def unavailable(key: str, title: str, bound: float, direction: str, unit: str, reason: str,
@@ -122,11 +128,10 @@ def _cells(f: Figure) -> list[str]:
 
 
 def _kept(meta: dict[str, Any]) -> str:
-    origin = meta.get("kept_from")
-    if not origin:
+    if not meta.get("kept"):
         return ""
-    return (f" It measured only {', '.join(meta['steps'])}; the other figures are those of the run of "
-            f"{origin['date']} at commit {origin['commit']}.")
+    return (f" It measured only {', '.join(meta['steps'])}; each other figure says below which run "
+            "measured it.")
 
 
 def markdown(figures: list[Figure], meta: dict[str, Any]) -> str:
@@ -141,7 +146,8 @@ def markdown(figures: list[Figure], meta: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(f)) + " |" for f in figures]
     lines += ["", "How each was measured:", ""]
     for f in figures:
-        text = f.how + (f" {f.note}" if f.note else "")
+        text = (f.how + (f" {f.note}" if f.note else "")
+                + (f" (Kept from the run of {f.measured_in}.)" if f.measured_in else ""))
         lines.append(f"- *{f.title}*: {text.strip()}")
     return "\n".join(lines) + "\n"
 

@@ -77,9 +77,8 @@ def main() -> None:
             print(f"[bench]   {f.title}: {f.measured} {f.unit} (bound {f.bound}) -- {f.verdict}", flush=True)
         figures.extend(got)
         if args.only:  # a partial run keeps the other figures of the last run, and says so
-            kept, origin = results.previous({f.key for f in figures})
-            if origin:
-                meta["kept_from"] = origin
+            kept = results.previous({f.key for f in figures})
+            meta["kept"] = bool(kept)
         table = sorted(figures + kept, key=lambda f: ORDER.index(f.key) if f.key in ORDER else len(ORDER))
         meta["total_seconds"] = round(time.monotonic() - started)
         meta.setdefault("step_seconds", {})[name] = round(time.monotonic() - step_started)
