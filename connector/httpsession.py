@@ -10,6 +10,9 @@ The same goes for ``~/.netrc``: ``requests`` looks for it (two files) on every r
 credentials of its own, about a sixth of the client's CPU per call. Its answer for a host is read
 once and reused; a ``.netrc`` edited while the daemon runs is read at its next start.
 
+Answers' headers are read by :mod:`connector.httpheaders` (installed by the first session): the
+standard library's parser for them was about a tenth of the daemon's CPU.
+
 A sandbox run's sessions (``loopback_only``) refuse every host off this machine
 (connector/sandbox/loopback.py; the check is here, so that the daemon imports no sandbox code).
 """
@@ -22,6 +25,8 @@ import requests
 from requests.auth import AuthBase
 from requests.utils import get_auth_from_url, get_netrc_auth
 
+from . import httpheaders
+
 _MAX_ENTRIES = 256  # hosts x settings; beyond that, the environment is read per call as before
 
 
@@ -30,6 +35,7 @@ class Session(requests.Session):
 
     def __init__(self, *, loopback_only: bool = False) -> None:
         super().__init__()
+        httpheaders.install()
         self.loopback_only = loopback_only
         self._environment: dict[Any, dict[str, Any]] = {}
         self._netrc: dict[tuple[str, str], Any] = {}  # (scheme, host) -> its .netrc credentials
