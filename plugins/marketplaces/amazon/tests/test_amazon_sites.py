@@ -80,6 +80,19 @@ def test_a_broken_data_file_names_the_site_and_field(tmp_path: Path) -> None:
     assert "sites.DE.vtr_exclusion_below" in message and "sites.JP" in message and "buy_shipping" in message
 
 
+def test_the_packaged_file_reads_as_pure_python_yaml_reads_it() -> None:
+    data = yaml.safe_load(DATA.read_text(encoding="utf-8"))  # PyYAML's own parser
+    expected = [SiteRules.from_mapping(site, fields) for site, fields in data["sites"].items()]
+    assert load_site_rules() == expected
+
+
+def test_a_data_file_that_is_no_yaml_says_so(tmp_path: Path) -> None:
+    bad = tmp_path / "sites.yaml"
+    bad.write_text("sites:\n  DE: [unclosed\n", encoding="utf-8")
+    with pytest.raises(RulesError, match=r"(?s)sites\.yaml: YAML syntax error: .*line 2"):
+        load_site_rules(bad)
+
+
 def test_buy_shipping_sites_and_caps(rules: dict[str, SiteRules]) -> None:
     assert {s for s, r in rules.items() if r.buy_shipping} == BUY_SHIPPING
     caps = {s: r.buy_shipping_cap for s, r in rules.items() if r.buy_shipping_cap}
