@@ -10,8 +10,8 @@ The same goes for ``~/.netrc``: ``requests`` looks for it (two files) on every r
 credentials of its own, about a sixth of the client's CPU per call. Its answer for a host is read
 once and reused; a ``.netrc`` edited while the daemon runs is read at its next start.
 
-Answers' headers are read by :mod:`connector.httpheaders` (installed by the first session): the
-standard library's parser for them was about a tenth of the daemon's CPU.
+Answers' headers are read by :mod:`connector.httpheaders` (installed by the first session), not by
+the ``email`` package's general parser the standard library hands them to.
 
 A sandbox run's sessions (``loopback_only``) refuse every host off this machine
 (connector/sandbox/loopback.py; the check is here, so that the daemon imports no sandbox code).
