@@ -21,7 +21,7 @@ from ..ledger import OrderRecord, OrderState, Package, PackageChange, PackageSta
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .crashpoints import crashpoint
-from .feeds import accepted_by_feed, in_open_feed, leaves_to_feed, park_for_feed
+from .feeds import accepted_by_feed, in_open_feed, leaves_to_feed, rest_in_feed
 from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
 from .verify import confirms_itself, read_back, verify_if_shown
@@ -71,7 +71,7 @@ def confirm_lane(rt: Runtime, account: str) -> Lane | None:
 def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     order = record.order
     if in_open_feed(rt, package):  # a feed holds the claim: its processing report decides
-        park_for_feed(rt, order.order_id)
+        rest_in_feed(rt, order.order_id)
         return Outcome.REST
     if package.state == PackageState.CONFIRMING:
         _still_as_read(rt, package)

@@ -64,6 +64,12 @@ log = logging.getLogger("connector.engine")
 
 # Orders that still need a confirmation (those upstream will be LABELED within the pass).
 BACKLOG_STATES = (OrderState.NEW, OrderState.PLANNED, OrderState.LABEL_CLAIMED, OrderState.LABELED)
+# How long an order whose package is in an open feed rests. The feed's end (its report applied, the
+# feed given up or cancelled) moves every member on in one transaction, and that makes its order due
+# at once: looking at the order meanwhile would only find the feed still open. So this is a safety
+# net, not the way it wakes (a feed can stay open for hours: at the old 60 s, each of a 5,000-row
+# feed's orders was driven again every minute).
+IN_FEED_REST = timedelta(minutes=10)
 
 
 @dataclass
@@ -121,9 +127,16 @@ def leaves_to_feed(rt: Runtime, order: Order, package: Package) -> bool:
 
 
 def park_for_feed(rt: Runtime, order_id: str) -> None:
-    """Leave the order until about the next feeds pass, so the dispatcher does not spin on it."""
+    """Leave the LABELED order until about the next feeds pass, so the dispatcher does not spin on
+    it (the feed claims it whether due or not; if the account stops confirming by feed meanwhile,
+    confirmShipment takes it when it is due again)."""
     park = max(5.0, min(rt.config.amazon.feeds.batch_wait_seconds, 60.0))
     rt.ledger.park_for_feed(order_id, utcnow() + timedelta(seconds=park))
+
+
+def rest_in_feed(rt: Runtime, order_id: str) -> None:
+    """Leave the order whose package an open feed holds until the feed ends (:data:`IN_FEED_REST`)."""
+    rt.ledger.park_for_feed(order_id, utcnow() + IN_FEED_REST)
 
 
 def in_open_feed(rt: Runtime, package: Package) -> bool:
@@ -205,6 +218,7 @@ def confirm_by_feed(rt: Runtime, account: Account) -> int:
         [marketplace],
         [(package, len(package.items)) for _, package in batch],
         shipped_at=utcnow(),
+        members_rest=IN_FEED_REST,
     )
     if not feed_row_id:
         return moved

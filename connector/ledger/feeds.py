@@ -113,15 +113,20 @@ class FeedStore:
         packages: Sequence[tuple[Package, int]],
         *,
         shipped_at: datetime,
+        members_rest: timedelta | None = None,
     ) -> tuple[int, list[FeedMember]]:
         """Claim ``packages`` ((package, number of document rows it needs), in document order) for a
         new feed, in one transaction: each package still LABELED whose order is LABELED moves to
         CONFIRMING (its ship date kept, or set to ``shipped_at``; a confirmation attempt counted) and
-        becomes a member. Returns (feed row id, members); (0, []) when none could be claimed."""
+        becomes a member. With ``members_rest``, the members' orders are due only that long after
+        the claim (the feed's end makes them due). Returns (feed row id, members); (0, []) when none
+        could be claimed."""
         if not packages:
             return 0, []
         with self._write() as conn:
-            now = self._now()
+            at = self._clock()
+            now = _ts(at)
+            rest_until = _ts(at + members_rest) if members_rest else None
             feed_row = conn.execute(
                 "INSERT INTO feeds (account, feed_type, marketplace_ids, state, created_at)"
                 " VALUES (?, ?, ?, 'CLAIMED', ?) RETURNING id",
@@ -163,7 +168,7 @@ class FeedStore:
                     f"package {package.package_ref}; claimed for feed {feed_row_id}",
                 )
                 self._move_order_with_package(
-                    conn, package.order_id, package.package_ref, OrderState.CONFIRMING, now
+                    conn, package.order_id, package.package_ref, OrderState.CONFIRMING, now, rest_until
                 )
                 conn.execute(
                     "INSERT INTO feed_packages (feed_row_id, package_id, first_row, last_row)"

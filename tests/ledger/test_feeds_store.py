@@ -142,6 +142,25 @@ def test_orders_confirmed_by_a_feed_rest_for_the_verify_grace_the_others_are_due
     assert [k.order_id for k in later] == [a.order_id]
 
 
+def test_a_feeds_members_rest_from_the_claim_until_the_feed_ends(ledger):
+    """Claimed with a rest, a member's order is not due while its feed is open (looking at it would
+    only find the feed still open); the feed's end makes each member due at once."""
+    a, b = (labeled(ledger, f"111-0000000-000003{n}") for n in range(2))
+    claimed = datetime.now(timezone.utc)
+    feed_row, _ = ledger.claim_feed("acme", "POST_FLAT_FILE_FULFILLMENT_DATA", ["ATVPDKIKX0DER"],
+                                    [(a, 1), (b, 1)], shipped_at=SHIP, members_rest=timedelta(minutes=10))
+    confirming = [OrderState.CONFIRMING]
+    assert ledger.schedule(confirming, due_before=claimed + timedelta(minutes=9)) == []
+    later = ledger.schedule(confirming, due_before=claimed + timedelta(minutes=11))
+    assert sorted(k.order_id for k in later) == [a.order_id, b.order_id]
+    ledger.settle_feed(feed_row, [FeedOutcome(a.id, "retry", "record 1: transient"),
+                                  FeedOutcome(b.id, "rejected", "record 2: no such order item",
+                                                          "amazon_rejected", "refused in the feed")])
+    due = ledger.schedule([OrderState.LABELED], due_before=datetime.now(timezone.utc))
+    assert [k.order_id for k in due] == [a.order_id]  # b is held: a hold is never due
+    assert ledger.get_order(b.order_id).state is OrderState.HELD
+
+
 def test_a_parked_order_waits_until_its_time_and_a_state_change_wakes_it(ledger):
     """LABELED orders waiting for a feed and CONFIRMING ones a feed holds are parked (not due);
     other states are not touched; the next state change clears the park."""
