@@ -31,7 +31,7 @@ _STANDARD = http.client.parse_headers  # the standard library's own (tests compa
 # ':' and space, then a value (its leading blanks dropped, the rest kept), no CR or LF inside it.
 _FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
 # Content types the email parser reads a body for (parts, an attached message): never here.
-_PARSED_BODY = re.compile(rb"\s*(multipart|message)/", re.IGNORECASE)
+_PARSED_BODY = ("multipart/", "message/")
 
 
 def parse_headers(fp: BinaryIO, _class: type = http.client.HTTPMessage) -> Any:
@@ -42,10 +42,11 @@ def parse_headers(fp: BinaryIO, _class: type = http.client.HTTPMessage) -> Any:
         found = _FIELD.fullmatch(line)
         if found is None:
             return _parsed_as_standard(lines, _class)
-        name, value = found.groups()
-        if name.lower() == b"content-type" and _PARSED_BODY.match(value):
+        name, value = (part.decode("iso-8859-1") for part in found.groups())
+        # the type as the email parser reads it: Python's whitespace (\x1c, \x85, \xa0 too) stripped
+        if name.lower() == "content-type" and value.lstrip().lower().startswith(_PARSED_BODY):
             return _parsed_as_standard(lines, _class)
-        fields.append((name.decode("iso-8859-1"), value.decode("iso-8859-1")))
+        fields.append((name, value))
     message = _class()
     for name, value in fields:
         message.set_raw(name, value)

@@ -46,7 +46,8 @@ _NAME = st.sampled_from([b"Content-Type", b"content-length", b"X-Amzn-RequestId"
                          b"a", b"X_Weird!#~", b"", b" Lead", b"Trail ", b"Na me", b"\xe9t\xe9"])
 _VALUE = st.one_of(
     st.sampled_from([b"application/json", b"multipart/mixed; boundary=x", b"message/rfc822",
-                     b" MULTIPART/alternative", b"text/plain; charset=utf-8", b"", b"  \t", b"x: y",
+                     b" MULTIPART/alternative", b"\x1cmultipart/mixed", b"\x85message/rfc822",
+                     b"\xa0Multipart/x", b"text/plain; charset=utf-8", b"", b"  \t", b"x: y",
                      b"caf\xe9", b"a\rb", b"trailing  "]),
     st.binary(max_size=12))
 _LINE = st.one_of(
@@ -63,6 +64,9 @@ _LINE = st.one_of(
 @example(lines=[AMAZON_LIKE], end=b"", body=b"")
 @example(lines=[b"Content-Type: multipart/mixed; boundary=x\r\n"], end=b"\r\n", body=b"")
 @example(lines=[b"Content-Type: message/rfc822\r\n"], end=b"\r\n", body=b"")
+@example(lines=[b"Content-Type: \x1cmultipart/mixed; boundary=x\r\n"], end=b"\r\n",
+         body=b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x--\r\n")
+@example(lines=[b"Content-Type:\xa0message/rfc822\r\n"], end=b"\r\n", body=b"")
 @example(lines=[b"X-Last: no line end"], end=b"", body=b"")
 @example(lines=[b"From nobody\r\n", b"A: b\r\n"], end=b"\r\n", body=b"")
 @example(lines=[b"A: one\r\n", b" two\r\n"], end=b"\r\n", body=b"")
