@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -12,8 +13,10 @@ from connector.amazon.errors import AuthError, TransientError
 from connector.amazon.feeds import FeedsClient
 from connector.engine import feeds as feeds_mod
 from connector.engine.loop import drive
+from connector.engine.outcome import Outcome
 from connector.engine.steer import hold_order, void_order
 from connector.ledger import OrderState, PackageState
+from connector.model import utcnow
 
 from ..e2e.helpers import advance, feeds_config, ingest_all
 
@@ -85,6 +88,26 @@ def test_a_package_voided_or_held_before_its_feed_is_submitted_is_left_out_of_it
         assert (record.state, record.hold_reason, record.held_from) == (
             OrderState.HELD, "manual", OrderState.LABELED)
         assert rt.ledger.get_package(held.id).state is PackageState.LABELED
+    finally:
+        rt.close()
+
+
+def test_a_feeds_members_are_not_looked_at_until_the_feed_ends(world):
+    """Claimed for a feed, the orders rest (the feed's end wakes them): a look while the feed is
+    open finds it open and rests the order again, for as long; the feed's end moves them all."""
+    w, rt = labeled_world(world)
+    try:
+        feeds_mod.run_feeds(rt)
+        members = [r.order_id for r in rt.ledger.orders([OrderState.CONFIRMING])]
+        assert members and rt.ledger.feeds("demo-na", open_only=True)
+        almost = utcnow() + feeds_mod.IN_FEED_REST - timedelta(seconds=5)
+        assert rt.ledger.schedule([OrderState.CONFIRMING], due_before=almost) == []
+        assert drive(rt, members[0], lambda: False, 1) is Outcome.REST  # looked at anyway
+        assert rt.ledger.get_order(members[0]).next_attempt_at > utcnow() + feeds_mod.IN_FEED_REST \
+            - timedelta(seconds=5)
+        assert members[0] not in w.state("spapi")["confirmations"]
+        next_report(w, rt)  # settles the feed (and may claim the next marketplace's orders)
+        assert {rt.ledger.get_order(o).state for o in members}.isdisjoint({OrderState.CONFIRMING})
     finally:
         rt.close()
 
