@@ -1,8 +1,13 @@
 """connector.sandbox.schemas: Amazon's vendored models as request/response validators."""
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.sandbox import schemas
 from connector.sandbox.schemas import static_sandbox_pairs, validate_request, validate_response
 
 VALID_CONFIRM = {
@@ -152,3 +157,89 @@ def test_date_time_format_is_checked_leniently():
     for bad in ("02/21/2022", "2026-01-02 at noon", "yesterday"):
         body = {"marketplaceId": "X", "packageDetail": dict(VALID_CONFIRM["packageDetail"], shipDate=bad)}
         assert validate_request("confirmShipment", path_params={"orderId": "1"}, body=body), bad
+
+
+# -- the compiled check agrees with the full one ----------------------------------------------
+
+_JSON_SCALARS = (st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, 1.0, 2.5, -1.0])
+                 | st.sampled_from(["", "1", "X", "UNSHIPPED", "Unshipped", "SHIPPED", "AMAZON",
+                                    "2026-01-02T03:04:05Z", "2026-01-02", "02/21/2022", "ATVPDKIKX0DER"])
+                 | st.text(max_size=5))
+_JSON = st.recursive(_JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+
+
+def _seeds():
+    """Valid instances of each schema the emulator checks: (model, pointer, strict, instance)."""
+    seeds = []
+    for operation in ("searchOrders", "getOrder", "confirmShipment"):
+        op = schemas._operation(operation)
+        for pair in static_sandbox_pairs(operation):
+            key = str(pair["status"]) if str(pair["status"]) in op.responses else "default"
+            if pair["response"] is not None:
+                seeds.append((op.model, schemas._pointer("operations", operation, "responses", key), True,
+                              pair["response"]))
+            if pair["body"] is not None and pair["status"] in (200, 204):
+                seeds.append((op.model, schemas._pointer("operations", operation, "body"), False,
+                              pair["body"]))
+    op = schemas._operation("getOrder")
+    seeds.append((op.model, schemas._pointer("operations", "getOrder", "responses", "200"), True,
+                  {"order": _order()}))
+    return seeds
+
+
+SEEDS = _seeds()
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _paths(value, (*prefix, i))
+
+
+def _mutated(instance, path, how, value):
+    """``instance`` with the node at ``path`` replaced by ``value``, deleted, or given a key."""
+    copy_ = json.loads(json.dumps(instance))
+    if not path:
+        return value if how == "replace" else copy_
+    parent = copy_
+    for step in path[:-1]:
+        parent = parent[step]
+    last = path[-1]
+    if how == "replace":
+        parent[last] = value
+    elif how == "delete":
+        del parent[last]
+    elif isinstance(parent[last], dict):
+        parent[last]["undeclaredField"] = value
+    return copy_
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.data())
+def test_the_compiled_check_agrees_with_the_full_one(data):
+    model, pointer, strict, valid = data.draw(st.sampled_from(SEEDS))
+    instance = valid
+    for _ in range(data.draw(st.integers(1, 2))):
+        path = data.draw(st.sampled_from(list(_paths(instance))))
+        instance = _mutated(instance, path, data.draw(st.sampled_from(["replace", "delete", "add"])),
+                            data.draw(_JSON))
+    full = not any(True for _ in schemas._validator(model, pointer, strict).iter_errors(instance))
+    assert schemas._compiled(model, pointer, strict).is_valid(instance) is full, instance
+
+
+@pytest.mark.parametrize("instance", [
+    {"order": _order(orderItems=[{"orderItemId": "1", "quantityOrdered": 1.0, "product": {}}])},
+    {"order": _order(orderItems=[{"orderItemId": "1", "quantityOrdered": True, "product": {}}])},
+    {"order": _order(createdTime="02/21/2022")},
+    {"order": _order(createdTime=None)},
+])
+def test_what_the_full_check_refuses_the_compiled_one_refuses(instance):
+    op = schemas._operation("getOrder")
+    pointer = schemas._pointer("operations", "getOrder", "responses", "200")
+    assert validate_response("getOrder", 200, instance)
+    assert not schemas._compiled(op.model, pointer, True).is_valid(instance)
