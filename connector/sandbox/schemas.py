@@ -16,8 +16,8 @@ with :func:`register_model`.
 * Most instances are valid, and :mod:`jsonschema`'s reference resolution made the check the
   emulators' largest cost (over half their CPU in a benchmark run, ~1.5 ms a body). So each
   instance is checked first by the same schema compiled (``jsonschema_rs``: same draft, same
-  formats, ~70 times faster), which only says yes or no; :mod:`jsonschema` walks the instance only when it
-  says no, to name every problem. A test compares the two over mutated instances.
+  formats, ~70 times faster), which only says yes or no; :mod:`jsonschema` walks the instance
+  only when it says no, to name every problem. A test compares the two over mutated instances.
 * ``format: date-time`` / ``date`` are checked leniently (ISO 8601 shape, any offset, optional
   fraction); other formats are not checked.
 * Responses are validated strictly: an object property the model does not declare is reported
