@@ -11,6 +11,10 @@ seconds were those orders waiting, whatever the number of workers. Throughput: o
 seconds until every order is at rest. The figure is throughput with 3 workers / throughput with 1,
 each the median of ``RUNS`` runs made alternately (1, 3, 1, 3, ...): a run of this size lasts
 10 to 20 s, and on a shared 2-core machine one run alone moved the ratio between 1.2 and 1.5.
+Beside the figure, each run's flow: orders at rest per second from the look that found a tenth of
+them at rest to the one that found nine tenths (the ledger is read every quarter second). It
+leaves out each worker's start and the tail of late tracking numbers, which last as long whatever
+the number of workers, so the ratio of the flows says how far the worker set itself scaled.
 
 Reports "not available" while ``connector.ledger.open_ledger`` refuses a ``postgresql://`` URL or
 the server is not there.
@@ -24,6 +28,7 @@ import json
 import os
 import resource
 import statistics
+import time
 import urllib.parse
 from typing import Any
 
@@ -46,6 +51,7 @@ ADMIN_URL = os.environ.get("MFN_BENCH_POSTGRES_URL", "postgresql://postgres@127.
 ACCOUNTS = tuple(f"bench-{n}" for n in range(1, 7))
 RETRY_DELAY_S = 1.0  # a look again at a late tracking number is waiting, not work: see above
 RUNS = 3  # of each worker count, alternately; the figure takes the medians
+LOOK_EVERY_S = 0.25  # how often the ledger is read for orders at rest (the flow's resolution)
 GROWTH = 1.5  # 3 workers against 1: the throughput must grow at least this much
 TITLE = "accounts per worker set: throughput of 3 workers vs 1 on one PostgreSQL"
 
@@ -110,15 +116,17 @@ def throughput(workers: int, orders: int, *, cap: float) -> dict[str, Any]:
             children = [Child([*CLI, "--config", str(config_path), "run"], env=sandbox.env)
                         for _ in range(workers)]
             counts: dict[str, int] = {}
+            settled: list[tuple[float, int]] = []  # (monotonic time, orders at rest) at each look
 
             def done() -> bool:
                 counts.clear()
                 counts.update(ledger.counts())
+                settled.append((time.monotonic(), sum(counts.values()) - active_count(counts)))
                 return sum(counts.values()) >= expected and active_count(counts) == 0
 
             served, host = _own_cpu(), _host_busy()
             try:
-                seconds = watch(children, done, cap=cap, every=0.5)
+                seconds = watch(children, done, cap=cap, every=LOOK_EVERY_S)
             finally:
                 served = _own_cpu() - served  # the emulators (and this watcher) in this process
                 host = _host_busy() - host
@@ -133,9 +141,22 @@ def throughput(workers: int, orders: int, *, cap: float) -> dict[str, Any]:
                 "cpu_seconds": round(sum(u.cpu for u in usages), 1), "throttled": throttled,
                 "emulator_cpu_share": round(served / wall, 2),
                 "host_busy_share": round(host / wall / (os.cpu_count() or 1), 2),
-                "orders_confirmed_twice": twice, "states": dict(counts)}
+                "flow_per_second": _flow(settled), "orders_confirmed_twice": twice, "states": dict(counts)}
     finally:
         database.drop()
+
+
+def _flow(settled: list[tuple[float, int]]) -> float | None:
+    """Orders come to rest per second while the backlog flows: from the first look that found a
+    tenth of them at rest to the first that found nine tenths. Unlike the whole run's throughput,
+    it leaves out the workers' start and the tail of late tracking numbers, which last as long
+    whatever the number of workers."""
+    final = settled[-1][1] if settled else 0
+    tenth = next((s for s in settled if s[1] >= final * 0.1), None)
+    nine_tenths = next((s for s in settled if s[1] >= final * 0.9), None)
+    if tenth is None or nine_tenths is None or nine_tenths[0] <= tenth[0]:
+        return None
+    return round((nine_tenths[1] - tenth[1]) / (nine_tenths[0] - tenth[0]), 1)
 
 
 def _short_retries(data: dict[str, Any]) -> None:
@@ -185,7 +206,9 @@ def measure(orders: int = 100, *, cap: float = 600) -> list[Figure]:
                        f"configuration and a fresh PostgreSQL database; {RUNS} runs of each, alternately, "
                        f"and the medians: 1 worker {one['per_second']}/s ({one['seconds']} s, of "
                        f"{_walls(ones)}), 3 workers {three['per_second']}/s ({three['seconds']} s, of "
-                       f"{_walls(threes)}). In those median runs the "
+                       f"{_walls(threes)}). While the backlog flowed (a tenth to nine tenths of the "
+                       f"orders at rest) 1 worker settled {_flows(ones)} orders/s and 3 workers "
+                       f"{_flows(threes)}: {_flow_ratio(ones, threes)}. In those median runs the "
                        f"emulators, one Python process, used {one['emulator_cpu_share']:.0%} and "
                        f"{three['emulator_cpu_share']:.0%} of a core meanwhile; the workers "
                        f"{one['cpu_seconds']} s and {three['cpu_seconds']} s of CPU; the host's "
@@ -199,6 +222,19 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run whose throughput is the median (an odd number of runs)."""
     middle = statistics.median_low(run["per_second"] for run in runs)
     return next(run for run in runs if run["per_second"] == middle)
+
+
+def _flows(runs: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{run['flow_per_second']}" for run in runs)
+
+
+def _flow_ratio(ones: list[dict[str, Any]], threes: list[dict[str, Any]]) -> str:
+    """The median flows' ratio, as words (a run too short to sample has no flow)."""
+    one = [r["flow_per_second"] for r in ones if r["flow_per_second"]]
+    three = [r["flow_per_second"] for r in threes if r["flow_per_second"]]
+    if not one or not three:
+        return "too short a flow to sample"
+    return f"{statistics.median(three) / statistics.median(one):.2f} x, medians against medians"
 
 
 def _walls(runs: list[dict[str, Any]]) -> str:
