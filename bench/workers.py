@@ -205,10 +205,11 @@ def measure(orders: int = 100, *, cap: float = 600) -> list[Figure]:
                        f"`mfn-connector run` process on the same "
                        f"configuration and a fresh PostgreSQL database; {RUNS} runs of each, alternately, "
                        f"and the medians: 1 worker {one['per_second']}/s ({one['seconds']} s, of "
-                       f"{_walls(ones)}), 3 workers {three['per_second']}/s ({three['seconds']} s, of "
-                       f"{_walls(threes)}). While the backlog flowed (a tenth to nine tenths of the "
-                       f"orders at rest) 1 worker settled {_flows(ones)} orders/s and 3 workers "
-                       f"{_flows(threes)}: {_flow_ratio(ones, threes)}. In those median runs the "
+                       f"{_each(ones, 'seconds')}), 3 workers {three['per_second']}/s ({three['seconds']} s, "
+                       f"of {_each(threes, 'seconds')}). While the backlog flowed (a tenth to nine tenths "
+                       f"of the orders at rest) 1 worker settled {_each(ones, 'flow_per_second')} orders/s "
+                       f"and 3 workers {_each(threes, 'flow_per_second')}: {_flow_ratio(ones, threes)}. "
+                       f"In those median runs the "
                        f"emulators, one Python process, used {one['emulator_cpu_share']:.0%} and "
                        f"{three['emulator_cpu_share']:.0%} of a core meanwhile; the workers "
                        f"{one['cpu_seconds']} s and {three['cpu_seconds']} s of CPU; the host's "
@@ -224,10 +225,6 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return next(run for run in runs if run["per_second"] == middle)
 
 
-def _flows(runs: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{run['flow_per_second']}" for run in runs)
-
-
 def _flow_ratio(ones: list[dict[str, Any]], threes: list[dict[str, Any]]) -> str:
     """The median flows' ratio, as words (a run too short to sample has no flow)."""
     one = [r["flow_per_second"] for r in ones if r["flow_per_second"]]
@@ -237,8 +234,9 @@ def _flow_ratio(ones: list[dict[str, Any]], threes: list[dict[str, Any]]) -> str
     return f"{statistics.median(three) / statistics.median(one):.2f} x, medians against medians"
 
 
-def _walls(runs: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{run['seconds']}" for run in runs)
+def _each(runs: list[dict[str, Any]], key: str) -> str:
+    """One value of every run, in the order they ran ("9.1, 9.0, 10.1")."""
+    return ", ".join(f"{run[key]}" for run in runs)
 
 
 def main() -> None:
