@@ -24,12 +24,13 @@ and its order is held (``amazon_rejected``, the report's error in the message), 
 confirmShipment is; an error code listed in ``retry_error_codes`` sends it back to LABELED to be
 tried again. Where the outcome is unknown -- a FATAL feed, a feed without a report, a package
 the report does not mention, a refusal saying it is shipped already, any refusal in a feed that
-was submitted again after a createFeed whose answer was lost -- the package is CONFIRMED and the
-verify step decides: shown on the order -> VERIFIED; not shown -> sent again, a bounded number
-of times, through confirmShipment (which refuses to ship more than is left). A feed Amazon has not
-finished ``max_processing_seconds`` after its createFeed is given up (:func:`_overdue`): cancelled
-first while it is still IN_QUEUE (its packages back to LABELED once getFeed shows it CANCELLED),
-otherwise its outcome is unknown.
+was submitted again after a createFeed whose answer was lost, or such a feed ending CANCELLED (the
+earlier one may have been processed) -- the package is CONFIRMED and the verify step decides:
+shown on the order -> VERIFIED; not shown -> sent again, a bounded number of times, through
+confirmShipment (which refuses to ship more than is left). A feed Amazon has not finished
+``max_processing_seconds`` after its createFeed is given up (:func:`_overdue`): cancelled first
+while it is still IN_QUEUE (its packages back to LABELED once getFeed shows it CANCELLED, read
+back if it was submitted again), otherwise its outcome is unknown.
 """
 
 from __future__ import annotations
@@ -644,7 +645,13 @@ def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingRe
     settings = rt.config.amazon.feeds
     members = [m for m in rt.ledger.feed_members(feed.id) if not m.result]  # not left out before submission
     outcomes: list[FeedOutcome] = []
-    if processing == "CANCELLED":  # nothing was processed
+    if processing == "CANCELLED" and feed.attempts > 1:
+        # nothing of this feed was processed, but it was submitted again after a createFeed whose
+        # answer was lost: that other feed, with the same lines, may have been; read them back
+        why = (f"feed {feed.feed_id} was cancelled, but an earlier createFeed of its lines may have gone "
+               "through; reading the order back")
+        outcomes = [FeedOutcome(m.package_id, "unknown", why) for m in members]
+    elif processing == "CANCELLED":  # nothing was processed
         outcomes = [FeedOutcome(m.package_id, "retry", f"feed {feed.feed_id} was cancelled") for m in members]
     elif report is None:
         why = f"feed {feed.feed_id} ended {processing} without a readable report; reading the order back"

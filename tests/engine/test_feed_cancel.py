@@ -204,3 +204,57 @@ def test_killed_between_the_cancel_and_the_settle_then_restarted(world):
             assert confirmation["accepted"] == 1, order_id
     finally:
         ledger.close()
+
+
+@pytest.mark.usefixtures("daemon_clock")
+def test_a_cancelled_feed_submitted_again_after_a_lost_create_feed_answer_is_read_back(world, monkeypatch):
+    """createFeed went through but its answer was lost, so the feed was submitted again: two feeds
+    on Amazon carry its lines, and the ledger follows only the second. That one is cancelled (given
+    up IN_QUEUE) while the first is processed after all: the CANCELLED status says nothing of the
+    first, so its packages are read back (shown: verified), not sent again by confirmShipment."""
+    from connector.amazon.errors import TransientError
+
+    w = world(_config(in_queue_seconds=10 ** 8))  # Amazon starts neither feed for now
+    real = FeedsClient.create_feed
+    lost: list[str] = []
+
+    def answer_lost(self, *args, **kwargs):
+        feed_id = real(self, *args, **kwargs)
+        if not lost:  # the first createFeed of the test: created on Amazon, its answer lost
+            lost.append(feed_id)
+            raise TransientError("no answer: ReadTimeout", operation="createFeed", ambiguous=True)
+        return feed_id
+
+    monkeypatch.setattr(FeedsClient, "create_feed", answer_lost)
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+        for record in rt.ledger.orders([OrderState.NEW]):
+            drive(rt, record.order_id, lambda: False)
+        feeds_mod.run_feeds(rt)
+        (twice,) = [f for f in rt.ledger.feeds() if f.state == "UPLOADED"]
+        feeds_mod.run_feeds(rt)  # submitted again: a second feed on Amazon with the same lines
+        twice = rt.ledger.get_feed_record(twice.id)
+        assert twice.state == "SUBMITTED" and twice.attempts == 2 and twice.feed_id != lost[0]
+        ours = {rt.ledger.get_package(m.package_id).order_id for m in rt.ledger.feed_members(twice.id)}
+
+        advance(w, EIGHT_HOURS)
+        _next_poll(rt)  # overdue while IN_QUEUE: the followed feed is cancelled
+        assert w.state("spapi")["feeds"][twice.feed_id]["processingStatus"] == "CANCELLED"
+        spapi = w.sandbox.servers["spapi"].emulator
+        spapi.feeds.in_queue = spapi.feeds.processing = timedelta(0)  # the first one is processed after all
+        assert w.state("spapi")["feeds"][lost[0]]["processingStatus"] == "DONE"
+
+        feeds_mod.run_feeds(rt)  # getFeed shows the followed one CANCELLED
+        assert rt.ledger.get_feed_record(twice.id).processing_status == "CANCELLED"
+        assert {m.result for m in rt.ledger.feed_members(twice.id)} == {"unknown"}
+        _drive_until_settled(rt, ours)
+        state = w.state("spapi")
+        for order_id in ours:
+            record = rt.ledger.get_order(order_id)
+            assert record.state is OrderState.VERIFIED, (order_id, record.state, record.hold_message)
+            assert order_id not in state["confirmations"], order_id  # not sent again
+            (entry,) = state["feed_shipments"][order_id].values()
+            assert entry["created"] == 1 and entry["feeds"] == [lost[0]], order_id
+    finally:
+        rt.close()
