@@ -718,11 +718,12 @@ def _outcome(rt: Runtime, feed: FeedRecord, package_id: int, errors: Iterable) -
         return FeedOutcome(package_id, "accepted")
     settings = rt.config.amazon.feeds
     text = "; ".join(f"record {e.record}: {e.error_code} {e.message}".strip() for e in errors)[:400]
+    if feed.attempts > 1 or any(looks_already_shipped(e.error_code, e.message) for e in errors):
+        # submitted again after a lost createFeed answer (even a retry code: the earlier feed may
+        # have been applied), or "already shipped": maybe ours; read back
+        return FeedOutcome(package_id, "unknown", f"feed {feed.feed_id}: {text}")
     if all(e.error_code in settings.retry_error_codes for e in errors):
         return _given_back(rt, package_id, f"feed {feed.feed_id}: {text}")
-    if feed.attempts > 1 or any(looks_already_shipped(e.error_code, e.message) for e in errors):
-        # submitted again after a lost createFeed answer, or "already shipped": maybe ours; read back
-        return FeedOutcome(package_id, "unknown", f"feed {feed.feed_id}: {text}")
     package = rt.ledger.get_package(package_id)
     order_id = package.order_id if package else "?"
     return FeedOutcome(

@@ -363,3 +363,47 @@ def test_a_label_of_an_order_amazon_cancelled_goes_in_no_feed_and_is_voided(worl
         assert rt.ledger.get_order(cancelled).state is OrderState.VOIDED
     finally:
         rt.close()
+
+
+def test_a_retry_code_in_a_feed_submitted_again_after_a_lost_answer_is_read_back(world, monkeypatch):
+    """The first createFeed went through (its answer lost) and was processed; the feed submitted
+    again has its lines refused with a code of ``retry_error_codes``. As any refusal in a feed
+    submitted again, that is no proof nothing was applied: the packages are read back (Amazon shows
+    them: verified), not given back to be confirmed again."""
+    w, rt = labeled_world(world, retry_error_codes=["99999"])
+    try:
+        real = FeedsClient.create_feed
+        lost: list[str] = []
+
+        def answer_lost(self, *args, **kwargs):
+            feed_id = real(self, *args, **kwargs)
+            if not lost:  # the first createFeed: created on Amazon, its answer lost
+                lost.append(feed_id)
+                raise TransientError("no answer: ReadTimeout", operation="createFeed", ambiguous=True)
+            return feed_id
+
+        monkeypatch.setattr(FeedsClient, "create_feed", answer_lost)
+        feeds_mod.run_feeds(rt)
+        (twice,) = [f for f in rt.ledger.feeds() if f.state == "UPLOADED"]
+        ours = {rt.ledger.get_package(m.package_id).order_id for m in rt.ledger.feed_members(twice.id)}
+        advance(w, 5)
+        assert w.state("spapi")["feeds"][lost[0]]["processingStatus"] == "DONE"  # its lines applied
+        emulator = w.sandbox.servers["spapi"].emulator
+        emulator.feeds.reject_orders = {o: {"code": "99999", "message": "try again later"} for o in ours}
+        feeds_mod.run_feeds(rt)  # submitted again
+        twice = rt.ledger.get_feed_record(twice.id)
+        assert twice.state == "SUBMITTED" and twice.attempts == 2
+        feeds_mod._pause(rt, twice.account)  # the account confirms by confirmShipment for a while
+        next_report(w, rt)
+        assert {m.result for m in rt.ledger.feed_members(twice.id)} == {"unknown"}
+        emulator.feeds.reject_orders = {}
+        for order_id in ours:
+            rt.ledger.clear_deferral(order_id)
+            drive(rt, order_id, lambda: False, 3)
+        state = w.state("spapi")
+        for order_id in ours:
+            record = rt.ledger.get_order(order_id)
+            assert record.state is OrderState.VERIFIED, (order_id, record.state, record.hold_message)
+            assert order_id not in state["confirmations"], order_id
+    finally:
+        rt.close()
