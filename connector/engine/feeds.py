@@ -311,7 +311,11 @@ def _rows(rt: Runtime, order: Order, package: Package) -> list[FeedRow]:
     if spec is None:  # taken out of the configuration since the claim: a failed submission
         raise RuntimeError(f"carrier {package.carrier!r} of package {package.package_ref} of order "
                            f"{order.order_id} is no longer configured")
-    code = rt.amazon_carrier_code(package.carrier, order.site) or ""
+    code = rt.listed_carrier_code(package.carrier, order.site)
+    if code is None:  # dropped from the site's list since the claim: Amazon would file it as "Other"
+        raise RuntimeError(f"the carrier code of {package.carrier} for package {package.package_ref} of "
+                           f"order {order.order_id} is not in Amazon's list for {order.site} "
+                           f"(site_rules.{order.site}.carrier_codes)")
     service = spec.service(package.service)
     method = (service.amazon_shipping_method or service.name) if service else ""
     ship_date = package.shipped_at or package.updated_at or utcnow()

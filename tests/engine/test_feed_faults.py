@@ -407,3 +407,37 @@ def test_a_retry_code_in_a_feed_submitted_again_after_a_lost_answer_is_read_back
             assert order_id not in state["confirmations"], order_id
     finally:
         rt.close()
+
+
+def test_a_carrier_code_dropped_from_the_sites_list_since_the_claim_is_not_fed(world, monkeypatch):
+    """The site's carrier list dropped a claimed package's code before its feed was submitted
+    (site_rules corrected against Seller Central, the daemon restarted). Sent anyway, Amazon would
+    file the line as "Other" (tracking not counted as valid); the single path holds such an order
+    ``carrier_not_accepted`` instead. The submission fails (as for a carrier taken out of the
+    configuration): the feed is given up, its packages go back to confirm(), which holds that order."""
+    from connector.rules import SiteRulesPatch
+
+    w, rt = labeled_world(world, max_submit_attempts=2)
+    try:
+        fail = failing(monkeypatch, "create_feed_document",
+                       TransientError("HTTP 503", status=503, operation="createFeedDocument"))
+        feeds_mod.run_feeds(rt)
+        fail[0] = False
+        feed = rt.ledger.feeds("demo-na")[0]
+        assert feed.state == "CLAIMED"
+        package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
+        site = rt.ledger.get_order(package.order_id).order.site
+        code = rt.amazon_carrier_code(package.carrier, site)
+        rt.site_rules[site] = SiteRulesPatch(site, carrier_codes={code: None}).apply(rt.site_rules[site])
+        feeds_mod.run_feeds(rt)
+        next_report(w, rt)
+        feed = rt.ledger.get_feed_record(feed.id)
+        assert feed.state == "FAILED" and "not in Amazon's list" in feed.summary, feed.summary
+        assert package.order_id not in w.state("spapi")["feed_shipments"]
+        rt.ledger.clear_deferral(package.order_id)
+        drive(rt, package.order_id, lambda: False, 3)
+        record = rt.ledger.get_order(package.order_id)
+        assert (record.state, record.hold_reason) == (OrderState.HELD, "carrier_not_accepted")
+        assert package.order_id not in w.state("spapi")["confirmations"]
+    finally:
+        rt.close()
