@@ -196,8 +196,9 @@ class FeedsSettings(Settings):
         "pause_after_give_up_seconds": {"type": "number", "minimum": 0, "default": 900,
                                         "description": "after a feed is given up, the account starts no "
                                                        "feed this long: confirmShipment confirms"},
-        "first_record_number": {"type": "integer", "minimum": 0, "default": 1,
-                                "description": "the report's original-record-number of the first data line"},
+        "first_record_number": {"type": "integer", "minimum": 1, "default": 1,
+                                "description": "the report's original-record-number of the first data line "
+                                               "(0 is the whole file's)"},
         "retry_error_codes": {"type": "array", "items": {"type": "string"}, "default": [],
                               "description": "report error codes that are transient: the row is tried again"},
     })

@@ -549,3 +549,12 @@ def test_an_fx_rate_that_is_no_rate_is_named_at_its_line(write_config, rate):
                 if text.strip().startswith("EUR:"))
     checked = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert checked.exit_code == 1 and f"{path}:{line}: fx.rates.EUR: " in checked.output, checked.output
+
+
+def test_a_feed_report_record_number_of_zero_is_refused(tmp_path):
+    """Amazon's processing reports number the whole file's problems record 0: a first data line
+    numbered 0 could not be told from them, so the setting starts at 1."""
+    text = _with("amazon:\n  feeds:\n    first_record_number: 0\n")
+    path = write(tmp_path, text)
+    line = _line_of(text, "    first_record_number: 0")
+    assert problems(path) == [f"{path}:{line}: amazon.feeds.first_record_number: must be >= 1"]
