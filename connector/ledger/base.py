@@ -325,7 +325,8 @@ class Ledger:
                 order_rests_for: timedelta | None = None, **fields: Any) -> Package:
         """Compare-and-set a package's state, update ``fields`` on it, store tracking ``events``
         (an event already stored is skipped) and (optionally) move its order to ``order_state``,
-        all in one transaction. Returns the updated package.
+        all in one transaction. Returns the updated package. Setting ``confirm_attempts`` also
+        compares the count with ``package``'s (a claim counts from what it read).
 
         The order's history gets a transition row when the state moves or a field changes, its
         note naming only the fields whose value differs from ``package``'s (a field given its

@@ -779,9 +779,14 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         """:meth:`advance`'s writes, inside the caller's transaction; the package's row as written."""
         now = _ts(at)
         columns = {**changes, "state": new.value, "updated_at": now}
+        # A count set from the one read (a confirmation's claim) is compared with it too: a feed
+        # that claimed and gave the package back meanwhile leaves its state as read, not its count.
+        counted = "confirm_attempts" in changes
         update = (f"UPDATE packages SET {', '.join(f'{c} = ?' for c in columns)}"
-                  " WHERE id = ? AND state = ?" + (" RETURNING *" if self.returning else ""))
-        moved = conn.execute(update, (*columns.values(), package.id, expect.value))
+                  " WHERE id = ? AND state = ?" + (" AND confirm_attempts = ?" if counted else "")
+                  + (" RETURNING *" if self.returning else ""))
+        moved = conn.execute(update, (*columns.values(), package.id, expect.value,
+                                      *((package.confirm_attempts,) if counted else ())))
         if self.returning:  # the row as written, in the same round trip
             fresh = next(iter(moved.fetchall()), None)
         elif moved.rowcount == 1:
@@ -789,10 +794,14 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         else:
             fresh = None
         if fresh is None:  # the compare-and-set failed: say why (nothing was written)
-            row = conn.execute("SELECT order_id, package_ref, state FROM packages WHERE id = ?",
-                               (package.id,)).fetchone()
+            row = conn.execute("SELECT order_id, package_ref, state, confirm_attempts FROM packages"
+                               " WHERE id = ?", (package.id,)).fetchone()
             if row is None:
                 raise KeyError(f"unknown package {package.id}")
+            if row["state"] == expect.value:  # the count moved (see above)
+                raise StaleStateError(f"package {row['package_ref']} of order {row['order_id']} was "
+                                      f"claimed {row['confirm_attempts']} time(s), not "
+                                      f"{package.confirm_attempts} as read")
             raise StaleStateError(f"package {row['package_ref']} of order {row['order_id']} is "
                                   f"{row['state']}, expected {expect.value}")
         order_id, ref = fresh["order_id"], fresh["package_ref"]

@@ -1328,3 +1328,24 @@ def test_alerts_are_read_by_kind_open_or_all(ledger: SqlLedger) -> None:
     assert [a.subject for a in ledger.alerts(kind="carrier_filed_differently", open_only=False)] == [
         "US:YunExpress", "DE:Yanwen"]
     assert len(ledger.alerts()) == 2 and len(ledger.alerts(open_only=False)) == 3
+
+
+def test_a_confirmation_claim_counts_from_the_attempts_it_read(ledger: SqlLedger) -> None:
+    """A feed that claimed the package and gave it back (a retry code, a cancelled feed) since a
+    worker read it leaves it LABELED as read, one claim later: the worker's claim from its stale
+    read is refused, and nothing changes."""
+    package = claim(ledger, planned(ledger))
+    read = ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABELED, OrderState.LABELED,
+                          tracking_number="YT1", carrier_shipment_id="W1")
+    fed = ledger.advance(read, PackageState.LABELED, PackageState.CONFIRMING, OrderState.CONFIRMING,
+                         confirm_attempts=read.confirm_attempts + 1)
+    ledger.advance(fed, PackageState.CONFIRMING, PackageState.LABELED, OrderState.LABELED)
+    with pytest.raises(StaleStateError, match="claimed 1 time"):
+        ledger.advance(read, PackageState.LABELED, PackageState.CONFIRMING, OrderState.CONFIRMING,
+                       confirm_attempts=read.confirm_attempts + 1)
+    now = ledger.get_package(read.id)
+    assert (now.state, now.confirm_attempts) == (PackageState.LABELED, 1)
+    assert ledger.get_order(read.order_id).state is OrderState.LABELED
+    again = ledger.advance(now, PackageState.LABELED, PackageState.CONFIRMING, OrderState.CONFIRMING,
+                           confirm_attempts=now.confirm_attempts + 1)
+    assert again.confirm_attempts == 2
