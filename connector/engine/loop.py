@@ -56,7 +56,7 @@ from .outcome import Outcome, defer, hold, their_words
 from .plan import plan
 from .purge import delete_erased_files, purge_expired_pii
 from .runtime import Runtime
-from .scheduler import Scheduler
+from .scheduler import Scheduler, drive_leased
 from .track import track_due
 from .verify import verify, verify_in_bulk
 from .void import FeedBeingSent, claim_void, void
@@ -154,7 +154,8 @@ class Engine:
                if self.rt.acts_for(k.account)]
         workers = self.rt.engine.workers
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order") as pool:
-            futures = [pool.submit(drive, self.rt, r.order_id, self.stop_event.is_set) for r in due]
+            futures = [pool.submit(drive_leased, self.rt, drive, r.order_id, r.account,
+                                   self.stop_event.is_set) for r in due]
             try:
                 deferred = sum(future.result() is Outcome.DEFER for future in futures)
             finally:

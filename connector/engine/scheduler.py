@@ -38,11 +38,13 @@ from typing import TYPE_CHECKING
 from ..ledger import ACTIVE_ORDER_STATES, LedgerUnreachable, OrderState
 from ..ledger.queries import OrderKey
 from ..model import utcnow
+from ..ratelimit import fence
 from .confirm import confirm_lane
 from .outcome import Outcome
 
 if TYPE_CHECKING:
     from .loop import Engine
+    from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
 
@@ -149,7 +151,7 @@ class Scheduler:
                     busy = Counter(account for account, _ in in_flight.values())
                     for d in fair_pick(due, skip, busy, free, workers):
                         in_flight[d.order_id] = (d.account, pool.submit(
-                            self.drive, self.rt, d.order_id, self.stop.is_set))
+                            drive_leased, self.rt, self.drive, d.order_id, d.account, self.stop.is_set))
                         if d.order_id in to_confirm:
                             confirming.add(d.order_id)
                 waiting = [f for _, f in in_flight.values()]
@@ -256,6 +258,23 @@ class Scheduler:
         except Exception:  # noqa: BLE001 - a failing job is logged and tried again next time
             if not self.stop.is_set():
                 log.exception("%s failed", getattr(job, "__name__", job))
+
+
+def drive_leased(rt: Runtime, drive: Callable[..., object], order_id: str, account: str,
+                 should_stop: Callable[[], bool]) -> object:
+    """``drive(rt, order_id, should_stop)``; with a shared ledger, only while this worker holds
+    ``account``'s lease. Once another worker takes the account over, a quota wait of the step in
+    flight ends (nothing sent: no token of the new owner's spent) and the drive ends after that
+    step, as at a stop (:func:`connector.ratelimit.fence`)."""
+    membership = rt.membership
+    if membership is None or not membership.shared:
+        return drive(rt, order_id, should_stop)
+
+    def lost() -> bool:
+        return not rt.acts_for(account)
+
+    with fence(lost):
+        return drive(rt, order_id, lambda: should_stop() or lost())
 
 
 def _wait_any(futures: list[Future], timeout: float, stop: threading.Event) -> None:
