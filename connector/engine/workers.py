@@ -104,7 +104,8 @@ class Membership:
                  on_change: Callable[[set[str], set[str], set[str]], None] | None = None,
                  presence_dir: Path | None = None) -> None:
         """``on_change(gained, lost, stale)`` hears every change of the keys owned (quota
-        hand-over); ``stale``: keys lost after the leases ran out, see :meth:`heartbeat`.
+        hand-over); ``stale``: keys held before the leases ran out (lost, or taken back since),
+        see :meth:`heartbeat`.
         ``presence_dir``: where this host's workers keep their lock files (:class:`LocalPresence`)."""
         self.ledger = ledger
         self.on_change = on_change
@@ -182,12 +183,12 @@ class Membership:
             self._valid_until = started + self.lease_seconds
         if owned != previous:
             log.info("worker %s now acts for %s", self.worker_id, ", ".join(sorted(owned)) or "nothing")
-            if self.on_change is not None:
-                # Keys lost after the leases ran out (this process was paused, or could not reach
-                # the ledger) may be another worker's for a while already: what this one knew of
-                # them (their quota state) is stale, and must not overwrite the new owner's.
-                lost = previous - owned
-                self.on_change(owned - previous, set() if lapsed else lost, lost if lapsed else set())
+        if self.on_change is not None and (owned != previous or (lapsed and previous)):
+            # Keys held before the leases ran out (this process was paused, or could not reach the
+            # ledger) may have been another worker's meanwhile, lost now or taken back since: what
+            # this one knew of them (their quota state) is stale, and must not overwrite the other's.
+            lost = previous - owned
+            self.on_change(owned - previous, set() if lapsed else lost, previous if lapsed else set())
         return owned
 
     def _beat(self) -> None:

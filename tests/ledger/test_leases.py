@@ -612,3 +612,25 @@ def test_only_a_lost_session_is_taken_for_the_server_gone() -> None:
               ConnectionResetError("carrier reset the connection"), ConnectionError("refused")]
     assert all(PostgresLedger.lost_connection(None, exc) for exc in gone)
     assert not any(PostgresLedger.lost_connection(None, exc) for exc in failed)
+
+
+def test_keys_taken_back_after_the_leases_ran_out_are_read_afresh(make_store, ledger, clock: Clock) -> None:
+    """A worker paused past its lease: another takes its accounts, gets a 429 on one, and stops
+    (a deploy) before the paused worker's next heartbeat, which takes them all back. They are the
+    same keys it held before, but what it knew of their quota is as stale as if it had lost them:
+    their buckets are read again from the ledger, not carried on (and later saved over the 429)."""
+    rt, limiter = paused_worker(ledger)
+    rt.membership._stop.set()  # paused: its heartbeat thread renews nothing more
+    rt.membership._thread.join(10)
+    clock.advance(LEASE + 1)
+    rt.membership._valid_until = 0.0  # (as its monotonic clock would say)
+    assert beat(ledger, "other") == {*ACCOUNTS, "@leader"}
+    theirs = {"confirmShipment": {"at": 1.8e9, "tokens": 0.0, "penalized_until": 1.8e9 + 120}}
+    ledger.save_quota_state("acct-0", theirs)
+    ledger.release_worker("other", lease_seconds=LEASE)
+    clock.advance(1)
+    assert rt.membership.heartbeat() == {*ACCOUNTS, "@leader"}  # every key back, as before the pause
+    assert limiter.bucket("acct-0", "confirmShipment").available == 0.0  # the other's 429 holds
+    rt.close()  # (what it saves of acct-0 is the other's state read back, not its own from before)
+    saved = make_store(PiiCipher([Fernet.generate_key()])).load_quota_state("acct-0")["confirmShipment"]
+    assert saved.get("penalized_until") == pytest.approx(1.8e9 + 120, abs=0.01)
