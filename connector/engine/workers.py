@@ -118,6 +118,7 @@ class Membership:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = False  # registered (or about to be): stop() hands everything back
         self._liveness: Callable[[], bool] | None = None
         self._presence = LocalPresence(presence_dir, self.worker_id) if presence_dir is not None else None
 
@@ -146,6 +147,7 @@ class Membership:
         if not self.shared or self._thread is not None:
             return
         hold = getattr(self.ledger, "hold_worker_lock", None)  # others see when this one dies
+        self._started = True  # (a stop request may end the start-up itself: see stop())
         if self._presence is not None:
             self._presence.hold()
         self._liveness = hold(self.worker_id) if hold is not None else None
@@ -223,6 +225,8 @@ class Membership:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._started:  # also when a stop request ended start() before its thread ran
+            self._started = False
             try:
                 self.ledger.release_worker(self.worker_id, lease_seconds=self.lease_seconds)
             except Exception as exc:  # noqa: BLE001 - they expire by themselves

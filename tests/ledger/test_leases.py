@@ -634,3 +634,22 @@ def test_keys_taken_back_after_the_leases_ran_out_are_read_afresh(make_store, le
     rt.close()  # (what it saves of acct-0 is the other's state read back, not its own from before)
     saved = make_store(PiiCipher([Fernet.generate_key()])).load_quota_state("acct-0")["confirmShipment"]
     assert saved.get("penalized_until") == pytest.approx(1.8e9 + 120, abs=0.01)
+
+
+def test_a_worker_stopped_while_it_starts_is_not_counted_by_the_others(ledger) -> None:
+    """A stop request while a worker starts (SIGTERM during the second it waits for workers
+    started with it to register) exits at once: its registration must end with it. Left running,
+    the others counted it for half a lease and gave its share back to nobody."""
+    assert beat(ledger, "w1") == {*ACCOUNTS, "@leader"}
+    member = Membership(ledger, ACCOUNTS, lease_seconds=LEASE)
+    member.shared = True  # (as with PostgreSQL: the lease logic is the same on both stores)
+
+    def signalled(seconds: float) -> bool:
+        raise SystemExit(0)  # as StopRequests does for a signal before the start-up is over
+
+    member._stop.wait = signalled
+    with pytest.raises(SystemExit):
+        member.start(join=True)
+    member.stop()  # as the command's rt.close() does
+    assert beat(ledger, "w1") == {*ACCOUNTS, "@leader"}  # nothing given back for a worker gone
+    assert {w.worker_id: w.ended for w in ledger.workers()}[member.worker_id] == "stopped"
