@@ -499,6 +499,8 @@ class RateLimiter:
                 self._store.save_quota_state(acct, states)
             except Exception as exc:  # noqa: BLE001 - losing one save costs a little pacing, no more
                 log.warning("account %s: could not save the quota state: %s", acct, exc)
+                with self._save_lock:  # still to save: at the next change, or the shutdown's save
+                    self._dirty.add(acct)
 
 
 def _number(value: Any) -> bool:

@@ -142,3 +142,28 @@ def test_a_worker_taking_an_account_over_reloads_its_state(ledger) -> None:
     other.limiter.save()
     mine.limiter.reload("demo-na")
     assert mine.search_bucket().available < 1
+
+
+def test_a_429_whose_save_failed_is_saved_at_the_shutdown(ledger) -> None:
+    """A 429 is saved at once; when that save fails (the ledger away for a moment), the penalty
+    must still reach the ledger at the next save -- the shutdown's at the latest -- or the next
+    start finds the bucket it saved before the 429 and calls into Amazon's empty one."""
+    wall = FakeClock(1_800_000_000.0)
+    first = Process(ledger, wall, start=100.0)
+    bucket = first.search_bucket()
+    bucket.acquire()
+    first.limiter.save()
+    real, failed = ledger.save_quota_state, []
+
+    def away_once(account: str, states: dict) -> None:
+        if not failed:
+            failed.append(account)
+            raise ConnectionError("the ledger's server restarts")
+        real(account, states)
+
+    ledger.save_quota_state = away_once
+    bucket.penalize(60)  # Amazon answered 429: saved at once ... which fails
+    assert failed == ["demo-na"]
+    first.limiter.save()  # what Runtime.close() does on shutdown
+    state = ledger.load_quota_state("demo-na")["searchOrders"]
+    assert state["tokens"] < 1 and state.get("penalized_until") == pytest.approx(wall.now + 60)
