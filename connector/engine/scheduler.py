@@ -43,6 +43,7 @@ from .confirm import confirm_lane
 from .outcome import Outcome
 
 if TYPE_CHECKING:
+    from ..config import Account
     from .loop import Engine
     from .runtime import Runtime
 
@@ -221,13 +222,17 @@ class Scheduler:
 
     # -- the poller and the leader ---------------------------------------------------------------
     def _poll_loop(self) -> None:
-        interval = self.rt.engine.poll_interval_seconds
         accounts = self.rt.config.accounts
+        with ThreadPoolExecutor(max_workers=max(1, len(accounts)), thread_name_prefix="poll") as polls:
+            for account in accounts:  # each on its own thread: one waiting for quota holds no other
+                polls.submit(self._poll_account, account)
+
+    def _poll_account(self, account: Account) -> None:
+        """One account's polls, every ``poll_interval_seconds``, whatever the others' wait."""
+        interval = self.rt.engine.poll_interval_seconds
         while not self.stop.is_set():
             started = time.monotonic()
-            with ThreadPoolExecutor(max_workers=max(1, len(accounts)), thread_name_prefix="poll") as polls:
-                for account in accounts:  # each on its own thread: one waiting for quota holds no other
-                    polls.submit(self._guarded, self.engine.poll_accounts, [account])
+            self._guarded(self.engine.poll_accounts, [account])
             self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def _periodic_loop(self, tick_seconds: float) -> None:

@@ -396,3 +396,27 @@ def test_the_pause_never_overflows_however_long_the_ledger_refuses_writes(no_per
         failed.set_exception(DiskFull("database or disk is full"))
         dispatcher._outcome(failed, "o1")
     assert dispatcher._paused_until - time.monotonic() <= 60
+
+
+def test_an_accounts_poll_waiting_for_quota_holds_no_other_accounts_next_poll(no_periodic_jobs) -> None:
+    """Each account is polled on its own every poll_interval_seconds: one whose poll waits minutes
+    for its searchOrders token must not hold the other accounts' next polls until it is done."""
+    polled: list[str] = []
+
+    def poll(accounts):
+        (account,) = accounts
+        if account.name == "waiting":  # its poll waits for quota until the stop request
+            engine.stop_event.wait(60)
+        polled.append(account.name)
+        return 0
+
+    engine = make_engine(FakeLedger([]), poll=poll)
+    engine.rt.engine.poll_interval_seconds = 0.05
+    engine.rt.config.accounts = [SimpleNamespace(name="waiting"), SimpleNamespace(name="flowing")]
+    runner = start(engine, lambda rt, order_id, should_stop: None)
+    try:
+        wait_until(lambda: polled.count("flowing") >= 3, seconds=5)
+        assert polled.count("flowing") >= 3, polled
+    finally:
+        stop(engine, runner)
+    assert not runner.is_alive()
