@@ -15,7 +15,9 @@ worker's leases before their expiry: at once when a worker on the same host find
 gone (its lock file in the state directory is free), else once it has missed a heartbeat (half
 the lease). Not on the free lock alone: the server also drops the lock of a worker that runs on,
 when its session ends (a server restart, a failover, an idle-session timeout), and until its next
-heartbeat takes the lock again two workers would act for its accounts.
+heartbeat takes the lock again two workers would act for its accounts. Nor on a heartbeat missed
+before the server's last start: a worker whose heartbeats failed while the server restarted is
+judged by its lease's expiry alone.
 
 Each heartbeat is one write transaction, and write transactions are serialised by the ledger's
 write lock (see :mod:`connector.ledger.postgres`), so two workers never take the same account.
@@ -146,9 +148,13 @@ class LeaseStore:
             # process ended. The lock alone is not proof: a server restart or an idle-session
             # timeout drops the session of a worker still running, possibly in the middle of
             # buying a label; it takes the lock again at its next heartbeat, within a third of the lease.
+            # Nor is a missed heartbeat when the server started after it: the restart dropped every
+            # lock, and a worker whose heartbeats failed while it was down runs on (its lease decides).
             overdue = _ts(moment - timedelta(seconds=lease_seconds * OVERDUE_FRACTION))
-            dead = {w for w, beat in recent.items()
-                    if self._worker_alive(conn, w) is False and (beat <= overdue or gone(w))}
+            unlocked = {w: beat for w, beat in recent.items() if self._worker_alive(conn, w) is False}
+            started = self._locks_held_since(conn) if unlocked else None
+            judged_since = _ts(started) if started is not None else ""
+            dead = {w for w, beat in unlocked.items() if gone(w) or judged_since <= beat <= overdue}
             for other in dead:  # its process is gone: its leases are free now, not at their expiry
                 conn.execute("UPDATE workers SET stopped_at = ?, ended = 'died' WHERE worker_id = ?",
                              (now, other))
@@ -189,6 +195,11 @@ class LeaseStore:
     def _worker_alive(self, conn: Any, worker_id: str) -> bool | None:
         """Whether another worker's process is still there (None: the store cannot tell, and the
         heartbeat's age decides)."""
+        return None
+
+    def _locks_held_since(self, conn: Any) -> datetime | None:
+        """Since when the workers' liveness locks can have been held without a break, on the
+        leases' clock: the server's start (None: the store has no such locks, or cannot tell)."""
         return None
 
     def release_worker(self, worker_id: str, *, lease_seconds: float) -> None:

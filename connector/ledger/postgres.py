@@ -279,6 +279,15 @@ class PostgresLedger(SqlLedger):
         moment = (conn or self._conn()).execute("SELECT clock_timestamp()").fetchone()[0]
         return moment.astimezone(timezone.utc) + daemon_clock.offset()
 
+    def _locks_held_since(self, conn: _Connection) -> datetime | None:
+        """The server's start: a restart drops every session's locks, a live worker's too. (A
+        failover to a standby started earlier is not seen here: a worker whose heartbeats failed
+        meanwhile looks dead once they are half a lease old, and takes its lock again at its next.)"""
+        if not self._server_clock:
+            return None  # a test's clock: the server's start is on another
+        started = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+        return started.astimezone(timezone.utc) + daemon_clock.offset()
+
     def _worker_alive(self, conn: _Connection, worker_id: str) -> bool | None:
         key = _lock_key(f"worker:{worker_id}")
         if conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]:

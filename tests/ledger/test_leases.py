@@ -238,6 +238,61 @@ def test_a_running_worker_whose_liveness_session_was_dropped_keeps_its_accounts(
     assert "@leader" in mine and not mine & theirs and accounts(mine | theirs) == set(ACCOUNTS)
 
 
+def test_a_worker_whose_heartbeats_failed_while_the_server_restarted_keeps_its_accounts(two_processes,
+                                                                                     clock) -> None:
+    """The server restarts for longer than a sixth of the lease: every liveness lock is gone and
+    w1's heartbeats fail meanwhile, so after the restart its last one is over half a lease old
+    while w1 runs on, maybe buying a label. w2's heartbeat comes first. A heartbeat missed before
+    the server's start is no sign of death: w1's accounts move only when its leases run out."""
+    first, second = two_processes
+    assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
+    assert beat(second, "w2") == set()
+    clock.advance(LEASE / 3 - 1)  # the server goes down just before w1's next heartbeat
+    end_liveness_session(first, second)
+    clock.advance(LEASE / 6 + 2)  # and starts again
+    restarted = clock.now
+    second._locks_held_since = lambda conn: restarted  # (as pg_postmaster_start_time() says)
+    assert beat(second, "w2") == set()  # w1's lock is free and its heartbeat overdue: not dead
+    assert {w.worker_id: w.stopped_at is None for w in second.workers()}["w1"]
+    assert _LIVENESS["w1"]() is True  # w1's next heartbeat takes the lock again ...
+    mine = beat(first, "w1")  # ... and hands w2 its share
+    assert "@leader" in mine and not mine & beat(second, "w2")
+    die(first, second)  # w1 dies after a heartbeat in the server's new life: judged as before
+    clock.advance(LEASE / 2)
+    assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
+    assert {w.worker_id: w.ended for w in second.workers()}["w1"] == "died"
+
+
+def test_a_worker_gone_since_before_the_servers_restart_is_free_when_its_lease_ends(two_processes,
+                                                                                   clock) -> None:
+    """A worker that died while the server was down cannot be told from one whose heartbeats
+    failed: its accounts wait for its leases to run out (the lease time), no longer."""
+    first, second = two_processes
+    assert beat(first, "w1") == {*ACCOUNTS, "@leader"}
+    assert beat(second, "w2") == set()
+    die(first, second)
+    clock.advance(LEASE / 3)
+    restarted = clock.now
+    second._locks_held_since = lambda conn: restarted
+    clock.advance(LEASE / 2)
+    assert beat(second, "w2") == set()
+    clock.advance(LEASE / 6)  # w1's leases run out
+    assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
+
+
+def test_the_servers_start_is_when_the_liveness_locks_began(postgres_server) -> None:
+    """On the server's clock (no clock injected): the postmaster's start, before now."""
+    postgres_server.require()
+    ledger = PostgresLedger(postgres_server.fresh_url(), PiiCipher([Fernet.generate_key()]))
+    try:
+        conn = ledger._conn()
+        started = ledger._locks_held_since(conn)
+        assert started is not None and started <= ledger.lease_now(conn)
+        assert started == conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+    finally:
+        ledger.close()
+
+
 def test_a_worker_on_the_same_host_sees_a_killed_ones_process_gone_at_once(two_processes, tmp_path) -> None:
     """A restart on the same host: the dead worker's lock file in the state directory is free (the
     kernel dropped its flock with the process), so its accounts move at once, not after half the
