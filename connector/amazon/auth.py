@@ -7,8 +7,8 @@ retries LWA's transient failures, and maps LWA's refusals to :class:`AuthError` 
 seconds, doubling per failure up to ``failure_backoff_max``), every caller gets the same error at
 once instead of asking LWA again -- while LWA is unreachable or refuses, an account asks it a few
 times an hour, not once per order. Retry waits end on a stop request (``stop``,
-:class:`~connector.ratelimit.QuotaWaitInterrupted`). It also watches the LWA client secret's
-180-day rotation deadline (docs/amazon-sp-api.md#lwa-tokens).
+:class:`~connector.ratelimit.QuotaWaitInterrupted`), and no login starts after one. It also
+watches the LWA client secret's 180-day rotation deadline (docs/amazon-sp-api.md#lwa-tokens).
 
 Nothing here logs or puts into an exception a token, the refresh token or the client secret.
 """
@@ -25,7 +25,7 @@ import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from .. import clock as daemon_clock
-from ..ratelimit import StopSignal, pause
+from ..ratelimit import QuotaWaitInterrupted, StopSignal, pause, stop_requested
 from .errors import AuthError, SpApiError, TransientError
 from .server_clock import ServerClock
 
@@ -108,6 +108,8 @@ class LwaTokenProvider:
         now = self._clock()
         if self._failure is not None and now < self._retry_at:
             raise self._remembered(now)
+        if stop_requested(self.stop):  # (callers queued behind a login a stop cut short) none more:
+            raise QuotaWaitInterrupted("an LWA login")  # each could hang for a whole timeout
         try:
             self._refresh()
         except SpApiError as exc:

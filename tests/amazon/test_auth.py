@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import parse_qs
 
@@ -126,6 +127,45 @@ def test_concurrent_callers_share_one_refresh(rsps, lwa: LwaStub) -> None:
         t.join(timeout=10)
     assert got == ["Atza|token-1"] * 8
     assert len(lwa.issued) == 1
+
+
+def test_no_login_starts_after_a_stop_request(rsps) -> None:
+    """A stop arrives while one thread's LWA login hangs (LWA unreachable) and others wait for it:
+    none of them starts a login of its own afterwards, each would cost up to a timeout and the
+    daemon must exit within seconds. They end as a quota wait does at a stop: nothing was sent."""
+    from connector.ratelimit import QuotaWaitInterrupted
+
+    stop = threading.Event()
+    started = threading.Event()
+
+    def hangs_until_the_stop(request):
+        started.set()
+        time.sleep(0.3)  # the other callers queue for this login meanwhile
+        stop.set()  # SIGTERM
+        raise requests.ReadTimeout("LWA did not answer")
+
+    rsps.add_callback(responses.POST, LWA_TOKEN_URL, callback=hangs_until_the_stop)
+    tokens = make_tokens(stop=stop)
+    outcomes: list[str] = []
+
+    def caller() -> None:
+        try:
+            tokens.token()
+            outcomes.append("token")
+        except QuotaWaitInterrupted:
+            outcomes.append("stopped")
+        except TransientError:
+            outcomes.append("failed")
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    threads[0].start()
+    assert started.wait(5)
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(lwa_calls(rsps)) == 1
+    assert outcomes == ["stopped"] * 4
 
 
 def _rotated_days_ago(clock: FakeClock, days: int) -> date:
