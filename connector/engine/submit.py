@@ -102,7 +102,7 @@ def shipment_order(rt: Runtime, body: dict[str, Any]) -> Order:
         raise SubmitError(422, "confirm", f"only an Amazon order can be confirmed to Amazon, not a "
                           f"{channel} order")
     confirms = bool(body.get("confirm")) and channel == "amazon"
-    items = []
+    items: list[OrderItem] = []
     for i, item in enumerate(body["items"]):
         if rt.catalog.get(item["sku"]) is None:
             raise SubmitError(422, f"items.{i}.sku", f"SKU {item['sku']} is not in the item master; add it "
@@ -113,7 +113,15 @@ def shipment_order(rt: Runtime, body: dict[str, Any]) -> Order:
             raise SubmitError(422, f"items.{i}.order_item_id", f"item {i} (SKU {item['sku']}) has no "
                               "order_item_id: an Amazon order confirmed here needs Amazon's order item id "
                               "for every item")
-        items.append(OrderItem(order_item_id=item.get("order_item_id") or str(i + 1), sku=item["sku"],
+        item_id = item.get("order_item_id") or str(i + 1)
+        twin = next((n for n, known in enumerate(items) if known.order_item_id == item_id), None)
+        if twin is not None:
+            # the package names its items by this id: a parcel built from it would carry one item's
+            # quantity for both (its weight and customs lines wrong on the label bought)
+            raise SubmitError(422, f"items.{i}.order_item_id", f"item {i} (SKU {item['sku']}) has the "
+                              f"order_item_id {item_id!r} of item {twin} (an item sent without one is "
+                              "numbered by its place, from 1); each item needs its own")
+        items.append(OrderItem(order_item_id=item_id, sku=item["sku"],
                                quantity=item["quantity"], title=item.get("title") or "",
                                unit_price=_money(item.get("unit_price"))))
     now = utcnow()
