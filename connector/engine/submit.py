@@ -114,13 +114,7 @@ def shipment_order(rt: Runtime, body: dict[str, Any]) -> Order:
                               "order_item_id: an Amazon order confirmed here needs Amazon's order item id "
                               "for every item")
         item_id = item.get("order_item_id") or str(i + 1)
-        twin = next((n for n, known in enumerate(items) if known.order_item_id == item_id), None)
-        if twin is not None:
-            # the package names its items by this id: a parcel built from it would carry one item's
-            # quantity for both (its weight and customs lines wrong on the label bought)
-            raise SubmitError(422, f"items.{i}.order_item_id", f"item {i} (SKU {item['sku']}) has the "
-                              f"order_item_id {item_id!r} of item {twin} (an item sent without one is "
-                              "numbered by its place, from 1); each item needs its own")
+        _own_item_id(items, i, item_id, "(an item sent without one is numbered by its place, from 1)")
         items.append(OrderItem(order_item_id=item_id, sku=item["sku"],
                                quantity=item["quantity"], title=item.get("title") or "",
                                unit_price=_money(item.get("unit_price"))))
@@ -162,14 +156,28 @@ def confirmation_order(rt: Runtime, body: dict[str, Any]) -> tuple[Order, Extern
         raise SubmitError(422, "service", f"{spec.label} has no service {service!r} (known: "
                           f"{', '.join(s.code for s in spec.services)})")
     now = utcnow()
-    items = tuple(OrderItem(order_item_id=i["order_item_id"], sku=i.get("sku") or "", quantity=i["quantity"])
-                  for i in body["items"])
+    items: list[OrderItem] = []
+    for i, item in enumerate(body["items"]):
+        _own_item_id(items, i, item["order_item_id"])
+        items.append(OrderItem(order_item_id=item["order_item_id"], sku=item.get("sku") or "",
+                               quantity=item["quantity"]))
     order = Order(order_id=_order_id("amazon", body["order_id"]), account=account,
                   marketplace_id=rt.sites[site].marketplace_id, site=site, status=FulfillmentStatus.UNSHIPPED,
-                  last_updated=now, created=now, items=items, origin="erp", channel="amazon", confirm=True)
+                  last_updated=now, created=now, items=tuple(items), origin="erp", channel="amazon",
+                  confirm=True)
     label = ExternalLabel(carrier=code, service=service, tracking_number=number,
                           items=[{"order_item_id": i.order_item_id, "quantity": i.quantity} for i in items])
     return order, label
+
+
+def _own_item_id(items: list[OrderItem], i: int, item_id: str, numbering: str = "") -> None:
+    """SubmitError unless item ``i``'s id is none of ``items``' (those before it). The package
+    names its items by this id: a parcel built from it would carry one item's quantity for both
+    (its weight and customs lines wrong on the label bought), a confirmation name one line twice."""
+    twin = next((n for n, known in enumerate(items) if known.order_item_id == item_id), None)
+    if twin is not None:
+        raise SubmitError(422, f"items.{i}.order_item_id", f"item {i} has the order_item_id {item_id!r} of "
+                          f"item {twin}{' ' + numbering if numbering else ''}; each item needs its own")
 
 
 def record_submission(rt: Runtime, key: str, kind: str, body: dict[str, Any],

@@ -240,6 +240,9 @@ def test_confirm_only_checks_the_label_then_confirms_and_verifies(api):
     blank = {**body, "items": [{**items[0], "order_item_id": "  "}]}  # Amazon would refuse it
     r = a.post("/v1/confirmations", scope="operate", json=blank)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "items.0.order_item_id", r.text
+    twice = {**body, "tracking_number": good, "items": [items[0], items[0]]}  # one line named twice
+    r = a.post("/v1/confirmations", scope="operate", json=twice)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "items.1.order_item_id", r.text
     assert a.rt.ledger.submission("conf-1") is None
     body["tracking_number"] = good
     r = a.post("/v1/confirmations", scope="operate", json=body)
