@@ -10,6 +10,7 @@ from ..amazon.mapping import order_from_api
 from ..config import Account
 from ..holds import HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
+from ..ledger.crypto import PiiDecryptError
 from ..model import FulfillmentStatus, Order, parse_iso, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .outcome import hold
@@ -181,12 +182,12 @@ def _time(value: Any):
 
 def _reconsider_held(rt: Runtime, order: Order) -> None:
     """An order held for a reason Amazon's data may fix (address, garbled data, cancellation) is
-    re-checked."""
-    record = rt.ledger.get_order(order.order_id)
+    re-checked. Its address is read only for an incomplete one: one no configured key reads must
+    not fail the account's poll (the drive holds it, saying so)."""
+    record = rt.ledger.get_order(order.order_id, with_pii=False)
     if record is None or record.state != OrderState.HELD:
         return
-    if record.hold_reason == HoldReason.ADDRESS_INCOMPLETE.value and record.order.ship_to \
-            and not record.order.ship_to.missing_fields():
+    if record.hold_reason == HoldReason.ADDRESS_INCOMPLETE.value and _address_complete(rt, order.order_id):
         rt.ledger.release(order.order_id)
         log.info("order %s: Amazon now sends a complete address; released", order.order_id)
     elif record.hold_reason == HoldReason.MALFORMED_ORDER.value:  # this read was whole (and stored)
@@ -197,3 +198,14 @@ def _reconsider_held(rt: Runtime, order: Order) -> None:
         # NEW: planning moves it to CANCELLED; with a label, the next step voids it
         rt.ledger.release(order.order_id)
         log.info("order %s: cancelled on Amazon while held; released to settle it", order.order_id)
+
+
+def _address_complete(rt: Runtime, order_id: str) -> bool:
+    """Whether the order's stored address has every field a label needs; False when no
+    configured key reads it."""
+    try:
+        record = rt.ledger.get_order(order_id)
+    except PiiDecryptError:
+        return False
+    ship_to = record.order.ship_to if record is not None else None
+    return ship_to is not None and not ship_to.missing_fields()
