@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from ..amazon.mapping import order_from_api
+from ..amazon.mapping import order_from_api, parse_api_time
 from ..config import Account
 from ..holds import HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
 from ..ledger.crypto import PiiDecryptError
-from ..model import FulfillmentStatus, Order, parse_iso, utcnow
+from ..model import FulfillmentStatus, Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
 from .outcome import hold
 from .runtime import Runtime
@@ -174,9 +174,11 @@ def _unstorable(value: Any, path: str = "") -> str:
 
 
 def _time(value: Any):
+    """A garbled order's lastUpdatedTime, when it reads as one an order can have (now otherwise: a
+    time out of range would overflow when the placeholder is stored, failing the whole poll)."""
     try:
-        return parse_iso(value)
-    except (TypeError, ValueError):
+        return parse_api_time(value)
+    except (AttributeError, ValueError):
         return utcnow()
 
 

@@ -176,3 +176,22 @@ def test_a_sku_with_an_invisible_character_is_held_with_the_character_shown(worl
         rt.close()
     assert record.state is OrderState.HELD and record.hold_reason == HoldReason.UNKNOWN_SKU.value
     assert f"SKU '{skus[0]}\\u200b' (it holds invisible characters) is not in the" in record.hold_message
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00",
+                                   "2026-02-30T10:00:00Z"])
+def test_a_new_order_with_a_last_update_beyond_any_order_is_held_and_the_poll_goes_on(world, value):
+    """The placeholder of a new order whose lastUpdatedTime is out of range took that time as it was:
+    storing it overflowed (UTC of 9999-12-31T23:59:59-05:00), out of the poll, at every poll."""
+    rt = world({"sandbox": {"orders": 6}}).runtime()
+    try:
+        account = first_account(rt)
+        bad = garble(rt, account, lambda raw: raw.update(lastUpdatedTime=value))
+        assert Engine(rt).poll_accounts() == 0
+        record = rt.ledger.get_order(bad[0])
+        assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
+        assert "lastUpdatedTime" in record.hold_message
+        assert len([r for r in rt.ledger.orders() if r.order.account == account]) > 1
+        assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
+    finally:
+        rt.close()
