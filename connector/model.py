@@ -179,8 +179,9 @@ _CALLING_CODES = {"US": "1", "CA": "1", "MX": "52", "BR": "55", "GB": "44", "IE"
 def _phone_pattern(phone: str, country: str) -> str | None:
     """A pattern for the phone's digits however they are grouped, bounded by non-digits: all of
     them, and for an international number (+ or 00) of a country whose calling code it starts
-    with, its national part, with or without a trunk 0. At least 7 digits (fewer would match too
-    much); None for a shorter phone."""
+    with, its national part, with or without a trunk 0; for a national number, also behind the
+    country's calling code, with or without its trunk 0 (a carrier writes it international). At
+    least 7 digits (fewer would match too much); None for a shorter phone."""
     text = unicodedata.normalize("NFKC", phone).strip()
     digits = re.sub(r"\D", "", text)
     forms = {digits}
@@ -191,6 +192,8 @@ def _phone_pattern(phone: str, country: str) -> str | None:
     if text.startswith(("+", "00")) and code and digits.startswith(code):
         national = digits[len(code):]
         forms |= {national, "0" + national}
+    elif code and len(digits) >= 7 and not text.startswith(("+", "00")):
+        forms |= {code + digits, code + digits.removeprefix("0")}
     forms = {f for f in forms if len(f) >= 7}
     if not forms:
         return None
@@ -235,9 +238,10 @@ class Address:
         value in those scripts goes wherever it stands, from 2 characters (a name such as 张三).
         Also the forms a carrier may have reduced them to: each word of the name, each value
         without its spaces (``CompradorPrueba27``), the postcode without its hyphens and its first
-        part (a ZIP+4's five digits), the phone however its digits are grouped, and an international
+        part (a ZIP+4's five digits), the phone however its digits are grouped, an international
         one in its national form too (``(206) 555-0117``, ``03-0000-0001`` for +81 3 0000 0001 in
-        Japan); and in any case, without accents, in full-width characters or transliterated
+        Japan) and a national one behind its country's calling code (``+12065550117`` for
+        206-555-0117 in the US); and in any case, without accents, in full-width characters or transliterated
         (``MUNOZ`` for Muñoz, ``MUELLER`` for Müller, ``STRASSE`` for Straße, ``IVAN PETROV`` for
         Иван Петров), as carriers that only take ASCII write them."""
         _, words, unspaced = self._redaction

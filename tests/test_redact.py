@@ -103,3 +103,14 @@ def test_a_cyrillic_name_and_street_go_in_latin_letters_by_each_common_scheme():
     assert ru.redact("to Fyodor Khrushchyov; FEDOR KHRUSHCHEV") == "to ***; ***"
     # the Cyrillic itself, and words that only look alike, as before
     assert bg.redact("получател Юлия Щерева, Sofia") == "получател ***, Sofia"
+
+
+def test_a_phone_stored_national_goes_when_a_carrier_writes_it_international():
+    """Carriers write a phone in E.164 (+12065550117) whatever form the buyer gave: a phone
+    stored national went into the message whole, its calling code glued to its digits."""
+    cases = (("206-555-0117", "US", "+12065550117"), ("030 12345678", "DE", "+493012345678"),
+             ("07700 900123", "GB", "+447700900123"), ("06 12345678", "IT", "0039 0612345678"),
+             ("612345678", "ES", "+34-612-34-56-78"))
+    for phone, country, quoted in cases:
+        buyer = Address(name="Test Buyer", phone=phone, country_code=country)
+        assert buyer.redact(f"receiver phone {quoted} invalid") == "receiver phone *** invalid", quoted
