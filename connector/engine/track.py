@@ -142,8 +142,15 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
 
 def _unreadable(info: TrackingInfo) -> str:
     """What makes a plugin's answer for one parcel unstorable, or "": a naive event time (the
-    contract says aware) would break the comparisons with every other time."""
+    contract says aware) would break the comparisons with every other time; a text that is not
+    valid Unicode (a lone surrogate, which JSON allows but UTF-8 cannot hold) the ledger refuses,
+    which would end the whole pass at this parcel, pass after pass."""
     for i, event in enumerate(info.events):
+        for name in ("code", "location", "description", "description_en"):
+            try:
+                str(getattr(event, name) or "").encode("utf-8")
+            except UnicodeEncodeError:
+                return f"event {i} ({event.status.value}): its {name} is text that is not valid Unicode"
         if not isinstance(event.time, datetime) or event.time.utcoffset() is None:
             return f"event {i} ({event.code or event.status.value}) has no time with a zone: {event.time!r}"
     return ""

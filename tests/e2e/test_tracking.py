@@ -660,6 +660,38 @@ def test_one_garbled_tracking_answer_fails_only_its_parcel(world, caplog):
         rt.close()
 
 
+def test_a_tracking_text_the_ledger_cannot_store_fails_only_its_parcel(world):
+    """JSON allows a lone surrogate (``\\ud800``) that no UTF-8 column can hold: the parcel whose
+    event text carries one fails alone, pass after pass; every other parcel of the pass is stored."""
+    rt = world(forced_onto("yunexpress", orders=12)).runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        shipped = verified_packages(rt)
+        assert len(shipped) >= 3, rt.ledger.counts()
+        bad = shipped[0]
+        carrier = rt.carriers["yunexpress"]
+        real = carrier._track_info
+
+        def garbled(number, **kw):
+            if number != bad.tracking_number:
+                return real(number, **kw)
+            return {"Code": "0000", "Message": "", "Item": {"PackageState": 1, "OrderTrackingDetails": [
+                {"ProcessDate": "2026-01-01T08:00:00", "ProcessContent": "Accepted \ud800",
+                 "ProcessLocation": "Shenzhen"}]}}
+
+        carrier._track_info = garbled
+        stored = rt.ledger.tracking_events(bad.id)
+        for day in (2, 4):
+            result = track_due(rt, now=utcnow() + timedelta(days=day))
+            assert (result.polled, result.failed) == (len(shipped) - 1, 1)
+        others = [rt.ledger.get_package(p.id) for p in shipped[1:]]
+        assert all(p.track_failures == 0 and rt.ledger.tracking_events(p.id) for p in others)
+        assert rt.ledger.get_package(bad.id).track_failures == 2
+        assert rt.ledger.tracking_events(bad.id) == stored
+    finally:
+        rt.close()
+
+
 def test_a_poll_that_finds_nothing_new_writes_no_history(world):
     """Polling a parcel whose carrier has nothing new moves only its next poll: no ``X -> X`` row
     in the order's history, and no note claims a field (delivered_at, say) that did not change."""
