@@ -18,7 +18,9 @@ there too; a read too early would spend a token on nothing, never skip an order)
 only when that read is worth a page: a full page of them is waiting, or every pending one is
 visible (the flow of confirmations has stopped: one read gets them all), or the oldest has waited
 :data:`SWEEP_PATIENCE`. Each read starts where the last complete one ended by Amazon's own clock
-(its ``lastUpdatedBefore``), so a backlog's orders are read about once, not once per read.
+(its ``lastUpdatedBefore``), so a backlog's orders are read about once, not once per read --
+or, for a package a feed confirmed, from the feed's claim (its ship date): Amazon applied its line
+while the feed was processed, maybe minutes before the report that made it CONFIRMED was read.
 """
 from __future__ import annotations
 
@@ -272,11 +274,16 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
     bucket = client.limiter.bucket(client.account, "searchOrders")
     by_id = dict(pending)  # order id -> its confirmed package
     # From the end of the last complete read, by Amazon's clock; the first read (no mark since the
-    # start) from the oldest confirmation, less a margin for the two clocks.
+    # start) from the oldest confirmation, less a margin for the two clocks. A feed's line may have
+    # been applied long before its report was read (while the feed was processed): from its claim.
+    after = covered or min(uncovered) - SWEEP_MARGIN
+    fed = [p.shipped_at for _, p in pending if (floor is None or p.confirmed_at > floor)
+           and p.shipped_at and p.shipped_at - SWEEP_MARGIN < after and confirmed_by_feed(rt, p)]
+    if fed:
+        after = min(after, min(fed) - SWEEP_MARGIN)
     pages = client.search_orders_pages(
         marketplace_ids=[rt.sites[s].marketplace_id for s in account.marketplaces],
-        last_updated_after=covered or min(uncovered) - SWEEP_MARGIN, statuses=SWEEP_STATUSES,
-        included_data=SWEEP_INCLUDED_DATA)
+        last_updated_after=after, statuses=SWEEP_STATUSES, included_data=SWEEP_INCLUDED_DATA)
     rt.verify_sweeps[account.name] = SweepMark(covered, now + SWEEP_CHECK)
     verified = read = 0
     for page in pages:

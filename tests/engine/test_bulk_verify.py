@@ -360,3 +360,39 @@ def test_a_filing_alert_raised_by_one_worker_is_cleared_by_another(world, monkey
     finally:
         a.close()
         b.close()
+
+
+def test_a_feed_report_read_minutes_after_amazon_applied_it_is_verified_in_bulk(world):
+    """Amazon applies a feed's lines while it processes the feed; the report that makes them
+    CONFIRMED here may be read minutes later (a daemon stopped meanwhile; a feed of thousands of
+    lines). A read from the confirmation would start after Amazon's change: every one of them would
+    be a straggler for getOrder. It reads from the feed's claim instead."""
+    from ..e2e.helpers import feeds_config
+
+    config = feeds_config(25, batch_wait_seconds=0)
+    config["engine"]["verify_grace_seconds"] = GRACE
+    w = world(config)
+    rt = w.runtime()
+    try:
+        engine = Engine(rt)
+        engine.run_pass()
+        for _ in range(6):  # labels bought, then claimed for feeds (Amazon applies them at once)
+            if rt.ledger.orders([OrderState.CONFIRMING]) and not rt.ledger.orders([OrderState.LABELED]):
+                break
+            engine.run_pass(ingest=False)
+        assert w.state("spapi")["feeds"]
+        advance(w, 300)  # the reports are read five minutes after the feeds were processed
+        for _ in range(20):
+            engine.run_pass(ingest=False)
+            if not rt.ledger.orders([OrderState.CONFIRMING, OrderState.LABELED]):
+                break
+            advance(w, 1)
+        confirmed = states(rt).get(OrderState.CONFIRMED.value, 0)
+        assert confirmed >= 20, states(rt)
+        advance(w, 180)  # old enough for searchOrders to show, within the grace
+        engine.run_pass(ingest=False)
+        counts = states(rt)
+        assert OrderState.CONFIRMED.value not in counts and counts[OrderState.VERIFIED.value] >= confirmed
+        assert calls(w, "getOrder") == 0
+    finally:
+        rt.close()
