@@ -148,13 +148,15 @@ def void(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
 def ends_elsewhere(record: OrderRecord, state: PackageState) -> bool:
     """Whether a refused label is not confirmed on Amazon, so that a person who cancelled it (or
     stopped its parcel) outside the daemon ends the order: ``orders void --cancelled-elsewhere``.
-    A label bought and not confirmed; or one whose confirmation was in doubt (CONFIRMING) on an
-    order Amazon cancelled: Amazon confirms no shipment of a cancelled order. An ERP's label handed to
-    it unconfirmed (ISSUED) too: the daemon never confirms it, and the ERP that asked for the void
-    answers for its own confirmation. A confirmed parcel's order is released instead: the daemon
-    then verifies and follows it."""
+    A label bought and not confirmed; or one whose confirmation was in doubt (CONFIRMING) or accepted
+    and not shown yet (CONFIRMED) on an order Amazon cancelled: Amazon confirms no shipment of a
+    cancelled order, nor cancels one it shows shipped (a release would only void it again). An ERP's
+    label handed to it unconfirmed (ISSUED) too: the daemon never confirms it, and the ERP that asked
+    for the void answers for its own confirmation. A confirmed parcel's order is released instead:
+    the daemon then verifies and follows it."""
     return state in (PackageState.LABEL_CREATED, PackageState.LABELED, PackageState.ISSUED) or (
-        state is PackageState.CONFIRMING and record.order.status is FulfillmentStatus.CANCELLED)
+        state in (PackageState.CONFIRMING, PackageState.CONFIRMED)
+        and record.order.status is FulfillmentStatus.CANCELLED)
 
 
 CONFIRMED_ON_AMAZON = ("the parcel is confirmed on Amazon (or its confirmation is in doubt): release the "

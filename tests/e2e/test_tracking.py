@@ -430,13 +430,14 @@ def test_void_of_a_held_order_is_carried_out_and_ends_the_hold(world, carrier):
     assert quoted["error"] == "not shopped: the order is VOIDED; nothing is to ship"
 
 
-@pytest.mark.parametrize("held_at", [PackageState.LABELED, PackageState.CONFIRMING])
+@pytest.mark.parametrize("held_at", [PackageState.LABELED, PackageState.CONFIRMING, PackageState.CONFIRMED])
 def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(world, held_at):
     """Amazon cancels the order, the carrier has scanned the parcel and refuses the void: the order is
     held, and its address goes at the purge (nothing of it can ship any more). The person stops the
     parcel at the carrier, then says so; the order ends VOIDED with no carrier call and no refund
-    (before, it stayed held for good). Also when the label's confirmation was in doubt (CONFIRMING):
-    Amazon confirms no shipment of a cancelled order, so nothing is followed there."""
+    (before, it stayed held for good). Also when the label's confirmation was in doubt (CONFIRMING),
+    or accepted and never shown (CONFIRMED): Amazon confirms no shipment of a cancelled order (nor
+    cancels one it shows shipped), so nothing is followed there."""
 
     w = world(forced_onto("yanwen"))
     rt = w.runtime()
@@ -453,7 +454,7 @@ def test_a_scanned_parcel_amazon_cancelled_is_ended_once_stopped_at_the_carrier(
         assert record.state is OrderState.HELD and record.hold_reason == "void_refused", record.hold_message
         assert f"orders void {order_id} --cancelled-elsewhere" in record.hold_message
         assert rt.ledger.get_package(package.id).state is PackageState.LABELED
-        if held_at is PackageState.CONFIRMING:  # as if the refused void had started from there
+        if held_at is not PackageState.LABELED:  # as if the refused void had started from there
             rt.ledger.advance(rt.ledger.get_package(package.id), PackageState.LABELED, held_at)
         alerted = [e.type for e in rt.ledger.events(order_id=order_id, limit=1000)
                    if e.id not in told_before and e.type.startswith("alert.")]
