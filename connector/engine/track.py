@@ -25,7 +25,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ..kit.carrier import Carrier, CarrierSpec
@@ -127,6 +127,7 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
         info = found.get(package.tracking_number) or TrackingInfo(package.tracking_number,
                                                                   TrackingStatus.UNKNOWN)
         error = info.error or _unreadable(info)
+        info = _storable_texts(info)
         if error:  # this parcel's answer alone is bad: the rest of the batch is stored
             _failed(rt, [package], now, f"package {package.id} of order {package.order_id} "
                                         f"({package.tracking_number}): {error}")
@@ -142,18 +143,43 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
 
 def _unreadable(info: TrackingInfo) -> str:
     """What makes a plugin's answer for one parcel unstorable, or "": a naive event time (the
-    contract says aware) would break the comparisons with every other time; a text that is not
-    valid Unicode (a lone surrogate, which JSON allows but UTF-8 cannot hold) the ledger refuses,
-    which would end the whole pass at this parcel, pass after pass."""
+    contract says aware) would break the comparisons with every other time."""
     for i, event in enumerate(info.events):
-        for name in ("code", "location", "description", "description_en"):
-            try:
-                str(getattr(event, name) or "").encode("utf-8")
-            except UnicodeEncodeError:
-                return f"event {i} ({event.status.value}): its {name} is text that is not valid Unicode"
         if not isinstance(event.time, datetime) or event.time.utcoffset() is None:
             return f"event {i} ({event.code or event.status.value}) has no time with a zone: {event.time!r}"
     return ""
+
+
+_TEXT_FIELDS = ("code", "location", "description", "description_en")
+
+
+def _storable_texts(info: TrackingInfo) -> TrackingInfo:
+    """``info`` with its events' texts as the ledger can hold them: a lone surrogate (JSON allows
+    it, UTF-8 cannot hold it) becomes U+FFFD and a NUL (PostgreSQL's text refuses it) goes. The
+    ledger would refuse the write, ending the whole pass at this parcel, pass after pass; and
+    failing the parcel instead would leave its scans, which the valid-tracking rate counts, unstored."""
+    if all(_storable(getattr(e, name)) for e in info.events for name in _TEXT_FIELDS):
+        return info
+    events = tuple(replace(e, **{name: _storable_text(getattr(e, name)) for name in _TEXT_FIELDS})
+                   for e in info.events)
+    return replace(info, events=events)
+
+
+def _storable(text: object) -> bool:
+    if not isinstance(text, str):
+        return True  # (not text: the event is judged by what reads it)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _storable_text(text: object) -> object:
+    if _storable(text):
+        return text
+    assert isinstance(text, str)
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").replace("\x00", "")
 
 
 def _failed(rt: Runtime, packages: list[Package], now: datetime, error: str) -> None:
