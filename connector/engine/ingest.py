@@ -65,6 +65,9 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
             if order.status == FulfillmentStatus.SHIPPED:
                 if not _verify_from_poll(rt, order.order_id, raw):
                     continue  # shipped outside the daemon and never ours
+            if _unstorable(order.order_id):  # a column of its own: the ledger would refuse it
+                _malformed(rt, raw, name, f"could not be stored: {_unstorable(order.order_id, 'orderId')}")
+                continue
             try:
                 is_new = rt.ledger.upsert_order(order)
             except (UnicodeError, ValueError, ArithmeticError) as exc:  # text the ledger cannot store, say
@@ -156,13 +159,14 @@ def _site(rt: Runtime, marketplace: str) -> str:
 
 def _unstorable(value: Any, path: str = "") -> str:
     """The first field of ``value`` whose text is not valid Unicode (a lone surrogate, which JSON
-    allows but UTF-8 cannot hold), as a message naming it; "" when there is none."""
+    allows but UTF-8 cannot hold) or holds a NUL (which JSON allows but PostgreSQL's text refuses),
+    as a message naming it; "" when there is none."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return f"{path or 'a value'}: text that is not valid Unicode"
-        return ""
+        return f"{path or 'a value'}: text holding a NUL character" if "\x00" in value else ""
     items = (value.items() if isinstance(value, dict)
              else enumerate(value) if isinstance(value, list) else ())
     for key, item in items:

@@ -195,3 +195,33 @@ def test_a_new_order_with_a_last_update_beyond_any_order_is_held_and_the_poll_go
         assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("where", ["orderId", "marketplaceId"])
+def test_a_nul_in_an_orders_id_or_marketplace_holds_or_skips_it_and_the_poll_goes_on(world, ledger_backend,
+                                                                                      where):
+    """JSON allows a NUL (``\\u0000``), PostgreSQL's text refuses it: an order id or marketplace id
+    holding one failed the account's whole poll there, poll after poll. An order id no ledger
+    should hold is skipped (logged, as one without a readable orderId); a marketplace id with one is
+    no known marketplace, and the order is held with its id."""
+    rt = world({"sandbox": {"orders": 6}}).runtime()
+    try:
+        account = first_account(rt)
+        if where == "orderId":
+            bad = garble(rt, account, lambda raw: raw.update(orderId=raw["orderId"] + "\x00"))
+        else:
+            bad = garble(rt, account,
+                         lambda raw: raw["salesChannel"].update(marketplaceId="ATVPDKIKX0DER\x00"))
+        assert Engine(rt).poll_accounts() == 0
+        stored = [r for r in rt.ledger.orders() if r.order.account == account]
+        assert len(stored) > 1, "the orders after the garbled one were not stored"
+        assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
+        if where == "marketplaceId":
+            record = rt.ledger.get_order(bad[0])
+            assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
+            assert record.order.marketplace_id == ""
+        else:
+            assert all("\x00" not in r.order_id for r in stored)
+    finally:
+        rt.close()
