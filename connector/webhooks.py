@@ -179,9 +179,12 @@ def _post(session: requests.Session, endpoint: WebhookEndpoint, webhook_id: str,
                "webhook-signature": sign(endpoint.secret, webhook_id, timestamp, body)}
     try:
         # Not followed: a redirected POST comes back as a GET without the body, whose 200 would
-        # count the event delivered. A 3xx is a failure, retried like any other.
+        # count the event delivered. A 3xx is a failure, retried like any other. Streamed, and closed
+        # unread: the status is the answer, and a body sent slowly (timeout_seconds bounds each read,
+        # not the whole) or without end would hold the pass.
         response = session.post(endpoint.url, data=body, headers=headers, timeout=timeout,
-                                allow_redirects=False)
+                                allow_redirects=False, stream=True)
+        response.close()
     except requests.Timeout:
         return "timeout"
     except requests.RequestException as exc:

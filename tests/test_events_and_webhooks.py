@@ -360,3 +360,40 @@ def test_a_replayed_event_gets_dead_after_hours_again_from_its_replay(ledger, re
     report = deliver(ledger, conf, now=soon(ledger))
     assert (report.failed, report.dead) == (1, 0) and ledger.webhook_counts("erp") == {"pending": 1}
     assert deliver(ledger, conf, now=ledger.clock.now + timedelta(hours=2)).dead == 1  # its hour ran out
+
+
+def test_an_answer_whose_body_trickles_in_does_not_hold_the_pass(ledger) -> None:
+    """The status line says delivered or not: the body is never read. Read, a receiver that sends its
+    answer's body a byte at a time (or without end) would hold the leader's other jobs for as long,
+    each byte coming well within timeout_seconds."""
+    class Trickling(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-length", "40")
+            self.end_headers()
+            try:
+                for _ in range(40):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the daemon hung up without reading it
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conf = settings(f"http://127.0.0.1:{server.server_address[1]}/hooks", timeout_seconds=1)
+        deliver(ledger, conf)
+        receive(ledger, "111-0000001-0000001")
+        started = time.monotonic()
+        report = deliver(ledger, conf, now=soon(ledger))
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.delivered == 1 and ledger.webhook_counts("erp") == {"delivered": 1}
+    assert took < 2, took  # not the body's four seconds
