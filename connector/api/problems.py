@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger("connector.api")
 
 MEDIA_TYPE = "application/problem+json"
+UNPARSED_BODY = "There was an error parsing the body"  # FastAPI's 400 for a body its JSON decoder raised on
 TYPE_BASE = "https://github.com/mfn-connector/mfn-connector/blob/main/docs/erp-integration.md#"
 
 
@@ -111,7 +112,17 @@ def install(app: FastAPI, refused_before_body: Callable[[Request], ApiProblem | 
                                 errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == UNPARSED_BODY:
+            # A body FastAPI could not decode as JSON (not UTF-8, nested too deep): not JSON either, so
+            # answered as one that is not JSON, the token check first.
+            refused = refused_before_body(request)
+            if refused is not None:
+                return await _problem(request, refused)
+            cause = exc.__cause__
+            reason = "nested too deep" if isinstance(cause, RecursionError) else str(cause)[:200]
+            return problem_response(422, "Invalid request", "check body", kind="invalid-request",
+                                    errors=[{"field": "body", "message": f"not readable JSON: {reason}"}])
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         return problem_response(exc.status_code, title, str(exc.detail),
                                 headers=getattr(exc, "headers", None))

@@ -102,3 +102,18 @@ def test_a_body_that_is_not_json_from_a_caller_with_a_token_gets_422_naming_the_
     r = a.client.post("/v1/shipments", content="{not json",
                       headers={"Content-Type": "application/json", **a.headers("operate")})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize("body", [b'{"reason": "\xff"}', b"[" * 100_000],
+                         ids=["not-utf-8", "nested-too-deep"])
+def test_a_body_json_cannot_decode_is_refused_as_one_that_is_not_json(api, body):
+    """FastAPI answers a body its JSON decoder raises on with a 400 of its own, before the route's
+    token check: the token check comes first, then a 422 naming the body, as for any body not JSON."""
+    a = api()
+    path, json_type = "/v1/orders/111-0000000-0000001/hold", {"Content-Type": "application/json"}
+    assert a.client.post(path, content=body, headers=json_type).status_code == 401
+    assert a.client.post(path, content=body, headers={**json_type, **a.headers("read")}).status_code == 403
+    r = a.client.post(path, content=body, headers={**json_type, **a.headers("operate")})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), r.text
+    (error,) = r.json()["errors"]
+    assert error["field"] == "body" and error["message"].startswith("not readable JSON"), error
