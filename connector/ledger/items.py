@@ -37,6 +37,10 @@ def item_from_json(text: str) -> CatalogItem:
 class ItemStore:
     """put / get / page the item master's own rows."""
 
+    # How SKUs compare and sort: by code point, as Python sorts the catalog file's SKUs that a page
+    # merges with these (SQLite's BINARY does; PostgreSQL's default collation is the locale's).
+    _SKU = "sku"
+
     def put_items(self, items: list[CatalogItem]) -> int:
         """Insert or replace each item (by SKU), all in one transaction; returns how many."""
         if not items:
@@ -56,15 +60,15 @@ class ItemStore:
     def items_page(self, after_sku: str | None, limit: int) -> list[CatalogItem]:
         """Up to ``limit`` items whose SKU sorts after ``after_sku`` (None: from the first), by SKU."""
         if after_sku is None:
-            rows = self._conn().execute("SELECT data FROM catalog_items ORDER BY sku LIMIT ?",
+            rows = self._conn().execute(f"SELECT data FROM catalog_items ORDER BY {self._SKU} LIMIT ?",
                                         (limit,)).fetchall()
         else:
-            rows = self._conn().execute("SELECT data FROM catalog_items WHERE sku > ? ORDER BY sku LIMIT ?",
-                                        (after_sku, limit)).fetchall()
+            rows = self._conn().execute(f"SELECT data FROM catalog_items WHERE {self._SKU} > ?"
+                                        f" ORDER BY {self._SKU} LIMIT ?", (after_sku, limit)).fetchall()
         return [item_from_json(r["data"]) for r in rows]
 
     def item_skus(self) -> list[str]:
-        return [r["sku"] for r in self._conn().execute("SELECT sku FROM catalog_items ORDER BY sku")]
+        return [r["sku"] for r in self._conn().execute(f"SELECT sku FROM catalog_items ORDER BY {self._SKU}")]
 
     def item_count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM catalog_items").fetchone()[0])

@@ -295,6 +295,8 @@ class PostgresLedger(SqlLedger):
             return False  # nobody holds it: the worker's connection (and process) is gone
         return True
 
+    _SKU = 'sku COLLATE "C"'  # by code point (UTF-8 bytes), not the database's locale
+
     @staticmethod
     def _json_field(column: str, key: str) -> str:
         return f"(NULLIF({column}, '')::json ->> '{key}')"  # JSON true/false come as 'true'/'false'
