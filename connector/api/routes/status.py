@@ -115,11 +115,16 @@ def _admit(request: Request, scope: str) -> Viewer | Response:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The fields of an urlencoded form body (first value of each; the app caps the body size)."""
+    """The fields of an urlencoded form body (first value of each; the app caps the body size); none
+    for a body with more fields than any form here has."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
         return {}
     body = (await request.body()).decode("utf-8", "replace")
-    return {k: v[0] for k, v in parse_qs(body, max_num_fields=20).items()}
+    try:
+        fields = parse_qs(body, max_num_fields=20)
+    except ValueError:  # over max_num_fields: not a form of this page
+        return {}
+    return {k: v[0] for k, v in fields.items()}
 
 
 Form = Annotated[dict[str, str], Depends(_form)]
