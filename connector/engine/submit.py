@@ -215,12 +215,12 @@ def advance(rt: Runtime, order_id: str, wait_seconds: float) -> Progress:
     deadline = time.monotonic() + wait_seconds
 
     def enough() -> bool:
-        record = rt.ledger.get_order(order_id)
+        record = rt.ledger.get_order(order_id, with_pii=False)
         return record is None or record.state not in _BEFORE_LABEL or time.monotonic() > deadline
 
     while not enough():
         drive(rt, order_id, enough, wait=max(0.0, deadline - time.monotonic()))
-        record = rt.ledger.get_order(order_id)
+        record = rt.ledger.get_order(order_id, with_pii=False)
         if record is None or record.state not in _BEFORE_LABEL or time.monotonic() > deadline:
             break
         if record.next_attempt_at is not None:  # deferred: wait for the retry, within the budget
@@ -230,7 +230,8 @@ def advance(rt: Runtime, order_id: str, wait_seconds: float) -> Progress:
 
 
 def progress(rt: Runtime, order_id: str) -> Progress:
-    record = rt.ledger.get_order(order_id)
+    """Where the order is (read without its address: no answer carries it)."""
+    record = rt.ledger.get_order(order_id, with_pii=False)
     assert record is not None
     packages = rt.ledger.packages(order_id)
     return Progress(record, packages[-1] if packages else None)

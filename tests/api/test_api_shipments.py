@@ -498,3 +498,24 @@ def test_serve_runs_the_daemon_and_the_api_and_stops_on_sigterm(world):
         assert server.wait(timeout=30) == 0, served.stderr()
     finally:
         server.kill()
+
+
+def test_a_shipment_whose_address_no_key_reads_is_still_answered(api):
+    """The answer carries no address: reading it must not decrypt one. Sealed with a key no longer
+    configured (removed before 'pii rotate'), GET /v1/shipments/{key} and a repeated POST were a 500,
+    where GET /v1/orders/{id} answers the order."""
+    from cryptography.fernet import Fernet
+
+    from connector.ledger.crypto import PiiCipher, seal_address
+
+    a = api()
+    first = a.post("/v1/shipments", scope="operate", json=other_channel("erp-key-sealed"))
+    assert first.status_code == 201, first.text
+    oid = first.json()["order_id"]
+    blob = seal_address(PiiCipher([Fernet.generate_key()]), oid, a.rt.ledger.get_order(oid).order.ship_to)
+    with a.rt.ledger._write() as conn:
+        conn.execute("UPDATE orders SET pii = ? WHERE order_id = ?", (blob, oid))
+    shown = a.get("/v1/shipments/erp-key-sealed", scope="read")
+    assert shown.status_code == 200 and shown.json() == first.json(), shown.text
+    again = a.post("/v1/shipments", scope="operate", json=other_channel("erp-key-sealed"))
+    assert again.status_code == 200 and again.json() == first.json(), again.text
