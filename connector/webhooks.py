@@ -82,7 +82,9 @@ class WebhookSettings(Settings):
 
     def retry_delay(self, attempts: int) -> timedelta:
         """The wait after the ``attempts``-th failure (1, 2, ...): base, 2 x base, ... up to the max."""
-        seconds = self.backoff_base_seconds * 2 ** (attempts - 1)
+        # Doublings capped: 2 ** 1024 times a float raises, and a long dead_after_hours allows that many
+        # failures. Long before the cap the product is past any maximum (or a float's inf).
+        seconds = self.backoff_base_seconds * 2.0 ** min(attempts - 1, 1000)
         return timedelta(seconds=min(seconds, self.backoff_max_seconds))
 
 

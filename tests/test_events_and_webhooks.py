@@ -397,3 +397,20 @@ def test_an_answer_whose_body_trickles_in_does_not_hold_the_pass(ledger) -> None
         server.server_close()
     assert report.delivered == 1 and ledger.webhook_counts("erp") == {"delivered": 1}
     assert took < 2, took  # not the body's four seconds
+
+
+def test_the_back_off_stays_at_its_maximum_however_many_attempts_failed(ledger, receiver) -> None:
+    """2 ** (attempts - 1) times a float overflows past 1024 failures, which a long dead_after_hours
+    allows (a month at backoff_max_seconds: 60 is 43,000): the failure was never recorded, so the
+    event was posted again at every pass, and the pass raised before the endpoints after it."""
+    conf = settings(receiver.url, backoff_max_seconds=60, dead_after_hours=24 * 30)
+    assert conf.retry_delay(1) == timedelta(seconds=60)
+    assert conf.retry_delay(1025) == conf.retry_delay(100_000) == timedelta(seconds=60)
+    deliver(ledger, conf)
+    receive(ledger, "111-0000001-0000001")
+    deliver(ledger, conf, now=ledger.clock.now - timedelta(seconds=1))  # queued, not due yet
+    ledger._conn().execute("UPDATE webhook_deliveries SET attempts = 1100")
+    receiver.script = [503]
+    report = deliver(ledger, conf, now=soon(ledger))
+    assert report.failed == 1 and ledger.webhook_counts("erp") == {"pending": 1}
+    assert deliver(ledger, conf, now=soon(ledger, 30)).failed == 0  # waits its minute
