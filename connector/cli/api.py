@@ -28,6 +28,8 @@ def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool)
     stopping = threading.Event()
     try:
         engine = None if no_engine else Engine(rt, daemon=True)
+        if engine is None:
+            rt.watch_stop(stopping)  # (the engine watches its own) waits for quota or a label end on it
 
         def stop() -> None:
             stopping.set()

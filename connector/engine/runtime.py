@@ -76,6 +76,8 @@ class Runtime:
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     verify_sweeps: dict[str, Any] = field(default_factory=dict, repr=False)  # account -> verify.SweepMark
     membership: Membership | None = field(default=None, repr=False)  # shared ledger: accounts leased here
+    # Set by a stop request (watch_stop): every wait of this process ends on it, an API request's too
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     # False for a command beside the daemon (orders void, the API without its engine): a step it
     # drives leaves the hooks to the daemon's leader, one dispatcher for all (engine/hooks.py)
     may_lead: bool = field(default=True, repr=False)
@@ -223,7 +225,9 @@ class Runtime:
         return self.config.labels_dir
 
     def watch_stop(self, stop: threading.Event) -> None:
-        """Every SP-API quota wait, retry back-off and LWA retry ends when ``stop`` is set."""
+        """Every SP-API quota wait, retry back-off and LWA retry ends when ``stop`` is set, and an
+        API request waiting for a label (engine/submit.py) answers."""
+        self.stopping = stop
         for client in self.amazon.values():
             client.limiter.use_stop(stop)
             client.tokens.stop = stop

@@ -211,21 +211,25 @@ class Progress:
 
 def advance(rt: Runtime, order_id: str, wait_seconds: float) -> Progress:
     """Drive the order to its label (never to Amazon: the daemon's loop confirms at its own pace),
-    for at most ``wait_seconds``; return where it is."""
+    for at most ``wait_seconds``, and no longer than a stop request (the step in flight finishes,
+    the daemon carries on after its restart); return where it is."""
     deadline = time.monotonic() + wait_seconds
 
     def enough() -> bool:
+        if rt.stopping.is_set():
+            return True
         record = rt.ledger.get_order(order_id, with_pii=False)
         return record is None or record.state not in _BEFORE_LABEL or time.monotonic() > deadline
 
     while not enough():
         drive(rt, order_id, enough, wait=max(0.0, deadline - time.monotonic()))
         record = rt.ledger.get_order(order_id, with_pii=False)
-        if record is None or record.state not in _BEFORE_LABEL or time.monotonic() > deadline:
+        if (rt.stopping.is_set() or record is None or record.state not in _BEFORE_LABEL
+                or time.monotonic() > deadline):
             break
         if record.next_attempt_at is not None:  # deferred: wait for the retry, within the budget
             pause = (record.next_attempt_at - utcnow()).total_seconds()
-            time.sleep(max(0.05, min(pause, deadline - time.monotonic())))
+            rt.stopping.wait(max(0.05, min(pause, deadline - time.monotonic())))
     return progress(rt, order_id)
 
 

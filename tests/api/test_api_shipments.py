@@ -519,3 +519,28 @@ def test_a_shipment_whose_address_no_key_reads_is_still_answered(api):
     assert shown.status_code == 200 and shown.json() == first.json(), shown.text
     again = a.post("/v1/shipments", scope="operate", json=other_channel("erp-key-sealed"))
     assert again.status_code == 200 and again.json() == first.json(), again.text
+
+
+def test_a_shipment_waiting_for_its_label_answers_at_a_stop_request(api, monkeypatch):
+    """A shipment whose carrier keeps failing for now waits for its retries within
+    api.shipment_wait_seconds (60 s by default). A stop request (SIGTERM to `serve`) ends that
+    wait: the request answers 202 at once, the daemon carries on after its restart, and the server
+    is not left to cut the answer off."""
+    import threading
+
+    from connector.kit import TransientCarrierError
+
+    a = api({"api": {"shipment_wait_seconds": 30}})
+
+    def unavailable(*_args, **_kwargs):
+        raise TransientCarrierError("503 Service Unavailable")
+
+    for carrier in a.rt.carriers.values():
+        monkeypatch.setattr(carrier, "create_shipment", unavailable)
+    threading.Timer(1.0, a.rt.stopping.set).start()
+    started = time.monotonic()
+    r = a.post("/v1/shipments", scope="operate", json=other_channel("erp-stop-1"))
+    took = time.monotonic() - started
+    assert r.status_code == 202, r.text
+    assert r.json()["state"] in ("NEW", "PLANNED", "LABEL_CLAIMED"), r.json()
+    assert took < 10, took
