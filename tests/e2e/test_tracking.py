@@ -17,7 +17,7 @@ from connector.engine.carrier_calls import shipment_of
 from connector.engine.loop import Engine
 from connector.engine.track import track_due
 from connector.kit.carrier import PermanentCarrierError
-from connector.ledger import OrderState, PackageState
+from connector.ledger import OrderState, Package, PackageState
 from connector.model import utcnow
 
 from .helpers import CARRIERS, advance, ingest_all, run_cli
@@ -626,25 +626,32 @@ def _advance_to(w, when) -> None:
     advance(w, seconds)
 
 
+def one_parcel_tracked_as(rt, detail: dict) -> tuple[list[Package], Package]:
+    """The shipped YunExpress parcels, once verified; from now on the first one's tracking answer
+    holds ``detail`` as its only event (the others' answers are the emulator's)."""
+    Engine(rt).run_until_quiet()
+    shipped = verified_packages(rt)
+    assert len(shipped) >= 3, rt.ledger.counts()
+    bad = shipped[0]
+    carrier = rt.carriers["yunexpress"]
+    real = carrier._track_info
+
+    def garbled(number, **kw):
+        if number != bad.tracking_number:
+            return real(number, **kw)
+        return {"Code": "0000", "Message": "", "Item": {"PackageState": 1, "OrderTrackingDetails": [detail]}}
+
+    carrier._track_info = garbled
+    return shipped, bad
+
+
 def test_one_garbled_tracking_answer_fails_only_its_parcel(world, caplog):
     """A parcel whose event carries .NET's "no date" (0001-01-01, out of range in UTC) fails alone,
     named with the field: every other parcel of its batch is stored, pass after pass."""
     rt = world(forced_onto("yunexpress", orders=12)).runtime()
     try:
-        Engine(rt).run_until_quiet()
-        shipped = verified_packages(rt)
-        assert len(shipped) >= 3, rt.ledger.counts()
-        bad = shipped[0]
-        carrier = rt.carriers["yunexpress"]
-        real = carrier._track_info
-
-        def garbled(number, **kw):
-            if number != bad.tracking_number:
-                return real(number, **kw)
-            return {"Code": "0000", "Message": "", "Item": {"PackageState": 1, "OrderTrackingDetails": [
-                {"ProcessDate": "0001-01-01T00:00:00", "ProcessContent": "Shipment information received"}]}}
-
-        carrier._track_info = garbled
+        shipped, bad = one_parcel_tracked_as(rt, {"ProcessDate": "0001-01-01T00:00:00",
+                                                  "ProcessContent": "Shipment information received"})
         for day in (2, 4):
             with caplog.at_level("INFO", logger="connector.engine"):
                 result = track_due(rt, now=utcnow() + timedelta(days=day))
@@ -670,21 +677,9 @@ def test_a_tracking_text_the_ledger_cannot_hold_is_stored_without_that_character
     other parcel of the pass too."""
     rt = world(forced_onto("yunexpress", orders=12)).runtime()
     try:
-        Engine(rt).run_until_quiet()
-        shipped = verified_packages(rt)
-        assert len(shipped) >= 3, rt.ledger.counts()
-        bad = shipped[0]
-        carrier = rt.carriers["yunexpress"]
-        real = carrier._track_info
-
-        def garbled(number, **kw):
-            if number != bad.tracking_number:
-                return real(number, **kw)
-            return {"Code": "0000", "Message": "", "Item": {"PackageState": 1, "OrderTrackingDetails": [
-                {"ProcessDate": "2026-01-01T08:00:00", "ProcessContent": f"Accepted {odd}here",
-                 "ProcessLocation": "Shenzhen"}]}}
-
-        carrier._track_info = garbled
+        shipped, bad = one_parcel_tracked_as(rt, {"ProcessDate": "2026-01-01T08:00:00",
+                                                  "ProcessContent": f"Accepted {odd}here",
+                                                  "ProcessLocation": "Shenzhen"})
         result = track_due(rt, now=utcnow() + timedelta(days=2))
         assert (result.polled, result.failed) == (len(shipped), 0)
         others = [rt.ledger.get_package(p.id) for p in shipped[1:]]

@@ -57,6 +57,17 @@ def failing(monkeypatch, operation: str, error: Exception) -> list[bool]:
     return fail
 
 
+def claimed_not_uploaded(monkeypatch, rt):
+    """A feed claimed whose document could not be created (a 503): it waits, CLAIMED, for the next pass."""
+    fail = failing(monkeypatch, "create_feed_document",
+                   TransientError("HTTP 503", status=503, operation="createFeedDocument"))
+    feeds_mod.run_feeds(rt)
+    fail[0] = False
+    feed = rt.ledger.feeds("demo-na")[0]
+    assert feed.state == "CLAIMED"
+    return feed
+
+
 def test_a_package_voided_or_held_before_its_feed_is_submitted_is_left_out_of_it(world, monkeypatch):
     w, rt = labeled_world(world)
     try:
@@ -235,11 +246,7 @@ def test_a_feed_whose_report_cannot_be_read_holds_up_neither_the_others_nor_its_
 def test_a_carrier_taken_out_of_the_configuration_counts_as_a_failed_submission(world, monkeypatch, caplog):
     w, rt = labeled_world(world, max_submit_attempts=2)
     try:
-        fail = failing(monkeypatch, "create_feed_document",
-                       TransientError("HTTP 503", status=503, operation="createFeedDocument"))
-        feeds_mod.run_feeds(rt)
-        fail[0] = False
-        feed = rt.ledger.feeds("demo-na")[0]
+        feed = claimed_not_uploaded(monkeypatch, rt)
         members = rt.ledger.feed_members(feed.id)
         carrier = rt.ledger.get_package(members[0].package_id).carrier
         del rt.carrier_specs[carrier]  # the configuration no longer has it (a restart)
@@ -419,12 +426,7 @@ def test_a_carrier_code_dropped_from_the_sites_list_since_the_claim_is_not_fed(w
 
     w, rt = labeled_world(world, max_submit_attempts=2)
     try:
-        fail = failing(monkeypatch, "create_feed_document",
-                       TransientError("HTTP 503", status=503, operation="createFeedDocument"))
-        feeds_mod.run_feeds(rt)
-        fail[0] = False
-        feed = rt.ledger.feeds("demo-na")[0]
-        assert feed.state == "CLAIMED"
+        feed = claimed_not_uploaded(monkeypatch, rt)
         package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
         site = rt.ledger.get_order(package.order_id).order.site
         code = rt.amazon_carrier_code(package.carrier, site)

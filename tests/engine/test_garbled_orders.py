@@ -42,6 +42,19 @@ def first_account(rt: Any) -> str:
     return rt.config.accounts[0].name
 
 
+def assert_the_poll_went_on(rt: Any, account: str) -> None:
+    """The orders after a garbled one were stored, and the account's watermark moved."""
+    assert len([r for r in rt.ledger.orders() if r.order.account == account]) > 1, \
+        "the orders after the garbled one were not stored"
+    assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
+
+
+def assert_held_malformed(rt: Any, order_id: str, words: str) -> None:
+    record = rt.ledger.get_order(order_id)
+    assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
+    assert words in record.hold_message, record.hold_message
+
+
 def test_a_new_order_with_text_utf8_cannot_hold_is_held_and_the_poll_goes_on(world):
     rt = world({"sandbox": {"orders": 6}}).runtime()
     try:
@@ -77,11 +90,8 @@ def test_a_date_beyond_any_order_is_held_and_the_accounts_poll_goes_on(world):
                      lambda raw: bool((raw.get("fulfillment") or {}).get("shipByWindow")))
         assert Engine(rt).poll_accounts() == 0
         assert bad, "the account has no order with a ship-by window to garble"
-        record = rt.ledger.get_order(bad[0])
-        assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
-        assert "fulfillment.shipByWindow.latestDateTime is out of range" in record.hold_message
-        assert len([r for r in rt.ledger.orders() if r.order.account == account]) > 1
-        assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
+        assert_held_malformed(rt, bad[0], "fulfillment.shipByWindow.latestDateTime is out of range")
+        assert_the_poll_went_on(rt, account)
     finally:
         rt.close()
 
@@ -188,11 +198,8 @@ def test_a_new_order_with_a_last_update_beyond_any_order_is_held_and_the_poll_go
         account = first_account(rt)
         bad = garble(rt, account, lambda raw: raw.update(lastUpdatedTime=value))
         assert Engine(rt).poll_accounts() == 0
-        record = rt.ledger.get_order(bad[0])
-        assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
-        assert "lastUpdatedTime" in record.hold_message
-        assert len([r for r in rt.ledger.orders() if r.order.account == account]) > 1
-        assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
+        assert_held_malformed(rt, bad[0], "lastUpdatedTime")
+        assert_the_poll_went_on(rt, account)
     finally:
         rt.close()
 
@@ -214,14 +221,11 @@ def test_a_nul_in_an_orders_id_or_marketplace_holds_or_skips_it_and_the_poll_goe
             bad = garble(rt, account,
                          lambda raw: raw["salesChannel"].update(marketplaceId="ATVPDKIKX0DER\x00"))
         assert Engine(rt).poll_accounts() == 0
-        stored = [r for r in rt.ledger.orders() if r.order.account == account]
-        assert len(stored) > 1, "the orders after the garbled one were not stored"
-        assert rt.ledger.get_watermark(account) is not None, "the watermark did not move"
+        assert_the_poll_went_on(rt, account)
         if where == "marketplaceId":
-            record = rt.ledger.get_order(bad[0])
-            assert record.state is OrderState.HELD and record.hold_reason == HoldReason.MALFORMED_ORDER.value
-            assert record.order.marketplace_id == ""
+            assert_held_malformed(rt, bad[0], "marketplaceId")
+            assert rt.ledger.get_order(bad[0]).order.marketplace_id == ""
         else:
-            assert all("\x00" not in r.order_id for r in stored)
+            assert all("\x00" not in r.order_id for r in rt.ledger.orders())
     finally:
         rt.close()

@@ -574,13 +574,9 @@ def paused_worker(ledger, *, lease: float = LEASE) -> tuple[Runtime, RateLimiter
     return rt, limiter
 
 
-@pytest.mark.parametrize("noticed", [True, False], ids=["heartbeat-first", "stopped-at-once"])
-def test_a_worker_that_lost_its_accounts_while_paused_saves_no_stale_quota_when_it_stops(
-        make_store, ledger, clock: Clock, noticed: bool) -> None:
-    """A worker paused past its lease: another takes its accounts and gets a 429 on one. Whether
-    the paused worker's next heartbeat finds them gone first or it stops at once, what it had not
-    saved of their quota is stale, and must not be saved over the new owner's at its stop."""
-    rt, limiter = paused_worker(ledger)
+def taken_over_while_paused(rt: Runtime, ledger, clock: Clock) -> dict:
+    """The worker is paused past its lease; another takes every account and gets a 429 on acct-0
+    (the quota state it saved, returned)."""
     rt.membership._stop.set()  # paused: its heartbeat thread renews nothing more
     rt.membership._thread.join(10)
     clock.advance(LEASE + 1)
@@ -588,6 +584,17 @@ def test_a_worker_that_lost_its_accounts_while_paused_saves_no_stale_quota_when_
     assert beat(ledger, "other") == {*ACCOUNTS, "@leader"}
     theirs = {"confirmShipment": {"at": 1.8e9, "tokens": 0.0, "penalized_until": 1.8e9 + 120}}
     ledger.save_quota_state("acct-0", theirs)
+    return theirs
+
+
+@pytest.mark.parametrize("noticed", [True, False], ids=["heartbeat-first", "stopped-at-once"])
+def test_a_worker_that_lost_its_accounts_while_paused_saves_no_stale_quota_when_it_stops(
+        make_store, ledger, clock: Clock, noticed: bool) -> None:
+    """A worker paused past its lease: another takes its accounts and gets a 429 on one. Whether
+    the paused worker's next heartbeat finds them gone first or it stops at once, what it had not
+    saved of their quota is stale, and must not be saved over the new owner's at its stop."""
+    rt, limiter = paused_worker(ledger)
+    theirs = taken_over_while_paused(rt, ledger, clock)
     if noticed:
         assert rt.membership.heartbeat() == set()
         limiter.save()  # nothing of the accounts it lost is left to save
@@ -675,13 +682,7 @@ def test_keys_taken_back_after_the_leases_ran_out_are_read_afresh(make_store, le
     same keys it held before, but what it knew of their quota is as stale as if it had lost them:
     their buckets are read again from the ledger, not carried on (and later saved over the 429)."""
     rt, limiter = paused_worker(ledger)
-    rt.membership._stop.set()  # paused: its heartbeat thread renews nothing more
-    rt.membership._thread.join(10)
-    clock.advance(LEASE + 1)
-    rt.membership._valid_until = 0.0  # (as its monotonic clock would say)
-    assert beat(ledger, "other") == {*ACCOUNTS, "@leader"}
-    theirs = {"confirmShipment": {"at": 1.8e9, "tokens": 0.0, "penalized_until": 1.8e9 + 120}}
-    ledger.save_quota_state("acct-0", theirs)
+    taken_over_while_paused(rt, ledger, clock)
     ledger.release_worker("other", lease_seconds=LEASE)
     clock.advance(1)
     assert rt.membership.heartbeat() == {*ACCOUNTS, "@leader"}  # every key back, as before the pause
