@@ -280,6 +280,18 @@ def test_token_expired_twice_is_transient(amazon, carrier):
     assert len(amazon.calls(PURCHASE_URL)) == 2  # the second rate was tried, never a third
 
 
+def test_rates_without_a_request_token_are_malformed_and_buy_nothing(amazon, carrier):
+    amazon.order()
+    answer = rates_answer()
+    del answer["payload"]["requestToken"]  # required by the model's GetRatesResult
+    amazon.rates((200, answer))
+    amazon.purchase()
+    with pytest.raises(TransientCarrierError, match="without a requestToken") as raised:
+        carrier().create_shipment(make_request(service="YUNEXPRESS_AYPZXR"))
+    assert raised.value.code == "malformed"
+    assert amazon.calls(PURCHASE_URL) == []
+
+
 @pytest.mark.parametrize(
     "site, expected",
     [

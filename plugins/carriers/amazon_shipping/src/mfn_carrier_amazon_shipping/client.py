@@ -129,6 +129,8 @@ class AmazonShippingCarrier(Carrier):
             payload = self._rates(client, site, request, order)
             rate = self._select(payload, request)
             token, rate_id = str(payload.get("requestToken") or ""), str(rate["rateId"])
+            if not token:  # the model requires it: a garbled answer, nothing bought yet
+                raise _malformed(mapping.MalformedAnswer("getRates answered without a requestToken"))
             try:
                 result = self._sp(
                     "purchaseShipment",
