@@ -280,6 +280,18 @@ def test_token_expired_twice_is_transient(amazon, carrier):
     assert len(amazon.calls(PURCHASE_URL)) == 2  # the second rate was tried, never a third
 
 
+def test_a_rate_without_a_readable_total_charge_is_malformed_not_a_refusal(amazon, carrier):
+    amazon.order()
+    answer = rates_answer()
+    del answer["payload"]["rates"][1]["totalCharge"]  # required by the model's Rate
+    amazon.rates((200, answer))
+    amazon.purchase()
+    with pytest.raises(TransientCarrierError, match="CHINAPOST_EPACKET.*totalCharge") as raised:
+        carrier().create_shipment(make_request(service="cheapest"))
+    assert raised.value.code == "malformed"
+    assert amazon.calls(PURCHASE_URL) == []
+
+
 def test_rates_without_a_request_token_are_malformed_and_buy_nothing(amazon, carrier):
     amazon.order()
     answer = rates_answer()

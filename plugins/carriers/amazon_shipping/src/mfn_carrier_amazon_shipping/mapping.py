@@ -212,7 +212,7 @@ def _charge(rate: Mapping[str, Any]) -> Decimal:
     try:
         return Decimal(str(rate["totalCharge"]["value"]))
     except (KeyError, TypeError, InvalidOperation):
-        raise MappingError(f"rate {rate.get('serviceId')!r} has no readable totalCharge") from None
+        raise MalformedAnswer(f"rate {rate.get('serviceId')!r} has no readable totalCharge") from None
 
 
 @reads_answer
