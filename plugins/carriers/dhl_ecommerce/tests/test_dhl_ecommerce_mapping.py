@@ -154,6 +154,10 @@ def test_invalid_access_token_is_recognised_and_only_it() -> None:
             "deliveryConfirmationNo missing",
         ),
         ({"labelResponse": {"bd": {"labels": "x", "responseStatus": {}}}}, "responseStatus.code missing"),
+        (  # a success without the labels: the label may exist, it is no refusal
+            {"labelResponse": {"bd": {"responseStatus": {"code": "200", "message": "SUCCESS"}}}},
+            "labelResponse.bd.labels missing",
+        ),
     ],
 )
 def test_malformed_label_answers_are_transient_and_name_the_problem(answer: object, problem: str) -> None:
@@ -219,6 +223,13 @@ def test_reprint_not_found_is_none(item: bool) -> None:
 def test_other_reprint_refusals_are_errors_not_none(detail: str) -> None:
     with pytest.raises((PermanentCarrierError, TransientCarrierError)):
         mapping.parse_reprint(_reprint_refusal(detail, item=False), "S1")
+
+
+def test_a_reprint_success_without_items_is_malformed_not_a_refusal() -> None:
+    status = {"code": "200", "message": "SUCCESS", "messageDetails": "All label reprints are successful."}
+    with pytest.raises(TransientCarrierError) as err:
+        mapping.parse_reprint({"labelReprintResponse": {"bd": {"responseStatus": status}}}, "S1")
+    assert "labelReprintResponse.bd.shipmentItems missing" in str(err.value) and err.value.code == "malformed"
 
 
 def test_a_png_label_is_refused_and_a_truncated_pdf_is_transient() -> None:

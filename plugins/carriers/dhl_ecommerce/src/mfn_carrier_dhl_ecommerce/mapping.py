@@ -350,6 +350,8 @@ def parse_label(answer: Any, request: ShipmentRequest, sid: str) -> Shipment:
     labels = bd.get("labels")
     if not isinstance(labels, list) or not labels:
         code, message = _status(bd, "labelResponse.bd")
+        if code == "200":  # a success without its labels: the label may exist, this is no refusal
+            raise Malformed("labelResponse.bd.labels missing")
         raise refusal(code, message, sid, item_level=False)
     item = _find(labels, sid, "labelResponse.bd.labels")
     code, message = _status(item, "labels[]")
@@ -451,6 +453,8 @@ def parse_reprint(answer: Any, sid: str) -> dict[str, Any] | None:
         item_level = True
     else:
         code, message = _status(bd, "labelReprintResponse.bd")
+        if code == "200":  # a success without its items: neither "not found" nor a refusal
+            raise Malformed("labelReprintResponse.bd.shipmentItems missing")
         item_level = False
     if _NOT_FOUND.search(message) and not _VALIDATION.search(message):
         return None
