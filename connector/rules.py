@@ -68,14 +68,17 @@ def parse_money(value: Any, *, where: str = "") -> Money | None:
     """``None``, a :class:`Money`, ``"150 EUR"`` or ``{amount: "150", currency: EUR}``."""
     if value is None or isinstance(value, Money):
         return value
+    money = None
     try:
         if isinstance(value, str):
             amount, currency = value.split()
-            return Money(Decimal(amount), currency.upper())
-        if isinstance(value, Mapping):
-            return Money(Decimal(str(value["amount"])), str(value["currency"]).upper())
+            money = Money(Decimal(amount), currency.upper())
+        elif isinstance(value, Mapping):
+            money = Money(Decimal(str(value["amount"])), str(value["currency"]).upper())
     except (ValueError, KeyError, InvalidOperation):
         pass
+    if money is not None and money.amount.is_finite() and money.amount >= 0:  # NaN fails every comparison
+        return money
     raise RulesError(f"{where or 'money'}: {value!r} is not an amount with a currency, e.g. \"150 EUR\"")
 
 
@@ -302,7 +305,8 @@ _MONEY_SCHEMA = {
         {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)? [A-Z]{3}$",
          "x-format": "amount and currency, e.g. 150 EUR"},
         {"type": "object", "additionalProperties": False, "required": ["amount", "currency"],
-         "properties": {"amount": {"type": ["string", "number"]},
+         "properties": {"amount": {"type": ["string", "number"], "minimum": 0,
+                                   "pattern": r"^[0-9]+(\.[0-9]+)?$", "x-format": "an amount, e.g. 12.50"},
                         "currency": {"type": "string", "pattern": r"^[A-Z]{3}$"}}},
     ]
 }

@@ -558,3 +558,19 @@ def test_a_feed_report_record_number_of_zero_is_refused(tmp_path):
     path = write(tmp_path, text)
     line = _line_of(text, "    first_record_number: 0")
     assert problems(path) == [f"{path}:{line}: amazon.feeds.first_record_number: must be >= 1"]
+
+
+@pytest.mark.parametrize("extra, field", [
+    ("ioss:\n  cap: {amount: '1,50', currency: EUR}\n", "ioss.cap"),
+    ("site_rules:\n  US:\n    tracked_below: {amount: NaN, currency: USD}\n", "site_rules.US.tracked_below"),
+    ("selection:\n  buy_shipping_premium: {amount: '-1', currency: USD}\n", "selection.buy_shipping_premium"),
+])
+def test_a_money_amount_that_is_no_amount_is_refused_at_its_line(tmp_path, extra, field):
+    """The mapping form of a money value took any text as its amount: '1,50' stopped `config check`
+    with a traceback (ioss.cap) or without a line (site_rules), and NaN passed, to fail every order's
+    comparison with the threshold."""
+    text = _with(extra)
+    path = write(tmp_path, text)
+    line = _line_of(text, extra.rstrip("\n").splitlines()[-1])
+    (only,) = problems(path)
+    assert only.startswith(f"{path}:{line}: {field}: "), only

@@ -258,3 +258,11 @@ def test_bad_money_in_rules_names_site_and_field() -> None:
         SiteRulesPatch("DE", vtr_exclusion_below="150")
     with pytest.raises(ValueError, match="site XX: region must be one of na, eu, fe"):
         SiteTable([Site("XX", "A", "asia", "USD", "XX")])
+
+
+@pytest.mark.parametrize("value", ["NaN USD", "Infinity USD", "-5 USD",
+                                   {"amount": "sNaN", "currency": "USD"}])
+def test_a_threshold_that_is_no_amount_is_refused(value) -> None:
+    # a NaN threshold would fail every order's comparison (decimal.InvalidOperation) instead of the file
+    with pytest.raises(RulesError, match="site US: tracked_below: .* is not an amount with a currency"):
+        SiteRulesPatch("US", tracked_below=value)
