@@ -826,6 +826,8 @@ def _check_cross_references(data: dict[str, Any], located: _Located, carrier_sch
     for site in data["routing"]["sites"]:
         if site not in sites:
             add(("routing", "sites", site), f"unknown Amazon site {site}")
+        elif sites[site].code != site:  # GB: routes are looked up under the order's site, UK
+            add(("routing", "sites", site), f"the site is written {sites[site].code} here, not {site}")
     for i, override in _overrides(data):
         if override.get("site") and override["site"] not in sites:
             add(("selection", "overrides", i, "site"), f"unknown Amazon site {override['site']}")
@@ -901,6 +903,8 @@ def _check_warehouses(data: dict[str, Any], sites: SiteTable, add: Callable[[tup
                 path = ("warehouse_routing", i, kind, j)
                 if kind == "sites" and value not in sites:
                     add(path, f"unknown Amazon site {value}")
+                elif kind == "sites" and sites[value].code != value:  # GB: matched against UK
+                    add(path, f"the site is written {sites[value].code} here, not {value}")
                 elif kind == "accounts" and value not in accounts:
                     add(path, f"no account {value!r} under accounts (known: {', '.join(sorted(accounts))})")
                 first = seen.setdefault((kind, value), i)

@@ -574,3 +574,18 @@ def test_a_money_amount_that_is_no_amount_is_refused_at_its_line(tmp_path, extra
     line = _line_of(text, extra.rstrip("\n").splitlines()[-1])
     (only,) = problems(path)
     assert only.startswith(f"{path}:{line}: {field}: "), only
+
+
+def test_gb_for_the_site_uk_in_routing_is_refused_at_its_line(tmp_path):
+    """The site table reads GB as UK, so 'config check' took routing.sites.GB and a warehouse rule
+    for site GB, but the engine looks both up under the order's site, UK: neither ever applied,
+    and UK orders were quoted by every carrier from the default warehouse."""
+    text = _with("  sites:\n    GB: ['yunexpress:AYPZXR']\n"
+                 "warehouse_routing:\n  - {warehouse: main, sites: [GB]}\n")
+    path = write(tmp_path, text)
+    assert problems(path) == [
+        f"{path}:{_line_of(text, '    GB: [' + repr('yunexpress:AYPZXR') + ']')}: routing.sites.GB: "
+        "the site is written UK here, not GB",
+        f"{path}:{_line_of(text, '  - {warehouse: main, sites: [GB]}')}: warehouse_routing[0].sites[0]: "
+        "the site is written UK here, not GB",
+    ]
