@@ -189,16 +189,17 @@ class SiteRules:
                      if (note := self.carrier_code_notes.get(code)) is not None and note.unverified)
 
     @classmethod
-    def from_mapping(cls, site: str, data: Mapping[str, Any]) -> SiteRules:
-        """A full SiteRules from data (the plugin's ``sites.yaml`` entry or a configuration block;
-        a block's site-table fields, if any, are not rules and are skipped here)."""
+    def from_mapping(cls, site: str, data: Mapping[str, Any], *, where: str = "") -> SiteRules:
+        """A full SiteRules from data (the plugin's ``sites.yaml`` entry or a configuration block,
+        ``where`` its path, e.g. ``site_rules.ZA``; a block's site-table fields, if any, are not
+        rules and are skipped here)."""
         data = {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
         unknown = sorted(set(data) - set(FIELD_NAMES) - {"site"})
         if unknown:
             raise RulesError(f"site {site}: unknown field(s) {', '.join(unknown)}")
         missing = [k for k in REQUIRED_FIELDS if data.get(k) is None]
         if missing:
-            raise RulesError(f"site {site}: a new site needs {', '.join(missing)}")
+            raise RulesError(f"{where or f'site {site}'}: a new site needs {', '.join(missing)}")
         return cls(site=site, **{k: v for k, v in data.items() if k != "site"})
 
 
@@ -290,7 +291,7 @@ def merge_rules(full: Iterable[SiteRules], patches: Iterable[SiteRulesPatch] = (
         if key in merged:
             merged[key] = SiteRulesPatch(key, "configuration", **data).apply(merged[key])
         else:
-            merged[key] = SiteRules.from_mapping(key, data)
+            merged[key] = SiteRules.from_mapping(key, data, where=f"site_rules.{site}")
     for key, rules in merged.items():
         if key not in sites:
             raise RulesError(f"site rules for {key}, which is not in the site table; add "

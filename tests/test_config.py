@@ -589,3 +589,14 @@ def test_gb_for_the_site_uk_in_routing_is_refused_at_its_line(tmp_path):
         f"{path}:{_line_of(text, '  - {warehouse: main, sites: [GB]}')}: warehouse_routing[0].sites[0]: "
         "the site is written UK here, not GB",
     ]
+
+
+def test_a_new_site_without_carrier_codes_is_named_at_its_line(write_config):
+    """ZA is in the site table without rules: a site_rules block adds them, and one without the
+    carrier list was refused without a line."""
+    path = write_config({"site_rules": {"ZA": {"buy_shipping": False, "tracked_below": "5 USD"}}})
+    line = next(n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip() == "ZA:")
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1, checked.output
+    assert f"{path}:{line}: site_rules.ZA: a new site needs carrier_codes" in checked.output, checked.output
