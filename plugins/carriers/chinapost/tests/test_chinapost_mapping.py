@@ -307,6 +307,21 @@ def test_json_tracking_and_zone_setting():
     assert when == datetime(2026, 3, 4, 2, 0, tzinfo=timezone.utc)  # epoch milliseconds
 
 
+@pytest.mark.parametrize("encoding", ["GBK", "GB18030", "gb2312"])
+def test_xml_tracking_in_a_declared_chinese_encoding_is_read(encoding):
+    # expat reads no multi-byte encoding but UTF-8/16: such an answer used to raise a bare ValueError
+    body = XML.replace('encoding="UTF-8"', f'encoding="{encoding}"').encode(encoding)
+    info = mapping.parse_tracking(body, "LX000000014CN")
+    assert info.status is TrackingStatus.IN_TRANSIT
+    assert info.events[1].description == "深圳国际小包揽收部已收寄"
+
+
+def test_xml_tracking_not_in_its_declared_encoding_is_a_named_malformed_answer():
+    body = XML.replace('encoding="UTF-8"', 'encoding="GBK"').encode("utf-8")[:-40] + b"\x81"
+    with pytest.raises(TransientCarrierError, match="not valid GBK"):
+        mapping.parse_tracking(body, "LX000000014CN")
+
+
 @pytest.mark.parametrize("body", [
     b"<response><code>B404</code><description>\xe6\x9c\xaa\xe6\x9f\xa5\xe8\xaf\xa2\xe5\x88\xb0 no information"
     b"</description></response>",

@@ -60,6 +60,8 @@ NOT_FOUND_WORDS = ("不存在", "未找到", "查询不到", "未查询到", "�
                    "not found", "no record", "no information", "no such", "unknown mail")
 # Words in a fee-lookup refusal that mean "not accepted (scanned) yet": no fee to report.
 NOT_ACCEPTED_WORDS = ("未收寄", "尚未收寄", "not yet accepted", "not accepted")
+# The encoding an XML declaration names ("<?xml version="1.0" encoding="GBK"?>").
+_XML_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -494,11 +496,28 @@ def parse_accept_time(value: str, utc_offset_hours: float) -> datetime:
     return in_utc(dt, utc_offset_hours)
 
 
-def _xml_traces(body: bytes, op: str) -> tuple[list[dict[str, str]], str, str]:
+def _xml_root(body: bytes, op: str) -> ET.Element:
+    """The answer's root element. expat reads no multi-byte encoding but UTF-8/16: an answer
+    declared GBK (GB2312, GB18030...) is decoded by Python's codec and parsed as text."""
     try:
-        root = ET.fromstring(body)
+        return ET.fromstring(body)
     except ET.ParseError as exc:
         raise _fail(op, f"answer is not valid XML ({exc})") from None
+    except ValueError as exc:  # "multi-byte encodings are not supported"
+        declared = _XML_ENCODING.match(body)
+        if declared is None:
+            raise _fail(op, f"answer is not valid XML ({exc})") from None
+        encoding = declared.group(1).decode("ascii")
+    try:
+        return ET.fromstring(body.decode(encoding))
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise _fail(op, f"answer is not valid {encoding} XML ({type(exc).__name__})") from None
+    except ET.ParseError as exc:
+        raise _fail(op, f"answer is not valid XML ({exc})") from None
+
+
+def _xml_traces(body: bytes, op: str) -> tuple[list[dict[str, str]], str, str]:
+    root = _xml_root(body, op)
     traces = [{child.tag: (child.text or "").strip() for child in trace} for trace in root.iter("trace")]
     return traces, _text(root.findtext(".//code")), _text(root.findtext(".//description"))
 
