@@ -323,6 +323,15 @@ def test_xml_tracking_not_in_its_declared_encoding_is_a_named_malformed_answer()
 
 
 @pytest.mark.parametrize("body", [
+    b"\xef\xbb\xbf" + XML.encode("utf-8"),
+    b"\xef\xbb\xbf" + json.dumps({"trace": [{"acceptTime": "2026-03-03 20:15:00",
+                                             "remark": "Departure from outward office"}]}).encode(),
+])
+def test_tracking_after_a_utf8_byte_order_mark_is_read(body):
+    assert mapping.parse_tracking(body, "LX000000014CN").status is TrackingStatus.IN_TRANSIT
+
+
+@pytest.mark.parametrize("body", [
     b"<response><code>B404</code><description>\xe6\x9c\xaa\xe6\x9f\xa5\xe8\xaf\xa2\xe5\x88\xb0 no information"
     b"</description></response>",
     b'{"code": "B404", "description": "no information found for this mail number"}',

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import hashlib
 import json
 import re
@@ -546,7 +547,7 @@ def parse_tracking(body: bytes, number: str, *, utc_offset_hours: float = 8.0) -
     events; one about credentials is a permanent credentials error.
     """
     op = "track/query"
-    head = body.lstrip()[:1]
+    head = body.removeprefix(codecs.BOM_UTF8).lstrip()[:1]  # both parsers read a UTF-8 BOM
     if head == b"<":
         traces, code, description = _xml_traces(body, op)
     elif head in (b"{", b"["):
