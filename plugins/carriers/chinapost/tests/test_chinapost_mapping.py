@@ -332,6 +332,15 @@ def test_tracking_after_a_utf8_byte_order_mark_is_read(body):
 
 
 @pytest.mark.parametrize("body", [
+    b"<!DOCTYPE html><html><head><title>EMS</title></head><body><p>Welcome</p></body></html>",
+    b'<html xmlns="http://www.w3.org/1999/xhtml"><body><h1>Login</h1></body></html>',
+])
+def test_an_html_page_is_a_malformed_answer_not_an_unknown_number(body):
+    with pytest.raises(TransientCarrierError, match="HTML page"):
+        mapping.parse_tracking(body, "LX000000014CN")
+
+
+@pytest.mark.parametrize("body", [
     b"<response><code>B404</code><description>\xe6\x9c\xaa\xe6\x9f\xa5\xe8\xaf\xa2\xe5\x88\xb0 no information"
     b"</description></response>",
     b'{"code": "B404", "description": "no information found for this mail number"}',

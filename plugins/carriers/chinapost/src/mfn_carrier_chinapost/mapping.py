@@ -519,6 +519,8 @@ def _xml_root(body: bytes, op: str) -> ET.Element:
 
 def _xml_traces(body: bytes, op: str) -> tuple[list[dict[str, str]], str, str]:
     root = _xml_root(body, op)
+    if root.tag.rpartition("}")[2].lower() == "html":  # a portal or proxy page, well-formed: no answer
+        raise _fail(op, f"answer is an HTML page, not the tracking XML ({len(body)} bytes)")
     traces = [{child.tag: (child.text or "").strip() for child in trace} for trace in root.iter("trace")]
     return traces, _text(root.findtext(".//code")), _text(root.findtext(".//description"))
 
