@@ -92,6 +92,11 @@ def test_event_texts(text, expected):
     ("已交寄达地海关", S.CUSTOMS),                       # contains 交寄 (posting) but is customs
     ("Shipment information received", S.PENDING),       # "received" alone is not the acceptance
     ("退回妥投", S.RETURNED),                            # the return delivered to the sender
+    # a hand-over word inside a name is no hand-over: "hub" in Huber, Schubert, Hubbard
+    ("Delivered, signed for by Huber", S.DELIVERED),
+    ("Item delivered, signature: SCHUBERT", S.DELIVERED),
+    ("投递并签收 Delivered (signed: HUBBARD)", S.DELIVERED),
+    ("Delivered to the hubs", S.IN_TRANSIT),
 ])
 def test_look_alike_wordings(text, expected):
     assert classify(text) is expected

@@ -129,13 +129,21 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text or "").lower().split())
 
 
+def _names(low: str, words: Iterable[str]) -> bool:
+    """Whether ``low`` names one of ``words``: a Latin-script one as a whole word, its plural too
+    ("hub" is in "at the hubs", not in a signer's name, Huber or Schubert); any other (Chinese)
+    as a substring."""
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(w)}(?:e?s)?(?![a-z0-9])", low) if w.isascii()
+               else w in low for w in words)
+
+
 def classify(text: str) -> TrackingStatus:
     """The status one free-text tracking event stands for; ``UNKNOWN`` when no keyword matches."""
     low = normalise(text) + " "  # the trailing space lets "left " match at the end
     for status, words in RULES:
         if not any(w in low for w in words):
             continue
-        if any(w in low for w in EXCLUSIONS.get(status, ())):
+        if _names(low, EXCLUSIONS.get(status, ())):
             continue  # e.g. a hand-over between legs: let the later rules decide
         return status
     return TrackingStatus.UNKNOWN
