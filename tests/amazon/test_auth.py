@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -98,6 +99,42 @@ def test_transient_lwa_failures_are_retried(rsps) -> None:
     rsps.add(responses.POST, LWA_TOKEN_URL, json={"access_token": "Atza|late", "expires_in": 3600})
     assert make_tokens().token() == "Atza|late"
     assert len(lwa_calls(rsps)) == 3
+
+
+def test_an_answer_cut_off_mid_body_is_a_transient_failure_and_retried() -> None:
+    """The connection drops after LWA's headers: requests raises ChunkedEncodingError (an
+    IncompleteRead), which is no ConnectionError. It is a transient failure like the others."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    hits: list[int] = []
+    full = b'{"access_token": "Atza|whole", "expires_in": 3600}'
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            hits.append(1)
+            if len(hits) == 1:  # 200 bytes announced, 12 sent
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b'Content-Length: 200\r\n\r\n{"access_tok')
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(full), full))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        tokens = LwaTokenProvider(f"http://127.0.0.1:{server.getsockname()[1]}/auth/o2/token", REFRESH_TOKEN,
+                                  CLIENT_ID, CLIENT_SECRET, session=requests.Session(), backoff_base=0.001,
+                                  backoff_max=0.002)
+        assert tokens.token() == "Atza|whole"
+        assert len(hits) == 2
+    finally:
+        server.close()
 
 
 def test_transient_lwa_failures_give_up_after_three_attempts(rsps) -> None:
