@@ -32,9 +32,11 @@ daemon relies on none of them (see docs/feeds.md).
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import hashlib
 import hmac
+import json
 import random
 import re
 from dataclasses import dataclass
@@ -270,28 +272,63 @@ class Feeds:
     def _get_feeds(self, request: Request, seller: Any) -> tuple[int, Any]:
         query = request.query
         self.spapi.check_request("getFeeds", query=query)
-        types = _values(query, "feedTypes")
-        if not types and not self.spapi.arg(request, "nextToken"):
-            raise self.spapi.invalid("Either feedTypes or nextToken is required.")
-        statuses = set(_values(query, "processingStatuses"))
-        marketplaces = set(_values(query, "marketplaceIds"))
-        try:
-            size = int(self.spapi.arg(request, "pageSize") or 10)
-        except ValueError:
-            raise self.spapi.invalid("pageSize must be an integer between 1 and 100.") from None
+        token = self.spapi.arg(request, "nextToken")
+        cursor: list[str] | None = None
+        if token:  # "include this token as the only parameter"
+            if set(query) != {"nextToken"}:
+                raise self.spapi.invalid("nextToken must be the only parameter of a getFeeds request.")
+            page = self._read_page_token(token, seller.name)
+            types, statuses, marketplaces = page["types"], set(page["statuses"]), set(page["marketplaces"])
+            size, cursor = int(page["size"]), page["after"]
+        else:
+            types = _values(query, "feedTypes")
+            if not types:
+                raise self.spapi.invalid("Either feedTypes or nextToken is required.")
+            statuses = set(_values(query, "processingStatuses"))
+            marketplaces = set(_values(query, "marketplaceIds"))
+            try:
+                size = int(self.spapi.arg(request, "pageSize") or 10)
+            except ValueError:
+                raise self.spapi.invalid("pageSize must be an integer between 1 and 100.") from None
         self.advance_all()
         found = []
+        # newest first; a page goes on after the last feed of the one before (createdTime, feedId)
         for feed_id, feed in sorted(
-            self.store["feeds"].items(), key=lambda kv: kv[1]["createdTime"], reverse=True
+            self.store["feeds"].items(), key=lambda kv: (kv[1]["createdTime"], kv[0]), reverse=True
         ):
             if feed["seller"] != seller.name or (types and feed["feedType"] not in types):
+                continue
+            if cursor is not None and [feed["createdTime"], feed_id] >= cursor:
                 continue
             if statuses and feed["processingStatus"] not in statuses:
                 continue
             if marketplaces and not marketplaces & set(feed["marketplaceIds"]):
                 continue
             found.append(_public(feed_id, feed))
-        return 200, {"feeds": found[:size]}
+        answer: dict[str, Any] = {"feeds": found[:size]}
+        if len(found) > size:
+            last = found[size - 1]
+            answer["nextToken"] = self._page_token({
+                "seller": seller.name, "types": types, "statuses": sorted(statuses),
+                "marketplaces": sorted(marketplaces), "size": size,
+                "after": [last["createdTime"], last["feedId"]]})
+        return 200, answer
+
+    def _page_token(self, page: dict[str, Any]) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(page, sort_keys=True).encode()).decode()
+        return payload + "." + self._sign("getFeeds", payload)
+
+    def _read_page_token(self, token: str, seller: str) -> dict[str, Any]:
+        payload, _, signature = token.partition(".")
+        try:
+            if not hmac.compare_digest(self._sign("getFeeds", payload), signature):
+                raise ValueError("bad signature")
+            page = json.loads(base64.urlsafe_b64decode(payload))
+        except (ValueError, TypeError, binascii.Error):
+            raise self.spapi.invalid("nextToken is invalid.") from None
+        if page.get("seller") != seller:
+            raise self.spapi.invalid("nextToken is invalid.")
+        return page
 
     def cancel_feed(self, request: Request) -> Response:
         return self.spapi.call("cancelFeed", request, self._cancel_feed)

@@ -246,6 +246,31 @@ def test_feeds_quotas_are_amazons_and_the_emulator_enforces_them(served):
     assert no_token.status_code == 403
 
 
+def test_get_feeds_pages_with_next_token_and_skips_none(served):
+    emulator = _emulator()
+    feeds = served(emulator)
+    made = []
+    for i, order in enumerate(_unshipped(emulator)[:5]):
+        document = feeds.create_feed_document()
+        feeds.upload(document["url"], build_flat_file(_rows(order, f"940011189922319742849{i}")))
+        made.append(feeds.create_feed(document["feedDocumentId"], ["ATVPDKIKX0DER"]))
+        emulator.clock.advance(1)
+    page = feeds.client.call("getFeeds", "GET", "/feeds/2021-06-30/feeds", idempotent=True,
+                             params={"feedTypes": FULFILLMENT_FEED_TYPE, "pageSize": "2"})
+    listed = [feed["feedId"] for feed in page["feeds"]]
+    while page.get("nextToken"):
+        page = feeds.client.call("getFeeds", "GET", "/feeds/2021-06-30/feeds", idempotent=True,
+                                 params={"nextToken": page["nextToken"]})
+        listed += [feed["feedId"] for feed in page["feeds"]]
+    assert listed == made[::-1]  # newest first, each once
+    assert not emulator.schema_violations
+    first = feeds.client.call("getFeeds", "GET", "/feeds/2021-06-30/feeds", idempotent=True,
+                              params={"feedTypes": FULFILLMENT_FEED_TYPE, "pageSize": "2"})
+    with pytest.raises(InvalidInputError, match="nextToken"):  # "include this token as the only parameter"
+        feeds.client.call("getFeeds", "GET", "/feeds/2021-06-30/feeds", idempotent=True,
+                          params={"nextToken": first["nextToken"], "pageSize": "2"})
+
+
 def test_requests_the_client_sends_validate_against_the_model():
     assert schemas.validate_request("createFeedDocument", body={"contentType": "text/plain"}) == []
     body = {
