@@ -243,6 +243,11 @@ def _values(query: dict[str, list[str]], name: str) -> list[str]:
     return out
 
 
+def _same(expected: str, given: str) -> bool:
+    """A credential check in constant time; any text (``compare_digest`` refuses non-ASCII str)."""
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
 def _arg(query: dict[str, list[str]], name: str) -> str | None:
     for raw in query.get(name, []):
         if raw.strip():
@@ -820,8 +825,7 @@ class SpApiEmulator(Emulator):
             return oauth_error(400, "invalid_request",
                                "The request is missing a required parameter : grant_type")
         with self.lock:
-            if not any(hmac.compare_digest(s.client_id, client_id)
-                       and hmac.compare_digest(s.client_secret, client_secret)
+            if not any(_same(s.client_id, client_id) and _same(s.client_secret, client_secret)
                        for s in self.sellers.values()):
                 return oauth_error(401, "invalid_client", "Client authentication failed")
             if grant_type != "refresh_token":
@@ -830,8 +834,7 @@ class SpApiEmulator(Emulator):
             if not refresh_token:
                 return oauth_error(400, "invalid_request",
                                    "The request is missing a required parameter : refresh_token")
-            seller = next((s for s in self.sellers.values()
-                           if hmac.compare_digest(s.refresh_token, refresh_token)), None)
+            seller = next((s for s in self.sellers.values() if _same(s.refresh_token, refresh_token)), None)
             if seller is None or seller.client_id != client_id:
                 return oauth_error(400, "invalid_grant",
                                    "The request has an invalid grant parameter : refresh_token")

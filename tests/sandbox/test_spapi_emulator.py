@@ -85,6 +85,9 @@ def test_lwa_issues_bearer_tokens(spapi):
     ({"client_id": "amzn1.application-oa2-client.other"}, 401, "invalid_client"),
     ({"grant_type": "client_credentials"}, 400, "unsupported_grant_type"),
     ({"refresh_token": ""}, 400, "invalid_request"),
+    ({"client_secret": "sandbox-secret\u00e9"}, 401, "invalid_client"),  # not ASCII: still a refusal
+    ({"client_id": "amzn1.application-oa2-client.\u00e9"}, 401, "invalid_client"),
+    ({"refresh_token": "Atzr|\u00e9"}, 400, "invalid_grant"),
 ])
 def test_lwa_errors(spapi, overrides, status, error):
     response = spapi.lwa(**overrides)
