@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ..amazon.feeds import FEEDS_QUOTAS, FULFILLMENT_FEED_TYPE
-from .framework import Request, Response
+from .framework import Request, Response, same_secret
 
 MODEL = Path(__file__).with_name("spapi_models") / "feeds_2021-06-30.json"
 URL_TTL = timedelta(minutes=5)
@@ -211,7 +211,7 @@ class Feeds:
         doc_id = request.params["docId"]
         expires, signature = request.arg("expires", ""), request.arg("signature", "")
         document = self.store["documents"].get(doc_id)
-        if document is None or not hmac.compare_digest(self._sign(doc_id, expires or ""), signature or ""):
+        if document is None or not same_secret(self._sign(doc_id, expires or ""), signature or ""):
             return {}, _storage_error(403, "SignatureDoesNotMatch", "The request signature is not valid.")
         if not (expires or "").isdigit() or self.spapi.now().timestamp() > int(expires or 0):
             return {}, _storage_error(403, "AccessDenied", "Request has expired.")
@@ -321,7 +321,7 @@ class Feeds:
     def _read_page_token(self, token: str, seller: str) -> dict[str, Any]:
         payload, _, signature = token.partition(".")
         try:
-            if not hmac.compare_digest(self._sign("getFeeds", payload), signature):
+            if not same_secret(self._sign("getFeeds", payload), signature):
                 raise ValueError("bad signature")
             page = json.loads(base64.urlsafe_b64decode(payload))
         except (ValueError, TypeError, binascii.Error):

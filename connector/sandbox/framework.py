@@ -85,6 +85,7 @@ host offers its extensions besides that is the host's own public API (for the SP
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import logging
 import os
@@ -200,6 +201,12 @@ class Refusal(Exception):  # noqa: N818 - raised to answer, not an error of the 
 def as_text(value: Any) -> str:
     """``value`` as stripped text; ``""`` for None."""
     return "" if value is None else str(value).strip()
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """A credential or signature check in constant time, for any text a client sends
+    (``hmac.compare_digest`` raises on a str that is not ASCII: a 500 where Amazon refuses)."""
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
 
 
 def as_number(value: Any) -> float | None:

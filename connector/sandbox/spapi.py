@@ -94,7 +94,7 @@ from typing import Any
 
 from ..amazon.sites import BUILTIN, Site, SiteTable
 from . import schemas
-from .framework import Emulator, EmulatorSpec, Request, Response, route
+from .framework import Emulator, EmulatorSpec, Request, Response, route, same_secret
 from .seed import daily_orders, seed_orders
 
 log = logging.getLogger(__name__)
@@ -241,11 +241,6 @@ def _values(query: dict[str, list[str]], name: str) -> list[str]:
     for raw in query.get(name, []):
         out.extend(v.strip() for v in raw.split(",") if v.strip())
     return out
-
-
-def _same(expected: str, given: str) -> bool:
-    """A credential check in constant time; any text (``compare_digest`` refuses non-ASCII str)."""
-    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
 
 
 def _arg(query: dict[str, list[str]], name: str) -> str | None:
@@ -825,7 +820,7 @@ class SpApiEmulator(Emulator):
             return oauth_error(400, "invalid_request",
                                "The request is missing a required parameter : grant_type")
         with self.lock:
-            if not any(_same(s.client_id, client_id) and _same(s.client_secret, client_secret)
+            if not any(same_secret(s.client_id, client_id) and same_secret(s.client_secret, client_secret)
                        for s in self.sellers.values()):
                 return oauth_error(401, "invalid_client", "Client authentication failed")
             if grant_type != "refresh_token":
@@ -834,7 +829,8 @@ class SpApiEmulator(Emulator):
             if not refresh_token:
                 return oauth_error(400, "invalid_request",
                                    "The request is missing a required parameter : refresh_token")
-            seller = next((s for s in self.sellers.values() if _same(s.refresh_token, refresh_token)), None)
+            seller = next((s for s in self.sellers.values() if same_secret(s.refresh_token, refresh_token)),
+                          None)
             if seller is None or seller.client_id != client_id:
                 return oauth_error(400, "invalid_grant",
                                    "The request has an invalid grant parameter : refresh_token")
@@ -964,7 +960,7 @@ class SpApiEmulator(Emulator):
         try:
             payload, mac = token.split(".", 1)
             expected = hmac.new(self._token_key, payload.encode(), hashlib.sha256).digest()[:12]
-            if not hmac.compare_digest(base64.urlsafe_b64encode(expected).decode().rstrip("="), mac):
+            if not same_secret(base64.urlsafe_b64encode(expected).decode().rstrip("="), mac):
                 raise ValueError("bad signature")
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             if not isinstance(data, dict) or not _TOKEN_KEYS <= set(data):

@@ -256,6 +256,7 @@ def test_pagination_tokens_are_bound_to_the_query_and_the_seller(start_spapi):
         spapi.search(paginationToken=token, marketplaceIds=[US, UK], maxResultsPerPage="5"),
         spapi.search(paginationToken=token[:-3] + "AAA", **params),
         spapi.search(paginationToken="bm90LWEtdG9rZW4", **params),
+        spapi.search(paginationToken=token.split(".")[0] + ".\u00e9t\u00e9", **params),  # not ASCII: no 500
         other.search(paginationToken=token, **params),
     ]
     for response in misuse:
