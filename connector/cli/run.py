@@ -17,7 +17,7 @@ def run_cmd(state: State, once: bool) -> None:
     """Run the daemon. SIGTERM/SIGINT finish the step in flight, commit and exit 0.
 
     With --once, the exit status is 1 when an account's order poll failed (the pass still drove
-    every order already in the ledger)."""
+    every order already in the ledger), or an order's drive failed outright (the others were driven)."""
     from ..engine.loop import Engine
     from ..engine.workers import LEADER
     from .summary import render, summarize
@@ -38,6 +38,10 @@ def run_cmd(state: State, once: bool) -> None:
             if result.ingest_errors:  # the pass went on for the others; a scheduler must still hear of it
                 click.echo(f"{result.ingest_errors} account order poll(s) failed (the log names each "
                            "account and why): their new orders were not read", err=True)
+            if result.failed:  # likewise: the others were driven
+                click.echo(f"{result.failed} order drive(s) failed (the log names each order and why): "
+                           "they are tried again at the next run", err=True)
+            if result.ingest_errors or result.failed:
                 raise SystemExit(1)
         else:
             engine.run_forever()

@@ -84,6 +84,7 @@ class PassResult:
     ingest_errors: int
     tracked: int = 0
     deferred: int = 0  # orders whose drive ended put off (DEFER): a later pass may get through
+    failed: int = 0  # orders whose drive failed outright (the ledger gone mid-step, a bug): logged each
 
 
 class Engine:
@@ -156,8 +157,15 @@ class Engine:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order") as pool:
             futures = [pool.submit(drive_leased, self.rt, drive, r.order_id, r.account,
                                    self.stop_event.is_set) for r in due]
+            deferred = failed = 0
             try:
-                deferred = sum(future.result() is Outcome.DEFER for future in futures)
+                for r, future in zip(due, futures, strict=True):
+                    try:
+                        deferred += future.result() is Outcome.DEFER
+                    except Exception:  # noqa: BLE001 - its ledger gone mid-step, a bug outside its steps:
+                        failed += 1  # that order waits for the next pass, the others are driven still
+                        log.exception("order %s: its drive failed; it is tried again at the next pass",
+                                      r.order_id)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         tracked = 0
@@ -166,7 +174,7 @@ class Engine:
         self.erase_files()
         left = self.rt.ledger.count_orders(ACTIVE_ORDER_STATES)
         return PassResult(driven=len(due), active_left=left, ingest_errors=errors, tracked=tracked,
-                          deferred=deferred)
+                          deferred=deferred, failed=failed)
 
     def erase_files(self) -> None:
         """Hourly, on every worker (each deletes what is on its own disk): the label files and

@@ -172,6 +172,58 @@ def test_a_lost_connection_to_the_ledgers_server_is_not_the_orders_fault(world, 
         rt.close()
 
 
+def test_a_drive_failing_outright_ends_neither_a_pass_nor_the_other_orders(world, monkeypatch, caplog):
+    """``run --once``: one order's drive failing outright (its ledger connection dropped mid-step,
+    raised for the dispatcher) came out of the pass, cancelled the orders not yet driven and ended
+    the command with a traceback. The pass drives the others, logs that order by its id and says
+    so in its result, and ``run --once`` exits 1."""
+    from connector.engine import loop
+    from connector.ledger import OrderState
+
+    from ..e2e.helpers import ingest_all
+
+    class ServerGone(Exception):
+        pass
+
+    rt = world({"sandbox": {"orders": 6}, "engine": {"workers": 1}}).runtime()
+    try:
+        ingest_all(rt)
+        first, *others = [k.order_id for k in rt.ledger.schedule([OrderState.NEW])]
+        monkeypatch.setattr(rt.ledger, "lost_connection", lambda exc: isinstance(exc, ServerGone))
+        real_plan = loop.plan
+
+        def plan(rt, record):
+            if record.order_id == first:  # driven first: earliest ship-by
+                raise ServerGone("terminating connection due to administrator command")
+            return real_plan(rt, record)
+
+        monkeypatch.setattr(loop, "plan", plan)
+        result = loop.Engine(rt).run_pass(ingest=False)
+        assert result.failed == 1
+        assert rt.ledger.get_order(first).state is OrderState.NEW  # tried again at the next pass
+        assert all(rt.ledger.get_order(o).state is not OrderState.NEW for o in others)  # all driven
+        assert f"order {first}: its drive failed" in caplog.text
+    finally:
+        rt.close()
+
+
+def test_run_once_exits_1_when_an_orders_drive_failed(world, monkeypatch):
+    from click.testing import CliRunner
+
+    from connector.cli.app import cli
+    from connector.engine import loop
+
+    w = world({"sandbox": {"orders": 2}})
+    monkeypatch.setattr(loop.Engine, "run_pass", lambda self: loop.PassResult(
+        driven=2, active_left=1, ingest_errors=0, failed=1))
+    monkeypatch.setattr("signal.signal", lambda signum, handler: None)  # the test session's stay
+    for name, value in w.sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["--config", str(w.config_path), "run", "--once"])
+    assert result.exit_code == 1, result.output
+    assert "1 order drive(s) failed" in result.output
+
+
 def test_an_order_sealed_with_a_key_no_longer_configured_is_held_and_the_others_go_on(world):
     """An operator removed an old PII key before re-encrypting: that order cannot be read. The
     drive holds it with what to do, instead of raising out of the dispatcher and stopping the
