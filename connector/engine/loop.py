@@ -208,7 +208,8 @@ class Engine:
                 log.info("the purge of buyer data runs again: this host's clock agrees with Amazon's")
             self._purge_waits = why
         if why is None:
-            purge_expired_pii(self.rt)
+            if purge_expired_pii(self.rt):  # the purged orders' label files go right after, not at
+                delete_erased_files(self.rt)  # this disk's hourly sweep (which may just have run)
         else:
             self._last.pop("purge", None)
 

@@ -112,6 +112,21 @@ def test_a_voided_orders_label_goes_at_the_purge_after_the_void(worked):
     assert not any(f.exists() for f in files)
 
 
+def test_the_daemons_purge_deletes_the_label_files_right_after_not_at_the_next_hourly_sweep(worked):
+    """In the daemon the hourly sweep (every worker's periodic thread) and the purge (the leader's
+    thread) run on clocks of their own: a sweep that ran just before the purge left the files of
+    the orders it purged on disk for up to an hour. The purge sweeps right after it erases."""
+    _w, rt = worked
+    order_id = labelled(rt)[0]
+    files = label_files(rt, order_id)
+    assert steer.void_order(rt, order_id).complete  # a voided order keeps nothing: purged at once
+    engine = Engine(rt)
+    engine.erase_files()  # this hour's sweep ran first: the next is an hour away
+    engine._leader_jobs()
+    assert rt.ledger.get_order(order_id).pii_purged
+    assert not any(f.exists() for f in files)
+
+
 def test_leftovers_nothing_records_go_once_an_hour_old(worked):
     _w, rt = worked
     order_id = labelled(rt)[0]
