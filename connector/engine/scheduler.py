@@ -197,7 +197,11 @@ class Scheduler:
         Those whose next step is a confirmation come only as many per account as its confirm lane
         has room for: the places left once the confirmations inside it, or the orders already
         handed out to be confirmed (``headed``), are counted. More would only be turned away and
-        come back. So the window read holds work a free worker can do, such as labels to buy."""
+        come back. So the window read holds work a free worker can do, such as labels to buy.
+
+        A window cut at ``limit`` is read past its accounts (one more read each time, while the
+        daemon acts for several accounts and fewer have been seen than there are workers), so that
+        the other accounts' orders are seen and get their share."""
         ledger, now = self.rt.ledger, utcnow()
         accounts = owned if owned is not None else {a.name for a in self.rt.config.accounts}
         room = {}
@@ -206,19 +210,30 @@ class Scheduler:
             if lane is not None:
                 room[account] = lane.size - max(lane.busy, headed[account])
         no_room = {a for a, places in room.items() if places <= 0}
-        others = ledger.schedule(_NOT_CONFIRMING, due_before=now, accounts=owned, limit=limit)
-        confirming = []
-        for key in ledger.schedule(_CONFIRMING, due_before=now, accounts=owned, except_accounts=no_room,
-                                   limit=limit):
-            if key.order_id in skip:
-                continue
-            if key.account in room:
-                if room[key.account] <= 0:
+        merged: list = []
+        to_confirm: set[str] = set()
+        seen: set[str] = set()  # the accounts of the full windows read so far
+        while True:
+            others = ledger.schedule(_NOT_CONFIRMING, due_before=now, accounts=owned, except_accounts=seen,
+                                     limit=limit)
+            confirming = []
+            for key in ledger.schedule(_CONFIRMING, due_before=now, accounts=owned,
+                                       except_accounts=no_room | seen, limit=limit):
+                if key.order_id in skip:
                     continue
-                room[key.account] -= 1
-            confirming.append(key)
-        merged = list(heapq.merge(others, confirming, key=_schedule_order))[:limit]
-        return merged, {key.order_id for key in confirming}
+                if key.account in room:
+                    if room[key.account] <= 0:
+                        continue
+                    room[key.account] -= 1
+                confirming.append(key)
+            window = list(heapq.merge(others, confirming, key=_schedule_order))[:limit]
+            merged = list(heapq.merge(merged, window, key=_schedule_order))
+            to_confirm.update(key.order_id for key in confirming)
+            # A full window may be one account's backlog, hiding the others' orders (later ship-bys):
+            # that account would take every worker (fair_pick sees no other). Read past its accounts.
+            seen.update(key.account for key in window)
+            if len(window) < limit or len(accounts) < 2 or len(seen) >= self.rt.engine.workers:
+                return merged, to_confirm
 
     # -- the poller and the leader ---------------------------------------------------------------
     def _poll_loop(self) -> None:

@@ -271,6 +271,44 @@ def test_a_deferred_order_is_driven_again_at_its_retry_time_not_after_a_rest(
     assert all(later - earlier >= 0.2 for earlier, later in zip(tries, tries[1:], strict=False))  # on time
 
 
+class TwoAccountLedger(FakeLedger):
+    """NEW orders of the accounts their ids start with (``a-1``: account a), in the given order."""
+
+    def schedule(self, states, *, due_before, accounts=None, except_accounts=(), limit=None):
+        if "NEW" not in {getattr(s, "value", s) for s in states}:
+            return []
+        with self.lock:
+            keys = due(*[(o, o.split("-")[0]) for o in self.pending])
+        return [k for k in keys if k.account not in except_accounts
+                and (accounts is None or k.account in accounts)][:limit]
+
+
+def test_an_accounts_backlog_filling_the_window_leaves_the_other_accounts_their_share(
+        no_periodic_jobs) -> None:
+    """Account a's backlog comes first by ship-by, more of it than the window the dispatcher reads
+    (DUE_WINDOW per free worker): b's order, behind it, was never seen, so a took every worker --
+    each of them waiting for a's quota -- until its backlog was down to the window. b gets its share."""
+    ledger = TwoAccountLedger([*(f"a-{n}" for n in range(30)), "b-1"])
+    quota = threading.Event()  # account a's orders wait for its quota
+    driven: list[str] = []
+
+    def drive(rt, order_id, should_stop):
+        driven.append(order_id)
+        if order_id.startswith("a-"):
+            quota.wait(10)
+        ledger.done(order_id)
+
+    engine = make_engine(ledger, workers=2)
+    engine.rt.config.accounts = [SimpleNamespace(name="a"), SimpleNamespace(name="b")]
+    runner = start(engine, drive)
+    try:
+        wait_until(lambda: "b-1" in driven, seconds=3)
+        assert "b-1" in driven[:2], driven  # one worker each (b-1 done, a-1 takes its worker)
+    finally:
+        quota.set()
+        stop(engine, runner)
+
+
 def test_a_ledger_dropping_its_connections_stops_neither_the_dispatcher_nor_the_orders(
         no_periodic_jobs, monkeypatch, caplog) -> None:
     """A PostgreSQL restart or failover drops every connection: the dispatcher's read of what is
