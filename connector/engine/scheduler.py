@@ -199,9 +199,9 @@ class Scheduler:
         handed out to be confirmed (``headed``), are counted. More would only be turned away and
         come back. So the window read holds work a free worker can do, such as labels to buy.
 
-        A window cut at ``limit`` is read past its accounts (one more read each time, while the
-        daemon acts for several accounts and fewer have been seen than there are workers), so that
-        the other accounts' orders are seen and get their share."""
+        A window cut at ``limit`` is read past its accounts (one more read each time, while fewer
+        accounts have been seen than the daemon acts for and than there are workers), so that the
+        other accounts' orders are seen and get their share."""
         ledger, now = self.rt.ledger, utcnow()
         accounts = owned if owned is not None else {a.name for a in self.rt.config.accounts}
         room = {}
@@ -232,8 +232,8 @@ class Scheduler:
             # A full window may be one account's backlog, hiding the others' orders (later ship-bys):
             # that account would take every worker (fair_pick sees no other). Read past its accounts.
             seen.update(key.account for key in window)
-            if len(window) < limit or len(accounts) < 2 or len(seen) >= self.rt.engine.workers:
-                return merged, to_confirm
+            if len(window) < limit or len(seen) >= min(len(accounts), self.rt.engine.workers):
+                return merged, to_confirm  # (every account seen: a read past them all finds nothing)
 
     # -- the poller and the leader ---------------------------------------------------------------
     def _poll_loop(self) -> None:
