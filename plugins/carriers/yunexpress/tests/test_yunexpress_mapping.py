@@ -255,6 +255,16 @@ def test_get_order_not_found_and_mismatch():
         mapping.parse_get_order(data, "2222222222222222")
 
 
+@pytest.mark.parametrize("item", [[None], ["YT2222222222222222"]])
+def test_get_order_listing_something_that_is_no_order_is_malformed_not_none(item):
+    """A list with one entry says there is an order: an entry that is no object is a malformed
+    answer, never "no such order" (on ``None`` the engine buys a second label)."""
+    data = load_fixture("get_order")
+    data["Item"] = item
+    with pytest.raises(TransientCarrierError, match="field 'Item"):
+        mapping.parse_get_order(data, "2222222222222222")
+
+
 # -- Label/Print and WayBill/Delete ----------------------------------------------------------
 
 

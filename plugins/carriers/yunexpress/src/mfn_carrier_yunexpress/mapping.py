@@ -384,6 +384,8 @@ def parse_get_order(data: Any, reference: str) -> OrderLookup | None:
             return None
         raise _refusal(op, code, message)
     item = data.get("Item")
+    if item is None or item == []:
+        return None
     if isinstance(item, list):
         if len(item) > 1:
             found = _find_entry(item, ("CustomerOrderNumber", "OrderNumber"), reference)
@@ -391,9 +393,7 @@ def parse_get_order(data: Any, reference: str) -> OrderLookup | None:
                 raise _fail(op, f"field 'Item' lists {len(item)} orders, none under {reference}")
             item = found
         else:
-            item = item[0] if item else None
-    if item is None:
-        return None
+            item = item[0]  # [null] is malformed (below), never "no such order"
     if not isinstance(item, dict):
         raise _fail(op, f"field 'Item' should be an object, got {type(item).__name__}")
     waybill = _opt_str(item.get("WayBillNumber"))
