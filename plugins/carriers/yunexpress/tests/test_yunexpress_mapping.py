@@ -182,6 +182,9 @@ def test_json_auth_failure_is_a_credentials_error_not_a_duplicate():
     (lambda d: d.update(Item=[]), "Item"),
     (lambda d: d["Item"][0].update(WayBillNumber=""), "WayBillNumber"),
     (lambda d: d["Item"][0].update(Success="maybe"), "Success"),
+    # neither 1 (created) nor 0 (refused): the outcome is unknown, never a refusal
+    (lambda d: d["Item"][0].update(Success=2, WayBillNumber=None), r"Success.*not 0/1"),
+    (lambda d: d["Item"][0].update(Success=-1, WayBillNumber=None), r"Success.*not 0/1"),
     (lambda d: d["Item"][0].update(CustomerOrderNumber="SOMEONE-ELSE"), "Item"),
 ])
 def test_malformed_create_answers_are_transient_and_name_the_field(mutate, field):

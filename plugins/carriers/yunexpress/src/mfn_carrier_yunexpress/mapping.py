@@ -320,7 +320,7 @@ def parse_create_order(data: Any, request: ShipmentRequest, *,
         raise _refusal(op, code, remark or message)
     if entry is None:
         raise _fail(op, f"field 'Item' has no entry for CustomerOrderNumber {reference}")
-    if success is None:
+    if success != 0:  # (1 returned above)
         raise _fail(op, f"field 'Item[].Success' is missing or not 0/1 (got {entry.get('Success')!r})")
     if is_duplicate_remark(remark, keywords):
         raise DuplicateReferenceError(f"YunExpress already holds CustomerOrderNumber {reference}: {remark}",
