@@ -149,6 +149,17 @@ def test_wrong_credentials_are_a_permanent_error(sandbox, connect, mode):
         assert answer.status_code == 200 and answer.json()["Code"] == "1001"
 
 
+@pytest.mark.parametrize("token", ["é", "Qzg4ODg4JnNhbmRib3gtc2VjcmV0ü", "!!!!", "//4meA=="])
+def test_a_mangled_basic_token_is_refused_not_a_crash(sandbox, token):
+    """Not base64, not ASCII (a header's bytes arrive as Latin-1 text), not UTF-8 inside: the
+    credentials are refused (401) like any wrong ones, never an emulator error (a 5xx is transient:
+    the client would retry instead of reporting the credentials)."""
+    server = sandbox()
+    answer = requests.get(f"{server.url}/api/WayBill/GetOrder?OrderNumber=X",
+                          headers={"Authorization": f"Basic {token}".encode("latin-1")}, timeout=5)
+    assert answer.status_code == 401
+
+
 def test_credentials_come_from_the_carrier_settings(sandbox, connect):
     server = sandbox(carrier_settings={"base_url": "http://x", "customer_code": "C42", "api_secret": "own"})
     assert connect(server, customer_code="C42", api_secret="own").find_by_reference("NONE") is None
