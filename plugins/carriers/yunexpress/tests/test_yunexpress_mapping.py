@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -266,6 +267,33 @@ def test_get_order_listing_something_that_is_no_order_is_malformed_not_none(item
     data["Item"] = item
     with pytest.raises(TransientCarrierError, match="field 'Item"):
         mapping.parse_get_order(data, "2222222222222222")
+
+
+@pytest.mark.parametrize("value", [["YT2222222222222222"], {"Number": "YT2222222222222222"}, 2.2e17, True])
+@pytest.mark.parametrize("key", ["WayBillNumber", "TrackingNumber"])
+def test_a_number_of_the_wrong_json_type_is_malformed_not_a_wrong_number(key, value):
+    """A waybill or tracking number that is a list, an object, a fraction or a boolean would become
+    a wrong number as text ("['YT…']", "2.2e+17"): the answer is malformed, naming the field."""
+    reference = "2022021008567562"
+    created = load_fixture("create_order")
+    created["Item"][0].update(TrackType="1", **{key: value})
+    order = load_fixture("get_order")
+    order["Item"][key] = value
+    numbers = load_fixture("get_tracking_number")
+    numbers["Items"][0].update({"CustomerOrderNumber": reference, "Status": 1, "TrackingNumber": "D1234567",
+                                key: value})
+    for parse, field in ((lambda: mapping.parse_create_order(created, make_request(reference)), "Item[]"),
+                         (lambda: mapping.parse_get_order(order, "2222222222222222"), "Item"),
+                         (lambda: mapping.parse_tracking_number(numbers, reference), "Items[]")):
+        with pytest.raises(TransientCarrierError, match=re.escape(f"field '{field}.{key}'")):
+            parse()
+
+
+def test_numbers_given_as_json_integers_are_read_as_text():
+    data = load_fixture("create_order")
+    data["Item"][0].update(TrackType="1", TrackingNumber=9400111899223344556677)
+    shipment = mapping.parse_create_order(data, make_request("2022021008567562"))
+    assert shipment.tracking_number == "9400111899223344556677"
 
 
 # -- Label/Print and WayBill/Delete ----------------------------------------------------------

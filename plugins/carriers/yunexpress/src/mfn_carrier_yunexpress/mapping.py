@@ -140,6 +140,16 @@ def _opt_str(value: Any) -> str | None:
     return text or None
 
 
+def _number(entry: dict[str, Any], key: str, op: str, where: str) -> str | None:
+    """``entry[key]``, a number the carrier issued (waybill, tracking number), as text; ``None``
+    when empty. Text or a JSON integer; anything else (a list, an object, a fraction, a boolean)
+    is malformed: as text it would be a wrong number ("['YT…']", "2.2e+17")."""
+    value = entry.get(key)
+    if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return _opt_str(value)
+    raise _fail(op, f"field '{where}.{key}' should be text, got {type(value).__name__}")
+
+
 def authorization_header(customer_code: str, api_secret: str) -> str:
     """``Basic base64(CustomerCode & ApiSecret)`` -- an ampersand, not the usual colon."""
     token = base64.b64encode(f"{customer_code}&{api_secret}".encode()).decode("ascii")
@@ -341,11 +351,11 @@ def _raise_if_trouble(words: str, reference: str, code: str) -> None:
 
 def _created_shipment(entry: dict[str, Any], request: ShipmentRequest, use_waybill: bool) -> Shipment:
     op = "CreateOrder"
-    waybill = _opt_str(entry.get("WayBillNumber"))
+    waybill = _number(entry, "WayBillNumber", op, "Item[]")
     if waybill is None:
         raise _fail(op, "field 'Item[].WayBillNumber' is missing or empty for a successful order")
     track_type = _text(entry.get("TrackType"))
-    tracking = _opt_str(entry.get("TrackingNumber"))
+    tracking = _number(entry, "TrackingNumber", op, "Item[]")
     if use_waybill:
         tracking = waybill
     elif track_type == "2":
@@ -396,10 +406,10 @@ def parse_get_order(data: Any, reference: str) -> OrderLookup | None:
             item = item[0]  # [null] is malformed (below), never "no such order"
     if not isinstance(item, dict):
         raise _fail(op, f"field 'Item' should be an object, got {type(item).__name__}")
-    waybill = _opt_str(item.get("WayBillNumber"))
+    waybill = _number(item, "WayBillNumber", op, "Item")
     if waybill is None:
         raise _fail(op, "field 'Item.WayBillNumber' is missing or empty")
-    tracking = _opt_str(item.get("TrackingNumber"))
+    tracking = _number(item, "TrackingNumber", op, "Item")
     order_number = _text(item.get("CustomerOrderNumber")) or _text(item.get("OrderNumber"))
     if order_number and order_number not in (reference, waybill, tracking):
         raise _fail(op, f"field 'Item.OrderNumber' is {order_number!r}, not the reference {reference!r}")
@@ -421,8 +431,8 @@ def parse_tracking_number(data: Any, reference: str, *, use_waybill_as_tracking:
     if entry is None:
         raise _fail(op, f"field 'Items' has no entry for CustomerOrderNumber {reference}")
     status = _int(entry.get("Status"))
-    waybill = _opt_str(entry.get("WayBillNumber"))
-    tracking = _opt_str(entry.get("TrackingNumber"))
+    waybill = _number(entry, "WayBillNumber", op, "Items[]")
+    tracking = _number(entry, "TrackingNumber", op, "Items[]")
     if status == 1:
         if use_waybill_as_tracking and waybill:
             return waybill
