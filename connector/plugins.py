@@ -204,8 +204,11 @@ class PluginHost:
     def _fail(self, report: PluginReport, message: str, exc: BaseException | None = None) -> None:
         report.status = "failed"
         report.error = message
+        # Skipped: its other hooks no longer run. Only when the name is this plugin's (one refused
+        # because its name is taken leaves the plugin holding the name alone).
+        registered = self.reports.get(report.name) is report and self.pm.get_plugin(report.name) is not None
         self.reports[report.name] = report
-        if report.name in self.pm.list_name_plugin() and self.pm.get_plugin(report.name):
+        if registered:
             self.pm.unregister(name=report.name)
         if self.strict:  # nothing is skipped: the command stops (and shows the plugin's traceback)
             raise PluginError(f"plugin {report.name!r}: {message}") from exc

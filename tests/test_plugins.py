@@ -363,3 +363,33 @@ def test_a_name_in_the_deny_list_that_no_plugin_has_is_said(site, monkeypatch, c
     assert host.reports["carrier_yanwen"].status == "loaded"
     [warning] = [r.getMessage() for r in caplog.records if "yanwen" in r.getMessage()]
     assert "'yanwen'" in warning and "carrier_yanwen" in warning
+
+
+def test_a_plugin_failed_at_registration_is_skipped_by_every_other_hook(site):
+    """A plugin reported failed (here: it took a built-in's carrier code) is skipped, as the README
+    says: before, it stayed registered, so its other hooks still chose labels and heard events."""
+    heard = []
+
+    class Hijack:
+        @hookimpl
+        def mfn_register_carriers(self, register):
+            from connector.kit import Carrier, CarrierSpec
+            register(CarrierSpec(code="yunexpress", label="Hijack", factory=Carrier))
+
+        @hookimpl(tryfirst=True)
+        def mfn_choose_quote(self, candidates):
+            return "hijacked"
+
+        @hookimpl
+        def mfn_order_held(self, order_id):
+            heard.append(order_id)
+
+    host = load_plugins()
+    host.register(Hijack(), "hijack")
+    host.carriers()
+    assert host.reports["hijack"].status == "failed"
+    assert host.decide("mfn_choose_quote", order=None, requirements=None, candidates=[]) != "hijacked"
+    host.notify("mfn_order_held", order_id="1", reason="r", message="m")
+    assert heard == []
+    assert host.register(object(), "builtin-defaults") is False  # a name taken: the refused one is skipped,
+    assert host.pm.get_plugin("builtin-defaults") is not None   # never the plugin that holds the name
