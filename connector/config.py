@@ -533,11 +533,14 @@ class _Located:
         self.problems: list[Problem] = []
         self.substituted: dict[tuple, str] = {}  # path -> a plain scalar's text after ${VAR} substitution
         self._scalar = yaml.SafeLoader("")
+        self._written: dict[int, int] = {}  # id(mapping node) -> how many pairs it has, merge keys aside
 
     def build(self, node: yaml.Node, path: tuple = ()) -> Any:
+        if not path:
+            self._count_written(node)
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            written = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            written = self._written[id(node)]
             try:  # `<<: *anchor` (merge keys), as yaml.safe_load reads them: merged pairs first
                 self._scalar.flatten_mapping(node)
             except yaml.MarkedYAMLError as exc:
@@ -564,6 +567,21 @@ class _Located:
         if isinstance(value, date) and not isinstance(value, str):
             value = value.isoformat()
         return value
+
+    def _count_written(self, root: yaml.Node) -> None:
+        """Each mapping's own pairs, counted before any is merged: merging rewrites a mapping in place
+        (its merged pairs first), and one met again through an alias would take them for its own."""
+        todo, seen = [root], set()
+        while todo:
+            node = todo.pop()
+            if id(node) in seen:  # an alias: the node it names, walked already
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                self._written[id(node)] = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+                todo += [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                todo += node.value
 
     def _construct(self, node: yaml.Node, path: tuple) -> Any:
         """A scalar's value; a tag YAML's safe loader does not know (``!vault``), or a value its

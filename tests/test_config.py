@@ -600,3 +600,20 @@ def test_a_new_site_without_carrier_codes_is_named_at_its_line(write_config):
     checked = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert checked.exit_code == 1, checked.output
     assert f"{path}:{line}: site_rules.ZA: a new site needs carrier_codes" in checked.output, checked.output
+
+
+def test_a_mapping_with_merge_keys_used_again_through_an_alias_repeats_no_key(tmp_path):
+    """PyYAML merges in place: the mapping met again through its alias had its merged keys counted
+    as written, and a key it overrides was said to appear twice (at a line that does not have it)."""
+    text = MINIMAL.format(region="na", secret="s") + (
+        "sandbox:\n  emulators:\n    spapi: &spapi\n      <<: {search_lag_seconds: 1}\n"
+        "      search_lag_seconds: 2\n    spapi_copy: *spapi\n")
+    config = load_config(write(tmp_path, text))
+    assert config.data["sandbox"]["emulators"]["spapi_copy"] == {"search_lag_seconds": 2}
+    # the same, for a mapping first merged into another (where it is defined), then used itself
+    text = MINIMAL.format(region="na", secret="s") + (
+        "sandbox:\n  emulators:\n"
+        "    spapi: {<<: &spapi {<<: {search_lag_seconds: 1}, search_lag_seconds: 2}}\n"
+        "    spapi_copy: *spapi\n")
+    config = load_config(write(tmp_path, text))
+    assert config.data["sandbox"]["emulators"]["spapi_copy"] == {"search_lag_seconds": 2}
