@@ -393,3 +393,24 @@ def test_a_plugin_failed_at_registration_is_skipped_by_every_other_hook(site):
     assert heard == []
     assert host.register(object(), "builtin-defaults") is False  # a name taken: the refused one is skipped,
     assert host.pm.get_plugin("builtin-defaults") is not None   # never the plugin that holds the name
+
+
+def test_config_check_leaves_out_the_plugins_the_configuration_denies(site, tmp_path, monkeypatch):
+    """`run` merges the site rules of the plugins left after plugins.deny; `config check` merged
+    those of every installed plugin, so it refused a configuration `run` takes."""
+    install_fake(site, "us-again-denied", "sites_us_denied", "us_denied_mod", """
+        from connector.kit import hookimpl
+        from connector.rules import SiteRules
+        @hookimpl
+        def mfn_register_site_rules(register):
+            register(SiteRules("US"))
+        """)
+    shipped = Path(__file__).resolve().parents[1] / "config"
+    for name in ("sandbox.yaml", "catalog.sandbox.csv"):
+        (tmp_path / name).write_text((shipped / name).read_text(encoding="utf-8"), encoding="utf-8")
+    config = tmp_path / "sandbox.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "plugins:\n  deny: [sites_us_denied]\n",
+                      encoding="utf-8")
+    monkeypatch.setenv("MFN_STATE_DIR", str(tmp_path / "state"))
+    checked = CliRunner().invoke(cli, ["--config", str(config), "config", "check"])
+    assert checked.exit_code == 0 and "OK" in checked.output, checked.output

@@ -196,16 +196,16 @@ def config_check(state: State, file: str | None) -> None:
 
     path = file or state.config_path
     try:
-        config, _ = load_config_with_plugins(path, state.host)
+        config, host = load_config_with_plugins(path, state.host)  # (without those plugins.deny names)
         catalog = load_catalog(config.catalog_path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(1) from None
     from ..engine.runtime import configured_rules
 
-    gaps = _carrier_gaps(config, state.host)
+    gaps = _carrier_gaps(config, host)
     try:  # merged as run merges them: a site two plugins define is refused here too
-        configured_rules(config, state.host)
+        configured_rules(config, host)
         if gaps:
             raise ConfigError(gaps)
     except ConfigError as exc:
