@@ -283,7 +283,13 @@ class PluginHost:
                 if report:
                     report.registered.append(f"{kind}:{len(mine[plugin])}")
                 continue
-            codes = {key(item): item for item in mine[plugin]}
+            keys = [key(item) for item in mine[plugin]]
+            codes = dict(zip(keys, mine[plugin], strict=True))
+            twice = [k for k in codes if keys.count(k) > 1]
+            if twice:  # which of the two it meant is not guessed
+                if report:
+                    self._fail(report, f"{kind} code(s) {', '.join(twice)} registered twice")
+                continue
             duplicates = [k for k in codes if k in found]
             if duplicates:
                 if report:

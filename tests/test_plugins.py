@@ -414,3 +414,19 @@ def test_config_check_leaves_out_the_plugins_the_configuration_denies(site, tmp_
     monkeypatch.setenv("MFN_STATE_DIR", str(tmp_path / "state"))
     checked = CliRunner().invoke(cli, ["--config", str(config), "config", "check"])
     assert checked.exit_code == 0 and "OK" in checked.output, checked.output
+
+
+def test_a_carrier_code_one_plugin_registers_twice_fails_it(site):
+    """Before, the second registration silently replaced the first (its services, its settings)."""
+    class Twice:
+        @hookimpl
+        def mfn_register_carriers(self, register):
+            from connector.kit import Carrier, CarrierSpec
+            register(CarrierSpec(code="acme", label="ACME", factory=Carrier))
+            register(CarrierSpec(code="acme", label="ACME EU", factory=Carrier))
+
+    host = load_plugins()
+    host.register(Twice(), "twice")
+    assert "acme" not in host.carriers() and "yunexpress" in host.carriers()
+    report = host.reports["twice"]
+    assert report.status == "failed" and "carrier code(s) acme registered twice" in report.error
