@@ -111,7 +111,7 @@ class PluginHost:
     def load_entrypoints(self, *, allow: Iterable[str] | None = None,
                          deny: Iterable[str] = ()) -> None:
         env_allow = _split(os.environ.get(ENV_ALLOW))
-        allow_set = set(env_allow) if env_allow is not None else (set(allow) if allow else None)
+        allow_set = set(env_allow) if env_allow is not None else (set(allow) if allow is not None else None)
         deny_set = set(_split(os.environ.get(ENV_DENY)) or ()) | set(deny)
         eps = []
         for dist in importlib.metadata.distributions():

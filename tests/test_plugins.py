@@ -158,6 +158,8 @@ def test_allow_and_deny_lists(site, monkeypatch):
     assert load_plugins().carriers() == {}
     monkeypatch.delenv("MFN_CONNECTOR_LOAD_PLUGINS")
     assert "good" not in load_plugins(deny=["carrier_good"]).carriers()  # the YAML's plugins.deny
+    # the YAML's `plugins.allow: []` is an empty allow list, as the empty variable: before, it allowed all
+    assert load_plugins(allow=[]).carriers() == {}
 
 
 def test_strict_mode_makes_problems_fatal(site, monkeypatch, caplog):
