@@ -248,9 +248,16 @@ class PluginHost:
         def register(item: Any) -> None:
             mine.setdefault(_current_plugin.get(), []).append(item)
 
-        with self._lock:
-            failures_before = len(self._failures)
-        getattr(self.pm.hook, hook_name)(register=register)
+        while True:
+            with self._lock:
+                failures_before = len(self._failures)
+            try:
+                getattr(self.pm.hook, hook_name)(register=register)
+                break
+            except Exception as exc:  # noqa: BLE001 - a wrapper (not isolated): it fails, the others go on
+                mine.clear()
+                if not self._fail_wrappers(hook_name, exc):
+                    raise
         with self._lock:
             failed = {(plugin, exc) for plugin, hook, exc in self._failures[failures_before:]
                       if hook == hook_name}
@@ -302,6 +309,26 @@ class PluginHost:
                 if report:
                     report.registered.append(f"{kind}:{code}")
         return found if key is not None else items
+
+    def _fail_wrappers(self, hook_name: str, exc: Exception) -> bool:
+        """Fail (and unregister) the wrapper of ``hook_name`` that raised ``exc``: the innermost of
+        those its traceback went through (an outer one it merely passed through is not to blame);
+        False when it went through none."""
+        wrappers = {impl.function.__code__: impl.plugin_name
+                    for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
+                    if impl.wrapper or impl.hookwrapper}
+        culprit = None
+        tb = exc.__traceback__
+        while tb is not None:
+            culprit = wrappers.get(tb.tb_frame.f_code, culprit)
+            tb = tb.tb_next
+        if culprit is None:
+            return False
+        self._fail(self.reports.get(culprit) or PluginReport(culprit),
+                   f"{hook_name} raised {type(exc).__name__}: {exc}", exc)
+        if self.pm.get_plugin(culprit) is not None:
+            self.pm.unregister(name=culprit)
+        return True
 
     def _registry(self, name: str, build: Callable[[], Any]) -> Any:
         if name not in self._registries:

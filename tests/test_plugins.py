@@ -432,3 +432,24 @@ def test_a_carrier_code_one_plugin_registers_twice_fails_it(site):
     assert "acme" not in host.carriers() and "yunexpress" in host.carriers()
     report = host.reports["twice"]
     assert report.status == "failed" and "carrier code(s) acme registered twice" in report.error
+
+
+@pytest.mark.parametrize("style", ["wrapper", "hookwrapper"])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_raising_wrapper_of_a_registration_hook_fails_its_plugin_only(site, style, where):
+    """Before, its exception went out of host.carriers(): every command that reads the configuration,
+    `plugins` itself, stopped with a traceback."""
+    class Bad:
+        @hookimpl(**{style: True})
+        def mfn_register_carriers(self, register):
+            if where == "before":
+                raise RuntimeError("wrapper bug")
+            yield
+            raise RuntimeError("wrapper bug")
+
+    host = load_plugins()
+    host.register(Bad(), "bad")
+    assert "yunexpress" in host.carriers()
+    assert host.reports["bad"].status == "failed"
+    assert "mfn_register_carriers raised RuntimeError: wrapper bug" in host.reports["bad"].error
+    assert host.pm.get_plugin("bad") is None
