@@ -3,7 +3,7 @@ start fast): the configuration, validated with the carrier plugins' settings sch
 ledger it names, migrated."""
 from __future__ import annotations
 
-from .config import Config, load_config
+from .config import Config, ConfigError, Problem, load_config
 from .ledger import Ledger, open_ledger
 from .plugins import PluginHost, load_plugins
 
@@ -15,7 +15,23 @@ def load_config_with_plugins(path: str, host: PluginHost | None = None) -> tuple
     if config.plugins.allow is not None or config.plugins.deny:
         host = load_plugins(allow=config.plugins.allow, deny=config.plugins.deny)
         config = load_config(path, **_carrier_facts(host))
+    _check_carrier_settings(config, host)
     return config, host
+
+
+def _check_carrier_settings(config: Config, host: PluginHost) -> None:
+    """Each carrier section built as the daemon builds it, as the core's sections are: the checks of
+    its settings class that a schema cannot express (``__post_init__``) refuse the file now."""
+    problems = []
+    for code, section in config.carriers.items():
+        where = f"carriers.{code}"
+        try:
+            host.carriers()[code].settings.from_section(section, where=where)
+        except Exception as exc:  # noqa: BLE001 - a plugin's check (or bug) names its section
+            problems.append(Problem(str(config.path), config.line_of("carriers", code), where,
+                                    str(exc).removeprefix(f"{where}: ")))
+    if problems:
+        raise ConfigError(problems)
 
 
 def _carrier_facts(host: PluginHost) -> dict[str, dict]:

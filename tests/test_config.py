@@ -617,3 +617,23 @@ def test_a_mapping_with_merge_keys_used_again_through_an_alias_repeats_no_key(tm
         "    spapi_copy: *spapi\n")
     config = load_config(write(tmp_path, text))
     assert config.data["sandbox"]["emulators"]["spapi_copy"] == {"search_lag_seconds": 2}
+
+
+def test_a_carrier_section_its_settings_class_refuses_is_refused_at_load_with_its_line(tmp_path):
+    """The core's typed sections are built when the file is read, so their own checks (beyond the
+    schema) refuse it then; a plugin's were built only by `run`: `config check` said OK to a
+    tracking_number_pattern that is no regular expression, and the daemon then refused to start."""
+    from connector.configured import load_config_with_plugins
+
+    text = MINIMAL.format(region="na", secret="s") + (
+        "carriers:\n  yunexpress:\n    base_url: http://127.0.0.1:8701\n    customer_code: C1\n"
+        "    api_secret: s3cret\n    tracking_number_pattern: '^[A-Z'\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config_with_plugins(str(path))
+    [problem] = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"{path}:18: carriers.yunexpress: tracking_number_pattern is not a regular "
+                              "expression"), problem
+    assert "s3cret" not in problem
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1 and "tracking_number_pattern is not a regular" in checked.output
