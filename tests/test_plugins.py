@@ -453,3 +453,26 @@ def test_a_raising_wrapper_of_a_registration_hook_fails_its_plugin_only(site, st
     assert host.reports["bad"].status == "failed"
     assert "mfn_register_carriers raised RuntimeError: wrapper bug" in host.reports["bad"].error
     assert host.pm.get_plugin("bad") is None
+
+
+@pytest.mark.parametrize("setting", [{"type": "strng"}, {"type": "string", "pattern": "["},
+                                     {"type": "string", "minLength": "1"}])
+def test_a_carrier_whose_settings_schema_is_no_json_schema_fails_its_plugin_only(site, setting):
+    """Before, it registered, and every command reading a configuration with its section stopped
+    with a traceback from jsonschema (UnknownType, re.error, TypeError) naming no plugin."""
+    from connector.kit import Carrier, CarrierSettings, CarrierSpec
+
+    class OddSettings(CarrierSettings):
+        SCHEMA = {"type": "object", "properties": {"a": setting}}
+
+    class Odd:
+        @hookimpl
+        def mfn_register_carriers(self, register):
+            register(CarrierSpec(code="odd", label="Odd", factory=Carrier, settings=OddSettings))
+
+    host = load_plugins()
+    host.register(Odd(), "odd")
+    assert "odd" not in host.carriers() and "yunexpress" in host.carriers()
+    report = host.reports["odd"]
+    assert report.status == "failed"
+    assert "CarrierSpec odd: its settings' SCHEMA is not a valid JSON Schema: properties.a" in report.error

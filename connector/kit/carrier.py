@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..model import Quote, Shipment, ShipmentRequest, TrackingInfo
+from .schema import schema_error
 from .settings import CarrierSettings
 
 if TYPE_CHECKING:
@@ -219,6 +220,10 @@ class CarrierSpec:
         if not (isinstance(self.settings, type) and issubclass(self.settings, CarrierSettings)):
             raise TypeError(f"CarrierSpec {self.code}: settings must be a CarrierSettings subclass, "
                             f"got {self.settings!r}")
+        problem = schema_error(self.settings.SCHEMA)  # else every command reading the configuration fails
+        if problem:
+            raise TypeError(f"CarrierSpec {self.code}: its settings' SCHEMA is not a valid JSON Schema: "
+                            f"{problem}")
         if not all(isinstance(s, ServiceSpec) for s in self.services):
             raise TypeError(f"CarrierSpec {self.code}: services must be ServiceSpec objects")
 

@@ -140,6 +140,17 @@ def problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, str]]:
     return list(dict.fromkeys(described))  # one line per problem
 
 
+def schema_error(schema: Any) -> str:
+    """Why ``schema`` is not a JSON Schema :func:`problems` can check data against; "" when it is."""
+    import jsonschema
+
+    try:
+        _validator_class().check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return f"{format_path(tuple(exc.absolute_path)) or 'the schema'}: {exc.message}"
+    return ""
+
+
 @functools.cache
 def _validator_class() -> Any:
     """Draft 2020-12, but a non-finite float is no "number" (so the bounds, which skip what is not a
