@@ -11,10 +11,13 @@ from .plugins import PluginHost, load_plugins
 def load_config_with_plugins(path: str, host: PluginHost | None = None) -> tuple[Config, PluginHost]:
     """Plugins first (their settings schemas validate the carrier sections), then the config."""
     host = host or load_plugins()
+    try:  # the plugins section first: a plugin it turns off must not judge the carrier sections
+        plugins = load_config(path).plugins
+    except ConfigError:
+        plugins = None  # (the load below says what is wrong, with the carrier sections checked too)
+    if plugins is not None and (plugins.allow is not None or plugins.deny):
+        host = load_plugins(allow=plugins.allow, deny=plugins.deny)
     config = load_config(path, **_carrier_facts(host))
-    if config.plugins.allow is not None or config.plugins.deny:
-        host = load_plugins(allow=config.plugins.allow, deny=config.plugins.deny)
-        config = load_config(path, **_carrier_facts(host))
     _check_carrier_settings(config, host)
     return config, host
 

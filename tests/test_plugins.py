@@ -476,3 +476,48 @@ def test_a_carrier_whose_settings_schema_is_no_json_schema_fails_its_plugin_only
     report = host.reports["odd"]
     assert report.status == "failed"
     assert "CarrierSpec odd: its settings' SCHEMA is not a valid JSON Schema: properties.a" in report.error
+
+
+ACME_VERSION = """
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from connector.kit import hookimpl, Carrier, CarrierSettings, CarrierSpec, settings_schema
+
+@dataclass(frozen=True, kw_only=True)
+class AcmeSettings(CarrierSettings):
+    SCHEMA: ClassVar[dict[str, Any]] = settings_schema(
+        "carriers.acme", http=False, required=["{key}"], properties={{"{key}": {{"type": "string"}}}})
+    {key}: str
+
+@hookimpl
+def mfn_register_carriers(register):
+    register(CarrierSpec(code="acme", label="ACME", factory=Carrier, settings=AcmeSettings))
+"""
+
+
+@pytest.mark.parametrize("how", ["env", "yaml"])
+def test_plugins_deny_in_the_yaml_turns_off_a_plugin_as_the_variable_does(site, tmp_path, monkeypatch, how):
+    """The plugin that keeps a code is denied so that another one's carrier of that code is used:
+    the YAML's plugins.deny checked the section against the denied plugin's schema first, and refused
+    the file, where MFN_CONNECTOR_DISABLED_PLUGINS took it."""
+    from connector.configured import load_config_with_plugins
+
+    install_fake(site, "aa-acme-old", "carrier_acme_old", "acme_old_mod", ACME_VERSION.format(key="old_key"))
+    install_fake(site, "zz-acme-new", "carrier_acme_new", "acme_new_mod", ACME_VERSION.format(key="new_key"))
+    text = textwrap.dedent("""\
+        catalog: catalog.csv
+        ship_from: {name: S, line1: 1 Road, city: Shenzhen, country_code: CN, phone: "+86 1"}
+        accounts:
+          - {name: a, region: na, marketplaces: [US], refresh_token: r, client_id: c, client_secret: s}
+        carriers:
+          acme: {new_key: x}
+        """)
+    if how == "env":
+        monkeypatch.setenv("MFN_CONNECTOR_DISABLED_PLUGINS", "carrier_acme_old")
+    else:
+        text += "plugins:\n  deny: [carrier_acme_old]\n"
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    config, host = load_config_with_plugins(str(path))
+    assert config.carriers["acme"] == {"new_key": "x"}
+    assert host.reports["carrier_acme_old"].status == "blocked" and "acme" in host.carriers()
