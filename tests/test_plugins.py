@@ -521,3 +521,19 @@ def test_plugins_deny_in_the_yaml_turns_off_a_plugin_as_the_variable_does(site, 
     config, host = load_config_with_plugins(str(path))
     assert config.carriers["acme"] == {"new_key": "x"}
     assert host.reports["carrier_acme_old"].status == "blocked" and "acme" in host.carriers()
+
+
+def test_a_factory_module_that_raises_on_import_is_reported_by_the_plugins_command(site):
+    """Only an ImportError was turned into the carrier's report: a client module that raised anything
+    else (a RuntimeError, a SyntaxError) stopped `plugins` (and `config check`) with a traceback."""
+    install_fake(site, "lazy-plugin", "carrier_lazy", "lazy_hooks_mod", """
+        from connector.kit import hookimpl, CarrierSpec
+        @hookimpl
+        def mfn_register_carriers(register):
+            register(CarrierSpec(code="lazy", label="Lazy", factory="lazy_client_mod:LazyCarrier"))
+        """)
+    (site / "lazy_client_mod.py").write_text("raise RuntimeError('client import bug')\n", encoding="utf-8")
+    listed = CliRunner().invoke(cli, ["plugins"])
+    assert listed.exit_code == 0, listed.output
+    assert "carrier lazy implements: (its factory does not import: carrier lazy: cannot import its factory " \
+           "'lazy_client_mod:LazyCarrier': client import bug)" in listed.output

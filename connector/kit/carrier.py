@@ -263,7 +263,7 @@ class CarrierSpec:
         module, _, name = self.factory.partition(":")
         try:
             return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the plugin's module raises as it is imported
             raise ImportError(f"carrier {self.code}: cannot import its factory {self.factory!r}: "
                               f"{exc}") from exc
 
