@@ -9,6 +9,7 @@ import csv
 import io
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -357,6 +358,16 @@ def test_cli_labels_and_handover(shipped):
     labels = runner.invoke(cli, [*base, "labels", "list", "--flag", "HANDED_OVER", "--json"])
     assert labels.exit_code == 0, labels.output
     assert labels.output.count('"label": "HANDED_OVER"') == rt.ledger.handovers()[0].packages
+
+
+def test_handover_close_refuses_a_pickup_date_out_of_range_with_a_message(tmp_path, monkeypatch):
+    """The last date there is (or a typo near it) has no end of day: a message, as the API's 422."""
+    monkeypatch.setenv("MFN_STATE_DIR", str(tmp_path / "state"))
+    config = str(Path(__file__).resolve().parents[1] / "config" / "sandbox.yaml")
+    for text in ("9999-12-31", "1999-12-31"):
+        result = CliRunner().invoke(cli, ["--config", config, "handover", "close", "--date", text])
+        assert result.exit_code == 2 and not isinstance(result.exception, OverflowError), result.output
+        assert f"'{text}' is not a pickup date between 2000-01-01 and 9000-01-01" in result.output
 
 
 def handover_rows(result) -> list[dict]:

@@ -13,6 +13,7 @@ import click
 from .app import State, cli, pass_state
 
 PROGRESS_FROM = 20  # labels; a smaller batch merges in a blink
+EARLIEST_PICKUP, LATEST_PICKUP = date(2000, 1, 1), date(9000, 1, 1)  # as POST /v1/handovers takes
 
 
 @cli.group("labels")
@@ -220,9 +221,13 @@ def _manifest(h: Any) -> str:
 
 def _date(text: str) -> date:
     try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
+        day = datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a date YYYY-MM-DD", param_hint="--date") from None
+    if not EARLIEST_PICKUP <= day <= LATEST_PICKUP:  # 9999-12-31 has no end of day: the API's bounds
+        raise click.BadParameter(f"{text!r} is not a pickup date between {EARLIEST_PICKUP} and "
+                                 f"{LATEST_PICKUP}", param_hint="--date")
+    return day
 
 
 class _Null:
