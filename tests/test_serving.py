@@ -64,3 +64,15 @@ def test_sandbox_serve_on_a_taken_port_says_so_not_state_dir(write_config, taken
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert f"port {taken_port}" in result.output and "--base-port" in result.output
     assert "state_dir" not in result.output
+
+
+@pytest.mark.parametrize("args", [["serve", "--no-engine", "--port", "99999"],
+                                  ["sandbox", "serve", "--base-port", "99999"]])
+def test_a_port_out_of_range_is_refused_with_a_message_not_an_overflow(write_config, args) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(write_config()), *args])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "99999 is not in the range" in result.output

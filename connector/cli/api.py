@@ -14,7 +14,7 @@ from .stopping import StopRequests
 
 @cli.command("serve")
 @click.option("--host", default=None, help="Listen address (default: api.host).")
-@click.option("--port", type=int, default=None, help="Listen port (default: api.port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default: api.port).")
 @click.option("--no-engine", is_flag=True, help="Serve the API only; another process runs the daemon.")
 @pass_state
 def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool) -> None:

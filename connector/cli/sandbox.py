@@ -16,7 +16,8 @@ def sandbox_group() -> None:
 
 
 @sandbox_group.command("serve")
-@click.option("--base-port", type=int, default=None, help="First port (default: sandbox.base_port).")
+@click.option("--base-port", type=click.IntRange(0, 65000), default=None,
+              help="First port (default: sandbox.base_port).")
 @click.option("--faults", type=float, default=None, help="Fault rate on every emulator, e.g. 0.2.")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               help="Persist emulator state here (default: <state_dir>/sandbox).")
