@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -368,6 +369,18 @@ def test_handover_close_refuses_a_pickup_date_out_of_range_with_a_message(tmp_pa
         result = CliRunner().invoke(cli, ["--config", config, "handover", "close", "--date", text])
         assert result.exit_code == 2 and not isinstance(result.exception, OverflowError), result.output
         assert f"'{text}' is not a pickup date between 2000-01-01 and 9000-01-01" in result.output
+
+
+def test_labels_print_json_with_nothing_to_print_is_still_json(tmp_path, monkeypatch):
+    """A routine `labels print --json` with nothing new exits 0: its stdout must parse, as a batch of
+    none (the note goes to stderr)."""
+    monkeypatch.setenv("MFN_STATE_DIR", str(tmp_path / "state"))
+    config = str(Path(__file__).resolve().parents[1] / "config" / "sandbox.yaml")
+    result = CliRunner().invoke(cli, ["--config", config, "labels", "print", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["labels"] == 0 and shown["path"] is None and shown["skipped"] == []
+    assert "nothing to print" in result.stderr
 
 
 def handover_rows(result) -> list[dict]:

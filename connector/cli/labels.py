@@ -50,6 +50,10 @@ def labels_print(state: State, all_unprinted: bool, order_ids: tuple[str, ...], 
             raise click.ClickException(str(exc)) from None
         if count == 0 and wanted is None:  # a routine run with nothing new is not an error
             click.echo("nothing to print: every label is printed", err=True)
+            if as_json:  # a batch of none, with the keys of a batch: stdout stays JSON for a script
+                click.echo(json.dumps({
+                    "path": None, "batch": None, "labels": 0, "reprints": 0, "pages": 0, "pick_list_pages": 0,
+                    "packing_slips": 0, "resized": 0, "carriers": {}, "skipped": []}, indent=2))
             return
         show = count >= PROGRESS_FROM and not as_json
         with click.progressbar(length=count, label="merging labels", show_pos=True,
