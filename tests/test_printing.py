@@ -361,6 +361,27 @@ def test_cli_labels_and_handover(shipped):
     assert labels.output.count('"label": "HANDED_OVER"') == rt.ledger.handovers()[0].packages
 
 
+def test_a_handover_whose_list_cannot_be_written_stays_open_and_says_why(shipped):
+    """A full or read-only disk where the handover list goes: the handover stays open (the next run
+    finishes it, as after a carrier that did not answer) and the command says which file and why,
+    exiting non-zero -- not a traceback."""
+    w, rt = shipped
+    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
+    blocked = rt.config.state_dir / "handover"
+    blocked.write_text("not a folder", encoding="utf-8")  # mkdir of <state_dir>/handover/<date> fails
+    result = CliRunner().invoke(cli, ["--config", str(w.config_path), "handover", "close",
+                                      "--carrier", "yanwen"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "OPEN (cannot write the handover list" in result.output and str(blocked) in result.output
+    assert "still open" in result.output
+    (open_one,) = rt.ledger.open_handovers(carrier="yanwen")
+    assert open_one.packages == len(yanwen)
+    blocked.unlink()
+    (done,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert done.closed and done.resumed and done.handover.id == open_one.id
+    assert len(handover_rows(done)) == len(yanwen)
+
+
 def test_handover_close_refuses_a_pickup_date_out_of_range_with_a_message(tmp_path, monkeypatch):
     """The last date there is (or a typo near it) has no end of day: a message, as the API's 422."""
     monkeypatch.setenv("MFN_STATE_DIR", str(tmp_path / "state"))

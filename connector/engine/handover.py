@@ -16,7 +16,8 @@ printed labels not handed over yet:
 A run killed anywhere after step 1 leaves the handover claimed and not closed. The next run
 finishes that handover first -- asking the carrier again under the same reference only when its
 answer was not recorded -- and never claims those parcels again: one handover, one list.
-A carrier's transient failure leaves the handover open for the next run the same way.
+A carrier's transient failure, or a list that cannot be written (a full or read-only disk), leaves
+the handover open for the next run the same way.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ CSV_COLUMNS = ("line", "tracking_number", "order_id", "package_ref", "carrier", 
 class HandoverResult:
     handover: Handover
     resumed: bool = False   # an earlier, interrupted run had claimed it
-    error: str = ""         # the carrier failed transiently: still open, the next run finishes it
+    error: str = ""         # the carrier failed transiently or the list was not written: still open
 
     @property
     def closed(self) -> bool:
@@ -124,7 +125,14 @@ def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -
                 handover = rt.ledger.record_manifest(handover.id, "closed", ref=ref or "",
                                                      note=f"closed at {handover.carrier}")
     handover, packages = _live_packages(rt, handover)  # again: a label may be voided during the call
-    pdf_path, csv_path = write_handover_list(rt, handover, packages)
+    try:
+        pdf_path, csv_path = write_handover_list(rt, handover, packages)
+    except OSError as exc:  # a full or read-only disk: left open like a carrier that did not answer
+        where = exc.filename or handover_paths(rt, handover)[0].parent
+        log.warning("handover %s: cannot write its list at %s (%s); the next run finishes it", handover.id,
+                    where, exc.strerror or exc)
+        return HandoverResult(handover, resumed, error=f"cannot write the handover list at {where}: "
+                                                       f"{exc.strerror or exc}")
     crashpoint(AFTER_HANDOVER_LIST)
     handover = rt.ledger.close_handover(handover.id, pdf_path=str(pdf_path), csv_path=str(csv_path))
     log.info("handover %s closed: %s at %s, %s parcel(s), %s g; list %s", handover.id, handover.carrier,
