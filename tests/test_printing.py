@@ -164,6 +164,22 @@ def test_a_batch_whose_file_cannot_be_written_leaves_no_empty_file_and_marks_not
     assert print_labels(rt).labels  # nothing was marked printed: the next batch takes them all
 
 
+def test_a_batch_whose_folder_cannot_be_made_says_so_and_marks_nothing(shipped):
+    """<state_dir>/print cannot be made or written (here: a file in its place): the name of the
+    batch cannot be reserved either, and that is the same 'cannot write the print batch'."""
+    w, rt = shipped
+    folder = rt.config.state_dir / "print"
+    folder.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(BatchNotWritten, match=f"cannot write the print batch under {folder}: .*nothing was "
+                       "marked printed"):
+        print_labels(rt)
+    result = CliRunner().invoke(cli, ["--config", str(w.config_path), "labels", "print"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "cannot write the print batch" in result.output
+    folder.unlink()
+    assert print_labels(rt).labels  # nothing was marked printed: the next batch takes them all
+
+
 def test_pages_of_other_sizes_are_scaled_to_100x150_mm():
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.pdfgen.canvas import Canvas

@@ -145,7 +145,12 @@ def print_labels(rt: Runtime, *, order_ids: Sequence[str] | None = None, reprint
     writer.write(buffer)
     pages = len(writer.pages)
     # Recorded absolute: the purge's sweep (another process, another working directory) finds it.
-    path = Path(output).absolute() if output else _batch_path(rt.config.state_dir / "print", now)
+    folder = rt.config.state_dir / "print"
+    try:
+        path = Path(output).absolute() if output else _batch_path(folder, now)
+    except OSError as exc:  # the folder cannot be made or written in: no name for the batch either
+        raise BatchNotWritten(f"cannot write the print batch under {folder}: {exc.strerror or exc}; "
+                              "nothing was marked printed") from None
     try:
         write_atomically(path, buffer.getvalue())
     except BaseException as exc:
