@@ -344,6 +344,27 @@ def test_plugins_lists_the_operations_each_carrier_implements(site):
     assert "carrier yunexpress implements: quote, create_shipment, get_label" in text
 
 
+def test_config_check_refuses_a_configured_carrier_whose_factory_does_not_import(site, write_config):
+    """`run` refuses such a carrier at its line ("carrier plugin failed to start"); `config check`
+    (the unit's ExecStartPre) said OK: the factory, named by import path, is imported by neither
+    the plugin loader nor the configuration's check."""
+    install_fake(site, "lazy-plugin", "carrier_lazy", "lazy_mod", """
+        from connector.kit import hookimpl, CarrierSpec
+        @hookimpl
+        def mfn_register_carriers(register):
+            register(CarrierSpec(code="lazy", label="lazy", factory="lazy_client_mod:C",
+                                 amazon_carrier_code="X"))
+        """)
+    (site / "lazy_client_mod.py").write_text("import no_such_dependency_here\n", encoding="utf-8")
+    from connector.cli import State
+
+    State.preloaded_host = None
+    path = write_config({"carriers": {"lazy": {}}})
+    checked = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert checked.exit_code == 1 and isinstance(checked.exception, SystemExit), checked.output
+    assert "carriers.lazy: carrier plugin failed to start: carrier lazy: cannot import" in checked.output
+
+
 def test_the_built_in_distributions_are_the_plugins_this_repository_ships():
     """They load first and keep their codes: a plugin added under plugins/ must be listed too."""
     import re

@@ -163,8 +163,10 @@ def config_group() -> None:
 
 
 def _carrier_gaps(config, host) -> list:
-    """The configured carriers whose plugin lacks an operation the daemon needs (as ``run`` refuses
-    them); a factory that is not a class is judged when ``run`` builds it."""
+    """The configured carriers whose plugin lacks an operation the daemon needs, or whose factory
+    does not import (as ``run`` refuses them); a factory that is not a class is judged when ``run``
+    builds it."""
+    from ..config import Problem
     from ..engine.runtime import lacking_operations, lacking_problem
     from ..kit.carrier import Carrier
 
@@ -172,8 +174,12 @@ def _carrier_gaps(config, host) -> list:
     for code in config.carriers:
         try:
             factory = host.carriers()[code].load_factory()
-        except (KeyError, ImportError):
-            continue  # (reported by the loader and by run)
+        except KeyError:
+            continue  # (no plugin provides it: the configuration's own check names it)
+        except ImportError as exc:  # named by import path, imported by no loader: run's words
+            gaps.append(Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
+                                f"carrier plugin failed to start: {exc}"))
+            continue
         if isinstance(factory, type) and issubclass(factory, Carrier):
             lacking = lacking_operations(factory)
             if lacking:
