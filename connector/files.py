@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsynced, renamed."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, fsynced, renamed,
+    and the folder fsynced: the rename itself is only durable then, and the ledger may record the
+    file (a label's path) the moment this returns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -20,7 +22,21 @@ def write_atomically(path: Path, data: bytes) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _sync_folder(path.parent)
     return path
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # (a system that cannot open a folder, Windows: its rename is durable as it is)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # a file system that cannot sync a folder: the file itself is synced
+    finally:
+        os.close(fd)
 
 
 def unwritable(directory: Path, *, try_write: bool = False) -> str | None:

@@ -375,6 +375,10 @@ def test_cli_labels_and_handover(shipped):
     labels = runner.invoke(cli, [*base, "labels", "list", "--flag", "HANDED_OVER", "--json"])
     assert labels.exit_code == 0, labels.output
     assert labels.output.count('"label": "HANDED_OVER"') == rt.ledger.handovers()[0].packages
+    for listing in (["labels", "list"], ["labels", "batches"], ["handover", "list"]):
+        # (SQLite took -1 for "all", PostgreSQL refuses a negative LIMIT with a traceback)
+        negative = runner.invoke(cli, [*base, *listing, "--limit", "-1"])
+        assert negative.exit_code == 2 and "--limit" in negative.output, negative.output
 
 
 def test_a_handover_whose_list_cannot_be_written_stays_open_and_says_why(shipped):

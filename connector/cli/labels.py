@@ -92,7 +92,7 @@ def labels_print(state: State, all_unprinted: bool, order_ids: tuple[str, ...], 
               help="Only labels with this flag.")
 @click.option("--order", "order_id", default=None, metavar="ORDER_ID")
 @click.option("--carrier", default=None)
-@click.option("--limit", default=500, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def labels_list(state: State, flag: str | None, order_id: str | None, carrier: str | None, limit: int,
@@ -121,7 +121,7 @@ def labels_list(state: State, flag: str | None, order_id: str | None, carrier: s
 
 
 @labels_group.command("batches")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def labels_batches(state: State, limit: int, as_json: bool) -> None:
@@ -186,7 +186,7 @@ def handover_close(state: State, carrier: str | None, pickup_date: str | None, a
 
 @handover_group.command("list")
 @click.option("--carrier", default=None)
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def handover_list(state: State, carrier: str | None, limit: int, as_json: bool) -> None:
