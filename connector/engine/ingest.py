@@ -62,12 +62,12 @@ def ingest_account(rt: Runtime, account: Account, progress: Callable[[int], None
             if order is None:
                 continue
             latest_seen = max(latest_seen or order.last_updated, order.last_updated)
+            if problem := _unstorable(order.order_id, "orderId"):  # the key of every read and write
+                _malformed(rt, raw, name, f"could not be stored: {problem}")  # (a shipped order's too)
+                continue
             if order.status == FulfillmentStatus.SHIPPED:
                 if not _verify_from_poll(rt, order.order_id, raw):
                     continue  # shipped outside the daemon and never ours
-            if _unstorable(order.order_id):  # a column of its own: the ledger would refuse it
-                _malformed(rt, raw, name, f"could not be stored: {_unstorable(order.order_id, 'orderId')}")
-                continue
             try:
                 is_new = rt.ledger.upsert_order(order)
             except (UnicodeError, ValueError, ArithmeticError) as exc:  # text the ledger cannot store, say

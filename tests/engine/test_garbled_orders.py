@@ -205,18 +205,22 @@ def test_a_new_order_with_a_last_update_beyond_any_order_is_held_and_the_poll_go
 
 
 @pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)
-@pytest.mark.parametrize("where", ["orderId", "marketplaceId"])
+@pytest.mark.parametrize("where", ["orderId", "orderId-shipped", "marketplaceId"])
 def test_a_nul_in_an_orders_id_or_marketplace_holds_or_skips_it_and_the_poll_goes_on(world, ledger_backend,
                                                                                       where):
     """JSON allows a NUL (``\\u0000``), PostgreSQL's text refuses it: an order id or marketplace id
     holding one failed the account's whole poll there, poll after poll. An order id no ledger
-    should hold is skipped (logged, as one without a readable orderId); a marketplace id with one is
-    no known marketplace, and the order is held with its id."""
+    should hold is skipped (logged, as one without a readable orderId), a shipped one too (its id
+    was looked up in the ledger first); a marketplace id with one is no known marketplace, and the
+    order is held with its id."""
     rt = world({"sandbox": {"orders": 6}}).runtime()
     try:
         account = first_account(rt)
         if where == "orderId":
             bad = garble(rt, account, lambda raw: raw.update(orderId=raw["orderId"] + "\x00"))
+        elif where == "orderId-shipped":
+            bad = garble(rt, account, lambda raw: (raw.update(orderId=raw["orderId"] + "\x00"),
+                                                   raw["fulfillment"].update(fulfillmentStatus="SHIPPED")))
         else:
             bad = garble(rt, account,
                          lambda raw: raw["salesChannel"].update(marketplaceId="ATVPDKIKX0DER\x00"))
