@@ -10,6 +10,7 @@ from ..amazon.mapping import order_from_api, parse_api_time
 from ..config import Account
 from ..holds import HoldReason
 from ..ledger import ACTIVE_ORDER_STATES, OrderState, PackageState, StaleStateError
+from ..ledger.base import unstorable_text
 from ..ledger.crypto import PiiDecryptError
 from ..model import FulfillmentStatus, Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
@@ -162,11 +163,8 @@ def _unstorable(value: Any, path: str = "") -> str:
     allows but UTF-8 cannot hold) or holds a NUL (which JSON allows but PostgreSQL's text refuses),
     as a message naming it; "" when there is none."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{path or 'a value'}: text that is not valid Unicode"
-        return f"{path or 'a value'}: text holding a NUL character" if "\x00" in value else ""
+        problem = unstorable_text(value)
+        return f"{path or 'a value'}: {problem}" if problem else ""
     items = (value.items() if isinstance(value, dict)
              else enumerate(value) if isinstance(value, list) else ())
     for key, item in items:

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from ..kit.carrier import Carrier, CarrierSpec
 from ..kit.values import chunks
 from ..ledger import CorruptRecordError, Package, PackageState, StaleStateError, TrackingRecord
-from ..ledger.base import order_state_of
+from ..ledger.base import order_state_of, unstorable_text
 from ..ledger.crypto import PiiDecryptError
 from ..model import Address, TrackingInfo, TrackingStatus, utcnow
 from .alerts import AlertKind, alert, clear
@@ -166,13 +166,7 @@ def _storable_texts(info: TrackingInfo) -> TrackingInfo:
 
 
 def _storable(text: object) -> bool:
-    if not isinstance(text, str):
-        return True  # (not text: the event is judged by what reads it)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
+    return not isinstance(text, str) or not unstorable_text(text)  # (not text: judged by what reads it)
 
 
 def _storable_text(text: object) -> object:

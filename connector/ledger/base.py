@@ -203,6 +203,16 @@ def order_state_of(package: PackageState) -> OrderState:
     return OrderState.LABEL_CLAIMED if package is PackageState.LABEL_CREATED else OrderState(package.value)
 
 
+def unstorable_text(text: str) -> str:
+    """Why the ledger cannot store ``text``, or "": a lone surrogate (JSON allows it, UTF-8 cannot
+    hold it) or a NUL (JSON allows it, PostgreSQL's text refuses it; SQLite would store it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text that is not valid Unicode"
+    return "text holding a NUL character" if "\x00" in text else ""
+
+
 class StaleStateError(Exception):
     """A compare-and-set found the row in another state (someone else moved it)."""
 
