@@ -127,7 +127,6 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
         info = found.get(package.tracking_number) or TrackingInfo(package.tracking_number,
                                                                   TrackingStatus.UNKNOWN)
         error = info.error or _unreadable(info)
-        info = _storable_texts(info)
         if error:  # this parcel's answer alone is bad: the rest of the batch is stored
             _failed(rt, [package], now, f"package {package.id} of order {package.order_id} "
                                         f"({package.tracking_number}): {error}")
@@ -135,7 +134,7 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
             continue
         result.polled += 1
         try:
-            result.moved += apply(rt, package, info, now)
+            result.moved += apply(rt, package, _storable_texts(info), now)
         except StaleStateError:
             continue  # moved by someone else meanwhile (a void); theirs now
     crashpoint("after_track")
