@@ -32,7 +32,6 @@ daemon relies on none of them (see docs/feeds.md).
 from __future__ import annotations
 
 import base64
-import binascii
 import gzip
 import hashlib
 import hmac
@@ -324,7 +323,7 @@ class Feeds:
             if not same_secret(self._sign("getFeeds", payload), signature):
                 raise ValueError("bad signature")
             page = json.loads(base64.urlsafe_b64decode(payload))
-        except (ValueError, TypeError, binascii.Error):
+        except ValueError:  # (binascii.Error and JSONDecodeError are ValueErrors)
             raise self.spapi.invalid("nextToken is invalid.") from None
         if page.get("seller") != seller:
             raise self.spapi.invalid("nextToken is invalid.")
