@@ -33,9 +33,10 @@ log = logging.getLogger("connector.amazon.auth")
 
 LWA_OPERATION = "lwaToken"  # the "operation" name on errors raised here
 DEFAULT_EXPIRES_IN = 3600
-# no answer, or one cut off mid-body (an IncompleteRead is a ChunkedEncodingError, no ConnectionError)
-_NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                   requests.exceptions.ContentDecodingError)
+# no answer, or one cut off mid-body (an IncompleteRead is a ChunkedEncodingError, no ConnectionError):
+# transient, for LWA as for the SP-API calls (client.py)
+NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                  requests.exceptions.ContentDecodingError)
 
 
 class LwaTokenProvider:
@@ -173,7 +174,7 @@ class LwaTokenProvider:
         try:
             resp = self.session.post(self.token_url, data=form, timeout=self.timeout,
                                      headers={"accept": "application/json"}, allow_redirects=False)
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             log.warning("LWA token request failed: %s", type(exc).__name__)
             raise TransientError(f"LWA token endpoint unreachable ({type(exc).__name__})",
                                  operation=LWA_OPERATION) from None

@@ -50,7 +50,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from .. import __version__, metrics
 from ..ratelimit import RateLimiter, TokenBucket
-from .auth import LWA_OPERATION, LwaTokenProvider
+from .auth import LWA_OPERATION, NETWORK_ERRORS, LwaTokenProvider
 from .errors import (
     AuthError,
     NotFoundError,
@@ -72,9 +72,6 @@ CONFIRM_SHIPMENT_PATH = "/orders/v0/orders/{orderId}/shipmentConfirmation"
 DEFAULT_STATUSES: tuple[str, ...] = ("UNSHIPPED", "PARTIALLY_SHIPPED")
 DEFAULT_INCLUDED_DATA: tuple[str, ...] = ("RECIPIENT", "FULFILLMENT", "PROCEEDS", "PACKAGES")
 VERIFY_INCLUDED_DATA: tuple[str, ...] = ("FULFILLMENT", "PACKAGES")
-
-_NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                   requests.exceptions.ContentDecodingError)
 
 
 class OrderSearch(Iterator[dict[str, Any]]):
@@ -373,7 +370,7 @@ class SpApiClient:
         try:
             resp = self.session.request(method, self.endpoint + path, params=params, json=json,
                                         headers=headers, timeout=self.timeout, allow_redirects=False)
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             never_sent = _never_sent(exc)
             kind = _network_failure_kind(exc, never_sent)
             self._log(operation, kind, started, "", state.requests_sent, path)
