@@ -6,12 +6,13 @@ order, and an account's poll waiting ~3 minutes for its searchOrders token would
 order already in the ledger. So four loops run side by side until a stop request:
 
 * the **dispatcher** (the calling thread) keeps the pool of order workers busy: whenever a worker
-  is free it asks the ledger for the due orders (one indexed query, nothing decrypted), earliest
+  is free it asks the ledger for the due orders (indexed queries, nothing decrypted), earliest
   ship-by first, and hands out the next ones not in flight -- at most a fair share per seller
   account while other accounts have work, so one account waiting on its quota never takes every
   worker; and an account's orders waiting to be confirmed are handed out only as far as its
   confirm lane has room (two confirmations in flight keep its confirmShipment bucket busy), so
-  workers buy the next labels instead of queueing for the bucket or being turned away by it;
+  workers buy the next labels instead of queueing for the bucket or being turned away by it (a
+  window one account's backlog fills is read again past it, at most once a second);
 * the **poller** polls each account on its own thread every ``poll_interval_seconds``; a poll
   waiting for quota holds nothing else;
 * the **periodic** thread verifies confirmations from pages of shipped orders, sends and reads
@@ -51,6 +52,7 @@ log = logging.getLogger("connector.engine")
 
 DISPATCH_TICK_S = 0.5   # how often the dispatcher looks again when no worker finished
 DUE_WINDOW = 4          # orders read per free worker (room to skip those in flight or over share)
+READ_PAST_EVERY_S = 1.0  # at most this often, a full window is read again past its accounts (_due)
 REST_S = 2.0            # an order that came back REST (e.g. locked elsewhere) waits this long
 LEDGER_PAUSE_MAX_S = 60.0  # the longest the dispatcher pauses while the ledger refuses its writes
 
@@ -97,6 +99,7 @@ class Scheduler:
         # fail to record it, every REST_S, for every order.
         self._write_faults = 0
         self._paused_until = 0.0
+        self._read_past_at = 0.0  # (monotonic) when _due may next read past a full window's accounts
 
     def run(self, *, tick_seconds: float) -> None:
         self.rt.confirm_lanes = {}  # a worker finding an account's lane full moves on (engine/confirm.py)
@@ -199,9 +202,12 @@ class Scheduler:
         handed out to be confirmed (``headed``), are counted. More would only be turned away and
         come back. So the window read holds work a free worker can do, such as labels to buy.
 
-        A window cut at ``limit`` is read past its accounts (one more read each time, while fewer
-        accounts have been seen than the daemon acts for and than there are workers), so that the
-        other accounts' orders are seen and get their share."""
+        A window cut at ``limit`` may be one account's backlog (earlier ship-bys) hiding the other
+        accounts' orders, and that account would take every worker (fair_pick sees no other). So
+        it is read again past its accounts -- at most every :data:`READ_PAST_EVERY_S`, and while
+        fewer accounts have been seen than the daemon acts for and than there are workers -- so
+        that the others' orders are seen and get their share. A confirmation takes room in its
+        lane only when it is in the window kept."""
         ledger, now = self.rt.ledger, utcnow()
         accounts = owned if owned is not None else {a.name for a in self.rt.config.accounts}
         room = {}
@@ -216,24 +222,22 @@ class Scheduler:
         while True:
             others = ledger.schedule(_NOT_CONFIRMING, due_before=now, accounts=owned, except_accounts=seen,
                                      limit=limit)
-            confirming = []
-            for key in ledger.schedule(_CONFIRMING, due_before=now, accounts=owned,
-                                       except_accounts=no_room | seen, limit=limit):
-                if key.order_id in skip:
-                    continue
-                if key.account in room:
-                    if room[key.account] <= 0:
-                        continue
-                    room[key.account] -= 1
-                confirming.append(key)
+            offered = [key for key in ledger.schedule(_CONFIRMING, due_before=now, accounts=owned,
+                                                      except_accounts=no_room | seen, limit=limit)
+                       if key.order_id not in skip]
+            confirming = _within_room(offered, room)
             window = list(heapq.merge(others, confirming, key=_schedule_order))[:limit]
             merged = list(heapq.merge(merged, window, key=_schedule_order))
-            to_confirm.update(key.order_id for key in confirming)
-            # A full window may be one account's backlog, hiding the others' orders (later ship-bys):
-            # that account would take every worker (fair_pick sees no other). Read past its accounts.
+            kept = {key.order_id for key in confirming} & {key.order_id for key in window}
+            for key in window:
+                if key.order_id in kept and key.account in room:
+                    room[key.account] -= 1
+            to_confirm |= kept
             seen.update(key.account for key in window)
-            if len(window) < limit or len(seen) >= min(len(accounts), self.rt.engine.workers):
+            if (len(window) < limit or len(seen) >= min(len(accounts), self.rt.engine.workers)
+                    or time.monotonic() < self._read_past_at):
                 return merged, to_confirm  # (every account seen: a read past them all finds nothing)
+            self._read_past_at = time.monotonic() + READ_PAST_EVERY_S
 
     # -- the poller and the leader ---------------------------------------------------------------
     def _poll_loop(self) -> None:
@@ -295,6 +299,20 @@ def drive_leased(rt: Runtime, drive: Callable[..., object], order_id: str, accou
 
     with fence(lost):
         return drive(rt, order_id, lambda: should_stop() or lost())
+
+
+def _within_room(keys: list, room: dict[str, int]) -> list:
+    """``keys`` (orders to confirm, in schedule order) as far as their accounts' lanes have room
+    (``room``: places left per account with a lane; it is not changed here)."""
+    left = dict(room)
+    out = []
+    for key in keys:
+        if key.account in left:
+            if left[key.account] <= 0:
+                continue
+            left[key.account] -= 1
+        out.append(key)
+    return out
 
 
 def _wait_any(futures: list[Future], timeout: float, stop: threading.Event) -> None:
