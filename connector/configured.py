@@ -11,15 +11,31 @@ from .plugins import PluginHost, load_plugins
 def load_config_with_plugins(path: str, host: PluginHost | None = None) -> tuple[Config, PluginHost]:
     """Plugins first (their settings schemas validate the carrier sections), then the config."""
     host = host or load_plugins()
-    try:  # the plugins section first: a plugin it turns off must not judge the carrier sections
-        plugins = load_config(path).plugins
+    try:
+        config = load_config(path, **_carrier_facts(host))
+        plugins = config.plugins
     except ConfigError:
-        plugins = None  # (the load below says what is wrong, with the carrier sections checked too)
-    if plugins is not None and (plugins.allow is not None or plugins.deny):
+        plugins = _plugins_section(path)
+        if not _turns_off(plugins):
+            raise
+    if _turns_off(plugins):  # a plugin it turns off must not judge the carrier sections
         host = load_plugins(allow=plugins.allow, deny=plugins.deny)
-    config = load_config(path, **_carrier_facts(host))
+        config = load_config(path, **_carrier_facts(host))  # (read once more only then)
     _check_carrier_settings(config, host)
     return config, host
+
+
+def _turns_off(plugins) -> bool:
+    return plugins is not None and (plugins.allow is not None or bool(plugins.deny))
+
+
+def _plugins_section(path: str):
+    """The file's ``plugins`` section when the rest reads without the carrier plugins' checks
+    (None otherwise: the error with them checked is the one to show)."""
+    try:
+        return load_config(path).plugins
+    except ConfigError:
+        return None
 
 
 def _check_carrier_settings(config: Config, host: PluginHost) -> None:
