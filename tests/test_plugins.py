@@ -457,6 +457,7 @@ def test_a_carrier_code_one_plugin_registers_twice_fails_it(site):
 
 @pytest.mark.parametrize("style", ["wrapper", "hookwrapper"])
 @pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.filterwarnings("ignore::pluggy.PluggyTeardownRaisedWarning")  # (pluggy's word on the bug tried)
 def test_a_raising_wrapper_of_a_registration_hook_fails_its_plugin_only(site, style, where):
     """Before, its exception went out of host.carriers(): every command that reads the configuration,
     `plugins` itself, stopped with a traceback."""
