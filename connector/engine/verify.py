@@ -19,8 +19,9 @@ only when that read is worth a page: a full page of them is waiting, or every pe
 visible (the flow of confirmations has stopped: one read gets them all), or the oldest has waited
 :data:`SWEEP_PATIENCE`. Each read starts where the last complete one ended by Amazon's own clock
 (its ``lastUpdatedBefore``), so a backlog's orders are read about once, not once per read --
-or, for a package a feed confirmed, from the feed's claim (its ship date): Amazon applied its line
-while the feed was processed, maybe minutes before the report that made it CONFIRMED was read.
+or, for a confirmation recorded long after its claim (a feed's), from the claim (its ship date):
+Amazon applied a feed's line while it processed the feed, maybe minutes before the report that
+made it CONFIRMED was read.
 """
 from __future__ import annotations
 
@@ -274,13 +275,14 @@ def _sweep(rt: Runtime, account: Account, pending: list[tuple[str, Package]],
     bucket = client.limiter.bucket(client.account, "searchOrders")
     by_id = dict(pending)  # order id -> its confirmed package
     # From the end of the last complete read, by Amazon's clock; the first read (no mark since the
-    # start) from the oldest confirmation, less a margin for the two clocks. A feed's line may have
-    # been applied long before its report was read (while the feed was processed): from its claim.
+    # start) from the oldest confirmation, less a margin for the two clocks. A confirmation recorded
+    # long after its claim (a feed's: Amazon applied the line while it processed the feed, maybe
+    # minutes before its report was read) may have landed any time since the claim: from there.
     after = covered or min(uncovered) - SWEEP_MARGIN
-    fed = [p.shipped_at for _, p in pending if (floor is None or p.confirmed_at > floor)
-           and p.shipped_at and p.shipped_at - SWEEP_MARGIN < after and confirmed_by_feed(rt, p)]
-    if fed:
-        after = min(after, min(fed) - SWEEP_MARGIN)
+    late = [p.shipped_at for _, p in pending if (floor is None or p.confirmed_at > floor)
+            and p.shipped_at and p.confirmed_at - p.shipped_at > SWEEP_MARGIN]
+    if late:
+        after = min(after, min(late) - SWEEP_MARGIN)
     pages = client.search_orders_pages(
         marketplace_ids=[rt.sites[s].marketplace_id for s in account.marketplaces],
         last_updated_after=after, statuses=SWEEP_STATUSES, included_data=SWEEP_INCLUDED_DATA)
