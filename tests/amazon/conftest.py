@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs
 
 import pytest
@@ -108,3 +111,31 @@ def make_client(lwa: LwaStub, clock: FakeClock) -> Callable[..., SpApiClient]:
 def api_calls(rsps: responses.RequestsMock) -> list[responses.Call]:
     """The calls that went to SP-API (not to LWA)."""
     return [c for c in rsps.calls if c.request.url.startswith(ENDPOINT)]
+
+
+@contextmanager
+def raw_server(answer: Callable[[socket.socket, int], None]) -> Iterator[tuple[str, list[int]]]:
+    """A loopback HTTP server at the socket level: it reads each request, then ``answer(conn, n)``
+    (n: which request, from 1) writes what it likes and the connection is closed. Yields its base
+    URL and the requests' count so far."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    hits: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            hits.append(1)
+            answer(conn, len(hits))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", hits
+    finally:
+        server.close()

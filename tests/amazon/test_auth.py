@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -16,7 +15,7 @@ from connector.amazon.auth import LwaTokenProvider
 from connector.amazon.errors import AuthError, TransientError
 from connector.amazon.sites import LWA_TOKEN_URL
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeClock, LwaStub, make_tokens
+from .conftest import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeClock, LwaStub, make_tokens, raw_server
 
 
 def lwa_calls(rsps: responses.RequestsMock) -> list[responses.Call]:
@@ -104,37 +103,21 @@ def test_transient_lwa_failures_are_retried(rsps) -> None:
 def test_an_answer_cut_off_mid_body_is_a_transient_failure_and_retried() -> None:
     """The connection drops after LWA's headers: requests raises ChunkedEncodingError (an
     IncompleteRead), which is no ConnectionError. It is a transient failure like the others."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    hits: list[int] = []
     full = b'{"access_token": "Atza|whole", "expires_in": 3600}'
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            hits.append(1)
-            if len(hits) == 1:  # 200 bytes announced, 12 sent
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b'Content-Length: 200\r\n\r\n{"access_tok')
-            else:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(full), full))
-            conn.close()
+    def first_cut_off(conn, n: int) -> None:
+        if n == 1:  # 200 bytes announced, 12 sent
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b'Content-Length: 200\r\n\r\n{"access_tok')
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(full), full))
 
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        tokens = LwaTokenProvider(f"http://127.0.0.1:{server.getsockname()[1]}/auth/o2/token", REFRESH_TOKEN,
-                                  CLIENT_ID, CLIENT_SECRET, session=requests.Session(), backoff_base=0.001,
-                                  backoff_max=0.002)
+    with raw_server(first_cut_off) as (base, hits):
+        tokens = LwaTokenProvider(f"{base}/auth/o2/token", REFRESH_TOKEN, CLIENT_ID, CLIENT_SECRET,
+                                  session=requests.Session(), backoff_base=0.001, backoff_max=0.002)
         assert tokens.token() == "Atza|whole"
         assert len(hits) == 2
-    finally:
-        server.close()
 
 
 def test_transient_lwa_failures_give_up_after_three_attempts(rsps) -> None:

@@ -28,7 +28,7 @@ from connector.amazon.errors import (
 )
 from connector.ratelimit import QuotaWaitInterrupted, RateLimiter, TokenBucket
 
-from .conftest import CLIENT_SECRET, ENDPOINT, REFRESH_TOKEN, FakeClock, LwaStub, api_calls
+from .conftest import CLIENT_SECRET, ENDPOINT, REFRESH_TOKEN, FakeClock, LwaStub, api_calls, raw_server
 
 ORDER_ID = "111-2223334-4445556"
 SEARCH_URL = f"{ENDPOINT}/orders/2026-01-01/orders"
@@ -786,25 +786,11 @@ class StaticTokens:
 @pytest.fixture
 def resetting_server() -> Iterator[tuple[str, list[int]]]:
     """Reads each request, then resets the connection (the request took effect, no answer)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    hits: list[int] = []
+    def reset(conn: socket.socket, _n: int) -> None:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            hits.append(1)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}", hits
-    server.close()
+    with raw_server(reset) as served:
+        yield served
 
 
 def real_client(endpoint: str, clock: FakeClock, **kw) -> SpApiClient:
