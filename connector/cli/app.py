@@ -166,8 +166,7 @@ def _carrier_gaps(config, host) -> list:
     """The configured carriers whose plugin lacks an operation the daemon needs, or whose factory
     does not import (as ``run`` refuses them); a factory that is not a class is judged when ``run``
     builds it."""
-    from ..config import Problem
-    from ..engine.runtime import lacking_operations, lacking_problem
+    from ..engine.runtime import failed_to_start, lacking_operations, lacking_problem
     from ..kit.carrier import Carrier
 
     gaps = []
@@ -177,8 +176,7 @@ def _carrier_gaps(config, host) -> list:
         except KeyError:
             continue  # (no plugin provides it: the configuration's own check names it)
         except ImportError as exc:  # named by import path, imported by no loader: run's words
-            gaps.append(Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
-                                f"carrier plugin failed to start: {exc}"))
+            gaps.append(failed_to_start(config, code, exc))
             continue
         if isinstance(factory, type) and issubclass(factory, Carrier):
             lacking = lacking_operations(factory)

@@ -264,9 +264,7 @@ def build_runtime(config: Config, host: PluginHost, *, loopback_only: bool = Fal
         try:
             carriers[code] = specs[code].build(section, context)
         except Exception as exc:  # noqa: BLE001 - a plugin bug must name the plugin, not crash blind
-            problem = Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
-                              f"carrier plugin failed to start: {exc}")
-            raise ConfigError([problem]) from exc
+            raise ConfigError([failed_to_start(config, code, exc)]) from exc
         lacking = lacking_operations(type(carriers[code]))
         if lacking:  # found now, not after a label bought whose lost answer nothing can look up
             raise ConfigError([lacking_problem(config, code, lacking)])
@@ -289,6 +287,12 @@ def lacking_operations(cls: type) -> list[str]:
     """The operations the daemon needs that a carrier class leaves to the base class (which raises
     NotSupported), or does not have at all."""
     return [op for op in REQUIRED_OPERATIONS if getattr(cls, op, None) in (None, getattr(Carrier, op))]
+
+
+def failed_to_start(config: Config, code: str, exc: BaseException) -> Problem:
+    """A configured carrier whose plugin could not be built (or its factory imported), at its line."""
+    return Problem(str(config.path), config.line_of("carriers", code), f"carriers.{code}",
+                   f"carrier plugin failed to start: {exc}")
 
 
 def lacking_problem(config: Config, code: str, lacking: list[str]) -> Problem:

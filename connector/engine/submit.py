@@ -215,17 +215,17 @@ def advance(rt: Runtime, order_id: str, wait_seconds: float) -> Progress:
     the daemon carries on after its restart); return where it is."""
     deadline = time.monotonic() + wait_seconds
 
+    def done(record: OrderRecord | None) -> bool:
+        return (rt.stopping.is_set() or record is None or record.state not in _BEFORE_LABEL
+                or time.monotonic() > deadline)
+
     def enough() -> bool:
-        if rt.stopping.is_set():
-            return True
-        record = rt.ledger.get_order(order_id, with_pii=False)
-        return record is None or record.state not in _BEFORE_LABEL or time.monotonic() > deadline
+        return rt.stopping.is_set() or done(rt.ledger.get_order(order_id, with_pii=False))
 
     while not enough():
         drive(rt, order_id, enough, wait=max(0.0, deadline - time.monotonic()))
         record = rt.ledger.get_order(order_id, with_pii=False)
-        if (rt.stopping.is_set() or record is None or record.state not in _BEFORE_LABEL
-                or time.monotonic() > deadline):
+        if done(record):
             break
         if record.next_attempt_at is not None:  # deferred: wait for the retry, within the budget
             pause = (record.next_attempt_at - utcnow()).total_seconds()
