@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..amazon.mapping import order_from_api, parse_api_time
@@ -176,12 +176,16 @@ def _unstorable(value: Any, path: str = "") -> str:
 
 
 def _time(value: Any):
-    """A garbled order's lastUpdatedTime, when it reads as one an order can have (now otherwise: a
-    time out of range would overflow when the placeholder is stored, failing the whole poll)."""
+    """A garbled order's lastUpdatedTime, when it reads as one an order can have; otherwise the
+    epoch (a time out of range would overflow when the placeholder is stored, failing the whole
+    poll), so the first whole copy read is newer and replaces the placeholder."""
     try:
         return parse_api_time(value)
     except (AttributeError, ValueError):
-        return utcnow()
+        return _EPOCH
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _reconsider_held(rt: Runtime, order: Order) -> None:

@@ -260,6 +260,7 @@ class Ledger:
 
         Refreshing updates the non-PII data and the address only while the order is NEW or HELD
         (a label already bought keeps the address it was bought for); it never moves the state.
+        A copy older than the stored one (an earlier ``last_updated``) changes nothing.
         """
         raise NotImplementedError
 

@@ -79,6 +79,16 @@ def _order_json(order: Order) -> str:
     return json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False)
 
 
+def _read_before(order: Order, stored: str) -> bool:
+    """Whether ``order`` is a copy Amazon sent before the ``stored`` one (an older
+    ``lastUpdatedTime``): a worker whose poll stalled past its lease writes what it read after
+    the account's new owner stored a newer copy, which may say the order was cancelled."""
+    try:
+        return order.last_updated < parse_iso(json.loads(stored)["last_updated"])
+    except (ValueError, KeyError, TypeError):
+        return False  # a stored copy without a readable time: the fresh one replaces it
+
+
 # advance(**fields): what may change, and when.
 _PACKAGE_TEXT_FIELDS = ("carrier_shipment_id", "tracking_number", "label_path", "error", "voided_from")
 _PACKAGE_PLAN_FIELDS = ("carrier", "service", "items")  # only while the package is PLANNED
@@ -381,6 +391,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 self._insert_order(conn, order, now, "ingested", data)
                 return True
             changes: dict[str, Any] = {}
+            if row["data"] != data and _read_before(order, row["data"]):
+                return False  # another worker's poll of the same minutes stored a newer copy first
             if row["data"] != data:
                 changes.update(data=data, account=order.account, marketplace_id=order.marketplace_id,
                                site=order.site, ship_by=ship_by)

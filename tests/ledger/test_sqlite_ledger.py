@@ -164,6 +164,20 @@ def test_known_order_refreshes_data_but_never_the_state(ledger: SqlLedger) -> No
     assert len(ledger.history("111-0000001-0000001")) == 1  # a refresh is not a transition
 
 
+def test_a_copy_amazon_sent_before_the_stored_one_changes_nothing(ledger: SqlLedger) -> None:
+    """A worker whose poll stalled past its lease writes what it read after the account's new owner
+    stored a newer copy: the cancellation that copy says must stay."""
+    oid, before, after = "111-0000001-0000001", T0 - timedelta(hours=1), T0
+    ledger.upsert_order(make_order(last_updated=before))
+    ledger.upsert_order(make_order(cancel=True, last_updated=after, ship_to=address(line2="Apt 9")))
+    assert ledger.upsert_order(make_order(last_updated=before, ship_to=address(line2="Apt 1"))) is False
+    record = ledger.get_order(oid)
+    assert record.order.buyer_cancel_requested is True and record.order.last_updated == after
+    assert record.order.ship_to.line2 == "Apt 9"
+    ledger.upsert_order(make_order(last_updated=after, ship_to=address(line2="Apt 2")))  # same time: read
+    assert ledger.get_order(oid).order.buyer_cancel_requested is False
+
+
 def test_identical_refresh_does_not_touch_the_row(ledger: SqlLedger) -> None:
     ledger.upsert_order(make_order())
     before = ledger.get_order("111-0000001-0000001").updated_at
