@@ -258,14 +258,8 @@ class PluginHost:
                 mine.clear()
                 if not self._fail_wrappers(hook_name, exc):
                     raise
-        with self._lock:
-            failed = {(plugin, exc) for plugin, hook, exc in self._failures[failures_before:]
-                      if hook == hook_name}
-        for plugin, exc in failed:
+        for plugin in self._fail_raised(hook_name, failures_before):
             mine.pop(plugin, None)
-            report = self.reports.get(plugin)
-            if report:
-                self._fail(report, f"{hook_name} raised {type(exc).__name__}: {exc}", exc)
         for plugin in list(mine):
             wrong = [item for item in mine[plugin] if not isinstance(item, accepts)]
             if wrong:
@@ -359,8 +353,42 @@ class PluginHost:
         return self._registry("site_rules", lambda: self._collect(
             "mfn_register_site_rules", "site rules", None, (SiteRules, SiteRulesPatch)))
 
+    def _fail_raised(self, hook_name: str, since: int) -> set[str]:
+        """Fail each plugin whose ``hook_name`` raised (caught by its guard) since the ``since``-th
+        failure; returns their names."""
+        with self._lock:
+            failed = {(plugin, exc) for plugin, hook, exc in self._failures[since:] if hook == hook_name}
+        for plugin, exc in failed:
+            report = self.reports.get(plugin)
+            if report:
+                self._fail(report, f"{hook_name} raised {type(exc).__name__}: {exc}", exc)
+        return {plugin for plugin, _ in failed}
+
     def register_commands(self, cli: Any) -> None:
-        self.notify("mfn_register_commands", cli=cli)
+        """Let plugins add commands to the click group ``cli``. A name already there (a built-in
+        command's, or an earlier plugin's) is refused: a plugin's ``report`` or ``run`` would
+        replace the built-in one without a word. That plugin fails, and the commands it added go
+        with it."""
+        added: dict[str, list[str]] = {}
+        add = cli.add_command
+
+        def add_command(command: Any, name: str | None = None) -> None:
+            name = name or command.name
+            if name in cli.commands:
+                raise ValueError(f"a command named {name!r} exists already")
+            add(command, name)
+            added.setdefault(_current_plugin.get(), []).append(name)
+
+        with self._lock:
+            failures_before = len(self._failures)
+        cli.add_command = add_command  # click's @cli.command() and @cli.group() call it too
+        try:
+            self.notify("mfn_register_commands", cli=cli)
+        finally:
+            del cli.add_command
+        for plugin in self._fail_raised("mfn_register_commands", failures_before):
+            for name in added.get(plugin, []):
+                cli.commands.pop(name, None)
 
 
 def _core_version() -> str:

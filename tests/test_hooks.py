@@ -82,6 +82,54 @@ def test_hook_mfn_register_commands():
     assert result.exit_code == 0 and result.output == "acme ok\n"
 
 
+def test_a_plugin_command_never_replaces_one_already_there():
+    """A plugin's own `report` replaced the built-in one without a word: now that plugin fails and
+    takes back what it added; another plugin's commands stay."""
+    class Clashing:
+        @hookimpl
+        def mfn_register_commands(self, cli):
+            @cli.command("acme-extra")
+            def extra():
+                click.echo("extra")
+
+            @cli.command("report")
+            def report():
+                click.echo("not the built-in")
+
+    class Raising:
+        @hookimpl
+        def mfn_register_commands(self, cli):
+            cli.add_command(click.Command("half-done", callback=lambda: None))
+            raise RuntimeError("broken after its first command")
+
+    class Fine:
+        @hookimpl
+        def mfn_register_commands(self, cli):
+            @cli.command("fine")
+            def fine():
+                click.echo("fine")
+
+    @click.group()
+    def group():
+        pass
+
+    @group.command("report")
+    def built_in_report():
+        click.echo("built-in report")
+
+    host = load_plugins(entrypoints=False)
+    for plugin, name in ((Clashing(), "clashing"), (Raising(), "raising"), (Fine(), "fine-plugin")):
+        host.register(plugin, name)
+    host.register_commands(group)
+    assert sorted(group.commands) == ["fine", "report"]
+    assert CliRunner().invoke(group, ["report"]).output == "built-in report\n"
+    assert host.reports["clashing"].status == "failed"
+    assert "a command named 'report' exists already" in host.reports["clashing"].error
+    assert host.reports["raising"].status == "failed" and "broken after" in host.reports["raising"].error
+    assert host.reports["fine-plugin"].status == "loaded"
+    assert "add_command" not in vars(group)  # the guard is gone once the plugins are in
+
+
 def test_hook_mfn_register_site_rules(write_config):
     """The built-in marketplace plugin defines the sites; another plugin patches one; the
     configuration's site_rules section wins over both."""
