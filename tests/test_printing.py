@@ -128,6 +128,26 @@ def test_a_reprint_is_asked_for_and_logged(shipped):
     assert any(f"label reprinted (print 2) in print batch {again.batch.id}" in n for n in notes)
 
 
+def test_a_held_orders_label_waits_for_its_order_id(shipped):
+    """A held order waits for a person (a buyer asked to cancel after its label was bought): the
+    day's batch leaves its label out, saying why, and it prints when asked for by order id."""
+    _w, rt = shipped
+    package = rt.ledger.unprinted_packages()[0]
+    rt.ledger.hold(package.order_id, "buyer_cancel_requested", "the buyer asked to cancel")
+
+    result = print_labels(rt)
+
+    assert package.id not in {p.id for p in result.labels} and result.labels
+    assert [why for what, why in result.skipped if package.order_id in what] == [
+        f"its order is held (buyer_cancel_requested): print it with --order {package.order_id} once the "
+        "hold is settled"]
+    assert [p.id for p in rt.ledger.unprinted_packages()] == [package.id]  # still to print
+    cli_run = CliRunner().invoke(cli, ["--config", str(_w.config_path), "labels", "print", "--json"])
+    assert cli_run.exit_code == 0, cli_run.output
+    assert json.loads(cli_run.stdout)["skipped"][0]["what"].startswith(package.order_id)
+    assert [p.id for p in print_labels(rt, order_ids=[package.order_id]).labels] == [package.id]
+
+
 def test_two_prints_at_once_print_each_label_once(shipped):
     """A second batch that takes the same labels while the first is being built (two clerks, two
     API calls) records it, and the first is refused: no label is marked printed twice."""

@@ -45,15 +45,20 @@ def labels_print(state: State, all_unprinted: bool, order_ids: tuple[str, ...], 
     try:
         wanted = list(order_ids) or None
         try:
-            count = len(select_labels(rt, wanted, reprint=reprint)[0])
+            chosen, left_out = select_labels(rt, wanted, reprint=reprint)
         except PrintError as exc:
             raise click.ClickException(str(exc)) from None
+        count = len(chosen)
         if count == 0 and wanted is None:  # a routine run with nothing new is not an error
-            click.echo("nothing to print: every label is printed", err=True)
+            click.echo("nothing to print: every label is printed"
+                       + (" but those of held orders" if left_out else ""), err=True)
+            for what, why in left_out:
+                click.echo(f"skipped {what}: {why}", err=True)
             if as_json:  # a batch of none, with the keys of a batch: stdout stays JSON for a script
                 click.echo(json.dumps({
                     "path": None, "batch": None, "labels": 0, "reprints": 0, "pages": 0, "pick_list_pages": 0,
-                    "packing_slips": 0, "resized": 0, "carriers": {}, "skipped": []}, indent=2))
+                    "packing_slips": 0, "resized": 0, "carriers": {},
+                    "skipped": [{"what": w, "why": y} for w, y in left_out]}, indent=2))
             return
         show = count >= PROGRESS_FROM and not as_json
         with click.progressbar(length=count, label="merging labels", show_pos=True,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_atomically
-from ..ledger import Package, StaleStateError
+from ..ledger import OrderState, Package, StaleStateError
 from ..ledger.warehouse import DEAD_LABEL_STATES, PrintBatch
 from ..model import Order, utcnow
 from .crashpoints import crashpoint
@@ -175,13 +175,14 @@ def print_labels(rt: Runtime, *, order_ids: Sequence[str] | None = None, reprint
 def select_labels(rt: Runtime, order_ids: Sequence[str] | None, *,
                   reprint: bool = False) -> tuple[list[Package], list[tuple[str, str]]]:
     """The packages to print in print order (carrier, service, order, package) and what was left
-    out and why. Without ``order_ids``: every label bought, not scanned yet and never printed. A
+    out and why. Without ``order_ids``: every label bought, not scanned yet and never printed, but
+    those of held orders. A
     label erased with its order's buyer data is never chosen (LabelsErased when every order asked
     for is such)."""
     ledger = rt.ledger
     skipped: list[tuple[str, str]] = []
     if order_ids is None:
-        chosen = ledger.unprinted_packages()
+        chosen = _not_held(rt, ledger.unprinted_packages(), skipped)
     else:
         wanted = list(dict.fromkeys(order_ids))
         unknown = [o for o in wanted if order_record(rt, o) is None]
@@ -209,6 +210,25 @@ def select_labels(rt: Runtime, order_ids: Sequence[str] | None, *,
             chosen = [p for p in chosen if not marks[p.id].printed]
     chosen.sort(key=print_order)
     return chosen, skipped
+
+
+def _not_held(rt: Runtime, packages: list[Package], skipped: list[tuple[str, str]]) -> list[Package]:
+    """``packages`` but those of held orders, each of those added to ``skipped`` with its hold. A
+    held order waits for a person (a buyer who asked to cancel, a confirmation Amazon refused): its
+    parcel is not packed with the day's batch, only once asked for by order id."""
+    holds: dict[str, str] = {}
+    kept = []
+    for package in packages:
+        if package.order_id not in holds:
+            record = order_record(rt, package.order_id)
+            holds[package.order_id] = (record.hold_reason or "held") if record is not None \
+                and record.state is OrderState.HELD else ""
+        if holds[package.order_id]:
+            skipped.append((_name(package), f"its order is held ({holds[package.order_id]}): print it with "
+                                            f"--order {package.order_id} once the hold is settled"))
+        else:
+            kept.append(package)
+    return kept
 
 
 def erased_reason(at: datetime) -> str:
