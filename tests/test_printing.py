@@ -253,6 +253,25 @@ def test_one_handover_per_carrier_matches_the_labels_printed(shipped):
     assert {ledger.get_package(p.id).state for p in printed} == {PackageState.VERIFIED}
 
 
+def test_a_held_orders_parcel_waits_out_of_the_handover_until_released(shipped, caplog):
+    """Printed, then held (the buyer asked to cancel): the parcel is not handed over with the others;
+    once released it joins the next handover."""
+    _w, rt = shipped
+    printed = print_labels(rt).labels
+    package = printed[0]
+    rt.ledger.hold(package.order_id, "buyer_cancel_requested", "the buyer asked to cancel")
+
+    first = handover_engine.close_handovers(rt)
+
+    assert sum(r.handover.packages for r in first) == len(printed) - 1
+    assert rt.ledger.label_marks([package.id])[package.id].flag == "PRINTED"
+    assert f"{package.order_id} (buyer_cancel_requested)" in caplog.text
+    rt.ledger.release(package.order_id)
+    again = handover_engine.close_handovers(rt)
+    assert [(r.handover.carrier, r.handover.packages) for r in again] == [(package.carrier, 1)]
+    assert rt.ledger.label_marks([package.id])[package.id].flag == "HANDED_OVER"
+
+
 def test_a_carrier_handover_call_is_made_once_per_handover_even_across_a_crash(shipped, monkeypatch):
     """A carrier with a handover call: a kill right after its answer (before the answer is recorded)
     makes the next run ask again under the same reference, which the carrier recognises."""

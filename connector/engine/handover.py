@@ -74,7 +74,7 @@ def close_handovers(rt: Runtime, *, carrier: str | None = None,
     end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
     default = rt.config.default_warehouse.name
     groups: dict[tuple[str, str], list[Package]] = {}
-    for package in rt.ledger.handover_candidates(carrier=carrier, printed_before=end_of_day):
+    for package in _not_held(rt, rt.ledger.handover_candidates(carrier=carrier, printed_before=end_of_day)):
         groups.setdefault((package.carrier, package_warehouse(package, default)), []).append(package)
     for (code, warehouse), packages in sorted(groups.items()):
         try:
@@ -93,6 +93,17 @@ def close_handovers(rt: Runtime, *, carrier: str | None = None,
         seen.add(claimed.id)
         results.append(finish_handover(rt, claimed))
     return results
+
+
+def _not_held(rt: Runtime, packages: list[Package]) -> list[Package]:
+    """``packages`` but those of held orders: such a parcel waits for a person (a buyer who asked to
+    cancel after it was printed), out of the bag; it joins a later handover once released."""
+    holds = rt.ledger.holds_of([p.order_id for p in packages])
+    held = [p for p in packages if p.order_id in holds]
+    if held:
+        log.warning("%d parcel(s) of held orders left out of the handover until released: %s", len(held),
+                    ", ".join(f"{p.order_id} ({holds[p.order_id]})" for p in held))
+    return [p for p in packages if p.order_id not in holds]
 
 
 def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -> HandoverResult:

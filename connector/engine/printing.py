@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_atomically
-from ..ledger import OrderState, Package, StaleStateError
+from ..ledger import Package, StaleStateError
 from ..ledger.warehouse import DEAD_LABEL_STATES, PrintBatch
 from ..model import Order, utcnow
 from .crashpoints import crashpoint
@@ -216,19 +216,10 @@ def _not_held(rt: Runtime, packages: list[Package], skipped: list[tuple[str, str
     """``packages`` but those of held orders, each of those added to ``skipped`` with its hold. A
     held order waits for a person (a buyer who asked to cancel, a confirmation Amazon refused): its
     parcel is not packed with the day's batch, only once asked for by order id."""
-    holds: dict[str, str] = {}
-    kept = []
-    for package in packages:
-        if package.order_id not in holds:
-            record = order_record(rt, package.order_id)
-            holds[package.order_id] = (record.hold_reason or "held") if record is not None \
-                and record.state is OrderState.HELD else ""
-        if holds[package.order_id]:
-            skipped.append((_name(package), f"its order is held ({holds[package.order_id]}): print it with "
-                                            f"--order {package.order_id} once the hold is settled"))
-        else:
-            kept.append(package)
-    return kept
+    holds = rt.ledger.holds_of([p.order_id for p in packages])
+    skipped += [(_name(p), f"its order is held ({holds[p.order_id]}): print it with --order {p.order_id} "
+                           "once the hold is settled") for p in packages if p.order_id in holds]
+    return [p for p in packages if p.order_id not in holds]
 
 
 def erased_reason(at: datetime) -> str:

@@ -281,6 +281,16 @@ class OrderQueries:
                 f" ({_marks(values)})", (*ids, *values)).fetchall())
         return found
 
+    def holds_of(self, order_ids: Sequence[str]) -> dict[str, str]:
+        """The hold reason of each of ``order_ids`` that is HELD, a few hundred ids per query."""
+        ids_all, found = list(dict.fromkeys(order_ids)), {}
+        for start in range(0, len(ids_all), _SQL_CHUNK):
+            ids = ids_all[start:start + _SQL_CHUNK]
+            found.update((r[0], r[1] or "held") for r in self._conn().execute(
+                f"SELECT order_id, hold_reason FROM orders WHERE order_id IN ({_marks(ids)}) AND state = ?",
+                (*ids, OrderState.HELD.value)).fetchall())
+        return found
+
     def purged_orders(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` had their buyer data purged (their labels erased with it): a few
         hundred ids per query, by the primary key; unknown ids are not named."""
