@@ -152,7 +152,8 @@ class _Unreadable(str):
 
 
 def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any] | _Unreadable]]:
-    reader = csv.DictReader(text.splitlines())
+    lines = text.splitlines()
+    reader = csv.DictReader(lines)
     header = reader.fieldnames or []
     missing = [c for c in COLUMNS if c not in header]
     twice = sorted({c for c in header if header.count(c) > 1})
@@ -164,6 +165,8 @@ def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any] | _Un
     last = 1
     for row in reader:
         first, last = last + 1, reader.line_num
+        while first < last and not lines[first - 1]:  # an empty line the reader skipped: no row
+            first += 1
         if last > first:  # a value never spans lines: a quote opened here was not closed
             yield first, _Unreadable(f"a quote opened on this line is still open at line {last} "
                                      "(a quote inside a value is written twice: \"\")")

@@ -164,3 +164,19 @@ def test_a_yaml_catalog_keeps_a_numeric_sku_and_hs_code_as_written(tmp_path):
     catalog = load_catalog(path)
     assert sorted(catalog.items) == ["0012345", "12_345"]
     assert catalog.get("0012345").hs_code == "030617"
+
+
+def test_a_blank_line_between_rows_is_skipped_not_taken_for_an_open_quote(tmp_path):
+    """A spreadsheet's empty row between items: the reader skips it, and the row after it is read
+    at its own line -- it used to refuse the whole file, naming a quote nobody opened."""
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + "A,10,1,1,1,A,甲,123456,1.0,USD,no\n\n\n"
+                    "B,20,1,1,1,B,乙,123456,1.0,USD,no\n\nC,x,1,1,1,C,丙,123456,1.0,USD,no\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [f"{path}:7: weight_g: must be a number"]
+    path.write_text(HEADER + "A,10,1,1,1,A,甲,123456,1.0,USD,no\n\nB,20,1,1,1,B,乙,123456,1.0,USD,no\n\n",
+                    encoding="utf-8")
+    catalog = load_catalog(path)
+    assert len(catalog) == 2 and catalog.get("B").weight_g == 20
