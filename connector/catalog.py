@@ -156,7 +156,8 @@ def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any] | _Un
     reader = csv.DictReader(lines)
     header = reader.fieldnames or []
     missing = [c for c in COLUMNS if c not in header]
-    twice = sorted({c for c in header if header.count(c) > 1})
+    # a blank header cell (a spreadsheet's empty column) names nothing: ignored like a column of one's own
+    twice = sorted({c for c in header if c.strip() and header.count(c) > 1})
     problems = [Problem(str(path), 1, c, "appears twice in the header") for c in twice]
     if missing:
         problems.insert(0, Problem(str(path), 1, "", "missing column(s): " + ", ".join(missing)))

@@ -180,3 +180,19 @@ def test_a_blank_line_between_rows_is_skipped_not_taken_for_an_open_quote(tmp_pa
                     encoding="utf-8")
     catalog = load_catalog(path)
     assert len(catalog) == 2 and catalog.get("B").weight_g == 20
+
+
+def test_blank_header_cells_a_spreadsheet_left_are_ignored_not_a_column_twice(tmp_path):
+    """A spreadsheet exports the empty columns of its used range as trailing commas: one blank
+    header cell was ignored, two refused the whole file as a column "appearing twice" that has no
+    name. A named column twice is still refused."""
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER.replace("battery\n", "battery,,,\n") + "A,10,1,1,1,A,甲,123456,1.0,USD,no,,,\n"
+                    "B,20,1,1,1,B,乙,123456,1.0,USD,yes,,,\n", encoding="utf-8")
+    catalog = load_catalog(path)
+    assert len(catalog) == 2 and catalog.get("B").weight_g == 20 and catalog.get("B").has_battery
+    path.write_text(HEADER.replace("battery\n", "battery,,hs_code\n")
+                    + "A,10,1,1,1,A,甲,123456,1.0,USD,no,,1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [f"{path}:1: hs_code: appears twice in the header"]
