@@ -12,6 +12,7 @@ import bisect
 import csv
 import difflib
 import logging
+import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -151,8 +152,14 @@ class _Unreadable(str):
     """A CSV row that cannot be taken as an item; the text says why."""
 
 
+# Where a CSV line ends: str.splitlines() also breaks at U+2028, NEL, form feed..., which a value may hold
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any] | _Unreadable]]:
-    lines = text.splitlines()
+    lines = _LINE_BREAK.split(text)
+    if lines and not lines[-1]:  # the last line's own line break starts no line
+        lines.pop()
     reader = csv.DictReader(lines)
     header = reader.fieldnames or []
     missing = [c for c in COLUMNS if c not in header]

@@ -196,3 +196,19 @@ def test_blank_header_cells_a_spreadsheet_left_are_ignored_not_a_column_twice(tm
     with pytest.raises(ConfigError) as info:
         load_catalog(path)
     assert [str(p) for p in info.value.problems] == [f"{path}:1: hs_code: appears twice in the header"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x85", "\x0c"])
+def test_a_line_separator_inside_a_value_does_not_split_its_row(tmp_path, separator):
+    """CSV rows end at CR/LF only; str.splitlines() also broke them at U+2028, NEL (U+0085, what a
+    cp1252 ellipsis becomes when read as Latin-1) and form feed, so a product name holding one
+    refused the file for an open quote or for columns it had, and every later line was numbered
+    one too far."""
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + f'A,10,1,1,1,"Phone{separator}case",甲,123456,1.0,USD,no\n'
+                    "B,x,1,1,1,B,乙,123456,1.0,USD,no\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [f"{path}:3: weight_g: must be a number"]
+    path.write_text(HEADER + f"A,10,1,1,1,Phone{separator}case,甲,123456,1.0,USD,no\n", encoding="utf-8")
+    assert load_catalog(path).get("A").name_cn == "甲"
