@@ -212,3 +212,19 @@ def test_a_line_separator_inside_a_value_does_not_split_its_row(tmp_path, separa
     assert [str(p) for p in info.value.problems] == [f"{path}:3: weight_g: must be a number"]
     path.write_text(HEADER + f"A,10,1,1,1,Phone{separator}case,甲,123456,1.0,USD,no\n", encoding="utf-8")
     assert load_catalog(path).get("A").name_cn == "甲"
+
+
+def test_a_lone_surrogate_is_refused_naming_its_column_not_stored():
+    """JSON may escape half of a UTF-16 pair ("\\ud83d": an emoji cut by an ERP's truncation), and
+    json.loads gives it as is: the row passed the check, and writing it to the ledger (UTF-8) failed
+    the whole bulk upsert with a 500."""
+    from connector.catalog import parse_item
+
+    row = {"sku": "MUG-1", "weight_g": "10", "length_cm": "1", "width_cm": "1", "height_cm": "1",
+           "name_en": "Mug \ud83d", "name_cn": "杯", "hs_code": "392690", "declared_value": "1",
+           "declared_currency": "USD", "battery": "no"}
+    item, problems = parse_item(row)
+    assert item is None
+    assert problems == [("name_en", "holds half of a UTF-16 surrogate pair (a character cut in two), "
+                                    "not text")]
+    assert parse_item({**row, "name_en": "Mug \U0001f600"})[0].name_en == "Mug \U0001f600"

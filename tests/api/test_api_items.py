@@ -252,3 +252,17 @@ def test_bulk_csv_refuses_numbers_that_are_not(api):
         (2, "weight_g", "must be a number"), (3, "length_cm", "must be a number"),
         (4, "weight_g", "must be less than 1E+12"), (5, "hs_code", "must be 6 to 10 digits"),
         (6, "declared_currency", "must be a 3-letter ISO 4217 code")]
+
+
+def test_bulk_json_with_half_a_surrogate_pair_reports_the_row_not_a_500(api):
+    a = api()
+    body = ('[{"sku": "CUT-1", "weight_g": 1, "length_cm": 1, "width_cm": 1, "height_cm": 1, "name_en": '
+            '"Mug \\ud83d", "name_cn": "杯", "hs_code": "392690", "declared_value": "1", '
+            '"declared_currency": "USD"}, {"sku": "WHOLE-1", "weight_g": 1, "length_cm": 1, "width_cm": 1, '
+            '"height_cm": 1, "name_en": "Mug \\ud83d\\ude00", "name_cn": "杯", "hs_code": "392690", '
+            '"declared_value": "1", "declared_currency": "USD"}]')
+    r = post_raw(a, body.encode("utf-8"), "application/json")
+    assert r.status_code == 200, r.text
+    assert r.json()["upserted"] == 1
+    assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(1, "name_en")]
+    assert a.get("/v1/items/WHOLE-1", scope="read").json()["name_en"] == "Mug \U0001f600"
