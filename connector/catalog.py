@@ -157,9 +157,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any] | _Unreadable]]:
-    lines = _LINE_BREAK.split(text)
-    if lines and not lines[-1]:  # the last line's own line break starts no line
-        lines.pop()
+    lines = csv_lines(text)
     reader = csv.DictReader(lines)
     header = reader.fieldnames or []
     missing = [c for c in COLUMNS if c not in header]
@@ -170,6 +168,21 @@ def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any] | _Un
         problems.insert(0, Problem(str(path), 1, "", "missing column(s): " + ", ".join(missing)))
     if problems:
         raise ConfigError(problems)
+    yield from csv_item_rows(reader, lines)
+
+
+def csv_lines(text: str) -> list[str]:
+    """``text`` cut into lines where CSV ends them (CR, LF, CRLF), for :func:`csv_item_rows`."""
+    lines = _LINE_BREAK.split(text)
+    if lines and not lines[-1]:  # the last line's own line break starts no line
+        lines.pop()
+    return lines
+
+
+def csv_item_rows(reader: csv.DictReader, lines: list[str]) -> Iterable[tuple[int, dict[str, Any] | str]]:
+    """Each row of ``reader`` (over ``lines``, its header read) with its line: the row, or -- a
+    :class:`str` -- why it cannot be taken as an item (the catalog file's and the API's CSV alike)."""
+    header = reader.fieldnames or []
     last = 1
     for row in reader:
         first, last = last + 1, reader.line_num

@@ -266,3 +266,25 @@ def test_bulk_json_with_half_a_surrogate_pair_reports_the_row_not_a_500(api):
     assert r.json()["upserted"] == 1
     assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(1, "name_en")]
     assert a.get("/v1/items/WHOLE-1", scope="read").json()["name_en"] == "Mug \U0001f600"
+
+
+def test_bulk_csv_names_a_row_with_more_values_than_columns_or_an_open_quote(api):
+    """The catalog file's own checks: an unquoted comma in the last column used to cut the value
+    there silently (category "Home, Garden" stored as "Home"), and a quote left open swallowed the
+    next line into the SKU."""
+    a = api()
+    text = "\n".join([HEADER,
+                      "CSV-A,60,18,10,2,Silicone phone case,硅胶手机壳,392690,2.50,USD,no,Home, Garden",
+                      "", "CSV-D,60,18,10,2,Phone case,手机壳,392690,2.50,USD,no,Home",
+                      '"CSV-B,60,18,10,2,Phone case,手机壳,392690,2.50,USD,no,',
+                      "CSV-C,60,18,10,2,Phone case,手机壳,392690,2.50,USD,no,", ""])
+    r = post_csv(a, text)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["upserted"] == 1
+    assert [(e["row"], e["field"], e["message"]) for e in body["errors"]] == [
+        (2, "row", "13 values for 12 columns (a value with a comma in it goes in double quotes)"),
+        (5, "row", 'a quote opened on this line is still open at line 6 (a quote inside a value is written '
+                   'twice: "")')]
+    assert a.get("/v1/items/CSV-A", scope="read").status_code == 404
+    assert a.get("/v1/items/CSV-D", scope="read").json()["category"] == "Home"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ...catalog import COLUMNS, MAX_DIGITS, OPTIONAL_COLUMNS, parse_item
+from ...catalog import COLUMNS, MAX_DIGITS, OPTIONAL_COLUMNS, csv_item_rows, csv_lines, parse_item
 from ...engine.items import release_known_skus
 from ...ledger.tokens import ApiToken
 from ...model import CatalogItem
@@ -296,16 +296,20 @@ def _csv_rows(raw: bytes) -> list[_Row]:
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise _unreadable(f"line {line}: not UTF-8", "body", f"line {line}: not UTF-8") from None
-    reader = csv.DictReader(text.splitlines())
+    lines = csv_lines(text)
+    reader = csv.DictReader(lines)
     out: list[_Row] = []
     try:
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise _unreadable("line 1: missing column(s): " + ", ".join(missing), "body",
                               "line 1: the header row lacks " + ", ".join(missing))
-        for row in reader:
+        for line, row in csv_item_rows(reader, lines):
+            if isinstance(row, str):  # a quote left open, an unquoted comma: its values would shift
+                out.append((line, None, None, [("row", row)]))
+                continue
             sku = str(row.get("sku") or "").strip() or None
-            out.append((reader.line_num, sku, row, []))
+            out.append((line, sku, row, []))
     except csv.Error as exc:
         where = f"line {reader.line_num}: {exc}"
         raise _unreadable(where, "body", where) from None
