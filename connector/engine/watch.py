@@ -114,12 +114,23 @@ def vtr_guard(rt: Runtime, now: datetime) -> None:
     settings = rt.config.alerts
     figures = report(shipped_packages(rt, since=now - timedelta(days=settings.window_days)), now=now,
                      window_days=settings.window_days, first_scan_days=rt.config.tracking.first_scan_days)
-    for row in figures["vtr"]:
-        _guard(rt, AlertKind.VTR_BELOW_THRESHOLD, f"{row['site']}/{row['category']}", row,
-               settings.vtr_threshold, settings.min_packages)
-    for row in figures["services"]:
-        _guard(rt, AlertKind.SERVICE_VTR_BELOW_THRESHOLD, f"{row['carrier']}:{row['service']}", row,
-               settings.service_vtr_threshold, settings.min_packages)
+    groups = {f"{row['site']}/{row['category']}": row for row in figures["vtr"]}
+    for subject, row in groups.items():
+        _guard(rt, AlertKind.VTR_BELOW_THRESHOLD, subject, row, settings.vtr_threshold, settings.min_packages)
+    _clear_gone(rt, AlertKind.VTR_BELOW_THRESHOLD, groups)
+    services = {f"{row['carrier']}:{row['service']}": row for row in figures["services"]}
+    for subject, row in services.items():
+        _guard(rt, AlertKind.SERVICE_VTR_BELOW_THRESHOLD, subject, row, settings.service_vtr_threshold,
+               settings.min_packages)
+    _clear_gone(rt, AlertKind.SERVICE_VTR_BELOW_THRESHOLD, services)
+
+
+def _clear_gone(rt: Runtime, kind: AlertKind, reported: dict[str, dict]) -> None:
+    """Clear the open alerts of ``kind`` whose group has no package in the window any more (a
+    service the seller moved off, a category no longer sold): no row comes to clear them."""
+    for open_alert in rt.ledger.alerts(kind=kind.value):
+        if open_alert.subject not in reported:
+            clear(rt, kind, open_alert.subject)
 
 
 _FIGURES = ("packages", "valid", "rate", "upcoming", "pending", "settled", "projected")

@@ -25,6 +25,9 @@ class Ledger:
     def resolve_alert(self, kind, subject) -> bool:
         return self.open.pop((kind, subject), None) is not None
 
+    def alerts(self, *, open_only=True, kind=None) -> list:
+        return [SimpleNamespace(kind=k, subject=s) for k, s in self.open if kind in (None, k)]
+
 
 def runtime() -> SimpleNamespace:
     alerts = SimpleNamespace(window_days=30, vtr_threshold=96, service_vtr_threshold=95, min_packages=10)
@@ -80,3 +83,16 @@ def test_an_alert_clears_once_the_projection_is_back_and_the_rate_counts_too_few
     monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter(packages(5, 1, 100)))
     watch.vtr_guard(rt, NOW)
     assert ("vtr_below_threshold", "US/Toys") not in rt.ledger.open, rt.ledger.open
+
+
+def test_an_alert_clears_once_its_group_has_no_package_left_in_the_window(monkeypatch):
+    # the seller moved off the failing service (or stopped selling the category): its packages
+    # age out of the window, no row reports on it any more, and nothing is below the bar
+    rt = runtime()
+    monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter(packages(5, 5, 0)))
+    watch.vtr_guard(rt, NOW)
+    raised = {("vtr_below_threshold", "US/Toys"), ("service_vtr_below_threshold", "dhl:S")}
+    assert raised <= set(rt.ledger.open)
+    monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter([]))
+    watch.vtr_guard(rt, NOW)
+    assert rt.ledger.open == {}
