@@ -64,6 +64,8 @@ class KnownOpen:
         now = time.monotonic()
         if self._read_at is None or now - self._read_at > self.REFRESH_S:
             self._subjects = {a.subject for a in rt.ledger.alerts(kind=self.kind.value)}
+            # one of ours that another worker cleared since: its cause seen here again raises it again
+            self._raised &= self._subjects
             self._read_at = now
         return self._subjects
 
@@ -71,10 +73,11 @@ class KnownOpen:
         """Raise the alert unless this process raised it already (and has not cleared it since);
         True when it did now (once a run: an alert left open by an earlier run is raised again)."""
         with self._lock:
+            known = self._known(rt)
             if subject in self._raised:
                 return False
             self._raised.add(subject)
-            self._known(rt).add(subject)
+            known.add(subject)
         alert(rt, self.kind, subject, message, **details)
         return True
 
