@@ -1,7 +1,7 @@
 """The watch: alerts on what is about to cost the seller -- an order near its ship-by date that is
 not confirmed yet or whose parcel is not printed and handed over yet, and a valid-tracking rate
 heading below Amazon's bar. Runs every few minutes of the daemon's clock (engine/loop.py); the
-tracking stage raises the per-parcel alerts."""
+tracking stage raises the per-parcel alerts (the watch clears those of a label voided since)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -22,6 +22,7 @@ from .vtr import report, shipped_packages
 def watch(rt: Runtime, *, now: datetime | None = None) -> None:
     now = now or utcnow()
     ship_by_guard(rt, now)
+    parcel_guard(rt)
     vtr_guard(rt, now)
 
 
@@ -53,6 +54,17 @@ def ship_by_guard(rt: Runtime, now: datetime) -> None:
         if record is None or _nothing_to_ship(record) or (
                 not _awaits_confirmation(record) and not _paper_backlog(rt, order_id=record.order_id)):
             clear(rt, AlertKind.SHIP_BY_NEAR, open_alert.subject)
+
+
+def parcel_guard(rt: Runtime) -> None:
+    """Clear the ``parcel_lost`` and ``parcel_late`` alerts of orders that ended with nothing shipped
+    (a label voided on request: the parcel never left): tracking, which clears them otherwise,
+    follows no voided label."""
+    for kind in (AlertKind.PARCEL_LOST, AlertKind.PARCEL_LATE):
+        for open_alert in rt.ledger.alerts(kind=kind.value):
+            record = rt.ledger.get_order(open_alert.subject, with_pii=False)
+            if record is None or record.state in NOTHING_TO_SHIP_STATES:
+                clear(rt, kind, open_alert.subject)
 
 
 def _awaits_confirmation(record: OrderRecord) -> bool:

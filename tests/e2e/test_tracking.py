@@ -791,3 +791,29 @@ def test_a_tracking_pass_is_bounded_and_the_parcels_left_go_first_next_time(worl
         assert 1 <= second.polled and second.left == len(shipped) - second.polled
     finally:
         rt.close()
+
+
+def test_a_late_parcel_whose_label_is_voided_does_not_stay_late(world):
+    """A confirmed parcel the carrier never scanned is past its deliver-by: parcel_late. The seller
+    voids its label (``orders void``: it never left); tracking no longer follows a voided label, so
+    nothing there clears the alert: the watch must, or it stays open for good."""
+    from connector.engine.watch import watch
+
+    # a promise shorter than the wait for a first scan: late before it can be taken for lost
+    w = world({**forced_onto("yunexpress"), "tracking": {"first_scan_days": 30}})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        package = next(p for p in verified_packages(rt) if rt.ledger.get_order(p.order_id).order.deliver_by)
+        deliver_by = rt.ledger.get_order(package.order_id).order.deliver_by
+        rt.carriers["yunexpress"] = SubmittedOnly(rt.carriers["yunexpress"])
+        track_due(rt, now=deliver_by + timedelta(hours=1))
+        late = [a.subject for a in rt.ledger.alerts() if a.kind == "parcel_late"]
+        assert package.order_id in late
+        voided = steer.void_order(rt, package.order_id)
+        assert rt.ledger.get_package(package.id).state is PackageState.VOIDED, voided
+        watch(rt, now=deliver_by + timedelta(hours=2))
+        still = [a.subject for a in rt.ledger.alerts() if a.kind == "parcel_late"]
+    finally:
+        rt.close()
+    assert package.order_id not in still
