@@ -162,9 +162,9 @@ def _guard(rt: Runtime, kind: AlertKind, subject: str, row: dict, threshold: flo
               f"{threshold:g}% "
               f"({row['pending']} package(s) still waiting for a first scan)",
               **{k: row[k] for k in _FIGURES})
-    elif (projected is None or projected >= threshold) and (rate is None or rate >= threshold
-                                                             or row["packages"] < minimum):
-        # (a rate over fewer than ``minimum`` packages raises nothing: nor does it keep an alert open)
+    elif (projected is None or projected >= threshold or row["settled"] < minimum) \
+            and (rate is None or rate >= threshold or row["packages"] < minimum):
+        # (a figure over fewer than ``minimum`` packages raises nothing: nor does it keep an alert open)
         clear(rt, kind, subject)
 
 

@@ -96,3 +96,16 @@ def test_an_alert_clears_once_its_group_has_no_package_left_in_the_window(monkey
     monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter([]))
     watch.vtr_guard(rt, NOW)
     assert rt.ledger.open == {}
+
+
+def test_an_alert_clears_once_the_projection_rests_on_too_few_packages(monkeypatch):
+    # raised: 50 % projected over 10 settled; then the group shrinks to 5 settled (a service the
+    # seller mostly moved off): a projection over fewer than alerts.min_packages raises nothing,
+    # and, like the rate's, keeps nothing open
+    rt = runtime()
+    monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter(packages(5, 5, 0)))
+    watch.vtr_guard(rt, NOW)
+    assert ("vtr_below_threshold", "US/Toys") in rt.ledger.open
+    monkeypatch.setattr(watch, "shipped_packages", lambda rt, since: iter(packages(3, 2, 0)))
+    watch.vtr_guard(rt, NOW)
+    assert ("vtr_below_threshold", "US/Toys") not in rt.ledger.open, rt.ledger.open
