@@ -245,8 +245,9 @@ class LedgerCollector:
                 deliveries.add_metric([endpoint, state], found.get(state, 0))
         yield deliveries
         oldest = q.oldest_pending_webhooks()
-        age = GaugeMetricFamily("mfn_webhook_oldest_pending_age_seconds", "Age of the event behind the "
-                                "oldest delivery still pending, by endpoint (0: nothing pending)",
+        age = GaugeMetricFamily("mfn_webhook_oldest_pending_age_seconds", "How long the oldest delivery "
+                                "still pending has waited, since its event or its replay, by endpoint "
+                                "(0: nothing pending)",
                                 labels=["endpoint"])
         for endpoint in sorted(set(endpoints) | set(oldest)):
             at = oldest.get(endpoint)

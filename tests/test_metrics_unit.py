@@ -180,6 +180,20 @@ def test_poll_times_outbox_positions_and_alerts(ledger):
     assert ledger.open_alert_counts() == {}
 
 
+def test_a_replayed_delivery_is_as_old_as_its_replay(ledger):
+    """`webhooks replay` of last month's events: their deliveries are pending since the replay, not
+    since the events, or MfnWebhookDeliveryStuck fires at once over a receiver that is fine."""
+    ledger.enqueue_webhooks("erp", ["*"])
+    ledger.upsert_order(order(1))
+    ledger.enqueue_webhooks("erp", ["*"])
+    event = ledger.events(after=0)[0]
+    ledger.webhook_result("erp", event.id, status="200", delivered=True, next_attempt_at=None)
+    assert ledger.oldest_pending_webhooks() == {}
+    assert ledger.replay_webhooks("erp") == 1
+    replayed = ledger.oldest_pending_webhooks()["erp"]
+    assert replayed > event.at + timedelta(seconds=1)  # the ledger's clock ticks a second a reading
+
+
 # -- readiness ------------------------------------------------------------------------------------------
 
 

@@ -85,9 +85,10 @@ class MetricsQueries:
         return newest, {r["consumer"]: int(r["last_event_id"]) for r in rows}
 
     def oldest_pending_webhooks(self) -> dict[str, datetime]:
-        """Per endpoint with deliveries still pending, when the oldest pending one's event happened."""
+        """Per endpoint with deliveries still pending, since when the oldest pending one waits: its
+        event's time, or its replay's (``webhooks replay`` of old events is no stuck receiver)."""
         rows = self._conn().execute(
-            "SELECT d.endpoint, MIN(e.at) AS oldest FROM webhook_deliveries d"
+            "SELECT d.endpoint, MIN(COALESCE(d.replayed_at, e.at)) AS oldest FROM webhook_deliveries d"
             " JOIN events e ON e.id = d.event_id WHERE d.state = 'pending' GROUP BY d.endpoint").fetchall()
         return {r["endpoint"]: parse_iso(r["oldest"]) for r in rows}
 
