@@ -390,6 +390,38 @@ def test_a_hold_nobody_settles_loses_its_address_at_ship_by_plus_the_fallback(le
     assert not ledger.get_order(order(3).order_id).pii_purged  # its delivery + 30 days: not yet
 
 
+def test_an_order_row_whose_data_is_not_json_keeps_no_other_address(ledger) -> None:
+    """A held order whose stored data is not JSON (a hand edit or a restore gone wrong: the daemon
+    holds it ledger_inconsistent) cannot tell what Amazon says of it, so the rules that read that
+    pass it over; the purge of every other order goes on. Reading it in SQL failed the whole
+    selection (SQLite: malformed JSON; PostgreSQL: invalid input syntax for type json), every
+    hour, and no address was erased any more."""
+    from types import SimpleNamespace
+
+    from connector.engine.purge import purge_expired_pii
+
+    now = T0 + timedelta(days=10)  # no ship-by + 90 days reached: the rules that read Amazon's status
+    settings = SimpleNamespace(pii_retention_days=30, max_transit_days=60)
+    rt = SimpleNamespace(config=SimpleNamespace(ledger=settings), ledger=ledger)
+    ledger.upsert_order(replace(order(0), ship_by=now))  # its row garbled below
+    ledger.upsert_order(replace(order(1), status=FulfillmentStatus.CANCELLED, ship_by=now))
+    ledger.upsert_order(replace(order(2), status=FulfillmentStatus.SHIPPED, ship_by=now,
+                                last_updated=now - timedelta(days=91)))
+    ledger.upsert_order(replace(order(3), ship_by=now))  # held, nothing says it may go
+    for n, reason in enumerate(["ledger_inconsistent", "manual", "shipped_elsewhere", "manual"]):
+        ledger.hold(order(n).order_id, reason, "held")
+    with ledger._write() as conn:
+        conn.execute("UPDATE orders SET data = ? WHERE order_id = ?",
+                     ('{"order_id": "' + order(0).order_id + '", "status": "CANC', order(0).order_id))
+    ledger.upsert_order(order(4))
+    with ledger._write() as conn:  # cancelled before a label was bought: nothing to keep
+        conn.execute("UPDATE orders SET state = 'CANCELLED' WHERE order_id = ?", (order(4).order_id,))
+
+    assert purge_expired_pii(rt, now=now) == 3
+    ids = [order(n).order_id for n in range(5)]
+    assert ledger.purged_orders(ids) == {ids[1], ids[2], ids[4]}
+
+
 def test_pii_expired_refuses_an_end_state_among_the_confirmed(ledger) -> None:
     with pytest.raises(ValueError, match="DELIVERED or RETURNED"):
         ledger.pii_expired(gone=[], shipped=[OrderState.DELIVERED], confirmed=[PackageState.DELIVERED],
