@@ -10,8 +10,10 @@ of a cancelled order), and a hold no one settles must not keep the address for g
 Amazon shows shipped by someone else (held ``shipped_elsewhere`` or ``already_shipped``, no parcel
 of it followed here) is a parcel never followed to an end: its address goes at the same fallback,
 counted from Amazon's last update of the order (which shows it shipped, so it is not before the
-shipment). Any other held order with no parcel followed here goes at its ship-by (or, without one,
-its arrival in the ledger) + ``max_transit_days`` + the retention: nobody ships it any more.
+shipment). Any other held order with no parcel followed here goes at its ship-by (or its arrival
+in the ledger, when later or without one) + ``max_transit_days`` + the retention: nobody ships it any
+more. (An order that arrives long past its ship-by -- an ERP's may lie a year back -- came to be
+shipped now: its clock starts there.)
 
 An order nobody ships that is not held -- NEW or PLANNED for ever, say deferred for carrier
 credentials nobody fixes -- goes at the same clock, as long as no label was claimed or bought
@@ -87,10 +89,10 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
         log.info("purged buyer PII of %d order(s) past the retention window", purged)
     held = _purge_unshipped(rt, due_before=now - retention - fallback, message=(
         f"nobody shipped it within ledger.max_transit_days ({settings.max_transit_days}) + "
-        f"ledger.pii_retention_days ({settings.pii_retention_days}) days of its ship-by (of its arrival, "
-        "without one), so its buyer's address was erased (data protection) before any label was bought, "
-        "and nothing can be bought for it any more. Ship it outside the daemon, or cancel it in Seller "
-        "Central"))
+        f"ledger.pii_retention_days ({settings.pii_retention_days}) days of its ship-by (of its arrival "
+        "in the ledger, when later), so its buyer's address was erased (data protection) before any label "
+        "was bought, and nothing can be bought for it any more. Ship it outside the daemon, or cancel it "
+        "in Seller Central"))
     if held:
         rt.counters.add("held", len(held))
         for order_id in held:

@@ -99,6 +99,10 @@ def _shipped_line(r: Any) -> ShippedLine:
 _KEY_COLUMNS = "order_id, account, ship_by"
 _SCHEDULE_ORDER = "CASE WHEN ship_by IS NULL THEN 1 ELSE 0 END, ship_by, order_id"
 _DUE = "(next_attempt_at IS NULL OR next_attempt_at <= ?)"
+# The clock of an order nobody ships (held or waiting): its ship-by (model.iso() text) and its
+# arrival in the ledger (timestamps text) both at the cut-off or before. An order that arrives long
+# past its ship-by (an ERP's, whose ship-by may lie a year back) came to be shipped now.
+_PAST_SHIP_BY_AND_ARRIVAL = "(o.ship_by IS NULL OR o.ship_by <= ?) AND o.created_at <= ?"
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -441,8 +445,8 @@ class OrderQueries:
           packages is followed (DELIVERED, RETURNED or in ``confirmed``: the parcel is someone
           else's), once Amazon's last update of it -- at or after its shipment -- is at
           ``shipped_before`` or before (the fallback of a parcel never followed to an end);
-        * an order in ``abandoned`` none of whose packages is followed, whose ship-by (or, without
-          one, its arrival in the ledger) is at ``shipped_before`` or before: a hold nobody settled
+        * an order in ``abandoned`` none of whose packages is followed, whose ship-by (if any) and
+          arrival in the ledger are at ``shipped_before`` or before: a hold nobody settled
           in all that time (an ERP's order, an unknown SKU) must not keep the address for good.
 
         Only orders not purged yet are read (an index holds just those), and no address is decrypted."""
@@ -472,9 +476,8 @@ class OrderQueries:
             params.extend(gone_v)
         abandoned_v = _values(OrderState, abandoned) or []
         if abandoned_v:
-            clauses.append(f"(o.state IN ({_marks(abandoned_v)})"
-                           " AND ((o.ship_by IS NOT NULL AND o.ship_by <= ?) OR (o.ship_by IS NULL AND"
-                           " o.created_at <= ?))" + unfollowed)
+            clauses.append(f"(o.state IN ({_marks(abandoned_v)}) AND {_PAST_SHIP_BY_AND_ARRIVAL}"
+                           + unfollowed)
             params.extend((*abandoned_v, iso(shipped_before), late, *confirmed_v))
         if shipped_v:
             clauses.append(
@@ -525,7 +528,7 @@ class OrderQueries:
         * the order is in ``unshipped`` (waiting to be planned or bought for: NEW, PLANNED);
         * every package of it is in ``unbought`` (planned, failed, voided): no label is claimed or
           bought for it, so no call to a carrier may be using the address and no label needs it;
-        * its ship-by (or, without one, its arrival in the ledger) is at ``due_before`` or before:
+        * its ship-by (if any) and its arrival in the ledger are at ``due_before`` or before:
           the clock of ``pii_expired``'s ``abandoned`` (a hold nobody settles).
 
         Only orders not purged yet are read, and no address is decrypted.
@@ -541,9 +544,7 @@ class OrderQueries:
             return []
         kept = _values(PackageState, unbought) or [""]  # NOT IN () is not SQL; no package state is ''
         sql = ("SELECT o.order_id FROM orders o WHERE o.pii_purged_at IS NULL"
-               f" AND o.state IN ({_marks(states)})"
-               " AND ((o.ship_by IS NOT NULL AND o.ship_by <= ?)"
-               " OR (o.ship_by IS NULL AND o.created_at <= ?))"
+               f" AND o.state IN ({_marks(states)}) AND {_PAST_SHIP_BY_AND_ARRIVAL}"
                " AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.order_id = o.order_id"
                f" AND p.state NOT IN ({_marks(kept)}))")
         params: list[Any] = [*states, iso(due_before), _ts(due_before), *kept]

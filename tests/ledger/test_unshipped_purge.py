@@ -23,6 +23,7 @@ from .test_order_queries import BUYER, ITEMS, T0, Clock, order
 
 REASON = HoldReason.ADDRESS_PURGED.value
 MESSAGE = "nobody shipped it; its buyer's address was erased"
+DUE = T0 + timedelta(minutes=1)  # a cut-off past the orders' arrival (just after T0) and their ship-by
 
 
 @pytest.fixture
@@ -77,10 +78,10 @@ def test_the_selection_is_the_rule_read_order_by_order(ledger, make_store, seed)
                     (oid, str(ref + 1), f"k-{oid}-{ref}", rng.choice(list(PackageState)).value, to_text(T0),
                      to_text(T0)))
     ledger.purge_pii([order(n).order_id for n in range(0, 80, 7)])
-    for due_before in (T0 - timedelta(days=10), T0 + timedelta(days=10)):
+    for due_before in (T0 + timedelta(days=10), T0 + timedelta(days=30)):  # both clocks count
         expected = []
         for record in ledger.orders():  # the slow way: every order and its packages read
-            clock = record.order.ship_by or arrived[record.order_id]
+            clock = max(t for t in (record.order.ship_by, arrived[record.order_id]) if t)
             if (not record.pii_purged and record.state in UNSHIPPED_ORDER_STATES and clock <= due_before
                     and all(p.state in UNBOUGHT_PACKAGE_STATES for p in ledger.packages(record.order_id))):
                 expected.append(record.order_id)
@@ -102,8 +103,8 @@ def test_a_new_or_planned_order_is_held_and_its_address_erased_in_one_go(ledger)
     new, plan, claim, label = (order(n).order_id for n in range(4))
     before = ledger.events()[-1].id
 
-    assert selected(ledger, T0) == [new, plan]
-    assert purge(ledger, [new, plan, claim, label], T0) == [new, plan]  # asked again in the write
+    assert selected(ledger, DUE) == [new, plan]
+    assert purge(ledger, [new, plan, claim, label], DUE) == [new, plan]  # asked again in the write
 
     for oid in (new, plan):
         record = ledger.get_order(oid)
@@ -125,8 +126,8 @@ def test_a_new_or_planned_order_is_held_and_its_address_erased_in_one_go(ledger)
         assert record.state is state and record.order.ship_to == BUYER and not record.pii_purged
     assert claimed.state is PackageState.LABEL_CLAIMED
 
-    assert purge(ledger, [new, plan, claim, label], T0) == []  # idempotent: nothing twice
-    assert selected(ledger, T0) == []
+    assert purge(ledger, [new, plan, claim, label], DUE) == []  # idempotent: nothing twice
+    assert selected(ledger, DUE) == []
     ledger.upsert_order(order(0, ship_by=T0 - timedelta(days=100)))  # Amazon's copy brings no address back
     assert ledger.get_order(new).order.ship_to is None
 
@@ -137,13 +138,13 @@ def test_an_order_that_moved_on_since_its_selection_keeps_its_address(ledger) ->
     for n in range(3):
         ledger.upsert_order(order(n, ship_by=T0 - timedelta(days=100)))
     claimed_later, later_ship_by, due = (order(n).order_id for n in range(3))
-    stale = selected(ledger, T0)
+    stale = selected(ledger, DUE)
     assert stale == [claimed_later, later_ship_by, due]
     ledger.advance(planned(ledger, 0), PackageState.PLANNED, PackageState.LABEL_CLAIMED,
                    order_state=OrderState.LABEL_CLAIMED)
     ledger.upsert_order(order(1, ship_by=T0 + timedelta(days=3)))
 
-    assert purge(ledger, stale, T0) == [due]
+    assert purge(ledger, stale, DUE) == [due]
     assert ledger.get_order(claimed_later).order.ship_to == BUYER
     assert ledger.get_order(later_ship_by).order.ship_to == BUYER
     assert ledger.get_order(later_ship_by).state is OrderState.NEW
@@ -156,7 +157,7 @@ def test_a_failure_between_two_writes_leaves_the_orders_as_they_were(ledger, mon
     for n in range(3):
         ledger.upsert_order(order(n, ship_by=T0 - timedelta(days=100)))
     planned(ledger, 2)
-    ids = selected(ledger, T0)
+    ids = selected(ledger, DUE)
     erase = type(ledger)._erase_buyer_data
     calls = []
 
@@ -168,7 +169,7 @@ def test_a_failure_between_two_writes_leaves_the_orders_as_they_were(ledger, mon
 
     monkeypatch.setattr(type(ledger), "_erase_buyer_data", dies_on_the_second)
     with pytest.raises(RuntimeError, match="killed"):
-        purge(ledger, ids, T0)
+        purge(ledger, ids, DUE)
     for n, state in ((0, OrderState.NEW), (1, OrderState.NEW), (2, OrderState.PLANNED)):
         record = ledger.get_order(order(n).order_id)
         assert record.state is state and record.order.ship_to == BUYER and not record.pii_purged
@@ -176,7 +177,7 @@ def test_a_failure_between_two_writes_leaves_the_orders_as_they_were(ledger, mon
     assert not [e for e in ledger.events() if e.type == "order.held"]
 
     monkeypatch.setattr(type(ledger), "_erase_buyer_data", erase)
-    assert purge(ledger, ids, T0) == ids
+    assert purge(ledger, ids, DUE) == ids
     assert all(ledger.get_order(oid).pii_purged for oid in ids)
 
 
@@ -200,3 +201,27 @@ def test_the_selection_reads_the_index_of_kept_addresses_on_sqlite(ledger, db_pa
     ledger._unshipped_due(Explained(ledger._conn()), UNSHIPPED_ORDER_STATES, UNBOUGHT_PACKAGE_STATES, T0)
     (plan,) = plans
     assert "INDEX orders_pii_kept" in plan, plan
+
+
+def test_an_order_arriving_long_past_its_ship_by_keeps_its_address_the_whole_clock_from_its_arrival(
+        ledger) -> None:
+    """An order that reaches the ledger long after its ship-by -- an ERP's shipment (its ship-by may
+    lie up to a year back) or a late order Amazon still shows unshipped -- came to be shipped now:
+    "nobody ships it any more" is counted from its arrival too, waiting or held. Counted from the
+    ship-by alone, the next hourly purge erased the address of an order submitted minutes before,
+    before any label was bought for it."""
+    ledger.upsert_order(order(0, ship_by=T0 - timedelta(days=200)))  # both arrive just after T0
+    ledger.upsert_order(order(1, ship_by=T0 - timedelta(days=200)))
+    ledger.hold(order(1).order_id, "unknown_sku", "SKU-RED is not in the item master")
+    waiting, held = order(0).order_id, order(1).order_id
+
+    def abandoned(due_before) -> list[str]:
+        return ledger.pii_expired(gone=[], shipped=[], confirmed=[], ended_before=due_before,
+                                  shipped_before=due_before, abandoned=[OrderState.HELD])
+
+    an_hour_later = T0 + timedelta(hours=1) - timedelta(days=90)  # the cut-off an hour after it arrived
+    assert selected(ledger, an_hour_later) == [] and abandoned(an_hour_later) == []
+    assert purge(ledger, [waiting], an_hour_later) == []
+    assert ledger.get_order(waiting).order.ship_to == BUYER
+    assert selected(ledger, T0 + timedelta(seconds=1)) == [waiting]  # its arrival + the clock
+    assert abandoned(T0 + timedelta(seconds=1)) == [held]
