@@ -172,3 +172,20 @@ def test_labels_print_refuses_a_purged_orders_label_and_prints_the_others(worked
     answer = json.loads(both.output)
     assert answer["labels"] == 1 and [s["what"] for s in answer["skipped"]] == [gone]
     assert answer["skipped"][0]["why"].startswith("its buyer data was purged on")
+
+
+def test_a_stray_file_whose_name_is_not_utf8_stops_no_sweep(worked):
+    """A file nobody here wrote, its name in another encoding (a Latin-1 'Lieferschein-1.pdf' copied
+    in over a share, say), shaped like a label: it names no order of the ledger and is left alone,
+    and the purged orders' labels go all the same. Asked of the ledger as it was, its name (with
+    a surrogate for each byte UTF-8 cannot read) failed every sweep of that disk, hour after hour."""
+    _w, rt = worked
+    order_id = labelled(rt)[0]
+    files = label_files(rt, order_id)
+    stray = os.path.join(os.fsencode(rt.labels_dir), b"Lieferschein-f\xfcr-1.pdf")
+    with open(stray, "wb") as fh:
+        fh.write(b"%PDF-1.4 not ours")
+    rt.ledger.purge_pii([order_id])
+
+    assert delete_erased_files(rt).labels == len(files)
+    assert not any(f.exists() for f in files) and os.path.exists(stray)
