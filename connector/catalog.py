@@ -22,6 +22,7 @@ import yaml
 
 from .config import ConfigError, Problem, read_text
 from .fx import ISO_4217
+from .ledger.base import unstorable_text
 from .model import CatalogItem, Money
 
 log = logging.getLogger("connector.catalog")
@@ -246,8 +247,8 @@ def _parse_row(file: str, line: int, row: Any) -> tuple[CatalogItem | None, list
         value = str(row.get(column) or "").strip()
         if required and not value:
             bad(column, "is required")
-        elif not _encodable(value):  # JSON's "\ud83d" alone: the ledger (UTF-8) cannot store it
-            bad(column, "holds half of a UTF-16 surrogate pair (a character cut in two), not text")
+        elif unstorable_text(value):  # JSON's "\ud83d" alone (a character cut in two), or a NUL
+            bad(column, f"is {unstorable_text(value)}, which the ledger cannot store")
         return value
 
     def number(column: str, *, integer: bool = False) -> Decimal:
@@ -293,11 +294,3 @@ def _parse_row(file: str, line: int, row: Any) -> tuple[CatalogItem | None, list
                        height_cm=dims[2], name_en=name_en, name_cn=name_cn, hs_code=hs_code,
                        declared_value=Money(value, currency), has_battery=battery_raw in _TRUE,
                        category=text("category", required=False)), []
-
-
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -214,7 +214,7 @@ def test_a_line_separator_inside_a_value_does_not_split_its_row(tmp_path, separa
     assert load_catalog(path).get("A").name_cn == "甲"
 
 
-def test_a_lone_surrogate_is_refused_naming_its_column_not_stored():
+def test_a_lone_surrogate_or_a_nul_is_refused_naming_its_column_not_stored():
     """JSON may escape half of a UTF-16 pair ("\\ud83d": an emoji cut by an ERP's truncation), and
     json.loads gives it as is: the row passed the check, and writing it to the ledger (UTF-8) failed
     the whole bulk upsert with a 500."""
@@ -225,6 +225,8 @@ def test_a_lone_surrogate_is_refused_naming_its_column_not_stored():
            "declared_currency": "USD", "battery": "no"}
     item, problems = parse_item(row)
     assert item is None
-    assert problems == [("name_en", "holds half of a UTF-16 surrogate pair (a character cut in two), "
-                                    "not text")]
+    assert problems == [("name_en", "is text that is not valid Unicode, which the ledger cannot store")]
+    # a NUL: SQLite would store it, PostgreSQL's text refuses it (the same 500 there)
+    assert parse_item({**row, "name_en": "Mug", "name_cn": "杯\x00"})[1] == [
+        ("name_cn", "is text holding a NUL character, which the ledger cannot store")]
     assert parse_item({**row, "name_en": "Mug \U0001f600"})[0].name_en == "Mug \U0001f600"

@@ -54,6 +54,7 @@ from ..ledger import (
     Package,
     PackageState,
 )
+from ..ledger.base import unstorable_text
 from ..model import utcnow
 from .runtime import Runtime
 
@@ -190,7 +191,7 @@ def _delete_labels(rt: Runtime, folder: Path, done: Deleted) -> None:
                 continue
             name = name[1:name.find(".pdf.") + 4]
         order_id, _, ref = name[:-4].rpartition("-") if name.endswith(".pdf") else ("", "", "")
-        if order_id and ref.isdigit() and _utf8(order_id):
+        if order_id and ref.isdigit() and not unstorable_text(order_id):  # else it names no order
             files.setdefault(order_id, []).append(path)
     purged = rt.ledger.purged_orders(list(files)) if files else set()
     for order_id in sorted(purged):
@@ -222,16 +223,6 @@ def _files(folder: Path) -> list[Path]:
         return sorted(p for p in folder.iterdir() if p.is_file())
     except FileNotFoundError:
         return []
-
-
-def _utf8(name: str) -> bool:
-    """Whether ``name`` could be an order id: a file name in another encoding (bytes UTF-8 cannot
-    read, escaped as surrogates) names no order, and asked of the ledger it fails the whole query."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _leftover(name: str) -> bool:
