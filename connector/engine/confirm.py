@@ -109,6 +109,12 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     # this step can tell an operator released it to ship anyway): those are confirmed singly.
     if package.state == PackageState.LABELED and leaves_to_feed(rt, order, package):
         return Outcome.REST  # the account confirms by feed now (engine/feeds.py)
+    if _reference_taken(package, order):
+        return hold(rt, order.order_id, HoldReason.ALREADY_SHIPPED,
+                    f"order {order.order_id}: Amazon shows a package {package.package_ref} this daemon did "
+                    f"not send (confirmed elsewhere after the label was bought); confirming label "
+                    f"{package.tracking_number} under that reference would replace it. Check the order in "
+                    f"Seller Central, then void the label (orders void {order.order_id})")
     lane = confirm_lane(rt, order.account)
     if lane is not None and not lane.try_enter():
         return Outcome.QUEUED  # the account's confirmations in flight keep its bucket busy
@@ -128,6 +134,13 @@ def _still_as_read(rt: Runtime, package: Package) -> None:
                                                                          package.confirm_attempts):
         raise StaleStateError(f"package {package.package_ref} of order {package.order_id} moved on since "
                               f"it was read (now {current.state.value if current else 'gone'})")
+
+
+def _reference_taken(package: Package, order: Order) -> bool:
+    """Amazon (as last polled) shows a package under this one's reference, and this package was
+    never sent: someone else's. confirmShipment under a reference Amazon has edits that package."""
+    return (package.state == PackageState.LABELED and package.confirm_attempts == 0
+            and package.package_ref in order.shipped_package_refs)
 
 
 def _confirmation(order: Order, package: Package, spec: CarrierSpec, carrier_code: str) -> dict[str, Any]:

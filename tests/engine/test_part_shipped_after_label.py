@@ -1,0 +1,55 @@
+"""Part of an order confirmed on Amazon by someone else after the daemon bought its label, under
+the package reference the daemon planned with (the first, "1"). confirmShipment with a reference
+Amazon already shows edits that package: sent, the daemon's confirmation would replace the other
+shipment's tracking number and items with its own, and read back under its reference it would pass
+for verified. The daemon never sends under a reference Amazon shows for a package it did not send."""
+from __future__ import annotations
+
+from datetime import timezone
+
+import pytest
+
+from connector.engine.loop import drive, step
+from connector.ledger import OrderState, PackageState
+from connector.model import FulfillmentStatus, utcnow
+
+from ..e2e.helpers import advance, ingest_all
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
+
+
+def test_a_label_is_not_confirmed_over_a_package_confirmed_elsewhere_under_its_reference(world):
+    w = world({"sandbox": {"orders": 30}, "routing": {"default": ["yunexpress:*"]},
+               "selection": {"overrides": []}, "engine": {"verify_grace_seconds": 0}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+        record = next(r for r in rt.ledger.orders([OrderState.NEW])
+                      if r.order.status is FulfillmentStatus.UNSHIPPED and not r.order.buyer_cancel_requested
+                      and sum(i.quantity for i in r.order.items) >= 2)
+        order_id, order = record.order_id, record.order
+        while (package := rt.ledger.open_package(order_id)) is None \
+                or package.state is not PackageState.LABELED:
+            step(rt, rt.ledger.get_order(order_id))
+        assert package.package_ref == "1"
+        # someone ships one unit by hand, confirming it under reference 1; the order poll sees it
+        first = order.items[0]
+        client = rt.amazon[order.account]
+        client.confirm_shipment(
+            order_id, marketplace_id=order.marketplace_id, package_reference_id="1",
+            carrier_code="China Post", tracking_number="LX123456785CN",
+            ship_date=utcnow().astimezone(timezone.utc), items=[(first.order_item_id, 1)])
+        advance(w, 600)
+        ingest_all(rt)
+        assert rt.ledger.get_order(order_id).order.shipped_package_refs == ("1",)
+
+        drive(rt, order_id, lambda: False)
+        final = rt.ledger.get_order(order_id)
+        assert final.state is OrderState.HELD, final.state
+        assert final.hold_reason == "already_shipped"
+        assert "package 1" in final.hold_message and package.tracking_number in final.hold_message
+        assert rt.ledger.get_package(package.id).state is PackageState.LABELED  # nothing was sent
+        (shown,) = client.get_order(order_id)["packages"]
+        assert shown["trackingNumber"] == "LX123456785CN"  # the other shipment is left as it was
+    finally:
+        rt.close()
