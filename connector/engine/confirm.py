@@ -24,7 +24,7 @@ from .crashpoints import crashpoint
 from .feeds import accepted_by_feed, in_open_feed, leaves_to_feed, rest_in_feed
 from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
-from .verify import confirms_itself, read_back, verify_if_shown
+from .verify import confirms_itself, hold_taken, read_back, taken_by_another, verify_if_shown
 
 CONFIRM_LANE = 2  # an account's confirmations in flight at once: one sending, one waiting for its token
 
@@ -110,11 +110,7 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     if package.state == PackageState.LABELED and leaves_to_feed(rt, order, package):
         return Outcome.REST  # the account confirms by feed now (engine/feeds.py)
     if _reference_taken(package, order):
-        return hold(rt, order.order_id, HoldReason.ALREADY_SHIPPED,
-                    f"order {order.order_id}: Amazon shows a package {package.package_ref} this daemon did "
-                    f"not send (confirmed elsewhere after the label was bought); confirming label "
-                    f"{package.tracking_number} under that reference would replace it. Check the order in "
-                    f"Seller Central, then void the label (orders void {order.order_id})")
+        return hold_taken(rt, order.order_id, package)
     lane = confirm_lane(rt, order.account)
     if lane is not None and not lane.try_enter():
         return Outcome.QUEUED  # the account's confirmations in flight keep its bucket busy
@@ -173,9 +169,11 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
                                         confirm_attempts=package.confirm_attempts + 1)
             sent["ship_date"] = package.shipped_at or sent["ship_date"]  # as stored: a re-send sends it
             claimed = True
-        elif verify_if_shown(rt, client.get_order(order.order_id), package, PackageState.CONFIRMING):
+        elif verify_if_shown(rt, raw := client.get_order(order.order_id), package, PackageState.CONFIRMING):
             rt.counters.add("confirmations_sent")  # resumed: the earlier send had landed, answer lost
             return Outcome.REST
+        elif theirs := taken_by_another(rt, raw, package):  # sent again, ours would replace it
+            return hold_taken(rt, order.order_id, package, theirs)
         elif package.confirmed_at is None and (fed_at := accepted_by_feed(rt, package)):
             # a feed line Amazon accepted while the package was being voided (the void refused
             # since; the feed could not move a VOIDING package): confirmed then, Amazon not

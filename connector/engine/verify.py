@@ -107,6 +107,30 @@ def holds_items(on_amazon: dict, package: Package) -> bool:
                for item in package.items)
 
 
+def taken_by_another(rt: Runtime, raw_order: dict | None, package: Package) -> str | None:
+    """The tracking number of a package this Amazon order shows under our package's reference that
+    is not ours (confirmed elsewhere), else None. confirmShipment under a reference Amazon shows
+    edits that package: ours sent again would replace it. Labels that confirm themselves are
+    numbered by Amazon, never sent under our reference: not judged."""
+    if not raw_order or confirms_itself(rt, package):
+        return None
+    on_amazon = package_from_api(raw_order, package.package_ref)
+    if on_amazon is None or on_amazon.get("trackingNumber") == package.tracking_number:
+        return None
+    return str(on_amazon.get("trackingNumber") or "no tracking number")
+
+
+def hold_taken(rt: Runtime, order_id: str, package: Package, theirs: str | None = None) -> Outcome:
+    """Hold an order whose package reference Amazon shows for a package not ours, instead of
+    sending a confirmation that would replace it (``theirs``: its tracking number, when read)."""
+    shown = f" ({theirs})" if theirs else ""
+    return hold(rt, order_id, HoldReason.ALREADY_SHIPPED,
+                f"order {order_id}: Amazon shows a package {package.package_ref}{shown} this daemon did not "
+                f"send (confirmed elsewhere); confirming label {package.tracking_number} under that "
+                f"reference would replace it. Check the order in Seller Central, then void the label "
+                f"(orders void {order_id})")
+
+
 def verify_if_shown(rt: Runtime, raw_order: dict | None, package: Package, expect: PackageState) -> bool:
     """Mark the package verified if this Amazon order shows it; True if it did. Amazon's name for
     the carrier is compared with the code sent (:func:`judge_filed_carrier`): another is recorded
@@ -176,14 +200,17 @@ def mark_verified(rt: Runtime, package: Package, expect: PackageState, *,
 
 def read_back(rt: Runtime, record: OrderRecord, package: Package, expect: PackageState) -> Outcome | None:
     """Read the order back with getOrder: REST once the package is verified (Amazon shows it), a
-    deferral when getOrder failed, None when Amazon does not show it."""
+    deferral when getOrder failed, a hold when it shows another package under our reference
+    (:func:`taken_by_another`), None when Amazon does not show it."""
     order = record.order
     try:
-        if verify_if_shown(rt, rt.amazon[order.account].get_order(order.order_id), package, expect):
+        raw = rt.amazon[order.account].get_order(order.order_id)
+        if verify_if_shown(rt, raw, package, expect):
             return Outcome.REST
     except SpApiError as exc:
         return defer(rt, record, f"getOrder: {their_words(order.ship_to, exc)}")
-    return None
+    theirs = taken_by_another(rt, raw, package)
+    return hold_taken(rt, order.order_id, package, theirs) if theirs else None
 
 
 def verify(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:

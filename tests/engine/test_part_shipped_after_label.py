@@ -53,3 +53,54 @@ def test_a_label_is_not_confirmed_over_a_package_confirmed_elsewhere_under_its_r
         assert shown["trackingNumber"] == "LX123456785CN"  # the other shipment is left as it was
     finally:
         rt.close()
+
+
+def _labeled(rt, order_id):
+    while (package := rt.ledger.open_package(order_id)) is None \
+            or package.state is not PackageState.LABELED:
+        step(rt, rt.ledger.get_order(order_id))
+    return package
+
+
+def _partly_shipped_elsewhere(w, rt, order, reference="1"):
+    first = order.items[0]
+    rt.amazon[order.account].confirm_shipment(
+        order.order_id, marketplace_id=order.marketplace_id, package_reference_id=reference,
+        carrier_code="China Post", tracking_number="LX123456785CN",
+        ship_date=utcnow().astimezone(timezone.utc), items=[(first.order_item_id, 1)])
+    advance(w, 600)
+    ingest_all(rt)
+
+
+@pytest.mark.parametrize("left_in", [PackageState.CONFIRMING, PackageState.CONFIRMED])
+def test_a_confirmation_is_not_sent_again_over_a_package_confirmed_elsewhere(world, left_in):
+    """Our confirmation claimed (CONFIRMING: killed before the request left) or accepted and not
+    shown (CONFIRMED: dropped), and someone else's package now under our reference: sending again
+    would replace it."""
+    w = world({"sandbox": {"orders": 30}, "routing": {"default": ["yunexpress:*"]},
+               "selection": {"overrides": []}, "engine": {"verify_grace_seconds": 0}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+        record = next(r for r in rt.ledger.orders([OrderState.NEW])
+                      if r.order.status is FulfillmentStatus.UNSHIPPED and not r.order.buyer_cancel_requested
+                      and sum(i.quantity for i in r.order.items) >= 2)
+        order_id, order = record.order_id, record.order
+        package = _labeled(rt, order_id)
+        package = rt.ledger.advance(package, PackageState.LABELED, PackageState.CONFIRMING,
+                                    order_state=OrderState.CONFIRMING, shipped_at=utcnow(),
+                                    confirm_attempts=1)  # the claim, as a kill before the call leaves it
+        if left_in is PackageState.CONFIRMED:
+            package = rt.ledger.advance(package, PackageState.CONFIRMING, PackageState.CONFIRMED,
+                                        order_state=OrderState.CONFIRMED, confirmed_at=utcnow())
+            rt.ledger.defer(order_id, utcnow(), "the confirmed package is not visible on the order yet")
+        _partly_shipped_elsewhere(w, rt, order)
+
+        drive(rt, order_id, lambda: False)
+        final = rt.ledger.get_order(order_id)
+        assert final.state is OrderState.HELD, final.state
+        assert final.hold_reason == "already_shipped", final.hold_message
+        (shown,) = rt.amazon[order.account].get_order(order_id)["packages"]
+        assert shown["trackingNumber"] == "LX123456785CN"  # the other shipment is left as it was
+    finally:
+        rt.close()
