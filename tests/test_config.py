@@ -218,6 +218,14 @@ def test_an_unreachable_postgresql_ledger_is_a_message_without_the_password(writ
     assert isinstance(listed.exception, SystemExit)
 
 
+def test_an_unreadable_postgresql_url_is_a_message_without_the_password(write_config):
+    path = write_config({"ledger": {"url": "postgresql://mfn:s3cretpw@[::1/ledger"}})
+    listed = CliRunner().invoke(cli, ["--config", str(path), "orders", "list"])
+    assert listed.exit_code == 1 and "cannot open the ledger: ledger URL" in listed.output, listed.output
+    assert "s3cretpw" not in listed.output and "s3cretpw" not in str(listed.exception)
+    assert isinstance(listed.exception, SystemExit)
+
+
 def test_an_override_names_a_configured_carrier_and_a_known_site(write_config):
     path = write_config({"selection": {"overrides": [
         {"action": "force", "carrier": "nosuchcarrier", "site": "UK"},

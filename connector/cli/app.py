@@ -92,7 +92,7 @@ def opening() -> Iterator[None]:
     an unreachable database, a ledger newer than the code or in another daemon's hands, a state
     or labels directory that cannot be written -- as a message, not a traceback."""
     from ..config import ConfigError
-    from ..ledger import LedgerInUse
+    from ..ledger import LedgerInUse, LedgerUrlError
     from ..ledger.crypto import PiiDecryptError, PiiKeyError
     from ..ledger.migrations import SchemaError
 
@@ -100,7 +100,7 @@ def opening() -> Iterator[None]:
         yield
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration:\n{exc}") from None
-    except (PiiKeyError, PiiDecryptError, SchemaError, ConnectionError, LedgerInUse) as exc:
+    except (PiiKeyError, PiiDecryptError, SchemaError, ConnectionError, LedgerInUse, LedgerUrlError) as exc:
         raise click.ClickException(f"cannot open the ledger: {exc}") from None
     except OSError as exc:  # e.g. labels_dir on a read-only file system; the message names the path
         raise click.ClickException(f"cannot start: {exc} (check state_dir and labels_dir)") from None

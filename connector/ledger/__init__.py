@@ -20,6 +20,7 @@ from .base import (
     Ledger,
     LedgerInUse,
     LedgerUnreachable,
+    LedgerUrlError,
     OrderFinishedError,
     OrderRecord,
     OrderState,
@@ -33,7 +34,8 @@ from .base import (
 __all__ = [
     "ACTIVE_ORDER_STATES", "BOUGHT_PACKAGE_STATES", "NOTHING_TO_SHIP_STATES", "SHIPPED_ORDER_STATES",
     "TERMINAL_PACKAGE_STATES", "TRACKED_PACKAGE_STATES",
-    "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "LedgerUnreachable", "OrderFinishedError",
+    "Alert", "CorruptRecordError", "Ledger", "LedgerInUse", "LedgerUnreachable", "LedgerUrlError",
+    "OrderFinishedError",
     "OrderRecord",
     "OrderState", "Package", "PackageChange", "PackageState", "StaleStateError", "TrackingRecord",
     "open_ledger", "probe_ledger", "sqlite_path",
@@ -48,13 +50,13 @@ _SQLITE_PREFIX = "sqlite:///"
 def sqlite_path(url: str) -> str:
     """The file path in ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
     if not url.startswith(_SQLITE_PREFIX):
-        raise ValueError(f"not a SQLite ledger URL: {url!r} (expected sqlite:///path/to/ledger.db)")
+        raise LedgerUrlError(f"not a SQLite ledger URL: {url!r} (expected sqlite:///path/to/ledger.db)")
     path = url[len(_SQLITE_PREFIX):]
     if "?" in path or "#" in path:
-        raise ValueError(f"ledger URL {url!r}: query strings and fragments are not supported")
+        raise LedgerUrlError(f"ledger URL {url!r}: query strings and fragments are not supported")
     if not path or path == ":memory:":
-        raise ValueError(f"ledger URL {url!r} must name a database file "
-                         "(an in-memory database would lose every label claim)")
+        raise LedgerUrlError(f"ledger URL {url!r} must name a database file "
+                             "(an in-memory database would lose every label claim)")
     return str(Path(path).expanduser())
 
 
@@ -193,8 +195,8 @@ def _store_kind(url: str) -> str:
         return "postgresql"
     if scheme == "sqlite":
         return "sqlite"
-    raise ValueError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db or "
-                     "postgresql://user@host:5432/database")
+    raise LedgerUrlError(f"unsupported ledger URL {url!r}: expected sqlite:///path/to/ledger.db or "
+                         "postgresql://user@host:5432/database")
 
 
 def _migrated(ledger: Ledger, *, key_check: bool = True) -> Ledger:

@@ -233,6 +233,11 @@ class LedgerInUse(Exception):
     """Another daemon works on this ledger, and the store cannot share it (SQLite)."""
 
 
+class LedgerUrlError(ValueError):
+    """A ledger URL no store can take, or one libpq cannot read. The message never quotes the URL's
+    password."""
+
+
 class LedgerUnreachable(ConnectionError):
     """The ledger's store cannot be reached or opened (no PostgreSQL server, a file that will not
     open). A ConnectionError of its own: a carrier plugin's raw ConnectionResetError is not the

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -36,7 +37,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from .. import clock as daemon_clock
 from ..model import utcnow
-from .base import LedgerUnreachable
+from .base import LedgerUnreachable, LedgerUrlError
 from .crypto import PiiCipher
 from .sql import ConnectionHandle, SqlLedger
 
@@ -161,6 +162,18 @@ def _plain_url(url: str) -> str:
     return f"postgresql://{rest}" if sep and scheme.lower().startswith("postgres") else url
 
 
+def _check_url(url: str) -> None:
+    """LedgerUrlError for a URL libpq cannot read: its own message quotes the part it stopped at
+    (the password, or the whole URL), so only the words around the quotes are kept."""
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        # from its first quote to its last: a password may hold a '"' itself
+        reason = re.sub(r'".*"', '"..."', str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        raise LedgerUrlError(f"ledger URL {display_url(url)}: libpq cannot read it ({reason}); "
+                             "percent-encode any '@', ':', '/', '%' in the user name and password") from None
+
+
 def _server_options(url: str) -> str:
     """The server settings of every connection, after those of the URL's own ``options``."""
     own = conninfo_to_dict(url).get("options") or ""
@@ -178,6 +191,7 @@ class PostgresLedger(SqlLedger):
     def __init__(self, url: str, cipher: PiiCipher, *, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(display_url(url), cipher, clock=clock or utcnow)
         self.url = _plain_url(url)
+        _check_url(self.url)
         self._server_clock = clock is None  # leases on the server's clock unless a test sets one
         self._conn()  # fail fast: an unreachable server or a refused login is reported at start
 

@@ -1258,6 +1258,21 @@ def test_an_unreachable_postgresql_ledger_is_named_without_its_password(tmp_path
     assert "s3cret" not in str(caught.value)
 
 
+@pytest.mark.parametrize("url", [
+    "postgresql://mfn:s3cret@[::1/mfn",         # an IPv6 address without its ']'
+    "postgresql://mfn:s3cret%zz@127.0.0.1/mfn",  # a '%' not percent-encoded
+    'postgresql://mfn:a"s3cret%zz@127.0.0.1/mfn',  # ... after a quote, as libpq's message has them
+])
+def test_an_unreadable_postgresql_url_is_refused_without_its_password(tmp_path, url: str) -> None:
+    """libpq quotes the part it cannot read, the password included: never shown."""
+    from connector.ledger import LedgerUrlError
+
+    with pytest.raises(LedgerUrlError, match="libpq cannot read it") as caught:
+        open_ledger(url, key_file=str(tmp_path / "pii.key"), create_key=True)
+    assert "s3cret" not in str(caught.value)
+    assert not (tmp_path / "pii.key").exists()
+
+
 @pytest.mark.parametrize("url, message", [
     ("mysql://x/y", "unsupported ledger URL"),
     ("ledger.db", "unsupported ledger URL"),
