@@ -159,7 +159,19 @@ def display_url(url: str) -> str:
 def _plain_url(url: str) -> str:
     """``postgresql+psycopg://`` (SQLAlchemy's spelling) and ``postgres://`` as libpq reads them."""
     scheme, sep, rest = url.partition("://")
-    return f"postgresql://{rest}" if sep and scheme.lower().startswith("postgres") else url
+    return f"postgresql://{_escaped_user_info(rest)}" if sep and scheme.lower().startswith("postgres") \
+        else url
+
+
+def _escaped_user_info(rest: str) -> str:
+    """``rest`` (the URL after ``://``) with an ``@`` of the user name or password written ``%40``:
+    libpq ends the user info at the first ``@`` and took the password's tail for the host (named in
+    every message); the host comes after the last one, as most URL readers take it."""
+    end = rest.find("/") if "/" in rest else len(rest)  # where libpq stops looking for the '@'
+    user_info, at, hosts = rest[:end].rpartition("@")
+    if not at or "@" not in user_info:
+        return rest
+    return f"{user_info.replace('@', '%40')}@{hosts}{rest[end:]}"
 
 
 def _check_url(url: str) -> None:

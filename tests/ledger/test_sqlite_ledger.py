@@ -1273,6 +1273,16 @@ def test_an_unreadable_postgresql_url_is_refused_without_its_password(tmp_path, 
     assert not (tmp_path / "pii.key").exists()
 
 
+@pytest.mark.parametrize("password", ["s3c@ret", "s3c@r?et"])  # libpq reads on past a '?' to the '@'
+def test_a_password_with_an_at_sign_is_neither_shown_nor_taken_for_the_host(tmp_path, password) -> None:
+    """libpq splits at the first '@': the password's tail became the host, named in every message."""
+    with pytest.raises(ConnectionError) as caught:
+        open_ledger(f"postgresql://mfn:{password}@127.0.0.1:1/mfn", key_file=str(tmp_path / "pii.key"),
+                    create_key=True)
+    assert "postgresql://127.0.0.1:1/mfn: cannot connect" in str(caught.value)
+    assert "et@" not in str(caught.value) and "s3c" not in str(caught.value)
+
+
 @pytest.mark.parametrize("url, message", [
     ("mysql://x/y", "unsupported ledger URL"),
     ("ledger.db", "unsupported ledger URL"),
