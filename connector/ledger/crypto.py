@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -150,26 +151,44 @@ def _check_key_file_mode(path: Path) -> None:
 
 
 def _create_key_file(path: Path) -> None:
+    """A new key at ``path``, unless another process makes one first (then its key is used). Written
+    to a file of its own and linked in whole: the key file is never seen empty (a start beside
+    this one reading it, a crash before the key was written)."""
     if not path.parent.exists():
         os.makedirs(path.parent, mode=0o700, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    key = generate_key() + b"\n"
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
-        fd = os.open(path, flags, 0o600)
+        _write_new_file(draft, key)
+        os.link(draft, path)
     except FileExistsError:
         return  # someone else created it meanwhile: use theirs
-    try:
-        if _posix_modes():
-            os.fchmod(fd, 0o600)
-        os.write(fd, generate_key() + b"\n")
-        os.fsync(fd)  # losing the key after a crash would lose every stored address
+    except OSError:  # a file system without hard links: written in place
+        try:
+            _write_new_file(path, key)
+        except FileExistsError:
+            return
     finally:
-        os.close(fd)
+        draft.unlink(missing_ok=True)
     if _posix_modes():
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """``data`` in a new owner-only file at ``path``, on disk; FileExistsError if there is one."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        if _posix_modes():
+            os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)  # losing the key after a crash would lose every stored address
+    finally:
+        os.close(fd)
 
 
 def load_keys(*, key_file: str | os.PathLike[str] | None, env_var: str = DEFAULT_KEY_ENV,

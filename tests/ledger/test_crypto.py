@@ -150,6 +150,37 @@ def test_create_makes_an_owner_only_key_file_once(tmp_path) -> None:
 
 
 @posix_only
+def test_a_key_file_being_created_is_never_read_empty(tmp_path, monkeypatch) -> None:
+    """Two starts at once (a daemon and a command): the second read the first one's file between
+    its creation and its key, found no key and refused to start (and a crash there left it so)."""
+    import threading
+
+    key_file = tmp_path / "pii.key"
+    paused, go_on = threading.Event(), threading.Event()
+    made = crypto.generate_key
+
+    def slow_key() -> bytes:
+        if threading.current_thread().name == "first":
+            paused.set()
+            go_on.wait(5)
+        return made()
+
+    monkeypatch.setattr(crypto, "generate_key", slow_key)
+    keys: dict[str, bytes] = {}
+    first = threading.Thread(name="first", target=lambda: keys.update(first=load_key(key_file=key_file,
+                                                                                      create=True)))
+    first.start()
+    assert paused.wait(5)
+    try:
+        keys["second"] = load_key(key_file=key_file, create=True)
+    finally:
+        go_on.set()
+        first.join()
+    assert keys["first"] == keys["second"] == load_key(key_file=key_file)  # one key for both
+    assert _mode(key_file) == 0o600 and [p.name for p in tmp_path.iterdir()] == ["pii.key"]
+
+
+@posix_only
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o602, 0o644])
 def test_key_file_accessible_by_group_or_others_is_refused(tmp_path, mode: int) -> None:
     key = Fernet.generate_key()
