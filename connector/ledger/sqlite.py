@@ -13,13 +13,14 @@ import os
 import sqlite3
 import struct
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
 from ..model import utcnow
 from .base import LedgerInUse, LedgerUnreachable
 from .crypto import PiiCipher
+from .migrations import MIGRATIONS, Migration
 from .sql import SqlLedger
 
 BUSY_TIMEOUT_S = 10.0
@@ -64,6 +65,15 @@ class SqliteLedger(SqlLedger):
                 pass
         except (OSError, sqlite3.Error) as exc:  # a read-only or missing directory, say
             raise LedgerUnreachable(f"ledger {path}: cannot open: {exc}") from None
+
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+        """A statement of a migration failing is a SchemaError; the file refusing the transaction
+        itself (locked past the busy timeout by a daemon migrating a large ledger, a full disk, a
+        read-only file) is the ledger's to report, as a file that does not open is."""
+        try:
+            return super().migrate(migrations)
+        except sqlite3.OperationalError as exc:
+            raise LedgerUnreachable(f"ledger {self.path}: cannot migrate: {exc}") from None
 
     def hold_daemon_lock(self) -> None:
         """Two daemons on one SQLite file would both poll, buy and confirm the same orders (each

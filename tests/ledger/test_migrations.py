@@ -280,3 +280,27 @@ def test_request_digests_of_orders_purged_before_version_18_are_erased(ledger_ur
         assert led.submission("erp-b").request_digest == "sha256-erp-b"
     finally:
         led.close()
+
+
+def test_a_ledger_locked_past_the_busy_timeout_is_a_message_not_sqlites_error(tmp_path, monkeypatch) -> None:
+    """A command started while the daemon migrates a large ledger (or holds a long write): the
+    write lock it waited for is reported as the ledger's, not raised as sqlite3's own error (which
+    no caller reports: a traceback)."""
+    from connector.ledger import LedgerUnreachable, open_ledger
+    from connector.ledger import sqlite as sqlite_store
+
+    path = tmp_path / "l.db"
+    led = _ledger(path)
+    led.migrate(MIGRATIONS[:-1])  # one migration behind
+    led.close()
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_S", 0.1)
+    monkeypatch.setenv("MFN_CONNECTOR_PII_KEY", _KEY.decode())
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the daemon, mid-migration
+    try:
+        with pytest.raises(LedgerUnreachable, match=r"l\.db: cannot migrate: database is locked"):
+            open_ledger(f"sqlite:///{path}", key_file=None)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [v for v, _ in _applied(path)] == [m.version for m in MIGRATIONS[:-1]]
