@@ -321,6 +321,10 @@ class PostgresLedger(SqlLedger):
             return False  # nobody holds it: the worker's connection (and process) is gone
         return True
 
+    @staticmethod
+    def _no_such_table(exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.UndefinedTable)
+
     _SKU = 'sku COLLATE "C"'  # by code point (UTF-8 bytes), not the database's locale
 
     @staticmethod

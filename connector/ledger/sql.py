@@ -273,12 +273,21 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             conn.execute(SCHEMA_VERSION_DDL)
 
     def schema_version(self) -> int:
+        """0 for a database with no schema yet; a failed read (a dropped connection) raises: taken for
+        'no schema', it skipped the key check."""
         conn = self._conn()
         try:
             row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-        except self.db_errors:
+        except self.db_errors as exc:
+            if not self._no_such_table(exc):
+                raise
             return 0
         return int(row[0])
+
+    @staticmethod
+    def _no_such_table(exc: BaseException) -> bool:
+        """Whether ``exc`` (one of ``db_errors``) says the table a statement reads does not exist."""
+        return False
 
     # -- helpers ----------------------------------------------------------------------------------
     @classmethod

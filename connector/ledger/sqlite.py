@@ -156,6 +156,10 @@ class SqliteLedger(SqlLedger):
         conn.execute("BEGIN IMMEDIATE")
 
     @staticmethod
+    def _no_such_table(exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("no such table")
+
+    @staticmethod
     def _json_field(column: str, key: str) -> str:
         return f"json_extract(NULLIF({column}, ''), '$.{key}')"  # JSON true/false come as 1/0
 

@@ -23,6 +23,40 @@ def test_a_second_worker_with_its_own_key_is_refused_on_an_empty_ledger(make_sto
     assert first.get_order(make_order().order_id).order.ship_to is not None
 
 
+class _LosesTheSchemaVersionRead:
+    """A connection whose read of the schema version fails as a dropped one does (a server restart)."""
+
+    def __init__(self, conn, error: BaseException) -> None:
+        self._conn, self._error = conn, error
+
+    def execute(self, sql: str, params=()):
+        if "FROM schema_version" in sql:
+            raise self._error
+        return self._conn.execute(sql, params)
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+
+def test_a_failed_read_of_the_schema_version_never_skips_the_key_check(make_store, monkeypatch) -> None:
+    """Read as 'no schema yet', it skipped the key check: a worker with a key of its own started."""
+    first = make_store(PiiCipher([Fernet.generate_key()]))
+    first.check_key()
+    second = make_store(PiiCipher([Fernet.generate_key()]))
+    if second.dialect == "sqlite":
+        import sqlite3
+        lost: Exception = sqlite3.OperationalError("disk I/O error")
+    else:
+        import psycopg
+        lost = psycopg.OperationalError("server closed the connection unexpectedly")
+    real_conn = second._conn
+    monkeypatch.setattr(second, "_conn", lambda: _LosesTheSchemaVersionRead(real_conn(), lost))
+    with pytest.raises((PiiDecryptError, *second.db_errors)):
+        second.check_key()
+    with pytest.raises(second.db_errors):
+        second.has_key_check()
+
+
 def test_a_key_rotation_reseals_the_key_check_so_the_old_key_can_go(make_store) -> None:
     old, new = Fernet.generate_key(), Fernet.generate_key()
     ledger = make_store(PiiCipher([old]))
