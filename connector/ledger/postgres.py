@@ -151,6 +151,8 @@ def display_url(url: str) -> str:
         parts = conninfo_to_dict(_plain_url(url))
     except psycopg.ProgrammingError:
         return "postgresql://(unparseable URL)"
+    if _user_info_misread(parts):
+        return "postgresql://(unparseable URL)"
     host = parts.get("host") or "localhost"
     port = parts.get("port") or "5432"
     return f"postgresql://{host}:{port}/{parts.get('dbname') or ''}"
@@ -178,12 +180,22 @@ def _check_url(url: str) -> None:
     """LedgerUrlError for a URL libpq cannot read: its own message quotes the part it stopped at
     (the password, or the whole URL), so only the words around the quotes are kept."""
     try:
-        conninfo_to_dict(url)
+        parts = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         # from its first quote to its last: a password may hold a '"' itself
         reason = re.sub(r'".*"', '"..."', str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         raise LedgerUrlError(f"ledger URL {display_url(url)}: libpq cannot read it ({reason}); "
                              "percent-encode any '@', ':', '/', '%' in the user name and password") from None
+    if _user_info_misread(parts):
+        raise LedgerUrlError("ledger URL postgresql://(unparseable URL): its database name holds an '@', "
+                             "so a '/' in the user name or password ended them early; percent-encode it "
+                             "there as %2F")
+
+
+def _user_info_misread(parts: dict[str, Any]) -> bool:
+    """libpq ends a URL's user info at its first '/': a password holding one is read as host, port
+    and database name -- a database name holding the '@' meant to end it."""
+    return "@" in (parts.get("dbname") or "")
 
 
 def _server_options(url: str) -> str:

@@ -1283,6 +1283,17 @@ def test_a_password_with_an_at_sign_is_neither_shown_nor_taken_for_the_host(tmp_
     assert "et@" not in str(caught.value) and "s3c" not in str(caught.value)
 
 
+def test_a_password_with_a_slash_is_refused_without_showing_it(tmp_path) -> None:
+    """libpq ends the user info at a '/': user and password became host and port, the password's
+    rest the database name, and the location named in every message was the whole password."""
+    from connector.ledger import LedgerUrlError
+
+    with pytest.raises(LedgerUrlError, match="percent-encode") as caught:
+        open_ledger("postgresql://mfn:s3c/ret@127.0.0.1:1/mfn", key_file=str(tmp_path / "pii.key"),
+                    create_key=True)
+    assert "s3c" not in str(caught.value) and "ret" not in str(caught.value)
+
+
 @pytest.mark.parametrize("url, message", [
     ("mysql://x/y", "unsupported ledger URL"),
     ("ledger.db", "unsupported ledger URL"),
