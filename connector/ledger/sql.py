@@ -1148,12 +1148,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         row = conn.execute("SELECT order_id, pii FROM orders WHERE pii IS NOT NULL"
                            " ORDER BY created_at DESC, order_id DESC LIMIT 1").fetchone()
         if row is not None:
-            try:
-                open_address(self._cipher, row["order_id"], row["pii"])
+            try:  # the key alone is judged: a token it opens that names another order is that row's fault
+                self._cipher.decrypt(row["pii"])
             except PiiDecryptError as exc:
                 raise PiiDecryptError(f"{self.location}: the configured PII key cannot read buyer data "
-                                      f"already stored ({exc}); restore the original key, or list it "
-                                      "after the new one to rotate") from None
+                                      f"already stored (order {row['order_id']}: {exc}); restore the "
+                                      "original key, or list it after the new one to rotate") from None
         if self.schema_version() < _KEY_CHECK_SCHEMA:
             return  # (config check before the migration that adds it)
         sealed = self._key_check(conn)

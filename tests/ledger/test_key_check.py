@@ -70,6 +70,28 @@ def test_a_key_rotation_reseals_the_key_check_so_the_old_key_can_go(make_store) 
         make_store(PiiCipher([old])).check_key()
 
 
+def test_an_address_copied_onto_the_newest_order_does_not_refuse_the_right_key(make_store) -> None:
+    """The newest address is read to judge the key: one the key opens but that names another order
+    (a row copied onto another by hand) is that order's problem -- held when it is driven -- and no
+    reason to tell the operator the key is wrong and start no worker at all."""
+    key = Fernet.generate_key()
+    ledger = make_store(PiiCipher([key]))
+    ledger.check_key()
+    ledger.upsert_order(make_order("111-0000001-0000001"))
+    ledger.upsert_order(make_order("111-0000001-0000002"))
+    with ledger._write() as conn:
+        newest, other = (r["order_id"] for r in conn.execute(
+            "SELECT order_id FROM orders ORDER BY created_at DESC, order_id DESC").fetchall())
+        conn.execute("UPDATE orders SET pii = (SELECT pii FROM orders WHERE order_id = ?) WHERE order_id = ?",
+                     (other, newest))
+    restarted = make_store(PiiCipher([key]))
+    restarted.check_key()  # the right key
+    with pytest.raises(PiiDecryptError, match="belongs to another order"):
+        restarted.get_order(newest)  # still caught where it matters
+    with pytest.raises(PiiDecryptError, match="cannot read buyer data"):
+        make_store(PiiCipher([Fernet.generate_key()])).check_key()  # and a wrong key still refused
+
+
 def test_another_key_is_adopted_only_while_no_buyer_data_is_stored(make_store) -> None:
     ledger = make_store(PiiCipher([Fernet.generate_key()]))
     ledger.check_key()
