@@ -70,7 +70,7 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
                       if p.label_path and p.label_erased_at is None]  # an erased label's file is gone
             states = {name: requests.get(f"{server.url}/_sandbox/state", timeout=10).json()
                       for name, server in sandbox.servers.items()}
-            ok = _report(summary, passes, labels, states, config)
+            ok = _report(summary, passes, labels, states, rt.ledger.location)
             _show_api(rt, keep_serving)
         finally:
             rt.close()
@@ -80,13 +80,14 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
 
 
 def _report(summary: Any, passes: int, labels: list[Path], states: dict[str, dict[str, Any]],
-            config: Config) -> bool:
+            ledger: str) -> bool:
+    """The demo's summary; ``ledger`` as the ledger names itself (a URL's password left out)."""
     click.echo(render(summary))
     problems = audit(states, labels)
     confirmations = sum(len(p) for p in (states.get("spapi", {}).get("confirmations") or {}).values())
     bought = sum(len(s.get("labels") or {}) for s in states.values())
     click.echo(f"Passes: {passes}. Labels on disk: {len(labels)} (all valid PDFs: "
-               f"{'yes' if not any('PDF' in p for p in problems) else 'NO'}); ledger: {config.ledger_url}")
+               f"{'yes' if not any('PDF' in p for p in problems) else 'NO'}); ledger: {ledger}")
     click.echo(f"Exactly-once audit of the emulators: {bought} label(s) issued, "
                f"{confirmations} package confirmation(s) accepted -- "
                + ("each exactly once." if not problems else "PROBLEMS:"))

@@ -34,6 +34,8 @@ def test_demo_runs_the_main_job_and_a_second_run_buys_nothing(tmp_path):
     first = demo(tmp_path / "state")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "each exactly once" in first.stdout
+    # the ledger as it names itself (a PostgreSQL URL's password left out), not the configured URL
+    assert f"; ledger: {tmp_path / 'state' / 'ledger.db'}\n" in first.stdout
     bought = next(line for line in first.stdout.splitlines() if line.startswith("This run:"))
     assert " 0 label(s) bought" not in bought
     labels = list((tmp_path / "state" / "labels").glob("*.pdf"))
