@@ -11,7 +11,7 @@ from datetime import timedelta
 import pypdf
 import pytest
 import requests
-from dhl_ecommerce_testkit import AMAZON_TRACKING_FORMAT, BUYER, EU_BUYER, make_request
+from dhl_ecommerce_testkit import AMAZON_TRACKING_FORMAT, BUYER, EU_BUYER, load_fixture, make_request
 from mfn_carrier_dhl_ecommerce import mapping
 from mfn_carrier_dhl_ecommerce.sandbox import DhlEcommerceEmulator
 from mfn_carrier_dhl_ecommerce.settings import TRACKING_NUMBER_PATTERN
@@ -377,3 +377,30 @@ def test_a_deleted_reference_can_be_used_again(sandbox, connect) -> None:  # noq
     assert second.tracking_number != first.tracking_number
     label = sandbox_state(server)["labels"]["111-0000011-0000001-1"]
     assert label["created"] == 2 and label["cancelled"] is False
+
+
+def test_reprint_answers_in_the_captured_shape(sandbox, connect) -> None:  # noqa: ANN001
+    # Label/Reprint answers carry messageDetails as a plain string (captured), unlike Label's list.
+    server = sandbox()
+    carrier = connect(server)
+    created = carrier.create_shipment(make_request("111-0000011-0000001-1"))
+    sid = "CNMFN111-0000011-0000001-1"
+    token = _token(server)
+    accounts = {"pickupAccountId": "5999999", "soldToAccountId": "5999999"}
+    answer = _post(server, "/rest/v2/Label/Reprint", "labelReprintRequest",
+                   {**accounts, "shipmentItems": [{"shipmentID": sid}]}, token)["labelReprintResponse"]["bd"]
+    captured = load_fixture("reprint_label_response")["labelReprintResponse"]["bd"]
+    assert sorted(answer["shipmentItems"][0]) == sorted(captured["shipmentItems"][0])
+    assert answer["shipmentItems"][0]["responseStatus"] == captured["shipmentItems"][0]["responseStatus"]
+    assert answer["responseStatus"] == captured["responseStatus"]
+    assert carrier.get_label(created).startswith(b"%PDF")  # the plugin reads that shape
+
+
+def test_reprint_refuses_an_item_with_more_than_its_shipment_id(sandbox, connect) -> None:  # noqa: ANN001
+    server = sandbox()
+    connect(server).create_shipment(make_request("111-0000011-0000002-1"))
+    item = {"shipmentID": "CNMFN111-0000011-0000002-1", "consigneeAddress": {"country": "US"}}
+    bd = {"pickupAccountId": "5999999", "soldToAccountId": "5999999", "shipmentItems": [item]}
+    answer = _post(server, "/rest/v2/Label/Reprint", "labelReprintRequest", bd, _token(server))
+    captured = load_fixture("reprint_label_invalid_response")
+    assert answer["labelReprintResponse"]["bd"] == captured["labelReprintResponse"]["bd"]

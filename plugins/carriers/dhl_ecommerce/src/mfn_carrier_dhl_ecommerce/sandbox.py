@@ -152,6 +152,11 @@ def _status(code: str, message: str, detail: str) -> dict[str, Any]:
     return {"code": code, "message": message, "messageDetails": [{"messageDetail": detail}]}
 
 
+def _reprint_status(code: str, message: str, detail: str) -> dict[str, Any]:
+    """A Label/Reprint status: there ``messageDetails`` is a plain string, not a list (captured)."""
+    return {"code": code, "message": message, "messageDetails": detail}
+
+
 def _invalid(field: str, pointer: str, reason: str) -> str:
     return f"Input validation failed: {field} [{pointer}]. {reason}"
 
@@ -607,6 +612,10 @@ class DhlEcommerceEmulator(Emulator):
     @route("POST", r"/rest/v2/Label/Reprint")
     def reprint(self, request: Request) -> Response:
         bd = self._open(request, "labelReprintRequest", "labelReprintResponse", "LABELREPRINT")
+        unexpected = self._unexpected_reprint_field(bd)
+        if unexpected:  # DHL refuses the whole request: no shipmentItems in the answer
+            return self._envelope("labelReprintResponse", "LABELREPRINT", {
+                "responseStatus": _reprint_status("202", "Message validation failed.", unexpected)})
         out = []
         with self.lock:
             for sid in self._ids(bd):
@@ -617,7 +626,7 @@ class DhlEcommerceEmulator(Emulator):
                             "shipmentID": sid,
                             "deliveryConfirmationNo": None,
                             "content": None,
-                            "responseStatus": _status(
+                            "responseStatus": _reprint_status(
                                 "202", "Message validation failed.", f"Shipment ID {sid} not found."
                             ),
                         }
@@ -628,20 +637,34 @@ class DhlEcommerceEmulator(Emulator):
                             "shipmentID": sid,
                             "deliveryConfirmationNo": rec["number"],
                             "content": self._pdf(sid, rec),
-                            "responseStatus": _status("200", "SUCCESS", "Successful label reprint."),
+                            "responseStatus": _reprint_status("200", "SUCCESS", "Successful label reprint."),
                         }
                     )
         ok = all(x["responseStatus"]["code"] == "200" for x in out) and out
         status = (
-            _status("200", "SUCCESS", "All label reprints are successful.")
+            _reprint_status("200", "SUCCESS", "All label reprints are successful.")
             if ok
-            else _status(
+            else _reprint_status(
                 "202", "Message validation failed.", "Please refer to shipment item level response status."
             )
         )
         return self._envelope(
             "labelReprintResponse", "LABELREPRINT", {"shipmentItems": out, "responseStatus": status}
         )
+
+    @staticmethod
+    def _unexpected_reprint_field(bd: dict[str, Any]) -> str:
+        """The validation message for a reprint item carrying more than its ``shipmentID`` (DHL
+        answers "Unexpected field" for e.g. a consigneeAddress), or ``""``."""
+        items = bd.get("shipmentItems")
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            for key in item if isinstance(item, dict) else ():
+                if key != "shipmentID":
+                    owner = _ADDRESS_OWNERS.get(key)
+                    field = f"{owner} Address" if owner else _ITEM_FIELDS.get(key, key)
+                    pointer = f"/labelReprintRequest/bd/shipmentItems[{i}]/{key}"
+                    return _invalid(field, pointer, "Unexpected field.")
+        return ""
 
     @route("POST", r"/rest/v2/Label/Delete")
     def delete(self, request: Request) -> Response:
