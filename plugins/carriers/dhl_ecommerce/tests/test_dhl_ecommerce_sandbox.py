@@ -404,3 +404,17 @@ def test_reprint_refuses_an_item_with_more_than_its_shipment_id(sandbox, connect
     answer = _post(server, "/rest/v2/Label/Reprint", "labelReprintRequest", bd, _token(server))
     captured = load_fixture("reprint_label_invalid_response")
     assert answer["labelReprintResponse"]["bd"] == captured["labelReprintResponse"]["bd"]
+
+
+def test_an_invalid_item_answers_in_the_captured_shape(sandbox) -> None:  # noqa: ANN001
+    # A refused item names its number deliveryConfirmationNumber and has no labelURL (captured).
+    server = sandbox()
+    bd = mapping.label_bd(make_request("111-0000011-0000003-1"), pickup_account_id="5999999",
+                          sold_to_account_id="5999999", prefix="CNMFN", handover_method=2,
+                          ioss_field="remarks")
+    bd["shipmentItems"][0]["remarks"] = 42
+    answer = _post(server, "/rest/v2/Label", "labelRequest", bd, _token(server))["labelResponse"]["bd"]
+    captured = load_fixture("label_invalid_response")["labelResponse"]["bd"]
+    [label], [expected] = answer["labels"], captured["labels"]
+    assert {**label, "shipmentID": expected["shipmentID"]} == expected
+    assert answer["responseStatus"] == captured["responseStatus"]

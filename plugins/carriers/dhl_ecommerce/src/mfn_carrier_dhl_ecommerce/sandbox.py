@@ -504,7 +504,8 @@ class DhlEcommerceEmulator(Emulator):
                     labels.append(
                         {
                             "shipmentID": sid,
-                            "deliveryConfirmationNo": None,
+                            # sic: a refused item names the field so, and has no labelURL (captured)
+                            "deliveryConfirmationNumber": None,
                             "content": None,
                             "responseStatus": _status("202", "Message validation failed.", problem),
                         }
