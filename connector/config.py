@@ -74,6 +74,15 @@ def read_text(path: Path, what: str, *, encoding: str = "utf-8") -> str:
         raise ConfigError([Problem(str(path), line, "", why)]) from None
 
 
+def unprintable(file: str, text: str, exc: yaml.reader.ReaderError, what: str) -> ConfigError:
+    """The ConfigError for a character YAML refuses to read (PyYAML's ReaderError, not a syntax
+    error: it has no mark), at its line; the character is named by its code, the text around it not."""
+    line = text.count("\n", 0, exc.position) + 1
+    hint = " (a file saved as UTF-16? save it as UTF-8)" if exc.character == 0 else ": remove it"
+    return ConfigError([Problem(file, line, "", f"{what} holds a control character (U+{exc.character:04X}) "
+                                                f"YAML does not allow{hint}")])
+
+
 # -- typed sections (their schemas make up SCHEMA) ----------------------------------------------
 
 _SECRET = {"type": "string", "minLength": 1, "x-secret": True}
@@ -791,6 +800,8 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
         raise ConfigError([Problem(file, line, "", f"YAML syntax error: {_syntax_problem(exc)}")]) from None
+    except yaml.reader.ReaderError as exc:  # valid UTF-8, but a character YAML does not take
+        raise unprintable(file, text, exc, "the configuration") from None
     if node is None:
         raise ConfigError([Problem(file, 1, "", "the file is empty")])
     data = located.build(node)

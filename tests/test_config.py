@@ -178,6 +178,24 @@ def test_a_file_not_in_utf8_names_the_file_and_line(tmp_path):
     assert str(info.value).startswith(f"{catalog}:2: the catalog is not UTF-8 text")
 
 
+@pytest.mark.parametrize("raw, line", [
+    (MINIMAL.format(region="na", secret="s3cret\x1bTOPSECRET").encode(), 14),  # a pasted escape
+    (MINIMAL.format(region="na", secret="'s3cret\x7fTOPSECRET'").encode(), 14),  # quoted, still refused
+    (MINIMAL.format(region="na", secret="s").encode("utf-16-le"), 1)])  # UTF-16 without a BOM: NULs
+def test_a_character_yaml_does_not_allow_names_the_line_not_a_traceback(tmp_path, raw, line):
+    """A control character (an escape pasted with a secret, the NULs of a file saved as UTF-16
+    without a BOM) is valid UTF-8 but no YAML: PyYAML's ReaderError ended `config check` and `run`
+    in a traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_bytes(raw)
+    (only,) = problems(path)
+    assert only.startswith(f"{path}:{line}: ") and "control character" in only, only
+    assert "TOPSECRET" not in only
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 1 and f"{path}:{line}: " in result.output, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, no traceback
+
+
 def test_config_check_and_every_command_name_a_missing_pii_key(write_config, tmp_path, monkeypatch):
     monkeypatch.delenv("MFN_CONNECTOR_PII_KEY", raising=False)
     path = write_config({"ledger": {"create_pii_key": False, "pii_key_file": str(tmp_path / "absent.key")}})
