@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
-from .config import ConfigError, Problem, read_text
+from .config import ConfigError, Problem, read_text, unprintable
 from .fx import ISO_4217
 from .ledger.base import unstorable_text
 from .model import CatalogItem, Money
@@ -205,6 +205,8 @@ def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ConfigError([Problem(str(path), line, "", f"YAML syntax error: {exc.problem}")]) from None
+    except yaml.reader.ReaderError as exc:  # valid UTF-8, but a character YAML does not take
+        raise unprintable(str(path), text, exc, "the catalog") from None
     if not isinstance(node, yaml.SequenceNode):
         raise ConfigError([Problem(str(path), 1, "", "the catalog must be a list of items")])
     for item in node.value:

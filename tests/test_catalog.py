@@ -86,6 +86,17 @@ def test_yaml_catalog(tmp_path):
         "write it without its tag)"]
 
 
+def test_a_yaml_catalog_with_a_control_character_names_its_line_not_a_traceback(tmp_path):
+    """PyYAML refuses a control character with a ReaderError, which is no syntax error: it escaped
+    load_catalog, and `config check` and `run` ended in a traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text("- {sku: A, weight_g: 10}\n- {sku: B\x07, weight_g: 10}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    [problem] = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"{path}:2: the catalog holds a control character (U+0007)"), problem
+
+
 def test_a_row_a_spreadsheet_mangled_is_named_not_half_read(tmp_path):
     """An unquoted comma, a quote left open, a column twice: each named at its own line, where
     the values used to shift silently or the error land lines later on another column."""
