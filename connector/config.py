@@ -111,7 +111,7 @@ class LedgerSettings(Settings):
         "pii_retention_days": {"type": "integer", "minimum": 0, "default": 30},
         "max_transit_days": {"type": "integer", "minimum": 1, "default": 60},
     })
-    url: str
+    url: Secret  # a PostgreSQL URL may hold its password: '***' in a repr
     pii_key_file: str
     create_pii_key: bool
     pii_retention_days: int
@@ -694,7 +694,7 @@ class Config:
     for the sections plugins own: ``carriers``, ``site_rules``, ``fx``, ``selection``)."""
 
     path: Path
-    data: dict[str, Any]
+    data: dict[str, Any] = field(repr=False)  # the secrets as written, not yet Secret
     lines: dict[tuple, int] = field(default_factory=dict, repr=False)
     sites: SiteTable = field(default_factory=lambda: BUILTIN)
 
@@ -759,7 +759,7 @@ class Config:
             return f"sqlite:///{self.state_dir / 'ledger.db'}"
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             return f"sqlite:///{self.resolve(url[len('sqlite:///'):])}"
-        return url
+        return str(url)  # the store's messages show a SQLite path (and a PostgreSQL URL without its password)
 
     @property
     def pii_key_file(self) -> Path:

@@ -663,3 +663,19 @@ def test_a_carrier_section_its_settings_class_refuses_is_refused_at_load_with_it
     assert "s3cret" not in problem
     checked = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert checked.exit_code == 1 and "tracking_number_pattern is not a regular" in checked.output
+
+
+def test_no_secret_in_the_repr_of_the_configuration_or_its_sections(tmp_path):
+    """Secrets are Secret ('***' in a repr), but Config's repr showed its raw ``data`` (every
+    secret, as written) and LedgerSettings' showed a PostgreSQL URL's password: a repr of the
+    configuration, the runtime that holds it, or the ledger section, in a log line or a traceback
+    with its locals, gave them away."""
+    text = MINIMAL.format(region="na", secret="TOPSECRET") + (
+        "ledger:\n  url: postgresql://mfn:PGPASSWORD@db.internal:5432/mfn\n"
+        "webhooks:\n  endpoints:\n    - {name: erp, url: 'https://a.example/hook', secret: whsec_"
+        + "W" * 24 + "}\n")
+    config = load_config(write(tmp_path, text))
+    assert config.ledger_url.endswith("mfn:PGPASSWORD@db.internal:5432/mfn")  # (still the URL to use)
+    for shown in (repr(config), repr(config.ledger), repr(config.accounts), repr(config.webhooks)):
+        for secret in ("TOPSECRET", "PGPASSWORD", "Atzr|", "W" * 24):
+            assert secret not in shown, shown
