@@ -620,6 +620,9 @@ class _Located:
                                          f"environment variable {name} is not set"))
             return ""
 
+        if "${" in _VAR.sub("", text):  # kept as written, it would be sent as the secret
+            self._unreadable(node, path, _NOT_A_REFERENCE)
+            return ""
         result = _VAR.sub(sub, text)
         if node.style is None and result.strip():
             # A plain scalar takes the type its text implies (`workers: ${WORKERS}` is a number), as a
@@ -633,6 +636,11 @@ class _Located:
                 return result
             return result if isinstance(value, str) else value
         return result
+
+
+# Its text is not shown: the value may be a secret that holds "${"
+_NOT_A_REFERENCE = ("holds a ${ that starts no environment variable reference: write ${NAME} or "
+                    "${NAME:-default}, NAME of letters, digits and _ (not starting with a digit)")
 
 
 def _line(lines: dict[tuple, int], path: tuple) -> int | None:

@@ -679,3 +679,19 @@ def test_no_secret_in_the_repr_of_the_configuration_or_its_sections(tmp_path):
     for shown in (repr(config), repr(config.ledger), repr(config.accounts), repr(config.webhooks)):
         for secret in ("TOPSECRET", "PGPASSWORD", "Atzr|", "W" * 24):
             assert secret not in shown, shown
+
+
+@pytest.mark.parametrize("written", [
+    "${LWA_CLIENT_SECRET }",  # a space
+    "${LWA-CLIENT-SECRET}",  # dashes
+    "${LWA_CLIENT_SECRET:default}",  # the default's ':-' written ':'
+    "${LWA_CLIENT_SECRET",  # not closed
+    "'${1PASSWORD_ITEM}'"])  # a name starting with a digit
+def test_a_mistyped_variable_reference_is_refused_not_taken_as_the_secret(tmp_path, monkeypatch, written):
+    """Only ${NAME} and ${NAME:-default} were replaced; a reference mistyped was kept as written,
+    so `config check` said OK and the daemon sent '${LWA_CLIENT_SECRET }' to Amazon as the secret."""
+    monkeypatch.setenv("LWA_CLIENT_SECRET", "TOPSECRET")
+    path = write(tmp_path, MINIMAL.format(region="na", secret=written))
+    (only,) = problems(path)
+    assert only.startswith(f"{path}:14: accounts[0].client_secret: ") and "${NAME}" in only, only
+    assert "TOPSECRET" not in only and "LWA" not in only and "PASSWORD" not in only
