@@ -695,3 +695,17 @@ def test_a_mistyped_variable_reference_is_refused_not_taken_as_the_secret(tmp_pa
     (only,) = problems(path)
     assert only.startswith(f"{path}:14: accounts[0].client_secret: ") and "${NAME}" in only, only
     assert "TOPSECRET" not in only and "LWA" not in only and "PASSWORD" not in only
+
+
+def test_a_secret_glued_to_its_field_name_is_not_echoed_and_is_reported_at_its_line(tmp_path):
+    """`client_secret:TOPSECRET` in a flow mapping (no space after the colon) is a key to YAML,
+    and the unknown-field message quoted it, secret and all."""
+    text = MINIMAL.format(region="na", secret="s").replace(
+        "routing:", "  - {name: b, region: na, marketplaces: [CA],\n"
+                    "     refresh_token: r, client_id: c, client_secret:TOPSECRET}\nrouting:")
+    path = write(tmp_path, text)
+    out = problems(path)
+    assert all("TOPSECRET" not in p for p in out), out
+    assert f"{path}:15: accounts[1]: missing required field 'client_secret'" in out, out
+    [glued] = [p for p in out if "unknown field" in p]
+    assert glued.startswith(f"{path}:16: accounts[1]") and "did you mean 'client_secret'?" in glued, out

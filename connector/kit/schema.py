@@ -47,10 +47,19 @@ def _not_finite(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
 
+class UnshownKey(str):
+    """An unknown key that may hold a value: ``{client_secret:s3cret}`` (no space after the colon)
+    is one key to YAML. It finds its line as the key it is, and :func:`format_path` leaves it out."""
+
+    __slots__ = ()
+
+
 def format_path(path: Sequence[str | int]) -> str:
     """``("accounts", 0, "region")`` -> ``accounts[0].region``."""
     out = ""
     for part in path:
+        if isinstance(part, UnshownKey):
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -245,9 +254,14 @@ def _unknown_keys(error: jsonschema.ValidationError) -> list[tuple[Path, str]]:
     known = list(error.schema.get("properties", {}))
     found = []
     for key in sorted(set(error.instance) - set(known), key=str):
-        near = difflib.get_close_matches(str(key), known, n=1)
-        found.append(((*error.absolute_path, key), "unknown field" + (f" (did you mean {near[0]!r}?)"
-                                                                       if near else "")))
+        name, glued = re.match(r"([^\s:=]*)([\s:=])?", str(key)).groups()
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {near[0]!r}?" if near else ""
+        if glued:  # a field name and its value, which may be a secret: the key is not shown
+            key = UnshownKey(key)
+            hint = "a field written with its value, not shown here: a space goes after the ':'" + (
+                f"; {hint}" if hint else "")
+        found.append(((*error.absolute_path, key), "unknown field" + (f" ({hint})" if hint else "")))
     return found
 
 

@@ -58,6 +58,18 @@ def test_errors_name_every_field_and_never_a_value():
     assert "s3cret" not in message and "ftp://h" not in message
 
 
+@pytest.mark.parametrize("key", ["api_key:s3cret", "api_key=s3cret", "api_key s3cret"])
+def test_a_value_glued_to_its_field_name_is_not_echoed_as_an_unknown_field(key):
+    """`{api_key:s3cret}` (no space after the colon, in a flow mapping) is one key to YAML: the
+    unknown-field message quoted it, secret and all."""
+    with pytest.raises(SettingsError) as caught:
+        DemoSettings.from_section({"base_url": "http://h", key: None}, where="carriers.demo")
+    message = str(caught.value)
+    assert "s3cret" not in message, message
+    assert "carriers.demo: missing required field 'api_key'" in message
+    assert "unknown field" in message and "did you mean 'api_key'?" in message
+
+
 def test_post_init_checks_become_settings_errors():
     with pytest.raises(SettingsError, match="carriers.demo: service B takes batches of at most 50"):
         DemoSettings.from_section({"base_url": "http://h", "api_key": "k", "batch": 60},
