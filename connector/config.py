@@ -612,12 +612,15 @@ class _Located:
     def _interpolate(self, text: str, node: yaml.ScalarNode, path: tuple) -> Any:
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in os.environ:
+            if os.environ.get(name):
                 return os.environ[name]
-            if default is not None:
+            if default is not None:  # unset or empty, as a shell reads ${NAME:-default}
                 return default
+            # an empty one too: `ledger.url: ""` is a new SQLite ledger, `state_dir: ""` the file's folder
+            why = (f"is empty (write ${{{name}:-}} where empty is meant)" if name in os.environ
+                   else "is not set")
             self.problems.append(Problem(self.file, node.start_mark.line + 1, format_path(path),
-                                         f"environment variable {name} is not set"))
+                                         f"environment variable {name} {why}"))
             return ""
 
         if "${" in _VAR.sub("", text):  # kept as written, it would be sent as the secret

@@ -709,3 +709,18 @@ def test_a_secret_glued_to_its_field_name_is_not_echoed_and_is_reported_at_its_l
     assert f"{path}:15: accounts[1]: missing required field 'client_secret'" in out, out
     [glued] = [p for p in out if "unknown field" in p]
     assert glued.startswith(f"{path}:16: accounts[1]") and "did you mean 'client_secret'?" in glued, out
+
+
+def test_a_variable_set_but_empty_is_a_problem_or_takes_its_default(tmp_path, monkeypatch):
+    """`${VAR}` of a variable set to "" (a line `MFN_LEDGER_URL=` left in the EnvironmentFile) was
+    taken as "": `ledger.url` then silently meant a new, empty SQLite ledger beside the file, and
+    `state_dir` the configuration's own directory. `${VAR:-default}`, as in a shell, now takes the
+    default for an empty variable too; `${VAR}` of an empty one is refused at its line."""
+    monkeypatch.setenv("TEST_LEDGER_URL", "")
+    monkeypatch.setenv("TEST_STATE_DIR", "")
+    text = MINIMAL.format(region="na", secret="s") + "state_dir: ${TEST_STATE_DIR:-state}\n"
+    config = load_config(write(tmp_path, text))
+    assert config.state_dir == (tmp_path / "state").resolve()
+    path = write(tmp_path, text + "ledger:\n  url: ${TEST_LEDGER_URL}\n")
+    assert problems(path) == [f"{path}:19: ledger.url: environment variable TEST_LEDGER_URL is empty "
+                              "(write ${TEST_LEDGER_URL:-} where empty is meant)"]
