@@ -543,11 +543,25 @@ class _Located:
         self.substituted: dict[tuple, str] = {}  # path -> a plain scalar's text after ${VAR} substitution
         self._scalar = yaml.SafeLoader("")
         self._written: dict[int, int] = {}  # id(mapping node) -> how many pairs it has, merge keys aside
+        self._open: set[int] = set()  # id() of the nodes being built, from the root to this one
 
     def build(self, node: yaml.Node, path: tuple = ()) -> Any:
         if not path:
             self._count_written(node)
+        if id(node) in self._open:  # `a: &s {b: *s}`: built on, it would recurse without end
+            # at the line of its key (the node's own is its anchor's)
+            line = self.lines.get(path, node.start_mark.line + 1)
+            self.problems.append(Problem(self.file, line, format_path(path),
+                                         "holds itself (an alias inside its own anchor)"))
+            return None
         self.lines[path] = node.start_mark.line + 1
+        self._open.add(id(node))
+        try:
+            return self._build(node, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _build(self, node: yaml.Node, path: tuple) -> Any:
         if isinstance(node, yaml.MappingNode):
             written = self._written[id(node)]
             try:  # `<<: *anchor` (merge keys), as yaml.safe_load reads them: merged pairs first
@@ -565,6 +579,7 @@ class _Located:
                         self.problems.append(Problem(self.file, key_node.start_mark.line + 1,
                                                     format_path(path + (key,)), "appears twice"))
                     written_here.add(key)
+                self.lines[path + (key,)] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, path + (key,))
                 self.lines[path + (key,)] = key_node.start_mark.line + 1  # where `key:` is written
             return out

@@ -724,3 +724,14 @@ def test_a_variable_set_but_empty_is_a_problem_or_takes_its_default(tmp_path, mo
     path = write(tmp_path, text + "ledger:\n  url: ${TEST_LEDGER_URL}\n")
     assert problems(path) == [f"{path}:19: ledger.url: environment variable TEST_LEDGER_URL is empty "
                               "(write ${TEST_LEDGER_URL:-} where empty is meant)"]
+
+
+def test_an_alias_inside_its_own_anchor_is_a_problem_not_a_recursion_error(tmp_path):
+    """`sandbox: &s {emulators: *s}` is a mapping that holds itself: building it recursed until
+    Python's RecursionError, a traceback from `config check`."""
+    text = MINIMAL.format(region="na", secret="s") + "sandbox: &s\n  emulators:\n    spapi: *s\n"
+    path = write(tmp_path, text)
+    assert problems(path) == [f"{path}:19: sandbox.emulators.spapi: holds itself (an alias inside its "
+                              "own anchor)"]
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
