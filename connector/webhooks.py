@@ -54,7 +54,7 @@ class WebhookEndpoint(Settings):
                    "default": ["*"], "description": "event types or globs (package.*); * = all"},
     }, required=("name", "url", "secret"))
     name: str
-    url: str
+    url: Secret  # a Slack, Discord or Teams URL carries its token in the path: '***' in a repr
     secret: Secret
     events: tuple[str, ...]
 

@@ -735,3 +735,14 @@ def test_an_alias_inside_its_own_anchor_is_a_problem_not_a_recursion_error(tmp_p
                               "own anchor)"]
     result = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+
+
+def test_a_webhook_url_that_carries_its_token_is_not_in_a_repr(tmp_path):
+    """Slack's, Discord's and Teams' incoming-webhook URLs carry their secret in the path: the API
+    and the status page show them cut (shown_webhook_url), but the endpoint's repr showed them whole."""
+    text = MINIMAL.format(region="na", secret="s") + (
+        "webhooks:\n  endpoints:\n    - {name: slack, url: 'https://hooks.slack.com/services/T0/B0/TOKENPART',"
+        " secret: whsec_" + "W" * 24 + "}\n")
+    config = load_config(write(tmp_path, text))
+    assert config.webhooks.endpoints[0].url.endswith("/TOKENPART")  # (still the URL to post to)
+    assert "TOKENPART" not in repr(config.webhooks)
