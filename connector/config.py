@@ -823,6 +823,11 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
+        if (exc.context == "while scanning a quoted scalar" and exc.context_mark
+                and (exc.problem or "").startswith("found unexpected")):  # end of stream, or a ---
+            # read to the end of the file (a quoted value may span lines): said where the quote opens
+            raise ConfigError([Problem(file, exc.context_mark.line + 1, "", "YAML syntax error: a quote "
+                                       "opened on this line is never closed")]) from None
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
         raise ConfigError([Problem(file, line, "", f"YAML syntax error: {_syntax_problem(exc)}")]) from None

@@ -746,3 +746,13 @@ def test_a_webhook_url_that_carries_its_token_is_not_in_a_repr(tmp_path):
     config = load_config(write(tmp_path, text))
     assert config.webhooks.endpoints[0].url.endswith("/TOKENPART")  # (still the URL to post to)
     assert "TOKENPART" not in repr(config.webhooks)
+
+
+def test_a_quote_never_closed_is_reported_where_it_opens_not_at_the_end_of_the_file(tmp_path):
+    """A quoted value may span lines, so YAML reads an unclosed one to the end of the file and said
+    "found unexpected end of stream" at the file's last line, far from the quote."""
+    text = MINIMAL.format(region="na", secret="'TOPSECRET") + "engine:\n  workers: 2\n"
+    path = write(tmp_path, text)
+    (only,) = problems(path)
+    assert only.startswith(f"{path}:14: YAML syntax error: ") and "quote" in only, only
+    assert "TOPSECRET" not in only
