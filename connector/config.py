@@ -614,12 +614,19 @@ class _Located:
             return self._scalar.construct_object(node)
         except (yaml.YAMLError, ValueError, TypeError, AttributeError):
             standard = (node.tag or "").removeprefix("tag:yaml.org,2002:")
-            if standard in _YAML_TYPES:  # !!int four: YAML's own type is safe to name (!!Hq7... is not)
+            if standard == "timestamp" and node.style is None and self._implicit(node):  # no tag written
+                self._unreadable(node, path, "is not a real date (YYYY-MM-DD; a value that only looks "
+                                             "like one goes in quotes)")
+            elif standard in _YAML_TYPES:  # !!int four: YAML's own type is safe to name (!!Hq7... is not)
                 self._unreadable(node, path, f"a value tagged !!{standard} cannot be read: write it without "
                                              "the tag")
             else:  # !vault, or a secret that starts with "!": its text is never echoed
                 self._unreadable(node, path, _TAG_READ)
             return None
+
+    def _implicit(self, node: yaml.ScalarNode) -> bool:
+        """Whether a plain scalar's tag is the one YAML gives its text (2026-02-30), not one written."""
+        return self._scalar.resolve(yaml.ScalarNode, node.value, (True, False)) == node.tag
 
     def _unreadable(self, node: yaml.Node, path: tuple, message: str) -> None:
         self.problems.append(Problem(self.file, node.start_mark.line + 1, format_path(path), message))

@@ -756,3 +756,12 @@ def test_a_quote_never_closed_is_reported_where_it_opens_not_at_the_end_of_the_f
     (only,) = problems(path)
     assert only.startswith(f"{path}:14: YAML syntax error: ") and "quote" in only, only
     assert "TOPSECRET" not in only
+
+
+def test_an_unquoted_date_that_does_not_exist_is_said_to_be_no_date_not_a_tag(tmp_path):
+    """YAML reads an unquoted 2026-02-30 as a timestamp it cannot make; the message said "a value
+    tagged !!timestamp cannot be read: write it without the tag", of a value written with no tag."""
+    path = write(tmp_path, _with("", secret_extra="    client_secret_rotated_at: 2026-02-30\n"))
+    (only,) = problems(path)
+    assert only.startswith(f"{path}:15: accounts[0].client_secret_rotated_at: is not a real date"), only
+    assert "tag" not in only
