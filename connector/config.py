@@ -665,7 +665,8 @@ class _Located:
 
 # Its text is not shown: the value may be a secret that holds "${"
 _NOT_A_REFERENCE = ("holds a ${ that starts no environment variable reference: write ${NAME} or "
-                    "${NAME:-default}, NAME of letters, digits and _ (not starting with a digit)")
+                    "${NAME:-default}, NAME of letters, digits and _ (not starting with a digit); a "
+                    "value that really holds ${ comes from a variable (its value is taken as it is)")
 
 
 def _line(lines: dict[tuple, int], path: tuple) -> int | None:

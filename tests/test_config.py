@@ -697,6 +697,12 @@ def test_a_mistyped_variable_reference_is_refused_not_taken_as_the_secret(tmp_pa
     assert "TOPSECRET" not in only and "LWA" not in only and "PASSWORD" not in only
 
 
+def test_a_secret_that_really_holds_a_dollar_brace_comes_from_a_variable_as_it_is(tmp_path, monkeypatch):
+    monkeypatch.setenv("LWA_CLIENT_SECRET", "ab${cd}ef")
+    path = write(tmp_path, MINIMAL.format(region="na", secret="${LWA_CLIENT_SECRET}"))
+    assert str(load_config(path).accounts[0].client_secret) == "ab${cd}ef"
+
+
 def test_a_secret_glued_to_its_field_name_is_not_echoed_and_is_reported_at_its_line(tmp_path):
     """`client_secret:TOPSECRET` in a flow mapping (no space after the colon) is a key to YAML,
     and the unknown-field message quoted it, secret and all."""
