@@ -136,6 +136,10 @@ def _forms(branches: list[Any]) -> list[str]:
 def problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, str]]:
     """Every schema violation of ``data`` as (path, message), in path order; with the module's two
     rules for every schema: numbers are finite, durations at most :data:`MAX_DURATION_SECONDS`."""
+    return [] if surely_no_problems(schema, data) else _described_problems(schema, data)
+
+
+def _described_problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, str]]:
     validator_class = _validator_class()
     # formats checked too: a "date" of 2026-02-30 matches its pattern but is no date
     validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
@@ -150,12 +154,43 @@ def problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, str]]:
     return list(dict.fromkeys(described))  # one line per problem
 
 
+def surely_no_problems(schema: Any, data: Any) -> bool:
+    """Whether the compiled check (``jsonschema_rs``, formats included) passes ``data`` and the
+    module's own two rules cannot refuse it: every command validates its configuration at its start,
+    and ``jsonschema``'s import alone costs ~90 ms of it. What this does not pass, ``jsonschema``
+    judges and names; the compiled check passes nothing it refuses (``tests/test_schema_fast_path.py``
+    compares the two over generated settings)."""
+    if _non_finite_paths(data) or _long_durations(data):
+        return False
+    if isinstance(schema, dict) and schema.get("$schema", _DRAFT_2020_12) != _DRAFT_2020_12:
+        return False
+    import jsonschema_rs
+
+    try:
+        validator = jsonschema_rs.validator_for(schema, validate_formats=True, offline=True)
+        return validator.is_valid(data)
+    except (ValueError, TypeError, OverflowError):  # a value JSON has no word for (a date, an int key)
+        return False
+
+
+def _long_durations(data: Any) -> bool:
+    """Whether a duration anywhere in ``data`` passes its maximum (the ``x-duration`` rule of
+    :func:`_validator_class`, which only the schema's own properties get)."""
+    if isinstance(data, dict):
+        return any(_long_durations(value) or (
+            (limit := duration_maximum(key)) is not None and isinstance(value, (int, float))
+            and not isinstance(value, bool) and value > limit) for key, value in data.items())
+    if isinstance(data, (list, tuple)):
+        return any(map(_long_durations, data))
+    return False
+
+
 def schema_error(schema: Any) -> str:
     """Why ``schema`` is not a JSON Schema :func:`problems` can check data against; "" when it is."""
-    import jsonschema
-
     if _surely_valid(schema):
         return ""
+    import jsonschema
+
     try:
         _validator_class().check_schema(schema)
     except jsonschema.SchemaError as exc:
