@@ -61,8 +61,8 @@ def _carrier_facts(host: PluginHost) -> dict[str, dict]:
 
 
 def open_configured_ledger(config: Config, *, key_check: bool = True) -> Ledger:
-    """``key_check=False``: opened whatever key it was sealed with (``pii adopt-key``)."""
-    ledger = open_ledger(config.ledger_url, key_file=str(config.pii_key_file),
-                         create_key=config.ledger.create_pii_key, key_check=key_check)
-    ledger.migrate()
-    return ledger
+    """Migrated (by ``open_ledger``, before its key check: never again here, each run takes the
+    whole ledger's write lock). ``key_check=False``: opened whatever key it was sealed with
+    (``pii adopt-key``)."""
+    return open_ledger(config.ledger_url, key_file=str(config.pii_key_file),
+                       create_key=config.ledger.create_pii_key, key_check=key_check)

@@ -426,6 +426,25 @@ def test_config_check_names_a_key_that_cannot_read_the_stored_addresses(write_co
 
 
 @pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
+def test_a_configured_ledger_is_migrated_once_at_its_start(write_config, monkeypatch):
+    from connector.configured import open_configured_ledger
+    from connector.ledger.migrations import latest_version
+    from connector.ledger.sql import SqlLedger
+
+    runs: list[int] = []
+    migrate = SqlLedger.migrate
+
+    def counted(self, *args, **kw):
+        runs.append(migrate(self, *args, **kw))
+        return runs[-1]
+
+    monkeypatch.setattr(SqlLedger, "migrate", counted)
+    ledger = open_configured_ledger(load_config(write_config()))  # a fresh ledger: all to apply
+    ledger.close()
+    assert runs == [latest_version()]  # migrated to this code's schema, and by one run alone
+
+
+@pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
 def test_config_check_refuses_a_ledger_newer_than_this_code(write_config):
     from connector.configured import open_configured_ledger
 
