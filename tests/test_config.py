@@ -426,6 +426,18 @@ def test_config_check_names_a_key_that_cannot_read_the_stored_addresses(write_co
 
 
 @pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
+def test_ledger_migrate_brings_the_schema_to_this_release(write_config):
+    from connector.ledger.migrations import latest_version
+
+    path = write_config()
+    migrated = CliRunner().invoke(cli, ["--config", str(path), "ledger", "migrate"])
+    assert migrated.exit_code == 0, migrated.output
+    assert f"schema version {latest_version()}, up to date" in migrated.output, migrated.output
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 0 and ", up to date" in checked.output, checked.output
+
+
+@pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
 def test_a_configured_ledger_is_migrated_once_at_its_start(write_config, monkeypatch):
     from connector.configured import open_configured_ledger
     from connector.ledger.migrations import latest_version

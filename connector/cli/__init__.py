@@ -10,7 +10,7 @@ import traceback
 
 from ..ledger.base import CorruptRecordError
 from ..plugins import PluginError, load_plugins
-from . import api, events, labels, orders, pii, report, run, sandbox, simulate, workers  # noqa: F401 - each registers its commands on the group
+from . import api, events, labels, ledger, orders, pii, report, run, sandbox, simulate, workers  # noqa: F401 - each registers its commands on the group
 from .app import State, cli
 
 __all__ = ["State", "cli", "main"]

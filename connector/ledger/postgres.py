@@ -337,6 +337,10 @@ class PostgresLedger(SqlLedger):
     def _no_such_table(exc: BaseException) -> bool:
         return isinstance(exc, psycopg.errors.UndefinedTable)
 
+    @staticmethod
+    def _denied(exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.InsufficientPrivilege)
+
     _SKU = 'sku COLLATE "C"'  # by code point (UTF-8 bytes), not the database's locale
 
     @staticmethod

@@ -49,7 +49,16 @@ from .feeds import FeedStore
 from .items import ItemStore
 from .leases import LeaseStore
 from .metrics_queries import MetricsQueries
-from .migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration, SchemaError, check, next_pending, render
+from .migrations import (
+    MIGRATIONS,
+    SCHEMA_VERSION_DDL,
+    Migration,
+    SchemaError,
+    check,
+    latest_version,
+    next_pending,
+    render,
+)
 from .queries import OrderQueries
 from .quota import QuotaStore
 from .submissions import PURGED_DIGEST, SubmissionStore
@@ -72,6 +81,11 @@ _KEY_CHECK = {"ledger": "mfn-connector"}  # what the key check seals: only the k
 _KEY_CHECK_SCHEMA = 14  # the migration that adds it
 _ANY_BUYER_DATA = "SELECT 1 FROM orders WHERE pii IS NOT NULL LIMIT 1"
 _ORDER_ID = re.compile(r"\d{3}-\d{7}-\d{7}")  # an alert about one order names it first
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a database error (PostgreSQL's next lines quote the statement)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _order_json(order: Order) -> str:
@@ -250,7 +264,32 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     # -- lifecycle ------------------------------------------------------------------------------
     def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+        """An up-to-date ledger is only read (no write lock, no right to create tables: a worker's
+        role may be one that only reads and writes rows); one behind is migrated, or SchemaError
+        saying which role must do it."""
         check(migrations)
+        try:
+            current = self.schema_version()
+        except self.db_errors as exc:
+            if not self._denied(exc):
+                raise
+            raise SchemaError(f"{self.location}: this role may not read the schema version "
+                              f"({_reason(exc)}): grant it SELECT on schema_version") from None
+        if next_pending(current, migrations) is None:
+            return current
+        try:
+            return self._apply(migrations)
+        except self.db_errors as exc:
+            if not self._denied(exc):
+                raise
+            raise SchemaError(
+                f"{self.location}: schema version {current}, this release needs "
+                f"{latest_version(migrations)}, and this role may not change the schema ({_reason(exc)}): "
+                "run 'mfn-connector ledger migrate' with a ledger.url naming the role that owns the "
+                "ledger's tables (CREATE rights on its schema), then start again") from None
+
+    def _apply(self, migrations: Sequence[Migration]) -> int:
+        """Every pending migration, each in a transaction holding the whole ledger's write lock."""
         self._bootstrap_schema_version()
         while True:
             with self._write() as conn:
@@ -263,6 +302,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                     for statement in pending.statements:
                         conn.execute(render(statement, self.dialect))
                 except self.db_errors as exc:
+                    if self._denied(exc):
+                        raise  # (migrate names the role to run it)
                     raise SchemaError(f"{self.location}: migration {pending.version} "
                                       f"({pending.description}) failed: {exc}") from exc
                 conn.execute("INSERT INTO schema_version (version, description, applied_at) "
@@ -287,6 +328,11 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     @staticmethod
     def _no_such_table(exc: BaseException) -> bool:
         """Whether ``exc`` (one of ``db_errors``) says the table a statement reads does not exist."""
+        return False
+
+    @staticmethod
+    def _denied(exc: BaseException) -> bool:
+        """Whether ``exc`` (one of ``db_errors``) says the role lacks a right the statement needs."""
         return False
 
     # -- helpers ----------------------------------------------------------------------------------
