@@ -1,5 +1,6 @@
-"""``mfn-connector pii rotate|adopt-key``: re-seal every stored buyer address with the newest PII
-key; make the configured key the ledger's when its own is lost and it holds no buyer data."""
+"""``mfn-connector pii rotate|adopt-key|forget-addresses``: re-seal every stored buyer address with
+the newest PII key; make the configured key the ledger's when its own is lost and it holds no buyer
+data, or after erasing the addresses sealed with a key lost for good."""
 from __future__ import annotations
 
 import click
@@ -28,12 +29,10 @@ def rotate_cmd(state: State) -> None:
         ledger.close()
     click.echo(f"{count} buyer address(es) re-encrypted with the newest key")
     if unreadable:  # the others are done; these keep their old sealing until their key is back
-        more = len(unreadable) - 20
-        shown = ", ".join(unreadable[:20]) + (f" and {more} more" if more > 0 else "")
         raise click.ClickException(
-            f"{len(unreadable)} address(es) no configured key reads were left as they are ({shown}): "
-            "list the key they were sealed with after the new one and run this again, or, if it is "
-            "lost, they stay unreadable (their orders are held ledger_inconsistent) until purged")
+            f"{len(unreadable)} address(es) no configured key reads were left as they are "
+            f"({_listed(unreadable)}): list the key they were sealed with after the new one and run this "
+            "again, or, if it is lost for good, 'mfn-connector pii forget-addresses' erases them")
     click.echo("the older keys may now be removed from the configuration")
 
 
@@ -56,3 +55,36 @@ def adopt_key_cmd(state: State) -> None:
         raise click.ClickException("the ledger holds buyer data sealed with its key: put that key back (list "
                                    "it after a new one and run 'mfn-connector pii rotate' to replace it)")
     click.echo("the configured PII key is now the ledger's")
+
+
+@pii_group.command("forget-addresses")
+@click.option("--confirm", is_flag=True, help="Erase them (without it: only count them).")
+@pass_state
+def forget_addresses_cmd(state: State, confirm: bool) -> None:
+    """Erase the stored buyer addresses no configured PII key reads, when their key is lost for good.
+
+    Without --confirm it only counts them. With it, it erases them and makes the configured key
+    the ledger's, so the workers start again. Their orders stay, with their packages and labels
+    (the retention erases those when due); an order no label was bought for is held for its
+    address, and takes it again when Amazon sends the order again. With the right key at hand, put
+    it back instead: what this erases is gone. Stop every worker first, and start them again with
+    the configured key."""
+    ledger = state.ledger(key_check=False)
+    try:
+        ids = ledger.forget_addresses() if confirm else ledger.unreadable_addresses()
+    finally:
+        ledger.close()
+    if not confirm:
+        click.echo(f"{len(ids)} buyer address(es) no configured key reads" + (
+            f" ({_listed(ids)}): if their key is lost for good, run this again with --confirm to "
+            "erase them" if ids else ""))
+        return
+    click.echo(f"{len(ids)} buyer address(es) no configured key read erased"
+               + (f" ({_listed(ids)})" if ids else ""))
+    click.echo("the configured PII key is now the ledger's")
+
+
+def _listed(order_ids: list[str], most: int = 20) -> str:
+    """The first ``most`` order ids, and how many more."""
+    more = len(order_ids) - most
+    return ", ".join(order_ids[:most]) + (f" and {more} more" if more > 0 else "")

@@ -80,6 +80,7 @@ _PACKAGE_REF = re.compile(r"[1-9][0-9]{0,29}")
 _KEY_CHECK = {"ledger": "mfn-connector"}  # what the key check seals: only the key matters
 _KEY_CHECK_SCHEMA = 14  # the migration that adds it
 _ANY_BUYER_DATA = "SELECT 1 FROM orders WHERE pii IS NOT NULL LIMIT 1"
+_FORGOTTEN = "buyer address forgotten: sealed with a PII key no longer configured"
 _ORDER_ID = re.compile(r"\d{3}-\d{7}-\d{7}")  # an alert about one order names it first
 
 
@@ -1181,6 +1182,57 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 return done
             last = rows[-1]["order_id"]
 
+    def unreadable_addresses(self) -> list[str]:
+        """Ids of the orders whose stored address no configured key reads (its key lost), in id
+        order; every address is decrypted, nothing is written."""
+        found: list[str] = []
+        rows = self._addresses_after(self._conn(), "")
+        while rows:
+            found.extend(r["order_id"] for r in rows if not self._readable(r["pii"]))
+            rows = self._addresses_after(self._conn(), rows[-1]["order_id"])
+        return found
+
+    def forget_addresses(self) -> list[str]:
+        """Erase every stored address no configured key reads (sealed with a key lost for good), then
+        seal the key check with the configured key, which is now the ledger's; returns the ids.
+
+        Not a purge: the order is not marked purged, so its packages and labels stay as they are
+        (a label bought still prints; the retention erases it when due), and an order still NEW or
+        held takes its address again from Amazon's next copy of it, as one Amazon sent without
+        one does. Each chunk is a transaction; run again after an interruption, it does what is
+        left."""
+        forgotten: list[str] = []
+        last = ""
+        while True:
+            with self._write() as conn:
+                rows = self._addresses_after(conn, last)
+                now = self._now()
+                for r in rows:
+                    if self._readable(r["pii"]):
+                        continue
+                    conn.execute("UPDATE orders SET pii = NULL, updated_at = ? WHERE order_id = ?",
+                                 (now, r["order_id"]))
+                    self._transition(conn, r["order_id"], None, now, r["state"], r["state"], _FORGOTTEN)
+                    forgotten.append(r["order_id"])
+                if not rows:
+                    self._seal_key_check(conn, replace=True)
+                    return forgotten
+            last = rows[-1]["order_id"]
+
+    @staticmethod
+    def _addresses_after(conn: Any, after: str) -> list[Any]:
+        """The next chunk, by id, of the orders with an address stored (id, state, sealed address)."""
+        return conn.execute("SELECT order_id, state, pii FROM orders WHERE pii IS NOT NULL AND"
+                            " order_id > ? ORDER BY order_id LIMIT ?", (after, _SQL_CHUNK)).fetchall()
+
+    def _readable(self, blob: bytes) -> bool:
+        """Whether a configured key opens ``blob`` (the key alone: whose order it names is not asked)."""
+        try:
+            self._cipher.decrypt(blob)
+        except PiiDecryptError:
+            return False
+        return True
+
     def check_key(self, *, seal: bool = True) -> None:
         """Raise PiiDecryptError if the configured key is not the ledger's: the one its key check
         (a constant sealed at its first start) and its newest stored address are sealed with. A
@@ -1199,7 +1251,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             except PiiDecryptError as exc:
                 raise PiiDecryptError(f"{self.location}: the configured PII key cannot read buyer data "
                                       f"already stored (order {row['order_id']}: {exc}); restore the "
-                                      "original key, or list it after the new one to rotate") from None
+                                      "original key, or list it after the new one to rotate; if it is "
+                                      "lost for good, 'mfn-connector pii forget-addresses' erases what "
+                                      "it sealed") from None
         if self.schema_version() < _KEY_CHECK_SCHEMA:
             return  # (config check before the migration that adds it)
         sealed = self._key_check(conn)
@@ -1215,7 +1269,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                     f"{self.location}: the configured PII key is not the key this ledger seals buyer data "
                     "with (a key file replaced, or a worker started with a key of its own): give every "
                     "worker the same key; if that key is lost and the ledger holds no buyer data, "
-                    "'mfn-connector pii adopt-key' makes the configured one the ledger's") from None
+                    "'mfn-connector pii adopt-key' makes the configured one the ledger's (with buyer "
+                    "data, 'mfn-connector pii forget-addresses')") from None
 
     @staticmethod
     def _key_check(conn: Any) -> bytes | None:

@@ -268,3 +268,34 @@ def test_pii_adopt_key_only_for_a_ledger_without_buyer_data(world):
     adopted = run("pii", "adopt-key")
     assert adopted.exit_code == 0 and "now the ledger's" in adopted.output, adopted.output
     assert run("orders", "list").exit_code == 0
+
+
+def test_pii_forget_addresses_erases_what_a_key_lost_for_good_sealed_only_when_confirmed(world):
+    from cryptography.fernet import Fernet
+
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)  # addresses stored
+        stored = sorted(r.order_id for r in rt.ledger.orders() if r.order.ship_to is not None)
+    finally:
+        rt.close()
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--config", str(w.config_path), *args])
+
+    w.config().pii_key_file.write_text(Fernet.generate_key().decode() + "\n")  # the old key lost for good
+    listed = run("orders", "list")
+    assert listed.exit_code == 1 and "pii forget-addresses" in listed.output, listed.output
+    counted = run("pii", "forget-addresses")
+    assert counted.exit_code == 0 and counted.output.startswith(
+        f"{len(stored)} buyer address(es) no configured key reads ({', '.join(stored)})"), counted.output
+    assert "--confirm" in counted.output
+    assert run("orders", "list").exit_code == 1  # counting erased nothing
+    forgot = run("pii", "forget-addresses", "--confirm")
+    assert forgot.exit_code == 0, forgot.output
+    assert f"{len(stored)} buyer address(es) no configured key read erased" in forgot.output
+    assert "now the ledger's" in forgot.output
+    assert run("orders", "list").exit_code == 0  # the workers start again
+    shown = run("orders", "show", stored[0])
+    assert "none on file" in shown.output and "buyer address forgotten" in shown.output, shown.output

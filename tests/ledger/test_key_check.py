@@ -163,3 +163,46 @@ def test_a_lost_key_with_nothing_stored_is_replaced_only_on_purpose(tmp_path) ->
         assert ledger.get_order(make_order().order_id).order.ship_to is not None
     finally:
         ledger.close()
+
+
+def test_addresses_sealed_with_a_key_lost_for_good_are_forgotten_and_the_labels_stay(make_store,
+                                                                                    monkeypatch) -> None:
+    """The old key is gone and addresses sealed with it are stored: no worker starts, and adopting
+    a key needs a ledger without buyer data. Forgetting the addresses no configured key reads is
+    the way on: their orders keep their packages and labels (the retention erases those later),
+    an order not shipped yet takes its address again from Amazon's next copy of it, and the
+    configured key becomes the ledger's."""
+    from connector.ledger import OrderState, PackageState
+
+    from .test_sqlite_ledger import ITEMS
+
+    monkeypatch.setattr("connector.ledger.sql._SQL_CHUNK", 2)  # three orders: two chunks
+    old = make_store(PiiCipher([Fernet.generate_key()]))
+    old.check_key()
+    waiting, labelled, kept = "111-0000001-0000001", "111-0000001-0000002", "111-0000001-0000003"
+    old.upsert_order(make_order(waiting))
+    old.upsert_order(make_order(labelled))
+    package = old.plan_package(labelled, "1", f"MFN-{labelled}-1", "yunexpress", "AYPZXR", ITEMS)
+    package = old.advance(package, PackageState.PLANNED, PackageState.LABEL_CLAIMED, OrderState.LABEL_CLAIMED)
+    old.advance(package, PackageState.LABEL_CLAIMED, PackageState.LABELED, OrderState.LABELED,
+                tracking_number="YT1", label_path="/labels/1.pdf")
+    new = make_store(PiiCipher([Fernet.generate_key()]))
+    new.upsert_order(make_order(kept))  # sealed with the configured key: it stays
+    with pytest.raises(PiiDecryptError):
+        new.check_key()
+
+    assert new.unreadable_addresses() == [waiting, labelled]  # read only: asked again, the same
+    assert new.unreadable_addresses() == [waiting, labelled]
+    assert new.forget_addresses() == [waiting, labelled]
+    new.check_key()  # a worker with the configured key starts
+    assert new.forget_addresses() == []  # run again: nothing left to forget
+    forgotten = new.get_order(labelled)
+    assert forgotten.order.ship_to is None and not forgotten.pii_purged
+    assert forgotten.state is OrderState.LABELED
+    label = new.packages(labelled)[0]
+    assert label.label_path and label.label_erased_at is None and label.tracking_number == "YT1"
+    assert "buyer address forgotten" in new.history(labelled)[-1]["note"]
+    assert new.get_order(kept).order.ship_to is not None
+    new.upsert_order(make_order(waiting))  # Amazon's next copy of an order not shipped yet
+    assert new.get_order(waiting).order.ship_to == make_order(waiting).ship_to
+    assert new.purge_pii([labelled]) == 1  # the retention still erases it (and its label) when due
