@@ -85,14 +85,34 @@ _FAILED_ATTEMPT = TrackingStatus.FAILED_ATTEMPT.value
 _PACKAGE_STATES = {s.value: s for s in PackageState}
 
 
-def _shipped_line(r: Any) -> ShippedLine:
-    deliver_by, confirm = r[4], r[7]
+def _shipped_line(r: Any) -> ShippedLine | None:
+    """One row of :meth:`OrderQueries.shipped_lines` as its line; None when its order's data or its
+    package's plan cannot be read."""
+    read = _order_and_plan(r[4], r[5])
+    if read is None:
+        return None
+    skus, confirms, deliver_by, tracking_level, min_scans = read
     return ShippedLine(
-        r[0], r[1], r[2], tuple(i["sku"] for i in json.loads(r[5] or "[]")),
-        (r[6] or "amazon") == "amazon" and confirm not in (0, False, "false"),
-        parse_iso(r[3]) if r[3] else None, parse_iso(deliver_by) if deliver_by else None,
-        r[10], r[11], _PACKAGE_STATES[r[12]], parse_iso(r[13]), _dt(r[14]), _dt(r[15]), _dt(r[16]), r[17],
-        r[8] or "tracked", int(r[9] or 1), bool(r[18]), r[19] or None)
+        r[0], r[1], r[2], skus, confirms, parse_iso(r[3]) if r[3] else None, deliver_by,
+        r[6], r[7], _PACKAGE_STATES[r[8]], parse_iso(r[9]), _dt(r[10]), _dt(r[11]), _dt(r[12]), r[13],
+        tracking_level, min_scans, bool(r[14]), r[15] or None)
+
+
+def _order_and_plan(data: str | None, plan: str | None) -> tuple[Any, ...] | None:
+    """What the valid-tracking rate reads of an order's JSON and its package's plan ('' or none: no
+    plan); None when either is not a JSON object or holds a field it cannot read. Read here, not in
+    SQL: there one such row (a hand edit, a restore gone wrong) failed the whole page."""
+    order, planned = _json_object(data), _json_object(plan or "{}")
+    if order is None or planned is None:
+        return None
+    try:
+        skus = tuple(item["sku"] for item in order.get("items") or ())
+        deliver_by = parse_iso(order["deliver_by"]) if order.get("deliver_by") else None
+        min_scans = int(planned.get("min_scans") or 1)
+    except (KeyError, TypeError, ValueError):
+        return None
+    confirms = (order.get("channel") or "amazon") == "amazon" and order.get("confirm") not in (0, False)
+    return skus, confirms, deliver_by, planned.get("tracking_level") or "tracked", min_scans
 
 
 # schedule(): the columns of an OrderKey, its order (orders without a ship-by last), and "due"
@@ -136,9 +156,10 @@ class OrderQueries:
                       after_id: int | None = None, limit: int) -> tuple[list[ShippedLine], int | None]:
         """Packages shipped at or after ``shipped_since`` (the valid-tracking rate's window) whose
         order is in ``states``, as the light rows the rate reads: package columns, and of the order
-        its site, dates, SKUs and channel (read out of its JSON by the database), whether a
-        failed delivery attempt was scanned, and the carrier Amazon filed it under when not the code
-        sent (``filed_as``). No buyer data, no per-order query.
+        its site, dates, SKUs and channel (read out of its JSON here: a package whose order's data
+        or plan is not JSON is left out, the others are read), whether a failed delivery attempt
+        was scanned, and the carrier Amazon filed it under when not the code sent (``filed_as``). No
+        buyer data, no per-order query.
 
         Walks the packages by id above ``after_id``, ``limit`` (at most 500) at a time: returns
         this page's rows and the id to pass as ``after_id`` next (None at the end). The ids are
@@ -152,18 +173,16 @@ class OrderQueries:
             (_ts(shipped_since), after_id or 0, min(limit, _SQL_CHUNK))).fetchall()]
         if not ids or not wanted:
             return [], None
-        j = self._json_field
         rows = self._conn().execute(
-            "SELECT p.id, p.order_id, o.site, o.ship_by, "
-            + ", ".join([j("o.data", key) for key in ("deliver_by", "items", "channel", "confirm")]
-                        + [j("p.plan", key) for key in ("tracking_level", "min_scans")])
-            + ", p.carrier, p.service, p.state, p.shipped_at, p.confirmed_at, p.first_scan_at,"
+            "SELECT p.id, p.order_id, o.site, o.ship_by, o.data, p.plan,"
+            " p.carrier, p.service, p.state, p.shipped_at, p.confirmed_at, p.first_scan_at,"
             f" p.delivered_at, p.scans, CASE WHEN p.state IN ({_marks(_MAY_HAVE_ATTEMPTED)}) THEN EXISTS"
             " (SELECT 1 FROM tracking_events e WHERE e.package_id = p.id AND e.status = ?) ELSE FALSE END,"
             " p.filed_as FROM packages p JOIN orders o ON o.order_id = p.order_id"
             f" WHERE p.id IN ({_marks(ids)}) AND o.state IN ({_marks(wanted)}) ORDER BY p.id",
             (*_MAY_HAVE_ATTEMPTED, _FAILED_ATTEMPT, *ids, *wanted)).fetchall()
-        return [_shipped_line(r) for r in rows], (ids[-1] if len(ids) == min(limit, _SQL_CHUNK) else None)
+        lines = [line for line in map(_shipped_line, rows) if line is not None]
+        return lines, (ids[-1] if len(ids) == min(limit, _SQL_CHUNK) else None)
 
     def _order_select(self, with_pii: bool) -> str:
         return f"SELECT {_ORDER_COLUMNS}, {'pii' if with_pii else 'NULL AS pii'} FROM orders"
@@ -557,11 +576,17 @@ class OrderQueries:
 def _amazon_status(data: str | None) -> tuple[Any, Any]:
     """An order's Amazon status and last update as its stored JSON holds them; (None, None) when
     it is not a JSON object."""
+    order = _json_object(data) or {}
+    return order.get("status"), order.get("last_updated")
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """The JSON object stored in ``text``; None when it holds none (a hand edit, a bad restore)."""
     try:
-        order = json.loads(data or "")
+        value = json.loads(text or "")
     except ValueError:
-        return None, None
-    return (order.get("status"), order.get("last_updated")) if isinstance(order, dict) else (None, None)
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _page_filters(where: list[str], params: list[Any], ship_by_before: datetime | None,

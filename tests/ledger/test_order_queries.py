@@ -316,6 +316,25 @@ def test_shipped_lines_read_the_window_with_the_orders_json_fields(ledger):
         ledger.shipped_lines(SHIPPED_STATES, shipped_since=since, limit=0)
 
 
+def test_a_row_whose_json_is_unreadable_leaves_the_other_shipped_lines(ledger):
+    """An order whose data, or a package whose plan, is not JSON (a hand edit or a restore gone
+    wrong: the daemon holds such an order ledger_inconsistent) has its line left out; the others
+    are read. Read in SQL, that one row failed the whole page (SQLite: malformed JSON; PostgreSQL:
+    invalid input syntax for type json), and with it the valid-tracking rate of every site."""
+    since = T0 + timedelta(days=1)
+    for n in range(1, 5):
+        ship(ledger, n, since + timedelta(hours=n), plan={"tracking_level": "tracked", "min_scans": 1})
+    with ledger._write() as conn:
+        garble = "UPDATE orders SET data = ? WHERE order_id = ?"
+        conn.execute(garble, ('{"items": [{"sku": "SKU-R', order(2).order_id))  # cut short
+        conn.execute("UPDATE packages SET plan = ? WHERE order_id = ?",
+                     ("{'min_scans': 1}", order(3).order_id))  # Python's repr, not JSON
+        conn.execute(garble, ('{"items": 7}', order(4).order_id))  # JSON, but no items to read
+
+    assert [line.order_id for line in walk_shipped(ledger, since, 500)] == [order(1).order_id]
+    assert [line.order_id for line in walk_shipped(ledger, since, 1)] == [order(1).order_id]
+
+
 def test_the_rate_counts_the_packages_amazon_would(ledger):
     """engine.vtr.shipped_packages over these rows: the promise selects, another channel's label and
     a package outside the window do not count, categories come from the item master once per SKU
