@@ -343,10 +343,6 @@ class PostgresLedger(SqlLedger):
 
     _SKU = 'sku COLLATE "C"'  # by code point (UTF-8 bytes), not the database's locale
 
-    @staticmethod
-    def _json_field(column: str, key: str) -> str:
-        return f"(NULLIF({column}, '')::json ->> '{key}')"  # JSON true/false come as 'true'/'false'
-
     def _begin_write(self, conn: _Connection, scope: str | None, lock_wait: float | None = None) -> None:
         if scope is None:
             lock = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"

@@ -198,12 +198,6 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         for its locks, then a ``db_errors`` error (None: the store's own bound, if any)."""
         raise NotImplementedError
 
-    @staticmethod
-    def _json_field(column: str, key: str) -> str:
-        """SQL for the text of top-level ``key`` of the JSON in ``column`` (NULL when missing, or
-        when the column holds ''); an array or object comes as its JSON text."""
-        raise NotImplementedError
-
     @contextmanager
     def exclusive(self, key: str) -> Iterator[bool]:
         """Whether this process may work on ``key`` (an order, a feed) while the block runs: False

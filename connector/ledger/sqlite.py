@@ -159,10 +159,6 @@ class SqliteLedger(SqlLedger):
     def _no_such_table(exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("no such table")
 
-    @staticmethod
-    def _json_field(column: str, key: str) -> str:
-        return f"json_extract(NULLIF({column}, ''), '$.{key}')"  # JSON true/false come as 1/0
-
 
 def _try_lock(fd: int, key: str) -> bool:
     """Take the byte of ``key`` in the file open at ``fd``, without waiting (``struct flock``:

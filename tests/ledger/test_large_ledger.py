@@ -284,6 +284,26 @@ def test_cancelled_on_amazon_names_the_orders_amazon_cancelled(ledger, make_stor
     assert ledger.cancelled_on_amazon([]) == set()
 
 
+def test_an_order_row_whose_data_is_not_json_leaves_the_others_amazon_status(ledger) -> None:
+    """What Amazon says of an order whose stored data is not JSON (a hand edit or a restore gone
+    wrong: the daemon holds it ledger_inconsistent) cannot be read: it is named in no status, and
+    the others' are read (``orders list --due-within`` lists it, as due, and leaves the settled ones
+    out). Read in SQL, that one row failed the whole read (SQLite: malformed JSON; PostgreSQL:
+    invalid input syntax for type json), and with it the listing."""
+    statuses = [FulfillmentStatus.CANCELLED, FulfillmentStatus.SHIPPED, FulfillmentStatus.CANCELLED,
+                FulfillmentStatus.UNSHIPPED]
+    for n, status in enumerate(statuses):
+        ledger.upsert_order(replace(order(n), status=status))
+    with ledger._write() as conn:
+        conn.execute("UPDATE orders SET data = ? WHERE order_id = ?",
+                     ('{"order_id": "' + order(2).order_id + '", "status": "CANC', order(2).order_id))
+    ids = [order(n).order_id for n in range(4)]
+
+    assert ledger.with_amazon_status(ids, (FulfillmentStatus.CANCELLED, FulfillmentStatus.SHIPPED)) == {
+        ids[0], ids[1]}
+    assert ledger.cancelled_on_amazon(ids) == {ids[0]}
+
+
 def test_a_delivered_parcel_without_a_delivery_time_ends_at_its_last_scan_or_update(ledger, make_store):
     """DELIVERED with no ``delivered_at`` (the carrier's overall status said delivered, no event
     did: stored so before tracking took the newest scan then): its life ended at its last scan, else
