@@ -1,13 +1,18 @@
-"""The aggregates ``/metrics`` and ``/readyz`` read at scrape time, one short query each.
+"""The aggregates ``/metrics`` and ``/readyz`` read at scrape time, one short query each (the
+label spend, a page of packages at a time).
 
-Mixed into the SQL ledger stores; uses their ``_conn`` and ``dialect``. Reads only (no write
-lock, no buyer data). Reading JSON is spelt per dialect (SQLite's ``json_extract``, PostgreSQL's
-``#>>``); everything else is shared SQL.
+Mixed into the SQL ledger stores; uses their ``_conn``. Reads only (no write lock, no buyer
+data), in SQL both stores share. JSON is read here, not in SQL: there one row whose stored JSON is
+invalid (a hand edit, a restore gone wrong) failed the whole read on PostgreSQL, which cannot test
+JSON before casting it.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ..model import parse_iso
 from .base import PackageState
@@ -19,27 +24,38 @@ from .base import PackageState
 _NOT_BOUGHT = tuple(s.value for s in (PackageState.PLANNED, PackageState.LABEL_CLAIMED, PackageState.FAILED))
 _NOT_BOUGHT_MARKS = ", ".join("?" * len(_NOT_BOUGHT))
 
+_SPEND_PAGE = 5000  # packages per read: a page of plans is held, not the ledger's
+
+
+def _json(text: str | None) -> Any:
+    """The JSON stored in ``text``; None when there is none, or it is no JSON."""
+    try:
+        return json.loads(text or "null")
+    except ValueError:
+        return None
+
+
+def _at(value: Any, *path: str) -> Any:
+    """``path`` read from the JSON ``value``; None when absent."""
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 # What a label cost: the plan's ``cost`` (price after discounts, in the carrier's currency), else
 # its ``price`` (plans stored before costs were) -- as void.py reads it for the refund.
 # The JSON columns hold what the ledger wrote (json.dumps), or '' for a refund never recorded.
-_JSON_FIELD = {
-    "sqlite": "CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{path}') END",
-    "postgresql": "CASE WHEN {column} <> '' THEN ({column}::json #>> '{{{path_pg}}}') END",
-}
+def _cost(plan: Any, field: str) -> Any:
+    cost = _at(plan, "cost", field)
+    return cost if cost is not None else _at(plan, "price", field)
 
 
-def _json_field(dialect: str, column: str, path: str) -> str:
-    """SQL reading ``path`` (dotted) from the JSON text in ``column``; NULL when absent."""
-    return _JSON_FIELD[dialect].format(column=column, path=path, path_pg=path.replace(".", ","))
-
-
-def _cost(dialect: str, f: str) -> str:
-    return (f"COALESCE({_json_field(dialect, 'plan', f'cost.{f}')},"
-            f" {_json_field(dialect, 'plan', f'price.{f}')})")
-
-
-def _refund(dialect: str, f: str) -> str:
-    return f"CASE WHEN state = 'VOIDED' THEN {_json_field(dialect, 'refund', f)} END"
+def _amount(value: Any) -> float:
+    """An amount as stored (a decimal string); 0 when there is none, or it is no number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -58,17 +74,32 @@ class MetricsQueries:
 
     def label_spend(self) -> list[LabelSpend]:
         """Every label bought, by carrier and currency: how many, their cost and the refunds of the
-        voided ones (totals over the ledger's life: they only grow)."""
-        dialect = self.dialect
-        currency = f"COALESCE({_cost(dialect, 'currency')}, '')"
-        rows = self._conn().execute(
-            f"SELECT carrier, {currency} AS currency, COUNT(*) AS labels,"
-            f" COALESCE(SUM(CAST({_cost(dialect, 'amount')} AS DOUBLE PRECISION)), 0) AS spend,"
-            f" COALESCE(SUM(CAST({_refund(dialect, 'amount')} AS DOUBLE PRECISION)), 0) AS refunded"
-            f" FROM packages WHERE state NOT IN ({_NOT_BOUGHT_MARKS})"
-            f" GROUP BY carrier, {currency} ORDER BY carrier, 2", _NOT_BOUGHT).fetchall()
-        return [LabelSpend(r["carrier"], r["currency"], int(r["labels"]), round(float(r["spend"]), 6),
-                           round(float(r["refunded"]), 6)) for r in rows]
+        voided ones (totals over the ledger's life: they only grow). A label whose plan cannot be
+        read counts under no currency (''), at no cost; a refund that cannot be read, as none."""
+        totals: dict[tuple[str, str], list[float]] = {}
+        for carrier, state, plan_text, refund in self._bought_labels():
+            plan = _json(plan_text)
+            currency = _cost(plan, "currency")
+            total = totals.setdefault((carrier, "" if currency is None else str(currency)), [0, 0.0, 0.0])
+            total[0] += 1
+            total[1] += _amount(_cost(plan, "amount"))
+            if state == PackageState.VOIDED.value:
+                total[2] += _amount(_at(_json(refund), "amount"))
+        return [LabelSpend(carrier, currency, int(labels), round(spend, 6), round(refunded, 6))
+                for (carrier, currency), (labels, spend, refunded) in sorted(totals.items())]
+
+    def _bought_labels(self) -> Iterator[tuple[str, str, str, str]]:
+        """(carrier, state, plan, refund) of every package whose label was bought, a page at a time."""
+        after = 0
+        while True:
+            rows = self._conn().execute(
+                f"SELECT id, carrier, state, plan, refund FROM packages WHERE id > ?"
+                f" AND state NOT IN ({_NOT_BOUGHT_MARKS}) ORDER BY id LIMIT ?",
+                (after, *_NOT_BOUGHT, _SPEND_PAGE)).fetchall()
+            yield from ((r[1], r[2], r[3], r[4]) for r in rows)
+            if len(rows) < _SPEND_PAGE:
+                return
+            after = rows[-1][0]
 
     def poll_times(self) -> dict[str, datetime]:
         """When each account's order poll last succeeded: its watermark row is written only after a
