@@ -4,12 +4,15 @@ heading below Amazon's bar. Runs every few minutes of the daemon's clock (engine
 tracking stage raises the per-parcel alerts (the watch clears those of a label voided since)."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from itertools import takewhile
 
 from ..ledger import (
     ACTIVE_ORDER_STATES,
     NOTHING_TO_SHIP_STATES,
     SHIPPED_ORDER_STATES,
+    CorruptRecordError,
     OrderRecord,
     OrderState,
 )
@@ -36,24 +39,20 @@ def ship_by_guard(rt: Runtime, now: datetime) -> None:
     paper = _paper_backlog(rt, ship_by_before=now + warning)
     # Earliest ship-by first, orders without one last, nothing decrypted: only the orders near
     # their ship-by are read, not every active and held order (a large held backlog).
-    for key in rt.ledger.schedule([*ACTIVE_ORDER_STATES, OrderState.HELD]):
-        if key.ship_by is None or key.ship_by - now > warning:
-            break
-        record = rt.ledger.get_order(key.order_id, with_pii=False)
+    near = takewhile(lambda key: key.ship_by is not None and key.ship_by - now <= warning,
+                     rt.ledger.schedule([*ACTIVE_ORDER_STATES, OrderState.HELD]))
+    for _, record in _records(rt, (key.order_id for key in near)):
         if record is None or _awaits_no_confirmation(record) or _nothing_to_ship(record):
             continue
         _ship_by_alert(rt, record, now, paper.pop(record.order_id, ""))
-    for order_id, missing in paper.items():  # confirmed on Amazon, not handed over yet
-        record = rt.ledger.get_order(order_id, with_pii=False)
+    for order_id, record in _records(rt, list(paper)):  # confirmed on Amazon, not handed over yet
         if record is not None and record.order.ship_by is not None and not _nothing_to_ship(record):
-            _ship_by_alert(rt, record, now, missing)
-    for open_alert in rt.ledger.alerts():
-        if open_alert.kind != AlertKind.SHIP_BY_NEAR.value:
-            continue
-        record = rt.ledger.get_order(open_alert.subject, with_pii=False)
+            _ship_by_alert(rt, record, now, paper[order_id])
+    alerted = [a.subject for a in rt.ledger.alerts() if a.kind == AlertKind.SHIP_BY_NEAR.value]
+    for order_id, record in _records(rt, alerted):
         if record is None or _nothing_to_ship(record) or (
-                not _awaits_confirmation(record) and not _paper_backlog(rt, order_id=record.order_id)):
-            clear(rt, AlertKind.SHIP_BY_NEAR, open_alert.subject)
+                not _awaits_confirmation(record) and not _paper_backlog(rt, order_id=order_id)):
+            clear(rt, AlertKind.SHIP_BY_NEAR, order_id)
 
 
 def parcel_guard(rt: Runtime) -> None:
@@ -61,10 +60,21 @@ def parcel_guard(rt: Runtime) -> None:
     (a label voided on request: the parcel never left): tracking, which clears them otherwise,
     follows no voided label."""
     for kind in (AlertKind.PARCEL_LOST, AlertKind.PARCEL_LATE):
-        for open_alert in rt.ledger.alerts(kind=kind.value):
-            record = rt.ledger.get_order(open_alert.subject, with_pii=False)
+        for order_id, record in _records(rt, [a.subject for a in rt.ledger.alerts(kind=kind.value)]):
             if record is None or record.state in NOTHING_TO_SHIP_STATES:
-                clear(rt, kind, open_alert.subject)
+                clear(rt, kind, order_id)
+
+
+def _records(rt: Runtime, order_ids: Iterable[str]) -> Iterator[tuple[str, OrderRecord | None]]:
+    """Each order's record, without buyer data (None: not in the ledger). An order whose stored data
+    cannot be read (a hand edit, a restore gone wrong) is passed over, its alerts kept: the daemon
+    holds it ledger_inconsistent, and reading it must not stop the watch of every other order."""
+    for order_id in order_ids:
+        try:
+            record = rt.ledger.get_order(order_id, with_pii=False)
+        except CorruptRecordError:
+            continue
+        yield order_id, record
 
 
 def _awaits_confirmation(record: OrderRecord) -> bool:

@@ -442,6 +442,39 @@ def test_an_order_row_whose_data_is_not_json_keeps_no_other_address(ledger) -> N
     assert ledger.purged_orders(ids) == {ids[1], ids[2], ids[4]}
 
 
+def test_an_order_row_whose_data_is_not_json_leaves_the_others_watched(ledger) -> None:
+    """The ship-by guard and the parcel guard pass over an order whose stored data is not JSON (a
+    hand edit or a restore gone wrong: the daemon holds it ledger_inconsistent), and keep its open
+    alerts; every other order is watched. Reading its record raised, every five minutes: no
+    ship-by alert was raised or cleared any more, nor were the guards after it run (the parcel
+    guard, the valid-tracking rate's)."""
+    from types import SimpleNamespace
+
+    from connector.engine.watch import parcel_guard, ship_by_guard
+
+    now = SHIP_BY0 - timedelta(hours=2)
+    alerts = SimpleNamespace(ship_by_warning_hours=12)
+    rt = SimpleNamespace(config=SimpleNamespace(alerts=alerts), ledger=ledger)
+    for n in range(4):
+        ledger.upsert_order(order(n))
+    ledger.hold(order(0).order_id, "ledger_inconsistent", "held")
+    for kind in ("ship_by_near", "parcel_lost"):
+        ledger.raise_alert(kind, order(0).order_id, "raised before its row was garbled", {})
+    ledger.raise_alert("parcel_lost", order(2).order_id, "lost", {})
+    ledger.raise_alert("ship_by_near", order(3).order_id, "near", {})
+    with ledger._write() as conn:
+        conn.execute("UPDATE orders SET data = ? WHERE order_id = ?",
+                     ('{"order_id": "' + order(0).order_id + '", "status": "CANC', order(0).order_id))
+        conn.execute("UPDATE orders SET state = 'CANCELLED' WHERE order_id IN (?, ?)",
+                     (order(2).order_id, order(3).order_id))  # nothing to ship: their alerts clear
+
+    ship_by_guard(rt, now)
+    parcel_guard(rt)
+    open_alerts = {(a.kind, a.subject) for a in ledger.alerts()}
+    assert open_alerts == {("ship_by_near", order(0).order_id), ("parcel_lost", order(0).order_id),
+                           ("ship_by_near", order(1).order_id)}
+
+
 def test_pii_expired_refuses_an_end_state_among_the_confirmed(ledger) -> None:
     with pytest.raises(ValueError, match="DELIVERED or RETURNED"):
         ledger.pii_expired(gone=[], shipped=[OrderState.DELIVERED], confirmed=[PackageState.DELIVERED],
