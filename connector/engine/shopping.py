@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import wait
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from ..config import Warehouse
@@ -151,9 +152,14 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem],
 PRICE_CEILING = Decimal(10) ** 9  # no label costs that much, in any currency; beyond, arithmetic overflows
 
 
+def _unusable(quote: Quote) -> str:
+    """Why a quote cannot be compared ("" when it can): its price, else its promised delivery."""
+    return _unusable_price(quote) or _unusable_promise(quote)
+
+
 def _unusable_price(quote: Quote) -> str:
-    """Why a quote's price cannot be compared ("" when it can): a label costs something, and a
-    price or handling fee that is not a positive, finite, sane amount is a carrier's garbled answer."""
+    """A label costs something: a price or handling fee that is not a positive, finite, sane
+    amount is a carrier's garbled answer."""
     for what, money in (("price", quote.price), ("handling fee", quote.handling_fee)):
         if money is None:
             continue
@@ -161,6 +167,16 @@ def _unusable_price(quote: Quote) -> str:
         if not amount.is_finite() or not 0 <= amount < PRICE_CEILING or (what == "price" and not amount):
             return f"quote dropped: its {what} is not a positive amount (a malformed answer)"
     return ""
+
+
+def _unusable_promise(quote: Quote) -> str:
+    """A promised delivery is compared with the order's aware deliver-by date: one without a time
+    zone (or no date-time at all) is the plugin's mistake, and would stop the whole order's choice."""
+    promised = quote.promised_delivery
+    if promised is None or (isinstance(promised, datetime) and promised.utcoffset() is not None):
+        return ""
+    return (f"quote dropped: its promised_delivery ({promised}) from the {quote.carrier} carrier plugin has "
+            "no time zone (a plugin bug: it must be a timezone-aware datetime)")
 
 
 def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[str] | None]],
@@ -203,7 +219,7 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
         if getattr(rt.carriers[code], "quote_calls_carrier", True):  # a rate card's quote asked no one
             credentials_accepted(rt, code)
         kept = [q for q in answer if services is None or q.service in services]
-        checked = [(q, _unusable_price(q)) for q in kept]  # a garbled price: never the cheapest by mistake
+        checked = [(q, _unusable(q)) for q in kept]  # a garbled price: never the cheapest by mistake
         garbled = [(q, why) for q, why in checked if why]
         if garbled:
             kept = [q for q, why in checked if not why]

@@ -232,3 +232,49 @@ def test_a_garbled_price_is_never_chosen_and_the_other_carriers_still_quote(worl
         assert shopped >= 2
     finally:
         rt.close()
+
+
+class NaiveDelivery:
+    """A carrier whose quotes promise delivery at a datetime without a time zone."""
+
+    def __init__(self, carrier):
+        self.carrier = carrier
+
+    def quote(self, request):
+        import dataclasses
+        from datetime import datetime
+
+        return [dataclasses.replace(q, promised_delivery=datetime(2030, 1, 2, 12, 0))
+                for q in self.carrier.quote(request)]
+
+    def __getattr__(self, name):
+        return getattr(self.carrier, name)
+
+
+def test_a_promised_delivery_without_time_zone_drops_that_quote_and_the_others_still_quote(world):
+    from connector.engine.shopping import shop
+
+    w = world({"sandbox": {"orders": 5}, "routing": {"default": ["yunexpress:*", "yanwen:*"]}})
+    rt = w.runtime()
+    rt.carriers["yanwen"] = NaiveDelivery(rt.carriers["yanwen"])
+    try:
+        ingest_all(rt)
+        shopped = 0
+        for record in rt.ledger.orders([OrderState.NEW]):
+            if record.order.deliver_by is None:
+                continue
+            try:
+                result = shop(rt, record.order, list(record.order.items))
+            except (KeyError, LookupError):  # an order that cannot be shopped (unknown SKU, split)
+                continue
+            assert all(q.carrier != "yanwen" for q in result.quotes)
+            winner = result.selection.chosen
+            assert winner is None or winner.option.carrier == "yunexpress"
+            dropped = [r for r in result.selection.rejections
+                       if r.carrier == "yanwen" and "promised_delivery" in str(r)]
+            if dropped:  # (Yanwen quotes only the destinations it serves)
+                assert "no time zone" in str(dropped[0]) and all(r.service for r in dropped)
+                shopped += 1
+        assert shopped >= 2
+    finally:
+        rt.close()
