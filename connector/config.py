@@ -11,6 +11,7 @@ defaults and checks have one source.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from .fx import FX_SCHEMA
 from .kit.schema import apply_defaults, format_path, problems
 from .kit.settings import Secret, Settings
 from .model import Address
+from .ratelimit import CORE_OPERATIONS
 from .rules import (
     IOSS_SCHEMA,
     SELECTION_SCHEMA,
@@ -816,13 +818,16 @@ def _warehouses(section: dict[str, Any] | list[dict[str, Any]]) -> tuple[Warehou
 
 
 def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict] | None = None,
-                carrier_services: dict[str, set[str]] | None = None) -> Config:
+                carrier_services: dict[str, set[str]] | None = None,
+                carrier_operations: set[str] | None = None) -> Config:
     """Load and validate a configuration file; raise ConfigError listing every problem.
 
     ``carrier_schemas`` maps carrier code -> JSON Schema of its settings (from the plugins);
     when given, ``carriers.<code>`` sections are validated and unknown carriers reported.
     ``carrier_services``: the service codes of each carrier that declares them; a route or an
-    override naming another is reported.
+    override naming another is reported. ``carrier_operations``: the SP-API operations the
+    carrier plugins call; with ``carrier_schemas``, a quota under ``amazon.quotas`` for an
+    operation neither they nor the core call is reported.
     """
     path = Path(path)
     file = str(path)
@@ -851,7 +856,8 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
     if not located.problems:
         apply_defaults(SCHEMA, data)
         sites = _site_table(data, located)
-        _check_cross_references(data, located, carrier_schemas, sites, carrier_services or {})
+        _check_cross_references(data, located, carrier_schemas, sites, carrier_services or {},
+                                carrier_operations or set())
     if located.problems:
         raise ConfigError(located.problems)
     return Config(path.resolve(), data, located.lines, sites)
@@ -867,7 +873,8 @@ def _site_table(data: dict[str, Any], located: _Located) -> SiteTable:
 
 
 def _check_cross_references(data: dict[str, Any], located: _Located, carrier_schemas: dict[str, dict] | None,
-                            sites: SiteTable, carrier_services: dict[str, set[str]]) -> None:
+                            sites: SiteTable, carrier_services: dict[str, set[str]],
+                            carrier_operations: set[str]) -> None:
     def add(path: tuple, message: str) -> None:
         located.problems.append(Problem(located.file, _line(located.lines, path), format_path(path), message))
 
@@ -920,6 +927,7 @@ def _check_cross_references(data: dict[str, Any], located: _Located, carrier_sch
             settings = data["carriers"][code] = {}
         _validate(carrier_schemas[code], settings, located, ("carriers", code))
         apply_defaults(carrier_schemas[code], settings)
+    _check_quotas(data, carrier_operations, add)
     routes = [(("routing", "default", i), r) for i, r in enumerate(data["routing"].get("default", []))]
     for site, lst in data["routing"]["sites"].items():
         routes += [(("routing", "sites", site, i), r) for i, r in enumerate(lst)]
@@ -935,6 +943,20 @@ def _check_cross_references(data: dict[str, Any], located: _Located, carrier_sch
         elif known and service not in ("", "*", *known):  # all its orders would fit no service
             add(path, f"carrier {carrier!r} has no service {service!r} (its services: "
                       f"{', '.join(sorted(known))})")
+
+
+def _check_quotas(data: dict[str, Any], carrier_operations: set[str],
+                  add: Callable[[tuple, str], None]) -> None:
+    """A quota for an operation nothing calls sets nothing: a misspelling the operator would
+    believe in."""
+    known = sorted({*CORE_OPERATIONS, *carrier_operations})
+    for operation in data["amazon"]["quotas"]:
+        if operation not in known:
+            near = difflib.get_close_matches(operation, known, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            add(("amazon", "quotas", operation),
+                f"sets nothing: no SP-API operation {operation!r} is called ({hint}known: "
+                f"{', '.join(known)}; a carrier plugin's operations count when the plugin is installed)")
 
 
 _SELECTOR = {"skus": "SKU", "sites": "site", "accounts": "account"}

@@ -57,7 +57,8 @@ def _carrier_facts(host: PluginHost) -> dict[str, dict]:
     """What the loader checks the carrier sections and the routes against."""
     carriers = host.carriers()
     return {"carrier_schemas": {code: spec.settings_schema for code, spec in carriers.items()},
-            "carrier_services": {code: {s.code for s in spec.services} for code, spec in carriers.items()}}
+            "carrier_services": {code: {s.code for s in spec.services} for code, spec in carriers.items()},
+            "carrier_operations": {op for spec in carriers.values() for op in spec.spapi_quotas}}
 
 
 def open_configured_ledger(config: Config, *, key_check: bool = True) -> Ledger:

@@ -13,9 +13,10 @@ still drained, a second app instance, a quota Amazon lowered) the client calls
 
 The core's published defaults live in :data:`DEFAULT_QUOTAS`: the Orders operations the daemon
 itself calls, with the rate and burst Amazon documents for each operation (the models' operation
-descriptions, https://github.com/amzn/selling-partner-api-models). A plugin that calls other
-SP-API operations contributes their defaults with :meth:`RateLimiter.add_defaults`. Amazon
-changes these numbers over time and can raise a plan per seller, so
+descriptions, https://github.com/amzn/selling-partner-api-models); the Feeds operations' in
+:data:`FEEDS_QUOTAS`. A plugin that calls other SP-API operations declares their defaults
+(``CarrierSpec.spapi_quotas``); the daemon contributes them with :meth:`RateLimiter.add_defaults`.
+Amazon changes these numbers over time and can raise a plan per seller, so
 
 * configuration may override any of them per operation and per account, and always wins;
 * otherwise the rate Amazon reports in ``x-amzn-RateLimit-Limit`` (best-effort: only on some
@@ -54,6 +55,22 @@ DEFAULT_QUOTAS: dict[str, tuple[float, int]] = {
     # Orders API v0 (shipment confirmation stays on v0)
     "confirmShipment": (2.0, 10),
 }
+
+FEEDS_QUOTAS: dict[str, tuple[float, int]] = {
+    "createFeedDocument": (0.5, 15),
+    "createFeed": (0.0083, 15),
+    "getFeed": (2.0, 15),
+    "getFeeds": (0.0222, 10),
+    "getFeedDocument": (0.0222, 10),
+    "cancelFeed": (2.0, 15),
+}
+"""The Feeds operations' published (rate per second, burst), per seller account and application:
+the feeds client (amazon/feeds.py) adds them; kept here, where the configuration check reads
+them without loading an HTTP client."""
+
+CORE_OPERATIONS: tuple[str, ...] = (*DEFAULT_QUOTAS, *FEEDS_QUOTAS)
+"""Every SP-API operation the core calls: with those the carrier plugins declare
+(``CarrierSpec.spapi_quotas``), the operations ``amazon.quotas`` may set."""
 
 DEFAULT_PACING = 1.0
 DEFAULT_HEADROOM = 0.5  # seconds of latency variation between two requests that never cost a 429
@@ -358,7 +375,7 @@ class RateLimiter:
         plugin's contribution -- keeps it: configuration always wins, and the first contribution
         wins over later ones. Safe to call again (each client of a plugin may do so).
         """
-        checked = {op: _check_default(op, quota) for op, quota in quotas.items()}
+        checked = checked_defaults(quotas)
         with self._lock:
             for op, quota in checked.items():
                 self.defaults.setdefault(op, quota)
@@ -510,6 +527,12 @@ def _number(value: Any) -> bool:
 def _check_rate(rate: Any) -> None:
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
         raise ValueError(f"rate must be a positive number of tokens per second, got {rate!r}")
+
+
+def checked_defaults(quotas: Mapping[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
+    """Operation -> (rate, burst) as floats and ints; ValueError naming the operation whose quota
+    is not a positive rate and burst."""
+    return {op: _check_default(op, quota) for op, quota in quotas.items()}
 
 
 def _check_default(operation: str, quota: Any) -> tuple[float, int]:

@@ -802,3 +802,29 @@ def test_an_unquoted_date_that_does_not_exist_is_said_to_be_no_date_not_a_tag(tm
     (only,) = problems(path)
     assert only.startswith(f"{path}:15: accounts[0].client_secret_rotated_at: is not a real date"), only
     assert "tag" not in only
+
+
+def test_a_quota_for_an_operation_nothing_calls_is_refused_at_its_line(tmp_path):
+    """``amazon.quotas`` took any key: a misspelled operation (``confirmShipments``) set nothing
+    while the operator believed the quota set. The known operations are the core's and those the
+    installed carrier plugins declare (Buy Shipping's getRates)."""
+    from connector.configured import load_config_with_plugins
+
+    text = MINIMAL.format(region="na", secret="s") + (
+        "amazon:\n  quotas:\n"
+        "    confirmShipments: {rate: 1, burst: 5}\n"
+        "    getRates: {rate: 1, burst: 5}\n"
+        "    createFeed: {rate: 0.01, burst: 15}\n"
+        "    searchorders: {rate: 0.01, burst: 5}\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config_with_plugins(str(path))
+    out = [str(p) for p in info.value.problems if "amazon." in str(p)]
+    assert len(out) == 2, out
+    assert out[0].startswith(f"{path}:19: amazon.quotas.confirmShipments: sets nothing: no SP-API operation "
+                             "'confirmShipments' is called (did you mean 'confirmShipment'? known: "), out
+    assert out[1].startswith(f"{path}:22: amazon.quotas.searchorders: sets nothing: no SP-API operation "
+                             "'searchorders' is called (did you mean 'searchOrders'?"), out
+    assert "getRates" in out[0] and "cancelFeed" in out[0] and "getOrder" in out[0]
+    checked = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert checked.exit_code == 1 and "amazon.quotas.confirmShipments" in checked.output

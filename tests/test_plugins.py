@@ -312,6 +312,24 @@ def test_a_factory_path_that_does_not_import_names_the_carrier() -> None:
         spec.load_factory()
 
 
+def test_the_spapi_quotas_a_carrier_declares_are_checked_and_given_to_the_rate_limiter(tmp_path) -> None:
+    """A carrier that is an SP-API declares its operations' published quotas: a malformed one fails
+    its plugin at registration; the daemon's limiter has them before any carrier is built."""
+    from connector.config import load_config
+    from connector.engine.runtime import _amazon_clients
+    from connector.kit import Carrier, CarrierSpec
+
+    with pytest.raises(TypeError, match="CarrierSpec acme: spapi_quotas must map operations to .*getWidgets"):
+        CarrierSpec(code="acme", label="ACME", factory=Carrier, spapi_quotas={"getWidgets": (0, 1)})
+    spec = CarrierSpec(code="acme", label="ACME", factory=Carrier, spapi_quotas={"getWidgets": (5, 10)})
+    path = tmp_path / "c.yaml"
+    path.write_text("catalog: c.csv\nship_from: {name: S, line1: R, city: C, country_code: CN, phone: '1'}\n"
+                    "accounts: [{name: a, region: na, marketplaces: [US], refresh_token: t, client_id: c, "
+                    "client_secret: s}]\n", encoding="utf-8")
+    [client] = _amazon_clients(load_config(path), lambda: None, {"acme": spec}).values()
+    assert client.limiter.quota("a", "getWidgets") == (5.0, 10)
+
+
 def test_a_site_two_plugins_define_fails_config_check_and_the_demo_as_run_does(site, tmp_path, monkeypatch):
     """Before, `config check` said OK, `run` refused, and `demo` died with a RulesError traceback."""
     install_fake(site, "us-again", "sites_us_again", "us_again_mod", """

@@ -16,7 +16,8 @@ token, the retry policy, one log line per request):
 
 Those quotas are the published defaults of the model's operation descriptions
 (https://github.com/amzn/selling-partner-api-models/blob/main/models/feeds-api-model/feeds_2021-06-30.json);
-they are added to the client's limiter with ``add_defaults`` (configuration wins).
+they are added to the client's limiter with ``add_defaults`` (configuration wins). The table,
+:data:`FEEDS_QUOTAS`, lives in :mod:`connector.ratelimit`: the configuration check reads its names.
 
 The document is ``POST_FLAT_FILE_FULFILLMENT_DATA``: tab-separated, a header line, then one line
 per order item of a package (order-id, order-item-id, quantity, ship-date, carrier-code,
@@ -41,6 +42,7 @@ from urllib.parse import quote
 
 import requests
 
+from ..ratelimit import FEEDS_QUOTAS
 from .client import SpApiClient
 from .errors import TransientError
 
@@ -50,16 +52,6 @@ FEEDS_PATH = "/feeds/2021-06-30/feeds"
 FEED_PATH = "/feeds/2021-06-30/feeds/{feedId}"
 DOCUMENTS_PATH = "/feeds/2021-06-30/documents"
 DOCUMENT_PATH = "/feeds/2021-06-30/documents/{feedDocumentId}"
-
-FEEDS_QUOTAS: dict[str, tuple[float, int]] = {
-    "createFeedDocument": (0.5, 15),
-    "createFeed": (0.0083, 15),
-    "getFeed": (2.0, 15),
-    "getFeeds": (0.0222, 10),
-    "getFeedDocument": (0.0222, 10),
-    "cancelFeed": (2.0, 15),
-}
-"""The Feeds operations' published (rate per second, burst), per seller account and application."""
 
 FULFILLMENT_FEED_TYPE = "POST_FLAT_FILE_FULFILLMENT_DATA"
 FLAT_FILE_CONTENT_TYPE = "text/tab-separated-values; charset=UTF-8"

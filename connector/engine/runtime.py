@@ -257,7 +257,7 @@ def build_runtime(config: Config, host: PluginHost, *, loopback_only: bool = Fal
 
     catalog = load_catalog(config.catalog_path)
     site_rules, fx, policy = configured_rules(config, host)
-    amazon = _amazon_clients(config, session)
+    amazon = _amazon_clients(config, session, specs)
     carriers: dict[str, Carrier] = {}
     for code, section in config.carriers.items():
         context = CarrierContext(http=session(), amazon=amazon)
@@ -302,11 +302,15 @@ def lacking_problem(config: Config, code: str, lacking: list[str]) -> Problem:
                    "(a call whose answer was lost is looked up by reference)")
 
 
-def _amazon_clients(config: Config, session: Callable[[], httpsession.Session]) -> dict[str, SpApiClient]:
-    """One SP-API client per seller account, all sharing one set of token buckets."""
+def _amazon_clients(config: Config, session: Callable[[], httpsession.Session],
+                    specs: dict[str, CarrierSpec]) -> dict[str, SpApiClient]:
+    """One SP-API client per seller account, all sharing one set of token buckets (with the
+    published quotas of the operations the carrier plugins declare)."""
     settings = config.amazon
     overrides = {op: {"rate": q.rate, "burst": q.burst} for op, q in settings.quotas.items()}
     limiter = RateLimiter(DEFAULT_QUOTAS, overrides, pacing=settings.pacing)  # configured: header unused
+    for spec in specs.values():
+        limiter.add_defaults(spec.spapi_quotas)
     clients: dict[str, SpApiClient] = {}
     for account in config.accounts:
         http = session()

@@ -13,7 +13,8 @@ retry policy, one log line per request::
 
 * :class:`SpApiClient` -- ``call(operation, method, path, *, params, json, headers, idempotent)``,
   ``get_order(order_id, included_data)``, ``account``, ``limiter`` (the :class:`RateLimiter`
-  every account shares; ``add_defaults``: configured quotas always win);
+  every account shares; ``add_defaults``: configured quotas always win; a carrier declares the
+  same table in ``CarrierSpec.spapi_quotas``, the names ``amazon.quotas`` may set);
 * the errors it raises: :class:`SpApiError` and its subclasses :class:`TransientError`
   (``ambiguous`` when a non-idempotent call may have taken effect), :class:`ThrottledError`,
   :class:`InvalidInputError`, :class:`AlreadyShippedError`, :class:`AuthError`,

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..model import Quote, Shipment, ShipmentRequest, TrackingInfo
+from ..ratelimit import checked_defaults
 from .schema import schema_error
 from .settings import CarrierSettings
 
@@ -198,6 +199,10 @@ class CarrierSpec:
     * ``confirms_shipment`` -- labels bought here confirm the shipment on Amazon by themselves
       (Amazon Buy Shipping): the engine never sends confirmShipment for them, and verifies them
       by reading the order back like any other.
+    * ``spapi_quotas`` -- operationId -> (rate per second, burst), Amazon's published quota of each
+      SP-API operation the carrier calls through the seller accounts' clients (an Amazon API
+      itself): the daemon gives them to the rate limiter as defaults, and ``amazon.quotas`` may
+      set these operations' quotas besides the core's (any other name is refused as a misspelling).
     """
 
     code: str
@@ -211,6 +216,7 @@ class CarrierSpec:
     batch_sizes: dict[str, int] = field(default_factory=dict)
     tracking_number_pattern: str = ""  # regex Amazon checks tracking numbers against
     confirms_shipment: bool = False
+    spapi_quotas: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Checked here, in the plugin's registration hook, so that the loader reports that plugin
@@ -226,6 +232,11 @@ class CarrierSpec:
                             f"{problem}")
         if not all(isinstance(s, ServiceSpec) for s in self.services):
             raise TypeError(f"CarrierSpec {self.code}: services must be ServiceSpec objects")
+        try:
+            checked_defaults(self.spapi_quotas)
+        except (AttributeError, ValueError) as exc:  # AttributeError: not a mapping
+            raise TypeError(f"CarrierSpec {self.code}: spapi_quotas must map operations to (rate, burst): "
+                            f"{exc}") from None
 
     @property
     def settings_schema(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ CODE = "amazon_shipping"  # kept here, not in settings.py: loading the plugin mu
 def mfn_register_carriers(register: Callable[[Any], None]) -> None:
     from connector.kit import CarrierSpec
 
+    from .api import QUOTAS
     from .settings import PICKUP, SERVICES, AmazonShippingSettings
 
     register(
@@ -40,6 +41,7 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
             # format to hold it against (and it is valid on Amazon by construction).
             tracking_number_pattern="",
             pickup=PICKUP,
+            spapi_quotas=QUOTAS,  # the Shipping API's operations: amazon.quotas may set them
         )
     )
 
