@@ -34,6 +34,8 @@ OPTIONAL_COLUMNS = ("category",)  # Amazon's product category, for the VTR repor
 _TRUE = {"yes", "y", "true", "1"}
 _FALSE = {"no", "n", "false", "0", ""}
 MAX_DIGITS = 12  # digits before the decimal point of any number in a row
+# 1.000 in grams: 1 with a decimal point, or 1000 where "." separates thousands (de, fr, es, ...)
+_THOUSANDS = re.compile(r"\d{1,3}(\.\d{3})+")
 
 
 class Catalog:
@@ -142,6 +144,17 @@ def _warn_of_misspelled_columns(path: Path, columns: dict[str, int]) -> None:
                         path, line, column, near[0])
 
 
+def ambiguous_grams(raw: str) -> str:
+    """Why a weight in grams written ``raw`` is not taken ("" when it is): a point before groups of
+    three digits reads one way in one locale and 1000 times heavier in another; guessing would buy
+    labels for the wrong weight."""
+    raw = raw.strip()
+    if not _THOUSANDS.fullmatch(raw):
+        return ""
+    return (f"{raw} is ambiguous (a decimal point, or '.' between thousands?): write whole grams without "
+            f"separators, e.g. {raw.replace('.', '')}")
+
+
 def parse_item(row: dict[str, Any]) -> tuple[CatalogItem | None, list[tuple[str, str]]]:
     """One item given as the catalog's columns (the API's rows): the item, or a (column, message)
     for each problem -- the file's own check, so a row the file would refuse is refused here too."""
@@ -224,12 +237,14 @@ def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
 # Columns that are text whatever they look like: an SKU or HS code of digits is not a number
 # (unquoted, YAML reads 0012345 as octal 5349 and 12_345 as 12345)
 _TEXT_COLUMNS = frozenset({"sku", "name_en", "name_cn", "hs_code", "declared_currency", "category"})
+# ... and the weight, judged as a CSV's is: YAML reads 1.000 as the number 1.0 (see ambiguous_grams)
+_AS_WRITTEN = _TEXT_COLUMNS | {"weight_g"}
 
 
 def _as_written(item: yaml.MappingNode) -> dict[str, str]:
-    """The text columns' unquoted values exactly as the file writes them."""
+    """The text columns' and the weight's unquoted values exactly as the file writes them."""
     return {key.value: value.value for key, value in item.value
-            if isinstance(key, yaml.ScalarNode) and key.value in _TEXT_COLUMNS
+            if isinstance(key, yaml.ScalarNode) and key.value in _AS_WRITTEN
             and isinstance(value, yaml.ScalarNode) and value.style is None
             and value.tag != "tag:yaml.org,2002:null"}
 
@@ -255,6 +270,9 @@ def _parse_row(file: str, line: int, row: Any) -> tuple[CatalogItem | None, list
 
     def number(column: str, *, integer: bool = False) -> Decimal:
         raw = text(column)
+        if integer and ambiguous_grams(raw):
+            bad(column, ambiguous_grams(raw))
+            return Decimal(0)
         try:
             value = Decimal(raw)
         except InvalidOperation:

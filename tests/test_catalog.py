@@ -241,3 +241,38 @@ def test_a_lone_surrogate_or_a_nul_is_refused_naming_its_column_not_stored():
     assert parse_item({**row, "name_en": "Mug", "name_cn": "杯\x00"})[1] == [
         ("name_cn", "is text holding a NUL character, which the ledger cannot store")]
     assert parse_item({**row, "name_en": "Mug \U0001f600"})[0].name_en == "Mug \U0001f600"
+
+
+@pytest.mark.parametrize("weight", ["1.000", "2.500", "12.000", "1.000.000"])
+def test_a_weight_with_a_point_before_three_digits_is_refused_as_ambiguous_not_guessed(tmp_path, weight):
+    """``1.000`` in weight_g was 1 g: where ``.`` separates thousands (de, fr, it, es...) it is 1000 g,
+    and the label was bought for a parcel 1000 times too light. The row is refused instead."""
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + "A,10,1,1,1,A,甲,123456,1.0,USD,no\n"
+                    f'B,"{weight}",1,1,1,B,乙,123456,1.0,USD,no\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:3: weight_g: {weight} is ambiguous (a decimal point, or '.' between thousands?): write "
+        f"whole grams without separators, e.g. {weight.replace('.', '')}"]
+
+
+def test_a_yaml_weight_written_1_000_is_refused_as_the_csv_one_is(tmp_path):
+    """YAML reads an unquoted 1.000 as the number 1.0: the file's text is what is judged."""
+    path = tmp_path / "c.yaml"
+    path.write_text("- {sku: A, weight_g: 1.000, length_cm: 1, width_cm: 1, height_cm: 1, name_en: A,\n"
+                    "   name_cn: 甲, hs_code: '123456', declared_value: 2.5, declared_currency: EUR,\n"
+                    "   battery: no}\n"
+                    "- {sku: B, weight_g: 1_000, length_cm: 1.000, width_cm: 1, height_cm: 1, name_en: B,\n"
+                    "   name_cn: 乙, hs_code: '123456', declared_value: 2.5, declared_currency: EUR,\n"
+                    "   battery: no}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:1: weight_g: 1.000 is ambiguous (a decimal point, or '.' between thousands?): write "
+        "whole grams without separators, e.g. 1000"]
+    path.write_text(path.read_text(encoding="utf-8").replace("weight_g: 1.000", "weight_g: 1000"),
+                    encoding="utf-8")
+    catalog = load_catalog(path)  # the other readings stand: 1_000 is 1000 g, centimetres are decimals
+    assert catalog.get("A").weight_g == catalog.get("B").weight_g == 1000
+    assert catalog.get("B").length_cm == 1

@@ -94,6 +94,9 @@ def test_put_names_the_wrong_fields_and_stores_nothing(api):
 
     r = a.put("/v1/items/BAD-1", scope="operate", json={**BODY, "weight_g": True})  # not 1 gram
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["weight_g"]
+    r = a.put("/v1/items/BAD-1", scope="operate", json={**BODY, "weight_g": "1.000"})  # 1 g, or 1000 g?
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["weight_g"], r.text
+    assert "ambiguous" in r.json()["errors"][0]["message"]
     for sku in ("MUG%20", "X" * 101):
         r = a.put(f"/v1/items/{sku}", scope="operate", json=BODY)
         assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["sku"], (sku, r.text)

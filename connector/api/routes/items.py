@@ -16,7 +16,15 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ...catalog import COLUMNS, MAX_DIGITS, OPTIONAL_COLUMNS, csv_item_rows, csv_lines, parse_item
+from ...catalog import (
+    COLUMNS,
+    MAX_DIGITS,
+    OPTIONAL_COLUMNS,
+    ambiguous_grams,
+    csv_item_rows,
+    csv_lines,
+    parse_item,
+)
 from ...engine.items import release_known_skus
 from ...ledger.tokens import ApiToken
 from ...model import CatalogItem
@@ -68,9 +76,11 @@ class _ItemFields(BaseModel):
 
     @field_validator("weight_g", mode="before")
     @classmethod
-    def _not_a_flag(cls, value: object) -> object:
+    def _whole_grams(cls, value: object) -> object:
         if isinstance(value, bool):  # JSON true is not 1 gram
             raise ValueError("must be a whole number of grams, not true/false")
+        if isinstance(value, str) and ambiguous_grams(value):  # "1.000" would be taken as 1
+            raise ValueError(ambiguous_grams(value))
         return value
 
     def row(self, sku: str) -> dict[str, str]:
