@@ -828,3 +828,16 @@ def test_a_quota_for_an_operation_nothing_calls_is_refused_at_its_line(tmp_path)
     assert "getRates" in out[0] and "cancelFeed" in out[0] and "getOrder" in out[0]
     checked = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert checked.exit_code == 1 and "amazon.quotas.confirmShipments" in checked.output
+
+
+def test_a_whole_number_written_with_a_point_is_refused_at_its_line_not_read_as_less(tmp_path):
+    """YAML reads ``max_rows: 5.000`` as 5.0, which JSON Schema counts an integer: 5 rows a feed,
+    where a seller whose locale separates thousands with '.' meant 5000 (a rate card's
+    ``max_weight_g: 2.000`` was 2 g the same way). A whole-number field takes a whole number only."""
+    text = MINIMAL.format(region="na", secret="s") + "amazon:\n  feeds:\n    max_rows: 5.000\n"
+    path = write(tmp_path, text)
+    assert problems(path) == [
+        f"{path}:19: amazon.feeds.max_rows: must be a whole number written without a point (is 1.000 "
+        "1, or 1000 with a point between thousands?)"]
+    path.write_text(text.replace("5.000", "5000"), encoding="utf-8")
+    assert load_config(path).amazon.feeds.max_rows == 5000

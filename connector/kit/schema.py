@@ -34,6 +34,8 @@ DURATION_UNITS: dict[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600, "d
 """The last word of a duration setting's name, and that unit in seconds."""
 
 NOT_FINITE = "must be a finite number, not .inf or .nan"
+WRITTEN_WITH_A_POINT = ("must be a whole number written without a point (is 1.000 1, or 1000 with a point "
+                        "between thousands?)")
 
 
 def duration_maximum(name: str | int) -> int | None:
@@ -82,6 +84,8 @@ def describe(error: jsonschema.ValidationError) -> tuple[Path, str]:
         kinds = arg if isinstance(arg, list) else [arg]
         if "number" in kinds and _not_finite(error.instance):
             return path, NOT_FINITE
+        if kinds == ["integer"] and isinstance(error.instance, float) and error.instance.is_integer():
+            return path, WRITTEN_WITH_A_POINT
         return path, "must be " + " or ".join({"object": "a mapping", "array": "a list",
                                                  "string": "a string", "integer": "an integer",
                                                  "number": "a number", "boolean": "true or false",
@@ -247,12 +251,18 @@ def _compiles(pattern: Any) -> bool:
 @functools.cache
 def _validator_class() -> Any:
     """Draft 2020-12, but a non-finite float is no "number" (so the bounds, which skip what is not a
-    number, say nothing more of it), and a duration property has a maximum (``x-duration``)."""
+    number, say nothing more of it), a float is no "integer" (1.000), and a duration property has a
+    maximum (``x-duration``)."""
     import jsonschema  # loaded when a section is validated, not when a plugin is imported
 
     draft = jsonschema.Draft202012Validator
-    checker = draft.TYPE_CHECKER.redefine(
-        "number", lambda _, value: draft.TYPE_CHECKER.is_type(value, "number") and not _not_finite(value))
+    checker = draft.TYPE_CHECKER.redefine_many({
+        "number": lambda _, value: draft.TYPE_CHECKER.is_type(value, "number") and not _not_finite(value),
+        # YAML reads 1.000 as 1.0, which 2020-12 counts an integer: where a point separates thousands
+        # it meant 1000, so a whole number written with a point is not guessed at
+        "integer": lambda _, value: (draft.TYPE_CHECKER.is_type(value, "integer")
+                                     and not isinstance(value, float)),
+    })
     original = draft.VALIDATORS["properties"]
 
     def properties(validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]):
