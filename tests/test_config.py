@@ -841,3 +841,10 @@ def test_a_whole_number_written_with_a_point_is_refused_at_its_line_not_read_as_
         "1, or 1000 with a point between thousands?)"]
     path.write_text(text.replace("5.000", "5000"), encoding="utf-8")
     assert load_config(path).amazon.feeds.max_rows == 5000
+
+
+def test_an_empty_routing_list_for_a_site_is_refused_at_its_line_not_read_as_the_default(tmp_path):
+    """``UK: []`` could mean "ship nothing for UK" or be a slip; taken as the default's carriers it
+    would ship what the operator meant to stop. It is refused (the README says so)."""
+    path = write(tmp_path, MINIMAL.format(region="na", secret="s") + "  sites:\n    US: []\n")
+    assert problems(path) == [f"{path}:18: routing.sites.US: must have at least 1 item(s)"]
