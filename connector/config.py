@@ -233,7 +233,8 @@ class AmazonSettings(Settings):
     SCHEMA: ClassVar[dict[str, Any]] = _section({
         "quotas": {"type": "object", "default": {}, "additionalProperties": Quota.SCHEMA,
                    "description": "per SP-API operation: {rate, burst} over Amazon's published defaults"},
-        "pacing": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
+        # 1, not 1.0: a whole float is judged by jsonschema, not the compiled check (kit.schema)
+        "pacing": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1},
         "poll_overlap_minutes": {"type": "number", "minimum": 0, "default": 10},
         "search_lag_seconds": {"type": "number", "minimum": 0, "default": 120,
                                "description": "how old a change must be before searchOrders shows it"},

@@ -164,7 +164,7 @@ def surely_no_problems(schema: Any, data: Any) -> bool:
     and ``jsonschema``'s import alone costs ~90 ms of it. What this does not pass, ``jsonschema``
     judges and names; the compiled check passes nothing it refuses (``tests/test_schema_fast_path.py``
     compares the two over generated settings)."""
-    if _non_finite_paths(data) or _long_durations(data):
+    if _floats_to_judge(data) or _long_durations(data):
         return False
     if isinstance(schema, dict) and schema.get("$schema", _DRAFT_2020_12) != _DRAFT_2020_12:
         return False
@@ -175,6 +175,18 @@ def surely_no_problems(schema: Any, data: Any) -> bool:
         return validator.is_valid(data)
     except (ValueError, TypeError, OverflowError):  # a value JSON has no word for (a date, an int key)
         return False
+
+
+def _floats_to_judge(data: Any) -> bool:
+    """Whether ``data`` holds a float the module's own type rules judge: a non-finite one (no
+    "number"), or a whole one (1.000 is no "integer" here; the compiled check takes it for one)."""
+    if isinstance(data, float):
+        return not math.isfinite(data) or data.is_integer()
+    if isinstance(data, dict):
+        return any(map(_floats_to_judge, data.values()))
+    if isinstance(data, (list, tuple)):
+        return any(map(_floats_to_judge, data))
+    return False
 
 
 def _long_durations(data: Any) -> bool:

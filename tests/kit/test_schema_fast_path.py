@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MUTATIONS = 400
 
 # values a typo, a wrong unit or a bad paste puts where a setting belongs
-ODD_VALUES = [None, True, False, 0, -1, 1, 2.5, -0.5, 10**12, MAX_DURATION_SECONDS + 1, float("nan"),
+ODD_VALUES = [None, True, False, 0, -1, 1, 2.5, -0.5, 5.0, 10**12, MAX_DURATION_SECONDS + 1, float("nan"),
               "", " ", "x", "12", "2026-12-07", "2026-02-30", "12/07/2026", "a\n", "US", "us", "CN",
               "https://example.invalid/x", "${MISSING}", "0x10", "1e3", "\u00a0", "\u0661\u0662",
               [], ["x"], [1, 1], {}, {"unknown_key": 1}, {"": None}]
