@@ -38,3 +38,23 @@ def test_the_guide_explains_what_the_example_emulator_takes_from_the_framework()
     quoted = " ".join(re.findall(r"`([^`\n]+)`", GUIDE))
     unexplained = sorted(name for name in used if not re.search(rf"\b{name}\b", quoted))
     assert unexplained == []
+
+
+def test_the_guide_lays_out_every_file_of_the_example():
+    (layout,) = re.findall(r"^```\nexamples/carrier-plugin/.*?^```", GUIDE, re.M | re.S)
+    files = [path for folder in ("src", "tests") for path in (EXAMPLE / folder).rglob("*.py")]
+    missing = [p.name for p in files if not re.search(rf"^\s+{re.escape(p.name)}\s", layout, re.M)]
+    assert files and missing == []
+
+
+def test_the_example_readme_names_the_file_that_defines_each_name():
+    readme = (EXAMPLE / "README.md").read_text(encoding="utf-8")
+    package = EXAMPLE / "src" / "mfn_carrier_acmepost"
+    claims = re.findall(r"`(\w+)` in `(\w+\.py)`", readme)
+    assert claims
+    for name, module in claims:
+        tree = ast.parse((package / module).read_text(encoding="utf-8"))
+        defined = {target.id for node in tree.body if isinstance(node, ast.Assign)
+                   for target in node.targets if isinstance(target, ast.Name)}
+        defined |= {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+        assert name in defined, f"{name} is not defined in {module}"
