@@ -2,7 +2,15 @@
 from __future__ import annotations
 
 import errno
+import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +84,30 @@ def test_a_port_out_of_range_is_refused_with_a_message_not_an_overflow(write_con
     result = CliRunner().invoke(cli, ["--config", str(write_config()), *args])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert "99999 is not in the range" in result.output
+
+
+def test_serve_with_json_logs_writes_only_json_lines(write_config, tmp_path: Path) -> None:
+    """deploy/mfn-connector.service runs `--log-format json serve` into the journal, one JSON object
+    a line: the API's address and the stop request were plain lines among them. Every endpoint
+    points at a closed port here, so nothing is ordered or bought."""
+    path = write_config()
+    closed = dict.fromkeys(re.findall(r"\$\{(MFN_SANDBOX_\w+)", path.read_text(encoding="utf-8")),
+                           "http://127.0.0.1:9")
+    err = tmp_path / "serve.err"
+    with err.open("w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "--config", str(path),
+                                 "--log-format", "json", "serve", "--port", "0"],
+                                env={**os.environ, **closed}, stdout=subprocess.DEVNULL, stderr=sink)
+    try:
+        deadline = time.monotonic() + 60
+        while "API on http" not in err.read_text(encoding="utf-8"):
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text(encoding="utf-8")
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    entries = [json.loads(line) for line in err.read_text(encoding="utf-8").splitlines()]
+    messages = [entry["message"] for entry in entries]
+    assert any(m.startswith("API on http://127.0.0.1:") for m in messages), messages
+    assert "received SIGTERM: finishing what is in flight" in messages

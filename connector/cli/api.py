@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import click
 from ..ledger.tokens import SCOPES
 from .app import State, cli, pass_state
 from .stopping import StopRequests
+
+log = logging.getLogger(__name__)
 
 
 @cli.command("serve")
@@ -44,7 +47,7 @@ def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool)
             raise click.ClickException(f"cannot listen on {where}: {exc.strerror or exc} (choose another "
                                        "with --host/--port, or api.host/api.port)") from None
         with api as server:
-            click.echo(f"API on {server.url}/v1 (daemon {'off' if engine is None else 'on'})", err=True)
+            log.info("API on %s/v1 (daemon %s)", server.url, "off" if engine is None else "on")
             if engine is not None:
                 engine.run_forever()  # returns once a stop request's steps in flight are committed
             else:

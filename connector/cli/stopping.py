@@ -1,11 +1,12 @@
 """SIGTERM, SIGINT and SIGHUP for the commands that run until stopped (``run``, ``serve``)."""
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Callable
 from typing import Any
 
-import click
+log = logging.getLogger(__name__)
 
 
 class StopRequests:
@@ -28,9 +29,11 @@ class StopRequests:
         self._stop = stop
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        # Logged, not echoed: under --log-format json every line of the journal is a JSON object.
+        # (A WARNING is shown even before the start-up configures the log, by logging's last resort.)
         name = signal.Signals(signum).name
         if self._stop is None:
-            click.echo(f"received {name} while starting: exiting", err=True)
+            log.warning("received %s while starting: exiting", name)
             raise SystemExit(0)
-        click.echo(f"received {name}: finishing {self.in_flight}", err=True)
+        log.info("received %s: finishing %s", name, self.in_flight)
         self._stop()

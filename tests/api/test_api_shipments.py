@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -426,8 +427,9 @@ class Served:
         def read() -> None:
             for line in self.proc.stderr:
                 self.lines.append(line)
-                if line.startswith("API on http://"):
-                    found.put(line.split()[2].removesuffix("/v1"))
+                address = re.search(r"API on (http://\S+)/v1", line)  # a log line, in text or JSON
+                if address:
+                    found.put(address.group(1))
             found.put("")  # it ended: say so at once rather than at the timeout
 
         threading.Thread(target=read, daemon=True).start()
