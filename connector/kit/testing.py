@@ -450,12 +450,18 @@ class CarrierContract:
     def test_amazon_accepts_the_carrier_code_where_it_ships(self, contract_spec: CarrierSpec) -> None:
         """On every site the carrier ships from, its carrier code is one confirmShipment takes
         (as the SP-API emulator enforces it); a site it does not serve maps to None. Sites without
-        site rules (no orders are shipped there) are skipped."""
+        site rules (no orders are shipped there) are skipped; with none installed for any of them,
+        the test is, naming the plugin that has them."""
         if contract_spec.confirms_shipment:
             pytest.skip(f"{contract_spec.code}'s labels confirm themselves: no carrier code is sent")
-        refused = {site: contract_spec.carrier_code_for(site) for site in amazon_sites()
-                   if contract_spec.carrier_code_for(site) is not None and amazon_carrier_codes(site)
-                   and contract_spec.carrier_code_for(site) not in amazon_carrier_codes(site)}
+        codes = {site: contract_spec.carrier_code_for(site) for site in amazon_sites()}
+        accepted = {site: amazon_carrier_codes(site) for site, code in codes.items() if code is not None}
+        if not any(accepted.values()):
+            pytest.skip("no installed plugin gives Amazon's site rules for the sites "
+                        f"{contract_spec.code} ships to, so its carrier codes cannot be checked: install "
+                        "mfn-marketplace-amazon (plugins/marketplaces/amazon in mfn-connector's source)")
+        refused = {site: codes[site] for site, listed in accepted.items()
+                   if listed and codes[site] not in listed}
         assert not refused, f"Amazon does not accept these carrier codes: {refused}"
 
     def test_capabilities_include_the_required_operations(self, contract_spec: CarrierSpec,
