@@ -88,8 +88,9 @@ def test_a_port_out_of_range_is_refused_with_a_message_not_an_overflow(write_con
 
 def test_serve_with_json_logs_writes_only_json_lines(write_config, tmp_path: Path) -> None:
     """deploy/mfn-connector.service runs `--log-format json serve` into the journal, one JSON object
-    a line: the API's address and the stop request were plain lines among them. Every endpoint
-    points at a closed port here, so nothing is ordered or bought."""
+    a line: the API's address, the stop request and uvicorn's own warnings (a request that is not
+    HTTP, from a port scanner say) were plain lines among them. Every endpoint points at a closed
+    port here, so nothing is ordered or bought."""
     path = write_config()
     closed = dict.fromkeys(re.findall(r"\$\{(MFN_SANDBOX_\w+)", path.read_text(encoding="utf-8")),
                            "http://127.0.0.1:9")
@@ -103,6 +104,10 @@ def test_serve_with_json_logs_writes_only_json_lines(write_config, tmp_path: Pat
         while "API on http" not in err.read_text(encoding="utf-8"):
             assert proc.poll() is None and time.monotonic() < deadline, err.read_text(encoding="utf-8")
             time.sleep(0.1)
+        port = int(re.findall(r"API on http://127\.0\.0\.1:(\d+)", err.read_text(encoding="utf-8"))[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"NOT HTTP\r\n\r\n")
+            client.recv(1024)  # uvicorn answers 400 and closes, having logged a warning
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
@@ -111,3 +116,4 @@ def test_serve_with_json_logs_writes_only_json_lines(write_config, tmp_path: Pat
     messages = [entry["message"] for entry in entries]
     assert any(m.startswith("API on http://127.0.0.1:") for m in messages), messages
     assert "received SIGTERM: finishing what is in flight" in messages
+    assert "Invalid HTTP request received." in messages

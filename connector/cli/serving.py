@@ -25,8 +25,10 @@ class ApiServer:
         self.socket = _bind(host or settings.host, settings.port if port is None else port, any_port)
         host, port = self.socket.getsockname()[:2]
         self.url = f"http://{host}:{port}"
+        # log_config=None: uvicorn's warnings and errors go through the root logger in the format
+        # --log-format chose, not through handlers of its own writing plain text beside it.
         self.server = uvicorn.Server(uvicorn.Config(create_app(rt), log_level="warning", access_log=False,
-                                                    lifespan="off"))
+                                                    lifespan="off", log_config=None))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
                                        name="api", daemon=True)
 
