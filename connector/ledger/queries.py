@@ -1,6 +1,7 @@
 """Order and package listings, counts and selections, in SQL: cost bounded by what is asked for.
 
-Mixed into the SQL ledger stores; uses their ``_conn``, ``_record`` and ``_package``. Pages are
+Mixed into the SQL ledger stores; uses their ``_conn``, ``_record``, ``_package``, ``_read_rows``
+and ``_page`` (a row whose JSON cannot be read is passed over, the page filled past it). Pages are
 keyset pages: orders by ``(created_at, order_id)``, packages by ``id`` -- a row written while a
 client walks the pages neither shifts nor repeats the rows it has yet to see. Listings never
 decrypt buyer data (``with_pii=False``, the default, builds records whose ``ship_to`` is None);
@@ -235,16 +236,12 @@ class OrderQueries:
         if filters is None:
             return []
         where, params = filters
-        if after_id is not None:
-            where.append("id > ?")
-            params.append(int(after_id))
-        sql = "SELECT * FROM packages"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
-        rows = self._conn().execute(sql, params).fetchall()
-        return [self._package(r) for r in rows]
+        sql = f"SELECT * FROM packages WHERE {' AND '.join([*where, 'id > ?'])} ORDER BY id LIMIT ?"
+
+        def fetch(after: int, n: int) -> list[Any]:
+            return self._conn().execute(sql, (*params, after, n)).fetchall()
+
+        return self._page(fetch, self._package, lambda r: r["id"], int(after_id or 0), limit)
 
     def latest_packages(self, order_ids: Sequence[str]) -> dict[str, Package]:
         """The newest package (highest id) of each of these orders that has one."""
@@ -255,9 +252,7 @@ class OrderQueries:
             rows = self._conn().execute(
                 "SELECT * FROM packages WHERE id IN (SELECT MAX(id) FROM packages"
                 f" WHERE order_id IN ({', '.join('?' * len(chunk))}) GROUP BY order_id)", chunk).fetchall()
-            for r in rows:
-                package = self._package(r)
-                found[package.order_id] = package
+            found.update((package.order_id, package) for package in self._read_rows(rows, self._package))
         return found
 
 

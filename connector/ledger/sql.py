@@ -15,6 +15,7 @@ tokens (:mod:`connector.ledger.crypto`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -22,7 +23,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ..events import Event, matches, order_event, package_events
 from ..holds import CLAIM_GIVEN_UP_BY_RELEASE, WAIVED_BY_RELEASE, parse_hold_reason
@@ -82,6 +83,12 @@ _KEY_CHECK_SCHEMA = 14  # the migration that adds it
 _ANY_BUYER_DATA = "SELECT 1 FROM orders WHERE pii IS NOT NULL LIMIT 1"
 _FORGOTTEN = "buyer address forgotten: sealed with a PII key no longer configured"
 _ORDER_ID = re.compile(r"\d{3}-\d{7}-\d{7}")  # an alert about one order names it first
+# A package's columns held as JSON, what each must be, and how a person calls that.
+_PACKAGE_JSON = (("items", list, "a JSON array"), ("plan", dict, "a JSON object"),
+                 ("refund", dict, "a JSON object"))
+
+log = logging.getLogger("connector.ledger")
+Read = TypeVar("Read")
 
 
 def _reason(exc: BaseException) -> str:
@@ -92,6 +99,22 @@ def _reason(exc: BaseException) -> str:
 def _order_json(order: Order) -> str:
     """The order as the ``data`` column holds it (without its address: that is sealed apart)."""
     return json.dumps(order.to_dict(), sort_keys=True, ensure_ascii=False)
+
+
+def _package_json(row: Any) -> list[Any]:
+    """A package row's items, plan and refund out of their JSON; CorruptRecordError naming the
+    package and its order (not what the row holds) when one is not JSON of its kind."""
+    values = []
+    for column, kind, what in _PACKAGE_JSON:
+        try:
+            value = json.loads(row[column] or ("{}" if kind is dict else ""))
+        except ValueError:
+            value = None
+        if not isinstance(value, kind):
+            raise CorruptRecordError(f"package {row['id']} of order {row['order_id']}: its stored {column} "
+                                     f"is not {what}; restore the row from a backup")
+        values.append(value)
+    return values
 
 
 def _read_before(order: Order, stored: str) -> bool:
@@ -403,21 +426,51 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
 
     @staticmethod
     def _package(row: Any) -> Package:
+        items, plan, refund = _package_json(row)
         return Package(
             id=row["id"], order_id=row["order_id"], package_ref=row["package_ref"],
             idempotency_key=row["idempotency_key"], carrier=row["carrier"], service=row["service"],
-            state=PackageState(row["state"]), items=json.loads(row["items"]),
+            state=PackageState(row["state"]), items=items,
             carrier_shipment_id=row["carrier_shipment_id"], tracking_number=row["tracking_number"],
             label_path=row["label_path"], error=row["error"], confirm_attempts=row["confirm_attempts"],
             created_at=_dt(row["created_at"]), updated_at=_dt(row["updated_at"]),
-            shipped_at=_dt(row["shipped_at"]), plan=json.loads(row["plan"] or "{}"),
+            shipped_at=_dt(row["shipped_at"]), plan=plan,
             confirmed_at=_dt(row["confirmed_at"]), first_scan_at=_dt(row["first_scan_at"]),
             last_scan_at=_dt(row["last_scan_at"]), delivered_at=_dt(row["delivered_at"]), scans=row["scans"],
             next_track_at=_dt(row["next_track_at"]), track_failures=row["track_failures"],
             voided_at=_dt(row["voided_at"]), voided_from=row["voided_from"],
-            refund=json.loads(row["refund"] or "{}"), label_erased_at=_dt(row["label_erased_at"]),
+            refund=refund, label_erased_at=_dt(row["label_erased_at"]),
             filed_as=row["filed_as"] or None,
         )
+
+    @staticmethod
+    def _read_rows(rows: Iterable[Any], read: Callable[[Any], Read]) -> list[Read]:
+        """``read`` of each row, but of one whose stored JSON cannot be read (CorruptRecordError: a
+        hand edit, a restore gone wrong), which is passed over with a warning naming its order (and
+        package), never what it holds: one such row must not fail a listing, or a pass over every
+        other. The daemon holds its order ledger_inconsistent when it drives it."""
+        found = []
+        for row in rows:
+            try:
+                found.append(read(row))
+            except CorruptRecordError as exc:
+                log.warning("%s; passed over", exc)
+        return found
+
+    def _page(self, fetch: Callable[[Any, int], list[Any]], read: Callable[[Any], Read],
+              position: Callable[[Any], Any], after: Any, limit: int) -> list[Read]:
+        """Up to ``limit`` rows read as :meth:`_read_rows` reads them, ``fetch(after, n)`` giving the
+        next ``n`` rows past the keyset position ``after``: a page with a row passed over is filled
+        from past it (``position`` of its last row), so a short page still means the last one."""
+        found: list[Read] = []
+        while len(found) < limit:
+            wanted = limit - len(found)
+            rows = fetch(after, wanted)
+            found += self._read_rows(rows, read)
+            if len(rows) < wanted:
+                break
+            after = position(rows[-1])
+        return found
 
     def _set_state(self, conn: Any, order_id: str, old: str, new: OrderState, now: str,
                    note: str, due_at: str | None = None) -> None:
@@ -739,7 +792,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [self._package(r) for r in self._conn().execute(sql, params).fetchall()]
+        return self._read_rows(self._conn().execute(sql, params).fetchall(), self._package)
 
     def tracking_events(self, package_id: int) -> list[TrackingRecord]:
         rows = self._conn().execute("SELECT * FROM tracking_events WHERE package_id = ? ORDER BY at, id",

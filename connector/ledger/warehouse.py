@@ -17,7 +17,9 @@ so no outbox event), in the same transaction.
   handover that is claimed and not closed is finished by the next run, never claimed again
   (connector/engine/handover.py).
 
-Mixed into the SQL ledger stores; uses their ``_conn``/``_write``/``_now``/``_package``/``_transition``.
+Mixed into the SQL ledger stores; uses their ``_conn``/``_write``/``_now``/``_package``/``_transition``,
+and ``_read_rows``/``_page``: a package whose JSON cannot be read is left out of the labels to print,
+to list and to hand over, named in a warning.
 """
 from __future__ import annotations
 
@@ -201,7 +203,7 @@ class WarehouseStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [self._package(r) for r in self._conn().execute(sql, params).fetchall()]
+        return self._read_rows(self._conn().execute(sql, params).fetchall(), self._package)
 
     def label_page(self, *, order_id: str | None = None, carrier: str | None = None, flag: str | None = None,
                    after_id: int | None = None, limit: int = 50) -> list[tuple[Package, LabelMarks]]:
@@ -220,12 +222,15 @@ class WarehouseStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if after_id is not None:
-            where.append("id > ?")
-            params.append(int(after_id))
-        rows = self._conn().execute(f"SELECT * FROM packages WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
-                                    (*params, int(limit))).fetchall()
-        return [(self._package(r), _marks(r)) for r in rows]
+        sql = f"SELECT * FROM packages WHERE {' AND '.join([*where, 'id > ?'])} ORDER BY id LIMIT ?"
+
+        def fetch(after: int, n: int) -> list[Any]:
+            return self._conn().execute(sql, (*params, after, n)).fetchall()
+
+        return self._page(fetch, self._package_and_marks, lambda r: r["id"], int(after_id or 0), int(limit))
+
+    def _package_and_marks(self, row: Any) -> tuple[Package, LabelMarks]:
+        return self._package(row), _marks(row)
 
     def printing_in_use(self) -> bool:
         """Whether any label was ever printed here (the ship-by guard then waits on paper too)."""
@@ -284,9 +289,9 @@ class WarehouseStore:
             sql += " AND p.order_id = ?"
             params.append(order_id)
         backlog: dict[str, list[tuple[Package, LabelMarks]]] = {}
-        for row in self._conn().execute(sql + " ORDER BY p.id", params).fetchall():
-            package = self._package(row)
-            backlog.setdefault(package.order_id, []).append((package, _marks(row)))
+        rows = self._conn().execute(sql + " ORDER BY p.id", params).fetchall()
+        for package, marks in self._read_rows(rows, self._package_and_marks):
+            backlog.setdefault(package.order_id, []).append((package, marks))
         return backlog
 
     # -- printing -------------------------------------------------------------------------------
@@ -343,7 +348,7 @@ class WarehouseStore:
             sql += " AND printed_at < ?"
             params.append(_ts(printed_before))
         rows = self._conn().execute(sql + " ORDER BY carrier, id", params).fetchall()
-        return [self._package(r) for r in rows]
+        return self._read_rows(rows, self._package)
 
     def open_handovers(self, *, carrier: str | None = None) -> list[Handover]:
         """Handovers claimed and not closed (a run was interrupted), oldest first."""

@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from connector.ledger import OrderState, PackageState
 from connector.ledger.crypto import PiiCipher, PiiDecryptError
 from connector.ledger.sqlite import SqliteLedger
+from connector.ledger.timestamps import to_text
 from connector.model import Address, FulfillmentStatus, Money, Order, OrderItem
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
@@ -372,3 +373,36 @@ def test_the_rate_counts_the_packages_amazon_would(ledger):
     # Amazon filed 6 under "Other": scanned, but not valid tracking
     assert [(p.filed_as, p.scans, p.valid) for p in packages][2] == ("Other", 2, False)
     assert NO_CATEGORY not in packages[0].categories
+
+
+def test_a_package_whose_json_is_unreadable_is_passed_over_by_the_package_reads(ledger, caplog):
+    """A package whose items, plan or refund is not JSON (a hand edit or a restore gone wrong) is
+    left out of the tracking pass, the package pages, the labels to print and the handover backlog,
+    with a warning naming it and its order, never what it holds; the others are read, and a page
+    is filled past it (a short page still means the last). That one row failed each whole read:
+    the tracking of every parcel, GET /v1/packages, every print and handover."""
+    since = T0 + timedelta(days=1)
+    packages = [ship(ledger, n, since + timedelta(hours=n)) for n in range(1, 5)]
+    with ledger._write() as conn:
+        conn.execute("UPDATE packages SET label_path = '/labels/x.pdf'")
+        for package, column, text in ((packages[0], "items", '[{"order_item_id": "item-1", "quant'),
+                                      (packages[1], "plan", "{'min_scans': 1}"),  # Python's repr
+                                      (packages[2], "refund", '"7.50 EUR"')):  # JSON, no object
+            conn.execute(f"UPDATE packages SET {column} = ? WHERE id = ?", (text, package.id))
+    good = packages[3]
+
+    assert [p.id for p in ledger.packages_to_track(due_before=T0 + timedelta(days=9), shipped_after=T0)] \
+        == [good.id]
+    assert [p.id for p in ledger.package_page(limit=1)] == [good.id]
+    assert [p.id for p in ledger.package_page(limit=50)] == [good.id]
+    assert [p.id for p in ledger.unprinted_packages()] == [good.id]
+    with ledger._write() as conn:
+        conn.execute("UPDATE packages SET printed_at = ?", (to_text(since),))
+    assert [p.id for p in ledger.handover_candidates()] == [good.id]
+    assert [p.id for p, _ in ledger.label_page(limit=1)] == [good.id]
+    assert list(ledger.handover_backlog()) == [good.order_id]
+    assert list(ledger.latest_packages([p.order_id for p in packages])) == [good.order_id]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for package in packages[:3]:
+        assert any(f"package {package.id} of order {package.order_id}" in w for w in warned)
+    assert not any("quant" in w or "min_scans" in w or "EUR" in w for w in warned)
