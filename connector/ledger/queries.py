@@ -199,7 +199,8 @@ class OrderQueries:
         Each row comes as (record, its created_at text: the next page's ``after``). Buyer addresses
         are not decrypted unless ``with_pii``. ``ship_by_before``: ship-by strictly before it
         (orders without one are left out); ``updated_since``: updated at or after it;
-        ``attempted``: with (True) or without (False) a failed attempt since its last step."""
+        ``attempted``: with (True) or without (False) a failed attempt since its last step. An order
+        whose stored data cannot be read is passed over (named in a warning), the page filled past it."""
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
         filters = _filters(OrderState, states, {"site": site, "account": account, "hold_reason": hold_reason},
@@ -207,16 +208,18 @@ class OrderQueries:
         if filters is None:
             return []
         where, params = filters
-        _page_filters(where, params, ship_by_before, after)
         if attempted is not None:
             where.append("attempts > 0" if attempted else "attempts = 0")
-        sql = self._order_select(with_pii)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, order_id LIMIT ?"
-        params.append(limit)
-        rows = self._conn().execute(sql, params).fetchall()
-        return [(self._record(r), r["created_at"]) for r in rows]
+
+        def fetch(position: tuple[str, str] | None, n: int) -> list[Any]:
+            clauses, values = list(where), list(params)
+            _page_filters(clauses, values, ship_by_before, position)
+            sql = self._order_select(with_pii) + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            sql += " ORDER BY created_at, order_id LIMIT ?"
+            return self._conn().execute(sql, (*values, n)).fetchall()
+
+        return self._page(fetch, lambda r: (self._record(r), r["created_at"]),
+                          lambda r: (r["created_at"], r["order_id"]), after, limit)
 
     def order_detail(self, order_id: str, *, with_pii: bool = False) -> tuple[OrderRecord, bool] | None:
         """One order and whether a buyer address is on file, decrypting it only ``with_pii``."""
@@ -439,7 +442,7 @@ class OrderQueries:
         rows = self._conn().execute(
             self._order_select(False) + f" WHERE state IN ({_marks(wanted)}) AND ship_by IS NOT NULL"
             " ORDER BY ship_by, created_at, order_id LIMIT ?", (*wanted, limit)).fetchall()
-        return [self._record(r) for r in rows]
+        return self._read_rows(rows, self._record)
 
     def pii_expired(self, *, gone: Iterable[OrderState], shipped: Iterable[OrderState],
                     confirmed: Iterable[PackageState], ended_before: datetime,

@@ -569,7 +569,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                 raise ValueError(f"limit must not be negative, got {limit}")
             sql += " LIMIT ?"
             params.append(limit)
-        return [self._record(row) for row in self._conn().execute(sql, params).fetchall()]
+        return self._read_rows(self._conn().execute(sql, params).fetchall(), self._record)
 
     def set_order_state(self, order_id: str, expect: Iterable[OrderState], new: OrderState, *,
                         note: str = "") -> None:

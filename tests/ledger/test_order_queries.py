@@ -406,3 +406,25 @@ def test_a_package_whose_json_is_unreadable_is_passed_over_by_the_package_reads(
     for package in packages[:3]:
         assert any(f"package {package.id} of order {package.order_id}" in w for w in warned)
     assert not any("quant" in w or "min_scans" in w or "EUR" in w for w in warned)
+
+
+def test_an_order_whose_data_is_unreadable_is_passed_over_by_the_order_listings(filled, caplog):
+    """An order whose stored data cannot be read (a hand edit or a restore gone wrong: the daemon
+    holds it ledger_inconsistent) is left out of the order pages (GET /v1/orders, the status page),
+    orders() and the soonest ship-by, with a warning naming it, never what it holds; the others are
+    listed, and a page is filled past it (a short page still means the last). Its CorruptRecordError
+    failed the whole page."""
+    broken = [order(0).order_id, order(5).order_id]
+    with filled._write() as conn:
+        conn.execute("UPDATE orders SET data = ? WHERE order_id = ?",
+                     ('{"order_id": "' + broken[0] + '", "status": "UNSH', broken[0]))
+        conn.execute("UPDATE orders SET data = '{}' WHERE order_id = ?", (broken[1],))  # no order_id
+    others = [o for o in created(filled) if o not in broken]
+
+    for size in (1, 2, 50):
+        assert walk(filled, size) == others
+    assert sorted(r.order_id for r in filled.orders()) == sorted(others)
+    assert broken[0] not in [r.order_id for r in filled.soonest_ship_by([OrderState.NEW], limit=3)]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert all(any(f"order {o}" in w for w in warned) for o in broken)
+    assert not any("UNSH" in w for w in warned)
