@@ -262,7 +262,8 @@ class FeedStore:
     ) -> list[tuple[Order, Package]]:
         """The account's LABELED packages of LABELED orders (due by ``due_before`` when given),
         earliest ship-by first, with their orders (without the buyer's address: a feed does not
-        need it)."""
+        need it). One whose order or package cannot be read is passed over, named in a warning (the
+        order is held ledger_inconsistent when driven); the others go in."""
         due = " AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?)" if due_before else ""
         rows = (
             self._conn()
@@ -275,7 +276,10 @@ class FeedStore:
             )
             .fetchall()
         )
-        return [(Order.from_dict(json.loads(r["order_data"])), self._package(r)) for r in rows]
+        return self._read_rows(rows, self._order_and_package)
+
+    def _order_and_package(self, row: Any) -> tuple[Order, Package]:
+        return self._order(row["order_id"], row["order_data"]), self._package(row)
 
     def feed_uploaded(self, feed_row_id: int, feed_document_id: str) -> None:
         """The document is uploaded (again): UPLOADED, one more attempt, no feed id yet."""

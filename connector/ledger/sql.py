@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from ..events import Event, matches, order_event, package_events
 from ..holds import CLAIM_GIVEN_UP_BY_RELEASE, WAIVED_BY_RELEASE, parse_hold_reason
-from ..model import Order, iso, parse_iso, utcnow
+from ..model import Address, Order, iso, parse_iso, utcnow
 from .base import (
     NOTHING_TO_SHIP_STATES,
     SHIPPED_ORDER_STATES,
@@ -402,17 +402,21 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             raise KeyError(f"unknown order {order_id}")
         return row
 
+    @staticmethod
+    def _order(order_id: str, data: str, ship_to: Address | None = None) -> Order:
+        """The order its stored ``data`` holds; CorruptRecordError naming it when that cannot be read."""
+        try:
+            return Order.from_dict(json.loads(data), ship_to=ship_to)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptRecordError(f"order {order_id}: its stored data cannot be read "
+                                     f"({type(exc).__name__}: {exc}); restore the row from a backup "
+                                     "(or submit the order again) and release it") from None
+
     def _record(self, row: Any) -> OrderRecord:
         ship_to = open_address(self._cipher, row["order_id"], row["pii"]) if row["pii"] is not None \
             else None
-        try:
-            order = Order.from_dict(json.loads(row["data"]), ship_to=ship_to)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorruptRecordError(f"order {row['order_id']}: its stored data cannot be read "
-                                     f"({type(exc).__name__}: {exc}); restore the row from a backup "
-                                     "(or submit the order again) and release it") from None
         return OrderRecord(
-            order=order,
+            order=self._order(row["order_id"], row["data"], ship_to),
             state=OrderState(row["state"]),
             hold_reason=row["hold_reason"],
             hold_message=row["hold_message"],

@@ -443,3 +443,28 @@ def test_a_carrier_code_dropped_from_the_sites_list_since_the_claim_is_not_fed(w
         assert package.order_id not in w.state("spapi")["confirmations"]
     finally:
         rt.close()
+
+
+def test_an_order_whose_data_is_not_json_is_left_out_of_the_feed_and_held_when_driven(world):
+    """A LABELED order whose stored data cannot be read (a hand edit or a restore gone wrong) is
+    left out of its account's feed, the others go in; driven, it is held ledger_inconsistent. Read
+    in the feed's batch, that one row failed the whole read: no order was confirmed by feed."""
+    w, rt = labeled_world(world, orders=12)
+    try:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for record in rt.ledger.orders([OrderState.LABELED]):
+            groups.setdefault((record.order.account, record.order.marketplace_id), []).append(record.order_id)
+        (account, _), (broken, *others) = max(groups.items(), key=lambda group: len(group[1]))
+        assert others
+        with rt.ledger._write() as conn:
+            conn.execute("UPDATE orders SET data = ? WHERE order_id = ?",
+                         ('{"order_id": "' + broken + '", "status": "UNSH', broken))
+        feeds_mod.run_feeds(rt)
+        members = {m.package_id for m in rt.ledger.feed_members(rt.ledger.feeds(account)[0].id)}
+        assert members == {rt.ledger.packages(o)[-1].id for o in others}
+        assert drive(rt, broken, lambda: False) is Outcome.REST
+        held = rt.ledger.order_lines(states=[OrderState.HELD], limit=50)
+        assert [(line.order_id, line.hold_reason) for line in held if line.order_id == broken] == [
+            (broken, "ledger_inconsistent")]
+    finally:
+        rt.close()
