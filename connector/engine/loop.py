@@ -361,6 +361,8 @@ def _drive(rt: Runtime, order_id: str, should_stop: Callable[[], bool], max_step
             outcome = step(rt, record)
         except StaleStateError:
             return Outcome.REST  # another worker moved it; it is theirs now
+        except CorruptRecordError as exc:  # one of its packages' rows, say: this one waits, as above
+            return hold(rt, order_id, HoldReason.LEDGER_INCONSISTENT, str(exc))
         except QuotaWaitInterrupted:
             return Outcome.REST  # stopping while it waited for quota: nothing was sent
         except Exception as exc:  # noqa: BLE001 - one order's bug must never stop the others

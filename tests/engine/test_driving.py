@@ -281,3 +281,28 @@ def test_periodic_jobs_keep_their_pace_when_the_wall_clock_steps_back(world, mon
     finally:
         rt.close()
         clock.reset()
+
+
+def test_an_order_whose_package_row_cannot_be_read_is_held_ledger_inconsistent(world):
+    """A package whose items are not JSON (a hand edit, a restore gone wrong): driving its order
+    holds it ledger_inconsistent with the package named, as an order whose own row cannot be read
+    is held. It was deferred as an internal error, its traceback logged at every retry."""
+    from connector.engine import loop
+    from connector.ledger import OrderState
+
+    from ..e2e.helpers import ingest_all
+
+    rt = world({"sandbox": {"orders": 4}}).runtime()
+    try:
+        ingest_all(rt)
+        oid = next(r.order_id for r in rt.ledger.orders([OrderState.NEW]) if r.order.ship_by is not None)
+        package = rt.ledger.plan_package(oid, "1", f"{oid}-1", "yunexpress", "S",
+                                         [{"order_item_id": "item-1", "quantity": 1}])
+        with rt.ledger._write() as conn:
+            conn.execute("UPDATE packages SET items = '[{\"order_item_id\": ' WHERE id = ?", (package.id,))
+        assert loop.drive(rt, oid, lambda: False) is loop.Outcome.REST
+        held = rt.ledger.order_lines(states=[OrderState.HELD], limit=50)
+        assert [line.hold_reason for line in held if line.order_id == oid] == ["ledger_inconsistent"]
+        assert f"package {package.id} of order {oid}" in rt.ledger.order_detail(oid)[0].hold_message
+    finally:
+        rt.close()
