@@ -539,3 +539,19 @@ def test_closing_a_handover_never_marks_a_label_that_died_meanwhile(shipped):
     marks = rt.ledger.label_marks([p.id for p in yanwen])
     assert closed.packages == len(yanwen) - 1 and marks[yanwen[0].id].handed_over_at is None
     assert all(marks[p.id].handed_over_at is not None for p in yanwen[1:])
+
+
+def test_a_label_whose_package_row_cannot_be_read_is_left_out_named_and_the_others_print(shipped):
+    """A package whose plan is not JSON (a hand edit, a restore gone wrong): asked for by order id,
+    its order's labels are left out with the package named, and the other orders' print. The read
+    of that order's packages raised, and no label asked for was printed."""
+    _w, rt = shipped
+    bad, good = rt.ledger.unprinted_packages()[:2]
+    with rt.ledger._write() as conn:
+        conn.execute("UPDATE packages SET plan = '{\"carrier\": ' WHERE id = ?", (bad.id,))
+
+    result = print_labels(rt, order_ids=[bad.order_id, good.order_id])
+
+    assert [p.id for p in result.labels] == [good.id]
+    assert [what for what, why in result.skipped if f"package {bad.id} of order {bad.order_id}" in why] == [
+        bad.order_id]
