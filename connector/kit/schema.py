@@ -14,6 +14,7 @@ Two rules hold for every schema checked here, the core's sections and a plugin's
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 import functools
 import math
@@ -171,9 +172,18 @@ def surely_no_problems(schema: Any, data: Any) -> bool:
     import jsonschema_rs
 
     try:
-        validator = jsonschema_rs.validator_for(schema, validate_formats=True, offline=True)
+        validator = jsonschema_rs.validator_for(schema, validate_formats=True, offline=True,
+                                                formats={"date": _is_date, "regex": _compiles})
         return validator.is_valid(data)
     except (ValueError, TypeError, OverflowError):  # a value JSON has no word for (a date, an int key)
+        return False
+
+
+def _is_date(value: str) -> bool:
+    """A "date" as ``jsonschema`` judges it (the compiled check takes year 0, which no date holds)."""
+    try:
+        return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII) and datetime.date.fromisoformat(value))
+    except ValueError:
         return False
 
 

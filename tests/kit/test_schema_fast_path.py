@@ -110,3 +110,15 @@ def test_problems_names_what_the_compiled_check_does_not_pass():
     assert [path for path, _ in problems(schema, {"retry_seconds": MAX_DURATION_SECONDS + 1})] == [
         ("retry_seconds",)]
     assert [path for path, _ in problems(schema, {"rate": float("inf")})] == [("rate",)]
+
+
+@pytest.mark.parametrize("schema,data", [({"type": "string", "format": "date"}, "0000-02-29"),
+                                         ({"type": "string", "format": "regex"}, "(?<name>x)")],
+                         ids=["year-0-date", "ecmascript-regex"])
+def test_the_compiled_check_judges_formats_as_jsonschema_does(schema, data):
+    """Its "date" takes year 0 (``date.fromisoformat`` then fails where the value is used:
+    ``client_secret_rotated_at: '0000-02-29'`` passed the check and stopped the start with a
+    ValueError), its "regex" the ECMAScript dialect: both passed what ``jsonschema`` refuses."""
+    assert kit_schema._described_problems(schema, data) != []
+    assert not surely_no_problems(schema, data)
+    assert surely_no_problems(schema, {"regex": "^x$", "date": "2026-12-07"}[schema["format"]])
