@@ -160,54 +160,104 @@ def _described_problems(schema: dict[str, Any], data: Any) -> list[tuple[Path, s
 
 
 def surely_no_problems(schema: Any, data: Any) -> bool:
-    """Whether the compiled check (``jsonschema_rs``, formats included) passes ``data`` and the
-    module's own two rules cannot refuse it: every command validates its configuration at its start,
-    and ``jsonschema``'s import alone costs ~90 ms of it. What this does not pass, ``jsonschema``
-    judges and names; the compiled check passes nothing it refuses (``tests/test_schema_fast_path.py``
-    compares the two over generated settings)."""
-    if _floats_to_judge(data) or _long_durations(data):
-        return False
-    if isinstance(schema, dict) and schema.get("$schema", _DRAFT_2020_12) != _DRAFT_2020_12:
+    """Whether the compiled check (``jsonschema_rs``) passes ``data`` where it judges as
+    ``jsonschema`` does: every command validates its configuration at its start, and
+    ``jsonschema``'s import alone costs ~90 ms of it. What this does not pass, ``jsonschema`` judges
+    and names. The compiled check judges patterns, dates and regexes with Python's own functions;
+    data it could judge otherwise (a float the module's own rules judge, an over-long duration, a
+    tuple) and schemas with a keyword it could judge otherwise go to ``jsonschema`` whole
+    (``tests/kit/test_schema_fast_path.py`` compares the two over mutated settings)."""
+    if _python_must_judge(data) or _has_python_only_keywords(schema):
         return False
     import jsonschema_rs
 
     try:
         validator = jsonschema_rs.validator_for(schema, validate_formats=True, offline=True,
-                                                formats={"date": _is_date, "regex": _compiles})
+                                                formats={"date": _is_date, "regex": _compiles},
+                                                keywords={"pattern": _PythonPattern})
         return validator.is_valid(data)
-    except (ValueError, TypeError, OverflowError):  # a value JSON has no word for (a date, an int key)
+    except Exception:  # noqa: BLE001 - a value JSON has no word for (a date, an int key), a bad schema
         return False
+
+
+class _PythonPattern:
+    r"""``pattern`` as validation reads it: Python's ``re`` (``$`` before a final newline, ``\s`` of
+    str.isspace, ...), not the compiled check's dialect."""
+
+    def __init__(self, _parent: Any, value: str, _path: Any) -> None:
+        self.regex = re.compile(value)
+
+    def validate(self, instance: Any) -> None:
+        if isinstance(instance, str) and not self.regex.search(instance):
+            raise ValueError("does not match")
 
 
 def _is_date(value: str) -> bool:
     """A "date" as ``jsonschema`` judges it (the compiled check takes year 0, which no date holds)."""
     try:
-        return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII) and datetime.date.fromisoformat(value))
+        return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII)
+                    and datetime.date.fromisoformat(value))
     except ValueError:
         return False
 
 
-def _floats_to_judge(data: Any) -> bool:
-    """Whether ``data`` holds a float the module's own type rules judge: a non-finite one (no
-    "number"), or a whole one (1.000 is no "integer" here; the compiled check takes it for one)."""
+def _python_must_judge(data: Any) -> bool:
+    """Whether ``data`` holds what only ``jsonschema`` judges as this module does: a non-finite
+    float (no "number"), a whole float (1.000 is no "integer" here; the compiled check takes it
+    for one), a tuple (no "array" to jsonschema, a list to the compiled check), a duration past
+    its maximum (the ``x-duration`` rule of :func:`_validator_class`)."""
     if isinstance(data, float):
         return not math.isfinite(data) or data.is_integer()
+    if isinstance(data, tuple):
+        return True
     if isinstance(data, dict):
-        return any(map(_floats_to_judge, data.values()))
-    if isinstance(data, (list, tuple)):
-        return any(map(_floats_to_judge, data))
+        return any(_python_must_judge(value) or _too_long(key, value) for key, value in data.items())
+    if isinstance(data, list):
+        return any(map(_python_must_judge, data))
     return False
 
 
-def _long_durations(data: Any) -> bool:
-    """Whether a duration anywhere in ``data`` passes its maximum (the ``x-duration`` rule of
-    :func:`_validator_class`, which only the schema's own properties get)."""
-    if isinstance(data, dict):
-        return any(_long_durations(value) or (
-            (limit := duration_maximum(key)) is not None and isinstance(value, (int, float))
-            and not isinstance(value, bool) and value > limit) for key, value in data.items())
-    if isinstance(data, (list, tuple)):
-        return any(map(_long_durations, data))
+def _too_long(name: Any, value: Any) -> bool:
+    limit = duration_maximum(name)
+    return (limit is not None and isinstance(value, (int, float)) and not isinstance(value, bool)
+            and value > limit)
+
+
+# Keywords the compiled check may judge otherwise: a float's multipleOf, patterns matched against
+# property names by its own regex dialect, any format but the two given Python's checks.
+_PYTHON_ONLY = frozenset({"multipleOf", "patternProperties"})
+_OWN_FORMATS = frozenset({"date", "regex"})
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "dependentSchemas"})  # name -> schema
+_VALUES = frozenset({"enum", "const", "default", "examples", "required"})  # data, not schemas
+_verdicts: dict[int, tuple[Any, bool]] = {}  # id(schema) -> (schema, verdict): schemas live long
+
+
+def _has_python_only_keywords(schema: Any) -> bool:
+    known = _verdicts.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    verdict = _python_only(schema)
+    _verdicts[id(schema)] = (schema, verdict)
+    return verdict
+
+
+def _python_only(schema: Any) -> bool:
+    if isinstance(schema, list):
+        return any(map(_python_only, schema))
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("$schema", _DRAFT_2020_12) != _DRAFT_2020_12:  # (jsonschema reads every one as 2020-12)
+        return True
+    for key, value in schema.items():
+        if key in _PYTHON_ONLY or (key == "format" and value not in _OWN_FORMATS):
+            return True
+        if key in _VALUES:
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            if any(map(_python_only, value.values())):
+                return True
+        elif _python_only(value):
+            return True
     return False
 
 

@@ -22,7 +22,7 @@ def load_site_rules(path: str | Path | None = None) -> list[Any]:
     """The :class:`connector.rules.SiteRules` of every site in ``path`` (default: the packaged file)."""
     import yaml
 
-    from connector.kit.schema import surely_no_problems
+    from connector.kit.schema import format_path, problems
     from connector.rules import SITES_FILE_SCHEMA, RulesError, SiteRules
 
     if path is None:
@@ -34,21 +34,11 @@ def load_site_rules(path: str | Path | None = None) -> list[Any]:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise RulesError(f"{name}: YAML syntax error: {exc}") from None
-    if not surely_no_problems(SITES_FILE_SCHEMA, data):  # jsonschema (~90 ms to import) names the problems
-        _refuse_invalid(name, data)
+    found = problems(SITES_FILE_SCHEMA, data)  # (jsonschema is imported only when there are some)
+    if found:
+        raise RulesError(f"{name}: " + "; ".join(f"{format_path(where) or '(top)'}: {message}"
+                                                  for where, message in found))
     return [SiteRules.from_mapping(site, fields) for site, fields in data["sites"].items()]
-
-
-def _refuse_invalid(name: str, data: Any) -> None:
-    import jsonschema
-
-    from connector.rules import SITES_FILE_SCHEMA, RulesError
-
-    errors = sorted(jsonschema.Draft202012Validator(SITES_FILE_SCHEMA).iter_errors(data),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        raise RulesError(f"{name}: " + "; ".join(
-            f"{'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}" for e in errors))
 
 
 @hookimpl
