@@ -438,6 +438,30 @@ def test_ledger_migrate_brings_the_schema_to_this_release(write_config):
 
 
 @pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
+def test_ledger_migrate_seals_no_key_into_a_new_ledger(write_config):
+    """The owner's role may run it with a key file of its own: the workers' key, at their first start,
+    is the ledger's (migrating reads no buyer data)."""
+    from cryptography.fernet import Fernet
+
+    from connector.configured import open_configured_ledger
+
+    path = write_config()
+    config = load_config(path)
+    key_file = config.pii_key_file
+
+    def new_key() -> None:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_bytes(Fernet.generate_key())
+        key_file.chmod(0o600)
+
+    new_key()  # the owner's
+    migrated = CliRunner().invoke(cli, ["--config", str(path), "ledger", "migrate"])
+    assert migrated.exit_code == 0, migrated.output
+    new_key()  # the workers'
+    open_configured_ledger(config).close()
+
+
+@pytest.mark.parametrize("ledger_backend", ["sqlite", "postgresql"], indirect=True)  # both stores
 def test_a_configured_ledger_is_migrated_once_at_its_start(write_config, monkeypatch):
     from connector.configured import open_configured_ledger
     from connector.ledger.migrations import latest_version
