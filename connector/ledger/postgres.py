@@ -39,6 +39,7 @@ from .. import clock as daemon_clock
 from ..model import utcnow
 from .base import LedgerUnreachable, LedgerUrlError
 from .crypto import PiiCipher
+from .migrations import SchemaError
 from .sql import ConnectionHandle, SqlLedger
 
 # The ledger's one write lock: a fixed 64-bit advisory lock key (advisory locks are per database).
@@ -57,6 +58,7 @@ IDLE_IN_TRANSACTION_S = 5
 
 
 # admin_shutdown, crash_shutdown, cannot_connect_now, idle_in_transaction_session_timeout
+_ROW_RIGHTS = ("SELECT", "INSERT", "UPDATE", "DELETE")  # what a worker's role needs on each table
 _SERVER_ENDED_SESSION = frozenset({"57P01", "57P02", "57P03", "25P03"})
 
 
@@ -340,6 +342,22 @@ class PostgresLedger(SqlLedger):
     @staticmethod
     def _denied(exc: BaseException) -> bool:
         return isinstance(exc, psycopg.errors.InsufficientPrivilege)
+
+    def _check_rights(self) -> None:
+        # (has_table_privilege with several privileges is true when any is held: one call each)
+        lacking = [r[0] for r in self._conn().execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT ("
+            + " AND ".join(f"has_table_privilege(c.oid, '{right}')" for right in _ROW_RIGHTS)
+            + ") ORDER BY c.relname").fetchall()]
+        if lacking:
+            schema, role = self._conn().execute("SELECT current_schema(), current_user").fetchone()
+            raise SchemaError(
+                f"{self.location}: this role ({role}) may not read and write the ledger's table(s) "
+                f"{', '.join(lacking)} (added by an upgrade after its rights were granted?): as the "
+                f"schema's owner, GRANT {', '.join(_ROW_RIGHTS)} ON ALL TABLES IN SCHEMA {schema} TO "
+                f"{role}, and ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT {', '.join(_ROW_RIGHTS)} "
+                f"ON TABLES TO {role} so the next upgrade's tables come with them")
 
     _SKU = 'sku COLLATE "C"'  # by code point (UTF-8 bytes), not the database's locale
 

@@ -294,6 +294,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             raise SchemaError(f"{self.location}: this role may not read the schema version "
                               f"({_reason(exc)}): grant it SELECT on schema_version") from None
         if next_pending(current, migrations) is None:
+            self._check_rights()
             return current
         try:
             return self._apply(migrations)
@@ -352,6 +353,11 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     def _denied(exc: BaseException) -> bool:
         """Whether ``exc`` (one of ``db_errors``) says the role lacks a right the statement needs."""
         return False
+
+    def _check_rights(self) -> None:
+        """SchemaError when this role may not read and write every table of the ledger (a table an
+        upgrade added after the worker's role was granted its rights): said at the start, not in
+        the middle of a step."""
 
     # -- helpers ----------------------------------------------------------------------------------
     @classmethod

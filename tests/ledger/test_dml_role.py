@@ -99,3 +99,33 @@ def test_a_role_that_cannot_read_the_schema_version_is_told_which_grant_it_lacks
     grant(schema_version=False)
     with pytest.raises(SchemaError, match="grant it SELECT on schema_version"):
         open_ledger(url, key_file=None)
+
+
+@pytest.mark.parametrize("default_privileges", [False, True],
+                         ids=["granted-before-upgrade", "default-privileges"])
+def test_a_worker_whose_role_lacks_rights_on_a_table_an_upgrade_added_is_told_the_grant(
+        postgres_server, ledger_schema, worker_role, key, default_privileges):
+    """Granted ON ALL TABLES before an upgrade that adds a table, the worker started and failed on that
+    table mid-step; it now stops at its start, naming the table and both grants. With ALTER DEFAULT
+    PRIVILEGES given before the upgrade, the new table comes with its rights and the worker starts."""
+    owner = PostgresLedger(ledger_schema, PiiCipher([Fernet.generate_key()]))
+    owner.migrate(MIGRATIONS[:13])  # the release before the one adding the key check's table (14)
+    owner.close()
+    grant, url = worker_role
+    grant()
+    role = urllib.parse.urlsplit(url).username
+    if default_privileges:
+        schema = urllib.parse.unquote(ledger_schema).rsplit("search_path=", 1)[1]
+        with psycopg.connect(postgres_server.database_url(), autocommit=True) as admin:
+            admin.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE"
+                          f" ON TABLES TO {role}")
+    open_ledger(ledger_schema, key_file=None).close()  # the upgrade: the owner runs `ledger migrate`
+    if default_privileges:
+        open_ledger(url, key_file=None).close()
+        return
+    with pytest.raises(SchemaError) as refused:
+        open_ledger(url, key_file=None)
+    message = str(refused.value)
+    assert "pii_key_check" in message and f"TO {role}" in message, message
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES" in message, message
+    assert "ALTER DEFAULT PRIVILEGES" in message, message
