@@ -37,3 +37,5 @@ def test_the_install_provisions_the_pii_key_file_the_example_configuration_names
     example = yaml.safe_load((ROOT / "config" / "production.example.yaml").read_text(encoding="utf-8"))
     key_file = example["ledger"]["pii_key_file"]
     assert re.search(rf"sudo install -m 0600 -o mfn -g mfn \S+ {re.escape(key_file)}$", install_steps(), re.M)
+    # made once: run again (an upgrade), a new key would leave every stored address unreadable
+    assert re.search(rf"^\[ -e {re.escape(key_file)} \] \|\| \\$", install_steps(), re.M)
