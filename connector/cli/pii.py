@@ -3,9 +3,13 @@ the newest PII key; make the configured key the ledger's when its own is lost an
 data, or after erasing the addresses sealed with a key lost for good."""
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 
-from .app import State, cli, pass_state
+from ..ledger.crypto import DEFAULT_KEY_ENV
+from .app import State, cli, opening, pass_state
 
 
 @cli.group("pii")
@@ -58,30 +62,58 @@ def adopt_key_cmd(state: State) -> None:
 
 
 @pii_group.command("forget-addresses")
-@click.option("--confirm", is_flag=True, help="Erase them (without it: only count them).")
+@click.option("--confirm", "confirmed", type=click.IntRange(min=0), metavar="COUNT",
+              help="Erase them: the count the run without it printed.")
 @pass_state
-def forget_addresses_cmd(state: State, confirm: bool) -> None:
+def forget_addresses_cmd(state: State, confirmed: int | None) -> None:
     """Erase the stored buyer addresses no configured PII key reads, when their key is lost for good.
 
-    Without --confirm it only counts them. With it, it erases them and makes the configured key
-    the ledger's, so the workers start again. Their orders stay, with their packages and labels
-    (the retention erases those when due); an order no label was bought for is held for its
-    address, and takes it again when Amazon sends the order again. With the right key at hand, put
-    it back instead: what this erases is gone. Stop every worker first, and start them again with
-    the configured key."""
+    Without --confirm it only counts them, and says which key it tried. --confirm COUNT erases
+    them, if COUNT is still their number (a wrong key given by mistake would count every address),
+    and makes the configured key the ledger's, so the workers start again. Their orders stay, with
+    their packages and labels (the retention erases those when due); an order no label was bought
+    for is held for its address, and takes it again when Amazon sends the order again. With the
+    right key at hand, put it back instead: what this erases is gone. Every worker must be stopped
+    (it refuses while one runs), and started again with the configured key."""
+    config = state.config()
     ledger = state.ledger(key_check=False)
     try:
-        ids = ledger.forget_addresses() if confirm else ledger.unreadable_addresses()
+        ids = ledger.unreadable_addresses()
+        if confirmed is None:
+            click.echo(f"{len(ids)} buyer address(es) no configured key reads (the key tried: "
+                       f"{_key_source(config)})" + (
+                           f": {_listed(ids)}. If their key is lost for good, run this again with "
+                           f"--confirm {len(ids)} to erase them" if ids else ""))
+            return
+        if confirmed != len(ids):
+            raise click.ClickException(
+                f"{len(ids)} buyer address(es) no configured key reads now, not {confirmed}: nothing "
+                f"erased; run it again without --confirm (the key tried: {_key_source(config)})")
+        with opening():
+            ledger.hold_daemon_lock()  # SQLite: no daemon starts on it meanwhile
+        _refuse_while_workers_run(ledger, config.engine.lease_seconds)
+        ids = ledger.forget_addresses()
     finally:
         ledger.close()
-    if not confirm:
-        click.echo(f"{len(ids)} buyer address(es) no configured key reads" + (
-            f" ({_listed(ids)}): if their key is lost for good, run this again with --confirm to "
-            "erase them" if ids else ""))
-        return
     click.echo(f"{len(ids)} buyer address(es) no configured key read erased"
                + (f" ({_listed(ids)})" if ids else ""))
     click.echo("the configured PII key is now the ledger's")
+
+
+def _key_source(config: Any) -> str:
+    return f"${DEFAULT_KEY_ENV}" if os.environ.get(DEFAULT_KEY_ENV) else f"the key file {config.pii_key_file}"
+
+
+def _refuse_while_workers_run(ledger: Any, lease_seconds: float) -> None:
+    """A worker still running would seal new addresses with its own key meanwhile (PostgreSQL)."""
+    if not getattr(ledger, "shared", False):
+        return
+    now = ledger.lease_now()
+    running = [w.worker_id for w in ledger.workers()
+               if w.stopped_at is None and (now - w.heartbeat_at).total_seconds() <= lease_seconds]
+    if running:
+        raise click.ClickException(f"worker(s) {', '.join(running)} still run on this ledger: stop every "
+                                   "worker first (mfn-connector workers); nothing erased")
 
 
 def _listed(order_ids: list[str], most: int = 20) -> str:

@@ -273,6 +273,8 @@ def test_pii_adopt_key_only_for_a_ledger_without_buyer_data(world):
 def test_pii_forget_addresses_erases_what_a_key_lost_for_good_sealed_only_when_confirmed(world):
     from cryptography.fernet import Fernet
 
+    from connector.configured import open_configured_ledger
+
     w = world({"sandbox": {"orders": 4}})
     rt = w.runtime()
     try:
@@ -289,10 +291,21 @@ def test_pii_forget_addresses_erases_what_a_key_lost_for_good_sealed_only_when_c
     assert listed.exit_code == 1 and "pii forget-addresses" in listed.output, listed.output
     counted = run("pii", "forget-addresses")
     assert counted.exit_code == 0 and counted.output.startswith(
-        f"{len(stored)} buyer address(es) no configured key reads ({', '.join(stored)})"), counted.output
-    assert "--confirm" in counted.output
+        f"{len(stored)} buyer address(es) no configured key reads (the key tried: the key file "
+        f"{w.config().pii_key_file}): {', '.join(stored)}"), counted.output
+    assert f"--confirm {len(stored)}" in counted.output
     assert run("orders", "list").exit_code == 1  # counting erased nothing
-    forgot = run("pii", "forget-addresses", "--confirm")
+    miscounted = run("pii", "forget-addresses", "--confirm", str(len(stored) + 1))
+    assert miscounted.exit_code == 1 and "nothing erased" in miscounted.output, miscounted.output
+    daemon = open_configured_ledger(w.config(), key_check=False)
+    daemon.hold_daemon_lock()  # a daemon still on the ledger
+    try:
+        refused = run("pii", "forget-addresses", "--confirm", str(len(stored)))
+    finally:
+        daemon.close()
+    assert refused.exit_code == 1 and "another daemon" in refused.output, refused.output
+    assert run("orders", "list").exit_code == 1  # nothing erased
+    forgot = run("pii", "forget-addresses", "--confirm", str(len(stored)))
     assert forgot.exit_code == 0, forgot.output
     assert f"{len(stored)} buyer address(es) no configured key read erased" in forgot.output
     assert "now the ledger's" in forgot.output
