@@ -1,10 +1,10 @@
-"""The aggregates ``/metrics`` and ``/readyz`` read at scrape time, one short query each (the
-label spend, a page of packages at a time).
+"""The aggregates ``/metrics`` and ``/readyz`` read at scrape time, one short query each.
 
-Mixed into the SQL ledger stores; uses their ``_conn``. Reads only (no write lock, no buyer
-data), in SQL both stores share. JSON is read here, not in SQL: there one row whose stored JSON is
-invalid (a hand edit, a restore gone wrong) failed the whole read on PostgreSQL, which cannot test
-JSON before casting it.
+Mixed into the SQL ledger stores; uses their ``_conn``, ``dialect`` and ``_bad_data``. Reads only
+(no write lock, no buyer data). Reading JSON is spelt per dialect (SQLite's ``json_extract``,
+guarded by ``json_valid``; PostgreSQL's ``#>>``, which a row whose stored JSON is invalid -- a hand
+edit, a restore gone wrong -- fails as a whole: PostgreSQL 15 cannot test JSON before casting it,
+so then, and only then, the label spend is read again row by row in Python).
 """
 from __future__ import annotations
 
@@ -24,7 +24,28 @@ from .base import PackageState
 _NOT_BOUGHT = tuple(s.value for s in (PackageState.PLANNED, PackageState.LABEL_CLAIMED, PackageState.FAILED))
 _NOT_BOUGHT_MARKS = ", ".join("?" * len(_NOT_BOUGHT))
 
-_SPEND_PAGE = 5000  # packages per read: a page of plans is held, not the ledger's
+_SPEND_PAGE = 5000  # packages per read, row by row: a page of plans is held, not the ledger's
+
+# What a label cost, in SQL: the plan's ``cost`` (price after discounts, in the carrier's currency),
+# else its ``price`` (plans stored before costs were) -- as void.py reads it for the refund.
+_JSON_FIELD = {
+    "sqlite": "CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{path}') END",
+    "postgresql": "CASE WHEN {column} <> '' THEN ({column}::json #>> '{{{path_pg}}}') END",
+}
+
+
+def _json_field(dialect: str, column: str, path: str) -> str:
+    """SQL reading ``path`` (dotted) from the JSON text in ``column``; NULL when absent."""
+    return _JSON_FIELD[dialect].format(column=column, path=path, path_pg=path.replace(".", ","))
+
+
+def _cost_sql(dialect: str, f: str) -> str:
+    return (f"COALESCE({_json_field(dialect, 'plan', f'cost.{f}')},"
+            f" {_json_field(dialect, 'plan', f'price.{f}')})")
+
+
+def _refund_sql(dialect: str, f: str) -> str:
+    return f"CASE WHEN state = 'VOIDED' THEN {_json_field(dialect, 'refund', f)} END"
 
 
 def _json(text: str | None) -> Any:
@@ -42,9 +63,8 @@ def _at(value: Any, *path: str) -> Any:
     return value
 
 
-# What a label cost: the plan's ``cost`` (price after discounts, in the carrier's currency), else
-# its ``price`` (plans stored before costs were) -- as void.py reads it for the refund.
-# The JSON columns hold what the ledger wrote (json.dumps), or '' for a refund never recorded.
+# The same, row by row. The JSON columns hold what the ledger wrote (json.dumps), or '' for a
+# refund never recorded.
 def _cost(plan: Any, field: str) -> Any:
     cost = _at(plan, "cost", field)
     return cost if cost is not None else _at(plan, "price", field)
@@ -76,6 +96,26 @@ class MetricsQueries:
         """Every label bought, by carrier and currency: how many, their cost and the refunds of the
         voided ones (totals over the ledger's life: they only grow). A label whose plan cannot be
         read counts under no currency (''), at no cost; a refund that cannot be read, as none."""
+        try:
+            return self._label_spend_in_sql()
+        except self.db_errors as exc:
+            if not self._bad_data(exc):
+                raise
+            return self._label_spend_row_by_row()  # (PostgreSQL: a stored JSON or amount it cannot cast)
+
+    def _label_spend_in_sql(self) -> list[LabelSpend]:
+        dialect = self.dialect
+        currency = f"COALESCE({_cost_sql(dialect, 'currency')}, '')"
+        rows = self._conn().execute(
+            f"SELECT carrier, {currency} AS currency, COUNT(*) AS labels,"
+            f" COALESCE(SUM(CAST({_cost_sql(dialect, 'amount')} AS DOUBLE PRECISION)), 0) AS spend,"
+            f" COALESCE(SUM(CAST({_refund_sql(dialect, 'amount')} AS DOUBLE PRECISION)), 0) AS refunded"
+            f" FROM packages WHERE state NOT IN ({_NOT_BOUGHT_MARKS})"
+            f" GROUP BY carrier, {currency} ORDER BY carrier, 2", _NOT_BOUGHT).fetchall()
+        return [LabelSpend(r["carrier"], r["currency"], int(r["labels"]), round(float(r["spend"]), 6),
+                           round(float(r["refunded"]), 6)) for r in rows]
+
+    def _label_spend_row_by_row(self) -> list[LabelSpend]:
         totals: dict[tuple[str, str], list[float]] = {}
         for carrier, state, plan_text, refund in self._bought_labels():
             plan = _json(plan_text)

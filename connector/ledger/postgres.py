@@ -343,6 +343,10 @@ class PostgresLedger(SqlLedger):
     def _denied(exc: BaseException) -> bool:
         return isinstance(exc, psycopg.errors.InsufficientPrivilege)
 
+    @staticmethod
+    def _bad_data(exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.DataError)
+
     def _check_rights(self) -> None:
         # (has_table_privilege with several privileges is true when any is held: one call each)
         lacking = [r[0] for r in self._conn().execute(

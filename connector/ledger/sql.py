@@ -354,6 +354,12 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         """Whether ``exc`` (one of ``db_errors``) says the role lacks a right the statement needs."""
         return False
 
+    @staticmethod
+    def _bad_data(exc: BaseException) -> bool:
+        """Whether ``exc`` (one of ``db_errors``) says a stored value could not be cast (text that
+        is no JSON, no number): SQLite casts without failing."""
+        return False
+
     def _check_rights(self) -> None:
         """SchemaError when this role may not read and write every table of the ledger (a table an
         upgrade added after the worker's role was granted its rights): said at the start, not in

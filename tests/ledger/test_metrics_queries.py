@@ -45,3 +45,12 @@ def test_a_plan_or_refund_that_is_not_json_leaves_the_other_labels_spend(ledger)
 
     rows = {(r.carrier, r.currency): (r.labels, r.spend, r.refunded) for r in ledger.label_spend()}
     assert rows == {("yanwen", "CNY"): (3, pytest.approx(14.75), 0.0), ("yanwen", ""): (1, 0.0, 0.0)}
+
+
+def test_the_label_spend_is_summed_by_the_database_while_every_row_reads(ledger, monkeypatch) -> None:
+    """Row by row the ledger's every plan crosses into Python at each scrape: only a row the database
+    cannot cast (PostgreSQL) sends the sum there."""
+    bought(ledger, 1, {"cost": {"amount": "10.50", "currency": "CNY"}})
+    monkeypatch.setattr(type(ledger), "_label_spend_row_by_row",
+                        lambda self: pytest.fail("summed row by row, every row readable"))
+    assert [(r.currency, r.labels, r.spend) for r in ledger.label_spend()] == [("CNY", 1, 10.5)]
