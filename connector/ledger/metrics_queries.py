@@ -8,7 +8,6 @@ so then, and only then, the label spend is read again row by row in Python).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 from ..model import parse_iso
 from .base import PackageState
+from .stored import stored_json
 
 # A label exists (was paid for) once the carrier created the shipment: every state from
 # LABEL_CREATED on, voided ones included (their refund is counted apart). PLANNED and
@@ -46,14 +46,6 @@ def _cost_sql(dialect: str, f: str) -> str:
 
 def _refund_sql(dialect: str, f: str) -> str:
     return f"CASE WHEN state = 'VOIDED' THEN {_json_field(dialect, 'refund', f)} END"
-
-
-def _json(text: str | None) -> Any:
-    """The JSON stored in ``text``; None when there is none, or it is no JSON."""
-    try:
-        return json.loads(text or "null")
-    except ValueError:
-        return None
 
 
 def _at(value: Any, *path: str) -> Any:
@@ -118,13 +110,13 @@ class MetricsQueries:
     def _label_spend_row_by_row(self) -> list[LabelSpend]:
         totals: dict[tuple[str, str], list[float]] = {}
         for carrier, state, plan_text, refund in self._bought_labels():
-            plan = _json(plan_text)
+            plan = stored_json(plan_text)
             currency = _cost(plan, "currency")
             total = totals.setdefault((carrier, "" if currency is None else str(currency)), [0, 0.0, 0.0])
             total[0] += 1
             total[1] += _amount(_cost(plan, "amount"))
             if state == PackageState.VOIDED.value:
-                total[2] += _amount(_at(_json(refund), "amount"))
+                total[2] += _amount(_at(stored_json(refund), "amount"))
         return [LabelSpend(carrier, currency, int(labels), round(spend, 6), round(refunded, 6))
                 for (carrier, currency), (labels, spend, refunded) in sorted(totals.items())]
 

@@ -11,13 +11,13 @@ page, the end-of-pass summary and the hourly purge no more than the orders they 
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from ..model import FulfillmentStatus, TrackingStatus, iso, parse_iso
 from .base import BOUGHT_PACKAGE_STATES, OrderRecord, OrderState, Package, PackageState
+from .stored import stored_json
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
 
@@ -103,7 +103,7 @@ def _order_and_plan(data: str | None, plan: str | None) -> tuple[Any, ...] | Non
     """What the valid-tracking rate reads of an order's JSON and its package's plan ('' or none: no
     plan); None when either is not a JSON object or holds a field it cannot read. Read here, not in
     SQL: there one such row (a hand edit, a restore gone wrong) failed the whole page."""
-    order, planned = _json_object(data), _json_object(plan or "{}")
+    order, planned = stored_json(data), stored_json(plan, empty="{}")
     if order is None or planned is None:
         return None
     try:
@@ -576,17 +576,8 @@ class OrderQueries:
 def _amazon_status(data: str | None) -> tuple[Any, Any]:
     """An order's Amazon status and last update as its stored JSON holds them; (None, None) when
     it is not a JSON object."""
-    order = _json_object(data) or {}
+    order = stored_json(data) or {}
     return order.get("status"), order.get("last_updated")
-
-
-def _json_object(text: str | None) -> dict[str, Any] | None:
-    """The JSON object stored in ``text``; None when it holds none (a hand edit, a bad restore)."""
-    try:
-        value = json.loads(text or "")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _page_filters(where: list[str], params: list[Any], ship_by_before: datetime | None,

@@ -62,6 +62,7 @@ from .migrations import (
 )
 from .queries import OrderQueries
 from .quota import QuotaStore
+from .stored import stored_json
 from .submissions import PURGED_DIGEST, SubmissionStore
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
@@ -106,11 +107,8 @@ def _package_json(row: Any) -> list[Any]:
     package and its order (not what the row holds) when one is not JSON of its kind."""
     values = []
     for column, kind, what in _PACKAGE_JSON:
-        try:
-            value = json.loads(row[column] or ("{}" if kind is dict else ""))
-        except ValueError:
-            value = None
-        if not isinstance(value, kind):
+        value = stored_json(row[column], kind, "{}" if kind is dict else "")
+        if value is None:
             raise CorruptRecordError(f"package {row['id']} of order {row['order_id']}: its stored {column} "
                                      f"is not {what}; restore the row from a backup")
         values.append(value)
