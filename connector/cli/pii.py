@@ -109,8 +109,7 @@ def _refuse_while_workers_run(ledger: Any, lease_seconds: float) -> None:
     if not getattr(ledger, "shared", False):
         return
     now = ledger.lease_now()
-    running = [w.worker_id for w in ledger.workers()
-               if w.stopped_at is None and (now - w.heartbeat_at).total_seconds() <= lease_seconds]
+    running = [w.worker_id for w in ledger.workers() if w.alive(now, lease_seconds)]
     if running:
         raise click.ClickException(f"worker(s) {', '.join(running)} still run on this ledger: stop every "
                                    "worker first (mfn-connector workers); nothing erased")

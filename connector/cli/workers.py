@@ -37,7 +37,7 @@ def workers_cmd(state: State, as_json: bool) -> None:
     def status(w) -> str:
         if w.stopped_at is not None:  # "died": another worker found its process gone (kill -9, a crash)
             return "died" if w.ended == "died" else "stopped"
-        return "alive" if (now - w.heartbeat_at).total_seconds() <= lease_s else "dead"
+        return "alive" if w.alive(now, lease_s) else "dead"
 
     owned: dict[str, list[str]] = {}
     for lease in leases:

@@ -167,7 +167,7 @@ def surely_no_problems(schema: Any, data: Any) -> bool:
     data it could judge otherwise (a float the module's own rules judge, an over-long duration, a
     tuple) and schemas with a keyword it could judge otherwise go to ``jsonschema`` whole
     (``tests/kit/test_schema_fast_path.py`` compares the two over mutated settings)."""
-    if _python_must_judge(data) or _has_python_only_keywords(schema):
+    if _python_must_judge(data) or _python_only(schema):
         return False
     import jsonschema_rs
 
@@ -229,19 +229,11 @@ _PYTHON_ONLY = frozenset({"multipleOf", "patternProperties"})
 _OWN_FORMATS = frozenset({"date", "regex"})
 _SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "dependentSchemas"})  # name -> schema
 _VALUES = frozenset({"enum", "const", "default", "examples", "required"})  # data, not schemas
-_verdicts: dict[int, tuple[Any, bool]] = {}  # id(schema) -> (schema, verdict): schemas live long
-
-
-def _has_python_only_keywords(schema: Any) -> bool:
-    known = _verdicts.get(id(schema))
-    if known is not None and known[0] is schema:
-        return known[1]
-    verdict = _python_only(schema)
-    _verdicts[id(schema)] = (schema, verdict)
-    return verdict
 
 
 def _python_only(schema: Any) -> bool:
+    """Whether ``schema`` holds a keyword the compiled check may judge otherwise (a walk of a few
+    hundred nodes at most: tens of microseconds, not worth a cache)."""
     if isinstance(schema, list):
         return any(map(_python_only, schema))
     if not isinstance(schema, dict):

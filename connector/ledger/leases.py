@@ -58,6 +58,10 @@ class WorkerRow:
     serves: tuple[str, ...] = ()  # the accounts it is configured for
     ended: str = ""  # how its run ended: "stopped" (by itself), "died" (found dead), "" (running)
 
+    def alive(self, now: datetime, lease_seconds: float) -> bool:
+        """Running, with a heartbeat within a lease of ``now`` (the leases' clock)."""
+        return self.stopped_at is None and (now - self.heartbeat_at).total_seconds() <= lease_seconds
+
 
 @dataclass(frozen=True)
 class LeaseRow:

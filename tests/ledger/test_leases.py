@@ -709,3 +709,20 @@ def test_a_worker_stopped_while_it_starts_is_not_counted_by_the_others(ledger) -
     member.stop()  # as the command's rt.close() does
     assert beat(ledger, "w1") == {*ACCOUNTS, "@leader"}  # nothing given back for a worker gone
     assert {w.worker_id: w.ended for w in ledger.workers()}[member.worker_id] == "stopped"
+
+
+def test_forget_addresses_refuses_while_a_worker_is_alive_and_not_after_it_stopped(ledger, clock):
+    """Erasing addresses while a worker runs would let it seal new ones with its own key meanwhile;
+    the CLI asks the workers' table, by the same rule `mfn-connector workers` shows "alive" by."""
+    import click
+
+    from connector.cli.pii import _refuse_while_workers_run
+
+    beat(ledger, "w1")
+    if not ledger.shared:  # SQLite: one daemon, whose lock the command takes instead
+        _refuse_while_workers_run(ledger, LEASE)
+        return
+    with pytest.raises(click.ClickException, match="w1 still run"):
+        _refuse_while_workers_run(ledger, LEASE)
+    ledger.release_worker("w1", lease_seconds=LEASE)
+    _refuse_while_workers_run(ledger, LEASE)
