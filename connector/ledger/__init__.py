@@ -182,8 +182,13 @@ def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_ke
         elif current:
             store.check_key(seal=False)
         behind = latest_version() - current
-        return f"{store.location}: schema {current}" + (
-            f" ({behind} migration(s) to apply at the next start)" if behind else ", up to date")
+        if not behind:
+            return f"{store.location}: schema {current}, up to date"
+        refused = store.why_not_migrate()
+        return f"{store.location}: schema {current} ({behind} migration(s) " + (
+            f"to apply: {refused}, so it may not apply them and a start stops; run 'mfn-connector ledger "
+            "migrate' with a ledger.url naming the role that owns them)" if refused
+            else "to apply at the next start)")
     finally:
         store.close()
 

@@ -363,6 +363,19 @@ class PostgresLedger(SqlLedger):
                 f"{role}, and ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT {', '.join(_ROW_RIGHTS)} "
                 f"ON TABLES TO {role} so the next upgrade's tables come with them")
 
+    def why_not_migrate(self) -> str | None:
+        # A migration creates tables (CREATE on the schema) and alters the existing ones (their owner)
+        row = self._conn().execute(
+            "SELECT current_user, has_schema_privilege(current_schema(), 'CREATE'),"
+            " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            "   WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+            "   AND NOT pg_has_role(c.relowner, 'USAGE'))").fetchone()
+        role, may_create, not_owned = row
+        if may_create and not not_owned:
+            return None
+        return (f"this role ({role}) " + ("does not own the ledger's tables" if may_create
+                                          else "may not create tables in the ledger's schema"))
+
     _SKU = 'sku COLLATE "C"'  # by code point (UTF-8 bytes), not the database's locale
 
     def _begin_write(self, conn: _Connection, scope: str | None, lock_wait: float | None = None) -> None:

@@ -363,6 +363,11 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         upgrade added after the worker's role was granted its rights): said at the start, not in
         the middle of a step."""
 
+    def why_not_migrate(self) -> str | None:
+        """Why this role could not apply migrations (``config check`` says so before a start
+        stops on it), or None when nothing is known to stop it."""
+        return None
+
     # -- helpers ----------------------------------------------------------------------------------
     @classmethod
     def _transition(cls, conn: WriteTransaction, order_id: str, package_id: int | None, at: str,

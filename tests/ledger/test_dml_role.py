@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from connector.ledger import open_ledger
+from connector.ledger import open_ledger, probe_ledger
 from connector.ledger.crypto import PiiCipher
 from connector.ledger.migrations import MIGRATIONS, SchemaError, latest_version
 from connector.ledger.postgres import PostgresLedger
@@ -129,3 +129,19 @@ def test_a_worker_whose_role_lacks_rights_on_a_table_an_upgrade_added_is_told_th
     assert "pii_key_check" in message and f"TO {role}" in message, message
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES" in message, message
     assert "ALTER DEFAULT PRIVILEGES" in message, message
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["rows-only", "create-not-owner"])
+def test_config_check_of_a_ledger_behind_says_this_role_cannot_migrate_it(ledger_schema, worker_role, key,
+                                                                          create):
+    """``config check`` said a ledger behind had migrations "to apply at the next start" whatever the
+    role; for a role that cannot apply them, that start stops. The check now says so, and what to run."""
+    owner = PostgresLedger(ledger_schema, PiiCipher([Fernet.generate_key()]))
+    owner.migrate(MIGRATIONS[:-1])
+    owner.close()
+    grant, url = worker_role
+    grant(create=create)
+    line = probe_ledger(url, key_file=None)
+    assert "at the next start" not in line, line
+    assert "may not apply" in line and "mfn-connector ledger migrate" in line, line
+    assert "at the next start" in probe_ledger(ledger_schema, key_file=None)  # the owner may
