@@ -120,6 +120,11 @@ pass_state = click.make_pass_decorator(State)
 def cli(ctx: click.Context, config_path: str, log_level: str | None, log_format: str | None) -> None:
     """Amazon MFN orders to carrier labels and confirmed shipments, exactly once."""
     ctx.obj = State(config_path, log_level, log_format)
+    if log_format:  # what is logged before the configuration is read (a stop while starting) in
+        # that format too, not as logging's plain last resort; the same warnings and up, unless asked
+        from ..logs import configure
+
+        configure(log_level or "WARNING", log_format)
 
 
 @cli.command("plugins")

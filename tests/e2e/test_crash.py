@@ -6,6 +6,7 @@ gets its own world, forced onto it by routing, and is killed at every point in f
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -118,17 +119,24 @@ main()
 """
 
 
-@pytest.mark.parametrize("command, stop", [(["run"], signal.SIGTERM), (["run"], signal.SIGINT),
-                                           (["run"], signal.SIGHUP),
-                                           (["serve", "--port", "0"], signal.SIGTERM)],
-                         ids=["run-SIGTERM", "run-SIGINT", "run-SIGHUP", "serve-SIGTERM"])
-def test_a_stop_while_starting_exits_zero_at_once(world, command, stop):
+SERVE = ["serve", "--port", "0"]
+
+
+@pytest.mark.parametrize("command, stop, log_format",
+                         [(["run"], signal.SIGTERM, "text"), (["run"], signal.SIGINT, "text"),
+                          (["run"], signal.SIGHUP, "text"), (SERVE, signal.SIGTERM, "text"),
+                          (["run"], signal.SIGTERM, "json"), (SERVE, signal.SIGTERM, "json")],
+                         ids=["run-SIGTERM", "run-SIGINT", "run-SIGHUP", "serve-SIGTERM", "run-json",
+                              "serve-json"])
+def test_a_stop_while_starting_exits_zero_at_once(world, command, stop, log_format):
     """A service manager's stop during a slow start-up ends the daemon at once with 0, and nothing
-    is done: before, the signal's default killed it (SIGTERM: -15) or a KeyboardInterrupt did."""
+    is done: before, the signal's default killed it (SIGTERM: -15) or a KeyboardInterrupt did. Under
+    ``--log-format json`` (the shipped unit) its line is JSON like every other: it was plain text."""
     w = world({"sandbox": {"orders": 2}})
     env = dict(os.environ)
     env.update(w.sandbox.env)
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_START, "--config", str(w.config_path), *command],
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_START, "--config", str(w.config_path),
+                             "--log-format", log_format, *command],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None and proc.stderr.readline() == "starting\n"
@@ -140,6 +148,9 @@ def test_a_stop_while_starting_exits_zero_at_once(world, command, stop):
     assert proc.returncode == 0, err[-2000:]
     assert time.monotonic() - started < 5  # not after the 30 s start-up
     assert f"received {stop.name} while starting: exiting" in err and "Traceback" not in err
+    if log_format == "json":
+        lines = err.splitlines()  # (the test's own "starting" was read above)
+        assert lines and all(json.loads(line)["level"] for line in lines), err[-2000:]
     assert not w.state("spapi").get("confirmations")  # nothing was done
 
 
