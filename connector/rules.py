@@ -46,7 +46,23 @@ MIN_SCANS: dict[str, int] = {"untracked": 0, "tracked": 1, "fully_tracked": 2}
 EU_COUNTRIES: frozenset[str] = frozenset({
     "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
     "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"})
-"""EU member states: IOSS covers consignments delivered to these countries only."""
+"""EU member states."""
+
+IOSS_COUNTRIES: frozenset[str] = EU_COUNTRIES | {"MC"}
+"""Where IOSS covers a consignment: the EU VAT area, which takes in Monaco as part of France (VAT
+Directive 2006/112/EC, art. 7) and leaves out the territories in :data:`OUTSIDE_VAT_AREA`."""
+
+OUTSIDE_VAT_AREA: dict[str, tuple[str, ...]] = {
+    # Postcode prefixes of member states' territories outside the EU VAT area (art. 6): Amazon
+    # writes their addresses with the member state's country code.
+    "ES": ("35", "38", "51", "52"),  # Canary Islands, Ceuta, Melilla
+    "FR": ("97",),  # overseas departments and collectivities (Réunion, Guadeloupe, Saint-Martin...)
+    "DE": ("27498", "78266"),  # Heligoland, Büsingen
+    "IT": ("22061", "23041"),  # Campione d'Italia, Livigno
+    "FI": ("22",),  # Åland
+    "GR": ("63086",),  # Mount Athos
+}
+"""Country -> postcode prefixes (digits only) of the places IOSS does not cover there."""
 
 SHIP_PLUS = "FBM_SHIP_PLUS"
 """The order program of FBM Ship+: Amazon confirms these orders itself and refuses confirmShipment."""
@@ -451,7 +467,7 @@ class IossPolicy:
 
     cap: Money = field(default_factory=lambda: Money(Decimal(150), "EUR"))
     missing: str = "buy_shipping"
-    countries: frozenset[str] = EU_COUNTRIES
+    countries: frozenset[str] = IOSS_COUNTRIES
 
     def __post_init__(self) -> None:
         if self.missing not in IOSS_MISSING_POLICIES:
@@ -587,6 +603,12 @@ def _ioss(order: Order, destination: str, goods: Money | None, policy: IossPolic
         if amazon:
             notes.append(f"IOSS: destination {destination} is outside the EU; Amazon's IOSS number is "
                          "not sent")
+        return "", "", ""
+    postcode = re.sub(r"\D", "", order.ship_to.postal_code) if order.ship_to else ""
+    if postcode and postcode.startswith(OUTSIDE_VAT_AREA.get(destination, ())):
+        # e.g. the Canary Islands: import VAT there is not the EU's, so no IOSS number applies
+        notes.append(f"IOSS: the postcode puts the consignment to {destination} outside the EU VAT area "
+                     "(VAT Directive art. 6): no IOSS number")
         return "", "", ""
     cap = policy.cap
     if amazon:

@@ -7,6 +7,7 @@ account, else the ``ioss.missing`` policy decides (Buy Shipping only, hold, or s
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -114,3 +115,44 @@ def test_policy_values_are_checked() -> None:
         IossPolicy(missing="sometimes")
     assert IossPolicy.from_config({"cap": "100 EUR", "missing": "hold"}) == IossPolicy(
         cap=Money(Decimal(100), "EUR"), missing="hold")
+
+
+def _to(country: str, postal: str, *, site: str = "ES", ioss: str = "", seller: str = SELLER_IOSS):
+    o = order(site, "30", items=(("SKU-1", 1, "30"),), ioss=ioss, country=country)
+    assert o.ship_to is not None
+    o = replace(o, ship_to=replace(o.ship_to, postal_code=postal))
+    return requirements(o, None, RULES, FX, parcel=parcel(), ioss=IossPolicy(missing="hold"),
+                        seller_ioss=seller)
+
+
+@pytest.mark.parametrize("site, country, postal", [
+    ("ES", "ES", "35001"), ("ES", "ES", "38 004"),  # Canary Islands
+    ("ES", "ES", "51001"), ("ES", "ES", "52001"),  # Ceuta, Melilla
+    ("FR", "FR", "97400"), ("FR", "FR", "97150"),  # Réunion, Saint-Martin
+    ("DE", "DE", "78266"), ("DE", "DE", "27498"),  # Büsingen, Heligoland
+    ("DE", "IT", "23041"), ("DE", "IT", "22061"),  # Livigno, Campione d'Italia
+    ("SE", "FI", "AX-22100"), ("DE", "GR", "630 86"),  # Åland, Mount Athos
+])
+def test_territories_outside_the_eu_vat_area_carry_no_ioss_number(site: str, country: str,
+                                                                   postal: str) -> None:
+    """IOSS covers imports into the EU VAT area, which leaves out some territories of member states
+    (VAT Directive art. 6): a Canary Islands order is not held for a number, nor sent the seller's."""
+    r = _to(country, postal, site=site, ioss=AMAZON_IOSS)
+    assert (r.ioss_number, r.ioss_source, r.ioss_missing) == ("", "", "")
+    assert any("outside the EU VAT area" in n for n in r.notes)
+    assert _to(country, postal, site=site).ioss_missing == ""
+
+
+@pytest.mark.parametrize("country, postal", [("ES", "28001"), ("ES", "03501"), ("FR", "75001"),
+                                             ("DE", "10115"), ("DE", "78267"), ("IT", "20121"),
+                                             ("FI", "00100"), ("GR", "10558"), ("ES", "")])
+def test_the_rest_of_those_member_states_still_carries_the_number(country: str, postal: str) -> None:
+    r = _to(country, postal, ioss=AMAZON_IOSS)
+    assert (r.ioss_number, r.ioss_source) == (AMAZON_IOSS, "amazon")
+    assert _to(country, postal).ioss_number == SELLER_IOSS
+
+
+def test_monaco_is_in_the_eu_vat_area_as_part_of_france() -> None:
+    # VAT Directive art. 7: Monaco is not a third territory; IOSS covers goods delivered there
+    assert req("FR", "30", to="MC", ioss=AMAZON_IOSS).ioss_number == AMAZON_IOSS
+    assert req("FR", "30", to="MC", missing="hold").ioss_missing == "hold"
