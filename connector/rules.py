@@ -9,7 +9,8 @@ docs/site-rules.md), each step a function here:
    decision.
 2. :func:`carrier_rejections` -- before asking for quotes: carriers Amazon does not accept on the
    site, Buy Shipping where it is not allowed, direct labels for an order only Buy Shipping can
-   ship (FBM Ship+), carriers that cannot pick up in the seller's city.
+   ship (FBM Ship+), labels the ``ioss.missing`` policy does not allow, carriers that cannot pick
+   up in the seller's city.
 3. :func:`eligibility` -- per quote: every reason to reject it (empty list = eligible), so that a
    HELD order lists the reasons of every rejection.
 4. :func:`price_candidate` -- the cost after :class:`Discount` rules, compared in one currency
@@ -740,6 +741,11 @@ def carrier_rejections(req: Requirements, spec: CarrierSpec, rules: SiteRules, *
             reasons.append(f"carrier code {code!r} is not in Amazon's list for {rules.site} "
                            "(tracking from a carrier Amazon does not integrate is invalid; "
                            "no silent 'Other')")
+    # Like Ship+, a carrier-level rule: no quote of this carrier could be allowed, so it is not
+    # asked (a carrier that failed to answer must not keep the order waiting instead of held).
+    if req.ioss_missing == "hold" or (req.ioss_missing == "buy_shipping" and not spec.confirms_shipment):
+        reasons.append(f"IOSS: no IOSS number for this EU consignment and ioss.missing is {req.ioss_missing}"
+                       + (": no direct label" if req.ioss_missing == "buy_shipping" else ""))
     if not drop_off:
         covered = spec.pickup.covers(ship_from_city, ship_from_province)
         where = (", ".join(p for p in (ship_from_city, ship_from_province) if p)
@@ -789,9 +795,6 @@ def eligibility(req: Requirements, option: QuoteOption, *, spec: CarrierSpec | N
     reasons = carrier_rejections(req, spec, rules, ship_from_city=ship_from_city,
                                  ship_from_province=ship_from_province, drop_off=drop_off,
                                  pickup_unknown=policy.pickup_unknown)
-    if req.ioss_missing == "hold" or (req.ioss_missing == "buy_shipping" and not spec.confirms_shipment):
-        reasons.append(f"IOSS: no IOSS number for this EU consignment and ioss.missing is {req.ioss_missing}"
-                       + (": no direct label" if req.ioss_missing == "buy_shipping" else ""))
     if service is None and spec.services:
         return [*reasons, f"{spec.label} has no service {option.service}"]
     method = service.amazon_shipping_method if service else ""
