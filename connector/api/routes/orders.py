@@ -25,6 +25,7 @@ from ...engine import steer
 from ...engine.printing import erased_reason
 from ...holds import DAEMON_ONLY_HOLD_REASONS, HoldReason, operator_may_not_hold_for
 from ...ledger import OrderRecord, OrderState, Package, PackageState
+from ...ledger.base import unstorable_text
 from ...ledger.crypto import PiiDecryptError
 from ...ledger.tokens import ApiToken
 from ...model import Order
@@ -289,7 +290,8 @@ def decode_cursor(cursor: str, kind: str, types: tuple[type, ...]) -> list[Any]:
     except (binascii.Error, ValueError):
         raise _bad("cursor", "is not a cursor this API gave out") from None
     if (not isinstance(value, list) or len(value) != len(types) + 1 or value[0] != kind
-            or not all(type(v) is t for v, t in zip(value[1:], types, strict=True))):
+            or not all(type(v) is t for v, t in zip(value[1:], types, strict=True))
+            or any(isinstance(v, str) and unstorable_text(v) for v in value[1:])):  # "\u0000", "\ud800"
         raise _bad("cursor", f"is not a cursor of this listing ({kind})")
     return value[1:]
 

@@ -34,6 +34,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ... import __version__
 from ...engine import steer
 from ...ledger import ACTIVE_ORDER_STATES, OrderRecord, OrderState, Package, PackageState
+from ...ledger.base import unstorable_text
 from ...ledger.tokens import ApiToken
 from ...model import utcnow
 from ..auth import granted, missing_scopes, token_for
@@ -319,7 +320,7 @@ def _plugins(rt: Any) -> list[dict[str, Any]]:
 
 
 def _released_notice(rt: Any, order_id: str | None) -> str:
-    if not order_id:
+    if not order_id or unstorable_text(order_id):  # no order has such an id (PostgreSQL: no lookup)
         return ""
     found = rt.ledger.order_detail(order_id, with_pii=False)
     return f"Order {order_id} released; it is now {found[0].state.value}." if found else ""
