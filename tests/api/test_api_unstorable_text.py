@@ -51,3 +51,32 @@ def test_a_status_page_notice_the_ledger_cannot_look_up_is_left_out(api, ledger_
     a = api()
     r = a.get("/status?released=111%00", scope="read")
     assert r.status_code == 200 and "released;" not in r.text
+
+
+@BOTH
+def test_body_text_the_ledger_cannot_take_is_a_problem_naming_its_field(api, ledger_backend):
+    """A hold's message is stored as it is; a shipment's SKU and a print's order ids are looked up:
+    a NUL in one of them failed the request with a 500 on PostgreSQL."""
+    from .test_api_shipments import other_channel
+
+    a = api()
+    a.run_daemon()
+    order_id = a.rt.ledger.order_page(limit=1)[0][0].order_id
+    checks = [
+        (a.post(f"/v1/orders/{order_id}/hold", scope="operate", json={"message": "call the\u0000buyer"}),
+         "message"),
+        (a.post("/v1/shipments", scope="operate",
+                json=other_channel("nul-sku", items=[{"sku": "PHONE-CASE-01\u0000", "quantity": 1}])),
+         "items.0.sku"),
+        (a.post("/v1/labels/print", scope="operate+pii", json={"order_ids": [order_id, "111\u0000"]}),
+         "order_ids.1"),
+        (a.post("/v1/confirmations", scope="operate", json={
+            "idempotency_key": "nul-tracking", "order_id": "111-0000001-0000001", "account": "demo-na",
+            "site": "US", "carrier": "yanwen", "tracking_number": "UG123456789YW\u0000",
+            "items": [{"order_item_id": "1", "quantity": 1}]}), "tracking_number"),
+    ]
+    for r, field in checks:
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert a.rt.ledger.get_order(order_id).hold_message != "call the\u0000buyer"
+    assert a.rt.ledger.submission("nul-sku") is None

@@ -27,6 +27,7 @@ from ...ledger.tokens import ApiToken
 from ...ledger.warehouse import Handover, LabelMarks, package_warehouse, package_weight_g
 from ..auth import require
 from ..problems import ApiProblem, documented
+from ..text import Storable
 
 router = APIRouter()
 
@@ -46,7 +47,7 @@ _CSV = {"schema": {"type": "string"}}
 class PrintRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    order_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+    order_ids: list[Annotated[str, Field(min_length=1, max_length=100), Storable]] | None = Field(
         None, max_length=MAX_ORDERS,
         description="only these orders' labels; null or absent: every label bought, not scanned yet and "
                     "never printed")

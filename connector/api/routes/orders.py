@@ -31,6 +31,7 @@ from ...ledger.tokens import ApiToken
 from ...model import Order
 from ..auth import may_see_pii, require
 from ..problems import ApiProblem, documented
+from ..text import Storable
 
 router = APIRouter()
 log = logging.getLogger("connector.api")
@@ -202,7 +203,7 @@ class HoldRequest(BaseModel):
     reason: HoldReason = Field(HoldReason.MANUAL, description=(
         f"not {', '.join(sorted(DAEMON_ONLY_HOLD_REASONS))}: those say that no call to the carrier "
         "is in flight, or that the carrier refused a void, which only the daemon knows"))
-    message: str = Field("held by an operator", max_length=500,
+    message: Annotated[str, Storable] = Field("held by an operator", max_length=500,
                          description="for a human; never put buyer data here")
 
     @field_validator("reason")

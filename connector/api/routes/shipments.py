@@ -19,6 +19,7 @@ from ...engine import submit
 from ...ledger.tokens import ApiToken
 from ..auth import require
 from ..problems import ApiProblem, documented
+from ..text import Storable
 from .orders import label_url
 
 router = APIRouter(tags=["shipments"])
@@ -63,7 +64,7 @@ class AddressIn(_Strict):
 
 
 class ItemIn(_Strict):
-    sku: Annotated[str, Field(min_length=1, max_length=MAX_SKU)]
+    sku: Annotated[str, Field(min_length=1, max_length=MAX_SKU), Storable]
     quantity: Annotated[int, Field(ge=1, le=10_000)]
     order_item_id: Annotated[str, Field(max_length=100, description=(
         "Amazon's order item id; required for an Amazon order with confirm: true (422 naming "
@@ -101,7 +102,7 @@ class ConfirmationIn(_Strict):
     account: Annotated[str, Field(min_length=1, max_length=64)]
     carrier: Annotated[str, Field(min_length=1, max_length=64, description="a configured carrier's code")]
     service: Annotated[str, Field(max_length=64)] = ""
-    tracking_number: Annotated[str, Field(min_length=4, max_length=64)]
+    tracking_number: Annotated[str, Field(min_length=4, max_length=64), Storable]
     items: Annotated[list[ConfirmItemIn], Field(min_length=1, max_length=100)]
 
 
