@@ -291,3 +291,17 @@ def test_bulk_csv_names_a_row_with_more_values_than_columns_or_an_open_quote(api
                    'twice: "")')]
     assert a.get("/v1/items/CSV-A", scope="read").status_code == 404
     assert a.get("/v1/items/CSV-D", scope="read").json()["category"] == "Home"
+
+
+def test_bulk_json_with_half_a_surrogate_pair_in_the_sku_reports_the_row_not_a_500(api):
+    """The row was refused, but its error echoed the SKU as sent, which JSON cannot encode: the
+    answer failed with a 500 after the other rows were stored, and the ERP never saw the report."""
+    a = api()
+    row = ('{"sku": "%s", "weight_g": 1, "length_cm": 1, "width_cm": 1, "height_cm": 1, "name_en": "Mug", '
+           '"name_cn": "杯", "hs_code": "392690", "declared_value": "1", "declared_currency": "USD"}')
+    body = "[" + row % "MUG-\\ud83d" + ", " + row % "MUG-OK" + "]"
+    r = post_raw(a, body.encode("utf-8"), "application/json")
+    assert r.status_code == 200, r.text
+    assert r.json()["upserted"] == 1
+    assert {(e["row"], e["sku"], e["field"]) for e in r.json()["errors"]} == {(1, "MUG-\\ud83d", "sku")}
+    assert a.get("/v1/items/MUG-OK", scope="read").status_code == 200

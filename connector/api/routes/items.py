@@ -286,7 +286,9 @@ def _json_rows(raw: bytes) -> list[_Row]:
     out: list[_Row] = []
     for number, entry in enumerate(data, start=1):
         raw_sku = entry.get("sku") if isinstance(entry, dict) else None
-        sku = (raw_sku.strip() or None) if isinstance(raw_sku, str) else None
+        # As sent, but half a surrogate pair ("\ud83d") as that escape: the answer's JSON cannot carry it
+        sku = (raw_sku.strip().encode("utf-8", "backslashreplace").decode("utf-8") or None
+               if isinstance(raw_sku, str) else None)
         if not isinstance(entry, dict):
             out.append((number, None, None, [("row", "must be an object with the item's fields")]))
             continue
