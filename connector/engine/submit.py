@@ -195,7 +195,7 @@ def record_submission(rt: Runtime, key: str, kind: str, body: dict[str, Any],
     try:
         return rt.ledger.submit(key, kind, fingerprint, order, label)
     except SubmissionConflict as exc:
-        raise SubmitError(409, "order_id", str(exc)) from None
+        raise SubmitError(409, exc.field, str(exc)) from None
 
 
 @dataclass

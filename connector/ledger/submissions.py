@@ -29,7 +29,12 @@ def same_request(stored: str, digest: str) -> bool:
 
 
 class SubmissionConflict(Exception):
-    """The key was used for a different request, or the order already came another way."""
+    """The key was used for a different request (``field`` idempotency_key), or the order already
+    came another way (``field`` order_id)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class SubmissionStore:
                 if not same_request(row["request_digest"], digest) or row["kind"] != kind:
                     raise SubmissionConflict(
                         f"idempotency key {idempotency_key!r} was used for another request (order "
-                        f"{row['order_id']}); a key names one request forever")
+                        f"{row['order_id']}); a key names one request forever", "idempotency_key")
                 return _submission(row, created=False)
             now = self._now()
             known = conn.execute("SELECT state, hold_reason, pii_purged_at FROM orders WHERE order_id = ?",
@@ -81,7 +86,7 @@ class SubmissionStore:
                 self._take_over(conn, order, now, kind)
             else:
                 raise SubmissionConflict(f"order {order.order_id} is already in the ledger (polled from "
-                                         "Amazon or submitted under another key)")
+                                         "Amazon or submitted under another key)", "order_id")
             conn.execute("INSERT INTO submissions (idempotency_key, order_id, kind, request_digest,"
                          " created_at) VALUES (?, ?, ?, ?, ?)",
                          (idempotency_key, order.order_id, kind, digest, now))

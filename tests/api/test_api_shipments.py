@@ -546,3 +546,17 @@ def test_a_shipment_waiting_for_its_label_answers_at_a_stop_request(api, monkeyp
     assert r.status_code == 202, r.text
     assert r.json()["state"] in ("NEW", "PLANNED", "LABEL_CLAIMED"), r.json()
     assert took < 10, took
+
+
+def test_a_key_reused_by_a_request_racing_the_first_is_a_conflict_naming_the_key(api, monkeypatch):
+    """Two requests under one key, sent at once: the second looked before the first committed, so
+    the ledger's own check in the write refused it. It named order_id, as for an order already in
+    the ledger under another key, where a key reused for another request names idempotency_key."""
+    a = api()
+    assert a.post("/v1/shipments", scope="operate", json=other_channel("race-1")).status_code == 201
+    monkeypatch.setattr(a.rt.ledger, "submission", lambda key: None)  # not committed yet when it looked
+    r = a.post("/v1/shipments", scope="operate", json=other_channel("race-1", "SO-RACE-2"))
+    assert r.status_code == 409, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["idempotency_key"]
+    r = a.post("/v1/shipments", scope="operate", json=other_channel("race-2"))  # the order, another key
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["order_id"]
