@@ -256,3 +256,13 @@ def test_a_form_with_too_many_fields_is_no_server_error(api):
     r = signed.post("/status/orders/111-0000000-0000001/release", content=crowded,
                     headers=form, follow_redirects=False)
     assert r.status_code == 403 and "stale" in r.text, r.text
+
+
+def test_the_docs_name_every_security_header_as_sent():
+    """docs/status-page.md lists the headers every answer carries; it had left base-uri and nosniff out."""
+    from pathlib import Path
+
+    page = Path(__file__).parents[2] / "docs" / "status-page.md"
+    text = " ".join(page.read_text(encoding="utf-8").split())
+    for name, value in status._SECURITY_HEADERS.items():
+        assert f"`{name}: {value}`" in text, name
