@@ -236,13 +236,22 @@ def test_a_waybill_cancelled_before_is_cancelled_not_refused():
     with pytest.raises(PermanentCarrierError, match="credentials"):
         mapping.parse_cancel({"flag": False, "message": "签名验证失败，邮件已撤单?"}, "LX000000014CN",
                              already_cancelled=words)
-    with pytest.raises(PermanentCarrierError, match="系统异常"):  # China Post's own trouble
+    with pytest.raises(TransientCarrierError, match="系统异常"):  # China Post's own trouble
         mapping.parse_cancel({"flag": False, "message": "系统异常，请稍后重试(已撤单?)"}, "LX000000014CN",
                              already_cancelled=words)
     with pytest.raises(PermanentCarrierError, match="revoked"):  # 已撤销 also means "revoked"
         mapping.parse_cancel({"flag": False, "message": "接口已撤销 / interface revoked"}, "LX000000014CN",
                              already_cancelled=words)
 
+
+
+@pytest.mark.parametrize("message", ["系统繁忙，请稍后再试", "System error, please try again later"])
+def test_a_cancel_refused_for_china_posts_own_trouble_is_asked_again(message):
+    """Busy or broken, China Post said nothing about the waybill: read as a refusal, the order was
+    held void_refused ("the parcel may be on its way") and the label, still live, stayed paid for."""
+    with pytest.raises(TransientCarrierError, match="cancelOrder") as caught:
+        mapping.parse_cancel({"flag": False, "message": message}, "LX000000014CN")
+    assert "LX000000014CN" in str(caught.value)
 
 def test_fee_lookup():
     form = mapping.fee_form(["A", "B"], key="k", ec_company_id="E1")

@@ -414,13 +414,17 @@ def cancel_form(waybill: str, *, sender_no: str, key: str, encoding: str = "raw"
 def parse_cancel(data: Any, waybill: str, *, already_cancelled: Iterable[str] = ()) -> bool:
     """True when cancelled, now or before (a refusal whose message has one of
     ``already_cancelled``, checked only once it is not a credentials failure); ``{flag: false,
-    message}`` is otherwise a refusal (e.g. already accepted)."""
+    message}`` in the words of China Post's own trouble is transient (it says nothing about the
+    waybill: asked again later); otherwise a refusal (e.g. already accepted)."""
     op = "cancelOrder"
     if _flag(data, op, "flag"):
         return True
     message = _text(data.get("message")) or _text(data.get("msg"))
     if is_auth_failure(message):
         raise credentials_error(message)
+    if mentions(message, CARRIER_TROUBLE_WORDS):  # a refusal holds the order: "parcel on its way"
+        raise TransientCarrierError(f"China Post {op} for {waybill}: {message}; to be asked again",
+                                    code="error", carrier=CARRIER)
     if says_cancelled(message, already_cancelled):
         return True
     raise PermanentCarrierError(f"China Post refused to cancel {waybill}: {message or 'no message'}",
