@@ -336,6 +336,25 @@ def test_delete_refusal_and_undocumented_status():
         mapping.parse_delete(data)
 
 
+
+@pytest.mark.parametrize(("code", "message", "status", "remark"), [
+    ("9999", "系统繁忙，请稍后再试", None, None),  # the whole call refused in the words of its trouble
+    ("0000", "提交成功!", "Failure", "系统异常，请稍后重试"),  # the waybill's entry says so
+    ("0000", "提交成功!", "Failure", "System busy, please try again later"),
+])
+def test_a_delete_refused_for_yunexpress_own_trouble_is_asked_again(code, message, status, remark):
+    """Busy or broken, YunExpress said nothing about the waybill: read as a refusal, the order was
+    held void_refused ("the parcel may be on its way") and the label, still live, stayed paid for."""
+    data = load_fixture("delete")
+    data.update(Code=code, Message=message)
+    if status:
+        data["Item"].update(Status=status, Remark=remark)
+    else:
+        data["Item"] = None
+    words = SCHEMA["properties"]["already_cancelled_keywords"]["default"]
+    with pytest.raises(TransientCarrierError, match="WayBill/Delete"):
+        mapping.parse_delete(data, already_deleted=words)
+
 def test_a_waybill_deleted_before_is_deleted_not_refused():
     """A second delete (after a crash, or after a person deleted it in the portal) is done."""
     data = load_fixture("delete")

@@ -505,10 +505,12 @@ def build_delete_request(waybill: str) -> dict[str, Any]:
 def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "5012"),
                  already_deleted: Iterable[str] = ()) -> bool:
     """True when deleted, now or before (a Remark with one of ``already_deleted``). The fixture says
-    Status "5012" + "删除成功!"; a Go client says Success/Failure."""
+    Status "5012" + "删除成功!"; a Go client says Success/Failure. A refusal in the words of
+    YunExpress's own trouble says nothing about the waybill: transient, asked again."""
     op = "WayBill/Delete"
     code, message = envelope(data, op)
     if code != OK:
+        _raise_if_busy(op, message, code)
         raise _refusal(op, code, message)
     item = data.get("Item")
     if isinstance(item, list) and len(item) == 1:
@@ -522,6 +524,7 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
         return True
     failed_remark = mentions(remark, _FAILURE_WORDS)
     if status in ("failure", "fail", "false", "0") or (status not in ok_statuses and failed_remark):
+        _raise_if_busy(op, remark, status or "failure")
         # "no such order": deleted before, or not known yet -- YunExpress words both alike
         code = NOT_FOUND_CODE if mentions(remark, NOT_FOUND_WORDS) else status or "failure"
         raise PermanentCarrierError(f"YunExpress refused to delete {_text(item.get('OrderNumber'))}: "
@@ -530,6 +533,14 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
         return True
     raise _fail(op, f"field 'Item.Status' has an undocumented value {item.get('Status')!r} "
                     f"(Remark {remark!r})")
+
+
+def _raise_if_busy(op: str, words: str, code: str) -> None:
+    """A cancel refused in the words of YunExpress's own trouble is no answer about the waybill:
+    as a refusal it would hold the order void_refused ("the parcel may be on its way")."""
+    if mentions(words, CARRIER_TROUBLE_WORDS):
+        raise TransientCarrierError(f"YunExpress {op}: {words} (Code {code}); to be asked again",
+                                    code=code, carrier=CARRIER)
 
 
 # -- Tracking/GetTrackInfo ------------------------------------------------------------------
