@@ -184,6 +184,18 @@ def test_system_error_is_transient():
     assert caught.value.code == "-1"
 
 
+
+@pytest.mark.parametrize("message", ["系统繁忙，请稍后再试", "System busy, please try again later"])
+def test_a_refusal_in_yanwens_own_trouble_words_is_transient_whatever_its_code(message):
+    """A positive code that says Yanwen is busy says nothing about the order, which may have been
+    created: a refusal would give the reference up (the order is planned again under a new one, a
+    second label), and a cancel refused so held the order void_refused with its label live."""
+    answer = refused("1", message)
+    with pytest.raises(TransientCarrierError, match="may have taken effect"):
+        mapping.parse_create_order(answer, make_request())
+    with pytest.raises(TransientCarrierError):
+        mapping.parse_cancel(answer, "UG1", already_cancelled=("运单已取消",))
+
 @pytest.mark.parametrize("message", ["sign error", "签名错误", "invalid token", "user_id 不存在"])
 def test_signature_and_credential_refusals_are_a_credentials_error(message):
     with pytest.raises(PermanentCarrierError, match="rejected the credentials or the signature") as caught:

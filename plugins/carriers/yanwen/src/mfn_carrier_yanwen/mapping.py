@@ -31,9 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from connector.kit import Money, Quote, Shipment, TrackingEvent, TrackingInfo, TrackingStatus
 from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
-from connector.kit.values import currency as _currency
-from connector.kit.values import decimal as _decimal
 from connector.kit.values import (
+    CARRIER_TROUBLE_WORDS,
     in_utc,
     iso_time,
     looks_like_pdf,
@@ -44,6 +43,8 @@ from connector.kit.values import (
     tracking_or_error,
     transit_days,
 )
+from connector.kit.values import currency as _currency
+from connector.kit.values import decimal as _decimal
 from connector.kit.values import integer as _int
 from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
@@ -181,12 +182,14 @@ def read_envelope(answer: Any, op: str) -> Envelope:
 
 
 def refusal(envelope: Envelope, op: str) -> CarrierError:
-    """The error for a non-zero code: credentials, system error (transient) or business refusal."""
+    """The error for a non-zero code: credentials, system error (transient) or business refusal.
+    A system error is a negative code, or any code in the words of Yanwen's own trouble ("系统繁忙，
+    请稍后再试"): either says nothing about the order, which may exist."""
     code, message = envelope.code, envelope.message
     if is_auth_failure_text(message):
         return credentials_error(f"{op}: {message} (code {code})")
     number = _int(code)
-    if number is not None and number < 0:
+    if (number is not None and number < 0) or mentions(message, CARRIER_TROUBLE_WORDS):
         return TransientCarrierError(f"Yanwen {op}: system error {message or 'without message'} "
                                      f"(code {code}); the call may have taken effect",
                                      code=code, carrier=CARRIER)
@@ -361,7 +364,8 @@ def parse_cancel(answer: Any, waybill: str, *, already_cancelled: Iterable[str] 
     if envelope.ok:
         return True
     number = _int(envelope.code)
-    if is_auth_failure_text(envelope.message) or (number is not None and number < 0):
+    if (is_auth_failure_text(envelope.message) or (number is not None and number < 0)
+            or mentions(envelope.message, CARRIER_TROUBLE_WORDS)):
         raise refusal(envelope, op)  # credentials, or Yanwen's own trouble: never "cancelled"
     if says_cancelled(envelope.message, already_cancelled):
         return True
