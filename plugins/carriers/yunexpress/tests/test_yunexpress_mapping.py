@@ -244,7 +244,7 @@ def test_get_order_not_found_and_mismatch():
     for refusal in ("接口不存在", "customer does not exist", "不存在"):  # the lookup did not look
         with pytest.raises(PermanentCarrierError, match=refusal):
             mapping.parse_get_order({"Code": "1011", "Message": refusal}, "R1")
-    with pytest.raises(PermanentCarrierError, match="busy"):
+    with pytest.raises(TransientCarrierError, match="busy"):  # YunExpress's own trouble: ask again
         mapping.parse_get_order({"Code": "5000", "Message": "system busy"}, "R1")
     with pytest.raises(TransientCarrierError, match="OrderNumber"):
         mapping.parse_get_order(load_fixture("get_order"), "ANOTHER-REF")
@@ -258,6 +258,19 @@ def test_get_order_not_found_and_mismatch():
     with pytest.raises(TransientCarrierError, match="WayBillNumber"):
         mapping.parse_get_order(data, "2222222222222222")
 
+
+
+@pytest.mark.parametrize("message", ["系统繁忙，请稍后再试", "System error, please try again later"])
+def test_lookup_number_and_label_calls_refused_for_yunexpress_own_trouble_are_asked_again(message):
+    """Busy or broken, YunExpress said nothing about the order: read as a refusal, the order was held
+    for a person (label_uncertain after a lost answer; label_unavailable while its late tracking
+    number or its label was fetched) instead of being asked again."""
+    busy = {"Code": "5000", "Message": message}
+    for parse in (lambda: mapping.parse_get_order(busy, "R1"),
+                  lambda: mapping.parse_tracking_number(busy, "R1"),
+                  lambda: mapping.parse_label_print(busy)):
+        with pytest.raises(TransientCarrierError, match="Code 5000"):
+            parse()
 
 @pytest.mark.parametrize("item", [[None], ["YT2222222222222222"]])
 def test_get_order_listing_something_that_is_no_order_is_malformed_not_none(item):

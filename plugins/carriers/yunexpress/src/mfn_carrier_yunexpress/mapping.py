@@ -40,7 +40,7 @@ from connector.kit.values import text as _text
 from connector.kit.values import whole_centimetres as centimetres
 
 if TYPE_CHECKING:
-    from connector.kit import Address, ShipmentRequest
+    from connector.kit import Address, CarrierError, ShipmentRequest
 
 CARRIER = "yunexpress"
 OK = "0000"
@@ -200,7 +200,12 @@ def envelope(data: Any, op: str) -> tuple[str, str]:
     return code, message
 
 
-def _refusal(op: str, code: str, message: str) -> PermanentCarrierError:
+def _refusal(op: str, code: str, message: str) -> CarrierError:
+    """The error for a non-0000 Code: a refusal, but in the words of YunExpress's own trouble
+    ("系统繁忙，请稍后再试") it says nothing about the order and is asked again (transient)."""
+    if mentions(message, CARRIER_TROUBLE_WORDS):
+        return TransientCarrierError(f"YunExpress {op}: {message} (Code {code}); to be asked again",
+                                     code=code, carrier=CARRIER)
     return PermanentCarrierError(f"YunExpress {op} refused: {message or 'no message'} (Code {code})",
                                  code=code, carrier=CARRIER)
 
@@ -510,7 +515,6 @@ def parse_delete(data: Any, *, success_statuses: Iterable[str] = ("success", "50
     op = "WayBill/Delete"
     code, message = envelope(data, op)
     if code != OK:
-        _raise_if_busy(op, message, code)
         raise _refusal(op, code, message)
     item = data.get("Item")
     if isinstance(item, list) and len(item) == 1:
