@@ -194,6 +194,17 @@ def test_query_problems(answer, error, match):
         mapping.parse_query(answer, "PKG-1")
 
 
+
+@pytest.mark.parametrize("message", ["系统繁忙，请稍后再试", "System error, please try again later"])
+def test_a_lookup_or_label_refused_for_china_posts_own_trouble_is_asked_again(message):
+    """Busy or broken, China Post said nothing about the order: read as a refusal, the order was
+    held for a person (label_uncertain after a lost answer, label_unavailable for its label)."""
+    refused = {"return_success": "false", "return_msg": message, "return_reason": "S9"}
+    with pytest.raises(TransientCarrierError, match="order query"):
+        mapping.parse_query(refused, "PKG-1")
+    with pytest.raises(TransientCarrierError, match="surface/download"):
+        raise mapping.label_refusal({"msg": message, "err_code": "S9"}, "LX000000014CN")
+
 @pytest.mark.parametrize(("message", "match"), [
     ("接口不存在", "order query for PKG-1 refused: 接口不存在"),  # no such interface (a wrong path)
     ("服务不存在 / service does not exist", "refused: 服务不存在"),

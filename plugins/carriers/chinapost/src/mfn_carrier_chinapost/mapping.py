@@ -324,6 +324,9 @@ def parse_query(data: Any, reference: str) -> list[OrderRecord]:
             return []
         if is_auth_failure(message):
             raise credentials_error(message)
+        if mentions(message, CARRIER_TROUBLE_WORDS):  # no answer about the order: ask again
+            raise TransientCarrierError(f"China Post order query for {reference}: {message}; to be "
+                                        "asked again", code=reason or "error", carrier=CARRIER)
         raise PermanentCarrierError(f"China Post order query for {reference} refused: "
                                     f"{message or 'no message'}", code=reason or "rejected", carrier=CARRIER)
     records = []
@@ -378,6 +381,9 @@ def label_refusal(data: Any, barcodes: str) -> PermanentCarrierError | Transient
         return credentials_error(message)
     if not message and not code:
         return _fail(op, "answer is not a PDF and carries no 'msg' or 'err_code'")
+    if mentions(message, CARRIER_TROUBLE_WORDS):  # no answer about the label: ask again
+        return TransientCarrierError(f"China Post {op} for {barcodes}: {message}; to be asked again",
+                                     code=code or "error", carrier=CARRIER)
     return PermanentCarrierError(f"China Post cannot print the label for {barcodes}: {message or code}",
                                  code=code or "label", carrier=CARRIER)
 
