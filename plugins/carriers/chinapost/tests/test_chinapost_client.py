@@ -182,6 +182,19 @@ def test_a_duplicate_that_cannot_be_found_is_transient(carrier):
 
 
 @responses.activate
+def test_a_duplicate_whose_lookup_is_refused_stays_a_duplicate(carrier):
+    """China Post holds the reference, so a label exists. A refused lookup ("接口不存在": the
+    UNVERIFIED query path is wrong) escaping as a plain refusal made the engine give the claim up
+    and hold the order carrier_rejected: released, it was planned under a new reference and bought
+    a second label. As a duplicate the engine keeps the claim and holds it label_uncertain."""
+    responses.post(f"{BASE}/orderService/OrderReceiveBack", json={"success": "false", "msg": "订单号重复"})
+    responses.post(f"{BASE}/orderService/queryOrder",
+                   json={"return_success": "false", "return_msg": "接口不存在", "return_reason": "S01"})
+    with pytest.raises(DuplicateReferenceError, match="PKG-1"):
+        carrier.create_shipment(make_request("PKG-1"))
+
+
+@responses.activate
 def test_duplicate_words_are_a_setting():
     carrier = carrier_for(settings_for(BASE, duplicate_keywords=["doppelt"]))
     responses.post(f"{BASE}/orderService/OrderReceiveBack", json={"success": "false", "msg": "订单号重复"})

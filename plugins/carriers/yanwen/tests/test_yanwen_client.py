@@ -179,6 +179,17 @@ def test_duplicate_that_cannot_be_found_is_transient(carrier):
 
 
 @responses.activate
+def test_a_duplicate_whose_lookup_is_refused_stays_a_duplicate(carrier):
+    """Yanwen holds the reference, so a label exists. A refused getlist escaping as a plain refusal
+    made the engine give the claim up and hold the order carrier_rejected: released, it was planned
+    under a new reference and bought a second label. As a duplicate the claim is kept."""
+    responses.post(API, json=refused("121", "订单号重复"), match=_method("express.order.create"))
+    responses.post(API, json=refused("1002", "method not exist"), match=_method("express.order.getlist"))
+    with pytest.raises(DuplicateReferenceError, match="订单号重复"):
+        carrier.create_shipment(make_request())
+
+
+@responses.activate
 def test_duplicate_codes_come_from_the_settings():
     carrier = carrier_for(settings_for(BASE, duplicate_codes=["4711"], duplicate_keywords=["in use"]))
     responses.post(API, json=refused("121", "V121 订单号重复"), match=_method("express.order.create"))

@@ -181,6 +181,17 @@ def test_duplicate_that_cannot_be_found_is_transient(carrier):
 
 
 @responses.activate
+def test_a_duplicate_whose_lookup_is_refused_stays_a_duplicate(carrier):
+    """YunExpress holds the reference, so a label exists. A refused GetOrder escaping as a plain
+    refusal made the engine give the claim up and hold the order carrier_rejected: released, it was
+    planned under a new reference and bought a second label. As a duplicate the claim is kept."""
+    responses.post(f"{API}/WayBill/CreateOrder", json={"Code": "1001", "Message": "订单号重复", "Item": None})
+    responses.get(f"{API}/WayBill/GetOrder", json={"Code": "1011", "Message": "接口不存在"})
+    with pytest.raises(DuplicateReferenceError, match="PKG-2"):
+        carrier.create_shipment(make_request("PKG-2"))
+
+
+@responses.activate
 def test_find_by_reference_polls_the_tracking_number_once(carrier):
     order = load_fixture("get_order")
     order["Item"].update(OrderNumber="udwrxxxxx-xxx-xxxxxxx-xxxxxxx", TrackingNumber=None,

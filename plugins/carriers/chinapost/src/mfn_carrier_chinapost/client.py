@@ -90,7 +90,11 @@ class ChinaPostCarrier(Carrier):
         except DuplicateReferenceError as duplicate:
             log.info("chinapost OrderReceiveBack: reference %s already exists; looking it up",
                      request.reference)
-            return existing_shipment(self.find_by_reference(request.reference), duplicate, name="China Post",
+            try:
+                found = self.find_by_reference(request.reference)
+            except PermanentCarrierError:  # a label exists: never a plain refusal, which gives the claim up
+                raise duplicate from None
+            return existing_shipment(found, duplicate, name="China Post",
                                      reference=request.reference,
                                      lookup="the order query finds no live order under it")
         self._check_number(waybill, request.reference)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from connector.kit import Carrier, Transport
-from connector.kit.carrier import DuplicateReferenceError
+from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError
 from connector.kit.ratecard import tracking_levels
 from connector.kit.values import chunks, existing_shipment
 
@@ -81,7 +81,11 @@ class YanwenCarrier(Carrier):
                                               duplicate_keywords=self.settings.duplicate_keywords)
         except DuplicateReferenceError as duplicate:
             log.info("yanwen create: reference %s already exists; looking it up", request.reference)
-            return existing_shipment(self.find_by_reference(request.reference), duplicate, name="Yanwen",
+            try:
+                found = self.find_by_reference(request.reference)
+            except PermanentCarrierError:  # a label exists: never a plain refusal, which gives the claim up
+                raise duplicate from None
+            return existing_shipment(found, duplicate, name="Yanwen",
                                      reference=request.reference,
                                      lookup="express.order.getlist finds no live waybill under it")
 

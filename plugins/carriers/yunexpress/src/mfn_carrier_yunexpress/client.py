@@ -77,7 +77,11 @@ class YunExpressCarrier(Carrier):
                 use_waybill_as_tracking=self.settings.use_waybill_as_tracking)
         except DuplicateReferenceError as duplicate:
             log.info("yunexpress CreateOrder: reference %s already exists; looking it up", request.reference)
-            return existing_shipment(self.find_by_reference(request.reference), duplicate, name="YunExpress",
+            try:
+                found = self.find_by_reference(request.reference)
+            except PermanentCarrierError:  # a label exists: never a plain refusal, which gives the claim up
+                raise duplicate from None
+            return existing_shipment(found, duplicate, name="YunExpress",
                                      reference=request.reference, lookup="GetOrder finds no such order")
 
     def find_by_reference(self, reference: str) -> Shipment | None:
