@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..ledger.base import CorruptRecordError
+
 log = logging.getLogger("connector.api")
 
 MEDIA_TYPE = "application/problem+json"
@@ -126,6 +128,17 @@ def install(app: FastAPI, refused_before_body: Callable[[Request], ApiProblem | 
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         return problem_response(exc.status_code, title, str(exc.detail),
                                 headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(CorruptRecordError)
+    async def _unreadable(request: Request, exc: CorruptRecordError) -> JSONResponse:
+        # The rows named, not the exception's text (what failed to parse: the log has it)
+        log.error("API %s %s: %s", request.method, request.url.path, exc)
+        row = f"order {exc.order_id}" + (f", package {exc.package_id}," if exc.package_id is not None else "")
+        return problem_response(500, "Ledger inconsistent",
+                                f"{row} stored in the ledger cannot be read (a hand edit or a restore "
+                                "gone wrong? the daemon's log says what is wrong): restore the row from a "
+                                "backup; the daemon holds the order ledger_inconsistent when it drives it",
+                                kind="ledger-inconsistent")
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

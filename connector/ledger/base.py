@@ -226,7 +226,11 @@ class OrderFinishedError(StaleStateError, ValueError):
 class CorruptRecordError(ValueError):
     """An order's stored data this code cannot read (a hand edit, a restore gone wrong, a bug): that
     order is held, the others go on. The message names the order and what is wrong, never buyer
-    data (which is stored apart, encrypted)."""
+    data (which is stored apart, encrypted); ``order_id`` and ``package_id`` name the row alone."""
+
+    def __init__(self, message: str, *, order_id: str = "", package_id: int | None = None) -> None:
+        super().__init__(message)
+        self.order_id, self.package_id = order_id, package_id
 
 
 class LedgerInUse(Exception):

@@ -110,7 +110,8 @@ def _package_json(row: Any) -> list[Any]:
         value = stored_json(row[column], kind, "{}" if kind is dict else "")
         if value is None:
             raise CorruptRecordError(f"package {row['id']} of order {row['order_id']}: its stored {column} "
-                                     f"is not {what}; restore the row from a backup")
+                                     f"is not {what}; restore the row from a backup",
+                                     order_id=row["order_id"], package_id=row["id"])
         values.append(value)
     return values
 
@@ -425,7 +426,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptRecordError(f"order {order_id}: its stored data cannot be read "
                                      f"({type(exc).__name__}: {exc}); restore the row from a backup "
-                                     "(or submit the order again) and release it") from None
+                                     "(or submit the order again) and release it",
+                                     order_id=order_id) from None
 
     def _record(self, row: Any) -> OrderRecord:
         ship_to = open_address(self._cipher, row["order_id"], row["pii"]) if row["pii"] is not None \

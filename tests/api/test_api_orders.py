@@ -474,3 +474,27 @@ def test_the_openapi_document_declares_every_answer(api):
     assert set(detail["required"]) >= {"ship_to", "ship_to_unreadable", "address_on_file", "packages",
                                        "history"}
     assert json.dumps(doc["components"]["schemas"]["OrderSummary"]).count("null") >= 5
+
+
+@pytest.mark.parametrize("row", ["order", "package"])
+def test_an_unreadable_order_or_package_is_a_problem_saying_which_not_a_bare_500(shipped, row, caplog):
+    """An order or package row whose stored JSON cannot be read (a hand edit, a restore gone wrong:
+    the daemon holds that order ledger_inconsistent) answered its single view with a bare 500 ("the
+    log has the details"); the lists pass it over. The view now says which row, and why, without
+    any of its content."""
+    a = shipped
+    oid = verified(a)[0]
+    package = a.rt.ledger.packages(oid)[-1]
+    with a.rt.ledger._write() as conn:
+        if row == "order":
+            conn.execute("UPDATE orders SET data = ? WHERE order_id = ?", ('{"order_id": "' + oid, oid))
+        else:
+            conn.execute("UPDATE packages SET items = ? WHERE id = ?", ('[{"order_item_id": ', package.id))
+    for path in (f"/v1/orders/{oid}", f"/v1/packages/{package.id}"):
+        r = a.get(path, scope="read")
+        if row == "order" and path.startswith("/v1/packages"):
+            continue  # a package's view does not read its order's data
+        body = r.json()
+        assert r.status_code == 500 and body["type"].endswith("#ledger-inconsistent"), body
+        assert oid in body["detail"] and "cannot be read" in body["detail"], body
+        assert "ledger_inconsistent" in body["detail"] or "restore" in body["detail"], body
