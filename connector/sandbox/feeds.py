@@ -6,7 +6,8 @@ sellers, access tokens, quotas, clock, faults and persisted state), it serves
 ``getFeed``, ``getFeeds``, ``cancelFeed`` and ``getFeedDocument`` with the published quotas, every
 request and answer checked against Amazon's model (``spapi_models/feeds_2021-06-30.json``), and
 the document storage the pre-signed URLs point at (``PUT`` the input document, ``GET`` a report;
-a signed URL expires after five minutes of the simulated clock, as Amazon's do).
+a signed URL expires after five minutes of the simulated clock, as Amazon's do, and a ``PUT`` must
+carry the ``Content-Type`` the document was created with, which the URL signs).
 
 Processing. A feed is IN_QUEUE for ``in_queue_seconds``, then IN_PROGRESS for
 ``processing_seconds`` (simulated clock), then DONE with a processing report; it is advanced when
@@ -190,6 +191,10 @@ class Feeds:
                 return _storage_error(403, "AccessDenied", "This document cannot be written.")
             if document.get("feedId"):
                 return _storage_error(403, "AccessDenied", "The document belongs to a feed already.")
+            if request.headers.get("content-type", "") != document["contentType"]:
+                # the URL signs the contentType given to createFeedDocument; storage checks it
+                return _storage_error(403, "SignatureDoesNotMatch", "The request signature we calculated "
+                                      "does not match the signature you provided.")
             document["content"] = base64.b64encode(request.body).decode("ascii")
             document["uploaded"] = self.spapi.format_time(self.spapi.now())
         return Response(200, b"", {"ETag": hashlib.md5(request.body).hexdigest()})  # noqa: S324 - an ETag

@@ -209,6 +209,20 @@ def test_create_feed_needs_an_uploaded_document_and_urls_expire(served):
         feeds.upload(tampered, b"order-id\n")
 
 
+def test_the_upload_must_carry_the_content_type_the_document_was_created_with(served):
+    # The pre-signed URL signs the Content-Type given to createFeedDocument: storage refuses an
+    # upload under another one (403 SignatureDoesNotMatch), as Amazon's document storage does.
+    emulator = _emulator()
+    feeds = served(emulator)
+    document = feeds.create_feed_document("text/tab-separated-values; charset=UTF-8")
+    with pytest.raises(TransientError, match="HTTP 403"):
+        feeds.upload(document["url"], b"order-id\n", content_type="text/plain")
+    answer = requests.put(document["url"], data=b"order-id\n", timeout=5)  # no Content-Type at all
+    assert answer.status_code == 403 and b"SignatureDoesNotMatch" in answer.content
+    feeds.upload(document["url"], b"order-id\n", content_type="text/tab-separated-values; charset=UTF-8")
+    feeds.create_feed(document["feedDocumentId"], ["ATVPDKIKX0DER"])  # the document was stored
+
+
 def _published_quota(served, operation: str, rate: float, burst: int):
     """A client on a fresh emulator, both holding ``operation``'s published quota: the emulator,
     the client's limiter, the client, and an access token for requests of one's own."""
