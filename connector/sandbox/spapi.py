@@ -182,6 +182,9 @@ _ITEM_BASE = ("orderItemId", "quantityOrdered", "measurement", "associatedOrderI
               "product")
 _ITEM_SECTIONS = {"PROCEEDS": "proceeds", "FULFILLMENT": "fulfillment", "CANCELLATION": "cancellation",
                   "EXPENSE": "expense", "PROMOTION": "promotion", "TAX": "tax"}
+_PII_STATUSES = frozenset({"UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED"})
+_ADDRESS_PII = ("name", "addressLine1", "addressLine2", "addressLine3", "postalCode", "phone",
+                "extendedFields")
 _TOKEN_KEYS = frozenset({"seller", "filters", "after", "before", "issued"})
 _FILTER_PARAMS = ("createdAfter", "createdBefore", "lastUpdatedAfter", "lastUpdatedBefore",
                   "fulfillmentStatuses", "marketplaceIds", "fulfilledBy")
@@ -302,11 +305,13 @@ def _parse_sellers(raw: Any, sites: SiteTable) -> dict[str, Seller]:
 
 
 def _project(order: dict[str, Any], included: set[str]) -> dict[str, Any]:
-    """The order as Amazon returns it for ``includedData``: items always, sections on request."""
+    """The order as Amazon returns it for ``includedData``: items always, sections on request,
+    the buyer's personal data only where Amazon shows it (:func:`_withhold_pii`)."""
     out = {k: copy.deepcopy(order[k]) for k in _ORDER_BASE if k in order}
     for data, key in _ORDER_SECTIONS.items():
         if data in included and order.get(key):
             out[key] = copy.deepcopy(order[key])
+    _withhold_pii(out, order.get("fulfillment") or {})
     items = []
     for item in order.get("orderItems", []):
         projected = {k: copy.deepcopy(item[k]) for k in _ITEM_BASE if k in item}
@@ -316,6 +321,25 @@ def _project(order: dict[str, Any], included: set[str]) -> dict[str, Any]:
         items.append(projected)
     out["orderItems"] = items
     return out
+
+
+def _withhold_pii(out: dict[str, Any], fulfillment: dict[str, Any]) -> None:
+    """Drop what Amazon does not show of the buyer: name, email and the address's personal fields
+    unless the order is UNSHIPPED, PARTIALLY_SHIPPED or SHIPPED; the email of an order Amazon
+    fulfils (https://developer-docs.amazon.com/sp-api/docs/access-orders-pii)."""
+    shown = fulfillment.get("fulfillmentStatus") in _PII_STATUSES
+    buyer = out.get("buyer")
+    if buyer is not None:
+        if not shown:
+            buyer.pop("buyerName", None)
+        if not shown or fulfillment.get("fulfilledBy") != "MERCHANT":
+            buyer.pop("buyerEmail", None)
+        if not buyer:
+            del out["buyer"]
+    address = (out.get("recipient") or {}).get("deliveryAddress")
+    if address is not None and not shown:
+        for key in _ADDRESS_PII:
+            address.pop(key, None)
 
 
 def _package_items(order: dict[str, Any], lines: list[tuple[Any, Any]], *, field: str,

@@ -310,6 +310,37 @@ def test_included_data_selects_sections(spapi):
     assert shown["orderItems"][0]["fulfillment"]["shipping"]["internationalShipping"]["iossNumber"]
 
 
+ADDRESS_PII = {"name", "addressLine1", "addressLine2", "addressLine3", "postalCode", "phone",
+               "extendedFields"}
+
+
+def test_buyer_pii_only_for_orders_amazon_shows_it_for(spapi):
+    # Amazon gives the buyer's name and email and the address's personal fields only for orders
+    # that are UNSHIPPED, PARTIALLY_SHIPPED or SHIPPED, and the email only for merchant-fulfilled ones
+    # (https://developer-docs.amazon.com/sp-api/docs/access-orders-pii).
+    pii = ["BUYER", "RECIPIENT"]
+    open_order = spapi.get_order(spapi.pick()["orderId"], includedData=pii).json()["order"]
+    assert {"buyerName", "buyerEmail"} <= set(open_order["buyer"])
+    assert {"name", "addressLine1", "postalCode"} <= set(open_order["recipient"]["deliveryAddress"])
+    cancelled = spapi.get_order(spapi.pick(status="CANCELLED")["orderId"], includedData=pii).json()["order"]
+    assert not {"buyerName", "buyerEmail"} & set(cancelled.get("buyer", {}))
+    address = cancelled["recipient"]["deliveryAddress"]
+    assert not ADDRESS_PII & set(address) and address["countryCode"] and address["city"]
+    afn = spapi.get_order(spapi.pick(by="AMAZON")["orderId"], includedData=pii).json()["order"]
+    assert "buyerEmail" not in afn.get("buyer", {}) and "buyerName" in afn["buyer"]
+    now_cancelled = spapi.pick(where=lambda o: o["orderId"] != open_order["orderId"])
+    assert requests.post(f"{spapi.url}/_sandbox/orders/{now_cancelled['orderId']}/cancel",
+                         timeout=5).status_code == 200
+    spapi.advance(180)  # a search shows changes two minutes old
+    listed = {o["orderId"]: o for o in spapi.search_all(lastUpdatedAfter=SINCE, marketplaceIds=MY_MARKETS,
+                                                         includedData=pii)}
+    seen = listed[now_cancelled["orderId"]]
+    assert not ADDRESS_PII & set(seen["recipient"]["deliveryAddress"])
+    assert "buyerName" not in seen.get("buyer", {})
+    assert "name" in listed[open_order["orderId"]]["recipient"]["deliveryAddress"]
+    assert spapi.state()["schema_violations"] == []
+
+
 def test_every_seed_order_validates_through_the_api(spapi):
     response = spapi.search(lastUpdatedAfter=SINCE, marketplaceIds=MY_MARKETS, includedData=ALL_DATA)
     body = response.json()
