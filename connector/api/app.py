@@ -109,6 +109,10 @@ def create_app(rt: Runtime | None) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(PlainPath)
+    # The status page's headers wrap the whole stack, Starlette's error middleware too, so that every
+    # answer under /status has them: the 404 and 413 above and a 500 as well as its pages.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: status.SecurityHeaders(build())
     return app
 
 

@@ -266,3 +266,27 @@ def test_the_docs_name_every_security_header_as_sent():
     text = " ".join(page.read_text(encoding="utf-8").split())
     for name, value in status._SECURITY_HEADERS.items():
         assert f"`{name}: {value}`" in text, name
+
+
+def test_error_answers_under_status_carry_the_security_headers(api, monkeypatch):
+    """The page's problems (a bad query, an unknown path, a wrong method, a body too large, a crash)
+    had come back as plain JSON without the headers its HTML carries; the docs promise them on every
+    answer."""
+    a = api()
+    client = TestClient(create_app(a.rt), raise_server_exceptions=False)
+    bearer = {"Authorization": f"Bearer {a.tokens['read']}"}
+    answers = [client.get("/status/held?page=0", headers=bearer),
+               client.get("/status?released=" + "x" * 101, headers=bearer),
+               client.get("/status/nowhere", headers=bearer),
+               client.get("/status/logout"),
+               client.get("/status/held%0A", headers=bearer),
+               client.post("/status/login", content=b"t" * 2_000_000,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})]
+    monkeypatch.setattr(status, "_backlog", lambda *_: 1 / 0)
+    answers.append(client.get("/status", headers=bearer))
+    assert [r.status_code for r in answers] == [422, 422, 404, 405, 404, 413, 500]
+    for r in answers:
+        for name, value in status._SECURITY_HEADERS.items():
+            assert r.headers.get(name) == value, (r.request.url, name)
+    outside = client.get("/statusx")  # not under /status: the JSON API's own headers
+    assert outside.status_code == 404 and "Content-Security-Policy" not in outside.headers

@@ -30,6 +30,8 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ... import __version__
 from ...engine import steer
@@ -64,6 +66,31 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+class SecurityHeaders:
+    """Add ``_SECURITY_HEADERS`` to every answer under ``/status``: its pages and redirects, and the
+    problems the app answers there (a bad query, an unknown path, a body too large, a crash), which
+    are JSON and would otherwise go out without them. ``create_app`` puts it around the whole stack."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != "/status" and not path.startswith("/status/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
 
 _templates = Environment(
     loader=FileSystemLoader(FilePath(__file__).resolve().parent.parent / "templates"),
@@ -103,7 +130,7 @@ def _admit(request: Request, scope: str) -> Viewer | Response:
     """The viewer when their token holds ``scope``; else the answer: the sign-in page or a 403."""
     viewer = _viewer(request)
     if viewer is None:
-        response = RedirectResponse("/status/login", status_code=303, headers=_SECURITY_HEADERS)
+        response = RedirectResponse("/status/login", status_code=303)
         if request.cookies.get(COOKIE):  # unknown or revoked: forget it
             response.delete_cookie(COOKIE, path=COOKIE_PATH)
         return response
@@ -134,7 +161,7 @@ Form = Annotated[dict[str, str], Depends(_form)]
 # -- rendering ---------------------------------------------------------------------------------------
 def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     html = _templates.get_template(template).render(version=__version__, **context)
-    return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+    return HTMLResponse(html, status_code=status)
 
 
 def _message(request: Request, viewer: Viewer | None, status: int, title: str, text: str) -> HTMLResponse:
@@ -372,7 +399,7 @@ def login(request: Request, form: Form) -> Response:
         return _page("login.html", 403, viewer=None, now=utcnow(),
                      error=f"The status page needs a token with the read scope; this one has "
                            f"{', '.join(token.scopes)}.")
-    response = RedirectResponse("/status", status_code=303, headers=_SECURITY_HEADERS)
+    response = RedirectResponse("/status", status_code=303)
     response.set_cookie(COOKIE, secret, max_age=COOKIE_MAX_AGE, path=COOKIE_PATH, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return response
@@ -383,7 +410,7 @@ def logout(request: Request, form: Form) -> Response:
     viewer = _viewer(request)
     if viewer is not None and not viewer.csrf_ok(form.get("csrf", "")):
         return _message(request, viewer, 403, "Forbidden", _STALE)
-    response = RedirectResponse("/status/login", status_code=303, headers=_SECURITY_HEADERS)
+    response = RedirectResponse("/status/login", status_code=303)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response
 
@@ -407,5 +434,4 @@ def release(request: Request, order_id: Annotated[str, Path(min_length=1, max_le
     if back != "/status" and not back.startswith("/status/held?page="):
         back = "/status"
     joiner = "&" if "?" in back else "?"
-    return RedirectResponse(f"{back}{joiner}released={quote(order_id, safe='')}", status_code=303,
-                            headers=_SECURITY_HEADERS)
+    return RedirectResponse(f"{back}{joiner}released={quote(order_id, safe='')}", status_code=303)
