@@ -119,6 +119,32 @@ def test_a_ship_by_is_kept_with_its_zone_and_without_one_is_utc(api):
         assert a.rt.ledger.get_order(order_id).order.ship_by == soon
 
 
+@pytest.mark.parametrize("key", [".", ".."])
+def test_a_key_that_cannot_be_read_back_is_refused(api, key):
+    """/v1/shipments/.. is /v1/ to every HTTP client (dot segments are removed from a URL), so a
+    shipment under the key '..' was bought but could never be read back by its key."""
+    a = api()
+    confirmation = {"idempotency_key": key, "order_id": "111-4006819-6574715", "site": "US",
+                    "account": "demo-na", "carrier": "yanwen", "tracking_number": "UG123456789YW",
+                    "items": [{"order_item_id": "1", "quantity": 1}]}
+    for path, body in (("/v1/shipments", other_channel(key)), ("/v1/confirmations", confirmation)):
+        r = a.post(path, scope="operate", json=body)
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == ["idempotency_key"], r.text
+    assert a.rt.ledger.submission(key) is None
+    assert a.rt.ledger.orders() == []
+
+
+def test_keys_with_dots_or_colons_are_taken_and_read_back(api):
+    a = api()
+    for n, key in enumerate(("...", ".a", "a..b", "..:", "erp:1.0")):
+        r = a.post("/v1/shipments", scope="operate", json=other_channel(key, order_id=f"SO-{n}"))
+        assert r.status_code == 201, r.text
+        assert a.get(r.headers["location"], scope="read").json()["order_id"] == f"shopify-SO-{n}"
+    slash = a.post("/v1/shipments", scope="operate", json=other_channel("a/b", order_id="SO-9"))
+    assert slash.status_code == 422 and slash.json()["errors"][0]["field"] == "idempotency_key"
+
+
 def test_a_key_reused_for_another_request_is_a_conflict(api):
     a = api()
     assert a.post("/v1/shipments", scope="operate", json=other_channel("k-2")).status_code == 201

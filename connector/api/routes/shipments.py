@@ -24,10 +24,6 @@ from .orders import label_url
 
 router = APIRouter(tags=["shipments"])
 
-Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$",
-                           description="the ERP's own idempotency key: one request forever")]
-Text = Annotated[str, Field(max_length=200)]
-
 
 def _not_blank(value: str) -> str:
     if not value.strip():
@@ -37,6 +33,22 @@ def _not_blank(value: str) -> str:
 
 # For text that must say something: spaces alone pass min_length=1 but name nobody and nowhere.
 NotBlank = AfterValidator(_not_blank)
+
+
+def _readable_back(value: str) -> str:
+    # The key is read back at /v1/shipments/<key>, and every HTTP client drops a '.' or '..' path
+    # segment from a URL ('/v1/shipments/..' is '/v1/'): such a key could never be read back.
+    if value in (".", ".."):
+        raise PydanticCustomError("dot_segment", "must not be '.' or '..': a URL drops such a path segment, "
+                                                 "so it could not be read back")
+    return value
+
+
+Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$",
+                           description="the ERP's own idempotency key: one request forever; "
+                                       "not '.' or '..', which a URL to read it back would drop"),
+                AfterValidator(_readable_back)]
+Text = Annotated[str, Field(max_length=200)]
 
 
 class _Strict(BaseModel):
