@@ -308,6 +308,18 @@ def test_an_items_own_refusal_is_what_counts() -> None:
         mapping.parse_delete(single, "S1", already_deleted=words)
 
 
+@pytest.mark.parametrize("detail", ["System busy, try later", "Service internal error, please wait",
+                                    "Request timeout", "系统繁忙，请稍后再试"])
+def test_dhls_own_trouble_in_the_kits_words_is_transient(detail: str) -> None:
+    """A delete or reprint answered in the general words of a carrier's own trouble says nothing about
+    the shipment: asked again, never a refusal (a refused delete holds the order with a live label)."""
+    words = DhlEcommerceSettings.SCHEMA["properties"]["already_cancelled_keywords"]["default"]
+    with pytest.raises(TransientCarrierError, match=detail):
+        mapping.parse_delete(_delete_answer("202", detail), "S1", already_deleted=words)
+    with pytest.raises(TransientCarrierError, match=detail):
+        mapping.parse_reprint(_reprint_refusal(detail, item=False), "S1")
+
+
 # -- tracking ---------------------------------------------------------------------------------
 
 

@@ -21,7 +21,16 @@ from connector.kit.carrier import (
     PermanentCarrierError,
     TransientCarrierError,
 )
-from connector.kit.values import cents, decimal, in_utc, looks_like_pdf, says_cancelled, tracking_or_error
+from connector.kit.values import (
+    CARRIER_TROUBLE_WORDS,
+    cents,
+    decimal,
+    in_utc,
+    looks_like_pdf,
+    mentions,
+    says_cancelled,
+    tracking_or_error,
+)
 from connector.kit.values import text as _text
 
 if TYPE_CHECKING:
@@ -48,7 +57,8 @@ _NOT_FOUND = re.compile(
     r"not\s+found|does\s+not\s+exist|no\s+record|no\s+such\s+shipment|invalid\s+shipment\s*id",
     re.IGNORECASE,
 )
-# A refusal that is DHL's own trouble, not ours: retry later (bd-level only; see refusal()).
+# A refusal that is DHL's own trouble, not ours: retry later (bd-level only; see refusal()). These
+# are DHL's own words ("run time/system errors") beside the kit's CARRIER_TROUBLE_WORDS.
 _SYSTEM_ERROR = re.compile(r"system\s+error|run\s*time|internal\s+error|try\s+again|timed?\s*out", re.I)
 
 STATUS_BY_CODE: dict[str, TrackingStatus] = {
@@ -374,6 +384,12 @@ def changed_by_dhl(message: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in message.split(";") if "has been updated" in part.lower())
 
 
+def is_system_trouble(message: str) -> bool:
+    """Whether ``message`` speaks of DHL's own trouble: its own words or the kit's general ones
+    ("system busy", "try later", "系统繁忙", ...)."""
+    return bool(_SYSTEM_ERROR.search(message)) or mentions(message, CARRIER_TROUBLE_WORDS)
+
+
 def refusal(code: str, message: str, sid: str, *, item_level: bool = True) -> CarrierError:
     """The error for a non-success business code: a variance under the same shipmentID is
     DuplicateReferenceError, a field validation failure names the field, DHL's own system trouble
@@ -392,7 +408,7 @@ def refusal(code: str, message: str, sid: str, *, item_level: bool = True) -> Ca
             code=code,
             carrier=CARRIER,
         )
-    if code.startswith("5") or (not item_level and _SYSTEM_ERROR.search(message)):
+    if code.startswith("5") or (not item_level and is_system_trouble(message)):
         return TransientCarrierError(
             f"DHL eCommerce could not process {sid} (code {code}): {message}", code=code, carrier=CARRIER
         )
