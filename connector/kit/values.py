@@ -2,10 +2,10 @@
 
 Carrier APIs send numbers as strings, strings with spaces, ``null`` for empty; these readers
 never raise on such input, they answer ``None`` (or ``""``) and let the mapping decide. Where an
-answer's shape is wrong rather than loose (:func:`objects`, :func:`iso_time`), a ``ValueError``
-says what, and the mapping reports it as a malformed answer; :func:`tracking_or_error` keeps one
-parcel's malformed tracking to that parcel. Beside them: the schema of the
-settings that tell a mapping how to read (:func:`keywords_setting`, :func:`utc_offset_setting`),
+answer's shape is wrong rather than loose (:func:`objects`, :func:`issued_number`,
+:func:`iso_time`), a ``ValueError`` says what, and the mapping reports it as a malformed answer;
+:func:`tracking_or_error` keeps one parcel's malformed tracking to that parcel. Beside them: the
+schema of the settings that tell a mapping how to read (:func:`keywords_setting`, :func:`utc_offset_setting`),
 which lookup refusal may mean "no such order" (:func:`says_not_found`) and what a create the carrier
 refused as a duplicate stands for (:func:`existing_shipment`).
 """
@@ -102,6 +102,17 @@ def objects(value: Any, field: str) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise ValueError(f"field '{field}[{i}]' is not an object")
     return value
+
+
+def issued_number(value: Any, field: str) -> str:
+    """``value``, a number the carrier issued (waybill, tracking number), as stripped text; ``""``
+    when absent or empty. Text or a JSON integer (some APIs send a digits-only number bare);
+    anything else (a list, an object, a fraction, a boolean) is a ``ValueError`` naming ``field``
+    (``field 'data.waybillNumber' should be text, got list``): as text it would be a wrong number
+    ("[]", "True", "2.2e+17"), so the mapping reports it as a malformed answer."""
+    if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return text(value)
+    raise ValueError(f"field {field!r} should be text, got {type(value).__name__}")
 
 
 def mentions(text: str, words: Iterable[str]) -> bool:

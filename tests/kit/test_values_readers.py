@@ -18,6 +18,7 @@ from connector.kit.values import (
     existing_shipment,
     in_utc,
     iso_time,
+    issued_number,
     keywords_setting,
     mentions,
     objects,
@@ -38,6 +39,16 @@ def test_objects_reads_a_list_of_objects_and_names_the_bad_field():
         objects({"a": 1}, "Items")
     with pytest.raises(ValueError, match=r"^field 'Item\.Details\[1\]' is not an object$"):
         objects([{}, "x"], "Item.Details")
+
+
+def test_issued_number_reads_text_or_a_json_integer_and_names_a_wrong_type():
+    assert issued_number(" LK123456789CN ", "waybillNo") == "LK123456789CN"
+    assert issued_number(7027018415475994, "deliveryConfirmationNo") == "7027018415475994"
+    assert issued_number(None, "waybillNo") == "" and issued_number("", "waybillNo") == ""
+    for value, kind in (([], "list"), ({"no": "LK1"}, "dict"), (1.5, "float"), (2.2e17, "float"),
+                        (True, "bool")):
+        with pytest.raises(ValueError, match=rf"^field 'data\.waybillNumber' should be text, got {kind}$"):
+            issued_number(value, "data.waybillNumber")
 
 
 def test_mentions_ignores_case_on_both_sides():

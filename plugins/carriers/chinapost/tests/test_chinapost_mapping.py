@@ -152,6 +152,22 @@ def test_create_with_wrong_credentials_is_a_credentials_error(msg):
     assert caught.value.code == "auth"
 
 
+WRONG_TYPES = [[], ["LX000000014CN"], {"no": "LX000000014CN"}, 1.5, True]
+
+
+@pytest.mark.parametrize("value", WRONG_TYPES)
+def test_a_waybill_of_the_wrong_json_type_is_malformed_not_a_wrong_number(value):
+    """A waybillNo that is a list, an object, a fraction or a boolean would become a wrong number as
+    text ("[]", "True"): the answer is malformed (the label may exist), naming the field."""
+    with pytest.raises(TransientCarrierError, match="field 'waybillNo' should be text") as caught:
+        mapping.parse_create({"success": "true", "waybillNo": value}, "PKG-1")
+    assert caught.value.code == "malformed"
+    for key in ("waybillNo", "waybill_no"):
+        answer = {"return_success": "true", "data": [{"logistics_order_no": "PKG-1", key: value}]}
+        with pytest.raises(TransientCarrierError, match=rf"field 'data\[0\]\.{key}' should be text"):
+            mapping.parse_query(answer, "PKG-1")
+
+
 # -- lookup by reference -------------------------------------------------------------------------
 
 

@@ -106,6 +106,33 @@ def test_multi_piece_labels_take_the_first_piece(name: str, sid: str, first: str
     assert first.encode() in mapping.label_content(label, sid)
 
 
+@pytest.mark.parametrize("value", [[], ["7027018415475994"], {"no": "7027018415475994"}, 1.5, True, False])
+def test_a_number_of_the_wrong_json_type_is_malformed_not_a_wrong_number(value: object) -> None:
+    """A deliveryConfirmationNo that is a list, an object, a fraction or a boolean would become a
+    wrong number as text ("[]", "True"): the answer is malformed (the label may exist), naming the field."""
+    answer = load_fixture("label_response")
+    answer["labelResponse"]["bd"]["labels"][0]["deliveryConfirmationNo"] = value
+    should_be_text = r"\.deliveryConfirmationNo' should be text"
+    with pytest.raises(TransientCarrierError, match=r"labels\[\]" + should_be_text) as err:
+        mapping.parse_label(answer, make_request("10002TEST"), "ORD-10002TEST")
+    assert err.value.code == "malformed"
+    reprint = load_fixture("reprint_label_response")
+    reprint["labelReprintResponse"]["bd"]["shipmentItems"][0]["deliveryConfirmationNo"] = value
+    with pytest.raises(TransientCarrierError, match=r"shipmentItems\[\]" + should_be_text):
+        mapping.parse_reprint(reprint, "ORD-10002TEST")
+    multi = load_fixture("label_multiple_response")
+    multi["labelResponse"]["bd"]["labels"][0]["pieces"][0]["deliveryConfirmationNo"] = value
+    with pytest.raises(TransientCarrierError, match=r"pieces\[0\]" + should_be_text):
+        mapping.parse_label(multi, make_request("X"), "MYLIL00017BFLGLW-00")
+
+
+def test_a_number_given_as_a_json_integer_is_read_as_text() -> None:
+    answer = load_fixture("label_response")
+    answer["labelResponse"]["bd"]["labels"][0]["deliveryConfirmationNo"] = 7027018415475994
+    shipment = mapping.parse_label(answer, make_request("10002TEST"), "ORD-10002TEST")
+    assert shipment.tracking_number == "7027018415475994"
+
+
 def test_label_validation_refusal_names_field_and_pointer() -> None:
     answer = load_fixture("label_invalid_response")
     assert "deliveryConfirmationNumber" in answer["labelResponse"]["bd"]["labels"][0]  # a quirk of DHL

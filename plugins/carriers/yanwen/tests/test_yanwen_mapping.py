@@ -119,6 +119,20 @@ def test_parse_create_returns_the_waybill_as_tracking_number():
         "yanwen", "UG123456785YP", "UG123456785YP", "481")
 
 
+@pytest.mark.parametrize("value", [[], ["UG123456785YP"], {"no": "UG123456785YP"}, 1.5, True])
+def test_a_waybill_of_the_wrong_json_type_is_malformed_not_a_wrong_number(value):
+    """A waybillNumber that is a list, an object, a fraction or a boolean would become a wrong number
+    as text ("[]", "True"): the answer is malformed (the label may exist), naming the field."""
+    answer = ok({"waybillNumber": value, "orderNumber": "111-0000001-0000001-1"})
+    with pytest.raises(TransientCarrierError, match="field 'data.waybillNumber' should be text") as caught:
+        mapping.parse_create_order(answer, make_request())
+    assert caught.value.code == "malformed"
+    record = waybill_record()
+    record["waybillNumber"] = value
+    with pytest.raises(TransientCarrierError, match=r"field 'data\[0\]\.waybillNumber' should be text"):
+        mapping.parse_order_records(ok([record]))
+
+
 @pytest.mark.parametrize(("data", "field"), [
     (None, "'data' should be an object"),
     ({"orderNumber": "111-0000001-0000001-1"}, "data.waybillNumber"),

@@ -32,6 +32,7 @@ from connector.kit.values import (
     CARRIER_TROUBLE_WORDS,
     cents,
     in_utc,
+    issued_number,
     looks_like_pdf,
     mentions,
     objects,
@@ -70,6 +71,16 @@ _XML_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9.
 
 def _fail(op: str, message: str) -> TransientCarrierError:
     return TransientCarrierError(f"China Post {op}: {message}", code="malformed", carrier=CARRIER)
+
+
+def _waybill(entry: dict[str, Any], op: str, where: str = "") -> str:
+    """The entry's ``waybillNo`` (or ``waybill_no``) as text; one of the wrong JSON type (a list,
+    a boolean, ...) is malformed, never read as a number ("[]", "True")."""
+    try:
+        return (issued_number(entry.get("waybillNo"), f"{where}waybillNo")
+                or issued_number(entry.get("waybill_no"), f"{where}waybill_no"))
+    except ValueError as exc:
+        raise _fail(op, str(exc)) from None
 
 
 def flag(value: Any) -> bool | None:
@@ -253,7 +264,7 @@ def parse_create(data: Any, reference: str, *, duplicate_keywords: Iterable[str]
     reason = _text(result.get("reason"))
     message = _text(result.get("msg")) or _text(result.get("message"))
     if ok:
-        waybill = _text(result.get("waybillNo"))
+        waybill = _waybill(result, op)
         if not waybill:
             raise _fail(op, "field 'waybillNo' is missing or empty although success is true")
         return waybill
@@ -335,7 +346,7 @@ def parse_query(data: Any, reference: str) -> list[OrderRecord]:
         if ref and ref != reference:
             raise _fail(op, f"field 'data[{i}].logistics_order_no' is {ref!r}, "
                             f"not the reference {reference!r}")
-        waybill = _text(entry.get("waybillNo")) or _text(entry.get("waybill_no"))
+        waybill = _waybill(entry, op, f"data[{i}].")
         if not waybill:
             raise _fail(op, f"field 'data[{i}].waybillNo' is missing or empty")
         records.append(OrderRecord(reference=reference, waybill=waybill,

@@ -26,6 +26,7 @@ from connector.kit.values import (
     cents,
     decimal,
     in_utc,
+    issued_number,
     looks_like_pdf,
     mentions,
     says_cancelled,
@@ -326,21 +327,31 @@ def place_ioss(item: dict[str, Any], ioss_field: str, number: str) -> None:
         item[ioss_field] = number
 
 
-def _number_of(entry: dict[str, Any]) -> str:
-    return next((_text(entry.get(k)) for k in _ALIASES_NUMBER if _text(entry.get(k))), "")
+def _number_of(entry: dict[str, Any], where: str) -> str:
+    """The first non-empty alias; one of the wrong JSON type (a list, a boolean, ...) is malformed,
+    never read as a number ("[]", "True")."""
+    for key in _ALIASES_NUMBER:
+        try:
+            number = issued_number(entry.get(key), f"{where}.{key}")
+        except ValueError as exc:
+            raise Malformed(str(exc)) from None
+        if number:
+            return number
+    return ""
 
 
 def label_number(item: dict[str, Any], where: str) -> str:
     """The tracking number of a label entry: ``deliveryConfirmationNo`` (once seen as
     ``deliveryConfirmationNumber``), or for a multi-piece shipment the first piece's."""
-    number = _number_of(item)
+    number = _number_of(item, where)
     if number:
         return number
     pieces = item.get("pieces")
     if isinstance(pieces, list) and pieces:
         first = pieces[0]
-        if isinstance(first, dict) and _number_of(first):
-            return _number_of(first)
+        number = _number_of(first, f"{where}.pieces[0]") if isinstance(first, dict) else ""
+        if number:
+            return number
         raise Malformed(f"{where}.pieces[0].deliveryConfirmationNo missing")
     raise Malformed(f"{where}.deliveryConfirmationNo missing")
 

@@ -35,6 +35,7 @@ from connector.kit.values import (
     CARRIER_TROUBLE_WORDS,
     in_utc,
     iso_time,
+    issued_number,
     looks_like_pdf,
     mentions,
     objects,
@@ -86,6 +87,15 @@ _RETURNED_WORDS = ("returned to sender", "return to sender completed", "returned
 
 def _fail(op: str, message: str) -> TransientCarrierError:
     return TransientCarrierError(f"Yanwen {op}: {message}", code="malformed", carrier=CARRIER)
+
+
+def _waybill(op: str, value: Any, field: str) -> str:
+    """A ``waybillNumber`` as text; one of the wrong JSON type (a list, a boolean, ...) is
+    malformed, never read as a number ("[]", "True")."""
+    try:
+        return issued_number(value, field)
+    except ValueError as exc:
+        raise _fail(op, str(exc)) from None
 
 
 def _objects(op: str, value: Any, field: str) -> list[dict[str, Any]]:
@@ -306,7 +316,7 @@ def parse_create_order(answer: Any, request: ShipmentRequest, *,
     data = envelope.data
     if not isinstance(data, dict):
         raise _fail(op, f"field 'data' should be an object, got {type(data).__name__}")
-    waybill = _text(data.get("waybillNumber"))
+    waybill = _waybill(op, data.get("waybillNumber"), "data.waybillNumber")
     if not waybill:
         raise _fail(op, "field 'data.waybillNumber' is missing or empty")
     order_number = _text(data.get("orderNumber"))
@@ -405,7 +415,7 @@ def parse_order_records(answer: Any, op: str = ORDER_LIST) -> list[OrderRecord]:
     data = envelope.data
     out = []
     for i, record in enumerate(_objects(op, [data] if isinstance(data, dict) else data, "data")):
-        waybill = _text(record.get("waybillNumber"))
+        waybill = _waybill(op, record.get("waybillNumber"), f"data[{i}].waybillNumber")
         if not waybill:
             raise _fail(op, f"field 'data[{i}].waybillNumber' is missing or empty")
         status = record.get("status")
