@@ -26,6 +26,7 @@ from connector.kit.values import (
     CARRIER_TROUBLE_WORDS,
     in_utc,
     iso_time,
+    issued_number,
     kilograms,
     mentions,
     objects,
@@ -142,12 +143,11 @@ def _opt_str(value: Any) -> str | None:
 
 def _number(entry: dict[str, Any], key: str, op: str, where: str) -> str | None:
     """``entry[key]``, a number the carrier issued (waybill, tracking number), as text; ``None``
-    when empty. Text or a JSON integer; anything else (a list, an object, a fraction, a boolean)
-    is malformed: as text it would be a wrong number ("['YT…']", "2.2e+17")."""
-    value = entry.get(key)
-    if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        return _opt_str(value)
-    raise _fail(op, f"field '{where}.{key}' should be text, got {type(value).__name__}")
+    when empty; one of another JSON type is a malformed answer (the kit's ``issued_number``)."""
+    try:
+        return issued_number(entry.get(key), f"{where}.{key}") or None
+    except ValueError as exc:
+        raise _fail(op, str(exc)) from None
 
 
 def authorization_header(customer_code: str, api_secret: str) -> str:
