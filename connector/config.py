@@ -244,6 +244,9 @@ class AmazonSettings(Settings):
         "max_attempts": {"type": "integer", "minimum": 1, "default": 5},
         "backoff_base_seconds": {"type": "number", "minimum": 0, "default": 1},
         "feeds": FeedsSettings.SCHEMA,
+        "transparency_codes": {"enum": ["required", "optional"], "default": "required",
+                               "description": "a Transparency item's package: held until its codes are "
+                                              "given (required), or confirmed without them (optional)"},
     })
     quotas: dict[str, Quota]
     pacing: float
@@ -255,6 +258,7 @@ class AmazonSettings(Settings):
     max_attempts: int
     backoff_base_seconds: float
     feeds: FeedsSettings
+    transparency_codes: str
 
 
 @dataclass(frozen=True, kw_only=True)

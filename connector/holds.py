@@ -40,6 +40,7 @@ class HoldReason(str, enum.Enum):
     AMAZON_REJECTED = "amazon_rejected"
     ALREADY_SHIPPED = "already_shipped"
     CONFIRMATION_NOT_VISIBLE = "confirmation_not_visible"
+    TRANSPARENCY_CODES_NEEDED = "transparency_codes_needed"
     # Voiding a label after Amazon cancelled the order.
     VOID_REFUSED = "void_refused"
     # Anywhere.

@@ -298,17 +298,22 @@ class OrderItem:
     unit_price: Money | None = None
     ioss_number: str = ""
     quantity_shipped: int = 0
+    programs: tuple[str, ...] = ()  # Amazon's item programs: TRANSPARENCY (connector/transparency.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = _field_values(self)
         d["unit_price"] = self.unit_price.to_dict() if self.unit_price else None
+        programs = d.pop("programs")
+        if programs:  # most items have none: their stored form stays as it was
+            d["programs"] = list(programs)
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OrderItem:
         data = dict(data)
         price = data.pop("unit_price", None)
-        return cls(unit_price=Money.from_dict(price) if price else None, **data)
+        programs = tuple(data.pop("programs", None) or ())
+        return cls(unit_price=Money.from_dict(price) if price else None, programs=programs, **data)
 
 
 class FulfillmentStatus(str, enum.Enum):

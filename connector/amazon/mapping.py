@@ -220,7 +220,13 @@ def _item(raw: Any, index: int, f: _Fields) -> OrderItem:
         unit_price=f.money(_dig(product, "price", "unitPrice"), f"{path}.product.price.unitPrice"),
         ioss_number=_plain(_dig(fulfillment, "shipping", "internationalShipping", "iossNumber")),
         quantity_shipped=shipped,
+        programs=_programs(raw.get("programs")),
     )
+
+
+def _programs(raw: Any) -> tuple[str, ...]:
+    """An order's or an item's ``programs`` (a list of names; anything else: none)."""
+    return tuple(_plain(p) for p in raw if _plain(p)) if isinstance(raw, list) else ()
 
 
 def _buyer_requested_cancel(items: Sequence[Any]) -> bool:
@@ -273,8 +279,6 @@ def order_from_api(raw: dict[str, Any], *, account: str, sites: SiteTable = BUIL
     refs = tuple(_plain(p.get("packageReferenceId")) for p in packages
                  if isinstance(p, Mapping) and _plain(p.get("packageReferenceId"))) \
         if isinstance(packages, list) else ()
-    programs = raw.get("programs")
-
     return Order(
         order_id=order_id,
         account=account,
@@ -291,7 +295,7 @@ def order_from_api(raw: dict[str, Any], *, account: str, sites: SiteTable = BUIL
         total=f.money(_dig(raw, "proceeds", "grandTotal"), "proceeds.grandTotal"),
         ship_to=_address(_dig(raw, "recipient", "deliveryAddress"), raw.get("buyer")),
         buyer_cancel_requested=_buyer_requested_cancel(raw_items),
-        programs=tuple(_plain(p) for p in programs if _plain(p)) if isinstance(programs, list) else (),
+        programs=_programs(raw.get("programs")),
         shipped_package_refs=refs,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from typing import Any
 
 from ..amazon.errors import AlreadyShippedError, InvalidInputError, SpApiError
@@ -20,12 +21,14 @@ from ..kit.carrier import CarrierSpec
 from ..ledger import OrderRecord, OrderState, Package, PackageChange, PackageState, StaleStateError
 from ..model import Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
+from ..transparency import PackageCodes, codes_for_package, enrolled_items
 from .crashpoints import crashpoint
 from .feeds import accepted_by_feed, in_open_feed, leaves_to_feed, rest_in_feed
 from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
 from .verify import confirms_itself, hold_taken, read_back, taken_by_another, verify_if_shown
 
+_UNSENT = (PackageState.PLANNED, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED, PackageState.LABELED)
 CONFIRM_LANE = 2  # an account's confirmations in flight at once: one sending, one waiting for its token
 
 log = logging.getLogger("connector.engine")
@@ -105,6 +108,11 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
                     f"order {order.order_id}: the buyer asked to cancel after the label was bought "
                     f"({package.carrier} {package.tracking_number}); cancel the order in Seller Central and "
                     "the label is voided, or release it to ship anyway")
+    coded = package_codes(rt, order, package)
+    if coded.missing and package.state == PackageState.LABELED \
+            and rt.config.amazon.transparency_codes == "required":
+        return hold(rt, order.order_id, HoldReason.TRANSPARENCY_CODES_NEEDED,
+                    _codes_wanted(order, package, coded))
     # A feed leaves to this step what it cannot carry, such as an order with a cancel request (only
     # this step can tell an operator released it to ship anyway): those are confirmed singly.
     if package.state == PackageState.LABELED and leaves_to_feed(rt, order, package):
@@ -115,7 +123,7 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     if lane is not None and not lane.try_enter():
         return Outcome.QUEUED  # the account's confirmations in flight keep its bucket busy
     try:
-        return _send(rt, record, package, spec, carrier_code)
+        return _send(rt, record, package, spec, carrier_code, coded.codes)
     finally:
         if lane is not None:
             lane.leave()
@@ -139,22 +147,47 @@ def _reference_taken(package: Package, order: Order) -> bool:
             and package.package_ref in order.shipped_package_refs)
 
 
-def _confirmation(order: Order, package: Package, spec: CarrierSpec, carrier_code: str) -> dict[str, Any]:
+def package_codes(rt: Runtime, order: Order, package: Package) -> PackageCodes:
+    """The Transparency codes the package's confirmation carries, and those still missing (none
+    read for an order without a Transparency item). An item split over packages: each package
+    takes the next codes after those of the unsent packages ahead of it, by reference."""
+    if not enrolled_items(order):
+        return PackageCodes({}, {})
+    before: Counter[str] = Counter()
+    for other in rt.ledger.packages(order.order_id):
+        if other.state in _UNSENT and int(other.package_ref) < int(package.package_ref):
+            before.update({str(i["order_item_id"]): int(i["quantity"]) for i in other.items})
+    return codes_for_package(order, package.items, rt.ledger.transparency_codes(order.order_id), before)
+
+
+def _codes_wanted(order: Order, package: Package, coded: PackageCodes) -> str:
+    skus = {item.order_item_id: item.sku for item in order.items}
+    wanted = "; ".join(f"order item {item_id} (SKU {skus.get(item_id, '?')}): {needed} code(s), {kept} given"
+                       for item_id, (needed, kept) in sorted(coded.missing.items()))
+    command = f"mfn-connector orders transparency {order.order_id} ORDER_ITEM_ID CODE..."
+    return (f"order {order.order_id}: package {package.package_ref} ({package.carrier} "
+            f"{package.tracking_number}) holds Transparency items whose codes are missing: {wanted}; scan "
+            f"them from the units packed and give them ({command}), which releases the order")
+
+
+def _confirmation(order: Order, package: Package, spec: CarrierSpec, carrier_code: str,
+                  codes: dict[str, list[str]]) -> dict[str, Any]:
     """What confirmShipment is sent for the package (its arguments after the order id)."""
     service = spec.service(package.service)
     return dict(marketplace_id=order.marketplace_id, package_reference_id=package.package_ref,
                 carrier_code=carrier_code, tracking_number=package.tracking_number,
                 ship_date=package.shipped_at or utcnow(),
                 items=[(i["order_item_id"], i["quantity"]) for i in package.items],
-                shipping_method=(service.amazon_shipping_method or service.name) if service else None)
+                shipping_method=(service.amazon_shipping_method or service.name) if service else None,
+                transparency_codes=codes or None)
 
 
 def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
-          carrier_code: str) -> Outcome:
+          carrier_code: str, codes: dict[str, list[str]]) -> Outcome:
     """Claim the package (LABELED -> CONFIRMING) and send confirmShipment; then CONFIRMED."""
     order = record.order
     client = rt.amazon[order.account]
-    sent = _confirmation(order, package, spec, carrier_code)  # its ship date stored with the claim
+    sent = _confirmation(order, package, spec, carrier_code, codes)  # its ship date stored with the claim
     try:  # before the claim: data of ours Amazon would refuse is held now, not retried
         confirm_shipment_body(order.order_id, **sent)
     except (ValueError, TypeError) as exc:

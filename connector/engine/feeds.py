@@ -58,6 +58,7 @@ from ..ledger import OrderState, Package, PackageState, StaleStateError
 from ..ledger.feeds import OPEN_FEED_STATES, UNSUBMITTED_FEED_STATES, FeedOutcome, FeedRecord
 from ..model import FulfillmentStatus, Order, utcnow
 from ..ratelimit import QuotaWaitInterrupted
+from ..transparency import enrolled_items
 from .crashpoints import FEED_CANCEL_POINT, crashpoint
 from .runtime import Runtime
 
@@ -270,7 +271,8 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
     carrier code, a buyer's cancel request, a self-confirming label, an ERP's label, no tracking
     number or no items yet), nor one with more lines than a whole feed may hold
     (``amazon.feeds.max_rows``): confirmShipment sends those, or they would wait for ever. Nor
-    the label of an order Amazon cancelled: its step voids it (a feed line would be refused)."""
+    the label of an order Amazon cancelled: its step voids it (a feed line would be refused). Nor a
+    package of Transparency items: only confirmShipment carries their codes."""
     spec = rt.carrier_specs.get(package.carrier)
     return not (
         spec is None
@@ -282,6 +284,7 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
         or not package.items
         or not package.tracking_number
         or len(package.items) > rt.config.amazon.feeds.max_rows
+        or bool(enrolled_items(order))  # the flat file has no column for Transparency codes
     )
 
 

@@ -24,6 +24,7 @@ from ..rules import (
     requirements,
     select,
 )
+from ..transparency import enrolled_items
 from .carrier_calls import credentials_accepted, credentials_refused
 from .outcome import their_words
 from .runtime import Runtime
@@ -114,6 +115,7 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem],
     rules = rt.site_rules[order.site]
     failures: list[Rejection] = []
     ask: list[tuple[str, set[str] | None]] = []
+    codes_required = rt.config.amazon.transparency_codes == "required"
     for code, services in _routes(rt, order.site).items():
         spec, carrier = rt.carrier_specs.get(code), rt.carriers.get(code)
         if spec is None or carrier is None:
@@ -125,6 +127,9 @@ def shop(rt: Runtime, order: Order, items: list[OrderItem],
         if spec.confirms_shipment and not order.confirms_on_amazon:
             reasons = [*reasons, "its labels confirm the order on Amazon by themselves, and this order "
                                  "is not to be confirmed here (an ERP's, confirm: false or another channel)"]
+        if spec.confirms_shipment and codes_required and enrolled_items(order):
+            reasons = [*reasons, "its labels confirm the order on Amazon by themselves, without the "
+                                 "Transparency codes this order's items need (amazon.transparency_codes)"]
         if reasons:
             failures.append(Rejection(code, "", tuple(reasons)))
         else:

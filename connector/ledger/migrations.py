@@ -388,6 +388,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX orders_due ON orders (state, next_attempt_at, ship_by, order_id, account)",
         "DROP INDEX orders_schedule",
     )),
+    Migration(21, "the Transparency codes given for an order's items (connector/transparency.py)", (
+        # One row per order item; codes: a JSON list of strings, one per unit, in the order given.
+        """CREATE TABLE transparency_codes (
+            order_id      TEXT NOT NULL REFERENCES orders (order_id),
+            order_item_id TEXT NOT NULL,
+            codes         TEXT NOT NULL,
+            given_at      TEXT NOT NULL,
+            PRIMARY KEY (order_id, order_item_id)
+        )""",
+    )),
 )
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

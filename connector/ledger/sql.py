@@ -67,6 +67,7 @@ from .submissions import PURGED_DIGEST, SubmissionStore
 from .timestamps import from_text as _dt
 from .timestamps import to_text as _ts
 from .tokens import TokenStore
+from .transparency import TransparencyStore
 from .warehouse import WarehouseStore
 
 # Orders that are over for the order loop: a package moving on does not move them -- except a
@@ -179,7 +180,7 @@ class ConnectionHandle:
 
 
 class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseStore, MetricsQueries,
-                QuotaStore, LeaseStore, FeedStore, Ledger):
+                QuotaStore, LeaseStore, FeedStore, TransparencyStore, Ledger):
     """:class:`Ledger` on a SQL database. A store subclass supplies :meth:`_connect`,
     :meth:`_begin_write`, :attr:`dialect` and :attr:`db_errors`. Call :meth:`migrate` once before use.
 

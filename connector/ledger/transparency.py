@@ -1,0 +1,55 @@
+"""The Transparency codes given for an order's items (connector/transparency.py).
+
+One row per order item in ``transparency_codes``: the codes as a JSON list, in the order given.
+Mixed into the SQL ledger stores; uses their ``_conn``/``_write``/``_now``/``_transition``.
+The codes are product serial numbers, not buyer data: the purge leaves them.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from .base import OrderFinishedError, OrderState, PackageState, StaleStateError
+
+# A package in these states has had its confirmation sent (or ended): its codes are Amazon's now.
+_SENT = (PackageState.CONFIRMING.value, PackageState.CONFIRMED.value, PackageState.VERIFIED.value)
+_ENDED = (OrderState.CANCELLED.value, OrderState.VOIDED.value)  # (a shipped one: its packages were sent)
+
+
+class TransparencyStore:
+    """give / read the codes of an order's Transparency items."""
+
+    def transparency_codes(self, order_id: str) -> dict[str, tuple[str, ...]]:
+        rows = self._conn().execute(
+            "SELECT order_item_id, codes FROM transparency_codes WHERE order_id = ?", (order_id,)).fetchall()
+        return {row["order_item_id"]: tuple(json.loads(row["codes"])) for row in rows}
+
+    def give_transparency_codes(self, order_id: str, codes: Mapping[str, Sequence[str]]) -> None:
+        """Keep ``codes`` (order item id -> its codes, checked by the caller) for the order, in
+        place of any given before, in one transaction with a line in its history. KeyError for an
+        unknown order; OrderFinishedError for an ended one; StaleStateError when a package holding
+        one of the items has had its confirmation sent (Amazon has what was sent)."""
+        with self._write(order_id) as conn:
+            row = conn.execute("SELECT state FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"unknown order {order_id}")
+            if row["state"] in _ENDED:
+                raise OrderFinishedError(f"order {order_id} is {row['state']}: no codes are sent for it")
+            for package in conn.execute("SELECT package_ref, state, confirm_attempts, items FROM packages"
+                                        " WHERE order_id = ?", (order_id,)).fetchall():
+                held = {str(i["order_item_id"]) for i in json.loads(package["items"] or "[]")}
+                sent = package["state"] in _SENT or package["confirm_attempts"] > 0
+                if sent and held & set(codes):
+                    raise StaleStateError(
+                        f"order {order_id}: package {package['package_ref']} holding order item(s) "
+                        f"{', '.join(sorted(held & set(codes)))} has had its confirmation sent "
+                        f"({package['state']}); its codes cannot change here")
+            now = self._now()
+            conn.executemany(
+                "INSERT INTO transparency_codes (order_id, order_item_id, codes, given_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (order_id, order_item_id)"
+                " DO UPDATE SET codes = excluded.codes, given_at = excluded.given_at",
+                [(order_id, item_id, json.dumps(list(values)), now) for item_id, values in codes.items()])
+            given = ", ".join(f"{item_id} ({len(values)})" for item_id, values in sorted(codes.items()))
+            self._transition(conn, order_id, None, now, row["state"], row["state"],
+                             f"Transparency codes given for order item(s) {given}")

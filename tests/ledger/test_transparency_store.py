@@ -1,0 +1,62 @@
+"""The Transparency codes kept per order item (connector/ledger/transparency.py), on SQLite and
+PostgreSQL: kept and replaced in one transaction with a line of history, refused once the
+package holding the item had its confirmation sent, or for an order that ended."""
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+
+from connector.ledger import OrderState, PackageState, StaleStateError
+from connector.ledger.base import OrderFinishedError
+from connector.ledger.crypto import PiiCipher
+from connector.ledger.sql import SqlLedger
+
+from .test_order_queries import ITEMS, Clock, order
+
+CODES = ("AZ00000000000000000000000001",)
+OTHER = ("AZ00000000000000000000000002",)
+
+
+@pytest.fixture
+def ledger(make_store) -> SqlLedger:
+    return make_store(PiiCipher([Fernet.generate_key()]), clock=Clock())
+
+
+def test_codes_are_kept_replaced_and_noted(ledger):
+    oid = order(1).order_id
+    ledger.upsert_order(order(1))
+    assert ledger.transparency_codes(oid) == {}
+    ledger.give_transparency_codes(oid, {"item-1": CODES})
+    assert ledger.transparency_codes(oid) == {"item-1": CODES}
+    ledger.give_transparency_codes(oid, {"item-1": OTHER})
+    assert ledger.transparency_codes(oid) == {"item-1": OTHER}
+    assert ledger.get_order(oid).state is OrderState.NEW  # a note, not a change of state
+    notes = [h["note"] for h in ledger.history(oid)]
+    assert notes.count("Transparency codes given for order item(s) item-1 (1)") == 2
+    with pytest.raises(KeyError):
+        ledger.give_transparency_codes("111-9999999-0000001", {"item-1": CODES})
+
+
+def test_codes_are_refused_once_their_confirmation_was_claimed(ledger):
+    oid = order(2).order_id
+    ledger.upsert_order(order(2))
+    package = ledger.plan_package(oid, "1", f"MFN-{oid}-1", "dhl", "STD", ITEMS)
+    ledger.give_transparency_codes(oid, {"item-1": CODES})  # planned: still ours to change
+    package = ledger.advance(package, PackageState.PLANNED, PackageState.LABELED,
+                             order_state=OrderState.LABELED, tracking_number="GM1", label_path="x.pdf")
+    ledger.give_transparency_codes(oid, {"item-1": OTHER})  # labelled, not sent: still ours
+    ledger.advance(package, PackageState.LABELED, PackageState.CONFIRMING, order_state=OrderState.CONFIRMING,
+                   confirm_attempts=1)
+    with pytest.raises(StaleStateError, match="package 1 holding order item\\(s\\) item-1 has had its "
+                                              "confirmation sent"):
+        ledger.give_transparency_codes(oid, {"item-1": CODES})
+    assert ledger.transparency_codes(oid) == {"item-1": OTHER}  # nothing written
+
+
+def test_an_ended_order_takes_no_codes(ledger):
+    oid = order(3).order_id
+    ledger.upsert_order(order(3))
+    ledger.set_order_state(oid, [OrderState.NEW], OrderState.CANCELLED, note="cancelled on Amazon")
+    with pytest.raises(OrderFinishedError):
+        ledger.give_transparency_codes(oid, {"item-1": CODES})
+    assert ledger.transparency_codes(oid) == {}
