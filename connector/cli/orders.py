@@ -307,6 +307,20 @@ def orders_retry(state: State, order_id: str) -> None:
     _steer(state, order_id, lambda ledger: retry_order(ledger, order_id))
 
 
+@orders_group.command("transparency")
+@click.argument("order_id")
+@click.argument("order_item_id")
+@click.argument("codes", nargs=-1, required=True)
+@pass_state
+def orders_transparency(state: State, order_id: str, order_item_id: str, codes: tuple[str, ...]) -> None:
+    """Give the Transparency codes scanned from the units of one order item (one per unit to
+    ship, in place of any given before); an order held transparency_codes_needed is released once
+    every Transparency item of it has its codes."""
+    from ..engine.steer import give_transparency_codes
+
+    _steer(state, order_id, lambda ledger: give_transparency_codes(ledger, order_id, {order_item_id: codes}))
+
+
 @orders_group.command("void")
 @click.argument("order_id")
 @click.option("--cancelled-elsewhere", "elsewhere", is_flag=True,

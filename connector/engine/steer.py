@@ -1,17 +1,18 @@
-"""An operator steers one order: hold, release, retry, void.
+"""An operator steers one order: hold, release, retry, void, give its Transparency codes.
 
-One place for what ``mfn-connector orders hold|release|retry|void`` and the HTTP API's
-``POST /v1/orders/{id}/hold|release|retry|void`` do (``release --replan``, a body of
+One place for what ``mfn-connector orders hold|release|retry|void|transparency`` and the HTTP
+API's ``POST /v1/orders/{id}/hold|release|retry|void`` and ``PUT
+/v1/orders/{id}/transparency-codes`` do (``release --replan``, a body of
 ``{"replan": true}``: give a label claim up; ``void --cancelled-elsewhere``, a body of
 ``{"cancelled_elsewhere": true}``: record a label a person cancelled outside the daemon). Each
 returns a :class:`Steered` saying what was done (``done`` is the text the CLI prints after the
 order id) or raises a :class:`SteerError`: :class:`OrderNotFound` for an order the ledger does not
-know, :class:`NotAllowed` for a change the order's state does not allow. Messages name the order,
-never buyer data.
+know, :class:`NotAllowed` for a change the order's state does not allow, :class:`BadInput` for
+codes that cannot be used. Messages name the order, never buyer data.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +39,14 @@ class NotAllowed(SteerError):
     """The order's state does not allow the change (not held, finished, no label to void...)."""
 
 
+class BadInput(SteerError):
+    """What was given for the order cannot be used (the message says which part and why)."""
+
+
 @dataclass(frozen=True)
 class Steered:
     order_id: str
-    action: str                  # hold, release, retry, void
+    action: str                  # hold, release, retry, void, codes
     state: OrderState            # the order's state afterwards
     done: str                    # what was done, for a human: "HELD (manual)", "released to NEW", ...
     complete: bool = True        # False: a void claimed, not finished (the daemon or a next void goes on)
@@ -79,6 +84,26 @@ def release_order(ledger: Ledger, order_id: str) -> Steered:
     except StaleStateError as exc:
         raise NotAllowed(str(exc)) from None
     return Steered(order_id, "release", target, f"released to {target.value}")
+
+
+def give_transparency_codes(ledger: Ledger, order_id: str, codes: Mapping[str, Sequence[object]]) -> Steered:
+    """Keep the Transparency codes scanned for the order's items (connector/transparency.py); an
+    order held for them is released once every Transparency item has its codes."""
+    from ..transparency import give_codes
+
+    try:
+        released = give_codes(ledger, order_id, codes)
+    except KeyError:
+        raise _unknown(order_id) from None
+    except StaleStateError as exc:  # sent already, or the order ended
+        raise NotAllowed(str(exc)) from None
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    record = ledger.get_order(order_id, with_pii=False)
+    state = record.state if record is not None else OrderState.HELD
+    given = ", ".join(f"{item_id} ({len(values)})" for item_id, values in sorted(codes.items()))
+    return Steered(order_id, "codes", state, f"Transparency codes kept for order item(s) {given}"
+                   + (f"; released to {state.value}" if released else f"; the order is {state.value}"))
 
 
 def replan_order(rt: Runtime, order_id: str, *, wait: float = VOID_WAIT_SECONDS) -> Steered:

@@ -232,9 +232,22 @@ class VoidRequest(BaseModel):
         "ends VOIDED, no carrier is called and no refund recorded"))
 
 
+_OrderItemId = Annotated[str, Storable, Field(min_length=1, max_length=100)]
+_ItemCodes = Annotated[list[Annotated[str, Storable, Field(max_length=2048)]], Field(max_length=1000)]
+
+
+class TransparencyCodesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    codes: dict[_OrderItemId, _ItemCodes] = Field(
+        min_length=1, max_length=100, description=(
+            "order item id (Amazon's orderItemId) -> the Transparency codes scanned from its units, one per "
+            "unit to ship; they replace any given before for that item"))
+
+
 class SteerResult(BaseModel):
     order_id: str
-    action: Literal["hold", "release", "retry", "void"]
+    action: Literal["hold", "release", "retry", "void", "codes"]
     state: OrderState = Field(description="the order's state now")
     detail: str = Field(description="what was done")
     complete: bool = Field(description="false: a void is claimed and the daemon finishes it (a held "
@@ -352,6 +365,8 @@ def _steered(done: steer.Steered) -> SteerResult:
 def _steer_problem(exc: steer.SteerError) -> ApiProblem:
     if isinstance(exc, steer.OrderNotFound):
         return ApiProblem(404, "Not found", str(exc), errors=[{"field": "order_id", "message": "unknown"}])
+    if isinstance(exc, steer.BadInput):
+        return _bad("codes", str(exc))
     return ApiProblem(409, "Conflict", str(exc), kind="conflict",
                       errors=[{"field": "order_id", "message": "its state does not allow this"}])
 
@@ -451,6 +466,17 @@ def release_order(request: Request, order_id: OrderId, body: Annotated[ReleaseRe
     if body is not None and body.replan:
         return _steer(lambda: steer.replan_order(_rt(request), order_id))
     return _steer(lambda: steer.release_order(_rt(request).ledger, order_id))
+
+
+@router.put("/orders/{order_id}/transparency-codes", response_model=SteerResult,
+            responses={**_NOT_FOUND, **_CONFLICT}, tags=["orders"],
+            summary="Give the Transparency codes scanned from an order's units")
+def give_transparency_codes(request: Request, order_id: OrderId, body: TransparencyCodesRequest,
+                            _token: ApiToken = Depends(require("operate"))) -> SteerResult:
+    """One code per unit to ship of each order item given; an order held
+    ``transparency_codes_needed`` is released once every Transparency item of it has its codes.
+    422 names the item whose codes cannot be used; 409 once its package's confirmation was sent."""
+    return _steer(lambda: steer.give_transparency_codes(_rt(request).ledger, order_id, body.codes))
 
 
 @router.post("/orders/{order_id}/retry", response_model=SteerResult, responses={**_NOT_FOUND, **_CONFLICT},
