@@ -34,11 +34,16 @@ end of simulated day ``day``, deterministic from the seed and the day. They are 
 no history (no partial, shipped or cancelled roles), a few AFN orders, buyer cancel requests,
 unknown SKUs, incomplete and non-Latin addresses at small shares (:data:`DAILY_ROLES`), natural
 prices, 30 % with several lines.
+
+Neither marks an item as enrolled in Transparency: :func:`mark_transparency` adds the item-level
+``programs: ["TRANSPARENCY"]`` to the items of listed SKUs (the emulator's ``transparency_skus``),
+so every other order stays exactly as seeded.
 """
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_CEILING, Decimal
@@ -77,6 +82,8 @@ SEED_SKUS: tuple[str, ...] = tuple(p[0] for p in _PRODUCTS)
 UNKNOWN_SKU = "DISCONTINUED-SKU-9"
 IOSS_NUMBER = "IM2760000742"
 MXN_PER_USD_ASSUMED = Decimal("17")
+# The item-level program of an item enrolled in Transparency (OrderItem.programs in Orders v2026-01-01)
+TRANSPARENCY_PROGRAM = "TRANSPARENCY"
 
 ROLES: tuple[tuple[str, float], ...] = (
     ("partial", 0.05), ("shipped", 0.04), ("cancelled", 0.04), ("afn", 0.04),
@@ -559,6 +566,20 @@ def daily_orders(seller: str, marketplaces: list[str], count: int, seed: int, da
     return orders
 
 
+def mark_transparency(order: dict[str, Any], skus: Iterable[str]) -> bool:
+    """Add the item-level program ``TRANSPARENCY`` to every item of ``order`` whose ``sellerSku``
+    is in ``skus`` (the emulator's ``transparency_skus``); nothing else changes. True when an item
+    was marked (marking again is a no-op)."""
+    listed = set(skus)
+    changed = False
+    for item in order.get("orderItems", []):
+        programs = item.get("programs") or []
+        if item.get("product", {}).get("sellerSku") in listed and TRANSPARENCY_PROGRAM not in programs:
+            item["programs"] = [*programs, TRANSPARENCY_PROGRAM]
+            changed = True
+    return changed
+
+
 def order_features(order: dict[str, Any]) -> set[str]:
     """The special cases an order shows (for tests and the demo's summary), derived from its data."""
     found: set[str] = set()
@@ -584,4 +605,6 @@ def order_features(order: dict[str, Any]) -> set[str]:
     if any(it.get("fulfillment", {}).get("shipping", {}).get("internationalShipping", {}).get("iossNumber")
            for it in items):
         found.add("ioss")
+    if any(TRANSPARENCY_PROGRAM in (it.get("programs") or ()) for it in items):
+        found.add("transparency")
     return found

@@ -95,7 +95,7 @@ from typing import Any
 from ..amazon.sites import BUILTIN, Site, SiteTable
 from . import schemas
 from .framework import Emulator, EmulatorSpec, Request, Response, route, same_secret
-from .seed import daily_orders, seed_orders
+from .seed import TRANSPARENCY_PROGRAM, daily_orders, mark_transparency, seed_orders
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,46 @@ MIN_BEFORE_AGE = timedelta(minutes=2)  # *Before must be at least two minutes be
 
 OTHER_CARRIER_CODE = "Other"
 UNKNOWN_CARRIER_CODES = ("file_as_other", "refuse")
+
+# -- Transparency (Amazon's anti-counterfeit serial codes) --------------------------------------
+#
+# An item enrolled in Transparency carries the item-level program TRANSPARENCY (Orders
+# v2026-01-01; v0 says ``IsTransparency``) and is confirmed with one Transparency code per unit
+# shipped: "the number of Transparency codes or serial numbers you upload must match the number
+# of Transparency-enabled items in your order"
+# (https://sellercentral.amazon.com/seller-forums/discussions/t/b565845a-f509-4d4f-913d-9fc6f141e250).
+# The codes' forms (ordersV0's IsTransparency): 29 characters starting AZ or ZA, a 38-character
+# SGTIN, a 7-20 character serial number (often SN...), or the URL a QR code gives -- none holds
+# whitespace. Whether confirmShipment refuses a Transparency item without codes is not documented
+# precisely, so the refusal is the ``transparency_required`` option.
+
+
+def is_transparency_item(item: Mapping[str, Any]) -> bool:
+    """Whether an order item (v2026-01-01 ``OrderItem``) is enrolled in Transparency."""
+    return TRANSPARENCY_PROGRAM in (item.get("programs") or ())
+
+
+def _transparency_codes(order: dict[str, Any], lines: list[Any], *, required: bool) -> dict[str, list[str]]:
+    """Order item id -> the Transparency codes confirmShipment's ``orderItems`` lines send (items
+    that sent none left out). Refuses a code that is empty or holds whitespace, and, when
+    ``required``, a line of a Transparency item whose codes do not number its quantity. Runs
+    after :func:`_package_items`, which has refused unknown items and bad quantities."""
+    items = {it["orderItemId"]: it for it in order.get("orderItems", [])}
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        item_id, quantity = line.get("orderItemId"), line.get("quantity")
+        codes = line.get("transparencyCodes")
+        if codes is not None and (not isinstance(codes, list) or not all(
+                isinstance(c, str) and c and not any(ch.isspace() for ch in c) for c in codes)):
+            raise _invalid(f"transparencyCodes for orderItemId {item_id} must be a list of non-empty codes "
+                           "without whitespace.")
+        sent = len(codes or [])
+        if required and is_transparency_item(items[item_id]) and sent != quantity:
+            raise _invalid(f"orderItemId {item_id} is enrolled in Transparency: its {quantity} unit(s) "
+                           f"confirmed need {quantity} Transparency code(s), {sent} sent.")
+        if codes:
+            found.setdefault(item_id, []).extend(codes)
+    return found
 
 
 @functools.lru_cache(maxsize=1)
@@ -373,6 +413,17 @@ def _package_items(order: dict[str, Any], lines: list[tuple[Any, Any]], *, field
     return wanted
 
 
+def _with_codes(quantities: dict[str, int], codes: Mapping[str, list[str]]) -> list[dict[str, Any]]:
+    """Package items ``[{"orderItemId", "quantity", "transparencyCodes"?}]``: the codes only where sent."""
+    items = []
+    for item_id, quantity in quantities.items():
+        item: dict[str, Any] = {"orderItemId": item_id, "quantity": quantity}
+        if codes.get(item_id):
+            item["transparencyCodes"] = list(codes[item_id])
+        items.append(item)
+    return items
+
+
 class SpApiEmulator(Emulator):
     """Amazon SP-API on loopback: LWA, searchOrders, getOrder, confirmShipment, and the host of
     extensions (see the module docstring)."""
@@ -410,6 +461,13 @@ class SpApiEmulator(Emulator):
             raise ValueError(f"unknown_carrier_codes must be one of {', '.join(UNKNOWN_CARRIER_CODES)}, "
                              f"not {self.unknown_carrier_codes!r}")
         self.validate = bool(options.get("validate", True))
+        skus = options.get("transparency_skus") or []
+        if not isinstance(skus, (list, tuple)) or not all(isinstance(s, str) for s in skus):
+            raise ValueError(f"transparency_skus must be a list of seller SKUs, not {skus!r}")
+        self.transparency_skus: frozenset[str] = frozenset(skus)
+        """Seller SKUs enrolled in Transparency: their order items carry the program TRANSPARENCY."""
+        self.transparency_required = bool(options.get("transparency_required", True))
+        """Whether a Transparency item needs one code per unit confirmed (confirmShipment, feeds)."""
         self.orders_per_seller = int(options.get("orders_per_seller", 60))
         self.orders_per_day = int(options.get("orders_per_day", 0))
         if self.orders_per_day < 0:
@@ -448,6 +506,7 @@ class SpApiEmulator(Emulator):
                                  self.clock.now(), sites=self.sites):
             if order["orderId"] in orders:  # astronomically unlikely; never silently merge
                 raise RuntimeError(f"seed order id collision: {order['orderId']}")
+            mark_transparency(order, self.transparency_skus)
             orders[order["orderId"]] = {"seller": seller.name, "order": order}
 
     def _seed_missing_sellers(self) -> None:
@@ -455,6 +514,8 @@ class SpApiEmulator(Emulator):
             self.store.setdefault(key, {})
         self.store.setdefault("epoch", self.clock.now().isoformat())  # a state file of an earlier version
         self.store.setdefault("order_days", 0)
+        for record in self.store["orders"].values():  # a state file saved under other transparency_skus
+            mark_transparency(record["order"], self.transparency_skus)
         present = {record["seller"] for record in self.store["orders"].values()}
         for seller in self.sellers.values():
             if seller.name not in present:
@@ -506,6 +567,7 @@ class SpApiEmulator(Emulator):
                         log.warning("spapi emulator: daily order id %s exists already; skipped",
                                     order["orderId"])
                         continue
+                    mark_transparency(order, self.transparency_skus)
                     orders[order["orderId"]] = {"seller": seller.name, "order": order}
                     added += 1
             self.store["order_days"] = day
@@ -514,15 +576,21 @@ class SpApiEmulator(Emulator):
     # -- control: a buyer cancels an order -------------------------------------------------------
 
     _CANCEL_PATH = re.compile(r"/_sandbox/orders/(?P<orderId>[^/]+)/cancel")
+    _TRANSPARENCY_PATH = re.compile(r"/_sandbox/orders/(?P<orderId>[^/]+)/items/(?P<orderItemId>[^/]+)"
+                                    r"/transparency")
 
     def _control(self, request: Request) -> Response:
-        match = self._CANCEL_PATH.fullmatch(request.path)
-        if match and request.method == "POST":
-            response = self._buyer_cancel(match["orderId"], request)
-            if self.state_file and response.status == 200:
-                self.persist()
-            return response
-        return super()._control(request)
+        response: Response | None = None
+        if request.method == "POST":
+            if match := self._CANCEL_PATH.fullmatch(request.path):
+                response = self._buyer_cancel(match["orderId"], request)
+            elif match := self._TRANSPARENCY_PATH.fullmatch(request.path):
+                response = self._mark_transparency(match["orderId"], match["orderItemId"], request)
+        if response is None:
+            return super()._control(request)
+        if self.state_file and response.status == 200:
+            self.persist()
+        return response
 
     def _buyer_cancel(self, order_id: str, request: Request) -> Response:
         body = request.json_or(None)
@@ -550,6 +618,37 @@ class SpApiEmulator(Emulator):
             fulfillment["fulfillmentStatus"] = "CANCELLED"
             order["lastUpdatedTime"] = _iso(self.now())
             return Response.json({**answer, "lastUpdatedTime": order["lastUpdatedTime"], "changed": True})
+
+    def _mark_transparency(self, order_id: str, item_id: str, request: Request) -> Response:
+        """``POST /_sandbox/orders/<orderId>/items/<orderItemId>/transparency`` (optional body
+        ``{"enabled": false}`` to take it off): the item is (no longer) enrolled in Transparency.
+        A change moves ``lastUpdatedTime`` to now, so a poller reads the order again."""
+        body = request.json_or(None)
+        enabled = body.get("enabled", True) if isinstance(body, dict) else True
+        if not isinstance(enabled, bool):
+            return Response.json({"message": "send {\"enabled\": true} or {\"enabled\": false}"}, 400)
+        with self.lock:
+            self._daily_orders()
+            self.feeds.advance_all()  # a feed processed before this change applied under the old programs
+            record = self.store["orders"].get(order_id)
+            if record is None:
+                return Response.json({"message": f"no order {order_id}"}, 404)
+            order = record["order"]
+            item = next((it for it in order.get("orderItems", []) if it["orderItemId"] == item_id), None)
+            if item is None:
+                return Response.json({"message": f"order {order_id} has no item {item_id}"}, 404)
+            programs = [p for p in item.get("programs") or () if p != TRANSPARENCY_PROGRAM]
+            if enabled:
+                programs.append(TRANSPARENCY_PROGRAM)
+            changed = programs != (item.get("programs") or [])
+            if changed:
+                if programs:
+                    item["programs"] = programs
+                else:
+                    item.pop("programs", None)
+                order["lastUpdatedTime"] = _iso(self.now())
+            return Response.json({"orderId": order_id, "orderItemId": item_id, "programs": programs,
+                                  "lastUpdatedTime": order["lastUpdatedTime"], "changed": changed})
 
     def handle(self, request: Request) -> Response:
         if self.orders_per_day > 0 and not request.path.startswith("/_sandbox/"):
@@ -1077,6 +1176,7 @@ class SpApiEmulator(Emulator):
                                         for line in detail.get("orderItems", [])],
                                 field="orderItemId", existing=existing,
                                 empty="packageDetail.orderItems must list at least one order item.")
+        codes = _transparency_codes(order, detail.get("orderItems", []), required=self.transparency_required)
 
         if self.silent_drop_rate and self._drop_rng.random() < self.silent_drop_rate:
             self.silent_drops += 1
@@ -1091,7 +1191,7 @@ class SpApiEmulator(Emulator):
             "carrier": carrier_name if carrier == "Other" else filed_as,
             "shipTime": _iso(ship_date),
             "trackingNumber": tracking,
-            "packageItems": [{"orderItemId": i, "quantity": q} for i, q in wanted.items()],
+            "packageItems": _with_codes(wanted, codes),
         }
         if detail.get("shippingMethod"):
             package["shippingService"] = str(detail["shippingMethod"])
@@ -1107,7 +1207,7 @@ class SpApiEmulator(Emulator):
             "trackingNumber": tracking,
             "shipDate": str(detail["shipDate"]),
             "marketplaceId": marketplace,
-            "orderItems": [{"orderItemId": i, "quantity": q} for i, q in wanted.items()],
+            "orderItems": _with_codes(wanted, codes),
             "firstAcceptedAt": previous.get("firstAcceptedAt", now),
             "lastAcceptedAt": now,
         }
