@@ -18,7 +18,9 @@ package (a line sent again edits that package: the same item and quantity do not
 and a line is refused, with a line in the report, for an unknown order or order item, a
 quantity above what is left to ship, a carrier code the marketplace does not accept ("Other"
 needs a carrier-name), a tracking number in the wrong format, a cancelled order, a missing or
-unreadable field, or an order outside the feed's marketplaces.
+unreadable field, an order outside the feed's marketplaces, or (with the SP-API emulator's
+``transparency_required``, the default) an item enrolled in Transparency: it must be confirmed
+with one Transparency code per unit, and this template has no column for them.
 
 Options (``feeds`` in the SP-API emulator's options): ``in_queue_seconds`` (2),
 ``processing_seconds`` (10), ``reject_orders`` (``{orderId: {"code", "message"}}``: every line of
@@ -60,6 +62,9 @@ ERR_TRACKING = "10006"
 ERR_STATUS = "10007"
 ERR_MARKETPLACE = "10008"
 ERR_PACKAGE_LOCKED = "10009"
+# A line for an item enrolled in Transparency: the template has no column for its codes. The code
+# is the emulator's own choice, like the others (Amazon publishes none for this case).
+ERR_TRANSPARENCY = "10010"
 ERR_INJECTED = "99999"
 
 _FIRST_PACKAGE_REF = 900_000_000  # Amazon numbers a feed's packages itself; never one of the client's
@@ -419,7 +424,13 @@ class Feeds:
         self, feed_id: str, feed: dict[str, Any], seller: Any, row: dict[str, str]
     ) -> tuple[str, str] | None:
         """Apply one line as confirmShipment would; (error code, message) when it is refused."""
-        from .spapi import LENIENT_TRACKING_FORMAT, OTHER_CARRIER_CODE, TRACKING_FORMATS, ApiError
+        from .spapi import (
+            LENIENT_TRACKING_FORMAT,
+            OTHER_CARRIER_CODE,
+            TRACKING_FORMATS,
+            ApiError,
+            is_transparency_item,
+        )
 
         order_id, item_id = row.get("order-id", ""), row.get("order-item-id", "")
         tracking, carrier = row.get("tracking-number", ""), row.get("carrier-code", "")
@@ -480,8 +491,16 @@ class Feeds:
         except ApiError as exc:
             message = exc.body["errors"][0]["message"]
             return (ERR_ITEM if "is invalid" in message else ERR_QUANTITY), message
-        items = {pi["orderItemId"]: int(pi["quantity"]) for pi in (existing or {}).get("packageItems", [])}
-        items.update(wanted)  # the line sent again sets the item's quantity; it does not add to it
+        item = next(it for it in order["orderItems"] if it["orderItemId"] == item_id)
+        if self.spapi.transparency_required and is_transparency_item(item):
+            return (
+                ERR_TRANSPARENCY,
+                f"Order item {item_id} of order {order_id} is enrolled in Transparency: its {quantity} "
+                f"unit(s) need {quantity} Transparency code(s), which this feed cannot carry.",
+            )
+        kept = {pi["orderItemId"]: pi for pi in (existing or {}).get("packageItems", [])}
+        for changed in wanted:  # the line sent again sets the item's quantity (its codes go with it)
+            kept[changed] = {"orderItemId": changed, "quantity": wanted[changed]}
         now = feed["processingEndTime"]  # applied when the feed was processed, whenever it is looked at
         package: dict[str, Any] = {
             "packageReferenceId": existing["packageReferenceId"]
@@ -492,7 +511,7 @@ class Feeds:
             "carrier": carrier_name if carrier == OTHER_CARRIER_CODE else filed_as,
             "shipTime": self.spapi.format_time(ship_date),
             "trackingNumber": tracking,
-            "packageItems": [{"orderItemId": i, "quantity": q} for i, q in items.items()],
+            "packageItems": [dict(pi) for pi in kept.values()],  # other items keep their codes
         }
         if row.get("ship-method"):
             package["shippingService"] = row["ship-method"]

@@ -237,3 +237,68 @@ def test_an_item_marked_by_the_test_hook_needs_codes(spapi):
     assert refused.status_code == 400 and item["orderItemId"] in errors_of(refused)[1]
     line["transparencyCodes"] = codes(item["quantityOrdered"])
     assert spapi.confirm(order["orderId"], confirm_body(order, [line])).status_code == 204
+
+
+# -- the fulfilment feed ---------------------------------------------------------------------------
+
+
+FEEDS = "/feeds/2021-06-30"
+COLUMNS = ("order-id", "order-item-id", "quantity", "ship-date", "carrier-code", "carrier-name",
+           "tracking-number", "ship-method")
+
+
+def run_feed(spapi, rows: list[tuple[str, str, int, str]]) -> str:
+    """Send a POST_FLAT_FILE_FULFILLMENT_DATA feed of (order id, item id, quantity, tracking) lines,
+    let it process on the simulated clock, and return the processing report."""
+    content_type = "text/tab-separated-values; charset=UTF-8"
+    created = requests.post(spapi.url + FEEDS + "/documents", json={"contentType": content_type},
+                            headers=spapi.headers(), timeout=5)
+    assert created.status_code == 201, created.text
+    document = created.json()
+    lines = ["\t".join(COLUMNS)] + [
+        "\t".join((o, i, str(q), "2026-01-02T03:04:05Z", "Yun Express", "", t, "")) for o, i, q, t in rows]
+    uploaded = requests.put(document["url"], data=("\n".join(lines) + "\n").encode(),
+                            headers={"Content-Type": content_type}, timeout=5)
+    assert uploaded.status_code == 200, uploaded.text
+    feed = requests.post(spapi.url + FEEDS + "/feeds", headers=spapi.headers(), timeout=5, json={
+        "feedType": "POST_FLAT_FILE_FULFILLMENT_DATA", "marketplaceIds": [US],
+        "inputFeedDocumentId": document["feedDocumentId"]})
+    assert feed.status_code == 202, feed.text
+    spapi.advance(60)
+    done = requests.get(f"{spapi.url}{FEEDS}/feeds/{feed.json()['feedId']}", headers=spapi.headers(),
+                        timeout=5).json()
+    assert done["processingStatus"] == "DONE", done
+    report = requests.get(f"{spapi.url}{FEEDS}/documents/{done['resultFeedDocumentId']}",
+                          headers=spapi.headers(), timeout=5).json()
+    return requests.get(report["url"], timeout=5).text
+
+
+def report_errors(report: str) -> list[list[str]]:
+    header = "original-record-number\torder-id\terror-code\terror-type\terror-message"
+    return [line.split("\t") for line in report.split(header, 1)[1].strip().splitlines()]
+
+
+def test_a_feed_line_for_a_transparency_item_is_refused(start_spapi):
+    spapi = start_spapi(transparency_skus=[SKU])
+    order, item = transparency_order(spapi)
+    plain = spapi.pick(site="US", where=lambda o: len(o["orderItems"]) == 1
+                       and not is_transparency(o["orderItems"][0]))
+    quantity = item["fulfillment"]["quantityUnfulfilled"]
+    report = run_feed(spapi, [(order["orderId"], item["orderItemId"], quantity, "YT1111111111111111"),
+                              (plain["orderId"], plain["orderItems"][0]["orderItemId"],
+                               plain["orderItems"][0]["quantityOrdered"], "YT2222222222222222")])
+    ((record, order_id, code, kind, message),) = report_errors(report)
+    assert (record, order_id, kind) == ("1", order["orderId"], "Error")
+    assert code == "10010" and item["orderItemId"] in message and "Transparency" in message
+    assert "packages" not in read_back(spapi, order["orderId"])
+    assert read_back(spapi, plain["orderId"])["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+
+
+def test_with_the_option_off_a_feed_line_for_a_transparency_item_applies(start_spapi):
+    spapi = start_spapi(transparency_skus=[SKU], transparency_required=False)
+    order, item = transparency_order(spapi)
+    report = run_feed(spapi, [(order["orderId"], item["orderItemId"],
+                               item["fulfillment"]["quantityUnfulfilled"], "YT1111111111111111")])
+    assert report_errors(report) == []
+    (package,) = read_back(spapi, order["orderId"])["packages"]
+    assert package["packageItems"][0]["orderItemId"] == item["orderItemId"]
