@@ -8,7 +8,8 @@ in ``x-amzn-RateLimit-Limit`` on 2xx/400/404 answers, as Amazon sends it), the s
 time-window rules and opaque pagination tokens, ``includedData`` sections, and confirmShipment's
 carrier codes per marketplace, tracking-number formats, string ``packageReferenceId`` (re-sending
 one edits that package), quantities still to ship, "order already fulfilled", cancelled
-orders and FBM Ship+ orders (which Amazon confirms itself). ``silent_drop_rate`` answers 204
+orders, FBM Ship+ orders (which Amazon confirms itself) and items enrolled in Transparency (one
+Transparency code per unit confirmed; see ``transparency_skus``). ``silent_drop_rate`` answers 204
 and drops the write, as sellers have reported
 (https://github.com/amzn/selling-partner-api-models/issues/5232); only reading the order back
 reveals it. Amazon's documentation: https://developer-docs.amazon.com/sp-api/ .
@@ -50,6 +51,11 @@ Control endpoints besides the framework's (never faulted):
   while nothing of the order has shipped: a SHIPPED or PARTIALLY_SHIPPED order answers 409 (Amazon
   does not cancel what has shipped), an unknown order 404; cancelling twice is a no-op (200,
   ``"changed": false``).
+* ``POST /_sandbox/orders/<orderId>/items/<orderItemId>/transparency`` (optional body
+  ``{"enabled": false}`` to take it off): the item is enrolled in Transparency (item-level
+  ``programs`` holds ``TRANSPARENCY``), whatever its SKU; a change moves ``lastUpdatedTime`` to now
+  (so a poller reads the order again), marking twice is a no-op (``"changed": false``); an unknown
+  order or item 404.
 
 The daily order stream: with ``orders_per_day`` > 0, every simulated day that passes (as
 ``POST /_sandbox/clock`` moves the clock, or as real time does) gives each seller that many new
@@ -64,8 +70,17 @@ marketplaces}``; marketplaces are site codes such as ``"US"`` or marketplace ids
 (3600), ``silent_drop_rate`` (0.0), ``search_lag_seconds`` (120: how old a change must be before a
 searchOrders that sends no ``*Before`` shows it; one that is sent must always be two minutes
 old), ``validate`` (True), ``unknown_carrier_codes`` (``"file_as_other"``: a carrierCode not on the
-site's list is answered 204 and filed as "Other"; ``"refuse"``: 400), ``fault_operations`` (the operationIds
-injected faults apply to, e.g. ``["confirmShipment"]``; default: every request), plus the
+site's list is answered 204 and filed as "Other"; ``"refuse"``: 400), ``transparency_skus`` (``[]``:
+seller SKUs enrolled in Transparency; every seeded or daily order item of one carries the item-level
+``"programs": ["TRANSPARENCY"]`` in searchOrders and getOrder, orders of other SKUs stay exactly as
+seeded; no v0 order-items answer is served, so there is no ``IsTransparency`` to set),
+``transparency_required`` (True: confirmShipment refuses, 400 ``InvalidInput`` naming the
+orderItemId and the counts, a line of a Transparency item whose ``transparencyCodes`` do not number
+its quantity, and a fulfilment feed refuses every line of such an item, whose template cannot carry
+codes; False: a Transparency item confirms without codes. Either way a code that is empty or holds
+whitespace is refused, codes sent for an item outside Transparency are accepted, and the package
+read back shows the codes sent as ``packageItems[].transparencyCodes``), ``fault_operations``
+(the operationIds injected faults apply to, e.g. ``["confirmShipment"]``; default: every request), plus the
 framework's ``faults``, ``timeout_seconds``, ``state_file`` and (for the labels extensions sell,
 e.g. Buy Shipping) ``parcel_outcomes`` and ``first_scan_hours``. The carrier codes confirmShipment
 accepts: ``carrier_codes`` (``{site: [code, ...]}``, what the sandbox runner passes: the daemon's
