@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..model import parse_iso
+from ..transparency import PROGRAM as TRANSPARENCY
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
@@ -34,6 +35,7 @@ def gather(ledger: Ledger, order_id: str) -> dict[str, Any] | None:
         "pii_purged": record.pii_purged,
         "packages": [{**_plain(vars(p)), "events": [_plain(vars(e)) for e in ledger.tracking_events(p.id)]}
                      for p in ledger.packages(order_id)],
+        "transparency_codes": {item: list(c) for item, c in ledger.transparency_codes(order_id).items()},
         "history": ledger.history(order_id),
     }
 
@@ -72,6 +74,7 @@ def as_text(shown: dict[str, Any]) -> str:
                      + (f", next {_when(shown['next_attempt_at'])}" if shown["next_attempt_at"] else ""))
     if shown["last_error"]:
         lines.append(f"  last error: {shown['last_error']}")
+    lines += _transparency(order["items"], shown["transparency_codes"])
     skus = {item["order_item_id"]: item["sku"] for item in order["items"]}
     for package in shown["packages"]:
         lines += ["", *_package(package, skus)]
@@ -79,6 +82,13 @@ def as_text(shown: dict[str, Any]) -> str:
     lines += ["", "History:"]
     lines += [f"  {_when(at)}  {'; '.join(steps)}" for at, steps in _moments(shown["history"], refs)]
     return "\n".join(lines)
+
+
+def _transparency(items: list[dict[str, Any]], codes: dict[str, list[str]]) -> list[str]:
+    """A line per Transparency item: how many of its codes are given (the codes: ``--json``)."""
+    return [f"  Transparency item {item['sku']} ({item['order_item_id']}): "
+            f"{len(codes.get(item['order_item_id'], []))} code(s) given for {item['quantity']} unit(s) "
+            "to ship" for item in items if TRANSPARENCY in item.get("programs", ())]
 
 
 def _package(package: dict[str, Any], skus: dict[str, str]) -> list[str]:

@@ -57,6 +57,10 @@ def test_codes_given_release_the_order(api):
     assert (body["action"], body["state"]) == ("codes", "LABELED")
     assert "released to LABELED" in body["detail"]
     assert a.rt.ledger.transparency_codes(order_id) == {item_id: tuple(AZ[:units])}
-    history = a.get(f"/v1/orders/{order_id}").json()["history"]
+    detail = a.get(f"/v1/orders/{order_id}").json()
+    assert detail["transparency_codes"] == {item_id: AZ[:units]}
+    line = next(i for i in detail["order"]["items"] if i["order_item_id"] == item_id)
+    assert line["programs"] == ["TRANSPARENCY"]
+    history = detail["history"]
     note = f"Transparency codes given for order item(s) {item_id} ({units})"
     assert any(note in h["note"] for h in history)

@@ -3,6 +3,8 @@ scanned from its units (held transparency_codes_needed), and goes with them once
 (connector/transparency.py, docs/transparency.md)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from connector.engine import steer
@@ -120,6 +122,10 @@ def test_an_operator_gives_the_codes_on_the_command_line(world):
     def run(*args: str):
         return CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "transparency", *args])
 
+    def shown() -> str:
+        return CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", order_id]).output
+
+    assert f"({item_id}): 0 code(s) given for {units} unit(s) to ship" in shown()
     extra = run(order_id, item_id, *CODES[:units + 1])
     assert extra.exit_code == 1, extra.output
     assert f"{units + 1} code(s) given for {units} unit(s)" in extra.output
@@ -128,6 +134,9 @@ def test_an_operator_gives_the_codes_on_the_command_line(world):
     assert given.output.strip() == (f"{order_id}: Transparency codes kept for order item(s) {item_id} "
                                     f"({units}); released to LABELED")
     assert run(order_id, item_id).exit_code == 2  # no codes: a usage error
+    assert f"({item_id}): {units} code(s) given for {units} unit(s) to ship" in shown()
+    as_json = CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "show", "--json", order_id])
+    assert json.loads(as_json.output)["transparency_codes"] == {item_id: CODES[:units]}
 
 
 def test_an_account_confirming_by_feed_sends_a_transparency_package_singly(world):

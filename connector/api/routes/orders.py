@@ -55,6 +55,7 @@ class OrderLine(BaseModel):
     unit_price: MoneyAmount | None
     ioss_number: str
     quantity_shipped: int
+    programs: list[str] = Field([], description="Amazon's programs for the item: TRANSPARENCY needs codes")
 
 
 class OrderData(BaseModel):
@@ -170,6 +171,8 @@ class OrderDetail(BaseModel):
         "for a token with the pii scope, when the address on file cannot be read (no configured PII key "
         "opens it): why, and what to do; ship_to is then null. The message carries no buyer data"))
     packages: list[PackageDetail]
+    transparency_codes: dict[str, list[str]] = Field(description=(
+        "order item id -> the Transparency codes given for it (PUT .../transparency-codes)"))
     history: list[HistoryEntry]
 
 
@@ -437,6 +440,7 @@ def show_order(request: Request, order_id: OrderId,
         address_on_file=on_file, ship_to=BuyerAddress(**asdict(address)) if address is not None else None,
         ship_to_unreadable=unreadable,
         packages=[package_detail(ledger, p) for p in ledger.packages(order_id)],
+        transparency_codes={item: list(codes) for item, codes in ledger.transparency_codes(order_id).items()},
         history=[HistoryEntry(at=h["at"], from_state=h["from"], to_state=h["to"], note=h["note"] or "",
                               package_id=h.get("package_id")) for h in ledger.history(order_id)])
 
