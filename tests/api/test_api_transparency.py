@@ -8,7 +8,7 @@ from connector.engine.loop import drive
 from connector.holds import HoldReason
 from connector.ledger import OrderState
 
-from ..e2e.helpers import ingest_all
+from ..e2e.helpers import enrol_transparency_item, ingest_all
 
 pytestmark = pytest.mark.usefixtures("daemon_clock")
 
@@ -16,17 +16,7 @@ AZ = [f"AZ{n:027d}" for n in range(1, 9)]
 
 
 def _held_for_codes(a) -> tuple[str, str, int]:
-    spapi = a.world.sandbox.servers["spapi"].emulator
-    with spapi.lock:
-        record = next(r for r in spapi.store["orders"].values()
-                      if r["order"]["salesChannel"]["marketplaceId"] == "ATVPDKIKX0DER"
-                      and r["order"]["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
-                      and not r["order"].get("programs")
-                      and not any(i.get("cancellation") for i in r["order"]["orderItems"]))
-        item = record["order"]["orderItems"][0]
-        item["programs"] = ["TRANSPARENCY"]
-        order_id, item_id = record["order"]["orderId"], item["orderItemId"]
-        units = int(item["quantityOrdered"])
+    order_id, item_id, units = enrol_transparency_item(a.world)
     ingest_all(a.rt)
     drive(a.rt, order_id, lambda: False)
     held = a.rt.ledger.get_order(order_id)

@@ -101,6 +101,22 @@ def ingest_all(rt: Any) -> None:
     assert Engine(rt).poll_accounts() == 0, "an account's order poll failed (see the log)"
 
 
+def enrol_transparency_item(world: Any) -> tuple[str, str, int]:
+    """Mark the first item of an unshipped US order as a Transparency item, in the SP-API
+    emulator's store before the order is first read (its control endpoint would make it a change
+    of now, which searchOrders shows only after its lag); returns (order id, item id, its units)."""
+    spapi = world.sandbox.servers["spapi"].emulator
+    with spapi.lock:
+        order = next(r["order"] for r in spapi.store["orders"].values()
+                     if r["order"]["salesChannel"]["marketplaceId"] == "ATVPDKIKX0DER"
+                     and r["order"]["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
+                     and not r["order"].get("programs")
+                     and not any(i.get("cancellation") for i in r["order"]["orderItems"]))
+        item = order["orderItems"][0]
+        item["programs"] = ["TRANSPARENCY"]
+        return order["orderId"], item["orderItemId"], int(item["quantityOrdered"])
+
+
 def ledger_of(world: Any):
     config = world.config()
     return open_ledger(config.ledger_url, key_file=str(config.pii_key_file), create_key=False)

@@ -12,25 +12,11 @@ from connector.engine.loop import drive
 from connector.holds import HoldReason
 from connector.ledger import OrderState, PackageState
 
-from ..e2e.helpers import ingest_all
+from ..e2e.helpers import enrol_transparency_item, ingest_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 CODES = ["AZ1234567890ABCDEFGHIJKLMNOPQ", "AZ1234567890ABCDEFGHIJKLMNOPR", "AZ1234567890ABCDEFGHIJKLMNOPS"]
-
-
-def _enrol_one(w) -> tuple[str, str, int]:
-    """Mark the first item of an unshipped US order as a Transparency item; (order, item, units)."""
-    spapi = w.sandbox.servers["spapi"].emulator
-    with spapi.lock:
-        record = next(r for r in spapi.store["orders"].values()
-                      if r["order"]["salesChannel"]["marketplaceId"] == "ATVPDKIKX0DER"
-                      and r["order"]["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
-                      and not r["order"].get("programs")
-                      and not any(i.get("cancellation") for i in r["order"]["orderItems"]))
-        item = record["order"]["orderItems"][0]
-        item["programs"] = ["TRANSPARENCY"]
-        return record["order"]["orderId"], item["orderItemId"], int(item["quantityOrdered"])
 
 
 def _read_back(w, order_id: str) -> list[dict]:
@@ -41,7 +27,7 @@ def _read_back(w, order_id: str) -> list[dict]:
 
 def test_the_confirmation_waits_for_the_codes_and_carries_them(world):
     w = world({"sandbox": {"orders": 30}})
-    order_id, item_id, units = _enrol_one(w)
+    order_id, item_id, units = enrol_transparency_item(w)
     rt = w.runtime()
     try:
         ingest_all(rt)
@@ -74,7 +60,7 @@ def test_the_confirmation_waits_for_the_codes_and_carries_them(world):
 
 def test_codes_given_before_the_confirm_step_go_without_a_hold(world):
     w = world({"sandbox": {"orders": 30}})
-    order_id, item_id, units = _enrol_one(w)
+    order_id, item_id, units = enrol_transparency_item(w)
     rt = w.runtime()
     try:
         ingest_all(rt)
@@ -92,7 +78,7 @@ def test_codes_given_before_the_confirm_step_go_without_a_hold(world):
 def test_optional_codes_confirm_without_them(world):
     w = world({"sandbox": {"orders": 30, "emulators": {"spapi": {"transparency_required": False}}},
                "amazon": {"transparency_codes": "optional"}})
-    order_id, _item_id, _units = _enrol_one(w)
+    order_id, _item_id, _units = enrol_transparency_item(w)
     rt = w.runtime()
     try:
         ingest_all(rt)
@@ -110,7 +96,7 @@ def test_an_operator_gives_the_codes_on_the_command_line(world):
     from connector.cli import cli
 
     w = world({"sandbox": {"orders": 30}})
-    order_id, item_id, units = _enrol_one(w)
+    order_id, item_id, units = enrol_transparency_item(w)
     rt = w.runtime()
     try:
         ingest_all(rt)
@@ -143,7 +129,7 @@ def test_an_account_confirming_by_feed_sends_a_transparency_package_singly(world
     from ..e2e.helpers import feeds_config
 
     w = world(feeds_config(30))
-    order_id, item_id, units = _enrol_one(w)
+    order_id, item_id, units = enrol_transparency_item(w)
     rt = w.runtime()
     try:
         ingest_all(rt)
@@ -167,7 +153,7 @@ def test_buy_shipping_is_not_bought_for_an_order_whose_codes_it_could_not_carry(
     free = {"carrier": "amazon_shipping", "kind": "percent", "value": 100}
     w = world({"sandbox": {"orders": 30}, "routing": {"default": ["amazon_shipping:*", "yunexpress:*"]},
                "selection": {"overrides": [], "discounts": [free]}})
-    order_id, _item_id, _units = _enrol_one(w)
+    order_id, _item_id, _units = enrol_transparency_item(w)
     rt = w.runtime()
     try:
         ingest_all(rt)
