@@ -39,3 +39,19 @@ def test_the_install_provisions_the_pii_key_file_the_example_configuration_names
     assert re.search(rf"sudo install -m 0600 -o mfn -g mfn \S+ {re.escape(key_file)}$", install_steps(), re.M)
     # made once: run again (an upgrade), a new key would leave every stored address unreadable
     assert re.search(rf"^\[ -e {re.escape(key_file)} \] \|\| \\$", install_steps(), re.M)
+
+
+def _unit_directives(text: str) -> list[tuple[str, str]]:
+    return re.findall(r"^([A-Za-z]+)=(.*)$", text, re.M)
+
+
+def test_the_worker_template_is_the_service_but_for_its_command_and_names():
+    """deploy/mfn-connector-worker@.service (one more `run` per instance on a host) must not drift
+    from the service's user, environment, stop timeout and hardening."""
+    worker = (ROOT / "deploy" / "mfn-connector-worker@.service").read_text(encoding="utf-8")
+    own = {"Description", "ExecStart", "SyslogIdentifier"}
+    assert [d for d in _unit_directives(worker) if d[0] not in own] == \
+        [d for d in _unit_directives(UNIT) if d[0] not in own]
+    (start,) = [v for k, v in _unit_directives(worker) if k == "ExecStart"]
+    assert start.split()[-1] == "run" and start.split()[:-1] == directives("ExecStart")[:-1]
+    assert "mfn-connector-worker@.service" in README and "%i" in dict(_unit_directives(worker))["Description"]
