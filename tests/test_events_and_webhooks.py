@@ -414,3 +414,17 @@ def test_the_back_off_stays_at_its_maximum_however_many_attempts_failed(ledger, 
     report = deliver(ledger, conf, now=soon(ledger))
     assert report.failed == 1 and ledger.webhook_counts("erp") == {"pending": 1}
     assert deliver(ledger, conf, now=soon(ledger, 30)).failed == 0  # waits its minute
+
+
+def test_a_simulated_clock_does_not_date_the_signature(ledger, receiver, daemon_clock) -> None:
+    """A simulation moves the daemon's clock days ahead; the receiver checks webhook-timestamp
+    against its own clock (5 minutes' tolerance), so the header is the wall clock's, or every
+    message of a simulated run is refused as stale and, retried, given up."""
+    conf = settings(receiver.url)
+    deliver(ledger, conf)
+    receive(ledger, "111-0000001-0000001")
+    daemon_clock.advance(3 * 24 * 3600)
+    assert deliver(ledger, conf, now=soon(ledger)).delivered == 1
+    (message,) = receiver.received
+    assert abs(int(message["headers"]["webhook-timestamp"]) - time.time()) < 60
+    Webhook(SECRET).verify(message["body"], message["headers"])  # not WebhookVerificationError
