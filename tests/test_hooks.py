@@ -171,3 +171,50 @@ def test_steps_hand_events_over_only_while_a_plugin_listens():
         assert listening(rt), name
         host.pm.unregister(plugin)
     assert not listening(rt)
+
+
+def test_an_unreadable_order_does_not_stop_the_event_hooks(tmp_path):
+    """order.received hands mfn_order_received the order read from the ledger. A row that cannot
+    be read (a hand edit, a restore gone wrong) failed the whole batch: its cursor never moved, so
+    every later event was never heard and the ones before it were handed over again at every step."""
+    import threading
+    from types import SimpleNamespace
+
+    from cryptography.fernet import Fernet
+
+    from connector.engine.hooks import CONSUMER, dispatch
+    from connector.ledger.crypto import PiiCipher
+    from connector.ledger.sqlite import SqliteLedger
+
+    from .ledger.test_sqlite_ledger import make_order
+
+    class Listener:
+        def __init__(self) -> None:
+            self.events: list[str] = []
+            self.received: list[str] = []
+
+        @hookimpl
+        def mfn_event(self, event_id, type, data):  # noqa: A002 - the hook's field name
+            self.events.append(event_id)
+
+        @hookimpl
+        def mfn_order_received(self, order):
+            self.received.append(order.order_id)
+
+    ledger = SqliteLedger(tmp_path / "ledger.db", PiiCipher([Fernet.generate_key()]))
+    ledger.migrate()
+    try:
+        host = load_plugins()
+        listener = Listener()
+        host.pm.register(listener)
+        rt = SimpleNamespace(host=host, ledger=ledger, hooks_lock=threading.Lock())
+        broken, fine = "111-0000001-0000001", "111-0000002-0000002"
+        for order_id in (broken, fine):
+            ledger.upsert_order(make_order(order_id))
+        with ledger._write() as conn:
+            conn.execute("UPDATE orders SET data = ? WHERE order_id = ?", ('{"order_id": "' + broken, broken))
+        assert dispatch(rt) == 2
+        assert listener.events == ["evt_1", "evt_2"] and listener.received == [fine]
+        assert ledger.event_cursor(CONSUMER) == 2 and dispatch(rt) == 0
+    finally:
+        ledger.close()
