@@ -52,6 +52,7 @@ ENV_PREFIX = GROUP.upper() + "_"
 ENV_ALLOW = ENV_PREFIX + "LOAD_PLUGINS"
 ENV_DENY = ENV_PREFIX + "DISABLED_PLUGINS"
 ENV_STRICT = ENV_PREFIX + "STRICT_PLUGINS"
+REGISTRATION_PREFIX = "mfn_register_"  # the registration hooks: a failure in one fails its plugin
 
 # The plugins this project ships (plugins/ in its repository): loaded before any other, so that a
 # carrier code or an entry-point name they hold is never taken by a distribution installed later.
@@ -185,6 +186,10 @@ class PluginHost:
         if impl.hookwrapper or impl.wrapper:
             return
         function = impl.function
+        # Only a registration hook's failures are read (each fails its plugin). Any other hook's
+        # kept would pile up for good, each traceback holding its caller's frames (a batch of
+        # events, an order): a plugin failing at every event would grow the daemon without bound.
+        kept = hook_name.startswith(REGISTRATION_PREFIX)
 
         @functools.wraps(function)
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -193,8 +198,9 @@ class PluginHost:
                 return function(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - one plugin's bug never stops the others
                 log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
-                with self._lock:
-                    self._failures.append((impl.plugin_name, hook_name, exc))
+                if kept:
+                    with self._lock:
+                        self._failures.append((impl.plugin_name, hook_name, exc))
                 return None
             finally:
                 _current_plugin.reset(token)

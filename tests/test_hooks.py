@@ -218,3 +218,38 @@ def test_an_unreadable_order_does_not_stop_the_event_hooks(tmp_path):
         assert ledger.event_cursor(CONSUMER) == 2 and dispatch(rt) == 0
     finally:
         ledger.close()
+
+
+def test_an_event_hook_that_keeps_raising_keeps_nothing_in_memory(monkeypatch):
+    """Each failure of a guarded implementation was kept for good, traceback and all (its frames
+    hold the dispatch's batch of events): a plugin failing at every event grew the daemon without
+    bound. Only a registration hook's failures are read (they fail the plugin), so only those are kept."""
+    import gc
+    import logging
+    import weakref
+
+    from connector import plugins
+
+    quiet = logging.getLogger("test.hooks.quiet")  # pytest's log capture keeps each record's traceback
+    quiet.propagate, quiet.disabled = False, True
+    monkeypatch.setattr(plugins, "log", quiet)
+    host = load_plugins()
+
+    class Payload:
+        pass
+
+    class Failing:
+        @hookimpl
+        def mfn_event(self, event_id, type, at, data):  # noqa: A002 - the hook's field name
+            raise RuntimeError("the plugin's bug")
+
+    host.register(Failing(), name="failing")
+    held = []
+    for n in range(3):
+        payload = Payload()
+        held.append(weakref.ref(payload))
+        host.notify("mfn_event", event_id=f"evt_{n}", type="order.held", at=None, data={"payload": payload})
+        del payload
+    gc.collect()
+    assert [ref() for ref in held] == [None, None, None]
+    assert host.reports["failing"].status == "loaded"  # an event hook's failure is logged, not fatal
