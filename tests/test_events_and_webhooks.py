@@ -428,3 +428,28 @@ def test_a_simulated_clock_does_not_date_the_signature(ledger, receiver, daemon_
     (message,) = receiver.received
     assert abs(int(message["headers"]["webhook-timestamp"]) - time.time()) < 60
     Webhook(SECRET).verify(message["body"], message["headers"])  # not WebhookVerificationError
+
+
+def test_a_second_deliverers_late_failure_leaves_a_delivered_event_delivered(ledger, receiver) -> None:
+    """Two delivery passes at once (`webhooks deliver` beside the daemon, or a leader that lost its
+    lease mid-pass and the one that took over) both post an event read as due. The one that timed
+    out recorded its failure over the other's delivery: the event was counted dead (and sent again
+    by a replay of the dead ones) or, before dead_after_hours, posted again."""
+    conf = settings(receiver.url, dead_after_hours=1)
+    deliver(ledger, conf)
+    receive(ledger, "111-0000001-0000001")
+    ledger.enqueue_webhooks("erp", ["*"])
+    ((event, _, _),) = ledger.due_webhooks("erp", soon(ledger))  # the second pass read it due
+    assert deliver(ledger, conf, now=soon(ledger)).delivered == 1  # the first delivered it
+    ledger.webhook_result("erp", event.id, status="timeout", delivered=False, next_attempt_at=None)
+    assert ledger.webhook_counts("erp") == {"delivered": 1}
+    ledger.webhook_result("erp", event.id, status="503", delivered=False,
+                          next_attempt_at=soon(ledger, 60))
+    assert ledger.webhook_counts("erp") == {"delivered": 1}
+    assert ledger.replay_webhooks("erp", dead_only=True) == 0
+    receive(ledger, "111-0000002-0000002")  # the other way round: given up by one, delivered by the other
+    ledger.enqueue_webhooks("erp", ["*"])
+    ((event, _, _),) = ledger.due_webhooks("erp", soon(ledger))
+    ledger.webhook_result("erp", event.id, status="timeout", delivered=False, next_attempt_at=None)
+    ledger.webhook_result("erp", event.id, status="200", delivered=True, next_attempt_at=None)
+    assert ledger.webhook_counts("erp") == {"delivered": 2}

@@ -416,7 +416,8 @@ class Ledger:
     def webhook_result(self, endpoint: str, event_id: int, *, status: str, delivered: bool,
                        next_attempt_at: datetime | None) -> None:
         """Record an attempt: delivered; or failed and due again at ``next_attempt_at``; or, with
-        ``None``, given up (dead letter)."""
+        ``None``, given up (dead letter). A failure is recorded on a pending delivery only, and a
+        delivery on a pending or given-up one: another pass may have posted the event meanwhile."""
         raise NotImplementedError
 
     def replay_webhooks(self, endpoint: str, *, from_event: int = 0, dead_only: bool = False) -> int:

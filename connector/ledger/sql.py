@@ -1111,11 +1111,15 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                        next_attempt_at: datetime | None) -> None:
         state = "delivered" if delivered else "pending" if next_attempt_at is not None else "dead"
         with self._write() as conn:
+            # Two passes may post one event at once (`webhooks deliver` beside the daemon, a leader
+            # that lost its lease mid-pass): a failure never undoes the other's delivery, and a
+            # delivery stands over the other's giving up.
             conn.execute("UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, last_status = ?,"
                          " next_attempt_at = COALESCE(?, next_attempt_at), delivered_at = ?"
-                         " WHERE endpoint = ? AND event_id = ?",
+                         " WHERE endpoint = ? AND event_id = ? AND state IN ('pending', ?)",
                          (state, status, _ts(next_attempt_at) if next_attempt_at else None,
-                          self._now() if delivered else None, endpoint, event_id))
+                          self._now() if delivered else None, endpoint, event_id,
+                          "dead" if delivered else "pending"))
 
     def replay_webhooks(self, endpoint: str, *, from_event: int = 0, dead_only: bool = False) -> int:
         states = ("dead",) if dead_only else ("dead", "delivered")
