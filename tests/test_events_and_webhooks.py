@@ -141,6 +141,25 @@ def test_a_new_alert_is_an_event(ledger) -> None:
     assert [(e.type, e.order_id) for e in alerts] == [("alert.ship_by_near", "111-0000001-0000001")]
 
 
+def test_an_alert_about_another_channels_order_is_that_orders_event(ledger, receiver) -> None:
+    """Provider mode keeps another channel's order as <channel>-<order_id>. An alert about it
+    (parcel_lost, parcel_late, ship_by_near) was an event of no order, as one about a site is: left
+    out of `GET /v1/events?order_id=`, and its webhook could overtake the order's own events."""
+    conf = settings(receiver.url)
+    deliver(ledger, conf)
+    order_id = "shopify-1001"
+    receive(ledger, order_id)
+    ledger.hold(order_id, "manual", "checking")
+    assert ledger.raise_alert("parcel_lost", order_id, "no scan for 20 days", {"days": 20})
+    assert [e.type for e in ledger.events(order_id=order_id)] == ["order.received", "order.held",
+                                                                   "alert.parcel_lost"]
+    receiver.script = [503]  # the order's first event fails: the rest of the order waits for it
+    deliver(ledger, conf, now=soon(ledger))
+    assert receiver.ids(503) == ["evt_1"] and receiver.ids() == []
+    deliver(ledger, conf, now=soon(ledger, 3600))
+    assert receiver.ids() == ["evt_1", "evt_2", "evt_3"]
+
+
 # -- signing ----------------------------------------------------------------------------------
 
 

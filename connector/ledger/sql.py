@@ -1019,10 +1019,17 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                          " VALUES (?, ?, ?, ?, ?, ?)",
                          (kind, subject, message, json.dumps(details, sort_keys=True, default=str), now, now))
             found = _ORDER_ID.match(subject)
-            order_id = found.group(0) if found else None
+            # Another channel's order (provider mode: shopify-1001) has no Amazon-shaped id: an alert
+            # naming one is still that order's event (its webhook queued behind the order's own).
+            order_id = found.group(0) if found else self._order_named(conn, subject)
             self._emit(conn, f"alert.{kind}", order_id, now,
                        {"kind": kind, "subject": subject, "message": message, "details": details})
             return True
+
+    @staticmethod
+    def _order_named(conn: Any, subject: str) -> str | None:
+        row = conn.execute("SELECT order_id FROM orders WHERE order_id = ?", (subject,)).fetchone()
+        return row["order_id"] if row is not None else None
 
     # -- the outbox ---------------------------------------------------------------------------------
     @staticmethod
