@@ -28,7 +28,8 @@ class TransparencyStore:
         """Keep ``codes`` (order item id -> its codes, checked by the caller) for the order, in
         place of any given before, in one transaction with a line in its history. KeyError for an
         unknown order; OrderFinishedError for an ended one; StaleStateError when a package holding
-        one of the items has had its confirmation sent (Amazon has what was sent)."""
+        one of the items has had its confirmation sent (Amazon has what was sent), unless it is
+        LABELED again (Amazon refused it: the codes go with the next send)."""
         with self._write(order_id) as conn:
             row = conn.execute("SELECT state FROM orders WHERE order_id = ?", (order_id,)).fetchone()
             if row is None:
@@ -38,7 +39,10 @@ class TransparencyStore:
             for package in conn.execute("SELECT package_ref, state, confirm_attempts, items FROM packages"
                                         " WHERE order_id = ?", (order_id,)).fetchall():
                 held = {str(i["order_item_id"]) for i in json.loads(package["items"] or "[]")}
-                sent = package["state"] in _SENT or package["confirm_attempts"] > 0
+                # LABELED after a send: Amazon refused it (or never showed it), and the next send
+                # carries the codes kept then -- the right ones must be able to replace refused ones
+                sent = package["state"] in _SENT or (package["confirm_attempts"] > 0
+                                                     and package["state"] != PackageState.LABELED.value)
                 if sent and held & set(codes):
                     raise StaleStateError(
                         f"order {order_id}: package {package['package_ref']} holding order item(s) "

@@ -60,3 +60,23 @@ def test_an_ended_order_takes_no_codes(ledger):
     with pytest.raises(OrderFinishedError):
         ledger.give_transparency_codes(oid, {"item-1": CODES})
     assert ledger.transparency_codes(oid) == {}
+
+
+def test_codes_amazon_refused_can_be_given_again(ledger):
+    # confirmShipment answered InvalidInput (a code Amazon does not know, say): the package is
+    # LABELED again, held amazon_rejected, and nothing of it landed; the right codes must be taken
+    from connector.ledger import PackageChange
+
+    oid = order(4).order_id
+    ledger.upsert_order(order(4))
+    package = ledger.plan_package(oid, "1", f"MFN-{oid}-1", "dhl", "STD", ITEMS)
+    ledger.give_transparency_codes(oid, {"item-1": CODES})
+    package = ledger.advance(package, PackageState.PLANNED, PackageState.LABELED,
+                             order_state=OrderState.LABELED, tracking_number="GM1", label_path="x.pdf")
+    package = ledger.advance(package, PackageState.LABELED, PackageState.CONFIRMING,
+                             order_state=OrderState.CONFIRMING, confirm_attempts=1)
+    back = PackageChange(package, PackageState.CONFIRMING, PackageState.LABELED,
+                         order_state=OrderState.LABELED, fields={"error": "InvalidInput: unknown code"})
+    ledger.hold(oid, "amazon_rejected", "Amazon refused the shipment confirmation", change=back)
+    ledger.give_transparency_codes(oid, {"item-1": OTHER})
+    assert ledger.transparency_codes(oid) == {"item-1": OTHER}
