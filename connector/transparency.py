@@ -18,8 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .holds import HoldReason
-from .ledger.base import StaleStateError
 from .model import Order
 
 if TYPE_CHECKING:
@@ -113,14 +111,7 @@ def give_codes(ledger: Ledger, order_id: str, given: Mapping[str, Sequence[objec
     record = ledger.get_order(order_id, with_pii=False)
     if record is None:
         raise KeyError(f"unknown order {order_id}")
-    ledger.give_transparency_codes(order_id, check_codes(record.order, given))
-    kept = ledger.transparency_codes(order_id)
-    enrolled = enrolled_items(record.order)
-    complete = all(len(kept.get(item_id, ())) >= units for item_id, units in enrolled.items())
-    if not complete or record.hold_reason != HoldReason.TRANSPARENCY_CODES_NEEDED.value:
-        return False
-    try:
-        ledger.release(order_id)
-    except StaleStateError:  # released, or held again for another reason, meanwhile
-        return False
-    return True
+    # the release in the codes' own transaction: a hold the confirm step sets meanwhile, or a
+    # kill between the two, would leave the order held with nothing left to wait for
+    return ledger.give_transparency_codes(order_id, check_codes(record.order, given),
+                                          enrolled=enrolled_items(record.order))

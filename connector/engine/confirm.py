@@ -111,8 +111,12 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
     coded = package_codes(rt, order, package)
     if coded.missing and package.state == PackageState.LABELED \
             and rt.config.amazon.transparency_codes == "required":
-        return hold(rt, order.order_id, HoldReason.TRANSPARENCY_CODES_NEEDED,
+        held = hold(rt, order.order_id, HoldReason.TRANSPARENCY_CODES_NEEDED,
                     _codes_wanted(order, package, coded))
+        # codes given since they were read found the order not held yet, so did not release it
+        if rt.ledger.release_if_coded(order.order_id, enrolled_items(order)):
+            return Outcome.PROGRESS
+        return held
     # A feed leaves to this step what it cannot carry, such as an order with a cancel request (only
     # this step can tell an operator released it to ship anyway): those are confirmed singly.
     if package.state == PackageState.LABELED and leaves_to_feed(rt, order, package):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from ..holds import HoldReason
 from .base import OrderFinishedError, OrderState, PackageState, StaleStateError
 
 # A package in these states has had its confirmation sent (or ended): its codes are Amazon's now.
@@ -24,12 +26,18 @@ class TransparencyStore:
             "SELECT order_item_id, codes FROM transparency_codes WHERE order_id = ?", (order_id,)).fetchall()
         return {row["order_item_id"]: tuple(json.loads(row["codes"])) for row in rows}
 
-    def give_transparency_codes(self, order_id: str, codes: Mapping[str, Sequence[str]]) -> None:
+    def give_transparency_codes(self, order_id: str, codes: Mapping[str, Sequence[str]], *,
+                                enrolled: Mapping[str, int] | None = None) -> bool:
         """Keep ``codes`` (order item id -> its codes, checked by the caller) for the order, in
         place of any given before, in one transaction with a line in its history. KeyError for an
         unknown order; OrderFinishedError for an ended one; StaleStateError when a package holding
         one of the items has had its confirmation sent (Amazon has what was sent), unless it is
-        LABELED again (Amazon refused it: the codes go with the next send)."""
+        LABELED again (Amazon refused it: the codes go with the next send).
+
+        ``enrolled`` (order item id -> units to ship of the order's Transparency items): an order
+        held ``transparency_codes_needed`` whose items all have their codes then is released in
+        the same transaction (a kill after the codes, or a hold landing as they are given, would
+        leave it held with nothing more to wait for). Whether it was released."""
         with self._write(order_id) as conn:
             row = conn.execute("SELECT state FROM orders WHERE order_id = ?", (order_id,)).fetchone()
             if row is None:
@@ -57,3 +65,25 @@ class TransparencyStore:
             given = ", ".join(f"{item_id} ({len(values)})" for item_id, values in sorted(codes.items()))
             self._transition(conn, order_id, None, now, row["state"], row["state"],
                              f"Transparency codes given for order item(s) {given}")
+            return enrolled is not None and self._release_coded(conn, order_id, enrolled, now)
+
+    def release_if_coded(self, order_id: str, enrolled: Mapping[str, int]) -> bool:
+        """Release the order if it is held ``transparency_codes_needed`` and every item of
+        ``enrolled`` (order item id -> units) has its codes: the confirm step's hold, when codes
+        landed as it held. Whether it was released."""
+        with self._write(order_id) as conn:
+            return self._release_coded(conn, order_id, enrolled, self._now())
+
+    def _release_coded(self, conn: Any, order_id: str, enrolled: Mapping[str, int], now: str) -> bool:
+        row = self._order_row(conn, order_id, "state, held_from, hold_reason")
+        if row["state"] != OrderState.HELD.value \
+                or row["hold_reason"] != HoldReason.TRANSPARENCY_CODES_NEEDED.value:
+            return False
+        kept = {r["order_item_id"]: len(json.loads(r["codes"])) for r in conn.execute(
+            "SELECT order_item_id, codes FROM transparency_codes WHERE order_id = ?", (order_id,)).fetchall()}
+        if any(kept.get(item_id, 0) < units for item_id, units in enrolled.items()):
+            return False
+        target = OrderState(row["held_from"]) if row["held_from"] else OrderState.NEW
+        self._set_state(conn, order_id, OrderState.HELD.value, target, now,
+                        "released: every Transparency item has its codes")
+        return True

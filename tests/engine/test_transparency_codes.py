@@ -165,3 +165,32 @@ def test_buy_shipping_is_not_bought_for_an_order_whose_codes_it_could_not_carry(
     assert [p.carrier for p in packages] == ["yunexpress"], held.hold_message
     assert held.hold_reason == HoldReason.TRANSPARENCY_CODES_NEEDED.value
     assert not w.state("spapi")["confirmations"].get(order_id)
+
+
+def test_codes_given_as_the_confirm_step_reads_none_do_not_leave_the_order_held(world, monkeypatch):
+    # the ERP gives the codes as it packs: they land after the confirm step read none, before
+    # its hold; the order must not stay held with every code given
+    from connector.engine import confirm as confirm_step
+
+    w = world({"sandbox": {"orders": 30}})
+    order_id, item_id, units = enrol_transparency_item(w)
+    rt = w.runtime()
+    read = confirm_step.package_codes
+
+    def read_then_given(rt_, order, package):
+        coded = read(rt_, order, package)
+        if coded.missing:
+            steer.give_transparency_codes(rt_.ledger, order_id, {item_id: CODES[:units]})
+        return coded
+
+    try:
+        ingest_all(rt)
+        monkeypatch.setattr(confirm_step, "package_codes", read_then_given)
+        drive(rt, order_id, lambda: False)
+        monkeypatch.setattr(confirm_step, "package_codes", read)
+        drive(rt, order_id, lambda: False)
+        after = rt.ledger.get_order(order_id)
+    finally:
+        rt.close()
+    assert after.state in (OrderState.CONFIRMED, OrderState.VERIFIED), (after.state, after.hold_message)
+    assert [p["packageItems"][0]["transparencyCodes"] for p in _read_back(w, order_id)] == [CODES[:units]]

@@ -80,3 +80,34 @@ def test_codes_amazon_refused_can_be_given_again(ledger):
     ledger.hold(oid, "amazon_rejected", "Amazon refused the shipment confirmation", change=back)
     ledger.give_transparency_codes(oid, {"item-1": OTHER})
     assert ledger.transparency_codes(oid) == {"item-1": OTHER}
+
+
+class _HeldMeanwhile:
+    """The ledger as connector/transparency.py's give_codes sees it, the confirm step holding the
+    order for its codes (it read none) just after give_codes read the order, before its codes land."""
+
+    def __init__(self, ledger) -> None:
+        self._ledger = ledger
+
+    def __getattr__(self, name):
+        return getattr(self._ledger, name)
+
+    def give_transparency_codes(self, order_id, codes, **kw):
+        self._ledger.hold(order_id, "transparency_codes_needed", "codes missing", keep_held=True)
+        return self._ledger.give_transparency_codes(order_id, codes, **kw)
+
+
+def test_codes_given_as_the_confirm_step_holds_for_them_release_the_order(ledger):
+    from dataclasses import replace
+
+    from connector.transparency import give_codes
+
+    base = order(5)
+    enrolled = replace(base, items=(replace(base.items[0], programs=("TRANSPARENCY",)),))
+    oid = enrolled.order_id
+    ledger.upsert_order(enrolled)
+    package = ledger.plan_package(oid, "1", f"MFN-{oid}-1", "dhl", "STD", ITEMS)
+    ledger.advance(package, PackageState.PLANNED, PackageState.LABELED,
+                   order_state=OrderState.LABELED, tracking_number="GM1", label_path="x.pdf")
+    assert give_codes(_HeldMeanwhile(ledger), oid, {"item-1": list(CODES)}) is True
+    assert ledger.get_order(oid).state is OrderState.LABELED  # not left held with its codes given
