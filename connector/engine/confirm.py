@@ -206,6 +206,8 @@ def _send(rt: Runtime, record: OrderRecord, package: Package, spec: CarrierSpec,
                                         confirm_attempts=package.confirm_attempts + 1)
             sent["ship_date"] = package.shipped_at or sent["ship_date"]  # as stored: a re-send sends it
             claimed = True
+            # read again: codes replaced before the claim are the ledger's; after it, refused
+            sent["transparency_codes"] = package_codes(rt, order, package).codes or None
         elif verify_if_shown(rt, raw := client.get_order(order.order_id), package, PackageState.CONFIRMING):
             rt.counters.add("confirmations_sent")  # resumed: the earlier send had landed, answer lost
             return Outcome.REST

@@ -194,3 +194,35 @@ def test_codes_given_as_the_confirm_step_reads_none_do_not_leave_the_order_held(
         rt.close()
     assert after.state in (OrderState.CONFIRMED, OrderState.VERIFIED), (after.state, after.hold_message)
     assert [p["packageItems"][0]["transparencyCodes"] for p in _read_back(w, order_id)] == [CODES[:units]]
+
+
+def test_codes_replaced_as_the_confirm_step_claims_are_the_ones_sent(world, monkeypatch):
+    # an operator corrects a mistyped code after the confirm step read the codes, before its
+    # claim: Amazon must get the codes the ledger shows, not those read first
+    from connector.engine import confirm as confirm_step
+
+    w = world({"sandbox": {"orders": 30}})
+    order_id, item_id, units = enrol_transparency_item(w)
+    rt = w.runtime()
+    read = confirm_step.package_codes
+    replaced: list[bool] = []
+
+    def read_then_replaced(rt_, order, package):
+        coded = read(rt_, order, package)
+        if not replaced:
+            replaced.append(True)
+            steer.give_transparency_codes(rt_.ledger, order_id, {item_id: CODES[-units:]})
+        return coded
+
+    try:
+        ingest_all(rt)
+        steer.give_transparency_codes(rt.ledger, order_id, {item_id: CODES[:units]})
+        monkeypatch.setattr(confirm_step, "package_codes", read_then_replaced)
+        drive(rt, order_id, lambda: False)
+        after = rt.ledger.get_order(order_id)
+        kept = rt.ledger.transparency_codes(order_id)
+    finally:
+        rt.close()
+    assert after.state in (OrderState.CONFIRMED, OrderState.VERIFIED), (after.state, after.hold_message)
+    assert kept == {item_id: tuple(CODES[-units:])}
+    assert [p["packageItems"][0]["transparencyCodes"] for p in _read_back(w, order_id)] == [CODES[-units:]]
