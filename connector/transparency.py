@@ -46,12 +46,14 @@ def check_code(code: object, where: str) -> str:
     return code
 
 
-def check_codes(order: Order, given: Mapping[str, Sequence[object]]) -> dict[str, tuple[str, ...]]:
+def check_codes(order: Order, given: Mapping[str, Sequence[object]],
+                kept: Mapping[str, Sequence[str]] | None = None) -> dict[str, tuple[str, ...]]:
     """The codes given for ``order``, per order item, checked: Transparency items of the order,
-    one code per unit still to ship, no code twice. ValueError naming the item otherwise."""
+    one code per unit still to ship, no code twice -- nor one ``kept`` (given before) for an
+    item not given again here. ValueError naming the item otherwise."""
     items = {item.order_item_id: item for item in order.items}
     checked: dict[str, tuple[str, ...]] = {}
-    seen: set[str] = set()
+    seen = {code for item_id, codes in (kept or {}).items() if item_id not in given for code in codes}
     for item_id, codes in given.items():
         where = f"order {order.order_id}, order item {item_id}"
         item = items.get(item_id)
@@ -67,7 +69,8 @@ def check_codes(order: Order, given: Mapping[str, Sequence[object]]) -> dict[str
                              f"(SKU {item.sku}): one code per unit")
         twice = (set(clean) & seen) | {c for c in clean if clean.count(c) > 1}
         if twice:
-            raise ValueError(f"{where}: code(s) given twice: {', '.join(sorted(twice))}")
+            raise ValueError(f"{where}: code(s) given twice (or kept for another item): "
+                             f"{', '.join(sorted(twice))}")
         seen.update(clean)
         checked[item_id] = clean
     return checked
@@ -113,5 +116,5 @@ def give_codes(ledger: Ledger, order_id: str, given: Mapping[str, Sequence[objec
         raise KeyError(f"unknown order {order_id}")
     # the release in the codes' own transaction: a hold the confirm step sets meanwhile, or a
     # kill between the two, would leave the order held with nothing left to wait for
-    return ledger.give_transparency_codes(order_id, check_codes(record.order, given),
-                                          enrolled=enrolled_items(record.order))
+    checked = check_codes(record.order, given, ledger.transparency_codes(order_id))
+    return ledger.give_transparency_codes(order_id, checked, enrolled=enrolled_items(record.order))

@@ -111,3 +111,23 @@ def test_codes_given_as_the_confirm_step_holds_for_them_release_the_order(ledger
                    order_state=OrderState.LABELED, tracking_number="GM1", label_path="x.pdf")
     assert give_codes(_HeldMeanwhile(ledger), oid, {"item-1": list(CODES)}) is True
     assert ledger.get_order(oid).state is OrderState.LABELED  # not left held with its codes given
+
+
+def test_a_code_kept_for_another_item_is_not_given_again(ledger):
+    # the command line gives one item's codes at a time: a unit scanned twice, for two items,
+    # must be refused as a code given twice
+    from dataclasses import replace
+
+    from connector.transparency import give_codes
+
+    base = order(6)
+    first = replace(base.items[0], programs=("TRANSPARENCY",))
+    enrolled = replace(base, items=(first, replace(first, order_item_id="item-2", sku="SKU-BLUE")))
+    oid = enrolled.order_id
+    ledger.upsert_order(enrolled)
+    give_codes(ledger, oid, {"item-1": list(CODES)})
+    with pytest.raises(ValueError, match="given twice"):
+        give_codes(ledger, oid, {"item-2": list(CODES)})
+    assert ledger.transparency_codes(oid) == {"item-1": CODES}
+    give_codes(ledger, oid, {"item-1": list(OTHER), "item-2": list(CODES)})  # moved: given once
+    assert ledger.transparency_codes(oid) == {"item-1": OTHER, "item-2": CODES}
