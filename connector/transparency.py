@@ -86,17 +86,23 @@ class PackageCodes:
 
 
 def codes_for_package(order: Order, items: Sequence[Mapping[str, object]], kept: Mapping[str, Sequence[str]],
-                      before: Mapping[str, int]) -> PackageCodes:
+                      before: Mapping[str, int], planned: Mapping[str, int] | None = None) -> PackageCodes:
     """The codes of a package with ``items`` (its ``[{order_item_id, quantity}]``): for each
     enrolled item, the next ``quantity`` of its ``kept`` codes after the ``before`` (units of the
     item in the order's packages ahead of this one, by reference: an item split over packages
-    gives each its own share)."""
+    gives each its own share). ``planned``: the units of each item all the order's packages
+    carry; codes kept for another count (given before Amazon's order changed: a unit shipped by
+    hand, its code unknown) are missing, not sent on a guess."""
     enrolled = enrolled_items(order)
     codes: dict[str, list[str]] = {}
     missing: dict[str, tuple[int, int]] = {}
     for line in items:
         item_id, quantity = str(line["order_item_id"]), int(line["quantity"])  # type: ignore[call-overload]
         if item_id not in enrolled:
+            continue
+        given = kept.get(item_id, ())
+        if planned is not None and given and len(given) != planned.get(item_id, quantity):
+            missing[item_id] = (quantity, len(given))
             continue
         start = before.get(item_id, 0)
         share = list(kept.get(item_id, ()))[start:start + quantity]

@@ -28,7 +28,7 @@ from .outcome import Outcome, defer, hold, their_words
 from .runtime import Runtime
 from .verify import confirms_itself, hold_taken, read_back, taken_by_another, verify_if_shown
 
-_UNSENT = (PackageState.PLANNED, PackageState.LABEL_CLAIMED, PackageState.LABEL_CREATED, PackageState.LABELED)
+_CARRY_NO_UNITS = (PackageState.FAILED, PackageState.VOIDING, PackageState.VOIDED)
 CONFIRM_LANE = 2  # an account's confirmations in flight at once: one sending, one waiting for its token
 
 log = logging.getLogger("connector.engine")
@@ -114,7 +114,8 @@ def confirm(rt: Runtime, record: OrderRecord, package: Package) -> Outcome:
         held = hold(rt, order.order_id, HoldReason.TRANSPARENCY_CODES_NEEDED,
                     _codes_wanted(order, package, coded))
         # codes given since they were read found the order not held yet, so did not release it
-        if rt.ledger.release_if_coded(order.order_id, enrolled_items(order)):
+        if not package_codes(rt, order, package).missing \
+                and rt.ledger.release_if_coded(order.order_id, enrolled_items(order)):
             return Outcome.PROGRESS
         return held
     # A feed leaves to this step what it cannot carry, such as an order with a cancel request (only
@@ -154,19 +155,28 @@ def _reference_taken(package: Package, order: Order) -> bool:
 def package_codes(rt: Runtime, order: Order, package: Package) -> PackageCodes:
     """The Transparency codes the package's confirmation carries, and those still missing (none
     read for an order without a Transparency item). An item split over packages: each package
-    takes the next codes after those of the unsent packages ahead of it, by reference."""
+    takes the next codes after those of the packages ahead of it, by reference, sent or not. A
+    package given up (FAILED, voided) carries no units: it takes no codes."""
     if not enrolled_items(order):
         return PackageCodes({}, {})
     before: Counter[str] = Counter()
+    planned: Counter[str] = Counter()  # the units of each item the order's packages carry
     for other in rt.ledger.packages(order.order_id):
-        if other.state in _UNSENT and int(other.package_ref) < int(package.package_ref):
-            before.update({str(i["order_item_id"]): int(i["quantity"]) for i in other.items})
-    return codes_for_package(order, package.items, rt.ledger.transparency_codes(order.order_id), before)
+        if other.state in _CARRY_NO_UNITS:
+            continue
+        units = Counter({str(i["order_item_id"]): int(i["quantity"]) for i in other.items})
+        planned.update(units)
+        if int(other.package_ref) < int(package.package_ref):
+            before.update(units)
+    return codes_for_package(order, package.items, rt.ledger.transparency_codes(order.order_id), before,
+                             planned)
 
 
 def _codes_wanted(order: Order, package: Package, coded: PackageCodes) -> str:
     skus = {item.order_item_id: item.sku for item in order.items}
     wanted = "; ".join(f"order item {item_id} (SKU {skus.get(item_id, '?')}): {needed} code(s), {kept} given"
+                       + (" for another count of units (Amazon's order changed): give them again"
+                          if kept >= needed else "")
                        for item_id, (needed, kept) in sorted(coded.missing.items()))
     command = f"mfn-connector orders transparency {order.order_id} ORDER_ITEM_ID CODE..."
     return (f"order {order.order_id}: package {package.package_ref} ({package.carrier} "

@@ -81,7 +81,7 @@ class TransparencyStore:
             return False
         kept = {r["order_item_id"]: len(json.loads(r["codes"])) for r in conn.execute(
             "SELECT order_item_id, codes FROM transparency_codes WHERE order_id = ?", (order_id,)).fetchall()}
-        if any(kept.get(item_id, 0) < units for item_id, units in enrolled.items()):
+        if any(kept.get(item_id, 0) != units for item_id, units in enrolled.items()):  # one per unit
             return False
         target = OrderState(row["held_from"]) if row["held_from"] else OrderState.NEW
         self._set_state(conn, order_id, OrderState.HELD.value, target, now,

@@ -131,3 +131,50 @@ def test_a_code_kept_for_another_item_is_not_given_again(ledger):
     assert ledger.transparency_codes(oid) == {"item-1": CODES}
     give_codes(ledger, oid, {"item-1": list(OTHER), "item-2": list(CODES)})  # moved: given once
     assert ledger.transparency_codes(oid) == {"item-1": OTHER, "item-2": CODES}
+
+
+def _enrolled(n: int, units: int):
+    from dataclasses import replace
+
+    base = order(n)
+    return replace(base, items=(replace(base.items[0], quantity=units, programs=("TRANSPARENCY",)),))
+
+
+def _two_packages(ledger, first_units: int, second_units: int, first_ends: PackageState, n: int):
+    """Order ``n``'s first package (of ``first_units``) moved to ``first_ends``, then a second."""
+    oid = order(n).order_id
+    first = ledger.plan_package(oid, "1", f"MFN-{oid}-1", "dhl", "STD",
+                                [{"order_item_id": "item-1", "quantity": first_units}])
+    ledger.advance(first, PackageState.PLANNED, first_ends, order_state=OrderState.NEW)
+    return ledger.plan_package(oid, "2", f"MFN-{oid}-2", "dhl", "STD",
+                               [{"order_item_id": "item-1", "quantity": second_units}])
+
+
+def test_the_second_package_of_a_split_item_takes_the_codes_after_the_first_ones(ledger):
+    from types import SimpleNamespace
+
+    from connector.engine.confirm import package_codes
+
+    split = _enrolled(7, 3)
+    ledger.upsert_order(split)
+    ledger.give_transparency_codes(split.order_id, {"item-1": ("AZ-A", "AZ-B", "AZ-C")})
+    second = _two_packages(ledger, 2, 1, PackageState.VERIFIED, 7)  # the first sent and shown
+    coded = package_codes(SimpleNamespace(ledger=ledger), split, second)
+    assert (coded.codes, coded.missing) == ({"item-1": ["AZ-C"]}, {})  # not AZ-A: the first one's
+
+
+def test_codes_given_for_more_units_than_the_package_planned_again_ships_are_asked_again(ledger):
+    # given for 3 units; one was shipped by hand, the order planned again for the 2 left: which
+    # of the 3 codes went with the unit shipped is not known, so none is sent on a guess
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from connector.engine.confirm import package_codes
+
+    three = _enrolled(8, 3)
+    ledger.upsert_order(three)
+    ledger.give_transparency_codes(three.order_id, {"item-1": ("AZ-A", "AZ-B", "AZ-C")})
+    two = replace(three, items=(replace(three.items[0], quantity=2, quantity_shipped=1),))
+    second = _two_packages(ledger, 3, 2, PackageState.FAILED, 8)
+    coded = package_codes(SimpleNamespace(ledger=ledger), two, second)
+    assert (coded.codes, coded.missing) == ({}, {"item-1": (2, 3)})
