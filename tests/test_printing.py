@@ -555,3 +555,27 @@ def test_a_label_whose_package_row_cannot_be_read_is_left_out_named_and_the_othe
     assert [p.id for p in result.labels] == [good.id]
     assert [what for what, why in result.skipped if f"package {bad.id} of order {bad.order_id}" in why] == [
         bad.order_id]
+
+
+def test_a_label_voided_while_its_batch_is_merged_is_not_marked_printed(shipped):
+    """Amazon cancels an order while a big batch is being merged, and the daemon voids its label:
+    the batch must not go out with that label marked printed (the parcel would be packed and
+    stuck with a dead label). It is refused like a batch another print overtook, its file removed,
+    and the next batch prints the live labels only."""
+    _w, rt = shipped
+    waiting = rt.ledger.unprinted_packages()
+    doomed = waiting[-1]
+    voided = []
+
+    def meanwhile(package):
+        if not voided:
+            void_order(rt, doomed.order_id)
+            voided.append(doomed)
+
+    with pytest.raises(NothingToPrint, match="voided"):
+        print_labels(rt, on_label=meanwhile)
+    assert rt.ledger.get_package(doomed.id).state is PackageState.VOIDED
+    assert not rt.ledger.label_marks([doomed.id])[doomed.id].printed
+    assert list((rt.config.state_dir / "print").glob("*.pdf")) == []
+    again = print_labels(rt)
+    assert doomed.id not in {p.id for p in again.labels} and len(again.labels) == len(waiting) - 1

@@ -300,7 +300,7 @@ class WarehouseStore:
         """Mark these packages' labels printed (again: a reprint) and record the batch written to
         ``path``, in one transaction. Each package's history gets a note. ``first_prints``: every
         label must still be unprinted -- else StaleStateError and nothing is recorded (another batch
-        took them meanwhile)."""
+        took them meanwhile). A label voided or erased since it was chosen is StaleStateError too."""
         ids = list(dict.fromkeys(int(i) for i in package_ids))
         if not ids:
             raise ValueError("a print batch needs at least one label")
@@ -313,10 +313,14 @@ class WarehouseStore:
             batch_id = int(cur.fetchone()[0])
             reprints = 0
             for package_id in ids:
-                row = conn.execute("SELECT order_id, package_ref, state, print_count FROM packages"
-                                   " WHERE id = ?", (package_id,)).fetchone()
+                row = conn.execute("SELECT order_id, package_ref, state, print_count, label_erased_at"
+                                   " FROM packages WHERE id = ?", (package_id,)).fetchone()
                 if row is None:
                     raise KeyError(f"unknown package {package_id}")
+                # voided or erased while the batch was merged: it must not go out marked printed
+                if row["state"] in _DEAD or row["label_erased_at"] is not None:
+                    raise StaleStateError(f"the label of package {row['package_ref']} of order "
+                                          f"{row['order_id']} was voided or erased meanwhile")
                 count = int(row["print_count"]) + 1
                 # compare-and-set: a batch that marked it first (PostgreSQL: concurrently) wins
                 moved = conn.execute("UPDATE packages SET printed_at = COALESCE(printed_at, ?),"

@@ -1326,7 +1326,7 @@ def test_a_release_from_a_waivable_hold_is_remembered_and_no_other(ledger: SqlLe
 
 def test_a_print_batch_of_first_prints_is_refused_when_another_marked_a_label_first(ledger):
     """Two clerks print the unprinted labels at once: the second batch records nothing."""
-    a, b = (planned(ledger, f"111-0000000-000003{n}") for n in range(2))
+    a, b = (labeled(ledger, f"111-0000000-000003{n}") for n in range(2))
     ledger.record_print_batch("/print/1.pdf", [a.id], pages=2, first_prints=True)
     with pytest.raises(StaleStateError, match="printed by another batch meanwhile"):
         ledger.record_print_batch("/print/2.pdf", [b.id, a.id], pages=3, first_prints=True)
@@ -1334,6 +1334,18 @@ def test_a_print_batch_of_first_prints_is_refused_when_another_marked_a_label_fi
     assert (marks[a.id].print_count, marks[b.id].print_count) == (1, 0)  # b's mark rolled back too
     again = ledger.record_print_batch("/print/3.pdf", [a.id], pages=2)  # a reprint, asked for
     assert again.reprints == 1 and ledger.label_marks([a.id])[a.id].print_count == 2
+
+
+def test_a_print_batch_holding_a_label_voided_or_erased_meanwhile_records_nothing(ledger):
+    """A label voided (or erased with its buyer's data) after the batch chose it must not be
+    marked printed: the batch is refused whole, like one another batch overtook."""
+    live, dead = (labeled(ledger, f"111-0000000-000005{n}") for n in range(2))
+    ledger.purge_pii([dead.order_id])
+    with pytest.raises(StaleStateError, match="voided or erased meanwhile"):
+        ledger.record_print_batch("/print/1.pdf", [live.id, dead.id], pages=3, first_prints=True)
+    marks = ledger.label_marks([live.id, dead.id])
+    assert (marks[live.id].print_count, marks[dead.id].print_count) == (0, 0)
+    assert ledger.print_batches() == []
 
 
 def labeled(ledger: SqlLedger, order_id: str, ref: str = "1") -> Package:

@@ -216,7 +216,8 @@ Cursor = Annotated[str | None, Query(max_length=1000, description="next_cursor o
                                         "protection): its labels were erased with it"),
                         409: documented("Nothing to print: every label asked for is printed already "
                                         "(reprint: true prints it again), has no file, or there is none; "
-                                        "or another batch printed them meanwhile"),
+                                        "or another batch printed them, or a label was voided, "
+                                        "meanwhile"),
                         503: documented("The batch's file cannot be written on the server (a full or "
                                         "read-only disk); nothing was marked printed")},
              summary="Print a batch of labels into one PDF and mark them printed")
