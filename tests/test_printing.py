@@ -6,6 +6,7 @@ waiting on paper (docs/printing-and-handover.md)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import signal
@@ -34,6 +35,7 @@ from connector.engine.steer import void_order
 from connector.engine.watch import ship_by_guard
 from connector.kit.carrier import TransientCarrierError
 from connector.ledger import PackageState
+from connector.model import FulfillmentStatus
 from tests.e2e.helpers import CARRIERS, ledger_of, run_cli, run_once_until_quiet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
@@ -579,3 +581,66 @@ def test_a_label_voided_while_its_batch_is_merged_is_not_marked_printed(shipped)
     assert list((rt.config.state_dir / "print").glob("*.pdf")) == []
     again = print_labels(rt)
     assert doomed.id not in {p.id for p in again.labels} and len(again.labels) == len(waiting) - 1
+
+
+def cancel_on_amazon(rt, order_id: str) -> None:
+    """Amazon's next poll says the order is cancelled; the engine has not stepped it (voided its
+    label) yet: a daemon between its poll and its next step, or one whose void waits on a feed."""
+    order = rt.ledger.get_order(order_id, with_pii=False).order
+    rt.ledger.upsert_order(dataclasses.replace(order, status=FulfillmentStatus.CANCELLED,
+                                               last_updated=order.last_updated + timedelta(minutes=1)))
+
+
+def test_a_parcel_of_an_order_amazon_cancelled_is_neither_printed_nor_handed_over(shipped, caplog):
+    """Amazon cancelled the order and its label is not voided yet: its label stays out of the
+    day's batch, and a parcel already printed stays out of the handover with a WARNING (take it
+    out of the bag), before the claim and when an open handover is finished."""
+    _w, rt = shipped
+    waiting = [p for p in rt.ledger.unprinted_packages() if p.carrier == "yanwen"]
+    assert len(waiting) >= 3
+    unprinted, printed, claimed = waiting[:3]
+    cancel_on_amazon(rt, unprinted.order_id)
+
+    batch = print_labels(rt)
+    assert unprinted.id not in {p.id for p in batch.labels}
+    assert [why for what, why in batch.skipped if unprinted.order_id in what] == [
+        "Amazon cancelled its order: its label is voided next, not printed"]
+
+    cancel_on_amazon(rt, printed.order_id)
+    with caplog.at_level("WARNING", logger="connector.engine"):
+        (done,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    listed = {r["tracking_number"] for r in handover_rows(done)}
+    assert done.closed and printed.tracking_number not in listed and claimed.tracking_number in listed
+    assert rt.ledger.label_marks([printed.id])[printed.id].handover_id is None
+    assert any(printed.order_id in r.getMessage() and "cancelled" in r.getMessage() for r in caplog.records)
+
+
+def test_a_parcel_whose_order_amazon_cancelled_after_the_claim_is_left_out_of_the_open_handover(
+        shipped, monkeypatch, caplog):
+    _w, rt = shipped
+    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
+    assert len(yanwen) >= 2
+
+    def down(shipments, *, reference):
+        raise TransientCarrierError("read timed out")
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", down, raising=False)
+    (open_one,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert not open_one.closed and open_one.handover.packages == len(yanwen)
+    cancelled = yanwen[0]
+    cancel_on_amazon(rt, cancelled.order_id)
+    sent: list[str] = []
+
+    def up(shipments, *, reference):
+        sent.extend(s.tracking_number for s in shipments)
+        return "M1"
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", up, raising=False)
+    with caplog.at_level("WARNING", logger="connector.engine"):
+        (done,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    listed = {r["tracking_number"] for r in handover_rows(done)}
+    assert done.closed and done.handover.packages == len(yanwen) - 1
+    assert cancelled.tracking_number not in listed and cancelled.tracking_number not in sent
+    marks = rt.ledger.label_marks([cancelled.id])[cancelled.id]
+    assert marks.handover_id is None and marks.handed_over_at is None
+    assert any(cancelled.order_id in r.getMessage() and "cancelled" in r.getMessage() for r in caplog.records)

@@ -36,6 +36,7 @@ from ..ledger.warehouse import DEAD_LABEL_STATES, Handover, HandoverOpen, packag
 from ..model import utcnow
 from .carrier_calls import retry_safe, shipment_of
 from .crashpoints import crashpoint
+from .printing import cancelled_on_amazon
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -74,7 +75,8 @@ def close_handovers(rt: Runtime, *, carrier: str | None = None,
     end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
     default = rt.config.default_warehouse.name
     groups: dict[tuple[str, str], list[Package]] = {}
-    for package in _not_held(rt, rt.ledger.handover_candidates(carrier=carrier, printed_before=end_of_day)):
+    candidates = rt.ledger.handover_candidates(carrier=carrier, printed_before=end_of_day)
+    for package in _not_cancelled(rt, _not_held(rt, candidates)):
         groups.setdefault((package.carrier, package_warehouse(package, default)), []).append(package)
     for (code, warehouse), packages in sorted(groups.items()):
         try:
@@ -104,6 +106,18 @@ def _not_held(rt: Runtime, packages: list[Package]) -> list[Package]:
         log.warning("%d parcel(s) of held orders left out of the handover until released: %s", len(held),
                     ", ".join(f"{p.order_id} ({holds[p.order_id]})" for p in held))
     return [p for p in packages if p.order_id not in holds]
+
+
+def _not_cancelled(rt: Runtime, packages: list[Package]) -> list[Package]:
+    """``packages`` but those of orders Amazon cancelled whose labels the engine has not voided yet
+    (its next step does): such a parcel must not travel, and is named to be taken out of the bag."""
+    cancelled = cancelled_on_amazon(rt, [p.order_id for p in packages])
+    gone = [p for p in packages if p.order_id in cancelled]
+    if gone:
+        log.warning("%d parcel(s) of orders Amazon cancelled left out of the handover (their labels are "
+                    "voided next; take them out of the bag): %s", len(gone),
+                    ", ".join(f"{p.order_id} ({p.tracking_number or p.package_ref})" for p in gone))
+    return [p for p in packages if p.order_id not in cancelled]
 
 
 def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -> HandoverResult:
@@ -161,7 +175,16 @@ def _live_packages(rt: Runtime, handover: Handover) -> tuple[Handover, list[Pack
                                                    "its label was voided or erased after the claim")
         log.warning("handover %s: %d parcel(s) left out, their labels voided or erased since the claim: %s",
                     handover.id, len(dead), ", ".join(p.tracking_number or p.package_ref for p in dead))
-    return handover, [p for p in packages if p not in dead]
+    packages = [p for p in packages if p not in dead]
+    cancelled = cancelled_on_amazon(rt, [p.order_id for p in packages])
+    gone = [p for p in packages if p.order_id in cancelled]
+    if gone:
+        handover = rt.ledger.leave_out_of_handover(handover.id, [p.id for p in gone],
+                                                   "Amazon cancelled its order after the claim")
+        log.warning("handover %s: %d parcel(s) left out, their orders cancelled by Amazon since the claim "
+                    "(take them out of the bag): %s", handover.id, len(gone),
+                    ", ".join(f"{p.order_id} ({p.tracking_number or p.package_ref})" for p in gone))
+    return handover, [p for p in packages if p not in gone]
 
 
 def handover_paths(rt: Runtime, handover: Handover) -> tuple[Path, Path]:
