@@ -644,3 +644,29 @@ def test_a_parcel_whose_order_amazon_cancelled_after_the_claim_is_left_out_of_th
     marks = rt.ledger.label_marks([cancelled.id])[cancelled.id]
     assert marks.handover_id is None and marks.handed_over_at is None
     assert any(cancelled.order_id in r.getMessage() and "cancelled" in r.getMessage() for r in caplog.records)
+
+
+def test_a_parcel_whose_order_was_held_after_the_claim_waits_out_of_the_open_handover(shipped, monkeypatch):
+    """The handover stayed open (the carrier did not answer); meanwhile the buyer asked to cancel
+    and the order was held. Finishing the handover leaves that parcel out, like a held order's at
+    the claim: it joins a later handover once released."""
+    _w, rt = shipped
+    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
+    assert len(yanwen) >= 2
+
+    def down(shipments, *, reference):
+        raise TransientCarrierError("read timed out")
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", down, raising=False)
+    (open_one,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert not open_one.closed
+    held = yanwen[0]
+    rt.ledger.hold(held.order_id, "buyer_cancel_requested", "the buyer asked to cancel")
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", lambda shipments, *, reference: "M1",
+                        raising=False)
+    (done,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert done.closed and held.tracking_number not in {r["tracking_number"] for r in handover_rows(done)}
+    assert rt.ledger.label_marks([held.id])[held.id].handover_id is None
+    rt.ledger.release(held.order_id)
+    (later,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert [r["tracking_number"] for r in handover_rows(later)] == [held.tracking_number]

@@ -167,7 +167,8 @@ def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -
 
 def _live_packages(rt: Runtime, handover: Handover) -> tuple[Handover, list[Package]]:
     """The handover's packages, after leaving out those whose labels were voided (or erased with
-    the buyer's data) since the claim: they are not handed over."""
+    the buyer's data) or whose orders Amazon cancelled since the claim: they are not handed over;
+    nor, until released, those whose orders were held since."""
     packages = rt.ledger.handover_packages(handover.id)
     dead = [p for p in packages if p.state in DEAD_LABEL_STATES or p.label_erased_at is not None]
     if dead:
@@ -184,7 +185,16 @@ def _live_packages(rt: Runtime, handover: Handover) -> tuple[Handover, list[Pack
         log.warning("handover %s: %d parcel(s) left out, their orders cancelled by Amazon since the claim "
                     "(take them out of the bag): %s", handover.id, len(gone),
                     ", ".join(f"{p.order_id} ({p.tracking_number or p.package_ref})" for p in gone))
-    return handover, [p for p in packages if p not in gone]
+    packages = [p for p in packages if p not in gone]
+    holds = rt.ledger.holds_of([p.order_id for p in packages])
+    held = [p for p in packages if p.order_id in holds]
+    if held:  # like a held order's parcel at the claim: it waits, and joins a later handover once released
+        handover = rt.ledger.leave_out_of_handover(handover.id, [p.id for p in held],
+                                                   "its order was held after the claim")
+        log.warning("handover %s: %d parcel(s) of orders held since the claim left out until released "
+                    "(take them out of the bag): %s", handover.id, len(held),
+                    ", ".join(f"{p.order_id} ({holds[p.order_id]})" for p in held))
+    return handover, [p for p in packages if p not in held]
 
 
 def handover_paths(rt: Runtime, handover: Handover) -> tuple[Path, Path]:
