@@ -51,7 +51,7 @@ def labels_print(state: State, all_unprinted: bool, order_ids: tuple[str, ...], 
         count = len(chosen)
         if count == 0 and wanted is None:  # a routine run with nothing new is not an error
             click.echo("nothing to print: every label is printed"
-                       + (" but those of held orders" if left_out else ""), err=True)
+                       + (" but those left out below" if left_out else ""), err=True)
             for what, why in left_out:
                 click.echo(f"skipped {what}: {why}", err=True)
             if as_json:  # a batch of none, with the keys of a batch: stdout stays JSON for a script
