@@ -670,3 +670,25 @@ def test_a_parcel_whose_order_was_held_after_the_claim_waits_out_of_the_open_han
     rt.ledger.release(held.order_id)
     (later,) = handover_engine.close_handovers(rt, carrier="yanwen")
     assert [r["tracking_number"] for r in handover_rows(later)] == [held.tracking_number]
+
+
+def test_a_plugin_bug_in_one_carriers_handover_call_leaves_it_open_and_the_others_close(shipped, monkeypatch):
+    """A carrier plugin whose handover call raises something that is not a carrier answer (its
+    bug: a KeyError reading the answer): that handover stays open, named with the error, and every
+    other carrier's handover still closes -- one plugin must not stop the day's pickups."""
+    _w, rt = shipped
+    printed = print_labels(rt).labels
+
+    def broken(shipments, *, reference):
+        raise KeyError("manifestId")
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", broken, raising=False)
+    results = handover_engine.close_handovers(rt)
+    by_carrier = {r.handover.carrier: r for r in results}
+    assert set(by_carrier) == {p.carrier for p in printed}
+    assert not by_carrier["yanwen"].closed and "manifestId" in by_carrier["yanwen"].error
+    assert all(r.closed for code, r in by_carrier.items() if code != "yanwen")
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", lambda shipments, *, reference: "M1",
+                        raising=False)
+    (done,) = handover_engine.close_handovers(rt)
+    assert done.closed and done.resumed and done.handover.manifest_state == "closed"

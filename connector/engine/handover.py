@@ -145,6 +145,12 @@ def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -
                 log.warning("handover %s: %s did not answer (%s); the next run finishes it", handover.id,
                             handover.carrier, exc)
                 return HandoverResult(handover, resumed, error=f"{handover.carrier}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the plugin's bug: it must not stop the other pickups
+                log.error("handover %s: %s's handover call failed (%s: %s), a bug of its plugin; the "
+                          "handover stays open for the next run", handover.id, handover.carrier,
+                          type(exc).__name__, exc)
+                return HandoverResult(handover, resumed, error=f"{handover.carrier}'s handover call failed "
+                                                               f"({type(exc).__name__}: {exc})")
             else:
                 crashpoint(AFTER_MANIFEST_CALL)
                 handover = rt.ledger.record_manifest(handover.id, "closed", ref=ref or "",
