@@ -252,6 +252,9 @@ def order_from_api(raw: dict[str, Any], *, account: str, sites: SiteTable = BUIL
     f = _Fields(str(order_id).strip() if isinstance(order_id, (str, int)) and str(order_id).strip()
                 else "<unknown>")
     order_id = f.text(raw, "orderId", "orderId")
+    if "/" in order_id or "\\" in order_id or order_id.startswith("."):
+        # the label is stored as <labels_dir>/<order id>-<package>.pdf: it must stay in that folder
+        raise f.error("orderId", f"{order_id!r} is not an order id (a path separator or a dot name)")
 
     marketplace = f.text(raw.get("salesChannel"), "marketplaceId", "salesChannel.marketplaceId")
     try:

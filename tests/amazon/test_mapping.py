@@ -529,3 +529,12 @@ def test_site_table() -> None:
         site_for_marketplace("NOPE")
     with pytest.raises(ValueError, match="unknown Amazon site"):
         marketplace_id("XX")
+
+
+@pytest.mark.parametrize("order_id", ["../../../etc/cron.d/x", "113-1234567/7654321", "..\\\\labels", "."])
+def test_an_order_id_that_would_leave_the_labels_folder_is_garbled(order_id: str) -> None:
+    """The label is stored as ``<labels_dir>/<order id>-<package>.pdf``: an id with a path separator
+    (or a dot name) would write it elsewhere (write_atomically makes the folders), so the order is
+    refused as garbled data (held malformed_order), never bought for."""
+    with pytest.raises(ValueError, match="orderId .*path"):
+        order_from_api(order(orderId=order_id), account="a")
