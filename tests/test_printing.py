@@ -692,3 +692,18 @@ def test_a_plugin_bug_in_one_carriers_handover_call_leaves_it_open_and_the_other
                         raising=False)
     (done,) = handover_engine.close_handovers(rt)
     assert done.closed and done.resumed and done.handover.manifest_state == "closed"
+
+
+def test_labels_list_says_when_more_labels_match_than_it_shows(shipped):
+    """`labels list` shows the oldest --limit labels: with more matching, the operator must be told
+    (stderr; stdout stays a listing or JSON), not left to think the newest labels are missing."""
+    w, rt = shipped
+    base = ["--config", str(w.config_path), "labels", "list"]
+    total = len(rt.ledger.unprinted_packages())
+    assert total > 5
+    cut = CliRunner().invoke(cli, [*base, "--limit", "5", "--json"])
+    assert cut.exit_code == 0, cut.output
+    assert len(json.loads(cut.stdout)) == 5
+    assert "more labels match" in cut.stderr and "--limit" in cut.stderr
+    whole = CliRunner().invoke(cli, [*base, "--limit", str(total + 50)])
+    assert whole.exit_code == 0 and "more labels match" not in whole.stderr

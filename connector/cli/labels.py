@@ -102,15 +102,20 @@ def labels_print(state: State, all_unprinted: bool, order_ids: tuple[str, ...], 
 @pass_state
 def labels_list(state: State, flag: str | None, order_id: str | None, carrier: str | None, limit: int,
                 as_json: bool) -> None:
-    """Labels bought (not voided) with their flag: UNPRINTED, PRINTED or HANDED_OVER."""
+    """Labels bought (not voided) with their flag: UNPRINTED, PRINTED or HANDED_OVER, oldest first
+    (at most --limit; stderr says when more match)."""
     from ..ledger.warehouse import package_warehouse
 
     default = state.config().default_warehouse.name
     ledger = state.ledger()
     try:
-        rows = ledger.label_page(order_id=order_id, carrier=carrier, flag=flag, limit=limit)
+        rows = ledger.label_page(order_id=order_id, carrier=carrier, flag=flag, limit=limit + 1)
     finally:
         ledger.close()
+    if len(rows) > limit:  # oldest first: without this, the newest labels would seem missing
+        rows = rows[:limit]
+        click.echo(f"showing the oldest {limit} labels; more labels match: raise --limit, or narrow with "
+                   "--flag, --carrier or --order", err=True)
     out = [{"package_id": p.id, "order_id": p.order_id, "package_ref": p.package_ref, "carrier": p.carrier,
             "service": p.service, "state": p.state.value, "tracking_number": p.tracking_number,
             "label": m.flag, "print_count": m.print_count, "handover_id": m.handover_id,
