@@ -707,3 +707,29 @@ def test_labels_list_says_when_more_labels_match_than_it_shows(shipped):
     assert "more labels match" in cut.stderr and "--limit" in cut.stderr
     whole = CliRunner().invoke(cli, [*base, "--limit", str(total + 50)])
     assert whole.exit_code == 0 and "more labels match" not in whole.stderr
+
+
+def test_a_label_whose_pages_cannot_be_read_is_left_out_and_the_others_print(shipped):
+    """A label file that opens but whose pages cannot be read (here: encrypted with a password the
+    daemon does not have), or that has no page at all, is 'unreadable': left out with the reason
+    and still unprinted, while the others print -- not a batch that fails whole, every time."""
+    _w, rt = shipped
+    from pypdf import PdfWriter
+
+    locked, empty = rt.ledger.unprinted_packages()[:2]
+    writer = PdfWriter(clone_from=PdfReader(locked.label_path))
+    writer.encrypt(user_password="secret", owner_password="secret", algorithm="AES-128")
+    with open(locked.label_path, "wb") as fh:
+        writer.write(fh)
+    blank = PdfWriter()
+    with open(empty.label_path, "wb") as fh:
+        blank.write(fh)
+
+    result = print_labels(rt)
+
+    assert {locked.id, empty.id}.isdisjoint(p.id for p in result.labels) and result.labels
+    reasons = dict(result.skipped)
+    assert "cannot be read" in reasons[f"{locked.order_id} package {locked.package_ref}"]
+    assert "has no page" in reasons[f"{empty.order_id} package {empty.package_ref}"]
+    marks = rt.ledger.label_marks([locked.id, empty.id])
+    assert not marks[locked.id].printed and not marks[empty.id].printed

@@ -112,7 +112,13 @@ def print_labels(rt: Runtime, *, order_ids: Sequence[str] | None = None, reprint
     for package in packages:
         path = Path(package.label_path)
         try:
-            readable.append((package, PdfReader(io.BytesIO(path.read_bytes()))))
+            reader = PdfReader(io.BytesIO(path.read_bytes()))
+            # The pages are read lazily: an encrypted or broken page tree would fail the whole batch
+            # later, and a file with no page would be marked printed with nothing on paper.
+            if not len(reader.pages):
+                skipped.append((_name(package), f"label file {path} has no page"))
+                continue
+            readable.append((package, reader))
         except FileNotFoundError:
             skipped.append((_name(package), f"label file {path} is missing"))
         except (PdfReadError, ValueError, OSError) as exc:
