@@ -480,11 +480,9 @@ def test_a_label_erased_with_its_buyers_data_is_never_handed_over(shipped):
     assert rt.ledger.label_marks([erased.id])[erased.id].handover_id is None
 
 
-def test_a_label_voided_while_its_handover_is_open_is_left_out_of_it(shipped, monkeypatch):
-    """The carrier's handover call failed, so the handover stayed open; meanwhile a label was
-    voided (Amazon cancelled the order). The run that finishes the handover must neither send it to
-    the carrier nor put it on the list the driver signs."""
-    _w, rt = shipped
+def open_yanwen_handover(rt, monkeypatch) -> list:
+    """Print the labels, then try to close Yanwen's handover while its carrier call fails: the
+    handover stays open. Yanwen's labels in it (at least two)."""
     yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
     assert len(yanwen) >= 2
 
@@ -494,6 +492,15 @@ def test_a_label_voided_while_its_handover_is_open_is_left_out_of_it(shipped, mo
     monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", down, raising=False)
     (open_one,) = handover_engine.close_handovers(rt, carrier="yanwen")
     assert not open_one.closed and open_one.handover.packages == len(yanwen)
+    return yanwen
+
+
+def test_a_label_voided_while_its_handover_is_open_is_left_out_of_it(shipped, monkeypatch):
+    """The carrier's handover call failed, so the handover stayed open; meanwhile a label was
+    voided (Amazon cancelled the order). The run that finishes the handover must neither send it to
+    the carrier nor put it on the list the driver signs."""
+    _w, rt = shipped
+    yanwen = open_yanwen_handover(rt, monkeypatch)
     voided = yanwen[0]
     void_order(rt, voided.order_id)
     assert rt.ledger.get_package(voided.id).state is PackageState.VOIDED
@@ -618,15 +625,7 @@ def test_a_parcel_of_an_order_amazon_cancelled_is_neither_printed_nor_handed_ove
 def test_a_parcel_whose_order_amazon_cancelled_after_the_claim_is_left_out_of_the_open_handover(
         shipped, monkeypatch, caplog):
     _w, rt = shipped
-    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
-    assert len(yanwen) >= 2
-
-    def down(shipments, *, reference):
-        raise TransientCarrierError("read timed out")
-
-    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", down, raising=False)
-    (open_one,) = handover_engine.close_handovers(rt, carrier="yanwen")
-    assert not open_one.closed and open_one.handover.packages == len(yanwen)
+    yanwen = open_yanwen_handover(rt, monkeypatch)
     cancelled = yanwen[0]
     cancel_on_amazon(rt, cancelled.order_id)
     sent: list[str] = []
@@ -651,15 +650,7 @@ def test_a_parcel_whose_order_was_held_after_the_claim_waits_out_of_the_open_han
     and the order was held. Finishing the handover leaves that parcel out, like a held order's at
     the claim: it joins a later handover once released."""
     _w, rt = shipped
-    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
-    assert len(yanwen) >= 2
-
-    def down(shipments, *, reference):
-        raise TransientCarrierError("read timed out")
-
-    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", down, raising=False)
-    (open_one,) = handover_engine.close_handovers(rt, carrier="yanwen")
-    assert not open_one.closed
+    yanwen = open_yanwen_handover(rt, monkeypatch)
     held = yanwen[0]
     rt.ledger.hold(held.order_id, "buyer_cancel_requested", "the buyer asked to cancel")
     monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", lambda shipments, *, reference: "M1",
