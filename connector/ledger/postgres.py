@@ -201,9 +201,16 @@ def _user_info_misread(parts: dict[str, Any]) -> bool:
 
 
 def _server_options(url: str) -> str:
-    """The server settings of every connection, after those of the URL's own ``options``."""
+    """The server settings of every connection, after (so over) those of the URL's own ``options``.
+
+    READ COMMITTED whatever the server's or the URL's default: a write transaction reads after
+    taking its advisory lock, and must see what the transaction before it committed. Under
+    REPEATABLE READ or SERIALIZABLE its snapshot would date from before the lock's wait, so a
+    claim would read a state already moved on (and fail as a serialization error, not a stale
+    state), and paging events could skip one committed meanwhile."""
     own = conninfo_to_dict(url).get("options") or ""
-    return f"{own} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S * 1000}".strip()
+    return (f"{own} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S * 1000}"
+            r" -c default_transaction_isolation=read\ committed").strip()
 
 
 class PostgresLedger(SqlLedger):
