@@ -36,7 +36,6 @@ from ..ledger.warehouse import DEAD_LABEL_STATES, Handover, HandoverOpen, packag
 from ..model import utcnow
 from .carrier_calls import retry_safe, shipment_of
 from .crashpoints import crashpoint
-from .printing import cancelled_on_amazon
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -111,7 +110,7 @@ def _not_held(rt: Runtime, packages: list[Package]) -> list[Package]:
 def _not_cancelled(rt: Runtime, packages: list[Package]) -> list[Package]:
     """``packages`` but those of orders Amazon cancelled whose labels the engine has not voided yet
     (its next step does): such a parcel must not travel, and is named to be taken out of the bag."""
-    cancelled = cancelled_on_amazon(rt, [p.order_id for p in packages])
+    cancelled = rt.ledger.cancelled_on_amazon([p.order_id for p in packages])
     gone = [p for p in packages if p.order_id in cancelled]
     if gone:
         log.warning("%d parcel(s) of orders Amazon cancelled left out of the handover (their labels are "
@@ -183,7 +182,7 @@ def _live_packages(rt: Runtime, handover: Handover) -> tuple[Handover, list[Pack
         log.warning("handover %s: %d parcel(s) left out, their labels voided or erased since the claim: %s",
                     handover.id, len(dead), ", ".join(p.tracking_number or p.package_ref for p in dead))
     packages = [p for p in packages if p not in dead]
-    cancelled = cancelled_on_amazon(rt, [p.order_id for p in packages])
+    cancelled = rt.ledger.cancelled_on_amazon([p.order_id for p in packages])
     gone = [p for p in packages if p.order_id in cancelled]
     if gone:
         handover = rt.ledger.leave_out_of_handover(handover.id, [p.id for p in gone],

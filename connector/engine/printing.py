@@ -28,7 +28,7 @@ from typing import Any
 from ..files import write_atomically
 from ..ledger import CorruptRecordError, Package, StaleStateError
 from ..ledger.warehouse import DEAD_LABEL_STATES, PrintBatch
-from ..model import FulfillmentStatus, Order, utcnow
+from ..model import Order, utcnow
 from .crashpoints import crashpoint
 from .runtime import Runtime
 
@@ -232,25 +232,10 @@ def _not_held(rt: Runtime, packages: list[Package], skipped: list[tuple[str, str
     skipped += [(_name(p), f"its order is held ({holds[p.order_id]}): print it with --order {p.order_id} "
                            "once the hold is settled") for p in packages if p.order_id in holds]
     packages = [p for p in packages if p.order_id not in holds]
-    cancelled = cancelled_on_amazon(rt, [p.order_id for p in packages])
+    cancelled = rt.ledger.cancelled_on_amazon([p.order_id for p in packages])
     skipped += [(_name(p), "Amazon cancelled its order: its label is voided next, not printed")
                 for p in packages if p.order_id in cancelled]
     return [p for p in packages if p.order_id not in cancelled]
-
-
-def cancelled_on_amazon(rt: Runtime, order_ids: Sequence[str]) -> set[str]:
-    """Which of ``order_ids`` Amazon reports cancelled (read without buyer data): their labels are
-    voided at the engine's next step, and until then must neither be printed nor travel. An order
-    whose record cannot be read is not named (it is held ledger_inconsistent elsewhere)."""
-    found = set()
-    for order_id in dict.fromkeys(order_ids):
-        try:
-            record = rt.ledger.get_order(order_id, with_pii=False)
-        except CorruptRecordError:
-            continue
-        if record is not None and record.order.status is FulfillmentStatus.CANCELLED:
-            found.add(order_id)
-    return found
 
 
 def erased_reason(at: datetime) -> str:
