@@ -86,7 +86,7 @@ class PackageCodes:
 
 
 def codes_for_package(order: Order, items: Sequence[Mapping[str, object]], kept: Mapping[str, Sequence[str]],
-                      before: Mapping[str, int], planned: Mapping[str, int] | None = None) -> PackageCodes:
+                      before: Mapping[str, int], planned: Mapping[str, int]) -> PackageCodes:
     """The codes of a package with ``items`` (its ``[{order_item_id, quantity}]``): for each
     enrolled item, the next ``quantity`` of its ``kept`` codes after the ``before`` (units of the
     item in the order's packages ahead of this one, by reference: an item split over packages
@@ -101,11 +101,11 @@ def codes_for_package(order: Order, items: Sequence[Mapping[str, object]], kept:
         if item_id not in enrolled:
             continue
         given = kept.get(item_id, ())
-        if planned is not None and given and len(given) != planned.get(item_id, quantity):
+        if given and len(given) != planned.get(item_id, quantity):
             missing[item_id] = (quantity, len(given))
             continue
         start = before.get(item_id, 0)
-        share = list(kept.get(item_id, ()))[start:start + quantity]
+        share = list(given)[start:start + quantity]
         if len(share) < quantity:
             missing[item_id] = (quantity, len(share))
         else:

@@ -63,18 +63,22 @@ def test_codes_are_one_per_unit_of_an_item_of_the_order():
 def test_a_package_takes_its_share_of_a_split_items_codes():
     order = _order(OrderItem("item-1", "SKU-T", 3, programs=("TRANSPARENCY",)), PLAIN)
     kept = {"item-1": tuple(AZ[:3])}
-    first = codes_for_package(order, [{"order_item_id": "item-1", "quantity": 2}], kept, {})
-    second = codes_for_package(order, [{"order_item_id": "item-1", "quantity": 1},
-                                       {"order_item_id": "item-2", "quantity": 1}], kept, {"item-1": 2})
+    planned = {"item-1": 3, "item-2": 1}  # the units the order's two packages carry
+    first = codes_for_package(order, [{"order_item_id": "item-1", "quantity": 2}], kept, {}, planned)
+    rest = [{"order_item_id": "item-1", "quantity": 1}, {"order_item_id": "item-2", "quantity": 1}]
+    second = codes_for_package(order, rest, kept, {"item-1": 2}, planned)
     assert (first.codes, first.missing) == ({"item-1": AZ[:2]}, {})
     assert (second.codes, second.missing) == ({"item-1": [AZ[2]]}, {})
 
 
 def test_missing_codes_are_named_per_item():
     order = _order(ENROLLED, PLAIN)
-    coded = codes_for_package(order, [{"order_item_id": "item-1", "quantity": 2},
-                                      {"order_item_id": "item-2", "quantity": 1}], {"item-1": (AZ[0],)}, {})
-    assert coded.codes == {}
-    assert coded.missing == {"item-1": (2, 1)}
-    plain = codes_for_package(_order(PLAIN), [{"order_item_id": "item-2", "quantity": 1}], {}, {})
+    lines = [{"order_item_id": "item-1", "quantity": 2}, {"order_item_id": "item-2", "quantity": 1}]
+    planned = {"item-1": 2, "item-2": 1}
+    coded = codes_for_package(order, lines, {"item-1": (AZ[0],)}, {}, planned)
+    assert (coded.codes, coded.missing) == ({}, {"item-1": (2, 1)})
+    # kept for 3 units, the packages carry 2 (a unit shipped by hand): which code went is unknown
+    stale = codes_for_package(order, lines, {"item-1": tuple(AZ[:3])}, {}, planned)
+    assert (stale.codes, stale.missing) == ({}, {"item-1": (2, 3)})
+    plain = codes_for_package(_order(PLAIN), [{"order_item_id": "item-2", "quantity": 1}], {}, {}, {})
     assert (plain.codes, plain.missing) == ({}, {})

@@ -669,14 +669,19 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             row = self._order_row(conn, order_id, "state, held_from, hold_reason, waived")
             if row["state"] != OrderState.HELD.value:
                 raise StaleStateError(f"order {order_id} is {row['state']}, not HELD")
-            target = OrderState(row["held_from"]) if row["held_from"] else OrderState.NEW
             note = "released"
             if row["hold_reason"] in WAIVED_BY_RELEASE:  # "go on anyway": the check holds it no more
                 waived = " ".join(sorted({*row["waived"].split(), row["hold_reason"]}))
                 conn.execute("UPDATE orders SET waived = ? WHERE order_id = ?", (waived, order_id))
                 note = f"released: ships despite {row['hold_reason']}"
-            self._set_state(conn, order_id, OrderState.HELD.value, target, now, note)
-            return target
+            return self._release_in(conn, order_id, row, now, note)
+
+    def _release_in(self, conn: Any, order_id: str, row: Any, now: str, note: str) -> OrderState:
+        """A HELD order (``row``: its ``held_from``) back to the state it was held from (NEW if
+        unknown), inside the caller's transaction; returns that state."""
+        target = OrderState(row["held_from"]) if row["held_from"] else OrderState.NEW
+        self._set_state(conn, order_id, OrderState.HELD.value, target, now, note)
+        return target
 
     def give_up_claims(self, order_id: str, note: str) -> tuple[OrderState, list[str]]:
         with self._write(order_id) as conn:

@@ -22,8 +22,12 @@ class TransparencyStore:
     """give / read the codes of an order's Transparency items."""
 
     def transparency_codes(self, order_id: str) -> dict[str, tuple[str, ...]]:
-        rows = self._conn().execute(
-            "SELECT order_item_id, codes FROM transparency_codes WHERE order_id = ?", (order_id,)).fetchall()
+        return self._kept_codes(self._conn(), order_id)
+
+    @staticmethod
+    def _kept_codes(conn: Any, order_id: str) -> dict[str, tuple[str, ...]]:
+        rows = conn.execute("SELECT order_item_id, codes FROM transparency_codes WHERE order_id = ?",
+                            (order_id,)).fetchall()
         return {row["order_item_id"]: tuple(json.loads(row["codes"])) for row in rows}
 
     def give_transparency_codes(self, order_id: str, codes: Mapping[str, Sequence[str]], *,
@@ -79,11 +83,8 @@ class TransparencyStore:
         if row["state"] != OrderState.HELD.value \
                 or row["hold_reason"] != HoldReason.TRANSPARENCY_CODES_NEEDED.value:
             return False
-        kept = {r["order_item_id"]: len(json.loads(r["codes"])) for r in conn.execute(
-            "SELECT order_item_id, codes FROM transparency_codes WHERE order_id = ?", (order_id,)).fetchall()}
-        if any(kept.get(item_id, 0) != units for item_id, units in enrolled.items()):  # one per unit
+        kept = self._kept_codes(conn, order_id)
+        if any(len(kept.get(item_id, ())) != units for item_id, units in enrolled.items()):  # one per unit
             return False
-        target = OrderState(row["held_from"]) if row["held_from"] else OrderState.NEW
-        self._set_state(conn, order_id, OrderState.HELD.value, target, now,
-                        "released: every Transparency item has its codes")
+        self._release_in(conn, order_id, row, now, "released: every Transparency item has its codes")
         return True
