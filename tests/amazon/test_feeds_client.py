@@ -343,7 +343,9 @@ def _queued(feeds: FeedsClient, rows: list[FeedRow]) -> str:
 
 
 def test_a_feed_cancelled_in_queue_is_never_processed(served):
-    emulator = _emulator()
+    # queued a minute: the emulator's clock is real time, and a loaded CI host took more than the
+    # default 1 s between createFeed and cancelFeed (the feed had started: cancel refused)
+    emulator = _emulator(in_queue_seconds=60)
     feeds = served(emulator)
     order = _unshipped(emulator)[0]
     feed_id = _queued(feeds, _rows(order, "9400111899223197428460"))
