@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -152,6 +152,9 @@ class SpApiClient:
         self.backoff_max = backoff_max
         self.user_agent = f"mfn-connector/{__version__}"
         self.login_watch: LoginWatch | None = None  # the daemon's alerts (engine/logins.py)
+        # Called before each request waits for quota and for Amazon's answer: the daemon gives
+        # back the thread's ledger connection meanwhile (SqlLedger.release_connection).
+        self.before_waiting: Callable[[], None] | None = None
         self.server_clock: ServerClock | None = None  # Amazon's time, for the purge (engine/loop.py)
 
     def __repr__(self) -> str:
@@ -313,6 +316,10 @@ class SpApiClient:
         self._tell_login("accepted")
         return answer
 
+    def _waiting(self) -> None:
+        if self.before_waiting is not None:
+            self.before_waiting()
+
     def _tell_login(self, what: str, *args: Any) -> None:
         watch = self.login_watch
         if watch is None:
@@ -354,6 +361,7 @@ class SpApiClient:
     def _send(self, operation: str, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
               bucket: TokenBucket, write: bool, state: _CallState,
               ) -> tuple[str, requests.Response, Any, bool]:
+        self._waiting()  # for quota
         bucket.acquire(front=state.throttled > 0)
         token = self.tokens.token()
         state.requests_sent += 1
@@ -366,6 +374,7 @@ class SpApiClient:
         for name, value in (state.headers or {}).items():
             if name.lower() != "x-amz-access-token":
                 headers[name] = value
+        self._waiting()  # for the answer (the token taken may have saved the buckets' state)
         started = time.monotonic()
         try:
             resp = self.session.request(method, self.endpoint + path, params=params, json=json,

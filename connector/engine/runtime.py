@@ -103,6 +103,7 @@ class Runtime:
         for client in self.amazon.values():
             if isinstance(client, SpApiClient):
                 client.login_watch = logins
+                client.before_waiting = self.ledger.release_connection  # a connection per thread at work
                 client.server_clock = self.amazon_clock
                 if isinstance(client.tokens, LwaTokenProvider):  # a refused login shows Amazon's time too
                     client.tokens.server_clock = self.amazon_clock

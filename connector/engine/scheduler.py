@@ -249,10 +249,12 @@ class Scheduler:
     def _poll_account(self, account: Account) -> None:
         """One account's polls, every ``poll_interval_seconds``, whatever the others' wait."""
         interval = self.rt.engine.poll_interval_seconds
-        while not self.stop.is_set():
-            started = time.monotonic()
-            self._guarded(self.engine.poll_accounts, [account])
-            self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        with self.rt.ledger.sharing_connections():  # a thread per account: not a connection each
+            while not self.stop.is_set():
+                started = time.monotonic()
+                self._guarded(self.engine.poll_accounts, [account])
+                self.rt.ledger.release_connection()  # asleep until the next poll: no connection held
+                self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def _periodic_loop(self, tick_seconds: float) -> None:
         """Every tick: confirmations verified from pages of shipped orders and bulk confirmation

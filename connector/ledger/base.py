@@ -11,7 +11,8 @@ in flight, in the same transaction.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -258,6 +259,15 @@ class Ledger:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def release_connection(self) -> None:
+        """The calling thread is about to wait (for Amazon, for quota, for its next poll): a store
+        with connections may give its connection back to be used by another thread meanwhile."""
+
+    @contextmanager
+    def sharing_connections(self) -> Iterator[None]:
+        """The calling thread shares connections with others of its kind (see the SQL store)."""
+        yield
 
     def hold_daemon_lock(self) -> None:
         """Be the only daemon driving orders on this ledger until :meth:`close`, or raise

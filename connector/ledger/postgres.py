@@ -248,23 +248,24 @@ class PostgresLedger(SqlLedger):
         the block, or by the server when this process dies and its connection closes -- so a
         killed worker's orders are free at once, and a live one's never taken."""
         lock = _lock_key(key)
-        try:
-            conn = self._conn()
-            got = bool(conn.execute("SELECT pg_try_advisory_lock(?)", (lock,)).fetchone()[0])
-        except (psycopg.Error, ConnectionError):
-            # The server dropped this thread's connection (a restart, a failover) or cannot be
-            # reached: the key waits, and the thread's next statement opens a new connection.
-            got = False
-        try:
-            yield got
-        finally:
-            if got and self._usable(conn):
-                try:
-                    conn.execute("SELECT pg_advisory_unlock(?)", (lock,))
-                except psycopg.Error:
-                    if self._usable(conn):
-                        raise
-                    # the connection dropped: the server ended its session, and the lock with it
+        with self._pinned():  # the lock lives on this connection: no other thread may take it meanwhile
+            try:
+                conn = self._conn()
+                got = bool(conn.execute("SELECT pg_try_advisory_lock(?)", (lock,)).fetchone()[0])
+            except (psycopg.Error, ConnectionError):
+                # The server dropped this thread's connection (a restart, a failover) or cannot be
+                # reached: the key waits, and the thread's next statement opens a new connection.
+                got = False
+            try:
+                yield got
+            finally:
+                if got and self._usable(conn):
+                    try:
+                        conn.execute("SELECT pg_advisory_unlock(?)", (lock,))
+                    except psycopg.Error:
+                        if self._usable(conn):
+                            raise
+                        # the connection dropped: the server ended its session, and the lock with it
 
     def lost_connection(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the server is gone or ended this session (a restart, a failover, an

@@ -137,6 +137,12 @@ _PACKAGE_OTHER_FIELDS = (*_PACKAGE_COUNT_FIELDS, *_PACKAGE_TIME_FIELDS, "refund"
 _PACKAGE_FIXED_FIELDS = ("id", "order_id", "package_ref", "idempotency_key", "state", "plan", "created_at",
                          "updated_at")
 _SQL_CHUNK = 500  # bound parameters per IN (...) list
+# Connections given back by threads gone waiting that are kept open for the next threads to take
+# (release_connection); more are closed, so a burst of polls leaves no crowd of idle sessions.
+IDLE_CONNECTIONS_KEPT = 8
+# How many threads that share connections (the accounts' poll threads) work in the ledger at once.
+SHARED_TURNS = 4
+
 # Bookkeeping that changes at every tracking poll; a same-state change of only these writes no
 # history row (advance() compares each field given with the package's value: an equal one is no change).
 _QUIET_FIELDS = frozenset({"next_track_at", "track_failures"})
@@ -185,7 +191,9 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
     :meth:`_begin_write`, :attr:`dialect` and :attr:`db_errors`. Call :meth:`migrate` once before use.
 
     Each thread has its own connection (opened on first use, closed by :meth:`close`), used in
-    autocommit mode outside the explicit write transactions."""
+    autocommit mode outside the explicit write transactions. A thread about to wait (for Amazon's
+    answer, for quota, until its next poll) gives it back with :meth:`release_connection`, and
+    the next thread that needs one takes it: see there."""
 
     dialect = ""                                     # the migrations' dialect name
     shared = False                                   # whether several daemons may use it at once
@@ -198,6 +206,8 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         self._clock = clock
         self._local = threading.local()
         self._handles: weakref.WeakSet[ConnectionHandle] = weakref.WeakSet()
+        self._idle: list[ConnectionHandle] = []  # given back by threads gone waiting (release_connection)
+        self._turns = threading.BoundedSemaphore(SHARED_TURNS)  # see sharing_connections
         self._lock = threading.Lock()
         self._closed = False
 
@@ -241,34 +251,101 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
             handle.close()
         if self._closed:
             raise RuntimeError("the ledger is closed")
-        conn = self._connect()
-        handle = ConnectionHandle(conn)
-        with self._lock:
-            if self._closed:
-                conn.close()
-                raise RuntimeError("the ledger is closed")
-            self._handles.add(handle)
+        if getattr(self._local, "sharing", False) and not getattr(self._local, "turn", False):
+            self._turns.acquire()  # (a thread with a turn never waits for another: no deadlock)
+            self._local.turn = True
+        handle = self._idle_handle()
+        if handle is None:
+            conn = self._connect()
+            handle = ConnectionHandle(conn)
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                    raise RuntimeError("the ledger is closed")
+                self._handles.add(handle)
         self._local.handle = handle
-        return conn
+        return handle.conn
+
+    def _idle_handle(self) -> ConnectionHandle | None:
+        """A connection another thread gave back, still usable; None when there is none."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                handle = self._idle.pop()
+            if handle.conn is not None and self._usable(handle.conn):
+                return handle
+            handle.close()
+
+    def release_connection(self) -> None:
+        """Give the calling thread's connection back, for the next thread that needs one, before
+        the thread waits (for Amazon's answer, for quota, until its next poll). Each seller
+        account polls on a thread of its own: without this, a worker acting for 300 accounts
+        kept 300 connections, past PostgreSQL's default ``max_connections`` of 100. So a worker
+        holds about as many connections as it has threads at work in the ledger at once.
+
+        Nothing is given back inside a write transaction, nor while the thread holds a lock that
+        lives on its session (:meth:`exclusive`): the thread keeps its connection until then.
+        At most :data:`IDLE_CONNECTIONS_KEPT` are kept open for the next threads; more are closed."""
+        if getattr(self._local, "pinned", 0):
+            return
+        handle: ConnectionHandle | None = getattr(self._local, "handle", None)
+        self._local.handle = None
+        if handle is not None:
+            self._give_back(handle)
+        if getattr(self._local, "turn", False):
+            self._local.turn = False
+            self._turns.release()
+
+    def _give_back(self, handle: ConnectionHandle) -> None:
+        if handle.conn is not None and self._usable(handle.conn):
+            with self._lock:
+                if not self._closed and len(self._idle) < IDLE_CONNECTIONS_KEPT:
+                    self._idle.append(handle)
+                    return
+        handle.close()
+
+    @contextmanager
+    def sharing_connections(self) -> Iterator[None]:
+        """The calling thread (an account's poll thread: one per account) works in the ledger in
+        turns: it takes a connection only with one of :data:`SHARED_TURNS` turns, and gives both
+        back at :meth:`release_connection`. So however many accounts, their polls hold at most
+        that many connections, even when they all start at once."""
+        self._local.sharing = True
+        try:
+            yield
+        finally:
+            self.release_connection()
+            self._local.sharing = False
+
+    @contextmanager
+    def _pinned(self) -> Iterator[None]:
+        """The calling thread keeps its connection while the block runs (release_connection waits)."""
+        self._local.pinned = getattr(self._local, "pinned", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.pinned -= 1
 
     @contextmanager
     def _write(self, scope: str | None = None, *, lock_wait: float | None = None) -> Iterator[Any]:
         """One short write transaction holding the store's write lock from its first statement
         (``scope``: the one order, or other key, it reads and writes; see the module's docstring;
         ``lock_wait``: see :meth:`_begin_write`)."""
-        conn = self._conn()
-        self._begin_write(conn, scope, lock_wait)
-        try:
-            transaction = WriteTransaction(conn)
-            yield transaction
-            transaction.flush()
-            conn.execute("COMMIT")
-        except BaseException:
+        with self._pinned():
+            conn = self._conn()
+            self._begin_write(conn, scope, lock_wait)
             try:
-                conn.execute("ROLLBACK")
-            except self.db_errors:
-                pass  # no transaction left to roll back (the connection dropped, or it had ended)
-            raise
+                transaction = WriteTransaction(conn)
+                yield transaction
+                transaction.flush()
+                conn.execute("COMMIT")
+            except BaseException:
+                try:
+                    conn.execute("ROLLBACK")
+                except self.db_errors:
+                    pass  # no transaction left to roll back (the connection dropped, or it had ended)
+                raise
 
     def _now(self) -> str:
         return _ts(self._clock())
@@ -277,6 +354,7 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
         with self._lock:
             self._closed = True
             handles = list(self._handles)
+            self._idle.clear()
         for handle in handles:
             handle.close()
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from connector.engine.scheduler import Scheduler, fair_pick
+from connector.ledger import Ledger
 from connector.ledger.queries import OrderKey
 
 
@@ -45,6 +46,9 @@ class FakeLedger:
     def done(self, order_id: str) -> None:
         with self.lock:
             self.pending.remove(order_id)
+
+    sharing_connections = Ledger.sharing_connections  # (no connections here)
+    release_connection = Ledger.release_connection
 
 
 def make_engine(ledger: FakeLedger, *, poll=lambda accounts: 0, workers: int = 3):
