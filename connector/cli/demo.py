@@ -51,13 +51,15 @@ def run_demo(state: Any, config: Config, *, faults: float | None = None,
     from ..sandbox.loopback import refuse_remote_endpoints
     from ..sandbox.runner import start_sandbox  # the demo is one of the few places emulators load
 
+    # a production file passed by mistake: refused before an emulator starts or writes its state
+    # under that file's state_dir (the live emulators' addresses, exported below, are loopback)
+    refuse_remote_endpoints(config, "the demo")
     with opening():
         sandbox = start_sandbox(config, state.host, any_port=True, faults=faults,
                                 state_dir=config.state_dir / "sandbox")
     try:
         sandbox.export_env()
         config, _ = load_config_with_plugins(str(config.path), state.host)  # URLs of the live emulators
-        refuse_remote_endpoints(config, "the demo")  # a production file passed by mistake
         click.echo(f"sandbox: {len(sandbox.servers)} emulators on loopback "
                    f"({', '.join(f'{n} {s.url}' for n, s in sandbox.servers.items())})")
         # not beside a daemon on the sandbox ledger

@@ -87,6 +87,9 @@ def run_simulation(config: Config, host: PluginHost, settings: SimulationSetting
                    progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run the simulation in ``directory`` (emptied first: only one that is empty or an earlier
     simulation's, see :func:`clear_for_simulation`) and return :func:`figures`."""
+    # a production file passed by mistake: refused before the directory is made or an emulator
+    # starts (the live emulators' addresses, exported below, are loopback)
+    refuse_remote_endpoints(config, "the simulation")
     clear_for_simulation(directory, config)
     derived = _derived_config(config, settings, directory)
     base, _ = load_config_with_plugins(str(derived), host)
@@ -96,7 +99,6 @@ def run_simulation(config: Config, host: PluginHost, settings: SimulationSetting
     try:
         sandbox.export_env()
         config, _ = load_config_with_plugins(str(derived), host)
-        refuse_remote_endpoints(config, "the simulation")
         cancels = BuyerCancels(sandbox.servers["spapi"].url, settings.buyer_cancel_share, config.sandbox.seed)
         host.register(cancels, name="simulation-buyer-cancels")
         rt = build_runtime(config, host, loopback_only=True)

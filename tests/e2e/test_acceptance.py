@@ -125,4 +125,5 @@ def test_the_demo_refuses_a_configuration_that_names_real_endpoints(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "Error: the demo runs against the loopback emulators only" in result.stderr
     assert "accounts[1].endpoint = (Amazon's own)" in result.stderr
-    assert not (tmp_path / "state" / "ledger.db").exists()  # nothing ran
+    assert "sandbox:" not in result.stdout  # refused before any emulator started
+    assert not (tmp_path / "state").exists()  # nothing ran, nothing was written: not even emulator state

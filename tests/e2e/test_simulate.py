@@ -51,6 +51,7 @@ def test_the_simulation_refuses_an_endpoint_off_loopback(write_config, tmp_path)
     assert "carriers.yunexpress.base_url = https://openapi.example.com" in result.stderr
     assert "webhooks.endpoints[0].url = https://erp.example.com/hooks" in result.stderr
     assert "Error: the simulation runs against the loopback emulators only" in result.stderr
+    assert not (tmp_path / "sim").exists()  # refused before it made its directory or started an emulator
 
 
 @pytest.mark.parametrize("where", ["a daemon's state", "the configured state_dir"])
