@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 @click.option("--no-engine", is_flag=True, help="Serve the API only; another process runs the daemon.")
 @pass_state
 def serve_cmd(state: State, host: str | None, port: int | None, no_engine: bool) -> None:
-    """Run the daemon and its HTTP API in one process. SIGTERM/SIGINT let the order steps and the
+    """Run the daemon and its HTTP API in one process. SIGTERM/SIGINT/SIGHUP let the order steps and the
     requests in flight finish, commit, and exit 0."""
     from ..engine.loop import Engine
     from .serving import ApiServer

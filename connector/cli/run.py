@@ -14,7 +14,7 @@ from .stopping import StopRequests
 @click.option("--once", is_flag=True, help="One full pass (poll, plan, buy, confirm, verify), then exit.")
 @pass_state
 def run_cmd(state: State, once: bool) -> None:
-    """Run the daemon. SIGTERM/SIGINT finish the step in flight, commit and exit 0.
+    """Run the daemon. SIGTERM/SIGINT/SIGHUP finish the step in flight, commit and exit 0.
 
     With --once, the exit status is 1 when an account's order poll failed (the pass still drove
     every order already in the ledger), or an order's drive failed outright (the others were driven)."""
