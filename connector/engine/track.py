@@ -33,7 +33,7 @@ from ..kit.values import chunks
 from ..ledger import CorruptRecordError, Package, PackageState, StaleStateError, TrackingRecord
 from ..ledger.base import order_state_of, unstorable_text
 from ..ledger.crypto import PiiDecryptError
-from ..model import Address, TrackingInfo, TrackingStatus, utcnow
+from ..model import Address, TrackingEvent, TrackingInfo, TrackingStatus, utcnow
 from .alerts import AlertKind, alert, clear
 from .carrier_calls import timed
 from .crashpoints import crashpoint
@@ -189,7 +189,9 @@ def _failed(rt: Runtime, packages: list[Package], now: datetime, error: str) -> 
 def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> bool:
     """Store what the carrier says of one parcel and move it; True when its state changed."""
     settings = rt.config.tracking
-    scans = sorted((e for e in info.events if e.status in SCAN_STATUSES), key=lambda e: e.time)
+    # A scan the answer lists twice is one scan (stored once, by the ledger's key): counted once
+    scans = sorted({_event_key(e): e for e in info.events if e.status in SCAN_STATUSES}.values(),
+                   key=lambda e: e.time)
     first = min([t for t in (package.first_scan_at, scans[0].time if scans else None) if t], default=None)
     last = max([t for t in (package.last_scan_at, scans[-1].time if scans else None) if t], default=None)
     delivered = next((e.time for e in scans if e.status is TrackingStatus.DELIVERED), package.delivered_at)
@@ -226,6 +228,11 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
         next_track_at=next_at, track_failures=0)
     _alerts(rt, updated, moved, now, to_door)
     return moved
+
+
+def _event_key(event: TrackingEvent) -> tuple[object, ...]:
+    """What makes a carrier event distinct: the ledger's unique key on its stored events."""
+    return event.time, event.status, event.code, event.description
 
 
 def _buyer(rt: Runtime, order_id: str) -> Address | None:
