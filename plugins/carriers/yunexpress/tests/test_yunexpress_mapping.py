@@ -468,6 +468,15 @@ def test_unknown_number_and_unknown_state():
     assert mapping.parse_track_info(data, "N").status is TrackingStatus.IN_TRANSIT
 
 
+@pytest.mark.parametrize("message", ["系统繁忙，请稍后再试", "System busy, please try again later"])
+def test_tracking_answered_in_the_words_of_yunexpress_trouble_is_asked_again(message):
+    """Not "unknown number": a non-0000 Code in the words of YunExpress's own trouble says nothing of
+    the parcel. Taken for unknown, the parcel counted as polled (no failure, no retry_minutes) and
+    was judged LOST or stalled on an answer that said nothing; it is a failure of that parcel."""
+    with pytest.raises(TransientCarrierError, match="asked again"):
+        mapping.parse_track_info({"Code": "1001", "Message": message, "Item": None}, "N")
+
+
 @pytest.mark.parametrize(("mutate", "field"), [
     (lambda item: item.update(PackageState="delivered"), "PackageState"),
     (lambda item: item.update(OrderTrackingDetails="none"), "OrderTrackingDetails"),

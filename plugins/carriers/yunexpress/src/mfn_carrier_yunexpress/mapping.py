@@ -582,12 +582,16 @@ def parse_process_date(value: Any, utc_offset_hours: float) -> datetime:
 
 
 def parse_track_info(data: Any, number: str, *, utc_offset_hours: float = 8.0) -> TrackingInfo:
-    """``Tracking/GetTrackInfo`` for one number. Unknown to the carrier -> status UNKNOWN, no events.
+    """``Tracking/GetTrackInfo`` for one number. Unknown to the carrier -> status UNKNOWN, no events;
+    an answer in the words of YunExpress's own trouble ("系统繁忙") -> ``TransientCarrierError``.
     While the PackageState says the parcel is not scanned (:data:`UNSCANNED_PACKAGE_STATES`), an
     event that reads like a scan is UNKNOWN: the engine counts no scan before YunExpress has one."""
     op = "GetTrackInfo"
-    code, _message = envelope(data, op)
+    code, message = envelope(data, op)
     item = data.get("Item")
+    if code != OK and mentions(message, CARRIER_TROUBLE_WORDS):
+        # YunExpress's own trouble says nothing of the parcel: not "unknown", asked again later
+        raise _refusal(op, code, message)
     if code != OK or item is None:
         return TrackingInfo(tracking_number=number, status=TrackingStatus.UNKNOWN)
     if not isinstance(item, dict):
