@@ -11,12 +11,13 @@ import requests
 from click.testing import CliRunner
 
 from connector import clock, hookimpl
+from connector.amazon.errors import TransientError
 from connector.cli import cli
 from connector.engine import steer
 from connector.engine.carrier_calls import shipment_of
 from connector.engine.loop import Engine
 from connector.engine.track import track_due
-from connector.kit.carrier import PermanentCarrierError
+from connector.kit.carrier import PermanentCarrierError, TransientCarrierError
 from connector.ledger import OrderState, Package, PackageState
 from connector.model import utcnow
 
@@ -817,3 +818,52 @@ def test_a_late_parcel_whose_label_is_voided_does_not_stay_late(world):
     finally:
         rt.close()
     assert package.order_id not in still
+
+
+
+def _one_request_fails(monkeypatch, rt, carrier: str, number: str) -> None:
+    """``carrier``'s tracking request for ``number`` times out from now on (the others are answered)."""
+    if carrier == "yunexpress":
+        plugin = rt.carriers[carrier]
+        real = plugin._track_info
+
+        def times_out(asked, **kw):
+            if asked == number:
+                raise TransientCarrierError("YunExpress GetTrackInfo: read timed out", code="timeout",
+                                            carrier=carrier)
+            return real(asked, **kw)
+
+        plugin._track_info = times_out
+        return
+    from mfn_carrier_amazon_shipping import client as buy_shipping
+
+    real_get = buy_shipping.api.get_tracking
+
+    def get_tracking(client, asked, *args, **kw):
+        if asked == number:
+            raise TransientError("read timed out", operation="getTracking")
+        return real_get(client, asked, *args, **kw)
+
+    monkeypatch.setattr(buy_shipping.api, "get_tracking", get_tracking)
+
+
+@pytest.mark.parametrize("carrier", ["yunexpress", "amazon_shipping"])
+def test_one_tracking_request_that_fails_costs_only_its_parcel(world, monkeypatch, carrier):
+    """YunExpress and Buy Shipping answer one number per request. A request that times out, among
+    a pass's parcels, fails that parcel alone: the answers already read for the others are
+    stored, not thrown away with a whole batch of them (and failed with it, pass after pass, on a
+    carrier whose requests fail now and then)."""
+    rt = world(forced_onto(carrier, orders=12)).runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        shipped = verified_packages(rt)
+        assert len(shipped) >= 3, rt.ledger.counts()
+        bad = shipped[-1]
+        _one_request_fails(monkeypatch, rt, carrier, bad.tracking_number)
+        result = track_due(rt, now=utcnow() + timedelta(days=2))
+        assert (result.polled, result.failed) == (len(shipped) - 1, 1)
+        others = [rt.ledger.get_package(p.id) for p in shipped[:-1]]
+        assert all(p.track_failures == 0 and rt.ledger.tracking_events(p.id) for p in others)
+        assert rt.ledger.get_package(bad.id).track_failures == 1
+    finally:
+        rt.close()

@@ -26,7 +26,7 @@ def test_carrier_spec():
     assert spec.amazon_carrier_code == "Yun Express" and spec.carrier_code_for("DE") == "Yun Express"
     assert spec.load_factory() is YunExpressCarrier and spec.settings is YunExpressSettings
     assert spec.settings_schema is SCHEMA
-    assert spec.batch_sizes == {"create": 10, "track": 40}
+    assert spec.batch_sizes == {"create": 10, "track": 1}
     assert "Shenzhen" in spec.pickup.cities
     assert set(spec.capabilities()) == set(YunExpressCarrier.OPERATIONS)
     assert {s.code: s.tracking_level for s in spec.services} == {

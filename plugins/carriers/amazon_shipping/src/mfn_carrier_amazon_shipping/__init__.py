@@ -40,6 +40,9 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
             # Amazon issues the tracking number itself, for whichever carrier it picked: there is no
             # format to hold it against (and it is valid on Amazon by construction).
             tracking_number_pattern="",
+            # getTracking takes one number: a call per number, so that a request that fails costs its
+            # parcel alone, and a stop or tracking.pass_seconds ends a tracking pass between two requests
+            batch_sizes={"track": 1},
             pickup=PICKUP,
             spapi_quotas=QUOTAS,  # the Shipping API's operations: amazon.quotas may set them
         )

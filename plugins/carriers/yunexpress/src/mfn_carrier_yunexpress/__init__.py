@@ -29,7 +29,9 @@ def mfn_register_carriers(register: Callable[[Any], None]) -> None:
         # The default source's (TrackingNumber); each configured account checks its own numbers by
         # its tracking_number_source or tracking_number_pattern (YunExpressCarrier).
         tracking_number_pattern=TRACKING_NUMBER_PATTERN,
-        batch_sizes={"create": 10, "track": 40},
+        # GetTrackInfo takes one number: a call per number, so that a request that fails costs its
+        # parcel alone, and a stop or tracking.pass_seconds ends a tracking pass between two requests
+        batch_sizes={"create": 10, "track": 1},
         pickup=PICKUP,
     ))
 
