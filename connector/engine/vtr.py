@@ -16,8 +16,9 @@ How it counts (docs/tracking.md#how-vtr-is-counted):
   its items (the item master's ``category``; items without one count under "(no category)");
 * packages whose promise is still ahead are **upcoming**: they will enter the window. The
   **projected** rate counts the window and the upcoming packages alike, leaving out the
-  **pending** ones (no scan yet, but still within ``tracking.first_scan_days`` of handover): it
-  is where the rate is heading, and what the alerts watch.
+  **pending** ones (no scan yet, but still within ``tracking.first_scan_days`` of handover, and
+  not filed by Amazon under another carrier, which no scan makes valid): it is where the rate is
+  heading, and what the alerts watch.
 """
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ def report(packages: Iterable[Shipped], *, now: datetime, window_days: float,
         counted_in_window += 1
         counted = promised <= now
         valid = p.valid
-        is_settled = p.scans > 0 or now - p.shipped_at > pending_after  # not pending a first scan
+        # not pending a first scan: scanned, past the wait, or filed so that no scan can make it valid
+        is_settled = p.scans > 0 or p.filed_as is not None or now - p.shipped_at > pending_after
         for category in p.categories:
             by_category[(p.site, category)].add(counted, valid, is_settled)
         by_site[p.site].add(counted, valid, is_settled)

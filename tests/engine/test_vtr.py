@@ -167,3 +167,15 @@ def test_tracking_amazon_filed_under_another_carrier_is_not_valid():
     f = report([as_sent, as_other], now=NOW, window_days=30, first_scan_days=7)
     for rows in (f["sites"], f["vtr"], f["services"]):
         assert [(r["packages"], r["valid"], r["rate"], r["projected"]) for r in rows] == [(2, 1, 50.0, 50.0)]
+
+
+def test_a_package_filed_under_another_carrier_is_not_pending_its_first_scan():
+    """"Pending" leaves out of the projection the packages a first scan may still make valid. One
+    Amazon filed under another carrier cannot be made valid by any scan: it counts in the
+    projection at once, as not valid, instead of hiding there for tracking.first_scan_days."""
+    fresh = shipped(16, "US", ("Toys",), "yunexpress", PackageState.IN_TRANSIT, shipped_days_ago=1,
+                    deliver_in_days=10, scans=1, first_scan_hours=10)
+    filed_as_other = replace(fresh, order_id="ORDER-17", scans=0, first_scan_at=None,
+                             state=PackageState.VERIFIED, filed_as="Other")
+    row = report([fresh, filed_as_other], now=NOW, window_days=30, first_scan_days=7)["sites"][0]
+    assert (row["upcoming"], row["pending"], row["settled"], row["projected"]) == (2, 0, 2, 50.0)
