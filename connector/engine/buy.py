@@ -309,9 +309,9 @@ def _await_credentials(rt: Runtime, record: OrderRecord, package: Package, exc: 
     if give_back:
         rt.ledger.advance(package, PackageState.LABEL_CLAIMED, PackageState.PLANNED,
                           order_state=OrderState.PLANNED)
-    credentials_refused(rt, package.carrier, exc)
-    kept = "claim given back" if give_back else "label claim kept, to be looked up first"
     refusal = their_words(record.order.ship_to, exc)
+    credentials_refused(rt, package.carrier, refusal)
+    kept = "claim given back" if give_back else "label claim kept, to be looked up first"
     return wait(rt, record, f"{package.carrier}: credentials refused: {refusal} (label reference "
                             f"{package.idempotency_key}, {kept})",
                 since=record.order.created or utcnow(), patience=timedelta.max)

@@ -61,11 +61,13 @@ def shipment_of(package: Package) -> Shipment:
                     tracking_number=package.tracking_number or None, service=package.service)
 
 
-def credentials_refused(rt: Runtime, code: str, exc: Exception) -> None:
+def credentials_refused(rt: Runtime, code: str, refusal: str) -> None:
     """A carrier refused the configured credentials (a quote, or a label it was asked to buy): every
     order would be refused alike, so a person must hear of it (an alert, once, and an ERROR line),
-    and the orders wait for it to be fixed instead of being held one by one."""
-    message = (f"{exc}; orders that need {code} wait for it (no attempt counted): fix carriers.{code} "
+    and the orders wait for it to be fixed instead of being held one by one. ``refusal``: the
+    carrier's words without the order's address (``their_words``): the refused request may be
+    quoted, and the alert is kept in the ledger and sent to the hooks and webhooks."""
+    message = (f"{refusal}; orders that need {code} wait for it (no attempt counted): fix carriers.{code} "
                "and restart")
     if rt.credential_alerts.raise_once(rt, code, message):
         log.error("carrier %s: %s", code, message)  # once a run, not once per order

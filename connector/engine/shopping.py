@@ -212,7 +212,7 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
                 failures.append(Rejection(code, "", (f"credentials refused: {refusal}",)))
                 unanswered.append(code)
                 refused.append(code)
-                credentials_refused(rt, code, exc)
+                credentials_refused(rt, code, refusal)
                 continue
             failures.append(Rejection(code, "", (f"quote refused: {their_words(request.ship_to, exc)}",)))
             continue

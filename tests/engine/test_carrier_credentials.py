@@ -139,3 +139,34 @@ def test_credentials_refused_at_purchase_give_the_claims_back_and_alert_once(wor
         assert len(labels) == len(waiting) and all(label["created"] == 1 for label in labels.values())
     finally:
         rt.close()
+
+
+def test_a_credentials_refusal_quoting_the_address_leaves_it_out_of_the_alert_and_the_log(
+        world, monkeypatch, caplog):
+    """A carrier's refusal may quote the request it refused: the alert (kept in the ledger, sent
+    to the hooks and webhooks) and its ERROR line get its words without the buyer's address, as
+    the order's own retry error does."""
+    from connector.kit.carrier import CredentialsRefusedError
+
+    rt = world(ONLY_YUNEXPRESS).runtime()
+    try:
+        ingest_all(rt)
+        record = next(r for r in rt.ledger.orders([OrderState.NEW])
+                      if r.order.ship_to and r.order.ship_to.postal_code and r.order.ship_to.line1)
+        address = record.order.ship_to
+
+        def refuse(request):
+            raise CredentialsRefusedError(f"401 token rejected for shipment to {address.line1}, "
+                                          f"{address.postal_code}", carrier="yunexpress")
+
+        monkeypatch.setattr(rt.carriers["yunexpress"], "quote", refuse)
+        with caplog.at_level(logging.INFO, logger="connector"):
+            step(rt, record)
+        (only,) = credential_alerts(rt)
+        assert "401 token rejected for shipment to ***, ***" in only.message
+        seen = "\n".join([only.message, str(only.details), caplog.text,
+                          *(str(e.data) for e in rt.ledger.events(limit=1000))])
+        for value in (address.line1, address.postal_code):
+            assert value not in seen, f"{value!r} leaked"
+    finally:
+        rt.close()
