@@ -214,12 +214,14 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
         delivered = last or now
     age_days = (now - handover).total_seconds() / 86400
     next_at = None if state in _FINAL else now + timedelta(hours=settings.interval_hours(age_days))
-    buyer = _buyer(rt, package.order_id) if info.events else None
+    texts = _texts_of(rt, package.order_id) if info.events else _no_text  # (no event: none used)
     records = [TrackingRecord(package_id=package.id, at=e.time, status=e.status.value, code=e.code,
-                              location=their_words(buyer, e.location),
-                              description=their_words(buyer, e.description),
-                              description_en=their_words(buyer, e.description_en or _english(e.description)))
+                              location=texts(e.location), description=texts(e.description),
+                              description_en=texts(e.description_en or _english(e.description)))
                for e in info.events]
+    if records and texts is _no_text:  # the carrier repeats its whole history: the events stored before
+        stored = {(e.at, e.status, e.code) for e in rt.ledger.tracking_events(package.id)}  # with texts
+        records = [r for r in records if (r.at, r.status, r.code) not in stored]
     moved = state is not package.state
     # (advance() notes only the values that change: a poll that found nothing new leaves no history row)
     updated = rt.ledger.advance(
@@ -235,16 +237,26 @@ def _event_key(event: TrackingEvent) -> tuple[object, ...]:
     return event.time, event.status, event.code, event.description
 
 
-def _buyer(rt: Runtime, order_id: str) -> Address | None:
-    """The order's address, to take out of the carrier's tracking texts before they are stored (a
-    last-mile scan may name who signed for the parcel, or the delivery postcode; the texts are shown
-    to any `read` token and kept after the purge). None once purged, or when no configured key reads
-    it: the parcel is followed all the same."""
+def _texts_of(rt: Runtime, order_id: str) -> Callable[[str], str]:
+    """How the carrier's tracking texts of the order's parcel are stored: the order's address taken
+    out (a last-mile scan may name who signed for the parcel, or the delivery postcode; the texts
+    are shown to any `read` token and kept after the purge). Once the address is purged, or when no
+    configured key reads it, nothing is left to take out: the texts are not kept at all (the
+    event's status, code and time are), and the parcel is followed all the same. A parcel may still
+    be followed then: the purge's fallback (ship date + ``max_transit_days`` + the retention) can
+    come before ``tracking.max_days`` ends."""
     try:
         record = rt.ledger.get_order(order_id)
     except (PiiDecryptError, CorruptRecordError):
-        return None
-    return record.order.ship_to if record is not None else None
+        return _no_text
+    if record is not None and record.pii_purged:
+        return _no_text
+    buyer: Address | None = record.order.ship_to if record is not None else None
+    return lambda text: their_words(buyer, text)
+
+
+def _no_text(text: str) -> str:
+    return ""
 
 
 def service_tracking_level(rt: Runtime, carrier: str, service: str) -> str:

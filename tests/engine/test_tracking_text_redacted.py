@@ -45,3 +45,45 @@ def test_tracking_events_are_stored_without_the_buyers_name_and_postcode(world):
         assert (accepted.description, accepted.location) == ("Accepted at origin", "SHENZHEN")
     finally:
         rt.close()
+
+
+def test_a_parcel_still_followed_after_its_buyers_address_is_gone_stores_no_free_text(world):
+    """A parcel still in transit at the purge's fallback (ship date + ledger.max_transit_days + the
+    retention, which may come before tracking.max_days ends) is followed on, but its buyer's
+    address is gone: nothing is left to take out of a later scan that names who signed for it.
+    Its events are stored with their status, code and time, without the carrier's texts."""
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        package = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
+                       for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        buyer = rt.ledger.get_order(package.order_id).order.ship_to
+        assert buyer.name and buyer.postal_code
+        now = utcnow()
+        accepted = TrackingEvent(now - timedelta(days=2), TrackingStatus.ACCEPTED, "Accepted at origin",
+                                 location="SHENZHEN")
+        apply(rt, package, TrackingInfo(package.tracking_number, TrackingStatus.IN_TRANSIT, (accepted,)), now)
+        package = rt.ledger.get_package(package.id)
+        assert rt.ledger.purge_pii([package.order_id]) == 1
+        events = (accepted, TrackingEvent(now - timedelta(hours=1), TrackingStatus.DELIVERED,
+                                f"Delivered, signed for by {buyer.name.upper()}", code="D1",
+                                location=f"{buyer.city} {buyer.postal_code}",
+                                description_en=f"Delivered, signed for by {buyer.name}"),)
+
+        apply(rt, package, TrackingInfo(package.tracking_number, TrackingStatus.DELIVERED, events), now)
+
+        (delivered,) = [e for e in rt.ledger.tracking_events(package.id)
+                        if e.status == TrackingStatus.DELIVERED.value]
+        texts = " | ".join((delivered.description, delivered.description_en, delivered.location))
+        assert buyer.name not in texts and buyer.name.upper() not in texts
+        assert buyer.postal_code not in texts
+        assert delivered.code == "D1"
+        stored = rt.ledger.tracking_events(package.id)  # an event stored before is not stored again
+        ours = {TrackingStatus.ACCEPTED.value, TrackingStatus.DELIVERED.value}
+        assert [(e.status, e.description, e.location) for e in stored if e.status in ours] == [
+            (TrackingStatus.ACCEPTED.value, "Accepted at origin", "SHENZHEN"),
+            (TrackingStatus.DELIVERED.value, "", "")]
+        assert rt.ledger.get_package(package.id).state is PackageState.DELIVERED
+    finally:
+        rt.close()
