@@ -78,14 +78,16 @@ def purge_expired_pii(rt: Runtime, *, now: datetime | None = None) -> int:
     retention = timedelta(days=settings.pii_retention_days)
     fallback = timedelta(days=settings.max_transit_days)
     now = now or utcnow()
+    shipped = [*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED]
     expired = rt.ledger.pii_expired(
         gone=NOTHING_TO_SHIP_STATES,  # nothing to ship: no reason to keep the address
-        shipped=[*SHIPPED_ORDER_STATES, OrderState.HELD, OrderState.ISSUED],
+        shipped=shipped,
         confirmed=_CONFIRMED, ended_before=now - retention, shipped_before=now - retention - fallback,
         cancelled=[OrderState.HELD],  # what else Amazon cancelled settles soon: void or cancel
         shipped_elsewhere=[OrderState.HELD],  # shipped by someone else: held, never followed
         abandoned=[OrderState.HELD])  # held past ship-by + the fallback: nobody will ship it now
-    purged = rt.ledger.purge_pii(expired) if expired else 0
+    # An order that left these states since it was selected (a held one released) is left as it is
+    purged = rt.ledger.purge_pii(expired, states=[*NOTHING_TO_SHIP_STATES, *shipped]) if expired else 0
     if purged:
         log.info("purged buyer PII of %d order(s) past the retention window", purged)
     held = _purge_unshipped(rt, due_before=now - retention - fallback, message=(

@@ -455,8 +455,9 @@ class Ledger:
         """Transitions of one order: [{"at", "from", "to", "note"}], oldest first."""
         raise NotImplementedError
 
-    def purge_pii(self, order_ids: Iterable[str]) -> int:
-        """Erase the encrypted buyer data of these orders; returns how many were purged."""
+    def purge_pii(self, order_ids: Iterable[str], *, states: Iterable[OrderState] | None = None) -> int:
+        """Erase the encrypted buyer data of these orders (with ``states``, only of those still in
+        one of them, asked under the write's lock); returns how many were purged."""
         raise NotImplementedError
 
     def purge_unshipped_pii(self, order_ids: Iterable[str], *, unshipped: Iterable[OrderState],

@@ -1246,20 +1246,30 @@ class SqlLedger(TokenStore, ItemStore, SubmissionStore, OrderQueries, WarehouseS
                       last_seen_at=parse_iso(r["last_seen_at"]), resolved_at=_dt(r["resolved_at"]))
                 for r in self._conn().execute(sql, () if kind is None else (kind,)).fetchall()]
 
-    def purge_pii(self, order_ids: Iterable[str]) -> int:
+    def purge_pii(self, order_ids: Iterable[str], *, states: Iterable[OrderState] | None = None) -> int:
         """Erase the encrypted address of these orders (final: a later upsert does not store a new
         one), mark their labels erased (``label_erased_at``: never served or printed again; the
         purge's file sweep deletes the files) and erase the digest of an ERP's request for them.
-        Returns how many orders were newly purged; each gets an audit row."""
+        Returns how many orders were newly purged; each gets an audit row.
+
+        ``states``: the states the orders were selected in (:meth:`pii_expired`); an order no longer
+        in one of them, asked under the write's lock, is left as it is. A held order released
+        between the selection and this write (back to LABELED, say: its label to be shipped now)
+        keeps its address; the next sweep asks the rule again."""
         ids = list(dict.fromkeys(order_ids))
+        wanted = None if states is None else [OrderState(s).value for s in states]
+        if wanted == []:
+            return 0
         purged = 0
         for start in range(0, len(ids), _SQL_CHUNK):
             chunk = ids[start:start + _SQL_CHUNK]
             marks = ", ".join("?" * len(chunk))
+            still = f" AND state IN ({', '.join('?' * len(wanted))})" if wanted else ""
+            params = (*chunk, *(wanted or ()))
             with self._write() as conn:
                 now = self._now()
                 rows = conn.execute(f"SELECT order_id, state FROM orders WHERE order_id IN ({marks})"
-                                    " AND pii_purged_at IS NULL", chunk).fetchall()
+                                    f" AND pii_purged_at IS NULL{still}", params).fetchall()
                 for r in rows:
                     self._erase_buyer_data(conn, r["order_id"], r["state"], now)
                 purged += len(rows)

@@ -127,3 +127,36 @@ def test_a_step_working_on_the_order_keeps_it_for_the_next_sweep(world, monkeypa
         assert rt.ledger.get_order(order_id).hold_reason == PURGED
     finally:
         rt.close()
+
+
+def test_a_held_order_released_between_the_selection_and_the_erasure_keeps_its_address(world, monkeypatch):
+    """The purge selects the held orders whose hold nobody settled, then erases them. An operator's
+    release committed in between (the order back to LABELED: its label bought, to be shipped now)
+    must not lose the address and the label: the rule, asked again, keeps a label bought and not
+    confirmed."""
+    _, rt, _ = planned_with_yunexpress(world, monkeypatch, carrier_attempts=1)
+    try:
+        record = next(r for r in rt.ledger.orders([OrderState.PLANNED])
+                      if r.order.status is FulfillmentStatus.UNSHIPPED and not r.order.buyer_cancel_requested)
+        order_id, address = record.order_id, record.order.ship_to
+        drive(rt, order_id, never, states=[OrderState.PLANNED, OrderState.LABEL_CLAIMED])
+        assert rt.ledger.get_order(order_id).state is OrderState.LABELED  # bought, not confirmed yet
+        (package,) = rt.ledger.packages(order_id)
+        rt.ledger.hold(order_id, HoldReason.MANUAL.value, "the packing station is closed")
+        selected = rt.ledger.pii_expired
+
+        def released_meanwhile(**rule):
+            due_now = selected(**rule)
+            release_order(rt.ledger, order_id)  # committed before the erasure's transaction
+            return due_now
+
+        monkeypatch.setattr(rt.ledger, "pii_expired", released_meanwhile)
+        purge_expired_pii(rt, now=due(rt, record) + timedelta(hours=1))
+
+        kept = rt.ledger.get_order(order_id)
+        assert kept.state is OrderState.LABELED
+        assert not kept.pii_purged and kept.order.ship_to == address
+        (label,) = rt.ledger.packages(order_id)
+        assert label.label_erased_at is None and label.label_path == package.label_path
+    finally:
+        rt.close()
