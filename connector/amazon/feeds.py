@@ -34,6 +34,7 @@ from __future__ import annotations
 import gzip
 import logging
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -314,7 +315,7 @@ class FeedsClient:
         if str(document.get("compressionAlgorithm") or "").upper() == "GZIP":
             try:
                 content = gzip.decompress(content)
-            except OSError as exc:
+            except (OSError, EOFError, zlib.error) as exc:  # a bad header, cut short, not deflate data
                 raise TransientError(
                     f"the report is not valid gzip: {exc}", operation="downloadFeedDocument"
                 ) from exc

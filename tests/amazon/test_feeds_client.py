@@ -429,3 +429,16 @@ def test_a_feed_applies_when_its_time_has_come_whoever_touches_the_order_first(s
         assert live["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
         assert live["lastUpdatedTime"] == emulator.feeds.store["feeds"][feed_id]["processingEndTime"]
     assert emulator.schema_violations == []
+
+
+@pytest.mark.parametrize("garbled", ["truncated", "not deflate"])
+def test_a_gzip_report_cut_short_or_garbled_is_a_transient_error(served, monkeypatch, garbled):
+    """A report whose download ends early, or whose bytes are not deflate data, is an error the
+    engine counts against the feed (its read is tried again, then the orders read back), not an
+    EOFError or zlib.error that escapes the feeds pass on every pass."""
+    feeds = served(_emulator())
+    packed = gzip.compress(b"Feed Processing Summary:\n" * 50)
+    content = packed[:-12] if garbled == "truncated" else packed[:10] + b"not deflate data" + packed[-8:]
+    monkeypatch.setattr(feeds, "_transfer", lambda *args, **kwargs: content)
+    with pytest.raises(TransientError, match="gzip"):
+        feeds.download({"url": "https://storage.invalid/report", "compressionAlgorithm": "GZIP"})
