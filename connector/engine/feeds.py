@@ -674,14 +674,21 @@ def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingRe
             )
         errors = report.errors_by_record()
         offset = settings.first_record_number - 1
-        for member in members:
-            found = [
-                e
-                for row in range(member.first_row, member.last_row + 1)
-                for e in errors.get(row + offset, [])
-            ]
-            outcomes.append(_outcome(rt, feed, member.package_id, found))
-        outcomes = _unless_contradicted(feed, members, outcomes, report)
+        misplaced = _misplaced(rt, members, errors, offset)
+        if misplaced:  # which line an error is for cannot be told: none is taken as refused or accepted
+            why = (f"feed {feed.feed_id}: the report's record numbers do not match the document "
+                   f"({misplaced}; amazon.feeds.first_record_number is {settings.first_record_number}); "
+                   "reading the orders back")
+            outcomes = [FeedOutcome(m.package_id, "unknown", why) for m in members]
+        else:
+            for member in members:
+                found = [
+                    e
+                    for row in range(member.first_row, member.last_row + 1)
+                    for e in errors.get(row + offset, [])
+                ]
+                outcomes.append(_outcome(rt, feed, member.package_id, found))
+            outcomes = _unless_contradicted(feed, members, outcomes, report)
     counts = rt.ledger.settle_feed(
         feed.id,
         outcomes,
@@ -701,6 +708,29 @@ def _settle(rt: Runtime, feed: FeedRecord, processing: str, report: ProcessingRe
         ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "already settled",
     )
     return sum(counts.values())
+
+
+def _misplaced(rt: Runtime, members: list, errors: dict[int, list], offset: int) -> str:
+    """What shows that the report's record numbers are not the document's lines ('' when nothing
+    does): an error on a record past the document, or naming another order (the report's
+    ``order-id``, when it has one) than the line with that number. Mapped as numbered, the error
+    would hold an order Amazon may have shipped and accept the line it refused."""
+    by_row = {row: m for m in members for row in range(m.first_row, m.last_row + 1)}
+    orders: dict[int, str] = {}
+    for record, found in sorted(errors.items()):
+        member = by_row.get(record - offset)
+        if member is None:
+            return f"record {record} is not a line of the document"
+        named = {e.order_id for e in found if e.order_id}
+        if not named:
+            continue
+        if member.package_id not in orders:
+            package = rt.ledger.get_package(member.package_id)
+            orders[member.package_id] = package.order_id if package else ""
+        if named != {orders[member.package_id]}:
+            return (f"record {record} names order {', '.join(sorted(named))}, its line is order "
+                    f"{orders[member.package_id] or '?'}")
+    return ""
 
 
 def _unless_contradicted(feed: FeedRecord, members: list, outcomes: list[FeedOutcome],

@@ -284,6 +284,54 @@ def test_a_report_that_says_nothing_succeeded_accepts_no_line(world, monkeypatch
         rt.close()
 
 
+def test_a_report_whose_error_names_another_order_than_its_record_refuses_no_line(world, monkeypatch):
+    """The report puts an error on record 1 but names the order of record 2 (its record numbers
+    do not count lines as ``first_record_number`` says): it cannot tell which line was refused.
+    No order is held for another's refusal and no refused line is taken as accepted: every line
+    is read back from the orders."""
+    w, rt = labeled_world(world)
+    try:
+        def download(self, document):
+            feed = rt.ledger.feeds("demo-na")[0]
+            second = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[1].package_id)
+            return (f"Feed Processing Summary:\n\tNumber of records processed\t\t{feed.rows_total}\n"
+                    f"\tNumber of records successful\t\t{feed.rows_total - 1}\n\n"
+                    "original-record-number\torder-id\terror-code\terror-type\terror-message\n"
+                    f"1\t{second.order_id}\t10004\tError\tQuantity exceeds what is left to ship.\n").encode()
+
+        monkeypatch.setattr(FeedsClient, "download", download)
+        feeds_mod.run_feeds(rt)
+        next_report(w, rt)
+        feed = rt.ledger.feeds("demo-na")[0]
+        members = rt.ledger.feed_members(feed.id)
+        assert len(members) > 2 and {m.result for m in members} == {"unknown"}
+        assert all("record 1" in m.error for m in members)
+        assert not [r for r in rt.ledger.orders([OrderState.HELD]) if r.hold_reason == "amazon_rejected"]
+    finally:
+        rt.close()
+
+
+def test_a_report_with_an_error_past_the_end_of_the_document_accepts_no_line(world, monkeypatch):
+    """An error on a record the document does not have (and no summary to count successes): the
+    report does not number the lines as configured, so no line is taken as accepted."""
+    w, rt = labeled_world(world)
+    try:
+        def download(self, document):
+            feed = rt.ledger.feeds("demo-na")[0]
+            return ("original-record-number\terror-code\terror-type\terror-message\n"
+                    f"{feed.rows_total + 1}\t10004\tError\tQuantity exceeds what is left to ship.\n").encode()
+
+        monkeypatch.setattr(FeedsClient, "download", download)
+        feeds_mod.run_feeds(rt)
+        next_report(w, rt)
+        feed = rt.ledger.feeds("demo-na")[0]
+        members = rt.ledger.feed_members(feed.id)
+        assert members and {m.result for m in members} == {"unknown"}
+        assert all(f"record {feed.rows_total + 1} is not a line" in m.error for m in members)
+    finally:
+        rt.close()
+
+
 def test_a_package_with_more_lines_than_a_feed_holds_is_confirmed_singly(world):
     """``max_rows`` 1: a package of two item lines fits no feed. It is confirmed by confirmShipment
     (not parked for a feed that never takes it), and the packages of one line still go by feed."""
