@@ -272,9 +272,10 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
     number or no items yet), nor one with more lines than a whole feed may hold
     (``amazon.feeds.max_rows``): confirmShipment sends those, or they would wait for ever. Nor
     the label of an order Amazon cancelled: its step voids it (a feed line would be refused). Nor a
-    package of Transparency items: only confirmShipment carries their codes."""
+    package of Transparency items: only confirmShipment carries their codes. Nor one whose lines
+    the flat file cannot hold (:func:`_writable`)."""
     spec = rt.carrier_specs.get(package.carrier)
-    return not (
+    if not (
         spec is None
         or spec.confirms_shipment
         or not order.confirms_on_amazon
@@ -285,7 +286,20 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
         or not package.tracking_number
         or len(package.items) > rt.config.amazon.feeds.max_rows
         or bool(enrolled_items(order))  # the flat file has no column for Transparency codes
-    )
+    ):
+        return _writable(rt, order, package)
+    return False
+
+
+def _writable(rt: Runtime, order: Order, package: Package) -> bool:
+    """Whether the package's lines can be written in the flat file (no tab or line break in a
+    field, a quantity...). One that cannot would fail each submission of its whole feed, all of
+    whose packages would wait for the feed to be given up; confirmShipment's JSON carries it."""
+    try:
+        build_flat_file(_rows(rt, order, package))
+    except (ValueError, TypeError, KeyError, RuntimeError):
+        return False
+    return True
 
 
 def _batch(rt: Runtime, account: Account) -> list[tuple[Order, Package]]:

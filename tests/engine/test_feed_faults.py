@@ -516,3 +516,24 @@ def test_an_order_whose_data_is_not_json_is_left_out_of_the_feed_and_held_when_d
             (broken, "ledger_inconsistent")]
     finally:
         rt.close()
+
+
+def test_a_package_whose_line_cannot_be_written_stays_out_of_feeds(world):
+    """A tracking number ending in a line break (as a carrier's answer may) cannot go in the
+    tab-separated document. Claimed for a feed, it would fail each submission of every package
+    of the feed, until the feed was given up and the account paused; it is left to confirm(),
+    and the feed carries the others."""
+    w, rt = labeled_world(world)
+    try:
+        bad = feeds_mod._batch(rt, rt.config.account("demo-na"))[0][1]
+        with rt.ledger._write() as conn:
+            conn.execute("UPDATE packages SET tracking_number = ? WHERE id = ?",
+                         (bad.tracking_number + "\r\n", bad.id))
+        feeds_mod.run_feeds(rt)
+        next_report(w, rt)
+        feed = rt.ledger.feeds("demo-na")[0]
+        assert feed.state == "DONE", feed.summary
+        assert bad.id not in {m.package_id for m in rt.ledger.feed_members(feed.id)}
+        assert rt.ledger.get_package(bad.id).state is PackageState.LABELED
+    finally:
+        rt.close()
