@@ -330,8 +330,9 @@ class FeedsClient:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> bytes:
-        """One request to a pre-signed storage URL, retried on network errors and 5xx. Never logs
-        the URL (its query is a credential)."""
+        """One request to a pre-signed storage URL, retried on network errors and 5xx; any other
+        failure of requests is a TransientError at once. Never logs the URL (its query is a
+        credential), nor chains the error that may quote it."""
         last: Exception | None = None
         for attempt in range(1, _TRANSFER_ATTEMPTS + 1):
             started = time.monotonic()
@@ -347,6 +348,9 @@ class FeedsClient:
             except _NETWORK_ERRORS as exc:
                 last = TransientError(f"no answer: {type(exc).__name__}", operation=what)
                 status = type(exc).__name__
+            except requests.RequestException as exc:  # an answer it cannot decode, a URL it refuses
+                self._log(what, type(exc).__name__, started, attempt)
+                raise TransientError(f"no readable answer: {type(exc).__name__}", operation=what) from None
             else:
                 status = str(resp.status_code)
                 if 200 <= resp.status_code < 300:

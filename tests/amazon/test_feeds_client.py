@@ -442,3 +442,18 @@ def test_a_gzip_report_cut_short_or_garbled_is_a_transient_error(served, monkeyp
     monkeypatch.setattr(feeds, "_transfer", lambda *args, **kwargs: content)
     with pytest.raises(TransientError, match="gzip"):
         feeds.download({"url": "https://storage.invalid/report", "compressionAlgorithm": "GZIP"})
+
+
+def test_a_download_requests_cannot_decode_is_a_transient_error(served, monkeypatch):
+    """The storage's answer declares a Content-Encoding its body does not have (a report cut
+    short, say): requests raises ContentDecodingError, which must reach the engine as a failed
+    read of the feed (tried again, then the orders read back), not escape the feeds pass."""
+    feeds = served(_emulator())
+
+    def request(*args, **kwargs):
+        raise requests.exceptions.ContentDecodingError("Received response with content-encoding: gzip, "
+                                                       "but failed to decode it.")
+
+    monkeypatch.setattr(feeds.client.session, "request", request)
+    with pytest.raises(TransientError, match="ContentDecodingError"):
+        feeds.download({"url": "https://storage.invalid/report"})
