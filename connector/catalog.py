@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
-from .config import ConfigError, Problem, read_text, unprintable
+from .config import ConfigError, Problem, compose, read_text, too_deep, unprintable
 from .fx import ISO_4217
 from .ledger.base import unstorable_text
 from .model import CatalogItem, Money
@@ -214,7 +214,7 @@ def csv_item_rows(reader: csv.DictReader, lines: list[str]) -> Iterable[tuple[in
 
 def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(str(path), text, "the catalog")
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ConfigError([Problem(str(path), line, "", f"YAML syntax error: {exc.problem}")]) from None
@@ -225,6 +225,9 @@ def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
     for item in node.value:
         try:
             row = yaml.safe_load(yaml.serialize(item)) or {}
+        except RecursionError:  # composed, but written out and read again a level deeper each time
+            raise ConfigError([Problem(str(path), item.start_mark.line + 1, "",
+                                       too_deep("the catalog"))]) from None
         except (yaml.YAMLError, ValueError, TypeError, AttributeError):  # e.g. a tag like !vault
             raise ConfigError([Problem(str(path), item.start_mark.line + 1, "",
                                        "a value in this item cannot be read (only YAML's standard "

@@ -85,6 +85,28 @@ def unprintable(file: str, text: str, exc: yaml.reader.ReaderError, what: str) -
                                                 f"YAML does not allow{hint}")])
 
 
+MAX_NESTING = 64
+"""How deep a value of a configuration or catalog file may nest: no setting needs more than a few
+levels, and PyYAML composes (as the loader builds) each level with a call of its own, so a few
+hundred overflowed Python's stack, a RecursionError."""
+
+
+def too_deep(what: str) -> str:
+    return f"{what} nests values more than {MAX_NESTING} levels deep (no setting needs that many)"
+
+
+def compose(file: str, text: str, what: str) -> yaml.Node | None:
+    """``yaml.compose(text)``; nesting deep enough to overflow Python's stack is a ConfigError at
+    the line PyYAML was reading (its syntax and reader errors are the caller's to word)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader.get_single_node()
+    except RecursionError:
+        raise ConfigError([Problem(file, loader.get_mark().line + 1, "", too_deep(what))]) from None
+    finally:
+        loader.dispose()
+
+
 # -- typed sections (their schemas make up SCHEMA) ----------------------------------------------
 
 _SECRET = {"type": "string", "minLength": 1, "x-secret": True}
@@ -551,10 +573,18 @@ class _Located:
         self._scalar = yaml.SafeLoader("")
         self._written: dict[int, int] = {}  # id(mapping node) -> how many pairs it has, merge keys aside
         self._open: set[int] = set()  # id() of the nodes being built, from the root to this one
+        self._too_deep = False  # said already
 
     def build(self, node: yaml.Node, path: tuple = ()) -> Any:
         if not path:
             self._count_written(node)
+        if len(path) > MAX_NESTING:  # through aliases too: `&a1 [*a0]`, `&a2 [*a1]`, ...
+            if not self._too_deep:  # once: the levels below, and their siblings, would say it again
+                self._too_deep = True
+                where = format_path(path[:4]) + ("..." if len(path) > 4 else "")
+                self.problems.append(Problem(self.file, node.start_mark.line + 1, where,
+                                             too_deep("the configuration")))
+            return None
         if id(node) in self._open:  # `a: &s {b: *s}`: built on, it would recurse without end
             # at the line of its key (the node's own is its anchor's)
             line = self.lines.get(path, node.start_mark.line + 1)
@@ -839,7 +869,7 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
     text = read_text(path, "the configuration")
     located = _Located(file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(file, text, "the configuration")
     except yaml.MarkedYAMLError as exc:
         if (exc.context == "while scanning a quoted scalar" and exc.context_mark
                 and (exc.problem or "").startswith("found unexpected")):  # end of stream, or a ---

@@ -276,3 +276,15 @@ def test_a_yaml_weight_written_1_000_is_refused_as_the_csv_one_is(tmp_path):
     catalog = load_catalog(path)  # the other readings stand: 1_000 is 1000 g, centimetres are decimals
     assert catalog.get("A").weight_g == catalog.get("B").weight_g == 1000
     assert catalog.get("B").length_cm == 1
+
+
+def test_a_yaml_catalog_nested_too_deeply_names_its_line_not_a_traceback(tmp_path):
+    """PyYAML reads nested values with a call per level: a few hundred levels overflowed Python's
+    stack, and `config check` and `run` ended in a RecursionError traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text("- {sku: A, weight_g: 10}\n- {sku: B, weight_g: " + "[" * 2000 + "]" * 2000 + "}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    [problem] = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"{path}:2: the catalog nests values more than 64 levels deep"), problem

@@ -872,3 +872,27 @@ def test_an_empty_routing_list_for_a_site_is_refused_at_its_line_not_read_as_the
     would ship what the operator meant to stop. It is refused (the README says so)."""
     path = write(tmp_path, MINIMAL.format(region="na", secret="s") + "  sites:\n    US: []\n")
     assert problems(path) == [f"{path}:18: routing.sites.US: must have at least 1 item(s)"]
+
+
+@pytest.mark.parametrize("levels", [70, 600])
+def test_a_value_nested_too_deeply_is_a_problem_at_its_line_not_a_recursion_error(tmp_path, levels):
+    """PyYAML composes a file recursively, and the loader builds it so: a few hundred nested
+    brackets overflowed Python's stack, a RecursionError traceback from `config check`."""
+    text = MINIMAL.format(region="na", secret="s") + (
+        "sandbox:\n  emulators:\n    spapi:\n      deep: " + "[" * levels + "]" * levels + "\n")
+    path = write(tmp_path, text)
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:20: ") and "more than 64 levels deep" in problem, problem
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+
+
+def test_aliases_that_nest_too_deeply_are_a_problem_not_a_recursion_error(tmp_path):
+    """Each anchor one level inside the one before: every line is short, but built out the value
+    nests as deep as there are anchors."""
+    chain = "".join(f"  a{n}: &a{n} [*a{n - 1}]\n" for n in range(1, 600))
+    text = MINIMAL.format(region="na", secret="s") + (
+        "x-anchors:\n  a0: &a0 []\n" + chain + "sandbox:\n  emulators:\n    spapi: {deep: *a599}\n")
+    path = write(tmp_path, text)
+    found = problems(path)
+    assert any("more than 64 levels deep" in p for p in found), found
