@@ -167,6 +167,10 @@ def test_a_key_reused_for_another_request_is_a_conflict(api):
     ({"channel": "shop-a", "order_id": "1"}, "channel"),  # would be shop-a-1, as shop's order a-1
     ({"channel": "111", "order_id": "4006819-7777777"}, "channel"),  # would look like an Amazon id
     ({"ship_by": "9999-12-31T00:00:00Z"}, "ship_by"),
+    # no currency at all: the order was recorded, then held asking for an exchange rate for ZZZ
+    ({"total": {"amount": "10", "currency": "ZZZ"}}, "total.currency"),
+    ({"items": [{"sku": "PHONE-CASE-01", "quantity": 1, "unit_price": {"amount": "5", "currency": "XXX"}}]},
+     "items.0.unit_price.currency"),
     # one order item id for two items: the parcel would be built with the last one's quantity for both
     ({"items": [{"sku": "PHONE-CASE-01", "quantity": 1, "order_item_id": "A"},
                 {"sku": "LED-STRIP-5M", "quantity": 3, "order_item_id": "A"}]}, "items.1.order_item_id"),

@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from ...catalog import MAX_SKU
 from ...engine import submit
+from ...fx import ISO_4217
 from ...ledger.tokens import ApiToken
 from ..auth import require
 from ..problems import ApiProblem, documented
@@ -55,9 +56,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _currency(value: str) -> str:
+    # Three letters that name no currency could never be converted: the order would be recorded,
+    # then held asking for an exchange rate that does not exist, under a key that cannot be fixed.
+    if value.upper() not in ISO_4217:
+        raise PydanticCustomError("currency", "is not an ISO 4217 currency code (e.g. USD, EUR)")
+    return value
+
+
 class MoneyIn(_Strict):
     amount: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")]
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$"), AfterValidator(_currency)]
 
 
 class AddressIn(_Strict):
