@@ -942,6 +942,7 @@ def _check_cross_references(data: dict[str, Any], located: _Located, carrier_sch
         if override.get("site") and override["site"] not in sites:
             add(("selection", "overrides", i, "site"), f"unknown Amazon site {override['site']}")
     _check_warehouses(data, sites, add)
+    _check_cadence(data["tracking"]["cadence"], add)
     for i, discount in enumerate((data.get("selection") or {}).get("discounts") or ()):  # as run builds it
         try:
             ChoicePolicy.from_config({"discounts": [discount]})
@@ -992,6 +993,18 @@ def _check_quotas(data: dict[str, Any], carrier_operations: set[str],
             add(("amazon", "quotas", operation),
                 f"sets nothing: no SP-API operation {operation!r} is called ({hint}known: "
                 f"{', '.join(known)}; a carrier plugin's operations count when the plugin is installed)")
+
+
+def _check_cadence(cadence: list[dict[str, Any]], add: Callable[[tuple, str], None]) -> None:
+    """Each step of tracking.cadence ends later than the one before: a parcel's age takes the first
+    step it is younger than (TrackingSettings.interval_hours), so a step out of order never would."""
+    latest = None
+    for i, step in enumerate(cadence):
+        if latest is not None and step["until_days"] <= latest:
+            add(("tracking", "cadence", i, "until_days"),
+                f"must be more than an earlier step's {latest:g} days (steps go youngest first: this one "
+                "would never apply)")
+        latest = step["until_days"] if latest is None else max(latest, step["until_days"])
 
 
 _SELECTOR = {"skus": "SKU", "sites": "site", "accounts": "account"}

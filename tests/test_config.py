@@ -896,3 +896,19 @@ def test_aliases_that_nest_too_deeply_are_a_problem_not_a_recursion_error(tmp_pa
     path = write(tmp_path, text)
     found = problems(path)
     assert any("more than 64 levels deep" in p for p in found), found
+
+
+@pytest.mark.parametrize("second", [3, 2, 2.5])
+def test_a_tracking_cadence_step_that_could_never_apply_is_refused_at_its_line(tmp_path, second):
+    """Steps apply by age, the first whose until_days the parcel is younger than: a step after
+    one of more (or as many) days was never used -- an hourly first day appended at the end of
+    the list changed nothing, silently."""
+    text = _with("tracking:\n  cadence:\n    - {until_days: 3, every_hours: 6}\n"
+                 "    - {until_days: 1, every_hours: 1}\n"
+                 f"    - {{until_days: {second}, every_hours: 2}}\n")
+    path = write(tmp_path, text)
+    lines = [_line_of(text, "    - {until_days: 1, every_hours: 1}"),
+             _line_of(text, f"    - {{until_days: {second}, every_hours: 2}}")]
+    assert problems(path) == [f"{path}:{line}: tracking.cadence[{i}].until_days: must be more than an "
+                              "earlier step's 3 days (steps go youngest first: this one would never apply)"
+                              for i, line in zip((1, 2), lines, strict=True)]
