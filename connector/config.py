@@ -923,6 +923,7 @@ def _check_cross_references(data: dict[str, Any], located: _Located, carrier_sch
     for i, name in enumerate(endpoints):
         if endpoints.index(name) != i:
             add(("webhooks", "endpoints", i, "name"), "repeats another endpoint's name")
+    _check_subscriptions(data["webhooks"]["endpoints"], add)
     for i, account in enumerate(data["accounts"]):
         region = account["region"]
         for j, site in enumerate(account["marketplaces"]):
@@ -993,6 +994,23 @@ def _check_quotas(data: dict[str, Any], carrier_operations: set[str],
             add(("amazon", "quotas", operation),
                 f"sets nothing: no SP-API operation {operation!r} is called ({hint}known: "
                 f"{', '.join(known)}; a carrier plugin's operations count when the plugin is installed)")
+
+
+def _check_subscriptions(endpoints: list[dict[str, Any]], add: Callable[[tuple, str], None]) -> None:
+    """Each of an endpoint's ``events`` matches some event type: a misspelt one (order.shiped,
+    packages.*) would be taken and the endpoint sent nothing. ``alert.<kind>`` takes any kind (a
+    plugin's own, too)."""
+    from .engine.alerts import AlertKind
+    from .events import EVENT_TYPES, matches
+
+    known = [t for t in EVENT_TYPES if t != "alert.*"]
+    types = known + [f"alert.{kind.value}" for kind in AlertKind]
+    for i, endpoint in enumerate(endpoints):
+        for j, pattern in enumerate(endpoint.get("events", ())):  # (no default applied in a list)
+            if not pattern.startswith("alert.") and not any(matches(t, [pattern]) for t in types):
+                add(("webhooks", "endpoints", i, "events", j),
+                    f"matches no event type (known: {', '.join(known)}, alert.<kind>; globs such as "
+                    "package.* and * take several)")
 
 
 def _check_cadence(cadence: list[dict[str, Any]], add: Callable[[tuple, str], None]) -> None:

@@ -912,3 +912,18 @@ def test_a_tracking_cadence_step_that_could_never_apply_is_refused_at_its_line(t
     assert problems(path) == [f"{path}:{line}: tracking.cadence[{i}].until_days: must be more than an "
                               "earlier step's 3 days (steps go youngest first: this one would never apply)"
                               for i, line in zip((1, 2), lines, strict=True)]
+
+
+def test_a_webhook_subscription_no_event_matches_is_refused_at_its_line(tmp_path):
+    """An endpoint subscribed to a misspelt type (order.shiped) or glob (packages.*) was accepted
+    and then sent nothing, with nothing to say why."""
+    events = "      events: [order.held, packages.*, '*_lost', alert.some_plugin_kind, order.shiped]"
+    text = _with("webhooks:\n  endpoints:\n    - name: erp\n      url: https://erp.example.com/hooks\n"
+                 "      secret: whsec_" + "W" * 24 + "\n" + events + "\n")
+    path = write(tmp_path, text)
+    line = _line_of(text, events)
+    said = "matches no event type (known: order.received, order.held"
+    found = problems(path)
+    assert [p.split(": ", 2)[:2] for p in found] == [[f"{path}:{line}", f"webhooks.endpoints[0].events[{j}]"]
+                                                     for j in (1, 4)]
+    assert all(said in p for p in found), found
