@@ -91,6 +91,12 @@ levels, and PyYAML composes (as the loader builds) each level with a call of its
 hundred overflowed Python's stack, a RecursionError."""
 
 
+MAX_VALUES = 100_000
+"""How many values a configuration may stand for, aliases expanded: a real one holds a few thousand,
+while a few anchors each repeating the one before stand for billions (built for minutes, until
+memory ran out)."""
+
+
 def too_deep(what: str) -> str:
     return f"{what} nests values more than {MAX_NESTING} levels deep (no setting needs that many)"
 
@@ -573,16 +579,24 @@ class _Located:
         self._scalar = yaml.SafeLoader("")
         self._written: dict[int, int] = {}  # id(mapping node) -> how many pairs it has, merge keys aside
         self._open: set[int] = set()  # id() of the nodes being built, from the root to this one
-        self._too_deep = False  # said already
+        self._too_deep = self.gave_up = False  # said already (gave_up: MAX_VALUES were built)
+        self._built = 0  # values built, each alias's once for each time it is used
 
     def build(self, node: yaml.Node, path: tuple = ()) -> Any:
         if not path:
             self._count_written(node)
+        self._built += 1
+        if self._built > MAX_VALUES:  # `&x1 [*x0, *x0, ...]`, `&x2 [*x1, *x1, ...]`, ...
+            if not self.gave_up:  # once: what is left is not built, each value would say it again
+                self.gave_up = True
+                self.problems.append(Problem(self.file, _line(self.lines, path), _shown(path),
+                                             f"the configuration stands for more than {MAX_VALUES} values "
+                                             "(aliases repeated inside aliases?)"))
+            return None
         if len(path) > MAX_NESTING:  # through aliases too: `&a1 [*a0]`, `&a2 [*a1]`, ...
             if not self._too_deep:  # once: the levels below, and their siblings, would say it again
                 self._too_deep = True
-                where = format_path(path[:4]) + ("..." if len(path) > 4 else "")
-                self.problems.append(Problem(self.file, node.start_mark.line + 1, where,
+                self.problems.append(Problem(self.file, node.start_mark.line + 1, _shown(path),
                                              too_deep("the configuration")))
             return None
         if id(node) in self._open:  # `a: &s {b: *s}`: built on, it would recurse without end
@@ -704,6 +718,11 @@ class _Located:
 _NOT_A_REFERENCE = ("holds a ${ that starts no environment variable reference: write ${NAME} or "
                     "${NAME:-default}, NAME of letters, digits and _ (not starting with a digit); a "
                     "value that really holds ${ comes from a variable (its value is taken as it is)")
+
+
+def _shown(path: tuple) -> str:
+    """A path cut to its first parts: one that is too deep or too long to build would fill a screen."""
+    return format_path(path[:4]) + ("..." if len(path) > 4 else "")
 
 
 def _line(lines: dict[tuple, int], path: tuple) -> int | None:
@@ -884,6 +903,8 @@ def load_config(path: str | os.PathLike[str], *, carrier_schemas: dict[str, dict
     if node is None:
         raise ConfigError([Problem(file, 1, "", "the file is empty")])
     data = located.build(node)
+    if located.gave_up:  # every value after the limit is missing: the schema's words would be noise
+        raise ConfigError(located.problems)
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, 1, "", "the top level must be a mapping")])
     _validate(SCHEMA, data, located)

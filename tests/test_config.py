@@ -927,3 +927,15 @@ def test_a_webhook_subscription_no_event_matches_is_refused_at_its_line(tmp_path
     assert [p.split(": ", 2)[:2] for p in found] == [[f"{path}:{line}", f"webhooks.endpoints[0].events[{j}]"]
                                                      for j in (1, 4)]
     assert all(said in p for p in found), found
+
+
+def test_aliases_repeated_inside_aliases_are_a_problem_not_a_hang(tmp_path):
+    """Eight short lines, each an anchor repeating the one before ten times, stand for 10^8 values:
+    `config check` and the daemon's start built them all, for minutes, until memory ran out."""
+    anchors = "  x0: &x0 [a, a, a, a, a, a, a, a, a, a]\n" + "".join(
+        f"  x{n}: &x{n} [{', '.join([f'*x{n - 1}'] * 10)}]\n" for n in range(1, 8))
+    text = MINIMAL.format(region="na", secret="s") + "sandbox:\n  emulators:\n" + anchors.replace(
+        "  x", "    x") + "    spapi: {lol: *x7}\n"
+    path = write(tmp_path, text)
+    found = problems(path)
+    assert len(found) == 1 and "more than 100000 values" in found[0], found
