@@ -438,13 +438,23 @@ class LoggingSettings(Settings):
     format: str
 
 
+# connector.sandbox.framework.FAULT_KINDS; not imported, to keep every command's start light
+SANDBOX_FAULT_KINDS = ("error_5xx", "timeout", "reset", "malformed")
+_RATE = {"type": "number", "minimum": 0, "maximum": 1}
+
+
 @dataclass(frozen=True, kw_only=True)
 class SandboxSettings(Settings):
     SCHEMA: ClassVar[dict[str, Any]] = _section({
         "base_port": {"type": "integer", "minimum": 1024, "maximum": 65000, "default": 8700},
         "seed": {"type": "integer", "default": 7},
         "orders": {"type": "integer", "minimum": 0, "default": 60},
-        "faults": {"type": ["number", "object"], "default": 0},
+        # the emulators refuse another kind (a ValueError when they start): refused here, at its line
+        "faults": {"if": {"type": "object"},
+                   "then": {"type": "object", "additionalProperties": False,
+                            "properties": dict.fromkeys(SANDBOX_FAULT_KINDS, _RATE)},
+                   "else": _RATE, "default": 0,
+                   "description": "one rate spread over the kinds, or a rate per kind"},
         "timeout_seconds": {"type": "number", "minimum": 0, "default": 3},
         "emulators": {"type": "object", "default": {}, "additionalProperties": {"type": "object"}},
     })

@@ -939,3 +939,26 @@ def test_aliases_repeated_inside_aliases_are_a_problem_not_a_hang(tmp_path):
     path = write(tmp_path, text)
     found = problems(path)
     assert len(found) == 1 and "more than 100000 values" in found[0], found
+
+
+@pytest.mark.parametrize(("faults", "field", "said"), [
+    ("{error_5xx: 0.1, eror_timeout: 0.2}", "sandbox.faults.eror_timeout", "unknown field"),
+    ("{reset: 2}", "sandbox.faults.reset", "must be <= 1"),
+    ("-0.5", "sandbox.faults", "must be >= 0"),
+])
+def test_a_sandbox_fault_rate_the_emulators_refuse_is_refused_at_its_line(tmp_path, faults, field, said):
+    """sandbox.faults took any number or mapping: a misspelt kind passed config check, then
+    `sandbox serve` and `demo` ended in a ValueError traceback from the emulators."""
+    text = _with(f"sandbox:\n  faults: {faults}\n")
+    path = write(tmp_path, text)
+    found = problems(path)
+    assert [p.split(": ", 2)[1] for p in found] == [field], found
+    assert found[0].startswith(f"{path}:{_line_of(text, f'  faults: {faults}')}: ") and said in found[0]
+    assert load_config(write(tmp_path, _with("sandbox:\n  faults: {timeout: 0.5, malformed: 0.1}\n")))
+
+
+def test_the_configurations_fault_kinds_are_the_emulators():
+    from connector.config import SANDBOX_FAULT_KINDS
+    from connector.sandbox.framework import FAULT_KINDS
+
+    assert SANDBOX_FAULT_KINDS == FAULT_KINDS
