@@ -117,3 +117,14 @@ def test_verify_agrees_with_the_standardwebhooks_package() -> None:
     # several signatures in one header (as during a secret rotation): one match is enough
     rotated = {**headers, "webhook-signature": f"v1,AAAA {headers['webhook-signature']}"}
     assert receiver_module.verify(SECRET, rotated, body) == Webhook(SECRET).verify(body, rotated)
+
+
+def test_a_timestamp_too_large_for_a_float_is_refused_not_a_crash(server) -> None:
+    """Anyone may post: a webhook-timestamp of 400 digits made `time.time() - timestamp` raise an
+    OverflowError, which verify() did not catch, in the docs' snippet as in the receiver."""
+    headers, body = signed(event())
+    huge = {**headers, "webhook-timestamp": "9" * 400}
+    with pytest.raises(receiver_module.InvalidSignature):
+        receiver_module.verify(SECRET, huge, body)
+    assert post(server, huge, body) == 401
+    assert server.events == []
