@@ -290,3 +290,26 @@ def test_error_answers_under_status_carry_the_security_headers(api, monkeypatch)
             assert r.headers.get(name) == value, (r.request.url, name)
     outside = client.get("/statusx")  # not under /status: the JSON API's own headers
     assert outside.status_code == 404 and "Content-Security-Policy" not in outside.headers
+
+
+def test_the_category_rows_count_packages_as_the_site_rows_and_report_vtr_do(worked):
+    """The folded table showed packages plus upcoming under "Packages", where the site table (and
+    `report vtr`) show the packages whose promised delivery has passed: a site of 0 packages and 5
+    upcoming read 0 above and 5 in its categories below."""
+    from connector.engine.vtr import report, shipped_packages
+    from connector.model import utcnow
+
+    a = worked
+    now = utcnow()
+    figures = report(shipped_packages(a.rt, since=now - status.timedelta(days=30)), now=now, window_days=30,
+                     first_scan_days=7)
+    assert any(row["upcoming"] for row in figures["vtr"]), "the sandbox's parcels are not due yet"
+    page = a.get("/status", scope="read").text
+    folded = page.split("By site and product category", 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r"<tr><td>(\w+)</td><td>([^<]*)</td>((?:\s*<td[^>]*>[^<]*</td>)+)", folded)
+    shown = {(site, html.unescape(category)): re.findall(r">([^<]*)</td>", rest)
+             for site, category, rest in cells}
+    assert shown and len(shown) == len(figures["vtr"])
+    for row in figures["vtr"]:
+        packages, upcoming = shown[(row["site"], row["category"])][:2]
+        assert (int(packages), int(upcoming)) == (row["packages"], row["upcoming"]), row
