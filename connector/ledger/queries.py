@@ -345,6 +345,16 @@ class OrderQueries:
                + " GROUP BY state, site")
         return {(r[0], r[1]): int(r[2]) for r in self._conn().execute(sql, params).fetchall()}
 
+    def retrying_count(self, states: Iterable[OrderState | str]) -> int:
+        """Orders among ``states`` with a failed attempt since their last step (what ``order_page``
+        lists with ``attempted=True``), counted in SQL."""
+        filters = _filters(OrderState, states, {}, None)
+        if filters is None:
+            return 0
+        where, params = filters
+        sql = "SELECT COUNT(*) FROM orders WHERE " + " AND ".join([*where, "attempts > 0"])
+        return int(self._conn().execute(sql, params).fetchone()[0])
+
     def held_summary(self) -> dict[str, tuple[int, str, str]]:
         """Per hold reason of the HELD orders: how many, and the id and message of the first of them
         (by update time, then order id)."""

@@ -313,3 +313,31 @@ def test_the_category_rows_count_packages_as_the_site_rows_and_report_vtr_do(wor
     for row in figures["vtr"]:
         packages, upcoming = shown[(row["site"], row["category"])][:2]
         assert (int(packages), int(upcoming)) == (row["packages"], row["upcoming"]), row
+
+
+def test_the_retrying_and_refused_counts_are_every_such_order_not_the_rows_shown(api, monkeypatch):
+    """The headings counted the rows listed: past the first 50 (here 2) retrying orders or refused
+    labels, "Retrying (50)" however many were waiting."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from connector.model import utcnow
+
+    from .test_api_shipments import ADDRESS, other_channel
+
+    monkeypatch.setattr(status, "RETRYING", 2)
+    monkeypatch.setattr(status, "FAILED_SHOWN", 2)
+    a = api({"routing": {"sites": {"US": ["yanwen:*"]}}})
+    refused = {**ADDRESS, "postal_code": "9810 1"}  # Yanwen refuses the ZIP: the package FAILED
+    for n in range(3):
+        r = a.post("/v1/shipments", scope="operate", json=other_channel(f"refused-{n}", f"SO-F{n}",
+                                                                       ship_to=refused))
+        assert r.json()["hold"]["reason"] == "carrier_rejected", r.text
+    monkeypatch.setattr(a.rt.config, "api", replace(a.rt.config.api, shipment_wait_seconds=0))
+    for n in range(3):  # recorded, not driven: NEW, then a step that failed and waits to retry
+        assert a.post("/v1/shipments", scope="operate",
+                      json=other_channel(f"retry-{n}", f"SO-R{n}")).status_code == 202
+        a.rt.ledger.defer(f"shopify-SO-R{n}", utcnow() + timedelta(hours=1), "the carrier timed out")
+    page = a.get("/status", scope="read").text
+    assert "<h3>Retrying (3)</h3>" in page
+    assert re.search(r"<h3>Labels the carrier refused, last 30 days \(3\)</h3>", page)

@@ -49,6 +49,7 @@ COOKIE_MAX_AGE = 12 * 3600  # sign in again after a working day
 BACKLOG_STATES = (OrderState.HELD, *ACTIVE_ORDER_STATES)
 HELD_ON_OVERVIEW = 50
 RETRYING = 50
+FAILED_SHOWN = 50           # labels the carrier refused: the newest this many are listed
 HELD_PAGE = 100
 NEAREST = 15
 RECENT_EVENTS = 25
@@ -254,7 +255,8 @@ def _backlog(rt: Any, now: datetime) -> dict[str, Any]:
             "held": [_hold_row(r, now, warn) for r in held],
             "held_total": counts.get(OrderState.HELD.value, 0),
             "reasons": sorted(ledger.held_reasons().items(), key=lambda kv: (-kv[1], kv[0])),
-            "nearest": nearest, "retrying": retrying}
+            "nearest": nearest, "retrying": retrying,
+            "retrying_total": ledger.retrying_count(ACTIVE_ORDER_STATES)}
 
 
 def _vtr(rt: Any, now: datetime) -> dict[str, Any]:
@@ -322,7 +324,7 @@ def _carriers(rt: Any, now: datetime) -> dict[str, Any]:
     mix = [{"carrier": c, "labels": n, "share": _pct(100 * n / labels), "width": round(100 * n / labels)}
            for c, n in sorted(by_carrier.items(), key=lambda kv: (-kv[1], kv[0]))] if labels else []
     return {"window": window, "rows": rows, "mix": mix, "labels": labels, "spend": _money(spend),
-            "refunded": _money(refunded), "failed": failed[-50:]}
+            "refunded": _money(refunded), "failed": failed[-FAILED_SHOWN:], "failed_total": len(failed)}
 
 
 def _events(rt: Any) -> list[dict[str, Any]]:
