@@ -40,6 +40,7 @@ from .rules import (
 from .webhooks import WebhookSettings
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_BARE_VAR = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")  # $NAME, as a shell reads it: not read here
 
 
 @dataclass(frozen=True)
@@ -649,6 +650,9 @@ class _Located:
         value = self._construct(node, path)
         if isinstance(value, str) and "${" in value:
             value = self._interpolate(value, node, path)
+        elif isinstance(value, str) and _BARE_VAR.fullmatch(value.strip()):
+            self._unreadable(node, path, _BARE_REFERENCE)  # it would be sent as the secret, or be the path
+            return ""
         if isinstance(value, date) and not isinstance(value, str):
             value = value.isoformat()
         return value
@@ -723,6 +727,11 @@ class _Located:
             return result if isinstance(value, str) else value
         return result
 
+
+# Its text is not shown either: a secret may be a $ and letters
+_BARE_REFERENCE = ("is a $ and a name, which is not read from the environment: write ${NAME} or "
+                   "${NAME:-default}; a value that really is such text comes from a variable (its value is "
+                   "taken as it is)")
 
 # Its text is not shown: the value may be a secret that holds "${"
 _NOT_A_REFERENCE = ("holds a ${ that starts no environment variable reference: write ${NAME} or "

@@ -741,7 +741,9 @@ def test_no_secret_in_the_repr_of_the_configuration_or_its_sections(tmp_path):
     "${LWA-CLIENT-SECRET}",  # dashes
     "${LWA_CLIENT_SECRET:default}",  # the default's ':-' written ':'
     "${LWA_CLIENT_SECRET",  # not closed
-    "'${1PASSWORD_ITEM}'"])  # a name starting with a digit
+    "'${1PASSWORD_ITEM}'",  # a name starting with a digit
+    "$LWA_CLIENT_SECRET",  # no braces, as a shell takes it
+    "'$LWA_CLIENT_SECRET'"])
 def test_a_mistyped_variable_reference_is_refused_not_taken_as_the_secret(tmp_path, monkeypatch, written):
     """Only ${NAME} and ${NAME:-default} were replaced; a reference mistyped was kept as written,
     so `config check` said OK and the daemon sent '${LWA_CLIENT_SECRET }' to Amazon as the secret."""
