@@ -587,6 +587,7 @@ class _Located:
         self.lines: dict[tuple, int] = {}
         self.problems: list[Problem] = []
         self.substituted: dict[tuple, str] = {}  # path -> a plain scalar's text after ${VAR} substitution
+        self.typed: dict[tuple, str] = {}  # path -> what YAML read a plain scalar as, when not text
         self._scalar = yaml.SafeLoader("")
         self._written: dict[int, int] = {}  # id(mapping node) -> how many pairs it has, merge keys aside
         self._open: set[int] = set()  # id() of the nodes being built, from the root to this one
@@ -653,6 +654,8 @@ class _Located:
         elif isinstance(value, str) and _BARE_VAR.fullmatch(value.strip()):
             self._unreadable(node, path, _BARE_REFERENCE)  # it would be sent as the secret, or be the path
             return ""
+        elif isinstance(value, bool | int | float) and node.style is None:  # 518057, NO: not text to YAML
+            self.typed[path] = "true or false" if isinstance(value, bool) else "a number"
         if isinstance(value, date) and not isinstance(value, str):
             value = value.isoformat()
         return value
@@ -789,6 +792,8 @@ def _validate(schema: dict[str, Any], data: Any, located: _Located, prefix: tupl
         found = problems(schema, data)
     for path, message in found:
         full = prefix + path
+        if message == "must be a string" and full in located.typed:  # the operator wrote text, as they see it
+            message += f" (YAML reads the value, unquoted, as {located.typed[full]}: put it in quotes)"
         if format_path(full) not in unreadable:
             located.problems.append(Problem(located.file, _line(located.lines, full), format_path(full),
                                             message))

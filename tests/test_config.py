@@ -964,3 +964,19 @@ def test_the_configurations_fault_kinds_are_the_emulators():
     from connector.sandbox.framework import FAULT_KINDS
 
     assert SANDBOX_FAULT_KINDS == FAULT_KINDS
+
+
+@pytest.mark.parametrize(("written", "read_as"), [
+    ("  postal_code: 518057\n", "a number"),  # digits unquoted: a number
+    ("  postal_code: 0755\n", "a number"),  # ... and 0755 even an octal one, 493
+    ("  postal_code: NO\n", "true or false"),  # NO, yes, on, off: YAML 1.1's booleans
+])
+def test_text_yaml_reads_as_another_type_where_a_string_belongs_is_said_to_need_quotes(tmp_path, written,
+                                                                                     read_as):
+    """`postal_code: 518057` was refused with "must be a string", though a string is what the
+    operator wrote: YAML read it as a number, and nothing said so, or to quote it."""
+    phone = '  phone: "+86 1"\n'
+    text = MINIMAL.format(region="na", secret="s").replace(phone, phone + written)
+    path = write(tmp_path, text)
+    assert problems(path) == [f"{path}:8: ship_from.postal_code: must be a string (YAML reads the value, "
+                              f"unquoted, as {read_as}: put it in quotes)"]
