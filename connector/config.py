@@ -92,10 +92,10 @@ levels, and PyYAML composes (as the loader builds) each level with a call of its
 hundred overflowed Python's stack, a RecursionError."""
 
 
-MAX_VALUES = 100_000
-"""How many values a configuration may stand for, aliases expanded: a real one holds a few thousand,
-while a few anchors each repeating the one before stand for billions (built for minutes, until
-memory ran out)."""
+MAX_VALUES = 250_000
+"""How many values a configuration may stand for, aliases expanded: a real one holds a few thousand
+(tens of thousands with a large rate card written inline), while a few anchors each repeating the
+one before stand for billions (built for minutes, until memory ran out)."""
 
 
 def too_deep(what: str) -> str:
