@@ -976,6 +976,9 @@ def _check_cross_references(data: dict[str, Any], located: _Located, carrier_sch
                 add(("accounts", i, "marketplaces", j),
                     f"unknown Amazon site {site} (known: {', '.join(sites)}; a new site needs "
                     f"{', '.join(IDENTITY_FIELDS)} under site_rules.{site})")
+            elif sites[site].code != site:  # GB: the site's rules, the orders' site, are UK
+                add(("accounts", i, "marketplaces", j),
+                    f"the site is written {sites[site].code} here, not {site}")
             elif sites[site].region != region:
                 add(("accounts", i, "marketplaces", j),
                     f"site {site} is in region {sites[site].region}, not {region}")

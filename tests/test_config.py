@@ -981,3 +981,12 @@ def test_text_yaml_reads_as_another_type_where_a_string_belongs_is_said_to_need_
     path = write(tmp_path, text)
     assert problems(path) == [f"{path}:8: ship_from.postal_code: must be a string (YAML reads the value, "
                               f"unquoted, as {read_as}: put it in quotes)"]
+
+
+def test_gb_for_the_site_uk_in_an_accounts_marketplaces_is_refused_at_its_line(tmp_path):
+    """An account selling on [GB] passed the loader (the site table reads GB as UK), then `config
+    check` and the daemon refused it with "no site rules for GB (install mfn-marketplace-amazon...)",
+    though that plugin was installed: the site's rules are under UK."""
+    text = MINIMAL.format(region="eu", secret="s").replace("[US]", "[DE, GB]")
+    path = write(tmp_path, text)
+    assert problems(path) == [f"{path}:11: accounts[0].marketplaces[1]: the site is written UK here, not GB"]
