@@ -198,7 +198,17 @@ def csv_item_rows(reader: csv.DictReader, lines: list[str]) -> Iterable[tuple[in
     :class:`str` -- why it cannot be taken as an item (the catalog file's and the API's CSV alike)."""
     header = reader.fieldnames or []
     last = 1
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a value past the module's size limit, say: the rest is not read
+            first = last + 1
+            while first < len(lines) and not lines[first - 1]:
+                first += 1
+            yield first, _Unreadable(_csv_error(exc))
+            return
         first, last = last + 1, reader.line_num
         while first < last and not lines[first - 1]:  # an empty line the reader skipped: no row
             first += 1
@@ -210,6 +220,14 @@ def csv_item_rows(reader: csv.DictReader, lines: list[str]) -> Iterable[tuple[in
                                     "(a value with a comma in it goes in double quotes)")
         else:
             yield last, row
+
+
+def _csv_error(exc: csv.Error) -> str:
+    if "field limit" in str(exc):  # a quote left open made the rest of the file one value
+        return (f"a quote opened on this line is never closed: the rest of the file was read as one value "
+                f"of more than {csv.field_size_limit()} characters (a quote inside a value is written "
+                "twice: \"\")")
+    return f"cannot be read as CSV from this line on ({exc})"
 
 
 def _yaml_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -288,3 +288,18 @@ def test_a_yaml_catalog_nested_too_deeply_names_its_line_not_a_traceback(tmp_pat
         load_catalog(path)
     [problem] = [str(p) for p in info.value.problems]
     assert problem.startswith(f"{path}:2: the catalog nests values more than 64 levels deep"), problem
+
+
+def test_a_quote_never_closed_in_a_large_catalog_names_its_line_not_a_traceback(tmp_path):
+    """In a catalog over 128 KiB, a quote left open read the rest of the file as one value, past
+    the csv module's limit for one: its csv.Error escaped, and `config check` and `run` ended in a
+    traceback instead of naming the line, as they do for a small file."""
+    path = tmp_path / "c.csv"
+    rows = "".join(f"SKU-{n:05d},10,1,1,1,Item,甲,123456,1.0,USD,no\n" for n in range(4000))
+    path.write_text(HEADER + "A,10,1,1,1,Item,甲,123456,1.0,USD,no\n"
+                    '"B,10,1,1,1,Item,乙,123456,1.0,USD,no\n' + rows, encoding="utf-8")
+    assert path.stat().st_size > 131072
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    [problem] = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"{path}:3: a quote opened on this line is never closed"), problem
