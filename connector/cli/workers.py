@@ -39,10 +39,16 @@ def workers_cmd(state: State, as_json: bool) -> None:
             return "died" if w.ended == "died" else "stopped"
         return "alive" if w.alive(now, lease_s) else "dead"
 
+    def owner(lease) -> str | None:
+        """Who holds the lease now: a lease ended (given back, or run out) keeps its last owner's
+        id in the row, but nobody holds it."""
+        running = lease.worker_id and lease.expires_at and lease.expires_at > now
+        return lease.worker_id if running else None
+
     owned: dict[str, list[str]] = {}
     for lease in leases:
-        if lease.worker_id and lease.expires_at and lease.expires_at > now:
-            owned.setdefault(lease.worker_id, []).append(lease.key)
+        if (holder := owner(lease)) is not None:
+            owned.setdefault(holder, []).append(lease.key)
     if as_json:
         click.echo(json.dumps({
             "ledger": "postgresql", "shared": True,
@@ -50,7 +56,7 @@ def workers_cmd(state: State, as_json: bool) -> None:
                          "heartbeat_at": _iso(w.heartbeat_at), "owns": sorted(owned.get(w.worker_id, [])),
                          "serves": list(w.serves)}
                         for w in workers],
-            "leases": [{"account": ls.key, "worker_id": ls.worker_id, "expires_at": _iso(ls.expires_at),
+            "leases": [{"account": ls.key, "worker_id": owner(ls), "expires_at": _iso(ls.expires_at),
                         "handovers": ls.handovers} for ls in leases]}, indent=2))
         return
     click.echo(f"{'worker':<40} {'status':<8} {'heartbeat':>10}  owns")
@@ -73,8 +79,7 @@ def workers_cmd(state: State, as_json: bool) -> None:
     click.echo(f"{'account':<24} {'owner':<40} {'lease left':>10}  handovers")
     for lease in leases:
         left = (lease.expires_at - now).total_seconds() if lease.expires_at else 0.0
-        owner = lease.worker_id if lease.worker_id and left > 0 else "(free)"
-        click.echo(f"{lease.key:<24} {owner:<40} {max(left, 0):>9.0f}s  {lease.handovers}")
+        click.echo(f"{lease.key:<24} {owner(lease) or '(free)':<40} {max(left, 0):>9.0f}s  {lease.handovers}")
 
 
 def _iso(value: datetime | None) -> str | None:
