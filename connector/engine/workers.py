@@ -16,7 +16,6 @@ then the ledger's claims and the per-order locks keep every label and confirmati
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
 import socket
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..ledger import Ledger
-from ..ledger.leases import LeaseCensus
+from ..ledger.leases import LeaseCensus, fair_share
 
 try:
     import fcntl
@@ -43,8 +42,9 @@ JOIN_SECONDS = 1.0  # a starting worker registers, then waits this long before i
 def would_rebalance(census: LeaseCensus, accounts: int, owned: set[str]) -> bool:
     """Whether a heartbeat now would move a lease: this worker holds more than its fair share, or
     less while an account is free, or a job (``@leader``) is free."""
-    share = math.ceil(accounts / max(census.live_workers, 1))
     mine = sum(1 for key in owned if not key.startswith("@"))
+    fuller_others = max(census.fuller_workers - (mine > accounts // max(census.live_workers, 1)), 0)
+    share = fair_share(accounts, census.live_workers, fuller_others)
     return mine > share or (mine < share and census.free_accounts > 0) or census.free_jobs > 0
 
 

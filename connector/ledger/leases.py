@@ -4,8 +4,9 @@ Several daemons share a PostgreSQL ledger. Each seller account (the unit of Amaz
 leased to one worker at a time, so the account's token buckets live in one process and stay
 exact. A worker renews its leases with every heartbeat; a lease not renewed within the lease time
 expires and the next heartbeat of another worker takes it over. Each heartbeat also rebalances: a
-worker holds at most its fair share (accounts / live workers, rounded up) and gives back the rest,
-so a worker that joins gets accounts within a few seconds: between heartbeats each worker takes a
+worker holds at most its fair share (accounts / live workers: rounded up for as many workers as
+the division leaves accounts over, down for the rest, see :func:`fair_share`) and gives back the
+rest, so a worker that joins gets accounts within a few seconds: between heartbeats each worker takes a
 cheap :meth:`LeaseStore.lease_census` and beats at once when it would move an account (see
 :mod:`connector.engine.workers`).
 
@@ -31,7 +32,7 @@ Mixed into the SQL ledger stores; uses their ``_conn``/``_write``/``_clock``.
 """
 from __future__ import annotations
 
-import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,16 +76,34 @@ class LeaseRow:
 @dataclass(frozen=True)
 class LeaseCensus:
     """What decides whether a heartbeat now would move a lease: the workers alive by their
-    heartbeats, and the keys nobody holds."""
+    heartbeats, the keys nobody holds, and how many of those workers hold more accounts than
+    the even split (``accounts // live_workers``, see :func:`fair_share`)."""
 
     live_workers: int
     free_accounts: int
     free_jobs: int
+    fuller_workers: int = 0
+
+
+def fair_share(accounts: int, workers: int, fuller_others: int) -> int:
+    """How many of ``accounts`` one of ``workers`` live workers (itself counted) may hold:
+    ``accounts // workers``, and one more while fewer than ``accounts % workers`` of the others
+    (``fuller_others``) hold more than that. So six accounts among four workers are held 2, 2, 1
+    and 1; each keeping the share rounded up (2), three workers took all six and the fourth stood idle."""
+    base, extra = divmod(accounts, max(workers, 1))
+    return base + 1 if fuller_others < extra else base
 
 
 def _listed(accounts: Sequence[str]) -> str:
     """A worker's accounts as recorded: sorted, comma-separated (names cannot hold a comma)."""
     return ",".join(sorted(set(accounts)))
+
+
+def _held(rows: Sequence[Any], now: str, accounts: Sequence[str], workers: set[str]) -> Counter[str]:
+    """How many of ``accounts`` each of ``workers`` holds now, by the lease rows."""
+    keys = set(accounts)
+    return Counter(r["worker_id"] for r in rows if r["account_key"] in keys and r["worker_id"] in workers
+                   and r["expires_at"] > now)
 
 
 class LeaseStore:
@@ -102,15 +121,19 @@ class LeaseStore:
         Only the workers serving the same accounts count (see :meth:`worker_heartbeat`)."""
         conn = self._conn()
         moment = self.lease_now(conn)
-        alive_since = _ts(moment - timedelta(seconds=lease_seconds))
-        live = conn.execute("SELECT COUNT(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?"
-                            " AND accounts = ?", (alive_since, _listed(accounts))).fetchone()[0]
+        now, alive_since = _ts(moment), _ts(moment - timedelta(seconds=lease_seconds))
+        live = {r["worker_id"] for r in conn.execute(
+            "SELECT worker_id FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ? AND accounts = ?",
+            (alive_since, _listed(accounts)))}
         wanted = set(accounts) | set(jobs)
-        free = [r["account_key"] for r in conn.execute(
-            "SELECT account_key FROM account_leases WHERE worker_id IS NULL OR expires_at <= ?",
-            (_ts(moment),)).fetchall() if r["account_key"] in wanted]
+        rows = [r for r in conn.execute("SELECT account_key, worker_id, expires_at FROM account_leases")
+                if r["account_key"] in wanted]
+        free = [r["account_key"] for r in rows if r["worker_id"] is None or r["expires_at"] <= now]
         free_jobs = sum(1 for key in free if key.startswith("@"))
-        return LeaseCensus(int(live), len(free) - free_jobs, free_jobs)
+        held = _held(rows, now, accounts, live)
+        base = len(accounts) // max(len(live), 1)
+        return LeaseCensus(len(live), len(free) - free_jobs, free_jobs,
+                           sum(1 for n in held.values() if n > base))
 
     def worker_heartbeat(self, worker_id: str, *, host: str, pid: int, accounts: Sequence[str],
                          jobs: Sequence[str] = (), lease_seconds: float,
@@ -166,9 +189,12 @@ class LeaseStore:
                 # a worker with no room for them would otherwise leave them held until they expire)
                 conn.execute("UPDATE account_leases SET expires_at = ? WHERE worker_id = ?"
                              " AND expires_at > ?", (now, other, now))
-            share = math.ceil(len(accounts) / (1 + len(peers - dead)))
             rows = conn.execute("SELECT account_key, worker_id, expires_at FROM account_leases"
                                 " ORDER BY account_key").fetchall()
+            workers = 1 + len(peers - dead)
+            held = _held(rows, now, accounts, peers - dead)
+            share = fair_share(len(accounts), workers,
+                               sum(1 for n in held.values() if n > len(accounts) // workers))
             wanted = set(accounts) | set(jobs)
             mine = [r["account_key"] for r in rows if r["worker_id"] == worker_id and r["expires_at"] > now
                     and r["account_key"] in wanted]

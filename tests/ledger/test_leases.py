@@ -91,6 +91,22 @@ def test_a_new_worker_gets_a_fair_share_and_no_account_has_two_owners(ledger, cl
     assert set().union(*owners) == set(ACCOUNTS)
 
 
+def test_workers_that_cannot_split_the_accounts_evenly_leave_none_of_them_idle(ledger, clock: Clock) -> None:
+    """Six accounts among four workers: two hold 2, two hold 1. Each taking the rounded-up share
+    (2), the first three took all six and the fourth stood idle for as long as they ran."""
+    workers = ("w1", "w2", "w3", "w4")
+    for worker in workers:  # all registered: each takes its share of what is free
+        beat(ledger, worker)
+    for _ in range(3):
+        clock.advance(1)
+        held = {worker: accounts(beat(ledger, worker)) for worker in workers}
+    assert sorted(len(keys) for keys in held.values()) == [1, 1, 2, 2]
+    assert set().union(*held.values()) == set(ACCOUNTS)
+    for worker, keys in held.items():  # settled: the census moves nobody to beat early
+        mine = keys | ({"@leader"} if worker == "w1" else set())
+        assert not would_rebalance(census(ledger), len(ACCOUNTS), mine), worker
+
+
 def test_workers_whose_configurations_disagree_still_cover_every_account(ledger, clock: Clock) -> None:
     """A rolling deploy or a stale file: a third worker serves one account only. Counted among all
     three, the other two kept 2 each and left two accounts nobody else lists without an owner;
@@ -475,7 +491,7 @@ def test_the_census_counts_live_workers_and_free_leases(ledger, clock: Clock) ->
     assert census(ledger) == LeaseCensus(1, 0, 0)
     clock.advance(1)
     beat(ledger, "w2")  # nothing free for it: w1 holds all
-    assert census(ledger) == LeaseCensus(2, 0, 0)
+    assert census(ledger) == LeaseCensus(2, 0, 0, fuller_workers=1)  # w1: more than 6 // 2
     beat(ledger, "w1")  # gives 3 back
     assert census(ledger) == LeaseCensus(2, 3, 0)
     ledger.release_worker("w1", lease_seconds=LEASE)  # its 3 accounts and the leader job are free; it is gone
@@ -495,12 +511,12 @@ def test_a_free_lease_of_an_account_no_longer_configured_moves_no_worker_to_beat
     member.shared = True  # (as with PostgreSQL: the lease logic is the same on both stores)
     hold = getattr(ledger, "hold_worker_lock", None)
     member._liveness = hold(member.worker_id) if hold else None  # as start() takes it
-    for _ in range(2):  # all register, then w1 gives back what the others take: 2 each
+    for _ in range(2):  # all register, then w1 gives back what the others take: 2, 2, 1 and 1
         owned = [beat(ledger, w) for w in ("w1", "w2", "w3")]
         member.heartbeat()
-    assert [len(accounts(keys)) for keys in owned] == [2, 2, 2] and member.owned() == set()
-    assert not member._shares_moved()  # under its share, but nothing it could take is free
-    assert census(ledger) == LeaseCensus(4, 0, 0)  # 'gone' is free, but nobody is to take it
+    assert [len(accounts(keys)) for keys in owned] == [2, 2, 1] and len(member.owned()) == 1
+    assert not member._shares_moved()  # at its share, and nothing it could take is free
+    assert census(ledger) == LeaseCensus(4, 0, 0, fuller_workers=2)  # 'gone' is free, nobody takes it
 
 
 def test_a_worker_beats_early_exactly_when_a_heartbeat_would_move_a_lease() -> None:
