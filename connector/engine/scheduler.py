@@ -140,7 +140,9 @@ class Scheduler:
                 free = workers - len(in_flight)
                 if free > 0 and now >= self._paused_until:
                     membership = self.rt.membership
-                    owned = membership.owned() if membership is not None and membership.shared else None
+                    owned = None
+                    if membership is not None and membership.shared:  # accounts, not jobs (@leader)
+                        owned = {key for key in membership.owned() if not key.startswith("@")}
                     skip = set(in_flight) | set(resting)
                     headed = Counter(in_flight[o][0] for o in confirming)
                     try:

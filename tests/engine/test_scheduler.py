@@ -462,3 +462,31 @@ def test_an_accounts_poll_waiting_for_quota_holds_no_other_accounts_next_poll(no
     finally:
         stop(engine, runner)
     assert not runner.is_alive()
+
+
+def test_a_leading_worker_reads_no_window_past_the_accounts_it_owns(no_periodic_jobs) -> None:
+    """The worker that leads also owns the ``@leader`` job, which is no account: counted as an
+    owned account not seen yet, every full window of its accounts' orders was read again past them
+    (once a second), each such read finding nothing."""
+    reads_past: list[set[str]] = []
+
+    class Counting(TwoAccountLedger):
+        def schedule(self, states, *, except_accounts=(), **kwargs):
+            if except_accounts and "NEW" in {getattr(s, "value", s) for s in states}:
+                reads_past.append(set(except_accounts))
+            return super().schedule(states, except_accounts=except_accounts, **kwargs)
+
+    ledger = Counting([f"a-{n}" for n in range(30)])  # more than one window of account a's orders
+
+    def drive(rt, order_id, should_stop):
+        time.sleep(0.05)  # (left due: the window stays full)
+
+    engine = make_engine(ledger, workers=2)
+    engine.rt.config.accounts = [SimpleNamespace(name="a")]
+    engine.rt.membership = SimpleNamespace(shared=True, owned=lambda: {"a", "@leader"})
+    runner = start(engine, drive)
+    try:
+        time.sleep(2.5)
+    finally:
+        stop(engine, runner)
+    assert reads_past == []
