@@ -28,7 +28,9 @@ or a callable) and a waiting caller raises :class:`QuotaWaitInterrupted` -- noth
 Quota state survives a restart: with a store attached (:meth:`RateLimiter.attach_store`, the
 ledger's ``load_quota_state``/``save_quota_state``), each account's buckets are saved with
 wall-clock times -- after a 429 at once, otherwise at most every ``save_every`` seconds while in
-use, and on :meth:`RateLimiter.save` (shutdown) -- and restored when a bucket is first used, so a
+use (a change left waiting by the last save is saved by :meth:`RateLimiter.save_due`, which the
+daemon calls every tick), and on :meth:`RateLimiter.save` (shutdown) -- and restored when a bucket
+is first used, so a
 restarted daemon neither storms Amazon with a bucket it believes full nor waits for one it
 believes empty. The account key is the account name: one account is one seller in one region.
 """
@@ -486,6 +488,21 @@ class RateLimiter:
             due = self._clock() - self._last_save.get(account, float("-inf")) >= self.save_every
         if penalized or due:
             self.save(account)
+
+    def save_due(self, may_save: Callable[[str], bool] = lambda account: True) -> None:
+        """Save the accounts whose changes wait unsaved since a save ``save_every`` seconds old, and
+        that ``may_save`` (the daemon: those whose lease it holds; another worker's state is not
+        this one's to write). A change within ``save_every`` of the last save waits for the next
+        change: a bucket used in a burst (a poll's pages) and then left idle would keep it unsaved
+        until its next use or the shutdown, and a crash meanwhile lose it. The daemon calls this
+        every tick."""
+        with self._save_lock:
+            now = self._clock()
+            waiting = [account for account in sorted(self._dirty)
+                       if now - self._last_save.get(account, float("-inf")) >= self.save_every]
+        for account in waiting:
+            if may_save(account):
+                self.save(account)
 
     def states(self, account: str) -> dict[str, dict[str, Any]]:
         """What :meth:`save` stores for ``account``: operation -> bucket state."""

@@ -192,6 +192,12 @@ class Runtime:
             if client.account in gained or client.account in stale:
                 client.limiter.reload(client.account)
 
+    def save_quotas(self) -> None:
+        """Quota changes left unsaved since a save ``save_every`` old, of the accounts this daemon
+        acts for (one whose lease ran out may have been spent by another worker since)."""
+        for limiter in {id(c.limiter): c.limiter for c in self.amazon.values()}.values():
+            limiter.save_due(self.acts_for)
+
     def leads(self) -> bool:
         """Whether this daemon runs the jobs done once for all workers (tracking, alerts, purge,
         hooks, webhooks): always, unless it shares a PostgreSQL ledger and another worker leads,

@@ -260,8 +260,8 @@ class Scheduler:
 
     def _periodic_loop(self, tick_seconds: float) -> None:
         """Every tick: confirmations verified from pages of shipped orders and bulk confirmation
-        by feed (each paces itself per owned account); hourly, purged buyers' label files erased
-        from this worker's disk."""
+        by feed (each paces itself per owned account), and the quota changes left unsaved saved;
+        hourly, purged buyers' label files erased from this worker's disk."""
         from .feeds import run_feeds
         from .verify import verify_in_bulk
 
@@ -271,6 +271,7 @@ class Scheduler:
                     self._guarded(job, self.rt, self.stop.is_set)
             if not self.stop.is_set():
                 self._guarded(self.engine.erase_files)
+            self._guarded(self.rt.save_quotas)  # a burst's last quota changes, before a crash loses them
             self.stop.wait(tick_seconds)
 
     def _leader_loop(self, tick_seconds: float) -> None:

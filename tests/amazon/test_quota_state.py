@@ -112,6 +112,46 @@ def test_state_is_saved_while_in_use_at_most_every_few_seconds(tmp_path: Path) -
     assert store.saves[-1]["confirmShipment"]["tokens"] == pytest.approx(bucket.available)
 
 
+def test_a_burst_left_idle_is_saved_by_the_daemons_flush_and_survives_a_crash(ledger) -> None:
+    """A poll reading many pages takes searchOrders tokens in a burst: the first is saved, the rest
+    fall within ``save_every`` of it, and the bucket then idles until the next poll. Those takes
+    were saved only at the next use or at the shutdown: a crash (kill -9, the host lost) meanwhile
+    lost them, and the restarted daemon sent calls Amazon's drained bucket answers with 429s."""
+    wall = FakeClock(1_800_000_000.0)
+    first = Process(ledger, wall, start=100.0)
+    bucket = first.search_bucket()
+    for _ in range(15):  # the pages of one poll
+        bucket.acquire()
+    first.clock.advance(10)  # the poll is over; the daemon's periodic flush runs ...
+    wall.advance(10)
+    first.limiter.save_due()
+    # ... and the daemon is killed: nothing more is saved
+    second = Process(ledger, wall, start=0.0)
+    assert second.search_bucket().available == pytest.approx(BURST - 15 + 10 * RATE, abs=0.01)
+
+
+def test_the_flush_saves_only_what_is_due_and_what_the_daemon_may_save() -> None:
+    saved: list[str] = []
+    store = type("Store", (), {"load_quota_state": lambda self, account: {},
+                               "save_quota_state": lambda self, account, states: saved.append(account)})()
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep, wall=clock, save_every=5.0)
+    limiter.attach_store(store)
+    for account in ("mine", "theirs"):
+        limiter.bucket(account, "getOrder").acquire()  # saved at once: the first change
+        limiter.bucket(account, "getOrder").acquire()  # within save_every: waits
+    assert saved == ["mine", "theirs"]
+    limiter.save_due(lambda account: account == "mine")
+    assert saved == ["mine", "theirs"]  # not due yet
+    clock.advance(5)
+    limiter.save_due(lambda account: account == "mine")
+    assert saved == ["mine", "theirs", "mine"]  # (another worker's now: its state is not ours to write)
+    limiter.save_due(lambda account: True)
+    assert saved == ["mine", "theirs", "mine", "theirs"]  # still to save when it may be
+    limiter.save_due()
+    assert saved == ["mine", "theirs", "mine", "theirs"]  # nothing left
+
+
 def test_the_rate_amazon_reported_is_remembered_but_configuration_still_wins(ledger) -> None:
     wall = FakeClock(1_800_000_000.0)
     first = Process(ledger, wall, start=0.0)

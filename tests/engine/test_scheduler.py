@@ -55,7 +55,7 @@ def make_engine(ledger: FakeLedger, *, poll=lambda accounts: 0, workers: int = 3
     stop = threading.Event()
     rt = SimpleNamespace(engine=SimpleNamespace(workers=workers, poll_interval_seconds=3600), ledger=ledger,
                          membership=None, config=SimpleNamespace(accounts=[SimpleNamespace(name="acct")]),
-                         leads=lambda: False)
+                         leads=lambda: False, save_quotas=lambda: None)
     return SimpleNamespace(rt=rt, stop_event=stop, poll_accounts=poll, _leader_jobs=lambda: 0,
                            erase_files=lambda: None)
 
@@ -490,3 +490,16 @@ def test_a_leading_worker_reads_no_window_past_the_accounts_it_owns(no_periodic_
     finally:
         stop(engine, runner)
     assert reads_past == []
+
+
+def test_the_periodic_thread_saves_the_quota_changes_left_unsaved(no_periodic_jobs) -> None:
+    """A burst's last quota changes wait for the next use of the bucket: the daemon saves them at
+    its next tick, so a crash loses at most a tick of them."""
+    engine = make_engine(FakeLedger([]))
+    flushed = threading.Event()
+    engine.rt.save_quotas = flushed.set
+    runner = start(engine, lambda rt, order_id, should_stop: None)
+    try:
+        assert flushed.wait(5)
+    finally:
+        stop(engine, runner)

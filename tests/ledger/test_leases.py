@@ -619,6 +619,25 @@ def test_a_worker_that_lost_its_accounts_while_paused_saves_no_stale_quota_when_
     assert make_store(PiiCipher([Fernet.generate_key()])).load_quota_state("acct-0") == theirs
 
 
+def test_the_periodic_quota_flush_saves_the_accounts_owned_and_none_lost_while_paused(ledger, clock) -> None:
+    """The daemon saves every tick the quota changes a burst left unsaved (a crash would lose them),
+    but only of the accounts it holds: a worker paused past its lease must not write its stale state
+    over the new owner's when it wakes, before its heartbeat finds the accounts gone."""
+    rt, limiter = paused_worker(ledger)
+    limiter.save_every = 0.0  # (the last save is old enough: the flush is due)
+    rt.save_quotas()
+    tokens = ledger.load_quota_state("acct-0")["confirmShipment"]["tokens"]
+    assert tokens == pytest.approx(limiter.states("acct-0")["confirmShipment"]["tokens"], abs=0.5)
+    limiter.bucket("acct-0", "confirmShipment").acquire()  # saved at once: save_every is 0 here
+    limiter.save_every = 3600.0
+    limiter.bucket("acct-0", "confirmShipment").acquire()  # left unsaved, as a burst's last takes
+    theirs = taken_over_while_paused(rt, ledger, clock)
+    limiter.save_every = 0.0
+    rt.save_quotas()
+    assert ledger.load_quota_state("acct-0") == theirs
+    rt.close()
+
+
 def test_a_worker_stopping_saves_its_quota_before_it_hands_its_accounts_back(ledger) -> None:
     """The next owner reads an account's quota state when it takes the account over, so it must be
     saved before the lease is handed back."""
