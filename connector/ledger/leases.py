@@ -189,6 +189,15 @@ class LeaseStore:
                 # a worker with no room for them would otherwise leave them held until they expire)
                 conn.execute("UPDATE account_leases SET expires_at = ? WHERE worker_id = ?"
                              " AND expires_at > ?", (now, other, now))
+            # Silent for a whole lease and its process gone (or nothing tells): it died unseen, while
+            # no other worker ran to find it (the only worker killed, its host lost). Its leases ran
+            # out already; ended here, `workers` lists it as died for a day, not as dead for ever.
+            # One whose liveness lock is still held (a frozen process) stays as it is.
+            for r in conn.execute("SELECT worker_id FROM workers WHERE stopped_at IS NULL AND heartbeat_at"
+                                  " <= ? AND worker_id <> ?", (alive_since, worker_id)).fetchall():
+                if self._worker_alive(conn, r["worker_id"]) is not True:
+                    conn.execute("UPDATE workers SET stopped_at = ?, ended = 'died' WHERE worker_id = ?",
+                                 (now, r["worker_id"]))
             rows = conn.execute("SELECT account_key, worker_id, expires_at FROM account_leases"
                                 " ORDER BY account_key").fetchall()
             workers = 1 + len(peers - dead)

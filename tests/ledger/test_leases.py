@@ -210,6 +210,23 @@ def test_a_killed_workers_leases_are_free_once_it_misses_a_heartbeat_on_postgres
     assert found["w1"] == (True, "died")  # `workers` tells the crash from a clean stop
 
 
+def test_a_worker_gone_for_a_whole_lease_is_ended_as_died_by_the_next_heartbeat(ledger, clock: Clock) -> None:
+    """The only worker is killed (its host lost) and started again: the new one never judged the old,
+    as only the workers whose heartbeat is within a lease were looked at, and `mfn-connector
+    workers` listed it as dead for ever -- one more row each such crash, though a worker had looked."""
+    ledger.worker_heartbeat("w1", host="h", pid=1, accounts=ACCOUNTS, jobs=("@leader",),
+                            lease_seconds=LEASE)  # (no liveness lock held: its process is gone)
+    clock.advance(LEASE + 1)
+    assert beat(ledger, "w2") == {*ACCOUNTS, "@leader"}
+    found = {w.worker_id: (w.stopped_at, w.ended) for w in ledger.workers()}
+    assert found == {"w1": (clock.now, "died"), "w2": (None, "")}
+    if hasattr(ledger, "hold_worker_lock"):  # PostgreSQL: a frozen process still holds its lock
+        beat(ledger, "frozen")
+        clock.advance(LEASE + 1)
+        beat(ledger, "w2")
+        assert {w.worker_id: w.stopped_at for w in ledger.workers()}["frozen"] is None
+
+
 def test_a_worker_marked_ended_that_beats_again_is_running_again(ledger, clock: Clock) -> None:
     """A worker taken for dead while only frozen (its session dropped, its host paused) registers
     afresh at its next heartbeat: it is listed as running again, not as died or stopped."""
