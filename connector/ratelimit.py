@@ -358,6 +358,7 @@ class RateLimiter:
         self._dirty: set[str] = set()
         self._last_save: dict[str, float] = {}
         self._save_lock = threading.Lock()
+        self._writing: dict[str, threading.Lock] = {}  # account -> held while its state is read and written
 
     def use_stop(self, stop: StopSignal) -> None:
         """Every wait of every bucket (existing and future) ends when ``stop`` is requested."""
@@ -527,14 +528,19 @@ class RateLimiter:
             for acct in accounts:
                 self._dirty.discard(acct)
                 self._last_save[acct] = self._clock()
-        for acct in accounts:
-            states = self.states(acct)
-            try:
-                self._store.save_quota_state(acct, states)
-            except Exception as exc:  # noqa: BLE001 - losing one save costs a little pacing, no more
-                log.warning("account %s: could not save the quota state: %s", acct, exc)
-                with self._save_lock:  # still to save: at the next change, or the shutdown's save
-                    self._dirty.add(acct)
+            writing = [self._writing.setdefault(acct, threading.Lock()) for acct in accounts]
+        for acct, lock in zip(accounts, writing, strict=True):
+            # One save of an account at a time, each reading the buckets once the one before it is
+            # written: a 429's penalty saved at once must not be overwritten by an older save
+            # still under way, which read the buckets before the 429.
+            with lock:
+                states = self.states(acct)
+                try:
+                    self._store.save_quota_state(acct, states)
+                except Exception as exc:  # noqa: BLE001 - losing one save costs a little pacing, no more
+                    log.warning("account %s: could not save the quota state: %s", acct, exc)
+                    with self._save_lock:  # still to save: at the next change, or the shutdown's save
+                        self._dirty.add(acct)
 
 
 def _number(value: Any) -> bool:

@@ -1,6 +1,7 @@
 """Quota state survives a restart: a drained bucket stays drained, a full one is not assumed empty."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,38 @@ def test_the_flush_saves_only_what_is_due_and_what_the_daemon_may_save() -> None
     assert saved == ["mine", "theirs", "mine", "theirs"]  # still to save when it may be
     limiter.save_due()
     assert saved == ["mine", "theirs", "mine", "theirs"]  # nothing left
+
+
+def test_a_429_saved_while_an_older_save_of_the_account_is_under_way_is_not_overwritten_by_it() -> None:
+    """One order thread's save (its token was due one) has read the buckets and is writing them when
+    another thread's call is answered 429 and saves the penalty at once. Written after it, the older
+    state erased the penalty from the ledger: the next owner, or a restart, sent into the drained bucket."""
+    first_write_started, release_first = threading.Event(), threading.Event()
+    written: list[dict] = []
+
+    class Store:
+        def load_quota_state(self, account_key: str) -> dict:
+            return {}
+
+        def save_quota_state(self, account_key: str, states: dict) -> None:
+            if not first_write_started.is_set():  # the older save: slow to write
+                first_write_started.set()
+                release_first.wait(5)
+            written.append(states)
+
+    limiter = RateLimiter(save_every=0.0)
+    limiter.attach_store(Store())
+    bucket = limiter.bucket("demo-na", "getOrder")
+    older = threading.Thread(target=bucket.acquire)  # its token: a save is due
+    older.start()
+    assert first_write_started.wait(5)
+    penalty = threading.Thread(target=bucket.penalize, args=(60,))  # a 429 meanwhile: saved at once
+    penalty.start()
+    penalty.join(0.5)  # (blocked behind the older write, once saves of an account take turns)
+    release_first.set()
+    older.join(5)
+    penalty.join(5)
+    assert "penalized_until" in written[-1]["getOrder"], written
 
 
 def test_the_rate_amazon_reported_is_remembered_but_configuration_still_wins(ledger) -> None:
