@@ -41,11 +41,13 @@ JOIN_SECONDS = 1.0  # a starting worker registers, then waits this long before i
 
 def would_rebalance(census: LeaseCensus, accounts: int, owned: set[str]) -> bool:
     """Whether a heartbeat now would move a lease: this worker holds more than its fair share, or
-    less while an account is free, or a job (``@leader``) is free."""
+    less while an account is free, or a job (``@leader``) is free, or a worker is dead (the
+    heartbeat frees its leases)."""
     mine = sum(1 for key in owned if not key.startswith("@"))
     fuller_others = max(census.fuller_workers - (mine > accounts // max(census.live_workers, 1)), 0)
     share = fair_share(accounts, census.live_workers, fuller_others)
-    return mine > share or (mine < share and census.free_accounts > 0) or census.free_jobs > 0
+    return (mine > share or (mine < share and census.free_accounts > 0) or census.free_jobs > 0
+            or census.dead_workers > 0)
 
 
 class LocalPresence:

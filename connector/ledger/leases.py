@@ -76,13 +76,15 @@ class LeaseRow:
 @dataclass(frozen=True)
 class LeaseCensus:
     """What decides whether a heartbeat now would move a lease: the workers alive by their
-    heartbeats, the keys nobody holds, and how many of those workers hold more accounts than
-    the even split (``accounts // live_workers``, see :func:`fair_share`)."""
+    heartbeats, the keys nobody holds, how many of those workers hold more accounts than the even
+    split (``accounts // live_workers``, see :func:`fair_share`), and how many of them the next
+    heartbeat would find dead (their process gone, a heartbeat missed)."""
 
     live_workers: int
     free_accounts: int
     free_jobs: int
     fuller_workers: int = 0
+    dead_workers: int = 0  # workers the next heartbeat finds dead (their leases then free)
 
 
 def fair_share(accounts: int, workers: int, fuller_others: int) -> int:
@@ -132,8 +134,15 @@ class LeaseStore:
         free_jobs = sum(1 for key in free if key.startswith("@"))
         held = _held(rows, now, accounts, live)
         base = len(accounts) // max(len(live), 1)
+        # Those that missed a heartbeat, of every list (a dead leader frees the @leader job): only
+        # theirs are looked at, so a census asks the store about no worker on time.
+        overdue = {r["worker_id"]: r["heartbeat_at"] for r in conn.execute(
+            "SELECT worker_id, heartbeat_at FROM workers WHERE stopped_at IS NULL AND heartbeat_at > ?"
+            " AND heartbeat_at <= ?", (alive_since, _ts(moment - timedelta(seconds=lease_seconds
+                                                                             * OVERDUE_FRACTION))))}
+        dead = self._dead(conn, moment, lease_seconds, overdue, gone=lambda worker_id: False)
         return LeaseCensus(len(live), len(free) - free_jobs, free_jobs,
-                           sum(1 for n in held.values() if n > base))
+                           sum(1 for n in held.values() if n > base), len(dead))
 
     def worker_heartbeat(self, worker_id: str, *, host: str, pid: int, accounts: Sequence[str],
                          jobs: Sequence[str] = (), lease_seconds: float,
@@ -177,11 +186,7 @@ class LeaseStore:
             # buying a label; it takes the lock again at its next heartbeat, within a third of the lease.
             # Nor is a missed heartbeat when the server started after it: the restart dropped every
             # lock, and a worker whose heartbeats failed while it was down runs on (its lease decides).
-            overdue = _ts(moment - timedelta(seconds=lease_seconds * OVERDUE_FRACTION))
-            unlocked = {w: beat for w, beat in recent.items() if self._worker_alive(conn, w) is False}
-            started = self._locks_held_since(conn) if unlocked else None
-            judged_since = _ts(started) if started is not None else ""
-            dead = {w for w, beat in unlocked.items() if gone(w) or judged_since <= beat <= overdue}
+            dead = self._dead(conn, moment, lease_seconds, recent, gone)
             for other in dead:  # its process is gone: its leases are free now, not at their expiry
                 conn.execute("UPDATE workers SET stopped_at = ?, ended = 'died' WHERE worker_id = ?",
                              (now, other))
@@ -230,6 +235,16 @@ class LeaseStore:
                 conn.execute(f"UPDATE account_leases SET expires_at = ? WHERE account_key IN ({marks})",
                              (until, *mine))
             return set(mine)
+
+    def _dead(self, conn: Any, moment: datetime, lease_seconds: float, recent: dict[str, str],
+              gone: Callable[[str], bool]) -> set[str]:
+        """Of ``recent`` (worker -> its last heartbeat, within a lease), those whose process is gone
+        (see :meth:`worker_heartbeat`)."""
+        overdue = _ts(moment - timedelta(seconds=lease_seconds * OVERDUE_FRACTION))
+        unlocked = {w: beat for w, beat in recent.items() if self._worker_alive(conn, w) is False}
+        started = self._locks_held_since(conn) if unlocked else None
+        judged_since = _ts(started) if started is not None else ""
+        return {w for w, beat in unlocked.items() if gone(w) or judged_since <= beat <= overdue}
 
     def _worker_alive(self, conn: Any, worker_id: str) -> bool | None:
         """Whether another worker's process is still there (None: the store cannot tell, and the

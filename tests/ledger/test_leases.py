@@ -227,6 +227,24 @@ def test_a_worker_gone_for_a_whole_lease_is_ended_as_died_by_the_next_heartbeat(
         assert {w.worker_id: w.stopped_at for w in ledger.workers()}["frozen"] is None
 
 
+def test_the_census_sees_a_killed_worker_once_it_missed_a_heartbeat(two_processes, clock) -> None:
+    """A killed worker is dead to the others once it has missed a heartbeat (half the lease), but only
+    a heartbeat judged it so: a worker at its share, with nothing free, waited for its next one, up
+    to a third of the lease more. Its census now sees the dead worker and it beats at once."""
+    first, second = two_processes
+    beat(first, "w1")
+    owned = beat(second, "w2")
+    assert owned == set()
+    die(first, second)
+    clock.advance(LEASE / 3)  # its next heartbeat was due: not missed yet
+    assert not would_rebalance(census(second), len(ACCOUNTS), owned)
+    clock.advance(LEASE / 6)  # missed
+    assert would_rebalance(census(second), len(ACCOUNTS), owned)
+    assert census(second).dead_workers == 1
+    assert beat(second, "w2") == {*ACCOUNTS, "@leader"}
+    assert census(second).dead_workers == 0  # ended as died: no more early heartbeats for it
+
+
 def test_a_worker_marked_ended_that_beats_again_is_running_again(ledger, clock: Clock) -> None:
     """A worker taken for dead while only frozen (its session dropped, its host paused) registers
     afresh at its next heartbeat: it is listed as running again, not as died or stopped."""
