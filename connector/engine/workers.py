@@ -199,7 +199,12 @@ class Membership:
         every = self.lease_seconds / 3
         due = time.monotonic() + every
         failing = False
-        while not self._stop.wait(min(CENSUS_SECONDS, every)):
+        # Woken at each census, and when the next heartbeat is due: waking only at the census,
+        # it beat at the first census past its time, with a lease under about 8 s (a census
+        # every 2 s) more than half the lease after the last -- the age at which a worker whose
+        # liveness session was dropped is taken for dead (connector/ledger/leases.py).
+        while not self._stop.wait(min(CENSUS_SECONDS, every) if failing
+                                  else max(0.0, min(CENSUS_SECONDS, due - time.monotonic()))):
             try:
                 lapsed = time.monotonic() >= self._valid_until  # (a failed heartbeat): again now
                 if lapsed or time.monotonic() >= due or self._shares_moved():

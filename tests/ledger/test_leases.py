@@ -15,7 +15,7 @@ from connector.engine.runtime import Runtime
 from connector.engine.workers import LocalPresence, Membership, would_rebalance
 from connector.ledger import LedgerUnreachable, postgres
 from connector.ledger.crypto import PiiCipher
-from connector.ledger.leases import LeaseCensus
+from connector.ledger.leases import OVERDUE_FRACTION, LeaseCensus
 from connector.ledger.postgres import WRITE_LOCK_KEY, PostgresLedger
 from connector.ratelimit import RateLimiter
 
@@ -563,6 +563,36 @@ def test_a_worker_beats_early_exactly_when_a_heartbeat_would_move_a_lease() -> N
     assert would_rebalance(LeaseCensus(3, 2, 0), 6, {"acct-0"})  # under its share, one free
     assert not would_rebalance(LeaseCensus(3, 0, 0), 6, {"acct-0"})  # under, but nothing to take
     assert would_rebalance(LeaseCensus(3, 0, 1), 6, two)  # the leader job is free: anyone takes it
+
+
+def test_heartbeats_come_every_third_of_the_lease_whatever_the_census_interval(monkeypatch) -> None:
+    """The heartbeat thread woke at every census and beat at the first wake past its due time: with
+    a lease of 7 s (a third: 2.3 s) and a census every 2 s it beat every 4 s, more than half the lease
+    -- the age at which a worker whose liveness session was dropped is taken for dead while it runs."""
+    monkeypatch.setattr("connector.engine.workers.CENSUS_SECONDS", 0.2)  # (scaled down ten times)
+    beats: list[float] = []
+
+    class Ledger:
+        shared = True
+
+        def worker_heartbeat(self, worker_id: str, **kwargs) -> set[str]:
+            beats.append(time.monotonic())
+            return {"acct-0"}
+
+        def lease_census(self, lease_seconds: float, **kwargs) -> LeaseCensus:
+            return LeaseCensus(1, 0, 0)
+
+        def release_worker(self, worker_id: str, **kwargs) -> None:
+            pass
+
+    member = Membership(Ledger(), ["acct-0"], lease_seconds=0.7)
+    member.start()
+    try:
+        time.sleep(2.0)
+    finally:
+        member.stop()
+    gaps = [later - earlier for earlier, later in zip(beats, beats[1:], strict=False)]
+    assert len(gaps) >= 5 and max(gaps) < 0.7 * OVERDUE_FRACTION, gaps
 
 
 def test_workers_started_together_each_take_a_fair_share_at_once(ledger) -> None:
