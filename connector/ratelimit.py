@@ -115,6 +115,21 @@ def fence(lost: Callable[[], bool]) -> Iterator[None]:
         _fence.lost = previous
 
 
+def carry_fence(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, to run on another thread (a pool's) under this thread's fence, if any: a
+    carrier's quote, asked on a quote thread for the order this thread drives, must stop spending
+    the account's quota as the order's own calls do."""
+    lost = getattr(_fence, "lost", None)
+    if lost is None:
+        return function
+
+    def fenced(*args: Any, **kwargs: Any) -> Any:
+        with fence(lost):
+            return function(*args, **kwargs)
+
+    return fenced
+
+
 def _fenced_off() -> bool:
     lost = getattr(_fence, "lost", None)
     return lost is not None and bool(lost())

@@ -15,6 +15,7 @@ from ..config import Warehouse
 from ..fx import FxError
 from ..kit.carrier import NotSupported, PermanentCarrierError
 from ..model import Address, CustomsLine, Money, Order, OrderItem, Parcel, Quote, ShipmentRequest, utcnow
+from ..ratelimit import QuotaWaitInterrupted, carry_fence
 from ..rules import (
     QuoteOption,
     Rejection,
@@ -190,11 +191,19 @@ def _quote_all(rt: Runtime, request: ShipmentRequest, ask: list[tuple[str, set[s
     if not ask:
         return []
     timeout = rt.engine.quote_timeout_seconds
-    futures = {rt.quote_pool(code).submit(rt.carriers[code].quote, request): (code, services)
+    # (on the quote threads under the order thread's lease fence: an SP-API quote, Buy Shipping's
+    # getRates, stops waiting for the account's token once another worker owns the account)
+    futures = {rt.quote_pool(code).submit(carry_fence(rt.carriers[code].quote), request): (code, services)
                for code, services in ask}
     done, _ = wait(futures, timeout=timeout)  # a hung carrier must not hold the order
     for future in futures:
         future.cancel()  # one still queued behind a hung call of its carrier: never sent
+    for future in done:
+        if isinstance(future.exception(), QuotaWaitInterrupted):
+            # A stop request, or the lease gone, ended its wait for a token: the step ends here as
+            # on the order's own thread (nothing sent), not as a carrier that failed to answer --
+            # which would plan the order without it, or put it off.
+            raise future.exception()
     quotes: list[Quote] = []
     for future, (code, services) in futures.items():
         if future not in done:
