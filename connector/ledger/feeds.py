@@ -235,6 +235,15 @@ class FeedStore:
                 conn.execute("UPDATE feeds SET rows_total = ? WHERE id = ?", (row - 1, feed_row_id))
         return counts
 
+    def feed_backlogs(self, states: Sequence[OrderState]) -> dict[str, int]:
+        """How many orders each account has in ``states`` (accounts with none left out): one read
+        for every account, where :meth:`feed_backlog` reads one."""
+        marks = ", ".join("?" for _ in states)
+        rows = self._conn().execute(
+            f"SELECT account, COUNT(*) AS n FROM orders WHERE state IN ({marks}) GROUP BY account",
+            tuple(OrderState(s).value for s in states)).fetchall()
+        return {row["account"]: int(row["n"]) for row in rows}
+
     def feed_backlog(self, account: str, states: Sequence[OrderState]) -> tuple[int, datetime | None]:
         """How many of the account's orders are in ``states``, and the earliest ship-by among them."""
         marks = ", ".join("?" for _ in states)
