@@ -174,17 +174,27 @@ class Child:
         self.usage: Usage | None = None
         self._command_pid: int | None = None
 
+    def command_pid(self) -> int | None:
+        """The command's process id (the launcher's one child), from Linux's /proc; None where that
+        cannot be read (another system, or the command not started yet)."""
+        if self._command_pid is None:
+            try:
+                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            except OSError:
+                return None
+            if children:
+                self._command_pid = int(children[0])
+        return self._command_pid
+
     def cpu_so_far(self) -> float | None:
         """The command's CPU time (user + system, seconds) while it runs, read from Linux's /proc;
         None where that cannot be read (another system, or the command not started or gone)."""
+        pid = self.command_pid()
+        if pid is None:
+            return None
         try:
-            if self._command_pid is None:  # the launcher's one child: the command itself
-                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-                if not children:
-                    return None
-                self._command_pid = int(children[0])
-            stat = Path(f"/proc/{self._command_pid}/stat").read_text()
-        except (OSError, ValueError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
             return None
         fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": field 3 (state) on
         return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
