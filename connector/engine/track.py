@@ -1,8 +1,8 @@
 """Stage 6, track: every confirmed parcel followed at its carrier until its life ends.
 
-    VERIFIED ──first scan──► IN_TRANSIT ──► OUT_FOR_DELIVERY ──► DELIVERED
-        │                        ├──► DELIVERY_FAILED (an attempt failed; may still be delivered)
-        │                        └──► RETURNING ──► RETURNED
+    VERIFIED / ISSUED ──first scan──► IN_TRANSIT ──► OUT_FOR_DELIVERY ──► DELIVERED
+        │                                 ├──► DELIVERY_FAILED (an attempt failed; may still be delivered)
+        │                                 └──► RETURNING ──► RETURNED
         └── no scan for tracking.first_scan_days, or none for tracking.stalled_days ──► LOST
             (the second only for services tracked to the door: see service_tracking_level)
 
@@ -60,6 +60,9 @@ _STATE_OF = {
 }
 _FINAL = frozenset({PackageState.DELIVERED, PackageState.RETURNED})
 _STALLS = frozenset({PackageState.IN_TRANSIT, PackageState.OUT_FOR_DELIVERY, PackageState.DELIVERY_FAILED})
+# Labels handed over and never scanned: VERIFIED, or ISSUED (handed to an ERP unconfirmed: its
+# parcel is followed the same, and one that never scans is as lost)
+_UNSCANNED = frozenset({PackageState.VERIFIED, PackageState.ISSUED})
 
 
 @dataclass
@@ -202,7 +205,7 @@ def apply(rt: Runtime, package: Package, info: TrackingInfo, now: datetime) -> b
     handover = package.shipped_at or package.confirmed_at or package.updated_at or now
     level = service_tracking_level(rt, package.carrier, package.service)
     to_door = level == "fully_tracked"
-    if (level != "untracked" and state is PackageState.VERIFIED
+    if (level != "untracked" and state in _UNSCANNED
             and now - handover > timedelta(days=settings.first_scan_days)):
         state = PackageState.LOST
     elif (to_door and state in _STALLS and last is not None
