@@ -466,3 +466,22 @@ def test_parse_tracking_fails_a_malformed_entry_alone(stamp):
     assert infos["B"].error == "" and infos["B"].status is TrackingStatus.ACCEPTED
 
 
+
+
+@pytest.mark.parametrize("code", ["", "XX99", "ZZ"])
+def test_a_checkpoint_whose_code_is_empty_or_unknown_is_no_scan(code):
+    """docs/tracking.md: an event the plugin cannot classify is stored as unknown, never guessed in
+    transit (a counted scan stops the void of a label: a guess would leave it paid, never refunded)."""
+    assert mapping.checkpoint_status(code, "Parcel moved") is TrackingStatus.UNKNOWN
+    # its words may still say what it is
+    assert mapping.checkpoint_status(code, "Import customs clearance completed") is TrackingStatus.CUSTOMS
+
+
+def test_an_unknown_checkpoint_is_kept_as_an_event_and_counts_no_scan():
+    answer = {"code": 0, "message": "success", "result": [{
+        "tracking_number": "UG000000001YW", "tracking_status": "", "checkpoints": [
+            {"time_stamp": "2024-05-01T10:00:00", "time_zone": "+8", "tracking_status": "",
+             "message": "Parcel moved", "location": "Shenzhen"}]}]}
+    info = mapping.parse_tracking(answer, ["UG000000001YW"])["UG000000001YW"]
+    assert [e.status for e in info.events] == [TrackingStatus.UNKNOWN]
+    assert info.status is TrackingStatus.UNKNOWN

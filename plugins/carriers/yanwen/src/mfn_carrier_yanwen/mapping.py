@@ -561,9 +561,17 @@ TRACKING_CODES: dict[str, TrackingStatus] = {
 }
 
 
+# The families of the transit codes no public source lists (origin sort, export, line-haul, import,
+# last mile: UNVERIFIED stand-ins, as the emulator's): a checkpoint under one is a scan in transit
+# unless its message says more. A code of no known family, or none, is not guessed a scan.
+TRANSIT_CODE_PREFIXES = ("OR", "EX", "LH", "IM", "LM")
+
+
 def checkpoint_status(code: str, message: str = "") -> TrackingStatus:
     """A checkpoint's status from its ``tracking_status`` code; for the undocumented codes the
-    message spots a return (under way or done) and customs, else in transit."""
+    message spots a return (under way or done) and customs, else in transit for a code of a known
+    transit family (:data:`TRANSIT_CODE_PREFIXES`) and unknown for any other, or an empty one: an
+    event the plugin cannot classify is no scan (a counted scan stops the void of a label)."""
     code = code.strip().upper()
     if code in TRACKING_CODES:
         return TRACKING_CODES[code]
@@ -579,7 +587,7 @@ def checkpoint_status(code: str, message: str = "") -> TrackingStatus:
         return TrackingStatus.RETURNED
     if mentions(message, _CUSTOMS_WORDS):
         return TrackingStatus.CUSTOMS
-    return TrackingStatus.IN_TRANSIT
+    return TrackingStatus.IN_TRANSIT if code.startswith(TRANSIT_CODE_PREFIXES) else TrackingStatus.UNKNOWN
 
 
 # English for a checkpoint whose message has none: by its code, else by its status.
