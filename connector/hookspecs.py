@@ -110,7 +110,8 @@ def mfn_alert(kind, subject, message, details):
     ``kind`` is one of ``vtr_below_threshold`` (subject ``SITE/category``),
     ``service_vtr_below_threshold`` (``carrier:service``), ``parcel_lost``, ``parcel_late``,
     ``ship_by_near`` (subject: the order id), ``carrier_credentials_refused`` (subject: the carrier
-    code), ``carrier_filed_differently`` (subject: ``SITE:carrier code``),
+    code, or ``<carrier code>:tracking`` for its tracking credentials),
+    ``carrier_filed_differently`` (subject: ``SITE:carrier code``),
     ``amazon_credentials_refused`` (subject: the seller account's name); ``message`` is for a
     human, ``details`` a dict of figures. Never carries buyer PII, a token or a secret.
     """

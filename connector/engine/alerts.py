@@ -25,7 +25,7 @@ class AlertKind(str, enum.Enum):
     PARCEL_LOST = "parcel_lost"                              # subject: order id
     PARCEL_LATE = "parcel_late"                              # subject: order id
     SHIP_BY_NEAR = "ship_by_near"                            # subject: order id
-    CARRIER_CREDENTIALS_REFUSED = "carrier_credentials_refused"  # subject: carrier code
+    CARRIER_CREDENTIALS_REFUSED = "carrier_credentials_refused"  # subject: carrier code (or code:tracking)
     CARRIER_FILED_DIFFERENTLY = "carrier_filed_differently"  # subject: SITE:carrier code sent
     AMAZON_CREDENTIALS_REFUSED = "amazon_credentials_refused"  # subject: account name
 

@@ -77,3 +77,25 @@ def credentials_accepted(rt: Runtime, code: str) -> None:
     """The carrier itself answered a call made with the credentials: an alert that it refused them
     (this run's, or one left open by an earlier run) is over."""
     rt.credential_alerts.clear(rt, code)
+
+
+def tracking_subject(code: str) -> str:
+    """The subject of the alert for a carrier's refused tracking credentials: apart from its label
+    credentials' (``code``), which may differ (Yanwen's tracking Authorization, China Post's
+    tracking_token), so a label bought does not close it while no parcel can be tracked."""
+    return f"{code}:tracking"
+
+
+def tracking_credentials_refused(rt: Runtime, code: str, refusal: str) -> None:
+    """A carrier's tracking refused the configured credentials: no parcel of it is followed (no
+    scan seen, no loss or delivery noticed) until a person fixes them. An alert, once, and an
+    ERROR line, as for a refused quote; ``refusal`` without any buyer's address."""
+    message = (f"{refusal}; no {code} parcel is tracked meanwhile (each is asked again after "
+               f"tracking.retry_minutes): fix carriers.{code} and restart")
+    if rt.credential_alerts.raise_once(rt, tracking_subject(code), message):
+        log.error("carrier %s tracking: %s", code, message)
+
+
+def tracking_credentials_accepted(rt: Runtime, code: str) -> None:
+    """A tracking call of the carrier was answered: an alert that it refused the credentials is over."""
+    rt.credential_alerts.clear(rt, tracking_subject(code))

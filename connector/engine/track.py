@@ -17,7 +17,8 @@ follow them. Polling slows as a parcel ages (``tracking.cadence``) and stops at 
 or ``tracking.max_days`` after handover. A carrier that fails is asked again later
 (``tracking.retry_minutes``) and holds nothing up; a parcel whose part of the answer is malformed
 (``TrackingInfo.error``) fails alone, the rest of its batch is stored. Parcels that turn LOST or pass their
-deliver-by date raise alerts. See docs/tracking.md.
+deliver-by date raise alerts, and so does a carrier whose tracking refuses the configured
+credentials (no parcel of it can be followed), until it answers again. See docs/tracking.md.
 """
 from __future__ import annotations
 
@@ -28,14 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ..kit.carrier import Carrier, CarrierSpec
+from ..kit.carrier import Carrier, CarrierError, CarrierSpec
 from ..kit.values import chunks
 from ..ledger import CorruptRecordError, Package, PackageState, StaleStateError, TrackingRecord
 from ..ledger.base import order_state_of, unstorable_text
 from ..ledger.crypto import PiiDecryptError
 from ..model import Address, TrackingEvent, TrackingInfo, TrackingStatus, utcnow
 from .alerts import AlertKind, alert, clear
-from .carrier_calls import timed
+from .carrier_calls import timed, tracking_credentials_accepted, tracking_credentials_refused
 from .crashpoints import crashpoint
 from .outcome import their_words
 from .runtime import Runtime
@@ -121,10 +122,14 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
     try:
         infos = timed(spec.code, "track", lambda: carrier.track(numbers))
     except Exception as exc:  # noqa: BLE001 - a failing carrier is asked again later; nothing waits on it
-        _failed(rt, batch, now, f"{type(exc).__name__}: {exc}")
+        said = _their_words(rt, batch, exc)
+        if isinstance(exc, CarrierError) and exc.credentials_refused:  # no parcel of it can be tracked
+            tracking_credentials_refused(rt, spec.code, said)
+        _failed(rt, batch, now, f"{type(exc).__name__}: {said}")
         result.failed += len(batch)
         return
     crashpoint("after_track_call")
+    tracking_credentials_accepted(rt, spec.code)
     found = {info.tracking_number: info for info in infos}
     for package in batch:
         info = found.get(package.tracking_number) or TrackingInfo(package.tracking_number,
@@ -132,7 +137,7 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
         error = info.error or _unreadable(info)
         if error:  # this parcel's answer alone is bad: the rest of the batch is stored
             _failed(rt, [package], now, f"package {package.id} of order {package.order_id} "
-                                        f"({package.tracking_number}): {error}")
+                                        f"({package.tracking_number}): {_their_words(rt, [package], error)}")
             result.failed += 1
             continue
         result.polled += 1
@@ -176,6 +181,21 @@ def _storable_text(text: object) -> object:
         return text
     assert isinstance(text, str)
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").replace("\x00", "")
+
+
+def _their_words(rt: Runtime, packages: list[Package], said: object) -> str:
+    """The carrier's words about ``packages`` (a failed call, a malformed answer) with their buyers'
+    addresses taken out, as they go into the log and an alert: an answer may quote a scan's text,
+    which may name who signed for the parcel. Read only when a call failed."""
+    text = str(said)
+    for order_id in dict.fromkeys(p.order_id for p in packages):
+        try:
+            record = rt.ledger.get_order(order_id)
+        except (PiiDecryptError, CorruptRecordError):
+            continue
+        if record is not None and not record.pii_purged:
+            text = their_words(record.order.ship_to, text)
+    return text
 
 
 def _failed(rt: Runtime, packages: list[Package], now: datetime, error: str) -> None:
