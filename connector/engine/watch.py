@@ -1,7 +1,8 @@
 """The watch: alerts on what is about to cost the seller -- an order near its ship-by date that is
 not confirmed yet or whose parcel is not printed and handed over yet, and a valid-tracking rate
 heading below Amazon's bar. Runs every few minutes of the daemon's clock (engine/loop.py); the
-tracking stage raises the per-parcel alerts (the watch clears those of a label voided since)."""
+tracking stage raises the per-parcel alerts (the watch clears those of a label voided since, and
+those of a parcel tracking no longer follows)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -12,6 +13,7 @@ from ..ledger import (
     ACTIVE_ORDER_STATES,
     NOTHING_TO_SHIP_STATES,
     SHIPPED_ORDER_STATES,
+    TRACKED_PACKAGE_STATES,
     CorruptRecordError,
     OrderRecord,
     OrderState,
@@ -25,7 +27,7 @@ from .vtr import report, shipped_packages
 def watch(rt: Runtime, *, now: datetime | None = None) -> None:
     now = now or utcnow()
     ship_by_guard(rt, now)
-    parcel_guard(rt)
+    parcel_guard(rt, now=now)
     vtr_guard(rt, now)
 
 
@@ -55,14 +57,24 @@ def ship_by_guard(rt: Runtime, now: datetime) -> None:
             clear(rt, AlertKind.SHIP_BY_NEAR, order_id)
 
 
-def parcel_guard(rt: Runtime) -> None:
+def parcel_guard(rt: Runtime, *, now: datetime | None = None) -> None:
     """Clear the ``parcel_lost`` and ``parcel_late`` alerts of orders that ended with nothing shipped
-    (a label voided on request: the parcel never left): tracking, which clears them otherwise,
-    follows no voided label."""
+    (a label voided on request: the parcel never left), and of orders none of whose parcels
+    tracking follows any more (``tracking.max_days`` after handover, a parcel that never arrived):
+    tracking, which clears them otherwise, follows neither, and no command acknowledges an alert,
+    so they would stay open for good. The parcel stays LOST; the alert stays in the history."""
     for kind in (AlertKind.PARCEL_LOST, AlertKind.PARCEL_LATE):
         for order_id, record in _records(rt, [a.subject for a in rt.ledger.alerts(kind=kind.value)]):
-            if record is None or record.state in NOTHING_TO_SHIP_STATES:
+            if (record is None or record.state in NOTHING_TO_SHIP_STATES
+                    or not _followed(rt, order_id, now or utcnow())):
                 clear(rt, kind, order_id)
+
+
+def _followed(rt: Runtime, order_id: str, now: datetime) -> bool:
+    """Whether tracking still follows a parcel of the order (as ``packages_to_track`` picks them)."""
+    given_up = now - timedelta(days=rt.config.tracking.max_days)
+    return any(p.state in TRACKED_PACKAGE_STATES and (p.shipped_at or p.updated_at or now) > given_up
+               for p in rt.ledger.packages(order_id))
 
 
 def _records(rt: Runtime, order_ids: Iterable[str]) -> Iterator[tuple[str, OrderRecord | None]]:
