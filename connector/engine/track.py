@@ -102,6 +102,8 @@ def track_due(rt: Runtime, *, now: datetime | None = None, stopping: Callable[[]
             result.failed += len(packages)
             continue
         size = spec.batch_sizes.get("track") or settings.batch_size
+        # one request per call: a failed one would throw the answers the call read before it away
+        size = min(size, getattr(carrier, "track_batch_size", None) or size)
         calls += [(place[batch[0].id], carrier, spec, batch) for batch in chunks(packages, size)]
     calls.sort(key=lambda call: call[0])  # the longest waiting parcel's call first
     for i, (_, carrier, spec, batch) in enumerate(calls):

@@ -307,6 +307,11 @@ class Carrier:
     #: card? Only a call the carrier answered ends an alert that it refused the credentials: a
     #: card's quote, which asks no one, leaves it open until a label is bought.
     quote_calls_carrier: bool = True
+    #: The most numbers one tracking request of this configured carrier takes, when a setting makes
+    #: it fewer than the spec's ``batch_sizes["track"]`` (Yanwen's ``track_batch_size``, DHL
+    #: eCommerce's ``tracking_batch_size``); ``None``: the spec's. The engine hands :meth:`track`
+    #: no more at once, so one request that fails costs its own parcels, not those of the others.
+    track_batch_size: int | None = None
 
     def quote(self, request: ShipmentRequest) -> list[Quote]:
         raise NotSupported(f"{self.code}: quote")

@@ -867,3 +867,48 @@ def test_one_tracking_request_that_fails_costs_only_its_parcel(world, monkeypatc
         assert rt.ledger.get_package(bad.id).track_failures == 1
     finally:
         rt.close()
+
+
+_BATCH_SETTING = {"yanwen": "track_batch_size", "dhl_ecommerce": "tracking_batch_size"}
+
+
+def _request_of_fails(monkeypatch, carrier: str, number: str) -> None:
+    """``carrier``'s tracking request that asks for ``number`` times out from now on."""
+    if carrier == "yanwen":
+        from mfn_carrier_yanwen import mapping
+        real, name = mapping.tracking_query, "tracking_query"
+    else:
+        from mfn_carrier_dhl_ecommerce import mapping
+        real, name = mapping.track_bd, "track_bd"
+
+    def times_out(numbers, *args, **kw):
+        if number in numbers:
+            raise TransientCarrierError("read timed out", code="timeout", carrier=carrier)
+        return real(numbers, *args, **kw)
+
+    monkeypatch.setattr(mapping, name, times_out)
+
+
+@pytest.mark.parametrize("carrier", sorted(_BATCH_SETTING))
+def test_a_tracking_batch_set_below_the_declared_one_fails_only_the_request_that_failed(
+        world, monkeypatch, carrier):
+    """Yanwen and DHL eCommerce declare the most numbers their tracking call takes (30, 100); a
+    smaller batch setting (track_batch_size, tracking_batch_size) splits the engine's batch into
+    several requests. One of them that fails must cost its own parcels only: the answers read for
+    the others are stored, not thrown away with the whole batch."""
+    config = forced_onto(carrier, orders=12)
+    config["carriers"] = {carrier: {_BATCH_SETTING[carrier]: 1}}
+    rt = world(config).runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        shipped = verified_packages(rt)
+        assert len(shipped) >= 3, rt.ledger.counts()
+        bad = shipped[-1]
+        _request_of_fails(monkeypatch, carrier, bad.tracking_number)
+        result = track_due(rt, now=utcnow() + timedelta(days=2))
+        assert (result.polled, result.failed) == (len(shipped) - 1, 1)
+        others = [rt.ledger.get_package(p.id) for p in shipped[:-1]]
+        assert all(p.track_failures == 0 for p in others)
+        assert rt.ledger.get_package(bad.id).track_failures == 1
+    finally:
+        rt.close()

@@ -40,6 +40,7 @@ class DhlEcommerceCarrier(Carrier):
     def __init__(self, settings: DhlEcommerceSettings, context: CarrierContext, *,
                  clock: Callable[[], float] = monotonic) -> None:
         self.settings = settings
+        self.track_batch_size = settings.tracking_batch_size  # the engine asks no more at once
         # Pacing (max_requests_per_second, UNVERIFIED limit: off unless configured) is the transport's.
         self.http = Transport.for_settings(
             settings, carrier=self.code, name="DHL eCommerce", session=context.http, logger=log,

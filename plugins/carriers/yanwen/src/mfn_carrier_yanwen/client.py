@@ -40,6 +40,7 @@ class YanwenCarrier(Carrier):
         self.settings = settings
         self.trusts_empty_lookup = settings.empty_lookup == "buy"
         self.quote_calls_carrier = settings.quote_source == "api"  # else the rate card: asks no one
+        self.track_batch_size = settings.track_batch_size  # the engine asks no more at once
         self.http = Transport.for_settings(
             settings, carrier=self.code, name="Yanwen", session=context.http, logger=log,
             credentials_error=mapping.credentials_error, is_auth_failure=mapping.is_auth_failure_text,
