@@ -20,6 +20,7 @@ from ..holds import (
 from .app import MAX_WINDOW_DAYS, State, cli, pass_state
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..engine.runtime import Runtime
     from ..engine.steer import Steered
     from ..ledger import Ledger
@@ -278,10 +279,13 @@ def _release_all(state: State, reason: str, *, account: str | None, site: str | 
     order another hand moved meanwhile is reported and skipped."""
     from ..engine.steer import SteerError, held_for, release_order
 
+    config = state.config()
+    site = site.upper() if site else None
     ledger = state.ledger()
     released = skipped = 0
     try:
-        for record in held_for(ledger, reason, account=account, site=site.upper() if site else None):
+        _refuse_unknown(config, ledger, account=account, site=site)
+        for record in held_for(ledger, reason, account=account, site=site):
             try:
                 done = release_order(ledger, record.order_id)
             except SteerError as exc:
@@ -295,6 +299,17 @@ def _release_all(state: State, reason: str, *, account: str | None, site: str | 
     where = "".join(f", {k} {v}" for k, v in (("account", account), ("site", site)) if v)
     click.echo(f"{released} order(s) held {reason}{where} released"
                + (f"; {skipped} skipped" if skipped else ""))
+
+
+def _refuse_unknown(config: Config, ledger: Ledger, *, account: str | None, site: str | None) -> None:
+    """Refuse an account or site neither configured nor on any order: a typo, which would otherwise
+    read as "0 order(s) released". One removed from the configuration may still own held orders."""
+    configured = {"account": {a.name for a in config.accounts},
+                  "site": {s for a in config.accounts for s in a.marketplaces}}
+    for kind, value in (("account", account), ("site", site)):
+        if value and value not in configured[kind] and not ledger.order_page(**{kind: value}, limit=1):
+            raise click.ClickException(f"no {kind} {value}: none is configured and no order in the "
+                                       f"ledger is of it")
 
 
 @orders_group.command("retry")

@@ -312,3 +312,37 @@ def test_pii_forget_addresses_erases_what_a_key_lost_for_good_sealed_only_when_c
     assert run("orders", "list").exit_code == 0  # the workers start again
     shown = run("orders", "show", stored[0])
     assert "none on file" in shown.output and "buyer address forgotten" in shown.output, shown.output
+
+
+def test_a_bulk_release_for_an_account_or_site_nobody_has_is_refused(world):
+    """A typo in --account or --site must not read as "0 order(s) released" and exit 0. An account
+    no longer configured may still own held orders: it is refused only when no order has it either."""
+    from .helpers import ledger_of
+
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    try:
+        ingest_all(rt)
+        gone = rt.ledger.orders()[0].order_id
+        rt.ledger.hold(gone, "manual", "held by an operator")
+    finally:
+        rt.close()
+    ledger = ledger_of(w)
+    try:  # its account since removed from the configuration
+        with ledger._conn() as conn:
+            conn.execute("UPDATE orders SET account = 'removed-eu' WHERE order_id = ?", (gone,))
+    finally:
+        ledger.close()
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--config", str(w.config_path), "orders", "release", "--reason",
+                                        "manual", *args])
+
+    for option, value in (("--account", "nosuch"), ("--site", "ZZ")):
+        typo = run(option, value)
+        assert typo.exit_code == 1, typo.output
+        assert f"no {option[2:]} {value}" in typo.output, typo.output
+    assert run("--site", "us").exit_code == 0  # configured, nothing held there: nothing to say
+    removed = run("--account", "removed-eu")
+    assert removed.exit_code == 0 and removed.output.splitlines()[-1] == \
+        "1 order(s) held manual, account removed-eu released", removed.output
