@@ -154,7 +154,18 @@ def _own_words(note: str, refs: set[str], to_state: str) -> str:
 
 
 def _items(items: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{i['quantity']} x {i['sku']}" for i in items) or "none"
+    return ", ".join(map(_item, items)) or "none"
+
+
+def _item(item: dict[str, Any]) -> str:
+    """One item as ordered, and what of it shipped: ``quantity`` is only what is still to ship, 0
+    once an order shipped or was cancelled (which "0 x SKU" would read as nothing ordered)."""
+    to_ship, shipped = item["quantity"], item.get("quantity_shipped", 0)
+    if not shipped:
+        return f"{to_ship} x {item['sku']}" if to_ship else f"{item['sku']} (none to ship)"
+    if not to_ship:
+        return f"{shipped} x {item['sku']} (shipped)"
+    return f"{to_ship + shipped} x {item['sku']} ({shipped} shipped, {to_ship} to ship)"
 
 
 def _money(money: dict[str, Any]) -> str:
