@@ -432,7 +432,12 @@ def test_ledger_migrate_brings_the_schema_to_this_release(write_config):
     path = write_config()
     migrated = CliRunner().invoke(cli, ["--config", str(path), "ledger", "migrate"])
     assert migrated.exit_code == 0, migrated.output
-    assert f"schema version {latest_version()}, up to date" in migrated.output, migrated.output
+    assert f"schema version {latest_version()}, up to date: {latest_version()} migration(s) applied " \
+        "(from version 0)" in migrated.output, migrated.output
+    again = CliRunner().invoke(cli, ["--config", str(path), "ledger", "migrate"])
+    assert again.exit_code == 0, again.output
+    assert f"schema version {latest_version()}, up to date: no migration to apply" in again.output, \
+        again.output
     checked = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert checked.exit_code == 0 and ", up to date" in checked.output, checked.output
 

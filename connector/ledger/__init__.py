@@ -38,7 +38,7 @@ __all__ = [
     "OrderFinishedError",
     "OrderRecord",
     "OrderState", "Package", "PackageChange", "PackageState", "StaleStateError", "TrackingRecord",
-    "open_ledger", "probe_ledger", "sqlite_path",
+    "open_ledger", "probe_ledger", "sqlite_path", "stored_schema_version",
 ]
 
 if TYPE_CHECKING:
@@ -189,6 +189,18 @@ def probe_ledger(url: str, *, key_file: str | os.PathLike[str] | None, create_ke
             f"to apply: {refused}, so it may not apply them and a start stops; run 'mfn-connector ledger "
             "migrate' with a ledger.url naming the role that owns them)" if refused
             else "to apply at the next start)")
+    finally:
+        store.close()
+
+
+def stored_schema_version(url: str) -> int:
+    """The schema version of the ledger at ``url`` as it is, neither created nor migrated (0: none
+    yet); read before ``open_ledger`` migrates it, it tells how many migrations that applied."""
+    store = _existing_store(url, _no_key())  # reads no buyer data
+    if store is None:
+        return 0
+    try:
+        return store.schema_version()
     finally:
         store.close()
 
