@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -952,6 +952,14 @@ def _site_table(data: dict[str, Any], located: _Located) -> SiteTable:
         return BUILTIN
 
 
+def _check_rotated_at(day: str, add: Callable[[str], None]) -> None:
+    """A rotation day in the future (a year typo) would put the rotation warning past the secret's
+    real deadline. Tomorrow is taken: the host's clock, or the operator's, may be a day ahead."""
+    if day and date.fromisoformat(day) > datetime.now(timezone.utc).date() + timedelta(days=1):
+        add(f"{day} is in the future: the day the secret was made or rotated (a wrong year would put "
+            "the rotation warning past its real deadline)")
+
+
 def _check_cross_references(data: dict[str, Any], located: _Located, carrier_schemas: dict[str, dict] | None,
                             sites: SiteTable, carrier_services: dict[str, set[str]],
                             carrier_operations: set[str]) -> None:
@@ -971,6 +979,8 @@ def _check_cross_references(data: dict[str, Any], located: _Located, carrier_sch
     _check_subscriptions(data["webhooks"]["endpoints"], add)
     for i, account in enumerate(data["accounts"]):
         region = account["region"]
+        _check_rotated_at(account.get("client_secret_rotated_at") or "", lambda m, i=i: add(
+            ("accounts", i, "client_secret_rotated_at"), m))
         for j, site in enumerate(account["marketplaces"]):
             if site not in sites:
                 add(("accounts", i, "marketplaces", j),

@@ -835,6 +835,23 @@ def test_an_unquoted_date_that_does_not_exist_is_said_to_be_no_date_not_a_tag(tm
     assert "tag" not in only
 
 
+def test_a_client_secret_rotated_in_the_future_is_refused_at_its_line(tmp_path):
+    """A year typo (2062 for 2026) put the rotation warning decades past the secret's real expiry.
+    Tomorrow is taken: the host's clock, or the operator's, may be a day ahead."""
+    from datetime import datetime, timedelta, timezone
+
+    today = datetime.now(timezone.utc).date()
+    for days in (0, 1):
+        day = today + timedelta(days=days)
+        path = write(tmp_path, _with("", secret_extra=f"    client_secret_rotated_at: '{day}'\n"))
+        assert load_config(path).accounts[0].rotated_at == day
+    late = today + timedelta(days=2)
+    path = write(tmp_path, _with("", secret_extra=f"    client_secret_rotated_at: '{late}'\n"))
+    assert problems(path) == [
+        f"{path}:15: accounts[0].client_secret_rotated_at: {late} is in the future: the day the secret "
+        "was made or rotated (a wrong year would put the rotation warning past its real deadline)"]
+
+
 def test_a_quota_for_an_operation_nothing_calls_is_refused_at_its_line(tmp_path):
     """``amazon.quotas`` took any key: a misspelled operation (``confirmShipments``) set nothing
     while the operator believed the quota set. The known operations are the core's and those the
