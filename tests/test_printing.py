@@ -724,3 +724,28 @@ def test_a_label_whose_pages_cannot_be_read_is_left_out_and_the_others_print(shi
     assert "has no page" in reasons[f"{empty.order_id} package {empty.package_ref}"]
     marks = rt.ledger.label_marks([locked.id, empty.id])
     assert not marks[locked.id].printed and not marks[empty.id].printed
+
+
+def test_a_carriers_refusal_to_close_a_handover_is_kept_and_printed_without_the_buyers_data(
+        shipped, monkeypatch, caplog):
+    """A carrier's refusal may quote a parcel's recipient (the name, the postcode it rejects): it is
+    stored on the handover, printed on the list the driver signs and logged, so each order's address
+    is taken out of it, as from any other words of a carrier's."""
+    from connector.kit.carrier import PermanentCarrierError
+
+    _w, rt = shipped
+    yanwen = [p for p in print_labels(rt).labels if p.carrier == "yanwen"]
+    buyer = rt.ledger.get_order(yanwen[-1].order_id).order.ship_to
+    assert buyer.name and buyer.postal_code
+
+    def refuse(shipments, *, reference):
+        raise PermanentCarrierError(f"parcel for {buyer.name} ({buyer.postal_code}): not collectable")
+
+    monkeypatch.setattr(rt.carriers["yanwen"], "close_manifest", refuse, raising=False)
+    (done,) = handover_engine.close_handovers(rt, carrier="yanwen")
+    assert done.closed and done.handover.manifest_state == "refused"
+    assert "not collectable" in done.handover.manifest_note
+    pdf = "\n".join(page_texts(done.handover.pdf_path))
+    assert "not collectable" in pdf
+    for said in (done.handover.manifest_note, pdf, caplog.text):
+        assert buyer.name not in said and buyer.postal_code not in said

@@ -36,6 +36,7 @@ from ..ledger.warehouse import DEAD_LABEL_STATES, Handover, HandoverOpen, packag
 from ..model import utcnow
 from .carrier_calls import retry_safe, shipment_of
 from .crashpoints import crashpoint
+from .outcome import orders_words
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -137,19 +138,22 @@ def finish_handover(rt: Runtime, handover: Handover, *, resumed: bool = False) -
                 handover = rt.ledger.record_manifest(
                     handover.id, "none", note=f"{handover.carrier} has no handover call; the list is the "
                     "record")
-            except PermanentCarrierError as exc:
-                log.warning("handover %s: %s refused to close it: %s", handover.id, handover.carrier, exc)
-                handover = rt.ledger.record_manifest(handover.id, "refused", note=str(exc))
+            except PermanentCarrierError as exc:  # kept on the handover and printed on its list
+                said = orders_words(rt, (p.order_id for p in packages), exc)
+                log.warning("handover %s: %s refused to close it: %s", handover.id, handover.carrier, said)
+                handover = rt.ledger.record_manifest(handover.id, "refused", note=said)
             except TransientCarrierError as exc:
+                said = orders_words(rt, (p.order_id for p in packages), exc)
                 log.warning("handover %s: %s did not answer (%s); the next run finishes it", handover.id,
-                            handover.carrier, exc)
-                return HandoverResult(handover, resumed, error=f"{handover.carrier}: {exc}")
+                            handover.carrier, said)
+                return HandoverResult(handover, resumed, error=f"{handover.carrier}: {said}")
             except Exception as exc:  # noqa: BLE001 - the plugin's bug: it must not stop the other pickups
+                said = orders_words(rt, (p.order_id for p in packages), exc)
                 log.error("handover %s: %s's handover call failed (%s: %s), a bug of its plugin; the "
                           "handover stays open for the next run", handover.id, handover.carrier,
-                          type(exc).__name__, exc)
+                          type(exc).__name__, said)
                 return HandoverResult(handover, resumed, error=f"{handover.carrier}'s handover call failed "
-                                                               f"({type(exc).__name__}: {exc})")
+                                                               f"({type(exc).__name__}: {said})")
             else:
                 crashpoint(AFTER_MANIFEST_CALL)
                 handover = rt.ledger.record_manifest(handover.id, "closed", ref=ref or "",

@@ -7,11 +7,13 @@ import enum
 import logging
 import math
 import random
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from ..holds import HoldReason
 from ..kit.schema import MAX_DURATION_SECONDS
-from ..ledger import OrderFinishedError, OrderRecord, OrderState, PackageChange
+from ..ledger import CorruptRecordError, OrderFinishedError, OrderRecord, OrderState, PackageChange
+from ..ledger.crypto import PiiDecryptError
 from ..model import Address, utcnow
 from .runtime import Runtime
 
@@ -32,6 +34,21 @@ def their_words(address: Address | None, said: object) -> str:
     a refusal may quote the postcode or the street it refused. Only their words: the daemon's own
     (dates, weights, prices) would be mangled by a postcode of the same digits."""
     return address.redact(str(said)) if address is not None else str(said)
+
+
+def orders_words(rt: Runtime, order_ids: Iterable[str], said: object) -> str:
+    """A carrier's words about several orders at once (a handover, a tracking call of a batch of
+    parcels), as :func:`their_words`: each order's buyer address taken out. An order whose address
+    cannot be read (purged, or sealed with a key no longer configured) has none to take out."""
+    text = str(said)
+    for order_id in dict.fromkeys(order_ids):
+        try:
+            record = rt.ledger.get_order(order_id)
+        except (PiiDecryptError, CorruptRecordError):
+            continue
+        if record is not None:
+            text = their_words(record.order.ship_to, text)
+    return text
 
 
 def hold(rt: Runtime, order_id: str, reason: HoldReason, message: str, *,

@@ -38,7 +38,7 @@ from ..model import Address, TrackingEvent, TrackingInfo, TrackingStatus, utcnow
 from .alerts import AlertKind, alert, clear
 from .carrier_calls import timed, tracking_credentials_accepted, tracking_credentials_refused
 from .crashpoints import crashpoint
-from .outcome import their_words
+from .outcome import orders_words, their_words
 from .runtime import Runtime
 
 log = logging.getLogger("connector.engine")
@@ -124,7 +124,7 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
     try:
         infos = timed(spec.code, "track", lambda: carrier.track(numbers))
     except Exception as exc:  # noqa: BLE001 - a failing carrier is asked again later; nothing waits on it
-        said = _their_words(rt, batch, exc)
+        said = orders_words(rt, (p.order_id for p in batch), exc)
         if isinstance(exc, CarrierError) and exc.credentials_refused:  # no parcel of it can be tracked
             tracking_credentials_refused(rt, spec.code, said)
         _failed(rt, batch, now, f"{type(exc).__name__}: {said}")
@@ -139,7 +139,8 @@ def _poll(rt: Runtime, carrier: Carrier, spec: CarrierSpec, batch: list[Package]
         error = info.error or _unreadable(info)
         if error:  # this parcel's answer alone is bad: the rest of the batch is stored
             _failed(rt, [package], now, f"package {package.id} of order {package.order_id} "
-                                        f"({package.tracking_number}): {_their_words(rt, [package], error)}")
+                                        f"({package.tracking_number}): "
+                                        f"{orders_words(rt, [package.order_id], error)}")
             result.failed += 1
             continue
         result.polled += 1
@@ -183,21 +184,6 @@ def _storable_text(text: object) -> object:
         return text
     assert isinstance(text, str)
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").replace("\x00", "")
-
-
-def _their_words(rt: Runtime, packages: list[Package], said: object) -> str:
-    """The carrier's words about ``packages`` (a failed call, a malformed answer) with their buyers'
-    addresses taken out, as they go into the log and an alert: an answer may quote a scan's text,
-    which may name who signed for the parcel. Read only when a call failed."""
-    text = str(said)
-    for order_id in dict.fromkeys(p.order_id for p in packages):
-        try:
-            record = rt.ledger.get_order(order_id)
-        except (PiiDecryptError, CorruptRecordError):
-            continue
-        if record is not None and not record.pii_purged:
-            text = their_words(record.order.ship_to, text)
-    return text
 
 
 def _failed(rt: Runtime, packages: list[Package], now: datetime, error: str) -> None:

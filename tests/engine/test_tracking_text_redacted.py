@@ -87,3 +87,36 @@ def test_a_parcel_still_followed_after_its_buyers_address_is_gone_stores_no_free
         assert rt.ledger.get_package(package.id).state is PackageState.DELIVERED
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("fails", ["the parcel", "the call"])
+def test_a_carriers_tracking_error_is_logged_without_the_buyers_data(world, monkeypatch, caplog, fails):
+    """A carrier's tracking error may quote the recipient as its scans do (a parcel refused by
+    the addressee, a postcode it cannot route): the line logged of it has the address taken out."""
+    import logging
+
+    from connector.engine.track import TrackResult, _poll
+
+    w = world({"sandbox": {"orders": 4}})
+    rt = w.runtime()
+    try:
+        Engine(rt).run_until_quiet()
+        package = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
+                       for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        buyer = rt.ledger.get_order(package.order_id).order.ship_to
+        assert buyer.name and buyer.postal_code
+        said = f"refused by {buyer.name.upper()}, {buyer.postal_code}: returned"
+
+        def track(numbers):
+            if fails == "the call":
+                raise RuntimeError(said)
+            return [TrackingInfo(n, TrackingStatus.UNKNOWN, error=said) for n in numbers]
+
+        carrier = rt.carriers[package.carrier]
+        monkeypatch.setattr(carrier, "track", track)
+        with caplog.at_level(logging.INFO, logger="connector"):
+            _poll(rt, carrier, rt.carrier_specs[package.carrier], [package], utcnow(), TrackResult())
+        assert "returned" in caplog.text
+        assert buyer.name.upper() not in caplog.text and buyer.postal_code not in caplog.text
+    finally:
+        rt.close()
