@@ -86,6 +86,18 @@ def test_a_port_out_of_range_is_refused_with_a_message_not_an_overflow(write_con
     assert "99999 is not in the range" in result.output
 
 
+@pytest.mark.parametrize("args", [["sandbox", "serve", "--faults", "2"], ["demo", "--faults", "-0.5"]])
+def test_a_fault_rate_out_of_range_is_refused_naming_the_option(write_config, args) -> None:
+    """--faults took any number, which sandbox.faults refuses outside 0 to 1 (a rate)."""
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(write_config()), *args])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "--faults" in result.output and "is not in the range 0<=x<=1" in result.output
+
+
 def test_serve_with_json_logs_writes_only_json_lines(write_config, tmp_path: Path) -> None:
     """deploy/mfn-connector.service runs `--log-format json serve` into the journal, one JSON object
     a line: the API's address, the stop request and uvicorn's own warnings (a request that is not

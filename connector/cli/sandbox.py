@@ -18,7 +18,8 @@ def sandbox_group() -> None:
 @sandbox_group.command("serve")
 @click.option("--base-port", type=click.IntRange(0, 65000), default=None,
               help="First port (default: sandbox.base_port).")
-@click.option("--faults", type=float, default=None, help="Fault rate on every emulator, e.g. 0.2.")
+@click.option("--faults", type=click.FloatRange(0, 1), default=None,
+              help="Fault rate on every emulator, 0 to 1, e.g. 0.2.")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               help="Persist emulator state here (default: <state_dir>/sandbox).")
 @pass_state
@@ -48,7 +49,8 @@ def sandbox_serve(state: State, base_port: int | None, faults: float | None, sta
 
 
 @cli.command("demo")
-@click.option("--faults", type=float, default=None, help="Inject faults at this rate, e.g. 0.2.")
+@click.option("--faults", type=click.FloatRange(0, 1), default=None,
+              help="Inject faults at this rate, 0 to 1, e.g. 0.2.")
 @click.option("--serve", "keep_serving", is_flag=True,
               help="Keep the API (and the emulators) up after the run, until Ctrl-C.")
 @pass_state
