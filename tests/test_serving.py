@@ -98,6 +98,17 @@ def test_a_fault_rate_out_of_range_is_refused_naming_the_option(write_config, ar
     assert "--faults" in result.output and "is not in the range 0<=x<=1" in result.output
 
 
+def test_sandbox_serve_with_an_emulator_option_it_cannot_take_says_which(write_config) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    path = write_config({"sandbox": {"emulators": {"spapi": {"search_lag_seconds": "2m"}}}})
+    result = CliRunner().invoke(cli, ["--config", str(path), "sandbox", "serve", "--base-port", "0"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "sandbox.emulators.spapi.search_lag_seconds: the spapi emulator cannot take '2m'" in result.output
+
+
 def test_serve_with_json_logs_writes_only_json_lines(write_config, tmp_path: Path) -> None:
     """deploy/mfn-connector.service runs `--log-format json serve` into the journal, one JSON object
     a line: the API's address, the stop request and uvicorn's own warnings (a request that is not

@@ -39,6 +39,7 @@ def sandbox_simulate(state: State, days: int, settle_days: int, orders_per_day: 
     parcel lives (late, lost, returned, never scanned) and buyer cancellations, then print the
     valid-tracking rate per site and category, confirmations after ship-by, late and lost parcels,
     labels voided, PII purged on time and label cost against the cheapest eligible."""
+    from ..config import ConfigError
     from ..sandbox.loopback import RemoteEndpoints
     from ..sandbox.simulate import NotASimulationDirectory, SimulationSettings, run_simulation
 
@@ -52,6 +53,8 @@ def sandbox_simulate(state: State, days: int, settle_days: int, orders_per_day: 
             figures = run_simulation(config, state.host, settings, directory, progress=progress)
     except (RemoteEndpoints, NotASimulationDirectory) as exc:
         raise click.ClickException(str(exc)) from None
+    except ConfigError as exc:  # an option the emulators cannot take (sandbox.emulators)
+        raise click.ClickException(f"invalid configuration:\n{exc}") from None
     click.echo(json.dumps(figures, indent=2, default=str) if as_json else render(figures))
     sys.exit(0)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,30 @@ def emulator_options(config: Config, name: str, *, faults: Any = None,
     return options
 
 
+def _built(config: Config, name: str, factory: Callable[..., Any], *args: Any) -> Any:
+    """``factory(*args)``, an emulator built with its options; a value of ``sandbox.emulators.<name>`` it
+    cannot take (a word where it reads a number) a ConfigError naming the option, not a traceback.
+    An emulator given no options there fails on its own: its plugin's bug, not the configuration's."""
+    given = config.sandbox.emulators.get(name) or {}
+    try:
+        return factory(*args)
+    except (ValueError, TypeError) as exc:
+        if not given:
+            raise
+        said = str(exc)
+        named = [key for key, value in given.items() if isinstance(value, str) and repr(value) in said]
+        if len(named) == 1:
+            raise ConfigError([_problem(config, ("sandbox", "emulators", name, named[0]),
+                                        f"the {name} emulator cannot take {given[named[0]]!r} ({said})")]) \
+                from None
+        raise ConfigError([_problem(config, ("sandbox", "emulators", name),
+                                    f"the {name} emulator cannot take these options ({said})")]) from None
+
+
+def _problem(config: Config, path: tuple[str, ...], message: str) -> Problem:
+    return Problem(str(config.path), config.lines.get(path), ".".join(path), message)
+
+
 class PortTaken(OSError):
     """An emulator's planned port is held by another process (``strerror`` names the port)."""
 
@@ -88,12 +113,18 @@ def start_sandbox(config: Config, host: PluginHost, *, base_port: int | None = N
     orphans = sorted(f"{s.name} (on {s.mount_on!r})" for s in mounted if s.mount_on not in served)
     if orphans:
         raise ValueError(f"emulators mounted on an emulator no plugin registers: {', '.join(orphans)}")
+    unknown = sorted(set(config.sandbox.emulators) - set(specs))
+    if unknown:
+        raise ConfigError([_problem(config, ("sandbox", "emulators", name),
+                                    f"no emulator of this name (the emulators: {', '.join(sorted(specs))})")
+                           for name in unknown])
     try:
         for name, spec in sorted(served.items(), key=lambda kv: kv[1].port_offset or 0):
-            emulator = spec.factory(emulator_options(config, name, faults=faults, state_dir=state_dir,
-                                                     host=host))
+            emulator = _built(config, name, spec.factory,
+                              emulator_options(config, name, faults=faults, state_dir=state_dir, host=host))
             for extension in sorted((s for s in mounted if s.mount_on == name), key=lambda s: s.name):
-                extension.factory(emulator, emulator_options(config, extension.name, faults=faults))
+                _built(config, extension.name, extension.factory,
+                       emulator, emulator_options(config, extension.name, faults=faults))
             port = base + (spec.port_offset or 0) if base else 0
             try:
                 server = EmulatorServer(emulator, host_address, port)

@@ -332,3 +332,21 @@ def test_the_runner_refuses_an_extension_without_its_host(write_config) -> None:
                      "widgets": EmulatorSpec("widgets", Widgets, mount_on="nowhere")})
     with pytest.raises(ValueError, match="widgets \\(on 'nowhere'\\)"):
         start_sandbox(config, host, base_port=0)
+
+
+@pytest.mark.parametrize(("emulators", "said"), [
+    ({"spapl": {"silent_drop_rate": 0.1}},
+     "sandbox.emulators.spapl: no emulator of this name (the emulators: spapi)"),
+    ({"spapi": {"silent_drop_rate": "often"}},
+     "sandbox.emulators.spapi.silent_drop_rate: the spapi emulator cannot take 'often' "
+     "(could not convert string to float: 'often')"),
+])
+def test_the_runner_refuses_an_emulator_option_it_cannot_use_naming_it(write_config, emulators, said) -> None:
+    """A misspelt emulator under sandbox.emulators was ignored, and an option that is no number
+    ended `sandbox serve` in a ValueError traceback that named neither the emulator nor the option."""
+    from connector.config import ConfigError
+
+    config = load_config(write_config({"sandbox": {"emulators": emulators}}))
+    with pytest.raises(ConfigError) as refused:
+        start_sandbox(config, FakeHost({"spapi": SPAPI_EMULATOR}), base_port=0)
+    assert [p.message if not p.path else f"{p.path}: {p.message}" for p in refused.value.problems] == [said]
