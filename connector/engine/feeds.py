@@ -292,7 +292,10 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
     (``amazon.feeds.max_rows``): confirmShipment sends those, or they would wait for ever. Nor
     the label of an order Amazon cancelled: its step voids it (a feed line would be refused). Nor a
     package of Transparency items: only confirmShipment carries their codes. Nor one whose lines
-    the flat file cannot hold (:func:`_writable`)."""
+    the flat file cannot hold (:func:`_writable`). Nor a confirmation sent again because Amazon
+    accepted it (or may have) but never showed it (``confirmed_at`` kept from then): confirmShipment
+    under the package's own reference edits what may have landed, where a feed line could be
+    refused for a quantity already shipped and the order held."""
     spec = rt.carrier_specs.get(package.carrier)
     if not (
         spec is None
@@ -303,6 +306,7 @@ def feedable(rt: Runtime, order: Order, package: Package) -> bool:
         or not rt.listed_carrier_code(package.carrier, order.site)
         or not package.items
         or not package.tracking_number
+        or package.confirmed_at is not None  # a re-send after the verify step
         or len(package.items) > rt.config.amazon.feeds.max_rows
         or bool(enrolled_items(order))  # the flat file has no column for Transparency codes
     ):

@@ -131,6 +131,11 @@ def test_a_backlog_confirmed_by_feed_with_refusals_and_crashes(world):
             (package,) = [p for p in ledger.packages(record.order_id) if p.state is PackageState.VERIFIED]
             if not ledger.confirmed_by_feed(package.id):
                 continue
+            if package.tracking_number not in shipments.get(record.order_id, {}):
+                # its line in doubt (refused in the feed submitted again) and not applied: read back,
+                # not shown, and sent again by confirmShipment -- once on Amazon's side all the same
+                assert record.order_id in state["confirmations"], record.order_id
+                continue
             by_feed += 1
             # exactly once on Amazon's side: one package made for our tracking number, never a
             # confirmShipment besides it
@@ -147,7 +152,13 @@ def test_a_backlog_confirmed_by_feed_with_refusals_and_crashes(world):
               f"{elapsed:.0f} s")
         # the refused rows: held with the report's error, never shipped on Amazon. An order picked
         # for refusal that no service can ship was held before any label, so was never in a feed.
+        # One whose line was refused in the feed submitted again is in doubt (that refusal may be of
+        # a line applied before): read back, not shown, it is sent again by confirmShipment, which
+        # the emulator's injected refusals do not reach.
         seen = rejected & set(records)
+        sent_again = {o for o in seen if records[o].state is OrderState.VERIFIED}
+        assert all(o in state["confirmations"] and o not in shipments for o in sent_again), sent_again
+        seen -= sent_again
         refused = {o for o in seen if records[o].hold_reason == "amazon_rejected"}
         assert refused and len(refused) >= min(5, len(seen)), {o: records[o].hold_reason for o in seen}
         for order_id in seen:

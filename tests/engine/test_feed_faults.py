@@ -537,3 +537,32 @@ def test_a_package_whose_line_cannot_be_written_stays_out_of_feeds(world):
         assert rt.ledger.get_package(bad.id).state is PackageState.LABELED
     finally:
         rt.close()
+
+
+def test_a_confirmation_amazon_never_shows_is_sent_again_by_confirm_shipment_not_by_a_feed(world):
+    """A feed's accepted line Amazon does not show: the verify step sends it again, and while the
+    account still confirms by feed that re-send goes by confirmShipment, as documented (a feed line
+    sent again may be refused for quantity if the first one did land, holding the order)."""
+    w, rt = labeled_world(world)
+    try:
+        feeds_mod.run_feeds(rt)
+        next_report(w, rt)
+        feed = rt.ledger.feeds("demo-na")[0]
+        assert feed.state == "DONE"
+        package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
+        assert package.state is PackageState.CONFIRMED
+        spapi = w.sandbox.servers["spapi"].emulator
+        with spapi.lock:  # Amazon does not show it
+            order = spapi.store["orders"][package.order_id]["order"]
+            (shown,) = [p for p in order["packages"] if p["trackingNumber"] == package.tracking_number]
+            spapi.drop_package(order, shown["packageReferenceId"])
+        for _ in range(2):  # read back twice, not shown: LABELED again, to be sent again
+            drive(rt, package.order_id, lambda: False, 1)
+        assert rt.ledger.get_package(package.id).state is PackageState.LABELED
+        feeds_mod.run_feeds(rt)  # the account still confirms by feed
+        drive(rt, package.order_id, lambda: False)
+        assert [f.id for f in rt.ledger.feeds() if any(
+            m.package_id == package.id for m in rt.ledger.feed_members(f.id))] == [feed.id]
+        assert package.order_id in w.state("spapi")["confirmations"]
+    finally:
+        rt.close()
