@@ -11,8 +11,9 @@ and createFeed allows one feed every two minutes after a burst of 15. Once per p
    settles its packages (:func:`_settle`);
 2. decides whether the account confirms by feed (``amazon.feeds.mode``: ``always``, ``never``, or
    ``auto`` -- the orders waiting to be confirmed, at confirmShipment's rate, would not be done
-   ``ship_by_margin_seconds`` before the earliest ship-by among them). While it does,
-   :func:`leaves_to_feed` tells the single-confirmation path to leave LABELED packages alone;
+   ``ship_by_margin_seconds`` before the earliest ship-by among them). While it does, and has
+   fewer than ``max_open_feeds`` feeds open (else no new feed can start: confirmShipment takes
+   them), :func:`leaves_to_feed` tells the single-confirmation path to leave LABELED packages alone;
 3. claims a batch (earliest ship-by first, one marketplace, up to ``max_rows`` document lines)
    LABELED -> CONFIRMING in one transaction with its feed membership (``ledger/feeds.py``),
    uploads the document and creates the feed -- only when createFeedDocument and createFeed have a
@@ -224,9 +225,12 @@ def confirm_by_feed(rt: Runtime, account: Account) -> int:
     if (paused is not None and utcnow() < paused) or not wants_feeds(rt, account):
         state.feeding.discard(account.name)
         return moved
-    state.feeding.add(account.name)
     if len(rt.ledger.feeds(account.name, open_only=True)) >= settings.max_open_feeds:
+        # no new feed can start (stuck feeds may keep their slots for max_processing_seconds):
+        # confirmShipment takes the LABELED packages meanwhile, not a feed that may never come
+        state.feeding.discard(account.name)
         return moved
+    state.feeding.add(account.name)
     if feeds.available("createFeedDocument") < 1 or feeds.available("createFeed") < 1:
         return moved  # the next pass; the LABELED packages wait for the feed
     batch = _batch(rt, account)
@@ -613,12 +617,12 @@ def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRec
 def _overdue(rt: Runtime, feeds: FeedsClient, feed: FeedRecord, processing: str) -> int:
     """A feed Amazon has not finished ``max_processing_seconds`` after its createFeed (feeds stay
     IN_QUEUE or IN_PROGRESS for days at times) is given up, and the account confirms by
-    confirmShipment for ``pause_after_give_up_seconds``. Polled on, it would keep its packages, and
-    once ``max_open_feeds`` such feeds are open every order of the account, waiting for ever, not
-    held. Still IN_QUEUE, it is cancelled first (:func:`_cancel`): nothing of it is ever processed
-    then, and its packages go back to LABELED once getFeed shows it CANCELLED. Otherwise (IN_PROGRESS,
-    or the cancel refused or failed) its packages are read back from the orders (``unknown``: it
-    may still be processed). 0 while it is not due."""
+    confirmShipment for ``pause_after_give_up_seconds``. Polled on, it would keep its packages
+    waiting for ever, not held (and its slot: with ``max_open_feeds`` such feeds open, the account
+    starts no feed). Still IN_QUEUE, it is cancelled first (:func:`_cancel`): nothing of it is
+    ever processed then, and its packages go back to LABELED once getFeed shows it CANCELLED.
+    Otherwise (IN_PROGRESS, or the cancel refused or failed) its packages are read back from the
+    orders (``unknown``: it may still be processed). 0 while it is not due."""
     if not _past_max_processing(rt, feed):
         return 0
     limit = rt.config.amazon.feeds.max_processing_seconds

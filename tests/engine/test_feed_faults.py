@@ -566,3 +566,26 @@ def test_a_confirmation_amazon_never_shows_is_sent_again_by_confirm_shipment_not
         assert package.order_id in w.state("spapi")["confirmations"]
     finally:
         rt.close()
+
+
+def test_while_the_account_cannot_start_a_feed_its_labels_are_not_left_to_feeds(world):
+    """``max_open_feeds`` feeds open, Amazon processing none of them for hours: no new feed can be
+    started, so the account's other LABELED packages go by confirmShipment meanwhile instead of
+    waiting for the feeds to be given up (``max_processing_seconds``)."""
+    w, rt = labeled_world(world, max_rows=3, max_open_feeds=1)
+    try:
+        spapi = w.sandbox.servers["spapi"].emulator
+        spapi.feeds.in_queue = timedelta(days=5)  # Amazon starts none of them
+        feeds_mod.run_feeds(rt)
+        feeds_mod.run_feeds(rt)  # the next pass: every account's feed slot taken
+        open_feeds = rt.ledger.feeds(open_only=True)
+        assert open_feeds and {f.state for f in open_feeds} == {"SUBMITTED"}
+        assert len(open_feeds) == len({f.account for f in open_feeds})
+        labeled = [r.order_id for r in rt.ledger.orders([OrderState.LABELED])]
+        assert labeled
+        for order_id in labeled:
+            drive(rt, order_id, lambda: False)
+        confirmed = w.state("spapi")["confirmations"]
+        assert [o for o in labeled if o not in confirmed] == [], "left to feeds that cannot start"
+    finally:
+        rt.close()
