@@ -83,6 +83,7 @@ class _FeedsState:
     decided: set[str] = field(default_factory=set)  # accounts a feeds pass has looked at
     checked: dict[int, float] = field(default_factory=dict)  # feed row -> monotonic time of the last getFeed
     failures: dict[int, int] = field(default_factory=dict)  # feed row -> failed submissions/reads here
+    cancels: dict[int, int] = field(default_factory=dict)  # feed row -> cancels Amazon accepted here
     paused: dict[str, datetime] = field(default_factory=dict)  # account -> no new feed before then
     clients: dict[str, FeedsClient] = field(default_factory=dict)
 
@@ -527,6 +528,7 @@ def _fail(rt: Runtime, feed: FeedRecord, why: str, outcome_of: Callable[[int], F
     state = _state(rt)
     state.failures.pop(feed.id, None)
     state.checked.pop(feed.id, None)
+    state.cancels.pop(feed.id, None)
     return counts
 
 
@@ -609,6 +611,7 @@ def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRec
     moved = _settle(rt, feed, processing, report)
     state.checked.pop(feed.id, None)
     state.failures.pop(feed.id, None)
+    state.cancels.pop(feed.id, None)
     if processing == "CANCELLED" and _past_max_processing(rt, feed):
         _pause(rt, account.name)  # given up (_cancel): confirmShipment, not a new feed as slow
     return moved
@@ -628,7 +631,11 @@ def _overdue(rt: Runtime, feeds: FeedsClient, feed: FeedRecord, processing: str)
     limit = rt.config.amazon.feeds.max_processing_seconds
     why = (f"feed {feed.feed_id} was still {processing} {limit:.0f} s after it was created "
            "(amazon.feeds.max_processing_seconds)")
-    if processing == "IN_QUEUE":
+    cancels = _state(rt).cancels.get(feed.id, 0)
+    if processing == "IN_QUEUE" and cancels >= rt.config.amazon.feeds.max_read_attempts:
+        # Amazon accepts the cancels, getFeed never shows one: the cancel may never have taken
+        why += f" and still showed so after {cancels} cancel(s) Amazon accepted"
+    elif processing == "IN_QUEUE":
         if feeds.available("cancelFeed") < 1:
             return 0  # the next poll cancels it
         if _cancel(rt, feeds, feed, why):
@@ -657,7 +664,8 @@ def _cancel(rt: Runtime, feeds: FeedsClient, feed: FeedRecord, why: str) -> bool
     engine already trusts for a feed cancelled by anyone; the cancel's answer alone is not read as
     that proof. It is also the path a crash right after the cancel takes on restart, so there is
     one path, and no trace of the cancel to keep in the ledger; it costs one getFeed a pass later.
-    (Should getFeed still say IN_QUEUE, a second cancel is refused and the orders are read back.)
+    (Should getFeed still say IN_QUEUE, the feed is cancelled again at the next poll, after
+    ``poll_seconds``: refused, or accepted ``max_read_attempts`` times, the orders are read back.)
     The account starts no feed from the cancel on, and again from the settle (:func:`_follow_one`
     pauses it for a cancelled feed past ``max_processing_seconds``, also after a restart), so
     confirmShipment confirms them, not a new feed that may wait as long."""
@@ -667,7 +675,10 @@ def _cancel(rt: Runtime, feeds: FeedsClient, feed: FeedRecord, why: str) -> bool
         log.warning("account %s: %s; cancelFeed failed: %s", feed.account, why, exc)
         return False
     crashpoint(FEED_CANCEL_POINT)
-    _state(rt).checked.pop(feed.id, None)  # getFeed at the next pass
+    state = _state(rt)
+    state.cancels[feed.id] = state.cancels.get(feed.id, 0) + 1
+    if state.cancels[feed.id] == 1:
+        state.checked.pop(feed.id, None)  # getFeed at the next pass; again, after poll_seconds
     pause = _pause(rt, feed.account)
     log.warning("account %s: %s: cancelled; no new feed for %.0f s", feed.account, why, pause)
     return True

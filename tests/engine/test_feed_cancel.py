@@ -258,3 +258,28 @@ def test_a_cancelled_feed_submitted_again_after_a_lost_create_feed_answer_is_rea
             assert entry["created"] == 1 and entry["feeds"] == [lost[0]], order_id
     finally:
         rt.close()
+
+
+@pytest.mark.usefixtures("daemon_clock")
+def test_a_feed_still_in_queue_after_cancels_amazon_accepted_is_given_up_not_cancelled_for_ever(
+        world, monkeypatch):
+    """cancelFeed is answered 200 every time, yet getFeed keeps showing the feed IN_QUEUE: after
+    ``max_read_attempts`` such cancels the feed is given up, its packages read back from the orders
+    (the cancel may never have taken: the feed may still be processed)."""
+    w = world(_config(in_queue_seconds=10 ** 8, max_read_attempts=3))
+    cancels: list[str] = []
+    monkeypatch.setattr(FeedsClient, "cancel_feed", lambda self, feed_id: cancels.append(feed_id))
+    rt = w.runtime()
+    try:
+        feeds, members = _overdue(w, rt)  # the first cancel
+        for _ in range(8):  # the passes go on
+            _next_poll(rt)
+        for feed in feeds:
+            record = rt.ledger.get_feed_record(feed.id)
+            assert (record.state, record.processing_status) == ("FAILED", "IN_QUEUE")
+            assert {m.result for m in rt.ledger.feed_members(feed.id)} == {"unknown"}
+            assert cancels.count(feed.feed_id) == 3
+        ours = set().union(*members.values())
+        assert all(_package(rt, o).state is PackageState.CONFIRMED for o in ours)
+    finally:
+        rt.close()
