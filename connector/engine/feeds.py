@@ -6,7 +6,8 @@ and createFeed allows one feed every two minutes after a burst of 15. Once per p
 :func:`confirm_by_feed`
 
 1. follows the account's open feeds: a feed claimed or uploaded but not created (a crash, an
-   error) is submitted again with a new document; a created one is polled with getFeed (at most
+   error) is submitted again with a new document (after a failure, at most every
+   ``amazon.feeds.poll_seconds``); a created one is polled with getFeed (at most
    every ``amazon.feeds.poll_seconds``) until DONE, FATAL or CANCELLED, and its processing report
    settles its packages (:func:`_settle`);
 2. decides whether the account confirms by feed (``amazon.feeds.mode``: ``always``, ``never``, or
@@ -476,6 +477,7 @@ def _submit_now(rt: Runtime, feeds: FeedsClient, feed: FeedRecord) -> None:
                         feed.account, feed.id, exc, feed_id)
     except (SpApiError, RuntimeError, ValueError) as exc:
         failures = state.failures[feed.id] = state.failures.get(feed.id, 0) + 1
+        state.checked[feed.id] = time.monotonic()  # tried again after poll_seconds, as a failed read
         log.warning(
             "account %s: feed %d not submitted (%d failure(s)): %s", feed.account, feed.id, failures, exc
         )
@@ -554,8 +556,8 @@ def _given_back(rt: Runtime, package_id: int, error: str) -> FeedOutcome:
 def _follow(rt: Runtime, feeds: FeedsClient, account: Account) -> int:
     moved = 0
     for listed in rt.ledger.feeds(account.name, open_only=True):
-        if listed.state not in UNSUBMITTED_FEED_STATES and not _poll_due(rt, listed):
-            continue  # polled a moment ago: no lock, no read
+        if not _poll_due(rt, listed):
+            continue  # polled, or its submission failed, a moment ago: no lock, no read
         with _only_here(rt, listed) as feed:
             if feed is None or feed.state not in OPEN_FEED_STATES:
                 continue  # another worker has it in hand, or it was settled since the list was read
@@ -570,7 +572,8 @@ def _follow(rt: Runtime, feeds: FeedsClient, account: Account) -> int:
 
 
 def _poll_due(rt: Runtime, feed: FeedRecord) -> bool:
-    """Whether a created feed's getFeed is due (at most every ``amazon.feeds.poll_seconds``)."""
+    """Whether a created feed's getFeed is due, or the submission again of one whose submission
+    failed (at most every ``amazon.feeds.poll_seconds``)."""
     last = _state(rt).checked.get(feed.id)
     return last is None or time.monotonic() - last >= rt.config.amazon.feeds.poll_seconds
 
@@ -579,13 +582,13 @@ def _follow_one(rt: Runtime, feeds: FeedsClient, account: Account, feed: FeedRec
     """One open feed (under :func:`_only_here`): submitted again, or polled and settled; returns
     the packages moved (None: no getFeed token left for the account's other feeds this pass)."""
     state = _state(rt)
+    if not _poll_due(rt, feed):
+        return 0
     if feed.state in UNSUBMITTED_FEED_STATES:  # a crash or an error before createFeed answered
         if feeds.available("createFeedDocument") >= 1 and feeds.available("createFeed") >= 1:
             log.info("account %s: feed %d was %s without an Amazon feed id; submitting it again",
                      account.name, feed.id, feed.state)
             _submit_now(rt, feeds, feed)
-        return 0
-    if not _poll_due(rt, feed):
         return 0
     if feeds.available("getFeed") < 1:
         return None

@@ -233,6 +233,7 @@ def test_a_cancelled_feed_submitted_again_after_a_lost_create_feed_answer_is_rea
             drive(rt, record.order_id, lambda: False)
         feeds_mod.run_feeds(rt)
         (twice,) = [f for f in rt.ledger.feeds() if f.state == "UPLOADED"]
+        feeds_mod._state(rt).checked.clear()  # poll_seconds later
         feeds_mod.run_feeds(rt)  # submitted again: a second feed on Amazon with the same lines
         twice = rt.ledger.get_feed_record(twice.id)
         assert twice.state == "SUBMITTED" and twice.attempts == 2 and twice.feed_id != lost[0]

@@ -82,6 +82,7 @@ def test_a_package_voided_or_held_before_its_feed_is_submitted_is_left_out_of_it
         assert void_order(rt, voided.order_id).complete
         hold_order(rt.ledger, held.order_id, "manual", "fraud check: do not ship")
         fail[0] = False
+        feeds_mod._state(rt).checked.clear()  # poll_seconds later
         feeds_mod.run_feeds(rt)  # submitted again, without those two
         next_report(w, rt)
 
@@ -163,7 +164,8 @@ def test_a_submission_refused_for_good_gives_the_account_back_to_confirm_shipmen
         failing(monkeypatch, "create_feed_document",
                 AuthError("Access to requested resource is denied.", status=403, code="Unauthorized"))
         labeled = [r.order_id for r in rt.ledger.orders([OrderState.LABELED])]
-        for _ in range(6):
+        for _ in range(6):  # passes poll_seconds apart
+            feeds_mod._state(rt).checked.clear()
             feeds_mod.run_feeds(rt)
             for order_id in labeled:  # the order workers
                 rt.ledger.clear_deferral(order_id)
@@ -250,7 +252,8 @@ def test_a_carrier_taken_out_of_the_configuration_counts_as_a_failed_submission(
         members = rt.ledger.feed_members(feed.id)
         carrier = rt.ledger.get_package(members[0].package_id).carrier
         del rt.carrier_specs[carrier]  # the configuration no longer has it (a restart)
-        for _ in range(3):
+        for _ in range(3):  # passes poll_seconds apart
+            feeds_mod._state(rt).checked.clear()
             feeds_mod.run_feeds(rt)
             advance(w, 5)
         feed = rt.ledger.get_feed_record(feed.id)
@@ -445,6 +448,7 @@ def test_a_retry_code_in_a_feed_submitted_again_after_a_lost_answer_is_read_back
         assert w.state("spapi")["feeds"][lost[0]]["processingStatus"] == "DONE"  # its lines applied
         emulator = w.sandbox.servers["spapi"].emulator
         emulator.feeds.reject_orders = {o: {"code": "99999", "message": "try again later"} for o in ours}
+        feeds_mod._state(rt).checked.clear()  # poll_seconds later
         feeds_mod.run_feeds(rt)  # submitted again
         twice = rt.ledger.get_feed_record(twice.id)
         assert twice.state == "SUBMITTED" and twice.attempts == 2
@@ -587,5 +591,33 @@ def test_while_the_account_cannot_start_a_feed_its_labels_are_not_left_to_feeds(
             drive(rt, order_id, lambda: False)
         confirmed = w.state("spapi")["confirmations"]
         assert [o for o in labeled if o not in confirmed] == [], "left to feeds that cannot start"
+    finally:
+        rt.close()
+
+
+def test_a_feed_not_submitted_is_tried_again_every_poll_seconds_not_at_every_pass(world, monkeypatch):
+    """createFeedDocument fails (a 503 for a while): the feed is submitted again at most every
+    ``poll_seconds``, as a feed whose status could not be read is polled again -- not at each pass,
+    where ``max_submit_attempts`` passes a few seconds apart would give it up for a passing fault."""
+    w, rt = labeled_world(world, poll_seconds=3600, max_open_feeds=1, max_submit_attempts=10)
+    try:
+        calls: list[int] = []
+        real = FeedsClient.create_feed_document
+
+        def unavailable(self):
+            calls.append(1)
+            raise TransientError("HTTP 503", status=503, operation="createFeedDocument")
+
+        monkeypatch.setattr(FeedsClient, "create_feed_document", unavailable)
+        feeds_mod.run_feeds(rt)
+        claimed = rt.ledger.feeds(open_only=True)
+        assert claimed and {f.state for f in claimed} == {"CLAIMED"} and len(calls) == len(claimed)
+        for _ in range(4):  # the next passes, seconds apart
+            feeds_mod.run_feeds(rt)
+        assert len(calls) == len(claimed), "submitted again before poll_seconds"
+        monkeypatch.setattr(FeedsClient, "create_feed_document", real)
+        feeds_mod._state(rt).checked.clear()  # poll_seconds later
+        feeds_mod.run_feeds(rt)
+        assert {rt.ledger.get_feed_record(f.id).state for f in claimed} == {"SUBMITTED"}
     finally:
         rt.close()
