@@ -37,6 +37,15 @@ _NOT_TO_SEND = {OrderState.HELD.value, OrderState.VOIDED.value, OrderState.CANCE
 _UNHOLDABLE = {OrderState.CANCELLED.value, OrderState.VERIFIED.value, OrderState.VOIDED.value}
 
 
+def _cancel_requested(order_data: str) -> bool:
+    """Whether the order's stored data says the buyer asked to cancel (a feed never carries such
+    an order: the single path holds it, or confirms it once an operator released it)."""
+    try:
+        return bool(json.loads(order_data).get("buyer_cancel_requested"))
+    except (ValueError, TypeError, AttributeError):
+        return False  # unreadable: building the document says so
+
+
 @dataclass(frozen=True)
 class FeedRecord:
     id: int
@@ -185,9 +194,10 @@ class FeedStore:
 
     def leave_out_of_feed(self, feed_row_id: int, *, result: str) -> dict[str, int]:
         """Before a feed not yet submitted is (re)submitted: every member whose package is no longer
-        CONFIRMING (``skipped``) or whose order was held, voided or cancelled since the claim (its
-        package moved on by ``result``, as :meth:`settle_feed` would) leaves the feed, and the rows
-        of the others are numbered again; with none left the feed is FAILED. One transaction;
+        CONFIRMING (``skipped``) or whose order was held, voided or cancelled, or whose buyer asked
+        to cancel, since the claim (its package moved on by ``result``, as :meth:`settle_feed`
+        would; back to LABELED, the single path holds it for the request) leaves the feed, and the
+        rows of the others are numbered again; with none left the feed is FAILED. One transaction;
         returns the count per result (empty: nobody left, or the feed was submitted)."""
         counts: dict[str, int] = {}
         with self._write() as conn:
@@ -197,7 +207,8 @@ class FeedStore:
                 return {}
             members = conn.execute(
                 "SELECT fp.package_id, fp.first_row, fp.last_row, p.state AS package_state,"
-                " o.state AS order_state FROM feed_packages fp JOIN packages p ON p.id = fp.package_id"
+                " o.state AS order_state, o.data AS order_data"
+                " FROM feed_packages fp JOIN packages p ON p.id = fp.package_id"
                 " JOIN orders o ON o.order_id = p.order_id WHERE fp.feed_row_id = ? AND fp.result = ''"
                 " ORDER BY fp.first_row",
                 (feed_row_id,),
@@ -205,9 +216,10 @@ class FeedStore:
             row = 1
             for member in members:
                 package_id, rows = int(member["package_id"]), member["last_row"] - member["first_row"] + 1
+                cancel_requested = _cancel_requested(member["order_data"])
                 if member["package_state"] == PackageState.CONFIRMING.value and (
                     member["order_state"] not in _NOT_TO_SEND
-                ):
+                ) and not cancel_requested:
                     if member["first_row"] != row:
                         conn.execute(
                             "UPDATE feed_packages SET first_row = ?, last_row = ?"
@@ -217,7 +229,8 @@ class FeedStore:
                     row += rows
                     continue
                 error = (f"left out of feed {feed_row_id} before it was submitted: the order is "
-                         f"{member['order_state']}, the package {member['package_state']}")
+                         f"{member['order_state']}, the package {member['package_state']}"
+                         + (", the buyer asked to cancel" if cancel_requested else ""))
                 outcome = FeedOutcome(package_id, result, error)
                 settled = self._settle_package(conn, feed_row_id, outcome, now, None)
                 counts[settled] = counts.get(settled, 0) + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -619,5 +620,28 @@ def test_a_feed_not_submitted_is_tried_again_every_poll_seconds_not_at_every_pas
         feeds_mod._state(rt).checked.clear()  # poll_seconds later
         feeds_mod.run_feeds(rt)
         assert {rt.ledger.get_feed_record(f.id).state for f in claimed} == {"SUBMITTED"}
+    finally:
+        rt.close()
+
+
+def test_a_buyers_cancel_request_while_its_feed_waits_to_be_submitted_holds_the_order(world, monkeypatch):
+    """The buyer asks to cancel while the feed claimed with the package is not created yet (its
+    submission failed): the package leaves the feed, and the order is held as a LABELED one is."""
+    w, rt = labeled_world(world)
+    try:
+        feed = claimed_not_uploaded(monkeypatch, rt)
+        package = rt.ledger.get_package(rt.ledger.feed_members(feed.id)[0].package_id)
+        order = rt.ledger.get_order(package.order_id).order
+        rt.ledger.upsert_order(replace(order, buyer_cancel_requested=True,
+                                       last_updated=order.last_updated + timedelta(minutes=5)))
+        feeds_mod._state(rt).checked.clear()
+        feeds_mod.run_feeds(rt)  # submitted again
+        drive(rt, package.order_id, lambda: False)
+        next_report(w, rt)
+        record = rt.ledger.get_order(package.order_id)
+        assert (record.state, record.hold_reason) == (OrderState.HELD, "buyer_cancel_requested")
+        state = w.state("spapi")
+        assert package.order_id not in state["feed_shipments"]
+        assert package.order_id not in state["confirmations"]
     finally:
         rt.close()

@@ -3,6 +3,7 @@ feed settled in one transaction."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -229,3 +230,20 @@ def test_a_refused_line_keeps_the_hold_an_order_has_and_adds_to_its_message(ledg
         OrderState.HELD, "manual", OrderState.LABELED)
     assert record.hold_message == "fraud check: do not ship; amazon_rejected: refused in 50001"
     assert ledger.get_package(a.id).state is PackageState.LABELED
+
+
+def test_a_buyers_cancel_request_before_submission_takes_the_package_out_of_the_feed(ledger):
+    """A feed can never carry an order whose buyer asked to cancel (the single path holds it), and
+    a request that arrives while the feed waits to be (re)submitted takes its package out too."""
+    a, b = (labeled(ledger, f"111-0000000-000006{n}") for n in range(2))
+    feed_row, _ = ledger.claim_feed(
+        "acme", "POST_FLAT_FILE_FULFILLMENT_DATA", ["ATVPDKIKX0DER"], [(a, 1), (b, 1)], shipped_at=SHIP
+    )
+    order = ledger.get_order(b.order_id).order
+    ledger.upsert_order(replace(order, buyer_cancel_requested=True,
+                                last_updated=order.last_updated + timedelta(minutes=5)))
+    assert ledger.leave_out_of_feed(feed_row, result="retry") == {"retry": 1}
+    assert ledger.get_package(b.id).state is PackageState.LABELED and not ledger.in_open_feed(b.id)
+    assert ledger.get_order(b.order_id).state is OrderState.LABELED  # confirm() holds it next
+    left = [(m.package_id, m.first_row, m.last_row) for m in ledger.feed_members(feed_row) if not m.result]
+    assert left == [(a.id, 1, 1)]
