@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from ..kit.carrier import Carrier, CarrierError, CarrierSpec
 from ..kit.values import chunks
 from ..ledger import CorruptRecordError, Package, PackageState, StaleStateError, TrackingRecord
-from ..ledger.base import order_state_of, unstorable_text
+from ..ledger.base import TERMINAL_PACKAGE_STATES, order_state_of, unstorable_text
 from ..ledger.crypto import PiiDecryptError
 from ..model import Address, TrackingEvent, TrackingInfo, TrackingStatus, utcnow
 from .alerts import AlertKind, alert, clear
@@ -290,12 +290,13 @@ def _alerts(rt: Runtime, package: Package, moved: bool, now: datetime, to_door: 
               f"order {package.order_id}: {package.carrier} parcel {package.tracking_number} looks lost "
               f"({where})", carrier=package.carrier, tracking_number=package.tracking_number,
               scans=package.scans)
-    elif package.state is not PackageState.LOST:
+    elif package.state is not PackageState.LOST and not _another(rt, package,
+                                                                 lambda p: p is PackageState.LOST):
         clear(rt, AlertKind.PARCEL_LOST, package.order_id)
     deliver_by = order.deliver_by if order else None
     if deliver_by is None or not to_door:
         return
-    if package.state is PackageState.DELIVERED or package.state is PackageState.RETURNED:
+    if package.state in _ARRIVED and not _another(rt, package, lambda p: p not in TERMINAL_PACKAGE_STATES):
         clear(rt, AlertKind.PARCEL_LATE, package.order_id)
     elif now > deliver_by:
         alert(rt, AlertKind.PARCEL_LATE, package.order_id,
@@ -303,6 +304,16 @@ def _alerts(rt: Runtime, package: Package, moved: bool, now: datetime, to_door: 
               f"deliver-by date {deliver_by:%Y-%m-%d} and not delivered ({package.state.value})",
               carrier=package.carrier, tracking_number=package.tracking_number,
               deliver_by=deliver_by.isoformat())
+
+
+_ARRIVED = (PackageState.DELIVERED, PackageState.RETURNED)
+
+
+def _another(rt: Runtime, package: Package, state_is: Callable[[PackageState], bool]) -> bool:
+    """Whether another parcel of the package's order is in such a state. The parcel alerts are the
+    order's (their subject is its id): one parcel delivered must not close the alert another,
+    still lost or on its way, raised."""
+    return any(p.id != package.id and state_is(p.state) for p in rt.ledger.packages(package.order_id))
 
 
 def _english(text: str) -> str:
