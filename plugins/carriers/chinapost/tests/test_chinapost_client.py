@@ -283,8 +283,9 @@ def test_numbers_that_are_not_s10_are_not_asked_for(carrier):
 
 def test_tracking_needs_the_token():
     carrier = carrier_for({k: v for k, v in settings_for(BASE).items() if k != "tracking_token"})
-    with pytest.raises(PermanentCarrierError, match="tracking_token"):
+    with pytest.raises(PermanentCarrierError, match="tracking_token") as raised:
         carrier.track([WAYBILL])
+    assert raised.value.credentials_refused  # no parcel tracked: the engine raises the credentials alert
 
 
 @responses.activate

@@ -14,7 +14,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from connector.kit import Carrier, TrackingInfo, TrackingStatus, Transport
-from connector.kit.carrier import DuplicateReferenceError, PermanentCarrierError, TransientCarrierError
+from connector.kit.carrier import (
+    CREDENTIALS_REFUSED,
+    DuplicateReferenceError,
+    PermanentCarrierError,
+    TransientCarrierError,
+)
 from connector.kit.ratecard import tracking_levels
 from connector.kit.values import existing_shipment, looks_like_pdf, text
 
@@ -150,9 +155,10 @@ class ChinaPostCarrier(Carrier):
     def track(self, tracking_numbers: Iterable[str]) -> list[TrackingInfo]:
         """``GET track/query/{cn|en}/{mailnum}`` once per number. A number that is not a valid S10
         identifier cannot be China Post's: UNKNOWN without asking."""
-        if not self.settings.tracking_token:
+        if not self.settings.tracking_token:  # as a refused one: no parcel tracked, an alert says so
             raise PermanentCarrierError("China Post tracking needs carriers.chinapost.tracking_token "
-                                        "(the authenticate header)", code="config", carrier=self.code)
+                                        "(the authenticate header)", code=CREDENTIALS_REFUSED,
+                                        carrier=self.code)
         infos = []
         for number in dict.fromkeys(n.strip().upper() for n in tracking_numbers if n and n.strip()):
             if not is_valid_s10(number):
