@@ -207,7 +207,7 @@ def _quiet_accounts(rt: Runtime) -> set[str]:
     ``min_backlog``, or (``never``) none to start. Asking each account in turn cost a worker acting
     for 300 accounts 600 reads every tick, most of its CPU while it had no order to drive."""
     settings = rt.config.amazon.feeds
-    if settings.mode == "always" or not hasattr(rt.ledger, "feed_backlogs"):
+    if settings.mode == "always":
         return set()
     busy = {feed.account for feed in rt.ledger.feeds(open_only=True)}
     backlog = rt.ledger.feed_backlogs(BACKLOG_STATES) if settings.mode == "auto" else {}

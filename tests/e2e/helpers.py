@@ -11,7 +11,7 @@ from typing import Any
 
 from pypdf import PdfReader
 
-from connector.ledger import ACTIVE_ORDER_STATES, OrderState, open_ledger
+from connector.ledger import ACTIVE_ORDER_STATES, OrderState, Package, PackageState, open_ledger
 
 
 def run_cli(world: Any, *args: str, extra_env: dict[str, str] | None = None,
@@ -91,6 +91,13 @@ def advance(world: Any, seconds: float) -> None:
         answer = requests.post(server.url + "/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10)
         answer.raise_for_status()
     clock.advance(seconds)
+
+
+def a_verified_parcel(rt: Any) -> Package:
+    """The first VERIFIED package of a VERIFIED order (a parcel handed over and tracked), for the
+    tracking tests that feed it carrier answers of their own."""
+    return next(p for r in rt.ledger.orders([OrderState.VERIFIED])
+                for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
 
 
 def ingest_all(rt: Any) -> None:

@@ -11,8 +11,10 @@ import pytest
 from connector.engine.loop import Engine
 from connector.engine.purge import purge_expired_pii
 from connector.engine.track import apply
-from connector.ledger import OrderState, PackageState
+from connector.ledger import PackageState
 from connector.model import TrackingEvent, TrackingInfo, TrackingStatus, utcnow
+
+from ..e2e.helpers import a_verified_parcel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
@@ -22,8 +24,7 @@ def test_delivered_by_the_overall_status_ends_at_the_newest_scan_and_its_address
     rt = w.runtime()
     try:
         Engine(rt).run_until_quiet()
-        package = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
-                       for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        package = a_verified_parcel(rt)
         now = utcnow()
         newest = now - timedelta(days=3)
         events = (TrackingEvent(newest - timedelta(days=2), TrackingStatus.ACCEPTED, "accepted"),

@@ -10,8 +10,9 @@ import pytest
 
 from connector.engine.loop import Engine
 from connector.engine.track import apply
-from connector.ledger import OrderState, PackageState
 from connector.model import TrackingEvent, TrackingInfo, TrackingStatus, utcnow
+
+from ..e2e.helpers import a_verified_parcel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
@@ -20,8 +21,7 @@ def test_a_scan_listed_twice_is_counted_once(world):
     rt = world({"sandbox": {"orders": 4}}).runtime()
     try:
         Engine(rt).run_until_quiet()
-        package = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
-                       for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        package = a_verified_parcel(rt)
         now = utcnow()
         accepted = TrackingEvent(now - timedelta(days=1), TrackingStatus.ACCEPTED, "accepted", "Shenzhen",
                                  "A1")

@@ -12,6 +12,8 @@ from connector.engine.track import apply
 from connector.ledger import OrderState, PackageState
 from connector.model import TrackingInfo, TrackingStatus
 
+from ..e2e.helpers import a_verified_parcel
+
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
 
@@ -20,8 +22,7 @@ def test_an_issued_label_never_scanned_turns_lost_and_alerts(world):
     rt = w.runtime()
     try:
         Engine(rt).run_until_quiet()
-        verified = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
-                        for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        verified = a_verified_parcel(rt)
         issued = rt.ledger.advance(verified, PackageState.VERIFIED, PackageState.ISSUED,
                                    order_state=OrderState.ISSUED)
         handover = issued.shipped_at

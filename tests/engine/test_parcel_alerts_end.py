@@ -11,8 +11,10 @@ import pytest
 from connector.engine.loop import Engine
 from connector.engine.track import apply
 from connector.engine.watch import parcel_guard
-from connector.ledger import OrderState, PackageState
+from connector.ledger import PackageState
 from connector.model import TrackingInfo, TrackingStatus
+
+from ..e2e.helpers import a_verified_parcel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
@@ -22,8 +24,7 @@ def test_the_alerts_of_a_parcel_given_up_by_tracking_close(world):
     rt = w.runtime()
     try:
         Engine(rt).run_until_quiet()
-        package = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
-                       for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        package = a_verified_parcel(rt)
         handover = package.shipped_at
         settings = rt.config.tracking
         nothing = TrackingInfo(package.tracking_number, TrackingStatus.UNKNOWN)

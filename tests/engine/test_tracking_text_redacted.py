@@ -10,8 +10,10 @@ import pytest
 
 from connector.engine.loop import Engine
 from connector.engine.track import apply
-from connector.ledger import OrderState, PackageState
+from connector.ledger import PackageState
 from connector.model import TrackingEvent, TrackingInfo, TrackingStatus, utcnow
+
+from ..e2e.helpers import a_verified_parcel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("daemon_clock")]
 
@@ -21,8 +23,7 @@ def test_tracking_events_are_stored_without_the_buyers_name_and_postcode(world):
     rt = w.runtime()
     try:
         Engine(rt).run_until_quiet()
-        package = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
-                       for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        package = a_verified_parcel(rt)
         buyer = rt.ledger.get_order(package.order_id).order.ship_to
         assert buyer.name and buyer.postal_code
         now = utcnow()
@@ -56,8 +57,7 @@ def test_a_parcel_still_followed_after_its_buyers_address_is_gone_stores_no_free
     rt = w.runtime()
     try:
         Engine(rt).run_until_quiet()
-        package = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
-                       for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        package = a_verified_parcel(rt)
         buyer = rt.ledger.get_order(package.order_id).order.ship_to
         assert buyer.name and buyer.postal_code
         now = utcnow()
@@ -101,8 +101,7 @@ def test_a_carriers_tracking_error_is_logged_without_the_buyers_data(world, monk
     rt = w.runtime()
     try:
         Engine(rt).run_until_quiet()
-        package = next(p for r in rt.ledger.orders([OrderState.VERIFIED])
-                       for p in rt.ledger.packages(r.order_id) if p.state is PackageState.VERIFIED)
+        package = a_verified_parcel(rt)
         buyer = rt.ledger.get_order(package.order_id).order.ship_to
         assert buyer.name and buyer.postal_code
         said = f"refused by {buyer.name.upper()}, {buyer.postal_code}: returned"
